@@ -1,0 +1,55 @@
+import { z } from 'zod';
+import { CoreIdSchema, LimitsSchema, ResourceTypeSchema } from './domain.ts';
+
+/**
+ * Health thresholds, per mille of effective capacity (committed) or of real capacity (used), so they stay integers.
+ * A manager is Degraded past the degraded threshold and Unhealthy past the unhealthy one; a probe whose last sample
+ * is older than probeStaleMs makes it Degraded (its usage figures can no longer be trusted).
+ */
+export const HealthThresholdsSchema = z.object({
+  committedDegradedPermille: z.int().min(1).max(1000).default(950),
+  usedDegradedPermille: z.int().min(1).max(1000).default(900),
+  usedUnhealthyPermille: z.int().min(1).max(1000).default(980),
+  probeStaleMs: z.int().min(100).max(3_600_000).default(30_000),
+});
+export type HealthThresholds = z.infer<typeof HealthThresholdsSchema>;
+
+export const CPU_POLICIES = ['first-fit', 'best-fit', 'round-robin', 'affinity-aware'] as const;
+export const CpuPolicySchema = z.enum(CPU_POLICIES);
+export type CpuPolicy = z.infer<typeof CpuPolicySchema>;
+
+export const MemoryManagerConfigSchema = z.object({
+  resourceType: z.literal('memory'),
+  /** capacity and reserve in MiB. */
+  limits: LimitsSchema,
+  health: HealthThresholdsSchema.default(HealthThresholdsSchema.parse({})),
+});
+export type MemoryManagerConfig = z.infer<typeof MemoryManagerConfigSchema>;
+
+/**
+ * CPU: limits.capacity is the number of logical cores, limits.systemReserve the number of reserved cores (which ones:
+ * reservedCores, or the lowest ids when empty), limits.overcommitRatio the vCPUs per shared logical core.
+ * Exclusive cores are taken whole out of the shared pool and never overcommitted.
+ */
+export const CpuManagerConfigSchema = z.object({
+  resourceType: z.literal('cpu'),
+  limits: LimitsSchema,
+  policy: CpuPolicySchema.default('first-fit'),
+  reservedCores: z.array(CoreIdSchema).max(4096).default([]),
+  health: HealthThresholdsSchema.default(HealthThresholdsSchema.parse({})),
+});
+export type CpuManagerConfig = z.infer<typeof CpuManagerConfigSchema>;
+
+/** A manager for another resource type (custom:<name>, disk, ...) counts integer units against its limits. */
+export const GenericManagerConfigSchema = z.object({
+  resourceType: ResourceTypeSchema,
+  limits: LimitsSchema,
+  health: HealthThresholdsSchema.default(HealthThresholdsSchema.parse({})),
+});
+export type GenericManagerConfig = z.infer<typeof GenericManagerConfigSchema>;
+
+export type ManagerConfig = MemoryManagerConfig | CpuManagerConfig | GenericManagerConfig;
+
+/** One problem found by validateConfig: where, and why. validateConfig returns all of them, not the first. */
+export const ConfigProblemSchema = z.object({ path: z.string(), message: z.string() });
+export type ConfigProblem = z.infer<typeof ConfigProblemSchema>;

@@ -1,0 +1,8 @@
+/** @allot/core: the contract every allot component shares. Nothing here does I/O. */
+export * from './errors.ts';
+export * from './domain.ts';
+export * from './config.ts';
+export * from './resource-manager.ts';
+export * from './wire.ts';
+export * from './subjects.ts';
+export * from './codec.ts';

@@ -1,0 +1,95 @@
+import type { ConfigProblem, ManagerConfig } from './config.ts';
+import type {
+  Allocation,
+  AllocationRequestInput,
+  AllocationStatus,
+  EfficiencyMetrics,
+  Health,
+  Limits,
+  LimitsInput,
+  ManagerMetrics,
+  ManagerStatus,
+  ResourceType,
+  ResourceUsage,
+  Telemetry,
+} from './domain.ts';
+import type { Result } from './errors.ts';
+
+/** What checkAvailability answers: whether it fits, and the figures either way. */
+export interface Availability {
+  readonly fits: boolean;
+  /** Per resource type: requested, free and effective capacity at the time of the check. */
+  readonly figures: Record<string, { requested: number; free: number; effectiveCapacity: number }>;
+  /** When it does not fit, the typed reason (insufficient_capacity, unavailable, ...). */
+  readonly reason?: { code: string; message: string };
+}
+
+export interface AllocationFilter {
+  readonly status?: AllocationStatus | 'live';
+  readonly tenantId?: string;
+  readonly limit?: number;
+}
+
+export interface ReleaseTarget {
+  /** The idempotency key of the release itself. */
+  readonly requestId: string;
+  /** Which allocation: its id, or the request id that created it. */
+  readonly allocationId?: string;
+  readonly allocationRequestId?: string;
+}
+
+/** Limits keyed by resource type: a composite manages several. */
+export type LimitsByType = Partial<Record<ResourceType, Limits>>;
+export type LimitsUpdate = Partial<Record<ResourceType, Partial<LimitsInput>>>;
+
+/**
+ * The contract every resource manager keeps, at host scope (the memory, CPU and composite managers inside an agent)
+ * and at cluster scope (the coordinator, where allocate means place). After the seed design's trait, made real.
+ *
+ * Every method is async and returns a Result: errors are values with codes, never exceptions to parse.
+ * Mutations are idempotent by request id.
+ */
+export interface ResourceManager {
+  /** A stable name for logs and metrics, e.g. `memory`, `cpu`, `composite`, `cluster`. */
+  readonly name: string;
+  /** The resource types this manager owns. */
+  readonly resourceTypes: readonly ResourceType[];
+
+  // ----- core operations -----
+  /** Commit the request (all of its resource types, all or nothing). Same requestId, same request: same allocation. */
+  allocate(request: AllocationRequestInput): Promise<Result<Allocation>>;
+  /** Release an allocation or a reservation. Releasing what is already released succeeds and changes nothing. */
+  release(target: ReleaseTarget): Promise<Result<Allocation>>;
+  /** A dry run: would the request fit now? Changes nothing. */
+  checkAvailability(request: AllocationRequestInput): Promise<Result<Availability>>;
+  getUsage(): Promise<Result<ResourceUsage[]>>;
+  getAllocations(filter?: AllocationFilter): Promise<Result<Allocation[]>>;
+  getAllocation(allocationId: string): Promise<Result<Allocation>>;
+
+  // ----- reservations -----
+  /** Hold capacity for request.reservation.ttlMs; released automatically when it expires, also across restarts. */
+  reserve(request: AllocationRequestInput): Promise<Result<Allocation>>;
+  /** Turn a reservation Active. An expired or released reservation is not_found or conflict. */
+  activateReservation(allocationId: string, requestId: string): Promise<Result<Allocation>>;
+
+  // ----- lifecycle -----
+  initialize(): Promise<Result<void>>;
+  start(): Promise<Result<void>>;
+  stop(): Promise<Result<void>>;
+  isRunning(): boolean;
+  healthCheck(): Promise<Result<Health>>;
+
+  // ----- observability -----
+  getMetrics(): Promise<Result<ManagerMetrics>>;
+  getStatus(): Promise<Result<ManagerStatus>>;
+  exportTelemetry(): Promise<Result<Telemetry>>;
+  getEfficiencyMetrics(): Promise<Result<EfficiencyMetrics[]>>;
+
+  // ----- configuration -----
+  getLimits(): Promise<Result<LimitsByType>>;
+  /** Refuses to shrink below what is committed (conflict, with the figures) unless force is set. */
+  updateLimits(update: LimitsUpdate, options?: { force?: boolean }): Promise<Result<LimitsByType>>;
+  /** Every problem in the config, not only the first; an empty list means valid. */
+  validateConfig(config: ManagerConfig): Promise<Result<ConfigProblem[]>>;
+  updateConfig(config: ManagerConfig): Promise<Result<void>>;
+}

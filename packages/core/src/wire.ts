@@ -1,0 +1,282 @@
+import { z } from 'zod';
+import { AllotErrorSchema } from './errors.ts';
+import {
+  AllocationIdSchema,
+  AllocationRequestSchema,
+  AllocationSchema,
+  AllocationStatusSchema,
+  CpuUsageSchema,
+  EpochMsSchema,
+  HealthSchema,
+  LabelsSchema,
+  LimitsSchema,
+  NodeIdSchema,
+  PrioritySchema,
+  RequestIdSchema,
+  ResourceAmountsSchema,
+  ResourceUsageSchema,
+  TenantIdSchema,
+} from './domain.ts';
+
+/*
+ * Every message that crosses NATS, as a zod schema. Requests are validated at the edge on decode; replies are
+ * validated by clients. A reply is always an envelope: { ok: true, value } or { ok: false, error }.
+ */
+
+/** The reply envelope of every request/reply endpoint. */
+export function replySchema<T extends z.ZodType>(value: T) {
+  return z.discriminatedUnion('ok', [z.object({ ok: z.literal(true), value }), z.object({ ok: z.literal(false), error: AllotErrorSchema })]);
+}
+
+/** Largest request payload any endpoint accepts; larger ones get invalid_request before decoding. */
+export const MAX_REQUEST_BYTES = 64 * 1024;
+
+// ---------- agent commands (one node) ----------
+
+export const AgentAllocateRequestSchema = AllocationRequestSchema;
+
+export const AgentReleaseRequestSchema = z
+  .object({
+    requestId: RequestIdSchema,
+    allocationId: AllocationIdSchema.optional(),
+    allocationRequestId: RequestIdSchema.optional(),
+    /** Why (released by the tenant, preempted by <requestId>, drained); goes to the events stream. */
+    reason: z.string().max(256).optional(),
+  })
+  .refine((r) => r.allocationId !== undefined || r.allocationRequestId !== undefined, {
+    message: 'name the allocation by allocationId or allocationRequestId',
+    path: ['allocationId'],
+  });
+export type AgentReleaseRequest = z.infer<typeof AgentReleaseRequestSchema>;
+
+export const AgentReserveRequestSchema = AllocationRequestSchema.refine((r) => r.reservation !== undefined, {
+  message: 'a reservation needs reservation.ttlMs',
+  path: ['reservation'],
+});
+
+export const AgentActivateRequestSchema = z.object({ requestId: RequestIdSchema, allocationId: AllocationIdSchema });
+export type AgentActivateRequest = z.infer<typeof AgentActivateRequestSchema>;
+
+/** check: a dry run of an allocate; requestId optional because nothing is committed. */
+export const AgentCheckRequestSchema = AllocationRequestSchema;
+
+export const AvailabilitySchema = z.object({
+  fits: z.boolean(),
+  figures: z.record(z.string(), z.object({ requested: z.int(), free: z.int(), effectiveCapacity: z.int() })),
+  reason: z.object({ code: z.string(), message: z.string() }).optional(),
+});
+
+export const EmptyRequestSchema = z.object({}).loose();
+
+export const AgentAllocationsRequestSchema = z.object({
+  status: z.union([AllocationStatusSchema, z.literal('live'), z.literal('all')]).default('live'),
+  tenantId: TenantIdSchema.optional(),
+  limit: z.int().min(1).max(100_000).default(10_000),
+});
+
+export const AgentLimitsUpdateRequestSchema = z.object({
+  requestId: RequestIdSchema,
+  memory: LimitsSchema.optional(),
+  cpu: LimitsSchema.optional(),
+  /** Shrinking below what is committed is refused unless forced. */
+  force: z.boolean().default(false),
+});
+export type AgentLimitsUpdateRequest = z.infer<typeof AgentLimitsUpdateRequestSchema>;
+
+export const HostLimitsSchema = z.object({ memory: LimitsSchema, cpu: LimitsSchema });
+export type HostLimits = z.infer<typeof HostLimitsSchema>;
+
+export const AgentCordonRequestSchema = z.object({ requestId: RequestIdSchema, reason: z.string().max(256).optional() });
+
+/** What an agent reports about itself: the usage snapshot and the health with every reason. */
+export const HostHealthSchema = z.object({
+  nodeId: NodeIdSchema,
+  health: HealthSchema,
+  cordoned: z.boolean(),
+  /** How long the last start-up spent replaying the ledger. */
+  recoveryMs: z.int().min(0),
+  startedAt: EpochMsSchema,
+});
+export type HostHealth = z.infer<typeof HostHealthSchema>;
+
+// ---------- usage stream ----------
+
+/** Per-tenant and per-group counts on a node: what quotas and anti-affinity need without listing allocations. */
+export const TenantUsageSchema = z.object({ vms: z.int().min(0), memoryMiB: z.int().min(0), vcpus: z.int().min(0) });
+export type TenantUsage = z.infer<typeof TenantUsageSchema>;
+
+/**
+ * A node's usage snapshot, published to the usage stream on change (coalesced) and at every heartbeat. The coordinator's
+ * cluster view is built from these alone; `seq` grows with every ledger change so a stale snapshot is recognisable.
+ */
+export const UsageSnapshotSchema = z.object({
+  nodeId: NodeIdSchema,
+  /** The agent's incarnation: changes at every start. */
+  bootId: z.string().max(64),
+  /** Ledger sequence of the state this snapshot shows. */
+  seq: z.int().min(0),
+  at: EpochMsSchema,
+  labels: LabelsSchema,
+  cordoned: z.boolean(),
+  health: HealthSchema,
+  memory: ResourceUsageSchema,
+  cpu: CpuUsageSchema,
+  overcommit: z.object({ memory: z.number().min(1), cpu: z.number().min(1) }),
+  tenants: z.record(TenantIdSchema, TenantUsageSchema),
+  /** Live allocations per anti-affinity group (metadata key `allot.group`). */
+  groups: z.record(z.string(), z.int().min(0)),
+  allocationCount: z.int().min(0),
+  /** Seconds between heartbeats, so a reader can judge staleness without configuration. */
+  heartbeatMs: z.int().min(1),
+});
+export type UsageSnapshot = z.infer<typeof UsageSnapshotSchema>;
+
+// ---------- events stream ----------
+
+export const EVENT_KINDS = [
+  'allocated',
+  'released',
+  'reserved',
+  'activated',
+  'expired',
+  'refused',
+  'preempted',
+  'cordoned',
+  'uncordoned',
+  'limits_updated',
+  'node_lost',
+  'node_suspect',
+  'node_returned',
+  'agent_started',
+] as const;
+export const EventKindSchema = z.enum(EVENT_KINDS);
+export type EventKind = z.infer<typeof EventKindSchema>;
+
+export const AllotEventSchema = z.object({
+  kind: EventKindSchema,
+  nodeId: NodeIdSchema,
+  at: EpochMsSchema,
+  requestId: RequestIdSchema.optional(),
+  allocationId: AllocationIdSchema.optional(),
+  tenantId: TenantIdSchema.optional(),
+  resources: ResourceAmountsSchema.optional(),
+  cpuset: z.array(z.int().min(0)).optional(),
+  /** For refused: the error; for released/preempted: why. */
+  error: AllotErrorSchema.optional(),
+  reason: z.string().max(512).optional(),
+});
+export type AllotEvent = z.infer<typeof AllotEventSchema>;
+
+// ---------- scheduler requests (cluster scope) ----------
+
+export const PLACEMENT_STRATEGIES = ['binpack', 'spread', 'round-robin', 'manual', 'spread-domain'] as const;
+export const PlacementStrategySchema = z.enum(PLACEMENT_STRATEGIES);
+export type PlacementStrategy = z.infer<typeof PlacementStrategySchema>;
+
+/** A label constraint, after Kubernetes' node selector requirements. */
+export const LabelConstraintSchema = z.object({
+  key: z.string().min(1).max(64),
+  op: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist']),
+  values: z.array(z.string().max(256)).max(64).default([]),
+});
+export type LabelConstraint = z.infer<typeof LabelConstraintSchema>;
+
+export const PlacementOptionsSchema = z.object({
+  strategy: PlacementStrategySchema.optional(),
+  /** With strategy manual: the node to use. */
+  nodeId: NodeIdSchema.optional(),
+  /** With strategy spread-domain: the failure-domain label to spread over (default `zone`). */
+  domainLabel: z.string().min(1).max(64).optional(),
+  constraints: z.array(LabelConstraintSchema).max(32).default([]),
+  /** Anti-affinity: at most maxPerNode live allocations of this group on one node. */
+  group: z.object({ name: z.string().min(1).max(64), maxPerNode: z.int().min(1).max(10_000) }).optional(),
+  /** Weights of the CPU and memory dimensions in scoring, integers 0..100. */
+  weights: z.object({ cpu: z.int().min(0).max(100), memory: z.int().min(0).max(100) }).optional(),
+  /** Allow preempting allocations at least 10 priority points lower when nothing else fits. */
+  allowPreemption: z.boolean().default(false),
+});
+export type PlacementOptions = z.infer<typeof PlacementOptionsSchema>;
+
+export const PlaceRequestSchema = z.object({
+  request: AllocationRequestSchema,
+  placement: PlacementOptionsSchema.default({ constraints: [], allowPreemption: false }),
+});
+export type PlaceRequest = z.infer<typeof PlaceRequestSchema>;
+export type PlaceRequestInput = z.input<typeof PlaceRequestSchema>;
+
+export const PlaceReplySchema = z.object({
+  nodeId: NodeIdSchema,
+  allocation: AllocationSchema,
+  cpuset: z.array(z.int().min(0)),
+  /** Allocations released to make room (preemption). */
+  preempted: z.array(z.object({ allocationId: AllocationIdSchema, requestId: RequestIdSchema, priority: PrioritySchema })).default([]),
+  /** Nodes tried before this one, with why they refused. */
+  attempts: z.int().min(1),
+});
+export type PlaceReply = z.infer<typeof PlaceReplySchema>;
+
+export const ClusterReleaseRequestSchema = z.object({
+  requestId: RequestIdSchema,
+  /** The request id of the placement to release. */
+  placementRequestId: RequestIdSchema,
+  tenantId: TenantIdSchema.optional(),
+});
+export type ClusterReleaseRequest = z.infer<typeof ClusterReleaseRequestSchema>;
+
+export const ClusterCheckReplySchema = z.object({
+  fits: z.boolean(),
+  /** Best candidates in order. */
+  candidates: z.array(NodeIdSchema),
+  /** Nodes rejected per reason, as in "0/5 nodes are available: 3 Insufficient memory, 2 cordoned". */
+  rejected: z.record(z.string(), z.int().min(0)),
+  message: z.string(),
+});
+export type ClusterCheckReply = z.infer<typeof ClusterCheckReplySchema>;
+
+export const NodeLivenessSchema = z.enum(['ready', 'suspect', 'lost']);
+export type NodeLiveness = z.infer<typeof NodeLivenessSchema>;
+
+export const NodeViewSchema = z.object({
+  nodeId: NodeIdSchema,
+  liveness: NodeLivenessSchema,
+  lastSeen: EpochMsSchema,
+  snapshot: UsageSnapshotSchema,
+});
+export type NodeView = z.infer<typeof NodeViewSchema>;
+
+export const ClusterUsageSchema = z.object({
+  at: EpochMsSchema,
+  nodes: z.object({ total: z.int(), ready: z.int(), suspect: z.int(), lost: z.int(), cordoned: z.int() }),
+  memory: z.object({ capacity: z.int(), effectiveCapacity: z.int(), committed: z.int(), used: z.int() }),
+  cpu: z.object({ capacity: z.int(), effectiveCapacity: z.int(), committed: z.int(), used: z.int() }),
+  allocationCount: z.int(),
+});
+export type ClusterUsage = z.infer<typeof ClusterUsageSchema>;
+
+// ---------- tenant quotas ----------
+
+/** Token-bucket rate: `count` operations per `per`. Hourly rates are kept as such, never divided down to zero. */
+export const RateSchema = z.object({ count: z.int().min(1).max(1_000_000_000), per: z.enum(['second', 'minute', 'hour']) });
+export type Rate = z.infer<typeof RateSchema>;
+
+export const TenantQuotaSchema = z.object({
+  tenantId: TenantIdSchema,
+  maxVms: z.int().min(0).optional(),
+  maxVcpus: z.int().min(0).optional(),
+  maxMemoryMiB: z.int().min(0).optional(),
+  maxVmsPerNode: z.int().min(0).optional(),
+  /** Default priority of the tenant's requests when they name none. */
+  priority: PrioritySchema.optional(),
+  /** Rate limits on place and release; several may apply at once (per second and per hour). */
+  placeRates: z.array(RateSchema).max(3).default([]),
+  releaseRates: z.array(RateSchema).max(3).default([]),
+});
+export type TenantQuota = z.infer<typeof TenantQuotaSchema>;
+
+export const QuotaSetRequestSchema = z.object({ requestId: RequestIdSchema, quota: TenantQuotaSchema });
+export const QuotaGetRequestSchema = z.object({ tenantId: TenantIdSchema });
+
+export const NodeCommandRequestSchema = z.object({ requestId: RequestIdSchema, nodeId: NodeIdSchema, reason: z.string().max(256).optional() });
+
+/** Preemption only evicts allocations at least this many priority points below the request. */
+export const PREEMPTION_PRIORITY_GAP = 10;
