@@ -6,3 +6,4 @@ export * from './resource-manager.ts';
 export * from './wire.ts';
 export * from './subjects.ts';
 export * from './codec.ts';
+export * from './probe.ts';

@@ -1,0 +1,51 @@
+/**
+ * What a resource manager reads from its host: topology, memory, per-core load. The agent plugs in the real probe
+ * (systeminformation and /sys); tests plug in a fake they control. Never random numbers.
+ * Types only: implementations live in @allot/probe.
+ */
+
+/** One logical CPU as the host reports it. */
+export interface LogicalCore {
+  /** Logical core id, as Linux numbers it (the id a cpuset names). */
+  readonly id: number;
+  /** Physical core id, unique across sockets: SMT siblings share it. */
+  readonly core: number;
+  readonly numa: number;
+  readonly socket: number;
+}
+
+export interface HostTopology {
+  readonly cores: readonly LogicalCore[];
+  /** Where each figure came from: `probe` when read from the host, `config` when configured or a fallback. */
+  readonly source: 'probe' | 'config';
+}
+
+export interface MemorySample {
+  readonly totalMiB: number;
+  /** Used by everything on the host (total - available), in MiB. */
+  readonly usedMiB: number;
+  readonly availableMiB: number;
+}
+
+export interface CpuSample {
+  /** Per logical core id: busy share since the previous sample, per mille (0..1000). */
+  readonly perCorePermille: ReadonlyMap<number, number>;
+  /** Busy share of the whole host, per mille. */
+  readonly totalPermille: number;
+}
+
+export interface HostSample {
+  /** When the sample was taken (epoch ms): a manager whose sample is too old reports Degraded health. */
+  readonly at: number;
+  readonly memory: MemorySample;
+  readonly cpu: CpuSample;
+}
+
+export interface HostProbe {
+  /** Topology, read once at start (hot-plug is out of scope). */
+  topology(): Promise<HostTopology>;
+  /** The latest sample, without waiting: undefined until the first sample completes. */
+  latest(): HostSample | undefined;
+  /** Take a sample now (the agent calls this on its sampling interval). */
+  sample(): Promise<HostSample>;
+}
