@@ -53,3 +53,40 @@ export type ManagerConfig = MemoryManagerConfig | CpuManagerConfig | GenericMana
 /** One problem found by validateConfig: where, and why. validateConfig returns all of them, not the first. */
 export const ConfigProblemSchema = z.object({ path: z.string(), message: z.string() });
 export type ConfigProblem = z.infer<typeof ConfigProblemSchema>;
+
+/**
+ * How a process reaches NATS: servers plus at most one way to authenticate, and TLS. Shared by the agent, the
+ * coordinator and the CLI so that their config files and flags read the same.
+ */
+export const NatsConnectionConfigSchema = z
+  .object({
+    servers: z.array(z.string().min(1).max(512)).min(1).max(32).default(['nats://127.0.0.1:4222']),
+    /** Shown in `nats server report connections`; defaults to `allot-<role>-<nodeId>`. */
+    name: z.string().max(128).optional(),
+    user: z.string().max(256).optional(),
+    password: z.string().max(1024).optional(),
+    token: z.string().max(1024).optional(),
+    /** An nkey seed (SU...), inline or as a file path in nkeySeedFile. */
+    nkeySeed: z.string().max(256).optional(),
+    nkeySeedFile: z.string().max(4096).optional(),
+    /** A .creds file (JWT + nkey seed), as issued by nsc. */
+    credsFile: z.string().max(4096).optional(),
+    tls: z
+      .object({
+        caFile: z.string().max(4096).optional(),
+        certFile: z.string().max(4096).optional(),
+        keyFile: z.string().max(4096).optional(),
+        /** Upgrade to TLS before the NATS handshake (server `handshake_first`). */
+        handshakeFirst: z.boolean().default(false),
+      })
+      .optional(),
+    /** Request/reply timeout for calls this process makes. */
+    requestTimeoutMs: z.int().min(10).max(600_000).default(5_000),
+  })
+  .refine(
+    (c) =>
+      [c.user !== undefined || c.password !== undefined, c.token !== undefined, c.nkeySeed !== undefined || c.nkeySeedFile !== undefined, c.credsFile !== undefined].filter(Boolean)
+        .length <= 1,
+    { message: 'choose one way to authenticate: user/password, token, nkey seed or creds file' },
+  );
+export type NatsConnectionConfig = z.infer<typeof NatsConnectionConfigSchema>;
