@@ -1,0 +1,159 @@
+import { AllotFailure, toAllotError } from '@allot/core';
+import { describe, expect, it } from 'vitest';
+import { Actor, deferred, type Behavior } from './actor.ts';
+import { Supervisor } from './supervisor.ts';
+
+type Msg = { kind: 'add'; n: number } | { kind: 'get' } | { kind: 'boom' } | { kind: 'slow'; gate: Promise<void> } | { kind: 'durable'; n: number; done: Promise<void> };
+
+class Counter implements Behavior<Msg, number> {
+  total: number;
+  seen: number[] = [];
+  constructor(start = 0) {
+    this.total = start;
+  }
+  receive(msg: Msg) {
+    switch (msg.kind) {
+      case 'add':
+        this.total += msg.n;
+        this.seen.push(msg.n);
+        return this.total;
+      case 'get':
+        return this.total;
+      case 'boom':
+        throw new Error('bug');
+      case 'slow':
+        return msg.gate.then(() => this.total);
+      case 'durable': {
+        this.total += msg.n;
+        const after = this.total;
+        return deferred(msg.done.then(() => after));
+      }
+    }
+  }
+}
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'ok';
+  } catch (e) {
+    return toAllotError(e).code;
+  }
+}
+
+describe('Actor', () => {
+  it('handles messages one at a time in the order they were sent', async () => {
+    const counter = new Counter();
+    const actor = new Actor(counter);
+    actor.tell({ kind: 'add', n: 1 });
+    const replies = await Promise.all([actor.ask({ kind: 'add', n: 2 }), actor.ask({ kind: 'add', n: 3 })]);
+    expect(replies).toEqual([3, 6]);
+    expect(counter.seen).toEqual([1, 2, 3]);
+  });
+
+  it('waits for an async handler before handling the next message', async () => {
+    const counter = new Counter();
+    const actor = new Actor(counter);
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const slow = actor.ask({ kind: 'slow', gate });
+    const add = actor.ask({ kind: 'add', n: 5 });
+    await Promise.resolve();
+    expect(counter.seen).toEqual([]);
+    open();
+    expect(await slow).toBe(0);
+    expect(await add).toBe(5);
+  });
+
+  it('moves on to the next message while a deferred reply waits for durability, and replies only when durable', async () => {
+    const counter = new Counter();
+    const actor = new Actor(counter);
+    let makeDurable!: () => void;
+    const done = new Promise<void>((r) => (makeDurable = r));
+    let durableReplied = false;
+    const durable = actor.ask({ kind: 'durable', n: 10, done }).then((v) => ((durableReplied = true), v));
+    expect(await actor.ask({ kind: 'add', n: 1 })).toBe(11);
+    expect(durableReplied).toBe(false);
+    makeDurable();
+    expect(await durable).toBe(10);
+  });
+
+  it('rejects an ask that takes too long with timeout, and may still process the message afterwards', async () => {
+    const counter = new Counter();
+    const actor = new Actor(counter);
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    void actor.ask({ kind: 'slow', gate }).catch(() => undefined);
+    expect(await codeOf(actor.ask({ kind: 'add', n: 7 }, { timeoutMs: 5 }))).toBe('timeout');
+    open();
+    expect(await actor.ask({ kind: 'get' })).toBe(7);
+  });
+
+  it('drains on stop, then refuses with unavailable', async () => {
+    const actor = new Actor(new Counter());
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const slow = actor.ask({ kind: 'slow', gate });
+    const queued = actor.ask({ kind: 'add', n: 2 });
+    const stopped = actor.stop();
+    expect(await codeOf(actor.ask({ kind: 'get' }))).toBe('unavailable');
+    open();
+    await stopped;
+    expect(await slow).toBe(0);
+    expect(await queued).toBe(2);
+    expect(actor.isRunning).toBe(false);
+  });
+
+  it('passes a typed refusal thrown by a handler to the caller without crashing', async () => {
+    const actor = new Actor<string, number>({
+      receive: (m) => {
+        if (m === 'no') throw new AllotFailure({ code: 'conflict', message: 'no' });
+        return 1;
+      },
+    });
+    expect(await codeOf(actor.ask('no'))).toBe('conflict');
+    expect(await actor.ask('yes')).toBe(1);
+  });
+});
+
+describe('Supervisor', () => {
+  it('answers the crashing message with internal, restarts from durable state and handles the queued messages', async () => {
+    const durableTotal = 100;
+    const supervisor = new Supervisor<Msg, number>({ recover: () => new Counter(durableTotal) });
+    const actor = new Actor<Msg, number>(new Counter(5), { supervisor });
+    const crashed = actor.ask({ kind: 'boom' });
+    const after = actor.ask({ kind: 'add', n: 1 });
+    expect(await codeOf(crashed)).toBe('internal');
+    expect(await after).toBe(101);
+    expect(supervisor.restarts).toBe(1);
+    const health = supervisor.health();
+    expect(health.status).toBe('degraded');
+    expect(health.status === 'degraded' && health.reasons[0]).toContain('bug');
+  });
+
+  it('reports healthy again once the crash is older than the window', async () => {
+    let now = 1_000;
+    const supervisor = new Supervisor<Msg, number>({ recover: () => new Counter(), degradedWindowMs: 60_000, now: () => now });
+    const actor = new Actor<Msg, number>(new Counter(), { supervisor });
+    await codeOf(actor.ask({ kind: 'boom' }));
+    await actor.ask({ kind: 'get' });
+    expect(supervisor.health().status).toBe('degraded');
+    now += 60_001;
+    expect(supervisor.health().status).toBe('healthy');
+  });
+
+  it('restarts the actor when a deferred reply fails (the journal failed), and the caller gets internal', async () => {
+    const supervisor = new Supervisor<Msg, number>({ recover: () => new Counter(42) });
+    const actor = new Actor<Msg, number>(new Counter(), { supervisor });
+    const failing = actor.ask({ kind: 'durable', n: 3, done: Promise.reject(new Error('disk full')) });
+    expect(await codeOf(failing)).toBe('internal');
+    expect(await actor.ask({ kind: 'get' })).toBe(42);
+    expect(supervisor.restarts).toBe(1);
+  });
+
+  it('stops an unsupervised actor that crashed', async () => {
+    const actor = new Actor<Msg, number>(new Counter());
+    expect(await codeOf(actor.ask({ kind: 'boom' }))).toBe('internal');
+    expect(await codeOf(actor.ask({ kind: 'get' }))).toBe('unavailable');
+  });
+});
