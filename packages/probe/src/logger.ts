@@ -1,0 +1,20 @@
+/** The one logging method a probe needs, pino-shaped (`logger.warn({ fields }, 'message')`), so the agent's pino plugs in. */
+export interface ProbeLogger {
+  warn(obj: Record<string, unknown>, msg: string): void;
+}
+
+/** Logs each distinct problem once per probe: a fallback taken every second must not flood the log. */
+export class WarnOnce {
+  readonly #logger: ProbeLogger | undefined;
+  readonly #seen = new Set<string>();
+
+  constructor(logger: ProbeLogger | undefined) {
+    this.#logger = logger;
+  }
+
+  warn(key: string, obj: Record<string, unknown>, msg: string): void {
+    if (this.#seen.has(key)) return;
+    this.#seen.add(key);
+    this.#logger?.warn(obj, msg);
+  }
+}
