@@ -1,0 +1,294 @@
+import type { CpuPolicy, NumaPolicy } from '@allot/core';
+import { POOL } from './core-table.ts';
+import type { CoreTable } from './core-table.ts';
+
+/** The cores a policy chose: `count` logical indexes in `indexes` (a scratch buffer, valid until the next select). */
+export interface CoreChoice {
+  readonly indexes: Int32Array;
+  readonly count: number;
+  readonly numaFallback: boolean;
+  /** The last core taken in the policy's visiting order (round-robin moves its cursor past it). */
+  readonly lastTaken: number;
+}
+
+/**
+ * The four placement policies, as pure functions of the core table. The caller has already checked the whole-host
+ * figures (enough pool cores or idle cores, enough shared vCPU capacity), so a choice fails only when a NUMA
+ * requirement cannot be met; select() then returns undefined.
+ *
+ * Cost: one or two passes over the cores in scope, plus a counting sort (O(cores + max load)) for the policies that
+ * order by load; scratch buffers are allocated once, so a select allocates nothing.
+ *
+ * A shared core qualifies when it is in the pool; an exclusive core when it is in the pool with zero shared load,
+ * so every cpuset already handed out stays valid.
+ */
+export class CoreSelector {
+  private readonly table: CoreTable;
+  private readonly picked: Int32Array;
+  private readonly items: Int32Array;
+  private readonly keys: Int32Array;
+  private readonly ordered: Int32Array;
+  private histogram = new Int32Array(64);
+  private readonly allPhys: Int32Array;
+  private lastTaken = -1;
+
+  constructor(table: CoreTable) {
+    this.table = table;
+    this.picked = new Int32Array(table.count);
+    this.items = new Int32Array(table.count);
+    this.keys = new Int32Array(table.count);
+    this.ordered = new Int32Array(table.count);
+    this.allPhys = Int32Array.from({ length: table.physThreads.length }, (_, p) => p);
+  }
+
+  /**
+   * Choose n cores. `softCap` is the per-core load first-fit packs up to (ceil of the ratio); `cursor` is the
+   * round-robin start index.
+   */
+  select(policy: CpuPolicy, n: number, exclusive: boolean, numa: NumaPolicy, softCap: number, cursor: number): CoreChoice | undefined {
+    const t = this.table;
+    this.lastTaken = -1;
+    // affinity-aware always wants one node; best-fit's exclusive choice is the tightest node; the others only when asked.
+    const wantsOneNode = numa !== 'any' || policy === 'affinity-aware' || (policy === 'best-fit' && exclusive);
+    let numaFallback = false;
+    if (wantsOneNode && t.nodeCount > 1) {
+      const node = this.chooseNode(policy, n, exclusive, cursor);
+      if (node >= 0) {
+        const count = this.pick(policy, t.nodeCores[node] ?? t.allCores, t.nodePhys[node] ?? this.allPhys, 0, n, exclusive, softCap, cursor);
+        return { indexes: this.picked, count, numaFallback: false, lastTaken: this.lastTaken };
+      }
+      if (numa === 'require') return undefined;
+      numaFallback = numa === 'prefer' || policy === 'affinity-aware';
+    }
+    const count = policy === 'affinity-aware' ? this.spanNodes(n, exclusive) : this.pick(policy, t.allCores, this.allPhys, 0, n, exclusive, softCap, cursor);
+    return { indexes: this.picked, count, numaFallback, lastTaken: this.lastTaken };
+  }
+
+  /** The largest number of cores one NUMA node could give such a request now (for refusals). */
+  largestNodeFree(exclusive: boolean): number {
+    const avail = exclusive ? this.table.nodeIdle : this.table.nodePool;
+    let best = 0;
+    for (const a of avail) if (a > best) best = a;
+    return best;
+  }
+
+  /** The NUMA node a policy would use for a one-node grant, or -1 when none can hold n cores. */
+  private chooseNode(policy: CpuPolicy, n: number, exclusive: boolean, cursor: number): number {
+    const t = this.table;
+    const avail = exclusive ? t.nodeIdle : t.nodePool;
+    const nodes = t.nodeCount;
+    if (policy === 'first-fit') {
+      for (let node = 0; node < nodes; node += 1) if ((avail[node] ?? 0) >= n) return node;
+      return -1;
+    }
+    if (policy === 'round-robin') {
+      const start = t.nodeOf[cursor] ?? 0;
+      for (let k = 0; k < nodes; k += 1) {
+        const node = (start + k) % nodes;
+        if ((avail[node] ?? 0) >= n) return node;
+      }
+      return -1;
+    }
+    // best-fit and affinity-aware: exclusive takes the tightest node (fewest idle cores that still fit), leaving the
+    // roomier nodes for larger requests; shared takes the least-loaded node per pool core.
+    let best = -1;
+    for (let node = 0; node < nodes; node += 1) {
+      const a = avail[node] ?? 0;
+      if (a < n) continue;
+      if (best < 0) best = node;
+      else if (exclusive) {
+        if (a < (avail[best] ?? 0)) best = node;
+      } else {
+        // load/pool compared as cross products, to stay in integers.
+        const lhs = (t.nodeLoad[node] ?? 0) * (t.nodePool[best] ?? 0);
+        const rhs = (t.nodeLoad[best] ?? 0) * a;
+        if (lhs < rhs) best = node;
+      }
+    }
+    return best;
+  }
+
+  /** affinity-aware when no node can hold the request: as few nodes as possible, the roomiest first. */
+  private spanNodes(n: number, exclusive: boolean): number {
+    const t = this.table;
+    const avail = exclusive ? t.nodeIdle : t.nodePool;
+    const nodes = Array.from({ length: t.nodeCount }, (_, i) => i).sort((a, b) => (avail[b] ?? 0) - (avail[a] ?? 0) || a - b);
+    let count = 0;
+    for (const node of nodes) {
+      if (count >= n) break;
+      const want = Math.min(n - count, avail[node] ?? 0);
+      if (want > 0) count += this.pick('affinity-aware', t.nodeCores[node] ?? t.allCores, t.nodePhys[node] ?? this.allPhys, count, want, exclusive, 0, 0);
+    }
+    return count;
+  }
+
+  /** Pick `want` cores from the scope into picked[offset..]; returns offset + how many were picked. */
+  private pick(policy: CpuPolicy, cores: Int32Array, phys: Int32Array, offset: number, want: number, exclusive: boolean, softCap: number, cursor: number): number {
+    switch (policy) {
+      case 'first-fit':
+        return this.firstFit(cores, offset, want, exclusive, softCap);
+      case 'round-robin':
+        return this.roundRobin(cores, offset, want, exclusive, cursor);
+      case 'best-fit':
+        return exclusive ? this.fewestIdleThreadsFirst(phys, offset, want) : this.leastLoaded(cores, offset, want);
+      case 'affinity-aware':
+        return exclusive ? this.wholePhysicalCores(phys, offset, want) : this.siblingsByLoad(phys, offset, want);
+    }
+  }
+
+  private qualifies(i: number, exclusive: boolean): boolean {
+    const t = this.table;
+    return t.state[i] === POOL && (!exclusive || t.load[i] === 0);
+  }
+
+  /** Lowest ids first; shared cores only up to the soft per-core cap, then (if still short) any pool core. */
+  private firstFit(cores: Int32Array, offset: number, want: number, exclusive: boolean, softCap: number): number {
+    const t = this.table;
+    let count = offset;
+    const end = offset + want;
+    for (let k = 0; k < cores.length && count < end; k += 1) {
+      const i = cores[k] ?? 0;
+      if (this.qualifies(i, exclusive) && (exclusive || (t.load[i] ?? 0) < softCap)) this.picked[count++] = i;
+    }
+    if (!exclusive) {
+      for (let k = 0; k < cores.length && count < end; k += 1) {
+        const i = cores[k] ?? 0;
+        if (t.state[i] === POOL && (t.load[i] ?? 0) >= softCap) this.picked[count++] = i;
+      }
+    }
+    return count;
+  }
+
+  /** From the cursor onwards, wrapping inside the scope: n distinct qualifying cores. */
+  private roundRobin(cores: Int32Array, offset: number, want: number, exclusive: boolean, cursor: number): number {
+    const len = cores.length;
+    let start = 0;
+    while (start < len && (cores[start] ?? 0) < cursor) start += 1;
+    let count = offset;
+    const end = offset + want;
+    for (let k = 0; k < len && count < end; k += 1) {
+      const i = cores[(start + k) % len] ?? 0;
+      if (this.qualifies(i, exclusive)) {
+        this.picked[count++] = i;
+        this.lastTaken = i;
+      }
+    }
+    return count;
+  }
+
+  /** best-fit shared: the least-loaded pool cores, lowest ids among equals. */
+  private leastLoaded(cores: Int32Array, offset: number, want: number): number {
+    const t = this.table;
+    let n = 0;
+    for (const i of cores) {
+      if (t.state[i] !== POOL) continue;
+      this.items[n] = i;
+      this.keys[n] = t.load[i] ?? 0;
+      n += 1;
+    }
+    this.countingSort(n);
+    let count = offset;
+    for (let k = 0; k < n && count < offset + want; k += 1) this.picked[count++] = this.ordered[k] ?? 0;
+    return count;
+  }
+
+  /**
+   * best-fit exclusive: physical cores with the fewest idle threads first (finishing a half-used physical core
+   * strands nothing; splitting a whole one strands its sibling), lowest ids among equals.
+   */
+  private fewestIdleThreadsFirst(phys: Int32Array, offset: number, want: number): number {
+    const n = this.collectPhys(phys, true);
+    this.countingSort(n);
+    let count = offset;
+    const end = offset + want;
+    for (let k = 0; k < n && count < end; k += 1) count = this.takeThreads(this.ordered[k] ?? 0, count, end, true);
+    return count;
+  }
+
+  /** affinity-aware shared: physical cores by combined load, both threads of one before the next. */
+  private siblingsByLoad(phys: Int32Array, offset: number, want: number): number {
+    const n = this.collectPhys(phys, false);
+    this.countingSort(n);
+    let count = offset;
+    const end = offset + want;
+    for (let k = 0; k < n && count < end; k += 1) count = this.takeThreads(this.ordered[k] ?? 0, count, end, false);
+    return count;
+  }
+
+  /**
+   * affinity-aware exclusive: whole idle physical cores first (all their threads), largest first while they fit in
+   * what is left; the remainder from the physical core whose idle threads match it most closely.
+   */
+  private wholePhysicalCores(phys: Int32Array, offset: number, want: number): number {
+    const n = this.collectPhys(phys, true);
+    let maxIdle = 0;
+    for (let k = 0; k < n; k += 1) maxIdle = Math.max(maxIdle, this.keys[k] ?? 0);
+    let count = offset;
+    const end = offset + want;
+    for (let size = maxIdle; size >= 1 && count < end; size -= 1) {
+      for (let k = 0; k < n && count < end; k += 1) {
+        if (this.keys[k] !== size || size > end - count) continue;
+        count = this.takeThreads(this.items[k] ?? 0, count, end, true);
+        this.keys[k] = 0;
+      }
+    }
+    if (count < end) {
+      // Every physical core left has more idle threads than we still need: split the closest fit.
+      let best = -1;
+      for (let k = 0; k < n; k += 1) {
+        const idle = this.keys[k] ?? 0;
+        if (idle > 0 && (best < 0 || idle < (this.keys[best] ?? 0))) best = k;
+      }
+      if (best >= 0) count = this.takeThreads(this.items[best] ?? 0, count, end, true);
+    }
+    return count;
+  }
+
+  /** items/keys := the physical cores with at least one qualifying thread, keyed by idle-thread count or by load. */
+  private collectPhys(phys: Int32Array, exclusive: boolean): number {
+    const t = this.table;
+    let n = 0;
+    for (const p of phys) {
+      let qualifying = 0;
+      let load = 0;
+      for (const i of t.physThreads[p] ?? []) {
+        if (!this.qualifies(i, exclusive)) continue;
+        qualifying += 1;
+        load += t.load[i] ?? 0;
+      }
+      if (qualifying === 0) continue;
+      this.items[n] = p;
+      this.keys[n] = exclusive ? qualifying : load;
+      n += 1;
+    }
+    return n;
+  }
+
+  private takeThreads(p: number, count: number, end: number, exclusive: boolean): number {
+    for (const i of this.table.physThreads[p] ?? []) {
+      if (count >= end) break;
+      if (this.qualifies(i, exclusive)) this.picked[count++] = i;
+    }
+    return count;
+  }
+
+  /**
+   * ordered[0..n) := items[0..n) stably sorted by keys. A counting sort (keys are small loads or thread counts):
+   * O(n + max key) with no allocation, where Array.prototype.sort would cost n log n and a closure per compare.
+   */
+  private countingSort(n: number): void {
+    let maxKey = 0;
+    for (let k = 0; k < n; k += 1) maxKey = Math.max(maxKey, this.keys[k] ?? 0);
+    if (this.histogram.length < maxKey + 2) this.histogram = new Int32Array(Math.max(maxKey + 2, this.histogram.length * 2));
+    const h = this.histogram;
+    h.fill(0, 0, maxKey + 2);
+    for (let k = 0; k < n; k += 1) h[(this.keys[k] ?? 0) + 1] = (h[(this.keys[k] ?? 0) + 1] ?? 0) + 1;
+    for (let key = 1; key <= maxKey + 1; key += 1) h[key] = (h[key] ?? 0) + (h[key - 1] ?? 0);
+    for (let k = 0; k < n; k += 1) {
+      const key = this.keys[k] ?? 0;
+      const at = h[key] ?? 0;
+      this.ordered[at] = this.items[k] ?? 0;
+      h[key] = at + 1;
+    }
+  }
+}

@@ -1,0 +1,447 @@
+/*
+ * The CPU pool: pure, synchronous accounting of one host's logical cores. The CpuManager actor wraps it; the ledger
+ * makes it durable (restore() re-applies ledgered grants after a restart).
+ *
+ * The model.
+ * - Reserved cores (config reservedCores; when empty, systemReserve cores of the lowest ids, SMT siblings together)
+ *   belong to the host and are never granted.
+ * - The shared pool is every other core not held exclusively. The overcommit ratio r is vCPUs per shared core, so
+ *   the pool holds floor(S x r) vCPUs (capped through the hard limit, see capacity.ts). A shared grant of N vCPUs
+ *   gets exactly N distinct pool cores, one home core per vCPU thread; a core's load is the number of shared vCPUs
+ *   homed on it. The pool's vCPU total is what enforces overcommit; the policy only decides which cores.
+ * - An exclusive grant of N vCPUs takes N idle pool cores (zero shared load, so no cpuset already handed out loses a
+ *   core) out of the pool, pinned and never overcommitted. It fits only when N such cores exist and the smaller pool
+ *   still covers what shared grants hold: floor((S - N) x r) >= sharedVcpusCommitted.
+ * - Invariant: sharedVcpusCommitted <= sharedVcpusCapacity, which is the same as committed <= effectiveCapacity.
+ *   Only a forced reconfigure (or restoring a ledger written under a larger config) can break it; then every take
+ *   is refused until frees bring it back.
+ *
+ * Usage: capacity = logical cores, systemReserve = reserved cores, effectiveCapacity = min(floor((C - R) x r),
+ * hardLimit), committed = sharedVcpusCommitted + the capacity the exclusive cores removed from the pool, reserved =
+ * the part of committed held by reservations (shared vCPUs of reservations, plus what their exclusive cores removed).
+ */
+import { CPU_POLICIES, err, ok } from '@allot/core';
+import type { CpuGrant, CpuPolicy, CpuSample, CpuUsage, CoreState, Limits, Result } from '@allot/core';
+import { capacityFigures, ratioPercent } from './capacity.ts';
+import type { CapacityFigures } from './capacity.ts';
+import { CoreSelector } from './core-selector.ts';
+import type { CoreChoice } from './core-selector.ts';
+import { CoreTable, EXCLUSIVE, POOL, RESERVED } from './core-table.ts';
+import { fragmentationOf } from './fragmentation.ts';
+import type { Fragmentation } from './fragmentation.ts';
+import { validateCpuPoolConfig, validateCpuRequest } from './pool-config.ts';
+import type { CpuPoolConfig, CpuRequest } from './pool-config.ts';
+
+/** A live allocation's hold on the pool. */
+interface Holding {
+  readonly grant: CpuGrant;
+  readonly exclusive: boolean;
+  /** Logical indexes of the cpuset. */
+  readonly indexes: Int32Array;
+  reservation: boolean;
+}
+
+/** What reconfigure may change; omitted fields keep their value, hardLimit null removes the limit. */
+export interface CpuPoolChange {
+  overcommitRatio?: number;
+  systemReserve?: number;
+  reservedCores?: readonly number[];
+  hardLimit?: number | null;
+  policy?: CpuPolicy;
+}
+
+export class CpuPool {
+  private readonly table: CoreTable;
+  private readonly selector: CoreSelector;
+  private readonly holdings = new Map<string, Holding>();
+  private readonly topology: CpuPoolConfig['topology'];
+  private ratio: number;
+  private percent: number;
+  private hardLimit: number | undefined;
+  private policy: CpuPolicy;
+  private explicitReserved: readonly number[];
+  private systemReserve: number;
+  /** ceil(r): the per-core load first-fit packs a core up to before moving on. */
+  private softCap: number;
+  private cursor = 0;
+  private sharedCommitted = 0;
+  private reservedShared = 0;
+  private reservedExclusiveCores = 0;
+  private figures: CapacityFigures;
+  /** Scratch marks for grantOf, one per NUMA node, all zero between calls. */
+  private readonly nodeSeen: Uint8Array;
+
+  /** Throws on an impossible config: validate with validateCpuPoolConfig first. */
+  constructor(config: CpuPoolConfig) {
+    const problems = validateCpuPoolConfig(config);
+    if (problems.length > 0) throw new Error(`invalid CPU pool config: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`);
+    this.topology = config.topology;
+    this.table = new CoreTable(config.topology);
+    this.selector = new CoreSelector(this.table);
+    this.nodeSeen = new Uint8Array(this.table.nodeCount);
+    this.ratio = config.overcommitRatio;
+    this.percent = ratioPercent(config.overcommitRatio);
+    this.softCap = Math.ceil(this.percent / 100);
+    this.hardLimit = config.hardLimit;
+    this.policy = config.policy;
+    this.explicitReserved = [...config.reservedCores];
+    this.systemReserve = config.systemReserve;
+    this.table.setReserved(this.reservedIndexes(this.explicitReserved, this.systemReserve));
+    this.figures = this.computeFigures();
+  }
+
+  get policyName(): CpuPolicy {
+    return this.policy;
+  }
+
+  /** The grant take() would make now; changes nothing. */
+  check(request: CpuRequest): Result<CpuGrant> {
+    const planned = this.plan(request);
+    return planned.ok ? ok(this.grantOf(request, planned.value)) : planned;
+  }
+
+  /** Choose cores and commit them to allocationId. A refusal changes nothing. */
+  take(allocationId: string, request: CpuRequest, opts?: { reservation?: boolean }): Result<CpuGrant> {
+    if (this.holdings.has(allocationId)) return err('conflict', `allocation ${allocationId} already holds cores`, { allocationId });
+    const planned = this.plan(request);
+    if (!planned.ok) return planned;
+    const choice = planned.value;
+    const grant = this.grantOf(request, choice);
+    const indexes = choice.indexes.slice(0, choice.count);
+    this.commit(allocationId, grant, indexes, request.exclusive, opts?.reservation === true);
+    if (this.policy === 'round-robin' && choice.lastTaken >= 0) this.cursor = (choice.lastTaken + 1) % this.table.count;
+    return ok(grant);
+  }
+
+  /**
+   * Re-apply a ledgered grant exactly (recovery). Refuses with conflict when the grant collides with the pool as it
+   * is (a core reserved, held exclusively, or, for an exclusive grant, carrying shared load). It does not refuse on
+   * capacity: the allocation was acknowledged and must not be lost; if the config shrank meanwhile, usage shows
+   * committed above effective capacity and takes are refused until frees bring it back.
+   */
+  restore(allocationId: string, grant: CpuGrant, opts?: { reservation?: boolean }): Result<void> {
+    const held = this.holdings.get(allocationId);
+    if (held !== undefined) {
+      return sameGrant(held.grant, grant) ? ok(undefined) : err('conflict', `allocation ${allocationId} already holds other cores`, { allocationId, held: held.grant.cpuset });
+    }
+    const shape = this.grantShape(grant);
+    if (!shape.ok) return shape;
+    const exclusive = grant.mode === 'exclusive';
+    const indexes = shape.value;
+    for (let k = 0; k < indexes.length; k += 1) {
+      const i = indexes[k] ?? 0;
+      const state = this.table.state[i];
+      const id = this.table.ids[i];
+      if (state !== POOL) {
+        const role = state === RESERVED ? 'reserved' : `held exclusively by ${this.table.owner[i] ?? '?'}`;
+        return err('conflict', `core ${id} of ${allocationId} is ${role}`, { allocationId, core: id });
+      }
+      if (exclusive && this.table.load[i] !== 0) {
+        return err('conflict', `exclusive core ${id} of ${allocationId} carries shared load`, { allocationId, core: id, load: this.table.load[i] });
+      }
+    }
+    const copy: CpuGrant = { ...grant, cpuset: [...grant.cpuset].sort((a, b) => a - b), numaNodes: [...grant.numaNodes] };
+    this.commit(allocationId, copy, indexes, exclusive, opts?.reservation === true);
+    return ok(undefined);
+  }
+
+  /** A reservation became active: only the `reserved` figure changes. */
+  markActive(allocationId: string): void {
+    const held = this.holdings.get(allocationId);
+    if (held === undefined || !held.reservation) return;
+    held.reservation = false;
+    if (held.exclusive) this.reservedExclusiveCores -= held.indexes.length;
+    else this.reservedShared -= held.grant.vcpus;
+  }
+
+  /** Give back what allocationId holds. Idempotent: false when it held nothing. */
+  free(allocationId: string): boolean {
+    const held = this.holdings.get(allocationId);
+    if (held === undefined) return false;
+    this.holdings.delete(allocationId);
+    const t = this.table;
+    const indexes = held.indexes;
+    if (held.exclusive) {
+      for (let k = 0; k < indexes.length; k += 1) t.release(indexes[k] ?? 0);
+      if (held.reservation) this.reservedExclusiveCores -= indexes.length;
+      this.figures = this.computeFigures();
+    } else {
+      for (let k = 0; k < indexes.length; k += 1) t.addLoad(indexes[k] ?? 0, -1);
+      this.sharedCommitted -= held.grant.vcpus;
+      if (held.reservation) this.reservedShared -= held.grant.vcpus;
+    }
+    return true;
+  }
+
+  holds(allocationId: string): boolean {
+    return this.holdings.has(allocationId);
+  }
+
+  /** The pool's figures and per-core state; utilization from the probe's sample when given, 0 otherwise. */
+  usage(sample?: CpuSample): CpuUsage {
+    const t = this.table;
+    const f = this.figures;
+    const committed = this.sharedCommitted + f.exclusiveCost;
+    const cores: CoreState[] = [];
+    let busyPermille = 0;
+    for (let i = 0; i < t.count; i += 1) {
+      const id = t.ids[i] ?? 0;
+      const utilizationPermille = permille(sample?.perCorePermille.get(id));
+      busyPermille += utilizationPermille;
+      const state = t.state[i];
+      const owner = t.owner[i];
+      const core: CoreState = {
+        id,
+        core: t.physIds[t.physOf[i] ?? 0] ?? 0,
+        numa: t.nodeIds[t.nodeOf[i] ?? 0] ?? 0,
+        socket: t.socketOf[i] ?? 0,
+        role: state === RESERVED ? 'reserved' : state === EXCLUSIVE ? 'exclusive' : 'shared',
+        utilizationPermille,
+      };
+      if (owner !== undefined) core.allocationId = owner;
+      cores.push(core);
+    }
+    if (sample !== undefined && sample.perCorePermille.size === 0) busyPermille = permille(sample.totalPermille) * t.count;
+    return {
+      resourceType: 'cpu',
+      unit: 'vCPU',
+      capacity: t.count,
+      systemReserve: t.reservedCount,
+      effectiveCapacity: f.effective,
+      committed,
+      used: Math.round(busyPermille / 1000),
+      reserved: Math.min(committed, this.reservedShared + this.reservedExclusiveCost()),
+      allocationCount: this.holdings.size,
+      sharedCores: t.poolCount,
+      exclusiveCores: t.exclusiveCount,
+      reservedCores: t.reservedCount,
+      sharedVcpusCommitted: this.sharedCommitted,
+      sharedVcpusCapacity: f.sharedCap,
+      cores,
+    };
+  }
+
+  limits(): Limits {
+    const limits: Limits = { capacity: this.table.count, systemReserve: this.table.reservedCount, overcommitRatio: this.ratio };
+    if (this.hardLimit !== undefined) limits.hardLimit = this.hardLimit;
+    return limits;
+  }
+
+  /**
+   * Change ratio, reserve, hard limit or policy. Refuses with conflict (and the figures) when the new shared
+   * capacity would fall below what shared grants hold, or a newly reserved core is held, unless force; forced,
+   * holders keep their cores until freed, reserved cores are never granted again, and takes are refused until
+   * committed is back under capacity. systemReserve alone replaces an explicit reservedCores list (unless it
+   * equals its length); reservedCores [] goes back to systemReserve.
+   */
+  reconfigure(change: CpuPoolChange, force = false): Result<Limits> {
+    const explicit = change.reservedCores ?? (change.systemReserve !== undefined && change.systemReserve !== this.explicitReserved.length ? [] : this.explicitReserved);
+    const next: CpuPoolConfig = {
+      topology: this.topology,
+      reservedCores: explicit,
+      systemReserve: change.systemReserve ?? (change.reservedCores !== undefined ? 0 : this.systemReserve),
+      overcommitRatio: change.overcommitRatio ?? this.ratio,
+      policy: change.policy ?? this.policy,
+    };
+    const hardLimit = change.hardLimit === null ? undefined : (change.hardLimit ?? this.hardLimit);
+    if (hardLimit !== undefined) next.hardLimit = hardLimit;
+    if (explicit.length > 0 && change.systemReserve === undefined) next.systemReserve = explicit.length;
+    const problems = validateCpuPoolConfig(next);
+    if (problems.length > 0) {
+      const first = problems[0];
+      return err('invalid_request', `invalid CPU configuration: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`, { field: first?.path, problems });
+    }
+
+    const t = this.table;
+    const reserved = this.reservedIndexes(next.reservedCores, next.systemReserve);
+    const heldNowReserved: number[] = [];
+    let nonReserved = 0;
+    let shared = 0;
+    for (let i = 0; i < t.count; i += 1) {
+      if (reserved.has(i)) {
+        if (t.state[i] !== RESERVED && (t.owner[i] !== undefined || (t.load[i] ?? 0) > 0)) heldNowReserved.push(t.ids[i] ?? 0);
+        continue;
+      }
+      nonReserved += 1;
+      if (t.owner[i] === undefined) shared += 1;
+    }
+    const percent = ratioPercent(next.overcommitRatio);
+    const figures = capacityFigures(nonReserved, shared, percent, hardLimit);
+    if (!force) {
+      if (heldNowReserved.length > 0) {
+        return err('conflict', `cores ${heldNowReserved.join(',')} are held by allocations; free them first or force`, { heldCores: heldNowReserved });
+      }
+      if (figures.sharedCapUnclamped < this.sharedCommitted) {
+        return err('conflict', `the new shared capacity ${figures.sharedCap} vCPUs is below the ${this.sharedCommitted} committed; free some first or force`, {
+          sharedVcpusCommitted: this.sharedCommitted,
+          newSharedVcpusCapacity: figures.sharedCap,
+          newEffectiveCapacity: figures.effective,
+          committed: this.sharedCommitted + figures.exclusiveCost,
+        });
+      }
+    }
+
+    this.ratio = next.overcommitRatio;
+    this.percent = percent;
+    this.softCap = Math.ceil(percent / 100);
+    this.hardLimit = hardLimit;
+    this.policy = next.policy;
+    this.explicitReserved = [...next.reservedCores];
+    this.systemReserve = next.systemReserve;
+    t.setReserved(reserved);
+    this.reservedExclusiveCores = 0;
+    for (const held of this.holdings.values()) {
+      if (held.exclusive && held.reservation) for (const i of held.indexes) if (t.state[i] === EXCLUSIVE) this.reservedExclusiveCores += 1;
+    }
+    this.figures = this.computeFigures();
+    return ok(this.limits());
+  }
+
+  /** See fragmentation.ts for exactly what the figures mean. */
+  fragmentation(referenceVcpus: number, exclusive: boolean): Fragmentation {
+    return fragmentationOf(this.table, this.figures, this.sharedCommitted, this.percent, this.hardLimit, referenceVcpus, exclusive);
+  }
+
+  // ---------- internals ----------
+
+  /** Validate, check the whole-host figures, then let the policy choose. */
+  private plan(request: CpuRequest): Result<CoreChoice> {
+    const valid = validateCpuRequest(request);
+    if (!valid.ok) return valid;
+    const t = this.table;
+    const n = request.vcpus;
+    const f = this.figures;
+    const freeVcpus = Math.max(0, f.sharedCapUnclamped - this.sharedCommitted);
+    const figures = (extra: Record<string, unknown>): Record<string, unknown> => ({
+      requestedVcpus: n,
+      mode: request.exclusive ? 'exclusive' : 'shared',
+      freeVcpus,
+      effectiveCapacity: f.effective,
+      committed: this.sharedCommitted + f.exclusiveCost,
+      sharedCores: t.poolCount,
+      idleCores: t.idleCount,
+      sharedVcpusCommitted: this.sharedCommitted,
+      sharedVcpusCapacity: f.sharedCap,
+      ...extra,
+    });
+
+    if (request.exclusive) {
+      const grantable = t.count - t.reservedCount;
+      if (n > grantable) {
+        return err('invalid_request', `an exclusive request for ${n} cores can never fit: the host grants at most ${grantable}`, { field: 'vcpus', requestedVcpus: n, grantableCores: grantable });
+      }
+      if (n > t.idleCount) return err('insufficient_capacity', `${n} exclusive cores requested, ${t.idleCount} idle cores in the shared pool`, figures({}));
+      const after = capacityFigures(t.count - t.reservedCount, t.poolCount - n, this.percent, this.hardLimit);
+      if (after.sharedCapUnclamped < this.sharedCommitted) {
+        return err(
+          'insufficient_capacity',
+          `taking ${n} exclusive cores would shrink the shared pool to ${Math.max(0, after.sharedCapUnclamped)} vCPUs, below the ${this.sharedCommitted} committed`,
+          figures({ sharedVcpusCapacityAfter: Math.max(0, after.sharedCapUnclamped) }),
+        );
+      }
+    } else {
+      if (n > t.poolCount) return err('insufficient_capacity', `${n} vCPUs need ${n} distinct shared cores, the shared pool has ${t.poolCount}`, figures({}));
+      if (this.sharedCommitted + n > f.sharedCapUnclamped) {
+        return err('insufficient_capacity', `${n} vCPUs requested, ${freeVcpus} of ${f.sharedCap} shared vCPUs free`, figures({}));
+      }
+    }
+    const choice = this.selector.select(this.policy, n, request.exclusive, request.numa, this.softCap, this.cursor);
+    if (choice === undefined) {
+      const largest = this.selector.largestNodeFree(request.exclusive);
+      const what = request.exclusive ? 'idle cores' : 'shared cores';
+      return err('insufficient_capacity', `no NUMA node can hold ${n} ${what}: the largest has ${largest}`, figures({ numa: 'require', largestNodeFree: largest }));
+    }
+    return ok(choice);
+  }
+
+  private grantOf(request: CpuRequest, choice: CoreChoice): CpuGrant {
+    const t = this.table;
+    const cpuset = new Array<number>(choice.count);
+    const nodes: number[] = [];
+    const seen = this.nodeSeen;
+    for (let k = 0; k < choice.count; k += 1) {
+      const i = choice.indexes[k] ?? 0;
+      cpuset[k] = t.ids[i] ?? 0;
+      const node = t.nodeOf[i] ?? 0;
+      if (seen[node] === 0) {
+        seen[node] = 1;
+        nodes.push(node);
+      }
+    }
+    for (const node of nodes) seen[node] = 0;
+    cpuset.sort((a, b) => a - b);
+    // Dense node indexes ascend with node ids, so sorting the indexes sorts the ids.
+    if (nodes.length > 1) nodes.sort((a, b) => a - b);
+    const numaNodes = nodes.map((node) => t.nodeIds[node] ?? 0);
+    return { mode: request.exclusive ? 'exclusive' : 'shared', vcpus: request.vcpus, cpuset, numaNodes, numaFallback: choice.numaFallback && nodes.length > 1, policy: this.policy };
+  }
+
+  private commit(allocationId: string, grant: CpuGrant, indexes: Int32Array, exclusive: boolean, reservation: boolean): void {
+    const t = this.table;
+    if (exclusive) {
+      for (let k = 0; k < indexes.length; k += 1) t.claim(indexes[k] ?? 0, allocationId);
+      if (reservation) this.reservedExclusiveCores += indexes.length;
+      this.figures = this.computeFigures();
+    } else {
+      for (let k = 0; k < indexes.length; k += 1) t.addLoad(indexes[k] ?? 0, 1);
+      this.sharedCommitted += grant.vcpus;
+      if (reservation) this.reservedShared += grant.vcpus;
+    }
+    this.holdings.set(allocationId, { grant, exclusive, indexes, reservation });
+  }
+
+  private computeFigures(): CapacityFigures {
+    const t = this.table;
+    return capacityFigures(t.count - t.reservedCount, t.poolCount, this.percent, this.hardLimit);
+  }
+
+  /** What reserved exclusive cores add to committed: the cost of all exclusives minus the cost of the active ones. */
+  private reservedExclusiveCost(): number {
+    if (this.reservedExclusiveCores === 0) return 0;
+    const t = this.table;
+    const withoutReserved = capacityFigures(t.count - t.reservedCount, t.poolCount + this.reservedExclusiveCores, this.percent, this.hardLimit);
+    return this.figures.exclusiveCost - withoutReserved.exclusiveCost;
+  }
+
+  private reservedIndexes(explicit: readonly number[], systemReserve: number): Set<number> {
+    if (explicit.length === 0) return this.table.lowestReserved(systemReserve);
+    return new Set(explicit.map((id) => this.table.indexById[id] ?? -1).filter((i) => i >= 0));
+  }
+
+  /** A restored grant's own shape, before any collision check: ids on this host, distinct, as many as vCPUs. */
+  private grantShape(grant: CpuGrant): Result<Int32Array> {
+    if (grant === null || typeof grant !== 'object' || (grant.mode !== 'shared' && grant.mode !== 'exclusive')) {
+      return err('invalid_request', 'grant.mode must be shared or exclusive', { field: 'grant.mode' });
+    }
+    if (!Array.isArray(grant.cpuset) || !Number.isInteger(grant.vcpus) || grant.vcpus < 1 || grant.cpuset.length !== grant.vcpus) {
+      return err('invalid_request', 'grant.cpuset must list one core per vCPU', { field: 'grant.cpuset', vcpus: grant.vcpus });
+    }
+    if (!Array.isArray(grant.numaNodes) || typeof grant.numaFallback !== 'boolean' || !(CPU_POLICIES as readonly unknown[]).includes(grant.policy)) {
+      return err('invalid_request', 'grant.numaNodes, numaFallback and policy must be as take() wrote them', { field: 'grant' });
+    }
+    const indexes = new Int32Array(grant.cpuset.length);
+    const seen = new Set<number>();
+    for (let k = 0; k < grant.cpuset.length; k += 1) {
+      const id = grant.cpuset[k];
+      const i = Number.isInteger(id) ? (this.table.indexById[id ?? -1] ?? -1) : -1;
+      if (i < 0) return err('invalid_request', `grant.cpuset names core ${String(id)}, which is not on this host`, { field: 'grant.cpuset', core: id });
+      if (seen.has(i)) return err('invalid_request', `grant.cpuset names core ${String(id)} twice`, { field: 'grant.cpuset', core: id });
+      seen.add(i);
+      indexes[k] = i;
+    }
+    return ok(indexes);
+  }
+}
+
+function sameGrant(a: CpuGrant, b: CpuGrant): boolean {
+  if (a.mode !== b.mode || a.vcpus !== b.vcpus || a.cpuset.length !== b.cpuset.length) return false;
+  const sorted = [...b.cpuset].sort((x, y) => x - y);
+  return a.cpuset.every((id, k) => id === sorted[k]);
+}
+
+/** A probe figure as an integer 0..1000; anything else (missing, NaN) is 0. */
+function permille(value: number | undefined): number {
+  if (value === undefined || !Number.isFinite(value)) return 0;
+  return Math.min(1000, Math.max(0, Math.round(value)));
+}
+
