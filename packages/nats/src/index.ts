@@ -1,1 +1,10 @@
-export {};
+/** @allot/nats: NATS plumbing shared by the agent, the coordinator and the CLI. */
+export { connectNats, connectOptionsFrom, connectionCounters, RECONNECT_TIME_WAIT_MS, type ConnectOptions } from './connect.ts';
+export { serveService, endpoint, type EndpointSpec, type RequestContext, type ServedService, type ServiceSpec } from './service.ts';
+export { requestTyped, type RequestTypedOptions } from './request.ts';
+export { ensureStreams, ensureStream, ensureKv, allotStreamConfigs, configDrift, type EnsureKvOptions, type ManagedStreamConfig } from './streams.ts';
+export { publishDurable, type DurableAck, type PublishDurableOptions } from './publish.ts';
+export { Coalescer, type CoalescerOptions } from './coalescer.ts';
+export { extractTraceContext, injectTraceContext, natsHeadersGetter, lazyHeadersSetter, type LazyHeaders } from './trace.ts';
+export { silentLogger, type NatsLogger } from './logger.ts';
+export type { Output, Schema } from './schema.ts';

@@ -1,0 +1,125 @@
+import { err, ok, EVENTS_STREAM, EVENTS_SUBJECTS, STREAM_LIMITS, USAGE_STREAM, USAGE_SUBJECTS, type Result } from '@allot/core';
+import { DiscardPolicy, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager, type StreamConfig, type StreamInfo } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import { nanos } from '@nats-io/transport-node';
+
+/** The fields of a stream config allot manages; anything else on an existing stream is left as it is. */
+export type ManagedStreamConfig = Pick<StreamConfig, 'name' | 'subjects' | 'max_msgs_per_subject' | 'max_msgs' | 'max_age' | 'max_bytes' | 'discard' | 'storage' | 'num_replicas' | 'retention'>;
+
+/** The usage and events streams, from the limits in core. Only 2.9.10-compatible fields. */
+export function allotStreamConfigs(replicas: number): ManagedStreamConfig[] {
+  const base = { retention: RetentionPolicy.Limits, storage: StorageType.File, discard: DiscardPolicy.Old, num_replicas: replicas };
+  return [
+    {
+      ...base,
+      name: USAGE_STREAM,
+      subjects: [USAGE_SUBJECTS],
+      max_msgs_per_subject: STREAM_LIMITS.usage.maxMsgsPerSubject,
+      max_msgs: -1,
+      max_age: nanos(STREAM_LIMITS.usage.maxAgeMs),
+      max_bytes: STREAM_LIMITS.usage.maxBytes,
+    },
+    {
+      ...base,
+      name: EVENTS_STREAM,
+      subjects: [EVENTS_SUBJECTS],
+      max_msgs_per_subject: -1,
+      max_msgs: STREAM_LIMITS.events.maxMsgs,
+      max_age: nanos(STREAM_LIMITS.events.maxAgeMs),
+      max_bytes: STREAM_LIMITS.events.maxBytes,
+    },
+  ];
+}
+
+/** Names of the managed fields whose value differs on the server. */
+export function configDrift(want: ManagedStreamConfig, have: StreamConfig): string[] {
+  const drift: string[] = [];
+  for (const key of Object.keys(want) as (keyof ManagedStreamConfig)[]) {
+    const a = want[key];
+    const b = have[key];
+    const same = Array.isArray(a) && Array.isArray(b) ? a.length === b.length && a.every((x, i) => x === b[i]) : a === b;
+    if (!same) drift.push(key);
+  }
+  return drift;
+}
+
+function isNotFound(e: unknown): boolean {
+  return e instanceof Error && /not found/i.test(e.message);
+}
+
+/**
+ * Creates the stream, or brings an existing one to the managed config. Safe to run from many processes at once: a
+ * create that loses the race ("already in use") is followed by a read and, when the config differs, an update.
+ */
+export async function ensureStream(jsm: JetStreamManager, want: ManagedStreamConfig): Promise<Result<StreamInfo>> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    let info: StreamInfo | undefined;
+    try {
+      info = await jsm.streams.info(want.name);
+    } catch (e) {
+      if (!isNotFound(e)) return err('unavailable', `stream ${want.name}: ${(e as Error).message}`, { stream: want.name });
+    }
+    try {
+      if (info === undefined) return ok(await jsm.streams.add(want));
+      const drift = configDrift(want, info.config);
+      if (drift.length === 0) return ok(info);
+      return ok(await jsm.streams.update(want.name, { ...info.config, ...want }));
+    } catch (e) {
+      // Another process created or changed it between our read and our write: read again.
+      if (/already in use|exists/i.test((e as Error).message) && attempt < 2) continue;
+      return err('unavailable', `stream ${want.name}: ${(e as Error).message}`, { stream: want.name });
+    }
+  }
+  return err('unavailable', `stream ${want.name}: still changing under us after 3 attempts`, { stream: want.name });
+}
+
+/** Creates or updates ALLOT_USAGE and ALLOT_EVENTS. replicas: 1 on one server, 3 on a 3-node cluster. */
+export async function ensureStreams(jsm: JetStreamManager, opts: { replicas: number }): Promise<Result<StreamInfo[]>> {
+  const infos: StreamInfo[] = [];
+  for (const config of allotStreamConfigs(opts.replicas)) {
+    const info = await ensureStream(jsm, config);
+    if (!info.ok) return info;
+    infos.push(info.value);
+  }
+  return ok(infos);
+}
+
+export type EnsureKvOptions = {
+  /** Values kept per key (1..64). */
+  history: number;
+  /** Entries older than this are removed (max_age); none when absent. */
+  ttlMs?: number;
+  replicas: number;
+};
+
+/**
+ * Opens a KV bucket, creating it when absent and bringing history, TTL and replicas to what is asked when it exists
+ * with other settings. Concurrent callers all succeed.
+ */
+export async function ensureKv(js: JetStreamClient, bucket: string, opts: EnsureKvOptions): Promise<Result<KV>> {
+  const kvm = new Kvm(js);
+  const kvOptions = { history: opts.history, replicas: opts.replicas, ...(opts.ttlMs === undefined ? {} : { ttl: opts.ttlMs }) };
+  let kv: KV;
+  try {
+    kv = await kvm.create(bucket, kvOptions);
+  } catch (e) {
+    // Lost a creation race with different defaults: the bucket exists now, open it and converge below.
+    try {
+      kv = await kvm.open(bucket);
+    } catch {
+      return err('unavailable', `KV ${bucket}: ${(e as Error).message}`, { bucket });
+    }
+  }
+  const streamName = `KV_${bucket}`;
+  try {
+    const jsm = await js.jetstreamManager();
+    const info = await jsm.streams.info(streamName);
+    const want = { max_msgs_per_subject: opts.history, max_age: nanos(opts.ttlMs ?? 0), num_replicas: opts.replicas };
+    if (info.config.max_msgs_per_subject !== want.max_msgs_per_subject || info.config.max_age !== want.max_age || info.config.num_replicas !== want.num_replicas) {
+      await jsm.streams.update(streamName, { ...info.config, ...want });
+    }
+  } catch (e) {
+    return err('unavailable', `KV ${bucket}: ${(e as Error).message}`, { bucket });
+  }
+  return ok(kv);
+}
