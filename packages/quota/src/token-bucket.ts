@@ -54,7 +54,9 @@ export class TokenBucket {
     this.#checkAmount(n);
     this.#refill(now);
     const missing = n * this.#unitsPerToken - this.#levelUnits;
-    return missing <= 0 ? 0 : Math.ceil(missing / this.rate.count);
+    if (missing <= 0) return 0;
+    // Counted from the bucket's own time; a `now` behind it (the clock stepped back) waits that much longer.
+    return Math.ceil(missing / this.rate.count) + Math.max(0, this.#updatedAt - now);
   }
 
   /** Take n tokens (1 by default) at `now`, or none and say how long to wait. n above the capacity is a bug and throws. */
