@@ -129,10 +129,10 @@ export async function serveService(nc: NatsConnection, spec: ServiceSpec): Promi
   for (const ep of spec.endpoints) {
     const byCode: Partial<Record<ErrorCode, number>> = {};
     errorsByCode.set(ep.name, byCode);
-    let counter: EndpointStatsHook | undefined;
     const onError = (error: AllotError) => {
       byCode[error.code] = (byCode[error.code] ?? 0) + 1;
-      counter?.countError(new Error(`${error.code}: ${error.message}`));
+      // Looked up per error (a find over a handful of endpoints) because the entry exists only once added.
+      errorCounterOf(service, ep.name)?.countError(new Error(`${error.code}: ${error.message}`));
     };
     try {
       service.addEndpoint(ep.name, {
@@ -154,7 +154,6 @@ export async function serveService(nc: NatsConnection, spec: ServiceSpec): Promi
       await service.stop();
       return err('invalid_request', `endpoint ${ep.name}: ${(e as Error).message}`, { field: 'endpoints' });
     }
-    counter = errorCounterOf(service, ep.name);
   }
 
   return ok({
