@@ -1,1 +1,11 @@
-export {};
+/** @allot/placement: pure placement decisions over a cluster snapshot, and the free-capacity index behind them. */
+export * from './types.ts';
+export { seededRandom, type RandomSource } from './random.ts';
+export { ClusterIndex, type ClusterIndexOptions, type ClusterSnapshot, type DomainTally } from './cluster-index.ts';
+export type { CandidateSource, CapacityEntry, CapacityNeed } from './capacity-tree.ts';
+export * from './filters.ts';
+export * from './scorers.ts';
+export { place, demandOf, sampleLimit, DEFAULT_MAX_CANDIDATES, DEFAULT_MAX_VISITS, DEFAULT_DOMAIN_LABEL } from './place.ts';
+export { unavailableMessage, sortedReasons } from './rejections.ts';
+export { planPreemption, PREEMPTION_SEARCH_BUDGET, type PreemptionPlan } from './preemption.ts';
+export { freeMemoryMiB, sharedVcpuFit, idleSharedCores, largestNumaSharedCores, nodeStateReason } from './node-capacity.ts';

@@ -1,0 +1,244 @@
+import { randomInt } from 'node:crypto';
+import type { NodeView } from '@allot/core';
+import { CapacityTree, type CandidateSource, type CapacityEntry, type CapacityNeed, type EntryOrder } from './capacity-tree.ts';
+import { freeMemoryMiB, idleSharedCores, nodeStateReason, sharedVcpuFit, type NodeStateReason, NODE_CORDONED, NODE_NOT_READY, NODE_UNHEALTHY } from './node-capacity.ts';
+import { seededRandom, type RandomSource } from './random.ts';
+import { domainOf } from './scorers.ts';
+import type { NodeId } from './types.ts';
+
+/** Allocation counts in one failure domain, kept current on every upsert. */
+export interface DomainTally {
+  /** Live allocations per anti-affinity group. */
+  readonly groups: ReadonlyMap<string, number>;
+  /** VMs per tenant. */
+  readonly tenants: ReadonlyMap<string, number>;
+}
+
+/**
+ * The read side of the cluster view that placement needs. ClusterIndex implements it; place() depends on nothing else,
+ * so a placement is a pure function of this snapshot.
+ */
+export interface ClusterSnapshot {
+  /** Every node known, schedulable or not. */
+  readonly size: number;
+  /** Ready, not cordoned, not unhealthy. */
+  readonly schedulableCount: number;
+  get(nodeId: NodeId): NodeView | undefined;
+  nodes(): IterableIterator<NodeView>;
+  /** Nodes that are not schedulable, per reason. O(1). */
+  stateCounts(): Readonly<Record<NodeStateReason, number>>;
+  /** Schedulable nodes with less free memory than this. O(log n). */
+  countShortOfMemory(memoryMiB: number): number;
+  /** Schedulable nodes that fit the need, by free memory: ascending (tightest first), descending, or random start. */
+  byFreeMemory(need: CapacityNeed, order: 'ascending' | 'descending' | 'random', random?: RandomSource): CandidateSource;
+  /** Schedulable nodes that fit the need, in node-id order starting after `after`, wrapping around. */
+  inStableOrder(need: CapacityNeed, after?: NodeId): CandidateSource;
+  /** How many schedulable node ids sort before (or, inclusive, at or before) this id. O(log n). */
+  stableRank(nodeId: NodeId, inclusive?: boolean): number;
+  /** The failure domains of this label with their allocation tallies (starts tracking the label if it was not). */
+  domains(label: string): ReadonlyMap<string | null, DomainTally>;
+  /** Schedulable nodes of one domain that fit the need, by free memory. */
+  byFreeMemoryInDomain(label: string, value: string | null, need: CapacityNeed, order: 'ascending' | 'descending'): CandidateSource;
+}
+
+export interface ClusterIndexOptions {
+  /** Tie-breaking salts and treap priorities. Default: seeded from the OS, so coordinators break ties differently. */
+  readonly random?: RandomSource;
+  /** Failure-domain labels to index from the start (default `zone`); others are indexed on first use. */
+  readonly domainLabels?: readonly string[];
+}
+
+interface NodeRecord {
+  view: NodeView;
+  /** Present when the node is schedulable. */
+  entry: CapacityEntry | null;
+  state: NodeStateReason | null;
+  salt: number;
+}
+
+const byFreeMemoryOrder: EntryOrder = (a, b) =>
+  a.freeMemoryMiB - b.freeMemoryMiB || a.salt - b.salt || (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0);
+const byNodeIdOrder: EntryOrder = (a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0);
+const nothing: CandidateSource = { next: () => undefined };
+
+interface DomainIndex {
+  readonly trees: Map<string | null, CapacityTree>;
+  readonly tallies: Map<string | null, { groups: Map<string, number>; tenants: Map<string, number> }>;
+}
+
+/**
+ * The coordinator's cluster view, indexed by free capacity so a placement visits only nodes that can fit.
+ * - a tree by free memory (tie: a per-node random salt) with subtree maxima of free shared vCPUs and idle cores;
+ * - a tree by node id with the same maxima, for round-robin;
+ * - per tracked failure-domain label, one tree per domain value and the domain's group/tenant tallies.
+ * upsert and remove cost O((1 + D) log n) for D tracked domain labels, plus the node's group and tenant entries.
+ */
+export class ClusterIndex implements ClusterSnapshot {
+  readonly #nodes = new Map<NodeId, NodeRecord>();
+  readonly #byFree: CapacityTree;
+  readonly #byId: CapacityTree;
+  readonly #domains = new Map<string, DomainIndex>();
+  readonly #states: Record<NodeStateReason, number> = { [NODE_NOT_READY]: 0, [NODE_CORDONED]: 0, [NODE_UNHEALTHY]: 0 };
+  readonly #random: RandomSource;
+
+  constructor(options: ClusterIndexOptions = {}) {
+    this.#random = options.random ?? seededRandom(randomInt(2 ** 32));
+    this.#byFree = new CapacityTree(byFreeMemoryOrder, this.#random);
+    this.#byId = new CapacityTree(byNodeIdOrder, this.#random);
+    for (const label of options.domainLabels ?? ['zone']) this.#domains.set(label, { trees: new Map(), tallies: new Map() });
+  }
+
+  /** Builds an index from a list of views (tests, benchmarks, a coordinator rebuilding its view). */
+  static of(views: Iterable<NodeView>, options: ClusterIndexOptions = {}): ClusterIndex {
+    const index = new ClusterIndex(options);
+    for (const v of views) index.upsert(v);
+    return index;
+  }
+
+  get size(): number {
+    return this.#nodes.size;
+  }
+
+  get schedulableCount(): number {
+    return this.#byFree.size;
+  }
+
+  get(nodeId: NodeId): NodeView | undefined {
+    return this.#nodes.get(nodeId)?.view;
+  }
+
+  *nodes(): IterableIterator<NodeView> {
+    for (const r of this.#nodes.values()) yield r.view;
+  }
+
+  /**
+   * Adds or replaces a node's view. A snapshot older (lower seq, same boot) than the one held is ignored, so usage
+   * messages arriving out of order cannot roll the view back; returns whether the view was applied.
+   */
+  upsert(view: NodeView): boolean {
+    const old = this.#nodes.get(view.nodeId);
+    if (old !== undefined && old.view.snapshot.bootId === view.snapshot.bootId && view.snapshot.seq < old.view.snapshot.seq) return false;
+    const salt = old?.salt ?? this.#random();
+    if (old !== undefined) this.#unlink(old);
+    const state = nodeStateReason(view);
+    const entry: CapacityEntry | null =
+      state === null ? { nodeId: view.nodeId, freeMemoryMiB: freeMemoryMiB(view), sharedVcpuFit: sharedVcpuFit(view), idleCores: idleSharedCores(view), salt } : null;
+    const record: NodeRecord = { view, entry, state, salt };
+    this.#nodes.set(view.nodeId, record);
+    this.#link(record);
+    return true;
+  }
+
+  remove(nodeId: NodeId): boolean {
+    const old = this.#nodes.get(nodeId);
+    if (old === undefined) return false;
+    this.#unlink(old);
+    this.#nodes.delete(nodeId);
+    return true;
+  }
+
+  #link(r: NodeRecord): void {
+    if (r.state !== null) this.#states[r.state] += 1;
+    if (r.entry !== null) {
+      this.#byFree.insert(r.entry);
+      this.#byId.insert(r.entry);
+    }
+    for (const [label, d] of this.#domains) this.#linkDomain(label, d, r, 1);
+  }
+
+  #unlink(r: NodeRecord): void {
+    if (r.state !== null) this.#states[r.state] -= 1;
+    if (r.entry !== null) {
+      this.#byFree.remove(r.entry);
+      this.#byId.remove(r.entry);
+    }
+    for (const [label, d] of this.#domains) this.#linkDomain(label, d, r, -1);
+  }
+
+  /** Adds (sign 1) or takes away (sign -1) a node's share of one domain label's trees and tallies. */
+  #linkDomain(label: string, d: DomainIndex, r: NodeRecord, sign: 1 | -1): void {
+    const value = domainOf(r.view, label);
+    if (r.entry !== null) {
+      let tree = d.trees.get(value);
+      if (tree === undefined) {
+        tree = new CapacityTree(byFreeMemoryOrder, this.#random);
+        d.trees.set(value, tree);
+      }
+      if (sign > 0) tree.insert(r.entry);
+      else {
+        tree.remove(r.entry);
+        if (tree.size === 0) d.trees.delete(value);
+      }
+    }
+    let tally = d.tallies.get(value);
+    if (tally === undefined) {
+      tally = { groups: new Map(), tenants: new Map() };
+      d.tallies.set(value, tally);
+    }
+    for (const [group, n] of Object.entries(r.view.snapshot.groups)) addTo(tally.groups, group, sign * n);
+    for (const [tenant, usage] of Object.entries(r.view.snapshot.tenants)) addTo(tally.tenants, tenant, sign * usage.vms);
+  }
+
+  stateCounts(): Readonly<Record<NodeStateReason, number>> {
+    return this.#states;
+  }
+
+  countShortOfMemory(memoryMiB: number): number {
+    return this.#byFree.countBefore((e) => e.freeMemoryMiB >= memoryMiB);
+  }
+
+  byFreeMemory(need: CapacityNeed, order: 'ascending' | 'descending' | 'random', random?: RandomSource): CandidateSource {
+    const from = (e: CapacityEntry) => e.freeMemoryMiB >= need.memoryMiB;
+    if (order === 'random') return this.#byFree.walkFromRandom(need, from, random ?? this.#random);
+    return this.#byFree.walk(need, order, from);
+  }
+
+  inStableOrder(need: CapacityNeed, after?: NodeId): CandidateSource {
+    if (after === undefined) return this.#byId.walk(need, 'ascending');
+    const pastCursor = (e: CapacityEntry) => e.nodeId > after;
+    const first = this.#byId.walk(need, 'ascending', pastCursor);
+    const wrapped = this.#byId.walk(need, 'ascending', () => true, pastCursor);
+    let onWrapped = false;
+    return {
+      next: () => {
+        if (!onWrapped) {
+          const e = first.next();
+          if (e !== undefined) return e;
+          onWrapped = true;
+        }
+        return wrapped.next();
+      },
+    };
+  }
+
+  stableRank(nodeId: NodeId, inclusive = false): number {
+    return this.#byId.countBefore(inclusive ? (e) => e.nodeId > nodeId : (e) => e.nodeId >= nodeId);
+  }
+
+  domains(label: string): ReadonlyMap<string | null, DomainTally> {
+    return this.#domain(label).tallies;
+  }
+
+  byFreeMemoryInDomain(label: string, value: string | null, need: CapacityNeed, order: 'ascending' | 'descending'): CandidateSource {
+    const tree = this.#domain(label).trees.get(value);
+    if (tree === undefined) return nothing;
+    return tree.walk(need, order, (e) => e.freeMemoryMiB >= need.memoryMiB);
+  }
+
+  /** The domain index of a label, built on first use in O(n log n) and then maintained by every upsert. */
+  #domain(label: string): DomainIndex {
+    let d = this.#domains.get(label);
+    if (d === undefined) {
+      d = { trees: new Map(), tallies: new Map() };
+      this.#domains.set(label, d);
+      for (const r of this.#nodes.values()) this.#linkDomain(label, d, r, 1);
+    }
+    return d;
+  }
+}
+
+function addTo(map: Map<string, number>, key: string, delta: number): void {
+  const n = (map.get(key) ?? 0) + delta;
+  if (n === 0) map.delete(key);
+  else map.set(key, n);
+}

@@ -1,0 +1,108 @@
+import type { LabelConstraint, NodeView } from '@allot/core';
+import { freeMemoryMiB, idleSharedCores, largestNumaSharedCores, nodeStateReason, sharedVcpuFit } from './node-capacity.ts';
+import type { Filter, StepContext } from './types.ts';
+
+/** Reasons that do not depend on the request's details (constraint and group reasons are built from them). */
+export const INSUFFICIENT_MEMORY = 'Insufficient memory';
+export const INSUFFICIENT_CPU = 'Insufficient cpu';
+export const INSUFFICIENT_IDLE_CORES = 'Insufficient idle cores';
+export const NUMA_TOO_SMALL = 'NUMA node too small';
+export const TENANT_QUOTA_PER_NODE = 'tenant quota: max VMs per node';
+export const NOT_THE_NAMED_NODE = 'not the named node';
+export const ALREADY_TRIED = 'already tried';
+export const NOT_EXAMINED = 'not examined';
+export { NODE_CORDONED, NODE_NOT_READY, NODE_UNHEALTHY } from './node-capacity.ts';
+
+const pass = null;
+
+/** Ready (not suspect or lost), not cordoned, not unhealthy: one filter so a node gets one state reason. */
+export const nodeSchedulable: Filter = (_ctx, node) => {
+  const reason = nodeStateReason(node);
+  return reason === null ? pass : { reason };
+};
+
+export const fitsMemory: Filter = (ctx, node) => (freeMemoryMiB(node) >= ctx.demand.memoryMiB ? pass : { reason: INSUFFICIENT_MEMORY });
+
+/**
+ * CPU: a shared request needs free shared vCPUs and no more vCPUs than shared cores; an exclusive one needs that many
+ * idle shared cores (an approximation from the snapshot; the agent refuses when it was optimistic).
+ */
+export const fitsCpu: Filter = (ctx, node) => {
+  if (ctx.demand.exclusive) return idleSharedCores(node) >= ctx.demand.vcpus ? pass : { reason: INSUFFICIENT_IDLE_CORES };
+  return sharedVcpuFit(node) >= ctx.demand.vcpus ? pass : { reason: INSUFFICIENT_CPU };
+};
+
+/** numa: require needs one NUMA node with at least as many shared cores as vCPUs (prefer and any always pass). */
+export const fitsNuma: Filter = (ctx, node) =>
+  ctx.demand.numa !== 'require' || largestNumaSharedCores(node) >= ctx.demand.vcpus ? pass : { reason: NUMA_TOO_SMALL };
+
+/** The reason a constraint reports, e.g. `label constraint zone In [z1,z2]`. */
+export function constraintReason(c: LabelConstraint): string {
+  return c.op === 'In' || c.op === 'NotIn' ? `label constraint ${c.key} ${c.op} [${c.values.join(',')}]` : `label constraint ${c.key} ${c.op}`;
+}
+
+export function labelsSatisfy(labels: Readonly<Record<string, string>>, c: LabelConstraint): boolean {
+  const has = Object.hasOwn(labels, c.key);
+  switch (c.op) {
+    case 'In':
+      return has && c.values.includes(labels[c.key] as string);
+    case 'NotIn':
+      // After Kubernetes: a node without the label is not in the excluded set.
+      return !has || !c.values.includes(labels[c.key] as string);
+    case 'Exists':
+      return has;
+    case 'DoesNotExist':
+      return !has;
+  }
+}
+
+/** One filter per constraint, so the message names the one that failed. */
+export function labelConstraint(c: LabelConstraint): Filter {
+  const reason = { reason: constraintReason(c) };
+  return (_ctx, node) => (labelsSatisfy(node.snapshot.labels, c) ? pass : reason);
+}
+
+export function antiAffinityReason(group: { name: string; maxPerNode: number }): string {
+  return `anti-affinity group ${group.name} max ${group.maxPerNode} per node`;
+}
+
+/** At most group.maxPerNode live allocations of the request's group on one node. */
+export const antiAffinity: Filter = (ctx, node) => {
+  const group = ctx.options.group;
+  if (group === undefined) return pass;
+  const here = node.snapshot.groups[group.name] ?? 0;
+  return here < group.maxPerNode ? pass : { reason: antiAffinityReason(group) };
+};
+
+/** The tenant's per-node VM limit, when its quota has one. */
+export const tenantQuotaPerNode: Filter = (ctx, node) => {
+  if (ctx.maxVmsPerNode === undefined) return pass;
+  const vms = node.snapshot.tenants[ctx.request.tenantId]?.vms ?? 0;
+  return vms < ctx.maxVmsPerNode ? pass : { reason: TENANT_QUOTA_PER_NODE };
+};
+
+/** manual: only the named node passes. */
+export const namedNode: Filter = (ctx, node) => (node.nodeId === ctx.options.nodeId ? pass : { reason: NOT_THE_NAMED_NODE });
+
+/**
+ * The filters for one request, in the order their reasons take precedence (a node is counted under its first failure):
+ * node state, memory, CPU, then what only a visit can tell (NUMA, labels, anti-affinity, tenant quota). The index
+ * answers the first three for nodes it never visits, so this order is what keeps its counts exact.
+ */
+export function filtersFor(ctx: StepContext): Filter[] {
+  const filters: Filter[] = [nodeSchedulable, fitsMemory, fitsCpu];
+  if (ctx.demand.numa === 'require') filters.push(fitsNuma);
+  for (const c of ctx.options.constraints) filters.push(labelConstraint(c));
+  if (ctx.options.group !== undefined) filters.push(antiAffinity);
+  if (ctx.maxVmsPerNode !== undefined) filters.push(tenantQuotaPerNode);
+  return filters;
+}
+
+/** The first reason the node fails, or null when it passes them all. */
+export function firstFailure(filters: readonly Filter[], ctx: StepContext, node: NodeView): string | null {
+  for (const f of filters) {
+    const r = f(ctx, node);
+    if (r !== null) return r.reason;
+  }
+  return null;
+}

@@ -1,0 +1,81 @@
+import type { NodeView } from '@allot/core';
+
+/*
+ * What a node can still take, read from its usage snapshot. These few functions are the single definition used by the
+ * filters, the scorers and the free-capacity index, so the three can never disagree about whether a node fits.
+ * The snapshot is a view, possibly stale: the agent is the authority and refuses what no longer fits.
+ */
+
+/** Reasons a node is not schedulable at all, whatever the request (checked before any capacity). */
+export const NODE_NOT_READY = 'node not ready';
+export const NODE_CORDONED = 'node cordoned';
+export const NODE_UNHEALTHY = 'node unhealthy';
+export type NodeStateReason = typeof NODE_NOT_READY | typeof NODE_CORDONED | typeof NODE_UNHEALTHY;
+
+/** Why this node takes nothing now, or null when it is schedulable. Suspect and lost nodes are not ready. */
+export function nodeStateReason(view: NodeView): NodeStateReason | null {
+  if (view.liveness !== 'ready') return NODE_NOT_READY;
+  if (view.snapshot.cordoned) return NODE_CORDONED;
+  const status = view.snapshot.health.status;
+  // degraded still takes work (it is a warning); unhealthy and stopped do not.
+  if (status === 'unhealthy' || status === 'stopped') return NODE_UNHEALTHY;
+  return null;
+}
+
+/** Memory still free under the effective capacity, in MiB. */
+export function freeMemoryMiB(view: NodeView): number {
+  const m = view.snapshot.memory;
+  return Math.max(0, m.effectiveCapacity - m.committed);
+}
+
+/**
+ * The largest shared-mode request the node can take, in vCPUs: free shared vCPUs, and never more vCPUs than the
+ * shared pool has cores (a VM's vCPUs float over distinct shared cores).
+ */
+export function sharedVcpuFit(view: NodeView): number {
+  const c = view.snapshot.cpu;
+  return Math.max(0, Math.min(c.sharedVcpusCapacity - c.sharedVcpusCommitted, c.sharedCores));
+}
+
+/** Shared-pool cores in the snapshot's core list (falls back to the sharedCores figure when the list is empty). */
+export function sharedCoreCount(view: NodeView): number {
+  const c = view.snapshot.cpu;
+  if (c.cores.length === 0) return c.sharedCores;
+  let n = 0;
+  for (const core of c.cores) if (core.role === 'shared') n += 1;
+  return n;
+}
+
+/** The CPU overcommit ratio as an integer percentage (1.5 -> 150), the way the agent applies it. */
+export function cpuOvercommitPercent(view: NodeView): number {
+  return Math.max(100, Math.round(view.snapshot.overcommit.cpu * 100));
+}
+
+/**
+ * Idle shared cores: how many shared cores could become exclusive. An APPROXIMATION, the best a snapshot allows:
+ * taking k cores out of the pool leaves floor((S - k) x ratio) shared vCPUs, which must still hold the shared vCPUs
+ * committed, so k <= S - ceil(committed / ratio). The snapshot does not say which cores the agent would pick, nor how
+ * the hard limit interacts; the agent is the authority and refuses when this figure was optimistic.
+ */
+export function idleSharedCores(view: NodeView): number {
+  const shared = sharedCoreCount(view);
+  const committed = view.snapshot.cpu.sharedVcpusCommitted;
+  const percent = cpuOvercommitPercent(view);
+  const coresNeeded = Math.ceil((committed * 100) / percent);
+  return Math.max(0, shared - coresNeeded);
+}
+
+/** The most shared cores any single NUMA node has (what `numa: require` can hope for on this node). */
+export function largestNumaSharedCores(view: NodeView): number {
+  const cores = view.snapshot.cpu.cores;
+  if (cores.length === 0) return 0;
+  const perNuma = new Map<number, number>();
+  let best = 0;
+  for (const core of cores) {
+    if (core.role !== 'shared') continue;
+    const n = (perNuma.get(core.numa) ?? 0) + 1;
+    perNuma.set(core.numa, n);
+    if (n > best) best = n;
+  }
+  return best;
+}

@@ -1,0 +1,155 @@
+import { holdsCapacity, PREEMPTION_PRIORITY_GAP, type Allocation, type AllocationRequest, type NodeView } from '@allot/core';
+import { cpuOvercommitPercent, freeMemoryMiB, largestNumaSharedCores, nodeStateReason, sharedCoreCount } from './node-capacity.ts';
+
+/** Allocations to release on one node so that a request fits there. */
+export interface PreemptionPlan {
+  readonly nodeId: string;
+  /** Fewest first, then lowest priorities; ordered by priority ascending. */
+  readonly victims: readonly Allocation[];
+  /** What their release frees, as the snapshot accounts it. */
+  readonly freed: { readonly memoryMiB: number; readonly sharedVcpus: number; readonly exclusiveCores: number };
+  /** False when the search hit its budget and fell back to a greedy choice (may not be the fewest). */
+  readonly optimal: boolean;
+}
+
+/** Subsets examined before falling back to greedy: keeps one call in the low milliseconds on a busy node. */
+export const PREEMPTION_SEARCH_BUDGET = 100_000;
+
+interface Freed {
+  memoryMiB: number;
+  sharedVcpus: number;
+  exclusiveCores: number;
+}
+
+function freedBy(a: Allocation): Freed {
+  if (a.cpu?.mode === 'exclusive') return { memoryMiB: a.granted.memoryMiB, sharedVcpus: 0, exclusiveCores: a.cpu.cpuset.length || a.granted.vcpus };
+  return { memoryMiB: a.granted.memoryMiB, sharedVcpus: a.granted.vcpus, exclusiveCores: 0 };
+}
+
+/**
+ * Whether the request fits on the node once `freed` is released, by the same snapshot arithmetic as the filters
+ * (exclusive cores released go back to the shared pool at the node's overcommit ratio).
+ */
+function fitsAfter(node: NodeView, request: AllocationRequest, f: Freed): boolean {
+  if (freeMemoryMiB(node) + f.memoryMiB < request.resources.memoryMiB) return false;
+  const cpu = node.snapshot.cpu;
+  const percent = cpuOvercommitPercent(node);
+  const vcpus = request.resources.vcpus;
+  const committed = cpu.sharedVcpusCommitted - f.sharedVcpus;
+  if (request.cpu.exclusive) {
+    const shared = sharedCoreCount(node) + f.exclusiveCores;
+    return shared - Math.ceil((committed * 100) / percent) >= vcpus;
+  }
+  const capacity = cpu.sharedVcpusCapacity + Math.floor((f.exclusiveCores * percent) / 100);
+  return Math.min(capacity - committed, cpu.sharedCores + f.exclusiveCores) >= vcpus;
+}
+
+function sum(victims: readonly Allocation[]): Freed {
+  const total: Freed = { memoryMiB: 0, sharedVcpus: 0, exclusiveCores: 0 };
+  for (const v of victims) {
+    const f = freedBy(v);
+    total.memoryMiB += f.memoryMiB;
+    total.sharedVcpus += f.sharedVcpus;
+    total.exclusiveCores += f.exclusiveCores;
+  }
+  return total;
+}
+
+/**
+ * Choice among sets of the same size: the lowest highest-priority, then the lowest priority sum, then the least
+ * capacity freed (the least collateral damage), then allocation ids in order (so the answer is deterministic).
+ */
+function better(a: readonly Allocation[], b: readonly Allocation[]): boolean {
+  const maxA = Math.max(...a.map((x) => x.priority));
+  const maxB = Math.max(...b.map((x) => x.priority));
+  if (maxA !== maxB) return maxA < maxB;
+  const sumA = a.reduce((s, x) => s + x.priority, 0);
+  const sumB = b.reduce((s, x) => s + x.priority, 0);
+  if (sumA !== sumB) return sumA < sumB;
+  const fa = sum(a);
+  const fb = sum(b);
+  const sizeA = fa.memoryMiB + fa.sharedVcpus + fa.exclusiveCores;
+  const sizeB = fb.memoryMiB + fb.sharedVcpus + fb.exclusiveCores;
+  if (sizeA !== sizeB) return sizeA < sizeB;
+  return a.map((x) => x.id).join(',') < b.map((x) => x.id).join(',');
+}
+
+/**
+ * The fewest, then lowest-priority, live allocations of one node whose release makes the request fit there; only
+ * allocations at least `minGap` priority points below the request are eligible. Pure: the coordinator fetches the
+ * node's allocation list from its agent and calls this per candidate node. Returns null when no eligible set helps
+ * (the node is not schedulable, NUMA cannot be satisfied, or even releasing every eligible allocation is not enough).
+ *
+ * Search: sizes 1, 2, ... are tried in turn over every subset of that size, so the first size that works is the fewest;
+ * past PREEMPTION_SEARCH_BUDGET subsets it falls back to greedy (lowest priority first, then drops victims that are not
+ * needed) and says so with `optimal: false`.
+ */
+export function planPreemption(
+  node: NodeView,
+  allocations: readonly Allocation[],
+  request: AllocationRequest,
+  minGap: number = PREEMPTION_PRIORITY_GAP,
+): PreemptionPlan | null {
+  if (nodeStateReason(node) !== null) return null;
+  if (request.cpu.numa === 'require' && largestNumaSharedCores(node) < request.resources.vcpus) return null;
+  const plan = (victims: Allocation[], optimal: boolean): PreemptionPlan => ({
+    nodeId: node.nodeId,
+    victims: [...victims].sort((a, b) => a.priority - b.priority || (a.id < b.id ? -1 : 1)),
+    freed: sum(victims),
+    optimal,
+  });
+  const none: Freed = { memoryMiB: 0, sharedVcpus: 0, exclusiveCores: 0 };
+  if (fitsAfter(node, request, none)) return plan([], true);
+
+  const eligible = allocations
+    .filter((a) => a.nodeId === node.nodeId && (a.status === 'active' || a.status === 'reserved') && holdsCapacity(a.status) && a.priority <= request.priority - minGap)
+    .sort((a, b) => a.priority - b.priority || (a.id < b.id ? -1 : 1));
+  if (!fitsAfter(node, request, sum(eligible))) return null;
+
+  let budget = PREEMPTION_SEARCH_BUDGET;
+  for (let size = 1; size <= eligible.length; size += 1) {
+    let best: Allocation[] | null = null;
+    let exceeded = false;
+    forEachSubset(eligible, size, (subset) => {
+      budget -= 1;
+      if (budget < 0) {
+        exceeded = true;
+        return false;
+      }
+      if (fitsAfter(node, request, sum(subset)) && (best === null || better(subset, best))) best = [...subset];
+      return true;
+    });
+    if (best !== null) return plan(best, !exceeded);
+    if (exceeded) return plan(greedy(node, request, eligible), false);
+  }
+  return null; // unreachable: releasing every eligible allocation fits, checked above
+}
+
+/** Lowest priority first until it fits, then drops, highest priority first, every victim the fit does not need. */
+function greedy(node: NodeView, request: AllocationRequest, eligible: readonly Allocation[]): Allocation[] {
+  const chosen: Allocation[] = [];
+  for (const a of eligible) {
+    chosen.push(a);
+    if (fitsAfter(node, request, sum(chosen))) break;
+  }
+  for (let i = chosen.length - 1; i >= 0; i -= 1) {
+    const without = chosen.filter((_, j) => j !== i);
+    if (fitsAfter(node, request, sum(without))) chosen.splice(i, 1);
+  }
+  return chosen;
+}
+
+/** Calls visit with every subset of `size` items in lexicographic index order; stops when visit returns false. */
+function forEachSubset<T>(items: readonly T[], size: number, visit: (subset: readonly T[]) => boolean): void {
+  const idx = Array.from({ length: size }, (_, i) => i);
+  const subset: T[] = idx.map((i) => items[i] as T);
+  for (;;) {
+    if (!visit(subset)) return;
+    let i = size - 1;
+    while (i >= 0 && idx[i] === items.length - size + i) i -= 1;
+    if (i < 0) return;
+    idx[i] = (idx[i] as number) + 1;
+    for (let j = i + 1; j < size; j += 1) idx[j] = (idx[j - 1] as number) + 1;
+    for (let j = i; j < size; j += 1) subset[j] = items[idx[j] as number] as T;
+  }
+}

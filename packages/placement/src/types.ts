@@ -1,0 +1,80 @@
+import type { AllocationRequest, NodeView, PlacementOptions, PlacementStrategy } from '@allot/core';
+import type { RandomSource } from './random.ts';
+
+export type NodeId = string;
+
+/** What a request asks of one node, read once from the AllocationRequest. */
+export interface Demand {
+  readonly memoryMiB: number;
+  readonly vcpus: number;
+  readonly exclusive: boolean;
+  readonly numa: 'any' | 'prefer' | 'require';
+}
+
+/** Per-domain counts for spread-domain: allocations of this request's group (or tenant) in each failure domain. */
+export interface DomainLoad {
+  readonly label: string;
+  /** Domain value -> allocations of the group or tenant there; nodes without the label form the `null` domain. */
+  readonly counts: ReadonlyMap<string | null, number>;
+  readonly min: number;
+  readonly max: number;
+}
+
+/**
+ * Everything a filter or scorer may read besides the node: the request, its options, and the figures one placement
+ * computes once. Steps are pure functions of (StepContext, NodeView).
+ */
+export interface StepContext {
+  readonly request: AllocationRequest;
+  readonly options: PlacementOptions;
+  readonly demand: Demand;
+  /** The tenant's per-node VM limit (from its quota), when it has one. */
+  readonly maxVmsPerNode?: number;
+  /** Scoring weights, default 1:1. */
+  readonly weights: { readonly cpu: number; readonly memory: number };
+  /** For spread-domain. */
+  readonly domainLoad?: DomainLoad;
+  /** For round-robin: position of a node in the stable order, the cursor's position, and how many nodes are ordered. */
+  readonly stableRank?: (nodeId: NodeId) => number;
+  readonly cursorRank?: number;
+  readonly stableCount?: number;
+}
+
+/** One feasibility question about one node: null when it passes, else a reason a person reads (and that is counted). */
+export type Filter = (ctx: StepContext, node: NodeView) => null | { readonly reason: string };
+
+/** A preference in 0..100 (higher is better) for placing the request on this node. */
+export type Scorer = (ctx: StepContext, node: NodeView) => number;
+
+/** What the caller (the coordinator) supplies besides the request: defaults, chance, memory between placements. */
+export interface PlacementContext {
+  /** Used when the options name no strategy; default binpack. */
+  readonly strategy?: PlacementStrategy;
+  /** Seeded in tests; the coordinator may pass Math.random. */
+  readonly random: RandomSource;
+  /** The node chosen by the previous round-robin placement. */
+  readonly roundRobinCursor?: NodeId;
+  /** The tenant's maxVmsPerNode quota, when set. */
+  readonly maxVmsPerNode?: number;
+  /** Nodes already tried for this request (they refused or timed out); never returned again. */
+  readonly exclude?: ReadonlySet<NodeId>;
+  /** How many candidates to return, best first (default 5). */
+  readonly maxCandidates?: number;
+  /** Upper bound on capacity-fitting nodes examined when the first sample finds nothing (default 10,000). */
+  readonly maxVisits?: number;
+}
+
+/** The answer to place or check. */
+export interface PlacementDecision {
+  /** Nodes to try, best first; empty when nothing fits. */
+  readonly candidates: NodeId[];
+  /** Nodes rejected per reason. Exact over the whole cluster when `exhaustive`; else only what was examined. */
+  readonly rejected: Record<string, number>;
+  /** `0/5 nodes are available: 3 Insufficient memory, 2 node cordoned.` or a summary of the choice. */
+  readonly message: string;
+  /** Nodes whose filters were evaluated (the rest were decided by the index's own counts or not looked at). */
+  readonly examined: number;
+  /** True when every node was accounted for (a refusal is then certain for this view). */
+  readonly exhaustive: boolean;
+  readonly strategy: PlacementStrategy;
+}
