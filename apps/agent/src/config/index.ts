@@ -1,0 +1,5 @@
+/** The agent's configuration: a JSON file plus ALLOT_* environment variables, validated at start-up. */
+export { loadAgentConfig, formatConfigProblems, type AgentConfigProblem, type LoadAgentConfigInput } from './load.ts';
+export { AgentConfigSchema, AgentCpuConfigSchema, AgentMemoryConfigSchema, SimulatedHostSchema, LOG_LEVELS, type AgentConfig, type AgentConfigInput, type SimulatedHost } from './schema.ts';
+export { ENV_BINDINGS, type EnvBinding } from './env.ts';
+export { nodeIdFromHostname } from './node-id.ts';

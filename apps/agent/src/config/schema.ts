@@ -1,0 +1,137 @@
+import {
+  CoreIdSchema,
+  CpuPolicySchema,
+  HealthThresholdsSchema,
+  LabelsSchema,
+  LimitsSchema,
+  MAX_CORE_ID,
+  MAX_MEMORY_MIB,
+  MemoryMiBSchema,
+  NatsConnectionConfigSchema,
+  NodeIdSchema,
+  VcpuCountSchema,
+} from '@allot/core';
+import { validateLayout } from '@allot/probe';
+import { z } from './zod.ts';
+
+/** The same rule as every manager's limits: a real number >= 1 with at most two decimals, default 1 (no overcommit). */
+const OvercommitRatioSchema = LimitsSchema.shape.overcommitRatio;
+
+/**
+ * Memory of this host, in MiB. capacityMiB defaults to the probe's total; the effective capacity the agent commits
+ * against is floor((capacity - systemReserve) x overcommitRatio), capped by hardLimitMiB.
+ */
+export const AgentMemoryConfigSchema = z
+  .strictObject({
+    capacityMiB: MemoryMiBSchema.min(1).optional(),
+    systemReserveMiB: MemoryMiBSchema.default(0),
+    overcommitRatio: OvercommitRatioSchema,
+    /** Committed above this makes health Degraded; it does not refuse. */
+    softLimitMiB: MemoryMiBSchema.optional(),
+    /** Committed never goes above this, whatever the ratio. */
+    hardLimitMiB: MemoryMiBSchema.optional(),
+  })
+  .superRefine((m, ctx) => {
+    if (m.capacityMiB !== undefined && m.systemReserveMiB >= m.capacityMiB) {
+      ctx.addIssue({ code: 'custom', path: ['systemReserveMiB'], message: `${m.systemReserveMiB} MiB leaves nothing of capacityMiB ${m.capacityMiB} MiB` });
+    }
+    if (m.softLimitMiB !== undefined && m.hardLimitMiB !== undefined && m.softLimitMiB > m.hardLimitMiB) {
+      ctx.addIssue({ code: 'custom', path: ['softLimitMiB'], message: `${m.softLimitMiB} is above hardLimitMiB ${m.hardLimitMiB}` });
+    }
+  });
+
+/**
+ * CPU of this host. cores defaults to the probe's logical cores. reservedCores names the cores kept for the host
+ * itself; systemReserveCores counts them and defaults to reservedCores.length (with no ids named, the manager
+ * reserves the lowest ids). overcommitRatio is vCPUs per shared logical core.
+ */
+export const AgentCpuConfigSchema = z
+  .strictObject({
+    cores: z.int().min(1).max(MAX_CORE_ID).optional(),
+    reservedCores: z.array(CoreIdSchema).max(4096).default([]),
+    systemReserveCores: z.int().min(0).max(MAX_CORE_ID).optional(),
+    overcommitRatio: OvercommitRatioSchema,
+    policy: CpuPolicySchema.default('first-fit'),
+    hardLimitVcpus: VcpuCountSchema.optional(),
+  })
+  .superRefine((c, ctx) => {
+    const seen = new Set<number>();
+    c.reservedCores.forEach((id, index) => {
+      if (seen.has(id)) ctx.addIssue({ code: 'custom', path: ['reservedCores', index], message: `core ${id} is named twice` });
+      if (c.cores !== undefined && id >= c.cores) ctx.addIssue({ code: 'custom', path: ['reservedCores', index], message: `core ${id} does not exist with ${c.cores} cores` });
+      seen.add(id);
+    });
+    if (c.systemReserveCores !== undefined && c.reservedCores.length > 0 && c.systemReserveCores !== c.reservedCores.length) {
+      ctx.addIssue({ code: 'custom', path: ['systemReserveCores'], message: `${c.systemReserveCores} differs from the ${c.reservedCores.length} reservedCores named` });
+    }
+    const reserve = c.systemReserveCores ?? c.reservedCores.length;
+    if (c.cores !== undefined && reserve >= c.cores) {
+      ctx.addIssue({ code: 'custom', path: ['systemReserveCores'], message: `${reserve} reserved cores leave none of the ${c.cores} cores for VMs` });
+    }
+  })
+  .transform((c) => ({ ...c, systemReserveCores: c.systemReserveCores ?? c.reservedCores.length }));
+
+/** The size of a simulated host (the local cluster runs several agents on one machine); its usage is derived, not read. */
+export const SimulatedHostSchema = z
+  .strictObject({
+    /** Logical cores. */
+    cores: z.int().min(1).max(4096),
+    sockets: z.int().min(1).max(64).default(1),
+    numaNodes: z.int().min(1).max(256).default(1),
+    threadsPerCore: z.int().min(1).max(8).default(1),
+    memoryMiB: z.int().min(1).max(MAX_MEMORY_MIB),
+  })
+  .superRefine((size, ctx) => {
+    const layout = validateLayout(size);
+    if (!layout.ok) {
+      const field = typeof layout.error.details?.field === 'string' ? layout.error.details.field : 'cores';
+      ctx.addIssue({ code: 'custom', path: [field], message: layout.error.message.replace(/^\w+: /, '') });
+    }
+  });
+export type SimulatedHost = z.infer<typeof SimulatedHostSchema>;
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/**
+ * Everything the agent reads at start-up: a JSON file overridden by ALLOT_* environment variables (see env.ts).
+ * Unknown keys are refused so that a misspelt key is an error, not a silently ignored setting.
+ */
+export const AgentConfigSchema = z
+  .strictObject({
+    /** This host's id in subjects and the registry; defaults to the hostname in the NodeIdSchema alphabet. */
+    nodeId: NodeIdSchema,
+    nats: NatsConnectionConfigSchema.prefault({}),
+    /** zone, rack, anything placement constraints may name. */
+    labels: LabelsSchema.default({}),
+    memory: AgentMemoryConfigSchema.prefault({}),
+    cpu: AgentCpuConfigSchema.prefault({}),
+    health: HealthThresholdsSchema.prefault({}),
+    /** Where the ledger lives. Required when NODE_ENV=production; otherwise `./.allot/agent-<nodeId>`. */
+    stateDir: z.string().min(1).max(4096),
+    /** How often the probe is sampled. */
+    samplingIntervalMs: z.int().min(100).max(600_000).default(1000),
+    /** A usage snapshot is published at least this often, changed or not. */
+    heartbeatMs: z.int().min(100).max(600_000).default(2000),
+    /** Changes closer together than this are coalesced into one usage snapshot. */
+    usagePublishMinIntervalMs: z.int().min(0).max(60_000).default(250),
+    /** When set, the host is simulated with this size instead of probed (the local cluster). */
+    simulatedHost: SimulatedHostSchema.optional(),
+    /** Metrics and health over HTTP; off unless configured. */
+    http: z.strictObject({ host: z.string().min(1).max(255).default('127.0.0.1'), port: z.int().min(0).max(65_535) }).optional(),
+    logLevel: z.enum(LOG_LEVELS).default('info'),
+    /** How long a stop waits for in-flight requests and the last ledger flush. */
+    shutdownGraceMs: z.int().min(0).max(600_000).default(10_000),
+  })
+  .superRefine((c, ctx) => {
+    if (c.samplingIntervalMs >= c.health.probeStaleMs) {
+      ctx.addIssue({ code: 'custom', path: ['samplingIntervalMs'], message: `${c.samplingIntervalMs} ms is not below health.probeStaleMs ${c.health.probeStaleMs} ms: every sample would look stale` });
+    }
+    if (c.usagePublishMinIntervalMs > c.heartbeatMs) {
+      ctx.addIssue({ code: 'custom', path: ['usagePublishMinIntervalMs'], message: `${c.usagePublishMinIntervalMs} ms is above heartbeatMs ${c.heartbeatMs} ms` });
+    }
+  });
+
+/** The validated configuration, every default filled in. */
+export type AgentConfig = z.output<typeof AgentConfigSchema>;
+/** The configuration as a file may write it. */
+export type AgentConfigInput = z.input<typeof AgentConfigSchema>;
