@@ -117,7 +117,7 @@ export class CoreSelector {
     for (const node of nodes) {
       if (count >= n) break;
       const want = Math.min(n - count, avail[node] ?? 0);
-      if (want > 0) count += this.pick('affinity-aware', t.nodeCores[node] ?? t.allCores, t.nodePhys[node] ?? this.allPhys, count, want, exclusive, 0, 0);
+      if (want > 0) count = this.pick('affinity-aware', t.nodeCores[node] ?? t.allCores, t.nodePhys[node] ?? this.allPhys, count, want, exclusive, 0, 0);
     }
     return count;
   }

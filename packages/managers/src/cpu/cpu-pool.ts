@@ -150,7 +150,7 @@ export class CpuPool {
     const held = this.holdings.get(allocationId);
     if (held === undefined || !held.reservation) return;
     held.reservation = false;
-    if (held.exclusive) this.reservedExclusiveCores -= held.indexes.length;
+    if (held.exclusive) this.reservedExclusiveCores -= this.stillExclusive(held);
     else this.reservedShared -= held.grant.vcpus;
   }
 
@@ -162,8 +162,8 @@ export class CpuPool {
     const t = this.table;
     const indexes = held.indexes;
     if (held.exclusive) {
+      if (held.reservation) this.reservedExclusiveCores -= this.stillExclusive(held);
       for (let k = 0; k < indexes.length; k += 1) t.release(indexes[k] ?? 0);
-      if (held.reservation) this.reservedExclusiveCores -= indexes.length;
       this.figures = this.computeFigures();
     } else {
       for (let k = 0; k < indexes.length; k += 1) t.addLoad(indexes[k] ?? 0, -1);
@@ -290,9 +290,7 @@ export class CpuPool {
     this.systemReserve = next.systemReserve;
     t.setReserved(reserved);
     this.reservedExclusiveCores = 0;
-    for (const held of this.holdings.values()) {
-      if (held.exclusive && held.reservation) for (const i of held.indexes) if (t.state[i] === EXCLUSIVE) this.reservedExclusiveCores += 1;
-    }
+    for (const held of this.holdings.values()) if (held.exclusive && held.reservation) this.reservedExclusiveCores += this.stillExclusive(held);
     this.figures = this.computeFigures();
     return ok(this.limits());
   }
@@ -388,6 +386,16 @@ export class CpuPool {
       if (reservation) this.reservedShared += grant.vcpus;
     }
     this.holdings.set(allocationId, { grant, exclusive, indexes, reservation });
+  }
+
+  /**
+   * How many of an exclusive holding's cores still count as exclusive: a forced reconfigure may have reserved some,
+   * and from then on they count as reserved (reservedExclusiveCores only ever counts EXCLUSIVE cores).
+   */
+  private stillExclusive(held: Holding): number {
+    let count = 0;
+    for (let k = 0; k < held.indexes.length; k += 1) if (this.table.state[held.indexes[k] ?? 0] === EXCLUSIVE) count += 1;
+    return count;
   }
 
   private computeFigures(): CapacityFigures {
