@@ -2,6 +2,8 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
+import { USAGE_STREAM } from '@allot/core';
+import { ensureStreams } from '@allot/nats';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cleanupAll, spawnProcess, startNatsCluster, startNatsServer, tempDir, waitFor } from '../harness/index.ts';
 
@@ -47,6 +49,10 @@ describe('the three-node cluster harness', () => {
     const nc = await connect({ servers: cluster.urls, maxReconnectAttempts: -1, reconnectTimeWait: 50 });
     const jsm = await jetstreamManager(nc);
     await jsm.streams.add({ name: 'R3', subjects: ['r3.>'], num_replicas: 3 });
+    // allot's own streams as R3 on this server version (2.9.10): the config must hold no newer options.
+    const allot = await ensureStreams(jsm, { replicas: 3 });
+    expect(allot.ok || allot.error).toBe(true);
+    expect((await jsm.streams.info(USAGE_STREAM)).config.num_replicas).toBe(3);
     const js = jetstream(nc);
     await js.publish('r3.a', 'before');
 

@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { AgentActivateRequestSchema, EmptyRequestSchema, decode, encode, err, ok, replySchema, MAX_REQUEST_BYTES, type AgentActivateRequest } from '@allot/core';
+import { AgentActivateRequestSchema, COORDINATOR_QUEUE, EmptyRequestSchema, decode, encode, err, ok, replySchema, MAX_REQUEST_BYTES, type AgentActivateRequest } from '@allot/core';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { context, propagation, ROOT_CONTEXT, trace, TraceFlags, type Context, type ContextManager, type TextMapPropagator } from '@opentelemetry/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -123,6 +123,26 @@ describe('a served endpoint', () => {
       endpoints: [endpoint({ name: 'limits.get', subject: 'x.limits.get', requestSchema: EmptyRequestSchema, handler: async () => ok(1) })],
     });
     expect(served.ok || served.error).toMatchObject({ code: 'invalid_request', details: { field: 'endpoints.0.name' } });
+  });
+});
+
+describe('a queue group', () => {
+  it('hands each request to exactly one of the services in the group', async () => {
+    const counts = [0, 0];
+    const services = await Promise.all(
+      [0, 1].map((i) =>
+        serveService(nc, {
+          name: 'allot-queued',
+          version: '1.0.0',
+          queue: COORDINATOR_QUEUE,
+          logger: silentLogger,
+          endpoints: [endpoint({ name: 'place', subject: 'queued.place', requestSchema: AgentActivateRequestSchema, handler: async (r) => ((counts[i] = (counts[i] ?? 0) + 1), ok(r)) })],
+        }),
+      ),
+    );
+    for (let i = 0; i < 20; i++) expect((await requestTyped(nc, 'queued.place', request, AgentActivateRequestSchema, { timeoutMs: 5_000 })).ok).toBe(true);
+    expect((counts[0] ?? 0) + (counts[1] ?? 0)).toBe(20);
+    for (const s of services) if (s.ok) await s.value.stop();
   });
 });
 
