@@ -89,6 +89,9 @@ export const namedNode: Filter = (ctx, node) => (node.nodeId === ctx.options.nod
  * node state, memory, CPU, then what only a visit can tell (NUMA, labels, anti-affinity, tenant quota). The index
  * answers the first three for nodes it never visits, so this order is what keeps its counts exact.
  */
+/** How many leading filters of filtersFor the free-capacity index answers by itself (state, memory, CPU). */
+export const INDEXED_FILTERS = 3;
+
 export function filtersFor(ctx: StepContext): Filter[] {
   const filters: Filter[] = [nodeSchedulable, fitsMemory, fitsCpu];
   if (ctx.demand.numa === 'require') filters.push(fitsNuma);

@@ -5,6 +5,7 @@ import {
   ALREADY_TRIED,
   filtersFor,
   firstFailure,
+  INDEXED_FILTERS,
   INSUFFICIENT_CPU,
   INSUFFICIENT_IDLE_CORES,
   INSUFFICIENT_MEMORY,
@@ -72,7 +73,9 @@ class Run {
   readonly #need: CapacityNeed;
   readonly #rejected = new RejectionTally();
   #step: StepContext;
-  #filters: Filter[];
+  /** The filters the index already answers for visited nodes, and the ones only a visit can answer. */
+  readonly #indexedFilters: Filter[];
+  readonly #visitFilters: Filter[];
 
   constructor(snapshot: ClusterSnapshot, step: StepContext, ctx: PlacementContext, strategy: PlacementStrategy, maxCandidates: number) {
     this.#snapshot = snapshot;
@@ -80,8 +83,21 @@ class Run {
     this.#strategy = strategy;
     this.#maxCandidates = maxCandidates;
     this.#step = step;
-    this.#filters = filtersFor(step);
+    const filters = filtersFor(step);
+    this.#indexedFilters = filters.slice(0, INDEXED_FILTERS);
+    this.#visitFilters = filters.slice(INDEXED_FILTERS);
     this.#need = { memoryMiB: step.demand.memoryMiB, vcpus: step.demand.vcpus, exclusive: step.demand.exclusive };
+  }
+
+  /**
+   * Why this node cannot take the request, or null. Precedence: what the index knows (state, memory, CPU), then
+   * already tried, then the rest; so a node the index never visits is counted under the same reason as a visited one.
+   */
+  #reasonFor(node: NodeView): string | null {
+    const indexed = firstFailure(this.#indexedFilters, this.#step, node);
+    if (indexed !== null) return indexed;
+    if (this.#ctx.exclude?.has(node.nodeId)) return ALREADY_TRIED;
+    return firstFailure(this.#visitFilters, this.#step, node);
   }
 
   /** manual: the named node or nothing; every other node is counted as not the named node without being visited. */
@@ -94,7 +110,7 @@ class Run {
       return this.#decision([], message, 0, true);
     }
     this.#rejected.add(NOT_THE_NAMED_NODE, total - 1);
-    const reason = this.#ctx.exclude?.has(nodeId) ? ALREADY_TRIED : firstFailure(this.#filters, this.#step, node);
+    const reason = this.#reasonFor(node);
     if (reason !== null) {
       this.#rejected.add(reason);
       return this.#decision([], `${unavailableMessage(total, this.#rejected.counts)} Node ${nodeId}: ${reason}.`, 1, true);
@@ -120,7 +136,7 @@ class Run {
       yielded += 1;
       const node = this.#snapshot.get(entry.nodeId);
       if (node === undefined) continue; // the index and the map are updated together; defensive only
-      const reason = this.#ctx.exclude?.has(entry.nodeId) ? ALREADY_TRIED : firstFailure(this.#filters, this.#step, node);
+      const reason = this.#reasonFor(node);
       if (reason !== null) {
         this.#rejected.add(reason);
         continue;
