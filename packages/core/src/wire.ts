@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { AllotErrorSchema } from './errors.ts';
+import type { AgentVerb, SchedVerb } from './subjects.ts';
 import {
   AllocationIdSchema,
   AllocationRequestSchema,
@@ -280,3 +281,74 @@ export const NodeCommandRequestSchema = z.object({ requestId: RequestIdSchema, n
 
 /** Preemption only evicts allocations at least this many priority points below the request. */
 export const PREEMPTION_PRIORITY_GAP = 10;
+
+// ---------- endpoint tables: request and reply value schema per verb ----------
+
+/** An endpoint's request schema and the schema of the value its ok reply carries. */
+export interface EndpointSpec {
+  readonly request: z.ZodType;
+  readonly reply: z.ZodType;
+}
+
+export const AgentAllocationsReplySchema = z.object({ allocations: z.array(AllocationSchema), truncated: z.boolean() });
+
+/** Every agent endpoint: the request it accepts and the value its ok reply carries. */
+export const AGENT_ENDPOINTS = {
+  allocate: { request: AgentAllocateRequestSchema, reply: AllocationSchema },
+  release: { request: AgentReleaseRequestSchema, reply: AllocationSchema },
+  reserve: { request: AgentReserveRequestSchema, reply: AllocationSchema },
+  activate: { request: AgentActivateRequestSchema, reply: AllocationSchema },
+  check: { request: AgentCheckRequestSchema, reply: AvailabilitySchema },
+  usage: { request: EmptyRequestSchema, reply: UsageSnapshotSchema },
+  allocations: { request: AgentAllocationsRequestSchema, reply: AgentAllocationsReplySchema },
+  health: { request: EmptyRequestSchema, reply: HostHealthSchema },
+  'limits.get': { request: EmptyRequestSchema, reply: HostLimitsSchema },
+  'limits.update': { request: AgentLimitsUpdateRequestSchema, reply: HostLimitsSchema },
+  cordon: { request: AgentCordonRequestSchema, reply: HostHealthSchema },
+  uncordon: { request: AgentCordonRequestSchema, reply: HostHealthSchema },
+} as const satisfies Record<AgentVerb, EndpointSpec>;
+
+export const NodesRequestSchema = z.object({
+  liveness: NodeLivenessSchema.optional(),
+  /** Only nodes whose labels match all of these. */
+  labels: LabelsSchema.optional(),
+});
+export const NodeRequestSchema = z.object({ nodeId: NodeIdSchema });
+export const NodesReplySchema = z.object({ nodes: z.array(NodeViewSchema) });
+
+/** A tenant's quota with its current cluster-wide use, as the coordinator enforces it. */
+export const TenantQuotaViewSchema = z.object({
+  quota: TenantQuotaSchema,
+  usage: z.object({ vms: z.int().min(0), vcpus: z.int().min(0), memoryMiB: z.int().min(0) }),
+});
+
+export const QuotaImportRequestSchema = z.object({
+  requestId: RequestIdSchema,
+  /** Legacy quota documents, as the earlier system stored them; validated one by one by the migration. */
+  documents: z.array(z.unknown()).max(10_000),
+});
+/** The migration report: per tenant migrated / updated / skipped with reason, warnings, completion percent. */
+export const QuotaImportReplySchema = z.record(z.string(), z.unknown());
+
+export const DrainReplySchema = z.object({
+  nodeId: NodeIdSchema,
+  cordoned: z.boolean(),
+  /** What is still on the node: the operator moves or releases it. */
+  remaining: z.array(AllocationSchema),
+});
+
+/** Every scheduler endpoint served by the coordinators. */
+export const SCHED_ENDPOINTS = {
+  place: { request: PlaceRequestSchema, reply: PlaceReplySchema },
+  release: { request: ClusterReleaseRequestSchema, reply: AllocationSchema },
+  check: { request: PlaceRequestSchema, reply: ClusterCheckReplySchema },
+  usage: { request: EmptyRequestSchema, reply: ClusterUsageSchema },
+  nodes: { request: NodesRequestSchema, reply: NodesReplySchema },
+  node: { request: NodeRequestSchema, reply: NodeViewSchema },
+  'quota.get': { request: QuotaGetRequestSchema, reply: TenantQuotaViewSchema },
+  'quota.set': { request: QuotaSetRequestSchema, reply: TenantQuotaViewSchema },
+  'quota.import': { request: QuotaImportRequestSchema, reply: QuotaImportReplySchema },
+  cordon: { request: NodeCommandRequestSchema, reply: HostHealthSchema },
+  uncordon: { request: NodeCommandRequestSchema, reply: HostHealthSchema },
+  drain: { request: NodeCommandRequestSchema, reply: DrainReplySchema },
+} as const satisfies Record<SchedVerb, EndpointSpec>;
