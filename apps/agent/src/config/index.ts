@@ -3,3 +3,4 @@ export { loadAgentConfig, formatConfigProblems, type AgentConfigProblem, type Lo
 export { AgentConfigSchema, AgentCpuConfigSchema, AgentMemoryConfigSchema, SimulatedHostSchema, LOG_LEVELS, type AgentConfig, type AgentConfigInput, type SimulatedHost } from './schema.ts';
 export { ENV_BINDINGS, type EnvBinding } from './env.ts';
 export { nodeIdFromHostname } from './node-id.ts';
+export { resolveHostLimits, type ProbedHost } from './host-limits.ts';
