@@ -264,6 +264,9 @@ export class Ledger<R, S> {
       .finally(() => {
         if (this.compactingSeq === uptoSeq) this.compactingSeq = undefined;
       });
+    // Handled here too, so that a caller who fires and forgets (`void ledger.compact(...)`) gets a log line, not an
+    // unhandledRejection that would take the agent down; the log is intact either way.
+    run.catch((e: unknown) => this.logger?.warn({ dir: this.dir, uptoSeq, error: e instanceof Error ? e.message : String(e) }, 'ledger: compaction failed'));
     this.compaction = run;
     return run;
   }
