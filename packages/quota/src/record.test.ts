@@ -1,6 +1,6 @@
 import { decode, encode, TenantQuotaSchema, unwrap } from '@allot/core';
 import { describe, expect, it } from 'vitest';
-import { MAX_RECENT_RELEASES, newQuotaRecord, recordPlacement, recordRelease, TenantQuotaRecordSchema, withQuota } from './record.ts';
+import { MAX_RECENT_RELEASES, MAX_RECORD_BYTES, MAX_TRACKED_PLACEMENTS, newQuotaRecord, recordPlacement, recordRelease, TenantQuotaRecordSchema, withQuota } from './record.ts';
 
 const quota = TenantQuotaSchema.parse({ tenantId: 'acme', maxVms: 3, maxVcpus: 8 });
 const vm = { nodeId: 'n1', memoryMiB: 2048, vcpus: 4 };
@@ -89,5 +89,31 @@ describe('tenant quota record', () => {
     expect(recordPlacement(lowered, 'req-2', vm).ok).toBe(false);
     const other = withQuota(record, TenantQuotaSchema.parse({ tenantId: 'other' }));
     expect(!other.ok && other.error.code).toBe('invalid_request');
+  });
+});
+
+describe('tenant quota record size', () => {
+  it('fits NATS\' default 1 MiB payload when full, with the longest ids and every VM on its own node', () => {
+    const rates = (['second', 'minute', 'hour'] as const).map((per) => ({ count: 1_000_000_000, per }));
+    const max = 1 << 30;
+    const full = TenantQuotaSchema.parse({ tenantId: 't'.repeat(64), maxVms: max, maxVcpus: max, maxMemoryMiB: max, maxVmsPerNode: max, priority: 1000, placeRates: rates, releaseRates: rates });
+    const live = Array.from({ length: MAX_TRACKED_PLACEMENTS }, (_, i) => ({ requestId: String(i).padStart(128, 'r'), nodeId: String(i).padStart(64, 'n'), memoryMiB: max, vcpus: 65_536 }));
+    const record = {
+      ...newQuotaRecord(full),
+      usage: { vms: live.length, vcpus: live.length * 65_536, memoryMiB: live.length * max, vmsPerNode: Object.fromEntries(live.map((p) => [p.nodeId, 1])) },
+      live,
+      recentlyReleased: Array.from({ length: MAX_RECENT_RELEASES }, (_, i) => String(i).padStart(128, 'x')),
+    };
+    expect(TenantQuotaRecordSchema.safeParse(record).success).toBe(true);
+    expect(encode(record).byteLength).toBeLessThanOrEqual(MAX_RECORD_BYTES);
+  });
+
+  it('refuses a placement past the tracked maximum with quota_exceeded naming that limit', () => {
+    const quota = TenantQuotaSchema.parse({ tenantId: 'acme' });
+    const live = Array.from({ length: MAX_TRACKED_PLACEMENTS }, (_, i) => ({ requestId: `r${i}`, nodeId: 'n1', memoryMiB: 1, vcpus: 1 }));
+    const n = live.length;
+    const record = { ...newQuotaRecord(quota), usage: { vms: n, vcpus: n, memoryMiB: n, vmsPerNode: { n1: n } }, live };
+    const r = recordPlacement(record, 'one-more', vm);
+    expect(!r.ok && r.error).toMatchObject({ code: 'quota_exceeded', details: { limit: 'maxTrackedPlacements', limitValue: MAX_TRACKED_PLACEMENTS } });
   });
 });

@@ -13,11 +13,21 @@ import { applyPlacement, applyRelease, emptyUsage, PlacementSchema, TenantUsageS
  * object, so a CAS loop can skip its write when `result.value === record`.
  */
 
-/** Live placements a record tracks at most: about 60 bytes each in msgpack, so a full record stays well under NATS'
- * default 1 MiB payload. A tenant at this count is refused further placements (quota_exceeded, limit maxTrackedPlacements). */
-export const MAX_TRACKED_PLACEMENTS = 8192;
+/**
+ * Live placements a record tracks at most, so that the record fits NATS' default 1 MiB payload even with the longest ids
+ * (128-character request ids, every VM on its own 64-character node: about 310 bytes a placement in msgpack; typical
+ * UUIDs and short node names take about 80). A tenant at this count is refused further placements (quota_exceeded,
+ * limit maxTrackedPlacements) until a placement is released.
+ */
+export const MAX_TRACKED_PLACEMENTS = 3000;
+/** The payload a stored record must fit: NATS' default max_payload. */
+export const MAX_RECORD_BYTES = 1024 * 1024;
 /** Request ids of recent releases remembered, so that a late retry of an already released placement is not counted again. */
 export const MAX_RECENT_RELEASES = 256;
+
+/** A placement the record counts, under the request id that made it. */
+export const LivePlacementSchema = PlacementSchema.extend({ requestId: RequestIdSchema });
+export type LivePlacement = z.infer<typeof LivePlacementSchema>;
 
 export const TenantQuotaRecordSchema = z
   .object({
@@ -25,20 +35,25 @@ export const TenantQuotaRecordSchema = z
     tenantId: TenantIdSchema,
     quota: TenantQuotaSchema,
     usage: TenantUsageSchema,
-    /** The placements usage counts, by the placement's request id. */
-    live: z.record(RequestIdSchema, PlacementSchema).refine((m) => Object.keys(m).length <= MAX_TRACKED_PLACEMENTS, {
-      message: `at most ${MAX_TRACKED_PLACEMENTS} live placements`,
-    }),
+    /**
+     * The placements usage counts, oldest first, each with its request id. An array rather than a map keyed by request
+     * id: copying a plain object of thousands of keys (copy-on-write for CAS) is ~15x slower than copying an array, and a
+     * linear search of a few thousand ids costs microseconds.
+     */
+    live: z
+      .array(LivePlacementSchema)
+      .max(MAX_TRACKED_PLACEMENTS)
+      .refine((ps) => new Set(ps.map((p) => p.requestId)).size === ps.length, { message: 'a request id is counted at most once' }),
     /** Request ids released most recently, oldest first. */
     recentlyReleased: z.array(RequestIdSchema).max(MAX_RECENT_RELEASES),
   })
   .refine((r) => r.quota.tenantId === r.tenantId, { message: 'quota.tenantId must be the record tenantId', path: ['quota', 'tenantId'] })
-  .refine((r) => sameUsage(r.usage, usageOf(Object.values(r.live))), { message: 'usage must equal the sum of the live placements', path: ['usage'] });
+  .refine((r) => sameUsage(r.usage, usageOf(r.live)), { message: 'usage must equal the sum of the live placements', path: ['usage'] });
 export type TenantQuotaRecord = z.infer<typeof TenantQuotaRecordSchema>;
 
 /** A record for a tenant that holds nothing yet. */
 export function newQuotaRecord(quota: TenantQuota): TenantQuotaRecord {
-  return { version: 1, tenantId: quota.tenantId, quota, usage: emptyUsage(), live: {}, recentlyReleased: [] };
+  return { version: 1, tenantId: quota.tenantId, quota, usage: emptyUsage(), live: [], recentlyReleased: [] };
 }
 
 /**
@@ -68,19 +83,19 @@ export function recordPlacement(record: TenantQuotaRecord, requestId: string, pl
     const field = `placement.${issue?.path.map(String).join('.') ?? ''}`;
     return err('invalid_request', `${field}: ${issue?.message ?? 'invalid'}`, { field });
   }
-  const counted = record.live[requestId];
+  const counted = record.live.find((p) => p.requestId === requestId);
   if (counted !== undefined) {
     if (samePlacement(counted, parsed.data)) return ok(record);
     return err('conflict', `tenant ${record.tenantId}: request ${requestId} was counted with a different placement`, {
       tenantId: record.tenantId,
       requestId,
-      counted,
+      counted: placementOf(counted),
       requested: parsed.data,
     });
   }
   if (record.recentlyReleased.includes(requestId)) return ok(record);
 
-  const tracked = Object.keys(record.live).length;
+  const tracked = record.live.length;
   if (tracked >= MAX_TRACKED_PLACEMENTS) {
     return err('quota_exceeded', `tenant ${record.tenantId}: ${tracked} live placements, the most one quota record tracks`, {
       tenantId: record.tenantId,
@@ -95,7 +110,7 @@ export function recordPlacement(record: TenantQuotaRecord, requestId: string, pl
   return ok({
     ...record,
     usage: applyPlacement(record.usage, parsed.data),
-    live: { ...record.live, [requestId]: parsed.data },
+    live: [...record.live, { requestId, ...parsed.data }],
   });
 }
 
@@ -106,10 +121,10 @@ export function recordPlacement(record: TenantQuotaRecord, requestId: string, pl
 export function recordRelease(record: TenantQuotaRecord, placementRequestId: string): Result<TenantQuotaRecord> {
   const id = RequestIdSchema.safeParse(placementRequestId);
   if (!id.success) return err('invalid_request', `placementRequestId: ${id.error.issues[0]?.message ?? 'invalid'}`, { field: 'placementRequestId' });
-  const counted = record.live[placementRequestId];
+  const at = record.live.findIndex((p) => p.requestId === placementRequestId);
+  const counted = record.live[at];
   if (counted === undefined) return ok(record);
-  const live = { ...record.live };
-  delete live[placementRequestId];
+  const live = record.live.toSpliced(at, 1);
   const recentlyReleased = [...record.recentlyReleased, placementRequestId];
   if (recentlyReleased.length > MAX_RECENT_RELEASES) recentlyReleased.splice(0, recentlyReleased.length - MAX_RECENT_RELEASES);
   return ok({ ...record, usage: applyRelease(record.usage, counted), live, recentlyReleased });
@@ -117,7 +132,7 @@ export function recordRelease(record: TenantQuotaRecord, placementRequestId: str
 
 /** Whether a placement's request id is counted by the record. */
 export function isCounted(record: TenantQuotaRecord, requestId: string): boolean {
-  return record.live[requestId] !== undefined;
+  return record.live.some((p) => p.requestId === requestId);
 }
 
 /** The usage a set of placements adds up to: how a record's usage is verified on load. */
@@ -131,6 +146,10 @@ export function usageOf(placements: Iterable<Placement>): TenantUsage {
     usage.vmsPerNode[p.nodeId] = (usage.vmsPerNode[p.nodeId] ?? 0) + 1;
   }
   return usage;
+}
+
+function placementOf(p: Placement): Placement {
+  return { nodeId: p.nodeId, memoryMiB: p.memoryMiB, vcpus: p.vcpus };
 }
 
 function samePlacement(a: Placement, b: Placement): boolean {
