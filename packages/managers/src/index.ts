@@ -1,1 +1,25 @@
-export {};
+/** @allot/managers: host-local resource managers (memory, CPU, generic, and the host composite) as actors. */
+export { CountingPool, changeLimits } from './generic/counting-pool.ts';
+export type { CountingUsage, LimitsChange } from './generic/counting-pool.ts';
+export { MemoryPool } from './memory/memory-pool.ts';
+export { MemoryManager, MemoryManagerBuilder } from './memory/memory-manager.ts';
+export type { MemoryManagerOptions } from './memory/memory-manager.ts';
+export { CpuManager, CpuManagerBuilder } from './cpu-manager/cpu-manager.ts';
+export type { CpuManagerOptions } from './cpu-manager/cpu-manager.ts';
+export { GenericManager } from './generic/generic-manager.ts';
+export type { GenericManagerOptions } from './generic/generic-manager.ts';
+export { HostManager, HostManagerBuilder } from './host/host-manager.ts';
+export type { HostManagerOptions } from './host/host-manager.ts';
+export { LocalManager } from './host/local-manager.ts';
+export type { HostView, LocalManagerOptions } from './host/local-manager.ts';
+export { HostState, GROUP_METADATA_KEY } from './host/host-state.ts';
+export { MemoryJournal, HostRecordSchema, HostStateSnapshotSchema, SliceConfigSchema } from './host/records.ts';
+export type { DurableState, HostRecord, HostRecordKind, HostStateSnapshot, Journal, ReplayableJournal, RetainedRelease } from './host/records.ts';
+export type { ResourceSlice, SliceConfig, SliceChange } from './host/slice.ts';
+export { ManagerFactory } from './factory.ts';
+export type { FactoryContext, ManagerCreator } from './factory.ts';
+export { systemClock } from './clock.ts';
+export type { Clock } from './clock.ts';
+export { FakeClock } from './testing/fake-clock.ts';
+export { FakeProbe } from './testing/fake-probe.ts';
+export * from './cpu/index.ts';

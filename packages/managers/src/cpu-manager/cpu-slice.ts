@@ -1,0 +1,233 @@
+import {
+  LimitsSchema,
+  err,
+  ok,
+  type AllotError,
+  type Allocation,
+  type AllocationRequest,
+  type ConfigProblem,
+  type CpuGrant,
+  type CpuPolicy,
+  type EfficiencyMetrics,
+  type Health,
+  type HealthThresholds,
+  type HostProbe,
+  type HostTopology,
+  type Limits,
+  type ResourceUsage,
+  type Result,
+  type Telemetry,
+} from '@allot/core';
+import type { Clock } from '../clock.ts';
+import { CpuPool, validateCpuPoolConfig, type CpuPoolConfig, type CpuRequest } from '../cpu/index.ts';
+import { ratios, sliceHealth, type ResourceSlice, type SliceChange, type SliceConfig, type SliceFigures } from '../host/slice.ts';
+
+export interface CpuSliceOptions {
+  readonly topology: HostTopology;
+  readonly reservedCores: readonly number[];
+  readonly systemReserve: number;
+  readonly overcommitRatio: number;
+  readonly hardLimit?: number;
+  readonly softLimit?: number;
+  readonly policy: CpuPolicy;
+  readonly thresholds: HealthThresholds;
+  readonly clock: Clock;
+  readonly probe?: HostProbe;
+}
+
+function cpuRequestOf(request: AllocationRequest): CpuRequest {
+  return { vcpus: request.resources.vcpus, exclusive: request.cpu.exclusive, numa: request.cpu.numa };
+}
+
+/** The most common (vCPUs, exclusive) request seen: the fragmentation reference. */
+class ShapeHistogram {
+  readonly #counts = new Map<number, number>();
+  #best = { vcpus: 1, exclusive: false };
+  #bestCount = 0;
+  note(vcpus: number, exclusive: boolean): void {
+    if (vcpus <= 0) return;
+    const key = vcpus * 2 + (exclusive ? 1 : 0);
+    if (!this.#counts.has(key) && this.#counts.size >= 1024) return;
+    const n = (this.#counts.get(key) ?? 0) + 1;
+    this.#counts.set(key, n);
+    if (n > this.#bestCount) {
+      this.#bestCount = n;
+      this.#best = { vcpus, exclusive };
+    }
+  }
+  get best(): { vcpus: number; exclusive: boolean } {
+    return this.#best;
+  }
+}
+
+/** The CPU slice: a CpuPool (another module's pure accounting) plus probe, thresholds, soft limit and figures. */
+export class CpuSlice implements ResourceSlice {
+  readonly type = 'cpu' as const;
+  readonly probe: HostProbe | undefined;
+  thresholds: HealthThresholds;
+  readonly topology: HostTopology;
+  readonly #clock: Clock;
+  readonly #base: SliceConfig;
+  #pool: CpuPool;
+  #reservedCores: readonly number[];
+  #softLimit: number | undefined;
+  readonly #shapes = new ShapeHistogram();
+
+  constructor(options: CpuSliceOptions) {
+    this.topology = options.topology;
+    this.probe = options.probe;
+    this.thresholds = options.thresholds;
+    this.#clock = options.clock;
+    this.#reservedCores = [...options.reservedCores];
+    this.#softLimit = options.softLimit;
+    this.#pool = new CpuPool(this.#poolConfig(options));
+    this.#base = this.config();
+  }
+
+  #poolConfig(o: { reservedCores: readonly number[]; systemReserve: number; overcommitRatio: number; hardLimit?: number; policy: CpuPolicy }): CpuPoolConfig {
+    const config: CpuPoolConfig = { topology: this.topology, reservedCores: o.reservedCores, systemReserve: o.systemReserve, overcommitRatio: o.overcommitRatio, policy: o.policy };
+    if (o.hardLimit !== undefined) config.hardLimit = o.hardLimit;
+    return config;
+  }
+
+  get pool(): CpuPool {
+    return this.#pool;
+  }
+
+  amountOf(request: AllocationRequest): number {
+    return request.resources.vcpus;
+  }
+
+  figures(request: AllocationRequest): SliceFigures {
+    const u = this.#pool.usage();
+    return { requested: request.resources.vcpus, free: Math.max(0, u.effectiveCapacity - u.committed), effectiveCapacity: u.effectiveCapacity };
+  }
+
+  check(request: AllocationRequest): Result<void> {
+    const grant = this.#pool.check(cpuRequestOf(request));
+    return grant.ok ? ok(undefined) : this.#withFigures(grant.error, request);
+  }
+
+  take(allocationId: string, request: AllocationRequest, reservation: boolean): Result<CpuGrant | null> {
+    const grant = this.#pool.take(allocationId, cpuRequestOf(request), { reservation });
+    return grant.ok ? grant : this.#withFigures(grant.error, request);
+  }
+
+  /** The pool's refusal, plus the figures every manager's refusal carries (resourceType, requested, free, effectiveCapacity). */
+  #withFigures(error: AllotError, request: AllocationRequest): Result<never> {
+    if (error.code !== 'insufficient_capacity') return { ok: false, error };
+    return { ok: false, error: { ...error, details: { ...error.details, resourceType: 'cpu', ...this.figures(request) } } };
+  }
+
+  restore(allocation: Allocation, reservation: boolean): Result<void> {
+    if (allocation.cpu === null) return err('internal', `allocation ${allocation.id} holds ${allocation.granted.vcpus} vCPUs but has no CPU grant`);
+    return this.#pool.restore(allocation.id, allocation.cpu, { reservation });
+  }
+
+  free(allocationId: string): boolean {
+    return this.#pool.free(allocationId);
+  }
+
+  markActive(allocationId: string): void {
+    this.#pool.markActive(allocationId);
+  }
+
+  holds(allocationId: string): boolean {
+    return this.#pool.holds(allocationId);
+  }
+
+  get committed(): number {
+    return this.#pool.usage().committed;
+  }
+
+  usage(): ResourceUsage {
+    return this.#pool.usage(this.probe?.latest()?.cpu);
+  }
+
+  #limits(): Limits {
+    const limits = this.#pool.limits();
+    if (this.#softLimit !== undefined) limits.softLimit = this.#softLimit;
+    return limits;
+  }
+
+  config(): SliceConfig {
+    return { limits: this.#limits(), reservedCores: [...this.#reservedCores], policy: this.#pool.policyName };
+  }
+
+  reconfigure(change: SliceChange, force: boolean): Result<SliceConfig> {
+    if (change.capacity !== undefined && change.capacity !== this.topology.cores.length) {
+      return err('invalid_request', `capacity: the host has ${this.topology.cores.length} logical cores; CPU capacity follows the topology`, { field: 'capacity', capacity: change.capacity, cores: this.topology.cores.length });
+    }
+    const softLimit = change.softLimit === null ? undefined : (change.softLimit ?? this.#softLimit);
+    const hard = change.hardLimit === null ? undefined : (change.hardLimit ?? this.#pool.limits().hardLimit);
+    if (softLimit !== undefined && (!Number.isSafeInteger(softLimit) || softLimit < 0)) return err('invalid_request', 'softLimit: a non-negative integer', { field: 'softLimit' });
+    if (softLimit !== undefined && hard !== undefined && softLimit > hard) return err('invalid_request', 'softLimit: must not exceed hardLimit', { field: 'softLimit' });
+    const poolChange: Parameters<CpuPool['reconfigure']>[0] = {};
+    if (change.overcommitRatio !== undefined) poolChange.overcommitRatio = change.overcommitRatio;
+    if (change.systemReserve !== undefined && change.systemReserve !== this.#pool.limits().systemReserve) poolChange.systemReserve = change.systemReserve;
+    if (change.reservedCores !== undefined) poolChange.reservedCores = change.reservedCores;
+    if (change.hardLimit !== undefined) poolChange.hardLimit = change.hardLimit;
+    if (change.policy !== undefined) poolChange.policy = change.policy;
+    const next = this.#pool.reconfigure(poolChange, force);
+    if (!next.ok) return next;
+    if (change.reservedCores !== undefined) this.#reservedCores = [...change.reservedCores];
+    else if (poolChange.systemReserve !== undefined) this.#reservedCores = [];
+    this.#softLimit = softLimit;
+    return ok(this.config());
+  }
+
+  noteRequest(request: AllocationRequest): void {
+    this.#shapes.note(request.resources.vcpus, request.cpu.exclusive);
+  }
+
+  health(): Health {
+    const u = this.usage();
+    return sliceHealth('cpu', { ...u, softLimit: this.#softLimit }, this.thresholds, this.probe, this.#clock.now());
+  }
+
+  efficiency(): EfficiencyMetrics {
+    const u = this.usage();
+    const reference = this.#shapes.best;
+    const f = this.#pool.fragmentation(reference.vcpus, reference.exclusive);
+    return { resourceType: 'cpu', ...ratios(u.used, u.committed, u.effectiveCapacity), fragmentation: f.fragmentation, referenceRequest: reference.vcpus, referenceRequestsThatFit: f.fits };
+  }
+
+  telemetry(out: Telemetry): void {
+    const u = this.#pool.usage(this.probe?.latest()?.cpu);
+    out['cpu.capacity'] = u.capacity;
+    out['cpu.system_reserve'] = u.systemReserve;
+    out['cpu.effective_capacity'] = u.effectiveCapacity;
+    out['cpu.committed'] = u.committed;
+    out['cpu.reserved'] = u.reserved;
+    out['cpu.used'] = u.used;
+    out['cpu.allocations'] = u.allocationCount;
+    out['cpu.shared_cores'] = u.sharedCores;
+    out['cpu.exclusive_cores'] = u.exclusiveCores;
+    out['cpu.reserved_cores'] = u.reservedCores;
+    out['cpu.shared_vcpus_committed'] = u.sharedVcpusCommitted;
+    out['cpu.shared_vcpus_capacity'] = u.sharedVcpusCapacity;
+    out['cpu.overcommit_ratio'] = this.#pool.limits().overcommitRatio;
+    out['cpu.policy'] = this.#pool.policyName;
+  }
+
+  reset(config?: SliceConfig): void {
+    const c = config ?? this.#base;
+    this.#reservedCores = [...(c.reservedCores ?? [])];
+    this.#softLimit = c.limits.softLimit;
+    const poolConfig = this.#poolConfig({ reservedCores: this.#reservedCores, systemReserve: c.limits.systemReserve, overcommitRatio: c.limits.overcommitRatio, hardLimit: c.limits.hardLimit, policy: c.policy ?? this.#pool.policyName });
+    this.#pool = new CpuPool(poolConfig);
+  }
+
+  validate(config: SliceConfig): ConfigProblem[] {
+    const problems: ConfigProblem[] = [];
+    const parsed = LimitsSchema.safeParse(config.limits);
+    if (!parsed.success) {
+      for (const issue of parsed.error.issues) problems.push({ path: ['limits', ...issue.path.map(String)].join('.'), message: issue.message });
+      return problems;
+    }
+    const limits = parsed.data;
+    if (limits.capacity !== this.topology.cores.length) problems.push({ path: 'limits.capacity', message: `the host has ${this.topology.cores.length} logical cores, not ${limits.capacity}` });
+    problems.push(...validateCpuPoolConfig(this.#poolConfig({ reservedCores: config.reservedCores ?? [], systemReserve: limits.systemReserve, overcommitRatio: limits.overcommitRatio, hardLimit: limits.hardLimit, policy: config.policy ?? this.#pool.policyName })));
+    return problems;
+  }
+}

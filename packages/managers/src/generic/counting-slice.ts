@@ -1,0 +1,173 @@
+import {
+  LimitsSchema,
+  err,
+  ok,
+  type Allocation,
+  type AllocationRequest,
+  type ConfigProblem,
+  type CpuGrant,
+  type EfficiencyMetrics,
+  type Health,
+  type HealthThresholds,
+  type HostProbe,
+  type HostSample,
+  type ResourceType,
+  type ResourceUsage,
+  type Result,
+  type Telemetry,
+} from '@allot/core';
+import type { Clock } from '../clock.ts';
+import { MemoryPool } from '../memory/memory-pool.ts';
+import { CountingPool } from './counting-pool.ts';
+import { ratios, sliceHealth, SizeHistogram, type ResourceSlice, type SliceChange, type SliceConfig, type SliceFigures } from '../host/slice.ts';
+
+export interface CountingSliceOptions {
+  readonly type: ResourceType;
+  readonly limits: SliceConfig['limits'];
+  readonly thresholds: HealthThresholds;
+  readonly clock: Clock;
+  /** Memory: the probe whose samples give `used`. Other types have no probe figure: used stays 0. */
+  readonly probe?: HostProbe;
+}
+
+function usedFrom(type: ResourceType, sample: HostSample | undefined): number {
+  if (sample === undefined || type !== 'memory') return 0;
+  return Math.max(0, Math.round(sample.memory.usedMiB));
+}
+
+/** A slice counting integer units: memory (MiB, used from the probe) or any other type (units, no probe figure). */
+export class CountingSlice implements ResourceSlice {
+  readonly type: ResourceType;
+  readonly probe: HostProbe | undefined;
+  thresholds: HealthThresholds;
+  readonly #base: SliceConfig;
+  readonly #clock: Clock;
+  #pool: CountingPool;
+  readonly #sizes = new SizeHistogram();
+
+  constructor(options: CountingSliceOptions) {
+    this.type = options.type;
+    this.probe = options.probe;
+    this.thresholds = options.thresholds;
+    this.#clock = options.clock;
+    this.#base = { limits: options.limits };
+    this.#pool = this.#newPool(options.limits);
+  }
+
+  #newPool(limits: SliceConfig['limits']): CountingPool {
+    return this.type === 'memory' ? new MemoryPool(limits) : new CountingPool(this.type, 'units', limits);
+  }
+
+  /** The pool itself, for tests and figures. */
+  get pool(): CountingPool {
+    return this.#pool;
+  }
+
+  amountOf(request: AllocationRequest): number {
+    if (this.type === 'memory') return request.resources.memoryMiB;
+    return request.resources.extra?.[this.type] ?? 0;
+  }
+
+  figures(request: AllocationRequest): SliceFigures {
+    return { requested: this.amountOf(request), free: this.#pool.available, effectiveCapacity: this.#pool.effectiveCapacity };
+  }
+
+  check(request: AllocationRequest): Result<void> {
+    return this.#pool.check(this.amountOf(request));
+  }
+
+  take(allocationId: string, request: AllocationRequest, reservation: boolean): Result<CpuGrant | null> {
+    const taken = this.#pool.take(allocationId, this.amountOf(request), { reservation });
+    return taken.ok ? ok(null) : taken;
+  }
+
+  restore(allocation: Allocation, reservation: boolean): Result<void> {
+    const amount = this.type === 'memory' ? allocation.granted.memoryMiB : (allocation.granted.extra?.[this.type] ?? 0);
+    return this.#pool.restore(allocation.id, amount, { reservation });
+  }
+
+  free(allocationId: string): boolean {
+    return this.#pool.free(allocationId);
+  }
+
+  markActive(allocationId: string): void {
+    this.#pool.markActive(allocationId);
+  }
+
+  holds(allocationId: string): boolean {
+    return this.#pool.holds(allocationId);
+  }
+
+  get committed(): number {
+    return this.#pool.committed;
+  }
+
+  usage(): ResourceUsage {
+    const u = this.#pool.usage(usedFrom(this.type, this.probe?.latest()));
+    return { resourceType: this.type, unit: this.type === 'memory' ? 'MiB' : 'unit', ...u };
+  }
+
+  config(): SliceConfig {
+    return { limits: this.#pool.limits() };
+  }
+
+  reconfigure(change: SliceChange, force: boolean): Result<SliceConfig> {
+    if (change.reservedCores !== undefined || change.policy !== undefined) {
+      return err('invalid_request', `${this.type}: reservedCores and policy apply to cpu only`, { field: change.policy !== undefined ? 'policy' : 'reservedCores' });
+    }
+    const next = this.#pool.reconfigure(change, force);
+    return next.ok ? ok({ limits: next.value }) : next;
+  }
+
+  noteRequest(request: AllocationRequest): void {
+    this.#sizes.note(this.amountOf(request));
+  }
+
+  health(): Health {
+    const u = this.usage();
+    return sliceHealth(this.type, { ...u, softLimit: this.#pool.limits().softLimit }, this.thresholds, this.probe, this.#clock.now());
+  }
+
+  efficiency(): EfficiencyMetrics {
+    const u = this.usage();
+    const reference = this.#sizes.mostCommon(this.type === 'memory' ? 1024 : 1);
+    return {
+      resourceType: this.type,
+      ...ratios(u.used, u.committed, u.effectiveCapacity),
+      // One number, no placement: nothing free is ever stranded.
+      fragmentation: 0,
+      referenceRequest: reference,
+      referenceRequestsThatFit: Math.floor(this.#pool.available / reference),
+    };
+  }
+
+  telemetry(out: Telemetry): void {
+    const u = this.usage();
+    const p = this.type;
+    out[`${p}.capacity`] = u.capacity;
+    out[`${p}.system_reserve`] = u.systemReserve;
+    out[`${p}.effective_capacity`] = u.effectiveCapacity;
+    out[`${p}.committed`] = u.committed;
+    out[`${p}.reserved`] = u.reserved;
+    out[`${p}.used`] = u.used;
+    out[`${p}.allocations`] = u.allocationCount;
+    out[`${p}.overcommit_ratio`] = this.#pool.limits().overcommitRatio;
+  }
+
+  reset(config?: SliceConfig): void {
+    this.#pool = this.#newPool((config ?? this.#base).limits);
+  }
+
+  validate(config: SliceConfig): ConfigProblem[] {
+    const parsed = LimitsSchema.safeParse(config.limits);
+    const problems: ConfigProblem[] = parsed.success
+      ? []
+      : parsed.error.issues.map((issue) => ({ path: ['limits', ...issue.path.map(String)].join('.'), message: issue.message }));
+    if (config.reservedCores !== undefined && config.reservedCores.length > 0) problems.push({ path: 'reservedCores', message: `${this.type}: reservedCores apply to cpu only` });
+    const sample = this.probe?.latest();
+    if (this.type === 'memory' && sample !== undefined && parsed.success && parsed.data.capacity > sample.memory.totalMiB && sample.memory.totalMiB > 0) {
+      problems.push({ path: 'limits.capacity', message: `capacity ${parsed.data.capacity} MiB is more than the ${sample.memory.totalMiB} MiB the host has` });
+    }
+    return problems;
+  }
+}

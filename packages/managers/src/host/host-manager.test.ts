@@ -1,0 +1,176 @@
+import { unwrap, type AllocationRequestInput } from '@allot/core';
+import { describe, expect, it } from 'vitest';
+import { CpuManager } from '../cpu-manager/cpu-manager.ts';
+import { topologyFixture } from '../cpu/index.ts';
+import { MemoryManager } from '../memory/memory-manager.ts';
+import { FakeClock } from '../testing/fake-clock.ts';
+import { FakeProbe } from '../testing/fake-probe.ts';
+import { HostManager } from './host-manager.ts';
+import { MemoryJournal } from './records.ts';
+
+const topology = topologyFixture({ sockets: 1, numaPerSocket: 2, coresPerNuma: 4, threadsPerCore: 1 });
+
+function host(options: { memoryMiB?: number; journal?: MemoryJournal; clock?: FakeClock; softLimit?: number } = {}) {
+  const clock = options.clock ?? new FakeClock();
+  const probe = new FakeProbe({ topology, totalMemoryMiB: 32768, now: () => clock.now() });
+  const memory = MemoryManager.builder().capacity(options.memoryMiB ?? 16384).overcommit(1).clock(clock).probe(probe);
+  if (options.softLimit !== undefined) memory.softLimit(options.softLimit);
+  const cpu = CpuManager.builder().topology(topology).overcommit(2).clock(clock).probe(probe).build();
+  const journal = options.journal ?? new MemoryJournal();
+  const h = unwrap(HostManager.builder().nodeId('n1').memory(unwrap(memory.build())).cpu(unwrap(cpu)).journal(journal).clock(clock).build());
+  return { host: h, journal, clock, probe };
+}
+
+const vm = (requestId: string, memoryMiB: number, vcpus: number, extra: Partial<AllocationRequestInput> = {}): AllocationRequestInput => ({ requestId, tenantId: 't1', resources: { memoryMiB, vcpus }, ...extra });
+
+async function committed(h: HostManager): Promise<{ memory: number; cpu: number }> {
+  const usage = unwrap(await h.getUsage());
+  return { memory: usage.find((u) => u.resourceType === 'memory')?.committed ?? -1, cpu: usage.find((u) => u.resourceType === 'cpu')?.committed ?? -1 };
+}
+
+describe('HostManager', () => {
+  it('allocates memory and CPU together and releases both', async () => {
+    const { host: h } = host();
+    const a = unwrap(await h.allocate(vm('r1', 4096, 2)));
+    expect(a.id).toBe('n1:1');
+    expect(a.cpu?.vcpus).toBe(2);
+    expect(await committed(h)).toEqual({ memory: 4096, cpu: 2 });
+    unwrap(await h.release({ requestId: 'rel-1', allocationId: a.id }));
+    expect(await committed(h)).toEqual({ memory: 0, cpu: 0 });
+  });
+
+  it('rolls memory back when CPU refuses, and a concurrent usage read never sees the half state', async () => {
+    const { host: h } = host();
+    const allocating = h.allocate(vm('big-cpu', 4096, 1000));
+    const reading = h.getUsage();
+    const result = await allocating;
+    expect(result.ok).toBe(false);
+    expect(!result.ok && result.error.code).toBe('insufficient_capacity');
+    expect(!result.ok && result.error.details).toMatchObject({ resourceType: 'cpu', requested: 1000 });
+    const seen = unwrap(await reading);
+    expect(seen.find((u) => u.resourceType === 'memory')?.committed).toBe(0);
+    expect(await committed(h)).toEqual({ memory: 0, cpu: 0 });
+  });
+
+  it('refuses memory that does not fit with the figures', async () => {
+    const { host: h } = host({ memoryMiB: 8192 });
+    unwrap(await h.allocate(vm('a', 7168, 1)));
+    const refused = await h.allocate(vm('b', 4096, 1));
+    expect(!refused.ok && refused.error).toMatchObject({
+      code: 'insufficient_capacity',
+      message: 'memory: requested 4096 MiB, free 1024 MiB of 8192 MiB effective capacity',
+      details: { resourceType: 'memory', requested: 4096, free: 1024, effectiveCapacity: 8192 },
+    });
+  });
+
+  it('returns the same allocation for a retried request id and a conflict for a different request under it', async () => {
+    const { host: h, journal } = host();
+    const first = unwrap(await h.allocate(vm('r1', 1024, 1)));
+    const again = unwrap(await h.allocate(vm('r1', 1024, 1)));
+    expect(again.id).toBe(first.id);
+    expect(journal.records.length).toBe(1);
+    const other = await h.allocate(vm('r1', 2048, 1));
+    expect(!other.ok && other.error.code).toBe('conflict');
+    unwrap(await h.release({ requestId: 'rel', allocationRequestId: 'r1' }));
+    const late = unwrap(await h.allocate(vm('r1', 1024, 1)));
+    expect(late.status).toBe('released');
+    expect(await committed(h)).toEqual({ memory: 0, cpu: 0 });
+  });
+
+  it('expires a reservation when its time passes, and activates one in time', async () => {
+    const { host: h, clock } = host();
+    const held = unwrap(await h.reserve(vm('res', 2048, 2, { reservation: { ttlMs: 60_000 } })));
+    const kept = unwrap(await h.reserve(vm('res2', 1024, 1, { reservation: { ttlMs: 60_000 } })));
+    expect(held.status).toBe('reserved');
+    expect(held.expiresAt).toBe(clock.now() + 60_000);
+    unwrap(await h.activateReservation(kept.id, 'act-1'));
+    clock.advance(60_001);
+    await h.getUsage();
+    expect(await committed(h)).toEqual({ memory: 1024, cpu: 1 });
+    const late = await h.activateReservation(held.id, 'act-2');
+    expect(!late.ok && late.error.code).toBe('conflict');
+    expect(unwrap(await h.getMetrics()).expirations).toBe(1);
+  });
+
+  it('expires on restore a reservation whose time passed while the process was down, and journals it', async () => {
+    const clock = new FakeClock();
+    const { host: h, journal } = host({ clock });
+    unwrap(await h.reserve(vm('res', 2048, 2, { reservation: { ttlMs: 1_000 } })));
+    unwrap(await h.allocate(vm('live', 1024, 1)));
+    await h.stop();
+    clock.advance(5_000);
+    const { host: again } = host({ clock, journal: new MemoryJournal() });
+    const restored = unwrap(await again.restore(undefined, journal.records));
+    expect(restored.expired).toBe(1);
+    expect(await committed(again)).toEqual({ memory: 1024, cpu: 1 });
+    expect(again.journal instanceof MemoryJournal && again.journal.records.map((r) => r.kind)).toEqual(['expired']);
+  });
+
+  it('refuses allocate and reserve on a cordoned host with unavailable, and allocates again once uncordoned', async () => {
+    const { host: h } = host();
+    unwrap(await h.setCordon(true, 'maintenance'));
+    const refused = await h.allocate(vm('r1', 1024, 1));
+    expect(!refused.ok && refused.error.code).toBe('unavailable');
+    unwrap(await h.setCordon(false));
+    expect((await h.allocate(vm('r1', 1024, 1))).ok).toBe(true);
+  });
+
+  it('reports Degraded with a reason when committed memory crosses the soft limit, without refusing', async () => {
+    const { host: h, probe, clock } = host({ softLimit: 2048 });
+    probe.setMemory({ totalMiB: 32768, usedMiB: 1000, availableMiB: 31768 }, clock.now());
+    unwrap(await h.allocate(vm('r1', 4096, 1)));
+    const health = unwrap(await h.healthCheck());
+    expect(health.status).toBe('degraded');
+    expect(health.status === 'degraded' && health.reasons.join()).toContain('soft limit 2048');
+  });
+
+  it('refuses to shrink memory below what is committed unless forced, and then admits nothing new', async () => {
+    const { host: h } = host();
+    unwrap(await h.allocate(vm('r1', 8192, 1)));
+    const refused = await h.updateLimits({ memory: { capacity: 4096 } });
+    expect(!refused.ok && refused.error).toMatchObject({ code: 'conflict', details: { committed: 8192, effectiveCapacity: 4096 } });
+    unwrap(await h.updateLimits({ memory: { capacity: 4096 } }, { force: true }));
+    const next = await h.allocate(vm('r2', 1, 1));
+    expect(!next.ok && next.error.code).toBe('insufficient_capacity');
+  });
+
+  it('removes a child manager only when it holds nothing', async () => {
+    const { host: h } = host();
+    const a = unwrap(await h.allocate(vm('r1', 1024, 0)));
+    expect((await h.removeManager('memory')).ok).toBe(false);
+    unwrap(await h.release({ requestId: 'x', allocationId: a.id }));
+    unwrap(await h.removeManager('memory'));
+    const refused = await h.allocate(vm('r2', 1024, 1));
+    expect(!refused.ok && refused.error.message).toContain('no memory manager');
+  });
+
+  it('rejects bad input with invalid_request naming the field, and changes nothing', async () => {
+    const { host: h, journal } = host();
+    const bad = await h.allocate({ requestId: 'r1', tenantId: 't1', resources: { memoryMiB: -5, vcpus: 1 } });
+    expect(!bad.ok && bad.error.code).toBe('invalid_request');
+    expect(!bad.ok && bad.error.message).toContain('resources.memoryMiB');
+    expect(journal.records.length).toBe(0);
+  });
+
+  it('counts tenants and groups for the usage snapshot', async () => {
+    const { host: h } = host();
+    unwrap(await h.allocate(vm('r1', 1024, 1, { metadata: { 'allot.group': 'web' } })));
+    unwrap(await h.allocate(vm('r2', 2048, 2, { metadata: { 'allot.group': 'web' } })));
+    const view = unwrap(await h.getHostView());
+    expect(view.tenants.t1).toEqual({ vms: 2, memoryMiB: 3072, vcpus: 3 });
+    expect(view.groups.web).toBe(2);
+    expect(view.seq).toBe(2);
+  });
+
+  it('restarts from the journal when the journal fails, without losing acknowledged allocations', async () => {
+    const { host: h, journal } = host();
+    unwrap(await h.allocate(vm('r1', 1024, 1)));
+    journal.failWith = new Error('disk full');
+    const failed = await h.allocate(vm('r2', 2048, 1));
+    expect(!failed.ok && failed.error.code).toBe('internal');
+    journal.failWith = undefined;
+    expect(await committed(h)).toEqual({ memory: 1024, cpu: 1 });
+    expect(unwrap(await h.getMetrics()).restarts).toBe(1);
+    expect(unwrap(await h.healthCheck()).status).toBe('degraded');
+  });
+});

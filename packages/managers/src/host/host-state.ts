@@ -1,0 +1,458 @@
+import {
+  err,
+  ok,
+  type Allocation,
+  type AllocationRequest,
+  type Availability,
+  type ResourceType,
+  type Result,
+  type TenantUsage,
+} from '@allot/core';
+import type { HostRecord, HostStateSnapshot, RetainedRelease } from './records.ts';
+import { sameValue } from './same-request.ts';
+import type { ResourceSlice, SliceChange, SliceConfig } from './slice.ts';
+
+/** The metadata key that names a VM's anti-affinity group. */
+export const GROUP_METADATA_KEY = 'allot.group';
+
+export interface HostStateOptions {
+  readonly nodeId: string;
+  readonly now: () => number;
+  /** How long a released allocation's request id is remembered (a late allocate retry returns it). Default 1 hour. */
+  readonly releasedRetentionMs?: number;
+  /** Upper bound of remembered released allocations, whatever the window. Default 100,000. */
+  readonly maxRetained?: number;
+}
+
+/** A state change: the allocation it concerns, and the record to journal (absent when nothing changed: a retry). */
+export interface Change {
+  readonly allocation: Allocation;
+  readonly record?: HostRecord;
+}
+
+export interface ReleaseRequest {
+  readonly requestId: string;
+  readonly allocationId?: string;
+  readonly allocationRequestId?: string;
+  readonly reason?: string;
+}
+
+/** Which slices a request involves (the ones it asks a positive amount of), in the state's slice order. */
+function involved(slices: Map<ResourceType, ResourceSlice>, request: AllocationRequest): ResourceSlice[] {
+  const out: ResourceSlice[] = [];
+  for (const slice of slices.values()) if (slice.amountOf(request) > 0) out.push(slice);
+  return out;
+}
+
+/** The types a request asks for that no slice handles. */
+function missingTypes(slices: Map<ResourceType, ResourceSlice>, request: AllocationRequest): ResourceType[] {
+  const missing: ResourceType[] = [];
+  if (request.resources.memoryMiB > 0 && !slices.has('memory')) missing.push('memory');
+  if (request.resources.vcpus > 0 && !slices.has('cpu')) missing.push('cpu');
+  for (const [type, amount] of Object.entries(request.resources.extra ?? {}) as [ResourceType, number][]) {
+    if (amount > 0 && !slices.has(type)) missing.push(type);
+  }
+  return missing;
+}
+
+/**
+ * A host's allocation state, pure and synchronous: allocation records, the request-id index, reservations, cordon,
+ * seq, per-tenant and per-group counts, over a set of resource slices. Every change is produced as a record and
+ * `apply` replays records identically, so a state rebuilt from the journal is the state that wrote it.
+ * Owned by one actor; never shared.
+ */
+export class HostState {
+  readonly nodeId: string;
+  readonly slices = new Map<ResourceType, ResourceSlice>();
+  readonly #now: () => number;
+  readonly #retentionMs: number;
+  readonly #maxRetained: number;
+  seq = 0;
+  idCounter = 0;
+  cordon = { cordoned: false, reason: '' };
+  readonly live = new Map<string, Allocation>();
+  readonly #liveByRequest = new Map<string, Allocation>();
+  readonly #retained = new Map<string, RetainedRelease>();
+  readonly #retainedById = new Map<string, RetainedRelease>();
+  readonly #releaseRequests = new Map<string, string>();
+  #retainedOrder: RetainedRelease[] = [];
+  #retainedHead = 0;
+  readonly #reservations = new Set<string>();
+  #nextExpiry: number | undefined;
+  readonly tenants = new Map<string, TenantUsage>();
+  readonly groups = new Map<string, number>();
+
+  constructor(options: HostStateOptions) {
+    this.nodeId = options.nodeId;
+    this.#now = options.now;
+    this.#retentionMs = options.releasedRetentionMs ?? 3_600_000;
+    this.#maxRetained = options.maxRetained ?? 100_000;
+  }
+
+  /** When the earliest reservation expires, if any. */
+  get nextExpiry(): number | undefined {
+    return this.#nextExpiry;
+  }
+
+  get reservationCount(): number {
+    return this.#reservations.size;
+  }
+
+  // ---------- reads ----------
+
+  findLive(allocationId: string): Allocation | undefined {
+    return this.live.get(allocationId);
+  }
+
+  /** A live or recently released allocation by id. */
+  find(allocationId: string): Allocation | undefined {
+    return this.live.get(allocationId) ?? this.#retainedById.get(allocationId)?.allocation;
+  }
+
+  retainedCount(): number {
+    return this.#retained.size;
+  }
+
+  check(request: AllocationRequest): Availability {
+    const figures: Record<string, { requested: number; free: number; effectiveCapacity: number }> = {};
+    let reason: { code: string; message: string } | undefined;
+    for (const type of missingTypes(this.slices, request)) {
+      figures[type] = { requested: type === 'memory' ? request.resources.memoryMiB : type === 'cpu' ? request.resources.vcpus : (request.resources.extra?.[type] ?? 0), free: 0, effectiveCapacity: 0 };
+      reason ??= { code: 'insufficient_capacity', message: `no ${type} manager on node ${this.nodeId}` };
+    }
+    for (const slice of involved(this.slices, request)) {
+      figures[slice.type] = slice.figures(request);
+      const fits = slice.check(request);
+      if (!fits.ok) reason ??= { code: fits.error.code, message: fits.error.message };
+    }
+    if (this.cordon.cordoned) reason = { code: 'unavailable', message: `node ${this.nodeId} is cordoned: ${this.cordon.reason}` };
+    return reason === undefined ? { fits: true, figures } : { fits: false, figures, reason };
+  }
+
+  // ---------- changes ----------
+
+  /** Allocates (or reserves, when `reservation`) all of the request or nothing. */
+  allocate(request: AllocationRequest, reservation: boolean): Result<Change> {
+    const seen = this.#liveByRequest.get(request.requestId) ?? this.#retained.get(request.requestId)?.allocation;
+    if (seen !== undefined) {
+      if (sameValue(seen.request, request)) return ok({ allocation: seen });
+      return err('conflict', `request id ${request.requestId} was already used for a different request (allocation ${seen.id})`, { requestId: request.requestId, allocationId: seen.id });
+    }
+    if (this.cordon.cordoned) return err('unavailable', `node ${this.nodeId} is cordoned: ${this.cordon.reason}`, { nodeId: this.nodeId, cordoned: true });
+    const missing = missingTypes(this.slices, request);
+    if (missing.length > 0) {
+      return err('insufficient_capacity', `no ${missing.join(', ')} manager on node ${this.nodeId}`, { resourceType: missing[0], requested: 0, free: 0, effectiveCapacity: 0, nodeId: this.nodeId });
+    }
+    const id = `${this.nodeId}:${this.idCounter + 1}`;
+    const taken: ResourceSlice[] = [];
+    let cpu: Allocation['cpu'] = null;
+    for (const slice of involved(this.slices, request)) {
+      slice.noteRequest(request);
+      const grant = slice.take(id, request, reservation);
+      if (!grant.ok) {
+        // All or nothing, inside this synchronous turn: nobody can observe the part already taken.
+        for (const t of taken) t.free(id);
+        return grant;
+      }
+      if (grant.value !== null) cpu = grant.value;
+      taken.push(slice);
+    }
+    const now = this.#now();
+    const allocation: Allocation = {
+      id,
+      requestId: request.requestId,
+      tenantId: request.tenantId,
+      nodeId: this.nodeId,
+      request,
+      granted: request.resources,
+      cpu,
+      status: reservation ? 'reserved' : 'active',
+      priority: request.priority,
+      createdAt: now,
+      updatedAt: now,
+    };
+    if (reservation) allocation.expiresAt = now + (request.reservation?.ttlMs ?? 0);
+    this.idCounter += 1;
+    this.seq += 1;
+    this.#addLive(allocation);
+    return ok({ allocation, record: { kind: reservation ? 'reserved' : 'allocated', seq: this.seq, at: now, allocation, idCounter: this.idCounter } });
+  }
+
+  release(target: ReleaseRequest): Result<Change> {
+    let allocation: Allocation | undefined;
+    if (target.allocationId !== undefined) allocation = this.find(target.allocationId);
+    else if (target.allocationRequestId !== undefined) allocation = this.#liveByRequest.get(target.allocationRequestId) ?? this.#retained.get(target.allocationRequestId)?.allocation;
+    else return err('invalid_request', 'name the allocation by allocationId or allocationRequestId', { field: 'allocationId' });
+    if (allocation === undefined) {
+      const name = target.allocationId ?? target.allocationRequestId;
+      return err('not_found', `no allocation ${name} on node ${this.nodeId}`, { allocationId: target.allocationId, allocationRequestId: target.allocationRequestId });
+    }
+    if (target.allocationId !== undefined && target.allocationRequestId !== undefined && allocation.requestId !== target.allocationRequestId) {
+      return err('invalid_request', `allocation ${allocation.id} was not created by request ${target.allocationRequestId}`, { field: 'allocationRequestId' });
+    }
+    const earlier = this.#releaseRequests.get(target.requestId);
+    if (earlier !== undefined && earlier !== allocation.id) {
+      return err('conflict', `release request id ${target.requestId} was already used to release ${earlier}`, { requestId: target.requestId, allocationId: earlier });
+    }
+    // Releasing what is already released succeeds and changes nothing.
+    if (!this.live.has(allocation.id)) return ok({ allocation });
+    const now = this.#now();
+    this.seq += 1;
+    const record: HostRecord = { kind: 'released', seq: this.seq, at: now, allocationId: allocation.id, requestId: target.requestId, reason: target.reason ?? 'released' };
+    return ok({ allocation: this.#removeLive(allocation, now, target.requestId), record });
+  }
+
+  activate(allocationId: string, requestId: string): Result<Change> {
+    const allocation = this.live.get(allocationId);
+    if (allocation === undefined) {
+      const gone = this.#retainedById.get(allocationId);
+      if (gone !== undefined) {
+        return err('conflict', `allocation ${allocationId} is no longer held (${gone.releaseRequestId === 'expired' ? 'its reservation expired' : 'released'} at ${gone.releasedAt})`, { allocationId, status: gone.allocation.status });
+      }
+      return err('not_found', `no reservation ${allocationId} on node ${this.nodeId}`, { allocationId });
+    }
+    if (allocation.status === 'active') return ok({ allocation });
+    const now = this.#now();
+    this.seq += 1;
+    const record: HostRecord = { kind: 'activated', seq: this.seq, at: now, allocationId, requestId };
+    return ok({ allocation: this.#activate(allocation, now), record });
+  }
+
+  /** Expires every reservation whose expiresAt has passed; returns the records to journal. */
+  expireDue(): HostRecord[] {
+    const now = this.#now();
+    if (this.#nextExpiry === undefined || this.#nextExpiry > now) return [];
+    const records: HostRecord[] = [];
+    for (const id of [...this.#reservations]) {
+      const allocation = this.live.get(id);
+      if (allocation?.expiresAt === undefined || allocation.expiresAt > now) continue;
+      this.seq += 1;
+      records.push({ kind: 'expired', seq: this.seq, at: now, allocationId: id });
+      this.#removeLive(allocation, now, 'expired');
+    }
+    return records;
+  }
+
+  setCordon(cordoned: boolean, reason: string): HostRecord | undefined {
+    if (this.cordon.cordoned === cordoned && this.cordon.reason === reason) return undefined;
+    this.seq += 1;
+    this.cordon = { cordoned, reason };
+    return { kind: cordoned ? 'cordoned' : 'uncordoned', seq: this.seq, at: this.#now(), reason };
+  }
+
+  updateConfig(type: ResourceType, change: SliceChange, force: boolean): Result<{ config: SliceConfig; record: HostRecord }> {
+    const slice = this.slices.get(type);
+    if (slice === undefined) return err('not_found', `no ${type} manager on node ${this.nodeId}`, { resourceType: type });
+    const next = slice.reconfigure(change, force);
+    if (!next.ok) return next;
+    this.seq += 1;
+    return ok({ config: next.value, record: { kind: 'limits_updated', seq: this.seq, at: this.#now(), resourceType: type, config: toRecordConfig(next.value), force } });
+  }
+
+  // ---------- replay ----------
+
+  /** Replays one durable record. Records at or below the current seq are skipped (already in a snapshot). */
+  apply(record: HostRecord): Result<void> {
+    if (record.seq <= this.seq) return ok(undefined);
+    if (record.seq !== this.seq + 1) return err('internal', `journal gap: expected seq ${this.seq + 1}, found ${record.seq}`, { expected: this.seq + 1, found: record.seq });
+    switch (record.kind) {
+      case 'allocated':
+      case 'reserved': {
+        const restored = this.#restoreAllocation(record.allocation);
+        if (!restored.ok) return restored;
+        this.idCounter = Math.max(this.idCounter, record.idCounter);
+        break;
+      }
+      case 'activated': {
+        const allocation = this.live.get(record.allocationId);
+        if (allocation === undefined) return err('internal', `journal activates unknown allocation ${record.allocationId}`);
+        this.#activate(allocation, record.at);
+        break;
+      }
+      case 'released':
+      case 'expired': {
+        const allocation = this.live.get(record.allocationId);
+        if (allocation === undefined) return err('internal', `journal releases unknown allocation ${record.allocationId}`);
+        this.#removeLive(allocation, record.at, record.kind === 'expired' ? 'expired' : record.requestId);
+        break;
+      }
+      case 'limits_updated': {
+        const slice = this.slices.get(record.resourceType);
+        if (slice === undefined) return err('internal', `journal configures ${record.resourceType}, which has no manager`);
+        const applied = slice.reconfigure(fullChange(record.config), true);
+        if (!applied.ok) return applied;
+        break;
+      }
+      case 'cordoned':
+      case 'uncordoned':
+        this.cordon = { cordoned: record.kind === 'cordoned', reason: record.reason };
+        break;
+    }
+    this.seq = record.seq;
+    return ok(undefined);
+  }
+
+  /**
+   * Rebuilds from a snapshot (optional) and the records after it, on a fresh state whose slices were just reset.
+   * Returns the expiry records of reservations that expired while the process was down: journal them.
+   */
+  restore(snapshot: HostStateSnapshot | undefined, records: readonly HostRecord[]): Result<HostRecord[]> {
+    if (snapshot !== undefined) {
+      if (snapshot.nodeId !== this.nodeId) return err('internal', `snapshot is of node ${snapshot.nodeId}, not ${this.nodeId}`);
+      for (const { resourceType: type, config } of snapshot.configs) {
+        const slice = this.slices.get(type);
+        if (slice === undefined) return err('internal', `snapshot configures ${type}, which has no manager`);
+        slice.reset(config);
+      }
+      for (const allocation of snapshot.live) {
+        const restored = this.#restoreAllocation(allocation);
+        if (!restored.ok) return restored;
+      }
+      for (const retained of snapshot.released) this.#retain(retained);
+      this.seq = snapshot.seq;
+      this.idCounter = snapshot.idCounter;
+      this.cordon = { ...snapshot.cordon };
+    }
+    for (const record of records) {
+      const applied = this.apply(record);
+      if (!applied.ok) return applied;
+    }
+    this.#pruneRetained(this.#now());
+    return ok(this.expireDue());
+  }
+
+  /** Everything needed to rebuild this state; taken inside a turn, so it matches `seq` exactly. */
+  exportState(): HostStateSnapshot {
+    const configs: HostStateSnapshot['configs'] = [];
+    for (const [type, slice] of this.slices) configs.push({ resourceType: type, config: toRecordConfig(slice.config()) });
+    const released: RetainedRelease[] = [];
+    for (let i = this.#retainedHead; i < this.#retainedOrder.length; i += 1) {
+      const r = this.#retainedOrder[i];
+      if (r !== undefined && this.#retained.get(r.allocation.requestId) === r) released.push(r);
+    }
+    return {
+      version: 1,
+      nodeId: this.nodeId,
+      seq: this.seq,
+      idCounter: this.idCounter,
+      cordon: { ...this.cordon },
+      configs,
+      live: [...this.live.values()],
+      released,
+    };
+  }
+
+  // ---------- bookkeeping ----------
+
+  #restoreAllocation(allocation: Allocation): Result<void> {
+    const reservation = allocation.status === 'reserved';
+    const done: ResourceSlice[] = [];
+    const missing = missingTypes(this.slices, allocation.request);
+    if (missing.length > 0) return err('internal', `allocation ${allocation.id} holds ${missing.join(', ')}, which has no manager`);
+    for (const slice of involved(this.slices, allocation.request)) {
+      const r = slice.restore(allocation, reservation);
+      if (!r.ok) {
+        for (const d of done) d.free(allocation.id);
+        return r;
+      }
+      done.push(slice);
+    }
+    this.#addLive(allocation);
+    return ok(undefined);
+  }
+
+  #addLive(allocation: Allocation): void {
+    this.live.set(allocation.id, allocation);
+    this.#liveByRequest.set(allocation.requestId, allocation);
+    this.#count(allocation, 1);
+    if (allocation.status === 'reserved') {
+      this.#reservations.add(allocation.id);
+      const at = allocation.expiresAt ?? 0;
+      if (this.#nextExpiry === undefined || at < this.#nextExpiry) this.#nextExpiry = at;
+    }
+  }
+
+  #activate(allocation: Allocation, at: number): Allocation {
+    for (const slice of involved(this.slices, allocation.request)) slice.markActive(allocation.id);
+    const active: Allocation = { ...allocation, status: 'active', updatedAt: at };
+    delete active.expiresAt;
+    this.live.set(active.id, active);
+    this.#liveByRequest.set(active.requestId, active);
+    this.#dropReservation(active.id);
+    return active;
+  }
+
+  #removeLive(allocation: Allocation, at: number, releaseRequestId: string): Allocation {
+    for (const slice of involved(this.slices, allocation.request)) slice.free(allocation.id);
+    this.live.delete(allocation.id);
+    this.#liveByRequest.delete(allocation.requestId);
+    this.#count(allocation, -1);
+    if (allocation.status === 'reserved') this.#dropReservation(allocation.id);
+    const released: Allocation = { ...allocation, status: 'released', updatedAt: at };
+    delete released.expiresAt;
+    this.#retain({ allocation: released, releasedAt: at, releaseRequestId });
+    this.#pruneRetained(at);
+    return released;
+  }
+
+  #dropReservation(id: string): void {
+    this.#reservations.delete(id);
+    let next: number | undefined;
+    for (const rid of this.#reservations) {
+      const at = this.live.get(rid)?.expiresAt;
+      if (at !== undefined && (next === undefined || at < next)) next = at;
+    }
+    this.#nextExpiry = next;
+  }
+
+  #retain(retained: RetainedRelease): void {
+    this.#retained.set(retained.allocation.requestId, retained);
+    this.#retainedById.set(retained.allocation.id, retained);
+    this.#releaseRequests.set(retained.releaseRequestId, retained.allocation.id);
+    this.#retainedOrder.push(retained);
+  }
+
+  #pruneRetained(now: number): void {
+    while (this.#retainedHead < this.#retainedOrder.length) {
+      const oldest = this.#retainedOrder[this.#retainedHead] as RetainedRelease;
+      if (now - oldest.releasedAt < this.#retentionMs && this.#retained.size <= this.#maxRetained) break;
+      this.#retainedHead += 1;
+      if (this.#retained.get(oldest.allocation.requestId) === oldest) this.#retained.delete(oldest.allocation.requestId);
+      if (this.#retainedById.get(oldest.allocation.id) === oldest) this.#retainedById.delete(oldest.allocation.id);
+      if (this.#releaseRequests.get(oldest.releaseRequestId) === oldest.allocation.id) this.#releaseRequests.delete(oldest.releaseRequestId);
+    }
+    if (this.#retainedHead > 1024 && this.#retainedHead * 2 > this.#retainedOrder.length) {
+      this.#retainedOrder = this.#retainedOrder.slice(this.#retainedHead);
+      this.#retainedHead = 0;
+    }
+  }
+
+  #count(allocation: Allocation, sign: 1 | -1): void {
+    const tenant = this.tenants.get(allocation.tenantId) ?? { vms: 0, memoryMiB: 0, vcpus: 0 };
+    const next = { vms: tenant.vms + sign, memoryMiB: tenant.memoryMiB + sign * allocation.granted.memoryMiB, vcpus: tenant.vcpus + sign * allocation.granted.vcpus };
+    if (next.vms === 0) this.tenants.delete(allocation.tenantId);
+    else this.tenants.set(allocation.tenantId, next);
+    const group = allocation.request.metadata[GROUP_METADATA_KEY];
+    if (group !== undefined) {
+      const n = (this.groups.get(group) ?? 0) + sign;
+      if (n === 0) this.groups.delete(group);
+      else this.groups.set(group, n);
+    }
+  }
+}
+
+/** A slice config as a record field (drops undefined optionals so the record is plain data). */
+function toRecordConfig(config: SliceConfig): SliceConfig & { reservedCores?: number[] } {
+  const out: { limits: SliceConfig['limits']; reservedCores?: number[]; policy?: SliceConfig['policy'] } = { limits: config.limits };
+  if (config.reservedCores !== undefined) out.reservedCores = [...config.reservedCores];
+  if (config.policy !== undefined) out.policy = config.policy;
+  return out;
+}
+
+/** A full configuration as a change that sets every field (absent limits removed). */
+export function fullChange(config: SliceConfig): SliceChange {
+  const change: SliceChange = { ...config.limits, hardLimit: config.limits.hardLimit ?? null, softLimit: config.limits.softLimit ?? null };
+  if (config.reservedCores !== undefined) change.reservedCores = config.reservedCores;
+  if (config.policy !== undefined) change.policy = config.policy;
+  return change;
+}

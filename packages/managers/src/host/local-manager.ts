@@ -1,0 +1,502 @@
+import { Actor, Supervisor } from '@allot/actor';
+import {
+  AgentReleaseRequestSchema,
+  AllocationRequestSchema,
+  HealthThresholdsSchema,
+  err,
+  ok,
+  toAllotError,
+  validate,
+  worstHealth,
+  zodToAllotError,
+  type AllotError,
+  type Allocation,
+  type AllocationFilter,
+  type AllocationRequest,
+  type AllocationRequestInput,
+  type Availability,
+  type ConfigProblem,
+  type EfficiencyMetrics,
+  type Health,
+  type HealthThresholds,
+  type LimitsByType,
+  type LimitsUpdate,
+  type ManagerConfig,
+  type ManagerMetrics,
+  type ManagerStatus,
+  type ReleaseTarget,
+  type ResourceManager,
+  type ResourceType,
+  type ResourceUsage,
+  type Result,
+  type Telemetry,
+  type TenantUsage,
+} from '@allot/core';
+import { systemClock, type Clock } from '../clock.ts';
+import { HostState } from './host-state.ts';
+import { adoptedRefusal, ManagerCore, type Turn } from './manager-core.ts';
+import { MetricsRecorder, type Operation } from './metrics.ts';
+import { MemoryJournal, type DurableState, type HostRecord, type HostStateSnapshot, type Journal, type ReplayableJournal } from './records.ts';
+import type { ResourceSlice, SliceChange } from './slice.ts';
+
+export interface LocalManagerOptions {
+  /** `memory`, `cpu`, `composite`, ... */
+  readonly name: string;
+  /** Prefix of allocation ids (`<nodeId>:<counter>`). */
+  readonly nodeId: string;
+  readonly slices: readonly ResourceSlice[];
+  /** Where changes go; a MemoryJournal when omitted. */
+  readonly journal?: Journal;
+  /** Where a restart reads durable state from; the journal itself when it can replay. */
+  readonly durable?: () => Promise<DurableState>;
+  readonly clock?: Clock;
+  readonly releasedRetentionMs?: number;
+  /** Health stays Degraded this long after a crash. */
+  readonly crashWindowMs?: number;
+  /** Timeout of every ask to the actor (none when omitted: in-process asks to a live actor always answer). */
+  readonly askTimeoutMs?: number;
+}
+
+/** What the agent publishes: one consistent view taken inside one turn. */
+export interface HostView {
+  readonly seq: number;
+  readonly cordoned: boolean;
+  readonly cordonReason: string;
+  readonly usage: ResourceUsage[];
+  readonly tenants: Record<string, TenantUsage>;
+  readonly groups: Record<string, number>;
+  readonly allocationCount: number;
+  readonly reservationCount: number;
+}
+
+function isReplayable(journal: Journal): journal is ReplayableJournal {
+  return typeof (journal as Partial<ReplayableJournal>).load === 'function';
+}
+
+function failure<T>(thrown: unknown): Result<T> {
+  return { ok: false, error: toAllotError(thrown) };
+}
+
+/**
+ * A resource manager actor over a HostState: the memory, CPU and generic managers (one slice each) and the host
+ * composite (one slice per child manager) are all this, so idempotency, reservations, journaling, metrics and health
+ * behave the same everywhere. All reads and writes go through one mailbox.
+ */
+export class LocalManager implements ResourceManager {
+  readonly name: string;
+  readonly nodeId: string;
+  protected readonly slices: ResourceSlice[];
+  protected readonly clock: Clock;
+  readonly journal: Journal;
+  readonly #durable: (() => Promise<DurableState>) | undefined;
+  readonly #retentionMs: number | undefined;
+  readonly #askTimeoutMs: number | undefined;
+  readonly #supervisor: Supervisor<Turn, unknown>;
+  readonly #actor: Actor<Turn, unknown>;
+  readonly #metrics: MetricsRecorder;
+  readonly #listeners = new Set<(seq: number) => void>();
+  readonly #startedAt: number;
+  #core: ManagerCore;
+  #owner: string | undefined;
+  #stopped = false;
+
+  constructor(options: LocalManagerOptions) {
+    this.name = options.name;
+    this.nodeId = options.nodeId;
+    this.slices = [...options.slices];
+    this.clock = options.clock ?? systemClock;
+    this.journal = options.journal ?? new MemoryJournal();
+    const journal = this.journal;
+    this.#durable = options.durable ?? (isReplayable(journal) ? () => journal.load() : undefined);
+    this.#retentionMs = options.releasedRetentionMs;
+    this.#askTimeoutMs = options.askTimeoutMs;
+    this.#startedAt = this.clock.now();
+    this.#metrics = new MetricsRecorder(this.name, this.#startedAt);
+    this.#core = this.#newCore();
+    this.#supervisor = new Supervisor<Turn, unknown>({
+      recover: () => this.#recover(),
+      degradedWindowMs: options.crashWindowMs ?? 300_000,
+      now: () => this.clock.now(),
+    });
+    this.#actor = new Actor<Turn, unknown>(this.#core, { name: this.name, supervisor: this.#supervisor });
+  }
+
+  /** The current incarnation's state; only for synchronous set-up before the first message. */
+  protected get currentState(): HostState {
+    return this.#core.state;
+  }
+
+  get resourceTypes(): ResourceType[] {
+    return this.slices.map((s) => s.type);
+  }
+
+  #newCore(): ManagerCore {
+    const state = new HostState({ nodeId: this.nodeId, now: () => this.clock.now(), releasedRetentionMs: this.#retentionMs });
+    for (const slice of this.slices) state.slices.set(slice.type, slice);
+    return new ManagerCore({
+      state,
+      journal: this.journal,
+      clock: this.clock,
+      post: (turn) => this.#actor.tell(turn),
+      changed: (seq) => this.#emit(seq),
+      expired: (count) => this.#metrics.expired(count),
+    });
+  }
+
+  /** The supervisor's recover(): a fresh core with empty pools, rebuilt from durable state. */
+  async #recover(): Promise<ManagerCore> {
+    this.#core.retire();
+    if (this.#durable === undefined) throw new Error(`${this.name} has no durable state to recover from`);
+    const durable = await this.#durable();
+    for (const slice of this.slices) slice.reset();
+    const core = this.#newCore();
+    const restored = core.state.restore(durable.snapshot, durable.records);
+    if (!restored.ok) throw new Error(restored.error.message);
+    this.#core = core;
+    if (restored.value.length > 0) {
+      this.#metrics.expired(restored.value.length);
+      await core.journal(restored.value);
+    }
+    core.schedule();
+    return core;
+  }
+
+  #emit(seq: number): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(seq);
+      } catch {
+        // A listener's bug must not break the manager; the agent's listener logs its own failures.
+      }
+    }
+  }
+
+  /** Runs a turn in the mailbox and turns a rejected ask (stopped, timeout, crash) into a Result. */
+  protected async ask<T>(turn: (core: ManagerCore) => unknown): Promise<Result<T>> {
+    try {
+      return (await this.#actor.ask(turn as Turn, this.#askTimeoutMs === undefined ? undefined : { timeoutMs: this.#askTimeoutMs })) as Result<T>;
+    } catch (thrown) {
+      return failure(thrown);
+    }
+  }
+
+  /** A read inside a turn: the function's value as an ok Result. */
+  protected read<T>(fn: (core: ManagerCore) => T): Promise<Result<T>> {
+    return this.ask<T>((core) => ok(fn(core)));
+  }
+
+  #measure(op: Operation, started: number, result: Result<unknown>): void {
+    this.#metrics.record(op, result.ok ? undefined : result.error.code, performance.now() - started);
+  }
+
+  // ---------- adoption by a composite ----------
+
+  /** @internal The composite takes this manager's slice; its own mutations are refused until released. */
+  adopt(owner: string): Result<ResourceSlice> {
+    if (this.#owner !== undefined) return err('conflict', `${this.name} is already managed by ${this.#owner}`, { owner: this.#owner });
+    if (this.#core.state.live.size > 0) return err('conflict', `${this.name} holds ${this.#core.state.live.size} allocations of its own; release them before adding it to ${owner}`);
+    const slice = this.slices[0];
+    if (slice === undefined) return err('internal', `${this.name} has no resource slice`);
+    this.#owner = owner;
+    return ok(slice);
+  }
+
+  /** @internal */
+  disown(): void {
+    this.#owner = undefined;
+  }
+
+  /** @internal Supervisor health of this manager (a composite reports its children's crashes). */
+  supervisorHealth(): Health {
+    return this.#supervisor.health();
+  }
+
+  // ---------- core operations ----------
+
+  async allocate(input: AllocationRequestInput): Promise<Result<Allocation>> {
+    const parsed = AllocationRequestSchema.safeParse(input);
+    if (!parsed.success) return this.#refuse('allocate', zodToAllotError(parsed.error));
+    const request: AllocationRequest = parsed.data;
+    return this.#mutate(request.reservation !== undefined ? 'reserve' : 'allocate', (core) => core.allocate(request, request.reservation !== undefined));
+  }
+
+  async reserve(input: AllocationRequestInput): Promise<Result<Allocation>> {
+    const parsed = AllocationRequestSchema.safeParse(input);
+    if (!parsed.success) return this.#refuse('reserve', zodToAllotError(parsed.error));
+    if (parsed.data.reservation === undefined) return this.#refuse('reserve', { code: 'invalid_request', message: 'reservation: a reservation needs reservation.ttlMs', details: { field: 'reservation' } });
+    const request = parsed.data;
+    return this.#mutate('reserve', (core) => core.allocate(request, true));
+  }
+
+  async release(target: ReleaseTarget & { reason?: string }): Promise<Result<Allocation>> {
+    const parsed = validate(AgentReleaseRequestSchema, target);
+    if (!parsed.ok) return this.#refuse('release', parsed.error);
+    const release = parsed.value;
+    return this.#mutate('release', (core) => core.release(release));
+  }
+
+  async activateReservation(allocationId: string, requestId: string): Promise<Result<Allocation>> {
+    if (typeof allocationId !== 'string' || allocationId.length === 0 || allocationId.length > 160) return this.#refuse('activate', { code: 'invalid_request', message: 'allocationId: a non-empty string of at most 160 characters', details: { field: 'allocationId' } });
+    if (typeof requestId !== 'string' || requestId.length === 0 || requestId.length > 128) return this.#refuse('activate', { code: 'invalid_request', message: 'requestId: a non-empty string of at most 128 characters', details: { field: 'requestId' } });
+    return this.#mutate('activate', (core) => core.activate(allocationId, requestId));
+  }
+
+  #refuse(op: Operation, error: AllotError): Result<Allocation> {
+    this.#metrics.record(op, error.code, 0);
+    return { ok: false, error };
+  }
+
+  async #mutate(op: Operation, turn: (core: ManagerCore) => unknown): Promise<Result<Allocation>> {
+    if (this.#owner !== undefined) return adoptedRefusal(this.name, this.#owner);
+    const started = performance.now();
+    const result = await this.ask<Allocation>(turn);
+    this.#measure(op, started, result);
+    return result;
+  }
+
+  async checkAvailability(input: AllocationRequestInput): Promise<Result<Availability>> {
+    const parsed = AllocationRequestSchema.safeParse(input);
+    if (!parsed.success) return { ok: false, error: zodToAllotError(parsed.error) };
+    const request = parsed.data;
+    return this.read((core) => core.state.check(request));
+  }
+
+  getUsage(): Promise<Result<ResourceUsage[]>> {
+    return this.read((core) => [...core.state.slices.values()].map((s) => s.usage()));
+  }
+
+  /** Usage, counts, seq and cordon in one turn: what the agent publishes to the usage stream. */
+  getHostView(): Promise<Result<HostView>> {
+    return this.read((core) => {
+      const s = core.state;
+      return {
+        seq: s.seq,
+        cordoned: s.cordon.cordoned,
+        cordonReason: s.cordon.reason,
+        usage: [...s.slices.values()].map((slice) => slice.usage()),
+        tenants: Object.fromEntries(s.tenants),
+        groups: Object.fromEntries(s.groups),
+        allocationCount: s.live.size,
+        reservationCount: s.reservationCount,
+      };
+    });
+  }
+
+  getAllocations(filter: AllocationFilter = {}): Promise<Result<Allocation[]>> {
+    const limit = filter.limit ?? 10_000;
+    return this.read((core) => {
+      const out: Allocation[] = [];
+      for (const a of core.state.live.values()) {
+        if (out.length >= limit) break;
+        if (filter.tenantId !== undefined && a.tenantId !== filter.tenantId) continue;
+        if (filter.status !== undefined && filter.status !== 'live' && a.status !== filter.status) continue;
+        out.push(a);
+      }
+      return out;
+    });
+  }
+
+  getAllocation(allocationId: string): Promise<Result<Allocation>> {
+    return this.ask((core) => {
+      const found = core.state.find(allocationId);
+      return found === undefined ? err('not_found', `no allocation ${allocationId} on node ${this.nodeId}`, { allocationId }) : ok(found);
+    });
+  }
+
+  // ---------- cordon, durable state ----------
+
+  /** A cordoned host refuses allocate and reserve with `unavailable`; journaled. */
+  setCordon(cordoned: boolean, reason = ''): Promise<Result<void>> {
+    if (this.#owner !== undefined) return Promise.resolve(adoptedRefusal(this.name, this.#owner));
+    return this.ask((core) => {
+      const record = core.state.setCordon(cordoned, reason.slice(0, 256));
+      return core.commit(ok({ value: undefined, records: record === undefined ? [] : [record] }));
+    });
+  }
+
+  /** The state as a snapshot, taken inside a turn so it matches `seq` exactly (for ledger compaction). */
+  exportState(): Promise<Result<HostStateSnapshot>> {
+    return this.read((core) => core.state.exportState());
+  }
+
+  /**
+   * Rebuilds the state from a snapshot and the records after it (the agent's file ledger). Only on a manager that
+   * has not changed anything yet. Reservations that expired while the process was down expire now, journaled.
+   */
+  restore(snapshot: HostStateSnapshot | undefined, records: readonly HostRecord[]): Promise<Result<{ seq: number; expired: number }>> {
+    return this.ask((core) => {
+      if (core.state.seq !== 0) return err('conflict', `${this.name} already has state (seq ${core.state.seq}); restore only into a new manager`);
+      const restored = core.state.restore(snapshot, records);
+      if (!restored.ok) {
+        for (const slice of this.slices) slice.reset();
+        core.state.live.clear();
+        return restored;
+      }
+      this.#metrics.expired(restored.value.length);
+      core.schedule();
+      return core.commit(ok({ value: { seq: core.state.seq, expired: restored.value.length }, records: restored.value }));
+    });
+  }
+
+  /** Called with the new seq after every durable change (the agent publishes usage on it). Returns an unsubscribe. */
+  onChange(listener: (seq: number) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  // ---------- lifecycle ----------
+
+  /** Restores from the journal when it can replay and this manager is new; otherwise nothing to do. */
+  async initialize(): Promise<Result<void>> {
+    if (this.#durable === undefined) return ok(undefined);
+    const durable = await this.#durable();
+    if (durable.snapshot === undefined && durable.records.length === 0) return ok(undefined);
+    const restored = await this.restore(durable.snapshot, durable.records);
+    return restored.ok ? ok(undefined) : restored;
+  }
+
+  /** Managers serve from construction; start() exists for the lifecycle contract and is idempotent. */
+  start(): Promise<Result<void>> {
+    return Promise.resolve(this.#stopped ? err('unavailable', `${this.name} was stopped; build a new manager`) : ok(undefined));
+  }
+
+  async stop(): Promise<Result<void>> {
+    this.#stopped = true;
+    await this.#actor.stop();
+    this.#core.retire();
+    return ok(undefined);
+  }
+
+  isRunning(): boolean {
+    return !this.#stopped && this.#actor.isRunning;
+  }
+
+  async healthCheck(): Promise<Result<Health>> {
+    if (!this.isRunning()) return ok({ status: 'stopped' });
+    return this.read(() => this.healthNow());
+  }
+
+  /** Health computed inside a turn: every slice, plus crash reports. */
+  protected healthNow(): Health {
+    return worstHealth([...this.slices.map((s) => s.health()), this.#supervisor.health()]);
+  }
+
+  // ---------- observability ----------
+
+  getMetrics(): Promise<Result<ManagerMetrics>> {
+    return Promise.resolve(ok(this.#metrics.snapshot(this.#supervisor.restarts, this.clock.now())));
+  }
+
+  async getStatus(): Promise<Result<ManagerStatus>> {
+    const health = await this.healthCheck();
+    const count = this.isRunning() ? await this.read((core) => core.state.live.size) : ok(0);
+    return ok({
+      name: this.name,
+      resourceTypes: this.resourceTypes,
+      running: this.isRunning(),
+      health: health.ok ? health.value : { status: 'stopped' },
+      startedAt: this.#startedAt,
+      allocationCount: count.ok ? count.value : 0,
+    });
+  }
+
+  exportTelemetry(): Promise<Result<Telemetry>> {
+    return this.read((core) => {
+      const out: Telemetry = { 'host.node_id': this.nodeId, 'host.seq': core.state.seq, 'host.cordoned': core.state.cordon.cordoned, 'host.allocations': core.state.live.size, 'host.reservations': core.state.reservationCount };
+      for (const slice of core.state.slices.values()) slice.telemetry(out);
+      const m = this.#metrics.snapshot(this.#supervisor.restarts, this.clock.now());
+      out[`${this.name}.allocations_total`] = m.allocations;
+      out[`${this.name}.releases_total`] = m.releases;
+      out[`${this.name}.expirations_total`] = m.expirations;
+      out[`${this.name}.restarts_total`] = m.restarts;
+      out[`${this.name}.allocate_latency_p99_ms`] = m.allocateLatency.p99Ms;
+      for (const [code, n] of Object.entries(m.refusals)) out[`${this.name}.refusals.${code}`] = n;
+      return out;
+    });
+  }
+
+  getEfficiencyMetrics(): Promise<Result<EfficiencyMetrics[]>> {
+    return this.read((core) => [...core.state.slices.values()].map((s) => s.efficiency()));
+  }
+
+  // ---------- configuration ----------
+
+  getLimits(): Promise<Result<LimitsByType>> {
+    return this.read((core) => {
+      const out: LimitsByType = {};
+      for (const [type, slice] of core.state.slices) out[type] = slice.config().limits;
+      return out;
+    });
+  }
+
+  async updateLimits(update: LimitsUpdate, options: { force?: boolean } = {}): Promise<Result<LimitsByType>> {
+    if (this.#owner !== undefined) return adoptedRefusal(this.name, this.#owner);
+    if (typeof update !== 'object' || update === null) return err('invalid_request', 'limits update must be an object keyed by resource type', { field: 'update' });
+    const force = options.force === true;
+    const changes = Object.entries(update) as [ResourceType, SliceChange][];
+    for (const [type, change] of changes) {
+      if (typeof change !== 'object' || change === null) return err('invalid_request', `${type}: limits must be an object`, { field: type });
+    }
+    return this.ask((core) => {
+      for (const [type] of changes) {
+        if (!core.state.slices.has(type)) return err('not_found', `no ${type} manager on node ${this.nodeId}`, { resourceType: type });
+      }
+      // All or nothing over types: check every change on the current figures first, then apply.
+      const records: HostRecord[] = [];
+      const applied: { type: ResourceType; before: SliceChange }[] = [];
+      for (const [type, change] of changes) {
+        const slice = core.state.slices.get(type) as ResourceSlice;
+        const before = slice.config();
+        const r = core.state.updateConfig(type, change, force);
+        if (!r.ok) {
+          // Undo the types already changed in this turn (their records were never journaled, so seq goes back too).
+          for (const a of applied.reverse()) core.state.slices.get(a.type)?.reconfigure(a.before, true);
+          core.state.seq -= records.length;
+          return r.error.code === 'invalid_request' ? err('invalid_request', `${type}.${r.error.message}`, { ...r.error.details, resourceType: type }) : r;
+        }
+        applied.push({ type, before: { ...before.limits, hardLimit: before.limits.hardLimit ?? null, softLimit: before.limits.softLimit ?? null } });
+        records.push(r.value.record);
+      }
+      const limits: LimitsByType = {};
+      for (const [type, slice] of core.state.slices) limits[type] = slice.config().limits;
+      return core.commit(ok({ value: limits, records }));
+    });
+  }
+
+  /** Every problem in the config: schema issues, a type this manager does not own, figures the host cannot have. */
+  validateConfig(config: ManagerConfig): Promise<Result<ConfigProblem[]>> {
+    const problems: ConfigProblem[] = [];
+    if (typeof config !== 'object' || config === null) return Promise.resolve(ok([{ path: '(root)', message: 'config must be an object' }]));
+    const type = config.resourceType as ResourceType;
+    const slice = this.slices.find((s) => s.type === type);
+    if (slice === undefined) problems.push({ path: 'resourceType', message: `${this.name} manages ${this.resourceTypes.join(', ')}, not ${String(type)}` });
+    const health = HealthThresholdsSchema.safeParse((config as { health?: unknown }).health ?? {});
+    if (!health.success) for (const i of health.error.issues) problems.push({ path: ['health', ...i.path.map(String)].join('.'), message: i.message });
+    else if (health.data.usedDegradedPermille > health.data.usedUnhealthyPermille) problems.push({ path: 'health.usedDegradedPermille', message: 'must not exceed usedUnhealthyPermille' });
+    const cpu = config as { reservedCores?: number[]; policy?: string };
+    if (slice !== undefined) {
+      const sliceConfig = { limits: config.limits, ...(cpu.reservedCores !== undefined ? { reservedCores: cpu.reservedCores } : {}), ...(cpu.policy !== undefined ? { policy: cpu.policy as never } : {}) };
+      problems.push(...slice.validate(sliceConfig));
+    }
+    return Promise.resolve(ok(problems));
+  }
+
+  /** Validates (every problem) then applies limits (refusing to shrink below committed) and health thresholds. */
+  async updateConfig(config: ManagerConfig): Promise<Result<void>> {
+    const problems = await this.validateConfig(config);
+    if (!problems.ok) return problems;
+    if (problems.value.length > 0) {
+      return err('invalid_request', problems.value.map((p) => `${p.path}: ${p.message}`).join('; '), { issues: problems.value });
+    }
+    const thresholds: HealthThresholds = HealthThresholdsSchema.parse(config.health ?? {});
+    const cpu = config as { reservedCores?: number[]; policy?: string };
+    const change: SliceChange = { ...config.limits, hardLimit: config.limits.hardLimit ?? null, softLimit: config.limits.softLimit ?? null };
+    if (cpu.reservedCores !== undefined) change.reservedCores = cpu.reservedCores;
+    if (cpu.policy !== undefined) change.policy = cpu.policy as SliceChange['policy'];
+    const updated = await this.updateLimits({ [config.resourceType]: change } as LimitsUpdate);
+    if (!updated.ok) return updated;
+    const slice = this.slices.find((s) => s.type === config.resourceType);
+    if (slice !== undefined) slice.thresholds = thresholds;
+    return ok(undefined);
+  }
+}

@@ -1,0 +1,141 @@
+import { deferred, type Behavior, type HandlerResult } from '@allot/actor';
+import { err, ok, type Allocation, type AllocationRequest, type Result } from '@allot/core';
+import type { Clock } from '../clock.ts';
+import type { HostState, ReleaseRequest } from './host-state.ts';
+import type { HostRecord, Journal } from './records.ts';
+
+/** A message to a manager: a function run against the current behaviour inside one turn. */
+export type Turn = (core: ManagerCore) => HandlerResult<unknown>;
+
+export interface ManagerCoreOptions {
+  readonly state: HostState;
+  readonly journal: Journal;
+  readonly clock: Clock;
+  /** Posts a message to the manager's own mailbox (the reservation-expiry timer uses it). */
+  readonly post: (turn: Turn) => void;
+  /** Called with the new seq once a change is durable. */
+  readonly changed: (seq: number) => void;
+  /** Called with how many reservations expired. */
+  readonly expired: (count: number) => void;
+}
+
+/**
+ * The behaviour of a manager actor: its HostState plus the journal. Mutations check, apply to memory, hand the
+ * record to the journal and reply deferred (see @allot/actor's module doc for why that never over-commits).
+ * A new ManagerCore is built from durable state at every restart.
+ */
+export class ManagerCore implements Behavior<Turn, unknown> {
+  readonly state: HostState;
+  readonly #journal: Journal;
+  readonly #clock: Clock;
+  readonly #post: ManagerCoreOptions['post'];
+  readonly #changed: ManagerCoreOptions['changed'];
+  readonly #expired: ManagerCoreOptions['expired'];
+  #timer: unknown;
+  #timerAt: number | undefined;
+  /** Set by the supervisor's recover path when this incarnation was replaced: its timer must not act. */
+  retired = false;
+
+  constructor(options: ManagerCoreOptions) {
+    this.state = options.state;
+    this.#journal = options.journal;
+    this.#clock = options.clock;
+    this.#post = options.post;
+    this.#changed = options.changed;
+    this.#expired = options.expired;
+  }
+
+  receive(turn: Turn): HandlerResult<unknown> {
+    return turn(this);
+  }
+
+  /** Journals records in order; resolves when the last is durable (the journal keeps order, so all are). */
+  journal(records: readonly HostRecord[]): Promise<void> {
+    let last: Promise<void> = Promise.resolve();
+    for (const record of records) last = this.#journal.append(record);
+    const seq = this.state.seq;
+    return last.then(() => this.#changed(seq));
+  }
+
+  /** Expires overdue reservations first, so a check never counts a hold whose time is up. */
+  expireDue(): Promise<void> | undefined {
+    const records = this.state.expireDue();
+    if (records.length === 0) return undefined;
+    this.#expired(records.length);
+    this.schedule();
+    const durable = this.journal(records);
+    // Nobody awaits an expiry made on the way to another operation; its failure still crashes the actor through the turn's own record.
+    durable.catch(() => undefined);
+    return durable;
+  }
+
+  /** Keeps one timer, set for the earliest reservation expiry. */
+  schedule(): void {
+    const at = this.state.nextExpiry;
+    if (at === this.#timerAt) return;
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = at;
+    if (at === undefined) return;
+    this.#timer = this.#clock.setTimeout(() => {
+      this.#timer = undefined;
+      this.#timerAt = undefined;
+      if (this.retired) return;
+      this.#post((core) => {
+        const durable = core.expireDue();
+        core.schedule();
+        return durable === undefined ? undefined : deferred(durable);
+      });
+    }, Math.max(0, at - this.#clock.now()));
+  }
+
+  /** Stops the timer (stop, or replaced after a crash). */
+  retire(): void {
+    this.retired = true;
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  allocate(request: AllocationRequest, reservation: boolean): HandlerResult<Result<Allocation>> {
+    this.expireDue();
+    const change = this.state.allocate(request, reservation);
+    if (!change.ok) return change;
+    const { allocation, record } = change.value;
+    if (record === undefined) return ok(allocation);
+    if (reservation) this.schedule();
+    return deferred(this.journal([record]).then(() => ok(allocation)));
+  }
+
+  release(target: ReleaseRequest): HandlerResult<Result<Allocation>> {
+    this.expireDue();
+    const change = this.state.release(target);
+    if (!change.ok) return change;
+    const { allocation, record } = change.value;
+    if (record === undefined) return ok(allocation);
+    this.schedule();
+    return deferred(this.journal([record]).then(() => ok(allocation)));
+  }
+
+  activate(allocationId: string, requestId: string): HandlerResult<Result<Allocation>> {
+    this.expireDue();
+    const change = this.state.activate(allocationId, requestId);
+    if (!change.ok) return change;
+    const { allocation, record } = change.value;
+    if (record === undefined) return ok(allocation);
+    this.schedule();
+    return deferred(this.journal([record]).then(() => ok(allocation)));
+  }
+
+  /** Runs a mutation that produced records (or a refusal) and replies once they are durable. */
+  commit<T>(result: Result<{ value: T; records: readonly HostRecord[] }>): HandlerResult<Result<T>> {
+    if (!result.ok) return result;
+    if (result.value.records.length === 0) return ok(result.value.value);
+    const value = result.value.value;
+    return deferred(this.journal(result.value.records).then(() => ok(value)));
+  }
+}
+
+/** A refusal for mutations of a manager adopted by a composite. */
+export function adoptedRefusal(name: string, owner: string): Result<never> {
+  return err('conflict', `${name} is managed by ${owner}; send changes through it`, { owner });
+}

@@ -1,0 +1,131 @@
+import type {
+  Allocation,
+  AllocationRequest,
+  ConfigProblem,
+  CpuGrant,
+  CpuPolicy,
+  EfficiencyMetrics,
+  Health,
+  HealthThresholds,
+  HostProbe,
+  Limits,
+  ResourceType,
+  ResourceUsage,
+  Result,
+  Telemetry,
+} from '@allot/core';
+import type { LimitsChange } from '../generic/counting-pool.ts';
+
+/** The configuration of one slice that must survive a restart (journaled with every change). */
+export interface SliceConfig {
+  readonly limits: Limits;
+  /** CPU only: which cores are kept for the host, and the placement policy. */
+  readonly reservedCores?: readonly number[];
+  readonly policy?: CpuPolicy;
+}
+
+/** A change to a slice's configuration: limits fields, and for CPU the reserved cores and policy. */
+export type SliceChange = LimitsChange & { reservedCores?: readonly number[]; policy?: CpuPolicy };
+
+/** requested / free / effective capacity of one resource type for one request. */
+export interface SliceFigures {
+  readonly requested: number;
+  readonly free: number;
+  readonly effectiveCapacity: number;
+}
+
+/**
+ * One resource type's accounting as a manager drives it: a pool plus its probe, thresholds and figures.
+ * Synchronous and owned by exactly one actor (the manager that created it, or the composite that adopted it), so
+ * the all-or-nothing take across slices happens inside one synchronous turn.
+ */
+export interface ResourceSlice {
+  readonly type: ResourceType;
+  /** How much of this type the request asks for (0: the slice is not involved). */
+  amountOf(request: AllocationRequest): number;
+  figures(request: AllocationRequest): SliceFigures;
+  check(request: AllocationRequest): Result<void>;
+  /** Commits the request's share; returns the CPU grant for CPU, null otherwise. */
+  take(allocationId: string, request: AllocationRequest, reservation: boolean): Result<CpuGrant | null>;
+  /** Re-installs a durable allocation's share without a capacity check (it was admitted when committed). */
+  restore(allocation: Allocation, reservation: boolean): Result<void>;
+  free(allocationId: string): boolean;
+  markActive(allocationId: string): void;
+  holds(allocationId: string): boolean;
+  readonly committed: number;
+  usage(): ResourceUsage;
+  config(): SliceConfig;
+  reconfigure(change: SliceChange, force: boolean): Result<SliceConfig>;
+  /** Remembers the request size for the fragmentation reference (most common size seen). */
+  noteRequest(request: AllocationRequest): void;
+  health(): Health;
+  efficiency(): EfficiencyMetrics;
+  telemetry(out: Telemetry): void;
+  /** Empties the pool and sets its configuration (the base one when omitted): the first step of a recovery. */
+  reset(config?: SliceConfig): void;
+  /** Problems with a configuration for this slice, all of them. */
+  validate(config: SliceConfig): ConfigProblem[];
+  thresholds: HealthThresholds;
+  readonly probe: HostProbe | undefined;
+}
+
+/** Per mille of `whole`, an integer (0 when whole is 0). */
+export function permille(part: number, whole: number): number {
+  return whole <= 0 ? 0 : Math.floor((part * 1000) / whole);
+}
+
+/** The health reasons every slice shares: probe freshness, committed and used thresholds, soft limit, forced shrink. */
+export function sliceHealth(
+  type: string,
+  figures: { committed: number; effectiveCapacity: number; used: number; capacity: number; softLimit?: number },
+  thresholds: HealthThresholds,
+  probe: HostProbe | undefined,
+  now: number,
+): Health {
+  const degraded: string[] = [];
+  const unhealthy: string[] = [];
+  if (probe !== undefined) {
+    const sample = probe.latest();
+    if (sample === undefined) degraded.push(`${type}: the probe has not reported yet; used is shown as 0`);
+    else if (now - sample.at > thresholds.probeStaleMs) degraded.push(`${type}: the last probe sample is ${now - sample.at} ms old (stale after ${thresholds.probeStaleMs} ms)`);
+  }
+  const { committed, effectiveCapacity, used, capacity, softLimit } = figures;
+  if (committed > effectiveCapacity) degraded.push(`${type}: committed ${committed} is above the effective capacity ${effectiveCapacity} after a forced shrink; nothing new is admitted`);
+  const committedPm = permille(committed, effectiveCapacity);
+  if (effectiveCapacity > 0 && committedPm >= thresholds.committedDegradedPermille) {
+    degraded.push(`${type}: ${committedPm}‰ of the effective capacity is committed (degraded at ${thresholds.committedDegradedPermille}‰)`);
+  }
+  if (softLimit !== undefined && committed > softLimit) degraded.push(`${type}: committed ${committed} is above the soft limit ${softLimit}`);
+  const usedPm = permille(used, capacity);
+  if (usedPm >= thresholds.usedUnhealthyPermille) unhealthy.push(`${type}: ${usedPm}‰ of the capacity is really used (unhealthy at ${thresholds.usedUnhealthyPermille}‰)`);
+  else if (usedPm >= thresholds.usedDegradedPermille) degraded.push(`${type}: ${usedPm}‰ of the capacity is really used (degraded at ${thresholds.usedDegradedPermille}‰)`);
+  if (unhealthy.length > 0) return { status: 'unhealthy', reasons: [...unhealthy, ...degraded] };
+  if (degraded.length > 0) return { status: 'degraded', reasons: degraded };
+  return { status: 'healthy' };
+}
+
+/** used / committed and used / effective capacity, 0 when the denominator is 0. */
+export function ratios(used: number, committed: number, effective: number): { allocationEfficiency: number; utilizationEfficiency: number } {
+  return { allocationEfficiency: committed > 0 ? used / committed : 0, utilizationEfficiency: effective > 0 ? used / effective : 0 };
+}
+
+/** Most common value in a bounded histogram of request sizes. */
+export class SizeHistogram {
+  readonly #counts = new Map<number, number>();
+  #best = 0;
+  #bestCount = 0;
+  note(size: number): void {
+    if (size <= 0) return;
+    // Bounded: a hostile stream of distinct sizes cannot grow it without limit.
+    if (!this.#counts.has(size) && this.#counts.size >= 1024) return;
+    const count = (this.#counts.get(size) ?? 0) + 1;
+    this.#counts.set(size, count);
+    if (count > this.#bestCount) {
+      this.#best = size;
+      this.#bestCount = count;
+    }
+  }
+  mostCommon(fallback: number): number {
+    return this.#bestCount > 0 ? this.#best : fallback;
+  }
+}
