@@ -2,15 +2,6 @@ import type { CpuPolicy, NumaPolicy } from '@allot/core';
 import { POOL } from './core-table.ts';
 import type { CoreTable } from './core-table.ts';
 
-/** The cores a policy chose: `count` logical indexes in `indexes` (a scratch buffer, valid until the next select). */
-export interface CoreChoice {
-  readonly indexes: Int32Array;
-  readonly count: number;
-  readonly numaFallback: boolean;
-  /** The last core taken in the policy's visiting order (round-robin moves its cursor past it). */
-  readonly lastTaken: number;
-}
-
 /**
  * The four placement policies, as pure functions of the core table. The caller has already checked the whole-host
  * figures (enough pool cores or idle cores, enough shared vCPU capacity), so a choice fails only when a NUMA
@@ -24,13 +15,19 @@ export interface CoreChoice {
  */
 export class CoreSelector {
   private readonly table: CoreTable;
-  private readonly picked: Int32Array;
+  /**
+   * The last choice, read by the pool right after select() (no result object, so a select allocates nothing):
+   * picked[0..count) are logical indexes, ascending; numaFallback says the grant had to span nodes when one was
+   * wanted; lastTaken is the last core in round-robin visiting order (its cursor moves past it), -1 otherwise.
+   */
+  readonly picked: Int32Array;
+  numaFallback = false;
+  lastTaken = -1;
   private readonly items: Int32Array;
   private readonly keys: Int32Array;
   private readonly ordered: Int32Array;
   private histogram = new Int32Array(64);
   private readonly allPhys: Int32Array;
-  private lastTaken = -1;
 
   constructor(table: CoreTable) {
     this.table = table;
@@ -42,26 +39,42 @@ export class CoreSelector {
   }
 
   /**
-   * Choose n cores. `softCap` is the per-core load first-fit packs up to (ceil of the ratio); `cursor` is the
-   * round-robin start index.
+   * Choose n cores into picked (ascending) and return how many: n, or -1 when a NUMA requirement cannot be met.
+   * `softCap` is the per-core load first-fit packs up to (ceil of the ratio); `cursor` is the round-robin start index.
    */
-  select(policy: CpuPolicy, n: number, exclusive: boolean, numa: NumaPolicy, softCap: number, cursor: number): CoreChoice | undefined {
+  select(policy: CpuPolicy, n: number, exclusive: boolean, numa: NumaPolicy, softCap: number, cursor: number): number {
     const t = this.table;
     this.lastTaken = -1;
+    this.numaFallback = false;
     // affinity-aware always wants one node; best-fit's exclusive choice is the tightest node; the others only when asked.
     const wantsOneNode = numa !== 'any' || policy === 'affinity-aware' || (policy === 'best-fit' && exclusive);
-    let numaFallback = false;
+    let count: number;
     if (wantsOneNode && t.nodeCount > 1) {
       const node = this.chooseNode(policy, n, exclusive, cursor);
       if (node >= 0) {
-        const count = this.pick(policy, t.nodeCores[node] ?? t.allCores, t.nodePhys[node] ?? this.allPhys, 0, n, exclusive, softCap, cursor);
-        return { indexes: this.picked, count, numaFallback: false, lastTaken: this.lastTaken };
+        count = this.pick(policy, t.nodeCores[node] ?? t.allCores, t.nodePhys[node] ?? this.allPhys, 0, n, exclusive, softCap, cursor);
+        return this.sortPicked(count);
       }
-      if (numa === 'require') return undefined;
-      numaFallback = numa === 'prefer' || policy === 'affinity-aware';
+      if (numa === 'require') return -1;
+      this.numaFallback = numa === 'prefer' || policy === 'affinity-aware';
     }
-    const count = policy === 'affinity-aware' ? this.spanNodes(n, exclusive) : this.pick(policy, t.allCores, this.allPhys, 0, n, exclusive, softCap, cursor);
-    return { indexes: this.picked, count, numaFallback, lastTaken: this.lastTaken };
+    count = policy === 'affinity-aware' ? this.spanNodes(n, exclusive) : this.pick(policy, t.allCores, this.allPhys, 0, n, exclusive, softCap, cursor);
+    return this.sortPicked(count);
+  }
+
+  /** Sort picked[0..count) ascending: insertion sort, since a grant is a handful of cores and this allocates nothing. */
+  private sortPicked(count: number): number {
+    const a = this.picked;
+    for (let k = 1; k < count; k += 1) {
+      const v = a[k] ?? 0;
+      let j = k - 1;
+      while (j >= 0 && (a[j] ?? 0) > v) {
+        a[j + 1] = a[j] ?? 0;
+        j -= 1;
+      }
+      a[j + 1] = v;
+    }
+    return count;
   }
 
   /** The largest number of cores one NUMA node could give such a request now (for refusals). */
@@ -143,17 +156,20 @@ export class CoreSelector {
 
   /** Lowest ids first; shared cores only up to the soft per-core cap, then (if still short) any pool core. */
   private firstFit(cores: Int32Array, offset: number, want: number, exclusive: boolean, softCap: number): number {
-    const t = this.table;
+    const { state, load } = this.table;
+    const picked = this.picked;
+    // One load bound covers both modes: an exclusive core must carry no load, a shared one less than the soft cap.
+    const below = exclusive ? 1 : softCap;
     let count = offset;
     const end = offset + want;
     for (let k = 0; k < cores.length && count < end; k += 1) {
       const i = cores[k] ?? 0;
-      if (this.qualifies(i, exclusive) && (exclusive || (t.load[i] ?? 0) < softCap)) this.picked[count++] = i;
+      if (state[i] === POOL && (load[i] ?? 0) < below) picked[count++] = i;
     }
     if (!exclusive) {
       for (let k = 0; k < cores.length && count < end; k += 1) {
         const i = cores[k] ?? 0;
-        if (t.state[i] === POOL && (t.load[i] ?? 0) >= softCap) this.picked[count++] = i;
+        if (state[i] === POOL && (load[i] ?? 0) >= softCap) picked[count++] = i;
       }
     }
     return count;
@@ -164,11 +180,14 @@ export class CoreSelector {
     const len = cores.length;
     let start = 0;
     while (start < len && (cores[start] ?? 0) < cursor) start += 1;
+    if (start === len) start = 0; // the cursor is past this scope's last core: wrap to its first
+    const { state, load } = this.table;
+    const below = exclusive ? 1 : Number.MAX_SAFE_INTEGER;
     let count = offset;
     const end = offset + want;
-    for (let k = 0; k < len && count < end; k += 1) {
-      const i = cores[(start + k) % len] ?? 0;
-      if (this.qualifies(i, exclusive)) {
+    for (let k = 0, at = start; k < len && count < end; k += 1, at = at + 1 === len ? 0 : at + 1) {
+      const i = cores[at] ?? 0;
+      if (state[i] === POOL && (load[i] ?? 0) < below) {
         this.picked[count++] = i;
         this.lastTaken = i;
       }
@@ -179,8 +198,12 @@ export class CoreSelector {
   /** best-fit shared: the least-loaded pool cores, lowest ids among equals. */
   private leastLoaded(cores: Int32Array, offset: number, want: number): number {
     const t = this.table;
+    // Fast path, same answer: when enough idle cores exist they come first in the stable order anyway.
+    const idle = this.firstFit(cores, offset, want, true, 0);
+    if (idle === offset + want) return idle;
     let n = 0;
-    for (const i of cores) {
+    for (let k = 0; k < cores.length; k += 1) {
+      const i = cores[k] ?? 0;
       if (t.state[i] !== POOL) continue;
       this.items[n] = i;
       this.keys[n] = t.load[i] ?? 0;
@@ -207,6 +230,9 @@ export class CoreSelector {
 
   /** affinity-aware shared: physical cores by combined load, both threads of one before the next. */
   private siblingsByLoad(phys: Int32Array, offset: number, want: number): number {
+    // Fast path, same answer: unloaded physical cores come first in the stable order, in id order.
+    const quick = this.unloadedPhys(phys, offset, offset + want);
+    if (quick === offset + want) return quick;
     const n = this.collectPhys(phys, false);
     this.countingSort(n);
     let count = offset;
@@ -244,29 +270,52 @@ export class CoreSelector {
     return count;
   }
 
+  /** Take the pool threads of physical cores whose pool threads carry no load, in id order, up to end. */
+  private unloadedPhys(phys: Int32Array, offset: number, end: number): number {
+    const { state, load, physStart, physFlat } = this.table;
+    let count = offset;
+    for (let q = 0; q < phys.length && count < end; q += 1) {
+      const p = phys[q] ?? 0;
+      const last = physStart[p + 1] ?? 0;
+      let unloaded = true;
+      for (let k = physStart[p] ?? 0; k < last; k += 1) {
+        const i = physFlat[k] ?? 0;
+        if (state[i] === POOL && (load[i] ?? 0) > 0) unloaded = false;
+      }
+      if (unloaded) count = this.takeThreads(p, count, end, false);
+    }
+    return count;
+  }
+
   /** items/keys := the physical cores with at least one qualifying thread, keyed by idle-thread count or by load. */
   private collectPhys(phys: Int32Array, exclusive: boolean): number {
-    const t = this.table;
+    const { state, load, physStart, physFlat } = this.table;
     let n = 0;
-    for (const p of phys) {
+    for (let q = 0; q < phys.length; q += 1) {
+      const p = phys[q] ?? 0;
       let qualifying = 0;
-      let load = 0;
-      for (const i of t.physThreads[p] ?? []) {
-        if (!this.qualifies(i, exclusive)) continue;
+      let sum = 0;
+      const end = physStart[p + 1] ?? 0;
+      for (let k = physStart[p] ?? 0; k < end; k += 1) {
+        const i = physFlat[k] ?? 0;
+        const l = load[i] ?? 0;
+        if (state[i] !== POOL || (exclusive && l !== 0)) continue;
         qualifying += 1;
-        load += t.load[i] ?? 0;
+        sum += l;
       }
       if (qualifying === 0) continue;
       this.items[n] = p;
-      this.keys[n] = exclusive ? qualifying : load;
+      this.keys[n] = exclusive ? qualifying : sum;
       n += 1;
     }
     return n;
   }
 
   private takeThreads(p: number, count: number, end: number, exclusive: boolean): number {
-    for (const i of this.table.physThreads[p] ?? []) {
-      if (count >= end) break;
+    const { physStart, physFlat } = this.table;
+    const last = physStart[p + 1] ?? 0;
+    for (let k = physStart[p] ?? 0; k < last && count < end; k += 1) {
+      const i = physFlat[k] ?? 0;
       if (this.qualifies(i, exclusive)) this.picked[count++] = i;
     }
     return count;

@@ -26,6 +26,9 @@ export class CoreTable {
   /** index -> dense physical core index; physThreads lists each physical core's logical indexes, ascending. */
   readonly physOf: Int32Array;
   readonly physThreads: readonly Int32Array[];
+  /** The same, flattened for hot loops: physical core p's threads are physFlat[physStart[p] .. physStart[p + 1]). */
+  readonly physStart: Int32Array;
+  readonly physFlat: Int32Array;
   /** The physical core ids as the topology names them (reporting). */
   readonly physIds: Int32Array;
   readonly socketOf: Int32Array;
@@ -77,6 +80,9 @@ export class CoreTable {
     });
     this.physOf = Int32Array.from(sorted, (c) => physIndex.get(c.core) ?? 0);
     this.physThreads = threads.map((t) => Int32Array.from(t));
+    this.physStart = new Int32Array(threads.length + 1);
+    threads.forEach((t, p) => (this.physStart[p + 1] = (this.physStart[p] ?? 0) + t.length));
+    this.physFlat = Int32Array.from(threads.flat());
     this.physIds = Int32Array.from(threads, (t) => sorted[t[0] ?? 0]?.core ?? 0);
 
     const nodeCores: number[][] = nodeIds.map(() => []);

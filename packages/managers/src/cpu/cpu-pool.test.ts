@@ -160,6 +160,12 @@ describe('round-robin', () => {
     expect(grant(pool, shared(2)).cpuset).toEqual([5, 6]);
   });
 
+  it('wraps to the first core of a NUMA node when its cursor is past that node', () => {
+    const pool = poolOf('round-robin');
+    grant(pool, exclusive(15, 'require')); // node 1: 8-15, 24-30; the cursor moves to 31
+    expect(grant(pool, shared(2, 'prefer'))).toMatchObject({ cpuset: [1, 2], numaNodes: [0] });
+  });
+
   it('skips loaded cores for exclusive requests', () => {
     const pool = poolOf('round-robin');
     grant(pool, shared(29)); // 1..15, 17..30

@@ -20,24 +20,21 @@
  * hardLimit), committed = sharedVcpusCommitted + the capacity the exclusive cores removed from the pool, reserved =
  * the part of committed held by reservations (shared vCPUs of reservations, plus what their exclusive cores removed).
  */
-import { CPU_POLICIES, err, ok } from '@allot/core';
-import type { CpuGrant, CpuPolicy, CpuSample, CpuUsage, CoreState, Limits, Result } from '@allot/core';
+import { CPU_POLICIES, err, errorOf, ok } from '@allot/core';
+import type { AllotError, CpuGrant, CpuPolicy, CpuSample, CpuUsage, CoreState, Limits, Result } from '@allot/core';
 import { capacityFigures, ratioPercent } from './capacity.ts';
 import type { CapacityFigures } from './capacity.ts';
 import { CoreSelector } from './core-selector.ts';
-import type { CoreChoice } from './core-selector.ts';
 import { CoreTable, EXCLUSIVE, POOL, RESERVED } from './core-table.ts';
 import { fragmentationOf } from './fragmentation.ts';
 import type { Fragmentation } from './fragmentation.ts';
 import { validateCpuPoolConfig, validateCpuRequest } from './pool-config.ts';
 import type { CpuPoolConfig, CpuRequest } from './pool-config.ts';
 
-/** A live allocation's hold on the pool. */
+/** A live allocation's hold on the pool (its cores are the grant's cpuset, mapped back through indexById). */
 interface Holding {
   readonly grant: CpuGrant;
   readonly exclusive: boolean;
-  /** Logical indexes of the cpuset. */
-  readonly indexes: Int32Array;
   reservation: boolean;
 }
 
@@ -68,8 +65,6 @@ export class CpuPool {
   private reservedShared = 0;
   private reservedExclusiveCores = 0;
   private figures: CapacityFigures;
-  /** Scratch marks for grantOf, one per NUMA node, all zero between calls. */
-  private readonly nodeSeen: Uint8Array;
 
   /** Throws on an impossible config: validate with validateCpuPoolConfig first. */
   constructor(config: CpuPoolConfig) {
@@ -78,7 +73,6 @@ export class CpuPool {
     this.topology = config.topology;
     this.table = new CoreTable(config.topology);
     this.selector = new CoreSelector(this.table);
-    this.nodeSeen = new Uint8Array(this.table.nodeCount);
     this.ratio = config.overcommitRatio;
     this.percent = ratioPercent(config.overcommitRatio);
     this.softCap = Math.ceil(this.percent / 100);
@@ -96,20 +90,19 @@ export class CpuPool {
 
   /** The grant take() would make now; changes nothing. */
   check(request: CpuRequest): Result<CpuGrant> {
-    const planned = this.plan(request);
-    return planned.ok ? ok(this.grantOf(request, planned.value)) : planned;
+    const refusal = this.plan(request);
+    return refusal === undefined ? ok(this.grantOf(request)) : { ok: false, error: refusal };
   }
 
   /** Choose cores and commit them to allocationId. A refusal changes nothing. */
   take(allocationId: string, request: CpuRequest, opts?: { reservation?: boolean }): Result<CpuGrant> {
     if (this.holdings.has(allocationId)) return err('conflict', `allocation ${allocationId} already holds cores`, { allocationId });
-    const planned = this.plan(request);
-    if (!planned.ok) return planned;
-    const choice = planned.value;
-    const grant = this.grantOf(request, choice);
-    const indexes = choice.indexes.slice(0, choice.count);
-    this.commit(allocationId, grant, indexes, request.exclusive, opts?.reservation === true);
-    if (this.policy === 'round-robin' && choice.lastTaken >= 0) this.cursor = (choice.lastTaken + 1) % this.table.count;
+    const refusal = this.plan(request);
+    if (refusal !== undefined) return { ok: false, error: refusal };
+    const grant = this.grantOf(request);
+    this.commit(allocationId, grant, request.exclusive, opts?.reservation === true);
+    const lastTaken = this.selector.lastTaken;
+    if (this.policy === 'round-robin' && lastTaken >= 0) this.cursor = (lastTaken + 1) % this.table.count;
     return ok(grant);
   }
 
@@ -141,7 +134,7 @@ export class CpuPool {
       }
     }
     const copy: CpuGrant = { ...grant, cpuset: [...grant.cpuset].sort((a, b) => a - b), numaNodes: [...grant.numaNodes] };
-    this.commit(allocationId, copy, indexes, exclusive, opts?.reservation === true);
+    this.commit(allocationId, copy, exclusive, opts?.reservation === true);
     return ok(undefined);
   }
 
@@ -160,13 +153,13 @@ export class CpuPool {
     if (held === undefined) return false;
     this.holdings.delete(allocationId);
     const t = this.table;
-    const indexes = held.indexes;
+    const cpuset = held.grant.cpuset;
     if (held.exclusive) {
       if (held.reservation) this.reservedExclusiveCores -= this.stillExclusive(held);
-      for (let k = 0; k < indexes.length; k += 1) t.release(indexes[k] ?? 0);
+      for (let k = 0; k < cpuset.length; k += 1) t.release(t.indexById[cpuset[k] ?? 0] ?? 0);
       this.figures = this.computeFigures();
     } else {
-      for (let k = 0; k < indexes.length; k += 1) t.addLoad(indexes[k] ?? 0, -1);
+      for (let k = 0; k < cpuset.length; k += 1) t.addLoad(t.indexById[cpuset[k] ?? 0] ?? 0, -1);
       this.sharedCommitted -= held.grant.vcpus;
       if (held.reservation) this.reservedShared -= held.grant.vcpus;
     }
@@ -302,18 +295,59 @@ export class CpuPool {
 
   // ---------- internals ----------
 
-  /** Validate, check the whole-host figures, then let the policy choose. */
-  private plan(request: CpuRequest): Result<CoreChoice> {
+  /**
+   * Validate, check the whole-host figures, then let the policy choose: undefined when the selector now holds the
+   * choice (picked, count, numaFallback), else the refusal. No result object on the way, to keep take cheap.
+   */
+  private plan(request: CpuRequest): AllotError | undefined {
     const valid = validateCpuRequest(request);
-    if (!valid.ok) return valid;
+    if (!valid.ok) return valid.error;
     const t = this.table;
     const n = request.vcpus;
     const f = this.figures;
-    const freeVcpus = Math.max(0, f.sharedCapUnclamped - this.sharedCommitted);
-    const figures = (extra: Record<string, unknown>): Record<string, unknown> => ({
-      requestedVcpus: n,
+    if (request.exclusive) {
+      const grantable = t.count - t.reservedCount;
+      if (n > grantable) {
+        return errorOf('invalid_request', `an exclusive request for ${n} cores can never fit: the host grants at most ${grantable}`, {
+          field: 'vcpus',
+          requestedVcpus: n,
+          grantableCores: grantable,
+        });
+      }
+      if (n > t.idleCount) return this.refusal(request, `${n} exclusive cores requested, ${t.idleCount} idle cores in the shared pool`, {});
+      const after = capacityFigures(t.count - t.reservedCount, t.poolCount - n, this.percent, this.hardLimit);
+      if (after.sharedCapUnclamped < this.sharedCommitted) {
+        const left = Math.max(0, after.sharedCapUnclamped);
+        return this.refusal(request, `taking ${n} exclusive cores would shrink the shared pool to ${left} vCPUs, below the ${this.sharedCommitted} committed`, {
+          sharedVcpusCapacityAfter: left,
+        });
+      }
+    } else {
+      if (n > t.poolCount) return this.refusal(request, `${n} vCPUs need ${n} distinct shared cores, the shared pool has ${t.poolCount}`, {});
+      if (this.sharedCommitted + n > f.sharedCapUnclamped) {
+        return this.refusal(request, `${n} vCPUs requested, ${Math.max(0, f.sharedCapUnclamped - this.sharedCommitted)} of ${f.sharedCap} shared vCPUs free`, {});
+      }
+    }
+    const count = this.selector.select(this.policy, n, request.exclusive, request.numa, this.softCap, this.cursor);
+    if (count < 0) {
+      const largest = this.selector.largestNodeFree(request.exclusive);
+      const what = request.exclusive ? 'idle cores' : 'shared cores';
+      return this.refusal(request, `no NUMA node can hold ${n} ${what}: the largest has ${largest}`, { numa: 'require', largestNodeFree: largest });
+    }
+    // The figures above promise n qualifying cores; a policy that found fewer is a bug, and granting the stale rest
+    // of its buffer would break exclusivity, so refuse loudly instead.
+    if (count !== n) return errorOf('internal', `policy ${this.policy} chose ${count} of ${n} cores`, { policy: this.policy, requestedVcpus: n, chosen: count });
+    return undefined;
+  }
+
+  /** insufficient_capacity with the figures that explain it. */
+  private refusal(request: CpuRequest, message: string, extra: Record<string, unknown>): AllotError {
+    const t = this.table;
+    const f = this.figures;
+    return errorOf('insufficient_capacity', message, {
+      requestedVcpus: request.vcpus,
       mode: request.exclusive ? 'exclusive' : 'shared',
-      freeVcpus,
+      freeVcpus: Math.max(0, f.sharedCapUnclamped - this.sharedCommitted),
       effectiveCapacity: f.effective,
       committed: this.sharedCommitted + f.exclusiveCost,
       sharedCores: t.poolCount,
@@ -322,70 +356,57 @@ export class CpuPool {
       sharedVcpusCapacity: f.sharedCap,
       ...extra,
     });
-
-    if (request.exclusive) {
-      const grantable = t.count - t.reservedCount;
-      if (n > grantable) {
-        return err('invalid_request', `an exclusive request for ${n} cores can never fit: the host grants at most ${grantable}`, { field: 'vcpus', requestedVcpus: n, grantableCores: grantable });
-      }
-      if (n > t.idleCount) return err('insufficient_capacity', `${n} exclusive cores requested, ${t.idleCount} idle cores in the shared pool`, figures({}));
-      const after = capacityFigures(t.count - t.reservedCount, t.poolCount - n, this.percent, this.hardLimit);
-      if (after.sharedCapUnclamped < this.sharedCommitted) {
-        return err(
-          'insufficient_capacity',
-          `taking ${n} exclusive cores would shrink the shared pool to ${Math.max(0, after.sharedCapUnclamped)} vCPUs, below the ${this.sharedCommitted} committed`,
-          figures({ sharedVcpusCapacityAfter: Math.max(0, after.sharedCapUnclamped) }),
-        );
-      }
-    } else {
-      if (n > t.poolCount) return err('insufficient_capacity', `${n} vCPUs need ${n} distinct shared cores, the shared pool has ${t.poolCount}`, figures({}));
-      if (this.sharedCommitted + n > f.sharedCapUnclamped) {
-        return err('insufficient_capacity', `${n} vCPUs requested, ${freeVcpus} of ${f.sharedCap} shared vCPUs free`, figures({}));
-      }
-    }
-    const choice = this.selector.select(this.policy, n, request.exclusive, request.numa, this.softCap, this.cursor);
-    if (choice === undefined) {
-      const largest = this.selector.largestNodeFree(request.exclusive);
-      const what = request.exclusive ? 'idle cores' : 'shared cores';
-      return err('insufficient_capacity', `no NUMA node can hold ${n} ${what}: the largest has ${largest}`, figures({ numa: 'require', largestNodeFree: largest }));
-    }
-    return ok(choice);
   }
 
-  private grantOf(request: CpuRequest, choice: CoreChoice): CpuGrant {
+  /** The grant for the selector's last choice (picked is ascending by index, so by core id). */
+  private grantOf(request: CpuRequest): CpuGrant {
     const t = this.table;
-    const cpuset = new Array<number>(choice.count);
-    const nodes: number[] = [];
-    const seen = this.nodeSeen;
-    for (let k = 0; k < choice.count; k += 1) {
-      const i = choice.indexes[k] ?? 0;
-      cpuset[k] = t.ids[i] ?? 0;
+    const picked = this.selector.picked;
+    const count = request.vcpus;
+    const cpuset: number[] = [];
+    let firstNode = -1;
+    let spans = false;
+    for (let k = 0; k < count; k += 1) {
+      const i = picked[k] ?? 0;
+      cpuset.push(t.ids[i] ?? 0);
       const node = t.nodeOf[i] ?? 0;
-      if (seen[node] === 0) {
-        seen[node] = 1;
-        nodes.push(node);
-      }
+      if (firstNode < 0) firstNode = node;
+      else if (node !== firstNode) spans = true;
     }
-    for (const node of nodes) seen[node] = 0;
-    cpuset.sort((a, b) => a - b);
-    // Dense node indexes ascend with node ids, so sorting the indexes sorts the ids.
-    if (nodes.length > 1) nodes.sort((a, b) => a - b);
-    const numaNodes = nodes.map((node) => t.nodeIds[node] ?? 0);
-    return { mode: request.exclusive ? 'exclusive' : 'shared', vcpus: request.vcpus, cpuset, numaNodes, numaFallback: choice.numaFallback && nodes.length > 1, policy: this.policy };
+    return {
+      mode: request.exclusive ? 'exclusive' : 'shared',
+      vcpus: request.vcpus,
+      cpuset,
+      numaNodes: spans ? this.nodesOf(picked, count) : [t.nodeIds[firstNode] ?? 0],
+      numaFallback: this.selector.numaFallback && spans,
+      policy: this.policy,
+    };
   }
 
-  private commit(allocationId: string, grant: CpuGrant, indexes: Int32Array, exclusive: boolean, reservation: boolean): void {
+  /** The NUMA node ids a multi-node choice spans, ascending (dense node indexes ascend with node ids). */
+  private nodesOf(picked: Int32Array, count: number): number[] {
     const t = this.table;
+    const seen = new Uint8Array(t.nodeCount);
+    for (let k = 0; k < count; k += 1) seen[t.nodeOf[picked[k] ?? 0] ?? 0] = 1;
+    const nodes: number[] = [];
+    for (let node = 0; node < t.nodeCount; node += 1) if (seen[node] === 1) nodes.push(t.nodeIds[node] ?? 0);
+    return nodes;
+  }
+
+  /** Apply a grant whose cores were checked free (by plan or by restore). */
+  private commit(allocationId: string, grant: CpuGrant, exclusive: boolean, reservation: boolean): void {
+    const t = this.table;
+    const cpuset = grant.cpuset;
     if (exclusive) {
-      for (let k = 0; k < indexes.length; k += 1) t.claim(indexes[k] ?? 0, allocationId);
-      if (reservation) this.reservedExclusiveCores += indexes.length;
+      for (let k = 0; k < cpuset.length; k += 1) t.claim(t.indexById[cpuset[k] ?? 0] ?? 0, allocationId);
+      if (reservation) this.reservedExclusiveCores += cpuset.length;
       this.figures = this.computeFigures();
     } else {
-      for (let k = 0; k < indexes.length; k += 1) t.addLoad(indexes[k] ?? 0, 1);
+      for (let k = 0; k < cpuset.length; k += 1) t.addLoad(t.indexById[cpuset[k] ?? 0] ?? 0, 1);
       this.sharedCommitted += grant.vcpus;
       if (reservation) this.reservedShared += grant.vcpus;
     }
-    this.holdings.set(allocationId, { grant, exclusive, indexes, reservation });
+    this.holdings.set(allocationId, { grant, exclusive, reservation });
   }
 
   /**
@@ -394,7 +415,9 @@ export class CpuPool {
    */
   private stillExclusive(held: Holding): number {
     let count = 0;
-    for (let k = 0; k < held.indexes.length; k += 1) if (this.table.state[held.indexes[k] ?? 0] === EXCLUSIVE) count += 1;
+    const t = this.table;
+    const cpuset = held.grant.cpuset;
+    for (let k = 0; k < cpuset.length; k += 1) if (t.state[t.indexById[cpuset[k] ?? 0] ?? 0] === EXCLUSIVE) count += 1;
     return count;
   }
 

@@ -108,6 +108,9 @@ export function validateCpuPoolConfig(config: CpuPoolConfig): ConfigProblem[] {
   return problems;
 }
 
+/** Shared by every valid request: nothing to allocate on the hot path. */
+const VALID: Result<void> = ok(undefined);
+
 /** A request's own shape, checked before any capacity question: vcpus a positive integer, numa a known policy. */
 export function validateCpuRequest(request: CpuRequest): Result<void> {
   if (!Number.isInteger(request.vcpus) || request.vcpus < 1 || request.vcpus > MAX_VCPUS) {
@@ -120,5 +123,5 @@ export function validateCpuRequest(request: CpuRequest): Result<void> {
   if (request.numa !== 'any' && request.numa !== 'prefer' && request.numa !== 'require') {
     return err('invalid_request', 'numa must be any, prefer or require', { field: 'numa', value: request.numa });
   }
-  return ok(undefined);
+  return VALID;
 }
