@@ -94,7 +94,7 @@ export class CpuPool {
     return refusal === undefined ? ok(this.grantOf(request)) : { ok: false, error: refusal };
   }
 
-  /** Choose cores and commit them to allocationId. A refusal changes nothing. */
+  /** Choose cores and commit them to allocationId. A refusal changes nothing. The grant's cpuset is frozen. */
   take(allocationId: string, request: CpuRequest, opts?: { reservation?: boolean }): Result<CpuGrant> {
     if (this.holdings.has(allocationId)) return err('conflict', `allocation ${allocationId} already holds cores`, { allocationId });
     const refusal = this.plan(request);
@@ -396,7 +396,9 @@ export class CpuPool {
   /** Apply a grant whose cores were checked free (by plan or by restore). */
   private commit(allocationId: string, grant: CpuGrant, exclusive: boolean, reservation: boolean): void {
     const t = this.table;
-    const cpuset = grant.cpuset;
+    // free() finds the cores through this array, and the caller holds the same grant: freeze it so that a caller
+    // sorting or editing its copy fails loudly instead of making free() release the wrong cores.
+    const cpuset = Object.freeze(grant.cpuset);
     if (exclusive) {
       for (let k = 0; k < cpuset.length; k += 1) t.claim(t.indexById[cpuset[k] ?? 0] ?? 0, allocationId);
       if (reservation) this.reservedExclusiveCores += cpuset.length;
