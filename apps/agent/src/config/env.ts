@@ -26,6 +26,7 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   { name: 'ALLOT_NATS_REQUEST_TIMEOUT_MS', path: ['nats', 'requestTimeoutMs'], kind: 'number' },
   { name: 'ALLOT_STATE_DIR', path: ['stateDir'], kind: 'string' },
   { name: 'ALLOT_LOG_LEVEL', path: ['logLevel'], kind: 'string' },
+  { name: 'ALLOT_JETSTREAM_REPLICAS', path: ['jetstreamReplicas'], kind: 'number' },
   { name: 'ALLOT_LABELS', path: ['labels'], kind: 'keyValues' },
   { name: 'ALLOT_MEMORY_CAPACITY_MIB', path: ['memory', 'capacityMiB'], kind: 'number' },
   { name: 'ALLOT_MEMORY_SYSTEM_RESERVE_MIB', path: ['memory', 'systemReserveMiB'], kind: 'number' },

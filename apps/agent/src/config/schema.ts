@@ -119,6 +119,8 @@ export const AgentConfigSchema = z
     /** Metrics and health over HTTP; off unless configured. */
     http: z.strictObject({ host: z.string().min(1).max(255).default('127.0.0.1'), port: z.int().min(0).max(65_535) }).optional(),
     logLevel: z.enum(LOG_LEVELS).default('info'),
+    /** Replicas of the streams the agent creates when they are missing (1 locally, 3 on a 3-node NATS cluster). */
+    jetstreamReplicas: z.int().min(1).max(5).default(1),
     /** How long a stop waits for in-flight requests and the last ledger flush. */
     shutdownGraceMs: z.int().min(0).max(600_000).default(10_000),
   })

@@ -1,0 +1,242 @@
+import { randomUUID } from 'node:crypto';
+import { usageSubject, ok, err, type Health, type HostHealth, type HostProbe, type Result, type UsageSnapshot } from '@allot/core';
+import type { HostManager } from '@allot/managers';
+import { Coalescer, connectNats, ensureStreams, publishDurable, serveService, type ServedService } from '@allot/nats';
+import { SimulatedProbe } from '@allot/probe';
+import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { AgentConfig } from './config/index.ts';
+import { agentEndpoints } from './endpoints.ts';
+import { EventPublisher, eventOfRecord, refusalEvent } from './events.ts';
+import { createHostManager, createProbe } from './host.ts';
+import { LedgerJournal } from './ledger-journal.ts';
+import { buildUsageSnapshot, type SnapshotContext } from './usage-snapshot.ts';
+
+export const AGENT_VERSION = '0.1.0';
+
+/**
+ * One running agent: the only authority over its host. Start-up order matters: the ledger is opened and replayed
+ * (overdue reservations expire) before anything is served, so no request ever sees a half-recovered host; NATS comes
+ * last. Shutdown runs the other way: stop taking requests, finish those in flight, flush the ledger, drain NATS.
+ */
+export class Agent {
+  readonly config: AgentConfig;
+  readonly log: Logger;
+  readonly bootId = randomUUID();
+  readonly startedAt = Date.now();
+  #probe: HostProbe | undefined;
+  #journal: LedgerJournal | undefined;
+  #host: HostManager | undefined;
+  #nc: NatsConnection | undefined;
+  #js: JetStreamClient | undefined;
+  #service: ServedService | undefined;
+  #usage: Coalescer<number> | undefined;
+  #events: EventPublisher | undefined;
+  #timers: Array<ReturnType<typeof setInterval>> = [];
+  #recoveryMs = 0;
+  #stopping = false;
+  /** Set when the agent must exit non-zero (the ledger failed). */
+  fatal: unknown;
+  #onFatal: (error: unknown) => void = () => {};
+
+  constructor(config: AgentConfig, log: Logger) {
+    this.config = config;
+    this.log = log;
+  }
+
+  get host(): HostManager {
+    if (this.#host === undefined) throw new Error('agent not started');
+    return this.#host;
+  }
+
+  /** Called when the agent cannot go on (the ledger failed): main exits and the supervisor restarts it from disk. */
+  onFatal(handler: (error: unknown) => void): void {
+    this.#onFatal = handler;
+  }
+
+  async start(): Promise<Result<{ recoveryMs: number; recordsReplayed: number; expired: number }>> {
+    const started = performance.now();
+    const probe = await createProbe(this.config, this.log.child({ component: 'probe' }));
+    if (!probe.ok) return probe;
+    this.#probe = probe.value;
+
+    const journal = await LedgerJournal.open({
+      dir: join(this.config.stateDir, 'ledger'),
+      log: this.log.child({ component: 'ledger' }),
+      onFatal: (error) => {
+        this.fatal = error;
+        this.log.fatal({ err: error }, 'ledger can no longer make records durable; stopping so that a restart recovers from disk');
+        this.#onFatal(error);
+      },
+      // The dedupe id is node + ledger seq: equal for a republish of the same record, never reused (a torn tail was
+      // never acknowledged, so its seq was never published).
+      onDurable: (record) => this.#events?.publish(eventOfRecord(this.config.nodeId, record), `${this.config.nodeId}-${record.seq}`),
+    }).then(
+      (j) => ok(j),
+      (error: unknown) => err<LedgerJournal>('internal', `cannot open the ledger in ${this.config.stateDir}: ${(error as Error).message}`),
+    );
+    if (!journal.ok) return journal;
+    this.#journal = journal.value;
+
+    const host = await createHostManager(this.config, this.#probe, this.#journal);
+    if (!host.ok) return host;
+    this.#host = host.value;
+    const durable = this.#journal.durableState();
+    const restored = await this.#host.restore(durable.snapshot, durable.records);
+    if (!restored.ok) return err('internal', `ledger replay failed: ${restored.error.message}`, restored.error.details);
+    this.#recoveryMs = Math.round(performance.now() - started);
+    this.log.info(
+      { recoveryMs: this.#recoveryMs, ledgerOpenMs: Math.round(this.#journal.recovery.recoveryMs), recordsReplayed: durable.records.length, snapshotSeq: durable.snapshot?.seq ?? 0, bytesDiscarded: this.#journal.recovery.bytesDiscarded, expiredWhileDown: restored.value.expired, seq: restored.value.seq },
+      'ledger recovered',
+    );
+
+    this.#startSampling();
+    const connected = await this.#connect();
+    if (!connected.ok) return connected;
+    return ok({ recoveryMs: this.#recoveryMs, recordsReplayed: durable.records.length, expired: restored.value.expired });
+  }
+
+  #startSampling(): void {
+    const sample = async (): Promise<void> => {
+      const probe = this.#probe;
+      if (probe === undefined || this.#host === undefined) return;
+      if (probe instanceof SimulatedProbe) {
+        const usage = await this.#host.getUsage();
+        if (usage.ok) {
+          const memory = usage.value.find((u) => u.resourceType === 'memory')?.committed ?? 0;
+          const vcpus = usage.value.find((u) => u.resourceType === 'cpu')?.committed ?? 0;
+          probe.setCommitted({ memoryMiB: memory, vcpus });
+        }
+      }
+      await probe.sample();
+    };
+    const timer = setInterval(() => {
+      sample().catch((error: unknown) => this.log.warn({ err: error }, 'probe sample failed'));
+    }, this.config.samplingIntervalMs);
+    timer.unref();
+    this.#timers.push(timer);
+    const compaction = setInterval(() => {
+      const host = this.#host;
+      if (host !== undefined) void this.#journal?.compactIfDue(() => host.exportState());
+    }, 1_000);
+    compaction.unref();
+    this.#timers.push(compaction);
+  }
+
+  /** Connects to NATS, retrying until it succeeds or the agent stops: the host keeps its state meanwhile. */
+  async #connect(): Promise<Result<void>> {
+    const log = this.log.child({ component: 'nats' });
+    let delay = 500;
+    for (;;) {
+      const nc = await connectNats(this.config.nats, { name: `allot-agent-${this.config.nodeId}`, logger: log, onReconnect: () => this.#republish() });
+      if (nc.ok) {
+        this.#nc = nc.value;
+        break;
+      }
+      if (nc.error.code === 'invalid_request') return nc;
+      if (this.#stopping) return err('unavailable', 'stopped before NATS was reachable');
+      log.warn({ err: nc.error, retryInMs: delay }, 'NATS not reachable yet; the host keeps its state and the agent retries');
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(delay * 2, 10_000);
+    }
+    const nc = this.#nc;
+    const jsm = await jetstreamManager(nc);
+    const streams = await ensureStreams(jsm, { replicas: this.config.jetstreamReplicas });
+    if (!streams.ok) log.warn({ err: streams.error }, 'could not create the usage and events streams; publishing will retry');
+    this.#js = jetstream(nc);
+    this.#events = new EventPublisher(this.#js, log.child({ component: 'events' }));
+    const js = this.#js;
+    const ctx: SnapshotContext = {
+      nodeId: this.config.nodeId,
+      bootId: this.bootId,
+      labels: this.config.labels,
+      heartbeatMs: this.config.heartbeatMs,
+      overcommit: { memory: this.config.memory.overcommitRatio, cpu: this.config.cpu.overcommitRatio },
+    };
+    this.#usage = new Coalescer<number>({
+      minIntervalMs: this.config.usagePublishMinIntervalMs,
+      heartbeatMs: this.config.heartbeatMs,
+      publish: async () => {
+        const snapshot = await this.usageSnapshot(ctx);
+        if (!snapshot.ok) return false;
+        const sent = await publishDurable(js, usageSubject(this.config.nodeId), snapshot.value, { timeoutMs: 2_000 });
+        return sent.ok;
+      },
+      onError: (error) => log.debug({ err: error }, 'usage publish failed; retrying at the next tick'),
+    });
+    this.host.onChange((seq) => this.#usage?.update(seq));
+
+    const service = await serveService(nc, {
+      name: 'allot-agent',
+      version: AGENT_VERSION,
+      description: `allot agent of node ${this.config.nodeId}`,
+      metadata: { nodeId: this.config.nodeId, bootId: this.bootId },
+      endpoints: agentEndpoints({
+        nodeId: this.config.nodeId,
+        host: this.host,
+        usage: () => this.usageSnapshot(ctx),
+        hostHealth: () => this.hostHealth(),
+        refused: (request, error) => this.#events?.publish(refusalEvent(this.config.nodeId, request, error, Date.now()), `${this.config.nodeId}-refused-${request.requestId}-${Date.now()}`),
+      }),
+      logger: log.child({ component: 'service' }),
+    });
+    if (!service.ok) return service;
+    this.#service = service.value;
+    this.#usage.update(0);
+    this.#events.publish({ kind: 'agent_started', nodeId: this.config.nodeId, at: Date.now(), reason: `boot ${this.bootId}, recovery ${this.#recoveryMs} ms` }, `${this.config.nodeId}-boot-${this.bootId}`);
+    this.log.info({ subjectPrefix: `allot.agent.${this.config.nodeId}`, recoveryMs: this.#recoveryMs }, 'agent ready');
+    return ok(undefined);
+  }
+
+  /** After a NATS outage: publish the current state again and send the events that waited. */
+  #republish(): void {
+    this.log.info('reconnected to NATS; republishing state');
+    this.#usage?.update(Date.now());
+    void this.#events?.drain();
+  }
+
+  async usageSnapshot(ctx: SnapshotContext): Promise<Result<UsageSnapshot>> {
+    const view = await this.host.getHostView();
+    if (!view.ok) return view;
+    const health = await this.host.healthCheck();
+    const value: Health = health.ok ? health.value : { status: 'unhealthy', reasons: [health.error.message] };
+    try {
+      return ok(buildUsageSnapshot(view.value, value, ctx, Date.now()));
+    } catch (error) {
+      return err('internal', (error as Error).message);
+    }
+  }
+
+  async hostHealth(): Promise<Result<HostHealth>> {
+    const health = await this.host.healthCheck();
+    if (!health.ok) return health;
+    const view = await this.host.getHostView();
+    if (!view.ok) return view;
+    return ok({ nodeId: this.config.nodeId, health: health.value, cordoned: view.value.cordoned, recoveryMs: this.#recoveryMs, startedAt: this.startedAt });
+  }
+
+  /** Graceful stop: no new requests, finish those in flight, publish the last state, flush the ledger, drain NATS. */
+  async stop(): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    for (const timer of this.#timers) clearInterval(timer);
+    await this.#service?.stop();
+    await this.#usage?.flush().catch(() => undefined);
+    this.#usage?.stop();
+    const events = this.#events;
+    if (events !== undefined) {
+      const deadline = Date.now() + Math.min(2_000, this.config.shutdownGraceMs);
+      while (events.pending > 0 && Date.now() < deadline) {
+        await events.drain();
+        if (events.pending > 0) await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      events.stop();
+    }
+    await this.#host?.stop();
+    await this.#journal?.close().catch((error: unknown) => this.log.error({ err: error }, 'ledger close failed'));
+    await this.#nc?.drain().catch(() => undefined);
+    this.log.info('agent stopped');
+  }
+}

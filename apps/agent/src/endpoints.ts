@@ -1,0 +1,79 @@
+import { AGENT_ENDPOINTS, agentSubject, err, ok, type AgentVerb, type AllocationRequest, type AllotError, type HostHealth, type HostLimits, type Result } from '@allot/core';
+import type { z } from 'zod';
+import type { HostManager } from '@allot/managers';
+import { endpoint, type EndpointSpec } from '@allot/nats';
+
+/** What the endpoints need from the running agent besides the host manager. */
+export interface EndpointContext {
+  readonly nodeId: string;
+  readonly host: HostManager;
+  /** The usage snapshot as the stream would carry it now. */
+  usage(): Promise<Result<unknown>>;
+  hostHealth(): Promise<Result<HostHealth>>;
+  /** A refused allocate or reserve goes to the events stream (refusals change no state, so nothing is journaled). */
+  refused(request: AllocationRequest, error: AllotError): void;
+}
+
+function limitsOf(byType: Awaited<ReturnType<HostManager['getLimits']>>): Result<HostLimits> {
+  if (!byType.ok) return byType;
+  const { memory, cpu } = byType.value;
+  if (memory === undefined || cpu === undefined) return err('internal', 'host manager reports no memory or cpu limits');
+  return ok({ memory, cpu });
+}
+
+/**
+ * The agent's NATS endpoints, one per verb of AGENT_ENDPOINTS, on `allot.agent.<nodeId>.<verb>`. The framework has
+ * already validated the request against the verb's schema; each handler only calls the host manager, which is the
+ * authority (validate, check, commit durably, then answer).
+ */
+export function agentEndpoints(ctx: EndpointContext): EndpointSpec[] {
+  const { host, nodeId } = ctx;
+  const on = <V extends AgentVerb>(verb: V, handler: (request: z.output<(typeof AGENT_ENDPOINTS)[V]['request']>) => Promise<Result<unknown>>): EndpointSpec =>
+    endpoint({ name: verb.replace('.', '-'), subject: agentSubject(nodeId, verb), requestSchema: AGENT_ENDPOINTS[verb].request, handler: (request) => handler(request as never) });
+
+  return [
+    on('allocate', async (request) => {
+      const result = await host.allocate(request);
+      if (!result.ok) ctx.refused(request, result.error);
+      return result;
+    }),
+    on('reserve', async (request) => {
+      const result = await host.reserve(request);
+      if (!result.ok) ctx.refused(request, result.error);
+      return result;
+    }),
+    on('release', (request) =>
+      host.release({
+        requestId: request.requestId,
+        ...(request.allocationId === undefined ? {} : { allocationId: request.allocationId }),
+        ...(request.allocationRequestId === undefined ? {} : { allocationRequestId: request.allocationRequestId }),
+        ...(request.reason === undefined ? {} : { reason: request.reason }),
+      }),
+    ),
+    on('activate', (request) => host.activateReservation(request.allocationId, request.requestId)),
+    on('check', (request) => host.checkAvailability(request)),
+    on('usage', () => ctx.usage()),
+    on('allocations', async (request) => {
+      const status = request.status === 'all' ? 'live' : request.status;
+      // One more than asked tells whether the list was cut.
+      const result = await host.getAllocations({ status, limit: request.limit + 1, ...(request.tenantId === undefined ? {} : { tenantId: request.tenantId }) });
+      if (!result.ok) return result;
+      return ok({ allocations: result.value.slice(0, request.limit), truncated: result.value.length > request.limit });
+    }),
+    on('health', () => ctx.hostHealth()),
+    on('limits.get', async () => limitsOf(await host.getLimits())),
+    on('limits.update', async (request) => {
+      const update = { ...(request.memory === undefined ? {} : { memory: request.memory }), ...(request.cpu === undefined ? {} : { cpu: request.cpu }) };
+      if (Object.keys(update).length === 0) return err('invalid_request', 'memory: name the memory or cpu limits to update', { field: 'memory' });
+      return limitsOf(await host.updateLimits(update, { force: request.force }));
+    }),
+    on('cordon', async (request) => {
+      const done = await host.setCordon(true, request.reason ?? '');
+      return done.ok ? ctx.hostHealth() : done;
+    }),
+    on('uncordon', async (request) => {
+      const done = await host.setCordon(false, request.reason ?? '');
+      return done.ok ? ctx.hostHealth() : done;
+    }),
+  ];
+}
