@@ -374,8 +374,8 @@ export class HostState {
 
   #activate(allocation: Allocation, at: number): Allocation {
     for (const slice of involved(this.slices, allocation.request)) slice.markActive(allocation.id);
-    const active: Allocation = { ...allocation, status: 'active', updatedAt: at };
-    delete active.expiresAt;
+    // Built field by field rather than spread-and-delete: `delete` turns the object into a slow dictionary.
+    const active = withStatus(allocation, 'active', at);
     this.live.set(active.id, active);
     this.#liveByRequest.set(active.requestId, active);
     this.#dropReservation(active.id);
@@ -388,8 +388,7 @@ export class HostState {
     this.#liveByRequest.delete(allocation.requestId);
     this.#count(allocation, -1);
     if (allocation.status === 'reserved') this.#dropReservation(allocation.id);
-    const released: Allocation = { ...allocation, status: 'released', updatedAt: at };
-    delete released.expiresAt;
+    const released = withStatus(allocation, 'released', at);
     this.#retain({ allocation: released, releasedAt: at, releaseRequestId });
     this.#pruneRetained(at);
     return released;
@@ -439,6 +438,11 @@ export class HostState {
       else this.groups.set(group, n);
     }
   }
+}
+
+/** A copy of an allocation in a new status, without expiresAt (only reservations carry it). */
+function withStatus(a: Allocation, status: Allocation['status'], at: number): Allocation {
+  return { id: a.id, requestId: a.requestId, tenantId: a.tenantId, nodeId: a.nodeId, request: a.request, granted: a.granted, cpu: a.cpu, status, priority: a.priority, createdAt: a.createdAt, updatedAt: at };
 }
 
 /** A slice config as a record field (drops undefined optionals so the record is plain data). */

@@ -1,14 +1,10 @@
 import { Actor, Supervisor } from '@allot/actor';
 import {
-  AgentReleaseRequestSchema,
-  AllocationRequestSchema,
   HealthThresholdsSchema,
   err,
   ok,
   toAllotError,
-  validate,
   worstHealth,
-  zodToAllotError,
   type AllotError,
   type Allocation,
   type AllocationFilter,
@@ -33,6 +29,7 @@ import {
   type TenantUsage,
 } from '@allot/core';
 import { systemClock, type Clock } from '../clock.ts';
+import { parseRelease, parseRequest } from './fast-parse.ts';
 import { HostState } from './host-state.ts';
 import { adoptedRefusal, ManagerCore, type Turn } from './manager-core.ts';
 import { MetricsRecorder, type Operation } from './metrics.ts';
@@ -214,22 +211,22 @@ export class LocalManager implements ResourceManager {
   // ---------- core operations ----------
 
   async allocate(input: AllocationRequestInput): Promise<Result<Allocation>> {
-    const parsed = AllocationRequestSchema.safeParse(input);
-    if (!parsed.success) return this.#refuse('allocate', zodToAllotError(parsed.error));
-    const request: AllocationRequest = parsed.data;
+    const parsed = parseRequest(input);
+    if (!parsed.ok) return this.#refuse('allocate', parsed.error);
+    const request: AllocationRequest = parsed.value;
     return this.#mutate(request.reservation !== undefined ? 'reserve' : 'allocate', (core) => core.allocate(request, request.reservation !== undefined));
   }
 
   async reserve(input: AllocationRequestInput): Promise<Result<Allocation>> {
-    const parsed = AllocationRequestSchema.safeParse(input);
-    if (!parsed.success) return this.#refuse('reserve', zodToAllotError(parsed.error));
-    if (parsed.data.reservation === undefined) return this.#refuse('reserve', { code: 'invalid_request', message: 'reservation: a reservation needs reservation.ttlMs', details: { field: 'reservation' } });
-    const request = parsed.data;
+    const parsed = parseRequest(input);
+    if (!parsed.ok) return this.#refuse('reserve', parsed.error);
+    if (parsed.value.reservation === undefined) return this.#refuse('reserve', { code: 'invalid_request', message: 'reservation: a reservation needs reservation.ttlMs', details: { field: 'reservation' } });
+    const request = parsed.value;
     return this.#mutate('reserve', (core) => core.allocate(request, true));
   }
 
   async release(target: ReleaseTarget & { reason?: string }): Promise<Result<Allocation>> {
-    const parsed = validate(AgentReleaseRequestSchema, target);
+    const parsed = parseRelease(target);
     if (!parsed.ok) return this.#refuse('release', parsed.error);
     const release = parsed.value;
     return this.#mutate('release', (core) => core.release(release));
@@ -255,9 +252,9 @@ export class LocalManager implements ResourceManager {
   }
 
   async checkAvailability(input: AllocationRequestInput): Promise<Result<Availability>> {
-    const parsed = AllocationRequestSchema.safeParse(input);
-    if (!parsed.success) return { ok: false, error: zodToAllotError(parsed.error) };
-    const request = parsed.data;
+    const parsed = parseRequest(input);
+    if (!parsed.ok) return parsed;
+    const request = parsed.value;
     return this.read((core) => core.state.check(request));
   }
 

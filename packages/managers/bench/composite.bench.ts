@@ -1,0 +1,55 @@
+// In-process allocate+release pairs per second for MemoryManager, CpuManager and HostManager (MemoryJournal, no
+// persistence), sequential (one ask at a time) and with many asks in flight. Prints figures; asserts nothing.
+import { unwrap, type AllocationRequestInput } from '@allot/core';
+import { CpuManager, HostManager, MemoryJournal, MemoryManager, topologyFixture, type LocalManager } from '../src/index.ts';
+
+const topology = topologyFixture({ sockets: 2, numaPerSocket: 1, coresPerNuma: 16, threadsPerCore: 2 });
+const memory = () => unwrap(MemoryManager.builder().capacity(1 << 20).build());
+const cpu = () => unwrap(CpuManager.builder().topology(topology).overcommit(4).build());
+const host = () => unwrap(HostManager.builder().nodeId('bench').memory(memory()).cpu(cpu()).journal(new MemoryJournal()).build());
+
+let shape = { memoryMiB: 1024, vcpus: 2 };
+function request(i: number): AllocationRequestInput {
+  return { requestId: `r${i}`, tenantId: 'bench', resources: shape };
+}
+
+async function sequential(manager: LocalManager, pairs: number): Promise<number> {
+  const start = performance.now();
+  for (let i = 0; i < pairs; i += 1) {
+    const a = await manager.allocate(request(i));
+    if (!a.ok) throw new Error(a.error.message);
+    const r = await manager.release({ requestId: `x${i}`, allocationId: a.value.id });
+    if (!r.ok) throw new Error(r.error.message);
+  }
+  return pairs / ((performance.now() - start) / 1000);
+}
+
+async function inFlight(manager: LocalManager, pairs: number, width: number): Promise<number> {
+  const start = performance.now();
+  let next = 0;
+  const worker = async () => {
+    while (next < pairs) {
+      const i = next++;
+      const a = await manager.allocate(request(1e9 + i));
+      if (!a.ok) throw new Error(a.error.message);
+      const r = await manager.release({ requestId: `y${i}`, allocationId: a.value.id });
+      if (!r.ok) throw new Error(r.error.message);
+    }
+  };
+  await Promise.all(Array.from({ length: width }, worker));
+  return pairs / ((performance.now() - start) / 1000);
+}
+
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+const pairs = Number(process.argv[2] ?? 100_000);
+for (const [name, make, resources] of [
+  ['MemoryManager', memory, { memoryMiB: 1024, vcpus: 0 }],
+  ['CpuManager', cpu, { memoryMiB: 0, vcpus: 2 }],
+  ['HostManager (memory+cpu)', host, { memoryMiB: 1024, vcpus: 2 }],
+] as const) {
+  shape = resources;
+  await sequential(make(), 5_000); // warm-up
+  const seq = await sequential(make(), pairs);
+  const par = await inFlight(make(), pairs, 64);
+  console.log(`${name.padEnd(26)} sequential ${fmt(seq).padStart(9)} pairs/s   64 in flight ${fmt(par).padStart(9)} pairs/s`);
+}
