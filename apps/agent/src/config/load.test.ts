@@ -43,6 +43,7 @@ describe('loading the agent configuration', () => {
       stateDir: './.allot/agent-hv01-dc1-example-com',
       samplingIntervalMs: 1000,
       heartbeatMs: 2000,
+      jetstreamReplicas: 1,
       usagePublishMinIntervalMs: 250,
       logLevel: 'info',
       shutdownGraceMs: 10_000,
