@@ -1,14 +1,28 @@
-// Placeholder until the coordinator issue lands: starts nothing but a nats-server so the command is real.
-import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+#!/usr/bin/env node
+// allot: the operators' command line. Everything is in cli.ts; this file only wires the real process to it.
+import { runCli } from './cli.ts';
+import type { CliContext } from './context.ts';
 
-const command = process.argv[2];
-if (command !== 'cluster') {
-  console.error('usage: allot cluster');
-  process.exit(2);
+let stop: Promise<string> | undefined;
+function stopRequested(): Promise<string> {
+  stop ??= new Promise<string>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
+  return stop;
 }
-mkdirSync('.allot/nats', { recursive: true });
-const nats = spawn('nats-server', ['-js', '-sd', '.allot/nats', '-p', '4222', '-a', '127.0.0.1'], { stdio: 'inherit' });
-console.log('nats-server with JetStream on nats://127.0.0.1:4222. The agents and the coordinator are not built yet. Ctrl-C stops.');
-process.on('SIGINT', () => nats.kill('SIGTERM'));
-nats.on('exit', (code) => process.exit(code ?? 0));
+
+const ctx: CliContext = {
+  out: (text) => process.stdout.write(`${text}\n`),
+  err: (text) => process.stderr.write(`${text}\n`),
+  write: (text) => process.stdout.write(text),
+  env: process.env,
+  isTTY: process.stdout.isTTY === true,
+  now: () => Date.now(),
+  cwd: process.cwd(),
+  stopRequested,
+};
+
+const code = await runCli(process.argv.slice(2), ctx);
+// Exit explicitly once stdout is flushed: a NATS socket still closing must not hold the process.
+process.stdout.write('', () => process.exit(code));

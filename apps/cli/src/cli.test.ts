@@ -1,0 +1,122 @@
+import { err, ok } from '@allot/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanupAll, startNatsServer, type NatsServerHandle } from '../../../test/harness/index.ts';
+import { runCli } from './cli.ts';
+import { serveFakeScheduler } from './testing/fake-scheduler.ts';
+import { recordingContext } from './testing/recording-context.ts';
+import { NOW, SAMPLE_CLUSTER_USAGE, sampleAllocation, sampleNode } from './testing/samples.ts';
+
+describe('commands a user types, before anything is sent', () => {
+  it('print the list of commands for --help and exit 0', async () => {
+    const ctx = recordingContext();
+    expect(await runCli(['--help'], ctx)).toBe(0);
+    expect(ctx.text()).toContain('Usage: allot <command>');
+  });
+
+  it('print help for every command', async () => {
+    for (const name of ['nodes', 'usage', 'place', 'release', 'check']) {
+      const ctx = recordingContext();
+      expect(await runCli([name, '--help'], ctx)).toBe(0);
+      expect(ctx.text()).toContain(`Usage: allot ${name}`);
+    }
+  });
+
+  it('exit 2 with a clear message on an unknown command, an unknown flag, a missing value or a bad value', async () => {
+    const cases: [string[], string][] = [
+      [['launch'], 'allot: unknown command "launch"'],
+      [['nodes', '--everything'], "allot nodes: Unknown option '--everything'"],
+      [['place', '--tenant'], "allot place: Option '--tenant <value>' argument missing"],
+      [['place', '--tenant', 'demo', '--memory', 'lots'], 'allot place: --memory: "lots" is not an amount of memory like 4096 (MiB), 4G or 4GiB'],
+      [['release'], 'allot release: missing <placementRequestId>'],
+      [['release', 'a', 'b'], 'allot release: unexpected argument "b"'],
+      [['usage', '--cores'], 'allot usage: --cores needs --node <id>'],
+      [['usage', '--node', 'a.b'], 'allot usage: --node: "a.b": letters, digits, "_" and "-" only'],
+      [['nodes', '--liveness', 'zombie'], 'allot nodes: --liveness: "zombie" is not ready, suspect or lost'],
+      [['nodes', '--timeout', 'soon'], 'allot nodes: --timeout: "soon" is not a whole number of milliseconds'],
+      [['nodes', '--user', 'u', '--token', 't'], 'allot nodes: connection: (root): choose one way to authenticate: user/password, token, nkey seed or creds file'],
+    ];
+    for (const [argv, message] of cases) {
+      const ctx = recordingContext();
+      expect(await runCli(argv, ctx), argv.join(' ')).toBe(2);
+      expect(ctx.stderr[0], argv.join(' ')).toBe(message);
+    }
+  });
+
+  it('exit 3 when NATS cannot be reached', async () => {
+    const ctx = recordingContext({ env: { ALLOT_NATS_SERVERS: 'nats://127.0.0.1:1' } });
+    expect(await runCli(['nodes'], ctx)).toBe(3);
+    expect(ctx.stderr[0]).toMatch(/^allot nodes: unavailable: cannot connect to NATS at nats:\/\/127.0.0.1:1/);
+  });
+});
+
+describe('commands against scheduler endpoints on a real nats-server', () => {
+  let server: NatsServerHandle;
+  let fake: Awaited<ReturnType<typeof serveFakeScheduler>>;
+  const env = () => ({ ALLOT_NATS_SERVERS: server.url });
+
+  beforeAll(async () => {
+    server = await startNatsServer({ jetstream: false });
+    fake = await serveFakeScheduler(server.url, {
+      nodes: () => ok({ nodes: [sampleNode('sim-large'), sampleNode('local')] }),
+      usage: () => ok(SAMPLE_CLUSTER_USAGE),
+      node: (r) => (r.nodeId === 'sim-large' ? ok(sampleNode('sim-large')) : err('not_found', `no node ${r.nodeId}`, { nodeId: r.nodeId })),
+      place: (r) =>
+        r.request.resources.memoryMiB > 100_000
+          ? err('insufficient_capacity', '0/3 nodes are available: 3 Insufficient memory', { requested: r.request.resources.memoryMiB, largestFree: 65_536 })
+          : ok({ nodeId: 'sim-large', allocation: sampleAllocation(r.request.requestId), cpuset: [1, 4], preempted: [], attempts: 1 }),
+      release: (r) => ok({ ...sampleAllocation(r.placementRequestId), status: 'released' }),
+    });
+  });
+  afterAll(async () => {
+    await fake.stop();
+    await cleanupAll();
+  });
+
+  it('nodes prints the table, and --json the raw reply', async () => {
+    const ctx = recordingContext({ env: env(), now: NOW });
+    expect(await runCli(['nodes'], ctx)).toBe(0);
+    expect(ctx.stdout[0]?.split('\n').map((l) => l.split(/\s+/)[0])).toEqual(['NODE', 'local', 'sim-large']);
+    const json = recordingContext({ env: env() });
+    expect(await runCli(['nodes', '--json', '-s', server.url], json)).toBe(0);
+    expect(JSON.parse(json.text()).nodes.map((n: { nodeId: string }) => n.nodeId)).toEqual(['sim-large', 'local']);
+  });
+
+  it('place sends the request with its id and prints where it went; release names that id', async () => {
+    const ctx = recordingContext({ env: env() });
+    expect(await runCli(['place', '--tenant', 'demo', '--memory', '2048', '--vcpus', '2', '--request-id', 'vm-7'], ctx)).toBe(0);
+    expect(ctx.text()).toContain('placed on sim-large after 1 attempt');
+    expect(fake.requests.at(-1)).toMatchObject({ verb: 'place', request: { request: { requestId: 'vm-7', tenantId: 'demo', resources: { memoryMiB: 2048, vcpus: 2 } } } });
+
+    const release = recordingContext({ env: env() });
+    expect(await runCli(['release', 'vm-7'], release)).toBe(0);
+    expect(release.text()).toContain('status:     released');
+    expect(fake.requests.at(-1)).toMatchObject({ verb: 'release', request: { placementRequestId: 'vm-7' } });
+  });
+
+  it('a refused place exits 1 and prints the code, the reason and the figures', async () => {
+    const ctx = recordingContext({ env: env() });
+    expect(await runCli(['place', '--tenant', 'demo', '--memory', '200G', '--vcpus', '2'], ctx)).toBe(1);
+    expect(ctx.stderr).toEqual(['allot place: insufficient_capacity: 0/3 nodes are available: 3 Insufficient memory', '  requested: 204800', '  largestFree: 65536']);
+    const json = recordingContext({ env: env() });
+    expect(await runCli(['place', '--json', '--tenant', 'demo', '--memory', '200G', '--vcpus', '2'], json)).toBe(1);
+    expect(JSON.parse(json.text())).toMatchObject({ error: { code: 'insufficient_capacity' } });
+  });
+
+  it('usage shows the cluster, one node, and its cores; an unknown node exits 1', async () => {
+    const cluster = recordingContext({ env: env() });
+    expect(await runCli(['usage'], cluster)).toBe(0);
+    expect(cluster.text()).toContain('3 (2 ready, 1 suspect, 0 lost, 1 cordoned)');
+    const cores = recordingContext({ env: env() });
+    expect(await runCli(['usage', '--node', 'sim-large', '--cores'], cores)).toBe(0);
+    expect(cores.text().split('\n')).toHaveLength(9);
+    const missing = recordingContext({ env: env() });
+    expect(await runCli(['usage', '--node', 'nowhere'], missing)).toBe(1);
+    expect(missing.stderr[0]).toBe('allot usage: not_found: no node nowhere');
+  });
+
+  it('a verb no coordinator serves exits 3 and says no coordinator is running', async () => {
+    const ctx = recordingContext({ env: env() });
+    expect(await runCli(['check', '--tenant', 'demo', '--vcpus', '1'], ctx)).toBe(3);
+    expect(ctx.stderr[0]).toMatch(/^allot check: unavailable: no responders on allot\.sched\.check: no coordinator is running/);
+  });
+});

@@ -1,0 +1,141 @@
+import { randomUUID } from 'node:crypto';
+import { formatIssues, PlaceRequestSchema, PLACEMENT_STRATEGIES, type LabelConstraint, type PlaceRequest } from '@allot/core';
+import { parseInteger, parsedOk, usageProblem, type Parsed } from '../args.ts';
+import { parseConstraint } from './constraint.ts';
+import { parseMemoryMiB } from './memory.ts';
+
+/** The flags of `allot place` and `allot check`. */
+export const PLACE_OPTIONS = {
+  tenant: { type: 'string' },
+  memory: { type: 'string' },
+  vcpus: { type: 'string' },
+  exclusive: { type: 'boolean' },
+  numa: { type: 'string' },
+  priority: { type: 'string' },
+  strategy: { type: 'string' },
+  node: { type: 'string' },
+  'domain-label': { type: 'string' },
+  constraint: { type: 'string', multiple: true },
+  group: { type: 'string' },
+  'max-per-node': { type: 'string' },
+  preempt: { type: 'boolean' },
+  'request-id': { type: 'string' },
+} as const;
+
+export const PLACE_HELP = `  --tenant <t>            the tenant (required)
+  --memory <MiB>          memory in MiB (4096), or with a binary unit (4G = 4GiB = 4096 MiB)
+  --vcpus <n>             vCPUs
+  --exclusive             whole dedicated cores, pinned, never overcommitted (default: the shared pool)
+  --numa any|prefer|require   NUMA locality of the cores (default any)
+  --priority <0..1000>    default 0
+  --strategy <s>          ${PLACEMENT_STRATEGIES.join(', ')} (default: the coordinator's)
+  --node <id>             this node only (strategy manual)
+  --domain-label <key>    with --strategy spread-domain: the label to spread over (default zone)
+  --constraint <c>        node label constraint, repeatable: zone=z1, zone=z1,z2, zone!=z3, gpu (exists), !gpu
+  --group <name>          anti-affinity group; --max-per-node <n> of it on one node (default 1)
+  --preempt               allow evicting allocations at least 10 priority points lower when nothing else fits
+  --request-id <id>       the idempotency key (default: a new UUID); the same id again returns the same placement`;
+
+export interface PlaceFlags {
+  tenant?: string | undefined;
+  memory?: string | undefined;
+  vcpus?: string | undefined;
+  exclusive?: boolean | undefined;
+  numa?: string | undefined;
+  priority?: string | undefined;
+  strategy?: string | undefined;
+  node?: string | undefined;
+  'domain-label'?: string | undefined;
+  constraint?: string[] | undefined;
+  group?: string | undefined;
+  'max-per-node'?: string | undefined;
+  preempt?: boolean | undefined;
+  'request-id'?: string | undefined;
+}
+
+/**
+ * The flags as a place request, validated against the contract's own schema so a request the coordinator would refuse
+ * as invalid is a usage error here, before anything is sent. `newId` makes the default request id testable.
+ */
+export function buildPlaceRequest(f: PlaceFlags, newId: () => string = randomUUID): Parsed<PlaceRequest> {
+  if (f.tenant === undefined) return usageProblem('--tenant is required');
+  if (f.memory === undefined && f.vcpus === undefined) return usageProblem('ask for something: --memory and/or --vcpus');
+  const memory = f.memory === undefined ? parsedOk(0) : parseMemoryMiB('memory', f.memory);
+  if (!memory.ok) return memory;
+  const vcpus = f.vcpus === undefined ? parsedOk(0) : parseInteger('vcpus', f.vcpus, 0, 65_536);
+  if (!vcpus.ok) return vcpus;
+  let priority: number | undefined;
+  if (f.priority !== undefined) {
+    const p = parseInteger('priority', f.priority, 0, 1000);
+    if (!p.ok) return p;
+    priority = p.value;
+  }
+  if (f.numa !== undefined && !['any', 'prefer', 'require'].includes(f.numa)) return usageProblem(`--numa: "${f.numa}" is not any, prefer or require`);
+  let strategy = f.strategy;
+  if (strategy !== undefined && !(PLACEMENT_STRATEGIES as readonly string[]).includes(strategy)) {
+    return usageProblem(`--strategy: "${strategy}" is not one of ${PLACEMENT_STRATEGIES.join(', ')}`);
+  }
+  if (f.node !== undefined) {
+    if (strategy !== undefined && strategy !== 'manual') return usageProblem(`--node names the node itself: it goes with --strategy manual, not ${strategy}`);
+    strategy = 'manual';
+  } else if (strategy === 'manual') {
+    return usageProblem('--strategy manual needs --node <id>');
+  }
+  if (f['domain-label'] !== undefined && strategy !== 'spread-domain') return usageProblem('--domain-label goes with --strategy spread-domain');
+  const constraints: LabelConstraint[] = [];
+  for (const text of f.constraint ?? []) {
+    const c = parseConstraint(text);
+    if (!c.ok) return c;
+    constraints.push(c.value);
+  }
+  let group: { name: string; maxPerNode: number } | undefined;
+  if (f.group !== undefined) {
+    const max = f['max-per-node'] === undefined ? parsedOk(1) : parseInteger('max-per-node', f['max-per-node'], 1, 10_000);
+    if (!max.ok) return max;
+    group = { name: f.group, maxPerNode: max.value };
+  } else if (f['max-per-node'] !== undefined) {
+    return usageProblem('--max-per-node goes with --group <name>');
+  }
+  const raw = {
+    request: {
+      requestId: f['request-id'] ?? newId(),
+      tenantId: f.tenant,
+      resources: { memoryMiB: memory.value, vcpus: vcpus.value },
+      priority,
+      cpu: { exclusive: f.exclusive === true, numa: f.numa ?? 'any' },
+      // The anti-affinity group travels with the allocation too, so the agent counts it per node (allot.group).
+      metadata: group ? { 'allot.group': group.name } : {},
+    },
+    placement: {
+      strategy,
+      nodeId: f.node,
+      domainLabel: f['domain-label'],
+      constraints,
+      group,
+      allowPreemption: f.preempt === true,
+    },
+  };
+  const parsed = PlaceRequestSchema.safeParse(raw);
+  if (!parsed.success) return usageProblem(formatIssues(parsed.error).map(flagNameOf).join('; '));
+  return parsedOk(parsed.data);
+}
+
+const FIELD_FLAGS: Record<string, string> = {
+  'request.requestId': '--request-id',
+  'request.tenantId': '--tenant',
+  'request.resources.memoryMiB': '--memory',
+  'request.resources.vcpus': '--vcpus',
+  'request.resources': '--memory/--vcpus',
+  'request.priority': '--priority',
+  'placement.nodeId': '--node',
+  'placement.group.name': '--group',
+  'placement.domainLabel': '--domain-label',
+};
+
+/** A schema issue in the words of the command line: `request.tenantId: ...` becomes `--tenant: ...`. */
+function flagNameOf(issue: string): string {
+  const colon = issue.indexOf(':');
+  const path = issue.slice(0, colon);
+  const flag = FIELD_FLAGS[path] ?? (path.startsWith('placement.constraints') ? '--constraint' : undefined);
+  return flag === undefined ? issue : `${flag}${issue.slice(colon)}`;
+}

@@ -1,0 +1,85 @@
+import { describe, expect, it } from 'vitest';
+import { formatAge, formatMemoryTriple, formatMiB } from '../format/units.ts';
+import { NOW, SAMPLE_CLUSTER_USAGE, sampleAllocation, sampleNode } from '../testing/samples.ts';
+import { renderNodes } from './nodes.ts';
+import { renderCheck, renderPlacement } from './placement.ts';
+import { renderClusterUsage, renderCores, renderNodeUsage } from './usage.ts';
+
+describe('figures for people', () => {
+  it('shows MiB below a GiB and GiB above, with one decimal only when needed', () => {
+    expect(formatMiB(512)).toBe('512 MiB');
+    expect(formatMiB(4096)).toBe('4 GiB');
+    expect(formatMiB(1536)).toBe('1.5 GiB');
+    expect(formatMiB(2 * 1024 * 1024)).toBe('2 TiB');
+    expect(formatMemoryTriple(6144, 126_976, 40_960)).toBe('6/124/40 GiB');
+    expect(formatMemoryTriple(100, 900, 0)).toBe('100/900/0 MiB');
+    expect(formatAge(3500)).toBe('3s ago');
+    expect(formatAge(125_000)).toBe('2m ago');
+  });
+});
+
+describe('the nodes table', () => {
+  it('aligns one row per node with liveness, health, cordon, usage, labels and last seen', () => {
+    const text = renderNodes(
+      [
+        sampleNode('sim-small', { liveness: 'suspect' }, { cordoned: true, labels: { zone: 'z2' }, health: { status: 'degraded', reasons: ['memory committed 96%'] } }),
+        sampleNode('local'),
+      ],
+      NOW,
+    );
+    expect(text.split('\n')).toEqual([
+      'NODE       LIVENESS  HEALTH                           CORDON    MEMORY c/e/u  VCPU c/e/u  LABELS           LAST SEEN',
+      'local      ready     healthy                          -         6/124/40 GiB      4/28/1  rack=r1,zone=z1  3s ago',
+      'sim-small  suspect   degraded (memory committed 96%)  cordoned  6/124/40 GiB      4/28/1  zone=z2          3s ago',
+    ]);
+  });
+
+  it('says so when no node has reported', () => {
+    expect(renderNodes([], NOW)).toBe('No nodes have reported yet.');
+  });
+});
+
+describe('usage views', () => {
+  it('summarises the cluster', () => {
+    expect(renderClusterUsage(SAMPLE_CLUSTER_USAGE)).toBe(
+      [
+        'nodes:       3 (2 ready, 1 suspect, 0 lost, 1 cordoned)',
+        'memory:      8 GiB committed of 176 GiB effective (4.5%), 64 GiB used of 192 GiB',
+        'cpu:         6 vCPUs committed of 120 effective (5%), 3 used of 42 cores',
+        'allocations: 3',
+      ].join('\n'),
+    );
+  });
+
+  it('shows one node with its reserves, overcommit and tenants', () => {
+    const text = renderNodeUsage(sampleNode('sim-large'), NOW);
+    expect(text).toContain('node:           sim-large');
+    expect(text).toContain('memory reserve: 4 GiB, overcommit x1');
+    expect(text).toContain('cores:          5 shared (2/20 vCPUs), 2 exclusive, 1 reserved; overcommit x4');
+    expect(text).toContain('tenants:        demo 2 VMs 6 GiB 4 vCPUs');
+  });
+
+  it('lists every core with its topology, role, holder and utilization', () => {
+    const lines = renderCores(sampleNode('sim-large').snapshot.cpu.cores).split('\n');
+    expect(lines[0]).toBe('CORE  PHYSICAL  NUMA  SOCKET  ROLE       ALLOCATION   UTIL');
+    expect(lines[1]).toBe('   0         0     0       0  reserved   -              0%');
+    expect(lines[3]).toBe('   2         1     0       0  exclusive  alloc-db-1   7.4%');
+    expect(lines).toHaveLength(9);
+  });
+});
+
+describe('placement replies', () => {
+  it('says where a VM went and what it got', () => {
+    const text = renderPlacement({ nodeId: 'sim-large', allocation: sampleAllocation('vm-1'), cpuset: [1, 4], preempted: [], attempts: 2 });
+    expect(text).toContain('placed on sim-large after 2 attempts');
+    expect(text).toContain('memory:     2 GiB');
+    expect(text).toContain('vcpus:      2 shared');
+    expect(text).toContain('cpuset:     1,4,5,6,7');
+  });
+
+  it('explains a check that does not fit', () => {
+    expect(renderCheck({ fits: false, candidates: [], rejected: { 'Insufficient memory': 2, cordoned: 1 }, message: '0/3 nodes are available' })).toBe(
+      'fits: no\n0/3 nodes are available\nrejected: 2 Insufficient memory, 1 cordoned',
+    );
+  });
+});

@@ -1,0 +1,71 @@
+import type { ClusterUsage, CoreState, NodeView, ResourceUsage } from '@allot/core';
+import { renderPairs, renderTable } from '../format/table.ts';
+import { formatAge, formatLabels, formatMiB, formatPermille } from '../format/units.ts';
+import { formatHealth } from './nodes.ts';
+
+function percentOf(part: number, whole: number): string {
+  return whole === 0 ? '-' : formatPermille(Math.floor((part * 1000) / whole));
+}
+
+function memoryLine(m: { committed: number; effectiveCapacity: number; used: number; capacity: number }): string {
+  return `${formatMiB(m.committed)} committed of ${formatMiB(m.effectiveCapacity)} effective (${percentOf(m.committed, m.effectiveCapacity)}), ${formatMiB(m.used)} used of ${formatMiB(m.capacity)}`;
+}
+
+function cpuLine(c: { committed: number; effectiveCapacity: number; used: number; capacity: number }): string {
+  return `${c.committed} vCPUs committed of ${c.effectiveCapacity} effective (${percentOf(c.committed, c.effectiveCapacity)}), ${c.used} used of ${c.capacity} cores`;
+}
+
+/** `allot usage`: the cluster in a few lines. */
+export function renderClusterUsage(u: ClusterUsage): string {
+  const n = u.nodes;
+  return renderPairs([
+    ['nodes', `${n.total} (${n.ready} ready, ${n.suspect} suspect, ${n.lost} lost, ${n.cordoned} cordoned)`],
+    ['memory', memoryLine(u.memory)],
+    ['cpu', cpuLine(u.cpu)],
+    ['allocations', String(u.allocationCount)],
+  ]);
+}
+
+function reservedNote(r: ResourceUsage, unit: (n: number) => string): string {
+  return r.reserved > 0 ? `, of which ${unit(r.reserved)} reserved (not yet activated)` : '';
+}
+
+/** `allot usage --node <id>`: one node's snapshot. */
+export function renderNodeUsage(view: NodeView, now: number): string {
+  const s = view.snapshot;
+  const tenants = Object.entries(s.tenants)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([t, u]) => `${t} ${u.vms} VMs ${formatMiB(u.memoryMiB)} ${u.vcpus} vCPUs`);
+  return renderPairs([
+    ['node', view.nodeId],
+    ['liveness', `${view.liveness}, last seen ${formatAge(now - view.lastSeen)}`],
+    ['health', formatHealth(s.health)],
+    ['cordoned', s.cordoned ? 'yes' : 'no'],
+    ['labels', formatLabels(s.labels)],
+    ['memory', memoryLine(s.memory) + reservedNote(s.memory, formatMiB)],
+    ['memory reserve', `${formatMiB(s.memory.systemReserve)}, overcommit x${s.overcommit.memory}`],
+    ['cpu', cpuLine(s.cpu) + reservedNote(s.cpu, (v) => `${v} vCPUs`)],
+    ['cores', `${s.cpu.sharedCores} shared (${s.cpu.sharedVcpusCommitted}/${s.cpu.sharedVcpusCapacity} vCPUs), ${s.cpu.exclusiveCores} exclusive, ${s.cpu.reservedCores} reserved; overcommit x${s.overcommit.cpu}`],
+    ['allocations', String(s.allocationCount)],
+    ['tenants', tenants.length === 0 ? '-' : tenants.join('; ')],
+  ]);
+}
+
+/** `allot usage --node <id> --cores`: one row per logical core. */
+export function renderCores(cores: readonly CoreState[]): string {
+  if (cores.length === 0) return 'The node reports no cores.';
+  return renderTable(
+    [
+      { header: 'CORE', align: 'right' },
+      { header: 'PHYSICAL', align: 'right' },
+      { header: 'NUMA', align: 'right' },
+      { header: 'SOCKET', align: 'right' },
+      { header: 'ROLE' },
+      { header: 'ALLOCATION' },
+      { header: 'UTIL', align: 'right' },
+    ],
+    [...cores]
+      .sort((a, b) => a.id - b.id)
+      .map((c) => [String(c.id), String(c.core), String(c.numa), String(c.socket), c.role, c.allocationId ?? '-', formatPermille(c.utilizationPermille)]),
+  );
+}
