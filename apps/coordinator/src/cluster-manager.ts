@@ -1,0 +1,236 @@
+import {
+  AllocationRequestSchema,
+  err,
+  ok,
+  PlaceRequestSchema,
+  validate,
+  type Allocation,
+  type AllocationFilter,
+  type AllocationRequestInput,
+  type Availability,
+  type ClusterUsage,
+  type ConfigProblem,
+  type EfficiencyMetrics,
+  type Health,
+  type LimitsByType,
+  type ManagerMetrics,
+  type ManagerStatus,
+  type PlaceReply,
+  type PlaceRequest,
+  type ReleaseTarget,
+  type ResourceManager,
+  type ResourceType,
+  type ResourceUsage,
+  type Result,
+  type Telemetry,
+} from '@allot/core';
+import type { AgentClient } from './agents.ts';
+import { FlowMetrics } from './metrics.ts';
+import type { PlaceFlow } from './place-flow.ts';
+import type { ClusterView } from './view.ts';
+
+const PER_HOST = 'limits and manager configuration are per host at cluster scope: use the agent endpoints limits.get / limits.update';
+
+/**
+ * The cluster composite: the ResourceManager contract at cluster scope. allocate means place (choose a node, have its
+ * agent commit), release goes through the placement intent, checkAvailability is a dry-run place; usage and health are
+ * aggregated from the view. Operations that only make sense on one host say so with `unavailable` instead of pretending.
+ */
+export class ClusterManager implements ResourceManager {
+  readonly name = 'cluster';
+  readonly resourceTypes: readonly ResourceType[] = ['memory', 'cpu'];
+  readonly metrics = new FlowMetrics();
+  readonly #view: ClusterView;
+  readonly #flow: PlaceFlow;
+  readonly #agents: AgentClient;
+  readonly #now: () => number;
+  #running = false;
+  #startedAt: number | undefined;
+
+  constructor(deps: { view: ClusterView; flow: PlaceFlow; agents: AgentClient; now: () => number }) {
+    this.#view = deps.view;
+    this.#flow = deps.flow;
+    this.#agents = deps.agents;
+    this.#now = deps.now;
+  }
+
+  /** The scheduler's place: with placement options, timed and counted. */
+  async place(req: PlaceRequest): Promise<Result<PlaceReply>> {
+    if (!this.#running) return err('unavailable', 'the coordinator is stopping');
+    const t0 = performance.now();
+    const r = await this.#flow.place(req);
+    this.metrics.recordPlace(performance.now() - t0, r.ok ? undefined : r.error.code);
+    if (r.ok) this.metrics.preemptions += r.value.preempted.length;
+    return r;
+  }
+
+  async allocate(request: AllocationRequestInput): Promise<Result<Allocation>> {
+    const req = validate(PlaceRequestSchema, { request });
+    if (!req.ok) return req;
+    const r = await this.place(req.value);
+    return r.ok ? ok(r.value.allocation) : r;
+  }
+
+  async release(target: ReleaseTarget): Promise<Result<Allocation>> {
+    if (target.allocationRequestId === undefined) return err('invalid_request', 'allocationRequestId: at cluster scope a placement is released by the request id that placed it', { field: 'allocationRequestId' });
+    const r = await this.#flow.release({ requestId: target.requestId, placementRequestId: target.allocationRequestId });
+    if (r.ok) this.metrics.releases += 1;
+    return r;
+  }
+
+  async checkAvailability(request: AllocationRequestInput): Promise<Result<Availability>> {
+    const req = validate(PlaceRequestSchema, { request });
+    if (!req.ok) return req;
+    const check = this.#flow.check(req.value);
+    if (!check.ok) return check;
+    const u = this.#view.usage(this.#now());
+    const figures = {
+      memory: { requested: req.value.request.resources.memoryMiB, free: u.memory.effectiveCapacity - u.memory.committed, effectiveCapacity: u.memory.effectiveCapacity },
+      cpu: { requested: req.value.request.resources.vcpus, free: u.cpu.effectiveCapacity - u.cpu.committed, effectiveCapacity: u.cpu.effectiveCapacity },
+    };
+    return ok(check.value.fits ? { fits: true, figures } : { fits: false, figures, reason: { code: 'insufficient_capacity', message: check.value.message } });
+  }
+
+  clusterUsage(): ClusterUsage {
+    return this.#view.usage(this.#now());
+  }
+
+  async getUsage(): Promise<Result<ResourceUsage[]>> {
+    const out: ResourceUsage[] = [];
+    for (const r of ['memory', 'cpu'] as const) {
+      const u: ResourceUsage = { resourceType: r, unit: r === 'memory' ? 'MiB' : 'vCPU', capacity: 0, systemReserve: 0, effectiveCapacity: 0, committed: 0, used: 0, reserved: 0, allocationCount: 0 };
+      for (const v of this.#view.index.nodes()) {
+        if (v.liveness === 'lost') continue;
+        const s = v.snapshot[r];
+        u.capacity += s.capacity;
+        u.systemReserve += s.systemReserve;
+        u.effectiveCapacity += s.effectiveCapacity;
+        u.committed += s.committed;
+        u.used += s.used;
+        u.reserved += s.reserved;
+        u.allocationCount += s.allocationCount;
+      }
+      out.push(u);
+    }
+    return ok(out);
+  }
+
+  /** Fans out to the ready nodes' agents; a node that does not answer is left out (see the view for its figures). */
+  async getAllocations(filter: AllocationFilter = {}): Promise<Result<Allocation[]>> {
+    const nodes = this.#view.nodes({ liveness: 'ready' });
+    const lists = await Promise.all(
+      nodes.map((n) => this.#agents.call(n.nodeId, 'allocations', { status: filter.status ?? 'live', ...(filter.tenantId === undefined ? {} : { tenantId: filter.tenantId }), ...(filter.limit === undefined ? {} : { limit: filter.limit }) })),
+    );
+    const all: Allocation[] = [];
+    for (const l of lists) if (l.ok) all.push(...l.value.allocations);
+    return ok(filter.limit === undefined ? all : all.slice(0, filter.limit));
+  }
+
+  async getAllocation(allocationId: string): Promise<Result<Allocation>> {
+    const all = await this.getAllocations({ status: 'live' });
+    if (!all.ok) return all;
+    const found = all.value.find((a) => a.id === allocationId);
+    return found === undefined ? err('not_found', `no live allocation ${allocationId} on a ready node`, { allocationId }) : ok(found);
+  }
+
+  async reserve(request: AllocationRequestInput): Promise<Result<Allocation>> {
+    const parsed = validate(AllocationRequestSchema, request);
+    if (!parsed.ok) return parsed;
+    if (parsed.value.reservation === undefined) return err('invalid_request', 'reservation: a reservation needs reservation.ttlMs', { field: 'reservation' });
+    // The agent holds and expires the reservation; placing it is an ordinary place.
+    return this.allocate(parsed.value);
+  }
+
+  async activateReservation(allocationId: string): Promise<Result<Allocation>> {
+    return err('unavailable', `activating ${allocationId} is done on its node: call the agent's activate endpoint (the cluster scope has no activate verb yet)`, { allocationId });
+  }
+
+  async initialize(): Promise<Result<void>> {
+    return ok(undefined);
+  }
+
+  async start(): Promise<Result<void>> {
+    this.#running = true;
+    this.#startedAt = this.#now();
+    return ok(undefined);
+  }
+
+  async stop(): Promise<Result<void>> {
+    this.#running = false;
+    return ok(undefined);
+  }
+
+  isRunning(): boolean {
+    return this.#running;
+  }
+
+  async healthCheck(): Promise<Result<Health>> {
+    if (!this.#running) return ok({ status: 'stopped' });
+    return ok(this.#view.health());
+  }
+
+  async getMetrics(): Promise<Result<ManagerMetrics>> {
+    return ok(this.metrics.snapshot());
+  }
+
+  async getStatus(): Promise<Result<ManagerStatus>> {
+    const health = await this.healthCheck();
+    const u = this.#view.usage(this.#now());
+    return ok({
+      name: this.name,
+      resourceTypes: [...this.resourceTypes],
+      running: this.#running,
+      health: health.ok ? health.value : { status: 'unhealthy', reasons: [health.error.message] },
+      ...(this.#startedAt === undefined ? {} : { startedAt: this.#startedAt }),
+      allocationCount: u.allocationCount,
+    });
+  }
+
+  async exportTelemetry(): Promise<Result<Telemetry>> {
+    const u = this.#view.usage(this.#now());
+    const m = this.metrics.snapshot();
+    const t: Telemetry = {
+      'cluster.nodes.total': u.nodes.total,
+      'cluster.nodes.ready': u.nodes.ready,
+      'cluster.nodes.suspect': u.nodes.suspect,
+      'cluster.nodes.lost': u.nodes.lost,
+      'cluster.nodes.cordoned': u.nodes.cordoned,
+      'memory.capacity': u.memory.capacity,
+      'memory.effectiveCapacity': u.memory.effectiveCapacity,
+      'memory.committed': u.memory.committed,
+      'memory.used': u.memory.used,
+      'cpu.capacity': u.cpu.capacity,
+      'cpu.effectiveCapacity': u.cpu.effectiveCapacity,
+      'cpu.committed': u.cpu.committed,
+      'cpu.used': u.cpu.used,
+      'cluster.allocations': u.allocationCount,
+      'place.placed': m.allocations,
+      'place.released': m.releases,
+      'place.preempted': this.metrics.preemptions,
+      'place.latency.p50Ms': m.allocateLatency.p50Ms,
+      'place.latency.p99Ms': m.allocateLatency.p99Ms,
+    };
+    for (const [code, n] of Object.entries(m.refusals)) t[`place.refused.${code}`] = n;
+    return ok(t);
+  }
+
+  async getEfficiencyMetrics(): Promise<Result<EfficiencyMetrics[]>> {
+    return err('unavailable', 'efficiency and fragmentation are computed per host: ask each agent (the cluster scope does not aggregate them yet)');
+  }
+
+  async getLimits(): Promise<Result<LimitsByType>> {
+    return err('unavailable', PER_HOST);
+  }
+
+  async updateLimits(): Promise<Result<LimitsByType>> {
+    return err('unavailable', PER_HOST);
+  }
+
+  async validateConfig(): Promise<Result<ConfigProblem[]>> {
+    return err('unavailable', PER_HOST);
+  }
+
+  async updateConfig(): Promise<Result<void>> {
+    return err('unavailable', PER_HOST);
+  }
+}

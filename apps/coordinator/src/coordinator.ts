@@ -1,0 +1,106 @@
+import { err, KV_PLACEMENTS, KV_QUOTAS, ok, type Result } from '@allot/core';
+import { ensureKv, ensureStreams, type ServedService } from '@allot/nats';
+import type { Logger } from 'pino';
+import { AgentClient } from './agents.ts';
+import { ClusterManager } from './cluster-manager.ts';
+import type { CoordinatorConfig } from './config.ts';
+import { serveScheduler } from './endpoints.ts';
+import { PlacementIntentSchema } from './intents.ts';
+import { KvStore } from './kv-store.ts';
+import { publishTransition, startLivenessSweep } from './liveness.ts';
+import { jetstream, jetstreamManager, type NatsConnection } from './nats-deps.ts';
+import { PlaceFlow } from './place-flow.ts';
+import { QuotaService } from './quotas.ts';
+import { followUsage, type UsageFeed } from './usage-feed.ts';
+import { ClusterView, type LivenessTransition } from './view.ts';
+
+export const COORDINATOR_VERSION = '0.1.0';
+
+/** A running coordinator. */
+export interface Coordinator {
+  readonly manager: ClusterManager;
+  readonly view: ClusterView;
+  readonly flow: PlaceFlow;
+  readonly quotas: QuotaService;
+  /** Stops taking requests, answers those in flight, stops following the streams. Leaves the connection open. */
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  readonly logger: Logger;
+  readonly now?: () => number;
+  readonly random?: () => number;
+  /** Wait at most this long for the view to be rebuilt before serving (default 10 s); it keeps filling afterwards. */
+  readonly rebuildTimeoutMs?: number;
+}
+
+/**
+ * Starts a coordinator on an open NATS connection: streams and buckets ensured, quota records watched, the usage
+ * stream followed until the view is rebuilt, liveness swept, then the scheduler endpoints served.
+ */
+export async function startCoordinator(nc: NatsConnection, config: CoordinatorConfig, opts: StartOptions): Promise<Result<Coordinator>> {
+  const { logger } = opts;
+  const now = opts.now ?? Date.now;
+  const js = jetstream(nc);
+  let jsm;
+  try {
+    jsm = await jetstreamManager(nc);
+  } catch (e) {
+    return err('unavailable', `JetStream is not available: ${(e as Error).message}`);
+  }
+  const streams = await ensureStreams(jsm, { replicas: config.replicas });
+  if (!streams.ok) return streams;
+  const intentsKv = await ensureKv(js, KV_PLACEMENTS, { history: 1, replicas: config.replicas, ...(config.intentTtlMs > 0 ? { ttlMs: config.intentTtlMs } : {}) });
+  if (!intentsKv.ok) return intentsKv;
+  const quotasKv = await ensureKv(js, KV_QUOTAS, { history: 1, replicas: config.replicas });
+  if (!quotasKv.ok) return quotasKv;
+
+  const view = new ClusterView({ lostAfterMs: config.liveness.lostAfterMs, ...(config.liveness.suspectAfterMs === undefined ? {} : { suspectAfterMs: config.liveness.suspectAfterMs }) });
+  const quotas = new QuotaService(quotasKv.value, logger);
+  await quotas.start();
+  const agents = new AgentClient(nc, config.place.agentTimeoutMs);
+  const intents = new KvStore(intentsKv.value, PlacementIntentSchema, 'placement intent');
+  const flow = new PlaceFlow({ coordinatorId: config.coordinatorId, view, intents, quotas, agents, config: config.place, logger, now, random: opts.random ?? Math.random });
+  const manager = new ClusterManager({ view, flow, agents, now });
+
+  const onTransition = (t: LivenessTransition) => {
+    logger.info({ node: t.nodeId, from: t.from, to: t.to }, t.kind);
+    void publishTransition(js, t, logger);
+  };
+  let feed: UsageFeed;
+  try {
+    feed = await followUsage(js, view, { logger, now, onTransition });
+  } catch (e) {
+    quotas.stop();
+    return err('unavailable', `cannot follow ${'ALLOT_USAGE'}: ${(e as Error).message}`);
+  }
+  const rebuildTimeoutMs = opts.rebuildTimeoutMs ?? 10_000;
+  const rebuilt = await Promise.race([feed.caughtUp.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), rebuildTimeoutMs).unref())]);
+  await quotas.ready;
+  logger.info({ nodes: view.size, rebuilt }, 'cluster view built');
+  const stopSweep = startLivenessSweep(view, { everyMs: config.liveness.checkEveryMs, now, onTransition });
+
+  await manager.start();
+  const served: Result<ServedService> = await serveScheduler(nc, { manager, flow, view, quotas, agents }, { coordinatorId: config.coordinatorId, version: COORDINATOR_VERSION, logger });
+  if (!served.ok) {
+    stopSweep();
+    await feed.stop();
+    quotas.stop();
+    return served;
+  }
+  // The endpoints' subscriptions reach the server with the next flush: after it, "ready" means requests find us.
+  await nc.flush();
+  return ok({
+    manager,
+    view,
+    flow,
+    quotas,
+    stop: async () => {
+      await served.value.stop();
+      await manager.stop();
+      stopSweep();
+      await feed.stop();
+      quotas.stop();
+    },
+  });
+}

@@ -1,0 +1,79 @@
+import { COORDINATOR_QUEUE, COORDINATOR_SERVICE_NAME, err, ok, SCHED_ENDPOINTS, schedSubject, type Result, type SchedVerb } from '@allot/core';
+import { endpoint, serveService, type EndpointSpec, type ServedService } from '@allot/nats';
+import type { Logger } from 'pino';
+import type { z } from 'zod';
+import type { AgentClient } from './agents.ts';
+import type { ClusterManager } from './cluster-manager.ts';
+import type { NatsConnection } from './nats-deps.ts';
+import type { PlaceFlow } from './place-flow.ts';
+import type { QuotaService } from './quotas.ts';
+import type { ClusterView } from './view.ts';
+
+export interface EndpointDeps {
+  readonly manager: ClusterManager;
+  readonly flow: PlaceFlow;
+  readonly view: ClusterView;
+  readonly quotas: QuotaService;
+  readonly agents: AgentClient;
+}
+
+type Handler<V extends SchedVerb> = (request: z.output<(typeof SCHED_ENDPOINTS)[V]['request']>) => Promise<Result<z.output<(typeof SCHED_ENDPOINTS)[V]['reply']>>>;
+
+function sched<V extends SchedVerb>(verb: V, handler: Handler<V>): EndpointSpec {
+  return endpoint({ name: verb.replace('.', '-'), subject: schedSubject(verb), requestSchema: SCHED_ENDPOINTS[verb].request, handler: (r) => handler(r as never) });
+}
+
+/** The scheduler endpoints, allot.sched.<verb>, one handler each; validation is done by serveService on decode. */
+export function schedulerEndpoints(d: EndpointDeps): EndpointSpec[] {
+  return [
+    sched('place', (r) => d.manager.place(r)),
+    sched('release', async (r) => {
+      const out = await d.flow.release(r);
+      if (out.ok) d.manager.metrics.releases += 1;
+      return out;
+    }),
+    sched('check', async (r) => d.flow.check(r)),
+    sched('usage', async () => ok(d.manager.clusterUsage())),
+    sched('nodes', async (r) => ok({ nodes: d.view.nodes({ ...(r.liveness === undefined ? {} : { liveness: r.liveness }), ...(r.labels === undefined ? {} : { labels: r.labels }) }) })),
+    sched('node', async (r) => {
+      const v = d.view.get(r.nodeId);
+      return v === undefined ? err('not_found', `node ${r.nodeId} has not reported`, { nodeId: r.nodeId }) : ok(v);
+    }),
+    sched('quota.get', (r) => d.quotas.get(r.tenantId)),
+    sched('quota.set', (r) => d.quotas.set(r.quota)),
+    sched('quota.import', async (r) => {
+      const report = await d.quotas.import(r.documents);
+      return report.ok ? ok(report.value as unknown as Record<string, unknown>) : report;
+    }),
+    sched('cordon', (r) => cordon(d, r.nodeId, true, r.requestId, r.reason)),
+    sched('uncordon', (r) => cordon(d, r.nodeId, false, r.requestId, r.reason)),
+    sched('drain', async (r) => {
+      // Drain = cordon (journaled by the agent), then what remains there, for the operator to move or release.
+      const c = await cordon(d, r.nodeId, true, r.requestId, r.reason ?? 'drain');
+      if (!c.ok) return c;
+      const list = await d.agents.call(r.nodeId, 'allocations', { status: 'live' });
+      if (!list.ok) return list;
+      return ok({ nodeId: r.nodeId, cordoned: c.value.cordoned, remaining: list.value.allocations });
+    }),
+  ];
+}
+
+/** Forwards a cordon to the node's agent (which journals it) and shows it in the local view at once. */
+async function cordon(d: EndpointDeps, nodeId: string, on: boolean, requestId: string, reason: string | undefined) {
+  const r = await d.agents.call(nodeId, on ? 'cordon' : 'uncordon', reason === undefined ? { requestId } : { requestId, reason }, { requestId });
+  if (r.ok) d.view.setCordoned(nodeId, r.value.cordoned);
+  return r;
+}
+
+/** Serves the scheduler endpoints as the NATS service allot-coordinator in the queue group allot-coordinators. */
+export function serveScheduler(nc: NatsConnection, d: EndpointDeps, opts: { coordinatorId: string; version: string; logger: Logger }): Promise<Result<ServedService>> {
+  return serveService(nc, {
+    name: COORDINATOR_SERVICE_NAME,
+    version: opts.version,
+    description: 'allot coordinator: placement, quotas and the cluster view',
+    metadata: { coordinatorId: opts.coordinatorId },
+    queue: COORDINATOR_QUEUE,
+    endpoints: schedulerEndpoints(d),
+    logger: opts.logger,
+  });
+}

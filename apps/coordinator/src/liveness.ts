@@ -1,0 +1,29 @@
+import { CLUSTER_EVENT_NODE, eventSubject, type AllotEvent } from '@allot/core';
+import { publishDurable } from '@allot/nats';
+import type { Logger } from 'pino';
+import type { JetStreamClient } from './nats-deps.ts';
+import type { ClusterView, LivenessTransition } from './view.ts';
+
+/**
+ * The dedupe id of a liveness event: the same node, kind and last snapshot give the same id on every coordinator, so
+ * JetStream stores the event once however many coordinators notice it (within the stream's duplicate window).
+ */
+export function livenessMsgId(t: LivenessTransition): string {
+  return `${t.nodeId}:${t.kind}:${t.bootId}:${t.snapshotSeq}`;
+}
+
+/** Publishes a liveness change to allot.events.cluster.<kind>; failures are logged (the view is already right). */
+export async function publishTransition(js: JetStreamClient, t: LivenessTransition, logger: Logger): Promise<void> {
+  const event: AllotEvent = { kind: t.kind, nodeId: t.nodeId, at: t.at, reason: `${t.from} -> ${t.to}; last seen ${t.at - t.lastSeen} ms ago` };
+  const ack = await publishDurable(js, eventSubject(CLUSTER_EVENT_NODE, t.kind), event, { msgId: livenessMsgId(t), timeoutMs: 5_000 });
+  if (!ack.ok) logger.warn({ node: t.nodeId, kind: t.kind, error: ack.error.message }, 'liveness event not published');
+}
+
+/** Sweeps the view every `everyMs` and reports every transition. Returns the stop function. */
+export function startLivenessSweep(view: ClusterView, opts: { everyMs: number; now: () => number; onTransition: (t: LivenessTransition) => void }): () => void {
+  const timer = setInterval(() => {
+    for (const t of view.sweep(opts.now())) opts.onTransition(t);
+  }, opts.everyMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}

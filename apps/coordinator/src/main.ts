@@ -1,0 +1,55 @@
+import { connectNats } from '@allot/nats';
+import { loadCoordinatorConfig } from './config.ts';
+import { startCoordinator } from './coordinator.ts';
+import { createLogger } from './logger.ts';
+
+/*
+ * allot coordinator process: `node apps/coordinator/src/main.ts --config <file>` (+ ALLOT_* variables).
+ * Logs `coordinator ready` when serving. SIGTERM/SIGINT: stop taking requests, answer those in flight, drain NATS, exit 0.
+ */
+async function main(): Promise<number> {
+  const config = loadCoordinatorConfig(process.argv.slice(2), process.env);
+  if (!config.ok) {
+    process.stderr.write(`${config.error.message}\n`);
+    return 2;
+  }
+  const c = config.value;
+  const logger = createLogger(c.logLevel, c.coordinatorId);
+  const nc = await connectNats(c.nats, { name: `allot-coordinator-${c.coordinatorId}`, logger });
+  if (!nc.ok) {
+    logger.fatal({ error: nc.error }, 'cannot connect to NATS');
+    return 1;
+  }
+  const started = await startCoordinator(nc.value, c, { logger });
+  if (!started.ok) {
+    logger.fatal({ error: started.error }, 'coordinator did not start');
+    await nc.value.close();
+    return 1;
+  }
+  const coordinator = started.value;
+  logger.info({ servers: c.nats.servers, nodes: coordinator.view.size }, 'coordinator ready');
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const shutdown = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'coordinator stopping');
+      void (async () => {
+        try {
+          await coordinator.stop();
+          await nc.value.drain();
+          logger.info('coordinator stopped');
+          resolve(0);
+        } catch (e) {
+          logger.error({ err: e }, 'unclean stop');
+          resolve(1);
+        }
+      })();
+    };
+    process.on('SIGTERM', () => shutdown('SIGTERM'));
+    process.on('SIGINT', () => shutdown('SIGINT'));
+  });
+}
+
+process.exitCode = await main();

@@ -1,0 +1,173 @@
+import { encode, HostHealthSchema, KV_PLACEMENTS, PlaceReplySchema, schedSubject, type PlaceRequestInput } from '@allot/core';
+import { requestTyped } from '@allot/nats';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { cleanupAll, startNatsServer, type NatsServerHandle } from '../../../test/harness/index.ts';
+import { PlacementIntentSchema, requestHash } from './intents.ts';
+import { KvStore } from './kv-store.ts';
+import { jetstream, type NatsConnection } from './nats-deps.ts';
+import { PlaceRequestSchema } from '@allot/core';
+import { connectTo, startFakeAgents, startTestCoordinator } from './testing/cluster.ts';
+import type { FakeAgents } from './testing/fake-agents.ts';
+import type { Coordinator } from './coordinator.ts';
+import { Kvm } from '../../../node_modules/.pnpm/@nats-io+kv@3.4.0/node_modules/@nats-io/kv/lib/mod.js';
+
+let server: NatsServerHandle;
+let client: NatsConnection;
+let agents: FakeAgents;
+const closers: (() => Promise<void>)[] = [];
+
+async function coordinator(id: string): Promise<{ coordinator: Coordinator; nc: NatsConnection }> {
+  const c = await startTestCoordinator(server.url, { coordinatorId: id });
+  closers.push(async () => {
+    await c.coordinator.stop();
+    await c.nc.close();
+  });
+  return c;
+}
+
+function placeReq(requestId: string, memoryMiB: number, extra: Partial<PlaceRequestInput> = {}): PlaceRequestInput {
+  return { request: { requestId, tenantId: 't1', resources: { memoryMiB, vcpus: 1 } }, ...extra };
+}
+
+function place(nc: NatsConnection, req: unknown) {
+  return requestTyped(nc, schedSubject('place'), req, PlaceReplySchema, { timeoutMs: 10_000 });
+}
+
+beforeEach(async () => {
+  server = await startNatsServer();
+  client = await connectTo(server.url, 'test-client');
+  agents = await startFakeAgents(client, { a: { memoryMiB: 4096, cores: 8 }, b: { memoryMiB: 2048, cores: 8 }, c: { memoryMiB: 1024, cores: 8, labels: { zone: 'z2' } } }, { heartbeatMs: 200 });
+});
+
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close();
+  agents.stop();
+  await client.close();
+  await cleanupAll();
+});
+
+describe('place', () => {
+  it('places a VM on a node with room and answers the node, the allocation and the attempts', async () => {
+    await startStreamsAndAgents();
+    await coordinator('c1');
+    const r = await place(client, placeReq('p-1', 512));
+    if (!r.ok) throw new Error(r.error.message);
+    expect(['a', 'b', 'c']).toContain(r.value.nodeId);
+    expect(r.value.allocation.requestId).toBe('p-1');
+    expect(r.value.attempts).toBe(1);
+    expect(agents.live(r.value.nodeId).map((a) => a.requestId)).toEqual(['p-1']);
+  });
+
+  it('answers a retry with the same request id with the same allocation and commits nothing new', async () => {
+    await startStreamsAndAgents();
+    await coordinator('c1');
+    const first = await place(client, placeReq('p-2', 512));
+    const again = await place(client, placeReq('p-2', 512));
+    expect(again).toEqual(first);
+    const commits = [...agents.nodes.values()].reduce((s, n) => s + n.commits, 0);
+    expect(commits).toBe(1);
+  });
+
+  it('refuses the same request id with a different request as a conflict', async () => {
+    await startStreamsAndAgents();
+    await coordinator('c1');
+    expect((await place(client, placeReq('p-3', 512))).ok).toBe(true);
+    const r = await place(client, placeReq('p-3', 768));
+    expect(r.ok ? 'ok' : r.error.code).toBe('conflict');
+  });
+
+  it('says why nothing fits, counting the nodes rejected per reason', async () => {
+    await startStreamsAndAgents();
+    const { coordinator: c } = await coordinator('c1');
+    c.view.setCordoned('a', true);
+    const r = await place(client, placeReq('p-4', 3000));
+    if (r.ok) throw new Error('expected a refusal');
+    expect(r.error.code).toBe('insufficient_capacity');
+    expect(r.error.message).toBe('0/3 nodes are available: 2 Insufficient memory, 1 node cordoned.');
+    expect(r.error.details?.['rejected']).toEqual({ 'Insufficient memory': 2, 'node cordoned': 1 });
+    expect(agents.allocateCalls).toBe(0);
+  });
+
+  it('answers a malformed request with invalid_request naming the field, and keeps serving', async () => {
+    await startStreamsAndAgents();
+    await coordinator('c1');
+    const bad = await place(client, { request: { requestId: 'x', tenantId: 't1', resources: { memoryMiB: -5, vcpus: 1 } } });
+    if (bad.ok) throw new Error('expected invalid_request');
+    expect(bad.error.code).toBe('invalid_request');
+    expect(bad.error.message).toMatch(/request\.resources\.memoryMiB/);
+    expect((await place(client, placeReq('p-5', 256))).ok).toBe(true);
+  });
+
+  it('moves to the next candidate when an agent refuses because the view was stale', async () => {
+    await startStreamsAndAgents();
+    await coordinator('c1');
+    // Fill node c behind the coordinator's back: the view still shows it empty until its next snapshot.
+    const c = agents.nodes.get('c');
+    if (!c) throw new Error('no node c');
+    const before = c.memoryCommitted;
+    c.memoryCommitted = c.spec.memoryMiB;
+    const r = await place(client, placeReq('p-6', 900, { placement: { strategy: 'manual', nodeId: 'c' } }));
+    expect(r.ok ? 'ok' : r.error.code).toBe('insufficient_capacity');
+    if (!r.ok) expect(r.error.message).toMatch(/1 refused by its agent/);
+    c.memoryCommitted = before;
+  });
+
+  it('never places on a cordoned node', async () => {
+    await startStreamsAndAgents();
+    await coordinator('c1');
+    const cordon = await requestTyped(client, schedSubject('cordon'), { requestId: 'cord-1', nodeId: 'a' }, HostHealthSchema, { timeoutMs: 5_000 });
+    expect(cordon.ok).toBe(true);
+    for (let i = 0; i < 6; i++) {
+      const r = await place(client, placeReq(`p-7-${i}`, 256));
+      if (r.ok) expect(r.value.nodeId).not.toBe('a');
+    }
+    expect(agents.live('a')).toEqual([]);
+  });
+});
+
+describe('placement intents', () => {
+  it('resolves a place retried on a second coordinator, after the first died having chosen a node, to the same allocation', async () => {
+    await startStreamsAndAgents();
+    const { nc } = await coordinator('c1');
+    const req = PlaceRequestSchema.parse(placeReq('p-8', 512));
+    // What coordinator c1 did before dying: wrote the intent naming node b, sent allocate to b (which committed).
+    const kv = await new Kvm(jetstream(nc)).open(KV_PLACEMENTS);
+    const intents = new KvStore(kv, PlacementIntentSchema, 'intent');
+    const created = await intents.create('p-8', { requestId: 'p-8', tenantId: 't1', hash: requestHash(req), state: 'pending', nodeId: 'b', attempt: 1, refusedBy: [], coordinatorId: 'c1', updatedAt: Date.now(), memoryMiB: 512, vcpus: 1 });
+    expect(created.ok).toBe(true);
+    const committed = await client.request('allot.agent.b.allocate', encode(req.request), { timeout: 5_000 });
+    expect(committed.data.byteLength).toBeGreaterThan(0);
+
+    await coordinator('c2');
+    // c1 is gone: its service stops answering, c2 alone serves the queue group.
+    await closers.shift()?.();
+    const r = await place(client, placeReq('p-8', 512));
+    if (!r.ok) throw new Error(r.error.message);
+    expect(r.value.nodeId).toBe('b');
+    expect(agents.nodes.get('b')?.commits).toBe(1);
+    expect(agents.nodes.get('a')?.commits).toBe(0);
+  });
+
+  it('asks the pending node again rather than a second node, even when the view prefers another', async () => {
+    await startStreamsAndAgents();
+    const { nc } = await coordinator('c1');
+    const req = PlaceRequestSchema.parse(placeReq('p-9', 256, { placement: { strategy: 'spread' } }));
+    const kv = await new Kvm(jetstream(nc)).open(KV_PLACEMENTS);
+    const intents = new KvStore(kv, PlacementIntentSchema, 'intent');
+    // Spread would pick a (most free); the intent names c, where the allocate never arrived.
+    await intents.create('p-9', { requestId: 'p-9', tenantId: 't1', hash: requestHash(req), state: 'pending', nodeId: 'c', attempt: 1, refusedBy: [], coordinatorId: 'c0', updatedAt: Date.now(), memoryMiB: 256, vcpus: 1 });
+    const r = await place(client, placeReq('p-9', 256, { placement: { strategy: 'spread' } }));
+    if (!r.ok) throw new Error(r.error.message);
+    expect(r.value.nodeId).toBe('c');
+    expect(agents.nodes.get('a')?.commits).toBe(0);
+  });
+});
+
+async function startStreamsAndAgents(): Promise<void> {
+  // The first coordinator creates the streams; agents publish after, so start one throwaway ensure here.
+  const { ensureStreams } = await import('@allot/nats');
+  const { jetstreamManager } = await import('./nats-deps.ts');
+  const ensured = await ensureStreams(await jetstreamManager(client), { replicas: 1 });
+  if (!ensured.ok) throw new Error(ensured.error.message);
+  await agents.start();
+}

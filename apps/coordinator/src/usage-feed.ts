@@ -1,0 +1,56 @@
+import { decode, USAGE_STREAM, UsageSnapshotSchema } from '@allot/core';
+import type { Logger } from 'pino';
+import { DeliverPolicy, type JetStreamClient } from './nats-deps.ts';
+import type { ClusterView, LivenessTransition } from './view.ts';
+
+/** A running usage feed. */
+export interface UsageFeed {
+  /** Resolves once the snapshots stored when the feed started have been applied (the view is rebuilt). */
+  readonly caughtUp: Promise<void>;
+  /** Snapshots applied and rejected (invalid payloads) so far. */
+  stats(): { applied: number; invalid: number };
+  stop(): Promise<void>;
+}
+
+/**
+ * Follows ALLOT_USAGE with an ordered consumer that starts at the last snapshot of every node (deliver_policy
+ * last_per_subject) and then stays live, so a restarted coordinator rebuilds its view from one message per node.
+ * lastSeen is the message's JetStream timestamp: the time the server stored it, not the agent's own clock.
+ */
+export async function followUsage(js: JetStreamClient, view: ClusterView, opts: { logger: Logger; now: () => number; onTransition: (t: LivenessTransition) => void }): Promise<UsageFeed> {
+  // No subject filter: the stream holds only allot.usage.* (and filter_subjects needs a 2.10 server; we run on 2.9.10).
+  const consumer = await js.consumers.get(USAGE_STREAM, { deliver_policy: DeliverPolicy.LastPerSubject });
+  const messages = await consumer.consume();
+  let applied = 0;
+  let invalid = 0;
+  let markCaughtUp: () => void = () => {};
+  const caughtUp = new Promise<void>((resolve) => (markCaughtUp = resolve));
+  // An empty stream: nothing to rebuild. Otherwise the first message with nothing pending behind it marks the end.
+  const info = await consumer.info(true).catch(() => undefined);
+  if (info !== undefined && info.num_pending === 0) markCaughtUp();
+
+  const loop = (async () => {
+    for await (const m of messages) {
+      const snapshot = decode(UsageSnapshotSchema, m.data, Number.POSITIVE_INFINITY);
+      if (!snapshot.ok) {
+        invalid += 1;
+        opts.logger.warn({ subject: m.subject, seq: m.seq, error: snapshot.error.message }, 'invalid usage snapshot ignored');
+      } else {
+        applied += 1;
+        // Nanoseconds past 2^53 lose precision as a number, far below the millisecond kept here.
+        const seenAt = Math.floor(Number(m.info.timestampNanos) / 1e6);
+        const t = view.apply(snapshot.value, seenAt, opts.now());
+        if (t !== null) opts.onTransition(t);
+      }
+      if (m.info.pending === 0) markCaughtUp();
+    }
+  })();
+  return {
+    caughtUp,
+    stats: () => ({ applied, invalid }),
+    stop: async () => {
+      await messages.close();
+      await loop.catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,179 @@
+import { worstHealth, type ClusterUsage, type Health, type NodeLiveness, type NodeView, type UsageSnapshot } from '@allot/core';
+import { ClusterIndex, type ClusterIndexOptions } from '@allot/placement';
+
+/** A liveness change of one node, as the cluster events stream records it. */
+export interface LivenessTransition {
+  readonly kind: 'node_suspect' | 'node_lost' | 'node_returned';
+  readonly nodeId: string;
+  readonly from: NodeLiveness;
+  readonly to: NodeLiveness;
+  /** The last snapshot seen from the node: with the kind, it makes the event's dedupe id across coordinators. */
+  readonly bootId: string;
+  readonly snapshotSeq: number;
+  readonly lastSeen: number;
+  readonly at: number;
+}
+
+export interface ClusterViewOptions {
+  /** Ready -> suspect after this silence; default per node 3 x the heartbeatMs its snapshot announces. */
+  readonly suspectAfterMs?: number;
+  /** Suspect -> lost after this silence. */
+  readonly lostAfterMs: number;
+  readonly index?: ClusterIndexOptions;
+}
+
+interface NodeState {
+  snapshot: UsageSnapshot;
+  lastSeen: number;
+  liveness: NodeLiveness;
+  /** A cordon this coordinator forwarded, shown until a newer snapshot (higher seq or a new boot) reports the node's own state. */
+  override?: { cordoned: boolean; bootId: string; seq: number };
+}
+
+/** Health reasons listed one by one before the rest are summarised as a count. */
+const MAX_HEALTH_REASONS = 10;
+
+/**
+ * The coordinator's soft view of the cluster: each node's latest usage snapshot, when it was seen (JetStream message
+ * time), and its liveness; the placement index is kept current on every change (O(log n) per snapshot). Derived
+ * state only: it chooses candidates, the agents decide.
+ */
+export class ClusterView {
+  readonly index: ClusterIndex;
+  readonly #nodes = new Map<string, NodeState>();
+  readonly #options: ClusterViewOptions;
+
+  constructor(options: ClusterViewOptions) {
+    this.#options = options;
+    this.index = new ClusterIndex(options.index);
+  }
+
+  get size(): number {
+    return this.#nodes.size;
+  }
+
+  /**
+   * Takes a snapshot seen at `seenAt` (the stream's timestamp). A snapshot older than the one held (same boot, lower
+   * seq) is ignored. Returns node_returned when a suspect or lost node reported again.
+   */
+  apply(snapshot: UsageSnapshot, seenAt: number, now: number): LivenessTransition | null {
+    const old = this.#nodes.get(snapshot.nodeId);
+    if (old !== undefined && old.snapshot.bootId === snapshot.bootId && snapshot.seq < old.snapshot.seq) return null;
+    const state: NodeState = { snapshot, lastSeen: Math.max(seenAt, old?.lastSeen ?? 0), liveness: 'ready' };
+    const o = old?.override;
+    if (o !== undefined && o.bootId === snapshot.bootId && snapshot.seq <= o.seq) state.override = o;
+    state.liveness = this.#livenessOf(state, now);
+    this.#nodes.set(snapshot.nodeId, state);
+    this.index.upsert(this.#viewOf(snapshot.nodeId, state));
+    if (old !== undefined && old.liveness !== 'ready' && state.liveness === 'ready') return this.#transition(snapshot.nodeId, state, old.liveness, now);
+    return null;
+  }
+
+  /** Re-evaluates every node's liveness at `now`; returns the transitions (suspect, lost). O(n). */
+  sweep(now: number): LivenessTransition[] {
+    const changes: LivenessTransition[] = [];
+    for (const [nodeId, state] of this.#nodes) {
+      const next = this.#livenessOf(state, now);
+      if (next === state.liveness) continue;
+      const from = state.liveness;
+      state.liveness = next;
+      this.index.upsert(this.#viewOf(nodeId, state));
+      changes.push(this.#transition(nodeId, state, from, now));
+    }
+    return changes;
+  }
+
+  /** Shows the node cordoned (or not) at once, before its agent's next snapshot says so. False for an unknown node. */
+  setCordoned(nodeId: string, cordoned: boolean): boolean {
+    const state = this.#nodes.get(nodeId);
+    if (state === undefined) return false;
+    state.override = { cordoned, bootId: state.snapshot.bootId, seq: state.snapshot.seq };
+    this.index.upsert(this.#viewOf(nodeId, state));
+    return true;
+  }
+
+  get(nodeId: string): NodeView | undefined {
+    return this.index.get(nodeId);
+  }
+
+  /** Every node, optionally only those of one liveness and whose labels include all of `labels`. */
+  nodes(filter: { liveness?: NodeLiveness; labels?: Record<string, string> } = {}): NodeView[] {
+    const out: NodeView[] = [];
+    for (const v of this.index.nodes()) {
+      if (filter.liveness !== undefined && v.liveness !== filter.liveness) continue;
+      if (filter.labels !== undefined && !Object.entries(filter.labels).every(([k, val]) => v.snapshot.labels[k] === val)) continue;
+      out.push(v);
+    }
+    return out.sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
+  }
+
+  /** Cluster totals; capacity counts nodes that are not lost (a lost node's capacity cannot be used). */
+  usage(now: number): ClusterUsage {
+    const u: ClusterUsage = {
+      at: now,
+      nodes: { total: 0, ready: 0, suspect: 0, lost: 0, cordoned: 0 },
+      memory: { capacity: 0, effectiveCapacity: 0, committed: 0, used: 0 },
+      cpu: { capacity: 0, effectiveCapacity: 0, committed: 0, used: 0 },
+      allocationCount: 0,
+    };
+    for (const v of this.index.nodes()) {
+      u.nodes.total += 1;
+      u.nodes[v.liveness] += 1;
+      if (v.snapshot.cordoned) u.nodes.cordoned += 1;
+      // Allocations on a lost node still exist (the agent is the authority); only its capacity is out of reach.
+      u.allocationCount += v.snapshot.allocationCount;
+      u.memory.committed += v.snapshot.memory.committed;
+      u.cpu.committed += v.snapshot.cpu.committed;
+      if (v.liveness === 'lost') continue;
+      for (const r of ['memory', 'cpu'] as const) {
+        u[r].capacity += v.snapshot[r].capacity;
+        u[r].effectiveCapacity += v.snapshot[r].effectiveCapacity;
+        u[r].used += v.snapshot[r].used;
+      }
+    }
+    return u;
+  }
+
+  /**
+   * The worst of the nodes' health, each reason prefixed by its node; suspect and lost nodes make the cluster degraded.
+   * Past MAX_HEALTH_REASONS reasons the rest are counted, so a sick 1,000-node cluster still gives a readable answer.
+   */
+  health(): Health {
+    const healths: Health[] = [];
+    let suspect = 0;
+    let lost = 0;
+    for (const v of this.index.nodes()) {
+      if (v.liveness === 'suspect') suspect += 1;
+      else if (v.liveness === 'lost') lost += 1;
+      const h = v.snapshot.health;
+      if (h.status === 'degraded' || h.status === 'unhealthy') healths.push({ status: h.status, reasons: h.reasons.map((r) => `${v.nodeId}: ${r}`) });
+      else if (h.status === 'stopped') healths.push({ status: 'degraded', reasons: [`${v.nodeId}: stopped`] });
+    }
+    if (suspect + lost > 0) healths.push({ status: 'degraded', reasons: [`${suspect} node(s) suspect, ${lost} lost`] });
+    if (this.#nodes.size === 0) healths.push({ status: 'degraded', reasons: ['no node has reported yet'] });
+    const worst = worstHealth(healths);
+    if (worst.status !== 'degraded' && worst.status !== 'unhealthy') return worst;
+    if (worst.reasons.length <= MAX_HEALTH_REASONS) return worst;
+    const shown = worst.reasons.slice(0, MAX_HEALTH_REASONS);
+    shown.push(`and ${worst.reasons.length - MAX_HEALTH_REASONS} more`);
+    return { status: worst.status, reasons: shown };
+  }
+
+  #livenessOf(state: NodeState, now: number): NodeLiveness {
+    const silence = now - state.lastSeen;
+    if (silence >= this.#options.lostAfterMs) return 'lost';
+    const suspectAfter = this.#options.suspectAfterMs ?? 3 * state.snapshot.heartbeatMs;
+    return silence >= suspectAfter ? 'suspect' : 'ready';
+  }
+
+  #viewOf(nodeId: string, state: NodeState): NodeView {
+    const snapshot = state.override === undefined ? state.snapshot : { ...state.snapshot, cordoned: state.override.cordoned };
+    return { nodeId, liveness: state.liveness, lastSeen: state.lastSeen, snapshot };
+  }
+
+  #transition(nodeId: string, state: NodeState, from: NodeLiveness, now: number): LivenessTransition {
+    const to = state.liveness;
+    const kind = to === 'ready' ? 'node_returned' : to === 'suspect' ? 'node_suspect' : 'node_lost';
+    return { kind, nodeId, from, to, bootId: state.snapshot.bootId, snapshotSeq: state.snapshot.seq, lastSeen: state.lastSeen, at: now };
+  }
+}
