@@ -1,0 +1,102 @@
+/*
+ * End-to-end place throughput and latency: a real nats-server, one coordinator, N simulated agents in this process
+ * (one wildcard subscription, in-memory ledgers, snapshots on heartbeats). Prints figures; asserts nothing.
+ *   node apps/coordinator/bench/place.bench.ts [nodeCounts=3,100,1000] [sequential=300] [pipelined=5000]
+ */
+import { place, type ClusterIndex } from '@allot/placement';
+import { PlaceRequestSchema } from '@allot/core';
+import { ensureStreams } from '@allot/nats';
+import { cleanupAll, startNatsServer } from '../../../test/harness/index.ts';
+import { jetstreamManager } from '../src/nats-deps.ts';
+import { connectTo, startFakeAgents, startTestCoordinator } from '../src/testing/cluster.ts';
+
+const [countsArg, seqArg, pipeArg] = process.argv.slice(2);
+const counts = (countsArg ?? '3,100,1000').split(',').map(Number);
+const SEQUENTIAL = Number(seqArg ?? 300);
+const PIPELINED = Number(pipeArg ?? 5000);
+const WINDOW = 256;
+
+function pct(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+}
+
+const server = await startNatsServer();
+try {
+  for (const n of counts) {
+    const client = await connectTo(server.url, 'bench-client');
+    const ensured = await ensureStreams(await jetstreamManager(client), { replicas: 1 });
+    if (!ensured.ok) throw new Error(ensured.error.message);
+    const nodes: Record<string, { memoryMiB: number; cores: number }> = {};
+    for (let i = 0; i < n; i++) nodes[`n${n}-${i}`] = { memoryMiB: 1 << 22, cores: 4096 };
+    const agentNc = await connectTo(server.url, 'bench-agents');
+    const agents = await startFakeAgents(agentNc, nodes, { heartbeatMs: 1_000, publishOnChange: false });
+    await agents.start();
+    const { coordinator, nc } = await startTestCoordinator(server.url, { coordinatorId: `bench-${n}`, liveness: { lostAfterMs: 600_000, suspectAfterMs: 600_000 } });
+    const { requestTyped } = await import('@allot/nats');
+    const { schedSubject, PlaceReplySchema, agentSubject } = await import('@allot/core');
+    const mk = (id: string) => ({ request: { requestId: id, tenantId: 'bench', resources: { memoryMiB: 16, vcpus: 1 } }, placement: { strategy: 'spread' } });
+
+    // Two-hop bare round trip: client -> "coordinator" -> "agent" with no logic, same payload sizes.
+    const hop1 = client.subscribe('bench.hop1', { callback: (_e, m) => void nc.request(agentSubject(`n${n}-0`, 'usage'), new Uint8Array(0), { timeout: 5_000 }).then((r) => m.respond(r.data)) });
+    await client.flush();
+    const bare: number[] = [];
+    for (let i = 0; i < SEQUENTIAL; i++) {
+      const t0 = performance.now();
+      await client.request('bench.hop1', new Uint8Array(64), { timeout: 5_000 });
+      bare.push(performance.now() - t0);
+    }
+    hop1.unsubscribe();
+
+    const seq: number[] = [];
+    for (let i = 0; i < SEQUENTIAL; i++) {
+      const t0 = performance.now();
+      const r = await requestTyped(client, schedSubject('place'), mk(`s-${n}-${i}`), PlaceReplySchema, { timeoutMs: 10_000 });
+      if (!r.ok) throw new Error(r.error.message);
+      seq.push(performance.now() - t0);
+    }
+
+    let next = 0;
+    let failed = 0;
+    const t0 = performance.now();
+    await Promise.all(
+      Array.from({ length: WINDOW }, async () => {
+        while (next < PIPELINED) {
+          const i = next++;
+          const r = await requestTyped(client, schedSubject('place'), mk(`p-${n}-${i}`), PlaceReplySchema, { timeoutMs: 30_000 });
+          if (!r.ok) failed += 1;
+        }
+      }),
+    );
+    const seconds = (performance.now() - t0) / 1000;
+
+    // Decision time alone: @allot/placement over the coordinator's own index.
+    const index: ClusterIndex = coordinator.view.index;
+    const req = PlaceRequestSchema.parse(mk('decide'));
+    const d0 = performance.now();
+    const DECISIONS = 2000;
+    for (let i = 0; i < DECISIONS; i++) place(index, req.request, req.placement, { random: Math.random });
+    const decideUs = ((performance.now() - d0) * 1000) / DECISIONS;
+
+    seq.sort((a, b) => a - b);
+    bare.sort((a, b) => a - b);
+    console.log(
+      JSON.stringify({
+        nodes: n,
+        sequential: { count: SEQUENTIAL, p50Ms: +pct(seq, 0.5).toFixed(3), p99Ms: +pct(seq, 0.99).toFixed(3) },
+        bareTwoHop: { p50Ms: +pct(bare, 0.5).toFixed(3), p99Ms: +pct(bare, 0.99).toFixed(3) },
+        pipelined: { count: PIPELINED, window: WINDOW, perSecond: Math.round(PIPELINED / seconds), failed },
+        decisionUs: +decideUs.toFixed(1),
+      }),
+    );
+    await coordinator.stop();
+    await nc.close();
+    agents.stop();
+    await agentNc.close();
+    // Next size starts from empty streams and buckets so the views do not mix.
+    const jsm = await jetstreamManager(client);
+    for (const s of ['ALLOT_USAGE', 'KV_allot_placements']) await jsm.streams.purge(s).catch(() => undefined);
+    await client.close();
+  }
+} finally {
+  await cleanupAll();
+}
