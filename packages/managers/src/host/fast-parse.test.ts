@@ -1,21 +1,34 @@
-import { AllocationRequestSchema } from '@allot/core';
+import { AgentReleaseRequestSchema, AllocationRequestSchema } from '@allot/core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseRequest } from './fast-parse.ts';
+import { parseRelease, parseRequest } from './fast-parse.ts';
 
 const id = fc.oneof(fc.stringMatching(/^[A-Za-z0-9_:=-]{1,12}$/), fc.string({ maxLength: 6 }), fc.constant(''), fc.constant('a.b'));
 const int = fc.oneof(fc.integer({ min: -3, max: 5000 }), fc.double(), fc.constant(2 ** 31));
+/** Objects zod does not treat as plain ones: an array (with or without the right keys), a Date, a Map, a class instance. */
+const oddObject = <T extends object>(like: T) => fc.constantFrom<unknown>([], Object.assign([], like), new Date(0), new Map(Object.entries(like)), Object.create(like) as unknown);
 const request = fc.record(
   {
     requestId: id,
     tenantId: id,
-    resources: fc.record({ memoryMiB: int, vcpus: int }, { requiredKeys: [] }),
+    resources: fc.oneof(fc.record({ memoryMiB: int, vcpus: int }, { requiredKeys: [] }), oddObject({ memoryMiB: 1, vcpus: 1 })),
     priority: int,
-    cpu: fc.record({ exclusive: fc.oneof(fc.boolean(), fc.constant('yes')), numa: fc.constantFrom('any', 'prefer', 'require', 'none') }, { requiredKeys: [] }),
-    reservation: fc.record({ ttlMs: int }),
-    metadata: fc.constantFrom({}, { 'allot.group': 'web' }),
+    cpu: fc.oneof(
+      fc.record({ exclusive: fc.oneof(fc.boolean(), fc.constant('yes')), numa: fc.constantFrom('any', 'prefer', 'require', 'none') }, { requiredKeys: [] }),
+      oddObject({ exclusive: true, numa: 'any' }),
+    ),
+    reservation: fc.oneof(fc.record({ ttlMs: int }), oddObject({ ttlMs: 5 })),
+    metadata: fc.oneof(fc.constantFrom({}, { 'allot.group': 'web' }), oddObject({})),
   },
   { requiredKeys: ['requestId', 'tenantId', 'resources'] },
+);
+const release = fc.oneof(
+  fc.record(
+    { requestId: id, allocationId: id, allocationRequestId: id, reason: fc.oneof(fc.string({ maxLength: 4 }), fc.constant('x'.repeat(256)), fc.constant('x'.repeat(257)), fc.constant(3)), other: fc.constant(1) },
+    { requiredKeys: [] },
+  ),
+  oddObject({ requestId: 'r', allocationId: 'n:1' }),
+  fc.constantFrom<unknown>(null, 'r', 7),
 );
 
 describe('the fast request parser', () => {
@@ -24,6 +37,18 @@ describe('the fast request parser', () => {
       fc.property(request, (input) => {
         const fast = parseRequest(input);
         const zod = AllocationRequestSchema.safeParse(input);
+        expect(fast.ok).toBe(zod.success);
+        if (fast.ok && zod.success) expect(fast.value).toEqual(zod.data);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('parses releases exactly as the zod schema does', () => {
+    fc.assert(
+      fc.property(release, (input) => {
+        const fast = parseRelease(input);
+        const zod = AgentReleaseRequestSchema.safeParse(input);
         expect(fast.ok).toBe(zod.success);
         if (fast.ok && zod.success) expect(fast.value).toEqual(zod.data);
       }),

@@ -16,45 +16,60 @@ function isInt(v: unknown, min: number, max: number): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
 }
 
-function onlyKeys(o: object, allowed: readonly string[]): boolean {
-  for (const k in o) if (!allowed.includes(k)) return false;
-  return true;
+/**
+ * A plain object literal (prototype Object.prototype): no array, Date, Map or class instance, whose own keys are
+ * all its keys. zod treats those differently (an array is not an object to it, a record refuses a Map), so they go to zod.
+ */
+function isPlain(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && Object.getPrototypeOf(v) === Object.prototype;
 }
 
-const REQUEST_KEYS = ['requestId', 'tenantId', 'resources', 'priority', 'cpu', 'reservation', 'metadata'] as const;
+function isRequestKey(k: string): boolean {
+  return k === 'requestId' || k === 'tenantId' || k === 'resources' || k === 'priority' || k === 'cpu' || k === 'reservation' || k === 'metadata';
+}
 
 /** The fast path; undefined means "ask zod". */
 function fastRequest(input: unknown): AllocationRequest | undefined {
-  if (typeof input !== 'object' || input === null || Object.getPrototypeOf(input) !== Object.prototype) return undefined;
-  const r = input as Record<string, unknown>;
-  if (!onlyKeys(r, REQUEST_KEYS)) return undefined;
-  const { requestId, tenantId, resources, priority, cpu, reservation, metadata } = r;
+  if (!isPlain(input)) return undefined;
+  for (const k in input) if (!isRequestKey(k)) return undefined;
+  const requestId = input.requestId;
+  const tenantId = input.tenantId;
+  const resources = input.resources;
+  const priority = input.priority;
+  const cpu = input.cpu;
+  const reservation = input.reservation;
+  const metadata = input.metadata;
   if (typeof requestId !== 'string' || !REQUEST_ID.test(requestId)) return undefined;
   if (typeof tenantId !== 'string' || !TOKEN.test(tenantId)) return undefined;
-  if (typeof resources !== 'object' || resources === null || !onlyKeys(resources, ['memoryMiB', 'vcpus'])) return undefined;
-  const { memoryMiB, vcpus } = resources as Record<string, unknown>;
+  if (!isPlain(resources)) return undefined;
+  for (const k in resources) if (k !== 'memoryMiB' && k !== 'vcpus') return undefined;
+  const memoryMiB = resources.memoryMiB;
+  const vcpus = resources.vcpus;
   if (!isInt(memoryMiB, 0, MAX_MEMORY_MIB) || !isInt(vcpus, 0, MAX_VCPUS) || (memoryMiB === 0 && vcpus === 0)) return undefined;
   if (priority !== undefined && !isInt(priority, 0, 1000)) return undefined;
   let exclusive = false;
   let numa: AllocationRequest['cpu']['numa'] = 'any';
   if (cpu !== undefined) {
-    if (typeof cpu !== 'object' || cpu === null || !onlyKeys(cpu, ['exclusive', 'numa'])) return undefined;
-    const c = cpu as Record<string, unknown>;
-    if (c.exclusive !== undefined && typeof c.exclusive !== 'boolean') return undefined;
-    if (c.numa !== undefined && c.numa !== 'any' && c.numa !== 'prefer' && c.numa !== 'require') return undefined;
-    exclusive = (c.exclusive as boolean | undefined) ?? false;
-    numa = (c.numa as typeof numa | undefined) ?? 'any';
+    if (!isPlain(cpu)) return undefined;
+    for (const k in cpu) if (k !== 'exclusive' && k !== 'numa') return undefined;
+    const e = cpu.exclusive;
+    const n = cpu.numa;
+    if (e !== undefined && typeof e !== 'boolean') return undefined;
+    if (n !== undefined && n !== 'any' && n !== 'prefer' && n !== 'require') return undefined;
+    exclusive = e ?? false;
+    numa = n ?? 'any';
   }
   // Metadata and reservations are rarer: only the simplest forms take the fast path.
-  if (metadata !== undefined && (typeof metadata !== 'object' || metadata === null || Object.keys(metadata).length > 0)) return undefined;
+  if (metadata !== undefined && (!isPlain(metadata) || Object.keys(metadata).length > 0)) return undefined;
   let ttlMs: number | undefined;
   if (reservation !== undefined) {
-    if (typeof reservation !== 'object' || reservation === null || !onlyKeys(reservation, ['ttlMs'])) return undefined;
-    const t = (reservation as Record<string, unknown>).ttlMs;
+    if (!isPlain(reservation)) return undefined;
+    for (const k in reservation) if (k !== 'ttlMs') return undefined;
+    const t = reservation.ttlMs;
     if (!isInt(t, 1, MAX_RESERVATION_TTL_MS)) return undefined;
     ttlMs = t;
   }
-  const out: AllocationRequest = { requestId, tenantId, resources: { memoryMiB, vcpus }, priority: (priority as number | undefined) ?? 0, cpu: { exclusive, numa }, metadata: {} };
+  const out: AllocationRequest = { requestId, tenantId, resources: { memoryMiB, vcpus }, priority: priority ?? 0, cpu: { exclusive, numa }, metadata: {} };
   if (ttlMs !== undefined) out.reservation = { ttlMs };
   return out;
 }
@@ -69,17 +84,19 @@ export function parseRequest(input: unknown): Result<AllocationRequest> {
 
 /** Parses a release request the same way. */
 export function parseRelease(input: unknown): Result<AgentReleaseRequest> {
-  if (typeof input === 'object' && input !== null && Object.getPrototypeOf(input) === Object.prototype && onlyKeys(input, ['requestId', 'allocationId', 'allocationRequestId', 'reason'])) {
-    const r = input as Record<string, unknown>;
-    const okId = typeof r.requestId === 'string' && REQUEST_ID.test(r.requestId);
-    const okAlloc = r.allocationId === undefined || (typeof r.allocationId === 'string' && ALLOCATION_ID.test(r.allocationId));
-    const okReq = r.allocationRequestId === undefined || (typeof r.allocationRequestId === 'string' && REQUEST_ID.test(r.allocationRequestId));
-    const okReason = r.reason === undefined || (typeof r.reason === 'string' && r.reason.length <= 256);
-    if (okId && okAlloc && okReq && okReason && (r.allocationId !== undefined || r.allocationRequestId !== undefined)) {
-      const out: AgentReleaseRequest = { requestId: r.requestId as string };
-      if (r.allocationId !== undefined) out.allocationId = r.allocationId as string;
-      if (r.allocationRequestId !== undefined) out.allocationRequestId = r.allocationRequestId as string;
-      if (r.reason !== undefined) out.reason = r.reason as string;
+  if (isPlain(input)) {
+    let plain = true;
+    for (const k in input) if (k !== 'requestId' && k !== 'allocationId' && k !== 'allocationRequestId' && k !== 'reason') plain = false;
+    const { requestId, allocationId, allocationRequestId, reason } = input;
+    const okId = typeof requestId === 'string' && REQUEST_ID.test(requestId);
+    const okAlloc = allocationId === undefined || (typeof allocationId === 'string' && ALLOCATION_ID.test(allocationId));
+    const okReq = allocationRequestId === undefined || (typeof allocationRequestId === 'string' && REQUEST_ID.test(allocationRequestId));
+    const okReason = reason === undefined || (typeof reason === 'string' && reason.length <= 256);
+    if (plain && okId && okAlloc && okReq && okReason && (allocationId !== undefined || allocationRequestId !== undefined)) {
+      const out: AgentReleaseRequest = { requestId };
+      if (allocationId !== undefined) out.allocationId = allocationId;
+      if (allocationRequestId !== undefined) out.allocationRequestId = allocationRequestId;
+      if (reason !== undefined) out.reason = reason;
       return { ok: true, value: out };
     }
   }

@@ -1,13 +1,10 @@
+import { z } from 'zod';
 import {
-  AgentActivateRequestSchema,
   AllocationIdSchema,
   AllocationSchema,
-  AllotErrorSchema,
   CoreIdSchema,
-  CpuOptionsSchema,
   CpuPolicySchema,
   EpochMsSchema,
-  EventKindSchema,
   LimitsSchema,
   NodeIdSchema,
   RequestIdSchema,
@@ -19,68 +16,54 @@ import {
  * (the Allocation schema itself is integer-only apart from the overcommit ratio, which lives in limits as
  * configuration). `seq` grows by one with every record; replay skips records at or below a snapshot's seq.
  * Record kinds reuse the event kinds' names (allocated, released, ...), so a ledger and the events stream read alike.
- *
- * Workaround: zod is not (yet) a dependency of @allot/managers and the lockfile is not ours to change, so the
- * schemas are derived from core's own schemas (pick/extend/extract/or) instead of `z.object(...)`. Same validation.
  */
 
-/** An empty object schema to extend (zod's z.object({}), reached through a core schema). */
-const object = AgentActivateRequestSchema.pick({});
-const kind = <K extends 'allocated' | 'reserved' | 'activated' | 'released' | 'expired' | 'limits_updated' | 'cordoned' | 'uncordoned'>(k: K) => EventKindSchema.extract([k]);
-const int = EpochMsSchema;
-const boolean = CpuOptionsSchema.shape.exclusive.unwrap();
-const reasonText = AllotErrorSchema.shape.message.max(256);
-
-const base = { seq: int.min(1), at: EpochMsSchema };
+const int = z.int().min(0);
+const reasonText = z.string().max(256);
+const base = { seq: z.int().min(1), at: EpochMsSchema };
 
 /** A slice's durable configuration: limits and, for CPU, the reserved cores and policy. */
-export const SliceConfigSchema = object.extend({
+export const SliceConfigSchema = z.object({
   limits: LimitsSchema,
-  reservedCores: CoreIdSchema.array().max(4096).optional(),
+  reservedCores: z.array(CoreIdSchema).max(4096).optional(),
   policy: CpuPolicySchema.optional(),
 });
-
-const AllocatedRecord = object.extend({ kind: kind('allocated'), ...base, allocation: AllocationSchema, idCounter: int });
-const ReservedRecord = object.extend({ kind: kind('reserved'), ...base, allocation: AllocationSchema, idCounter: int });
-const ActivatedRecord = object.extend({ kind: kind('activated'), ...base, allocationId: AllocationIdSchema, requestId: RequestIdSchema });
-const ReleasedRecord = object.extend({ kind: kind('released'), ...base, allocationId: AllocationIdSchema, requestId: RequestIdSchema, reason: reasonText });
-const ExpiredRecord = object.extend({ kind: kind('expired'), ...base, allocationId: AllocationIdSchema });
-const LimitsRecord = object.extend({ kind: kind('limits_updated'), ...base, resourceType: ResourceTypeSchema, config: SliceConfigSchema, force: boolean });
-const CordonRecord = object.extend({ kind: kind('cordoned'), ...base, reason: reasonText });
-const UncordonRecord = object.extend({ kind: kind('uncordoned'), ...base, reason: reasonText });
 
 /**
  * One journaled change: allocated / reserved (the full Allocation, and the id counter it was drawn from),
  * activated, released (with the release's request id and reason), expired, limits_updated (the slice's whole new
  * configuration), cordoned / uncordoned.
  */
-export const HostRecordSchema = AllocatedRecord.or(ReservedRecord)
-  .or(ActivatedRecord)
-  .or(ReleasedRecord)
-  .or(ExpiredRecord)
-  .or(LimitsRecord)
-  .or(CordonRecord)
-  .or(UncordonRecord);
-export type HostRecord = ReturnType<typeof HostRecordSchema.parse>;
+export const HostRecordSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('allocated'), ...base, allocation: AllocationSchema, idCounter: int }),
+  z.object({ kind: z.literal('reserved'), ...base, allocation: AllocationSchema, idCounter: int }),
+  z.object({ kind: z.literal('activated'), ...base, allocationId: AllocationIdSchema, requestId: RequestIdSchema }),
+  z.object({ kind: z.literal('released'), ...base, allocationId: AllocationIdSchema, requestId: RequestIdSchema, reason: reasonText }),
+  z.object({ kind: z.literal('expired'), ...base, allocationId: AllocationIdSchema }),
+  z.object({ kind: z.literal('limits_updated'), ...base, resourceType: ResourceTypeSchema, config: SliceConfigSchema, force: z.boolean() }),
+  z.object({ kind: z.literal('cordoned'), ...base, reason: reasonText }),
+  z.object({ kind: z.literal('uncordoned'), ...base, reason: reasonText }),
+]);
+export type HostRecord = z.infer<typeof HostRecordSchema>;
 export type HostRecordKind = HostRecord['kind'];
 
 /** A released allocation kept for the retention window, so a late retry of its allocate returns it instead of allocating again. */
-export const RetainedReleaseSchema = object.extend({ allocation: AllocationSchema, releasedAt: EpochMsSchema, releaseRequestId: RequestIdSchema });
-export type RetainedRelease = ReturnType<typeof RetainedReleaseSchema.parse>;
+export const RetainedReleaseSchema = z.object({ allocation: AllocationSchema, releasedAt: EpochMsSchema, releaseRequestId: RequestIdSchema });
+export type RetainedRelease = z.infer<typeof RetainedReleaseSchema>;
 
 /** Everything needed to rebuild a host's state without its earlier records (for ledger compaction). */
-export const HostStateSnapshotSchema = object.extend({
-  version: int.min(1).max(1),
+export const HostStateSnapshotSchema = z.object({
+  version: z.int().min(1).max(1),
   nodeId: NodeIdSchema,
   /** The seq of the last record the snapshot includes. */
   seq: int,
   idCounter: int,
-  cordon: object.extend({ cordoned: boolean, reason: reasonText }),
-  configs: object.extend({ resourceType: ResourceTypeSchema, config: SliceConfigSchema }).array(),
-  live: AllocationSchema.array(),
-  released: RetainedReleaseSchema.array(),
+  cordon: z.object({ cordoned: z.boolean(), reason: reasonText }),
+  configs: z.array(z.object({ resourceType: ResourceTypeSchema, config: SliceConfigSchema })),
+  live: z.array(AllocationSchema),
+  released: z.array(RetainedReleaseSchema),
 });
-export type HostStateSnapshot = ReturnType<typeof HostStateSnapshotSchema.parse>;
+export type HostStateSnapshot = z.infer<typeof HostStateSnapshotSchema>;
 
 /**
  * Where a host manager's records go. `append` resolves when the record is durable; records become durable in the
@@ -101,6 +84,9 @@ export interface ReplayableJournal extends Journal {
   load(): Promise<DurableState>;
 }
 
+/** One settled promise shared by every in-memory append: reacting to it allocates nothing new. */
+const DURABLE: Promise<void> = Promise.resolve();
+
 /**
  * Keeps records in memory and resolves at once. For tests, benches, and actor restarts inside one process (a crashed
  * actor is rebuilt from these records). Not durable across process restarts: the agent plugs in the file ledger.
@@ -114,7 +100,7 @@ export class MemoryJournal implements ReplayableJournal {
   append(record: HostRecord): Promise<void> {
     if (this.failWith !== undefined) return Promise.reject(this.failWith);
     this.#records.push(record);
-    return Promise.resolve();
+    return DURABLE;
   }
 
   get records(): readonly HostRecord[] {
