@@ -32,17 +32,37 @@
 import { AllotFailure, errorOf, toAllotError, type AllotError } from '@allot/core';
 import type { Supervisor } from './supervisor.ts';
 
-/** A reply that becomes available later (when a journal record is durable); the mailbox does not wait for it. */
+/**
+ * A reply that becomes available later (when a journal record is durable); the mailbox does not wait for it.
+ * Either the promise's own value is the reply (`deferred`), or the reply is known now and only its release waits
+ * for the promise (`deferredUntil`, one Promise fewer per message on the hot path).
+ */
 export class Deferred<Reply> {
-  readonly promise: Promise<Reply>;
-  constructor(promise: Promise<Reply>) {
+  readonly promise: Promise<unknown>;
+  /** True when `reply` is the reply (deferredUntil); false when the promise's value is (deferred). */
+  readonly fixed: boolean;
+  readonly reply: Reply | undefined;
+  /** Run once the promise has fulfilled, just before the reply is delivered (e.g. a change notification). */
+  readonly onDurable: (() => void) | undefined;
+  constructor(promise: Promise<unknown>, fixed = false, reply?: Reply, onDurable?: () => void) {
     this.promise = promise;
+    this.fixed = fixed;
+    this.reply = reply;
+    this.onDurable = onDurable;
   }
 }
 
 /** Wraps a promise as a deferred reply: see the module doc. */
 export function deferred<Reply>(promise: Promise<Reply>): Deferred<Reply> {
-  return new Deferred(promise);
+  return new Deferred<Reply>(promise);
+}
+
+/**
+ * A reply known now, delivered once `durable` fulfils (after `onDurable`, when given); when `durable` rejects, the
+ * same as a failed deferred reply (see the module doc).
+ */
+export function deferredUntil<Reply>(durable: Promise<unknown>, reply: Reply, onDurable?: () => void): Deferred<Reply> {
+  return new Deferred<Reply>(durable, true, reply, onDurable);
 }
 
 /** What an actor's handler may return. */
@@ -194,7 +214,7 @@ export class Actor<Msg, Reply> {
         return;
       }
       if (result instanceof Deferred) {
-        this.#awaitDeferred(envelope, result.promise);
+        this.#awaitDeferred(envelope, result as Deferred<Reply>);
       } else if (result instanceof Promise) {
         // A plain async handler: its awaits belong to its turn, so the mailbox waits.
         result.then(
@@ -221,13 +241,20 @@ export class Actor<Msg, Reply> {
     this.#maybeDrained();
   }
 
-  #awaitDeferred(envelope: Envelope<Reply>, promise: Promise<Reply>): void {
+  #awaitDeferred(envelope: Envelope<Reply>, reply: Deferred<Reply>): void {
     this.#inFlightDeferred += 1;
     const generation = this.#generation;
-    promise.then(
-      (reply) => {
+    reply.promise.then(
+      (value) => {
         this.#inFlightDeferred -= 1;
-        this.#succeed(envelope, reply);
+        if (reply.onDurable !== undefined) {
+          try {
+            reply.onDurable();
+          } catch {
+            // A notification's failure must not lose a durable reply.
+          }
+        }
+        this.#succeed(envelope, reply.fixed ? (reply.reply as Reply) : (value as Reply));
         this.#maybeDrained();
       },
       (thrown: unknown) => {

@@ -38,10 +38,45 @@ export interface ReleaseRequest {
 }
 
 /** Which slices a request involves (the ones it asks a positive amount of), in the state's slice order. */
-function involved(slices: Map<ResourceType, ResourceSlice>, request: AllocationRequest): ResourceSlice[] {
+function involved(slices: SliceMap, request: AllocationRequest): ResourceSlice[] {
   const out: ResourceSlice[] = [];
-  for (const slice of slices.values()) if (slice.amountOf(request) > 0) out.push(slice);
+  for (const slice of slices.list) if (slice.amountOf(request) > 0) out.push(slice);
   return out;
+}
+
+/**
+ * The slices by type, plus the same slices as an array kept in step (rebuilt only when the map changes), so the hot
+ * path walks them without allocating an iterator or an array per request.
+ */
+export class SliceMap extends Map<ResourceType, ResourceSlice> {
+  #list: ResourceSlice[] | undefined;
+  get list(): readonly ResourceSlice[] {
+    if (this.#list === undefined) this.#list = [...this.values()];
+    return this.#list;
+  }
+  override set(type: ResourceType, slice: ResourceSlice): this {
+    this.#list = undefined;
+    return super.set(type, slice);
+  }
+  override delete(type: ResourceType): boolean {
+    this.#list = undefined;
+    return super.delete(type);
+  }
+  override clear(): void {
+    this.#list = undefined;
+    super.clear();
+  }
+}
+
+/**
+ * What the state remembers of one request id: its allocation, live (releasedAt -1) or released and retained for the
+ * retention window. Mutated in place when the allocation is activated or released, so a release moves no map entry
+ * of the request id; once released it is a RetainedRelease and never changes again.
+ */
+interface Slot {
+  allocation: Allocation;
+  releasedAt: number;
+  releaseRequestId: string;
 }
 
 /** The types a request asks for that no slice handles. */
@@ -63,7 +98,7 @@ function missingTypes(slices: Map<ResourceType, ResourceSlice>, request: Allocat
  */
 export class HostState {
   readonly nodeId: string;
-  readonly slices = new Map<ResourceType, ResourceSlice>();
+  readonly slices = new SliceMap();
   readonly #now: () => number;
   readonly #retentionMs: number;
   readonly #maxRetained: number;
@@ -71,12 +106,16 @@ export class HostState {
   idCounter = 0;
   cordon = { cordoned: false, reason: '' };
   readonly live = new Map<string, Allocation>();
-  readonly #liveByRequest = new Map<string, Allocation>();
-  readonly #retained = new Map<string, RetainedRelease>();
-  readonly #retainedById = new Map<string, RetainedRelease>();
-  readonly #releaseRequests = new Map<string, string>();
-  #retainedOrder: RetainedRelease[] = [];
-  #retainedHead = 0;
+  /** Request id -> its slot, live or retained: the idempotency index of allocate. */
+  readonly #byRequest = new Map<string, Slot>();
+  /** Allocation id -> slot, retained (released) allocations only; live ones are in `live`. */
+  readonly #retainedById = new Map<string, Slot>();
+  /** Release request id -> the slot it released (a reused release id naming another allocation is a conflict). */
+  readonly #releaseRequests = new Map<string, Slot>();
+  /** Retained slots, oldest release first: a ring buffer (head, count), grown by doubling, pruned from the head. */
+  #ring: (Slot | undefined)[] = new Array<Slot | undefined>(1024).fill(undefined);
+  #ringHead = 0;
+  #ringCount = 0;
   readonly #reservations = new Set<string>();
   #nextExpiry: number | undefined;
   readonly tenants = new Map<string, TenantUsage>();
@@ -87,6 +126,11 @@ export class HostState {
     this.#now = options.now;
     this.#retentionMs = options.releasedRetentionMs ?? 3_600_000;
     this.#maxRetained = options.maxRetained ?? 100_000;
+  }
+
+  /** True when some reservation's expiry has passed (expireDue has work); false costs no clock read without reservations. */
+  hasDue(): boolean {
+    return this.#nextExpiry !== undefined && this.#nextExpiry <= this.#now();
   }
 
   /** When the earliest reservation expires, if any. */
@@ -110,7 +154,7 @@ export class HostState {
   }
 
   retainedCount(): number {
-    return this.#retained.size;
+    return this.#ringCount;
   }
 
   check(request: AllocationRequest): Availability {
@@ -133,7 +177,7 @@ export class HostState {
 
   /** Allocates (or reserves, when `reservation`) all of the request or nothing. */
   allocate(request: AllocationRequest, reservation: boolean): Result<Change> {
-    const seen = this.#liveByRequest.get(request.requestId) ?? this.#retained.get(request.requestId)?.allocation;
+    const seen = this.#byRequest.get(request.requestId)?.allocation;
     if (seen !== undefined) {
       if (sameValue(seen.request, request)) return ok({ allocation: seen });
       return err('conflict', `request id ${request.requestId} was already used for a different request (allocation ${seen.id})`, { requestId: request.requestId, allocationId: seen.id });
@@ -144,18 +188,23 @@ export class HostState {
       return err('insufficient_capacity', `no ${missing.join(', ')} manager on node ${this.nodeId}`, { resourceType: missing[0], requested: 0, free: 0, effectiveCapacity: 0, nodeId: this.nodeId });
     }
     const id = `${this.nodeId}:${this.idCounter + 1}`;
-    const taken: ResourceSlice[] = [];
+    const slices = this.slices.list;
     let cpu: Allocation['cpu'] = null;
-    for (const slice of involved(this.slices, request)) {
+    for (let k = 0; k < slices.length; k += 1) {
+      const slice = slices[k] as ResourceSlice;
+      if (slice.amountOf(request) <= 0) continue;
       slice.noteRequest(request);
       const grant = slice.take(id, request, reservation);
       if (!grant.ok) {
-        // All or nothing, inside this synchronous turn: nobody can observe the part already taken.
-        for (const t of taken) t.free(id);
+        // All or nothing, inside this synchronous turn: nobody can observe the part already taken (the involved
+        // slices before this one, each of which took).
+        for (let j = 0; j < k; j += 1) {
+          const t = slices[j] as ResourceSlice;
+          if (t.amountOf(request) > 0) t.free(id);
+        }
         return grant;
       }
       if (grant.value !== null) cpu = grant.value;
-      taken.push(slice);
     }
     const now = this.#now();
     const allocation: Allocation = {
@@ -181,7 +230,7 @@ export class HostState {
   release(target: ReleaseRequest): Result<Change> {
     let allocation: Allocation | undefined;
     if (target.allocationId !== undefined) allocation = this.find(target.allocationId);
-    else if (target.allocationRequestId !== undefined) allocation = this.#liveByRequest.get(target.allocationRequestId) ?? this.#retained.get(target.allocationRequestId)?.allocation;
+    else if (target.allocationRequestId !== undefined) allocation = this.#byRequest.get(target.allocationRequestId)?.allocation;
     else return err('invalid_request', 'name the allocation by allocationId or allocationRequestId', { field: 'allocationId' });
     if (allocation === undefined) {
       const name = target.allocationId ?? target.allocationRequestId;
@@ -190,7 +239,7 @@ export class HostState {
     if (target.allocationId !== undefined && target.allocationRequestId !== undefined && allocation.requestId !== target.allocationRequestId) {
       return err('invalid_request', `allocation ${allocation.id} was not created by request ${target.allocationRequestId}`, { field: 'allocationRequestId' });
     }
-    const earlier = this.#releaseRequests.get(target.requestId);
+    const earlier = this.#releaseRequests.get(target.requestId)?.allocation.id;
     if (earlier !== undefined && earlier !== allocation.id) {
       return err('conflict', `release request id ${target.requestId} was already used to release ${earlier}`, { requestId: target.requestId, allocationId: earlier });
     }
@@ -326,9 +375,10 @@ export class HostState {
     const configs: HostStateSnapshot['configs'] = [];
     for (const [type, slice] of this.slices) configs.push({ resourceType: type, config: toRecordConfig(slice.config()) });
     const released: RetainedRelease[] = [];
-    for (let i = this.#retainedHead; i < this.#retainedOrder.length; i += 1) {
-      const r = this.#retainedOrder[i];
-      if (r !== undefined && this.#retained.get(r.allocation.requestId) === r) released.push(r);
+    const ring = this.#ring;
+    for (let k = 0; k < this.#ringCount; k += 1) {
+      const r = ring[(this.#ringHead + k) % ring.length];
+      if (r !== undefined && this.#byRequest.get(r.allocation.requestId) === r) released.push({ allocation: r.allocation, releasedAt: r.releasedAt, releaseRequestId: r.releaseRequestId });
     }
     return {
       version: 1,
@@ -363,7 +413,7 @@ export class HostState {
 
   #addLive(allocation: Allocation): void {
     this.live.set(allocation.id, allocation);
-    this.#liveByRequest.set(allocation.requestId, allocation);
+    this.#byRequest.set(allocation.requestId, { allocation, releasedAt: -1, releaseRequestId: '' });
     this.#count(allocation, 1);
     if (allocation.status === 'reserved') {
       this.#reservations.add(allocation.id);
@@ -372,24 +422,44 @@ export class HostState {
     }
   }
 
+  /** The live slot of an allocation (created if the index lost it, which only a bug could do). */
+  #liveSlot(allocation: Allocation): Slot {
+    const slot = this.#byRequest.get(allocation.requestId);
+    if (slot !== undefined && slot.releasedAt < 0 && slot.allocation.id === allocation.id) return slot;
+    const fresh: Slot = { allocation, releasedAt: -1, releaseRequestId: '' };
+    this.#byRequest.set(allocation.requestId, fresh);
+    return fresh;
+  }
+
   #activate(allocation: Allocation, at: number): Allocation {
-    for (const slice of involved(this.slices, allocation.request)) slice.markActive(allocation.id);
+    const slices = this.slices.list;
+    for (let k = 0; k < slices.length; k += 1) {
+      const slice = slices[k] as ResourceSlice;
+      if (slice.amountOf(allocation.request) > 0) slice.markActive(allocation.id);
+    }
     // Built field by field rather than spread-and-delete: `delete` turns the object into a slow dictionary.
     const active = withStatus(allocation, 'active', at);
     this.live.set(active.id, active);
-    this.#liveByRequest.set(active.requestId, active);
+    this.#liveSlot(allocation).allocation = active;
     this.#dropReservation(active.id);
     return active;
   }
 
   #removeLive(allocation: Allocation, at: number, releaseRequestId: string): Allocation {
-    for (const slice of involved(this.slices, allocation.request)) slice.free(allocation.id);
+    const slices = this.slices.list;
+    for (let k = 0; k < slices.length; k += 1) {
+      const slice = slices[k] as ResourceSlice;
+      if (slice.amountOf(allocation.request) > 0) slice.free(allocation.id);
+    }
     this.live.delete(allocation.id);
-    this.#liveByRequest.delete(allocation.requestId);
     this.#count(allocation, -1);
     if (allocation.status === 'reserved') this.#dropReservation(allocation.id);
     const released = withStatus(allocation, 'released', at);
-    this.#retain({ allocation: released, releasedAt: at, releaseRequestId });
+    const slot = this.#liveSlot(allocation);
+    slot.allocation = released;
+    slot.releasedAt = at;
+    slot.releaseRequestId = releaseRequestId;
+    this.#retainSlot(slot);
     this.#pruneRetained(at);
     return released;
   }
@@ -404,33 +474,53 @@ export class HostState {
     this.#nextExpiry = next;
   }
 
+  /** A retained release read back from a snapshot. */
   #retain(retained: RetainedRelease): void {
-    this.#retained.set(retained.allocation.requestId, retained);
-    this.#retainedById.set(retained.allocation.id, retained);
-    this.#releaseRequests.set(retained.releaseRequestId, retained.allocation.id);
-    this.#retainedOrder.push(retained);
+    const slot: Slot = { allocation: retained.allocation, releasedAt: retained.releasedAt, releaseRequestId: retained.releaseRequestId };
+    this.#byRequest.set(slot.allocation.requestId, slot);
+    this.#retainSlot(slot);
+  }
+
+  #retainSlot(slot: Slot): void {
+    this.#retainedById.set(slot.allocation.id, slot);
+    this.#releaseRequests.set(slot.releaseRequestId, slot);
+    let ring = this.#ring;
+    if (this.#ringCount === ring.length) {
+      // Full: unroll into a twice larger buffer, oldest first.
+      const grown = new Array<Slot | undefined>(ring.length * 2).fill(undefined);
+      for (let k = 0; k < this.#ringCount; k += 1) grown[k] = ring[(this.#ringHead + k) % ring.length];
+      this.#ring = ring = grown;
+      this.#ringHead = 0;
+    }
+    ring[(this.#ringHead + this.#ringCount) % ring.length] = slot;
+    this.#ringCount += 1;
   }
 
   #pruneRetained(now: number): void {
-    while (this.#retainedHead < this.#retainedOrder.length) {
-      const oldest = this.#retainedOrder[this.#retainedHead] as RetainedRelease;
-      if (now - oldest.releasedAt < this.#retentionMs && this.#retained.size <= this.#maxRetained) break;
-      this.#retainedHead += 1;
-      if (this.#retained.get(oldest.allocation.requestId) === oldest) this.#retained.delete(oldest.allocation.requestId);
+    const ring = this.#ring;
+    while (this.#ringCount > 0) {
+      const oldest = ring[this.#ringHead] as Slot;
+      if (now - oldest.releasedAt < this.#retentionMs && this.#ringCount <= this.#maxRetained) break;
+      ring[this.#ringHead] = undefined;
+      this.#ringHead = this.#ringHead + 1 === ring.length ? 0 : this.#ringHead + 1;
+      this.#ringCount -= 1;
+      if (this.#byRequest.get(oldest.allocation.requestId) === oldest) this.#byRequest.delete(oldest.allocation.requestId);
       if (this.#retainedById.get(oldest.allocation.id) === oldest) this.#retainedById.delete(oldest.allocation.id);
-      if (this.#releaseRequests.get(oldest.releaseRequestId) === oldest.allocation.id) this.#releaseRequests.delete(oldest.releaseRequestId);
-    }
-    if (this.#retainedHead > 1024 && this.#retainedHead * 2 > this.#retainedOrder.length) {
-      this.#retainedOrder = this.#retainedOrder.slice(this.#retainedHead);
-      this.#retainedHead = 0;
+      if (this.#releaseRequests.get(oldest.releaseRequestId) === oldest) this.#releaseRequests.delete(oldest.releaseRequestId);
     }
   }
 
+  /** Per-tenant and per-group counts, updated in place (readers copy them: see LocalManager.getHostView). */
   #count(allocation: Allocation, sign: 1 | -1): void {
-    const tenant = this.tenants.get(allocation.tenantId) ?? { vms: 0, memoryMiB: 0, vcpus: 0 };
-    const next = { vms: tenant.vms + sign, memoryMiB: tenant.memoryMiB + sign * allocation.granted.memoryMiB, vcpus: tenant.vcpus + sign * allocation.granted.vcpus };
-    if (next.vms === 0) this.tenants.delete(allocation.tenantId);
-    else this.tenants.set(allocation.tenantId, next);
+    let tenant = this.tenants.get(allocation.tenantId);
+    if (tenant === undefined) {
+      tenant = { vms: 0, memoryMiB: 0, vcpus: 0 };
+      this.tenants.set(allocation.tenantId, tenant);
+    }
+    tenant.vms += sign;
+    tenant.memoryMiB += sign * allocation.granted.memoryMiB;
+    tenant.vcpus += sign * allocation.granted.vcpus;
+    if (tenant.vms === 0) this.tenants.delete(allocation.tenantId);
     const group = allocation.request.metadata[GROUP_METADATA_KEY];
     if (group !== undefined) {
       const n = (this.groups.get(group) ?? 0) + sign;

@@ -210,11 +210,15 @@ export class LocalManager implements ResourceManager {
 
   // ---------- core operations ----------
 
-  async allocate(input: AllocationRequestInput): Promise<Result<Allocation>> {
+  // allocate, release and reserve are plain (not async) functions returning the ask's promise with one reaction:
+  // they are the hot path, and every async frame would add a Promise and a microtask per call.
+
+  allocate(input: AllocationRequestInput): Promise<Result<Allocation>> {
     const parsed = parseRequest(input);
-    if (!parsed.ok) return this.#refuse('allocate', parsed.error);
+    if (!parsed.ok) return Promise.resolve(this.#refuse('allocate', parsed.error));
     const request: AllocationRequest = parsed.value;
-    return this.#mutate(request.reservation !== undefined ? 'reserve' : 'allocate', (core) => core.allocate(request, request.reservation !== undefined));
+    const reservation = request.reservation !== undefined;
+    return this.#mutate(reservation ? 'reserve' : 'allocate', (core) => core.allocate(request, reservation));
   }
 
   async reserve(input: AllocationRequestInput): Promise<Result<Allocation>> {
@@ -225,9 +229,9 @@ export class LocalManager implements ResourceManager {
     return this.#mutate('reserve', (core) => core.allocate(request, true));
   }
 
-  async release(target: ReleaseTarget & { reason?: string }): Promise<Result<Allocation>> {
+  release(target: ReleaseTarget & { reason?: string }): Promise<Result<Allocation>> {
     const parsed = parseRelease(target);
-    if (!parsed.ok) return this.#refuse('release', parsed.error);
+    if (!parsed.ok) return Promise.resolve(this.#refuse('release', parsed.error));
     const release = parsed.value;
     return this.#mutate('release', (core) => core.release(release));
   }
@@ -243,12 +247,27 @@ export class LocalManager implements ResourceManager {
     return { ok: false, error };
   }
 
-  async #mutate(op: Operation, turn: (core: ManagerCore) => unknown): Promise<Result<Allocation>> {
-    if (this.#owner !== undefined) return adoptedRefusal(this.name, this.#owner);
+  #mutate(op: Operation, turn: (core: ManagerCore) => unknown): Promise<Result<Allocation>> {
+    if (this.#owner !== undefined) return Promise.resolve(adoptedRefusal(this.name, this.#owner));
     const started = performance.now();
-    const result = await this.ask<Allocation>(turn);
-    this.#measure(op, started, result);
-    return result;
+    let asked: Promise<unknown>;
+    try {
+      asked = this.#actor.ask(turn as Turn, this.#askTimeoutMs === undefined ? undefined : { timeoutMs: this.#askTimeoutMs });
+    } catch (thrown) {
+      asked = Promise.reject(thrown);
+    }
+    return asked.then(
+      (reply) => {
+        const result = reply as Result<Allocation>;
+        this.#measure(op, started, result);
+        return result;
+      },
+      (thrown: unknown) => {
+        const result = failure<Allocation>(thrown);
+        this.#measure(op, started, result);
+        return result;
+      },
+    );
   }
 
   async checkAvailability(input: AllocationRequestInput): Promise<Result<Availability>> {
@@ -271,7 +290,8 @@ export class LocalManager implements ResourceManager {
         cordoned: s.cordon.cordoned,
         cordonReason: s.cordon.reason,
         usage: [...s.slices.values()].map((slice) => slice.usage()),
-        tenants: Object.fromEntries(s.tenants),
+        // Copies: the state updates its counters in place.
+        tenants: Object.fromEntries(Array.from(s.tenants, ([id, t]) => [id, { ...t }])),
         groups: Object.fromEntries(s.groups),
         allocationCount: s.live.size,
         reservationCount: s.reservationCount,

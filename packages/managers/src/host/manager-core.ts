@@ -1,4 +1,4 @@
-import { deferred, type Behavior, type HandlerResult } from '@allot/actor';
+import { deferred, deferredUntil, type Behavior, type HandlerResult } from '@allot/actor';
 import { err, ok, type Allocation, type AllocationRequest, type Result } from '@allot/core';
 import type { Clock } from '../clock.ts';
 import type { HostState, ReleaseRequest } from './host-state.ts';
@@ -59,6 +59,7 @@ export class ManagerCore implements Behavior<Turn, unknown> {
 
   /** Expires overdue reservations first, so a check never counts a hold whose time is up. */
   expireDue(): Promise<void> | undefined {
+    if (!this.state.hasDue()) return undefined;
     const records = this.state.expireDue();
     if (records.length === 0) return undefined;
     this.#expired(records.length);
@@ -67,6 +68,16 @@ export class ManagerCore implements Behavior<Turn, unknown> {
     // Nobody awaits an expiry made on the way to another operation; its failure still crashes the actor through the turn's own record.
     durable.catch(() => undefined);
     return durable;
+  }
+
+  /**
+   * Journals one record and replies `reply` once it is durable (the seq announced then): the hot path, one journal
+   * call and one Promise reaction, no intermediate promise chain.
+   */
+  #durably<T>(record: HostRecord, reply: T): HandlerResult<T> {
+    const seq = this.state.seq;
+    const changed = this.#changed;
+    return deferredUntil(this.#journal.append(record), reply, () => changed(seq));
   }
 
   /** Keeps one timer, set for the earliest reservation expiry. */
@@ -103,7 +114,7 @@ export class ManagerCore implements Behavior<Turn, unknown> {
     const { allocation, record } = change.value;
     if (record === undefined) return ok(allocation);
     if (reservation) this.schedule();
-    return deferred(this.journal([record]).then(() => ok(allocation)));
+    return this.#durably(record, ok(allocation));
   }
 
   release(target: ReleaseRequest): HandlerResult<Result<Allocation>> {
@@ -113,7 +124,7 @@ export class ManagerCore implements Behavior<Turn, unknown> {
     const { allocation, record } = change.value;
     if (record === undefined) return ok(allocation);
     this.schedule();
-    return deferred(this.journal([record]).then(() => ok(allocation)));
+    return this.#durably(record, ok(allocation));
   }
 
   activate(allocationId: string, requestId: string): HandlerResult<Result<Allocation>> {
@@ -123,7 +134,7 @@ export class ManagerCore implements Behavior<Turn, unknown> {
     const { allocation, record } = change.value;
     if (record === undefined) return ok(allocation);
     this.schedule();
-    return deferred(this.journal([record]).then(() => ok(allocation)));
+    return this.#durably(record, ok(allocation));
   }
 
   /** Runs a mutation that produced records (or a refusal) and replies once they are durable. */
