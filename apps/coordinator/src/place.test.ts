@@ -9,7 +9,7 @@ import { PlaceRequestSchema } from '@allot/core';
 import { connectTo, startFakeAgents, startTestCoordinator } from './testing/cluster.ts';
 import type { FakeAgents } from './testing/fake-agents.ts';
 import type { Coordinator } from './coordinator.ts';
-import { Kvm } from '../../../node_modules/.pnpm/@nats-io+kv@3.4.0/node_modules/@nats-io/kv/lib/mod.js';
+import { Kvm } from '@nats-io/kv';
 
 let server: NatsServerHandle;
 let client: NatsConnection;
