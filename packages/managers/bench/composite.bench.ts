@@ -1,5 +1,6 @@
 // In-process allocate+release pairs per second for MemoryManager, CpuManager and HostManager (MemoryJournal, no
-// persistence), sequential (one ask at a time) and with many asks in flight. Prints figures; asserts nothing.
+// persistence), sequential (one ask at a time) and with many asks in flight; the composite once with shared vCPUs and
+// once with exclusive (pinned) cores. Prints figures; asserts nothing.
 import { unwrap, type AllocationRequestInput } from '@allot/core';
 import { CpuManager, HostManager, MemoryJournal, MemoryManager, topologyFixture, type LocalManager } from '../src/index.ts';
 
@@ -9,8 +10,11 @@ const cpu = () => unwrap(CpuManager.builder().topology(topology).overcommit(4).b
 const host = () => unwrap(HostManager.builder().nodeId('bench').memory(memory()).cpu(cpu()).journal(new MemoryJournal()).build());
 
 let shape = { memoryMiB: 1024, vcpus: 2 };
+let cpuOptions: AllocationRequestInput['cpu'] = undefined;
 function request(i: number): AllocationRequestInput {
-  return { requestId: `r${i}`, tenantId: 'bench', resources: shape };
+  const r: AllocationRequestInput = { requestId: `r${i}`, tenantId: 'bench', resources: shape };
+  if (cpuOptions !== undefined) r.cpu = cpuOptions;
+  return r;
 }
 
 async function sequential(manager: LocalManager, pairs: number): Promise<number> {
@@ -42,14 +46,18 @@ async function inFlight(manager: LocalManager, pairs: number, width: number): Pr
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 const pairs = Number(process.argv[2] ?? 100_000);
-for (const [name, make, resources] of [
-  ['MemoryManager', memory, { memoryMiB: 1024, vcpus: 0 }],
-  ['CpuManager', cpu, { memoryMiB: 0, vcpus: 2 }],
-  ['HostManager (memory+cpu)', host, { memoryMiB: 1024, vcpus: 2 }],
+for (const [name, make, resources, exclusive] of [
+  ['MemoryManager', memory, { memoryMiB: 1024, vcpus: 0 }, false],
+  ['CpuManager', cpu, { memoryMiB: 0, vcpus: 2 }, false],
+  ['HostManager, shared cpu', host, { memoryMiB: 1024, vcpus: 2 }, false],
+  ['HostManager, exclusive cpu', host, { memoryMiB: 1024, vcpus: 2 }, true],
 ] as const) {
   shape = resources;
+  cpuOptions = exclusive ? { exclusive: true } : undefined;
   await sequential(make(), 5_000); // warm-up
   const seq = await sequential(make(), pairs);
-  const par = await inFlight(make(), pairs, 64);
-  console.log(`${name.padEnd(26)} sequential ${fmt(seq).padStart(9)} pairs/s   64 in flight ${fmt(par).padStart(9)} pairs/s`);
+  // Exclusive grants pin whole cores: 24 VMs of 2 cores fit the 64-core host, 64 would not.
+  const width = exclusive ? 24 : 64;
+  const par = await inFlight(make(), pairs, width);
+  console.log(`${name.padEnd(28)} sequential ${fmt(seq).padStart(9)} pairs/s   ${String(width).padStart(2)} in flight ${fmt(par).padStart(9)} pairs/s`);
 }
