@@ -39,20 +39,29 @@ function cpuRequestOf(request: AllocationRequest): CpuRequest {
   return { vcpus: request.resources.vcpus, exclusive: request.cpu.exclusive, numa: request.cpu.numa };
 }
 
+/** Shared take options: the pool reads them during the call and keeps nothing. */
+const AS_RESERVATION = Object.freeze({ reservation: true });
+const AS_ALLOCATION = Object.freeze({ reservation: false });
+
 /** The most common (vCPUs, exclusive) request seen: the fragmentation reference. */
 class ShapeHistogram {
-  readonly #counts = new Map<number, number>();
+  /** Counts in boxes, so a request costs one map lookup (most requests repeat a shape already seen). */
+  readonly #counts = new Map<number, { n: number }>();
   #best = { vcpus: 1, exclusive: false };
   #bestCount = 0;
   note(vcpus: number, exclusive: boolean): void {
     if (vcpus <= 0) return;
     const key = vcpus * 2 + (exclusive ? 1 : 0);
-    if (!this.#counts.has(key) && this.#counts.size >= 1024) return;
-    const n = (this.#counts.get(key) ?? 0) + 1;
-    this.#counts.set(key, n);
+    let box = this.#counts.get(key);
+    if (box === undefined) {
+      if (this.#counts.size >= 1024) return;
+      box = { n: 0 };
+      this.#counts.set(key, box);
+    }
+    const n = (box.n += 1);
     if (n > this.#bestCount) {
       this.#bestCount = n;
-      this.#best = { vcpus, exclusive };
+      if (this.#best.vcpus !== vcpus || this.#best.exclusive !== exclusive) this.#best = { vcpus, exclusive };
     }
   }
   get best(): { vcpus: number; exclusive: boolean } {
@@ -109,7 +118,7 @@ export class CpuSlice implements ResourceSlice {
   }
 
   take(allocationId: string, request: AllocationRequest, reservation: boolean): Result<CpuGrant | null> {
-    const grant = this.#pool.take(allocationId, cpuRequestOf(request), { reservation });
+    const grant = this.#pool.take(allocationId, cpuRequestOf(request), reservation ? AS_RESERVATION : AS_ALLOCATION);
     return grant.ok ? grant : this.#withFigures(grant.error, request);
   }
 

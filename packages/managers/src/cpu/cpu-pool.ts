@@ -65,6 +65,8 @@ export class CpuPool {
   private reservedShared = 0;
   private reservedExclusiveCores = 0;
   private figures: CapacityFigures;
+  /** Per dense NUMA node: the frozen one-node numaNodes list every grant inside that node shares. */
+  private readonly oneNode: readonly (readonly number[])[];
 
   /** Throws on an impossible config: validate with validateCpuPoolConfig first. */
   constructor(config: CpuPoolConfig) {
@@ -73,6 +75,7 @@ export class CpuPool {
     this.topology = config.topology;
     this.table = new CoreTable(config.topology);
     this.selector = new CoreSelector(this.table);
+    this.oneNode = this.table.nodeIds.map((id) => Object.freeze([id]));
     this.ratio = config.overcommitRatio;
     this.percent = ratioPercent(config.overcommitRatio);
     this.softCap = Math.ceil(this.percent / 100);
@@ -377,7 +380,8 @@ export class CpuPool {
       mode: request.exclusive ? 'exclusive' : 'shared',
       vcpus: request.vcpus,
       cpuset,
-      numaNodes: spans ? this.nodesOf(picked, count) : [t.nodeIds[firstNode] ?? 0],
+      // Frozen like the cpuset; the one-node list (the common case) is shared, not built per grant.
+      numaNodes: spans ? (Object.freeze(this.nodesOf(picked, count)) as number[]) : (this.oneNode[firstNode] as number[]),
       numaFallback: this.selector.numaFallback && spans,
       policy: this.policy,
     };

@@ -30,6 +30,11 @@ export interface CountingSliceOptions {
   readonly probe?: HostProbe;
 }
 
+/** Shared take options and reply: nothing here is kept or changed by a caller. */
+const AS_RESERVATION = Object.freeze({ reservation: true });
+const AS_ALLOCATION = Object.freeze({ reservation: false });
+const NO_GRANT: Result<CpuGrant | null> = Object.freeze({ ok: true, value: null });
+
 function usedFrom(type: ResourceType, sample: HostSample | undefined): number {
   if (sample === undefined || type !== 'memory') return 0;
   return Math.max(0, Math.round(sample.memory.usedMiB));
@@ -77,8 +82,8 @@ export class CountingSlice implements ResourceSlice {
   }
 
   take(allocationId: string, request: AllocationRequest, reservation: boolean): Result<CpuGrant | null> {
-    const taken = this.#pool.take(allocationId, this.amountOf(request), { reservation });
-    return taken.ok ? ok(null) : taken;
+    const taken = this.#pool.take(allocationId, this.amountOf(request), reservation ? AS_RESERVATION : AS_ALLOCATION);
+    return taken.ok ? NO_GRANT : taken;
   }
 
   restore(allocation: Allocation, reservation: boolean): Result<void> {

@@ -111,15 +111,20 @@ export function ratios(used: number, committed: number, effective: number): { al
 
 /** Most common value in a bounded histogram of request sizes. */
 export class SizeHistogram {
-  readonly #counts = new Map<number, number>();
+  /** Counts in boxes, so a request costs one map lookup (most requests repeat a size already seen). */
+  readonly #counts = new Map<number, { n: number }>();
   #best = 0;
   #bestCount = 0;
   note(size: number): void {
     if (size <= 0) return;
-    // Bounded: a hostile stream of distinct sizes cannot grow it without limit.
-    if (!this.#counts.has(size) && this.#counts.size >= 1024) return;
-    const count = (this.#counts.get(size) ?? 0) + 1;
-    this.#counts.set(size, count);
+    let box = this.#counts.get(size);
+    if (box === undefined) {
+      // Bounded: a hostile stream of distinct sizes cannot grow it without limit.
+      if (this.#counts.size >= 1024) return;
+      box = { n: 0 };
+      this.#counts.set(size, box);
+    }
+    const count = (box.n += 1);
     if (count > this.#bestCount) {
       this.#best = size;
       this.#bestCount = count;
