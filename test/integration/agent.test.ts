@@ -237,11 +237,7 @@ describe('the agent over NATS', () => {
     expect(full.cpu.committed).toBe(CPU_EFFECTIVE);
   });
 
-  // BUG (apps/agent/src/agent.ts, start()): the expiry records of reservations that expired while the agent was down
-  // are journaled by host.restore() before #connect() creates the EventPublisher, so the ledger's onDurable callback
-  // (`this.#events?.publish(...)`) finds no publisher and the `expired` event is silently dropped: it never reaches
-  // ALLOT_EVENTS. Remove `.fails` once the agent queues events until NATS is up.
-  it.fails('records an expired event in ALLOT_EVENTS for a reservation that expired while the agent was stopped', async () => {
+  it('records an expired event in ALLOT_EVENTS for a reservation that expired while the agent was stopped', async () => {
     const node = await newNode();
     const { held, kept } = await reserveStopAndOutlive(node, 1_000);
     // The reserved and activated events made before the stop are there: the stream is read correctly.

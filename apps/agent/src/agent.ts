@@ -33,7 +33,7 @@ export class Agent {
   #js: JetStreamClient | undefined;
   #service: ServedService | undefined;
   #usage: Coalescer<number> | undefined;
-  #events: EventPublisher | undefined;
+  readonly #events: EventPublisher;
   #timers: Array<ReturnType<typeof setInterval>> = [];
   #recoveryMs = 0;
   #stopping = false;
@@ -44,6 +44,8 @@ export class Agent {
   constructor(config: AgentConfig, log: Logger) {
     this.config = config;
     this.log = log;
+    // Before the ledger opens: expiries journaled during recovery become events as soon as NATS is reachable.
+    this.#events = new EventPublisher(log.child({ component: 'events' }));
   }
 
   get host(): HostManager {
@@ -72,7 +74,7 @@ export class Agent {
       },
       // The dedupe id is node + ledger seq: equal for a republish of the same record, never reused (a torn tail was
       // never acknowledged, so its seq was never published).
-      onDurable: (record) => this.#events?.publish(eventOfRecord(this.config.nodeId, record), `${this.config.nodeId}-${record.seq}`),
+      onDurable: (record) => this.#events.publish(eventOfRecord(this.config.nodeId, record), `${this.config.nodeId}-${record.seq}`),
     }).then(
       (j) => ok(j),
       (error: unknown) => err<LedgerJournal>('internal', `cannot open the ledger in ${this.config.stateDir}: ${(error as Error).message}`),
@@ -146,7 +148,7 @@ export class Agent {
     const streams = await ensureStreams(jsm, { replicas: this.config.jetstreamReplicas });
     if (!streams.ok) log.warn({ err: streams.error }, 'could not create the usage and events streams; publishing will retry');
     this.#js = jetstream(nc);
-    this.#events = new EventPublisher(this.#js, log.child({ component: 'events' }));
+    this.#events.attach(this.#js);
     const js = this.#js;
     const ctx: SnapshotContext = {
       nodeId: this.config.nodeId,
@@ -178,7 +180,7 @@ export class Agent {
         host: this.host,
         usage: () => this.usageSnapshot(ctx),
         hostHealth: () => this.hostHealth(),
-        refused: (request, error) => this.#events?.publish(refusalEvent(this.config.nodeId, request, error, Date.now()), `${this.config.nodeId}-refused-${request.requestId}-${Date.now()}`),
+        refused: (request, error) => this.#events.publish(refusalEvent(this.config.nodeId, request, error, Date.now()), `${this.config.nodeId}-refused-${request.requestId}-${Date.now()}`),
       }),
       logger: log.child({ component: 'service' }),
     });
@@ -194,7 +196,7 @@ export class Agent {
   #republish(): void {
     this.log.info('reconnected to NATS; republishing state');
     this.#usage?.update(Date.now());
-    void this.#events?.drain();
+    void this.#events.drain();
   }
 
   async usageSnapshot(ctx: SnapshotContext): Promise<Result<UsageSnapshot>> {
@@ -225,15 +227,10 @@ export class Agent {
     await this.#service?.stop();
     await this.#usage?.flush().catch(() => undefined);
     this.#usage?.stop();
-    const events = this.#events;
-    if (events !== undefined) {
-      const deadline = Date.now() + Math.min(2_000, this.config.shutdownGraceMs);
-      while (events.pending > 0 && Date.now() < deadline) {
-        await events.drain();
-        if (events.pending > 0) await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-      events.stop();
-    }
+    // Give the events that wait a moment to reach the stream; the ledger keeps the truth either way.
+    const deadline = Date.now() + Math.min(2_000, this.config.shutdownGraceMs);
+    while (this.#events.pending > 0 && Date.now() < deadline && this.#nc !== undefined) await new Promise((resolve) => setTimeout(resolve, 50));
+    this.#events.stop();
     await this.#host?.stop();
     await this.#journal?.close().catch((error: unknown) => this.log.error({ err: error }, 'ledger close failed'));
     await this.#nc?.drain().catch(() => undefined);

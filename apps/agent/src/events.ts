@@ -32,53 +32,98 @@ export function refusalEvent(nodeId: string, request: AllocationRequest, error: 
 }
 
 /**
- * Publishes audit events to the ALLOT_EVENTS stream in order, with a dedupe id (node + ledger seq), so a republish
- * after a reconnect is not counted twice. While NATS is away, events wait in a bounded outbox; past the bound the
- * oldest are dropped and counted (the ledger on the host stays the record of truth).
+ * Publishes audit events to the ALLOT_EVENTS stream, with a dedupe id (node + ledger seq) so a republish after a
+ * reconnect is stored once. Events queue in an outbox from the agent's first moment (expiries journaled during
+ * recovery happen before NATS is connected) and are sent with up to `window` publishes awaiting their acks at once:
+ * one connection keeps them in order, and waiting for each ack before the next would cap the rate at one event per
+ * round trip, far below the allocation rate. On a failure everything not yet acknowledged is sent again from the
+ * oldest (duplicates are dropped by the stream's dedupe window). The outbox is bounded: past `maxOutbox` the oldest
+ * events are dropped and counted; the host's ledger stays the record of truth.
  */
 export class EventPublisher {
-  readonly #js: JetStreamClient;
   readonly #log: Logger;
-  readonly #outbox: Array<{ event: AllotEvent; msgId: string }> = [];
   readonly #max: number;
-  #draining = false;
+  readonly #window: number;
+  #js: JetStreamClient | undefined;
+  /** Queued or in flight, oldest first; `sent` marks those published and awaiting their ack. */
+  #outbox: Array<{ event: AllotEvent; msgId: string; sent: boolean; acked: boolean; attempt: number }> = [];
+  #inFlight = 0;
+  #retryTimer: ReturnType<typeof setTimeout> | undefined;
   #stopped = false;
   dropped = 0;
   published = 0;
 
-  constructor(js: JetStreamClient, log: Logger, maxOutbox = 10_000) {
-    this.#js = js;
+  constructor(log: Logger, options: { maxOutbox?: number; window?: number } = {}) {
     this.#log = log;
-    this.#max = maxOutbox;
+    this.#max = options.maxOutbox ?? 100_000;
+    this.#window = options.window ?? 256;
+  }
+
+  /** Starts sending through this JetStream client (after the first connect). */
+  attach(js: JetStreamClient): void {
+    this.#js = js;
+    this.#pump();
   }
 
   publish(event: AllotEvent, msgId: string): void {
     if (this.#outbox.length >= this.#max) {
-      this.#outbox.shift();
+      const oldest = this.#outbox.findIndex((e) => !e.sent);
+      if (oldest < 0) return;
+      this.#outbox.splice(oldest, 1);
       this.dropped += 1;
     }
-    this.#outbox.push({ event, msgId });
-    void this.drain();
+    this.#outbox.push({ event, msgId, sent: false, acked: false, attempt: 0 });
+    this.#pump();
   }
 
-  /** Sends what waits, one at a time (order matters in an audit log); stops at the first failure until the next call. */
-  async drain(): Promise<void> {
-    if (this.#draining || this.#stopped) return;
-    this.#draining = true;
-    try {
-      while (this.#outbox.length > 0 && !this.#stopped) {
-        const next = this.#outbox[0]!;
-        const sent = await publishDurable(this.#js, eventSubject(next.event.nodeId, next.event.kind), next.event, { msgId: next.msgId, timeoutMs: 2_000 });
-        if (!sent.ok) {
+  /** After a reconnect: send again what was never acknowledged. */
+  drain(): Promise<void> {
+    for (const entry of this.#outbox) if (!entry.acked) entry.sent = false;
+    this.#inFlight = 0;
+    this.#pump();
+    return Promise.resolve();
+  }
+
+  #pump(): void {
+    const js = this.#js;
+    if (js === undefined || this.#stopped) return;
+    for (const entry of this.#outbox) {
+      if (this.#inFlight >= this.#window) break;
+      if (entry.sent) continue;
+      entry.sent = true;
+      entry.attempt += 1;
+      const attempt = entry.attempt;
+      this.#inFlight += 1;
+      void publishDurable(js, eventSubject(entry.event.nodeId, entry.event.kind), entry.event, { msgId: entry.msgId, timeoutMs: 5_000 }).then((sent) => {
+        if (entry.attempt !== attempt) return; // a drain() sent it again meanwhile; that send counts
+        this.#inFlight -= 1;
+        if (sent.ok) {
+          entry.acked = true;
+          this.published += 1;
+          this.#trimAcked();
+          this.#pump();
+        } else {
+          entry.sent = false;
           this.#log.debug({ err: sent.error, pending: this.#outbox.length }, 'events: publish failed, will retry');
-          break;
+          this.#retryLater();
         }
-        this.#outbox.shift();
-        this.published += 1;
-      }
-    } finally {
-      this.#draining = false;
+      });
     }
+  }
+
+  #trimAcked(): void {
+    let n = 0;
+    while (n < this.#outbox.length && this.#outbox[n]!.acked) n += 1;
+    if (n > 0) this.#outbox.splice(0, n);
+  }
+
+  #retryLater(): void {
+    if (this.#retryTimer !== undefined || this.#stopped) return;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.#pump();
+    }, 500);
+    this.#retryTimer.unref();
   }
 
   get pending(): number {
@@ -87,5 +132,6 @@ export class EventPublisher {
 
   stop(): void {
     this.#stopped = true;
+    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
   }
 }
