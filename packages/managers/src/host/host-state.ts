@@ -79,15 +79,20 @@ interface Slot {
   releaseRequestId: string;
 }
 
-/** The types a request asks for that no slice handles. */
-function missingTypes(slices: Map<ResourceType, ResourceSlice>, request: AllocationRequest): ResourceType[] {
-  const missing: ResourceType[] = [];
-  if (request.resources.memoryMiB > 0 && !slices.has('memory')) missing.push('memory');
-  if (request.resources.vcpus > 0 && !slices.has('cpu')) missing.push('cpu');
-  for (const [type, amount] of Object.entries(request.resources.extra ?? {}) as [ResourceType, number][]) {
-    if (amount > 0 && !slices.has(type)) missing.push(type);
+const NONE_MISSING: readonly ResourceType[] = Object.freeze([]);
+
+/** The types a request asks for that no slice handles (a shared empty list when none, the common case). */
+function missingTypes(slices: Map<ResourceType, ResourceSlice>, request: AllocationRequest): readonly ResourceType[] {
+  let missing: ResourceType[] | undefined;
+  if (request.resources.memoryMiB > 0 && !slices.has('memory')) (missing ??= []).push('memory');
+  if (request.resources.vcpus > 0 && !slices.has('cpu')) (missing ??= []).push('cpu');
+  const extra = request.resources.extra;
+  if (extra !== undefined) {
+    for (const [type, amount] of Object.entries(extra) as [ResourceType, number][]) {
+      if (amount > 0 && !slices.has(type)) (missing ??= []).push(type);
+    }
   }
-  return missing;
+  return missing ?? NONE_MISSING;
 }
 
 /**
