@@ -2,10 +2,12 @@ import type { CliContext } from './context.ts';
 import { EXIT } from './exit-codes.ts';
 import type { Command } from './commands/command.ts';
 import { nodesCommand } from './commands/nodes.ts';
+import { clusterCommand } from './commands/cluster.ts';
 import { checkCommand, placeCommand, releaseCommand } from './commands/placement.ts';
 import { usageCommand } from './commands/usage.ts';
+import { CONNECTION_OPTIONS } from './connection.ts';
 
-export const COMMANDS: readonly Command[] = [nodesCommand, usageCommand, placeCommand, releaseCommand, checkCommand];
+export const COMMANDS: readonly Command[] = [nodesCommand, usageCommand, placeCommand, releaseCommand, checkCommand, clusterCommand];
 
 export function topLevelHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -24,7 +26,8 @@ export function topLevelHelp(): string {
 
 /** Runs one command line and returns the process exit code. Never throws for anything a user can type. */
 export async function runCli(argv: readonly string[], ctx: CliContext): Promise<number> {
-  const [name, ...rest] = argv;
+  const { leading, command: name, rest } = splitLeadingFlags(argv);
+  if (leading.length > 0 && name !== undefined) return runCli([name, ...rest, ...leading], ctx);
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     ctx.out(topLevelHelp());
     return name === undefined ? EXIT.usage : EXIT.ok;
@@ -36,4 +39,30 @@ export async function runCli(argv: readonly string[], ctx: CliContext): Promise<
     return EXIT.usage;
   }
   return command.run(rest, ctx);
+}
+
+const VALUE_FLAGS = new Set(
+  Object.entries(CONNECTION_OPTIONS).flatMap(([name, o]) => ['--' + name, ...('short' in o ? ['-' + o.short] : [])]),
+);
+
+/**
+ * `allot -s nats://h:4222 nodes` reads as naturally as `allot nodes -s ...`: connection flags and --json given before
+ * the command are moved after it. Anything else before the command is left where it is, to be refused.
+ */
+function splitLeadingFlags(argv: readonly string[]): { leading: string[]; command: string | undefined; rest: string[] } {
+  const leading: string[] = [];
+  let i = 0;
+  while (i < argv.length) {
+    const arg = argv[i] ?? '';
+    const bare = arg.split('=')[0] ?? '';
+    if (VALUE_FLAGS.has(bare)) {
+      const takesNext = !arg.includes('=') && i + 1 < argv.length;
+      leading.push(...argv.slice(i, takesNext ? i + 2 : i + 1));
+      i += takesNext ? 2 : 1;
+    } else if (arg === '--json') {
+      leading.push(arg);
+      i += 1;
+    } else break;
+  }
+  return { leading, command: argv[i], rest: argv.slice(i + 1) };
 }
