@@ -173,4 +173,40 @@ describe('HostManager', () => {
     expect(unwrap(await h.getMetrics()).restarts).toBe(1);
     expect(unwrap(await h.healthCheck()).status).toBe('degraded');
   });
+
+  it('remembers released requests through the retention window across ring growth, snapshot and restore, then forgets them', async () => {
+    const clock = new FakeClock();
+    const journal = new MemoryJournal();
+    const { host: h } = host({ clock, journal });
+    const released: string[] = [];
+    for (let i = 0; i < 2500; i += 1) {
+      const a = unwrap(await h.allocate(vm(`ring-${i}`, 64, 1)));
+      unwrap(await h.release({ requestId: `ring-rel-${i}`, allocationId: a.id }));
+      released.push(a.id);
+      if (i % 500 === 0) clock.advance(1000);
+    }
+    // A late retry of an early allocate returns the released allocation; a re-release is a no-op; a reused release id is a conflict.
+    const retry = unwrap(await h.allocate(vm('ring-3', 64, 1)));
+    expect(retry).toMatchObject({ id: released[3], status: 'released' });
+    expect(unwrap(await h.release({ requestId: 'ring-rel-3', allocationId: released[3] as string })).status).toBe('released');
+    expect((await h.release({ requestId: 'ring-rel-3', allocationId: released[4] as string })).ok).toBe(false);
+    expect(unwrap(await h.getAllocation(released[0] as string)).status).toBe('released');
+    expect(await committed(h)).toEqual({ memory: 0, cpu: 0 });
+    const snapshot = unwrap(await h.exportState());
+    expect(snapshot.released.map((r) => r.allocation.id)).toEqual(released);
+
+    // Restored from the snapshot alone, the new manager remembers the same requests.
+    const { host: restored } = host({ clock });
+    unwrap(await restored.restore(snapshot, []));
+    expect(unwrap(await restored.allocate(vm('ring-2499', 64, 1)))).toMatchObject({ id: released[2499], status: 'released' });
+    expect(unwrap(await restored.exportState()).released).toEqual(snapshot.released);
+
+    // Past the window (one hour by default), the next release forgets them all but itself: the request id is new again.
+    clock.advance(3_600_001);
+    const fresh = unwrap(await h.allocate(vm('ring-late', 64, 1)));
+    unwrap(await h.release({ requestId: 'ring-late-rel', allocationId: fresh.id }));
+    expect(unwrap(await h.exportState()).released.map((r) => r.allocation.id)).toEqual([fresh.id]);
+    expect(unwrap(await h.allocate(vm('ring-3', 64, 1))).status).toBe('active');
+    expect((await h.getAllocation(released[0] as string)).ok).toBe(false);
+  });
 });
