@@ -27,6 +27,18 @@ export const PlaceConfigSchema = z.object({
 });
 export type PlaceConfig = z.infer<typeof PlaceConfigSchema>;
 
+/** The dashboard's HTTP server (static page, JSON API, server-sent events). Absent: no HTTP server at all. */
+export const HttpConfigSchema = z.object({
+  /** Loopback by default: the dashboard has no authentication of its own; put a proxy in front to expose it. */
+  host: z.string().min(1).max(255).default('127.0.0.1'),
+  /** 0 picks a free port (logged with `dashboard listening`). */
+  port: z.int().min(0).max(65_535),
+  /** One point of the utilization series this often; 720 points are kept (an hour at the default 5 s). */
+  seriesEveryMs: z.int().min(100).max(3_600_000).default(5_000),
+  seriesPoints: z.int().min(2).max(100_000).default(720),
+});
+export type HttpConfig = z.infer<typeof HttpConfigSchema>;
+
 export const CoordinatorConfigSchema = z.object({
   /** Names this coordinator in logs, intents and NATS connection names. */
   coordinatorId: z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-" only').default('coordinator'),
@@ -38,6 +50,10 @@ export const CoordinatorConfigSchema = z.object({
   /** How long a finished placement intent is kept (idempotent retries within that window); 0 keeps them forever. */
   intentTtlMs: z.int().min(0).max(30 * 24 * 3_600_000).default(7 * 24 * 3_600_000),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  /** The dashboard and its API over HTTP; off unless set. */
+  http: HttpConfigSchema.optional(),
+  /** The built dashboard (default apps/dashboard/dist next to this app). */
+  dashboardDir: z.string().min(1).optional(),
 });
 export type CoordinatorConfig = z.infer<typeof CoordinatorConfigSchema>;
 export type CoordinatorConfigInput = z.input<typeof CoordinatorConfigSchema>;
@@ -57,6 +73,9 @@ const ENV: readonly { name: string; path: string[]; kind: 'string' | 'number' | 
   { name: 'ALLOT_LOST_AFTER_MS', path: ['liveness', 'lostAfterMs'], kind: 'number' },
   { name: 'ALLOT_PLACE_MAX_ATTEMPTS', path: ['place', 'maxAttempts'], kind: 'number' },
   { name: 'ALLOT_AGENT_TIMEOUT_MS', path: ['place', 'agentTimeoutMs'], kind: 'number' },
+  { name: 'ALLOT_HTTP_PORT', path: ['http', 'port'], kind: 'number' },
+  { name: 'ALLOT_HTTP_HOST', path: ['http', 'host'], kind: 'string' },
+  { name: 'ALLOT_DASHBOARD_DIR', path: ['dashboardDir'], kind: 'string' },
 ];
 
 function setPath(target: Record<string, unknown>, path: readonly string[], value: unknown): void {

@@ -7,6 +7,7 @@ import type { CoordinatorConfig } from './config.ts';
 import { serveScheduler } from './endpoints.ts';
 import { PlacementIntentSchema } from './intents.ts';
 import { KvStore } from './kv-store.ts';
+import { startHttpServer, type DashboardServer } from './http/server.ts';
 import { publishTransition, startLivenessSweep } from './liveness.ts';
 import { jetstream, jetstreamManager, type NatsConnection } from './nats-deps.ts';
 import { PlaceFlow } from './place-flow.ts';
@@ -22,6 +23,8 @@ export interface Coordinator {
   readonly view: ClusterView;
   readonly flow: PlaceFlow;
   readonly quotas: QuotaService;
+  /** The dashboard's HTTP server, when config.http is set: its url, and extraRoutes to mount /metrics on. */
+  readonly http: DashboardServer | undefined;
   /** Stops taking requests, answers those in flight, stops following the streams. Leaves the connection open. */
   stop(): Promise<void>;
 }
@@ -90,12 +93,39 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
   }
   // The endpoints' subscriptions reach the server with the next flush: after it, "ready" means requests find us.
   await nc.flush();
+
+  let http: DashboardServer | undefined;
+  if (config.http !== undefined) {
+    const started = await startHttpServer(
+      { view, quotas, agents, js },
+      {
+        host: config.http.host,
+        port: config.http.port,
+        seriesEveryMs: config.http.seriesEveryMs,
+        seriesPoints: config.http.seriesPoints,
+        logger,
+        now,
+        ...(config.dashboardDir === undefined ? {} : { dashboardDir: config.dashboardDir }),
+      },
+    );
+    if (!started.ok) {
+      await served.value.stop();
+      await manager.stop();
+      stopSweep();
+      await feed.stop();
+      quotas.stop();
+      return started;
+    }
+    http = started.value;
+  }
   return ok({
     manager,
     view,
     flow,
     quotas,
+    http,
     stop: async () => {
+      await http?.stop();
       await served.value.stop();
       await manager.stop();
       stopSweep();

@@ -75,6 +75,11 @@ export class QuotaService {
     return this.#cache.get(tenantId)?.value.quota;
   }
 
+  /** Every tenant with a quota, as last seen by the watch (no KV round trip): the dashboard's tenant list. */
+  list(): TenantQuotaView[] {
+    return [...this.#cache.values()].map((v) => viewOf(v.value));
+  }
+
   #remember(record: TenantQuotaRecord, revision: number): void {
     const held = this.#cache.get(record.tenantId);
     if (held === undefined || held.revision < revision) this.#cache.set(record.tenantId, { value: record, revision });

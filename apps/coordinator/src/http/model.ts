@@ -1,0 +1,238 @@
+import type { NodeView, TenantQuota, UsageSnapshot } from '@allot/core';
+import type { ClusterView } from '../view.ts';
+import type { ClusterSummary, DeltaMessage, FeedEvent, NodeRow, SeriesPoint, SnapshotMessage, TenantRow } from './api.ts';
+import { Ring, SeriesRing } from './ring.ts';
+
+/** What the model needs of the quota service: every tenant with a quota, as last seen by its watch. */
+export interface QuotaSource {
+  list(): { quota: TenantQuota; usage: { vms: number; vcpus: number; memoryMiB: number } }[];
+}
+
+export interface DashboardModelOptions {
+  /** One series point every this many ms (default 5,000). */
+  readonly seriesEveryMs?: number;
+  /** Points kept (default 720: one hour at 5 s). */
+  readonly seriesPoints?: number;
+  /** Events kept for a newly connected page (default 200). */
+  readonly eventsKept?: number;
+  /** Events sent in one delta at most; the rest are counted as dropped (default 200). */
+  readonly maxEventsPerDelta?: number;
+}
+
+interface Tracked {
+  /** The snapshot object the row was built from: a new object means a new snapshot arrived. */
+  snapshot: UsageSnapshot;
+  liveness: NodeView['liveness'];
+  row: NodeRow;
+  /** The row without lastSeen, serialised: a row is sent again only when this changes. */
+  key: string;
+  /** lastSeen as last sent. */
+  sentSeen: number;
+}
+
+/** A node's table row: its snapshot without the per-core list and the per-tenant figures. */
+export function rowOf(v: NodeView): NodeRow {
+  const s = v.snapshot;
+  const figures = (r: UsageSnapshot['memory']) => ({ capacity: r.capacity, systemReserve: r.systemReserve, effectiveCapacity: r.effectiveCapacity, committed: r.committed, used: r.used, reserved: r.reserved });
+  return {
+    nodeId: v.nodeId,
+    liveness: v.liveness,
+    lastSeen: v.lastSeen,
+    bootId: s.bootId,
+    seq: s.seq,
+    labels: s.labels,
+    cordoned: s.cordoned,
+    health: s.health,
+    memory: figures(s.memory),
+    cpu: { ...figures(s.cpu), sharedCores: s.cpu.sharedCores, exclusiveCores: s.cpu.exclusiveCores, reservedCores: s.cpu.reservedCores, cores: s.cpu.cores.length },
+    overcommit: s.overcommit,
+    tenants: Object.keys(s.tenants).sort(),
+    allocationCount: s.allocationCount,
+    heartbeatMs: s.heartbeatMs,
+  };
+}
+
+function keyOf(row: NodeRow): string {
+  return JSON.stringify({ ...row, lastSeen: 0 });
+}
+
+/**
+ * What the dashboard shows, derived from the coordinator's ClusterView, its quota watch and the events feed, and the
+ * deltas between two ticks. The server calls tick() on a fixed cadence (250 ms): everything that changed in between is
+ * coalesced into one delta (a node that sent ten snapshots is one row, its latest), so a churning cluster costs a page
+ * at most four messages a second whatever the rate of change. A tick is O(nodes).
+ */
+export class DashboardModel {
+  readonly series: SeriesRing;
+  readonly #view: ClusterView;
+  readonly #quotas: QuotaSource | undefined;
+  readonly #tracked = new Map<string, Tracked>();
+  readonly #events: Ring<FeedEvent>;
+  readonly #maxEventsPerDelta: number;
+  #pendingEvents: FeedEvent[] = [];
+  #eventsDropped = 0;
+  #clusterKey = '';
+  #tenantsKey = '';
+  #lastSampleAt = Number.NEGATIVE_INFINITY;
+
+  constructor(view: ClusterView, quotas: QuotaSource | undefined, options: DashboardModelOptions = {}) {
+    this.#view = view;
+    this.#quotas = quotas;
+    this.series = new SeriesRing(options.seriesPoints ?? 720, options.seriesEveryMs ?? 5_000);
+    this.#events = new Ring(options.eventsKept ?? 200);
+    this.#maxEventsPerDelta = options.maxEventsPerDelta ?? 200;
+  }
+
+  /** An event read from ALLOT_EVENTS: kept for new pages, sent with the next delta. */
+  addEvent(e: FeedEvent): void {
+    this.#events.push(e);
+    if (this.#pendingEvents.length < this.#maxEventsPerDelta) this.#pendingEvents.push(e);
+    else this.#eventsDropped += 1;
+  }
+
+  /** Every node's current row, by node id. */
+  rows(): NodeRow[] {
+    return this.#view.nodes().map(rowOf);
+  }
+
+  cluster(now: number): ClusterSummary {
+    const usage = this.#view.usage(now);
+    const physical = { memory: 0, cpu: 0 };
+    const byHealth = { healthy: 0, degraded: 0, unhealthy: 0, stopped: 0 };
+    for (const v of this.#view.nodes()) {
+      byHealth[v.snapshot.health.status] += 1;
+      if (v.liveness === 'lost') continue;
+      physical.memory += v.snapshot.memory.capacity - v.snapshot.memory.systemReserve;
+      physical.cpu += v.snapshot.cpu.capacity - v.snapshot.cpu.systemReserve;
+    }
+    const ratio = (committed: number, base: number) => (base > 0 ? Math.round((committed / base) * 1000) / 1000 : 0);
+    return {
+      usage,
+      overcommitInUse: { memory: ratio(usage.memory.committed, physical.memory), cpu: ratio(usage.cpu.committed, physical.cpu) },
+      byHealth,
+      health: this.#view.health(),
+    };
+  }
+
+  /** Tenants seen on nodes or holding a quota, by id; usage summed over the nodes' snapshots. */
+  tenants(): TenantRow[] {
+    const rows = new Map<string, TenantRow>();
+    const rowFor = (tenantId: string): TenantRow => {
+      let r = rows.get(tenantId);
+      if (r === undefined) {
+        r = { tenantId, usage: { vms: 0, vcpus: 0, memoryMiB: 0, nodes: 0 } };
+        rows.set(tenantId, r);
+      }
+      return r;
+    };
+    for (const v of this.#view.nodes()) {
+      for (const [tenantId, u] of Object.entries(v.snapshot.tenants)) {
+        if (u.vms === 0 && u.vcpus === 0 && u.memoryMiB === 0) continue;
+        const r = rowFor(tenantId);
+        r.usage.vms += u.vms;
+        r.usage.vcpus += u.vcpus;
+        r.usage.memoryMiB += u.memoryMiB;
+        r.usage.nodes += 1;
+      }
+    }
+    for (const q of this.#quotas?.list() ?? []) {
+      const r = rowFor(q.quota.tenantId);
+      r.quota = q.quota;
+      r.quotaUsage = { vms: q.usage.vms, vcpus: q.usage.vcpus, memoryMiB: q.usage.memoryMiB };
+    }
+    return [...rows.values()].sort((a, b) => (a.tenantId < b.tenantId ? -1 : a.tenantId > b.tenantId ? 1 : 0));
+  }
+
+  /** Everything, for a page that just connected (or fell behind). */
+  snapshot(now: number): SnapshotMessage {
+    return { now, cluster: this.cluster(now), nodes: this.rows(), tenants: this.tenants(), series: this.series.toSeries(), events: this.#events.toArray() };
+  }
+
+  /** Adds a series point when one is due; returns it. */
+  sample(now: number): SeriesPoint | undefined {
+    if (now - this.#lastSampleAt < this.series.everyMs) return undefined;
+    this.#lastSampleAt = now;
+    const u = this.#view.usage(now);
+    const point: SeriesPoint = {
+      at: now,
+      memEffective: u.memory.effectiveCapacity,
+      memCommitted: u.memory.committed,
+      memUsed: u.memory.used,
+      cpuEffective: u.cpu.effectiveCapacity,
+      cpuCommitted: u.cpu.committed,
+      cpuUsed: u.cpu.used,
+      nodesReady: u.nodes.ready,
+    };
+    this.series.push(point);
+    return point;
+  }
+
+  /** What changed since the previous tick, or null when nothing did. */
+  tick(now: number): DeltaMessage | null {
+    const delta: DeltaMessage = { now };
+    const changed: NodeRow[] = [];
+    const seen: Record<string, number> = {};
+    let anySeen = false;
+    const present = new Set<string>();
+    for (const v of this.#view.nodes()) {
+      present.add(v.nodeId);
+      const t = this.#tracked.get(v.nodeId);
+      if (t !== undefined && t.snapshot === v.snapshot && t.liveness === v.liveness) {
+        if (t.sentSeen !== v.lastSeen) {
+          t.sentSeen = v.lastSeen;
+          t.row.lastSeen = v.lastSeen;
+          seen[v.nodeId] = v.lastSeen;
+          anySeen = true;
+        }
+        continue;
+      }
+      const row = rowOf(v);
+      const key = keyOf(row);
+      if (t !== undefined && t.key === key) {
+        t.snapshot = v.snapshot;
+        t.liveness = v.liveness;
+        t.row = row;
+        if (t.sentSeen !== v.lastSeen) {
+          t.sentSeen = v.lastSeen;
+          seen[v.nodeId] = v.lastSeen;
+          anySeen = true;
+        }
+        continue;
+      }
+      this.#tracked.set(v.nodeId, { snapshot: v.snapshot, liveness: v.liveness, row, key, sentSeen: v.lastSeen });
+      changed.push(row);
+    }
+    const removed: string[] = [];
+    for (const id of this.#tracked.keys()) {
+      if (!present.has(id)) removed.push(id);
+    }
+    for (const id of removed) this.#tracked.delete(id);
+    if (changed.length > 0) delta.nodes = changed;
+    if (removed.length > 0) delta.removed = removed;
+    if (anySeen) delta.seen = seen;
+
+    const cluster = this.cluster(now);
+    const clusterKey = JSON.stringify({ ...cluster, usage: { ...cluster.usage, at: 0 } });
+    if (clusterKey !== this.#clusterKey) {
+      this.#clusterKey = clusterKey;
+      delta.cluster = cluster;
+    }
+    const tenants = this.tenants();
+    const tenantsKey = JSON.stringify(tenants);
+    if (tenantsKey !== this.#tenantsKey) {
+      this.#tenantsKey = tenantsKey;
+      delta.tenants = tenants;
+    }
+    const point = this.sample(now);
+    if (point !== undefined) delta.point = point;
+    if (this.#pendingEvents.length > 0) {
+      delta.events = this.#pendingEvents;
+      this.#pendingEvents = [];
+    }
+    if (this.#eventsDropped > 0) {
+      delta.eventsDropped = this.#eventsDropped;
+      this.#eventsDropped = 0;
+    }
+    return Object.keys(delta).length > 1 ? delta : null;
+  }
+}

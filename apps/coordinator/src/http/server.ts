@@ -1,0 +1,227 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { err, HealthSchema, NodeIdSchema, NodeLivenessSchema, ok, type Result } from '@allot/core';
+import type { Logger } from 'pino';
+import type { AgentClient } from '../agents.ts';
+import type { JetStreamClient } from '../nats-deps.ts';
+import type { ClusterView } from '../view.ts';
+import type { AllocationsResponse, NodeRow } from './api.ts';
+import { followEvents } from './events-feed.ts';
+import { DashboardModel, type QuotaSource } from './model.ts';
+import { SseHub } from './sse.ts';
+import { serveStatic } from './static.ts';
+
+/*
+ * The coordinator's HTTP side: the dashboard's static files, a small read-only JSON API and one SSE stream.
+ * Plain node:http rather than a framework: a dozen GET routes, one long-lived stream whose backpressure we handle
+ * ourselves (sse.ts), no body parsing, and no dependency to audit or keep up to date on a process that holds the
+ * cluster's scheduling path.
+ */
+
+/** A route mounted from outside (e.g. GET /metrics, added later), keyed by exact path. */
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
+
+/** Where the built dashboard is by default: apps/dashboard/dist next to this app. */
+export const DEFAULT_DASHBOARD_DIR = fileURLToPath(new URL('../../../dashboard/dist', import.meta.url));
+
+export interface HttpServerOptions {
+  readonly host: string;
+  /** 0 picks a free port (the handle's url says which). */
+  readonly port: number;
+  readonly dashboardDir?: string;
+  readonly logger: Logger;
+  readonly now?: () => number;
+  /** Delta cadence: changes are coalesced into at most one delta per tick (default 250 ms: ~4 a second). */
+  readonly tickMs?: number;
+  readonly heartbeatMs?: number;
+  readonly seriesEveryMs?: number;
+  readonly seriesPoints?: number;
+  /** How far back the event feed starts (default 5 minutes). */
+  readonly eventsLookbackMs?: number;
+  readonly extraRoutes?: Map<string, RouteHandler>;
+}
+
+export interface HttpDeps {
+  readonly view: ClusterView;
+  readonly quotas?: QuotaSource;
+  /** For GET /api/nodes/:id/allocations; without it that route answers 503. */
+  readonly agents?: Pick<AgentClient, 'call'>;
+  /** For the event feed; without it the feed stays empty. */
+  readonly js?: JetStreamClient;
+}
+
+export interface DashboardServer {
+  /** http://host:port */
+  readonly url: string;
+  readonly model: DashboardModel;
+  readonly hub: SseHub;
+  /** Routes matched by exact path before the built-in ones; add to it at any time (GET /metrics). */
+  readonly extraRoutes: Map<string, RouteHandler>;
+  /** Publishes the pending changes now instead of at the next tick (tests). */
+  tick(): void;
+  stop(): Promise<void>;
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'content-length': String(Buffer.byteLength(text)), 'x-content-type-options': 'nosniff' });
+  res.end(text);
+}
+
+function problem(res: ServerResponse, status: number, code: string, message: string): void {
+  json(res, status, { error: { code, message } });
+}
+
+/** ?liveness=&health=&tenant=&label=k=v (label repeatable; `k` alone means the label exists). */
+export function filterRows(rows: NodeRow[], query: URLSearchParams): Result<NodeRow[]> {
+  const liveness = query.get('liveness');
+  if (liveness !== null && !NodeLivenessSchema.safeParse(liveness).success) return err('invalid_request', `liveness: ready, suspect or lost, not "${liveness}"`);
+  const health = query.get('health');
+  const healthStatuses = HealthSchema.options.map((o) => o.shape.status.value as string);
+  if (health !== null && !healthStatuses.includes(health)) return err('invalid_request', `health: one of ${healthStatuses.join(', ')}, not "${health}"`);
+  const tenant = query.get('tenant');
+  const labels = query.getAll('label').map((l) => {
+    const i = l.indexOf('=');
+    return i === -1 ? { key: l, value: undefined } : { key: l.slice(0, i), value: l.slice(i + 1) };
+  });
+  return ok(
+    rows.filter(
+      (r) =>
+        (liveness === null || r.liveness === liveness) &&
+        (health === null || r.health.status === health) &&
+        (tenant === null || r.tenants.includes(tenant)) &&
+        labels.every((l) => (l.value === undefined ? l.key in r.labels : r.labels[l.key] === l.value)),
+    ),
+  );
+}
+
+/** Starts the HTTP server, the event feed and the delta ticker. */
+export async function startHttpServer(deps: HttpDeps, options: HttpServerOptions): Promise<Result<DashboardServer>> {
+  const now = options.now ?? Date.now;
+  const logger = options.logger;
+  const root = options.dashboardDir ?? DEFAULT_DASHBOARD_DIR;
+  const model = new DashboardModel(deps.view, deps.quotas, {
+    ...(options.seriesEveryMs === undefined ? {} : { seriesEveryMs: options.seriesEveryMs }),
+    ...(options.seriesPoints === undefined ? {} : { seriesPoints: options.seriesPoints }),
+  });
+  const hub = new SseHub({ snapshot: () => model.snapshot(now()), now, ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }) });
+  const extraRoutes = options.extraRoutes ?? new Map<string, RouteHandler>();
+
+  const allocations = async (res: ServerResponse, nodeId: string) => {
+    if (deps.agents === undefined) return problem(res, 503, 'unavailable', 'this server cannot reach the agents');
+    if (deps.view.get(nodeId) === undefined) return problem(res, 404, 'not_found', `node ${nodeId} has not reported`);
+    const r = await deps.agents.call(nodeId, 'allocations', { status: 'live', limit: 10_000 }, { timeoutMs: 3_000 });
+    if (!r.ok) return problem(res, r.error.code === 'timeout' ? 504 : 502, r.error.code, `agent ${nodeId}: ${r.error.message}`);
+    const body: AllocationsResponse = { nodeId, at: now(), allocations: r.value.allocations, truncated: r.value.truncated };
+    json(res, 200, body);
+  };
+
+  const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://dashboard');
+    const path = url.pathname;
+    const extra = extraRoutes.get(path);
+    if (extra !== undefined) return extra(req, res);
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' }).end('method not allowed\n');
+      return;
+    }
+    if (!path.startsWith('/api/')) return serveStatic(root, req, res, path);
+    const parts = path.split('/').filter((p) => p !== ''); // ['api', ...]
+    const t = now();
+    switch (parts[1]) {
+      case 'cluster':
+        if (parts.length === 2) return json(res, 200, { now: t, cluster: model.cluster(t) });
+        break;
+      case 'nodes': {
+        if (parts.length === 2) {
+          const rows = filterRows(model.rows(), url.searchParams);
+          return rows.ok ? json(res, 200, { now: t, nodes: rows.value }) : problem(res, 400, rows.error.code, rows.error.message);
+        }
+        const id = NodeIdSchema.safeParse(parts[2]);
+        if (!id.success) return problem(res, 400, 'invalid_request', 'node id: letters, digits, "_" and "-" only');
+        if (parts.length === 3) {
+          const node = deps.view.get(id.data);
+          return node === undefined ? problem(res, 404, 'not_found', `node ${id.data} has not reported`) : json(res, 200, { now: t, node });
+        }
+        if (parts.length === 4 && parts[3] === 'allocations') return allocations(res, id.data);
+        break;
+      }
+      case 'tenants':
+        if (parts.length === 2) return json(res, 200, { now: t, tenants: model.tenants() });
+        break;
+      case 'series':
+        if (parts.length === 2) return json(res, 200, model.series.toSeries());
+        break;
+      case 'events':
+        if (parts.length === 3 && parts[2] === 'stream') {
+          res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+          res.flushHeaders();
+          req.socket.setNoDelay(true);
+          hub.add(res);
+          return;
+        }
+        break;
+    }
+    problem(res, 404, 'not_found', `no route ${path}`);
+  };
+
+  const server: Server = createServer((req, res) => {
+    route(req, res).catch((e: unknown) => {
+      logger.error({ err: e, url: req.url }, 'dashboard request failed');
+      if (!res.headersSent) problem(res, 500, 'internal', 'internal error');
+      else res.destroy();
+    });
+  });
+  // Long-lived SSE responses must not be cut by the default request timeout.
+  server.requestTimeout = 0;
+  server.headersTimeout = 10_000;
+
+  const listening = await new Promise<Result<AddressInfo>>((resolve) => {
+    server.once('error', (e) => resolve(err('unavailable', `dashboard: cannot listen on ${options.host}:${options.port}: ${e.message}`)));
+    server.listen(options.port, options.host, () => resolve(ok(server.address() as AddressInfo)));
+  });
+  if (!listening.ok) {
+    hub.close();
+    return listening;
+  }
+
+  let stopEvents: (() => Promise<void>) | undefined;
+  if (deps.js !== undefined) {
+    try {
+      stopEvents = await followEvents(deps.js, (e) => model.addEvent(e), { logger, now, lookbackMs: options.eventsLookbackMs ?? 5 * 60_000 });
+    } catch (e) {
+      logger.warn({ error: (e as Error).message }, 'dashboard: cannot follow ALLOT_EVENTS; the event feed stays empty');
+    }
+  }
+
+  const tick = () => {
+    const delta = model.tick(now());
+    if (delta !== null) hub.broadcast('delta', delta);
+  };
+  // The first tick sets the baseline (and the first series point) so the first delta a page sees is a real change.
+  model.tick(now());
+  const ticker = setInterval(tick, options.tickMs ?? 250);
+  ticker.unref();
+
+  const a = listening.value;
+  const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
+  const url = `http://${host}:${a.port}`;
+  logger.info({ url, dashboardDir: root }, 'dashboard listening');
+  return ok({
+    url,
+    model,
+    hub,
+    extraRoutes,
+    tick,
+    stop: async () => {
+      clearInterval(ticker);
+      hub.close();
+      await stopEvents?.();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  });
+}

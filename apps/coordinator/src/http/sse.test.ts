@@ -1,0 +1,246 @@
+import { EventEmitter } from 'node:events';
+import { request } from 'node:http';
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ClusterView } from '../view.ts';
+import { DeltaMessageSchema, SnapshotMessageSchema, type DeltaMessage } from './api.ts';
+import { syntheticSnapshot } from './fixtures.ts';
+import { DashboardModel } from './model.ts';
+import { startHttpServer, type DashboardServer } from './server.ts';
+import { frame, SseHub, type SseSink } from './sse.ts';
+
+const T0 = 1_700_000_000_000;
+
+function viewWith(ids: string[]): ClusterView {
+  const view = new ClusterView({ lostAfterMs: 60_000, suspectAfterMs: 15_000 });
+  for (const nodeId of ids) view.apply(syntheticSnapshot({ nodeId }), T0, T0);
+  return view;
+}
+
+describe('DashboardModel: deltas coalesce what changed between two ticks', () => {
+  it('sends a node that changed many times as one row, its latest, and nothing when nothing changed', () => {
+    const view = viewWith(['n1', 'n2', 'n3']);
+    const model = new DashboardModel(view, undefined, { seriesEveryMs: 5_000 });
+    const first = model.tick(T0);
+    expect(first?.nodes?.map((r) => r.nodeId)).toEqual(['n1', 'n2', 'n3']);
+    expect(model.tick(T0 + 250)).toBeNull();
+
+    for (let seq = 2; seq <= 50; seq++) view.apply(syntheticSnapshot({ nodeId: 'n2', seq, memoryCommitted: seq * 100 }), T0 + 300, T0 + 300);
+    const delta = model.tick(T0 + 500) as DeltaMessage;
+    expect(DeltaMessageSchema.parse(delta)).toBeTruthy();
+    expect(delta.nodes?.map((r) => [r.nodeId, r.seq, r.memory.committed])).toEqual([['n2', 50, 5_000]]);
+    expect(delta.cluster?.usage.memory.committed).toBe(5_000);
+    expect(model.tick(T0 + 750)).toBeNull();
+  });
+
+  it('sends a heartbeat that changed nothing but lastSeen as `seen` only', () => {
+    const view = viewWith(['n1']);
+    const model = new DashboardModel(view, undefined);
+    model.tick(T0);
+    view.apply(syntheticSnapshot({ nodeId: 'n1' }), T0 + 1_000, T0 + 1_000);
+    const delta = model.tick(T0 + 1_000) as DeltaMessage;
+    expect(delta.nodes).toBeUndefined();
+    expect(delta.seen).toEqual({ n1: T0 + 1_000 });
+  });
+
+  it('sends a liveness change as a row, adds a series point when due, and passes events on once', () => {
+    const view = viewWith(['n1']);
+    const model = new DashboardModel(view, undefined, { seriesEveryMs: 5_000 });
+    model.tick(T0);
+    view.sweep(T0 + 20_000);
+    model.addEvent({ kind: 'node_suspect', nodeId: 'n1', at: T0 + 20_000, seq: 7 });
+    const delta = model.tick(T0 + 20_000) as DeltaMessage;
+    expect(delta.nodes?.[0]?.liveness).toBe('suspect');
+    expect(delta.cluster?.usage.nodes.suspect).toBe(1);
+    expect(delta.point?.at).toBe(T0 + 20_000);
+    expect(delta.events?.map((e) => e.seq)).toEqual([7]);
+    expect(model.tick(T0 + 20_250)).toBeNull();
+    expect(model.snapshot(T0 + 20_250).events.map((e) => e.seq)).toEqual([7]);
+  });
+
+  it('counts events beyond the per-delta bound instead of sending them', () => {
+    const model = new DashboardModel(viewWith(['n1']), undefined, { maxEventsPerDelta: 10 });
+    model.tick(T0);
+    for (let i = 0; i < 25; i++) model.addEvent({ kind: 'allocated', nodeId: 'n1', at: T0, seq: i });
+    const delta = model.tick(T0 + 250) as DeltaMessage;
+    expect(delta.events).toHaveLength(10);
+    expect(delta.eventsDropped).toBe(15);
+  });
+});
+
+/** A response whose socket buffer fills after `capacity` bytes until drain() is called. */
+class FakeSink extends EventEmitter implements SseSink {
+  chunks: string[] = [];
+  writableLength = 0;
+  destroyed = false;
+  ended = false;
+  readonly capacity: number;
+  constructor(capacity: number) {
+    super();
+    this.capacity = capacity;
+  }
+  write(chunk: string): boolean {
+    this.chunks.push(chunk);
+    this.writableLength += chunk.length;
+    return this.writableLength < this.capacity;
+  }
+  drain(): void {
+    this.writableLength = 0;
+    this.emit('drain');
+  }
+  end(): void {
+    this.ended = true;
+    this.emit('close');
+  }
+  destroy(): void {
+    this.destroyed = true;
+    this.emit('close');
+  }
+  events(): string[] {
+    return this.chunks.flatMap((c) => [...c.matchAll(/^event: (\w+)$/gm)].map((m) => m[1] as string));
+  }
+}
+
+describe('SseHub: a slow client costs a bounded buffer', () => {
+  const hubs: SseHub[] = [];
+  afterEach(() => hubs.splice(0).forEach((h) => h.close()));
+  const hubWith = (opts: Partial<ConstructorParameters<typeof SseHub>[0]> = {}) => {
+    const hub = new SseHub({ snapshot: () => ({ everything: true }), heartbeatMs: 60_000, ...opts });
+    hubs.push(hub);
+    return hub;
+  };
+
+  it('sends a snapshot on connect, then every broadcast', () => {
+    const hub = hubWith();
+    const sink = new FakeSink(1 << 20);
+    hub.add(sink);
+    hub.broadcast('delta', { a: 1 });
+    hub.broadcast('delta', { a: 2 });
+    expect(sink.events()).toEqual(['snapshot', 'delta', 'delta']);
+    expect(sink.chunks[2]).toBe(frame('delta', { a: 2 }));
+  });
+
+  it('writes nothing to a blocked client, then one snapshot instead of the deltas it missed', () => {
+    const hub = hubWith();
+    const slow = new FakeSink(10);
+    const fast = new FakeSink(1 << 20);
+    hub.add(slow);
+    hub.add(fast);
+    expect(slow.events()).toEqual(['snapshot']);
+    for (let i = 0; i < 1_000; i++) hub.broadcast('delta', { i, padding: 'x'.repeat(100) });
+    expect(slow.events()).toEqual(['snapshot']);
+    expect(fast.events()).toHaveLength(1_001);
+    slow.drain();
+    expect(slow.events()).toEqual(['snapshot', 'snapshot']);
+    expect(hub.stats.resyncs).toBe(1);
+    slow.drain();
+    hub.broadcast('delta', { i: 'after' });
+    expect(slow.events()).toEqual(['snapshot', 'snapshot', 'delta']);
+  });
+
+  it('drops a client stalled past stalledMs, and one holding more than maxBufferedBytes at once', () => {
+    let now = T0;
+    const hub = hubWith({ stalledMs: 1_000, now: () => now });
+    const stalled = new FakeSink(10);
+    hub.add(stalled);
+    now += 500;
+    hub.heartbeat();
+    expect(stalled.destroyed).toBe(false);
+    now += 1_000;
+    hub.heartbeat();
+    expect(stalled.destroyed).toBe(true);
+    expect(hub.size).toBe(0);
+
+    const hub2 = hubWith({ maxBufferedBytes: 100, snapshot: () => ({ big: 'x'.repeat(1_000) }) });
+    const huge = new FakeSink(1 << 20);
+    hub2.add(huge);
+    expect(huge.destroyed).toBe(true);
+    expect(hub2.stats.dropped).toBe(1);
+  });
+});
+
+describe('GET /api/events/stream', () => {
+  let server: DashboardServer | undefined;
+  afterEach(async () => {
+    await server?.stop();
+    server = undefined;
+  });
+
+  it('sends a valid snapshot on connect, then at most ~4 deltas a second while a node changes 200 times a second', async () => {
+    const view = viewWith(['n1', 'n2']);
+    const started = await startHttpServer({ view }, { host: '127.0.0.1', port: 0, logger: pino({ level: 'silent' }), tickMs: 250, dashboardDir: '/nonexistent' });
+    if (!started.ok) throw new Error(started.error.message);
+    server = started.value;
+    const frames: { event: string; data: unknown }[] = [];
+    const req = request(`${server.url}/api/events/stream`);
+    const done = new Promise<void>((resolve, reject) => {
+      req.on('response', (res) => {
+        expect(res.headers['content-type']).toBe('text/event-stream; charset=utf-8');
+        let buf = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          buf += c;
+          let i;
+          while ((i = buf.indexOf('\n\n')) !== -1) {
+            const block = buf.slice(0, i);
+            buf = buf.slice(i + 2);
+            const event = /^event: (\w+)$/m.exec(block)?.[1];
+            const data = /^data: (.*)$/m.exec(block)?.[1];
+            if (event !== undefined && data !== undefined) frames.push({ event, data: JSON.parse(data) });
+          }
+        });
+        res.on('close', resolve);
+      });
+      req.on('error', (e) => (e.message === 'socket hang up' ? resolve() : reject(e)));
+    });
+    req.end();
+
+    const t0 = Date.now();
+    let seq = 1;
+    while (Date.now() - t0 < 2_000) {
+      seq += 1;
+      view.apply(syntheticSnapshot({ nodeId: 'n1', seq, memoryCommitted: seq }), Date.now(), Date.now());
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await new Promise((r) => setTimeout(r, 400));
+    req.destroy();
+    await done;
+
+    expect(frames[0]?.event).toBe('snapshot');
+    expect(SnapshotMessageSchema.parse(frames[0]?.data).nodes.map((n) => n.nodeId)).toEqual(['n1', 'n2']);
+    const deltas = frames.filter((f) => f.event === 'delta').map((f) => DeltaMessageSchema.parse(f.data));
+    expect(deltas.length).toBeGreaterThanOrEqual(5);
+    expect(deltas.length).toBeLessThanOrEqual(11); // 2.4 s at 4 a second, with timer slack
+    expect(deltas.at(-1)?.nodes?.[0]?.seq).toBe(seq);
+  });
+
+  it('answers the JSON API and 404s unknown nodes and routes', async () => {
+    const view = viewWith(['n1', 'n2']);
+    view.apply(syntheticSnapshot({ nodeId: 'n3', labels: { zone: 'b' }, tenants: { acme: { vms: 1, vcpus: 2, memoryMiB: 1024 } } }), T0, T0);
+    const extra = new Map([['/metrics', (_req: unknown, res: { end: (s: string) => void }) => res.end('m 1\n')]]);
+    const started = await startHttpServer({ view }, { host: '127.0.0.1', port: 0, logger: pino({ level: 'silent' }), dashboardDir: '/nonexistent', extraRoutes: extra as never });
+    if (!started.ok) throw new Error(started.error.message);
+    server = started.value;
+    const get = async (p: string) => {
+      const r = await fetch(server!.url + p);
+      return { status: r.status, body: (await r.json().catch(() => null)) as Record<string, unknown> };
+    };
+    expect((await get('/api/nodes')).body['nodes']).toHaveLength(3);
+    expect(((await get('/api/nodes?label=zone=b')).body['nodes'] as { nodeId: string }[]).map((n) => n.nodeId)).toEqual(['n3']);
+    expect(((await get('/api/nodes?tenant=acme')).body['nodes'] as { nodeId: string }[]).map((n) => n.nodeId)).toEqual(['n3']);
+    expect((await get('/api/nodes?health=bogus')).status).toBe(400);
+    expect((await get('/api/nodes/n3')).body['node']).toMatchObject({ nodeId: 'n3' });
+    expect((await get('/api/nodes/zz')).status).toBe(404);
+    expect((await get('/api/nodes/bad.id')).status).toBe(400);
+    expect((await get('/api/nodes/n3/allocations')).status).toBe(503);
+    expect((await get('/api/tenants')).body['tenants']).toEqual([{ tenantId: 'acme', usage: { vms: 1, vcpus: 2, memoryMiB: 1024, nodes: 1 } }]);
+    expect((await get('/api/cluster')).body['cluster']).toMatchObject({ usage: { nodes: { total: 3 } } });
+    expect((await get('/api/series')).body['at']).toHaveLength(1);
+    expect((await get('/api/nope')).status).toBe(404);
+    expect(await (await fetch(server.url + '/metrics')).text()).toBe('m 1\n');
+    expect((await fetch(server.url + '/', { method: 'POST' })).status).toBe(405);
+    const page = await fetch(server.url + '/');
+    expect(page.status).toBe(503);
+    expect(await page.text()).toContain('dashboard not built: run pnpm build');
+  });
+});

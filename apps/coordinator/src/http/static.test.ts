@@ -1,0 +1,109 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { contentTypeOf, resolveStatic, serveStatic } from './static.ts';
+
+let base: string;
+let root: string;
+let server: Server;
+let port: number;
+
+/** A raw GET: the path is sent as written (fetch and URL would normalise `..` away before it reaches the server). */
+function get(path: string, headers: Record<string, string> = {}, servePort = port): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: servePort, path, headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function serve(dir: string): Promise<{ server: Server; port: number }> {
+  const s = createServer((req, res) => void serveStatic(dir, req, res, (req.url ?? '/').split('?')[0] ?? '/'));
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  return { server: s, port: (s.address() as AddressInfo).port };
+}
+
+beforeAll(async () => {
+  base = await mkdtemp(join(tmpdir(), 'allot-static-'));
+  root = join(base, 'dist');
+  await mkdir(join(root, 'assets'), { recursive: true });
+  await writeFile(join(root, 'index.html'), '<!doctype html><title>allot</title>');
+  await writeFile(join(root, 'assets', 'index-abc123.js'), 'console.log(1)');
+  await writeFile(join(root, 'assets', 'index-abc123.css'), 'body{}');
+  await writeFile(join(base, 'secret.txt'), 'do not serve me');
+  ({ server, port } = await serve(root));
+});
+
+afterAll(async () => {
+  await new Promise<void>((r) => server.close(() => r()));
+  await rm(base, { recursive: true, force: true });
+});
+
+describe('resolveStatic', () => {
+  it('maps / to index.html and paths under the root to files', () => {
+    expect(resolveStatic('/srv/dist', '/')).toBe('/srv/dist/index.html');
+    expect(resolveStatic('/srv/dist', '/assets/a.js')).toBe('/srv/dist/assets/a.js');
+  });
+
+  it.each(['/../secret.txt', '/assets/../../secret.txt', '/%2e%2e/secret.txt', '/assets/%2e%2e%2f%2e%2e%2fsecret.txt', '/..%2fsecret.txt', '/a\\..\\..\\secret.txt', '/%5c..%5csecret.txt', '/index.html%00.js', '/%E0%A4%A', 'relative.txt'])('refuses %s', (path) => {
+    expect(resolveStatic('/srv/dist', path)).toBeNull();
+  });
+});
+
+describe('serveStatic', () => {
+  it('serves index.html without long caching and with a CSP', async () => {
+    const r = await get('/');
+    expect(r.status).toBe(200);
+    expect(r.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(r.headers['cache-control']).toBe('no-cache');
+    expect(r.headers['content-security-policy']).toContain("default-src 'self'");
+    expect(r.body).toContain('<title>allot</title>');
+  });
+
+  it('serves hashed assets with their content type, cached for good, and answers 304 to a matching ETag', async () => {
+    const js = await get('/assets/index-abc123.js');
+    expect(js.status).toBe(200);
+    expect(js.headers['content-type']).toBe('text/javascript; charset=utf-8');
+    expect(js.headers['cache-control']).toBe('public, max-age=31536000, immutable');
+    const css = await get('/assets/index-abc123.css');
+    expect(css.headers['content-type']).toBe('text/css; charset=utf-8');
+    const again = await get('/assets/index-abc123.js', { 'if-none-match': String(js.headers['etag']) });
+    expect(again.status).toBe(304);
+    expect(again.body).toBe('');
+  });
+
+  it.each(['/../secret.txt', '/assets/../../secret.txt', '/%2e%2e/secret.txt', '/assets/..%2f..%2fsecret.txt', '/%5c..%5csecret.txt'])('refuses the traversal %s without reading outside the root', async (path) => {
+    const r = await get(path);
+    expect(r.status).toBe(400);
+    expect(r.body).not.toContain('do not serve me');
+  });
+
+  it('answers 404 for a file that is not there', async () => {
+    expect((await get('/nope.js')).status).toBe(404);
+  });
+
+  it('says how to build the dashboard when dist is missing', async () => {
+    const missing = await serve(join(base, 'not-built'));
+    try {
+      const r = await get('/', {}, missing.port);
+      expect(r.status).toBe(503);
+      expect(r.body).toContain('dashboard not built: run pnpm build');
+    } finally {
+      await new Promise<void>((r) => missing.server.close(() => r()));
+    }
+  });
+
+  it('knows the content types of what Vite emits', () => {
+    expect(contentTypeOf('a.svg')).toBe('image/svg+xml');
+    expect(contentTypeOf('a.map')).toBe('application/json; charset=utf-8');
+    expect(contentTypeOf('a.unknown')).toBe('application/octet-stream');
+  });
+});
