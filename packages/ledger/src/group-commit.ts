@@ -65,13 +65,15 @@ export class GroupCommitWriter {
   /** Records made durable by each fdatasync. */
   readonly recordsPerSync = new SampleWindow();
   syncs = 0;
+  private readonly onFsync: ((durationMs: number, records: number) => void) | undefined;
 
-  constructor(options: { dir: string; io: SegmentIo; segment: OpenSegment; durableSeq: number; onSegmentCreated: (created: { name: string; firstSeq: number }, closed: { name: string; bytes: number }) => void }) {
+  constructor(options: { dir: string; io: SegmentIo; segment: OpenSegment; durableSeq: number; onFsync?: ((durationMs: number, records: number) => void) | undefined; onSegmentCreated: (created: { name: string; firstSeq: number }, closed: { name: string; bytes: number }) => void }) {
     this.dir = options.dir;
     this.io = options.io;
     this.segment = options.segment;
     this.durable = options.durableSeq;
     this.onSegmentCreated = options.onSegmentCreated;
+    this.onFsync = options.onFsync;
   }
 
   /** Highest seq written and synced. */
@@ -189,8 +191,16 @@ export class GroupCommitWriter {
     await writeFully(this.segment.file, buffer, this.segment.position);
     const started = performance.now();
     await this.segment.file.datasync();
-    this.syncLatencyMs.add(performance.now() - started);
+    const syncMs = performance.now() - started;
+    this.syncLatencyMs.add(syncMs);
     this.recordsPerSync.add(batch.length);
+    if (this.onFsync !== undefined) {
+      try {
+        this.onFsync(syncMs, batch.length);
+      } catch {
+        // A metrics hook must never fail the writer.
+      }
+    }
     this.syncs += 1;
     this.segment.position += bytes;
     this.queued -= bytes;

@@ -24,6 +24,8 @@ export interface LedgerOptions {
   logger?: LedgerLogger;
   /** The file layer for segments; tests pass one that fails to prove the failed state. */
   io?: SegmentIo;
+  /** Told after each group commit's fdatasync: its latency and the records it made durable (for metrics). */
+  onFsync?: (durationMs: number, records: number) => void;
 }
 
 /** What `open()` found on disk and how long reading it took. */
@@ -117,6 +119,7 @@ export async function openLedger<R = unknown, S = unknown>(dir: string, options:
       bytesSinceSnapshot: found.bytesSinceSnapshot,
       segments,
       snapshots: found.snapshots,
+      onFsync: options.onFsync,
     });
     const stats: RecoveryStats = {
       recoveryMs: performance.now() - started,
@@ -148,6 +151,7 @@ interface LedgerInit {
   bytesSinceSnapshot: number;
   segments: SizedFile[];
   snapshots: SizedFile[];
+  onFsync: ((durationMs: number, records: number) => void) | undefined;
 }
 
 /**
@@ -187,6 +191,7 @@ export class Ledger<R, S> {
       io: init.io,
       segment: init.segment,
       durableSeq: init.lastSeq,
+      onFsync: init.onFsync,
       onSegmentCreated: (created, closed) => {
         const old = this.segments.find((s) => s.name === closed.name);
         if (old) old.bytes = closed.bytes;

@@ -1,0 +1,72 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export type Route = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
+
+export type HttpOptions = {
+  host: string;
+  /** 0 picks a free port (see `port` of the result). */
+  port: number;
+  /** Exact paths (no query string) to handlers; GET and HEAD only. */
+  routes: Record<string, Route>;
+  /** Told about a handler that threw; the client gets a 500. */
+  onError?: (error: unknown, path: string) => void;
+};
+
+export type HttpServer = {
+  readonly url: string;
+  readonly port: number;
+  close(): Promise<void>;
+};
+
+/** A tiny node:http server for /metrics and /healthz; anything else is 404, methods other than GET/HEAD 405. */
+export function serveHttp(options: HttpOptions): Promise<HttpServer> {
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    const route = Object.hasOwn(options.routes, path) ? options.routes[path] : undefined;
+    if (route === undefined) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { 'content-type': 'text/plain', allow: 'GET, HEAD' }).end('method not allowed\n');
+      return;
+    }
+    const fail = (error: unknown) => {
+      options.onError?.(error, path);
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+      res.end('internal error\n');
+    };
+    try {
+      const out = route(req, res);
+      if (out instanceof Promise) out.catch(fail);
+    } catch (error) {
+      fail(error);
+    }
+  });
+  // Scrapes are short; idle keep-alive sockets must not hold a stop.
+  server.keepAliveTimeout = 5_000;
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      const port = (server.address() as AddressInfo).port;
+      const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+      resolve({
+        url: `http://${host}:${port}`,
+        port,
+        close: () =>
+          new Promise<void>((done) => {
+            server.close(() => done());
+            server.closeAllConnections();
+          }),
+      });
+    });
+  });
+}
+
+/** A JSON answer with a status (healthz). */
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) }).end(text);
+}

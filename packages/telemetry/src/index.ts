@@ -1,0 +1,4 @@
+export { startMetrics, SECONDS_BUCKETS, type MetricsOptions, type StartedMetrics } from './metrics.ts';
+export { startTracing, withRootSpan, JsonLinesSpanExporter, spanLineOf, TRACE_FILE_ENV, type SpanLine, type StartedTracing, type TracingOptions } from './tracing.ts';
+export { serveHttp, sendJson, type HttpOptions, type HttpServer, type Route } from './http.ts';
+export { MIB_BYTES, mibToBytes } from './units.ts';

@@ -1,0 +1,62 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { metrics } from '@opentelemetry/api';
+import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { AggregationType, InstrumentType, MeterProvider } from '@opentelemetry/sdk-metrics';
+
+/**
+ * Bucket boundaries, in seconds, for every histogram whose unit is `s` (allocation, placement, fsync latencies): from
+ * 50 µs to 10 s. The SDK's default boundaries (0, 5, 10, 25 ... 10000) suit milliseconds, not base units.
+ */
+export const SECONDS_BUCKETS: readonly number[] = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export type MetricsOptions = {
+  /** service.name of the resource (target_info): allot-agent, allot-coordinator. */
+  service: string;
+  /** service.instance.id: the node id of an agent, the coordinator id. */
+  nodeId?: string;
+};
+
+export type StartedMetrics = {
+  readonly meterProvider: MeterProvider;
+  /** Answers a scrape with the Prometheus text format (mount it on GET /metrics). */
+  handler(req: IncomingMessage, res: ServerResponse): void;
+  shutdown(): Promise<void>;
+};
+
+/**
+ * Registers the global MeterProvider, read by the OpenTelemetry Prometheus exporter on each scrape. Instruments made
+ * through `metrics.getMeter()` before this call stay no-ops (the metrics API has no proxy), so call it first thing.
+ *
+ * Names are exported as given (the exporter adds no unit suffix; it only appends `_total` to monotonic sums that lack
+ * it), so instruments are named in Prometheus form already: `allot_` prefix, `_seconds`/`_bytes`, counters `_total`.
+ * The exporter's own server is not started: `handler` is served by our HTTP servers.
+ */
+export function startMetrics(options: MetricsOptions): StartedMetrics {
+  const exporter = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true });
+  const meterProvider = new MeterProvider({
+    resource: resourceFromAttributes({ 'service.name': options.service, ...(options.nodeId === undefined ? {} : { 'service.instance.id': options.nodeId }) }),
+    readers: [exporter],
+    views: [
+      {
+        instrumentType: InstrumentType.HISTOGRAM,
+        instrumentUnit: 's',
+        aggregation: { type: AggregationType.EXPLICIT_BUCKET_HISTOGRAM, options: { boundaries: [...SECONDS_BUCKETS] } },
+      },
+    ],
+  });
+  metrics.setGlobalMeterProvider(meterProvider);
+  return {
+    meterProvider,
+    handler: (req, res) => {
+      // The exporter answers text/plain; Prometheus wants the version of its text format.
+      const setHeader = res.setHeader.bind(res);
+      res.setHeader = (name, value) => setHeader(name, name.toLowerCase() === 'content-type' ? 'text/plain; version=0.0.4; charset=utf-8' : value);
+      exporter.getMetricsRequestHandler(req, res);
+    },
+    shutdown: async () => {
+      await meterProvider.shutdown();
+      metrics.disable();
+    },
+  };
+}

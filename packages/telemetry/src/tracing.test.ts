@@ -1,0 +1,107 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { context, propagation, ProxyTracerProvider, ROOT_CONTEXT, SpanKind, trace } from '@opentelemetry/api';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startTracing, withRootSpan, type SpanLine, type StartedTracing } from './tracing.ts';
+
+let started: StartedTracing | undefined;
+const dirs: string[] = [];
+afterEach(async () => {
+  await started?.shutdown();
+  started = undefined;
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function tempFile(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'allot-trace-'));
+  dirs.push(dir);
+  return join(dir, 'spans.jsonl');
+}
+
+const readLines = (file: string): SpanLine[] =>
+  readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as SpanLine);
+
+describe('startTracing without a span file', () => {
+  it('registers nothing: no provider, no propagator, spans do not record', async () => {
+    started = startTracing({ service: 'test', env: {} });
+    expect(started.enabled).toBe(false);
+    const provider = trace.getTracerProvider();
+    expect(provider).toBeInstanceOf(ProxyTracerProvider);
+    // The proxy's delegate is the no-op provider until someone registers one.
+    expect((provider as ProxyTracerProvider).getDelegate().constructor.name).toBe('NoopTracerProvider');
+    expect(propagation.fields()).toEqual([]);
+    const span = trace.getTracer('allot').startSpan('x');
+    expect(span.isRecording()).toBe(false);
+    span.end();
+    const carrier: Record<string, string> = {};
+    propagation.inject(context.active(), carrier);
+    expect(carrier).toEqual({});
+    // And the context does not follow async calls (no context manager).
+    const seen = await withRootSpan('root', {}, async () => {
+      await new Promise((r) => setTimeout(r, 1));
+      return context.active();
+    });
+    expect(seen).toBe(ROOT_CONTEXT);
+  });
+
+  it('reads ALLOT_TRACE_FILE from the environment it is given', () => {
+    const file = tempFile();
+    started = startTracing({ service: 'test', env: { ALLOT_TRACE_FILE: file } });
+    expect(started.enabled).toBe(true);
+    expect(started.file).toBe(file);
+  });
+});
+
+describe('the JSON-lines span file', () => {
+  it('writes one line per finished span with trace, parent, kind, status and the service', async () => {
+    const file = tempFile();
+    started = startTracing({ service: 'allot-test', file });
+    const tracer = trace.getTracer('allot');
+    let traceparent = '';
+    await withRootSpan('allot place', { 'allot.cmd': 'place' }, async () => {
+      // The active context survives an await: the AsyncLocalStorage context manager is in place.
+      await new Promise((r) => setTimeout(r, 1));
+      const client = tracer.startSpan('request', { kind: SpanKind.CLIENT });
+      const carrier: Record<string, string> = {};
+      propagation.inject(trace.setSpan(context.active(), client), carrier);
+      traceparent = carrier.traceparent ?? '';
+      const remote = propagation.extract(ROOT_CONTEXT, carrier);
+      const server = tracer.startSpan('place', { kind: SpanKind.SERVER }, remote);
+      server.setStatus({ code: 2, message: 'insufficient_capacity' });
+      server.end();
+      client.end();
+    });
+    await started.shutdown();
+    started = undefined;
+
+    const lines = readLines(file);
+    expect(lines.map((l) => l.name)).toEqual(['place', 'request', 'allot place']);
+    const [server, client, root] = lines as [SpanLine, SpanLine, SpanLine];
+    expect(new Set(lines.map((l) => l.traceId)).size).toBe(1);
+    expect(traceparent).toBe(`00-${root.traceId}-${client.spanId}-01`);
+    expect(root.parentSpanId).toBeUndefined();
+    expect(root.kind).toBe('internal');
+    expect(root.attributes).toEqual({ 'allot.cmd': 'place' });
+    expect(client.parentSpanId).toBe(root.spanId);
+    expect(client.kind).toBe('client');
+    expect(server.parentSpanId).toBe(client.spanId);
+    expect(server).toMatchObject({ kind: 'server', status: 'error', statusMessage: 'insufficient_capacity', service: 'allot-test' });
+    for (const l of lines) {
+      expect(l.durationUs).toBeGreaterThanOrEqual(0);
+      expect(l.startUs).toBeGreaterThan(1.6e15);
+    }
+  });
+
+  it('leaves nothing registered after shutdown', async () => {
+    const file = tempFile();
+    started = startTracing({ service: 'x', file });
+    await started.shutdown();
+    started = undefined;
+    expect(trace.getTracer('allot').startSpan('after').isRecording()).toBe(false);
+    expect(propagation.fields()).toEqual([]);
+  });
+});
