@@ -237,6 +237,9 @@ export class Actor<Msg, Reply> {
         this.#succeed(envelope, result);
       }
     }
+    // Empty: start the array over instead of letting it grow to the compaction threshold.
+    this.#queue.length = 0;
+    this.#head = 0;
     this.#busy = false;
     this.#maybeDrained();
   }
