@@ -5,9 +5,26 @@ import { nodesCommand } from './commands/nodes.ts';
 import { clusterCommand } from './commands/cluster.ts';
 import { checkCommand, placeCommand, releaseCommand } from './commands/placement.ts';
 import { usageCommand } from './commands/usage.ts';
+import { cordonCommand, drainCommand, uncordonCommand } from './commands/node-admin.ts';
+import { quotasCommand } from './commands/quotas.ts';
+import { eventsCommand } from './commands/events.ts';
+import { watchCommand } from './commands/watch.ts';
 import { CONNECTION_OPTIONS } from './connection.ts';
 
-export const COMMANDS: readonly Command[] = [nodesCommand, usageCommand, placeCommand, releaseCommand, checkCommand, clusterCommand];
+export const COMMANDS: readonly Command[] = [
+  nodesCommand,
+  usageCommand,
+  placeCommand,
+  releaseCommand,
+  checkCommand,
+  quotasCommand,
+  cordonCommand,
+  uncordonCommand,
+  drainCommand,
+  eventsCommand,
+  watchCommand,
+  clusterCommand,
+];
 
 export function topLevelHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

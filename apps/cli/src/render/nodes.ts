@@ -6,11 +6,11 @@ export function formatHealth(health: Health): string {
   return health.status === 'degraded' || health.status === 'unhealthy' ? `${health.status} (${health.reasons.join('; ')})` : health.status;
 }
 
-/** `allot nodes`: one row per node, memory and vCPUs as committed/effective/used. */
+/** `allot nodes`: one row per node, memory and vCPUs as committed/effective/used; health reasons below the table. */
 export function renderNodes(nodes: readonly NodeView[], now: number): string {
   if (nodes.length === 0) return 'No nodes have reported yet.';
   const sorted = [...nodes].sort((a, b) => a.nodeId.localeCompare(b.nodeId));
-  return renderTable(
+  const table = renderTable(
     [
       { header: 'NODE' },
       { header: 'LIVENESS' },
@@ -26,7 +26,7 @@ export function renderNodes(nodes: readonly NodeView[], now: number): string {
       return [
         n.nodeId,
         n.liveness,
-        formatHealth(s.health),
+        s.health.status,
         s.cordoned ? 'cordoned' : '-',
         formatMemoryTriple(s.memory.committed, s.memory.effectiveCapacity, s.memory.used),
         `${s.cpu.committed}/${s.cpu.effectiveCapacity}/${s.cpu.used}`,
@@ -35,4 +35,7 @@ export function renderNodes(nodes: readonly NodeView[], now: number): string {
       ];
     }),
   );
+  // Reasons are sentences: in the table they would stretch every row, so they follow it, one per line.
+  const reasons = sorted.flatMap((n) => (n.snapshot.health.status === 'degraded' || n.snapshot.health.status === 'unhealthy' ? n.snapshot.health.reasons.map((r) => `  ${n.nodeId}: ${r}`) : []));
+  return reasons.length === 0 ? table : `${table}\n\nhealth:\n${reasons.join('\n')}`;
 }

@@ -28,9 +28,12 @@ describe('the nodes table', () => {
       NOW,
     );
     expect(text.split('\n')).toEqual([
-      'NODE       LIVENESS  HEALTH                           CORDON    MEMORY c/e/u  VCPU c/e/u  LABELS           LAST SEEN',
-      'local      ready     healthy                          -         6/124/40 GiB      4/28/1  rack=r1,zone=z1  3s ago',
-      'sim-small  suspect   degraded (memory committed 96%)  cordoned  6/124/40 GiB      4/28/1  zone=z2          3s ago',
+      'NODE       LIVENESS  HEALTH    CORDON    MEMORY c/e/u  VCPU c/e/u  LABELS           LAST SEEN',
+      'local      ready     healthy   -         6/124/40 GiB      4/28/1  rack=r1,zone=z1  3s ago',
+      'sim-small  suspect   degraded  cordoned  6/124/40 GiB      4/28/1  zone=z2          3s ago',
+      '',
+      'health:',
+      '  sim-small: memory committed 96%',
     ]);
   });
 
@@ -81,5 +84,32 @@ describe('placement replies', () => {
     expect(renderCheck({ fits: false, candidates: [], rejected: { 'Insufficient memory': 2, cordoned: 1 }, message: '0/3 nodes are available' })).toBe(
       'fits: no\n0/3 nodes are available\nrejected: 2 Insufficient memory, 1 cordoned',
     );
+  });
+});
+
+describe('the legacy import report', () => {
+  it('lists each document with its outcome, the warnings and the totals', async () => {
+    const { renderImportReport } = await import('./quota.ts');
+    const text = renderImportReport({
+      entries: [
+        { index: 0, tenantId: 'tenant-1', outcome: 'migrated', warnings: [] },
+        { index: 1, tenantId: 'broken-1', outcome: 'skipped', reason: { code: 'invalid_document', field: 'max_vcpus', message: 'must be >= 0' }, warnings: [] },
+        { index: 2, tenantId: 'acme', outcome: 'updated', changedFields: ['maxVms'], warnings: [{ field: 'max_disk_gb', message: 'disk quotas are not enforced' }] },
+      ],
+      totals: { documents: 3, migrated: 1, updated: 1, unchanged: 0, skipped: 1, warnings: 1 },
+      completionPercent: 100,
+    });
+    expect(text.split('\n')).toEqual([
+      '#  TENANT    OUTCOME   DETAIL',
+      '0  tenant-1  migrated',
+      '1  broken-1  skipped   invalid_document: max_vcpus: must be >= 0',
+      '2  acme      updated   changed maxVms',
+      '',
+      'warnings:',
+      '  acme: max_disk_gb: disk quotas are not enforced',
+      '',
+      'totals: 3 documents, 1 migrated, 1 updated, 0 unchanged, 1 skipped, 1 warnings',
+      'complete: 100%',
+    ]);
   });
 });

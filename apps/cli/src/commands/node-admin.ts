@@ -1,0 +1,81 @@
+import { randomUUID } from 'node:crypto';
+import { NodeIdSchema, RequestIdSchema, type HostHealth } from '@allot/core';
+import { COMMON_OPTIONS, parseArgs, positionalsExactly, tryParse, usageError } from '../args.ts';
+import { CONNECTION_HELP, CONNECTION_OPTIONS } from '../connection.ts';
+import { EXIT } from '../exit-codes.ts';
+import { renderPairs } from '../format/table.ts';
+import { formatHealth } from '../render/nodes.ts';
+import { renderAllocation } from '../render/placement.ts';
+import { requestAndPrint, withSession } from '../run-request.ts';
+import type { Command } from './command.ts';
+
+type Verb = 'cordon' | 'uncordon' | 'drain';
+
+const WHAT: Record<Verb, string> = {
+  cordon: 'Marks the node unschedulable: nothing new is placed on it; what runs there stays.',
+  uncordon: 'Makes the node schedulable again.',
+  drain: 'Cordons the node and lists what is still on it, for the operator to move or release.',
+};
+
+function help(verb: Verb): string {
+  return `Usage: allot ${verb} <node> [--reason <text>] [--request-id <id>]
+
+${WHAT[verb]}
+
+  --reason <text>     why (kept in the events stream)
+  --request-id <id>   idempotency key (default: a new UUID)
+
+${CONNECTION_HELP}`;
+}
+
+function renderHealth(h: HostHealth): string {
+  return renderPairs([
+    ['node', h.nodeId],
+    ['cordoned', h.cordoned ? 'yes' : 'no'],
+    ['health', formatHealth(h.health)],
+  ]);
+}
+
+function nodeCommand(verb: Verb, summary: string): Command {
+  const text = help(verb);
+  return {
+    name: verb,
+    summary,
+    help: text,
+    async run(args, ctx) {
+      const parsed = tryParse(() =>
+        parseArgs({ args, options: { ...COMMON_OPTIONS, ...CONNECTION_OPTIONS, reason: { type: 'string' }, 'request-id': { type: 'string' } }, strict: true, allowPositionals: true }),
+      );
+      if (!parsed.ok) return usageError(ctx, verb, parsed.message);
+      const v = parsed.value.values;
+      if (v.help) {
+        ctx.out(text);
+        return EXIT.ok;
+      }
+      const positionals = positionalsExactly(parsed.value.positionals, ['node']);
+      if (!positionals.ok) return usageError(ctx, verb, positionals.message);
+      const nodeId = positionals.value[0] ?? '';
+      const node = NodeIdSchema.safeParse(nodeId);
+      if (!node.success) return usageError(ctx, verb, `"${nodeId}": ${node.error.issues[0]?.message ?? 'not a node id'}`);
+      const requestId = v['request-id'] ?? randomUUID();
+      if (!RequestIdSchema.safeParse(requestId).success) return usageError(ctx, verb, `--request-id: "${requestId}" is not a request id`);
+      if (v.reason !== undefined && v.reason.length > 256) return usageError(ctx, verb, '--reason: at most 256 characters');
+      const request = { requestId, nodeId, ...(v.reason === undefined ? {} : { reason: v.reason }) };
+      const json = v.json === true;
+      return withSession(ctx, verb, v, (session) =>
+        verb === 'drain'
+          ? requestAndPrint(ctx, verb, session, 'drain', request, json, (d) =>
+              [
+                `${d.nodeId} ${d.cordoned ? 'cordoned' : 'NOT cordoned'}; ${d.remaining.length} allocation${d.remaining.length === 1 ? '' : 's'} still on it`,
+                ...d.remaining.map((a) => renderAllocation(a)),
+              ].join('\n\n'),
+            )
+          : requestAndPrint(ctx, verb, session, verb, request, json, renderHealth),
+      );
+    },
+  };
+}
+
+export const cordonCommand = nodeCommand('cordon', 'stop placing on a node');
+export const uncordonCommand = nodeCommand('uncordon', 'place on a node again');
+export const drainCommand = nodeCommand('drain', 'cordon a node and list what is still on it');
