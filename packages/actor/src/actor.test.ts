@@ -1,9 +1,15 @@
 import { AllotFailure, toAllotError } from '@allot/core';
 import { describe, expect, it } from 'vitest';
-import { Actor, deferred, type Behavior } from './actor.ts';
+import { Actor, deferred, deferredUntil, type Behavior } from './actor.ts';
 import { Supervisor } from './supervisor.ts';
 
-type Msg = { kind: 'add'; n: number } | { kind: 'get' } | { kind: 'boom' } | { kind: 'slow'; gate: Promise<void> } | { kind: 'durable'; n: number; done: Promise<void> };
+type Msg =
+  | { kind: 'add'; n: number }
+  | { kind: 'until'; n: number; done: Promise<void>; notes: string[] }
+  | { kind: 'get' }
+  | { kind: 'boom' }
+  | { kind: 'slow'; gate: Promise<void> }
+  | { kind: 'durable'; n: number; done: Promise<void> };
 
 class Counter implements Behavior<Msg, number> {
   total: number;
@@ -23,6 +29,10 @@ class Counter implements Behavior<Msg, number> {
         throw new Error('bug');
       case 'slow':
         return msg.gate.then(() => this.total);
+      case 'until': {
+        this.total += msg.n;
+        return deferredUntil(msg.done, this.total, () => msg.notes.push(`durable at ${this.total}`));
+      }
       case 'durable': {
         this.total += msg.n;
         const after = this.total;
@@ -140,6 +150,25 @@ describe('Supervisor', () => {
     expect(supervisor.health().status).toBe('degraded');
     now += 60_001;
     expect(supervisor.health().status).toBe('healthy');
+  });
+
+  it('delivers a reply known at once (deferredUntil) only when durable, after its notification, and fails it like a deferred one', async () => {
+    const counter = new Counter();
+    const actor = new Actor(counter, { supervisor: new Supervisor<Msg, number>({ recover: () => new Counter(7) }) });
+    let makeDurable!: () => void;
+    const done = new Promise<void>((r) => (makeDurable = r));
+    const notes: string[] = [];
+    let replied = false;
+    const until = actor.ask({ kind: 'until', n: 5, done, notes }).then((v) => ((replied = true), notes.push(`replied ${v}`), v));
+    expect(await actor.ask({ kind: 'add', n: 1 })).toBe(6);
+    expect(replied).toBe(false);
+    makeDurable();
+    expect(await until).toBe(5);
+    expect(notes).toEqual(['durable at 6', 'replied 5']);
+    const failing = actor.ask({ kind: 'until', n: 1, done: Promise.reject(new Error('disk full')), notes });
+    expect(await codeOf(failing)).toBe('internal');
+    expect(await actor.ask({ kind: 'get' })).toBe(7);
+    expect(notes).toHaveLength(2);
   });
 
   it('restarts the actor when a deferred reply fails (the journal failed), and the caller gets internal', async () => {
