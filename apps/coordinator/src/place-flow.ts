@@ -53,6 +53,16 @@ export class PlaceFlow {
   async place(req: PlaceRequest): Promise<Result<PlaceReply>> {
     const requestId = req.request.requestId;
     const hash = requestHash(req);
+    // Create first: a tenant without a quota record has no rate limit to apply before knowing whether the id is new, so
+    // the intent is created straight away (create-if-absent); losing the create means the id exists: follow it below.
+    // With nothing fitting (or preemption to plan) the existing intent must decide first, so that path reads first.
+    if (this.#d.quotas.quotaOf(req.request.tenantId) === undefined) {
+      const decision = this.#decide(req, new Set());
+      if (decision.ok && decision.value.candidates.length > 0) {
+        const started = await this.#create(req, hash, null, decision.value.candidates, null);
+        if (started !== 'raced') return started;
+      }
+    }
     for (let round = 0; round < 4; round++) {
       const read = await this.#d.intents.get(requestId);
       if (!read.ok) return read;
@@ -90,6 +100,11 @@ export class PlaceFlow {
       if (plan === null) return this.#nothingFits(decision.value, {}, 'no preemption of allocations at least 10 priority points lower makes room on any node');
       candidates = [plan.nodeId];
     }
+    return this.#create(req, hash, failed, candidates, plan);
+  }
+
+  /** Writes the intent naming the first candidate (create-if-absent, or CAS over a failed one), then drives it. */
+  async #create(req: PlaceRequest, hash: string, failed: Versioned<PlacementIntent> | null, candidates: readonly string[], plan: PreemptionPlan | null): Promise<Result<PlaceReply> | 'raced'> {
     const first = candidates[0] as string;
     const intent: PlacementIntent = {
       requestId: req.request.requestId,

@@ -2,7 +2,7 @@ import { NatsConnectionConfigSchema } from '@allot/core';
 import { connectNats } from '@allot/nats';
 import pino from 'pino';
 import { CoordinatorConfigSchema, type CoordinatorConfigInput } from '../config.ts';
-import { startCoordinator, type Coordinator } from '../coordinator.ts';
+import { startCoordinator, withoutAsyncTraces, type Coordinator } from '../coordinator.ts';
 import { jetstream, type NatsConnection } from '../nats-deps.ts';
 import { FakeAgents, type FakeAgentsOptions } from './fake-agents.ts';
 
@@ -12,6 +12,7 @@ export const quietLogger = pino({ level: process.env['ALLOT_TEST_LOG'] ?? 'silen
 export async function connectTo(url: string, name: string): Promise<NatsConnection> {
   const nc = await connectNats(NatsConnectionConfigSchema.parse({ servers: [url] }), { name, logger: quietLogger });
   if (!nc.ok) throw new Error(nc.error.message);
+  withoutAsyncTraces(nc.value);
   return nc.value;
 }
 
