@@ -1,17 +1,21 @@
 /*
- * End-to-end place throughput and latency: a real nats-server, one coordinator, N simulated agents in this process
- * (one wildcard subscription, in-memory ledgers, snapshots on heartbeats). Prints figures; asserts nothing.
- *   node apps/coordinator/bench/place.bench.ts [nodeCounts=3,100,1000] [sequential=300] [pipelined=5000]
+ * End-to-end place throughput and latency: a real nats-server, one coordinator (in this process), N simulated agents in
+ * this process (one wildcard subscription, in-memory ledgers, snapshots on heartbeats) or, for `realN`, N real agent
+ * processes. Also measures the client with the agents alone (no coordinator) and the two KV writes of a place alone,
+ * with the same window. Prints figures; asserts nothing.
+ *   node apps/coordinator/bench/place.bench.ts [nodeCounts=3,100,1000,real3] [sequential=300] [pipelined=5000]
  */
 import { place, type ClusterIndex } from '@allot/placement';
-import { PlaceRequestSchema } from '@allot/core';
+import { KV_PLACEMENTS, PlaceRequestSchema } from '@allot/core';
+import { Kvm } from '@nats-io/kv';
 import { ensureStreams } from '@allot/nats';
-import { cleanupAll, startNatsServer } from '../../../test/harness/index.ts';
+import { cleanupAll, startAgent, startNatsServer, tempDir } from '../../../test/harness/index.ts';
 import { jetstreamManager } from '../src/nats-deps.ts';
 import { connectTo, startFakeAgents, startTestCoordinator } from '../src/testing/cluster.ts';
 
 const [countsArg, seqArg, pipeArg] = process.argv.slice(2);
-const counts = (countsArg ?? '3,100,1000').split(',').map(Number);
+// A count prefixed `real` (real3) runs that many real agent processes (apps/agent, simulated hosts) instead of fakes.
+const counts = (countsArg ?? '3,100,1000,real3').split(',');
 const SEQUENTIAL = Number(seqArg ?? 300);
 const PIPELINED = Number(pipeArg ?? 5000);
 const WINDOW = 256;
@@ -22,22 +26,39 @@ function pct(sorted: number[], q: number): number {
 
 const server = await startNatsServer();
 try {
-  for (const n of counts) {
+  for (const spec of counts) {
+    const real = spec.startsWith('real');
+    const n = Number(real ? spec.slice(4) : spec);
+    const prefix = real ? `r${n}` : `n${n}`;
     const client = await connectTo(server.url, 'bench-client');
     const ensured = await ensureStreams(await jetstreamManager(client), { replicas: 1 });
     if (!ensured.ok) throw new Error(ensured.error.message);
     const nodes: Record<string, { memoryMiB: number; cores: number }> = {};
-    for (let i = 0; i < n; i++) nodes[`n${n}-${i}`] = { memoryMiB: 1 << 22, cores: 4096 };
-    const agentNc = await connectTo(server.url, 'bench-agents');
-    const agents = await startFakeAgents(agentNc, nodes, { heartbeatMs: 1_000, publishOnChange: false });
-    await agents.start();
-    const { coordinator, nc } = await startTestCoordinator(server.url, { coordinatorId: `bench-${n}`, liveness: { lostAfterMs: 600_000, suspectAfterMs: 600_000 } });
+    for (let i = 0; i < n; i++) nodes[`${prefix}-${i}`] = { memoryMiB: 1 << 22, cores: 4096 };
+    let stopAgents: () => Promise<void>;
+    if (real) {
+      // 2048 cores so the simulated CPU use (40% of a core per vCPU) stays below the unhealthy mark for the whole run.
+      const handles = await Promise.all(
+        Object.keys(nodes).map(async (nodeId) => startAgent({ natsUrl: server.url, nodeId, stateDir: await tempDir('bench-agent'), host: { cores: 2048, memoryMiB: 1 << 20 }, env: { ALLOT_HEARTBEAT_MS: '1000' } })),
+      );
+      stopAgents = async () => void (await Promise.all(handles.map((h) => h.stop())));
+    } else {
+      const agentNc = await connectTo(server.url, 'bench-agents');
+      const agents = await startFakeAgents(agentNc, nodes, { heartbeatMs: 1_000, publishOnChange: false });
+      await agents.start();
+      stopAgents = async () => {
+        agents.stop();
+        await agentNc.close();
+      };
+    }
+    const { coordinator, nc } = await startTestCoordinator(server.url, { coordinatorId: `bench-${prefix}`, liveness: { lostAfterMs: 600_000, suspectAfterMs: 600_000 } });
     const { requestTyped } = await import('@allot/nats');
     const { schedSubject, PlaceReplySchema, agentSubject } = await import('@allot/core');
     const mk = (id: string) => ({ request: { requestId: id, tenantId: 'bench', resources: { memoryMiB: 16, vcpus: 1 } }, placement: { strategy: 'spread' } });
 
-    // Two-hop bare round trip: client -> "coordinator" -> "agent" with no logic, same payload sizes.
-    const hop1 = client.subscribe('bench.hop1', { callback: (_e, m) => void nc.request(agentSubject(`n${n}-0`, 'usage'), new Uint8Array(0), { timeout: 5_000 }).then((r) => m.respond(r.data)) });
+    // Two-hop bare round trip: client -> "coordinator" -> "agent" with no logic, small payloads. A real agent answers
+    // `health` (its `usage` carries per-core figures: large for the 2048-core hosts used here); the fakes `usage`.
+    const hop1 = client.subscribe('bench.hop1', { callback: (_e, m) => void nc.request(agentSubject(`${prefix}-0`, real ? 'health' : 'usage'), new Uint8Array(0), { timeout: 5_000 }).then((r) => m.respond(r.data)) });
     await client.flush();
     const bare: number[] = [];
     for (let i = 0; i < SEQUENTIAL; i++) {
@@ -50,7 +71,7 @@ try {
     const seq: number[] = [];
     for (let i = 0; i < SEQUENTIAL; i++) {
       const t0 = performance.now();
-      const r = await requestTyped(client, schedSubject('place'), mk(`s-${n}-${i}`), PlaceReplySchema, { timeoutMs: 10_000 });
+      const r = await requestTyped(client, schedSubject('place'), mk(`s-${prefix}-${i}`), PlaceReplySchema, { timeoutMs: 10_000 });
       if (!r.ok) throw new Error(r.error.message);
       seq.push(performance.now() - t0);
     }
@@ -62,12 +83,31 @@ try {
       Array.from({ length: WINDOW }, async () => {
         while (next < PIPELINED) {
           const i = next++;
-          const r = await requestTyped(client, schedSubject('place'), mk(`p-${n}-${i}`), PlaceReplySchema, { timeoutMs: 30_000 });
+          const r = await requestTyped(client, schedSubject('place'), mk(`p-${prefix}-${i}`), PlaceReplySchema, { timeoutMs: 30_000 });
           if (!r.ok) failed += 1;
         }
       }),
     );
     const seconds = (performance.now() - t0) / 1000;
+
+    // The bench's own parts alone, same window: the client and the fake agents (allocate straight to the agents, no
+    // coordinator), and the two JetStream KV writes a place makes (create, then CAS), so a slow figure can be placed.
+    const { AllocationSchema } = await import('@allot/core');
+    const pipelinedRate = async (count: number, one: (i: number) => Promise<unknown>) => {
+      let at = 0;
+      const start = performance.now();
+      await Promise.all(Array.from({ length: WINDOW }, async () => {
+        while (at < count) await one(at++);
+      }));
+      return Math.round(count / ((performance.now() - start) / 1000));
+    };
+    const agentsAlone = await pipelinedRate(PIPELINED, (i) => requestTyped(client, agentSubject(`${prefix}-${i % n}`, 'allocate'), mk(`a-${prefix}-${i}`).request, AllocationSchema, { timeoutMs: 30_000 }));
+    const kv = await new Kvm(client).open(KV_PLACEMENTS);
+    const kvAlone = await pipelinedRate(PIPELINED, async (i) => {
+      const value = new Uint8Array(400);
+      const rev = await kv.create(`kv-${prefix}-${i}`, value);
+      await kv.update(`kv-${prefix}-${i}`, value, rev);
+    });
 
     // Decision time alone: @allot/placement over the coordinator's own index.
     const index: ClusterIndex = coordinator.view.index;
@@ -82,16 +122,17 @@ try {
     console.log(
       JSON.stringify({
         nodes: n,
+        agents: real ? 'real processes' : 'in-process fakes',
         sequential: { count: SEQUENTIAL, p50Ms: +pct(seq, 0.5).toFixed(3), p99Ms: +pct(seq, 0.99).toFixed(3) },
         bareTwoHop: { p50Ms: +pct(bare, 0.5).toFixed(3), p99Ms: +pct(bare, 0.99).toFixed(3) },
         pipelined: { count: PIPELINED, window: WINDOW, perSecond: Math.round(PIPELINED / seconds), failed },
+        alone: { clientAndFakeAgentsPerSecond: agentsAlone, kvCreateThenCasPerSecond: kvAlone },
         decisionUs: +decideUs.toFixed(1),
       }),
     );
     await coordinator.stop();
     await nc.close();
-    agents.stop();
-    await agentNc.close();
+    await stopAgents();
     // Next size starts from empty streams and buckets so the views do not mix.
     const jsm = await jetstreamManager(client);
     for (const s of ['ALLOT_USAGE', 'KV_allot_placements']) await jsm.streams.purge(s).catch(() => undefined);
