@@ -1,7 +1,7 @@
 import { encode, HostHealthSchema, KV_PLACEMENTS, PlaceReplySchema, schedSubject, type PlaceRequestInput } from '@allot/core';
 import { requestTyped } from '@allot/nats';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { cleanupAll, startNatsServer, type NatsServerHandle } from '../../../test/harness/index.ts';
+import { cleanupAll, startNatsServer, waitFor, type NatsServerHandle } from '../../../test/harness/index.ts';
 import { PlacementIntentSchema, requestHash } from './intents.ts';
 import { KvStore } from './kv-store.ts';
 import { jetstream, type NatsConnection } from './nats-deps.ts';
@@ -66,6 +66,20 @@ describe('place', () => {
     expect(again).toEqual(first);
     const commits = [...agents.nodes.values()].reduce((s, n) => s + n.commits, 0);
     expect(commits).toBe(1);
+  });
+
+  it('answers a retry with the stored placement even when nothing would fit it any more (the intent decides first)', async () => {
+    await startStreamsAndAgents();
+    const { coordinator: c } = await coordinator('c1');
+    const first = await place(client, placeReq('p-full', 3_000));
+    if (!first.ok) throw new Error(first.error.message);
+    expect(first.value.nodeId).toBe('a');
+    // Once the view knows a is taken, 3000 MiB fits nowhere: the create-first path must not answer insufficient_capacity.
+    await waitFor(() => c.view.get('a')?.snapshot.allocationCount === 1, { message: 'the view to see the placement' });
+    const now = c.flow.check(PlaceRequestSchema.parse(placeReq('other', 3_000)));
+    expect(now.ok && now.value.fits).toBe(false);
+    expect(await place(client, placeReq('p-full', 3_000))).toEqual(first);
+    expect(agents.nodes.get('a')?.commits).toBe(1);
   });
 
   it('refuses the same request id with a different request as a conflict', async () => {
