@@ -9,7 +9,9 @@ import { place, type ClusterIndex } from '@allot/placement';
 import { KV_PLACEMENTS, PlaceRequestSchema } from '@allot/core';
 import { Kvm } from '@nats-io/kv';
 import { ensureStreams } from '@allot/nats';
-import { cleanupAll, startAgent, startNatsServer, tempDir } from '../../../test/harness/index.ts';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { cleanupAll, COORDINATOR_MAIN, isLogMsg, spawnProcess, startAgent, startNatsServer, tempDir } from '../../../test/harness/index.ts';
 import { jetstreamManager } from '../src/nats-deps.ts';
 import { connectTo, startFakeAgents, startTestCoordinator } from '../src/testing/cluster.ts';
 
@@ -19,6 +21,7 @@ const counts = (countsArg ?? '3,100,1000,real3').split(',');
 const SEQUENTIAL = Number(seqArg ?? 300);
 const PIPELINED = Number(pipeArg ?? 5000);
 const WINDOW = 256;
+const OWN_PROCESS = process.env['BENCH_COORDINATOR'] === 'process';
 
 function pct(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
@@ -51,7 +54,26 @@ try {
         await agentNc.close();
       };
     }
-    const { coordinator, nc } = await startTestCoordinator(server.url, { coordinatorId: `bench-${prefix}`, liveness: { lostAfterMs: 600_000, suspectAfterMs: 600_000 } });
+    const coordinatorConfig = { coordinatorId: `bench-${prefix}`, liveness: { lostAfterMs: 600_000, suspectAfterMs: 600_000 } };
+    // BENCH_COORDINATOR=process runs the coordinator as its own process (src/main.ts), as deployed: it then does not
+    // share an event loop with the client and the fake agents. Default: in this process.
+    let inProcess: Awaited<ReturnType<typeof startTestCoordinator>> | undefined;
+    let stopCoordinator: () => Promise<void>;
+    if (OWN_PROCESS) {
+      const file = join(await tempDir('bench-coordinator'), 'c.json');
+      await writeFile(file, JSON.stringify({ ...coordinatorConfig, nats: { servers: [server.url] }, logLevel: 'info' }));
+      const child = spawnProcess({ name: 'bench coordinator', script: COORDINATOR_MAIN, args: ['--config', file], env: { ALLOT_LOG_FORMAT: 'json' } });
+      await child.waitForLine(isLogMsg('coordinator ready'), 60_000);
+      stopCoordinator = async () => void (await child.stop());
+    } else {
+      inProcess = await startTestCoordinator(server.url, coordinatorConfig);
+      const c = inProcess;
+      stopCoordinator = async () => {
+        await c.coordinator.stop();
+        await c.nc.close();
+      };
+    }
+    const nc = await connectTo(server.url, 'bench-hop');
     const { requestTyped } = await import('@allot/nats');
     const { schedSubject, PlaceReplySchema, agentSubject } = await import('@allot/core');
     const mk = (id: string) => ({ request: { requestId: id, tenantId: 'bench', resources: { memoryMiB: 16, vcpus: 1 } }, placement: { strategy: 'spread' } });
@@ -110,7 +132,8 @@ try {
     });
 
     // Decision time alone: @allot/placement over the coordinator's own index.
-    const index: ClusterIndex = coordinator.view.index;
+    const decider = inProcess ?? (await startTestCoordinator(server.url, { ...coordinatorConfig, coordinatorId: 'bench-decider' }));
+    const index: ClusterIndex = decider.coordinator.view.index;
     const req = PlaceRequestSchema.parse(mk('decide'));
     const d0 = performance.now();
     const DECISIONS = 2000;
@@ -122,6 +145,7 @@ try {
     console.log(
       JSON.stringify({
         nodes: n,
+        coordinator: OWN_PROCESS ? 'own process' : 'bench process',
         agents: real ? 'real processes' : 'in-process fakes',
         sequential: { count: SEQUENTIAL, p50Ms: +pct(seq, 0.5).toFixed(3), p99Ms: +pct(seq, 0.99).toFixed(3) },
         bareTwoHop: { p50Ms: +pct(bare, 0.5).toFixed(3), p99Ms: +pct(bare, 0.99).toFixed(3) },
@@ -130,7 +154,11 @@ try {
         decisionUs: +decideUs.toFixed(1),
       }),
     );
-    await coordinator.stop();
+    if (decider !== inProcess) {
+      await decider.coordinator.stop();
+      await decider.nc.close();
+    }
+    await stopCoordinator();
     await nc.close();
     await stopAgents();
     // Next size starts from empty streams and buckets so the views do not mix.
