@@ -37,9 +37,9 @@ describe('a simulated host', () => {
     const second = await p.sample();
     expect(first).toEqual(second);
     expect(first.memory.usedMiB).toBe(1024 + 6144);
-    // 16 cores x 50 + 8 vCPUs x 400 = 4000 per mille over 16 cores.
-    expect(first.cpu.totalPermille).toBe(250);
-    expect([...first.cpu.perCorePermille.values()].reduce((a, b) => a + b, 0)).toBe(4000);
+    // 16 cores x 50 + 8 vCPUs x 200 = 2400 per mille over 16 cores.
+    expect(first.cpu.totalPermille).toBe(150);
+    expect([...first.cpu.perCorePermille.values()].reduce((a, b) => a + b, 0)).toBe(2400);
   });
 
   it('never reports more used than the host has', async () => {

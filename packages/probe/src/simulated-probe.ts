@@ -6,13 +6,13 @@ import { layoutCores, validateLayout, type HostSize } from './host-size.ts';
  * twice shows the same numbers:
  * - memory used = min(total, base + 75% of committed): the hypervisor and host OS take a fixed base, and a VM
  *   touches three quarters of the memory it was given;
- * - CPU busy = min(all cores, 5% of every core + 40% of every committed vCPU), spread evenly over the cores.
+ * - CPU busy = min(all cores, 5% of every core + 20% of every committed vCPU), spread evenly over the cores.
  */
 export const SIMULATED_USAGE = {
   baseMemoryMiB: 1024,
   memoryTouchedPercent: 75,
   baseCorePermille: 50,
-  vcpuBusyPermille: 400,
+  vcpuBusyPermille: 200,
 } as const;
 
 /** What the agent has committed on the host, which the simulated usage is derived from. */
