@@ -14,6 +14,8 @@ run_check() {
 }
 run_check lint pnpm exec turbo run lint --output-logs=errors-only
 run_check typecheck pnpm exec turbo run typecheck --output-logs=errors-only
+run_check build pnpm exec turbo run build --output-logs=errors-only
+bash scripts/chromium.sh || echo "!!! chromium missing: the dashboard's browser tests will fail"
 
 echo "=== vitest"
 rm -f .allot/vitest.json

@@ -14,6 +14,9 @@ import {
 } from '@allot/core';
 import { z } from 'zod';
 
+/** The zod these schemas are built with, for the page (apps/dashboard has no zod dependency of its own). */
+export { z };
+
 /*
  * The dashboard's HTTP contract: every JSON response and every server-sent event payload, as zod schemas built from
  * @allot/core's. The coordinator produces them; the page (apps/dashboard) imports this same module and validates what

@@ -1,0 +1,52 @@
+import type { FeedEvent } from './api.ts';
+import { clock, coreList, el, mib } from './format.ts';
+
+const KIND_CLASS: Record<string, string> = {
+  allocated: 'ok',
+  activated: 'ok',
+  reserved: 'info',
+  released: 'plain',
+  expired: 'plain',
+  refused: 'bad',
+  preempted: 'warn',
+  cordoned: 'warn',
+  uncordoned: 'plain',
+  limits_updated: 'info',
+  node_lost: 'bad',
+  node_suspect: 'warn',
+  node_returned: 'ok',
+  agent_started: 'info',
+};
+
+/** The kind as people say it. */
+function kindText(kind: string): string {
+  return kind === 'allocated' ? 'placed' : kind.replace('_', ' ');
+}
+
+function line(e: FeedEvent): HTMLElement {
+  const li = el('li', 'event');
+  li.dataset['kind'] = e.kind;
+  li.dataset['seq'] = String(e.seq);
+  li.append(el('span', 'time', clock(e.at)), el('span', `pill ${KIND_CLASS[e.kind] ?? 'plain'}`, kindText(e.kind)), el('span', 'mono node', e.nodeId));
+  const parts: string[] = [];
+  if (e.tenantId !== undefined) parts.push(e.tenantId);
+  if (e.resources !== undefined) parts.push(`${e.resources.vcpus} vCPU · ${mib(e.resources.memoryMiB)}`);
+  if (e.cpuset !== undefined && e.cpuset.length > 0) parts.push(`cores ${coreList(e.cpuset)}`);
+  const what = el('span', 'what', parts.join(' · '));
+  li.append(what);
+  const why = e.error !== undefined ? `${e.error.code}: ${e.error.message}` : e.reason;
+  if (why !== undefined) {
+    const r = el('span', 'why', why);
+    r.title = why;
+    li.append(r);
+  }
+  if (e.requestId !== undefined) li.title = `request ${e.requestId}${e.allocationId === undefined ? '' : `\nallocation ${e.allocationId}`}`;
+  return li;
+}
+
+/** The event feed, newest first; redrawn whole (at most 200 short lines, once per frame when events came). */
+export function renderEvents(list: HTMLElement, count: HTMLElement, events: readonly FeedEvent[], dropped: number): void {
+  list.replaceChildren(...events.map(line));
+  if (events.length === 0) list.append(el('li', 'muted', 'nothing yet: placements, releases, refusals and node changes show up here'));
+  count.textContent = `${events.length} latest${dropped > 0 ? ` · ${dropped} skipped in bursts` : ''}`;
+}
