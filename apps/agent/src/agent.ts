@@ -12,6 +12,7 @@ import { agentEndpoints } from './endpoints.ts';
 import { EventPublisher, eventOfRecord, refusalEvent } from './events.ts';
 import { createHostManager, createProbe } from './host.ts';
 import { LedgerJournal } from './ledger-journal.ts';
+import { AgentMetrics } from './metrics.ts';
 import { buildUsageSnapshot, type SnapshotContext } from './usage-snapshot.ts';
 
 export const AGENT_VERSION = '0.1.0';
@@ -34,6 +35,7 @@ export class Agent {
   #service: ServedService | undefined;
   #usage: Coalescer<number> | undefined;
   readonly #events: EventPublisher;
+  readonly #metrics: AgentMetrics;
   #timers: Array<ReturnType<typeof setInterval>> = [];
   #recoveryMs = 0;
   #stopping = false;
@@ -46,6 +48,20 @@ export class Agent {
     this.log = log;
     // Before the ledger opens: expiries journaled during recovery become events as soon as NATS is reachable.
     this.#events = new EventPublisher(log.child({ component: 'events' }));
+    // No-ops unless main.ts started the metrics SDK first; the gauges read the host at each scrape.
+    this.#metrics = new AgentMetrics(() => {
+      const host = this.#host;
+      if (host === undefined) return undefined;
+      return {
+        nodeId: config.nodeId,
+        usage: () => host.getUsage(),
+        health: () => host.healthCheck(),
+        cordoned: async () => {
+          const view = await host.getHostView();
+          return view.ok && view.value.cordoned;
+        },
+      };
+    });
   }
 
   get host(): HostManager {
@@ -75,6 +91,7 @@ export class Agent {
       // The dedupe id is node + ledger seq: equal for a republish of the same record, never reused (a torn tail was
       // never acknowledged, so its seq was never published).
       onDurable: (record) => this.#events.publish(eventOfRecord(this.config.nodeId, record), `${this.config.nodeId}-${record.seq}`),
+      onFsync: (ms, records) => this.#metrics.fsync(ms, records),
     }).then(
       (j) => ok(j),
       (error: unknown) => err<LedgerJournal>('internal', `cannot open the ledger in ${this.config.stateDir}: ${(error as Error).message}`),

@@ -10,6 +10,8 @@ export interface LedgerJournalOptions {
   /** Called after each record is durable, in order (the agent publishes the audit event then). */
   readonly onDurable: (record: HostRecord) => void;
   readonly compactAfterRecords?: number;
+  /** Each group commit's fdatasync latency and batch size (metrics). */
+  readonly onFsync?: (durationMs: number, records: number) => void;
 }
 
 /**
@@ -42,6 +44,7 @@ export class LedgerJournal implements ReplayableJournal {
     const opened = await openLedger<unknown, unknown>(opts.dir, {
       logger: opts.log,
       ...(opts.compactAfterRecords === undefined ? {} : { compactAfterRecords: opts.compactAfterRecords }),
+      ...(opts.onFsync === undefined ? {} : { onFsync: opts.onFsync }),
     });
     let snapshot: HostStateSnapshot | undefined;
     if (opened.snapshot !== undefined) {

@@ -1,10 +1,16 @@
 #!/usr/bin/env node
 // allot-agent: the authority over one hypervisor host. `node apps/agent/src/main.ts --config agent.json`
 import { readFileSync } from 'node:fs';
+import type { ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
+import { connectionCounters } from '@allot/nats';
+import { observeNatsConnection, sendJson, serveHttp, startMetrics, startTracing, type HttpServer } from '@allot/telemetry';
 import { Agent } from './agent.ts';
 import { loadAgentConfig } from './config/index.ts';
 import { createLogger } from './logger.ts';
+
+// First thing: with ALLOT_TRACE_FILE set, spans of every request are written there; unset, nothing is registered.
+const tracing = startTracing({ service: 'allot-agent' });
 
 const loaded = loadAgentConfig({ argv: process.argv.slice(2), env: process.env, readFile: (path) => readFileSync(path, 'utf8'), hostname: hostname() });
 if (!loaded.ok) {
@@ -14,7 +20,43 @@ if (!loaded.ok) {
 }
 const config = loaded.value;
 const log = createLogger({ level: config.logLevel, name: 'allot-agent', nodeId: config.nodeId });
+// Metrics before the agent: instruments made before the SDK is registered stay no-ops.
+const telemetry = config.http === undefined ? undefined : startMetrics({ service: 'allot-agent', nodeId: config.nodeId });
+if (telemetry !== undefined) observeNatsConnection(connectionCounters);
 const agent = new Agent(config, log);
+
+/** GET /healthz: the host's health as JSON; 200 when healthy or degraded (it still serves), 503 otherwise. */
+async function healthz(res: ServerResponse): Promise<void> {
+  let health;
+  try {
+    health = await agent.hostHealth();
+  } catch {
+    sendJson(res, 503, { nodeId: config.nodeId, status: 'starting' });
+    return;
+  }
+  if (!health.ok) {
+    sendJson(res, 503, { nodeId: config.nodeId, status: 'unhealthy', error: health.error });
+    return;
+  }
+  const serving = health.value.health.status === 'healthy' || health.value.health.status === 'degraded';
+  sendJson(res, serving ? 200 : 503, health.value);
+}
+
+let http: HttpServer | undefined;
+if (config.http !== undefined && telemetry !== undefined) {
+  try {
+    http = await serveHttp({
+      host: config.http.host,
+      port: config.http.port,
+      routes: { '/metrics': telemetry.handler, '/healthz': (_req, res) => healthz(res) },
+      onError: (error, path) => log.error({ err: error, path }, 'http handler failed'),
+    });
+    log.info({ url: http.url, port: http.port }, 'metrics and health listening');
+  } catch (error) {
+    log.fatal({ err: error, host: config.http.host, port: config.http.port }, `cannot listen on ${config.http.host}:${config.http.port}: ${(error as Error).message}`);
+    process.exit(1);
+  }
+}
 
 let exiting = false;
 async function shutdown(signal: string, code: number): Promise<void> {
@@ -27,6 +69,9 @@ async function shutdown(signal: string, code: number): Promise<void> {
   }, config.shutdownGraceMs + 2_000);
   timer.unref();
   await agent.stop();
+  await http?.close();
+  await telemetry?.shutdown().catch(() => undefined);
+  await tracing.shutdown().catch(() => undefined);
   process.exit(code);
 }
 

@@ -1,7 +1,11 @@
 #!/usr/bin/env node
 // allot: the operators' command line. Everything is in cli.ts; this file only wires the real process to it.
-import { runCli } from './cli.ts';
+import { startTracing, withRootSpan } from '@allot/telemetry';
+import { COMMANDS, runCli } from './cli.ts';
 import type { CliContext } from './context.ts';
+
+// With ALLOT_TRACE_FILE set, the command runs inside a root span (`allot place`): the trace starts at the client.
+const tracing = startTracing({ service: 'allot-cli' });
 
 let stop: Promise<string> | undefined;
 function stopRequested(): Promise<string> {
@@ -23,6 +27,9 @@ const ctx: CliContext = {
   stopRequested,
 };
 
-const code = await runCli(process.argv.slice(2), ctx);
+const argv = process.argv.slice(2);
+const command = argv.find((a) => COMMANDS.some((c) => c.name === a));
+const code = tracing.enabled && command !== undefined ? await withRootSpan(`allot ${command}`, { 'allot.command': command }, () => runCli(argv, ctx)) : await runCli(argv, ctx);
+await tracing.shutdown().catch(() => undefined);
 // Exit explicitly once stdout is flushed: a NATS socket still closing must not hold the process.
 process.stdout.write('', () => process.exit(code));

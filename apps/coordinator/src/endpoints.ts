@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { z } from 'zod';
 import type { AgentClient } from './agents.ts';
 import type { ClusterManager } from './cluster-manager.ts';
+import { PlacementMetrics } from './exported-metrics.ts';
 import type { NatsConnection } from './nats-deps.ts';
 import type { PlaceFlow } from './place-flow.ts';
 import type { QuotaService } from './quotas.ts';
@@ -25,10 +26,13 @@ function sched<V extends SchedVerb>(verb: V, handler: Handler<V>): EndpointSpec 
 
 /** The scheduler endpoints, allot.sched.<verb>, one handler each; validation is done by serveService on decode. */
 export function schedulerEndpoints(d: EndpointDeps): EndpointSpec[] {
+  // Prometheus counters and latency (no-ops without the SDK), recorded where the reply is known.
+  const exported = new PlacementMetrics();
   return [
-    sched('place', (r) => d.manager.place(r)),
+    sched('place', (r) => exported.place(() => d.manager.place(r))),
     sched('release', async (r) => {
       const out = await d.flow.release(r);
+      exported.release(out);
       if (out.ok) d.manager.metrics.releases += 1;
       return out;
     }),

@@ -1,6 +1,8 @@
-import { connectNats } from '@allot/nats';
+import { connectionCounters, connectNats } from '@allot/nats';
+import { observeNatsConnection, startMetrics, startTracing } from '@allot/telemetry';
 import { loadCoordinatorConfig } from './config.ts';
 import { startCoordinator } from './coordinator.ts';
+import { observeCluster } from './exported-metrics.ts';
 import { createLogger } from './logger.ts';
 
 /*
@@ -8,6 +10,8 @@ import { createLogger } from './logger.ts';
  * Logs `coordinator ready` when serving. SIGTERM/SIGINT: stop taking requests, answer those in flight, drain NATS, exit 0.
  */
 async function main(): Promise<number> {
+  // First thing: with ALLOT_TRACE_FILE set, spans are written there; unset, nothing is registered.
+  const tracing = startTracing({ service: 'allot-coordinator' });
   const config = loadCoordinatorConfig(process.argv.slice(2), process.env);
   if (!config.ok) {
     process.stderr.write(`${config.error.message}\n`);
@@ -15,6 +19,10 @@ async function main(): Promise<number> {
   }
   const c = config.value;
   const logger = createLogger(c.logLevel, c.coordinatorId);
+  // GET /metrics rides on the dashboard's HTTP server, so it exists when config.http does. The SDK is registered
+  // before the coordinator starts: instruments made earlier would stay no-ops.
+  const telemetry = c.http === undefined ? undefined : startMetrics({ service: 'allot-coordinator', nodeId: c.coordinatorId });
+  if (telemetry !== undefined) observeNatsConnection(connectionCounters);
   const nc = await connectNats(c.nats, { name: `allot-coordinator-${c.coordinatorId}`, logger });
   if (!nc.ok) {
     logger.fatal({ error: nc.error }, 'cannot connect to NATS');
@@ -27,6 +35,10 @@ async function main(): Promise<number> {
     return 1;
   }
   const coordinator = started.value;
+  if (telemetry !== undefined) {
+    observeCluster(coordinator.view);
+    coordinator.http?.extraRoutes.set('/metrics', telemetry.handler);
+  }
   logger.info({ servers: c.nats.servers, nodes: coordinator.view.size }, 'coordinator ready');
 
   return new Promise<number>((resolve) => {
@@ -39,6 +51,8 @@ async function main(): Promise<number> {
         try {
           await coordinator.stop();
           await nc.value.drain();
+          await telemetry?.shutdown().catch(() => undefined);
+          await tracing.shutdown().catch(() => undefined);
           logger.info('coordinator stopped');
           resolve(0);
         } catch (e) {

@@ -1,5 +1,6 @@
 import { decode, encode, err, errorOf, replySchema, type Result } from '@allot/core';
 import { headers as natsHeaders, NoRespondersError, RequestError, TimeoutError, type NatsConnection } from '@nats-io/transport-node';
+import { context, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import type { Output, Schema } from './schema.ts';
 import { injectTraceContext, type LazyHeaders } from './trace.ts';
 
@@ -11,6 +12,7 @@ export type RequestTypedOptions = {
 
 // replySchema() builds a new zod schema; building it per request would cost more than the decode.
 const envelopes = new WeakMap<Schema, Schema>();
+const tracer = trace.getTracer('allot');
 function envelopeOf(valueSchema: Schema): Schema {
   let envelope = envelopes.get(valueSchema);
   if (!envelope) {
@@ -43,21 +45,37 @@ export async function requestTyped<S extends Schema>(
     carrier.headers = natsHeaders();
     for (const [k, v] of Object.entries(opts.headers)) carrier.headers.set(k, v);
   }
-  injectTraceContext(carrier);
+  // A client span only inside a recorded trace (a span is active): with no SDK there never is one, and nothing is made.
+  const active = context.active();
+  const parent = trace.getSpan(active);
+  let span: Span | undefined;
+  if (parent !== undefined && parent.isRecording()) {
+    span = tracer.startSpan(`request ${subject}`, { kind: SpanKind.CLIENT, attributes: { 'messaging.system': 'nats', 'messaging.destination.name': subject } }, active);
+    injectTraceContext(carrier, trace.setSpan(active, span));
+  } else injectTraceContext(carrier, active);
 
   let reply;
   try {
     reply = await nc.request(subject, data, carrier.headers ? { timeout: opts.timeoutMs, headers: carrier.headers } : { timeout: opts.timeoutMs });
   } catch (e) {
-    return { ok: false, error: requestFailure(e, subject, opts.timeoutMs, data.byteLength, nc) };
+    return ended(span, { ok: false, error: requestFailure(e, subject, opts.timeoutMs, data.byteLength, nc) });
   }
   const envelope = decode(envelopeOf(valueSchema), reply.data, Number.POSITIVE_INFINITY);
   if (!envelope.ok) {
     const serviceError = reply.headers?.get('Nats-Service-Error');
     const why = serviceError ? `service error ${serviceError}` : envelope.error.message;
-    return err('internal', `malformed reply from ${subject}: ${why}`, { subject });
+    return ended(span, err('internal', `malformed reply from ${subject}: ${why}`, { subject }));
   }
-  return envelope.value as Result<Output<S>>;
+  return ended(span, envelope.value as Result<Output<S>>);
+}
+
+/** Ends the client span (if any) with the reply's outcome, and passes the reply on. */
+function ended<T>(span: Span | undefined, result: Result<T>): Result<T> {
+  if (span !== undefined) {
+    if (!result.ok) span.setStatus({ code: SpanStatusCode.ERROR, message: result.error.code });
+    span.end();
+  }
+  return result;
 }
 
 function requestFailure(e: unknown, subject: string, timeoutMs: number, bytes: number, nc: NatsConnection) {

@@ -2,3 +2,4 @@ export { startMetrics, SECONDS_BUCKETS, type MetricsOptions, type StartedMetrics
 export { startTracing, withRootSpan, JsonLinesSpanExporter, spanLineOf, TRACE_FILE_ENV, type SpanLine, type StartedTracing, type TracingOptions } from './tracing.ts';
 export { serveHttp, sendJson, type HttpOptions, type HttpServer, type Route } from './http.ts';
 export { MIB_BYTES, mibToBytes } from './units.ts';
+export { observeNatsConnection, type ConnectionCounters } from './nats.ts';
