@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { err, errorOf, ok, PREEMPTION_PRIORITY_GAP, type Allocation, type AllotError, type ClusterCheckReply, type ClusterReleaseRequest, type PlaceReply, type PlaceRequest, type Result } from '@allot/core';
+import { err, errorOf, GROUP_MAX_METADATA_KEY, GROUP_METADATA_KEY, ok, PREEMPTION_PRIORITY_GAP, type Allocation, type AllotError, type ClusterCheckReply, type ClusterReleaseRequest, type PlaceReply, type PlaceRequest, type Result } from '@allot/core';
 import { labelsSatisfy, place as decide, planPreemption, unavailableMessage, type PlacementDecision, type PreemptionPlan } from '@allot/placement';
 import { RateLimiter } from '@allot/quota';
 import type { Logger } from 'pino';
@@ -199,9 +199,13 @@ export class PlaceFlow {
   }
 
   #allocate(nodeId: string, req: PlaceRequest): Promise<Result<Allocation>> {
-    // The agent counts anti-affinity groups by this metadata key; set deterministically so a retry sends the same request.
-    const group = req.placement.group?.name;
-    const request = group === undefined ? req.request : { ...req.request, metadata: { ...req.request.metadata, 'allot.group': group } };
+    // The agent counts anti-affinity groups by these metadata keys and refuses past the limit (the authority, since the
+    // view may be stale); set deterministically so a retry sends the same request.
+    const group = req.placement.group;
+    const request =
+      group === undefined
+        ? req.request
+        : { ...req.request, metadata: { ...req.request.metadata, [GROUP_METADATA_KEY]: group.name, [GROUP_MAX_METADATA_KEY]: String(group.maxPerNode) } };
     const once = () => this.#d.agents.call(nodeId, 'allocate', request, { requestId: req.request.requestId });
     return (async () => {
       let result = await once();

@@ -35,6 +35,13 @@ export const MetadataSchema = z
   .record(z.string().min(1).max(64), z.string().max(256))
   .refine((m) => Object.keys(m).length <= MAX_METADATA_KEYS, { message: `at most ${MAX_METADATA_KEYS} metadata keys` });
 
+/**
+ * Anti-affinity travels in request metadata, so every layer reads it the same way: the group's name and, optionally,
+ * the most live allocations of that group one node may hold. The agent counts groups and refuses past the limit.
+ */
+export const GROUP_METADATA_KEY = 'allot.group';
+export const GROUP_MAX_METADATA_KEY = 'allot.group.maxPerNode';
+
 /** Node labels (zone, rack, anything): the same bounds as metadata. */
 export const LabelsSchema = MetadataSchema;
 

@@ -162,6 +162,20 @@ describe('HostManager', () => {
     expect(view.seq).toBe(2);
   });
 
+  it('refuses a member of an anti-affinity group past its per-node maximum, and admits it again after a release', async () => {
+    const { host: h, journal } = host();
+    const web = (id: string) => vm(id, 1024, 1, { metadata: { 'allot.group': 'web', 'allot.group.maxPerNode': '2' } });
+    unwrap(await h.allocate(web('w1')));
+    unwrap(await h.allocate(web('w2')));
+    const third = await h.allocate(web('w3'));
+    expect(!third.ok && third.error.code).toBe('insufficient_capacity');
+    expect(!third.ok && third.error.details).toMatchObject({ group: 'web', count: 2, maxPerNode: 2 });
+    expect(unwrap(await h.checkAvailability(web('w3'))).fits).toBe(false);
+    expect(journal.records.length).toBe(2);
+    unwrap(await h.release({ requestId: 'rel-w1', allocationRequestId: 'w1' }));
+    expect(unwrap(await h.allocate(web('w3'))).status).toBe('active');
+  });
+
   it('restarts from the journal when the journal fails, without losing acknowledged allocations', async () => {
     const { host: h, journal } = host();
     unwrap(await h.allocate(vm('r1', 1024, 1)));

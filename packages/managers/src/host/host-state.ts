@@ -1,6 +1,10 @@
 import {
   err,
+  errorOf,
+  GROUP_MAX_METADATA_KEY,
+  GROUP_METADATA_KEY,
   ok,
+  type AllotError,
   type Allocation,
   type AllocationRequest,
   type Availability,
@@ -13,7 +17,7 @@ import { sameValue } from './same-request.ts';
 import type { ResourceSlice, SliceChange, SliceConfig } from './slice.ts';
 
 /** The metadata key that names a VM's anti-affinity group. */
-export const GROUP_METADATA_KEY = 'allot.group';
+export { GROUP_METADATA_KEY };
 
 export interface HostStateOptions {
   readonly nodeId: string;
@@ -174,6 +178,8 @@ export class HostState {
       const fits = slice.check(request);
       if (!fits.ok) reason ??= { code: fits.error.code, message: fits.error.message };
     }
+    const group = this.#groupRefusal(request);
+    if (group !== undefined) reason ??= { code: group.code, message: group.message };
     if (this.cordon.cordoned) reason = { code: 'unavailable', message: `node ${this.nodeId} is cordoned: ${this.cordon.reason}` };
     return reason === undefined ? { fits: true, figures } : { fits: false, figures, reason };
   }
@@ -188,6 +194,8 @@ export class HostState {
       return err('conflict', `request id ${request.requestId} was already used for a different request (allocation ${seen.id})`, { requestId: request.requestId, allocationId: seen.id });
     }
     if (this.cordon.cordoned) return err('unavailable', `node ${this.nodeId} is cordoned: ${this.cordon.reason}`, { nodeId: this.nodeId, cordoned: true });
+    const group = this.#groupRefusal(request);
+    if (group !== undefined) return { ok: false, error: group };
     const missing = missingTypes(this.slices, request);
     if (missing.length > 0) {
       return err('insufficient_capacity', `no ${missing.join(', ')} manager on node ${this.nodeId}`, { resourceType: missing[0], requested: 0, free: 0, effectiveCapacity: 0, nodeId: this.nodeId });
@@ -230,6 +238,22 @@ export class HostState {
     this.seq += 1;
     this.#addLive(allocation);
     return ok({ allocation, record: { kind: reservation ? 'reserved' : 'allocated', seq: this.seq, at: now, allocation, idCounter: this.idCounter } });
+  }
+
+  /**
+   * Anti-affinity, enforced here because the coordinator's view may be stale: a request naming a group and a
+   * per-node maximum is refused once that many live allocations of the group are on this host. Refused as
+   * insufficient_capacity, so a scheduler tries another node.
+   */
+  #groupRefusal(request: AllocationRequest): AllotError | undefined {
+    const group = request.metadata[GROUP_METADATA_KEY];
+    const maxText = request.metadata[GROUP_MAX_METADATA_KEY];
+    if (group === undefined || maxText === undefined) return undefined;
+    const max = Number(maxText);
+    if (!Number.isSafeInteger(max) || max < 1) return errorOf('invalid_request', `metadata.${GROUP_MAX_METADATA_KEY}: expected a whole number >= 1, got ${JSON.stringify(maxText)}`, { field: `metadata.${GROUP_MAX_METADATA_KEY}` });
+    const count = this.groups.get(group) ?? 0;
+    if (count < max) return undefined;
+    return errorOf('insufficient_capacity', `anti-affinity group ${group} already has ${count} of at most ${max} allocations on node ${this.nodeId}`, { group, count, maxPerNode: max, nodeId: this.nodeId });
   }
 
   release(target: ReleaseRequest): Result<Change> {
