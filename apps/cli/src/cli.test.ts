@@ -43,7 +43,7 @@ describe('commands a user types, before anything is sent', () => {
       [['events', '--kind', 'exploded'], expect.stringMatching(/^allot events: --kind: "exploded" is not one of allocated, released/)],
       [['watch', '--json'], "allot watch: --json: watch draws for people; scripts read 'allot usage --json' or the ALLOT_USAGE stream"],
       [['cluster', '--port', '70000'], 'allot cluster: --port: 70000 is outside 1..65535'],
-      [['cluster', '--dashboard-port', '8080'], 'allot cluster: --dashboard-port: the dashboard is not built yet (its own issue); start the cluster without it'],
+      [['cluster', '--dashboard-port', '8080', '--no-dashboard'], 'allot cluster: --dashboard-port and --no-dashboard exclude each other'],
       [['nodes', '--user', 'u', '--token', 't'], 'allot nodes: connection: (root): choose one way to authenticate: user/password, token, nkey seed or creds file'],
     ];
     for (const [argv, message] of cases) {

@@ -67,8 +67,9 @@ export function agentConfig(entry: ClusterFile['agents'][number], natsUrl: strin
   return { ...entry, nats: { servers: [natsUrl], name: `allot-agent-${entry.nodeId}` }, stateDir: layout.stateOf(entry.nodeId) };
 }
 
-export function coordinatorConfig(entry: ClusterFile['coordinator'], natsUrl: string): Record<string, unknown> {
-  return { ...entry, nats: { servers: [natsUrl], name: 'allot-coordinator-local' } };
+export function coordinatorConfig(entry: ClusterFile['coordinator'], natsUrl: string, dashboard?: { port: number; dir?: string | undefined }): Record<string, unknown> {
+  const http = dashboard === undefined ? {} : { http: { host: '127.0.0.1', port: dashboard.port }, ...(dashboard.dir === undefined ? {} : { dashboardDir: dashboard.dir }) };
+  return { ...entry, nats: { servers: [natsUrl], name: 'allot-coordinator-local' }, ...http };
 }
 
 /** nats-server's config: loopback only, JetStream with its store under the cluster directory. */

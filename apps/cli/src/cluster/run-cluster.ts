@@ -11,6 +11,10 @@ import { portIsFree } from './ports.ts';
 
 export interface ClusterOptions {
   readonly port: number;
+  /** The coordinator's HTTP port for the dashboard (on 127.0.0.1); undefined: no dashboard. */
+  readonly dashboardPort?: number | undefined;
+  /** The built dashboard (apps/dashboard/dist) the coordinator serves. */
+  readonly dashboardDir?: string;
   /** The cluster directory (absolute): nats store, logs, configs, agents' state. */
   readonly root: string;
   readonly configFile: string;
@@ -56,10 +60,17 @@ export async function runCluster(opts: ClusterOptions, ctx: CliContext): Promise
     ctx.err(`allot cluster: port ${opts.port} on 127.0.0.1 is ${port.reason} (another nats-server or allot cluster?); choose another with --port`);
     return EXIT.refused;
   }
+  if (opts.dashboardPort !== undefined) {
+    const dashboard = await portIsFree(opts.dashboardPort);
+    if (!dashboard.free) {
+      ctx.err(`allot cluster: dashboard port ${opts.dashboardPort} on 127.0.0.1 is ${dashboard.reason}; choose another with --dashboard-port, or --no-dashboard`);
+      return EXIT.refused;
+    }
+  }
 
   const layout = clusterLayout(opts.root);
   const natsUrl = `nats://127.0.0.1:${opts.port}`;
-  writeFiles(layout, file.value, natsUrl, opts.port);
+  writeFiles(layout, file.value, natsUrl, opts);
   const env = childEnv(ctx.env);
   const children: Child[] = [];
   // If the CLI itself dies, no child is left behind holding the port and the agents' ledger locks.
@@ -138,7 +149,7 @@ async function bringUpAndServe(
   ctx.out('');
   ctx.out(renderNodes(ready.nodes, ctx.now()));
   ctx.out('');
-  ctx.out(nextSteps(opts.allotCommand, natsUrl, opts.port));
+  ctx.out(nextSteps(opts.allotCommand, natsUrl, opts.port, opts.dashboardPort));
 
   const outcome = await Promise.race([stopRequested, anyExit(children)]);
   if (outcome.kind === 'died') return failed(ctx, outcome, show);
@@ -156,10 +167,11 @@ function readClusterFile(path: string) {
   return parseClusterFile(path, text);
 }
 
-function writeFiles(layout: ClusterLayout, file: ClusterFile, natsUrl: string, port: number): void {
+function writeFiles(layout: ClusterLayout, file: ClusterFile, natsUrl: string, opts: ClusterOptions): void {
+  const port = opts.port;
   for (const dir of [layout.root, layout.natsStore, layout.logs, layout.configs, ...file.agents.map((a) => layout.stateOf(a.nodeId))]) mkdirSync(dir, { recursive: true });
   writeFileSync(layout.natsConfig, natsServerConfig(port, layout.natsStore));
-  writeFileSync(join(layout.configs, 'coordinator.json'), `${JSON.stringify(coordinatorConfig(file.coordinator, natsUrl), null, 2)}\n`);
+  writeFileSync(join(layout.configs, 'coordinator.json'), `${JSON.stringify(coordinatorConfig(file.coordinator, natsUrl, opts.dashboardPort === undefined ? undefined : { port: opts.dashboardPort, dir: opts.dashboardDir }), null, 2)}\n`);
   for (const agent of file.agents) writeFileSync(join(layout.configs, `${agent.nodeId}.json`), `${JSON.stringify(agentConfig(agent, natsUrl, layout), null, 2)}\n`);
 }
 
@@ -260,9 +272,10 @@ async function stopAll(ctx: CliContext, children: readonly Child[]): Promise<boo
   return clean;
 }
 
-function nextSteps(allot: string, natsUrl: string, port: number): string {
+function nextSteps(allot: string, natsUrl: string, port: number, dashboardPort: number | undefined): string {
   const server = port === 4222 ? '' : ` -s ${natsUrl}`;
   return [
+    ...(dashboardPort === undefined ? [] : [`Dashboard: http://127.0.0.1:${dashboardPort}/`]),
     `The cluster is up. In another terminal, from the repository root:`,
     `  ${allot} nodes${server}`,
     `  ${allot} place${server} --tenant demo --memory 2048 --vcpus 2`,

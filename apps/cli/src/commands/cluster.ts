@@ -8,7 +8,7 @@ import type { Command } from './command.ts';
 
 const repoRoot = fileURLToPath(new URL('../../../../', import.meta.url));
 
-const HELP = `Usage: allot cluster [--port 4222] [--dir .allot/cluster] [--config infra/local/cluster.json]
+const HELP = `Usage: allot cluster [--port 4222] [--dashboard-port 7080 | --no-dashboard] [--dir .allot/cluster] [--config infra/local/cluster.json]
 
 A local allot cluster on this machine: a nats-server with JetStream, one coordinator and the agents of the cluster
 file (by default three: 'local' with the real host probe, 'sim-large' and 'sim-small' with simulated host sizes).
@@ -20,7 +20,8 @@ or SIGTERM, which stop the coordinator, then the agents (they flush their ledger
                          config/ (generated configs), <nodeId>/ (each agent's ledger)
   --config <file>        the cluster file (default infra/local/cluster.json of this repository)
   --ready-timeout <ms>   how long to wait for every node to be ready (default 90000)
-  --dashboard-port <n>   reserved for the web dashboard, which is not built yet: refused for now
+  --dashboard-port <n>   the coordinator serves the live dashboard on http://127.0.0.1:<n>/ (default 7080)
+  --no-dashboard         no dashboard (the coordinator's HTTP server stays off, as in production by default)
   -h, --help             this help
 
 Exit codes: 0 stopped by Ctrl-C or SIGTERM; 1 something failed to start or died (its log is shown); 2 usage error.`;
@@ -50,6 +51,7 @@ export const clusterCommand: Command = {
           config: { type: 'string' },
           'ready-timeout': { type: 'string' },
           'dashboard-port': { type: 'string' },
+          'no-dashboard': { type: 'boolean' },
         },
         strict: true,
         allowPositionals: false,
@@ -61,7 +63,9 @@ export const clusterCommand: Command = {
       ctx.out(HELP);
       return EXIT.ok;
     }
-    if (v['dashboard-port'] !== undefined) return usageError(ctx, 'cluster', '--dashboard-port: the dashboard is not built yet (its own issue); start the cluster without it');
+    if (v['dashboard-port'] !== undefined && v['no-dashboard']) return usageError(ctx, 'cluster', '--dashboard-port and --no-dashboard exclude each other');
+    const dashboardPort = v['dashboard-port'] === undefined ? { ok: true as const, value: 7080 } : parseInteger('dashboard-port', v['dashboard-port'], 1, 65_535);
+    if (!dashboardPort.ok) return usageError(ctx, 'cluster', dashboardPort.message);
     const port = v.port === undefined ? { ok: true as const, value: 4222 } : parseInteger('port', v.port, 1, 65_535);
     if (!port.ok) return usageError(ctx, 'cluster', port.message);
     const readyTimeout = v['ready-timeout'] === undefined ? { ok: true as const, value: 90_000 } : parseInteger('ready-timeout', v['ready-timeout'], 1000, 3_600_000);
@@ -69,6 +73,8 @@ export const clusterCommand: Command = {
     return runCluster(
       {
         port: port.value,
+        dashboardPort: v['no-dashboard'] ? undefined : dashboardPort.value,
+        dashboardDir: join(repoRoot, 'apps/dashboard/dist'),
         root: resolve(ctx.cwd, v.dir ?? '.allot/cluster'),
         configFile: resolve(ctx.cwd, v.config ?? join(repoRoot, 'infra/local/cluster.json')),
         readyTimeoutMs: readyTimeout.value,
