@@ -198,7 +198,7 @@ describe('GET /metrics', () => {
       const allocations = a.families.get('allot_allocations_total');
       if (allocations !== undefined) {
         expect(allocations.type).toBe('COUNTER');
-        // The host manager records at its composite (resource="composite"); releases would count here too (none here).
+        // The host manager records allocate and reserve requests at its composite (resource="composite").
         allocatedOk += total(allocations, { outcome: 'ok' });
         refusedAtAgents += total(allocations, { outcome: 'refused' });
         expect(histogram(a, 'allot_allocation_duration_seconds')).toBeGreaterThan(0);

@@ -13,9 +13,10 @@ const RESERVOIR = 1024;
  */
 export class MetricsRecorder {
   readonly #resource: string;
-  readonly #counter: Counter;
+  readonly #allocations: Counter;
+  readonly #otherOps: Counter;
   readonly #histogram: Histogram;
-  readonly #okAttributes: Attributes;
+  readonly #okAttributes: Record<Operation, Attributes>;
   readonly #startedAt: number;
   allocations = 0;
   releases = 0;
@@ -31,9 +32,12 @@ export class MetricsRecorder {
     this.#resource = resource;
     this.#startedAt = startedAt;
     const meter = metrics.getMeter('allot');
-    this.#counter = meter.createCounter('allot_allocations_total', { description: 'Allocation operations by outcome and refusal reason' });
-    this.#histogram = meter.createHistogram('allot_allocation_duration_seconds', { description: 'Time from request to durable reply', unit: 's' });
-    this.#okAttributes = { outcome: 'ok', reason: 'none', resource };
+    this.#allocations = meter.createCounter('allot_allocations_total', { description: 'Allocate and reserve requests by outcome and refusal reason' });
+    this.#otherOps = meter.createCounter('allot_allocation_changes_total', { description: 'Release and activate requests by outcome and refusal reason' });
+    this.#histogram = meter.createHistogram('allot_allocation_duration_seconds', { description: 'Time from an allocate or reserve request to its durable reply', unit: 's' });
+    // Attribute objects for the common case are built once: the hot path records without allocating.
+    const okOf = (operation: Operation): Attributes => ({ operation, outcome: 'ok', reason: 'none', resource });
+    this.#okAttributes = { allocate: okOf('allocate'), reserve: okOf('reserve'), release: okOf('release'), activate: okOf('activate') };
   }
 
   /** One operation's outcome; `ms` is the time from the call to its durable reply. */
@@ -43,16 +47,18 @@ export class MetricsRecorder {
       else if (op === 'reserve') this.reservations += 1;
       else if (op === 'release') this.releases += 1;
       else this.activations += 1;
-      this.#counter.add(1, this.#okAttributes);
     } else {
       this.refusals[code] = (this.refusals[code] ?? 0) + 1;
-      this.#counter.add(1, { outcome: 'refused', reason: code, resource: this.#resource });
     }
+    const attributes = code === undefined ? this.#okAttributes[op] : { operation: op, outcome: 'refused', reason: code, resource: this.#resource };
     if (op === 'allocate' || op === 'reserve') {
+      this.#allocations.add(1, attributes);
       this.#latencies[this.#latencyCount % RESERVOIR] = ms;
       this.#latencyCount += 1;
       if (ms > this.#maxMs) this.#maxMs = ms;
-      this.#histogram.record(ms / 1000, this.#okAttributes);
+      this.#histogram.record(ms / 1000, attributes);
+    } else {
+      this.#otherOps.add(1, attributes);
     }
   }
 
