@@ -1,5 +1,5 @@
-import { err, KV_PLACEMENTS, KV_QUOTAS, ok, type Result } from '@allot/core';
-import { ensureKv, ensureStreams, type ServedService } from '@allot/nats';
+import { CLUSTER_EVENT_NODE, err, eventSubject, KV_PLACEMENTS, KV_QUOTAS, ok, type Result } from '@allot/core';
+import { ensureKv, ensureStreams, publishDurable, type ServedService } from '@allot/nats';
 import type { Logger } from 'pino';
 import { AgentClient } from './agents.ts';
 import { ClusterManager } from './cluster-manager.ts';
@@ -96,7 +96,21 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
   const stopSweep = startLivenessSweep(view, { everyMs: config.liveness.checkEveryMs, now, onTransition });
 
   await manager.start();
-  const served: Result<ServedService> = await serveScheduler(nc, { manager, flow, view, quotas, agents }, { coordinatorId: config.coordinatorId, version: COORDINATOR_VERSION, logger });
+  const served: Result<ServedService> = await serveScheduler(
+    nc,
+    {
+      manager,
+      flow,
+      view,
+      quotas,
+      agents,
+      publishEvent: (event, msgId) => {
+        void publishDurable(js, eventSubject(CLUSTER_EVENT_NODE, event.kind), event, { msgId, timeoutMs: 5_000 }).then((sent) => {
+          if (!sent.ok) logger.debug({ err: sent.error }, 'cluster event not published');
+        });
+      },
+    },
+    { coordinatorId: config.coordinatorId, version: COORDINATOR_VERSION, logger });
   if (!served.ok) {
     stopSweep();
     await feed.stop();

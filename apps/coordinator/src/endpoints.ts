@@ -1,4 +1,4 @@
-import { COORDINATOR_QUEUE, COORDINATOR_SERVICE_NAME, err, ok, SCHED_ENDPOINTS, schedSubject, type Result, type SchedVerb } from '@allot/core';
+import { CLUSTER_EVENT_NODE, COORDINATOR_QUEUE, COORDINATOR_SERVICE_NAME, err, ok, SCHED_ENDPOINTS, schedSubject, type AllotEvent, type Result, type SchedVerb } from '@allot/core';
 import { endpoint, serveService, type EndpointSpec, type ServedService } from '@allot/nats';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
@@ -16,7 +16,12 @@ export interface EndpointDeps {
   readonly view: ClusterView;
   readonly quotas: QuotaService;
   readonly agents: AgentClient;
+  /** Publishes a cluster-level audit event (a place refused by the coordinator itself); fire and forget. */
+  readonly publishEvent?: (event: AllotEvent, msgId: string) => void;
 }
+
+/** Refusals a scheduler reads in the event feed: nothing fit, a quota, a rate limit. */
+const AUDITED_REFUSALS = new Set(['insufficient_capacity', 'quota_exceeded', 'rate_limited']);
 
 type Handler<V extends SchedVerb> = (request: z.output<(typeof SCHED_ENDPOINTS)[V]['request']>) => Promise<Result<z.output<(typeof SCHED_ENDPOINTS)[V]['reply']>>>;
 
@@ -29,7 +34,15 @@ export function schedulerEndpoints(d: EndpointDeps): EndpointSpec[] {
   // Prometheus counters and latency (no-ops without the SDK), recorded where the reply is known.
   const exported = new PlacementMetrics();
   return [
-    sched('place', (r) => exported.place(() => d.manager.place(r))),
+    sched('place', async (r) => {
+      const out = await exported.place(() => d.manager.place(r));
+      if (!out.ok && AUDITED_REFUSALS.has(out.error.code) && d.publishEvent !== undefined) {
+        const req = r.request;
+        // One event per request id and reason: a scheduler retrying the same refused request is not counted again.
+        d.publishEvent({ kind: 'refused', nodeId: CLUSTER_EVENT_NODE, at: Date.now(), requestId: req.requestId, tenantId: req.tenantId, resources: req.resources, error: out.error }, `cluster-refused-${req.requestId}-${out.error.code}`);
+      }
+      return out;
+    }),
     sched('release', async (r) => {
       const out = await d.flow.release(r);
       exported.release(out);

@@ -1,10 +1,10 @@
-import { encode, HostHealthSchema, KV_PLACEMENTS, PlaceReplySchema, schedSubject, type PlaceRequestInput } from '@allot/core';
+import { AllotEventSchema, CLUSTER_EVENT_NODE, decode, encode, eventSubject, EVENTS_STREAM, HostHealthSchema, KV_PLACEMENTS, PlaceReplySchema, schedSubject, type PlaceRequestInput } from '@allot/core';
 import { requestTyped } from '@allot/nats';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { cleanupAll, startNatsServer, waitFor, type NatsServerHandle } from '../../../test/harness/index.ts';
 import { PlacementIntentSchema, requestHash } from './intents.ts';
 import { KvStore } from './kv-store.ts';
-import { jetstream, type NatsConnection } from './nats-deps.ts';
+import { jetstream, jetstreamManager, type NatsConnection } from './nats-deps.ts';
 import { PlaceRequestSchema } from '@allot/core';
 import { connectTo, startFakeAgents, startTestCoordinator } from './testing/cluster.ts';
 import type { FakeAgents } from './testing/fake-agents.ts';
@@ -100,6 +100,20 @@ describe('place', () => {
     expect(r.error.message).toBe('0/3 nodes are available: 2 Insufficient memory, 1 node cordoned.');
     expect(r.error.details?.['rejected']).toEqual({ 'Insufficient memory': 2, 'node cordoned': 1 });
     expect(agents.allocateCalls).toBe(0);
+  });
+
+  it('records a refused place in the events stream, once per request id however often it is retried', async () => {
+    await startStreamsAndAgents();
+    await coordinator('c1');
+    await place(client, placeReq('p-refused', 1_000_000));
+    await place(client, placeReq('p-refused', 1_000_000));
+    const jsm = await jetstreamManager(client);
+    await waitFor(async () => (await jsm.streams.getMessage(EVENTS_STREAM, { last_by_subj: eventSubject(CLUSTER_EVENT_NODE, 'refused') }).catch(() => null)) !== null, { timeoutMs: 5_000, message: 'no refused event' });
+    const stored = await jsm.streams.getMessage(EVENTS_STREAM, { last_by_subj: eventSubject(CLUSTER_EVENT_NODE, 'refused') });
+    const event = decode(AllotEventSchema, stored!.data);
+    expect(event.ok && event.value).toMatchObject({ kind: 'refused', requestId: 'p-refused', tenantId: 't1', error: { code: 'insufficient_capacity' } });
+    const info = await jsm.streams.info(EVENTS_STREAM, { subjects_filter: eventSubject(CLUSTER_EVENT_NODE, 'refused') });
+    expect(info.state.subjects?.[eventSubject(CLUSTER_EVENT_NODE, 'refused')]).toBe(1);
   });
 
   it('answers a malformed request with invalid_request naming the field, and keeps serving', async () => {
