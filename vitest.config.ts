@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
-// Two projects: fast in-process tests, and integration tests that start real nats-server, agent and coordinator
-// processes (run one file at a time so they do not fight over the 2 cores).
+// Three projects: fast in-process tests, and integration tests that start real nats-server, agent and coordinator
+// processes (run one file at a time so they do not fight over the 2 cores), and the chaos suite in containers.
 export default defineConfig({
   test: {
     projects: [
@@ -20,6 +20,17 @@ export default defineConfig({
           environment: 'node',
           testTimeout: 120_000,
           hookTimeout: 120_000,
+          fileParallelism: false,
+        },
+      },
+      {
+        // Containers (docs/chaos.md): a NATS cluster, coordinators and agents under kill, pause, partition, restart.
+        test: {
+          name: 'chaos',
+          include: ['test/chaos/**/*.test.ts'],
+          environment: 'node',
+          testTimeout: 240_000,
+          hookTimeout: 600_000,
           fileParallelism: false,
         },
       },

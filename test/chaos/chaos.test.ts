@@ -1,0 +1,96 @@
+/**
+ * Chaos tests in containers (see docs/chaos.md): a three-node NATS cluster, two coordinators and five agents, each a
+ * real container, under kill, pause, partition and restart, checked by an independent auditor. Seeds are fixed.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { configureReaper, engine, removeLabelled } from './docker.ts';
+import { ensureImages, type ChaosImages } from './images.ts';
+import { runScenario, type FaultPlan } from './scenario.ts';
+
+let images: ChaosImages;
+
+beforeAll(async () => {
+  await engine(); // fails the suite with the reason when no engine answers
+  console.log(await configureReaper());
+  const removed = await removeLabelled();
+  if (removed.containers + removed.networks > 0) console.log(`removed ${removed.containers} containers and ${removed.networks} networks left by an earlier run`);
+  const built = await ensureImages();
+  images = built.images;
+  for (const r of built.reports) console.log(`image ${r.image}: ${r.built ? `built in ${(r.ms / 1000).toFixed(1)} s` : 'cached'}, ${r.sizeMiB} MiB`);
+});
+
+afterAll(async () => {
+  await removeLabelled().catch(() => undefined);
+});
+
+async function scenario(name: string, seed: number, faults: FaultPlan): Promise<void> {
+  const result = await runScenario(images, name, seed, faults);
+  console.log(result.table);
+  const failed = result.verdicts.filter((v) => !v.ok);
+  expect(failed.map((v) => `${v.name}: ${v.problems.slice(0, 3).join('; ')}`)).toEqual([]);
+}
+
+describe('chaos', () => {
+  it('1. SIGKILL an agent during an allocation storm, restart it', async () => {
+    await scenario('agent-kill', 1, async (c, at) => {
+      await at(4_000);
+      await c.kill('a2');
+      await at(8_000);
+      await c.restart('a2');
+      // overlapping: a second agent killed and restarted at once while the first one is recovering
+      await at(9_000);
+      await c.kill('a4');
+      await c.restart('a4');
+    });
+  });
+
+  it('2. pause an agent longer than the heartbeat TTL, resume it', async () => {
+    await scenario('agent-pause', 2, async (c, at) => {
+      await at(4_000);
+      await c.pause('a3');
+      await at(11_000); // 7 s frozen: past suspect (1.5 s) and lost (5 s)
+      await c.unpause('a3');
+    });
+  });
+
+  it('3. partition an agent from the network, reconnect it', async () => {
+    await scenario('agent-partition', 3, async (c, at) => {
+      await at(4_000);
+      await c.disconnect('a1');
+      await at(12_000);
+      await c.reconnect('a1');
+    });
+  });
+
+  it('4. kill one NATS server, bring it back (with an agent paused meanwhile)', async () => {
+    await scenario('nats-kill', 4, async (c, at) => {
+      await at(4_000);
+      await c.kill('n2');
+      await at(6_000);
+      await c.pause('a5');
+      await at(9_000);
+      await c.unpause('a5');
+      await at(12_000);
+      await c.restart('n2');
+    });
+  });
+
+  it('5. kill a coordinator mid-placement; the other keeps serving', async () => {
+    await scenario('coordinator-kill', 5, async (c, at) => {
+      await at(4_000);
+      await c.kill('c1');
+      await at(12_000);
+      await c.restart('c1');
+    });
+  });
+
+  it('6. restart everything at once', async () => {
+    await scenario('restart-all', 6, async (c, at) => {
+      await at(6_000);
+      const all = c.all();
+      await Promise.all(all.map((m) => c.kill(m)));
+      await at(8_000);
+      await Promise.all(all.map((m) => c.restart(m)));
+    });
+  });
+});

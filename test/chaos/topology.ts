@@ -1,0 +1,301 @@
+/**
+ * The chaos topology, every process in its own container on one Docker network: a three-node NATS cluster with
+ * JetStream (streams and KV R3), two coordinators, five agents on simulated hosts. The test process is the scheduler:
+ * it connects to the NATS cluster through the mapped client ports. Faults are applied through the engine's API.
+ */
+import { spawn } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
+import { AGENT_ENDPOINTS, agentSubject, SCHED_ENDPOINTS, schedSubject, type AgentVerb, type Result, type SchedVerb } from '@allot/core';
+import { requestTyped, type Output } from '@allot/nats';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { GenericContainer, Wait } from 'testcontainers';
+import { freePort } from '../harness/net.ts';
+import { waitFor } from '../harness/wait.ts';
+import { CHAOS_LABEL, containerLogLines, docker, type Docker } from './docker.ts';
+import type { ChaosImages } from './images.ts';
+
+export type HostSpec = { nodeId: string; cores: number; memoryMiB: number; cpuOvercommit: number; memoryOvercommit: number };
+export type MemberKind = 'nats' | 'agent' | 'coordinator';
+export type Member = { name: string; kind: MemberKind; short: string; id: string };
+export type ExitSeen = { member: string; at: number; status: string; exitCode: number; expected: boolean };
+
+export const HEARTBEAT_MS = 500;
+export const SUSPECT_AFTER_MS = 1_500;
+export const LOST_AFTER_MS = 5_000;
+export const STATE_DIR = '/var/lib/allot';
+
+export const HOSTS: HostSpec[] = [
+  { nodeId: 'a1', cores: 8, memoryMiB: 16_384, cpuOvercommit: 2, memoryOvercommit: 1 },
+  { nodeId: 'a2', cores: 8, memoryMiB: 16_384, cpuOvercommit: 2, memoryOvercommit: 1 },
+  { nodeId: 'a3', cores: 16, memoryMiB: 24_576, cpuOvercommit: 1.5, memoryOvercommit: 1.25 },
+  { nodeId: 'a4', cores: 4, memoryMiB: 8_192, cpuOvercommit: 4, memoryOvercommit: 1 },
+  { nodeId: 'a5', cores: 8, memoryMiB: 12_288, cpuOvercommit: 1, memoryOvercommit: 1.5 },
+];
+const NATS = ['n1', 'n2', 'n3'];
+const COORDINATORS = ['c1', 'c2'];
+
+export type SchedReply<V extends SchedVerb> = Output<(typeof SCHED_ENDPOINTS)[V]['reply']>;
+export type AgentReplyOf<V extends AgentVerb> = Output<(typeof AGENT_ENDPOINTS)[V]['reply']>;
+
+/** The exit code in a listing's status text, "Exited (137) 2 seconds ago". */
+function exitCodeOf(status: string): number {
+  return Number(/Exited \((-?\d+)\)/.exec(status)?.[1] ?? -1);
+}
+
+export class ChaosCluster {
+  readonly runId: string;
+  readonly network: string;
+  readonly members = new Map<string, Member>();
+  readonly exits: ExitSeen[] = [];
+  /** Exits a scenario caused on purpose (kill, graceful stop) per member; more exits seen than these are crashes. */
+  readonly #intendedExits = new Map<string, number>();
+  readonly #seenExits = new Map<string, number>();
+  /** Members the scenario killed at some point (their kill is not a crash; their logs are still read). */
+  readonly killed = new Set<string>();
+  nc!: NatsConnection;
+  #docker!: Docker;
+  #images: ChaosImages;
+  #natsPorts: number[] = [];
+  #monitor: NodeJS.Timeout | undefined;
+  #lastStatus = new Map<string, string>();
+
+  private constructor(runId: string, images: ChaosImages) {
+    this.runId = runId;
+    this.network = `allot-chaos-${runId}`;
+    this.#images = images;
+  }
+
+  static async start(images: ChaosImages, runId: string): Promise<ChaosCluster> {
+    const c = new ChaosCluster(runId, images);
+    c.#docker = await docker();
+    await c.#docker.createNetwork({ Name: c.network, Driver: 'bridge', Labels: { [CHAOS_LABEL]: runId } });
+    c.#natsPorts = await Promise.all(NATS.map(() => freePort()));
+    await Promise.all(NATS.map((n, i) => c.#startNats(n, c.#natsPorts[i] as number)));
+    c.nc = await connect({
+      servers: c.#natsPorts.map((p) => `127.0.0.1:${p}`),
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 200,
+      ignoreClusterUpdates: true,
+      name: 'chaos-scheduler',
+    });
+    // JetStream needs its meta leader before anyone creates R3 streams.
+    await waitFor(
+      async () => {
+        try {
+          const jsm = await jetstreamManager(c.nc, { timeout: 2_000 });
+          await jsm.getAccountInfo();
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      { timeoutMs: 60_000, intervalMs: 250, message: 'JetStream meta leader of the NATS cluster' },
+    );
+    await Promise.all(HOSTS.map((h) => c.#startAgent(h)));
+    await Promise.all(COORDINATORS.map((id) => c.#startCoordinator(id)));
+    c.#monitor = setInterval(() => void c.#poll(), 500);
+    await c.waitAllReady(60_000);
+    return c;
+  }
+
+  #name(short: string): string {
+    return `allot-chaos-${this.runId}-${short}`;
+  }
+
+  get natsUrls(): string[] {
+    return NATS.map((n) => `nats://${this.#name(n)}:4222`);
+  }
+
+  async #run(short: string, kind: MemberKind, container: GenericContainer): Promise<void> {
+    const name = this.#name(short);
+    const started = await container
+      .withName(name)
+      .withNetworkMode(this.network)
+      .withLabels({ [CHAOS_LABEL]: this.runId, 'allot.chaos.member': short })
+      .withStartupTimeout(90_000)
+      .start();
+    this.members.set(short, { name, kind, short, id: started.getId() });
+  }
+
+  async #startNats(short: string, port: number): Promise<void> {
+    const routes = NATS.filter((n) => n !== short).map((n) => `nats://${this.#name(n)}:6222`);
+    const c = new GenericContainer(this.#images.nats)
+      .withCommand(['--name', short, '-js', '--store_dir', '/data', '-p', '4222', '--cluster_name', 'allot-chaos', '--cluster', 'nats://0.0.0.0:6222', '--routes', routes.join(','), '--no_advertise'])
+      .withExposedPorts({ container: 4222, host: port })
+      .withWaitStrategy(Wait.forLogMessage(/Server is ready/));
+    await this.#run(short, 'nats', c);
+  }
+
+  async #startAgent(h: HostSpec): Promise<void> {
+    const c = new GenericContainer(this.#images.agent)
+      .withEnvironment({
+        ALLOT_NODE_ID: h.nodeId,
+        ALLOT_NATS_SERVERS: this.natsUrls.join(','),
+        ALLOT_SIMULATED_HOST: `cores=${h.cores},memoryMiB=${h.memoryMiB}`,
+        ALLOT_CPU_OVERCOMMIT: String(h.cpuOvercommit),
+        ALLOT_MEMORY_OVERCOMMIT: String(h.memoryOvercommit),
+        ALLOT_JETSTREAM_REPLICAS: '3',
+        ALLOT_HEARTBEAT_MS: String(HEARTBEAT_MS),
+        ALLOT_USAGE_PUBLISH_MIN_INTERVAL_MS: '50',
+        ALLOT_LOG_LEVEL: 'info',
+      })
+      .withWaitStrategy(Wait.forLogMessage(/"msg":"agent ready"/));
+    await this.#run(h.nodeId, 'agent', c);
+  }
+
+  async #startCoordinator(id: string): Promise<void> {
+    const c = new GenericContainer(this.#images.coordinator)
+      .withEnvironment({
+        ALLOT_COORDINATOR_ID: id,
+        ALLOT_NATS_SERVERS: this.natsUrls.join(','),
+        ALLOT_REPLICAS: '3',
+        ALLOT_SUSPECT_AFTER_MS: String(SUSPECT_AFTER_MS),
+        ALLOT_LOST_AFTER_MS: String(LOST_AFTER_MS),
+        ALLOT_AGENT_TIMEOUT_MS: '2000',
+        ALLOT_LOG_LEVEL: 'info',
+      })
+      .withWaitStrategy(Wait.forLogMessage(/"msg":"coordinator ready"/));
+    await this.#run(id, 'coordinator', c);
+  }
+
+  member(short: string): Member {
+    const m = this.members.get(short);
+    if (m === undefined) throw new Error(`no member ${short}`);
+    return m;
+  }
+
+  agents(): string[] {
+    return HOSTS.map((h) => h.nodeId);
+  }
+
+  all(): string[] {
+    return [...NATS, ...COORDINATORS, ...HOSTS.map((h) => h.nodeId)];
+  }
+
+  // ---------- faults ----------
+
+  async kill(short: string): Promise<void> {
+    this.#intendedExits.set(short, (this.#intendedExits.get(short) ?? 0) + 1);
+    this.killed.add(short);
+    await this.#docker.getContainer(this.member(short).id).kill({ signal: 'SIGKILL' });
+  }
+
+  /** Starts a stopped or killed member again (same container: same state dir, same JetStream store). */
+  async restart(short: string): Promise<void> {
+    await this.#docker.getContainer(this.member(short).id).start();
+  }
+
+  async pause(short: string): Promise<void> {
+    await this.#docker.getContainer(this.member(short).id).pause();
+  }
+
+  async unpause(short: string): Promise<void> {
+    await this.#docker.getContainer(this.member(short).id).unpause();
+  }
+
+  async disconnect(short: string): Promise<void> {
+    await this.#docker.getNetwork(this.network).disconnect({ Container: this.member(short).id, Force: true });
+  }
+
+  async reconnect(short: string): Promise<void> {
+    await this.#docker.getNetwork(this.network).connect({ Container: this.member(short).id });
+  }
+
+  /** SIGTERM, then wait for the exit (the agent closes its ledger: flush + sync). */
+  async stopGracefully(short: string): Promise<number> {
+    this.#intendedExits.set(short, (this.#intendedExits.get(short) ?? 0) + 1);
+    const c = this.#docker.getContainer(this.member(short).id);
+    await c.stop({ t: 15 }).catch((e: unknown) => {
+      if (!/not running|already stopped|304/i.test(String(e))) throw e;
+    });
+    const info = await c.inspect();
+    return info.State.ExitCode;
+  }
+
+  // ---------- observation ----------
+
+  async #poll(): Promise<void> {
+    try {
+      const listed = await this.#docker.listContainers({ all: true, filters: JSON.stringify({ label: [`${CHAOS_LABEL}=${this.runId}`] }) });
+      for (const info of listed) {
+        const short = info.Labels['allot.chaos.member'];
+        if (short === undefined) continue;
+        const prev = this.#lastStatus.get(short);
+        this.#lastStatus.set(short, info.State);
+        if (info.State === 'exited' && prev !== 'exited') {
+          // A kill restarted at once may be missed by the poll; an exit seen is expected while it does not
+          // outnumber the exits the scenario caused.
+          const seen = (this.#seenExits.get(short) ?? 0) + 1;
+          this.#seenExits.set(short, seen);
+          this.exits.push({ member: short, at: Date.now(), status: info.Status, exitCode: exitCodeOf(info.Status), expected: seen <= (this.#intendedExits.get(short) ?? 0) });
+        }
+      }
+    } catch {
+      // the engine is busy (a fault in progress): the next poll sees it
+    }
+  }
+
+  /** Containers that exited without the scenario taking them down, and log lines that say a process crashed. */
+  async crashes(): Promise<string[]> {
+    await this.#poll();
+    const found = this.exits.filter((e) => !e.expected).map((e) => `${e.member} exited (${e.status}) without a fault taking it down`);
+    for (const m of this.members.values()) {
+      const info = await this.#docker.getContainer(m.id).inspect();
+      if (info.RestartCount > 0) found.push(`${m.short} restarted ${info.RestartCount} times by the engine`);
+      if (info.State.OOMKilled) found.push(`${m.short} was OOM-killed`);
+      if (m.kind === 'nats') continue;
+      for (const line of await containerLogLines(this.#docker, m.id)) {
+        if (/uncaught|unhandled/i.test(line) || /"level":60\b/.test(line) || /^\s*at .*\.ts:\d+/.test(line) || /^Node\.js v\d+/.test(line)) {
+          found.push(`${m.short}: ${line.slice(0, 300)}`);
+        }
+      }
+    }
+    return found;
+  }
+
+  async logs(short: string): Promise<string[]> {
+    return containerLogLines(this.#docker, this.member(short).id);
+  }
+
+  sched<V extends SchedVerb>(verb: V, payload: unknown, timeoutMs = 5_000): Promise<Result<SchedReply<V>>> {
+    return requestTyped(this.nc, schedSubject(verb), payload, SCHED_ENDPOINTS[verb].reply, { timeoutMs }) as Promise<Result<SchedReply<V>>>;
+  }
+
+  agent<V extends AgentVerb>(nodeId: string, verb: V, payload: unknown, timeoutMs = 5_000): Promise<Result<AgentReplyOf<V>>> {
+    return requestTyped(this.nc, agentSubject(nodeId, verb), payload, AGENT_ENDPOINTS[verb].reply, { timeoutMs }) as Promise<Result<AgentReplyOf<V>>>;
+  }
+
+  /** Waits until every agent answers health and the scheduler API lists every node ready, six answers in a row. */
+  async waitAllReady(timeoutMs: number): Promise<void> {
+    let agreeing = 0;
+    await waitFor(
+      async () => {
+        const r = await this.sched('nodes', {}, 2_000);
+        const ok = r.ok && this.agents().every((id) => r.value.nodes.some((n) => n.nodeId === id && n.liveness === 'ready'));
+        agreeing = ok ? agreeing + 1 : 0;
+        return agreeing >= 6;
+      },
+      { timeoutMs, intervalMs: 100, message: 'every agent ready in the coordinators view' },
+    );
+  }
+
+  /** Copies an agent's state dir out of its (stopped) container into `dest` (docker cp: a tar stream, unpacked by tar). */
+  async copyStateDir(nodeId: string, dest: string): Promise<void> {
+    await mkdir(dest, { recursive: true });
+    const stream = await this.#docker.getContainer(this.member(nodeId).id).getArchive({ path: STATE_DIR });
+    await new Promise<void>((resolve, reject) => {
+      const tar = spawn('tar', ['-x', '-C', dest, '--strip-components=1'], { stdio: ['pipe', 'ignore', 'pipe'] });
+      let err = '';
+      tar.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      tar.on('error', reject);
+      tar.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`tar: ${code}: ${err}`))));
+      stream.pipe(tar.stdin);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#monitor !== undefined) clearInterval(this.#monitor);
+    if (this.nc !== undefined && !this.nc.isClosed()) await this.nc.close().catch(() => undefined);
+  }
+}
