@@ -18,6 +18,7 @@ run_check build pnpm exec turbo run build --output-logs=errors-only
 bash scripts/chromium.sh || echo "!!! chromium missing: the dashboard's browser tests will fail"
 
 echo "=== vitest"
+./scripts/docker.sh || echo "!!! no Docker engine: the chaos project will fail (see docs/chaos.md)"
 rm -f .allot/vitest.json
 pnpm exec vitest run --reporter=default --reporter=json --outputFile.json=.allot/vitest.json "$@"
 vitest_rc=$?

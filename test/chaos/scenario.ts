@@ -41,6 +41,7 @@ export async function runScenario(images: ChaosImages, name: string, seed: numbe
       lastHeal = Date.now();
     });
     await Promise.all([load.run(), faultsDone]);
+    await c.recoveriesDone();
     const quietAt = Math.max(lastHeal, load.lastAnswerAt);
 
     // Convergence: the agents' truth (their own usage endpoints), then the coordinators' view until they agree.
@@ -84,7 +85,12 @@ export async function runScenario(images: ChaosImages, name: string, seed: numbe
       convergence,
       { name: 'no process crashed but those killed', ok: crashes.length === 0, problems: crashes, note: c.killed.size > 0 ? `killed on purpose: ${[...c.killed].join(', ')}` : undefined } as Verdict,
     ];
-    const table = formatTable(name, { 'cluster start': `${(startupMs / 1000).toFixed(1)} s`, ...load.summary(), convergence: convergenceMs === undefined ? 'never' : `${convergenceMs} ms` }, verdicts);
+    const recovered = c.recoveries.map((r) => `${r.member} ${r.ms === undefined ? 'never' : `${r.ms} ms`}`).join(', ') || '-';
+    const table = formatTable(
+      name,
+      { 'cluster start': `${(startupMs / 1000).toFixed(1)} s`, ...load.summary(), 'ready in view after heal': recovered, convergence: convergenceMs === undefined ? 'never' : `${convergenceMs} ms` },
+      verdicts,
+    );
     return { name, verdicts, table, convergenceMs };
   } finally {
     await cluster?.close();

@@ -173,6 +173,42 @@ export class ChaosCluster {
     return [...NATS, ...COORDINATORS, ...HOSTS.map((h) => h.nodeId)];
   }
 
+  /** Per healed member: ms from its heal until the coordinators' view showed it ready again (6 answers in a row). */
+  readonly recoveries: { member: string; ms: number | undefined }[] = [];
+  readonly #recoveryWatches: Promise<void>[] = [];
+
+  /** Starts timing, in the background, how long after now the given agents are back `ready` in the view. */
+  noteHeal(...nodeIds: string[]): void {
+    const from = Date.now();
+    for (const nodeId of nodeIds) {
+      this.#recoveryWatches.push(
+        (async () => {
+          let streak = 0;
+          let streakStart = 0;
+          while (Date.now() - from < 60_000) {
+            const askedAt = Date.now();
+            const r = await this.sched('nodes', {}, 2_000);
+            const ready = r.ok && r.value.nodes.some((n) => n.nodeId === nodeId && n.liveness === 'ready' && n.lastSeen >= from);
+            if (ready) {
+              if (streak === 0) streakStart = askedAt;
+              streak += 1;
+              if (streak >= 6) {
+                this.recoveries.push({ member: nodeId, ms: streakStart - from });
+                return;
+              }
+            } else streak = 0;
+            await new Promise((resolve) => setTimeout(resolve, 100));
+          }
+          this.recoveries.push({ member: nodeId, ms: undefined });
+        })(),
+      );
+    }
+  }
+
+  async recoveriesDone(): Promise<void> {
+    await Promise.all(this.#recoveryWatches);
+  }
+
   // ---------- faults ----------
 
   async kill(short: string): Promise<void> {
