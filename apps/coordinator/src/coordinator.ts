@@ -48,6 +48,19 @@ export function withoutAsyncTraces(nc: NatsConnection): void {
   if (options !== undefined) options.noAsyncTraces = true;
 }
 
+/** Retries a JetStream step while it answers unavailable or timeout, with a capped backoff, logging each wait. */
+async function untilJetStreamAnswers<T>(logger: Logger, step: () => Promise<Result<T>>, maxWaitMs = 5 * 60_000): Promise<Result<T>> {
+  const deadline = Date.now() + maxWaitMs;
+  let delay = 250;
+  for (;;) {
+    const result = await step();
+    if (result.ok || (result.error.code !== 'unavailable' && result.error.code !== 'timeout') || Date.now() >= deadline) return result;
+    logger.warn({ err: result.error, retryInMs: delay }, 'JetStream not ready yet; retrying');
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    delay = Math.min(delay * 2, 5_000);
+  }
+}
+
 /**
  * Starts a coordinator on an open NATS connection: streams and buckets ensured, quota records watched, the usage
  * stream followed until the view is rebuilt, liveness swept, then the scheduler endpoints served.
@@ -57,24 +70,31 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
   const now = opts.now ?? Date.now;
   withoutAsyncTraces(nc);
   const js = jetstream(nc);
-  let jsm;
-  try {
-    jsm = await jetstreamManager(nc);
-  } catch (e) {
-    return err('unavailable', `JetStream is not available: ${(e as Error).message}`);
-  }
-  const streams = await ensureStreams(jsm, { replicas: config.replicas });
-  if (!streams.ok) return streams;
-  const intentsKv = await ensureKv(js, KV_PLACEMENTS, { history: 1, replicas: config.replicas, ...(config.intentTtlMs > 0 ? { ttlMs: config.intentTtlMs } : {}) });
-  if (!intentsKv.ok) return intentsKv;
-  const quotasKv = await ensureKv(js, KV_QUOTAS, { history: 1, replicas: config.replicas });
-  if (!quotasKv.ok) return quotasKv;
+  // While a NATS cluster re-forms (everything restarted at once), JetStream has no leader for a while: wait for it
+  // instead of exiting, as the agents do. Only unavailable/timeout are retried; a bad configuration fails at once.
+  const storage = await untilJetStreamAnswers(logger, async () => {
+    let jsm;
+    try {
+      jsm = await jetstreamManager(nc);
+    } catch (e) {
+      return err('unavailable', `JetStream is not available: ${(e as Error).message}`);
+    }
+    const streams = await ensureStreams(jsm, { replicas: config.replicas });
+    if (!streams.ok) return streams;
+    const intentsKv = await ensureKv(js, KV_PLACEMENTS, { history: 1, replicas: config.replicas, ...(config.intentTtlMs > 0 ? { ttlMs: config.intentTtlMs } : {}) });
+    if (!intentsKv.ok) return intentsKv;
+    const quotasKv = await ensureKv(js, KV_QUOTAS, { history: 1, replicas: config.replicas });
+    if (!quotasKv.ok) return quotasKv;
+    return ok({ intentsKv: intentsKv.value, quotasKv: quotasKv.value });
+  });
+  if (!storage.ok) return storage;
+  const { intentsKv, quotasKv } = storage.value;
 
   const view = new ClusterView({ lostAfterMs: config.liveness.lostAfterMs, ...(config.liveness.suspectAfterMs === undefined ? {} : { suspectAfterMs: config.liveness.suspectAfterMs }) });
-  const quotas = new QuotaService(quotasKv.value, logger);
+  const quotas = new QuotaService(quotasKv, logger);
   await quotas.start();
   const agents = new AgentClient(nc, config.place.agentTimeoutMs);
-  const intents = new KvStore(intentsKv.value, PlacementIntentSchema, 'placement intent');
+  const intents = new KvStore(intentsKv, PlacementIntentSchema, 'placement intent');
   const flow = new PlaceFlow({ coordinatorId: config.coordinatorId, view, intents, quotas, agents, config: config.place, logger, now, random: opts.random ?? Math.random });
   const manager = new ClusterManager({ view, flow, agents, now });
 
@@ -82,13 +102,17 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
     logger.info({ node: t.nodeId, from: t.from, to: t.to }, t.kind);
     void publishTransition(js, t, logger);
   };
-  let feed: UsageFeed;
-  try {
-    feed = await followUsage(js, view, { logger, now, onTransition });
-  } catch (e) {
+  const followed = await untilJetStreamAnswers(logger, () =>
+    followUsage(js, view, { logger, now, onTransition }).then(
+      (f) => ok(f),
+      (e: unknown) => err<UsageFeed>('unavailable', `cannot follow ALLOT_USAGE: ${(e as Error).message}`),
+    ),
+  );
+  if (!followed.ok) {
     quotas.stop();
-    return err('unavailable', `cannot follow ${'ALLOT_USAGE'}: ${(e as Error).message}`);
+    return followed;
   }
+  const feed = followed.value;
   const rebuildTimeoutMs = opts.rebuildTimeoutMs ?? 10_000;
   const rebuilt = await Promise.race([feed.caughtUp.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), rebuildTimeoutMs).unref())]);
   await quotas.ready;

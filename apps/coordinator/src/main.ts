@@ -23,7 +23,14 @@ async function main(): Promise<number> {
   // before the coordinator starts: instruments made earlier would stay no-ops.
   const telemetry = c.http === undefined ? undefined : startMetrics({ service: 'allot-coordinator', nodeId: c.coordinatorId });
   if (telemetry !== undefined) observeNatsConnection(connectionCounters);
-  const nc = await connectNats(c.nats, { name: `allot-coordinator-${c.coordinatorId}`, logger });
+  // NATS may come up after us (a whole cluster restarting): keep trying, as the agents do; a bad credential or
+  // config (invalid_request) stops at once.
+  let nc = await connectNats(c.nats, { name: `allot-coordinator-${c.coordinatorId}`, logger });
+  for (let delay = 500; !nc.ok && nc.error.code !== 'invalid_request'; delay = Math.min(delay * 2, 10_000)) {
+    logger.warn({ err: nc.error, retryInMs: delay }, 'NATS not reachable yet; retrying');
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    nc = await connectNats(c.nats, { name: `allot-coordinator-${c.coordinatorId}`, logger });
+  }
   if (!nc.ok) {
     logger.fatal({ error: nc.error }, 'cannot connect to NATS');
     return 1;
