@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { usageSubject, ok, err, type Health, type HostHealth, type HostProbe, type Result, type UsageSnapshot } from '@allot/core';
 import type { HostManager } from '@allot/managers';
-import { Coalescer, connectNats, ensureStreams, publishDurable, serveService, type ServedService } from '@allot/nats';
+import { AsyncJetStreamPublisher, Coalescer, connectNats, ensureStreams, publishDurable, serveService, type ServedService } from '@allot/nats';
 import { SimulatedProbe } from '@allot/probe';
 import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -165,7 +165,7 @@ export class Agent {
     const streams = await ensureStreams(jsm, { replicas: this.config.jetstreamReplicas });
     if (!streams.ok) log.warn({ err: streams.error }, 'could not create the usage and events streams; publishing will retry');
     this.#js = jetstream(nc);
-    this.#events.attach(this.#js);
+    this.#events.attach(new AsyncJetStreamPublisher(nc));
     const js = this.#js;
     const ctx: SnapshotContext = {
       nodeId: this.config.nodeId,

@@ -1,7 +1,6 @@
 import { eventSubject, type AllotError, type AllotEvent, type AllocationRequest } from '@allot/core';
 import type { HostRecord } from '@allot/managers';
-import { publishDurable } from '@allot/nats';
-import type { JetStreamClient } from '@nats-io/jetstream';
+import type { AsyncJetStreamPublisher } from '@allot/nats';
 import type { Logger } from 'pino';
 
 /** The audit event a journaled record stands for (records and events share their kind names). */
@@ -34,9 +33,9 @@ export function refusalEvent(nodeId: string, request: AllocationRequest, error: 
 /**
  * Publishes audit events to the ALLOT_EVENTS stream, with a dedupe id (node + ledger seq) so a republish after a
  * reconnect is stored once. Events queue in an outbox from the agent's first moment (expiries journaled during
- * recovery happen before NATS is connected) and are sent with up to `window` publishes awaiting their acks at once:
- * one connection keeps them in order, and waiting for each ack before the next would cap the rate at one event per
- * round trip, far below the allocation rate. On a failure everything not yet acknowledged is sent again from the
+ * recovery happen before NATS is connected) and are sent with up to `window` publishes awaiting their acks at once
+ * (AsyncJetStreamPublisher): one connection keeps them in order, and waiting for each ack before the next would cap
+ * the rate at one event per round trip, far below the allocation rate. On a failure everything not yet acknowledged is sent again from the
  * oldest (duplicates are dropped by the stream's dedupe window). The outbox is bounded: past `maxOutbox` the oldest
  * events are dropped and counted; the host's ledger stays the record of truth.
  */
@@ -44,7 +43,7 @@ export class EventPublisher {
   readonly #log: Logger;
   readonly #max: number;
   readonly #window: number;
-  #js: JetStreamClient | undefined;
+  #publisher: AsyncJetStreamPublisher | undefined;
   /** Queued or in flight, oldest first; `sent` marks those published and awaiting their ack. */
   #outbox: Array<{ event: AllotEvent; msgId: string; sent: boolean; acked: boolean; attempt: number }> = [];
   #inFlight = 0;
@@ -59,9 +58,9 @@ export class EventPublisher {
     this.#window = options.window ?? 256;
   }
 
-  /** Starts sending through this JetStream client (after the first connect). */
-  attach(js: JetStreamClient): void {
-    this.#js = js;
+  /** Starts sending through this publisher (after the first connect). */
+  attach(publisher: AsyncJetStreamPublisher): void {
+    this.#publisher = publisher;
     this.#pump();
   }
 
@@ -85,8 +84,8 @@ export class EventPublisher {
   }
 
   #pump(): void {
-    const js = this.#js;
-    if (js === undefined || this.#stopped) return;
+    const publisher = this.#publisher;
+    if (publisher === undefined || this.#stopped) return;
     for (const entry of this.#outbox) {
       if (this.#inFlight >= this.#window) break;
       if (entry.sent) continue;
@@ -94,7 +93,7 @@ export class EventPublisher {
       entry.attempt += 1;
       const attempt = entry.attempt;
       this.#inFlight += 1;
-      void publishDurable(js, eventSubject(entry.event.nodeId, entry.event.kind), entry.event, { msgId: entry.msgId, timeoutMs: 5_000 }).then((sent) => {
+      void publisher.publish(eventSubject(entry.event.nodeId, entry.event.kind), entry.event, entry.msgId).then((sent) => {
         if (entry.attempt !== attempt) return; // a drain() sent it again meanwhile; that send counts
         this.#inFlight -= 1;
         if (sent.ok) {

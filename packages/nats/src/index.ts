@@ -4,6 +4,7 @@ export { serveService, endpoint, type EndpointSpec, type RequestContext, type Se
 export { requestTyped, type RequestTypedOptions } from './request.ts';
 export { ensureStreams, ensureStream, ensureKv, allotStreamConfigs, configDrift, type EnsureKvOptions, type ManagedStreamConfig } from './streams.ts';
 export { publishDurable, type DurableAck, type PublishDurableOptions } from './publish.ts';
+export { AsyncJetStreamPublisher } from './async-publisher.ts';
 export { Coalescer, type CoalescerOptions } from './coalescer.ts';
 export { extractTraceContext, injectTraceContext, natsHeadersGetter, lazyHeadersSetter, type LazyHeaders } from './trace.ts';
 export { silentLogger, type NatsLogger } from './logger.ts';
