@@ -48,7 +48,11 @@ export async function runScenario(images: ChaosImages, name: string, seed: numbe
     const truth = new Map<string, { memory: number; cpu: number; count: number }>();
     const endpoint = new Map<string, Allocation[]>();
     for (const h of HOSTS) {
-      const u = await retry(() => c.agent(h.nodeId, 'usage', {}), `usage of ${h.nodeId}`);
+      const u = await retry(() => c.agent(h.nodeId, 'usage', {}), `usage of ${h.nodeId}`).catch(async (e: unknown) => {
+        // An agent that never answers again: its own last words say why.
+        console.log(`--- last log lines of ${h.nodeId}\n${(await c.logs(h.nodeId)).slice(-40).join('\n')}`);
+        throw e;
+      });
       truth.set(h.nodeId, { memory: u.memory.committed, cpu: u.cpu.committed, count: u.allocationCount });
       const listed = await retry(() => c.agent(h.nodeId, 'allocations', { status: 'live', limit: 100_000 }), `allocations of ${h.nodeId}`);
       endpoint.set(h.nodeId, listed.allocations);

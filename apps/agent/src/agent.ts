@@ -161,9 +161,9 @@ export class Agent {
       delay = Math.min(delay * 2, 10_000);
     }
     const nc = this.#nc;
-    const jsm = await jetstreamManager(nc);
-    const streams = await ensureStreams(jsm, { replicas: this.config.jetstreamReplicas });
-    if (!streams.ok) log.warn({ err: streams.error }, 'could not create the usage and events streams; publishing will retry');
+    // Serving does not wait for JetStream: while a NATS cluster re-forms it may have no leader for a while. The streams
+    // are ensured in the background; usage and events are retried until they are stored.
+    void this.#ensureStreamsUntilDone(nc, log);
     this.#js = jetstream(nc);
     this.#events.attach(new AsyncJetStreamPublisher(nc));
     const js = this.#js;
@@ -207,6 +207,20 @@ export class Agent {
     this.#events.publish({ kind: 'agent_started', nodeId: this.config.nodeId, at: Date.now(), reason: `boot ${this.bootId}, recovery ${this.#recoveryMs} ms` }, `${this.config.nodeId}-boot-${this.bootId}`);
     this.log.info({ subjectPrefix: `allot.agent.${this.config.nodeId}`, recoveryMs: this.#recoveryMs }, 'agent ready');
     return ok(undefined);
+  }
+
+  /** Creates the usage and events streams when missing, retrying with backoff until JetStream answers or the agent stops. */
+  async #ensureStreamsUntilDone(nc: NatsConnection, log: Logger): Promise<void> {
+    for (let delay = 500; !this.#stopping; delay = Math.min(delay * 2, 10_000)) {
+      try {
+        const streams = await ensureStreams(await jetstreamManager(nc), { replicas: this.config.jetstreamReplicas });
+        if (streams.ok) return;
+        log.warn({ err: streams.error, retryInMs: delay }, 'could not create the usage and events streams yet; retrying');
+      } catch (error) {
+        log.warn({ err: error, retryInMs: delay }, 'JetStream not ready yet; retrying');
+      }
+      await new Promise((resolve) => setTimeout(resolve, delay).unref());
+    }
   }
 
   /** After a NATS outage: publish the current state again and send the events that waited. */
