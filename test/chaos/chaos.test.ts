@@ -89,13 +89,7 @@ describe('chaos', () => {
     });
   });
 
-  // PRODUCT BUG (coordinator), kept failing on purpose: after all ten containers restart at once, both coordinators
-  // exit 1 with `coordinator did not start: stream ALLOT_EVENTS: timeout` because JetStream has no meta leader yet
-  // while the NATS cluster re-forms. startCoordinator (apps/coordinator/src/coordinator.ts, ensureStreams/ensureKv)
-  // returns the `unavailable` error and main.ts exits 1 instead of retrying as the agent does (agent.ts logs "could
-  // not create the usage and events streams; publishing will retry" and carries on). With no coordinator left, the
-  // schedulers time out and the view never converges. Remove `.fails` once start-up retries.
-  it.fails('6. restart everything at once', async () => {
+  it('6. restart everything at once', async () => {
     await scenario('restart-all', 6, async (c, at) => {
       await at(6_000);
       const all = c.all();
