@@ -8,6 +8,7 @@ import {
   NodeIdSchema,
   NodeLivenessSchema,
   NodeViewSchema,
+  ResourceUsageSchema,
   TenantIdSchema,
   TenantQuotaSchema,
   TenantUsageSchema,
@@ -24,14 +25,7 @@ export { z };
  */
 
 /** Memory or CPU figures of one node as the table shows them (the snapshot without its per-core list). */
-export const ResourceFiguresSchema = z.object({
-  capacity: z.int().min(0),
-  systemReserve: z.int().min(0),
-  effectiveCapacity: z.int().min(0),
-  committed: z.int().min(0),
-  used: z.int().min(0),
-  reserved: z.int().min(0),
-});
+export const ResourceFiguresSchema = ResourceUsageSchema.pick({ capacity: true, systemReserve: true, effectiveCapacity: true, committed: true, used: true, reserved: true });
 export type ResourceFigures = z.infer<typeof ResourceFiguresSchema>;
 
 /** One node row: what the table needs, light enough to send 1,000 of them on connect. */
