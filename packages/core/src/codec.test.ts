@@ -26,6 +26,7 @@ import {
   TenantQuotaSchema,
   UsageSnapshotSchema,
   decode,
+  decodeWith,
   encode,
   replySchema,
 } from './index.ts';
@@ -133,6 +134,19 @@ describe('decode at the edge', () => {
     const result = decode(AgentAllocateRequestSchema, new Uint8Array([0xc1, 0xff, 0x00, 0x13]));
     expect(result.ok).toBe(false);
     if (!result.ok) expect(result.error.code).toBe('invalid_request');
+  });
+
+  it('can validate with another parser, keeping the size and msgpack checks', () => {
+    const seen: unknown[] = [];
+    const parse = (raw: unknown) => {
+      seen.push(raw);
+      return { ok: true as const, value: 'parsed' };
+    };
+    expect(decodeWith(parse, encode({ a: 1 }))).toEqual({ ok: true, value: 'parsed' });
+    expect(seen).toEqual([{ a: 1 }]);
+    expect(decodeWith(parse, new Uint8Array([0xc1])).ok).toBe(false);
+    expect(decodeWith(parse, new Uint8Array(100), 10).ok).toBe(false);
+    expect(seen).toHaveLength(1);
   });
 
   it('refuses an oversized payload before decoding it', () => {

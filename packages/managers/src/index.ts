@@ -23,3 +23,4 @@ export type { Clock } from './clock.ts';
 export { FakeClock } from './testing/fake-clock.ts';
 export { FakeProbe } from './testing/fake-probe.ts';
 export * from './cpu/index.ts';
+export { parseRequest, parseRelease } from './host/fast-parse.ts';
