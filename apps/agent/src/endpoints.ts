@@ -72,7 +72,12 @@ export function agentEndpoints(ctx: EndpointContext): EndpointSpec[] {
     on('allocations', async (request) => {
       const status = request.status === 'all' ? 'live' : request.status;
       // One more than asked tells whether the list was cut.
-      const result = await host.getAllocations({ status, limit: request.limit + 1, ...(request.tenantId === undefined ? {} : { tenantId: request.tenantId }) });
+      const result = await host.getAllocations({
+        status,
+        limit: request.limit + 1,
+        ...(request.tenantId === undefined ? {} : { tenantId: request.tenantId }),
+        ...(request.requestId === undefined ? {} : { requestId: request.requestId }),
+      });
       if (!result.ok) return result;
       return ok({ allocations: result.value.slice(0, request.limit), truncated: result.value.length > request.limit });
     }),

@@ -27,6 +27,15 @@ export const PlaceConfigSchema = z.object({
 });
 export type PlaceConfig = z.infer<typeof PlaceConfigSchema>;
 
+/** The reconciler of placement intents left pending by a client that never retried (see README.md). */
+export const ReconcileConfigSchema = z.object({
+  /** How often the intents bucket is scanned. */
+  everyMs: z.int().min(100).max(24 * 3_600_000).default(30_000),
+  /** Only intents pending (not written) for at least this long are settled: younger ones may still be driven. */
+  pendingOlderThanMs: z.int().min(1_000).max(30 * 24 * 3_600_000).default(60_000),
+});
+export type ReconcileConfig = z.infer<typeof ReconcileConfigSchema>;
+
 /** The dashboard's HTTP server (static page, JSON API, server-sent events). Absent: no HTTP server at all. */
 export const HttpConfigSchema = z.object({
   /** Loopback by default: the dashboard has no authentication of its own; put a proxy in front to expose it. */
@@ -47,6 +56,7 @@ export const CoordinatorConfigSchema = z.object({
   replicas: z.int().min(1).max(5).default(1),
   liveness: LivenessConfigSchema.default(LivenessConfigSchema.parse({})),
   place: PlaceConfigSchema.default(PlaceConfigSchema.parse({})),
+  reconcile: ReconcileConfigSchema.default(ReconcileConfigSchema.parse({})),
   /** How long a finished placement intent is kept (idempotent retries within that window); 0 keeps them forever. */
   intentTtlMs: z.int().min(0).max(30 * 24 * 3_600_000).default(7 * 24 * 3_600_000),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),

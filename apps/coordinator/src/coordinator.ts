@@ -12,6 +12,7 @@ import { publishTransition, startLivenessSweep } from './liveness.ts';
 import { jetstream, jetstreamManager, type NatsConnection } from './nats-deps.ts';
 import { PlaceFlow } from './place-flow.ts';
 import { QuotaService } from './quotas.ts';
+import { Reconciler } from './reconciler.ts';
 import { followUsage, type UsageFeed } from './usage-feed.ts';
 import { ClusterView, type LivenessTransition } from './view.ts';
 
@@ -23,6 +24,8 @@ export interface Coordinator {
   readonly view: ClusterView;
   readonly flow: PlaceFlow;
   readonly quotas: QuotaService;
+  /** Settles placement intents left pending (runs every config.reconcile.everyMs; reconcileOnce for one round now). */
+  readonly reconciler: Reconciler;
   /** The dashboard's HTTP server, when config.http is set: its url, and extraRoutes to mount /metrics on. */
   readonly http: DashboardServer | undefined;
   /** Stops taking requests, answers those in flight, stops following the streams. Leaves the connection open. */
@@ -97,6 +100,7 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
   const intents = new KvStore(intentsKv, PlacementIntentSchema, 'placement intent');
   const flow = new PlaceFlow({ coordinatorId: config.coordinatorId, view, intents, quotas, agents, config: config.place, logger, now, random: opts.random ?? Math.random });
   const manager = new ClusterManager({ view, flow, agents, now });
+  const reconciler = new Reconciler({ coordinatorId: config.coordinatorId, intents, quotas, agents, config: config.reconcile, logger, now });
 
   const onTransition = (t: LivenessTransition) => {
     logger.info({ node: t.nodeId, from: t.from, to: t.to }, t.kind);
@@ -168,13 +172,16 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
     }
     http = started.value;
   }
+  reconciler.start();
   return ok({
     manager,
     view,
     flow,
     quotas,
+    reconciler,
     http,
     stop: async () => {
+      await reconciler.stop();
       await http?.stop();
       await served.value.stop();
       await manager.stop();

@@ -4,6 +4,7 @@ export { ClusterManager } from './cluster-manager.ts';
 export { ClusterView, type LivenessTransition, type ClusterViewOptions } from './view.ts';
 export { PlaceFlow, type PlaceFlowDeps } from './place-flow.ts';
 export { QuotaService, type TenantQuotaView } from './quotas.ts';
+export { Reconciler, type ReconcilerDeps, type ReconcileOutcome, type ReconcileRound } from './reconciler.ts';
 export { PlacementIntentSchema, requestHash, type PlacementIntent } from './intents.ts';
 export { AgentClient, classifyFailure, type FailureKind } from './agents.ts';
 export { CoordinatorConfigSchema, loadCoordinatorConfig, type CoordinatorConfig, type CoordinatorConfigInput } from './config.ts';

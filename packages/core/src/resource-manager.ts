@@ -27,6 +27,8 @@ export interface Availability {
 export interface AllocationFilter {
   readonly status?: AllocationStatus | 'live';
   readonly tenantId?: string;
+  /** Only the allocation made by this request id. */
+  readonly requestId?: string;
   readonly limit?: number;
 }
 

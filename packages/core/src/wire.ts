@@ -72,6 +72,8 @@ export const EmptyRequestSchema = z.object({}).loose();
 export const AgentAllocationsRequestSchema = z.object({
   status: z.union([AllocationStatusSchema, z.literal('live'), z.literal('all')]).default('live'),
   tenantId: TenantIdSchema.optional(),
+  /** Only the allocation made by this request id (a side-effect-free "do you hold it?"; the coordinator's reconciler). */
+  requestId: RequestIdSchema.optional(),
   limit: z.int().min(1).max(100_000).default(10_000),
 });
 

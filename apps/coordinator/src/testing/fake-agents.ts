@@ -196,7 +196,8 @@ export class FakeAgents {
       case 'allocations': {
         const req = decode(AgentAllocationsRequestSchema, data);
         if (!req.ok) return req;
-        return { ok: true, value: { allocations: this.live(n.id), truncated: false } };
+        const wanted = req.value.requestId;
+        return { ok: true, value: { allocations: this.live(n.id).filter((a) => wanted === undefined || a.requestId === wanted), truncated: false } };
       }
       case 'cordon':
       case 'uncordon': {

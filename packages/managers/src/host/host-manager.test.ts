@@ -152,6 +152,17 @@ describe('HostManager', () => {
     expect(journal.records.length).toBe(0);
   });
 
+  it('lists only the live allocation of a request id when asked by requestId, and none once it is released', async () => {
+    const { host: h } = host();
+    const a = unwrap(await h.allocate(vm('want', 1024, 1)));
+    unwrap(await h.allocate(vm('other', 1024, 1)));
+    expect(unwrap(await h.getAllocations({ requestId: 'want' })).map((x) => x.id)).toEqual([a.id]);
+    expect(unwrap(await h.getAllocations({ requestId: 'never-seen' }))).toEqual([]);
+    unwrap(await h.release({ requestId: 'rel-want', allocationRequestId: 'want' }));
+    expect(unwrap(await h.getAllocations({ requestId: 'want' }))).toEqual([]);
+    expect(unwrap(await h.getAllocations()).map((x) => x.requestId)).toEqual(['other']);
+  });
+
   it('counts tenants and groups for the usage snapshot', async () => {
     const { host: h } = host();
     unwrap(await h.allocate(vm('r1', 1024, 1, { metadata: { 'allot.group': 'web' } })));
@@ -222,5 +233,43 @@ describe('HostManager', () => {
     expect(unwrap(await h.exportState()).released.map((r) => r.allocation.id)).toEqual([fresh.id]);
     expect(unwrap(await h.allocate(vm('ring-3', 64, 1))).status).toBe('active');
     expect((await h.getAllocation(released[0] as string)).ok).toBe(false);
+  });
+
+  it('keeps the retained releases exact when the ring wraps, grows past a pruned head and holds many expiries', async () => {
+    const clock = new FakeClock();
+    const probe = new FakeProbe({ topology, totalMemoryMiB: 32768, now: () => clock.now() });
+    const memory = unwrap(MemoryManager.builder().capacity(16384).overcommit(1).clock(clock).probe(probe).build());
+    const cpu = unwrap(CpuManager.builder().topology(topology).overcommit(2).clock(clock).probe(probe).build());
+    const h = unwrap(HostManager.builder().nodeId('n1').memory(memory).cpu(cpu).journal(new MemoryJournal()).clock(clock).releasedRetention(10_000).build());
+    // 600 released, then 600 more after the first ones' window passed: the head moves, the ring wraps.
+    for (let i = 0; i < 1200; i += 1) {
+      if (i === 600) clock.advance(10_001);
+      const a = unwrap(await h.allocate(vm(`w-${i}`, 64, 1)));
+      unwrap(await h.release({ requestId: `w-rel-${i}`, allocationId: a.id }));
+    }
+    // Reservations that expire share the release id 'expired'; then enough releases to grow the ring from a wrapped head.
+    const reserved = [];
+    for (let i = 0; i < 5; i += 1) reserved.push(unwrap(await h.reserve(vm(`x-${i}`, 64, 1, { reservation: { ttlMs: 1000 } }))));
+    clock.advance(1001);
+    const later: string[] = [];
+    for (let i = 0; i < 1000; i += 1) {
+      const a = unwrap(await h.allocate(vm(`g-${i}`, 64, 1)));
+      unwrap(await h.release({ requestId: `g-rel-${i}`, allocationId: a.id }));
+      later.push(a.id);
+    }
+    const snapshot = unwrap(await h.exportState());
+    expect(snapshot.released.length).toBe(600 + 5 + 1000);
+    expect(snapshot.released.slice(605).map((r) => r.allocation.id)).toEqual(later);
+    expect(unwrap(await h.allocate(vm('w-0', 64, 1))).status).toBe('active');
+    expect(unwrap(await h.allocate(vm('w-600', 64, 1)))).toMatchObject({ status: 'released', requestId: 'w-600' });
+    expect(unwrap(await h.allocate(vm('g-0', 64, 1)))).toMatchObject({ id: later[0], status: 'released' });
+    for (const r of reserved) {
+      expect(unwrap(await h.getAllocation(r.id)).status).toBe('released');
+      const refused = await h.activateReservation(r.id, `act-${r.id}`);
+      expect(!refused.ok && refused.error.message).toContain('its reservation expired');
+    }
+    const conflict = await h.release({ requestId: 'g-rel-7', allocationId: later[8] as string });
+    expect(!conflict.ok && conflict.error.code).toBe('conflict');
+    expect(unwrap(await h.release({ requestId: 'g-rel-7', allocationId: later[7] as string })).status).toBe('released');
   });
 });

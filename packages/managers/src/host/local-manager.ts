@@ -306,6 +306,7 @@ export class LocalManager implements ResourceManager {
       for (const a of core.state.live.values()) {
         if (out.length >= limit) break;
         if (filter.tenantId !== undefined && a.tenantId !== filter.tenantId) continue;
+        if (filter.requestId !== undefined && a.requestId !== filter.requestId) continue;
         if (filter.status !== undefined && filter.status !== 'live' && a.status !== filter.status) continue;
         out.push(a);
       }
