@@ -1,8 +1,8 @@
-import { errorOf, type PlaceReply } from '@allot/core';
+import { decode, errorOf, type PlaceReply } from '@allot/core';
 import type { Logger } from 'pino';
 import type { AgentClient } from './agents.ts';
 import type { ReconcileConfig } from './config.ts';
-import type { PlacementIntent, PlacementIntentSchema } from './intents.ts';
+import { PlacementIntentSchema, type PlacementIntent } from './intents.ts';
 import type { KvStore, Versioned } from './kv-store.ts';
 import type { QuotaService } from './quotas.ts';
 
@@ -40,9 +40,43 @@ export class Reconciler {
   readonly #d: ReconcilerDeps;
   #timer: ReturnType<typeof setInterval> | undefined;
   #running: Promise<unknown> | undefined;
+  /**
+   * Pending intents by request id, with their last change, kept from a watch of the bucket: a round looks only at
+   * these, never at every stored intent (the bucket keeps a week of placements).
+   */
+  readonly #pending = new Map<string, number>();
+  /** The bucket revision (stream sequence) the watch has applied up to. */
+  #seen = 0;
+  #watch: { stop(): void } | undefined;
 
   constructor(deps: ReconcilerDeps) {
     this.#d = deps;
+  }
+
+  /** Follows every intent write: the last value per key at first, then each change. */
+  async #follow(): Promise<void> {
+    if (this.#watch !== undefined) return;
+    const watch = await this.#d.intents.kv.watch();
+    this.#watch = watch;
+    void (async () => {
+      for await (const entry of watch) {
+        this.#seen = Math.max(this.#seen, entry.revision);
+        if (entry.operation !== 'PUT' || entry.length === 0) continue;
+        const intent = decode(PlacementIntentSchema, entry.value, Number.POSITIVE_INFINITY);
+        if (!intent.ok) continue;
+        if (intent.value.state === 'pending' && intent.value.nodeId !== undefined) this.#pending.set(intent.value.requestId, intent.value.updatedAt);
+        else this.#pending.delete(intent.value.requestId);
+      }
+    })().catch((e: unknown) => this.#d.logger.warn({ error: (e as Error).message }, 'reconcile: intent watch ended'));
+  }
+
+  /** Waits (briefly) until the watch has applied every write the bucket held when the round began. */
+  async #catchUp(timeoutMs = 2_000): Promise<void> {
+    await this.#follow();
+    const status = await this.#d.intents.kv.status();
+    const last = status.streamInfo.state.last_seq;
+    const deadline = Date.now() + timeoutMs;
+    while (this.#seen < last && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
   }
 
   start(): void {
@@ -60,21 +94,23 @@ export class Reconciler {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
     await this.#running;
+    this.#watch?.stop();
+    this.#watch = undefined;
   }
 
-  /** One scan of the intents bucket. */
+  /** One round over the pending intents old enough to be looked at (each re-read before it is settled). */
   async reconcileOnce(): Promise<ReconcileRound> {
     const outcomes: Record<string, ReconcileOutcome> = {};
-    let keys: string[];
     try {
-      keys = [];
-      for await (const key of await this.#d.intents.kv.keys()) keys.push(key);
+      await this.#catchUp();
     } catch (e) {
-      this.#d.logger.warn({ error: (e as Error).message }, 'reconcile: cannot list placement intents');
+      this.#d.logger.warn({ error: (e as Error).message }, 'reconcile: cannot follow placement intents');
       return { stale: 0, outcomes };
     }
+    const cutoff = this.#d.now() - this.#d.config.pendingOlderThanMs;
+    const candidates = [...this.#pending].filter(([, updatedAt]) => updatedAt <= cutoff).map(([requestId]) => requestId);
     let stale = 0;
-    for (const key of keys) {
+    for (const key of candidates) {
       const read = await this.#d.intents.get(key);
       if (!read.ok || read.value === null) continue;
       const intent = read.value.value;
