@@ -20,7 +20,10 @@ export interface UsageFeed {
 export async function followUsage(js: JetStreamClient, view: ClusterView, opts: { logger: Logger; now: () => number; onTransition: (t: LivenessTransition) => void }): Promise<UsageFeed> {
   // No subject filter: the stream holds only allot.usage.* (and filter_subjects needs a 2.10 server; we run on 2.9.10).
   const consumer = await js.consumers.get(USAGE_STREAM, { deliver_policy: DeliverPolicy.LastPerSubject });
-  const messages = await consumer.consume();
+  // Short pull expiry and heartbeat: when the server that holds this (ephemeral, ordered) consumer dies, two missed
+  // heartbeats make the client recreate it elsewhere. With the defaults (30 s expiry) that took ~45 s in the chaos
+  // suite, and every node looked silent to this coordinator meanwhile; the cost is a pull request every 5 s.
+  const messages = await consumer.consume({ expires: 5_000, idle_heartbeat: 2_000 });
   let applied = 0;
   let invalid = 0;
   let markCaughtUp: () => void = () => {};

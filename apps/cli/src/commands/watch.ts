@@ -37,7 +37,7 @@ export const watchCommand: Command = {
       let messages;
       try {
         const consumer = await jetstream(session.nc).consumers.get(USAGE_STREAM, { filter_subjects: USAGE_SUBJECTS, deliver_policy: DeliverPolicy.LastPerSubject });
-        messages = await consumer.consume();
+        messages = await consumer.consume({ expires: 5_000, idle_heartbeat: 2_000 }); // quick recovery when a server dies
       } catch (e) {
         return reportError(ctx, 'watch', { code: 'unavailable', message: `cannot read the stream ${USAGE_STREAM}: ${(e as Error).message} (has an agent started yet?)` }, false);
       }

@@ -11,7 +11,8 @@ import type { FeedEvent } from './api.ts';
 export async function followEvents(js: JetStreamClient, onEvent: (e: FeedEvent) => void, opts: { logger: Logger; now: () => number; lookbackMs: number }): Promise<() => Promise<void>> {
   const start = new Date(opts.now() - opts.lookbackMs).toISOString();
   const consumer = await js.consumers.get(EVENTS_STREAM, { deliver_policy: DeliverPolicy.StartTime, opt_start_time: start });
-  const messages = await consumer.consume();
+  // Recovers within seconds when the server holding this ordered consumer dies (see usage-feed.ts).
+  const messages = await consumer.consume({ expires: 5_000, idle_heartbeat: 2_000 });
   const loop = (async () => {
     for await (const m of messages) {
       const e = decode(AllotEventSchema, m.data, Number.POSITIVE_INFINITY);
