@@ -223,7 +223,17 @@ export class ChaosCluster {
   }
 
   async pause(short: string): Promise<void> {
-    await this.#docker.getContainer(this.member(short).id).pause();
+    // The cgroup v1 freezer sometimes gives up while a task is in the kernel (an fsync, say): runc answers "unable to
+    // freeze". That is the engine's flake, not a fault of the system under test: try again a few times.
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await this.#docker.getContainer(this.member(short).id).pause();
+        return;
+      } catch (e) {
+        if (attempt >= 5 || !/unable to freeze/i.test((e as Error).message)) throw e;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    }
   }
 
   async unpause(short: string): Promise<void> {
