@@ -4,18 +4,8 @@
  */
 import type { PlaceRequestInput } from '@allot/core';
 import type { ChaosCluster } from './topology.ts';
-
-/** mulberry32: a small seeded PRNG, so a scenario's requests are the same on every run. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// The placement package's seeded generator (mulberry32): a scenario's requests are the same on every run.
+import { seededRandom } from '../../packages/placement/src/random.ts';
 
 export type ReplyRecord = { at: number; ok: boolean; code?: string; nodeId?: string; allocationId?: string };
 export type OpRecord = {
@@ -70,7 +60,7 @@ export class Workload {
   }
 
   async #worker(w: number, until: number): Promise<void> {
-    const random = rng(this.#o.seed * 1000 + w);
+    const random = seededRandom(this.#o.seed * 1000 + w);
     const held: string[] = [];
     for (let i = 0; Date.now() < until; i++) {
       if (held.length > 0 && random() < this.#o.releaseProbability) {

@@ -3,20 +3,9 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openLedger } from './index.ts';
 import { tempDir } from './testing/temp-dir.ts';
+import { seededRandom } from '../../placement/src/random.ts';
 
 const CHILD = fileURLToPath(new URL('./testing/crash-child.ts', import.meta.url));
-
-/** mulberry32: a tiny seeded PRNG so that every run kills at the same (acknowledgement-count) moments. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Runs the child until it has acknowledged `killAfter` records, then kill -9; returns the acknowledged seqs. */
 function runAndKill(dir: string, killAfter: number, inFlight: number): Promise<number[]> {
@@ -50,7 +39,7 @@ afterEach(() => {
 
 describe('crash safety', () => {
   it.each([1, 7, 42])('keeps every acknowledged record across kill -9 at random moments (seed %i)', async (seed) => {
-    const random = prng(seed);
+    const random = seededRandom(seed); // every run kills at the same (acknowledgement-count) moments
     const t = tempDir();
     cleanups.push(t.remove);
     let everAcked = 0;
