@@ -112,6 +112,19 @@ describe('ledger', () => {
     await bytes.ledger.close();
   });
 
+  it('waits, after a large snapshot, until the records since it are as large, so the state is not re-encoded every few records', async () => {
+    const { ledger } = await openLedger<{ blob: string }, { blob: string }>(freshDir(), { compactAfterRecords: 10, compactAfterBytes: 1 << 30 });
+    for (let i = 0; i < 10; i += 1) await ledger.append({ blob: 'r'.repeat(100) });
+    expect(ledger.shouldCompact()).toBe(true);
+    await ledger.compact({ blob: 's'.repeat(50_000) });
+    // 10 more records are due by count, but 1 KiB of records is no reason to write a 50 KB snapshot again.
+    for (let i = 0; i < 10; i += 1) await ledger.append({ blob: 'r'.repeat(100) });
+    expect(ledger.shouldCompact()).toBe(false);
+    while (!ledger.shouldCompact()) await ledger.append({ blob: 'r'.repeat(100) });
+    expect(ledger.stats().bytesOnDisk).toBeGreaterThan(100_000);
+    await ledger.close();
+  });
+
   it('shares fsyncs between concurrent appends (group commit)', async () => {
     const dir = freshDir();
     const { ledger } = await openLedger<Rec>(dir);
