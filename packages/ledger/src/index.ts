@@ -3,4 +3,4 @@ export { openLedger, openLedger as open, Ledger } from './ledger.ts';
 export type { LedgerOptions, OpenedLedger, RecoveryStats, LedgerStats, CompactionResult } from './ledger.ts';
 export { LedgerError, LedgerErrorCode, LEDGER_ERROR_CODES, ALLOT_CODE_OF, isLedgerError } from './errors.ts';
 export type { LedgerLogger } from './recovery.ts';
-export type { SegmentIo, SegmentFile } from './segment-file.ts';
+export { nodeSegmentIo, type SegmentIo, type SegmentFile } from './segment-file.ts';
