@@ -90,6 +90,9 @@ describe('HostManager', () => {
     const late = await h.activateReservation(held.id, 'act-2');
     expect(!late.ok && late.error.code).toBe('conflict');
     expect(unwrap(await h.getMetrics()).expirations).toBe(1);
+    // An expiry has no request id: a client's own release id that happens to read 'expired' is not taken by it.
+    const released = await h.release({ requestId: 'expired', allocationId: kept.id });
+    expect(released.ok).toBe(true);
   });
 
   it('expires on restore a reservation whose time passed while the process was down, and journals it', async () => {

@@ -13,6 +13,7 @@ import {
   type TenantUsage,
 } from '@allot/core';
 import type { HostRecord, HostStateSnapshot, RetainedRelease } from './records.ts';
+import { RetainedById } from './retained-by-id.ts';
 import { sameValue } from './same-request.ts';
 import type { ResourceSlice, SliceChange, SliceConfig } from './slice.ts';
 
@@ -117,9 +118,14 @@ export class HostState {
   readonly live = new Map<string, Allocation>();
   /** Request id -> its slot, live or retained: the idempotency index of allocate. */
   readonly #byRequest = new Map<string, Slot>();
+  /** Allocation id -> slot, live allocations only (their slot, without a lookup in the large request-id index). */
+  readonly #liveSlots = new Map<string, Slot>();
   /** Allocation id -> slot, retained (released) allocations only; live ones are in `live`. */
-  readonly #retainedById = new Map<string, Slot>();
-  /** Release request id -> the slot it released (a reused release id naming another allocation is a conflict). */
+  readonly #retainedById: RetainedById<Slot>;
+  /**
+   * Release request id -> the slot it released (a reused release id naming another allocation is a conflict). Expiries
+   * are not in it: they have no request id ('expired' marks them in the slot).
+   */
   readonly #releaseRequests = new Map<string, Slot>();
   /** Retained slots, oldest release first: a ring buffer (head, count), grown by doubling, pruned from the head. */
   #ring: (Slot | undefined)[] = new Array<Slot | undefined>(1024).fill(undefined);
@@ -135,6 +141,7 @@ export class HostState {
     this.#now = options.now;
     this.#retentionMs = options.releasedRetentionMs ?? 3_600_000;
     this.#maxRetained = options.maxRetained ?? 100_000;
+    this.#retainedById = new RetainedById<Slot>(options.nodeId);
   }
 
   /** True when some reservation's expiry has passed (expireDue has work); false costs no clock read without reservations. */
@@ -442,7 +449,9 @@ export class HostState {
 
   #addLive(allocation: Allocation): void {
     this.live.set(allocation.id, allocation);
-    this.#byRequest.set(allocation.requestId, { allocation, releasedAt: -1, releaseRequestId: '' });
+    const slot: Slot = { allocation, releasedAt: -1, releaseRequestId: '' };
+    this.#byRequest.set(allocation.requestId, slot);
+    this.#liveSlots.set(allocation.id, slot);
     this.#count(allocation, 1);
     if (allocation.status === 'reserved') {
       this.#reservations.add(allocation.id);
@@ -453,10 +462,13 @@ export class HostState {
 
   /** The live slot of an allocation (created if the index lost it, which only a bug could do). */
   #liveSlot(allocation: Allocation): Slot {
+    const known = this.#liveSlots.get(allocation.id);
+    if (known !== undefined && known.releasedAt < 0) return known;
     const slot = this.#byRequest.get(allocation.requestId);
     if (slot !== undefined && slot.releasedAt < 0 && slot.allocation.id === allocation.id) return slot;
     const fresh: Slot = { allocation, releasedAt: -1, releaseRequestId: '' };
     this.#byRequest.set(allocation.requestId, fresh);
+    this.#liveSlots.set(allocation.id, fresh);
     return fresh;
   }
 
@@ -485,6 +497,7 @@ export class HostState {
     if (allocation.status === 'reserved') this.#dropReservation(allocation.id);
     const released = withStatus(allocation, 'released', at);
     const slot = this.#liveSlot(allocation);
+    this.#liveSlots.delete(allocation.id);
     slot.allocation = released;
     slot.releasedAt = at;
     slot.releaseRequestId = releaseRequestId;
@@ -511,8 +524,8 @@ export class HostState {
   }
 
   #retainSlot(slot: Slot): void {
-    this.#retainedById.set(slot.allocation.id, slot);
-    this.#releaseRequests.set(slot.releaseRequestId, slot);
+    this.#retainedById.set(slot);
+    if (slot.releaseRequestId !== 'expired') this.#releaseRequests.set(slot.releaseRequestId, slot);
     let ring = this.#ring;
     if (this.#ringCount === ring.length) {
       // Full: unroll into a twice larger buffer, oldest first.
@@ -534,7 +547,7 @@ export class HostState {
       this.#ringHead = this.#ringHead + 1 === ring.length ? 0 : this.#ringHead + 1;
       this.#ringCount -= 1;
       if (this.#byRequest.get(oldest.allocation.requestId) === oldest) this.#byRequest.delete(oldest.allocation.requestId);
-      if (this.#retainedById.get(oldest.allocation.id) === oldest) this.#retainedById.delete(oldest.allocation.id);
+      this.#retainedById.delete(oldest);
       if (this.#releaseRequests.get(oldest.releaseRequestId) === oldest) this.#releaseRequests.delete(oldest.releaseRequestId);
     }
   }
