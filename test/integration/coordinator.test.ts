@@ -176,16 +176,9 @@ describe('coordinators over real agents', () => {
     const none = errorOf(await place(placeReq('zone-z', 'labels', { constraints: [...inPool('main'), { key: 'zone', op: 'In', values: ['z'] }] })), 'zone In z');
     expect(none.code).toBe('insufficient_capacity');
 
-    // The agents count group members but do not enforce maxPerNode: the coordinator does from its view, so settle between.
-    const before = await liveCounts(MAIN);
-    const added = new Map<string, number>();
-    const groupNodes: string[] = [];
-    for (let i = 0; i < 3; i++) {
-      const r = okValue(await place(placeReq(`web-${i}`, 'labels', { strategy: 'binpack', group: { name: 'web', maxPerNode: 1 } })), 'group');
-      groupNodes.push(r.nodeId);
-      added.set(r.nodeId, (added.get(r.nodeId) ?? 0) + 1);
-      await viewSettled(MAIN, (n) => (before.get(n) ?? 0) + (added.get(n) ?? 0));
-    }
+    // All at once, so the coordinators' views cannot have seen the others: the agents enforce maxPerNode themselves
+    // (the group and its maximum travel in the request's metadata) and a refused place moves to the next node.
+    const groupNodes = (await Promise.all([0, 1, 2].map((i) => place(placeReq(`web-${i}`, 'labels', { strategy: 'binpack', group: { name: 'web', maxPerNode: 1 } }))))).map((r) => okValue(r, 'group').nodeId);
     expect(new Set(groupNodes).size).toBe(3);
     const fourth = errorOf(await place(placeReq('web-3', 'labels', { group: { name: 'web', maxPerNode: 1 } })), 'fourth of the group');
     expect(fourth.code).toBe('insufficient_capacity');
