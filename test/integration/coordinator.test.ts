@@ -184,6 +184,27 @@ describe('coordinators over real agents', () => {
     expect(fourth.code).toBe('insufficient_capacity');
   });
 
+  it('activates at cluster scope a reservation placed through place, and reports efficiency over the schedulable nodes', async () => {
+    const held = okValue(await place({ request: { requestId: 'resv-1', tenantId: 'resv', resources: { memoryMiB: 512, vcpus: 1 }, reservation: { ttlMs: 60_000 } }, placement: { constraints: inPool('main') } }), 'reserve through place');
+    expect(held.allocation.status).toBe('reserved');
+    const active = okValue(await cluster.sched('activate', { requestId: 'act-resv-1', allocationId: held.allocation.id }), 'activate');
+    expect([active.id, active.status]).toEqual([held.allocation.id, 'active']);
+    // A retry of the same activation answers the same, on whichever coordinator it lands.
+    expect(okValue(await cluster.sched('activate', { requestId: 'act-resv-1', allocationId: held.allocation.id }), 'activate again').status).toBe('active');
+    expect((await liveOn(held.nodeId, 'resv')).map((a) => a.status)).toEqual(['active']);
+    expect(errorOf(await cluster.sched('activate', { requestId: 'act-x', allocationId: 'nowhere:1' }), 'unknown node').code).toBe('not_found');
+
+    const efficiency = okValue(await cluster.sched('efficiency', {}), 'efficiency');
+    expect(efficiency.nodes).toBeGreaterThanOrEqual(MAIN.length);
+    expect(efficiency.metrics.map((m) => m.resourceType).sort()).toEqual(['cpu', 'memory']);
+    for (const m of efficiency.metrics) {
+      expect(m.fragmentation).toBeGreaterThanOrEqual(0);
+      expect(m.fragmentation).toBeLessThanOrEqual(1);
+      expect(m.referenceRequestsThatFit).toBeGreaterThan(0);
+    }
+    okValue(await cluster.sched('release', { requestId: 'rel-resv-1', placementRequestId: 'resv-1' }), 'release');
+  });
+
   it('refuses over quota (quota_exceeded with the limit and figures) and over rate (rate_limited with retryAfterMs)', async () => {
     okValue(await cluster.sched('quota.set', { requestId: 'q-set-1', quota: { tenantId: 'quota-t', maxVms: 2 } }), 'quota.set');
     okValue(await cluster.sched('quota.set', { requestId: 'q-set-2', quota: { tenantId: 'rate-t', placeRates: [{ count: 2, per: 'minute' }] } }), 'quota.set');

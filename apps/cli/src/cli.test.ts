@@ -14,7 +14,7 @@ describe('commands a user types, before anything is sent', () => {
   });
 
   it('print help for every command', async () => {
-    for (const name of ['nodes', 'usage', 'place', 'release', 'check', 'quotas', 'cordon', 'uncordon', 'drain', 'events', 'watch', 'cluster']) {
+    for (const name of ['nodes', 'usage', 'place', 'release', 'activate', 'check', 'quotas', 'cordon', 'uncordon', 'drain', 'events', 'watch', 'cluster']) {
       const ctx = recordingContext();
       expect(await runCli([name, '--help'], ctx)).toBe(0);
       expect(ctx.text()).toContain(`Usage: allot ${name}`);
@@ -30,6 +30,9 @@ describe('commands a user types, before anything is sent', () => {
       [['release'], 'allot release: missing <placementRequestId>'],
       [['release', 'a', 'b'], 'allot release: unexpected argument "b"'],
       [['usage', '--cores'], 'allot usage: --cores needs --node <id>'],
+      [['usage', '--efficiency', '--node', 'n1'], 'allot usage: --efficiency is of the whole cluster: leave out --node and --cores'],
+      [['activate'], 'allot activate: missing <allocationId>'],
+      [['activate', 'n1 7'], 'allot activate: "n1 7" is not an allocation id (<nodeId>:<counter>)'],
       [['usage', '--node', 'a.b'], 'allot usage: --node: "a.b": letters, digits, "_" and "-" only'],
       [['nodes', '--liveness', 'zombie'], 'allot nodes: --liveness: "zombie" is not ready, suspect or lost'],
       [['nodes', '--timeout', 'soon'], 'allot nodes: --timeout: "soon" is not a whole number of milliseconds'],
@@ -82,6 +85,16 @@ describe('commands against scheduler endpoints on a real nats-server', () => {
           ? err('insufficient_capacity', '0/3 nodes are available: 3 Insufficient memory', { requested: r.request.resources.memoryMiB, largestFree: 65_536 })
           : ok({ nodeId: 'sim-large', allocation: sampleAllocation(r.request.requestId), cpuset: [1, 4], preempted: [], attempts: 1 }),
       release: (r) => ok({ ...sampleAllocation(r.placementRequestId), status: 'released' }),
+      activate: (r) => (r.allocationId === 'sim-large:1' ? ok({ ...sampleAllocation('vm-8'), status: 'active' }) : err('not_found', `no reservation ${r.allocationId}`, { allocationId: r.allocationId })),
+      efficiency: () =>
+        ok({
+          metrics: [
+            { resourceType: 'memory', allocationEfficiency: 0.5, utilizationEfficiency: 0.25, fragmentation: 0.125, referenceRequest: 4096, referenceRequestsThatFit: 12 },
+            { resourceType: 'cpu', allocationEfficiency: 0.4, utilizationEfficiency: 0.2, fragmentation: 0, referenceRequest: 2, referenceRequestsThatFit: 12 },
+          ],
+          reference: { memoryMiB: 4096, vcpus: 2, source: 'seen' },
+          nodes: 2,
+        }),
       'quota.set': (r) => ok({ quota: r.quota, usage: { vms: 1, vcpus: 2, memoryMiB: 2048 } }),
       cordon: (r) => ok({ nodeId: r.nodeId, health: { status: 'healthy' }, cordoned: true, recoveryMs: 0, startedAt: NOW }),
     });
@@ -110,6 +123,27 @@ describe('commands against scheduler endpoints on a real nats-server', () => {
     expect(await runCli(['release', 'vm-7'], release)).toBe(0);
     expect(release.text()).toContain('status:     released');
     expect(fake.requests.at(-1)).toMatchObject({ verb: 'release', request: { placementRequestId: 'vm-7' } });
+  });
+
+  it('activate names the allocation and prints it active; an unknown one exits 1', async () => {
+    const ctx = recordingContext({ env: env() });
+    expect(await runCli(['activate', 'sim-large:1', '--request-id', 'act-1'], ctx)).toBe(0);
+    expect(ctx.text()).toContain('activated');
+    expect(ctx.text()).toContain('status:     active');
+    expect(fake.requests.at(-1)).toMatchObject({ verb: 'activate', request: { requestId: 'act-1', allocationId: 'sim-large:1' } });
+    const missing = recordingContext({ env: env() });
+    expect(await runCli(['activate', 'sim-large:99'], missing)).toBe(1);
+    expect(missing.stderr[0]).toBe('allot activate: not_found: no reservation sim-large:99');
+  });
+
+  it('usage --efficiency prints the reference VM and, per resource, use, what fits and what is stranded', async () => {
+    const ctx = recordingContext({ env: env() });
+    expect(await runCli(['usage', '--efficiency'], ctx)).toBe(0);
+    expect(ctx.text()).toContain('the shape placed most often');
+    expect(ctx.text()).toMatch(/memory:\s+used 50\.0% of committed, 25\.0% of effective; 12 more reference VMs fit; 12\.5% of free memory stranded/);
+    const json = recordingContext({ env: env() });
+    expect(await runCli(['usage', '--efficiency', '--json'], json)).toBe(0);
+    expect(JSON.parse(json.text()).reference).toEqual({ memoryMiB: 4096, vcpus: 2, source: 'seen' });
   });
 
   it('a refused place exits 1 and prints the code, the reason and the figures', async () => {

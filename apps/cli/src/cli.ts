@@ -3,7 +3,7 @@ import { EXIT } from './exit-codes.ts';
 import type { Command } from './commands/command.ts';
 import { nodesCommand } from './commands/nodes.ts';
 import { clusterCommand } from './commands/cluster.ts';
-import { checkCommand, placeCommand, releaseCommand } from './commands/placement.ts';
+import { activateCommand, checkCommand, placeCommand, releaseCommand } from './commands/placement.ts';
 import { usageCommand } from './commands/usage.ts';
 import { cordonCommand, drainCommand, uncordonCommand } from './commands/node-admin.ts';
 import { quotasCommand } from './commands/quotas.ts';
@@ -16,6 +16,7 @@ export const COMMANDS: readonly Command[] = [
   usageCommand,
   placeCommand,
   releaseCommand,
+  activateCommand,
   checkCommand,
   quotasCommand,
   cordonCommand,

@@ -8,6 +8,7 @@ import {
   type AllocationFilter,
   type AllocationRequestInput,
   type Availability,
+  type ClusterEfficiencyReply,
   type ClusterUsage,
   type ConfigProblem,
   type EfficiencyMetrics,
@@ -25,6 +26,7 @@ import {
   type Telemetry,
 } from '@allot/core';
 import type { AgentClient } from './agents.ts';
+import { clusterEfficiency, DEFAULT_REFERENCE, ShapeCounter } from './efficiency.ts';
 import { FlowMetrics } from './metrics.ts';
 import type { PlaceFlow } from './place-flow.ts';
 import type { ClusterView } from './view.ts';
@@ -40,6 +42,8 @@ export class ClusterManager implements ResourceManager {
   readonly name = 'cluster';
   readonly resourceTypes: readonly ResourceType[] = ['memory', 'cpu'];
   readonly metrics = new FlowMetrics();
+  /** The VM shapes asked for: the most common one is the reference of the cluster's fragmentation figure. */
+  readonly #shapes = new ShapeCounter();
   readonly #view: ClusterView;
   readonly #flow: PlaceFlow;
   readonly #agents: AgentClient;
@@ -58,6 +62,7 @@ export class ClusterManager implements ResourceManager {
   async place(req: PlaceRequest): Promise<Result<PlaceReply>> {
     if (!this.#running) return err('unavailable', 'the coordinator is stopping');
     const t0 = performance.now();
+    this.#shapes.record(req.request.resources.memoryMiB, req.request.resources.vcpus);
     const r = await this.#flow.place(req);
     this.metrics.recordPlace(performance.now() - t0, r.ok ? undefined : r.error.code);
     if (r.ok) this.metrics.preemptions += r.value.preempted.length;
@@ -141,8 +146,15 @@ export class ClusterManager implements ResourceManager {
     return this.allocate(parsed.value);
   }
 
-  async activateReservation(allocationId: string): Promise<Result<Allocation>> {
-    return err('unavailable', `activating ${allocationId} is done on its node: call the agent's activate endpoint (the cluster scope has no activate verb yet)`, { allocationId });
+  /**
+   * Activates a reservation on the node that holds it, named by the allocation id (`<nodeId>:<counter>`): the agent
+   * checks and journals it, idempotently by request id. A node the view has never heard of is not_found.
+   */
+  async activateReservation(allocationId: string, requestId: string): Promise<Result<Allocation>> {
+    const at = allocationId.lastIndexOf(':');
+    const nodeId = at > 0 ? allocationId.slice(0, at) : '';
+    if (nodeId === '' || this.#view.get(nodeId) === undefined) return err('not_found', `no node holds ${allocationId}: allocation ids are <nodeId>:<counter> and no node ${JSON.stringify(nodeId)} has reported`, { allocationId });
+    return this.#agents.call(nodeId, 'activate', { requestId, allocationId }, { requestId });
   }
 
   async initialize(): Promise<Result<void>> {
@@ -215,7 +227,13 @@ export class ClusterManager implements ResourceManager {
   }
 
   async getEfficiencyMetrics(): Promise<Result<EfficiencyMetrics[]>> {
-    return err('unavailable', 'efficiency and fragmentation are computed per host: ask each agent (the cluster scope does not aggregate them yet)');
+    return ok(this.efficiency().metrics);
+  }
+
+  /** Efficiency over the schedulable nodes, against the most common VM shape asked for (see clusterEfficiency). */
+  efficiency(): ClusterEfficiencyReply {
+    const seen = this.#shapes.mostCommon();
+    return clusterEfficiency(this.#view.nodes(), seen ?? DEFAULT_REFERENCE, seen === undefined ? 'default' : 'seen');
   }
 
   async getLimits(): Promise<Result<LimitsByType>> {

@@ -49,8 +49,10 @@ export function schedulerEndpoints(d: EndpointDeps): EndpointSpec[] {
       if (out.ok) d.manager.metrics.releases += 1;
       return out;
     }),
+    sched('activate', (r) => d.manager.activateReservation(r.allocationId, r.requestId)),
     sched('check', async (r) => d.flow.check(r)),
     sched('usage', async () => ok(d.manager.clusterUsage())),
+    sched('efficiency', async () => ok(d.manager.efficiency())),
     sched('nodes', async (r) => ok({ nodes: d.view.nodes({ ...(r.liveness === undefined ? {} : { liveness: r.liveness }), ...(r.labels === undefined ? {} : { labels: r.labels }) }) })),
     sched('node', async (r) => {
       const v = d.view.get(r.nodeId);

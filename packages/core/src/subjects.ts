@@ -41,8 +41,10 @@ export function agentSubject(nodeId: string, verb: AgentVerb): string {
 export const SCHED_VERBS = [
   'place',
   'release',
+  'activate',
   'check',
   'usage',
+  'efficiency',
   'nodes',
   'node',
   'quota.get',

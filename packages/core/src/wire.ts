@@ -7,6 +7,7 @@ import {
   AllocationSchema,
   AllocationStatusSchema,
   CpuUsageSchema,
+  EfficiencyMetricsSchema,
   EpochMsSchema,
   HealthSchema,
   LabelsSchema,
@@ -340,11 +341,34 @@ export const DrainReplySchema = z.object({
 });
 
 /** Every scheduler endpoint served by the coordinators. */
+/**
+ * activate at cluster scope: a reservation placed through `place` is activated on its node, named by the allocation id
+ * (`<nodeId>:<counter>`), by that node's agent.
+ */
+export const ClusterActivateRequestSchema = AgentActivateRequestSchema;
+
+/**
+ * efficiency at cluster scope, per resource type, over the ready uncordoned nodes (the capacity a place can use):
+ * allocationEfficiency = used / committed, utilizationEfficiency = used / effective capacity (summed over those nodes),
+ * and fragmentation against the reference VM (the place shape most often seen by this coordinator): the share of free
+ * capacity that cannot hold one more reference VM because its node lacks the other resource or a whole VM's worth.
+ */
+export const ClusterEfficiencyReplySchema = z.object({
+  metrics: z.array(EfficiencyMetricsSchema),
+  /** The VM shape fragmentation is measured against, and whether it was seen in places or is the default. */
+  reference: z.object({ memoryMiB: z.int().min(1), vcpus: z.int().min(1), source: z.enum(['seen', 'default']) }),
+  /** The nodes counted (ready and not cordoned). */
+  nodes: z.int().min(0),
+});
+export type ClusterEfficiencyReply = z.infer<typeof ClusterEfficiencyReplySchema>;
+
 export const SCHED_ENDPOINTS = {
   place: { request: PlaceRequestSchema, reply: PlaceReplySchema },
   release: { request: ClusterReleaseRequestSchema, reply: AllocationSchema },
+  activate: { request: ClusterActivateRequestSchema, reply: AllocationSchema },
   check: { request: PlaceRequestSchema, reply: ClusterCheckReplySchema },
   usage: { request: EmptyRequestSchema, reply: ClusterUsageSchema },
+  efficiency: { request: EmptyRequestSchema, reply: ClusterEfficiencyReplySchema },
   nodes: { request: NodesRequestSchema, reply: NodesReplySchema },
   node: { request: NodeRequestSchema, reply: NodeViewSchema },
   'quota.get': { request: QuotaGetRequestSchema, reply: TenantQuotaViewSchema },

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { RequestIdSchema, TenantIdSchema } from '@allot/core';
+import { AllocationIdSchema, RequestIdSchema, TenantIdSchema } from '@allot/core';
 import { COMMON_OPTIONS, parseArgs, positionalsExactly, tryParse, usageError } from '../args.ts';
 import { CONNECTION_HELP, CONNECTION_OPTIONS } from '../connection.ts';
 import { EXIT } from '../exit-codes.ts';
@@ -87,5 +87,37 @@ export const releaseCommand: Command = {
     if (v.tenant !== undefined && !TenantIdSchema.safeParse(v.tenant).success) return usageError(ctx, 'release', `--tenant: "${v.tenant}" is not a tenant id`);
     const request = { requestId, placementRequestId, ...(v.tenant === undefined ? {} : { tenantId: v.tenant }) };
     return withSession(ctx, 'release', v, (session) => requestAndPrint(ctx, 'release', session, 'release', request, v.json === true, (a) => `released\n${renderAllocation(a)}`));
+  },
+};
+
+const ACTIVATE_USAGE = `Usage: allot activate <allocationId> [--request-id <id>]
+
+Activates a reservation (a place made with a reservation TTL) before it expires: the node named by the allocation id
+(<nodeId>:<counter>) turns it active, durably. Exit 0 active (also when it already was); 1 refused (expired,
+released, unknown).
+
+  --request-id <id>   this activation's idempotency key (default: a new UUID)
+
+${CONNECTION_HELP}`;
+
+export const activateCommand: Command = {
+  name: 'activate',
+  summary: 'activate a reservation before it expires, by its allocation id',
+  help: ACTIVATE_USAGE,
+  async run(args, ctx) {
+    const parsed = tryParse(() => parseArgs({ args, options: { ...COMMON_OPTIONS, ...CONNECTION_OPTIONS, 'request-id': { type: 'string' } }, strict: true, allowPositionals: true }));
+    if (!parsed.ok) return usageError(ctx, 'activate', parsed.message);
+    const v = parsed.value.values;
+    if (v.help) {
+      ctx.out(ACTIVATE_USAGE);
+      return EXIT.ok;
+    }
+    const positionals = positionalsExactly(parsed.value.positionals, ['allocationId']);
+    if (!positionals.ok) return usageError(ctx, 'activate', positionals.message);
+    const allocationId = positionals.value[0] ?? '';
+    if (!AllocationIdSchema.safeParse(allocationId).success) return usageError(ctx, 'activate', `"${allocationId}" is not an allocation id (<nodeId>:<counter>)`);
+    const requestId = v['request-id'] ?? randomUUID();
+    if (!RequestIdSchema.safeParse(requestId).success) return usageError(ctx, 'activate', `--request-id: "${requestId}" is not a request id`);
+    return withSession(ctx, 'activate', v, (session) => requestAndPrint(ctx, 'activate', session, 'activate', { requestId, allocationId }, v.json === true, (a) => `activated\n${renderAllocation(a)}`));
   },
 };

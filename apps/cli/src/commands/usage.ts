@@ -3,13 +3,15 @@ import { COMMON_OPTIONS, parseArgs, tryParse, usageError } from '../args.ts';
 import { CONNECTION_HELP, CONNECTION_OPTIONS } from '../connection.ts';
 import { EXIT } from '../exit-codes.ts';
 import { reportError } from '../report.ts';
-import { renderClusterUsage, renderCores, renderNodeUsage } from '../render/usage.ts';
+import { renderClusterUsage, renderCores, renderEfficiency, renderNodeUsage } from '../render/usage.ts';
 import { requestAndPrint, withSession } from '../run-request.ts';
 import type { Command } from './command.ts';
 
-const HELP = `Usage: allot usage [--node <id> [--cores]]
+const HELP = `Usage: allot usage [--efficiency | --node <id> [--cores]]
 
   (no flags)       the cluster: nodes by liveness, memory and vCPUs committed/effective/used, allocations
+  --efficiency     the cluster's efficiency over the schedulable nodes: used/committed, used/effective, how many
+                   more of the most common VM fit, and the share of free capacity stranded for it
   --node <id>      one node: its usage snapshot, reserves, overcommit, per-tenant use
   --cores          with --node: one row per logical core (physical core, NUMA node, socket, role
                    shared/exclusive/reserved, the allocation holding it, utilization)
@@ -22,7 +24,7 @@ export const usageCommand: Command = {
   help: HELP,
   async run(args, ctx) {
     const parsed = tryParse(() =>
-      parseArgs({ args, options: { ...COMMON_OPTIONS, ...CONNECTION_OPTIONS, node: { type: 'string' }, cores: { type: 'boolean' } }, strict: true, allowPositionals: false }),
+      parseArgs({ args, options: { ...COMMON_OPTIONS, ...CONNECTION_OPTIONS, node: { type: 'string' }, cores: { type: 'boolean' }, efficiency: { type: 'boolean' } }, strict: true, allowPositionals: false }),
     );
     if (!parsed.ok) return usageError(ctx, 'usage', parsed.message);
     const v = parsed.value.values;
@@ -31,6 +33,10 @@ export const usageCommand: Command = {
       return EXIT.ok;
     }
     const json = v.json === true;
+    if (v.efficiency) {
+      if (v.node !== undefined || v.cores) return usageError(ctx, 'usage', '--efficiency is of the whole cluster: leave out --node and --cores');
+      return withSession(ctx, 'usage', v, (session) => requestAndPrint(ctx, 'usage', session, 'efficiency', {}, json, renderEfficiency));
+    }
     if (v.node === undefined) {
       if (v.cores) return usageError(ctx, 'usage', '--cores needs --node <id>');
       return withSession(ctx, 'usage', v, (session) => requestAndPrint(ctx, 'usage', session, 'usage', {}, json, renderClusterUsage));

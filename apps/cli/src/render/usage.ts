@@ -1,4 +1,4 @@
-import type { ClusterUsage, CoreState, NodeView, ResourceUsage } from '@allot/core';
+import type { ClusterEfficiencyReply, ClusterUsage, CoreState, NodeView, ResourceUsage } from '@allot/core';
 import { renderPairs, renderTable } from '../format/table.ts';
 import { formatAge, formatLabels, formatMiB, formatPermille } from '../format/units.ts';
 import { formatHealth } from './nodes.ts';
@@ -68,4 +68,26 @@ export function renderCores(cores: readonly CoreState[]): string {
       .sort((a, b) => a.id - b.id)
       .map((c) => [String(c.id), String(c.core), String(c.numa), String(c.socket), c.role, c.allocationId ?? '-', formatPermille(c.utilizationPermille)]),
   );
+}
+
+/** A ratio (0..1 or above) as a percentage with one decimal. */
+function percent(ratio: number): string {
+  return `${(Math.round(ratio * 1000) / 10).toFixed(1)}%`;
+}
+
+/** `allot usage --efficiency`: how well the cluster's capacity is used, and what is stranded for the common VM. */
+export function renderEfficiency(e: ClusterEfficiencyReply): string {
+  const ref = `${formatMiB(e.reference.memoryMiB)}, ${e.reference.vcpus} vCPU${e.reference.vcpus === 1 ? '' : 's'} (${e.reference.source === 'seen' ? 'the shape placed most often' : 'default: no place seen yet'})`;
+  const pairs: [string, string][] = [
+    ['reference VM', ref],
+    ['nodes counted', `${e.nodes} (ready, not cordoned)`],
+  ];
+  for (const m of e.metrics) {
+    const unit = m.resourceType === 'memory' ? 'memory' : 'vCPUs';
+    pairs.push([
+      m.resourceType,
+      `used ${percent(m.allocationEfficiency)} of committed, ${percent(m.utilizationEfficiency)} of effective; ${m.referenceRequestsThatFit} more reference VMs fit; ${percent(m.fragmentation)} of free ${unit} stranded`,
+    ]);
+  }
+  return renderPairs(pairs);
 }
