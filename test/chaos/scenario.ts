@@ -65,16 +65,40 @@ export async function runScenario(images: ChaosImages, name: string, seed: numbe
       note: `${convergenceMs ?? '-'} ms after the last heal/answer; truth: ${[...truth].map(([n, t]) => `${n} ${t.count} allocs ${t.memory} MiB ${t.cpu} vCPU`).join(', ')}`,
     };
 
+    // Every coordinator that runs again serves again: one still stuck in its start-up (waiting for JetStream, the
+    // quota watch...) would be hidden by the other, which answers every request through the queue group.
+    const running = await c.runningCoordinators();
+    let serving: string[] = [];
+    const servingDeadline = Date.now() + 30_000;
+    while (Date.now() < servingDeadline) {
+      serving = await c.servingCoordinators();
+      if (running.every((id) => serving.includes(id))) break;
+    }
+    const missing = running.filter((id) => !serving.includes(id));
+    for (const id of missing) console.log(`--- last log lines of ${id}\n${(await c.logs(id)).slice(-40).join('\n')}`);
+    const coordinatorsServe: Verdict = {
+      name: 'every running coordinator serves',
+      ok: missing.length === 0,
+      problems: missing.map((id) => `${id} runs but does not answer $SRV.PING within 30 s`),
+      note: `serving: ${serving.join(', ') || 'none'}`,
+    };
+
     // Graceful stop (agents flush and close their ledgers), then the ledger files out of the stopped containers.
     const exitCodes: string[] = [];
     for (const id of ['c1', 'c2']) {
       const code = await c.stopGracefully(id);
-      if (code !== 0) exitCodes.push(`${id} exited ${code} on SIGTERM`);
+      if (code !== 0) {
+        exitCodes.push(`${id} exited ${code} on SIGTERM`);
+        console.log(`--- last log lines of ${id}\n${(await c.logs(id)).slice(-40).join('\n')}`);
+      }
     }
     await Promise.all(
       HOSTS.map(async (h) => {
         const code = await c.stopGracefully(h.nodeId);
-        if (code !== 0) exitCodes.push(`${h.nodeId} exited ${code} on SIGTERM`);
+        if (code !== 0) {
+          exitCodes.push(`${h.nodeId} exited ${code} on SIGTERM`);
+          console.log(`--- last log lines of ${h.nodeId}\n${(await c.logs(h.nodeId)).slice(-40).join('\n')}`);
+        }
       }),
     );
     const ledgers: LedgerReplay[] = [];
@@ -87,6 +111,7 @@ export async function runScenario(images: ChaosImages, name: string, seed: numbe
     const verdicts = [
       ...auditReplies(load.ops, ledgers, endpoint),
       convergence,
+      coordinatorsServe,
       { name: 'no process crashed but those killed', ok: crashes.length === 0, problems: crashes, note: c.killed.size > 0 ? `killed on purpose: ${[...c.killed].join(', ')}` : undefined } as Verdict,
     ];
     const recovered = c.recoveries.map((r) => `${r.member} ${r.ms === undefined ? 'never' : `${r.ms} ms`}`).join(', ') || '-';

@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
-import { AGENT_ENDPOINTS, agentSubject, SCHED_ENDPOINTS, schedSubject, type AgentVerb, type Result, type SchedVerb } from '@allot/core';
+import { AGENT_ENDPOINTS, agentSubject, COORDINATOR_SERVICE_NAME, SCHED_ENDPOINTS, schedSubject, type AgentVerb, type Result, type SchedVerb } from '@allot/core';
 import { requestTyped, type Output } from '@allot/nats';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -310,6 +310,28 @@ export class ChaosCluster {
 
   agent<V extends AgentVerb>(nodeId: string, verb: V, payload: unknown, timeoutMs = 5_000): Promise<Result<AgentReplyOf<V>>> {
     return requestTyped(this.nc, agentSubject(nodeId, verb), payload, AGENT_ENDPOINTS[verb].reply, { timeoutMs }) as Promise<Result<AgentReplyOf<V>>>;
+  }
+
+  /** Coordinators whose containers are running now. */
+  async runningCoordinators(): Promise<string[]> {
+    const running: string[] = [];
+    for (const id of COORDINATORS) if ((await this.#docker.getContainer(this.member(id).id).inspect()).State.Running) running.push(id);
+    return running;
+  }
+
+  /** Coordinator ids answering the NATS services ping ($SRV.PING.allot-coordinator) within `waitMs`. */
+  async servingCoordinators(waitMs = 1_000): Promise<string[]> {
+    const ids = new Set<string>();
+    try {
+      const replies = await this.nc.requestMany(`$SRV.PING.${COORDINATOR_SERVICE_NAME}`, new Uint8Array(0), { maxWait: waitMs, strategy: 'timer' });
+      for await (const m of replies) {
+        const id = (m.json() as { metadata?: Record<string, string> }).metadata?.['coordinatorId'];
+        if (id !== undefined) ids.add(id);
+      }
+    } catch {
+      // No responders, or the connection is between servers: nobody counted this round.
+    }
+    return [...ids].sort();
   }
 
   /** Waits until every agent answers health and the scheduler API lists every node ready, six answers in a row. */

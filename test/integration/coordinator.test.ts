@@ -1,4 +1,6 @@
-import type { Allocation, AllotError, PlaceReply, PlaceRequestInput, Result } from '@allot/core';
+import { encode, KV_PLACEMENTS, PlaceRequestSchema, type Allocation, type AllotError, type PlaceReply, type PlaceRequestInput, type Result } from '@allot/core';
+import { requestHash } from '@allot/coordinator';
+import { Kvm } from '@nats-io/kv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentRequest, cleanupAll, startLocalCluster, waitFor, type LocalCluster } from '../harness/index.ts';
 
@@ -182,6 +184,17 @@ describe('coordinators over real agents', () => {
     expect(new Set(groupNodes).size).toBe(3);
     const fourth = errorOf(await place(placeReq('web-3', 'labels', { group: { name: 'web', maxPerNode: 1 } })), 'fourth of the group');
     expect(fourth.code).toBe('insufficient_capacity');
+  });
+
+  it('never moves a placement off a node that may hold it: "no responders" after an earlier allocate is an unknown outcome', async () => {
+    // What a coordinator that died left behind: the intent names node "gone", whose agent is down now, and the allocate
+    // it sent there may have been committed. A retry must not place a second copy elsewhere.
+    const req = PlaceRequestSchema.parse(placeReq('ghost-1', 'ghost-t'));
+    const kv = await new Kvm(cluster.nc).open(KV_PLACEMENTS);
+    await kv.create('ghost-1', encode({ requestId: 'ghost-1', tenantId: 'ghost-t', hash: requestHash(req), state: 'pending', nodeId: 'gone', attempt: 1, refusedBy: [], coordinatorId: 'c-dead', updatedAt: Date.now(), memoryMiB: 256, vcpus: 1 }));
+    const r = errorOf(await place(placeReq('ghost-1', 'ghost-t')), 'place following the intent');
+    expect(r.code).toBe('timeout');
+    for (const n of MAIN) expect(await liveOn(n, 'ghost-t')).toEqual([]);
   });
 
   it('activates at cluster scope a reservation placed through place, and reports efficiency over the schedulable nodes', async () => {

@@ -33,6 +33,11 @@ export type FailureKind = 'refused' | 'unknown' | 'final';
  *   must NOT move; ask the same node again (same request id) or answer timeout.
  * - final: the agent answered an error that another node would answer too (invalid_request, conflict): pass it on.
  */
+/** requestTyped's answer when the request reached no subscriber at all (the node's agent is not connected). */
+export function isNoResponders(error: { code: string; message: string }): boolean {
+  return error.code === 'unavailable' && error.message.startsWith('no responders on ');
+}
+
 export function classifyFailure(error: { code: string; message: string }): FailureKind {
   switch (error.code) {
     case 'insufficient_capacity':

@@ -9,6 +9,9 @@ import { createLogger } from './logger.ts';
  * allot coordinator process: `node apps/coordinator/src/main.ts --config <file>` (+ ALLOT_* variables).
  * Logs `coordinator ready` when serving. SIGTERM/SIGINT: stop taking requests, answer those in flight, drain NATS, exit 0.
  */
+/** Longest a SIGTERM stop may take; container engines SIGKILL after 10-15 s. */
+const STOP_DEADLINE_MS = 8_000;
+
 async function main(): Promise<number> {
   // First thing: with ALLOT_TRACE_FILE set, spans are written there; unset, nothing is registered.
   const tracing = startTracing({ service: 'allot-coordinator' });
@@ -19,6 +22,15 @@ async function main(): Promise<number> {
   }
   const c = config.value;
   const logger = createLogger(c.logLevel, c.coordinatorId);
+  // Until the coordinator serves, a signal has nothing to finish (no request taken, no state of its own): exit at once.
+  // In a container the coordinator is PID 1, where a signal without a handler is ignored, so a start-up still waiting
+  // for NATS or JetStream would otherwise sit out the engine's grace period and be SIGKILLed.
+  const duringStartup = (signal: NodeJS.Signals) => {
+    logger.info({ signal }, 'coordinator stopping during start-up; nothing was served yet');
+    process.exit(0);
+  };
+  process.on('SIGTERM', duringStartup);
+  process.on('SIGINT', duringStartup);
   // GET /metrics rides on the dashboard's HTTP server, so it exists when config.http does. The SDK is registered
   // before the coordinator starts: instruments made earlier would stay no-ops.
   const telemetry = c.http === undefined ? undefined : startMetrics({ service: 'allot-coordinator', nodeId: c.coordinatorId });
@@ -47,6 +59,8 @@ async function main(): Promise<number> {
     coordinator.http?.extraRoutes.set('/metrics', telemetry.handler);
   }
   logger.info({ servers: c.nats.servers, nodes: coordinator.view.size }, 'coordinator ready');
+  process.off('SIGTERM', duringStartup);
+  process.off('SIGINT', duringStartup);
 
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -54,6 +68,12 @@ async function main(): Promise<number> {
       if (stopping) return;
       stopping = true;
       logger.info({ signal }, 'coordinator stopping');
+      // Bounded: with every NATS server gone, draining waits for a reconnect that may never come. The coordinator's
+      // state is soft (the agents and the KV buckets hold the truth), so giving up on the drain loses nothing.
+      setTimeout(() => {
+        logger.error({ afterMs: STOP_DEADLINE_MS }, 'stop did not finish in time (NATS unreachable?); exiting');
+        process.exit(1);
+      }, STOP_DEADLINE_MS).unref();
       void (async () => {
         try {
           await coordinator.stop();

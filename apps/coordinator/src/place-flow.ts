@@ -3,7 +3,7 @@ import { err, errorOf, GROUP_MAX_METADATA_KEY, GROUP_METADATA_KEY, ok, PREEMPTIO
 import { labelsSatisfy, place as decide, planPreemption, unavailableMessage, type PlacementDecision, type PreemptionPlan } from '@allot/placement';
 import { RateLimiter } from '@allot/quota';
 import type { Logger } from 'pino';
-import { classifyFailure, type AgentClient } from './agents.ts';
+import { classifyFailure, isNoResponders, type AgentClient } from './agents.ts';
 import type { PlaceConfig } from './config.ts';
 import { requestHash, type PlacementIntent, type PlacementIntentSchema } from './intents.ts';
 import type { KvStore, Versioned } from './kv-store.ts';
@@ -72,7 +72,8 @@ export class PlaceFlow {
         if (intent.hash !== hash) return err('conflict', `request ${requestId} was used for a different place request`, { requestId, field: 'request.requestId' });
         if (intent.state === 'placed' && intent.reply !== undefined) return ok(intent.reply);
         if (intent.state === 'released') return err('conflict', `placement ${requestId} was placed and then released; use a new request id`, { requestId, state: 'released' });
-        if (intent.state === 'pending') return this.#drive(req, existing, [], []);
+        // Following a pending intent: an allocate may already have reached its node (sent by whoever wrote it).
+        if (intent.state === 'pending') return this.#drive(req, existing, [], [], false);
         // failed: nothing was placed; try again from the start, taking over the intent by CAS.
       } else {
         const quota = this.#d.quotas.quotaOf(req.request.tenantId);
@@ -127,16 +128,21 @@ export class PlaceFlow {
       if (!evicted.ok) return this.#fail({ value: intent, revision: written.value }, evicted.error);
       preempted = evicted.value;
     }
-    return this.#drive(req, { value: intent, revision: written.value }, candidates.slice(1), preempted);
+    return this.#drive(req, { value: intent, revision: written.value }, candidates.slice(1), preempted, true);
   }
 
   /**
    * Asks the intent's node, and on a definitive refusal moves the intent (CAS) to the next candidate, up to
    * maxAttempts nodes. Never moves after an unknown outcome (timeout): that node may still commit.
+   * `firstSend`: this coordinator has just written the intent naming its node and nothing was sent there yet, so
+   * "no responders" proves the node never saw the request. Otherwise an earlier allocate (a timed-out attempt, or one
+   * sent by a coordinator that died) may have been committed there, and "no responders" (the node is down now) is an
+   * unknown outcome too: moving on would leave the node holding a second allocation when it comes back.
    */
-  async #drive(req: PlaceRequest, start: Versioned<PlacementIntent>, queue: string[], preempted: Preempted): Promise<Result<PlaceReply>> {
+  async #drive(req: PlaceRequest, start: Versioned<PlacementIntent>, queue: string[], preempted: Preempted, firstSend: boolean): Promise<Result<PlaceReply>> {
     const { requestId, tenantId, resources } = req.request;
     let current = start;
+    let untouched = firstSend;
     const agentRefusals: Record<string, number> = {};
     for (;;) {
       const intent = current.value;
@@ -148,7 +154,7 @@ export class PlaceFlow {
         if (reserved.error.code === 'quota_exceeded' && reserved.error.details?.['limit'] === 'maxVmsPerNode') failure = reserved.error;
         else return this.#fail(current, reserved.error);
       } else {
-        const result = await this.#allocate(nodeId, req);
+        const result = await this.#allocate(nodeId, req, untouched);
         if (result.ok) return this.#placed(req, current, result.value, preempted);
         const kind = classifyFailure(result.error);
         if (kind === 'unknown') {
@@ -192,13 +198,19 @@ export class PlaceFlow {
         if (fresh.value.value.state === 'placed' && fresh.value.value.reply) return ok(fresh.value.value.reply);
         if (fresh.value.value.state !== 'pending') return err('conflict', `placement ${requestId} is ${fresh.value.value.state}`, { requestId });
         current = fresh.value;
+        untouched = false;
         continue;
       }
       current = { value: moved, revision: written.value };
+      untouched = true; // this coordinator just moved the intent there: nothing was sent to that node for this request
     }
   }
 
-  #allocate(nodeId: string, req: PlaceRequest): Promise<Result<Allocation>> {
+  /**
+   * Sends the allocate (retrying unknown outcomes `timeoutRetries` times). "No responders" is a definitive refusal only
+   * while no allocate for this request can have reached the node before: on the first send to an untouched node.
+   */
+  #allocate(nodeId: string, req: PlaceRequest, untouched: boolean): Promise<Result<Allocation>> {
     // The agent counts anti-affinity groups by these metadata keys and refuses past the limit (the authority, since the
     // view may be stale); set deterministically so a retry sends the same request.
     const group = req.placement.group;
@@ -208,9 +220,15 @@ export class PlaceFlow {
         : { ...req.request, metadata: { ...req.request.metadata, [GROUP_METADATA_KEY]: group.name, [GROUP_MAX_METADATA_KEY]: String(group.maxPerNode) } };
     const once = () => this.#d.agents.call(nodeId, 'allocate', request, { requestId: req.request.requestId });
     return (async () => {
-      let result = await once();
-      for (let retry = 0; retry < this.#d.config.timeoutRetries && !result.ok && classifyFailure(result.error) === 'unknown'; retry++) result = await once();
-      return result;
+      let mayHaveReached = !untouched;
+      for (let retry = 0; ; retry++) {
+        let result = await once();
+        if (!result.ok && mayHaveReached && isNoResponders(result.error)) {
+          result = err('timeout', `node ${nodeId} is not answering now, and an earlier allocate for ${req.request.requestId} may have reached it; the placement stays on it`, { nodeId, requestId: req.request.requestId });
+        }
+        if (result.ok || classifyFailure(result.error) !== 'unknown' || retry >= this.#d.config.timeoutRetries) return result;
+        mayHaveReached = true;
+      }
     })();
   }
 
