@@ -31,6 +31,7 @@ describe('commands a user types, before anything is sent', () => {
       [['release', 'a', 'b'], 'allot release: unexpected argument "b"'],
       [['usage', '--cores'], 'allot usage: --cores needs --node <id>'],
       [['usage', '--efficiency', '--node', 'n1'], 'allot usage: --efficiency is of the whole cluster: leave out --node and --cores'],
+      [['place', '--tenant', 'demo', '--memory', '1G', '--reserve', 'soon'], 'allot place: --reserve: "soon" is not a whole number'],
       [['activate'], 'allot activate: missing <allocationId>'],
       [['activate', 'n1 7'], 'allot activate: "n1 7" is not an allocation id (<nodeId>:<counter>)'],
       [['usage', '--node', 'a.b'], 'allot usage: --node: "a.b": letters, digits, "_" and "-" only'],
@@ -126,6 +127,9 @@ describe('commands against scheduler endpoints on a real nats-server', () => {
   });
 
   it('activate names the allocation and prints it active; an unknown one exits 1', async () => {
+    const held = recordingContext({ env: env() });
+    expect(await runCli(['place', '--tenant', 'demo', '--memory', '1G', '--vcpus', '1', '--reserve', '90', '--request-id', 'vm-8'], held)).toBe(0);
+    expect(fake.requests.at(-1)).toMatchObject({ verb: 'place', request: { request: { requestId: 'vm-8', reservation: { ttlMs: 90_000 } } } });
     const ctx = recordingContext({ env: env() });
     expect(await runCli(['activate', 'sim-large:1', '--request-id', 'act-1'], ctx)).toBe(0);
     expect(ctx.text()).toContain('activated');

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { formatIssues, PlaceRequestSchema, PLACEMENT_STRATEGIES, type LabelConstraint, type PlaceRequest } from '@allot/core';
+import { formatIssues, MAX_RESERVATION_TTL_MS, PlaceRequestSchema, PLACEMENT_STRATEGIES, type LabelConstraint, type PlaceRequest } from '@allot/core';
 import { parseInteger, parsedOk, usageProblem, type Parsed } from '../args.ts';
 import { parseConstraint } from './constraint.ts';
 import { parseMemoryMiB } from './memory.ts';
@@ -19,6 +19,7 @@ export const PLACE_OPTIONS = {
   group: { type: 'string' },
   'max-per-node': { type: 'string' },
   preempt: { type: 'boolean' },
+  reserve: { type: 'string' },
   'request-id': { type: 'string' },
 } as const;
 
@@ -34,6 +35,8 @@ export const PLACE_HELP = `  --tenant <t>            the tenant (required)
   --constraint <c>        node label constraint, repeatable: zone=z1, zone=z1,z2, zone!=z3, gpu (exists), !gpu
   --group <name>          anti-affinity group; --max-per-node <n> of it on one node (default 1)
   --preempt               allow evicting allocations at least 10 priority points lower when nothing else fits
+  --reserve <seconds>     hold the capacity as a reservation that expires after this long unless activated
+                          (allot activate <allocationId>)
   --request-id <id>       the idempotency key (default: a new UUID); the same id again returns the same placement`;
 
 export interface PlaceFlags {
@@ -50,6 +53,7 @@ export interface PlaceFlags {
   group?: string | undefined;
   'max-per-node'?: string | undefined;
   preempt?: boolean | undefined;
+  reserve?: string | undefined;
   'request-id'?: string | undefined;
 }
 
@@ -96,6 +100,12 @@ export function buildPlaceRequest(f: PlaceFlags, newId: () => string = randomUUI
   } else if (f['max-per-node'] !== undefined) {
     return usageProblem('--max-per-node goes with --group <name>');
   }
+  let reservation: { ttlMs: number } | undefined;
+  if (f.reserve !== undefined) {
+    const seconds = parseInteger('reserve', f.reserve, 1, MAX_RESERVATION_TTL_MS / 1000);
+    if (!seconds.ok) return seconds;
+    reservation = { ttlMs: seconds.value * 1000 };
+  }
   const raw = {
     request: {
       requestId: f['request-id'] ?? newId(),
@@ -105,6 +115,7 @@ export function buildPlaceRequest(f: PlaceFlags, newId: () => string = randomUUI
       cpu: { exclusive: f.exclusive === true, numa: f.numa ?? 'any' },
       // The anti-affinity group travels with the allocation too, so the agent counts it per node (allot.group).
       metadata: group ? { 'allot.group': group.name } : {},
+      reservation,
     },
     placement: {
       strategy,
