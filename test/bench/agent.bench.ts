@@ -13,6 +13,7 @@ import { AllocationSchema, agentSubject, decode, EVENTS_STREAM, encode, replySch
 import { AsyncJetStreamPublisher, requestTyped } from '@allot/nats';
 import { jetstreamManager, StorageType } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { inFlight, quantile } from '../harness/bench.ts';
 import { cleanupAll, startAgent, startNatsServer, tempDir } from '../harness/index.ts';
 
 const SEQUENTIAL = 2_000;
@@ -23,14 +24,9 @@ const PAIRS = 20_000;
 const PHASE_CAP_MS = 60_000;
 const NODE = 'bench-1';
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
-}
-
 function summary(latencies: number[]): { p50: number; p99: number; mean: number } {
   const sorted = [...latencies].sort((a, b) => a - b);
-  return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), mean: sorted.reduce((s, x) => s + x, 0) / sorted.length };
+  return { p50: quantile(sorted, 0.5), p99: quantile(sorted, 0.99), mean: sorted.reduce((s, x) => s + x, 0) / sorted.length };
 }
 
 /** Runs `op` `count` times, one at a time (bounded by PHASE_CAP_MS); returns each latency in ms. */
@@ -45,21 +41,9 @@ async function sequential(count: number, op: (i: number) => Promise<void>): Prom
   return latencies;
 }
 
-/** Runs `op` `count` times with `inFlight` at once (bounded by PHASE_CAP_MS); returns completions and elapsed ms. */
-async function pipelined(count: number, inFlight: number, op: (i: number) => Promise<void>): Promise<{ done: number; ms: number }> {
-  let next = 0;
-  let done = 0;
-  const t0 = performance.now();
-  const deadline = t0 + PHASE_CAP_MS;
-  const worker = async (): Promise<void> => {
-    while (next < count && performance.now() < deadline) {
-      const i = next++;
-      await op(i);
-      done += 1;
-    }
-  };
-  await Promise.all(Array.from({ length: inFlight }, worker));
-  return { done, ms: performance.now() - t0 };
+/** Runs `op` `count` times with `window` at once (bounded by PHASE_CAP_MS); returns completions and elapsed ms. */
+function pipelined(count: number, window: number, op: (i: number) => Promise<void>): Promise<{ done: number; ms: number }> {
+  return inFlight(count, window, op, PHASE_CAP_MS);
 }
 
 function request(i: number, prefix: string): AllocationRequestInput {

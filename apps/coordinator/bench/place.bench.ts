@@ -11,6 +11,7 @@ import { Kvm } from '@nats-io/kv';
 import { ensureStreams } from '@allot/nats';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { inFlight, quantile } from '../../../test/harness/bench.ts';
 import { cleanupAll, COORDINATOR_MAIN, isLogMsg, spawnProcess, startAgent, startNatsServer, tempDir } from '../../../test/harness/index.ts';
 import { jetstreamManager } from '../src/nats-deps.ts';
 import { connectTo, startFakeAgents, startTestCoordinator } from '../src/testing/cluster.ts';
@@ -22,10 +23,6 @@ const SEQUENTIAL = Number(seqArg ?? 300);
 const PIPELINED = Number(pipeArg ?? 5000);
 const WINDOW = 256;
 const OWN_PROCESS = process.env['BENCH_COORDINATOR'] === 'process';
-
-function pct(sorted: number[], q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
-}
 
 const server = await startNatsServer();
 try {
@@ -100,31 +97,17 @@ try {
       seq.push(performance.now() - t0);
     }
 
-    let next = 0;
     let failed = 0;
-    const t0 = performance.now();
-    await Promise.all(
-      Array.from({ length: WINDOW }, async () => {
-        while (next < PIPELINED) {
-          const i = next++;
-          const r = await requestTyped(client, schedSubject('place'), mk(`p-${prefix}-${i}`), PlaceReplySchema, { timeoutMs: 30_000 });
-          if (!r.ok) failed += 1;
-        }
-      }),
-    );
-    const seconds = (performance.now() - t0) / 1000;
+    const { ms } = await inFlight(PIPELINED, WINDOW, async (i) => {
+      const r = await requestTyped(client, schedSubject('place'), mk(`p-${prefix}-${i}`), PlaceReplySchema, { timeoutMs: 30_000 });
+      if (!r.ok) failed += 1;
+    });
+    const seconds = ms / 1000;
 
     // The bench's own parts alone, same window: the client and the fake agents (allocate straight to the agents, no
     // coordinator), and the two JetStream KV writes a place makes (create, then CAS), so a slow figure can be placed.
     const { AllocationSchema } = await import('@allot/core');
-    const pipelinedRate = async (count: number, one: (i: number) => Promise<unknown>) => {
-      let at = 0;
-      const start = performance.now();
-      await Promise.all(Array.from({ length: WINDOW }, async () => {
-        while (at < count) await one(at++);
-      }));
-      return Math.round(count / ((performance.now() - start) / 1000));
-    };
+    const pipelinedRate = async (count: number, one: (i: number) => Promise<unknown>) => Math.round(count / ((await inFlight(count, WINDOW, one)).ms / 1000));
     const agentsAlone = await pipelinedRate(PIPELINED, (i) => requestTyped(client, agentSubject(`${prefix}-${i % n}`, 'allocate'), mk(`a-${prefix}-${i}`).request, AllocationSchema, { timeoutMs: 30_000 }));
     const kv = await new Kvm(client).open(KV_PLACEMENTS);
     const kvAlone = await pipelinedRate(PIPELINED, async (i) => {
@@ -149,8 +132,8 @@ try {
         nodes: n,
         coordinator: OWN_PROCESS ? 'own process' : 'bench process',
         agents: real ? 'real processes' : 'in-process fakes',
-        sequential: { count: SEQUENTIAL, p50Ms: +pct(seq, 0.5).toFixed(3), p99Ms: +pct(seq, 0.99).toFixed(3) },
-        bareTwoHop: { p50Ms: +pct(bare, 0.5).toFixed(3), p99Ms: +pct(bare, 0.99).toFixed(3) },
+        sequential: { count: SEQUENTIAL, p50Ms: +quantile(seq, 0.5).toFixed(3), p99Ms: +quantile(seq, 0.99).toFixed(3) },
+        bareTwoHop: { p50Ms: +quantile(bare, 0.5).toFixed(3), p99Ms: +quantile(bare, 0.99).toFixed(3) },
         pipelined: { count: PIPELINED, window: WINDOW, perSecond: Math.round(PIPELINED / seconds), failed },
         alone: { clientAndFakeAgentsPerSecond: agentsAlone, kvCreateThenCasPerSecond: kvAlone },
         decisionUs: +decideUs.toFixed(1),
@@ -161,7 +144,7 @@ try {
     );
     console.log(
       `  ${spec} nodes: ${Math.round(PIPELINED / seconds)} places/s pipelined; bound from the parts measured alone ${Math.round(1 / (2 / agentsAlone + 1 / kvAlone))}/s (goal 5,000 with 100 agents); ` +
-        `sequential p50 ${pct(seq, 0.5).toFixed(2)} ms = ${(pct(seq, 0.5) / pct(bare, 0.5)).toFixed(2)}x the two-hop bare round trip (goal <= 2x)`,
+        `sequential p50 ${quantile(seq, 0.5).toFixed(2)} ms = ${(quantile(seq, 0.5) / quantile(bare, 0.5)).toFixed(2)}x the two-hop bare round trip (goal <= 2x)`,
     );
     if (decider !== inProcess) {
       await decider.coordinator.stop();

@@ -2,6 +2,7 @@
 // persistence), sequential (one ask at a time) and with many asks in flight; the composite once with shared vCPUs and
 // once with exclusive (pinned) cores. Prints figures; asserts nothing.
 import { unwrap, type AllocationRequestInput } from '@allot/core';
+import { inFlight } from '../../../test/harness/bench.ts';
 import { CpuManager, HostManager, MemoryJournal, MemoryManager, topologyFixture, type Journal, type LocalManager } from '../src/index.ts';
 
 const topology = topologyFixture({ sockets: 2, numaPerSocket: 1, coresPerNuma: 16, threadsPerCore: 2 });
@@ -32,20 +33,14 @@ async function sequential(manager: LocalManager, pairs: number): Promise<number>
   return pairs / ((performance.now() - start) / 1000);
 }
 
-async function inFlight(manager: LocalManager, pairs: number, width: number): Promise<number> {
-  const start = performance.now();
-  let next = 0;
-  const worker = async () => {
-    while (next < pairs) {
-      const i = next++;
-      const a = await manager.allocate(request(1e9 + i));
-      if (!a.ok) throw new Error(a.error.message);
-      const r = await manager.release({ requestId: `y${i}`, allocationId: a.value.id });
-      if (!r.ok) throw new Error(r.error.message);
-    }
-  };
-  await Promise.all(Array.from({ length: width }, worker));
-  return pairs / ((performance.now() - start) / 1000);
+async function pairsInFlight(manager: LocalManager, pairs: number, width: number): Promise<number> {
+  const { ms } = await inFlight(pairs, width, async (i) => {
+    const a = await manager.allocate(request(1e9 + i));
+    if (!a.ok) throw new Error(a.error.message);
+    const r = await manager.release({ requestId: `y${i}`, allocationId: a.value.id });
+    if (!r.ok) throw new Error(r.error.message);
+  });
+  return pairs / (ms / 1000);
 }
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
@@ -63,6 +58,6 @@ for (const [name, make, resources, exclusive] of [
   const seq = await sequential(make(), pairs);
   // Exclusive grants pin whole cores: 24 VMs of 2 cores fit the 64-core host, 64 would not.
   const width = exclusive ? 24 : 64;
-  const par = await inFlight(make(), pairs, width);
+  const par = await pairsInFlight(make(), pairs, width);
   console.log(`${name.padEnd(32)} sequential ${fmt(seq).padStart(9)} pairs/s   ${String(width).padStart(2)} in flight ${fmt(par).padStart(9)} pairs/s`);
 }

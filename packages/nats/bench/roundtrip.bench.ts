@@ -3,6 +3,7 @@
 // overhead is known. The agent's goal: sequential allocate p50 within 1.5x the bare round trip. Prints; never asserts.
 import { AgentActivateRequestSchema, ok } from '@allot/core';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { inFlight, quantile } from '../../../test/harness/bench.ts';
 import { cleanupAll, startNatsServer } from '../../../test/harness/index.ts';
 import { silentLogger } from '../src/logger.ts';
 import { requestTyped } from '../src/request.ts';
@@ -12,10 +13,6 @@ const SEQUENTIAL = 5_000;
 const PIPELINED = 20_000;
 const WINDOW = 256;
 const request = { requestId: 'bench-request-0001', allocationId: 'alloc-0001' };
-
-function quantile(sorted: number[], q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
-}
 
 async function sequential(label: string, once: () => Promise<unknown>): Promise<number> {
   for (let i = 0; i < 500; i++) await once(); // warm-up (JIT, connection buffers)
@@ -32,16 +29,8 @@ async function sequential(label: string, once: () => Promise<unknown>): Promise<
 }
 
 async function pipelined(label: string, once: () => Promise<unknown>): Promise<void> {
-  const t0 = performance.now();
-  let next = 0;
-  const worker = async () => {
-    while (next < PIPELINED) {
-      next += 1;
-      await once();
-    }
-  };
-  await Promise.all(Array.from({ length: WINDOW }, worker));
-  const seconds = (performance.now() - t0) / 1000;
+  const { ms } = await inFlight(PIPELINED, WINDOW, once);
+  const seconds = ms / 1000;
   console.log(`${label}: pipelined ${Math.round(PIPELINED / seconds)} req/s (${WINDOW} in flight, ${PIPELINED} requests)`);
 }
 

@@ -11,6 +11,7 @@ import { AgentActivateRequestSchema, ok } from '@allot/core';
 import { endpoint, requestTyped, serveService, silentLogger } from '@allot/nats';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { context, propagation, SpanKind, trace } from '@opentelemetry/api';
+import { inFlight, quantile } from '../../../test/harness/bench.ts';
 import { cleanupAll, startNatsServer } from '../../../test/harness/index.ts';
 import { startTracing } from '../src/tracing.ts';
 
@@ -18,8 +19,6 @@ const SEQUENTIAL = 4_000;
 const PIPELINED = 20_000;
 const WINDOW = 64;
 const request = { requestId: 'bench-request-0001', allocationId: 'alloc-0001' };
-
-const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
 
 async function measure(label: string, once: () => Promise<unknown>): Promise<{ p50Us: number; perRequestUs: number }> {
   for (let i = 0; i < 1_000; i++) await once(); // warm-up
@@ -31,16 +30,8 @@ async function measure(label: string, once: () => Promise<unknown>): Promise<{ p
   }
   samples.sort((a, b) => a - b);
   const p50Us = quantile(samples, 0.5) * 1000;
-  const t0 = performance.now();
-  let next = 0;
-  const worker = async () => {
-    while (next < PIPELINED) {
-      next += 1;
-      await once();
-    }
-  };
-  await Promise.all(Array.from({ length: WINDOW }, worker));
-  const perRequestUs = ((performance.now() - t0) * 1000) / PIPELINED;
+  const { ms } = await inFlight(PIPELINED, WINDOW, once);
+  const perRequestUs = (ms * 1000) / PIPELINED;
   console.log(`${label}: sequential p50 ${p50Us.toFixed(0)} µs; pipelined ${perRequestUs.toFixed(1)} µs/request (${Math.round(1e6 / perRequestUs)} req/s, ${WINDOW} in flight)`);
   return { p50Us, perRequestUs };
 }
