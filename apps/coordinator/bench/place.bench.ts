@@ -8,13 +8,12 @@
 import { place, type ClusterIndex } from '@allot/placement';
 import { KV_PLACEMENTS, PlaceRequestSchema } from '@allot/core';
 import { Kvm } from '@nats-io/kv';
-import { ensureStreams } from '@allot/nats';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { inFlight, quantile } from '../../../test/harness/bench.ts';
 import { cleanupAll, COORDINATOR_MAIN, isLogMsg, spawnProcess, startAgent, startNatsServer, tempDir } from '../../../test/harness/index.ts';
 import { jetstreamManager } from '../src/nats-deps.ts';
-import { connectTo, startFakeAgents, startTestCoordinator } from '../src/testing/cluster.ts';
+import { connectTo, ensureTestStreams, startFakeAgents, startTestCoordinator } from '../src/testing/cluster.ts';
 
 const [countsArg, seqArg, pipeArg] = process.argv.slice(2);
 // A count prefixed `real` (real3) runs that many real agent processes (apps/agent, simulated hosts) instead of fakes.
@@ -31,8 +30,7 @@ try {
     const n = Number(real ? spec.slice(4) : spec);
     const prefix = real ? `r${n}` : `n${n}`;
     const client = await connectTo(server.url, 'bench-client');
-    const ensured = await ensureStreams(await jetstreamManager(client), { replicas: 1 });
-    if (!ensured.ok) throw new Error(ensured.error.message);
+    await ensureTestStreams(client);
     const nodes: Record<string, { memoryMiB: number; cores: number }> = {};
     for (let i = 0; i < n; i++) nodes[`${prefix}-${i}`] = { memoryMiB: 1 << 22, cores: 4096 };
     let stopAgents: () => Promise<void>;

@@ -6,7 +6,7 @@ import { PlacementIntentSchema, requestHash } from './intents.ts';
 import { KvStore } from './kv-store.ts';
 import { jetstream, jetstreamManager, type NatsConnection } from './nats-deps.ts';
 import { PlaceRequestSchema } from '@allot/core';
-import { connectTo, startFakeAgents, startTestCoordinator } from './testing/cluster.ts';
+import { connectTo, ensureTestStreams, startFakeAgents, startTestCoordinator } from './testing/cluster.ts';
 import type { FakeAgents } from './testing/fake-agents.ts';
 import type { Coordinator } from './coordinator.ts';
 import { Kvm } from '@nats-io/kv';
@@ -193,9 +193,6 @@ describe('placement intents', () => {
 
 async function startStreamsAndAgents(): Promise<void> {
   // The first coordinator creates the streams; agents publish after, so start one throwaway ensure here.
-  const { ensureStreams } = await import('@allot/nats');
-  const { jetstreamManager } = await import('./nats-deps.ts');
-  const ensured = await ensureStreams(await jetstreamManager(client), { replicas: 1 });
-  if (!ensured.ok) throw new Error(ensured.error.message);
+  await ensureTestStreams(client);
   await agents.start();
 }

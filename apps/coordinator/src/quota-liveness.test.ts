@@ -1,10 +1,10 @@
 import { PlaceReplySchema, PlaceRequestSchema, schedSubject, TenantQuotaViewSchema, type PlaceRequestInput } from '@allot/core';
-import { ensureStreams, requestTyped } from '@allot/nats';
+import { requestTyped } from '@allot/nats';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { cleanupAll, startNatsServer, waitFor, type NatsServerHandle } from '../../../test/harness/index.ts';
 import type { Coordinator } from './coordinator.ts';
-import { jetstreamManager, type NatsConnection } from './nats-deps.ts';
-import { connectTo, startFakeAgents, startTestCoordinator } from './testing/cluster.ts';
+import type { NatsConnection } from './nats-deps.ts';
+import { connectTo, ensureTestStreams, startFakeAgents, startTestCoordinator } from './testing/cluster.ts';
 import type { FakeAgents } from './testing/fake-agents.ts';
 import type { CoordinatorConfigInput } from './config.ts';
 
@@ -34,8 +34,7 @@ async function setQuota(quota: Record<string, unknown>) {
 beforeEach(async () => {
   server = await startNatsServer();
   client = await connectTo(server.url, 'test-client');
-  const ensured = await ensureStreams(await jetstreamManager(client), { replicas: 1 });
-  if (!ensured.ok) throw new Error(ensured.error.message);
+  await ensureTestStreams(client);
   agents = await startFakeAgents(client, { a: { memoryMiB: 65536, cores: 64 }, b: { memoryMiB: 65536, cores: 64 } }, { heartbeatMs: 100 });
   await agents.start();
 });

@@ -1,13 +1,13 @@
 import { encode, KV_PLACEMENTS, PlaceRequestSchema, schedSubject, TenantQuotaViewSchema } from '@allot/core';
-import { ensureStreams, requestTyped } from '@allot/nats';
+import { requestTyped } from '@allot/nats';
 import { Kvm } from '@nats-io/kv';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { cleanupAll, startNatsServer, waitFor, type NatsServerHandle } from '../../../test/harness/index.ts';
 import type { Coordinator } from './coordinator.ts';
 import { PlacementIntentSchema, requestHash } from './intents.ts';
 import { KvStore } from './kv-store.ts';
-import { jetstream, jetstreamManager, type NatsConnection } from './nats-deps.ts';
-import { connectTo, startFakeAgents, startTestCoordinator } from './testing/cluster.ts';
+import { jetstream, type NatsConnection } from './nats-deps.ts';
+import { connectTo, ensureTestStreams, startFakeAgents, startTestCoordinator } from './testing/cluster.ts';
 import type { FakeAgents } from './testing/fake-agents.ts';
 
 let server: NatsServerHandle;
@@ -21,8 +21,7 @@ const TENANT = 'acme';
 beforeEach(async () => {
   server = await startNatsServer();
   client = await connectTo(server.url, 'test-client');
-  const ensured = await ensureStreams(await jetstreamManager(client), { replicas: 1 });
-  if (!ensured.ok) throw new Error(ensured.error.message);
+  await ensureTestStreams(client);
   agents = await startFakeAgents(client, { a: { memoryMiB: 65536, cores: 64 }, b: { memoryMiB: 65536, cores: 64 } }, { heartbeatMs: 100 });
   await agents.start();
   const c = await startTestCoordinator(server.url, { coordinatorId: 'c1', place: { agentTimeoutMs: 200, timeoutRetries: 0 } });

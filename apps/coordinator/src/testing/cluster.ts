@@ -1,9 +1,9 @@
 import { NatsConnectionConfigSchema } from '@allot/core';
-import { connectNats } from '@allot/nats';
+import { connectNats, ensureStreams } from '@allot/nats';
 import pino from 'pino';
 import { CoordinatorConfigSchema, type CoordinatorConfigInput } from '../config.ts';
 import { startCoordinator, withoutAsyncTraces, type Coordinator } from '../coordinator.ts';
-import { jetstream, type NatsConnection } from '../nats-deps.ts';
+import { jetstream, jetstreamManager, type NatsConnection } from '../nats-deps.ts';
 import { FakeAgents, type FakeAgentsOptions } from './fake-agents.ts';
 
 /** Test and bench helpers: a connection, fake agents, coordinators on their own connections. */
@@ -14,6 +14,12 @@ export async function connectTo(url: string, name: string): Promise<NatsConnecti
   if (!nc.ok) throw new Error(nc.error.message);
   withoutAsyncTraces(nc.value);
   return nc.value;
+}
+
+/** The allot streams on a one-server test NATS (R1), made before fake agents publish into them. */
+export async function ensureTestStreams(nc: NatsConnection): Promise<void> {
+  const ensured = await ensureStreams(await jetstreamManager(nc), { replicas: 1 });
+  if (!ensured.ok) throw new Error(ensured.error.message);
 }
 
 export async function startFakeAgents(nc: NatsConnection, nodes: Record<string, { memoryMiB: number; cores: number; labels?: Record<string, string> }>, opts: FakeAgentsOptions): Promise<FakeAgents> {
