@@ -1,4 +1,4 @@
-import type { ClusterEfficiencyReply, EfficiencyMetrics, NodeView } from '@allot/core';
+import { efficiencyRatios, MAX_VCPUS, MostCommon, type ClusterEfficiencyReply, type EfficiencyMetrics, type NodeView } from '@allot/core';
 
 /** A VM shape: what fragmentation is measured against. */
 export interface VmShape {
@@ -9,34 +9,24 @@ export interface VmShape {
 /** Before any place has been seen: a small general-purpose VM. */
 export const DEFAULT_REFERENCE: VmShape = { memoryMiB: 2048, vcpus: 1 };
 
-/**
- * The place shape seen most often, counted per (memory, vCPUs). Bounded: once `maxShapes` distinct shapes are known,
- * new ones are not counted (a scheduler sending unbounded distinct sizes must not grow the coordinator's memory).
- */
+/** One key per (memory, vCPUs): vCPUs are at most MAX_VCPUS, so memory x (MAX_VCPUS + 1) + vCPUs is exact. */
+const SHAPE_BASE = MAX_VCPUS + 1;
+
+/** The VM shape (memory and vCPUs together) asked for most often; memory-only or CPU-only requests are not VM shapes. */
 export class ShapeCounter {
-  readonly #counts = new Map<string, { shape: VmShape; count: number }>();
-  readonly #maxShapes: number;
-  #best: { shape: VmShape; count: number } | undefined;
+  readonly #keys: MostCommon;
 
   constructor(maxShapes = 1024) {
-    this.#maxShapes = maxShapes;
+    this.#keys = new MostCommon(maxShapes);
   }
 
   record(memoryMiB: number, vcpus: number): void {
-    if (memoryMiB < 1 || vcpus < 1) return; // a memory-only or CPU-only request is not a VM shape
-    const key = `${memoryMiB}x${vcpus}`;
-    let entry = this.#counts.get(key);
-    if (entry === undefined) {
-      if (this.#counts.size >= this.#maxShapes) return;
-      entry = { shape: { memoryMiB, vcpus }, count: 0 };
-      this.#counts.set(key, entry);
-    }
-    entry.count += 1;
-    if (this.#best === undefined || entry.count > this.#best.count) this.#best = entry;
+    if (memoryMiB >= 1 && vcpus >= 1) this.#keys.note(memoryMiB * SHAPE_BASE + vcpus);
   }
 
   mostCommon(): VmShape | undefined {
-    return this.#best?.shape;
+    const key = this.#keys.mostCommon;
+    return key === undefined ? undefined : { memoryMiB: Math.floor(key / SHAPE_BASE), vcpus: key % SHAPE_BASE };
   }
 }
 
@@ -72,8 +62,7 @@ export function clusterEfficiency(nodes: readonly NodeView[], reference: VmShape
     const s = sums[type];
     return {
       resourceType: type,
-      allocationEfficiency: s.committed === 0 ? 0 : s.used / s.committed,
-      utilizationEfficiency: s.effective === 0 ? 0 : s.used / s.effective,
+      ...efficiencyRatios(s.used, s.committed, s.effective),
       fragmentation: s.free === 0 ? 0 : Math.min(1, Math.max(0, (s.free - fits * amount) / s.free)),
       referenceRequest: amount,
       referenceRequestsThatFit: fits,

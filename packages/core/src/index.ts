@@ -7,3 +7,4 @@ export * from './wire.ts';
 export * from './subjects.ts';
 export * from './codec.ts';
 export * from './probe.ts';
+export * from './efficiency.ts';

@@ -1,4 +1,6 @@
 import {
+  efficiencyRatios,
+  MostCommon,
   LimitsSchema,
   err,
   ok,
@@ -20,7 +22,7 @@ import {
 } from '@allot/core';
 import type { Clock } from '../clock.ts';
 import { CpuPool, validateCpuPoolConfig, type CpuPoolConfig, type CpuRequest } from '../cpu/index.ts';
-import { ratios, sliceHealth, type ResourceSlice, type SliceChange, type SliceConfig, type SliceFigures } from '../host/slice.ts';
+import { sliceHealth, type ResourceSlice, type SliceChange, type SliceConfig, type SliceFigures } from '../host/slice.ts';
 
 export interface CpuSliceOptions {
   readonly topology: HostTopology;
@@ -43,29 +45,15 @@ function cpuRequestOf(request: AllocationRequest): CpuRequest {
 const AS_RESERVATION = Object.freeze({ reservation: true });
 const AS_ALLOCATION = Object.freeze({ reservation: false });
 
-/** The most common (vCPUs, exclusive) request seen: the fragmentation reference. */
+/** The most common (vCPUs, exclusive) request seen: the fragmentation reference (one vCPU, shared, before any). */
 class ShapeHistogram {
-  /** Counts in boxes, so a request costs one map lookup (most requests repeat a shape already seen). */
-  readonly #counts = new Map<number, { n: number }>();
-  #best = { vcpus: 1, exclusive: false };
-  #bestCount = 0;
+  readonly #keys = new MostCommon();
   note(vcpus: number, exclusive: boolean): void {
-    if (vcpus <= 0) return;
-    const key = vcpus * 2 + (exclusive ? 1 : 0);
-    let box = this.#counts.get(key);
-    if (box === undefined) {
-      if (this.#counts.size >= 1024) return;
-      box = { n: 0 };
-      this.#counts.set(key, box);
-    }
-    const n = (box.n += 1);
-    if (n > this.#bestCount) {
-      this.#bestCount = n;
-      if (this.#best.vcpus !== vcpus || this.#best.exclusive !== exclusive) this.#best = { vcpus, exclusive };
-    }
+    if (vcpus > 0) this.#keys.note(vcpus * 2 + (exclusive ? 1 : 0));
   }
   get best(): { vcpus: number; exclusive: boolean } {
-    return this.#best;
+    const key = this.#keys.mostCommon;
+    return key === undefined ? { vcpus: 1, exclusive: false } : { vcpus: Math.floor(key / 2), exclusive: key % 2 === 1 };
   }
 }
 
@@ -198,7 +186,7 @@ export class CpuSlice implements ResourceSlice {
     const u = this.usage();
     const reference = this.#shapes.best;
     const f = this.#pool.fragmentation(reference.vcpus, reference.exclusive);
-    return { resourceType: 'cpu', ...ratios(u.used, u.committed, u.effectiveCapacity), fragmentation: f.fragmentation, referenceRequest: reference.vcpus, referenceRequestsThatFit: f.fits };
+    return { resourceType: 'cpu', ...efficiencyRatios(u.used, u.committed, u.effectiveCapacity), fragmentation: f.fragmentation, referenceRequest: reference.vcpus, referenceRequestsThatFit: f.fits };
   }
 
   telemetry(out: Telemetry): void {

@@ -1,5 +1,7 @@
 import {
   LimitsSchema,
+  efficiencyRatios,
+  MostCommon,
   err,
   ok,
   type Allocation,
@@ -19,7 +21,7 @@ import {
 import type { Clock } from '../clock.ts';
 import { MemoryPool } from '../memory/memory-pool.ts';
 import { CountingPool } from './counting-pool.ts';
-import { ratios, sliceHealth, SizeHistogram, type ResourceSlice, type SliceChange, type SliceConfig, type SliceFigures } from '../host/slice.ts';
+import { sliceHealth, type ResourceSlice, type SliceChange, type SliceConfig, type SliceFigures } from '../host/slice.ts';
 
 export interface CountingSliceOptions {
   readonly type: ResourceType;
@@ -48,7 +50,7 @@ export class CountingSlice implements ResourceSlice {
   readonly #base: SliceConfig;
   readonly #clock: Clock;
   #pool: CountingPool;
-  readonly #sizes = new SizeHistogram();
+  readonly #sizes = new MostCommon();
 
   constructor(options: CountingSliceOptions) {
     this.type = options.type;
@@ -125,7 +127,8 @@ export class CountingSlice implements ResourceSlice {
   }
 
   noteRequest(request: AllocationRequest): void {
-    this.#sizes.note(this.amountOf(request));
+    const size = this.amountOf(request);
+    if (size > 0) this.#sizes.note(size);
   }
 
   health(): Health {
@@ -135,10 +138,10 @@ export class CountingSlice implements ResourceSlice {
 
   efficiency(): EfficiencyMetrics {
     const u = this.usage();
-    const reference = this.#sizes.mostCommon(this.type === 'memory' ? 1024 : 1);
+    const reference = this.#sizes.mostCommon ?? (this.type === 'memory' ? 1024 : 1);
     return {
       resourceType: this.type,
-      ...ratios(u.used, u.committed, u.effectiveCapacity),
+      ...efficiencyRatios(u.used, u.committed, u.effectiveCapacity),
       // One number, no placement: nothing free is ever stranded.
       fragmentation: 0,
       referenceRequest: reference,

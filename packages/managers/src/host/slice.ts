@@ -103,34 +103,3 @@ export function sliceHealth(
   if (degraded.length > 0) return { status: 'degraded', reasons: degraded };
   return { status: 'healthy' };
 }
-
-/** used / committed and used / effective capacity, 0 when the denominator is 0. */
-export function ratios(used: number, committed: number, effective: number): { allocationEfficiency: number; utilizationEfficiency: number } {
-  return { allocationEfficiency: committed > 0 ? used / committed : 0, utilizationEfficiency: effective > 0 ? used / effective : 0 };
-}
-
-/** Most common value in a bounded histogram of request sizes. */
-export class SizeHistogram {
-  /** Counts in boxes, so a request costs one map lookup (most requests repeat a size already seen). */
-  readonly #counts = new Map<number, { n: number }>();
-  #best = 0;
-  #bestCount = 0;
-  note(size: number): void {
-    if (size <= 0) return;
-    let box = this.#counts.get(size);
-    if (box === undefined) {
-      // Bounded: a hostile stream of distinct sizes cannot grow it without limit.
-      if (this.#counts.size >= 1024) return;
-      box = { n: 0 };
-      this.#counts.set(size, box);
-    }
-    const count = (box.n += 1);
-    if (count > this.#bestCount) {
-      this.#best = size;
-      this.#bestCount = count;
-    }
-  }
-  mostCommon(fallback: number): number {
-    return this.#bestCount > 0 ? this.#best : fallback;
-  }
-}
