@@ -118,8 +118,6 @@ export class HostState {
   readonly live = new Map<string, Allocation>();
   /** Request id -> its slot, live or retained: the idempotency index of allocate. */
   readonly #byRequest = new Map<string, Slot>();
-  /** Allocation id -> slot, live allocations only (their slot, without a lookup in the large request-id index). */
-  readonly #liveSlots = new Map<string, Slot>();
   /** Allocation id -> slot, retained (released) allocations only; live ones are in `live`. */
   readonly #retainedById: RetainedById<Slot>;
   /**
@@ -449,9 +447,7 @@ export class HostState {
 
   #addLive(allocation: Allocation): void {
     this.live.set(allocation.id, allocation);
-    const slot: Slot = { allocation, releasedAt: -1, releaseRequestId: '' };
-    this.#byRequest.set(allocation.requestId, slot);
-    this.#liveSlots.set(allocation.id, slot);
+    this.#byRequest.set(allocation.requestId, { allocation, releasedAt: -1, releaseRequestId: '' });
     this.#count(allocation, 1);
     if (allocation.status === 'reserved') {
       this.#reservations.add(allocation.id);
@@ -462,13 +458,10 @@ export class HostState {
 
   /** The live slot of an allocation (created if the index lost it, which only a bug could do). */
   #liveSlot(allocation: Allocation): Slot {
-    const known = this.#liveSlots.get(allocation.id);
-    if (known !== undefined && known.releasedAt < 0) return known;
     const slot = this.#byRequest.get(allocation.requestId);
     if (slot !== undefined && slot.releasedAt < 0 && slot.allocation.id === allocation.id) return slot;
     const fresh: Slot = { allocation, releasedAt: -1, releaseRequestId: '' };
     this.#byRequest.set(allocation.requestId, fresh);
-    this.#liveSlots.set(allocation.id, fresh);
     return fresh;
   }
 
@@ -497,7 +490,6 @@ export class HostState {
     if (allocation.status === 'reserved') this.#dropReservation(allocation.id);
     const released = withStatus(allocation, 'released', at);
     const slot = this.#liveSlot(allocation);
-    this.#liveSlots.delete(allocation.id);
     slot.allocation = released;
     slot.releasedAt = at;
     slot.releaseRequestId = releaseRequestId;
