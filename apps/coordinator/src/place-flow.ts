@@ -134,15 +134,15 @@ export class PlaceFlow {
   /**
    * Asks the intent's node, and on a definitive refusal moves the intent (CAS) to the next candidate, up to
    * maxAttempts nodes. Never moves after an unknown outcome (timeout): that node may still commit.
-   * `firstSend`: this coordinator has just written the intent naming its node and nothing was sent there yet, so
+   * `untouchedAtStart`: this coordinator has just written the intent naming its node and nothing was sent there yet, so
    * "no responders" proves the node never saw the request. Otherwise an earlier allocate (a timed-out attempt, or one
    * sent by a coordinator that died) may have been committed there, and "no responders" (the node is down now) is an
    * unknown outcome too: moving on would leave the node holding a second allocation when it comes back.
    */
-  async #drive(req: PlaceRequest, start: Versioned<PlacementIntent>, queue: string[], preempted: Preempted, firstSend: boolean): Promise<Result<PlaceReply>> {
+  async #drive(req: PlaceRequest, start: Versioned<PlacementIntent>, queue: string[], preempted: Preempted, untouchedAtStart: boolean): Promise<Result<PlaceReply>> {
     const { requestId, tenantId, resources } = req.request;
     let current = start;
-    let untouched = firstSend;
+    let untouched = untouchedAtStart;
     const agentRefusals: Record<string, number> = {};
     for (;;) {
       const intent = current.value;
