@@ -50,7 +50,7 @@ export async function runScenario(images: ChaosImages, name: string, seed: numbe
     for (const h of HOSTS) {
       const u = await retry(() => c.agent(h.nodeId, 'usage', {}), `usage of ${h.nodeId}`).catch(async (e: unknown) => {
         // An agent that never answers again: its own last words say why.
-        console.log(`--- last log lines of ${h.nodeId}\n${(await c.logs(h.nodeId)).slice(-40).join('\n')}`);
+        await printLastLogs(c, h.nodeId);
         throw e;
       });
       truth.set(h.nodeId, { memory: u.memory.committed, cpu: u.cpu.committed, count: u.allocationCount });
@@ -75,7 +75,7 @@ export async function runScenario(images: ChaosImages, name: string, seed: numbe
       if (running.every((id) => serving.includes(id))) break;
     }
     const missing = running.filter((id) => !serving.includes(id));
-    for (const id of missing) console.log(`--- last log lines of ${id}\n${(await c.logs(id)).slice(-40).join('\n')}`);
+    for (const id of missing) await printLastLogs(c, id);
     const coordinatorsServe: Verdict = {
       name: 'every running coordinator serves',
       ok: missing.length === 0,
@@ -89,7 +89,7 @@ export async function runScenario(images: ChaosImages, name: string, seed: numbe
       const code = await c.stopGracefully(id);
       if (code !== 0) {
         exitCodes.push(`${id} exited ${code} on SIGTERM`);
-        console.log(`--- last log lines of ${id}\n${(await c.logs(id)).slice(-40).join('\n')}`);
+        await printLastLogs(c, id);
       }
     }
     await Promise.all(
@@ -97,7 +97,7 @@ export async function runScenario(images: ChaosImages, name: string, seed: numbe
         const code = await c.stopGracefully(h.nodeId);
         if (code !== 0) {
           exitCodes.push(`${h.nodeId} exited ${code} on SIGTERM`);
-          console.log(`--- last log lines of ${h.nodeId}\n${(await c.logs(h.nodeId)).slice(-40).join('\n')}`);
+          await printLastLogs(c, h.nodeId);
         }
       }),
     );
@@ -183,4 +183,9 @@ function formatTable(name: string, figures: Record<string, string | number>, ver
     if (v.problems.length > 10) lines.push(`  ${' '.repeat(w)}    ! ... ${v.problems.length - 10} more`);
   }
   return lines.join('\n');
+}
+
+/** A member's own last words, when a check about it failed. */
+async function printLastLogs(c: ChaosCluster, member: string): Promise<void> {
+  console.log(`--- last log lines of ${member}\n${(await c.logs(member)).slice(-40).join('\n')}`);
 }
