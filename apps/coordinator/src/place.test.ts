@@ -176,6 +176,39 @@ describe('placement intents', () => {
     expect(agents.nodes.get('a')?.commits).toBe(0);
   });
 
+  it('keeps a placement on a node that may have committed it: a timed-out send retried into "no responders" does not move on', async () => {
+    // Node a commits 400 ms after it receives an allocate; the coordinator gives up on a reply after 200 ms and retries
+    // once. Between the two sends a's agent goes away (the chaos suite's agent killed after committing, before
+    // replying), so the retry meets no responders, while the first allocate still commits on a.
+    agents.stop();
+    agents = await startFakeAgents(client, { a: { memoryMiB: 4096, cores: 8 }, b: { memoryMiB: 4096, cores: 8 } }, { heartbeatMs: 200, allocateDelayMs: 400 });
+    await startStreamsAndAgents();
+    const c = await startTestCoordinator(server.url, { coordinatorId: 'c1', place: { agentTimeoutMs: 200, timeoutRetries: 1 } });
+    closers.push(async () => {
+      await c.coordinator.stop();
+      await c.nc.close();
+    });
+    const spy = await connectTo(server.url, 'spy');
+    closers.push(() => spy.close());
+    const watch = spy.subscribe('allot.agent.a.allocate', {
+      callback: () => {
+        setTimeout(() => {
+          agents.stop();
+          watch.unsubscribe();
+        }, 50);
+      },
+    });
+    await spy.flush();
+
+    const r = await place(client, placeReq('p-10', 512, { placement: { strategy: 'manual', nodeId: 'a' } }));
+    expect(!r.ok && r.error.code).toBe('timeout');
+    await waitFor(() => agents.live('a').length === 1, { message: 'the first allocate to commit on a' });
+    expect(agents.live('b')).toEqual([]);
+    const kv = await new Kvm(jetstream(c.nc)).open(KV_PLACEMENTS);
+    const intent = await new KvStore(kv, PlacementIntentSchema, 'intent').get('p-10');
+    expect(intent.ok && intent.value?.value).toMatchObject({ state: 'pending', nodeId: 'a' });
+  });
+
   it('asks the pending node again rather than a second node, even when the view prefers another', async () => {
     await startStreamsAndAgents();
     const { nc } = await coordinator('c1');
