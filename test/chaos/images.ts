@@ -17,7 +17,8 @@ import { listTree, stageApp } from '../../infra/docker/stage.ts';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const IMAGES_DIR = join(REPO_ROOT, 'test/chaos/images');
-const NATS_SERVER = process.env['NATS_SERVER_BIN'] ?? (statExists('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : 'nats-server');
+const BOOTSTRAPPED_NATS_SERVER = join(REPO_ROOT, '.tools/nats/nats-server');
+const NATS_SERVER = process.env['NATS_SERVER_BIN'] ?? (statExists(BOOTSTRAPPED_NATS_SERVER) ? BOOTSTRAPPED_NATS_SERVER : statExists('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : 'nats-server');
 
 export type ChaosImages = { base: string; nats: string; agent: string; coordinator: string };
 export type BuildReport = { image: string; built: boolean; ms: number; sizeMiB: number };

@@ -1,14 +1,20 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { registerCleanup } from './cleanup.ts';
 import { freePort, portAccepts } from './net.ts';
 import { tempDir } from './temp.ts';
 import { waitFor } from './wait.ts';
 
-/** Where the nats-server binary is; NATS_SERVER_BIN overrides it. The harness needs 2.9.10 or later. */
-export const NATS_SERVER_BIN = process.env['NATS_SERVER_BIN'] ?? '/usr/sbin/nats-server';
+const BOOTSTRAPPED_NATS_SERVER = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '.tools', 'nats', 'nats-server');
+
+/**
+ * Where the nats-server binary is: NATS_SERVER_BIN, else the one scripts/bootstrap.sh installs into .tools/nats (2.12 or
+ * later is needed: atomic batch publish, per-message TTL), else the OS package's.
+ */
+export const NATS_SERVER_BIN = process.env['NATS_SERVER_BIN'] ?? (existsSync(BOOTSTRAPPED_NATS_SERVER) ? BOOTSTRAPPED_NATS_SERVER : '/usr/sbin/nats-server');
 
 export type NatsServerOptions = {
   /** Enable JetStream (file store under storeDir). Default true: allot needs it. */
