@@ -66,4 +66,18 @@ describe('Coalescer', () => {
     expect(r.published).toEqual([1, 2]);
     c.stop();
   });
+
+  it('publishes a change on time after the wall clock steps back an hour (its intervals are monotonic)', async () => {
+    const r = recorder();
+    const c = new Coalescer<number>({ minIntervalMs: 100, heartbeatMs: 5_000, publish: r.publish });
+    c.update(1);
+    await vi.advanceTimersByTimeAsync(0);
+    vi.setSystemTime(Date.now() - 3_600_000);
+    c.update(2);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(r.published).toEqual([1, 2]);
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(r.published).toEqual([1, 2, 2]);
+    c.stop();
+  });
 });

@@ -1,7 +1,8 @@
 /**
  * Publishes a changing state without flooding: at most one publish per `minIntervalMs`, always of the latest state,
  * and a heartbeat (the latest state again) every `heartbeatMs` when nothing changed, so readers can tell a quiet
- * node from a dead one. One publish at a time; a failed publish is retried at the next tick.
+ * node from a dead one. One publish at a time; a failed publish is retried at the next tick. Intervals are measured
+ * on the monotonic clock: a wall-clock step back must not hold the next publish (and the heartbeat) for the step.
  */
 export type CoalescerOptions<T> = {
   minIntervalMs: number;
@@ -53,7 +54,7 @@ export class Coalescer<T> {
   #schedule(): void {
     if (this.#stopped || this.#publishing || !this.#hasState) return;
     if (this.#timer) clearTimeout(this.#timer);
-    const sinceLast = Date.now() - this.#lastPublishAt;
+    const sinceLast = performance.now() - this.#lastPublishAt;
     const wait = this.#dirty ? Math.max(0, this.#opts.minIntervalMs - sinceLast) : Math.max(0, this.#opts.heartbeatMs - sinceLast);
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
@@ -66,7 +67,7 @@ export class Coalescer<T> {
     this.#publishing = true;
     const state = this.#latest as T;
     this.#dirty = false;
-    this.#lastPublishAt = Date.now();
+    this.#lastPublishAt = performance.now();
     let published = false;
     try {
       published = await this.#opts.publish(state);
