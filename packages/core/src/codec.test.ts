@@ -1,5 +1,6 @@
+import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import type { z } from 'zod';
+import { z } from 'zod';
 import {
   AgentActivateRequestSchema,
   AgentAllocateRequestSchema,
@@ -156,5 +157,45 @@ describe('decode at the edge', () => {
       expect(result.error.code).toBe('invalid_request');
       expect(result.error.message).toContain('2097152 bytes');
     }
+  });
+});
+
+describe('decoding hostile msgpack', () => {
+  // A peer on the same NATS can send any msgpack, including msgpackr's extension types; a BigInt hidden in an event's
+  // error.details once crashed a coordinator's dashboard feed (JSON.stringify throws on BigInt).
+  const hostile = new Packr({ moreTypes: true, structuredClone: true, largeBigIntToFloat: false });
+  const anything = z.object({ details: z.record(z.string(), z.unknown()) });
+  const cases: [string, unknown][] = [
+    ['a BigInt', 2n ** 70n],
+    ['a Set', new Set([1])],
+    ['a RegExp', /x/g],
+    ['an Error', new Error('boom')],
+    ['a Date', new Date(0)],
+    ['a typed array', new Uint16Array([1, 2])],
+    ['a byte string', Buffer.from('ab')],
+    ['NaN', Number.NaN],
+    ['Infinity', Number.POSITIVE_INFINITY],
+  ];
+  for (const [name, value] of cases) {
+    it(`refuses ${name} anywhere in the payload as invalid_request`, () => {
+      const decoded = decode(anything, hostile.pack({ details: { deep: [{ value }] } }));
+      expect(decoded.ok).toBe(false);
+      if (!decoded.ok) {
+        expect(decoded.error.code).toBe('invalid_request');
+        expect(decoded.error.message).toContain('details.deep.0.value');
+      }
+    });
+  }
+
+  it('refuses a payload nested deeper than 64 levels', () => {
+    let deep: unknown = 1;
+    for (let i = 0; i < 100; i++) deep = { d: deep };
+    const decoded = decode(z.unknown(), encode(deep));
+    expect(decoded.ok).toBe(false);
+  });
+
+  it('still accepts plain data: maps, arrays, strings, finite numbers, booleans, null', () => {
+    const value = { details: { a: [1, 2.5, 'x', true, null, { b: -3 }] } };
+    expect(decode(anything, encode(value))).toEqual({ ok: true, value });
   });
 });
