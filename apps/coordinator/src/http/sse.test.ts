@@ -120,6 +120,16 @@ describe('SseHub: a slow client costs a bounded buffer', () => {
     expect(sink.chunks[2]).toBe(frame('delta', { a: 2 }));
   });
 
+  it('drops and counts a frame that cannot be serialised instead of throwing out of the broadcast', () => {
+    const hub = hubWith();
+    const sink = new FakeSink(1 << 20);
+    hub.add(sink);
+    expect(() => hub.broadcast('delta', { details: { n: 2n ** 70n } })).not.toThrow();
+    hub.broadcast('delta', { a: 1 });
+    expect(sink.events()).toEqual(['snapshot', 'delta']);
+    expect(hub.stats.unserialisable).toBe(1);
+  });
+
   it('writes nothing to a blocked client, then one snapshot instead of the deltas it missed', () => {
     const hub = hubWith();
     const slow = new FakeSink(10);

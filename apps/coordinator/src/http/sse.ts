@@ -47,7 +47,8 @@ export class SseHub {
   readonly #stalledMs: number;
   readonly #maxBuffered: number;
   readonly #now: () => number;
-  readonly stats = { connected: 0, resyncs: 0, dropped: 0, frames: 0 };
+  /** unserialisable: broadcasts dropped because their data was not JSON (a bug or hostile data; never a crash). */
+  readonly stats = { connected: 0, resyncs: 0, dropped: 0, frames: 0, unserialisable: 0 };
 
   constructor(options: SseHubOptions) {
     this.#options = options;
@@ -74,7 +75,14 @@ export class SseHub {
 
   broadcast(event: string, data: unknown): void {
     if (this.#clients.size === 0) return;
-    const text = frame(event, data);
+    let text: string;
+    try {
+      text = frame(event, data);
+    } catch {
+      // Called from stream consumers and timers: a throw here would take the coordinator down.
+      this.stats.unserialisable += 1;
+      return;
+    }
     for (const client of this.#clients) {
       if (client.blocked) {
         client.stale = true;
