@@ -159,6 +159,13 @@ export function holdsCapacity(status: AllocationStatus): boolean {
 
 // ---------- limits ----------
 
+/** vCPUs (or MiB) committed per physical unit: a real number >= 1 with at most two decimals. */
+export const OvercommitRatioSchema = z
+  .number()
+  .min(1)
+  .max(64)
+  .refine((r) => Math.abs(Math.round(r * 100) - r * 100) < 1e-9, { message: 'at most two decimals' });
+
 /**
  * Capacity limits of one resource on one host.
  * effective capacity = floor((capacity - systemReserve) x overcommitRatio), and never above hardLimit when set.
@@ -169,12 +176,7 @@ export const LimitsSchema = z
   .object({
     capacity: z.int().min(0).max(Number.MAX_SAFE_INTEGER),
     systemReserve: z.int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
-    overcommitRatio: z
-      .number()
-      .min(1)
-      .max(64)
-      .refine((r) => Math.abs(Math.round(r * 100) - r * 100) < 1e-9, { message: 'at most two decimals' })
-      .default(1),
+    overcommitRatio: OvercommitRatioSchema.default(1),
     /** Crossing the soft limit (committed) makes health Degraded; it does not refuse. */
     softLimit: z.int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
     /** Committed never exceeds the hard limit, whatever the overcommit ratio. */

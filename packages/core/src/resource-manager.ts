@@ -1,4 +1,5 @@
 import type { ConfigProblem, ManagerConfig } from './config.ts';
+import type { LimitsPatch } from './wire.ts';
 import type {
   Allocation,
   AllocationRequestInput,
@@ -6,7 +7,6 @@ import type {
   EfficiencyMetrics,
   Health,
   Limits,
-  LimitsInput,
   ManagerMetrics,
   ManagerStatus,
   ResourceType,
@@ -42,7 +42,8 @@ export interface ReleaseTarget {
 
 /** Limits keyed by resource type: a composite manages several. */
 export type LimitsByType = Partial<Record<ResourceType, Limits>>;
-export type LimitsUpdate = Partial<Record<ResourceType, Partial<LimitsInput>>>;
+/** A patch per resource type: only the fields named change (see LimitsPatchSchema). */
+export type LimitsUpdate = Partial<Record<ResourceType, LimitsPatch>>;
 
 /**
  * The contract every resource manager keeps, at host scope (the memory, CPU and composite managers inside an agent)

@@ -13,6 +13,7 @@ import {
   LabelsSchema,
   LimitsSchema,
   NodeIdSchema,
+  OvercommitRatioSchema,
   PrioritySchema,
   RequestIdSchema,
   ResourceAmountsSchema,
@@ -78,10 +79,26 @@ export const AgentAllocationsRequestSchema = z.object({
   limit: z.int().min(1).max(100_000).default(10_000),
 });
 
+const LimitFigureSchema = z.int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+/**
+ * A change to one resource's limits: only the fields named change, and nothing has a default (a default here would
+ * reset the reserve or the ratio of every update that does not name them). `null` removes a soft or hard limit. The
+ * agent validates the limits that result.
+ */
+export const LimitsPatchSchema = z.object({
+  capacity: LimitFigureSchema.optional(),
+  systemReserve: LimitFigureSchema.optional(),
+  overcommitRatio: OvercommitRatioSchema.optional(),
+  softLimit: LimitFigureSchema.nullable().optional(),
+  hardLimit: LimitFigureSchema.nullable().optional(),
+});
+export type LimitsPatch = z.infer<typeof LimitsPatchSchema>;
+
 export const AgentLimitsUpdateRequestSchema = z.object({
   requestId: RequestIdSchema,
-  memory: LimitsSchema.optional(),
-  cpu: LimitsSchema.optional(),
+  memory: LimitsPatchSchema.optional(),
+  cpu: LimitsPatchSchema.optional(),
   /** Shrinking below what is committed is refused unless forced. */
   force: z.boolean().default(false),
 });

@@ -1,4 +1,4 @@
-import { unwrap, type AllocationRequestInput } from '@allot/core';
+import { AgentLimitsUpdateRequestSchema, unwrap, type AllocationRequestInput } from '@allot/core';
 import { describe, expect, it } from 'vitest';
 import { CpuManager } from '../cpu-manager/cpu-manager.ts';
 import { topologyFixture } from '../cpu/index.ts';
@@ -188,6 +188,17 @@ describe('HostManager', () => {
     expect(journal.records.length).toBe(2);
     unwrap(await h.release({ requestId: 'rel-w1', allocationRequestId: 'w1' }));
     expect(unwrap(await h.allocate(web('w3'))).status).toBe('active');
+  });
+
+  it('changes only the limits a partial limits.update names: the reserve and the overcommit ratio stay', async () => {
+    const clock = new FakeClock();
+    const memory = unwrap(MemoryManager.builder().capacity(16384).reserve(2048).overcommit(1.5).clock(clock).build());
+    const cpu = unwrap(CpuManager.builder().topology(topology).overcommit(2).clock(clock).build());
+    const h = unwrap(HostManager.builder().nodeId('n1').memory(memory).cpu(cpu).clock(clock).build());
+    // What the agent's limits.update endpoint receives for `allot limits set --memory-capacity 20000`.
+    const wire = AgentLimitsUpdateRequestSchema.parse({ requestId: 'lim-1', memory: { capacity: 20480 } });
+    const limits = unwrap(await h.updateLimits({ memory: wire.memory }, { force: wire.force }));
+    expect(limits.memory).toMatchObject({ capacity: 20480, systemReserve: 2048, overcommitRatio: 1.5 });
   });
 
   it('restarts from the journal when the journal fails, without losing acknowledged allocations', async () => {
