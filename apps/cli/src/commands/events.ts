@@ -5,7 +5,7 @@ import { CONNECTION_HELP, CONNECTION_OPTIONS } from '../connection.ts';
 import type { CliContext } from '../context.ts';
 import { EXIT } from '../exit-codes.ts';
 import { reportError } from '../report.ts';
-import { renderEvent } from '../render/events.ts';
+import { escapeControl, renderEvent } from '../render/events.ts';
 import { withSession } from '../run-request.ts';
 import type { Command } from './command.ts';
 
@@ -64,7 +64,7 @@ export const eventsCommand: Command = {
 function printEvent(ctx: CliContext, m: JsMsg, json: boolean): void {
   const event = decode(AllotEventSchema, m.data, Number.POSITIVE_INFINITY);
   // A malformed event is shown as such, never a reason to stop reading the log.
-  if (!event.ok) ctx.err(`allot events: message ${m.seq} on ${m.subject} is not a valid event: ${event.error.message}`);
+  if (!event.ok) ctx.err(escapeControl(`allot events: message ${m.seq} on ${m.subject} is not a valid event: ${event.error.message}`));
   else ctx.out(json ? JSON.stringify(event.value) : renderEvent(event.value));
 }
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { formatAge, formatMemoryTriple, formatMiB } from '../format/units.ts';
 import { NOW, SAMPLE_CLUSTER_USAGE, sampleAllocation, sampleNode } from '../testing/samples.ts';
+import { renderEvent } from './events.ts';
 import { renderNodes } from './nodes.ts';
 import { renderCheck, renderPlacement } from './placement.ts';
 import { renderClusterUsage, renderCores, renderNodeUsage } from './usage.ts';
@@ -111,5 +112,21 @@ describe('the legacy import report', () => {
       'totals: 3 documents, 1 migrated, 1 updated, 0 unchanged, 1 skipped, 1 warnings',
       'complete: 100%',
     ]);
+  });
+});
+
+describe('events in a terminal', () => {
+  it('shows control characters and bidi overrides from an event as escapes, never raw', () => {
+    const line = renderEvent({
+      kind: 'refused',
+      nodeId: 'n1',
+      at: NOW,
+      seq: 1,
+      requestId: 'r1',
+      error: { code: 'invalid_request', message: 'x\u001b]0;owned\u0007y\r\nz\u202ew\u009b' },
+    } as Parameters<typeof renderEvent>[0]);
+    // eslint-disable-next-line no-control-regex -- the assertion is about control characters
+    expect(line).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/);
+    expect(line).toContain('x\\x1b]0;owned\\x07y\\r\\nz\\u202ew\\x9b');
   });
 });
