@@ -2,14 +2,18 @@ import { createHash } from 'node:crypto';
 import { AllotErrorSchema, EpochMsSchema, NodeIdSchema, PlaceReplySchema, RequestIdSchema, TenantIdSchema, type PlaceRequest } from '@allot/core';
 import { z } from 'zod';
 
+/** Who or what ended a placement. */
+export const ReleaseCauseSchema = z.enum(['tenant', 'expiry', 'preemption', 'sweep']);
+export type ReleaseCause = z.infer<typeof ReleaseCauseSchema>;
+
 /**
- * A placement intent, stored in KV allot_placements under the request id. It is what makes `place` idempotent across
- * coordinators: created if absent before any agent is asked, it names the one node that may be holding (or about to
- * hold) the allocation; it moves to another node only by compare-and-set after that node refused definitively.
+ * A placement intent, stored under the request id. It is what makes `place` idempotent across coordinators: created
+ * before any agent is asked, it names the one node that may hold (or be about to hold) the allocation. Its states and
+ * transitions are owned by IntentStore (intents/intent-store.ts; diagram in README.md, "The place protocol").
  * - pending: `nodeId` is being asked (or was, by a coordinator that died): a retry asks that node again, never another.
  * - placed: `reply` is the answer, returned as it is to every retry.
- * - failed: nothing was placed (every candidate refused); a retry may try again.
- * - released: placed, then released (by the tenant or by preemption).
+ * - failed: nothing was placed (every candidate refused, or a reconciler fenced an abandoned one); a retry may take it over.
+ * - released: placed, then released (by the tenant, a reservation's expiry, preemption or the sweep).
  */
 export const PlacementIntentSchema = z.object({
   requestId: RequestIdSchema,
@@ -17,21 +21,33 @@ export const PlacementIntentSchema = z.object({
   /** sha256 of the canonical request: the same id with a different request is a conflict. */
   hash: z.string().length(64),
   state: z.enum(['pending', 'placed', 'failed', 'released']),
-  nodeId: NodeIdSchema.optional(),
-  /** Nodes asked so far, this one included; 1-based count of the current node. */
-  attempt: z.int().min(0),
+  nodeId: NodeIdSchema,
+  /**
+   * The fencing epoch: every drive (create, ask the same node again, move to the next node, take over a failed intent)
+   * sets attempt+1 by compare-and-set, then sends allocate with `fence: attempt`. An agent never commits a fence at or
+   * below one it refused or was fenced at, so whoever wrote the highest attempt is the only driver that can still commit.
+   */
+  attempt: z.int().min(1),
   /** Nodes that refused definitively: never asked again for this request. */
   refusedBy: z.array(NodeIdSchema).max(64),
   reply: PlaceReplySchema.optional(),
   error: AllotErrorSchema.optional(),
+  releasedBy: ReleaseCauseSchema.optional(),
   /** The coordinator that last wrote it (for operators reading the bucket). */
   coordinatorId: z.string().max(64),
+  /** Wall time of the last write, for operators only: no decision compares it with another clock. */
   updatedAt: EpochMsSchema,
-  /** memory and vCPUs, so a release can give the tenant's quota back without asking the agent. */
+  /** memory and vCPUs: what the intent counts against the tenant's usage while pending or placed. */
   memoryMiB: z.int().min(0),
   vcpus: z.int().min(0),
 });
 export type PlacementIntent = z.infer<typeof PlacementIntentSchema>;
+export type IntentState = PlacementIntent['state'];
+
+/** Whether an intent in this state counts against its tenant's usage. */
+export function counts(state: IntentState): boolean {
+  return state === 'pending' || state === 'placed';
+}
 
 function canonical(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(canonical);

@@ -1,0 +1,306 @@
+import { decode, encode, err, ok, type AllotError, type PlaceReply, type Result, type TenantQuota } from '@allot/core';
+import { admitPlacement, emptyUsageRecord, movePlacement, releasePlacement, TenantUsageRecordSchema, usageOf, withQuota, type Placement, type TenantUsageRecord } from '@allot/quota';
+import type { z } from 'zod';
+import type { Bucket, BucketChange, BucketWrite } from '../store/bucket.ts';
+import type { CoordinatorClock } from '../store/clock.ts';
+import { counts, PlacementIntentSchema, type PlacementIntent, type ReleaseCause } from '../intents.ts';
+
+/** A value read with the revision a compare-and-set must name. */
+export interface Versioned<T> {
+  readonly value: T;
+  readonly revision: number;
+}
+
+export type StoredIntent = Versioned<PlacementIntent>;
+export type StoredUsage = Versioned<TenantUsageRecord>;
+
+/** What a new intent says; the store fills in state, attempt, refusedBy and the stamps. */
+export interface NewIntent {
+  readonly requestId: string;
+  readonly tenantId: string;
+  readonly hash: string;
+  readonly nodeId: string;
+  readonly memoryMiB: number;
+  readonly vcpus: number;
+}
+
+export interface IntentStoreOptions {
+  readonly coordinatorId: string;
+  readonly clock: CoordinatorClock;
+  /** How long failed and released intents are kept (per-value TTL). Pending and placed intents never expire. */
+  readonly finishedTtlMs: number;
+}
+
+/** Rounds of re-reading a tenant's usage record that another intent of the same tenant changed meanwhile. */
+const MAX_USAGE_ROUNDS = 64;
+
+/** Request ids may hold `:`, which KV keys may not; `/` is a KV key character no request id holds, so this is 1:1. */
+export function intentKey(requestId: string): string {
+  return `intent.${requestId.replaceAll(':', '/')}`;
+}
+
+export function usageKey(tenantId: string): string {
+  return `usage.${tenantId}`;
+}
+
+/** The request id of an intent key, or undefined for another key. */
+export function requestIdOfKey(key: string): string | undefined {
+  return key.startsWith('intent.') ? key.slice('intent.'.length).replaceAll('/', ':') : undefined;
+}
+
+/** The tenant id of a usage key, or undefined for another key. */
+export function tenantIdOfKey(key: string): string | undefined {
+  return key.startsWith('usage.') ? key.slice('usage.'.length) : undefined;
+}
+
+export function decodeIntent(bytes: Uint8Array): Result<PlacementIntent> {
+  return decode(PlacementIntentSchema, bytes, Number.POSITIVE_INFINITY);
+}
+
+export function decodeUsage(bytes: Uint8Array): Result<TenantUsageRecord> {
+  return decode(TenantUsageRecordSchema, bytes, Number.POSITIVE_INFINITY);
+}
+
+function placementOf(intent: PlacementIntent): Placement {
+  return { nodeId: intent.nodeId, memoryMiB: intent.memoryMiB, vcpus: intent.vcpus };
+}
+
+/**
+ * The one owner of the place protocol's state: placement intents and tenant usage records, in one Bucket. Every change
+ * is a named transition (create, drive, takeOver, placed, failed, released); each compare-and-sets the intent at the
+ * revision its caller read, and each that changes whether the intent counts against its tenant (pending and placed
+ * count; failed and released do not) writes the intent and the tenant's usage record in ONE all-or-nothing batch. So a
+ * tenant's usage equals the sum of its counting intents by construction, on every coordinator, whatever interleaves.
+ *
+ * Errors: `conflict` = the intent is not at the revision named (someone else moved it: re-read and follow);
+ * `quota_exceeded` = the transition would cross a limit (nothing written); `unavailable` = the store did not answer
+ * (the outcome may be unknown: re-read before deciding anything).
+ *
+ * Finished intents (failed, released) are written with a TTL (options.finishedTtlMs); pending and placed ones have
+ * none, so a live placement's intent, and with it the tenant's quota, never expires.
+ */
+export class IntentStore {
+  readonly #bucket: Bucket;
+  readonly #o: IntentStoreOptions;
+  /** The newest usage record seen per tenant (own reads and writes, and the QuotaService's watch): a batch's first guess. */
+  readonly #usage = new Map<string, StoredUsage>();
+
+  constructor(bucket: Bucket, options: IntentStoreOptions) {
+    this.#bucket = bucket;
+    this.#o = options;
+  }
+
+  get bucket(): Bucket {
+    return this.#bucket;
+  }
+
+  async get(requestId: string): Promise<Result<StoredIntent | null>> {
+    return this.#read(intentKey(requestId), PlacementIntentSchema, `placement intent ${requestId}`);
+  }
+
+  /** The tenant's usage record as stored now (null: the tenant never placed anything and has no quota). */
+  async usage(tenantId: string): Promise<Result<StoredUsage | null>> {
+    const read = await this.#read(usageKey(tenantId), TenantUsageRecordSchema, `usage record of ${tenantId}`);
+    if (read.ok && read.value !== null) this.rememberUsage(tenantId, read.value);
+    return read;
+  }
+
+  /** The newest usage record this store has seen for the tenant, without a round trip (may be stale). */
+  cachedUsage(tenantId: string): StoredUsage | undefined {
+    return this.#usage.get(tenantId);
+  }
+
+  /** Every tenant whose usage record this store has seen. */
+  cachedTenants(): IterableIterator<StoredUsage> {
+    return this.#usage.values();
+  }
+
+  /** Keeps the newest of what is held and `seen` (a watch delivers in revision order, own writes may overtake it). */
+  rememberUsage(tenantId: string, seen: StoredUsage): void {
+    const held = this.#usage.get(tenantId);
+    if (held === undefined || held.revision < seen.revision) this.#usage.set(tenantId, seen);
+  }
+
+  // ---------- transitions ----------
+
+  /** absent -> pending at attempt 1 on `intent.nodeId`, counted (admission against the tenant's quota). */
+  async create(intent: NewIntent): Promise<Result<StoredIntent>> {
+    const next: PlacementIntent = { ...intent, state: 'pending', attempt: 1, refusedBy: [], coordinatorId: this.#o.coordinatorId, updatedAt: this.#o.clock.wall() };
+    return this.#transition(null, next);
+  }
+
+  /**
+   * pending -> pending at attempt+1: on the same node (ask it again: a retry, or following a pending intent), or moved
+   * to `to.nodeId` after the intent's node refused (it joins refusedBy; the usage's per-node count moves with it, so
+   * maxVmsPerNode may refuse the move with quota_exceeded).
+   */
+  async drive(at: StoredIntent, to?: { readonly nodeId: string }): Promise<Result<StoredIntent>> {
+    if (at.value.state !== 'pending') return this.#wrongState(at, 'drive');
+    const moved = to !== undefined && to.nodeId !== at.value.nodeId;
+    const next: PlacementIntent = {
+      ...at.value,
+      attempt: at.value.attempt + 1,
+      ...(moved ? { nodeId: to.nodeId, refusedBy: [...at.value.refusedBy, at.value.nodeId] } : {}),
+      coordinatorId: this.#o.coordinatorId,
+      updatedAt: this.#o.clock.wall(),
+    };
+    return this.#transition(at, next);
+  }
+
+  /** failed -> pending at attempt+1 on `nodeId`, refusals forgotten, counted again (admission against the quota). */
+  async takeOver(at: StoredIntent, nodeId: string): Promise<Result<StoredIntent>> {
+    if (at.value.state !== 'failed') return this.#wrongState(at, 'take over');
+    const { error: _error, ...rest } = at.value;
+    const next: PlacementIntent = { ...rest, state: 'pending', nodeId, attempt: at.value.attempt + 1, refusedBy: [], coordinatorId: this.#o.coordinatorId, updatedAt: this.#o.clock.wall() };
+    return this.#transition(at, next);
+  }
+
+  /** pending -> placed with the reply every retry gets (still counted: intent only). */
+  async placed(at: StoredIntent, reply: PlaceReply): Promise<Result<StoredIntent>> {
+    if (at.value.state !== 'pending') return this.#wrongState(at, 'mark placed');
+    return this.#transition(at, { ...at.value, state: 'placed', reply, coordinatorId: this.#o.coordinatorId, updatedAt: this.#o.clock.wall() });
+  }
+
+  /** pending -> failed: nothing is placed (and, fenced, nothing can be); the usage is given back. */
+  async failed(at: StoredIntent, error: AllotError): Promise<Result<StoredIntent>> {
+    if (at.value.state !== 'pending') return this.#wrongState(at, 'mark failed');
+    return this.#transition(at, { ...at.value, state: 'failed', error, coordinatorId: this.#o.coordinatorId, updatedAt: this.#o.clock.wall() });
+  }
+
+  /** placed (or pending whose node answered a released allocation) -> released; the usage is given back. */
+  async released(at: StoredIntent, cause: ReleaseCause): Promise<Result<StoredIntent>> {
+    if (at.value.state !== 'placed' && at.value.state !== 'pending') return this.#wrongState(at, 'mark released');
+    return this.#transition(at, { ...at.value, state: 'released', releasedBy: cause, coordinatorId: this.#o.coordinatorId, updatedAt: this.#o.clock.wall() });
+  }
+
+  // ---------- quota records ----------
+
+  /** Creates or replaces the tenant's limits; the counters stay as they are (true, since they always exist). */
+  async setQuota(quota: TenantQuota): Promise<Result<StoredUsage>> {
+    for (let round = 0; round < MAX_USAGE_ROUNDS; round++) {
+      const read = await this.usage(quota.tenantId);
+      if (!read.ok) return read;
+      const held = read.value ?? { value: emptyUsageRecord(quota.tenantId), revision: 0 };
+      const next = withQuota(held.value, quota);
+      if (!next.ok) return next;
+      const written = await this.#bucket.write([{ key: usageKey(quota.tenantId), value: encode(next.value), expectedRevision: held.revision }]);
+      if (written.ok) return ok(this.#rememberWritten(quota.tenantId, next.value, written.value[0] as number));
+      if (written.error.code !== 'conflict') return written;
+    }
+    return err('unavailable', `tenant ${quota.tenantId}: usage record still contended; retry`, { tenantId: quota.tenantId });
+  }
+
+  /**
+   * Rebuilds the tenant's counters from its counting intents (a scan of the bucket), written only if no counting
+   * transition of the tenant landed during the scan (the record's revision is the guard); otherwise scans again.
+   */
+  async recount(tenantId: string): Promise<Result<{ before: TenantUsageRecord | null; after: TenantUsageRecord }>> {
+    for (let round = 0; round < 8; round++) {
+      const read = await this.usage(tenantId);
+      if (!read.ok) return read;
+      const scanned = await this.scan();
+      if (!scanned.ok) return scanned;
+      const placements = scanned.value.filter((i) => i.value.tenantId === tenantId && counts(i.value.state)).map((i) => placementOf(i.value));
+      const before = read.value?.value ?? null;
+      const after: TenantUsageRecord = { ...(before ?? emptyUsageRecord(tenantId)), usage: usageOf(placements) };
+      const written = await this.#bucket.write([{ key: usageKey(tenantId), value: encode(after), expectedRevision: read.value?.revision ?? 0 }]);
+      if (written.ok) {
+        this.#rememberWritten(tenantId, after, written.value[0] as number);
+        return ok({ before, after });
+      }
+      if (written.error.code !== 'conflict') return written;
+    }
+    return err('unavailable', `tenant ${tenantId}: placements kept changing during the recount; retry`, { tenantId });
+  }
+
+  /** Every stored intent (a full pass over the bucket: operators' recount, the sweep; not for hot paths). */
+  async scan(): Promise<Result<StoredIntent[]>> {
+    const found = new Map<string, StoredIntent>();
+    const onChange = (change: BucketChange) => {
+      const requestId = requestIdOfKey(change.key);
+      if (requestId === undefined) return;
+      if ('deleted' in change) {
+        found.delete(requestId);
+        return;
+      }
+      const intent = decodeIntent(change.value);
+      if (intent.ok) found.set(requestId, { value: intent.value, revision: change.revision });
+    };
+    try {
+      const watch = await this.#bucket.watch(onChange);
+      await watch.caughtUp;
+      watch.stop();
+    } catch (e) {
+      return err('unavailable', `cannot scan the placement intents: ${(e as Error).message}`);
+    }
+    return ok([...found.values()]);
+  }
+
+  // ---------- the one write path ----------
+
+  /**
+   * Writes `next` over `at` (null: the key must be absent). When the intent starts, stops or moves counting, the
+   * tenant's usage record changes in the same batch; a usage record changed meanwhile by another intent of the tenant
+   * is re-read and the batch tried again, an intent changed meanwhile is `conflict`.
+   */
+  async #transition(at: StoredIntent | null, next: PlacementIntent): Promise<Result<StoredIntent>> {
+    const key = intentKey(next.requestId);
+    const expected = at?.revision ?? 0;
+    const intentWrite: BucketWrite = { key, value: encode(next), expectedRevision: expected, ...(counts(next.state) ? {} : { ttlMs: this.#o.finishedTtlMs }) };
+    const was = at !== null && counts(at.value.state) ? placementOf(at.value) : null;
+    const will = counts(next.state) ? placementOf(next) : null;
+    if (was?.nodeId === will?.nodeId) {
+      const written = await this.#bucket.write([intentWrite]);
+      if (!written.ok) return this.#explain(written.error, next.requestId, expected);
+      return ok({ value: next, revision: written.value[0] as number });
+    }
+    let usage: StoredUsage | null | undefined = this.#usage.get(next.tenantId);
+    for (let round = 0; round < MAX_USAGE_ROUNDS; round++) {
+      if (usage === undefined) {
+        const read = await this.usage(next.tenantId);
+        if (!read.ok) return read;
+        usage = read.value;
+      }
+      const record = usage?.value ?? emptyUsageRecord(next.tenantId);
+      const changed = was === null ? admitPlacement(record, will as Placement) : will === null ? ok(releasePlacement(record, was)) : movePlacement(record, was, will.nodeId);
+      if (!changed.ok) return changed;
+      const written = await this.#bucket.write([intentWrite, { key: usageKey(next.tenantId), value: encode(changed.value), expectedRevision: usage?.revision ?? 0 }]);
+      if (written.ok) {
+        this.#rememberWritten(next.tenantId, changed.value, written.value[1] as number);
+        return ok({ value: next, revision: written.value[0] as number });
+      }
+      if (written.error.code !== 'conflict') return written;
+      // Which key moved? Only the intent's revision matters to the caller; the usage record is simply re-read.
+      const fresh = await this.#bucket.get(key);
+      if (!fresh.ok) return fresh;
+      if ((fresh.value?.revision ?? 0) !== expected) return this.#explain(written.error, next.requestId, expected);
+      usage = undefined;
+    }
+    return err('unavailable', `tenant ${next.tenantId}: usage record still contended after ${MAX_USAGE_ROUNDS} rounds; retry`, { tenantId: next.tenantId, requestId: next.requestId });
+  }
+
+  #explain(error: AllotError, requestId: string, expected: number): Result<never> {
+    if (error.code !== 'conflict') return { ok: false, error };
+    const message = expected === 0 ? `placement intent ${requestId} exists` : `placement intent ${requestId} changed since revision ${expected}`;
+    return err('conflict', message, { requestId, revision: expected });
+  }
+
+  #wrongState(at: StoredIntent, what: string): Result<never> {
+    return err('conflict', `cannot ${what} placement ${at.value.requestId}: it is ${at.value.state}`, { requestId: at.value.requestId, state: at.value.state });
+  }
+
+  #rememberWritten(tenantId: string, record: TenantUsageRecord, revision: number): StoredUsage {
+    const stored = { value: record, revision };
+    this.rememberUsage(tenantId, stored);
+    return stored;
+  }
+
+  async #read<S extends z.ZodType>(key: string, schema: S, what: string): Promise<Result<Versioned<z.output<S>> | null>> {
+    const read = await this.#bucket.get(key);
+    if (!read.ok) return read;
+    if (read.value === null) return ok(null);
+    const value = decode(schema, read.value.value, Number.POSITIVE_INFINITY);
+    if (!value.ok) return err('internal', `${what}: stored value is invalid: ${value.error.message}`, { key });
+    return ok({ value: value.value, revision: read.value.revision });
+  }
+}
