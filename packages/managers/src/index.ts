@@ -21,6 +21,7 @@ export type { FactoryContext, ManagerCreator } from './factory.ts';
 export { systemClock } from './clock.ts';
 export type { Clock } from './clock.ts';
 export { FakeClock } from './testing/fake-clock.ts';
+export { HeldJournal } from './testing/held-journal.ts';
 export { FakeProbe } from './testing/fake-probe.ts';
 export * from './cpu/index.ts';
 export { parseRequest, parseRelease } from './host/fast-parse.ts';

@@ -144,6 +144,9 @@ export class LocalManager implements ResourceManager {
   async #recover(): Promise<ManagerCore> {
     this.#core.retire();
     if (this.#durable === undefined) throw new Error(`${this.name} has no durable state to recover from`);
+    // Records still in flight would be missing from a load made now, while their replies still say ok: wait until
+    // each is durable (then loaded) or failed (then its reply says internal, and the journal's failure is fatal).
+    await this.#core.settled();
     const durable = await this.#durable();
     for (const slice of this.slices) slice.reset();
     const core = this.#newCore();
@@ -180,6 +183,11 @@ export class LocalManager implements ResourceManager {
   /** A read inside a turn: the function's value as an ok Result. */
   protected read<T>(fn: (core: ManagerCore) => T): Promise<Result<T>> {
     return this.ask<T>((core) => ok(fn(core)));
+  }
+
+  /** A read answered once everything it may have seen is durable: for answers others act on (reconciling reads). */
+  protected durableRead<T>(fn: (core: ManagerCore) => T): Promise<Result<T>> {
+    return this.ask<T>((core) => core.whenDurable(ok(fn(core))));
   }
 
   #measure(op: Operation, started: number, result: Result<unknown>): void {
@@ -299,9 +307,10 @@ export class LocalManager implements ResourceManager {
     });
   }
 
+  /** Only what is durable (the coordinator reconciles against it). */
   getAllocations(filter: AllocationFilter = {}): Promise<Result<Allocation[]>> {
     const limit = filter.limit ?? 10_000;
-    return this.read((core) => {
+    return this.durableRead((core) => {
       const out: Allocation[] = [];
       for (const a of core.state.live.values()) {
         if (out.length >= limit) break;
@@ -317,7 +326,7 @@ export class LocalManager implements ResourceManager {
   getAllocation(allocationId: string): Promise<Result<Allocation>> {
     return this.ask((core) => {
       const found = core.state.find(allocationId);
-      return found === undefined ? err('not_found', `no allocation ${allocationId} on node ${this.nodeId}`, { allocationId }) : ok(found);
+      return core.whenDurable(found === undefined ? err('not_found', `no allocation ${allocationId} on node ${this.nodeId}`, { allocationId }) : ok(found));
     });
   }
 

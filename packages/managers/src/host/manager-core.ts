@@ -33,6 +33,8 @@ export class ManagerCore implements Behavior<Turn, unknown> {
   readonly #expired: ManagerCoreOptions['expired'];
   #timer: unknown;
   #timerAt: number | undefined;
+  /** The last append handed to the journal: once it is durable, so is every record before it (the journal keeps order). */
+  #tail: Promise<void> = Promise.resolve();
   /** Set by the supervisor's recover path when this incarnation was replaced: its timer must not act. */
   retired = false;
 
@@ -49,10 +51,33 @@ export class ManagerCore implements Behavior<Turn, unknown> {
     return turn(this);
   }
 
+  #append(record: HostRecord): Promise<void> {
+    const durable = this.#journal.append(record);
+    this.#tail = durable;
+    return durable;
+  }
+
+  /**
+   * Replies `reply` once everything this incarnation has applied is durable: the answer to a retry or a reconciling
+   * read, which the state in memory may hold only because a record still waits in the group-commit queue. A journal
+   * failure fails the reply as it fails the original's (fatal, see @allot/actor).
+   */
+  whenDurable<T>(reply: T): HandlerResult<T> {
+    return deferredUntil(this.#tail, reply);
+  }
+
+  /** Resolves once every append handed to the journal has settled, durable or failed (a rebuild waits for it). */
+  settled(): Promise<void> {
+    return this.#tail.then(
+      () => undefined,
+      () => undefined,
+    );
+  }
+
   /** Journals records in order; resolves when the last is durable (the journal keeps order, so all are). */
   journal(records: readonly HostRecord[]): Promise<void> {
-    let last: Promise<void> = Promise.resolve();
-    for (const record of records) last = this.#journal.append(record);
+    let last: Promise<void> = this.#tail;
+    for (const record of records) last = this.#append(record);
     const seq = this.state.seq;
     return last.then(() => this.#changed(seq));
   }
@@ -77,7 +102,7 @@ export class ManagerCore implements Behavior<Turn, unknown> {
   #durably<T>(record: HostRecord, reply: T): HandlerResult<T> {
     const seq = this.state.seq;
     const changed = this.#changed;
-    return deferredUntil(this.#journal.append(record), reply, () => changed(seq));
+    return deferredUntil(this.#append(record), reply, () => changed(seq));
   }
 
   /** Keeps one timer, set for the earliest reservation expiry. */
@@ -112,7 +137,7 @@ export class ManagerCore implements Behavior<Turn, unknown> {
     const change = this.state.allocate(request, reservation);
     if (!change.ok) return change;
     const { allocation, record } = change.value;
-    if (record === undefined) return ok(allocation);
+    if (record === undefined) return this.whenDurable(ok(allocation));
     if (reservation) this.schedule();
     return this.#durably(record, ok(allocation));
   }
@@ -122,7 +147,7 @@ export class ManagerCore implements Behavior<Turn, unknown> {
     const change = this.state.release(target);
     if (!change.ok) return change;
     const { allocation, record } = change.value;
-    if (record === undefined) return ok(allocation);
+    if (record === undefined) return this.whenDurable(ok(allocation));
     this.schedule();
     return this.#durably(record, ok(allocation));
   }
@@ -132,7 +157,7 @@ export class ManagerCore implements Behavior<Turn, unknown> {
     const change = this.state.activate(allocationId, requestId);
     if (!change.ok) return change;
     const { allocation, record } = change.value;
-    if (record === undefined) return ok(allocation);
+    if (record === undefined) return this.whenDurable(ok(allocation));
     this.schedule();
     return this.#durably(record, ok(allocation));
   }
@@ -140,7 +165,7 @@ export class ManagerCore implements Behavior<Turn, unknown> {
   /** Runs a mutation that produced records (or a refusal) and replies once they are durable. */
   commit<T>(result: Result<{ value: T; records: readonly HostRecord[] }>): HandlerResult<Result<T>> {
     if (!result.ok) return result;
-    if (result.value.records.length === 0) return ok(result.value.value);
+    if (result.value.records.length === 0) return this.whenDurable(ok(result.value.value));
     const value = result.value.value;
     return deferred(this.journal(result.value.records).then(() => ok(value)));
   }
