@@ -90,11 +90,33 @@ export type EnsureKvOptions = {
   /** Entries older than this are removed (max_age); none when absent. */
   ttlMs?: number;
   replicas: number;
+  /** Per-message TTLs (`Nats-TTL`, nats-server 2.11+). */
+  allowMsgTtl?: boolean;
+  /** Atomic batch publish across keys (nats-server 2.12+). */
+  allowAtomic?: boolean;
+  /**
+   * When a value expires (its TTL or max_age), the server leaves a delete marker kept this long, so watchers see the
+   * key go (needs allowMsgTtl). Absent: expired values vanish without a trace.
+   */
+  expiryMarkerTtlMs?: number;
 };
 
+/** The stream settings ensureKv manages for a bucket, in the units of the stream config. */
+function kvStreamSettings(opts: EnsureKvOptions): Partial<StreamConfig> {
+  return {
+    max_msgs_per_subject: opts.history,
+    max_age: nanos(opts.ttlMs ?? 0),
+    num_replicas: opts.replicas,
+    allow_msg_ttl: opts.allowMsgTtl === true,
+    allow_atomic: opts.allowAtomic === true,
+    ...(opts.expiryMarkerTtlMs === undefined ? {} : { subject_delete_marker_ttl: nanos(opts.expiryMarkerTtlMs) }),
+  } as Partial<StreamConfig>;
+}
+
 /**
- * Opens a KV bucket, creating it when absent and bringing history, TTL and replicas to what is asked when it exists
- * with other settings. Concurrent callers all succeed.
+ * Opens a KV bucket, creating it when absent and bringing history, TTL, replicas, per-message TTLs and atomic batches to
+ * what is asked when it exists with other settings. Concurrent callers all succeed. A server that ignores a setting (too
+ * old for it) is `internal` naming the setting: waiting will not help.
  */
 export async function ensureKv(js: JetStreamClient, bucket: string, opts: EnsureKvOptions): Promise<Result<KV>> {
   const kvm = new Kvm(js);
@@ -111,15 +133,32 @@ export async function ensureKv(js: JetStreamClient, bucket: string, opts: Ensure
     }
   }
   const streamName = `KV_${bucket}`;
+  const want = kvStreamSettings(opts);
   try {
     const jsm = await js.jetstreamManager();
     const info = await jsm.streams.info(streamName);
-    const want = { max_msgs_per_subject: opts.history, max_age: nanos(opts.ttlMs ?? 0), num_replicas: opts.replicas };
-    if (info.config.max_msgs_per_subject !== want.max_msgs_per_subject || info.config.max_age !== want.max_age || info.config.num_replicas !== want.num_replicas) {
-      await jsm.streams.update(streamName, { ...info.config, ...want });
+    const have = info.config as unknown as Record<string, unknown>;
+    const differs = (Object.keys(want) as (keyof typeof want)[]).filter((k) => (have[k] ?? false) !== (want[k] ?? false));
+    if (differs.length > 0) {
+      const updated = (await jsm.streams.update(streamName, { ...info.config, ...want })).config as unknown as Record<string, unknown>;
+      const ignored = differs.filter((k) => (updated[k] ?? false) !== (want[k] ?? false));
+      if (ignored.length > 0) return err('internal', `KV ${bucket}: the server did not take ${ignored.join(', ')} (too old a nats-server?)`, { bucket, settings: ignored });
     }
   } catch (e) {
     return err('unavailable', `KV ${bucket}: ${(e as Error).message}`, { bucket });
   }
   return ok(kv);
+}
+
+/** True when `version` (as in the server's INFO, "2.12.1" or "2.14.0-beta.2") is at least `min` ("2.12.0"). */
+export function versionAtLeast(version: string, min: string): boolean {
+  const parse = (v: string) => (v.split('-')[0] ?? '').split('.').map((n) => Number.parseInt(n, 10) || 0);
+  const a = parse(version);
+  const b = parse(min);
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    const x = a[i] ?? 0;
+    const y = b[i] ?? 0;
+    if (x !== y) return x > y;
+  }
+  return true;
 }
