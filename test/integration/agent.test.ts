@@ -1,7 +1,9 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstreamManager } from '@nats-io/jetstream';
-import { AllocationSchema, decode, encode, replySchema, USAGE_STREAM, UsageSnapshotSchema, usageSubject, agentSubject, type Allocation, type AllocationRequestInput, type AllotError, type Result } from '@allot/core';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import { AllocationSchema, decode, encode, KV_NODES, replySchema, USAGE_STREAM, UsageSnapshotSchema, usageSubject, agentSubject, type Allocation, type AllocationRequestInput, type AllotError, type Result } from '@allot/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AGENT_QUEUE } from '../../apps/agent/src/agent.ts';
 import { agentRequest, cleanupAll, isLogMsg, readEvents, startAgent, startNatsServer, tempDir, waitFor, type AgentHandle, type NatsServerHandle } from '../harness/index.ts';
 
 /*
@@ -376,5 +378,70 @@ describe('the agent over NATS', () => {
     expect(stderr).toContain('memory.overcommitRatio');
     expect(stderr).toContain('ALLOT_MEMORY_OVERCOMMIT');
     expect(agent.lines.some(isLogMsg('agent ready'))).toBe(false);
+  });
+});
+
+describe('one agent per node id', () => {
+  it('serves its subjects in a queue group, so a misconfigured twin and the agent never both handle one request', async () => {
+    const node = await newNode();
+    await start(node);
+    // The twin: another subscriber in the agent's queue group on the allocate subject, answering every request itself.
+    let twinHandled = 0;
+    const twin = nc.subscribe(agentSubject(node.nodeId, 'allocate'), {
+      queue: AGENT_QUEUE,
+      callback: (_e, msg) => {
+        twinHandled += 1;
+        msg.respond(encode({ ok: false, error: { code: 'unavailable', message: 'twin' } }));
+      },
+    });
+    await nc.flush();
+    let agentAnswered = 0;
+    for (let i = 0; i < 40; i++) {
+      const r = await agentRequest(nc, node.nodeId, 'allocate', allocation(`twin-${i}`, 64, 1));
+      if (r.ok) agentAnswered += 1;
+    }
+    twin.unsubscribe();
+    const committed = (await liveAllocations(node.nodeId)).length;
+    // Every request was handled exactly once: by the agent (and committed) or by the twin (and not committed).
+    expect(committed).toBe(agentAnswered);
+    expect(committed + twinHandled).toBe(40);
+    expect(twinHandled).toBeGreaterThan(0);
+    expect(committed).toBeGreaterThan(0);
+  });
+
+  it('refuses a second agent with the same node id and another state directory: it exits 2 naming the holder, the first keeps serving', async () => {
+    const node = await newNode();
+    const first = await start(node);
+    okValue(await agentRequest(nc, node.nodeId, 'allocate', allocation('first-1', 1024, 1)), 'allocate');
+    const second = await startAgent({ natsUrl: server.url, nodeId: node.nodeId, stateDir: await tempDir('agent-state'), host: HOST, waitReady: false });
+    const exit = await Promise.race([second.exited, new Promise<'running'>((resolve) => setTimeout(() => resolve('running'), 20_000))]);
+    expect(exit).not.toBe('running');
+    if (exit === 'running') return;
+    expect(exit.code).toBe(2);
+    expect(second.lines.some(isLogMsg('agent ready'))).toBe(false);
+    const refusal = second.lines.find((l) => typeof l === 'object' && typeof l['msg'] === 'string' && l['msg'].includes('already served by'));
+    expect(refusal).toBeDefined();
+    expect(String((refusal as Record<string, unknown>)['msg'])).toContain(`pid ${first.pid}`);
+    // The first agent keeps its lease past a renewal (5 s) and serves as before.
+    await new Promise((resolve) => setTimeout(resolve, 6_000));
+    expect(first.lines.some(isLogMsg('node lease lost'))).toBe(false);
+    const figures = await usage(node.nodeId);
+    expect(figures.memory.committed).toBe(1024);
+    expect(okValue(await agentRequest(nc, node.nodeId, 'allocate', allocation('first-2', 1024, 1)), 'allocate').requestId).toBe('first-2');
+  });
+
+  it('stops serving and exits non-zero when another agent holds its lease at the next renewal', async () => {
+    const node = await newNode();
+    const agent = await start(node);
+    const kv = await new Kvm(jetstream(nc)).open(KV_NODES);
+    const intruder = { identity: 'someone-else', bootId: 'b', host: 'hv-other', pid: 1, since: Date.now() };
+    await kv.put(node.nodeId, JSON.stringify(intruder));
+    const exit = await Promise.race([agent.exited, new Promise<'running'>((resolve) => setTimeout(() => resolve('running'), 15_000))]);
+    expect(exit).not.toBe('running');
+    if (exit === 'running') return;
+    expect(exit.code).toBe(1);
+    expect(agent.lines.some(isLogMsg('node lease lost'))).toBe(true);
+    const after = await agentRequest(nc, node.nodeId, 'usage', {}, 2_000);
+    expect(after.ok).toBe(false);
   });
 });

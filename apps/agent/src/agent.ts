@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { usageSubject, ok, err, type Health, type HostHealth, type HostProbe, type Result, type UsageSnapshot } from '@allot/core';
+import { KV_NODES, usageSubject, ok, err, type AllotError, type Health, type HostHealth, type HostProbe, type Result, type UsageSnapshot } from '@allot/core';
 import type { HostManager } from '@allot/managers';
-import { AsyncJetStreamPublisher, Coalescer, connectNats, ensureStreams, publishDurable, serveService, type ServedService } from '@allot/nats';
+import { AsyncJetStreamPublisher, Coalescer, connectNats, ensureKv, ensureStreams, publishDurable, serveService, type ServedService } from '@allot/nats';
 import { SimulatedProbe } from '@allot/probe';
 import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { AgentConfig } from './config/index.ts';
@@ -13,14 +14,18 @@ import { EventPublisher, eventOfRecord, refusalEvent } from './events.ts';
 import { createHostManager, createProbe } from './host.ts';
 import { LedgerJournal } from './ledger-journal.ts';
 import { AgentMetrics } from './metrics.ts';
+import { loadStateIdentity, NodeLease, NODE_LEASE_TTL_MS, type LeaseKv } from './node-lease.ts';
 import { buildUsageSnapshot, type SnapshotContext } from './usage-snapshot.ts';
 
 export const AGENT_VERSION = '0.1.0';
+/** The agent's endpoints are served in this queue group: should two processes ever serve one node id, each request still reaches one. */
+export const AGENT_QUEUE = 'allot-agent';
 
 /**
  * One running agent: the only authority over its host. Start-up order matters: the ledger is opened and replayed
  * (overdue reservations expire) before anything is served, so no request ever sees a half-recovered host; NATS comes
- * last. Shutdown runs the other way: stop taking requests, finish those in flight, flush the ledger, drain NATS.
+ * next, then the node's lease (one agent per node id, node-lease.ts), and only then the service. Shutdown runs the
+ * other way: stop taking requests, finish those in flight, flush the ledger, give the lease back, drain NATS.
  */
 export class Agent {
   readonly config: AgentConfig;
@@ -33,13 +38,15 @@ export class Agent {
   #nc: NatsConnection | undefined;
   #js: JetStreamClient | undefined;
   #service: ServedService | undefined;
+  #lease: NodeLease | undefined;
+  #serviceStopped: Promise<void> | undefined;
   #usage: Coalescer<number> | undefined;
   readonly #events: EventPublisher;
   readonly #metrics: AgentMetrics;
   #timers: Array<ReturnType<typeof setInterval>> = [];
   #recoveryMs = 0;
   #stopping = false;
-  /** Set when the agent must exit non-zero (the ledger failed). */
+  /** Set when the agent must exit non-zero (the ledger failed, or another agent holds this node's lease). */
   fatal: unknown;
   #onFatal: (error: unknown) => void = () => {};
 
@@ -69,7 +76,7 @@ export class Agent {
     return this.#host;
   }
 
-  /** Called when the agent cannot go on (the ledger failed): main exits and the supervisor restarts it from disk. */
+  /** Called when the agent cannot go on (the ledger failed, the node lease was lost): main exits non-zero. */
   onFatal(handler: (error: unknown) => void): void {
     this.#onFatal = handler;
   }
@@ -111,8 +118,15 @@ export class Agent {
       'ledger recovered',
     );
 
+    // Under the ledger's lock: the state directory's identity tells a previous boot of this agent from another agent.
+    const identity = await loadStateIdentity(this.config.stateDir).then(
+      (id) => ok(id),
+      (error: unknown) => err<string>('internal', `cannot read or create the node identity in ${this.config.stateDir}: ${(error as Error).message}`),
+    );
+    if (!identity.ok) return identity;
+
     this.#startSampling();
-    const connected = await this.#connect();
+    const connected = await this.#connect(identity.value);
     if (!connected.ok) return connected;
     return ok({ recoveryMs: this.#recoveryMs, recordsReplayed: durable.records.length, expired: restored.value.expired });
   }
@@ -145,7 +159,7 @@ export class Agent {
   }
 
   /** Connects to NATS, retrying until it succeeds or the agent stops: the host keeps its state meanwhile. */
-  async #connect(): Promise<Result<void>> {
+  async #connect(identity: string): Promise<Result<void>> {
     const log = this.log.child({ component: 'nats' });
     let delay = 500;
     for (;;) {
@@ -187,8 +201,13 @@ export class Agent {
     });
     this.host.onChange((seq) => this.#usage?.update(seq));
 
+    const lease = await this.#acquireLease(nc, identity, log);
+    if (!lease.ok) return lease;
+    this.#lease = lease.value;
+
     const service = await serveService(nc, {
       name: 'allot-agent',
+      queue: AGENT_QUEUE,
       version: AGENT_VERSION,
       description: `allot agent of node ${this.config.nodeId}`,
       metadata: { nodeId: this.config.nodeId, bootId: this.bootId },
@@ -207,6 +226,38 @@ export class Agent {
     this.#events.publish({ kind: 'agent_started', nodeId: this.config.nodeId, at: Date.now(), reason: `boot ${this.bootId}, recovery ${this.#recoveryMs} ms` }, `${this.config.nodeId}-boot-${this.bootId}`);
     this.log.info({ subjectPrefix: `allot.agent.${this.config.nodeId}`, recoveryMs: this.#recoveryMs }, 'agent ready');
     return ok(undefined);
+  }
+
+  /**
+   * Takes the node's lease, waiting while JetStream does not answer (nothing is served without it: a second agent of
+   * this node id would commit against the same host). Another holder refuses the start (conflict, node_lease_held).
+   */
+  async #acquireLease(nc: NatsConnection, identity: string, log: Logger): Promise<Result<NodeLease>> {
+    const holder = { identity, bootId: this.bootId, host: hostname(), pid: process.pid, since: Date.now() };
+    for (let delay = 500; ; delay = Math.min(delay * 2, 10_000)) {
+      if (this.#stopping) return err('unavailable', 'stopped before the node lease was taken');
+      const kv = await ensureKv(jetstream(nc), KV_NODES, { history: 1, replicas: this.config.jetstreamReplicas, ttlMs: NODE_LEASE_TTL_MS });
+      const lease = kv.ok
+        ? await NodeLease.acquire(kv.value as unknown as LeaseKv, this.config.nodeId, holder, { log: log.child({ component: 'lease' }), onLost: (error) => this.#leaseLost(error) })
+        : kv;
+      if (lease.ok || lease.error.code !== 'unavailable') return lease;
+      log.warn({ err: lease.error, retryInMs: delay }, 'cannot take the node lease yet (JetStream not answering); nothing is served until then');
+      await new Promise((resolve) => setTimeout(resolve, delay).unref());
+    }
+  }
+
+  /** Another agent holds this node now: stop answering at once, then exit non-zero (the supervisor decides what next). */
+  #leaseLost(error: AllotError): void {
+    this.fatal = error;
+    this.log.fatal({ err: error, holder: error.details?.['holder'] }, 'node lease lost');
+    void this.#stopService();
+    this.#onFatal(error);
+  }
+
+  /** Stops taking requests and waits for those in flight; once, whoever asks first. */
+  #stopService(): Promise<void> {
+    this.#serviceStopped ??= this.#service?.stop() ?? Promise.resolve();
+    return this.#serviceStopped;
   }
 
   /** Creates the usage and events streams when missing, retrying with backoff until JetStream answers or the agent stops. */
@@ -255,15 +306,17 @@ export class Agent {
     if (this.#stopping) return;
     this.#stopping = true;
     for (const timer of this.#timers) clearInterval(timer);
-    await this.#service?.stop();
+    await this.#stopService();
     await this.#usage?.flush().catch(() => undefined);
     this.#usage?.stop();
     // Give the events that wait a moment to reach the stream; the ledger keeps the truth either way.
-    const deadline = Date.now() + Math.min(2_000, this.config.shutdownGraceMs);
-    while (this.#events.pending > 0 && Date.now() < deadline && this.#nc !== undefined) await new Promise((resolve) => setTimeout(resolve, 50));
+    const deadline = performance.now() + Math.min(2_000, this.config.shutdownGraceMs);
+    while (this.#events.pending > 0 && performance.now() < deadline && this.#nc !== undefined) await new Promise((resolve) => setTimeout(resolve, 50));
     this.#events.stop();
     await this.#host?.stop();
     await this.#journal?.close().catch((error: unknown) => this.log.error({ err: error }, 'ledger close failed'));
+    // Only now that nothing more is committed: a successor need not wait for the lease to expire.
+    await this.#lease?.release();
     await this.#nc?.drain().catch(() => undefined);
     this.log.info('agent stopped');
   }

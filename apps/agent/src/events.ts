@@ -17,7 +17,7 @@ export function eventOfRecord(nodeId: string, record: HostRecord): AllotEvent {
     case 'released':
       return { ...base, kind: 'released', allocationId: record.allocationId, requestId: record.requestId, ...(record.reason ? { reason: record.reason } : {}) };
     case 'expired':
-      return { ...base, kind: 'expired', allocationId: record.allocationId, reason: 'reservation expired' };
+      return { ...base, kind: 'expired', allocationId: record.allocationId, ...(record.requestId ? { requestId: record.requestId } : {}), reason: 'reservation expired' };
     case 'limits_updated':
       return { ...base, kind: 'limits_updated', reason: `${record.resourceType} limits changed${record.force ? ' (forced)' : ''}` };
     case 'cordoned':

@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import { connectionCounters } from '@allot/nats';
 import { observeNatsConnection, sendJson, serveHttp, startMetrics, startTracing, type HttpServer } from '@allot/telemetry';
 import { Agent } from './agent.ts';
+import { LEASE_HELD } from './node-lease.ts';
 import { loadAgentConfig } from './config/index.ts';
 import { createLogger } from './logger.ts';
 
@@ -75,7 +76,7 @@ async function shutdown(signal: string, code: number): Promise<void> {
   process.exit(code);
 }
 
-agent.onFatal(() => void shutdown('ledger-failure', 1));
+agent.onFatal(() => void shutdown('fatal', 1));
 process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
 process.on('SIGINT', () => void shutdown('SIGINT', 0));
 // A bug must not leave a half-working authority behind: log it and exit non-zero; the ledger keeps what was acknowledged.
@@ -89,8 +90,10 @@ process.on('unhandledRejection', (error) => {
 });
 
 const started = await agent.start();
-if (!started.ok) {
+// A start cut short by a signal (waiting for NATS or the lease) is not a failure: shutdown() exits.
+if (!started.ok && !exiting) {
   log.fatal({ err: started.error }, `agent could not start: ${started.error.message}`);
   await agent.stop().catch(() => undefined);
-  process.exit(1);
+  // Another agent holds this node id: 2, like a bad configuration; a supervisor's retry succeeds once that lease expires.
+  process.exit(started.error.details?.['reason'] === LEASE_HELD ? 2 : 1);
 }

@@ -310,7 +310,7 @@ export class HostState {
       const allocation = this.live.get(id);
       if (allocation?.expiresAt === undefined || allocation.expiresAt > now) continue;
       this.seq += 1;
-      records.push({ kind: 'expired', seq: this.seq, at: now, allocationId: id });
+      records.push({ kind: 'expired', seq: this.seq, at: now, allocationId: id, requestId: allocation.requestId });
       this.#removeLive(allocation, now, 'expired');
     }
     return records;

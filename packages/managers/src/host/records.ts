@@ -39,7 +39,8 @@ export const HostRecordSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('reserved'), ...base, allocation: AllocationSchema, idCounter: int }),
   z.object({ kind: z.literal('activated'), ...base, allocationId: AllocationIdSchema, requestId: RequestIdSchema }),
   z.object({ kind: z.literal('released'), ...base, allocationId: AllocationIdSchema, requestId: RequestIdSchema, reason: reasonText }),
-  z.object({ kind: z.literal('expired'), ...base, allocationId: AllocationIdSchema }),
+  // requestId: from this version on, so the coordinators can give the quota of an expired reservation back.
+  z.object({ kind: z.literal('expired'), ...base, allocationId: AllocationIdSchema, requestId: RequestIdSchema.optional() }),
   z.object({ kind: z.literal('limits_updated'), ...base, resourceType: ResourceTypeSchema, config: SliceConfigSchema, force: z.boolean() }),
   z.object({ kind: z.literal('cordoned'), ...base, reason: reasonText }),
   z.object({ kind: z.literal('uncordoned'), ...base, reason: reasonText }),
