@@ -161,7 +161,9 @@ export class CpuSlice implements ResourceSlice {
     if (softLimit !== undefined && hard !== undefined && softLimit > hard) return err('invalid_request', 'softLimit: must not exceed hardLimit', { field: 'softLimit' });
     const poolChange: Parameters<CpuPool['reconfigure']>[0] = {};
     if (change.overcommitRatio !== undefined) poolChange.overcommitRatio = change.overcommitRatio;
-    if (change.systemReserve !== undefined && change.systemReserve !== this.#pool.limits().systemReserve) poolChange.systemReserve = change.systemReserve;
+    // With reservedCores the pool would otherwise take the reserve from them (0 for none): a full configuration
+    // replayed from the journal names both, and both must stay as they were.
+    if (change.systemReserve !== undefined && (change.systemReserve !== this.#pool.limits().systemReserve || change.reservedCores !== undefined)) poolChange.systemReserve = change.systemReserve;
     if (change.reservedCores !== undefined) poolChange.reservedCores = change.reservedCores;
     if (change.hardLimit !== undefined) poolChange.hardLimit = change.hardLimit;
     if (change.policy !== undefined) poolChange.policy = change.policy;

@@ -382,14 +382,20 @@ export class HostState {
   restore(snapshot: HostStateSnapshot | undefined, records: readonly HostRecord[]): Result<HostRecord[]> {
     if (snapshot !== undefined) {
       if (snapshot.nodeId !== this.nodeId) return err('internal', `snapshot is of node ${snapshot.nodeId}, not ${this.nodeId}`);
+      // The holders first, on slices with no core set aside for the host, then the configuration, forced: the order a
+      // forced limits.update took (new reserved cores under existing holders), so whatever was accepted restores.
       for (const { resourceType: type, config } of snapshot.configs) {
         const slice = this.slices.get(type);
         if (slice === undefined) return err('internal', `snapshot configures ${type}, which has no manager`);
-        slice.reset(config);
+        slice.reset(nothingReserved(config));
       }
       for (const allocation of snapshot.live) {
         const restored = this.#restoreAllocation(allocation);
         if (!restored.ok) return restored;
+      }
+      for (const { resourceType: type, config } of snapshot.configs) {
+        const configured = this.slices.get(type)?.reconfigure(fullChange(config), true);
+        if (configured !== undefined && !configured.ok) return configured;
       }
       for (const retained of snapshot.released) this.#retain(retained);
       this.seq = snapshot.seq;
@@ -410,9 +416,11 @@ export class HostState {
     for (const [type, slice] of this.slices) configs.push({ resourceType: type, config: toRecordConfig(slice.config()) });
     const released: RetainedRelease[] = [];
     const ring = this.#ring;
+    // Past the window a retained release is only waiting for the next prune; a restore would drop it at once.
+    const oldest = this.#now() - this.#retentionMs;
     for (let k = 0; k < this.#ringCount; k += 1) {
       const r = ring[(this.#ringHead + k) % ring.length];
-      if (r !== undefined && this.#byRequest.get(r.allocation.requestId) === r) released.push({ allocation: r.allocation, releasedAt: r.releasedAt, releaseRequestId: r.releaseRequestId });
+      if (r !== undefined && r.releasedAt > oldest && this.#byRequest.get(r.allocation.requestId) === r) released.push({ allocation: r.allocation, releasedAt: r.releasedAt, releaseRequestId: r.releaseRequestId });
     }
     return {
       version: 1,
@@ -575,6 +583,11 @@ function toRecordConfig(config: SliceConfig): SliceConfig & { reservedCores?: nu
   if (config.reservedCores !== undefined) out.reservedCores = [...config.reservedCores];
   if (config.policy !== undefined) out.policy = config.policy;
   return out;
+}
+
+/** A configuration with no resource set aside for the host: every holder of a snapshot fits on it. */
+function nothingReserved(config: SliceConfig): SliceConfig {
+  return { limits: { ...config.limits, systemReserve: 0 }, ...(config.reservedCores === undefined ? {} : { reservedCores: [] }), ...(config.policy === undefined ? {} : { policy: config.policy }) };
 }
 
 /** A full configuration as a change that sets every field (absent limits removed). */

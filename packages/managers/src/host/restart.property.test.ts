@@ -1,0 +1,86 @@
+import { unwrap, type Allocation, type LimitsUpdate } from '@allot/core';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { CpuManager } from '../cpu-manager/cpu-manager.ts';
+import { topologyFixture } from '../cpu/index.ts';
+import { MemoryManager } from '../memory/memory-manager.ts';
+import { FakeClock } from '../testing/fake-clock.ts';
+import { HostManager } from './host-manager.ts';
+import { MemoryJournal } from './records.ts';
+
+const topology = topologyFixture({ sockets: 1, numaPerSocket: 2, coresPerNuma: 3, threadsPerCore: 1 });
+
+function build(clock: FakeClock, journal: MemoryJournal): HostManager {
+  const memory = unwrap(MemoryManager.builder().capacity(8192).reserve(1024).overcommit(1.5).clock(clock).build());
+  const cpu = unwrap(CpuManager.builder().topology(topology).overcommit(2).clock(clock).build());
+  return unwrap(HostManager.builder().nodeId('n1').memory(memory).cpu(cpu).journal(journal).clock(clock).releasedRetention(20_000).build());
+}
+
+const op = fc.oneof(
+  fc.record({ kind: fc.constant('allocate' as const), mem: fc.integer({ min: 0, max: 5000 }), vcpus: fc.integer({ min: 0, max: 4 }), exclusive: fc.boolean(), id: fc.integer({ min: 0, max: 20 }) }),
+  fc.record({ kind: fc.constant('reserve' as const), mem: fc.integer({ min: 1, max: 3000 }), vcpus: fc.integer({ min: 0, max: 3 }), ttl: fc.integer({ min: 1, max: 5000 }), id: fc.integer({ min: 0, max: 20 }) }),
+  fc.record({ kind: fc.constant('release' as const), pick: fc.nat() }),
+  fc.record({ kind: fc.constant('activate' as const), pick: fc.nat() }),
+  fc.record({ kind: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 30_000 }) }),
+  fc.record({ kind: fc.constant('memory-limits' as const), capacity: fc.integer({ min: 1024, max: 12000 }), systemReserve: fc.option(fc.integer({ min: 0, max: 1024 }), { nil: undefined }), force: fc.boolean() }),
+  fc.record({ kind: fc.constant('cpu-reserve' as const), systemReserve: fc.integer({ min: 0, max: 3 }), force: fc.boolean() }),
+  fc.record({ kind: fc.constant('cpu-reserved-cores' as const), cores: fc.uniqueArray(fc.integer({ min: 0, max: 5 }), { maxLength: 3 }), force: fc.boolean() }),
+  fc.record({ kind: fc.constant('cordon' as const), cordoned: fc.boolean() }),
+);
+
+describe('a restart after any accepted operation', () => {
+  it('restores the same state, from a snapshot and from the records alone', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 30 }), async (ops) => {
+        const clock = new FakeClock();
+        const journal = new MemoryJournal();
+        const h = build(clock, journal);
+        const known: Allocation[] = [];
+        let n = 0;
+        for (const o of ops) {
+          n += 1;
+          if (o.kind === 'allocate' || o.kind === 'reserve') {
+            const request = {
+              requestId: `r${o.id}`,
+              tenantId: 't',
+              resources: { memoryMiB: o.mem, vcpus: o.vcpus },
+              cpu: { exclusive: o.kind === 'allocate' && o.exclusive, numa: 'any' as const },
+              ...(o.kind === 'reserve' ? { reservation: { ttlMs: o.ttl } } : {}),
+            };
+            const r = o.kind === 'reserve' ? await h.reserve(request) : await h.allocate(request);
+            if (r.ok) known.push(r.value);
+          } else if (o.kind === 'release' && known.length > 0) {
+            await h.release({ requestId: `rel-${n}`, allocationId: (known[o.pick % known.length] as Allocation).id });
+          } else if (o.kind === 'activate' && known.length > 0) {
+            await h.activateReservation((known[o.pick % known.length] as Allocation).id, `act-${n}`);
+          } else if (o.kind === 'advance') {
+            clock.advance(o.ms);
+          } else if (o.kind === 'memory-limits') {
+            await h.updateLimits({ memory: { capacity: o.capacity, ...(o.systemReserve === undefined ? {} : { systemReserve: o.systemReserve }) } }, { force: o.force });
+          } else if (o.kind === 'cpu-reserve') {
+            await h.updateLimits({ cpu: { systemReserve: o.systemReserve } }, { force: o.force });
+          } else if (o.kind === 'cpu-reserved-cores') {
+            await h.updateLimits({ cpu: { reservedCores: o.cores } } as LimitsUpdate, { force: o.force });
+          } else if (o.kind === 'cordon') {
+            await h.setCordon(o.cordoned, 'maintenance');
+          }
+          const state = unwrap(await h.exportState());
+
+          const fromSnapshot = build(clock, new MemoryJournal());
+          const restored = await fromSnapshot.restore(state, []);
+          expect(restored.ok ? 'restored' : restored.error.message).toBe('restored');
+          expect(unwrap(await fromSnapshot.exportState())).toEqual(state);
+          await fromSnapshot.stop();
+
+          const fromRecords = build(clock, new MemoryJournal());
+          const replayed = await fromRecords.restore(undefined, journal.records);
+          expect(replayed.ok ? 'replayed' : replayed.error.message).toBe('replayed');
+          expect(unwrap(await fromRecords.exportState())).toEqual(state);
+          await fromRecords.stop();
+        }
+        await h.stop();
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
