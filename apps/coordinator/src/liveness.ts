@@ -14,15 +14,15 @@ export function livenessMsgId(t: LivenessTransition): string {
 
 /** Publishes a liveness change to allot.events.cluster.<kind>; failures are logged (the view is already right). */
 export async function publishTransition(js: JetStreamClient, t: LivenessTransition, logger: Logger): Promise<void> {
-  const event: AllotEvent = { kind: t.kind, nodeId: t.nodeId, at: t.at, reason: `${t.from} -> ${t.to}; last seen ${t.at - t.lastSeen} ms ago` };
+  const event: AllotEvent = { kind: t.kind, nodeId: t.nodeId, at: t.at, reason: `${t.from} -> ${t.to}; silent for ${t.silentMs} ms` };
   const ack = await publishDurable(js, eventSubject(CLUSTER_EVENT_NODE, t.kind), event, { msgId: livenessMsgId(t), timeoutMs: 5_000 });
   if (!ack.ok) logger.warn({ node: t.nodeId, kind: t.kind, error: ack.error.message }, 'liveness event not published');
 }
 
-/** Sweeps the view every `everyMs` and reports every transition. Returns the stop function. */
-export function startLivenessSweep(view: ClusterView, opts: { everyMs: number; now: () => number; onTransition: (t: LivenessTransition) => void }): () => void {
+/** Sweeps the view every `everyMs` (silence is judged on the view's monotonic clock) and reports every transition. Returns the stop function. */
+export function startLivenessSweep(view: ClusterView, opts: { everyMs: number; onTransition: (t: LivenessTransition) => void }): () => void {
   const timer = setInterval(() => {
-    for (const t of view.sweep(opts.now())) opts.onTransition(t);
+    for (const t of view.sweep()) opts.onTransition(t);
   }, opts.everyMs);
   timer.unref();
   return () => clearInterval(timer);

@@ -15,9 +15,12 @@ export interface UsageFeed {
 /**
  * Follows ALLOT_USAGE with an ordered consumer that starts at the last snapshot of every node (deliver_policy
  * last_per_subject) and then stays live, so a restarted coordinator rebuilds its view from one message per node.
- * lastSeen is the message's JetStream timestamp: the time the server stored it, not the agent's own clock.
+ * A live snapshot counts as received now (the view measures silence on this coordinator's monotonic clock). A snapshot
+ * replayed on a cold start may be old: its age is the newest JetStream timestamp known (the stream's last message, or a
+ * newer one seen since) minus its own, both written by the server, never compared with this machine's clock. Only the
+ * replay is aged this way: live messages may come from a new stream leader whose clock differs from the old one's.
  */
-export async function followUsage(js: JetStreamClient, view: ClusterView, opts: { logger: Logger; now: () => number; onTransition: (t: LivenessTransition) => void }): Promise<UsageFeed> {
+export async function followUsage(js: JetStreamClient, view: ClusterView, opts: { logger: Logger; onTransition: (t: LivenessTransition) => void }): Promise<UsageFeed> {
   // No subject filter: the stream holds only allot.usage.* (and filter_subjects needs a 2.10 server; we run on 2.9.10).
   const consumer = await js.consumers.get(USAGE_STREAM, { deliver_policy: DeliverPolicy.LastPerSubject });
   // Short pull expiry and heartbeat: when the server that holds this (ephemeral, ordered) consumer dies, two missed
@@ -26,8 +29,15 @@ export async function followUsage(js: JetStreamClient, view: ClusterView, opts: 
   const messages = await consumer.consume({ expires: 5_000, idle_heartbeat: 2_000 });
   let applied = 0;
   let invalid = 0;
-  let markCaughtUp: () => void = () => {};
-  const caughtUp = new Promise<void>((resolve) => (markCaughtUp = resolve));
+  let replaying = true;
+  let resolveCaughtUp: () => void = () => {};
+  const caughtUp = new Promise<void>((resolve) => (resolveCaughtUp = resolve));
+  const markCaughtUp = () => {
+    replaying = false;
+    resolveCaughtUp();
+  };
+  // The server's time of the newest stored snapshot: replayed ones are aged against it.
+  let newestStoredAt = await lastStoredAt(js);
   // An empty stream: nothing to rebuild. Otherwise the first message with nothing pending behind it marks the end.
   const info = await consumer.info(true).catch(() => undefined);
   if (info !== undefined && info.num_pending === 0) markCaughtUp();
@@ -41,8 +51,9 @@ export async function followUsage(js: JetStreamClient, view: ClusterView, opts: 
       } else {
         applied += 1;
         // Nanoseconds past 2^53 lose precision as a number, far below the millisecond kept here.
-        const seenAt = Math.floor(Number(m.info.timestampNanos) / 1e6);
-        const t = view.apply(snapshot.value, seenAt, opts.now());
+        const storedAt = Math.floor(Number(m.info.timestampNanos) / 1e6);
+        newestStoredAt = Math.max(newestStoredAt, storedAt);
+        const t = view.apply(snapshot.value, replaying ? newestStoredAt - storedAt : 0);
         if (t !== null) opts.onTransition(t);
       }
       if (m.info.pending === 0) markCaughtUp();
@@ -56,4 +67,15 @@ export async function followUsage(js: JetStreamClient, view: ClusterView, opts: 
       await loop.catch(() => undefined);
     },
   };
+}
+
+/** The JetStream timestamp (ms) of the stream's last message; 0 when unknown (the replay is then aged by what it shows). */
+async function lastStoredAt(js: JetStreamClient): Promise<number> {
+  try {
+    const info = await (await js.jetstreamManager()).streams.info(USAGE_STREAM);
+    const at = Date.parse(info.state.last_ts);
+    return Number.isFinite(at) ? at : 0;
+  } catch {
+    return 0;
+  }
 }

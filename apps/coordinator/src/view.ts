@@ -1,5 +1,6 @@
 import { worstHealth, type ClusterUsage, type Health, type NodeLiveness, type NodeView, type UsageSnapshot } from '@allot/core';
 import { ClusterIndex, type ClusterIndexOptions } from '@allot/placement';
+import { systemCoordinatorClock, type CoordinatorClock } from './store/clock.ts';
 
 /** A liveness change of one node, as the cluster events stream records it. */
 export interface LivenessTransition {
@@ -11,6 +12,8 @@ export interface LivenessTransition {
   readonly bootId: string;
   readonly snapshotSeq: number;
   readonly lastSeen: number;
+  /** How long the node had been silent, on this coordinator's monotonic clock. */
+  readonly silentMs: number;
   readonly at: number;
 }
 
@@ -20,10 +23,15 @@ export interface ClusterViewOptions {
   /** Suspect -> lost after this silence. */
   readonly lostAfterMs: number;
   readonly index?: ClusterIndexOptions;
+  /** Silence is measured on `monotonic`; `wall` only stamps lastSeen and events. Default: the system clocks. */
+  readonly clock?: CoordinatorClock;
 }
 
 interface NodeState {
   snapshot: UsageSnapshot;
+  /** When this coordinator received the snapshot (minus its age on a cold start), on the monotonic clock. */
+  receivedAt: number;
+  /** The same instant in this coordinator's wall time, for display. */
   lastSeen: number;
   liveness: NodeLiveness;
   /** A cordon this coordinator forwarded, shown until a newer snapshot (higher seq or a new boot) reports the node's own state. */
@@ -34,17 +42,20 @@ interface NodeState {
 const MAX_HEALTH_REASONS = 10;
 
 /**
- * The coordinator's soft view of the cluster: each node's latest usage snapshot, when it was seen (JetStream message
- * time), and its liveness; the placement index is kept current on every change (O(log n) per snapshot). Derived
- * state only: it chooses candidates, the agents decide.
+ * The coordinator's soft view of the cluster: each node's latest usage snapshot, when this coordinator received it,
+ * and its liveness; the placement index is kept current on every change (O(log n) per snapshot). Derived state only:
+ * it chooses candidates, the agents decide. Liveness compares only this process's monotonic readings, never another
+ * machine's clock with this one's: a coordinator whose wall clock is off (or steps) judges nodes as well as any other.
  */
 export class ClusterView {
   readonly index: ClusterIndex;
   readonly #nodes = new Map<string, NodeState>();
   readonly #options: ClusterViewOptions;
+  readonly #clock: CoordinatorClock;
 
   constructor(options: ClusterViewOptions) {
     this.#options = options;
+    this.#clock = options.clock ?? systemCoordinatorClock;
     this.index = new ClusterIndex(options.index);
   }
 
@@ -53,32 +64,38 @@ export class ClusterView {
   }
 
   /**
-   * Takes a snapshot seen at `seenAt` (the stream's timestamp). A snapshot older than the one held (same boot, lower
-   * seq) is ignored. Returns node_returned when a suspect or lost node reported again.
+   * Takes a snapshot received now, or `ageMs` ago: a snapshot replayed on a cold start was stored a while before, and
+   * its age is the difference of two JetStream timestamps (usage-feed.ts), never this clock against the server's.
+   * A snapshot older than the one held (same boot, lower seq) is ignored. Returns node_returned when a suspect or lost
+   * node reported again.
    */
-  apply(snapshot: UsageSnapshot, seenAt: number, now: number): LivenessTransition | null {
+  apply(snapshot: UsageSnapshot, ageMs = 0): LivenessTransition | null {
     const old = this.#nodes.get(snapshot.nodeId);
     if (old !== undefined && old.snapshot.bootId === snapshot.bootId && snapshot.seq < old.snapshot.seq) return null;
-    const state: NodeState = { snapshot, lastSeen: Math.max(seenAt, old?.lastSeen ?? 0), liveness: 'ready' };
+    const age = Math.max(0, ageMs);
+    let receivedAt = this.#clock.monotonic() - age;
+    let lastSeen = this.#clock.wall() - age;
+    if (old !== undefined && old.receivedAt > receivedAt) ({ receivedAt, lastSeen } = old);
+    const state: NodeState = { snapshot, receivedAt, lastSeen, liveness: 'ready' };
     const o = old?.override;
     if (o !== undefined && o.bootId === snapshot.bootId && snapshot.seq <= o.seq) state.override = o;
-    state.liveness = this.#livenessOf(state, now);
+    state.liveness = this.#livenessOf(state);
     this.#nodes.set(snapshot.nodeId, state);
     this.index.upsert(this.#viewOf(snapshot.nodeId, state));
-    if (old !== undefined && old.liveness !== 'ready' && state.liveness === 'ready') return this.#transition(snapshot.nodeId, state, old.liveness, now);
+    if (old !== undefined && old.liveness !== 'ready' && state.liveness === 'ready') return this.#transition(snapshot.nodeId, state, old.liveness);
     return null;
   }
 
-  /** Re-evaluates every node's liveness at `now`; returns the transitions (suspect, lost). O(n). */
-  sweep(now: number): LivenessTransition[] {
+  /** Re-evaluates every node's liveness now; returns the transitions (suspect, lost). O(n). */
+  sweep(): LivenessTransition[] {
     const changes: LivenessTransition[] = [];
     for (const [nodeId, state] of this.#nodes) {
-      const next = this.#livenessOf(state, now);
+      const next = this.#livenessOf(state);
       if (next === state.liveness) continue;
       const from = state.liveness;
       state.liveness = next;
       this.index.upsert(this.#viewOf(nodeId, state));
-      changes.push(this.#transition(nodeId, state, from, now));
+      changes.push(this.#transition(nodeId, state, from));
     }
     return changes;
   }
@@ -159,8 +176,8 @@ export class ClusterView {
     return { status: worst.status, reasons: shown };
   }
 
-  #livenessOf(state: NodeState, now: number): NodeLiveness {
-    const silence = now - state.lastSeen;
+  #livenessOf(state: NodeState): NodeLiveness {
+    const silence = this.#clock.monotonic() - state.receivedAt;
     if (silence >= this.#options.lostAfterMs) return 'lost';
     const suspectAfter = this.#options.suspectAfterMs ?? 3 * state.snapshot.heartbeatMs;
     return silence >= suspectAfter ? 'suspect' : 'ready';
@@ -171,9 +188,10 @@ export class ClusterView {
     return { nodeId, liveness: state.liveness, lastSeen: state.lastSeen, snapshot };
   }
 
-  #transition(nodeId: string, state: NodeState, from: NodeLiveness, now: number): LivenessTransition {
+  #transition(nodeId: string, state: NodeState, from: NodeLiveness): LivenessTransition {
     const to = state.liveness;
     const kind = to === 'ready' ? 'node_returned' : to === 'suspect' ? 'node_suspect' : 'node_lost';
-    return { kind, nodeId, from, to, bootId: state.snapshot.bootId, snapshotSeq: state.snapshot.seq, lastSeen: state.lastSeen, at: now };
+    const silentMs = Math.max(0, Math.round(this.#clock.monotonic() - state.receivedAt));
+    return { kind, nodeId, from, to, bootId: state.snapshot.bootId, snapshotSeq: state.snapshot.seq, lastSeen: state.lastSeen, silentMs, at: this.#clock.wall() };
   }
 }

@@ -10,10 +10,14 @@ import { startHttpServer, type DashboardServer } from './server.ts';
 import { frame, SseHub, type SseSink } from './sse.ts';
 
 const T0 = 1_700_000_000_000;
+/** The views' clock (wall and monotonic alike): a test moves it by assigning `now`. */
+let now = T0;
+const clock = { wall: () => now, monotonic: () => now };
 
 function viewWith(ids: string[]): ClusterView {
-  const view = new ClusterView({ lostAfterMs: 60_000, suspectAfterMs: 15_000 });
-  for (const nodeId of ids) view.apply(syntheticSnapshot({ nodeId }), T0, T0);
+  now = T0;
+  const view = new ClusterView({ lostAfterMs: 60_000, suspectAfterMs: 15_000, clock });
+  for (const nodeId of ids) view.apply(syntheticSnapshot({ nodeId }));
   return view;
 }
 
@@ -25,7 +29,8 @@ describe('DashboardModel: deltas coalesce what changed between two ticks', () =>
     expect(first?.nodes?.map((r) => r.nodeId)).toEqual(['n1', 'n2', 'n3']);
     expect(model.tick(T0 + 250)).toBeNull();
 
-    for (let seq = 2; seq <= 50; seq++) view.apply(syntheticSnapshot({ nodeId: 'n2', seq, memoryCommitted: seq * 100 }), T0 + 300, T0 + 300);
+    now = T0 + 300;
+    for (let seq = 2; seq <= 50; seq++) view.apply(syntheticSnapshot({ nodeId: 'n2', seq, memoryCommitted: seq * 100 }));
     const delta = model.tick(T0 + 500) as DeltaMessage;
     expect(DeltaMessageSchema.parse(delta)).toBeTruthy();
     expect(delta.nodes?.map((r) => [r.nodeId, r.seq, r.memory.committed])).toEqual([['n2', 50, 5_000]]);
@@ -37,7 +42,8 @@ describe('DashboardModel: deltas coalesce what changed between two ticks', () =>
     const view = viewWith(['n1']);
     const model = new DashboardModel(view, undefined);
     model.tick(T0);
-    view.apply(syntheticSnapshot({ nodeId: 'n1' }), T0 + 1_000, T0 + 1_000);
+    now = T0 + 1_000;
+    view.apply(syntheticSnapshot({ nodeId: 'n1' }));
     const delta = model.tick(T0 + 1_000) as DeltaMessage;
     expect(delta.nodes).toBeUndefined();
     expect(delta.seen).toEqual({ n1: T0 + 1_000 });
@@ -47,7 +53,8 @@ describe('DashboardModel: deltas coalesce what changed between two ticks', () =>
     const view = viewWith(['n1']);
     const model = new DashboardModel(view, undefined, { seriesEveryMs: 5_000 });
     model.tick(T0);
-    view.sweep(T0 + 20_000);
+    now = T0 + 20_000;
+    view.sweep();
     model.addEvent({ kind: 'node_suspect', nodeId: 'n1', at: T0 + 20_000, seq: 7 });
     const delta = model.tick(T0 + 20_000) as DeltaMessage;
     expect(delta.nodes?.[0]?.liveness).toBe('suspect');
@@ -209,7 +216,7 @@ describe('GET /api/events/stream', () => {
     let seq = 1;
     while (Date.now() - t0 < 2_000) {
       seq += 1;
-      view.apply(syntheticSnapshot({ nodeId: 'n1', seq, memoryCommitted: seq }), Date.now(), Date.now());
+      view.apply(syntheticSnapshot({ nodeId: 'n1', seq, memoryCommitted: seq }));
       await new Promise((r) => setTimeout(r, 5));
     }
     await new Promise((r) => setTimeout(r, 400));
@@ -226,7 +233,7 @@ describe('GET /api/events/stream', () => {
 
   it('answers the JSON API and 404s unknown nodes and routes', async () => {
     const view = viewWith(['n1', 'n2']);
-    view.apply(syntheticSnapshot({ nodeId: 'n3', labels: { zone: 'b' }, tenants: { acme: { vms: 1, vcpus: 2, memoryMiB: 1024 } } }), T0, T0);
+    view.apply(syntheticSnapshot({ nodeId: 'n3', labels: { zone: 'b' }, tenants: { acme: { vms: 1, vcpus: 2, memoryMiB: 1024 } } }));
     const extra = new Map([['/metrics', (_req: unknown, res: { end: (s: string) => void }) => res.end('m 1\n')]]);
     const started = await startHttpServer({ view }, { host: '127.0.0.1', port: 0, logger: pino({ level: 'silent' }), dashboardDir: '/nonexistent', extraRoutes: extra as never });
     if (!started.ok) throw new Error(started.error.message);
