@@ -8,7 +8,8 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['packages/*/src/**/*.test.ts', 'apps/*/src/**/*.test.ts'],
+          // test/sim: the deterministic simulator's bounded CI run (docs/simulation.md).
+          include: ['packages/*/src/**/*.test.ts', 'apps/*/src/**/*.test.ts', 'test/sim/**/*.test.ts'],
           environment: 'node',
           testTimeout: 30_000,
         },

@@ -1,0 +1,216 @@
+import { decode, decodeWith, encode, err, ok, type AgentVerb, type Allocation, type Result } from '@allot/core';
+import type { EndpointSpec, RequestContext } from '@allot/nats';
+import { agentEndpoints } from '../../apps/agent/src/endpoints.ts';
+import { CpuManager, FakeProbe, HostManager, MemoryManager, topologyFixture, type HostRecord } from '../../packages/managers/src/index.ts';
+import { ProcessClock } from './clocks.ts';
+import { SimDisk, SimJournal } from './disk.ts';
+import type { Faults } from './faults.ts';
+import { DurableModel } from './durable-model.ts';
+import type { Scheduler } from './scheduler.ts';
+
+const TOPOLOGY = topologyFixture({ sockets: 1, numaPerSocket: 2, coresPerNuma: 4, threadsPerCore: 1 });
+export const AGENT_MEMORY_MIB = 16_384;
+export const AGENT_CPU_OVERCOMMIT = 2;
+/** Released allocations are retained this long (short, so the retention path runs within a simulated run). */
+const RETENTION_MS = 120_000;
+
+/** The request context an endpoint handler receives; the agent's handlers read only the request. */
+const NO_CONTEXT = {} as RequestContext;
+
+/**
+ * A simulated agent process: the real HostManager (memory + CPU composite) and the real endpoint handlers
+ * (apps/agent/src/endpoints.ts) over a SimJournal on a disk that survives crashes. A crash kills the incarnation
+ * (its clock, its journal queue, its replies); a restart builds a new manager and restores it from the disk through
+ * the managers' restore path, as the agent does with its ledger. A journal failure stops the agent, which restarts
+ * from disk (the agent's onFatal path).
+ */
+export class SimAgent {
+  readonly nodeId: string;
+  readonly disk = new SimDisk();
+  /** Every durable record folded in order: what a restart can know. */
+  readonly model: DurableModel;
+  readonly #sched: Scheduler;
+  readonly #faults: () => Faults;
+  #host: HostManager | undefined;
+  #journal: SimJournal | undefined;
+  #clock: ProcessClock | undefined;
+  #endpoints = new Map<string, EndpointSpec>();
+  #skewMs: number;
+  #up = false;
+  #starting = false;
+  #compacting = false;
+  /** Grows with every start: a reply computed by an older incarnation is never sent. */
+  incarnation = 0;
+  restarts = 0;
+
+  constructor(sched: Scheduler, nodeId: string, faults: () => Faults) {
+    this.#sched = sched;
+    this.nodeId = nodeId;
+    this.#faults = faults;
+    this.#skewMs = sched.int(-2_000, 2_000);
+    this.model = new DurableModel(nodeId, { memoryMiB: AGENT_MEMORY_MIB, vcpus: TOPOLOGY.cores.length * AGENT_CPU_OVERCOMMIT }, (message) => sched.fail(message));
+  }
+
+  get up(): boolean {
+    return this.#up;
+  }
+
+  get host(): HostManager | undefined {
+    return this.#up ? this.#host : undefined;
+  }
+
+  get clock(): ProcessClock | undefined {
+    return this.#clock;
+  }
+
+  /** Builds a new incarnation and restores it from the disk; a refused restore is an invariant failure (a crash loop). */
+  async start(): Promise<void> {
+    if (this.#up || this.#starting) return;
+    this.#starting = true;
+    const incarnation = ++this.incarnation;
+    const name = `${this.nodeId}#${incarnation}`;
+    const clock = new ProcessClock(this.#sched, name, this.#skewMs);
+    const journal = new SimJournal({
+      disk: this.disk,
+      sched: this.#sched,
+      faults: this.#faults,
+      name,
+      onFatal: () => this.#sched.after(0, `${name} exits on ledger failure`, () => this.crash('ledger failed')),
+      onDurable: (record) => this.#durable(record),
+    });
+    const probe = new FakeProbe({ topology: TOPOLOGY, totalMemoryMiB: AGENT_MEMORY_MIB, now: () => clock.now() });
+    const memory = MemoryManager.builder().nodeId(this.nodeId).capacity(AGENT_MEMORY_MIB).overcommit(1).probe(probe).clock(clock).build();
+    const cpu = CpuManager.builder().nodeId(this.nodeId).topology(TOPOLOGY).overcommit(AGENT_CPU_OVERCOMMIT).probe(probe).clock(clock).build();
+    if (!memory.ok || !cpu.ok) throw new Error(`${name}: cannot build managers`);
+    const built = HostManager.builder().nodeId(this.nodeId).memory(memory.value).cpu(cpu.value).journal(journal).durable(() => journal.load()).clock(clock).releasedRetention(RETENTION_MS).build();
+    if (!built.ok) throw new Error(`${name}: cannot build the host manager: ${built.error.message}`);
+    const host = built.value;
+    const durable = this.disk.durableState();
+    journal.restoring = true;
+    const restored = await host.restore(durable.snapshot, durable.records);
+    journal.restoring = false;
+    this.#starting = false;
+    if (this.incarnation !== incarnation) return;
+    if (!restored.ok && journal.failed) {
+      // The disk failed under the restore's own records (reservations expired while down): exit and start again.
+      this.#journal = journal;
+      this.#clock = clock;
+      this.#up = true;
+      this.crash('ledger failed during restore');
+      return;
+    }
+    if (!restored.ok) {
+      this.#sched.fail(`${name} cannot restart from its disk: ${restored.error.code} ${restored.error.message}`);
+      return;
+    }
+    this.#host = host;
+    this.#journal = journal;
+    this.#clock = clock;
+    this.#endpoints = new Map(
+      agentEndpoints({
+        nodeId: this.nodeId,
+        host,
+        usage: () => Promise.resolve(ok({})),
+        hostHealth: () => Promise.resolve(err('internal', 'not simulated')),
+        refused: () => undefined,
+      }).map((ep) => [ep.subject.slice(ep.subject.lastIndexOf(`${this.nodeId}.`) + this.nodeId.length + 1), ep]),
+    );
+    this.#up = true;
+    if (incarnation === 1) {
+      const usage = await host.getUsage();
+      if (usage.ok) {
+        const of = (type: string): number => usage.value.find((u) => u.resourceType === type)?.effectiveCapacity ?? 0;
+        this.model.effective = { memoryMiB: of('memory'), vcpus: of('cpu') };
+      }
+    }
+    this.#sched.trace(`${name} up (restored seq ${restored.value.seq}, ${restored.value.expired} expired while down)`);
+    await this.#checkRestoredMatchesDisk(host, name, incarnation);
+  }
+
+  /** Restore must rebuild exactly what the disk says is live (a restart that drops or invents one is a lost ack or a ghost). */
+  async #checkRestoredMatchesDisk(host: HostManager, name: string, incarnation: number): Promise<void> {
+    const live = await host.getAllocations({ status: 'live' });
+    if (!live.ok || this.incarnation !== incarnation) return;
+    const inMemory = new Set(live.value.map((a) => a.id));
+    for (const id of this.model.liveIds()) {
+      // A reservation that expired while the agent was down is journaled as expired during restore; not lost.
+      if (!inMemory.has(id) && this.model.get(id)?.status !== 'reserved') this.#sched.fail(`${name} restarted without ${id}, which is live on its disk`);
+    }
+  }
+
+  #durable(record: HostRecord): void {
+    this.model.apply(record);
+    // Compact now and then, as the ledger does past its threshold.
+    if (this.disk.records.length > 30 && this.#sched.chance(0.1)) {
+      const host = this.#host;
+      const journal = this.#journal;
+      if (host === undefined || journal === undefined || this.#compacting) return;
+      // One compaction at a time, as the agent's LedgerJournal.compactIfDue does.
+      this.#compacting = true;
+      void host.exportState().then((state) => {
+        this.#compacting = false;
+        if (state.ok && this.#journal === journal) journal.compact(state.value);
+      });
+    }
+  }
+
+  /** Kills this incarnation (nothing queued reaches the disk) and schedules its restart. */
+  crash(reason: string): void {
+    if (!this.#up && !this.#starting) return;
+    this.#sched.trace(`${this.nodeId}#${this.incarnation} CRASH (${reason}); ${this.#journal?.inFlight ?? 0} records not durable are lost`);
+    this.#up = false;
+    this.#starting = false;
+    this.incarnation++;
+    this.#clock?.kill();
+    this.#journal?.kill();
+    this.#host = undefined;
+    this.#journal = undefined;
+    this.restarts++;
+    this.#sched.after(this.#sched.int(100, 5_000), `${this.nodeId} restart`, () => void this.start());
+  }
+
+  /** Steps this agent's wall clock (from its next incarnation on, the skew stays). */
+  stepClock(deltaMs: number): void {
+    this.#skewMs += deltaMs;
+    this.#clock?.step(deltaMs);
+  }
+
+  /**
+   * Handles one request as the agent's service does (decode and validate, the endpoint's handler, encode the reply).
+   * Resolves to the encoded reply, or undefined when this incarnation died before answering (no reply is ever sent).
+   */
+  async handle(verb: AgentVerb, payload: Uint8Array): Promise<Uint8Array | undefined> {
+    const ep = this.#endpoints.get(verb);
+    const incarnation = this.incarnation;
+    if (!this.#up || ep === undefined) return undefined;
+    const request = ep.parse === undefined ? decode(ep.requestSchema, payload, Number.POSITIVE_INFINITY) : decodeWith(ep.parse, payload, Number.POSITIVE_INFINITY);
+    let result: Result<unknown>;
+    if (!request.ok) result = request;
+    else {
+      try {
+        result = await ep.handler(request.value, NO_CONTEXT);
+      } catch (thrown) {
+        result = err('internal', `handler ${ep.name} failed: ${(thrown as Error).message}`);
+      }
+    }
+    if (this.incarnation !== incarnation || !this.#up) return undefined;
+    if (result.ok) this.#checkAcknowledgedIsDurable(verb, result.value);
+    return encode(result);
+  }
+
+  /** Nothing acknowledged is lost: an ok reply naming an allocation is sent only once that allocation is on disk. */
+  #checkAcknowledgedIsDurable(verb: AgentVerb, value: unknown): void {
+    if (verb !== 'allocate' && verb !== 'reserve' && verb !== 'release' && verb !== 'activate') return;
+    const allocation = value as Allocation;
+    const known = this.model.get(allocation.id);
+    if (known === undefined) {
+      this.#sched.fail(`${this.nodeId} answered ${verb} ok with ${allocation.id} (${allocation.requestId}, ${allocation.status}) that is not on its disk`);
+      return;
+    }
+    if (verb === 'release' && known.status !== 'released' && known.status !== 'expired') this.#sched.fail(`${this.nodeId} answered release ok for ${allocation.id} whose release is not on its disk (disk: ${known.status})`);
+    // Records of one group commit become durable together, so a release may already follow the activation on disk.
+    if (verb === 'activate' && known.status === 'reserved') this.#sched.fail(`${this.nodeId} answered activate ok for ${allocation.id} whose activation is not on its disk`);
+  }
+}
+
+export type { Allocation };

@@ -1,0 +1,128 @@
+import { holdsCapacity, type Allocation, type AllocationStatus } from '@allot/core';
+import type { HostRecord } from '../../packages/managers/src/index.ts';
+
+export interface DurableAllocation {
+  readonly id: string;
+  readonly requestId: string;
+  readonly tenantId: string;
+  readonly memoryMiB: number;
+  readonly vcpus: number;
+  readonly fence: number | undefined;
+  status: AllocationStatus | 'expired';
+}
+
+/**
+ * An agent's durable state as the simulator knows it: every record that reached the disk, folded in order (records
+ * become durable in append order, so this is exactly what any restart can rebuild). The agent-side invariants are
+ * checked on it as each record lands: committed never above effective capacity, at most one live allocation per
+ * request id, and no allocate committed at a fence at or below one this node already refused.
+ */
+export class DurableModel {
+  readonly #nodeId: string;
+  readonly #fail: (message: string) => void;
+  readonly #byId = new Map<string, DurableAllocation>();
+  /** Live allocation ids by request id. */
+  readonly #liveByRequest = new Map<string, Set<string>>();
+  /** The highest fence each request id was refused (or fenced) at, from `fenced` records. */
+  readonly #refusedFence = new Map<string, number>();
+  #memory = 0;
+  #vcpus = 0;
+  effective: { memoryMiB: number; vcpus: number };
+
+  constructor(nodeId: string, effective: { memoryMiB: number; vcpus: number }, fail: (message: string) => void) {
+    this.#nodeId = nodeId;
+    this.effective = effective;
+    this.#fail = fail;
+  }
+
+  get(id: string): DurableAllocation | undefined {
+    return this.#byId.get(id);
+  }
+
+  *liveIds(): Iterable<string> {
+    for (const ids of this.#liveByRequest.values()) yield* ids;
+  }
+
+  /** Every live allocation on disk. */
+  *live(): Iterable<DurableAllocation> {
+    for (const id of this.liveIds()) {
+      const a = this.#byId.get(id);
+      if (a !== undefined) yield a;
+    }
+  }
+
+  get committed(): { memoryMiB: number; vcpus: number } {
+    return { memoryMiB: this.#memory, vcpus: this.#vcpus };
+  }
+
+  apply(record: HostRecord): void {
+    const r = record as HostRecord & { kind: string; requestId?: string; fence?: number };
+    switch (r.kind) {
+      case 'allocated':
+      case 'reserved':
+        this.#add((record as { allocation: Allocation }).allocation);
+        break;
+      case 'activated':
+        this.#setStatus(r.allocationId as string, 'active');
+        break;
+      case 'released':
+        this.#setStatus(r.allocationId as string, 'released');
+        break;
+      case 'expired':
+        this.#setStatus(r.allocationId as string, 'expired');
+        break;
+      case 'fenced':
+        if (r.requestId !== undefined && r.fence !== undefined) this.#refusedFence.set(r.requestId, Math.max(this.#refusedFence.get(r.requestId) ?? 0, r.fence));
+        break;
+      default:
+        break;
+    }
+  }
+
+  #add(allocation: Allocation): void {
+    const fence = (allocation as Allocation & { fence?: number }).fence;
+    const a: DurableAllocation = {
+      id: allocation.id,
+      requestId: allocation.requestId,
+      tenantId: allocation.tenantId,
+      memoryMiB: allocation.granted.memoryMiB,
+      vcpus: allocation.granted.vcpus,
+      fence,
+      status: allocation.status,
+    };
+    if (this.#byId.has(a.id)) this.#fail(`${this.#nodeId}: allocation id ${a.id} committed twice (second for ${a.requestId})`);
+    const refused = this.#refusedFence.get(a.requestId);
+    if (fence !== undefined && refused !== undefined && fence <= refused) this.#fail(`${this.#nodeId}: ${a.requestId} committed at fence ${fence} after fence ${refused} was recorded (a stale allocate got through)`);
+    this.#byId.set(a.id, a);
+    if (a.status !== 'expired' && holdsCapacity(a.status)) this.#hold(a, +1);
+  }
+
+  #setStatus(id: string, status: AllocationStatus | 'expired'): void {
+    const a = this.#byId.get(id);
+    if (a === undefined) {
+      this.#fail(`${this.#nodeId}: a ${status} record for ${id}, which was never committed`);
+      return;
+    }
+    const held = a.status !== 'expired' && holdsCapacity(a.status);
+    a.status = status;
+    const holds = status !== 'expired' && holdsCapacity(status);
+    if (held && !holds) this.#hold(a, -1);
+    else if (!held && holds) this.#hold(a, +1);
+  }
+
+  #hold(a: DurableAllocation, sign: 1 | -1): void {
+    this.#memory += sign * a.memoryMiB;
+    this.#vcpus += sign * a.vcpus;
+    let ids = this.#liveByRequest.get(a.requestId);
+    if (sign > 0) {
+      if (ids === undefined) this.#liveByRequest.set(a.requestId, (ids = new Set()));
+      ids.add(a.id);
+      if (ids.size > 1) this.#fail(`${this.#nodeId}: request ${a.requestId} holds ${ids.size} live allocations on disk (${[...ids].join(', ')})`);
+      if (this.#memory > this.effective.memoryMiB) this.#fail(`${this.#nodeId}: ${this.#memory} MiB committed on disk, effective capacity ${this.effective.memoryMiB} MiB`);
+      if (this.#vcpus > this.effective.vcpus) this.#fail(`${this.#nodeId}: ${this.#vcpus} vCPUs committed on disk, effective capacity ${this.effective.vcpus}`);
+    } else if (ids !== undefined) {
+      ids.delete(a.id);
+      if (ids.size === 0) this.#liveByRequest.delete(a.requestId);
+    }
+  }
+}

@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest';
+import { replayCommand, runSeed, type SeedOptions } from './run-seed.ts';
+
+/**
+ * The deterministic simulator in CI: a bounded number of seeds per layer (docs/simulation.md). A failure names the
+ * seed and the command that replays it with its full trace.
+ */
+async function expectSeedsPass(options: SeedOptions, from: number, count: number): Promise<void> {
+  for (let seed = from; seed < from + count; seed++) {
+    const outcome = await runSeed(seed, options);
+    if (outcome.failure !== undefined) {
+      expect.fail(`seed ${seed}: ${outcome.failure}\n${outcome.trace.slice(-40).join('\n')}\nreplay: ${replayCommand(seed, options)}`);
+    }
+  }
+}
+
+describe('deterministic simulation', () => {
+  it('replays a seed exactly', async () => {
+    const a = await runSeed(7, { layer: 'agents' });
+    const b = await runSeed(7, { layer: 'agents' });
+    expect(b.steps).toBe(a.steps);
+    expect(b.trace).toEqual(a.trace);
+  });
+
+  it('agents alone: 300 seeds keep the agent invariants', { timeout: 120_000 }, async () => {
+    await expectSeedsPass({ layer: 'agents' }, 1, 300);
+  });
+});
