@@ -53,6 +53,7 @@ export const SCHED_VERBS = [
   'cordon',
   'uncordon',
   'drain',
+  'audit',
 ] as const;
 export type SchedVerb = (typeof SCHED_VERBS)[number];
 

@@ -169,6 +169,10 @@ export const EVENT_KINDS = [
   'node_suspect',
   'node_returned',
   'agent_started',
+  /** The coordinators' anti-entropy sweep released an allocation no intent accounts for. */
+  'orphan_released',
+  /** The sweep found a placed intent's allocation ended on its node: the intent is released, its quota given back. */
+  'placement_ended',
 ] as const;
 export const EventKindSchema = z.enum(EVENT_KINDS);
 export type EventKind = z.infer<typeof EventKindSchema>;
@@ -350,12 +354,45 @@ export const QuotaImportRequestSchema = z.object({
 /** The migration report: per tenant migrated / updated / skipped with reason, warnings, completion percent. */
 export const QuotaImportReplySchema = z.record(z.string(), z.unknown());
 
+/** Allocations listed in a drain reply at most (a node may hold many more: the count says how many). */
+export const MAX_DRAIN_LISTED = 500;
+
 export const DrainReplySchema = z.object({
   nodeId: NodeIdSchema,
   cordoned: z.boolean(),
-  /** What is still on the node: the operator moves or releases it. */
-  remaining: z.array(AllocationSchema),
+  /** What is still on the node (the first MAX_DRAIN_LISTED): the operator moves or releases it. */
+  remaining: z.array(AllocationSchema).max(MAX_DRAIN_LISTED),
+  /** How many allocations are still on the node, listed or not. */
+  remainingCount: z.int().min(0).optional(),
 });
+
+/** One discrepancy the anti-entropy sweep finds between the agents' allocations and the placement intents. */
+export const DiscrepancySchema = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('orphan'),
+    nodeId: NodeIdSchema,
+    allocationId: AllocationIdSchema,
+    requestId: RequestIdSchema,
+    tenantId: TenantIdSchema,
+    reason: z.enum(['intent_missing', 'intent_failed', 'intent_released', 'intent_on_other_node']),
+    fence: z.int().min(1),
+    intentNodeId: NodeIdSchema.optional(),
+  }),
+  z.object({ kind: z.literal('placement_missing'), nodeId: NodeIdSchema, requestId: RequestIdSchema, tenantId: TenantIdSchema, allocationId: AllocationIdSchema.optional() }),
+]);
+export type Discrepancy = z.infer<typeof DiscrepancySchema>;
+
+/** Discrepancies listed in an audit reply at most; `total` counts them all. */
+export const MAX_AUDIT_LISTED = 1000;
+
+/** audit (read only): what the sweep would act on, as seen now; nothing is changed. */
+export const AuditReplySchema = z.object({
+  discrepancies: z.array(DiscrepancySchema).max(MAX_AUDIT_LISTED),
+  total: z.int().min(0),
+  nodesSwept: z.int().min(0),
+  nodesFailed: z.array(z.object({ nodeId: NodeIdSchema, error: z.string().max(1024) })).max(100_000),
+});
+export type AuditReply = z.infer<typeof AuditReplySchema>;
 
 /** Every scheduler endpoint served by the coordinators. */
 /**
@@ -394,4 +431,5 @@ export const SCHED_ENDPOINTS = {
   cordon: { request: NodeCommandRequestSchema, reply: HostHealthSchema },
   uncordon: { request: NodeCommandRequestSchema, reply: HostHealthSchema },
   drain: { request: NodeCommandRequestSchema, reply: DrainReplySchema },
+  audit: { request: EmptyRequestSchema, reply: AuditReplySchema },
 } as const satisfies Record<SchedVerb, EndpointSpec>;
