@@ -1,6 +1,6 @@
 import { AGENT_ENDPOINTS, agentSubject, err, ok, type AgentVerb, type AllocationRequest, type AllotError, type HostHealth, type HostLimits, type Result } from '@allot/core';
 import type { z } from 'zod';
-import { parseRelease, parseRequest, type HostManager } from '@allot/managers';
+import { parseAllocate, parseRelease, parseRequest, type HostManager } from '@allot/managers';
 import { endpoint, type EndpointSpec } from '@allot/nats';
 
 /** What the endpoints need from the running agent besides the host manager. */
@@ -44,14 +44,14 @@ export function agentEndpoints(ctx: EndpointContext): EndpointSpec[] {
     on(
       'allocate',
       async (request) => {
-        const result = await host.allocate(request);
+        const result = await host.allocate(request, { fence: request.fence });
         if (!result.ok) ctx.refused(request, result.error);
         return result;
       },
-      parseRequest,
+      parseAllocate,
     ),
     on('reserve', async (request) => {
-      const result = await host.reserve(request);
+      const result = await host.reserve(request, { fence: request.fence });
       if (!result.ok) ctx.refused(request, result.error);
       return result;
     }),
@@ -63,24 +63,23 @@ export function agentEndpoints(ctx: EndpointContext): EndpointSpec[] {
           ...(request.allocationId === undefined ? {} : { allocationId: request.allocationId }),
           ...(request.allocationRequestId === undefined ? {} : { allocationRequestId: request.allocationRequestId }),
           ...(request.reason === undefined ? {} : { reason: request.reason }),
+          ...(request.fence === undefined ? {} : { fence: request.fence }),
         }),
       parseRelease,
     ),
     on('activate', (request) => host.activateReservation(request.allocationId, request.requestId)),
     on('check', (request) => host.checkAvailability(request), parseRequest),
     on('usage', () => ctx.usage()),
-    on('allocations', async (request) => {
-      const status = request.status === 'all' ? 'live' : request.status;
-      // One more than asked tells whether the list was cut.
-      const result = await host.getAllocations({
-        status,
-        limit: request.limit + 1,
+    on('allocations', (request) =>
+      host.pageAllocations({
+        status: request.status === 'all' ? 'live' : request.status,
+        limit: request.limit,
+        ...(request.after === undefined ? {} : { after: request.after }),
         ...(request.tenantId === undefined ? {} : { tenantId: request.tenantId }),
         ...(request.requestId === undefined ? {} : { requestId: request.requestId }),
-      });
-      if (!result.ok) return result;
-      return ok({ allocations: result.value.slice(0, request.limit), truncated: result.value.length > request.limit });
-    }),
+      }),
+    ),
+    on('fence', (request) => host.fence(request.requestId, request.fence)),
     on('health', () => ctx.hostHealth()),
     on('limits.get', async () => limitsOf(await host.getLimits())),
     on('limits.update', async (request) => {

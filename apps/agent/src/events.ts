@@ -23,6 +23,8 @@ export function eventOfRecord(nodeId: string, record: HostRecord): AllotEvent {
     case 'cordoned':
     case 'uncordoned':
       return { ...base, kind: record.kind, ...(record.reason ? { reason: record.reason } : {}) };
+    case 'fenced':
+      return { ...base, kind: 'fenced', requestId: record.requestId, reason: `fence ${record.fence}` };
   }
 }
 

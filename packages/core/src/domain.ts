@@ -135,6 +135,12 @@ export const CpuGrantSchema = z.object({
 });
 export type CpuGrant = z.infer<typeof CpuGrantSchema>;
 
+/**
+ * A fencing epoch: the attempt number a coordinator drives a request id at (see docs/architecture.md, "Fencing").
+ * The agent keeps the highest one seen per request id and refuses lower ones.
+ */
+export const FenceSchema = z.int().min(1).max(Number.MAX_SAFE_INTEGER);
+
 export const AllocationSchema = z.object({
   id: AllocationIdSchema,
   requestId: RequestIdSchema,
@@ -149,6 +155,8 @@ export const AllocationSchema = z.object({
   updatedAt: EpochMsSchema,
   /** Set while status is `reserved`: the hold is released automatically at this instant, also across restarts. */
   expiresAt: EpochMsSchema.optional(),
+  /** The fencing epoch it was committed at; absent when not made by a coordinator's drive. */
+  fence: FenceSchema.optional(),
 });
 export type Allocation = z.infer<typeof AllocationSchema>;
 

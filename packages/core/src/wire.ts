@@ -9,6 +9,7 @@ import {
   CpuUsageSchema,
   EfficiencyMetricsSchema,
   EpochMsSchema,
+  FenceSchema,
   HealthSchema,
   LabelsSchema,
   LimitsSchema,
@@ -36,7 +37,14 @@ export const MAX_REQUEST_BYTES = 64 * 1024;
 
 // ---------- agent commands (one node) ----------
 
-export const AgentAllocateRequestSchema = AllocationRequestSchema;
+/**
+ * The fencing epoch a coordinator sends with a drive of a request id (see docs/architecture.md, "Fencing"). Not part
+ * of the request the agent stores: a retry at a higher epoch is the same request.
+ */
+const FencedSchema = z.object({ fence: FenceSchema.optional() });
+
+export const AgentAllocateRequestSchema = AllocationRequestSchema.and(FencedSchema);
+export type AgentAllocateRequest = z.infer<typeof AgentAllocateRequestSchema>;
 
 export const AgentReleaseRequestSchema = z
   .object({
@@ -45,6 +53,8 @@ export const AgentReleaseRequestSchema = z
     allocationRequestId: RequestIdSchema.optional(),
     /** Why (released by the tenant, preempted by <requestId>, drained); goes to the events stream. */
     reason: z.string().max(256).optional(),
+    /** Refused (`conflict`, reason `fenced`) when the allocation's request id was fenced higher since. */
+    fence: FenceSchema.optional(),
   })
   .refine((r) => r.allocationId !== undefined || r.allocationRequestId !== undefined, {
     message: 'name the allocation by allocationId or allocationRequestId',
@@ -55,7 +65,7 @@ export type AgentReleaseRequest = z.infer<typeof AgentReleaseRequestSchema>;
 export const AgentReserveRequestSchema = AllocationRequestSchema.refine((r) => r.reservation !== undefined, {
   message: 'a reservation needs reservation.ttlMs',
   path: ['reservation'],
-});
+}).and(FencedSchema);
 
 export const AgentActivateRequestSchema = z.object({ requestId: RequestIdSchema, allocationId: AllocationIdSchema });
 export type AgentActivateRequest = z.infer<typeof AgentActivateRequestSchema>;
@@ -71,13 +81,29 @@ export const AvailabilitySchema = z.object({
 
 export const EmptyRequestSchema = z.object({}).loose();
 
+/** Largest page of `allocations`: 1,000 allocations encode to well under NATS's 1 MiB payload limit. */
+export const MAX_ALLOCATIONS_PAGE = 1000;
+
+/** A page of the agent's live allocations, in id-counter order; pass the reply's `next` as `after` for the next page. */
 export const AgentAllocationsRequestSchema = z.object({
   status: z.union([AllocationStatusSchema, z.literal('live'), z.literal('all')]).default('live'),
   tenantId: TenantIdSchema.optional(),
-  /** Only the allocation made by this request id (a side-effect-free "do you hold it?"; the coordinator's reconciler). */
+  /** Only the allocation made by this request id. */
   requestId: RequestIdSchema.optional(),
-  limit: z.int().min(1).max(100_000).default(10_000),
+  limit: z.int().min(1).max(MAX_ALLOCATIONS_PAGE).default(500),
+  /** Only allocations whose id counter (`<nodeId>:<counter>`) is above this. */
+  after: z.int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
 });
+
+/**
+ * fence: record `fence` for the request id (the highest seen is kept, durably), then answer what the agent holds
+ * for it. After the reply no allocate of that request id at a fence <= `fence` can commit on this agent.
+ */
+export const AgentFenceRequestSchema = z.object({ requestId: RequestIdSchema, fence: FenceSchema });
+export type AgentFenceRequest = z.infer<typeof AgentFenceRequestSchema>;
+/** The request id's allocation in any status (released ones while retained), or null; and the fence now recorded. */
+export const AgentFenceReplySchema = z.object({ allocation: AllocationSchema.nullable(), fence: FenceSchema });
+export type AgentFenceReply = z.infer<typeof AgentFenceReplySchema>;
 
 const LimitFigureSchema = z.int().min(0).max(Number.MAX_SAFE_INTEGER);
 
@@ -173,6 +199,7 @@ export const EVENT_KINDS = [
   'orphan_released',
   /** The sweep found a placed intent's allocation ended on its node: the intent is released, its quota given back. */
   'placement_ended',
+  'fenced',
 ] as const;
 export const EventKindSchema = z.enum(EVENT_KINDS);
 export type EventKind = z.infer<typeof EventKindSchema>;
@@ -314,7 +341,9 @@ export interface EndpointSpec {
   readonly reply: z.ZodType;
 }
 
-export const AgentAllocationsReplySchema = z.object({ allocations: z.array(AllocationSchema), truncated: z.boolean() });
+/** `truncated`: more match after this page; then `next` is the `after` of the next page. */
+export const AgentAllocationsReplySchema = z.object({ allocations: z.array(AllocationSchema), truncated: z.boolean(), next: z.int().min(0).optional() });
+export type AgentAllocationsReply = z.infer<typeof AgentAllocationsReplySchema>;
 
 /** Every agent endpoint: the request it accepts and the value its ok reply carries. */
 export const AGENT_ENDPOINTS = {
@@ -325,6 +354,7 @@ export const AGENT_ENDPOINTS = {
   check: { request: AgentCheckRequestSchema, reply: AvailabilitySchema },
   usage: { request: EmptyRequestSchema, reply: UsageSnapshotSchema },
   allocations: { request: AgentAllocationsRequestSchema, reply: AgentAllocationsReplySchema },
+  fence: { request: AgentFenceRequestSchema, reply: AgentFenceReplySchema },
   health: { request: EmptyRequestSchema, reply: HostHealthSchema },
   'limits.get': { request: EmptyRequestSchema, reply: HostLimitsSchema },
   'limits.update': { request: AgentLimitsUpdateRequestSchema, reply: HostLimitsSchema },
@@ -351,6 +381,12 @@ export const QuotaImportRequestSchema = z.object({
   /** Legacy quota documents, as the earlier system stored them; validated one by one by the migration. */
   documents: z.array(z.unknown()).max(10_000),
 });
+/** quota.recount (operators): rebuild a tenant's usage counters from its counting placement intents. */
+export const QuotaRecountRequestSchema = z.object({ requestId: RequestIdSchema, tenantId: TenantIdSchema });
+const UsageCountersSchema = z.object({ vms: z.int().min(0), vcpus: z.int().min(0), memoryMiB: z.int().min(0) });
+/** The counters before (null: the tenant had no usage record) and after the rebuild. */
+export const QuotaRecountReplySchema = z.object({ tenantId: TenantIdSchema, before: UsageCountersSchema.nullable(), after: UsageCountersSchema });
+
 /** The migration report: per tenant migrated / updated / skipped with reason, warnings, completion percent. */
 export const QuotaImportReplySchema = z.record(z.string(), z.unknown());
 
@@ -428,6 +464,7 @@ export const SCHED_ENDPOINTS = {
   'quota.get': { request: QuotaGetRequestSchema, reply: TenantQuotaViewSchema },
   'quota.set': { request: QuotaSetRequestSchema, reply: TenantQuotaViewSchema },
   'quota.import': { request: QuotaImportRequestSchema, reply: QuotaImportReplySchema },
+  'quota.recount': { request: QuotaRecountRequestSchema, reply: QuotaRecountReplySchema },
   cordon: { request: NodeCommandRequestSchema, reply: HostHealthSchema },
   uncordon: { request: NodeCommandRequestSchema, reply: HostHealthSchema },
   drain: { request: NodeCommandRequestSchema, reply: DrainReplySchema },

@@ -1,7 +1,7 @@
-import { AgentReleaseRequestSchema, AllocationRequestSchema } from '@allot/core';
+import { AgentAllocateRequestSchema, AgentReleaseRequestSchema, AllocationRequestSchema } from '@allot/core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseRelease, parseRequest } from './fast-parse.ts';
+import { parseAllocate, parseRelease, parseRequest } from './fast-parse.ts';
 
 const id = fc.oneof(fc.stringMatching(/^[A-Za-z0-9_:=-]{1,12}$/), fc.string({ maxLength: 6 }), fc.constant(''), fc.constant('a.b'));
 const int = fc.oneof(fc.integer({ min: -3, max: 5000 }), fc.double(), fc.constant(2 ** 31));
@@ -19,12 +19,13 @@ const request = fc.record(
     ),
     reservation: fc.oneof(fc.record({ ttlMs: int }), oddObject({ ttlMs: 5 })),
     metadata: fc.oneof(fc.constantFrom({}, { 'allot.group': 'web' }), oddObject({})),
+    fence: fc.oneof(int, fc.constant(Number.MAX_SAFE_INTEGER + 1)),
   },
   { requiredKeys: ['requestId', 'tenantId', 'resources'] },
 );
 const release = fc.oneof(
   fc.record(
-    { requestId: id, allocationId: id, allocationRequestId: id, reason: fc.oneof(fc.string({ maxLength: 4 }), fc.constant('x'.repeat(256)), fc.constant('x'.repeat(257)), fc.constant(3)), other: fc.constant(1) },
+    { requestId: id, allocationId: id, allocationRequestId: id, reason: fc.oneof(fc.string({ maxLength: 4 }), fc.constant('x'.repeat(256)), fc.constant('x'.repeat(257)), fc.constant(3)), fence: int, other: fc.constant(1) },
     { requiredKeys: [] },
   ),
   oddObject({ requestId: 'r', allocationId: 'n:1' }),
@@ -39,6 +40,20 @@ describe('the fast request parser', () => {
         const zod = AllocationRequestSchema.safeParse(input);
         expect(fast.ok).toBe(zod.success);
         if (fast.ok && zod.success) expect(fast.value).toEqual(zod.data);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('parses the agent allocate (request and fence) exactly as the zod schema does, the fence never in the request', () => {
+    fc.assert(
+      fc.property(request, (input) => {
+        const fast = parseAllocate(input);
+        const zod = AgentAllocateRequestSchema.safeParse(input);
+        expect(fast.ok).toBe(zod.success);
+        if (fast.ok && zod.success) expect(fast.value).toEqual(zod.data);
+        const plain = parseRequest(input);
+        if (plain.ok) expect('fence' in plain.value).toBe(false);
       }),
       { numRuns: 2000 },
     );

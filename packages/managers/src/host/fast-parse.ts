@@ -1,4 +1,4 @@
-import { AgentReleaseRequestSchema, AllocationRequestSchema, MAX_MEMORY_MIB, MAX_RESERVATION_TTL_MS, MAX_VCPUS, zodToAllotError, type AgentReleaseRequest, type AllocationRequest, type Result } from '@allot/core';
+import { AgentAllocateRequestSchema, AgentReleaseRequestSchema, AllocationRequestSchema, MAX_MEMORY_MIB, MAX_RESERVATION_TTL_MS, MAX_VCPUS, zodToAllotError, type AgentAllocateRequest, type AgentReleaseRequest, type AllocationRequest, type Result } from '@allot/core';
 
 /*
  * A hand-written fast path for the common request shapes, because zod's parse costs about 5 µs per allocate and
@@ -24,8 +24,9 @@ function isPlain(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && Object.getPrototypeOf(v) === Object.prototype;
 }
 
+/** `fence` travels beside a request (the agent's allocate and reserve) but is never part of it: ignored here. */
 function isRequestKey(k: string): boolean {
-  return k === 'requestId' || k === 'tenantId' || k === 'resources' || k === 'priority' || k === 'cpu' || k === 'reservation' || k === 'metadata';
+  return k === 'fence' || k === 'requestId' || k === 'tenantId' || k === 'resources' || k === 'priority' || k === 'cpu' || k === 'reservation' || k === 'metadata';
 }
 
 /** The fast path; undefined means "ask zod". */
@@ -82,21 +83,40 @@ export function parseRequest(input: unknown): Result<AllocationRequest> {
   return parsed.success ? { ok: true, value: parsed.data } : { ok: false, error: zodToAllotError(parsed.error) };
 }
 
+function isFence(v: unknown): v is number {
+  return isInt(v, 1, Number.MAX_SAFE_INTEGER);
+}
+
+/** Parses the agent's allocate (a request plus an optional fence) the same way. */
+export function parseAllocate(input: unknown): Result<AgentAllocateRequest> {
+  if (isPlain(input) && (input.fence === undefined || isFence(input.fence))) {
+    const parsed = parseRequest(input);
+    if (!parsed.ok) return parsed;
+    const out: AgentAllocateRequest = parsed.value;
+    if (input.fence !== undefined) out.fence = input.fence;
+    return { ok: true, value: out };
+  }
+  const parsed = AgentAllocateRequestSchema.safeParse(input);
+  return parsed.success ? { ok: true, value: parsed.data } : { ok: false, error: zodToAllotError(parsed.error) };
+}
+
 /** Parses a release request the same way. */
 export function parseRelease(input: unknown): Result<AgentReleaseRequest> {
   if (isPlain(input)) {
     let plain = true;
-    for (const k in input) if (k !== 'requestId' && k !== 'allocationId' && k !== 'allocationRequestId' && k !== 'reason') plain = false;
-    const { requestId, allocationId, allocationRequestId, reason } = input;
+    for (const k in input) if (k !== 'requestId' && k !== 'allocationId' && k !== 'allocationRequestId' && k !== 'reason' && k !== 'fence') plain = false;
+    const { requestId, allocationId, allocationRequestId, reason, fence } = input;
     const okId = typeof requestId === 'string' && REQUEST_ID.test(requestId);
     const okAlloc = allocationId === undefined || (typeof allocationId === 'string' && ALLOCATION_ID.test(allocationId));
     const okReq = allocationRequestId === undefined || (typeof allocationRequestId === 'string' && REQUEST_ID.test(allocationRequestId));
     const okReason = reason === undefined || (typeof reason === 'string' && reason.length <= 256);
-    if (plain && okId && okAlloc && okReq && okReason && (allocationId !== undefined || allocationRequestId !== undefined)) {
+    const okFence = fence === undefined || isFence(fence);
+    if (plain && okId && okAlloc && okReq && okReason && okFence && (allocationId !== undefined || allocationRequestId !== undefined)) {
       const out: AgentReleaseRequest = { requestId };
       if (allocationId !== undefined) out.allocationId = allocationId;
       if (allocationRequestId !== undefined) out.allocationRequestId = allocationRequestId;
       if (reason !== undefined) out.reason = reason;
+      if (fence !== undefined) out.fence = fence;
       return { ok: true, value: out };
     }
   }

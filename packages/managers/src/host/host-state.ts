@@ -12,7 +12,7 @@ import {
   type Result,
   type TenantUsage,
 } from '@allot/core';
-import type { HostRecord, HostStateSnapshot, RetainedRelease } from './records.ts';
+import type { HostRecord, HostStateSnapshot, RecordedFence, RetainedRelease } from './records.ts';
 import { RetainedById } from './retained-by-id.ts';
 import { sameValue } from './same-request.ts';
 import type { ResourceSlice, SliceChange, SliceConfig } from './slice.ts';
@@ -40,6 +40,14 @@ export interface ReleaseRequest {
   readonly allocationId?: string;
   readonly allocationRequestId?: string;
   readonly reason?: string;
+  /** Refused when the allocation's request id has a higher recorded fence (someone drove it since). */
+  readonly fence?: number;
+}
+
+/** What the fence verb answers: the request id's allocation, if any, and its recorded fence. */
+export interface FenceAnswer {
+  readonly allocation: Allocation | null;
+  readonly fence: number;
 }
 
 /** Which slices a request involves (the ones it asks a positive amount of), in the state's slice order. */
@@ -82,6 +90,8 @@ interface Slot {
   allocation: Allocation;
   releasedAt: number;
   releaseRequestId: string;
+  /** The highest fencing epoch recorded for the request id (0: none); kept as long as the slot. */
+  fence: number;
 }
 
 const NONE_MISSING: readonly ResourceType[] = Object.freeze([]);
@@ -129,6 +139,11 @@ export class HostState {
   #ring: (Slot | undefined)[] = new Array<Slot | undefined>(1024).fill(undefined);
   #ringHead = 0;
   #ringCount = 0;
+  /**
+   * Recorded fences of request ids with no slot (an allocate refused at its epoch, or a fence verb for an unknown
+   * id), oldest record first; pruned like retained releases (window and count).
+   */
+  readonly #fences = new Map<string, { fence: number; at: number }>();
   readonly #reservations = new Set<string>();
   #nextExpiry: number | undefined;
   readonly tenants = new Map<string, TenantUsage>();
@@ -162,6 +177,12 @@ export class HostState {
     return this.live.get(allocationId);
   }
 
+  /** The live allocation a request id made, if any. */
+  liveOf(requestId: string): Allocation | undefined {
+    const slot = this.#byRequest.get(requestId);
+    return slot !== undefined && slot.releasedAt < 0 ? slot.allocation : undefined;
+  }
+
   /** A live or recently released allocation by id. */
   find(allocationId: string): Allocation | undefined {
     return this.live.get(allocationId) ?? this.#retainedById.get(allocationId)?.allocation;
@@ -192,11 +213,15 @@ export class HostState {
   // ---------- changes ----------
 
   /** Allocates (or reserves, when `reservation`) all of the request or nothing. */
-  allocate(request: AllocationRequest, reservation: boolean): Result<Change> {
+  allocate(request: AllocationRequest, reservation: boolean, fence?: number): Result<Change> {
     const seen = this.#byRequest.get(request.requestId)?.allocation;
     if (seen !== undefined) {
       if (sameValue(seen.request, request)) return ok({ allocation: seen });
       return err('conflict', `request id ${request.requestId} was already used for a different request (allocation ${seen.id})`, { requestId: request.requestId, allocationId: seen.id });
+    }
+    if (fence !== undefined) {
+      const recorded = this.#fences.get(request.requestId)?.fence ?? 0;
+      if (fence <= recorded) return err('conflict', `request id ${request.requestId} was fenced at ${recorded}; an allocate at fence ${fence} is stale`, { requestId: request.requestId, reason: 'fenced', fence: recorded });
     }
     if (this.cordon.cordoned) return err('unavailable', `node ${this.nodeId} is cordoned: ${this.cordon.reason}`, { nodeId: this.nodeId, cordoned: true });
     const group = this.#groupRefusal(request);
@@ -239,6 +264,7 @@ export class HostState {
       updatedAt: now,
     };
     if (reservation) allocation.expiresAt = now + (request.reservation?.ttlMs ?? 0);
+    if (fence !== undefined) allocation.fence = fence;
     this.idCounter += 1;
     this.seq += 1;
     this.#addLive(allocation);
@@ -272,6 +298,10 @@ export class HostState {
     }
     if (target.allocationId !== undefined && target.allocationRequestId !== undefined && allocation.requestId !== target.allocationRequestId) {
       return err('invalid_request', `allocation ${allocation.id} was not created by request ${target.allocationRequestId}`, { field: 'allocationRequestId' });
+    }
+    if (target.fence !== undefined) {
+      const recorded = this.recordedFence(allocation.requestId);
+      if (recorded > target.fence) return err('conflict', `request id ${allocation.requestId} was fenced at ${recorded} since; a release at fence ${target.fence} is stale`, { allocationId: allocation.id, reason: 'fenced', fence: recorded });
     }
     const earlier = this.#releaseRequests.get(target.requestId)?.allocation.id;
     if (earlier !== undefined && earlier !== allocation.id) {
@@ -323,6 +353,48 @@ export class HostState {
     return { kind: cordoned ? 'cordoned' : 'uncordoned', seq: this.seq, at: this.#now(), reason };
   }
 
+  // ---------- fencing ----------
+
+  /** The highest fencing epoch recorded for a request id (0: none). */
+  recordedFence(requestId: string): number {
+    return this.#byRequest.get(requestId)?.fence ?? this.#fences.get(requestId)?.fence ?? 0;
+  }
+
+  /** Records `fence` for a request id when it is above the recorded one; returns the record to journal, if any. */
+  raiseFence(requestId: string, fence: number): HostRecord | undefined {
+    if (fence <= this.recordedFence(requestId)) return undefined;
+    const now = this.#now();
+    this.seq += 1;
+    this.#setFence(requestId, fence, now);
+    return { kind: 'fenced', seq: this.seq, at: now, requestId, fence };
+  }
+
+  /** What the fence verb answers for a request id. */
+  fenceOf(requestId: string): FenceAnswer {
+    return { allocation: this.#byRequest.get(requestId)?.allocation ?? null, fence: this.recordedFence(requestId) };
+  }
+
+  #setFence(requestId: string, fence: number, at: number): void {
+    const slot = this.#byRequest.get(requestId);
+    if (slot !== undefined) {
+      if (fence > slot.fence) slot.fence = fence;
+      return;
+    }
+    const known = this.#fences.get(requestId);
+    if (known !== undefined && known.fence >= fence) return;
+    // Re-inserted so the map stays in order of recording (the prune walks it from the oldest).
+    this.#fences.delete(requestId);
+    this.#fences.set(requestId, { fence, at });
+    this.#pruneFences(at);
+  }
+
+  #pruneFences(now: number): void {
+    for (const [requestId, f] of this.#fences) {
+      if (now - f.at < this.#retentionMs && this.#fences.size <= this.#maxRetained) break;
+      this.#fences.delete(requestId);
+    }
+  }
+
   updateConfig(type: ResourceType, change: SliceChange, force: boolean): Result<{ config: SliceConfig; record: HostRecord }> {
     const slice = this.slices.get(type);
     if (slice === undefined) return err('not_found', `no ${type} manager on node ${this.nodeId}`, { resourceType: type });
@@ -370,6 +442,9 @@ export class HostState {
       case 'uncordoned':
         this.cordon = { cordoned: record.kind === 'cordoned', reason: record.reason };
         break;
+      case 'fenced':
+        this.#setFence(record.requestId, record.fence, record.at);
+        break;
     }
     this.seq = record.seq;
     return ok(undefined);
@@ -398,6 +473,7 @@ export class HostState {
         if (configured !== undefined && !configured.ok) return configured;
       }
       for (const retained of snapshot.released) this.#retain(retained);
+      for (const f of snapshot.fences ?? []) this.#setFence(f.requestId, f.fence, f.at);
       this.seq = snapshot.seq;
       this.idCounter = snapshot.idCounter;
       this.cordon = { ...snapshot.cordon };
@@ -422,6 +498,13 @@ export class HostState {
       const r = ring[(this.#ringHead + k) % ring.length];
       if (r !== undefined && r.releasedAt > oldest && this.#byRequest.get(r.allocation.requestId) === r) released.push({ allocation: r.allocation, releasedAt: r.releasedAt, releaseRequestId: r.releaseRequestId });
     }
+    const fences: RecordedFence[] = [];
+    const slotFence = (slot: Slot | undefined): void => {
+      if (slot !== undefined && slot.fence > (slot.allocation.fence ?? 0)) fences.push({ requestId: slot.allocation.requestId, fence: slot.fence, at: slot.allocation.updatedAt });
+    };
+    for (const a of this.live.values()) slotFence(this.#byRequest.get(a.requestId));
+    for (const r of released) slotFence(this.#byRequest.get(r.allocation.requestId));
+    for (const [requestId, f] of this.#fences) if (f.at > oldest) fences.push({ requestId, fence: f.fence, at: f.at });
     return {
       version: 1,
       nodeId: this.nodeId,
@@ -431,6 +514,7 @@ export class HostState {
       configs,
       live: [...this.live.values()],
       released,
+      fences,
     };
   }
 
@@ -455,7 +539,10 @@ export class HostState {
 
   #addLive(allocation: Allocation): void {
     this.live.set(allocation.id, allocation);
-    this.#byRequest.set(allocation.requestId, { allocation, releasedAt: -1, releaseRequestId: '' });
+    // A fence recorded before the allocation existed (an earlier refused attempt) moves into its slot.
+    const fenced = this.#fences.get(allocation.requestId);
+    if (fenced !== undefined) this.#fences.delete(allocation.requestId);
+    this.#byRequest.set(allocation.requestId, { allocation, releasedAt: -1, releaseRequestId: '', fence: Math.max(allocation.fence ?? 0, fenced?.fence ?? 0) });
     this.#count(allocation, 1);
     if (allocation.status === 'reserved') {
       this.#reservations.add(allocation.id);
@@ -468,7 +555,7 @@ export class HostState {
   #liveSlot(allocation: Allocation): Slot {
     const slot = this.#byRequest.get(allocation.requestId);
     if (slot !== undefined && slot.releasedAt < 0 && slot.allocation.id === allocation.id) return slot;
-    const fresh: Slot = { allocation, releasedAt: -1, releaseRequestId: '' };
+    const fresh: Slot = { allocation, releasedAt: -1, releaseRequestId: '', fence: allocation.fence ?? 0 };
     this.#byRequest.set(allocation.requestId, fresh);
     return fresh;
   }
@@ -518,7 +605,7 @@ export class HostState {
 
   /** A retained release read back from a snapshot. */
   #retain(retained: RetainedRelease): void {
-    const slot: Slot = { allocation: retained.allocation, releasedAt: retained.releasedAt, releaseRequestId: retained.releaseRequestId };
+    const slot: Slot = { allocation: retained.allocation, releasedAt: retained.releasedAt, releaseRequestId: retained.releaseRequestId, fence: retained.allocation.fence ?? 0 };
     this.#byRequest.set(slot.allocation.requestId, slot);
     this.#retainSlot(slot);
   }
@@ -539,6 +626,7 @@ export class HostState {
   }
 
   #pruneRetained(now: number): void {
+    this.#pruneFences(now);
     const ring = this.#ring;
     while (this.#ringCount > 0) {
       const oldest = ring[this.#ringHead] as Slot;
@@ -574,7 +662,9 @@ export class HostState {
 
 /** A copy of an allocation in a new status, without expiresAt (only reservations carry it). */
 function withStatus(a: Allocation, status: Allocation['status'], at: number): Allocation {
-  return { id: a.id, requestId: a.requestId, tenantId: a.tenantId, nodeId: a.nodeId, request: a.request, granted: a.granted, cpu: a.cpu, status, priority: a.priority, createdAt: a.createdAt, updatedAt: at };
+  const out: Allocation = { id: a.id, requestId: a.requestId, tenantId: a.tenantId, nodeId: a.nodeId, request: a.request, granted: a.granted, cpu: a.cpu, status, priority: a.priority, createdAt: a.createdAt, updatedAt: at };
+  if (a.fence !== undefined) out.fence = a.fence;
+  return out;
 }
 
 /** A slice config as a record field (drops undefined optionals so the record is plain data). */

@@ -10,6 +10,7 @@ import {
   type AllocationFilter,
   type AllocationRequest,
   type AllocationRequestInput,
+  type AllocationStatus,
   type Availability,
   type ConfigProblem,
   type EfficiencyMetrics,
@@ -30,7 +31,7 @@ import {
 } from '@allot/core';
 import { systemClock, type Clock } from '../clock.ts';
 import { parseRelease, parseRequest } from './fast-parse.ts';
-import { HostState } from './host-state.ts';
+import { HostState, type FenceAnswer } from './host-state.ts';
 import { adoptedRefusal, ManagerCore, type Turn } from './manager-core.ts';
 import { MetricsRecorder, type Operation } from './metrics.ts';
 import { MemoryJournal, type DurableState, type HostRecord, type HostStateSnapshot, type Journal, type ReplayableJournal } from './records.ts';
@@ -68,6 +69,38 @@ export interface HostView {
 
 function isReplayable(journal: Journal): journal is ReplayableJournal {
   return typeof (journal as Partial<ReplayableJournal>).load === 'function';
+}
+
+/** The option of the calls that commit for a coordinator's drive of a request id. */
+export interface FenceOption {
+  readonly fence?: number | undefined;
+}
+
+/** What `pageAllocations` filters on (the agent's `allocations` verb). */
+export interface AllocationPageQuery {
+  readonly status?: AllocationStatus | 'live';
+  readonly tenantId?: string;
+  readonly requestId?: string;
+  readonly limit: number;
+  readonly after?: number;
+}
+
+export interface AllocationPage {
+  readonly allocations: Allocation[];
+  readonly truncated: boolean;
+  readonly next?: number;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9_:=-]{1,128}$/;
+
+function checkFence(fence: unknown): Result<number | undefined> {
+  if (fence === undefined || (typeof fence === 'number' && Number.isSafeInteger(fence) && fence >= 1)) return ok(fence);
+  return err('invalid_request', 'fence: a whole number >= 1', { field: 'fence' });
+}
+
+/** The counter of an allocation id `<nodeId>:<counter>` (ids of other shapes sort first). */
+function counterOf(id: string, prefix: string): number {
+  return id.startsWith(prefix) ? Number(id.slice(prefix.length)) || 0 : 0;
 }
 
 function failure<T>(thrown: unknown): Result<T> {
@@ -221,23 +254,40 @@ export class LocalManager implements ResourceManager {
   // allocate, release and reserve are plain (not async) functions returning the ask's promise with one reaction:
   // they are the hot path, and every async frame would add a Promise and a microtask per call.
 
-  allocate(input: AllocationRequestInput): Promise<Result<Allocation>> {
+  /** `fence`: the coordinator's fencing epoch for the request id (see ManagerCore.allocate); not part of the request. */
+  allocate(input: AllocationRequestInput, options: FenceOption = {}): Promise<Result<Allocation>> {
     const parsed = parseRequest(input);
     if (!parsed.ok) return Promise.resolve(this.#refuse('allocate', parsed.error));
+    const fence = checkFence(options.fence);
+    if (!fence.ok) return Promise.resolve(this.#refuse('allocate', fence.error));
     const request: AllocationRequest = parsed.value;
     const reservation = request.reservation !== undefined;
-    return this.#mutate(reservation ? 'reserve' : 'allocate', (core) => core.allocate(request, reservation));
+    return this.#mutate(reservation ? 'reserve' : 'allocate', (core) => core.allocate(request, reservation, fence.value));
   }
 
-  async reserve(input: AllocationRequestInput): Promise<Result<Allocation>> {
+  async reserve(input: AllocationRequestInput, options: FenceOption = {}): Promise<Result<Allocation>> {
     const parsed = parseRequest(input);
     if (!parsed.ok) return this.#refuse('reserve', parsed.error);
     if (parsed.value.reservation === undefined) return this.#refuse('reserve', { code: 'invalid_request', message: 'reservation: a reservation needs reservation.ttlMs', details: { field: 'reservation' } });
+    const fence = checkFence(options.fence);
+    if (!fence.ok) return this.#refuse('reserve', fence.error);
     const request = parsed.value;
-    return this.#mutate('reserve', (core) => core.allocate(request, true));
+    return this.#mutate('reserve', (core) => core.allocate(request, true, fence.value));
   }
 
-  release(target: ReleaseTarget & { reason?: string }): Promise<Result<Allocation>> {
+  /**
+   * Records `fence` for the request id, durably (the highest seen is kept), then answers its allocation in any
+   * status (null when none) and the recorded fence: after the reply no allocate of it at `fence` or below commits.
+   */
+  fence(requestId: string, fence: number): Promise<Result<FenceAnswer>> {
+    if (typeof requestId !== 'string' || !REQUEST_ID.test(requestId)) return Promise.resolve(err('invalid_request', 'requestId: 1 to 128 of A-Z a-z 0-9 _ : = -', { field: 'requestId' }));
+    const checked = checkFence(fence);
+    if (!checked.ok) return Promise.resolve(checked);
+    if (this.#owner !== undefined) return Promise.resolve(adoptedRefusal(this.name, this.#owner));
+    return this.ask((core) => core.fence(requestId, fence));
+  }
+
+  release(target: ReleaseTarget & { reason?: string; fence?: number }): Promise<Result<Allocation>> {
     const parsed = parseRelease(target);
     if (!parsed.ok) return Promise.resolve(this.#refuse('release', parsed.error));
     const release = parsed.value;
@@ -304,6 +354,33 @@ export class LocalManager implements ResourceManager {
         allocationCount: s.live.size,
         reservationCount: s.reservationCount,
       };
+    });
+  }
+
+  /**
+   * One page of live allocations in id-counter order (the order `live` keeps: ids are drawn from a growing counter),
+   * those with a counter above `after`; `next` is the counter to pass as `after` when more match. Only what is durable.
+   */
+  pageAllocations(query: AllocationPageQuery): Promise<Result<AllocationPage>> {
+    const prefix = `${this.nodeId}:`;
+    const after = query.after ?? 0;
+    return this.durableRead((core) => {
+      const out: Allocation[] = [];
+      let truncated = false;
+      const one = query.requestId === undefined ? undefined : core.state.liveOf(query.requestId);
+      const candidates: Iterable<Allocation> = query.requestId === undefined ? core.state.live.values() : one === undefined ? [] : [one];
+      for (const a of candidates) {
+        if (counterOf(a.id, prefix) <= after) continue;
+        if (query.tenantId !== undefined && a.tenantId !== query.tenantId) continue;
+        if (query.status !== undefined && query.status !== 'live' && a.status !== query.status) continue;
+        if (out.length === query.limit) {
+          truncated = true;
+          break;
+        }
+        out.push(a);
+      }
+      const last = out[out.length - 1];
+      return truncated && last !== undefined ? { allocations: out, truncated, next: counterOf(last.id, prefix) } : { allocations: out, truncated };
     });
   }
 

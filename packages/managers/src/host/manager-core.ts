@@ -1,7 +1,7 @@
 import { deferred, deferredUntil, type Behavior, type HandlerResult } from '@allot/actor';
 import { err, ok, type Allocation, type AllocationRequest, type Result } from '@allot/core';
 import type { Clock } from '../clock.ts';
-import type { HostState, ReleaseRequest } from './host-state.ts';
+import type { FenceAnswer, HostState, ReleaseRequest } from './host-state.ts';
 import type { HostRecord, Journal } from './records.ts';
 
 /** A message to a manager: a function run against the current behaviour inside one turn. */
@@ -132,14 +132,29 @@ export class ManagerCore implements Behavior<Turn, unknown> {
     this.#timer = undefined;
   }
 
-  allocate(request: AllocationRequest, reservation: boolean): HandlerResult<Result<Allocation>> {
+  /**
+   * With a fence (a coordinator's drive): a replay or a refusal first records the fence when it is higher than the
+   * recorded one, and answers once that is durable; so after a refusal at fence f no allocate at f or below commits.
+   */
+  allocate(request: AllocationRequest, reservation: boolean, fence?: number): HandlerResult<Result<Allocation>> {
     this.expireDue();
-    const change = this.state.allocate(request, reservation);
-    if (!change.ok) return change;
-    const { allocation, record } = change.value;
-    if (record === undefined) return this.whenDurable(ok(allocation));
-    if (reservation) this.schedule();
-    return this.#durably(record, ok(allocation));
+    const change = this.state.allocate(request, reservation, fence);
+    if (change.ok && change.value.record !== undefined) {
+      if (reservation) this.schedule();
+      return this.#durably(change.value.record, ok(change.value.allocation));
+    }
+    if (!change.ok && fence === undefined) return change;
+    const reply: Result<Allocation> = change.ok ? ok(change.value.allocation) : change;
+    const raised = fence === undefined ? undefined : this.state.raiseFence(request.requestId, fence);
+    return raised === undefined ? this.whenDurable(reply) : this.#durably(raised, reply);
+  }
+
+  /** Records `fence` for a request id (the highest is kept) and answers what is held for it, once durable. */
+  fence(requestId: string, fence: number): HandlerResult<Result<FenceAnswer>> {
+    this.expireDue();
+    const raised = this.state.raiseFence(requestId, fence);
+    const reply = ok(this.state.fenceOf(requestId));
+    return raised === undefined ? this.whenDurable(reply) : this.#durably(raised, reply);
   }
 
   release(target: ReleaseRequest): HandlerResult<Result<Allocation>> {

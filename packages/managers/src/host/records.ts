@@ -5,6 +5,7 @@ import {
   CoreIdSchema,
   CpuPolicySchema,
   EpochMsSchema,
+  FenceSchema,
   LimitsSchema,
   NodeIdSchema,
   RequestIdSchema,
@@ -32,7 +33,8 @@ export const SliceConfigSchema = z.object({
 /**
  * One journaled change: allocated / reserved (the full Allocation, and the id counter it was drawn from),
  * activated, released (with the release's request id and reason), expired, limits_updated (the slice's whole new
- * configuration), cordoned / uncordoned.
+ * configuration), cordoned / uncordoned, fenced (a request id's recorded fencing epoch raised: by the fence verb, an
+ * allocate retried at a higher epoch, or an allocate refused at its epoch).
  */
 export const HostRecordSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('allocated'), ...base, allocation: AllocationSchema, idCounter: int }),
@@ -44,6 +46,7 @@ export const HostRecordSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('limits_updated'), ...base, resourceType: ResourceTypeSchema, config: SliceConfigSchema, force: z.boolean() }),
   z.object({ kind: z.literal('cordoned'), ...base, reason: reasonText }),
   z.object({ kind: z.literal('uncordoned'), ...base, reason: reasonText }),
+  z.object({ kind: z.literal('fenced'), ...base, requestId: RequestIdSchema, fence: FenceSchema }),
 ]);
 export type HostRecord = z.infer<typeof HostRecordSchema>;
 export type HostRecordKind = HostRecord['kind'];
@@ -51,6 +54,10 @@ export type HostRecordKind = HostRecord['kind'];
 /** A released allocation kept for the retention window, so a late retry of its allocate returns it instead of allocating again. */
 export const RetainedReleaseSchema = z.object({ allocation: AllocationSchema, releasedAt: EpochMsSchema, releaseRequestId: RequestIdSchema });
 export type RetainedRelease = z.infer<typeof RetainedReleaseSchema>;
+
+/** A request id's recorded fencing epoch and when it was recorded. */
+export const RecordedFenceSchema = z.object({ requestId: RequestIdSchema, fence: FenceSchema, at: EpochMsSchema });
+export type RecordedFence = z.infer<typeof RecordedFenceSchema>;
 
 /** Everything needed to rebuild a host's state without its earlier records (for ledger compaction). */
 export const HostStateSnapshotSchema = z.object({
@@ -63,6 +70,11 @@ export const HostStateSnapshotSchema = z.object({
   configs: z.array(z.object({ resourceType: ResourceTypeSchema, config: SliceConfigSchema })),
   live: z.array(AllocationSchema),
   released: z.array(RetainedReleaseSchema),
+  /**
+   * Recorded fences above the epoch their request id's allocation was committed at, or of request ids without an
+   * allocation (kept for the retention window from `at`). Absent in snapshots written before fencing.
+   */
+  fences: z.array(RecordedFenceSchema).optional(),
 });
 export type HostStateSnapshot = z.infer<typeof HostStateSnapshotSchema>;
 

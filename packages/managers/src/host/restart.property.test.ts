@@ -16,10 +16,13 @@ function build(clock: FakeClock, journal: MemoryJournal): HostManager {
   return unwrap(HostManager.builder().nodeId('n1').memory(memory).cpu(cpu).journal(journal).clock(clock).releasedRetention(20_000).build());
 }
 
+const fenceArb = fc.option(fc.integer({ min: 1, max: 6 }), { nil: undefined });
+
 const op = fc.oneof(
-  fc.record({ kind: fc.constant('allocate' as const), mem: fc.integer({ min: 0, max: 5000 }), vcpus: fc.integer({ min: 0, max: 4 }), exclusive: fc.boolean(), id: fc.integer({ min: 0, max: 20 }) }),
-  fc.record({ kind: fc.constant('reserve' as const), mem: fc.integer({ min: 1, max: 3000 }), vcpus: fc.integer({ min: 0, max: 3 }), ttl: fc.integer({ min: 1, max: 5000 }), id: fc.integer({ min: 0, max: 20 }) }),
-  fc.record({ kind: fc.constant('release' as const), pick: fc.nat() }),
+  fc.record({ kind: fc.constant('allocate' as const), mem: fc.integer({ min: 0, max: 5000 }), vcpus: fc.integer({ min: 0, max: 4 }), exclusive: fc.boolean(), id: fc.integer({ min: 0, max: 20 }), fence: fenceArb }),
+  fc.record({ kind: fc.constant('reserve' as const), mem: fc.integer({ min: 1, max: 3000 }), vcpus: fc.integer({ min: 0, max: 3 }), ttl: fc.integer({ min: 1, max: 5000 }), id: fc.integer({ min: 0, max: 20 }), fence: fenceArb }),
+  fc.record({ kind: fc.constant('release' as const), pick: fc.nat(), fence: fenceArb }),
+  fc.record({ kind: fc.constant('fence' as const), id: fc.integer({ min: 0, max: 20 }), fence: fc.integer({ min: 1, max: 6 }) }),
   fc.record({ kind: fc.constant('activate' as const), pick: fc.nat() }),
   fc.record({ kind: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 30_000 }) }),
   fc.record({ kind: fc.constant('memory-limits' as const), capacity: fc.integer({ min: 1024, max: 12000 }), systemReserve: fc.option(fc.integer({ min: 0, max: 1024 }), { nil: undefined }), force: fc.boolean() }),
@@ -31,7 +34,7 @@ const op = fc.oneof(
 describe('a restart after any accepted operation', () => {
   it('restores the same state, from a snapshot and from the records alone', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 30 }), async (ops) => {
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 40 }), async (ops) => {
         const clock = new FakeClock();
         const journal = new MemoryJournal();
         const h = build(clock, journal);
@@ -47,10 +50,12 @@ describe('a restart after any accepted operation', () => {
               cpu: { exclusive: o.kind === 'allocate' && o.exclusive, numa: 'any' as const },
               ...(o.kind === 'reserve' ? { reservation: { ttlMs: o.ttl } } : {}),
             };
-            const r = o.kind === 'reserve' ? await h.reserve(request) : await h.allocate(request);
+            const r = o.kind === 'reserve' ? await h.reserve(request, { fence: o.fence }) : await h.allocate(request, { fence: o.fence });
             if (r.ok) known.push(r.value);
           } else if (o.kind === 'release' && known.length > 0) {
-            await h.release({ requestId: `rel-${n}`, allocationId: (known[o.pick % known.length] as Allocation).id });
+            await h.release({ requestId: `rel-${n}`, allocationId: (known[o.pick % known.length] as Allocation).id, ...(o.fence === undefined ? {} : { fence: o.fence }) });
+          } else if (o.kind === 'fence') {
+            unwrap(await h.fence(`r${o.id}`, o.fence));
           } else if (o.kind === 'activate' && known.length > 0) {
             await h.activateReservation((known[o.pick % known.length] as Allocation).id, `act-${n}`);
           } else if (o.kind === 'advance') {
