@@ -23,6 +23,9 @@ export class AgentClient {
   }
 }
 
+/** What the place flow, the reconciler and the sweep need of the agents (AgentClient over NATS; fakes and the simulator in process). */
+export type AgentCaller = Pick<AgentClient, 'call'>;
+
 /** How a failed allocate is handled by the place flow. */
 export type FailureKind = 'refused' | 'unknown' | 'final';
 

@@ -25,7 +25,7 @@ import {
   type Result,
   type Telemetry,
 } from '@allot/core';
-import type { AgentClient } from './agents.ts';
+import type { AgentCaller } from './agents.ts';
 import { clusterEfficiency, DEFAULT_REFERENCE, ShapeCounter } from './efficiency.ts';
 import { FlowMetrics } from './metrics.ts';
 import type { PlaceFlow } from './place-flow.ts';
@@ -46,12 +46,12 @@ export class ClusterManager implements ResourceManager {
   readonly #shapes = new ShapeCounter();
   readonly #view: ClusterView;
   readonly #flow: PlaceFlow;
-  readonly #agents: AgentClient;
+  readonly #agents: AgentCaller;
   readonly #now: () => number;
   #running = false;
   #startedAt: number | undefined;
 
-  constructor(deps: { view: ClusterView; flow: PlaceFlow; agents: AgentClient; now: () => number }) {
+  constructor(deps: { view: ClusterView; flow: PlaceFlow; agents: AgentCaller; now: () => number }) {
     this.#view = deps.view;
     this.#flow = deps.flow;
     this.#agents = deps.agents;

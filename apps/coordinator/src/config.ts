@@ -31,7 +31,10 @@ export type PlaceConfig = z.infer<typeof PlaceConfigSchema>;
 export const ReconcileConfigSchema = z.object({
   /** How often the intents bucket is scanned. */
   everyMs: z.int().min(100).max(24 * 3_600_000).default(30_000),
-  /** Only intents pending (not written) for at least this long are settled: younger ones may still be driven. */
+  /**
+   * Only intents pending at the same revision for at least this long (on this coordinator's monotonic clock, from when
+   * it first saw that revision) are settled: younger ones may still be driven.
+   */
   pendingOlderThanMs: z.int().min(1_000).max(30 * 24 * 3_600_000).default(60_000),
 });
 export type ReconcileConfig = z.infer<typeof ReconcileConfigSchema>;
@@ -57,7 +60,10 @@ export const CoordinatorConfigSchema = z.object({
   liveness: LivenessConfigSchema.default(LivenessConfigSchema.parse({})),
   place: PlaceConfigSchema.default(PlaceConfigSchema.parse({})),
   reconcile: ReconcileConfigSchema.default(ReconcileConfigSchema.parse({})),
-  /** How long a finished placement intent is kept (idempotent retries within that window); 0 keeps them forever. */
+  /**
+   * How long a failed or released placement intent is kept (a retry within that window is answered from it); 0 keeps
+   * them forever. Pending and placed intents never expire: a live placement's intent, and its quota, stay.
+   */
   intentTtlMs: z.int().min(0).max(30 * 24 * 3_600_000).default(7 * 24 * 3_600_000),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   /** The dashboard and its API over HTTP; off unless set. */

@@ -1,18 +1,19 @@
-import { CLUSTER_EVENT_NODE, err, eventSubject, KV_PLACEMENTS, KV_QUOTAS, ok, type Result } from '@allot/core';
+import { CLUSTER_EVENT_NODE, err, eventSubject, KV_PLACEMENTS, ok, type Result } from '@allot/core';
 import { ensureKv, ensureStreams, publishDurable, type ServedService } from '@allot/nats';
 import type { Logger } from 'pino';
 import { AgentClient } from './agents.ts';
 import { ClusterManager } from './cluster-manager.ts';
 import type { CoordinatorConfig } from './config.ts';
 import { serveScheduler } from './endpoints.ts';
-import { PlacementIntentSchema } from './intents.ts';
-import { KvStore } from './kv-store.ts';
+import { IntentStore } from './intents/intent-store.ts';
 import { startHttpServer, type DashboardServer } from './http/server.ts';
 import { publishTransition, startLivenessSweep } from './liveness.ts';
 import { jetstream, jetstreamManager, type NatsConnection } from './nats-deps.ts';
 import { PlaceFlow } from './place-flow.ts';
 import { QuotaService } from './quotas.ts';
 import { Reconciler } from './reconciler.ts';
+import { systemCoordinatorClock, type CoordinatorClock } from './store/clock.ts';
+import { NatsBucket } from './store/nats-bucket.ts';
 import { followUsage, type UsageFeed } from './usage-feed.ts';
 import { ClusterView, type LivenessTransition } from './view.ts';
 
@@ -24,6 +25,8 @@ export interface Coordinator {
   readonly view: ClusterView;
   readonly flow: PlaceFlow;
   readonly quotas: QuotaService;
+  /** Placement intents and tenant usage records: the place protocol's state. */
+  readonly store: IntentStore;
   /** Settles placement intents left pending (runs every config.reconcile.everyMs; reconcileOnce for one round now). */
   readonly reconciler: Reconciler;
   /** The dashboard's HTTP server, when config.http is set: its url, and extraRoutes to mount /metrics on. */
@@ -35,6 +38,8 @@ export interface Coordinator {
 export interface StartOptions {
   readonly logger: Logger;
   readonly now?: () => number;
+  /** Wall time for instants, monotonic time for every duration (default: the system's). */
+  readonly clock?: CoordinatorClock;
   readonly random?: () => number;
   /** Wait at most this long for the view to be rebuilt before serving (default 10 s); it keeps filling afterwards. */
   readonly rebuildTimeoutMs?: number;
@@ -84,30 +89,31 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
     }
     const streams = await ensureStreams(jsm, { replicas: config.replicas });
     if (!streams.ok) return streams;
-    const intentsKv = await ensureKv(js, KV_PLACEMENTS, { history: 1, replicas: config.replicas, ...(config.intentTtlMs > 0 ? { ttlMs: config.intentTtlMs } : {}) });
-    if (!intentsKv.ok) return intentsKv;
-    const quotasKv = await ensureKv(js, KV_QUOTAS, { history: 1, replicas: config.replicas });
-    if (!quotasKv.ok) return quotasKv;
-    return ok({ intentsKv: intentsKv.value, quotasKv: quotasKv.value });
+    // One bucket for intents and usage records: an atomic batch spans one stream, and each transition that changes
+    // whether an intent counts writes both. No max_age: pending and placed intents never expire; failed and released
+    // ones carry their own TTL (intentTtlMs), and expiry leaves a marker so watchers see the key go.
+    const kv = await ensureKv(js, KV_PLACEMENTS, { history: 1, replicas: config.replicas, allowAtomic: true, allowMsgTtl: true, expiryMarkerTtlMs: 60 * 60_000 });
+    if (!kv.ok) return kv;
+    return ok(kv.value);
   });
   if (!storage.ok) return storage;
-  const { intentsKv, quotasKv } = storage.value;
+  const clock = opts.clock ?? systemCoordinatorClock;
+  const store = new IntentStore(new NatsBucket(nc, storage.value, KV_PLACEMENTS), { coordinatorId: config.coordinatorId, clock, finishedTtlMs: config.intentTtlMs });
 
-  const view = new ClusterView({ lostAfterMs: config.liveness.lostAfterMs, ...(config.liveness.suspectAfterMs === undefined ? {} : { suspectAfterMs: config.liveness.suspectAfterMs }) });
-  const quotas = new QuotaService(quotasKv, logger);
+  const view = new ClusterView({ lostAfterMs: config.liveness.lostAfterMs, clock, ...(config.liveness.suspectAfterMs === undefined ? {} : { suspectAfterMs: config.liveness.suspectAfterMs }) });
+  const quotas = new QuotaService(store, logger);
   await quotas.start();
   const agents = new AgentClient(nc, config.place.agentTimeoutMs);
-  const intents = new KvStore(intentsKv, PlacementIntentSchema, 'placement intent');
-  const flow = new PlaceFlow({ coordinatorId: config.coordinatorId, view, intents, quotas, agents, config: config.place, logger, now, random: opts.random ?? Math.random });
+  const flow = new PlaceFlow({ coordinatorId: config.coordinatorId, view, store, quotas, agents, config: config.place, logger, clock, random: opts.random ?? Math.random });
   const manager = new ClusterManager({ view, flow, agents, now });
-  const reconciler = new Reconciler({ coordinatorId: config.coordinatorId, intents, quotas, agents, config: config.reconcile, logger, now });
+  const reconciler = new Reconciler({ store, agents, config: config.reconcile, logger, clock });
 
   const onTransition = (t: LivenessTransition) => {
     logger.info({ node: t.nodeId, from: t.from, to: t.to }, t.kind);
     void publishTransition(js, t, logger);
   };
   const followed = await untilJetStreamAnswers(logger, () =>
-    followUsage(js, view, { logger, now, onTransition }).then(
+    followUsage(js, view, { logger, onTransition }).then(
       (f) => ok(f),
       (e: unknown) => err<UsageFeed>('unavailable', `cannot follow ALLOT_USAGE: ${(e as Error).message}`),
     ),
@@ -121,7 +127,7 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
   const rebuilt = await Promise.race([feed.caughtUp.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), rebuildTimeoutMs).unref())]);
   await quotas.ready;
   logger.info({ nodes: view.size, rebuilt }, 'cluster view built');
-  const stopSweep = startLivenessSweep(view, { everyMs: config.liveness.checkEveryMs, now, onTransition });
+  const stopSweep = startLivenessSweep(view, { everyMs: config.liveness.checkEveryMs, onTransition });
 
   await manager.start();
   const served: Result<ServedService> = await serveScheduler(
@@ -178,6 +184,7 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
     view,
     flow,
     quotas,
+    store,
     reconciler,
     http,
     stop: async () => {

@@ -64,6 +64,7 @@ export function schedulerEndpoints(d: EndpointDeps): EndpointSpec[] {
       const report = await d.quotas.import(r.documents);
       return report.ok ? ok(report.value as unknown as Record<string, unknown>) : report;
     }),
+    sched('quota.recount', (r) => d.quotas.recount(r.tenantId)),
     sched('cordon', (r) => cordon(d, r.nodeId, true, r.requestId, r.reason)),
     sched('uncordon', (r) => cordon(d, r.nodeId, false, r.requestId, r.reason)),
     sched('drain', async (r) => {

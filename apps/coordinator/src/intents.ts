@@ -3,7 +3,8 @@ import { AllotErrorSchema, EpochMsSchema, NodeIdSchema, PlaceReplySchema, Reques
 import { z } from 'zod';
 
 /** Who or what ended a placement. */
-export const ReleaseCauseSchema = z.enum(['tenant', 'expiry', 'preemption', 'sweep']);
+/** `agent`: found released on its node (released there directly); `expiry`: a reservation that expired on its node. */
+export const ReleaseCauseSchema = z.enum(['tenant', 'expiry', 'preemption', 'sweep', 'agent']);
 export type ReleaseCause = z.infer<typeof ReleaseCauseSchema>;
 
 /**

@@ -3,34 +3,52 @@ import { err, errorOf, GROUP_MAX_METADATA_KEY, GROUP_METADATA_KEY, ok, PREEMPTIO
 import { labelsSatisfy, place as decide, planPreemption, unavailableMessage, type PlacementDecision, type PreemptionPlan } from '@allot/placement';
 import { RateLimiter } from '@allot/quota';
 import type { Logger } from 'pino';
-import { classifyFailure, isNoResponders, type AgentClient } from './agents.ts';
+import { classifyFailure, isNoResponders, type AgentCaller } from './agents.ts';
 import type { PlaceConfig } from './config.ts';
-import { requestHash, type PlacementIntent, type PlacementIntentSchema } from './intents.ts';
-import type { KvStore, Versioned } from './kv-store.ts';
+import type { IntentStore, StoredIntent } from './intents/intent-store.ts';
+import { requestHash, type PlacementIntent, type ReleaseCause } from './intents.ts';
 import type { QuotaService } from './quotas.ts';
+import type { CoordinatorClock } from './store/clock.ts';
 import type { ClusterView } from './view.ts';
 
 /** What the place flow needs from the rest of the coordinator. */
 export interface PlaceFlowDeps {
   readonly coordinatorId: string;
   readonly view: ClusterView;
-  readonly intents: KvStore<typeof PlacementIntentSchema>;
+  readonly store: IntentStore;
   readonly quotas: QuotaService;
-  readonly agents: AgentClient;
+  readonly agents: AgentCaller;
   readonly config: PlaceConfig;
   readonly logger: Logger;
-  readonly now: () => number;
+  readonly clock: CoordinatorClock;
   readonly random: () => number;
 }
 
 type Preempted = PlaceReply['preempted'];
+/** A lost compare-and-set or a higher fence: someone else drives this request; re-read the intent and follow it. */
+type Raced = 'raced';
 
 /** Reason counted for a node whose agent refused although the view said it fits (the view was stale). */
 const AGENT_REFUSED = 'refused by its agent';
+const PER_NODE_QUOTA = 'tenant quota: max VMs per node';
+
+/** The agent's answer to an allocate whose fence is not above the one it recorded: a newer drive exists. */
+function isFenced(error: AllotError): boolean {
+  return error.code === 'conflict' && error.details?.['reason'] === 'fenced';
+}
+
+function isPerNodeQuota(error: AllotError): boolean {
+  return error.code === 'quota_exceeded' && error.details?.['limit'] === 'maxVmsPerNode';
+}
+
+/** Nodes asked for this intent so far, the current one included (PlaceReply.attempts). */
+function nodesAsked(intent: PlacementIntent): number {
+  return intent.refusedBy.length + 1;
+}
 
 /**
  * Place, check and release at cluster scope: orchestration only. Decisions come from @allot/placement; commits are the
- * agents'; idempotency across coordinators comes from the placement intent in KV (see README.md, "The place protocol").
+ * agents'; the intent's state changes are IntentStore's (see README.md, "The place protocol").
  */
 export class PlaceFlow {
   readonly #d: PlaceFlowDeps;
@@ -53,171 +71,168 @@ export class PlaceFlow {
   async place(req: PlaceRequest): Promise<Result<PlaceReply>> {
     const requestId = req.request.requestId;
     const hash = requestHash(req);
-    // Create first: a tenant without a quota record has no rate limit to apply before knowing whether the id is new, so
-    // the intent is created straight away (create-if-absent); losing the create means the id exists: follow it below.
+    // Create first: a tenant without a quota has no rate limit to apply before knowing whether the id is new, so the
+    // intent is created straight away (create-if-absent); losing the create means the id exists: follow it below.
     // With nothing fitting (or preemption to plan) the existing intent must decide first, so that path reads first.
     if (this.#d.quotas.quotaOf(req.request.tenantId) === undefined) {
       const decision = this.#decide(req, new Set());
       if (decision.ok && decision.value.candidates.length > 0) {
-        const started = await this.#create(req, hash, null, decision.value.candidates, null);
+        const started = await this.#begin(req, hash, null, decision.value, null);
         if (started !== 'raced') return started;
       }
     }
     for (let round = 0; round < 4; round++) {
-      const read = await this.#d.intents.get(requestId);
+      const read = await this.#d.store.get(requestId);
       if (!read.ok) return read;
       const existing = read.value;
+      let outcome: Result<PlaceReply> | Raced;
       if (existing !== null) {
         const intent = existing.value;
         if (intent.hash !== hash) return err('conflict', `request ${requestId} was used for a different place request`, { requestId, field: 'request.requestId' });
         if (intent.state === 'placed' && intent.reply !== undefined) return ok(intent.reply);
         if (intent.state === 'released') return err('conflict', `placement ${requestId} was placed and then released; use a new request id`, { requestId, state: 'released' });
-        // Following a pending intent: an allocate may already have reached its node (sent by whoever wrote it).
-        if (intent.state === 'pending') return this.#drive(req, existing, [], [], false);
-        // failed: nothing was placed; try again from the start, taking over the intent by CAS.
+        // pending: an allocate may already have reached its node: drive that node again (a higher fence), never another.
+        // failed: nothing was placed, and no earlier allocate can commit any more: start again, taking the intent over.
+        outcome = intent.state === 'pending' ? await this.#follow(req, existing) : await this.#start(req, hash, existing);
       } else {
         const quota = this.#d.quotas.quotaOf(req.request.tenantId);
         if (quota !== undefined) {
-          const admitted = this.#limiter.admit(quota, 'place', this.#d.now());
+          const admitted = this.#limiter.admit(quota, 'place', this.#d.clock.monotonic());
           if (!admitted.ok) return admitted;
         }
+        outcome = await this.#start(req, hash, null);
       }
-      const started = await this.#start(req, hash, existing);
-      if (started === 'raced') continue; // another coordinator wrote the intent first: follow it
-      return started;
+      if (outcome !== 'raced') return outcome;
     }
     return err('unavailable', `placement intent ${requestId} keeps changing under this coordinator; retry`, { requestId });
   }
 
-  /** First decision, intent creation (or takeover of a failed one), then the drive. */
-  async #start(req: PlaceRequest, hash: string, failed: Versioned<PlacementIntent> | null): Promise<Result<PlaceReply> | 'raced'> {
+  /** First decision, then the intent (created, or a failed one taken over) and the drive. */
+  async #start(req: PlaceRequest, hash: string, failed: StoredIntent | null): Promise<Result<PlaceReply> | Raced> {
     const decision = this.#decide(req, new Set());
     if (!decision.ok) return decision;
-    let candidates = decision.value.candidates;
-    let plan: PreemptionPlan | null = null;
-    if (candidates.length === 0) {
-      if (!req.placement.allowPreemption) return this.#nothingFits(decision.value, {});
-      plan = await this.#planPreemption(req);
-      if (plan === null) return this.#nothingFits(decision.value, {}, 'no preemption of allocations at least 10 priority points lower makes room on any node');
-      candidates = [plan.nodeId];
-    }
-    return this.#create(req, hash, failed, candidates, plan);
-  }
-
-  /** Writes the intent naming the first candidate (create-if-absent, or CAS over a failed one), then drives it. */
-  async #create(req: PlaceRequest, hash: string, failed: Versioned<PlacementIntent> | null, candidates: readonly string[], plan: PreemptionPlan | null): Promise<Result<PlaceReply> | 'raced'> {
-    const first = candidates[0] as string;
-    const intent: PlacementIntent = {
-      requestId: req.request.requestId,
-      tenantId: req.request.tenantId,
-      hash,
-      state: 'pending',
-      nodeId: first,
-      attempt: 1,
-      refusedBy: [],
-      coordinatorId: this.#d.coordinatorId,
-      updatedAt: this.#d.now(),
-      memoryMiB: req.request.resources.memoryMiB,
-      vcpus: req.request.resources.vcpus,
-    };
-    const written = failed === null ? await this.#d.intents.create(intent.requestId, intent) : await this.#d.intents.update(intent.requestId, intent, failed.revision);
-    if (!written.ok) return written.error.code === 'conflict' ? 'raced' : written;
-    let preempted: Preempted = [];
-    if (plan !== null) {
-      const evicted = await this.#evict(req, plan);
-      if (!evicted.ok) return this.#fail({ value: intent, revision: written.value }, evicted.error);
-      preempted = evicted.value;
-    }
-    return this.#drive(req, { value: intent, revision: written.value }, candidates.slice(1), preempted, true);
+    if (decision.value.candidates.length > 0) return this.#begin(req, hash, failed, decision.value, null);
+    if (!req.placement.allowPreemption) return this.#nothingFits(decision.value, {});
+    const plan = await this.#planPreemption(req);
+    if (plan === null) return this.#nothingFits(decision.value, {}, 'no preemption of allocations at least 10 priority points lower makes room on any node');
+    return this.#begin(req, hash, failed, { ...decision.value, candidates: [plan.nodeId] }, plan);
   }
 
   /**
-   * Asks the intent's node, and on a definitive refusal moves the intent (CAS) to the next candidate, up to
-   * maxAttempts nodes. Never moves after an unknown outcome (timeout): that node may still commit.
-   * `untouchedAtStart`: this coordinator has just written the intent naming its node and nothing was sent there yet, so
-   * "no responders" proves the node never saw the request. Otherwise an earlier allocate (a timed-out attempt, or one
-   * sent by a coordinator that died) may have been committed there, and "no responders" (the node is down now) is an
-   * unknown outcome too: moving on would leave the node holding a second allocation when it comes back.
+   * Writes the intent pending on the first candidate the tenant's quota admits (create, or take over a failed one):
+   * the quota is checked against the usage record in the same batch. Then evicts (preemption) and drives.
    */
-  async #drive(req: PlaceRequest, start: Versioned<PlacementIntent>, queue: string[], preempted: Preempted, untouchedAtStart: boolean): Promise<Result<PlaceReply>> {
+  async #begin(req: PlaceRequest, hash: string, failed: StoredIntent | null, decision: PlacementDecision, plan: PreemptionPlan | null): Promise<Result<PlaceReply> | Raced> {
     const { requestId, tenantId, resources } = req.request;
+    // Every candidate over the tenant's per-node VM limit (checked exactly in the write): the quota's answer.
+    let perNodeRefusal: Result<never> | undefined;
+    let current: StoredIntent | undefined;
+    let rest: string[] = [];
+    for (const [i, nodeId] of decision.candidates.entries()) {
+      const written =
+        failed === null
+          ? await this.#d.store.create({ requestId, tenantId, hash, nodeId, memoryMiB: resources.memoryMiB, vcpus: resources.vcpus })
+          : await this.#d.store.takeOver(failed, nodeId);
+      if (written.ok) {
+        current = written.value;
+        rest = decision.candidates.slice(i + 1);
+        break;
+      }
+      if (written.error.code === 'conflict') return 'raced';
+      if (!isPerNodeQuota(written.error)) return written;
+      perNodeRefusal = written;
+    }
+    if (current === undefined) return perNodeRefusal ?? this.#nothingFits(decision, {});
+    let preempted: Preempted = [];
+    if (plan !== null) {
+      const evicted = await this.#evict(req, plan);
+      // Nothing was sent to the node for this request yet: failing the intent cannot strand an allocation.
+      if (!evicted.ok) return this.#fail(current, evicted.error);
+      preempted = evicted.value;
+    }
+    return this.#drive(req, current, rest, preempted, true);
+  }
+
+  /** Follows a pending intent: the same node, driven again at a higher fence (finding 6: nothing here writes failed). */
+  async #follow(req: PlaceRequest, pending: StoredIntent): Promise<Result<PlaceReply> | Raced> {
+    const driven = await this.#d.store.drive(pending);
+    if (!driven.ok) return driven.error.code === 'conflict' ? 'raced' : driven;
+    return this.#drive(req, driven.value, [], [], false);
+  }
+
+  /**
+   * Asks the intent's node with `fence: attempt`, and on a definitive refusal moves the intent (CAS, attempt+1) to the
+   * next candidate, up to maxAttempts nodes. Never moves after an unknown outcome (timeout): that node may still commit.
+   * A definitive refusal is safe to move on from because the agent journaled the fence before refusing: no allocate of
+   * this request at that fence or below (a slow copy from a dead coordinator) can commit there afterwards.
+   * `untouchedAtStart`: this coordinator has just written the intent naming its node and nothing was sent there yet, so
+   * "no responders" proves the node never saw the request. Otherwise an earlier allocate may have been committed there
+   * before the agent went down, and "no responders" is an unknown outcome too.
+   */
+  async #drive(req: PlaceRequest, start: StoredIntent, queue: string[], preempted: Preempted, untouchedAtStart: boolean): Promise<Result<PlaceReply> | Raced> {
+    const { requestId } = req.request;
     let current = start;
     let untouched = untouchedAtStart;
-    const agentRefusals: Record<string, number> = {};
+    const refusals: Record<string, number> = {};
     for (;;) {
       const intent = current.value;
-      const nodeId = intent.nodeId as string;
-      const reserved = await this.#d.quotas.reserve(tenantId, requestId, { nodeId, memoryMiB: resources.memoryMiB, vcpus: resources.vcpus });
-      let failure: AllotError | undefined;
-      if (!reserved.ok) {
-        // The per-node VM limit is a property of this node only: another node may still take it.
-        if (reserved.error.code === 'quota_exceeded' && reserved.error.details?.['limit'] === 'maxVmsPerNode') failure = reserved.error;
-        else return this.#fail(current, reserved.error);
-      } else {
-        const result = await this.#allocate(nodeId, req, untouched);
-        if (result.ok) return this.#placed(req, current, result.value, preempted);
-        const kind = classifyFailure(result.error);
-        if (kind === 'unknown') {
-          // The agent may commit this request: the intent stays pending on this node; a retry asks it again.
-          return err('timeout', `node ${nodeId} did not answer place ${requestId}: ${result.error.message}; retry with the same request id`, { requestId, nodeId, cause: result.error.code });
-        }
-        if (kind === 'final') return this.#fail(current, result.error);
-        failure = result.error;
+      const nodeId = intent.nodeId;
+      const result = await this.#allocate(nodeId, req, intent.attempt, untouched);
+      if (result.ok) {
+        if (result.value.status === 'active' || result.value.status === 'reserved') return this.#placed(req, current, result.value, preempted);
+        return this.#releasedOnNode(current, result.value);
       }
-      const reason = failure.code === 'quota_exceeded' ? 'tenant quota: max VMs per node' : AGENT_REFUSED;
-      agentRefusals[reason] = (agentRefusals[reason] ?? 0) + 1;
-      this.#d.logger.debug({ requestId, node: nodeId, code: failure.code }, 'node refused placement');
-      const refusedBy = [...intent.refusedBy, nodeId];
-      let next: string | undefined;
+      if (isFenced(result.error)) return 'raced';
+      const kind = classifyFailure(result.error);
+      if (kind === 'unknown') {
+        // The agent may commit this request: the intent stays pending on this node; a retry asks it again.
+        return err('timeout', `node ${nodeId} did not answer place ${requestId}: ${result.error.message}; retry with the same request id`, { requestId, nodeId, cause: result.error.code });
+      }
+      if (kind === 'final') return this.#fail(current, result.error);
+      refusals[AGENT_REFUSED] = (refusals[AGENT_REFUSED] ?? 0) + 1;
+      this.#d.logger.debug({ requestId, node: nodeId, code: result.error.code }, 'node refused placement');
+      const excluded = new Set([...intent.refusedBy, nodeId]);
       let lastDecision: PlacementDecision | undefined;
-      if (intent.attempt < this.#d.config.maxAttempts) {
-        next = queue.find((n) => !refusedBy.includes(n));
+      let moved: StoredIntent | undefined;
+      while (moved === undefined && nodesAsked(intent) < this.#d.config.maxAttempts) {
+        let next = queue.find((n) => !excluded.has(n));
         if (next === undefined) {
-          const again = this.#decide(req, new Set(refusedBy));
-          if (again.ok) {
-            lastDecision = again.value;
-            queue = again.value.candidates.slice(1);
-            next = again.value.candidates[0];
-          }
+          const again = this.#decide(req, excluded);
+          if (!again.ok) break;
+          lastDecision = again.value;
+          queue = again.value.candidates.slice(1);
+          next = again.value.candidates[0];
+          if (next === undefined) break;
         } else queue = queue.slice(queue.indexOf(next) + 1);
+        const driven = await this.#d.store.drive(current, { nodeId: next });
+        if (driven.ok) moved = driven.value;
+        else if (driven.error.code === 'conflict') return 'raced';
+        else if (isPerNodeQuota(driven.error)) {
+          refusals[PER_NODE_QUOTA] = (refusals[PER_NODE_QUOTA] ?? 0) + 1;
+          excluded.add(next);
+        } else return driven; // unavailable: the intent stays pending on the node that refused; the reconciler settles it
       }
-      if (next === undefined) {
-        const recount = lastDecision === undefined ? this.#decide(req, new Set(refusedBy)) : undefined;
-        const decision = lastDecision ?? (recount?.ok ? recount.value : undefined);
-        const error = this.#nothingFitsError(decision, agentRefusals, intent.attempt, refusedBy);
-        return this.#fail({ value: { ...intent, refusedBy }, revision: current.revision }, error);
+      if (moved === undefined) {
+        const decision = lastDecision ?? unwrapOr(this.#decide(req, excluded));
+        return this.#fail(current, this.#nothingFitsError(decision, refusals, nodesAsked(intent), [...intent.refusedBy, nodeId]));
       }
-      const moved: PlacementIntent = { ...intent, nodeId: next, attempt: intent.attempt + 1, refusedBy, coordinatorId: this.#d.coordinatorId, updatedAt: this.#d.now() };
-      const written = await this.#d.intents.update(requestId, moved, current.revision);
-      if (!written.ok) {
-        if (written.error.code !== 'conflict') return written;
-        // Another coordinator is driving the same request (a client retry): follow what the intent says now.
-        const fresh = await this.#d.intents.get(requestId);
-        if (!fresh.ok) return fresh;
-        if (fresh.value === null) return err('internal', `placement intent ${requestId} disappeared`, { requestId });
-        if (fresh.value.value.state === 'placed' && fresh.value.value.reply) return ok(fresh.value.value.reply);
-        if (fresh.value.value.state !== 'pending') return err('conflict', `placement ${requestId} is ${fresh.value.value.state}`, { requestId });
-        current = fresh.value;
-        untouched = false;
-        continue;
-      }
-      current = { value: moved, revision: written.value };
+      current = moved;
       untouched = true; // this coordinator just moved the intent there: nothing was sent to that node for this request
     }
   }
 
   /**
-   * Sends the allocate (retrying unknown outcomes `timeoutRetries` times). "No responders" is a definitive refusal only
-   * while no allocate for this request can have reached the node before: on the first send to an untouched node.
+   * Sends the allocate with the intent's fence (retrying unknown outcomes `timeoutRetries` times, same fence). "No
+   * responders" is a definitive refusal only while no allocate for this request can have reached the node before.
    */
-  #allocate(nodeId: string, req: PlaceRequest, untouched: boolean): Promise<Result<Allocation>> {
+  #allocate(nodeId: string, req: PlaceRequest, fence: number, untouched: boolean): Promise<Result<Allocation>> {
     // The agent counts anti-affinity groups by these metadata keys and refuses past the limit (the authority, since the
     // view may be stale); set deterministically so a retry sends the same request.
     const group = req.placement.group;
     const request =
       group === undefined
-        ? req.request
-        : { ...req.request, metadata: { ...req.request.metadata, [GROUP_METADATA_KEY]: group.name, [GROUP_MAX_METADATA_KEY]: String(group.maxPerNode) } };
+        ? { ...req.request, fence }
+        : { ...req.request, fence, metadata: { ...req.request.metadata, [GROUP_METADATA_KEY]: group.name, [GROUP_MAX_METADATA_KEY]: String(group.maxPerNode) } };
     const once = () => this.#d.agents.call(nodeId, 'allocate', request, { requestId: req.request.requestId });
     return (async () => {
       let mayHaveReached = !untouched;
@@ -232,47 +247,63 @@ export class PlaceFlow {
     })();
   }
 
-  /** Records the success (CAS to placed) and answers. A lost CAS means a concurrent driver moved the intent away. */
-  async #placed(req: PlaceRequest, current: Versioned<PlacementIntent>, allocation: Allocation, preempted: Preempted): Promise<Result<PlaceReply>> {
+  /**
+   * Records the success (CAS to placed) and answers. The CAS stays: an answer is given only once the intent is proved to
+   * still name this node. A lost CAS re-reads: the same node driven further (a concurrent retry) is placed from the
+   * fresh revision; an intent that names another node cannot happen with fencing agents (the intent leaves a node only
+   * after it refused at a fence above every earlier drive, and a node holding the allocation replays it instead of
+   * refusing), so the undo below is a defence against agents that do not fence; an undo that is lost is the sweep's.
+   */
+  async #placed(req: PlaceRequest, start: StoredIntent, allocation: Allocation, preempted: Preempted): Promise<Result<PlaceReply>> {
     const { requestId } = req.request;
-    const nodeId = current.value.nodeId as string;
-    const reply: PlaceReply = { nodeId, allocation, cpuset: allocation.cpu?.cpuset ?? [], preempted, attempts: current.value.attempt };
-    let at = current;
+    const nodeId = start.value.nodeId;
+    let at = start;
     for (let round = 0; round < 8; round++) {
-      const placed: PlacementIntent = { ...at.value, state: 'placed', reply, coordinatorId: this.#d.coordinatorId, updatedAt: this.#d.now() };
-      const written = await this.#d.intents.update(requestId, placed, at.revision);
+      const reply: PlaceReply = { nodeId, allocation, cpuset: allocation.cpu?.cpuset ?? [], preempted, attempts: nodesAsked(at.value) };
+      const written = await this.#d.store.placed(at, reply);
       if (written.ok) {
         if (req.placement.strategy === 'round-robin' || this.#d.config.defaultStrategy === 'round-robin') this.#roundRobinCursor = nodeId;
         return ok(reply);
       }
-      if (written.error.code !== 'conflict') return written;
-      const fresh = await this.#d.intents.get(requestId);
+      if (written.error.code !== 'conflict') return written; // unavailable: the intent stays pending; a retry replays
+      const fresh = await this.#d.store.get(requestId);
       if (!fresh.ok) return fresh;
       const f = fresh.value?.value;
       if (f === undefined) return err('internal', `placement intent ${requestId} disappeared`, { requestId });
       if (f.nodeId === nodeId && f.state === 'placed' && f.reply !== undefined) return ok(f.reply);
       if (f.nodeId === nodeId && f.state === 'pending') {
-        at = fresh.value as Versioned<PlacementIntent>;
+        at = fresh.value as StoredIntent;
         continue;
       }
-      // The intent moved to another node while this node committed: undo here so only the intent's node holds it.
-      this.#d.logger.warn({ requestId, node: nodeId, intentNode: f.nodeId }, 'placement committed on a node the intent left; releasing it there');
-      await this.#d.agents.call(nodeId, 'release', { requestId: derivedId('undo', requestId, nodeId), allocationRequestId: requestId, reason: `placement ${requestId} moved to ${f.nodeId ?? 'another node'}` });
+      if (f.nodeId === nodeId && f.state === 'released') return err('conflict', `placement ${requestId} was placed and then released; use a new request id`, { requestId, state: 'released' });
+      this.#d.logger.error({ requestId, node: nodeId, intentNode: f.nodeId, state: f.state }, 'placement committed on a node the intent left (an agent that does not fence?); releasing it there');
+      const undone = await this.#d.agents.call(nodeId, 'release', { requestId: derivedId('undo', requestId, nodeId), allocationRequestId: requestId, reason: `placement ${requestId} moved to ${f.nodeId}` });
+      if (!undone.ok) this.#d.logger.warn({ requestId, node: nodeId, code: undone.error.code }, 'undo not confirmed; the sweep releases the orphan');
       return f.state === 'placed' && f.reply !== undefined ? ok(f.reply) : err('timeout', `placement ${requestId} is being driven by another coordinator; retry`, { requestId });
     }
     return err('unavailable', `placement intent ${requestId} keeps changing; retry`, { requestId });
   }
 
-  /** Marks the intent failed (nothing placed), gives the tenant's quota back, answers the error. */
-  async #fail(current: Versioned<PlacementIntent>, error: AllotError): Promise<Result<never>> {
-    const { requestId, tenantId } = current.value;
-    const failed: PlacementIntent = { ...current.value, state: 'failed', error, coordinatorId: this.#d.coordinatorId, updatedAt: this.#d.now() };
-    const written = await this.#d.intents.update(requestId, failed, current.revision);
-    // Only the writer of `failed` gives the quota back; a lost race means someone else drives the request now.
-    if (written.ok) {
-      const back = await this.#d.quotas.unreserve(tenantId, requestId);
-      if (!back.ok) this.#d.logger.warn({ requestId, tenantId, error: back.error.message }, 'quota not given back');
-    }
+  /**
+   * The node answered with an allocation that no longer holds capacity (released there, or a reservation that expired):
+   * it is never a placement (finding 7). The intent becomes released, its quota given back, and the client hears conflict.
+   */
+  async #releasedOnNode(at: StoredIntent, allocation: Allocation): Promise<Result<never> | Raced> {
+    const { requestId } = at.value;
+    const cause = allocation.expiresAt !== undefined ? 'expiry' : 'agent';
+    const written = await this.#d.store.released(at, cause);
+    if (!written.ok) return written.error.code === 'conflict' ? 'raced' : written;
+    return err('conflict', `placement ${requestId} is ${allocation.status} on node ${at.value.nodeId}${cause === 'expiry' ? ' (its reservation expired)' : ''}; use a new request id`, {
+      requestId,
+      state: 'released',
+      allocationId: allocation.id,
+    });
+  }
+
+  /** Marks the intent failed (nothing placed) and answers the error; the usage goes back in the same write. */
+  async #fail(current: StoredIntent, error: AllotError): Promise<Result<never> | Raced> {
+    const written = await this.#d.store.failed(current, error);
+    if (!written.ok) return written.error.code === 'conflict' ? 'raced' : written;
     return { ok: false, error };
   }
 
@@ -345,29 +376,33 @@ export class PlaceFlow {
       });
       if (!released.ok) return err(released.error.code === 'not_found' ? 'conflict' : released.error.code, `preempting ${victim.id} on ${plan.nodeId}: ${released.error.message}`, { nodeId: plan.nodeId, allocationId: victim.id });
       preempted.push({ allocationId: victim.id, requestId: victim.requestId, priority: victim.priority });
-      await this.#markReleased(victim.requestId, victim.tenantId);
+      const marked = await this.#markReleased(victim.requestId, 'preemption');
+      if (!marked.ok) this.#d.logger.warn({ requestId: victim.requestId, error: marked.error.message }, 'preempted placement not marked released; the events consumer or a recount settles it');
     }
     return ok(preempted);
   }
 
-  /** The placement's intent (when the coordinators made it) becomes released and its tenant's quota is given back. */
-  async #markReleased(placementRequestId: string, tenantId: string): Promise<void> {
+  /** The placement's intent (when the coordinators made it) becomes released: its usage is given back in the same write. */
+  async #markReleased(placementRequestId: string, cause: ReleaseCause): Promise<Result<void>> {
     for (let round = 0; round < 8; round++) {
-      const read = await this.#d.intents.get(placementRequestId);
-      if (!read.ok || read.value === null || read.value.value.state === 'released') break;
-      const written = await this.#d.intents.update(placementRequestId, { ...read.value.value, state: 'released', updatedAt: this.#d.now(), coordinatorId: this.#d.coordinatorId }, read.value.revision);
-      if (written.ok || written.error.code !== 'conflict') break;
+      const read = await this.#d.store.get(placementRequestId);
+      if (!read.ok) return read;
+      const at = read.value;
+      if (at === null || at.value.state === 'released' || at.value.state === 'failed') return ok(undefined);
+      const written = await this.#d.store.released(at, cause);
+      if (written.ok) return ok(undefined);
+      if (written.error.code !== 'conflict') return written;
     }
-    const back = await this.#d.quotas.release(tenantId, placementRequestId);
-    if (!back.ok) this.#d.logger.warn({ requestId: placementRequestId, tenantId, error: back.error.message }, 'quota not given back after release');
+    return err('unavailable', `placement intent ${placementRequestId} keeps changing; retry`, { requestId: placementRequestId });
   }
 
   /**
    * Releases a placement by its request id: finds the node in the intent, asks its agent (idempotent by the release's
-   * request id), marks the intent released and gives the quota back. Releasing twice answers the same allocation.
+   * request id), marks the intent released (usage given back in the same write). Releasing twice answers the same
+   * allocation.
    */
   async release(req: ClusterReleaseRequest): Promise<Result<Allocation>> {
-    const read = await this.#d.intents.get(req.placementRequestId);
+    const read = await this.#d.store.get(req.placementRequestId);
     if (!read.ok) return read;
     const intent = read.value?.value;
     if (intent === undefined || (req.tenantId !== undefined && req.tenantId !== intent.tenantId)) {
@@ -379,15 +414,24 @@ export class PlaceFlow {
     }
     const quota = this.#d.quotas.quotaOf(intent.tenantId);
     if (quota !== undefined) {
-      const admitted = this.#limiter.admit(quota, 'release', this.#d.now());
+      const admitted = this.#limiter.admit(quota, 'release', this.#d.clock.monotonic());
       if (!admitted.ok) return admitted;
     }
-    const nodeId = intent.nodeId as string;
-    const released = await this.#d.agents.call(nodeId, 'release', { requestId: req.requestId, allocationRequestId: req.placementRequestId, reason: 'released by the tenant' }, { requestId: req.requestId });
+    const released = await this.#d.agents.call(
+      intent.nodeId,
+      'release',
+      { requestId: req.requestId, allocationRequestId: req.placementRequestId, fence: intent.attempt, reason: 'released by the tenant' },
+      { requestId: req.requestId },
+    );
     if (!released.ok) return released;
-    await this.#markReleased(req.placementRequestId, intent.tenantId);
+    const marked = await this.#markReleased(req.placementRequestId, 'tenant');
+    if (!marked.ok) return marked; // released on the node, not yet in the intent: the same release again finishes it
     return released;
   }
+}
+
+function unwrapOr<T>(r: Result<T>): T | undefined {
+  return r.ok ? r.value : undefined;
 }
 
 function maxPriority(plan: PreemptionPlan): number {

@@ -1,15 +1,13 @@
-import { AllotEventSchema, CLUSTER_EVENT_NODE, decode, encode, eventSubject, EVENTS_STREAM, HostHealthSchema, KV_PLACEMENTS, PlaceReplySchema, schedSubject, type PlaceRequestInput } from '@allot/core';
+import { AllotEventSchema, CLUSTER_EVENT_NODE, decode, encode, eventSubject, EVENTS_STREAM, HostHealthSchema, PlaceReplySchema, schedSubject, type PlaceRequestInput } from '@allot/core';
 import { requestTyped } from '@allot/nats';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { cleanupAll, startNatsServer, waitFor, type NatsServerHandle } from '../../../test/harness/index.ts';
-import { PlacementIntentSchema, requestHash } from './intents.ts';
-import { KvStore } from './kv-store.ts';
-import { jetstream, jetstreamManager, type NatsConnection } from './nats-deps.ts';
+import { requestHash } from './intents.ts';
+import { jetstreamManager, type NatsConnection } from './nats-deps.ts';
 import { PlaceRequestSchema } from '@allot/core';
 import { connectTo, ensureTestStreams, startFakeAgents, startTestCoordinator } from './testing/cluster.ts';
 import type { FakeAgents } from './testing/fake-agents.ts';
 import type { Coordinator } from './coordinator.ts';
-import { Kvm } from '@nats-io/kv';
 
 let server: NatsServerHandle;
 let client: NatsConnection;
@@ -156,14 +154,12 @@ describe('place', () => {
 describe('placement intents', () => {
   it('resolves a place retried on a second coordinator, after the first died having chosen a node, to the same allocation', async () => {
     await startStreamsAndAgents();
-    const { nc } = await coordinator('c1');
+    const { coordinator: c1 } = await coordinator('c1');
     const req = PlaceRequestSchema.parse(placeReq('p-8', 512));
     // What coordinator c1 did before dying: wrote the intent naming node b, sent allocate to b (which committed).
-    const kv = await new Kvm(jetstream(nc)).open(KV_PLACEMENTS);
-    const intents = new KvStore(kv, PlacementIntentSchema, 'intent');
-    const created = await intents.create('p-8', { requestId: 'p-8', tenantId: 't1', hash: requestHash(req), state: 'pending', nodeId: 'b', attempt: 1, refusedBy: [], coordinatorId: 'c1', updatedAt: Date.now(), memoryMiB: 512, vcpus: 1 });
+    const created = await c1.store.create({ requestId: 'p-8', tenantId: 't1', hash: requestHash(req), nodeId: 'b', memoryMiB: 512, vcpus: 1 });
     expect(created.ok).toBe(true);
-    const committed = await client.request('allot.agent.b.allocate', encode(req.request), { timeout: 5_000 });
+    const committed = await client.request('allot.agent.b.allocate', encode({ ...req.request, fence: 1 }), { timeout: 5_000 });
     expect(committed.data.byteLength).toBeGreaterThan(0);
 
     await coordinator('c2');
@@ -204,19 +200,16 @@ describe('placement intents', () => {
     expect(!r.ok && r.error.code).toBe('timeout');
     await waitFor(() => agents.live('a').length === 1, { message: 'the first allocate to commit on a' });
     expect(agents.live('b')).toEqual([]);
-    const kv = await new Kvm(jetstream(c.nc)).open(KV_PLACEMENTS);
-    const intent = await new KvStore(kv, PlacementIntentSchema, 'intent').get('p-10');
+    const intent = await c.coordinator.store.get('p-10');
     expect(intent.ok && intent.value?.value).toMatchObject({ state: 'pending', nodeId: 'a' });
   });
 
   it('asks the pending node again rather than a second node, even when the view prefers another', async () => {
     await startStreamsAndAgents();
-    const { nc } = await coordinator('c1');
+    const { coordinator: c1 } = await coordinator('c1');
     const req = PlaceRequestSchema.parse(placeReq('p-9', 256, { placement: { strategy: 'spread' } }));
-    const kv = await new Kvm(jetstream(nc)).open(KV_PLACEMENTS);
-    const intents = new KvStore(kv, PlacementIntentSchema, 'intent');
     // Spread would pick a (most free); the intent names c, where the allocate never arrived.
-    await intents.create('p-9', { requestId: 'p-9', tenantId: 't1', hash: requestHash(req), state: 'pending', nodeId: 'c', attempt: 1, refusedBy: [], coordinatorId: 'c0', updatedAt: Date.now(), memoryMiB: 256, vcpus: 1 });
+    await c1.store.create({ requestId: 'p-9', tenantId: 't1', hash: requestHash(req), nodeId: 'c', memoryMiB: 256, vcpus: 1 });
     const r = await place(client, placeReq('p-9', 256, { placement: { strategy: 'spread' } }));
     if (!r.ok) throw new Error(r.error.message);
     expect(r.value.nodeId).toBe('c');

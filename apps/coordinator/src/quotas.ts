@@ -1,22 +1,7 @@
-import { decode, err, ok, type Result, type TenantQuota } from '@allot/core';
-import {
-  migrateLegacyQuotas,
-  newQuotaRecord,
-  recordPlacement,
-  recordRelease,
-  TenantQuotaRecordSchema,
-  usageOf,
-  withQuota,
-  type MigrationReport,
-  type Placement,
-  type TenantQuotaRecord,
-} from '@allot/quota';
+import { err, ok, type Result, type TenantQuota } from '@allot/core';
+import { migrateLegacyQuotas, type MigrationReport, type TenantUsageRecord } from '@allot/quota';
 import type { Logger } from 'pino';
-import { KvStore, type Versioned } from './kv-store.ts';
-import type { KV } from './nats-deps.ts';
-
-/** Compare-and-set rounds before a quota update gives up with `unavailable` (only under extreme contention). */
-const MAX_CAS_ROUNDS = 64;
+import { decodeUsage, tenantIdOfKey, type IntentStore } from './intents/intent-store.ts';
 
 /** What quota.get answers. */
 export interface TenantQuotaView {
@@ -24,46 +9,44 @@ export interface TenantQuotaView {
   usage: { vms: number; vcpus: number; memoryMiB: number };
 }
 
+/** What quota.recount answers: the counters before and after the rebuild. */
+export interface RecountView {
+  tenantId: string;
+  before: TenantQuotaView['usage'] | null;
+  after: TenantQuotaView['usage'];
+}
+
 /**
- * Tenant quotas, enforced cluster-wide through each tenant's TenantQuotaRecord in KV allot_quotas, updated by
- * compare-and-set so several coordinators never admit more than the quota between them.
+ * Tenant quotas and usage, as kept by the IntentStore: one usage record per tenant (counters and limits), changed in the
+ * same batch as every intent transition that starts or stops counting (see README.md, "Quotas").
  *
- * The bucket is watched, so every coordinator knows which tenants have a record: a tenant without one costs no KV round
- * trip on the hot path (the common case stays one agent round trip). The watched copy is also the first guess of every
- * CAS (its revision); a lost race re-reads the record. A quota just set on another coordinator is seen here within the
- * watch's propagation delay (milliseconds); until then this coordinator treats the tenant as it was.
+ * The records are watched, so every coordinator knows each tenant's limits and rates without a round trip (rate limits,
+ * the per-node VM filter, the create-first decision), and the IntentStore's batches start from the newest revision
+ * seen. A stale copy costs one lost compare-and-set and a re-read, never a wrong count: admission is always decided on
+ * the record at the revision the batch names.
  */
 export class QuotaService {
-  readonly #store: KvStore<typeof TenantQuotaRecordSchema>;
-  readonly #cache = new Map<string, Versioned<TenantQuotaRecord>>();
+  readonly #store: IntentStore;
   readonly #logger: Logger;
   #stopWatch: (() => void) | undefined;
   /** Resolves once the watch has delivered every record stored when it started. */
   ready: Promise<void> = Promise.resolve();
 
-  constructor(kv: KV, logger: Logger) {
-    this.#store = new KvStore(kv, TenantQuotaRecordSchema, 'quota record');
+  constructor(store: IntentStore, logger: Logger) {
+    this.#store = store;
     this.#logger = logger;
   }
 
   async start(): Promise<void> {
-    const watch = await this.#store.kv.watch();
-    let markReady: () => void = () => {};
-    this.ready = new Promise((resolve) => (markReady = resolve));
+    const watch = await this.#store.bucket.watch((change) => {
+      const tenantId = tenantIdOfKey(change.key);
+      if (tenantId === undefined || 'deleted' in change) return;
+      const record = decodeUsage(change.value);
+      if (record.ok) this.#store.rememberUsage(tenantId, { value: record.value, revision: change.revision });
+      else this.#logger.warn({ key: change.key, error: record.error.message }, 'invalid usage record ignored');
+    });
+    this.ready = watch.caughtUp;
     this.#stopWatch = () => watch.stop();
-    void (async () => {
-      for await (const e of watch) {
-        if (e.operation === 'PUT') {
-          const record = decode(TenantQuotaRecordSchema, e.value, Number.POSITIVE_INFINITY);
-          if (record.ok) this.#remember(record.value, e.revision);
-          else this.#logger.warn({ key: e.key, error: record.error.message }, 'invalid quota record ignored');
-        } else this.#cache.delete(e.key);
-        if (e.delta === 0) markReady();
-      }
-    })();
-    // An empty bucket delivers nothing: the watch's initial pass is then already over.
-    const status = await this.#store.kv.status();
-    if (status.values === 0) markReady();
   }
 
   stop(): void {
@@ -72,110 +55,36 @@ export class QuotaService {
 
   /** The tenant's quota as last seen (for rate limits and the per-node VM filter); undefined when it has none. */
   quotaOf(tenantId: string): TenantQuota | undefined {
-    return this.#cache.get(tenantId)?.value.quota;
+    return this.#store.cachedUsage(tenantId)?.value.quota;
   }
 
   /** Every tenant with a quota, as last seen by the watch (no KV round trip): the dashboard's tenant list. */
   list(): TenantQuotaView[] {
-    return [...this.#cache.values()].map((v) => viewOf(v.value));
+    const views: TenantQuotaView[] = [];
+    for (const { value } of this.#store.cachedTenants()) if (value.quota !== undefined) views.push(viewOf(value));
+    return views;
   }
 
-  #remember(record: TenantQuotaRecord, revision: number): void {
-    const held = this.#cache.get(record.tenantId);
-    if (held === undefined || held.revision < revision) this.#cache.set(record.tenantId, { value: record, revision });
-  }
-
-  /**
-   * Runs `change` on the tenant's record until a CAS lands. `change` returns the new record, the same object (nothing to
-   * write), or an error (nothing written). The first round uses the watched copy; later rounds re-read.
-   */
-  async #cas(tenantId: string, change: (r: TenantQuotaRecord) => Result<TenantQuotaRecord>): Promise<Result<TenantQuotaRecord | null>> {
-    let held: Versioned<TenantQuotaRecord> | null | undefined = this.#cache.get(tenantId);
-    for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
-      if (held === undefined || round > 0) {
-        const read = await this.#store.get(tenantId);
-        if (!read.ok) return read;
-        held = read.value;
-      }
-      if (held === null) return ok(null);
-      const next = change(held.value);
-      if (!next.ok) return next;
-      if (next.value === held.value) return ok(held.value);
-      const written = await this.#store.update(tenantId, next.value, held.revision);
-      if (written.ok) {
-        this.#remember(next.value, written.value);
-        return ok(next.value);
-      }
-      if (written.error.code !== 'conflict') return written;
-    }
-    return err('unavailable', `tenant ${tenantId}: quota record still contended after ${MAX_CAS_ROUNDS} attempts; retry`, { tenantId });
-  }
-
-  /**
-   * Counts the placement `requestId` on `placement.nodeId` against the tenant's quota, before any agent is asked.
-   * Idempotent: counted already on that node, nothing changes; counted on another node (the place moved after a
-   * refusal), it is moved. A tenant without a record is not counted and costs nothing.
-   */
-  async reserve(tenantId: string, requestId: string, placement: Placement): Promise<Result<void>> {
-    if (!this.#cache.has(tenantId)) return ok(undefined);
-    const r = await this.#cas(tenantId, (record) => {
-      const counted = record.live.find((p) => p.requestId === requestId);
-      if (counted !== undefined && counted.nodeId === placement.nodeId && counted.memoryMiB === placement.memoryMiB && counted.vcpus === placement.vcpus) return ok(record);
-      return recordPlacement(counted === undefined ? record : without(record, requestId), requestId, placement);
-    });
-    return r.ok ? ok(undefined) : r;
-  }
-
-  /**
-   * Gives back what `reserve` counted for a place that placed nothing. Unlike a release, the id is not remembered as
-   * released, so a later retry of the same request is counted again.
-   */
-  async unreserve(tenantId: string, requestId: string): Promise<Result<void>> {
-    if (!this.#cache.has(tenantId)) return ok(undefined);
-    const r = await this.#cas(tenantId, (record) => ok(record.live.some((p) => p.requestId === requestId) ? without(record, requestId) : record));
-    return r.ok ? ok(undefined) : r;
-  }
-
-  /** Stops counting a released placement (idempotent). */
-  async release(tenantId: string, placementRequestId: string): Promise<Result<void>> {
-    if (!this.#cache.has(tenantId)) return ok(undefined);
-    const r = await this.#cas(tenantId, (record) => recordRelease(record, placementRequestId));
-    return r.ok ? ok(undefined) : r;
-  }
-
+  /** The tenant's limits and usage as stored now; a tenant without limits shows its usage under an empty quota. */
   async get(tenantId: string): Promise<Result<TenantQuotaView>> {
-    const read = await this.#store.get(tenantId);
+    const read = await this.#store.usage(tenantId);
     if (!read.ok) return read;
-    if (read.value === null) return err('not_found', `tenant ${tenantId} has no quota`, { tenantId });
-    this.#remember(read.value.value, read.value.revision);
+    if (read.value === null) return err('not_found', `tenant ${tenantId} has no quota and has placed nothing`, { tenantId });
     return ok(viewOf(read.value.value));
   }
 
-  /** Creates or replaces the tenant's quota; usage stays as counted. */
+  /** Creates or replaces the tenant's quota; usage stays as counted (true from the first placement on). */
   async set(quota: TenantQuota): Promise<Result<TenantQuotaView>> {
-    for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
-      const read = await this.#store.get(quota.tenantId);
-      if (!read.ok) return read;
-      if (read.value === null) {
-        const record = newQuotaRecord(quota);
-        const created = await this.#store.create(quota.tenantId, record);
-        if (created.ok) {
-          this.#remember(record, created.value);
-          return ok(viewOf(record));
-        }
-        if (created.error.code !== 'conflict') return created;
-        continue;
-      }
-      const next = withQuota(read.value.value, quota);
-      if (!next.ok) return next;
-      const written = await this.#store.update(quota.tenantId, next.value, read.value.revision);
-      if (written.ok) {
-        this.#remember(next.value, written.value);
-        return ok(viewOf(next.value));
-      }
-      if (written.error.code !== 'conflict') return written;
-    }
-    return err('unavailable', `tenant ${quota.tenantId}: quota record still contended; retry`, { tenantId: quota.tenantId });
+    const written = await this.#store.setQuota(quota);
+    return written.ok ? ok(viewOf(written.value.value)) : written;
+  }
+
+  /** Rebuilds the tenant's counters from its counting intents (operators: see README.md, "Quotas"). */
+  async recount(tenantId: string): Promise<Result<RecountView>> {
+    const r = await this.#store.recount(tenantId);
+    if (!r.ok) return r;
+    this.#logger.info({ tenantId, before: r.value.before?.usage, after: r.value.after.usage }, 'usage recounted');
+    return ok({ tenantId, before: r.value.before === null ? null : countersOf(r.value.before), after: countersOf(r.value.after) });
   }
 
   /**
@@ -184,7 +93,7 @@ export class QuotaService {
    */
   async import(documents: readonly unknown[]): Promise<Result<MigrationReport>> {
     await this.ready;
-    const existing = [...this.#cache.values()].map((v) => v.value.quota);
+    const existing = this.list().map((v) => v.quota);
     const result = migrateLegacyQuotas(documents, { existing });
     const changed = new Set(result.report.entries.filter((e) => e.outcome === 'migrated' || e.outcome === 'updated').map((e) => e.tenantId));
     for (const quota of result.quotas) {
@@ -196,12 +105,10 @@ export class QuotaService {
   }
 }
 
-/** The record without the request's placement, usage recomputed from what stays. */
-function without(record: TenantQuotaRecord, requestId: string): TenantQuotaRecord {
-  const live = record.live.filter((p) => p.requestId !== requestId);
-  return { ...record, live, usage: usageOf(live) };
+function countersOf(record: TenantUsageRecord): TenantQuotaView['usage'] {
+  return { vms: record.usage.vms, vcpus: record.usage.vcpus, memoryMiB: record.usage.memoryMiB };
 }
 
-function viewOf(record: TenantQuotaRecord): TenantQuotaView {
-  return { quota: record.quota, usage: { vms: record.usage.vms, vcpus: record.usage.vcpus, memoryMiB: record.usage.memoryMiB } };
+function viewOf(record: TenantUsageRecord): TenantQuotaView {
+  return { quota: record.quota ?? { tenantId: record.tenantId, placeRates: [], releaseRates: [] }, usage: countersOf(record) };
 }

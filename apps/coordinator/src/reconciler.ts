@@ -1,23 +1,21 @@
-import { decode, errorOf, type PlaceReply } from '@allot/core';
+import { errorOf, type PlaceReply } from '@allot/core';
 import type { Logger } from 'pino';
-import type { AgentClient } from './agents.ts';
+import type { AgentCaller } from './agents.ts';
 import type { ReconcileConfig } from './config.ts';
-import { PlacementIntentSchema, type PlacementIntent } from './intents.ts';
-import type { KvStore, Versioned } from './kv-store.ts';
-import type { QuotaService } from './quotas.ts';
+import { decodeIntent, requestIdOfKey, type IntentStore, type StoredIntent } from './intents/intent-store.ts';
+import type { BucketChange } from './store/bucket.ts';
+import type { CoordinatorClock } from './store/clock.ts';
 
 export interface ReconcilerDeps {
-  readonly coordinatorId: string;
-  readonly intents: KvStore<typeof PlacementIntentSchema>;
-  readonly quotas: QuotaService;
-  readonly agents: AgentClient;
+  readonly store: IntentStore;
+  readonly agents: AgentCaller;
   readonly config: ReconcileConfig;
   readonly logger: Logger;
-  readonly now: () => number;
+  readonly clock: CoordinatorClock;
 }
 
 /** What one round did with one stale pending intent. */
-export type ReconcileOutcome = 'placed' | 'failed' | 'left' | 'raced';
+export type ReconcileOutcome = 'placed' | 'released' | 'failed' | 'left' | 'raced';
 
 export interface ReconcileRound {
   /** Pending intents old enough to be looked at. */
@@ -26,57 +24,51 @@ export interface ReconcileRound {
 }
 
 /**
- * Settles placement intents left `pending` by a client that never retried (its coordinator died, it gave up): asks the
- * intent's node, without side effects, whether it holds an allocation for the request id, then moves the intent by
- * compare-and-set: held -> `placed` with that allocation (a later retry gets it; the quota stays counted); not held ->
- * `failed` and the quota reservation given back; no answer -> left for the next round.
+ * Settles placement intents left `pending` by a client that never retried (its coordinator died, it gave up). For each
+ * intent pending at the same revision for `pendingOlderThanMs`, it fences the request on the intent's node at the
+ * intent's attempt (the agent's `fence` verb: after its reply no allocate of that request at that fence or below can
+ * commit there), then moves the intent by compare-and-set, through the IntentStore:
+ * - the node holds it (active or reserved) -> `placed` with that allocation (a later retry gets it; usage stays counted);
+ * - the node holds it released (or its reservation expired) -> `released` (usage given back);
+ * - the node holds nothing -> `failed` (usage given back); a later allocate of this attempt is refused by the fence;
+ * - no answer -> left for the next round.
+ * A CAS lost to a retry driving the intent (attempt+1) is `raced`: the driver owns it now.
  *
- * Every coordinator runs one; none needs to be elected. Two reconcilers (or a reconciler and a client retry) settling
- * the same intent race on its revision: only one CAS lands, the loser leaves it, and only the writer of `failed` gives
- * the quota back. A retry whose agent commits after the reconciler wrote `failed` loses its `placed` CAS and undoes the
- * commit (the place flow's undo rule), so the node and the intent agree either way.
+ * Ages are measured on this coordinator's monotonic clock from when it first saw that revision of the intent, never from
+ * `updatedAt` (another coordinator's wall clock). Every coordinator runs one; none needs to be elected.
  */
 export class Reconciler {
   readonly #d: ReconcilerDeps;
   #timer: ReturnType<typeof setInterval> | undefined;
   #running: Promise<unknown> | undefined;
-  /**
-   * Pending intents by request id, with their last change, kept from a watch of the bucket: a round looks only at
-   * these, never at every stored intent (the bucket keeps a week of placements).
-   */
-  readonly #pending = new Map<string, number>();
-  /** The bucket revision (stream sequence) the watch has applied up to. */
-  #seen = 0;
-  #watch: { stop(): void } | undefined;
+  /** Pending intents by request id: the revision seen and when (monotonic) this coordinator first saw it. */
+  readonly #pending = new Map<string, { revision: number; since: number }>();
+  #watch: Promise<{ readonly caughtUp: Promise<void>; stop(): void }> | undefined;
 
   constructor(deps: ReconcilerDeps) {
     this.#d = deps;
   }
 
-  /** Follows every intent write: the last value per key at first, then each change. */
-  async #follow(): Promise<void> {
-    if (this.#watch !== undefined) return;
-    const watch = await this.#d.intents.kv.watch();
-    this.#watch = watch;
-    void (async () => {
-      for await (const entry of watch) {
-        this.#seen = Math.max(this.#seen, entry.revision);
-        if (entry.operation !== 'PUT' || entry.length === 0) continue;
-        const intent = decode(PlacementIntentSchema, entry.value, Number.POSITIVE_INFINITY);
-        if (!intent.ok) continue;
-        if (intent.value.state === 'pending' && intent.value.nodeId !== undefined) this.#pending.set(intent.value.requestId, intent.value.updatedAt);
-        else this.#pending.delete(intent.value.requestId);
-      }
-    })().catch((e: unknown) => this.#d.logger.warn({ error: (e as Error).message }, 'reconcile: intent watch ended'));
-  }
+  #onChange = (change: BucketChange): void => {
+    const requestId = requestIdOfKey(change.key);
+    if (requestId === undefined) return;
+    if ('deleted' in change) {
+      this.#pending.delete(requestId);
+      return;
+    }
+    const intent = decodeIntent(change.value);
+    if (!intent.ok || intent.value.state !== 'pending') {
+      this.#pending.delete(requestId);
+      return;
+    }
+    const held = this.#pending.get(requestId);
+    if (held?.revision !== change.revision) this.#pending.set(requestId, { revision: change.revision, since: this.#d.clock.monotonic() });
+  };
 
-  /** Waits (briefly) until the watch has applied every write the bucket held when the round began. */
-  async #catchUp(timeoutMs = 2_000): Promise<void> {
-    await this.#follow();
-    const status = await this.#d.intents.kv.status();
-    const last = status.streamInfo.state.last_seq;
-    const deadline = Date.now() + timeoutMs;
-    while (this.#seen < last && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+  /** Follows every intent write (the latest value per key at first, then each change); resolves once caught up. */
+  async #follow(): Promise<void> {
+    this.#watch ??= this.#d.store.bucket.watch(this.#onChange);
+    await (await this.#watch).caughtUp;
   }
 
   start(): void {
@@ -94,7 +86,7 @@ export class Reconciler {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
     await this.#running;
-    this.#watch?.stop();
+    (await this.#watch)?.stop();
     this.#watch = undefined;
   }
 
@@ -102,56 +94,54 @@ export class Reconciler {
   async reconcileOnce(): Promise<ReconcileRound> {
     const outcomes: Record<string, ReconcileOutcome> = {};
     try {
-      await this.#catchUp();
+      await this.#follow();
     } catch (e) {
       this.#d.logger.warn({ error: (e as Error).message }, 'reconcile: cannot follow placement intents');
       return { stale: 0, outcomes };
     }
-    const cutoff = this.#d.now() - this.#d.config.pendingOlderThanMs;
-    const candidates = [...this.#pending].filter(([, updatedAt]) => updatedAt <= cutoff).map(([requestId]) => requestId);
+    const now = this.#d.clock.monotonic();
+    const candidates = [...this.#pending].filter(([, seen]) => now - seen.since >= this.#d.config.pendingOlderThanMs);
     let stale = 0;
-    for (const key of candidates) {
-      const read = await this.#d.intents.get(key);
-      if (!read.ok || read.value === null) continue;
-      const intent = read.value.value;
-      if (intent.state !== 'pending' || intent.nodeId === undefined) continue;
-      if (this.#d.now() - intent.updatedAt < this.#d.config.pendingOlderThanMs) continue;
+    for (const [requestId, seen] of candidates) {
+      const read = await this.#d.store.get(requestId);
+      if (!read.ok || read.value === null || read.value.value.state !== 'pending') continue;
+      // Driven since (a new revision): its age starts again from now; the watch will say so too.
+      if (read.value.revision !== seen.revision) {
+        this.#pending.set(requestId, { revision: read.value.revision, since: this.#d.clock.monotonic() });
+        continue;
+      }
       stale++;
-      outcomes[intent.requestId] = await this.#settle(read.value);
+      outcomes[requestId] = await this.#settle(read.value, now - seen.since);
     }
     return { stale, outcomes };
   }
 
-  async #settle(at: Versioned<PlacementIntent>): Promise<ReconcileOutcome> {
+  async #settle(at: StoredIntent, ageMs: number): Promise<ReconcileOutcome> {
     const intent = at.value;
-    const { requestId, tenantId } = intent;
-    const nodeId = intent.nodeId as string;
-    const ageMs = this.#d.now() - intent.updatedAt;
-    // No limit: an agent older than the requestId filter ignores it and lists everything; only a complete list proves
-    // the allocation is not there.
-    const list = await this.#d.agents.call(nodeId, 'allocations', { status: 'live', requestId }, { requestId });
-    if (!list.ok) {
-      this.#d.logger.debug({ requestId, node: nodeId, code: list.error.code }, 'reconcile: node did not answer; pending intent left for the next round');
+    const { requestId, tenantId, nodeId } = intent;
+    const fenced = await this.#d.agents.call(nodeId, 'fence', { requestId, fence: intent.attempt }, { requestId });
+    if (!fenced.ok) {
+      this.#d.logger.debug({ requestId, node: nodeId, code: fenced.error.code }, 'reconcile: node did not answer; pending intent left for the next round');
       return 'left';
     }
-    const allocation = list.value.allocations.find((a) => a.requestId === requestId);
-    if (allocation === undefined && list.value.truncated) return 'left';
-    if (allocation !== undefined) {
-      const reply: PlaceReply = { nodeId, allocation, cpuset: allocation.cpu?.cpuset ?? [], preempted: [], attempts: intent.attempt };
-      const placed: PlacementIntent = { ...intent, state: 'placed', reply, coordinatorId: this.#d.coordinatorId, updatedAt: this.#d.now() };
-      const written = await this.#d.intents.update(requestId, placed, at.revision);
-      if (!written.ok) return 'raced';
-      this.#d.logger.info({ requestId, tenantId, node: nodeId, allocationId: allocation.id, ageMs, to: 'placed' }, 'reconciled pending placement intent');
-      return 'placed';
+    const allocation = fenced.value.allocation;
+    let written;
+    let to: ReconcileOutcome;
+    if (allocation === null) {
+      const error = errorOf('unavailable', `placement ${requestId} was abandoned pending on node ${nodeId}, which holds no allocation for it (fenced at attempt ${intent.attempt}); retry to place it again`, { requestId, nodeId });
+      written = await this.#d.store.failed(at, error);
+      to = 'failed';
+    } else if (allocation.status === 'active' || allocation.status === 'reserved') {
+      const reply: PlaceReply = { nodeId, allocation, cpuset: allocation.cpu?.cpuset ?? [], preempted: [], attempts: intent.refusedBy.length + 1 };
+      written = await this.#d.store.placed(at, reply);
+      to = 'placed';
+    } else {
+      written = await this.#d.store.released(at, allocation.expiresAt !== undefined ? 'expiry' : 'agent');
+      to = 'released';
     }
-    const error = errorOf('unavailable', `placement ${requestId} was abandoned pending on node ${nodeId}, which holds no allocation for it; retry to place it again`, { requestId, nodeId });
-    const failed: PlacementIntent = { ...intent, state: 'failed', error, coordinatorId: this.#d.coordinatorId, updatedAt: this.#d.now() };
-    const written = await this.#d.intents.update(requestId, failed, at.revision);
-    if (!written.ok) return 'raced';
-    // The same path as a place that placed nothing: only the writer of `failed` gives the reservation back.
-    const back = await this.#d.quotas.unreserve(tenantId, requestId);
-    if (!back.ok) this.#d.logger.warn({ requestId, tenantId, error: back.error.message }, 'reconcile: quota not given back');
-    this.#d.logger.info({ requestId, tenantId, node: nodeId, ageMs, to: 'failed' }, 'reconciled pending placement intent');
-    return 'failed';
+    if (!written.ok) return written.error.code === 'conflict' ? 'raced' : 'left';
+    this.#pending.delete(requestId);
+    this.#d.logger.info({ requestId, tenantId, node: nodeId, ageMs, to, fence: intent.attempt }, 'reconciled pending placement intent');
+    return to;
   }
 }

@@ -27,7 +27,7 @@ export interface NewIntent {
 export interface IntentStoreOptions {
   readonly coordinatorId: string;
   readonly clock: CoordinatorClock;
-  /** How long failed and released intents are kept (per-value TTL). Pending and placed intents never expire. */
+  /** How long failed and released intents are kept (per-value TTL; 0: forever). Pending and placed intents never expire. */
   readonly finishedTtlMs: number;
 }
 
@@ -246,7 +246,7 @@ export class IntentStore {
   async #transition(at: StoredIntent | null, next: PlacementIntent): Promise<Result<StoredIntent>> {
     const key = intentKey(next.requestId);
     const expected = at?.revision ?? 0;
-    const intentWrite: BucketWrite = { key, value: encode(next), expectedRevision: expected, ...(counts(next.state) ? {} : { ttlMs: this.#o.finishedTtlMs }) };
+    const intentWrite: BucketWrite = { key, value: encode(next), expectedRevision: expected, ...(counts(next.state) || this.#o.finishedTtlMs <= 0 ? {} : { ttlMs: this.#o.finishedTtlMs }) };
     const was = at !== null && counts(at.value.state) ? placementOf(at.value) : null;
     const will = counts(next.state) ? placementOf(next) : null;
     if (was?.nodeId === will?.nodeId) {

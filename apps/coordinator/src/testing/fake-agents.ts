@@ -1,26 +1,60 @@
 import {
-  AgentAllocationsRequestSchema,
+  AGENT_ENDPOINTS,
   AgentCordonRequestSchema,
-  AgentReleaseRequestSchema,
   AllocationRequestSchema,
-  decode,
+  AllocationStatusSchema,
+  decodeWith,
   encode,
+  err,
   errorOf,
+  ok,
+  RequestIdSchema,
   usageSubject,
+  validate,
+  type AgentVerb,
   type Allocation,
   type AllocationRequest,
+  type AllotError,
   type HostHealth,
+  PlaceRequestSchema,
+  type PlaceReply,
+  type PlaceRequestInput,
   type Result,
   type UsageSnapshot,
 } from '@allot/core';
+import { z } from 'zod';
+import pino from 'pino';
+import type { AgentCaller } from '../agents.ts';
+import { PlaceConfigSchema, ReconcileConfigSchema, type PlaceConfig, type ReconcileConfig } from '../config.ts';
+import { IntentStore } from '../intents/intent-store.ts';
+import { PlaceFlow } from '../place-flow.ts';
+import { QuotaService } from '../quotas.ts';
+import { Reconciler } from '../reconciler.ts';
+import type { Bucket } from '../store/bucket.ts';
+import { MemoryBucket } from '../store/memory-bucket.ts';
+import { ClusterView } from '../view.ts';
 import type { JetStreamClient, Msg, NatsConnection, Subscription } from '../nats-deps.ts';
 
 /*
  * In-process stand-ins for agents, for the coordinator's unit tests and benchmark only. Each node has a tiny in-memory
- * ledger that refuses what does not fit (memory MiB, shared vCPUs), is idempotent by request id, and publishes real
- * UsageSnapshots to ALLOT_USAGE. One wildcard subscription serves every node, so 1,000 of them cost one subscription.
- * Not an agent: no durability, no CPU pinning (cpuset is empty), no probe.
+ * ledger that refuses what does not fit (memory MiB, shared vCPUs), is idempotent by request id, keeps the agents'
+ * fencing contract (highest fence per request id; a refusal records its fence; `fence` verb; release with fence; paged
+ * `allocations`), and publishes real UsageSnapshots to ALLOT_USAGE. Served over NATS (one wildcard subscription for
+ * every node) or called in process through `caller()` (no NATS at all). Not an agent: no durability, no CPU pinning
+ * (cpuset is empty), no probe.
  */
+
+// The agents' fencing fields, read here from the raw request so the fakes keep the contract whatever core's schemas say.
+const FenceSchema = z.int().min(1).optional();
+const FenceRequestSchema = z.object({ requestId: RequestIdSchema, fence: z.int().min(1) });
+const ReleaseRequestSchema = z.object({ requestId: RequestIdSchema, allocationId: z.string().optional(), allocationRequestId: RequestIdSchema.optional(), fence: FenceSchema });
+const AllocationsRequestSchema = z.object({
+  status: z.union([AllocationStatusSchema, z.literal('live'), z.literal('all')]).default('live'),
+  tenantId: z.string().optional(),
+  requestId: RequestIdSchema.optional(),
+  limit: z.int().min(1).max(1000).default(500),
+  after: z.int().min(0).optional(),
+});
 
 export interface FakeNodeSpec {
   readonly memoryMiB: number;
@@ -41,6 +75,12 @@ interface FakeNode {
   memoryCommitted: number;
   vcpusCommitted: number;
   readonly byRequest: Map<string, Allocation>;
+  /** The highest fence seen per request id (journaled by a real agent before it answers). */
+  readonly fences: Map<string, number>;
+  /** Allocation id counter: ids are `<nodeId>:<counter>`. */
+  counter: number;
+  /** Replies to drop (the allocate is handled, the caller sees a timeout): a lost reply or a stalled agent. */
+  loseReplies: number;
   /** Every allocate that committed something new: a duplicate placement shows up here. */
   commits: number;
 }
@@ -54,8 +94,8 @@ export interface FakeAgentsOptions {
 }
 
 export class FakeAgents {
-  readonly #nc: NatsConnection;
-  readonly #js: JetStreamClient;
+  readonly #nc: NatsConnection | null;
+  readonly #js: JetStreamClient | null;
   readonly #opts: FakeAgentsOptions;
   readonly nodes = new Map<string, FakeNode>();
   #sub: Subscription | undefined;
@@ -63,18 +103,20 @@ export class FakeAgents {
   /** Allocates answered, all nodes. */
   allocateCalls = 0;
 
-  constructor(nc: NatsConnection, js: JetStreamClient, opts: FakeAgentsOptions) {
+  /** nc and js null: in process only (`caller()`), no snapshots published. */
+  constructor(nc: NatsConnection | null, js: JetStreamClient | null, opts: FakeAgentsOptions) {
     this.#nc = nc;
     this.#js = js;
     this.#opts = opts;
   }
 
   add(id: string, spec: FakeNodeSpec): void {
-    this.nodes.set(id, { id, spec, bootId: `boot-${id}-${Date.now()}`, seq: 1, cordoned: false, down: false, memoryCommitted: 0, vcpusCommitted: 0, byRequest: new Map(), commits: 0 });
+    this.nodes.set(id, { id, spec, bootId: `boot-${id}-${Date.now()}`, seq: 1, cordoned: false, down: false, memoryCommitted: 0, vcpusCommitted: 0, byRequest: new Map(), fences: new Map(), counter: 0, loseReplies: 0, commits: 0 });
   }
 
   /** Starts serving and publishes every node's first snapshot (awaited: the stream has them all on return). */
   async start(): Promise<void> {
+    if (this.#nc === null) return;
     this.#sub = this.#nc.subscribe('allot.agent.>', { callback: (e, msg) => (e ? undefined : this.#onRequest(msg)) });
     await Promise.all([...this.nodes.values()].map((n) => this.publish(n.id)));
     this.#timer = setInterval(() => {
@@ -95,12 +137,32 @@ export class FakeAgents {
   }
 
   live(id: string): Allocation[] {
-    return [...(this.nodes.get(id)?.byRequest.values() ?? [])].filter((a) => a.status === 'active');
+    return [...(this.nodes.get(id)?.byRequest.values() ?? [])].filter((a) => a.status === 'active' || a.status === 'reserved');
+  }
+
+  /**
+   * The agents called in process, as the place flow and the reconciler call them: a down node is "no responders", a
+   * lost reply a timeout (after the request was handled). Requests and replies pass through the wire schemas.
+   */
+  caller(): AgentCaller {
+    const call = async (nodeId: string, verb: AgentVerb, request: unknown) => {
+      const n = this.nodes.get(nodeId);
+      if (n === undefined || n.down) return err('unavailable', `no responders on allot.agent.${nodeId}.${verb}`);
+      const reply = this.#handle(n, verb, structuredClone(request));
+      if (n.loseReplies > 0 && verb === 'allocate') {
+        n.loseReplies -= 1;
+        return err('timeout', `request to allot.agent.${nodeId}.${verb} timed out`);
+      }
+      if (!reply.ok) return reply;
+      const spec = (AGENT_ENDPOINTS as Record<string, { reply: z.ZodType } | undefined>)[verb];
+      return spec === undefined ? reply : validate(spec.reply, reply.value);
+    };
+    return { call } as unknown as AgentCaller;
   }
 
   async publish(id: string): Promise<void> {
     const n = this.nodes.get(id);
-    if (!n) return;
+    if (!n || this.#js === null) return;
     await this.#js.publish(usageSubject(id), encode(this.snapshot(n)));
   }
 
@@ -111,7 +173,7 @@ export class FakeAgents {
     const groups: Record<string, number> = {};
     let count = 0;
     for (const a of n.byRequest.values()) {
-      if (a.status !== 'active') continue;
+      if (a.status !== 'active' && a.status !== 'reserved') continue;
       count += 1;
       const t = (tenants[a.tenantId] ??= { vms: 0, memoryMiB: 0, vcpus: 0 });
       t.vms += 1;
@@ -160,11 +222,15 @@ export class FakeAgents {
     if (!node || node.down || !msg.reply) return;
     const verb = parts.slice(3).join('.');
     const answer = (r: Result<unknown>) => msg.respond(encode(r));
+    const handle = () => {
+      const raw = decodeWith((r) => ok(r), msg.data);
+      return raw.ok ? this.#handle(node, verb, raw.value) : raw;
+    };
     if (verb === 'allocate' && this.#opts.allocateDelayMs) {
-      setTimeout(() => answer(this.#handle(node, verb, msg.data)), this.#opts.allocateDelayMs);
+      setTimeout(() => answer(handle()), this.#opts.allocateDelayMs);
       return;
     }
-    answer(this.#handle(node, verb, msg.data));
+    answer(handle());
   }
 
   #changed(n: FakeNode): void {
@@ -172,20 +238,30 @@ export class FakeAgents {
     if (this.#opts.publishOnChange !== false) void this.publish(n.id).catch(() => undefined);
   }
 
-  #handle(n: FakeNode, verb: string, data: Uint8Array): Result<unknown> {
+  #handle(n: FakeNode, verb: string, raw: unknown): Result<unknown> {
     switch (verb) {
       case 'allocate': {
         this.allocateCalls += 1;
-        const req = decode(AllocationRequestSchema, data);
+        const req = validate(AllocationRequestSchema, raw);
         if (!req.ok) return req;
-        return this.#allocate(n, req.value);
+        const fence = validate(FenceSchema, (raw as { fence?: unknown }).fence);
+        if (!fence.ok) return fence;
+        return this.#allocate(n, req.value, fence.value);
+      }
+      case 'fence': {
+        const req = validate(FenceRequestSchema, raw);
+        if (!req.ok) return req;
+        const recorded = this.#recordFence(n, req.value.requestId, req.value.fence);
+        return ok({ allocation: n.byRequest.get(req.value.requestId) ?? null, fence: recorded });
       }
       case 'release': {
-        const req = decode(AgentReleaseRequestSchema, data);
+        const req = validate(ReleaseRequestSchema, raw);
         if (!req.ok) return req;
         const a = req.value.allocationRequestId !== undefined ? n.byRequest.get(req.value.allocationRequestId) : [...n.byRequest.values()].find((x) => x.id === req.value.allocationId);
         if (a === undefined) return { ok: false, error: errorOf('not_found', `no allocation on ${n.id}`) };
-        if (a.status === 'active') {
+        const recorded = n.fences.get(a.requestId) ?? 0;
+        if (req.value.fence !== undefined && recorded > req.value.fence) return err('conflict', `request ${a.requestId} was driven at fence ${recorded} since`, { reason: 'fenced', fence: recorded });
+        if (a.status === 'active' || a.status === 'reserved') {
           a.status = 'released';
           n.memoryCommitted -= a.granted.memoryMiB;
           n.vcpusCommitted -= a.granted.vcpus;
@@ -194,14 +270,22 @@ export class FakeAgents {
         return { ok: true, value: a };
       }
       case 'allocations': {
-        const req = decode(AgentAllocationsRequestSchema, data);
+        const req = validate(AllocationsRequestSchema, raw);
         if (!req.ok) return req;
-        const wanted = req.value.requestId;
-        return { ok: true, value: { allocations: this.live(n.id).filter((a) => wanted === undefined || a.requestId === wanted), truncated: false } };
+        const { status, tenantId, requestId, limit, after } = req.value;
+        const counterOf = (a: Allocation) => Number(a.id.slice(a.id.lastIndexOf(':') + 1));
+        const matching = [...n.byRequest.values()]
+          .filter((a) => (status === 'all' ? true : status === 'live' ? a.status === 'active' || a.status === 'reserved' : a.status === status))
+          .filter((a) => (tenantId === undefined || a.tenantId === tenantId) && (requestId === undefined || a.requestId === requestId))
+          .filter((a) => after === undefined || counterOf(a) > after)
+          .sort((x, y) => counterOf(x) - counterOf(y));
+        const page = matching.slice(0, limit);
+        const last = page.at(-1);
+        return ok({ allocations: page, truncated: matching.length > limit, ...(matching.length > limit && last !== undefined ? { next: counterOf(last) } : {}) });
       }
       case 'cordon':
       case 'uncordon': {
-        const req = decode(AgentCordonRequestSchema, data);
+        const req = validate(AgentCordonRequestSchema, raw);
         if (!req.ok) return req;
         n.cordoned = verb === 'cordon';
         this.#changed(n);
@@ -215,36 +299,146 @@ export class FakeAgents {
     }
   }
 
-  #allocate(n: FakeNode, r: AllocationRequest): Result<Allocation> {
+  #recordFence(n: FakeNode, requestId: string, fence: number): number {
+    const recorded = Math.max(n.fences.get(requestId) ?? 0, fence);
+    n.fences.set(requestId, recorded);
+    return recorded;
+  }
+
+  #allocate(n: FakeNode, r: AllocationRequest, fence: number | undefined): Result<Allocation> {
     const held = n.byRequest.get(r.requestId);
-    if (held !== undefined) return { ok: true, value: held };
-    if (n.cordoned) return { ok: false, error: errorOf('unavailable', `node ${n.id} is cordoned`) };
-    const vcpuCapacity = Math.floor(n.spec.cores * (n.spec.cpuOvercommit ?? 1));
-    if (n.memoryCommitted + r.resources.memoryMiB > n.spec.memoryMiB) {
-      return { ok: false, error: errorOf('insufficient_capacity', `memory: ${r.resources.memoryMiB} MiB requested, ${n.spec.memoryMiB - n.memoryCommitted} free`, { resourceType: 'memory' }) };
+    if (held !== undefined) {
+      if (fence !== undefined) this.#recordFence(n, r.requestId, fence);
+      return { ok: true, value: held };
     }
-    if (n.vcpusCommitted + r.resources.vcpus > vcpuCapacity) {
-      return { ok: false, error: errorOf('insufficient_capacity', `cpu: ${r.resources.vcpus} vCPUs requested, ${vcpuCapacity - n.vcpusCommitted} free`, { resourceType: 'cpu' }) };
+    const recorded = n.fences.get(r.requestId) ?? 0;
+    if (fence !== undefined && fence <= recorded) return err('conflict', `request ${r.requestId} was driven at fence ${recorded}: this allocate (fence ${fence}) is stale`, { reason: 'fenced', fence: recorded });
+    const refused = this.#refusal(n, r);
+    if (refused !== null) {
+      if (fence !== undefined) this.#recordFence(n, r.requestId, fence);
+      return { ok: false, error: refused };
     }
     n.memoryCommitted += r.resources.memoryMiB;
     n.vcpusCommitted += r.resources.vcpus;
     n.commits += 1;
+    n.counter += 1;
+    if (fence !== undefined) this.#recordFence(n, r.requestId, fence);
     const now = Date.now();
     const a: Allocation = {
-      id: `${n.id}-${n.seq}`,
+      id: `${n.id}:${n.counter}`,
       requestId: r.requestId,
       tenantId: r.tenantId,
       nodeId: n.id,
       request: r,
       granted: { memoryMiB: r.resources.memoryMiB, vcpus: r.resources.vcpus },
       cpu: null,
-      status: 'active',
+      status: r.reservation === undefined ? 'active' : 'reserved',
       priority: r.priority,
       createdAt: now,
       updatedAt: now,
+      ...(r.reservation === undefined ? {} : { expiresAt: now + r.reservation.ttlMs }),
+      ...(fence === undefined ? {} : { fence }),
     };
     n.byRequest.set(r.requestId, a);
     this.#changed(n);
     return { ok: true, value: a };
   }
+
+  /** Expires a reservation now (as the agent does at its expiresAt): it stays retained as released. */
+  expire(nodeId: string, requestId: string): void {
+    const n = this.nodes.get(nodeId);
+    const a = n?.byRequest.get(requestId);
+    if (n === undefined || a === undefined || a.status !== 'reserved') return;
+    a.status = 'released';
+    n.memoryCommitted -= a.granted.memoryMiB;
+    n.vcpusCommitted -= a.granted.vcpus;
+    this.#changed(n);
+  }
+
+  #refusal(n: FakeNode, r: AllocationRequest): AllotError | null {
+    if (n.cordoned) return errorOf('unavailable', `node ${n.id} is cordoned`);
+    const vcpuCapacity = Math.floor(n.spec.cores * (n.spec.cpuOvercommit ?? 1));
+    if (n.memoryCommitted + r.resources.memoryMiB > n.spec.memoryMiB) {
+      return errorOf('insufficient_capacity', `memory: ${r.resources.memoryMiB} MiB requested, ${n.spec.memoryMiB - n.memoryCommitted} free`, { resourceType: 'memory' });
+    }
+    if (n.vcpusCommitted + r.resources.vcpus > vcpuCapacity) {
+      return errorOf('insufficient_capacity', `cpu: ${r.resources.vcpus} vCPUs requested, ${vcpuCapacity - n.vcpusCommitted} free`, { resourceType: 'cpu' });
+    }
+    return null;
+  }
+}
+
+/** A coordinator's place-protocol parts over a shared MemoryBucket and in-process fake agents (no NATS). */
+export interface InProcessCoordinator {
+  readonly store: IntentStore;
+  readonly quotas: QuotaService;
+  readonly flow: PlaceFlow;
+  readonly reconciler: Reconciler;
+  readonly view: ClusterView;
+  /** The view brought up to date with every fake node's snapshot (a usage feed with no delay). */
+  refresh(): void;
+  place(req: PlaceRequestInput): Promise<Result<PlaceReply>>;
+}
+
+export interface InProcessCluster {
+  readonly bucket: MemoryBucket;
+  readonly agents: FakeAgents;
+  /** The one clock every part reads: wall and monotonic move together unless a test steps `wallOffset`. */
+  readonly clock: { wall(): number; monotonic(): number; advance(ms: number): void; wallOffset: number };
+  coordinator(id: string, overrides?: { bucket?: Bucket; place?: Partial<PlaceConfig>; reconcile?: Partial<ReconcileConfig> }): Promise<InProcessCoordinator>;
+}
+
+/** Fake nodes and a bucket shared by the coordinators made with `coordinator(id)`. */
+export function inProcessCluster(nodes: Record<string, FakeNodeSpec>): InProcessCluster {
+  let t = 1_700_000_000_000;
+  const clock = {
+    wallOffset: 0,
+    wall: () => t + clock.wallOffset,
+    monotonic: () => t,
+    advance: (ms: number) => void (t += ms),
+  };
+  const bucket = new MemoryBucket({ now: () => t });
+  const agents = new FakeAgents(null, null, { heartbeatMs: 1_000 });
+  for (const [id, spec] of Object.entries(nodes)) agents.add(id, spec);
+  const logger = pino({ level: 'silent' });
+  return {
+    bucket,
+    agents,
+    clock,
+    async coordinator(id, overrides = {}) {
+      const store = new IntentStore(overrides.bucket ?? bucket, { coordinatorId: id, clock, finishedTtlMs: 7 * 24 * 3_600_000 });
+      const quotas = new QuotaService(store, logger);
+      await quotas.start();
+      const view = new ClusterView({ lostAfterMs: 60_000, clock });
+      const caller = agents.caller();
+      const flow = new PlaceFlow({
+        coordinatorId: id,
+        view,
+        store,
+        quotas,
+        agents: caller,
+        config: PlaceConfigSchema.parse({ ...overrides.place }),
+        logger,
+        clock,
+        random: () => 0.5,
+      });
+      const reconciler = new Reconciler({ store, agents: caller, config: ReconcileConfigSchema.parse({ pendingOlderThanMs: 60_000, ...overrides.reconcile }), logger, clock });
+      const refresh = () => {
+        for (const n of agents.nodes.values()) if (!n.down) view.apply(agents.snapshot(n));
+      };
+      refresh();
+      return {
+        store,
+        quotas,
+        flow,
+        reconciler,
+        view,
+        refresh,
+        place: (req) => {
+          refresh();
+          return flow.place(PlaceRequestSchema.parse(req));
+        },
+      };
+    },
+  };
 }
