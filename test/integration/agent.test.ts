@@ -58,10 +58,16 @@ async function usage(nodeId: string) {
   return okValue(await agentRequest(nc, nodeId, 'usage', {}), 'usage');
 }
 
+/** Every live allocation, page by page (at most 1,000 a page). */
 async function liveAllocations(nodeId: string): Promise<Allocation[]> {
-  const listed = okValue(await agentRequest(nc, nodeId, 'allocations', { status: 'live', limit: 100_000 }), 'allocations');
-  expect(listed.truncated).toBe(false);
-  return listed.allocations;
+  const all: Allocation[] = [];
+  for (let after: number | undefined; ; ) {
+    const page = okValue(await agentRequest(nc, nodeId, 'allocations', { status: 'live', limit: 1_000, ...(after === undefined ? {} : { after }) }), 'allocations');
+    all.push(...page.allocations);
+    if (!page.truncated) return all;
+    expect(page.next).toBeDefined();
+    after = page.next;
+  }
 }
 
 /** A raw request with any bytes, the reply envelope decoded: what a broken or hostile client would see. */
