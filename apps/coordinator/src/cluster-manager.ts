@@ -26,6 +26,7 @@ import {
   type Telemetry,
 } from '@allot/core';
 import type { AgentCaller } from './agents.ts';
+import { allAllocations } from './allocation-pages.ts';
 import { clusterEfficiency, DEFAULT_REFERENCE, ShapeCounter } from './efficiency.ts';
 import { FlowMetrics } from './metrics.ts';
 import type { PlaceFlow } from './place-flow.ts';
@@ -124,7 +125,7 @@ export class ClusterManager implements ResourceManager {
   async getAllocations(filter: AllocationFilter = {}): Promise<Result<Allocation[]>> {
     const nodes = this.#view.nodes({ liveness: 'ready' });
     const lists = await Promise.all(
-      nodes.map((n) => this.#agents.call(n.nodeId, 'allocations', { status: filter.status ?? 'live', ...(filter.tenantId === undefined ? {} : { tenantId: filter.tenantId }), ...(filter.limit === undefined ? {} : { limit: filter.limit }) })),
+      nodes.map((n) => allAllocations(this.#agents, n.nodeId, { status: filter.status ?? 'live', ...(filter.tenantId === undefined ? {} : { tenantId: filter.tenantId }) }, { pageSize: 1_000, ...(filter.limit === undefined ? {} : { max: filter.limit }) })),
     );
     const all: Allocation[] = [];
     for (const l of lists) if (l.ok) all.push(...l.value.allocations);

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { err, formatIssues, NatsConnectionConfigSchema, PlacementStrategySchema, type Result } from '@allot/core';
 import { z } from 'zod';
+import { SweepConfigSchema } from './sweep.ts';
 
 /** Liveness thresholds. suspectAfterMs defaults, per node, to 3 x the heartbeat its snapshots announce. */
 export const LivenessConfigSchema = z.object({
@@ -60,6 +61,8 @@ export const CoordinatorConfigSchema = z.object({
   liveness: LivenessConfigSchema.default(LivenessConfigSchema.parse({})),
   place: PlaceConfigSchema.default(PlaceConfigSchema.parse({})),
   reconcile: ReconcileConfigSchema.default(ReconcileConfigSchema.parse({})),
+  /** The anti-entropy sweep (sweep.ts): everyMs 60 s with jitter, graceMs 60 s before an orphan is released. */
+  sweep: SweepConfigSchema.default(SweepConfigSchema.parse({})),
   /**
    * How long a failed or released placement intent is kept (a retry within that window is answered from it); 0 keeps
    * them forever. Pending and placed intents never expire: a live placement's intent, and its quota, stay.

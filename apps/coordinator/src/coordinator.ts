@@ -1,5 +1,5 @@
-import { CLUSTER_EVENT_NODE, err, eventSubject, KV_PLACEMENTS, ok, type Result } from '@allot/core';
-import { ensureKv, ensureStreams, publishDurable, type ServedService } from '@allot/nats';
+import { CLUSTER_EVENT_NODE, err, eventSubject, KV_PLACEMENTS, ok, type AllotEvent, type Result } from '@allot/core';
+import { ensureKv, ensureStreams, publishDurable, versionAtLeast, type ServedService } from '@allot/nats';
 import type { Logger } from 'pino';
 import { AgentClient } from './agents.ts';
 import { ClusterManager } from './cluster-manager.ts';
@@ -10,14 +10,19 @@ import { startHttpServer, type DashboardServer } from './http/server.ts';
 import { publishTransition, startLivenessSweep } from './liveness.ts';
 import { jetstream, jetstreamManager, type NatsConnection } from './nats-deps.ts';
 import { PlaceFlow } from './place-flow.ts';
+import { followQuotaEvents } from './quota-events.ts';
 import { QuotaService } from './quotas.ts';
 import { Reconciler } from './reconciler.ts';
 import { systemCoordinatorClock, type CoordinatorClock } from './store/clock.ts';
 import { NatsBucket } from './store/nats-bucket.ts';
+import { Sweep } from './sweep.ts';
 import { followUsage, type UsageFeed } from './usage-feed.ts';
 import { ClusterView, type LivenessTransition } from './view.ts';
 
 export const COORDINATOR_VERSION = '0.1.0';
+
+/** The oldest nats-server the coordinator runs on: atomic batch publish (2.12) and per-message TTLs (2.11). */
+export const MIN_NATS_SERVER = '2.12.0';
 
 /** A running coordinator. */
 export interface Coordinator {
@@ -29,6 +34,8 @@ export interface Coordinator {
   readonly store: IntentStore;
   /** Settles placement intents left pending (runs every config.reconcile.everyMs; reconcileOnce for one round now). */
   readonly reconciler: Reconciler;
+  /** The anti-entropy sweep (every config.sweep.everyMs; sweepOnce and audit on demand). */
+  readonly sweep: Sweep;
   /** The dashboard's HTTP server, when config.http is set: its url, and extraRoutes to mount /metrics on. */
   readonly http: DashboardServer | undefined;
   /** Stops taking requests, answers those in flight, stops following the streams. Leaves the connection open. */
@@ -78,6 +85,11 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
   const now = opts.now ?? Date.now;
   withoutAsyncTraces(nc);
   const js = jetstream(nc);
+  // Intent and usage record change in one atomic batch: a server without atomic batches would fail every place.
+  const serverVersion = nc.info?.version ?? 'unknown';
+  if (!versionAtLeast(serverVersion, MIN_NATS_SERVER)) {
+    return err('internal', `nats-server ${serverVersion} is too old: the coordinator needs ${MIN_NATS_SERVER} or later (atomic batch publish, per-message TTL)`, { serverVersion, minimum: MIN_NATS_SERVER });
+  }
   // While a NATS cluster re-forms (everything restarted at once), JetStream has no leader for a while: wait for it
   // instead of exiting, as the agents do. Only unavailable/timeout are retried; a bad configuration fails at once.
   const storage = await untilJetStreamAnswers(logger, async () => {
@@ -108,6 +120,13 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
   const manager = new ClusterManager({ view, flow, agents, now });
   const reconciler = new Reconciler({ store, agents, config: config.reconcile, logger, clock });
 
+  const publishEvent = (event: AllotEvent, msgId: string) => {
+    void publishDurable(js, eventSubject(CLUSTER_EVENT_NODE, event.kind), event, { msgId, timeoutMs: 5_000 }).then((sent) => {
+      if (!sent.ok) logger.debug({ err: sent.error }, 'cluster event not published');
+    });
+  };
+  const sweep = new Sweep({ store, agents, nodes: () => view.nodes({ liveness: 'ready' }).map((n) => n.nodeId), clock, config: config.sweep, logger, publishEvent, ...(opts.random === undefined ? {} : { random: opts.random }) });
+
   const onTransition = (t: LivenessTransition) => {
     logger.info({ node: t.nodeId, from: t.from, to: t.to }, t.kind);
     void publishTransition(js, t, logger);
@@ -123,6 +142,12 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
     return followed;
   }
   const feed = followed.value;
+  const quotaEvents = await untilJetStreamAnswers(logger, () => followQuotaEvents(js, store, { logger }));
+  if (!quotaEvents.ok) {
+    await feed.stop();
+    quotas.stop();
+    return quotaEvents;
+  }
   const rebuildTimeoutMs = opts.rebuildTimeoutMs ?? 10_000;
   const rebuilt = await Promise.race([feed.caughtUp.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), rebuildTimeoutMs).unref())]);
   await quotas.ready;
@@ -138,15 +163,13 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
       view,
       quotas,
       agents,
-      publishEvent: (event, msgId) => {
-        void publishDurable(js, eventSubject(CLUSTER_EVENT_NODE, event.kind), event, { msgId, timeoutMs: 5_000 }).then((sent) => {
-          if (!sent.ok) logger.debug({ err: sent.error }, 'cluster event not published');
-        });
-      },
+      sweep,
+      publishEvent,
     },
     { coordinatorId: config.coordinatorId, version: COORDINATOR_VERSION, logger });
   if (!served.ok) {
     stopSweep();
+    await quotaEvents.value.stop();
     await feed.stop();
     quotas.stop();
     return served;
@@ -172,6 +195,7 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
       await served.value.stop();
       await manager.stop();
       stopSweep();
+      await quotaEvents.value.stop();
       await feed.stop();
       quotas.stop();
       return started;
@@ -179,6 +203,7 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
     http = started.value;
   }
   reconciler.start();
+  sweep.start();
   return ok({
     manager,
     view,
@@ -186,13 +211,16 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
     quotas,
     store,
     reconciler,
+    sweep,
     http,
     stop: async () => {
+      await sweep.stop();
       await reconciler.stop();
       await http?.stop();
       await served.value.stop();
       await manager.stop();
       stopSweep();
+      await quotaEvents.value.stop();
       await feed.stop();
       quotas.stop();
     },

@@ -1,13 +1,15 @@
-import { CLUSTER_EVENT_NODE, COORDINATOR_QUEUE, COORDINATOR_SERVICE_NAME, err, ok, SCHED_ENDPOINTS, schedSubject, type AllotEvent, type Result, type SchedVerb } from '@allot/core';
+import { CLUSTER_EVENT_NODE, COORDINATOR_QUEUE, COORDINATOR_SERVICE_NAME, err, MAX_AUDIT_LISTED, MAX_DRAIN_LISTED, ok, SCHED_ENDPOINTS, schedSubject, type AllotEvent, type Allocation, type Result, type SchedVerb } from '@allot/core';
 import { endpoint, serveService, type EndpointSpec, type ServedService } from '@allot/nats';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import type { AgentClient } from './agents.ts';
+import { forEachAllocationPage } from './allocation-pages.ts';
 import type { ClusterManager } from './cluster-manager.ts';
 import { PlacementMetrics } from './exported-metrics.ts';
 import type { NatsConnection } from './nats-deps.ts';
 import type { PlaceFlow } from './place-flow.ts';
 import type { QuotaService } from './quotas.ts';
+import type { Sweep } from './sweep.ts';
 import type { ClusterView } from './view.ts';
 
 export interface EndpointDeps {
@@ -16,6 +18,8 @@ export interface EndpointDeps {
   readonly view: ClusterView;
   readonly quotas: QuotaService;
   readonly agents: AgentClient;
+  /** Serves `audit` (read only); absent: audit answers unavailable. */
+  readonly sweep?: Sweep;
   /** Publishes a cluster-level audit event (a place refused by the coordinator itself); fire and forget. */
   readonly publishEvent?: (event: AllotEvent, msgId: string) => void;
 }
@@ -71,9 +75,18 @@ export function schedulerEndpoints(d: EndpointDeps): EndpointSpec[] {
       // Drain = cordon (journaled by the agent), then what remains there, for the operator to move or release.
       const c = await cordon(d, r.nodeId, true, r.requestId, r.reason ?? 'drain');
       if (!c.ok) return c;
-      const list = await d.agents.call(r.nodeId, 'allocations', { status: 'live' });
-      if (!list.ok) return list;
-      return ok({ nodeId: r.nodeId, cordoned: c.value.cordoned, remaining: list.value.allocations });
+      // Page by page (finding 11): the reply lists the first MAX_DRAIN_LISTED and counts them all.
+      const remaining: Allocation[] = [];
+      const walked = await forEachAllocationPage(d.agents, r.nodeId, { status: 'live' }, (page) => void remaining.push(...page.slice(0, MAX_DRAIN_LISTED - remaining.length)));
+      if (!walked.ok) return walked;
+      return ok({ nodeId: r.nodeId, cordoned: c.value.cordoned, remaining, remainingCount: walked.value.count });
+    }),
+    sched('audit', async () => {
+      if (d.sweep === undefined) return err('unavailable', 'this coordinator runs no sweep');
+      const report = await d.sweep.audit();
+      if (!report.ok) return report;
+      const { discrepancies, nodesSwept, nodesFailed } = report.value;
+      return ok({ discrepancies: discrepancies.slice(0, MAX_AUDIT_LISTED), total: discrepancies.length, nodesSwept, nodesFailed: nodesFailed.map((n) => ({ nodeId: n.nodeId, error: n.error.slice(0, 1024) })) });
     }),
   ];
 }

@@ -4,6 +4,7 @@ import { labelsSatisfy, place as decide, planPreemption, unavailableMessage, typ
 import { RateLimiter } from '@allot/quota';
 import type { Logger } from 'pino';
 import { classifyFailure, isNoResponders, type AgentCaller } from './agents.ts';
+import { allAllocations } from './allocation-pages.ts';
 import type { PlaceConfig } from './config.ts';
 import type { IntentStore, StoredIntent } from './intents/intent-store.ts';
 import { requestHash, type PlacementIntent, type ReleaseCause } from './intents.ts';
@@ -353,7 +354,8 @@ export class PlaceFlow {
       nodes.push(v);
       if (nodes.length >= this.#d.config.preemptionNodes) break;
     }
-    const lists = await Promise.all(nodes.map((v) => this.#d.agents.call(v.nodeId, 'allocations', { status: 'live' })));
+    // Every page of each node (finding 11): a plan made from a partial list could miss the cheapest victims.
+    const lists = await Promise.all(nodes.map((v) => allAllocations(this.#d.agents, v.nodeId, { status: 'live' }, { pageSize: 1_000 })));
     let best: PreemptionPlan | null = null;
     nodes.forEach((v, i) => {
       const list = lists[i];

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { err, HealthSchema, NodeIdSchema, NodeLivenessSchema, ok, type Result } from '@allot/core';
 import type { Logger } from 'pino';
 import type { AgentClient } from '../agents.ts';
+import { allAllocations } from '../allocation-pages.ts';
 import type { JetStreamClient } from '../nats-deps.ts';
 import type { ClusterView } from '../view.ts';
 import type { AllocationsResponse, NodeRow } from './api.ts';
@@ -111,7 +112,8 @@ export async function startHttpServer(deps: HttpDeps, options: HttpServerOptions
   const allocations = async (res: ServerResponse, nodeId: string) => {
     if (deps.agents === undefined) return problem(res, 503, 'unavailable', 'this server cannot reach the agents');
     if (deps.view.get(nodeId) === undefined) return problem(res, 404, 'not_found', `node ${nodeId} has not reported`);
-    const r = await deps.agents.call(nodeId, 'allocations', { status: 'live', limit: 10_000 }, { timeoutMs: 3_000 });
+    // Page by page (at most 1,000 a page): one reply of 10,000 exceeded the NATS payload limit (finding 11).
+    const r = await allAllocations(deps.agents, nodeId, { status: 'live' }, { max: 10_000, pageSize: 1_000, timeoutMs: 3_000 });
     if (!r.ok) return problem(res, r.error.code === 'timeout' ? 504 : 502, r.error.code, `agent ${nodeId}: ${r.error.message}`);
     const body: AllocationsResponse = { nodeId, at: now(), allocations: r.value.allocations, truncated: r.value.truncated };
     json(res, 200, body);
