@@ -9,6 +9,7 @@ import { cordonCommand, drainCommand, uncordonCommand } from './commands/node-ad
 import { quotasCommand } from './commands/quotas.ts';
 import { eventsCommand } from './commands/events.ts';
 import { watchCommand } from './commands/watch.ts';
+import { auditCommand } from './commands/audit.ts';
 import { CONNECTION_OPTIONS } from './connection.ts';
 
 export const COMMANDS: readonly Command[] = [
@@ -22,6 +23,7 @@ export const COMMANDS: readonly Command[] = [
   cordonCommand,
   uncordonCommand,
   drainCommand,
+  auditCommand,
   eventsCommand,
   watchCommand,
   clusterCommand,
