@@ -34,7 +34,7 @@ export function emptyUsage(): TenantUsage {
 }
 
 /**
- * The usage after one more VM. The placement must be valid (PlacementSchema; recordPlacement validates it): an invalid
+ * The usage after one more VM. The placement must be valid (PlacementSchema; checkQuota validates it): an invalid
  * one here is a caller's bug and throws, rather than writing a fractional or negative figure into a quota record.
  */
 export function applyPlacement(usage: TenantUsage, placement: Placement): TenantUsage {
@@ -53,7 +53,7 @@ export function applyPlacement(usage: TenantUsage, placement: Placement): Tenant
  * - a release on a node where the tenant holds no VM is unknown and changes nothing: the very same object is returned,
  *   so a caller can tell (`applyRelease(u, p) === u`) and skip its write;
  * - a release larger than what is counted (figures drifted) stops at zero instead of going below it.
- * Exact accounting of which VM is released is the job of TenantQuotaRecord, which keeps the live placements.
+ * Exact accounting of which VM is released is the placement intent's (apps/coordinator, IntentStore).
  */
 export function applyRelease(usage: TenantUsage, placement: Placement): TenantUsage {
   assertPlacement(placement);
