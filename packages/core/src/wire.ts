@@ -81,7 +81,7 @@ export const AvailabilitySchema = z.object({
 
 export const EmptyRequestSchema = z.object({}).loose();
 
-/** Largest page of `allocations`: 1,000 allocations encode to well under NATS's 1 MiB payload limit. */
+/** Largest page of `allocations`; the agent also cuts a page at 512 KiB encoded (`truncated`, `next`), so a reply always fits NATS's 1 MiB payload limit. */
 export const MAX_ALLOCATIONS_PAGE = 1000;
 
 /** A page of the agent's live allocations, in id-counter order; pass the reply's `next` as `after` for the next page. */

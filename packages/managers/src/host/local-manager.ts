@@ -1,6 +1,7 @@
 import { Actor, Supervisor } from '@allot/actor';
 import {
   HealthThresholdsSchema,
+  encode,
   err,
   ok,
   toAllotError,
@@ -92,6 +93,9 @@ export interface AllocationPage {
 }
 
 const REQUEST_ID = /^[A-Za-z0-9_:=-]{1,128}$/;
+
+/** Encoded size at which a page of allocations is cut: half of NATS's default 1 MiB payload limit. */
+const PAGE_BUDGET_BYTES = 512 * 1024;
 
 function checkFence(fence: unknown): Result<number | undefined> {
   if (fence === undefined || (typeof fence === 'number' && Number.isSafeInteger(fence) && fence >= 1)) return ok(fence);
@@ -359,7 +363,9 @@ export class LocalManager implements ResourceManager {
 
   /**
    * One page of live allocations in id-counter order (the order `live` keeps: ids are drawn from a growing counter),
-   * those with a counter above `after`; `next` is the counter to pass as `after` when more match. Only what is durable.
+   * those with a counter above `after`; `next` is the counter to pass as `after` when more match. At most `limit`,
+   * and cut earlier once the page's encoded size reaches PAGE_BUDGET_BYTES (an allocation's metadata alone may take
+   * 10 KiB). Only what is durable.
    */
   pageAllocations(query: AllocationPageQuery): Promise<Result<AllocationPage>> {
     const prefix = `${this.nodeId}:`;
@@ -369,14 +375,17 @@ export class LocalManager implements ResourceManager {
       let truncated = false;
       const one = query.requestId === undefined ? undefined : core.state.liveOf(query.requestId);
       const candidates: Iterable<Allocation> = query.requestId === undefined ? core.state.live.values() : one === undefined ? [] : [one];
+      let bytes = 0;
       for (const a of candidates) {
         if (counterOf(a.id, prefix) <= after) continue;
         if (query.tenantId !== undefined && a.tenantId !== query.tenantId) continue;
         if (query.status !== undefined && query.status !== 'live' && a.status !== query.status) continue;
-        if (out.length === query.limit) {
+        const size = encode(a).byteLength;
+        if (out.length === query.limit || (out.length > 0 && bytes + size > PAGE_BUDGET_BYTES)) {
           truncated = true;
           break;
         }
+        bytes += size;
         out.push(a);
       }
       const last = out[out.length - 1];

@@ -33,4 +33,22 @@ describe('paged allocations', () => {
     const one = unwrap(await h.pageAllocations({ requestId: `place-request-9-${'p'.repeat(60)}`, limit: 1 }));
     expect(one).toEqual({ allocations: [expect.objectContaining({ id: 'node-with-a-long-name-0001:10' })], truncated: false });
   });
+
+  it('cuts a page by size too: 1,000 allocations with the largest metadata allowed still page below the payload limit', async () => {
+    const clock = new FakeClock();
+    const memory = unwrap(MemoryManager.builder().capacity(1_000_000).overcommit(1).clock(clock).build());
+    const h = unwrap(HostManager.builder().nodeId('n1').memory(memory).clock(clock).build());
+    const metadata = Object.fromEntries(Array.from({ length: 32 }, (_, k) => [`key-${k}-${'k'.repeat(56)}`, 'v'.repeat(256)]));
+    for (let i = 0; i < 1000; i += 1) unwrap(await h.allocate({ requestId: `r-${i}`, tenantId: 't', resources: { memoryMiB: 64, vcpus: 0 }, metadata }));
+    let count = 0;
+    let after: number | undefined;
+    for (;;) {
+      const page = unwrap(await h.pageAllocations({ limit: MAX_ALLOCATIONS_PAGE, ...(after === undefined ? {} : { after }) }));
+      expect(encode(AgentAllocationsReplySchema.parse(page)).byteLength).toBeLessThan(1024 * 1024);
+      count += page.allocations.length;
+      if (!page.truncated) break;
+      after = page.next;
+    }
+    expect(count).toBe(1000);
+  });
 });
