@@ -56,7 +56,7 @@ export class NatsBucket implements Bucket {
     // At most twice: the second round only when a create met a delete marker.
     for (let round = 0; ; round++) {
       const written = await this.#publish(writes, expected);
-      if (written.ok || written.error.code !== "conflict" || round >= 0) return written;
+      if (written.ok || written.error.code !== 'conflict' || round > 0) return written;
       const markers = await this.#markerRevisions(writes, expected);
       if (!markers.ok) return markers;
       if (markers.value === null) return written;
