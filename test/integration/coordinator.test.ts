@@ -191,7 +191,8 @@ describe('coordinators over real agents', () => {
     // it sent there may have been committed. A retry must not place a second copy elsewhere.
     const req = PlaceRequestSchema.parse(placeReq('ghost-1', 'ghost-t'));
     const kv = await new Kvm(cluster.nc).open(KV_PLACEMENTS);
-    await kv.create('ghost-1', encode({ requestId: 'ghost-1', tenantId: 'ghost-t', hash: requestHash(req), state: 'pending', nodeId: 'gone', attempt: 1, refusedBy: [], coordinatorId: 'c-dead', updatedAt: Date.now(), memoryMiB: 256, vcpus: 1 }));
+    // The intent key of the IntentStore (intents/intent-store.ts); no usage record needed for an uncounted tenant here.
+    await kv.create('intent.ghost-1', encode({ requestId: 'ghost-1', tenantId: 'ghost-t', hash: requestHash(req), state: 'pending', nodeId: 'gone', attempt: 1, refusedBy: [], coordinatorId: 'c-dead', updatedAt: Date.now(), memoryMiB: 256, vcpus: 1 }));
     const r = errorOf(await place(placeReq('ghost-1', 'ghost-t')), 'place following the intent');
     expect(r.code).toBe('timeout');
     for (const n of MAIN) expect(await liveOn(n, 'ghost-t')).toEqual([]);
