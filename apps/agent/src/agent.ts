@@ -109,6 +109,11 @@ export class Agent {
     const host = await createHostManager(this.config, this.#probe, this.#journal);
     if (!host.ok) return host;
     this.#host = host.value;
+    this.#host.onFailure((error) => {
+      this.fatal = error;
+      this.log.fatal({ err: error }, 'host manager stopped: it crashed and could not be rebuilt from the ledger; exiting so that a restart recovers from disk');
+      this.#onFatal(error);
+    });
     const durable = this.#journal.durableState();
     const restored = await this.#host.restore(durable.snapshot, durable.records);
     if (!restored.ok) return err('internal', `ledger replay failed: ${restored.error.message}`, restored.error.details);

@@ -141,6 +141,25 @@ describe('Supervisor', () => {
     expect(health.status === 'degraded' && health.reasons[0]).toContain('bug');
   });
 
+  it('tells its owner once when it stops because it cannot recover, and never for a stop asked for', async () => {
+    const failures: string[] = [];
+    const supervisor = new Supervisor<Msg, number>({
+      recover: () => {
+        throw new Error('the journal cannot be read');
+      },
+    });
+    const actor = new Actor<Msg, number>(new Counter(), { supervisor, onFailed: (error) => failures.push(error.message) });
+    expect(await codeOf(actor.ask({ kind: 'boom' }))).toBe('internal');
+    expect(await codeOf(actor.ask({ kind: 'get' }))).toBe('unavailable');
+    expect(actor.isRunning).toBe(false);
+    expect(failures).toHaveLength(1);
+    expect(failures[0]).toContain('the journal cannot be read');
+
+    const stoppedOnPurpose = new Actor<Msg, number>(new Counter(), { onFailed: (error) => failures.push(error.message) });
+    await stoppedOnPurpose.stop();
+    expect(failures).toHaveLength(1);
+  });
+
   it('reports healthy again once the crash is older than the window', async () => {
     let now = 1_000;
     const supervisor = new Supervisor<Msg, number>({ recover: () => new Counter(), degradedWindowMs: 60_000, now: () => now });

@@ -83,6 +83,11 @@ export interface ActorOptions<Msg, Reply> {
   readonly name?: string;
   /** Restarts the behaviour from durable state when a handler throws or a deferred reply fails. */
   readonly supervisor?: Supervisor<Msg, Reply>;
+  /**
+   * Called once if the actor stops by itself: it crashed and could not be recovered (no supervisor, or the supervisor
+   * gave up). Never for stop(). The owner must not keep serving a dead actor: the agent exits and recovers from disk.
+   */
+  readonly onFailed?: (error: AllotError) => void;
 }
 
 interface Envelope<Reply> {
@@ -120,11 +125,13 @@ export class Actor<Msg, Reply> {
   /** Bumped at every restart so a late failure of an old incarnation's deferred reply does not restart the new one. */
   #generation = 0;
   #drained: (() => void) | undefined;
+  readonly #onFailed: ((error: AllotError) => void) | undefined;
 
   constructor(behavior: Behavior<Msg, Reply>, options: ActorOptions<Msg, Reply> = {}) {
     this.#behavior = behavior;
     this.name = options.name ?? 'actor';
     this.#supervisor = options.supervisor;
+    this.#onFailed = options.onFailed;
   }
 
   /** Messages waiting (not counting the one being handled). */
@@ -299,10 +306,7 @@ export class Actor<Msg, Reply> {
     this.#pendingCrash = undefined;
     const supervisor = this.#supervisor;
     if (supervisor === undefined) {
-      this.#phase = 'stopped';
-      this.#refuseQueued(errorOf('unavailable', `${this.name} crashed and has no supervisor: ${toAllotError(cause).message}`));
-      this.#busy = false;
-      this.#maybeDrained();
+      this.#failed(errorOf('unavailable', `${this.name} crashed and has no supervisor: ${toAllotError(cause).message}`));
       return;
     }
     supervisor.restart(cause).then(
@@ -310,13 +314,23 @@ export class Actor<Msg, Reply> {
         this.#behavior = behavior;
         this.#drain();
       },
-      (recoverFailure: unknown) => {
-        this.#phase = 'stopped';
-        this.#refuseQueued(errorOf('unavailable', `${this.name} could not recover: ${toAllotError(recoverFailure).message}`));
-        this.#busy = false;
-        this.#maybeDrained();
-      },
+      (recoverFailure: unknown) => this.#failed(errorOf('unavailable', `${this.name} could not recover: ${toAllotError(recoverFailure).message}`)),
     );
+  }
+
+  /** Stops for good after a crash it cannot recover from, and tells the owner. */
+  #failed(error: AllotError): void {
+    const wasRunning = this.#phase !== 'stopped';
+    this.#phase = 'stopped';
+    this.#refuseQueued(error);
+    this.#busy = false;
+    this.#maybeDrained();
+    if (!wasRunning) return;
+    try {
+      this.#onFailed?.(error);
+    } catch {
+      // The owner's handler must not turn a stop into an unhandled throw inside a promise reaction.
+    }
   }
 
   #refuseQueued(error: AllotError): void {

@@ -213,6 +213,21 @@ describe('HostManager', () => {
     expect(unwrap(await h.healthCheck()).status).toBe('degraded');
   });
 
+  it('tells its owner when it cannot be rebuilt from the journal, and refuses everything after', async () => {
+    const { host: h, journal } = host();
+    const failures: string[] = [];
+    h.onFailure((error) => failures.push(error.message));
+    unwrap(await h.allocate(vm('r1', 1024, 1)));
+    journal.failWith = new Error('disk gone');
+    journal.load = () => Promise.reject(new Error('ledger unreadable'));
+    const failed = await h.allocate(vm('r2', 2048, 1));
+    expect(!failed.ok && failed.error.code).toBe('internal');
+    const after = await h.allocate(vm('r3', 512, 1));
+    expect(!after.ok && after.error.code).toBe('unavailable');
+    expect(failures).toHaveLength(1);
+    expect(failures[0]).toContain('ledger unreadable');
+  });
+
   it('remembers released requests through the retention window across ring growth, snapshot and restore, then forgets them', async () => {
     const clock = new FakeClock();
     const journal = new MemoryJournal();

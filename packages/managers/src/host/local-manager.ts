@@ -129,6 +129,7 @@ export class LocalManager implements ResourceManager {
   readonly #actor: Actor<Turn, unknown>;
   readonly #metrics: MetricsRecorder;
   readonly #listeners = new Set<(seq: number) => void>();
+  readonly #failureListeners = new Set<(error: AllotError) => void>();
   readonly #startedAt: number;
   #core: ManagerCore;
   #owner: string | undefined;
@@ -152,7 +153,13 @@ export class LocalManager implements ResourceManager {
       degradedWindowMs: options.crashWindowMs ?? 300_000,
       now: () => this.clock.now(),
     });
-    this.#actor = new Actor<Turn, unknown>(this.#core, { name: this.name, supervisor: this.#supervisor });
+    this.#actor = new Actor<Turn, unknown>(this.#core, {
+      name: this.name,
+      supervisor: this.#supervisor,
+      onFailed: (error) => {
+        void error;
+      },
+    });
   }
 
   /** The current incarnation's state; only for synchronous set-up before the first message. */
@@ -452,6 +459,14 @@ export class LocalManager implements ResourceManager {
   }
 
   /** Called with the new seq after every durable change (the agent publishes usage on it). Returns an unsubscribe. */
+  /**
+   * Called if the manager stops by itself: its actor crashed and could not be rebuilt from durable state (the
+   * supervisor gave up). Everything is refused from then on; the agent exits so that a restart recovers from disk.
+   */
+  onFailure(listener: (error: AllotError) => void): void {
+    this.#failureListeners.add(listener);
+  }
+
   onChange(listener: (seq: number) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
