@@ -23,6 +23,15 @@ export type LedgerReplay = {
   live: Map<string, Allocation>;
   /** Every request id ever allocated on this node (allocated/reserved records). */
   everAllocated: Set<string>;
+  /** Every allocation ever made on this node (as first recorded), by allocation id. */
+  byId: Map<string, Allocation>;
+  /** When each allocation began and ended (released or expired), in ledger order: the tenant-limit timeline. */
+  lifetimes: { at: number; kind: 'start' | 'end'; allocationId: string }[];
+  /** Reservations: when each was activated, and when each expired. */
+  activatedAt: Map<string, number>;
+  expiredAt: Map<string, number>;
+  /** Allocations ended by a release record (not by expiry). */
+  releasedAt: Map<string, number>;
   capacityProblems: string[];
   duplicateProblems: string[];
   peak: { memoryMiB: number; sharedVcpus: number; exclusiveCores: number };
@@ -47,6 +56,11 @@ export async function replayLedger(stateDir: string, host: HostSpec): Promise<Le
       snapshotSeq: opened.snapshot?.seq ?? 0,
       live: new Map(),
       everAllocated: new Set(),
+      byId: new Map(),
+      lifetimes: [],
+      activatedAt: new Map(),
+      expiredAt: new Map(),
+      releasedAt: new Map(),
       capacityProblems: [],
       duplicateProblems: [],
       peak: { memoryMiB: 0, sharedVcpus: 0, exclusiveCores: 0 },
@@ -54,8 +68,18 @@ export async function replayLedger(stateDir: string, host: HostSpec): Promise<Le
     let snapshot: HostStateSnapshot | undefined;
     if (opened.snapshot !== undefined) {
       snapshot = HostStateSnapshotSchema.parse(opened.snapshot.state);
-      for (const a of snapshot.live) out.live.set(a.id, a);
-      for (const a of snapshot.live) out.everAllocated.add(a.requestId);
+      for (const a of snapshot.live) {
+        out.live.set(a.id, a);
+        out.everAllocated.add(a.requestId);
+        out.byId.set(a.id, a);
+        out.lifetimes.push({ at: 0, kind: 'start', allocationId: a.id }); // before the snapshot: began before anything after it
+      }
+      // Releases the snapshot retains (its compaction dropped their records): an expired reservation is marked so.
+      for (const r of snapshot.released) {
+        out.byId.set(r.allocation.id, r.allocation);
+        if (r.releaseRequestId === 'expired') out.expiredAt.set(r.allocation.id, r.releasedAt);
+        else out.releasedAt.set(r.allocation.id, r.releasedAt);
+      }
     }
     const memCap = scaled(host.memoryMiB, host.memoryOvercommit);
     const check = (where: string) => {
@@ -121,15 +145,19 @@ function apply(out: LedgerReplay, r: HostRecord): void {
       if (out.live.has(r.allocation.id)) out.duplicateProblems.push(`record ${r.seq}: allocation id ${r.allocation.id} allocated twice`);
       out.live.set(r.allocation.id, r.allocation);
       out.everAllocated.add(r.allocation.requestId);
+      out.byId.set(r.allocation.id, r.allocation);
+      out.lifetimes.push({ at: r.at, kind: 'start', allocationId: r.allocation.id });
       break;
     case 'activated': {
       const a = out.live.get(r.allocationId);
       if (a !== undefined) out.live.set(a.id, { ...a, status: 'active' });
+      out.activatedAt.set(r.allocationId, r.at);
       break;
     }
     case 'released':
     case 'expired':
-      out.live.delete(r.allocationId);
+      if (out.live.delete(r.allocationId)) out.lifetimes.push({ at: r.at, kind: 'end', allocationId: r.allocationId });
+      (r.kind === 'expired' ? out.expiredAt : out.releasedAt).set(r.allocationId, r.at);
       break;
     default:
       break;
@@ -147,6 +175,7 @@ export function auditReplies(ops: OpRecord[], ledgers: LedgerReplay[], endpoint:
   const liveWhere = new Map<string, Allocation[]>();
   for (const l of ledgers) for (const a of l.live.values()) liveWhere.set(a.requestId, [...(liveWhere.get(a.requestId) ?? []), a]);
 
+  const activation = activationOutcomes(ops);
   const releasedOk = new Set(ops.filter((o) => o.kind === 'release' && o.outcome === 'acked').map((o) => o.placementRequestId));
   const releaseUnsure = new Set(ops.filter((o) => o.kind === 'release' && o.outcome !== 'acked').map((o) => o.placementRequestId));
   const lost: string[] = [];
@@ -155,6 +184,15 @@ export function auditReplies(ops: OpRecord[], ledgers: LedgerReplay[], endpoint:
     const okReplies = o.replies.filter((r) => r.ok);
     if (new Set(okReplies.map((r) => `${r.nodeId}/${r.allocationId}`)).size > 1) lost.push(`${o.requestId}: ok replies disagree: ${okReplies.map((r) => `${r.nodeId}/${r.allocationId}`).join(' vs ')}`);
     const found = liveWhere.get(o.requestId) ?? [];
+    // A reservation is a placement once activated with an ok; otherwise it ends at its expiry (auditReservations).
+    const activated = activation.get(o.requestId);
+    if (o.reservationTtlMs !== undefined && activated !== 'acked') {
+      if (found.length === 0) continue; // expired (or activated without an answer, then released: no worker does that)
+      if (activated !== 'timed_out') {
+        lost.push(`${o.requestId}: a reservation never activated, still live at the end on ${found.map((a) => `${a.nodeId}/${a.id} (${a.status})`).join(', ')}`);
+        continue;
+      }
+    }
     if (releasedOk.has(o.requestId)) {
       if (found.length > 0) lost.push(`${o.requestId}: released with ok, still live on ${found.map((a) => a.nodeId).join(', ')}`);
       continue;
@@ -194,4 +232,113 @@ export function auditReplies(ops: OpRecord[], ledgers: LedgerReplay[], endpoint:
     note: ledgers.map((l) => `${l.nodeId}: ${l.records} records, peak ${l.peak.memoryMiB} MiB / ${l.peak.sharedVcpus} shared vCPUs / ${l.peak.exclusiveCores} exclusive cores`).join('; '),
   });
   return verdicts;
+}
+
+/** Per reservation place: how its activate ended (absent: the worker did not activate it). */
+function activationOutcomes(ops: OpRecord[]): Map<string, OpRecord['outcome']> {
+  const out = new Map<string, OpRecord['outcome']>();
+  for (const o of ops) if (o.kind === 'activate' && o.placementRequestId !== undefined) out.set(o.placementRequestId, o.outcome);
+  return out;
+}
+
+/**
+ * No reservation outlives its expiry, and none ends before it unless activated:
+ * - `overdue`: live `reserved` allocations the agents listed after their expiresAt (plus the slack), as the scenario saw them;
+ * - every acknowledged reservation that was not activated with an ok has an `expired` record on the node the ack named,
+ *   for the allocation id it named, at or after its expiresAt (not released, not expired early, not missing);
+ * - in every ledger, an activation happens at or before the reservation's expiresAt and an expiry at or after it.
+ */
+export function auditReservations(ops: OpRecord[], ledgers: LedgerReplay[], overdue: string[]): Verdict {
+  const problems = [...overdue];
+  const byNode = new Map(ledgers.map((l) => [l.nodeId, l]));
+  const activation = activationOutcomes(ops);
+  let acked = 0;
+  let activated = 0;
+  let expectedExpired = 0;
+  for (const o of ops) {
+    if (o.kind !== 'place' || o.outcome !== 'acked' || o.reservationTtlMs === undefined) continue;
+    acked += 1;
+    const outcome = activation.get(o.requestId);
+    if (outcome === 'acked') {
+      activated += 1;
+      continue;
+    }
+    const l = byNode.get(o.nodeId ?? '');
+    const id = o.allocationId ?? '';
+    const a = l?.byId.get(id);
+    if (l === undefined || a === undefined) {
+      problems.push(`${o.requestId}: reservation acknowledged as ${o.nodeId}/${id}, which that ledger never held`);
+      continue;
+    }
+    const expired = l.expiredAt.get(id);
+    if (outcome === 'timed_out' && expired === undefined && l.activatedAt.has(id)) continue; // the activate did land
+    expectedExpired += 1;
+    if (expired === undefined) problems.push(`${o.requestId}: reservation ${l.nodeId}/${id} not activated, yet no expired record (${l.releasedAt.has(id) ? 'released instead' : l.live.has(id) ? 'still live' : 'gone'})`);
+  }
+  let expiries = 0;
+  let latest = 0;
+  for (const l of ledgers) {
+    for (const [id, at] of l.expiredAt) {
+      const expiresAt = l.byId.get(id)?.expiresAt;
+      if (expiresAt === undefined) continue;
+      expiries += 1;
+      latest = Math.max(latest, at - expiresAt);
+      if (at < expiresAt) problems.push(`${l.nodeId}/${id}: expired at ${at}, ${expiresAt - at} ms before its expiresAt`);
+    }
+    for (const [id, at] of l.activatedAt) {
+      const expiresAt = l.byId.get(id)?.expiresAt;
+      if (expiresAt !== undefined && at > expiresAt) problems.push(`${l.nodeId}/${id}: activated at ${at}, ${at - expiresAt} ms after its expiresAt`);
+    }
+  }
+  return {
+    name: 'reservations end at their expiry unless activated',
+    ok: problems.length === 0,
+    problems,
+    note: `${acked} acknowledged, ${activated} activated with an ok, ${expectedExpired} left to expire; ${expiries} expired records, the latest ${latest} ms after its expiresAt (an agent down at the time expires on restart)`,
+  };
+}
+
+export type TenantLimits = { tenantId: string; maxVms?: number; maxVcpus?: number; maxMemoryMiB?: number };
+
+/**
+ * No tenant's live allocations ever exceed its limits: every agent's allocation starts and ends merged by time (the
+ * agents' clocks are the one host clock here), ends first within one millisecond, counted per tenant.
+ */
+export function auditTenantLimits(ledgers: LedgerReplay[], limits: TenantLimits[]): Verdict {
+  const events: { at: number; kind: 'start' | 'end'; allocation: Allocation }[] = [];
+  for (const l of ledgers) {
+    for (const e of l.lifetimes) {
+      const allocation = l.byId.get(e.allocationId);
+      if (allocation !== undefined) events.push({ at: e.at, kind: e.kind, allocation });
+    }
+  }
+  events.sort((a, b) => a.at - b.at || (a.kind === b.kind ? 0 : a.kind === 'end' ? -1 : 1));
+  const live = new Map<string, { vms: number; vcpus: number; memoryMiB: number }>();
+  const peak = new Map<string, { vms: number; vcpus: number; memoryMiB: number }>();
+  const problems: string[] = [];
+  const reported = new Set<string>();
+  for (const e of events) {
+    const t = e.allocation.tenantId;
+    const now = live.get(t) ?? { vms: 0, vcpus: 0, memoryMiB: 0 };
+    const sign = e.kind === 'start' ? 1 : -1;
+    now.vms += sign;
+    now.vcpus += sign * e.allocation.granted.vcpus;
+    now.memoryMiB += sign * e.allocation.granted.memoryMiB;
+    live.set(t, now);
+    const p = peak.get(t) ?? { vms: 0, vcpus: 0, memoryMiB: 0 };
+    peak.set(t, { vms: Math.max(p.vms, now.vms), vcpus: Math.max(p.vcpus, now.vcpus), memoryMiB: Math.max(p.memoryMiB, now.memoryMiB) });
+    const limit = limits.find((q) => q.tenantId === t);
+    if (limit === undefined || e.kind === 'end') continue;
+    for (const [key, max] of [['vms', limit.maxVms], ['vcpus', limit.maxVcpus], ['memoryMiB', limit.maxMemoryMiB]] as const) {
+      if (max === undefined || now[key] <= max || reported.has(`${t}/${key}`)) continue;
+      reported.add(`${t}/${key}`);
+      problems.push(`tenant ${t}: ${now[key]} ${key} live at ${e.at} (${e.allocation.nodeId}/${e.allocation.id} ${e.allocation.requestId} began), over its limit ${max}`);
+    }
+  }
+  return {
+    name: "no tenant's live allocations exceed its quota, ever",
+    ok: problems.length === 0,
+    problems,
+    note: limits.map((q) => `${q.tenantId} peak ${peak.get(q.tenantId)?.vms ?? 0}/${q.maxVms ?? '-'} VMs`).join(', '),
+  };
 }

@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Allocation } from '@allot/core';
-import { auditReplies, replayLedger, type LedgerReplay, type Verdict } from './auditor.ts';
+import { auditReplies, auditReservations, auditTenantLimits, replayLedger, type LedgerReplay, type TenantLimits, type Verdict } from './auditor.ts';
 import { Workload, type WorkloadOptions } from './clients.ts';
 import { CHAOS_LABEL, docker } from './docker.ts';
 import type { ChaosImages } from './images.ts';
@@ -16,9 +16,27 @@ import { ChaosCluster, HOSTS } from './topology.ts';
  * client operation was answered (whichever is later). */
 export const CONVERGENCE_BOUND_MS = 10_000;
 
+/** Once the storm is over, each tenant's usage record must equal its live allocations within this long. */
+export const QUOTA_SETTLE_BOUND_MS = 60_000;
+/** A live `reserved` allocation listed more than this long after its expiresAt has outlived its expiry. */
+export const EXPIRY_SLACK_MS = 2_000;
+
+/**
+ * Limits set before the storm. t0 and t1 have room for everything they ask (their limits are still checked in every
+ * admission batch); t2 has a tight maxVms, so its places run into quota_exceeded while its releases make room again.
+ */
+export const TENANT_QUOTAS: TenantLimits[] = [
+  { tenantId: 't0', maxVms: 500, maxVcpus: 2_000, maxMemoryMiB: 1_000_000 },
+  { tenantId: 't1', maxVms: 500, maxVcpus: 2_000, maxMemoryMiB: 1_000_000 },
+  { tenantId: 't2', maxVms: 8 },
+];
+
+type Counters = { vms: number; vcpus: number; memoryMiB: number };
+type Truth = Map<string, { memory: number; cpu: number; count: number }>;
+
 export type FaultPlan = (cluster: ChaosCluster, at: (ms: number) => Promise<void>) => Promise<void>;
 
-export type ScenarioResult = { name: string; verdicts: Verdict[]; table: string; convergenceMs: number | undefined };
+export type ScenarioResult = { name: string; verdicts: Verdict[]; table: string; convergenceMs: number | undefined; quotaSettledMs: number | undefined };
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -30,8 +48,21 @@ export async function runScenario(images: ChaosImages, name: string, seed: numbe
   try {
     cluster = await ChaosCluster.start(images, runId);
     const c = cluster;
+    for (const quota of TENANT_QUOTAS) await retry(() => c.sched('quota.set', { requestId: `${name}-quota-${quota.tenantId}`, quota }), `quota.set ${quota.tenantId}`);
     const startupMs = Date.now() - started;
-    const load = new Workload(c, { seed, prefix: name, workers: 6, durationMs: 20_000, opDeadlineMs: 45_000, requestTimeoutMs: 5_000, releaseProbability: 0.3, ...workload });
+    const load = new Workload(c, {
+      seed,
+      prefix: name,
+      workers: 6,
+      durationMs: 20_000,
+      opDeadlineMs: 45_000,
+      requestTimeoutMs: 5_000,
+      releaseProbability: 0.3,
+      reservationProbability: 0.15,
+      activateProbability: 0.5,
+      reservationTtlMs: { min: 2_500, max: 4_500 },
+      ...workload,
+    });
     const t0 = Date.now();
     let lastHeal = t0;
     const at = async (ms: number) => {
@@ -44,25 +75,33 @@ export async function runScenario(images: ChaosImages, name: string, seed: numbe
     await c.recoveriesDone();
     const quietAt = Math.max(lastHeal, load.lastAnswerAt);
 
-    // Convergence: the agents' truth (their own usage endpoints), then the coordinators' view until they agree.
-    const truth = new Map<string, { memory: number; cpu: number; count: number }>();
-    const endpoint = new Map<string, Allocation[]>();
+    // Every agent answers again (an agent that never does: its own last words say why).
     for (const h of HOSTS) {
-      const u = await retry(() => c.agent(h.nodeId, 'usage', {}), `usage of ${h.nodeId}`).catch(async (e: unknown) => {
-        // An agent that never answers again: its own last words say why.
+      await retry(() => c.agent(h.nodeId, 'usage', {}), `usage of ${h.nodeId}`).catch(async (e: unknown) => {
         await printLastLogs(c, h.nodeId);
         throw e;
       });
-      truth.set(h.nodeId, { memory: u.memory.committed, cpu: u.cpu.committed, count: u.allocationCount });
-      const listed = await retry(() => c.agent(h.nodeId, 'allocations', { status: 'live', limit: 100_000 }), `allocations of ${h.nodeId}`);
-      endpoint.set(h.nodeId, listed.allocations);
     }
-    const convergenceMs = await measureConvergence(c, truth, quietAt);
+    // Convergence: the coordinators' view against the agents' own usage, re-read every round (reservations expire
+    // after the storm, so the truth still moves for a few seconds).
+    const converged = await measureConvergence(c, quietAt);
+    const convergenceMs = converged.ms;
     const convergence: Verdict = {
       name: `coordinators' view converges (bound ${CONVERGENCE_BOUND_MS / 1000} s)`,
       ok: convergenceMs !== undefined && convergenceMs <= CONVERGENCE_BOUND_MS,
-      problems: convergenceMs === undefined ? [`no agreement within ${(CONVERGENCE_BOUND_MS * 3) / 1000} s`] : convergenceMs > CONVERGENCE_BOUND_MS ? [`took ${convergenceMs} ms`] : [],
-      note: `${convergenceMs ?? '-'} ms after the last heal/answer; truth: ${[...truth].map(([n, t]) => `${n} ${t.count} allocs ${t.memory} MiB ${t.cpu} vCPU`).join(', ')}`,
+      problems: convergenceMs === undefined ? [`no agreement within ${(CONVERGENCE_BOUND_MS * 3) / 1000} s of the last change`] : convergenceMs > CONVERGENCE_BOUND_MS ? [`took ${convergenceMs} ms`] : [],
+      note: `${convergenceMs ?? '-'} ms after the last heal/answer/change of the agents' usage; truth: ${[...converged.truth].map(([n, t]) => `${n} ${t.count} allocs ${t.memory} MiB ${t.cpu} vCPU`).join(', ')}`,
+    };
+
+    // Quota truth: every tenant's usage record equals its live allocations on the agents, once reconciler, sweep and
+    // the expiries have settled; the last listing is also what the ledgers are compared with.
+    const settle = await settleQuotas(c, quietAt);
+    const endpoint = settle.listing;
+    const quotaVerdict: Verdict = {
+      name: `quota usage = live allocations (bound ${QUOTA_SETTLE_BOUND_MS / 1000} s)`,
+      ok: settle.ms !== undefined,
+      problems: settle.ms === undefined ? settle.mismatches : [],
+      note: `${settle.ms === undefined ? 'never' : `${settle.ms} ms`} after the last heal/answer; ${[...settle.usage].map(([t, u]) => `${t} ${u.vms} VMs ${u.vcpus} vCPU ${u.memoryMiB} MiB`).join(', ')}`,
     };
 
     // Every coordinator that runs again serves again: one still stuck in its start-up (waiting for JetStream, the
@@ -110,6 +149,9 @@ export async function runScenario(images: ChaosImages, name: string, seed: numbe
     const crashes = [...(await c.crashes()), ...exitCodes];
     const verdicts = [
       ...auditReplies(load.ops, ledgers, endpoint),
+      auditReservations(load.ops, ledgers, settle.overdue),
+      quotaVerdict,
+      auditTenantLimits(ledgers, TENANT_QUOTAS),
       convergence,
       coordinatorsServe,
       { name: 'no process crashed but those killed', ok: crashes.length === 0, problems: crashes, note: c.killed.size > 0 ? `killed on purpose: ${[...c.killed].join(', ')}` : undefined } as Verdict,
@@ -117,10 +159,14 @@ export async function runScenario(images: ChaosImages, name: string, seed: numbe
     const recovered = c.recoveries.map((r) => `${r.member} ${r.ms === undefined ? 'never' : `${r.ms} ms`}`).join(', ') || '-';
     const table = formatTable(
       name,
-      { 'cluster start': `${(startupMs / 1000).toFixed(1)} s`, ...load.summary(), 'ready in view after heal': recovered, convergence: convergenceMs === undefined ? 'never' : `${convergenceMs} ms` },
+      { 'cluster start': `${(startupMs / 1000).toFixed(1)} s`, ...load.summary(), 'ready in view after heal': recovered,
+        convergence: convergenceMs === undefined ? 'never' : `${convergenceMs} ms`,
+        'quota settled': settle.ms === undefined ? 'never' : `${settle.ms} ms`,
+        'scenario duration': `${((Date.now() - started) / 1000).toFixed(1)} s`,
+      },
       verdicts,
     );
-    return { name, verdicts, table, convergenceMs };
+    return { name, verdicts, table, convergenceMs, quotaSettledMs: settle.ms };
   } finally {
     await cluster?.close();
     await removeRun(runId);
@@ -138,31 +184,114 @@ async function retry<T>(f: () => Promise<{ ok: true; value: T } | { ok: false; e
   }
 }
 
-/** ms from `from` until the first of six consecutive `allot.sched.nodes` answers that match the truth; undefined if never. */
-async function measureConvergence(c: ChaosCluster, truth: Map<string, { memory: number; cpu: number; count: number }>, from: number): Promise<number | undefined> {
+/** Each agent's own committed memory, CPU and allocation count; undefined when one does not answer. */
+async function readTruth(c: ChaosCluster): Promise<Truth | undefined> {
+  const truth: Truth = new Map();
+  for (const h of HOSTS) {
+    const u = await c.agent(h.nodeId, 'usage', {}, 2_000);
+    if (!u.ok) return undefined;
+    truth.set(h.nodeId, { memory: u.value.memory.committed, cpu: u.value.cpu.committed, count: u.value.allocationCount });
+  }
+  return truth;
+}
+
+/**
+ * ms from `from` (or from the last change of the agents' truth seen after it) until the first of six consecutive rounds
+ * in which `allot.sched.nodes` matches the truth read in that round; undefined if never.
+ */
+async function measureConvergence(c: ChaosCluster, from: number): Promise<{ ms: number | undefined; truth: Truth }> {
   let streakStart: number | undefined;
   let streak = 0;
-  const deadline = Date.now() + CONVERGENCE_BOUND_MS * 3;
-  while (Date.now() < deadline) {
+  let lastChange = from;
+  let previous: string | undefined;
+  let truth: Truth = new Map();
+  const started = Date.now();
+  while (Date.now() < Math.min(started + 60_000, Math.max(started, lastChange) + CONVERGENCE_BOUND_MS * 3)) {
     const askedAt = Date.now();
+    const read = await readTruth(c);
     const r = await c.sched('nodes', {}, 2_000);
+    if (read !== undefined) {
+      const key = JSON.stringify([...read]);
+      if (previous !== undefined && key !== previous) lastChange = Math.max(lastChange, askedAt);
+      previous = key;
+      truth = read;
+    }
     const match =
+      read !== undefined &&
       r.ok &&
-      [...truth].every(([id, t]) => {
+      [...read].every(([id, t]) => {
         const n = r.value.nodes.find((x) => x.nodeId === id);
         return n !== undefined && n.liveness === 'ready' && n.snapshot.memory.committed === t.memory && n.snapshot.cpu.committed === t.cpu && n.snapshot.allocationCount === t.count;
       });
     if (match) {
       streakStart ??= askedAt;
       streak += 1;
-      if (streak >= 6) return Math.max(0, streakStart - from);
+      if (streak >= 6) return { ms: Math.max(0, streakStart - lastChange), truth };
     } else {
       streakStart = undefined;
       streak = 0;
     }
     await sleep(50);
   }
-  return undefined;
+  return { ms: undefined, truth };
+}
+
+const sameCounters = (a: Counters | undefined, b: Counters | undefined) => (a?.vms ?? 0) === (b?.vms ?? 0) && (a?.vcpus ?? 0) === (b?.vcpus ?? 0) && (a?.memoryMiB ?? 0) === (b?.memoryMiB ?? 0);
+
+/**
+ * Waits (QUOTA_SETTLE_BOUND_MS) until, in two consecutive rounds, every tenant's usage (`quota.get`) equals the sum of
+ * its live allocations listed by all agents (page by page) and no reservation is still held. Every round also notes
+ * live reservations listed more than EXPIRY_SLACK_MS past their expiresAt. `ms` counts from `from`.
+ */
+async function settleQuotas(
+  c: ChaosCluster,
+  from: number,
+): Promise<{ ms: number | undefined; listing: Map<string, Allocation[]>; usage: Map<string, Counters>; mismatches: string[]; overdue: string[] }> {
+  const overdue = new Map<string, string>();
+  let listing = new Map<string, Allocation[]>();
+  let usage = new Map<string, Counters>();
+  let mismatches: string[] = ['never listed every agent'];
+  let streakStart: number | undefined;
+  const deadline = Date.now() + QUOTA_SETTLE_BOUND_MS;
+  while (Date.now() < deadline) {
+    const listedAt = Date.now();
+    const round = new Map<string, Allocation[]>();
+    for (const h of HOSTS) {
+      const listed = await c.listAllocations(h.nodeId);
+      if (listed.ok) round.set(h.nodeId, listed.value);
+    }
+    const live = new Map<string, Counters>();
+    let held = 0;
+    for (const a of [...round.values()].flat()) {
+      const sum = live.get(a.tenantId) ?? { vms: 0, vcpus: 0, memoryMiB: 0 };
+      live.set(a.tenantId, { vms: sum.vms + 1, vcpus: sum.vcpus + a.granted.vcpus, memoryMiB: sum.memoryMiB + a.granted.memoryMiB });
+      if (a.status !== 'reserved') continue;
+      held += 1;
+      if (a.expiresAt !== undefined && a.expiresAt < listedAt - EXPIRY_SLACK_MS) overdue.set(a.id, `${a.nodeId}/${a.id} (${a.requestId}) listed reserved ${listedAt - a.expiresAt} ms after its expiresAt`);
+    }
+    const quotas = new Map<string, Counters>();
+    for (const q of TENANT_QUOTAS) {
+      const got = await c.sched('quota.get', { tenantId: q.tenantId });
+      if (got.ok) quotas.set(q.tenantId, got.value.usage);
+    }
+    mismatches = [];
+    if (round.size < HOSTS.length) mismatches.push(`listed ${round.size} of ${HOSTS.length} agents`);
+    if (held > 0) mismatches.push(`${held} reservations still held`);
+    for (const q of TENANT_QUOTAS) {
+      const u = quotas.get(q.tenantId);
+      const l = live.get(q.tenantId);
+      if (u === undefined) mismatches.push(`quota.get ${q.tenantId} failed`);
+      else if (!sameCounters(u, l)) mismatches.push(`${q.tenantId}: usage ${u.vms} VMs ${u.vcpus} vCPU ${u.memoryMiB} MiB, live ${l?.vms ?? 0} VMs ${l?.vcpus ?? 0} vCPU ${l?.memoryMiB ?? 0} MiB`);
+    }
+    listing = round;
+    usage = quotas;
+    if (mismatches.length === 0) {
+      if (streakStart !== undefined) return { ms: Math.max(0, streakStart - from), listing, usage, mismatches, overdue: [...overdue.values()] };
+      streakStart = listedAt;
+    } else streakStart = undefined;
+    await sleep(500);
+  }
+  return { ms: undefined, listing, usage, mismatches, overdue: [...overdue.values()] };
 }
 
 async function removeRun(runId: string): Promise<void> {

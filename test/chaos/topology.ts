@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
-import { AGENT_ENDPOINTS, agentSubject, COORDINATOR_SERVICE_NAME, SCHED_ENDPOINTS, schedSubject, type AgentVerb, type Result, type SchedVerb } from '@allot/core';
+import { AGENT_ENDPOINTS, agentSubject, COORDINATOR_SERVICE_NAME, err, ok, SCHED_ENDPOINTS, schedSubject, type AgentVerb, type Allocation, type Result, type SchedVerb } from '@allot/core';
 import { requestTyped, type Output } from '@allot/nats';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -32,6 +32,18 @@ export const HOSTS: HostSpec[] = [
   { nodeId: 'a4', cores: 4, memoryMiB: 8_192, cpuOvercommit: 4, memoryOvercommit: 1 },
   { nodeId: 'a5', cores: 8, memoryMiB: 12_288, cpuOvercommit: 1, memoryOvercommit: 1.5 },
 ];
+/**
+ * The coordinators' reconciler and sweep, short enough that a tenant's usage settles to its live placements well within
+ * the auditor's bound (QUOTA_SETTLE_BOUND_MS): a pending intent nobody drives is settled after 3 s, an orphan is
+ * released once seen in two sweeps 2 s apart. Passed as `--config <file>` (there are no ALLOT_* variables for them).
+ */
+export const COORDINATOR_CONFIG = {
+  reconcile: { everyMs: 1_000, pendingOlderThanMs: 3_000 },
+  sweep: { everyMs: 2_000, graceMs: 2_000 },
+};
+const COORDINATOR_CONFIG_PATH = '/etc/allot/coordinator.json';
+/** Allocations per `allocations` page when the auditor lists a node (small, so a listing really pages). */
+export const LIST_PAGE_SIZE = 100;
 const NATS = ['n1', 'n2', 'n3'];
 const COORDINATORS = ['c1', 'c2'];
 
@@ -155,6 +167,8 @@ export class ChaosCluster {
         ALLOT_AGENT_TIMEOUT_MS: '2000',
         ALLOT_LOG_LEVEL: 'info',
       })
+      .withCopyContentToContainer([{ content: JSON.stringify(COORDINATOR_CONFIG), target: COORDINATOR_CONFIG_PATH, mode: 0o644 }])
+      .withCommand(['--config', COORDINATOR_CONFIG_PATH])
       .withWaitStrategy(Wait.forLogMessage(/"msg":"coordinator ready"/));
     await this.#run(id, 'coordinator', c);
   }
@@ -310,6 +324,21 @@ export class ChaosCluster {
 
   agent<V extends AgentVerb>(nodeId: string, verb: V, payload: unknown, timeoutMs = 5_000): Promise<Result<AgentReplyOf<V>>> {
     return requestTyped(this.nc, agentSubject(nodeId, verb), payload, AGENT_ENDPOINTS[verb].reply, { timeoutMs }) as Promise<Result<AgentReplyOf<V>>>;
+  }
+
+  /** Every allocation of a node with the given status, page by page (`after` = the reply's `next`). */
+  async listAllocations(nodeId: string, status: 'live' | 'all' = 'live'): Promise<Result<Allocation[]>> {
+    const all: Allocation[] = [];
+    let after: number | undefined;
+    for (;;) {
+      const page = await this.agent(nodeId, 'allocations', { status, limit: LIST_PAGE_SIZE, ...(after === undefined ? {} : { after }) });
+      if (!page.ok) return page;
+      all.push(...page.value.allocations);
+      if (!page.value.truncated) return ok(all);
+      const next = page.value.next;
+      if (next === undefined || (after !== undefined && next <= after)) return err('internal', `${nodeId}: a truncated page without a cursor that moves (after ${after}, next ${next})`);
+      after = next;
+    }
   }
 
   /** Coordinators whose containers are running now. */
