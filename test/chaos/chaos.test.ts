@@ -8,6 +8,8 @@ import { ensureImages, type ChaosImages } from './images.ts';
 import { runScenario, type FaultPlan } from './scenario.ts';
 
 let images: ChaosImages;
+/** Cluster start, the 20 s storm, client retries up to 45 s, convergence and the quota settling (up to 60 s each), the audit. */
+const SCENARIO_TIMEOUT_MS = 360_000;
 
 beforeAll(async () => {
   await engine(); // fails the suite with the reason when no engine answers
@@ -44,7 +46,7 @@ describe('chaos', () => {
       await c.restart('a4');
       c.noteHeal('a4');
     });
-  });
+  }, SCENARIO_TIMEOUT_MS);
 
   it('2. pause an agent longer than the heartbeat TTL, resume it', async () => {
     await scenario('agent-pause', 2, async (c, at) => {
@@ -54,7 +56,7 @@ describe('chaos', () => {
       await c.unpause('a3');
       c.noteHeal('a3');
     });
-  });
+  }, SCENARIO_TIMEOUT_MS);
 
   it('3. partition an agent from the network, reconnect it', async () => {
     await scenario('agent-partition', 3, async (c, at) => {
@@ -64,7 +66,7 @@ describe('chaos', () => {
       await c.reconnect('a1');
       c.noteHeal('a1');
     });
-  });
+  }, SCENARIO_TIMEOUT_MS);
 
   it('4. kill one NATS server, bring it back (with an agent paused meanwhile)', async () => {
     await scenario('nats-kill', 4, async (c, at) => {
@@ -78,7 +80,7 @@ describe('chaos', () => {
       await at(12_000);
       await c.restart('n2');
     });
-  });
+  }, SCENARIO_TIMEOUT_MS);
 
   it('5. kill a coordinator mid-placement; the other keeps serving', async () => {
     await scenario('coordinator-kill', 5, async (c, at) => {
@@ -87,7 +89,7 @@ describe('chaos', () => {
       await at(12_000);
       await c.restart('c1');
     });
-  });
+  }, SCENARIO_TIMEOUT_MS);
 
   it('6. restart everything at once', async () => {
     await scenario('restart-all', 6, async (c, at) => {
@@ -98,5 +100,5 @@ describe('chaos', () => {
       await Promise.all(all.map((m) => c.restart(m)));
       c.noteHeal(...c.agents());
     });
-  });
+  }, SCENARIO_TIMEOUT_MS);
 });
