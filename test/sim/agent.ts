@@ -1,6 +1,7 @@
-import { decode, decodeWith, encode, err, ok, type AgentVerb, type Allocation, type Result } from '@allot/core';
+import { decode, decodeWith, encode, err, ok, type AgentVerb, type AllotEvent, type Allocation, type Result } from '@allot/core';
 import type { EndpointSpec, RequestContext } from '@allot/nats';
 import { agentEndpoints } from '../../apps/agent/src/endpoints.ts';
+import { eventOfRecord } from '../../apps/agent/src/events.ts';
 import { CpuManager, FakeProbe, HostManager, MemoryManager, topologyFixture, type HostRecord } from '../../packages/managers/src/index.ts';
 import { ProcessClock } from './clocks.ts';
 import { SimDisk, SimJournal } from './disk.ts';
@@ -42,6 +43,11 @@ export class SimAgent {
   /** Grows with every start: a reply computed by an older incarnation is never sent. */
   incarnation = 0;
   restarts = 0;
+  /**
+   * Where the events of durable records go (ALLOT_EVENTS), as the agent publishes them (apps/agent/src/events.ts): from
+   * an in-memory outbox after a network delay, so a crash before the publish loses them (the sweep's job then).
+   */
+  onEvent: ((event: AllotEvent, msgId: string) => void) | undefined;
 
   constructor(sched: Scheduler, nodeId: string, faults: () => Faults) {
     this.#sched = sched;
@@ -140,6 +146,14 @@ export class SimAgent {
 
   #durable(record: HostRecord): void {
     this.model.apply(record);
+    const onEvent = this.onEvent;
+    if (onEvent !== undefined) {
+      const incarnation = this.incarnation;
+      const event = eventOfRecord(this.nodeId, record);
+      this.#sched.after(this.#sched.int(0, this.#faults().maxDelayMs), `${this.nodeId} publishes event seq ${record.seq}`, () => {
+        if (this.incarnation === incarnation) onEvent(event, `${this.nodeId}-${record.seq}`);
+      });
+    }
     // Compact now and then, as the ledger does past its threshold.
     if (this.disk.records.length > 30 && this.#sched.chance(0.1)) {
       const host = this.#host;

@@ -1,18 +1,22 @@
-import { PlaceRequestSchema, type AgentVerb, type PlaceReply, type Result } from '@allot/core';
+import { err, PlaceRequestSchema, type AgentVerb, type Allocation, type AllotEvent, type PlaceReply, type Result } from '@allot/core';
 import { buildUsageSnapshot } from '../../apps/agent/src/usage-snapshot.ts';
 import type { AgentCaller } from '../../apps/coordinator/src/agents.ts';
 import { PlaceConfigSchema, ReconcileConfigSchema } from '../../apps/coordinator/src/config.ts';
+import { ClusterManager } from '../../apps/coordinator/src/cluster-manager.ts';
 import { IntentStore } from '../../apps/coordinator/src/intents/intent-store.ts';
 import { PlaceFlow } from '../../apps/coordinator/src/place-flow.ts';
+import { handleEndingEvent } from '../../apps/coordinator/src/quota-events.ts';
 import { QuotaService } from '../../apps/coordinator/src/quotas.ts';
 import { Reconciler } from '../../apps/coordinator/src/reconciler.ts';
 import { MemoryBucket } from '../../apps/coordinator/src/store/memory-bucket.ts';
 import { quietLogger } from '../../apps/coordinator/src/testing/cluster.ts';
+import { Sweep, SweepConfigSchema } from '../../apps/coordinator/src/sweep.ts';
 import { ClusterView } from '../../apps/coordinator/src/view.ts';
 import { AGENT_CPU_OVERCOMMIT, SimAgent } from './agent.ts';
 import { sleep } from './agent-layer.ts';
 import { SimBucket } from './bucket.ts';
 import { ProcessClock } from './clocks.ts';
+import { SimEventStream, type EventConsumer } from './events.ts';
 import { describeFaults, drawFaults, QUIET, type Faults } from './faults.ts';
 import { SimNetwork } from './network.ts';
 import type { Scheduler } from './scheduler.ts';
@@ -25,13 +29,15 @@ export interface ClusterRunOptions {
 }
 
 const RECONCILE = ReconcileConfigSchema.parse({ everyMs: 2_000, pendingOlderThanMs: 5_000 });
+/** Sweeps far more often than in production (60 s, grace 60 s), so its races with retries happen within a run. */
+const SWEEP = SweepConfigSchema.parse({ everyMs: 3_000, graceMs: 4_000, pageSize: 7 });
 
 /**
- * A simulated coordinator process: the real IntentStore, QuotaService, ClusterView, PlaceFlow and Reconciler over its
- * own connection to the shared bucket and to the agents. A crash cuts both (whatever it had in flight is lost: its
- * callers hear nothing) and a restart builds everything anew.
+ * A simulated coordinator process: the real IntentStore, QuotaService, ClusterView, PlaceFlow, ClusterManager (for
+ * activate), Reconciler, Sweep and quota-events handler over its own connection to the shared bucket and to the agents.
+ * A crash cuts both (whatever it had in flight is lost: its callers hear nothing) and a restart builds everything anew.
  */
-class SimCoordinator {
+class SimCoordinator implements EventConsumer {
   readonly id: string;
   readonly #sched: Scheduler;
   readonly #store: MemoryBucket;
@@ -44,6 +50,8 @@ class SimCoordinator {
   flow: PlaceFlow | undefined;
   view: ClusterView | undefined;
   reconciler: Reconciler | undefined;
+  sweep: Sweep | undefined;
+  manager: ClusterManager | undefined;
   intents: IntentStore | undefined;
   #quotas: QuotaService | undefined;
 
@@ -70,7 +78,8 @@ class SimCoordinator {
     };
     const store = new IntentStore(bucket, { coordinatorId: name, clock, finishedTtlMs: 0 });
     const quotas = new QuotaService(store, quietLogger);
-    const view = new ClusterView({ lostAfterMs: 15_000, clock });
+    // The index's tie-breaking salt comes from the seed too (by default it is drawn from crypto: a run would not replay).
+    const view = new ClusterView({ lostAfterMs: 15_000, clock, index: { random: this.#sched.random } });
     this.#bucket = bucket;
     this.#clock = clock;
     this.intents = store;
@@ -78,11 +87,45 @@ class SimCoordinator {
     this.view = view;
     this.flow = new PlaceFlow({ coordinatorId: name, view, store, quotas, agents, config: PlaceConfigSchema.parse({}), logger: quietLogger, clock, random: this.#sched.random });
     this.reconciler = new Reconciler({ store, agents, config: RECONCILE, logger: quietLogger, clock });
+    this.sweep = new Sweep({ store, agents, nodes: () => view.nodes({ liveness: 'ready' }).map((n) => n.nodeId), clock, config: SWEEP, logger: quietLogger, random: this.#sched.random });
+    this.manager = new ClusterManager({ view, flow: this.flow, agents, now: () => clock.wall() });
     await quotas.start();
     if (this.incarnation !== incarnation) return;
+    await this.manager.start();
     this.up = true;
     this.#sched.trace(`${name} up (wall skew ${clock.skewMs} ms)`);
     void this.#reconcileLoop(incarnation);
+    void this.#sweepLoop(incarnation);
+  }
+
+  get name(): string {
+    return `${this.id}#${this.incarnation}`;
+  }
+
+  /** One delivery of the shared quota-events consumer; a crash while handling leaves it unsettled (no ack). */
+  handleEvent(event: AllotEvent): Promise<Result<unknown>> {
+    const intents = this.intents;
+    const incarnation = this.incarnation;
+    if (intents === undefined) return Promise.resolve(err('unavailable', 'not started'));
+    return new Promise((resolve) => {
+      void handleEndingEvent(intents, event).then((r) => {
+        if (this.incarnation === incarnation) resolve(r);
+      });
+    });
+  }
+
+  /** The sweep's own schedule (sweep.ts schedules on the global timers, which the simulation does not drive). */
+  async #sweepLoop(incarnation: number): Promise<void> {
+    while (this.incarnation === incarnation) {
+      await sleep(this.#sched, SWEEP.everyMs + this.#sched.int(0, SWEEP.everyMs / 5), `${this.id} sweep tick`);
+      const sweep = this.sweep;
+      if (this.incarnation !== incarnation || sweep === undefined) return;
+      const round = await sweep.sweepOnce();
+      if (this.incarnation !== incarnation) return;
+      if (!round.ok) this.#sched.trace(`${this.id}#${incarnation} sweep failed: ${round.error.message}`);
+      else if (round.value.discrepancies.length > 0 || round.value.released > 0 || round.value.ended > 0)
+        this.#sched.trace(`${this.id}#${incarnation} swept: released ${round.value.released}, ended ${round.value.ended}, ${round.value.discrepancies.map((d) => `${d.kind} ${d.requestId}${'reason' in d ? ` ${d.reason}` : ''}`).join('; ')}`);
+    }
   }
 
   async #reconcileLoop(incarnation: number): Promise<void> {
@@ -105,6 +148,9 @@ class SimCoordinator {
     this.#quotas?.stop();
     this.flow = undefined;
     this.reconciler = undefined;
+    this.sweep = undefined;
+    this.manager = undefined;
+    this.intents = undefined;
     this.#sched.after(this.#sched.int(100, 5_000), `${this.id} restart`, () => void this.start());
   }
 
@@ -118,7 +164,12 @@ interface Acked {
   readonly tenantId: string;
   readonly nodeId: string;
   readonly allocationId: string;
-  released: boolean;
+  /** Placed as a reservation (it expires on its node unless activated). */
+  readonly reservation: boolean;
+  /** An activate answered ok: it must stay active until released. 'unknown': an activate's outcome was never heard. */
+  activated: 'no' | 'unknown' | 'ok';
+  /** A release was sent: 'ok' once answered ok (then released on its node's disk for good), 'unknown' otherwise. */
+  release: 'no' | 'unknown' | 'ok';
 }
 
 /**
@@ -142,6 +193,8 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
   const coordinators: SimCoordinator[] = [];
   for (let i = 1; i <= options.coordinators; i++) coordinators.push(new SimCoordinator(sched, `c${i}`, kv, network, current));
   for (const c of coordinators) await sched.settle(c.start(), `${c.id} start`);
+  const events = new SimEventStream({ sched, faults: current, consumers: () => coordinators });
+  for (const agent of agents.values()) agent.onEvent = (event, msgId) => events.publish(event, msgId);
   const end = sched.now + options.durationMs;
   const acked = new Map<string, Acked>();
   let counter = 0;
@@ -186,44 +239,93 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
       });
     });
 
+  /** A retryable answer: the outcome is unknown, the same request may be sent again. */
+  const retryable = (code: string): boolean => code === 'unavailable' || code === 'timeout' || code === 'internal';
+
+  /** An ok place must name an allocation of that request on its node's disk, holding capacity unless released since. */
+  // A reservation may expire between the agent's answer and the client's (its TTL runs during a disk stall, in transit):
+  // the quota follows its expired event. Released is never an answer (finding 7).
+  const checkPlaced = (requestId: string, reply: PlaceReply): void => {
+    const a = reply.allocation;
+    const onDisk = agents.get(reply.nodeId)?.model.get(a.id);
+    const known = acked.get(requestId);
+    const holds = (status: string): boolean => status === 'active' || status === 'reserved' || (a.expiresAt !== undefined && status === 'expired');
+    if (onDisk === undefined || onDisk.requestId !== requestId) sched.fail(`place ${requestId} acknowledged with ${a.id} on ${reply.nodeId}, not on that node's disk`);
+    else if (known !== undefined && known.allocationId !== a.id) sched.fail(`place ${requestId} acknowledged with ${a.id}, earlier with ${known.allocationId}`);
+    else if (!holds(onDisk.status) && known === undefined) sched.fail(`place ${requestId} acknowledged with ${a.id}, which is ${onDisk.status} on ${reply.nodeId}'s disk`);
+  };
+
   const place = async (client: number): Promise<void> => {
     const requestId = `c${client}-p${++counter}`;
     const tenantId = `t${sched.int(1, 3)}`;
-    const req = PlaceRequestSchema.parse({ request: { requestId, tenantId, resources: { memoryMiB: 512 * sched.int(1, 8), vcpus: sched.int(1, 4) } } });
+    const reservation = sched.chance(0.3) ? { reservation: { ttlMs: sched.int(500, 15_000) } } : {};
+    const req = PlaceRequestSchema.parse({ request: { requestId, tenantId, resources: { memoryMiB: 512 * sched.int(1, 8), vcpus: sched.int(1, 4) }, ...reservation } });
     for (let attempt = 1; attempt <= 5; attempt++) {
       const reply = await ask<PlaceReply>((c) => (c.flow as PlaceFlow).place(structuredClone(req)), `place ${requestId}`);
       if (reply === 'timeout') continue;
       if (reply.ok) {
-        const a = reply.value.allocation;
-        const onDisk = agents.get(reply.value.nodeId)?.model.get(a.id);
-        if (onDisk === undefined || onDisk.requestId !== requestId) sched.fail(`place ${requestId} acknowledged with ${a.id} on ${reply.value.nodeId}, not on that node's disk`);
-        else if (onDisk.status !== 'active' && !acked.get(requestId)?.released) sched.fail(`place ${requestId} acknowledged with ${a.id}, which is ${onDisk.status} on ${reply.value.nodeId}'s disk`);
-        if (!acked.has(requestId)) acked.set(requestId, { requestId, tenantId, nodeId: reply.value.nodeId, allocationId: a.id, released: false });
+        checkPlaced(requestId, reply.value);
+        if (!acked.has(requestId))
+          acked.set(requestId, { requestId, tenantId, nodeId: reply.value.nodeId, allocationId: reply.value.allocation.id, reservation: 'reservation' in reservation, activated: 'no', release: 'no' });
+        // A late copy of the same place (a client that retried anyway, a duplicate from its queue), racing whatever
+        // comes next for this placement (its release, the sweep): it must answer the same allocation or conflict.
+        if (sched.chance(0.2)) {
+          sched.after(sched.int(0, 3_000), `place ${requestId} late retry`, () => {
+            void ask<PlaceReply>((c) => (c.flow as PlaceFlow).place(structuredClone(req)), `place ${requestId} (late retry)`).then((late) => {
+              if (late !== 'timeout' && late.ok) checkPlaced(requestId, late.value);
+            });
+          });
+        }
         return;
       }
-      if (reply.error.code !== 'unavailable' && reply.error.code !== 'timeout' && reply.error.code !== 'internal') return;
+      if (!retryable(reply.error.code)) return;
+    }
+    // Never answered: the placement may exist. Its release (a client cleaning up) races the reconciler and the sweep.
+    if (sched.chance(0.5)) await sleep(sched, sched.int(0, 2_000), `release ${requestId} after an unknown place`);
+    if (sched.chance(0.5)) {
+      const reply = await ask((c) => (c.flow as PlaceFlow).release({ requestId: `rel-${requestId}-unknown`, placementRequestId: requestId, tenantId }), `release ${requestId} (place unknown)`);
+      if (reply !== 'timeout' && reply.ok) sched.trace(`release of never-acknowledged ${requestId} ok`);
     }
   };
 
   const release = async (client: number): Promise<void> => {
-    const open = [...acked.values()].filter((a) => !a.released);
+    const open = [...acked.values()].filter((a) => a.release === 'no');
     if (open.length === 0) return;
     const a = sched.pick(open);
+    a.release = 'unknown';
     const releaseId = `rel-${a.requestId}-${client}`;
     for (let attempt = 1; attempt <= 5; attempt++) {
       const reply = await ask((c) => (c.flow as PlaceFlow).release({ requestId: releaseId, placementRequestId: a.requestId, tenantId: a.tenantId }), `release ${a.requestId}`);
       if (reply === 'timeout') continue;
-      if (reply.ok) a.released = true;
-      if (reply.ok || (reply.error.code !== 'unavailable' && reply.error.code !== 'timeout' && reply.error.code !== 'internal')) return;
+      if (reply.ok) {
+        a.release = 'ok';
+        const onDisk = agents.get(a.nodeId)?.model.get(a.allocationId);
+        if (onDisk !== undefined && (onDisk.status === 'active' || onDisk.status === 'reserved')) sched.fail(`release ${a.requestId} answered ok while ${a.allocationId} is ${onDisk.status} on ${a.nodeId}'s disk`);
+      }
+      if (reply.ok || !retryable(reply.error.code)) return;
     }
-    // Unknown outcome after every retry: the placement may or may not be released; stop holding it to account.
-    a.released = true;
+  };
+
+  /** Activates one of the reservations placed (through any coordinator, by allocation id, as the scheduler does). */
+  const activate = async (client: number): Promise<void> => {
+    const open = [...acked.values()].filter((a) => a.reservation && a.activated === 'no' && a.release === 'no');
+    if (open.length === 0) return;
+    const a = sched.pick(open);
+    a.activated = 'unknown';
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const reply = await ask<Allocation>((c) => (c.manager as ClusterManager).activateReservation(a.allocationId, `act-${a.requestId}-${client}`), `activate ${a.requestId} (${a.allocationId})`);
+      if (reply === 'timeout') continue;
+      if (reply.ok) a.activated = 'ok';
+      if (reply.ok || !retryable(reply.error.code)) return;
+    }
   };
 
   const client = async (c: number): Promise<void> => {
     while (sched.now < end && sched.failure === undefined) {
       await sleep(sched, sched.int(0, 500), `client ${c} think`);
-      if (sched.chance(0.65)) await place(c);
+      const roll = sched.random();
+      if (roll < 0.55) await place(c);
+      else if (roll < 0.7) await activate(c);
       else await release(c);
     }
   };
@@ -256,6 +358,7 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
   stopFeed = true;
   if (sched.failure !== undefined) return;
   checkSettled(sched, agents, acked);
+  if (events.unacked > 0) sched.fail(`${events.unacked} ending events still unacknowledged by the quota-events consumer once settled`);
   const c = coordinators[0] as SimCoordinator;
   for (const tenantId of ['t1', 't2', 't3']) {
     const usage = await sched.settle((c.intents as IntentStore).usage(tenantId), `usage of ${tenantId}`);
@@ -282,8 +385,15 @@ function checkSettled(sched: Scheduler, agents: ReadonlyMap<string, SimAgent>, a
   for (const agent of agents.values()) for (const a of agent.model.live()) liveByRequest.set(a.requestId, [...(liveByRequest.get(a.requestId) ?? []), a.id]);
   for (const [requestId, ids] of liveByRequest) if (ids.length > 1) sched.fail(`request ${requestId} holds ${ids.length} live allocations once settled: ${ids.join(', ')}`);
   for (const a of acked.values()) {
-    if (a.released) continue;
-    const onDisk = agents.get(a.nodeId)?.model.get(a.allocationId);
-    if (onDisk?.status !== 'active') sched.fail(`acknowledged placement ${a.requestId} (${a.allocationId}) is ${onDisk?.status ?? 'missing'} on ${a.nodeId}'s disk once settled`);
+    if (a.release === 'unknown') continue;
+    const status = agents.get(a.nodeId)?.model.get(a.allocationId)?.status ?? 'missing';
+    const what = `acknowledged placement ${a.requestId} (${a.allocationId}${a.reservation ? `, a reservation, activate ${a.activated}` : ''})`;
+    if (a.release === 'ok') {
+      if (status === 'active' || status === 'reserved') sched.fail(`${what} was released (acknowledged) and is ${status} on ${a.nodeId}'s disk once settled`);
+      continue;
+    }
+    // Not released by its tenant: active; a reservation not known activated may also have expired.
+    const allowed = a.reservation && a.activated !== 'ok' ? ['active', 'expired'] : ['active'];
+    if (!allowed.includes(status)) sched.fail(`${what} is ${status} on ${a.nodeId}'s disk once settled`);
   }
 }
