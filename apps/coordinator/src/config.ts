@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { err, formatIssues, NatsConnectionConfigSchema, PlacementStrategySchema, type Result } from '@allot/core';
+import { NatsConnectionConfigSchema, PlacementStrategySchema, type Result } from '@allot/core';
+import { loadProcessConfig, type EnvBinding } from '@allot/nats';
 import { z } from 'zod';
 import { SweepConfigSchema } from './sweep.ts';
 
 /** Liveness thresholds. suspectAfterMs defaults, per node, to 3 x the heartbeat its snapshots announce. */
-export const LivenessConfigSchema = z.object({
+export const LivenessConfigSchema = z.strictObject({
   suspectAfterMs: z.int().min(10).max(3_600_000).optional(),
   lostAfterMs: z.int().min(10).max(24 * 3_600_000).default(30_000),
   /** How often the liveness sweep runs. */
@@ -13,7 +14,7 @@ export const LivenessConfigSchema = z.object({
 export type LivenessConfig = z.infer<typeof LivenessConfigSchema>;
 
 /** How a place request is driven to an agent. */
-export const PlaceConfigSchema = z.object({
+export const PlaceConfigSchema = z.strictObject({
   /** Nodes asked at most per place (a refusal moves to the next candidate). */
   maxAttempts: z.int().min(1).max(32).default(3),
   /** Wait for one agent's allocate reply; a timeout is not a refusal (the agent may still commit). */
@@ -29,7 +30,7 @@ export const PlaceConfigSchema = z.object({
 export type PlaceConfig = z.infer<typeof PlaceConfigSchema>;
 
 /** The reconciler of placement intents left pending by a client that never retried (see README.md). */
-export const ReconcileConfigSchema = z.object({
+export const ReconcileConfigSchema = z.strictObject({
   /** How often the intents bucket is scanned. */
   everyMs: z.int().min(100).max(24 * 3_600_000).default(30_000),
   /**
@@ -41,7 +42,7 @@ export const ReconcileConfigSchema = z.object({
 export type ReconcileConfig = z.infer<typeof ReconcileConfigSchema>;
 
 /** The dashboard's HTTP server (static page, JSON API, server-sent events). Absent: no HTTP server at all. */
-export const HttpConfigSchema = z.object({
+export const HttpConfigSchema = z.strictObject({
   /** Loopback by default: the dashboard has no authentication of its own; put a proxy in front to expose it. */
   host: z.string().min(1).max(255).default('127.0.0.1'),
   /** 0 picks a free port (logged with `dashboard listening`). */
@@ -52,7 +53,9 @@ export const HttpConfigSchema = z.object({
 });
 export type HttpConfig = z.infer<typeof HttpConfigSchema>;
 
-export const CoordinatorConfigSchema = z.object({
+export const CoordinatorConfigSchema = z.strictObject({
+  /** Production rules: NATS credentials and TLS required (or nats.insecure). Also NODE_ENV=production. */
+  production: z.boolean().optional(),
   /** Names this coordinator in logs, intents and NATS connection names. */
   coordinatorId: z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-" only').default('coordinator'),
   nats: NatsConnectionConfigSchema.default(NatsConnectionConfigSchema.parse({})),
@@ -62,7 +65,7 @@ export const CoordinatorConfigSchema = z.object({
   place: PlaceConfigSchema.default(PlaceConfigSchema.parse({})),
   reconcile: ReconcileConfigSchema.default(ReconcileConfigSchema.parse({})),
   /** The anti-entropy sweep (sweep.ts): everyMs 60 s with jitter, graceMs 60 s before an orphan is released. */
-  sweep: SweepConfigSchema.default(SweepConfigSchema.parse({})),
+  sweep: SweepConfigSchema.strict().default(SweepConfigSchema.parse({})),
   /**
    * How long a failed or released placement intent is kept (a retry within that window is answered from it); 0 keeps
    * them forever. Pending and placed intents never expire: a live placement's intent, and its quota, stay.
@@ -77,15 +80,9 @@ export const CoordinatorConfigSchema = z.object({
 export type CoordinatorConfig = z.infer<typeof CoordinatorConfigSchema>;
 export type CoordinatorConfigInput = z.input<typeof CoordinatorConfigSchema>;
 
-/** Environment variables and the key each sets (they override the file). */
-const ENV: readonly { name: string; path: string[]; kind: 'string' | 'number' | 'list' }[] = [
+/** The coordinator's own variables; the ALLOT_NATS_* ones are shared with the agent (NATS_ENV_BINDINGS). */
+export const COORDINATOR_ENV_BINDINGS: readonly EnvBinding[] = [
   { name: 'ALLOT_COORDINATOR_ID', path: ['coordinatorId'], kind: 'string' },
-  { name: 'ALLOT_NATS_SERVERS', path: ['nats', 'servers'], kind: 'list' },
-  { name: 'ALLOT_NATS_USER', path: ['nats', 'user'], kind: 'string' },
-  { name: 'ALLOT_NATS_PASSWORD', path: ['nats', 'password'], kind: 'string' },
-  { name: 'ALLOT_NATS_TOKEN', path: ['nats', 'token'], kind: 'string' },
-  { name: 'ALLOT_NATS_CREDS', path: ['nats', 'credsFile'], kind: 'string' },
-  { name: 'ALLOT_NATS_REQUEST_TIMEOUT_MS', path: ['nats', 'requestTimeoutMs'], kind: 'number' },
   { name: 'ALLOT_REPLICAS', path: ['replicas'], kind: 'number' },
   { name: 'ALLOT_LOG_LEVEL', path: ['logLevel'], kind: 'string' },
   { name: 'ALLOT_SUSPECT_AFTER_MS', path: ['liveness', 'suspectAfterMs'], kind: 'number' },
@@ -97,52 +94,11 @@ const ENV: readonly { name: string; path: string[]; kind: 'string' | 'number' | 
   { name: 'ALLOT_DASHBOARD_DIR', path: ['dashboardDir'], kind: 'string' },
 ];
 
-function setPath(target: Record<string, unknown>, path: readonly string[], value: unknown): void {
-  let at = target;
-  for (const key of path.slice(0, -1)) {
-    const next = at[key];
-    if (typeof next !== 'object' || next === null || Array.isArray(next)) at[key] = {};
-    at = at[key] as Record<string, unknown>;
-  }
-  at[path[path.length - 1] as string] = value;
-}
-
 /**
- * The configuration from `--config <file>` (JSON, optional) overridden by ALLOT_* variables, validated. A problem is
+ * The configuration from `--config <file>` / `--config=<file>` (or ALLOT_COORDINATOR_CONFIG; JSON, optional)
+ * overridden by ALLOT_* variables, validated: the agent's loader (@allot/nats loadProcessConfig). A problem is
  * invalid_request whose message names every bad key, one per line, and where the value came from.
  */
 export function loadCoordinatorConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, readFile: (path: string) => string = (p) => readFileSync(p, 'utf8')): Result<CoordinatorConfig> {
-  const raw: Record<string, unknown> = {};
-  const i = argv.indexOf('--config');
-  if (i !== -1) {
-    const file = argv[i + 1];
-    if (file === undefined || file.startsWith('--')) return err('invalid_request', '--config: needs a file path', { field: '--config' });
-    let text: string;
-    try {
-      text = readFile(file);
-    } catch (e) {
-      return err('invalid_request', `--config: cannot read ${file}: ${(e as Error).message}`, { field: '--config' });
-    }
-    try {
-      const parsed: unknown = JSON.parse(text);
-      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return err('invalid_request', `${file}: the config must be a JSON object`, { field: '(file)' });
-      Object.assign(raw, parsed);
-    } catch (e) {
-      return err('invalid_request', `${file}: not valid JSON: ${(e as Error).message}`, { field: '(file)' });
-    }
-  }
-  for (const binding of ENV) {
-    const text = env[binding.name];
-    if (text === undefined || text === '') continue;
-    if (binding.kind === 'number') {
-      const n = Number(text);
-      if (!Number.isFinite(n)) return err('invalid_request', `${binding.path.join('.')}: "${text}" is not a number (from ${binding.name})`, { field: binding.path.join('.'), source: binding.name });
-      setPath(raw, binding.path, n);
-    } else if (binding.kind === 'list') setPath(raw, binding.path, text.split(',').map((s) => s.trim()).filter((s) => s !== ''));
-    else setPath(raw, binding.path, text);
-  }
-  const parsed = CoordinatorConfigSchema.safeParse(raw);
-  if (parsed.success) return { ok: true, value: parsed.data };
-  const lines = formatIssues(parsed.error);
-  return err('invalid_request', `config error: ${lines.join('; ')}`, { field: lines[0]?.split(':')[0] ?? '(root)', problems: lines });
+  return loadProcessConfig({ schema: CoordinatorConfigSchema, argv, env, readFile, configFileVariable: 'ALLOT_COORDINATOR_CONFIG', envBindings: COORDINATOR_ENV_BINDINGS });
 }

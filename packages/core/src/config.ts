@@ -56,10 +56,11 @@ export type ConfigProblem = z.infer<typeof ConfigProblemSchema>;
 
 /**
  * How a process reaches NATS: servers plus at most one way to authenticate, and TLS. Shared by the agent, the
- * coordinator and the CLI so that their config files and flags read the same.
+ * coordinator and the CLI so that their config files and flags read the same. Strict: a misspelt key (credFile) is an
+ * error, never a credential silently dropped.
  */
 export const NatsConnectionConfigSchema = z
-  .object({
+  .strictObject({
     servers: z.array(z.string().min(1).max(512)).min(1).max(32).default(['nats://127.0.0.1:4222']),
     /** Shown in `nats server report connections`; defaults to `allot-<role>-<nodeId>`. */
     name: z.string().max(128).optional(),
@@ -71,8 +72,9 @@ export const NatsConnectionConfigSchema = z
     nkeySeedFile: z.string().max(4096).optional(),
     /** A .creds file (JWT + nkey seed), as issued by nsc. */
     credsFile: z.string().max(4096).optional(),
+    /** TLS: present (even `{}`, which trusts the system CAs) means the connection must be TLS. */
     tls: z
-      .object({
+      .strictObject({
         caFile: z.string().max(4096).optional(),
         certFile: z.string().max(4096).optional(),
         keyFile: z.string().max(4096).optional(),
@@ -82,6 +84,8 @@ export const NatsConnectionConfigSchema = z
       .optional(),
     /** Request/reply timeout for calls this process makes. */
     requestTimeoutMs: z.int().min(10).max(600_000).default(5_000),
+    /** In production, connecting without credentials or without TLS is refused unless this is true. */
+    insecure: z.boolean().optional(),
   })
   .refine(
     (c) =>

@@ -10,3 +10,15 @@ export { Coalescer, type CoalescerOptions } from './coalescer.ts';
 export { extractTraceContext, injectTraceContext, natsHeadersGetter, lazyHeadersSetter, type LazyHeaders } from './trace.ts';
 export { silentLogger, type NatsLogger } from './logger.ts';
 export type { Output, Schema } from './schema.ts';
+export {
+  loadProcessConfig,
+  formatConfigProblems,
+  NATS_ENV_BINDINGS,
+  transportSecurityProblem,
+  hasCredentials,
+  usesTls,
+  type ConfigProblem,
+  type EnvBinding,
+  type LoadProcessConfigInput,
+  type PrepareContext,
+} from './config/index.ts';

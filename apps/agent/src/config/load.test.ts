@@ -151,8 +151,29 @@ describe('refusing a bad configuration', () => {
     expect(problemsOf(load({ argv: ['--config'] }))[0]).toMatchObject({ path: '--config', message: 'needs a file path' });
   });
 
+  it('refuses a misspelt key inside nats, tls and health, so a credential is never silently dropped', () => {
+    const problems = problemsOf(load({ file: { nats: { credFile: '/etc/allot/agent.creds', tls: { certfile: '/c.pem' } }, health: { probeStale: 1 } } }));
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        { path: 'nats.credFile', message: 'unknown key', source: FILE },
+        { path: 'nats.tls.certfile', message: 'unknown key', source: FILE },
+        { path: 'health.probeStale', message: 'unknown key', source: FILE },
+      ]),
+    );
+    expect(problems).toHaveLength(3);
+  });
+
+  it('in production, needs NATS credentials and TLS or an explicit insecure: true', () => {
+    const production = { NODE_ENV: 'production', ALLOT_STATE_DIR: '/var/lib/allot' };
+    const bare = problemsOf(load({ env: production }));
+    expect(bare).toEqual([{ path: 'nats', message: expect.stringMatching(/no credentials.*no TLS.*insecure: true/s) as string, source: 'NODE_ENV' }]);
+    expect(problemsOf(load({ file: { production: true, stateDir: '/s', nats: { tls: { caFile: '/ca.pem' } } } }))[0]?.message).toMatch(/no credentials/);
+    expect(value(load({ env: { ...production, ALLOT_NATS_CREDS: '/a.creds', ALLOT_NATS_TLS_CA: '/ca.pem' } })).nats.credsFile).toBe('/a.creds');
+    expect(value(load({ env: { ...production, ALLOT_NATS_INSECURE: 'true' } })).nats.insecure).toBe(true);
+  });
+
   it('requires an explicit state directory in production', () => {
-    expect(problemsOf(load({ env: { NODE_ENV: 'production' } }))).toEqual([{ path: 'stateDir', message: expect.stringContaining('required in production') as string, source: 'NODE_ENV' }]);
-    expect(value(load({ env: { NODE_ENV: 'production', ALLOT_STATE_DIR: '/var/lib/allot' } })).stateDir).toBe('/var/lib/allot');
+    expect(problemsOf(load({ env: { NODE_ENV: 'production', ALLOT_NATS_INSECURE: 'true' } }))).toEqual([{ path: 'stateDir', message: expect.stringContaining('required in production') as string, source: 'NODE_ENV' }]);
+    expect(value(load({ env: { NODE_ENV: 'production', ALLOT_NATS_INSECURE: 'true', ALLOT_STATE_DIR: '/var/lib/allot' } })).stateDir).toBe('/var/lib/allot');
   });
 });

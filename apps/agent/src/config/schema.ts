@@ -100,12 +100,14 @@ export const AgentConfigSchema = z
   .strictObject({
     /** This host's id in subjects and the registry; defaults to the hostname in the NodeIdSchema alphabet. */
     nodeId: NodeIdSchema,
+    /** Production rules: stateDir required, NATS credentials and TLS required (or nats.insecure). Also NODE_ENV=production. */
+    production: z.boolean().optional(),
     nats: NatsConnectionConfigSchema.prefault({}),
     /** zone, rack, anything placement constraints may name. */
     labels: LabelsSchema.default({}),
     memory: AgentMemoryConfigSchema.prefault({}),
     cpu: AgentCpuConfigSchema.prefault({}),
-    health: HealthThresholdsSchema.prefault({}),
+    health: HealthThresholdsSchema.strict().prefault({}),
     /** Where the ledger lives. Required when NODE_ENV=production; otherwise `./.allot/agent-<nodeId>`. */
     stateDir: z.string().min(1).max(4096),
     /** How often the probe is sampled. */
