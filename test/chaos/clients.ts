@@ -101,7 +101,7 @@ export class Workload {
         else if (rec.outcome === 'acked' && rec.allocationId !== undefined && random() < this.#o.activateProbability) {
           // Activated some time into the hold, possibly too late under a fault: then it expires like the others.
           await sleep(Math.floor(random() * Math.min(1_500, ttlMs ?? 0)));
-          const act = await this.#op('activate', `${requestId}-act`, { requestId: `${requestId}-act`, allocationId: rec.allocationId }, { placementRequestId: requestId });
+          const act = await this.#op('activate', `${requestId}-act`, { requestId: `${requestId}-act`, allocationId: rec.allocationId, tenantId }, { placementRequestId: requestId });
           if (act.outcome === 'acked') held.push(requestId);
         }
         // A tenant at its limit is told at once: back off instead of spinning on quota_exceeded.

@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
-import { AGENT_ENDPOINTS, agentSubject, COORDINATOR_SERVICE_NAME, err, ok, SCHED_ENDPOINTS, schedSubject, type AgentVerb, type Allocation, type Result, type SchedVerb } from '@allot/core';
+import { AGENT_ENDPOINTS, agentSubject, COORDINATOR_SERVICE_NAME, err, ok, SCHED_ENDPOINTS, schedSubject, schedSubjectFor, type AgentVerb, type Allocation, type Result, type SchedVerb } from '@allot/core';
 import { requestTyped, type Output } from '@allot/nats';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -319,7 +319,7 @@ export class ChaosCluster {
   }
 
   sched<V extends SchedVerb>(verb: V, payload: unknown, timeoutMs = 5_000): Promise<Result<SchedReply<V>>> {
-    return requestTyped(this.nc, schedSubject(verb), payload, SCHED_ENDPOINTS[verb].reply, { timeoutMs }) as Promise<Result<SchedReply<V>>>;
+    return requestTyped(this.nc, schedSubjectFor(verb, payload) ?? schedSubject(verb, 'unnamed'), payload, SCHED_ENDPOINTS[verb].reply, { timeoutMs }) as Promise<Result<SchedReply<V>>>;
   }
 
   agent<V extends AgentVerb>(nodeId: string, verb: V, payload: unknown, timeoutMs = 5_000): Promise<Result<AgentReplyOf<V>>> {

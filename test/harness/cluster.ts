@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SCHED_ENDPOINTS, schedSubject, type Result, type SchedVerb } from '@allot/core';
+import { SCHED_ENDPOINTS, schedSubject, schedSubjectFor, type Result, type SchedVerb } from '@allot/core';
 import { requestTyped, type Output } from '@allot/nats';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { isLogMsg, startAgent, type AgentHandle, type AgentHostSize } from './agent.ts';
@@ -126,7 +126,8 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
   await Promise.all(Array.from({ length: options.coordinators ?? 1 }, addCoordinator));
 
   const sched = <V extends SchedVerb>(verb: V, payload: unknown, timeoutMs = 10_000) =>
-    requestTyped(nc, schedSubject(verb), payload, SCHED_ENDPOINTS[verb].reply, { timeoutMs }) as Promise<Result<SchedReply<V>>>;
+    // A tenant verb goes to the tenant its body names; a body naming none (a malformed-request test) to tenant `unnamed`.
+    requestTyped(nc, schedSubjectFor(verb, payload) ?? schedSubject(verb, 'unnamed'), payload, SCHED_ENDPOINTS[verb].reply, { timeoutMs }) as Promise<Result<SchedReply<V>>>;
 
   const waitForNodes = async (nodeIds = [...specs.keys()], liveness: 'ready' | 'suspect' | 'lost' = 'ready', timeoutMs = readyTimeoutMs) => {
     // Requests are spread over the coordinators by the queue group: several agreeing answers in a row cover them all.

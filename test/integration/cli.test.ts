@@ -58,7 +58,7 @@ describe('the allot CLI on a local cluster', () => {
     expect(events.code).toBe(0);
     expect(events.stdout).toMatch(/sim-large +allocated +tenant=demo request=cli-it-1/);
 
-    const released = await allot('release', 'cli-it-1');
+    const released = await allot('release', 'cli-it-1', '--tenant', 'demo');
     expect(released.code).toBe(0);
     expect(released.stdout).toContain('released');
   });

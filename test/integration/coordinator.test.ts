@@ -201,12 +201,12 @@ describe('coordinators over real agents', () => {
   it('activates at cluster scope a reservation placed through place, and reports efficiency over the schedulable nodes', async () => {
     const held = okValue(await place({ request: { requestId: 'resv-1', tenantId: 'resv', resources: { memoryMiB: 512, vcpus: 1 }, reservation: { ttlMs: 60_000 } }, placement: { constraints: inPool('main') } }), 'reserve through place');
     expect(held.allocation.status).toBe('reserved');
-    const active = okValue(await cluster.sched('activate', { requestId: 'act-resv-1', allocationId: held.allocation.id }), 'activate');
+    const active = okValue(await cluster.sched('activate', { requestId: 'act-resv-1', allocationId: held.allocation.id, tenantId: 'resv' }), 'activate');
     expect([active.id, active.status]).toEqual([held.allocation.id, 'active']);
     // A retry of the same activation answers the same, on whichever coordinator it lands.
-    expect(okValue(await cluster.sched('activate', { requestId: 'act-resv-1', allocationId: held.allocation.id }), 'activate again').status).toBe('active');
+    expect(okValue(await cluster.sched('activate', { requestId: 'act-resv-1', allocationId: held.allocation.id, tenantId: 'resv' }), 'activate again').status).toBe('active');
     expect((await liveOn(held.nodeId, 'resv')).map((a) => a.status)).toEqual(['active']);
-    expect(errorOf(await cluster.sched('activate', { requestId: 'act-x', allocationId: 'nowhere:1' }), 'unknown node').code).toBe('not_found');
+    expect(errorOf(await cluster.sched('activate', { requestId: 'act-x', allocationId: 'nowhere:1', tenantId: 'resv' }), 'unknown node').code).toBe('not_found');
 
     const efficiency = okValue(await cluster.sched('efficiency', {}), 'efficiency');
     expect(efficiency.nodes).toBeGreaterThanOrEqual(MAIN.length);
@@ -216,7 +216,7 @@ describe('coordinators over real agents', () => {
       expect(m.fragmentation).toBeLessThanOrEqual(1);
       expect(m.referenceRequestsThatFit).toBeGreaterThan(0);
     }
-    okValue(await cluster.sched('release', { requestId: 'rel-resv-1', placementRequestId: 'resv-1' }), 'release');
+    okValue(await cluster.sched('release', { requestId: 'rel-resv-1', placementRequestId: 'resv-1', tenantId: 'resv' }), 'release');
   });
 
   it('refuses over quota (quota_exceeded with the limit and figures) and over rate (rate_limited with retryAfterMs)', async () => {

@@ -29,11 +29,13 @@ describe('commands a user types, before anything is sent', () => {
       [['place', '--tenant', 'demo', '--memory', 'lots'], 'allot place: --memory: "lots" is not an amount of memory like 4096 (MiB), 4G or 4GiB'],
       [['release'], 'allot release: missing <placementRequestId>'],
       [['release', 'a', 'b'], 'allot release: unexpected argument "b"'],
+      [['release', 'a'], 'allot release: --tenant: name the tenant that owns the placement'],
       [['usage', '--cores'], 'allot usage: --cores needs --node <id>'],
       [['usage', '--efficiency', '--node', 'n1'], 'allot usage: --efficiency is of the whole cluster: leave out --node and --cores'],
       [['place', '--tenant', 'demo', '--memory', '1G', '--reserve', 'soon'], 'allot place: --reserve: "soon" is not a whole number'],
       [['activate'], 'allot activate: missing <allocationId>'],
       [['activate', 'n1 7'], 'allot activate: "n1 7" is not an allocation id (<nodeId>:<counter>)'],
+      [['activate', 'n1:7'], 'allot activate: --tenant: name the tenant that owns the reservation'],
       [['usage', '--node', 'a.b'], 'allot usage: --node: "a.b": letters, digits, "_" and "-" only'],
       [['nodes', '--liveness', 'zombie'], 'allot nodes: --liveness: "zombie" is not ready, suspect or lost'],
       [['nodes', '--timeout', 'soon'], 'allot nodes: --timeout: "soon" is not a whole number of milliseconds'],
@@ -121,9 +123,9 @@ describe('commands against scheduler endpoints on a real nats-server', () => {
     expect(fake.requests.at(-1)).toMatchObject({ verb: 'place', request: { request: { requestId: 'vm-7', tenantId: 'demo', resources: { memoryMiB: 2048, vcpus: 2 } } } });
 
     const release = recordingContext({ env: env() });
-    expect(await runCli(['release', 'vm-7'], release)).toBe(0);
+    expect(await runCli(['release', 'vm-7', '--tenant', 'demo'], release)).toBe(0);
     expect(release.text()).toContain('status:     released');
-    expect(fake.requests.at(-1)).toMatchObject({ verb: 'release', request: { placementRequestId: 'vm-7' } });
+    expect(fake.requests.at(-1)).toMatchObject({ verb: 'release', request: { placementRequestId: 'vm-7', tenantId: 'demo' } });
   });
 
   it('activate names the allocation and prints it active; an unknown one exits 1', async () => {
@@ -131,12 +133,12 @@ describe('commands against scheduler endpoints on a real nats-server', () => {
     expect(await runCli(['place', '--tenant', 'demo', '--memory', '1G', '--vcpus', '1', '--reserve', '90', '--request-id', 'vm-8'], held)).toBe(0);
     expect(fake.requests.at(-1)).toMatchObject({ verb: 'place', request: { request: { requestId: 'vm-8', reservation: { ttlMs: 90_000 } } } });
     const ctx = recordingContext({ env: env() });
-    expect(await runCli(['activate', 'sim-large:1', '--request-id', 'act-1'], ctx)).toBe(0);
+    expect(await runCli(['activate', 'sim-large:1', '--tenant', 'demo', '--request-id', 'act-1'], ctx)).toBe(0);
     expect(ctx.text()).toContain('activated');
     expect(ctx.text()).toContain('status:     active');
     expect(fake.requests.at(-1)).toMatchObject({ verb: 'activate', request: { requestId: 'act-1', allocationId: 'sim-large:1' } });
     const missing = recordingContext({ env: env() });
-    expect(await runCli(['activate', 'sim-large:99'], missing)).toBe(1);
+    expect(await runCli(['activate', 'sim-large:99', '--tenant', 'demo'], missing)).toBe(1);
     expect(missing.stderr[0]).toBe('allot activate: not_found: no reservation sim-large:99');
   });
 
@@ -192,6 +194,6 @@ describe('commands against scheduler endpoints on a real nats-server', () => {
   it('a verb no coordinator serves exits 3 and says no coordinator is running', async () => {
     const ctx = recordingContext({ env: env() });
     expect(await runCli(['check', '--tenant', 'demo', '--vcpus', '1'], ctx)).toBe(3);
-    expect(ctx.stderr[0]).toMatch(/^allot check: unavailable: no responders on allot\.sched\.check: no coordinator is running/);
+    expect(ctx.stderr[0]).toMatch(/^allot check: unavailable: no responders on allot\.sched\.demo\.check: no coordinator is running/);
   });
 });

@@ -1,4 +1,4 @@
-import { schedSubject, SCHED_ENDPOINTS, type AllotError, type NatsConnectionConfig, type Result, type SchedVerb } from '@allot/core';
+import { err, schedSubjectFor, SCHED_ENDPOINTS, type AllotError, type NatsConnectionConfig, type Result, type SchedVerb } from '@allot/core';
 import { connectNats, requestTyped, silentLogger } from '@allot/nats';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { z } from 'zod';
@@ -23,7 +23,10 @@ export async function openSession(config: NatsConnectionConfig): Promise<Result<
     value: {
       nc,
       call: async (verb, payload) => {
-        const reply = await requestTyped(nc, schedSubject(verb), payload, SCHED_ENDPOINTS[verb].reply, { timeoutMs: config.requestTimeoutMs });
+        // Tenant verbs go to allot.sched.<tenant>.<verb>, the tenant named in the request.
+        const subject = schedSubjectFor(verb, payload);
+        if (subject === undefined) return err('invalid_request', `${verb}: the request names no tenant`, { field: 'tenantId' });
+        const reply = await requestTyped(nc, subject, payload, SCHED_ENDPOINTS[verb].reply, { timeoutMs: config.requestTimeoutMs });
         if (!reply.ok) return { ok: false, error: explain(reply.error) };
         return reply as Result<never>;
       },

@@ -86,18 +86,18 @@ try {
     hop1.unsubscribe();
 
     // Warm-up: the first places compile the coordinator's hot path; steady-state latency is what is measured.
-    for (let i = 0; i < 200; i++) await requestTyped(client, schedSubject('place'), mk(`w-${prefix}-${i}`), PlaceReplySchema, { timeoutMs: 10_000 });
+    for (let i = 0; i < 200; i++) await requestTyped(client, schedSubject('place', 'bench'), mk(`w-${prefix}-${i}`), PlaceReplySchema, { timeoutMs: 10_000 });
     const seq: number[] = [];
     for (let i = 0; i < SEQUENTIAL; i++) {
       const t0 = performance.now();
-      const r = await requestTyped(client, schedSubject('place'), mk(`s-${prefix}-${i}`), PlaceReplySchema, { timeoutMs: 10_000 });
+      const r = await requestTyped(client, schedSubject('place', 'bench'), mk(`s-${prefix}-${i}`), PlaceReplySchema, { timeoutMs: 10_000 });
       if (!r.ok) throw new Error(r.error.message);
       seq.push(performance.now() - t0);
     }
 
     let failed = 0;
     const { ms } = await inFlight(PIPELINED, WINDOW, async (i) => {
-      const r = await requestTyped(client, schedSubject('place'), mk(`p-${prefix}-${i}`), PlaceReplySchema, { timeoutMs: 30_000 });
+      const r = await requestTyped(client, schedSubject('place', 'bench'), mk(`p-${prefix}-${i}`), PlaceReplySchema, { timeoutMs: 30_000 });
       if (!r.ok) failed += 1;
     });
     const seconds = ms / 1000;

@@ -1,4 +1,25 @@
-import { CLUSTER_EVENT_NODE, COORDINATOR_QUEUE, COORDINATOR_SERVICE_NAME, err, MAX_AUDIT_LISTED, MAX_DRAIN_LISTED, ok, SCHED_ENDPOINTS, schedSubject, type AllotEvent, type Allocation, type Result, type SchedVerb } from '@allot/core';
+import {
+  CLUSTER_EVENT_NODE,
+  COORDINATOR_QUEUE,
+  COORDINATOR_SERVICE_NAME,
+  err,
+  isTenantVerb,
+  MAX_AUDIT_LISTED,
+  MAX_DRAIN_LISTED,
+  ok,
+  SCHED_ENDPOINTS,
+  schedSubject,
+  tenantOfBody,
+  tenantOfSubject,
+  tenantSubject,
+  TenantIdSchema,
+  type AllotEvent,
+  type Allocation,
+  type PlaceRequest,
+  type Result,
+  type SchedVerb,
+  type TenantQuota,
+} from '@allot/core';
 import { endpoint, serveService, type EndpointSpec, type ServedService } from '@allot/nats';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
@@ -22,23 +43,64 @@ export interface EndpointDeps {
   readonly sweep?: Sweep;
   /** Publishes a cluster-level audit event (a place refused by the coordinator itself); fire and forget. */
   readonly publishEvent?: (event: AllotEvent, msgId: string) => void;
+  /** Priority and preemption right of a tenant whose quota names none; default priority 0, no preemption. */
+  readonly tenantDefaults?: TenantDefaults;
+}
+
+/** What a tenant without those fields in its quota gets (config `tenantDefaults`). */
+export interface TenantDefaults {
+  readonly priority: number;
+  readonly allowPreemption: boolean;
+}
+
+const DENY_BY_DEFAULT: TenantDefaults = { priority: 0, allowPreemption: false };
+
+/**
+ * A place or check as the tenant's quota allows it: the priority is the quota's (or the default), whatever the request
+ * names, and preemption is allowed only when asked for and the quota (or the default) grants it.
+ */
+export function withTenantRights(r: PlaceRequest, quota: TenantQuota | undefined, defaults: TenantDefaults): PlaceRequest {
+  const priority = quota?.priority ?? defaults.priority;
+  const mayPreempt = quota?.allowPreemption ?? defaults.allowPreemption;
+  return { request: { ...r.request, priority }, placement: { ...r.placement, allowPreemption: r.placement.allowPreemption && mayPreempt } };
 }
 
 /** Refusals a scheduler reads in the event feed: nothing fit, a quota, a rate limit. */
 const AUDITED_REFUSALS = new Set(['insufficient_capacity', 'quota_exceeded', 'rate_limited']);
 
-type Handler<V extends SchedVerb> = (request: z.output<(typeof SCHED_ENDPOINTS)[V]['request']>) => Promise<Result<z.output<(typeof SCHED_ENDPOINTS)[V]['reply']>>>;
+type Handler<V extends SchedVerb> = (request: z.output<(typeof SCHED_ENDPOINTS)[V]['request']>, tenantId: string) => Promise<Result<z.output<(typeof SCHED_ENDPOINTS)[V]['reply']>>>;
 
+/**
+ * One coordinator endpoint. Tenant verbs are served on allot.sched.*.<verb>: the tenant is the subject's token (NATS
+ * permissions decide who may publish there), and a body that names another tenant is refused before the handler runs.
+ */
 function sched<V extends SchedVerb>(verb: V, handler: Handler<V>): EndpointSpec {
-  return endpoint({ name: verb.replace('.', '-'), subject: schedSubject(verb), requestSchema: SCHED_ENDPOINTS[verb].request, handler: (r) => handler(r as never) });
+  const tenantVerb = isTenantVerb(verb);
+  return endpoint({
+    name: verb.replace('.', '-'),
+    subject: tenantVerb ? tenantSubject('*', verb) : schedSubject(verb as never),
+    requestSchema: SCHED_ENDPOINTS[verb].request,
+    handler: async (r, ctx) => {
+      if (!tenantVerb) return handler(r as never, '');
+      const tenantId = tenantOfSubject(ctx.subject);
+      if (tenantId === undefined || !TenantIdSchema.safeParse(tenantId).success) return err('invalid_request', `subject ${ctx.subject} names no valid tenant`, { field: 'subject' });
+      const named = tenantOfBody(verb, r);
+      if (named !== undefined && named !== tenantId) {
+        return err('invalid_request', `the request names tenant ${named} on tenant ${tenantId}'s subject`, { field: verb === 'place' || verb === 'check' ? 'request.tenantId' : 'tenantId', subjectTenant: tenantId });
+      }
+      return handler(r as never, tenantId);
+    },
+  });
 }
 
 /** The scheduler endpoints, allot.sched.<verb>, one handler each; validation is done by serveService on decode. */
 export function schedulerEndpoints(d: EndpointDeps): EndpointSpec[] {
   // Prometheus counters and latency (no-ops without the SDK), recorded where the reply is known.
   const exported = new PlacementMetrics();
+  const defaults = d.tenantDefaults ?? DENY_BY_DEFAULT;
   return [
-    sched('place', async (r) => {
+    sched('place', async (asked, tenantId) => {
+      const r = withTenantRights(asked, d.quotas.quotaOf(tenantId), defaults);
       const out = await exported.place(() => d.manager.place(r));
       if (!out.ok && AUDITED_REFUSALS.has(out.error.code) && d.publishEvent !== undefined) {
         const req = r.request;
@@ -47,14 +109,18 @@ export function schedulerEndpoints(d: EndpointDeps): EndpointSpec[] {
       }
       return out;
     }),
-    sched('release', async (r) => {
-      const out = await d.flow.release(r);
+    // The owning tenant is the subject's: the flow answers not_found for a placement of another tenant.
+    sched('release', async (r, tenantId) => {
+      const out = await d.flow.release({ ...r, tenantId });
       exported.release(out);
       if (out.ok) d.manager.metrics.releases += 1;
       return out;
     }),
-    sched('activate', (r) => d.manager.activateReservation(r.allocationId, r.requestId)),
-    sched('check', async (r) => d.flow.check(r)),
+    sched('activate', async (r, tenantId) => {
+      const owned = await ownedBy(d, r.allocationId, tenantId);
+      return owned.ok ? d.manager.activateReservation(r.allocationId, r.requestId) : owned;
+    }),
+    sched('check', async (r, tenantId) => d.flow.check(withTenantRights(r, d.quotas.quotaOf(tenantId), defaults))),
     sched('usage', async () => ok(d.manager.clusterUsage())),
     sched('efficiency', async () => ok(d.manager.efficiency())),
     sched('nodes', async (r) => ok({ nodes: d.view.nodes({ ...(r.liveness === undefined ? {} : { liveness: r.liveness }), ...(r.labels === undefined ? {} : { labels: r.labels }) }) })),
@@ -89,6 +155,23 @@ export function schedulerEndpoints(d: EndpointDeps): EndpointSpec[] {
       return ok({ discrepancies: discrepancies.slice(0, MAX_AUDIT_LISTED), total: discrepancies.length, nodesSwept, nodesFailed: nodesFailed.map((n) => ({ nodeId: n.nodeId, error: n.error.slice(0, 1024) })) });
     }),
   ];
+}
+
+/**
+ * Ok when the allocation's node holds it for this tenant. Allocation ids are `<nodeId>:<counter>`: one page of one
+ * allocation after counter - 1 is that allocation, in any status. Another tenant's allocation is not_found, as is one
+ * the node does not have, so a tenant learns nothing of others'.
+ */
+async function ownedBy(d: EndpointDeps, allocationId: string, tenantId: string): Promise<Result<void>> {
+  const at = allocationId.lastIndexOf(':');
+  const nodeId = allocationId.slice(0, Math.max(at, 0));
+  const counter = Number(allocationId.slice(at + 1));
+  const notFound = err('not_found', `tenant ${tenantId} has no allocation ${allocationId}`, { allocationId, tenantId });
+  if (nodeId === '' || !Number.isSafeInteger(counter) || counter < 1) return notFound;
+  if (d.view.get(nodeId) === undefined) return err('not_found', `no node holds ${allocationId}: allocation ids are <nodeId>:<counter> and no node ${JSON.stringify(nodeId)} has reported`, { allocationId });
+  const page = await d.agents.call(nodeId, 'allocations', { status: 'all', tenantId, after: counter - 1, limit: 1 }, {});
+  if (!page.ok) return page;
+  return page.value.allocations[0]?.id === allocationId ? ok(undefined) : notFound;
 }
 
 /** Forwards a cordon to the node's agent (which journals it) and shows it in the local view at once. */

@@ -1,4 +1,4 @@
-import { AllotEventSchema, CLUSTER_EVENT_NODE, decode, encode, eventSubject, EVENTS_STREAM, HostHealthSchema, PlaceReplySchema, schedSubject, type PlaceRequestInput } from '@allot/core';
+import { AllotEventSchema, CLUSTER_EVENT_NODE, decode, encode, eventSubject, EVENTS_STREAM, HostHealthSchema, PlaceReplySchema, schedSubject, schedSubjectFor, type PlaceRequestInput } from '@allot/core';
 import { requestTyped } from '@allot/nats';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { cleanupAll, startNatsServer, waitFor, type NatsServerHandle } from '../../../test/harness/index.ts';
@@ -28,7 +28,7 @@ function placeReq(requestId: string, memoryMiB: number, extra: Partial<PlaceRequ
 }
 
 function place(nc: NatsConnection, req: unknown) {
-  return requestTyped(nc, schedSubject('place'), req, PlaceReplySchema, { timeoutMs: 10_000 });
+  return requestTyped(nc, schedSubjectFor('place', req) ?? schedSubject('place', 't1'), req, PlaceReplySchema, { timeoutMs: 10_000 });
 }
 
 beforeEach(async () => {

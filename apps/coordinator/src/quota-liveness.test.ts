@@ -63,7 +63,7 @@ describe('tenant quotas', () => {
   it('refuses over a limit with the limit named and the figures', async () => {
     await coordinator({ coordinatorId: 'c1' });
     await setQuota({ tenantId: 'small', maxVcpus: 3 });
-    const place = (id: string, vcpus: number) => requestTyped(client, schedSubject('place'), { request: { requestId: id, tenantId: 'small', resources: { memoryMiB: 64, vcpus } } }, PlaceReplySchema, { timeoutMs: 5_000 });
+    const place = (id: string, vcpus: number) => requestTyped(client, schedSubject('place', 'small'), { request: { requestId: id, tenantId: 'small', resources: { memoryMiB: 64, vcpus } } }, PlaceReplySchema, { timeoutMs: 5_000 });
     await waitFor(async () => (await place('s-1', 2)).ok, { message: 'the quota to be in force' });
     const r = await place('s-2', 2);
     if (r.ok) throw new Error('expected quota_exceeded');

@@ -2,11 +2,16 @@
  * The NATS subject scheme, in one place. Every token that comes from data (node ids, tenant ids) is validated by the
  * schemas in domain.ts to contain no `.`, `*` or `>`, so it cannot escape its position in a subject.
  *
- *   allot.agent.<nodeId>.<verb>         request/reply to one agent (NATS service `allot-agent`)
- *   allot.sched.<verb>                  request/reply to any coordinator (NATS service `allot-coordinator`, queue group)
+ *   allot.agent.<nodeId>.<verb>         request/reply to one agent (NATS service `allot-agent`); coordinators only
+ *   allot.sched.<tenantId>.<verb>       a tenant's scheduler to any coordinator: place, release, activate, check
+ *   allot.op.<verb>                     operators to any coordinator: quotas, cordon, uncordon, drain, audit
+ *   allot.read.<verb>                   readers (CLI, dashboards) to any coordinator: usage, efficiency, nodes, quota.get
  *   allot.usage.<nodeId>                JetStream stream ALLOT_USAGE: usage snapshots, latest few per node
  *   allot.events.<nodeId>.<kind>        JetStream stream ALLOT_EVENTS: allocation lifecycle audit log
  *   KV allot_nodes / allot_placements / allot_quotas   node registry, placement intents, tenant quota records
+ *
+ * Identity lives in the subject (the node of an agent, the tenant of a scheduler), so NATS permissions say who may
+ * send what (docs/security.md) and the code only checks that a body agrees with its subject.
  */
 
 export const SUBJECT_ROOT = 'allot';
@@ -38,29 +43,85 @@ export function agentSubject(nodeId: string, verb: AgentVerb): string {
   return `${SUBJECT_ROOT}.agent.${nodeId}.${verb}`;
 }
 
-/** Scheduler verbs served by the coordinators. */
-export const SCHED_VERBS = [
-  'place',
-  'release',
-  'activate',
-  'check',
-  'usage',
-  'efficiency',
-  'nodes',
-  'node',
-  'quota.get',
-  'quota.set',
-  'quota.import',
-  'quota.recount',
-  'cordon',
-  'uncordon',
-  'drain',
-  'audit',
-] as const;
+/** Verbs a tenant's scheduler calls, on allot.sched.<tenantId>.<verb>: the tenant is the subject's. */
+export const TENANT_VERBS = ['place', 'release', 'activate', 'check'] as const;
+export type TenantVerb = (typeof TENANT_VERBS)[number];
+
+/** Verbs that change the cluster's configuration or cost a sweep of every node, on allot.op.<verb>. */
+export const OPERATOR_VERBS = ['quota.set', 'quota.import', 'quota.recount', 'cordon', 'uncordon', 'drain', 'audit'] as const;
+export type OperatorVerb = (typeof OPERATOR_VERBS)[number];
+
+/** Read-only verbs answered from the coordinator's view, on allot.read.<verb>. */
+export const READ_VERBS = ['usage', 'efficiency', 'nodes', 'node', 'quota.get'] as const;
+export type ReadVerb = (typeof READ_VERBS)[number];
+
+/** Every verb served by the coordinators. */
+export const SCHED_VERBS = [...TENANT_VERBS, ...OPERATOR_VERBS, ...READ_VERBS] as const;
 export type SchedVerb = (typeof SCHED_VERBS)[number];
 
-export function schedSubject(verb: SchedVerb): string {
-  return `${SUBJECT_ROOT}.sched.${verb}`;
+const TENANT_VERB_SET: ReadonlySet<string> = new Set(TENANT_VERBS);
+const OPERATOR_VERB_SET: ReadonlySet<string> = new Set(OPERATOR_VERBS);
+
+export function isTenantVerb(verb: SchedVerb): verb is TenantVerb {
+  return TENANT_VERB_SET.has(verb);
+}
+
+export const SCHED_SUBJECT_PREFIX = `${SUBJECT_ROOT}.sched`;
+export const OPERATOR_SUBJECT_PREFIX = `${SUBJECT_ROOT}.op`;
+export const READ_SUBJECT_PREFIX = `${SUBJECT_ROOT}.read`;
+
+/** The subject of a tenant verb for one tenant; `*` in place of the tenant is the pattern coordinators serve. */
+export function tenantSubject(tenantId: string, verb: TenantVerb): string {
+  return `${SCHED_SUBJECT_PREFIX}.${tenantId}.${verb}`;
+}
+
+/** The subject of an operator or read verb. */
+export function coordinatorSubject(verb: OperatorVerb | ReadVerb): string {
+  return `${OPERATOR_VERB_SET.has(verb) ? OPERATOR_SUBJECT_PREFIX : READ_SUBJECT_PREFIX}.${verb}`;
+}
+
+/**
+ * The subject a coordinator request goes to: tenant verbs take the tenant from `tenantId`, operator and read verbs
+ * ignore it. A tenant verb without a tenant has no subject (undefined): the caller must name the tenant.
+ */
+export function schedSubject(verb: OperatorVerb | ReadVerb): string;
+export function schedSubject(verb: SchedVerb, tenantId: string): string;
+export function schedSubject(verb: SchedVerb, tenantId?: string): string | undefined;
+export function schedSubject(verb: SchedVerb, tenantId?: string): string | undefined {
+  if (!isTenantVerb(verb)) return coordinatorSubject(verb);
+  return tenantId === undefined ? undefined : tenantSubject(tenantId, verb);
+}
+
+/**
+ * The tenant a scheduler request names in its body: `request.tenantId` for place and check, `tenantId` for release
+ * and activate. Clients use it to choose the subject; coordinators refuse a body that names another tenant than the
+ * subject's.
+ */
+export function tenantOfBody(verb: TenantVerb, body: unknown): string | undefined {
+  if (typeof body !== 'object' || body === null) return undefined;
+  const holder = verb === 'place' || verb === 'check' ? (body as { request?: unknown }).request : body;
+  if (typeof holder !== 'object' || holder === null) return undefined;
+  const tenantId = (holder as { tenantId?: unknown }).tenantId;
+  return typeof tenantId === 'string' ? tenantId : undefined;
+}
+
+/** The subject of a coordinator request, the tenant taken from the body for tenant verbs (see tenantOfBody). */
+export function schedSubjectFor(verb: SchedVerb, body: unknown): string | undefined {
+  return isTenantVerb(verb) ? schedSubject(verb, tenantOfBody(verb, body)) : coordinatorSubject(verb);
+}
+
+/** The tenant token of a tenant-verb subject (allot.sched.<tenantId>.<verb>), or undefined for another subject. */
+export function tenantOfSubject(subject: string): string | undefined {
+  const tokens = subject.split('.');
+  return tokens.length === 4 && `${tokens[0]}.${tokens[1]}` === SCHED_SUBJECT_PREFIX ? tokens[2] : undefined;
+}
+
+/**
+ * The reply-inbox prefix of a connection authenticated by an nkey: private to that identity, so the server lets only
+ * it subscribe to its replies (`_INBOX_<public key>.>` in its permissions).
+ */
+export function inboxPrefixOf(publicKey: string): string {
+  return `_INBOX_${publicKey}`;
 }
 
 export const USAGE_STREAM = 'ALLOT_USAGE';

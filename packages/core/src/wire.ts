@@ -271,6 +271,7 @@ export const ClusterReleaseRequestSchema = z.object({
   requestId: RequestIdSchema,
   /** The request id of the placement to release. */
   placementRequestId: RequestIdSchema,
+  /** The tenant that owns the placement; when given it must be the subject's (allot.sched.<tenantId>.release). */
   tenantId: TenantIdSchema.optional(),
 });
 export type ClusterReleaseRequest = z.infer<typeof ClusterReleaseRequestSchema>;
@@ -317,8 +318,13 @@ export const TenantQuotaSchema = z.object({
   maxVcpus: z.int().min(0).optional(),
   maxMemoryMiB: z.int().min(0).optional(),
   maxVmsPerNode: z.int().min(0).optional(),
-  /** Default priority of the tenant's requests when they name none. */
+  /**
+   * The priority of every place and check of the tenant, whatever the request names (the coordinator sets it).
+   * Absent: the coordinator's configured default (tenantDefaults.priority, 0).
+   */
   priority: PrioritySchema.optional(),
+  /** Whether the tenant's places that ask for preemption may have it. Absent: the configured default (denied). */
+  allowPreemption: z.boolean().optional(),
   /** Rate limits on place and release; several may apply at once (per second and per hour). */
   placeRates: z.array(RateSchema).max(3).default([]),
   releaseRates: z.array(RateSchema).max(3).default([]),
@@ -435,7 +441,10 @@ export type AuditReply = z.infer<typeof AuditReplySchema>;
  * activate at cluster scope: a reservation placed through `place` is activated on its node, named by the allocation id
  * (`<nodeId>:<counter>`), by that node's agent.
  */
-export const ClusterActivateRequestSchema = AgentActivateRequestSchema;
+export const ClusterActivateRequestSchema = AgentActivateRequestSchema.extend({
+  /** The tenant that owns the reservation; when given it must be the subject's (allot.sched.<tenantId>.activate). */
+  tenantId: TenantIdSchema.optional(),
+});
 
 /**
  * efficiency at cluster scope, per resource type, over the ready uncordoned nodes (the capacity a place can use):

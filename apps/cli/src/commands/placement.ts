@@ -27,11 +27,11 @@ ${PLACE_HELP}
 
 ${CONNECTION_HELP}`;
 
-const RELEASE_USAGE = `Usage: allot release <placementRequestId> [--tenant <t>] [--request-id <id>]
+const RELEASE_USAGE = `Usage: allot release <placementRequestId> --tenant <t> [--request-id <id>]
 
 Releases the allocation made by the place whose request id is given.
 
-  --tenant <t>        the tenant, checked against the placement's
+  --tenant <t>        the tenant that owns the placement (the request goes to allot.sched.<t>.release)
   --request-id <id>   this release's idempotency key (default: a new UUID)
 
 ${CONNECTION_HELP}`;
@@ -84,18 +84,20 @@ export const releaseCommand: Command = {
     if (!RequestIdSchema.safeParse(placementRequestId).success) return usageError(ctx, 'release', `"${placementRequestId}" is not a request id (letters, digits, "_", ":", "=" and "-")`);
     const requestId = v['request-id'] ?? randomUUID();
     if (!RequestIdSchema.safeParse(requestId).success) return usageError(ctx, 'release', `--request-id: "${requestId}" is not a request id`);
-    if (v.tenant !== undefined && !TenantIdSchema.safeParse(v.tenant).success) return usageError(ctx, 'release', `--tenant: "${v.tenant}" is not a tenant id`);
-    const request = { requestId, placementRequestId, ...(v.tenant === undefined ? {} : { tenantId: v.tenant }) };
+    if (v.tenant === undefined) return usageError(ctx, 'release', '--tenant: name the tenant that owns the placement');
+    if (!TenantIdSchema.safeParse(v.tenant).success) return usageError(ctx, 'release', `--tenant: "${v.tenant}" is not a tenant id`);
+    const request = { requestId, placementRequestId, tenantId: v.tenant };
     return withSession(ctx, 'release', v, (session) => requestAndPrint(ctx, 'release', session, 'release', request, v.json === true, (a) => `released\n${renderAllocation(a)}`));
   },
 };
 
-const ACTIVATE_USAGE = `Usage: allot activate <allocationId> [--request-id <id>]
+const ACTIVATE_USAGE = `Usage: allot activate <allocationId> --tenant <t> [--request-id <id>]
 
 Activates a reservation (a place made with a reservation TTL) before it expires: the node named by the allocation id
 (<nodeId>:<counter>) turns it active, durably. Exit 0 active (also when it already was); 1 refused (expired,
-released, unknown).
+released, unknown, another tenant's).
 
+  --tenant <t>        the tenant that owns the reservation (the request goes to allot.sched.<t>.activate)
   --request-id <id>   this activation's idempotency key (default: a new UUID)
 
 ${CONNECTION_HELP}`;
@@ -105,7 +107,9 @@ export const activateCommand: Command = {
   summary: 'activate a reservation before it expires, by its allocation id',
   help: ACTIVATE_USAGE,
   async run(args, ctx) {
-    const parsed = tryParse(() => parseArgs({ args, options: { ...COMMON_OPTIONS, ...CONNECTION_OPTIONS, 'request-id': { type: 'string' } }, strict: true, allowPositionals: true }));
+    const parsed = tryParse(() =>
+      parseArgs({ args, options: { ...COMMON_OPTIONS, ...CONNECTION_OPTIONS, tenant: { type: 'string' }, 'request-id': { type: 'string' } }, strict: true, allowPositionals: true }),
+    );
     if (!parsed.ok) return usageError(ctx, 'activate', parsed.message);
     const v = parsed.value.values;
     if (v.help) {
@@ -118,6 +122,9 @@ export const activateCommand: Command = {
     if (!AllocationIdSchema.safeParse(allocationId).success) return usageError(ctx, 'activate', `"${allocationId}" is not an allocation id (<nodeId>:<counter>)`);
     const requestId = v['request-id'] ?? randomUUID();
     if (!RequestIdSchema.safeParse(requestId).success) return usageError(ctx, 'activate', `--request-id: "${requestId}" is not a request id`);
-    return withSession(ctx, 'activate', v, (session) => requestAndPrint(ctx, 'activate', session, 'activate', { requestId, allocationId }, v.json === true, (a) => `activated\n${renderAllocation(a)}`));
+    if (v.tenant === undefined) return usageError(ctx, 'activate', '--tenant: name the tenant that owns the reservation');
+    if (!TenantIdSchema.safeParse(v.tenant).success) return usageError(ctx, 'activate', `--tenant: "${v.tenant}" is not a tenant id`);
+    const request = { requestId, allocationId, tenantId: v.tenant };
+    return withSession(ctx, 'activate', v, (session) => requestAndPrint(ctx, 'activate', session, 'activate', request, v.json === true, (a) => `activated\n${renderAllocation(a)}`));
   },
 };

@@ -1,4 +1,4 @@
-import { COORDINATOR_QUEUE, COORDINATOR_SERVICE_NAME, SCHED_ENDPOINTS, schedSubject, SCHED_VERBS, type Result, type SchedVerb } from '@allot/core';
+import { COORDINATOR_QUEUE, COORDINATOR_SERVICE_NAME, isTenantVerb, SCHED_ENDPOINTS, schedSubject, SCHED_VERBS, tenantSubject, type Result, type SchedVerb } from '@allot/core';
 import { connectNats, endpoint, serveService, silentLogger, type ServedService } from '@allot/nats';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { z } from 'zod';
@@ -17,7 +17,7 @@ export async function serveFakeScheduler(url: string, handlers: Handlers): Promi
   const endpoints = SCHED_VERBS.filter((verb) => handlers[verb] !== undefined).map((verb) =>
     endpoint({
       name: verb.replace('.', '-'),
-      subject: schedSubject(verb),
+      subject: isTenantVerb(verb) ? tenantSubject('*', verb) : schedSubject(verb),
       requestSchema: SCHED_ENDPOINTS[verb].request,
       handler: (request: unknown) => {
         requests.push({ verb, request });
