@@ -42,6 +42,25 @@ function scaled(amount: number, ratio: number): number {
   return Math.floor((amount * Math.round(ratio * 100)) / 100);
 }
 
+/** A node's replay before its first record. */
+export function emptyReplay(nodeId: string): LedgerReplay {
+  return {
+    nodeId,
+    records: 0,
+    snapshotSeq: 0,
+    live: new Map(),
+    everAllocated: new Set(),
+    byId: new Map(),
+    lifetimes: [],
+    activatedAt: new Map(),
+    expiredAt: new Map(),
+    releasedAt: new Map(),
+    capacityProblems: [],
+    duplicateProblems: [],
+    peak: { memoryMiB: 0, sharedVcpus: 0, exclusiveCores: 0 },
+  };
+}
+
 /** Loads a copied state dir and replays it, checking the invariants after every record (every prefix of the ledger). */
 export async function replayLedger(stateDir: string, host: HostSpec): Promise<LedgerReplay> {
   // The agent keeps its ledger in <stateDir>/ledger; openLedger would create an empty one where there is none.
@@ -50,21 +69,7 @@ export async function replayLedger(stateDir: string, host: HostSpec): Promise<Le
   await rm(join(dir, 'LOCK'), { force: true });
   const opened = await openLedger<unknown, unknown>(dir);
   try {
-    const out: LedgerReplay = {
-      nodeId: host.nodeId,
-      records: opened.records.length,
-      snapshotSeq: opened.snapshot?.seq ?? 0,
-      live: new Map(),
-      everAllocated: new Set(),
-      byId: new Map(),
-      lifetimes: [],
-      activatedAt: new Map(),
-      expiredAt: new Map(),
-      releasedAt: new Map(),
-      capacityProblems: [],
-      duplicateProblems: [],
-      peak: { memoryMiB: 0, sharedVcpus: 0, exclusiveCores: 0 },
-    };
+    const out: LedgerReplay = { ...emptyReplay(host.nodeId), records: opened.records.length, snapshotSeq: opened.snapshot?.seq ?? 0 };
     let snapshot: HostStateSnapshot | undefined;
     if (opened.snapshot !== undefined) {
       snapshot = HostStateSnapshotSchema.parse(opened.snapshot.state);
@@ -129,7 +134,7 @@ export async function replayLedger(stateDir: string, host: HostSpec): Promise<Le
       const r: HostRecord = parsed.data;
       if (r.seq !== prevSeq + 1) out.capacityProblems.push(`record ${seq}: host seq ${r.seq} after ${prevSeq}`);
       prevSeq = r.seq;
-      apply(out, r);
+      applyRecord(out, r);
       check(`${host.nodeId} record ${seq} (${r.kind})`);
     }
     return out;
@@ -138,7 +143,8 @@ export async function replayLedger(stateDir: string, host: HostSpec): Promise<Le
   }
 }
 
-function apply(out: LedgerReplay, r: HostRecord): void {
+/** One ledger record's effect on the replay (what is live, when allocations began and ended). */
+export function applyRecord(out: LedgerReplay, r: HostRecord): void {
   switch (r.kind) {
     case 'allocated':
     case 'reserved':
