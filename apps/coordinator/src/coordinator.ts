@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { AgentClient } from './agents.ts';
 import { ClusterManager } from './cluster-manager.ts';
 import type { CoordinatorConfig } from './config.ts';
+import { DroppedInput } from './dropped-input.ts';
 import { serveScheduler } from './endpoints.ts';
 import { IntentStore } from './intents/intent-store.ts';
 import { startHttpServer, type DashboardServer } from './http/server.ts';
@@ -127,12 +128,14 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
   };
   const sweep = new Sweep({ store, agents, nodes: () => view.nodes({ liveness: 'ready' }).map((n) => n.nodeId), clock, config: config.sweep, logger, publishEvent, ...(opts.random === undefined ? {} : { random: opts.random }) });
 
+  // Bad data reaching a callback (stream consumers, timers, the SSE broadcast) is counted here, never thrown.
+  const dropped = new DroppedInput(logger);
   const onTransition = (t: LivenessTransition) => {
     logger.info({ node: t.nodeId, from: t.from, to: t.to }, t.kind);
     void publishTransition(js, t, logger);
   };
   const followed = await untilJetStreamAnswers(logger, () =>
-    followUsage(js, view, { logger, onTransition }).then(
+    followUsage(js, view, { logger, onTransition, dropped }).then(
       (f) => ok(f),
       (e: unknown) => err<UsageFeed>('unavailable', `cannot follow ALLOT_USAGE: ${(e as Error).message}`),
     ),
@@ -142,7 +145,7 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
     return followed;
   }
   const feed = followed.value;
-  const quotaEvents = await untilJetStreamAnswers(logger, () => followQuotaEvents(js, store, { logger }));
+  const quotaEvents = await untilJetStreamAnswers(logger, () => followQuotaEvents(js, store, { logger, dropped }));
   if (!quotaEvents.ok) {
     await feed.stop();
     quotas.stop();
@@ -152,7 +155,7 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
   const rebuilt = await Promise.race([feed.caughtUp.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), rebuildTimeoutMs).unref())]);
   await quotas.ready;
   logger.info({ nodes: view.size, rebuilt }, 'cluster view built');
-  const stopSweep = startLivenessSweep(view, { everyMs: config.liveness.checkEveryMs, onTransition });
+  const stopSweep = startLivenessSweep(view, { everyMs: config.liveness.checkEveryMs, onTransition, dropped });
 
   await manager.start();
   const served: Result<ServedService> = await serveScheduler(
@@ -180,7 +183,7 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
   let http: DashboardServer | undefined;
   if (config.http !== undefined) {
     const started = await startHttpServer(
-      { view, quotas, agents, js },
+      { view, quotas, agents, js, dropped },
       {
         host: config.http.host,
         port: config.http.port,

@@ -1,6 +1,7 @@
 import { CLUSTER_EVENT_NODE, eventSubject, type AllotEvent } from '@allot/core';
 import { publishDurable } from '@allot/nats';
 import type { Logger } from 'pino';
+import type { DroppedInput } from './dropped-input.ts';
 import type { JetStreamClient } from './nats-deps.ts';
 import type { ClusterView, LivenessTransition } from './view.ts';
 
@@ -20,10 +21,12 @@ export async function publishTransition(js: JetStreamClient, t: LivenessTransiti
 }
 
 /** Sweeps the view every `everyMs` (silence is judged on the view's monotonic clock) and reports every transition. Returns the stop function. */
-export function startLivenessSweep(view: ClusterView, opts: { everyMs: number; onTransition: (t: LivenessTransition) => void }): () => void {
-  const timer = setInterval(() => {
+export function startLivenessSweep(view: ClusterView, opts: { everyMs: number; onTransition: (t: LivenessTransition) => void; dropped?: DroppedInput }): () => void {
+  const sweep = () => {
     for (const t of view.sweep()) opts.onTransition(t);
-  }, opts.everyMs);
+  };
+  // A throw in a timer callback would take the coordinator down: counted and dropped instead (next sweep retries).
+  const timer = setInterval(() => (opts.dropped === undefined ? sweep() : opts.dropped.guard('liveness_sweep', sweep)), opts.everyMs);
   timer.unref();
   return () => clearInterval(timer);
 }

@@ -3,6 +3,7 @@ import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JetStreamClient, 
 import { nanos } from '@nats-io/transport-node';
 import { metrics, type Counter } from '@opentelemetry/api';
 import type { Logger } from 'pino';
+import { DroppedInput, eventSubjectMismatch } from './dropped-input.ts';
 import type { ReleaseCause } from './intents.ts';
 import type { IntentStore } from './intents/intent-store.ts';
 
@@ -74,6 +75,8 @@ export interface QuotaEventsOptions {
   readonly concurrency?: number;
   /** Wait before an event whose handling failed (KV unavailable) is delivered again. */
   readonly retryDelayMs?: number;
+  /** Counts and rate-limits the log of dropped events (source `quota_events`). */
+  readonly dropped?: DroppedInput;
 }
 
 /** Counts per outcome, for tests and the log. */
@@ -120,6 +123,7 @@ export async function followQuotaEvents(js: JetStreamClient, intents: IntentStor
   }
   const counter: Counter = metrics.getMeter('allot').createCounter('allot_quota_events_total', { description: 'Agent events that end an allocation (expired, released, preempted), by what handling them did' });
   const counts: QuotaEventCounts = { released: 0, already_ended: 0, not_this_placement: 0, no_intent: 0, no_request_id: 0, invalid: 0, error: 0 };
+  const dropped = opts.dropped ?? new DroppedInput(opts.logger);
   const concurrency = opts.concurrency ?? 16;
   const retryDelayMs = opts.retryDelayMs ?? 1_000;
   let messages: ConsumerMessages;
@@ -133,9 +137,12 @@ export async function followQuotaEvents(js: JetStreamClient, intents: IntentStor
   const handle = async (m: JsMsg): Promise<void> => {
     const event = decode(AllotEventSchema, m.data);
     let outcome: QuotaEventOutcome | 'error';
-    if (!event.ok) {
+    // Only agent X publishes under allot.events.X (NATS permissions), and coordinators never publish an ending kind:
+    // an event whose body names another node than its subject is forged and must not end anyone's placement.
+    const mismatch = event.ok ? eventSubjectMismatch(m.subject, EVENTS_SUBJECT_PREFIX, event.value) : undefined;
+    if (!event.ok || mismatch !== undefined) {
       outcome = 'invalid';
-      opts.logger.warn({ subject: m.subject, seq: m.seq, error: event.error.message }, 'quota events: invalid event acknowledged and ignored');
+      dropped.drop('quota_events', mismatch ?? 'invalid', { subject: m.subject, seq: m.seq, ...(event.ok ? {} : { error: event.error.message }) });
     } else {
       let handled: Result<QuotaEventOutcome>;
       try {

@@ -1,5 +1,7 @@
-import { decode, USAGE_STREAM, UsageSnapshotSchema } from '@allot/core';
+import { decode, USAGE_STREAM, USAGE_SUBJECT_PREFIX, UsageSnapshotSchema } from '@allot/core';
+import type { JsMsg } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
+import { DroppedInput, subjectNodeToken } from './dropped-input.ts';
 import { DeliverPolicy, type JetStreamClient } from './nats-deps.ts';
 import type { ClusterView, LivenessTransition } from './view.ts';
 
@@ -7,7 +9,7 @@ import type { ClusterView, LivenessTransition } from './view.ts';
 export interface UsageFeed {
   /** Resolves once the snapshots stored when the feed started have been applied (the view is rebuilt). */
   readonly caughtUp: Promise<void>;
-  /** Snapshots applied and rejected (invalid payloads) so far. */
+  /** Snapshots applied and rejected (invalid payloads, or naming another node than their subject) so far. */
   stats(): { applied: number; invalid: number };
   stop(): Promise<void>;
 }
@@ -20,7 +22,8 @@ export interface UsageFeed {
  * newer one seen since) minus its own, both written by the server, never compared with this machine's clock. Only the
  * replay is aged this way: live messages may come from a new stream leader whose clock differs from the old one's.
  */
-export async function followUsage(js: JetStreamClient, view: ClusterView, opts: { logger: Logger; onTransition: (t: LivenessTransition) => void }): Promise<UsageFeed> {
+export async function followUsage(js: JetStreamClient, view: ClusterView, opts: { logger: Logger; onTransition: (t: LivenessTransition) => void; dropped?: DroppedInput }): Promise<UsageFeed> {
+  const dropped = opts.dropped ?? new DroppedInput(opts.logger);
   // No subject filter: the stream holds only allot.usage.* (and filter_subjects needs a 2.10 server; we run on 2.9.10).
   const consumer = await js.consumers.get(USAGE_STREAM, { deliver_policy: DeliverPolicy.LastPerSubject });
   // Short pull expiry and heartbeat: when the server that holds this (ephemeral, ordered) consumer dies, two missed
@@ -42,20 +45,31 @@ export async function followUsage(js: JetStreamClient, view: ClusterView, opts: 
   const info = await consumer.info(true).catch(() => undefined);
   if (info !== undefined && info.num_pending === 0) markCaughtUp();
 
+  const onMessage = (m: JsMsg) => {
+    const snapshot = decode(UsageSnapshotSchema, m.data, Number.POSITIVE_INFINITY);
+    if (!snapshot.ok) {
+      invalid += 1;
+      dropped.drop('usage', 'invalid', { subject: m.subject, seq: m.seq, error: snapshot.error.message });
+      return;
+    }
+    // Identity comes from the subject (NATS permissions let agent X publish only allot.usage.X); a body naming another
+    // node is a forgery, or a bug: once it made a phantom node appear ready.
+    if (subjectNodeToken(m.subject, USAGE_SUBJECT_PREFIX) !== snapshot.value.nodeId) {
+      invalid += 1;
+      dropped.drop('usage', 'node_mismatch', { subject: m.subject, seq: m.seq, nodeId: snapshot.value.nodeId });
+      return;
+    }
+    applied += 1;
+    // Nanoseconds past 2^53 lose precision as a number, far below the millisecond kept here.
+    const storedAt = Math.floor(Number(m.info.timestampNanos) / 1e6);
+    newestStoredAt = Math.max(newestStoredAt, storedAt);
+    const t = view.apply(snapshot.value, replaying ? newestStoredAt - storedAt : 0);
+    if (t !== null) opts.onTransition(t);
+  };
   const loop = (async () => {
     for await (const m of messages) {
-      const snapshot = decode(UsageSnapshotSchema, m.data, Number.POSITIVE_INFINITY);
-      if (!snapshot.ok) {
-        invalid += 1;
-        opts.logger.warn({ subject: m.subject, seq: m.seq, error: snapshot.error.message }, 'invalid usage snapshot ignored');
-      } else {
-        applied += 1;
-        // Nanoseconds past 2^53 lose precision as a number, far below the millisecond kept here.
-        const storedAt = Math.floor(Number(m.info.timestampNanos) / 1e6);
-        newestStoredAt = Math.max(newestStoredAt, storedAt);
-        const t = view.apply(snapshot.value, replaying ? newestStoredAt - storedAt : 0);
-        if (t !== null) opts.onTransition(t);
-      }
+      // A throw here would end the loop (the view would freeze) and reject with no one to catch it.
+      dropped.guard('usage', () => onMessage(m));
       if (m.info.pending === 0) markCaughtUp();
     }
   })();

@@ -7,6 +7,8 @@ import type { AgentClient } from '../agents.ts';
 import { allAllocations } from '../allocation-pages.ts';
 import type { JetStreamClient } from '../nats-deps.ts';
 import type { ClusterView } from '../view.ts';
+import { DroppedInput } from '../dropped-input.ts';
+import { access, defaultAllowedHosts, isLoopback, TOKEN_PATTERN, type AccessPolicy } from './auth.ts';
 import type { AllocationsResponse, NodeRow } from './api.ts';
 import { followEvents } from './events-feed.ts';
 import { DashboardModel, type QuotaSource } from './model.ts';
@@ -20,7 +22,7 @@ import { serveStatic } from './static.ts';
  * cluster's scheduling path.
  */
 
-/** A route mounted from outside (e.g. GET /metrics, added later), keyed by exact path. */
+/** A route mounted from outside, keyed by exact path; behind the same Host and token checks as the rest. */
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
 
 /** Where the built dashboard is by default: apps/dashboard/dist next to this app. */
@@ -41,6 +43,18 @@ export interface HttpServerOptions {
   /** How far back the event feed starts (default 5 minutes). */
   readonly eventsLookbackMs?: number;
   readonly extraRoutes?: Map<string, RouteHandler>;
+  /** Required to listen beyond loopback (auth.ts says how the page gets it). */
+  readonly token?: string;
+  /** Host header names accepted (DNS rebinding); default: localhost, 127.0.0.1, ::1 and the bound address. */
+  readonly allowedHosts?: readonly string[];
+  /** Open TCP connections at most (default 256); past it the server closes new ones at once. */
+  readonly maxConnections?: number;
+  /** Live feeds (SSE) at most (default 64); past it a page is answered 503 and its EventSource retries. */
+  readonly maxSseClients?: number;
+  /** Node allocation listings in flight at most (default 4; each pages through up to 10,000 from an agent). */
+  readonly maxListings?: number;
+  /** GET /healthz answers 200 once this says the coordinator serves (default: always). */
+  readonly ready?: () => boolean;
 }
 
 export interface HttpDeps {
@@ -50,6 +64,8 @@ export interface HttpDeps {
   readonly agents?: Pick<AgentClient, 'call'>;
   /** For the event feed; without it the feed stays empty. */
   readonly js?: JetStreamClient;
+  /** Counts what the event feed and the ticker drop instead of crashing. */
+  readonly dropped?: DroppedInput;
 }
 
 export interface DashboardServer {
@@ -101,6 +117,13 @@ export function filterRows(rows: NodeRow[], query: URLSearchParams): Result<Node
 export async function startHttpServer(deps: HttpDeps, options: HttpServerOptions): Promise<Result<DashboardServer>> {
   const now = options.now ?? Date.now;
   const logger = options.logger;
+  if (options.token === undefined && !isLoopback(options.host)) return err('invalid_request', `dashboard: listening on ${options.host} needs http.token (or listen on loopback only)`, { field: 'http.token' });
+  if (options.token !== undefined && !TOKEN_PATTERN.test(options.token)) return err('invalid_request', 'dashboard: http.token must be 16 to 256 letters, digits or ._~-', { field: 'http.token' });
+  const policy: AccessPolicy = { token: options.token, allowedHosts: new Set((options.allowedHosts ?? defaultAllowedHosts(options.host)).map((h) => h.toLowerCase())) };
+  const dropped = deps.dropped ?? new DroppedInput(logger);
+  const maxSseClients = options.maxSseClients ?? 64;
+  const maxListings = options.maxListings ?? 4;
+  let listings = 0;
   const root = options.dashboardDir ?? DEFAULT_DASHBOARD_DIR;
   const model = new DashboardModel(deps.view, deps.quotas, {
     ...(options.seriesEveryMs === undefined ? {} : { seriesEveryMs: options.seriesEveryMs }),
@@ -112,8 +135,11 @@ export async function startHttpServer(deps: HttpDeps, options: HttpServerOptions
   const allocations = async (res: ServerResponse, nodeId: string) => {
     if (deps.agents === undefined) return problem(res, 503, 'unavailable', 'this server cannot reach the agents');
     if (deps.view.get(nodeId) === undefined) return problem(res, 404, 'not_found', `node ${nodeId} has not reported`);
+    // Bound: at most maxListings at once, each at most 10,000 allocations (about 10 MB of JSON at worst).
+    if (listings >= maxListings) return problem(res, 503, 'unavailable', 'too many allocation listings in flight; retry');
+    listings += 1;
     // Page by page (at most 1,000 a page): one reply of 10,000 exceeded the NATS payload limit (finding 11).
-    const r = await allAllocations(deps.agents, nodeId, { status: 'live' }, { max: 10_000, pageSize: 1_000, timeoutMs: 3_000 });
+    const r = await allAllocations(deps.agents, nodeId, { status: 'live' }, { max: 10_000, pageSize: 1_000, timeoutMs: 3_000 }).finally(() => (listings -= 1));
     if (!r.ok) return problem(res, r.error.code === 'timeout' ? 504 : 502, r.error.code, `agent ${nodeId}: ${r.error.message}`);
     const body: AllocationsResponse = { nodeId, at: now(), allocations: r.value.allocations, truncated: r.value.truncated };
     json(res, 200, body);
@@ -122,6 +148,16 @@ export async function startHttpServer(deps: HttpDeps, options: HttpServerOptions
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://dashboard');
     const path = url.pathname;
+    const allowed = access(req, url, policy, path === '/healthz');
+    if (allowed.kind === 'refused') return problem(res, allowed.status, allowed.status === 401 ? 'unauthorized' : 'misdirected', allowed.message);
+    if (allowed.kind === 'redirect') {
+      res.writeHead(303, { location: allowed.location, 'set-cookie': allowed.cookie, 'cache-control': 'no-store' }).end();
+      return;
+    }
+    if (path === '/healthz') {
+      const serving = options.ready?.() ?? true;
+      return json(res, serving ? 200 : 503, { status: serving ? 'ready' : 'starting' });
+    }
     const extra = extraRoutes.get(path);
     if (extra !== undefined) return extra(req, res);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -157,6 +193,11 @@ export async function startHttpServer(deps: HttpDeps, options: HttpServerOptions
         break;
       case 'events':
         if (parts.length === 3 && parts[2] === 'stream') {
+          // Bound: each feed holds a socket and up to the hub's buffer limit; an EventSource retries after a 503.
+          if (hub.size >= maxSseClients) {
+            res.setHeader('retry-after', '5');
+            return problem(res, 503, 'unavailable', `at most ${maxSseClients} live feeds at once`);
+          }
           res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
           res.flushHeaders();
           req.socket.setNoDelay(true);
@@ -178,6 +219,9 @@ export async function startHttpServer(deps: HttpDeps, options: HttpServerOptions
   // Long-lived SSE responses must not be cut by the default request timeout.
   server.requestTimeout = 0;
   server.headersTimeout = 10_000;
+  server.keepAliveTimeout = 5_000;
+  // Bound: open connections (feeds, keep-alive and half-sent requests alike); node:http closes the ones past it.
+  server.maxConnections = options.maxConnections ?? 256;
 
   const listening = await new Promise<Result<AddressInfo>>((resolve) => {
     server.once('error', (e) => resolve(err('unavailable', `dashboard: cannot listen on ${options.host}:${options.port}: ${e.message}`)));
@@ -191,16 +235,18 @@ export async function startHttpServer(deps: HttpDeps, options: HttpServerOptions
   let stopEvents: (() => Promise<void>) | undefined;
   if (deps.js !== undefined) {
     try {
-      stopEvents = await followEvents(deps.js, (e) => model.addEvent(e), { logger, now, lookbackMs: options.eventsLookbackMs ?? 5 * 60_000 });
+      stopEvents = await followEvents(deps.js, (e) => model.addEvent(e), { logger, now, lookbackMs: options.eventsLookbackMs ?? 5 * 60_000, dropped });
     } catch (e) {
       logger.warn({ error: (e as Error).message }, 'dashboard: cannot follow ALLOT_EVENTS; the event feed stays empty');
     }
   }
 
-  const tick = () => {
-    const delta = model.tick(now());
-    if (delta !== null) hub.broadcast('delta', delta);
-  };
+  // A timer callback: a throw (bad data in the view) would take the coordinator down; counted and skipped instead.
+  const tick = () =>
+    dropped.guard('dashboard_tick', () => {
+      const delta = model.tick(now());
+      if (delta !== null) hub.broadcast('delta', delta);
+    });
   // The first tick sets the baseline (and the first series point) so the first delta a page sees is a real change.
   model.tick(now());
   const ticker = setInterval(tick, options.tickMs ?? 250);

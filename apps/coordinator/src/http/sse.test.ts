@@ -261,3 +261,23 @@ describe('GET /api/events/stream', () => {
     expect(await page.text()).toContain('dashboard not built: run pnpm build');
   });
 });
+
+describe('SseHub on bad data', () => {
+  it('counts a resync snapshot that cannot be built when a slow client drains, instead of throwing from the socket callback', () => {
+    let calls = 0;
+    const hub = new SseHub({
+      snapshot: () => {
+        calls += 1;
+        if (calls > 1) throw new TypeError('Do not know how to serialize a BigInt');
+        return { ok: true };
+      },
+      heartbeatMs: 60_000,
+    });
+    const sink = new FakeSink(10);
+    hub.add(sink);
+    hub.broadcast('delta', { n: 1 });
+    expect(() => sink.drain()).not.toThrow();
+    expect(hub.stats.errors).toBe(1);
+    hub.close();
+  });
+});

@@ -48,14 +48,14 @@ export class SseHub {
   readonly #maxBuffered: number;
   readonly #now: () => number;
   /** unserialisable: broadcasts dropped because their data was not JSON (a bug or hostile data; never a crash). */
-  readonly stats = { connected: 0, resyncs: 0, dropped: 0, frames: 0, unserialisable: 0 };
+  readonly stats = { connected: 0, resyncs: 0, dropped: 0, frames: 0, unserialisable: 0, errors: 0 };
 
   constructor(options: SseHubOptions) {
     this.#options = options;
     this.#stalledMs = options.stalledMs ?? 30_000;
     this.#maxBuffered = options.maxBufferedBytes ?? 16 * 1024 * 1024;
     this.#now = options.now ?? Date.now;
-    this.#timer = setInterval(() => this.heartbeat(), options.heartbeatMs ?? 10_000);
+    this.#timer = setInterval(() => this.#safely(() => this.heartbeat()), options.heartbeatMs ?? 10_000);
     this.#timer.unref();
   }
 
@@ -121,14 +121,25 @@ export class SseHub {
     if (flushed) return;
     client.blocked = true;
     client.blockedSince = this.#now();
-    client.sink.once('drain', () => {
-      if (!this.#clients.has(client)) return;
-      client.blocked = false;
-      if (!client.stale) return;
-      client.stale = false;
-      this.stats.resyncs += 1;
-      this.#write(client, frame('snapshot', this.#options.snapshot()));
-    });
+    client.sink.once('drain', () =>
+      this.#safely(() => {
+        if (!this.#clients.has(client)) return;
+        client.blocked = false;
+        if (!client.stale) return;
+        client.stale = false;
+        this.stats.resyncs += 1;
+        this.#write(client, frame('snapshot', this.#options.snapshot()));
+      }),
+    );
+  }
+
+  /** Timer and socket callbacks: a throw there (a snapshot that cannot be built or serialised) is counted, never thrown. */
+  #safely(body: () => void): void {
+    try {
+      body();
+    } catch {
+      this.stats.errors += 1;
+    }
   }
 
   #drop(client: Client): void {

@@ -1,0 +1,66 @@
+import { encode, usageSubject } from '@allot/core';
+import { ensureStreams } from '@allot/nats';
+import { connect } from '@nats-io/transport-node';
+import pino from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { cleanupAll, startNatsServer, waitFor, type NatsServerHandle } from '../../../test/harness/index.ts';
+import { DroppedInput } from './dropped-input.ts';
+import { syntheticSnapshot } from './http/fixtures.ts';
+import { jetstream, jetstreamManager, type JetStreamClient, type NatsConnection } from './nats-deps.ts';
+import { followUsage, type UsageFeed } from './usage-feed.ts';
+import { ClusterView } from './view.ts';
+
+const log = pino({ level: 'silent' });
+let server: NatsServerHandle;
+let nc: NatsConnection;
+let js: JetStreamClient;
+const feeds: UsageFeed[] = [];
+
+beforeEach(async () => {
+  server = await startNatsServer();
+  nc = await connect({ servers: server.url });
+  const ensured = await ensureStreams(await jetstreamManager(nc), { replicas: 1 });
+  if (!ensured.ok) throw new Error(ensured.error.message);
+  js = jetstream(nc);
+});
+
+afterEach(async () => {
+  for (const f of feeds.splice(0)) await f.stop();
+  await nc.close();
+  await cleanupAll();
+});
+
+describe('the usage feed on hostile snapshots', () => {
+  it('drops a snapshot published on allot.usage.<real> that names another node: no phantom node appears', async () => {
+    await js.publish(usageSubject('real'), encode(syntheticSnapshot({ nodeId: 'real' })));
+    const view = new ClusterView({ lostAfterMs: 30_000 });
+    const dropped = new DroppedInput(log);
+    const feed = await followUsage(js, view, { logger: log, onTransition: () => undefined, dropped });
+    feeds.push(feed);
+    await feed.caughtUp;
+    // The attack: the real node's snapshot, republished on its own subject with another node id in the body.
+    await js.publish(usageSubject('real'), encode(syntheticSnapshot({ nodeId: 'phantom', seq: 2 })));
+    await js.publish(usageSubject('real'), encode(syntheticSnapshot({ nodeId: 'real', seq: 3 })));
+    await waitFor(() => view.get('real')?.snapshot.seq === 3, { message: 'the real node seq 3' });
+    expect(view.get('phantom')).toBeUndefined();
+    expect(view.nodes().map((n) => n.nodeId)).toEqual(['real']);
+    expect(dropped.count('usage', 'node_mismatch')).toBe(1);
+    expect(feed.stats()).toMatchObject({ applied: 2, invalid: 1 });
+  });
+
+  it('stays up when applying a snapshot throws: the message is counted and the next one is applied', async () => {
+    const view = new ClusterView({ lostAfterMs: 30_000 });
+    const apply = view.apply.bind(view);
+    view.apply = (s, age) => {
+      if (s.seq === 2) throw new Error('boom');
+      return apply(s, age);
+    };
+    const dropped = new DroppedInput(log);
+    const feed = await followUsage(js, view, { logger: log, onTransition: () => undefined, dropped });
+    feeds.push(feed);
+    await js.publish(usageSubject('n1'), encode(syntheticSnapshot({ nodeId: 'n1', seq: 2 })));
+    await js.publish(usageSubject('n1'), encode(syntheticSnapshot({ nodeId: 'n1', seq: 3 })));
+    await waitFor(() => view.get('n1')?.snapshot.seq === 3, { message: 'n1 seq 3 applied after the throw' });
+    expect(dropped.count('usage', 'threw')).toBe(1);
+  });
+});
