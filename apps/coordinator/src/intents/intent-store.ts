@@ -4,6 +4,7 @@ import type { z } from 'zod';
 import type { Bucket, BucketChange, BucketWrite } from '../store/bucket.ts';
 import type { CoordinatorClock } from '../store/clock.ts';
 import { counts, PlacementIntentSchema, type PlacementIntent, type ReleaseCause } from '../intents.ts';
+import { UsageCommitQueue } from './usage-commit.ts';
 
 /** A value read with the revision a compare-and-set must name. */
 export interface Versioned<T> {
@@ -31,7 +32,7 @@ export interface IntentStoreOptions {
   readonly finishedTtlMs: number;
 }
 
-/** Rounds of re-reading a tenant's usage record that another intent of the same tenant changed meanwhile. */
+/** Rounds of re-reading a tenant's usage record that a counting transition changed meanwhile (setQuota). */
 const MAX_USAGE_ROUNDS = 64;
 
 /** Request ids may hold `:`, which KV keys may not; `/` is a KV key character no request id holds, so this is 1:1. */
@@ -84,10 +85,23 @@ export class IntentStore {
   readonly #o: IntentStoreOptions;
   /** The newest usage record seen per tenant (own reads and writes, and the QuotaService's watch): a batch's first guess. */
   readonly #usage = new Map<string, StoredUsage>();
+  /** Counting transitions, batched per tenant (group commit: N intents + the usage record in one atomic write). */
+  readonly #counted: UsageCommitQueue;
 
   constructor(bucket: Bucket, options: IntentStoreOptions) {
     this.#bucket = bucket;
     this.#o = options;
+    this.#counted = new UsageCommitQueue(bucket, {
+      key: usageKey,
+      cached: (tenantId) => this.#usage.get(tenantId),
+      read: (tenantId) => this.usage(tenantId),
+      written: (tenantId, record, revision) => void this.#rememberWritten(tenantId, record, revision),
+    });
+  }
+
+  /** Atomic batches written for counting transitions so far (each carries every transition of its tenant then queued). */
+  get countedBatches(): number {
+    return this.#counted.batches;
   }
 
   get bucket(): Bucket {
@@ -240,8 +254,9 @@ export class IntentStore {
 
   /**
    * Writes `next` over `at` (null: the key must be absent). When the intent starts, stops or moves counting, the
-   * tenant's usage record changes in the same batch; a usage record changed meanwhile by another intent of the tenant
-   * is re-read and the batch tried again, an intent changed meanwhile is `conflict`.
+   * tenant's usage record changes in the same batch, shared with every counting transition of the tenant queued on
+   * this coordinator meanwhile (usage-commit.ts); a usage record changed by another coordinator is re-read and the
+   * batch tried again, an intent changed meanwhile is `conflict` (for that intent alone).
    */
   async #transition(at: StoredIntent | null, next: PlacementIntent): Promise<Result<StoredIntent>> {
     const key = intentKey(next.requestId);
@@ -254,29 +269,12 @@ export class IntentStore {
       if (!written.ok) return this.#explain(written.error, next.requestId, expected);
       return ok({ value: next, revision: written.value[0] as number });
     }
-    let usage: StoredUsage | null | undefined = this.#usage.get(next.tenantId);
-    for (let round = 0; round < MAX_USAGE_ROUNDS; round++) {
-      if (usage === undefined) {
-        const read = await this.usage(next.tenantId);
-        if (!read.ok) return read;
-        usage = read.value;
-      }
-      const record = usage?.value ?? emptyUsageRecord(next.tenantId);
-      const changed = was === null ? admitPlacement(record, will as Placement) : will === null ? ok(releasePlacement(record, was)) : movePlacement(record, was, will.nodeId);
-      if (!changed.ok) return changed;
-      const written = await this.#bucket.write([intentWrite, { key: usageKey(next.tenantId), value: encode(changed.value), expectedRevision: usage?.revision ?? 0 }]);
-      if (written.ok) {
-        this.#rememberWritten(next.tenantId, changed.value, written.value[1] as number);
-        return ok({ value: next, revision: written.value[0] as number });
-      }
-      if (written.error.code !== 'conflict') return written;
-      // Which key moved? Only the intent's revision matters to the caller; the usage record is simply re-read.
-      const fresh = await this.#bucket.get(key);
-      if (!fresh.ok) return fresh;
-      if ((fresh.value?.revision ?? 0) !== expected) return this.#explain(written.error, next.requestId, expected);
-      usage = undefined;
-    }
-    return err('unavailable', `tenant ${next.tenantId}: usage record still contended after ${MAX_USAGE_ROUNDS} rounds; retry`, { tenantId: next.tenantId, requestId: next.requestId });
+    const written = await this.#counted.submit(next.tenantId, {
+      intent: intentWrite,
+      apply: (record) => (was === null ? admitPlacement(record, will as Placement) : will === null ? ok(releasePlacement(record, was)) : movePlacement(record, was, will.nodeId)),
+    });
+    if (!written.ok) return this.#explain(written.error, next.requestId, expected);
+    return ok({ value: next, revision: written.value });
   }
 
   #explain(error: AllotError, requestId: string, expected: number): Result<never> {
