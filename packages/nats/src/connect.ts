@@ -1,9 +1,12 @@
 import { readFile } from 'node:fs/promises';
-import { err, ok, type NatsConnectionConfig, type Result } from '@allot/core';
+import { err, inboxPrefixOf, ok, type NatsConnectionConfig, type Result } from '@allot/core';
 import {
+  AuthorizationError,
   connect,
   credsAuthenticator,
+  UserAuthenticationExpiredError,
   nkeyAuthenticator,
+  nkeys,
   tokenAuthenticator,
   usernamePasswordAuthenticator,
   type Authenticator,
@@ -15,6 +18,29 @@ import type { NatsLogger } from './logger.ts';
 /** Pause between reconnect attempts to one server; with jitter so a restarted server is not hit by every host at once. */
 export const RECONNECT_TIME_WAIT_MS = 1_000;
 export const RECONNECT_JITTER_MS = 500;
+
+/** details.reason when the server refused the credentials: retrying cannot help, the process stops (exit 2). */
+export const NATS_AUTH_FAILED = 'nats_auth_failed';
+/** details.reason when the server's certificate failed verification against the configured CA: stop, like auth. */
+export const NATS_TLS_FAILED = 'nats_tls_failed';
+/** details.reason when a credential or TLS file named in the config cannot be read. */
+export const NATS_CONFIG_UNREADABLE = 'nats_config_unreadable';
+
+/** Node's codes for a server certificate that does not verify (not a network fault: the same answer every time). */
+const TLS_VERIFY_CODES = new Set([
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_REVOKED',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
 
 /** Reconnects counted since this process started, over all connections: for metrics. */
 export const connectionCounters = { reconnects: 0, disconnects: 0 };
@@ -33,15 +59,22 @@ export type ConnectOptions = {
  */
 export async function connectOptionsFrom(config: NatsConnectionConfig, name: string): Promise<Result<NodeConnectionOptions>> {
   let authenticator: Authenticator | undefined;
+  let inboxPrefix: string | undefined;
+  /** An nkey identity gets its private reply inbox, `_INBOX_<public key>` (the server lets only it subscribe there). */
+  const nkeyIdentity = (seed: string) => {
+    const encoded = new TextEncoder().encode(seed.trim());
+    inboxPrefix = inboxPrefixOf(nkeys.fromSeed(encoded).getPublicKey());
+    return nkeyAuthenticator(encoded);
+  };
   try {
     if (config.user !== undefined || config.password !== undefined) authenticator = usernamePasswordAuthenticator(config.user ?? '', config.password ?? '');
     else if (config.token !== undefined) authenticator = tokenAuthenticator(config.token);
-    else if (config.nkeySeed !== undefined) authenticator = nkeyAuthenticator(new TextEncoder().encode(config.nkeySeed.trim()));
-    else if (config.nkeySeedFile !== undefined) authenticator = nkeyAuthenticator(new TextEncoder().encode((await readFile(config.nkeySeedFile, 'utf8')).trim()));
+    else if (config.nkeySeed !== undefined) authenticator = nkeyIdentity(config.nkeySeed);
+    else if (config.nkeySeedFile !== undefined) authenticator = nkeyIdentity(await readFile(config.nkeySeedFile, 'utf8'));
     else if (config.credsFile !== undefined) authenticator = credsAuthenticator(await readFile(config.credsFile));
   } catch (e) {
     const field = config.nkeySeedFile !== undefined ? 'nkeySeedFile' : 'credsFile';
-    return err('invalid_request', `${field}: cannot read ${String(config[field])}: ${(e as Error).message}`, { field });
+    return err('invalid_request', `${field}: cannot read ${String(config[field])}: ${(e as Error).message}`, { field, reason: NATS_CONFIG_UNREADABLE });
   }
   const options: NodeConnectionOptions = {
     servers: config.servers,
@@ -54,6 +87,9 @@ export async function connectOptionsFrom(config: NatsConnectionConfig, name: str
     noAsyncTraces: true,
   };
   if (authenticator) options.authenticator = authenticator;
+  if (inboxPrefix !== undefined) options.inboxPrefix = inboxPrefix;
+  // nats.js dials a tls:// URL in plain text unless TLS is asked for: the scheme alone would promise what it does not do.
+  if (config.tls === undefined && config.servers.some((url) => url.startsWith('tls://'))) options.tls = { handshakeFirst: false };
   if (config.tls) {
     const tls: NonNullable<NodeConnectionOptions['tls']> = { handshakeFirst: config.tls.handshakeFirst };
     if (config.tls.caFile !== undefined) tls.caFile = config.tls.caFile;
@@ -76,11 +112,40 @@ export async function connectNats(config: NatsConnectionConfig, opts: ConnectOpt
   try {
     nc = await connect(options.value);
   } catch (e) {
-    return err('unavailable', `cannot connect to NATS at ${config.servers.join(', ')}: ${(e as Error).message}`, { servers: config.servers });
+    return connectFailure(config, e);
   }
   void watchStatus(nc, opts);
   opts.logger.info({ server: nc.getServer(), name: options.value.name }, 'connected to NATS');
   return ok(nc);
+}
+
+/** Which credential this config presents, in words for an error: the file, never the secret. */
+function credentialOf(config: NatsConnectionConfig): string {
+  if (config.credsFile !== undefined) return `credsFile ${config.credsFile}`;
+  if (config.nkeySeedFile !== undefined) return `nkeySeedFile ${config.nkeySeedFile}`;
+  if (config.nkeySeed !== undefined) return 'nkeySeed (inline)';
+  if (config.token !== undefined) return 'token';
+  if (config.user !== undefined) return `user ${config.user}`;
+  return 'no credentials';
+}
+
+/**
+ * A refused credential or a server certificate that does not verify is invalid_request (the caller stops: the same
+ * files get the same answer); anything else is unavailable (the caller retries: the server may come up later).
+ */
+function connectFailure(config: NatsConnectionConfig, e: unknown): Result<never> {
+  const servers = config.servers.join(', ');
+  const message = e instanceof Error ? e.message : String(e);
+  if (e instanceof AuthorizationError || e instanceof UserAuthenticationExpiredError) {
+    const credential = credentialOf(config);
+    return err('invalid_request', `NATS at ${servers} refused the credentials (${credential}): ${message}`, { reason: NATS_AUTH_FAILED, serverMessage: message, credential, servers: config.servers });
+  }
+  const code = (e as { code?: unknown }).code;
+  if (typeof code === 'string' && TLS_VERIFY_CODES.has(code)) {
+    const caFile = config.tls?.caFile ?? '(system CAs)';
+    return err('invalid_request', `the TLS certificate of NATS at ${servers} does not verify against ${caFile}: ${message}`, { reason: NATS_TLS_FAILED, tlsCode: code, caFile, servers: config.servers });
+  }
+  return err('unavailable', `cannot connect to NATS at ${servers}: ${message}`, { servers: config.servers });
 }
 
 async function watchStatus(nc: NatsConnection, opts: ConnectOptions): Promise<void> {
