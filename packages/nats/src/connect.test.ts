@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { NatsConnectionConfigSchema } from '@allot/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cleanupAll, startNatsServer, tempDir, waitFor } from '../../../test/harness/index.ts';
-import { connectNats, connectOptionsFrom, connectionCounters } from './connect.ts';
+import { generateTestPki, natsServerNkeyConfig, natsServerTlsConfig, TEST_NKEY } from '../../../test/harness/tls.ts';
+import { connectNats, connectOptionsFrom, connectionCounters, NATS_AUTH_FAILED, NATS_TLS_FAILED } from './connect.ts';
 import { silentLogger } from './logger.ts';
 
 afterAll(cleanupAll);
@@ -15,7 +16,7 @@ describe('connectNats', () => {
     expect(good.ok).toBe(true);
     if (good.ok) await good.value.close();
     const bad = await connectNats(NatsConnectionConfigSchema.parse({ servers: [server.url], user: 'allot', password: 'wrong' }), { name: 'test', logger: silentLogger });
-    expect(bad.ok || bad.error.code).toBe('unavailable');
+    expect(bad.ok || bad.error).toMatchObject({ code: 'invalid_request', details: { reason: NATS_AUTH_FAILED, serverMessage: 'Authorization Violation', credential: 'user allot' } });
   });
 
   it('reconnects after the server restarts, counting it and calling onReconnect', async () => {
@@ -45,4 +46,39 @@ describe('connectNats', () => {
     expect(r.value.tls).toEqual({ caFile: '/ca.pem', handshakeFirst: true });
     expect(r.value.maxReconnectAttempts).toBe(-1);
   });
+
+  it('treats a tls:// server as TLS required, even without a tls block', async () => {
+    const r = await connectOptionsFrom(NatsConnectionConfigSchema.parse({ servers: ['tls://n1:4222'] }), 'x');
+    expect(r.ok && r.value.tls).toEqual({ handshakeFirst: false });
+  });
 });
+
+describe('connectNats to a server that requires TLS with client certificates and nkey users', async () => {
+  const pki = await generateTestPki();
+  const dir = await tempDir('nkeys');
+  const seedFile = join(dir, 'good.nk');
+  const wrongSeedFile = join(dir, 'wrong.nk');
+  await writeFile(seedFile, `${TEST_NKEY.seed}\n`);
+  await writeFile(wrongSeedFile, `${TEST_NKEY.wrongSeed}\n`);
+  const server = await startNatsServer({ jetstream: false, extraConfig: `${natsServerTlsConfig(pki)}\n${natsServerNkeyConfig()}` });
+  const tls = { caFile: pki.caFile, certFile: pki.clientCert, keyFile: pki.clientKey };
+
+  it('connects with the CA, the client certificate and the nkey seed file', async () => {
+    const nc = await connectNats(NatsConnectionConfigSchema.parse({ servers: [server.url], nkeySeedFile: seedFile, tls }), { name: 'test', logger: silentLogger });
+    if (!nc.ok) throw new Error(nc.error.message);
+    expect(nc.value.info?.tls_required).toBe(true);
+    await nc.value.close();
+  });
+
+  it('stops on a key the server does not know: the server message and the seed file named, no retry', async () => {
+    const r = await connectNats(NatsConnectionConfigSchema.parse({ servers: [server.url], nkeySeedFile: wrongSeedFile, tls }), { name: 'test', logger: silentLogger });
+    expect(r.ok || r.error).toMatchObject({ code: 'invalid_request', details: { reason: NATS_AUTH_FAILED, serverMessage: 'Authorization Violation', credential: `nkeySeedFile ${wrongSeedFile}` } });
+    expect(!r.ok && r.error.message).toContain(`(nkeySeedFile ${wrongSeedFile}): Authorization Violation`);
+  });
+
+  it('stops on a server certificate the configured CA did not sign, naming the CA file', async () => {
+    const r = await connectNats(NatsConnectionConfigSchema.parse({ servers: [server.url], nkeySeedFile: seedFile, tls: { ...tls, caFile: pki.otherCaFile } }), { name: 'test', logger: silentLogger });
+    expect(r.ok || r.error).toMatchObject({ code: 'invalid_request', details: { reason: NATS_TLS_FAILED, caFile: pki.otherCaFile } });
+  });
+});
+

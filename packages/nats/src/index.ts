@@ -1,5 +1,5 @@
 /** @allot/nats: NATS plumbing shared by the agent, the coordinator and the CLI. */
-export { connectNats, connectOptionsFrom, connectionCounters, RECONNECT_TIME_WAIT_MS, type ConnectOptions } from './connect.ts';
+export { connectNats, connectOptionsFrom, connectionCounters, RECONNECT_TIME_WAIT_MS, NATS_AUTH_FAILED, NATS_TLS_FAILED, NATS_CONFIG_UNREADABLE, type ConnectOptions } from './connect.ts';
 export { serveService, endpoint, type EndpointSpec, type RequestContext, type ServedService, type ServiceSpec } from './service.ts';
 export { requestTyped, type RequestTypedOptions } from './request.ts';
 export { ensureStreams, ensureStream, ensureKv, allotStreamConfigs, configDrift, versionAtLeast, type EnsureKvOptions, type ManagedStreamConfig } from './streams.ts';
