@@ -48,6 +48,8 @@ export class SimAgent {
    * an in-memory outbox after a network delay, so a crash before the publish loses them (the sweep's job then).
    */
   onEvent: ((event: AllotEvent, msgId: string) => void) | undefined;
+  /** Called with each record once it is durable and folded into the model (cross-agent invariants). */
+  onRecord: ((record: HostRecord) => void) | undefined;
 
   constructor(sched: Scheduler, nodeId: string, faults: () => Faults) {
     this.#sched = sched;
@@ -146,6 +148,7 @@ export class SimAgent {
 
   #durable(record: HostRecord): void {
     this.model.apply(record);
+    this.onRecord?.(record);
     const onEvent = this.onEvent;
     if (onEvent !== undefined) {
       const incarnation = this.incarnation;

@@ -194,7 +194,17 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
   for (let i = 1; i <= options.coordinators; i++) coordinators.push(new SimCoordinator(sched, `c${i}`, kv, network, current));
   for (const c of coordinators) await sched.settle(c.start(), `${c.id} start`);
   const events = new SimEventStream({ sched, faults: current, consumers: () => coordinators });
-  for (const agent of agents.values()) agent.onEvent = (event, msgId) => events.publish(event, msgId);
+  for (const agent of agents.values()) {
+    agent.onEvent = (event, msgId) => events.publish(event, msgId);
+    // At every instant, at most one live allocation per request id across all disks: fencing moves an intent to another
+    // node only after its node refused at a fence above every earlier drive, and takes a failed one over only after that.
+    agent.onRecord = (record) => {
+      if (record.kind !== 'allocated' && record.kind !== 'reserved') return;
+      const { requestId, id } = record.allocation;
+      for (const other of agents.values())
+        if (other !== agent && other.model.liveOf(requestId).size > 0) sched.fail(`request ${requestId}: ${id} committed on ${agent.nodeId} while ${[...other.model.liveOf(requestId)].join(', ')} is live on ${other.nodeId}'s disk`);
+    };
+  }
   const end = sched.now + options.durationMs;
   const acked = new Map<string, Acked>();
   let counter = 0;

@@ -39,6 +39,11 @@ export class DurableModel {
     return this.#byId.get(id);
   }
 
+  /** The live allocation ids of one request id on this disk. */
+  liveOf(requestId: string): ReadonlySet<string> {
+    return this.#liveByRequest.get(requestId) ?? new Set();
+  }
+
   *liveIds(): Iterable<string> {
     for (const ids of this.#liveByRequest.values()) yield* ids;
   }

@@ -15,14 +15,18 @@ async function expectSeedsPass(options: SeedOptions, from: number, count: number
 }
 
 describe('deterministic simulation', () => {
-  it('replays a seed exactly', async () => {
-    const a = await runSeed(7, { layer: 'agents' });
-    const b = await runSeed(7, { layer: 'agents' });
+  it.each(['agents', 'cluster'] as const)('replays a seed of the %s layer exactly', async (layer) => {
+    const a = await runSeed(7, { layer });
+    const b = await runSeed(7, { layer });
     expect(b.steps).toBe(a.steps);
     expect(b.trace).toEqual(a.trace);
   });
 
-  it('agents alone: 300 seeds keep the agent invariants', { timeout: 120_000 }, async () => {
-    await expectSeedsPass({ layer: 'agents' }, 1, 300);
+  it('agents alone: 200 seeds keep the agent invariants', { timeout: 120_000 }, async () => {
+    await expectSeedsPass({ layer: 'agents' }, 1, 200);
+  });
+
+  it('coordinators over agents: 80 seeds keep the cluster invariants', { timeout: 150_000 }, async () => {
+    await expectSeedsPass({ layer: 'cluster' }, 1, 80);
   });
 });
