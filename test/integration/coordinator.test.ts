@@ -69,10 +69,19 @@ async function placeUntilAnswered(req: PlaceRequestInput, timeoutMs = 3_000, dea
   }
 }
 
+/** Every live allocation on the node (of the tenant), page by page: the agent answers at most 1,000 a page. */
 async function liveOn(nodeId: string, tenantId?: string): Promise<Allocation[]> {
-  const listed = okValue(await agentRequest(cluster.nc, nodeId, 'allocations', { status: 'live', limit: 100_000, ...(tenantId === undefined ? {} : { tenantId }) }), `allocations on ${nodeId}`);
-  expect(listed.truncated).toBe(false);
-  return listed.allocations;
+  const all: Allocation[] = [];
+  for (let after: number | undefined; ; ) {
+    const page = okValue(
+      await agentRequest(cluster.nc, nodeId, 'allocations', { status: 'live', limit: 1_000, ...(tenantId === undefined ? {} : { tenantId }), ...(after === undefined ? {} : { after }) }),
+      `allocations on ${nodeId}`,
+    );
+    all.push(...page.allocations);
+    if (!page.truncated) return all;
+    expect(page.next).toBeDefined();
+    after = page.next;
+  }
 }
 
 /** Waits until every coordinator's view shows `count` live allocations on the pool's nodes (several agreeing answers). */
@@ -136,6 +145,8 @@ describe('coordinators over real agents', () => {
       expect(u.cpu.committed).toBeLessThanOrEqual(u.cpu.effectiveCapacity);
     }
     await expectExactlyOnce(STORM, 'storm', acked);
+    // Every place was answered, so every intent is settled: the tenant's usage counts exactly the acknowledged VMs.
+    expect(okValue(await cluster.sched('quota.get', { tenantId: 'storm' }), 'quota.get').usage.vms).toBe(acked.size);
   });
 
   it('places where the strategy says: spread alternates, binpack fills one node, manual goes to the named node', async () => {
