@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
-import { connectionCounters } from '@allot/nats';
+import { connectionCounters, NATS_AUTH_FAILED, NATS_CONFIG_UNREADABLE, NATS_TLS_FAILED } from '@allot/nats';
 import { observeNatsConnection, sendJson, serveHttp, startMetrics, startTracing, type HttpServer } from '@allot/telemetry';
 import { Agent } from './agent.ts';
 import { LEASE_HELD } from './node-lease.ts';
@@ -21,6 +21,11 @@ if (!loaded.ok) {
 }
 const config = loaded.value;
 const log = createLogger({ level: config.logLevel, name: 'allot-agent', nodeId: config.nodeId });
+if (config.nats.insecure === true && (config.production === true || process.env.NODE_ENV === 'production')) {
+  log.warn('production with nats.insecure: true: NATS credentials or TLS are missing');
+}
+/** Start failures that are the configuration's fault: exit 2, the message on stderr too. */
+const CONFIGURATION_REASONS = new Set<unknown>([NATS_AUTH_FAILED, NATS_TLS_FAILED, NATS_CONFIG_UNREADABLE]);
 // Metrics before the agent: instruments made before the SDK is registered stay no-ops.
 const telemetry = config.http === undefined ? undefined : startMetrics({ service: 'allot-agent', nodeId: config.nodeId });
 if (telemetry !== undefined) observeNatsConnection(connectionCounters);
@@ -94,6 +99,10 @@ const started = await agent.start();
 if (!started.ok && !exiting) {
   log.fatal({ err: started.error }, `agent could not start: ${started.error.message}`);
   await agent.stop().catch(() => undefined);
-  // Another agent holds this node id: 2, like a bad configuration; a supervisor's retry succeeds once that lease expires.
-  process.exit(started.error.details?.['reason'] === LEASE_HELD ? 2 : 1);
+  // 2, like a bad configuration: NATS refused the credentials, its certificate does not verify, a key file cannot be
+  // read (restarting cannot help until the files are fixed), or another agent holds this node id (a supervisor's retry
+  // succeeds once that lease expires).
+  const reason = started.error.details?.['reason'];
+  if (CONFIGURATION_REASONS.has(reason)) process.stderr.write(`${started.error.message}\n`);
+  process.exit(CONFIGURATION_REASONS.has(reason) || reason === LEASE_HELD ? 2 : 1);
 }

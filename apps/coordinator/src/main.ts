@@ -22,6 +22,9 @@ async function main(): Promise<number> {
   }
   const c = config.value;
   const logger = createLogger(c.logLevel, c.coordinatorId);
+  if (c.nats.insecure === true && (c.production === true || process.env.NODE_ENV === 'production')) {
+    logger.warn('production with nats.insecure: true: NATS credentials or TLS are missing');
+  }
   // Until the coordinator serves, a signal has nothing to finish (no request taken, no state of its own): exit at once.
   // In a container the coordinator is PID 1, where a signal without a handler is ignored, so a start-up still waiting
   // for NATS or JetStream would otherwise sit out the engine's grace period and be SIGKILLed.
@@ -44,8 +47,11 @@ async function main(): Promise<number> {
     nc = await connectNats(c.nats, { name: `allot-coordinator-${c.coordinatorId}`, logger });
   }
   if (!nc.ok) {
-    logger.fatal({ error: nc.error }, 'cannot connect to NATS');
-    return 1;
+    // Refused credentials, a certificate that does not verify, an unreadable key file: restarting cannot help, so the
+    // exit code is a configuration error's (2) and the message names the server's answer and the file.
+    logger.fatal({ error: nc.error }, `cannot connect to NATS: ${nc.error.message}`);
+    process.stderr.write(`${nc.error.message}\n`);
+    return 2;
   }
   const started = await startCoordinator(nc.value, c, { logger });
   if (!started.ok) {

@@ -3,3 +3,4 @@ export { startTracing, withRootSpan, JsonLinesSpanExporter, spanLineOf, TRACE_FI
 export { serveHttp, sendJson, type HttpOptions, type HttpServer, type Route } from './http.ts';
 export { MIB_BYTES, mibToBytes } from './units.ts';
 export { observeNatsConnection, type ConnectionCounters } from './nats.ts';
+export { loggerOptions, logFormat, REDACTED_KEYS, REDACT_PATHS, type LogFormat, type LoggerOptionsInput, type PinoOptions } from './logging.ts';
