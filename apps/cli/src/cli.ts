@@ -10,6 +10,7 @@ import { quotasCommand } from './commands/quotas.ts';
 import { eventsCommand } from './commands/events.ts';
 import { watchCommand } from './commands/watch.ts';
 import { auditCommand } from './commands/audit.ts';
+import { securityCommand } from './commands/security.ts';
 import { CONNECTION_OPTIONS } from './connection.ts';
 
 export const COMMANDS: readonly Command[] = [
@@ -27,6 +28,7 @@ export const COMMANDS: readonly Command[] = [
   eventsCommand,
   watchCommand,
   clusterCommand,
+  securityCommand,
 ];
 
 export function topLevelHelp(): string {
