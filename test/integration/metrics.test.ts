@@ -16,13 +16,15 @@ const VM_MIB = 256;
 let cluster: LocalCluster;
 const agentPorts = new Map<string, number>();
 let coordinatorPort = 0;
+let dashboardPort = 0;
 
 beforeAll(async () => {
   for (const n of NODES) agentPorts.set(n, await freePort());
   coordinatorPort = await freePort();
+  dashboardPort = await freePort();
   cluster = await startLocalCluster({
     agents: NODES.map((nodeId) => ({ nodeId, simulatedHost: { cores: 64, memoryMiB: 16_384 }, env: { ALLOT_HTTP_PORT: String(agentPorts.get(nodeId)) } })),
-    coordinatorConfig: { http: { port: coordinatorPort } },
+    coordinatorConfig: { metrics: { port: coordinatorPort }, http: { port: dashboardPort } },
   });
 }, 120_000);
 
@@ -220,9 +222,14 @@ describe('GET /metrics', () => {
     expect(fsyncRecords).toBeGreaterThanOrEqual(PLACED);
   });
 
-  it('answers 404 elsewhere on the agent and keeps the dashboard routes on the coordinator', async () => {
+  it('answers 404 elsewhere on the agent; the coordinator serves /metrics and /healthz apart from the dashboard', async () => {
     const port = agentPorts.get('m1') as number;
     expect((await fetch(`http://127.0.0.1:${port}/nope`)).status).toBe(404);
-    expect((await fetch(`http://127.0.0.1:${coordinatorPort}/api/nodes`)).status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${coordinatorPort}/api/nodes`)).status).toBe(404);
+    const health = await fetch(`http://127.0.0.1:${coordinatorPort}/healthz`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ status: 'ready' });
+    expect((await fetch(`http://127.0.0.1:${dashboardPort}/api/nodes`)).status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${dashboardPort}/metrics`)).status).toBe(404);
   });
 });

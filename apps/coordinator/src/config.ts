@@ -43,8 +43,15 @@ export type ReconcileConfig = z.infer<typeof ReconcileConfigSchema>;
 
 /** The dashboard's HTTP server (static page, JSON API, server-sent events). Absent: no HTTP server at all. */
 export const HttpConfigSchema = z.strictObject({
-  /** Loopback by default: the dashboard has no authentication of its own; put a proxy in front to expose it. */
+  /** Loopback by default. Any other address needs `token` (http/auth.ts). */
   host: z.string().min(1).max(255).default('127.0.0.1'),
+  /** The dashboard's token (16-256 of A-Z a-z 0-9 . _ ~ -), better from ALLOT_DASHBOARD_TOKEN than from a file. */
+  token: z.string().optional(),
+  /** Host header names accepted (DNS rebinding); default: localhost, 127.0.0.1, ::1 and `host`. */
+  allowedHosts: z.array(z.string().min(1).max(255)).max(64).optional(),
+  /** Open connections at most; live feeds (SSE) at most. */
+  maxConnections: z.int().min(1).max(100_000).default(256),
+  maxSseClients: z.int().min(1).max(10_000).default(64),
   /** 0 picks a free port (logged with `dashboard listening`). */
   port: z.int().min(0).max(65_535),
   /** One point of the utilization series this often; 720 points are kept (an hour at the default 5 s). */
@@ -74,6 +81,8 @@ export const CoordinatorConfigSchema = z.strictObject({
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   /** The dashboard and its API over HTTP; off unless set. */
   http: HttpConfigSchema.optional(),
+  /** GET /metrics and GET /healthz on their own listener (no token: bind it where only the scraper reaches); off unless set. */
+  metrics: z.strictObject({ host: z.string().min(1).max(255).default('127.0.0.1'), port: z.int().min(0).max(65_535) }).optional(),
   /** The built dashboard (default apps/dashboard/dist next to this app). */
   dashboardDir: z.string().min(1).optional(),
 });
@@ -91,6 +100,9 @@ export const COORDINATOR_ENV_BINDINGS: readonly EnvBinding[] = [
   { name: 'ALLOT_AGENT_TIMEOUT_MS', path: ['place', 'agentTimeoutMs'], kind: 'number' },
   { name: 'ALLOT_HTTP_PORT', path: ['http', 'port'], kind: 'number' },
   { name: 'ALLOT_HTTP_HOST', path: ['http', 'host'], kind: 'string' },
+  { name: 'ALLOT_DASHBOARD_TOKEN', path: ['http', 'token'], kind: 'string' },
+  { name: 'ALLOT_METRICS_PORT', path: ['metrics', 'port'], kind: 'number' },
+  { name: 'ALLOT_METRICS_HOST', path: ['metrics', 'host'], kind: 'string' },
   { name: 'ALLOT_DASHBOARD_DIR', path: ['dashboardDir'], kind: 'string' },
 ];
 

@@ -1,5 +1,5 @@
 import { connectionCounters, connectNats } from '@allot/nats';
-import { observeNatsConnection, startMetrics, startTracing } from '@allot/telemetry';
+import { observeNatsConnection, sendJson, serveHttp, startMetrics, startTracing, type HttpServer } from '@allot/telemetry';
 import { loadCoordinatorConfig } from './config.ts';
 import { startCoordinator } from './coordinator.ts';
 import { observeCluster } from './exported-metrics.ts';
@@ -34,10 +34,28 @@ async function main(): Promise<number> {
   };
   process.on('SIGTERM', duringStartup);
   process.on('SIGINT', duringStartup);
-  // GET /metrics rides on the dashboard's HTTP server, so it exists when config.http does. The SDK is registered
-  // before the coordinator starts: instruments made earlier would stay no-ops.
-  const telemetry = c.http === undefined ? undefined : startMetrics({ service: 'allot-coordinator', nodeId: c.coordinatorId });
+  // GET /metrics and /healthz on their own listener (config.metrics), apart from the dashboard and its token: a
+  // scraper needs no dashboard access, and a dashboard user no metrics port. The SDK is registered before the
+  // coordinator starts: instruments made earlier would stay no-ops.
+  const telemetry = c.metrics === undefined ? undefined : startMetrics({ service: 'allot-coordinator', nodeId: c.coordinatorId });
   if (telemetry !== undefined) observeNatsConnection(connectionCounters);
+  let state: 'starting' | 'ready' | 'stopping' = 'starting';
+  let metricsServer: HttpServer | undefined;
+  if (c.metrics !== undefined && telemetry !== undefined) {
+    try {
+      metricsServer = await serveHttp({
+        host: c.metrics.host,
+        port: c.metrics.port,
+        // Ready when serving: 503 while waiting for NATS or rebuilding the view, and again while stopping.
+        routes: { '/metrics': telemetry.handler, '/healthz': (_req, res) => sendJson(res, state === 'ready' ? 200 : 503, { status: state, coordinatorId: c.coordinatorId }) },
+        onError: (error, path) => logger.error({ err: error, path }, 'metrics handler failed'),
+      });
+      logger.info({ url: metricsServer.url }, 'metrics and health listening');
+    } catch (error) {
+      logger.fatal({ err: error }, `cannot listen on ${c.metrics.host}:${c.metrics.port}: ${(error as Error).message}`);
+      return 1;
+    }
+  }
   // NATS may come up after us (a whole cluster restarting): keep trying, as the agents do; a bad credential or
   // config (invalid_request) stops at once.
   let nc = await connectNats(c.nats, { name: `allot-coordinator-${c.coordinatorId}`, logger });
@@ -51,19 +69,19 @@ async function main(): Promise<number> {
     // exit code is a configuration error's (2) and the message names the server's answer and the file.
     logger.fatal({ error: nc.error }, `cannot connect to NATS: ${nc.error.message}`);
     process.stderr.write(`${nc.error.message}\n`);
+    await metricsServer?.close();
     return 2;
   }
   const started = await startCoordinator(nc.value, c, { logger });
   if (!started.ok) {
     logger.fatal({ error: started.error }, 'coordinator did not start');
     await nc.value.close();
+    await metricsServer?.close();
     return 1;
   }
   const coordinator = started.value;
-  if (telemetry !== undefined) {
-    observeCluster(coordinator.view);
-    coordinator.http?.extraRoutes.set('/metrics', telemetry.handler);
-  }
+  if (telemetry !== undefined) observeCluster(coordinator.view);
+  state = 'ready';
   logger.info({ servers: c.nats.servers, nodes: coordinator.view.size }, 'coordinator ready');
   process.off('SIGTERM', duringStartup);
   process.off('SIGINT', duringStartup);
@@ -73,6 +91,7 @@ async function main(): Promise<number> {
     const shutdown = (signal: string) => {
       if (stopping) return;
       stopping = true;
+      state = 'stopping';
       logger.info({ signal }, 'coordinator stopping');
       // Bounded: with every NATS server gone, draining waits for a reconnect that may never come. The coordinator's
       // state is soft (the agents and the KV buckets hold the truth), so giving up on the drain loses nothing.
@@ -84,6 +103,7 @@ async function main(): Promise<number> {
         try {
           await coordinator.stop();
           await nc.value.drain();
+          await metricsServer?.close();
           await telemetry?.shutdown().catch(() => undefined);
           await tracing.shutdown().catch(() => undefined);
           logger.info('coordinator stopped');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { CapacityEntry, CandidateSource } from './capacity-tree.ts';
-import { ClusterIndex } from './cluster-index.ts';
+import { ClusterIndex, MAX_DOMAIN_LABELS } from './cluster-index.ts';
 import { nodeView } from './fixtures.ts';
 import { seededRandom } from './random.ts';
 
@@ -100,5 +100,17 @@ describe('ClusterIndex', () => {
     // A label first asked about later is built from the nodes already known.
     expect(index.domains('rack').get(null)?.groups.get('web')).toBe(1);
     expect(drain(index.byFreeMemoryInDomain('zone', 'a', need(1, 1), 'descending')).sort()).toEqual(['a1', 'a2']);
+  });
+});
+
+describe('ClusterIndex: domain labels chosen by callers', () => {
+  it('tracks at most MAX_DOMAIN_LABELS labels (the configured ones kept), however many distinct labels requests name', () => {
+    const index = ClusterIndex.of([nodeView({ id: 'a', memoryMiB: 8192, cores: 4, labels: { zone: 'z1', rack: 'r1' } })], { random: seededRandom(1), domainLabels: ['zone'] });
+    for (let i = 0; i < 1_000; i++) index.domains(`label-${i}`);
+    expect(index.trackedDomainLabels).toBeLessThanOrEqual(MAX_DOMAIN_LABELS);
+    // The configured label stays tracked, and a label evicted then asked again is rebuilt correctly.
+    expect([...index.domains('zone').keys()]).toEqual(['z1']);
+    expect([...index.domains('rack').keys()]).toEqual(['r1']);
+    expect(index.trackedDomainLabels).toBeLessThanOrEqual(MAX_DOMAIN_LABELS);
   });
 });

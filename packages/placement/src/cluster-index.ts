@@ -41,6 +41,14 @@ export interface ClusterSnapshot {
   byFreeMemoryInDomain(label: string, value: string | null, need: CapacityNeed, order: 'ascending' | 'descending'): CandidateSource;
 }
 
+/**
+ * Bound on the failure-domain labels indexed at once. A `check` or `place` may name any domainLabel (up to 64
+ * characters); each label tracked costs a tree per value and O(log n) on every upsert, so without a bound a caller
+ * cycling through labels would grow the index and slow every snapshot. Past the bound, the least recently used label
+ * (never a configured one) is dropped, and rebuilt in O(n log n) if asked for again.
+ */
+export const MAX_DOMAIN_LABELS = 16;
+
 export interface ClusterIndexOptions {
   /** Tie-breaking salts and treap priorities. Default: seeded from the OS, so coordinators break ties differently. */
   readonly random?: RandomSource;
@@ -80,12 +88,20 @@ export class ClusterIndex implements ClusterSnapshot {
   readonly #domains = new Map<string, DomainIndex>();
   readonly #states: Record<NodeStateReason, number> = { [NODE_NOT_READY]: 0, [NODE_CORDONED]: 0, [NODE_UNHEALTHY]: 0 };
   readonly #random: RandomSource;
+  /** The configured labels: never evicted. */
+  readonly #pinned: ReadonlySet<string>;
 
   constructor(options: ClusterIndexOptions = {}) {
     this.#random = options.random ?? seededRandom(randomInt(2 ** 32));
     this.#byFree = new CapacityTree(byFreeMemoryOrder, this.#random);
     this.#byId = new CapacityTree(byNodeIdOrder, this.#random);
-    for (const label of options.domainLabels ?? ['zone']) this.#domains.set(label, { trees: new Map(), tallies: new Map() });
+    this.#pinned = new Set(options.domainLabels ?? ['zone']);
+    for (const label of this.#pinned) this.#domains.set(label, { trees: new Map(), tallies: new Map() });
+  }
+
+  /** Failure-domain labels indexed now (at most max(MAX_DOMAIN_LABELS, configured labels)). */
+  get trackedDomainLabels(): number {
+    return this.#domains.size;
   }
 
   /** Builds an index from a list of views (tests, benchmarks, a coordinator rebuilding its view). */
@@ -228,11 +244,24 @@ export class ClusterIndex implements ClusterSnapshot {
   /** The domain index of a label, built on first use in O(n log n) and then maintained by every upsert. */
   #domain(label: string): DomainIndex {
     let d = this.#domains.get(label);
-    if (d === undefined) {
-      d = { trees: new Map(), tallies: new Map() };
-      this.#domains.set(label, d);
-      for (const r of this.#nodes.values()) this.#linkDomain(label, d, r, 1);
+    if (d !== undefined) {
+      // Most recently used last: the Map's insertion order is the eviction order.
+      if (!this.#pinned.has(label)) {
+        this.#domains.delete(label);
+        this.#domains.set(label, d);
+      }
+      return d;
     }
+    if (this.#domains.size >= Math.max(MAX_DOMAIN_LABELS, this.#pinned.size + 1)) {
+      for (const old of this.#domains.keys()) {
+        if (this.#pinned.has(old)) continue;
+        this.#domains.delete(old);
+        break;
+      }
+    }
+    d = { trees: new Map(), tallies: new Map() };
+    this.#domains.set(label, d);
+    for (const r of this.#nodes.values()) this.#linkDomain(label, d, r, 1);
     return d;
   }
 }

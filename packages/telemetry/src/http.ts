@@ -11,6 +11,8 @@ export type HttpOptions = {
   routes: Record<string, Route>;
   /** Told about a handler that threw; the client gets a 500. */
   onError?: (error: unknown, path: string) => void;
+  /** Open connections at most (default 64: a few scrapers and probes); node:http closes the ones past it at once. */
+  maxConnections?: number;
 };
 
 export type HttpServer = {
@@ -44,8 +46,11 @@ export function serveHttp(options: HttpOptions): Promise<HttpServer> {
       fail(error);
     }
   });
-  // Scrapes are short; idle keep-alive sockets must not hold a stop.
+  // Scrapes are short; idle keep-alive sockets must not hold a stop, nor slow senders a connection slot.
   server.keepAliveTimeout = 5_000;
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  server.maxConnections = options.maxConnections ?? 64;
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => {
