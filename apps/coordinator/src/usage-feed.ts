@@ -63,7 +63,9 @@ export async function followUsage(js: JetStreamClient, view: ClusterView, opts: 
     // Nanoseconds past 2^53 lose precision as a number, far below the millisecond kept here.
     const storedAt = Math.floor(Number(m.info.timestampNanos) / 1e6);
     newestStoredAt = Math.max(newestStoredAt, storedAt);
+    const refusedBefore = view.refusedNodes;
     const t = view.apply(snapshot.value, replaying ? newestStoredAt - storedAt : 0);
+    if (view.refusedNodes !== refusedBefore) dropped.drop('usage', 'view_full', { subject: m.subject, nodeId: snapshot.value.nodeId });
     if (t !== null) opts.onTransition(t);
   };
   const loop = (async () => {

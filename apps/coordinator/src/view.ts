@@ -25,7 +25,16 @@ export interface ClusterViewOptions {
   readonly index?: ClusterIndexOptions;
   /** Silence is measured on `monotonic`; `wall` only stamps lastSeen and events. Default: the system clocks. */
   readonly clock?: CoordinatorClock;
+  /** Node ids held at most (default MAX_VIEW_NODES). */
+  readonly maxNodes?: number;
 }
+
+/**
+ * Bound on the nodes in the view. Node ids come from subjects (an agent may publish only as itself), but a deployment
+ * without those permissions, or a bug, could report endless ids. Past the bound a new id takes the place of the node
+ * lost longest ago, or is refused (counted in refusedNodes) when no node is lost; known nodes always update.
+ */
+export const MAX_VIEW_NODES = 20_000;
 
 interface NodeState {
   snapshot: UsageSnapshot;
@@ -52,10 +61,14 @@ export class ClusterView {
   readonly #nodes = new Map<string, NodeState>();
   readonly #options: ClusterViewOptions;
   readonly #clock: CoordinatorClock;
+  readonly #maxNodes: number;
+  /** Snapshots of new node ids refused because the view was full of live nodes. */
+  refusedNodes = 0;
 
   constructor(options: ClusterViewOptions) {
     this.#options = options;
     this.#clock = options.clock ?? systemCoordinatorClock;
+    this.#maxNodes = options.maxNodes ?? MAX_VIEW_NODES;
     this.index = new ClusterIndex(options.index);
   }
 
@@ -71,6 +84,10 @@ export class ClusterView {
    */
   apply(snapshot: UsageSnapshot, ageMs = 0): LivenessTransition | null {
     const old = this.#nodes.get(snapshot.nodeId);
+    if (old === undefined && this.#nodes.size >= this.#maxNodes && !this.#forgetLongestLost()) {
+      this.refusedNodes += 1;
+      return null;
+    }
     if (old !== undefined && old.snapshot.bootId === snapshot.bootId && snapshot.seq < old.snapshot.seq) return null;
     const age = Math.max(0, ageMs);
     let receivedAt = this.#clock.monotonic() - age;
@@ -174,6 +191,18 @@ export class ClusterView {
     const shown = worst.reasons.slice(0, MAX_HEALTH_REASONS);
     shown.push(`and ${worst.reasons.length - MAX_HEALTH_REASONS} more`);
     return { status: worst.status, reasons: shown };
+  }
+
+  /** Forgets the node lost longest ago, if any node is lost: O(n), only when the view is full. */
+  #forgetLongestLost(): boolean {
+    let oldest: [string, NodeState] | undefined;
+    for (const entry of this.#nodes) {
+      if (entry[1].liveness === 'lost' && (oldest === undefined || entry[1].receivedAt < oldest[1].receivedAt)) oldest = entry;
+    }
+    if (oldest === undefined) return false;
+    this.#nodes.delete(oldest[0]);
+    this.index.remove(oldest[0]);
+    return true;
   }
 
   #livenessOf(state: NodeState): NodeLiveness {
