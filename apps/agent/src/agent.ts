@@ -16,6 +16,7 @@ import { LedgerJournal } from './ledger-journal.ts';
 import { AgentMetrics } from './metrics.ts';
 import { loadStateIdentity, NodeLease, NODE_LEASE_TTL_MS, type LeaseKv } from './node-lease.ts';
 import { buildUsageSnapshot, type SnapshotContext } from './usage-snapshot.ts';
+import { secureStateDir } from './state-dir.ts';
 
 export const AGENT_VERSION = '0.1.0';
 /** The agent's endpoints are served in this queue group: should two processes ever serve one node id, each request still reaches one. */
@@ -87,6 +88,11 @@ export class Agent {
     if (!probe.ok) return probe;
     this.#probe = probe.value;
 
+    try {
+      await secureStateDir(this.config.stateDir);
+    } catch (e) {
+      return err('internal', `cannot create or tighten the state directory ${this.config.stateDir}: ${(e as Error).message}`, { stateDir: this.config.stateDir });
+    }
     const journal = await LedgerJournal.open({
       dir: join(this.config.stateDir, 'ledger'),
       log: this.log.child({ component: 'ledger' }),

@@ -3,6 +3,7 @@ import { open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { err, errorOf, ok, type AllotError, type Result } from '@allot/core';
 import type { Logger } from 'pino';
+import { STATE_FILE_MODE } from './state-dir.ts';
 
 /**
  * One agent per node id. Two agents configured with the same node id (a copied config, a re-imaged host) would each
@@ -210,8 +211,9 @@ export async function loadStateIdentity(stateDir: string): Promise<string> {
   }
   const identity = randomUUID();
   const tmp = `${path}.tmp`;
-  const file = await open(tmp, 'w');
+  const file = await open(tmp, 'w', STATE_FILE_MODE);
   try {
+    await file.chmod(STATE_FILE_MODE);
     await file.writeFile(`${identity}\n`);
     await file.sync();
   } finally {

@@ -1,4 +1,4 @@
-import { open, readdir } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** Seq numbers in file names are zero-padded to 20 digits so that names sort in seq order. */
@@ -44,6 +44,25 @@ export async function listLedgerFiles(dir: string): Promise<LedgerFiles> {
   }
   const bySeq = (a: SeqFile, b: SeqFile): number => a.seq - b.seq;
   return { segments: segments.sort(bySeq), snapshots: snapshots.sort(bySeq), temporaries };
+}
+
+/**
+ * Who may read the ledger: its owner only. The records name tenants, placements and their metadata; nothing else on the
+ * host needs them. Set explicitly (open's mode, then chmod) so that a permissive umask cannot widen them.
+ */
+export const FILE_MODE = 0o600;
+export const DIR_MODE = 0o700;
+
+/** Creates `dir` (and its parents) if missing, then sets it to DIR_MODE and every file in it to FILE_MODE. */
+export async function prepareDirectory(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: DIR_MODE });
+  await chmod(dir, DIR_MODE);
+  for (const name of await readdir(dir)) {
+    const path = join(dir, name);
+    const stats = await lstat(path);
+    // Files from before this rule (created 0644) are tightened; symlinks and subdirectories are not ours to change.
+    if (stats.isFile() && (stats.mode & 0o777) !== FILE_MODE) await chmod(path, FILE_MODE);
+  }
 }
 
 /** Makes creations, renames and deletions in `dir` durable: on Linux a new name is not on disk until its directory is synced. */

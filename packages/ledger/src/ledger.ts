@@ -1,7 +1,7 @@
-import { mkdir, unlink } from 'node:fs/promises';
+import { unlink } from 'node:fs/promises';
 import { encodeValue } from './codec.ts';
 import { LedgerError } from './errors.ts';
-import { pathOf, segmentName, syncDirectory } from './files.ts';
+import { pathOf, prepareDirectory, segmentName, syncDirectory } from './files.ts';
 import { prepareFrame, FRAME_HEADER_BYTES } from './framing.ts';
 import { GroupCommitWriter } from './group-commit.ts';
 import { lockDirectory, type DirectoryLock } from './lock.ts';
@@ -93,7 +93,7 @@ const DEFAULTS = {
  */
 export async function openLedger<R = unknown, S = unknown>(dir: string, options: LedgerOptions = {}): Promise<OpenedLedger<R, S>> {
   const started = performance.now();
-  await mkdir(dir, { recursive: true });
+  await prepareDirectory(dir);
   const lock = await lockDirectory(dir);
   try {
     const settings = { ...DEFAULTS, ...definedOnly(options) };

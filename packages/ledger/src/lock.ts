@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { open, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LedgerError } from './errors.ts';
-import { LOCK_FILE } from './files.ts';
+import { FILE_MODE, LOCK_FILE } from './files.ts';
 
 /** Who holds a ledger directory. `startTicks` tells a live holder from a new process that reused a dead holder's pid. */
 interface LockOwner {
@@ -26,8 +26,9 @@ export async function lockDirectory(dir: string): Promise<DirectoryLock> {
   const me: LockOwner = { pid: process.pid, ...startTicksOf(process.pid) };
   for (let attempt = 0; attempt < 3; attempt += 1) {
     try {
-      const handle = await open(path, 'wx');
+      const handle = await open(path, 'wx', FILE_MODE);
       try {
+        await handle.chmod(FILE_MODE);
         await handle.writeFile(JSON.stringify(me));
         await handle.sync();
       } finally {

@@ -1,7 +1,7 @@
 import { open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { decodeValue } from './codec.ts';
 import { LedgerError } from './errors.ts';
-import { listLedgerFiles, pathOf, syncDirectory } from './files.ts';
+import { FILE_MODE, listLedgerFiles, pathOf, syncDirectory } from './files.ts';
 import { scanSegment } from './framing.ts';
 import { readSnapshotFile } from './snapshot-file.ts';
 
@@ -123,7 +123,7 @@ export async function recover(dir: string, options: { repair: boolean; maxRecord
       throw new LedgerError('corrupt', `ledger ${dir}: ${segment.name}: ${end.reason}; acknowledged records may be damaged, refusing to open (repair: true keeps records up to ${expected - 1})`, details);
     }
     // Repair: keep the valid prefix, set every later byte aside rather than deleting it.
-    await writeFile(pathOf(dir, `${segment.name}.${Date.now()}.discarded`), buf.subarray(end.offset));
+    await writeFile(pathOf(dir, `${segment.name}.${Date.now()}.discarded`), buf.subarray(end.offset), { mode: FILE_MODE });
     await truncateDurably(dir, segment.name, end.offset);
     segment.bytes = end.offset;
     bytesDiscarded += buf.length - end.offset;

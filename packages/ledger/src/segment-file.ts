@@ -1,5 +1,6 @@
 import { constants, fdatasync, write } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { FILE_MODE } from './files.ts';
 
 /** The few file operations the writer needs; an interface so tests can inject a disk that fails. */
 export interface SegmentFile {
@@ -29,7 +30,9 @@ export interface SegmentIo {
 export const nodeSegmentIo: SegmentIo = {
   async openSegment(path, create) {
     const flags = (create ? constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY : constants.O_RDWR) | constants.O_DSYNC;
-    const handle = await open(path, flags, 0o644);
+    const handle = await open(path, flags, FILE_MODE);
+    // The umask may have narrowed the mode open() was given, never widened it; chmod makes it exact.
+    if (create) await handle.chmod(FILE_MODE);
     const fd = handle.fd;
     return {
       durableWrites: true,

@@ -1,5 +1,5 @@
 import { open, readFile, rename, unlink } from 'node:fs/promises';
-import { pathOf, snapshotName, syncDirectory, TMP_SUFFIX, type SeqFile } from './files.ts';
+import { FILE_MODE, pathOf, snapshotName, syncDirectory, TMP_SUFFIX, type SeqFile } from './files.ts';
 import { prepareFrame, readFrame, sealFrame } from './framing.ts';
 
 /** A snapshot frame's payload length field is a u32. */
@@ -14,8 +14,9 @@ export async function writeSnapshotFile(dir: string, seq: number, payload: Uint8
   const tmp = pathOf(dir, name + TMP_SUFFIX);
   const frame = prepareFrame(seq, payload);
   sealFrame(frame, 0);
-  const handle = await open(tmp, 'w');
+  const handle = await open(tmp, 'w', FILE_MODE);
   try {
+    await handle.chmod(FILE_MODE);
     await handle.writeFile(frame);
     await handle.sync();
   } catch (e) {

@@ -1,9 +1,9 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { context, propagation, ProxyTracerProvider, ROOT_CONTEXT, SpanKind, trace } from '@opentelemetry/api';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startTracing, withRootSpan, type SpanLine, type StartedTracing } from './tracing.ts';
+import { JsonLinesSpanExporter, startTracing, withRootSpan, type SpanLine, type StartedTracing } from './tracing.ts';
 
 let started: StartedTracing | undefined;
 const dirs: string[] = [];
@@ -103,5 +103,25 @@ describe('the JSON-lines span file', () => {
     started = undefined;
     expect(trace.getTracer('allot').startSpan('after').isRecording()).toBe(false);
     expect(propagation.fields()).toEqual([]);
+  });
+});
+
+describe('the span file', () => {
+  const modeOf = (file: string) => (statSync(file).mode & 0o777).toString(8);
+
+  it('is created 0600 whatever the umask, and an existing one readable by others is tightened', async () => {
+    const fresh = tempFile();
+    const before = process.umask(0);
+    try {
+      await new JsonLinesSpanExporter(fresh, 'test').shutdown();
+    } finally {
+      process.umask(before);
+    }
+    expect(modeOf(fresh)).toBe('600');
+    const old = tempFile();
+    writeFileSync(old, '');
+    chmodSync(old, 0o644);
+    await new JsonLinesSpanExporter(old, 'test').shutdown();
+    expect(modeOf(old)).toBe('600');
   });
 });

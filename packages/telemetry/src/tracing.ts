@@ -1,4 +1,4 @@
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, fchmodSync, openSync, writeSync } from 'node:fs';
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { ExportResultCode, W3CTraceContextPropagator, type ExportResult } from '@opentelemetry/core';
@@ -65,7 +65,14 @@ export class JsonLinesSpanExporter implements SpanExporter {
 
   constructor(file: string, service: string) {
     this.#service = service;
-    this.#fd = openSync(file, 'a');
+    // Spans carry tenant ids and subjects: the owner's alone, whatever the umask. A file shared with processes of
+    // another user (someone else's file) is left as its owner set it.
+    this.#fd = openSync(file, 'a', 0o600);
+    try {
+      fchmodSync(this.#fd, 0o600);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e;
+    }
   }
 
   export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {
