@@ -1,19 +1,23 @@
 /*
  * End-to-end place throughput and latency: a real nats-server, one coordinator (in this process), N simulated agents in
  * this process (one wildcard subscription, in-memory ledgers, snapshots on heartbeats) or, for `realN`, N real agent
- * processes. Also measures the client with the agents alone (no coordinator) and the two KV writes of a place alone,
- * with the same window. Prints figures; asserts nothing.
+ * processes. Pipelined twice: every place of one tenant (its counting writes share one batch per round: group commit),
+ * and places spread over 1,000 tenants (one batch each). Also measures, alone and in the same run, the client with
+ * the agents (no coordinator) and the KV writes a place does (kv-alone.ts: the counting batch of intent + usage record,
+ * and the single-key `placed` compare-and-set). Prints figures; asserts nothing.
  *   node apps/coordinator/bench/place.bench.ts [nodeCounts=3,100,1000,real3] [sequential=300] [pipelined=5000]
+ * BENCH_REPLICAS=3: a 3-server cluster and every stream and bucket with 3 replicas (default: one server, 1 replica).
  */
 import { place, type ClusterIndex } from '@allot/placement';
-import { KV_PLACEMENTS, PlaceRequestSchema } from '@allot/core';
-import { Kvm } from '@nats-io/kv';
+import { PlaceRequestSchema } from '@allot/core';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { inFlight, quantile } from '../../../test/harness/bench.ts';
-import { cleanupAll, COORDINATOR_MAIN, isLogMsg, spawnProcess, startAgent, startNatsServer, tempDir } from '../../../test/harness/index.ts';
+import { cleanupAll, COORDINATOR_MAIN, isLogMsg, spawnProcess, startAgent, startNatsCluster, startNatsServer, tempDir } from '../../../test/harness/index.ts';
+import { ensureStreams } from '@allot/nats';
 import { jetstreamManager } from '../src/nats-deps.ts';
 import { connectTo, ensureTestStreams, startFakeAgents, startTestCoordinator } from '../src/testing/cluster.ts';
+import { measureKvAlone } from './kv-alone.ts';
 
 const [countsArg, seqArg, pipeArg] = process.argv.slice(2);
 // A count prefixed `real` (real3) runs that many real agent processes (apps/agent, simulated hosts) instead of fakes.
@@ -21,16 +25,24 @@ const counts = (countsArg ?? '3,100,1000,real3').split(',');
 const SEQUENTIAL = Number(seqArg ?? 300);
 const PIPELINED = Number(pipeArg ?? 5000);
 const WINDOW = 256;
+/** Tenants of the many-tenants run (each place names tenant i % TENANTS). */
+const TENANTS = 1_000;
 const OWN_PROCESS = process.env['BENCH_COORDINATOR'] === 'process';
+const REPLICAS = Number(process.env['BENCH_REPLICAS'] ?? 1);
 
-const server = await startNatsServer();
+// Everyone connects to the first server; with 3 replicas the streams' leaders may be on any of them.
+const server = REPLICAS === 1 ? await startNatsServer() : await startNatsCluster(REPLICAS).then(async (c) => (await c.metaLeader(), { url: c.urls[0] as string }));
 try {
   for (const spec of counts) {
     const real = spec.startsWith('real');
     const n = Number(real ? spec.slice(4) : spec);
     const prefix = real ? `r${n}` : `n${n}`;
     const client = await connectTo(server.url, 'bench-client');
-    await ensureTestStreams(client);
+    if (REPLICAS === 1) await ensureTestStreams(client);
+    else {
+      const ensured = await ensureStreams(await jetstreamManager(client), { replicas: REPLICAS });
+      if (!ensured.ok) throw new Error(ensured.error.message);
+    }
     const nodes: Record<string, { memoryMiB: number; cores: number }> = {};
     for (let i = 0; i < n; i++) nodes[`${prefix}-${i}`] = { memoryMiB: 1 << 22, cores: 4096 };
     let stopAgents: () => Promise<void>;
@@ -49,7 +61,7 @@ try {
         await agentNc.close();
       };
     }
-    const coordinatorConfig = { coordinatorId: `bench-${prefix}`, liveness: { lostAfterMs: 600_000, suspectAfterMs: 600_000 } };
+    const coordinatorConfig = { coordinatorId: `bench-${prefix}`, replicas: REPLICAS, liveness: { lostAfterMs: 600_000, suspectAfterMs: 600_000 } };
     // BENCH_COORDINATOR=process runs the coordinator as its own process (src/main.ts), as deployed: it then does not
     // share an event loop with the client and the fake agents. Default: in this process.
     let inProcess: Awaited<ReturnType<typeof startTestCoordinator>> | undefined;
@@ -71,7 +83,7 @@ try {
     const nc = await connectTo(server.url, 'bench-hop');
     const { requestTyped } = await import('@allot/nats');
     const { schedSubject, PlaceReplySchema, agentSubject } = await import('@allot/core');
-    const mk = (id: string) => ({ request: { requestId: id, tenantId: 'bench', resources: { memoryMiB: 16, vcpus: 1 } }, placement: { strategy: 'spread' } });
+    const mk = (id: string, tenantId = 'bench') => ({ request: { requestId: id, tenantId, resources: { memoryMiB: 16, vcpus: 1 } }, placement: { strategy: 'spread' } });
 
     // Two-hop bare round trip: client -> "coordinator" -> "agent" with no logic, small payloads. A real agent answers
     // `health` (its `usage` carries per-core figures: large for the 2048-core hosts used here); the fakes `usage`.
@@ -95,24 +107,25 @@ try {
       seq.push(performance.now() - t0);
     }
 
-    let failed = 0;
-    const { ms } = await inFlight(PIPELINED, WINDOW, async (i) => {
-      const r = await requestTyped(client, schedSubject('place', 'bench'), mk(`p-${prefix}-${i}`), PlaceReplySchema, { timeoutMs: 30_000 });
-      if (!r.ok) failed += 1;
-    });
-    const seconds = ms / 1000;
+    const pipelined = async (label: string, tenantOf: (i: number) => string) => {
+      let failed = 0;
+      const { ms } = await inFlight(PIPELINED, WINDOW, async (i) => {
+        const tenantId = tenantOf(i);
+        const r = await requestTyped(client, schedSubject('place', tenantId), mk(`${label}-${prefix}-${i}`, tenantId), PlaceReplySchema, { timeoutMs: 30_000 });
+        if (!r.ok) failed += 1;
+      });
+      return { count: PIPELINED, window: WINDOW, perSecond: Math.round(PIPELINED / (ms / 1000)), failed };
+    };
+    const oneTenant = await pipelined('p1', () => 'bench');
+    const manyTenants = await pipelined('pm', (i) => `t${i % TENANTS}`);
 
-    // The bench's own parts alone, same window: the client and the fake agents (allocate straight to the agents, no
-    // coordinator), and the two JetStream KV writes a place makes (create, then CAS), so a slow figure can be placed.
+    // The bench's own parts alone, same run: the client and the fake agents (allocate straight to the agents, no
+    // coordinator, same window), and the KV writes of a place (the counting batch; the `placed` compare-and-set).
     const { AllocationSchema } = await import('@allot/core');
     const pipelinedRate = async (count: number, one: (i: number) => Promise<unknown>) => Math.round(count / ((await inFlight(count, WINDOW, one)).ms / 1000));
     const agentsAlone = await pipelinedRate(PIPELINED, (i) => requestTyped(client, agentSubject(`${prefix}-${i % n}`, 'allocate'), mk(`a-${prefix}-${i}`).request, AllocationSchema, { timeoutMs: 30_000 }));
-    const kv = await new Kvm(client).open(KV_PLACEMENTS);
-    const kvAlone = await pipelinedRate(PIPELINED, async (i) => {
-      const value = new Uint8Array(400);
-      const rev = await kv.create(`kv-${prefix}-${i}`, value);
-      await kv.update(`kv-${prefix}-${i}`, value, rev);
-    });
+    // The coordinator keeps at most 16 batches in flight (usage-commit.ts): the same window here.
+    const kv = await measureKvAlone(client, { tag: prefix, replicas: REPLICAS, count: Math.min(PIPELINED, 2_000), batchWindow: 16, casWindow: WINDOW });
 
     // Decision time alone: @allot/placement over the coordinator's own index.
     const decider = inProcess ?? (await startTestCoordinator(server.url, { ...coordinatorConfig, coordinatorId: 'bench-decider' }));
@@ -125,23 +138,31 @@ try {
 
     seq.sort((a, b) => a - b);
     bare.sort((a, b) => a - b);
+    // A place is at least two request/reply hops (client -> coordinator -> agent), each costing what one hop of the
+    // "client and fake agents" figure costs, plus its KV writes; on shared cores the costs add up. One tenant: the
+    // counting batch carries every place queued meanwhile, so per place it costs about one intent write (the create+CAS
+    // pair rate covers both writes). Many tenants: one batch per place, and batches of one stream are handled in turn.
+    const hops = 2 / agentsAlone;
+    const boundOneTenant = Math.round(1 / (hops + 1 / kv.casPerSecond));
+    const boundManyTenants = Math.round(1 / (hops + 1 / kv.casPerSecond + 1 / kv.batchesPerSecond));
     console.log(
       JSON.stringify({
         nodes: n,
+        replicas: REPLICAS,
         coordinator: OWN_PROCESS ? 'own process' : 'bench process',
         agents: real ? 'real processes' : 'in-process fakes',
         sequential: { count: SEQUENTIAL, p50Ms: +quantile(seq, 0.5).toFixed(3), p99Ms: +quantile(seq, 0.99).toFixed(3) },
         bareTwoHop: { p50Ms: +quantile(bare, 0.5).toFixed(3), p99Ms: +quantile(bare, 0.99).toFixed(3) },
-        pipelined: { count: PIPELINED, window: WINDOW, perSecond: Math.round(PIPELINED / seconds), failed },
-        alone: { clientAndFakeAgentsPerSecond: agentsAlone, kvCreateThenCasPerSecond: kvAlone },
+        pipelinedOneTenant: oneTenant,
+        pipelinedManyTenants: { ...manyTenants, tenants: TENANTS },
+        alone: { clientAndFakeAgentsPerSecond: agentsAlone, kv },
         decisionUs: +decideUs.toFixed(1),
-        // A place is at least two request/reply hops (client -> coordinator -> agent), each costing what one hop of
-        // the "client and fake agents" figure costs, plus the KV create and CAS; on shared cores the costs add up.
-        boundPerSecond: Math.round(1 / (2 / agentsAlone + 1 / kvAlone)),
+        bound: { oneTenantPerSecond: boundOneTenant, manyTenantsPerSecond: boundManyTenants },
       }),
     );
     console.log(
-      `  ${spec} nodes: ${Math.round(PIPELINED / seconds)} places/s pipelined; bound from the parts measured alone ${Math.round(1 / (2 / agentsAlone + 1 / kvAlone))}/s (goal 5,000 with 100 agents); ` +
+      `  ${spec} nodes: pipelined ${oneTenant.perSecond} places/s one tenant (bound ${boundOneTenant}/s), ${manyTenants.perSecond}/s over ${TENANTS} tenants (bound ${boundManyTenants}/s: ` +
+        `a counting batch alone ${kv.batchP50Ms} ms, ${kv.batchesPerSecond} batches/s); goal 5,000 with 100 agents; ` +
         `sequential p50 ${quantile(seq, 0.5).toFixed(2)} ms = ${(quantile(seq, 0.5) / quantile(bare, 0.5)).toFixed(2)}x the two-hop bare round trip (goal <= 2x)`,
     );
     if (decider !== inProcess) {
