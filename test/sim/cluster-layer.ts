@@ -217,8 +217,9 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
       const host = agent.host;
       const clock = agent.clock;
       if (host === undefined || clock === undefined) continue;
-      const view = await host.getHostView();
-      if (!view.ok || !agent.up) continue;
+      // A crash leaves the dead incarnation's reads unsettled: never wait for one past the next heartbeat.
+      const view = await Promise.race([host.getHostView(), sleep(sched, 500, `${agent.nodeId} host view wait`).then(() => undefined)]);
+      if (view === undefined || !view.ok || !agent.up) continue;
       const snapshot = buildUsageSnapshot(view.value, { status: 'healthy' }, { nodeId: agent.nodeId, bootId: `b${agent.incarnation}`, labels: {}, heartbeatMs: 500, overcommit: { memory: 1, cpu: AGENT_CPU_OVERCOMMIT } }, clock.now());
       for (const c of coordinators) {
         if (sched.chance(faults.dropP)) continue;
@@ -385,9 +386,28 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
           live.memoryMiB += a.memoryMiB;
           live.vcpus += a.vcpus;
         }
-    if (recorded.vms !== live.vms || recorded.memoryMiB !== live.memoryMiB || recorded.vcpus !== live.vcpus)
+    if (recorded.vms !== live.vms || recorded.memoryMiB !== live.memoryMiB || recorded.vcpus !== live.vcpus) {
+      await traceDisagreement(sched, c.intents as IntentStore, agents, tenantId);
       sched.fail(`tenant ${tenantId}: usage record ${JSON.stringify({ vms: recorded.vms, memoryMiB: recorded.memoryMiB, vcpus: recorded.vcpus })}, live placements on the agents' disks ${JSON.stringify(live)}`);
+    }
   }
+}
+
+/** For a failing quota check: the tenant's counting intents without a live allocation, and live allocations without one. */
+async function traceDisagreement(sched: Scheduler, store: IntentStore, agents: ReadonlyMap<string, SimAgent>, tenantId: string): Promise<void> {
+  const scanned = await sched.settle(store.scan(), 'scan');
+  if (!scanned.ok) return;
+  const live = new Map<string, string>();
+  for (const agent of agents.values()) for (const a of agent.model.live()) if (a.tenantId === tenantId) live.set(a.requestId, `${a.id} ${a.status} ${a.memoryMiB} MiB ${a.vcpus} vCPUs`);
+  const counting = new Set<string>();
+  for (const { value: i, revision } of scanned.value) {
+    if (i.tenantId !== tenantId) continue;
+    if (i.state === 'pending' || i.state === 'placed') counting.add(i.requestId);
+    const held = live.get(i.requestId);
+    if ((i.state === 'pending' || i.state === 'placed') !== (held !== undefined))
+      sched.trace(`disagreement: intent ${i.requestId} ${i.state} on ${i.nodeId} attempt ${i.attempt} rev ${revision} (${i.memoryMiB} MiB ${i.vcpus} vCPUs); live: ${held ?? 'none'}`);
+  }
+  for (const [requestId, what] of live) if (!counting.has(requestId)) sched.trace(`disagreement: ${requestId} live (${what}) with no counting intent`);
 }
 
 function checkSettled(sched: Scheduler, agents: ReadonlyMap<string, SimAgent>, acked: ReadonlyMap<string, Acked>): void {
