@@ -50,7 +50,7 @@ describe('commands a user types, before anything is sent', () => {
       [['watch', '--json'], "allot watch: --json: watch draws for people; scripts read 'allot usage --json' or the ALLOT_USAGE stream"],
       [['cluster', '--port', '70000'], 'allot cluster: --port: 70000 is outside 1..65535'],
       [['cluster', '--dashboard-port', '8080', '--no-dashboard'], 'allot cluster: --dashboard-port and --no-dashboard exclude each other'],
-      [['nodes', '--user', 'u', '--token', 't'], 'allot nodes: connection: (root): choose one way to authenticate: user/password, token, nkey seed or creds file'],
+      [['nodes', '--user', 'u', '--creds', '/u.creds'], 'allot nodes: connection: (root): choose one way to authenticate: user/password, token, nkey seed or creds file'],
     ];
     for (const [argv, message] of cases) {
       const ctx = recordingContext();
