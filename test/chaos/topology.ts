@@ -151,6 +151,8 @@ export class ChaosCluster {
         ALLOT_HEARTBEAT_MS: String(HEARTBEAT_MS),
         ALLOT_USAGE_PUBLISH_MIN_INTERVAL_MS: '50',
         ALLOT_LOG_LEVEL: 'info',
+        // The images run with NODE_ENV=production; this test cluster has neither NATS credentials nor TLS.
+        ALLOT_NATS_INSECURE: 'true',
       })
       .withWaitStrategy(Wait.forLogMessage(/"msg":"agent ready"/));
     await this.#run(h.nodeId, 'agent', c);
@@ -166,6 +168,8 @@ export class ChaosCluster {
         ALLOT_LOST_AFTER_MS: String(LOST_AFTER_MS),
         ALLOT_AGENT_TIMEOUT_MS: '2000',
         ALLOT_LOG_LEVEL: 'info',
+        // The images run with NODE_ENV=production; this test cluster has neither NATS credentials nor TLS.
+        ALLOT_NATS_INSECURE: 'true',
       })
       .withCopyContentToContainer([{ content: JSON.stringify(COORDINATOR_CONFIG), target: COORDINATOR_CONFIG_PATH, mode: 0o644 }])
       .withCommand(['--config', COORDINATOR_CONFIG_PATH])
