@@ -1,0 +1,227 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  agentSubject,
+  AGENT_ENDPOINTS,
+  AllocationSchema,
+  coordinatorSubject,
+  encode,
+  eventSubject,
+  NodesReplySchema,
+  PlaceReplySchema,
+  tenantSubject,
+  TenantQuotaViewSchema,
+  usageSubject,
+  type NatsConnectionConfig,
+} from '@allot/core';
+import { connectNats, requestTyped, silentLogger } from '@allot/nats';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { Packr } from 'msgpackr';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureDeployment, type Deployment } from '../../apps/cli/src/security/deployment.ts';
+import { setupStorage } from '../../apps/cli/src/security/setup.ts';
+import { cleanupAll, COORDINATOR_MAIN, isLogMsg, spawnProcess, startAgent, startNatsServer, tempDir, type AgentHandle, type NatsServerHandle, type ProcessHandle } from '../harness/index.ts';
+
+/*
+ * The roles of docs/security.md, enforced by a real nats-server with the configuration `allot security` generates:
+ * each identity connects with its nkey and client certificate and can do only what its role allows.
+ */
+
+let server: NatsServerHandle;
+let deployment: Deployment;
+let coordinator: ProcessHandle;
+const agents: AgentHandle[] = [];
+const clients = new Map<string, NatsConnection>();
+
+const SHORT = { timeoutMs: 1_500 };
+
+function connectionOf(role: string, name: string): NatsConnectionConfig {
+  const found = deployment.identities.find((i) => i.identity.role === role && i.identity.name === name);
+  if (found === undefined) throw new Error(`no identity ${role}/${name}`);
+  return { ...found.connection, servers: [server.url] };
+}
+
+async function client(role: string, name: string): Promise<NatsConnection> {
+  const key = `${role}/${name}`;
+  const open = clients.get(key);
+  if (open !== undefined) return open;
+  const connected = await connectNats(connectionOf(role, name), { name: `test-${role}-${name}`, logger: silentLogger });
+  if (!connected.ok) throw new Error(connected.error.message);
+  clients.set(key, connected.value);
+  return connected.value;
+}
+
+function envOf(c: NatsConnectionConfig): Record<string, string> {
+  return { ALLOT_NATS_SERVERS: c.servers.join(','), ALLOT_NATS_NKEY_SEED_FILE: c.nkeySeedFile ?? '', ALLOT_NATS_TLS_CA: c.tls?.caFile ?? '', ALLOT_NATS_TLS_CERT: c.tls?.certFile ?? '', ALLOT_NATS_TLS_KEY: c.tls?.keyFile ?? '' };
+}
+
+/** How many times `payload`, published by `from` on `subject`, reaches a subscriber (the admin identity). */
+async function delivered(from: NatsConnection, subject: string, payload: unknown): Promise<number> {
+  const admin = await client('admin', 'admin');
+  const bytes = Buffer.from(encode(payload));
+  let seen = 0;
+  // Only the forged message counts: the real agent of that node publishes on the same subject.
+  const sub = admin.subscribe(subject, { callback: (e, m) => void (e === null && bytes.equals(m.data) ? (seen += 1) : undefined) });
+  await admin.flush();
+  from.publish(subject, encode(payload));
+  await from.flush().catch(() => undefined);
+  await new Promise((r) => setTimeout(r, 300));
+  sub.unsubscribe();
+  return seen;
+}
+
+const place = (tenant: string, requestId: string, bodyTenant = tenant) => ({ request: { requestId, tenantId: bodyTenant, resources: { memoryMiB: 256, vcpus: 1 } } });
+
+beforeAll(async () => {
+  const dir = await tempDir('security');
+  const made = await ensureDeployment(join(dir, 'deploy'), [
+    { role: 'agent', name: 'a' },
+    { role: 'agent', name: 'b' },
+    { role: 'scheduler', name: 't' },
+    { role: 'scheduler', name: 'u' },
+  ]);
+  if (!made.ok) throw new Error(made.error.message);
+  deployment = made.value;
+  server = await startNatsServer({ extraConfig: await readFile(deployment.authConfig, 'utf8') });
+
+  // Deploy time: the admin makes the streams and buckets; nobody else may.
+  const storage = await setupStorage(await client('admin', 'admin'), 1);
+  expect(storage.ok).toBe(true);
+
+  const file = join(dir, 'coordinator.json');
+  await writeFile(file, JSON.stringify({ coordinatorId: 'c1', nats: connectionOf('coordinator', 'coordinator'), logLevel: 'info', liveness: { suspectAfterMs: 3_000, lostAfterMs: 60_000, checkEveryMs: 100 } }));
+  coordinator = spawnProcess({ name: 'coordinator c1', script: COORDINATOR_MAIN, args: ['--config', file], env: { ALLOT_LOG_FORMAT: 'json', NODE_ENV: 'test' } });
+  await coordinator.waitForLine(isLogMsg('coordinator ready'), 30_000);
+  for (const nodeId of ['a', 'b']) {
+    agents.push(await startAgent({ natsUrl: server.url, nodeId, stateDir: join(dir, nodeId), env: { ...envOf(connectionOf('agent', nodeId)), ALLOT_HEARTBEAT_MS: '500' } }));
+  }
+  const reader = await client('reader', 'reader');
+  for (let i = 0; ; i++) {
+    const nodes = await requestTyped(reader, coordinatorSubject('nodes'), {}, NodesReplySchema, SHORT);
+    if (nodes.ok && nodes.value.nodes.filter((n) => n.liveness === 'ready').length === 2) break;
+    if (i > 100) throw new Error(`the agents never became ready: ${JSON.stringify(nodes)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}, 90_000);
+
+afterAll(async () => {
+  for (const nc of clients.values()) await nc.close().catch(() => undefined);
+  await cleanupAll();
+});
+
+describe('a secured deployment (allot security, nats-server with the generated permissions)', () => {
+  it('refuses a client without an nkey, even with a client certificate, and one without a certificate', async () => {
+    const { nkeySeedFile: _seed, ...certOnly } = connectionOf('reader', 'reader');
+    const noKey = await connectNats(certOnly, { name: 'anonymous', logger: silentLogger });
+    expect(noKey.ok).toBe(false);
+    const { tls: _tls, ...keyOnly } = connectionOf('reader', 'reader');
+    const noCert = await connectNats({ ...keyOnly, tls: { caFile: connectionOf('reader', 'reader').tls?.caFile ?? '', handshakeFirst: false } }, { name: 'no-cert', logger: silentLogger });
+    expect(noCert.ok).toBe(false);
+  });
+
+  it('a tenant places, checks and releases through the coordinators on its own subject', async () => {
+    const t = await client('scheduler', 't');
+    const placed = await requestTyped(t, tenantSubject('t', 'place'), place('t', 'sec-t-1'), PlaceReplySchema, { timeoutMs: 10_000 });
+    expect(placed.ok).toBe(true);
+    const released = await requestTyped(t, tenantSubject('t', 'release'), { requestId: 'sec-t-1-rel', placementRequestId: 'sec-t-1' }, AllocationSchema, { timeoutMs: 10_000 });
+    expect(released.ok).toBe(true);
+  });
+
+  it('a scheduler for t cannot place, check or release for u: the server drops the subject, the coordinator refuses the body', async () => {
+    const t = await client('scheduler', 't');
+    const u = await client('scheduler', 'u');
+    const held = await requestTyped(u, tenantSubject('u', 'place'), place('u', 'sec-u-1'), PlaceReplySchema, { timeoutMs: 10_000 });
+    expect(held.ok).toBe(true);
+
+    for (const verb of ['place', 'check', 'release'] as const) {
+      const body = verb === 'release' ? { requestId: 'sec-t-steal', placementRequestId: 'sec-u-1' } : place('u', `sec-t-as-u-${verb}`);
+      const r = await requestTyped(t, tenantSubject('u', verb), body, PlaceReplySchema, SHORT);
+      expect(r.ok, `${verb} on u's subject`).toBe(false);
+    }
+    // On its own subject, a body naming u is refused; a release of u's placement finds nothing of t's.
+    const named = await requestTyped(t, tenantSubject('t', 'place'), place('t', 'sec-t-body-u', 'u'), PlaceReplySchema, SHORT);
+    expect(named.ok ? 'placed' : named.error.code).toBe('invalid_request');
+    const stolen = await requestTyped(t, tenantSubject('t', 'release'), { requestId: 'sec-t-steal-2', placementRequestId: 'sec-u-1' }, AllocationSchema, SHORT);
+    expect(stolen.ok ? 'released' : stolen.error.code).toBe('not_found');
+    const stolenAsU = await requestTyped(t, tenantSubject('t', 'release'), { requestId: 'sec-t-steal-3', placementRequestId: 'sec-u-1', tenantId: 'u' }, AllocationSchema, SHORT);
+    expect(stolenAsU.ok ? 'released' : stolenAsU.error.code).toBe('invalid_request');
+  });
+
+  it('a reader reads but cannot mutate', async () => {
+    const reader = await client('reader', 'reader');
+    expect((await requestTyped(reader, coordinatorSubject('nodes'), {}, NodesReplySchema, SHORT)).ok).toBe(true);
+    const quota = await requestTyped(reader, coordinatorSubject('quota.set'), { requestId: 'q-r', quota: { tenantId: 't', maxVms: 100 } }, TenantQuotaViewSchema, SHORT);
+    expect(quota.ok).toBe(false);
+    expect((await requestTyped(reader, tenantSubject('t', 'place'), place('t', 'sec-r-1'), PlaceReplySchema, SHORT)).ok).toBe(false);
+    expect((await requestTyped(reader, coordinatorSubject('cordon'), { requestId: 'c-r', nodeId: 'a' }, AllocationSchema, SHORT)).ok).toBe(false);
+    // The operator can.
+    const operator = await client('operator', 'operator');
+    expect((await requestTyped(operator, coordinatorSubject('quota.set'), { requestId: 'q-o', quota: { tenantId: 't', maxVms: 100 } }, TenantQuotaViewSchema, { timeoutMs: 5_000 })).ok).toBe(true);
+  });
+
+  it('nobody but a coordinator reaches an agent: a tenant allocating directly (attack 1), a reader, an operator, another agent', async () => {
+    const direct = { requestId: 'sec-direct-1', tenantId: 't', resources: { memoryMiB: 256, vcpus: 1 } };
+    for (const [role, name] of [['scheduler', 't'], ['reader', 'reader'], ['operator', 'operator'], ['agent', 'b']] as const) {
+      const nc = await client(role, name);
+      const r = await requestTyped(nc, agentSubject('a', 'allocate'), direct, AGENT_ENDPOINTS.allocate.reply, SHORT);
+      expect(r.ok, `${role} ${name} allocating on a`).toBe(false);
+    }
+    const admin = await client('admin', 'admin');
+    const held = await requestTyped(admin, agentSubject('a', 'allocations'), { status: 'all', requestId: 'sec-direct-1' }, AGENT_ENDPOINTS.allocations.reply, { timeoutMs: 5_000 });
+    expect(held.ok && held.value.allocations).toEqual([]);
+  });
+
+  it('agent a cannot receive b\'s requests nor publish usage or events as b', async () => {
+    const a = await client('agent', 'a');
+    let stolen = 0;
+    // The server refuses the subscription: the callback hears only the permissions error, never a request.
+    const sub = a.subscribe(agentSubject('b', 'health'), { callback: (e) => void (e === null ? (stolen += 1) : undefined) });
+    await a.flush().catch(() => undefined);
+    const admin = await client('admin', 'admin');
+    const health = await requestTyped(admin, agentSubject('b', 'health'), {}, AGENT_ENDPOINTS.health.reply, { timeoutMs: 5_000 });
+    expect(health.ok && health.value.nodeId).toBe('b');
+    expect(stolen).toBe(0);
+    sub.unsubscribe();
+
+    expect(await delivered(a, usageSubject('b'), { nodeId: 'b', forged: true })).toBe(0);
+    expect(await delivered(a, eventSubject('b', 'allocated'), { kind: 'allocated', nodeId: 'b', at: Date.now() })).toBe(0);
+    // Its own subjects pass (the control).
+    expect(await delivered(a, eventSubject('a', 'cordoned'), { kind: 'cordoned', nodeId: 'a', at: Date.now() })).toBe(1);
+  });
+
+  it('a usage snapshot republished with another node id makes no phantom node (attack 2)', async () => {
+    const a = await client('agent', 'a');
+    const admin = await client('admin', 'admin');
+    const real = await requestTyped(admin, agentSubject('a', 'usage'), {}, AGENT_ENDPOINTS.usage.reply, { timeoutMs: 5_000 });
+    expect(real.ok).toBe(true);
+    if (!real.ok) return;
+    const phantom = { ...real.value, nodeId: 'phantom', seq: real.value.seq + 1_000, at: Date.now() };
+    a.publish(usageSubject('a'), encode(phantom));
+    a.publish(usageSubject('phantom'), encode(phantom));
+    await a.flush();
+    await new Promise((r) => setTimeout(r, 1_500));
+    const nodes = await requestTyped(await client('reader', 'reader'), coordinatorSubject('nodes'), {}, NodesReplySchema, SHORT);
+    expect(nodes.ok && nodes.value.nodes.map((n) => n.nodeId).sort()).toEqual(['a', 'b']);
+  });
+
+  it('an event whose error.details holds a BigInt takes no process down (attack 3)', async () => {
+    const a = await client('agent', 'a');
+    const event = { kind: 'refused', nodeId: 'a', at: Date.now(), error: { code: 'internal', message: 'x', details: { n: 2n ** 62n } } };
+    a.publish(eventSubject('a', 'refused'), new Packr({ useRecords: false }).pack(event));
+    await a.flush();
+    await new Promise((r) => setTimeout(r, 1_000));
+    const nodes = await requestTyped(await client('reader', 'reader'), coordinatorSubject('nodes'), {}, NodesReplySchema, SHORT);
+    expect(nodes.ok).toBe(true);
+    expect(coordinator.exitCode ?? null).toBe(null);
+  });
+
+  it('re-running the generator adds a node without touching issued identities', async () => {
+    const before = deployment.identities.map((i) => `${i.identity.role}/${i.identity.name}/${i.identity.publicKey}`);
+    const again = await ensureDeployment(deployment.dir, [{ role: 'agent', name: 'c' }]);
+    expect(again.ok).toBe(true);
+    if (!again.ok) return;
+    const after = again.value.identities.map((i) => `${i.identity.role}/${i.identity.name}/${i.identity.publicKey}`);
+    expect(after.filter((k) => !k.startsWith('agent/c/')).sort()).toEqual([...before].sort());
+    expect(again.value.identities.filter((i) => i.created).map((i) => i.identity.name)).toEqual(['c']);
+  });
+});
