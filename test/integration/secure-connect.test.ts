@@ -1,7 +1,9 @@
-import { writeFile } from 'node:fs/promises';
+import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGENT_MAIN, COORDINATOR_MAIN, cleanupAll, isLogMsg, spawnProcess, startNatsServer, tempDir, type NatsServerHandle, type ProcessHandle } from '../harness/index.ts';
+import { runCli } from '../../apps/cli/src/cli.ts';
+import { recordingContext } from '../../apps/cli/src/testing/recording-context.ts';
 import { generateTestPki, natsServerNkeyConfig, natsServerTlsConfig, TEST_NKEY, type TestPki } from '../harness/tls.ts';
 
 /*
@@ -54,9 +56,27 @@ describe('connecting securely', () => {
   it('an agent and a coordinator in production connect over TLS with their certificate and nkey seed file', async () => {
     const a = agent('sec1', { ...tlsEnv(), ALLOT_NATS_NKEY_SEED_FILE: seedFile });
     await a.waitForLine(isLogMsg('agent ready'), 30_000);
+    // Its state is its own: directories 0700, the ledger and the node identity 0600.
+    const stateDir = join(dir, 'sec1');
+    const modes = [stateDir, join(stateDir, 'ledger'), join(stateDir, 'node-identity'), ...(await readdir(join(stateDir, 'ledger'))).map((n) => join(stateDir, 'ledger', n))];
+    for (const path of modes) expect(`${path} ${((await stat(path)).mode & 0o777).toString(8)}`).toMatch(/ (700|600)$/);
     const c = await coordinator('sec-c1', { nats: { servers: [server.url], nkeySeedFile: seedFile, tls: { caFile: pki.caFile, certFile: pki.clientCert, keyFile: pki.clientKey } } });
     await c.waitForLine(isLogMsg('coordinator ready'), 30_000);
     expect(output(a) + output(c)).not.toContain(TEST_NKEY.seed);
+
+    // The CLI through a nats CLI context file (url, nkey, ca, cert, key), as an operator's workstation would have it.
+    const home = await tempDir('home');
+    await mkdir(join(home, '.config', 'nats', 'context'), { recursive: true });
+    const context = { url: server.url, nkey: seedFile, ca: pki.caFile, cert: pki.clientCert, key: pki.clientKey };
+    await writeFile(join(home, '.config', 'nats', 'context', 'secure.json'), JSON.stringify(context));
+    await writeFile(join(home, '.config', 'nats', 'context.txt'), 'secure\n');
+    const cli = recordingContext({ env: { HOME: home } });
+    expect(await runCli(['nodes', '--json'], cli), cli.stderr.join('\n')).toBe(0);
+    expect(cli.text()).toContain('sec1');
+    const stranger = recordingContext({ env: { HOME: home } });
+    expect(await runCli(['nodes', '--nkey-seed-file', wrongSeedFile], stranger)).not.toBe(0);
+    expect(stranger.stderr.join('\n')).toContain('Authorization Violation');
+
     expect(await c.stop()).toBe(0);
     expect(await a.stop()).toBe(0);
   });
