@@ -39,7 +39,8 @@ describe('commands a user types, before anything is sent', () => {
       [['usage', '--node', 'a.b'], 'allot usage: --node: "a.b": letters, digits, "_" and "-" only'],
       [['nodes', '--liveness', 'zombie'], 'allot nodes: --liveness: "zombie" is not ready, suspect or lost'],
       [['nodes', '--timeout', 'soon'], 'allot nodes: --timeout: "soon" is not a whole number of milliseconds'],
-      [['quotas'], 'allot quotas: missing a subcommand: get, set or import-legacy'],
+      [['quotas'], 'allot quotas: missing a subcommand: get, set, import-legacy or recount'],
+      [['quotas', 'recount'], 'allot quotas: missing <tenant>'],
       [['quotas', 'get', 'demo', '--max-vms', '3'], "allot quotas: --max-vms goes with 'quotas set'"],
       [['quotas', 'set', 'demo', '--place-rate', '100/day'], 'allot quotas: --place-rate: "day" is not a unit (second, minute, hour)'],
       [['quotas', 'set', 'demo', '--max-memory', '1.5'], 'allot quotas: --max-memory: 1.5 is not a whole number of MiB'],
@@ -99,6 +100,7 @@ describe('commands against scheduler endpoints on a real nats-server', () => {
           nodes: 2,
         }),
       'quota.set': (r) => ok({ quota: r.quota, usage: { vms: 1, vcpus: 2, memoryMiB: 2048 } }),
+      'quota.recount': (r) => ok({ tenantId: r.tenantId, before: { vms: 0, vcpus: 0, memoryMiB: 0 }, after: { vms: 3, vcpus: 6, memoryMiB: 6144 } }),
       cordon: (r) => ok({ nodeId: r.nodeId, health: { status: 'healthy' }, cordoned: true, recoveryMs: 0, startedAt: NOW }),
     });
   });
@@ -182,6 +184,17 @@ describe('commands against scheduler endpoints on a real nats-server', () => {
     });
     expect(ctx.text()).toContain('vms:          1 of 10');
     expect(ctx.text()).toContain('place rate:   100/hour, 5/second');
+  });
+
+  it('quotas recount names the tenant and shows each counter before and after', async () => {
+    const ctx = recordingContext({ env: env() });
+    expect(await runCli(['quotas', 'recount', 'acme', '--request-id', 'recount-1'], ctx)).toBe(0);
+    expect(fake.requests.at(-1)).toMatchObject({ verb: 'quota.recount', request: { requestId: 'recount-1', tenantId: 'acme' } });
+    expect(ctx.text()).toContain('vms:    0 -> 3');
+    expect(ctx.text()).toContain('memory: 0 MiB -> 6 GiB');
+    const json = recordingContext({ env: env() });
+    expect(await runCli(['quotas', 'recount', 'acme', '--json'], json)).toBe(0);
+    expect(JSON.parse(json.text())).toMatchObject({ tenantId: 'acme', after: { vms: 3 } });
   });
 
   it('cordon names the node and a reason, and says it is cordoned', async () => {

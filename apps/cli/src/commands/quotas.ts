@@ -8,7 +8,7 @@ import type { CliContext } from '../context.ts';
 import { EXIT } from '../exit-codes.ts';
 import { parseMemoryMiB } from '../parse/memory.ts';
 import { parseRate } from '../parse/rate.ts';
-import { renderImportReport, renderQuota } from '../render/quota.ts';
+import { renderImportReport, renderQuota, renderRecount } from '../render/quota.ts';
 import { requestAndPrint, withSession } from '../run-request.ts';
 import type { Command } from './command.ts';
 
@@ -16,6 +16,7 @@ const HELP = `Usage: allot quotas get <tenant>
        allot quotas set <tenant> [--max-vms n] [--max-vcpus n] [--max-memory MiB] [--max-vms-per-node n]
                                  [--priority n] [--place-rate 100/hour ...] [--release-rate 10/second ...]
        allot quotas import-legacy <file.json>
+       allot quotas recount <tenant>
 
   get             the tenant's quota and its current cluster-wide use
   set             replaces the tenant's quota with exactly the limits given: a limit not named is no limit
@@ -23,7 +24,10 @@ const HELP = `Usage: allot quotas get <tenant>
                   repeatable (up to 3 each), kept in their unit (100/hour is not rounded to 0/second)
   import-legacy   sends the legacy quota documents of the file (a JSON array, or {"documents": [...]}) to the
                   migration and prints its report: per tenant migrated / updated / unchanged / skipped, warnings
-  --request-id    idempotency key of set and import-legacy (default: a new UUID)
+  recount         rebuilds the tenant's usage counters from its placements that count (pending and placed
+                  intents) and prints them before and after. Never needed in operation: after the bucket was
+                  edited or restored by hand, or after moving from the old per-placement quota records
+  --request-id    idempotency key of set, import-legacy and recount (default: a new UUID)
 
 ${CONNECTION_HELP}`;
 
@@ -69,7 +73,7 @@ function readLegacyDocuments(path: string): { ok: true; value: unknown[] } | { o
 
 export const quotasCommand: Command = {
   name: 'quotas',
-  summary: 'tenant quotas: get, set, import-legacy',
+  summary: 'tenant quotas: get, set, import-legacy, recount',
   help: HELP,
   async run(args, ctx: CliContext) {
     const parsed = tryParse(() => parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: true }));
@@ -88,11 +92,13 @@ export const quotasCommand: Command = {
       if (misplaced !== undefined) return usageError(ctx, 'quotas', `--${misplaced} goes with 'quotas set'`);
     }
     switch (sub) {
-      case 'get': {
+      case 'get':
+      case 'recount': {
         const p = positionalsExactly(positionals, ['tenant']);
         if (!p.ok) return usageError(ctx, 'quotas', p.message);
         const tenantId = p.value[0] ?? '';
         if (!TenantIdSchema.safeParse(tenantId).success) return usageError(ctx, 'quotas', `"${tenantId}" is not a tenant id (letters, digits, "_" and "-")`);
+        if (sub === 'recount') return withSession(ctx, 'quotas', v, (s) => requestAndPrint(ctx, 'quotas', s, 'quota.recount', { requestId, tenantId }, json, renderRecount));
         return withSession(ctx, 'quotas', v, (s) => requestAndPrint(ctx, 'quotas', s, 'quota.get', { tenantId }, json, renderQuota));
       }
       case 'set': {
@@ -134,9 +140,9 @@ export const quotasCommand: Command = {
         return withSession(ctx, 'quotas', v, (s) => requestAndPrint(ctx, 'quotas', s, 'quota.import', { requestId, documents: docs.value }, json, renderImportReport));
       }
       case undefined:
-        return usageError(ctx, 'quotas', 'missing a subcommand: get, set or import-legacy');
+        return usageError(ctx, 'quotas', 'missing a subcommand: get, set, import-legacy or recount');
       default:
-        return usageError(ctx, 'quotas', `unknown subcommand "${sub}": get, set or import-legacy`);
+        return usageError(ctx, 'quotas', `unknown subcommand "${sub}": get, set, import-legacy or recount`);
     }
   },
 };

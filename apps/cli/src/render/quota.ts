@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { TenantQuotaViewSchema } from '@allot/core';
+import type { QuotaRecountReplySchema, TenantQuotaViewSchema } from '@allot/core';
 import { renderPairs, renderTable } from '../format/table.ts';
 import { formatMiB } from '../format/units.ts';
 import { formatRate } from '../parse/rate.ts';
@@ -24,6 +24,19 @@ export function renderQuota(view: QuotaView): string {
     ['place rate', q.placeRates.length === 0 ? 'no limit' : q.placeRates.map(formatRate).join(', ')],
     ['release rate', q.releaseRates.length === 0 ? 'no limit' : q.releaseRates.map(formatRate).join(', ')],
   ]);
+}
+
+type RecountView = z.output<typeof QuotaRecountReplySchema>;
+
+/** `allot quotas recount`: each counter before and after the rebuild, marking those the recount corrected. */
+export function renderRecount(view: RecountView): string {
+  const row = (name: string, show: (c: RecountView['after']) => string): [string, string] => {
+    const after = show(view.after);
+    if (view.before === null) return [name, `${after} (no usage record before)`];
+    const before = show(view.before);
+    return [name, before === after ? `${after} (unchanged)` : `${before} -> ${after}`];
+  };
+  return renderPairs([['tenant', view.tenantId], row('vms', (c) => String(c.vms)), row('vcpus', (c) => String(c.vcpus)), row('memory', (c) => formatMiB(c.memoryMiB))]);
 }
 
 interface ReportEntry {
