@@ -17,7 +17,8 @@ export default defineConfig({
       {
         test: {
           name: 'integration',
-          include: ['test/integration/**/*.test.ts'],
+          // test/fuzz: the wire fuzzer's CI-sized run (20,000 messages against real processes).
+          include: ['test/integration/**/*.test.ts', 'test/fuzz/**/*.test.ts'],
           environment: 'node',
           testTimeout: 120_000,
           hookTimeout: 120_000,

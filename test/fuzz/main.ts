@@ -1,0 +1,25 @@
+// pnpm fuzz [--count N] [--seed S] [--time-limit-s T]: the wire fuzzer against a real local cluster (test/fuzz).
+import { parseArgs } from 'node:util';
+import { cleanupAll } from '../harness/index.ts';
+import { describeVerdict, fuzzCluster, startFuzzCluster } from './session.ts';
+
+const { values } = parseArgs({ options: { count: { type: 'string', default: '20000' }, seed: { type: 'string', default: '1' }, 'time-limit-s': { type: 'string' } } });
+const count = Number(values.count);
+const seed = Number(values.seed);
+// A long run is bounded too: about 1 ms a message on this machine, doubled.
+const timeLimitMs = values['time-limit-s'] === undefined ? Math.max(120_000, count * 2) : Number(values['time-limit-s']) * 1000;
+if (!Number.isInteger(count) || count < 1 || !Number.isInteger(seed)) {
+  process.stderr.write('usage: pnpm fuzz [--count N] [--seed S] [--time-limit-s T]\n');
+  process.exit(2);
+}
+let code = 1;
+try {
+  const cluster = await startFuzzCluster();
+  const verdict = await fuzzCluster(cluster, { count, seed, timeLimitMs });
+  process.stdout.write(`${describeVerdict(verdict)}\n`);
+  const clean = Object.keys(verdict.report.findingCounts).length === 0 && verdict.stateUnchanged && verdict.exited.length === 0 && verdict.stillServing;
+  code = clean ? 0 : 1;
+} finally {
+  await cleanupAll();
+}
+process.exit(code);
