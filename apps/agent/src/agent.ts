@@ -163,7 +163,8 @@ export class Agent {
     this.#timers.push(timer);
     const compaction = setInterval(() => {
       const host = this.#host;
-      if (host !== undefined) void this.#journal?.compactIfDue(() => host.exportState());
+      // compactIfDue logs its own failures; the catch keeps a throw before its try from becoming an unhandled rejection.
+      if (host !== undefined) this.#journal?.compactIfDue(() => host.exportState()).catch(() => undefined);
     }, 1_000);
     compaction.unref();
     this.#timers.push(compaction);

@@ -93,6 +93,19 @@ describe('NatsBucket on a real nats-server', () => {
     watch.stop();
   });
 
+  it('keeps delivering to a watcher that threw on an earlier change', async () => {
+    const seen: string[] = [];
+    const watch = await bucket.watch((c) => {
+      if (c.key === 'poison') throw new Error('a watcher bug');
+      seen.push(c.key);
+    });
+    await watch.caughtUp;
+    await bucket.write([{ key: 'poison', value: bytes('x'), expectedRevision: 0 }]);
+    await bucket.write([{ key: 'after-poison', value: bytes('y'), expectedRevision: 0 }]);
+    await waitFor(() => seen.includes('after-poison'), { message: 'the change after the throw to be delivered' });
+    watch.stop();
+  });
+
   it('refuses keys that are not KV keys, and the same key twice in one batch', async () => {
     expect(await bucket.write([{ key: 'a b', value: bytes('x'), expectedRevision: 0 }])).toMatchObject({ ok: false, error: { code: 'invalid_request' } });
     const twice = await bucket.write([

@@ -70,11 +70,16 @@ export class NatsBucket implements Bucket {
     const caughtUp = new Promise<void>((resolve) => (markCaughtUp = resolve));
     void (async () => {
       for await (const e of iter) {
-        if (e.operation === 'PUT') onChange({ key: e.key, value: e.value, revision: e.revision });
-        else onChange({ key: e.key, revision: e.revision, deleted: true });
+        try {
+          if (e.operation === 'PUT') onChange({ key: e.key, value: e.value, revision: e.revision });
+          else onChange({ key: e.key, revision: e.revision, deleted: true });
+        } catch {
+          // A watcher's bug or a value it cannot use must not end the watch (nor, unhandled, the process): the
+          // watchers decode and count what they skip themselves.
+        }
         if (e.isUpdate || e.delta === 0) markCaughtUp();
       }
-    })();
+    })().catch(() => undefined); // the iterator failing ends this watch only; stop() is still safe
     // An empty bucket delivers nothing at first: its initial pass is already over.
     try {
       if ((await this.#kv.status()).values === 0) markCaughtUp();
