@@ -15,7 +15,9 @@ export function eventOfRecord(nodeId: string, record: HostRecord): AllotEvent {
     case 'activated':
       return { ...base, kind: 'activated', allocationId: record.allocationId, requestId: record.requestId };
     case 'released':
-      return { ...base, kind: 'released', allocationId: record.allocationId, requestId: record.requestId, ...(record.reason ? { reason: record.reason } : {}) };
+      // The placement's request id (the quota-events consumer finds its intent by it); records from before it was
+      // journaled name only the release's.
+      return { ...base, kind: 'released', allocationId: record.allocationId, requestId: record.allocationRequestId ?? record.requestId, ...(record.reason ? { reason: record.reason } : {}) };
     case 'expired':
       return { ...base, kind: 'expired', allocationId: record.allocationId, ...(record.requestId ? { requestId: record.requestId } : {}), reason: 'reservation expired' };
     case 'limits_updated':

@@ -311,7 +311,7 @@ export class HostState {
     if (!this.live.has(allocation.id)) return ok({ allocation });
     const now = this.#now();
     this.seq += 1;
-    const record: HostRecord = { kind: 'released', seq: this.seq, at: now, allocationId: allocation.id, requestId: target.requestId, reason: target.reason ?? 'released' };
+    const record: HostRecord = { kind: 'released', seq: this.seq, at: now, allocationId: allocation.id, requestId: target.requestId, allocationRequestId: allocation.requestId, reason: target.reason ?? 'released' };
     return ok({ allocation: this.#removeLive(allocation, now, target.requestId), record });
   }
 

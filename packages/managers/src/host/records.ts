@@ -40,7 +40,9 @@ export const HostRecordSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('allocated'), ...base, allocation: AllocationSchema, idCounter: int }),
   z.object({ kind: z.literal('reserved'), ...base, allocation: AllocationSchema, idCounter: int }),
   z.object({ kind: z.literal('activated'), ...base, allocationId: AllocationIdSchema, requestId: RequestIdSchema }),
-  z.object({ kind: z.literal('released'), ...base, allocationId: AllocationIdSchema, requestId: RequestIdSchema, reason: reasonText }),
+  // requestId: the release's own (its idempotency key). allocationRequestId: the released allocation's, from this version
+  // on, so the coordinators can find the placement and give its quota back (its event names the placement).
+  z.object({ kind: z.literal('released'), ...base, allocationId: AllocationIdSchema, requestId: RequestIdSchema, allocationRequestId: RequestIdSchema.optional(), reason: reasonText }),
   // requestId: from this version on, so the coordinators can give the quota of an expired reservation back.
   z.object({ kind: z.literal('expired'), ...base, allocationId: AllocationIdSchema, requestId: RequestIdSchema.optional() }),
   z.object({ kind: z.literal('limits_updated'), ...base, resourceType: ResourceTypeSchema, config: SliceConfigSchema, force: z.boolean() }),
