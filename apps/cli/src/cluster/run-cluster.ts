@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import type { NodeView } from '@allot/core';
+import type { NatsConnectionConfig, NodeView } from '@allot/core';
 import type { CliContext } from '../context.ts';
 import { EXIT } from '../exit-codes.ts';
 import { renderNodes } from '../render/nodes.ts';
@@ -8,6 +8,8 @@ import { openSession, type Session } from '../session.ts';
 import { describeExit, startChild, tailOf, type Child, type ChildExit } from './child.ts';
 import { agentConfig, childEnv, clusterLayout, coordinatorConfig, natsServerConfig, parseClusterFile, type ClusterFile, type ClusterLayout } from './config.ts';
 import { portIsFree } from './ports.ts';
+import { ensureDeployment, type Deployment } from '../security/deployment.ts';
+import { setupStorage } from '../security/setup.ts';
 
 export interface ClusterOptions {
   readonly port: number;
@@ -26,6 +28,8 @@ export interface ClusterOptions {
   readonly natsServer: string;
   /** How the operator runs allot from here, for the hints printed once ready. */
   readonly allotCommand: string;
+  /** Generated credentials and TLS (<root>/security): every process connects as its role (docs/security.md). */
+  readonly secure?: boolean;
 }
 
 /** Grace before SIGKILL, per kind: an agent gets its shutdownGraceMs (10 s by default) plus time to flush. */
@@ -69,8 +73,18 @@ export async function runCluster(opts: ClusterOptions, ctx: CliContext): Promise
   }
 
   const layout = clusterLayout(opts.root);
-  const natsUrl = `nats://127.0.0.1:${opts.port}`;
-  writeFiles(layout, file.value, natsUrl, opts);
+  const natsUrl = `${opts.secure === true ? 'tls' : 'nats'}://127.0.0.1:${opts.port}`;
+  let security: Deployment | undefined;
+  if (opts.secure === true) {
+    const wanted = [...file.value.agents.map((a) => ({ role: 'agent' as const, name: a.nodeId })), { role: 'scheduler' as const, name: 'demo' }];
+    const made = await ensureDeployment(join(opts.root, 'security'), wanted, { servers: [natsUrl], port: opts.port });
+    if (!made.ok) {
+      ctx.err(`allot cluster: ${made.error.message}`);
+      return EXIT.refused;
+    }
+    security = made.value;
+  }
+  writeFiles(layout, file.value, natsUrl, opts, security);
   const env = childEnv(ctx.env);
   const children: Child[] = [];
   // If the CLI itself dies, no child is left behind holding the port and the agents' ledger locks.
@@ -80,7 +94,7 @@ export async function runCluster(opts: ClusterOptions, ctx: CliContext): Promise
   const held: { session?: Session } = {};
   let code: number = EXIT.refused;
   try {
-    code = await bringUpAndServe(opts, ctx, file.value, layout, natsUrl, env, children, held, stopRequested, show);
+    code = await bringUpAndServe(opts, ctx, file.value, layout, natsUrl, env, children, held, stopRequested, show, security);
   } finally {
     await held.session?.close();
     const clean = await stopAll(ctx, children);
@@ -102,14 +116,25 @@ async function bringUpAndServe(
   held: { session?: Session },
   stopRequested: Promise<Outcome>,
   show: (path: string) => string,
+  security: Deployment | undefined,
 ): Promise<number> {
   const nats = startChild({ name: 'nats-server', command: opts.natsServer, args: ['-c', layout.natsConfig], cwd: ctx.cwd, env, logFile: layout.logOf('nats-server'), stopSignal: 'SIGINT' });
   children.push(nats);
-  const connected = await connectWhenUp(natsUrl, nats, stopRequested);
+  // Secured, the supervisor is the admin: it makes the streams and buckets, which agents and coordinators may not.
+  const connection = security === undefined ? { servers: [natsUrl], requestTimeoutMs: 2000 } : { ...identityOf(security, 'admin', 'admin'), requestTimeoutMs: 2000 };
+  const connected = await connectWhenUp(connection, nats, stopRequested);
   if (connected.kind !== 'ok') return failed(ctx, connected, show);
   const session = connected.session;
   held.session = session;
   ctx.out(`nats-server  ${natsUrl}, JetStream in ${show(layout.natsStore)}`);
+  if (security !== undefined) {
+    const storage = await setupStorage(session.nc, 1);
+    if (!storage.ok) {
+      ctx.err(`allot cluster: ${storage.error.message}`);
+      return EXIT.refused;
+    }
+    ctx.out(`secured: credentials and TLS in ${show(security.dir)}; streams and buckets made as admin`);
+  }
 
   children.push(
     startChild({
@@ -150,6 +175,7 @@ async function bringUpAndServe(
   ctx.out(renderNodes(ready.nodes, ctx.now()));
   ctx.out('');
   ctx.out(nextSteps(opts.allotCommand, natsUrl, opts.port, opts.dashboardPort));
+  if (security !== undefined) ctx.out(`Secured: first 'set -a; . ${show(join(security.dir, 'identities/operator/operator/nats.env'))}; set +a' (the operator; readers and tenants have their own in ${show(join(security.dir, 'identities'))})`);
 
   const outcome = await Promise.race([stopRequested, anyExit(children)]);
   if (outcome.kind === 'died') return failed(ctx, outcome, show);
@@ -167,12 +193,24 @@ function readClusterFile(path: string) {
   return parseClusterFile(path, text);
 }
 
-function writeFiles(layout: ClusterLayout, file: ClusterFile, natsUrl: string, opts: ClusterOptions): void {
+/** One identity's connection config from the deployment. */
+function identityOf(security: Deployment, role: string, name: string): NatsConnectionConfig {
+  const found = security.identities.find((i) => i.identity.role === role && i.identity.name === name);
+  if (found === undefined) throw new Error(`the deployment has no ${role} ${name}`);
+  return found.connection;
+}
+
+function writeFiles(layout: ClusterLayout, file: ClusterFile, natsUrl: string, opts: ClusterOptions, security: Deployment | undefined): void {
   const port = opts.port;
   for (const dir of [layout.root, layout.natsStore, layout.logs, layout.configs, ...file.agents.map((a) => layout.stateOf(a.nodeId))]) mkdirSync(dir, { recursive: true });
-  writeFileSync(layout.natsConfig, natsServerConfig(port, layout.natsStore));
-  writeFileSync(join(layout.configs, 'coordinator.json'), `${JSON.stringify(coordinatorConfig(file.coordinator, natsUrl, opts.dashboardPort === undefined ? undefined : { port: opts.dashboardPort, dir: opts.dashboardDir }), null, 2)}\n`);
-  for (const agent of file.agents) writeFileSync(join(layout.configs, `${agent.nodeId}.json`), `${JSON.stringify(agentConfig(agent, natsUrl, layout), null, 2)}\n`);
+  // Secured: the generated TLS and nkey users are appended to the server's config, and each process gets its identity.
+  const auth = security === undefined ? '' : `\n${readFileSync(security.authConfig, 'utf8')}`;
+  writeFileSync(layout.natsConfig, natsServerConfig(port, layout.natsStore) + auth);
+  const secured = (config: Record<string, unknown>, role: string, name: string) =>
+    security === undefined ? config : { ...config, nats: { ...identityOf(security, role, name), name: (config['nats'] as { name: string }).name } };
+  const coordinator = coordinatorConfig(file.coordinator, natsUrl, opts.dashboardPort === undefined ? undefined : { port: opts.dashboardPort, dir: opts.dashboardDir });
+  writeFileSync(join(layout.configs, 'coordinator.json'), `${JSON.stringify(secured(coordinator, 'coordinator', 'coordinator'), null, 2)}\n`);
+  for (const agent of file.agents) writeFileSync(join(layout.configs, `${agent.nodeId}.json`), `${JSON.stringify(secured(agentConfig(agent, natsUrl, layout), 'agent', agent.nodeId), null, 2)}\n`);
 }
 
 function sleep(ms: number): Promise<void> {
@@ -186,11 +224,12 @@ function anyExit(children: readonly Child[]): Promise<Outcome> {
 type Connected = { kind: 'ok'; session: Session } | Outcome | { kind: 'timeout'; why: string };
 
 /** nats-server takes a moment to listen: connect again until it does, it dies, or the operator gives up. */
-async function connectWhenUp(url: string, nats: Child, stop: Promise<Outcome>): Promise<Connected> {
+async function connectWhenUp(connection: NatsConnectionConfig, nats: Child, stop: Promise<Outcome>): Promise<Connected> {
   const deadline = Date.now() + 20_000;
   const died = anyExit([nats]);
+  const url = connection.servers.join(', ');
   while (Date.now() < deadline) {
-    const session = await openSession({ servers: [url], requestTimeoutMs: 2000 });
+    const session = await openSession(connection);
     if (session.ok) return { kind: 'ok', session: session.value };
     const early = await Promise.race([stop, died, sleep(200).then(() => undefined)]);
     if (early !== undefined) return early;

@@ -22,6 +22,8 @@ or SIGTERM, which stop the coordinator, then the agents (they flush their ledger
   --ready-timeout <ms>   how long to wait for every node to be ready (default 90000)
   --dashboard-port <n>   the coordinator serves the live dashboard on http://127.0.0.1:<n>/ (default 7080)
   --no-dashboard         no dashboard (the coordinator's HTTP server stays off, as in production by default)
+  --secure               generated credentials and TLS (<dir>/security, kept across runs): every process connects
+                         with its own nkey and client certificate and only its role's permissions (docs/security.md)
   -h, --help             this help
 
 Exit codes: 0 stopped by Ctrl-C or SIGTERM; 1 something failed to start or died (its log is shown); 2 usage error.`;
@@ -52,6 +54,7 @@ export const clusterCommand: Command = {
           'ready-timeout': { type: 'string' },
           'dashboard-port': { type: 'string' },
           'no-dashboard': { type: 'boolean' },
+          secure: { type: 'boolean' },
         },
         strict: true,
         allowPositionals: false,
@@ -83,6 +86,7 @@ export const clusterCommand: Command = {
         coordinatorMain: join(repoRoot, 'apps/coordinator/src/main.ts'),
         natsServer: natsServerBinary(ctx.env),
         allotCommand: existsSync(join(repoRoot, 'allot')) ? './allot' : 'node apps/cli/src/main.ts',
+        secure: v.secure === true,
       },
       ctx,
     );
