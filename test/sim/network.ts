@@ -65,13 +65,18 @@ export class SimNetwork {
         this.#sched.trace(`${tag} request lost`);
         return;
       }
+      let firstDelivered = false;
       const deliver = (copy: number): void => {
+        // A message that met no responders went nowhere: NATS keeps no copy to deliver later (a "duplicate" is a copy
+        // of a message that was delivered, as a reconnecting client's resend of it).
+        if (copy > 1 && !firstDelivered) return;
         const agent = this.#agents.get(nodeId);
         if (agent === undefined || !agent.up) {
           // The server knows nobody serves the subject: the caller hears it at once (the first copy only).
           if (copy === 1) this.#sched.after(this.#delay(), `${tag} no responders`, () => settle(err('unavailable', `no responders on ${subject}`, { subject }), 'no responders'));
           return;
         }
+        if (copy === 1) firstDelivered = true;
         this.#sched.trace(`${tag} delivered${copy > 1 ? ' (duplicate)' : ''}`);
         void agent.handle(verb, payload).then((reply) => {
           if (reply === undefined) return;
