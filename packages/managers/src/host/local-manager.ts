@@ -156,8 +156,9 @@ export class LocalManager implements ResourceManager {
     this.#actor = new Actor<Turn, unknown>(this.#core, {
       name: this.name,
       supervisor: this.#supervisor,
+      // The supervisor gave up: tell the owner (the agent exits so that a restart recovers from disk).
       onFailed: (error) => {
-        void error;
+        for (const listener of this.#failureListeners) listener(error);
       },
     });
   }
@@ -458,7 +459,6 @@ export class LocalManager implements ResourceManager {
     });
   }
 
-  /** Called with the new seq after every durable change (the agent publishes usage on it). Returns an unsubscribe. */
   /**
    * Called if the manager stops by itself: its actor crashed and could not be rebuilt from durable state (the
    * supervisor gave up). Everything is refused from then on; the agent exits so that a restart recovers from disk.
@@ -467,6 +467,7 @@ export class LocalManager implements ResourceManager {
     this.#failureListeners.add(listener);
   }
 
+  /** Called with the new seq after every durable change (the agent publishes usage on it). Returns an unsubscribe. */
   onChange(listener: (seq: number) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
