@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { KV_NODES, usageSubject, ok, err, type AllotError, type Health, type HostHealth, type HostProbe, type Result, type UsageSnapshot } from '@allot/core';
 import type { HostManager } from '@allot/managers';
 import { AsyncJetStreamPublisher, Coalescer, connectNats, ensureKv, ensureStreams, publishDurable, serveService, type ServedService } from '@allot/nats';
-import { SimulatedProbe } from '@allot/probe';
 import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { hostname } from 'node:os';
@@ -11,7 +10,7 @@ import type { Logger } from 'pino';
 import type { AgentConfig } from './config/index.ts';
 import { agentEndpoints } from './endpoints.ts';
 import { EventPublisher, eventOfRecord, refusalEvent } from './events.ts';
-import { createHostManager, createProbe } from './host.ts';
+import { createHostManager, createProbe, sampleHost } from './host.ts';
 import { LedgerJournal } from './ledger-journal.ts';
 import { AgentMetrics } from './metrics.ts';
 import { loadStateIdentity, NodeLease, NODE_LEASE_TTL_MS, type LeaseKv } from './node-lease.ts';
@@ -144,17 +143,7 @@ export class Agent {
 
   #startSampling(): void {
     const sample = async (): Promise<void> => {
-      const probe = this.#probe;
-      if (probe === undefined || this.#host === undefined) return;
-      if (probe instanceof SimulatedProbe) {
-        const usage = await this.#host.getUsage();
-        if (usage.ok) {
-          const memory = usage.value.find((u) => u.resourceType === 'memory')?.committed ?? 0;
-          const vcpus = usage.value.find((u) => u.resourceType === 'cpu')?.committed ?? 0;
-          probe.setCommitted({ memoryMiB: memory, vcpus });
-        }
-      }
-      await probe.sample();
+      if (this.#probe !== undefined && this.#host !== undefined) await sampleHost(this.#probe, this.#host);
     };
     const timer = setInterval(() => {
       sample().catch((error: unknown) => this.log.warn({ err: error }, 'probe sample failed'));

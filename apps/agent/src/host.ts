@@ -16,6 +16,19 @@ export async function createProbe(config: AgentConfig, log: Logger): Promise<Res
   return ok(new SystemProbe({ logger: log, fallback: config.cpu.cores === undefined ? {} : { cores: config.cpu.cores } }));
 }
 
+/** One sampling tick: a probe that cannot read the host (a simulated one) is told what is committed first. */
+export async function sampleHost(probe: HostProbe, host: HostManager): Promise<void> {
+  if (probe.setCommitted !== undefined) {
+    const usage = await host.getUsage();
+    if (usage.ok) {
+      const memoryMiB = usage.value.find((u) => u.resourceType === 'memory')?.committed ?? 0;
+      const vcpus = usage.value.find((u) => u.resourceType === 'cpu')?.committed ?? 0;
+      probe.setCommitted({ memoryMiB, vcpus });
+    }
+  }
+  await probe.sample();
+}
+
 /** With cpu.cores below the host's count, the agent manages the lowest core ids only. */
 function limitTopology(topology: HostTopology, cores: number): HostTopology {
   if (cores >= topology.cores.length) return topology;

@@ -3,6 +3,7 @@
  * (systeminformation and /sys); tests plug in a fake they control. Never random numbers.
  * Types only: implementations live in @allot/probe.
  */
+import type { Result } from './errors.ts';
 
 /** One logical CPU as the host reports it. */
 export interface LogicalCore {
@@ -41,6 +42,12 @@ export interface HostSample {
   readonly cpu: CpuSample;
 }
 
+/** What is committed on the host, for a probe that derives its usage from it. */
+export interface CommittedFigures {
+  readonly memoryMiB: number;
+  readonly vcpus: number;
+}
+
 export interface HostProbe {
   /** Topology, read once at start (hot-plug is out of scope). */
   topology(): Promise<HostTopology>;
@@ -48,4 +55,9 @@ export interface HostProbe {
   latest(): HostSample | undefined;
   /** Take a sample now (the agent calls this on its sampling interval). */
   sample(): Promise<HostSample>;
+  /**
+   * Only on a probe that cannot read the host (a simulated one): its usage is derived from what is committed, which
+   * the agent reports before each sample.
+   */
+  setCommitted?(committed: CommittedFigures): Result<void>;
 }

@@ -4,5 +4,5 @@ export type { ProbeLogger } from './logger.ts';
 export { layoutCores, validateLayout, type CoreLayout, type HostSize } from './host-size.ts';
 export { readSysTopology, type SysTopologyReading } from './sys-topology.ts';
 export { parseCpuList } from './cpulist.ts';
-export { SimulatedProbe, SIMULATED_USAGE, simulatedSample, type CommittedFigures } from './simulated-probe.ts';
+export { SimulatedProbe, SIMULATED_USAGE, simulatedSample } from './simulated-probe.ts';
 export { FixedProbe, type FixedFigures } from './fixed-probe.ts';

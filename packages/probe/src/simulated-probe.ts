@@ -1,4 +1,4 @@
-import { err, ok, type HostProbe, type HostSample, type HostTopology, type Result } from '@allot/core';
+import { err, ok, type CommittedFigures, type HostProbe, type HostSample, type HostTopology, type Result } from '@allot/core';
 import { layoutCores, validateLayout, type HostSize } from './host-size.ts';
 
 /**
@@ -14,12 +14,6 @@ export const SIMULATED_USAGE = {
   baseCorePermille: 50,
   vcpuBusyPermille: 200,
 } as const;
-
-/** What the agent has committed on the host, which the simulated usage is derived from. */
-export interface CommittedFigures {
-  readonly memoryMiB: number;
-  readonly vcpus: number;
-}
 
 /**
  * The probe of a simulated host (the local cluster runs several agents on one machine). Its topology is the
