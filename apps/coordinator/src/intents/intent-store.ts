@@ -99,11 +99,6 @@ export class IntentStore {
     });
   }
 
-  /** Atomic batches written for counting transitions so far (each carries every transition of its tenant then queued). */
-  get countedBatches(): number {
-    return this.#counted.batches;
-  }
-
   get bucket(): Bucket {
     return this.#bucket;
   }

@@ -16,7 +16,7 @@ export const MAX_BATCH_MESSAGES = 500;
 /** Rounds of re-reading after lost compare-and-sets (another coordinator wrote the usage record meanwhile). */
 const MAX_ROUNDS = 64;
 /** Batches this coordinator has in flight at once, over all tenants (the server takes 50 per stream). */
-const DEFAULT_MAX_IN_FLIGHT = 16;
+const MAX_IN_FLIGHT = 16;
 
 /** One counting transition: its intent write, and what it does to the tenant's usage record. */
 export interface CountedWrite {
@@ -50,22 +50,14 @@ type Usage = { readonly value: TenantUsageRecord; readonly revision: number } | 
 export class UsageCommitQueue {
   readonly #bucket: Bucket;
   readonly #records: UsageRecords;
-  readonly #maxInFlight: number;
   /** Tenants being drained, with what waits for their next batch. */
   readonly #queues = new Map<string, Queued[]>();
   readonly #waitingForSlot: (() => void)[] = [];
   #inFlight = 0;
-  #batches = 0;
 
-  constructor(bucket: Bucket, records: UsageRecords, opts: { maxInFlight?: number } = {}) {
+  constructor(bucket: Bucket, records: UsageRecords) {
     this.#bucket = bucket;
     this.#records = records;
-    this.#maxInFlight = Math.max(1, opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT);
-  }
-
-  /** Batches written so far, conflicting ones included (metrics and tests). */
-  get batches(): number {
-    return this.#batches;
   }
 
   submit(tenantId: string, write: CountedWrite): Promise<Result<number>> {
@@ -132,7 +124,6 @@ export class UsageCommitQueue {
       if (live.length === 0) return;
       const named = usage?.revision ?? 0;
       const written = await this.#bucket.write([...live.map((q) => q.intent), { key: this.#records.key(tenantId), value: encode(record), expectedRevision: named }]);
-      this.#batches += 1;
       if (written.ok) {
         this.#records.written(tenantId, record, written.value[live.length] as number);
         live.forEach((q, i) => q.resolve(ok(written.value[i] as number)));
@@ -165,7 +156,7 @@ export class UsageCommitQueue {
   }
 
   async #slot(): Promise<void> {
-    if (this.#inFlight < this.#maxInFlight) {
+    if (this.#inFlight < MAX_IN_FLIGHT) {
       this.#inFlight += 1;
       return;
     }
