@@ -56,7 +56,8 @@ export async function ensureLeaf(req: LeafRequest): Promise<Result<{ cert: strin
     const csr = join(work, 'req.csr');
     const ext = join(work, 'ext.cnf');
     const san = (req.hosts ?? []).map((h) => (/^[\d.]+$|:/.test(h) ? `IP:${h}` : `DNS:${h}`));
-    const lines = ['basicConstraints=critical,CA:FALSE', 'keyUsage=critical,digitalSignature,keyEncipherment', `extendedKeyUsage=${req.usage === 'server' ? 'serverAuth' : 'clientAuth'}`];
+    // A server certificate is also a client one: nats-server dials its cluster routes with the same certificate.
+    const lines = ['basicConstraints=critical,CA:FALSE', 'keyUsage=critical,digitalSignature,keyEncipherment', `extendedKeyUsage=${req.usage === 'server' ? 'serverAuth,clientAuth' : 'clientAuth'}`];
     if (san.length > 0) lines.push(`subjectAltName=${san.join(',')}`);
     await writeFile(ext, `${lines.join('\n')}\n`);
     const csrMade = await openssl(['req', ...CURVE, '-keyout', key, '-out', csr, '-subj', `/CN=${req.commonName}`]);

@@ -1,143 +1,631 @@
-import { NodeIdSchema, err, ok, worstHealth, type ConfigProblem, type Health, type ResourceType, type Result } from '@allot/core';
-import { invalidConfig } from '../builder-result.ts';
-import type { Clock } from '../clock.ts';
-import { LocalManager } from './local-manager.ts';
-import type { DurableState, Journal } from './records.ts';
+import { Actor, Supervisor } from '@allot/actor';
+import {
+  HealthThresholdsSchema,
+  encode,
+  err,
+  ok,
+  toAllotError,
+  worstHealth,
+  type AllotError,
+  type Allocation,
+  type AllocationFilter,
+  type AllocationRequest,
+  type AllocationRequestInput,
+  type AllocationStatus,
+  type Availability,
+  type ConfigProblem,
+  type EfficiencyMetrics,
+  type Health,
+  type HealthThresholds,
+  type LimitsByType,
+  type LimitsUpdate,
+  type ManagerConfig,
+  type ManagerMetrics,
+  type ManagerStatus,
+  type ReleaseTarget,
+  type ResourceManager,
+  type ResourceType,
+  type ResourceUsage,
+  type Result,
+  type Telemetry,
+  type TenantUsage,
+} from '@allot/core';
+import { systemClock, type Clock } from '../clock.ts';
+import { parseRelease, parseRequest } from './fast-parse.ts';
+import { HostState, type FenceAnswer } from './host-state.ts';
+import { adoptedRefusal, ManagerCore, type Turn } from './manager-core.ts';
+import { MetricsRecorder, type Operation } from './metrics.ts';
+import { MemoryJournal, type DurableState, type HostRecord, type HostStateSnapshot, type Journal, type ReplayableJournal } from './records.ts';
+import type { ResourceSlice, SliceChange } from './slice.ts';
 
-export interface HostManagerOptions {
+export interface LocalManagerOptions {
+  /** `memory`, `cpu`, `composite`, ... */
+  readonly name: string;
+  /** Prefix of allocation ids (`<nodeId>:<counter>`). */
   readonly nodeId: string;
-  readonly children?: readonly (readonly [ResourceType, LocalManager])[];
+  readonly slices: readonly ResourceSlice[];
+  /** Where changes go; a MemoryJournal when omitted. */
   readonly journal?: Journal;
-  /** Where a restart reads durable state from (the agent's file ledger); the journal itself when it can replay. */
+  /** Where a restart reads durable state from; the journal itself when it can replay. */
   readonly durable?: () => Promise<DurableState>;
   readonly clock?: Clock;
   readonly releasedRetentionMs?: number;
+  /** Health stays Degraded this long after a crash. */
   readonly crashWindowMs?: number;
+  /** Timeout of every ask to the actor (none when omitted: in-process asks to a live actor always answer). */
+  readonly askTimeoutMs?: number;
+}
+
+/** What the agent publishes: one consistent view taken inside one turn. */
+export interface HostView {
+  readonly seq: number;
+  readonly cordoned: boolean;
+  readonly cordonReason: string;
+  readonly usage: ResourceUsage[];
+  readonly tenants: Record<string, TenantUsage>;
+  readonly groups: Record<string, number>;
+  readonly allocationCount: number;
+  readonly reservationCount: number;
+}
+
+function isReplayable(journal: Journal): journal is ReplayableJournal {
+  return typeof (journal as Partial<ReplayableJournal>).load === 'function';
+}
+
+/** The option of the calls that commit for a coordinator's drive of a request id. */
+export interface FenceOption {
+  readonly fence?: number | undefined;
+}
+
+/** What `pageAllocations` filters on (the agent's `allocations` verb). */
+export interface AllocationPageQuery {
+  readonly status?: AllocationStatus | 'live';
+  readonly tenantId?: string;
+  readonly requestId?: string;
+  readonly limit: number;
+  readonly after?: number;
+}
+
+export interface AllocationPage {
+  readonly allocations: Allocation[];
+  readonly truncated: boolean;
+  readonly next?: number;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9_:=-]{1,128}$/;
+
+/** Encoded size at which a page of allocations is cut: half of NATS's default 1 MiB payload limit. */
+const PAGE_BUDGET_BYTES = 512 * 1024;
+
+function checkFence(fence: unknown): Result<number | undefined> {
+  if (fence === undefined || (typeof fence === 'number' && Number.isSafeInteger(fence) && fence >= 1)) return ok(fence);
+  return err('invalid_request', 'fence: a whole number >= 1', { field: 'fence' });
+}
+
+/** The counter of an allocation id `<nodeId>:<counter>` (ids of other shapes sort first). */
+function counterOf(id: string, prefix: string): number {
+  return id.startsWith(prefix) ? Number(id.slice(prefix.length)) || 0 : 0;
+}
+
+function failure<T>(thrown: unknown): Result<T> {
+  return { ok: false, error: toAllotError(thrown) };
 }
 
 /**
- * The composite: one child manager per resource type, a VM's memory + CPU (+ extra types) all or nothing.
- *
- * Children hand their pools (slices) to the composite when added, and the composite drives every pool inside its own
- * synchronous turn: take memory, take CPU, and if CPU refuses, free the memory in the same turn. No other code runs
- * between those steps (JavaScript runs one turn at a time), so no observer, through the composite or a child, ever
- * sees the half state. This is stronger and cheaper than awaiting child actors (which would need the composite's
- * mailbox to wait across microtasks). The children keep their probes, thresholds and crash reports; their own
- * mutating methods refuse while adopted. It owns allocation records, request ids, reservations, cordon and `seq`.
+ * A resource manager actor over a HostState: the memory, CPU and generic managers (one slice each) and the host
+ * composite (one slice per child manager) are all this, so idempotency, reservations, journaling, metrics and health
+ * behave the same everywhere. All reads and writes go through one mailbox.
  */
-export class HostManager extends LocalManager {
-  readonly #children = new Map<ResourceType, LocalManager>();
+export class LocalManager implements ResourceManager {
+  readonly name: string;
+  readonly nodeId: string;
+  protected readonly slices: ResourceSlice[];
+  protected readonly clock: Clock;
+  readonly journal: Journal;
+  readonly #durable: (() => Promise<DurableState>) | undefined;
+  readonly #retentionMs: number | undefined;
+  readonly #askTimeoutMs: number | undefined;
+  readonly #supervisor: Supervisor<Turn, unknown>;
+  readonly #actor: Actor<Turn, unknown>;
+  readonly #metrics: MetricsRecorder;
+  readonly #listeners = new Set<(seq: number) => void>();
+  readonly #failureListeners = new Set<(error: AllotError) => void>();
+  readonly #startedAt: number;
+  #core: ManagerCore;
+  #owner: string | undefined;
+  #stopped = false;
 
-  private constructor(options: HostManagerOptions) {
-    super({ name: 'composite', nodeId: options.nodeId, slices: [], journal: options.journal, durable: options.durable, clock: options.clock, releasedRetentionMs: options.releasedRetentionMs, crashWindowMs: options.crashWindowMs });
+  constructor(options: LocalManagerOptions) {
+    this.name = options.name;
+    this.nodeId = options.nodeId;
+    this.slices = [...options.slices];
+    this.clock = options.clock ?? systemClock;
+    this.journal = options.journal ?? new MemoryJournal();
+    const journal = this.journal;
+    this.#durable = options.durable ?? (isReplayable(journal) ? () => journal.load() : undefined);
+    this.#retentionMs = options.releasedRetentionMs;
+    this.#askTimeoutMs = options.askTimeoutMs;
+    this.#startedAt = this.clock.now();
+    this.#metrics = new MetricsRecorder(this.name, this.#startedAt);
+    this.#core = this.#newCore();
+    this.#supervisor = new Supervisor<Turn, unknown>({
+      recover: () => this.#recover(),
+      degradedWindowMs: options.crashWindowMs ?? 300_000,
+      now: () => this.clock.now(),
+    });
+    this.#actor = new Actor<Turn, unknown>(this.#core, {
+      name: this.name,
+      supervisor: this.#supervisor,
+      // The supervisor gave up: tell the owner (the agent exits so that a restart recovers from disk).
+      onFailed: (error) => {
+        for (const listener of this.#failureListeners) listener(error);
+      },
+    });
   }
 
-  static create(options: HostManagerOptions): Result<HostManager> {
-    const problems: ConfigProblem[] = [];
-    const node = NodeIdSchema.safeParse(options.nodeId);
-    if (!node.success) problems.push({ path: 'nodeId', message: node.error.issues[0]?.message ?? 'invalid' });
-    const seen = new Set<ResourceType>();
-    for (const [type, child] of options.children ?? []) {
-      if (seen.has(type)) problems.push({ path: `managers.${type}`, message: 'one manager per resource type' });
-      seen.add(type);
-      if (!child.resourceTypes.includes(type)) problems.push({ path: `managers.${type}`, message: `the ${child.name} manager manages ${child.resourceTypes.join(', ')}, not ${type}` });
+  /** The current incarnation's state; only for synchronous set-up before the first message. */
+  protected get currentState(): HostState {
+    return this.#core.state;
+  }
+
+  get resourceTypes(): ResourceType[] {
+    return this.slices.map((s) => s.type);
+  }
+
+  #newCore(): ManagerCore {
+    const state = new HostState({ nodeId: this.nodeId, now: () => this.clock.now(), releasedRetentionMs: this.#retentionMs });
+    for (const slice of this.slices) state.slices.set(slice.type, slice);
+    return new ManagerCore({
+      state,
+      journal: this.journal,
+      clock: this.clock,
+      post: (turn) => this.#actor.tell(turn),
+      changed: (seq) => this.#emit(seq),
+      expired: (count) => this.#metrics.expired(count),
+    });
+  }
+
+  /** The supervisor's recover(): a fresh core with empty pools, rebuilt from durable state. */
+  async #recover(): Promise<ManagerCore> {
+    this.#core.retire();
+    if (this.#durable === undefined) throw new Error(`${this.name} has no durable state to recover from`);
+    // Records still in flight would be missing from a load made now, while their replies still say ok: wait until
+    // each is durable (then loaded) or failed (then its reply says internal, and the journal's failure is fatal).
+    await this.#core.settled();
+    const durable = await this.#durable();
+    for (const slice of this.slices) slice.reset();
+    const core = this.#newCore();
+    const restored = core.state.restore(durable.snapshot, durable.records);
+    if (!restored.ok) throw new Error(restored.error.message);
+    this.#core = core;
+    if (restored.value.length > 0) {
+      this.#metrics.expired(restored.value.length);
+      await core.journal(restored.value);
     }
-    if (problems.length > 0) return invalidConfig(problems);
-    const host = new HostManager(options);
-    for (const [type, child] of options.children ?? []) {
-      const added = host.#adopt(type, child);
-      if (!added.ok) return added;
+    core.schedule();
+    return core;
+  }
+
+  #emit(seq: number): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(seq);
+      } catch {
+        // A listener's bug must not break the manager; the agent's listener logs its own failures.
+      }
     }
-    return ok(host);
   }
 
-  static builder(): HostManagerBuilder {
-    return new HostManagerBuilder();
+  /** Runs a turn in the mailbox and turns a rejected ask (stopped, timeout, crash) into a Result. */
+  protected async ask<T>(turn: (core: ManagerCore) => unknown): Promise<Result<T>> {
+    try {
+      return (await this.#actor.ask(turn as Turn, this.#askTimeoutMs === undefined ? undefined : { timeoutMs: this.#askTimeoutMs })) as Result<T>;
+    } catch (thrown) {
+      return failure(thrown);
+    }
   }
 
-  #adopt(type: ResourceType, child: LocalManager): Result<void> {
-    if (this.#children.has(type)) return err('conflict', `node ${this.nodeId} already has a ${type} manager`, { resourceType: type });
-    if (!child.resourceTypes.includes(type)) return err('invalid_request', `resourceType: the ${child.name} manager manages ${child.resourceTypes.join(', ')}, not ${type}`, { field: 'resourceType' });
-    const slice = child.adopt(`host ${this.nodeId}`);
-    if (!slice.ok) return slice;
-    this.#children.set(type, child);
-    this.slices.push(slice.value);
-    this.currentState.slices.set(type, slice.value);
+  /** A read inside a turn: the function's value as an ok Result. */
+  protected read<T>(fn: (core: ManagerCore) => T): Promise<Result<T>> {
+    return this.ask<T>((core) => ok(fn(core)));
+  }
+
+  /** A read answered once everything it may have seen is durable: for answers others act on (reconciling reads). */
+  protected durableRead<T>(fn: (core: ManagerCore) => T): Promise<Result<T>> {
+    return this.ask<T>((core) => core.whenDurable(ok(fn(core))));
+  }
+
+  #measure(op: Operation, started: number, result: Result<unknown>): void {
+    this.#metrics.record(op, result.ok ? undefined : result.error.code, performance.now() - started);
+  }
+
+  // ---------- adoption by a composite ----------
+
+  /** @internal The composite takes this manager's slice; its own mutations are refused until released. */
+  adopt(owner: string): Result<ResourceSlice> {
+    if (this.#owner !== undefined) return err('conflict', `${this.name} is already managed by ${this.#owner}`, { owner: this.#owner });
+    if (this.#core.state.live.size > 0) return err('conflict', `${this.name} holds ${this.#core.state.live.size} allocations of its own; release them before adding it to ${owner}`);
+    const slice = this.slices[0];
+    if (slice === undefined) return err('internal', `${this.name} has no resource slice`);
+    this.#owner = owner;
+    return ok(slice);
+  }
+
+  /** @internal */
+  disown(): void {
+    this.#owner = undefined;
+  }
+
+  /** @internal Supervisor health of this manager (a composite reports its children's crashes). */
+  supervisorHealth(): Health {
+    return this.#supervisor.health();
+  }
+
+  // ---------- core operations ----------
+
+  // allocate, release and reserve are plain (not async) functions returning the ask's promise with one reaction:
+  // they are the hot path, and every async frame would add a Promise and a microtask per call.
+
+  /** `fence`: the coordinator's fencing epoch for the request id (see ManagerCore.allocate); not part of the request. */
+  allocate(input: AllocationRequestInput, options: FenceOption = {}): Promise<Result<Allocation>> {
+    const parsed = parseRequest(input);
+    if (!parsed.ok) return Promise.resolve(this.#refuse('allocate', parsed.error));
+    const fence = checkFence(options.fence);
+    if (!fence.ok) return Promise.resolve(this.#refuse('allocate', fence.error));
+    const request: AllocationRequest = parsed.value;
+    const reservation = request.reservation !== undefined;
+    return this.#mutate(reservation ? 'reserve' : 'allocate', (core) => core.allocate(request, reservation, fence.value));
+  }
+
+  async reserve(input: AllocationRequestInput, options: FenceOption = {}): Promise<Result<Allocation>> {
+    const parsed = parseRequest(input);
+    if (!parsed.ok) return this.#refuse('reserve', parsed.error);
+    if (parsed.value.reservation === undefined) return this.#refuse('reserve', { code: 'invalid_request', message: 'reservation: a reservation needs reservation.ttlMs', details: { field: 'reservation' } });
+    const fence = checkFence(options.fence);
+    if (!fence.ok) return this.#refuse('reserve', fence.error);
+    const request = parsed.value;
+    return this.#mutate('reserve', (core) => core.allocate(request, true, fence.value));
+  }
+
+  /**
+   * Records `fence` for the request id, durably (the highest seen is kept), then answers its allocation in any
+   * status (null when none) and the recorded fence: after the reply no allocate of it at `fence` or below commits.
+   */
+  fence(requestId: string, fence: number): Promise<Result<FenceAnswer>> {
+    if (typeof requestId !== 'string' || !REQUEST_ID.test(requestId)) return Promise.resolve(err('invalid_request', 'requestId: 1 to 128 of A-Z a-z 0-9 _ : = -', { field: 'requestId' }));
+    const checked = checkFence(fence);
+    if (!checked.ok) return Promise.resolve(checked);
+    if (this.#owner !== undefined) return Promise.resolve(adoptedRefusal(this.name, this.#owner));
+    return this.ask((core) => core.fence(requestId, fence));
+  }
+
+  release(target: ReleaseTarget & { reason?: string; fence?: number }): Promise<Result<Allocation>> {
+    const parsed = parseRelease(target);
+    if (!parsed.ok) return Promise.resolve(this.#refuse('release', parsed.error));
+    const release = parsed.value;
+    return this.#mutate('release', (core) => core.release(release));
+  }
+
+  async activateReservation(allocationId: string, requestId: string): Promise<Result<Allocation>> {
+    if (typeof allocationId !== 'string' || allocationId.length === 0 || allocationId.length > 160) return this.#refuse('activate', { code: 'invalid_request', message: 'allocationId: a non-empty string of at most 160 characters', details: { field: 'allocationId' } });
+    if (typeof requestId !== 'string' || requestId.length === 0 || requestId.length > 128) return this.#refuse('activate', { code: 'invalid_request', message: 'requestId: a non-empty string of at most 128 characters', details: { field: 'requestId' } });
+    return this.#mutate('activate', (core) => core.activate(allocationId, requestId));
+  }
+
+  #refuse(op: Operation, error: AllotError): Result<Allocation> {
+    this.#metrics.record(op, error.code, 0);
+    return { ok: false, error };
+  }
+
+  #mutate(op: Operation, turn: (core: ManagerCore) => unknown): Promise<Result<Allocation>> {
+    if (this.#owner !== undefined) return Promise.resolve(adoptedRefusal(this.name, this.#owner));
+    const started = performance.now();
+    let asked: Promise<unknown>;
+    try {
+      asked = this.#actor.ask(turn as Turn, this.#askTimeoutMs === undefined ? undefined : { timeoutMs: this.#askTimeoutMs });
+    } catch (thrown) {
+      asked = Promise.reject(thrown);
+    }
+    return asked.then(
+      (reply) => {
+        const result = reply as Result<Allocation>;
+        this.#measure(op, started, result);
+        return result;
+      },
+      (thrown: unknown) => {
+        const result = failure<Allocation>(thrown);
+        this.#measure(op, started, result);
+        return result;
+      },
+    );
+  }
+
+  async checkAvailability(input: AllocationRequestInput): Promise<Result<Availability>> {
+    const parsed = parseRequest(input);
+    if (!parsed.ok) return parsed;
+    const request = parsed.value;
+    return this.read((core) => core.state.check(request));
+  }
+
+  getUsage(): Promise<Result<ResourceUsage[]>> {
+    return this.read((core) => [...core.state.slices.values()].map((s) => s.usage()));
+  }
+
+  /** Usage, counts, seq and cordon in one turn: what the agent publishes to the usage stream. */
+  getHostView(): Promise<Result<HostView>> {
+    return this.read((core) => {
+      const s = core.state;
+      return {
+        seq: s.seq,
+        cordoned: s.cordon.cordoned,
+        cordonReason: s.cordon.reason,
+        usage: [...s.slices.values()].map((slice) => slice.usage()),
+        // Copies: the state updates its counters in place.
+        tenants: Object.fromEntries(Array.from(s.tenants, ([id, t]) => [id, { ...t }])),
+        groups: Object.fromEntries(s.groups),
+        allocationCount: s.live.size,
+        reservationCount: s.reservationCount,
+      };
+    });
+  }
+
+  /**
+   * One page of live allocations in id-counter order (the order `live` keeps: ids are drawn from a growing counter),
+   * those with a counter above `after`; `next` is the counter to pass as `after` when more match. At most `limit`,
+   * and cut earlier once the page's encoded size reaches PAGE_BUDGET_BYTES (an allocation's metadata alone may take
+   * 10 KiB). Only what is durable.
+   */
+  pageAllocations(query: AllocationPageQuery): Promise<Result<AllocationPage>> {
+    const prefix = `${this.nodeId}:`;
+    const after = query.after ?? 0;
+    return this.durableRead((core) => {
+      const out: Allocation[] = [];
+      let truncated = false;
+      const one = query.requestId === undefined ? undefined : core.state.liveOf(query.requestId);
+      const candidates: Iterable<Allocation> = query.requestId === undefined ? core.state.live.values() : one === undefined ? [] : [one];
+      let bytes = 0;
+      for (const a of candidates) {
+        if (counterOf(a.id, prefix) <= after) continue;
+        if (query.tenantId !== undefined && a.tenantId !== query.tenantId) continue;
+        if (query.status !== undefined && query.status !== 'live' && a.status !== query.status) continue;
+        const size = encode(a).byteLength;
+        if (out.length === query.limit || (out.length > 0 && bytes + size > PAGE_BUDGET_BYTES)) {
+          truncated = true;
+          break;
+        }
+        bytes += size;
+        out.push(a);
+      }
+      const last = out[out.length - 1];
+      return truncated && last !== undefined ? { allocations: out, truncated, next: counterOf(last.id, prefix) } : { allocations: out, truncated };
+    });
+  }
+
+  /** Only what is durable (the coordinator reconciles against it). */
+  getAllocations(filter: AllocationFilter = {}): Promise<Result<Allocation[]>> {
+    const limit = filter.limit ?? 10_000;
+    return this.durableRead((core) => {
+      const out: Allocation[] = [];
+      for (const a of core.state.live.values()) {
+        if (out.length >= limit) break;
+        if (filter.tenantId !== undefined && a.tenantId !== filter.tenantId) continue;
+        if (filter.requestId !== undefined && a.requestId !== filter.requestId) continue;
+        if (filter.status !== undefined && filter.status !== 'live' && a.status !== filter.status) continue;
+        out.push(a);
+      }
+      return out;
+    });
+  }
+
+  getAllocation(allocationId: string): Promise<Result<Allocation>> {
+    return this.ask((core) => {
+      const found = core.state.find(allocationId);
+      return core.whenDurable(found === undefined ? err('not_found', `no allocation ${allocationId} on node ${this.nodeId}`, { allocationId }) : ok(found));
+    });
+  }
+
+  // ---------- cordon, durable state ----------
+
+  /** A cordoned host refuses allocate and reserve with `unavailable`; journaled. */
+  setCordon(cordoned: boolean, reason = ''): Promise<Result<void>> {
+    if (this.#owner !== undefined) return Promise.resolve(adoptedRefusal(this.name, this.#owner));
+    return this.ask((core) => {
+      const record = core.state.setCordon(cordoned, reason.slice(0, 256));
+      return core.commit(ok({ value: undefined, records: record === undefined ? [] : [record] }));
+    });
+  }
+
+  /** The state as a snapshot, taken inside a turn so it matches `seq` exactly (for ledger compaction). */
+  exportState(): Promise<Result<HostStateSnapshot>> {
+    return this.read((core) => core.state.exportState());
+  }
+
+  /**
+   * Rebuilds the state from a snapshot and the records after it (the agent's file ledger). Only on a manager that
+   * has not changed anything yet. Reservations that expired while the process was down expire now, journaled.
+   */
+  restore(snapshot: HostStateSnapshot | undefined, records: readonly HostRecord[]): Promise<Result<{ seq: number; expired: number }>> {
+    return this.ask((core) => {
+      if (core.state.seq !== 0) return err('conflict', `${this.name} already has state (seq ${core.state.seq}); restore only into a new manager`);
+      const restored = core.state.restore(snapshot, records);
+      if (!restored.ok) {
+        for (const slice of this.slices) slice.reset();
+        core.state.live.clear();
+        return restored;
+      }
+      this.#metrics.expired(restored.value.length);
+      core.schedule();
+      return core.commit(ok({ value: { seq: core.state.seq, expired: restored.value.length }, records: restored.value }));
+    });
+  }
+
+  /**
+   * Called if the manager stops by itself: its actor crashed and could not be rebuilt from durable state (the
+   * supervisor gave up). Everything is refused from then on; the agent exits so that a restart recovers from disk.
+   */
+  onFailure(listener: (error: AllotError) => void): void {
+    this.#failureListeners.add(listener);
+  }
+
+  /** Called with the new seq after every durable change (the agent publishes usage on it). Returns an unsubscribe. */
+  onChange(listener: (seq: number) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  // ---------- lifecycle ----------
+
+  /** Restores from the journal when it can replay and this manager is new; otherwise nothing to do. */
+  async initialize(): Promise<Result<void>> {
+    if (this.#durable === undefined) return ok(undefined);
+    const durable = await this.#durable();
+    if (durable.snapshot === undefined && durable.records.length === 0) return ok(undefined);
+    const restored = await this.restore(durable.snapshot, durable.records);
+    return restored.ok ? ok(undefined) : restored;
+  }
+
+  /** Managers serve from construction; start() exists for the lifecycle contract and is idempotent. */
+  start(): Promise<Result<void>> {
+    return Promise.resolve(this.#stopped ? err('unavailable', `${this.name} was stopped; build a new manager`) : ok(undefined));
+  }
+
+  async stop(): Promise<Result<void>> {
+    this.#stopped = true;
+    await this.#actor.stop();
+    this.#core.retire();
     return ok(undefined);
   }
 
-  /** Adds a child manager at runtime (inside a turn, so no request sees a half-added type). */
-  addManager(type: ResourceType, manager: LocalManager): Promise<Result<void>> {
-    return this.ask((core) => {
-      if (core.state !== this.currentState) return err('internal', 'stale incarnation');
-      return this.#adopt(type, manager);
+  isRunning(): boolean {
+    return !this.#stopped && this.#actor.isRunning;
+  }
+
+  async healthCheck(): Promise<Result<Health>> {
+    if (!this.isRunning()) return ok({ status: 'stopped' });
+    return this.read(() => this.healthNow());
+  }
+
+  /** Health computed inside a turn: every slice, plus crash reports. */
+  protected healthNow(): Health {
+    return worstHealth([...this.slices.map((s) => s.health()), this.#supervisor.health()]);
+  }
+
+  // ---------- observability ----------
+
+  getMetrics(): Promise<Result<ManagerMetrics>> {
+    return Promise.resolve(ok(this.#metrics.snapshot(this.#supervisor.restarts, this.clock.now())));
+  }
+
+  async getStatus(): Promise<Result<ManagerStatus>> {
+    const health = await this.healthCheck();
+    const count = this.isRunning() ? await this.read((core) => core.state.live.size) : ok(0);
+    return ok({
+      name: this.name,
+      resourceTypes: this.resourceTypes,
+      running: this.isRunning(),
+      health: health.ok ? health.value : { status: 'stopped' },
+      startedAt: this.#startedAt,
+      allocationCount: count.ok ? count.value : 0,
     });
   }
 
-  /** Removes a child manager; refused (conflict) while any live allocation holds that type. */
-  removeManager(type: ResourceType): Promise<Result<LocalManager>> {
-    return this.ask((core) => {
-      const child = this.#children.get(type);
-      const slice = core.state.slices.get(type);
-      if (child === undefined || slice === undefined) return err('not_found', `node ${this.nodeId} has no ${type} manager`, { resourceType: type });
-      let holding = 0;
-      for (const a of core.state.live.values()) if (slice.amountOf(a.request) > 0) holding += 1;
-      if (holding > 0) return err('conflict', `the ${type} manager holds ${holding} live allocations; release them first`, { resourceType: type, allocations: holding });
-      core.state.slices.delete(type);
-      this.slices.splice(this.slices.indexOf(slice), 1);
-      this.#children.delete(type);
-      child.disown();
-      return ok(child);
+  exportTelemetry(): Promise<Result<Telemetry>> {
+    return this.read((core) => {
+      const out: Telemetry = { 'host.node_id': this.nodeId, 'host.seq': core.state.seq, 'host.cordoned': core.state.cordon.cordoned, 'host.allocations': core.state.live.size, 'host.reservations': core.state.reservationCount };
+      for (const slice of core.state.slices.values()) slice.telemetry(out);
+      const m = this.#metrics.snapshot(this.#supervisor.restarts, this.clock.now());
+      out[`${this.name}.allocations_total`] = m.allocations;
+      out[`${this.name}.releases_total`] = m.releases;
+      out[`${this.name}.expirations_total`] = m.expirations;
+      out[`${this.name}.restarts_total`] = m.restarts;
+      out[`${this.name}.allocate_latency_p99_ms`] = m.allocateLatency.p99Ms;
+      for (const [code, n] of Object.entries(m.refusals)) out[`${this.name}.refusals.${code}`] = n;
+      return out;
     });
   }
 
-  /** The child managing a type, if any. */
-  manager(type: ResourceType): LocalManager | undefined {
-    return this.#children.get(type);
+  getEfficiencyMetrics(): Promise<Result<EfficiencyMetrics[]>> {
+    return this.read((core) => [...core.state.slices.values()].map((s) => s.efficiency()));
   }
 
-  protected override healthNow(): Health {
-    return worstHealth([super.healthNow(), ...[...this.#children.values()].map((c) => c.supervisorHealth())]);
-  }
-}
+  // ---------- configuration ----------
 
-/** `HostManager.builder().nodeId('n1').memory(m).cpu(c).journal(j).build()`: every problem at build. */
-export class HostManagerBuilder {
-  #nodeId = '';
-  #children: [ResourceType, LocalManager][] = [];
-  #options: Omit<HostManagerOptions, 'nodeId' | 'children'> = {};
+  getLimits(): Promise<Result<LimitsByType>> {
+    return this.read((core) => {
+      const out: LimitsByType = {};
+      for (const [type, slice] of core.state.slices) out[type] = slice.config().limits;
+      return out;
+    });
+  }
 
-  nodeId(nodeId: string): this {
-    this.#nodeId = nodeId;
-    return this;
+  async updateLimits(update: LimitsUpdate, options: { force?: boolean } = {}): Promise<Result<LimitsByType>> {
+    if (this.#owner !== undefined) return adoptedRefusal(this.name, this.#owner);
+    if (typeof update !== 'object' || update === null) return err('invalid_request', 'limits update must be an object keyed by resource type', { field: 'update' });
+    const force = options.force === true;
+    const changes = Object.entries(update) as [ResourceType, SliceChange][];
+    for (const [type, change] of changes) {
+      if (typeof change !== 'object' || change === null) return err('invalid_request', `${type}: limits must be an object`, { field: type });
+    }
+    return this.ask((core) => {
+      for (const [type] of changes) {
+        if (!core.state.slices.has(type)) return err('not_found', `no ${type} manager on node ${this.nodeId}`, { resourceType: type });
+      }
+      // All or nothing over types: check every change on the current figures first, then apply.
+      const records: HostRecord[] = [];
+      const applied: { type: ResourceType; before: SliceChange }[] = [];
+      for (const [type, change] of changes) {
+        const slice = core.state.slices.get(type) as ResourceSlice;
+        const before = slice.config();
+        const r = core.state.updateConfig(type, change, force);
+        if (!r.ok) {
+          // Undo the types already changed in this turn (their records were never journaled, so seq goes back too).
+          for (const a of applied.reverse()) core.state.slices.get(a.type)?.reconfigure(a.before, true);
+          core.state.seq -= records.length;
+          return r.error.code === 'invalid_request' ? err('invalid_request', `${type}.${r.error.message}`, { ...r.error.details, resourceType: type }) : r;
+        }
+        applied.push({ type, before: { ...before.limits, hardLimit: before.limits.hardLimit ?? null, softLimit: before.limits.softLimit ?? null } });
+        records.push(r.value.record);
+      }
+      const limits: LimitsByType = {};
+      for (const [type, slice] of core.state.slices) limits[type] = slice.config().limits;
+      return core.commit(ok({ value: limits, records }));
+    });
   }
-  memory(manager: LocalManager): this {
-    return this.manager('memory', manager);
+
+  /** Every problem in the config: schema issues, a type this manager does not own, figures the host cannot have. */
+  validateConfig(config: ManagerConfig): Promise<Result<ConfigProblem[]>> {
+    const problems: ConfigProblem[] = [];
+    if (typeof config !== 'object' || config === null) return Promise.resolve(ok([{ path: '(root)', message: 'config must be an object' }]));
+    const type = config.resourceType as ResourceType;
+    const slice = this.slices.find((s) => s.type === type);
+    if (slice === undefined) problems.push({ path: 'resourceType', message: `${this.name} manages ${this.resourceTypes.join(', ')}, not ${String(type)}` });
+    const health = HealthThresholdsSchema.safeParse((config as { health?: unknown }).health ?? {});
+    if (!health.success) for (const i of health.error.issues) problems.push({ path: ['health', ...i.path.map(String)].join('.'), message: i.message });
+    else if (health.data.usedDegradedPermille > health.data.usedUnhealthyPermille) problems.push({ path: 'health.usedDegradedPermille', message: 'must not exceed usedUnhealthyPermille' });
+    const cpu = config as { reservedCores?: number[]; policy?: string };
+    if (slice !== undefined) {
+      const sliceConfig = { limits: config.limits, ...(cpu.reservedCores !== undefined ? { reservedCores: cpu.reservedCores } : {}), ...(cpu.policy !== undefined ? { policy: cpu.policy as never } : {}) };
+      problems.push(...slice.validate(sliceConfig));
+    }
+    return Promise.resolve(ok(problems));
   }
-  cpu(manager: LocalManager): this {
-    return this.manager('cpu', manager);
-  }
-  manager(type: ResourceType, manager: LocalManager): this {
-    this.#children.push([type, manager]);
-    return this;
-  }
-  journal(journal: Journal): this {
-    this.#options = { ...this.#options, journal };
-    return this;
-  }
-  durable(durable: () => Promise<DurableState>): this {
-    this.#options = { ...this.#options, durable };
-    return this;
-  }
-  clock(clock: Clock): this {
-    this.#options = { ...this.#options, clock };
-    return this;
-  }
-  releasedRetention(ms: number): this {
-    this.#options = { ...this.#options, releasedRetentionMs: ms };
-    return this;
-  }
-  build(): Result<HostManager> {
-    return HostManager.create({ ...this.#options, nodeId: this.#nodeId, children: this.#children });
+
+  /** Validates (every problem) then applies limits (refusing to shrink below committed) and health thresholds. */
+  async updateConfig(config: ManagerConfig): Promise<Result<void>> {
+    const problems = await this.validateConfig(config);
+    if (!problems.ok) return problems;
+    if (problems.value.length > 0) {
+      return err('invalid_request', problems.value.map((p) => `${p.path}: ${p.message}`).join('; '), { issues: problems.value });
+    }
+    const thresholds: HealthThresholds = HealthThresholdsSchema.parse(config.health ?? {});
+    const cpu = config as { reservedCores?: number[]; policy?: string };
+    const change: SliceChange = { ...config.limits, hardLimit: config.limits.hardLimit ?? null, softLimit: config.limits.softLimit ?? null };
+    if (cpu.reservedCores !== undefined) change.reservedCores = cpu.reservedCores;
+    if (cpu.policy !== undefined) change.policy = cpu.policy as SliceChange['policy'];
+    const updated = await this.updateLimits({ [config.resourceType]: change } as LimitsUpdate);
+    if (!updated.ok) return updated;
+    const slice = this.slices.find((s) => s.type === config.resourceType);
+    if (slice !== undefined) slice.thresholds = thresholds;
+    return ok(undefined);
   }
 }
