@@ -85,7 +85,7 @@ export class IntentStore {
   readonly #o: IntentStoreOptions;
   /** The newest usage record seen per tenant (own reads and writes, and the QuotaService's watch): a batch's first guess. */
   readonly #usage = new Map<string, StoredUsage>();
-  /** Counting transitions, batched per tenant (group commit: N intents + the usage record in one atomic write). */
+  /** Counting transitions, batched across tenants (group commit: N intents + one usage record per tenant, one atomic write). */
   readonly #counted: UsageCommitQueue;
 
   constructor(bucket: Bucket, options: IntentStoreOptions) {
@@ -249,7 +249,7 @@ export class IntentStore {
 
   /**
    * Writes `next` over `at` (null: the key must be absent). When the intent starts, stops or moves counting, the
-   * tenant's usage record changes in the same batch, shared with every counting transition of the tenant queued on
+   * tenant's usage record changes in the same batch, shared with every counting transition (of any tenant) queued on
    * this coordinator meanwhile (usage-commit.ts); a usage record changed by another coordinator is re-read and the
    * batch tried again, an intent changed meanwhile is `conflict` (for that intent alone).
    */

@@ -3,20 +3,21 @@ import { emptyUsageRecord, type TenantUsageRecord } from '@allot/quota';
 import type { Bucket, BucketWrite } from '../store/bucket.ts';
 
 /*
- * Group commit of one tenant's counting transitions (IntentStore: create, takeOver, failed, released, a move). Each
- * writes its intent and the tenant's usage record in one atomic batch, and every batch of a tenant names the same usage
- * key: sent one by one, N concurrent transitions would each lose compare-and-sets to the others (O(N^2) batches), and
- * on one replica every batch costs a file store on the server (5-15 ms). So a coordinator queues them per tenant: while
- * a tenant's batch is in flight, every transition that arrives waits, and the next batch carries all of them (N intent
- * writes + one usage write). A compare-and-set conflict then happens only between coordinators.
+ * Group commit of counting transitions across tenants (IntentStore: create, takeOver, failed, released, a move). Each
+ * writes its intent and its tenant's usage record in one atomic batch. On one replica every batch costs the server a
+ * file store and a stream's batches are handled one at a time (3-20 ms each), so one batch per transition caps the
+ * place rate near 100/s. A coordinator therefore queues every counting transition: while batches are in flight, what
+ * arrives waits, and the next batch carries all of it, over every tenant (N intent writes + one usage write per tenant
+ * named). Two batches in flight never name the same tenant, so a coordinator never conflicts with itself: a lost
+ * compare-and-set means another coordinator wrote a usage record, or an intent moved.
  */
 
-/** Messages per batch: intents plus the usage record (the server takes at most 1,000; half keeps batches short). */
+/** Messages per batch: intents plus one usage record per tenant (the server takes at most 1,000; half keeps batches short). */
 export const MAX_BATCH_MESSAGES = 500;
-/** Rounds of re-reading after lost compare-and-sets (another coordinator wrote the usage record meanwhile). */
+/** Lost compare-and-sets a transition goes through before it is answered `unavailable` (the path of halvings included). */
 const MAX_ROUNDS = 64;
-/** Batches this coordinator has in flight at once, over all tenants (the server takes 50 per stream). */
-const MAX_IN_FLIGHT = 16;
+/** Batches in flight at once: one being handled by the server while the next is sent (a stream handles them in turn). */
+export const MAX_IN_FLIGHT = 4;
 
 /** One counting transition: its intent write, and what it does to the tenant's usage record. */
 export interface CountedWrite {
@@ -26,166 +27,257 @@ export interface CountedWrite {
   readonly apply: (record: TenantUsageRecord) => Result<TenantUsageRecord>;
 }
 
+type Usage = { readonly value: TenantUsageRecord; readonly revision: number } | null;
+
 /** Where usage records come from and where a written one is remembered (the IntentStore's cache). */
 export interface UsageRecords {
   key(tenantId: string): string;
   /** The newest record seen, without a round trip (may be stale: a lost compare-and-set corrects it). */
-  cached(tenantId: string): { readonly value: TenantUsageRecord; readonly revision: number } | undefined;
-  read(tenantId: string): Promise<Result<{ readonly value: TenantUsageRecord; readonly revision: number } | null>>;
+  cached(tenantId: string): NonNullable<Usage> | undefined;
+  read(tenantId: string): Promise<Result<Usage>>;
   written(tenantId: string, record: TenantUsageRecord, revision: number): void;
 }
 
 interface Queued extends CountedWrite {
+  readonly tenantId: string;
   readonly resolve: (written: Result<number>) => void;
 }
 
-type Usage = { readonly value: TenantUsageRecord; readonly revision: number } | null;
+/** One tenant's part of a batch: its transitions in queue order and the record they apply to. */
+interface TenantPart {
+  readonly tenantId: string;
+  live: Queued[];
+  /** The record as last seen (undefined: read it before admitting). */
+  usage: Usage | undefined;
+  /** `usage` was read from the store for this batch (a refusal may be decided on it). */
+  fresh: boolean;
+  /** The record after the admitted transitions (set by #admit). */
+  next?: TenantUsageRecord;
+}
 
 /**
- * Per-tenant queues of counting transitions, each drained by one batch at a time. `submit` answers the intent's new
- * revision, or: `conflict` (the intent is not at the revision its write expects: only that write is left out, the
- * others commit), the transition's own refusal (quota_exceeded, decided in queue order on a record read from the
- * store, so a limit is never crossed), or the store's error for the whole batch (`unavailable`: outcome unknown).
+ * One coordinator's queue of counting transitions, drained by at most MAX_IN_FLIGHT batches at a time. `submit`
+ * answers the intent's new revision, or: `conflict` (the intent is not at the revision its write expects: only that
+ * write is left out, the others commit), the transition's own refusal (quota_exceeded, decided per tenant in queue
+ * order on a record read from the store, so a limit is never crossed), or the store's error for the part that met it
+ * (`unavailable`: outcome unknown).
  */
 export class UsageCommitQueue {
   readonly #bucket: Bucket;
   readonly #records: UsageRecords;
-  /** Tenants being drained, with what waits for their next batch. */
-  readonly #queues = new Map<string, Queued[]>();
-  readonly #waitingForSlot: (() => void)[] = [];
+  readonly #maxInFlight: number;
+  readonly #queue: Queued[] = [];
+  /** Tenants named by a batch in flight: their next transitions wait for it (the batch names their record's revision). */
+  readonly #busy = new Set<string>();
   #inFlight = 0;
+  #pumpScheduled = false;
 
-  constructor(bucket: Bucket, records: UsageRecords) {
+  constructor(bucket: Bucket, records: UsageRecords, options: { readonly maxInFlight?: number } = {}) {
     this.#bucket = bucket;
     this.#records = records;
+    this.#maxInFlight = options.maxInFlight ?? MAX_IN_FLIGHT;
   }
 
   submit(tenantId: string, write: CountedWrite): Promise<Result<number>> {
     return new Promise((resolve) => {
-      const queued = { ...write, resolve };
-      const queue = this.#queues.get(tenantId);
-      if (queue !== undefined) {
-        queue.push(queued);
-        return;
+      this.#queue.push({ ...write, tenantId, resolve });
+      // After the current task: transitions submitted together (a burst of places) share the first batch.
+      if (!this.#pumpScheduled) {
+        this.#pumpScheduled = true;
+        queueMicrotask(() => {
+          this.#pumpScheduled = false;
+          this.#pump();
+        });
       }
-      const fresh = [queued];
-      this.#queues.set(tenantId, fresh);
-      void this.#drain(tenantId, fresh);
     });
   }
 
-  async #drain(tenantId: string, queue: Queued[]): Promise<void> {
-    while (queue.length > 0) {
-      await this.#slot();
-      const batch = takeBatch(queue);
-      try {
-        await this.#commit(tenantId, batch);
-      } catch (e) {
-        // A bug, not the store: answer everyone rather than leave a place waiting forever.
-        for (const q of batch) q.resolve(err('internal', `usage batch of ${tenantId}: ${(e as Error).message}`, { tenantId }));
-      } finally {
-        this.#releaseSlot();
-      }
+  #pump(): void {
+    while (this.#inFlight < this.#maxInFlight) {
+      const batch = this.#take();
+      if (batch.length === 0) return;
+      this.#inFlight += 1;
+      const parts = partsOf(batch, (tenantId) => this.#records.cached(tenantId));
+      for (const p of parts) this.#busy.add(p.tenantId);
+      void this.#commit(parts, 0)
+        .catch((e: unknown) => {
+          // A bug, not the store: answer everyone rather than leave a place waiting forever (a second answer is a no-op).
+          for (const q of batch) q.resolve(err('internal', `counting batch: ${(e as Error).message}`, {}));
+        })
+        .finally(() => {
+          for (const p of parts) this.#busy.delete(p.tenantId);
+          this.#inFlight -= 1;
+          this.#pump();
+        });
     }
-    this.#queues.delete(tenantId);
   }
 
-  /** Writes the transitions with one usage write, re-reading and retrying on a lost compare-and-set; answers each. */
-  async #commit(tenantId: string, batch: Queued[]): Promise<void> {
-    let live = batch;
-    let usage: Usage | undefined = this.#records.cached(tenantId);
-    let readNow = false;
-    let conflicts = 0;
-    for (let round = 0; round < MAX_ROUNDS; round++) {
-      if (usage === undefined) {
-        const read = await this.#records.read(tenantId);
-        if (!read.ok) return settle(live, read);
-        usage = read.value;
-        readNow = true;
-      }
-      // Admission in queue order against the counters: each transition sees the ones before it.
-      let record = usage?.value ?? emptyUsageRecord(tenantId);
-      const admitted: Queued[] = [];
-      const refused: [Queued, Result<never>][] = [];
-      for (const q of live) {
-        const next = q.apply(record);
-        if (next.ok) {
-          record = next.value;
-          admitted.push(q);
-        } else refused.push([q, next]);
-      }
-      // A refusal is decided on the record as stored, never on a cached copy that a release elsewhere may have outdated.
-      if (refused.length > 0 && !readNow) {
-        usage = undefined;
+  /** The next batch: queued transitions in order whose tenant is not in flight, each intent key once, up to the limit. */
+  #take(): Queued[] {
+    const batch: Queued[] = [];
+    const later: Queued[] = [];
+    const keys = new Set<string>();
+    const tenants = new Set<string>();
+    let messages = 0;
+    for (const q of this.#queue) {
+      const cost = tenants.has(q.tenantId) ? 1 : 2;
+      if (this.#busy.has(q.tenantId) || keys.has(q.intent.key) || messages + cost > MAX_BATCH_MESSAGES) {
+        later.push(q);
         continue;
       }
+      keys.add(q.intent.key);
+      tenants.add(q.tenantId);
+      messages += cost;
+      batch.push(q);
+    }
+    this.#queue.splice(0, this.#queue.length, ...later);
+    return batch;
+  }
+
+  /**
+   * Writes the parts' transitions in one batch with one usage write per tenant and answers each. A lost
+   * compare-and-set re-reads the usage records (and, when none moved or on a later loss, the intents: a moved intent is
+   * answered `conflict` alone) and tries again; from the second loss on, the tenants are halved and each half commits
+   * on its own, so a tenant another coordinator keeps writing ends up alone and the others commit.
+   */
+  async #commit(parts: TenantPart[], lost: number): Promise<void> {
+    for (;;) {
+      await this.#admit(parts);
+      parts = parts.filter((p) => p.live.length > 0);
+      if (parts.length === 0) return;
+      const written = await this.#bucket.write(writesOf(parts, (tenantId) => this.#records.key(tenantId)));
+      if (written.ok) return this.#written(parts, written.value);
+      if (written.error.code !== 'conflict') {
+        // Unknown outcome: everyone re-reads. A refusal of the batch itself (a write the server will not take): halve,
+        // so it ends up refusing its own tenant's part only.
+        if (written.error.code === 'unavailable' || parts.length === 1) return settle(parts, written);
+        return this.#halves(parts, lost);
+      }
+      lost += 1;
+      if (lost >= MAX_ROUNDS) return settle(parts, err('unavailable', `usage records still contended after ${MAX_ROUNDS} rounds; retry`, { tenants: parts.map((p) => p.tenantId) }));
+      const moved = await this.#rereadUsage(parts);
+      if (!moved || lost > 1) await this.#leaveOutMovedIntents(parts);
+      parts = parts.filter((p) => p.live.length > 0);
+      if (lost > 1 && parts.length > 1) return this.#halves(parts, lost);
+    }
+  }
+
+  /** Commits each half of the tenants on its own, one after the other (the number of batches in flight stays bounded). */
+  async #halves(parts: TenantPart[], lost: number): Promise<void> {
+    const half = Math.ceil(parts.length / 2);
+    await this.#commit(parts.slice(0, half), lost);
+    await this.#commit(parts.slice(half), lost);
+  }
+
+  /**
+   * Applies each part's transitions in queue order to its record (each sees the ones before it). A refusal is decided
+   * only on a record read from the store for this batch, never on a cached copy a release elsewhere may have outdated.
+   */
+  async #admit(parts: TenantPart[]): Promise<void> {
+    await this.#readMissing(parts);
+    const stale: TenantPart[] = [];
+    for (const p of parts) {
+      if (p.live.length === 0) continue;
+      const { refused } = plan(p);
+      if (refused.length > 0 && !p.fresh) {
+        p.usage = undefined;
+        stale.push(p);
+      }
+    }
+    await this.#readMissing(stale);
+    for (const p of parts) {
+      if (p.live.length === 0) continue;
+      const { record, admitted, refused } = plan(p);
       for (const [q, refusal] of refused) q.resolve(refusal);
-      live = admitted;
-      if (live.length === 0) return;
-      const named = usage?.revision ?? 0;
-      const written = await this.#bucket.write([...live.map((q) => q.intent), { key: this.#records.key(tenantId), value: encode(record), expectedRevision: named }]);
-      if (written.ok) {
-        this.#records.written(tenantId, record, written.value[live.length] as number);
-        live.forEach((q, i) => q.resolve(ok(written.value[i] as number)));
+      p.live = admitted;
+      p.next = record;
+    }
+  }
+
+  /** Reads the record of each part that has none; a part whose read fails is answered with that error. */
+  async #readMissing(parts: TenantPart[]): Promise<void> {
+    const missing = parts.filter((p) => p.usage === undefined && p.live.length > 0);
+    const reads = await Promise.all(missing.map((p) => this.#records.read(p.tenantId)));
+    missing.forEach((p, i) => {
+      const read = reads[i] as Result<Usage>;
+      if (!read.ok) {
+        settle([p], read);
+        p.live = [];
         return;
       }
-      if (written.error.code !== 'conflict') return settle(live, written);
-      conflicts += 1;
-      const read = await this.#records.read(tenantId);
-      if (!read.ok) return settle(live, read);
-      usage = read.value;
-      readNow = true;
-      // The usage record did not move (or keeps moving): some intent did. Find it and leave it out; the others retry.
-      if ((usage?.revision ?? 0) === named || conflicts > 1) live = await this.#withoutMovedIntents(live);
-    }
-    settle(live, err('unavailable', `tenant ${tenantId}: usage record still contended after ${MAX_ROUNDS} rounds; retry`, { tenantId }));
-  }
-
-  /** Answers `conflict` to each write whose intent is not at its expected revision any more; returns the others. */
-  async #withoutMovedIntents(live: Queued[]): Promise<Queued[]> {
-    const reads = await Promise.all(live.map((q) => this.#bucket.get(q.intent.key)));
-    const still: Queued[] = [];
-    live.forEach((q, i) => {
-      const read = reads[i] as Awaited<(typeof reads)[number]>;
-      const found = read.ok ? (read.value?.revision ?? 0) : undefined;
-      if (!read.ok) q.resolve(read);
-      else if (found !== q.intent.expectedRevision) q.resolve(err('conflict', `${q.intent.key}: expected revision ${q.intent.expectedRevision}, found ${found}`, { key: q.intent.key, expected: q.intent.expectedRevision, found }));
-      else still.push(q);
+      p.usage = read.value;
+      p.fresh = true;
     });
-    return still;
   }
 
-  async #slot(): Promise<void> {
-    if (this.#inFlight < MAX_IN_FLIGHT) {
-      this.#inFlight += 1;
-      return;
-    }
-    // The releasing batch hands its slot over: #inFlight stays as it is.
-    await new Promise<void>((resolve) => this.#waitingForSlot.push(resolve));
+  /** Re-reads every part's record after a lost compare-and-set; true when one of them had moved. */
+  async #rereadUsage(parts: TenantPart[]): Promise<boolean> {
+    const before = parts.map((p) => p.usage?.revision ?? 0);
+    for (const p of parts) p.usage = undefined;
+    await this.#readMissing(parts);
+    return parts.some((p, i) => p.live.length > 0 && (p.usage?.revision ?? 0) !== before[i]);
   }
 
-  #releaseSlot(): void {
-    const next = this.#waitingForSlot.shift();
-    if (next !== undefined) next();
-    else this.#inFlight -= 1;
+  /** Answers `conflict` to each write whose intent is not at its expected revision any more; the others stay. */
+  async #leaveOutMovedIntents(parts: TenantPart[]): Promise<void> {
+    await Promise.all(
+      parts.map(async (p) => {
+        const reads = await Promise.all(p.live.map((q) => this.#bucket.get(q.intent.key)));
+        p.live = p.live.filter((q, i) => {
+          const read = reads[i] as Awaited<(typeof reads)[number]>;
+          if (!read.ok) {
+            q.resolve(read);
+            return false;
+          }
+          const found = read.value?.revision ?? 0;
+          if (found === q.intent.expectedRevision) return true;
+          q.resolve(err('conflict', `${q.intent.key}: expected revision ${q.intent.expectedRevision}, found ${found}`, { key: q.intent.key, expected: q.intent.expectedRevision, found }));
+          return false;
+        });
+      }),
+    );
+  }
+
+  #written(parts: readonly TenantPart[], revisions: readonly number[]): void {
+    let i = 0;
+    for (const p of parts) for (const q of p.live) q.resolve(ok(revisions[i++] as number));
+    for (const p of parts) this.#records.written(p.tenantId, p.next as TenantUsageRecord, revisions[i++] as number);
   }
 }
 
-/** The next batch: queued transitions in order, at most one per intent key (a batch writes each key once), up to the limit. */
-function takeBatch(queue: Queued[]): Queued[] {
-  const batch: Queued[] = [];
-  const later: Queued[] = [];
-  const keys = new Set<string>();
-  for (const q of queue) {
-    if (batch.length < MAX_BATCH_MESSAGES - 1 && !keys.has(q.intent.key)) {
-      keys.add(q.intent.key);
-      batch.push(q);
-    } else later.push(q);
+/** The batch grouped by tenant, in order of each tenant's first transition. */
+function partsOf(batch: readonly Queued[], cached: (tenantId: string) => Usage | undefined): TenantPart[] {
+  const byTenant = new Map<string, TenantPart>();
+  for (const q of batch) {
+    const part = byTenant.get(q.tenantId);
+    if (part !== undefined) part.live.push(q);
+    else byTenant.set(q.tenantId, { tenantId: q.tenantId, live: [q], usage: cached(q.tenantId), fresh: false });
   }
-  queue.splice(0, queue.length, ...later);
-  return batch;
+  return [...byTenant.values()];
 }
 
-function settle(live: readonly Queued[], result: Result<never>): void {
-  for (const q of live) q.resolve(result);
+/** The part's transitions applied in queue order to its record. */
+function plan(p: TenantPart): { record: TenantUsageRecord; admitted: Queued[]; refused: [Queued, Result<never>][] } {
+  let record = p.usage?.value ?? emptyUsageRecord(p.tenantId);
+  const admitted: Queued[] = [];
+  const refused: [Queued, Result<never>][] = [];
+  for (const q of p.live) {
+    const next = q.apply(record);
+    if (next.ok) {
+      record = next.value;
+      admitted.push(q);
+    } else refused.push([q, next]);
+  }
+  return { record, admitted, refused };
+}
+
+/** Every intent write, then one usage write per part (at the revision its record was seen at; 0: create it). */
+function writesOf(parts: readonly TenantPart[], key: (tenantId: string) => string): BucketWrite[] {
+  const intents = parts.flatMap((p) => p.live.map((q) => q.intent));
+  const usages = parts.map((p) => ({ key: key(p.tenantId), value: encode(p.next as TenantUsageRecord), expectedRevision: p.usage?.revision ?? 0 }));
+  return [...intents, ...usages];
+}
+
+function settle(parts: readonly TenantPart[], result: Result<never>): void {
+  for (const p of parts) for (const q of p.live) q.resolve(result);
 }
