@@ -101,22 +101,29 @@ export class NatsBucket implements Bucket {
     return publishAtomicBatch(this.#nc, messages, opts);
   }
 
-  /** For each create whose key holds a delete marker, the marker's revision; null when no create met one. */
+  /**
+   * For each create whose key holds a delete marker, the marker's revision; null when no create met one. The reads go
+   * out together: a batch of several hundred creates (the coordinator's group commit) would wait for each in turn.
+   */
   async #markerRevisions(writes: readonly BucketWrite[], expected: readonly number[]): Promise<Result<number[] | null>> {
-    const next = [...expected];
-    let changed = false;
-    for (let i = 0; i < writes.length; i++) {
-      if (expected[i] !== 0) continue;
+    const creates = writes.flatMap((w, i) => (expected[i] === 0 ? [i] : []));
+    const read = async (i: number): Promise<Result<number | null>> => {
       const key = (writes[i] as BucketWrite).key;
       try {
         const entry = await this.#kv.get(key);
-        if (entry !== null && entry.operation !== 'PUT') {
-          next[i] = entry.revision;
-          changed = true;
-        }
+        return ok(entry !== null && entry.operation !== 'PUT' ? entry.revision : null);
       } catch (e) {
         return err('unavailable', `bucket key ${key}: cannot read: ${(e as Error).message}`, { key });
       }
+    };
+    const markers = await Promise.all(creates.map(read));
+    const next = [...expected];
+    let changed = false;
+    for (const [k, marker] of markers.entries()) {
+      if (!marker.ok) return marker;
+      if (marker.value === null) continue;
+      next[creates[k] as number] = marker.value;
+      changed = true;
     }
     return ok(changed ? next : null);
   }
