@@ -2,7 +2,8 @@ import { decode, decodeWith, encode, err, ok, type AgentVerb, type AllotEvent, t
 import type { EndpointSpec, RequestContext } from '@allot/nats';
 import { agentEndpoints } from '../../apps/agent/src/endpoints.ts';
 import { eventOfRecord } from '../../apps/agent/src/events.ts';
-import { CpuManager, FakeProbe, HostManager, MemoryManager, topologyFixture, type HostRecord } from '../../packages/managers/src/index.ts';
+import { ManagerFactory, topologyFixture, type HostManager, type HostRecord } from '../../packages/managers/src/index.ts';
+import { FakeProbe } from '../../packages/managers/src/testing/index.ts';
 import { ProcessClock } from './clocks.ts';
 import { SimDisk, SimJournal } from './disk.ts';
 import type { Faults } from './faults.ts';
@@ -87,10 +88,14 @@ export class SimAgent {
       onDurable: (record) => this.#durable(record),
     });
     const probe = new FakeProbe({ topology: TOPOLOGY, totalMemoryMiB: AGENT_MEMORY_MIB, now: () => clock.now() });
-    const memory = MemoryManager.builder().nodeId(this.nodeId).capacity(AGENT_MEMORY_MIB).overcommit(1).probe(probe).clock(clock).build();
-    const cpu = CpuManager.builder().nodeId(this.nodeId).topology(TOPOLOGY).overcommit(AGENT_CPU_OVERCOMMIT).probe(probe).clock(clock).build();
-    if (!memory.ok || !cpu.ok) throw new Error(`${name}: cannot build managers`);
-    const built = HostManager.builder().nodeId(this.nodeId).memory(memory.value).cpu(cpu.value).journal(journal).durable(() => journal.load()).clock(clock).releasedRetention(RETENTION_MS).build();
+    const built = new ManagerFactory({ topology: TOPOLOGY, probe, clock })
+      .host(this.nodeId)
+      .memory({ capacity: AGENT_MEMORY_MIB })
+      .cpu({ overcommitRatio: AGENT_CPU_OVERCOMMIT })
+      .journal(journal)
+      .durable(() => journal.load())
+      .releasedRetention(RETENTION_MS)
+      .build();
     if (!built.ok) throw new Error(`${name}: cannot build the host manager: ${built.error.message}`);
     const host = built.value;
     const durable = this.disk.durableState();

@@ -1,5 +1,5 @@
-import { ok, err, type HostProbe, type HostTopology, type Result } from '@allot/core';
-import { CpuManager, HostManager, MemoryManager } from '@allot/managers';
+import { ok, err, type HostProbe, type ResourceType, type Result } from '@allot/core';
+import { ManagerFactory, type HostManager, type ResourceCreator } from '@allot/managers';
 import { SimulatedProbe, SystemProbe } from '@allot/probe';
 import type { Logger } from 'pino';
 import { resolveHostLimits, type AgentConfig } from './config/index.ts';
@@ -29,44 +29,29 @@ export async function sampleHost(probe: HostProbe, host: HostManager): Promise<v
   await probe.sample();
 }
 
-/** With cpu.cores below the host's count, the agent manages the lowest core ids only. */
-function limitTopology(topology: HostTopology, cores: number): HostTopology {
-  if (cores >= topology.cores.length) return topology;
-  return { ...topology, cores: [...topology.cores].sort((a, b) => a.id - b.id).slice(0, cores) };
-}
-
 /**
- * Builds the host's managers from config and the probed host: a MemoryManager and a CpuManager adopted by the
- * HostManager composite, which journals every change to the ledger. Nothing is restored yet.
+ * Builds the host's manager through ManagerFactory from config and the probed host: memory, CPU and every counted
+ * resource the config names (`resources`; a type with no creator in `creators` is counted in units), journaling
+ * every change to the ledger. Nothing is restored yet.
  */
-export async function createHostManager(config: AgentConfig, probe: HostProbe, journal: LedgerJournal): Promise<Result<HostManager>> {
+export async function createHostManager(config: AgentConfig, probe: HostProbe, journal: LedgerJournal, creators: ReadonlyMap<ResourceType, ResourceCreator> = new Map()): Promise<Result<HostManager>> {
   const topology = await probe.topology();
   const sample = await probe.sample();
   const limits = resolveHostLimits(config, { topology, memory: sample.memory });
   if (!limits.ok) return limits;
-  const memory = MemoryManager.create({ nodeId: config.nodeId, limits: limits.value.memory, probe, thresholds: config.health });
-  if (!memory.ok) return memory;
-  const cpu = CpuManager.create({
-    nodeId: config.nodeId,
-    topology: limitTopology(topology, limits.value.cpu.capacity),
-    reservedCores: config.cpu.reservedCores,
-    systemReserve: limits.value.cpu.systemReserve,
-    overcommitRatio: limits.value.cpu.overcommitRatio,
-    ...(limits.value.cpu.hardLimit === undefined ? {} : { hardLimit: limits.value.cpu.hardLimit }),
-    policy: config.cpu.policy,
-    probe,
-    thresholds: config.health,
-  });
-  if (!cpu.ok) return cpu;
-  const host = HostManager.create({
-    nodeId: config.nodeId,
-    children: [
-      ['memory', memory.value],
-      ['cpu', cpu.value],
-    ],
-    journal,
-    durable: () => journal.load(),
-  });
+  const factory = new ManagerFactory({ topology, memoryMiB: sample.memory.totalMiB, probe });
+  for (const [type, creator] of creators) factory.register(type, creator);
+  const builder = factory
+    .host(config.nodeId)
+    .memory(limits.value.memory, { health: config.health })
+    .cpu(limits.value.cpu, { reservedCores: config.cpu.reservedCores, policy: config.cpu.policy, health: config.health })
+    .journal(journal)
+    .durable(() => journal.load());
+  for (const resource of config.resources ?? []) {
+    if (!factory.supports(resource.resourceType)) factory.registerCounting(resource.resourceType);
+    builder.resource(resource);
+  }
+  const host = builder.build();
   if (!host.ok) return err(host.error.code, `host manager: ${host.error.message}`, host.error.details);
   return host;
 }

@@ -22,6 +22,7 @@ export function buildUsageSnapshot(view: HostView, health: Health, ctx: Snapshot
   const memory = view.usage.find((u) => u.resourceType === 'memory');
   const cpu = view.usage.find(isCpuUsage);
   if (memory === undefined || cpu === undefined) throw new Error('host view lacks memory or cpu usage');
+  const extra = view.usage.filter((u) => u.resourceType !== 'memory' && u.resourceType !== 'cpu');
   return {
     nodeId: ctx.nodeId,
     bootId: ctx.bootId,
@@ -32,6 +33,7 @@ export function buildUsageSnapshot(view: HostView, health: Health, ctx: Snapshot
     health,
     memory,
     cpu,
+    ...(extra.length > 0 ? { extra } : {}),
     overcommit: { memory: ctx.overcommit.memory, cpu: ctx.overcommit.cpu },
     tenants: view.tenants,
     groups: view.groups,

@@ -1,7 +1,8 @@
 import { unwrap, type Allocation } from '@allot/core';
 import { describe, expect, it } from 'vitest';
 import { eventOfRecord } from '../../agent/src/events.ts';
-import { CpuManager, FakeClock, HostManager, MemoryJournal, MemoryManager, topologyFixture } from '../../../packages/managers/src/index.ts';
+import { ManagerFactory, MemoryJournal, topologyFixture } from '../../../packages/managers/src/index.ts';
+import { FakeClock } from '../../../packages/managers/src/testing/index.ts';
 import { IntentStore } from './intents/intent-store.ts';
 import { handleEndingEvent } from './quota-events.ts';
 import { MemoryBucket } from './store/memory-bucket.ts';
@@ -18,9 +19,8 @@ describe('quota follows an allocation released on its agent', () => {
   it('gives the quota back for a release the coordinators never saw answered (the event names the release request id)', async () => {
     const clock = new FakeClock();
     const journal = new MemoryJournal();
-    const memory = unwrap(MemoryManager.builder().capacity(8192).overcommit(1).clock(clock).build());
-    const cpu = unwrap(CpuManager.builder().topology(topologyFixture({ sockets: 1, numaPerSocket: 1, coresPerNuma: 4, threadsPerCore: 1 })).overcommit(2).clock(clock).build());
-    const host = unwrap(HostManager.builder().nodeId('n1').memory(memory).cpu(cpu).journal(journal).clock(clock).build());
+    const topology = topologyFixture({ sockets: 1, numaPerSocket: 1, coresPerNuma: 4, threadsPerCore: 1 });
+    const host = unwrap(new ManagerFactory({ topology, clock }).host('n1').memory({ capacity: 8192 }).cpu({ overcommitRatio: 2 }).journal(journal).build());
 
     const wall = { wall: () => 1_000_000, monotonic: () => 1_000_000 };
     const store = new IntentStore(new MemoryBucket({ now: wall.wall }), { coordinatorId: 'c1', clock: wall, finishedTtlMs: 0 });

@@ -1,17 +1,12 @@
-import type { ConfigProblem, ManagerConfig } from './config.ts';
 import type { LimitsPatch } from './wire.ts';
 import type {
   Allocation,
   AllocationRequestInput,
   AllocationStatus,
-  EfficiencyMetrics,
   Health,
   Limits,
-  ManagerMetrics,
-  ManagerStatus,
   ResourceType,
   ResourceUsage,
-  Telemetry,
 } from './domain.ts';
 import type { Result } from './errors.ts';
 
@@ -46,14 +41,14 @@ export type LimitsByType = Partial<Record<ResourceType, Limits>>;
 export type LimitsUpdate = Partial<Record<ResourceType, LimitsPatch>>;
 
 /**
- * The contract every resource manager keeps, at host scope (the memory, CPU and composite managers inside an agent)
- * and at cluster scope (the coordinator, where allocate means place). After the seed design's trait, made real.
+ * The contract every resource manager keeps, at host scope (the agent's HostManager, one slice per resource type) and
+ * at cluster scope (the coordinator, where allocate means place). Metrics go out through OpenTelemetry, not here.
  *
  * Every method is async and returns a Result: errors are values with codes, never exceptions to parse.
  * Mutations are idempotent by request id.
  */
 export interface ResourceManager {
-  /** A stable name for logs and metrics, e.g. `memory`, `cpu`, `composite`, `cluster`. */
+  /** A stable name for logs and metrics: `composite` (a host), `cluster`. */
   readonly name: string;
   /** The resource types this manager owns. */
   readonly resourceTypes: readonly ResourceType[];
@@ -67,7 +62,6 @@ export interface ResourceManager {
   checkAvailability(request: AllocationRequestInput): Promise<Result<Availability>>;
   getUsage(): Promise<Result<ResourceUsage[]>>;
   getAllocations(filter?: AllocationFilter): Promise<Result<Allocation[]>>;
-  getAllocation(allocationId: string): Promise<Result<Allocation>>;
 
   // ----- reservations -----
   /** Hold capacity for request.reservation.ttlMs; released automatically when it expires, also across restarts. */
@@ -76,23 +70,13 @@ export interface ResourceManager {
   activateReservation(allocationId: string, requestId: string): Promise<Result<Allocation>>;
 
   // ----- lifecycle -----
-  initialize(): Promise<Result<void>>;
   start(): Promise<Result<void>>;
   stop(): Promise<Result<void>>;
   isRunning(): boolean;
   healthCheck(): Promise<Result<Health>>;
 
-  // ----- observability -----
-  getMetrics(): Promise<Result<ManagerMetrics>>;
-  getStatus(): Promise<Result<ManagerStatus>>;
-  exportTelemetry(): Promise<Result<Telemetry>>;
-  getEfficiencyMetrics(): Promise<Result<EfficiencyMetrics[]>>;
-
   // ----- configuration -----
   getLimits(): Promise<Result<LimitsByType>>;
   /** Refuses to shrink below what is committed (conflict, with the figures) unless force is set. */
   updateLimits(update: LimitsUpdate, options?: { force?: boolean }): Promise<Result<LimitsByType>>;
-  /** Every problem in the config, not only the first; an empty list means valid. */
-  validateConfig(config: ManagerConfig): Promise<Result<ConfigProblem[]>>;
-  updateConfig(config: ManagerConfig): Promise<Result<void>>;
 }

@@ -168,6 +168,8 @@ export const UsageSnapshotSchema = z.object({
   health: HealthSchema,
   memory: ResourceUsageSchema,
   cpu: CpuUsageSchema,
+  /** Counted resources besides memory and CPU (disk, custom:<name>, ...), when the host offers any. */
+  extra: z.array(ResourceUsageSchema).max(64).optional(),
   overcommit: z.object({ memory: z.number().min(1), cpu: z.number().min(1) }),
   tenants: z.record(TenantIdSchema, TenantUsageSchema),
   /** Live allocations per anti-affinity group (metadata key `allot.group`). */

@@ -1,18 +1,19 @@
-// In-process allocate+release pairs per second for MemoryManager, CpuManager and HostManager (MemoryJournal, no
-// persistence), sequential (one ask at a time) and with many asks in flight; the composite once with shared vCPUs and
-// once with exclusive (pinned) cores. Prints figures; asserts nothing.
+// In-process allocate+release pairs per second for a HostManager with memory only, CPU only, and both (MemoryJournal,
+// no persistence), sequential (one ask at a time) and with many asks in flight; memory + CPU once with shared vCPUs
+// and once with exclusive (pinned) cores. Prints figures; asserts nothing.
 import { unwrap, type AllocationRequestInput } from '@allot/core';
 import { inFlight } from '../../../test/harness/bench.ts';
-import { CpuManager, HostManager, MemoryJournal, MemoryManager, topologyFixture, type Journal, type LocalManager } from '../src/index.ts';
+import { ManagerFactory, MemoryJournal, topologyFixture, type HostManager, type Journal } from '../src/index.ts';
 
 const topology = topologyFixture({ sockets: 2, numaPerSocket: 1, coresPerNuma: 16, threadsPerCore: 2 });
-const memory = () => unwrap(MemoryManager.builder().capacity(1 << 20).build());
-const cpu = () => unwrap(CpuManager.builder().topology(topology).overcommit(4).build());
-const host = () => unwrap(HostManager.builder().nodeId('bench').memory(memory()).cpu(cpu()).journal(new MemoryJournal()).build());
+const factory = new ManagerFactory({ topology });
+const memory = () => unwrap(factory.host('bench').memory({ capacity: 1 << 20 }).build());
+const cpu = () => unwrap(factory.host('bench').cpu({ overcommitRatio: 4 }).build());
+const host = () => unwrap(factory.host('bench').memory({ capacity: 1 << 20 }).cpu({ overcommitRatio: 4 }).journal(new MemoryJournal()).build());
 // "Without persistence", as the goal reads: records are made (the manager cannot tell) but kept nowhere. MemoryJournal
 // keeps every record in memory for actor restarts, which under this churn is a growing heap the collector walks.
 const discard: Journal = { append: () => Promise.resolve() };
-const hostNoJournal = () => unwrap(HostManager.builder().nodeId('bench').memory(memory()).cpu(cpu()).journal(discard).build());
+const hostNoJournal = () => unwrap(factory.host('bench').memory({ capacity: 1 << 20 }).cpu({ overcommitRatio: 4 }).journal(discard).build());
 
 let shape = { memoryMiB: 1024, vcpus: 2 };
 let cpuOptions: AllocationRequestInput['cpu'] = undefined;
@@ -22,7 +23,7 @@ function request(i: number): AllocationRequestInput {
   return r;
 }
 
-async function sequential(manager: LocalManager, pairs: number): Promise<number> {
+async function sequential(manager: HostManager, pairs: number): Promise<number> {
   const start = performance.now();
   for (let i = 0; i < pairs; i += 1) {
     const a = await manager.allocate(request(i));
@@ -33,7 +34,7 @@ async function sequential(manager: LocalManager, pairs: number): Promise<number>
   return pairs / ((performance.now() - start) / 1000);
 }
 
-async function pairsInFlight(manager: LocalManager, pairs: number, width: number): Promise<number> {
+async function pairsInFlight(manager: HostManager, pairs: number, width: number): Promise<number> {
   const { ms } = await inFlight(pairs, width, async (i) => {
     const a = await manager.allocate(request(1e9 + i));
     if (!a.ok) throw new Error(a.error.message);
@@ -46,8 +47,8 @@ async function pairsInFlight(manager: LocalManager, pairs: number, width: number
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 const pairs = Number(process.argv[2] ?? 100_000);
 for (const [name, make, resources, exclusive] of [
-  ['MemoryManager', memory, { memoryMiB: 1024, vcpus: 0 }, false],
-  ['CpuManager', cpu, { memoryMiB: 0, vcpus: 2 }, false],
+  ['HostManager, memory only', memory, { memoryMiB: 1024, vcpus: 0 }, false],
+  ['HostManager, cpu only', cpu, { memoryMiB: 0, vcpus: 2 }, false],
   ['HostManager, shared cpu', host, { memoryMiB: 1024, vcpus: 2 }, false],
   ['HostManager, exclusive cpu', host, { memoryMiB: 1024, vcpus: 2 }, true],
   ['HostManager, shared, no journal', hostNoJournal, { memoryMiB: 1024, vcpus: 2 }, false],

@@ -1,7 +1,7 @@
 import { unwrap } from '@allot/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { systemClock } from './clock.ts';
-import { MemoryManager } from './memory/memory-manager.ts';
+import { ManagerFactory } from './factory.ts';
 
 afterEach(() => {
   vi.useRealTimers();
@@ -9,12 +9,12 @@ afterEach(() => {
 
 describe('the system clock', () => {
   it('does not expire a reservation early when the wall clock steps forward', async () => {
-    const memory = unwrap(MemoryManager.builder().capacity(4096).overcommit(1).build());
+    const memory = unwrap(new ManagerFactory().host('n1').memory({ capacity: 4096 }).build());
     const held = unwrap(await memory.reserve({ requestId: 'hold', tenantId: 't1', resources: { memoryMiB: 1024, vcpus: 0 }, reservation: { ttlMs: 60_000 } }));
     // Only Date is faked: the step an NTP correction or `date -s` makes, while monotonic time goes on as before.
     vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 2 * 3_600_000 });
     unwrap(await memory.allocate({ requestId: 'other', tenantId: 't1', resources: { memoryMiB: 1024, vcpus: 0 } }));
-    expect(unwrap(await memory.getAllocation(held.id)).status).toBe('reserved');
+    expect(unwrap(await memory.getAllocations({ requestId: 'hold' })).map((a) => a.status)).toEqual(['reserved']);
     expect(systemClock.now()).toBeLessThan(held.expiresAt ?? 0);
     await memory.stop();
   });

@@ -3,113 +3,196 @@ import {
   GenericManagerConfigSchema,
   MemoryManagerConfigSchema,
   err,
-  ok,
+  type ConfigProblem,
+  type CpuPolicy,
+  type HealthThresholds,
   type HostProbe,
+  type HostTopology,
+  type LimitsInput,
   type ResourceType,
   type Result,
 } from '@allot/core';
 import { invalidConfig, problemsOf } from './builder-result.ts';
-import type { Clock } from './clock.ts';
-import { CpuManager } from './cpu-manager/cpu-manager.ts';
-import { GenericManager } from './generic/generic-manager.ts';
-import type { LocalManager } from './host/local-manager.ts';
-import { MemoryManager } from './memory/memory-manager.ts';
+import { systemClock, type Clock } from './clock.ts';
+import { CountingSlice } from './counting/counting-slice.ts';
+import { CpuSlice } from './cpu/cpu-slice.ts';
+import { validateCpuPoolConfig } from './cpu/index.ts';
+import { HostManager, type HostManagerOptions } from './host/host-manager.ts';
+import type { ResourceSlice } from './host/slice.ts';
 
-/** What a creator gets besides the config: the host probe (defaults are detected from it) and the clock. */
-export interface FactoryContext {
-  readonly probe: HostProbe;
-  readonly clock?: Clock;
-  readonly nodeId?: string;
+/** What defaults are detected from: the host's topology and total memory. */
+export interface HostFacts {
+  readonly topology?: HostTopology;
+  readonly memoryMiB?: number;
 }
 
-/** Builds a manager from a config (unvalidated input: the creator validates it, every problem reported). */
-export type ManagerCreator = (config: Record<string, unknown>, context: FactoryContext) => Promise<Result<LocalManager>>;
+/** What a creator gets besides the config. */
+export interface CreatorContext {
+  readonly host: HostFacts;
+  /** Where memory and CPU read `used` from; counted types have no probe figure. */
+  readonly probe: HostProbe | undefined;
+  readonly clock: Clock;
+}
+
+/** Builds one resource type's slice from its config (unvalidated input: the creator validates it, every problem reported). */
+export type ResourceCreator = (config: Record<string, unknown>, context: CreatorContext) => Result<ResourceSlice>;
 
 function asRecord(config: unknown): Record<string, unknown> | undefined {
   return typeof config === 'object' && config !== null && !Array.isArray(config) ? (config as Record<string, unknown>) : undefined;
 }
 
-/** Memory: capacity defaults to the probe's total memory (taking a sample if none yet). */
-const createMemory: ManagerCreator = async (config, { probe, clock, nodeId }) => {
+/** Memory (MiB): capacity defaults to the host's total memory. */
+const createMemory: ResourceCreator = (config, { host, probe, clock }) => {
   const limits = asRecord(config.limits) ?? {};
   let capacity = limits.capacity;
   if (capacity === undefined) {
-    const sample = probe.latest() ?? (await probe.sample().catch(() => undefined));
-    if (sample === undefined) return err('unavailable', 'memory capacity not configured and the probe has no sample to detect it from', { field: 'limits.capacity' });
-    capacity = Math.floor(sample.memory.totalMiB);
+    const total = host.memoryMiB ?? probe?.latest()?.memory.totalMiB;
+    if (total === undefined) return err('unavailable', 'memory capacity not configured and the probe has no sample to detect it from', { field: 'limits.capacity' });
+    capacity = Math.floor(total);
   }
   const parsed = MemoryManagerConfigSchema.safeParse({ ...config, limits: { ...limits, capacity } });
-  if (!parsed.success) return invalidConfig(problemsOf('config', parsed.error));
-  return MemoryManager.create({ limits: parsed.data.limits, thresholds: parsed.data.health, probe, ...(clock ? { clock } : {}), ...(nodeId ? { nodeId } : {}) });
+  if (!parsed.success) return invalidConfig(problemsOf('memory', parsed.error));
+  return { ok: true, value: new CountingSlice({ type: 'memory', limits: parsed.data.limits, thresholds: parsed.data.health, clock, probe }) };
 };
 
-/** CPU: capacity is the probe's topology (the core count); a configured capacity must match it. */
-const createCpu: ManagerCreator = async (config, { probe, clock, nodeId }) => {
-  const topology = await probe.topology();
+/** With a capacity below the host's core count, the lowest core ids are managed. */
+function lowestCores(topology: HostTopology, cores: number): HostTopology {
+  if (cores >= topology.cores.length) return topology;
+  return { ...topology, cores: [...topology.cores].sort((a, b) => a.id - b.id).slice(0, cores) };
+}
+
+/** CPU (vCPUs): the host's topology; capacity (logical cores) defaults to its core count, the reserve to the reserved cores named. */
+const createCpu: ResourceCreator = (config, { host, probe, clock }) => {
+  const topology = host.topology;
+  if (topology === undefined || topology.cores.length === 0) return invalidConfig([{ path: 'cpu.topology', message: 'a topology with at least one core is required' }]);
   const limits = asRecord(config.limits) ?? {};
-  const parsed = CpuManagerConfigSchema.safeParse({ ...config, limits: { capacity: topology.cores.length, ...limits } });
-  if (!parsed.success) return invalidConfig(problemsOf('config', parsed.error));
+  const reservedCores = Array.isArray(config.reservedCores) ? config.reservedCores : [];
+  const parsed = CpuManagerConfigSchema.safeParse({ ...config, limits: { capacity: topology.cores.length, systemReserve: reservedCores.length, ...limits } });
+  if (!parsed.success) return invalidConfig(problemsOf('cpu', parsed.error));
   const c = parsed.data;
-  if (c.limits.capacity !== topology.cores.length) return invalidConfig([{ path: 'limits.capacity', message: `the host has ${topology.cores.length} logical cores, not ${c.limits.capacity}` }]);
-  return CpuManager.create({
-    topology,
-    reservedCores: c.reservedCores,
-    systemReserve: c.reservedCores.length > 0 ? c.reservedCores.length : c.limits.systemReserve,
-    overcommitRatio: c.limits.overcommitRatio,
-    ...(c.limits.hardLimit !== undefined ? { hardLimit: c.limits.hardLimit } : {}),
-    ...(c.limits.softLimit !== undefined ? { softLimit: c.limits.softLimit } : {}),
-    policy: c.policy,
-    thresholds: c.health,
-    probe,
-    ...(clock ? { clock } : {}),
-    ...(nodeId ? { nodeId } : {}),
-  });
+  if (c.limits.capacity > topology.cores.length) return invalidConfig([{ path: 'cpu.limits.capacity', message: `the host has ${topology.cores.length} logical cores, not ${c.limits.capacity}` }]);
+  const managed = lowestCores(topology, c.limits.capacity);
+  const pool = { topology: managed, reservedCores: c.reservedCores, systemReserve: c.limits.systemReserve, overcommitRatio: c.limits.overcommitRatio, policy: c.policy };
+  const problems = validateCpuPoolConfig(c.limits.hardLimit === undefined ? pool : { ...pool, hardLimit: c.limits.hardLimit });
+  if (problems.length > 0) return invalidConfig(problems.map((p) => ({ ...p, path: `cpu.${p.path}` })));
+  return { ok: true, value: new CpuSlice({ ...pool, hardLimit: c.limits.hardLimit, softLimit: c.limits.softLimit, thresholds: c.health, clock, probe }) };
 };
 
-/** Any other type: counted units, limits required (nothing to detect them from). */
-const createGeneric: ManagerCreator = async (config, { clock, nodeId }) => {
+/** Any other type (disk, gpu, custom:<name>): counted integer units against its limits, nothing to detect them from. */
+const createCounting: ResourceCreator = (config, { clock }) => {
   const parsed = GenericManagerConfigSchema.safeParse(config);
-  if (!parsed.success) return invalidConfig(problemsOf('config', parsed.error));
-  return GenericManager.create({ resourceType: parsed.data.resourceType, limits: parsed.data.limits, thresholds: parsed.data.health, ...(clock ? { clock } : {}), ...(nodeId ? { nodeId } : {}) });
+  if (!parsed.success) return invalidConfig(problemsOf(String(config.resourceType), parsed.error));
+  return { ok: true, value: new CountingSlice({ type: parsed.data.resourceType, limits: parsed.data.limits, thresholds: parsed.data.health, clock }) };
 };
 
 /**
- * Creates managers by resource type from config, with defaults detected from the HostProbe it is given (the agent
- * passes the real probe). memory and cpu are registered by default; register more with `register`, or
- * `registerGeneric` for a counted type.
+ * The one way to build a host's managers, for the agent and the tests alike: slices by resource type from config,
+ * with defaults detected from the host (its topology and memory as the agent probed them, else the probe's sample). memory and cpu are registered;
+ * `registerCounting` adds a counted type, `register` any other. `host(nodeId)` is the front: a builder of the
+ * HostManager over those slices.
  */
 export class ManagerFactory {
-  readonly #creators = new Map<ResourceType, ManagerCreator>();
-  readonly #context: FactoryContext;
+  readonly #creators = new Map<ResourceType, ResourceCreator>([
+    ['memory', createMemory],
+    ['cpu', createCpu],
+  ]);
+  readonly facts: HostFacts;
+  readonly probe: HostProbe | undefined;
+  readonly clock: Clock;
 
-  constructor(context: FactoryContext) {
-    this.#context = context;
-    this.#creators.set('memory', createMemory);
-    this.#creators.set('cpu', createCpu);
+  /** `topology` and `memoryMiB`: the host's (the defaults); `probe`: where memory and CPU read `used` from. */
+  constructor(options: HostFacts & { probe?: HostProbe; clock?: Clock } = {}) {
+    const { probe, clock, ...facts } = options;
+    this.facts = facts;
+    this.probe = probe;
+    this.clock = clock ?? systemClock;
   }
 
-  register(type: ResourceType, creator: ManagerCreator): this {
+  register(type: ResourceType, creator: ResourceCreator): this {
     this.#creators.set(type, creator);
     return this;
   }
 
-  /** Registers the counting manager for a type (disk, custom:<name>, ...). */
-  registerGeneric(type: ResourceType): this {
-    return this.register(type, createGeneric);
+  /** Registers a counted type (disk, custom:<name>, ...): requests ask for it in resources.extra. */
+  registerCounting(type: ResourceType): this {
+    return this.register(type, createCounting);
   }
 
   supports(type: ResourceType): boolean {
     return this.#creators.has(type);
   }
 
-  async create(config: unknown): Promise<Result<LocalManager>> {
+  /** One slice from a config `{ resourceType, limits, health, ... }`. */
+  slice(config: unknown, clock: Clock = this.clock): Result<ResourceSlice> {
     const record = asRecord(config);
     if (record === undefined) return err('invalid_request', 'config must be an object', { field: 'config' });
     const type = record.resourceType;
     if (typeof type !== 'string') return err('invalid_request', 'resourceType: required', { field: 'resourceType' });
     const creator = this.#creators.get(type as ResourceType);
     if (creator === undefined) return err('invalid_request', `no manager registered for resource type ${type}`, { field: 'resourceType', resourceType: type });
-    const created = await creator(record, this.#context);
-    return created.ok ? ok(created.value) : created;
+    return creator(record, { host: this.facts, probe: this.probe, clock });
+  }
+
+  /** The front: `factory.host('n1').memory({ capacity: 16384 }).cpu({ overcommitRatio: 2 }).journal(j).build()`. */
+  host(nodeId: string): HostBuilder {
+    return new HostBuilder(this, nodeId);
+  }
+}
+
+/** Builds a HostManager from resource configs and options; `build` returns every problem, not only the first. */
+export class HostBuilder {
+  readonly #factory: ManagerFactory;
+  readonly #configs: Record<string, unknown>[] = [];
+  #options: Omit<HostManagerOptions, 'slices'>;
+
+  constructor(factory: ManagerFactory, nodeId: string) {
+    this.#factory = factory;
+    this.#options = { nodeId, clock: factory.clock };
+  }
+
+  memory(limits: Partial<LimitsInput> = {}, options: { health?: Partial<HealthThresholds> } = {}): this {
+    return this.resource({ ...options, resourceType: 'memory', limits });
+  }
+
+  cpu(limits: Partial<LimitsInput> = {}, options: { reservedCores?: readonly number[]; policy?: CpuPolicy; health?: Partial<HealthThresholds> } = {}): this {
+    return this.resource({ ...options, resourceType: 'cpu', limits });
+  }
+
+  /** Any registered type, by its config `{ resourceType, limits, health, ... }`. */
+  resource(config: Record<string, unknown>): this {
+    this.#configs.push(config);
+    return this;
+  }
+
+  #set(patch: Partial<Omit<HostManagerOptions, 'slices' | 'nodeId'>>): this {
+    this.#options = { ...this.#options, ...patch };
+    return this;
+  }
+  journal(journal: NonNullable<HostManagerOptions['journal']>): this {
+    return this.#set({ journal });
+  }
+  /** Where a restart reads durable state from (the agent's file ledger); the journal itself when it can replay. */
+  durable(durable: NonNullable<HostManagerOptions['durable']>): this {
+    return this.#set({ durable });
+  }
+  /** The host's clock and its slices'. */
+  clock(clock: Clock): this {
+    return this.#set({ clock });
+  }
+  releasedRetention(ms: number): this {
+    return this.#set({ releasedRetentionMs: ms });
+  }
+
+  build(): Result<HostManager> {
+    const slices: ResourceSlice[] = [];
+    const problems: ConfigProblem[] = [];
+    for (const config of this.#configs) {
+      const slice = this.#factory.slice(config, this.#options.clock);
+      if (slice.ok) slices.push(slice.value);
+      else if (slice.error.code !== 'invalid_request') return slice;
+      else problems.push(...((slice.error.details?.issues as ConfigProblem[] | undefined) ?? [{ path: String(slice.error.details?.field ?? 'config'), message: slice.error.message }]));
+    }
+    if (problems.length > 0) return invalidConfig(problems);
+    return HostManager.create({ ...this.#options, slices });
   }
 }

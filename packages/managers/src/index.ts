@@ -1,28 +1,17 @@
-/** @allot/managers: host-local resource managers (memory, CPU, generic, and the host composite) as actors. */
-export { CountingPool, changeLimits } from './generic/counting-pool.ts';
-export type { CountingUsage, LimitsChange } from './generic/counting-pool.ts';
-export { MemoryPool } from './memory/memory-pool.ts';
-export { MemoryManager, MemoryManagerBuilder } from './memory/memory-manager.ts';
-export type { MemoryManagerOptions } from './memory/memory-manager.ts';
-export { CpuManager, CpuManagerBuilder } from './cpu-manager/cpu-manager.ts';
-export type { CpuManagerOptions } from './cpu-manager/cpu-manager.ts';
-export { GenericManager } from './generic/generic-manager.ts';
-export type { GenericManagerOptions } from './generic/generic-manager.ts';
-export { HostManager, HostManagerBuilder } from './host/host-manager.ts';
-export type { HostManagerOptions } from './host/host-manager.ts';
-export { LocalManager } from './host/local-manager.ts';
-export type { AllocationPage, AllocationPageQuery, FenceOption, HostView, LocalManagerOptions } from './host/local-manager.ts';
+/** @allot/managers: the host's resource manager (one actor, one slice per resource type) and the factory that builds it. */
+export { ManagerFactory, HostBuilder } from './factory.ts';
+export type { CreatorContext, HostFacts, ResourceCreator } from './factory.ts';
+export { HostManager } from './host/host-manager.ts';
+export type { AllocationPage, AllocationPageQuery, FenceOption, HostManagerOptions, HostView } from './host/host-manager.ts';
 export type { FenceAnswer } from './host/host-state.ts';
 export { HostState, GROUP_METADATA_KEY } from './host/host-state.ts';
 export { MemoryJournal, HostRecordSchema, HostStateSnapshotSchema, SliceConfigSchema } from './host/records.ts';
 export type { DurableState, HostRecord, HostRecordKind, HostStateSnapshot, Journal, RecordedFence, ReplayableJournal, RetainedRelease } from './host/records.ts';
 export type { ResourceSlice, SliceConfig, SliceChange } from './host/slice.ts';
-export { ManagerFactory } from './factory.ts';
-export type { FactoryContext, ManagerCreator } from './factory.ts';
+export { CountingPool, changeLimits } from './counting/counting-pool.ts';
+export type { CountingUsage, LimitsChange } from './counting/counting-pool.ts';
+export { MemoryPool } from './counting/memory-pool.ts';
 export { systemClock } from './clock.ts';
 export type { Clock } from './clock.ts';
-export { FakeClock } from './testing/fake-clock.ts';
-export { HeldJournal } from './testing/held-journal.ts';
-export { FakeProbe } from './testing/fake-probe.ts';
 export * from './cpu/index.ts';
 export { parseAllocate, parseRequest, parseRelease } from './host/fast-parse.ts';

@@ -1,6 +1,7 @@
 import {
   CoreIdSchema,
   CpuPolicySchema,
+  GenericManagerConfigSchema,
   HealthThresholdsSchema,
   LabelsSchema,
   LimitsSchema,
@@ -71,6 +72,15 @@ export const AgentCpuConfigSchema = z
   })
   .transform((c) => ({ ...c, systemReserveCores: c.systemReserveCores ?? c.reservedCores.length }));
 
+/**
+ * Another resource this host offers (disk, gpu, custom:<name>), counted in integer units against its limits;
+ * requests ask for it in resources.extra and the usage snapshot carries it in `extra`.
+ */
+export const AgentResourceConfigSchema = GenericManagerConfigSchema.strict().refine((r) => r.resourceType !== 'memory' && r.resourceType !== 'cpu', {
+  message: 'memory and cpu are configured under their own keys',
+  path: ['resourceType'],
+});
+
 /** The size of a simulated host (the local cluster runs several agents on one machine); its usage is derived, not read. */
 export const SimulatedHostSchema = z
   .strictObject({
@@ -108,6 +118,12 @@ export const AgentConfigSchema = z
     memory: AgentMemoryConfigSchema.prefault({}),
     cpu: AgentCpuConfigSchema.prefault({}),
     health: HealthThresholdsSchema.strict().prefault({}),
+    /** Counted resources besides memory and CPU, one per type. */
+    resources: z
+      .array(AgentResourceConfigSchema)
+      .max(64)
+      .refine((list) => new Set(list.map((r) => r.resourceType)).size === list.length, { message: 'one entry per resourceType' })
+      .optional(),
     /** Where the ledger lives. Required when NODE_ENV=production; otherwise `./.allot/agent-<nodeId>`. */
     stateDir: z.string().min(1).max(4096),
     /** How often the probe is sampled. */

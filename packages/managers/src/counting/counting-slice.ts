@@ -1,14 +1,9 @@
 import {
-  LimitsSchema,
-  efficiencyRatios,
-  MostCommon,
   err,
   ok,
   type Allocation,
   type AllocationRequest,
-  type ConfigProblem,
   type CpuGrant,
-  type EfficiencyMetrics,
   type Health,
   type HealthThresholds,
   type HostProbe,
@@ -16,10 +11,9 @@ import {
   type ResourceType,
   type ResourceUsage,
   type Result,
-  type Telemetry,
 } from '@allot/core';
 import type { Clock } from '../clock.ts';
-import { MemoryPool } from '../memory/memory-pool.ts';
+import { MemoryPool } from './memory-pool.ts';
 import { CountingPool } from './counting-pool.ts';
 import { sliceHealth, type ResourceSlice, type SliceChange, type SliceConfig, type SliceFigures } from '../host/slice.ts';
 
@@ -46,11 +40,10 @@ function usedFrom(type: ResourceType, sample: HostSample | undefined): number {
 export class CountingSlice implements ResourceSlice {
   readonly type: ResourceType;
   readonly probe: HostProbe | undefined;
-  thresholds: HealthThresholds;
+  readonly thresholds: HealthThresholds;
   readonly #base: SliceConfig;
   readonly #clock: Clock;
   #pool: CountingPool;
-  readonly #sizes = new MostCommon();
 
   constructor(options: CountingSliceOptions) {
     this.type = options.type;
@@ -126,56 +119,12 @@ export class CountingSlice implements ResourceSlice {
     return next.ok ? ok({ limits: next.value }) : next;
   }
 
-  noteRequest(request: AllocationRequest): void {
-    const size = this.amountOf(request);
-    if (size > 0) this.#sizes.note(size);
-  }
-
   health(): Health {
     const u = this.usage();
     return sliceHealth(this.type, { ...u, softLimit: this.#pool.limits().softLimit }, this.thresholds, this.probe, this.#clock.now());
   }
 
-  efficiency(): EfficiencyMetrics {
-    const u = this.usage();
-    const reference = this.#sizes.mostCommon ?? (this.type === 'memory' ? 1024 : 1);
-    return {
-      resourceType: this.type,
-      ...efficiencyRatios(u.used, u.committed, u.effectiveCapacity),
-      // One number, no placement: nothing free is ever stranded.
-      fragmentation: 0,
-      referenceRequest: reference,
-      referenceRequestsThatFit: Math.floor(this.#pool.available / reference),
-    };
-  }
-
-  telemetry(out: Telemetry): void {
-    const u = this.usage();
-    const p = this.type;
-    out[`${p}.capacity`] = u.capacity;
-    out[`${p}.system_reserve`] = u.systemReserve;
-    out[`${p}.effective_capacity`] = u.effectiveCapacity;
-    out[`${p}.committed`] = u.committed;
-    out[`${p}.reserved`] = u.reserved;
-    out[`${p}.used`] = u.used;
-    out[`${p}.allocations`] = u.allocationCount;
-    out[`${p}.overcommit_ratio`] = this.#pool.limits().overcommitRatio;
-  }
-
   reset(config?: SliceConfig): void {
     this.#pool = this.#newPool((config ?? this.#base).limits);
-  }
-
-  validate(config: SliceConfig): ConfigProblem[] {
-    const parsed = LimitsSchema.safeParse(config.limits);
-    const problems: ConfigProblem[] = parsed.success
-      ? []
-      : parsed.error.issues.map((issue) => ({ path: ['limits', ...issue.path.map(String)].join('.'), message: issue.message }));
-    if (config.reservedCores !== undefined && config.reservedCores.length > 0) problems.push({ path: 'reservedCores', message: `${this.type}: reservedCores apply to cpu only` });
-    const sample = this.probe?.latest();
-    if (this.type === 'memory' && sample !== undefined && parsed.success && parsed.data.capacity > sample.memory.totalMiB && sample.memory.totalMiB > 0) {
-      problems.push({ path: 'limits.capacity', message: `capacity ${parsed.data.capacity} MiB is more than the ${sample.memory.totalMiB} MiB the host has` });
-    }
-    return problems;
   }
 }

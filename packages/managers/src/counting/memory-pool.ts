@@ -1,5 +1,5 @@
 import type { Limits } from '@allot/core';
-import { CountingPool } from '../generic/counting-pool.ts';
+import { CountingPool } from './counting-pool.ts';
 
 /**
  * Pure, synchronous memory accounting in MiB: capacity, system reserve, overcommit ratio, soft and hard limits.

@@ -1,16 +1,11 @@
 import {
-  efficiencyRatios,
-  MostCommon,
-  LimitsSchema,
   err,
   ok,
   type AllotError,
   type Allocation,
   type AllocationRequest,
-  type ConfigProblem,
   type CpuGrant,
   type CpuPolicy,
-  type EfficiencyMetrics,
   type Health,
   type HealthThresholds,
   type HostProbe,
@@ -18,10 +13,9 @@ import {
   type Limits,
   type ResourceUsage,
   type Result,
-  type Telemetry,
 } from '@allot/core';
 import type { Clock } from '../clock.ts';
-import { CpuPool, validateCpuPoolConfig, type CpuPoolConfig, type CpuRequest } from '../cpu/index.ts';
+import { CpuPool, type CpuPoolConfig, type CpuRequest } from './index.ts';
 import { sliceHealth, type ResourceSlice, type SliceChange, type SliceConfig, type SliceFigures } from '../host/slice.ts';
 
 export interface CpuSliceOptions {
@@ -45,30 +39,17 @@ function cpuRequestOf(request: AllocationRequest): CpuRequest {
 const AS_RESERVATION = Object.freeze({ reservation: true });
 const AS_ALLOCATION = Object.freeze({ reservation: false });
 
-/** The most common (vCPUs, exclusive) request seen: the fragmentation reference (one vCPU, shared, before any). */
-class ShapeHistogram {
-  readonly #keys = new MostCommon();
-  note(vcpus: number, exclusive: boolean): void {
-    if (vcpus > 0) this.#keys.note(vcpus * 2 + (exclusive ? 1 : 0));
-  }
-  get best(): { vcpus: number; exclusive: boolean } {
-    const key = this.#keys.mostCommon;
-    return key === undefined ? { vcpus: 1, exclusive: false } : { vcpus: Math.floor(key / 2), exclusive: key % 2 === 1 };
-  }
-}
-
 /** The CPU slice: a CpuPool (another module's pure accounting) plus probe, thresholds, soft limit and figures. */
 export class CpuSlice implements ResourceSlice {
   readonly type = 'cpu' as const;
   readonly probe: HostProbe | undefined;
-  thresholds: HealthThresholds;
+  readonly thresholds: HealthThresholds;
   readonly topology: HostTopology;
   readonly #clock: Clock;
   readonly #base: SliceConfig;
   #pool: CpuPool;
   #reservedCores: readonly number[];
   #softLimit: number | undefined;
-  readonly #shapes = new ShapeHistogram();
 
   constructor(options: CpuSliceOptions) {
     this.topology = options.topology;
@@ -175,38 +156,9 @@ export class CpuSlice implements ResourceSlice {
     return ok(this.config());
   }
 
-  noteRequest(request: AllocationRequest): void {
-    this.#shapes.note(request.resources.vcpus, request.cpu.exclusive);
-  }
-
   health(): Health {
     const u = this.usage();
     return sliceHealth('cpu', { ...u, softLimit: this.#softLimit }, this.thresholds, this.probe, this.#clock.now());
-  }
-
-  efficiency(): EfficiencyMetrics {
-    const u = this.usage();
-    const reference = this.#shapes.best;
-    const f = this.#pool.fragmentation(reference.vcpus, reference.exclusive);
-    return { resourceType: 'cpu', ...efficiencyRatios(u.used, u.committed, u.effectiveCapacity), fragmentation: f.fragmentation, referenceRequest: reference.vcpus, referenceRequestsThatFit: f.fits };
-  }
-
-  telemetry(out: Telemetry): void {
-    const u = this.#pool.usage(this.probe?.latest()?.cpu);
-    out['cpu.capacity'] = u.capacity;
-    out['cpu.system_reserve'] = u.systemReserve;
-    out['cpu.effective_capacity'] = u.effectiveCapacity;
-    out['cpu.committed'] = u.committed;
-    out['cpu.reserved'] = u.reserved;
-    out['cpu.used'] = u.used;
-    out['cpu.allocations'] = u.allocationCount;
-    out['cpu.shared_cores'] = u.sharedCores;
-    out['cpu.exclusive_cores'] = u.exclusiveCores;
-    out['cpu.reserved_cores'] = u.reservedCores;
-    out['cpu.shared_vcpus_committed'] = u.sharedVcpusCommitted;
-    out['cpu.shared_vcpus_capacity'] = u.sharedVcpusCapacity;
-    out['cpu.overcommit_ratio'] = this.#pool.limits().overcommitRatio;
-    out['cpu.policy'] = this.#pool.policyName;
   }
 
   reset(config?: SliceConfig): void {
@@ -215,18 +167,5 @@ export class CpuSlice implements ResourceSlice {
     this.#softLimit = c.limits.softLimit;
     const poolConfig = this.#poolConfig({ reservedCores: this.#reservedCores, systemReserve: c.limits.systemReserve, overcommitRatio: c.limits.overcommitRatio, hardLimit: c.limits.hardLimit, policy: c.policy ?? this.#pool.policyName });
     this.#pool = new CpuPool(poolConfig);
-  }
-
-  validate(config: SliceConfig): ConfigProblem[] {
-    const problems: ConfigProblem[] = [];
-    const parsed = LimitsSchema.safeParse(config.limits);
-    if (!parsed.success) {
-      for (const issue of parsed.error.issues) problems.push({ path: ['limits', ...issue.path.map(String)].join('.'), message: issue.message });
-      return problems;
-    }
-    const limits = parsed.data;
-    if (limits.capacity !== this.topology.cores.length) problems.push({ path: 'limits.capacity', message: `the host has ${this.topology.cores.length} logical cores, not ${limits.capacity}` });
-    problems.push(...validateCpuPoolConfig(this.#poolConfig({ reservedCores: config.reservedCores ?? [], systemReserve: limits.systemReserve, overcommitRatio: limits.overcommitRatio, hardLimit: limits.hardLimit, policy: config.policy ?? this.#pool.policyName })));
-    return problems;
   }
 }

@@ -1,8 +1,7 @@
 import { unwrap, type AllocationRequestInput, type Result } from '@allot/core';
 import { describe, expect, it } from 'vitest';
-import { CpuManager } from '../cpu-manager/cpu-manager.ts';
 import { topologyFixture } from '../cpu/index.ts';
-import { MemoryManager } from '../memory/memory-manager.ts';
+import { ManagerFactory } from '../factory.ts';
 import { FakeClock } from '../testing/fake-clock.ts';
 import { HeldJournal } from '../testing/held-journal.ts';
 import { HostManager } from './host-manager.ts';
@@ -12,9 +11,7 @@ const topology = topologyFixture({ sockets: 1, numaPerSocket: 1, coresPerNuma: 4
 
 function host(journal: HeldJournal | MemoryJournal, memoryMiB = 4096): HostManager {
   const clock = new FakeClock();
-  const memory = unwrap(MemoryManager.builder().capacity(memoryMiB).overcommit(1).clock(clock).build());
-  const cpu = unwrap(CpuManager.builder().topology(topology).overcommit(2).clock(clock).build());
-  return unwrap(HostManager.builder().nodeId('n1').memory(memory).cpu(cpu).journal(journal).clock(clock).build());
+  return unwrap(new ManagerFactory({ topology, clock }).host('n1').memory({ capacity: memoryMiB }).cpu({ overcommitRatio: 2 }).journal(journal).build());
 }
 
 const vm = (requestId: string, memoryMiB: number, extra: Partial<AllocationRequestInput> = {}): AllocationRequestInput => ({ requestId, tenantId: 't1', resources: { memoryMiB, vcpus: 1 }, ...extra });

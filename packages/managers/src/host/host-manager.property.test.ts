@@ -1,9 +1,8 @@
 import { unwrap, type Allocation } from '@allot/core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { CpuManager } from '../cpu-manager/cpu-manager.ts';
 import { topologyFixture } from '../cpu/index.ts';
-import { MemoryManager } from '../memory/memory-manager.ts';
+import { ManagerFactory } from '../factory.ts';
 import { FakeClock } from '../testing/fake-clock.ts';
 import { HostManager } from './host-manager.ts';
 import { MemoryJournal } from './records.ts';
@@ -11,9 +10,8 @@ import { MemoryJournal } from './records.ts';
 const topology = topologyFixture({ sockets: 1, numaPerSocket: 2, coresPerNuma: 3, threadsPerCore: 1 });
 
 function build(clock: FakeClock, journal: MemoryJournal): HostManager {
-  const memory = unwrap(MemoryManager.builder().capacity(8192).reserve(1024).overcommit(1.5).clock(clock).build());
-  const cpu = unwrap(CpuManager.builder().topology(topology).overcommit(2).reservedCores([0]).clock(clock).build());
-  return unwrap(HostManager.builder().nodeId('n1').memory(memory).cpu(cpu).journal(journal).clock(clock).build());
+  const factory = new ManagerFactory({ topology, clock });
+  return unwrap(factory.host('n1').memory({ capacity: 8192, systemReserve: 1024, overcommitRatio: 1.5 }).cpu({ overcommitRatio: 2 }, { reservedCores: [0] }).journal(journal).build());
 }
 
 const op = fc.oneof(

@@ -1,6 +1,6 @@
 import { Actor, Supervisor } from '@allot/actor';
 import {
-  HealthThresholdsSchema,
+  NodeIdSchema,
   encode,
   err,
   ok,
@@ -14,35 +14,29 @@ import {
   type AllocationStatus,
   type Availability,
   type ConfigProblem,
-  type EfficiencyMetrics,
   type Health,
-  type HealthThresholds,
   type LimitsByType,
   type LimitsUpdate,
-  type ManagerConfig,
-  type ManagerMetrics,
-  type ManagerStatus,
   type ReleaseTarget,
   type ResourceManager,
   type ResourceType,
   type ResourceUsage,
   type Result,
-  type Telemetry,
   type TenantUsage,
 } from '@allot/core';
+import { invalidConfig } from '../builder-result.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import { parseRelease, parseRequest } from './fast-parse.ts';
-import { HostState, type FenceAnswer } from './host-state.ts';
-import { adoptedRefusal, ManagerCore, type Turn } from './manager-core.ts';
+import { HostState, type FenceAnswer, type ReleaseRequest } from './host-state.ts';
+import { ManagerCore, type Turn } from './manager-core.ts';
 import { MetricsRecorder, type Operation } from './metrics.ts';
 import { MemoryJournal, type DurableState, type HostRecord, type HostStateSnapshot, type Journal, type ReplayableJournal } from './records.ts';
 import type { ResourceSlice, SliceChange } from './slice.ts';
 
-export interface LocalManagerOptions {
-  /** `memory`, `cpu`, `composite`, ... */
-  readonly name: string;
+export interface HostManagerOptions {
   /** Prefix of allocation ids (`<nodeId>:<counter>`). */
   readonly nodeId: string;
+  /** One per resource type (ManagerFactory builds them from config). */
   readonly slices: readonly ResourceSlice[];
   /** Where changes go; a MemoryJournal when omitted. */
   readonly journal?: Journal;
@@ -112,15 +106,18 @@ function failure<T>(thrown: unknown): Result<T> {
 }
 
 /**
- * A resource manager actor over a HostState: the memory, CPU and generic managers (one slice each) and the host
- * composite (one slice per child manager) are all this, so idempotency, reservations, journaling, metrics and health
- * behave the same everywhere. All reads and writes go through one mailbox.
+ * The host's resource manager: one actor over a HostState with one slice per resource type (memory, CPU, counted
+ * types), a VM's memory + CPU (+ extra types) all or nothing. The state drives every slice inside one synchronous
+ * turn: take memory, take CPU, and if CPU refuses, free the memory in the same turn, so no observer ever sees the
+ * half state. It owns allocation records, request ids, reservations, cordon and `seq`; all reads and writes go
+ * through its mailbox. Build it with ManagerFactory (host-detected defaults, registered resource types).
  */
-export class LocalManager implements ResourceManager {
-  readonly name: string;
+export class HostManager implements ResourceManager {
+  /** The metrics' `resource` attribute. */
+  readonly name = 'composite';
   readonly nodeId: string;
-  protected readonly slices: ResourceSlice[];
-  protected readonly clock: Clock;
+  readonly #slices: readonly ResourceSlice[];
+  readonly clock: Clock;
   readonly journal: Journal;
   readonly #durable: (() => Promise<DurableState>) | undefined;
   readonly #retentionMs: number | undefined;
@@ -130,23 +127,32 @@ export class LocalManager implements ResourceManager {
   readonly #metrics: MetricsRecorder;
   readonly #listeners = new Set<(seq: number) => void>();
   readonly #failureListeners = new Set<(error: AllotError) => void>();
-  readonly #startedAt: number;
   #core: ManagerCore;
-  #owner: string | undefined;
   #stopped = false;
 
-  constructor(options: LocalManagerOptions) {
-    this.name = options.name;
+  /** Validates the node id and that each resource type has one slice; every problem at once. */
+  static create(options: HostManagerOptions): Result<HostManager> {
+    const problems: ConfigProblem[] = [];
+    const node = NodeIdSchema.safeParse(options.nodeId);
+    if (!node.success) problems.push({ path: 'nodeId', message: node.error.issues[0]?.message ?? 'invalid' });
+    const seen = new Set<ResourceType>();
+    for (const slice of options.slices) {
+      if (seen.has(slice.type)) problems.push({ path: `managers.${slice.type}`, message: 'one manager per resource type' });
+      seen.add(slice.type);
+    }
+    return problems.length > 0 ? invalidConfig(problems) : ok(new HostManager(options));
+  }
+
+  private constructor(options: HostManagerOptions) {
     this.nodeId = options.nodeId;
-    this.slices = [...options.slices];
+    this.#slices = [...options.slices];
     this.clock = options.clock ?? systemClock;
     this.journal = options.journal ?? new MemoryJournal();
     const journal = this.journal;
     this.#durable = options.durable ?? (isReplayable(journal) ? () => journal.load() : undefined);
     this.#retentionMs = options.releasedRetentionMs;
     this.#askTimeoutMs = options.askTimeoutMs;
-    this.#startedAt = this.clock.now();
-    this.#metrics = new MetricsRecorder(this.name, this.#startedAt);
+    this.#metrics = new MetricsRecorder(this.name);
     this.#core = this.#newCore();
     this.#supervisor = new Supervisor<Turn, unknown>({
       recover: () => this.#recover(),
@@ -163,25 +169,19 @@ export class LocalManager implements ResourceManager {
     });
   }
 
-  /** The current incarnation's state; only for synchronous set-up before the first message. */
-  protected get currentState(): HostState {
-    return this.#core.state;
-  }
-
   get resourceTypes(): ResourceType[] {
-    return this.slices.map((s) => s.type);
+    return this.#slices.map((s) => s.type);
   }
 
   #newCore(): ManagerCore {
     const state = new HostState({ nodeId: this.nodeId, now: () => this.clock.now(), releasedRetentionMs: this.#retentionMs });
-    for (const slice of this.slices) state.slices.set(slice.type, slice);
+    for (const slice of this.#slices) state.slices.set(slice.type, slice);
     return new ManagerCore({
       state,
       journal: this.journal,
       clock: this.clock,
       post: (turn) => this.#actor.tell(turn),
       changed: (seq) => this.#emit(seq),
-      expired: (count) => this.#metrics.expired(count),
     });
   }
 
@@ -193,15 +193,12 @@ export class LocalManager implements ResourceManager {
     // each is durable (then loaded) or failed (then its reply says internal, and the journal's failure is fatal).
     await this.#core.settled();
     const durable = await this.#durable();
-    for (const slice of this.slices) slice.reset();
+    for (const slice of this.#slices) slice.reset();
     const core = this.#newCore();
     const restored = core.state.restore(durable.snapshot, durable.records);
     if (!restored.ok) throw new Error(restored.error.message);
     this.#core = core;
-    if (restored.value.length > 0) {
-      this.#metrics.expired(restored.value.length);
-      await core.journal(restored.value);
-    }
+    if (restored.value.length > 0) await core.journal(restored.value);
     core.schedule();
     return core;
   }
@@ -217,7 +214,7 @@ export class LocalManager implements ResourceManager {
   }
 
   /** Runs a turn in the mailbox and turns a rejected ask (stopped, timeout, crash) into a Result. */
-  protected async ask<T>(turn: (core: ManagerCore) => unknown): Promise<Result<T>> {
+  async #ask<T>(turn: (core: ManagerCore) => unknown): Promise<Result<T>> {
     try {
       return (await this.#actor.ask(turn as Turn, this.#askTimeoutMs === undefined ? undefined : { timeoutMs: this.#askTimeoutMs })) as Result<T>;
     } catch (thrown) {
@@ -227,42 +224,22 @@ export class LocalManager implements ResourceManager {
 
   /** A read inside a turn: the function's value as an ok Result. */
   protected read<T>(fn: (core: ManagerCore) => T): Promise<Result<T>> {
-    return this.ask<T>((core) => ok(fn(core)));
+    return this.#ask<T>((core) => ok(fn(core)));
   }
 
   /** A read answered once everything it may have seen is durable: for answers others act on (reconciling reads). */
-  protected durableRead<T>(fn: (core: ManagerCore) => T): Promise<Result<T>> {
-    return this.ask<T>((core) => core.whenDurable(ok(fn(core))));
+  #durableRead<T>(fn: (core: ManagerCore) => T): Promise<Result<T>> {
+    return this.#ask<T>((core) => core.whenDurable(ok(fn(core))));
   }
 
   #measure(op: Operation, started: number, result: Result<unknown>): void {
     this.#metrics.record(op, result.ok ? undefined : result.error.code, performance.now() - started);
   }
 
-  // ---------- adoption by a composite ----------
-
-  /** @internal The composite takes this manager's slice; its own mutations are refused until released. */
-  adopt(owner: string): Result<ResourceSlice> {
-    if (this.#owner !== undefined) return err('conflict', `${this.name} is already managed by ${this.#owner}`, { owner: this.#owner });
-    if (this.#core.state.live.size > 0) return err('conflict', `${this.name} holds ${this.#core.state.live.size} allocations of its own; release them before adding it to ${owner}`);
-    const slice = this.slices[0];
-    if (slice === undefined) return err('internal', `${this.name} has no resource slice`);
-    this.#owner = owner;
-    return ok(slice);
-  }
-
-  /** @internal */
-  disown(): void {
-    this.#owner = undefined;
-  }
-
-  /** @internal Supervisor health of this manager (a composite reports its children's crashes). */
-  supervisorHealth(): Health {
-    return this.#supervisor.health();
-  }
-
   // ---------- core operations ----------
 
+  // Each verb parses its input exactly once: the in-process methods here (allocate, reserve, release,
+  // checkAvailability), or the agent's endpoints through the service framework, which then call the *Parsed methods.
   // allocate, release and reserve are plain (not async) functions returning the ask's promise with one reaction:
   // they are the hot path, and every async frame would add a Promise and a microtask per call.
 
@@ -272,19 +249,28 @@ export class LocalManager implements ResourceManager {
     if (!parsed.ok) return Promise.resolve(this.#refuse('allocate', parsed.error));
     const fence = checkFence(options.fence);
     if (!fence.ok) return Promise.resolve(this.#refuse('allocate', fence.error));
-    const request: AllocationRequest = parsed.value;
-    const reservation = request.reservation !== undefined;
-    return this.#mutate(reservation ? 'reserve' : 'allocate', (core) => core.allocate(request, reservation, fence.value));
+    return this.allocateParsed(parsed.value, fence.value);
   }
 
-  async reserve(input: AllocationRequestInput, options: FenceOption = {}): Promise<Result<Allocation>> {
+  /** allocate of a request already parsed (parseRequest) and a fence already checked (a whole number >= 1). */
+  allocateParsed(request: AllocationRequest, fence: number | undefined): Promise<Result<Allocation>> {
+    const reservation = request.reservation !== undefined;
+    return this.#mutate(reservation ? 'reserve' : 'allocate', (core) => core.allocate(request, reservation, fence));
+  }
+
+  reserve(input: AllocationRequestInput, options: FenceOption = {}): Promise<Result<Allocation>> {
     const parsed = parseRequest(input);
-    if (!parsed.ok) return this.#refuse('reserve', parsed.error);
-    if (parsed.value.reservation === undefined) return this.#refuse('reserve', { code: 'invalid_request', message: 'reservation: a reservation needs reservation.ttlMs', details: { field: 'reservation' } });
+    if (!parsed.ok) return Promise.resolve(this.#refuse('reserve', parsed.error));
+    if (parsed.value.reservation === undefined) return this.reserveParsed(parsed.value, undefined);
     const fence = checkFence(options.fence);
-    if (!fence.ok) return this.#refuse('reserve', fence.error);
-    const request = parsed.value;
-    return this.#mutate('reserve', (core) => core.allocate(request, true, fence.value));
+    if (!fence.ok) return Promise.resolve(this.#refuse('reserve', fence.error));
+    return this.reserveParsed(parsed.value, fence.value);
+  }
+
+  /** reserve of a request already parsed and a fence already checked. */
+  reserveParsed(request: AllocationRequest, fence: number | undefined): Promise<Result<Allocation>> {
+    if (request.reservation === undefined) return Promise.resolve(this.#refuse('reserve', { code: 'invalid_request', message: 'reservation: a reservation needs reservation.ttlMs', details: { field: 'reservation' } }));
+    return this.#mutate('reserve', (core) => core.allocate(request, true, fence));
   }
 
   /**
@@ -295,14 +281,17 @@ export class LocalManager implements ResourceManager {
     if (typeof requestId !== 'string' || !REQUEST_ID.test(requestId)) return Promise.resolve(err('invalid_request', 'requestId: 1 to 128 of A-Z a-z 0-9 _ : = -', { field: 'requestId' }));
     const checked = checkFence(fence);
     if (!checked.ok) return Promise.resolve(checked);
-    if (this.#owner !== undefined) return Promise.resolve(adoptedRefusal(this.name, this.#owner));
-    return this.ask((core) => core.fence(requestId, fence));
+    return this.#ask((core) => core.fence(requestId, fence));
   }
 
   release(target: ReleaseTarget & { reason?: string; fence?: number }): Promise<Result<Allocation>> {
     const parsed = parseRelease(target);
     if (!parsed.ok) return Promise.resolve(this.#refuse('release', parsed.error));
-    const release = parsed.value;
+    return this.releaseParsed(parsed.value);
+  }
+
+  /** release of a target already parsed (parseRelease). */
+  releaseParsed(release: ReleaseRequest): Promise<Result<Allocation>> {
     return this.#mutate('release', (core) => core.release(release));
   }
 
@@ -318,7 +307,6 @@ export class LocalManager implements ResourceManager {
   }
 
   #mutate(op: Operation, turn: (core: ManagerCore) => unknown): Promise<Result<Allocation>> {
-    if (this.#owner !== undefined) return Promise.resolve(adoptedRefusal(this.name, this.#owner));
     const started = performance.now();
     let asked: Promise<unknown>;
     try {
@@ -340,10 +328,13 @@ export class LocalManager implements ResourceManager {
     );
   }
 
-  async checkAvailability(input: AllocationRequestInput): Promise<Result<Availability>> {
+  checkAvailability(input: AllocationRequestInput): Promise<Result<Availability>> {
     const parsed = parseRequest(input);
-    if (!parsed.ok) return parsed;
-    const request = parsed.value;
+    return parsed.ok ? this.checkParsed(parsed.value) : Promise.resolve(parsed);
+  }
+
+  /** checkAvailability of a request already parsed. */
+  checkParsed(request: AllocationRequest): Promise<Result<Availability>> {
     return this.read((core) => core.state.check(request));
   }
 
@@ -378,7 +369,7 @@ export class LocalManager implements ResourceManager {
   pageAllocations(query: AllocationPageQuery): Promise<Result<AllocationPage>> {
     const prefix = `${this.nodeId}:`;
     const after = query.after ?? 0;
-    return this.durableRead((core) => {
+    return this.#durableRead((core) => {
       const out: Allocation[] = [];
       let truncated = false;
       const one = query.requestId === undefined ? undefined : core.state.liveOf(query.requestId);
@@ -404,7 +395,7 @@ export class LocalManager implements ResourceManager {
   /** Only what is durable (the coordinator reconciles against it). */
   getAllocations(filter: AllocationFilter = {}): Promise<Result<Allocation[]>> {
     const limit = filter.limit ?? 10_000;
-    return this.durableRead((core) => {
+    return this.#durableRead((core) => {
       const out: Allocation[] = [];
       for (const a of core.state.live.values()) {
         if (out.length >= limit) break;
@@ -417,19 +408,11 @@ export class LocalManager implements ResourceManager {
     });
   }
 
-  getAllocation(allocationId: string): Promise<Result<Allocation>> {
-    return this.ask((core) => {
-      const found = core.state.find(allocationId);
-      return core.whenDurable(found === undefined ? err('not_found', `no allocation ${allocationId} on node ${this.nodeId}`, { allocationId }) : ok(found));
-    });
-  }
-
   // ---------- cordon, durable state ----------
 
   /** A cordoned host refuses allocate and reserve with `unavailable`; journaled. */
   setCordon(cordoned: boolean, reason = ''): Promise<Result<void>> {
-    if (this.#owner !== undefined) return Promise.resolve(adoptedRefusal(this.name, this.#owner));
-    return this.ask((core) => {
+    return this.#ask((core) => {
       const record = core.state.setCordon(cordoned, reason.slice(0, 256));
       return core.commit(ok({ value: undefined, records: record === undefined ? [] : [record] }));
     });
@@ -445,15 +428,14 @@ export class LocalManager implements ResourceManager {
    * has not changed anything yet. Reservations that expired while the process was down expire now, journaled.
    */
   restore(snapshot: HostStateSnapshot | undefined, records: readonly HostRecord[]): Promise<Result<{ seq: number; expired: number }>> {
-    return this.ask((core) => {
+    return this.#ask((core) => {
       if (core.state.seq !== 0) return err('conflict', `${this.name} already has state (seq ${core.state.seq}); restore only into a new manager`);
       const restored = core.state.restore(snapshot, records);
       if (!restored.ok) {
-        for (const slice of this.slices) slice.reset();
+        for (const slice of this.#slices) slice.reset();
         core.state.live.clear();
         return restored;
       }
-      this.#metrics.expired(restored.value.length);
       core.schedule();
       return core.commit(ok({ value: { seq: core.state.seq, expired: restored.value.length }, records: restored.value }));
     });
@@ -475,15 +457,6 @@ export class LocalManager implements ResourceManager {
 
   // ---------- lifecycle ----------
 
-  /** Restores from the journal when it can replay and this manager is new; otherwise nothing to do. */
-  async initialize(): Promise<Result<void>> {
-    if (this.#durable === undefined) return ok(undefined);
-    const durable = await this.#durable();
-    if (durable.snapshot === undefined && durable.records.length === 0) return ok(undefined);
-    const restored = await this.restore(durable.snapshot, durable.records);
-    return restored.ok ? ok(undefined) : restored;
-  }
-
   /** Managers serve from construction; start() exists for the lifecycle contract and is idempotent. */
   start(): Promise<Result<void>> {
     return Promise.resolve(this.#stopped ? err('unavailable', `${this.name} was stopped; build a new manager`) : ok(undefined));
@@ -502,50 +475,7 @@ export class LocalManager implements ResourceManager {
 
   async healthCheck(): Promise<Result<Health>> {
     if (!this.isRunning()) return ok({ status: 'stopped' });
-    return this.read(() => this.healthNow());
-  }
-
-  /** Health computed inside a turn: every slice, plus crash reports. */
-  protected healthNow(): Health {
-    return worstHealth([...this.slices.map((s) => s.health()), this.#supervisor.health()]);
-  }
-
-  // ---------- observability ----------
-
-  getMetrics(): Promise<Result<ManagerMetrics>> {
-    return Promise.resolve(ok(this.#metrics.snapshot(this.#supervisor.restarts, this.clock.now())));
-  }
-
-  async getStatus(): Promise<Result<ManagerStatus>> {
-    const health = await this.healthCheck();
-    const count = this.isRunning() ? await this.read((core) => core.state.live.size) : ok(0);
-    return ok({
-      name: this.name,
-      resourceTypes: this.resourceTypes,
-      running: this.isRunning(),
-      health: health.ok ? health.value : { status: 'stopped' },
-      startedAt: this.#startedAt,
-      allocationCount: count.ok ? count.value : 0,
-    });
-  }
-
-  exportTelemetry(): Promise<Result<Telemetry>> {
-    return this.read((core) => {
-      const out: Telemetry = { 'host.node_id': this.nodeId, 'host.seq': core.state.seq, 'host.cordoned': core.state.cordon.cordoned, 'host.allocations': core.state.live.size, 'host.reservations': core.state.reservationCount };
-      for (const slice of core.state.slices.values()) slice.telemetry(out);
-      const m = this.#metrics.snapshot(this.#supervisor.restarts, this.clock.now());
-      out[`${this.name}.allocations_total`] = m.allocations;
-      out[`${this.name}.releases_total`] = m.releases;
-      out[`${this.name}.expirations_total`] = m.expirations;
-      out[`${this.name}.restarts_total`] = m.restarts;
-      out[`${this.name}.allocate_latency_p99_ms`] = m.allocateLatency.p99Ms;
-      for (const [code, n] of Object.entries(m.refusals)) out[`${this.name}.refusals.${code}`] = n;
-      return out;
-    });
-  }
-
-  getEfficiencyMetrics(): Promise<Result<EfficiencyMetrics[]>> {
-    return this.read((core) => [...core.state.slices.values()].map((s) => s.efficiency()));
+    return this.read(() => worstHealth([...this.#slices.map((s) => s.health()), this.#supervisor.health()]));
   }
 
   // ---------- configuration ----------
@@ -559,14 +489,13 @@ export class LocalManager implements ResourceManager {
   }
 
   async updateLimits(update: LimitsUpdate, options: { force?: boolean } = {}): Promise<Result<LimitsByType>> {
-    if (this.#owner !== undefined) return adoptedRefusal(this.name, this.#owner);
     if (typeof update !== 'object' || update === null) return err('invalid_request', 'limits update must be an object keyed by resource type', { field: 'update' });
     const force = options.force === true;
     const changes = Object.entries(update) as [ResourceType, SliceChange][];
     for (const [type, change] of changes) {
       if (typeof change !== 'object' || change === null) return err('invalid_request', `${type}: limits must be an object`, { field: type });
     }
-    return this.ask((core) => {
+    return this.#ask((core) => {
       for (const [type] of changes) {
         if (!core.state.slices.has(type)) return err('not_found', `no ${type} manager on node ${this.nodeId}`, { resourceType: type });
       }
@@ -590,42 +519,5 @@ export class LocalManager implements ResourceManager {
       for (const [type, slice] of core.state.slices) limits[type] = slice.config().limits;
       return core.commit(ok({ value: limits, records }));
     });
-  }
-
-  /** Every problem in the config: schema issues, a type this manager does not own, figures the host cannot have. */
-  validateConfig(config: ManagerConfig): Promise<Result<ConfigProblem[]>> {
-    const problems: ConfigProblem[] = [];
-    if (typeof config !== 'object' || config === null) return Promise.resolve(ok([{ path: '(root)', message: 'config must be an object' }]));
-    const type = config.resourceType as ResourceType;
-    const slice = this.slices.find((s) => s.type === type);
-    if (slice === undefined) problems.push({ path: 'resourceType', message: `${this.name} manages ${this.resourceTypes.join(', ')}, not ${String(type)}` });
-    const health = HealthThresholdsSchema.safeParse((config as { health?: unknown }).health ?? {});
-    if (!health.success) for (const i of health.error.issues) problems.push({ path: ['health', ...i.path.map(String)].join('.'), message: i.message });
-    else if (health.data.usedDegradedPermille > health.data.usedUnhealthyPermille) problems.push({ path: 'health.usedDegradedPermille', message: 'must not exceed usedUnhealthyPermille' });
-    const cpu = config as { reservedCores?: number[]; policy?: string };
-    if (slice !== undefined) {
-      const sliceConfig = { limits: config.limits, ...(cpu.reservedCores !== undefined ? { reservedCores: cpu.reservedCores } : {}), ...(cpu.policy !== undefined ? { policy: cpu.policy as never } : {}) };
-      problems.push(...slice.validate(sliceConfig));
-    }
-    return Promise.resolve(ok(problems));
-  }
-
-  /** Validates (every problem) then applies limits (refusing to shrink below committed) and health thresholds. */
-  async updateConfig(config: ManagerConfig): Promise<Result<void>> {
-    const problems = await this.validateConfig(config);
-    if (!problems.ok) return problems;
-    if (problems.value.length > 0) {
-      return err('invalid_request', problems.value.map((p) => `${p.path}: ${p.message}`).join('; '), { issues: problems.value });
-    }
-    const thresholds: HealthThresholds = HealthThresholdsSchema.parse(config.health ?? {});
-    const cpu = config as { reservedCores?: number[]; policy?: string };
-    const change: SliceChange = { ...config.limits, hardLimit: config.limits.hardLimit ?? null, softLimit: config.limits.softLimit ?? null };
-    if (cpu.reservedCores !== undefined) change.reservedCores = cpu.reservedCores;
-    if (cpu.policy !== undefined) change.policy = cpu.policy as SliceChange['policy'];
-    const updated = await this.updateLimits({ [config.resourceType]: change } as LimitsUpdate);
-    if (!updated.ok) return updated;
-    const slice = this.slices.find((s) => s.type === config.resourceType);
-    if (slice !== undefined) slice.thresholds = thresholds;
-    return ok(undefined);
   }
 }

@@ -236,7 +236,6 @@ export class HostState {
     for (let k = 0; k < slices.length; k += 1) {
       const slice = slices[k] as ResourceSlice;
       if (slice.amountOf(request) <= 0) continue;
-      slice.noteRequest(request);
       const grant = slice.take(id, request, reservation);
       if (!grant.ok) {
         // All or nothing, inside this synchronous turn: nobody can observe the part already taken (the involved

@@ -1,5 +1,5 @@
 import { deferred, deferredUntil, type Behavior, type HandlerResult } from '@allot/actor';
-import { err, ok, type Allocation, type AllocationRequest, type Result } from '@allot/core';
+import { ok, type Allocation, type AllocationRequest, type Result } from '@allot/core';
 import type { Clock } from '../clock.ts';
 import type { FenceAnswer, HostState, ReleaseRequest } from './host-state.ts';
 import type { HostRecord, Journal } from './records.ts';
@@ -15,8 +15,6 @@ export interface ManagerCoreOptions {
   readonly post: (turn: Turn) => void;
   /** Called with the new seq once a change is durable. */
   readonly changed: (seq: number) => void;
-  /** Called with how many reservations expired. */
-  readonly expired: (count: number) => void;
 }
 
 /**
@@ -30,7 +28,6 @@ export class ManagerCore implements Behavior<Turn, unknown> {
   readonly #clock: Clock;
   readonly #post: ManagerCoreOptions['post'];
   readonly #changed: ManagerCoreOptions['changed'];
-  readonly #expired: ManagerCoreOptions['expired'];
   #timer: unknown;
   #timerAt: number | undefined;
   /** The last append handed to the journal: once it is durable, so is every record before it (the journal keeps order). */
@@ -44,7 +41,6 @@ export class ManagerCore implements Behavior<Turn, unknown> {
     this.#clock = options.clock;
     this.#post = options.post;
     this.#changed = options.changed;
-    this.#expired = options.expired;
   }
 
   receive(turn: Turn): HandlerResult<unknown> {
@@ -87,7 +83,6 @@ export class ManagerCore implements Behavior<Turn, unknown> {
     if (!this.state.hasDue()) return undefined;
     const records = this.state.expireDue();
     if (records.length === 0) return undefined;
-    this.#expired(records.length);
     this.schedule();
     const durable = this.journal(records);
     // Nobody awaits an expiry made on the way to another operation; its failure still crashes the actor through the turn's own record.
@@ -184,9 +179,4 @@ export class ManagerCore implements Behavior<Turn, unknown> {
     const value = result.value.value;
     return deferred(this.journal(result.value.records).then(() => ok(value)));
   }
-}
-
-/** A refusal for mutations of a manager adopted by a composite. */
-export function adoptedRefusal(name: string, owner: string): Result<never> {
-  return err('conflict', `${name} is managed by ${owner}; send changes through it`, { owner });
 }

@@ -1,14 +1,12 @@
 import { AgentAllocationsReplySchema, encode, MAX_ALLOCATIONS_PAGE, unwrap } from '@allot/core';
 import { describe, expect, it } from 'vitest';
-import { MemoryManager } from '../memory/memory-manager.ts';
+import { ManagerFactory } from '../factory.ts';
 import { FakeClock } from '../testing/fake-clock.ts';
-import { HostManager } from './host-manager.ts';
 
 describe('paged allocations', () => {
   it('pages through 2,500 live allocations in id order, each page far below the NATS payload limit', async () => {
     const clock = new FakeClock();
-    const memory = unwrap(MemoryManager.builder().capacity(1_000_000).overcommit(1).clock(clock).build());
-    const h = unwrap(HostManager.builder().nodeId('node-with-a-long-name-0001').memory(memory).clock(clock).build());
+    const h = unwrap(new ManagerFactory({ clock }).host('node-with-a-long-name-0001').memory({ capacity: 1_000_000 }).build());
     const metadata = { 'vm.name': 'x'.repeat(100), owner: 'team-with-a-long-name' };
     for (let i = 0; i < 2500; i += 1) unwrap(await h.allocate({ requestId: `place-request-${i}-${'p'.repeat(60)}`, tenantId: i % 2 === 0 ? 'even' : 'odd', resources: { memoryMiB: 64, vcpus: 0 }, metadata }));
     unwrap(await h.release({ requestId: 'rel', allocationId: 'node-with-a-long-name-0001:7' }));
@@ -36,8 +34,7 @@ describe('paged allocations', () => {
 
   it('cuts a page by size too: 1,000 allocations with the largest metadata allowed still page below the payload limit', async () => {
     const clock = new FakeClock();
-    const memory = unwrap(MemoryManager.builder().capacity(1_000_000).overcommit(1).clock(clock).build());
-    const h = unwrap(HostManager.builder().nodeId('n1').memory(memory).clock(clock).build());
+    const h = unwrap(new ManagerFactory({ clock }).host('n1').memory({ capacity: 1_000_000 }).build());
     const metadata = Object.fromEntries(Array.from({ length: 32 }, (_, k) => [`key-${k}-${'k'.repeat(56)}`, 'v'.repeat(256)]));
     for (let i = 0; i < 1000; i += 1) unwrap(await h.allocate({ requestId: `r-${i}`, tenantId: 't', resources: { memoryMiB: 64, vcpus: 0 }, metadata }));
     let count = 0;

@@ -1,10 +1,8 @@
 import type {
   Allocation,
   AllocationRequest,
-  ConfigProblem,
   CpuGrant,
   CpuPolicy,
-  EfficiencyMetrics,
   Health,
   HealthThresholds,
   HostProbe,
@@ -12,9 +10,8 @@ import type {
   ResourceType,
   ResourceUsage,
   Result,
-  Telemetry,
 } from '@allot/core';
-import type { LimitsChange } from '../generic/counting-pool.ts';
+import type { LimitsChange } from '../counting/counting-pool.ts';
 
 /** The configuration of one slice that must survive a restart (journaled with every change). */
 export interface SliceConfig {
@@ -56,16 +53,10 @@ export interface ResourceSlice {
   usage(): ResourceUsage;
   config(): SliceConfig;
   reconfigure(change: SliceChange, force: boolean): Result<SliceConfig>;
-  /** Remembers the request size for the fragmentation reference (most common size seen). */
-  noteRequest(request: AllocationRequest): void;
   health(): Health;
-  efficiency(): EfficiencyMetrics;
-  telemetry(out: Telemetry): void;
   /** Empties the pool and sets its configuration (the base one when omitted): the first step of a recovery. */
   reset(config?: SliceConfig): void;
-  /** Problems with a configuration for this slice, all of them. */
-  validate(config: SliceConfig): ConfigProblem[];
-  thresholds: HealthThresholds;
+  readonly thresholds: HealthThresholds;
   readonly probe: HostProbe | undefined;
 }
 
