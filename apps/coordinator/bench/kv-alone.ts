@@ -1,6 +1,7 @@
 /*
  * The KV writes of one place, measured alone on the placements bucket (no coordinator, no agents): the counting batch
- * (the intent's create + its tenant's usage record, one atomic batch) and the `placed` compare-and-set (one key).
+ * (the intent's create + its tenant's usage record, one atomic batch), a group-committed batch of 100 tenants (what a
+ * busy coordinator sends: 100 intents + 100 usage records) and the `placed` compare-and-set (one key).
  * Shared by place.bench.ts (the bound of each run) and batch.bench.ts (one server against a 3-server cluster).
  */
 import { encode, KV_PLACEMENTS } from '@allot/core';
@@ -15,12 +16,18 @@ export interface KvAlone {
   /** 2-key batches on distinct usage keys, `batchWindow` in flight (what a coordinator sends for many tenants). */
   readonly batchesPerSecond: number;
   readonly batchWindow: number;
+  /** One group-committed batch at a time (GROUP_TENANTS intent creates + as many usage records): its latency. */
+  readonly groupBatchP50Ms: number;
+  readonly groupBatchMessages: number;
   /** One single-key compare-and-set (the `placed` write) at a time: its latency. */
   readonly casP50Ms: number;
   /** Single-key creates then compare-and-sets, `casWindow` in flight: pairs per second. */
   readonly casPerSecond: number;
   readonly casWindow: number;
 }
+
+/** Tenants of the group batch measured alone: 100 intents + 100 usage records, what a busy coordinator sends. */
+export const GROUP_TENANTS = 100;
 
 const INTENT = encode({ requestId: 'x'.repeat(36), tenantId: 'bench', hash: 'h'.repeat(64), state: 'pending', nodeId: 'n-0', attempt: 1, refusedBy: [], coordinatorId: 'bench', updatedAt: Date.now(), memoryMiB: 16, vcpus: 1 });
 const USAGE = encode({ version: 2, tenantId: 'bench', usage: { vms: 1, vcpus: 1, memoryMiB: 16, vmsPerNode: { 'n-0': 1 } } });
@@ -36,6 +43,14 @@ export async function measureKvAlone(nc: NatsConnection, opts: { tag: string; re
       { key: `usage.alone-${key}`, value: USAGE, expectedRevision: 0 },
     ]);
     if (!r.ok) throw new Error(`batch ${key}: ${r.error.message}`);
+  };
+  const group = async (key: string) => {
+    const tenants = Array.from({ length: GROUP_TENANTS }, (_, t) => t);
+    const r = await bucket.write([
+      ...tenants.map((t) => ({ key: `intent.group-${key}-${t}`, value: INTENT, expectedRevision: 0 })),
+      ...tenants.map((t) => ({ key: `usage.group-${key}-${t}`, value: USAGE, expectedRevision: 0 })),
+    ]);
+    if (!r.ok) throw new Error(`group batch ${key}: ${r.error.message}`);
   };
   const cas = async (key: string) => {
     const created = await bucket.write([{ key: `intent.cas-${key}`, value: INTENT, expectedRevision: 0 }]);
@@ -54,6 +69,7 @@ export async function measureKvAlone(nc: NatsConnection, opts: { tag: string; re
   };
   const SEQ = Math.min(300, opts.count);
   const batchP50Ms = await sequential(SEQ, (i) => batch(`${opts.tag}-s${i}`));
+  const groupBatchP50Ms = await sequential(Math.min(50, SEQ), (i) => group(`${opts.tag}-g${i}`));
   // A create+CAS pair sequentially is two round trips: half of it is one write's latency.
   const casP50Ms = (await sequential(SEQ, (i) => cas(`${opts.tag}-s${i}`))) / 2;
   const batches = await inFlight(opts.count, opts.batchWindow, (i) => batch(`${opts.tag}-p${i}`));
@@ -62,6 +78,8 @@ export async function measureKvAlone(nc: NatsConnection, opts: { tag: string; re
     batchP50Ms: +batchP50Ms.toFixed(3),
     batchesPerSecond: Math.round(opts.count / (batches.ms / 1000)),
     batchWindow: opts.batchWindow,
+    groupBatchP50Ms: +groupBatchP50Ms.toFixed(3),
+    groupBatchMessages: 2 * GROUP_TENANTS,
     casP50Ms: +casP50Ms.toFixed(3),
     casPerSecond: Math.round(opts.count / (pairs.ms / 1000)),
     casWindow: opts.casWindow,

@@ -1,23 +1,25 @@
 /*
  * End-to-end place throughput and latency: a real nats-server, one coordinator (in this process), N simulated agents in
  * this process (one wildcard subscription, in-memory ledgers, snapshots on heartbeats) or, for `realN`, N real agent
- * processes. Pipelined twice: every place of one tenant (its counting writes share one batch per round: group commit),
- * and places spread over 1,000 tenants (one batch each). Also measures, alone and in the same run, the client with
- * the agents (no coordinator) and the KV writes a place does (kv-alone.ts: the counting batch of intent + usage record,
- * and the single-key `placed` compare-and-set). Prints figures; asserts nothing.
+ * processes. Pipelined twice: every place of one tenant, and places spread over 1,000 tenants (either way the counting
+ * writes queued meanwhile share one batch: group commit across tenants). Also measures, alone and in the same run, the
+ * client with the agents (no coordinator) and the KV writes a place does (kv-alone.ts: the counting batch of intent +
+ * usage record, alone and grouped over 100 tenants, and the single-key `placed` compare-and-set). Prints figures and
+ * the load average; asserts nothing.
  *   node apps/coordinator/bench/place.bench.ts [nodeCounts=3,100,1000,real3] [sequential=300] [pipelined=5000]
  * BENCH_REPLICAS=3: a 3-server cluster and every stream and bucket with 3 replicas (default: one server, 1 replica).
  */
 import { place, type ClusterIndex } from '@allot/placement';
 import { PlaceRequestSchema } from '@allot/core';
 import { writeFile } from 'node:fs/promises';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { inFlight, quantile } from '../../../test/harness/bench.ts';
 import { cleanupAll, COORDINATOR_MAIN, isLogMsg, spawnProcess, startAgent, startNatsCluster, startNatsServer, tempDir } from '../../../test/harness/index.ts';
 import { ensureStreams } from '@allot/nats';
 import { jetstreamManager } from '../src/nats-deps.ts';
 import { connectTo, ensureTestStreams, startFakeAgents, startTestCoordinator } from '../src/testing/cluster.ts';
-import { measureKvAlone } from './kv-alone.ts';
+import { GROUP_TENANTS, measureKvAlone } from './kv-alone.ts';
 
 const [countsArg, seqArg, pipeArg] = process.argv.slice(2);
 // A count prefixed `real` (real3) runs that many real agent processes (apps/agent, simulated hosts) instead of fakes.
@@ -124,7 +126,7 @@ try {
     const { AllocationSchema } = await import('@allot/core');
     const pipelinedRate = async (count: number, one: (i: number) => Promise<unknown>) => Math.round(count / ((await inFlight(count, WINDOW, one)).ms / 1000));
     const agentsAlone = await pipelinedRate(PIPELINED, (i) => requestTyped(client, agentSubject(`${prefix}-${i % n}`, 'allocate'), mk(`a-${prefix}-${i}`).request, AllocationSchema, { timeoutMs: 30_000 }));
-    // The coordinator keeps at most 16 batches in flight (usage-commit.ts): the same window here.
+    // 16 two-key batches in flight: what one batch per place would cost (the coordinator sends at most 4, grouped).
     const kv = await measureKvAlone(client, { tag: prefix, replicas: REPLICAS, count: Math.min(PIPELINED, 2_000), batchWindow: 16, casWindow: WINDOW });
 
     // Decision time alone: @allot/placement over the coordinator's own index.
@@ -139,12 +141,15 @@ try {
     seq.sort((a, b) => a - b);
     bare.sort((a, b) => a - b);
     // A place is at least two request/reply hops (client -> coordinator -> agent), each costing what one hop of the
-    // "client and fake agents" figure costs, plus its KV writes; on shared cores the costs add up. One tenant: the
-    // counting batch carries every place queued meanwhile, so per place it costs about one intent write (the create+CAS
-    // pair rate covers both writes). Many tenants: one batch per place, and batches of one stream are handled in turn.
+    // "client and fake agents" figure costs, plus its KV writes; on shared cores the costs add up. The counting batch
+    // carries every place queued meanwhile, one tenant or many (a stream handles its batches in turn): per place a
+    // share of a grouped batch (measured with 100 tenants), plus the `placed` write (the create+CAS pair rate is an
+    // upper bound of it).
     const hops = 2 / agentsAlone;
-    const boundOneTenant = Math.round(1 / (hops + 1 / kv.casPerSecond));
-    const boundManyTenants = Math.round(1 / (hops + 1 / kv.casPerSecond + 1 / kv.batchesPerSecond));
+    const groupShare = kv.groupBatchP50Ms / 1000 / GROUP_TENANTS;
+    const boundOneTenant = Math.round(1 / (hops + 1 / kv.casPerSecond + groupShare));
+    const boundManyTenants = boundOneTenant;
+    const [load1 = 0, load5 = 0] = loadavg();
     console.log(
       JSON.stringify({
         nodes: n,
@@ -158,11 +163,12 @@ try {
         alone: { clientAndFakeAgentsPerSecond: agentsAlone, kv },
         decisionUs: +decideUs.toFixed(1),
         bound: { oneTenantPerSecond: boundOneTenant, manyTenantsPerSecond: boundManyTenants },
+        loadAverage: { oneMinute: +load1.toFixed(1), fiveMinutes: +load5.toFixed(1), cpus: cpus().length },
       }),
     );
     console.log(
       `  ${spec} nodes: pipelined ${oneTenant.perSecond} places/s one tenant (bound ${boundOneTenant}/s), ${manyTenants.perSecond}/s over ${TENANTS} tenants (bound ${boundManyTenants}/s: ` +
-        `a counting batch alone ${kv.batchP50Ms} ms, ${kv.batchesPerSecond} batches/s); goal 5,000 with 100 agents; ` +
+        `a counting batch alone ${kv.batchP50Ms} ms, ${kv.batchesPerSecond} batches/s, grouped over ${GROUP_TENANTS} tenants ${kv.groupBatchP50Ms} ms); goal 5,000 with 100 agents; ` +
         `sequential p50 ${quantile(seq, 0.5).toFixed(2)} ms = ${(quantile(seq, 0.5) / quantile(bare, 0.5)).toFixed(2)}x the two-hop bare round trip (goal <= 2x)`,
     );
     if (decider !== inProcess) {
