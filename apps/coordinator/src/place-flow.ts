@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { err, errorOf, GROUP_MAX_METADATA_KEY, GROUP_METADATA_KEY, ok, PREEMPTION_PRIORITY_GAP, type Allocation, type AllotError, type ClusterCheckReply, type ClusterReleaseRequest, type PlaceReply, type PlaceRequest, type Result } from '@allot/core';
+import { err, errorOf, ok, PREEMPTION_PRIORITY_GAP, type Allocation, type AllotError, type ClusterCheckReply, type ClusterReleaseRequest, type PlaceReply, type PlaceRequest, type Result } from '@allot/core';
 import { labelsSatisfy, place as decide, planPreemption, unavailableMessage, type PlacementDecision, type PreemptionPlan } from '@allot/placement';
 import { RateLimiter } from '@allot/quota';
 import type { Logger } from 'pino';
@@ -227,13 +227,9 @@ export class PlaceFlow {
    * responders" is a definitive refusal only while no allocate for this request can have reached the node before.
    */
   #allocate(nodeId: string, req: PlaceRequest, fence: number, untouched: boolean): Promise<Result<Allocation>> {
-    // The agent counts anti-affinity groups by these metadata keys and refuses past the limit (the authority, since the
-    // view may be stale); set deterministically so a retry sends the same request.
+    // The agent counts the anti-affinity group and refuses past its limit (the authority, since the view may be stale).
     const group = req.placement.group;
-    const request =
-      group === undefined
-        ? { ...req.request, fence }
-        : { ...req.request, fence, metadata: { ...req.request.metadata, [GROUP_METADATA_KEY]: group.name, [GROUP_MAX_METADATA_KEY]: String(group.maxPerNode) } };
+    const request = group === undefined ? { ...req.request, fence } : { ...req.request, fence, group };
     const once = () => this.#d.agents.call(nodeId, 'allocate', request, { requestId: req.request.requestId });
     return (async () => {
       let mayHaveReached = !untouched;

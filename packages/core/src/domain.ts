@@ -36,11 +36,18 @@ export const MetadataSchema = z
   .refine((m) => Object.keys(m).length <= MAX_METADATA_KEYS, { message: `at most ${MAX_METADATA_KEYS} metadata keys` });
 
 /**
- * Anti-affinity travels in request metadata, so every layer reads it the same way: the group's name and, optionally,
- * the most live allocations of that group one node may hold. The agent counts groups and refuses past the limit.
+ * An anti-affinity group: at most maxPerNode live allocations of the group on one node. The scheduler names it in the
+ * placement options; the coordinator sends it to the agent as the allocate request's `group`, which the agent counts
+ * and enforces (the coordinator's view may be stale).
  */
-export const GROUP_METADATA_KEY = 'allot.group';
-export const GROUP_MAX_METADATA_KEY = 'allot.group.maxPerNode';
+export const AntiAffinityGroupSchema = z.object({ name: z.string().min(1).max(64), maxPerNode: z.int().min(1).max(10_000) });
+export type AntiAffinityGroup = z.infer<typeof AntiAffinityGroupSchema>;
+
+/**
+ * Before the typed `group` field, the group travelled in these metadata keys. Agents still count allocations journaled
+ * with `allot.group` (a ledger written by an older agent replays with the same counts); nothing writes them any more.
+ */
+export const LEGACY_GROUP_METADATA_KEY = 'allot.group';
 
 /** Node labels (zone, rack, anything): the same bounds as metadata. */
 export const LabelsSchema = MetadataSchema;
@@ -102,6 +109,8 @@ export const AllocationRequestSchema = z
     cpu: CpuOptionsSchema.default({ exclusive: false, numa: 'any' }),
     /** A temporary hold: the capacity is held until activated or until ttlMs passes, then released automatically. */
     reservation: z.object({ ttlMs: z.int().min(1).max(MAX_RESERVATION_TTL_MS) }).optional(),
+    /** Anti-affinity: the agent refuses this request when the group already has maxPerNode live allocations there. */
+    group: AntiAffinityGroupSchema.optional(),
     metadata: MetadataSchema.default({}),
   })
   .refine((r) => r.resources.memoryMiB > 0 || r.resources.vcpus > 0 || Object.values(r.resources.extra ?? {}).some((v) => v > 0), {

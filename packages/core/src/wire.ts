@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { AllotErrorSchema } from './errors.ts';
 import type { AgentVerb, SchedVerb } from './subjects.ts';
 import {
+  AntiAffinityGroupSchema,
   AllocationIdSchema,
   AllocationRequestSchema,
   AllocationSchema,
@@ -172,7 +173,7 @@ export const UsageSnapshotSchema = z.object({
   extra: z.array(ResourceUsageSchema).max(64).optional(),
   overcommit: z.object({ memory: z.number().min(1), cpu: z.number().min(1) }),
   tenants: z.record(TenantIdSchema, TenantUsageSchema),
-  /** Live allocations per anti-affinity group (metadata key `allot.group`). */
+  /** Live allocations per anti-affinity group (the allocate request's `group`). */
   groups: z.record(z.string(), z.int().min(0)),
   allocationCount: z.int().min(0),
   /** Seconds between heartbeats, so a reader can judge staleness without configuration. */
@@ -243,7 +244,7 @@ export const PlacementOptionsSchema = z.object({
   domainLabel: z.string().min(1).max(64).optional(),
   constraints: z.array(LabelConstraintSchema).max(32).default([]),
   /** Anti-affinity: at most maxPerNode live allocations of this group on one node. */
-  group: z.object({ name: z.string().min(1).max(64), maxPerNode: z.int().min(1).max(10_000) }).optional(),
+  group: AntiAffinityGroupSchema.optional(),
   /** Weights of the CPU and memory dimensions in scoring, integers 0..100. */
   weights: z.object({ cpu: z.int().min(0).max(100), memory: z.int().min(0).max(100) }).optional(),
   /** Allow preempting allocations at least 10 priority points lower when nothing else fits. */

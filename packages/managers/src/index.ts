@@ -4,7 +4,7 @@ export type { CreatorContext, HostFacts, ResourceCreator } from './factory.ts';
 export { HostManager } from './host/host-manager.ts';
 export type { AllocationPage, AllocationPageQuery, FenceOption, HostManagerOptions, HostView } from './host/host-manager.ts';
 export type { FenceAnswer } from './host/host-state.ts';
-export { HostState, GROUP_METADATA_KEY } from './host/host-state.ts';
+export { HostState } from './host/host-state.ts';
 export { MemoryJournal, HostRecordSchema, HostStateSnapshotSchema, SliceConfigSchema } from './host/records.ts';
 export type { DurableState, HostRecord, HostRecordKind, HostStateSnapshot, Journal, RecordedFence, ReplayableJournal, RetainedRelease } from './host/records.ts';
 export type { ResourceSlice, SliceConfig, SliceChange } from './host/slice.ts';

@@ -179,7 +179,7 @@ export class FakeAgents {
       t.vms += 1;
       t.memoryMiB += a.granted.memoryMiB;
       t.vcpus += a.granted.vcpus;
-      const g = a.request.metadata['allot.group'];
+      const g = a.request.group?.name;
       if (g !== undefined) groups[g] = (groups[g] ?? 0) + 1;
     }
     return {

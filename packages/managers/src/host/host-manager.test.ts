@@ -164,7 +164,7 @@ describe('HostManager', () => {
 
   it('refuses a member of an anti-affinity group past its per-node maximum, and admits it again after a release', async () => {
     const { host: h, journal } = host();
-    const web = (id: string) => vm(id, 1024, 1, { metadata: { 'allot.group': 'web', 'allot.group.maxPerNode': '2' } });
+    const web = (id: string) => vm(id, 1024, 1, { group: { name: 'web', maxPerNode: 2 } });
     unwrap(await h.allocate(web('w1')));
     unwrap(await h.allocate(web('w2')));
     const third = await h.allocate(web('w3'));

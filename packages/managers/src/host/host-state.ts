@@ -1,8 +1,7 @@
 import {
   err,
   errorOf,
-  GROUP_MAX_METADATA_KEY,
-  GROUP_METADATA_KEY,
+  LEGACY_GROUP_METADATA_KEY,
   ok,
   type AllotError,
   type Allocation,
@@ -16,9 +15,6 @@ import type { HostRecord, HostStateSnapshot, RecordedFence, RetainedRelease } fr
 import { RetainedById } from './retained-by-id.ts';
 import { sameValue } from './same-request.ts';
 import type { ResourceSlice, SliceChange, SliceConfig } from './slice.ts';
-
-/** The metadata key that names a VM's anti-affinity group. */
-export { GROUP_METADATA_KEY };
 
 export interface HostStateOptions {
   readonly nodeId: string;
@@ -276,14 +272,11 @@ export class HostState {
    * insufficient_capacity, so a scheduler tries another node.
    */
   #groupRefusal(request: AllocationRequest): AllotError | undefined {
-    const group = request.metadata[GROUP_METADATA_KEY];
-    const maxText = request.metadata[GROUP_MAX_METADATA_KEY];
-    if (group === undefined || maxText === undefined) return undefined;
-    const max = Number(maxText);
-    if (!Number.isSafeInteger(max) || max < 1) return errorOf('invalid_request', `metadata.${GROUP_MAX_METADATA_KEY}: expected a whole number >= 1, got ${JSON.stringify(maxText)}`, { field: `metadata.${GROUP_MAX_METADATA_KEY}` });
-    const count = this.groups.get(group) ?? 0;
-    if (count < max) return undefined;
-    return errorOf('insufficient_capacity', `anti-affinity group ${group} already has ${count} of at most ${max} allocations on node ${this.nodeId}`, { group, count, maxPerNode: max, nodeId: this.nodeId });
+    if (request.group === undefined) return undefined;
+    const { name, maxPerNode } = request.group;
+    const count = this.groups.get(name) ?? 0;
+    if (count < maxPerNode) return undefined;
+    return errorOf('insufficient_capacity', `anti-affinity group ${name} already has ${count} of at most ${maxPerNode} allocations on node ${this.nodeId}`, { group: name, count, maxPerNode, nodeId: this.nodeId });
   }
 
   release(target: ReleaseRequest): Result<Change> {
@@ -650,7 +643,8 @@ export class HostState {
     tenant.memoryMiB += sign * allocation.granted.memoryMiB;
     tenant.vcpus += sign * allocation.granted.vcpus;
     if (tenant.vms === 0) this.tenants.delete(allocation.tenantId);
-    const group = allocation.request.metadata[GROUP_METADATA_KEY];
+    // A ledger written before the typed field names the group in metadata: it replays with the same counts.
+    const group = allocation.request.group?.name ?? allocation.request.metadata[LEGACY_GROUP_METADATA_KEY];
     if (group !== undefined) {
       const n = (this.groups.get(group) ?? 0) + sign;
       if (n === 0) this.groups.delete(group);
