@@ -1,9 +1,8 @@
 import { ok, err, type HostProbe, type ResourceType, type Result } from '@allot/core';
-import { ManagerFactory, type HostManager, type ResourceCreator } from '@allot/managers';
+import { ManagerFactory, type HostManager, type ReplayableJournal, type ResourceCreator } from '@allot/managers';
 import { SimulatedProbe, SystemProbe } from '@allot/probe';
 import type { Logger } from 'pino';
 import { resolveHostLimits, type AgentConfig } from './config/index.ts';
-import type { LedgerJournal } from './ledger-journal.ts';
 
 /** The probe this agent reads its host from: the real host, or a simulated size (the local cluster's extra hosts). */
 export async function createProbe(config: AgentConfig, log: Logger): Promise<Result<HostProbe>> {
@@ -34,7 +33,7 @@ export async function sampleHost(probe: HostProbe, host: HostManager): Promise<v
  * resource the config names (`resources`; a type with no creator in `creators` is counted in units), journaling
  * every change to the ledger. Nothing is restored yet.
  */
-export async function createHostManager(config: AgentConfig, probe: HostProbe, journal: LedgerJournal, creators: ReadonlyMap<ResourceType, ResourceCreator> = new Map()): Promise<Result<HostManager>> {
+export async function createHostManager(config: AgentConfig, probe: HostProbe, journal: ReplayableJournal, creators: ReadonlyMap<ResourceType, ResourceCreator> = new Map()): Promise<Result<HostManager>> {
   const topology = await probe.topology();
   const sample = await probe.sample();
   const limits = resolveHostLimits(config, { topology, memory: sample.memory });
