@@ -1,9 +1,11 @@
 /**
- * pnpm mutation [package...] [--concurrency N] [--minutes M] [--incremental]
+ * pnpm mutation [package...] [--concurrency N] [--minutes M] [--incremental] [--baseline]
  *
  * Mutation testing (Stryker with its vitest runner) over the core packages, one package after another, each run bounded
  * in time. Not part of CI: a full run takes tens of minutes on 2 cores. Scores and the survivors left on purpose are in
  * docs/benchmarks.md (Mutation testing). Reports: tmp/mutation/<package>.html and .json.
+ * --baseline leaves out the *.mutation.test.ts files (the tests written against survivors), to measure without them.
+ * --incremental reuses tmp/mutation/<package>.incremental.json: only mutants whose code or covering tests changed run.
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -27,6 +29,7 @@ const { values, positionals } = parseArgs({
     concurrency: { type: 'string', default: '1' },
     minutes: { type: 'string', default: '30' },
     incremental: { type: 'boolean', default: false },
+    baseline: { type: 'boolean', default: false },
   },
 });
 
@@ -49,6 +52,7 @@ for (const name of names) {
 process.exit(failed ? 1 : 0);
 
 async function runOne(name: string): Promise<number> {
+  const suffix = values.baseline ? '.baseline' : '';
   const config = {
     $schema: '../../node_modules/@stryker-mutator/core/schema/stryker-schema.json',
     packageManager: 'pnpm',
@@ -60,7 +64,10 @@ async function runOne(name: string): Promise<number> {
     coverageAnalysis: 'perTest',
     mutate: TARGETS[name],
     // The sandbox holds the packages and the root configs only; node_modules (root and per package) are symlinked.
-    ignorePatterns: ['/apps', '/test', '/docs', '/infra', '/allot', '/test-results', '/scripts', '/patches', '/.tools', '/.old', '/tmp', '/coverage'],
+    ignorePatterns: [
+      ...['/apps', '/test', '/docs', '/infra', '/allot', '/test-results', '/scripts', '/patches', '/.tools', '/.old', '/tmp', '/coverage'],
+      ...(values.baseline ? ['*.mutation.test.ts'] : []),
+    ],
     tempDirName: 'tmp/stryker',
     concurrency: Number(values.concurrency),
     // A mutant that loops or hangs is detected (timeout); a short bound keeps those from dominating the run.
@@ -68,16 +75,16 @@ async function runOne(name: string): Promise<number> {
     incremental: values.incremental,
     incrementalFile: `tmp/mutation/${name}.incremental.json`,
     reporters: ['progress', 'clear-text', 'html', 'json'],
-    htmlReporter: { fileName: `tmp/mutation/${name}.html` },
-    jsonReporter: { fileName: `tmp/mutation/${name}.json` },
+    htmlReporter: { fileName: `tmp/mutation/${name}${suffix}.html` },
+    jsonReporter: { fileName: `tmp/mutation/${name}${suffix}.json` },
     clearTextReporter: { allowColor: false, logTests: false, maxTestsToLog: 0, reportScoreTable: true },
     thresholds: { high: 90, low: 80, break: null },
     cleanTempDir: 'always',
   };
-  const file = path.join(outDir, `${name}.stryker.json`);
+  const file = path.join(outDir, `${name}${suffix}.stryker.json`);
   writeFileSync(file, JSON.stringify(config, null, 2));
   const limitMs = Number(values.minutes) * 60_000;
-  console.log(`mutation: ${name} (concurrency ${config.concurrency}, at most ${values.minutes} min)`);
+  console.log(`mutation: ${name}${suffix} (concurrency ${config.concurrency}, at most ${values.minutes} min)`);
   const child = spawn(path.join(root, 'node_modules', '.bin', 'stryker'), ['run', file], {
     cwd: root,
     stdio: 'inherit',
