@@ -7,4 +7,5 @@ export * from './wire.ts';
 export * from './subjects.ts';
 export * from './codec.ts';
 export * from './probe.ts';
+export type { Logger } from './logger.ts';
 export * from './efficiency.ts';

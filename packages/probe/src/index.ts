@@ -1,6 +1,5 @@
 /** @allot/probe: what a host really has and uses (SystemProbe), a simulated host (SimulatedProbe), a fake for tests (FixedProbe). */
 export { SystemProbe, type ProbeFallback, type SystemProbeOptions } from './system-probe.ts';
-export type { ProbeLogger } from './logger.ts';
 export { layoutCores, validateLayout, type CoreLayout, type HostSize } from './host-size.ts';
 export { readSysTopology, type SysTopologyReading } from './sys-topology.ts';
 export { parseCpuList } from './cpulist.ts';

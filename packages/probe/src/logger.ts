@@ -1,7 +1,7 @@
-/** The one logging method a probe needs, pino-shaped (`logger.warn({ fields }, 'message')`), so the agent's pino plugs in. */
-export interface ProbeLogger {
-  warn(obj: Record<string, unknown>, msg: string): void;
-}
+import type { Logger } from '@allot/core';
+
+/** The one logging method a probe needs. */
+export type ProbeLogger = Pick<Logger, 'warn'>;
 
 /** Logs each distinct problem once per probe: a fallback taken every second must not flood the log. */
 export class WarnOnce {
