@@ -1,12 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { unwrap, type PlacementOptions } from '@allot/core';
-import { ClusterIndex } from './cluster-index.ts';
 import { allocation, allocationRequest, nodeView, type NodeShape } from './fixtures.ts';
-import { place, sampleLimit } from './place.ts';
-import { planPreemption, PREEMPTION_SEARCH_BUDGET } from './preemption.ts';
-import { seededRandom } from './random.ts';
-import { sortedReasons, unavailableMessage } from './rejections.ts';
-import type { PlacementContext } from './types.ts';
+// The package's entry, not its files: the placement framework is being reshaped under these tests.
+import { ClusterIndex, decide, planPreemption, PREEMPTION_SEARCH_BUDGET, sampleLimit, seededRandom, sortedReasons, unavailableMessage, type PlacementContext } from './index.ts';
 
 /*
  * Placement at its boundaries: exact fits, the priority gap, ties, the round-robin cursor, the messages people read.
@@ -17,11 +13,11 @@ const opts = (more: Partial<PlacementOptions> = {}): PlacementOptions => ({ cons
 const ctx = (more: Partial<PlacementContext> = {}): PlacementContext => ({ random: seededRandom(7), ...more });
 const cluster = (shapes: NodeShape[]) => ClusterIndex.of(shapes.map(nodeView), { random: seededRandom(1) });
 
-describe('place at capacity boundaries', () => {
+describe('decide at capacity boundaries', () => {
   it('places a request whose memory equals the free memory exactly, and refuses one MiB more', () => {
     const c = cluster([{ id: 'exact', memoryMiB: 16384, memoryCommitted: 12288 }]);
-    expect(unwrap(place(c, allocationRequest(4096, 1), opts(), ctx())).candidates).toEqual(['exact']);
-    const over = unwrap(place(c, allocationRequest(4097, 1), opts(), ctx()));
+    expect(unwrap(decide(c, allocationRequest(4096, 1), opts(), ctx())).candidates).toEqual(['exact']);
+    const over = unwrap(decide(c, allocationRequest(4097, 1), opts(), ctx()));
     expect(over.candidates).toEqual([]);
     expect(over.rejected).toEqual({ 'Insufficient memory': 1 });
     expect(over.message).toBe('0/1 nodes are available: 1 Insufficient memory.');
@@ -30,8 +26,8 @@ describe('place at capacity boundaries', () => {
   it('places a shared request using the last free vCPUs, and refuses one more', () => {
     const c = cluster([{ id: 'n', cores: 8, sharedVcpusCommitted: 6 }]);
     for (const strategy of ['binpack', 'spread', 'round-robin', 'spread-domain'] as const) {
-      expect(unwrap(place(c, allocationRequest(1024, 2), opts({ strategy }), ctx())).candidates).toEqual(['n']);
-      expect(unwrap(place(c, allocationRequest(1024, 3), opts({ strategy }), ctx())).rejected).toEqual({ 'Insufficient cpu': 1 });
+      expect(unwrap(decide(c, allocationRequest(1024, 2), opts({ strategy }), ctx())).candidates).toEqual(['n']);
+      expect(unwrap(decide(c, allocationRequest(1024, 3), opts({ strategy }), ctx())).rejected).toEqual({ 'Insufficient cpu': 1 });
     }
   });
 
@@ -39,15 +35,15 @@ describe('place at capacity boundaries', () => {
     // 8 shared cores, 4 vCPUs committed at ratio 1: 4 cores could become exclusive.
     const c = cluster([{ id: 'n', cores: 8, sharedVcpusCommitted: 4 }]);
     const exclusive = (vcpus: number) => allocationRequest(1024, vcpus, { cpu: { exclusive: true, numa: 'any' } });
-    expect(unwrap(place(c, exclusive(4), opts(), ctx())).candidates).toEqual(['n']);
-    const refused = unwrap(place(c, exclusive(5), opts(), ctx()));
+    expect(unwrap(decide(c, exclusive(4), opts(), ctx())).candidates).toEqual(['n']);
+    const refused = unwrap(decide(c, exclusive(5), opts(), ctx()));
     expect(refused.rejected).toEqual({ 'Insufficient idle cores': 1 });
     expect(refused.exhaustive).toBe(true);
   });
 
   it('counts a node a filter refused after the index let it through, and reports the walk as exhaustive', () => {
     const c = cluster([{ id: 'small', memoryMiB: 1024 }, { id: 'cpu', cores: 1 }, { id: 'numa', cores: 4, numaNodes: 4 }]);
-    const d = unwrap(place(c, allocationRequest(2048, 2, { cpu: { exclusive: false, numa: 'require' } }), opts(), ctx()));
+    const d = unwrap(decide(c, allocationRequest(2048, 2, { cpu: { exclusive: false, numa: 'require' } }), opts(), ctx()));
     expect(d.rejected).toEqual({ 'Insufficient memory': 1, 'Insufficient cpu': 1, 'NUMA node too small': 1 });
     expect(d.message).toBe('0/3 nodes are available: 1 Insufficient cpu, 1 Insufficient memory, 1 NUMA node too small.');
     expect(d.examined).toBe(1);
@@ -56,14 +52,14 @@ describe('place at capacity boundaries', () => {
 
   it('says how many nodes it examined and which strategy chose', () => {
     const c = cluster([{ id: 'a' }, { id: 'b' }, { id: 'c', memoryMiB: 512 }]);
-    const d = unwrap(place(c, allocationRequest(1024, 1), opts({ strategy: 'spread' }), ctx()));
+    const d = unwrap(decide(c, allocationRequest(1024, 1), opts({ strategy: 'spread' }), ctx()));
     expect(d.message).toBe(`2 candidate(s), best ${d.candidates[0]}; examined 2 of 3 nodes (spread).`);
     expect(d).toMatchObject({ examined: 2, exhaustive: false, strategy: 'spread' });
   });
 
   it('returns at least one candidate even when maxCandidates is 0', () => {
     const c = cluster([{ id: 'a' }, { id: 'b' }]);
-    expect(unwrap(place(c, allocationRequest(1024, 1), opts(), ctx({ maxCandidates: 0 }))).candidates).toHaveLength(1);
+    expect(unwrap(decide(c, allocationRequest(1024, 1), opts(), ctx({ maxCandidates: 0 }))).candidates).toHaveLength(1);
   });
 
   it('samples about log2(n) feasible nodes, at least 2 and at least the candidates returned', () => {
@@ -78,7 +74,7 @@ describe('place at capacity boundaries', () => {
 describe('round-robin cursor', () => {
   const c = cluster([{ id: 'a' }, { id: 'b' }, { id: 'c' }, { id: 'd' }]);
   const next = (cursor?: string, maxCandidates = 4) =>
-    unwrap(place(c, allocationRequest(1024, 1), opts({ strategy: 'round-robin' }), ctx({ maxCandidates, ...(cursor === undefined ? {} : { roundRobinCursor: cursor }) }))).candidates;
+    unwrap(decide(c, allocationRequest(1024, 1), opts({ strategy: 'round-robin' }), ctx({ maxCandidates, ...(cursor === undefined ? {} : { roundRobinCursor: cursor }) }))).candidates;
 
   it('orders every candidate from the node after the cursor, wrapping after the last', () => {
     expect(next()).toEqual(['a', 'b', 'c', 'd']);
@@ -94,7 +90,7 @@ describe('round-robin cursor', () => {
   });
 
   it('looks at only maxCandidates nodes from the cursor', () => {
-    const d = unwrap(place(c, allocationRequest(1024, 1), opts({ strategy: 'round-robin' }), ctx({ maxCandidates: 2, roundRobinCursor: 'b' })));
+    const d = unwrap(decide(c, allocationRequest(1024, 1), opts({ strategy: 'round-robin' }), ctx({ maxCandidates: 2, roundRobinCursor: 'b' })));
     expect(d.candidates).toEqual(['c', 'd']);
     expect(d.examined).toBe(2);
   });
@@ -103,7 +99,7 @@ describe('round-robin cursor', () => {
 describe('spread-domain order', () => {
   it('puts unlabelled nodes after labelled domains of the same load, and labelled domains in name order', () => {
     const c = cluster([{ id: 'none' }, { id: 'zb', labels: { zone: 'b' } }, { id: 'za', labels: { zone: 'a' } }]);
-    const d = unwrap(place(c, allocationRequest(1024, 1), opts({ strategy: 'spread-domain' }), ctx({ maxCandidates: 3 })));
+    const d = unwrap(decide(c, allocationRequest(1024, 1), opts({ strategy: 'spread-domain' }), ctx({ maxCandidates: 3 })));
     expect(d.candidates).toEqual(['za', 'zb', 'none']);
   });
 
@@ -113,7 +109,7 @@ describe('spread-domain order', () => {
       { id: 'a-free', labels: { zone: 'a' } },
       { id: 'b-1', labels: { zone: 'b' }, groups: { web: 1 } },
     ]);
-    const d = unwrap(place(c, allocationRequest(1024, 1), opts({ strategy: 'spread-domain', group: { name: 'web', maxPerNode: 5 } }), ctx({ maxCandidates: 3 })));
+    const d = unwrap(decide(c, allocationRequest(1024, 1), opts({ strategy: 'spread-domain', group: { name: 'web', maxPerNode: 5 } }), ctx({ maxCandidates: 3 })));
     expect(d.candidates).toEqual(['a-free', 'a-busy', 'b-1']);
   });
 });
