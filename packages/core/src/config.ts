@@ -50,7 +50,7 @@ export type GenericManagerConfig = z.infer<typeof GenericManagerConfigSchema>;
 
 export type ManagerConfig = MemoryManagerConfig | CpuManagerConfig | GenericManagerConfig;
 
-/** One problem found by validateConfig: where, and why. validateConfig returns all of them, not the first. */
+/** One problem in a configuration: where, and why. Configuration is checked whole: every problem, not the first. */
 export const ConfigProblemSchema = z.object({ path: z.string(), message: z.string() });
 export type ConfigProblem = z.infer<typeof ConfigProblemSchema>;
 

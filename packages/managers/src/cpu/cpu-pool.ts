@@ -1,6 +1,6 @@
 /*
- * The CPU pool: pure, synchronous accounting of one host's logical cores. The CpuManager actor wraps it; the ledger
- * makes it durable (restore() re-applies ledgered grants after a restart).
+ * The CPU pool: pure, synchronous accounting of one host's logical cores. The host manager's CPU slice wraps it; the
+ * ledger makes it durable (restore() re-applies ledgered grants after a restart).
  *
  * The model.
  * - Reserved cores (config reservedCores; when empty, systemReserve cores of the lowest ids, SMT siblings together)

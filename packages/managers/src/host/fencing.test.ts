@@ -4,7 +4,7 @@ import { topologyFixture } from '../cpu/index.ts';
 import { ManagerFactory } from '../factory.ts';
 import { FakeClock } from '../testing/fake-clock.ts';
 import { HeldJournal } from '../testing/held-journal.ts';
-import { HostManager } from './host-manager.ts';
+import type { HostManager } from './host-manager.ts';
 import { HostStateSnapshotSchema, MemoryJournal } from './records.ts';
 
 const topology = topologyFixture({ sockets: 1, numaPerSocket: 1, coresPerNuma: 4, threadsPerCore: 1 });

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { topologyFixture } from '../cpu/index.ts';
 import { ManagerFactory } from '../factory.ts';
 import { FakeClock } from '../testing/fake-clock.ts';
-import { HostManager } from './host-manager.ts';
+import type { HostManager } from './host-manager.ts';
 import { MemoryJournal } from './records.ts';
 
 const topology = topologyFixture({ sockets: 1, numaPerSocket: 2, coresPerNuma: 3, threadsPerCore: 1 });

@@ -632,7 +632,7 @@ export class HostState {
     }
   }
 
-  /** Per-tenant and per-group counts, updated in place (readers copy them: see LocalManager.getHostView). */
+  /** Per-tenant and per-group counts, updated in place (readers copy them: see HostManager.getHostView). */
   #count(allocation: Allocation, sign: 1 | -1): void {
     let tenant = this.tenants.get(allocation.tenantId);
     if (tenant === undefined) {

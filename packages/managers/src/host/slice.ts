@@ -33,8 +33,8 @@ export interface SliceFigures {
 
 /**
  * One resource type's accounting as a manager drives it: a pool plus its probe, thresholds and figures.
- * Synchronous and owned by exactly one actor (the manager that created it, or the composite that adopted it), so
- * the all-or-nothing take across slices happens inside one synchronous turn.
+ * Synchronous and owned by exactly one actor (the HostManager it was built for), so the all-or-nothing take across
+ * slices happens inside one synchronous turn.
  */
 export interface ResourceSlice {
   readonly type: ResourceType;
