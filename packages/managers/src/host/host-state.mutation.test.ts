@@ -1,0 +1,137 @@
+import { unwrap, type AllocationRequestInput } from '@allot/core';
+import { describe, expect, it } from 'vitest';
+import { topologyFixture } from '../cpu/index.ts';
+import { ManagerFactory } from '../factory.ts';
+import { FakeClock } from '../testing/fake-clock.ts';
+import { FakeProbe } from '../testing/fake-probe.ts';
+import type { HostManager } from './host-manager.ts';
+import { MemoryJournal, type HostRecord } from './records.ts';
+
+/*
+ * HostState's replay and its refusals as a host shows them: a rebuilt host equals the one that wrote the journal
+ * (activations, limit changes, cordons included), and a journal or snapshot that does not fit is refused, naming why.
+ * Written against the survivors of a mutation run (docs/benchmarks.md, Mutation testing).
+ */
+
+const topology = topologyFixture({ sockets: 1, numaPerSocket: 2, coresPerNuma: 4, threadsPerCore: 1 });
+
+function host(nodeId = 'n1', clock = new FakeClock(), journal = new MemoryJournal()) {
+  const probe = new FakeProbe({ topology, totalMemoryMiB: 32768, now: () => clock.now() });
+  const h = unwrap(new ManagerFactory({ topology, probe, clock }).host(nodeId).memory({ capacity: 16384 }).cpu({ overcommitRatio: 2 }).journal(journal).build());
+  return { host: h, journal, clock };
+}
+
+const vm = (requestId: string, memoryMiB: number, vcpus: number, extra: Partial<AllocationRequestInput> = {}): AllocationRequestInput => ({ requestId, tenantId: 't1', resources: { memoryMiB, vcpus }, ...extra });
+
+/** What a user sees of a host: its view (allocations, tenants, cordon) and its limits. */
+async function seen(h: HostManager) {
+  const view = unwrap(await h.getHostView());
+  const allocations = unwrap(await h.getAllocations({}));
+  return { view, allocations: allocations.map((a) => ({ id: a.id, status: a.status, cpuset: a.cpu?.cpuset })), limits: unwrap(await h.getLimits()) };
+}
+
+describe('replay', () => {
+  it('rebuilds activations, limit changes and cordons from the journal exactly', async () => {
+    const clock = new FakeClock();
+    const { host: h, journal } = host('n1', clock);
+    const r = unwrap(await h.reserve(vm('res', 1024, 2, { reservation: { ttlMs: 60_000 } })));
+    unwrap(await h.allocate(vm('a', 2048, 1)));
+    unwrap(await h.activateReservation(r.id, 'act'));
+    unwrap(await h.updateLimits({ memory: { capacity: 8192 }, cpu: { overcommitRatio: 1 } }));
+    unwrap(await h.setCordon(true, 'maintenance'));
+    expect(journal.records.map((x) => x.kind)).toEqual(['reserved', 'allocated', 'activated', 'limits_updated', 'limits_updated', 'cordoned']);
+
+    const { host: rebuilt } = host('n1', clock);
+    expect(unwrap(await rebuilt.restore(undefined, journal.records))).toEqual({ seq: 6, expired: 0 });
+    expect(await seen(rebuilt)).toEqual(await seen(h));
+    const after = await seen(rebuilt);
+    expect(after.allocations.map((a) => a.status)).toEqual(['active', 'active']);
+    expect(after.limits['memory']?.capacity).toBe(8192);
+    expect(after.limits['cpu']?.overcommitRatio).toBe(1);
+    // The rebuilt host is still cordoned, and the reservation no longer expires.
+    expect((await rebuilt.allocate(vm('b', 512, 1))).ok).toBe(false);
+    clock.advance(120_000);
+    expect(unwrap(await rebuilt.getAllocations({})).map((a) => a.status)).toEqual(['active', 'active']);
+    // Ids continue after the replayed ones.
+    unwrap(await rebuilt.setCordon(false));
+    expect(unwrap(await rebuilt.allocate(vm('c', 512, 1))).id).toBe('n1:3');
+  });
+
+  it('replays an uncordon and a release, and skips records a snapshot already covers', async () => {
+    const { host: h, journal } = host();
+    const a = unwrap(await h.allocate(vm('a', 1024, 1)));
+    unwrap(await h.setCordon(true, 'x'));
+    const snapshot = unwrap(await h.exportState());
+    unwrap(await h.setCordon(false));
+    unwrap(await h.release({ requestId: 'rel', allocationId: a.id }));
+
+    const { host: rebuilt } = host();
+    // Every record given, the snapshot's too: those at or below its seq are skipped, not applied twice.
+    expect(unwrap(await rebuilt.restore(snapshot, journal.records))).toEqual({ seq: 4, expired: 0 });
+    expect(await seen(rebuilt)).toEqual(await seen(h));
+    expect(unwrap(await rebuilt.allocate(vm('b', 16384, 1))).id).toBe('n1:2');
+  });
+
+  it('expires at restore a reservation whose time passed while the host was down', async () => {
+    const clock = new FakeClock();
+    const { host: h, journal } = host('n1', clock);
+    unwrap(await h.reserve(vm('res', 1024, 2, { reservation: { ttlMs: 1_000 } })));
+    const down = [...journal.records];
+    await h.stop();
+    clock.advance(1_000);
+    const { host: rebuilt, journal: next } = host('n1', clock, new MemoryJournal());
+    expect(unwrap(await rebuilt.restore(undefined, down))).toEqual({ seq: 2, expired: 1 });
+    expect(next.records.map((r) => r.kind)).toEqual(['expired']);
+    expect(unwrap(await rebuilt.getAllocations({ status: 'reserved' }))).toEqual([]);
+  });
+});
+
+describe('replay refusals', () => {
+  it('refuses a snapshot of another node, naming both', async () => {
+    const { host: other } = host('n2');
+    unwrap(await other.allocate(vm('a', 1024, 1)));
+    const snapshot = unwrap(await other.exportState());
+    const { host: h } = host('n1');
+    const refused = await h.restore(snapshot, []);
+    expect(!refused.ok && refused.error).toMatchObject({ code: 'internal', message: 'snapshot is of node n2, not n1' });
+    // Nothing of it was taken.
+    expect(unwrap(await h.getAllocations({}))).toEqual([]);
+  });
+
+  it('refuses a journal with a gap, naming the seq expected and found', async () => {
+    const { host: h, journal } = host();
+    unwrap(await h.allocate(vm('a', 1024, 1)));
+    unwrap(await h.allocate(vm('b', 1024, 1)));
+    unwrap(await h.allocate(vm('c', 1024, 1)));
+    const gap = [journal.records[0], journal.records[2]] as HostRecord[];
+    const { host: rebuilt } = host();
+    const refused = await rebuilt.restore(undefined, gap);
+    expect(!refused.ok && refused.error).toMatchObject({ code: 'internal', message: 'journal gap: expected seq 2, found 3', details: { expected: 2, found: 3 } });
+    expect(unwrap(await rebuilt.getUsage()).every((u) => u.committed === 0)).toBe(true);
+  });
+
+  it('refuses records about allocations the journal never made, and limits of a type without a manager', async () => {
+    const at = 1;
+    const cases: Array<[HostRecord, string]> = [
+      [{ kind: 'activated', seq: 1, at, allocationId: 'n1:9', requestId: 'x' }, 'journal activates unknown allocation n1:9'],
+      [{ kind: 'released', seq: 1, at, allocationId: 'n1:9', requestId: 'x', allocationRequestId: 'y', reason: 'released' }, 'journal releases unknown allocation n1:9'],
+      [{ kind: 'expired', seq: 1, at, allocationId: 'n1:8', requestId: 'x' }, 'journal releases unknown allocation n1:8'],
+      [{ kind: 'limits_updated', seq: 1, at, resourceType: 'gpu', config: { limits: { capacity: 1, systemReserve: 0, overcommitRatio: 1 } }, force: false }, 'journal configures gpu, which has no manager'],
+    ];
+    for (const [record, message] of cases) {
+      const { host: h } = host();
+      const refused = await h.restore(undefined, [record]);
+      expect(!refused.ok && refused.error).toMatchObject({ code: 'internal', message });
+    }
+  });
+
+  it('refuses a journal whose allocation collides with another on the same cores', async () => {
+    const { host: h, journal } = host();
+    unwrap(await h.allocate(vm('a', 1024, 2, { cpu: { exclusive: true, numa: 'any' } })));
+    const first = journal.records[0] as Extract<HostRecord, { kind: 'allocated' }>;
+    const twin: HostRecord = { ...first, seq: 2, allocation: { ...first.allocation, id: 'n1:2', requestId: 'twin' }, idCounter: 2 };
+    const { host: rebuilt } = host();
+    const refused = await rebuilt.restore(undefined, [first, twin]);
+    expect(!refused.ok && refused.error.code).toBe('conflict');
+  });
+});
