@@ -1,5 +1,5 @@
-import { ok, err, type HostProbe, type ResourceType, type Result } from '@allot/core';
-import { ManagerFactory, type HostManager, type ReplayableJournal, type ResourceCreator } from '@allot/managers';
+import { ok, err, type HostProbe, type Result } from '@allot/core';
+import { ManagerFactory, type HostManager, type ReplayableJournal } from '@allot/managers';
 import { SimulatedProbe, SystemProbe } from '@allot/probe';
 import type { Logger } from 'pino';
 import { resolveHostLimits, type AgentConfig } from './config/index.ts';
@@ -30,16 +30,14 @@ export async function sampleHost(probe: HostProbe, host: HostManager): Promise<v
 
 /**
  * Builds the host's manager through ManagerFactory from config and the probed host: memory, CPU and every counted
- * resource the config names (`resources`; a type with no creator in `creators` is counted in units), journaling
- * every change to the ledger. Nothing is restored yet.
+ * resource the config names (`resources`), journaling every change to the ledger. Nothing is restored yet.
  */
-export async function createHostManager(config: AgentConfig, probe: HostProbe, journal: ReplayableJournal, creators: ReadonlyMap<ResourceType, ResourceCreator> = new Map()): Promise<Result<HostManager>> {
+export async function createHostManager(config: AgentConfig, probe: HostProbe, journal: ReplayableJournal): Promise<Result<HostManager>> {
   const topology = await probe.topology();
   const sample = await probe.sample();
   const limits = resolveHostLimits(config, { topology, memory: sample.memory });
   if (!limits.ok) return limits;
   const factory = new ManagerFactory({ topology, memoryMiB: sample.memory.totalMiB, probe });
-  for (const [type, creator] of creators) factory.register(type, creator);
   const builder = factory
     .host(config.nodeId)
     .memory(limits.value.memory, { health: config.health })
@@ -47,7 +45,7 @@ export async function createHostManager(config: AgentConfig, probe: HostProbe, j
     .journal(journal)
     .durable(() => journal.load());
   for (const resource of config.resources ?? []) {
-    if (!factory.supports(resource.resourceType)) factory.registerCounting(resource.resourceType);
+    factory.registerCounting(resource.resourceType);
     builder.resource(resource);
   }
   const host = builder.build();

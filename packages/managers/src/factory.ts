@@ -118,10 +118,6 @@ export class ManagerFactory {
     return this.register(type, createCounting);
   }
 
-  supports(type: ResourceType): boolean {
-    return this.#creators.has(type);
-  }
-
   /** One slice from a config `{ resourceType, limits, health, ... }`. */
   slice(config: unknown, clock: Clock = this.clock): Result<ResourceSlice> {
     const record = asRecord(config);
