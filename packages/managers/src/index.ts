@@ -10,7 +10,6 @@ export type { DurableState, HostRecord, HostRecordKind, HostStateSnapshot, Journ
 export type { ResourceSlice, SliceConfig, SliceChange } from './host/slice.ts';
 export { CountingPool, changeLimits } from './counting/counting-pool.ts';
 export type { CountingUsage, LimitsChange } from './counting/counting-pool.ts';
-export { MemoryPool } from './counting/memory-pool.ts';
 export { systemClock } from './clock.ts';
 export type { Clock } from './clock.ts';
 export * from './cpu/index.ts';

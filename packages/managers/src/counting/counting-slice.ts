@@ -13,7 +13,6 @@ import {
   type Result,
 } from '@allot/core';
 import type { Clock } from '../clock.ts';
-import { MemoryPool } from './memory-pool.ts';
 import { CountingPool } from './counting-pool.ts';
 import { sliceHealth, type ResourceSlice, type SliceChange, type SliceConfig, type SliceFigures } from '../host/slice.ts';
 
@@ -55,7 +54,7 @@ export class CountingSlice implements ResourceSlice {
   }
 
   #newPool(limits: SliceConfig['limits']): CountingPool {
-    return this.type === 'memory' ? new MemoryPool(limits) : new CountingPool(this.type, 'units', limits);
+    return new CountingPool(this.type, this.type === 'memory' ? 'MiB' : 'units', limits);
   }
 
   /** The pool itself, for tests and figures. */

@@ -1,10 +1,10 @@
 import { LimitsSchema, unwrap } from '@allot/core';
 import { describe, expect, it } from 'vitest';
-import { MemoryPool } from './memory-pool.ts';
+import { CountingPool } from './counting-pool.ts';
 
-const pool = (limits: object) => new MemoryPool(LimitsSchema.parse(limits));
+const pool = (limits: object) => new CountingPool('memory', 'MiB', LimitsSchema.parse(limits));
 
-describe('MemoryPool', () => {
+describe('a counting pool of memory', () => {
   it('applies reserve and overcommit to get the effective capacity, capped by the hard limit', () => {
     expect(pool({ capacity: 16384, systemReserve: 1024, overcommitRatio: 1.5 }).effectiveCapacity).toBe(23040);
     expect(pool({ capacity: 16384, systemReserve: 1024, overcommitRatio: 1.5, hardLimit: 20000 }).effectiveCapacity).toBe(20000);
