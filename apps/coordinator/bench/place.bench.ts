@@ -9,7 +9,7 @@
  *   node apps/coordinator/bench/place.bench.ts [nodeCounts=3,100,1000,real3] [sequential=300] [pipelined=5000]
  * BENCH_REPLICAS=3: a 3-server cluster and every stream and bucket with 3 replicas (default: one server, 1 replica).
  */
-import { place, type ClusterIndex } from '@allot/placement';
+import { decide, type ClusterIndex } from '@allot/placement';
 import { PlaceRequestSchema } from '@allot/core';
 import { writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
@@ -135,7 +135,7 @@ try {
     const req = PlaceRequestSchema.parse(mk('decide'));
     const d0 = performance.now();
     const DECISIONS = 2000;
-    for (let i = 0; i < DECISIONS; i++) place(index, req.request, req.placement, { random: Math.random });
+    for (let i = 0; i < DECISIONS; i++) decide(index, req.request, req.placement, { random: Math.random });
     const decideUs = ((performance.now() - d0) * 1000) / DECISIONS;
 
     seq.sort((a, b) => a - b);

@@ -24,7 +24,7 @@ export const PlaceConfigSchema = z.strictObject({
   /** Candidates asked of @allot/placement per decision. */
   maxCandidates: z.int().min(1).max(64).default(5),
   defaultStrategy: PlacementStrategySchema.default('binpack'),
-  /** Nodes whose allocation lists are fetched when planning a preemption. */
+  /** Nodes whose allocation lists are fetched when planning a preemption (the ones placement's post-filter names). */
   preemptionNodes: z.int().min(1).max(256).default(16),
 });
 export type PlaceConfig = z.infer<typeof PlaceConfigSchema>;

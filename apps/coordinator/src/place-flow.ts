@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { err, errorOf, ok, PREEMPTION_PRIORITY_GAP, type Allocation, type AllotError, type ClusterCheckReply, type ClusterReleaseRequest, type PlaceReply, type PlaceRequest, type Result } from '@allot/core';
-import { labelsSatisfy, place as decide, planPreemption, unavailableMessage, type PlacementDecision, type PreemptionPlan } from '@allot/placement';
+import { err, errorOf, ok, type Allocation, type AllotError, type ClusterCheckReply, type ClusterReleaseRequest, type PlaceReply, type PlaceRequest, type Result } from '@allot/core';
+import { decide, planPreemptionAmong, preemptionCandidates, unavailableMessage, type PlacementContext, type PlacementDecision, type PreemptionPlan } from '@allot/placement';
 import { RateLimiter } from '@allot/quota';
 import type { Logger } from 'pino';
 import { classifyFailure, isNoResponders, type AgentCaller } from './agents.ts';
@@ -305,15 +305,19 @@ export class PlaceFlow {
   }
 
   #decide(req: PlaceRequest, exclude: ReadonlySet<string>): Result<PlacementDecision> {
+    return decide(this.#d.view.index, req.request, req.placement, this.#placementContext(req, exclude));
+  }
+
+  #placementContext(req: PlaceRequest, exclude: ReadonlySet<string>): PlacementContext {
     const quota = this.#d.quotas.quotaOf(req.request.tenantId);
-    return decide(this.#d.view.index, req.request, req.placement, {
+    return {
       strategy: this.#d.config.defaultStrategy,
       random: this.#d.random,
       maxCandidates: this.#d.config.maxCandidates,
       exclude,
       ...(this.#roundRobinCursor === undefined ? {} : { roundRobinCursor: this.#roundRobinCursor }),
       ...(quota?.maxVmsPerNode === undefined ? {} : { maxVmsPerNode: quota.maxVmsPerNode }),
-    });
+    };
   }
 
   #nothingFits(decision: PlacementDecision, extra: Record<string, number>, note?: string): Result<never> {
@@ -336,31 +340,21 @@ export class PlaceFlow {
   }
 
   /**
-   * The preemption plan with the fewest, then lowest-priority victims on one node, over the schedulable nodes that meet
-   * the request's constraints (their allocation lists fetched from their agents, at most config.preemptionNodes).
+   * Preemption, placement's post-filter: it names the nodes worth a look (at most config.preemptionNodes, from the
+   * index, over the request's filters); their live allocations are fetched here, every page (finding 11: a plan made
+   * from a partial list could miss the cheapest victims), since only the agents hold them; then it plans. A node whose
+   * list cannot be fetched is left out.
    */
   async #planPreemption(req: PlaceRequest): Promise<PreemptionPlan | null> {
-    const nodes = [];
-    for (const v of this.#d.view.index.nodes()) {
-      if (v.liveness !== 'ready' || v.snapshot.cordoned) continue;
-      const constraintsOk = req.placement.constraints.every((c) => labelsSatisfy(v.snapshot.labels, c));
-      const group = req.placement.group;
-      if (!constraintsOk || (group !== undefined && (v.snapshot.groups[group.name] ?? 0) >= group.maxPerNode)) continue;
-      if (req.placement.strategy === 'manual' && v.nodeId !== req.placement.nodeId) continue;
-      nodes.push(v);
-      if (nodes.length >= this.#d.config.preemptionNodes) break;
-    }
-    // Every page of each node (finding 11): a plan made from a partial list could miss the cheapest victims.
-    const lists = await Promise.all(nodes.map((v) => allAllocations(this.#d.agents, v.nodeId, { status: 'live' }, { pageSize: 1_000 })));
-    let best: PreemptionPlan | null = null;
-    nodes.forEach((v, i) => {
+    const named = preemptionCandidates(this.#d.view.index, req.request, req.placement, this.#placementContext(req, new Set()), this.#d.config.preemptionNodes);
+    if (!named.ok) return null;
+    const lists = await Promise.all(named.value.map((nodeId) => allAllocations(this.#d.agents, nodeId, { status: 'live' }, { pageSize: 1_000 })));
+    const fetched = new Map<string, readonly Allocation[]>();
+    named.value.forEach((nodeId, i) => {
       const list = lists[i];
-      if (list === undefined || !list.ok) return;
-      const plan = planPreemption(v, list.value.allocations, req.request, PREEMPTION_PRIORITY_GAP);
-      if (plan === null || plan.victims.length === 0) return;
-      if (best === null || plan.victims.length < best.victims.length || (plan.victims.length === best.victims.length && maxPriority(plan) < maxPriority(best))) best = plan;
+      if (list !== undefined && list.ok) fetched.set(nodeId, list.value.allocations);
     });
-    return best;
+    return planPreemptionAmong(this.#d.view.index, req.request, fetched);
   }
 
   /** Releases the victims through their agent (which emits the preempted events) and marks their intents released. */
@@ -430,10 +424,6 @@ export class PlaceFlow {
 
 function unwrapOr<T>(r: Result<T>): T | undefined {
   return r.ok ? r.value : undefined;
-}
-
-function maxPriority(plan: PreemptionPlan): number {
-  return Math.max(...plan.victims.map((v) => v.priority));
 }
 
 /** A request id of our own for a sub-request (an undo, a preemption), deterministic so its retries are idempotent. */

@@ -6,7 +6,7 @@ import type { NodeView, PlacementOptions } from '@allot/core';
 import { ClusterIndex } from '../src/cluster-index.ts';
 import { filtersFor, firstFailure } from '../src/filters.ts';
 import { allocationRequest, nodeView } from '../src/fixtures.ts';
-import { demandOf, place } from '../src/place.ts';
+import { decide, demandOf } from '../src/decide.ts';
 import { seededRandom, type RandomSource } from '../src/random.ts';
 
 const SIZES = [10, 100, 1_000, 10_000, 100_000];
@@ -72,11 +72,11 @@ for (const size of SIZES) {
   for (const strategy of ['binpack', 'spread'] as const) {
     const opts = options(strategy);
     perStrategy[strategy] = bestOf(5, reqs.length, () => {
-      for (const r of reqs) place(index, r, opts, ctx);
+      for (const r of reqs) decide(index, r, opts, ctx);
     });
   }
   for (const r of reqs) {
-    const d = place(index, r, options('binpack'), ctx);
+    const d = decide(index, r, options('binpack'), ctx);
     if (d.ok) examined += d.value.examined;
   }
 

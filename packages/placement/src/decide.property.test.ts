@@ -2,11 +2,11 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { PLACEMENT_STRATEGIES, unwrap, type PlacementOptions } from '@allot/core';
 import { ClusterIndex } from './cluster-index.ts';
-import { ALREADY_TRIED, filtersFor, firstFailure } from './filters.ts';
+import { ALREADY_TRIED, antiAffinity, fitsCpu, fitsMemory, fitsNuma, labelConstraint, nodeSchedulable, tenantQuotaPerNode } from './filters.ts';
 import { allocationRequest, nodeView, type NodeShape } from './fixtures.ts';
-import { demandOf, place } from './place.ts';
+import { decide, demandOf } from './decide.ts';
 import { seededRandom } from './random.ts';
-import type { StepContext } from './types.ts';
+import type { Filter, StepContext } from './types.ts';
 
 const zone = fc.constantFrom('z1', 'z2', 'z3', undefined);
 
@@ -84,7 +84,7 @@ function run(s: Scenario) {
   };
   const exclude = new Set(s.exclude);
   const decision = unwrap(
-    place(index, request, options, {
+    decide(index, request, options, {
       random: seededRandom(s.seed),
       exclude,
       ...(s.maxVmsPerNode === undefined ? {} : { maxVmsPerNode: s.maxVmsPerNode }),
@@ -98,21 +98,23 @@ function run(s: Scenario) {
     weights: { cpu: 1, memory: 1 },
     ...(s.maxVmsPerNode === undefined ? {} : { maxVmsPerNode: s.maxVmsPerNode }),
   };
-  const filters = filtersFor(step);
-  // Brute force: every node, every filter, in the precedence order (state, memory, cpu, already tried, the rest).
+  // Brute force: every node, every filter, in the precedence order (state, memory, cpu, already tried, NUMA, labels,
+  // anti-affinity, tenant quota), written out here rather than taken from the plugin registry.
+  const tried: Filter = (_ctx, node) => (exclude.has(node.nodeId) ? { reason: ALREADY_TRIED } : null);
+  const filters: Filter[] = [nodeSchedulable, fitsMemory, fitsCpu, tried, fitsNuma, ...options.constraints.map(labelConstraint), antiAffinity, tenantQuotaPerNode];
   const brute = new Map<string, string | null>();
   for (const view of index.nodes()) {
-    const early = firstFailure(filters.slice(0, 3), step, view);
-    const reason =
-      options.strategy === 'manual' && view.nodeId !== options.nodeId
-        ? 'not the named node'
-        : (early ?? (exclude.has(view.nodeId) ? ALREADY_TRIED : firstFailure(filters.slice(3), step, view)));
-    brute.set(view.nodeId, reason);
+    let reason: string | null = null;
+    for (const f of filters) {
+      reason = f(step, view)?.reason ?? null;
+      if (reason !== null) break;
+    }
+    brute.set(view.nodeId, options.strategy === 'manual' && view.nodeId !== options.nodeId ? 'not the named node' : reason);
   }
   return { decision, brute };
 }
 
-describe('place, for random clusters and requests', () => {
+describe('decide, for random clusters and requests', () => {
   it('returns only candidates that pass every filter and were not tried, each once', () => {
     fc.assert(
       fc.property(scenario, (s) => {

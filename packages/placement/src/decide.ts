@@ -1,32 +1,13 @@
 import { err, ok, type AllocationRequest, type NodeView, type PlacementOptions, type PlacementStrategy, type Result } from '@allot/core';
-import type { CandidateSource, CapacityNeed } from './capacity-tree.ts';
+import type { CapacityNeed } from './capacity-tree.ts';
 import type { ClusterSnapshot } from './cluster-index.ts';
-import {
-  ALREADY_TRIED,
-  filtersFor,
-  firstFailure,
-  INDEXED_FILTERS,
-  INSUFFICIENT_CPU,
-  INSUFFICIENT_IDLE_CORES,
-  INSUFFICIENT_MEMORY,
-  NOT_EXAMINED,
-  NOT_THE_NAMED_NODE,
-} from './filters.ts';
+import { filtersFor, FILTER_PLUGINS, firstFailure, INSUFFICIENT_CPU, INSUFFICIENT_IDLE_CORES, INSUFFICIENT_MEMORY, NOT_EXAMINED, NOT_THE_NAMED_NODE } from './filters.ts';
 import { RejectionTally, unavailableMessage } from './rejections.ts';
-import { binpackScore, roundRobinScore, spreadDomainScore, spreadScore } from './scorers.ts';
-import type { Demand, DomainLoad, Filter, NodeId, PlacementContext, PlacementDecision, Scorer, StepContext } from './types.ts';
+import { STRATEGIES } from './strategies.ts';
+import type { Demand, FilterPlugin, NodeId, PlacementContext, PlacementDecision, StepContext, Strategy } from './types.ts';
 
 export const DEFAULT_MAX_CANDIDATES = 5;
 export const DEFAULT_MAX_VISITS = 10_000;
-export const DEFAULT_DOMAIN_LABEL = 'zone';
-
-/**
- * How many feasible nodes to look at before taking the best: about log2(n), at least 2 (the power of two choices, after
- * Nomad's limit iterator), and at least as many as the candidates returned so the coordinator has retries.
- */
-export function sampleLimit(schedulable: number, maxCandidates: number): number {
-  return Math.max(2, Math.ceil(Math.log2(Math.max(1, schedulable))), maxCandidates);
-}
 
 /** The request's needs of one node. */
 export function demandOf(request: AllocationRequest): Demand {
@@ -35,73 +16,89 @@ export function demandOf(request: AllocationRequest): Demand {
 
 interface Visited {
   readonly node: NodeView;
-  /** Scores compared lexicographically, first one most significant. */
+  /** Raw scores, one per score plugin of the strategy; then the weighted sum of their normalised values. */
   readonly scores: number[];
+  total: number;
   /** Visit order, the last tie-breaker (it carries the index's random salt). */
   readonly seq: number;
 }
 
-/**
- * Chooses where a request should go, without committing anything: the candidates to ask in order (best first), and
- * per-reason rejection counts. Pure: reads the snapshot and the context, changes nothing; the same inputs (and the same
- * random source state) give the same answer. Used for both `place` and `check`.
- *
- * Typical cost O(log n + k log n) for k ~ log2(n) nodes examined; see README.md for the worst cases.
- */
-export function place(snapshot: ClusterSnapshot, request: AllocationRequest, options: PlacementOptions, ctx: PlacementContext): Result<PlacementDecision> {
-  const strategy: PlacementStrategy = options.strategy ?? ctx.strategy ?? 'binpack';
-  if (strategy === 'manual' && options.nodeId === undefined) {
+/** The strategy named by the options, else the context's default, else binpack; and the step context every plugin reads. */
+export function stepContext(request: AllocationRequest, options: PlacementOptions, ctx: PlacementContext): Result<{ strategy: Strategy; step: StepContext }> {
+  const name: PlacementStrategy = options.strategy ?? ctx.strategy ?? 'binpack';
+  if (name === 'manual' && options.nodeId === undefined) {
     return err('invalid_request', 'placement.nodeId: strategy manual needs the node to use', { field: 'placement.nodeId' });
   }
   const weights = options.weights ?? { cpu: 1, memory: 1 };
   if (weights.cpu + weights.memory === 0) {
     return err('invalid_request', 'placement.weights: at least one weight must be above 0', { field: 'placement.weights', weights });
   }
+  const step: StepContext = {
+    request,
+    options,
+    demand: demandOf(request),
+    weights,
+    ...(ctx.maxVmsPerNode === undefined ? {} : { maxVmsPerNode: ctx.maxVmsPerNode }),
+    ...(ctx.exclude === undefined ? {} : { exclude: ctx.exclude }),
+  };
+  return ok({ strategy: STRATEGIES[name], step });
+}
+
+/** The filters that apply to this request under this strategy, in precedence order (PreFilter). */
+export function requestFilters(strategy: Strategy, step: StepContext): FilterPlugin[] {
+  return filtersFor(step, strategy.filters === undefined ? FILTER_PLUGINS : [...FILTER_PLUGINS, ...strategy.filters]);
+}
+
+/**
+ * Decides where a request should go, without committing anything: the candidates to ask in order (best first), and
+ * per-reason rejection counts. Pure: reads the snapshot and the context, changes nothing; the same inputs (and the same
+ * random source state) give the same answer. The coordinator's place and check both call it.
+ *
+ * The cycle, after kube-scheduler's framework and Nomad's stack: PreFilter (the plugins that apply), a walk of the
+ * free-capacity index in the strategy's order (source), Filter on each visited node until the sample is full (limit),
+ * PreScore, Score, NormalizeScore, and the weighted sum ranks the sample.
+ * Typical cost O(log n + k log n) for k ~ log2(n) nodes examined; see README.md for the worst cases.
+ */
+export function decide(snapshot: ClusterSnapshot, request: AllocationRequest, options: PlacementOptions, ctx: PlacementContext): Result<PlacementDecision> {
+  const prepared = stepContext(request, options, ctx);
+  if (!prepared.ok) return prepared;
+  const { strategy, step } = prepared.value;
   const maxCandidates = Math.max(1, ctx.maxCandidates ?? DEFAULT_MAX_CANDIDATES);
-  const demand = demandOf(request);
-  const base: StepContext = { request, options, demand, weights, ...(ctx.maxVmsPerNode === undefined ? {} : { maxVmsPerNode: ctx.maxVmsPerNode }) };
-  const run = new Run(snapshot, base, ctx, strategy, maxCandidates);
-  return ok(strategy === 'manual' ? run.manual(options.nodeId as NodeId) : run.search());
+  const run = new Run(snapshot, step, ctx, strategy, maxCandidates);
+  return ok(strategy.namesNode === true ? run.named(options.nodeId as NodeId) : run.search());
 }
 
 /** One placement's working state. */
 class Run {
   readonly #snapshot: ClusterSnapshot;
   readonly #ctx: PlacementContext;
-  readonly #strategy: PlacementStrategy;
+  readonly #strategy: Strategy;
   readonly #maxCandidates: number;
   readonly #need: CapacityNeed;
   readonly #rejected = new RejectionTally();
   #step: StepContext;
-  /** The filters the index already answers for visited nodes, and the ones only a visit can answer. */
-  readonly #indexedFilters: Filter[];
-  readonly #visitFilters: Filter[];
+  readonly #filters: FilterPlugin[];
 
-  constructor(snapshot: ClusterSnapshot, step: StepContext, ctx: PlacementContext, strategy: PlacementStrategy, maxCandidates: number) {
+  constructor(snapshot: ClusterSnapshot, step: StepContext, ctx: PlacementContext, strategy: Strategy, maxCandidates: number) {
     this.#snapshot = snapshot;
     this.#ctx = ctx;
     this.#strategy = strategy;
     this.#maxCandidates = maxCandidates;
     this.#step = step;
-    const filters = filtersFor(step);
-    this.#indexedFilters = filters.slice(0, INDEXED_FILTERS);
-    this.#visitFilters = filters.slice(INDEXED_FILTERS);
+    this.#filters = requestFilters(strategy, step);
     this.#need = { memoryMiB: step.demand.memoryMiB, vcpus: step.demand.vcpus, exclusive: step.demand.exclusive };
   }
 
   /**
-   * Why this node cannot take the request, or null. Precedence: what the index knows (state, memory, CPU), then
-   * already tried, then the rest; so a node the index never visits is counted under the same reason as a visited one.
+   * Why this node cannot take the request, or null: the first filter plugin it fails, in precedence order (the index's
+   * own first), so a node the index never visits is counted under the same reason as a visited one.
    */
   #reasonFor(node: NodeView): string | null {
-    const indexed = firstFailure(this.#indexedFilters, this.#step, node);
-    if (indexed !== null) return indexed;
-    if (this.#ctx.exclude?.has(node.nodeId)) return ALREADY_TRIED;
-    return firstFailure(this.#visitFilters, this.#step, node);
+    return firstFailure(this.#filters, this.#step, node);
   }
 
-  /** manual: the named node or nothing; every other node is counted as not the named node without being visited. */
-  manual(nodeId: NodeId): PlacementDecision {
+  /** A strategy that names its node (manual): that node or nothing; every other node is counted as not the named node. */
+  named(nodeId: NodeId): PlacementDecision {
     const total = this.#snapshot.size;
     const node = this.#snapshot.get(nodeId);
     if (node === undefined) {
@@ -118,12 +115,14 @@ class Run {
     return this.#decision([nodeId], `Node ${nodeId} (named) fits.`, 1, true);
   }
 
-  /** Every other strategy: visit capacity-fitting nodes from the index, filter, keep a bounded sample, rank it. */
+  /** Visit capacity-fitting nodes from the index in the strategy's order, filter, keep a bounded sample, rank it. */
   search(): PlacementDecision {
-    const scorers = this.#prepareScoring();
-    const limit = this.#strategy === 'round-robin' ? this.#maxCandidates : sampleLimit(this.#snapshot.schedulableCount, this.#maxCandidates);
+    const strategy = this.#strategy;
+    // PreScore: what the score plugins (and the source, e.g. spread-domain's domain order) need, computed once.
+    for (const { plugin } of strategy.scorers) if (plugin.preScore !== undefined) this.#step = { ...this.#step, ...plugin.preScore(this.#snapshot, this.#step, this.#ctx) };
+    const limit = strategy.sampleSize(this.#snapshot.schedulableCount, this.#maxCandidates);
     const maxVisits = Math.max(limit, this.#ctx.maxVisits ?? DEFAULT_MAX_VISITS);
-    const source = this.#source();
+    const source = strategy.source(this.#snapshot, this.#step, this.#ctx);
     const feasible: Visited[] = [];
     let yielded = 0;
     let exhausted = false;
@@ -141,15 +140,25 @@ class Run {
         this.#rejected.add(reason);
         continue;
       }
-      feasible.push({ node, scores: scorers.map((s) => s(this.#step, node)), seq: feasible.length });
+      feasible.push({ node, scores: strategy.scorers.map(({ plugin }) => plugin.score(this.#step, node)), total: 0, seq: feasible.length });
     }
     if (feasible.length > 0) {
-      feasible.sort(compareVisited);
+      this.#rank(feasible);
       const candidates = feasible.slice(0, this.#maxCandidates).map((v) => v.node.nodeId);
-      const message = `${candidates.length} candidate(s), best ${candidates[0]}; examined ${yielded} of ${this.#snapshot.size} nodes (${this.#strategy}).`;
+      const message = `${candidates.length} candidate(s), best ${candidates[0]}; examined ${yielded} of ${this.#snapshot.size} nodes (${strategy.name}).`;
       return this.#decision(candidates, message, yielded, false);
     }
     return this.#refusal(yielded, exhausted);
+  }
+
+  /** NormalizeScore per plugin over the sample, then the weighted sum; best first, visit order breaking ties. */
+  #rank(feasible: Visited[]): void {
+    this.#strategy.scorers.forEach(({ plugin, weight }, i) => {
+      const column = feasible.map((v) => v.scores[i] as number);
+      plugin.normalize?.(column);
+      feasible.forEach((v, j) => (v.total += weight * (column[j] as number)));
+    });
+    feasible.sort((a, b) => b.total - a.total || a.seq - b.seq);
   }
 
   /**
@@ -168,106 +177,6 @@ class Run {
   }
 
   #decision(candidates: NodeId[], message: string, examined: number, exhaustive: boolean): PlacementDecision {
-    return { candidates, rejected: this.#rejected.counts, message, examined, exhaustive, strategy: this.#strategy };
+    return { candidates, rejected: this.#rejected.counts, message, examined, exhaustive, strategy: this.#strategy.name };
   }
-
-  /** The scorers of the strategy, after adding what they need to the step context. */
-  #prepareScoring(): Scorer[] {
-    switch (this.#strategy) {
-      case 'binpack':
-        return [binpackScore];
-      case 'spread':
-        return [spreadScore];
-      case 'spread-domain':
-        this.#step = { ...this.#step, domainLoad: this.#domainLoad() };
-        return [spreadDomainScore, spreadScore];
-      case 'round-robin': {
-        const snap = this.#snapshot;
-        const cursor = this.#ctx.roundRobinCursor;
-        this.#step = {
-          ...this.#step,
-          stableRank: (id) => snap.stableRank(id),
-          cursorRank: cursor === undefined ? -1 : snap.stableRank(cursor, true) - 1,
-          stableCount: snap.schedulableCount,
-        };
-        return [roundRobinScore];
-      }
-      case 'manual':
-        return [];
-    }
-  }
-
-  /** The group's allocations per domain when the request has a group, else the tenant's VMs per domain. */
-  #domainLoad(): DomainLoad {
-    const label = this.#step.options.domainLabel ?? DEFAULT_DOMAIN_LABEL;
-    const group = this.#step.options.group?.name;
-    const counts = new Map<string | null, number>();
-    let min = Infinity;
-    let max = -Infinity;
-    for (const [value, tally] of this.#snapshot.domains(label)) {
-      const n = group !== undefined ? (tally.groups.get(group) ?? 0) : (tally.tenants.get(this.#step.request.tenantId) ?? 0);
-      counts.set(value, n);
-      if (n < min) min = n;
-      if (n > max) max = n;
-    }
-    if (counts.size === 0) min = max = 0;
-    return { label, counts, min, max };
-  }
-
-  /** Where the walk starts and in which order it goes. */
-  #source(): CandidateSource {
-    const snap = this.#snapshot;
-    switch (this.#strategy) {
-      case 'binpack':
-        return snap.byFreeMemory(this.#need, 'ascending');
-      case 'spread':
-        return snap.byFreeMemory(this.#need, 'descending');
-      case 'round-robin':
-        return snap.inStableOrder(this.#need, this.#ctx.roundRobinCursor);
-      case 'spread-domain':
-        return this.#domainSource();
-      case 'manual':
-        return { next: () => undefined };
-    }
-  }
-
-  /** Domains from the least loaded by this group or tenant; within each, the emptiest nodes first. */
-  #domainSource(): CandidateSource {
-    const load = this.#step.domainLoad as DomainLoad;
-    const order = [...load.counts.entries()].sort(([a, x], [b, y]) => x - y || compareDomain(a, b)).map(([value]) => value);
-    let i = 0;
-    let current: CandidateSource | null = null;
-    const snap = this.#snapshot;
-    const need = this.#need;
-    return {
-      next: () => {
-        for (;;) {
-          if (current === null) {
-            const value = order[i];
-            if (i >= order.length) return undefined;
-            i += 1;
-            current = snap.byFreeMemoryInDomain(load.label, value ?? null, need, 'descending');
-          }
-          const e = current.next();
-          if (e !== undefined) return e;
-          current = null;
-        }
-      },
-    };
-  }
-}
-
-function compareDomain(a: string | null, b: string | null): number {
-  if (a === b) return 0;
-  if (a === null) return 1; // unlabelled nodes last among equals
-  if (b === null) return -1;
-  return a < b ? -1 : 1;
-}
-
-function compareVisited(a: Visited, b: Visited): number {
-  for (let i = 0; i < a.scores.length; i += 1) {
-    const d = (b.scores[i] ?? 0) - (a.scores[i] ?? 0);
-    if (d !== 0) return d;
-  }
-  return a.seq - b.seq;
 }

@@ -13,7 +13,7 @@ import {
   nodeSchedulable,
   tenantQuotaPerNode,
 } from './filters.ts';
-import { demandOf } from './place.ts';
+import { demandOf } from './decide.ts';
 import type { StepContext } from './types.ts';
 
 function step(memoryMiB: number, vcpus: number, more: { exclusive?: boolean; numa?: 'any' | 'prefer' | 'require'; options?: Partial<PlacementOptions>; maxVmsPerNode?: number } = {}): StepContext {

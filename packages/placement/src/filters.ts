@@ -1,6 +1,6 @@
 import type { LabelConstraint, NodeView } from '@allot/core';
 import { freeMemoryMiB, idleSharedCores, largestNumaSharedCores, nodeStateReason, sharedVcpuFit } from './node-capacity.ts';
-import type { Filter, StepContext } from './types.ts';
+import type { Filter, FilterPlugin, StepContext } from './types.ts';
 
 /** Reasons that do not depend on the request's details (constraint and group reasons are built from them). */
 export const INSUFFICIENT_MEMORY = 'Insufficient memory';
@@ -84,27 +84,44 @@ export const tenantQuotaPerNode: Filter = (ctx, node) => {
 /** manual: only the named node passes. */
 export const namedNode: Filter = (ctx, node) => (node.nodeId === ctx.options.nodeId ? pass : { reason: NOT_THE_NAMED_NODE });
 
-/**
- * The filters for one request, in the order their reasons take precedence (a node is counted under its first failure):
- * node state, memory, CPU, then what only a visit can tell (NUMA, labels, anti-affinity, tenant quota). The index
- * answers the first three for nodes it never visits, so this order is what keeps its counts exact.
- */
-/** How many leading filters of filtersFor the free-capacity index answers by itself (state, memory, CPU). */
-export const INDEXED_FILTERS = 3;
+/** Not one of the nodes already tried for this request (they refused or timed out). */
+export const notTried: Filter = (ctx, node) => (ctx.exclude?.has(node.nodeId) ? { reason: ALREADY_TRIED } : pass);
 
-export function filtersFor(ctx: StepContext): Filter[] {
-  const filters: Filter[] = [nodeSchedulable, fitsMemory, fitsCpu];
-  if (ctx.demand.numa === 'require') filters.push(fitsNuma);
-  for (const c of ctx.options.constraints) filters.push(labelConstraint(c));
-  if (ctx.options.group !== undefined) filters.push(antiAffinity);
-  if (ctx.maxVmsPerNode !== undefined) filters.push(tenantQuotaPerNode);
-  return filters;
+/** Every label constraint of the request, in its order: the reason names the first one the node fails. */
+export const labelConstraints: Filter = (ctx, node) => {
+  for (const c of ctx.options.constraints) if (!labelsSatisfy(node.snapshot.labels, c)) return { reason: constraintReason(c) };
+  return pass;
+};
+
+/**
+ * The registered filter plugins, in the order their reasons take precedence (a node is counted under its first
+ * failure, as kube-scheduler's filters run in the profile's order). The plugins `answeredByIndex` (node state, memory,
+ * CPU) come first: the free-capacity index answers them, in this order, for every node a walk never visits, which is
+ * what keeps the refusal counts exact without visiting. The rest only a visit can answer.
+ */
+export const FILTER_PLUGINS: readonly FilterPlugin[] = [
+  { name: 'NodeSchedulable', answeredByIndex: true, filter: nodeSchedulable },
+  { name: 'FitsMemory', answeredByIndex: true, capacity: true, filter: fitsMemory },
+  { name: 'FitsCpu', answeredByIndex: true, capacity: true, filter: fitsCpu },
+  { name: 'NotTried', appliesTo: (ctx) => (ctx.exclude?.size ?? 0) > 0, filter: notTried },
+  { name: 'FitsNuma', appliesTo: (ctx) => ctx.demand.numa === 'require', filter: fitsNuma },
+  { name: 'LabelConstraints', appliesTo: (ctx) => ctx.options.constraints.length > 0, filter: labelConstraints },
+  { name: 'AntiAffinity', appliesTo: (ctx) => ctx.options.group !== undefined, filter: antiAffinity },
+  { name: 'TenantQuotaPerNode', appliesTo: (ctx) => ctx.maxVmsPerNode !== undefined, filter: tenantQuotaPerNode },
+];
+
+/** The manual strategy's own filter. */
+export const NAMED_NODE: FilterPlugin = { name: 'NamedNode', filter: namedNode };
+
+/** PreFilter: the plugins that have something to say about this request, in precedence order. */
+export function filtersFor(ctx: StepContext, plugins: readonly FilterPlugin[] = FILTER_PLUGINS): FilterPlugin[] {
+  return plugins.filter((p) => p.appliesTo === undefined || p.appliesTo(ctx));
 }
 
 /** The first reason the node fails, or null when it passes them all. */
-export function firstFailure(filters: readonly Filter[], ctx: StepContext, node: NodeView): string | null {
+export function firstFailure(filters: readonly FilterPlugin[], ctx: StepContext, node: NodeView): string | null {
   for (const f of filters) {
-    const r = f(ctx, node);
+    const r = f.filter(ctx, node);
     if (r !== null) return r.reason;
   }
   return null;

@@ -5,7 +5,9 @@ export { ClusterIndex, MAX_DOMAIN_LABELS, type ClusterIndexOptions, type Cluster
 export type { CandidateSource, CapacityEntry, CapacityNeed } from './capacity-tree.ts';
 export * from './filters.ts';
 export * from './scorers.ts';
-export { place, demandOf, sampleLimit, DEFAULT_MAX_CANDIDATES, DEFAULT_MAX_VISITS, DEFAULT_DOMAIN_LABEL } from './place.ts';
+export { STRATEGIES, SPREAD_DOMAIN_WEIGHT, sampleLimit } from './strategies.ts';
+export { decide, demandOf, DEFAULT_MAX_CANDIDATES, DEFAULT_MAX_VISITS } from './decide.ts';
 export { unavailableMessage, sortedReasons } from './rejections.ts';
-export { planPreemption, PREEMPTION_SEARCH_BUDGET, type PreemptionPlan } from './preemption.ts';
+export { planPreemption, fitsWhenEmptied, PREEMPTION_SEARCH_BUDGET, type PreemptionPlan } from './preemption.ts';
+export { preemptionCandidates, planPreemptionAmong } from './post-filter.ts';
 export { freeMemoryMiB, sharedVcpuFit, idleSharedCores, largestNumaSharedCores, nodeStateReason } from './node-capacity.ts';

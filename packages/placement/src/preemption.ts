@@ -44,6 +44,12 @@ function fitsAfter(node: NodeView, request: AllocationRequest, f: Freed): boolea
   return Math.min(capacity - committed, cpu.sharedCores + f.exclusiveCores) >= vcpus;
 }
 
+/** Whether the request would fit on the node with every allocation there released: no eviction can do better. */
+export function fitsWhenEmptied(node: NodeView, request: AllocationRequest): boolean {
+  const cpu = node.snapshot.cpu;
+  return fitsAfter(node, request, { memoryMiB: node.snapshot.memory.committed, sharedVcpus: cpu.sharedVcpusCommitted, exclusiveCores: cpu.exclusiveCores });
+}
+
 function sum(victims: readonly Allocation[]): Freed {
   const total: Freed = { memoryMiB: 0, sharedVcpus: 0, exclusiveCores: 0 };
   for (const v of victims) {
@@ -76,8 +82,8 @@ function better(a: readonly Allocation[], b: readonly Allocation[]): boolean {
 
 /**
  * The fewest, then lowest-priority, live allocations of one node whose release makes the request fit there; only
- * allocations at least `minGap` priority points below the request are eligible. Pure: the coordinator fetches the
- * node's allocation list from its agent and calls this per candidate node. Returns null when no eligible set helps
+ * allocations at least `minGap` priority points below the request are eligible. Pure; the post-filter
+ * (post-filter.ts) calls it for each node it named. Returns null when no eligible set helps
  * (the node is not schedulable, NUMA cannot be satisfied, or even releasing every eligible allocation is not enough).
  *
  * Search: sizes 1, 2, ... are tried in turn over every subset of that size, so the first size that works is the fewest;

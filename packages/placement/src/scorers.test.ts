@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { allocationRequest, nodeView } from './fixtures.ts';
-import { demandOf } from './place.ts';
+import { demandOf } from './decide.ts';
 import { binpackScore, manualScore, roundRobinScore, spreadDomainScore, spreadScore } from './scorers.ts';
 import type { StepContext } from './types.ts';
 

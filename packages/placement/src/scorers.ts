@@ -1,6 +1,9 @@
 import type { NodeView } from '@allot/core';
 import { idleSharedCores, sharedCoreCount } from './node-capacity.ts';
-import type { Scorer, StepContext } from './types.ts';
+import type { ClusterSnapshot } from './cluster-index.ts';
+import type { DomainLoad, PlacementContext, ScorePlugin, Scorer, StepContext } from './types.ts';
+
+export const DEFAULT_DOMAIN_LABEL = 'zone';
 
 /*
  * Scorers: 0..100, higher is better. Scores are ranking figures only; nothing here reaches the ledger, so fractions are
@@ -51,7 +54,7 @@ export function domainOf(node: NodeView, label: string): string | null {
 
 /**
  * spread-domain: 100 for a node in a domain holding the fewest of this group's (or tenant's) allocations, 0 in the one
- * holding the most, linear between. Combined with spreadScore lexicographically (domain first).
+ * holding the most, linear between. The domain decides first, spreadScore breaks ties (see SPREAD_DOMAIN's weight).
  */
 export const spreadDomainScore: Scorer = (ctx, node) => {
   const load = ctx.domainLoad;
@@ -75,3 +78,58 @@ export const roundRobinScore: Scorer = (ctx, node) => {
 
 /** manual: the named node is the only one that passes the filters; all passing nodes score the same. */
 export const manualScore: Scorer = () => 100;
+
+/** The group's allocations per domain when the request has a group, else the tenant's VMs per domain. */
+export function domainLoad(snapshot: ClusterSnapshot, ctx: StepContext): DomainLoad {
+  const label = ctx.options.domainLabel ?? DEFAULT_DOMAIN_LABEL;
+  const group = ctx.options.group?.name;
+  const counts = new Map<string | null, number>();
+  let min = Infinity;
+  let max = -Infinity;
+  for (const [value, tally] of snapshot.domains(label)) {
+    const n = group !== undefined ? (tally.groups.get(group) ?? 0) : (tally.tenants.get(ctx.request.tenantId) ?? 0);
+    counts.set(value, n);
+    if (n < min) min = n;
+    if (n > max) max = n;
+  }
+  if (counts.size === 0) min = max = 0;
+  return { label, counts, min, max };
+}
+
+/**
+ * NormalizeScore by rank: the sample's distinct scores, best first, get 100 down to 0 in equal steps (all 100 when
+ * they are equal). So two levels differ by at least 100 / (levels - 1), whatever the raw counts.
+ */
+export function normalizeByRank(scores: number[]): void {
+  const levels = [...new Set(scores)].sort((a, b) => b - a);
+  if (levels.length <= 1) {
+    scores.fill(100);
+    return;
+  }
+  const rank = new Map(levels.map((v, i) => [v, i]));
+  for (let i = 0; i < scores.length; i += 1) scores[i] = (100 * (levels.length - 1 - (rank.get(scores[i] as number) as number))) / (levels.length - 1);
+}
+
+export const BINPACK: ScorePlugin = { name: 'Binpack', score: binpackScore };
+export const SPREAD: ScorePlugin = { name: 'Spread', score: spreadScore };
+export const MANUAL: ScorePlugin = { name: 'Named', score: manualScore };
+
+export const SPREAD_DOMAIN: ScorePlugin = {
+  name: 'SpreadDomain',
+  preScore: (snapshot, ctx) => ({ domainLoad: domainLoad(snapshot, ctx) }),
+  score: spreadDomainScore,
+  normalize: normalizeByRank,
+};
+
+export const ROUND_ROBIN: ScorePlugin = {
+  name: 'RoundRobin',
+  preScore: (snapshot: ClusterSnapshot, _ctx: StepContext, placement: PlacementContext) => {
+    const cursor = placement.roundRobinCursor;
+    return {
+      stableRank: (id) => snapshot.stableRank(id),
+      cursorRank: cursor === undefined ? -1 : snapshot.stableRank(cursor, true) - 1,
+      stableCount: snapshot.schedulableCount,
+    };
+  },
+  score: roundRobinScore,
+};

@@ -1,4 +1,6 @@
 import type { AllocationRequest, NodeView, PlacementOptions, PlacementStrategy } from '@allot/core';
+import type { CandidateSource } from './capacity-tree.ts';
+import type { ClusterSnapshot } from './cluster-index.ts';
 import type { RandomSource } from './random.ts';
 
 export type NodeId = string;
@@ -30,7 +32,9 @@ export interface StepContext {
   readonly demand: Demand;
   /** The tenant's per-node VM limit (from its quota), when it has one. */
   readonly maxVmsPerNode?: number;
-  /** Scoring weights, default 1:1. */
+  /** Nodes already tried for this request. */
+  readonly exclude?: ReadonlySet<NodeId>;
+  /** Weights of the CPU and memory dimensions in the resource scorers, default 1:1. */
   readonly weights: { readonly cpu: number; readonly memory: number };
   /** For spread-domain. */
   readonly domainLoad?: DomainLoad;
@@ -43,8 +47,45 @@ export interface StepContext {
 /** One feasibility question about one node: null when it passes, else a reason a person reads (and that is counted). */
 export type Filter = (ctx: StepContext, node: NodeView) => null | { readonly reason: string };
 
-/** A preference in 0..100 (higher is better) for placing the request on this node. */
+/** A preference (higher is better) for placing the request on this node; 0..100 unless its plugin normalises it. */
 export type Scorer = (ctx: StepContext, node: NodeView) => number;
+
+/** A registered filter (kube-scheduler's Filter extension point, with its PreFilter as `appliesTo`). */
+export interface FilterPlugin {
+  readonly name: string;
+  /** PreFilter: false when the plugin has nothing to say about this request; it is then not run. Default: always. */
+  readonly appliesTo?: (ctx: StepContext) => boolean;
+  /** The free-capacity index answers it for the nodes a walk never visits (node state, memory, CPU). */
+  readonly answeredByIndex?: boolean;
+  /** A capacity question that evicting allocations can change: the preemption post-filter leaves it to its plan. */
+  readonly capacity?: boolean;
+  readonly filter: Filter;
+}
+
+/** A registered scorer (kube-scheduler's PreScore, Score and NormalizeScore extension points). */
+export interface ScorePlugin {
+  readonly name: string;
+  /** PreScore: figures computed once per decision (a domain's load, the round-robin cursor's rank). */
+  readonly preScore?: (snapshot: ClusterSnapshot, ctx: StepContext, placement: PlacementContext) => Partial<StepContext>;
+  readonly score: Scorer;
+  /** NormalizeScore: maps the sampled nodes' scores into 0..100, in place. Absent when the score already is 0..100. */
+  readonly normalize?: (scores: number[]) => void;
+}
+
+/** A strategy is a set of score plugins with weights, a source that orders the walk, and a sample size. */
+export interface Strategy {
+  readonly name: PlacementStrategy;
+  /** A node's score is the sum of weight x normalised score over these (kube-scheduler's weighted sum). */
+  readonly scorers: readonly { readonly plugin: ScorePlugin; readonly weight: number }[];
+  /** Filters only this strategy adds (manual: the named node). */
+  readonly filters?: readonly FilterPlugin[];
+  /** Which nodes the walk visits and in which order (Nomad's source iterator), given the prepared step context. */
+  readonly source: (snapshot: ClusterSnapshot, ctx: StepContext, placement: PlacementContext) => CandidateSource;
+  /** Feasible nodes to look at before taking the best (Nomad's limit iterator). */
+  readonly sampleSize: (schedulable: number, maxCandidates: number) => number;
+  /** The strategy names one node itself (manual): that node is checked, every other one counted as not named. */
+  readonly namesNode?: boolean;
+}
 
 /** What the caller (the coordinator) supplies besides the request: defaults, chance, memory between placements. */
 export interface PlacementContext {
@@ -64,7 +105,7 @@ export interface PlacementContext {
   readonly maxVisits?: number;
 }
 
-/** The answer to place or check. */
+/** The answer to decide (a place or a check). */
 export interface PlacementDecision {
   /** Nodes to try, best first; empty when nothing fits. */
   readonly candidates: NodeId[];

@@ -1,0 +1,87 @@
+import { PlaceRequestSchema, type PlaceRequestInput } from '@allot/core';
+import { describe, expect, it } from 'vitest';
+import { inProcessCluster, type InProcessCoordinator } from './testing/fake-agents.ts';
+
+/*
+ * Preemption through the place flow: placement's post-filter names the nodes worth a look and then the plan (node,
+ * victims); the flow only fetches those nodes' allocations, evicts and drives.
+ */
+
+function req(requestId: string, memoryMiB: number, priority: number, placement: PlaceRequestInput['placement'] = {}, tenantId = 'acme'): PlaceRequestInput {
+  return { request: { requestId, tenantId, resources: { memoryMiB, vcpus: 1 }, priority }, placement };
+}
+
+async function placeOn(c: InProcessCoordinator, requestId: string, nodeId: string, memoryMiB: number, priority: number): Promise<void> {
+  const r = await c.place(req(requestId, memoryMiB, priority, { strategy: 'manual', nodeId }, 'low'));
+  if (!r.ok) throw new Error(r.error.message);
+}
+
+describe('preemption', () => {
+  it('evicts the fewest lowest-priority allocations on one node, answers them, and gives their quota back', async () => {
+    const cluster = inProcessCluster({ a: { memoryMiB: 4096, cores: 8 }, b: { memoryMiB: 4096, cores: 8 } });
+    const c = await cluster.coordinator('c1');
+    await placeOn(c, 'low-1', 'a', 2048, 0);
+    await placeOn(c, 'mid', 'a', 2048, 20);
+    await placeOn(c, 'close', 'b', 4096, 45); // only 5 points below the request: not eligible
+    const r = await c.place(req('high', 2048, 50, { allowPreemption: true }));
+    if (!r.ok) throw new Error(r.error.message);
+    expect(r.value.nodeId).toBe('a');
+    expect(r.value.preempted).toEqual([{ allocationId: 'a:1', requestId: 'low-1', priority: 0 }]);
+    expect(cluster.agents.live('a').map((x) => x.requestId).sort()).toEqual(['high', 'mid']);
+    const victim = await c.store.get('low-1');
+    expect(victim.ok && victim.value?.value.state).toBe('released');
+    const usage = await c.store.usage('low');
+    expect(usage.ok && usage.value?.value.usage.vms).toBe(2);
+  });
+
+  it('refuses with the reason when no eviction of allocations at least 10 points lower makes room', async () => {
+    const cluster = inProcessCluster({ a: { memoryMiB: 4096, cores: 8 } });
+    const c = await cluster.coordinator('c1');
+    await placeOn(c, 'close', 'a', 4096, 45);
+    const r = await c.place(req('high', 2048, 50, { allowPreemption: true }));
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.error.code).toBe('insufficient_capacity');
+    expect(r.error.message).toBe('0/1 nodes are available: 1 Insufficient memory. no preemption of allocations at least 10 priority points lower makes room on any node.');
+    expect(cluster.agents.live('a').map((x) => x.requestId)).toEqual(['close']);
+  });
+
+  it('finds the node whose eviction helps among all nodes, not only the first ones the view lists', async () => {
+    // preemptionNodes 1: the flow fetches one node's allocations. The view lists a and b first, full of allocations
+    // that may not be evicted; c holds the only eligible victim.
+    const cluster = inProcessCluster({ a: { memoryMiB: 4096, cores: 8 }, b: { memoryMiB: 4096, cores: 8 }, c: { memoryMiB: 4096, cores: 8 } });
+    const c1 = await cluster.coordinator('c1', { place: { preemptionNodes: 1 } });
+    await placeOn(c1, 'keep-a', 'a', 4096, 45);
+    await placeOn(c1, 'keep-b', 'b', 4096, 45);
+    await placeOn(c1, 'low-c', 'c', 3072, 0);
+    const r = await c1.place(req('high', 2048, 50, { allowPreemption: true }));
+    if (!r.ok) throw new Error(r.error.message);
+    expect(r.value.nodeId).toBe('c');
+    expect(r.value.preempted.map((p) => p.requestId)).toEqual(['low-c']);
+  });
+
+  it('keeps to the request filters: a node outside the label constraint is never preempted on', async () => {
+    const cluster = inProcessCluster({ a: { memoryMiB: 4096, cores: 8, labels: { zone: 'z1' } }, b: { memoryMiB: 4096, cores: 8, labels: { zone: 'z2' } } });
+    const c = await cluster.coordinator('c1');
+    await placeOn(c, 'low-a', 'a', 4096, 0);
+    await placeOn(c, 'low-b', 'b', 4096, 5);
+    const r = await c.place(req('high', 2048, 50, { allowPreemption: true, constraints: [{ key: 'zone', op: 'In', values: ['z2'] }] }));
+    if (!r.ok) throw new Error(r.error.message);
+    expect(r.value.nodeId).toBe('b');
+    expect(r.value.preempted.map((p) => p.requestId)).toEqual(['low-b']);
+    expect(PlaceRequestSchema.parse(req('x', 1, 1)).placement.allowPreemption).toBe(false);
+  });
+});
+
+describe('anti-affinity group on the wire', () => {
+  it('sends the group to the agent as the typed field of the allocate request, not as metadata strings', async () => {
+    const cluster = inProcessCluster({ a: { memoryMiB: 4096, cores: 8 } });
+    const c = await cluster.coordinator('c1');
+    const r = await c.place(req('g1', 512, 0, { group: { name: 'web', maxPerNode: 2 } }));
+    if (!r.ok) throw new Error(r.error.message);
+    const held = cluster.agents.live('a')[0];
+    expect(held?.request.group).toEqual({ name: 'web', maxPerNode: 2 });
+    expect(held?.request.metadata).toEqual({});
+    expect(cluster.agents.snapshot(cluster.agents.nodes.get('a') as never).groups).toEqual({ web: 1 });
+  });
+});
