@@ -86,10 +86,10 @@ const createCounting: ResourceCreator = (config, { clock }) => {
 };
 
 /**
- * The one way to build a host's managers, for the agent and the tests alike: slices by resource type from config,
- * with defaults detected from the host (its topology and memory as the agent probed them, else the probe's sample). memory and cpu are registered;
- * `registerCounting` adds a counted type, `register` any other. `host(nodeId)` is the front: a builder of the
- * HostManager over those slices.
+ * The one way to build a host's managers, for the agent, the tests and the simulator alike: slices by resource type
+ * from config, with defaults detected from the host (its topology and memory as the agent probed them, else the
+ * probe's sample). memory and cpu are registered; `registerCounting` adds a counted type, `register` any other.
+ * `host(nodeId)` is the front: a builder of the HostManager over those slices.
  */
 export class ManagerFactory {
   readonly #creators = new Map<ResourceType, ResourceCreator>([
@@ -119,14 +119,14 @@ export class ManagerFactory {
   }
 
   /** One slice from a config `{ resourceType, limits, health, ... }`. */
-  slice(config: unknown, clock: Clock = this.clock): Result<ResourceSlice> {
+  slice(config: unknown): Result<ResourceSlice> {
     const record = asRecord(config);
     if (record === undefined) return err('invalid_request', 'config must be an object', { field: 'config' });
     const type = record.resourceType;
     if (typeof type !== 'string') return err('invalid_request', 'resourceType: required', { field: 'resourceType' });
     const creator = this.#creators.get(type as ResourceType);
     if (creator === undefined) return err('invalid_request', `no manager registered for resource type ${type}`, { field: 'resourceType', resourceType: type });
-    return creator(record, { host: this.facts, probe: this.probe, clock });
+    return creator(record, { host: this.facts, probe: this.probe, clock: this.clock });
   }
 
   /** The front: `factory.host('n1').memory({ capacity: 16384 }).cpu({ overcommitRatio: 2 }).journal(j).build()`. */
@@ -171,10 +171,6 @@ export class HostBuilder {
   durable(durable: NonNullable<HostManagerOptions['durable']>): this {
     return this.#set({ durable });
   }
-  /** The host's clock and its slices'. */
-  clock(clock: Clock): this {
-    return this.#set({ clock });
-  }
   releasedRetention(ms: number): this {
     return this.#set({ releasedRetentionMs: ms });
   }
@@ -183,7 +179,7 @@ export class HostBuilder {
     const slices: ResourceSlice[] = [];
     const problems: ConfigProblem[] = [];
     for (const config of this.#configs) {
-      const slice = this.#factory.slice(config, this.#options.clock);
+      const slice = this.#factory.slice(config);
       if (slice.ok) slices.push(slice.value);
       else if (slice.error.code !== 'invalid_request') return slice;
       else problems.push(...((slice.error.details?.issues as ConfigProblem[] | undefined) ?? [{ path: String(slice.error.details?.field ?? 'config'), message: slice.error.message }]));
