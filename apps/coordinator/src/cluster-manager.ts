@@ -8,7 +8,9 @@ import {
   type AllocationFilter,
   type AllocationRequestInput,
   type Availability,
+  type ClusterCheckReply,
   type ClusterEfficiencyReply,
+  type ClusterReleaseRequest,
   type ClusterUsage,
   type ConfigProblem,
   type EfficiencyMetrics,
@@ -28,7 +30,7 @@ import {
 import type { AgentCaller } from './agents.ts';
 import { allAllocations } from './allocation-pages.ts';
 import { clusterEfficiency, DEFAULT_REFERENCE, ShapeCounter } from './efficiency.ts';
-import { FlowMetrics } from './metrics.ts';
+import { PlaceMetrics } from './metrics.ts';
 import type { PlaceFlow } from './place-flow.ts';
 import type { ClusterView } from './view.ts';
 
@@ -42,7 +44,8 @@ const PER_HOST = 'limits and manager configuration are per host at cluster scope
 export class ClusterManager implements ResourceManager {
   readonly name = 'cluster';
   readonly resourceTypes: readonly ResourceType[] = ['memory', 'cpu'];
-  readonly metrics = new FlowMetrics();
+  /** The one record of places and releases (the composite's metrics and the exported ones). */
+  readonly metrics = new PlaceMetrics();
   /** The VM shapes asked for: the most common one is the reference of the cluster's fragmentation figure. */
   readonly #shapes = new ShapeCounter();
   readonly #view: ClusterView;
@@ -59,15 +62,32 @@ export class ClusterManager implements ResourceManager {
     this.#now = deps.now;
   }
 
-  /** The scheduler's place: with placement options, timed and counted. */
+  /**
+   * The door of the scheduler verbs (the endpoints and the contract methods below both come through here): place with
+   * placement options, timed and counted once; the protocol is PlaceFlow's, the decision @allot/placement's.
+   */
   async place(req: PlaceRequest): Promise<Result<PlaceReply>> {
-    if (!this.#running) return err('unavailable', 'the coordinator is stopping');
     const t0 = performance.now();
-    this.#shapes.record(req.request.resources.memoryMiB, req.request.resources.vcpus);
-    const r = await this.#flow.place(req);
-    this.metrics.recordPlace(performance.now() - t0, r.ok ? undefined : r.error.code);
-    if (r.ok) this.metrics.preemptions += r.value.preempted.length;
+    const r = this.#running ? await this.#placeRunning(req) : err('unavailable', 'the coordinator is stopping');
+    this.metrics.recordPlace(performance.now() - t0, r);
     return r;
+  }
+
+  #placeRunning(req: PlaceRequest): Promise<Result<PlaceReply>> {
+    this.#shapes.record(req.request.resources.memoryMiB, req.request.resources.vcpus);
+    return this.#flow.place(req);
+  }
+
+  /** Releases a placement by the request id that placed it (the tenant's when named), counted once. */
+  async releasePlacement(req: ClusterReleaseRequest): Promise<Result<Allocation>> {
+    const r = await this.#flow.release(req);
+    this.metrics.recordRelease(r);
+    return r;
+  }
+
+  /** Dry run of a place: where it would go and why not elsewhere; changes nothing. */
+  check(req: PlaceRequest): Result<ClusterCheckReply> {
+    return this.#flow.check(req);
   }
 
   async allocate(request: AllocationRequestInput): Promise<Result<Allocation>> {
@@ -79,15 +99,13 @@ export class ClusterManager implements ResourceManager {
 
   async release(target: ReleaseTarget): Promise<Result<Allocation>> {
     if (target.allocationRequestId === undefined) return err('invalid_request', 'allocationRequestId: at cluster scope a placement is released by the request id that placed it', { field: 'allocationRequestId' });
-    const r = await this.#flow.release({ requestId: target.requestId, placementRequestId: target.allocationRequestId });
-    if (r.ok) this.metrics.releases += 1;
-    return r;
+    return this.releasePlacement({ requestId: target.requestId, placementRequestId: target.allocationRequestId });
   }
 
   async checkAvailability(request: AllocationRequestInput): Promise<Result<Availability>> {
     const req = validate(PlaceRequestSchema, { request });
     if (!req.ok) return req;
-    const check = this.#flow.check(req.value);
+    const check = this.check(req.value);
     if (!check.ok) return check;
     const u = this.#view.usage(this.#now());
     const figures = {

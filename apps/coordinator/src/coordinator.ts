@@ -162,7 +162,6 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
     nc,
     {
       manager,
-      flow,
       view,
       quotas,
       agents,

@@ -26,16 +26,14 @@ import type { z } from 'zod';
 import type { AgentClient } from './agents.ts';
 import { forEachAllocationPage } from './allocation-pages.ts';
 import type { ClusterManager } from './cluster-manager.ts';
-import { PlacementMetrics } from './exported-metrics.ts';
 import type { NatsConnection } from './nats-deps.ts';
-import type { PlaceFlow } from './place-flow.ts';
 import type { QuotaService } from './quotas.ts';
 import type { Sweep } from './sweep.ts';
 import type { ClusterView } from './view.ts';
 
 export interface EndpointDeps {
+  /** Every scheduler verb of the place route (place, release, activate, check) goes through it. */
   readonly manager: ClusterManager;
-  readonly flow: PlaceFlow;
   readonly view: ClusterView;
   readonly quotas: QuotaService;
   readonly agents: AgentClient;
@@ -95,13 +93,11 @@ function sched<V extends SchedVerb>(verb: V, handler: Handler<V>): EndpointSpec 
 
 /** The scheduler endpoints, allot.sched.<verb>, one handler each; validation is done by serveService on decode. */
 export function schedulerEndpoints(d: EndpointDeps): EndpointSpec[] {
-  // Prometheus counters and latency (no-ops without the SDK), recorded where the reply is known.
-  const exported = new PlacementMetrics();
   const defaults = d.tenantDefaults ?? DENY_BY_DEFAULT;
   return [
     sched('place', async (asked, tenantId) => {
       const r = withTenantRights(asked, d.quotas.quotaOf(tenantId), defaults);
-      const out = await exported.place(() => d.manager.place(r));
+      const out = await d.manager.place(r);
       if (!out.ok && AUDITED_REFUSALS.has(out.error.code) && d.publishEvent !== undefined) {
         const req = r.request;
         // One event per request id and reason: a scheduler retrying the same refused request is not counted again.
@@ -109,18 +105,13 @@ export function schedulerEndpoints(d: EndpointDeps): EndpointSpec[] {
       }
       return out;
     }),
-    // The owning tenant is the subject's: the flow answers not_found for a placement of another tenant.
-    sched('release', async (r, tenantId) => {
-      const out = await d.flow.release({ ...r, tenantId });
-      exported.release(out);
-      if (out.ok) d.manager.metrics.releases += 1;
-      return out;
-    }),
+    // The owning tenant is the subject's: a placement of another tenant is not_found.
+    sched('release', (r, tenantId) => d.manager.releasePlacement({ ...r, tenantId })),
     sched('activate', async (r, tenantId) => {
       const owned = await ownedBy(d, r.allocationId, tenantId);
       return owned.ok ? d.manager.activateReservation(r.allocationId, r.requestId) : owned;
     }),
-    sched('check', async (r, tenantId) => d.flow.check(withTenantRights(r, d.quotas.quotaOf(tenantId), defaults))),
+    sched('check', async (r, tenantId) => d.manager.check(withTenantRights(r, d.quotas.quotaOf(tenantId), defaults))),
     sched('usage', async () => ok(d.manager.clusterUsage())),
     sched('efficiency', async () => ok(d.manager.efficiency())),
     sched('nodes', async (r) => ok({ nodes: d.view.nodes({ ...(r.liveness === undefined ? {} : { liveness: r.liveness }), ...(r.labels === undefined ? {} : { labels: r.labels }) }) })),

@@ -1,52 +1,6 @@
-import type { Result } from '@allot/core';
 import { mibToBytes } from '@allot/telemetry';
-import { metrics, type Counter, type Histogram } from '@opentelemetry/api';
+import { metrics } from '@opentelemetry/api';
 import type { ClusterView } from './view.ts';
-
-/** Refusals: the request was answered no (capacity, quota, rate, a bad request). Anything else failing is `error`. */
-const REFUSALS = new Set(['insufficient_capacity', 'quota_exceeded', 'rate_limited', 'invalid_request', 'conflict', 'not_found']);
-
-const outcomeOf = (code: string | undefined) => (code === undefined ? 'ok' : REFUSALS.has(code) ? 'refused' : 'error');
-
-/**
- * Placement outcomes and latency as the scheduler endpoint answers them, through @opentelemetry/api (no-ops unless
- * main.ts registered the SDK before the coordinator started): allot_placements_total{outcome,reason} and
- * allot_placement_duration_seconds{outcome}, plus allot_releases_total{outcome,reason}.
- */
-export class PlacementMetrics {
-  readonly #placements: Counter;
-  readonly #duration: Histogram;
-  readonly #releases: Counter;
-  readonly #ok = { outcome: 'ok', reason: 'none' };
-  readonly #okDuration = { outcome: 'ok' };
-
-  constructor() {
-    const meter = metrics.getMeter('allot');
-    this.#placements = meter.createCounter('allot_placements_total', { description: 'Place requests answered by this coordinator, by outcome (ok, refused, error) and reason (the error code)' });
-    this.#duration = meter.createHistogram('allot_placement_duration_seconds', { description: 'Time from a place request to its reply, agent round trips included', unit: 's' });
-    this.#releases = meter.createCounter('allot_releases_total', { description: 'Release requests answered by this coordinator, by outcome and reason' });
-  }
-
-  /** Wraps a place: times it and counts its outcome. */
-  async place<T>(run: () => Promise<Result<T>>): Promise<Result<T>> {
-    const started = performance.now();
-    const result = await run();
-    const seconds = (performance.now() - started) / 1000;
-    if (result.ok) {
-      this.#placements.add(1, this.#ok);
-      this.#duration.record(seconds, this.#okDuration);
-    } else {
-      const outcome = outcomeOf(result.error.code);
-      this.#placements.add(1, { outcome, reason: result.error.code });
-      this.#duration.record(seconds, { outcome });
-    }
-    return result;
-  }
-
-  release(result: Result<unknown>): void {
-    this.#releases.add(1, result.ok ? this.#ok : { outcome: outcomeOf(result.error.code), reason: result.error.code });
-  }
-}
 
 const LIVENESS = ['ready', 'suspect', 'lost'] as const;
 const HEALTH = ['healthy', 'degraded', 'unhealthy', 'stopped'] as const;

@@ -1,10 +1,22 @@
-import type { ManagerMetrics } from '@allot/core';
+import type { ManagerMetrics, PlaceReply, Result } from '@allot/core';
+import { metrics, type Counter, type Histogram } from '@opentelemetry/api';
 
 /** Latencies kept for percentiles: the most recent ones (a ring), so memory stays flat. */
 const WINDOW = 4096;
 
-/** Counters and a latency window for the cluster composite's getMetrics and exportTelemetry. */
-export class FlowMetrics {
+/** Refusals: the request was answered no (capacity, quota, rate, a bad request). Anything else failing is `error`. */
+const REFUSALS = new Set(['insufficient_capacity', 'quota_exceeded', 'rate_limited', 'invalid_request', 'conflict', 'not_found']);
+
+const outcomeOf = (code: string | undefined) => (code === undefined ? 'ok' : REFUSALS.has(code) ? 'refused' : 'error');
+
+/**
+ * The place flow's one metrics object: every place and release answered through ClusterManager is recorded here once,
+ * for both readers. The cluster composite's getMetrics / exportTelemetry read the counters and the latency window;
+ * Prometheus reads, through @opentelemetry/api (no-ops unless main.ts registered the SDK before the coordinator
+ * started), allot_placements_total{outcome,reason}, allot_placement_duration_seconds{outcome} and
+ * allot_releases_total{outcome,reason}.
+ */
+export class PlaceMetrics {
   readonly startedAt = Date.now();
   placements = 0;
   releases = 0;
@@ -12,12 +24,41 @@ export class FlowMetrics {
   readonly refusals: Record<string, number> = {};
   readonly #latencies = new Float64Array(WINDOW);
   #count = 0;
+  readonly #placements: Counter;
+  readonly #duration: Histogram;
+  readonly #releases: Counter;
+  readonly #ok = { outcome: 'ok', reason: 'none' };
+  readonly #okDuration = { outcome: 'ok' };
 
-  recordPlace(ms: number, code: string | undefined): void {
+  constructor() {
+    const meter = metrics.getMeter('allot');
+    this.#placements = meter.createCounter('allot_placements_total', { description: 'Place requests answered by this coordinator, by outcome (ok, refused, error) and reason (the error code)' });
+    this.#duration = meter.createHistogram('allot_placement_duration_seconds', { description: 'Time from a place request to its reply, agent round trips included', unit: 's' });
+    this.#releases = meter.createCounter('allot_releases_total', { description: 'Release requests answered by this coordinator, by outcome and reason' });
+  }
+
+  /** One place answered, `ms` after it arrived. */
+  recordPlace(ms: number, result: Result<PlaceReply>): void {
     this.#latencies[this.#count % WINDOW] = ms;
     this.#count += 1;
-    if (code === undefined) this.placements += 1;
-    else this.refusals[code] = (this.refusals[code] ?? 0) + 1;
+    if (result.ok) {
+      this.placements += 1;
+      this.preemptions += result.value.preempted.length;
+      this.#placements.add(1, this.#ok);
+      this.#duration.record(ms / 1000, this.#okDuration);
+      return;
+    }
+    const code = result.error.code;
+    this.refusals[code] = (this.refusals[code] ?? 0) + 1;
+    const outcome = outcomeOf(code);
+    this.#placements.add(1, { outcome, reason: code });
+    this.#duration.record(ms / 1000, { outcome });
+  }
+
+  /** One release answered. */
+  recordRelease(result: Result<unknown>): void {
+    if (result.ok) this.releases += 1;
+    this.#releases.add(1, result.ok ? this.#ok : { outcome: outcomeOf(result.error.code), reason: result.error.code });
   }
 
   snapshot(): ManagerMetrics {
