@@ -46,4 +46,19 @@ describe('RetainedById', () => {
     expect(table.get('n1:7')).toBe(newer);
     expect(table.size).toBe(1);
   });
+
+  it('keeps one entry for an id placed in the overflow and set again once its cell is free', () => {
+    const table = new RetainedById<{ allocation: { id: string } }>('n1', 4);
+    const first = entry('n1:1');
+    table.set(entry('n1:2049'));
+    table.set(first);
+    table.delete(table.get('n1:2049') as { allocation: { id: string } });
+    const again = entry('n1:1');
+    table.set(again);
+    expect(table.size).toBe(1);
+    expect(table.get('n1:1')).toBe(again);
+    table.delete(again);
+    expect(table.size).toBe(0);
+    expect(table.get('n1:1')).toBeUndefined();
+  });
 });

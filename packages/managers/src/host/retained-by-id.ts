@@ -61,7 +61,8 @@ export class RetainedById<T extends { readonly allocation: { readonly id: string
       const at = n & this.#mask;
       const cell = this.#cells[at];
       if (cell === undefined || cell.allocation.id === id) {
-        if (cell === undefined) this.#count += 1;
+        // An id that went to the overflow while its cell was taken moves back here once the cell is free: one entry.
+        if (cell === undefined && !(this.#overflow.size > 0 && this.#overflow.delete(id))) this.#count += 1;
         this.#cells[at] = entry;
         return;
       }
