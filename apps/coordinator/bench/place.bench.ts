@@ -143,11 +143,10 @@ try {
     // A place is at least two request/reply hops (client -> coordinator -> agent), each costing what one hop of the
     // "client and fake agents" figure costs, plus its KV writes; on shared cores the costs add up. The counting batch
     // carries every place queued meanwhile, one tenant or many (a stream handles its batches in turn): per place a
-    // share of a grouped batch (measured with 100 tenants), plus the `placed` write (the create+CAS pair rate is an
-    // upper bound of it).
+    // share of a grouped batch (measured with 100 tenants), plus the `placed` write (half of a create+CAS pair).
     const hops = 2 / agentsAlone;
     const groupShare = kv.groupBatchP50Ms / 1000 / GROUP_TENANTS;
-    const boundOneTenant = Math.round(1 / (hops + 1 / kv.casPerSecond + groupShare));
+    const boundOneTenant = Math.round(1 / (hops + 1 / (2 * kv.casPerSecond) + groupShare));
     const boundManyTenants = boundOneTenant;
     const [load1 = 0, load5 = 0] = loadavg();
     console.log(
