@@ -135,3 +135,61 @@ describe('replay refusals', () => {
     expect(!refused.ok && refused.error.code).toBe('conflict');
   });
 });
+
+describe('release, activate and check as a caller sees them', () => {
+  it('names what is wrong with a release: no target, an unknown one, another request, a reused release id', async () => {
+    const { host: h } = host();
+    const a = unwrap(await h.allocate(vm('a', 1024, 1)));
+    const b = unwrap(await h.allocate(vm('b', 1024, 1)));
+    const missing = await h.release({ requestId: 'r0' } as never);
+    // The host's parser refuses it before HostState sees it (HostState's own refusal is defence in depth).
+    expect(!missing.ok && missing.error).toMatchObject({ code: 'invalid_request', message: 'allocationId: name the allocation by allocationId or allocationRequestId' });
+    const unknown = await h.release({ requestId: 'r1', allocationRequestId: 'nobody' });
+    expect(!unknown.ok && unknown.error).toMatchObject({ code: 'not_found', message: 'no allocation nobody on node n1', details: { allocationRequestId: 'nobody' } });
+    const mismatch = await h.release({ requestId: 'r2', allocationId: a.id, allocationRequestId: 'b' });
+    expect(!mismatch.ok && mismatch.error).toMatchObject({ code: 'invalid_request', message: `allocation ${a.id} was not created by request b`, details: { field: 'allocationRequestId' } });
+    expect(unwrap(await h.release({ requestId: 'r3', allocationRequestId: 'a' })).status).toBe('released');
+    const reused = await h.release({ requestId: 'r3', allocationId: b.id });
+    expect(!reused.ok && reused.error).toMatchObject({ code: 'conflict', message: `release request id r3 was already used to release ${a.id}`, details: { requestId: 'r3', allocationId: a.id } });
+    // Releasing what is released again succeeds and journals nothing.
+    expect(unwrap(await h.release({ requestId: 'r4', allocationId: a.id, allocationRequestId: 'a' })).status).toBe('released');
+    expect(unwrap(await h.getAllocations({})).map((x) => x.id)).toEqual([b.id]);
+  });
+
+  it('says whether a reservation that cannot be activated expired, was released or never existed', async () => {
+    const clock = new FakeClock();
+    const { host: h } = host('n1', clock);
+    const expiring = unwrap(await h.reserve(vm('e', 1024, 1, { reservation: { ttlMs: 1_000 } })));
+    const released = unwrap(await h.reserve(vm('r', 1024, 1, { reservation: { ttlMs: 60_000 } })));
+    unwrap(await h.release({ requestId: 'rel', allocationId: released.id }));
+    clock.advance(1_000);
+    await h.getUsage();
+    const late = await h.activateReservation(expiring.id, 'act-1');
+    expect(!late.ok && late.error).toMatchObject({ code: 'conflict', message: `allocation ${expiring.id} is no longer held (its reservation expired at ${clock.now()})`, details: { allocationId: expiring.id, status: 'released' } });
+    const gone = await h.activateReservation(released.id, 'act-2');
+    expect(!gone.ok && gone.error.message).toBe(`allocation ${released.id} is no longer held (released at ${clock.now() - 1_000})`);
+    const never = await h.activateReservation('n1:99', 'act-3');
+    expect(!never.ok && never.error).toMatchObject({ code: 'not_found', message: 'no reservation n1:99 on node n1', details: { allocationId: 'n1:99' } });
+    // Activating an active allocation is a no-op that succeeds.
+    const active = unwrap(await h.allocate(vm('x', 512, 1)));
+    expect(unwrap(await h.activateReservation(active.id, 'act-4')).status).toBe('active');
+  });
+
+  it('check gives the figures of every resource and the cordon as the reason', async () => {
+    const { host: h } = host();
+    unwrap(await h.allocate(vm('a', 4096, 2)));
+    const fits = unwrap(await h.checkAvailability(vm('b', 2048, 1)));
+    expect(fits.fits).toBe(true);
+    expect(fits.figures['memory']).toMatchObject({ requested: 2048, free: 12288, effectiveCapacity: 16384 });
+    expect(fits.figures['cpu']).toMatchObject({ requested: 1 });
+    const tooBig = unwrap(await h.checkAvailability(vm('c', 20_000, 1)));
+    expect(tooBig).toMatchObject({ fits: false, reason: { code: 'insufficient_capacity' } });
+    unwrap(await h.setCordon(true, 'disk swap'));
+    const cordoned = unwrap(await h.checkAvailability(vm('d', 1024, 1)));
+    expect(cordoned).toMatchObject({ fits: false, reason: { code: 'unavailable', message: 'node n1 is cordoned: disk swap' } });
+    const refused = await h.allocate(vm('d', 1024, 1));
+    expect(!refused.ok && refused.error).toMatchObject({ code: 'unavailable', message: 'node n1 is cordoned: disk swap', details: { nodeId: 'n1', cordoned: true } });
+    // Cordoning again with the same reason journals nothing new.
+    unwrap(await h.setCordon(true, 'disk swap'));
+  });
+});
