@@ -6,8 +6,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configureReaper, engine, removeLabelled } from './docker.ts';
 import { ensureImages, type ChaosImages } from './images.ts';
 import { runScenario, type FaultPlan } from './scenario.ts';
+import { ChaosSecurity } from './security.ts';
+import { COORDINATORS, HOSTS } from './topology.ts';
 
 let images: ChaosImages;
+/** The suite's secured deployment (generated once; each scenario gets its own server certificate and mounts). */
+let security: ChaosSecurity | undefined;
 /** Cluster start, the 20 s storm, client retries up to 45 s, convergence and the quota settling (up to 60 s each), the audit. */
 const SCENARIO_TIMEOUT_MS = 360_000;
 
@@ -16,6 +20,9 @@ beforeAll(async () => {
   console.log(await configureReaper());
   const removed = await removeLabelled();
   if (removed.containers + removed.networks > 0) console.log(`removed ${removed.containers} containers and ${removed.networks} networks left by an earlier run`);
+  const generated = Date.now();
+  security = await ChaosSecurity.generate(HOSTS.map((h) => h.nodeId), COORDINATORS);
+  console.log(`credentials: ${security.deployment.identities.length} identities generated in ${((Date.now() - generated) / 1000).toFixed(1)} s`);
   const built = await ensureImages();
   images = built.images;
   for (const r of built.reports) console.log(`image ${r.image}: ${r.built ? `built in ${(r.ms / 1000).toFixed(1)} s` : 'cached'}, ${r.sizeMiB} MiB`);
@@ -23,10 +30,12 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await removeLabelled().catch(() => undefined);
+  await security?.remove();
 });
 
 async function scenario(name: string, seed: number, faults: FaultPlan): Promise<void> {
-  const result = await runScenario(images, name, seed, faults);
+  if (security === undefined) throw new Error('chaos: no deployment (set-up failed)');
+  const result = await runScenario(images, security, name, seed, faults);
   console.log(result.table);
   const failed = result.verdicts.filter((v) => !v.ok);
   expect(failed.map((v) => `${v.name}: ${v.problems.slice(0, 3).join('; ')}`)).toEqual([]);

@@ -10,6 +10,8 @@ import { auditReplies, auditReservations, auditTenantLimits, replayLedger, type 
 import { Workload, type WorkloadOptions } from './clients.ts';
 import { CHAOS_LABEL, docker } from './docker.ts';
 import type { ChaosImages } from './images.ts';
+import { auditSecured } from './secured.ts';
+import type { ChaosSecurity } from './security.ts';
 import { ChaosCluster, HOSTS } from './topology.ts';
 
 /** The coordinators' view must equal the agents' truth within this long after the last fault healed and the last
@@ -40,13 +42,13 @@ export type ScenarioResult = { name: string; verdicts: Verdict[]; table: string;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-export async function runScenario(images: ChaosImages, name: string, seed: number, faults: FaultPlan, workload: Partial<WorkloadOptions> = {}): Promise<ScenarioResult> {
+export async function runScenario(images: ChaosImages, security: ChaosSecurity, name: string, seed: number, faults: FaultPlan, workload: Partial<WorkloadOptions> = {}): Promise<ScenarioResult> {
   const runId = `${name}-${Date.now().toString(36)}`;
   const started = Date.now();
   let cluster: ChaosCluster | undefined;
   const tmp = await mkdtemp(join(tmpdir(), `allot-chaos-${name}-`));
   try {
-    cluster = await ChaosCluster.start(images, runId);
+    cluster = await ChaosCluster.start(images, runId, security, join(tmp, 'credentials'));
     const c = cluster;
     for (const quota of TENANT_QUOTAS) await retry(() => c.sched('quota.set', { requestId: `${name}-quota-${quota.tenantId}`, quota }), `quota.set ${quota.tenantId}`);
     const startupMs = Date.now() - started;
@@ -122,6 +124,9 @@ export async function runScenario(images: ChaosImages, name: string, seed: numbe
       note: `serving: ${serving.join(', ') || 'none'}`,
     };
 
+    // Every server, also one killed and restarted, still refuses strangers and keeps tenants off the agents.
+    const secured = await auditSecured(c, name);
+
     // Graceful stop (agents flush and close their ledgers), then the ledger files out of the stopped containers.
     const exitCodes: string[] = [];
     for (const id of ['c1', 'c2']) {
@@ -154,6 +159,7 @@ export async function runScenario(images: ChaosImages, name: string, seed: numbe
       auditTenantLimits(ledgers, TENANT_QUOTAS),
       convergence,
       coordinatorsServe,
+      secured,
       { name: 'no process crashed but those killed', ok: crashes.length === 0, problems: crashes, note: c.killed.size > 0 ? `killed on purpose: ${[...c.killed].join(', ')}` : undefined } as Verdict,
     ];
     const recovered = c.recoveries.map((r) => `${r.member} ${r.ms === undefined ? 'never' : `${r.ms} ms`}`).join(', ') || '-';
@@ -168,9 +174,12 @@ export async function runScenario(images: ChaosImages, name: string, seed: numbe
     );
     return { name, verdicts, table, convergenceMs, quotaSettledMs: settle.ms };
   } finally {
+    const tearDown = Date.now();
     await cluster?.close();
+    const closed = Date.now();
     await removeRun(runId);
     await rm(tmp, { recursive: true, force: true });
+    console.log(`${name}: teardown ${((Date.now() - tearDown) / 1000).toFixed(1)} s (connections closed in ${((closed - tearDown) / 1000).toFixed(1)} s)`);
   }
 }
 

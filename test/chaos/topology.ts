@@ -1,19 +1,41 @@
 /**
  * The chaos topology, every process in its own container on one Docker network: a three-node NATS cluster with
- * JetStream (streams and KV R3), two coordinators, five agents on simulated hosts. The test process is the scheduler:
- * it connects to the NATS cluster through the mapped client ports. Faults are applied through the engine's API.
+ * JetStream (streams and KV R3), two coordinators, five agents on simulated hosts, all secured (security.ts): TLS
+ * everywhere, routes included, and each process and client with its own identity and only its role's permissions.
+ * The test process is the schedulers (one identity per tenant), the operator, the reader and the auditor: it connects
+ * to the NATS cluster through the mapped client ports. Faults are applied through the engine's API.
  */
 import { spawn } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
-import { AGENT_ENDPOINTS, agentSubject, COORDINATOR_SERVICE_NAME, err, ok, SCHED_ENDPOINTS, schedSubject, schedSubjectFor, type AgentVerb, type Allocation, type Result, type SchedVerb } from '@allot/core';
-import { requestTyped, type Output } from '@allot/nats';
+import {
+  AGENT_ENDPOINTS,
+  agentSubject,
+  COORDINATOR_SERVICE_NAME,
+  err,
+  isTenantVerb,
+  ok,
+  OPERATOR_VERBS,
+  SCHED_ENDPOINTS,
+  schedSubject,
+  schedSubjectFor,
+  tenantOfBody,
+  type AgentVerb,
+  type Allocation,
+  type NatsConnectionConfig,
+  type Result,
+  type SchedVerb,
+} from '@allot/core';
+import { connectOptionsFrom, requestTyped, type Output } from '@allot/nats';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { GenericContainer, Wait } from 'testcontainers';
+import { setupStorage } from '../../apps/cli/src/security/setup.ts';
+import type { Role } from '../../apps/cli/src/security/roles.ts';
 import { freePort } from '../harness/net.ts';
 import { waitFor } from '../harness/wait.ts';
 import { CHAOS_LABEL, containerLogLines, docker, type Docker } from './docker.ts';
 import type { ChaosImages } from './images.ts';
+import { CREDENTIALS_DIR, NATS_CONFIG_DIR, TENANTS, type ChaosSecurity } from './security.ts';
 
 export type HostSpec = { nodeId: string; cores: number; memoryMiB: number; cpuOvercommit: number; memoryOvercommit: number };
 export type MemberKind = 'nats' | 'agent' | 'coordinator';
@@ -45,7 +67,7 @@ const COORDINATOR_CONFIG_PATH = '/etc/allot/coordinator.json';
 /** Allocations per `allocations` page when the auditor lists a node (small, so a listing really pages). */
 export const LIST_PAGE_SIZE = 100;
 const NATS = ['n1', 'n2', 'n3'];
-const COORDINATORS = ['c1', 'c2'];
+export const COORDINATORS = ['c1', 'c2'];
 
 export type SchedReply<V extends SchedVerb> = Output<(typeof SCHED_ENDPOINTS)[V]['reply']>;
 export type AgentReplyOf<V extends AgentVerb> = Output<(typeof AGENT_ENDPOINTS)[V]['reply']>;
@@ -65,45 +87,70 @@ export class ChaosCluster {
   readonly #seenExits = new Map<string, number>();
   /** Members the scenario killed at some point (their kill is not a crash; their logs are still read). */
   readonly killed = new Set<string>();
+  /** The auditor (an admin identity): calls agents directly and pings the coordinators, which only admins may. */
   nc!: NatsConnection;
+  /** One scheduler connection per tenant, the operator's and the reader's. */
+  readonly #tenants = new Map<string, NatsConnection>();
+  #operator!: NatsConnection;
+  #reader!: NatsConnection;
   #docker!: Docker;
   #images: ChaosImages;
+  readonly #security: ChaosSecurity;
+  /** Host directories of this run's credential mounts. */
+  readonly #runDir: string;
   #natsPorts: number[] = [];
   #monitor: NodeJS.Timeout | undefined;
   #lastStatus = new Map<string, string>();
 
-  private constructor(runId: string, images: ChaosImages) {
+  private constructor(runId: string, images: ChaosImages, security: ChaosSecurity, runDir: string) {
     this.runId = runId;
     this.network = `allot-chaos-${runId}`;
     this.#images = images;
+    this.#security = security;
+    this.#runDir = runDir;
   }
 
-  static async start(images: ChaosImages, runId: string): Promise<ChaosCluster> {
-    const c = new ChaosCluster(runId, images);
+  /** `runDir`: a private host directory for this run's credential mounts (removed by the caller). */
+  static async start(images: ChaosImages, runId: string, security: ChaosSecurity, runDir: string): Promise<ChaosCluster> {
+    const c = new ChaosCluster(runId, images, security, runDir);
     c.#docker = await docker();
     await c.#docker.createNetwork({ Name: c.network, Driver: 'bridge', Labels: { [CHAOS_LABEL]: runId } });
     c.#natsPorts = await Promise.all(NATS.map(() => freePort()));
-    await Promise.all(NATS.map((n, i) => c.#startNats(n, c.#natsPorts[i] as number)));
-    c.nc = await connect({
-      servers: c.#natsPorts.map((p) => `127.0.0.1:${p}`),
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 200,
-      ignoreClusterUpdates: true,
-      name: 'chaos-scheduler',
-    });
-    // JetStream needs its meta leader before anyone creates R3 streams.
-    await waitFor(
-      async () => {
-        try {
-          const jsm = await jetstreamManager(c.nc, { timeout: 2_000 });
-          await jsm.getAccountInfo();
-          return true;
-        } catch {
-          return false;
-        }
-      },
-      { timeoutMs: 60_000, intervalMs: 250, message: 'JetStream meta leader of the NATS cluster' },
-    );
+    const natsConfig = await security.mountNatsConfig(runDir, NATS.map((n) => c.#name(n)));
+    await Promise.all(NATS.map((n, i) => c.#startNats(n, c.#natsPorts[i] as number, natsConfig)));
+    // Deploy time: the admin identity makes the streams and buckets (R3), which agents and coordinators may not.
+    // JetStream needs its meta leader first.
+    const admin = await c.connectAs('admin', 'admin');
+    try {
+      await waitFor(
+        async () => {
+          try {
+            const jsm = await jetstreamManager(admin, { timeout: 2_000 });
+            await jsm.getAccountInfo();
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        { timeoutMs: 60_000, intervalMs: 250, message: 'JetStream meta leader of the NATS cluster' },
+      );
+      let made: Result<string[]> = err('unavailable', 'not tried');
+      await waitFor(
+        async () => {
+          made = await setupStorage(admin, 3);
+          return made.ok;
+        },
+        { timeoutMs: 60_000, intervalMs: 500, message: 'allot security setup (streams and buckets, R3)' },
+      ).catch((e: unknown) => {
+        throw new Error(`${(e as Error).message}: ${made.ok ? '' : made.error.message}`, { cause: e });
+      });
+    } finally {
+      await admin.close().catch(() => undefined);
+    }
+    c.nc = await c.connectAs('admin', 'auditor');
+    for (const t of TENANTS) c.#tenants.set(t, await c.connectAs('scheduler', t));
+    c.#operator = await c.connectAs('operator', 'operator');
+    c.#reader = await c.connectAs('reader', 'reader');
     await Promise.all(HOSTS.map((h) => c.#startAgent(h)));
     await Promise.all(COORDINATORS.map((id) => c.#startCoordinator(id)));
     c.#monitor = setInterval(() => void c.#poll(), 500);
@@ -115,8 +162,34 @@ export class ChaosCluster {
     return `allot-chaos-${this.runId}-${short}`;
   }
 
+  /** The client URLs inside the network (TLS: the server certificate names the containers). */
   get natsUrls(): string[] {
-    return NATS.map((n) => `nats://${this.#name(n)}:4222`);
+    return NATS.map((n) => `tls://${this.#name(n)}:4222`);
+  }
+
+  /** The client URLs the test process connects through, one per server (the mapped ports). */
+  get clientUrls(): string[] {
+    return this.#natsPorts.map((p) => `tls://127.0.0.1:${p}`);
+  }
+
+  /** The test's connection config as `role`/`name` to the given servers (default: all three). */
+  clientConfig(role: Role, name: string, servers = this.clientUrls): NatsConnectionConfig {
+    return this.#security.client(role, name, servers);
+  }
+
+  /** Connects the test process as `role`/`name`: its nkey, client certificate and private reply inbox. */
+  async connectAs(role: Role, name: string): Promise<NatsConnection> {
+    const options = await connectOptionsFrom(this.clientConfig(role, name), `chaos-${role}-${name}`);
+    if (!options.ok) throw new Error(`chaos: ${role} ${name}: ${options.error.message}`);
+    // Reconnect as quickly as the unsecured suite did (nats.js waits up to 1 s more on TLS otherwise).
+    return connect({ ...options.value, reconnectTimeWait: 200, reconnectJitter: 100, reconnectJitterTLS: 100, ignoreClusterUpdates: true });
+  }
+
+  /** The scheduler connection of a tenant (the workers of one tenant share it). */
+  tenant(tenantId: string): NatsConnection {
+    const nc = this.#tenants.get(tenantId);
+    if (nc === undefined) throw new Error(`chaos: no scheduler identity for tenant ${tenantId}`);
+    return nc;
   }
 
   async #run(short: string, kind: MemberKind, container: GenericContainer): Promise<void> {
@@ -130,20 +203,22 @@ export class ChaosCluster {
     this.members.set(short, { name, kind, short, id: started.getId() });
   }
 
-  async #startNats(short: string, port: number): Promise<void> {
-    const routes = NATS.filter((n) => n !== short).map((n) => `nats://${this.#name(n)}:6222`);
+  async #startNats(short: string, port: number, configDir: string): Promise<void> {
     const c = new GenericContainer(this.#images.nats)
-      .withCommand(['--name', short, '-js', '--store_dir', '/data', '-p', '4222', '--cluster_name', 'allot-chaos', '--cluster', 'nats://0.0.0.0:6222', '--routes', routes.join(','), '--no_advertise'])
+      .withBindMounts([{ source: configDir, target: NATS_CONFIG_DIR, mode: 'ro' }])
+      .withCommand(['-c', `${NATS_CONFIG_DIR}/nats.conf`, '--name', short])
       .withExposedPorts({ container: 4222, host: port })
       .withWaitStrategy(Wait.forLogMessage(/Server is ready/));
     await this.#run(short, 'nats', c);
   }
 
   async #startAgent(h: HostSpec): Promise<void> {
+    const credentials = await this.#security.mountIdentity(this.#runDir, 'agent', h.nodeId, this.natsUrls);
     const c = new GenericContainer(this.#images.agent)
+      .withBindMounts([{ source: credentials.hostDir, target: CREDENTIALS_DIR, mode: 'ro' }])
       .withEnvironment({
+        ...credentials.env,
         ALLOT_NODE_ID: h.nodeId,
-        ALLOT_NATS_SERVERS: this.natsUrls.join(','),
         ALLOT_SIMULATED_HOST: `cores=${h.cores},memoryMiB=${h.memoryMiB}`,
         ALLOT_CPU_OVERCOMMIT: String(h.cpuOvercommit),
         ALLOT_MEMORY_OVERCOMMIT: String(h.memoryOvercommit),
@@ -151,25 +226,23 @@ export class ChaosCluster {
         ALLOT_HEARTBEAT_MS: String(HEARTBEAT_MS),
         ALLOT_USAGE_PUBLISH_MIN_INTERVAL_MS: '50',
         ALLOT_LOG_LEVEL: 'info',
-        // The images run with NODE_ENV=production; this test cluster has neither NATS credentials nor TLS.
-        ALLOT_NATS_INSECURE: 'true',
       })
       .withWaitStrategy(Wait.forLogMessage(/"msg":"agent ready"/));
     await this.#run(h.nodeId, 'agent', c);
   }
 
   async #startCoordinator(id: string): Promise<void> {
+    const credentials = await this.#security.mountIdentity(this.#runDir, 'coordinator', id, this.natsUrls);
     const c = new GenericContainer(this.#images.coordinator)
+      .withBindMounts([{ source: credentials.hostDir, target: CREDENTIALS_DIR, mode: 'ro' }])
       .withEnvironment({
+        ...credentials.env,
         ALLOT_COORDINATOR_ID: id,
-        ALLOT_NATS_SERVERS: this.natsUrls.join(','),
         ALLOT_REPLICAS: '3',
         ALLOT_SUSPECT_AFTER_MS: String(SUSPECT_AFTER_MS),
         ALLOT_LOST_AFTER_MS: String(LOST_AFTER_MS),
         ALLOT_AGENT_TIMEOUT_MS: '2000',
         ALLOT_LOG_LEVEL: 'info',
-        // The images run with NODE_ENV=production; this test cluster has neither NATS credentials nor TLS.
-        ALLOT_NATS_INSECURE: 'true',
       })
       .withCopyContentToContainer([{ content: JSON.stringify(COORDINATOR_CONFIG), target: COORDINATOR_CONFIG_PATH, mode: 0o644 }])
       .withCommand(['--config', COORDINATOR_CONFIG_PATH])
@@ -322,8 +395,10 @@ export class ChaosCluster {
     return containerLogLines(this.#docker, this.member(short).id);
   }
 
+  /** A coordinator request as the identity whose role it is: the body's tenant for tenant verbs, else operator or reader. */
   sched<V extends SchedVerb>(verb: V, payload: unknown, timeoutMs = 5_000): Promise<Result<SchedReply<V>>> {
-    return requestTyped(this.nc, schedSubjectFor(verb, payload) ?? schedSubject(verb, 'unnamed'), payload, SCHED_ENDPOINTS[verb].reply, { timeoutMs }) as Promise<Result<SchedReply<V>>>;
+    const nc = isTenantVerb(verb) ? this.tenant(tenantOfBody(verb, payload) ?? 'unnamed') : (OPERATOR_VERBS as readonly string[]).includes(verb) ? this.#operator : this.#reader;
+    return requestTyped(nc, schedSubjectFor(verb, payload) ?? schedSubject(verb, 'unnamed'), payload, SCHED_ENDPOINTS[verb].reply, { timeoutMs }) as Promise<Result<SchedReply<V>>>;
   }
 
   agent<V extends AgentVerb>(nodeId: string, verb: V, payload: unknown, timeoutMs = 5_000): Promise<Result<AgentReplyOf<V>>> {
@@ -397,6 +472,8 @@ export class ChaosCluster {
 
   async close(): Promise<void> {
     if (this.#monitor !== undefined) clearInterval(this.#monitor);
-    if (this.nc !== undefined && !this.nc.isClosed()) await this.nc.close().catch(() => undefined);
+    for (const nc of [this.nc, this.#operator, this.#reader, ...this.#tenants.values()]) {
+      if (nc !== undefined && !nc.isClosed()) await nc.close().catch(() => undefined);
+    }
   }
 }

@@ -1,0 +1,40 @@
+/**
+ * The "secured" verdict against a NATS server without credentials or TLS (no containers): it must fail, so a chaos
+ * run in which it passes shows the cluster really refused strangers and kept tenants off the agents.
+ */
+import { ok } from '@allot/core';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanupAll, startNatsServer } from '../harness/index.ts';
+import { auditSecured, type SecuredTarget } from './secured.ts';
+
+let tenant: NatsConnection;
+let target: SecuredTarget;
+
+beforeAll(async () => {
+  const server = await startNatsServer({ jetstream: false });
+  tenant = await connect({ servers: [server.url] });
+  const urls = [server.url, server.url, server.url];
+  target = {
+    clientUrls: urls,
+    clientConfig: (_role, _name, servers = urls) => ({ servers, requestTimeoutMs: 2_000 }),
+    // The auditor sees a1 healthy and holding nothing: only the server's answers decide the verdict.
+    agent: (async (_nodeId: string, verb: string) => ok(verb === 'allocations' ? { allocations: [], truncated: false } : { nodeId: 'a1' })) as unknown as SecuredTarget['agent'],
+    tenant: () => tenant,
+  };
+}, 30_000);
+
+afterAll(async () => {
+  await tenant?.close();
+  await cleanupAll();
+});
+
+describe('the secured verdict', () => {
+  it('fails on an open server: anyone connects, and a tenant is refused nothing by the server', async () => {
+    const verdict = await auditSecured(target, 'open');
+    expect(verdict.ok).toBe(false);
+    expect(verdict.problems.filter((p) => p.includes('let in a client with plain, no credentials'))).toHaveLength(3);
+    expect(verdict.problems.some((p) => p.startsWith("t0 -> allot.agent.a1.allocate was not refused by the server's permissions"))).toBe(true);
+    expect(verdict.problems.some((p) => p.startsWith("t0 -> allot.sched.t1.place was not refused by the server's permissions"))).toBe(true);
+  });
+});
