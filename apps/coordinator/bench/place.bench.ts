@@ -8,6 +8,7 @@
  * the load average; asserts nothing.
  *   node apps/coordinator/bench/place.bench.ts [nodeCounts=3,100,1000,real3] [sequential=300] [pipelined=5000]
  * BENCH_REPLICAS=3: a 3-server cluster and every stream and bucket with 3 replicas (default: one server, 1 replica).
+ * BENCH_COORDINATORS=2: two coordinators (in this process, or each its own with BENCH_COORDINATOR=process).
  */
 import { decide, type ClusterIndex } from '@allot/placement';
 import { PlaceRequestSchema } from '@allot/core';
@@ -30,6 +31,7 @@ const WINDOW = 256;
 /** Tenants of the many-tenants run (each place names tenant i % TENANTS). */
 const TENANTS = 1_000;
 const OWN_PROCESS = process.env['BENCH_COORDINATOR'] === 'process';
+const COORDINATORS = Number(process.env['BENCH_COORDINATORS'] ?? 1);
 const REPLICAS = Number(process.env['BENCH_REPLICAS'] ?? 1);
 
 // Everyone connects to the first server; with 3 replicas the streams' leaders may be on any of them.
@@ -65,23 +67,28 @@ try {
     }
     const coordinatorConfig = { coordinatorId: `bench-${prefix}`, replicas: REPLICAS, liveness: { lostAfterMs: 600_000, suspectAfterMs: 600_000 } };
     // BENCH_COORDINATOR=process runs the coordinator as its own process (src/main.ts), as deployed: it then does not
-    // share an event loop with the client and the fake agents. Default: in this process.
+    // share an event loop with the client and the fake agents. Default: in this process. BENCH_COORDINATORS=N runs N
+    // of them (one queue group: NATS spreads the requests, so they write the same tenants' usage records).
     let inProcess: Awaited<ReturnType<typeof startTestCoordinator>> | undefined;
-    let stopCoordinator: () => Promise<void>;
-    if (OWN_PROCESS) {
-      const file = join(await tempDir('bench-coordinator'), 'c.json');
-      await writeFile(file, JSON.stringify({ ...coordinatorConfig, nats: { servers: [server.url] }, logLevel: 'info' }));
-      const child = spawnProcess({ name: 'bench coordinator', script: COORDINATOR_MAIN, args: ['--config', file], env: { ALLOT_LOG_FORMAT: 'json' } });
-      await child.waitForLine(isLogMsg('coordinator ready'), 60_000);
-      stopCoordinator = async () => void (await child.stop());
-    } else {
-      inProcess = await startTestCoordinator(server.url, coordinatorConfig);
-      const c = inProcess;
-      stopCoordinator = async () => {
-        await c.coordinator.stop();
-        await c.nc.close();
-      };
+    const stops: (() => Promise<void>)[] = [];
+    for (let k = 0; k < COORDINATORS; k++) {
+      const config = { ...coordinatorConfig, coordinatorId: `${coordinatorConfig.coordinatorId}-${k}` };
+      if (OWN_PROCESS) {
+        const file = join(await tempDir('bench-coordinator'), 'c.json');
+        await writeFile(file, JSON.stringify({ ...config, nats: { servers: [server.url] }, logLevel: 'info' }));
+        const child = spawnProcess({ name: `bench coordinator ${k}`, script: COORDINATOR_MAIN, args: ['--config', file], env: { ALLOT_LOG_FORMAT: 'json' } });
+        await child.waitForLine(isLogMsg('coordinator ready'), 60_000);
+        stops.push(async () => void (await child.stop()));
+      } else {
+        const c = await startTestCoordinator(server.url, config);
+        inProcess ??= c;
+        stops.push(async () => {
+          await c.coordinator.stop();
+          await c.nc.close();
+        });
+      }
     }
+    const stopCoordinator = async () => void (await Promise.all(stops.map((stop) => stop())));
     const nc = await connectTo(server.url, 'bench-hop');
     const { requestTyped } = await import('@allot/nats');
     const { schedSubject, PlaceReplySchema, agentSubject } = await import('@allot/core');
@@ -154,6 +161,7 @@ try {
         nodes: n,
         replicas: REPLICAS,
         coordinator: OWN_PROCESS ? 'own process' : 'bench process',
+        coordinators: COORDINATORS,
         agents: real ? 'real processes' : 'in-process fakes',
         sequential: { count: SEQUENTIAL, p50Ms: +quantile(seq, 0.5).toFixed(3), p99Ms: +quantile(seq, 0.99).toFixed(3) },
         bareTwoHop: { p50Ms: +quantile(bare, 0.5).toFixed(3), p99Ms: +quantile(bare, 0.99).toFixed(3) },
