@@ -44,11 +44,10 @@ export interface HostManagerOptions {
   readonly durable?: () => Promise<DurableState>;
   readonly clock?: Clock;
   readonly releasedRetentionMs?: number;
-  /** Health stays Degraded this long after a crash. */
-  readonly crashWindowMs?: number;
-  /** Timeout of every ask to the actor (none when omitted: in-process asks to a live actor always answer). */
-  readonly askTimeoutMs?: number;
 }
+
+/** Health stays Degraded this long after a crash. */
+const CRASH_WINDOW_MS = 300_000;
 
 /** What the agent publishes: one consistent view taken inside one turn. */
 export interface HostView {
@@ -117,11 +116,10 @@ export class HostManager implements ResourceManager {
   readonly name = 'composite';
   readonly nodeId: string;
   readonly #slices: readonly ResourceSlice[];
-  readonly clock: Clock;
+  readonly #clock: Clock;
   readonly journal: Journal;
   readonly #durable: (() => Promise<DurableState>) | undefined;
   readonly #retentionMs: number | undefined;
-  readonly #askTimeoutMs: number | undefined;
   readonly #supervisor: Supervisor<Turn, unknown>;
   readonly #actor: Actor<Turn, unknown>;
   readonly #metrics: MetricsRecorder;
@@ -146,18 +144,17 @@ export class HostManager implements ResourceManager {
   private constructor(options: HostManagerOptions) {
     this.nodeId = options.nodeId;
     this.#slices = [...options.slices];
-    this.clock = options.clock ?? systemClock;
+    this.#clock = options.clock ?? systemClock;
     this.journal = options.journal ?? new MemoryJournal();
     const journal = this.journal;
     this.#durable = options.durable ?? (isReplayable(journal) ? () => journal.load() : undefined);
     this.#retentionMs = options.releasedRetentionMs;
-    this.#askTimeoutMs = options.askTimeoutMs;
     this.#metrics = new MetricsRecorder(this.name);
     this.#core = this.#newCore();
     this.#supervisor = new Supervisor<Turn, unknown>({
       recover: () => this.#recover(),
-      degradedWindowMs: options.crashWindowMs ?? 300_000,
-      now: () => this.clock.now(),
+      degradedWindowMs: CRASH_WINDOW_MS,
+      now: () => this.#clock.now(),
     });
     this.#actor = new Actor<Turn, unknown>(this.#core, {
       name: this.name,
@@ -174,12 +171,12 @@ export class HostManager implements ResourceManager {
   }
 
   #newCore(): ManagerCore {
-    const state = new HostState({ nodeId: this.nodeId, now: () => this.clock.now(), releasedRetentionMs: this.#retentionMs });
+    const state = new HostState({ nodeId: this.nodeId, now: () => this.#clock.now(), releasedRetentionMs: this.#retentionMs });
     for (const slice of this.#slices) state.slices.set(slice.type, slice);
     return new ManagerCore({
       state,
       journal: this.journal,
-      clock: this.clock,
+      clock: this.#clock,
       post: (turn) => this.#actor.tell(turn),
       changed: (seq) => this.#emit(seq),
     });
@@ -216,7 +213,8 @@ export class HostManager implements ResourceManager {
   /** Runs a turn in the mailbox and turns a rejected ask (stopped, timeout, crash) into a Result. */
   async #ask<T>(turn: (core: ManagerCore) => unknown): Promise<Result<T>> {
     try {
-      return (await this.#actor.ask(turn as Turn, this.#askTimeoutMs === undefined ? undefined : { timeoutMs: this.#askTimeoutMs })) as Result<T>;
+      // No timeout: in-process asks to a live actor always answer.
+      return (await this.#actor.ask(turn as Turn)) as Result<T>;
     } catch (thrown) {
       return failure(thrown);
     }
@@ -310,7 +308,7 @@ export class HostManager implements ResourceManager {
     const started = performance.now();
     let asked: Promise<unknown>;
     try {
-      asked = this.#actor.ask(turn as Turn, this.#askTimeoutMs === undefined ? undefined : { timeoutMs: this.#askTimeoutMs });
+      asked = this.#actor.ask(turn as Turn);
     } catch (thrown) {
       asked = Promise.reject(thrown);
     }
