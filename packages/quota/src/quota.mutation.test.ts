@@ -2,9 +2,9 @@ import { TenantQuotaSchema, type TenantQuota } from '@allot/core';
 import { describe, expect, it } from 'vitest';
 import { checkQuota, vmsPerNodeAllows } from './check.ts';
 import { RateLimiter } from './rate-limiter.ts';
-import { admitPlacement, emptyUsageRecord, movePlacement, releasePlacement, usageOf, withQuota, type TenantUsageRecord } from './record.ts';
+import { admitPlacement, emptyUsageRecord, movePlacement, releasePlacement, TenantUsageRecordSchema, usageOf, withQuota, type TenantUsageRecord } from './record.ts';
 import { TokenBucket } from './token-bucket.ts';
-import { applyPlacement, applyRelease, emptyUsage } from './usage.ts';
+import { applyPlacement, applyRelease, emptyUsage, PlacementSchema } from './usage.ts';
 
 /*
  * Quota edges a user meets: rate changes in an existing quota, exact limits, moves between nodes, waits to the
@@ -213,5 +213,71 @@ describe('usage records', () => {
     expect(twice.value.usage.vms).toBe(2);
     expect(applyRelease(released.usage, { nodeId: 'a', memoryMiB: 50, vcpus: 1 })).toEqual(emptyUsage());
     expect(() => applyRelease(released.usage, { nodeId: 'a', memoryMiB: 1, vcpus: -1 })).toThrow(/invalid placement figures \(memoryMiB 1, vcpus -1\)/);
+  });
+});
+
+describe('more edges', () => {
+  it('a used tenant becomes the newest: eviction looks at the least recently used first', () => {
+    const sizeAfter = (reuseB: boolean): number => {
+      const limiter = new RateLimiter({ maxTenants: 2, evictionScan: 1 });
+      expect(limiter.admit(quota({ tenantId: 'b', placeRates: [{ count: 1, per: 'second' }] }), 'place', T0).ok).toBe(true);
+      expect(limiter.admit(quota({ tenantId: 'a', placeRates: [{ count: 1, per: 'hour' }] }), 'place', T0).ok).toBe(true);
+      if (reuseB) expect(limiter.admit(quota({ tenantId: 'b', placeRates: [{ count: 1, per: 'second' }] }), 'place', T0 + 1_000).ok).toBe(true);
+      // At T0 + 2 s b is full again, a (hourly) is not: only b can be dropped, and only if it is the oldest.
+      expect(limiter.admit(quota({ tenantId: 'c', placeRates: [{ count: 1, per: 'second' }] }), 'place', T0 + 2_000).ok).toBe(true);
+      return limiter.size;
+    };
+    expect(sizeAfter(false)).toBe(2);
+    expect(sizeAfter(true)).toBe(3);
+  });
+
+  it('drops nobody while under the tenant bound', () => {
+    const limiter = new RateLimiter({ maxTenants: 10 });
+    for (const t of ['a', 'b', 'c']) expect(limiter.admit(quota({ tenantId: t, placeRates: [{ count: 1, per: 'second' }] }), 'place', T0 + (t === 'c' ? 5_000 : 0)).ok).toBe(true);
+    expect(limiter.size).toBe(3);
+  });
+
+  it('sweeps a tenant only when every one of its buckets is full', () => {
+    const limiter = new RateLimiter();
+    expect(limiter.admit(quota({ placeRates: [{ count: 1, per: 'second' }, { count: 5, per: 'hour' }] }), 'place', T0).ok).toBe(true);
+    expect(limiter.sweep(T0 + 1_000)).toBe(0);
+    expect(limiter.sweep(T0 + 720_000)).toBe(1);
+  });
+
+  it('a full bucket waits 0, not less', () => {
+    const bucket = new TokenBucket({ count: 3, per: 'second' }, T0);
+    expect(bucket.waitFor(T0)).toBe(0);
+    expect(bucket.waitFor(T0, 3)).toBe(0);
+  });
+
+  it('checks maxVmsPerNode 0 only once a node is named', () => {
+    const q = quota({ maxVmsPerNode: 0 });
+    expect(checkQuota(q, emptyUsage(), { memoryMiB: 1, vcpus: 1 }).ok).toBe(true);
+    expect(checkQuota(q, emptyUsage(), { memoryMiB: 1, vcpus: 1, nodeId: 'a' }).ok).toBe(false);
+  });
+
+  it('names (root) when the request is not an object', () => {
+    const r = checkQuota(quota({}), emptyUsage(), null as never);
+    expect(!r.ok && r.error).toMatchObject({ code: 'invalid_request', details: { field: '(root)' } });
+    expect(!r.ok && r.error.message).toMatch(/^quota check: \(root\): ./);
+  });
+
+  it('validates a stored usage record: its counters and that its quota is its own', () => {
+    const record = { version: 2, tenantId: 'acme', quota: quota({ maxVms: 1 }), usage: usageOf([{ nodeId: 'a', memoryMiB: 1, vcpus: 1 }]) };
+    expect(TenantUsageRecordSchema.safeParse(record).success).toBe(true);
+    expect(TenantUsageRecordSchema.safeParse({ version: 2, tenantId: 'acme', usage: emptyUsage() }).success).toBe(true);
+    const other = TenantUsageRecordSchema.safeParse({ ...record, quota: quota({ tenantId: 'other' }) });
+    expect(other.success).toBe(false);
+    expect(other.error?.issues[0]).toMatchObject({ message: 'quota.tenantId must be the record tenantId', path: ['quota', 'tenantId'] });
+    expect(TenantUsageRecordSchema.safeParse({ ...record, usage: { ...record.usage, vms: -1 } }).success).toBe(false);
+    expect(TenantUsageRecordSchema.safeParse({ ...record, usage: { ...record.usage, vmsPerNode: { a: 0 } } }).success).toBe(false);
+    expect(PlacementSchema.safeParse({ nodeId: 'a', memoryMiB: 1, vcpus: 1 }).success).toBe(true);
+    expect(PlacementSchema.safeParse({ nodeId: 'a', memoryMiB: 1.5, vcpus: 1 }).success).toBe(false);
+  });
+
+  it('counts a VM without memory, and throws on fractional memory', () => {
+    expect(applyPlacement(emptyUsage(), { nodeId: 'a', memoryMiB: 0, vcpus: 1 })).toEqual({ vms: 1, vcpus: 1, memoryMiB: 0, vmsPerNode: { a: 1 } });
+    expect(() => applyPlacement(emptyUsage(), { nodeId: 'a', memoryMiB: 1.5, vcpus: 1 })).toThrow(RangeError);
+    expect(() => applyPlacement(emptyUsage(), { nodeId: 'a', memoryMiB: -1, vcpus: 1 })).toThrow(RangeError);
   });
 });
