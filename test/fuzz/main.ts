@@ -12,7 +12,7 @@ if (!Number.isInteger(count) || count < 1 || !Number.isInteger(seed)) {
   process.stderr.write('usage: pnpm fuzz [--count N] [--seed S] [--time-limit-s T]\n');
   process.exit(2);
 }
-let code = 1;
+let code: number;
 try {
   const cluster = await startFuzzCluster();
   const verdict = await fuzzCluster(cluster, { count, seed, timeLimitMs });

@@ -1,8 +1,8 @@
 import { unwrap, type Allocation } from '@allot/core';
 import { describe, expect, it } from 'vitest';
-import { eventOfRecord } from '../../agent/src/events.ts';
-import { ManagerFactory, MemoryJournal, topologyFixture } from '../../../packages/managers/src/index.ts';
-import { FakeClock } from '../../../packages/managers/src/testing/index.ts';
+import { eventOfRecord } from '@allot/agent';
+import { ManagerFactory, MemoryJournal, topologyFixture } from '@allot/managers';
+import { FakeClock } from '@allot/managers/testing';
 import { IntentStore } from './intents/intent-store.ts';
 import { handleEndingEvent } from './quota-events.ts';
 import { MemoryBucket } from './store/memory-bucket.ts';

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openLedger } from './index.ts';
 import { tempDir } from './testing/temp-dir.ts';
-import { seededRandom } from '../../placement/src/random.ts';
+import { seededRandom } from './testing/seeded-random.ts';
 
 const CHILD = fileURLToPath(new URL('./testing/crash-child.ts', import.meta.url));
 

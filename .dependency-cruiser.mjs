@@ -1,0 +1,70 @@
+// The import graph's rules, checked by `pnpm lint` (the root's lint:graph task; docs/architecture.md draws the floors).
+// A workspace package is `packages/<name>` or `apps/<name>`; their tests and benchmarks are held to the same rules.
+// `test/` (the integration, chaos and simulation bed, and the NATS harness packages' tests start servers with) stands
+// above every floor: it drives the apps' own modules on purpose, so it is checked for cycles only.
+const WORKSPACE = '^(packages/[^/]+|apps/[^/]+)/';
+// What a package's package.json `exports` names: its entry, and managers' `./testing`.
+const ENTRY = '^(packages|apps)/[^/]+/src/(index|testing/index)\\.ts$';
+// The dashboard's one reach into the coordinator: the HTTP API's types (type-only, erased from the bundle).
+const DASHBOARD = '^apps/dashboard/';
+const DASHBOARD_API = '^apps/coordinator/src/http/api\\.ts$';
+
+/** @type {import('dependency-cruiser').IConfiguration} */
+export default {
+  forbidden: [
+    {
+      name: 'no-cycles',
+      comment:
+        'A cycle makes load order matter and hides which module is the lower one. Cycles of type-only imports are let ' +
+        'through: they are erased before Node loads anything (the types of a package may name each other).',
+      severity: 'error',
+      from: {},
+      to: { circular: true, viaOnly: { dependencyTypesNot: ['type-only'] } },
+    },
+    {
+      name: 'packages-never-import-apps',
+      comment: 'Packages are the floors apps stand on; an arrow back up would make a package need a process.',
+      severity: 'error',
+      from: { path: '^packages/' },
+      to: { path: '^apps/' },
+    },
+    {
+      name: 'core-imports-no-workspace-package',
+      comment: 'core is the contract at the bottom: types, schemas, subjects, codec; it stands on nothing of ours.',
+      severity: 'error',
+      from: { path: '^packages/core/' },
+      to: { path: WORKSPACE, pathNot: '^packages/core/' },
+    },
+    {
+      name: 'other-packages-through-their-entry',
+      comment: 'Another workspace package is imported by its name and through its entry (its exports), never its src/ files.',
+      severity: 'error',
+      from: { path: WORKSPACE, pathNot: DASHBOARD },
+      to: { path: WORKSPACE, pathNot: ['^$1', ENTRY] },
+    },
+    {
+      name: 'other-packages-by-name',
+      comment: 'A relative path into another workspace package skips its package.json (exports, dependencies): use its name.',
+      severity: 'error',
+      from: { path: WORKSPACE, pathNot: DASHBOARD },
+      to: { path: WORKSPACE, pathNot: '^$1', dependencyTypes: ['local'] },
+    },
+    {
+      name: 'dashboard-reaches-only-the-api-types',
+      comment: "The dashboard is built by Vite for the browser: besides core's entry it may only read the coordinator's API types.",
+      severity: 'error',
+      from: { path: DASHBOARD },
+      to: { path: WORKSPACE, pathNot: [DASHBOARD, ENTRY, DASHBOARD_API] },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    exclude: { path: '(^|/)(node_modules|dist|\\.turbo|\\.tools)/' },
+    tsPreCompilationDeps: true,
+    combinedDependencies: false,
+    enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['import', 'default'], extensions: ['.ts', '.js', '.tsx', '.mjs'] },
+    reporterOptions: {
+      archi: { collapsePattern: '^(packages|apps)/[^/]+|^test' },
+    },
+  },
+};
