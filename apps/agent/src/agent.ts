@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { KV_NODES, usageSubject, ok, err, type AllotError, type Health, type HostHealth, type HostProbe, type Result, type UsageSnapshot } from '@allot/core';
+import { AGENT_QUEUE, AGENT_SERVICE_NAME, KV_NODES, usageSubject, ok, err, type AllotError, type Health, type HostHealth, type HostProbe, type Result, type UsageSnapshot } from '@allot/core';
 import type { HostManager } from '@allot/managers';
 import { AsyncJetStreamPublisher, Coalescer, connectNats, ensureKv, ensureStreams, publishDurable, serveService, type ServedService } from '@allot/nats';
 import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
@@ -18,8 +18,6 @@ import { buildUsageSnapshot, type SnapshotContext } from './usage-snapshot.ts';
 import { secureStateDir } from './state-dir.ts';
 
 export const AGENT_VERSION = '0.1.0';
-/** The agent's endpoints are served in this queue group: should two processes ever serve one node id, each request still reaches one. */
-export const AGENT_QUEUE = 'allot-agent';
 
 /**
  * One running agent: the only authority over its host. Start-up order matters: the ledger is opened and replayed
@@ -207,7 +205,7 @@ export class Agent {
     this.#lease = lease.value;
 
     const service = await serveService(nc, {
-      name: 'allot-agent',
+      name: AGENT_SERVICE_NAME,
       queue: AGENT_QUEUE,
       version: AGENT_VERSION,
       description: `allot agent of node ${this.config.nodeId}`,

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
+import { AGENT_SERVICE_NAME } from '@allot/core';
 import { connectionCounters, NATS_AUTH_FAILED, NATS_CONFIG_UNREADABLE, NATS_TLS_FAILED } from '@allot/nats';
 import { observeNatsConnection, sendJson, serveHttp, startMetrics, startTracing, type HttpServer } from '@allot/telemetry';
 import { Agent } from './agent.ts';
@@ -11,7 +12,7 @@ import { loadAgentConfig } from './config/index.ts';
 import { createLogger } from './logger.ts';
 
 // First thing: with ALLOT_TRACE_FILE set, spans of every request are written there; unset, nothing is registered.
-const tracing = startTracing({ service: 'allot-agent' });
+const tracing = startTracing({ service: AGENT_SERVICE_NAME });
 
 const loaded = loadAgentConfig({ argv: process.argv.slice(2), env: process.env, readFile: (path) => readFileSync(path, 'utf8'), hostname: hostname() });
 if (!loaded.ok) {
@@ -20,14 +21,14 @@ if (!loaded.ok) {
   process.exit(2);
 }
 const config = loaded.value;
-const log = createLogger({ level: config.logLevel, name: 'allot-agent', nodeId: config.nodeId });
+const log = createLogger({ level: config.logLevel, name: AGENT_SERVICE_NAME, nodeId: config.nodeId });
 if (config.nats.insecure === true && (config.production === true || process.env.NODE_ENV === 'production')) {
   log.warn('production with nats.insecure: true: NATS credentials or TLS are missing');
 }
 /** Start failures that are the configuration's fault: exit 2, the message on stderr too. */
 const CONFIGURATION_REASONS = new Set<unknown>([NATS_AUTH_FAILED, NATS_TLS_FAILED, NATS_CONFIG_UNREADABLE]);
 // Metrics before the agent: instruments made before the SDK is registered stay no-ops.
-const telemetry = config.http === undefined ? undefined : startMetrics({ service: 'allot-agent', nodeId: config.nodeId });
+const telemetry = config.http === undefined ? undefined : startMetrics({ service: AGENT_SERVICE_NAME, nodeId: config.nodeId });
 if (telemetry !== undefined) observeNatsConnection(connectionCounters);
 const agent = new Agent(config, log);
 

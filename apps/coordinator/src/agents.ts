@@ -26,21 +26,22 @@ export class AgentClient {
 /** What the place flow, the reconciler and the sweep need of the agents (AgentClient over NATS; fakes and the simulator in process). */
 export type AgentCaller = Pick<AgentClient, 'call'>;
 
-/** How a failed allocate is handled by the place flow. */
-export type FailureKind = 'refused' | 'unknown' | 'final';
-
 /**
+ * How a failed allocate is handled by the place flow:
  * - refused: a definitive no: the agent answered insufficient_capacity or unavailable (cordoned, stopping), or nobody
  *   serves the node (no responders: the request reached no one). The placement may move to another node.
  * - unknown: no answer in time, a dropped connection, a garbled reply: the agent may have committed, so the placement
  *   must NOT move; ask the same node again (same request id) or answer timeout.
  * - final: the agent answered an error that another node would answer too (invalid_request, conflict): pass it on.
  */
+export type FailureKind = 'refused' | 'unknown' | 'final';
+
 /** requestTyped's answer when the request reached no subscriber at all (the node's agent is not connected). */
 export function isNoResponders(error: { code: string; message: string }): boolean {
   return error.code === 'unavailable' && error.message.startsWith('no responders on ');
 }
 
+/** The FailureKind of an allocate's error. */
 export function classifyFailure(error: { code: string; message: string }): FailureKind {
   switch (error.code) {
     case 'insufficient_capacity':

@@ -5,10 +5,11 @@
  *   allot.agent.<nodeId>.<verb>         request/reply to one agent (NATS service `allot-agent`); coordinators only
  *   allot.sched.<tenantId>.<verb>       a tenant's scheduler to any coordinator: place, release, activate, check
  *   allot.op.<verb>                     operators to any coordinator: quotas, cordon, uncordon, drain, audit
- *   allot.read.<verb>                   readers (CLI, dashboards) to any coordinator: usage, efficiency, nodes, quota.get
+ *   allot.read.<verb>                   readers (CLI, dashboards) to any coordinator: usage, efficiency, nodes, node, quota.get
  *   allot.usage.<nodeId>                JetStream stream ALLOT_USAGE: usage snapshots, latest few per node
  *   allot.events.<nodeId>.<kind>        JetStream stream ALLOT_EVENTS: allocation lifecycle audit log
- *   KV allot_nodes / allot_placements / allot_quotas   node registry, placement intents, tenant quota records
+ *   KV allot_nodes                      node leases: one key per node id naming the agent that serves it (TTL, renewed)
+ *   KV allot_placements                 placement intents and tenant usage records, changed together in atomic batches
  *
  * Identity lives in the subject (the node of an agent, the tenant of a scheduler), so NATS permissions say who may
  * send what (docs/security.md) and the code only checks that a body agrees with its subject.
@@ -35,6 +36,8 @@ export const AGENT_VERBS = [
 export type AgentVerb = (typeof AGENT_VERBS)[number];
 
 export const AGENT_SERVICE_NAME = 'allot-agent';
+/** Agents serve their endpoints in this queue group: should two processes ever serve one node id, each request still reaches one. */
+export const AGENT_QUEUE = 'allot-agent';
 export const COORDINATOR_SERVICE_NAME = 'allot-coordinator';
 /** Coordinators subscribe in this queue group, so each scheduler request reaches exactly one of them. */
 export const COORDINATOR_QUEUE = 'allot-coordinators';
@@ -140,9 +143,10 @@ export function eventSubject(nodeId: string, kind: string): string {
 export const EVENTS_SUBJECTS = `${EVENTS_SUBJECT_PREFIX}.>`;
 export const CLUSTER_EVENT_NODE = 'cluster';
 
+/** Node leases (apps/agent/src/node-lease.ts): one key per node id, so two agents never serve one node. */
 export const KV_NODES = 'allot_nodes';
+/** Placement intents (`intent.<requestId>`) and tenant usage records (`usage.<tenantId>`), in one bucket for atomic batches. */
 export const KV_PLACEMENTS = 'allot_placements';
-export const KV_QUOTAS = 'allot_quotas';
 
 /** Stream limits: explicit, so a busy cluster cannot fill the NATS server's disk. */
 export const STREAM_LIMITS = {

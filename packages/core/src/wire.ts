@@ -176,7 +176,7 @@ export const UsageSnapshotSchema = z.object({
   /** Live allocations per anti-affinity group (the allocate request's `group`). */
   groups: z.record(z.string(), z.int().min(0)),
   allocationCount: z.int().min(0),
-  /** Seconds between heartbeats, so a reader can judge staleness without configuration. */
+  /** Milliseconds between heartbeats, so a reader can judge staleness without configuration. */
   heartbeatMs: z.int().min(1),
 });
 export type UsageSnapshot = z.infer<typeof UsageSnapshotSchema>;
@@ -439,7 +439,6 @@ export const AuditReplySchema = z.object({
 });
 export type AuditReply = z.infer<typeof AuditReplySchema>;
 
-/** Every scheduler endpoint served by the coordinators. */
 /**
  * activate at cluster scope: a reservation placed through `place` is activated on its node, named by the allocation id
  * (`<nodeId>:<counter>`), by that node's agent.
@@ -464,6 +463,7 @@ export const ClusterEfficiencyReplySchema = z.object({
 });
 export type ClusterEfficiencyReply = z.infer<typeof ClusterEfficiencyReplySchema>;
 
+/** Every scheduler endpoint served by the coordinators. */
 export const SCHED_ENDPOINTS = {
   place: { request: PlaceRequestSchema, reply: PlaceReplySchema },
   release: { request: ClusterReleaseRequestSchema, reply: AllocationSchema },

@@ -1,4 +1,5 @@
 import {
+  AGENT_SERVICE_NAME,
   CLUSTER_EVENT_NODE,
   EVENTS_STREAM,
   EVENTS_SUBJECT_PREFIX,
@@ -84,7 +85,7 @@ export function permissionsOf(identity: Identity): Permissions {
           `${JS}.STREAM.INFO.${EVENTS_STREAM}`,
           `${JS}.INFO`,
         ],
-        subscribe: [`${SUBJECT_ROOT}.agent.${n}.>`, inbox, ...serviceDiscovery('allot-agent')],
+        subscribe: [`${SUBJECT_ROOT}.agent.${n}.>`, inbox, ...serviceDiscovery(AGENT_SERVICE_NAME)],
         allowResponses: true,
       };
     case 'coordinator':
