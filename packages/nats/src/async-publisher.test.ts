@@ -55,3 +55,24 @@ describe('publishing with many acks outstanding', () => {
     publisher.close();
   });
 });
+
+describe('on a connection with a private reply inbox (a secured identity)', () => {
+  it('takes its acks on the connection\'s inbox prefix, the only inbox the server lets it subscribe to', async () => {
+    // As `allot security` grants: this identity may subscribe to its own `_INBOX_<key>.>` and nothing else.
+    const server = await startNatsServer({
+      jetstream: true,
+      extraConfig: 'authorization { users: [ { user: "agent", password: "secret", permissions: { publish: ">", subscribe: "_INBOX_AGENT.>" } } ] }',
+    });
+    const secured = await connect({ servers: server.url, user: 'agent', pass: 'secret', inboxPrefix: '_INBOX_AGENT' });
+    try {
+      const streams = await ensureStreams(await jetstreamManager(secured), { replicas: 1 });
+      if (!streams.ok) throw new Error(streams.error.message);
+      const publisher = new AsyncJetStreamPublisher(secured, { timeoutMs: 2_000 });
+      const ack = await publisher.publish(eventSubject('n1', 'allocated'), event(1), 'private-inbox-1');
+      expect(ack.ok ? 'stored' : ack.error.code).toBe('stored');
+      publisher.close();
+    } finally {
+      await secured.close();
+    }
+  });
+});

@@ -29,7 +29,9 @@ export class AsyncJetStreamPublisher {
   constructor(nc: NatsConnection, options: { timeoutMs?: number } = {}) {
     this.#nc = nc;
     this.#timeoutMs = options.timeoutMs ?? 5_000;
-    this.#prefix = `${createInbox()}.`;
+    // The connection's own inbox prefix: a secured identity may subscribe only to `_INBOX_<its key>.>` (as nats.js's
+    // request mux and JetStream consumers do; the option is not on the public interface).
+    this.#prefix = `${createInbox((nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix)}.`;
     this.#sub = nc.subscribe(`${this.#prefix}*`, { callback: (e, msg) => (e ? undefined : this.#onAck(msg)) });
   }
 
