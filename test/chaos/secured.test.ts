@@ -21,6 +21,9 @@ beforeAll(async () => {
     // The auditor sees a1 healthy and holding nothing: only the server's answers decide the verdict.
     agent: (async (_nodeId: string, verb: string) => ok(verb === 'allocations' ? { allocations: [], truncated: false } : { nodeId: 'a1' })) as unknown as SecuredTarget['agent'],
     tenant: () => tenant,
+    agents: () => ['a1'],
+    // An agent whose own publish the server refused: a right the generator forgot.
+    logs: async (member: string) => (member === 'a1' ? ['{"level":50,"err":{"message":"Permissions Violation for Publish to \\"$JS.API.STREAM.INFO.X\\""},"msg":"NATS connection error"}'] : []),
   };
 }, 30_000);
 
@@ -30,11 +33,12 @@ afterAll(async () => {
 });
 
 describe('the secured verdict', () => {
-  it('fails on an open server: anyone connects, and a tenant is refused nothing by the server', async () => {
+  it('fails on an open server: anyone connects, a tenant is refused nothing by the server; and on a process denied a right', async () => {
     const verdict = await auditSecured(target, 'open');
     expect(verdict.ok).toBe(false);
     expect(verdict.problems.filter((p) => p.includes('let in a client with plain, no credentials'))).toHaveLength(3);
     expect(verdict.problems.some((p) => p.startsWith("t0 -> allot.agent.a1.allocate was not refused by the server's permissions"))).toBe(true);
     expect(verdict.problems.some((p) => p.startsWith("t0 -> allot.sched.t1.place was not refused by the server's permissions"))).toBe(true);
+    expect(verdict.problems.some((p) => p.startsWith('a1 was denied 1 time(s) by the server'))).toBe(true);
   });
 });

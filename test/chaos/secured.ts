@@ -8,7 +8,7 @@ import { AGENT_ENDPOINTS, agentSubject, PlaceReplySchema, tenantSubject } from '
 import { connectOptionsFrom, requestTyped } from '@allot/nats';
 import { connect, type ConnectionOptions } from '@nats-io/transport-node';
 import type { Verdict } from './auditor.ts';
-import type { ChaosCluster } from './topology.ts';
+import { COORDINATORS, type ChaosCluster } from './topology.ts';
 
 /** The server refused the publish (nats.js reports its -ERR): not a timeout, not a coordinator's or agent's answer. */
 const deniedByServer = (message: string) => /Permissions Violation for Publish/i.test(message);
@@ -25,7 +25,7 @@ async function refused(options: ConnectionOptions): Promise<string | undefined> 
 }
 
 /** What the verdict needs of the cluster: its client URLs, the test's identities, the auditor's agent calls. */
-export type SecuredTarget = Pick<ChaosCluster, 'clientUrls' | 'clientConfig' | 'agent' | 'tenant'>;
+export type SecuredTarget = Pick<ChaosCluster, 'clientUrls' | 'clientConfig' | 'agent' | 'tenant' | 'agents' | 'logs'>;
 
 export async function auditSecured(c: SecuredTarget, prefix: string): Promise<Verdict> {
   const problems: string[] = [];
@@ -67,11 +67,19 @@ export async function auditSecured(c: SecuredTarget, prefix: string): Promise<Ve
   if (crossed.ok) problems.push(`t0 placed for t1 on allot.sched.t1.place: ${crossed.value.nodeId}`);
   else if (!deniedByServer(crossed.error.message)) problems.push(`t0 -> allot.sched.t1.place was not refused by the server's permissions: ${crossed.error.code}: ${crossed.error.message}`);
 
+  // The other side: no agent or coordinator was itself denied anything (a right the generator forgot would show here).
+  let denials = 0;
+  for (const member of [...c.agents(), ...COORDINATORS]) {
+    const denied = (await c.logs(member)).filter((line) => /Permissions Violation/i.test(line));
+    denials += denied.length;
+    if (denied.length > 0) problems.push(`${member} was denied ${denied.length} time(s) by the server, e.g. ${denied[0]?.slice(0, 300)}`);
+  }
+
   return {
     name: 'secured: no anonymous client, no tenant reaches an agent',
     ok: problems.length === 0,
     problems,
-    note: `3 servers refused ${seen.length} of 9 intruders; t0 -> allot.agent.a1.allocate and allot.sched.t1.place: ${[direct, crossed].map((r) => (r.ok ? 'ok' : deniedByServer(r.error.message) ? 'permissions violation' : r.error.code)).join(', ')}`,
+    note: `3 servers refused ${seen.length} of 9 intruders; ${denials} permission denials in the processes' logs; t0 -> allot.agent.a1.allocate and allot.sched.t1.place: ${[direct, crossed].map((r) => (r.ok ? 'ok' : deniedByServer(r.error.message) ? 'permissions violation' : r.error.code)).join(', ')}`,
   };
 }
 
