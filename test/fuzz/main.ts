@@ -12,14 +12,16 @@ if (!Number.isInteger(count) || count < 1 || !Number.isInteger(seed)) {
   process.stderr.write('usage: pnpm fuzz [--count N] [--seed S] [--time-limit-s T]\n');
   process.exit(2);
 }
-let code: number;
-try {
-  const cluster = await startFuzzCluster();
-  const verdict = await fuzzCluster(cluster, { count, seed, timeLimitMs });
-  process.stdout.write(`${describeVerdict(verdict)}\n`);
-  const clean = Object.keys(verdict.report.findingCounts).length === 0 && verdict.stateUnchanged && verdict.exited.length === 0 && verdict.stillServing;
-  code = clean ? 0 : 1;
-} finally {
-  await cleanupAll();
+/** 0 when the run found nothing and changed nothing, else 1; the cluster is always cleaned up. */
+async function run(): Promise<number> {
+  try {
+    const cluster = await startFuzzCluster();
+    const verdict = await fuzzCluster(cluster, { count, seed, timeLimitMs });
+    process.stdout.write(`${describeVerdict(verdict)}\n`);
+    const clean = Object.keys(verdict.report.findingCounts).length === 0 && verdict.stateUnchanged && verdict.exited.length === 0 && verdict.stillServing;
+    return clean ? 0 : 1;
+  } finally {
+    await cleanupAll();
+  }
 }
-process.exit(code);
+process.exit(await run());
