@@ -337,7 +337,8 @@ describe('the agent over NATS', () => {
       async () => {
         const all = await readEvents(nc, `allot.events.${node.nodeId}.>`);
         const allocated = all.find((e) => e.kind === 'allocated' && e.requestId === 'watched');
-        const released = all.find((e) => e.kind === 'released' && e.requestId === 'release-watched');
+        // An ending event names the placement's request id (what its intent is keyed by), not the release's own id.
+        const released = all.find((e) => e.kind === 'released' && e.requestId === 'watched');
         return allocated && released ? { allocated, released } : undefined;
       },
       { timeoutMs: 5_000, intervalMs: 100, message: 'allocated and released events in ALLOT_EVENTS' },
