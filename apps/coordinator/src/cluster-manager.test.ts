@@ -33,4 +33,17 @@ describe('ClusterManager, the door of place, release and check', () => {
     expect(!r.ok && r.error.code).toBe('unavailable');
     expect(unwrap(await manager.getMetrics()).refusals).toEqual({ unavailable: 1 });
   });
+
+  it('asks for limits on a named node only: none named is invalid_request, an unknown one not_found, a type the agent has no limits for invalid_request', async () => {
+    const cluster = inProcessCluster({ a: { memoryMiB: 4096, cores: 8 } });
+    const c = await cluster.coordinator('c1');
+    const manager = new ClusterManager({ view: c.view, flow: c.flow, agents: cluster.agents.caller(), now: () => cluster.clock.wall() });
+    const unnamed = await manager.getLimits();
+    expect(!unnamed.ok && unnamed.error).toMatchObject({ code: 'invalid_request', details: { field: 'node' } });
+    const unknown = await manager.updateLimits({ memory: { capacity: 2048 } }, { node: 'b' });
+    expect(!unknown.ok && unknown.error.code).toBe('not_found');
+    const gpu = await manager.updateLimits({ gpu: { capacity: 2 } }, { node: 'a' });
+    expect(!gpu.ok && gpu.error).toMatchObject({ code: 'invalid_request', details: { field: 'gpu' } });
+    expect(unwrap(await manager.getLimits({ node: 'a' })).memory?.capacity).toBe(4096);
+  });
 });

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   AllocationRequestSchema,
   err,
@@ -12,12 +13,11 @@ import {
   type ClusterEfficiencyReply,
   type ClusterReleaseRequest,
   type ClusterUsage,
-  type ConfigProblem,
-  type EfficiencyMetrics,
   type Health,
   type LimitsByType,
+  type LimitsTarget,
+  type LimitsUpdate,
   type ManagerMetrics,
-  type ManagerStatus,
   type PlaceReply,
   type PlaceRequest,
   type ReleaseTarget,
@@ -34,12 +34,11 @@ import { PlaceMetrics } from './metrics.ts';
 import type { PlaceFlow } from './place-flow.ts';
 import type { ClusterView } from './view.ts';
 
-const PER_HOST = 'limits and manager configuration are per host at cluster scope: use the agent endpoints limits.get / limits.update';
-
 /**
  * The cluster composite: the ResourceManager contract at cluster scope. allocate means place (choose a node, have its
  * agent commit), release goes through the placement intent, checkAvailability is a dry-run place; usage and health are
- * aggregated from the view. Operations that only make sense on one host say so with `unavailable` instead of pretending.
+ * aggregated from the view, allocations listed by the ready nodes' agents, limits read and patched on the named node
+ * through its agent.
  */
 export class ClusterManager implements ResourceManager {
   readonly name = 'cluster';
@@ -53,7 +52,6 @@ export class ClusterManager implements ResourceManager {
   readonly #agents: AgentCaller;
   readonly #now: () => number;
   #running = false;
-  #startedAt: number | undefined;
 
   constructor(deps: { view: ClusterView; flow: PlaceFlow; agents: AgentCaller; now: () => number }) {
     this.#view = deps.view;
@@ -150,13 +148,6 @@ export class ClusterManager implements ResourceManager {
     return ok(filter.limit === undefined ? all : all.slice(0, filter.limit));
   }
 
-  async getAllocation(allocationId: string): Promise<Result<Allocation>> {
-    const all = await this.getAllocations({ status: 'live' });
-    if (!all.ok) return all;
-    const found = all.value.find((a) => a.id === allocationId);
-    return found === undefined ? err('not_found', `no live allocation ${allocationId} on a ready node`, { allocationId }) : ok(found);
-  }
-
   async reserve(request: AllocationRequestInput): Promise<Result<Allocation>> {
     const parsed = validate(AllocationRequestSchema, request);
     if (!parsed.ok) return parsed;
@@ -176,13 +167,8 @@ export class ClusterManager implements ResourceManager {
     return this.#agents.call(nodeId, 'activate', { requestId, allocationId }, { requestId });
   }
 
-  async initialize(): Promise<Result<void>> {
-    return ok(undefined);
-  }
-
   async start(): Promise<Result<void>> {
     this.#running = true;
-    this.#startedAt = this.#now();
     return ok(undefined);
   }
 
@@ -202,19 +188,6 @@ export class ClusterManager implements ResourceManager {
 
   async getMetrics(): Promise<Result<ManagerMetrics>> {
     return ok(this.metrics.snapshot());
-  }
-
-  async getStatus(): Promise<Result<ManagerStatus>> {
-    const health = await this.healthCheck();
-    const u = this.#view.usage(this.#now());
-    return ok({
-      name: this.name,
-      resourceTypes: [...this.resourceTypes],
-      running: this.#running,
-      health: health.ok ? health.value : { status: 'unhealthy', reasons: [health.error.message] },
-      ...(this.#startedAt === undefined ? {} : { startedAt: this.#startedAt }),
-      allocationCount: u.allocationCount,
-    });
   }
 
   async exportTelemetry(): Promise<Result<Telemetry>> {
@@ -245,29 +218,34 @@ export class ClusterManager implements ResourceManager {
     return ok(t);
   }
 
-  async getEfficiencyMetrics(): Promise<Result<EfficiencyMetrics[]>> {
-    return ok(this.efficiency().metrics);
-  }
-
   /** Efficiency over the schedulable nodes, against the most common VM shape asked for (see clusterEfficiency). */
   efficiency(): ClusterEfficiencyReply {
     const seen = this.#shapes.mostCommon();
     return clusterEfficiency(this.#view.nodes(), seen ?? DEFAULT_REFERENCE, seen === undefined ? 'default' : 'seen');
   }
 
-  async getLimits(): Promise<Result<LimitsByType>> {
-    return err('unavailable', PER_HOST);
+  /** The named node's limits, as its agent answers limits.get. */
+  async getLimits(options: LimitsTarget = {}): Promise<Result<LimitsByType>> {
+    const node = this.#limitsNode(options);
+    return node.ok ? this.#agents.call(node.value, 'limits.get', {}) : node;
   }
 
-  async updateLimits(): Promise<Result<LimitsByType>> {
-    return err('unavailable', PER_HOST);
+  /**
+   * A patch of the named node's limits, sent to its agent as limits.update (memory and cpu are the types it takes; a
+   * fresh request id, since the contract's update carries none). The agent validates and journals it.
+   */
+  async updateLimits(update: LimitsUpdate, options: LimitsTarget & { force?: boolean } = {}): Promise<Result<LimitsByType>> {
+    const node = this.#limitsNode(options);
+    if (!node.ok) return node;
+    const other = Object.keys(update).find((type) => type !== 'memory' && type !== 'cpu');
+    if (other !== undefined) return err('invalid_request', `${other}: an agent's limits.update takes memory and cpu limits`, { field: other });
+    const requestId = `limits-${randomUUID()}`;
+    return this.#agents.call(node.value, 'limits.update', { requestId, ...update, force: options.force === true }, { requestId });
   }
 
-  async validateConfig(): Promise<Result<ConfigProblem[]>> {
-    return err('unavailable', PER_HOST);
-  }
-
-  async updateConfig(): Promise<Result<void>> {
-    return err('unavailable', PER_HOST);
+  #limitsNode(options: LimitsTarget): Result<string> {
+    if (options.node === undefined) return err('invalid_request', 'node: limits are per node at cluster scope: name the node', { field: 'node' });
+    if (this.#view.get(options.node) === undefined) return err('not_found', `no node ${JSON.stringify(options.node)} has reported`, { node: options.node });
+    return ok(options.node);
   }
 }

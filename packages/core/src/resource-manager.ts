@@ -76,7 +76,19 @@ export interface ResourceManager {
   healthCheck(): Promise<Result<Health>>;
 
   // ----- configuration -----
-  getLimits(): Promise<Result<LimitsByType>>;
-  /** Refuses to shrink below what is committed (conflict, with the figures) unless force is set. */
-  updateLimits(update: LimitsUpdate, options?: { force?: boolean }): Promise<Result<LimitsByType>>;
+  /**
+   * Limits are a host's: at host scope its own (`node` is the host itself), at cluster scope the named node's, asked of
+   * its agent (`limits.get`); a cluster manager refuses a call without `node` (invalid_request naming it).
+   */
+  getLimits(options?: LimitsTarget): Promise<Result<LimitsByType>>;
+  /**
+   * A patch of the host's limits (only the fields named change); at cluster scope sent to the named node's agent
+   * (`limits.update`). Refuses to shrink below what is committed (conflict, with the figures) unless force is set.
+   */
+  updateLimits(update: LimitsUpdate, options?: LimitsTarget & { force?: boolean }): Promise<Result<LimitsByType>>;
+}
+
+/** Which host's limits: required at cluster scope, where limits exist only per node. */
+export interface LimitsTarget {
+  readonly node?: string;
 }

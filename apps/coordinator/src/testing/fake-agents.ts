@@ -1,5 +1,6 @@
 import {
   AGENT_ENDPOINTS,
+  AgentLimitsUpdateRequestSchema,
   AgentCordonRequestSchema,
   AllocationRequestSchema,
   AllocationStatusSchema,
@@ -11,11 +12,13 @@ import {
   RequestIdSchema,
   usageSubject,
   validate,
+  type AgentLimitsUpdateRequest,
   type AgentVerb,
   type Allocation,
   type AllocationRequest,
   type AllotError,
   type HostHealth,
+  type HostLimits,
   PlaceRequestSchema,
   type PlaceReply,
   type PlaceRequestInput,
@@ -66,7 +69,8 @@ export interface FakeNodeSpec {
 
 interface FakeNode {
   readonly id: string;
-  readonly spec: FakeNodeSpec;
+  /** Its limits: limits.update replaces it. */
+  spec: FakeNodeSpec;
   readonly bootId: string;
   seq: number;
   cordoned: boolean;
@@ -294,9 +298,34 @@ export class FakeAgents {
       }
       case 'usage':
         return { ok: true, value: this.snapshot(n) };
+      case 'limits.get':
+        return ok(this.#limits(n));
+      case 'limits.update': {
+        const req = validate(AgentLimitsUpdateRequestSchema, raw);
+        return req.ok ? this.#updateLimits(n, req.value) : req;
+      }
       default:
         return { ok: false, error: errorOf('not_found', `fake agent has no verb ${verb}`) };
     }
+  }
+
+  /** A fake node's limits: no system reserve, memory not overcommitted, cpu overcommitted by the spec's ratio. */
+  #limits(n: FakeNode): HostLimits {
+    return { memory: { capacity: n.spec.memoryMiB, systemReserve: 0, overcommitRatio: 1 }, cpu: { capacity: n.spec.cores, systemReserve: 0, overcommitRatio: n.spec.cpuOvercommit ?? 1 } };
+  }
+
+  /** Capacities and the cpu ratio only (the fake has no reserve nor soft and hard limits); a shrink below committed needs force. */
+  #updateLimits(n: FakeNode, r: AgentLimitsUpdateRequest): Result<HostLimits> {
+    const named = [...Object.keys(r.memory ?? {}).map((k) => `memory.${k}`), ...Object.keys(r.cpu ?? {}).map((k) => `cpu.${k}`)];
+    const unsupported = named.find((f) => f !== 'memory.capacity' && f !== 'cpu.capacity' && f !== 'cpu.overcommitRatio');
+    if (unsupported !== undefined) return err('invalid_request', `${unsupported}: the fake agent patches capacities and the cpu ratio only`, { field: unsupported });
+    const spec: FakeNodeSpec = { ...n.spec, memoryMiB: r.memory?.capacity ?? n.spec.memoryMiB, cores: r.cpu?.capacity ?? n.spec.cores, cpuOvercommit: r.cpu?.overcommitRatio ?? n.spec.cpuOvercommit ?? 1 };
+    const vcpuCapacity = Math.floor(spec.cores * (spec.cpuOvercommit ?? 1));
+    if (!r.force && spec.memoryMiB < n.memoryCommitted) return err('conflict', `memory: ${n.memoryCommitted} MiB committed exceeds the new effective capacity ${spec.memoryMiB}`, { resourceType: 'memory', committed: n.memoryCommitted, effectiveCapacity: spec.memoryMiB });
+    if (!r.force && vcpuCapacity < n.vcpusCommitted) return err('conflict', `cpu: ${n.vcpusCommitted} vCPUs committed exceeds the new effective capacity ${vcpuCapacity}`, { resourceType: 'cpu', committed: n.vcpusCommitted, effectiveCapacity: vcpuCapacity });
+    n.spec = spec;
+    this.#changed(n);
+    return ok(this.#limits(n));
   }
 
   #recordFence(n: FakeNode, requestId: string, fence: number): number {
