@@ -88,6 +88,7 @@ export function resourceManagerContract(scope: string, make: () => Promise<Contr
       const refused = await s.manager.updateLimits({ memory: { capacity: 512 } }, { node: s.node });
       expect(!refused.ok && refused.error.code).toBe('conflict');
       expect(unwrap(await s.manager.getLimits({ node: s.node })).memory?.capacity).toBe(capacity);
+      expect(unwrap(await s.manager.updateLimits({ memory: { capacity: 512 } }, { node: s.node, force: true })).memory?.capacity).toBe(512);
       const grown = unwrap(await s.manager.updateLimits({ memory: { capacity: capacity + 1024 } }, { node: s.node }));
       expect(grown.memory?.capacity).toBe(capacity + 1024);
       expect(unwrap(await s.manager.getLimits({ node: s.node })).memory?.capacity).toBe(capacity + 1024);
