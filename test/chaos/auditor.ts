@@ -323,8 +323,14 @@ export function auditTenantLimits(ledgers: LedgerReplay[], limits: TenantLimits[
   const peak = new Map<string, { vms: number; vcpus: number; memoryMiB: number }>();
   const problems: string[] = [];
   const reported = new Set<string>();
+  /** Per tenant, what is live and since when: named when a limit is passed, so the history can be followed. */
+  const holding = new Map<string, Map<string, number>>();
   for (const e of events) {
     const t = e.allocation.tenantId;
+    const held = holding.get(t) ?? new Map<string, number>();
+    holding.set(t, held);
+    if (e.kind === 'start') held.set(`${e.allocation.id} ${e.allocation.requestId}${e.allocation.expiresAt === undefined ? '' : ` (reserved until ${e.allocation.expiresAt})`}`, e.at);
+    else for (const k of held.keys()) if (k.startsWith(`${e.allocation.id} `)) held.delete(k);
     const now = live.get(t) ?? { vms: 0, vcpus: 0, memoryMiB: 0 };
     const sign = e.kind === 'start' ? 1 : -1;
     now.vms += sign;
@@ -338,7 +344,7 @@ export function auditTenantLimits(ledgers: LedgerReplay[], limits: TenantLimits[
     for (const [key, max] of [['vms', limit.maxVms], ['vcpus', limit.maxVcpus], ['memoryMiB', limit.maxMemoryMiB]] as const) {
       if (max === undefined || now[key] <= max || reported.has(`${t}/${key}`)) continue;
       reported.add(`${t}/${key}`);
-      problems.push(`tenant ${t}: ${now[key]} ${key} live at ${e.at} (${e.allocation.nodeId}/${e.allocation.id} ${e.allocation.requestId} began), over its limit ${max}`);
+      problems.push(`tenant ${t}: ${now[key]} ${key} live at ${e.at} (${e.allocation.nodeId}/${e.allocation.id} ${e.allocation.requestId} began), over its limit ${max}; live then: ${[...held].map(([k, at]) => `${k} since ${at}`).join('; ')}`);
     }
   }
   return {
