@@ -193,3 +193,97 @@ describe('release, activate and check as a caller sees them', () => {
     unwrap(await h.setCordon(true, 'disk swap'));
   });
 });
+
+describe('more of what a host remembers', () => {
+  it('refuses resources it has no manager for, naming them, and check reports their figures', async () => {
+    const clock = new FakeClock();
+    const probe = new FakeProbe({ topology, totalMemoryMiB: 32768, now: () => clock.now() });
+    const memoryOnly = unwrap(new ManagerFactory({ topology, probe, clock }).host('m1').memory({ capacity: 4096 }).journal(new MemoryJournal()).build());
+    const refused = await memoryOnly.allocate(vm('a', 1024, 2));
+    expect(!refused.ok && refused.error).toMatchObject({ code: 'insufficient_capacity', message: 'no cpu manager on node m1', details: { resourceType: 'cpu', nodeId: 'm1' } });
+    const gpu = await memoryOnly.allocate({ requestId: 'g', tenantId: 't1', resources: { memoryMiB: 1024, vcpus: 0, extra: { gpu: 1 } } });
+    expect(!gpu.ok && gpu.error.message).toBe('no gpu manager on node m1');
+    expect(unwrap(await memoryOnly.allocate(vm('m', 1024, 0))).granted.memoryMiB).toBe(1024);
+    const checked = unwrap(await memoryOnly.checkAvailability({ requestId: 'c', tenantId: 't1', resources: { memoryMiB: 1024, vcpus: 3, extra: { gpu: 2 } } }));
+    expect(checked).toMatchObject({ fits: false, reason: { code: 'insufficient_capacity', message: 'no cpu manager on node m1' } });
+    expect(checked.figures).toMatchObject({ cpu: { requested: 3, free: 0, effectiveCapacity: 0 }, gpu: { requested: 2, free: 0, effectiveCapacity: 0 }, memory: { requested: 1024 } });
+  });
+
+  it('expires reservations one by one at their own times, also after the earliest one is activated', async () => {
+    const clock = new FakeClock();
+    const { host: h } = host('n1', clock);
+    const early = unwrap(await h.reserve(vm('early', 512, 1, { reservation: { ttlMs: 1_000 } })));
+    const mid = unwrap(await h.reserve(vm('mid', 512, 1, { reservation: { ttlMs: 3_000 } })));
+    const late = unwrap(await h.reserve(vm('late', 512, 1, { reservation: { ttlMs: 5_000 } })));
+    unwrap(await h.activateReservation(early.id, 'act'));
+    const statusOf = async () => Object.fromEntries(unwrap(await h.getAllocations({})).map((a) => [a.id, a.status]));
+    clock.advance(2_999);
+    await h.getUsage();
+    expect(await statusOf()).toEqual({ [early.id]: 'active', [mid.id]: 'reserved', [late.id]: 'reserved' });
+    clock.advance(1);
+    await h.getUsage();
+    expect(await statusOf()).toEqual({ [early.id]: 'active', [late.id]: 'reserved' });
+    unwrap(await h.release({ requestId: 'rel', allocationId: early.id }));
+    clock.advance(2_000);
+    await h.getUsage();
+    expect(await statusOf()).toEqual({});
+  });
+
+  it('forgets a tenant and a group in its view once their last allocation is gone', async () => {
+    const { host: h } = host();
+    const a = unwrap(await h.allocate(vm('a', 1024, 1, { tenantId: 'acme', group: { name: 'web', maxPerNode: 3 } })));
+    const b = unwrap(await h.allocate(vm('b', 1024, 1, { tenantId: 'acme', group: { name: 'web', maxPerNode: 3 } })));
+    expect(unwrap(await h.getHostView())).toMatchObject({ tenants: { acme: { vms: 2, memoryMiB: 2048, vcpus: 2 } }, groups: { web: 2 } });
+    unwrap(await h.release({ requestId: 'r1', allocationId: a.id }));
+    expect(unwrap(await h.getHostView())).toMatchObject({ tenants: { acme: { vms: 1 } }, groups: { web: 1 } });
+    unwrap(await h.release({ requestId: 'r2', allocationId: b.id }));
+    const view = unwrap(await h.getHostView());
+    expect(view.tenants).toEqual({});
+    expect(view.groups).toEqual({});
+  });
+
+  it('journals a cordon whose reason changes, and a release with its default reason', async () => {
+    const { host: h, journal } = host();
+    unwrap(await h.setCordon(true, 'a'));
+    unwrap(await h.setCordon(true, 'b'));
+    unwrap(await h.setCordon(false, 'b'));
+    unwrap(await h.setCordon(false, 'b'));
+    expect(journal.records.map((r) => [r.kind, 'reason' in r ? r.reason : undefined])).toEqual([
+      ['cordoned', 'a'],
+      ['cordoned', 'b'],
+      ['uncordoned', 'b'],
+    ]);
+    const a = unwrap(await h.allocate(vm('a', 512, 1)));
+    unwrap(await h.release({ requestId: 'rel', allocationId: a.id }));
+    expect(journal.records.at(-1)).toMatchObject({ kind: 'released', reason: 'released', allocationRequestId: 'a', requestId: 'rel' });
+  });
+
+  it('keeps the fence on a released allocation and across a snapshot', async () => {
+    const { host: h } = host();
+    const a = unwrap(await h.allocate(vm('a', 512, 1), { fence: 3 }));
+    expect(a.fence).toBe(3);
+    const released = unwrap(await h.release({ requestId: 'rel', allocationId: a.id }));
+    expect(released.fence).toBe(3);
+    unwrap(await h.fence('a', 5));
+    const { host: rebuilt } = host();
+    unwrap(await rebuilt.restore(unwrap(await h.exportState()), []));
+    expect(unwrap(await rebuilt.fence('a', 1))).toMatchObject({ fence: 5, allocation: { id: a.id, status: 'released', fence: 3 } });
+  });
+
+  it('restores from a snapshot the configuration a forced update left: reserved cores under a holder, hard limit, policy', async () => {
+    const { host: h } = host();
+    const pinned = unwrap(await h.allocate(vm('p', 512, 2, { cpu: { exclusive: true, numa: 'any' } })));
+    const core = pinned.cpu?.cpuset[0] as number;
+    unwrap(await h.updateLimits({ cpu: { reservedCores: [core], hardLimit: 12, policy: 'round-robin' } as never }, { force: true }));
+    unwrap(await h.updateLimits({ memory: { hardLimit: 8192 } }));
+    const snapshot = unwrap(await h.exportState());
+    const { host: rebuilt } = host();
+    unwrap(await rebuilt.restore(snapshot, []));
+    expect(await seen(rebuilt)).toEqual(await seen(h));
+    expect(unwrap(await rebuilt.getLimits())['cpu']).toMatchObject({ hardLimit: 12 });
+    // Freed, the reserved core stays reserved.
+    unwrap(await rebuilt.release({ requestId: 'rel', allocationId: pinned.id }));
+    const cores = unwrap(await rebuilt.getUsage()).find((u) => u.resourceType === 'cpu') as { cores: Array<{ id: number; role: string }> };
+    expect(cores.cores.find((c) => c.id === core)?.role).toBe('reserved');
+  });
+});
