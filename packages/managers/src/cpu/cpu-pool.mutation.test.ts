@@ -268,7 +268,8 @@ describe('reconfigure with partial changes', () => {
     const first = held.cpuset[0] ?? 0;
     expect(pool.reconfigure({ reservedCores: [first] }, true).ok).toBe(true);
     expect(pool.usage()).toMatchObject({ exclusiveCores: 1, reservedCores: 1 });
-    expect(pool.usage().reserved).toBeGreaterThan(0);
+    // The one core still exclusive costs 2 shared vCPUs at ratio 2: that is what the reservation holds now.
+    expect(pool.usage().reserved).toBe(2);
     pool.free('r');
     expect(pool.usage()).toMatchObject({ exclusiveCores: 0, reserved: 0 });
   });
@@ -279,3 +280,89 @@ function unwrapTakeGrant(pool: ReturnType<typeof poolOf>, id: string, request: P
   if (!r.ok) throw new Error(r.error.message);
   return r.value;
 }
+
+describe('figures a host reports', () => {
+  it('lists every core once with its NUMA node, socket, physical core and holder', () => {
+    const pool = poolOf('first-fit');
+    const held = unwrapTakeGrant(pool, 'x', exclusive(1));
+    const cores = pool.usage().cores;
+    expect(cores).toHaveLength(32);
+    expect(cores.find((c) => c.id === 9)).toMatchObject({ numa: 1, socket: 1 });
+    expect(cores.find((c) => c.id === 25)?.core).toBe(cores.find((c) => c.id === 9)?.core);
+    expect(cores.find((c) => c.id === 9)?.core).not.toBe(0);
+    expect(cores.find((c) => c.id === held.cpuset[0])?.allocationId).toBe('x');
+    expect(cores.filter((c) => 'allocationId' in c)).toHaveLength(1);
+    expect(pool.limits()).not.toHaveProperty('hardLimit');
+  });
+
+  it('spreads a whole-host utilisation figure over the cores when the probe has no per-core figures, and ignores NaN', () => {
+    const pool = poolOf('first-fit');
+    expect(pool.usage({ perCorePermille: new Map(), totalPermille: 500 }).used).toBe(16);
+    expect(pool.usage({ perCorePermille: new Map([[3, Number.NaN]]), totalPermille: 0 }).cores.find((c) => c.id === 3)?.utilizationPermille).toBe(0);
+  });
+
+  it('tells how many shared vCPUs are still free when refusing, and counts exclusive cores in committed', () => {
+    const pool = poolOf('first-fit');
+    grant(pool, exclusive(2), 'pinned'); // 28 pool cores: 56 shared vCPUs, exclusive cost 4
+    for (let i = 0; i < 3; i += 1) grant(pool, shared(15));
+    const r = pool.take('more', shared(12));
+    expect(!r.ok && r.error).toMatchObject({ message: '12 vCPUs requested, 11 of 56 shared vCPUs free', details: { freeVcpus: 11, committed: 49, sharedVcpusCommitted: 45 } });
+  });
+
+  it('counts only reservations in reserved when an active exclusive allocation holds cores too', () => {
+    const pool = poolOf('first-fit');
+    grant(pool, exclusive(2), 'active');
+    expect(unwrapTake(pool, 'held', exclusive(2), true)).toBe(true);
+    expect(pool.usage()).toMatchObject({ committed: 8, reserved: 4 });
+  });
+
+  it('rotates from the very first core when nothing is reserved', () => {
+    const pool = poolOf('round-robin', { systemReserve: 0 });
+    expect(grant(pool, shared(1)).cpuset).toEqual([0]);
+    expect(grant(pool, shared(1)).cpuset).toEqual([1]);
+  });
+
+  it('keeps the round-robin cursor at the start after first-fit takes, when the policy changes', () => {
+    const pool = poolOf('first-fit');
+    grant(pool, shared(3));
+    expect(pool.reconfigure({ policy: 'round-robin' }).ok).toBe(true);
+    expect(grant(pool, shared(1)).cpuset).toEqual([1]);
+  });
+});
+
+describe('more reconfigure edges', () => {
+  it('keeps explicit reserved cores when only the ratio changes', () => {
+    const pool = poolOf('first-fit');
+    expect(pool.reconfigure({ reservedCores: [5, 6, 7] }).ok).toBe(true);
+    expect(pool.reconfigure({ overcommitRatio: 1 }).ok).toBe(true);
+    expect(pool.usage().cores.filter((c) => c.role === 'reserved').map((c) => c.id)).toEqual([5, 6, 7]);
+    expect(pool.limits()).toMatchObject({ systemReserve: 3, overcommitRatio: 1 });
+  });
+
+  it('refuses an invalid hard limit naming the field, with every problem in the message', () => {
+    const pool = poolOf('first-fit');
+    const r = pool.reconfigure({ hardLimit: -5 });
+    expect(!r.ok && r.error.code).toBe('invalid_request');
+    expect(!r.ok && r.error.message).toMatch(/^invalid CPU configuration: hardLimit: ./);
+    expect(!r.ok && r.error.details).toMatchObject({ field: 'hardLimit' });
+  });
+
+  it('reserves more cores when none is held, and says what committed would be when refusing a smaller ratio', () => {
+    const pool = poolOf('first-fit');
+    expect(pool.reconfigure({ systemReserve: 4 }).ok).toBe(true);
+    expect(pool.usage().reservedCores).toBe(4);
+    const other = poolOf('first-fit');
+    grant(other, exclusive(2), 'pinned');
+    grant(other, shared(20));
+    grant(other, shared(20));
+    const r = other.reconfigure({ overcommitRatio: 1 });
+    expect(!r.ok && r.error.details).toMatchObject({ sharedVcpusCommitted: 40, newSharedVcpusCapacity: 28, committed: 42 });
+  });
+
+  it('packs first-fit cores to the new ratio after a change', () => {
+    const pool = poolOf('first-fit');
+    expect(pool.reconfigure({ overcommitRatio: 3 }).ok).toBe(true);
+    const homes = Array.from({ length: 4 }, () => grant(pool, shared(1)).cpuset[0]);
+    expect(homes).toEqual([1, 1, 1, 2]);
+  });
+});
