@@ -237,7 +237,7 @@ describe('torn and damaged tails', () => {
     await ledger.append({ n: 4 });
     await ledger.close();
     const bytes = readFileSync(join(dir, seg(1)));
-    bytes[second + 21] ^= 0xff; // inside record 2's payload
+    bytes[second + 21] = (bytes[second + 21] as number) ^ 0xff; // inside record 2's payload
     writeFileSync(join(dir, seg(1)), bytes);
     const refused = await openLedger(dir).catch((e: unknown) => e);
     expect(refused).toMatchObject({ code: 'corrupt', details: { expectedSeq: 2, laterSeq: 4, laterOffset: fourth, lastGoodSeq: 1 } });
@@ -250,7 +250,7 @@ describe('torn and damaged tails', () => {
     for (let n = 1; n <= 3; n += 1) await ledger.append({ n });
     await ledger.close();
     const bytes = readFileSync(join(dir, seg(1)));
-    bytes[25] ^= 0xff; // record 1's payload
+    bytes[25] = (bytes[25] as number) ^ 0xff; // record 1's payload
     writeFileSync(join(dir, seg(1)), bytes);
     const repaired = await openLedger(dir, { repair: true });
     expect(repaired.records).toEqual([]);

@@ -128,7 +128,7 @@ describe('ledger recovery', () => {
     // Record 4 of log-1 damaged: 4 and 5, then log-6 and log-9, are after the damage.
     const bytes = readFileSync(join(dir, seg(1)));
     const recordSize = sizes.first / 5;
-    bytes[Math.floor(recordSize * 3.5)] ^= 0xff;
+    bytes[Math.floor(recordSize * 3.5)] = (bytes[Math.floor(recordSize * 3.5)] as number) ^ 0xff;
     writeFileSync(join(dir, seg(1)), bytes);
     const warnings: Array<{ fields: Record<string, unknown>; message: string }> = [];
     const logger = { info: () => undefined, warn: (fields: Record<string, unknown>, message: string) => warnings.push({ fields, message }) };
@@ -177,7 +177,7 @@ describe('ledger recovery', () => {
     await ledger.append({ n: 3 });
     await ledger.close();
     const bytes = readFileSync(join(dir, seg(1)));
-    bytes[third - 1] ^= 0x01; // the last payload byte of record 2
+    bytes[third - 1] = (bytes[third - 1] as number) ^ 0x01; // the last payload byte of record 2
     writeFileSync(join(dir, seg(1)), bytes);
     const refused = await openLedger(dir).catch((e: unknown) => e);
     expect(refused).toMatchObject({ code: 'corrupt', details: { offset: second, expectedSeq: 2, laterSeq: 3, laterOffset: third } });
