@@ -159,7 +159,7 @@ describe('quota limits at their boundaries', () => {
     const q = quota({ maxVms: 1, maxVmsPerNode: 1, maxVcpus: 2, maxMemoryMiB: 100 });
     const usage = usageOf([{ nodeId: 'a', memoryMiB: 60, vcpus: 2 }]);
     const refused = checkQuota(q, usage, { memoryMiB: 50, vcpus: 1, nodeId: 'a' });
-    expect(!refused.ok && refused.error.details['exceeded']).toEqual(['maxVms', 'maxVmsPerNode', 'maxVcpus', 'maxMemoryMiB']);
+    expect(!refused.ok && refused.error.details?.['exceeded']).toEqual(['maxVms', 'maxVmsPerNode', 'maxVcpus', 'maxMemoryMiB']);
     expect(!refused.ok && refused.error.message).toBe('tenant acme: VMs 1 + 1 would exceed the limit of 1');
     const vcpus = checkQuota(quota({ maxVcpus: 2 }), usage, { memoryMiB: 1, vcpus: 1 });
     expect(!vcpus.ok && vcpus.error.message).toBe('tenant acme: vCPUs 2 + 1 would exceed the limit of 2');
