@@ -283,7 +283,7 @@ describe('more of what a host remembers', () => {
     expect(unwrap(await rebuilt.getLimits())['cpu']).toMatchObject({ hardLimit: 12 });
     // Freed, the reserved core stays reserved.
     unwrap(await rebuilt.release({ requestId: 'rel', allocationId: pinned.id }));
-    const cores = unwrap(await rebuilt.getUsage()).find((u) => u.resourceType === 'cpu') as { cores: Array<{ id: number; role: string }> };
+    const cores = unwrap(await rebuilt.getUsage()).find((u) => u.resourceType === 'cpu') as unknown as { cores: Array<{ id: number; role: string }> };
     expect(cores.cores.find((c) => c.id === core)?.role).toBe('reserved');
   });
 });
