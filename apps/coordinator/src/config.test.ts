@@ -33,6 +33,15 @@ describe('loading the coordinator configuration', () => {
     );
   });
 
+  it('gives tenants without a quota priority 0 and no preemption unless configured, and refuses an allowing default in production', () => {
+    const plain = load();
+    expect(plain.ok && plain.value.tenantDefaults).toEqual({ priority: 0, allowPreemption: false });
+    const configured = load({ file: { tenantDefaults: { priority: 20, allowPreemption: true } } });
+    expect(configured.ok && configured.value.tenantDefaults).toEqual({ priority: 20, allowPreemption: true });
+    const problems = problemsOf(load({ file: { production: true, nats: SECURE_NATS, tenantDefaults: { allowPreemption: true } } }));
+    expect(problems.map((p) => p.path)).toContain('tenantDefaults.allowPreemption');
+  });
+
   it('takes the same ALLOT_NATS_* variables as the agent, TLS and nkey seed file included', () => {
     const result = load({
       env: {

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { NatsConnectionConfigSchema, PlacementStrategySchema, type Result } from '@allot/core';
+import { NatsConnectionConfigSchema, PlacementStrategySchema, PrioritySchema, type Result } from '@allot/core';
 import { loadProcessConfig, type EnvBinding } from '@allot/nats';
 import { z } from 'zod';
 import { SweepConfigSchema } from './sweep.ts';
@@ -79,6 +79,11 @@ export const CoordinatorConfigSchema = z.strictObject({
    */
   intentTtlMs: z.int().min(0).max(30 * 24 * 3_600_000).default(7 * 24 * 3_600_000),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  /**
+   * Priority and preemption right of a tenant whose quota names none (a tenant without a quota included): never taken
+   * from the request. Deny by default; an allowing default is refused in production.
+   */
+  tenantDefaults: z.strictObject({ priority: PrioritySchema.default(0), allowPreemption: z.boolean().default(false) }).default({ priority: 0, allowPreemption: false }),
   /** The dashboard and its API over HTTP; off unless set. */
   http: HttpConfigSchema.optional(),
   /** GET /metrics and GET /healthz on their own listener (no token: bind it where only the scraper reaches); off unless set. */
@@ -112,5 +117,18 @@ export const COORDINATOR_ENV_BINDINGS: readonly EnvBinding[] = [
  * invalid_request whose message names every bad key, one per line, and where the value came from.
  */
 export function loadCoordinatorConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, readFile: (path: string) => string = (p) => readFileSync(p, 'utf8')): Result<CoordinatorConfig> {
-  return loadProcessConfig({ schema: CoordinatorConfigSchema, argv, env, readFile, configFileVariable: 'ALLOT_COORDINATOR_CONFIG', envBindings: COORDINATOR_ENV_BINDINGS });
+  return loadProcessConfig({
+    schema: CoordinatorConfigSchema,
+    argv,
+    env,
+    readFile,
+    configFileVariable: 'ALLOT_COORDINATOR_CONFIG',
+    envBindings: COORDINATOR_ENV_BINDINGS,
+    prepare: ({ raw, provenance, problems, production }) => {
+      const defaults = raw['tenantDefaults'];
+      if (production && typeof defaults === 'object' && defaults !== null && (defaults as Record<string, unknown>)['allowPreemption'] === true) {
+        problems.push({ path: 'tenantDefaults.allowPreemption', message: 'in production a tenant may preempt only when its quota says so (allowPreemption)', source: provenance.sourcesOf(['tenantDefaults', 'allowPreemption']).join(', ') });
+      }
+    },
+  });
 }

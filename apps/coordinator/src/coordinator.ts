@@ -167,6 +167,7 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
       agents,
       sweep,
       publishEvent,
+      tenantDefaults: config.tenantDefaults,
     },
     { coordinatorId: config.coordinatorId, version: COORDINATOR_VERSION, logger });
   if (!served.ok) {
