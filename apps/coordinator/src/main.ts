@@ -81,11 +81,6 @@ async function main(): Promise<number> {
   }
   const coordinator = started.value;
   if (telemetry !== undefined) observeCluster(coordinator.view);
-  state = 'ready';
-  logger.info({ servers: c.nats.servers, nodes: coordinator.view.size }, 'coordinator ready');
-  process.off('SIGTERM', duringStartup);
-  process.off('SIGINT', duringStartup);
-
   return new Promise<number>((resolve) => {
     let stopping = false;
     const shutdown = (signal: string) => {
@@ -114,8 +109,15 @@ async function main(): Promise<number> {
         }
       })();
     };
+    // The serving handlers go on before the start-up ones come off, and "ready" is said only then: removing the last
+    // listener of a signal stops Node's watcher for it, and a SIGTERM arriving in that gap (a supervisor that stops us
+    // as soon as it reads "ready") was swallowed, leaving a coordinator that ignored it until SIGKILL.
     process.on('SIGTERM', () => shutdown('SIGTERM'));
     process.on('SIGINT', () => shutdown('SIGINT'));
+    process.off('SIGTERM', duringStartup);
+    process.off('SIGINT', duringStartup);
+    state = 'ready';
+    logger.info({ servers: c.nats.servers, nodes: coordinator.view.size }, 'coordinator ready');
   });
 }
 
