@@ -1,12 +1,12 @@
 import { encode, usageSubject } from '@allot/core';
-import { ensureStreams } from '@allot/nats';
 import { connect } from '@nats-io/transport-node';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { cleanupAll, startNatsServer, waitFor, type NatsServerHandle } from '../../../test/harness/index.ts';
 import { DroppedInput } from './dropped-input.ts';
 import { syntheticSnapshot } from './http/fixtures.ts';
-import { jetstream, jetstreamManager, type JetStreamClient, type NatsConnection } from './nats-deps.ts';
+import { jetstream, type JetStreamClient, type NatsConnection } from './nats-deps.ts';
+import { ensureTestStreams } from './testing/cluster.ts';
 import { followUsage, type UsageFeed } from './usage-feed.ts';
 import { ClusterView } from './view.ts';
 
@@ -19,8 +19,7 @@ const feeds: UsageFeed[] = [];
 beforeEach(async () => {
   server = await startNatsServer();
   nc = await connect({ servers: server.url });
-  const ensured = await ensureStreams(await jetstreamManager(nc), { replicas: 1 });
-  if (!ensured.ok) throw new Error(ensured.error.message);
+  await ensureTestStreams(nc);
   js = jetstream(nc);
 });
 
