@@ -142,12 +142,15 @@ export class SimAgent {
 
   /** Restore must rebuild exactly what the disk says is live (a restart that drops or invents one is a lost ack or a ghost). */
   async #checkRestoredMatchesDisk(host: HostManager, name: string, incarnation: number): Promise<void> {
+    // What the disk held at the restart. The listing below describes the host as of this call and is answered only
+    // once the tail is durable; allocations committed meanwhile are in the model by then but not in the listing.
+    const onDiskAtRestart = [...this.model.liveIds()].map((id) => ({ id, status: this.model.get(id)?.status }));
     const live = await host.getAllocations({ status: 'live' });
     if (!live.ok || this.incarnation !== incarnation) return;
     const inMemory = new Set(live.value.map((a) => a.id));
-    for (const id of this.model.liveIds()) {
+    for (const { id, status } of onDiskAtRestart) {
       // A reservation that expired while the agent was down is journaled as expired during restore; not lost.
-      if (!inMemory.has(id) && this.model.get(id)?.status !== 'reserved') this.#sched.fail(`${name} restarted without ${id}, which is live on its disk`);
+      if (!inMemory.has(id) && status !== 'reserved') this.#sched.fail(`${name} restarted without ${id}, which is live on its disk`);
     }
   }
 
