@@ -1,6 +1,7 @@
 import { AllotFailure, toAllotError } from '@allot/core';
 import { describe, expect, it } from 'vitest';
-import { Actor, deferred, deferredUntil, type Behavior } from './actor.ts';
+import { Actor } from './actor.ts';
+import { deferred, deferredUntil, type Behavior } from './behavior.ts';
 import { Supervisor } from './supervisor.ts';
 
 type Msg =

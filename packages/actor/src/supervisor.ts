@@ -1,5 +1,5 @@
 import { toAllotError, type Health } from '@allot/core';
-import type { Behavior } from './actor.ts';
+import type { Behavior } from './behavior.ts';
 
 export interface SupervisorOptions<Msg, Reply> {
   /** Rebuilds the behaviour from its last durable state (a journal replay); may be async (reading a file). */

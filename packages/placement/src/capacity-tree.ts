@@ -1,32 +1,8 @@
-import type { NodeId } from './types.ts';
 import type { RandomSource } from './random.ts';
-
-/** One schedulable node as the index keys it: its free capacity, read once from its snapshot. */
-export interface CapacityEntry {
-  readonly nodeId: NodeId;
-  readonly freeMemoryMiB: number;
-  /** Largest shared-mode request that fits (vCPUs). */
-  readonly sharedVcpuFit: number;
-  /** Shared cores that could become exclusive (approximate; see node-capacity.ts). */
-  readonly idleCores: number;
-  /** A random tie-breaker fixed when the node is first seen, so equal nodes are visited in an arbitrary order. */
-  readonly salt: number;
-}
-
-/** What a request needs, as far as the index can tell: memory and either shared vCPUs or idle cores. */
-export interface CapacityNeed {
-  readonly memoryMiB: number;
-  readonly vcpus: number;
-  readonly exclusive: boolean;
-}
+import type { CandidateSource, CapacityEntry, CapacityNeed } from './snapshot.ts';
 
 export function entryFits(entry: CapacityEntry, need: CapacityNeed): boolean {
   return entry.freeMemoryMiB >= need.memoryMiB && (need.exclusive ? entry.idleCores : entry.sharedVcpuFit) >= need.vcpus;
-}
-
-/** A pull-based stream of entries; `next()` returns undefined when there are no more. */
-export interface CandidateSource {
-  next(): CapacityEntry | undefined;
 }
 
 export type EntryOrder = (a: CapacityEntry, b: CapacityEntry) => number;

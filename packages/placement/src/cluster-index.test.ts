@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { CapacityEntry, CandidateSource } from './capacity-tree.ts';
+import type { CapacityEntry, CandidateSource } from './snapshot.ts';
 import { ClusterIndex, MAX_DOMAIN_LABELS } from './cluster-index.ts';
 import { nodeView } from './fixtures.ts';
 import { seededRandom } from './random.ts';

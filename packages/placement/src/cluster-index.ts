@@ -1,45 +1,10 @@
 import { randomInt } from 'node:crypto';
 import type { NodeView } from '@allot/core';
-import { CapacityTree, type CandidateSource, type CapacityEntry, type CapacityNeed, type EntryOrder } from './capacity-tree.ts';
+import { CapacityTree, type EntryOrder } from './capacity-tree.ts';
 import { freeMemoryMiB, idleSharedCores, nodeStateReason, sharedVcpuFit, type NodeStateReason, NODE_CORDONED, NODE_NOT_READY, NODE_UNHEALTHY } from './node-capacity.ts';
 import { seededRandom, type RandomSource } from './random.ts';
 import { domainOf } from './scorers.ts';
-import type { NodeId } from './types.ts';
-
-/** Allocation counts in one failure domain, kept current on every upsert. */
-export interface DomainTally {
-  /** Live allocations per anti-affinity group. */
-  readonly groups: ReadonlyMap<string, number>;
-  /** VMs per tenant. */
-  readonly tenants: ReadonlyMap<string, number>;
-}
-
-/**
- * The read side of the cluster view that placement needs. ClusterIndex implements it; place() depends on nothing else,
- * so a placement is a pure function of this snapshot.
- */
-export interface ClusterSnapshot {
-  /** Every node known, schedulable or not. */
-  readonly size: number;
-  /** Ready, not cordoned, not unhealthy. */
-  readonly schedulableCount: number;
-  get(nodeId: NodeId): NodeView | undefined;
-  nodes(): IterableIterator<NodeView>;
-  /** Nodes that are not schedulable, per reason. O(1). */
-  stateCounts(): Readonly<Record<NodeStateReason, number>>;
-  /** Schedulable nodes with less free memory than this. O(log n). */
-  countShortOfMemory(memoryMiB: number): number;
-  /** Schedulable nodes that fit the need, by free memory: ascending (tightest first), descending, or random start. */
-  byFreeMemory(need: CapacityNeed, order: 'ascending' | 'descending' | 'random', random?: RandomSource): CandidateSource;
-  /** Schedulable nodes that fit the need, in node-id order starting after `after`, wrapping around. */
-  inStableOrder(need: CapacityNeed, after?: NodeId): CandidateSource;
-  /** How many schedulable node ids sort before (or, inclusive, at or before) this id. O(log n). */
-  stableRank(nodeId: NodeId, inclusive?: boolean): number;
-  /** The failure domains of this label with their allocation tallies (starts tracking the label if it was not). */
-  domains(label: string): ReadonlyMap<string | null, DomainTally>;
-  /** Schedulable nodes of one domain that fit the need, by free memory. */
-  byFreeMemoryInDomain(label: string, value: string | null, need: CapacityNeed, order: 'ascending' | 'descending'): CandidateSource;
-}
+import type { CandidateSource, CapacityEntry, CapacityNeed, ClusterSnapshot, DomainTally, NodeId } from './snapshot.ts';
 
 /**
  * Bound on the failure-domain labels indexed at once. A `check` or `place` may name any domainLabel (up to 64

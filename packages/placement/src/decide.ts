@@ -1,10 +1,9 @@
 import { err, ok, type AllocationRequest, type NodeView, type PlacementOptions, type PlacementStrategy, type Result } from '@allot/core';
-import type { CapacityNeed } from './capacity-tree.ts';
-import type { ClusterSnapshot } from './cluster-index.ts';
 import { filtersFor, FILTER_PLUGINS, firstFailure, INSUFFICIENT_CPU, INSUFFICIENT_IDLE_CORES, INSUFFICIENT_MEMORY, NOT_EXAMINED, NOT_THE_NAMED_NODE } from './filters.ts';
 import { RejectionTally, unavailableMessage } from './rejections.ts';
+import type { CapacityNeed, ClusterSnapshot, NodeId } from './snapshot.ts';
 import { STRATEGIES } from './strategies.ts';
-import type { Demand, FilterPlugin, NodeId, PlacementContext, PlacementDecision, StepContext, Strategy } from './types.ts';
+import type { Demand, FilterPlugin, PlacementContext, PlacementDecision, StepContext, Strategy } from './types.ts';
 
 export const DEFAULT_MAX_CANDIDATES = 5;
 export const DEFAULT_MAX_VISITS = 10_000;

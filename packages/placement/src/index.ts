@@ -1,8 +1,8 @@
 /** @allot/placement: pure placement decisions over a cluster snapshot, and the free-capacity index behind them. */
 export * from './types.ts';
 export { seededRandom, type RandomSource } from './random.ts';
-export { ClusterIndex, MAX_DOMAIN_LABELS, type ClusterIndexOptions, type ClusterSnapshot, type DomainTally } from './cluster-index.ts';
-export type { CandidateSource, CapacityEntry, CapacityNeed } from './capacity-tree.ts';
+export type { CandidateSource, CapacityEntry, CapacityNeed, ClusterSnapshot, DomainTally, NodeId } from './snapshot.ts';
+export { ClusterIndex, MAX_DOMAIN_LABELS, type ClusterIndexOptions } from './cluster-index.ts';
 export * from './filters.ts';
 export * from './scorers.ts';
 export { STRATEGIES, SPREAD_DOMAIN_WEIGHT, sampleLimit } from './strategies.ts';

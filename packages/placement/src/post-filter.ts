@@ -2,8 +2,8 @@ import { ok, PREEMPTION_PRIORITY_GAP, type Allocation, type AllocationRequest, t
 import { DEFAULT_MAX_VISITS, requestFilters, stepContext } from './decide.ts';
 import { firstFailure } from './filters.ts';
 import { fitsWhenEmptied, planPreemption, type PreemptionPlan } from './preemption.ts';
-import type { ClusterSnapshot } from './cluster-index.ts';
-import type { NodeId, PlacementContext } from './types.ts';
+import type { ClusterSnapshot, NodeId } from './snapshot.ts';
+import type { PlacementContext } from './types.ts';
 
 /*
  * The PostFilter extension point: when decide() found no node, preemption. It runs over the same filter plugins and

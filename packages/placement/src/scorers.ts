@@ -1,6 +1,6 @@
 import type { NodeView } from '@allot/core';
 import { idleSharedCores, sharedCoreCount } from './node-capacity.ts';
-import type { ClusterSnapshot } from './cluster-index.ts';
+import type { ClusterSnapshot } from './snapshot.ts';
 import type { DomainLoad, PlacementContext, ScorePlugin, Scorer, StepContext } from './types.ts';
 
 export const DEFAULT_DOMAIN_LABEL = 'zone';

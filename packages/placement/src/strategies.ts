@@ -1,8 +1,7 @@
 import type { PlacementStrategy } from '@allot/core';
-import type { CandidateSource } from './capacity-tree.ts';
-import type { ClusterSnapshot } from './cluster-index.ts';
 import { NAMED_NODE } from './filters.ts';
 import { BINPACK, MANUAL, ROUND_ROBIN, SPREAD, SPREAD_DOMAIN } from './scorers.ts';
+import type { CandidateSource, ClusterSnapshot } from './snapshot.ts';
 import type { DomainLoad, Strategy, StepContext } from './types.ts';
 
 /*

@@ -1,9 +1,6 @@
 import type { AllocationRequest, NodeView, PlacementOptions, PlacementStrategy } from '@allot/core';
-import type { CandidateSource } from './capacity-tree.ts';
-import type { ClusterSnapshot } from './cluster-index.ts';
+import type { CandidateSource, ClusterSnapshot, NodeId } from './snapshot.ts';
 import type { RandomSource } from './random.ts';
-
-export type NodeId = string;
 
 /** What a request asks of one node, read once from the AllocationRequest. */
 export interface Demand {
