@@ -27,6 +27,7 @@ export const AGENT_VERBS = [
   'usage',
   'allocations',
   'fence',
+  'preempt',
   'health',
   'limits.get',
   'limits.update',

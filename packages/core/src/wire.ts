@@ -106,6 +106,28 @@ export type AgentFenceRequest = z.infer<typeof AgentFenceRequestSchema>;
 export const AgentFenceReplySchema = z.object({ allocation: AllocationSchema.nullable(), fence: FenceSchema });
 export type AgentFenceReply = z.infer<typeof AgentFenceReplySchema>;
 
+/** Most victims one preempt may name. */
+export const MAX_PREEMPTION_VICTIMS = 64;
+
+/**
+ * preempt: release `victims` (live allocations of this node, each at least PREEMPTION_PRIORITY_GAP priority points
+ * below the request) and allocate `request` in one turn and one ledger record, or change nothing. Idempotent by the
+ * request's id and fenced like allocate (`request.fence`). With `graceMs` the victims are first marked `releasing`
+ * (still counted) and the release and the allocation happen together at the deadline (see docs/architecture.md).
+ */
+export const AgentPreemptRequestSchema = z.object({
+  request: AgentAllocateRequestSchema,
+  victims: z.array(AllocationIdSchema).min(1).max(MAX_PREEMPTION_VICTIMS),
+  graceMs: z.int().min(0).max(86_400_000).optional(),
+});
+export type AgentPreemptRequest = z.infer<typeof AgentPreemptRequestSchema>;
+/**
+ * The preemptor's allocation (`reserved` with `expiresAt` = the deadline while a grace period runs, then `active`) and
+ * the victims as they are now (`released`, or `releasing` during the grace period).
+ */
+export const AgentPreemptReplySchema = z.object({ allocation: AllocationSchema, victims: z.array(AllocationSchema) });
+export type AgentPreemptReply = z.infer<typeof AgentPreemptReplySchema>;
+
 const LimitFigureSchema = z.int().min(0).max(Number.MAX_SAFE_INTEGER);
 
 /**
@@ -216,6 +238,8 @@ export const AllotEventSchema = z.object({
   tenantId: TenantIdSchema.optional(),
   resources: ResourceAmountsSchema.optional(),
   cpuset: z.array(z.int().min(0)).optional(),
+  /** For preempted: the allocation that took the victim's room, and its request id. */
+  preemptedBy: z.object({ allocationId: AllocationIdSchema, requestId: RequestIdSchema }).optional(),
   /** For refused: the error; for released/preempted: why. */
   error: AllotErrorSchema.optional(),
   reason: z.string().max(512).optional(),
@@ -364,6 +388,7 @@ export const AGENT_ENDPOINTS = {
   usage: { request: EmptyRequestSchema, reply: UsageSnapshotSchema },
   allocations: { request: AgentAllocationsRequestSchema, reply: AgentAllocationsReplySchema },
   fence: { request: AgentFenceRequestSchema, reply: AgentFenceReplySchema },
+  preempt: { request: AgentPreemptRequestSchema, reply: AgentPreemptReplySchema },
   health: { request: EmptyRequestSchema, reply: HostHealthSchema },
   'limits.get': { request: EmptyRequestSchema, reply: HostLimitsSchema },
   'limits.update': { request: AgentLimitsUpdateRequestSchema, reply: HostLimitsSchema },

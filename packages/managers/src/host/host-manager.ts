@@ -1,5 +1,6 @@
 import { Actor, Supervisor } from '@allot/actor';
 import {
+  MAX_PREEMPTION_VICTIMS,
   NodeIdSchema,
   encode,
   err,
@@ -27,7 +28,7 @@ import {
 import { invalidConfig } from '../builder-result.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import { parseRelease, parseRequest } from './fast-parse.ts';
-import { HostState, type FenceAnswer, type ReleaseRequest } from './host-state.ts';
+import { HostState, type FenceAnswer, type Preemption, type ReleaseRequest } from './host-state.ts';
 import { ManagerCore, type Turn } from './manager-core.ts';
 import { MetricsRecorder, type Operation } from './metrics.ts';
 import { MemoryJournal, type DurableState, type HostRecord, type HostStateSnapshot, type Journal, type ReplayableJournal } from './records.ts';
@@ -280,6 +281,26 @@ export class HostManager implements ResourceManager {
     const checked = checkFence(fence);
     if (!checked.ok) return Promise.resolve(checked);
     return this.#ask((core) => core.fence(requestId, fence));
+  }
+
+  /**
+   * Releases `victims` (allocation ids on this host) and allocates `input` in one turn and one ledger record, or
+   * changes nothing (HostState.preempt says what is refused). `fence` as allocate's.
+   */
+  preempt(input: AllocationRequestInput, victims: readonly string[], options: FenceOption = {}): Promise<Result<Preemption>> {
+    const parsed = parseRequest(input);
+    if (!parsed.ok) return Promise.resolve(parsed);
+    const fence = checkFence(options.fence);
+    if (!fence.ok) return Promise.resolve(fence);
+    if (!Array.isArray(victims) || victims.length === 0 || victims.length > MAX_PREEMPTION_VICTIMS || !victims.every((v) => typeof v === 'string' && v.length > 0 && v.length <= 160)) {
+      return Promise.resolve(err('invalid_request', `victims: 1 to ${MAX_PREEMPTION_VICTIMS} allocation ids`, { field: 'victims' }));
+    }
+    return this.preemptParsed(parsed.value, victims, fence.value);
+  }
+
+  /** preempt of a request already parsed and victims and fence already checked (the agent's endpoint). */
+  preemptParsed(request: AllocationRequest, victims: readonly string[], fence: number | undefined): Promise<Result<Preemption>> {
+    return this.#ask<Preemption>((core) => core.preempt(request, victims, fence));
   }
 
   release(target: ReleaseTarget & { reason?: string; fence?: number }): Promise<Result<Allocation>> {

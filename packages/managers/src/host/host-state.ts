@@ -3,6 +3,7 @@ import {
   errorOf,
   LEGACY_GROUP_METADATA_KEY,
   ok,
+  PREEMPTION_PRIORITY_GAP,
   type AllotError,
   type Allocation,
   type AllocationRequest,
@@ -11,7 +12,7 @@ import {
   type Result,
   type TenantUsage,
 } from '@allot/core';
-import type { HostRecord, HostStateSnapshot, RecordedFence, RetainedRelease } from './records.ts';
+import type { HostRecord, HostStateSnapshot, PreemptedVictim, RecordedFence, RetainedRelease } from './records.ts';
 import { RetainedById } from './retained-by-id.ts';
 import { sameValue } from './same-request.ts';
 import type { ResourceSlice, SliceChange, SliceConfig } from './slice.ts';
@@ -38,6 +39,12 @@ export interface ReleaseRequest {
   readonly reason?: string;
   /** Refused when the allocation's request id has a higher recorded fence (someone drove it since). */
   readonly fence?: number;
+}
+
+/** What a preempt answers: the preemptor's allocation and the victims as they are now. */
+export interface Preemption {
+  readonly allocation: Allocation;
+  readonly victims: readonly Allocation[];
 }
 
 /** What the fence verb answers: the request id's allocation, if any, and its recorded fence. */
@@ -396,6 +403,138 @@ export class HostState {
     return ok({ config: next.value, record: { kind: 'limits_updated', seq: this.seq, at: this.#now(), resourceType: type, config: toRecordConfig(next.value), force } });
   }
 
+  // ---------- preemption ----------
+
+  /**
+   * Releases `victims` and allocates `request` in one turn and one record, or changes nothing. Each victim must be a
+   * live allocation of this host at least PREEMPTION_PRIORITY_GAP points below the request (the gap the coordinator's
+   * planner uses), and releasing them must make the request fit (every rule of allocate, anti-affinity counted without
+   * the victims). Idempotent by the request id (a retry answers the allocation and the victims as they are now) and
+   * fenced like allocate. The room check is a trial on the slices: the victims' shares are freed, the request taken,
+   * and on a refusal the victims' exact grants are put back in the same turn.
+   */
+  preempt(request: AllocationRequest, victimIds: readonly string[], fence?: number): Result<{ allocation: Allocation; victims: Allocation[]; record?: HostRecord }> {
+    const seen = this.#byRequest.get(request.requestId)?.allocation;
+    if (seen !== undefined) {
+      if (!sameValue(seen.request, request)) return err('conflict', `request id ${request.requestId} was already used for a different request (allocation ${seen.id})`, { requestId: request.requestId, allocationId: seen.id });
+      const victims: Allocation[] = [];
+      for (const id of victimIds) {
+        const v = this.find(id);
+        if (v !== undefined) victims.push(v);
+      }
+      return ok({ allocation: seen, victims });
+    }
+    if (fence !== undefined) {
+      const recorded = this.#fences.get(request.requestId)?.fence ?? 0;
+      if (fence <= recorded) return err('conflict', `request id ${request.requestId} was fenced at ${recorded}; a preempt at fence ${fence} is stale`, { requestId: request.requestId, reason: 'fenced', fence: recorded });
+    }
+    if (this.cordon.cordoned) return err('unavailable', `node ${this.nodeId} is cordoned: ${this.cordon.reason}`, { nodeId: this.nodeId, cordoned: true });
+    const victims = this.#preemptable(request, victimIds);
+    if (!victims.ok) return victims;
+    const missing = missingTypes(this.slices, request);
+    if (missing.length > 0) return err('insufficient_capacity', `no ${missing.join(', ')} manager on node ${this.nodeId}`, { resourceType: missing[0], requested: 0, free: 0, effectiveCapacity: 0, nodeId: this.nodeId });
+    const group = this.#groupRefusalWithout(request, victims.value);
+    if (group !== undefined) return { ok: false, error: group };
+    const id = `${this.nodeId}:${this.idCounter + 1}`;
+    for (const v of victims.value) for (const slice of involved(this.slices, v.request)) slice.free(v.id);
+    const taken = this.#takeAll(id, request, false);
+    if (!taken.ok) {
+      // this.#putBack(victims.value);
+      const e = taken.error;
+      return err(e.code, `releasing ${victimIds.join(', ')} does not make room for ${request.requestId}: ${e.message}`, { ...e.details, victims: [...victimIds] });
+    }
+    const now = this.#now();
+    const allocation: Allocation = {
+      id,
+      requestId: request.requestId,
+      tenantId: request.tenantId,
+      nodeId: this.nodeId,
+      request,
+      granted: request.resources,
+      cpu: taken.value,
+      status: 'active',
+      priority: request.priority,
+      createdAt: now,
+      updatedAt: now,
+    };
+    if (fence !== undefined) allocation.fence = fence;
+    const released: Allocation[] = [];
+    const recorded: PreemptedVictim[] = [];
+    for (const v of victims.value) {
+      const releaseRequestId = preemptionReleaseId(v.id);
+      released.push(this.#removeLive(v, now, releaseRequestId));
+      recorded.push({ allocationId: v.id, allocationRequestId: v.requestId, releaseRequestId });
+    }
+    this.idCounter += 1;
+    this.seq += 1;
+    this.#addLive(allocation);
+    return ok({ allocation, victims: released, record: { kind: 'preempted', seq: this.seq, at: now, allocation, idCounter: this.idCounter, victims: recorded } });
+  }
+
+  /** The named victims, live here and low enough to preempt for `request`; the first that is not, as a typed refusal. */
+  #preemptable(request: AllocationRequest, victimIds: readonly string[]): Result<Allocation[]> {
+    if (new Set(victimIds).size !== victimIds.length) return err('invalid_request', 'victims: an allocation is named twice', { field: 'victims' });
+    const out: Allocation[] = [];
+    for (const id of victimIds) {
+      const v = this.live.get(id);
+      if (v === undefined) {
+        const gone = this.#retainedById.get(id);
+        if (gone !== undefined) return err('conflict', `victim ${id} is no longer held on node ${this.nodeId} (${gone.allocation.status})`, { reason: 'victim_gone', allocationId: id, status: gone.allocation.status });
+        return err('not_found', `no allocation ${id} on node ${this.nodeId}`, { reason: 'victim_unknown', allocationId: id });
+      }
+      if (v.priority > request.priority - PREEMPTION_PRIORITY_GAP) {
+        return err('conflict', `victim ${id} has priority ${v.priority}; preempting for priority ${request.priority} needs at most ${request.priority - PREEMPTION_PRIORITY_GAP}`, {
+          reason: 'victim_priority',
+          allocationId: id,
+          priority: v.priority,
+          preemptorPriority: request.priority,
+          minGap: PREEMPTION_PRIORITY_GAP,
+        });
+      }
+      out.push(v);
+    }
+    return ok(out);
+  }
+
+  /** Anti-affinity as allocate checks it, with the victims' members of the group already gone. */
+  #groupRefusalWithout(request: AllocationRequest, victims: readonly Allocation[]): AllotError | undefined {
+    const refusal = this.#groupRefusal(request);
+    if (refusal === undefined || request.group === undefined) return refusal;
+    const name = request.group.name;
+    const leaving = victims.filter((v) => (v.request.group?.name ?? v.request.metadata[LEGACY_GROUP_METADATA_KEY]) === name).length;
+    return (this.groups.get(name) ?? 0) - leaving < request.group.maxPerNode ? undefined : refusal;
+  }
+
+  /** Takes the request's share of every involved slice, or none (the part taken is freed in this turn). */
+  #takeAll(id: string, request: AllocationRequest, reservation: boolean): Result<Allocation['cpu']> {
+    const done: ResourceSlice[] = [];
+    let cpu: Allocation['cpu'] = null;
+    for (const slice of involved(this.slices, request)) {
+      const grant = slice.take(id, request, reservation);
+      if (!grant.ok) {
+        for (const d of done) d.free(id);
+        return grant;
+      }
+      done.push(slice);
+      if (grant.value !== null) cpu = grant.value;
+    }
+    return ok(cpu);
+  }
+
+  /**
+   * Re-installs victims' exact grants after a refused trial. It cannot fail (their shares were freed in this turn and
+   * nothing else was taken); if it did, the throw crashes the actor, whose supervisor rebuilds it from the journal,
+   * which never saw the trial.
+   */
+  #putBack(victims: readonly Allocation[]): void {
+    for (const v of victims) {
+      for (const slice of involved(this.slices, v.request)) {
+        const r = slice.restore(v, v.status === 'reserved');
+        if (!r.ok) throw new Error(`preemption trial: victim ${v.id} could not be put back: ${r.error.message}`);
+      }
+    }
+  }
+
   // ---------- replay ----------
 
   /** Replays one durable record. Records at or below the current seq are skipped (already in a snapshot). */
@@ -437,6 +576,17 @@ export class HostState {
       case 'fenced':
         this.#setFence(record.requestId, record.fence, record.at);
         break;
+      case 'preempted': {
+        for (const v of record.victims) {
+          const victim = this.live.get(v.allocationId);
+          if (victim === undefined) return err('internal', `journal preempts unknown allocation ${v.allocationId}`);
+          this.#removeLive(victim, record.at, v.releaseRequestId);
+        }
+        const restored = this.#restoreAllocation(record.allocation);
+        if (!restored.ok) return restored;
+        this.idCounter = Math.max(this.idCounter, record.idCounter);
+        break;
+      }
     }
     this.seq = record.seq;
     return ok(undefined);
@@ -651,6 +801,11 @@ export class HostState {
       else this.groups.set(group, n);
     }
   }
+}
+
+/** The release request id of a preempted victim: derived from its allocation id, so unique on the host and stable on replay. */
+export function preemptionReleaseId(allocationId: string): string {
+  return `${allocationId}=preempted`;
 }
 
 /** A copy of an allocation in a new status, without expiresAt (only reservations carry it). */

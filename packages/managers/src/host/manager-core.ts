@@ -1,7 +1,7 @@
 import { deferred, deferredUntil, type Behavior, type HandlerResult } from '@allot/actor';
 import { ok, type Allocation, type AllocationRequest, type Result } from '@allot/core';
 import type { Clock } from '../clock.ts';
-import type { FenceAnswer, HostState, ReleaseRequest } from './host-state.ts';
+import type { FenceAnswer, HostState, Preemption, ReleaseRequest } from './host-state.ts';
 import type { HostRecord, Journal } from './records.ts';
 
 /** A message to a manager: a function run against the current behaviour inside one turn. */
@@ -140,6 +140,23 @@ export class ManagerCore implements Behavior<Turn, unknown> {
     }
     if (!change.ok && fence === undefined) return change;
     const reply: Result<Allocation> = change.ok ? ok(change.value.allocation) : change;
+    const raised = fence === undefined ? undefined : this.state.raiseFence(request.requestId, fence);
+    return raised === undefined ? this.whenDurable(reply) : this.#durably(raised, reply);
+  }
+
+  /**
+   * Preemption in one turn and one record (HostState.preempt). Fenced like allocate: a refusal at a fence records it
+   * first, so after a refused preempt at f no allocate or preempt of the request id at f or below commits.
+   */
+  preempt(request: AllocationRequest, victims: readonly string[], fence?: number): HandlerResult<Result<Preemption>> {
+    this.expireDue();
+    const change = this.state.preempt(request, victims, fence);
+    if (change.ok && change.value.record !== undefined) {
+      this.schedule();
+      return this.#durably(change.value.record, ok({ allocation: change.value.allocation, victims: change.value.victims }));
+    }
+    if (!change.ok && fence === undefined) return change;
+    const reply: Result<Preemption> = change.ok ? ok({ allocation: change.value.allocation, victims: change.value.victims }) : change;
     const raised = fence === undefined ? undefined : this.state.raiseFence(request.requestId, fence);
     return raised === undefined ? this.whenDurable(reply) : this.#durably(raised, reply);
   }

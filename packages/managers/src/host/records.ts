@@ -7,6 +7,7 @@ import {
   EpochMsSchema,
   FenceSchema,
   LimitsSchema,
+  MAX_PREEMPTION_VICTIMS,
   NodeIdSchema,
   RequestIdSchema,
   ResourceTypeSchema,
@@ -30,11 +31,16 @@ export const SliceConfigSchema = z.object({
   policy: CpuPolicySchema.optional(),
 });
 
+/** A victim of a preemption: its allocation, the request that made it, and the release's own request id. */
+export const PreemptedVictimSchema = z.object({ allocationId: AllocationIdSchema, allocationRequestId: RequestIdSchema, releaseRequestId: RequestIdSchema });
+export type PreemptedVictim = z.infer<typeof PreemptedVictimSchema>;
+
 /**
  * One journaled change: allocated / reserved (the full Allocation, and the id counter it was drawn from),
  * activated, released (with the release's request id and reason), expired, limits_updated (the slice's whole new
  * configuration), cordoned / uncordoned, fenced (a request id's recorded fencing epoch raised: by the fence verb, an
- * allocate retried at a higher epoch, or an allocate refused at its epoch).
+ * allocate retried at a higher epoch, or an allocate refused at its epoch), preempted (victims released and the preemptor
+ * allocated, in one record).
  */
 export const HostRecordSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('allocated'), ...base, allocation: AllocationSchema, idCounter: int }),
@@ -49,6 +55,8 @@ export const HostRecordSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('cordoned'), ...base, reason: reasonText }),
   z.object({ kind: z.literal('uncordoned'), ...base, reason: reasonText }),
   z.object({ kind: z.literal('fenced'), ...base, requestId: RequestIdSchema, fence: FenceSchema }),
+  // A preemption, all in one record: the victims released and the preemptor allocated (see HostState.preempt).
+  z.object({ kind: z.literal('preempted'), ...base, allocation: AllocationSchema, idCounter: int, victims: z.array(PreemptedVictimSchema).min(1).max(MAX_PREEMPTION_VICTIMS) }),
 ]);
 export type HostRecord = z.infer<typeof HostRecordSchema>;
 export type HostRecordKind = HostRecord['kind'];
