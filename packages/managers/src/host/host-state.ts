@@ -439,7 +439,7 @@ export class HostState {
     for (const v of victims.value) for (const slice of involved(this.slices, v.request)) slice.free(v.id);
     const taken = this.#takeAll(id, request, false);
     if (!taken.ok) {
-      // this.#putBack(victims.value);
+      this.#putBack(victims.value);
       const e = taken.error;
       return err(e.code, `releasing ${victimIds.join(', ')} does not make room for ${request.requestId}: ${e.message}`, { ...e.details, victims: [...victimIds] });
     }
