@@ -94,9 +94,19 @@ export function randomValue(rng: Rng, depth = 0): unknown {
   return o;
 }
 
+/**
+ * Only plain objects and arrays are walked into: a typed array, Map, Date... that an earlier mutation put in the body
+ * is one value (deleting or assigning an "element" of a typed array throws, and stopped a 1,000,000-message run).
+ */
+function isPlainContainer(value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== 'object') return false;
+  const proto: unknown = Object.getPrototypeOf(value);
+  return Array.isArray(value) || proto === Object.prototype || proto === null;
+}
+
 /** Paths of every field of a plain object tree (arrays by index). */
 function paths(value: unknown, prefix: string[] = [], out: string[][] = []): string[][] {
-  if (value !== null && typeof value === 'object') {
+  if (isPlainContainer(value)) {
     for (const [k, v] of Object.entries(value)) {
       const p = [...prefix, k];
       out.push(p);
@@ -118,8 +128,8 @@ export function mutate(rng: Rng, base: Record<string, unknown>): Record<string, 
     let at = base as Record<string, unknown>;
     for (const k of path.slice(0, -1)) {
       const next = at[k];
-      if (next === null || typeof next !== 'object') break;
-      at = next as Record<string, unknown>;
+      if (!isPlainContainer(next)) break;
+      at = next;
     }
     const key = path[path.length - 1] as string;
     const old = at[key];
