@@ -3,6 +3,7 @@ import { ensureKv, ensureStreams, publishDurable, versionAtLeast, type ServedSer
 import type { Logger } from 'pino';
 import { AgentClient } from './agents.ts';
 import { ClusterManager } from './cluster-manager.ts';
+import { decommissionCordonReason } from './decommission.ts';
 import type { CoordinatorConfig } from './config.ts';
 import { DroppedInput } from './dropped-input.ts';
 import { serveScheduler } from './endpoints.ts';
@@ -10,6 +11,7 @@ import { IntentStore } from './intents/intent-store.ts';
 import { startHttpServer, type DashboardServer } from './http/server.ts';
 import { publishTransition, startLivenessSweep } from './liveness.ts';
 import { jetstream, jetstreamManager, type NatsConnection } from './nats-deps.ts';
+import { NodeStates } from './node-states.ts';
 import { PlaceFlow } from './place-flow.ts';
 import { followQuotaEvents } from './quota-events.ts';
 import { QuotaService } from './quotas.ts';
@@ -37,6 +39,8 @@ export interface Coordinator {
   readonly reconciler: Reconciler;
   /** The anti-entropy sweep (every config.sweep.everyMs; sweepOnce and audit on demand). */
   readonly sweep: Sweep;
+  /** The operators' decommission records, followed from KV. */
+  readonly nodeStates: NodeStates;
   /** The dashboard's HTTP server, when config.http is set: its url, and extraRoutes to mount /metrics on. */
   readonly http: DashboardServer | undefined;
   /** Stops taking requests, answers those in flight, stops following the streams. Leaves the connection open. */
@@ -113,20 +117,45 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
   const clock = opts.clock ?? systemCoordinatorClock;
   const store = new IntentStore(new NatsBucket(nc, storage.value, KV_PLACEMENTS), { coordinatorId: config.coordinatorId, clock, finishedTtlMs: config.intentTtlMs });
 
-  const view = new ClusterView({ lostAfterMs: config.liveness.lostAfterMs, clock, ...(config.liveness.suspectAfterMs === undefined ? {} : { suspectAfterMs: config.liveness.suspectAfterMs }) });
-  const quotas = new QuotaService(store, logger);
-  await quotas.start();
   const agents = new AgentClient(nc, config.place.agentTimeoutMs);
-  const flow = new PlaceFlow({ coordinatorId: config.coordinatorId, view, store, quotas, agents, config: config.place, logger, clock, random: opts.random ?? Math.random });
-  const manager = new ClusterManager({ view, flow, agents, now });
-  const reconciler = new Reconciler({ store, agents, config: config.reconcile, logger, clock });
-
+  // Counting intents naming a node, from the tenants' usage records (exact by construction: usage = counting intents).
+  const countingOn = (nodeId: string) => {
+    let n = 0;
+    for (const { value } of store.cachedTenants()) n += value.usage.vmsPerNode[nodeId] ?? 0;
+    return n;
+  };
   const publishEvent = (event: AllotEvent, msgId: string) => {
     void publishDurable(js, eventSubject(CLUSTER_EVENT_NODE, event.kind), event, { msgId, timeoutMs: 5_000 }).then((sent) => {
       if (!sent.ok) logger.debug({ err: sent.error }, 'cluster event not published');
     });
   };
-  const sweep = new Sweep({ store, agents, nodes: () => view.nodes({ liveness: 'ready' }).map((n) => n.nodeId), clock, config: config.sweep, logger, publishEvent, ...(opts.random === undefined ? {} : { random: opts.random }) });
+  // A decommissioned node that reports again is refused: its agent is cordoned with the reason (it logs and journals
+  // it, and refuses allocates), once per boot of that agent on each coordinator; its snapshots are dropped.
+  let nodeStates: NodeStates | undefined;
+  const onRefused = (nodeId: string, bootId: string) => {
+    const record = nodeStates?.decommissioned(nodeId);
+    const reason = decommissionCordonReason(nodeId, record?.reason);
+    logger.warn({ node: nodeId, bootId }, 'decommissioned node reported again: refused (its snapshots are dropped; the sweep releases its placements)');
+    publishEvent({ kind: 'node_refused', nodeId, at: clock.wall(), reason }, `node_refused:${nodeId}:${bootId}`);
+    void agents.call(nodeId, 'cordon', { requestId: `decommissioned:${nodeId}:${bootId}`.slice(0, 128), reason }).then((r) => {
+      if (!r.ok) logger.info({ node: nodeId, err: r.error }, 'refused node not cordoned; told again at its next boot');
+    });
+  };
+  const view = new ClusterView({ lostAfterMs: config.liveness.lostAfterMs, clock, countingOn, onRefused, ...(config.liveness.suspectAfterMs === undefined ? {} : { suspectAfterMs: config.liveness.suspectAfterMs }) });
+  nodeStates = new NodeStates({ bucket: store.bucket, clock, coordinatorId: config.coordinatorId, logger, onChange: (nodeId, record) => view.setDecommissioned(nodeId, record) });
+  // Before the view is rebuilt: a replayed snapshot of a removed node must already be refused.
+  await nodeStates.start();
+  const quotas = new QuotaService(store, logger);
+  await quotas.start();
+  const flow = new PlaceFlow({ coordinatorId: config.coordinatorId, view, store, quotas, agents, config: config.place, logger, clock, random: opts.random ?? Math.random });
+  const manager = new ClusterManager({ view, flow, agents, now });
+  const states = nodeStates;
+  const nodeGone = (nodeId: string) => states.decommissioned(nodeId) !== undefined && (view.get(nodeId)?.liveness ?? 'lost') === 'lost';
+  const reconciler = new Reconciler({ store, agents, config: config.reconcile, logger, clock, nodeGone });
+
+  // Ready nodes, and removed decommissioned ones whose agents still report: what they hold is released as strays.
+  const sweepNodes = () => [...view.nodes({ liveness: 'ready' }).map((n) => n.nodeId), ...view.refusedNodesHeard(config.liveness.lostAfterMs)];
+  const sweep = new Sweep({ store, agents, nodes: sweepNodes, clock, config: config.sweep, logger, publishEvent, ...(opts.random === undefined ? {} : { random: opts.random }) });
 
   // Bad data reaching a callback (stream consumers, timers, the SSE broadcast) is counted here, never thrown.
   const dropped = new DroppedInput(logger);
@@ -155,7 +184,24 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
   const rebuilt = await Promise.race([feed.caughtUp.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), rebuildTimeoutMs).unref())]);
   await quotas.ready;
   logger.info({ nodes: view.size, rebuilt }, 'cluster view built');
-  const stopSweep = startLivenessSweep(view, { everyMs: config.liveness.checkEveryMs, onTransition, dropped });
+  const removing = new Set<string>();
+  const onRemovable = (nodeIds: string[]) => {
+    for (const nodeId of nodeIds) {
+      if (removing.has(nodeId)) continue;
+      removing.add(nodeId);
+      void states
+        .markRemoved(nodeId)
+        .then((marked) => {
+          if (!marked.ok) logger.warn({ node: nodeId, err: marked.error }, 'decommissioned node not marked removed; next sweep');
+          else if (marked.value !== undefined) {
+            view.setDecommissioned(nodeId, marked.value);
+            logger.info({ node: nodeId }, 'decommissioned node removed: nothing of it remains');
+          }
+        })
+        .finally(() => removing.delete(nodeId));
+    }
+  };
+  const stopSweep = startLivenessSweep(view, { everyMs: config.liveness.checkEveryMs, onTransition, onRemovable, dropped });
 
   await manager.start();
   const served: Result<ServedService> = await serveScheduler(
@@ -168,6 +214,7 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
       sweep,
       publishEvent,
       tenantDefaults: config.tenantDefaults,
+      decommission: { nodeStates: states, view, store, agents, reconciler, logger, agentTimeoutMs: config.place.agentTimeoutMs, publishEvent },
     },
     { coordinatorId: config.coordinatorId, version: COORDINATOR_VERSION, logger });
   if (!served.ok) {
@@ -219,6 +266,7 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
     store,
     reconciler,
     sweep,
+    nodeStates: states,
     http,
     stop: async () => {
       await sweep.stop();
@@ -230,6 +278,7 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
       await quotaEvents.value.stop();
       await feed.stop();
       quotas.stop();
+      states.stop();
     },
   });
 }

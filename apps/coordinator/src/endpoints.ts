@@ -26,6 +26,7 @@ import type { z } from 'zod';
 import type { AgentClient } from './agents.ts';
 import { forEachAllocationPage } from './allocation-pages.ts';
 import type { ClusterManager } from './cluster-manager.ts';
+import { decommissionNode, recommissionNode, type DecommissionDeps } from './decommission.ts';
 import type { NatsConnection } from './nats-deps.ts';
 import type { QuotaService } from './quotas.ts';
 import type { Sweep } from './sweep.ts';
@@ -43,6 +44,8 @@ export interface EndpointDeps {
   readonly publishEvent?: (event: AllotEvent, msgId: string) => void;
   /** Priority and preemption right of a tenant whose quota names none; default priority 0, no preemption. */
   readonly tenantDefaults?: TenantDefaults;
+  /** Serves node.decommission and node.recommission (decommission.ts); absent: they answer unavailable. */
+  readonly decommission?: DecommissionDeps;
 }
 
 /** What a tenant without those fields in its quota gets (config `tenantDefaults`). */
@@ -114,7 +117,7 @@ export function schedulerEndpoints(d: EndpointDeps): EndpointSpec[] {
     sched('check', async (r, tenantId) => d.manager.check(withTenantRights(r, d.quotas.quotaOf(tenantId), defaults))),
     sched('usage', async () => ok(d.manager.clusterUsage())),
     sched('efficiency', async () => ok(d.manager.efficiency())),
-    sched('nodes', async (r) => ok({ nodes: d.view.nodes({ ...(r.liveness === undefined ? {} : { liveness: r.liveness }), ...(r.labels === undefined ? {} : { labels: r.labels }) }) })),
+    sched('nodes', async (r) => ok({ nodes: d.view.nodes({ ...(r.liveness === undefined ? {} : { liveness: r.liveness }), ...(r.state === undefined ? {} : { state: r.state }), ...(r.labels === undefined ? {} : { labels: r.labels }) }) })),
     sched('node', async (r) => {
       const v = d.view.get(r.nodeId);
       return v === undefined ? err('not_found', `node ${r.nodeId} has not reported`, { nodeId: r.nodeId }) : ok(v);
@@ -138,6 +141,8 @@ export function schedulerEndpoints(d: EndpointDeps): EndpointSpec[] {
       if (!walked.ok) return walked;
       return ok({ nodeId: r.nodeId, cordoned: c.value.cordoned, remaining, remainingCount: walked.value.count });
     }),
+    sched('node.decommission', (r) => (d.decommission === undefined ? Promise.resolve(err('unavailable', 'this coordinator cannot decommission nodes')) : decommissionNode(d.decommission, r))),
+    sched('node.recommission', (r) => (d.decommission === undefined ? Promise.resolve(err('unavailable', 'this coordinator cannot recommission nodes')) : recommissionNode(d.decommission, r))),
     sched('audit', async () => {
       if (d.sweep === undefined) return err('unavailable', 'this coordinator runs no sweep');
       const report = await d.sweep.audit();

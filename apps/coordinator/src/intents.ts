@@ -4,7 +4,8 @@ import { z } from 'zod';
 
 /** Who or what ended a placement. */
 /** `agent`: found released on its node (released there directly); `expiry`: a reservation that expired on its node. */
-export const ReleaseCauseSchema = z.enum(['tenant', 'expiry', 'preemption', 'sweep', 'agent']);
+/** `decommission`: its node was decommissioned while lost: gone with the node, on the operator's word. */
+export const ReleaseCauseSchema = z.enum(['tenant', 'expiry', 'preemption', 'sweep', 'agent', 'decommission']);
 export type ReleaseCause = z.infer<typeof ReleaseCauseSchema>;
 
 /**

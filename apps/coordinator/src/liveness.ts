@@ -20,10 +20,21 @@ export async function publishTransition(js: JetStreamClient, t: LivenessTransiti
   if (!ack.ok) logger.warn({ node: t.nodeId, kind: t.kind, error: ack.error.message }, 'liveness event not published');
 }
 
-/** Sweeps the view every `everyMs` (silence is judged on the view's monotonic clock) and reports every transition. Returns the stop function. */
-export function startLivenessSweep(view: ClusterView, opts: { everyMs: number; onTransition: (t: LivenessTransition) => void; dropped?: DroppedInput }): () => void {
+/** Decommissioned nodes are looked at every this many sweeps (countingOn reads every tenant's usage record). */
+const REMOVABLE_EVERY_SWEEPS = 10;
+
+/**
+ * Sweeps the view every `everyMs` (silence is judged on the view's monotonic clock) and reports every transition;
+ * every REMOVABLE_EVERY_SWEEPS sweeps, the decommissioned nodes of which nothing remains go to `onRemovable` (which
+ * marks them removed in KV). Returns the stop function.
+ */
+export function startLivenessSweep(view: ClusterView, opts: { everyMs: number; onTransition: (t: LivenessTransition) => void; onRemovable?: (nodeIds: string[]) => void; dropped?: DroppedInput }): () => void {
+  let sweeps = 0;
   const sweep = () => {
     for (const t of view.sweep()) opts.onTransition(t);
+    if (opts.onRemovable === undefined || ++sweeps % REMOVABLE_EVERY_SWEEPS !== 0) return;
+    const removable = view.removable();
+    if (removable.length > 0) opts.onRemovable(removable);
   };
   // A throw in a timer callback would take the coordinator down: counted and dropped instead (next sweep retries).
   const timer = setInterval(() => (opts.dropped === undefined ? sweep() : opts.dropped.guard('liveness_sweep', sweep)), opts.everyMs);

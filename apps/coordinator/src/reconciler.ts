@@ -12,6 +12,11 @@ export interface ReconcilerDeps {
   readonly config: ReconcileConfig;
   readonly logger: Logger;
   readonly clock: CoordinatorClock;
+  /**
+   * The node is gone on the operator's word (decommissioned, node-states.ts) and lost: a pending intent it does not
+   * answer for is failed without its fence (decommission.ts argues why that is the operator's call to make).
+   */
+  readonly nodeGone?: (nodeId: string) => boolean;
 }
 
 /** What one round did with one stale pending intent. */
@@ -31,7 +36,7 @@ export interface ReconcileRound {
  * - the node holds it (active or reserved) -> `placed` with that allocation (a later retry gets it; usage stays counted);
  * - the node holds it released (or its reservation expired) -> `released` (usage given back);
  * - the node holds nothing -> `failed` (usage given back); a later allocate of this attempt is refused by the fence;
- * - no answer -> left for the next round.
+ * - no answer -> left for the next round, unless the node is gone (decommissioned and lost): then `failed`.
  * A CAS lost to a retry driving the intent (attempt+1) is `raced`: the driver owns it now.
  *
  * Ages are measured on this coordinator's monotonic clock from when it first saw that revision of the intent, never from
@@ -116,10 +121,23 @@ export class Reconciler {
     return { stale, outcomes };
   }
 
+  /** Settles one pending intent now, whatever its age (decommission.ts): the same steps as a round's. */
+  async settleNow(at: StoredIntent): Promise<ReconcileOutcome> {
+    return this.#settle(at, 0);
+  }
+
   async #settle(at: StoredIntent, ageMs: number): Promise<ReconcileOutcome> {
     const intent = at.value;
     const { requestId, tenantId, nodeId } = intent;
     const fenced = await this.#d.agents.call(nodeId, 'fence', { requestId, fence: intent.attempt }, { requestId });
+    if (!fenced.ok && (fenced.error.code === 'unavailable' || fenced.error.code === 'timeout') && this.#d.nodeGone?.(nodeId) === true) {
+      const error = errorOf('unavailable', `placement ${requestId} was pending on node ${nodeId}, which was decommissioned while lost; retry to place it elsewhere`, { requestId, nodeId, reason: 'node_decommissioned' });
+      const written = await this.#d.store.failed(at, error);
+      if (!written.ok) return written.error.code === 'conflict' ? 'raced' : 'left';
+      this.#pending.delete(requestId);
+      this.#d.logger.warn({ requestId, tenantId, node: nodeId, fence: intent.attempt }, 'pending placement on a decommissioned lost node failed; quota given back');
+      return 'failed';
+    }
     if (!fenced.ok) {
       this.#d.logger.debug({ requestId, node: nodeId, code: fenced.error.code }, 'reconcile: node did not answer; pending intent left for the next round');
       return 'left';

@@ -1,4 +1,4 @@
-import { worstHealth, type ClusterUsage, type Health, type NodeLiveness, type NodeView, type UsageSnapshot } from '@allot/core';
+import { worstHealth, type ClusterUsage, type Health, type NodeLiveness, type NodeState as OperatorNodeState, type NodeView, type UsageSnapshot } from '@allot/core';
 import { ClusterIndex, type ClusterIndexOptions } from '@allot/placement';
 import { systemCoordinatorClock, type CoordinatorClock } from './store/clock.ts';
 
@@ -27,6 +27,17 @@ export interface ClusterViewOptions {
   readonly clock?: CoordinatorClock;
   /** Node ids held at most (default MAX_VIEW_NODES). */
   readonly maxNodes?: number;
+  /** Placement intents that count (pending or placed) naming the node: a decommissioned node stays while any does. */
+  readonly countingOn?: (nodeId: string) => number;
+  /** A removed decommissioned node reported (once per boot of its agent): the coordinator tells that agent it is refused. */
+  readonly onRefused?: (nodeId: string, bootId: string) => void;
+}
+
+/** What the view needs of a decommission record (node-states.ts). */
+export interface Decommissioned {
+  readonly at: number;
+  /** Nothing of the node remained: out of the view and every count, and its snapshots are refused. */
+  readonly removedAt?: number | undefined;
 }
 
 /**
@@ -64,6 +75,11 @@ export class ClusterView {
   readonly #maxNodes: number;
   /** Snapshots of new node ids refused because the view was full of live nodes. */
   refusedNodes = 0;
+  readonly #decommissioned = new Map<string, Decommissioned>();
+  /** Removed decommissioned nodes that reported anyway: their agent's boot and when (monotonic) it was last heard. */
+  readonly #refused = new Map<string, { bootId: string; at: number }>();
+  /** Snapshots dropped because their node was decommissioned and removed. */
+  decommissionedSnapshots = 0;
 
   constructor(options: ClusterViewOptions) {
     this.#options = options;
@@ -83,6 +99,10 @@ export class ClusterView {
    * node reported again.
    */
   apply(snapshot: UsageSnapshot, ageMs = 0): LivenessTransition | null {
+    if (this.#decommissioned.get(snapshot.nodeId)?.removedAt !== undefined) {
+      this.#refuse(snapshot, ageMs);
+      return null;
+    }
     const old = this.#nodes.get(snapshot.nodeId);
     if (old === undefined && this.#nodes.size >= this.#maxNodes && !this.#forgetLongestLost()) {
       this.refusedNodes += 1;
@@ -117,6 +137,60 @@ export class ClusterView {
     return changes;
   }
 
+  /**
+   * The operator's word on a node (node-states.ts): decommissioned (record) or not (undefined). A removed node leaves
+   * the view and the index at once; a decommissioned one that still holds something stays, shown decommissioned and
+   * out of placement's reach, until removable() finds nothing of it left.
+   */
+  setDecommissioned(nodeId: string, record: Decommissioned | undefined): void {
+    if (record === undefined) {
+      this.#decommissioned.delete(nodeId);
+      this.#refused.delete(nodeId);
+    } else {
+      this.#decommissioned.set(nodeId, record);
+    }
+    const state = this.#nodes.get(nodeId);
+    if (state === undefined) return;
+    if (record?.removedAt !== undefined) {
+      this.#nodes.delete(nodeId);
+      this.index.remove(nodeId);
+      return;
+    }
+    this.index.upsert(this.#viewOf(nodeId, state));
+  }
+
+  /**
+   * Decommissioned nodes of which nothing remains, not yet marked removed: no counting intent names them, and their
+   * agent, unless lost, reports no allocation. A lost node's last snapshot is not evidence: decommission gave its
+   * placements up on the operator's word. O(decommissioned nodes) plus countingOn for each candidate.
+   */
+  removable(): string[] {
+    const out: string[] = [];
+    for (const [nodeId, record] of this.#decommissioned) {
+      if (record.removedAt !== undefined) continue;
+      const state = this.#nodes.get(nodeId);
+      if (state !== undefined && state.liveness !== 'lost' && state.snapshot.allocationCount > 0) continue;
+      if ((this.#options.countingOn?.(nodeId) ?? 0) > 0) continue;
+      out.push(nodeId);
+    }
+    return out;
+  }
+
+  /** Removed decommissioned nodes heard from within `withinMs` (monotonic): their agents run; the sweep releases their strays. */
+  refusedNodesHeard(withinMs: number): string[] {
+    const since = this.#clock.monotonic() - withinMs;
+    return [...this.#refused].filter(([, r]) => r.at >= since).map(([nodeId]) => nodeId);
+  }
+
+  #refuse(snapshot: UsageSnapshot, ageMs: number): void {
+    this.decommissionedSnapshots += 1;
+    const at = this.#clock.monotonic() - Math.max(0, ageMs);
+    const held = this.#refused.get(snapshot.nodeId);
+    if (held !== undefined && held.at > at) return;
+    this.#refused.set(snapshot.nodeId, { bootId: snapshot.bootId, at });
+    if (held?.bootId !== snapshot.bootId) this.#options.onRefused?.(snapshot.nodeId, snapshot.bootId);
+  }
+
   /** Shows the node cordoned (or not) at once, before its agent's next snapshot says so. False for an unknown node. */
   setCordoned(nodeId: string, cordoned: boolean): boolean {
     const state = this.#nodes.get(nodeId);
@@ -130,11 +204,12 @@ export class ClusterView {
     return this.index.get(nodeId);
   }
 
-  /** Every node, optionally only those of one liveness and whose labels include all of `labels`. */
-  nodes(filter: { liveness?: NodeLiveness; labels?: Record<string, string> } = {}): NodeView[] {
+  /** Every node, optionally only those of one liveness, of one operator state, and whose labels include all of `labels`. */
+  nodes(filter: { liveness?: NodeLiveness; state?: OperatorNodeState; labels?: Record<string, string> } = {}): NodeView[] {
     const out: NodeView[] = [];
     for (const v of this.index.nodes()) {
       if (filter.liveness !== undefined && v.liveness !== filter.liveness) continue;
+      if (filter.state !== undefined && v.state !== filter.state) continue;
       if (filter.labels !== undefined && !Object.entries(filter.labels).every(([k, val]) => v.snapshot.labels[k] === val)) continue;
       out.push(v);
     }
@@ -145,7 +220,7 @@ export class ClusterView {
   usage(now: number): ClusterUsage {
     const u: ClusterUsage = {
       at: now,
-      nodes: { total: 0, ready: 0, suspect: 0, lost: 0, cordoned: 0 },
+      nodes: { total: 0, ready: 0, suspect: 0, lost: 0, cordoned: 0, draining: 0, decommissioned: 0 },
       memory: { capacity: 0, effectiveCapacity: 0, committed: 0, used: 0 },
       cpu: { capacity: 0, effectiveCapacity: 0, committed: 0, used: 0 },
       allocationCount: 0,
@@ -154,6 +229,15 @@ export class ClusterView {
       u.nodes.total += 1;
       u.nodes[v.liveness] += 1;
       if (v.snapshot.cordoned) u.nodes.cordoned += 1;
+      if (v.state === 'draining') u.nodes.draining = (u.nodes.draining ?? 0) + 1;
+      if (v.state === 'decommissioned') {
+        // Its allocations still count until they are gone; its capacity is nobody's.
+        u.nodes.decommissioned = (u.nodes.decommissioned ?? 0) + 1;
+        u.allocationCount += v.snapshot.allocationCount;
+        u.memory.committed += v.snapshot.memory.committed;
+        u.cpu.committed += v.snapshot.cpu.committed;
+        continue;
+      }
       // Allocations on a lost node still exist (the agent is the authority); only its capacity is out of reach.
       u.allocationCount += v.snapshot.allocationCount;
       u.memory.committed += v.snapshot.memory.committed;
@@ -177,6 +261,7 @@ export class ClusterView {
     let suspect = 0;
     let lost = 0;
     for (const v of this.index.nodes()) {
+      if (v.state === 'decommissioned') continue; // the operator's: not a fault of the cluster
       if (v.liveness === 'suspect') suspect += 1;
       else if (v.liveness === 'lost') lost += 1;
       const h = v.snapshot.health;
@@ -213,8 +298,12 @@ export class ClusterView {
   }
 
   #viewOf(nodeId: string, state: NodeState): NodeView {
-    const snapshot = state.override === undefined ? state.snapshot : { ...state.snapshot, cordoned: state.override.cordoned };
-    return { nodeId, liveness: state.liveness, lastSeen: state.lastSeen, snapshot };
+    const decommissioned = this.#decommissioned.get(nodeId);
+    // A decommissioned node is shown cordoned, so placement never offers it whatever its agent says.
+    const cordoned = decommissioned !== undefined || (state.override?.cordoned ?? state.snapshot.cordoned);
+    const snapshot = cordoned === state.snapshot.cordoned ? state.snapshot : { ...state.snapshot, cordoned };
+    const operatorState: OperatorNodeState = decommissioned !== undefined ? 'decommissioned' : state.liveness !== 'ready' ? state.liveness : cordoned ? 'draining' : 'ready';
+    return { nodeId, liveness: state.liveness, state: operatorState, ...(decommissioned === undefined ? {} : { decommissionedAt: decommissioned.at }), lastSeen: state.lastSeen, snapshot };
   }
 
   #transition(nodeId: string, state: NodeState, from: NodeLiveness): LivenessTransition {

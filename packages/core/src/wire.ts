@@ -219,6 +219,11 @@ export const EVENT_KINDS = [
   'node_lost',
   'node_suspect',
   'node_returned',
+  /** An operator decommissioned the node (allot node decommission); and undid it (recommission). */
+  'node_decommissioned',
+  'node_recommissioned',
+  /** A decommissioned node of which nothing remained reported again: its snapshots are dropped, its agent cordoned. */
+  'node_refused',
   'agent_started',
   /** The coordinators' anti-entropy sweep released an allocation no intent accounts for. */
   'orphan_released',
@@ -316,9 +321,21 @@ export type ClusterCheckReply = z.infer<typeof ClusterCheckReplySchema>;
 export const NodeLivenessSchema = z.enum(['ready', 'suspect', 'lost']);
 export type NodeLiveness = z.infer<typeof NodeLivenessSchema>;
 
+/**
+ * A node's state as operators read it: the operator's word over the heartbeat judgement. `decommissioned` (allot node
+ * decommission; durable, shared by every coordinator) wins, then `lost` and `suspect` (liveness), then `draining` (cordoned,
+ * by `allot cordon` or `allot drain`: takes nothing new while what remains is moved off), else `ready`.
+ */
+export const NodeStateSchema = z.enum(['ready', 'suspect', 'lost', 'draining', 'decommissioned']);
+export type NodeState = z.infer<typeof NodeStateSchema>;
+
 export const NodeViewSchema = z.object({
   nodeId: NodeIdSchema,
   liveness: NodeLivenessSchema,
+  /** The operator state (see NodeStateSchema); absent from coordinators before it existed. */
+  state: NodeStateSchema.optional(),
+  /** When the node was decommissioned (wall time of the coordinator that wrote it), while it is. */
+  decommissionedAt: EpochMsSchema.optional(),
   lastSeen: EpochMsSchema,
   snapshot: UsageSnapshotSchema,
 });
@@ -326,7 +343,8 @@ export type NodeView = z.infer<typeof NodeViewSchema>;
 
 export const ClusterUsageSchema = z.object({
   at: EpochMsSchema,
-  nodes: z.object({ total: z.int(), ready: z.int(), suspect: z.int(), lost: z.int(), cordoned: z.int() }),
+  /** Decommissioned nodes count (in total and decommissioned) only until nothing of them remains. */
+  nodes: z.object({ total: z.int(), ready: z.int(), suspect: z.int(), lost: z.int(), cordoned: z.int(), draining: z.int().optional(), decommissioned: z.int().optional() }),
   memory: z.object({ capacity: z.int(), effectiveCapacity: z.int(), committed: z.int(), used: z.int() }),
   cpu: z.object({ capacity: z.int(), effectiveCapacity: z.int(), committed: z.int(), used: z.int() }),
   allocationCount: z.int(),
@@ -398,6 +416,8 @@ export const AGENT_ENDPOINTS = {
 
 export const NodesRequestSchema = z.object({
   liveness: NodeLivenessSchema.optional(),
+  /** Only nodes in this operator state. */
+  state: NodeStateSchema.optional(),
   /** Only nodes whose labels match all of these. */
   labels: LabelsSchema.optional(),
 });
@@ -435,6 +455,43 @@ export const DrainReplySchema = z.object({
   /** How many allocations are still on the node, listed or not. */
   remainingCount: z.int().min(0).optional(),
 });
+
+/** Request ids listed per kind in a decommission reply at most. */
+export const MAX_DECOMMISSION_LISTED = 500;
+const ListedRequestIdsSchema = z.array(RequestIdSchema).max(MAX_DECOMMISSION_LISTED);
+
+/**
+ * node.decommission (operators): the node is out for good (durable, every coordinator). Its pending placements are
+ * fenced on it when its agent answers, or, when it is lost, failed on the operator's word; its placed ones stay while
+ * it answers (listed in `remaining`) and are gone with it when it is lost. It leaves the view and every count once
+ * nothing of it remains (`removed`). Idempotent: run it again to finish what a silent node left unsettled.
+ */
+export const DecommissionReplySchema = z.object({
+  nodeId: NodeIdSchema,
+  decommissionedAt: EpochMsSchema,
+  /** The node's agent answered (cordoned, and every pending placement fenced on it). */
+  answered: z.boolean(),
+  /** The node's liveness in this coordinator's view (absent: it never reported). */
+  liveness: NodeLivenessSchema.optional(),
+  /** Pending placements failed (quota given back; a retry places them elsewhere). */
+  failed: ListedRequestIdsSchema,
+  /** Placements found committed on the node while it was pending: placed, still there (so in `remaining`). */
+  placed: ListedRequestIdsSchema,
+  /** Placements given up with the lost node (released, quota given back). */
+  gone: ListedRequestIdsSchema,
+  /** Pending placements left as they are: the node is neither answering nor lost yet. Run decommission again later. */
+  unsettled: ListedRequestIdsSchema,
+  /** What is still on the node (the first MAX_DRAIN_LISTED), for the operator to move or release. */
+  remaining: z.array(AllocationSchema).max(MAX_DRAIN_LISTED),
+  remainingCount: z.int().min(0),
+  /** Nothing of the node remains: it is out of the view and of every count. */
+  removed: z.boolean(),
+});
+export type DecommissionReply = z.infer<typeof DecommissionReplySchema>;
+
+/** node.recommission (operators): undoes a decommission; the node comes back cordoned (`allot uncordon` to use it). */
+export const RecommissionReplySchema = z.object({ nodeId: NodeIdSchema, wasDecommissioned: z.boolean() });
+export type RecommissionReply = z.infer<typeof RecommissionReplySchema>;
 
 /** One discrepancy the anti-entropy sweep finds between the agents' allocations and the placement intents. */
 export const DiscrepancySchema = z.discriminatedUnion('kind', [
@@ -505,5 +562,7 @@ export const SCHED_ENDPOINTS = {
   cordon: { request: NodeCommandRequestSchema, reply: HostHealthSchema },
   uncordon: { request: NodeCommandRequestSchema, reply: HostHealthSchema },
   drain: { request: NodeCommandRequestSchema, reply: DrainReplySchema },
+  'node.decommission': { request: NodeCommandRequestSchema, reply: DecommissionReplySchema },
+  'node.recommission': { request: NodeCommandRequestSchema, reply: RecommissionReplySchema },
   audit: { request: EmptyRequestSchema, reply: AuditReplySchema },
 } as const satisfies Record<SchedVerb, EndpointSpec>;
