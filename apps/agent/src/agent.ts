@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { AgentConfig } from './config/index.ts';
 import { agentEndpoints } from './endpoints.ts';
-import { EventPublisher, eventOfRecord, refusalEvent } from './events.ts';
+import { EventPublisher, eventsOfRecord, refusalEvent } from './events.ts';
 import { createHostManager, createProbe, sampleHost } from './host.ts';
 import { LedgerJournal } from './ledger-journal.ts';
 import { AgentMetrics } from './metrics.ts';
@@ -100,7 +100,9 @@ export class Agent {
       },
       // The dedupe id is node + ledger seq: equal for a republish of the same record, never reused (a torn tail was
       // never acknowledged, so its seq was never published).
-      onDurable: (record) => this.#events.publish(eventOfRecord(this.config.nodeId, record), `${this.config.nodeId}-${record.seq}`),
+      onDurable: (record) => {
+        for (const { event, msgId } of eventsOfRecord(this.config.nodeId, record)) this.#events.publish(event, msgId);
+      },
       onFsync: (ms, records) => this.#metrics.fsync(ms, records),
     }).then(
       (j) => ok(j),
@@ -162,7 +164,7 @@ export class Agent {
     const log = this.log.child({ component: 'nats' });
     let delay = 500;
     for (;;) {
-      const nc = await connectNats(this.config.nats, { name: `allot-agent-${this.config.nodeId}`, logger: log, onReconnect: () => this.#republish() });
+      const nc = await connectNats(this.config.nats, { name: `allot-agent-${this.config.nodeId}`, logger: log, onReconnect: () => this.#republish(), onClosed: (error) => this.#connectionLost(error) });
       if (nc.ok) {
         this.#nc = nc.value;
         break;
@@ -216,6 +218,7 @@ export class Agent {
         usage: () => this.usageSnapshot(ctx),
         hostHealth: () => this.hostHealth(),
         refused: (request, error) => this.#events.publish(refusalEvent(this.config.nodeId, request, error, Date.now()), `${this.config.nodeId}-refused-${request.requestId}-${Date.now()}`),
+        cordonChanged: (cordoned, reason) => this.log.warn({ reason }, cordoned ? 'cordoned: this host takes no new allocation' : 'uncordoned'),
       }),
       logger: log.child({ component: 'service' }),
     });
@@ -249,6 +252,19 @@ export class Agent {
   #leaseLost(error: AllotError): void {
     this.fatal = error;
     this.log.fatal({ err: error, holder: error.details?.['holder'] }, 'node lease lost');
+    void this.#stopService();
+    this.#onFatal(error);
+  }
+
+  /**
+   * NATS closed the connection for good (its user was revoked, or nats.js gave up): nothing can reach this agent any
+   * more, so it exits non-zero for the supervisor to show, as a start-up with the same credentials would. Not when
+   * the agent itself is stopping (drain closes the connection too, without an error).
+   */
+  #connectionLost(error: AllotError): void {
+    if (this.#stopping) return;
+    this.fatal = error;
+    this.log.fatal({ err: error }, `NATS connection lost for good: ${error.message}`);
     void this.#stopService();
     this.#onFatal(error);
   }

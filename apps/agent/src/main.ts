@@ -82,7 +82,16 @@ async function shutdown(signal: string, code: number): Promise<void> {
   process.exit(code);
 }
 
-agent.onFatal(() => void shutdown('fatal', 1));
+agent.onFatal((error) => {
+  // A credential revoked while connected stops the agent like a refused one at start-up: exit 2, the message on stderr.
+  const reason = (error as { details?: Record<string, unknown> } | undefined)?.details?.['reason'];
+  if (CONFIGURATION_REASONS.has(reason)) {
+    process.stderr.write(`${(error as { message: string }).message}\n`);
+    void shutdown('fatal', 2);
+    return;
+  }
+  void shutdown('fatal', 1);
+});
 process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
 process.on('SIGINT', () => void shutdown('SIGINT', 0));
 // A bug must not leave a half-working authority behind: log it and exit non-zero; the ledger keeps what was acknowledged.

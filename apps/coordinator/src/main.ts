@@ -1,4 +1,5 @@
-import { connectionCounters, connectNats } from '@allot/nats';
+import type { AllotError } from '@allot/core';
+import { connectionCounters, connectNats, NATS_AUTH_FAILED } from '@allot/nats';
 import { observeNatsConnection, sendJson, serveHttp, startMetrics, startTracing, type HttpServer } from '@allot/telemetry';
 import { loadCoordinatorConfig } from './config.ts';
 import { startCoordinator } from './coordinator.ts';
@@ -56,13 +57,24 @@ async function main(): Promise<number> {
       return 1;
     }
   }
+  // A connection NATS ends for good (above all a user revoked by a config reload) stops the coordinator as a refused
+  // start-up would: exit 2 with the identity named, rather than sitting on a closed connection.
+  let stopFor: ((reason: string, code: number) => void) | undefined;
+  const connectionLost = (error: AllotError) => {
+    const code = error.details?.['reason'] === NATS_AUTH_FAILED ? 2 : 1;
+    logger.fatal({ error }, `NATS connection lost for good: ${error.message}`);
+    if (code === 2) process.stderr.write(`${error.message}\n`);
+    if (stopFor === undefined) process.exit(code);
+    else stopFor('nats connection lost', code);
+  };
+  const natsOptions = { name: `allot-coordinator-${c.coordinatorId}`, logger, onClosed: connectionLost };
   // NATS may come up after us (a whole cluster restarting): keep trying, as the agents do; a bad credential or
   // config (invalid_request) stops at once.
-  let nc = await connectNats(c.nats, { name: `allot-coordinator-${c.coordinatorId}`, logger });
+  let nc = await connectNats(c.nats, natsOptions);
   for (let delay = 500; !nc.ok && nc.error.code !== 'invalid_request'; delay = Math.min(delay * 2, 10_000)) {
     logger.warn({ err: nc.error, retryInMs: delay }, 'NATS not reachable yet; retrying');
     await new Promise((resolve) => setTimeout(resolve, delay));
-    nc = await connectNats(c.nats, { name: `allot-coordinator-${c.coordinatorId}`, logger });
+    nc = await connectNats(c.nats, natsOptions);
   }
   if (!nc.ok) {
     // Refused credentials, a certificate that does not verify, an unreadable key file: restarting cannot help, so the
@@ -83,7 +95,7 @@ async function main(): Promise<number> {
   if (telemetry !== undefined) observeCluster(coordinator.view);
   return new Promise<number>((resolve) => {
     let stopping = false;
-    const shutdown = (signal: string) => {
+    const shutdown = (signal: string, code = 0) => {
       if (stopping) return;
       stopping = true;
       state = 'stopping';
@@ -97,12 +109,12 @@ async function main(): Promise<number> {
       void (async () => {
         try {
           await coordinator.stop();
-          await nc.value.drain();
+          if (!nc.value.isClosed()) await nc.value.drain();
           await metricsServer?.close();
           await telemetry?.shutdown().catch(() => undefined);
           await tracing.shutdown().catch(() => undefined);
           logger.info('coordinator stopped');
-          resolve(0);
+          resolve(code);
         } catch (e) {
           logger.error({ err: e }, 'unclean stop');
           resolve(1);
@@ -112,6 +124,7 @@ async function main(): Promise<number> {
     // The serving handlers go on before the start-up ones come off, and "ready" is said only then: removing the last
     // listener of a signal stops Node's watcher for it, and a SIGTERM arriving in that gap (a supervisor that stops us
     // as soon as it reads "ready") was swallowed, leaving a coordinator that ignored it until SIGKILL.
+    stopFor = shutdown;
     process.on('SIGTERM', () => shutdown('SIGTERM'));
     process.on('SIGINT', () => shutdown('SIGINT'));
     process.off('SIGTERM', duringStartup);

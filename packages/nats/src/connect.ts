@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { err, inboxPrefixOf, ok, type NatsConnectionConfig, type Result } from '@allot/core';
+import { err, errorOf, inboxPrefixOf, ok, type AllotError, type NatsConnectionConfig, type Result } from '@allot/core';
 import {
   AuthorizationError,
   connect,
@@ -51,6 +51,13 @@ export type ConnectOptions = {
   logger: NatsLogger;
   /** Called after every reconnect (the agent republishes its state there). Errors are logged, never thrown. */
   onReconnect?: () => void | Promise<void>;
+  /**
+   * Called once if the connection ends for good without close() or drain(): above all a credential revoked while
+   * connected (the server drops the client on a config reload, and nats.js gives up at the first authorization error
+   * of the reconnect). The error is the one a refused start-up gives (reason NATS_AUTH_FAILED), so the caller can stop
+   * the same way; anything else is unavailable.
+   */
+  onClosed?: (error: AllotError) => void;
 };
 
 /**
@@ -115,8 +122,30 @@ export async function connectNats(config: NatsConnectionConfig, opts: ConnectOpt
     return connectFailure(config, e);
   }
   void watchStatus(nc, opts);
+  void nc.closed().then((e) => {
+    // close() and drain() resolve without an error: only an ending the process did not ask for is reported.
+    if (e instanceof Error && opts.onClosed !== undefined) opts.onClosed(lostConnection(config, e, publicKeyOf(options.value.inboxPrefix)));
+  });
   opts.logger.info({ server: nc.getServer(), name: options.value.name }, 'connected to NATS');
   return ok(nc);
+}
+
+/** The nkey identity's public key, from the private inbox prefix connectOptionsFrom derived from it. */
+function publicKeyOf(inboxPrefix: string | undefined): string | undefined {
+  const keyed = inboxPrefixOf('');
+  return inboxPrefix?.startsWith(keyed) === true ? inboxPrefix.slice(keyed.length) : undefined;
+}
+
+/** Why a connection that was up ended for good: a refused credential names the identity, as at start-up. */
+function lostConnection(config: NatsConnectionConfig, e: Error, publicKey: string | undefined): AllotError {
+  const servers = config.servers.join(', ');
+  if (e instanceof AuthorizationError || e instanceof UserAuthenticationExpiredError) {
+    const credential = credentialOf(config);
+    const identity = publicKey === undefined ? '' : `, identity ${publicKey}`;
+    const message = `NATS at ${servers} no longer accepts the credentials (${credential}${identity}): ${e.message}; the user was removed or changed in the server's configuration since this process connected`;
+    return errorOf('invalid_request', message, { reason: NATS_AUTH_FAILED, serverMessage: e.message, credential, servers: config.servers, ...(publicKey === undefined ? {} : { publicKey }) });
+  }
+  return errorOf('unavailable', `the connection to NATS at ${servers} ended: ${e.message}`, { servers: config.servers });
 }
 
 /** Which credential this config presents, in words for an error: the file, never the secret. */
