@@ -27,6 +27,7 @@ export const AGENT_VERBS = [
   'usage',
   'allocations',
   'fence',
+  'resize',
   'preempt',
   'health',
   'limits.get',
@@ -48,7 +49,7 @@ export function agentSubject(nodeId: string, verb: AgentVerb): string {
 }
 
 /** Verbs a tenant's scheduler calls, on allot.sched.<tenantId>.<verb>: the tenant is the subject's. */
-export const TENANT_VERBS = ['place', 'release', 'activate', 'check'] as const;
+export const TENANT_VERBS = ['place', 'release', 'activate', 'check', 'resize'] as const;
 export type TenantVerb = (typeof TENANT_VERBS)[number];
 
 /** Verbs that change the cluster's configuration or cost a sweep of every node, on allot.op.<verb>. */
@@ -97,8 +98,8 @@ export function schedSubject(verb: SchedVerb, tenantId?: string): string | undef
 }
 
 /**
- * The tenant a scheduler request names in its body: `request.tenantId` for place and check, `tenantId` for release
- * and activate. Clients use it to choose the subject; coordinators refuse a body that names another tenant than the
+ * The tenant a scheduler request names in its body: `request.tenantId` for place and check, `tenantId` for release,
+ * activate and resize. Clients use it to choose the subject; coordinators refuse a body that names another tenant than the
  * subject's.
  */
 export function tenantOfBody(verb: TenantVerb, body: unknown): string | undefined {

@@ -14,6 +14,7 @@ import {
   HealthSchema,
   LabelsSchema,
   LimitsSchema,
+  MemoryMiBSchema,
   NodeIdSchema,
   OvercommitRatioSchema,
   PrioritySchema,
@@ -21,6 +22,7 @@ import {
   ResourceAmountsSchema,
   ResourceUsageSchema,
   TenantIdSchema,
+  VcpuCountSchema,
 } from './domain.ts';
 
 /*
@@ -128,6 +130,26 @@ export type AgentPreemptRequest = z.infer<typeof AgentPreemptRequestSchema>;
 export const AgentPreemptReplySchema = z.object({ allocation: AllocationSchema, victims: z.array(AllocationSchema) });
 export type AgentPreemptReply = z.infer<typeof AgentPreemptReplySchema>;
 
+/** A resize's new amounts: memory and vCPUs, each kept above 0 when the allocation holds some (and at 0 when it holds none). */
+export const ResizeAmountsSchema = z.object({ memoryMiB: MemoryMiBSchema, vcpus: VcpuCountSchema });
+export type ResizeAmounts = z.infer<typeof ResizeAmountsSchema>;
+
+/**
+ * resize: grow or shrink a live, active allocation's memory and vCPUs in place, all or nothing, one ledger record.
+ * `requestId` is the resize's own idempotency key (a retry answers the durable result; another resize under it is a
+ * `conflict`). A growth that does not fit is `insufficient_capacity` with { resourceType, requested (the growth),
+ * free, effectiveCapacity, from, to }; a reservation or a released allocation is `conflict` with reason `not_active`.
+ * Exclusive cores: a grow adds cores chosen by the host's CPU policy, a shrink returns the highest core ids.
+ */
+export const AgentResizeRequestSchema = z.object({
+  requestId: RequestIdSchema,
+  allocationId: AllocationIdSchema,
+  resources: ResizeAmountsSchema,
+  /** Refused (`conflict`, reason `fenced`) when the allocation's request id was fenced higher since. */
+  fence: FenceSchema.optional(),
+});
+export type AgentResizeRequest = z.infer<typeof AgentResizeRequestSchema>;
+
 const LimitFigureSchema = z.int().min(0).max(Number.MAX_SAFE_INTEGER);
 
 /**
@@ -230,6 +252,8 @@ export const EVENT_KINDS = [
   /** The sweep found a placed intent's allocation ended on its node: the intent is released, its quota given back. */
   'placement_ended',
   'fenced',
+  /** An allocation's memory or vCPUs changed in place (resize): resources are the new amounts, cpuset the new cores. */
+  'resized',
 ] as const;
 export const EventKindSchema = z.enum(EVENT_KINDS);
 export type EventKind = z.infer<typeof EventKindSchema>;
@@ -307,6 +331,21 @@ export const ClusterReleaseRequestSchema = z.object({
   tenantId: TenantIdSchema.optional(),
 });
 export type ClusterReleaseRequest = z.infer<typeof ClusterReleaseRequestSchema>;
+
+/**
+ * resize at cluster scope (allot.sched.<tenantId>.resize): the tenant's allocation, named by its id, grown or shrunk in
+ * place by its node's agent; the placement's intent and the tenant's usage follow in one atomic write. A growth past the
+ * tenant's quota is `quota_exceeded` before the agent is asked.
+ */
+export const ClusterResizeRequestSchema = z.object({
+  /** The resize's own idempotency key. */
+  requestId: RequestIdSchema,
+  allocationId: AllocationIdSchema,
+  resources: ResizeAmountsSchema,
+  /** The tenant that owns the allocation; when given it must be the subject's. */
+  tenantId: TenantIdSchema.optional(),
+});
+export type ClusterResizeRequest = z.infer<typeof ClusterResizeRequestSchema>;
 
 export const ClusterCheckReplySchema = z.object({
   fits: z.boolean(),
@@ -406,6 +445,7 @@ export const AGENT_ENDPOINTS = {
   usage: { request: EmptyRequestSchema, reply: UsageSnapshotSchema },
   allocations: { request: AgentAllocationsRequestSchema, reply: AgentAllocationsReplySchema },
   fence: { request: AgentFenceRequestSchema, reply: AgentFenceReplySchema },
+  resize: { request: AgentResizeRequestSchema, reply: AllocationSchema },
   preempt: { request: AgentPreemptRequestSchema, reply: AgentPreemptReplySchema },
   health: { request: EmptyRequestSchema, reply: HostHealthSchema },
   'limits.get': { request: EmptyRequestSchema, reply: HostLimitsSchema },
@@ -550,6 +590,7 @@ export const SCHED_ENDPOINTS = {
   place: { request: PlaceRequestSchema, reply: PlaceReplySchema },
   release: { request: ClusterReleaseRequestSchema, reply: AllocationSchema },
   activate: { request: ClusterActivateRequestSchema, reply: AllocationSchema },
+  resize: { request: ClusterResizeRequestSchema, reply: AllocationSchema },
   check: { request: PlaceRequestSchema, reply: ClusterCheckReplySchema },
   usage: { request: EmptyRequestSchema, reply: ClusterUsageSchema },
   efficiency: { request: EmptyRequestSchema, reply: ClusterEfficiencyReplySchema },

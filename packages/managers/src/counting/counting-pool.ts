@@ -113,6 +113,26 @@ export class CountingPool {
     if (reservation) this.#reserved += amount;
   }
 
+  /**
+   * Changes what `holderId` holds to `amount`: a shrink always succeeds, a grow only when the growth fits what is
+   * free (the refusal carries requested = the growth, free, effectiveCapacity). A refusal changes nothing.
+   */
+  resize(holderId: string, amount: number): Result<number> {
+    const hold = this.#holds.get(holderId);
+    if (hold === undefined) return err('not_found', `${this.resourceType}: ${holderId} holds nothing`, { holderId });
+    if (!Number.isSafeInteger(amount) || amount < 0) return err('invalid_request', `${this.resourceType}: amount must be a non-negative integer, got ${amount}`, { field: 'amount', amount });
+    const growth = amount - hold.amount;
+    if (growth > 0) {
+      const fits = this.check(growth);
+      if (!fits.ok) return fits;
+    }
+    this.#holds.delete(holderId);
+    this.#committed -= hold.amount;
+    if (hold.reserved) this.#reserved -= hold.amount;
+    this.#add(holderId, amount, hold.reserved);
+    return ok(amount);
+  }
+
   /** A reservation becomes an allocation: still committed, no longer counted as reserved. */
   markActive(holderId: string): void {
     const hold = this.#holds.get(holderId);

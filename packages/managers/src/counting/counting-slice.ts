@@ -14,7 +14,7 @@ import {
 } from '@allot/core';
 import type { Clock } from '../clock.ts';
 import { CountingPool } from './counting-pool.ts';
-import { sliceHealth, type ResourceSlice, type SliceChange, type SliceConfig, type SliceFigures } from '../host/slice.ts';
+import { sliceHealth, type ResizeAmounts, type ResourceSlice, type SliceChange, type SliceConfig, type SliceFigures } from '../host/slice.ts';
 
 export interface CountingSliceOptions {
   readonly type: ResourceType;
@@ -78,6 +78,15 @@ export class CountingSlice implements ResourceSlice {
   take(allocationId: string, request: AllocationRequest, reservation: boolean): Result<CpuGrant | null> {
     const taken = this.#pool.take(allocationId, this.amountOf(request), reservation ? AS_RESERVATION : AS_ALLOCATION);
     return taken.ok ? NO_GRANT : taken;
+  }
+
+  /** Memory follows `to.memoryMiB`; other counted types are not resized (their share stays). */
+  resize(allocation: Allocation, to: ResizeAmounts): Result<CpuGrant | null> {
+    if (this.type !== 'memory' || to.memoryMiB === allocation.granted.memoryMiB) return NO_GRANT;
+    const resized = this.#pool.resize(allocation.id, to.memoryMiB);
+    if (resized.ok) return NO_GRANT;
+    if (resized.error.code !== 'insufficient_capacity') return resized;
+    return { ok: false, error: { ...resized.error, details: { ...resized.error.details, from: allocation.granted.memoryMiB, to: to.memoryMiB } } };
   }
 
   restore(allocation: Allocation, reservation: boolean): Result<void> {

@@ -28,6 +28,11 @@ export class CoreSelector {
   private readonly ordered: Int32Array;
   private histogram = new Int32Array(64);
   private readonly allPhys: Int32Array;
+  /**
+   * Cores a choice must not pick although they qualify (1 = blocked): a growing allocation's own cores, so a shared
+   * grant never homes two vCPUs on one core. All zero outside selectMore.
+   */
+  private readonly blocked: Uint8Array;
 
   constructor(table: CoreTable) {
     this.table = table;
@@ -36,6 +41,26 @@ export class CoreSelector {
     this.keys = new Int32Array(table.count);
     this.ordered = new Int32Array(table.count);
     this.allPhys = Int32Array.from({ length: table.physThreads.length }, (_, p) => p);
+    this.blocked = new Uint8Array(table.count);
+  }
+
+  /**
+   * Choose n more cores for an allocation that holds `held` (logical indexes) into picked (ascending), by the policy,
+   * within NUMA node `node` (a dense index) or over the whole host when node is -1; returns how many were found
+   * (fewer than n when the scope cannot give them). The held cores are never chosen again.
+   */
+  selectMore(policy: CpuPolicy, n: number, exclusive: boolean, held: ArrayLike<number>, node: number, softCap: number, cursor: number): number {
+    const t = this.table;
+    this.lastTaken = -1;
+    this.numaFallback = false;
+    for (let k = 0; k < held.length; k += 1) this.blocked[held[k] ?? 0] = 1;
+    try {
+      const cores = node < 0 ? t.allCores : (t.nodeCores[node] ?? t.allCores);
+      const phys = node < 0 ? this.allPhys : (t.nodePhys[node] ?? this.allPhys);
+      return this.sortPicked(this.pick(policy, cores, phys, 0, n, exclusive, softCap, cursor));
+    } finally {
+      for (let k = 0; k < held.length; k += 1) this.blocked[held[k] ?? 0] = 0;
+    }
   }
 
   /**
@@ -151,25 +176,25 @@ export class CoreSelector {
 
   private qualifies(i: number, exclusive: boolean): boolean {
     const t = this.table;
-    return t.state[i] === POOL && (!exclusive || t.load[i] === 0);
+    return t.state[i] === POOL && this.blocked[i] === 0 && (!exclusive || t.load[i] === 0);
   }
 
   /** Lowest ids first; shared cores only up to the soft per-core cap, then (if still short) any pool core. */
   private firstFit(cores: Int32Array, offset: number, want: number, exclusive: boolean, softCap: number): number {
     const { state, load } = this.table;
-    const picked = this.picked;
+    const { picked, blocked } = this;
     // One load bound covers both modes: an exclusive core must carry no load, a shared one less than the soft cap.
     const below = exclusive ? 1 : softCap;
     let count = offset;
     const end = offset + want;
     for (let k = 0; k < cores.length && count < end; k += 1) {
       const i = cores[k] ?? 0;
-      if (state[i] === POOL && (load[i] ?? 0) < below) picked[count++] = i;
+      if (state[i] === POOL && blocked[i] === 0 && (load[i] ?? 0) < below) picked[count++] = i;
     }
     if (!exclusive) {
       for (let k = 0; k < cores.length && count < end; k += 1) {
         const i = cores[k] ?? 0;
-        if (state[i] === POOL && (load[i] ?? 0) >= softCap) picked[count++] = i;
+        if (state[i] === POOL && blocked[i] === 0 && (load[i] ?? 0) >= softCap) picked[count++] = i;
       }
     }
     return count;
@@ -187,7 +212,7 @@ export class CoreSelector {
     const end = offset + want;
     for (let k = 0, at = start; k < len && count < end; k += 1, at = at + 1 === len ? 0 : at + 1) {
       const i = cores[at] ?? 0;
-      if (state[i] === POOL && (load[i] ?? 0) < below) {
+      if (state[i] === POOL && this.blocked[i] === 0 && (load[i] ?? 0) < below) {
         this.picked[count++] = i;
         this.lastTaken = i;
       }
@@ -204,7 +229,7 @@ export class CoreSelector {
     let n = 0;
     for (let k = 0; k < cores.length; k += 1) {
       const i = cores[k] ?? 0;
-      if (t.state[i] !== POOL) continue;
+      if (t.state[i] !== POOL || this.blocked[i] === 1) continue;
       this.items[n] = i;
       this.keys[n] = t.load[i] ?? 0;
       n += 1;
@@ -280,7 +305,7 @@ export class CoreSelector {
       let unloaded = true;
       for (let k = physStart[p] ?? 0; k < last; k += 1) {
         const i = physFlat[k] ?? 0;
-        if (state[i] === POOL && (load[i] ?? 0) > 0) unloaded = false;
+        if (state[i] === POOL && (this.blocked[i] === 1 || (load[i] ?? 0) > 0)) unloaded = false;
       }
       if (unloaded) count = this.takeThreads(p, count, end, false);
     }
@@ -299,7 +324,7 @@ export class CoreSelector {
       for (let k = physStart[p] ?? 0; k < end; k += 1) {
         const i = physFlat[k] ?? 0;
         const l = load[i] ?? 0;
-        if (state[i] !== POOL || (exclusive && l !== 0)) continue;
+        if (state[i] !== POOL || this.blocked[i] === 1 || (exclusive && l !== 0)) continue;
         qualifying += 1;
         sum += l;
       }

@@ -141,6 +141,85 @@ export class CpuPool {
     return ok(undefined);
   }
 
+  /**
+   * Grow or shrink what allocationId holds to `vcpus`, in place: a shrink returns the highest core ids of its cpuset
+   * (the lowest stay, so a VM's first vCPUs keep their cores); a grow keeps every core it has and adds cores chosen by
+   * the pool's policy among those it does not hold (shared: pool cores; exclusive: idle pool cores), inside its NUMA
+   * node when the request requires NUMA locality (or prefers it, falling back to the whole host). A refusal changes
+   * nothing and carries the figures. The new grant is frozen like take()'s.
+   */
+  resize(allocationId: string, vcpus: number, numa: CpuRequest['numa']): Result<CpuGrant> {
+    const held = this.holdings.get(allocationId);
+    if (held === undefined) return err('not_found', `allocation ${allocationId} holds no cores`, { allocationId });
+    if (!Number.isSafeInteger(vcpus) || vcpus < 1) return err('invalid_request', 'vcpus: a whole number >= 1', { field: 'vcpus' });
+    const old = held.grant;
+    if (vcpus === old.vcpus) return ok(old);
+    const t = this.table;
+    if (vcpus < old.vcpus) {
+      const kept = old.cpuset.slice(0, vcpus);
+      const dropped = old.cpuset.slice(vcpus);
+      if (held.exclusive) {
+        for (const id of dropped) {
+          const i = t.indexById[id] ?? 0;
+          if (held.reservation && t.state[i] === EXCLUSIVE) this.reservedExclusiveCores -= 1;
+          t.release(i);
+        }
+        this.figures = this.computeFigures();
+      } else {
+        for (const id of dropped) t.addLoad(t.indexById[id] ?? 0, -1);
+        this.sharedCommitted -= dropped.length;
+        if (held.reservation) this.reservedShared -= dropped.length;
+      }
+      return ok(this.replaceGrant(allocationId, held, old, kept));
+    }
+    const more = vcpus - old.vcpus;
+    const request: CpuRequest = { vcpus: more, exclusive: held.exclusive, numa };
+    const f = this.figures;
+    if (held.exclusive) {
+      if (more > t.idleCount) return this.refused(request, `${more} more exclusive cores requested, ${t.idleCount} idle cores in the shared pool`, { currentVcpus: old.vcpus });
+      const after = capacityFigures(t.count - t.reservedCount, t.poolCount - more, this.percent, this.hardLimit);
+      if (after.sharedCapUnclamped < this.sharedCommitted) {
+        return this.refused(request, `taking ${more} more exclusive cores would shrink the shared pool to ${Math.max(0, after.sharedCapUnclamped)} vCPUs, below the ${this.sharedCommitted} committed`, { currentVcpus: old.vcpus });
+      }
+    } else {
+      if (vcpus > t.poolCount) return this.refused(request, `${vcpus} vCPUs need ${vcpus} distinct shared cores, the shared pool has ${t.poolCount}`, { currentVcpus: old.vcpus });
+      if (this.sharedCommitted + more > f.sharedCapUnclamped) {
+        return this.refused(request, `${more} more vCPUs requested, ${Math.max(0, f.sharedCapUnclamped - this.sharedCommitted)} of ${f.sharedCap} shared vCPUs free`, { currentVcpus: old.vcpus });
+      }
+    }
+    const heldIndexes = old.cpuset.map((id) => t.indexById[id] ?? 0);
+    // Its own node first when the request wants locality and the grant sits on one node.
+    const home = numa !== 'any' && old.numaNodes.length === 1 ? t.nodeIds.indexOf(old.numaNodes[0] ?? -1) : -1;
+    let count = home >= 0 ? this.selector.selectMore(this.policy, more, held.exclusive, heldIndexes, home, this.softCap, this.cursor) : -1;
+    if (count < more && numa !== 'require') count = this.selector.selectMore(this.policy, more, held.exclusive, heldIndexes, -1, this.softCap, this.cursor);
+    if (count < more) {
+      return this.refused(request, `node ${old.numaNodes.join(',')} has too few ${held.exclusive ? 'idle' : 'shared'} cores for ${more} more (NUMA ${numa})`, { currentVcpus: old.vcpus, numa });
+    }
+    const added: number[] = [];
+    for (let k = 0; k < more; k += 1) added.push(t.ids[this.selector.picked[k] ?? 0] ?? 0);
+    if (held.exclusive) {
+      for (const id of added) t.claim(t.indexById[id] ?? 0, allocationId);
+      if (held.reservation) this.reservedExclusiveCores += added.length;
+      this.figures = this.computeFigures();
+    } else {
+      for (const id of added) t.addLoad(t.indexById[id] ?? 0, 1);
+      this.sharedCommitted += more;
+      if (held.reservation) this.reservedShared += more;
+    }
+    const lastTaken = this.selector.lastTaken;
+    if (this.policy === 'round-robin' && lastTaken >= 0) this.cursor = (lastTaken + 1) % this.table.count;
+    return ok(this.replaceGrant(allocationId, held, old, [...old.cpuset, ...added].sort((a, b) => a - b)));
+  }
+
+  /** The holding's new grant over `cpuset` (ascending): its NUMA nodes recomputed, frozen as take() freezes one. */
+  private replaceGrant(allocationId: string, held: Holding, old: CpuGrant, cpuset: number[]): CpuGrant {
+    const t = this.table;
+    const nodes = [...new Set(cpuset.map((id) => t.nodeIds[t.nodeOf[t.indexById[id] ?? 0] ?? 0] ?? 0))].sort((a, b) => a - b);
+    const grant: CpuGrant = { mode: old.mode, vcpus: cpuset.length, cpuset: Object.freeze(cpuset) as number[], numaNodes: nodes, numaFallback: old.numaFallback || (old.numaNodes.length === 1 && nodes.length > 1), policy: old.policy };
+    this.holdings.set(allocationId, { grant, exclusive: held.exclusive, reservation: held.reservation });
+    return grant;
+  }
+
   /** A reservation became active: only the `reserved` figure changes. */
   markActive(allocationId: string): void {
     const held = this.holdings.get(allocationId);
@@ -341,6 +420,11 @@ export class CpuPool {
     // of its buffer would break exclusivity, so refuse loudly instead.
     if (count !== n) return errorOf('internal', `policy ${this.policy} chose ${count} of ${n} cores`, { policy: this.policy, requestedVcpus: n, chosen: count });
     return undefined;
+  }
+
+  /** refusal() as a Result. */
+  private refused(request: CpuRequest, message: string, extra: Record<string, unknown>): Result<never> {
+    return { ok: false, error: this.refusal(request, message, extra) };
   }
 
   /** insufficient_capacity with the figures that explain it. */

@@ -16,7 +16,7 @@ import {
 } from '@allot/core';
 import type { Clock } from '../clock.ts';
 import { CpuPool, type CpuPoolConfig, type CpuRequest } from './index.ts';
-import { sliceHealth, type ResourceSlice, type SliceChange, type SliceConfig, type SliceFigures } from '../host/slice.ts';
+import { sliceHealth, type ResizeAmounts, type ResourceSlice, type SliceChange, type SliceConfig, type SliceFigures } from '../host/slice.ts';
 
 export interface CpuSliceOptions {
   readonly topology: HostTopology;
@@ -95,6 +95,16 @@ export class CpuSlice implements ResourceSlice {
   #withFigures(error: AllotError, request: AllocationRequest): Result<never> {
     if (error.code !== 'insufficient_capacity') return { ok: false, error };
     return { ok: false, error: { ...error, details: { ...error.details, resourceType: 'cpu', ...this.figures(request) } } };
+  }
+
+  /** Grows or shrinks the allocation's cores in place (CpuPool.resize: policy-chosen additions, highest ids returned). */
+  resize(allocation: Allocation, to: ResizeAmounts): Result<CpuGrant | null> {
+    if (to.vcpus === allocation.granted.vcpus) return ok(allocation.cpu);
+    const grant = this.#pool.resize(allocation.id, to.vcpus, allocation.request.cpu.numa);
+    if (grant.ok || grant.error.code !== 'insufficient_capacity') return grant;
+    const u = this.#pool.usage();
+    const figures = { resourceType: 'cpu', requested: to.vcpus - allocation.granted.vcpus, free: Math.max(0, u.effectiveCapacity - u.committed), effectiveCapacity: u.effectiveCapacity, from: allocation.granted.vcpus, to: to.vcpus };
+    return { ok: false, error: { ...grant.error, details: { ...grant.error.details, ...figures } } };
   }
 
   restore(allocation: Allocation, reservation: boolean): Result<void> {

@@ -1,5 +1,6 @@
 import { Actor, Supervisor } from '@allot/actor';
 import {
+  AgentResizeRequestSchema,
   MAX_PREEMPTION_VICTIMS,
   NodeIdSchema,
   encode,
@@ -7,6 +8,8 @@ import {
   ok,
   toAllotError,
   worstHealth,
+  zodToAllotError,
+  type AgentResizeRequest,
   type AllotError,
   type Allocation,
   type AllocationFilter,
@@ -312,6 +315,28 @@ export class HostManager implements ResourceManager {
   /** release of a target already parsed (parseRelease). */
   releaseParsed(release: ReleaseRequest): Promise<Result<Allocation>> {
     return this.#mutate('release', (core) => core.release(release));
+  }
+
+  /**
+   * Grows or shrinks a live, active allocation's memory and vCPUs in place, all or nothing, journaled as one `resized`
+   * record; answered once durable. A retry of its request id answers the durable result (resize.ts).
+   */
+  resize(input: AgentResizeRequest): Promise<Result<Allocation>> {
+    const parsed = AgentResizeRequestSchema.safeParse(input);
+    if (!parsed.success) return Promise.resolve(this.#refuse('resize', zodToAllotError(parsed.error)));
+    return this.resizeParsed(parsed.data);
+  }
+
+  /** resize of a request already parsed (AgentResizeRequestSchema). */
+  resizeParsed(request: AgentResizeRequest): Promise<Result<Allocation>> {
+    const resize = { requestId: request.requestId, allocationId: request.allocationId, ...request.resources, fence: request.fence };
+    return this.#mutate('resize', (core) => {
+      core.expireDue();
+      const change = core.state.resize(resize);
+      if (!change.ok) return change;
+      const { allocation, record } = change.value;
+      return core.commit(ok({ value: allocation, records: record === undefined ? [] : [record] }));
+    });
   }
 
   async activateReservation(allocationId: string, requestId: string): Promise<Result<Allocation>> {

@@ -13,6 +13,7 @@ import {
   type TenantUsage,
 } from '@allot/core';
 import type { HostRecord, HostStateSnapshot, PreemptedVictim, RecordedFence, RetainedRelease } from './records.ts';
+import { replayResize, ResizeBook, resizeLive, type ResizeRequest } from './resize.ts';
 import { RetainedById } from './retained-by-id.ts';
 import { sameValue } from './same-request.ts';
 import type { ResourceSlice, SliceChange, SliceConfig } from './slice.ts';
@@ -151,6 +152,8 @@ export class HostState {
   #nextExpiry: number | undefined;
   readonly tenants = new Map<string, TenantUsage>();
   readonly groups = new Map<string, number>();
+  /** Resize request ids and what they did (resize.ts), kept like released allocations. */
+  readonly resizes: ResizeBook;
 
   constructor(options: HostStateOptions) {
     this.nodeId = options.nodeId;
@@ -158,6 +161,7 @@ export class HostState {
     this.#retentionMs = options.releasedRetentionMs ?? 3_600_000;
     this.#maxRetained = options.maxRetained ?? 100_000;
     this.#retainedById = new RetainedById<Slot>(options.nodeId);
+    this.resizes = new ResizeBook(this.#retentionMs, this.#maxRetained);
   }
 
   /** True when some reservation's expiry has passed (expireDue has work); false costs no clock read without reservations. */
@@ -343,6 +347,21 @@ export class HostState {
       this.#removeLive(allocation, now, 'expired');
     }
     return records;
+  }
+
+  /** Grows or shrinks a live allocation's memory and vCPUs in place, all or nothing (resize.ts). */
+  resize(request: ResizeRequest): Result<Change> {
+    return resizeLive(this, request, this.#now());
+  }
+
+  /** Puts a resized allocation in place of the live one of its id: the map, its request id's slot and the counts. */
+  replaceLive(next: Allocation): void {
+    const before = this.live.get(next.id);
+    if (before === undefined) return;
+    this.#count(before, -1);
+    this.#count(next, 1);
+    this.live.set(next.id, next);
+    this.#liveSlot(before).allocation = next;
   }
 
   setCordon(cordoned: boolean, reason: string): HostRecord | undefined {
@@ -576,6 +595,11 @@ export class HostState {
       case 'fenced':
         this.#setFence(record.requestId, record.fence, record.at);
         break;
+      case 'resized': {
+        const resized = replayResize(this, record);
+        if (!resized.ok) return resized;
+        break;
+      }
       case 'preempted': {
         for (const v of record.victims) {
           const victim = this.live.get(v.allocationId);
@@ -616,6 +640,7 @@ export class HostState {
       }
       for (const retained of snapshot.released) this.#retain(retained);
       for (const f of snapshot.fences ?? []) this.#setFence(f.requestId, f.fence, f.at);
+      for (const r of snapshot.resizes ?? []) this.resizes.remember(r);
       this.seq = snapshot.seq;
       this.idCounter = snapshot.idCounter;
       this.cordon = { ...snapshot.cordon };
@@ -657,6 +682,7 @@ export class HostState {
       live: [...this.live.values()],
       released,
       fences,
+      resizes: this.resizes.export(this.#now()),
     };
   }
 
@@ -769,6 +795,7 @@ export class HostState {
 
   #pruneRetained(now: number): void {
     this.#pruneFences(now);
+    this.resizes.prune(now);
     const ring = this.#ring;
     while (this.#ringCount > 0) {
       const oldest = ring[this.#ringHead] as Slot;

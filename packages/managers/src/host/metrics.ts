@@ -1,7 +1,7 @@
 import { metrics, type Attributes, type Counter, type Histogram } from '@opentelemetry/api';
 
 /** Operations counted by a manager. */
-export type Operation = 'allocate' | 'reserve' | 'release' | 'activate';
+export type Operation = 'allocate' | 'reserve' | 'release' | 'activate' | 'resize';
 
 /**
  * A manager's metrics through @opentelemetry/api (meter `allot`; a no-op until the process registers an SDK): counts
@@ -19,11 +19,11 @@ export class MetricsRecorder {
     this.#resource = resource;
     const meter = metrics.getMeter('allot');
     this.#allocations = meter.createCounter('allot_allocations_total', { description: 'Allocate and reserve requests by outcome and refusal reason' });
-    this.#otherOps = meter.createCounter('allot_allocation_changes_total', { description: 'Release and activate requests by outcome and refusal reason' });
+    this.#otherOps = meter.createCounter('allot_allocation_changes_total', { description: 'Release, activate and resize requests by outcome and refusal reason' });
     this.#histogram = meter.createHistogram('allot_allocation_duration_seconds', { description: 'Time from an allocate or reserve request to its durable reply', unit: 's' });
     // Attribute objects for the common case are built once: the hot path records without allocating.
     const okOf = (operation: Operation): Attributes => ({ operation, outcome: 'ok', reason: 'none', resource });
-    this.#okAttributes = { allocate: okOf('allocate'), reserve: okOf('reserve'), release: okOf('release'), activate: okOf('activate') };
+    this.#okAttributes = { allocate: okOf('allocate'), reserve: okOf('reserve'), release: okOf('release'), activate: okOf('activate'), resize: okOf('resize') };
   }
 
   /** One operation's outcome; `ms` is the time from the call to its durable reply. */

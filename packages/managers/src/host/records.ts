@@ -55,6 +55,9 @@ export const HostRecordSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('cordoned'), ...base, reason: reasonText }),
   z.object({ kind: z.literal('uncordoned'), ...base, reason: reasonText }),
   z.object({ kind: z.literal('fenced'), ...base, requestId: RequestIdSchema, fence: FenceSchema }),
+  // A resize, memory and CPU in one record: requestId is the resize's own (its idempotency key), allocation the whole
+  // allocation after it (new granted amounts and CPU grant), previous the amounts before.
+  z.object({ kind: z.literal('resized'), ...base, requestId: RequestIdSchema, allocation: AllocationSchema, previous: z.object({ memoryMiB: int, vcpus: int }) }),
   // A preemption, all in one record: the victims released and the preemptor allocated (see HostState.preempt).
   z.object({ kind: z.literal('preempted'), ...base, allocation: AllocationSchema, idCounter: int, victims: z.array(PreemptedVictimSchema).min(1).max(MAX_PREEMPTION_VICTIMS) }),
 ]);
@@ -64,6 +67,10 @@ export type HostRecordKind = HostRecord['kind'];
 /** A released allocation kept for the retention window, so a late retry of its allocate returns it instead of allocating again. */
 export const RetainedReleaseSchema = z.object({ allocation: AllocationSchema, releasedAt: EpochMsSchema, releaseRequestId: RequestIdSchema });
 export type RetainedRelease = z.infer<typeof RetainedReleaseSchema>;
+
+/** A resize kept for the retention window, so a retry of its request id answers what it did: the allocation after it. */
+export const RetainedResizeSchema = z.object({ requestId: RequestIdSchema, allocation: AllocationSchema, at: EpochMsSchema });
+export type RetainedResize = z.infer<typeof RetainedResizeSchema>;
 
 /** A request id's recorded fencing epoch and when it was recorded. */
 export const RecordedFenceSchema = z.object({ requestId: RequestIdSchema, fence: FenceSchema, at: EpochMsSchema });
@@ -85,6 +92,8 @@ export const HostStateSnapshotSchema = z.object({
    * allocation (kept for the retention window from `at`). Absent in snapshots written before fencing.
    */
   fences: z.array(RecordedFenceSchema).optional(),
+  /** Resizes within the retention window (absent in snapshots written before resize). */
+  resizes: z.array(RetainedResizeSchema).optional(),
 });
 export type HostStateSnapshot = z.infer<typeof HostStateSnapshotSchema>;
 

@@ -27,6 +27,7 @@ const op = fc.oneof(
   fc.record({ kind: fc.constant('cpu-reserve' as const), systemReserve: fc.integer({ min: 0, max: 3 }), force: fc.boolean() }),
   fc.record({ kind: fc.constant('cpu-reserved-cores' as const), cores: fc.uniqueArray(fc.integer({ min: 0, max: 5 }), { maxLength: 3 }), force: fc.boolean() }),
   fc.record({ kind: fc.constant('cordon' as const), cordoned: fc.boolean() }),
+  fc.record({ kind: fc.constant('resize' as const), pick: fc.nat(), mem: fc.integer({ min: 0, max: 5000 }), vcpus: fc.integer({ min: 0, max: 5 }), id: fc.integer({ min: 0, max: 8 }), fence: fenceArb }),
 );
 
 describe('a restart after any accepted operation', () => {
@@ -66,19 +67,25 @@ describe('a restart after any accepted operation', () => {
             await h.updateLimits({ cpu: { reservedCores: o.cores } } as LimitsUpdate, { force: o.force });
           } else if (o.kind === 'cordon') {
             await h.setCordon(o.cordoned, 'maintenance');
+          } else if (o.kind === 'resize' && known.length > 0) {
+            const target = known[o.pick % known.length] as Allocation;
+            await h.resize({ requestId: `z${o.id}`, allocationId: target.id, resources: { memoryMiB: o.mem, vcpus: o.vcpus }, ...(o.fence === undefined ? {} : { fence: o.fence }) });
           }
           const state = unwrap(await h.exportState());
+          const usage = unwrap(await h.getUsage());
 
           const fromSnapshot = build(clock, new MemoryJournal());
           const restored = await fromSnapshot.restore(state, []);
           expect(restored.ok ? 'restored' : restored.error.message).toBe('restored');
           expect(unwrap(await fromSnapshot.exportState())).toEqual(state);
+          expect(unwrap(await fromSnapshot.getUsage())).toEqual(usage);
           await fromSnapshot.stop();
 
           const fromRecords = build(clock, new MemoryJournal());
           const replayed = await fromRecords.restore(undefined, journal.records);
           expect(replayed.ok ? 'replayed' : replayed.error.message).toBe('replayed');
           expect(unwrap(await fromRecords.exportState())).toEqual(state);
+          expect(unwrap(await fromRecords.getUsage())).toEqual(usage);
           await fromRecords.stop();
         }
         await h.stop();

@@ -24,6 +24,12 @@ export interface SliceConfig {
 /** A change to a slice's configuration: limits fields, and for CPU the reserved cores and policy. */
 export type SliceChange = LimitsChange & { reservedCores?: readonly number[]; policy?: CpuPolicy };
 
+/** What a resize sets: the allocation's new memory and vCPUs. */
+export interface ResizeAmounts {
+  readonly memoryMiB: number;
+  readonly vcpus: number;
+}
+
 /** requested / free / effective capacity of one resource type for one request. */
 export interface SliceFigures {
   readonly requested: number;
@@ -44,6 +50,12 @@ export interface ResourceSlice {
   check(request: AllocationRequest): Result<void>;
   /** Commits the request's share; returns the CPU grant for CPU, null otherwise. */
   take(allocationId: string, request: AllocationRequest, reservation: boolean): Result<CpuGrant | null>;
+  /**
+   * Changes a live allocation's share in place to `to` (resize): a shrink always fits, a grow is checked like a take
+   * of the growth and refused with the figures (requested = the growth). A refusal changes nothing. Returns the new
+   * CPU grant for CPU, null otherwise; a type that `to` does not size keeps its share.
+   */
+  resize(allocation: Allocation, to: ResizeAmounts): Result<CpuGrant | null>;
   /** Re-installs a durable allocation's share without a capacity check (it was admitted when committed). */
   restore(allocation: Allocation, reservation: boolean): Result<void>;
   free(allocationId: string): boolean;
