@@ -75,4 +75,37 @@ describe('the allot CLI on a local cluster', () => {
     expect(nodes.stdout).toMatch(/sim-small +\S+ +\S+ +cordoned/);
     expect((await allot('uncordon', 'sim-small')).code).toBe(0);
   });
+
+  it("limits set raises a node's system reserve through the coordinator and its agent, and placement respects it", async () => {
+    const memoryOf = async () => {
+      const r = await allot('nodes', '--json');
+      const node = (JSON.parse(r.stdout) as { nodes: { nodeId: string; snapshot: { memory: { systemReserve: number; effectiveCapacity: number } } }[] }).nodes.find((n) => n.nodeId === 'sim-small');
+      return node?.snapshot.memory;
+    };
+    const until = async (reserve: number) => {
+      for (let i = 0; i < 100 && (await memoryOf())?.systemReserve !== reserve; i++) await new Promise((r) => setTimeout(r, 200));
+      expect((await memoryOf())?.systemReserve).toBe(reserve);
+    };
+    const before = await allot('limits', 'get', 'sim-small', '--json');
+    expect(before.code).toBe(0);
+    expect((JSON.parse(before.stdout) as { memory: { capacity: number; systemReserve: number } }).memory).toMatchObject({ capacity: 32_768, systemReserve: 2_048 });
+
+    // 32 GiB with 28 GiB reserved leaves 4 GiB: a 6 GiB VM that fitted no longer does.
+    const raised = await allot('limits', 'set', 'sim-small', '--system-reserve-mib', '28672');
+    expect(raised.stderr).toBe('');
+    expect(raised.code).toBe(0);
+    expect(raised.stdout).toMatch(/^memory +MiB +32768 +28672 +1 +4096 /m);
+    await until(28_672);
+    const refused = await allot('place', '--tenant', 'demo', '--memory', '6G', '--vcpus', '1', '--node', 'sim-small', '--request-id', 'cli-limits-1');
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^allot place: insufficient_capacity: /);
+
+    // The reserve as it was: the same VM fits.
+    expect((await allot('limits', 'set', 'sim-small', '--system-reserve-mib', '2048')).code).toBe(0);
+    await until(2_048);
+    const placed = await allot('place', '--tenant', 'demo', '--memory', '6G', '--vcpus', '1', '--node', 'sim-small', '--request-id', 'cli-limits-2');
+    expect(placed.code).toBe(0);
+    expect(placed.stdout).toContain('placed on sim-small');
+    expect((await allot('release', 'cli-limits-2', '--tenant', 'demo')).code).toBe(0);
+  });
 });

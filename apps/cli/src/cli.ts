@@ -6,7 +6,9 @@ import { clusterCommand } from './commands/cluster.ts';
 import { activateCommand, checkCommand, placeCommand, releaseCommand } from './commands/placement.ts';
 import { usageCommand } from './commands/usage.ts';
 import { cordonCommand, drainCommand, uncordonCommand } from './commands/node-admin.ts';
+import { nodeCommand } from './commands/node.ts';
 import { quotasCommand } from './commands/quotas.ts';
+import { limitsCommand } from './commands/limits.ts';
 import { eventsCommand } from './commands/events.ts';
 import { watchCommand } from './commands/watch.ts';
 import { auditCommand } from './commands/audit.ts';
@@ -24,6 +26,8 @@ export const COMMANDS: readonly Command[] = [
   cordonCommand,
   uncordonCommand,
   drainCommand,
+  nodeCommand,
+  limitsCommand,
   auditCommand,
   eventsCommand,
   watchCommand,

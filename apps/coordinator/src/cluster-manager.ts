@@ -14,7 +14,7 @@ import {
   type ClusterReleaseRequest,
   type ClusterUsage,
   type Health,
-  type LimitsByType,
+  type HostLimits,
   type LimitsTarget,
   type LimitsUpdate,
   type ManagerMetrics,
@@ -224,22 +224,23 @@ export class ClusterManager implements ResourceManager {
     return clusterEfficiency(this.#view.nodes(), seen ?? DEFAULT_REFERENCE, seen === undefined ? 'default' : 'seen');
   }
 
-  /** The named node's limits, as its agent answers limits.get. */
-  async getLimits(options: LimitsTarget = {}): Promise<Result<LimitsByType>> {
+  /** The named node's limits, as its agent answers limits.get (served to operators as allot.op.limits.get). */
+  async getLimits(options: LimitsTarget = {}): Promise<Result<HostLimits>> {
     const node = this.#limitsNode(options);
     return node.ok ? this.#agents.call(node.value, 'limits.get', {}) : node;
   }
 
   /**
-   * A patch of the named node's limits, sent to its agent as limits.update (memory and cpu are the types it takes; a
-   * fresh request id, since the contract's update carries none). The agent validates and journals it.
+   * A patch of the named node's limits, sent to its agent as limits.update (memory and cpu are the types it takes; the
+   * operator's request id when given, else a fresh one). The agent validates and journals it. Served to operators as
+   * allot.op.limits.update (`allot limits set`).
    */
-  async updateLimits(update: LimitsUpdate, options: LimitsTarget & { force?: boolean } = {}): Promise<Result<LimitsByType>> {
+  async updateLimits(update: LimitsUpdate, options: LimitsTarget & { force?: boolean; requestId?: string } = {}): Promise<Result<HostLimits>> {
     const node = this.#limitsNode(options);
     if (!node.ok) return node;
     const other = Object.keys(update).find((type) => type !== 'memory' && type !== 'cpu');
     if (other !== undefined) return err('invalid_request', `${other}: an agent's limits.update takes memory and cpu limits`, { field: other });
-    const requestId = `limits-${randomUUID()}`;
+    const requestId = options.requestId ?? `limits-${randomUUID()}`;
     return this.#agents.call(node.value, 'limits.update', { requestId, ...update, force: options.force === true }, { requestId });
   }
 

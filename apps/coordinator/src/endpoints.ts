@@ -15,6 +15,8 @@ import {
   TenantIdSchema,
   type AllotEvent,
   type Allocation,
+  type ClusterLimitsUpdateRequest,
+  type LimitsUpdate,
   type PlaceRequest,
   type Result,
   type SchedVerb,
@@ -141,6 +143,8 @@ export function schedulerEndpoints(d: EndpointDeps): EndpointSpec[] {
       if (!walked.ok) return walked;
       return ok({ nodeId: r.nodeId, cordoned: c.value.cordoned, remaining, remainingCount: walked.value.count });
     }),
+    sched('limits.get', (r) => d.manager.getLimits({ node: r.nodeId })),
+    sched('limits.update', (r) => d.manager.updateLimits(limitsPatchOf(r), { node: r.nodeId, force: r.force, requestId: r.requestId })),
     sched('node.decommission', (r) => (d.decommission === undefined ? Promise.resolve(err('unavailable', 'this coordinator cannot decommission nodes')) : decommissionNode(d.decommission, r))),
     sched('node.recommission', (r) => (d.decommission === undefined ? Promise.resolve(err('unavailable', 'this coordinator cannot recommission nodes')) : recommissionNode(d.decommission, r))),
     sched('audit', async () => {
@@ -168,6 +172,11 @@ async function ownedBy(d: EndpointDeps, allocationId: string, tenantId: string):
   const page = await d.agents.call(nodeId, 'allocations', { status: 'all', tenantId, after: counter - 1, limit: 1 }, {});
   if (!page.ok) return page;
   return page.value.allocations[0]?.id === allocationId ? ok(undefined) : notFound;
+}
+
+/** The resource types a limits.update names, without the routing fields. */
+function limitsPatchOf(r: ClusterLimitsUpdateRequest): LimitsUpdate {
+  return { ...(r.memory === undefined ? {} : { memory: r.memory }), ...(r.cpu === undefined ? {} : { cpu: r.cpu }) };
 }
 
 /** Forwards a cordon to the node's agent (which journals it) and shows it in the local view at once. */

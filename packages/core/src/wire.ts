@@ -585,6 +585,10 @@ export const ClusterEfficiencyReplySchema = z.object({
 });
 export type ClusterEfficiencyReply = z.infer<typeof ClusterEfficiencyReplySchema>;
 
+/** limits.update (operators): the agent's limits.update, sent to the named node by a coordinator. */
+export const ClusterLimitsUpdateRequestSchema = AgentLimitsUpdateRequestSchema.extend({ nodeId: NodeIdSchema });
+export type ClusterLimitsUpdateRequest = z.infer<typeof ClusterLimitsUpdateRequestSchema>;
+
 /** Every scheduler endpoint served by the coordinators. */
 export const SCHED_ENDPOINTS = {
   place: { request: PlaceRequestSchema, reply: PlaceReplySchema },
@@ -606,4 +610,6 @@ export const SCHED_ENDPOINTS = {
   'node.decommission': { request: NodeCommandRequestSchema, reply: DecommissionReplySchema },
   'node.recommission': { request: NodeCommandRequestSchema, reply: RecommissionReplySchema },
   audit: { request: EmptyRequestSchema, reply: AuditReplySchema },
+  'limits.get': { request: NodeRequestSchema, reply: HostLimitsSchema },
+  'limits.update': { request: ClusterLimitsUpdateRequestSchema, reply: HostLimitsSchema },
 } as const satisfies Record<SchedVerb, EndpointSpec>;
