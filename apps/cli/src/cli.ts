@@ -6,7 +6,6 @@ import { clusterCommand } from './commands/cluster.ts';
 import { activateCommand, checkCommand, placeCommand, releaseCommand } from './commands/placement.ts';
 import { usageCommand } from './commands/usage.ts';
 import { cordonCommand, drainCommand, uncordonCommand } from './commands/node-admin.ts';
-import { nodeCommand } from './commands/node.ts';
 import { quotasCommand } from './commands/quotas.ts';
 import { limitsCommand } from './commands/limits.ts';
 import { eventsCommand } from './commands/events.ts';
@@ -26,7 +25,6 @@ export const COMMANDS: readonly Command[] = [
   cordonCommand,
   uncordonCommand,
   drainCommand,
-  nodeCommand,
   limitsCommand,
   auditCommand,
   eventsCommand,
