@@ -81,6 +81,7 @@ export function agentEndpoints(ctx: EndpointContext): EndpointSpec[] {
       }),
     ),
     on('fence', (request) => host.fence(request.requestId, request.fence)),
+    on('resize', (request) => host.resizeParsed(request)),
     on('health', () => ctx.hostHealth()),
     on('limits.get', async () => limitsOf(await host.getLimits())),
     on('limits.update', async (request) => {

@@ -27,6 +27,13 @@ export function eventOfRecord(nodeId: string, record: HostRecord): AllotEvent {
       return { ...base, kind: record.kind, ...(record.reason ? { reason: record.reason } : {}) };
     case 'fenced':
       return { ...base, kind: 'fenced', requestId: record.requestId, reason: `fence ${record.fence}` };
+    case 'resized': {
+      // The placement's request id (readers find its intent by it); the resize's own id and the old amounts in reason.
+      const a = record.allocation;
+      const { previous: p } = record;
+      const reason = `resize ${record.requestId}: ${p.memoryMiB} MiB, ${p.vcpus} vCPUs -> ${a.granted.memoryMiB} MiB, ${a.granted.vcpus} vCPUs`;
+      return { ...base, kind: 'resized', requestId: a.requestId, allocationId: a.id, tenantId: a.tenantId, resources: a.granted, ...(a.cpu ? { cpuset: a.cpu.cpuset } : {}), reason };
+    }
   }
 }
 
