@@ -82,6 +82,11 @@ export function agentEndpoints(ctx: EndpointContext): EndpointSpec[] {
     ),
     on('fence', (request) => host.fence(request.requestId, request.fence)),
     on('resize', (request) => host.resizeParsed(request)),
+    on('preempt', async (request) => {
+      const result = await host.preemptParsed(withoutFence(request.request), request.victims, request.request.fence);
+      if (!result.ok) ctx.refused(request.request, result.error);
+      return result;
+    }),
     on('health', () => ctx.hostHealth()),
     on('limits.get', async () => limitsOf(await host.getLimits())),
     on('limits.update', async (request) => {

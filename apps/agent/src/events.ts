@@ -34,7 +34,29 @@ export function eventOfRecord(nodeId: string, record: HostRecord): AllotEvent {
       const reason = `resize ${record.requestId}: ${p.memoryMiB} MiB, ${p.vcpus} vCPUs -> ${a.granted.memoryMiB} MiB, ${a.granted.vcpus} vCPUs`;
       return { ...base, kind: 'resized', requestId: a.requestId, allocationId: a.id, tenantId: a.tenantId, resources: a.granted, ...(a.cpu ? { cpuset: a.cpu.cpuset } : {}), reason };
     }
+    case 'preempted': {
+      const a = record.allocation;
+      return { ...base, kind: 'allocated', requestId: a.requestId, allocationId: a.id, tenantId: a.tenantId, resources: a.granted, ...(a.cpu ? { cpuset: a.cpu.cpuset } : {}), reason: `preempted ${record.victims.map((v) => v.allocationId).join(', ')}` };
+    }
   }
+}
+
+/**
+ * Every audit event a durable record stands for, each with its dedupe id: the record's event under node + seq, and
+ * for a preemption one `preempted` event per victim (under node + seq + victim index) naming the placement's request
+ * id (the quota-events consumer ends its intent) and the preemptor's allocation and request id.
+ */
+export function eventsOfRecord(nodeId: string, record: HostRecord): { event: AllotEvent; msgId: string }[] {
+  const out = [{ event: eventOfRecord(nodeId, record), msgId: `${nodeId}-${record.seq}` }];
+  if (record.kind !== 'preempted') return out;
+  const preemptedBy = { allocationId: record.allocation.id, requestId: record.allocation.requestId };
+  record.victims.forEach((v, i) => {
+    out.push({
+      event: { kind: 'preempted', nodeId, at: record.at, allocationId: v.allocationId, requestId: v.allocationRequestId, preemptedBy, reason: `preempted by ${preemptedBy.requestId} (allocation ${preemptedBy.allocationId})` },
+      msgId: `${nodeId}-${record.seq}-v${i}`,
+    });
+  });
+  return out;
 }
 
 export function refusalEvent(nodeId: string, request: AllocationRequest, error: AllotError, at: number): AllotEvent {

@@ -2,7 +2,7 @@
 export { Agent, AGENT_VERSION } from './agent.ts';
 export { agentEndpoints, type EndpointContext } from './endpoints.ts';
 export { buildUsageSnapshot, type SnapshotContext } from './usage-snapshot.ts';
-export { EventPublisher, eventOfRecord, refusalEvent } from './events.ts';
+export { EventPublisher, eventOfRecord, eventsOfRecord, refusalEvent } from './events.ts';
 export { LedgerJournal } from './ledger-journal.ts';
 export { createLogger } from './logger.ts';
 export * from './config/index.ts';

@@ -144,14 +144,8 @@ export class PlaceFlow {
       perNodeRefusal = written;
     }
     if (current === undefined) return perNodeRefusal ?? this.#nothingFits(decision, {});
-    let preempted: Preempted = [];
-    if (plan !== null) {
-      const evicted = await this.#evict(req, plan);
-      // Nothing was sent to the node for this request yet: failing the intent cannot strand an allocation.
-      if (!evicted.ok) return this.#fail(current, evicted.error);
-      preempted = evicted.value;
-    }
-    return this.#drive(req, current, rest, preempted, true);
+    if (plan !== null) return this.#preempt(req, current, plan);
+    return this.#drive(req, current, rest, [], true);
   }
 
   /** Follows a pending intent: the same node, driven again at a higher fence (finding 6: nothing here writes failed). */
@@ -357,21 +351,42 @@ export class PlaceFlow {
     return planPreemptionAmong(this.#d.view.index, req.request, fetched);
   }
 
-  /** Releases the victims through their agent (which emits the preempted events) and marks their intents released. */
-  async #evict(req: PlaceRequest, plan: PreemptionPlan): Promise<Result<Preempted>> {
-    const preempted: Preempted = [];
-    for (const victim of plan.victims) {
-      const released = await this.#d.agents.call(plan.nodeId, 'release', {
-        requestId: derivedId('preempt', req.request.requestId, victim.id),
-        allocationId: victim.id,
-        reason: `preempted by ${req.request.requestId}`,
-      });
-      if (!released.ok) return err(released.error.code === 'not_found' ? 'conflict' : released.error.code, `preempting ${victim.id} on ${plan.nodeId}: ${released.error.message}`, { nodeId: plan.nodeId, allocationId: victim.id });
-      preempted.push({ allocationId: victim.id, requestId: victim.requestId, priority: victim.priority });
+  /**
+   * Executes the plan through the agent's `preempt` verb, at the intent's fence: the agent releases the victims and
+   * allocates this request in one turn and one ledger record, or refuses and nothing changes there (the victims keep
+   * running). Placed: the victims' intents are released (their tenants' usage given back, each in its atomic batch;
+   * the agent's preempted events do the same for any this misses). A definitive refusal fails the intent with the
+   * agent's reason; an unknown outcome leaves it pending on the node (a retry drives allocate there at a higher
+   * fence, which replays the preemptor if the preempt committed, and the reconciler settles it otherwise).
+   */
+  async #preempt(req: PlaceRequest, current: StoredIntent, plan: PreemptionPlan): Promise<Result<PlaceReply> | Raced> {
+    const { requestId } = req.request;
+    const nodeId = current.value.nodeId;
+    const group = req.placement.group;
+    const request = { ...req.request, fence: current.value.attempt, ...(group === undefined ? {} : { group }) };
+    const victims = plan.victims.map((v) => v.id);
+    let result = await this.#d.agents.call(nodeId, 'preempt', { request, victims }, { requestId });
+    // Nothing was sent there for this request before: "no responders" is definitive on the first send only.
+    for (let retry = 0; !result.ok && classifyFailure(result.error) === 'unknown' && retry < this.#d.config.timeoutRetries; retry++) {
+      result = await this.#d.agents.call(nodeId, 'preempt', { request, victims }, { requestId });
+      if (!result.ok && isNoResponders(result.error)) result = err('timeout', `node ${nodeId} is not answering now, and an earlier preempt for ${requestId} may have reached it`, { nodeId, requestId });
+    }
+    if (!result.ok) {
+      if (isFenced(result.error)) return 'raced';
+      if (classifyFailure(result.error) === 'unknown') {
+        return err('timeout', `node ${nodeId} did not answer the preemption for ${requestId}: ${result.error.message}; retry with the same request id`, { requestId, nodeId, cause: result.error.code });
+      }
+      this.#d.logger.info({ requestId, node: nodeId, code: result.error.code, victims }, 'preemption refused by the agent; its allocations are untouched');
+      return this.#fail(current, errorOf(result.error.code, `preemption on ${nodeId} refused, nothing was released: ${result.error.message}`, { ...result.error.details, nodeId }));
+    }
+    const { allocation } = result.value;
+    if (allocation.status !== 'active' && allocation.status !== 'reserved') return this.#releasedOnNode(current, allocation);
+    const preempted: Preempted = result.value.victims.map((v) => ({ allocationId: v.id, requestId: v.requestId, priority: v.priority }));
+    for (const victim of preempted) {
       const marked = await this.#markReleased(victim.requestId, 'preemption');
       if (!marked.ok) this.#d.logger.warn({ requestId: victim.requestId, error: marked.error.message }, 'preempted placement not marked released; the events consumer or a recount settles it');
     }
-    return ok(preempted);
+    return this.#placed(req, current, allocation, preempted);
   }
 
   /** The placement's intent (when the coordinators made it) becomes released: its usage is given back in the same write. */

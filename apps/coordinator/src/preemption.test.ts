@@ -4,7 +4,8 @@ import { inProcessCluster, type InProcessCoordinator } from './testing/fake-agen
 
 /*
  * Preemption through the place flow: placement's post-filter names the nodes worth a look and then the plan (node,
- * victims); the flow only fetches those nodes' allocations, evicts and drives.
+ * victims); the flow only fetches those nodes' allocations and executes the plan through the agent's preempt verb
+ * (the victims released and the preemptor allocated at once, or nothing).
  */
 
 function req(requestId: string, memoryMiB: number, priority: number, placement: PlaceRequestInput['placement'] = {}, tenantId = 'acme'): PlaceRequestInput {
@@ -32,6 +33,29 @@ describe('preemption', () => {
     expect(victim.ok && victim.value?.value.state).toBe('released');
     const usage = await c.store.usage('low');
     expect(usage.ok && usage.value?.value.usage.vms).toBe(2);
+  });
+
+  it('a preemption its agent refuses releases nothing: the victims keep running and keep their quota', async () => {
+    const cluster = inProcessCluster({ a: { memoryMiB: 4096, cores: 8 } });
+    const c = await cluster.coordinator('c1');
+    await placeOn(c, 'low-1', 'a', 2048, 0);
+    await placeOn(c, 'mid', 'a', 2048, 20);
+    // The host shrank and the coordinator's view has not heard yet: the plan (release low-1) no longer makes room.
+    const node = cluster.agents.nodes.get('a');
+    if (node === undefined) throw new Error('no node a');
+    node.spec = { ...node.spec, memoryMiB: 3072 };
+    const r = await c.place(req('high', 2048, 50, { allowPreemption: true }));
+    expect(!r.ok && r.error.code).toBe('insufficient_capacity');
+    expect(!r.ok && r.error.message).toContain('nothing was released');
+    expect(cluster.agents.live('a').map((x) => x.requestId).sort()).toEqual(['low-1', 'mid']);
+    const victim = await c.store.get('low-1');
+    expect(victim.ok && victim.value?.value.state).toBe('placed');
+    const low = await c.store.usage('low');
+    expect(low.ok && low.value?.value.usage).toMatchObject({ vms: 2, memoryMiB: 4096 });
+    const preemptor = await c.store.get('high');
+    expect(preemptor.ok && preemptor.value?.value.state).toBe('failed');
+    const acme = await c.store.usage('acme');
+    expect(acme.ok && (acme.value?.value.usage.vms ?? 0)).toBe(0);
   });
 
   it('refuses with the reason when no eviction of allocations at least 10 points lower makes room', async () => {

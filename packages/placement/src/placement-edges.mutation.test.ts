@@ -1,4 +1,4 @@
-import { unwrap, type NodeView, type PlacementOptions } from '@allot/core';
+import { unwrap, type LabelConstraint, type NodeView, type PlacementOptions } from '@allot/core';
 import { describe, expect, it } from 'vitest';
 import { ClusterIndex } from './cluster-index.ts';
 import { decide } from './decide.ts';
@@ -95,11 +95,11 @@ describe('the plan among the fetched nodes', () => {
 
 describe('label operators', () => {
   it('NotIn lets a node with another value or without the label through; DoesNotExist only one without it', () => {
-    const notIn = { key: 'zone', op: 'NotIn', values: ['z1'] } as const;
+    const notIn: LabelConstraint = { key: 'zone', op: 'NotIn', values: ['z1'] };
     expect(labelsSatisfy({ zone: 'z2' }, notIn)).toBe(true);
     expect(labelsSatisfy({}, notIn)).toBe(true);
     expect(labelsSatisfy({ zone: 'z1' }, notIn)).toBe(false);
-    const absent = { key: 'gpu', op: 'DoesNotExist', values: [] } as const;
+    const absent: LabelConstraint = { key: 'gpu', op: 'DoesNotExist', values: [] };
     expect(labelsSatisfy({}, absent)).toBe(true);
     expect(labelsSatisfy({ gpu: 'a100' }, absent)).toBe(false);
   });

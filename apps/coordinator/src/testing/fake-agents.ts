@@ -9,6 +9,7 @@ import {
   err,
   errorOf,
   ok,
+  PREEMPTION_PRIORITY_GAP,
   RequestIdSchema,
   usageSubject,
   validate,
@@ -51,6 +52,7 @@ import type { JetStreamClient, Msg, NatsConnection, Subscription } from '../nats
 const FenceSchema = z.int().min(1).optional();
 const FenceRequestSchema = z.object({ requestId: RequestIdSchema, fence: z.int().min(1) });
 const ReleaseRequestSchema = z.object({ requestId: RequestIdSchema, allocationId: z.string().optional(), allocationRequestId: RequestIdSchema.optional(), fence: FenceSchema });
+const PreemptRequestSchema = z.object({ request: AllocationRequestSchema.and(z.object({ fence: FenceSchema })), victims: z.array(z.string()).min(1).max(64) });
 const AllocationsRequestSchema = z.object({
   status: z.union([AllocationStatusSchema, z.literal('live'), z.literal('all')]).default('live'),
   tenantId: z.string().optional(),
@@ -87,6 +89,8 @@ interface FakeNode {
   loseReplies: number;
   /** Every allocate that committed something new: a duplicate placement shows up here. */
   commits: number;
+  /** Preempts refused (nothing released). */
+  preemptsRefused: number;
 }
 
 export interface FakeAgentsOptions {
@@ -115,7 +119,7 @@ export class FakeAgents {
   }
 
   add(id: string, spec: FakeNodeSpec): void {
-    this.nodes.set(id, { id, spec, bootId: `boot-${id}-${Date.now()}`, seq: 1, cordoned: false, down: false, memoryCommitted: 0, vcpusCommitted: 0, byRequest: new Map(), fences: new Map(), counter: 0, loseReplies: 0, commits: 0 });
+    this.nodes.set(id, { id, spec, bootId: `boot-${id}-${Date.now()}`, seq: 1, cordoned: false, down: false, memoryCommitted: 0, vcpusCommitted: 0, byRequest: new Map(), fences: new Map(), counter: 0, loseReplies: 0, commits: 0, preemptsRefused: 0 });
   }
 
   /** Starts serving and publishes every node's first snapshot (awaited: the stream has them all on return). */
@@ -252,6 +256,12 @@ export class FakeAgents {
         if (!fence.ok) return fence;
         return this.#allocate(n, req.value, fence.value);
       }
+      case 'preempt': {
+        const req = validate(PreemptRequestSchema, raw);
+        if (!req.ok) return req;
+        const { fence, ...request } = req.value.request;
+        return this.#preempt(n, request, req.value.victims, fence);
+      }
       case 'fence': {
         const req = validate(FenceRequestSchema, raw);
         if (!req.ok) return req;
@@ -371,6 +381,51 @@ export class FakeAgents {
     n.byRequest.set(r.requestId, a);
     this.#changed(n);
     return { ok: true, value: a };
+  }
+
+  /**
+   * The agent's preempt: every victim live here and at least PREEMPTION_PRIORITY_GAP below the request, and the request
+   * fitting once they are gone; then both at once, else nothing changes. Idempotent by request id; fenced like allocate.
+   */
+  #preempt(n: FakeNode, r: AllocationRequest, victimIds: readonly string[], fence: number | undefined): Result<{ allocation: Allocation; victims: Allocation[] }> {
+    const live = [...n.byRequest.values()];
+    const held = n.byRequest.get(r.requestId);
+    if (held !== undefined) {
+      if (fence !== undefined) this.#recordFence(n, r.requestId, fence);
+      return ok({ allocation: held, victims: live.filter((a) => victimIds.includes(a.id)) });
+    }
+    const recorded = n.fences.get(r.requestId) ?? 0;
+    if (fence !== undefined && fence <= recorded) return err('conflict', `request ${r.requestId} was driven at fence ${recorded}: this preempt (fence ${fence}) is stale`, { reason: 'fenced', fence: recorded });
+    const victims: Allocation[] = [];
+    let refusal: AllotError | null = null;
+    for (const id of victimIds) {
+      const v = live.find((a) => a.id === id);
+      if (v === undefined) refusal ??= errorOf('not_found', `no allocation ${id} on ${n.id}`, { reason: 'victim_unknown', allocationId: id });
+      else if (v.status !== 'active' && v.status !== 'reserved') refusal ??= errorOf('conflict', `victim ${id} is ${v.status}`, { reason: 'victim_gone', allocationId: id });
+      else if (v.priority > r.priority - PREEMPTION_PRIORITY_GAP) refusal ??= errorOf('conflict', `victim ${id} has priority ${v.priority}`, { reason: 'victim_priority', allocationId: id });
+      else victims.push(v);
+    }
+    if (refusal === null) {
+      const freedMemory = victims.reduce((s, v) => s + v.granted.memoryMiB, 0);
+      const freedVcpus = victims.reduce((s, v) => s + v.granted.vcpus, 0);
+      n.memoryCommitted -= freedMemory;
+      n.vcpusCommitted -= freedVcpus;
+      refusal = this.#refusal(n, r);
+      n.memoryCommitted += freedMemory;
+      n.vcpusCommitted += freedVcpus;
+    }
+    if (refusal !== null) {
+      if (fence !== undefined) this.#recordFence(n, r.requestId, fence);
+      n.preemptsRefused += 1;
+      return { ok: false, error: refusal };
+    }
+    for (const v of victims) {
+      v.status = 'released';
+      n.memoryCommitted -= v.granted.memoryMiB;
+      n.vcpusCommitted -= v.granted.vcpus;
+    }
+    const allocation = this.#allocate(n, r, fence);
+    return allocation.ok ? ok({ allocation: allocation.value, victims }) : allocation;
   }
 
   /** Expires a reservation now (as the agent does at its expiresAt): it stays retained as released. */
