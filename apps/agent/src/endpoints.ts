@@ -12,6 +12,8 @@ export interface EndpointContext {
   hostHealth(): Promise<Result<HostHealth>>;
   /** A refused allocate or reserve goes to the events stream (refusals change no state, so nothing is journaled). */
   refused(request: AllocationRequest, error: AllotError): void;
+  /** A cordon or uncordon was journaled: logged, so an operator on the host reads why (a decommission's refusal names itself). */
+  cordonChanged?(cordoned: boolean, reason: string): void;
 }
 
 function limitsOf(byType: Awaited<ReturnType<HostManager['getLimits']>>): Result<HostLimits> {
@@ -96,10 +98,12 @@ export function agentEndpoints(ctx: EndpointContext): EndpointSpec[] {
     }),
     on('cordon', async (request) => {
       const done = await host.setCordon(true, request.reason ?? '');
+      if (done.ok) ctx.cordonChanged?.(true, request.reason ?? '');
       return done.ok ? ctx.hostHealth() : done;
     }),
     on('uncordon', async (request) => {
       const done = await host.setCordon(false, request.reason ?? '');
+      if (done.ok) ctx.cordonChanged?.(false, request.reason ?? '');
       return done.ok ? ctx.hostHealth() : done;
     }),
   ];

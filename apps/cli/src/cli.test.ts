@@ -14,7 +14,7 @@ describe('commands a user types, before anything is sent', () => {
   });
 
   it('print help for every command', async () => {
-    for (const name of ['nodes', 'usage', 'place', 'release', 'activate', 'check', 'quotas', 'cordon', 'uncordon', 'drain', 'events', 'watch', 'cluster']) {
+    for (const name of ['nodes', 'usage', 'place', 'release', 'activate', 'check', 'quotas', 'cordon', 'uncordon', 'drain', 'node', 'events', 'watch', 'cluster']) {
       const ctx = recordingContext();
       expect(await runCli([name, '--help'], ctx)).toBe(0);
       expect(ctx.text()).toContain(`Usage: allot ${name}`);
@@ -47,6 +47,11 @@ describe('commands a user types, before anything is sent', () => {
       [['quotas', 'import-legacy', '/nonexistent/legacy.json'], "allot quotas: /nonexistent/legacy.json: ENOENT: no such file or directory, open '/nonexistent/legacy.json'"],
       [['cordon'], 'allot cordon: missing <node>'],
       [['drain', 'a*b'], 'allot drain: "a*b": letters, digits, "_" and "-" only'],
+      [['node'], 'allot node: expected decommission or recommission, got nothing'],
+      [['node', 'retire', 'n1'], 'allot node: expected decommission or recommission, got "retire"'],
+      [['node', 'decommission'], 'allot node: decommission takes exactly one node'],
+      [['node', 'recommission', 'a.b'], 'allot node: "a.b": letters, digits, "_" and "-" only'],
+      [['nodes', '--state', 'gone'], 'allot nodes: --state: "gone" is not ready, suspect, lost, draining or decommissioned'],
       [['events', '--kind', 'exploded'], expect.stringMatching(/^allot events: --kind: "exploded" is not one of allocated, released/)],
       [['watch', '--json'], "allot watch: --json: watch draws for people; scripts read 'allot usage --json' or the ALLOT_USAGE stream"],
       [['cluster', '--port', '70000'], 'allot cluster: --port: 70000 is outside 1..65535'],

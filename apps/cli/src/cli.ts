@@ -6,6 +6,7 @@ import { clusterCommand } from './commands/cluster.ts';
 import { activateCommand, checkCommand, placeCommand, releaseCommand } from './commands/placement.ts';
 import { usageCommand } from './commands/usage.ts';
 import { cordonCommand, drainCommand, uncordonCommand } from './commands/node-admin.ts';
+import { nodeCommand } from './commands/node.ts';
 import { quotasCommand } from './commands/quotas.ts';
 import { limitsCommand } from './commands/limits.ts';
 import { eventsCommand } from './commands/events.ts';
@@ -25,6 +26,7 @@ export const COMMANDS: readonly Command[] = [
   cordonCommand,
   uncordonCommand,
   drainCommand,
+  nodeCommand,
   limitsCommand,
   auditCommand,
   eventsCommand,

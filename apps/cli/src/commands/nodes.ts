@@ -1,4 +1,4 @@
-import { NodeLivenessSchema } from '@allot/core';
+import { NodeLivenessSchema, NodeStateSchema } from '@allot/core';
 import { COMMON_OPTIONS, parseArgs, tryParse, usageError } from '../args.ts';
 import { CONNECTION_HELP, CONNECTION_OPTIONS } from '../connection.ts';
 import { EXIT } from '../exit-codes.ts';
@@ -6,12 +6,16 @@ import { renderNodes } from '../render/nodes.ts';
 import { requestAndPrint, withSession } from '../run-request.ts';
 import type { Command } from './command.ts';
 
-const HELP = `Usage: allot nodes [--liveness ready|suspect|lost] [--label key=value ...]
+const HELP = `Usage: allot nodes [--state ready|suspect|lost|draining|decommissioned] [--liveness ready|suspect|lost] [--label key=value ...]
 
-Every node the coordinators know: liveness, health, cordon, memory and vCPUs as committed/effective/used
-(effective = (capacity - reserve) x overcommit), labels, and when it last reported.
+Every node the coordinators know: state, health, cordon, memory and vCPUs as committed/effective/used
+(effective = (capacity - reserve) x overcommit), labels, and when it last reported. The state is the operator's
+word over the heartbeats: decommissioned (allot node decommission; shown until nothing of it remains), then lost
+(silent past the coordinators' lostAfterMs, 15 s by default) and suspect (3 heartbeats missed), then draining
+(cordoned), else ready.
 
-  --liveness <l>      only nodes in this state
+  --state <s>         only nodes in this state
+  --liveness <l>      only nodes of this liveness (heartbeats alone)
   --label key=value   only nodes with this label (repeatable: all must match)
 
 ${CONNECTION_HELP}`;
@@ -22,7 +26,7 @@ export const nodesCommand: Command = {
   help: HELP,
   async run(args, ctx) {
     const parsed = tryParse(() =>
-      parseArgs({ args, options: { ...COMMON_OPTIONS, ...CONNECTION_OPTIONS, liveness: { type: 'string' }, label: { type: 'string', multiple: true } }, strict: true, allowPositionals: false }),
+      parseArgs({ args, options: { ...COMMON_OPTIONS, ...CONNECTION_OPTIONS, liveness: { type: 'string' }, state: { type: 'string' }, label: { type: 'string', multiple: true } }, strict: true, allowPositionals: false }),
     );
     if (!parsed.ok) return usageError(ctx, 'nodes', parsed.message);
     const v = parsed.value.values;
@@ -30,7 +34,11 @@ export const nodesCommand: Command = {
       ctx.out(HELP);
       return EXIT.ok;
     }
-    const request: { liveness?: string; labels?: Record<string, string> } = {};
+    const request: { liveness?: string; state?: string; labels?: Record<string, string> } = {};
+    if (v.state !== undefined) {
+      if (!NodeStateSchema.safeParse(v.state).success) return usageError(ctx, 'nodes', `--state: "${v.state}" is not ready, suspect, lost, draining or decommissioned`);
+      request.state = v.state;
+    }
     if (v.liveness !== undefined) {
       if (!NodeLivenessSchema.safeParse(v.liveness).success) return usageError(ctx, 'nodes', `--liveness: "${v.liveness}" is not ready, suspect or lost`);
       request.liveness = v.liveness;

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { formatAge, formatMemoryTriple, formatMiB } from '../format/units.ts';
 import { NOW, SAMPLE_CLUSTER_USAGE, sampleAllocation, sampleNode } from '../testing/samples.ts';
 import { renderEvent } from './events.ts';
-import { renderNodes } from './nodes.ts';
+import { renderDecommission, renderNodes } from './nodes.ts';
 import { renderCheck, renderPlacement } from './placement.ts';
 import { renderClusterUsage, renderCores, renderNodeUsage } from './usage.ts';
 
@@ -20,18 +20,22 @@ describe('figures for people', () => {
 });
 
 describe('the nodes table', () => {
-  it('aligns one row per node with liveness, health, cordon, usage, labels and last seen', () => {
+  it('aligns one row per node with state, health, cordon, usage, labels and last seen', () => {
     const text = renderNodes(
       [
         sampleNode('sim-small', { liveness: 'suspect' }, { cordoned: true, labels: { zone: 'z2' }, health: { status: 'degraded', reasons: ['memory committed 96%'] } }),
         sampleNode('local'),
+        sampleNode('old', { state: 'decommissioned' }, { cordoned: true }),
+        sampleNode('maint', {}, { cordoned: true }),
       ],
       NOW,
     );
     expect(text.split('\n')).toEqual([
-      'NODE       LIVENESS  HEALTH    CORDON    MEMORY c/e/u  VCPU c/e/u  LABELS           LAST SEEN',
-      'local      ready     healthy   -         6/124/40 GiB      4/28/1  rack=r1,zone=z1  3s ago',
-      'sim-small  suspect   degraded  cordoned  6/124/40 GiB      4/28/1  zone=z2          3s ago',
+      'NODE       STATE           HEALTH    CORDON    MEMORY c/e/u  VCPU c/e/u  LABELS           LAST SEEN',
+      'local      ready           healthy   -         6/124/40 GiB      4/28/1  rack=r1,zone=z1  3s ago',
+      'maint      draining        healthy   cordoned  6/124/40 GiB      4/28/1  rack=r1,zone=z1  3s ago',
+      'old        decommissioned  healthy   cordoned  6/124/40 GiB      4/28/1  rack=r1,zone=z1  3s ago',
+      'sim-small  suspect         degraded  cordoned  6/124/40 GiB      4/28/1  zone=z2          3s ago',
       '',
       'health:',
       '  sim-small: memory committed 96%',
@@ -40,6 +44,18 @@ describe('the nodes table', () => {
 
   it('says so when no node has reported', () => {
     expect(renderNodes([], NOW)).toBe('No nodes have reported yet.');
+  });
+
+  it('says what a decommission settled and what remains', () => {
+    const gone = renderDecommission({ nodeId: 'n1', decommissionedAt: 1, answered: false, liveness: 'lost', failed: ['p1'], placed: [], gone: ['p0', 'p2'], unsettled: [], remaining: [], remainingCount: 0, removed: true });
+    expect(gone.split('\n')).toEqual([
+      'n1 decommissioned (its agent did not answer; lost)',
+      'pending placements failed, quota given back (1): p1',
+      'placements given up with the lost node, quota given back (2): p0, p2',
+      'nothing of it remains: it is out of the view and every count',
+    ]);
+    const live = renderDecommission({ nodeId: 'n2', decommissionedAt: 1, answered: true, liveness: 'ready', failed: [], placed: [], gone: [], unsettled: [], remaining: [], remainingCount: 3, removed: false });
+    expect(live).toBe('n2 decommissioned (its agent answered and is cordoned)\n3 allocations still on it: move or release them; it leaves the view once nothing remains');
   });
 });
 

@@ -1,0 +1,145 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { agentRequest, cleanupAll, readEvents, startLocalCluster, waitFor, type LocalCluster } from '../harness/index.ts';
+
+/*
+ * Node states and decommission with real processes: a nats-server 2.12+, three agents on simulated hosts (durable
+ * ledgers, fencing) and two coordinators sharing the decommission records through KV. Liveness is quick (heartbeat
+ * 500 ms, suspect after 1.5 s, lost after 4 s), the sweep runs every second with a 2 s grace.
+ */
+let cluster: LocalCluster;
+const LOST_AFTER_MS = 4_000;
+
+beforeAll(async () => {
+  cluster = await startLocalCluster({
+    agents: [{ nodeId: 'n1' }, { nodeId: 'n2' }, { nodeId: 'n3' }],
+    coordinators: 2,
+    coordinatorConfig: {
+      liveness: { suspectAfterMs: 1_500, lostAfterMs: LOST_AFTER_MS },
+      place: { agentTimeoutMs: 800, timeoutRetries: 0 },
+      sweep: { everyMs: 1_000, graceMs: 2_000 },
+      // The reconciler does not settle these intents first: decommission is what must.
+      reconcile: { everyMs: 600_000, pendingOlderThanMs: 600_000 },
+    },
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await cleanupAll();
+});
+
+const placeOn = (requestId: string, nodeId: string, tenantId = 'acme') =>
+  cluster.sched('place', { request: { requestId, tenantId, resources: { memoryMiB: 1024, vcpus: 1 } }, placement: { strategy: 'manual', nodeId } }, 10_000);
+const placeAnywhere = (requestId: string, tenantId = 'acme') => cluster.sched('place', { request: { requestId, tenantId, resources: { memoryMiB: 1024, vcpus: 1 } } }, 10_000);
+
+async function usageVms(tenantId: string): Promise<number> {
+  const q = await cluster.sched('quota.get', { tenantId });
+  if (!q.ok) throw new Error(q.error.message);
+  return q.value.usage.vms;
+}
+
+async function nodeIds(): Promise<string[]> {
+  const n = await cluster.sched('nodes', {});
+  if (!n.ok) throw new Error(n.error.message);
+  return n.value.nodes.map((v) => v.nodeId);
+}
+
+describe('node decommission against real agents and coordinators', () => {
+  it('shows every node ready, a cordoned one draining, and counts them', async () => {
+    const c = await cluster.sched('cordon', { requestId: 'cordon-n3', nodeId: 'n3' });
+    expect(c.ok).toBe(true);
+    const draining = await cluster.sched('nodes', { state: 'draining' });
+    expect(draining.ok && draining.value.nodes.map((n) => n.nodeId)).toEqual(['n3']);
+    const usage = await cluster.sched('usage', {});
+    expect(usage.ok && usage.value.nodes).toMatchObject({ total: 3, ready: 3, draining: 1, decommissioned: 0 });
+    expect((await cluster.sched('uncordon', { requestId: 'uncordon-n3', nodeId: 'n3' })).ok).toBe(true);
+  });
+
+  it('fails a placement left pending on a killed node, gives its placements up, frees the quota, and drops the node from every count', async () => {
+    const quota = await cluster.sched('quota.set', { requestId: 'q-acme', quota: { tenantId: 'acme', maxVms: 3 } });
+    expect(quota.ok).toBe(true);
+    // One VM placed on n1 before it dies: its allocation is on n1's disk.
+    const placed = await placeOn('before-1', 'n1');
+    if (!placed.ok) throw new Error(placed.error.message);
+    // n1 freezes mid-placement: the allocate waits in its socket, the place answers timeout and stays pending on n1.
+    const agent = cluster.agents.get('n1');
+    if (agent === undefined) throw new Error('no agent n1');
+    process.kill(agent.pid, 'SIGSTOP');
+    const pending = await placeOn('pending-1', 'n1');
+    expect(!pending.ok && pending.error.code).toBe('timeout');
+    expect(await usageVms('acme')).toBe(2);
+    // ... and never comes back.
+    await agent.kill();
+    await cluster.waitForNodes(['n1'], 'lost', LOST_AFTER_MS + 10_000);
+    // Today's behaviour before the decommission: the retry still times out (or is refused) and the quota stays held.
+    const retry = await placeOn('pending-1', 'n1');
+    expect(retry.ok).toBe(false);
+    expect(await usageVms('acme')).toBe(2);
+
+    const d = await cluster.sched('node.decommission', { requestId: 'decom-n1', nodeId: 'n1', reason: 'motherboard' }, 30_000);
+    if (!d.ok) throw new Error(d.error.message);
+    expect(d.value).toMatchObject({ nodeId: 'n1', answered: false, liveness: 'lost', failed: ['pending-1'], gone: ['before-1'], unsettled: [], remainingCount: 0, removed: true });
+    expect(await usageVms('acme')).toBe(0);
+    // Out of the view and of every count, on both coordinators (the queue group picks one per request).
+    for (let i = 0; i < 6; i++) {
+      expect(await nodeIds()).toEqual(['n2', 'n3']);
+      const usage = await cluster.sched('usage', {});
+      expect(usage.ok && usage.value.nodes).toMatchObject({ total: 2, ready: 2, lost: 0, decommissioned: 0 });
+      const check = await cluster.sched('check', { request: { requestId: `check-${i}`, tenantId: 'acme', resources: { memoryMiB: 1_000_000, vcpus: 1 } } });
+      expect(check.ok && check.value.message).toMatch(/^0\/2 nodes/);
+    }
+    // A retry of the failed placement is placed elsewhere; a manual placement on n1 is refused.
+    const again = await placeAnywhere('pending-1');
+    expect(again.ok && again.value.nodeId).not.toBe('n1');
+    expect((await placeOn('after-1', 'n1')).ok).toBe(false);
+    // Decommissioning again changes nothing and says so.
+    const twice = await cluster.sched('node.decommission', { requestId: 'decom-n1-again', nodeId: 'n1' }, 30_000);
+    expect(twice.ok && twice.value).toMatchObject({ decommissionedAt: d.value.decommissionedAt, failed: [], gone: [], removed: true });
+    const events = await readEvents(cluster.nc, 'allot.events.cluster.node_decommissioned');
+    expect(events).toEqual(expect.arrayContaining([expect.objectContaining({ kind: 'node_decommissioned', nodeId: 'n1' })]));
+  }, 90_000);
+
+  it('refuses the decommissioned node when its agent comes back: dropped from the view, the agent told why, its stray released by the sweep', async () => {
+    const agent = await cluster.restartAgent('n1');
+    // The agent journals and logs the refusal it gets (a cordon naming the decommission).
+    await agent.waitForLine((l) => typeof l === 'object' && String(l['msg']).includes('cordoned') && String(l['reason']).startsWith('decommissioned: motherboard'), 20_000);
+    // The allocation it still held for before-1 (given up with the node) is released by the sweep.
+    await waitFor(
+      async () => {
+        const r = await agentRequest(cluster.nc, 'n1', 'allocations', { status: 'live', requestId: 'before-1' });
+        return r.ok && r.value.allocations.length === 0;
+      },
+      { timeoutMs: 30_000, message: 'the sweep to release the stray on n1' },
+    );
+    expect(await nodeIds()).toEqual(['n2', 'n3']);
+    const refused = await readEvents(cluster.nc, 'allot.events.cluster.node_refused');
+    expect(refused.some((e) => e.nodeId === 'n1')).toBe(true);
+    // Recommission: the node is taken back, cordoned until the operator uncordons it.
+    const r = await cluster.sched('node.recommission', { requestId: 'recom-n1', nodeId: 'n1' });
+    expect(r.ok && r.value).toEqual({ nodeId: 'n1', wasDecommissioned: true });
+    await waitFor(async () => (await nodeIds()).includes('n1'), { timeoutMs: 20_000, message: 'n1 back in the view' });
+    const back = await cluster.sched('node', { nodeId: 'n1' });
+    expect(back.ok && back.value).toMatchObject({ state: 'draining', snapshot: { cordoned: true } });
+  }, 90_000);
+
+  it('keeps a decommissioned node that still answers and holds a VM, listed, until that VM is released', async () => {
+    const placed = await placeOn('live-1', 'n2', 'beta');
+    if (!placed.ok) throw new Error(placed.error.message);
+    const d = await cluster.sched('node.decommission', { requestId: 'decom-n2', nodeId: 'n2' }, 30_000);
+    if (!d.ok) throw new Error(d.error.message);
+    expect(d.value).toMatchObject({ answered: true, failed: [], gone: [], remainingCount: 1, removed: false });
+    expect(d.value.remaining.map((a) => a.requestId)).toEqual(['live-1']);
+    const n2 = await cluster.sched('node', { nodeId: 'n2' });
+    expect(n2.ok && n2.value.state).toBe('decommissioned');
+    const usage = await cluster.sched('usage', {});
+    expect(usage.ok && usage.value.nodes).toMatchObject({ decommissioned: 1 });
+    // Nothing new goes there.
+    expect((await placeOn('live-2', 'n2', 'beta')).ok).toBe(false);
+    // The VM stays counted until released; then nothing of n2 remains and it leaves the view.
+    expect(await usageVms('beta')).toBe(1);
+    const released = await cluster.sched('release', { requestId: 'rel-live-1', placementRequestId: 'live-1', tenantId: 'beta' });
+    expect(released.ok).toBe(true);
+    await waitFor(async () => !(await nodeIds()).includes('n2'), { timeoutMs: 20_000, message: 'n2 removed once empty' });
+    const after = await cluster.sched('usage', {});
+    expect(after.ok && after.value.nodes.decommissioned).toBe(0);
+  }, 90_000);
+});
