@@ -219,7 +219,6 @@ export class Agent {
         hostHealth: () => this.hostHealth(),
         refused: (request, error) => this.#events.publish(refusalEvent(this.config.nodeId, request, error, Date.now()), `${this.config.nodeId}-refused-${request.requestId}-${Date.now()}`),
         cordonChanged: (cordoned, reason) => this.log.warn({ reason }, cordoned ? 'cordoned: this host takes no new allocation' : 'uncordoned'),
-        cordonChanged: (cordoned, reason) => this.log.warn({ reason }, cordoned ? 'cordoned: this host takes no new allocation' : 'uncordoned'),
       }),
       logger: log.child({ component: 'service' }),
     });
