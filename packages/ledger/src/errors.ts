@@ -6,8 +6,10 @@
  * - locked: another live process (or another open ledger in this process) holds the directory.
  * - too_large: one record is larger than `maxRecordBytes`.
  * - overloaded: the queue of records waiting for the disk is at `maxQueueBytes`; the disk is not keeping up.
+ * - not_empty: a restore (`seedLedger`) was pointed at a directory that already holds records or a snapshot.
+ * - unsupported_format: the directory was written by a newer version in a format this one cannot read (a downgrade).
  */
-export const LEDGER_ERROR_CODES = ['closed', 'failed', 'corrupt', 'locked', 'too_large', 'overloaded'] as const;
+export const LEDGER_ERROR_CODES = ['closed', 'failed', 'corrupt', 'locked', 'too_large', 'overloaded', 'not_empty', 'unsupported_format'] as const;
 export type LedgerErrorCode = (typeof LEDGER_ERROR_CODES)[number];
 
 /** The codes as named values: `LedgerErrorCode.failed`. */
@@ -18,6 +20,8 @@ export const LedgerErrorCode = {
   locked: 'locked',
   too_large: 'too_large',
   overloaded: 'overloaded',
+  not_empty: 'not_empty',
+  unsupported_format: 'unsupported_format',
 } as const satisfies { [K in LedgerErrorCode]: K };
 
 /**
@@ -31,6 +35,8 @@ export const ALLOT_CODE_OF: { readonly [K in LedgerErrorCode]: 'unavailable' | '
   locked: 'unavailable',
   too_large: 'invalid_request',
   overloaded: 'unavailable',
+  not_empty: 'invalid_request',
+  unsupported_format: 'internal',
 };
 
 /** A ledger failure carried by a rejected promise: a code, a sentence, and the figures. */

@@ -4,3 +4,5 @@ export type { LedgerOptions, OpenedLedger, RecoveryStats, LedgerStats, Compactio
 export { LedgerError, LedgerErrorCode, LEDGER_ERROR_CODES, ALLOT_CODE_OF, isLedgerError } from './errors.ts';
 export type { LedgerLogger } from './recovery.ts';
 export { nodeSegmentIo, type SegmentIo, type SegmentFile } from './segment-file.ts';
+export { seedLedger } from './seed.ts';
+export { checkLedgerFormat, LEDGER_FORMAT, FORMAT_FILE } from './format.ts';

@@ -1,6 +1,7 @@
 import { unlink } from 'node:fs/promises';
 import { encodeValue } from './codec.ts';
 import { LedgerError } from './errors.ts';
+import { checkLedgerFormat } from './format.ts';
 import { pathOf, prepareDirectory, segmentName, syncDirectory } from './files.ts';
 import { prepareFrame, FRAME_HEADER_BYTES } from './framing.ts';
 import { GroupCommitWriter } from './group-commit.ts';
@@ -96,6 +97,7 @@ export async function openLedger<R = unknown, S = unknown>(dir: string, options:
   await prepareDirectory(dir);
   const lock = await lockDirectory(dir);
   try {
+    await checkLedgerFormat(dir);
     const settings = { ...DEFAULTS, ...definedOnly(options) };
     const found = await recover(dir, { repair: options.repair ?? false, maxRecordBytes: settings.maxRecordBytes, logger: options.logger });
     const io = options.io ?? nodeSegmentIo;
