@@ -101,7 +101,7 @@ export class NodeDetail {
     const now = this.#now();
     const head = el('div', 'detail-head');
     const title = el('h2', undefined, v.nodeId);
-    const state = stateOf({ liveness: v.liveness, lastSeen: v.lastSeen, health: s.health }, now);
+    const state = stateOf({ liveness: v.liveness, lastSeen: v.lastSeen, health: s.health, ...(v.state === undefined ? {} : { state: v.state }) }, now);
     head.append(title, el('span', `pill ${state.cls}`, state.label));
     if (s.cordoned) head.append(el('span', 'pill warn', 'cordoned'));
     const close = el('button', 'close', '×');

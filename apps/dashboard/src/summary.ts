@@ -63,6 +63,8 @@ export function renderSummary(root: HTMLElement, c: ClusterSummary): void {
     count('degraded', c.byHealth.degraded, 'warn'),
     count('unhealthy', c.byHealth.unhealthy, 'bad'),
     count('cordoned', u.nodes.cordoned, 'warn'),
+    count('draining', u.nodes.draining ?? 0, 'warn'),
+    count('decommissioned', u.nodes.decommissioned ?? 0, 'plain'),
   );
   nodes.append(counts, el('div', 'muted small', `${u.allocationCount} live allocations`));
   root.replaceChildren(resourceCard('Memory', u.memory, c.overcommitInUse.memory, mib, 'memory'), resourceCard('CPU', u.cpu, c.overcommitInUse.cpu, vcpu, 'cpu'), nodes);

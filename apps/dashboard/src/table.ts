@@ -28,11 +28,18 @@ const COLUMNS: readonly Column[] = [
 
 const HEALTH_RANK: Record<string, number> = { healthy: 0, degraded: 1, unhealthy: 2, stopped: 3 };
 const LIVENESS_RANK: Record<string, number> = { ready: 0, suspect: 10, lost: 20 };
+/** Operator states the filter knows besides liveness (decommissioned ranks last: the operator's, not a fault). */
+const OPERATOR_RANK: Record<string, number> = { draining: 0.5, decommissioned: 30 };
 
-/** What a row shows as its state: liveness first (a silent node's health is stale), else its own health. */
-export function stateOf(n: Pick<NodeRow, 'liveness' | 'lastSeen' | 'health'>, now: number): { label: string; cls: string; reason: string } {
+/**
+ * What a row shows as its state: decommissioned first (the operator's word), then liveness (a silent node's health is
+ * stale), then its own health, then draining (cordoned) for a healthy node.
+ */
+export function stateOf(n: Pick<NodeRow, 'liveness' | 'lastSeen' | 'health'> & { state?: NodeRow['state'] }, now: number): { label: string; cls: string; reason: string } {
+  if (n.state === 'decommissioned') return { label: 'decommissioned', cls: 'plain', reason: 'out for good; shown until nothing of it remains' };
   if (n.liveness !== 'ready') return { label: n.liveness, cls: n.liveness === 'lost' ? 'bad' : 'warn', reason: `silent since ${ago(now - n.lastSeen).replace(' ago', '')}` };
   const h = n.health;
+  if (h.status === 'healthy' && n.state === 'draining') return { label: 'draining', cls: 'warn', reason: 'cordoned: takes nothing new' };
   if (h.status === 'healthy') return { label: 'healthy', cls: 'ok', reason: '' };
   if (h.status === 'stopped') return { label: 'stopped', cls: 'bad', reason: 'agent stopped' };
   return { label: h.status, cls: h.status === 'degraded' ? 'warn' : 'bad', reason: h.reasons.join('; ') };
@@ -51,6 +58,8 @@ function matches(n: NodeRow, f: Filter): boolean {
   if (f.state !== '') {
     if (f.state === 'cordoned') {
       if (!n.cordoned) return false;
+    } else if (f.state in OPERATOR_RANK) {
+      if (n.state !== f.state) return false;
     } else if (f.state in LIVENESS_RANK) {
       if (n.liveness !== f.state) return false;
     } else if (n.health.status !== f.state) return false;
@@ -72,7 +81,7 @@ function sortValue(n: NodeRow, key: SortKey): number | string {
     case 'node':
       return n.nodeId;
     case 'status':
-      return (LIVENESS_RANK[n.liveness] ?? 0) + (HEALTH_RANK[n.health.status] ?? 0) + (n.cordoned ? 0.5 : 0);
+      return n.state === 'decommissioned' ? (OPERATOR_RANK['decommissioned'] ?? 30) : (LIVENESS_RANK[n.liveness] ?? 0) + (HEALTH_RANK[n.health.status] ?? 0) + (n.cordoned ? 0.5 : 0);
     case 'memory':
       return n.memory.effectiveCapacity > 0 ? n.memory.committed / n.memory.effectiveCapacity : 0;
     case 'cpu':
@@ -240,6 +249,7 @@ export class NodeTable {
     r.drawn = n;
     r.root.dataset['nodeId'] = n.nodeId;
     r.root.dataset['liveness'] = n.liveness;
+    r.root.dataset['state'] = n.state ?? n.liveness;
     r.root.dataset['health'] = n.health.status;
     r.node.textContent = n.nodeId;
     const s = stateOf(n, this.#now());

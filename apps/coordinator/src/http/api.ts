@@ -7,6 +7,7 @@ import {
   LabelsSchema,
   NodeIdSchema,
   NodeLivenessSchema,
+  NodeStateSchema,
   NodeViewSchema,
   ResourceUsageSchema,
   TenantIdSchema,
@@ -32,6 +33,8 @@ export type ResourceFigures = z.infer<typeof ResourceFiguresSchema>;
 export const NodeRowSchema = z.object({
   nodeId: NodeIdSchema,
   liveness: NodeLivenessSchema,
+  /** The operator state (decommissioned, lost, suspect, draining, ready): see NodeStateSchema. */
+  state: NodeStateSchema.optional(),
   lastSeen: EpochMsSchema,
   bootId: z.string(),
   seq: z.int().min(0),

@@ -23,6 +23,7 @@ interface Tracked {
   /** The snapshot object the row was built from: a new object means a new snapshot arrived. */
   snapshot: UsageSnapshot;
   liveness: NodeView['liveness'];
+  state: NodeView['state'];
   row: NodeRow;
   /** The row without lastSeen, serialised: a row is sent again only when this changes. */
   key: string;
@@ -37,6 +38,7 @@ export function rowOf(v: NodeView): NodeRow {
   return {
     nodeId: v.nodeId,
     liveness: v.liveness,
+    ...(v.state === undefined ? {} : { state: v.state }),
     lastSeen: v.lastSeen,
     bootId: s.bootId,
     seq: s.seq,
@@ -177,7 +179,7 @@ export class DashboardModel {
     for (const v of this.#view.nodes()) {
       present.add(v.nodeId);
       const t = this.#tracked.get(v.nodeId);
-      if (t !== undefined && t.snapshot === v.snapshot && t.liveness === v.liveness) {
+      if (t !== undefined && t.snapshot === v.snapshot && t.liveness === v.liveness && t.state === v.state) {
         if (t.sentSeen !== v.lastSeen) {
           t.sentSeen = v.lastSeen;
           t.row.lastSeen = v.lastSeen;
@@ -191,6 +193,7 @@ export class DashboardModel {
       if (t !== undefined && t.key === key) {
         t.snapshot = v.snapshot;
         t.liveness = v.liveness;
+        t.state = v.state;
         t.row = row;
         if (t.sentSeen !== v.lastSeen) {
           t.sentSeen = v.lastSeen;
@@ -199,7 +202,7 @@ export class DashboardModel {
         }
         continue;
       }
-      this.#tracked.set(v.nodeId, { snapshot: v.snapshot, liveness: v.liveness, row, key, sentSeen: v.lastSeen });
+      this.#tracked.set(v.nodeId, { snapshot: v.snapshot, liveness: v.liveness, state: v.state, row, key, sentSeen: v.lastSeen });
       changed.push(row);
     }
     const removed: string[] = [];
