@@ -215,6 +215,7 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
       publishEvent,
       tenantDefaults: config.tenantDefaults,
       decommission: { nodeStates: states, view, store, agents, reconciler, logger, agentTimeoutMs: config.place.agentTimeoutMs, publishEvent },
+      resize: { store, agents, knowsNode: (nodeId) => view.get(nodeId) !== undefined, agentTimeoutMs: config.place.agentTimeoutMs, logger },
     },
     { coordinatorId: config.coordinatorId, version: COORDINATOR_VERSION, logger });
   if (!served.ok) {

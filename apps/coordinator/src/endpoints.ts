@@ -31,6 +31,7 @@ import type { ClusterManager } from './cluster-manager.ts';
 import { decommissionNode, recommissionNode, type DecommissionDeps } from './decommission.ts';
 import type { NatsConnection } from './nats-deps.ts';
 import type { QuotaService } from './quotas.ts';
+import { resizeAllocation, type ResizeDeps } from './resize.ts';
 import type { Sweep } from './sweep.ts';
 import type { ClusterView } from './view.ts';
 
@@ -48,6 +49,8 @@ export interface EndpointDeps {
   readonly tenantDefaults?: TenantDefaults;
   /** Serves node.decommission and node.recommission (decommission.ts); absent: they answer unavailable. */
   readonly decommission?: DecommissionDeps;
+  /** Serves resize (resize.ts); absent: resize answers unavailable. */
+  readonly resize?: ResizeDeps;
 }
 
 /** What a tenant without those fields in its quota gets (config `tenantDefaults`). */
@@ -116,6 +119,7 @@ export function schedulerEndpoints(d: EndpointDeps): EndpointSpec[] {
       const owned = await ownedBy(d, r.allocationId, tenantId);
       return owned.ok ? d.manager.activateReservation(r.allocationId, r.requestId) : owned;
     }),
+    sched('resize', (r, tenantId) => (d.resize === undefined ? Promise.resolve(err('unavailable', 'this coordinator cannot resize')) : resizeAllocation(d.resize, r, tenantId))),
     sched('check', async (r, tenantId) => d.manager.check(withTenantRights(r, d.quotas.quotaOf(tenantId), defaults))),
     sched('usage', async () => ok(d.manager.clusterUsage())),
     sched('efficiency', async () => ok(d.manager.efficiency())),

@@ -42,6 +42,12 @@ export const PlacementIntentSchema = z.object({
   /** memory and vCPUs: what the intent counts against the tenant's usage while pending or placed. */
   memoryMiB: z.int().min(0),
   vcpus: z.int().min(0),
+  /**
+   * A resize that grows, in flight (resize.ts): its request id and the amounts before it. The amounts above already
+   * count the growth (held before the agent was asked); the agent's answer settles them, a retry of the same resize
+   * finishes it, and another resize waits for it.
+   */
+  resizing: z.object({ requestId: RequestIdSchema, memoryMiB: z.int().min(0), vcpus: z.int().min(0) }).optional(),
 });
 export type PlacementIntent = z.infer<typeof PlacementIntentSchema>;
 export type IntentState = PlacementIntent['state'];

@@ -72,6 +72,32 @@ export function movePlacement(record: TenantUsageRecord, from: Placement, toNode
   return ok({ ...record, usage: applyPlacement(without, to) });
 }
 
+/**
+ * The same VM with other amounts (a resize): its vCPUs and memory change by the difference; a growth that would cross
+ * maxVcpus or maxMemoryMiB is quota_exceeded with the figures (requested = the growth), a shrink is always taken.
+ */
+export function resizePlacement(record: TenantUsageRecord, from: Placement, to: Placement): Result<TenantUsageRecord> {
+  const growth = { memoryMiB: Math.max(0, to.memoryMiB - from.memoryMiB), vcpus: Math.max(0, to.vcpus - from.vcpus) };
+  const quota = record.quota;
+  const crossed: { limit: 'maxVcpus' | 'maxMemoryMiB'; limitValue: number; current: number; requested: number; message: string }[] = [];
+  const { usage } = record;
+  if (quota?.maxVcpus !== undefined && growth.vcpus > 0 && usage.vcpus + growth.vcpus > quota.maxVcpus) {
+    crossed.push({ limit: 'maxVcpus', limitValue: quota.maxVcpus, current: usage.vcpus, requested: growth.vcpus, message: `vCPUs ${usage.vcpus} + ${growth.vcpus} would exceed the limit of ${quota.maxVcpus}` });
+  }
+  if (quota?.maxMemoryMiB !== undefined && growth.memoryMiB > 0 && usage.memoryMiB + growth.memoryMiB > quota.maxMemoryMiB) {
+    crossed.push({ limit: 'maxMemoryMiB', limitValue: quota.maxMemoryMiB, current: usage.memoryMiB, requested: growth.memoryMiB, message: `memory ${usage.memoryMiB} MiB + ${growth.memoryMiB} MiB would exceed the limit of ${quota.maxMemoryMiB} MiB` });
+  }
+  const first = crossed[0];
+  if (first !== undefined) {
+    const { message, ...figures } = first;
+    return err('quota_exceeded', `tenant ${record.tenantId}: ${message}`, { tenantId: record.tenantId, ...figures, exceeded: crossed.map((c) => c.limit) });
+  }
+  return ok({
+    ...record,
+    usage: { ...usage, vcpus: Math.max(0, usage.vcpus - from.vcpus + to.vcpus), memoryMiB: Math.max(0, usage.memoryMiB - from.memoryMiB + to.memoryMiB) },
+  });
+}
+
 /** One VM fewer: what was counted for it is subtracted. */
 export function releasePlacement(record: TenantUsageRecord, placement: Placement): TenantUsageRecord {
   return { ...record, usage: applyRelease(record.usage, placement) };

@@ -1,5 +1,5 @@
-import { decode, encode, err, ok, type AllotError, type PlaceReply, type Result, type TenantQuota } from '@allot/core';
-import { admitPlacement, emptyUsageRecord, movePlacement, releasePlacement, TenantUsageRecordSchema, usageOf, withQuota, type Placement, type TenantUsageRecord } from '@allot/quota';
+import { decode, encode, err, ok, type AllotError, type Allocation, type PlaceReply, type Result, type TenantQuota } from '@allot/core';
+import { admitPlacement, applyPlacement, emptyUsageRecord, movePlacement, releasePlacement, resizePlacement, TenantUsageRecordSchema, usageOf, withQuota, type Placement, type TenantUsageRecord } from '@allot/quota';
 import type { z } from 'zod';
 import type { Bucket, BucketChange, BucketWrite } from '../store/bucket.ts';
 import type { CoordinatorClock } from '../store/clock.ts';
@@ -180,6 +180,27 @@ export class IntentStore {
   async released(at: StoredIntent, cause: ReleaseCause): Promise<Result<StoredIntent>> {
     if (at.value.state !== 'placed' && at.value.state !== 'pending') return this.#wrongState(at, 'mark released');
     return this.#transition(at, { ...at.value, state: 'released', releasedBy: cause, coordinatorId: this.#o.coordinatorId, updatedAt: this.#o.clock.wall() });
+  }
+
+  /**
+   * placed -> placed with other amounts (a resize): the tenant's usage moves by the difference in the same atomic batch;
+   * a growth past maxVcpus or maxMemoryMiB is quota_exceeded and nothing is written. `resizing` marks a growth held
+   * before its agent answered (absent: none in flight); `allocation`, when known, becomes the reply retries get.
+   */
+  async resized(at: StoredIntent, to: { readonly memoryMiB: number; readonly vcpus: number }, resizing: PlacementIntent['resizing'], allocation?: Allocation): Promise<Result<StoredIntent>> {
+    if (at.value.state !== 'placed') return this.#wrongState(at, 'resize');
+    const { resizing: _was, ...rest } = at.value;
+    const reply = allocation !== undefined && rest.reply !== undefined ? { ...rest.reply, allocation, cpuset: allocation.cpu?.cpuset ?? [] } : rest.reply;
+    const next: PlacementIntent = { ...rest, memoryMiB: to.memoryMiB, vcpus: to.vcpus, ...(resizing === undefined ? {} : { resizing }), ...(reply === undefined ? {} : { reply }), coordinatorId: this.#o.coordinatorId, updatedAt: this.#o.clock.wall() };
+    const intentWrite: BucketWrite = { key: intentKey(next.requestId), value: encode(next), expectedRevision: at.revision };
+    if (to.memoryMiB === at.value.memoryMiB && to.vcpus === at.value.vcpus) {
+      const written = await this.#bucket.write([intentWrite]);
+      if (!written.ok) return this.#explain(written.error, next.requestId, at.revision);
+      return ok({ value: next, revision: written.value[0] as number });
+    }
+    const written = await this.#counted.submit(next.tenantId, { intent: intentWrite, apply: (record) => resizePlacement(record, placementOf(at.value), placementOf(next)) });
+    if (!written.ok) return this.#explain(written.error, next.requestId, at.revision);
+    return ok({ value: next, revision: written.value });
   }
 
   // ---------- quota records ----------
