@@ -106,6 +106,10 @@ describe('the allot CLI on a local cluster', () => {
     const placed = await allot('place', '--tenant', 'demo', '--memory', '6G', '--vcpus', '1', '--node', 'sim-small', '--request-id', 'cli-limits-2');
     expect(placed.code).toBe(0);
     expect(placed.stdout).toContain('placed on sim-small');
+    // allocations asks every agent: the VM is listed where it was placed.
+    const listed = await allot('allocations', '--tenant', 'demo', '--json');
+    expect(listed.code).toBe(0);
+    expect((JSON.parse(listed.stdout) as { allocations: { requestId: string; nodeId: string }[] }).allocations.map((a) => [a.requestId, a.nodeId])).toEqual([['cli-limits-2', 'sim-small']]);
     expect((await allot('release', 'cli-limits-2', '--tenant', 'demo')).code).toBe(0);
   });
 });

@@ -4,6 +4,7 @@ import {
   agentSubject,
   AGENT_ENDPOINTS,
   AllocationSchema,
+  ClusterAllocationsReplySchema,
   coordinatorSubject,
   encode,
   eventSubject,
@@ -160,7 +161,7 @@ describe('a secured deployment (allot security, nats-server with the generated p
     expect((await requestTyped(operator, coordinatorSubject('quota.set'), { requestId: 'q-o', quota: { tenantId: 't', maxVms: 100 } }, TenantQuotaViewSchema, { timeoutMs: 5_000 })).ok).toBe(true);
   });
 
-  it("only an operator reads or changes a node's limits: a tenant's scheduler and a reader are refused by the server", async () => {
+  it("only an operator reads or changes a node's limits or lists every node's allocations: a tenant's scheduler and a reader are refused by the server", async () => {
     const asked = { requestId: 'lim-forged', nodeId: 'a', memory: { systemReserve: 1_234 } };
     for (const [role, name] of [['scheduler', 't'], ['reader', 'reader']] as const) {
       const nc = await client(role, name);
@@ -168,6 +169,8 @@ describe('a secured deployment (allot security, nats-server with the generated p
       expect(update.ok, `${role} ${name} changing a's limits`).toBe(false);
       const read = await requestTyped(nc, coordinatorSubject('limits.get'), { nodeId: 'a' }, HostLimitsSchema, SHORT);
       expect(read.ok, `${role} ${name} reading a's limits`).toBe(false);
+      const listed = await requestTyped(nc, coordinatorSubject('allocations'), {}, ClusterAllocationsReplySchema, SHORT);
+      expect(listed.ok, `${role} ${name} listing every node's allocations`).toBe(false);
     }
     const operator = await client('operator', 'operator');
     const held = await requestTyped(operator, coordinatorSubject('limits.get'), { nodeId: 'a' }, HostLimitsSchema, { timeoutMs: 5_000 });
@@ -176,6 +179,7 @@ describe('a secured deployment (allot security, nats-server with the generated p
     expect(held.value.memory.systemReserve, 'the refused change left nothing behind').not.toBe(1_234);
     const changed = await requestTyped(operator, coordinatorSubject('limits.update'), { requestId: 'lim-op', nodeId: 'a', memory: { systemReserve: held.value.memory.systemReserve + 1 } }, HostLimitsSchema, { timeoutMs: 5_000 });
     expect(changed.ok && changed.value.memory.systemReserve).toBe(held.value.memory.systemReserve + 1);
+    expect((await requestTyped(operator, coordinatorSubject('allocations'), { tenantId: 'u' }, ClusterAllocationsReplySchema, { timeoutMs: 5_000 })).ok).toBe(true);
   });
 
   it('nobody but a coordinator reaches an agent: a tenant allocating directly (attack 1), a reader, an operator, another agent', async () => {

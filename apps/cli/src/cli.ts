@@ -9,6 +9,7 @@ import { cordonCommand, drainCommand, uncordonCommand } from './commands/node-ad
 import { nodeCommand } from './commands/node.ts';
 import { quotasCommand } from './commands/quotas.ts';
 import { limitsCommand } from './commands/limits.ts';
+import { allocationsCommand } from './commands/allocations.ts';
 import { eventsCommand } from './commands/events.ts';
 import { watchCommand } from './commands/watch.ts';
 import { auditCommand } from './commands/audit.ts';
@@ -28,6 +29,7 @@ export const COMMANDS: readonly Command[] = [
   drainCommand,
   nodeCommand,
   limitsCommand,
+  allocationsCommand,
   auditCommand,
   eventsCommand,
   watchCommand,

@@ -10,6 +10,8 @@ import type { AgentCaller } from './agents.ts';
 export interface AllocationFilter {
   readonly status?: AllocationStatus | 'live' | 'all';
   readonly tenantId?: string;
+  /** Only the allocation made by this request id. */
+  readonly requestId?: string;
 }
 
 export interface PageOptions {
@@ -30,7 +32,7 @@ export async function forEachAllocationPage(agents: AgentCaller, nodeId: string,
     const page = await agents.call(
       nodeId,
       'allocations',
-      { status: filter.status ?? 'live', limit: Math.min(limit, Math.max(1, max - count)), ...(filter.tenantId === undefined ? {} : { tenantId: filter.tenantId }), ...(after === undefined ? {} : { after }) },
+      { status: filter.status ?? 'live', limit: Math.min(limit, Math.max(1, max - count)), ...(filter.tenantId === undefined ? {} : { tenantId: filter.tenantId }), ...(filter.requestId === undefined ? {} : { requestId: filter.requestId }), ...(after === undefined ? {} : { after }) },
       opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs },
     );
     if (!page.ok) return page;

@@ -137,11 +137,14 @@ export class ClusterManager implements ResourceManager {
     return ok(out);
   }
 
-  /** Fans out to the ready nodes' agents; a node that does not answer is left out (see the view for its figures). */
+  /**
+   * Fans out to the ready nodes' agents; a node that does not answer is left out (see the view for its figures). Served
+   * to operators as allot.op.allocations (`allot allocations`).
+   */
   async getAllocations(filter: AllocationFilter = {}): Promise<Result<Allocation[]>> {
     const nodes = this.#view.nodes({ liveness: 'ready' });
     const lists = await Promise.all(
-      nodes.map((n) => allAllocations(this.#agents, n.nodeId, { status: filter.status ?? 'live', ...(filter.tenantId === undefined ? {} : { tenantId: filter.tenantId }) }, { pageSize: 1_000, ...(filter.limit === undefined ? {} : { max: filter.limit }) })),
+      nodes.map((n) => allAllocations(this.#agents, n.nodeId, { status: filter.status ?? 'live', ...(filter.tenantId === undefined ? {} : { tenantId: filter.tenantId }), ...(filter.requestId === undefined ? {} : { requestId: filter.requestId }) }, { pageSize: 1_000, ...(filter.limit === undefined ? {} : { max: filter.limit }) })),
     );
     const all: Allocation[] = [];
     for (const l of lists) if (l.ok) all.push(...l.value.allocations);

@@ -148,6 +148,10 @@ export function schedulerEndpoints(d: EndpointDeps): EndpointSpec[] {
       return ok({ nodeId: r.nodeId, cordoned: c.value.cordoned, remaining, remainingCount: walked.value.count });
     }),
     sched('limits.get', (r) => d.manager.getLimits({ node: r.nodeId })),
+    sched('allocations', async (r) => {
+      const listed = await d.manager.getAllocations(r);
+      return listed.ok ? ok({ allocations: listed.value }) : listed;
+    }),
     sched('limits.update', (r) => d.manager.updateLimits(limitsPatchOf(r), { node: r.nodeId, force: r.force, requestId: r.requestId })),
     sched('node.decommission', (r) => (d.decommission === undefined ? Promise.resolve(err('unavailable', 'this coordinator cannot decommission nodes')) : decommissionNode(d.decommission, r))),
     sched('node.recommission', (r) => (d.decommission === undefined ? Promise.resolve(err('unavailable', 'this coordinator cannot recommission nodes')) : recommissionNode(d.decommission, r))),

@@ -589,6 +589,18 @@ export type ClusterEfficiencyReply = z.infer<typeof ClusterEfficiencyReplySchema
 export const ClusterLimitsUpdateRequestSchema = AgentLimitsUpdateRequestSchema.extend({ nodeId: NodeIdSchema });
 export type ClusterLimitsUpdateRequest = z.infer<typeof ClusterLimitsUpdateRequestSchema>;
 
+/**
+ * allocations (operators): the allocations of the ready nodes, asked of their agents (a node that does not answer is
+ * left out), filtered by status (default the live ones), tenant and request id; at most `limit`.
+ */
+export const ClusterAllocationsRequestSchema = z.object({
+  status: z.union([AllocationStatusSchema, z.literal('live')]).default('live'),
+  tenantId: TenantIdSchema.optional(),
+  requestId: RequestIdSchema.optional(),
+  limit: z.int().min(1).max(MAX_ALLOCATIONS_PAGE).default(500),
+});
+export const ClusterAllocationsReplySchema = z.object({ allocations: z.array(AllocationSchema).max(MAX_ALLOCATIONS_PAGE) });
+
 /** Every scheduler endpoint served by the coordinators. */
 export const SCHED_ENDPOINTS = {
   place: { request: PlaceRequestSchema, reply: PlaceReplySchema },
@@ -612,4 +624,5 @@ export const SCHED_ENDPOINTS = {
   audit: { request: EmptyRequestSchema, reply: AuditReplySchema },
   'limits.get': { request: NodeRequestSchema, reply: HostLimitsSchema },
   'limits.update': { request: ClusterLimitsUpdateRequestSchema, reply: HostLimitsSchema },
+  allocations: { request: ClusterAllocationsRequestSchema, reply: ClusterAllocationsReplySchema },
 } as const satisfies Record<SchedVerb, EndpointSpec>;
