@@ -14,7 +14,7 @@ beforeAll(async () => {
     agents: [{ nodeId: 'n1' }, { nodeId: 'n2' }, { nodeId: 'n3' }],
     coordinators: 2,
     coordinatorConfig: {
-      liveness: { suspectAfterMs: 1_500, lostAfterMs: LOST_AFTER_MS },
+      liveness: { suspectAfterMs: 1_500, lostAfterMs: LOST_AFTER_MS, leaseExpiry: false },
       place: { agentTimeoutMs: 800, timeoutRetries: 0 },
       sweep: { everyMs: 1_000, graceMs: 2_000 },
       // The reconciler does not settle these intents first: decommission is what must.
@@ -63,13 +63,18 @@ describe('node decommission against real agents and coordinators', () => {
     // n1 freezes mid-placement: the allocate waits in its socket, the place answers timeout and stays pending on n1.
     const agent = cluster.agents.get('n1');
     if (agent === undefined) throw new Error('no agent n1');
+    const stoppedAt = Date.now();
     process.kill(agent.pid, 'SIGSTOP');
     const pending = await placeOn('pending-1', 'n1');
     expect(!pending.ok && pending.error.code).toBe('timeout');
     expect(await usageVms('acme')).toBe(2);
-    // ... and never comes back.
+    // Silent past lostAfterMs, but its lease (renewed every 5 s, 15 s TTL) cannot have expired yet: suspect, not lost.
+    await new Promise((r) => setTimeout(r, Math.max(0, stoppedAt + LOST_AFTER_MS + 1_500 - Date.now())));
+    const early = await cluster.sched('node', { nodeId: 'n1' });
+    expect(early.ok && early.value.state).toBe('suspect');
+    // ... and it never comes back: lost once its lease is gone.
     await agent.kill();
-    await cluster.waitForNodes(['n1'], 'lost', LOST_AFTER_MS + 10_000);
+    await cluster.waitForNodes(['n1'], 'lost', 30_000);
     // Today's behaviour before the decommission: the retry still times out (or is refused) and the quota stays held.
     const retry = await placeOn('pending-1', 'n1');
     expect(retry.ok).toBe(false);

@@ -1,13 +1,21 @@
 import { readFileSync } from 'node:fs';
 import { NatsConnectionConfigSchema, PlacementStrategySchema, PrioritySchema, type Result } from '@allot/core';
 import { loadProcessConfig, type EnvBinding } from '@allot/nats';
+import { exposedWithoutToken } from '@allot/telemetry';
 import { z } from 'zod';
 import { SweepConfigSchema } from './sweep.ts';
 
-/** Liveness thresholds. suspectAfterMs defaults, per node, to 3 x the heartbeat its snapshots announce. */
+/**
+ * Liveness thresholds, as Nomad and the kubelet judge nodes: suspect after 3 missed heartbeats (suspectAfterMs
+ * defaults, per node, to 3 x the heartbeat its snapshots announce: 6 s at the agent's default 2 s), lost after
+ * lostAfterMs of silence (default 15 s, the node lease's TTL) and, with leaseExpiry, only once the node's lease in KV
+ * allot_nodes is gone too (expired or released): an agent that still renews its lease is alive.
+ */
 export const LivenessConfigSchema = z.strictObject({
   suspectAfterMs: z.int().min(10).max(3_600_000).optional(),
-  lostAfterMs: z.int().min(10).max(24 * 3_600_000).default(30_000),
+  lostAfterMs: z.int().min(10).max(24 * 3_600_000).default(15_000),
+  /** Lost also needs the node's lease to be gone (read from KV allot_nodes); false: silence alone decides. */
+  leaseExpiry: z.boolean().default(true),
   /** How often the liveness sweep runs. */
   checkEveryMs: z.int().min(5).max(60_000).default(500),
 });
@@ -86,8 +94,12 @@ export const CoordinatorConfigSchema = z.strictObject({
   tenantDefaults: z.strictObject({ priority: PrioritySchema.default(0), allowPreemption: z.boolean().default(false) }).default({ priority: 0, allowPreemption: false }),
   /** The dashboard and its API over HTTP; off unless set. */
   http: HttpConfigSchema.optional(),
-  /** GET /metrics and GET /healthz on their own listener (no token: bind it where only the scraper reaches); off unless set. */
-  metrics: z.strictObject({ host: z.string().min(1).max(255).default('127.0.0.1'), port: z.int().min(0).max(65_535) }).optional(),
+  /**
+   * GET /metrics and GET /healthz on their own listener; off unless set. Loopback unless `host` says otherwise; with
+   * `tokenFile` (a file holding the token, never the token itself) /metrics needs `Authorization: Bearer <token>`,
+   * /healthz stays open. In production a host other than loopback needs tokenFile.
+   */
+  metrics: z.strictObject({ host: z.string().min(1).max(255).default('127.0.0.1'), port: z.int().min(0).max(65_535), tokenFile: z.string().min(1).max(4096).optional() }).optional(),
   /** The built dashboard (default apps/dashboard/dist next to this app). */
   dashboardDir: z.string().min(1).optional(),
 });
@@ -108,6 +120,7 @@ export const COORDINATOR_ENV_BINDINGS: readonly EnvBinding[] = [
   { name: 'ALLOT_DASHBOARD_TOKEN', path: ['http', 'token'], kind: 'string' },
   { name: 'ALLOT_METRICS_PORT', path: ['metrics', 'port'], kind: 'number' },
   { name: 'ALLOT_METRICS_HOST', path: ['metrics', 'host'], kind: 'string' },
+  { name: 'ALLOT_METRICS_TOKEN_FILE', path: ['metrics', 'tokenFile'], kind: 'string' },
   { name: 'ALLOT_DASHBOARD_DIR', path: ['dashboardDir'], kind: 'string' },
 ];
 
@@ -125,6 +138,10 @@ export function loadCoordinatorConfig(argv: readonly string[], env: Readonly<Rec
     configFileVariable: 'ALLOT_COORDINATOR_CONFIG',
     envBindings: COORDINATOR_ENV_BINDINGS,
     prepare: ({ raw, provenance, problems, production }) => {
+      const exposed = production ? exposedWithoutToken(raw['metrics']) : undefined;
+      if (exposed !== undefined) {
+        problems.push({ path: 'metrics.tokenFile', message: `required in production when metrics.host (${exposed}) is not loopback: scrapers must send a bearer token`, source: provenance.sourcesOf(['metrics', 'host']).join(', ') });
+      }
       const defaults = raw['tenantDefaults'];
       if (production && typeof defaults === 'object' && defaults !== null && (defaults as Record<string, unknown>)['allowPreemption'] === true) {
         problems.push({ path: 'tenantDefaults.allowPreemption', message: 'in production a tenant may preempt only when its quota says so (allowPreemption)', source: provenance.sourcesOf(['tenantDefaults', 'allowPreemption']).join(', ') });

@@ -9,7 +9,7 @@ import { DroppedInput } from './dropped-input.ts';
 import { serveScheduler } from './endpoints.ts';
 import { IntentStore } from './intents/intent-store.ts';
 import { startHttpServer, type DashboardServer } from './http/server.ts';
-import { publishTransition, startLivenessSweep } from './liveness.ts';
+import { natsLeaseReader, NodeLeases, publishTransition, startLivenessSweep } from './liveness.ts';
 import { jetstream, jetstreamManager, type NatsConnection } from './nats-deps.ts';
 import { NodeStates } from './node-states.ts';
 import { PlaceFlow } from './place-flow.ts';
@@ -141,7 +141,8 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
       if (!r.ok) logger.info({ node: nodeId, err: r.error }, 'refused node not cordoned; told again at its next boot');
     });
   };
-  const view = new ClusterView({ lostAfterMs: config.liveness.lostAfterMs, clock, countingOn, onRefused, ...(config.liveness.suspectAfterMs === undefined ? {} : { suspectAfterMs: config.liveness.suspectAfterMs }) });
+  const leases = config.liveness.leaseExpiry ? new NodeLeases(natsLeaseReader(js), clock) : undefined;
+  const view = new ClusterView({ lostAfterMs: config.liveness.lostAfterMs, clock, countingOn, onRefused, ...(leases === undefined ? {} : { leaseHeld: (nodeId: string) => leases.held(nodeId) }), ...(config.liveness.suspectAfterMs === undefined ? {} : { suspectAfterMs: config.liveness.suspectAfterMs }) });
   nodeStates = new NodeStates({ bucket: store.bucket, clock, coordinatorId: config.coordinatorId, logger, onChange: (nodeId, record) => view.setDecommissioned(nodeId, record) });
   // Before the view is rebuilt: a replayed snapshot of a removed node must already be refused.
   await nodeStates.start();

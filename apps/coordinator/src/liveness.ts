@@ -1,8 +1,10 @@
-import { CLUSTER_EVENT_NODE, eventSubject, type AllotEvent } from '@allot/core';
+import { CLUSTER_EVENT_NODE, eventSubject, KV_NODES, type AllotEvent } from '@allot/core';
 import { publishDurable } from '@allot/nats';
+import { Kvm, type KV } from '@nats-io/kv';
 import type { Logger } from 'pino';
 import type { DroppedInput } from './dropped-input.ts';
 import type { JetStreamClient } from './nats-deps.ts';
+import type { CoordinatorClock } from './store/clock.ts';
 import type { ClusterView, LivenessTransition } from './view.ts';
 
 /**
@@ -40,4 +42,53 @@ export function startLivenessSweep(view: ClusterView, opts: { everyMs: number; o
   const timer = setInterval(() => (opts.dropped === undefined ? sweep() : opts.dropped.guard('liveness_sweep', sweep)), opts.everyMs);
   timer.unref();
   return () => clearInterval(timer);
+}
+
+/**
+ * The node leases (KV allot_nodes, apps/agent/src/node-lease.ts), read on demand for the nodes the view asks about:
+ * those silent past lostAfterMs. A node is lost once its lease is gone too (expired 15 s after its agent's last
+ * renewal, or released at a clean stop), as Nomad and the kubelet judge a node by its heartbeat lease. Each node is
+ * read at most once per `refreshMs`; the answer is cached, and until the first one arrives the view keeps the node
+ * suspect. A read that fails (no bucket yet, JetStream away) answers "no lease": silence alone decides, as before.
+ */
+export class NodeLeases {
+  readonly #read: (nodeId: string) => Promise<boolean>;
+  readonly #clock: CoordinatorClock;
+  readonly #refreshMs: number;
+  readonly #known = new Map<string, { held: boolean; at: number }>();
+  readonly #reading = new Set<string>();
+
+  constructor(read: (nodeId: string) => Promise<boolean>, clock: CoordinatorClock, refreshMs = 1_000) {
+    this.#read = read;
+    this.#clock = clock;
+    this.#refreshMs = refreshMs;
+  }
+
+  /** The last answer for the node (undefined: none yet); asks again when it is older than refreshMs. */
+  held(nodeId: string): boolean | undefined {
+    const known = this.#known.get(nodeId);
+    if ((known === undefined || this.#clock.monotonic() - known.at >= this.#refreshMs) && !this.#reading.has(nodeId)) {
+      this.#reading.add(nodeId);
+      void this.#read(nodeId)
+        .catch(() => false)
+        .then((held) => this.#known.set(nodeId, { held, at: this.#clock.monotonic() }))
+        .finally(() => this.#reading.delete(nodeId));
+    }
+    return known?.held;
+  }
+}
+
+/** Reads a node's lease from KV allot_nodes: true while a lease is stored (any holder), false otherwise or on error. */
+export function natsLeaseReader(js: JetStreamClient): (nodeId: string) => Promise<boolean> {
+  let kv: Promise<KV> | undefined;
+  return async (nodeId) => {
+    kv ??= new Kvm(js).open(KV_NODES);
+    try {
+      const entry = await (await kv).get(nodeId);
+      return entry !== null && entry.operation === 'PUT';
+    } catch {
+      kv = undefined; // opened again next time: the bucket may not have existed yet
+      return false;
+    }
+  };
 }

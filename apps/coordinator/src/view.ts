@@ -20,8 +20,14 @@ export interface LivenessTransition {
 export interface ClusterViewOptions {
   /** Ready -> suspect after this silence; default per node 3 x the heartbeatMs its snapshot announces. */
   readonly suspectAfterMs?: number;
-  /** Suspect -> lost after this silence. */
+  /** Suspect -> lost after this silence (and, with leaseHeld, once the node's lease is gone too). */
   readonly lostAfterMs: number;
+  /**
+   * Whether the node's agent still holds its lease (KV allot_nodes): true keeps a node silent past lostAfterMs
+   * suspect (it renews its lease, so it is alive and serving; only its reports do not arrive), undefined (not known
+   * yet: being read) too; false lets it be lost. Absent: silence alone decides.
+   */
+  readonly leaseHeld?: (nodeId: string) => boolean | undefined;
   readonly index?: ClusterIndexOptions;
   /** Silence is measured on `monotonic`; `wall` only stamps lastSeen and events. Default: the system clocks. */
   readonly clock?: CoordinatorClock;
@@ -292,7 +298,12 @@ export class ClusterView {
 
   #livenessOf(state: NodeState): NodeLiveness {
     const silence = this.#clock.monotonic() - state.receivedAt;
-    if (silence >= this.#options.lostAfterMs) return 'lost';
+    if (silence >= this.#options.lostAfterMs) {
+      // Once lost, only a new snapshot brings it back: its lease is not read again.
+      const leaseHeld = this.#options.leaseHeld;
+      if (state.liveness === 'lost' || leaseHeld === undefined) return 'lost';
+      return leaseHeld(state.snapshot.nodeId) === false ? 'lost' : 'suspect';
+    }
     const suspectAfter = this.#options.suspectAfterMs ?? 3 * state.snapshot.heartbeatMs;
     return silence >= suspectAfter ? 'suspect' : 'ready';
   }
