@@ -1,15 +1,29 @@
 #!/usr/bin/env node
 // allot-agent: the authority over one hypervisor host. `node apps/agent/src/main.ts --config agent.json`
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
 import { AGENT_SERVICE_NAME } from '@allot/core';
 import { connectionCounters, NATS_AUTH_FAILED, NATS_CONFIG_UNREADABLE, NATS_TLS_FAILED } from '@allot/nats';
-import { observeNatsConnection, sendJson, serveHttp, startMetrics, startTracing, type HttpServer } from '@allot/telemetry';
+import { observeNatsConnection, readBearerTokenFile, sendJson, serveHttp, startMetrics, startTracing, type HttpServer } from '@allot/telemetry';
 import { Agent } from './agent.ts';
 import { LEASE_HELD } from './node-lease.ts';
 import { loadAgentConfig } from './config/index.ts';
 import { createLogger } from './logger.ts';
+
+// `allot-agent ledger ...`: the offline ledger tool (ledger-tool.ts) instead of the agent; nothing below runs.
+if (process.argv[2] === 'ledger') {
+  const { runLedgerTool } = await import('./ledger-tool.ts');
+  const { default: pino } = await import('pino');
+  const result = await runLedgerTool({
+    argv: process.argv.slice(3),
+    env: process.env,
+    log: pino({ level: 'warn' }, pino.destination(2)),
+    stdout: (text) => writeSync(1, text),
+  });
+  if (result.message !== undefined) writeSync(2, `${result.message}\n`);
+  process.exit(result.code);
+}
 
 // First thing: with ALLOT_TRACE_FILE set, spans of every request are written there; unset, nothing is registered.
 const tracing = startTracing({ service: AGENT_SERVICE_NAME });
@@ -24,6 +38,16 @@ const config = loaded.value;
 const log = createLogger({ level: config.logLevel, name: AGENT_SERVICE_NAME, nodeId: config.nodeId });
 if (config.nats.insecure === true && (config.production === true || process.env.NODE_ENV === 'production')) {
   log.warn('production with nats.insecure: true: NATS credentials or TLS are missing');
+}
+// The metrics listener's token (http.tokenFile), read now: a bad file is a configuration error, like a bad key.
+let metricsToken: string | undefined;
+if (config.http?.tokenFile !== undefined) {
+  const token = await readBearerTokenFile(config.http.tokenFile);
+  if (token instanceof Error) {
+    process.stderr.write(`config error: http.tokenFile: ${token.message}\n`);
+    process.exit(2);
+  }
+  metricsToken = token;
 }
 /** Start failures that are the configuration's fault: exit 2, the message on stderr too. */
 const CONFIGURATION_REASONS = new Set<unknown>([NATS_AUTH_FAILED, NATS_TLS_FAILED, NATS_CONFIG_UNREADABLE]);
@@ -56,9 +80,11 @@ if (config.http !== undefined && telemetry !== undefined) {
       host: config.http.host,
       port: config.http.port,
       routes: { '/metrics': telemetry.handler, '/healthz': (_req, res) => healthz(res) },
+      // /healthz stays open for probes; /metrics, with a token configured, needs it.
+      ...(metricsToken === undefined ? {} : { bearerToken: metricsToken, openPaths: ['/healthz'] }),
       onError: (error, path) => log.error({ err: error, path }, 'http handler failed'),
     });
-    log.info({ url: http.url, port: http.port }, 'metrics and health listening');
+    log.info({ url: http.url, port: http.port, token: metricsToken !== undefined }, 'metrics and health listening');
   } catch (error) {
     log.fatal({ err: error, host: config.http.host, port: config.http.port }, `cannot listen on ${config.http.host}:${config.http.port}: ${(error as Error).message}`);
     process.exit(1);

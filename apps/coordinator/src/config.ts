@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { NatsConnectionConfigSchema, PlacementStrategySchema, PrioritySchema, type Result } from '@allot/core';
 import { loadProcessConfig, type EnvBinding } from '@allot/nats';
+import { exposedWithoutToken } from '@allot/telemetry';
 import { z } from 'zod';
 import { SweepConfigSchema } from './sweep.ts';
 
@@ -93,8 +94,12 @@ export const CoordinatorConfigSchema = z.strictObject({
   tenantDefaults: z.strictObject({ priority: PrioritySchema.default(0), allowPreemption: z.boolean().default(false) }).default({ priority: 0, allowPreemption: false }),
   /** The dashboard and its API over HTTP; off unless set. */
   http: HttpConfigSchema.optional(),
-  /** GET /metrics and GET /healthz on their own listener (no token: bind it where only the scraper reaches); off unless set. */
-  metrics: z.strictObject({ host: z.string().min(1).max(255).default('127.0.0.1'), port: z.int().min(0).max(65_535) }).optional(),
+  /**
+   * GET /metrics and GET /healthz on their own listener; off unless set. Loopback unless `host` says otherwise; with
+   * `tokenFile` (a file holding the token, never the token itself) /metrics needs `Authorization: Bearer <token>`,
+   * /healthz stays open. In production a host other than loopback needs tokenFile.
+   */
+  metrics: z.strictObject({ host: z.string().min(1).max(255).default('127.0.0.1'), port: z.int().min(0).max(65_535), tokenFile: z.string().min(1).max(4096).optional() }).optional(),
   /** The built dashboard (default apps/dashboard/dist next to this app). */
   dashboardDir: z.string().min(1).optional(),
 });
@@ -115,6 +120,7 @@ export const COORDINATOR_ENV_BINDINGS: readonly EnvBinding[] = [
   { name: 'ALLOT_DASHBOARD_TOKEN', path: ['http', 'token'], kind: 'string' },
   { name: 'ALLOT_METRICS_PORT', path: ['metrics', 'port'], kind: 'number' },
   { name: 'ALLOT_METRICS_HOST', path: ['metrics', 'host'], kind: 'string' },
+  { name: 'ALLOT_METRICS_TOKEN_FILE', path: ['metrics', 'tokenFile'], kind: 'string' },
   { name: 'ALLOT_DASHBOARD_DIR', path: ['dashboardDir'], kind: 'string' },
 ];
 
@@ -132,6 +138,10 @@ export function loadCoordinatorConfig(argv: readonly string[], env: Readonly<Rec
     configFileVariable: 'ALLOT_COORDINATOR_CONFIG',
     envBindings: COORDINATOR_ENV_BINDINGS,
     prepare: ({ raw, provenance, problems, production }) => {
+      const exposed = production ? exposedWithoutToken(raw['metrics']) : undefined;
+      if (exposed !== undefined) {
+        problems.push({ path: 'metrics.tokenFile', message: `required in production when metrics.host (${exposed}) is not loopback: scrapers must send a bearer token`, source: provenance.sourcesOf(['metrics', 'host']).join(', ') });
+      }
       const defaults = raw['tenantDefaults'];
       if (production && typeof defaults === 'object' && defaults !== null && (defaults as Record<string, unknown>)['allowPreemption'] === true) {
         problems.push({ path: 'tenantDefaults.allowPreemption', message: 'in production a tenant may preempt only when its quota says so (allowPreemption)', source: provenance.sourcesOf(['tenantDefaults', 'allowPreemption']).join(', ') });

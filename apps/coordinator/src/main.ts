@@ -1,6 +1,6 @@
 import type { AllotError } from '@allot/core';
 import { connectionCounters, connectNats, NATS_AUTH_FAILED } from '@allot/nats';
-import { observeNatsConnection, sendJson, serveHttp, startMetrics, startTracing, type HttpServer } from '@allot/telemetry';
+import { observeNatsConnection, readBearerTokenFile, sendJson, serveHttp, startMetrics, startTracing, type HttpServer } from '@allot/telemetry';
 import { loadCoordinatorConfig } from './config.ts';
 import { startCoordinator } from './coordinator.ts';
 import { observeCluster } from './exported-metrics.ts';
@@ -36,8 +36,18 @@ async function main(): Promise<number> {
   process.on('SIGTERM', duringStartup);
   process.on('SIGINT', duringStartup);
   // GET /metrics and /healthz on their own listener (config.metrics), apart from the dashboard and its token: a
-  // scraper needs no dashboard access, and a dashboard user no metrics port. The SDK is registered before the
+  // scraper needs no dashboard access, and a dashboard user no metrics port. Its own token, from metrics.tokenFile,
+  // guards /metrics (read now: a bad file is a configuration error, like a bad key). The SDK is registered before the
   // coordinator starts: instruments made earlier would stay no-ops.
+  let metricsToken: string | undefined;
+  if (c.metrics?.tokenFile !== undefined) {
+    const token = await readBearerTokenFile(c.metrics.tokenFile);
+    if (token instanceof Error) {
+      process.stderr.write(`config error: metrics.tokenFile: ${token.message}\n`);
+      return 2;
+    }
+    metricsToken = token;
+  }
   const telemetry = c.metrics === undefined ? undefined : startMetrics({ service: 'allot-coordinator', nodeId: c.coordinatorId });
   if (telemetry !== undefined) observeNatsConnection(connectionCounters);
   let state: 'starting' | 'ready' | 'stopping' = 'starting';
@@ -49,9 +59,10 @@ async function main(): Promise<number> {
         port: c.metrics.port,
         // Ready when serving: 503 while waiting for NATS or rebuilding the view, and again while stopping.
         routes: { '/metrics': telemetry.handler, '/healthz': (_req, res) => sendJson(res, state === 'ready' ? 200 : 503, { status: state, coordinatorId: c.coordinatorId }) },
+        ...(metricsToken === undefined ? {} : { bearerToken: metricsToken, openPaths: ['/healthz'] }),
         onError: (error, path) => logger.error({ err: error, path }, 'metrics handler failed'),
       });
-      logger.info({ url: metricsServer.url }, 'metrics and health listening');
+      logger.info({ url: metricsServer.url, token: metricsToken !== undefined }, 'metrics and health listening');
     } catch (error) {
       logger.fatal({ err: error }, `cannot listen on ${c.metrics.host}:${c.metrics.port}: ${(error as Error).message}`);
       return 1;

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tokenMatches } from './bearer.ts';
 
 export type Route = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
 
@@ -13,6 +14,10 @@ export type HttpOptions = {
   onError?: (error: unknown, path: string) => void;
   /** Open connections at most (default 64: a few scrapers and probes); node:http closes the ones past it at once. */
   maxConnections?: number;
+  /** When set, every route but `openPaths` answers 401 unless the request has `Authorization: Bearer <token>`. */
+  bearerToken?: string;
+  /** Routes served without the token (health probes). */
+  openPaths?: readonly string[];
 };
 
 export type HttpServer = {
@@ -32,6 +37,10 @@ export function serveHttp(options: HttpOptions): Promise<HttpServer> {
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { 'content-type': 'text/plain', allow: 'GET, HEAD' }).end('method not allowed\n');
+      return;
+    }
+    if (options.bearerToken !== undefined && options.openPaths?.includes(path) !== true && !bearerMatches(req.headers.authorization, options.bearerToken)) {
+      res.writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Bearer realm="allot"' }).end('this listener needs Authorization: Bearer <token>\n');
       return;
     }
     const fail = (error: unknown) => {
@@ -68,6 +77,11 @@ export function serveHttp(options: HttpOptions): Promise<HttpServer> {
       });
     });
   });
+}
+
+function bearerMatches(header: string | undefined, token: string): boolean {
+  // The scheme name is case-insensitive (RFC 7235).
+  return header !== undefined && /^bearer /i.test(header) && tokenMatches(header.slice('bearer '.length).trim(), token);
 }
 
 /** A JSON answer with a status (healthz). */

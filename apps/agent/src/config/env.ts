@@ -25,6 +25,7 @@ export const AGENT_ENV_BINDINGS: readonly EnvBinding[] = [
   { name: 'ALLOT_SIMULATED_HOST', path: ['simulatedHost'], kind: 'hostSize' },
   { name: 'ALLOT_HTTP_HOST', path: ['http', 'host'], kind: 'string' },
   { name: 'ALLOT_HTTP_PORT', path: ['http', 'port'], kind: 'number' },
+  { name: 'ALLOT_HTTP_TOKEN_FILE', path: ['http', 'tokenFile'], kind: 'string' },
 ];
 
 /** Every environment variable the agent reads. Each overrides the same key of the config file. */

@@ -1,5 +1,6 @@
 import { hostname as osHostname } from 'node:os';
 import { loadProcessConfig, type ConfigProblem } from '@allot/nats';
+import { exposedWithoutToken } from '@allot/telemetry';
 import type { Result } from '@allot/core';
 import { AGENT_ENV_BINDINGS } from './env.ts';
 import { nodeIdFromHostname } from './node-id.ts';
@@ -43,6 +44,10 @@ export function loadAgentConfig(input: LoadAgentConfigInput): Result<AgentConfig
         } else if (typeof raw.nodeId === 'string') {
           raw.stateDir = `./.allot/agent-${raw.nodeId}`;
         }
+      }
+      const exposed = production ? exposedWithoutToken(raw.http) : undefined;
+      if (exposed !== undefined) {
+        problems.push({ path: 'http.tokenFile', message: `required in production when http.host (${exposed}) is not loopback: scrapers must send a bearer token`, source: provenance.sourcesOf(['http', 'host']).join(', ') });
       }
     },
   });

@@ -134,8 +134,12 @@ export const AgentConfigSchema = z
     usagePublishMinIntervalMs: z.int().min(0).max(60_000).default(250),
     /** When set, the host is simulated with this size instead of probed (the local cluster). */
     simulatedHost: SimulatedHostSchema.optional(),
-    /** Metrics and health over HTTP; off unless configured. */
-    http: z.strictObject({ host: z.string().min(1).max(255).default('127.0.0.1'), port: z.int().min(0).max(65_535) }).optional(),
+    /**
+     * Metrics and health over HTTP; off unless configured. Loopback unless `host` says otherwise; with `tokenFile` (a
+     * file holding the token, never the token itself) /metrics needs `Authorization: Bearer <token>`, /healthz stays
+     * open. In production a host other than loopback needs tokenFile.
+     */
+    http: z.strictObject({ host: z.string().min(1).max(255).default('127.0.0.1'), port: z.int().min(0).max(65_535), tokenFile: z.string().min(1).max(4096).optional() }).optional(),
     logLevel: z.enum(LOG_LEVELS).default('info'),
     /** Replicas of the streams the agent creates when they are missing (1 locally, 3 on a 3-node NATS cluster). */
     jetstreamReplicas: z.int().min(1).max(5).default(1),
