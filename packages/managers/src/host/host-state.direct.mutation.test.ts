@@ -390,3 +390,26 @@ describe('the slice list', () => {
     expect(s.slices.size).toBe(0);
   });
 });
+
+describe('reads and the cordon', () => {
+  it('finds live allocations by id and request id, and released ones only by id', () => {
+    const { s } = state();
+    const a = unwrap(s.allocate(req('a', 512, 1), false)).allocation;
+    expect(s.findLive(a.id)).toBe(a);
+    expect(s.liveOf('a')).toBe(a);
+    unwrap(s.release({ requestId: 'ra', allocationId: a.id }));
+    expect(s.findLive(a.id)).toBeUndefined();
+    expect(s.liveOf('a')).toBeUndefined();
+    expect(s.find(a.id)?.status).toBe('released');
+    expect(s.find('n1:99')).toBeUndefined();
+    expect(s.liveOf('never')).toBeUndefined();
+  });
+
+  it('a fresh host is uncordoned with no reason: uncordoning it journals nothing', () => {
+    const { s } = state();
+    expect(s.cordon).toEqual({ cordoned: false, reason: '' });
+    expect(s.setCordon(false, '')).toBeUndefined();
+    expect(s.seq).toBe(0);
+    expect(s.setCordon(true, 'disk')).toMatchObject({ kind: 'cordoned', reason: 'disk', seq: 1 });
+  });
+});
