@@ -4,6 +4,7 @@ import type { Command } from './commands/command.ts';
 import { nodesCommand } from './commands/nodes.ts';
 import { clusterCommand } from './commands/cluster.ts';
 import { activateCommand, checkCommand, placeCommand, releaseCommand } from './commands/placement.ts';
+import { resizeCommand } from './commands/resize.ts';
 import { usageCommand } from './commands/usage.ts';
 import { cordonCommand, drainCommand, uncordonCommand } from './commands/node-admin.ts';
 import { nodeCommand } from './commands/node.ts';
@@ -22,6 +23,7 @@ export const COMMANDS: readonly Command[] = [
   placeCommand,
   releaseCommand,
   activateCommand,
+  resizeCommand,
   checkCommand,
   quotasCommand,
   cordonCommand,
