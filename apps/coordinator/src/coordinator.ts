@@ -8,6 +8,8 @@ import type { CoordinatorConfig } from './config.ts';
 import { DroppedInput } from './dropped-input.ts';
 import { serveScheduler } from './endpoints.ts';
 import { IntentStore } from './intents/intent-store.ts';
+import { migrateLegacyLayout } from './intents/legacy-migration.ts';
+import { openLegacyQuotasBucket } from './intents/legacy-quotas-bucket.ts';
 import { startHttpServer, type DashboardServer } from './http/server.ts';
 import { natsLeaseReader, NodeLeases, publishTransition, startLivenessSweep } from './liveness.ts';
 import { jetstream, jetstreamManager, type NatsConnection } from './nats-deps.ts';
@@ -116,6 +118,12 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
   if (!storage.ok) return storage;
   const clock = opts.clock ?? systemCoordinatorClock;
   const store = new IntentStore(new NatsBucket(nc, storage.value, KV_PLACEMENTS), { coordinatorId: config.coordinatorId, clock, finishedTtlMs: config.intentTtlMs });
+  // Upgrading from the layout before usage records lived here (allot_quotas): limits and intents carried over, once.
+  const migrated = await untilJetStreamAnswers(logger, async () => {
+    const legacy = await openLegacyQuotasBucket(nc);
+    return legacy.ok ? migrateLegacyLayout(store, legacy.value, logger) : legacy;
+  });
+  if (!migrated.ok) return err(migrated.error.code, `legacy quota migration: ${migrated.error.message}`, migrated.error.details);
 
   const agents = new AgentClient(nc, config.place.agentTimeoutMs);
   // Counting intents naming a node, from the tenants' usage records (exact by construction: usage = counting intents).

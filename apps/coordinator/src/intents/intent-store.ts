@@ -243,6 +243,21 @@ export class IntentStore {
     return err('unavailable', `tenant ${tenantId}: placements kept changing during the recount; retry`, { tenantId });
   }
 
+  /**
+   * Stores an intent an earlier version wrote under another key (legacy-migration.ts) as it is, if its key is absent
+   * (`conflict` when present: adopted already). A pending or placed one is counted in the same batch whatever the
+   * limits say: its VM is already there, and usage must equal the counting intents.
+   */
+  async adopt(intent: PlacementIntent): Promise<Result<StoredIntent>> {
+    const key = intentKey(intent.requestId);
+    const intentWrite: BucketWrite = { key, value: encode(intent), expectedRevision: 0, ...(counts(intent.state) || this.#o.finishedTtlMs <= 0 ? {} : { ttlMs: this.#o.finishedTtlMs }) };
+    const written = counts(intent.state)
+      ? await this.#counted.submit(intent.tenantId, { intent: intentWrite, apply: (record) => ok({ ...record, usage: applyPlacement(record.usage, placementOf(intent)) }) })
+      : await this.#bucket.write([intentWrite]).then((w) => (w.ok ? ok(w.value[0] as number) : w));
+    if (!written.ok) return this.#explain(written.error, intent.requestId, 0);
+    return ok({ value: intent, revision: written.value });
+  }
+
   /** Every stored intent (a full pass over the bucket: operators' recount, the sweep; not for hot paths). */
   async scan(): Promise<Result<StoredIntent[]>> {
     const found = new Map<string, StoredIntent>();
