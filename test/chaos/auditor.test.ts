@@ -53,6 +53,9 @@ describe('chaos auditor: tenant limits over the merged ledgers', () => {
     const v = auditTenantLimits([a1, a2], limits);
     expect(v.ok).toBe(false);
     expect(v.problems[0]).toContain('3 vms live at 120');
+    // Each allocation live then is named with how it ended: an orphan the sweep released shows its reason.
+    expect(v.problems[0]).toContain('a1:2 r3 since 120, released at 130: x');
+    expect(v.problems[0]).toContain('a2:1 r2 since 110, still live at the end');
   });
 
   it('passes when a release on one node and a place on another land in the same millisecond', () => {

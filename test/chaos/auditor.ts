@@ -32,6 +32,8 @@ export type LedgerReplay = {
   expiredAt: Map<string, number>;
   /** Allocations ended by a release record (not by expiry). */
   releasedAt: Map<string, number>;
+  /** How each allocation ended, by allocation id: "released at <at>: <reason>" or "expired at <at>". */
+  endings: Map<string, string>;
   capacityProblems: string[];
   duplicateProblems: string[];
   peak: { memoryMiB: number; sharedVcpus: number; exclusiveCores: number };
@@ -55,6 +57,7 @@ export function emptyReplay(nodeId: string): LedgerReplay {
     activatedAt: new Map(),
     expiredAt: new Map(),
     releasedAt: new Map(),
+    endings: new Map(),
     capacityProblems: [],
     duplicateProblems: [],
     peak: { memoryMiB: 0, sharedVcpus: 0, exclusiveCores: 0 },
@@ -164,6 +167,7 @@ export function applyRecord(out: LedgerReplay, r: HostRecord): void {
     case 'expired':
       if (out.live.delete(r.allocationId)) out.lifetimes.push({ at: r.at, kind: 'end', allocationId: r.allocationId });
       (r.kind === 'expired' ? out.expiredAt : out.releasedAt).set(r.allocationId, r.at);
+      out.endings.set(r.allocationId, r.kind === 'expired' ? `expired at ${r.at}` : `released at ${r.at}: ${r.reason}`);
       break;
     default:
       break;
@@ -312,6 +316,7 @@ export type TenantLimits = { tenantId: string; maxVms?: number; maxVcpus?: numbe
  */
 export function auditTenantLimits(ledgers: LedgerReplay[], limits: TenantLimits[]): Verdict {
   const events: { at: number; kind: 'start' | 'end'; allocation: Allocation }[] = [];
+  const endings = new Map(ledgers.flatMap((l) => [...l.endings]));
   for (const l of ledgers) {
     for (const e of l.lifetimes) {
       const allocation = l.byId.get(e.allocationId);
@@ -344,7 +349,9 @@ export function auditTenantLimits(ledgers: LedgerReplay[], limits: TenantLimits[
     for (const [key, max] of [['vms', limit.maxVms], ['vcpus', limit.maxVcpus], ['memoryMiB', limit.maxMemoryMiB]] as const) {
       if (max === undefined || now[key] <= max || reported.has(`${t}/${key}`)) continue;
       reported.add(`${t}/${key}`);
-      problems.push(`tenant ${t}: ${now[key]} ${key} live at ${e.at} (${e.allocation.nodeId}/${e.allocation.id} ${e.allocation.requestId} began), over its limit ${max}; live then: ${[...held].map(([k, at]) => `${k} since ${at}`).join('; ')}`);
+      // How each one ended tells an orphan (released by the sweep: "orphan: intent ...") from a placement that counted.
+      const ending = (label: string) => endings.get(label.slice(0, label.indexOf(' '))) ?? 'still live at the end';
+      problems.push(`tenant ${t}: ${now[key]} ${key} live at ${e.at} (${e.allocation.nodeId}/${e.allocation.id} ${e.allocation.requestId} began), over its limit ${max}; live then: ${[...held].map(([k, at]) => `${k} since ${at}, ${ending(k)}`).join('; ')}`);
     }
   }
   return {

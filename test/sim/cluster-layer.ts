@@ -1,4 +1,4 @@
-import { err, PlaceRequestSchema, type AgentVerb, type Allocation, type AllotEvent, type PlaceReply, type Result } from '@allot/core';
+import { err, PlaceRequestSchema, type AgentVerb, type Allocation, type AllotEvent, type PlaceReply, type Result, type TenantQuota } from '@allot/core';
 import { buildUsageSnapshot } from '../../apps/agent/src/usage-snapshot.ts';
 import type { AgentCaller } from '../../apps/coordinator/src/agents.ts';
 import { PlaceConfigSchema, ReconcileConfigSchema } from '../../apps/coordinator/src/config.ts';
@@ -27,6 +27,15 @@ export interface ClusterRunOptions {
   readonly coordinators: number;
   readonly clients: number;
 }
+
+/**
+ * Tenant limits set before the clients start (t1 has none). Small enough that places run into them: the invariant
+ * "a tenant's live allocations on the agents' disks never exceed its limits" is checked at every durable commit.
+ */
+const QUOTAS: readonly TenantQuota[] = [
+  { tenantId: 't2', maxVms: 3, placeRates: [], releaseRates: [] },
+  { tenantId: 't3', maxVms: 6, maxVcpus: 8, maxMemoryMiB: 8_192, placeRates: [], releaseRates: [] },
+];
 
 const RECONCILE = ReconcileConfigSchema.parse({ everyMs: 2_000, pendingOlderThanMs: 5_000 });
 /** Sweeps far more often than in production (60 s, grace 60 s), so its races with retries happen within a run. */
@@ -176,9 +185,10 @@ interface Acked {
  * Layer 2: coordinators over the agents. Clients place VMs through random coordinators (retrying the same request id,
  * on any coordinator, after a timeout or an unknown outcome) and release them, while agents and coordinators crash,
  * disks and KV operations fail or stall, KV writes land with their outcome unknown, messages are lost, duplicated and
- * reordered, and clocks are skewed and stepped. Checked as they happen: the agent invariants (layer 1), and that an
- * ok place names an allocation live on its node's disk. Checked once settled (faults off, reconcilers run until
- * quiet): every acknowledged placement not released is live on its node's disk; at most one live allocation per
+ * reordered, and clocks are skewed and stepped. Checked as they happen: the agent invariants (layer 1), that an ok
+ * place names an allocation live on its node's disk, at most one live allocation per request id across all disks, and
+ * that no tenant's live allocations on the disks exceed its limits (t2 and t3 have quotas). Checked once settled
+ * (faults off, reconcilers run until quiet): every acknowledged placement not released is live on its node's disk; at most one live allocation per
  * request id across all agents; each tenant's usage record equals its live allocations.
  */
 export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptions): Promise<void> {
@@ -190,19 +200,29 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
   for (const agent of agents.values()) await sched.settle(agent.start(), `${agent.nodeId} start`);
   const network = new SimNetwork({ sched, agents, faults: current, timeoutMs: 1_000 });
   const kv = new MemoryBucket({ now: () => sched.now });
+  // The operator's quota.set, before any coordinator starts (straight to the store: no KV fault applies to set-up).
+  const operator = new IntentStore(kv, { coordinatorId: 'operator', clock: { wall: () => sched.now, monotonic: () => sched.now }, finishedTtlMs: 0 });
+  for (const quota of QUOTAS) {
+    const set = await sched.settle(operator.setQuota(quota), `quota of ${quota.tenantId}`);
+    if (!set.ok) throw new Error(`cannot set the quota of ${quota.tenantId}: ${set.error.message}`);
+  }
   const coordinators: SimCoordinator[] = [];
   for (let i = 1; i <= options.coordinators; i++) coordinators.push(new SimCoordinator(sched, `c${i}`, kv, network, current));
   for (const c of coordinators) await sched.settle(c.start(), `${c.id} start`);
   const events = new SimEventStream({ sched, faults: current, consumers: () => coordinators });
   for (const agent of agents.values()) {
     agent.onEvent = (event, msgId) => events.publish(event, msgId);
-    // At every instant, at most one live allocation per request id across all disks: fencing moves an intent to another
-    // node only after its node refused at a fence above every earlier drive, and takes a failed one over only after that.
     agent.onRecord = (record) => {
       if (record.kind !== 'allocated' && record.kind !== 'reserved') return;
-      const { requestId, id } = record.allocation;
+      const { requestId, id, tenantId } = record.allocation;
+      // At every instant, at most one live allocation per request id across all disks: fencing moves an intent to another
+      // node only after its node refused at a fence above every earlier drive, and takes a failed one over only after that.
       for (const other of agents.values())
         if (other !== agent && other.model.liveOf(requestId).size > 0) sched.fail(`request ${requestId}: ${id} committed on ${agent.nodeId} while ${[...other.model.liveOf(requestId)].join(', ')} is live on ${other.nodeId}'s disk`);
+      // At every instant, a tenant's live allocations on all disks stay within its limits: an intent counts from before
+      // its first allocate until its allocation is proven gone (ended, or fenced with nothing held).
+      const quota = QUOTAS.find((q) => q.tenantId === tenantId);
+      if (quota !== undefined) checkTenantLimits(sched, agents, quota, `${id} (${requestId}) committed on ${agent.nodeId}`);
     };
   }
   const end = sched.now + options.durationMs;
@@ -391,6 +411,30 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
       sched.fail(`tenant ${tenantId}: usage record ${JSON.stringify({ vms: recorded.vms, memoryMiB: recorded.memoryMiB, vcpus: recorded.vcpus })}, live placements on the agents' disks ${JSON.stringify(live)}`);
     }
   }
+}
+
+/** Fails the run when the tenant's live allocations across every agent's disk exceed one of its limits, naming them. */
+function checkTenantLimits(sched: Scheduler, agents: ReadonlyMap<string, SimAgent>, quota: TenantQuota, when: string): void {
+  const live: string[] = [];
+  const used = { vms: 0, vcpus: 0, memoryMiB: 0 };
+  for (const agent of agents.values())
+    for (const a of agent.model.live())
+      if (a.tenantId === quota.tenantId) {
+        used.vms++;
+        used.vcpus += a.vcpus;
+        used.memoryMiB += a.memoryMiB;
+        live.push(`${agent.nodeId}/${a.id} ${a.requestId} fence ${a.fence ?? '-'} ${a.status}`);
+      }
+  const limits = [
+    ['vms', quota.maxVms],
+    ['vcpus', quota.maxVcpus],
+    ['memoryMiB', quota.maxMemoryMiB],
+  ] as const;
+  for (const [key, max] of limits)
+    if (max !== undefined && used[key] > max) {
+      sched.fail(`tenant ${quota.tenantId}: ${used[key]} ${key} live on the agents' disks, over its limit ${max}, when ${when}; live: ${live.join('; ')}`);
+      return;
+    }
 }
 
 /** For a failing quota check: the tenant's counting intents without a live allocation, and live allocations without one. */
