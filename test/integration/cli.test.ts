@@ -76,6 +76,13 @@ describe('the allot CLI on a local cluster', () => {
     expect((await allot('uncordon', 'sim-small')).code).toBe(0);
   });
 
+  it("health prints the cluster's health as the coordinator sees it", async () => {
+    const r = await allot('health', '--json');
+    expect(r.code).toBe(0);
+    // The 'local' node probes this machine, which may be busy: any status but stopped (the coordinator runs).
+    expect(['healthy', 'degraded', 'unhealthy']).toContain((JSON.parse(r.stdout) as { status: string }).status);
+  });
+
   it("limits set raises a node's system reserve through the coordinator and its agent, and placement respects it", async () => {
     const memoryOf = async () => {
       const r = await allot('nodes', '--json');

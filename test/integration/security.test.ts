@@ -8,6 +8,7 @@ import {
   coordinatorSubject,
   encode,
   eventSubject,
+  HealthSchema,
   HostLimitsSchema,
   NodesReplySchema,
   PlaceReplySchema,
@@ -180,6 +181,12 @@ describe('a secured deployment (allot security, nats-server with the generated p
     const changed = await requestTyped(operator, coordinatorSubject('limits.update'), { requestId: 'lim-op', nodeId: 'a', memory: { systemReserve: held.value.memory.systemReserve + 1 } }, HostLimitsSchema, { timeoutMs: 5_000 });
     expect(changed.ok && changed.value.memory.systemReserve).toBe(held.value.memory.systemReserve + 1);
     expect((await requestTyped(operator, coordinatorSubject('allocations'), { tenantId: 'u' }, ClusterAllocationsReplySchema, { timeoutMs: 5_000 })).ok).toBe(true);
+  });
+
+  it("a reader reads the cluster's health, a tenant's scheduler does not", async () => {
+    const health = await requestTyped(await client('reader', 'reader'), coordinatorSubject('health'), {}, HealthSchema, { timeoutMs: 5_000 });
+    expect(health.ok).toBe(true);
+    expect((await requestTyped(await client('scheduler', 't'), coordinatorSubject('health'), {}, HealthSchema, SHORT)).ok).toBe(false);
   });
 
   it('nobody but a coordinator reaches an agent: a tenant allocating directly (attack 1), a reader, an operator, another agent', async () => {

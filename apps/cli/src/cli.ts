@@ -11,6 +11,7 @@ import { nodeCommand } from './commands/node.ts';
 import { quotasCommand } from './commands/quotas.ts';
 import { limitsCommand } from './commands/limits.ts';
 import { allocationsCommand } from './commands/allocations.ts';
+import { healthCommand } from './commands/health.ts';
 import { eventsCommand } from './commands/events.ts';
 import { watchCommand } from './commands/watch.ts';
 import { auditCommand } from './commands/audit.ts';
@@ -32,6 +33,7 @@ export const COMMANDS: readonly Command[] = [
   nodeCommand,
   limitsCommand,
   allocationsCommand,
+  healthCommand,
   auditCommand,
   eventsCommand,
   watchCommand,

@@ -123,6 +123,7 @@ export function schedulerEndpoints(d: EndpointDeps): EndpointSpec[] {
     sched('check', async (r, tenantId) => d.manager.check(withTenantRights(r, d.quotas.quotaOf(tenantId), defaults))),
     sched('usage', async () => ok(d.manager.clusterUsage())),
     sched('efficiency', async () => ok(d.manager.efficiency())),
+    sched('health', () => d.manager.healthCheck()),
     sched('nodes', async (r) => ok({ nodes: d.view.nodes({ ...(r.liveness === undefined ? {} : { liveness: r.liveness }), ...(r.state === undefined ? {} : { state: r.state }), ...(r.labels === undefined ? {} : { labels: r.labels }) }) })),
     sched('node', async (r) => {
       const v = d.view.get(r.nodeId);

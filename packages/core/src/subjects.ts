@@ -5,7 +5,7 @@
  *   allot.agent.<nodeId>.<verb>         request/reply to one agent (NATS service `allot-agent`); coordinators only
  *   allot.sched.<tenantId>.<verb>       a tenant's scheduler to any coordinator: place, release, activate, check
  *   allot.op.<verb>                     operators to any coordinator: quotas, cordon, uncordon, drain, node.decommission/recommission, audit, node limits, allocations
- *   allot.read.<verb>                   readers (CLI, dashboards) to any coordinator: usage, efficiency, nodes, node, quota.get
+ *   allot.read.<verb>                   readers (CLI, dashboards) to any coordinator: usage, efficiency, nodes, node, quota.get, health
  *   allot.usage.<nodeId>                JetStream stream ALLOT_USAGE: usage snapshots, latest few per node
  *   allot.events.<nodeId>.<kind>        JetStream stream ALLOT_EVENTS: allocation lifecycle audit log
  *   KV allot_nodes                      node leases: one key per node id naming the agent that serves it (TTL, renewed)
@@ -57,7 +57,7 @@ export const OPERATOR_VERBS = ['quota.set', 'quota.import', 'quota.recount', 'co
 export type OperatorVerb = (typeof OPERATOR_VERBS)[number];
 
 /** Read-only verbs answered from the coordinator's view, on allot.read.<verb>. */
-export const READ_VERBS = ['usage', 'efficiency', 'nodes', 'node', 'quota.get'] as const;
+export const READ_VERBS = ['usage', 'efficiency', 'nodes', 'node', 'quota.get', 'health'] as const;
 export type ReadVerb = (typeof READ_VERBS)[number];
 
 /** Every verb served by the coordinators. */

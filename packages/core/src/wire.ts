@@ -625,4 +625,6 @@ export const SCHED_ENDPOINTS = {
   'limits.get': { request: NodeRequestSchema, reply: HostLimitsSchema },
   'limits.update': { request: ClusterLimitsUpdateRequestSchema, reply: HostLimitsSchema },
   allocations: { request: ClusterAllocationsRequestSchema, reply: ClusterAllocationsReplySchema },
+  /** The cluster's health: the worst of the nodes', with their reasons, and suspect or lost nodes. */
+  health: { request: EmptyRequestSchema, reply: HealthSchema },
 } as const satisfies Record<SchedVerb, EndpointSpec>;
