@@ -38,7 +38,7 @@ async function installOnHost(role: string, name: string): Promise<NatsConnection
   const host = join(dir, '..', 'hosts', `${role}-${name}`);
   await cp(join(dir, 'identities', role, name), host, { recursive: true });
   await cp(join(dir, 'ca', 'ca.pem'), join(host, 'ca.pem'));
-  return { servers: [server.url], nkeySeedFile: join(host, 'nkey.seed'), tls: { caFile: join(host, 'ca.pem'), certFile: join(host, 'tls.pem'), keyFile: join(host, 'tls.key'), handshakeFirst: false } };
+  return { servers: [server.url], requestTimeoutMs: 5_000, nkeySeedFile: join(host, 'nkey.seed'), tls: { caFile: join(host, 'ca.pem'), certFile: join(host, 'tls.pem'), keyFile: join(host, 'tls.key'), handshakeFirst: false } };
 }
 
 function envOf(c: NatsConnectionConfig): Record<string, string> {
