@@ -150,6 +150,21 @@ describe('a secured deployment (allot security, nats-server with the generated p
     expect(stolenAsU.ok ? 'released' : stolenAsU.error.code).toBe('invalid_request');
   });
 
+  it("a scheduler resizes its own tenant's VM on its subject; on another tenant's subject the server drops it", async () => {
+    const t = await client('scheduler', 't');
+    const u = await client('scheduler', 'u');
+    const placed = await requestTyped(t, tenantSubject('t', 'place'), place('t', 'sec-t-resize'), PlaceReplySchema, { timeoutMs: 10_000 });
+    if (!placed.ok) throw new Error(placed.error.message);
+    const { allocation } = placed.value;
+    const resize = (requestId: string) => ({ requestId, allocationId: allocation.id, resources: { memoryMiB: allocation.granted.memoryMiB, vcpus: allocation.granted.vcpus + 1 } });
+    const asU = await requestTyped(u, tenantSubject('t', 'resize'), resize('sec-u-resize'), AllocationSchema, SHORT);
+    expect(asU.ok).toBe(false);
+    const onU = await requestTyped(u, tenantSubject('u', 'resize'), resize('sec-u-resize-2'), AllocationSchema, SHORT);
+    expect(onU.ok ? 'resized' : onU.error.code).toBe('not_found');
+    const own = await requestTyped(t, tenantSubject('t', 'resize'), resize('sec-t-resize-1'), AllocationSchema, { timeoutMs: 10_000 });
+    expect(own.ok ? own.value.granted.vcpus : own.error.message).toBe(allocation.granted.vcpus + 1);
+  });
+
   it('a reader reads but cannot mutate', async () => {
     const reader = await client('reader', 'reader');
     expect((await requestTyped(reader, coordinatorSubject('nodes'), {}, NodesReplySchema, SHORT)).ok).toBe(true);
