@@ -85,7 +85,7 @@ export function agentEndpoints(ctx: EndpointContext): EndpointSpec[] {
     on('fence', (request) => host.fence(request.requestId, request.fence)),
     on('resize', (request) => host.resizeParsed(request)),
     on('preempt', async (request) => {
-      const result = await host.preemptParsed(withoutFence(request.request), request.victims, request.request.fence);
+      const result = await host.preemptParsed(withoutFence(request.request), request.victims, request.request.fence, request.graceMs);
       if (!result.ok) ctx.refused(request.request, result.error);
       return result;
     }),

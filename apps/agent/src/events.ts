@@ -34,6 +34,10 @@ export function eventOfRecord(nodeId: string, record: HostRecord): AllotEvent {
       const reason = `resize ${record.requestId}: ${p.memoryMiB} MiB, ${p.vcpus} vCPUs -> ${a.granted.memoryMiB} MiB, ${a.granted.vcpus} vCPUs`;
       return { ...base, kind: 'resized', requestId: a.requestId, allocationId: a.id, tenantId: a.tenantId, resources: a.granted, ...(a.cpu ? { cpuset: a.cpu.cpuset } : {}), reason };
     }
+    case 'preempting': {
+      const a = record.allocation;
+      return { ...base, kind: 'reserved', requestId: a.requestId, allocationId: a.id, tenantId: a.tenantId, resources: a.granted, reason: `preempting ${record.victims.map((v) => v.allocationId).join(', ')} at ${a.expiresAt ?? record.at}` };
+    }
     case 'preempted': {
       const a = record.allocation;
       return { ...base, kind: 'allocated', requestId: a.requestId, allocationId: a.id, tenantId: a.tenantId, resources: a.granted, ...(a.cpu ? { cpuset: a.cpu.cpuset } : {}), reason: `preempted ${record.victims.map((v) => v.allocationId).join(', ')}` };

@@ -290,7 +290,7 @@ export class HostManager implements ResourceManager {
    * Releases `victims` (allocation ids on this host) and allocates `input` in one turn and one ledger record, or
    * changes nothing (HostState.preempt says what is refused). `fence` as allocate's.
    */
-  preempt(input: AllocationRequestInput, victims: readonly string[], options: FenceOption = {}): Promise<Result<Preemption>> {
+  preempt(input: AllocationRequestInput, victims: readonly string[], options: FenceOption & { readonly graceMs?: number } = {}): Promise<Result<Preemption>> {
     const parsed = parseRequest(input);
     if (!parsed.ok) return Promise.resolve(parsed);
     const fence = checkFence(options.fence);
@@ -298,12 +298,18 @@ export class HostManager implements ResourceManager {
     if (!Array.isArray(victims) || victims.length === 0 || victims.length > MAX_PREEMPTION_VICTIMS || !victims.every((v) => typeof v === 'string' && v.length > 0 && v.length <= 160)) {
       return Promise.resolve(err('invalid_request', `victims: 1 to ${MAX_PREEMPTION_VICTIMS} allocation ids`, { field: 'victims' }));
     }
-    return this.preemptParsed(parsed.value, victims, fence.value);
+    const graceMs = options.graceMs;
+    if (graceMs !== undefined && !(Number.isSafeInteger(graceMs) && graceMs >= 0 && graceMs <= 86_400_000)) return Promise.resolve(err('invalid_request', 'graceMs: a whole number of ms from 0 to 86,400,000', { field: 'graceMs' }));
+    return this.preemptParsed(parsed.value, victims, fence.value, graceMs);
   }
 
-  /** preempt of a request already parsed and victims and fence already checked (the agent's endpoint). */
-  preemptParsed(request: AllocationRequest, victims: readonly string[], fence: number | undefined): Promise<Result<Preemption>> {
-    return this.#ask<Preemption>((core) => core.preempt(request, victims, fence));
+  /**
+   * preempt of a request already parsed and victims, fence and grace already checked (the agent's endpoint). With
+   * `graceMs` > 0 the victims are marked releasing and the preemptor reserved until the deadline, then both happen
+   * in one 'preempted' record (HostState.preempt).
+   */
+  preemptParsed(request: AllocationRequest, victims: readonly string[], fence: number | undefined, graceMs?: number): Promise<Result<Preemption>> {
+    return this.#ask<Preemption>((core) => core.preempt(request, victims, fence, graceMs));
   }
 
   release(target: ReleaseTarget & { reason?: string; fence?: number }): Promise<Result<Allocation>> {

@@ -48,6 +48,12 @@ export interface Preemption {
   readonly victims: readonly Allocation[];
 }
 
+/** A preemption in its grace period: the preemptor (reserved, expiresAt = the deadline, no CPU grant yet) and its victims. */
+interface PendingPreemption {
+  readonly allocation: Allocation;
+  readonly victims: PreemptedVictim[];
+}
+
 /** What the fence verb answers: the request id's allocation, if any, and its recorded fence. */
 export interface FenceAnswer {
   readonly allocation: Allocation | null;
@@ -150,6 +156,11 @@ export class HostState {
   readonly #fences = new Map<string, { fence: number; at: number }>();
   readonly #reservations = new Set<string>();
   #nextExpiry: number | undefined;
+  /** Preemptions in their grace period, by the preemptor's request id (see preempt). */
+  readonly #pending = new Map<string, PendingPreemption>();
+  /** Victim allocation id -> the request id of the preemptor waiting for it. */
+  readonly #preempting = new Map<string, string>();
+  #nextDeadline: number | undefined;
   readonly tenants = new Map<string, TenantUsage>();
   readonly groups = new Map<string, number>();
   /** Resize request ids and what they did (resize.ts), kept like released allocations. */
@@ -166,12 +177,15 @@ export class HostState {
 
   /** True when some reservation's expiry has passed (expireDue has work); false costs no clock read without reservations. */
   hasDue(): boolean {
-    return this.#nextExpiry !== undefined && this.#nextExpiry <= this.#now();
+    const next = this.nextExpiry;
+    return next !== undefined && next <= this.#now();
   }
 
-  /** When the earliest reservation expires, if any. */
+  /** When the earliest reservation expires or grace period ends, if any. */
   get nextExpiry(): number | undefined {
-    return this.#nextExpiry;
+    const a = this.#nextExpiry;
+    const b = this.#nextDeadline;
+    return a === undefined ? b : b === undefined ? a : Math.min(a, b);
   }
 
   get reservationCount(): number {
@@ -310,6 +324,8 @@ export class HostState {
     if (earlier !== undefined && earlier !== allocation.id) {
       return err('conflict', `release request id ${target.requestId} was already used to release ${earlier}`, { requestId: target.requestId, allocationId: earlier });
     }
+    const waiting = this.#graceRefusal(allocation);
+    if (waiting !== undefined) return { ok: false, error: waiting };
     // Releasing what is already released succeeds and changes nothing.
     if (!this.live.has(allocation.id)) return ok({ allocation });
     const now = this.#now();
@@ -319,7 +335,9 @@ export class HostState {
   }
 
   activate(allocationId: string, requestId: string): Result<Change> {
-    const allocation = this.live.get(allocationId);
+    const allocation = this.live.get(allocationId) ?? this.#pendingById(allocationId);
+    const waiting = allocation === undefined ? undefined : this.#graceRefusal(allocation);
+    if (waiting !== undefined) return { ok: false, error: waiting };
     if (allocation === undefined) {
       const gone = this.#retainedById.get(allocationId);
       if (gone !== undefined) {
@@ -337,8 +355,9 @@ export class HostState {
   /** Expires every reservation whose expiresAt has passed; returns the records to journal. */
   expireDue(): HostRecord[] {
     const now = this.#now();
-    if (this.#nextExpiry === undefined || this.#nextExpiry > now) return [];
     const records: HostRecord[] = [];
+    if (this.#nextDeadline !== undefined && this.#nextDeadline <= now) this.#finishDue(now, records);
+    if (this.#nextExpiry === undefined || this.#nextExpiry > now) return records;
     for (const id of [...this.#reservations]) {
       const allocation = this.live.get(id);
       if (allocation?.expiresAt === undefined || allocation.expiresAt > now) continue;
@@ -432,7 +451,7 @@ export class HostState {
    * fenced like allocate. The room check is a trial on the slices: the victims' shares are freed, the request taken,
    * and on a refusal the victims' exact grants are put back in the same turn.
    */
-  preempt(request: AllocationRequest, victimIds: readonly string[], fence?: number): Result<{ allocation: Allocation; victims: Allocation[]; record?: HostRecord }> {
+  preempt(request: AllocationRequest, victimIds: readonly string[], fence?: number, graceMs = 0): Result<{ allocation: Allocation; victims: Allocation[]; record?: HostRecord }> {
     const seen = this.#byRequest.get(request.requestId)?.allocation;
     if (seen !== undefined) {
       if (!sameValue(seen.request, request)) return err('conflict', `request id ${request.requestId} was already used for a different request (allocation ${seen.id})`, { requestId: request.requestId, allocationId: seen.id });
@@ -477,6 +496,18 @@ export class HostState {
       updatedAt: now,
     };
     if (fence !== undefined) allocation.fence = fence;
+    if (graceMs > 0) {
+      // The room is proved; now it is held by the victims themselves (still counted, marked releasing) until the deadline.
+      for (const slice of involved(this.slices, request)) slice.free(id);
+      this.#putBack(victims.value);
+      const waiting: Allocation = { ...allocation, cpu: null, status: 'reserved', expiresAt: now + graceMs };
+      const named = victims.value.map((v) => ({ allocationId: v.id, allocationRequestId: v.requestId, releaseRequestId: preemptionReleaseId(v.id) }));
+      this.idCounter += 1;
+      this.seq += 1;
+      const record: HostRecord = { kind: 'preempting', seq: this.seq, at: now, allocation: waiting, idCounter: this.idCounter, victims: named };
+      this.#startGrace(waiting, named, now);
+      return ok({ allocation: waiting, victims: victims.value.map((v) => this.live.get(v.id) ?? v), record });
+    }
     const released: Allocation[] = [];
     const recorded: PreemptedVictim[] = [];
     for (const v of victims.value) {
@@ -501,6 +532,8 @@ export class HostState {
         if (gone !== undefined) return err('conflict', `victim ${id} is no longer held on node ${this.nodeId} (${gone.allocation.status})`, { reason: 'victim_gone', allocationId: id, status: gone.allocation.status });
         return err('not_found', `no allocation ${id} on node ${this.nodeId}`, { reason: 'victim_unknown', allocationId: id });
       }
+      const by = this.#preempting.get(id);
+      if (by !== undefined) return err('conflict', `victim ${id} is already being preempted by ${by}`, { reason: 'victim_preempting', allocationId: id, preemptedBy: by });
       if (v.priority > request.priority - PREEMPTION_PRIORITY_GAP) {
         return err('conflict', `victim ${id} has priority ${v.priority}; preempting for priority ${request.priority} needs at most ${request.priority - PREEMPTION_PRIORITY_GAP}`, {
           reason: 'victim_priority',
@@ -513,6 +546,118 @@ export class HostState {
       out.push(v);
     }
     return ok(out);
+  }
+
+  /**
+   * A grace period begins: the victims are marked releasing (still counted, their reservations no longer expire) and
+   * the preemptor waits, reserved until its deadline, outside the slices: its room is the victims'.
+   */
+  #startGrace(preemptor: Allocation, victims: readonly PreemptedVictim[], at: number): Result<void> {
+    for (const v of victims) {
+      const victim = this.live.get(v.allocationId);
+      if (victim === undefined) return err('internal', `journal preempts unknown allocation ${v.allocationId}`);
+      if (victim.status === 'reserved') {
+        for (const slice of involved(this.slices, victim.request)) slice.markActive(victim.id);
+        this.#dropReservation(victim.id);
+      }
+      const marked = withStatus(victim, 'releasing', at);
+      this.live.set(marked.id, marked);
+      this.#liveSlot(victim).allocation = marked;
+    }
+    this.#registerGrace(preemptor, victims);
+    return ok(undefined);
+  }
+
+  /** The maps of a preemption in its grace period (also what a snapshot restores, its victims already releasing). */
+  #registerGrace(preemptor: Allocation, victims: readonly PreemptedVictim[]): void {
+    this.#pending.set(preemptor.requestId, { allocation: preemptor, victims: [...victims] });
+    for (const v of victims) this.#preempting.set(v.allocationId, preemptor.requestId);
+    const fenced = this.#fences.get(preemptor.requestId);
+    if (fenced !== undefined) this.#fences.delete(preemptor.requestId);
+    this.#byRequest.set(preemptor.requestId, { allocation: preemptor, releasedAt: -1, releaseRequestId: '', fence: Math.max(preemptor.fence ?? 0, fenced?.fence ?? 0) });
+    this.#recomputeDeadline();
+  }
+
+  /** Ends a preemption's wait (finished or abandoned); returns the fence its request id had recorded meanwhile. */
+  #endGrace(requestId: string): number {
+    const pending = this.#pending.get(requestId);
+    if (pending === undefined) return 0;
+    this.#pending.delete(requestId);
+    for (const v of pending.victims) this.#preempting.delete(v.allocationId);
+    this.#recomputeDeadline();
+    return this.#byRequest.get(requestId)?.fence ?? 0;
+  }
+
+  #recomputeDeadline(): void {
+    let next: number | undefined;
+    for (const p of this.#pending.values()) {
+      const at = p.allocation.expiresAt ?? 0;
+      if (next === undefined || at < next) next = at;
+    }
+    this.#nextDeadline = next;
+  }
+
+  #pendingById(allocationId: string): Allocation | undefined {
+    for (const p of this.#pending.values()) if (p.allocation.id === allocationId) return p.allocation;
+    return undefined;
+  }
+
+  /** A victim or a preemptor in a grace period is neither released nor activated by anyone else: it is the room held. */
+  #graceRefusal(allocation: Allocation): AllotError | undefined {
+    const by = this.#preempting.get(allocation.id);
+    const pending = this.#pending.get(by ?? allocation.requestId);
+    if (pending === undefined || (by === undefined && pending.allocation.id !== allocation.id)) return undefined;
+    const deadline = pending.allocation.expiresAt ?? 0;
+    const what = by === undefined ? `preemptor ${allocation.id} becomes active` : `allocation ${allocation.id} is released for ${by}`;
+    return errorOf('conflict', `${what} at ${deadline}, when its preemption's grace period ends`, { reason: 'preempting', allocationId: allocation.id, preemptedBy: pending.allocation.requestId, deadline });
+  }
+
+  /**
+   * Preemptions whose grace period is over: each is the trial of an immediate preempt, then one 'preempted' record.
+   * The room was held by the victims, so only a forced limits change can make it fail; then the preemptor's hold
+   * ends as 'expired' and the victims become active again.
+   */
+  #finishDue(now: number, records: HostRecord[]): void {
+    const due = [...this.#pending.values()].filter((p) => (p.allocation.expiresAt ?? 0) <= now).sort((a, b) => (a.allocation.expiresAt ?? 0) - (b.allocation.expiresAt ?? 0) || (a.allocation.id < b.allocation.id ? -1 : 1));
+    for (const p of due) {
+      const victims = p.victims.map((v) => this.live.get(v.allocationId)).filter((v): v is Allocation => v !== undefined);
+      for (const v of victims) for (const slice of involved(this.slices, v.request)) slice.free(v.id);
+      const taken = this.#takeAll(p.allocation.id, p.allocation.request, false);
+      this.seq += 1;
+      if (!taken.ok) {
+        this.#putBack(victims);
+        records.push({ kind: 'expired', seq: this.seq, at: now, allocationId: p.allocation.id, requestId: p.allocation.requestId });
+        this.#abandonGrace(p.allocation.requestId, now);
+        continue;
+      }
+      const allocation = withStatus(p.allocation, 'active', now);
+      allocation.cpu = taken.value;
+      records.push({ kind: 'preempted', seq: this.seq, at: now, allocation, idCounter: this.idCounter, victims: p.victims });
+      const fence = this.#endGrace(allocation.requestId);
+      for (const v of victims) this.#removeLive(v, now, preemptionReleaseId(v.id));
+      this.#addLive(allocation);
+      this.#liveSlot(allocation).fence = Math.max(fence, allocation.fence ?? 0);
+    }
+  }
+
+  /** A grace period that cannot end in the preemptor's allocation: the victims are active again, the preemptor gone. */
+  #abandonGrace(requestId: string, at: number): void {
+    const pending = this.#pending.get(requestId);
+    if (pending === undefined) return;
+    this.#endGrace(requestId);
+    for (const v of pending.victims) {
+      const victim = this.live.get(v.allocationId);
+      if (victim === undefined) continue;
+      const back = withStatus(victim, 'active', at);
+      this.live.set(back.id, back);
+      this.#liveSlot(victim).allocation = back;
+    }
+    const slot = this.#byRequest.get(requestId);
+    if (slot === undefined) return;
+    slot.allocation = withStatus(pending.allocation, 'released', at);
+    slot.releasedAt = at;
+    slot.releaseRequestId = 'expired';
+    this.#retainSlot(slot);
   }
 
   /** Anti-affinity as allocate checks it, with the victims' members of the group already gone. */
@@ -576,6 +721,10 @@ export class HostState {
       }
       case 'released':
       case 'expired': {
+        if (record.kind === 'expired' && record.requestId !== undefined && this.#pending.get(record.requestId)?.allocation.id === record.allocationId) {
+          this.#abandonGrace(record.requestId, record.at);
+          break;
+        }
         const allocation = this.live.get(record.allocationId);
         if (allocation === undefined) return err('internal', `journal releases unknown allocation ${record.allocationId}`);
         this.#removeLive(allocation, record.at, record.kind === 'expired' ? 'expired' : record.requestId);
@@ -600,7 +749,14 @@ export class HostState {
         if (!resized.ok) return resized;
         break;
       }
+      case 'preempting': {
+        const started = this.#startGrace(record.allocation, record.victims, record.at);
+        if (!started.ok) return started;
+        this.idCounter = Math.max(this.idCounter, record.idCounter);
+        break;
+      }
       case 'preempted': {
+        const fence = this.#endGrace(record.allocation.requestId);
         for (const v of record.victims) {
           const victim = this.live.get(v.allocationId);
           if (victim === undefined) return err('internal', `journal preempts unknown allocation ${v.allocationId}`);
@@ -608,6 +764,7 @@ export class HostState {
         }
         const restored = this.#restoreAllocation(record.allocation);
         if (!restored.ok) return restored;
+        if (fence > 0) this.#liveSlot(record.allocation).fence = Math.max(fence, record.allocation.fence ?? 0);
         this.idCounter = Math.max(this.idCounter, record.idCounter);
         break;
       }
@@ -641,6 +798,7 @@ export class HostState {
       for (const retained of snapshot.released) this.#retain(retained);
       for (const f of snapshot.fences ?? []) this.#setFence(f.requestId, f.fence, f.at);
       for (const r of snapshot.resizes ?? []) this.resizes.remember(r);
+      for (const p of snapshot.preempting ?? []) this.#registerGrace(p.allocation, p.victims);
       this.seq = snapshot.seq;
       this.idCounter = snapshot.idCounter;
       this.cordon = { ...snapshot.cordon };
@@ -671,6 +829,7 @@ export class HostState {
     };
     for (const a of this.live.values()) slotFence(this.#byRequest.get(a.requestId));
     for (const r of released) slotFence(this.#byRequest.get(r.allocation.requestId));
+    for (const requestId of this.#pending.keys()) slotFence(this.#byRequest.get(requestId));
     for (const [requestId, f] of this.#fences) if (f.at > oldest) fences.push({ requestId, fence: f.fence, at: f.at });
     return {
       version: 1,
@@ -683,6 +842,7 @@ export class HostState {
       released,
       fences,
       resizes: this.resizes.export(this.#now()),
+      ...(this.#pending.size === 0 ? {} : { preempting: [...this.#pending.values()].map((p) => ({ allocation: p.allocation, victims: p.victims })) }),
     };
   }
 

@@ -148,9 +148,9 @@ export class ManagerCore implements Behavior<Turn, unknown> {
    * Preemption in one turn and one record (HostState.preempt). Fenced like allocate: a refusal at a fence records it
    * first, so after a refused preempt at f no allocate or preempt of the request id at f or below commits.
    */
-  preempt(request: AllocationRequest, victims: readonly string[], fence?: number): HandlerResult<Result<Preemption>> {
+  preempt(request: AllocationRequest, victims: readonly string[], fence?: number, graceMs?: number): HandlerResult<Result<Preemption>> {
     this.expireDue();
-    const change = this.state.preempt(request, victims, fence);
+    const change = this.state.preempt(request, victims, fence, graceMs);
     if (change.ok && change.value.record !== undefined) {
       this.schedule();
       return this.#durably(change.value.record, ok({ allocation: change.value.allocation, victims: change.value.victims }));

@@ -13,7 +13,7 @@ import { MemoryJournal } from './records.ts';
 
 const topology = topologyFixture({ sockets: 1, numaPerSocket: 1, coresPerNuma: 4, threadsPerCore: 1 });
 
-function host(journal = new MemoryJournal(), clock = new FakeClock()): HostManager {
+function host(journal = new MemoryJournal(), clock: FakeClock = new FakeClock()): HostManager {
   return unwrap(new ManagerFactory({ topology, clock }).host('n1').memory({ capacity: 4096 }).cpu({ overcommitRatio: 1 }).journal(journal).releasedRetention(60_000).build());
 }
 
@@ -149,5 +149,72 @@ describe('preempt', () => {
     // After the restart the retry still answers the same allocation.
     const again = unwrap(await fromRecords.preempt(vm('high', 3072, 50), [ids['low-1'] as string, ids['low-2'] as string], { fence: 1 }));
     expect(again.allocation.id).toBe(state.live.find((a) => a.requestId === 'high')?.id);
+  });
+});
+
+describe('preempt with a grace period', () => {
+  const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+  it('holds the room with the victims until the deadline, then releases them and allocates the preemptor in one record', async () => {
+    const clock = new FakeClock();
+    const journal = new MemoryJournal();
+    const h = host(journal, clock);
+    const low = unwrap(await h.allocate(vm('low', 3072, 0)));
+    const started = clock.now();
+    const waiting = unwrap(await h.preempt(vm('high', 2048, 50), [low.id], { fence: 1, graceMs: 30_000 }));
+    expect(waiting.allocation).toMatchObject({ requestId: 'high', status: 'reserved', expiresAt: started + 30_000, cpu: null, fence: 1 });
+    expect(waiting.victims.map((v) => v.status)).toEqual(['releasing']);
+    expect(journal.records.at(-1)).toMatchObject({ kind: 'preempting', allocation: { id: waiting.allocation.id }, victims: [{ allocationId: low.id }] });
+    // Still counted: nothing else can take the victim's room meanwhile.
+    expect(unwrap(await h.getUsage()).find((u) => u.resourceType === 'memory')?.committed).toBe(3072);
+    const other = await h.allocate(vm('other', 2048, 90));
+    expect(!other.ok && other.error.code).toBe('insufficient_capacity');
+    // The victim is released by the preemption only, the preemptor becomes active by itself, and a retry answers the wait.
+    const release = await h.release({ requestId: 'rel-low', allocationId: low.id });
+    expect(!release.ok && release.error).toMatchObject({ code: 'conflict', details: { reason: 'preempting', preemptedBy: 'high', deadline: started + 30_000 } });
+    const activate = await h.activateReservation(waiting.allocation.id, 'act-high');
+    expect(!activate.ok && activate.error).toMatchObject({ code: 'conflict', details: { reason: 'preempting' } });
+    const again = await h.preempt(vm('high', 2048, 50), [low.id], { fence: 1, graceMs: 30_000 });
+    expect(again.ok && again.value.allocation.id).toBe(waiting.allocation.id);
+    const second = await h.preempt(vm('high-2', 1024, 60), [low.id]);
+    expect(!second.ok && second.error).toMatchObject({ code: 'conflict', details: { reason: 'victim_preempting' } });
+    const before = journal.records.length;
+
+    clock.advance(30_000);
+    await settle();
+    expect(journal.records.slice(before).map((r) => r.kind)).toEqual(['preempted']);
+    expect(journal.records.at(-1)).toMatchObject({ kind: 'preempted', allocation: { id: waiting.allocation.id, status: 'active' }, victims: [{ allocationId: low.id }] });
+    const live = unwrap(await h.getAllocations());
+    expect(live.map((a) => [a.requestId, a.status])).toEqual([['high', 'active']]);
+    expect(live[0]?.cpu?.cpuset.length).toBe(1);
+    expect(unwrap(await h.getUsage()).find((u) => u.resourceType === 'memory')?.committed).toBe(2048);
+  });
+
+  it('survives a restart: the wait replays and restores from a snapshot, and a deadline passed while down ends at start', async () => {
+    const clock = new FakeClock();
+    const journal = new MemoryJournal();
+    const h = host(journal, clock);
+    const low = unwrap(await h.allocate(vm('low', 3072, 0)));
+    const waiting = unwrap(await h.preempt(vm('high', 2048, 50), [low.id], { fence: 2, graceMs: 10_000 }));
+    unwrap(await h.fence('high', 4));
+    const state = unwrap(await h.exportState());
+    expect(state.preempting).toEqual([{ allocation: waiting.allocation, victims: [expect.objectContaining({ allocationId: low.id })] }]);
+    const fromRecords = host(new MemoryJournal(), clock);
+    unwrap(await fromRecords.restore(undefined, journal.records));
+    expect(unwrap(await fromRecords.exportState())).toEqual(state);
+    const fromSnapshot = host(new MemoryJournal(), clock);
+    unwrap(await fromSnapshot.restore(state, []));
+    expect(unwrap(await fromSnapshot.exportState())).toEqual(state);
+    expect(unwrap(await fromSnapshot.fence('high', 1)).fence).toBe(4);
+
+    // Down past the deadline: the start ends the wait, journaled as one preempted record.
+    const later = new FakeClock(clock.now() + 60_000);
+    const restartJournal = new MemoryJournal();
+    const restarted = host(restartJournal, later);
+    const restored = unwrap(await restarted.restore(undefined, journal.records));
+    expect(restored.expired).toBe(1);
+    expect(restartJournal.records.map((r) => r.kind)).toEqual(['preempted']);
+    expect(unwrap(await restarted.getAllocations()).map((a) => [a.requestId, a.status])).toEqual([['high', 'active']]);
+    expect(unwrap(await restarted.fence('high', 1)).fence).toBe(4);
   });
 });

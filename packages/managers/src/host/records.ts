@@ -58,6 +58,9 @@ export const HostRecordSchema = z.discriminatedUnion('kind', [
   // A resize, memory and CPU in one record: requestId is the resize's own (its idempotency key), allocation the whole
   // allocation after it (new granted amounts and CPU grant), previous the amounts before.
   z.object({ kind: z.literal('resized'), ...base, requestId: RequestIdSchema, allocation: AllocationSchema, previous: z.object({ memoryMiB: int, vcpus: int }) }),
+  // A preemption with a grace period begins: the victims marked releasing, the preemptor (reserved, expiresAt = the
+  // deadline, no CPU grant) waiting; at the deadline a 'preempted' record ends it (or 'expired' for the preemptor).
+  z.object({ kind: z.literal('preempting'), ...base, allocation: AllocationSchema, idCounter: int, victims: z.array(PreemptedVictimSchema).min(1).max(MAX_PREEMPTION_VICTIMS) }),
   // A preemption, all in one record: the victims released and the preemptor allocated (see HostState.preempt).
   z.object({ kind: z.literal('preempted'), ...base, allocation: AllocationSchema, idCounter: int, victims: z.array(PreemptedVictimSchema).min(1).max(MAX_PREEMPTION_VICTIMS) }),
 ]);
@@ -92,6 +95,8 @@ export const HostStateSnapshotSchema = z.object({
    * allocation (kept for the retention window from `at`). Absent in snapshots written before fencing.
    */
   fences: z.array(RecordedFenceSchema).optional(),
+  /** Preemptions in their grace period (their victims are in `live`, releasing). */
+  preempting: z.array(z.object({ allocation: AllocationSchema, victims: z.array(PreemptedVictimSchema) })).optional(),
   /** Resizes within the retention window (absent in snapshots written before resize). */
   resizes: z.array(RetainedResizeSchema).optional(),
 });

@@ -19,7 +19,7 @@ const fenceArb = fc.option(fc.integer({ min: 1, max: 6 }), { nil: undefined });
 const op = fc.oneof(
   fc.record({ kind: fc.constant('allocate' as const), mem: fc.integer({ min: 0, max: 5000 }), vcpus: fc.integer({ min: 0, max: 4 }), exclusive: fc.boolean(), id: fc.integer({ min: 0, max: 20 }), fence: fenceArb, priority: fc.constantFrom(0, 20, 45) }),
   // Victims picked among the allocations seen (live, released or expired: refusals are operations too).
-  fc.record({ kind: fc.constant('preempt' as const), mem: fc.integer({ min: 1, max: 5000 }), vcpus: fc.integer({ min: 0, max: 4 }), exclusive: fc.boolean(), id: fc.integer({ min: 0, max: 20 }), fence: fenceArb, picks: fc.array(fc.nat(), { minLength: 1, maxLength: 3 }) }),
+  fc.record({ kind: fc.constant('preempt' as const), mem: fc.integer({ min: 1, max: 5000 }), vcpus: fc.integer({ min: 0, max: 4 }), exclusive: fc.boolean(), id: fc.integer({ min: 0, max: 20 }), fence: fenceArb, picks: fc.array(fc.nat(), { minLength: 1, maxLength: 3 }), graceMs: fc.option(fc.constantFrom(1_000, 20_000), { nil: undefined }) }),
   fc.record({ kind: fc.constant('reserve' as const), mem: fc.integer({ min: 1, max: 3000 }), vcpus: fc.integer({ min: 0, max: 3 }), ttl: fc.integer({ min: 1, max: 5000 }), id: fc.integer({ min: 0, max: 20 }), fence: fenceArb }),
   fc.record({ kind: fc.constant('release' as const), pick: fc.nat(), fence: fenceArb }),
   fc.record({ kind: fc.constant('fence' as const), id: fc.integer({ min: 0, max: 20 }), fence: fc.integer({ min: 1, max: 6 }) }),
@@ -57,7 +57,7 @@ describe('a restart after any accepted operation', () => {
           } else if (o.kind === 'preempt' && known.length > 0) {
             const request = { requestId: `r${o.id}`, tenantId: 't', resources: { memoryMiB: o.mem, vcpus: o.vcpus }, cpu: { exclusive: o.exclusive, numa: 'any' as const }, priority: 50 };
             const victims = [...new Set(o.picks.map((p) => (known[p % known.length] as Allocation).id))];
-            const r = await h.preempt(request, victims, { fence: o.fence });
+            const r = await h.preempt(request, victims, { fence: o.fence, ...(o.graceMs === undefined ? {} : { graceMs: o.graceMs }) });
             if (r.ok) known.push(r.value.allocation);
           } else if (o.kind === 'release' && known.length > 0) {
             await h.release({ requestId: `rel-${n}`, allocationId: (known[o.pick % known.length] as Allocation).id, ...(o.fence === undefined ? {} : { fence: o.fence }) });
