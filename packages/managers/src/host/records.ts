@@ -40,7 +40,7 @@ export type PreemptedVictim = z.infer<typeof PreemptedVictimSchema>;
  * activated, released (with the release's request id and reason), expired, limits_updated (the slice's whole new
  * configuration), cordoned / uncordoned, fenced (a request id's recorded fencing epoch raised: by the fence verb, an
  * allocate retried at a higher epoch, or an allocate refused at its epoch), preempted (victims released and the preemptor
- * allocated, in one record).
+ * allocated, in one record), resized (a live allocation's memory and vCPUs changed in place, in one record).
  */
 export const HostRecordSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('allocated'), ...base, allocation: AllocationSchema, idCounter: int }),
