@@ -169,6 +169,15 @@ export function applyRecord(out: LedgerReplay, r: HostRecord): void {
       (r.kind === 'expired' ? out.expiredAt : out.releasedAt).set(r.allocationId, r.at);
       out.endings.set(r.allocationId, r.kind === 'expired' ? `expired at ${r.at}` : `released at ${r.at}: ${r.reason}`);
       break;
+    case 'preempted':
+      // One record: the victims end and the preemptor begins (a grace period's 'preempting' record changes neither).
+      for (const v of r.victims) {
+        if (out.live.delete(v.allocationId)) out.lifetimes.push({ at: r.at, kind: 'end', allocationId: v.allocationId });
+        out.releasedAt.set(v.allocationId, r.at);
+        out.endings.set(v.allocationId, `preempted at ${r.at} by ${r.allocation.requestId}`);
+      }
+      applyRecord(out, { ...r, kind: 'allocated' });
+      break;
     default:
       break;
   }
