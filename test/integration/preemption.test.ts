@@ -120,4 +120,33 @@ describe('atomic preemption against a real agent and coordinator', () => {
     await cluster.restartAgent('n1');
     expect(await liveRequestIds('n1')).toEqual(['gold-1', 'low-b']);
   });
+
+  it('with a grace period: the victim runs and counts until the deadline, then it is released and the preemptor active in one step', async () => {
+    await cluster.waitForNodes(['n1']);
+    const memoryMiB = effective - Math.floor(effective / 2);
+    const graceMs = 2_000;
+    const placed = await cluster.sched('place', { request: { requestId: 'gold-2', tenantId: 'gold', resources: { memoryMiB, vcpus: 1 } }, placement: { allowPreemption: true, preemptionGraceMs: graceMs } });
+    if (!placed.ok) throw new Error(placed.error.message);
+    expect(placed.value.allocation).toMatchObject({ requestId: 'gold-2', status: 'reserved' });
+    expect(placed.value.preempted).toEqual([expect.objectContaining({ requestId: 'low-b' })]);
+    // During the grace period the victim still runs, both tenants count their VM, and the victim cannot be taken by a release.
+    const listed = await agentRequest(cluster.nc, 'n1', 'allocations', { status: 'live', requestId: 'low-b' });
+    expect(listed.ok && listed.value.allocations.map((a) => a.status)).toEqual(['releasing']);
+    expect(await usageOf('bronze')).toEqual({ vms: 1, memoryMiB });
+    expect(await usageOf('gold')).toEqual({ vms: 2, memoryMiB: effective });
+    const early = await cluster.sched('release', { requestId: 'rel-low-b', placementRequestId: 'low-b', tenantId: 'bronze' });
+    expect(!early.ok && early.error).toMatchObject({ code: 'conflict', details: { reason: 'preempting', preemptedBy: 'gold-2' } });
+
+    await waitFor(async () => (await liveRequestIds('n1')).join() === 'gold-1,gold-2', { timeoutMs: 15_000, message: 'the grace period to end' });
+    const held = await agentRequest(cluster.nc, 'n1', 'allocations', { status: 'live', requestId: 'gold-2' });
+    expect(held.ok && held.value.allocations.map((a) => a.status)).toEqual(['active']);
+    const events = await waitFor(async () => {
+      const e = (await readEvents(cluster.nc, 'allot.events.n1.preempted')).filter((x) => x.requestId === 'low-b');
+      return e.length > 0 ? e : null;
+    }, { message: 'the preempted event of low-b' });
+    expect(events).toEqual([expect.objectContaining({ allocationId: placed.value.preempted[0]?.allocationId, preemptedBy: { allocationId: placed.value.allocation.id, requestId: 'gold-2' } })]);
+    await waitFor(async () => (await usageOf('bronze')).vms === 0, { timeoutMs: 15_000, message: 'bronze usage down after the deadline' });
+    expect(await usageOf('bronze')).toEqual({ vms: 0, memoryMiB: 0 });
+    expect(await usageOf('gold')).toEqual({ vms: 2, memoryMiB: effective });
+  });
 });

@@ -355,7 +355,9 @@ export class PlaceFlow {
    * Executes the plan through the agent's `preempt` verb, at the intent's fence: the agent releases the victims and
    * allocates this request in one turn and one ledger record, or refuses and nothing changes there (the victims keep
    * running). Placed: the victims' intents are released (their tenants' usage given back, each in its atomic batch;
-   * the agent's preempted events do the same for any this misses). A definitive refusal fails the intent with the
+   * the agent's preempted events do the same for any this misses). With a grace period the agent answers the
+   * preemptor `reserved` until the deadline and the victims still run: their intents stay counted until the agent's
+   * preempted events at the deadline end them (quota-events.ts). A definitive refusal fails the intent with the
    * agent's reason; an unknown outcome leaves it pending on the node (a retry drives allocate there at a higher
    * fence, which replays the preemptor if the preempt committed, and the reconciler settles it otherwise).
    */
@@ -365,10 +367,12 @@ export class PlaceFlow {
     const group = req.placement.group;
     const request = { ...req.request, fence: current.value.attempt, ...(group === undefined ? {} : { group }) };
     const victims = plan.victims.map((v) => v.id);
-    let result = await this.#d.agents.call(nodeId, 'preempt', { request, victims }, { requestId });
+    const graceMs = req.placement.preemptionGraceMs;
+    const message = { request, victims, ...(graceMs === undefined ? {} : { graceMs }) };
+    let result = await this.#d.agents.call(nodeId, 'preempt', message, { requestId });
     // Nothing was sent there for this request before: "no responders" is definitive on the first send only.
     for (let retry = 0; !result.ok && classifyFailure(result.error) === 'unknown' && retry < this.#d.config.timeoutRetries; retry++) {
-      result = await this.#d.agents.call(nodeId, 'preempt', { request, victims }, { requestId });
+      result = await this.#d.agents.call(nodeId, 'preempt', message, { requestId });
       if (!result.ok && isNoResponders(result.error)) result = err('timeout', `node ${nodeId} is not answering now, and an earlier preempt for ${requestId} may have reached it`, { nodeId, requestId });
     }
     if (!result.ok) {
@@ -382,7 +386,8 @@ export class PlaceFlow {
     const { allocation } = result.value;
     if (allocation.status !== 'active' && allocation.status !== 'reserved') return this.#releasedOnNode(current, allocation);
     const preempted: Preempted = result.value.victims.map((v) => ({ allocationId: v.id, requestId: v.requestId, priority: v.priority }));
-    for (const victim of preempted) {
+    const stillRunning = result.value.victims.some((v) => v.status === 'releasing');
+    for (const victim of stillRunning ? [] : preempted) {
       const marked = await this.#markReleased(victim.requestId, 'preemption');
       if (!marked.ok) this.#d.logger.warn({ requestId: victim.requestId, error: marked.error.message }, 'preempted placement not marked released; the events consumer or a recount settles it');
     }

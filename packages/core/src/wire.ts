@@ -302,6 +302,11 @@ export const PlacementOptionsSchema = z.object({
   weights: z.object({ cpu: z.int().min(0).max(100), memory: z.int().min(0).max(100) }).optional(),
   /** Allow preempting allocations at least 10 priority points lower when nothing else fits. */
   allowPreemption: z.boolean().default(false),
+  /**
+   * With preemption: the victims keep running this long (marked releasing, their room held for this request, which is
+   * answered `reserved` until then), then they are released and this request allocated in one step on their agent.
+   */
+  preemptionGraceMs: z.int().min(1).max(3_600_000).optional(),
 });
 export type PlacementOptions = z.infer<typeof PlacementOptionsSchema>;
 
