@@ -38,6 +38,15 @@ function isFenced(error: AllotError): boolean {
   return error.code === 'conflict' && error.details?.['reason'] === 'fenced';
 }
 
+/**
+ * A refusal that proves the agent journaled this drive's fence before answering (the refusals of its state: no room,
+ * cordoned): after it, no allocate of this request at that fence or below commits there. Any other refusal (a host
+ * manager that has stopped, no responders) says only that this copy was not taken.
+ */
+function provesFence(error: AllotError): boolean {
+  return error.code === 'insufficient_capacity' || (error.code === 'unavailable' && error.details?.['cordoned'] === true);
+}
+
 function isPerNodeQuota(error: AllotError): boolean {
   return error.code === 'quota_exceeded' && error.details?.['limit'] === 'maxVmsPerNode';
 }
@@ -217,8 +226,11 @@ export class PlaceFlow {
   }
 
   /**
-   * Sends the allocate with the intent's fence (retrying unknown outcomes `timeoutRetries` times, same fence). "No
-   * responders" is a definitive refusal only while no allocate for this request can have reached the node before.
+   * Sends the allocate with the intent's fence (retrying unknown outcomes `timeoutRetries` times, same fence). Once an
+   * allocate for this request may have reached the node (an earlier drive, or a send that timed out), only a refusal
+   * that proves the fence (provesFence) is definitive: "no responders" or a stopped host manager is an unknown outcome,
+   * since the earlier copy may have committed; the intent then stays on the node, counted, until a retry or the
+   * reconciler's fence settles it.
    */
   #allocate(nodeId: string, req: PlaceRequest, fence: number, untouched: boolean): Promise<Result<Allocation>> {
     // The agent counts the anti-affinity group and refuses past its limit (the authority, since the view may be stale).
@@ -229,8 +241,9 @@ export class PlaceFlow {
       let mayHaveReached = !untouched;
       for (let retry = 0; ; retry++) {
         let result = await once();
-        if (!result.ok && mayHaveReached && isNoResponders(result.error)) {
-          result = err('timeout', `node ${nodeId} is not answering now, and an earlier allocate for ${req.request.requestId} may have reached it; the placement stays on it`, { nodeId, requestId: req.request.requestId });
+        if (!result.ok && mayHaveReached && classifyFailure(result.error) === 'refused' && !provesFence(result.error)) {
+          const what = isNoResponders(result.error) ? 'is not answering now' : `answered ${result.error.code} (${result.error.message})`;
+          result = err('timeout', `node ${nodeId} ${what}, and an earlier allocate for ${req.request.requestId} may have reached it; the placement stays on it`, { nodeId, requestId: req.request.requestId });
         }
         if (result.ok || classifyFailure(result.error) !== 'unknown' || retry >= this.#d.config.timeoutRetries) return result;
         mayHaveReached = true;

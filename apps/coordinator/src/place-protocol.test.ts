@@ -119,6 +119,25 @@ describe('place protocol: findings', () => {
     expect((await usage(cluster)).vms).toBe(1);
   });
 
+  it('never moves a placement on an agent answer that proves nothing of an earlier allocate (a stopped host): the VM is not placed twice nor counted once for two', async () => {
+    const cluster = inProcessCluster(NODES);
+    // Node a's host manager has stopped while its service still answers: "unavailable", no fence journaled.
+    const agents = cluster.agents.caller();
+    cluster.agents.caller = () => ({
+      call: ((nodeId: string, verb: string, request: unknown, opts?: unknown) =>
+        nodeId === 'a' && verb === 'allocate' ? Promise.resolve(err('unavailable', 'host-manager is stopped')) : agents.call(nodeId as never, verb as never, request as never, opts as never)) as typeof agents.call,
+    });
+    const c1 = await cluster.coordinator('c1');
+    const { request } = await abandoned(cluster, 'p10', 'a');
+    expect((await agents.call('a', 'allocate', { ...request.request, fence: 1 })).ok).toBe(true); // the dead coordinator's allocate committed on a
+    const r = await c1.place(req('p10'));
+    expect(r.ok).toBe(false); // a may hold it: the retry asks a again
+    expect(liveCount(cluster, 'p10')).toBe(1);
+    const stored = await c1.store.get('p10');
+    expect(stored.ok && stored.value?.value).toMatchObject({ state: 'pending', nodeId: 'a' });
+    expect((await usage(cluster)).vms).toBe(1);
+  });
+
   it('never accepts a released allocation as a placement: the intent becomes released and the client hears conflict (finding 7)', async () => {
     const cluster = inProcessCluster(NODES);
     const c1 = await cluster.coordinator('c1');

@@ -440,7 +440,7 @@ export class FakeAgents {
   }
 
   #refusal(n: FakeNode, r: AllocationRequest): AllotError | null {
-    if (n.cordoned) return errorOf('unavailable', `node ${n.id} is cordoned`);
+    if (n.cordoned) return errorOf('unavailable', `node ${n.id} is cordoned`, { nodeId: n.id, cordoned: true });
     const vcpuCapacity = Math.floor(n.spec.cores * (n.spec.cpuOvercommit ?? 1));
     if (n.memoryCommitted + r.resources.memoryMiB > n.spec.memoryMiB) {
       return errorOf('insufficient_capacity', `memory: ${r.resources.memoryMiB} MiB requested, ${n.spec.memoryMiB - n.memoryCommitted} free`, { resourceType: 'memory' });
