@@ -14,7 +14,7 @@ beforeAll(async () => {
     agents: [{ nodeId: 'n1' }, { nodeId: 'n2' }, { nodeId: 'n3' }],
     coordinators: 2,
     coordinatorConfig: {
-      liveness: { suspectAfterMs: 1_500, lostAfterMs: LOST_AFTER_MS, leaseExpiry: false },
+      liveness: { suspectAfterMs: 1_500, lostAfterMs: LOST_AFTER_MS },
       place: { agentTimeoutMs: 800, timeoutRetries: 0 },
       sweep: { everyMs: 1_000, graceMs: 2_000 },
       // The reconciler does not settle these intents first: decommission is what must.
@@ -96,6 +96,8 @@ describe('node decommission against real agents and coordinators', () => {
     const again = await placeAnywhere('pending-1');
     expect(again.ok && again.value.nodeId).not.toBe('n1');
     expect((await placeOn('after-1', 'n1')).ok).toBe(false);
+    const asked = await cluster.sched('node', { nodeId: 'n1' });
+    expect(!asked.ok && asked.error).toMatchObject({ code: 'not_found', message: expect.stringContaining('n1 was decommissioned') });
     // Decommissioning again changes nothing and says so.
     const twice = await cluster.sched('node.decommission', { requestId: 'decom-n1-again', nodeId: 'n1' }, 30_000);
     expect(twice.ok && twice.value).toMatchObject({ decommissionedAt: d.value.decommissionedAt, failed: [], gone: [], removed: true });

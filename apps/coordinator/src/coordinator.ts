@@ -1,4 +1,4 @@
-import { CLUSTER_EVENT_NODE, err, eventSubject, KV_PLACEMENTS, ok, type AllotEvent, type Result } from '@allot/core';
+import { ALLOT_VERSION, CLUSTER_EVENT_NODE, err, eventSubject, KV_PLACEMENTS, ok, type AllotEvent, type Result } from '@allot/core';
 import { ensureKv, ensureStreams, publishDurable, versionAtLeast, type ServedService } from '@allot/nats';
 import type { Logger } from 'pino';
 import { AgentClient } from './agents.ts';
@@ -24,7 +24,7 @@ import { Sweep } from './sweep.ts';
 import { followUsage, type UsageFeed } from './usage-feed.ts';
 import { ClusterView, type LivenessTransition } from './view.ts';
 
-export const COORDINATOR_VERSION = '0.1.0';
+export const COORDINATOR_VERSION = ALLOT_VERSION;
 
 /** The oldest nats-server the coordinator runs on: atomic batch publish (2.12) and per-message TTLs (2.11). */
 export const MIN_NATS_SERVER = '2.12.0';
@@ -139,9 +139,8 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
   };
   // A decommissioned node that reports again is refused: its agent is cordoned with the reason (it logs and journals
   // it, and refuses allocates), once per boot of that agent on each coordinator; its snapshots are dropped.
-  let nodeStates: NodeStates | undefined;
   const onRefused = (nodeId: string, bootId: string) => {
-    const record = nodeStates?.decommissioned(nodeId);
+    const record = nodeStates.decommissioned(nodeId);
     const reason = decommissionCordonReason(nodeId, record?.reason);
     logger.warn({ node: nodeId, bootId }, 'decommissioned node reported again: refused (its snapshots are dropped; the sweep releases its placements)');
     publishEvent({ kind: 'node_refused', nodeId, at: clock.wall(), reason }, `node_refused:${nodeId}:${bootId}`);
@@ -151,15 +150,14 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
   };
   const leases = config.liveness.leaseExpiry ? new NodeLeases(natsLeaseReader(js), clock) : undefined;
   const view = new ClusterView({ lostAfterMs: config.liveness.lostAfterMs, clock, countingOn, onRefused, ...(leases === undefined ? {} : { leaseHeld: (nodeId: string) => leases.held(nodeId) }), ...(config.liveness.suspectAfterMs === undefined ? {} : { suspectAfterMs: config.liveness.suspectAfterMs }) });
-  nodeStates = new NodeStates({ bucket: store.bucket, clock, coordinatorId: config.coordinatorId, logger, onChange: (nodeId, record) => view.setDecommissioned(nodeId, record) });
+  const nodeStates = new NodeStates({ bucket: store.bucket, clock, coordinatorId: config.coordinatorId, logger, onChange: (nodeId, record) => view.setDecommissioned(nodeId, record) });
   // Before the view is rebuilt: a replayed snapshot of a removed node must already be refused.
   await nodeStates.start();
   const quotas = new QuotaService(store, logger);
   await quotas.start();
   const flow = new PlaceFlow({ coordinatorId: config.coordinatorId, view, store, quotas, agents, config: config.place, logger, clock, random: opts.random ?? Math.random });
   const manager = new ClusterManager({ view, flow, agents, now });
-  const states = nodeStates;
-  const nodeGone = (nodeId: string) => states.decommissioned(nodeId) !== undefined && (view.get(nodeId)?.liveness ?? 'lost') === 'lost';
+  const nodeGone = (nodeId: string) => nodeStates.decommissioned(nodeId) !== undefined && (view.get(nodeId)?.liveness ?? 'lost') === 'lost';
   const reconciler = new Reconciler({ store, agents, config: config.reconcile, logger, clock, nodeGone });
 
   // Ready nodes, and removed decommissioned ones whose agents still report: what they hold is released as strays.
@@ -183,7 +181,7 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
     return followed;
   }
   const feed = followed.value;
-  const quotaEvents = await untilJetStreamAnswers(logger, () => followQuotaEvents(js, store, { logger, dropped }));
+  const quotaEvents = await untilJetStreamAnswers(logger, () => followQuotaEvents(js, store, { logger, dropped, refusedNode: (nodeId) => nodeStates.decommissioned(nodeId)?.removedAt !== undefined }));
   if (!quotaEvents.ok) {
     await feed.stop();
     quotas.stop();
@@ -198,7 +196,7 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
     for (const nodeId of nodeIds) {
       if (removing.has(nodeId)) continue;
       removing.add(nodeId);
-      void states
+      void nodeStates
         .markRemoved(nodeId)
         .then((marked) => {
           if (!marked.ok) logger.warn({ node: nodeId, err: marked.error }, 'decommissioned node not marked removed; next sweep');
@@ -223,7 +221,7 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
       sweep,
       publishEvent,
       tenantDefaults: config.tenantDefaults,
-      decommission: { nodeStates: states, view, store, agents, reconciler, logger, agentTimeoutMs: config.place.agentTimeoutMs, publishEvent },
+      decommission: { nodeStates, view, store, agents, reconciler, logger, agentTimeoutMs: config.place.agentTimeoutMs, publishEvent },
       resize: { store, agents, knowsNode: (nodeId) => view.get(nodeId) !== undefined, agentTimeoutMs: config.place.agentTimeoutMs, logger },
     },
     { coordinatorId: config.coordinatorId, version: COORDINATOR_VERSION, logger });
@@ -276,7 +274,7 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
     store,
     reconciler,
     sweep,
-    nodeStates: states,
+    nodeStates,
     http,
     stop: async () => {
       await sweep.stop();
@@ -288,7 +286,7 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
       await quotaEvents.value.stop();
       await feed.stop();
       quotas.stop();
-      states.stop();
+      nodeStates.stop();
     },
   });
 }

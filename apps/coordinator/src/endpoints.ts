@@ -127,7 +127,10 @@ export function schedulerEndpoints(d: EndpointDeps): EndpointSpec[] {
     sched('nodes', async (r) => ok({ nodes: d.view.nodes({ ...(r.liveness === undefined ? {} : { liveness: r.liveness }), ...(r.state === undefined ? {} : { state: r.state }), ...(r.labels === undefined ? {} : { labels: r.labels }) }) })),
     sched('node', async (r) => {
       const v = d.view.get(r.nodeId);
-      return v === undefined ? err('not_found', `node ${r.nodeId} has not reported`, { nodeId: r.nodeId }) : ok(v);
+      if (v !== undefined) return ok(v);
+      const gone = d.decommission?.nodeStates.decommissioned(r.nodeId);
+      if (gone !== undefined) return err('not_found', `node ${r.nodeId} was decommissioned and nothing of it remains ("allot node recommission ${r.nodeId}" takes it back)`, { nodeId: r.nodeId, state: 'decommissioned', decommissionedAt: gone.at });
+      return err('not_found', `node ${r.nodeId} has not reported`, { nodeId: r.nodeId });
     }),
     sched('quota.get', (r) => d.quotas.get(r.tenantId)),
     sched('quota.set', (r) => d.quotas.set(r.quota)),

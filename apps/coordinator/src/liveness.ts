@@ -48,17 +48,18 @@ export function startLivenessSweep(view: ClusterView, opts: { everyMs: number; o
  * The node leases (KV allot_nodes, apps/agent/src/node-lease.ts), read on demand for the nodes the view asks about:
  * those silent past lostAfterMs. A node is lost once its lease is gone too (expired 15 s after its agent's last
  * renewal, or released at a clean stop), as Nomad and the kubelet judge a node by its heartbeat lease. Each node is
- * read at most once per `refreshMs`; the answer is cached, and until the first one arrives the view keeps the node
- * suspect. A read that fails (no bucket yet, JetStream away) answers "no lease": silence alone decides, as before.
+ * read at most once per `refreshMs`; the answer is cached. Until the first one arrives, and while reads fail (no
+ * bucket yet, JetStream away or slow), the answer is undefined: the view keeps the node suspect up to twice
+ * lostAfterMs, then silence alone decides (a failed read once made a node lost 10 s before its lease expired).
  */
 export class NodeLeases {
-  readonly #read: (nodeId: string) => Promise<boolean>;
+  readonly #read: (nodeId: string) => Promise<boolean | undefined>;
   readonly #clock: CoordinatorClock;
   readonly #refreshMs: number;
-  readonly #known = new Map<string, { held: boolean; at: number }>();
+  readonly #known = new Map<string, { held: boolean | undefined; at: number }>();
   readonly #reading = new Set<string>();
 
-  constructor(read: (nodeId: string) => Promise<boolean>, clock: CoordinatorClock, refreshMs = 1_000) {
+  constructor(read: (nodeId: string) => Promise<boolean | undefined>, clock: CoordinatorClock, refreshMs = 1_000) {
     this.#read = read;
     this.#clock = clock;
     this.#refreshMs = refreshMs;
@@ -70,7 +71,7 @@ export class NodeLeases {
     if ((known === undefined || this.#clock.monotonic() - known.at >= this.#refreshMs) && !this.#reading.has(nodeId)) {
       this.#reading.add(nodeId);
       void this.#read(nodeId)
-        .catch(() => false)
+        .catch(() => undefined)
         .then((held) => this.#known.set(nodeId, { held, at: this.#clock.monotonic() }))
         .finally(() => this.#reading.delete(nodeId));
     }
@@ -78,8 +79,8 @@ export class NodeLeases {
   }
 }
 
-/** Reads a node's lease from KV allot_nodes: true while a lease is stored (any holder), false otherwise or on error. */
-export function natsLeaseReader(js: JetStreamClient): (nodeId: string) => Promise<boolean> {
+/** Reads a node's lease from KV allot_nodes: true while a lease is stored (any holder), false when none, undefined on error. */
+export function natsLeaseReader(js: JetStreamClient): (nodeId: string) => Promise<boolean | undefined> {
   let kv: Promise<KV> | undefined;
   return async (nodeId) => {
     kv ??= new Kvm(js).open(KV_NODES);
@@ -88,7 +89,7 @@ export function natsLeaseReader(js: JetStreamClient): (nodeId: string) => Promis
       return entry !== null && entry.operation === 'PUT';
     } catch {
       kv = undefined; // opened again next time: the bucket may not have existed yet
-      return false;
+      return undefined;
     }
   };
 }

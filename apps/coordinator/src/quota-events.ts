@@ -34,6 +34,8 @@ export type QuotaEventOutcome =
   | 'not_this_placement'
   /** No intent for the request id (not placed through a coordinator, or long expired). */
   | 'no_intent'
+  /** From a node decommissioned and removed (its agent came back): dropped, its placements were settled already. */
+  | 'decommissioned_node'
   /** The event names no request id (an agent from before expiry events carried one). */
   | 'no_request_id'
   /** Not an allot event, or not a kind that ends an allocation. */
@@ -77,6 +79,8 @@ export interface QuotaEventsOptions {
   readonly retryDelayMs?: number;
   /** Counts and rate-limits the log of dropped events (source `quota_events`). */
   readonly dropped?: DroppedInput;
+  /** Whether the node is decommissioned and removed: its agent's events are dropped (counted as decommissioned_node). */
+  readonly refusedNode?: (nodeId: string) => boolean;
 }
 
 /** Counts per outcome, for tests and the log. */
@@ -122,7 +126,7 @@ export async function followQuotaEvents(js: JetStreamClient, intents: IntentStor
     return err('unavailable', `cannot create the ${QUOTA_EVENTS_DURABLE} consumer on ${EVENTS_STREAM}: ${(e as Error).message}`);
   }
   const counter: Counter = metrics.getMeter('allot').createCounter('allot_quota_events_total', { description: 'Agent events that end an allocation (expired, released, preempted), by what handling them did' });
-  const counts: QuotaEventCounts = { released: 0, already_ended: 0, not_this_placement: 0, no_intent: 0, no_request_id: 0, invalid: 0, error: 0 };
+  const counts: QuotaEventCounts = { released: 0, already_ended: 0, not_this_placement: 0, no_intent: 0, decommissioned_node: 0, no_request_id: 0, invalid: 0, error: 0 };
   const dropped = opts.dropped ?? new DroppedInput(opts.logger);
   const concurrency = opts.concurrency ?? 16;
   const retryDelayMs = opts.retryDelayMs ?? 1_000;
@@ -143,6 +147,8 @@ export async function followQuotaEvents(js: JetStreamClient, intents: IntentStor
     if (!event.ok || mismatch !== undefined) {
       outcome = 'invalid';
       dropped.drop('quota_events', mismatch ?? 'invalid', { subject: m.subject, seq: m.seq, ...(event.ok ? {} : { error: event.error.message }) });
+    } else if (opts.refusedNode?.(event.value.nodeId) === true) {
+      outcome = 'decommissioned_node';
     } else {
       let handled: Result<QuotaEventOutcome>;
       try {

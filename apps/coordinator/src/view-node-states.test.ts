@@ -97,13 +97,21 @@ describe('ClusterView: node states', () => {
     lease['a'] = true;
     view.sweep();
     expect(view.get('a')?.liveness).toBe('suspect');
+    // Held: suspect however long; unknown (reads failing): lost from twice lostAfterMs, on silence alone.
+    mono = 40_000;
+    view.sweep();
+    expect(view.get('a')?.liveness).toBe('suspect');
+    lease['a'] = undefined;
+    expect(view.sweep().map((t) => t.kind)).toEqual(['node_lost']);
+    view.apply(syntheticSnapshot({ nodeId: 'a', seq: 2 }));
+    mono = 60_000;
     lease['a'] = false;
     expect(view.sweep().map((t) => t.kind)).toEqual(['node_lost']);
     // Lost stays lost until the node reports, whatever its lease says meanwhile.
     lease['a'] = true;
     view.sweep();
     expect(view.get('a')?.liveness).toBe('lost');
-    view.apply(syntheticSnapshot({ nodeId: 'a', seq: 2 }));
+    view.apply(syntheticSnapshot({ nodeId: 'a', seq: 3 }));
     expect(view.get('a')?.liveness).toBe('ready');
   });
 });

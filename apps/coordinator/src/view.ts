@@ -24,8 +24,9 @@ export interface ClusterViewOptions {
   readonly lostAfterMs: number;
   /**
    * Whether the node's agent still holds its lease (KV allot_nodes): true keeps a node silent past lostAfterMs
-   * suspect (it renews its lease, so it is alive and serving; only its reports do not arrive), undefined (not known
-   * yet: being read) too; false lets it be lost. Absent: silence alone decides.
+   * suspect (it renews its lease, so it is alive and serving; only its reports do not arrive); false lets it be lost;
+   * undefined (not read yet, or the read failed) keeps it suspect until twice lostAfterMs, then silence decides.
+   * Absent: silence alone decides.
    */
   readonly leaseHeld?: (nodeId: string) => boolean | undefined;
   readonly index?: ClusterIndexOptions;
@@ -302,7 +303,8 @@ export class ClusterView {
       // Once lost, only a new snapshot brings it back: its lease is not read again.
       const leaseHeld = this.#options.leaseHeld;
       if (state.liveness === 'lost' || leaseHeld === undefined) return 'lost';
-      return leaseHeld(state.snapshot.nodeId) === false ? 'lost' : 'suspect';
+      const held = leaseHeld(state.snapshot.nodeId);
+      return held === false || (held === undefined && silence >= 2 * this.#options.lostAfterMs) ? 'lost' : 'suspect';
     }
     const suspectAfter = this.#options.suspectAfterMs ?? 3 * state.snapshot.heartbeatMs;
     return silence >= suspectAfter ? 'suspect' : 'ready';
