@@ -155,6 +155,11 @@ export class CountingPool {
     return this.#holds.has(holderId);
   }
 
+  /** Whether the holder's share is a reservation's (false when it holds nothing). */
+  isReservation(holderId: string): boolean {
+    return this.#holds.get(holderId)?.reserved === true;
+  }
+
   usage(used: number): CountingUsage {
     return {
       capacity: this.#limits.capacity,

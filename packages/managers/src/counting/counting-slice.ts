@@ -89,6 +89,13 @@ export class CountingSlice implements ResourceSlice {
     return { ok: false, error: { ...resized.error, details: { ...resized.error.details, from: allocation.granted.memoryMiB, to: to.memoryMiB } } };
   }
 
+  /** The holder's amount set to what `allocation` holds (counted pools check no collisions, so free and restore do). */
+  reshape(allocation: Allocation): Result<void> {
+    const reservation = this.#pool.isReservation(allocation.id);
+    this.#pool.free(allocation.id);
+    return this.restore(allocation, reservation);
+  }
+
   restore(allocation: Allocation, reservation: boolean): Result<void> {
     const amount = this.type === 'memory' ? allocation.granted.memoryMiB : (allocation.granted.extra?.[this.type] ?? 0);
     return this.#pool.restore(allocation.id, amount, { reservation });

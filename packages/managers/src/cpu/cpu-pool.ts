@@ -156,21 +156,8 @@ export class CpuPool {
     if (vcpus === old.vcpus) return ok(old);
     const t = this.table;
     if (vcpus < old.vcpus) {
-      const kept = old.cpuset.slice(0, vcpus);
-      const dropped = old.cpuset.slice(vcpus);
-      if (held.exclusive) {
-        for (const id of dropped) {
-          const i = t.indexById[id] ?? 0;
-          if (held.reservation && t.state[i] === EXCLUSIVE) this.reservedExclusiveCores -= 1;
-          t.release(i);
-        }
-        this.figures = this.computeFigures();
-      } else {
-        for (const id of dropped) t.addLoad(t.indexById[id] ?? 0, -1);
-        this.sharedCommitted -= dropped.length;
-        if (held.reservation) this.reservedShared -= dropped.length;
-      }
-      return ok(this.replaceGrant(allocationId, held, old, kept));
+      this.moveCores(allocationId, held, old.cpuset.slice(vcpus), []);
+      return ok(this.replaceGrant(allocationId, held, old, old.cpuset.slice(0, vcpus)));
     }
     const more = vcpus - old.vcpus;
     const request: CpuRequest = { vcpus: more, exclusive: held.exclusive, numa };
@@ -197,18 +184,57 @@ export class CpuPool {
     }
     const added: number[] = [];
     for (let k = 0; k < more; k += 1) added.push(t.ids[this.selector.picked[k] ?? 0] ?? 0);
+    this.moveCores(allocationId, held, [], added);
+    const lastTaken = this.selector.lastTaken;
+    if (this.policy === 'round-robin' && lastTaken >= 0) this.cursor = (lastTaken + 1) % this.table.count;
+    return ok(this.replaceGrant(allocationId, held, old, [...old.cpuset, ...added].sort((a, b) => a - b)));
+  }
+
+  /**
+   * Re-applies a journaled resize exactly (recovery, or putting a share back in the turn that changed it): the holding's
+   * cores become grant.cpuset. Cores it keeps are not touched (one a forced reconfigure reserved since stays held until
+   * freed), dropped ones are given back, and added ones must be free as they were when the resize was made (conflict
+   * otherwise, nothing changed). No capacity check: the resize was admitted when it was made.
+   */
+  reshape(allocationId: string, grant: CpuGrant): Result<void> {
+    const held = this.holdings.get(allocationId);
+    if (held === undefined) return err('conflict', `allocation ${allocationId} holds no cores to resize`, { allocationId });
+    const shape = this.grantShape(grant);
+    if (!shape.ok) return shape;
+    if ((grant.mode === 'exclusive') !== held.exclusive) return err('conflict', `allocation ${allocationId} holds ${held.grant.mode} cores, not ${grant.mode}`, { allocationId });
+    const t = this.table;
+    const before = new Set(held.grant.cpuset);
+    const after = new Set(grant.cpuset);
+    const added = grant.cpuset.filter((id) => !before.has(id));
+    for (const id of added) {
+      const i = t.indexById[id] ?? 0;
+      if (t.state[i] !== POOL || (held.exclusive && t.load[i] !== 0)) return err('conflict', `core ${id} added to ${allocationId} is not free`, { allocationId, core: id });
+    }
+    this.moveCores(allocationId, held, held.grant.cpuset.filter((id) => !after.has(id)), added);
+    const copy: CpuGrant = { ...grant, cpuset: Object.freeze([...grant.cpuset].sort((a, b) => a - b)) as number[], numaNodes: [...grant.numaNodes] };
+    this.holdings.set(allocationId, { grant: copy, exclusive: held.exclusive, reservation: held.reservation });
+    return ok(undefined);
+  }
+
+  /** Gives `dropped` cores of a holding back and takes `added` ones (checked free by the caller) for it. */
+  private moveCores(allocationId: string, held: Holding, dropped: readonly number[], added: readonly number[]): void {
+    const t = this.table;
     if (held.exclusive) {
+      for (const id of dropped) {
+        const i = t.indexById[id] ?? 0;
+        if (held.reservation && t.state[i] === EXCLUSIVE) this.reservedExclusiveCores -= 1;
+        t.release(i);
+      }
       for (const id of added) t.claim(t.indexById[id] ?? 0, allocationId);
       if (held.reservation) this.reservedExclusiveCores += added.length;
       this.figures = this.computeFigures();
     } else {
+      for (const id of dropped) t.addLoad(t.indexById[id] ?? 0, -1);
       for (const id of added) t.addLoad(t.indexById[id] ?? 0, 1);
-      this.sharedCommitted += more;
-      if (held.reservation) this.reservedShared += more;
+      const change = added.length - dropped.length;
+      this.sharedCommitted += change;
+      if (held.reservation) this.reservedShared += change;
     }
-    const lastTaken = this.selector.lastTaken;
-    if (this.policy === 'round-robin' && lastTaken >= 0) this.cursor = (lastTaken + 1) % this.table.count;
-    return ok(this.replaceGrant(allocationId, held, old, [...old.cpuset, ...added].sort((a, b) => a - b)));
   }
 
   /** The holding's new grant over `cpuset` (ascending): its NUMA nodes recomputed, frozen as take() freezes one. */

@@ -107,6 +107,11 @@ export class CpuSlice implements ResourceSlice {
     return { ok: false, error: { ...grant.error, details: { ...grant.error.details, ...figures } } };
   }
 
+  reshape(allocation: Allocation): Result<void> {
+    if (allocation.cpu === null) return err('internal', `allocation ${allocation.id} holds ${allocation.granted.vcpus} vCPUs but has no CPU grant`);
+    return this.#pool.reshape(allocation.id, allocation.cpu);
+  }
+
   restore(allocation: Allocation, reservation: boolean): Result<void> {
     if (allocation.cpu === null) return err('internal', `allocation ${allocation.id} holds ${allocation.granted.vcpus} vCPUs but has no CPU grant`);
     return this.#pool.restore(allocation.id, allocation.cpu, { reservation });

@@ -183,6 +183,23 @@ describe('resize', () => {
     expect(!other.ok && other.error.code).toBe('conflict');
   });
 
+  it('replays a resize of an allocation that holds a core a forced reconfigure reserved since', async () => {
+    const journal = new MemoryJournal();
+    const h = host({ journal });
+    const a = unwrap(await h.allocate(vm('r1', 1024, 2)));
+    expect(a.cpu?.cpuset).toEqual([0, 1]);
+    unwrap(await h.updateLimits({ cpu: { systemReserve: 1 } }, { force: true })); // core 0 is the host's now, still held by a
+    const grown = unwrap(await h.resize(resize('z1', a.id, 1024, 3)));
+    expect(grown.cpu?.cpuset).toEqual([0, 1, 2]);
+    const state = unwrap(await h.exportState());
+    const live = await figures(h);
+    const replayed = host();
+    const restored = await replayed.restore(undefined, journal.records);
+    expect(restored.ok ? 'restored' : restored.error.message).toBe('restored');
+    expect(unwrap(await replayed.exportState())).toEqual(state);
+    expect(await figures(replayed)).toEqual(live);
+  });
+
   it('lets a cordoned host shrink an allocation but not grow one', async () => {
     const h = host();
     const a = unwrap(await h.allocate(vm('r1', 2048, 2)));

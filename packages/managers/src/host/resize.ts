@@ -109,10 +109,7 @@ export function resizeLive(state: HostState, request: ResizeRequest, now: number
     const resized = slice.resize(allocation, to);
     if (!resized.ok) {
       // All or nothing inside this turn: the slices already resized get their old share back, exactly.
-      for (const d of done) {
-        d.free(allocation.id);
-        d.restore(allocation, false);
-      }
+      for (const d of done) d.reshape(allocation);
       return { ok: false, error: { ...resized.error, details: { ...resized.error.details, allocationId: allocation.id, nodeId: state.nodeId } } };
     }
     done.push(slice);
@@ -131,9 +128,8 @@ export function replayResize(state: HostState, record: Extract<HostRecord, { kin
   const before = state.live.get(record.allocation.id);
   if (before === undefined) return err('internal', `journal resizes unknown allocation ${record.allocation.id}`);
   for (const slice of holding(state, before)) {
-    slice.free(before.id);
-    const restored = slice.restore(record.allocation, before.status === 'reserved');
-    if (!restored.ok) return restored;
+    const reshaped = slice.reshape(record.allocation);
+    if (!reshaped.ok) return reshaped;
   }
   state.replaceLive(record.allocation);
   state.resizes.remember({ requestId: record.requestId, allocation: record.allocation, at: record.at });

@@ -56,6 +56,11 @@ export interface ResourceSlice {
    * CPU grant for CPU, null otherwise; a type that `to` does not size keeps its share.
    */
   resize(allocation: Allocation, to: ResizeAmounts): Result<CpuGrant | null>;
+  /**
+   * Makes the share of a live allocation exactly what `allocation` (as a resize left it) holds, without a capacity
+   * check: a resize's replay, or its undo in the same turn. Only what differs is touched.
+   */
+  reshape(allocation: Allocation): Result<void>;
   /** Re-installs a durable allocation's share without a capacity check (it was admitted when committed). */
   restore(allocation: Allocation, reservation: boolean): Result<void>;
   free(allocationId: string): boolean;
