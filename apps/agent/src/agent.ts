@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { AGENT_QUEUE, AGENT_SERVICE_NAME, KV_NODES, usageSubject, ok, err, type AllotError, type Health, type HostHealth, type HostProbe, type Result, type UsageSnapshot } from '@allot/core';
+import { AGENT_QUEUE, AGENT_SERVICE_NAME, ALLOT_VERSION, KV_NODES, usageSubject, ok, err, type AllotError, type Health, type HostHealth, type HostProbe, type Result, type UsageSnapshot } from '@allot/core';
 import type { HostManager } from '@allot/managers';
 import { AsyncJetStreamPublisher, Coalescer, connectNats, ensureKv, ensureStreams, publishDurable, serveService, type ServedService } from '@allot/nats';
 import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
@@ -17,7 +17,7 @@ import { loadStateIdentity, NodeLease, NODE_LEASE_TTL_MS, type LeaseKv } from '.
 import { buildUsageSnapshot, type SnapshotContext } from './usage-snapshot.ts';
 import { secureStateDir } from './state-dir.ts';
 
-export const AGENT_VERSION = '0.1.0';
+export const AGENT_VERSION = ALLOT_VERSION;
 
 /**
  * One running agent: the only authority over its host. Start-up order matters: the ledger is opened and replayed

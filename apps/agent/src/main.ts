@@ -3,7 +3,7 @@
 import { readFileSync, writeSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
-import { AGENT_SERVICE_NAME } from '@allot/core';
+import { AGENT_SERVICE_NAME, ALLOT_VERSION } from '@allot/core';
 import { connectionCounters, NATS_AUTH_FAILED, NATS_CONFIG_UNREADABLE, NATS_TLS_FAILED } from '@allot/nats';
 import { observeNatsConnection, readBearerTokenFile, sendJson, serveHttp, startMetrics, startTracing, type HttpServer } from '@allot/telemetry';
 import { Agent } from './agent.ts';
@@ -52,7 +52,7 @@ if (config.http?.tokenFile !== undefined) {
 /** Start failures that are the configuration's fault: exit 2, the message on stderr too. */
 const CONFIGURATION_REASONS = new Set<unknown>([NATS_AUTH_FAILED, NATS_TLS_FAILED, NATS_CONFIG_UNREADABLE]);
 // Metrics before the agent: instruments made before the SDK is registered stay no-ops.
-const telemetry = config.http === undefined ? undefined : startMetrics({ service: AGENT_SERVICE_NAME, nodeId: config.nodeId });
+const telemetry = config.http === undefined ? undefined : startMetrics({ service: AGENT_SERVICE_NAME, nodeId: config.nodeId, version: ALLOT_VERSION });
 if (telemetry !== undefined) observeNatsConnection(connectionCounters);
 const agent = new Agent(config, log);
 

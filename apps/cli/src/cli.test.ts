@@ -13,6 +13,14 @@ describe('commands a user types, before anything is sent', () => {
     expect(ctx.text()).toContain('Usage: allot <command>');
   });
 
+  it('print the release for --version and version', async () => {
+    for (const argv of [['--version'], ['version']]) {
+      const ctx = recordingContext();
+      expect(await runCli(argv, ctx)).toBe(0);
+      expect(ctx.text()).toMatch(/^allot \d+\.\d+\.\d+ \(node v\d+/);
+    }
+  });
+
   it('print help for every command', async () => {
     for (const name of ['nodes', 'usage', 'place', 'release', 'activate', 'check', 'quotas', 'cordon', 'uncordon', 'drain', 'node', 'events', 'watch', 'cluster']) {
       const ctx = recordingContext();
@@ -36,6 +44,9 @@ describe('commands a user types, before anything is sent', () => {
       [['activate'], 'allot activate: missing <allocationId>'],
       [['activate', 'n1 7'], 'allot activate: "n1 7" is not an allocation id (<nodeId>:<counter>)'],
       [['activate', 'n1:7'], 'allot activate: --tenant: name the tenant that owns the reservation'],
+      [['resize'], 'allot resize: missing <allocationId>'],
+      [['resize', 'n1:7', '--tenant', 'demo', '--vcpus', '2'], 'allot resize: name the new size: --memory-mib <MiB> and --vcpus <n>'],
+      [['resize', 'n1:7', '--tenant', 'demo', '--memory-mib', '1G', '--vcpus', '2'], 'allot resize: --memory-mib: "1G" is not a whole number'],
       [['usage', '--node', 'a.b'], 'allot usage: --node: "a.b": letters, digits, "_" and "-" only'],
       [['nodes', '--liveness', 'zombie'], 'allot nodes: --liveness: "zombie" is not ready, suspect or lost'],
       [['nodes', '--timeout', 'soon'], 'allot nodes: --timeout: "soon" is not a whole number of milliseconds'],
@@ -94,6 +105,10 @@ describe('commands against scheduler endpoints on a real nats-server', () => {
           ? err('insufficient_capacity', '0/3 nodes are available: 3 Insufficient memory', { requested: r.request.resources.memoryMiB, largestFree: 65_536 })
           : ok({ nodeId: 'sim-large', allocation: sampleAllocation(r.request.requestId), cpuset: [1, 4], preempted: [], attempts: 1 }),
       release: (r) => ok({ ...sampleAllocation(r.placementRequestId), status: 'released' }),
+      resize: (r) =>
+        r.resources.vcpus > 32
+          ? err('insufficient_capacity', 'cpu: 30 more vCPUs requested, 4 of 28 shared vCPUs free', { resourceType: 'cpu', requested: 30, free: 4 })
+          : ok({ ...sampleAllocation('vm-9'), id: r.allocationId, granted: r.resources }),
       activate: (r) => (r.allocationId === 'sim-large:1' ? ok({ ...sampleAllocation('vm-8'), status: 'active' }) : err('not_found', `no reservation ${r.allocationId}`, { allocationId: r.allocationId })),
       efficiency: () =>
         ok({
@@ -147,6 +162,16 @@ describe('commands against scheduler endpoints on a real nats-server', () => {
     const missing = recordingContext({ env: env() });
     expect(await runCli(['activate', 'sim-large:99', '--tenant', 'demo'], missing)).toBe(1);
     expect(missing.stderr[0]).toBe('allot activate: not_found: no reservation sim-large:99');
+  });
+
+  it('resize sends the new size to the tenant subject and prints the allocation; a refusal exits 1 with the figures', async () => {
+    const ctx = recordingContext({ env: env() });
+    expect(await runCli(['resize', 'sim-large:3', '--tenant', 'demo', '--memory-mib', '4096', '--vcpus', '4', '--request-id', 'rs-1'], ctx)).toBe(0);
+    expect(ctx.text()).toContain('resized');
+    expect(fake.requests.at(-1)).toMatchObject({ verb: 'resize', request: { requestId: 'rs-1', allocationId: 'sim-large:3', tenantId: 'demo', resources: { memoryMiB: 4096, vcpus: 4 } } });
+    const refused = recordingContext({ env: env() });
+    expect(await runCli(['resize', 'sim-large:3', '--tenant', 'demo', '--memory-mib', '4096', '--vcpus', '34'], refused)).toBe(1);
+    expect(refused.stderr.join('\n')).toContain('insufficient_capacity');
   });
 
   it('usage --efficiency prints the reference VM and, per resource, use, what fits and what is stranded', async () => {

@@ -1,3 +1,4 @@
+import { ALLOT_VERSION } from '@allot/core';
 import type { CliContext } from './context.ts';
 import { EXIT } from './exit-codes.ts';
 import type { Command } from './commands/command.ts';
@@ -51,7 +52,7 @@ export function topLevelHelp(): string {
     'Commands:',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
-    "Run 'allot <command> --help' for a command's flags. Every command takes --json and the NATS connection flags.",
+    "Run 'allot <command> --help' for a command's flags. Every command takes --json and the NATS connection flags. 'allot --version' prints the release.",
     'Exit codes: 0 ok, 1 refused by allot, 2 usage error, 3 NATS or the coordinator cannot be reached.',
   ].join('\n');
 }
@@ -63,6 +64,10 @@ export async function runCli(argv: readonly string[], ctx: CliContext): Promise<
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     ctx.out(topLevelHelp());
     return name === undefined ? EXIT.usage : EXIT.ok;
+  }
+  if (name === '--version' || name === 'version') {
+    ctx.out(`allot ${ALLOT_VERSION} (node ${process.version})`);
+    return EXIT.ok;
   }
   const command = COMMANDS.find((c) => c.name === name);
   if (!command) {

@@ -1,4 +1,4 @@
-import type { AllotError } from '@allot/core';
+import { ALLOT_VERSION, type AllotError } from '@allot/core';
 import { connectionCounters, connectNats, NATS_AUTH_FAILED } from '@allot/nats';
 import { observeNatsConnection, readBearerTokenFile, sendJson, serveHttp, startMetrics, startTracing, type HttpServer } from '@allot/telemetry';
 import { loadCoordinatorConfig } from './config.ts';
@@ -48,7 +48,7 @@ async function main(): Promise<number> {
     }
     metricsToken = token;
   }
-  const telemetry = c.metrics === undefined ? undefined : startMetrics({ service: 'allot-coordinator', nodeId: c.coordinatorId });
+  const telemetry = c.metrics === undefined ? undefined : startMetrics({ service: 'allot-coordinator', nodeId: c.coordinatorId, version: ALLOT_VERSION });
   if (telemetry !== undefined) observeNatsConnection(connectionCounters);
   let state: 'starting' | 'ready' | 'stopping' = 'starting';
   let metricsServer: HttpServer | undefined;

@@ -9,3 +9,4 @@ export * from './codec.ts';
 export * from './probe.ts';
 export type { Logger } from './logger.ts';
 export * from './efficiency.ts';
+export * from './version.ts';

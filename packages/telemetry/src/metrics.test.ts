@@ -36,4 +36,11 @@ describe('startMetrics', () => {
     expect((await fetch(`${server.url}/metrics`, { method: 'POST' })).status).toBe(405);
     expect((await fetch(`${server.url}/boom`)).status).toBe(500);
   });
+
+  it('exports allot_build_info with the release and the Node version', async () => {
+    m = startMetrics({ service: 'allot-test', version: '9.8.7' });
+    server = await serveHttp({ host: '127.0.0.1', port: 0, routes: { '/metrics': m.handler } });
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    expect(text).toContain(`allot_build_info{version="9.8.7",node_version="${process.version}"} 1`);
+  });
 });

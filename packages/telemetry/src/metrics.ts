@@ -15,6 +15,8 @@ export type MetricsOptions = {
   service: string;
   /** service.instance.id: the node id of an agent, the coordinator id. */
   nodeId?: string;
+  /** The release (ALLOT_VERSION), exported as `allot_build_info{version,node_version} 1`, as Prometheus' own build_info. */
+  version?: string;
 };
 
 export type StartedMetrics = {
@@ -46,6 +48,13 @@ export function startMetrics(options: MetricsOptions): StartedMetrics {
     ],
   });
   metrics.setGlobalMeterProvider(meterProvider);
+  if (options.version !== undefined) {
+    const build = { version: options.version, node_version: process.version };
+    meterProvider
+      .getMeter('allot')
+      .createObservableGauge('allot_build_info', { description: 'Always 1; the labels say which release and which Node run this process' })
+      .addCallback((r) => r.observe(1, build));
+  }
   return {
     meterProvider,
     handler: (req, res) => {
