@@ -90,7 +90,7 @@ describe('allot cluster, with stand-in agent and coordinator processes', () => {
     const ctx = recordingContext({ cwd, env: { PATH: process.env['PATH'] ?? '', FAKE_NODES: 'n1,n2', FAKE_STOP_ORDER_FILE: order } });
     const running = runCluster(await options(cwd), ctx);
     await waitFor(() => ctx.text().includes('The cluster is up'), { timeoutMs: 30_000, message: 'the cluster to be up' });
-    expect(ctx.text()).toMatch(/NODE +LIVENESS[\s\S]*n1 +ready[\s\S]*n2 +ready/);
+    expect(ctx.text()).toMatch(/NODE +STATE[\s\S]*n1 +ready[\s\S]*n2 +ready/);
     ctx.interrupt();
     expect(await running).toBe(0);
     const stopped = readFileSync(order, 'utf8').trim().split('\n');
