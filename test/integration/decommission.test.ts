@@ -1,3 +1,5 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentRequest, cleanupAll, readEvents, startLocalCluster, waitFor, type LocalCluster } from '../harness/index.ts';
 
@@ -26,6 +28,17 @@ beforeAll(async () => {
 afterAll(async () => {
   await cleanupAll();
 });
+
+const CLI = fileURLToPath(new URL('../../apps/cli/src/main.ts', import.meta.url));
+
+/** The real `allot` CLI against the cluster's server. */
+function allot(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args, '-s', cluster.server.url], { timeout: 60_000 }, (error, stdout, stderr) => {
+      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout, stderr });
+    });
+  });
+}
 
 const placeOn = (requestId: string, nodeId: string, tenantId = 'acme') =>
   cluster.sched('place', { request: { requestId, tenantId, resources: { memoryMiB: 1024, vcpus: 1 } }, placement: { strategy: 'manual', nodeId } }, 10_000);
@@ -131,10 +144,18 @@ describe('node decommission against real agents and coordinators', () => {
   it('keeps a decommissioned node that still answers and holds a VM, listed, until that VM is released', async () => {
     const placed = await placeOn('live-1', 'n2', 'beta');
     if (!placed.ok) throw new Error(placed.error.message);
+    // Through the operator's CLI, as a person would.
+    const cli = await allot('node', 'decommission', 'n2', '--reason', 'end of lease', '--request-id', 'decom-n2');
+    expect(cli.stderr).toBe('');
+    expect(cli.code).toBe(0);
+    expect(cli.stdout).toContain('n2 decommissioned (its agent answered and is cordoned)');
+    expect(cli.stdout).toContain('1 allocation still on it: move or release them');
     const d = await cluster.sched('node.decommission', { requestId: 'decom-n2', nodeId: 'n2' }, 30_000);
     if (!d.ok) throw new Error(d.error.message);
     expect(d.value).toMatchObject({ answered: true, failed: [], gone: [], remainingCount: 1, removed: false });
     expect(d.value.remaining.map((a) => a.requestId)).toEqual(['live-1']);
+    const listed = await allot('nodes', '--state', 'decommissioned');
+    expect(listed.stdout).toMatch(/NODE +STATE[\s\S]*\nn2 +decommissioned /);
     const n2 = await cluster.sched('node', { nodeId: 'n2' });
     expect(n2.ok && n2.value.state).toBe('decommissioned');
     const usage = await cluster.sched('usage', {});
