@@ -1,5 +1,4 @@
 import { err, ok, type Allocation, type Result } from '@allot/core';
-import type { Change, HostState } from './host-state.ts';
 import type { HostRecord, RetainedResize } from './records.ts';
 import type { ResourceSlice } from './slice.ts';
 
@@ -9,6 +8,28 @@ import type { ResourceSlice } from './slice.ts';
  * `resized` record that carries the whole allocation after it, so a replay puts back exactly that grant. Idempotent by
  * the resize's own request id, remembered for the retention window like released allocations.
  */
+
+/**
+ * What a resize reads and changes of the host's state. HostState, which calls these functions, is one; named here so
+ * that this module does not import the module that imports it (no cycles, type-only ones included).
+ */
+interface ResizeHost {
+  readonly nodeId: string;
+  readonly slices: { readonly list: readonly ResourceSlice[] };
+  readonly live: ReadonlyMap<string, Allocation>;
+  readonly resizes: ResizeBook;
+  readonly cordon: { readonly cordoned: boolean; readonly reason: string };
+  seq: number;
+  find(allocationId: string): Allocation | undefined;
+  replaceLive(next: Allocation): void;
+  recordedFence(requestId: string): number;
+}
+
+/** The allocation after a resize and the record to journal (none when a seen resize is answered again). */
+interface Change {
+  readonly allocation: Allocation;
+  readonly record?: HostRecord;
+}
 
 /** One resize: the allocation, its new amounts, the resize's idempotency key and the coordinator's fence if any. */
 export interface ResizeRequest {
@@ -65,7 +86,7 @@ function sameResize(done: Allocation, request: ResizeRequest): boolean {
 }
 
 /** The slices that hold a share of the allocation (the types its request asked for). */
-function holding(state: HostState, allocation: Allocation): ResourceSlice[] {
+function holding(state: ResizeHost, allocation: Allocation): ResourceSlice[] {
   return state.slices.list.filter((slice) => slice.amountOf(allocation.request) > 0);
 }
 
@@ -73,7 +94,7 @@ function holding(state: HostState, allocation: Allocation): ResourceSlice[] {
  * Resizes a live, active allocation: the change and its record, or the refusal (nothing changed). A seen resize
  * request id answers what it did (no record); the same id for another resize is a `conflict`.
  */
-export function resizeLive(state: HostState, request: ResizeRequest, now: number): Result<Change> {
+export function resizeLive(state: ResizeHost, request: ResizeRequest, now: number): Result<Change> {
   const seen = state.resizes.get(request.requestId);
   if (seen !== undefined) {
     if (sameResize(seen.allocation, request)) return ok({ allocation: seen.allocation });
@@ -124,7 +145,7 @@ export function resizeLive(state: HostState, request: ResizeRequest, now: number
 }
 
 /** Replays a `resized` record: each slice holds exactly the recorded grant (no capacity check: it was admitted). */
-export function replayResize(state: HostState, record: Extract<HostRecord, { kind: 'resized' }>): Result<void> {
+export function replayResize(state: ResizeHost, record: Extract<HostRecord, { kind: 'resized' }>): Result<void> {
   const before = state.live.get(record.allocation.id);
   if (before === undefined) return err('internal', `journal resizes unknown allocation ${record.allocation.id}`);
   for (const slice of holding(state, before)) {
