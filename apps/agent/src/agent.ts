@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { AGENT_QUEUE, AGENT_SERVICE_NAME, ALLOT_VERSION, KV_NODES, usageSubject, ok, err, type AllotError, type Health, type HostHealth, type HostProbe, type Result, type UsageSnapshot } from '@allot/core';
 import type { HostManager } from '@allot/managers';
-import { AsyncJetStreamPublisher, Coalescer, connectNats, ensureKv, ensureStreams, publishDurable, serveService, type ServedService } from '@allot/nats';
+import { AsyncJetStreamPublisher, Coalescer, connectNats, ensureKv, ensureStreams, publishDurable, retryWithBackoff, serveService, type ServedService } from '@allot/nats';
 import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { hostname } from 'node:os';
@@ -162,20 +162,18 @@ export class Agent {
   /** Connects to NATS, retrying until it succeeds or the agent stops: the host keeps its state meanwhile. */
   async #connect(identity: string): Promise<Result<void>> {
     const log = this.log.child({ component: 'nats' });
-    let delay = 500;
-    for (;;) {
-      const nc = await connectNats(this.config.nats, { name: `allot-agent-${this.config.nodeId}`, logger: log, onReconnect: () => this.#republish(), onClosed: (error) => this.#connectionLost(error) });
-      if (nc.ok) {
-        this.#nc = nc.value;
-        break;
-      }
-      if (nc.error.code === 'invalid_request') return nc;
-      if (this.#stopping) return err('unavailable', 'stopped before NATS was reachable');
-      log.warn({ err: nc.error, retryInMs: delay }, 'NATS not reachable yet; the host keeps its state and the agent retries');
-      await new Promise((resolve) => setTimeout(resolve, delay));
-      delay = Math.min(delay * 2, 10_000);
-    }
-    const nc = this.#nc;
+    const connected = await retryWithBackoff(
+      () => connectNats(this.config.nats, { name: `allot-agent-${this.config.nodeId}`, logger: log, onReconnect: () => this.#republish(), onClosed: (error) => this.#connectionLost(error) }),
+      {
+        // A refused credential or a bad config file (invalid_request) cannot be helped by waiting.
+        retryable: (r) => !r.ok && r.error.code !== 'invalid_request',
+        stopped: () => this.#stopping,
+        onWait: (r, waitMs) => log.warn({ err: r.ok ? undefined : r.error, retryInMs: waitMs }, 'NATS not reachable yet; the host keeps its state and the agent retries'),
+      },
+    );
+    if (!connected.ok) return connected.error.code === 'invalid_request' ? connected : err('unavailable', 'stopped before NATS was reachable');
+    const nc = connected.value;
+    this.#nc = nc;
     // Serving does not wait for JetStream: while a NATS cluster re-forms it may have no leader for a while. The streams
     // are ensured in the background; usage and events are retried until they are stored.
     void this.#ensureStreamsUntilDone(nc, log);
@@ -236,16 +234,20 @@ export class Agent {
    */
   async #acquireLease(nc: NatsConnection, identity: string, log: Logger): Promise<Result<NodeLease>> {
     const holder = { identity, bootId: this.bootId, host: hostname(), pid: process.pid, since: Date.now() };
-    for (let delay = 500; ; delay = Math.min(delay * 2, 10_000)) {
-      if (this.#stopping) return err('unavailable', 'stopped before the node lease was taken');
-      const kv = await ensureKv(jetstream(nc), KV_NODES, { history: 1, replicas: this.config.jetstreamReplicas, ttlMs: NODE_LEASE_TTL_MS });
-      const lease = kv.ok
-        ? await NodeLease.acquire(kv.value as unknown as LeaseKv, this.config.nodeId, holder, { log: log.child({ component: 'lease' }), onLost: (error) => this.#leaseLost(error) })
-        : kv;
-      if (lease.ok || lease.error.code !== 'unavailable') return lease;
-      log.warn({ err: lease.error, retryInMs: delay }, 'cannot take the node lease yet (JetStream not answering); nothing is served until then');
-      await new Promise((resolve) => setTimeout(resolve, delay).unref());
-    }
+    const lease = await retryWithBackoff(
+      async (): Promise<Result<NodeLease>> => {
+        if (this.#stopping) return err('unavailable', 'stopped before the node lease was taken');
+        const kv = await ensureKv(jetstream(nc), KV_NODES, { history: 1, replicas: this.config.jetstreamReplicas, ttlMs: NODE_LEASE_TTL_MS });
+        return kv.ok ? NodeLease.acquire(kv.value as unknown as LeaseKv, this.config.nodeId, holder, { log: log.child({ component: 'lease' }), onLost: (error) => this.#leaseLost(error) }) : kv;
+      },
+      {
+        retryable: (r) => !r.ok && r.error.code === 'unavailable',
+        stopped: () => this.#stopping,
+        holdsProcess: false,
+        onWait: (r, waitMs) => log.warn({ err: r.ok ? undefined : r.error, retryInMs: waitMs }, 'cannot take the node lease yet (JetStream not answering); nothing is served until then'),
+      },
+    );
+    return lease.ok || !this.#stopping ? lease : err('unavailable', 'stopped before the node lease was taken');
   }
 
   /** Another agent holds this node now: stop answering at once, then exit non-zero (the supervisor decides what next). */
@@ -277,16 +279,22 @@ export class Agent {
 
   /** Creates the usage and events streams when missing, retrying with backoff until JetStream answers or the agent stops. */
   async #ensureStreamsUntilDone(nc: NatsConnection, log: Logger): Promise<void> {
-    for (let delay = 500; !this.#stopping; delay = Math.min(delay * 2, 10_000)) {
-      try {
-        const streams = await ensureStreams(await jetstreamManager(nc), { replicas: this.config.jetstreamReplicas });
-        if (streams.ok) return;
-        log.warn({ err: streams.error, retryInMs: delay }, 'could not create the usage and events streams yet; retrying');
-      } catch (error) {
-        log.warn({ err: error, retryInMs: delay }, 'JetStream not ready yet; retrying');
-      }
-      await new Promise((resolve) => setTimeout(resolve, delay).unref());
-    }
+    await retryWithBackoff(
+      async () => {
+        try {
+          const streams = await ensureStreams(await jetstreamManager(nc), { replicas: this.config.jetstreamReplicas });
+          return streams.ok ? undefined : streams.error;
+        } catch (error) {
+          return error;
+        }
+      },
+      {
+        retryable: (failure) => failure !== undefined,
+        stopped: () => this.#stopping,
+        holdsProcess: false,
+        onWait: (failure, waitMs) => log.warn({ err: failure, retryInMs: waitMs }, 'could not create the usage and events streams yet (JetStream not ready); retrying'),
+      },
+    );
   }
 
   /** After a NATS outage: publish the current state again and send the events that waited. */

@@ -1,5 +1,5 @@
 import { ALLOT_VERSION, CLUSTER_EVENT_NODE, err, eventSubject, KV_PLACEMENTS, ok, type AllotEvent, type Result } from '@allot/core';
-import { ensureKv, ensureStreams, publishDurable, versionAtLeast, type ServedService } from '@allot/nats';
+import { ensureKv, ensureStreams, publishDurable, retryWithBackoff, versionAtLeast, type ServedService } from '@allot/nats';
 import type { Logger } from 'pino';
 import { AgentClient } from './agents.ts';
 import { ClusterManager } from './cluster-manager.ts';
@@ -71,16 +71,14 @@ export function withoutAsyncTraces(nc: NatsConnection): void {
 }
 
 /** Retries a JetStream step while it answers unavailable or timeout, with a capped backoff, logging each wait. */
-async function untilJetStreamAnswers<T>(logger: Logger, step: () => Promise<Result<T>>, maxWaitMs = 5 * 60_000): Promise<Result<T>> {
-  const deadline = Date.now() + maxWaitMs;
-  let delay = 250;
-  for (;;) {
-    const result = await step();
-    if (result.ok || (result.error.code !== 'unavailable' && result.error.code !== 'timeout') || Date.now() >= deadline) return result;
-    logger.warn({ err: result.error, retryInMs: delay }, 'JetStream not ready yet; retrying');
-    await new Promise((resolve) => setTimeout(resolve, delay));
-    delay = Math.min(delay * 2, 5_000);
-  }
+function untilJetStreamAnswers<T>(logger: Logger, step: () => Promise<Result<T>>, maxWaitMs = 5 * 60_000): Promise<Result<T>> {
+  return retryWithBackoff(step, {
+    initialMs: 250,
+    maxMs: 5_000,
+    deadlineMs: maxWaitMs,
+    retryable: (r) => !r.ok && (r.error.code === 'unavailable' || r.error.code === 'timeout'),
+    onWait: (r, waitMs) => logger.warn({ err: r.ok ? undefined : r.error, retryInMs: waitMs }, 'JetStream not ready yet; retrying'),
+  });
 }
 
 /**

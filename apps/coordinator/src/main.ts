@@ -1,5 +1,5 @@
 import { ALLOT_VERSION, type AllotError } from '@allot/core';
-import { connectionCounters, connectNats, NATS_AUTH_FAILED } from '@allot/nats';
+import { connectionCounters, connectNats, NATS_AUTH_FAILED, retryWithBackoff } from '@allot/nats';
 import { observeNatsConnection, readBearerTokenFile, sendJson, serveHttp, startMetrics, startTracing, type HttpServer } from '@allot/telemetry';
 import { loadCoordinatorConfig } from './config.ts';
 import { startCoordinator } from './coordinator.ts';
@@ -81,12 +81,10 @@ async function main(): Promise<number> {
   const natsOptions = { name: `allot-coordinator-${c.coordinatorId}`, logger, onClosed: connectionLost };
   // NATS may come up after us (a whole cluster restarting): keep trying, as the agents do; a bad credential or
   // config (invalid_request) stops at once.
-  let nc = await connectNats(c.nats, natsOptions);
-  for (let delay = 500; !nc.ok && nc.error.code !== 'invalid_request'; delay = Math.min(delay * 2, 10_000)) {
-    logger.warn({ err: nc.error, retryInMs: delay }, 'NATS not reachable yet; retrying');
-    await new Promise((resolve) => setTimeout(resolve, delay));
-    nc = await connectNats(c.nats, natsOptions);
-  }
+  const nc = await retryWithBackoff(() => connectNats(c.nats, natsOptions), {
+    retryable: (r) => !r.ok && r.error.code !== 'invalid_request',
+    onWait: (r, waitMs) => logger.warn({ err: r.ok ? undefined : r.error, retryInMs: waitMs }, 'NATS not reachable yet; retrying'),
+  });
   if (!nc.ok) {
     // Refused credentials, a certificate that does not verify, an unreadable key file: restarting cannot help, so the
     // exit code is a configuration error's (2) and the message names the server's answer and the file.

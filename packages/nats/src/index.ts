@@ -22,3 +22,4 @@ export {
   type LoadProcessConfigInput,
   type PrepareContext,
 } from './config/index.ts';
+export { backoffDelays, retryWithBackoff, type BackoffOptions, type RetryOptions } from './retry.ts';
