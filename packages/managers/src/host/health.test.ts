@@ -4,11 +4,12 @@ import { topologyFixture } from '../cpu/index.ts';
 import { ManagerFactory } from '../factory.ts';
 import { FakeClock } from '../testing/fake-clock.ts';
 import { FakeProbe } from '../testing/fake-probe.ts';
+import { percentText } from './slice.ts';
 
 const topology = topologyFixture({ sockets: 1, numaPerSocket: 1, coresPerNuma: 4, threadsPerCore: 1 });
 const TOTAL_MIB = 32768;
 
-/** A host of 32 GiB whose probe reports `usedMiB`; default thresholds (used: degraded 900‰, unhealthy 980‰; stale after 30 s). */
+/** A host of 32 GiB whose probe reports `usedMiB`; default thresholds (used: degraded 90%, unhealthy 98%; stale after 30 s). */
 function host(usedMiB: number) {
   const clock = new FakeClock();
   const probe = new FakeProbe({ topology, now: () => clock.now() });
@@ -24,13 +25,13 @@ describe('host health', () => {
     const { host: h } = host(Math.ceil((TOTAL_MIB * 980) / 1000));
     const health = unwrap(await h.healthCheck());
     expect(health.status).toBe('unhealthy');
-    expect(reasons(health)).toContain('memory: 980‰ of the capacity is really used (unhealthy at 980‰)');
+    expect(reasons(health)).toContain('memory: 98% of the capacity is really used (unhealthy at 98%)');
   });
 
   it('is only Degraded just below the unhealthy threshold, and Healthy below the degraded one', async () => {
     const below = unwrap(await host(Math.floor((TOTAL_MIB * 979) / 1000)).host.healthCheck());
     expect(below.status).toBe('degraded');
-    expect(reasons(below).join()).toContain('really used (degraded at 900‰)');
+    expect(reasons(below).join()).toContain('really used (degraded at 90%)');
     expect(unwrap(await host(Math.floor((TOTAL_MIB * 899) / 1000)).host.healthCheck())).toEqual({ status: 'healthy' });
   });
 
@@ -43,5 +44,11 @@ describe('host health', () => {
     expect(reasons(stale)).toContain('memory: the last probe sample is 30001 ms old (stale after 30000 ms)');
     await probe.sample();
     expect(unwrap(await h.healthCheck())).toEqual({ status: 'healthy' });
+  });
+});
+
+describe('health reasons for people', () => {
+  it('give per-mille figures as percentages, with a decimal only where one is needed', () => {
+    expect([percentText(980), percentText(985), percentText(1000), percentText(7)]).toEqual(['98%', '98.5%', '100%', '0.7%']);
   });
 });

@@ -78,6 +78,11 @@ export interface ResourceSlice {
 }
 
 /** Per mille of `whole`, an integer (0 when whole is 0). */
+/** A per-mille figure as a person reads it: 980 -> "98%", 985 -> "98.5%" (thresholds stay integers in per mille). */
+export function percentText(pm: number): string {
+  return `${pm % 10 === 0 ? pm / 10 : (pm / 10).toFixed(1)}%`;
+}
+
 export function permille(part: number, whole: number): number {
   return whole <= 0 ? 0 : Math.floor((part * 1000) / whole);
 }
@@ -101,12 +106,12 @@ export function sliceHealth(
   if (committed > effectiveCapacity) degraded.push(`${type}: committed ${committed} is above the effective capacity ${effectiveCapacity} after a forced shrink; nothing new is admitted`);
   const committedPm = permille(committed, effectiveCapacity);
   if (effectiveCapacity > 0 && committedPm >= thresholds.committedDegradedPermille) {
-    degraded.push(`${type}: ${committedPm}‰ of the effective capacity is committed (degraded at ${thresholds.committedDegradedPermille}‰)`);
+    degraded.push(`${type}: ${percentText(committedPm)} of the effective capacity is committed (degraded at ${percentText(thresholds.committedDegradedPermille)})`);
   }
   if (softLimit !== undefined && committed > softLimit) degraded.push(`${type}: committed ${committed} is above the soft limit ${softLimit}`);
   const usedPm = permille(used, capacity);
-  if (usedPm >= thresholds.usedUnhealthyPermille) unhealthy.push(`${type}: ${usedPm}‰ of the capacity is really used (unhealthy at ${thresholds.usedUnhealthyPermille}‰)`);
-  else if (usedPm >= thresholds.usedDegradedPermille) degraded.push(`${type}: ${usedPm}‰ of the capacity is really used (degraded at ${thresholds.usedDegradedPermille}‰)`);
+  if (usedPm >= thresholds.usedUnhealthyPermille) unhealthy.push(`${type}: ${percentText(usedPm)} of the capacity is really used (unhealthy at ${percentText(thresholds.usedUnhealthyPermille)})`);
+  else if (usedPm >= thresholds.usedDegradedPermille) degraded.push(`${type}: ${percentText(usedPm)} of the capacity is really used (degraded at ${percentText(thresholds.usedDegradedPermille)})`);
   if (unhealthy.length > 0) return { status: 'unhealthy', reasons: [...unhealthy, ...degraded] };
   if (degraded.length > 0) return { status: 'degraded', reasons: degraded };
   return { status: 'healthy' };
