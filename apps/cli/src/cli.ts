@@ -18,6 +18,7 @@ import { watchCommand } from './commands/watch.ts';
 import { auditCommand } from './commands/audit.ts';
 import { securityCommand } from './commands/security.ts';
 import { CONNECTION_OPTIONS } from './connection.ts';
+import { runCompletion } from './completion/index.ts';
 
 export const COMMANDS: readonly Command[] = [
   nodesCommand,
@@ -51,6 +52,7 @@ export function topLevelHelp(): string {
     '',
     'Commands:',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    `  ${'completion'.padEnd(width)}  a bash or zsh completion script`,
     '',
     "Run 'allot <command> --help' for a command's flags. Every command takes --json and the NATS connection flags. 'allot --version' prints the release.",
     'Exit codes: 0 ok, 1 refused by allot, 2 usage error, 3 NATS or the coordinator cannot be reached.',
@@ -65,6 +67,7 @@ export async function runCli(argv: readonly string[], ctx: CliContext): Promise<
     ctx.out(topLevelHelp());
     return name === undefined ? EXIT.usage : EXIT.ok;
   }
+  if (name === 'completion') return runCompletion(rest, ctx, COMMANDS);
   if (name === '--version' || name === 'version') {
     ctx.out(`allot ${ALLOT_VERSION} (node ${process.version})`);
     return EXIT.ok;
