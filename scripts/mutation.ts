@@ -1,14 +1,16 @@
 /**
- * pnpm mutation [package...] [--concurrency N] [--minutes M] [--incremental] [--baseline]
+ * pnpm mutation [package...] [--concurrency N] [--minutes M] [--incremental [--retest-survivors]] [--baseline]
  *
  * Mutation testing (Stryker with its vitest runner) over the core packages, one package after another, each run bounded
  * in time. Not part of CI: a full run takes tens of minutes on 2 cores. Scores and the survivors left on purpose are in
  * docs/benchmarks.md (Mutation testing). Reports: tmp/mutation/<package>.html and .json.
  * --baseline leaves out the *.mutation.test.ts files (the tests written against survivors), to measure without them.
  * --incremental reuses tmp/mutation/<package>.incremental.json: only mutants whose code or covering tests changed run.
+ * --retest-survivors (with --incremental) drops the survivors from that file first, so they run again against every
+ * test: Stryker reuses a survivor whose old covering tests did not change even when a new test now covers it.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -30,6 +32,7 @@ const { values, positionals } = parseArgs({
     minutes: { type: 'string', default: '30' },
     incremental: { type: 'boolean', default: false },
     baseline: { type: 'boolean', default: false },
+    'retest-survivors': { type: 'boolean', default: false },
   },
 });
 
@@ -81,6 +84,7 @@ async function runOne(name: string): Promise<number> {
     thresholds: { high: 90, low: 80, break: null },
     cleanTempDir: 'always',
   };
+  if (values['retest-survivors']) dropSurvivors(path.join(root, config.incrementalFile));
   const file = path.join(outDir, `${name}${suffix}.stryker.json`);
   writeFileSync(file, JSON.stringify(config, null, 2));
   const limitMs = Number(values.minutes) * 60_000;
@@ -97,4 +101,12 @@ async function runOne(name: string): Promise<number> {
   const code = await new Promise<number>((resolve) => child.on('exit', (c) => resolve(c ?? 1)));
   clearTimeout(timer);
   return code;
+}
+
+/** Removes the survived and uncovered mutants from an incremental file, so the next incremental run tests them again. */
+function dropSurvivors(file: string): void {
+  if (!existsSync(file)) return;
+  const report = JSON.parse(readFileSync(file, 'utf8')) as { files: Record<string, { mutants: Array<{ status: string }> }> };
+  for (const f of Object.values(report.files)) f.mutants = f.mutants.filter((m) => m.status !== 'Survived' && m.status !== 'NoCoverage');
+  writeFileSync(file, JSON.stringify(report));
 }
