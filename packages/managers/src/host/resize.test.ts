@@ -200,6 +200,17 @@ describe('resize', () => {
     expect(await figures(replayed)).toEqual(live);
   });
 
+  it('does not grow into the room a preemption holds during its grace period', async () => {
+    const h = host({ memoryMiB: 4096 });
+    const low = unwrap(await h.allocate(vm('low', 2048, 1)));
+    const mine = unwrap(await h.allocate(vm('mine', 1024, 1)));
+    unwrap(await h.preempt(vm('high', 3072, 1, undefined, { priority: 50 }), [low.id], { graceMs: 30_000 }));
+    const grow = await h.resize(resize('z1', mine.id, 2048, 1));
+    expect(!grow.ok && grow.error).toMatchObject({ code: 'insufficient_capacity', details: { reason: 'held_for_preemption', preemptedBy: 'high', allocationId: mine.id } });
+    expect(unwrap(await h.getAllocations()).find((a) => a.id === mine.id)?.granted.memoryMiB).toBe(1024);
+    expect(unwrap(await h.resize(resize('z2', mine.id, 512, 1))).granted.memoryMiB).toBe(512);
+  });
+
   it('lets a cordoned host shrink an allocation but not grow one', async () => {
     const h = host();
     const a = unwrap(await h.allocate(vm('r1', 2048, 2)));

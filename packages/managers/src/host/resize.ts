@@ -23,6 +23,8 @@ interface ResizeHost {
   find(allocationId: string): Allocation | undefined;
   replaceLive(next: Allocation): void;
   recordedFence(requestId: string): number;
+  /** Refused when a preemption in its grace period would no longer find its room (a growth just applied took it). */
+  roomHeldForWaiting?(): Result<void>;
 }
 
 /** The allocation after a resize and the record to journal (none when a seen resize is answered again). */
@@ -135,6 +137,12 @@ export function resizeLive(state: ResizeHost, request: ResizeRequest, now: numbe
     }
     done.push(slice);
     if (resized.value !== null) cpu = resized.value;
+  }
+  // A growth may not take the room a preemption in its grace period holds until its deadline.
+  const room = grows && state.roomHeldForWaiting !== undefined ? state.roomHeldForWaiting() : ok(undefined);
+  if (!room.ok) {
+    for (const d of done) d.reshape(allocation);
+    return { ok: false, error: { ...room.error, details: { ...room.error.details, allocationId: allocation.id } } };
   }
   const next: Allocation = { ...allocation, granted: { ...granted, memoryMiB: request.memoryMiB, vcpus: request.vcpus }, cpu, updatedAt: now };
   state.seq += 1;
