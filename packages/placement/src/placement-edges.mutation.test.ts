@@ -190,3 +190,24 @@ describe('seeded chance', () => {
     expect([r(), r(), r()]).toEqual([0.6011037519201636, 0.44829055899754167, 0.8524657934904099]);
   });
 });
+
+describe('strategies in the decision', () => {
+  it('each decision names its strategy, in its fields and its message', () => {
+    const c = cluster([{ id: 'a', labels: { zone: 'z1' } }, { id: 'b', labels: { zone: 'z2' } }]);
+    for (const strategy of ['binpack', 'spread', 'spread-domain', 'round-robin'] as const) {
+      const d = unwrap(decide(c, allocationRequest(1024, 1), opts({ strategy }), ctx()));
+      expect(d.strategy).toBe(strategy);
+      expect(d.message.endsWith(`(${strategy}).`)).toBe(true);
+    }
+    expect(unwrap(decide(c, allocationRequest(1024, 1), opts({ strategy: 'manual', nodeId: 'a' }), ctx())).strategy).toBe('manual');
+  });
+
+  it('spread ranks by what is left after placement, CPU included, not only by the free memory it walks in', () => {
+    // Walked most free memory first: roomy-but-busy (CPU nearly full), then tighter-idle.
+    const c = cluster([
+      { id: 'roomy-but-busy', memoryMiB: 16384, memoryCommitted: 0, cores: 16, sharedVcpusCommitted: 15 },
+      { id: 'tighter-idle', memoryMiB: 16384, memoryCommitted: 4096, cores: 16 },
+    ]);
+    expect(unwrap(decide(c, allocationRequest(1024, 1), opts({ strategy: 'spread' }), ctx())).candidates).toEqual(['tighter-idle', 'roomy-but-busy']);
+  });
+});
