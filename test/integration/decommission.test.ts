@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentRequest, cleanupAll, readEvents, startLocalCluster, waitFor, type LocalCluster } from '../harness/index.ts';
+import { agentRequest, cleanupAll, readEvents, startLocalCluster, waitFor, type LocalCluster, type ProcessHandle } from '../harness/index.ts';
 
 /*
  * Node states and decommission with real processes: a nats-server 2.12+, three agents on simulated hosts (durable
@@ -9,6 +9,7 @@ import { agentRequest, cleanupAll, readEvents, startLocalCluster, waitFor, type 
  * 500 ms, suspect after 1.5 s, lost after 4 s), the sweep runs every second with a 2 s grace.
  */
 let cluster: LocalCluster;
+let late: ProcessHandle | undefined;
 const LOST_AFTER_MS = 4_000;
 
 beforeAll(async () => {
@@ -114,12 +115,16 @@ describe('node decommission against real agents and coordinators', () => {
     // Decommissioning again changes nothing and says so.
     const twice = await cluster.sched('node.decommission', { requestId: 'decom-n1-again', nodeId: 'n1' }, 30_000);
     expect(twice.ok && twice.value).toMatchObject({ decommissionedAt: d.value.decommissionedAt, failed: [], gone: [], removed: true });
+    // A coordinator started after the decommission reads it from KV before it rebuilds its view.
+    late = await cluster.addCoordinator();
     const events = await readEvents(cluster.nc, 'allot.events.cluster.node_decommissioned');
     expect(events).toEqual(expect.arrayContaining([expect.objectContaining({ kind: 'node_decommissioned', nodeId: 'n1' })]));
   }, 90_000);
 
   it('refuses the decommissioned node when its agent comes back: dropped from the view, the agent told why, its stray released by the sweep', async () => {
     const agent = await cluster.restartAgent('n1');
+    // Every coordinator refuses it, the one started after the decommission too.
+    await late?.waitForLine((l) => typeof l === 'object' && l['node'] === 'n1' && String(l['msg']).startsWith('decommissioned node reported again: refused'), 20_000);
     // The agent journals and logs the refusal it gets (a cordon naming the decommission).
     await agent.waitForLine((l) => typeof l === 'object' && String(l['msg']).includes('cordoned') && String(l['reason']).startsWith('decommissioned: motherboard'), 20_000);
     // The allocation it still held for before-1 (given up with the node) is released by the sweep.

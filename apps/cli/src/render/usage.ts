@@ -19,7 +19,7 @@ function cpuLine(c: { committed: number; effectiveCapacity: number; used: number
 export function renderClusterUsage(u: ClusterUsage): string {
   const n = u.nodes;
   return renderPairs([
-    ['nodes', `${n.total} (${n.ready} ready, ${n.suspect} suspect, ${n.lost} lost, ${n.cordoned} cordoned)`],
+    ['nodes', `${n.total} (${n.ready} ready, ${n.suspect} suspect, ${n.lost} lost, ${n.cordoned} cordoned${n.draining === undefined ? '' : `, ${n.draining} draining`}${(n.decommissioned ?? 0) > 0 ? `, ${n.decommissioned} decommissioned` : ''})`],
     ['memory', memoryLine(u.memory)],
     ['cpu', cpuLine(u.cpu)],
     ['allocations', String(u.allocationCount)],
