@@ -54,6 +54,8 @@ export interface LedgerToolIo {
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly log: Logger;
   readonly stdout: (text: string) => void;
+  /** Read when no --config names a file (the agent's own default, /etc/allot/agent.json). */
+  readonly defaultConfigFile?: string;
 }
 
 /** Runs one command; the exit code is 0 on success, 1 when the ledger or the input is at fault, 2 on a usage error. */
@@ -61,7 +63,7 @@ export async function runLedgerTool(io: LedgerToolIo): Promise<{ code: number; m
   const [command, ...rest] = io.argv;
   const flags = parseFlags(rest);
   if (!flags.ok) return { code: 2, message: `${flags.error}\n${LEDGER_TOOL_USAGE}` };
-  const loaded = loadAgentConfig({ argv: flags.value.configArgv, env: io.env, readFile: (path) => readFileSync(path, 'utf8'), hostname: hostname() });
+  const loaded = loadAgentConfig({ argv: flags.value.configArgv, env: io.env, readFile: (path) => readFileSync(path, 'utf8'), hostname: hostname(), ...(io.defaultConfigFile === undefined ? {} : { defaultConfigFile: io.defaultConfigFile }) });
   if (!loaded.ok) return { code: 2, message: loaded.error.message };
   const config = loaded.value;
   switch (command) {

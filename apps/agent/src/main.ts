@@ -8,7 +8,7 @@ import { connectionCounters, NATS_AUTH_FAILED, NATS_CONFIG_UNREADABLE, NATS_TLS_
 import { observeNatsConnection, readBearerTokenFile, sendJson, serveHttp, startMetrics, startTracing, type HttpServer } from '@allot/telemetry';
 import { Agent } from './agent.ts';
 import { LEASE_HELD } from './node-lease.ts';
-import { loadAgentConfig } from './config/index.ts';
+import { AGENT_DEFAULT_CONFIG, loadAgentConfig } from './config/index.ts';
 import { createLogger } from './logger.ts';
 
 // `allot-agent ledger ...`: the offline ledger tool (ledger-tool.ts) instead of the agent; nothing below runs.
@@ -19,6 +19,7 @@ if (process.argv[2] === 'ledger') {
     argv: process.argv.slice(3),
     env: process.env,
     log: pino({ level: 'warn' }, pino.destination(2)),
+    defaultConfigFile: AGENT_DEFAULT_CONFIG,
     stdout: (text) => writeSync(1, text),
   });
   if (result.message !== undefined) writeSync(2, `${result.message}\n`);
@@ -28,7 +29,7 @@ if (process.argv[2] === 'ledger') {
 // First thing: with ALLOT_TRACE_FILE set, spans of every request are written there; unset, nothing is registered.
 const tracing = startTracing({ service: AGENT_SERVICE_NAME });
 
-const loaded = loadAgentConfig({ argv: process.argv.slice(2), env: process.env, readFile: (path) => readFileSync(path, 'utf8'), hostname: hostname() });
+const loaded = loadAgentConfig({ argv: process.argv.slice(2), env: process.env, readFile: (path) => readFileSync(path, 'utf8'), hostname: hostname(), defaultConfigFile: AGENT_DEFAULT_CONFIG });
 if (!loaded.ok) {
   // A bad value stops the agent with every problem named, never a stack trace.
   process.stderr.write(`${loaded.error.message}\n`);

@@ -124,18 +124,27 @@ export const COORDINATOR_ENV_BINDINGS: readonly EnvBinding[] = [
   { name: 'ALLOT_DASHBOARD_DIR', path: ['dashboardDir'], kind: 'string' },
 ];
 
+/** Where the Debian package installs the coordinator's config, read when no file is named. */
+export const COORDINATOR_DEFAULT_CONFIG = '/etc/allot/coordinator.json';
+
 /**
  * The configuration from `--config <file>` / `--config=<file>` (or ALLOT_COORDINATOR_CONFIG; JSON, optional)
  * overridden by ALLOT_* variables, validated: the agent's loader (@allot/nats loadProcessConfig). A problem is
  * invalid_request whose message names every bad key, one per line, and where the value came from.
  */
-export function loadCoordinatorConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, readFile: (path: string) => string = (p) => readFileSync(p, 'utf8')): Result<CoordinatorConfig> {
+export function loadCoordinatorConfig(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+  readFile: (path: string) => string = (p) => readFileSync(p, 'utf8'),
+  defaultConfigFile?: string,
+): Result<CoordinatorConfig> {
   return loadProcessConfig({
     schema: CoordinatorConfigSchema,
     argv,
     env,
     readFile,
     configFileVariable: 'ALLOT_COORDINATOR_CONFIG',
+    ...(defaultConfigFile === undefined ? {} : { defaultConfigFile }),
     envBindings: COORDINATOR_ENV_BINDINGS,
     prepare: ({ raw, provenance, problems, production }) => {
       const exposed = production ? exposedWithoutToken(raw['metrics']) : undefined;

@@ -1,7 +1,7 @@
 import { ALLOT_VERSION, type AllotError } from '@allot/core';
 import { connectionCounters, connectNats, NATS_AUTH_FAILED, retryWithBackoff } from '@allot/nats';
 import { observeNatsConnection, readBearerTokenFile, sendJson, serveHttp, startMetrics, startTracing, type HttpServer } from '@allot/telemetry';
-import { loadCoordinatorConfig } from './config.ts';
+import { COORDINATOR_DEFAULT_CONFIG, loadCoordinatorConfig } from './config.ts';
 import { startCoordinator } from './coordinator.ts';
 import { observeCluster } from './exported-metrics.ts';
 import { createLogger } from './logger.ts';
@@ -16,7 +16,7 @@ const STOP_DEADLINE_MS = 8_000;
 async function main(): Promise<number> {
   // First thing: with ALLOT_TRACE_FILE set, spans are written there; unset, nothing is registered.
   const tracing = startTracing({ service: 'allot-coordinator' });
-  const config = loadCoordinatorConfig(process.argv.slice(2), process.env);
+  const config = loadCoordinatorConfig(process.argv.slice(2), process.env, undefined, COORDINATOR_DEFAULT_CONFIG);
   if (!config.ok) {
     process.stderr.write(`${config.error.message}\n`);
     return 2;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loadAgentConfig, type AgentConfigProblem, type LoadAgentConfigInput } from './index.ts';
+import { AGENT_DEFAULT_CONFIG, loadAgentConfig, type AgentConfigProblem, type LoadAgentConfigInput } from './index.ts';
 
 const FILE = '/etc/allot/agent.json';
 
@@ -175,5 +175,33 @@ describe('refusing a bad configuration', () => {
   it('requires an explicit state directory in production', () => {
     expect(problemsOf(load({ env: { NODE_ENV: 'production', ALLOT_NATS_INSECURE: 'true' } }))).toEqual([{ path: 'stateDir', message: expect.stringContaining('required in production') as string, source: 'NODE_ENV' }]);
     expect(value(load({ env: { NODE_ENV: 'production', ALLOT_NATS_INSECURE: 'true', ALLOT_STATE_DIR: '/var/lib/allot' } })).stateDir).toBe('/var/lib/allot');
+  });
+});
+
+describe('the default config file (/etc/allot/agent.json, as the package installs it)', () => {
+  const read = (files: Record<string, string>) => (path: string) => {
+    const text = files[path];
+    if (text === undefined) throw Object.assign(new Error(`ENOENT: no such file or directory, open '${path}'`), { code: 'ENOENT' });
+    return text;
+  };
+  const base = { env: {}, hostname: 'hv01', defaultConfigFile: AGENT_DEFAULT_CONFIG };
+
+  it('is read when no --config or ALLOT_AGENT_CONFIG names a file', () => {
+    const loaded = loadAgentConfig({ ...base, argv: [], readFile: read({ [AGENT_DEFAULT_CONFIG]: JSON.stringify({ nodeId: 'from-etc' }) }) });
+    expect(loaded.ok && loaded.value.nodeId).toBe('from-etc');
+  });
+
+  it('is not needed: absent, the defaults and variables apply', () => {
+    const loaded = loadAgentConfig({ ...base, argv: [], readFile: read({}) });
+    expect(loaded.ok && loaded.value.nodeId).toBe('hv01');
+  });
+
+  it('gives way to a named file, and refuses to start when present but broken', () => {
+    const files = { [AGENT_DEFAULT_CONFIG]: '{ broken', '/srv/other.json': JSON.stringify({ nodeId: 'named' }) };
+    const named = loadAgentConfig({ ...base, argv: ['--config=/srv/other.json'], readFile: read(files) });
+    expect(named.ok && named.value.nodeId).toBe('named');
+    const broken = loadAgentConfig({ ...base, argv: [], readFile: read(files) });
+    expect(broken.ok).toBe(false);
+    expect(!broken.ok && broken.error.message).toMatch(new RegExp(`not valid JSON.*\\(from ${AGENT_DEFAULT_CONFIG}\\)`));
   });
 });

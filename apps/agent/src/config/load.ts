@@ -18,7 +18,12 @@ export interface LoadAgentConfigInput {
   readonly readFile: (path: string) => string;
   /** For the default node id; defaults to os.hostname(). */
   readonly hostname?: string;
+  /** Read when no --config or ALLOT_AGENT_CONFIG names a file, if it exists (the process passes AGENT_DEFAULT_CONFIG). */
+  readonly defaultConfigFile?: string;
 }
+
+/** Where the Debian package installs the agent's config, read when no file is named. */
+export const AGENT_DEFAULT_CONFIG = '/etc/allot/agent.json';
 
 /**
  * The agent's configuration: the JSON file named by `--config <file>` (or ALLOT_AGENT_CONFIG), overridden key by key
@@ -32,6 +37,7 @@ export function loadAgentConfig(input: LoadAgentConfigInput): Result<AgentConfig
     env: input.env,
     readFile: input.readFile,
     configFileVariable: 'ALLOT_AGENT_CONFIG',
+    ...(input.defaultConfigFile === undefined ? {} : { defaultConfigFile: input.defaultConfigFile }),
     envBindings: AGENT_ENV_BINDINGS,
     prepare: ({ raw, provenance, problems, production }) => {
       if (raw.nodeId === undefined) {

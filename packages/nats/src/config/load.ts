@@ -32,6 +32,11 @@ export interface LoadProcessConfigInput<S extends z.ZodType<{ nats: NatsConnecti
   readonly readFile: (path: string) => string;
   /** The variable naming the config file when there is no --config (ALLOT_AGENT_CONFIG). */
   readonly configFileVariable: string;
+  /**
+   * The file read when neither --config nor the variable names one, if it exists (/etc/allot/agent.json, as packages
+   * install it): a packaged host runs `allot-agent` with no argument, as Nomad and the kubelet read their /etc file.
+   */
+  readonly defaultConfigFile?: string;
   /** The ALLOT_* variables this process reads besides NATS_ENV_BINDINGS' (which every process reads). */
   readonly envBindings: readonly EnvBinding[];
   /** Derived defaults that need the merged input (the agent's node id and state dir). */
@@ -51,7 +56,14 @@ export function loadProcessConfig<S extends z.ZodType<{ nats: NatsConnectionConf
 
   const file = configFilePath(input.argv, input.env, input.configFileVariable);
   if (!file.ok) problems.push({ path: '--config', message: file.problem, source: 'argv' });
-  else if (file.path !== undefined) {
+  else if (file.path === undefined && input.defaultConfigFile !== undefined) {
+    const parsed = readConfigFile(input.readFile, input.defaultConfigFile);
+    // Absent is fine (no file, defaults and variables only); present but unreadable or invalid is a problem.
+    if (parsed.ok) {
+      Object.assign(raw, parsed.value);
+      provenance.recordTree(parsed.value, input.defaultConfigFile);
+    } else if (!parsed.missing) problems.push({ path: '(file)', message: parsed.problem, source: input.defaultConfigFile });
+  } else if (file.path !== undefined) {
     const parsed = readConfigFile(input.readFile, file.path);
     if (!parsed.ok) problems.push({ path: '(file)', message: parsed.problem, source: file.path });
     else {
@@ -115,13 +127,13 @@ function configFilePath(argv: readonly string[], env: Readonly<Record<string, st
   return { ok: true, path: fromEnv === '' ? undefined : fromEnv };
 }
 
-function readConfigFile(readFile: (path: string) => string, path: string): { ok: true; value: Record<string, unknown> } | { ok: false; problem: string } {
+function readConfigFile(readFile: (path: string) => string, path: string): { ok: true; value: Record<string, unknown> } | { ok: false; problem: string; missing?: boolean } {
   let text: string;
   try {
     text = readFile(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    return { ok: false, problem: `cannot read the config file${code ? ` (${code})` : ''}: ${(e as Error).message}` };
+    return { ok: false, problem: `cannot read the config file${code ? ` (${code})` : ''}: ${(e as Error).message}`, missing: code === 'ENOENT' };
   }
   let value: unknown;
   try {
