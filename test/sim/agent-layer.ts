@@ -43,7 +43,28 @@ export async function runAgentLayer(sched: Scheduler, options: RunOptions): Prom
     while (sched.now < end && sched.failure === undefined) {
       await sleep(sched, sched.int(0, 300), `client ${c} think`);
       const roll = sched.random();
-      if (roll < 0.55 || granted.length === 0) {
+      if (roll >= 0.9 && granted.length > 0) {
+        // Preempt some of this client's grants on one node (priority 0) for a priority-50 request, sometimes after a
+        // grace period; retried at a higher fence after a timeout, as a coordinator drives it.
+        const nodeId = (granted[sched.int(0, granted.length - 1)] as Allocation).nodeId;
+        const here = granted.filter((a) => a.nodeId === nodeId);
+        const victims = here.slice(0, sched.int(1, Math.min(2, here.length))).map((a) => a.id);
+        const requestId = `c${c}-x${++requestCounter}`;
+        const request = { requestId, tenantId: 't9', priority: 50, resources: { memoryMiB: 512 * sched.int(1, 8), vcpus: sched.int(1, 4) } };
+        const graceMs = sched.chance(0.4) ? { graceMs: sched.int(100, 5_000) } : {};
+        for (let attempt = 1; attempt <= 4; attempt++) {
+          const reply = await network.call(nodeId, 'preempt', { request: { ...request, fence: attempt }, victims, ...graceMs } as never, { from: `client${c}` });
+          if (reply.ok) {
+            const done = reply.value as { allocation: Allocation };
+            if (done.allocation.requestId !== requestId) sched.fail(`${nodeId} answered preempt ${requestId} with ${done.allocation.id} of ${done.allocation.requestId}`);
+            const kept = granted.filter((a) => !victims.includes(a.id));
+            granted.length = 0;
+            granted.push(...kept, done.allocation);
+            break;
+          }
+          if (reply.error.code !== 'timeout' && reply.error.code !== 'internal') break;
+        }
+      } else if (roll < 0.55 || granted.length === 0) {
         const nodeId = sched.pick(nodes);
         const requestId = `c${c}-r${++requestCounter}`;
         const reservation = sched.chance(0.3) ? { ttlMs: sched.int(200, 20_000) } : undefined;

@@ -1,7 +1,7 @@
 import { decode, decodeWith, encode, err, ok, type AgentVerb, type AllotEvent, type Allocation, type Result } from '@allot/core';
 import type { EndpointSpec, RequestContext } from '@allot/nats';
 import { agentEndpoints } from '../../apps/agent/src/endpoints.ts';
-import { eventOfRecord } from '../../apps/agent/src/events.ts';
+import { eventsOfRecord } from '../../apps/agent/src/events.ts';
 import { ManagerFactory, topologyFixture, type HostManager, type HostRecord } from '../../packages/managers/src/index.ts';
 import { FakeProbe } from '../../packages/managers/src/testing/index.ts';
 import { ProcessClock } from './clocks.ts';
@@ -160,10 +160,11 @@ export class SimAgent {
     const onEvent = this.onEvent;
     if (onEvent !== undefined) {
       const incarnation = this.incarnation;
-      const event = eventOfRecord(this.nodeId, record);
-      this.#sched.after(this.#sched.int(0, this.#faults().maxDelayMs), `${this.nodeId} publishes event seq ${record.seq}`, () => {
-        if (this.incarnation === incarnation) onEvent(event, `${this.nodeId}-${record.seq}`);
-      });
+      for (const { event, msgId } of eventsOfRecord(this.nodeId, record)) {
+        this.#sched.after(this.#sched.int(0, this.#faults().maxDelayMs), `${this.nodeId} publishes event ${msgId}`, () => {
+          if (this.incarnation === incarnation) onEvent(event, msgId);
+        });
+      }
     }
     // Compact now and then, as the ledger does past its threshold.
     if (this.disk.records.length > 30 && this.#sched.chance(0.1)) {
@@ -225,8 +226,8 @@ export class SimAgent {
 
   /** Nothing acknowledged is lost: an ok reply naming an allocation is sent only once that allocation is on disk. */
   #checkAcknowledgedIsDurable(verb: AgentVerb, value: unknown): void {
-    if (verb !== 'allocate' && verb !== 'reserve' && verb !== 'release' && verb !== 'activate') return;
-    const allocation = value as Allocation;
+    if (verb !== 'allocate' && verb !== 'reserve' && verb !== 'release' && verb !== 'activate' && verb !== 'preempt') return;
+    const allocation = verb === 'preempt' ? (value as { allocation: Allocation }).allocation : (value as Allocation);
     const known = this.model.get(allocation.id);
     if (known === undefined) {
       this.#sched.fail(`${this.nodeId} answered ${verb} ok with ${allocation.id} (${allocation.requestId}, ${allocation.status}) that is not on its disk`);

@@ -23,6 +23,8 @@ export class DurableModel {
   readonly #byId = new Map<string, DurableAllocation>();
   /** Live allocation ids by request id. */
   readonly #liveByRequest = new Map<string, Set<string>>();
+  /** Preemptors in a grace period (a 'preempting' record): not holding anything yet, their victims releasing. */
+  readonly #waiting = new Map<string, { allocation: DurableAllocation; victims: string[] }>();
   /** The highest fence each request id was refused (or fenced) at, from `fenced` records. */
   readonly #refusedFence = new Map<string, number>();
   #memory = 0;
@@ -36,7 +38,7 @@ export class DurableModel {
   }
 
   get(id: string): DurableAllocation | undefined {
-    return this.#byId.get(id);
+    return this.#byId.get(id) ?? this.#waiting.get(id)?.allocation;
   }
 
   /** The live allocation ids of one request id on this disk. */
@@ -73,9 +75,31 @@ export class DurableModel {
       case 'released':
         this.#setStatus(r.allocationId as string, 'released');
         break;
-      case 'expired':
-        this.#setStatus(r.allocationId as string, 'expired');
+      case 'expired': {
+        // A grace period that could not end in the preemptor's allocation: its victims are active again.
+        const wait = this.#waiting.get(r.allocationId as string);
+        if (wait === undefined) this.#setStatus(r.allocationId as string, 'expired');
+        else {
+          this.#waiting.delete(r.allocationId as string);
+          for (const id of wait.victims) this.#setStatus(id, 'active');
+        }
         break;
+      }
+      case 'preempting': {
+        const p = record as Extract<HostRecord, { kind: 'preempting' }>;
+        for (const v of p.victims) this.#setStatus(v.allocationId, 'releasing');
+        this.#waiting.set(p.allocation.id, { allocation: durable(p.allocation), victims: p.victims.map((v) => v.allocationId) });
+        break;
+      }
+      case 'preempted': {
+        // One record: the victims released, then the preemptor committed (the capacity check sees both).
+        const p = record as Extract<HostRecord, { kind: 'preempted' }>;
+        const waited = this.#waiting.delete(p.allocation.id);
+        for (const v of p.victims) this.#setStatus(v.allocationId, 'released');
+        // A preemptor that waited was decided at its 'preempting' record; fences raised during the wait are not refusals.
+        this.#add(p.allocation, waited);
+        break;
+      }
       case 'fenced':
         if (r.requestId !== undefined && r.fence !== undefined) this.#refusedFence.set(r.requestId, Math.max(this.#refusedFence.get(r.requestId) ?? 0, r.fence));
         break;
@@ -84,20 +108,12 @@ export class DurableModel {
     }
   }
 
-  #add(allocation: Allocation): void {
-    const fence = (allocation as Allocation & { fence?: number }).fence;
-    const a: DurableAllocation = {
-      id: allocation.id,
-      requestId: allocation.requestId,
-      tenantId: allocation.tenantId,
-      memoryMiB: allocation.granted.memoryMiB,
-      vcpus: allocation.granted.vcpus,
-      fence,
-      status: allocation.status,
-    };
+  #add(allocation: Allocation, decidedEarlier = false): void {
+    const a = durable(allocation);
+    const fence = a.fence;
     if (this.#byId.has(a.id)) this.#fail(`${this.#nodeId}: allocation id ${a.id} committed twice (second for ${a.requestId})`);
     const refused = this.#refusedFence.get(a.requestId);
-    if (fence !== undefined && refused !== undefined && fence <= refused) this.#fail(`${this.#nodeId}: ${a.requestId} committed at fence ${fence} after fence ${refused} was recorded (a stale allocate got through)`);
+    if (!decidedEarlier && fence !== undefined && refused !== undefined && fence <= refused) this.#fail(`${this.#nodeId}: ${a.requestId} committed at fence ${fence} after fence ${refused} was recorded (a stale allocate got through)`);
     this.#byId.set(a.id, a);
     if (a.status !== 'expired' && holdsCapacity(a.status)) this.#hold(a, +1);
   }
@@ -130,4 +146,16 @@ export class DurableModel {
       if (ids.size === 0) this.#liveByRequest.delete(a.requestId);
     }
   }
+}
+
+function durable(allocation: Allocation): DurableAllocation {
+  return {
+    id: allocation.id,
+    requestId: allocation.requestId,
+    tenantId: allocation.tenantId,
+    memoryMiB: allocation.granted.memoryMiB,
+    vcpus: allocation.granted.vcpus,
+    fence: (allocation as Allocation & { fence?: number }).fence,
+    status: allocation.status,
+  };
 }

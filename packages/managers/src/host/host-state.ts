@@ -269,6 +269,11 @@ export class HostState {
       }
       if (grant.value !== null) cpu = grant.value;
     }
+    const held = this.#pending.size === 0 ? undefined : this.#heldForWaiting();
+    if (held !== undefined) {
+      for (const slice of involved(this.slices, request)) slice.free(id);
+      return { ok: false, error: held };
+    }
     const now = this.#now();
     const allocation: Allocation = {
       id,
@@ -475,7 +480,12 @@ export class HostState {
     if (group !== undefined) return { ok: false, error: group };
     const id = `${this.nodeId}:${this.idCounter + 1}`;
     for (const v of victims.value) for (const slice of involved(this.slices, v.request)) slice.free(v.id);
-    const taken = this.#takeAll(id, request, false);
+    let taken = this.#takeAll(id, request, false);
+    const held = taken.ok && this.#pending.size > 0 ? this.#heldForWaiting() : undefined;
+    if (held !== undefined) {
+      for (const slice of involved(this.slices, request)) slice.free(id);
+      taken = { ok: false, error: held };
+    }
     if (!taken.ok) {
       this.#putBack(victims.value);
       const e = taken.error;
@@ -600,6 +610,46 @@ export class HostState {
   #pendingById(allocationId: string): Allocation | undefined {
     for (const p of this.#pending.values()) if (p.allocation.id === allocationId) return p.allocation;
     return undefined;
+  }
+
+  /**
+   * The room of every preemption in its grace period, checked after a change took capacity (in the same turn): the
+   * deadlines played in a trial, then undone. The victims alone may not be the whole room (the
+   * proof at its start counted what was free then), so anything that would take the rest is refused until the deadline.
+   */
+  #heldForWaiting(): AllotError | undefined {
+    // As the deadlines will play it: in deadline order, each wait's victims freed and its request taken, the later
+    // waits' victims still holding; then everything undone.
+    const waits = [...this.#pending.values()].sort((a, b) => (a.allocation.expiresAt ?? 0) - (b.allocation.expiresAt ?? 0) || (a.allocation.id < b.allocation.id ? -1 : 1));
+    const victims: Allocation[] = [];
+    const taken: Allocation[] = [];
+    let refusal: AllotError | undefined;
+    for (const p of waits) {
+      for (const v of p.victims) {
+        const victim = this.live.get(v.allocationId);
+        if (victim === undefined) continue;
+        for (const slice of involved(this.slices, victim.request)) slice.free(victim.id);
+        victims.push(victim);
+      }
+      const take = this.#takeAll(p.allocation.id, p.allocation.request, false);
+      if (take.ok) {
+        taken.push(p.allocation);
+        continue;
+      }
+      const deadline = p.allocation.expiresAt ?? 0;
+      refusal = errorOf('insufficient_capacity', `node ${this.nodeId} holds room for preemptor ${p.allocation.requestId} until ${deadline}: ${take.error.message}`, { ...take.error.details, reason: 'held_for_preemption', preemptedBy: p.allocation.requestId, deadline, nodeId: this.nodeId });
+      break;
+    }
+    for (const a of taken) for (const slice of involved(this.slices, a.request)) slice.free(a.id);
+    this.#putBack(victims);
+    return refusal;
+  }
+
+  /** Whether a change (a resize's growth, already applied in this turn) leaves every waiting preemption its room. */
+  roomHeldForWaiting(): Result<void> {
+    if (this.#pending.size === 0) return ok(undefined);
+    const held = this.#heldForWaiting();
+    return held === undefined ? ok(undefined) : { ok: false, error: held };
   }
 
   /** A victim or a preemptor in a grace period is neither released nor activated by anyone else: it is the room held. */

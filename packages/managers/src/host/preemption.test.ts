@@ -190,6 +190,27 @@ describe('preempt with a grace period', () => {
     expect(unwrap(await h.getUsage()).find((u) => u.resourceType === 'memory')?.committed).toBe(2048);
   });
 
+  it('holds the part of the room that was free at the start too: an allocate that would take it is refused until the deadline', async () => {
+    const clock = new FakeClock();
+    const journal = new MemoryJournal();
+    const h = host(journal, clock);
+    const low = unwrap(await h.allocate(vm('low', 2048, 0)));
+    // The preemptor needs the victim's 2 GiB and 1 GiB of the 2 GiB free now.
+    unwrap(await h.preempt(vm('high', 3072, 50), [low.id], { graceMs: 10_000 }));
+    unwrap(await h.allocate(vm('fits', 1024, 0)));
+    const more = await h.allocate(vm('more', 1024, 0));
+    expect(!more.ok && more.error).toMatchObject({ code: 'insufficient_capacity', details: { reason: 'held_for_preemption', preemptedBy: 'high' } });
+    const second = await h.preempt(vm('high-2', 1024, 60), [unwrap(await h.getAllocations()).find((a) => a.requestId === 'fits')?.id as string], { graceMs: 1_000 });
+    expect(second.ok).toBe(true);
+    clock.advance(10_000);
+    await settle();
+    expect(unwrap(await h.getAllocations()).map((a) => [a.requestId, a.status]).sort()).toEqual([
+      ['high', 'active'],
+      ['high-2', 'active'],
+    ]);
+    expect(journal.records.filter((r) => r.kind === 'preempted' || r.kind === 'expired').map((r) => r.kind)).toEqual(['preempted', 'preempted']);
+  });
+
   it('survives a restart: the wait replays and restores from a snapshot, and a deadline passed while down ends at start', async () => {
     const clock = new FakeClock();
     const journal = new MemoryJournal();
