@@ -178,6 +178,22 @@ describe('the dashboard against a real local cluster', () => {
     await page.waitForSelector('.event[data-kind="node_suspect"]', { timeout: 3_000 });
     await shot('04-suspect');
   });
+
+  it('shows a cordoned node draining and a decommissioned one that still holds a VM as decommissioned, with their counts', async () => {
+    const cordoned = await cluster.sched('cordon', { requestId: 'dash-cordon-n2', nodeId: 'n2' });
+    expect(cordoned.ok).toBe(true);
+    await page.waitForSelector('.row[data-node-id="n2"][data-state="draining"]', { timeout: 5_000 });
+    expect(await page.textContent('.row[data-node-id="n2"] .c-status')).toContain('draining');
+    const placed = await cluster.sched('place', { request: { requestId: 'dash-on-n1', tenantId: 'dash', resources: { memoryMiB: 1024, vcpus: 1 } }, placement: { strategy: 'manual', nodeId: 'n1' } });
+    expect(placed.ok).toBe(true);
+    const d = await cluster.sched('node.decommission', { requestId: 'dash-decom-n1', nodeId: 'n1' }, 30_000);
+    expect(d.ok && d.value.removed).toBe(false);
+    await page.waitForSelector('.row[data-node-id="n1"][data-state="decommissioned"]', { timeout: 5_000 });
+    expect(await page.textContent('.row[data-node-id="n1"] .c-status')).toContain('decommissioned');
+    expect(await page.textContent('[data-card="nodes"] [data-count="decommissioned"] .value')).toBe('1');
+    expect(await page.textContent('[data-card="nodes"] [data-count="draining"] .value')).toBe('1');
+    await shot('05-draining-decommissioned');
+  });
 });
 
 describe('the dashboard with 1,000 nodes', () => {

@@ -15,12 +15,18 @@ const KIND_CLASS: Record<string, string> = {
   node_lost: 'bad',
   node_suspect: 'warn',
   node_returned: 'ok',
+  node_decommissioned: 'plain',
+  node_recommissioned: 'info',
+  node_refused: 'bad',
   agent_started: 'info',
 };
 
+/** Kinds too long for the pill, as people say them. */
+const KIND_TEXT: Record<string, string> = { allocated: 'placed', node_decommissioned: 'decommission', node_recommissioned: 'recommission', node_refused: 'node refused' };
+
 /** The kind as people say it. */
 function kindText(kind: string): string {
-  return kind === 'allocated' ? 'placed' : kind.replace('_', ' ');
+  return KIND_TEXT[kind] ?? kind.replace('_', ' ');
 }
 
 function line(e: FeedEvent): HTMLElement {
