@@ -24,7 +24,7 @@ interface ResizeHost {
   replaceLive(next: Allocation): void;
   recordedFence(requestId: string): number;
   /** Refused when a preemption in its grace period would no longer find its room (a growth just applied took it). */
-  roomHeldForWaiting?(): Result<void>;
+  roomHeldForWaiting(): Result<void>;
 }
 
 /** The allocation after a resize and the record to journal (none when a seen resize is answered again). */
@@ -139,7 +139,7 @@ export function resizeLive(state: ResizeHost, request: ResizeRequest, now: numbe
     if (resized.value !== null) cpu = resized.value;
   }
   // A growth may not take the room a preemption in its grace period holds until its deadline.
-  const room = grows && state.roomHeldForWaiting !== undefined ? state.roomHeldForWaiting() : ok(undefined);
+  const room = grows ? state.roomHeldForWaiting() : ok(undefined);
   if (!room.ok) {
     for (const d of done) d.reshape(allocation);
     return { ok: false, error: { ...room.error, details: { ...room.error.details, allocationId: allocation.id } } };
