@@ -383,10 +383,13 @@ export class PlaceFlow {
     const graceMs = req.placement.preemptionGraceMs;
     const message = { request, victims, ...(graceMs === undefined ? {} : { graceMs }) };
     let result = await this.#d.agents.call(nodeId, 'preempt', message, { requestId });
-    // Nothing was sent there for this request before: "no responders" is definitive on the first send only.
+    // Nothing was sent there for this request before: a refusal is definitive on the first send; after a send that may
+    // have arrived, only one that proves the fence (the agent journals it before refusing a preempt) is, as for allocate.
     for (let retry = 0; !result.ok && classifyFailure(result.error) === 'unknown' && retry < this.#d.config.timeoutRetries; retry++) {
       result = await this.#d.agents.call(nodeId, 'preempt', message, { requestId });
-      if (!result.ok && isNoResponders(result.error)) result = err('timeout', `node ${nodeId} is not answering now, and an earlier preempt for ${requestId} may have reached it`, { nodeId, requestId });
+      if (!result.ok && classifyFailure(result.error) === 'refused' && !provesFence(result.error)) {
+        result = err('timeout', `node ${nodeId} answered ${result.error.code} (${result.error.message}), and an earlier preempt for ${requestId} may have reached it`, { nodeId, requestId });
+      }
     }
     if (!result.ok) {
       if (isFenced(result.error)) return 'raced';
