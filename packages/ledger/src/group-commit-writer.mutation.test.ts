@@ -152,13 +152,16 @@ describe('group-commit writer', () => {
     const disk = memoryDisk({ durableWrites: true });
     const reported: Array<[number, number]> = [];
     const { writer } = await writerOn(disk, { onFsync: (ms, n) => reported.push([ms, n]) });
+    const before = performance.now();
     await Promise.all([writer.enqueue(1, frame(1)), writer.enqueue(2, frame(2)), writer.enqueue(3, frame(3))]);
+    const took = performance.now() - before;
     expect(reported).toHaveLength(1);
     const [ms, records] = reported[0] as [number, number];
     expect(records).toBe(3);
+    // No longer than the whole call took.
     expect(ms).toBeGreaterThanOrEqual(0);
-    expect(ms).toBeLessThan(10_000);
-    expect(writer.syncLatencyMs.summary().max).toBeLessThan(10_000);
+    expect(ms).toBeLessThanOrEqual(took);
+    expect(writer.syncLatencyMs.summary().max).toBeLessThanOrEqual(took);
   });
 
   it('drained waits for a batch in flight', async () => {
@@ -233,6 +236,7 @@ describe('group-commit writer', () => {
     await expect(waiter).rejects.toMatchObject(failed);
     expect(writer.failed?.message).toBe('ledger write failed, reopen it from disk: EIO');
     expect(writer.failed?.details).toEqual({ dir: expect.any(String), durableSeq: 1 });
+    expect((writer.failed?.cause as Error | undefined)?.message).toBe('EIO');
     expect(writer.queuedBytes).toBe(0);
 
     await expect(writer.enqueue(4, frame(4))).rejects.toBe(writer.failed);
