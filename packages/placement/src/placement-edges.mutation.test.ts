@@ -211,3 +211,16 @@ describe('strategies in the decision', () => {
     expect(unwrap(decide(c, allocationRequest(1024, 1), opts({ strategy: 'spread' }), ctx())).candidates).toEqual(['tighter-idle', 'roomy-but-busy']);
   });
 });
+
+describe('preemption for a named node', () => {
+  it('names only that node, found directly rather than by a walk, and nothing for a node not in the view', () => {
+    const c = cluster([
+      { id: 'roomy', memoryMiB: 65536, memoryCommitted: 65536 },
+      { id: 'named', memoryMiB: 8192, memoryCommitted: 8192 },
+    ]);
+    const manual = (nodeId: string) => opts({ strategy: 'manual', nodeId });
+    // The walk would visit roomy first and stop there.
+    expect(unwrap(preemptionCandidates(c, high(4096), manual('named'), ctx({ maxVisits: 1 }), 5))).toEqual(['named']);
+    expect(unwrap(preemptionCandidates(c, high(4096), manual('ghost'), ctx(), 5))).toEqual([]);
+  });
+});

@@ -33,6 +33,12 @@ describe('choosing among sets of the same size', () => {
     expect(ids(plan)).toEqual(['exact']);
     expect(plan?.freed).toEqual({ memoryMiB: 4096, sharedVcpus: 1, exclusiveCores: 0 });
   });
+
+  it('counts the vCPUs a set frees as well as its memory', () => {
+    // 4096 MiB + 1 vCPU against 4095 MiB + 3 vCPUs: the first frees less in all.
+    const allocs = [allocation('a-more-cpu', 'n', 4095, 3, 0), allocation('b-less', 'n', 4096, 1, 0)];
+    expect(ids(planPreemption(full, allocs, allocationRequest(4095, 1, { priority: 50 })))).toEqual(['b-less']);
+  });
 });
 
 describe('CPU after a release', () => {
