@@ -34,6 +34,8 @@ export const PlaceConfigSchema = z.strictObject({
   defaultStrategy: PlacementStrategySchema.default('binpack'),
   /** Nodes whose allocation lists are fetched when planning a preemption (the ones placement's post-filter names). */
   preemptionNodes: z.int().min(1).max(256).default(16),
+  /** How long a move's destination (move, evacuate) is held as a reservation unconfirmed, when the request names none. */
+  moveHoldMs: z.int().min(1_000).max(7 * 24 * 3_600_000).default(600_000),
 });
 export type PlaceConfig = z.infer<typeof PlaceConfigSchema>;
 

@@ -221,6 +221,7 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
       tenantDefaults: config.tenantDefaults,
       decommission: { nodeStates, view, store, agents, reconciler, logger, agentTimeoutMs: config.place.agentTimeoutMs, publishEvent },
       resize: { store, agents, knowsNode: (nodeId) => view.get(nodeId) !== undefined, agentTimeoutMs: config.place.agentTimeoutMs, logger },
+      moves: { store, flow, agents, knowsNode: (nodeId) => view.get(nodeId) !== undefined, holdMs: config.place.moveHoldMs, agentTimeoutMs: config.place.agentTimeoutMs, logger, publishEvent },
     },
     { coordinatorId: config.coordinatorId, version: COORDINATOR_VERSION, logger });
   if (!served.ok) {

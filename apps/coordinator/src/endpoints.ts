@@ -31,6 +31,8 @@ import type { ClusterManager } from './cluster-manager.ts';
 import { decommissionNode, recommissionNode, type DecommissionDeps } from './decommission.ts';
 import type { NatsConnection } from './nats-deps.ts';
 import type { QuotaService } from './quotas.ts';
+import { evacuateNode } from './moves/evacuate.ts';
+import { abortMove, confirmMove, moveAllocation, type MoveDeps } from './moves/move.ts';
 import { resizeAllocation, type ResizeDeps } from './resize.ts';
 import type { Sweep } from './sweep.ts';
 import type { ClusterView } from './view.ts';
@@ -51,6 +53,8 @@ export interface EndpointDeps {
   readonly decommission?: DecommissionDeps;
   /** Serves resize (resize.ts); absent: resize answers unavailable. */
   readonly resize?: ResizeDeps;
+  /** Serves move, move.confirm, move.abort and evacuate (moves/*.ts); absent: they answer unavailable. */
+  readonly moves?: MoveDeps;
 }
 
 /** What a tenant without those fields in its quota gets (config `tenantDefaults`). */
@@ -120,6 +124,10 @@ export function schedulerEndpoints(d: EndpointDeps): EndpointSpec[] {
       return owned.ok ? d.manager.activateReservation(r.allocationId, r.requestId) : owned;
     }),
     sched('resize', (r, tenantId) => (d.resize === undefined ? Promise.resolve(err('unavailable', 'this coordinator cannot resize')) : resizeAllocation(d.resize, r, tenantId))),
+    sched('move', (r, tenantId) => (d.moves === undefined ? cannotMove() : moveAllocation(d.moves, r, tenantId))),
+    sched('move.confirm', (r, tenantId) => (d.moves === undefined ? cannotMove() : confirmMove(d.moves, r, tenantId))),
+    sched('move.abort', (r, tenantId) => (d.moves === undefined ? cannotMove() : abortMove(d.moves, r, tenantId))),
+    sched('evacuate', (r) => (d.moves === undefined ? cannotMove() : evacuateNode(d.moves, r))),
     sched('check', async (r, tenantId) => d.manager.check(withTenantRights(r, d.quotas.quotaOf(tenantId), defaults))),
     sched('usage', async () => ok(d.manager.clusterUsage())),
     sched('efficiency', async () => ok(d.manager.efficiency())),
@@ -184,6 +192,10 @@ async function ownedBy(d: EndpointDeps, allocationId: string, tenantId: string):
   const page = await d.agents.call(nodeId, 'allocations', { status: 'all', tenantId, after: counter - 1, limit: 1 }, {});
   if (!page.ok) return page;
   return page.value.allocations[0]?.id === allocationId ? ok(undefined) : notFound;
+}
+
+function cannotMove(): Promise<Result<never>> {
+  return Promise.resolve(err('unavailable', 'this coordinator cannot move allocations'));
 }
 
 /** The resource types a limits.update names, without the routing fields. */

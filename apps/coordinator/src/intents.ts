@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
-import { AllotErrorSchema, EpochMsSchema, NodeIdSchema, PlaceReplySchema, RequestIdSchema, TenantIdSchema, type PlaceRequest } from '@allot/core';
+import { AllocationIdSchema, AllotErrorSchema, EpochMsSchema, NodeIdSchema, PlaceReplySchema, PlaceRequestSchema, RequestIdSchema, TenantIdSchema, type PlaceRequest } from '@allot/core';
 import { z } from 'zod';
 
 /** Who or what ended a placement. */
 /** `agent`: found released on its node (released there directly); `expiry`: a reservation that expired on its node. */
 /** `decommission`: its node was decommissioned while lost: gone with the node, on the operator's word. */
-export const ReleaseCauseSchema = z.enum(['tenant', 'expiry', 'preemption', 'sweep', 'agent', 'decommission']);
+/** `move`: a move of it was confirmed: its destination is the placement now (moves/*.ts). */
+export const ReleaseCauseSchema = z.enum(['tenant', 'expiry', 'preemption', 'sweep', 'agent', 'decommission', 'move']);
 export type ReleaseCause = z.infer<typeof ReleaseCauseSchema>;
 
 /**
@@ -48,13 +49,33 @@ export const PlacementIntentSchema = z.object({
    * finishes it, and another resize waits for it.
    */
   resizing: z.object({ requestId: RequestIdSchema, memoryMiB: z.int().min(0), vcpus: z.int().min(0) }).optional(),
+  /**
+   * The place request as it was asked (constraints, anti-affinity group, CPU options): what a move of this placement
+   * asks of its destination. Absent from intents written before moves existed (a move then asks the amounts only).
+   */
+  asked: PlaceRequestSchema.optional(),
+  /**
+   * This intent is a move's destination (moves/move.ts): held on its node while the source placement still runs. It
+   * does not count against the tenant's usage (the source does) until the move is confirmed, when one atomic batch
+   * releases the source and drops this field.
+   */
+  movesFrom: z.object({ requestId: RequestIdSchema, allocationId: AllocationIdSchema, nodeId: NodeIdSchema, moveRequestId: RequestIdSchema }).optional(),
+  /** A confirmed move's destination: where it moved from (informative only; counts as any placement). */
+  movedFrom: z.object({ requestId: RequestIdSchema, allocationId: AllocationIdSchema, nodeId: NodeIdSchema, moveRequestId: RequestIdSchema }).optional(),
+  /** On a placed source: the destination's request id of its move in flight (one at a time; cleared on abort). */
+  movingTo: z.object({ requestId: RequestIdSchema, moveRequestId: RequestIdSchema }).optional(),
 });
 export type PlacementIntent = z.infer<typeof PlacementIntentSchema>;
 export type IntentState = PlacementIntent['state'];
 
-/** Whether an intent in this state counts against its tenant's usage. */
+/** Whether an intent in this state names a placement that may be live on its node (pending or placed). */
 export function counts(state: IntentState): boolean {
   return state === 'pending' || state === 'placed';
+}
+
+/** Whether the intent counts against its tenant's usage: pending or placed, and not a move's destination (its source counts). */
+export function countsAgainstQuota(intent: Pick<PlacementIntent, 'state' | 'movesFrom'>): boolean {
+  return counts(intent.state) && intent.movesFrom === undefined;
 }
 
 function canonical(value: unknown): unknown {

@@ -26,6 +26,13 @@ export interface PlaceFlowDeps {
 }
 
 type Preempted = PlaceReply['preempted'];
+
+/** A place that is a move's destination (moves/move.ts): never on the source's node, and not counted while it moves. */
+export interface MoveDestination {
+  readonly movesFrom: NonNullable<PlacementIntent['movesFrom']>;
+  /** The source's place request as asked, kept on the destination for its own later moves. */
+  readonly asked?: PlacementIntent['asked'];
+}
 /** A lost compare-and-set or a higher fence: someone else drives this request; re-read the intent and follow it. */
 type Raced = 'raced';
 
@@ -78,16 +85,17 @@ export class PlaceFlow {
     return ok({ fits: d.candidates.length > 0, candidates: d.candidates, rejected: d.rejected, message: d.message });
   }
 
-  async place(req: PlaceRequest): Promise<Result<PlaceReply>> {
+  /** `move`: this place is a move's destination (see MoveDestination); its rate is not the tenant's place rate. */
+  async place(req: PlaceRequest, move?: MoveDestination): Promise<Result<PlaceReply>> {
     const requestId = req.request.requestId;
     const hash = requestHash(req);
     // Create first: a tenant without a quota has no rate limit to apply before knowing whether the id is new, so the
     // intent is created straight away (create-if-absent); losing the create means the id exists: follow it below.
     // With nothing fitting (or preemption to plan) the existing intent must decide first, so that path reads first.
     if (this.#d.quotas.quotaOf(req.request.tenantId) === undefined) {
-      const decision = this.#decide(req, new Set());
+      const decision = this.#decide(req, avoided(move));
       if (decision.ok && decision.value.candidates.length > 0) {
-        const started = await this.#begin(req, hash, null, decision.value, null);
+        const started = await this.#begin(req, hash, null, decision.value, null, move);
         if (started !== 'raced') return started;
       }
     }
@@ -103,14 +111,14 @@ export class PlaceFlow {
         if (intent.state === 'released') return err('conflict', `placement ${requestId} was placed and then released; use a new request id`, { requestId, state: 'released' });
         // pending: an allocate may already have reached its node: drive that node again (a higher fence), never another.
         // failed: nothing was placed, and no earlier allocate can commit any more: start again, taking the intent over.
-        outcome = intent.state === 'pending' ? await this.#follow(req, existing) : await this.#start(req, hash, existing);
+        outcome = intent.state === 'pending' ? await this.#follow(req, existing) : await this.#start(req, hash, existing, move);
       } else {
         const quota = this.#d.quotas.quotaOf(req.request.tenantId);
-        if (quota !== undefined) {
+        if (quota !== undefined && move === undefined) {
           const admitted = this.#limiter.admit(quota, 'place', this.#d.clock.monotonic());
           if (!admitted.ok) return admitted;
         }
-        outcome = await this.#start(req, hash, null);
+        outcome = await this.#start(req, hash, null, move);
       }
       if (outcome !== 'raced') return outcome;
     }
@@ -118,11 +126,11 @@ export class PlaceFlow {
   }
 
   /** First decision, then the intent (created, or a failed one taken over) and the drive. */
-  async #start(req: PlaceRequest, hash: string, failed: StoredIntent | null): Promise<Result<PlaceReply> | Raced> {
-    const decision = this.#decide(req, new Set());
+  async #start(req: PlaceRequest, hash: string, failed: StoredIntent | null, move: MoveDestination | undefined): Promise<Result<PlaceReply> | Raced> {
+    const decision = this.#decide(req, avoided(move));
     if (!decision.ok) return decision;
-    if (decision.value.candidates.length > 0) return this.#begin(req, hash, failed, decision.value, null);
-    if (!req.placement.allowPreemption) return this.#nothingFits(decision.value, {});
+    if (decision.value.candidates.length > 0) return this.#begin(req, hash, failed, decision.value, null, move);
+    if (!req.placement.allowPreemption || move !== undefined) return this.#nothingFits(decision.value, {});
     const plan = await this.#planPreemption(req);
     if (plan === null) return this.#nothingFits(decision.value, {}, 'no preemption of allocations at least 10 priority points lower makes room on any node');
     return this.#begin(req, hash, failed, { ...decision.value, candidates: [plan.nodeId] }, plan);
@@ -132,7 +140,7 @@ export class PlaceFlow {
    * Writes the intent pending on the first candidate the tenant's quota admits (create, or take over a failed one):
    * the quota is checked against the usage record in the same batch. Then evicts (preemption) and drives.
    */
-  async #begin(req: PlaceRequest, hash: string, failed: StoredIntent | null, decision: PlacementDecision, plan: PreemptionPlan | null): Promise<Result<PlaceReply> | Raced> {
+  async #begin(req: PlaceRequest, hash: string, failed: StoredIntent | null, decision: PlacementDecision, plan: PreemptionPlan | null, move?: MoveDestination): Promise<Result<PlaceReply> | Raced> {
     const { requestId, tenantId, resources } = req.request;
     // Every candidate over the tenant's per-node VM limit (checked exactly in the write): the quota's answer.
     let perNodeRefusal: Result<never> | undefined;
@@ -141,7 +149,15 @@ export class PlaceFlow {
     for (const [i, nodeId] of decision.candidates.entries()) {
       const written =
         failed === null
-          ? await this.#d.store.create({ requestId, tenantId, hash, nodeId, memoryMiB: resources.memoryMiB, vcpus: resources.vcpus })
+          ? await this.#d.store.create({
+              requestId,
+              tenantId,
+              hash,
+              nodeId,
+              memoryMiB: resources.memoryMiB,
+              vcpus: resources.vcpus,
+              ...(move === undefined ? { asked: req } : { movesFrom: move.movesFrom, ...(move.asked === undefined ? {} : { asked: move.asked }) }),
+            })
           : await this.#d.store.takeOver(failed, nodeId);
       if (written.ok) {
         current = written.value;
@@ -195,7 +211,7 @@ export class PlaceFlow {
       if (kind === 'final') return this.#fail(current, result.error);
       refusals[AGENT_REFUSED] = (refusals[AGENT_REFUSED] ?? 0) + 1;
       this.#d.logger.debug({ requestId, node: nodeId, code: result.error.code }, 'node refused placement');
-      const excluded = new Set([...intent.refusedBy, nodeId]);
+      const excluded = new Set([...intent.refusedBy, nodeId, ...(intent.movesFrom === undefined ? [] : [intent.movesFrom.nodeId])]);
       let lastDecision: PlacementDecision | undefined;
       let moved: StoredIntent | undefined;
       while (moved === undefined && nodesAsked(intent) < this.#d.config.maxAttempts) {
@@ -456,6 +472,11 @@ export class PlaceFlow {
     if (!marked.ok) return marked; // released on the node, not yet in the intent: the same release again finishes it
     return released;
   }
+}
+
+/** The nodes a place must not use: a move's source node. */
+function avoided(move: MoveDestination | undefined): ReadonlySet<string> {
+  return new Set(move === undefined ? [] : [move.movesFrom.nodeId]);
 }
 
 function unwrapOr<T>(r: Result<T>): T | undefined {

@@ -3,8 +3,8 @@
  * schemas in domain.ts to contain no `.`, `*` or `>`, so it cannot escape its position in a subject.
  *
  *   allot.agent.<nodeId>.<verb>         request/reply to one agent (NATS service `allot-agent`); coordinators only
- *   allot.sched.<tenantId>.<verb>       a tenant's scheduler to any coordinator: place, release, activate, check
- *   allot.op.<verb>                     operators to any coordinator: quotas, cordon, uncordon, drain, node.decommission/recommission, audit, node limits, allocations
+ *   allot.sched.<tenantId>.<verb>       a tenant's scheduler to any coordinator: place, release, activate, check, resize, move(.confirm|.abort)
+ *   allot.op.<verb>                     operators to any coordinator: quotas, cordon, uncordon, drain, node.decommission/recommission, evacuate, audit, node limits, allocations
  *   allot.read.<verb>                   readers (CLI, dashboards) to any coordinator: usage, efficiency, nodes, node, quota.get, health
  *   allot.usage.<nodeId>                JetStream stream ALLOT_USAGE: usage snapshots, latest few per node
  *   allot.events.<nodeId>.<kind>        JetStream stream ALLOT_EVENTS: allocation lifecycle audit log
@@ -49,11 +49,11 @@ export function agentSubject(nodeId: string, verb: AgentVerb): string {
 }
 
 /** Verbs a tenant's scheduler calls, on allot.sched.<tenantId>.<verb>: the tenant is the subject's. */
-export const TENANT_VERBS = ['place', 'release', 'activate', 'check', 'resize'] as const;
+export const TENANT_VERBS = ['place', 'release', 'activate', 'check', 'resize', 'move', 'move.confirm', 'move.abort'] as const;
 export type TenantVerb = (typeof TENANT_VERBS)[number];
 
 /** Verbs that change the cluster's configuration or cost a sweep of every node, on allot.op.<verb>. */
-export const OPERATOR_VERBS = ['quota.set', 'quota.import', 'quota.recount', 'cordon', 'uncordon', 'drain', 'node.decommission', 'node.recommission', 'audit', 'limits.get', 'limits.update', 'allocations'] as const;
+export const OPERATOR_VERBS = ['quota.set', 'quota.import', 'quota.recount', 'cordon', 'uncordon', 'drain', 'node.decommission', 'node.recommission', 'evacuate', 'audit', 'limits.get', 'limits.update', 'allocations'] as const;
 export type OperatorVerb = (typeof OPERATOR_VERBS)[number];
 
 /** Read-only verbs answered from the coordinator's view, on allot.read.<verb>. */
@@ -99,7 +99,7 @@ export function schedSubject(verb: SchedVerb, tenantId?: string): string | undef
 
 /**
  * The tenant a scheduler request names in its body: `request.tenantId` for place and check, `tenantId` for release,
- * activate and resize. Clients use it to choose the subject; coordinators refuse a body that names another tenant than the
+ * activate, resize and the moves. Clients use it to choose the subject; coordinators refuse a body that names another tenant than the
  * subject's.
  */
 export function tenantOfBody(verb: TenantVerb, body: unknown): string | undefined {
@@ -117,8 +117,9 @@ export function schedSubjectFor(verb: SchedVerb, body: unknown): string | undefi
 
 /** The tenant token of a tenant-verb subject (allot.sched.<tenantId>.<verb>), or undefined for another subject. */
 export function tenantOfSubject(subject: string): string | undefined {
+  // A verb may have a dot of its own (move.confirm): the tenant is the third token whatever follows it.
   const tokens = subject.split('.');
-  return tokens.length === 4 && `${tokens[0]}.${tokens[1]}` === SCHED_SUBJECT_PREFIX ? tokens[2] : undefined;
+  return tokens.length >= 4 && `${tokens[0]}.${tokens[1]}` === SCHED_SUBJECT_PREFIX ? tokens[2] : undefined;
 }
 
 /**

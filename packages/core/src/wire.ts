@@ -23,6 +23,7 @@ import {
   ResourceUsageSchema,
   TenantIdSchema,
   VcpuCountSchema,
+  MAX_RESERVATION_TTL_MS,
 } from './domain.ts';
 
 /*
@@ -254,6 +255,14 @@ export const EVENT_KINDS = [
   'fenced',
   /** An allocation's memory or vCPUs changed in place (resize): resources are the new amounts, cpuset the new cores. */
   'resized',
+  /**
+   * A move (moves/*.ts, coordinator): its destination held on nodeId (move_started), confirmed there (the source
+   * released: move_confirmed) or given up (move_aborted). requestId is the destination's, allocationId the source's,
+   * reason names both halves.
+   */
+  'move_started',
+  'move_confirmed',
+  'move_aborted',
 ] as const;
 export const EventKindSchema = z.enum(EVENT_KINDS);
 export type EventKind = z.infer<typeof EventKindSchema>;
@@ -606,12 +615,86 @@ export const ClusterAllocationsRequestSchema = z.object({
 });
 export const ClusterAllocationsReplySchema = z.object({ allocations: z.array(AllocationSchema).max(MAX_ALLOCATIONS_PAGE) });
 
+// ---------- moves and evacuation ----------
+
+/** Moves listed in an evacuate reply at most (the counts say how many there are). */
+export const MAX_EVACUATE_LISTED = 1000;
+
+/**
+ * move (allot.sched.<tenantId>.move): the tenant's allocation gets a destination, chosen (`to`) or picked by placement
+ * with the constraints and anti-affinity it was placed with, held there as a reservation for `holdMs` while the source
+ * still runs. Two-phase: move.confirm activates the destination and releases the source, move.abort releases the
+ * destination. `requestId` is the move's: the same id answers the same move (the destination's request id is derived
+ * from it and the allocation id). The tenant's quota counts the VM once throughout.
+ */
+export const MoveRequestSchema = z.object({
+  requestId: RequestIdSchema,
+  allocationId: AllocationIdSchema,
+  /** The destination node (default: placement picks one, never the source's node). */
+  to: NodeIdSchema.optional(),
+  /** How long the destination is held before it expires unconfirmed (default: the coordinator's moves.holdMs). */
+  holdMs: z.int().min(1).max(MAX_RESERVATION_TTL_MS).optional(),
+  /** The tenant that owns the allocation; when given it must be the subject's. */
+  tenantId: TenantIdSchema.optional(),
+});
+export type MoveRequest = z.infer<typeof MoveRequestSchema>;
+
+/** move.confirm and move.abort: the move named by its request id and the source allocation it moves. */
+export const MoveSettleRequestSchema = z.object({
+  /** The move's request id (move's `requestId`, or an evacuation plan's `moveRequestId`). */
+  requestId: RequestIdSchema,
+  allocationId: AllocationIdSchema,
+  tenantId: TenantIdSchema.optional(),
+});
+export type MoveSettleRequest = z.infer<typeof MoveSettleRequestSchema>;
+
+/**
+ * A move as stored in the placement intents. held: the destination is reserved, the source runs and counts;
+ * confirmed: the destination is the placement (active, counted), the source released; aborted: the destination was
+ * released (or its hold expired) and the source stays.
+ */
+export const MoveSchema = z.object({
+  moveRequestId: RequestIdSchema,
+  tenantId: TenantIdSchema,
+  state: z.enum(['held', 'confirmed', 'aborted']),
+  source: z.object({ allocationId: AllocationIdSchema, requestId: RequestIdSchema, nodeId: NodeIdSchema }),
+  destination: z.object({ requestId: RequestIdSchema, nodeId: NodeIdSchema, allocation: AllocationSchema.optional() }),
+  /** confirm: whether the source's agent answered its release (false: it did not; the sweep releases it when it does). */
+  sourceReleased: z.boolean().optional(),
+});
+export type Move = z.infer<typeof MoveSchema>;
+
+/** evacuate (operators): a move for every placement on the node, held elsewhere; see EvacuateReplySchema. */
+export const EvacuateRequestSchema = z.object({
+  /** The evacuation's request id: the same id resumes it and answers the same plan. */
+  requestId: RequestIdSchema,
+  nodeId: NodeIdSchema,
+  holdMs: z.int().min(1).max(MAX_RESERVATION_TTL_MS).optional(),
+});
+export type EvacuateRequest = z.infer<typeof EvacuateRequestSchema>;
+
+export const EvacuateReplySchema = z.object({
+  nodeId: NodeIdSchema,
+  requestId: RequestIdSchema,
+  /** The plan: one move per placement of the node (held or already confirmed), for its tenant's scheduler to confirm. */
+  moves: z.array(MoveSchema).max(MAX_EVACUATE_LISTED),
+  movesCount: z.int().min(0),
+  /** Placements that got no destination, with why (the kube-style "0/N nodes are available: ..." of placement). */
+  unplaced: z.array(z.object({ requestId: RequestIdSchema, tenantId: TenantIdSchema, allocationId: AllocationIdSchema.optional(), error: AllotErrorSchema })).max(MAX_EVACUATE_LISTED),
+  unplacedCount: z.int().min(0),
+});
+export type EvacuateReply = z.infer<typeof EvacuateReplySchema>;
+
 /** Every scheduler endpoint served by the coordinators. */
 export const SCHED_ENDPOINTS = {
   place: { request: PlaceRequestSchema, reply: PlaceReplySchema },
   release: { request: ClusterReleaseRequestSchema, reply: AllocationSchema },
   activate: { request: ClusterActivateRequestSchema, reply: AllocationSchema },
   resize: { request: ClusterResizeRequestSchema, reply: AllocationSchema },
+  move: { request: MoveRequestSchema, reply: MoveSchema },
+  'move.confirm': { request: MoveSettleRequestSchema, reply: MoveSchema },
+  'move.abort': { request: MoveSettleRequestSchema, reply: MoveSchema },
+  evacuate: { request: EvacuateRequestSchema, reply: EvacuateReplySchema },
   check: { request: PlaceRequestSchema, reply: ClusterCheckReplySchema },
   usage: { request: EmptyRequestSchema, reply: ClusterUsageSchema },
   efficiency: { request: EmptyRequestSchema, reply: ClusterEfficiencyReplySchema },

@@ -3,7 +3,7 @@ import { admitPlacement, applyPlacement, emptyUsageRecord, movePlacement, releas
 import type { z } from 'zod';
 import type { Bucket, BucketChange, BucketWrite } from '../store/bucket.ts';
 import type { CoordinatorClock } from '../store/clock.ts';
-import { counts, PlacementIntentSchema, type PlacementIntent, type ReleaseCause } from '../intents.ts';
+import { counts, countsAgainstQuota, PlacementIntentSchema, type PlacementIntent, type ReleaseCause } from '../intents.ts';
 import { UsageCommitQueue } from './usage-commit.ts';
 
 /** A value read with the revision a compare-and-set must name. */
@@ -23,6 +23,10 @@ export interface NewIntent {
   readonly nodeId: string;
   readonly memoryMiB: number;
   readonly vcpus: number;
+  /** The place request as asked (kept for a later move of it). */
+  readonly asked?: PlacementIntent['asked'];
+  /** A move's destination: written without counting (its source counts). */
+  readonly movesFrom?: PlacementIntent['movesFrom'];
 }
 
 export interface IntentStoreOptions {
@@ -203,6 +207,61 @@ export class IntentStore {
     return ok({ value: next, revision: written.value });
   }
 
+  /** placed -> placed with `movingTo` set (a move of it starts) or cleared (aborted, or its destination gone): no count changes. */
+  async markMoving(at: StoredIntent, movingTo: PlacementIntent['movingTo']): Promise<Result<StoredIntent>> {
+    if (at.value.state !== 'placed') return this.#wrongState(at, 'move');
+    const { movingTo: _was, ...rest } = at.value;
+    return this.#transition(at, { ...rest, ...(movingTo === undefined ? {} : { movingTo }), coordinatorId: this.#o.coordinatorId, updatedAt: this.#o.clock.wall() });
+  }
+
+  /**
+   * A move confirmed: in ONE atomic batch the source becomes released (cause `move`) and the destination the placement
+   * (movesFrom dropped, `reply` its answer from now on), the tenant's usage moving the VM from the source's node to the
+   * destination's, so the VM counts once before, during and after. A source that no longer counts (released meanwhile)
+   * leaves the destination to be admitted alone against the quota. `conflict`: either intent moved (re-read, follow).
+   */
+  async moveConfirmed(source: StoredIntent | null, dest: StoredIntent, reply: PlaceReply): Promise<Result<{ source: StoredIntent | null; dest: StoredIntent }>> {
+    if (dest.value.movesFrom === undefined || dest.value.state !== 'placed') return this.#wrongState(dest, 'confirm the move to');
+    const stamp = { coordinatorId: this.#o.coordinatorId, updatedAt: this.#o.clock.wall() };
+    const { movesFrom, ...destRest } = dest.value;
+    const nextDest: PlacementIntent = { ...destRest, movedFrom: movesFrom, reply, ...stamp };
+    if (source === null || !countsAgainstQuota(source.value) || source.value.tenantId !== dest.value.tenantId) {
+      const alone = await this.#transition(dest, nextDest);
+      return alone.ok ? ok({ source, dest: alone.value }) : alone;
+    }
+    const { movingTo: _to, ...sourceRest } = source.value;
+    const nextSource: PlacementIntent = { ...sourceRest, state: 'released', releasedBy: 'move', ...stamp };
+    const tenantId = dest.value.tenantId;
+    let usage: StoredUsage | null | undefined = this.#usage.get(tenantId);
+    for (let round = 0; round < MAX_USAGE_ROUNDS; round++) {
+      if (usage === undefined) {
+        const read = await this.usage(tenantId);
+        if (!read.ok) return read;
+        usage = read.value;
+      }
+      const record = releasePlacement(usage?.value ?? emptyUsageRecord(tenantId), placementOf(source.value));
+      const after: TenantUsageRecord = { ...record, usage: applyPlacement(record.usage, placementOf(nextDest)) };
+      const written = await this.#bucket.write([
+        { key: intentKey(nextSource.requestId), value: encode(nextSource), expectedRevision: source.revision, ...(this.#o.finishedTtlMs <= 0 ? {} : { ttlMs: this.#o.finishedTtlMs }) },
+        { key: intentKey(nextDest.requestId), value: encode(nextDest), expectedRevision: dest.revision },
+        { key: usageKey(tenantId), value: encode(after), expectedRevision: usage?.revision ?? 0 },
+      ]);
+      if (written.ok) {
+        this.#rememberWritten(tenantId, after, written.value[2] as number);
+        return ok({ source: { value: nextSource, revision: written.value[0] as number }, dest: { value: nextDest, revision: written.value[1] as number } });
+      }
+      if (written.error.code !== 'conflict') return written;
+      // Another writer: the usage record (re-read it and go again) or one of the intents (the caller re-reads).
+      const [s, d] = await Promise.all([this.get(source.value.requestId), this.get(dest.value.requestId)]);
+      if (!s.ok) return s;
+      if (!d.ok) return d;
+      if (s.value?.revision !== source.revision) return this.#explain(written.error, source.value.requestId, source.revision);
+      if (d.value?.revision !== dest.revision) return this.#explain(written.error, dest.value.requestId, dest.revision);
+      usage = undefined;
+    }
+    return err('unavailable', `tenant ${tenantId}: usage record still contended; retry the confirm`, { tenantId });
+  }
+
   // ---------- quota records ----------
 
   /** Creates or replaces the tenant's limits; the counters stay as they are (true, since they always exist). */
@@ -230,7 +289,7 @@ export class IntentStore {
       if (!read.ok) return read;
       const scanned = await this.scan();
       if (!scanned.ok) return scanned;
-      const placements = scanned.value.filter((i) => i.value.tenantId === tenantId && counts(i.value.state)).map((i) => placementOf(i.value));
+      const placements = scanned.value.filter((i) => i.value.tenantId === tenantId && countsAgainstQuota(i.value)).map((i) => placementOf(i.value));
       const before = read.value?.value ?? null;
       const after: TenantUsageRecord = { ...(before ?? emptyUsageRecord(tenantId)), usage: usageOf(placements) };
       const written = await this.#bucket.write([{ key: usageKey(tenantId), value: encode(after), expectedRevision: read.value?.revision ?? 0 }]);
@@ -251,7 +310,7 @@ export class IntentStore {
   async adopt(intent: PlacementIntent): Promise<Result<StoredIntent>> {
     const key = intentKey(intent.requestId);
     const intentWrite: BucketWrite = { key, value: encode(intent), expectedRevision: 0, ...(counts(intent.state) || this.#o.finishedTtlMs <= 0 ? {} : { ttlMs: this.#o.finishedTtlMs }) };
-    const written = counts(intent.state)
+    const written = countsAgainstQuota(intent)
       ? await this.#counted.submit(intent.tenantId, { intent: intentWrite, apply: (record) => ok({ ...record, usage: applyPlacement(record.usage, placementOf(intent)) }) })
       : await this.#bucket.write([intentWrite]).then((w) => (w.ok ? ok(w.value[0] as number) : w));
     if (!written.ok) return this.#explain(written.error, intent.requestId, 0);
@@ -293,8 +352,8 @@ export class IntentStore {
     const key = intentKey(next.requestId);
     const expected = at?.revision ?? 0;
     const intentWrite: BucketWrite = { key, value: encode(next), expectedRevision: expected, ...(counts(next.state) || this.#o.finishedTtlMs <= 0 ? {} : { ttlMs: this.#o.finishedTtlMs }) };
-    const was = at !== null && counts(at.value.state) ? placementOf(at.value) : null;
-    const will = counts(next.state) ? placementOf(next) : null;
+    const was = at !== null && countsAgainstQuota(at.value) ? placementOf(at.value) : null;
+    const will = countsAgainstQuota(next) ? placementOf(next) : null;
     if (was?.nodeId === will?.nodeId) {
       const written = await this.#bucket.write([intentWrite]);
       if (!written.ok) return this.#explain(written.error, next.requestId, expected);

@@ -1,6 +1,7 @@
 import {
   AGENT_ENDPOINTS,
   AgentLimitsUpdateRequestSchema,
+  AgentActivateRequestSchema,
   AgentCordonRequestSchema,
   AllocationRequestSchema,
   AllocationStatusSchema,
@@ -282,6 +283,20 @@ export class FakeAgents {
           this.#changed(n);
         }
         return { ok: true, value: a };
+      }
+      case 'activate': {
+        const req = validate(AgentActivateRequestSchema, raw);
+        if (!req.ok) return req;
+        const a = [...n.byRequest.values()].find((x) => x.id === req.value.allocationId);
+        if (a === undefined) return err('not_found', `no allocation ${req.value.allocationId} on ${n.id}`);
+        if (a.status === 'reserved') {
+          const { expiresAt: _expiresAt, ...rest } = a;
+          const active: Allocation = { ...rest, status: 'active' };
+          n.byRequest.set(a.requestId, active);
+          this.#changed(n);
+          return ok(active);
+        }
+        return a.status === 'active' ? ok(a) : err('conflict', `allocation ${a.id} is ${a.status}`, { status: a.status });
       }
       case 'allocations': {
         const req = validate(AllocationsRequestSchema, raw);

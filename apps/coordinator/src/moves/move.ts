@@ -1,0 +1,309 @@
+import { createHash } from 'node:crypto';
+import { err, ok, PlaceRequestSchema, type Allocation, type AllotEvent, type Move, type MoveRequest, type MoveSettleRequest, type PlaceReply, type PlaceRequest, type Result } from '@allot/core';
+import type { Logger } from 'pino';
+import type { AgentCaller } from '../agents.ts';
+import type { IntentStore, StoredIntent } from '../intents/intent-store.ts';
+import type { PlaceFlow } from '../place-flow.ts';
+
+/*
+ * A move of one placement to another node, in two phases over the place protocol (README.md, "Moves and evacuation"):
+ * 1. start: the destination is placed as a reservation through PlaceFlow (fencing, retries, the reconciler: the place
+ *    protocol's own), under a request id derived from the source allocation id and the move's request id, so a retry
+ *    of the move finds the same destination. Its intent carries `movesFrom` and does not count against the tenant's
+ *    usage; the source intent is marked `movingTo` (one move at a time).
+ * 2. confirm: the destination is activated on its node, then ONE atomic batch releases the source intent and makes the
+ *    destination the placement (the usage moves the VM between nodes, counting it once), then the source's agent
+ *    releases the source allocation (a source that does not answer, lost, is left to the sweep: its intent is released).
+ *    abort: the destination is released on its node and its intent released; the source is as it was.
+ * Every step is idempotent and resumable from the intents: a confirm or abort repeated answers the same move.
+ */
+
+export interface MoveDeps {
+  readonly store: IntentStore;
+  readonly flow: Pick<PlaceFlow, 'place'>;
+  readonly agents: AgentCaller;
+  /** Whether a node has reported (an allocation id names its node: `<nodeId>:<counter>`). */
+  readonly knowsNode: (nodeId: string) => boolean;
+  /** How long a destination is held unconfirmed when the request names no holdMs. */
+  readonly holdMs: number;
+  readonly agentTimeoutMs?: number;
+  readonly logger?: Logger;
+  /** Publishes a cluster event (move_started, move_confirmed, move_aborted); fire and forget. */
+  readonly publishEvent?: (event: AllotEvent, msgId: string) => void;
+}
+
+/** Rounds of re-reading an intent another writer changed meanwhile. */
+const MAX_ROUNDS = 8;
+
+/** A request id of our own, deterministic in its inputs (so every retry derives the same one), at most 128 characters. */
+export function derivedRequestId(kind: string, ...parts: readonly string[]): string {
+  return `${kind}-${createHash('sha256').update(parts.join('\u0000')).digest('hex').slice(0, 40)}`;
+}
+
+/** The destination's request id of move `moveRequestId` of allocation `allocationId`. */
+export function destinationRequestId(allocationId: string, moveRequestId: string): string {
+  return derivedRequestId('move', allocationId, moveRequestId);
+}
+
+function agentOpts(d: MoveDeps, requestId: string): { requestId: string; timeoutMs?: number } {
+  return d.agentTimeoutMs === undefined ? { requestId } : { requestId, timeoutMs: d.agentTimeoutMs };
+}
+
+function sourceOf(intent: StoredIntent): Move['source'] | undefined {
+  const allocationId = intent.value.reply?.allocation.id;
+  return allocationId === undefined ? undefined : { allocationId, requestId: intent.value.requestId, nodeId: intent.value.nodeId };
+}
+
+/** The move as its destination intent tells it. */
+export function moveOf(dest: StoredIntent['value'], source: Move['source'], moveRequestId: string, sourceReleased?: boolean): Move {
+  const state: Move['state'] = dest.movesFrom === undefined && dest.state === 'placed' ? 'confirmed' : dest.state === 'released' || dest.state === 'failed' ? 'aborted' : 'held';
+  const allocation = dest.reply?.allocation;
+  return {
+    moveRequestId,
+    tenantId: dest.tenantId,
+    state,
+    source,
+    destination: { requestId: dest.requestId, nodeId: dest.nodeId, ...(allocation === undefined ? {} : { allocation }) },
+    ...(sourceReleased === undefined ? {} : { sourceReleased }),
+  };
+}
+
+function readIntent(d: MoveDeps, requestId: string): Promise<Result<StoredIntent | null>> {
+  return d.store.get(requestId);
+}
+
+/** The placed intent of the tenant's live allocation `allocationId`, found through its node's agent. */
+async function sourceIntent(d: MoveDeps, allocationId: string, tenantId: string): Promise<Result<StoredIntent>> {
+  const at = allocationId.lastIndexOf(':');
+  const nodeId = allocationId.slice(0, Math.max(at, 0));
+  const counter = Number(allocationId.slice(at + 1));
+  const notFound = err('not_found', `tenant ${tenantId} has no live allocation ${allocationId}`, { allocationId, tenantId });
+  if (nodeId === '' || !Number.isSafeInteger(counter) || counter < 1 || !d.knowsNode(nodeId)) return notFound;
+  const page = await d.agents.call(nodeId, 'allocations', { status: 'live', tenantId, after: counter - 1, limit: 1 }, d.agentTimeoutMs === undefined ? {} : { timeoutMs: d.agentTimeoutMs });
+  if (!page.ok) return page;
+  const found = page.value.allocations[0];
+  if (found?.id !== allocationId) return notFound;
+  const read = await readIntent(d, found.requestId);
+  if (!read.ok) return read;
+  if (read.value === null || read.value.value.tenantId !== tenantId) {
+    return err('not_found', `allocation ${allocationId} was not placed through a coordinator (no placement ${found.requestId}); it cannot be moved`, { allocationId, requestId: found.requestId });
+  }
+  return ok(read.value);
+}
+
+/** What the destination is asked: the source's place request (constraints, group, CPU options) as a held reservation. */
+export function destinationRequest(source: StoredIntent['value'], destRequestId: string, holdMs: number, to: string | undefined): PlaceRequest {
+  const asked = source.asked;
+  const request = {
+    ...(asked?.request ?? { tenantId: source.tenantId, resources: {} }),
+    requestId: destRequestId,
+    tenantId: source.tenantId,
+    // The amounts the source counts now (a resize since the place changed them).
+    resources: { ...(asked?.request.resources ?? {}), memoryMiB: source.memoryMiB, vcpus: source.vcpus },
+    reservation: { ttlMs: holdMs },
+  };
+  const { nodeId: _manualNode, strategy, ...options } = asked?.placement ?? { constraints: [], allowPreemption: false };
+  // A manual place named the source's node: the destination is placement's choice unless the move names one.
+  const placement = { ...options, allowPreemption: false, ...(to !== undefined ? { strategy: 'manual' as const, nodeId: to } : strategy === undefined || strategy === 'manual' ? {} : { strategy }) };
+  return PlaceRequestSchema.parse({ request, placement });
+}
+
+/**
+ * Starts (or answers) move `moveRequestId` of the placed `source`: its destination held as a reservation elsewhere.
+ * `to`: the destination node (default: placement's choice). Refusals: the source is not placed (`conflict`), another
+ * move of it is in flight (`conflict`, reason `moving`), nothing fits (`insufficient_capacity` with the counted reasons).
+ */
+export async function startMove(d: MoveDeps, first: StoredIntent, moveRequestId: string, opts: { to?: string; holdMs?: number } = {}): Promise<Result<Move>> {
+  const source = sourceOf(first);
+  if (source === undefined || first.value.movesFrom !== undefined) {
+    return err('conflict', `placement ${first.value.requestId} is ${first.value.state}${first.value.movesFrom === undefined ? '' : ' (a move destination)'}; only a placed allocation can be moved`, { requestId: first.value.requestId, state: first.value.state });
+  }
+  if (opts.to !== undefined && opts.to === source.nodeId) return err('invalid_request', `allocation ${source.allocationId} is on ${opts.to} already`, { field: 'to' });
+  const destId = destinationRequestId(source.allocationId, moveRequestId);
+  const existing = await readIntent(d, destId);
+  if (!existing.ok) return existing;
+  const settled = existing.value?.value;
+  // A settled move answers what it did (its source intent was released by the confirm, or left by the abort).
+  if (settled !== undefined && (settled.state === 'released' || (settled.state === 'placed' && settled.movesFrom === undefined))) return ok(moveOf(settled, source, moveRequestId));
+  if (first.value.state !== 'placed') {
+    return err('conflict', `placement ${first.value.requestId} is ${first.value.state}; only a placed allocation can be moved`, { requestId: first.value.requestId, state: first.value.state });
+  }
+  const marked = await markSource(d, first, destId, moveRequestId);
+  if (!marked.ok) return marked;
+  const holdMs = opts.holdMs ?? d.holdMs;
+  const req = destinationRequest(marked.value.value, destId, holdMs, opts.to);
+  const placed = await d.flow.place(req, {
+    movesFrom: { requestId: source.requestId, allocationId: source.allocationId, nodeId: source.nodeId, moveRequestId },
+    ...(marked.value.value.asked === undefined ? {} : { asked: marked.value.value.asked }),
+  });
+  if (!placed.ok) {
+    // Nothing held (failed) or never written: the source is free to move again under another id.
+    const dest = await readIntent(d, destId);
+    if (dest.ok && (dest.value === null || dest.value.value.state === 'failed')) await unmarkSource(d, source.requestId, destId);
+    return placed;
+  }
+  const reply: PlaceReply = placed.value;
+  d.publishEvent?.(
+    { kind: 'move_started', nodeId: reply.nodeId, at: Date.now(), requestId: destId, allocationId: source.allocationId, tenantId: first.value.tenantId, reason: `move ${moveRequestId}: ${source.allocationId} on ${source.nodeId} held on ${reply.nodeId} as ${reply.allocation.id}` },
+    `move_started-${destId}`,
+  );
+  const dest = await readIntent(d, destId);
+  if (!dest.ok) return dest;
+  if (dest.value === null) return err('internal', `move destination ${destId} disappeared`, { requestId: destId });
+  return ok(moveOf(dest.value.value, source, moveRequestId));
+}
+
+/** Marks the source as moving to `destId`, refusing while another move of it holds a destination. */
+async function markSource(d: MoveDeps, first: StoredIntent, destId: string, moveRequestId: string): Promise<Result<StoredIntent>> {
+  let at = first;
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    const moving = at.value.movingTo;
+    if (moving?.requestId === destId) return ok(at);
+    if (moving !== undefined) {
+      const other = await readIntent(d, moving.requestId);
+      if (!other.ok) return other;
+      const live = other.value !== null && (other.value.value.state === 'pending' || other.value.value.state === 'placed') && other.value.value.movesFrom !== undefined;
+      if (live) {
+        return err('conflict', `allocation ${at.value.reply?.allocation.id ?? at.value.requestId} is being moved by move ${moving.moveRequestId}; confirm or abort it first`, { reason: 'moving', moveRequestId: moving.moveRequestId });
+      }
+    }
+    const written = await d.store.markMoving(at, { requestId: destId, moveRequestId });
+    if (written.ok || written.error.code !== 'conflict') return written;
+    const read = await readIntent(d, at.value.requestId);
+    if (!read.ok) return read;
+    if (read.value === null || read.value.value.state !== 'placed') return err('conflict', `placement ${at.value.requestId} changed during the move; it is ${read.value?.value.state ?? 'gone'}`, { requestId: at.value.requestId });
+    at = read.value;
+  }
+  return err('unavailable', `placement ${first.value.requestId} keeps changing; retry the move`, { requestId: first.value.requestId });
+}
+
+/** Clears the source's movingTo when it names `destId` (best effort: a stale mark is replaced by the next move). */
+async function unmarkSource(d: MoveDeps, sourceRequestId: string, destId: string): Promise<void> {
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    const read = await readIntent(d, sourceRequestId);
+    if (!read.ok || read.value === null || read.value.value.movingTo?.requestId !== destId || read.value.value.state !== 'placed') return;
+    const written = await d.store.markMoving(read.value, undefined);
+    if (written.ok || written.error.code !== 'conflict') return;
+  }
+}
+
+/** move (allot.sched.<tenant>.move): the tenant's live allocation, found on its node, moved (held elsewhere). */
+export async function moveAllocation(d: MoveDeps, r: MoveRequest, tenantId: string): Promise<Result<Move>> {
+  const source = await sourceIntent(d, r.allocationId, tenantId);
+  if (!source.ok) return source;
+  if (source.value.value.reply?.allocation.id !== r.allocationId) {
+    return err('conflict', `allocation ${r.allocationId} is not the placement ${source.value.value.requestId} the coordinators know`, { allocationId: r.allocationId });
+  }
+  return startMove(d, source.value, r.requestId, { ...(r.to === undefined ? {} : { to: r.to }), ...(r.holdMs === undefined ? {} : { holdMs: r.holdMs }) });
+}
+
+/** The move's destination and source intents, the destination checked to be this tenant's move of this allocation. */
+async function intentsOf(d: MoveDeps, r: MoveSettleRequest, tenantId: string): Promise<Result<{ dest: StoredIntent; source: StoredIntent | null; from: Move['source'] }>> {
+  const destId = destinationRequestId(r.allocationId, r.requestId);
+  const notFound = err('not_found', `tenant ${tenantId} has no move ${r.requestId} of ${r.allocationId}`, { requestId: r.requestId, allocationId: r.allocationId });
+  const dest = await readIntent(d, destId);
+  if (!dest.ok) return dest;
+  if (dest.value === null || dest.value.value.tenantId !== tenantId) return notFound;
+  const from = dest.value.value.movesFrom ?? dest.value.value.movedFrom;
+  if (from === undefined || from.allocationId !== r.allocationId) return notFound;
+  const source = await readIntent(d, from.requestId);
+  if (!source.ok) return source;
+  return ok({ dest: dest.value, source: source.value, from: { allocationId: from.allocationId, requestId: from.requestId, nodeId: from.nodeId } });
+}
+
+/**
+ * move.confirm: the destination activated on its node, then one batch: source released, destination the placement
+ * (counted once), then the source released on its node. Repeating it answers the confirmed move (and asks the source's
+ * node again to release, in case it did not answer before).
+ */
+export async function confirmMove(d: MoveDeps, r: MoveSettleRequest, tenantId: string): Promise<Result<Move>> {
+  const found = await intentsOf(d, r, tenantId);
+  if (!found.ok) return found;
+  let { dest, source } = found.value;
+  const from = found.value.from;
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    const v = dest.value;
+    if (v.state === 'placed' && v.movesFrom === undefined) {
+      const released = await releaseSource(d, from, v.nodeId, r.requestId);
+      return ok(moveOf(v, from, r.requestId, released));
+    }
+    if (v.state === 'pending') return err('conflict', `move ${r.requestId}: its destination on ${v.nodeId} is still pending; retry the move with its request id first`, { requestId: r.requestId, state: 'pending' });
+    if (v.state !== 'placed') {
+      return err('conflict', `move ${r.requestId} was aborted${v.releasedBy === 'expiry' ? ' (its hold expired)' : ''}; the allocation stays on ${from.nodeId}`, { requestId: r.requestId, state: v.state, reason: 'aborted' });
+    }
+    const held = v.reply?.allocation;
+    if (held === undefined) return err('internal', `move destination ${v.requestId} is placed without a reply`, { requestId: v.requestId });
+    let active: Allocation = held;
+    if (held.status !== 'active') {
+      const activated = await d.agents.call(v.nodeId, 'activate', { requestId: derivedRequestId('move-activate', v.requestId), allocationId: held.id }, agentOpts(d, v.requestId));
+      if (!activated.ok) return activated;
+      if (activated.value.status !== 'active') return err('conflict', `move ${r.requestId}: the destination ${held.id} is ${activated.value.status} (its hold expired?); the allocation stays on ${from.nodeId}`, { requestId: r.requestId, status: activated.value.status });
+      active = activated.value;
+    }
+    const reply: PlaceReply = { ...(v.reply as PlaceReply), allocation: active, cpuset: active.cpu?.cpuset ?? [] };
+    // A source intent gone (its TTL) or released meanwhile: the destination is admitted alone against the quota.
+    const settled = await d.store.moveConfirmed(source, dest, reply);
+    if (settled.ok) {
+      dest = settled.value.dest;
+      d.publishEvent?.(
+        { kind: 'move_confirmed', nodeId: dest.value.nodeId, at: Date.now(), requestId: dest.value.requestId, allocationId: from.allocationId, tenantId, reason: `move ${r.requestId}: ${from.allocationId} on ${from.nodeId} is ${active.id} on ${dest.value.nodeId} now` },
+        `move_confirmed-${dest.value.requestId}`,
+      );
+      continue; // answers through the confirmed branch: releases the source on its node
+    }
+    if (settled.error.code !== 'conflict') return settled;
+    const again = await intentsOf(d, r, tenantId);
+    if (!again.ok) return again;
+    ({ dest, source } = again.value);
+  }
+  return err('unavailable', `move ${r.requestId} keeps changing; retry the confirm`, { requestId: r.requestId });
+}
+
+/** Releases the source allocation on its node (idempotent); false when the node did not answer (the sweep releases it later). */
+async function releaseSource(d: MoveDeps, from: Move['source'], destNode: string, moveRequestId: string): Promise<boolean> {
+  const releaseId = derivedRequestId('move-release', from.allocationId, moveRequestId);
+  const released = await d.agents.call(
+    from.nodeId,
+    'release',
+    { requestId: releaseId, allocationRequestId: from.requestId, reason: `moved to ${destNode} (move ${moveRequestId})` },
+    agentOpts(d, releaseId),
+  );
+  if (released.ok || released.error.code === 'not_found') return true;
+  d.logger?.warn({ allocationId: from.allocationId, node: from.nodeId, move: moveRequestId, code: released.error.code }, 'moved: the source node did not release the source; the sweep releases it (its intent is released)');
+  return false;
+}
+
+/** move.abort: the destination released on its node and its intent released; the source stays (and may move again). */
+export async function abortMove(d: MoveDeps, r: MoveSettleRequest, tenantId: string): Promise<Result<Move>> {
+  const found = await intentsOf(d, r, tenantId);
+  if (!found.ok) return found;
+  let dest = found.value.dest;
+  const from = found.value.from;
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    const v = dest.value;
+    if (v.state === 'placed' && v.movesFrom === undefined) return err('conflict', `move ${r.requestId} was confirmed; the allocation is on ${v.nodeId} now (move it back with a new move)`, { requestId: r.requestId, state: 'confirmed' });
+    if (v.state === 'released' || v.state === 'failed') {
+      await unmarkSource(d, from.requestId, v.requestId);
+      return ok(moveOf(v, from, r.requestId));
+    }
+    if (v.state === 'pending') return err('conflict', `move ${r.requestId}: its destination on ${v.nodeId} is still pending; retry the move with its request id, then abort`, { requestId: r.requestId, state: 'pending' });
+    const releaseId = derivedRequestId('move-abort', v.requestId);
+    const released = await d.agents.call(v.nodeId, 'release', { requestId: releaseId, allocationRequestId: v.requestId, fence: v.attempt, reason: `move ${r.requestId} aborted` }, agentOpts(d, releaseId));
+    if (!released.ok && released.error.code !== 'not_found') return released;
+    const written = await d.store.released(dest, 'tenant');
+    if (written.ok) {
+      d.publishEvent?.(
+        { kind: 'move_aborted', nodeId: v.nodeId, at: Date.now(), requestId: v.requestId, allocationId: from.allocationId, tenantId, reason: `move ${r.requestId}: ${from.allocationId} stays on ${from.nodeId}` },
+        `move_aborted-${v.requestId}`,
+      );
+      dest = written.value;
+      continue;
+    }
+    if (written.error.code !== 'conflict') return written;
+    const read = await readIntent(d, v.requestId);
+    if (!read.ok) return read;
+    if (read.value === null) return err('not_found', `move ${r.requestId} is gone`, { requestId: r.requestId });
+    dest = read.value;
+  }
+  return err('unavailable', `move ${r.requestId} keeps changing; retry the abort`, { requestId: r.requestId });
+}
