@@ -27,6 +27,14 @@ describe('choosing among sets of the same size', () => {
     expect(ids(planPreemption(full, allocs, allocationRequest(8192, 1, { priority: 50 })))).toEqual(['e', 'a']);
   });
 
+  it('with the same highest priority, takes the lowest sum even when a set with a higher sum comes first', () => {
+    // 4000 MiB needed, three victims at least. In the search's order {a,d,e} (priorities 0,3,3: sum 6) comes before
+    // {b,c,e} (1,1,3: sum 5); both free exactly 4000 MiB.
+    const node = nodeView({ id: 'n', memoryMiB: 6000, memoryCommitted: 6000, cores: 16 });
+    const allocs = [allocation('a', 'n', 40, 0, 0), allocation('b', 'n', 1000, 0, 1), allocation('c', 'n', 1000, 0, 1), allocation('d', 'n', 1960, 0, 3), allocation('e', 'n', 2000, 0, 3)];
+    expect(ids(planPreemption(node, allocs, allocationRequest(4000, 0, { priority: 50 })))).toEqual(['b', 'c', 'e']);
+  });
+
   it('with the same priorities, frees the least', () => {
     const allocs = [allocation('big', 'n', 8192, 4, 0), allocation('exact', 'n', 4096, 1, 0)];
     const plan = planPreemption(full, allocs, allocationRequest(4096, 1, { priority: 50 }));
