@@ -6,6 +6,7 @@ import { nodesCommand } from './commands/nodes.ts';
 import { clusterCommand } from './commands/cluster.ts';
 import { activateCommand, checkCommand, placeCommand, releaseCommand } from './commands/placement.ts';
 import { resizeCommand } from './commands/resize.ts';
+import { evacuateCommand, moveCommand } from './commands/move.ts';
 import { usageCommand } from './commands/usage.ts';
 import { cordonCommand, drainCommand, uncordonCommand } from './commands/node-admin.ts';
 import { nodeCommand } from './commands/node.ts';
@@ -27,11 +28,13 @@ export const COMMANDS: readonly Command[] = [
   releaseCommand,
   activateCommand,
   resizeCommand,
+  moveCommand,
   checkCommand,
   quotasCommand,
   cordonCommand,
   uncordonCommand,
   drainCommand,
+  evacuateCommand,
   nodeCommand,
   limitsCommand,
   allocationsCommand,

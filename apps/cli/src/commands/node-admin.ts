@@ -6,7 +6,10 @@ import { EXIT } from '../exit-codes.ts';
 import { renderPairs } from '../format/table.ts';
 import { formatHealth } from '../render/nodes.ts';
 import { renderAllocation } from '../render/placement.ts';
+import { reportError } from '../report.ts';
 import { requestAndPrint, withSession } from '../run-request.ts';
+import type { Session } from '../session.ts';
+import { evacuateAndPrint } from './move.ts';
 import type { Command } from './command.ts';
 
 type Verb = 'cordon' | 'uncordon' | 'drain';
@@ -14,16 +17,16 @@ type Verb = 'cordon' | 'uncordon' | 'drain';
 const WHAT: Record<Verb, string> = {
   cordon: 'Marks the node unschedulable: nothing new is placed on it; what runs there stays.',
   uncordon: 'Makes the node schedulable again.',
-  drain: 'Cordons the node and lists what is still on it, for the operator to move or release.',
+  drain: 'Cordons the node and lists what is still on it, for the operator to move or release. With --evacuate, then\nholds a destination for each (allot evacuate, same request id) and prints the plan of moves to confirm.',
 };
 
 function help(verb: Verb): string {
-  return `Usage: allot ${verb} <node> [--reason <text>] [--request-id <id>]
+  return `Usage: allot ${verb} <node> [--reason <text>] [--request-id <id>]${verb === 'drain' ? ' [--evacuate]' : ''}
 
 ${WHAT[verb]}
 
   --reason <text>     why (kept in the events stream)
-  --request-id <id>   idempotency key (default: a new UUID)
+${verb === 'drain' ? '  --evacuate          then evacuate the node (exit 1 when some VM got no destination)\n' : ''}  --request-id <id>   idempotency key (default: a new UUID)
 
 ${CONNECTION_HELP}`;
 }
@@ -44,7 +47,7 @@ function nodeCommand(verb: Verb, summary: string): Command {
     help: text,
     async run(args, ctx) {
       const parsed = tryParse(() =>
-        parseArgs({ args, options: { ...COMMON_OPTIONS, ...CONNECTION_OPTIONS, reason: { type: 'string' }, 'request-id': { type: 'string' } }, strict: true, allowPositionals: true }),
+        parseArgs({ args, options: { ...COMMON_OPTIONS, ...CONNECTION_OPTIONS, reason: { type: 'string' }, 'request-id': { type: 'string' }, ...(verb === 'drain' ? { evacuate: { type: 'boolean' } } : {}) }, strict: true, allowPositionals: true }),
       );
       if (!parsed.ok) return usageError(ctx, verb, parsed.message);
       const v = parsed.value.values;
@@ -62,16 +65,25 @@ function nodeCommand(verb: Verb, summary: string): Command {
       if (v.reason !== undefined && v.reason.length > 256) return usageError(ctx, verb, '--reason: at most 256 characters');
       const request = { requestId, nodeId, ...(v.reason === undefined ? {} : { reason: v.reason }) };
       const json = v.json === true;
-      return withSession(ctx, verb, v, (session) =>
-        verb === 'drain'
+      const evacuate = (v as { evacuate?: boolean }).evacuate === true;
+      return withSession(ctx, verb, v, async (session) => {
+        if (verb !== 'drain' || !evacuate) return drainOr(session);
+        // Cordon (drain) first, so nothing new lands there, then the plan of moves.
+        const drained = await session.call('drain', request);
+        if (!drained.ok) return reportError(ctx, verb, drained.error, json);
+        if (!json) ctx.out(`${drained.value.nodeId} ${drained.value.cordoned ? 'cordoned' : 'NOT cordoned'}; ${drained.value.remainingCount ?? drained.value.remaining.length} allocation(s) on it; evacuating`);
+        return evacuateAndPrint(ctx, session, { requestId, nodeId }, json);
+      });
+      function drainOr(session: Session): Promise<number> {
+        return verb === 'drain'
           ? requestAndPrint(ctx, verb, session, 'drain', request, json, (d) =>
               [
                 `${d.nodeId} ${d.cordoned ? 'cordoned' : 'NOT cordoned'}; ${d.remaining.length} allocation${d.remaining.length === 1 ? '' : 's'} still on it`,
                 ...d.remaining.map((a) => renderAllocation(a)),
               ].join('\n\n'),
             )
-          : requestAndPrint(ctx, verb, session, verb, request, json, renderHealth),
-      );
+          : requestAndPrint(ctx, verb, session, verb, request, json, renderHealth);
+      }
     },
   };
 }
