@@ -1,0 +1,102 @@
+// pnpm release: each app as one self-contained executable (dist/release/bin/allot-agent, allot-coordinator, allot),
+// and the Debian packages built from them (scripts/release/deb.ts). Development keeps running the TypeScript sources.
+//
+// The form: Node's single executable applications (SEA). rolldown bundles an app into one ES module; Node 24's SEA
+// runs only a CommonJS main script, so the executable's main is a 5-line CommonJS loader that imports the bundle,
+// carried as an SEA asset, from a data: URL. postject injects the blob into a copy of this Node binary. The result
+// needs nothing on the host but glibc: no Node, no node_modules, no TypeScript stripping at start.
+import { execFileSync } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'rolldown';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const RELEASE_DIR = join(ROOT, 'dist', 'release');
+
+/** The apps shipped as executables: the name on the host and the entry point in this repository. */
+export const APPS = [
+  { name: 'allot-agent', entry: 'apps/agent/src/main.ts' },
+  { name: 'allot-coordinator', entry: 'apps/coordinator/src/main.ts' },
+  { name: 'allot', entry: 'apps/cli/src/main.ts' },
+] as const;
+export type AppName = (typeof APPS)[number]['name'];
+
+/** The fuse postject looks for in a Node binary (Node's documented sentinel). */
+const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+
+/**
+ * The bundle reads `import.meta.url` and `import.meta.dirname` (createRequire for CommonJS dependencies, pino's and
+ * msgpackr's optional helpers). Imported from a data: URL they would name the data, so they are read through one
+ * object that the SEA loader fills with the executable's own path first.
+ */
+const META_PRELUDE = 'const __allotMeta = globalThis.__allotSeaMeta ?? { url: import.meta.url, dirname: import.meta.dirname };\n';
+
+const SEA_LOADER = `// The single executable's main (CommonJS, as Node 24's SEA requires): the app is an ES module carried as an asset.
+const { getAsset } = require('node:sea');
+const { pathToFileURL } = require('node:url');
+const { dirname } = require('node:path');
+globalThis.__allotSeaMeta = { url: pathToFileURL(process.execPath).href, dirname: dirname(process.execPath) };
+import('data:text/javascript;base64,' + Buffer.from(getAsset('app.mjs')).toString('base64')).catch((error) => {
+  console.error(error);
+  process.exit(70);
+});
+`;
+
+/** One app bundled into one ES module (all workspace packages and dependencies inlined). */
+export async function bundle(app: (typeof APPS)[number], outDir: string): Promise<string> {
+  const file = join(outDir, `${app.name}.mjs`);
+  await build({
+    input: join(ROOT, app.entry),
+    platform: 'node',
+    logLevel: 'warn',
+    output: { file, format: 'esm', codeSplitting: false },
+  });
+  let code = readFileSync(file, 'utf8');
+  const shebang = code.startsWith('#!') ? code.slice(0, code.indexOf('\n') + 1) : '';
+  code = code.slice(shebang.length).replaceAll('import.meta.url', '__allotMeta.url').replaceAll('import.meta.dirname', '__allotMeta.dirname');
+  writeFileSync(file, `${shebang}${META_PRELUDE}${code}`);
+  return file;
+}
+
+/** The bundle injected into a copy of this Node binary: one file to install. */
+export function singleExecutable(name: string, bundleFile: string, outDir: string): string {
+  const work = join(outDir, '.sea', name);
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(work, { recursive: true });
+  writeFileSync(join(work, 'loader.cjs'), SEA_LOADER);
+  const blob = join(work, 'sea.blob');
+  const config = { main: join(work, 'loader.cjs'), output: blob, disableExperimentalSEAWarning: true, useCodeCache: false, useSnapshot: false, assets: { 'app.mjs': bundleFile } };
+  writeFileSync(join(work, 'sea-config.json'), JSON.stringify(config));
+  execFileSync(process.execPath, ['--experimental-sea-config', join(work, 'sea-config.json')], { stdio: 'pipe' });
+  const exe = join(outDir, name);
+  copyFileSync(process.execPath, exe);
+  chmodSync(exe, 0o755);
+  const postject = createRequire(import.meta.url).resolve('postject/dist/cli.js');
+  execFileSync(process.execPath, [postject, exe, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE], { stdio: 'pipe' });
+  rmSync(work, { recursive: true, force: true });
+  return exe;
+}
+
+/** Every app bundled and made an executable under dist/release; returns their paths by name. */
+export async function buildArtifacts(log: (line: string) => void = () => undefined): Promise<Record<AppName, { bundle: string; executable: string }>> {
+  const jsDir = join(RELEASE_DIR, 'js');
+  const binDir = join(RELEASE_DIR, 'bin');
+  mkdirSync(jsDir, { recursive: true });
+  mkdirSync(binDir, { recursive: true });
+  const out = {} as Record<AppName, { bundle: string; executable: string }>;
+  for (const app of APPS) {
+    const started = performance.now();
+    const bundled = await bundle(app, jsDir);
+    const executable = singleExecutable(app.name, bundled, binDir);
+    out[app.name] = { bundle: bundled, executable };
+    log(`${app.name}: ${executable} (${Math.round(performance.now() - started)} ms)`);
+  }
+  return out;
+}
+
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
+  await buildArtifacts((line) => process.stdout.write(`${line}\n`));
+  process.stdout.write(`release artifacts in ${dirname(join(RELEASE_DIR, 'bin', 'x'))}\n`);
+}
