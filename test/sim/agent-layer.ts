@@ -79,6 +79,24 @@ export async function runAgentLayer(sched: Scheduler, options: RunOptions): Prom
           }
           if (reply.error.code !== 'timeout' && reply.error.code !== 'internal') break;
         }
+      } else if (roll >= 0.8 && granted.some((a) => a.status === 'active')) {
+        // Resize an active grant in place (grow or shrink), retried under the resize's own request id after a timeout.
+        const active = granted.filter((a) => a.status === 'active');
+        const a = active[sched.int(0, active.length - 1)] as Allocation;
+        const fence = (a as Allocation & { fence?: number }).fence;
+        const request = { requestId: `c${c}-z${++requestCounter}`, allocationId: a.id, resources: { memoryMiB: 512 * sched.int(1, 8), vcpus: sched.int(1, 4) }, ...(fence === undefined ? {} : { fence }) };
+        for (let attempt = 1; attempt <= 4; attempt++) {
+          const reply = await network.call(a.nodeId, 'resize', request, { from: `client${c}` });
+          if (reply.ok) {
+            const resized = reply.value as Allocation;
+            if (resized.id !== a.id || resized.granted.memoryMiB !== request.resources.memoryMiB || resized.granted.vcpus !== request.resources.vcpus) sched.fail(`${a.nodeId} answered resize ${request.requestId} of ${a.id} with ${resized.id} at ${resized.granted.memoryMiB} MiB/${resized.granted.vcpus} vCPUs`);
+            const index = granted.findIndex((g) => g.id === a.id);
+            if (index >= 0) granted[index] = resized;
+            break;
+          }
+          if (reply.error.code === 'not_found') granted.splice(granted.findIndex((g) => g.id === a.id), 1);
+          if (reply.error.code !== 'timeout' && reply.error.code !== 'internal') break;
+        }
       } else {
         const index = sched.int(0, granted.length - 1);
         const a = granted[index] as Allocation;
@@ -134,4 +152,9 @@ export async function checkMemoryMatchesDisk(sched: Scheduler, agent: SimAgent):
   const onDisk = new Set(agent.model.liveIds());
   for (const id of onDisk) if (!inMemory.has(id)) sched.fail(`${agent.nodeId}: ${id} is live on disk but not in memory`);
   for (const id of inMemory) if (!onDisk.has(id)) sched.fail(`${agent.nodeId}: ${id} is live in memory but not on disk`);
+  // Resizes replayed: each live allocation holds in memory exactly the amounts its disk's records end on.
+  for (const a of live.value) {
+    const disk = agent.model.get(a.id);
+    if (disk !== undefined && (disk.memoryMiB !== a.granted.memoryMiB || disk.vcpus !== a.granted.vcpus)) sched.fail(`${agent.nodeId}: ${a.id} holds ${a.granted.memoryMiB} MiB/${a.granted.vcpus} vCPUs in memory, ${disk.memoryMiB}/${disk.vcpus} on disk`);
+  }
 }

@@ -220,13 +220,13 @@ export class SimAgent {
       }
     }
     if (this.incarnation !== incarnation || !this.#up) return undefined;
-    if (result.ok) this.#checkAcknowledgedIsDurable(verb, result.value);
+    if (result.ok) this.#checkAcknowledgedIsDurable(verb, request.ok ? request.value : undefined, result.value);
     return encode(result);
   }
 
   /** Nothing acknowledged is lost: an ok reply naming an allocation is sent only once that allocation is on disk. */
-  #checkAcknowledgedIsDurable(verb: AgentVerb, value: unknown): void {
-    if (verb !== 'allocate' && verb !== 'reserve' && verb !== 'release' && verb !== 'activate' && verb !== 'preempt') return;
+  #checkAcknowledgedIsDurable(verb: AgentVerb, request: unknown, value: unknown): void {
+    if (verb !== 'allocate' && verb !== 'reserve' && verb !== 'release' && verb !== 'activate' && verb !== 'preempt' && verb !== 'resize') return;
     const allocation = verb === 'preempt' ? (value as { allocation: Allocation }).allocation : (value as Allocation);
     const known = this.model.get(allocation.id);
     if (known === undefined) {
@@ -236,6 +236,9 @@ export class SimAgent {
     if (verb === 'release' && known.status !== 'released' && known.status !== 'expired') this.#sched.fail(`${this.nodeId} answered release ok for ${allocation.id} whose release is not on its disk (disk: ${known.status})`);
     // Records of one group commit become durable together, so a release may already follow the activation on disk.
     if (verb === 'activate' && known.status === 'reserved') this.#sched.fail(`${this.nodeId} answered activate ok for ${allocation.id} whose activation is not on its disk`);
+    // A resize is on disk under its own request id (a later resize may already have changed the amounts again).
+    const resizeId = (request as { requestId?: string }).requestId ?? '';
+    if (verb === 'resize' && !this.model.hasResize(resizeId)) this.#sched.fail(`${this.nodeId} answered resize ${resizeId} ok (${allocation.id} at ${allocation.granted.memoryMiB} MiB/${allocation.granted.vcpus} vCPUs) before its record is on disk`);
   }
 }
 

@@ -5,8 +5,9 @@ export interface DurableAllocation {
   readonly id: string;
   readonly requestId: string;
   readonly tenantId: string;
-  readonly memoryMiB: number;
-  readonly vcpus: number;
+  /** Changed by a `resized` record. */
+  memoryMiB: number;
+  vcpus: number;
   readonly fence: number | undefined;
   status: AllocationStatus | 'expired';
 }
@@ -25,6 +26,8 @@ export class DurableModel {
   readonly #liveByRequest = new Map<string, Set<string>>();
   /** Preemptors in a grace period (a 'preempting' record): not holding anything yet, their victims releasing. */
   readonly #waiting = new Map<string, { allocation: DurableAllocation; victims: string[] }>();
+  /** Resize request ids already committed (a resize is idempotent by its own request id: one `resized` record each). */
+  readonly #resizes = new Set<string>();
   /** The highest fence each request id was refused (or fenced) at, from `fenced` records. */
   readonly #refusedFence = new Map<string, number>();
   #memory = 0;
@@ -44,6 +47,11 @@ export class DurableModel {
   /** The live allocation ids of one request id on this disk. */
   liveOf(requestId: string): ReadonlySet<string> {
     return this.#liveByRequest.get(requestId) ?? new Set();
+  }
+
+  /** Whether a resize under this request id is on disk. */
+  hasResize(requestId: string): boolean {
+    return this.#resizes.has(requestId);
   }
 
   *liveIds(): Iterable<string> {
@@ -100,6 +108,9 @@ export class DurableModel {
         this.#add(p.allocation, waited);
         break;
       }
+      case 'resized':
+        this.#resize(record as Extract<HostRecord, { kind: 'resized' }>);
+        break;
       case 'fenced':
         if (r.requestId !== undefined && r.fence !== undefined) this.#refusedFence.set(r.requestId, Math.max(this.#refusedFence.get(r.requestId) ?? 0, r.fence));
         break;
@@ -116,6 +127,23 @@ export class DurableModel {
     if (!decidedEarlier && fence !== undefined && refused !== undefined && fence <= refused) this.#fail(`${this.#nodeId}: ${a.requestId} committed at fence ${fence} after fence ${refused} was recorded (a stale allocate got through)`);
     this.#byId.set(a.id, a);
     if (a.status !== 'expired' && holdsCapacity(a.status)) this.#hold(a, +1);
+  }
+
+  /** A resize changes a live allocation's committed amounts in place: the old amounts leave, the new ones are checked. */
+  #resize(record: Extract<HostRecord, { kind: 'resized' }>): void {
+    const a = this.#byId.get(record.allocation.id);
+    if (a === undefined) {
+      this.#fail(`${this.#nodeId}: a resized record for ${record.allocation.id}, which was never committed`);
+      return;
+    }
+    if (this.#resizes.has(record.requestId)) this.#fail(`${this.#nodeId}: resize ${record.requestId} committed twice`);
+    this.#resizes.add(record.requestId);
+    if (a.status !== 'active') this.#fail(`${this.#nodeId}: resize ${record.requestId} of ${a.id}, which is ${a.status} on disk (only an active allocation resizes)`);
+    if (record.previous.memoryMiB !== a.memoryMiB || record.previous.vcpus !== a.vcpus) this.#fail(`${this.#nodeId}: resize ${record.requestId} of ${a.id} says it was ${record.previous.memoryMiB} MiB/${record.previous.vcpus} vCPUs, the disk says ${a.memoryMiB}/${a.vcpus}`);
+    this.#hold(a, -1);
+    a.memoryMiB = record.allocation.granted.memoryMiB;
+    a.vcpus = record.allocation.granted.vcpus;
+    this.#hold(a, +1);
   }
 
   #setStatus(id: string, status: AllocationStatus | 'expired'): void {
