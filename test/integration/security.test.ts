@@ -7,9 +7,11 @@ import {
   ClusterAllocationsReplySchema,
   coordinatorSubject,
   encode,
+  EvacuateReplySchema,
   eventSubject,
   HealthSchema,
   HostLimitsSchema,
+  MoveSchema,
   NodesReplySchema,
   PlaceReplySchema,
   tenantSubject,
@@ -163,6 +165,26 @@ describe('a secured deployment (allot security, nats-server with the generated p
     expect(onU.ok ? 'resized' : onU.error.code).toBe('not_found');
     const own = await requestTyped(t, tenantSubject('t', 'resize'), resize('sec-t-resize-1'), AllocationSchema, { timeoutMs: 10_000 });
     expect(own.ok ? own.value.granted.vcpus : own.error.message).toBe(allocation.granted.vcpus + 1);
+  });
+
+  it("a scheduler moves its own tenant's VM and confirms on its subjects (allot.sched.<t>.move, .move.confirm); another tenant's scheduler is dropped; only an operator evacuates", async () => {
+    const t = await client('scheduler', 't');
+    const u = await client('scheduler', 'u');
+    const placed = await requestTyped(t, tenantSubject('t', 'place'), place('t', 'sec-t-move'), PlaceReplySchema, { timeoutMs: 10_000 });
+    if (!placed.ok) throw new Error(placed.error.message);
+    const { allocation } = placed.value;
+    const move = { requestId: 'sec-mv-1', allocationId: allocation.id };
+    expect((await requestTyped(u, tenantSubject('t', 'move'), move, MoveSchema, SHORT)).ok).toBe(false);
+    const held = await requestTyped(t, tenantSubject('t', 'move'), move, MoveSchema, { timeoutMs: 10_000 });
+    expect(held.ok ? held.value.state : held.error.message).toBe('held');
+    expect((await requestTyped(u, tenantSubject('t', 'move.confirm'), move, MoveSchema, SHORT)).ok).toBe(false);
+    const confirmed = await requestTyped(t, tenantSubject('t', 'move.confirm'), move, MoveSchema, { timeoutMs: 10_000 });
+    expect(confirmed.ok ? confirmed.value.state : confirmed.error.message).toBe('confirmed');
+    const evacuate = { requestId: 'sec-ev-1', nodeId: 'a' };
+    expect((await requestTyped(t, coordinatorSubject('evacuate'), evacuate, EvacuateReplySchema, SHORT)).ok).toBe(false);
+    const operator = await client('operator', 'operator');
+    const plan = await requestTyped(operator, coordinatorSubject('evacuate'), evacuate, EvacuateReplySchema, { timeoutMs: 10_000 });
+    expect(plan.ok ? plan.value.nodeId : plan.error.message).toBe('a');
   });
 
   it('a reader reads but cannot mutate', async () => {

@@ -93,7 +93,7 @@ export function permissionsOf(identity: Identity): Permissions {
         publish: [`${SUBJECT_ROOT}.agent.>`, `${EVENTS_SUBJECT_PREFIX}.${CLUSTER_EVENT_NODE}.>`, `$KV.${KV_PLACEMENTS}.>`, `${JS}.>`, '$JS.ACK.>', '$JS.FC.>'],
         // Streams and buckets are made at deploy time, with administrative credentials.
         publishDeny: [`${JS}.STREAM.CREATE.>`, `${JS}.STREAM.UPDATE.>`, `${JS}.STREAM.DELETE.>`, `${JS}.STREAM.PURGE.>`, `${JS}.STREAM.MSG.DELETE.>`],
-        subscribe: [`${SCHED_SUBJECT_PREFIX}.*.*`, `${OPERATOR_SUBJECT_PREFIX}.>`, `${READ_SUBJECT_PREFIX}.>`, inbox, ...serviceDiscovery('allot-coordinator')],
+        subscribe: [`${SCHED_SUBJECT_PREFIX}.*.>`, `${OPERATOR_SUBJECT_PREFIX}.>`, `${READ_SUBJECT_PREFIX}.>`, inbox, ...serviceDiscovery('allot-coordinator')],
         allowResponses: true,
       };
     case 'scheduler':
