@@ -72,19 +72,6 @@ const SERVICE_ERROR_STATUS: Record<ErrorCode, number> = {
   timeout: 504,
 };
 
-type EndpointStatsHook = { countError(e: Error): void };
-
-/**
- * The error counter of an endpoint inside @nats-io/services 3.0.0-25. The library counts an error only when a handler
- * throws synchronously, which an async handler never does; its per-endpoint stats object is not public, so we reach
- * for it by shape and do without when a future version changes it (then only `data.errorsByCode` counts).
- */
-function errorCounterOf(service: Service, endpointName: string): EndpointStatsHook | undefined {
-  const handlers = (service as unknown as { handlers?: { name?: string; stats?: Partial<EndpointStatsHook> }[] }).handlers;
-  const stats = handlers?.find((h) => h.name === endpointName)?.stats;
-  return typeof stats?.countError === 'function' ? (stats as EndpointStatsHook) : undefined;
-}
-
 function isSpecValid(spec: ServiceSpec): Result<void> {
   const names = new Set<string>();
   for (const [i, e] of spec.endpoints.entries()) {
@@ -104,18 +91,19 @@ function isSpecValid(spec: ServiceSpec): Result<void> {
 export async function serveService(nc: NatsConnection, spec: ServiceSpec): Promise<Result<ServedService>> {
   const valid = isSpecValid(spec);
   if (!valid.ok) return valid;
-  const errorsByCode = new Map<string, Partial<Record<ErrorCode, number>>>();
+  const errorsBySubject = new Map<string, Partial<Record<ErrorCode, number>>>();
   let service: Service;
   try {
-    // Svcm is typed against its own copy of nats-core (3.0.0-50); the connection object is compatible at run time.
-    service = await new Svcm(nc as never).add({
+    service = await new Svcm(nc).add({
       name: spec.name,
       version: spec.version,
       description: spec.description ?? '',
       metadata: spec.metadata ?? {},
       // The library defaults to queue "q"; an empty string means no queue group.
       queue: spec.queue ?? '',
-      statsHandler: (ep) => Promise.resolve({ errorsByCode: errorsByCode.get((ep as { name?: string }).name ?? '') ?? {} }),
+      // The library's num_errors counts only handlers that throw synchronously, which an async one never does: error
+      // replies are counted here, in each endpoint's `data`, through the public stats hook.
+      statsHandler: (ep) => Promise.resolve({ errorsByCode: errorsBySubject.get(ep.subject) ?? {} }),
     });
   } catch (e) {
     return err('invalid_request', `service ${spec.name}: ${(e as Error).message}`, { field: 'name' });
@@ -130,11 +118,9 @@ export async function serveService(nc: NatsConnection, spec: ServiceSpec): Promi
 
   for (const ep of spec.endpoints) {
     const byCode: Partial<Record<ErrorCode, number>> = {};
-    errorsByCode.set(ep.name, byCode);
+    errorsBySubject.set(ep.subject, byCode);
     const onError = (error: AllotError) => {
       byCode[error.code] = (byCode[error.code] ?? 0) + 1;
-      // Looked up per error (a find over a handful of endpoints) because the entry exists only once added.
-      errorCounterOf(service, ep.name)?.countError(new Error(`${error.code}: ${error.message}`));
     };
     try {
       service.addEndpoint(ep.name, {
@@ -148,8 +134,7 @@ export async function serveService(nc: NatsConnection, spec: ServiceSpec): Promi
           // A request nobody waits for changes nothing here: the handlers are request/reply only.
           if (!msg.reply) return;
           inFlight += 1;
-          // The services library is typed against its own nats-core copy; the message is this connection's (3.4).
-          void handleRequest(ep, msg as unknown as Msg, spec.logger, onError).finally(finished);
+          void handleRequest(ep, msg, spec.logger, onError).finally(finished);
         },
       });
     } catch (e) {

@@ -2,7 +2,7 @@ import { closeSync, fchmodSync, openSync, writeSync } from 'node:fs';
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { ExportResultCode, W3CTraceContextPropagator, type ExportResult } from '@opentelemetry/core';
-import { BasicTracerProvider, SimpleSpanProcessor, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { SimpleSpanProcessor, TracerProvider, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace';
 
 /** The environment variable naming the span file; unset, tracing registers nothing. */
 export const TRACE_FILE_ENV = 'ALLOT_TRACE_FILE';
@@ -125,7 +125,7 @@ export type StartedTracing = {
 export function startTracing(options: TracingOptions): StartedTracing {
   const file = options.file ?? (options.env ?? process.env)[TRACE_FILE_ENV];
   if (file === undefined || file === '') return { enabled: false, file: undefined, shutdown: () => Promise.resolve() };
-  const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(new JsonLinesSpanExporter(file, options.service))] });
+  const provider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter: new JsonLinesSpanExporter(file, options.service) })] });
   const contextManager = new AsyncLocalStorageContextManager().enable();
   context.setGlobalContextManager(contextManager);
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
