@@ -19,6 +19,10 @@ const KIND_CLASS: Record<string, string> = {
   node_recommissioned: 'info',
   node_refused: 'bad',
   agent_started: 'info',
+  // A move's two halves (coordinator events; the reason names the source and the destination).
+  move_started: 'info',
+  move_confirmed: 'ok',
+  move_aborted: 'plain',
 };
 
 /** Kinds too long for the pill, as people say them. */
