@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { CoreIdSchema, LimitsSchema, ResourceTypeSchema } from './domain.ts';
+import { CoreIdSchema, CpuPolicySchema, LimitsSchema, ResourceTypeSchema } from './domain.ts';
 
 /**
  * Health thresholds, per mille of effective capacity (committed) or of real capacity (used), so they stay integers.
@@ -14,9 +14,9 @@ export const HealthThresholdsSchema = z.object({
 });
 export type HealthThresholds = z.infer<typeof HealthThresholdsSchema>;
 
-export const CPU_POLICIES = ['first-fit', 'best-fit', 'round-robin', 'affinity-aware'] as const;
-export const CpuPolicySchema = z.enum(CPU_POLICIES);
-export type CpuPolicy = z.infer<typeof CpuPolicySchema>;
+// Defined beside the request schema (a request may name its own policy); re-exported here where they used to live.
+export { CPU_POLICIES, CpuPolicySchema } from './domain.ts';
+export type { CpuPolicy } from './domain.ts';
 
 export const MemoryManagerConfigSchema = z.object({
   resourceType: z.literal('memory'),

@@ -87,10 +87,31 @@ export type ResourceAmounts = z.infer<typeof ResourceAmountsSchema>;
 export const NumaPolicySchema = z.enum(['any', 'prefer', 'require']);
 export type NumaPolicy = z.infer<typeof NumaPolicySchema>;
 
+/** How a host chooses a grant's cores (the host's configured policy, or a request's own). */
+export const CPU_POLICIES = ['first-fit', 'best-fit', 'round-robin', 'affinity-aware'] as const;
+export const CpuPolicySchema = z.enum(CPU_POLICIES);
+export type CpuPolicy = z.infer<typeof CpuPolicySchema>;
+
+/**
+ * How an exclusive grant treats SMT siblings (Nova's hw:cpu_thread_policy, the kubelet's full-pcpus-only):
+ * - isolate: one vCPU per physical core; the core's other threads are held idle for the grant (nobody else gets
+ *   them) and count as used.
+ * - require: whole physical cores, every thread of each (vCPUs a multiple of the threads per core); refused on a
+ *   host without SMT.
+ * - prefer: whole physical cores first, the remainder from one partly used core; never refused for the shape.
+ */
+export const CPU_THREAD_POLICIES = ['isolate', 'require', 'prefer'] as const;
+export const CpuThreadPolicySchema = z.enum(CPU_THREAD_POLICIES);
+export type CpuThreadPolicy = z.infer<typeof CpuThreadPolicySchema>;
+
 export const CpuOptionsSchema = z.object({
   /** Whole dedicated cores taken out of the shared pool, pinned, never overcommitted. */
   exclusive: z.boolean().default(false),
   numa: NumaPolicySchema.default('any'),
+  /** Only with exclusive: how SMT siblings are used; absent, the core policy alone decides (it may split siblings). */
+  threadPolicy: CpuThreadPolicySchema.optional(),
+  /** The core policy for this request (a flavor's), overriding the host's configured one. */
+  policy: CpuPolicySchema.optional(),
 });
 export type CpuOptions = z.infer<typeof CpuOptionsSchema>;
 
@@ -141,6 +162,10 @@ export const CpuGrantSchema = z.object({
   numaFallback: z.boolean(),
   /** The placement policy that chose the cores (first-fit, best-fit, round-robin, affinity-aware). */
   policy: z.string().max(32),
+  /** The thread policy the grant was made under, when the request named one. */
+  threadPolicy: CpuThreadPolicySchema.optional(),
+  /** isolate: the SMT siblings of the cpuset's cores, held idle for this grant (counted as used, granted to nobody). */
+  idleSiblings: z.array(CoreIdSchema).max(MAX_VCPUS).optional(),
 });
 export type CpuGrant = z.infer<typeof CpuGrantSchema>;
 

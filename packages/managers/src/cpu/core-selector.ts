@@ -33,6 +33,8 @@ export class CoreSelector {
    * grant never homes two vCPUs on one core. All zero outside selectMore.
    */
   private readonly blocked: Uint8Array;
+  /** Thread policy prefer, during one select: exclusive cores come whole physical cores first, whatever the policy. */
+  private wholeCoresFirst = false;
 
   constructor(table: CoreTable) {
     this.table = table;
@@ -67,7 +69,16 @@ export class CoreSelector {
    * Choose n cores into picked (ascending) and return how many: n, or -1 when a NUMA requirement cannot be met.
    * `softCap` is the per-core load first-fit packs up to (ceil of the ratio); `cursor` is the round-robin start index.
    */
-  select(policy: CpuPolicy, n: number, exclusive: boolean, numa: NumaPolicy, softCap: number, cursor: number): number {
+  select(policy: CpuPolicy, n: number, exclusive: boolean, numa: NumaPolicy, softCap: number, cursor: number, wholeCoresFirst = false): number {
+    this.wholeCoresFirst = wholeCoresFirst && exclusive;
+    try {
+      return this.selectScoped(policy, n, exclusive, numa, softCap, cursor);
+    } finally {
+      this.wholeCoresFirst = false;
+    }
+  }
+
+  private selectScoped(policy: CpuPolicy, n: number, exclusive: boolean, numa: NumaPolicy, softCap: number, cursor: number): number {
     const t = this.table;
     this.lastTaken = -1;
     this.numaFallback = false;
@@ -162,6 +173,7 @@ export class CoreSelector {
 
   /** Pick `want` cores from the scope into picked[offset..]; returns offset + how many were picked. */
   private pick(policy: CpuPolicy, cores: Int32Array, phys: Int32Array, offset: number, want: number, exclusive: boolean, softCap: number, cursor: number): number {
+    if (this.wholeCoresFirst) return this.wholePhysicalCores(phys, offset, want);
     switch (policy) {
       case 'first-fit':
         return this.firstFit(cores, offset, want, exclusive, softCap);

@@ -1,13 +1,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { CPU_POLICIES } from '@allot/core';
-import type { CpuGrant, CpuPolicy, CpuUsage } from '@allot/core';
+import { CPU_POLICIES, CPU_THREAD_POLICIES } from '@allot/core';
+import type { CpuGrant, CpuPolicy, CpuThreadPolicy, CpuUsage } from '@allot/core';
 import { CpuPool } from './cpu-pool.ts';
 import type { CpuPoolChange } from './cpu-pool.ts';
 import { twoSocketHost } from './test-support.ts';
 
 type Command =
-  | { kind: 'take'; vcpus: number; exclusive: boolean; numa: 'any' | 'prefer' | 'require'; reservation: boolean }
+  | { kind: 'take'; vcpus: number; exclusive: boolean; numa: 'any' | 'prefer' | 'require'; reservation: boolean; threadPolicy: CpuThreadPolicy | undefined; policy: CpuPolicy | undefined }
   | { kind: 'free'; pick: number }
   | { kind: 'activate'; pick: number }
   | { kind: 'reconfigure'; change: CpuPoolChange; force: boolean };
@@ -22,6 +22,8 @@ const command: fc.Arbitrary<Command> = fc.oneof(
       exclusive: fc.boolean(),
       numa: fc.constantFrom('any' as const, 'prefer' as const, 'require' as const),
       reservation: fc.boolean(),
+      threadPolicy: fc.constantFrom(undefined, ...CPU_THREAD_POLICIES),
+      policy: fc.option(policy, { nil: undefined }),
     }),
   },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('free' as const), pick: fc.nat() }) },
@@ -44,6 +46,9 @@ const command: fc.Arbitrary<Command> = fc.oneof(
     }),
   },
 );
+
+const physicalOf = (id: number): number => twoSocketHost.cores.find((c) => c.id === id)?.core ?? -1;
+const siblingsOf = (id: number): number[] => twoSocketHost.cores.filter((c) => c.core === physicalOf(id)).map((c) => c.id);
 
 interface Live {
   grant: CpuGrant;
@@ -74,7 +79,7 @@ function checkInvariants(pool: CpuPool, live: Map<string, Live>): CpuUsage {
   const sharedCores = new Set<number>();
   for (const [id, l] of live) {
     expect(new Set(l.grant.cpuset).size).toBe(l.grant.vcpus);
-    for (const core of l.grant.cpuset) {
+    for (const core of [...l.grant.cpuset, ...(l.grant.idleSiblings ?? [])]) {
       if (l.grant.mode === 'exclusive') {
         expect(holder.has(core)).toBe(false);
         holder.set(core, id);
@@ -82,13 +87,19 @@ function checkInvariants(pool: CpuPool, live: Map<string, Live>): CpuUsage {
     }
   }
   for (const core of holder.keys()) expect(sharedCores.has(core)).toBe(false);
+  // isolate and require never split a physical core: every thread of one they touch is theirs (held or in use).
+  for (const [id, l] of live) {
+    if (l.grant.threadPolicy !== 'isolate' && l.grant.threadPolicy !== 'require') continue;
+    for (const core of l.grant.cpuset) for (const thread of siblingsOf(core)) expect(holder.get(thread)).toBe(id);
+    if (l.grant.threadPolicy === 'isolate') expect(new Set(l.grant.cpuset.map(physicalOf)).size).toBe(l.grant.vcpus);
+  }
   const shownHeld = usage.cores.filter((c) => c.allocationId !== undefined);
   expect(new Map(shownHeld.map((c) => [c.id, c.allocationId]))).toEqual(holder);
   return usage;
 }
 
 describe('CpuPool under random sequences', () => {
-  it('never over-commits, keeps exclusive cores exclusive, frees to zero and restores to the same usage', () => {
+  it('never over-commits, keeps exclusive cores exclusive, never splits siblings under isolate/require, frees to zero and restores to the same usage', () => {
     fc.assert(
       fc.property(policy, fc.constantFrom(1, 1.5, 2), fc.array(command, { minLength: 1, maxLength: 60 }), (initialPolicy, ratio, commands) => {
         const pool = new CpuPool({ topology: twoSocketHost, reservedCores: [], systemReserve: 2, overcommitRatio: ratio, policy: initialPolicy });
@@ -99,7 +110,7 @@ describe('CpuPool under random sequences', () => {
           const ids = [...live.keys()];
           if (c.kind === 'take') {
             const id = `a${(next += 1)}`;
-            const request = { vcpus: c.vcpus, exclusive: c.exclusive, numa: c.numa };
+            const request = { vcpus: c.vcpus, exclusive: c.exclusive, numa: c.numa, threadPolicy: c.exclusive ? c.threadPolicy : undefined, policy: c.policy };
             const checked = pool.check(request);
             const taken = pool.take(id, request, { reservation: c.reservation });
             expect(taken.ok).toBe(checked.ok);

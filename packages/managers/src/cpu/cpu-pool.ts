@@ -20,7 +20,7 @@
  * hardLimit), committed = sharedVcpusCommitted + the capacity the exclusive cores removed from the pool, reserved =
  * the part of committed held by reservations (shared vCPUs of reservations, plus what their exclusive cores removed).
  */
-import { CPU_POLICIES, err, errorOf, ok } from '@allot/core';
+import { CPU_POLICIES, CPU_THREAD_POLICIES, err, errorOf, ok } from '@allot/core';
 import type { AllotError, CpuGrant, CpuPolicy, CpuSample, CpuUsage, CoreState, Limits, Result } from '@allot/core';
 import { capacityFigures, ratioPercent } from './capacity.ts';
 import type { CapacityFigures } from './capacity.ts';
@@ -30,6 +30,7 @@ import { fragmentationOf } from './fragmentation.ts';
 import type { Fragmentation } from './fragmentation.ts';
 import { validateCpuPoolConfig, validateCpuRequest } from './pool-config.ts';
 import type { CpuPoolConfig, CpuRequest } from './pool-config.ts';
+import { WholeCoreSelector } from './whole-cores.ts';
 
 /** A live allocation's hold on the pool (its cores are the grant's cpuset, mapped back through indexById). */
 interface Holding {
@@ -50,6 +51,9 @@ export interface CpuPoolChange {
 export class CpuPool {
   private readonly table: CoreTable;
   private readonly selector: CoreSelector;
+  private readonly whole: WholeCoreSelector;
+  /** What the last successful plan() used: its core policy, and whether the whole-core selector holds the choice. */
+  private planned: { policy: CpuPolicy; whole: boolean } = { policy: 'first-fit', whole: false };
   private readonly holdings = new Map<string, Holding>();
   private readonly topology: CpuPoolConfig['topology'];
   private ratio: number;
@@ -75,6 +79,7 @@ export class CpuPool {
     this.topology = config.topology;
     this.table = new CoreTable(config.topology);
     this.selector = new CoreSelector(this.table);
+    this.whole = new WholeCoreSelector(this.table);
     this.oneNode = this.table.nodeIds.map((id) => Object.freeze([id]));
     this.ratio = config.overcommitRatio;
     this.percent = ratioPercent(config.overcommitRatio);
@@ -104,8 +109,8 @@ export class CpuPool {
     if (refusal !== undefined) return { ok: false, error: refusal };
     const grant = this.grantOf(request);
     this.commit(allocationId, grant, request.exclusive, opts?.reservation === true);
-    const lastTaken = this.selector.lastTaken;
-    if (this.policy === 'round-robin' && lastTaken >= 0) this.cursor = (lastTaken + 1) % this.table.count;
+    const lastTaken = this.planned.whole ? this.whole.lastTaken : this.selector.lastTaken;
+    if (this.planned.policy === 'round-robin' && lastTaken >= 0) this.cursor = (lastTaken + 1) % this.table.count;
     return ok(grant);
   }
 
@@ -124,6 +129,9 @@ export class CpuPool {
     if (!shape.ok) return shape;
     const exclusive = grant.mode === 'exclusive';
     const indexes = shape.value;
+    if (!exclusive && grant.idleSiblings !== undefined && grant.idleSiblings.length > 0) {
+      return err('invalid_request', 'grant.idleSiblings: only an exclusive grant holds idle siblings', { field: 'grant.idleSiblings' });
+    }
     for (let k = 0; k < indexes.length; k += 1) {
       const i = indexes[k] ?? 0;
       const state = this.table.state[i];
@@ -137,6 +145,7 @@ export class CpuPool {
       }
     }
     const copy: CpuGrant = { ...grant, cpuset: [...grant.cpuset].sort((a, b) => a - b), numaNodes: [...grant.numaNodes] };
+    if (grant.idleSiblings !== undefined) copy.idleSiblings = [...grant.idleSiblings].sort((a, b) => a - b);
     this.commit(allocationId, copy, exclusive, opts?.reservation === true);
     return ok(undefined);
   }
@@ -148,12 +157,17 @@ export class CpuPool {
    * node when the request requires NUMA locality (or prefers it, falling back to the whole host). A refusal changes
    * nothing and carries the figures. The new grant is frozen like take()'s.
    */
-  resize(allocationId: string, vcpus: number, numa: CpuRequest['numa']): Result<CpuGrant> {
+  resize(allocationId: string, vcpus: number, numa: CpuRequest['numa'], requestPolicy?: CpuPolicy): Result<CpuGrant> {
     const held = this.holdings.get(allocationId);
     if (held === undefined) return err('not_found', `allocation ${allocationId} holds no cores`, { allocationId });
     if (!Number.isSafeInteger(vcpus) || vcpus < 1) return err('invalid_request', 'vcpus: a whole number >= 1', { field: 'vcpus' });
     const old = held.grant;
     if (vcpus === old.vcpus) return ok(old);
+    if (old.threadPolicy === 'isolate' || old.threadPolicy === 'require') {
+      // Growing or shrinking in place would split a physical core or strand its held sibling; not modelled yet.
+      return err('invalid_request', `allocation ${allocationId} holds whole physical cores (threadPolicy ${old.threadPolicy}); resizing them in place is not supported`, { allocationId, threadPolicy: old.threadPolicy });
+    }
+    const policy = requestPolicy ?? this.policy;
     const t = this.table;
     if (vcpus < old.vcpus) {
       this.moveCores(allocationId, held, old.cpuset.slice(vcpus), []);
@@ -177,8 +191,8 @@ export class CpuPool {
     const heldIndexes = old.cpuset.map((id) => t.indexById[id] ?? 0);
     // Its own node first when the request wants locality and the grant sits on one node.
     const home = numa !== 'any' && old.numaNodes.length === 1 ? t.nodeIds.indexOf(old.numaNodes[0] ?? -1) : -1;
-    let count = home >= 0 ? this.selector.selectMore(this.policy, more, held.exclusive, heldIndexes, home, this.softCap, this.cursor) : -1;
-    if (count < more && numa !== 'require') count = this.selector.selectMore(this.policy, more, held.exclusive, heldIndexes, -1, this.softCap, this.cursor);
+    let count = home >= 0 ? this.selector.selectMore(policy, more, held.exclusive, heldIndexes, home, this.softCap, this.cursor) : -1;
+    if (count < more && numa !== 'require') count = this.selector.selectMore(policy, more, held.exclusive, heldIndexes, -1, this.softCap, this.cursor);
     if (count < more) {
       return this.refused(request, `node ${old.numaNodes.join(',')} has too few ${held.exclusive ? 'idle' : 'shared'} cores for ${more} more (NUMA ${numa})`, { currentVcpus: old.vcpus, numa });
     }
@@ -186,7 +200,7 @@ export class CpuPool {
     for (let k = 0; k < more; k += 1) added.push(t.ids[this.selector.picked[k] ?? 0] ?? 0);
     this.moveCores(allocationId, held, [], added);
     const lastTaken = this.selector.lastTaken;
-    if (this.policy === 'round-robin' && lastTaken >= 0) this.cursor = (lastTaken + 1) % this.table.count;
+    if (policy === 'round-robin' && lastTaken >= 0) this.cursor = (lastTaken + 1) % this.table.count;
     return ok(this.replaceGrant(allocationId, held, old, [...old.cpuset, ...added].sort((a, b) => a - b)));
   }
 
@@ -202,6 +216,7 @@ export class CpuPool {
     const shape = this.grantShape(grant);
     if (!shape.ok) return shape;
     if ((grant.mode === 'exclusive') !== held.exclusive) return err('conflict', `allocation ${allocationId} holds ${held.grant.mode} cores, not ${grant.mode}`, { allocationId });
+    if ((held.grant.idleSiblings?.length ?? 0) > 0 || (grant.idleSiblings?.length ?? 0) > 0) return err('conflict', `allocation ${allocationId} holds idle siblings; its cores are not resized in place`, { allocationId });
     const t = this.table;
     const before = new Set(held.grant.cpuset);
     const after = new Set(grant.cpuset);
@@ -242,6 +257,7 @@ export class CpuPool {
     const t = this.table;
     const nodes = [...new Set(cpuset.map((id) => t.nodeIds[t.nodeOf[t.indexById[id] ?? 0] ?? 0] ?? 0))].sort((a, b) => a - b);
     const grant: CpuGrant = { mode: old.mode, vcpus: cpuset.length, cpuset: Object.freeze(cpuset) as number[], numaNodes: nodes, numaFallback: old.numaFallback || (old.numaNodes.length === 1 && nodes.length > 1), policy: old.policy };
+    if (old.threadPolicy !== undefined) grant.threadPolicy = old.threadPolicy;
     this.holdings.set(allocationId, { grant, exclusive: held.exclusive, reservation: held.reservation });
     return grant;
   }
@@ -265,6 +281,7 @@ export class CpuPool {
     if (held.exclusive) {
       if (held.reservation) this.reservedExclusiveCores -= this.stillExclusive(held);
       for (let k = 0; k < cpuset.length; k += 1) t.release(t.indexById[cpuset[k] ?? 0] ?? 0);
+      for (const id of held.grant.idleSiblings ?? []) t.release(t.indexById[id] ?? 0);
       this.figures = this.computeFigures();
     } else {
       for (let k = 0; k < cpuset.length; k += 1) t.addLoad(t.indexById[cpuset[k] ?? 0] ?? 0, -1);
@@ -436,7 +453,11 @@ export class CpuPool {
         return this.refusal(request, `${n} vCPUs requested, ${Math.max(0, f.sharedCapUnclamped - this.sharedCommitted)} of ${f.sharedCap} shared vCPUs free`, {});
       }
     }
-    const count = this.selector.select(this.policy, n, request.exclusive, request.numa, this.softCap, this.cursor);
+    const policy = request.policy ?? this.policy;
+    const thread = request.exclusive ? request.threadPolicy : undefined;
+    if (thread === 'isolate' || thread === 'require') return this.planWholeCores(request, thread, policy);
+    this.planned = { policy, whole: false };
+    const count = this.selector.select(policy, n, request.exclusive, request.numa, this.softCap, this.cursor, thread === 'prefer');
     if (count < 0) {
       const largest = this.selector.largestNodeFree(request.exclusive);
       const what = request.exclusive ? 'idle cores' : 'shared cores';
@@ -444,7 +465,44 @@ export class CpuPool {
     }
     // The figures above promise n qualifying cores; a policy that found fewer is a bug, and granting the stale rest
     // of its buffer would break exclusivity, so refuse loudly instead.
-    if (count !== n) return errorOf('internal', `policy ${this.policy} chose ${count} of ${n} cores`, { policy: this.policy, requestedVcpus: n, chosen: count });
+    if (count !== n) return errorOf('internal', `policy ${policy} chose ${count} of ${n} cores`, { policy, requestedVcpus: n, chosen: count });
+    return undefined;
+  }
+
+  /**
+   * isolate and require: only wholly idle physical cores qualify. The whole-host idle check in plan() already
+   * passed; here the choice is made first, then the shared pool must still cover its committed vCPUs without every
+   * core the grant takes (isolate's idle siblings included).
+   */
+  private planWholeCores(request: CpuRequest, thread: 'isolate' | 'require', policy: CpuPolicy): AllotError | undefined {
+    const n = request.vcpus;
+    const t = this.table;
+    this.planned = { policy, whole: true };
+    const count = this.whole.select(policy, thread, n, request.numa, this.cursor);
+    if (count < 0) {
+      const idle = this.whole.wholeIdle();
+      const figures = { threadPolicy: thread, wholeIdleCores: idle.host, largestNodeWholeIdleCores: idle.largestNode, threadsPerCore: this.whole.uniformThreads };
+      switch (this.whole.shortage) {
+        case 'no_smt':
+          return this.refusal(request, 'threadPolicy require needs SMT siblings; this host has one thread per core', figures);
+        case 'smt_alignment':
+          return this.refusal(request, `threadPolicy require takes whole physical cores: ${n} vCPUs are not a whole number of ${this.whole.uniformThreads || 'its'}-thread cores`, figures);
+        case 'numa':
+          return this.refusal(request, `threadPolicy ${thread}: no NUMA node has enough wholly idle physical cores for ${n} vCPUs (the largest has ${idle.largestNode})`, { ...figures, numa: 'require' });
+        default:
+          return this.refusal(request, `threadPolicy ${thread}: ${n} vCPUs need ${thread === 'isolate' ? n : `${n} threads of`} wholly idle physical cores, the host has ${idle.host}`, figures);
+      }
+    }
+    const taken = n + this.whole.siblingCount;
+    const after = capacityFigures(t.count - t.reservedCount, t.poolCount - taken, this.percent, this.hardLimit);
+    if (after.sharedCapUnclamped < this.sharedCommitted) {
+      const left = Math.max(0, after.sharedCapUnclamped);
+      return this.refusal(request, `threadPolicy ${thread}: taking ${taken} cores (${this.whole.siblingCount} held idle) would shrink the shared pool to ${left} vCPUs, below the ${this.sharedCommitted} committed`, {
+        threadPolicy: thread,
+        coresTaken: taken,
+        sharedVcpusCapacityAfter: left,
+      });
+    }
     return undefined;
   }
 
@@ -474,7 +532,8 @@ export class CpuPool {
   /** The grant for the selector's last choice (picked is ascending by index, so by core id). */
   private grantOf(request: CpuRequest): CpuGrant {
     const t = this.table;
-    const picked = this.selector.picked;
+    const whole = this.planned.whole;
+    const picked = whole ? this.whole.picked : this.selector.picked;
     const count = request.vcpus;
     const cpuset: number[] = [];
     let firstNode = -1;
@@ -486,15 +545,22 @@ export class CpuPool {
       if (firstNode < 0) firstNode = node;
       else if (node !== firstNode) spans = true;
     }
-    return {
+    const grant: CpuGrant = {
       mode: request.exclusive ? 'exclusive' : 'shared',
       vcpus: request.vcpus,
       cpuset,
       // Frozen like the cpuset; the one-node list (the common case) is shared, not built per grant.
       numaNodes: spans ? (Object.freeze(this.nodesOf(picked, count)) as number[]) : (this.oneNode[firstNode] as number[]),
-      numaFallback: this.selector.numaFallback && spans,
-      policy: this.policy,
+      numaFallback: (whole ? this.whole.numaFallback : this.selector.numaFallback) && spans,
+      policy: this.planned.policy,
     };
+    if (request.exclusive && request.threadPolicy !== undefined) grant.threadPolicy = request.threadPolicy;
+    if (whole && this.whole.siblingCount > 0) {
+      const siblings: number[] = [];
+      for (let k = 0; k < this.whole.siblingCount; k += 1) siblings.push(t.ids[this.whole.siblings[k] ?? 0] ?? 0);
+      grant.idleSiblings = siblings;
+    }
+    return grant;
   }
 
   /** The NUMA node ids a multi-node choice spans, ascending (dense node indexes ascend with node ids). */
@@ -515,7 +581,11 @@ export class CpuPool {
     const cpuset = Object.freeze(grant.cpuset);
     if (exclusive) {
       for (let k = 0; k < cpuset.length; k += 1) t.claim(t.indexById[cpuset[k] ?? 0] ?? 0, allocationId);
-      if (reservation) this.reservedExclusiveCores += cpuset.length;
+      // An isolate grant's siblings leave the pool with it: nobody else is granted them, and they count as used
+      // (Nova adds them to the host's pinned CPUs the same way).
+      const siblings = grant.idleSiblings === undefined ? undefined : Object.freeze(grant.idleSiblings);
+      if (siblings !== undefined) for (const id of siblings) t.claim(t.indexById[id] ?? 0, allocationId);
+      if (reservation) this.reservedExclusiveCores += cpuset.length + (siblings?.length ?? 0);
       this.figures = this.computeFigures();
     } else {
       for (let k = 0; k < cpuset.length; k += 1) t.addLoad(t.indexById[cpuset[k] ?? 0] ?? 0, 1);
@@ -534,6 +604,7 @@ export class CpuPool {
     const t = this.table;
     const cpuset = held.grant.cpuset;
     for (let k = 0; k < cpuset.length; k += 1) if (t.state[t.indexById[cpuset[k] ?? 0] ?? 0] === EXCLUSIVE) count += 1;
+    for (const id of held.grant.idleSiblings ?? []) if (t.state[t.indexById[id] ?? 0] === EXCLUSIVE) count += 1;
     return count;
   }
 
@@ -566,10 +637,16 @@ export class CpuPool {
     if (!Array.isArray(grant.numaNodes) || typeof grant.numaFallback !== 'boolean' || !(CPU_POLICIES as readonly unknown[]).includes(grant.policy)) {
       return err('invalid_request', 'grant.numaNodes, numaFallback and policy must be as take() wrote them', { field: 'grant' });
     }
-    const indexes = new Int32Array(grant.cpuset.length);
+    const siblings = grant.idleSiblings ?? [];
+    if (!Array.isArray(siblings) || (grant.threadPolicy !== undefined && !(CPU_THREAD_POLICIES as readonly unknown[]).includes(grant.threadPolicy))) {
+      return err('invalid_request', 'grant.threadPolicy and idleSiblings must be as take() wrote them', { field: 'grant' });
+    }
+    // The cpuset's cores, then the idle siblings: all on this host and all distinct.
+    const all = siblings.length === 0 ? grant.cpuset : [...grant.cpuset, ...siblings];
+    const indexes = new Int32Array(all.length);
     const seen = new Set<number>();
-    for (let k = 0; k < grant.cpuset.length; k += 1) {
-      const id = grant.cpuset[k];
+    for (let k = 0; k < all.length; k += 1) {
+      const id = all[k];
       const i = Number.isInteger(id) ? (this.table.indexById[id ?? -1] ?? -1) : -1;
       if (i < 0) return err('invalid_request', `grant.cpuset names core ${String(id)}, which is not on this host`, { field: 'grant.cpuset', core: id });
       if (seen.has(i)) return err('invalid_request', `grant.cpuset names core ${String(id)} twice`, { field: 'grant.cpuset', core: id });
@@ -583,7 +660,9 @@ export class CpuPool {
 function sameGrant(a: CpuGrant, b: CpuGrant): boolean {
   if (a.mode !== b.mode || a.vcpus !== b.vcpus || a.cpuset.length !== b.cpuset.length) return false;
   const sorted = [...b.cpuset].sort((x, y) => x - y);
-  return a.cpuset.every((id, k) => id === sorted[k]);
+  const siblingsA = a.idleSiblings ?? [];
+  const siblingsB = [...(b.idleSiblings ?? [])].sort((x, y) => x - y);
+  return a.cpuset.every((id, k) => id === sorted[k]) && siblingsA.length === siblingsB.length && siblingsA.every((id, k) => id === siblingsB[k]);
 }
 
 /** A probe figure as an integer 0..1000; anything else (missing, NaN) is 0. */

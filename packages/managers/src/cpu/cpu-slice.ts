@@ -32,7 +32,8 @@ export interface CpuSliceOptions {
 }
 
 function cpuRequestOf(request: AllocationRequest): CpuRequest {
-  return { vcpus: request.resources.vcpus, exclusive: request.cpu.exclusive, numa: request.cpu.numa };
+  const { exclusive, numa, threadPolicy, policy } = request.cpu;
+  return { vcpus: request.resources.vcpus, exclusive, numa, threadPolicy, policy };
 }
 
 /** Shared take options: the pool reads them during the call and keeps nothing. */
@@ -100,7 +101,7 @@ export class CpuSlice implements ResourceSlice {
   /** Grows or shrinks the allocation's cores in place (CpuPool.resize: policy-chosen additions, highest ids returned). */
   resize(allocation: Allocation, to: ResizeAmounts): Result<CpuGrant | null> {
     if (to.vcpus === allocation.granted.vcpus) return ok(allocation.cpu);
-    const grant = this.#pool.resize(allocation.id, to.vcpus, allocation.request.cpu.numa);
+    const grant = this.#pool.resize(allocation.id, to.vcpus, allocation.request.cpu.numa, allocation.request.cpu.policy);
     if (grant.ok || grant.error.code !== 'insufficient_capacity') return grant;
     const u = this.#pool.usage();
     const figures = { resourceType: 'cpu', requested: to.vcpus - allocation.granted.vcpus, free: Math.max(0, u.effectiveCapacity - u.committed), effectiveCapacity: u.effectiveCapacity, from: allocation.granted.vcpus, to: to.vcpus };

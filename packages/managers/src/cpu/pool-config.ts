@@ -1,5 +1,5 @@
 import { CPU_POLICIES, MAX_CORE_ID, MAX_VCPUS, err, ok } from '@allot/core';
-import type { ConfigProblem, CpuPolicy, HostTopology, NumaPolicy, Result } from '@allot/core';
+import type { ConfigProblem, CpuPolicy, CpuThreadPolicy, HostTopology, NumaPolicy, Result } from '@allot/core';
 
 /** How a CpuPool is set up. Validate with validateCpuPoolConfig before constructing: the constructor throws on a bad one. */
 export interface CpuPoolConfig {
@@ -22,6 +22,10 @@ export interface CpuRequest {
   vcpus: number;
   exclusive: boolean;
   numa: NumaPolicy;
+  /** Only with exclusive: how SMT siblings are used (see CpuThreadPolicySchema); absent, the core policy decides. */
+  threadPolicy?: CpuThreadPolicy | undefined;
+  /** This request's core policy; absent, the pool's. */
+  policy?: CpuPolicy | undefined;
 }
 
 /** Upper bound of the overcommit ratio, the same as LimitsSchema's. */
@@ -122,6 +126,17 @@ export function validateCpuRequest(request: CpuRequest): Result<void> {
   // A plain comparison rather than NumaPolicySchema.safeParse: this runs on every take, and zod costs microseconds.
   if (request.numa !== 'any' && request.numa !== 'prefer' && request.numa !== 'require') {
     return err('invalid_request', 'numa must be any, prefer or require', { field: 'numa', value: request.numa });
+  }
+  const thread = request.threadPolicy;
+  if (thread !== undefined) {
+    if (thread !== 'isolate' && thread !== 'require' && thread !== 'prefer') {
+      return err('invalid_request', 'threadPolicy must be isolate, require or prefer', { field: 'threadPolicy', value: thread });
+    }
+    // As in Nova, a thread policy is about dedicated cores: shared vCPUs float and have no siblings to keep.
+    if (!request.exclusive) return err('invalid_request', 'threadPolicy applies to exclusive requests only', { field: 'threadPolicy', value: thread });
+  }
+  if (request.policy !== undefined && !(CPU_POLICIES as readonly unknown[]).includes(request.policy)) {
+    return err('invalid_request', `policy must be one of ${CPU_POLICIES.join(', ')}`, { field: 'policy', value: request.policy });
   }
   return VALID;
 }
