@@ -298,6 +298,48 @@ export const LabelConstraintSchema = z.object({
 });
 export type LabelConstraint = z.infer<typeof LabelConstraintSchema>;
 
+/**
+ * A node taint set by an operator (`allot node taint`), after Kubernetes: NoSchedule keeps every request that does not
+ * tolerate it off the node (what is there stays). `reason` is shown to operators, never matched.
+ */
+export const TaintSchema = z.object({
+  key: z.string().min(1).max(64),
+  value: z.string().max(256).default(''),
+  effect: z.enum(['NoSchedule']).default('NoSchedule'),
+  reason: z.string().max(256).optional(),
+});
+export type Taint = z.infer<typeof TaintSchema>;
+
+/** Tolerates taints of this key: with Equal (default) only the same value, with Exists any value; any effect when absent. */
+export const TolerationSchema = z.object({
+  key: z.string().min(1).max(64),
+  operator: z.enum(['Equal', 'Exists']).default('Equal'),
+  value: z.string().max(256).default(''),
+  effect: z.enum(['NoSchedule']).optional(),
+});
+export type Toleration = z.infer<typeof TolerationSchema>;
+
+/**
+ * A hard spread over a failure-domain label, after kube-scheduler's topology spread constraints (DoNotSchedule): placing
+ * on a node must leave its domain at most maxSkew above the least loaded domain, counting the request's group (or, with
+ * no group, the tenant's VMs). Nodes without the label are refused.
+ */
+export const TopologySpreadSchema = z.object({ topologyKey: z.string().min(1).max(64).default('zone'), maxSkew: z.int().min(1).max(10_000) });
+export type TopologySpread = z.infer<typeof TopologySpreadSchema>;
+
+/**
+ * Affinity to a group's allocations: on the same node (no topologyKey) or in the same failure domain. required is a
+ * filter; preferred a score (weight 1..100) among the nodes sampled. A required term naming the request's own group
+ * passes anywhere while the group has no allocation in the cluster yet (the first member must land somewhere).
+ */
+export const GroupAffinitySchema = z.object({
+  group: z.string().min(1).max(64),
+  topologyKey: z.string().min(1).max(64).optional(),
+  mode: z.enum(['required', 'preferred']).default('required'),
+  weight: z.int().min(1).max(100).default(100),
+});
+export type GroupAffinity = z.infer<typeof GroupAffinitySchema>;
+
 export const PlacementOptionsSchema = z.object({
   strategy: PlacementStrategySchema.optional(),
   /** With strategy manual: the node to use. */
@@ -307,6 +349,12 @@ export const PlacementOptionsSchema = z.object({
   constraints: z.array(LabelConstraintSchema).max(32).default([]),
   /** Anti-affinity: at most maxPerNode live allocations of this group on one node. */
   group: AntiAffinityGroupSchema.optional(),
+  /** Taints of nodes this request may be placed on anyway (see TaintSchema). */
+  tolerations: z.array(TolerationSchema).max(32).optional(),
+  /** Hard failure-domain spread (see TopologySpreadSchema). */
+  topologySpread: TopologySpreadSchema.optional(),
+  /** Attraction to groups, per node or per domain (see GroupAffinitySchema). */
+  affinity: z.array(GroupAffinitySchema).max(8).optional(),
   /** Weights of the CPU and memory dimensions in scoring, integers 0..100. */
   weights: z.object({ cpu: z.int().min(0).max(100), memory: z.int().min(0).max(100) }).optional(),
   /** Allow preempting allocations at least 10 priority points lower when nothing else fits. */
@@ -318,6 +366,7 @@ export const PlacementOptionsSchema = z.object({
   preemptionGraceMs: z.int().min(1).max(3_600_000).optional(),
 });
 export type PlacementOptions = z.infer<typeof PlacementOptionsSchema>;
+export type PlacementOptionsInput = z.input<typeof PlacementOptionsSchema>;
 
 export const PlaceRequestSchema = z.object({
   request: AllocationRequestSchema,
@@ -389,6 +438,8 @@ export const NodeViewSchema = z.object({
   state: NodeStateSchema.optional(),
   /** When the node was decommissioned (wall time of the coordinator that wrote it), while it is. */
   decommissionedAt: EpochMsSchema.optional(),
+  /** The operators' taints on the node (coordinator state, see TaintSchema); absent when it has none. */
+  taints: z.array(TaintSchema).max(32).optional(),
   lastSeen: EpochMsSchema,
   snapshot: UsageSnapshotSchema,
 });

@@ -200,6 +200,10 @@ export class ClusterIndex implements ClusterSnapshot {
     return this.#domain(label).tallies;
   }
 
+  schedulableDomains(label: string): IterableIterator<string | null> {
+    return this.#domain(label).trees.keys();
+  }
+
   byFreeMemoryInDomain(label: string, value: string | null, need: CapacityNeed, order: 'ascending' | 'descending'): CandidateSource {
     const tree = this.#domain(label).trees.get(value);
     if (tree === undefined) return nothing;

@@ -1,4 +1,5 @@
 import { err, ok, type AllocationRequest, type NodeView, type PlacementOptions, type PlacementStrategy, type Result } from '@allot/core';
+import { hasPreferredAffinity, PREFERRED_AFFINITY, preferredAffinityWeight } from './affinity.ts';
 import { filtersFor, FILTER_PLUGINS, firstFailure, INSUFFICIENT_CPU, INSUFFICIENT_IDLE_CORES, INSUFFICIENT_MEMORY, NOT_EXAMINED, NOT_THE_NAMED_NODE } from './filters.ts';
 import { RejectionTally, unavailableMessage } from './rejections.ts';
 import type { CapacityNeed, ClusterSnapshot, NodeId } from './snapshot.ts';
@@ -43,9 +44,21 @@ export function stepContext(request: AllocationRequest, options: PlacementOption
   return ok({ strategy: STRATEGIES[name], step });
 }
 
-/** The filters that apply to this request under this strategy, in precedence order (PreFilter). */
-export function requestFilters(strategy: Strategy, step: StepContext): FilterPlugin[] {
-  return filtersFor(step, strategy.filters === undefined ? FILTER_PLUGINS : [...FILTER_PLUGINS, ...strategy.filters]);
+/**
+ * PreFilter: the filters that apply to this request under this strategy, in precedence order, and the step context
+ * with the figures they prepare once (domain tallies for topology spread and affinity).
+ */
+export function requestFilters(snapshot: ClusterSnapshot, strategy: Strategy, step: StepContext): { filters: FilterPlugin[]; step: StepContext } {
+  const filters = filtersFor(step, strategy.filters === undefined ? FILTER_PLUGINS : [...FILTER_PLUGINS, ...strategy.filters]);
+  let prepared = step;
+  for (const f of filters) if (f.prepare !== undefined) prepared = { ...prepared, ...f.prepare(snapshot, prepared) };
+  return { filters, step: prepared };
+}
+
+/** The strategy's scorers, plus the request's preferred affinity (see preferredAffinityWeight). */
+export function requestScorers(strategy: Strategy, step: StepContext): Strategy['scorers'] {
+  if (!hasPreferredAffinity(step)) return strategy.scorers;
+  return [...strategy.scorers, { plugin: PREFERRED_AFFINITY, weight: preferredAffinityWeight(strategy.scorers) }];
 }
 
 /**
@@ -77,14 +90,17 @@ class Run {
   readonly #rejected = new RejectionTally();
   #step: StepContext;
   readonly #filters: FilterPlugin[];
+  readonly #scorers: Strategy['scorers'];
 
   constructor(snapshot: ClusterSnapshot, step: StepContext, ctx: PlacementContext, strategy: Strategy, maxCandidates: number) {
     this.#snapshot = snapshot;
     this.#ctx = ctx;
     this.#strategy = strategy;
     this.#maxCandidates = maxCandidates;
-    this.#step = step;
-    this.#filters = requestFilters(strategy, step);
+    const prepared = requestFilters(snapshot, strategy, step);
+    this.#step = prepared.step;
+    this.#filters = prepared.filters;
+    this.#scorers = requestScorers(strategy, prepared.step);
     this.#need = { memoryMiB: step.demand.memoryMiB, vcpus: step.demand.vcpus, exclusive: step.demand.exclusive };
   }
 
@@ -118,7 +134,7 @@ class Run {
   search(): PlacementDecision {
     const strategy = this.#strategy;
     // PreScore: what the score plugins (and the source, e.g. spread-domain's domain order) need, computed once.
-    for (const { plugin } of strategy.scorers) if (plugin.preScore !== undefined) this.#step = { ...this.#step, ...plugin.preScore(this.#snapshot, this.#step, this.#ctx) };
+    for (const { plugin } of this.#scorers) if (plugin.preScore !== undefined) this.#step = { ...this.#step, ...plugin.preScore(this.#snapshot, this.#step, this.#ctx) };
     const limit = strategy.sampleSize(this.#snapshot.schedulableCount, this.#maxCandidates);
     const maxVisits = Math.max(limit, this.#ctx.maxVisits ?? DEFAULT_MAX_VISITS);
     const source = strategy.source(this.#snapshot, this.#step, this.#ctx);
@@ -139,7 +155,7 @@ class Run {
         this.#rejected.add(reason);
         continue;
       }
-      feasible.push({ node, scores: strategy.scorers.map(({ plugin }) => plugin.score(this.#step, node)), total: 0, seq: feasible.length });
+      feasible.push({ node, scores: this.#scorers.map(({ plugin }) => plugin.score(this.#step, node)), total: 0, seq: feasible.length });
     }
     if (feasible.length > 0) {
       this.#rank(feasible);
@@ -152,7 +168,7 @@ class Run {
 
   /** NormalizeScore per plugin over the sample, then the weighted sum; best first, visit order breaking ties. */
   #rank(feasible: Visited[]): void {
-    this.#strategy.scorers.forEach(({ plugin, weight }, i) => {
+    this.#scorers.forEach(({ plugin, weight }, i) => {
       const column = feasible.map((v) => v.scores[i] as number);
       plugin.normalize?.(column);
       feasible.forEach((v, j) => (v.total += weight * (column[j] as number)));

@@ -1,5 +1,8 @@
 import type { LabelConstraint, NodeView } from '@allot/core';
 import { freeMemoryMiB, idleSharedCores, largestNumaSharedCores, nodeStateReason, sharedVcpuFit } from './node-capacity.ts';
+import { affinityLoads, hasRequiredAffinity, requiredAffinity } from './affinity.ts';
+import { taintToleration } from './taints.ts';
+import { spreadLoad, topologySpread } from './topology-spread.ts';
 import type { Filter, FilterPlugin, StepContext } from './types.ts';
 
 /** Reasons that do not depend on the request's details (constraint and group reasons are built from them). */
@@ -104,9 +107,17 @@ export const FILTER_PLUGINS: readonly FilterPlugin[] = [
   { name: 'FitsMemory', answeredByIndex: true, capacity: true, filter: fitsMemory },
   { name: 'FitsCpu', answeredByIndex: true, capacity: true, filter: fitsCpu },
   { name: 'NotTried', appliesTo: (ctx) => (ctx.exclude?.size ?? 0) > 0, filter: notTried },
+  { name: 'TaintToleration', filter: taintToleration },
   { name: 'FitsNuma', appliesTo: (ctx) => ctx.demand.numa === 'require', filter: fitsNuma },
   { name: 'LabelConstraints', appliesTo: (ctx) => ctx.options.constraints.length > 0, filter: labelConstraints },
   { name: 'AntiAffinity', appliesTo: (ctx) => ctx.options.group !== undefined, filter: antiAffinity },
+  {
+    name: 'TopologySpread',
+    appliesTo: (ctx) => ctx.options.topologySpread !== undefined,
+    prepare: (snapshot, ctx) => ({ spreadLoad: spreadLoad(snapshot, ctx, (ctx.options.topologySpread as { topologyKey: string }).topologyKey) }),
+    filter: topologySpread,
+  },
+  { name: 'RequiredAffinity', appliesTo: hasRequiredAffinity, prepare: (snapshot, ctx) => ({ affinityLoads: affinityLoads(snapshot, ctx) }), filter: requiredAffinity },
   { name: 'TenantQuotaPerNode', appliesTo: (ctx) => ctx.maxVmsPerNode !== undefined, filter: tenantQuotaPerNode },
 ];
 

@@ -1,4 +1,4 @@
-import type { Allocation, AllocationRequest, Health, NodeLiveness, NodeView } from '@allot/core';
+import type { Allocation, AllocationRequest, Health, NodeLiveness, NodeView, Taint } from '@allot/core';
 
 /*
  * Builders of realistic node views and requests for tests and benchmarks (not exported from the package).
@@ -22,6 +22,7 @@ export interface NodeShape {
   liveness?: NodeLiveness;
   tenants?: Record<string, { vms: number; memoryMiB: number; vcpus: number }>;
   groups?: Record<string, number>;
+  taints?: Taint[];
   seq?: number;
 }
 
@@ -47,6 +48,7 @@ export function nodeView(shape: NodeShape): NodeView {
   return {
     nodeId: shape.id,
     liveness: shape.liveness ?? 'ready',
+    ...(shape.taints === undefined ? {} : { taints: shape.taints }),
     lastSeen: 1_000,
     snapshot: {
       nodeId: shape.id,

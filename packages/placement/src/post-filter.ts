@@ -25,8 +25,9 @@ import type { PlacementContext } from './types.ts';
 export function preemptionCandidates(snapshot: ClusterSnapshot, request: AllocationRequest, options: PlacementOptions, ctx: PlacementContext, maxNodes: number): Result<NodeId[]> {
   const prepared = stepContext(request, options, ctx);
   if (!prepared.ok) return prepared;
-  const { strategy, step } = prepared.value;
-  const filters = requestFilters(strategy, step).filter((f) => f.capacity !== true);
+  const { strategy } = prepared.value;
+  const { filters: all, step } = requestFilters(snapshot, strategy, prepared.value.step);
+  const filters = all.filter((f) => f.capacity !== true);
   const eligible = (nodeId: NodeId): boolean => {
     const node = snapshot.get(nodeId);
     return node !== undefined && firstFailure(filters, step, node) === null && fitsWhenEmptied(node, request);

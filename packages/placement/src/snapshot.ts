@@ -61,6 +61,8 @@ export interface ClusterSnapshot {
   stableRank(nodeId: NodeId, inclusive?: boolean): number;
   /** The failure domains of this label with their allocation tallies (starts tracking the label if it was not). */
   domains(label: string): ReadonlyMap<string | null, DomainTally>;
+  /** The domains of this label holding at least one schedulable node (`null`: nodes without the label). */
+  schedulableDomains(label: string): IterableIterator<string | null>;
   /** Schedulable nodes of one domain that fit the need, by free memory. */
   byFreeMemoryInDomain(label: string, value: string | null, need: CapacityNeed, order: 'ascending' | 'descending'): CandidateSource;
 }

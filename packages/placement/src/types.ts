@@ -19,6 +19,14 @@ export interface DomainLoad {
   readonly max: number;
 }
 
+/** One affinity term's figures, computed once per decision. */
+export interface AffinityLoad {
+  /** Allocations of the term's group per domain of its topologyKey (absent for a per-node term). */
+  readonly counts?: ReadonlyMap<string | null, number>;
+  /** Allocations of the term's group in the whole cluster view. */
+  readonly total: number;
+}
+
 /**
  * Everything a filter or scorer may read besides the node: the request, its options, and the figures one placement
  * computes once. Steps are pure functions of (StepContext, NodeView).
@@ -35,6 +43,10 @@ export interface StepContext {
   readonly weights: { readonly cpu: number; readonly memory: number };
   /** For spread-domain. */
   readonly domainLoad?: DomainLoad;
+  /** For a topology spread: the group's (or tenant's) allocations per labelled domain with a schedulable node. */
+  readonly spreadLoad?: DomainLoad;
+  /** For affinity terms, in the options' order: the group's allocations per domain (per-domain terms) and in the cluster. */
+  readonly affinityLoads?: readonly AffinityLoad[];
   /** For round-robin: position of a node in the stable order, the cursor's position, and how many nodes are ordered. */
   readonly stableRank?: (nodeId: NodeId) => number;
   readonly cursorRank?: number;
@@ -52,6 +64,8 @@ export interface FilterPlugin {
   readonly name: string;
   /** PreFilter: false when the plugin has nothing to say about this request; it is then not run. Default: always. */
   readonly appliesTo?: (ctx: StepContext) => boolean;
+  /** PreFilter's figures, computed once per decision when the plugin applies (domain tallies). */
+  readonly prepare?: (snapshot: ClusterSnapshot, ctx: StepContext) => Partial<StepContext>;
   /** The free-capacity index answers it for the nodes a walk never visits (node state, memory, CPU). */
   readonly answeredByIndex?: boolean;
   /** A capacity question that evicting allocations can change: the preemption post-filter leaves it to its plan. */
