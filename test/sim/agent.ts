@@ -144,13 +144,18 @@ export class SimAgent {
   async #checkRestoredMatchesDisk(host: HostManager, name: string, incarnation: number): Promise<void> {
     // What the disk held at the restart. The listing below describes the host as of this call and is answered only
     // once the tail is durable; allocations committed meanwhile are in the model by then but not in the listing.
-    const onDiskAtRestart = [...this.model.liveIds()].map((id) => ({ id, status: this.model.get(id)?.status }));
+    const onDiskAtRestart = [...this.model.liveIds()].map((id) => ({ id, status: this.model.get(id)?.status, memoryMiB: this.model.get(id)?.memoryMiB, vcpus: this.model.get(id)?.vcpus }));
     const live = await host.getAllocations({ status: 'live' });
     if (!live.ok || this.incarnation !== incarnation) return;
     const inMemory = new Set(live.value.map((a) => a.id));
     for (const { id, status } of onDiskAtRestart) {
       // A reservation that expired while the agent was down is journaled as expired during restore; not lost.
       if (!inMemory.has(id) && status !== 'reserved') this.#sched.fail(`${name} restarted without ${id}, which is live on its disk`);
+    }
+    // ... at the amounts its records end on (a resize replayed, or kept by a snapshot).
+    for (const a of live.value) {
+      const disk = onDiskAtRestart.find((d) => d.id === a.id);
+      if (disk !== undefined && (disk.memoryMiB !== a.granted.memoryMiB || disk.vcpus !== a.granted.vcpus)) this.#sched.fail(`${name} restarted with ${a.id} at ${a.granted.memoryMiB} MiB/${a.granted.vcpus} vCPUs, its disk says ${disk.memoryMiB}/${disk.vcpus}`);
     }
   }
 
