@@ -163,7 +163,7 @@ describe('evacuate', () => {
     await placeOn('vm-3', 'a');
     const plan = unwrap(await evacuateNode(deps, { requestId: 'ev-1', nodeId: 'a' }));
     expect(plan.movesCount).toBe(2);
-    expect(plan.unplaced).toEqual([{ requestId: 'vm-3', tenantId: 't', allocationId: 'a:3', error: expect.objectContaining({ code: 'insufficient_capacity', message: expect.stringMatching(/^0\/3 nodes are available: .*Insufficient memory/) }) }]);
+    expect(plan.unplaced).toEqual([{ requestId: 'vm-3', tenantId: 't', allocationId: 'a:3', error: expect.objectContaining({ code: 'insufficient_capacity', message: '0/3 nodes are available: 2 Insufficient memory, 1 is the allocation\'s own node.' }) }]);
     // Room comes back (vm-1's move aborted): the same evacuation, run again, places vm-3 and keeps the rest.
     const first = plan.moves[0];
     if (first === undefined) throw new Error('no move');

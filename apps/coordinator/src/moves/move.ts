@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { err, ok, PlaceRequestSchema, type Allocation, type AllotEvent, type Move, type MoveRequest, type MoveSettleRequest, type PlaceReply, type PlaceRequest, type Result } from '@allot/core';
+import { err, errorOf, ok, PlaceRequestSchema, type Allocation, type AllotError, type AllotEvent, type Move, type MoveRequest, type MoveSettleRequest, type PlaceReply, type PlaceRequest, type Result } from '@allot/core';
+import { ALREADY_TRIED, unavailableMessage } from '@allot/placement';
 import type { Logger } from 'pino';
 import type { AgentCaller } from '../agents.ts';
 import type { IntentStore, StoredIntent } from '../intents/intent-store.ts';
@@ -31,6 +32,9 @@ export interface MoveDeps {
   /** Publishes a cluster event (move_started, move_confirmed, move_aborted); fire and forget. */
   readonly publishEvent?: (event: AllotEvent, msgId: string) => void;
 }
+
+/** The reason counted for the source's node when no destination fits. */
+const OWN_NODE = "is the allocation's own node";
 
 /** Rounds of re-reading an intent another writer changed meanwhile. */
 const MAX_ROUNDS = 8;
@@ -140,7 +144,7 @@ export async function startMove(d: MoveDeps, first: StoredIntent, moveRequestId:
     // Nothing held (failed) or never written: the source is free to move again under another id.
     const dest = await readIntent(d, destId);
     if (dest.ok && (dest.value === null || dest.value.value.state === 'failed')) await unmarkSource(d, source.requestId, destId);
-    return placed;
+    return { ok: false, error: sourceNodeNamed(placed.error) };
   }
   const reply: PlaceReply = placed.value;
   d.publishEvent?.(
@@ -151,6 +155,17 @@ export async function startMove(d: MoveDeps, first: StoredIntent, moveRequestId:
   if (!dest.ok) return dest;
   if (dest.value === null) return err('internal', `move destination ${destId} disappeared`, { requestId: destId });
   return ok(moveOf(dest.value.value, source, moveRequestId));
+}
+
+/** Placement counts the source's node, which a move excludes, as "already tried": say what it is. */
+function sourceNodeNamed(e: AllotError): AllotError {
+  const rejected = e.details?.['rejected'] as Record<string, number> | undefined;
+  const tried = rejected?.[ALREADY_TRIED];
+  const nodes = e.details?.['nodes'];
+  if (e.code !== 'insufficient_capacity' || rejected === undefined || tried === undefined || typeof nodes !== 'number') return e;
+  const { [ALREADY_TRIED]: _tried, ...rest } = rejected;
+  const named = { ...rest, [OWN_NODE]: tried };
+  return errorOf(e.code, unavailableMessage(nodes, named), { ...e.details, rejected: named });
 }
 
 /** Marks the source as moving to `destId`, refusing while another move of it holds a destination. */
