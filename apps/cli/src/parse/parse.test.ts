@@ -87,4 +87,12 @@ describe('the place request built from flags', () => {
     expect(buildPlaceRequest({ tenant: 'demo', vcpus: '1', 'max-per-node': '1' }, id)).toEqual({ ok: false, message: '--max-per-node goes with --group <name>' });
     expect(buildPlaceRequest({ tenant: 'demo', vcpus: '1', 'request-id': 'has space' }, id)).toMatchObject({ ok: false, message: expect.stringMatching(/^--request-id: /) });
   });
+
+  it('carries a thread policy (with --exclusive only) and a per-request core policy', () => {
+    const built = buildPlaceRequest({ tenant: 'demo', vcpus: '4', exclusive: true, 'thread-policy': 'isolate', 'cpu-policy': 'best-fit' }, id);
+    expect(built).toMatchObject({ ok: true, value: { request: { cpu: { exclusive: true, threadPolicy: 'isolate', policy: 'best-fit' } } } });
+    expect(buildPlaceRequest({ tenant: 'demo', vcpus: '4', 'thread-policy': 'isolate' }, id)).toEqual({ ok: false, message: '--thread-policy goes with --exclusive: shared vCPUs have no siblings to keep' });
+    expect(buildPlaceRequest({ tenant: 'demo', vcpus: '4', exclusive: true, 'thread-policy': 'dedicated' }, id)).toEqual({ ok: false, message: '--thread-policy: "dedicated" is not isolate, require or prefer' });
+    expect(buildPlaceRequest({ tenant: 'demo', vcpus: '4', 'cpu-policy': 'fastest' }, id)).toMatchObject({ ok: false, message: expect.stringMatching(/^--cpu-policy: "fastest" is not one of first-fit/) });
+  });
 });

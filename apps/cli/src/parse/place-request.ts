@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { formatIssues, MAX_RESERVATION_TTL_MS, PlaceRequestSchema, PLACEMENT_STRATEGIES, type LabelConstraint, type PlaceRequest } from '@allot/core';
+import { CPU_POLICIES, CPU_THREAD_POLICIES, formatIssues, MAX_RESERVATION_TTL_MS, PlaceRequestSchema, PLACEMENT_STRATEGIES, type LabelConstraint, type PlaceRequest } from '@allot/core';
 import { parseInteger, parsedOk, usageProblem, type Parsed } from '../args.ts';
 import { parseConstraint } from './constraint.ts';
 import { parseMemoryMiB } from './memory.ts';
@@ -11,6 +11,8 @@ export const PLACE_OPTIONS = {
   vcpus: { type: 'string' },
   exclusive: { type: 'boolean' },
   numa: { type: 'string' },
+  'thread-policy': { type: 'string' },
+  'cpu-policy': { type: 'string' },
   priority: { type: 'string' },
   strategy: { type: 'string' },
   node: { type: 'string' },
@@ -28,6 +30,11 @@ export const PLACE_HELP = `  --tenant <t>            the tenant (required)
   --vcpus <n>             vCPUs
   --exclusive             whole dedicated cores, pinned, never overcommitted (default: the shared pool)
   --numa any|prefer|require   NUMA locality of the cores (default any)
+  --thread-policy isolate|require|prefer   with --exclusive, SMT siblings: isolate = one vCPU per physical core,
+                          its siblings held idle (and counted as used); require = whole cores only; prefer = whole
+                          cores first (default: the core policy decides and may split siblings)
+  --cpu-policy <p>        ${CPU_POLICIES.join(', ')}: how the host chooses cores for this request
+                          (default: the host's configured policy)
   --priority <0..1000>    default 0
   --strategy <s>          ${PLACEMENT_STRATEGIES.join(', ')} (default: the coordinator's)
   --node <id>             this node only (strategy manual)
@@ -45,6 +52,8 @@ export interface PlaceFlags {
   vcpus?: string | undefined;
   exclusive?: boolean | undefined;
   numa?: string | undefined;
+  'thread-policy'?: string | undefined;
+  'cpu-policy'?: string | undefined;
   priority?: string | undefined;
   strategy?: string | undefined;
   node?: string | undefined;
@@ -75,6 +84,13 @@ export function buildPlaceRequest(f: PlaceFlags, newId: () => string = randomUUI
     priority = p.value;
   }
   if (f.numa !== undefined && !['any', 'prefer', 'require'].includes(f.numa)) return usageProblem(`--numa: "${f.numa}" is not any, prefer or require`);
+  const threadPolicy = f['thread-policy'];
+  if (threadPolicy !== undefined) {
+    if (!(CPU_THREAD_POLICIES as readonly string[]).includes(threadPolicy)) return usageProblem(`--thread-policy: "${threadPolicy}" is not isolate, require or prefer`);
+    if (f.exclusive !== true) return usageProblem('--thread-policy goes with --exclusive: shared vCPUs have no siblings to keep');
+  }
+  const cpuPolicy = f['cpu-policy'];
+  if (cpuPolicy !== undefined && !(CPU_POLICIES as readonly string[]).includes(cpuPolicy)) return usageProblem(`--cpu-policy: "${cpuPolicy}" is not one of ${CPU_POLICIES.join(', ')}`);
   let strategy = f.strategy;
   if (strategy !== undefined && !(PLACEMENT_STRATEGIES as readonly string[]).includes(strategy)) {
     return usageProblem(`--strategy: "${strategy}" is not one of ${PLACEMENT_STRATEGIES.join(', ')}`);
@@ -112,7 +128,7 @@ export function buildPlaceRequest(f: PlaceFlags, newId: () => string = randomUUI
       tenantId: f.tenant,
       resources: { memoryMiB: memory.value, vcpus: vcpus.value },
       priority,
-      cpu: { exclusive: f.exclusive === true, numa: f.numa ?? 'any' },
+      cpu: { exclusive: f.exclusive === true, numa: f.numa ?? 'any', threadPolicy, policy: cpuPolicy },
       // The anti-affinity group travels with the allocation too, so the agent counts it per node (allot.group).
       metadata: group ? { 'allot.group': group.name } : {},
       reservation,
