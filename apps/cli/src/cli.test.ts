@@ -1,10 +1,15 @@
-import { err, ok } from '@allot/core';
+import { err, ok, type Move } from '@allot/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupAll, startNatsServer, type NatsServerHandle } from '../../../test/harness/index.ts';
 import { runCli } from './cli.ts';
 import { serveFakeScheduler } from './testing/fake-scheduler.ts';
 import { recordingContext } from './testing/recording-context.ts';
 import { NOW, SAMPLE_CLUSTER_USAGE, sampleAllocation, sampleNode } from './testing/samples.ts';
+
+function sampleMove(moveRequestId: string, allocationId: string, state: 'held' | 'confirmed'): Move {
+  const allocation = { ...sampleAllocation('move-x'), id: 'local:7', nodeId: 'local', status: state === 'held' ? ('reserved' as const) : ('active' as const) };
+  return { moveRequestId, tenantId: 'demo', state, source: { allocationId, requestId: 'vm-1', nodeId: allocationId.slice(0, allocationId.lastIndexOf(':')) }, destination: { requestId: 'move-x', nodeId: 'local', allocation } };
+}
 
 describe('commands a user types, before anything is sent', () => {
   it('print the list of commands for --help and exit 0', async () => {
@@ -58,6 +63,9 @@ describe('commands a user types, before anything is sent', () => {
       [['quotas', 'import-legacy', '/nonexistent/legacy.json'], "allot quotas: /nonexistent/legacy.json: ENOENT: no such file or directory, open '/nonexistent/legacy.json'"],
       [['cordon'], 'allot cordon: missing <node>'],
       [['drain', 'a*b'], 'allot drain: "a*b": letters, digits, "_" and "-" only'],
+      [['move', 'confirm', 'n1:7', '--tenant', 'demo'], 'allot move: --request-id: name the move to confirm'],
+      [['move', 'n1:7'], 'allot move: --tenant: name the tenant that owns the VM'],
+      [['evacuate'], 'allot evacuate: missing <node>'],
       [['node'], 'allot node: expected decommission or recommission, got nothing'],
       [['node', 'retire', 'n1'], 'allot node: expected decommission or recommission, got "retire"'],
       [['node', 'decommission'], 'allot node: decommission takes exactly one node'],
@@ -122,6 +130,19 @@ describe('commands against scheduler endpoints on a real nats-server', () => {
       'quota.set': (r) => ok({ quota: r.quota, usage: { vms: 1, vcpus: 2, memoryMiB: 2048 } }),
       'quota.recount': (r) => ok({ tenantId: r.tenantId, before: { vms: 0, vcpus: 0, memoryMiB: 0 }, after: { vms: 3, vcpus: 6, memoryMiB: 6144 } }),
       cordon: (r) => ok({ nodeId: r.nodeId, health: { status: 'healthy' }, cordoned: true, recoveryMs: 0, startedAt: NOW }),
+      drain: (r) => ok({ nodeId: r.nodeId, cordoned: true, remaining: [], remainingCount: 2 }),
+      move: (r) => ok(sampleMove(r.requestId, r.allocationId, 'held')),
+      'move.confirm': (r) => ok({ ...sampleMove(r.requestId, r.allocationId, 'confirmed'), sourceReleased: true }),
+      'move.abort': (r) => err('conflict', `move ${r.requestId} was confirmed`, { state: 'confirmed' }),
+      evacuate: (r) =>
+        ok({
+          nodeId: r.nodeId,
+          requestId: r.requestId,
+          moves: [sampleMove('evac-1', `${r.nodeId}:1`, 'held')],
+          movesCount: 1,
+          unplaced: [{ requestId: 'vm-2', tenantId: 'demo', allocationId: `${r.nodeId}:2`, error: { code: 'insufficient_capacity', message: "0/2 nodes are available: 1 Insufficient memory, 1 is the allocation's own node." } }],
+          unplacedCount: 1,
+        }),
     });
   });
   afterAll(async () => {
@@ -172,6 +193,31 @@ describe('commands against scheduler endpoints on a real nats-server', () => {
     const refused = recordingContext({ env: env() });
     expect(await runCli(['resize', 'sim-large:3', '--tenant', 'demo', '--memory-mib', '4096', '--vcpus', '34'], refused)).toBe(1);
     expect(refused.stderr.join('\n')).toContain('insufficient_capacity');
+  });
+
+  it('move holds on the tenant subject and prints how to confirm; confirm names the move; evacuate and drain --evacuate print the plan and exit 1 with what was not placed', async () => {
+    const ctx = recordingContext({ env: env() });
+    expect(await runCli(['move', 'sim-large:3', '--tenant', 'demo', '--to', 'local', '--request-id', 'mv-1'], ctx)).toBe(0);
+    expect(fake.requests.at(-1)).toMatchObject({ verb: 'move', request: { requestId: 'mv-1', allocationId: 'sim-large:3', tenantId: 'demo', to: 'local' } });
+    expect(ctx.text()).toContain('held      sim-large:3 on sim-large -> local (local:7 reserved)');
+    expect(ctx.text()).toContain('allot move confirm sim-large:3 --tenant demo --request-id mv-1');
+    const confirmed = recordingContext({ env: env() });
+    expect(await runCli(['move', 'confirm', 'sim-large:3', '--tenant', 'demo', '--request-id', 'mv-1'], confirmed)).toBe(0);
+    expect(fake.requests.at(-1)).toMatchObject({ verb: 'move.confirm', request: { requestId: 'mv-1', allocationId: 'sim-large:3', tenantId: 'demo' } });
+    expect(confirmed.text()).toContain('confirmed');
+    const aborted = recordingContext({ env: env() });
+    expect(await runCli(['move', 'abort', 'sim-large:3', '--tenant', 'demo', '--request-id', 'mv-1'], aborted)).toBe(1);
+    expect(aborted.stderr.join('\n')).toContain('was confirmed');
+
+    const evacuated = recordingContext({ env: env() });
+    expect(await runCli(['evacuate', 'sim-large', '--request-id', 'ev-1'], evacuated)).toBe(1);
+    expect(evacuated.text()).toContain('evacuate sim-large (request ev-1): 1 move, 1 not placed');
+    expect(evacuated.text()).toContain("unplaced  sim-large:2  tenant demo: 0/2 nodes are available: 1 Insufficient memory, 1 is the allocation's own node.");
+    const drained = recordingContext({ env: env() });
+    expect(await runCli(['drain', 'sim-large', '--evacuate', '--request-id', 'dr-1'], drained)).toBe(1);
+    expect(fake.requests.slice(-2).map((q) => q.verb)).toEqual(['drain', 'evacuate']);
+    expect(fake.requests.at(-1)).toMatchObject({ request: { requestId: 'dr-1', nodeId: 'sim-large' } });
+    expect(drained.text()).toContain('sim-large cordoned; 2 allocation(s) on it; evacuating');
   });
 
   it('usage --efficiency prints the reference VM and, per resource, use, what fits and what is stranded', async () => {
