@@ -1,4 +1,4 @@
-import { unwrap, type Allocation, type LimitsUpdate } from '@allot/core';
+import { CPU_POLICIES, CPU_THREAD_POLICIES, unwrap, type Allocation, type CpuPolicy, type CpuThreadPolicy, type LimitsUpdate } from '@allot/core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { topologyFixture } from '../cpu/index.ts';
@@ -7,7 +7,8 @@ import { FakeClock } from '../testing/fake-clock.ts';
 import type { HostManager } from './host-manager.ts';
 import { MemoryJournal } from './records.ts';
 
-const topology = topologyFixture({ sockets: 1, numaPerSocket: 2, coresPerNuma: 3, threadsPerCore: 1 });
+// SMT 2 threads per core, so thread policies (isolate holds siblings idle) are journaled and restored too.
+const topology = topologyFixture({ sockets: 1, numaPerSocket: 2, coresPerNuma: 3, threadsPerCore: 2 });
 
 function build(clock: FakeClock, journal: MemoryJournal): HostManager {
   const factory = new ManagerFactory({ topology, clock });
@@ -15,11 +16,18 @@ function build(clock: FakeClock, journal: MemoryJournal): HostManager {
 }
 
 const fenceArb = fc.option(fc.integer({ min: 1, max: 6 }), { nil: undefined });
+const threadPolicyArb = fc.constantFrom(undefined, ...CPU_THREAD_POLICIES);
+const corePolicyArb = fc.option(fc.constantFrom(...CPU_POLICIES), { nil: undefined });
+
+/** The request's cpu options; a thread policy only with exclusive (a shared one is refused before anything happens). */
+function cpuOf(exclusive: boolean, threadPolicy: CpuThreadPolicy | undefined, policy: CpuPolicy | undefined): { exclusive: boolean; numa: 'any'; threadPolicy?: CpuThreadPolicy; policy?: CpuPolicy } {
+  return { exclusive, numa: 'any', ...(exclusive && threadPolicy !== undefined ? { threadPolicy } : {}), ...(policy === undefined ? {} : { policy }) };
+}
 
 const op = fc.oneof(
-  fc.record({ kind: fc.constant('allocate' as const), mem: fc.integer({ min: 0, max: 5000 }), vcpus: fc.integer({ min: 0, max: 4 }), exclusive: fc.boolean(), id: fc.integer({ min: 0, max: 20 }), fence: fenceArb, priority: fc.constantFrom(0, 20, 45) }),
+  fc.record({ kind: fc.constant('allocate' as const), mem: fc.integer({ min: 0, max: 5000 }), vcpus: fc.integer({ min: 0, max: 4 }), exclusive: fc.boolean(), threadPolicy: threadPolicyArb, policy: corePolicyArb, id: fc.integer({ min: 0, max: 20 }), fence: fenceArb, priority: fc.constantFrom(0, 20, 45) }),
   // Victims picked among the allocations seen (live, released or expired: refusals are operations too).
-  fc.record({ kind: fc.constant('preempt' as const), mem: fc.integer({ min: 1, max: 5000 }), vcpus: fc.integer({ min: 0, max: 4 }), exclusive: fc.boolean(), id: fc.integer({ min: 0, max: 20 }), fence: fenceArb, picks: fc.array(fc.nat(), { minLength: 1, maxLength: 3 }), graceMs: fc.option(fc.constantFrom(1_000, 20_000), { nil: undefined }) }),
+  fc.record({ kind: fc.constant('preempt' as const), mem: fc.integer({ min: 1, max: 5000 }), vcpus: fc.integer({ min: 0, max: 4 }), exclusive: fc.boolean(), threadPolicy: threadPolicyArb, id: fc.integer({ min: 0, max: 20 }), fence: fenceArb, picks: fc.array(fc.nat(), { minLength: 1, maxLength: 3 }), graceMs: fc.option(fc.constantFrom(1_000, 20_000), { nil: undefined }) }),
   fc.record({ kind: fc.constant('reserve' as const), mem: fc.integer({ min: 1, max: 3000 }), vcpus: fc.integer({ min: 0, max: 3 }), ttl: fc.integer({ min: 1, max: 5000 }), id: fc.integer({ min: 0, max: 20 }), fence: fenceArb }),
   fc.record({ kind: fc.constant('release' as const), pick: fc.nat(), fence: fenceArb }),
   fc.record({ kind: fc.constant('fence' as const), id: fc.integer({ min: 0, max: 20 }), fence: fc.integer({ min: 1, max: 6 }) }),
@@ -34,6 +42,7 @@ const op = fc.oneof(
 
 describe('a restart after any accepted operation', () => {
   it('restores the same state, from a snapshot and from the records alone', async () => {
+    let isolated = 0;
     await fc.assert(
       fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 40 }), async (ops) => {
         const clock = new FakeClock();
@@ -49,13 +58,14 @@ describe('a restart after any accepted operation', () => {
               tenantId: 't',
               ...(o.kind === 'allocate' ? { priority: o.priority } : {}),
               resources: { memoryMiB: o.mem, vcpus: o.vcpus },
-              cpu: { exclusive: o.kind === 'allocate' && o.exclusive, numa: 'any' as const },
+              cpu: o.kind === 'allocate' ? cpuOf(o.exclusive, o.threadPolicy, o.policy) : cpuOf(false, undefined, undefined),
               ...(o.kind === 'reserve' ? { reservation: { ttlMs: o.ttl } } : {}),
             };
             const r = o.kind === 'reserve' ? await h.reserve(request, { fence: o.fence }) : await h.allocate(request, { fence: o.fence });
             if (r.ok) known.push(r.value);
+            if (r.ok && (r.value.cpu?.idleSiblings?.length ?? 0) > 0) isolated += 1;
           } else if (o.kind === 'preempt' && known.length > 0) {
-            const request = { requestId: `r${o.id}`, tenantId: 't', resources: { memoryMiB: o.mem, vcpus: o.vcpus }, cpu: { exclusive: o.exclusive, numa: 'any' as const }, priority: 50 };
+            const request = { requestId: `r${o.id}`, tenantId: 't', resources: { memoryMiB: o.mem, vcpus: o.vcpus }, cpu: cpuOf(o.exclusive, o.threadPolicy, undefined), priority: 50 };
             const victims = [...new Set(o.picks.map((p) => (known[p % known.length] as Allocation).id))];
             const r = await h.preempt(request, victims, { fence: o.fence, ...(o.graceMs === undefined ? {} : { graceMs: o.graceMs }) });
             if (r.ok) known.push(r.value.allocation);
@@ -100,5 +110,7 @@ describe('a restart after any accepted operation', () => {
       }),
       { numRuns: 200 },
     );
+    // The generators must reach the case this test was extended for: isolate grants holding siblings, restored.
+    expect(isolated).toBeGreaterThan(10);
   });
 });
