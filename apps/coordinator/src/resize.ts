@@ -68,6 +68,16 @@ async function settle(d: ResizeDeps, first: StoredIntent, to: (intent: StoredInt
   return err('unavailable', `placement ${first.value.requestId} keeps changing; retry the resize`, { requestId: first.value.requestId });
 }
 
+/** The request id of the move holding a destination for this placement, if one does (a stale mark is none). */
+async function moveInFlight(d: ResizeDeps, intent: StoredIntent): Promise<Result<string | undefined>> {
+  const moving = intent.value.movingTo;
+  if (moving === undefined) return ok(undefined);
+  const dest = await d.store.get(moving.requestId);
+  if (!dest.ok) return dest;
+  const v = dest.value?.value;
+  return ok(v !== undefined && v.movesFrom !== undefined && (v.state === 'pending' || v.state === 'placed') ? moving.moveRequestId : undefined);
+}
+
 /** Grows or shrinks a tenant's allocation in place through its agent, the intent and the tenant's usage following. */
 export async function resizeAllocation(d: ResizeDeps, r: ClusterResizeRequest, tenantId: string): Promise<Result<Allocation>> {
   const live = await liveAllocation(d, r.allocationId, tenantId);
@@ -84,6 +94,12 @@ export async function resizeAllocation(d: ResizeDeps, r: ClusterResizeRequest, t
   }
   if (intent.value.state !== 'placed' || intent.value.nodeId !== allocation.nodeId) {
     return err('conflict', `placement ${allocation.requestId} is ${intent.value.state} on ${intent.value.nodeId}; only a settled placement can be resized`, { requestId: allocation.requestId, state: intent.value.state });
+  }
+  const moving = await moveInFlight(d, intent);
+  if (!moving.ok) return moving;
+  if (moving.value !== undefined) {
+    // The held destination has the size the move started with: resize before the move, or after its confirm.
+    return err('conflict', `allocation ${allocation.id} is being moved (move ${moving.value}); confirm or abort the move first`, { allocationId: allocation.id, reason: 'moving', moveRequestId: moving.value });
   }
   const inFlight = intent.value.resizing;
   if (inFlight !== undefined && inFlight.requestId !== r.requestId) {

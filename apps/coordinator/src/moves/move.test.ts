@@ -1,5 +1,6 @@
 import { TenantQuotaSchema, type AllotEvent, type Result } from '@allot/core';
 import { describe, expect, it } from 'vitest';
+import { resizeAllocation } from '../resize.ts';
 import { inProcessCluster } from '../testing/fake-agents.ts';
 import { evacuateNode } from './evacuate.ts';
 import { abortMove, confirmMove, destinationRequestId, moveAllocation, type MoveDeps } from './move.ts';
@@ -91,6 +92,9 @@ describe('move', () => {
     const second = await moveAllocation(deps, { requestId: 'mv-2', allocationId: vm.allocation.id }, 't');
     expect(!second.ok && second.error).toMatchObject({ code: 'conflict', details: { reason: 'moving', moveRequestId: 'mv-1' } });
 
+    // Nor is it resized meanwhile: the held destination has the size it had.
+    const resized = await resizeAllocation({ store: deps.store, agents: deps.agents, knowsNode: () => true }, { requestId: 'rs-1', allocationId: vm.allocation.id, resources: { memoryMiB: 2048, vcpus: 1 } }, 't');
+    expect(!resized.ok && resized.error).toMatchObject({ code: 'conflict', details: { reason: 'moving', moveRequestId: 'mv-1' } });
     const aborted = unwrap(await abortMove(deps, { requestId: 'mv-1', allocationId: vm.allocation.id }, 't'));
     expect(aborted.state).toBe('aborted');
     expect(live(held.destination.nodeId)).toEqual([]);
