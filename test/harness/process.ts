@@ -7,6 +7,8 @@ export type SpawnOptions = {
   name: string;
   /** A .ts (or .js) file, run with this Node (process.execPath), so type stripping applies. */
   script: string;
+  /** Run `script` itself as the executable (a release artifact), not with this Node. */
+  executable?: boolean;
   args?: string[];
   /** Added to the parent's environment. */
   env?: Record<string, string>;
@@ -50,7 +52,8 @@ function parseLine(text: string): OutputLine {
 
 /** Spawns `node <script> ...args`, collecting its output; cleanupAll() kills it if the test does not. */
 export function spawnProcess(options: SpawnOptions): ProcessHandle {
-  const child = spawn(process.execPath, [options.script, ...(options.args ?? [])], {
+  const [command, args] = options.executable === true ? [options.script, options.args ?? []] : [process.execPath, [options.script, ...(options.args ?? [])]];
+  const child = spawn(command, args, {
     cwd: options.cwd,
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
