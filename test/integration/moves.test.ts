@@ -16,7 +16,8 @@ const NODES = ['m1', 'm2', 'm3'];
 beforeAll(async () => {
   cluster = await startLocalCluster({
     agents: NODES.map((nodeId) => ({ nodeId, simulatedHost: { cores: 8, memoryMiB: 16_384 }, memoryOvercommit: 1, cpuOvercommit: 1 })),
-    coordinatorConfig: { place: { agentTimeoutMs: 3_000 } },
+    // A short sweep (the stray of a lost source is its to release) and liveness (a killed agent is lost in seconds).
+    coordinatorConfig: { place: { agentTimeoutMs: 3_000 }, sweep: { everyMs: 500, graceMs: 500 }, liveness: { lostAfterMs: 3_000, leaseExpiry: false, checkEveryMs: 100 } },
   });
 }, 120_000);
 
@@ -126,4 +127,34 @@ describe('moves and evacuation through a coordinator, against real agents', () =
     const again = value(await cluster.sched('evacuate', { requestId: 'ev-1', nodeId: 'm1' }));
     expect(again.moves.map((m) => [m.destination.requestId, m.state])).toEqual(plan.moves.map((m) => [m.destination.requestId, 'confirmed']));
   });
+
+  it('evacuates a lost node: the plan comes from the intents, a confirm marks the source gone, the sweep releases the stray when the node returns', async () => {
+    value(await cluster.sched('uncordon', { requestId: 'un-m1', nodeId: 'm1' }));
+    value(await cluster.sched('quota.set', { requestId: 'q-acme-2', quota: { tenantId: 'acme', maxVms: 4 } }));
+    await place('vm-4', 'm3');
+    const before = await usage();
+    const onM3 = await liveOn('m3');
+    await cluster.agents.get('m3')?.kill(); // SIGKILL: the host is gone
+    await cluster.waitForNodes(['m3'], 'lost', 20_000);
+
+    const plan = value(await cluster.sched('evacuate', { requestId: 'ev-lost', nodeId: 'm3' }));
+    expect(plan.unplacedCount).toBe(0);
+    expect(plan.moves.map((m) => m.source.requestId).sort()).toEqual(onM3.map((a) => a.split(':')[0]).sort());
+    expect(await usage()).toEqual(before);
+    for (const m of plan.moves) {
+      const confirmed = value(await cluster.sched('move.confirm', { requestId: m.moveRequestId, allocationId: m.source.allocationId, tenantId: 'acme' }));
+      expect(confirmed).toMatchObject({ state: 'confirmed', sourceReleased: false });
+    }
+    expect(await usage()).toEqual(before);
+
+    // The host comes back with its ledger: what it still holds is released by the sweep (its intents are released).
+    await cluster.restartAgent('m3');
+    await cluster.waitForNodes(['m3'], 'ready', 20_000);
+    const deadline = Date.now() + 20_000;
+    while ((await liveOn('m3')).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+    expect(await liveOn('m3')).toEqual([]);
+    expect(await usage()).toEqual(before);
+    const live = (await Promise.all(['m1', 'm2'].map(liveOn))).flat();
+    expect(live).toHaveLength(before.vms);
+  }, 90_000);
 });
