@@ -12,6 +12,11 @@
  * - An exclusive grant of N vCPUs takes N idle pool cores (zero shared load, so no cpuset already handed out loses a
  *   core) out of the pool, pinned and never overcommitted. It fits only when N such cores exist and the smaller pool
  *   still covers what shared grants hold: floor((S - N) x r) >= sharedVcpusCommitted.
+ * - A request may name its own core policy (request.policy) instead of the pool's; the grant records which one chose.
+ * - Thread policies (exclusive only; see CpuThreadPolicySchema and whole-cores.ts): isolate and require take only
+ *   wholly idle physical cores; isolate puts one vCPU on each and claims its other threads as the grant's idleSiblings,
+ *   which leave the pool with it (nobody else is granted them, and they count as used); prefer is the policy's own
+ *   choice with whole physical cores first. Without one, first-fit and round-robin may split siblings.
  * - Invariant: sharedVcpusCommitted <= sharedVcpusCapacity, which is the same as committed <= effectiveCapacity.
  *   Only a forced reconfigure (or restoring a ledger written under a larger config) can break it; then every take
  *   is refused until frees bring it back.
