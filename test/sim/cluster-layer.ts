@@ -1,8 +1,10 @@
-import { err, PlaceRequestSchema, type AgentVerb, type Allocation, type AllotEvent, type PlaceReply, type Result, type TenantQuota } from '@allot/core';
+import { err, PlaceRequestSchema, type AgentVerb, type Allocation, type AllotEvent, type DecommissionReply, type PlaceReply, type Result, type TenantQuota } from '@allot/core';
 import { buildUsageSnapshot } from '../../apps/agent/src/usage-snapshot.ts';
 import type { AgentCaller } from '../../apps/coordinator/src/agents.ts';
 import { PlaceConfigSchema, ReconcileConfigSchema } from '../../apps/coordinator/src/config.ts';
 import { ClusterManager } from '../../apps/coordinator/src/cluster-manager.ts';
+import { decommissionNode } from '../../apps/coordinator/src/decommission.ts';
+import { NodeStates } from '../../apps/coordinator/src/node-states.ts';
 import { IntentStore } from '../../apps/coordinator/src/intents/intent-store.ts';
 import { PlaceFlow } from '../../apps/coordinator/src/place-flow.ts';
 import { handleEndingEvent } from '../../apps/coordinator/src/quota-events.ts';
@@ -62,6 +64,8 @@ class SimCoordinator implements EventConsumer {
   sweep: Sweep | undefined;
   manager: ClusterManager | undefined;
   intents: IntentStore | undefined;
+  nodeStates: NodeStates | undefined;
+  #agents: AgentCaller | undefined;
   #quotas: QuotaService | undefined;
 
   constructor(sched: Scheduler, id: string, store: MemoryBucket, network: SimNetwork, faults: () => Faults) {
@@ -95,16 +99,24 @@ class SimCoordinator implements EventConsumer {
     this.#quotas = quotas;
     this.view = view;
     this.flow = new PlaceFlow({ coordinatorId: name, view, store, quotas, agents, config: PlaceConfigSchema.parse({}), logger: quietLogger, clock, random: this.#sched.random });
-    this.reconciler = new Reconciler({ store, agents, config: RECONCILE, logger: quietLogger, clock });
+    const nodeStates = new NodeStates({ bucket, clock, coordinatorId: name, logger: quietLogger, onChange: (nodeId, record) => view.setDecommissioned(nodeId, record) });
+    this.nodeStates = nodeStates;
+    this.#agents = agents;
+    // As the coordinator does: a decommissioned node that is also lost may have its pending intents failed unfenced.
+    const nodeGone = (nodeId: string): boolean => nodeStates.decommissioned(nodeId) !== undefined && (view.get(nodeId)?.liveness ?? 'lost') === 'lost';
+    this.reconciler = new Reconciler({ store, agents, config: RECONCILE, logger: quietLogger, clock, nodeGone });
     this.sweep = new Sweep({ store, agents, nodes: () => view.nodes({ liveness: 'ready' }).map((n) => n.nodeId), clock, config: SWEEP, logger: quietLogger, random: this.#sched.random });
     this.manager = new ClusterManager({ view, flow: this.flow, agents, now: () => clock.wall() });
     await quotas.start();
+    if (this.incarnation !== incarnation) return;
+    await nodeStates.start();
     if (this.incarnation !== incarnation) return;
     await this.manager.start();
     this.up = true;
     this.#sched.trace(`${name} up (wall skew ${clock.skewMs} ms)`);
     void this.#reconcileLoop(incarnation);
     void this.#sweepLoop(incarnation);
+    void this.#livenessLoop(incarnation);
   }
 
   get name(): string {
@@ -137,6 +149,15 @@ class SimCoordinator implements EventConsumer {
     }
   }
 
+  /** The view's liveness sweep (liveness.ts runs it on a global timer): a silent node turns suspect, then lost. */
+  async #livenessLoop(incarnation: number): Promise<void> {
+    while (this.incarnation === incarnation) {
+      await sleep(this.#sched, 1_000, `${this.id} liveness tick`);
+      if (this.incarnation !== incarnation) return;
+      for (const t of this.view?.sweep() ?? []) this.#sched.trace(`${this.name} view: ${t.nodeId} ${t.from} -> ${t.to}`);
+    }
+  }
+
   async #reconcileLoop(incarnation: number): Promise<void> {
     while (this.incarnation === incarnation) {
       await sleep(this.#sched, RECONCILE.everyMs, `${this.id} reconcile tick`);
@@ -147,6 +168,14 @@ class SimCoordinator implements EventConsumer {
     }
   }
 
+  /** The operator's `allot node decommission` served by this coordinator (decommission.ts, as the endpoint calls it). */
+  decommission(nodeId: string, requestId: string): Promise<Result<DecommissionReply>> {
+    const { nodeStates, view, intents, reconciler } = this;
+    const agents = this.#agents;
+    if (nodeStates === undefined || view === undefined || intents === undefined || reconciler === undefined || agents === undefined) return Promise.resolve(err('unavailable', 'not started'));
+    return decommissionNode({ nodeStates, view, store: intents, agents, reconciler, logger: quietLogger, agentTimeoutMs: 1_000 }, { nodeId, requestId, reason: 'sim: crashed for good' });
+  }
+
   crash(): void {
     if (!this.up) return;
     this.#sched.trace(`${this.id}#${this.incarnation} CRASH`);
@@ -155,6 +184,8 @@ class SimCoordinator implements EventConsumer {
     this.#bucket?.cut();
     this.#clock?.kill();
     this.#quotas?.stop();
+    this.nodeStates?.stop();
+    this.nodeStates = undefined;
     this.flow = undefined;
     this.reconciler = undefined;
     this.sweep = undefined;
@@ -210,6 +241,10 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
   for (let i = 1; i <= options.coordinators; i++) coordinators.push(new SimCoordinator(sched, `c${i}`, kv, network, current));
   for (const c of coordinators) await sched.settle(c.start(), `${c.id} start`);
   const events = new SimEventStream({ sched, faults: current, consumers: () => coordinators });
+  // In half the seeds one host crashes for good and the operator decommissions it once it is lost. From the first
+  // decommission on, its disk is the operator's word: what it holds is given up, so it leaves the cross-disk checks.
+  const loss: HostLossState = { nodeId: options.agents >= 3 && sched.chance(0.5) ? `n${options.agents}` : undefined, decommissioned: false, givenUp: new Set(), settled: false };
+  const counted = (agent: SimAgent): boolean => !(loss.decommissioned && agent.nodeId === loss.nodeId);
   for (const agent of agents.values()) {
     agent.onEvent = (event, msgId) => events.publish(event, msgId);
     agent.onRecord = (record) => {
@@ -218,11 +253,11 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
       // At every instant, at most one live allocation per request id across all disks: fencing moves an intent to another
       // node only after its node refused at a fence above every earlier drive, and takes a failed one over only after that.
       for (const other of agents.values())
-        if (other !== agent && other.model.liveOf(requestId).size > 0) sched.fail(`request ${requestId}: ${id} committed on ${agent.nodeId} while ${[...other.model.liveOf(requestId)].join(', ')} is live on ${other.nodeId}'s disk`);
+        if (other !== agent && counted(other) && other.model.liveOf(requestId).size > 0) sched.fail(`request ${requestId}: ${id} committed on ${agent.nodeId} while ${[...other.model.liveOf(requestId)].join(', ')} is live on ${other.nodeId}'s disk`);
       // At every instant, a tenant's live allocations on all disks stay within its limits: an intent counts from before
       // its first allocate until its allocation is proven gone (ended, or fenced with nothing held).
       const quota = QUOTAS.find((q) => q.tenantId === tenantId);
-      if (quota !== undefined) checkTenantLimits(sched, agents, quota, `${id} (${requestId}) committed on ${agent.nodeId}`);
+      if (quota !== undefined) checkTenantLimits(sched, [...agents.values()].filter(counted), quota, `${id} (${requestId}) committed on ${agent.nodeId}`);
     };
   }
   const end = sched.now + options.durationMs;
@@ -330,7 +365,8 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
       if (reply === 'timeout') continue;
       if (reply.ok) {
         a.release = 'ok';
-        const onDisk = agents.get(a.nodeId)?.model.get(a.allocationId);
+        const holder = agents.get(a.nodeId);
+        const onDisk = holder !== undefined && counted(holder) ? holder.model.get(a.allocationId) : undefined;
         if (onDisk !== undefined && (onDisk.status === 'active' || onDisk.status === 'reserved')) sched.fail(`release ${a.requestId} answered ok while ${a.allocationId} is ${onDisk.status} on ${a.nodeId}'s disk`);
       }
       if (reply.ok || !retryable(reply.error.code)) return;
@@ -364,7 +400,7 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
   const chaos = async (): Promise<void> => {
     while (sched.now < end && sched.failure === undefined) {
       await sleep(sched, 100, 'chaos tick');
-      for (const agent of agents.values()) if (agent.up && sched.chance(faults.agentCrashP)) agent.crash('killed');
+      for (const agent of agents.values()) if (agent.up && !agent.dead && sched.chance(faults.agentCrashP)) agent.crash('killed');
       for (const c of coordinators) {
         if (c.up && sched.chance(faults.coordinatorCrashP)) c.crash();
         if (sched.chance(faults.clockStepP)) c.stepClock(sched.pick([-60_000, -5_000, 5_000, 60_000]));
@@ -372,8 +408,30 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
     }
   };
 
+  /** The host lost for good: crashed a third of the way in, decommissioned through live coordinators until settled. */
+  const decommissioner = async (nodeId: string): Promise<void> => {
+    await sleep(sched, sched.int(options.durationMs / 5, options.durationMs / 2), 'operator waits');
+    const agent = agents.get(nodeId) as SimAgent;
+    agent.crash('lost for good', true);
+    // Past the view's lostAfterMs (15 s) in most rounds; an earlier one finds it suspect and leaves it unsettled.
+    await sleep(sched, sched.int(5_000, 20_000), 'operator notices');
+    for (let round = 1; round <= 40 && sched.failure === undefined; round++) {
+      loss.decommissioned = true;
+      const reply = await ask((c) => c.decommission(nodeId, `decommission-${nodeId}-${round}`), `decommission ${nodeId} (round ${round})`);
+      if (reply !== 'timeout' && reply.ok) {
+        for (const id of [...reply.value.gone, ...reply.value.failed]) loss.givenUp.add(id);
+        sched.trace(`decommission ${nodeId}: liveness ${reply.value.liveness}, gone ${reply.value.gone.length}, failed ${reply.value.failed.length}, unsettled ${reply.value.unsettled.length}, remaining ${reply.value.remainingCount}, removed ${reply.value.removed}`);
+        if (reply.value.removed && reply.value.unsettled.length === 0) {
+          loss.settled = true;
+          return;
+        }
+      }
+      await sleep(sched, 3_000, 'operator retries the decommission');
+    }
+  };
+
   for (const agent of agents.values()) void feed(agent);
-  const running = [chaos(), ...Array.from({ length: options.clients }, (_, i) => client(i + 1))];
+  const running = [chaos(), ...Array.from({ length: options.clients }, (_, i) => client(i + 1)), ...(loss.nodeId === undefined ? [] : [decommissioner(loss.nodeId)])];
   let done = false;
   void Promise.all(running).then(() => (done = true));
   while (!done && sched.failure === undefined && (await sched.step()));
@@ -382,13 +440,14 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
   // Settle: faults off, everyone up, reconcilers run until nothing is pending and old enough.
   faults = { ...QUIET };
   sched.trace('settling: faults off');
-  for (const agent of agents.values()) if (!agent.up) await sched.settle(agent.start(), `${agent.nodeId} start`);
+  for (const agent of agents.values()) if (!agent.up && !agent.dead) await sched.settle(agent.start(), `${agent.nodeId} start`);
   await sched.runUntil(sched.now + 6_000);
   for (const c of coordinators) if (!c.up) await sched.settle(c.start(), `${c.id} start`);
   await sched.runUntil(sched.now + 60_000);
   stopFeed = true;
   if (sched.failure !== undefined) return;
-  checkSettled(sched, agents, acked);
+  if (loss.nodeId !== undefined && !loss.settled) sched.fail(`the decommission of ${loss.nodeId}, lost for good, never settled (removed, nothing unsettled)`);
+  checkSettled(sched, agents, acked, loss);
   if (events.unacked > 0) sched.fail(`${events.unacked} ending events still unacknowledged by the quota-events consumer once settled`);
   const c = coordinators[0] as SimCoordinator;
   for (const tenantId of ['t1', 't2', 't3']) {
@@ -399,7 +458,7 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
     }
     const recorded = usage.value?.value.usage ?? { vms: 0, memoryMiB: 0, vcpus: 0 };
     const live = { vms: 0, memoryMiB: 0, vcpus: 0 };
-    for (const agent of agents.values())
+    for (const agent of [...agents.values()].filter(counted))
       for (const a of agent.model.live())
         if (a.tenantId === tenantId) {
           live.vms++;
@@ -414,10 +473,10 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
 }
 
 /** Fails the run when the tenant's live allocations across every agent's disk exceed one of its limits, naming them. */
-function checkTenantLimits(sched: Scheduler, agents: ReadonlyMap<string, SimAgent>, quota: TenantQuota, when: string): void {
+function checkTenantLimits(sched: Scheduler, agents: readonly SimAgent[], quota: TenantQuota, when: string): void {
   const live: string[] = [];
   const used = { vms: 0, vcpus: 0, memoryMiB: 0 };
-  for (const agent of agents.values())
+  for (const agent of agents)
     for (const a of agent.model.live())
       if (a.tenantId === quota.tenantId) {
         used.vms++;
@@ -454,14 +513,30 @@ async function traceDisagreement(sched: Scheduler, store: IntentStore, agents: R
   for (const [requestId, what] of live) if (!counting.has(requestId)) sched.trace(`disagreement: ${requestId} live (${what}) with no counting intent`);
 }
 
-function checkSettled(sched: Scheduler, agents: ReadonlyMap<string, SimAgent>, acked: ReadonlyMap<string, Acked>): void {
+/** A host crashed for good and the operator's decommission of it: what it gave up, whether it settled. */
+interface HostLossState {
+  readonly nodeId: string | undefined;
+  /** The first decommission was sent: the lost host's disk is given up from then on. */
+  decommissioned: boolean;
+  /** Request ids the decommission reported `gone` or `failed`. */
+  readonly givenUp: Set<string>;
+  settled: boolean;
+}
+
+function checkSettled(sched: Scheduler, agents: ReadonlyMap<string, SimAgent>, acked: ReadonlyMap<string, Acked>, loss: HostLossState): void {
   const liveByRequest = new Map<string, string[]>();
-  for (const agent of agents.values()) for (const a of agent.model.live()) liveByRequest.set(a.requestId, [...(liveByRequest.get(a.requestId) ?? []), a.id]);
+  for (const agent of agents.values()) if (agent.nodeId !== loss.nodeId) for (const a of agent.model.live()) liveByRequest.set(a.requestId, [...(liveByRequest.get(a.requestId) ?? []), a.id]);
   for (const [requestId, ids] of liveByRequest) if (ids.length > 1) sched.fail(`request ${requestId} holds ${ids.length} live allocations once settled: ${ids.join(', ')}`);
   for (const a of acked.values()) {
     if (a.release === 'unknown') continue;
     const status = agents.get(a.nodeId)?.model.get(a.allocationId)?.status ?? 'missing';
     const what = `acknowledged placement ${a.requestId} (${a.allocationId}${a.reservation ? `, a reservation, activate ${a.activated}` : ''})`;
+    if (a.nodeId === loss.nodeId) {
+      // On the host lost for good: released by its tenant, given up by the decommission (reported), or it is lost.
+      const ended = status === 'released' || status === 'expired'; // before the host died (its event or the sweep counted it)
+      if (a.release !== 'ok' && !ended && !loss.givenUp.has(a.requestId)) sched.fail(`${what} was on ${a.nodeId}, lost for good, and the decommission never reported it given up`);
+      continue;
+    }
     if (a.release === 'ok') {
       if (status === 'active' || status === 'reserved') sched.fail(`${what} was released (acknowledged) and is ${status} on ${a.nodeId}'s disk once settled`);
       continue;
