@@ -169,6 +169,11 @@ export function applyRecord(out: LedgerReplay, r: HostRecord): void {
       (r.kind === 'expired' ? out.expiredAt : out.releasedAt).set(r.allocationId, r.at);
       out.endings.set(r.allocationId, r.kind === 'expired' ? `expired at ${r.at}` : `released at ${r.at}: ${r.reason}`);
       break;
+    case 'resized': {
+      // The allocation holds its new amounts from here on (the capacity check of this prefix sees them).
+      if (out.live.has(r.allocation.id)) out.live.set(r.allocation.id, r.allocation);
+      break;
+    }
     case 'preempted':
       // One record: the victims end and the preemptor begins (a grace period's 'preempting' record changes neither).
       for (const v of r.victims) {
@@ -189,10 +194,11 @@ export function applyRecord(out: LedgerReplay, r: HostRecord): void {
  * - a request id is live on at most one node (and at most once there);
  * - the ledger's final state equals what the agent's `allocations` endpoint answered.
  */
-export function auditReplies(ops: OpRecord[], ledgers: LedgerReplay[], endpoint: Map<string, Allocation[]>): Verdict[] {
+export function auditReplies(ops: OpRecord[], ledgers: LedgerReplay[], endpoint: Map<string, Allocation[]>, lostNode?: string): Verdict[] {
   const verdicts: Verdict[] = [];
   const liveWhere = new Map<string, Allocation[]>();
-  for (const l of ledgers) for (const a of l.live.values()) liveWhere.set(a.requestId, [...(liveWhere.get(a.requestId) ?? []), a]);
+  // A host lost for good holds what it held when it died: given up or moved, not live (HostLoss audits those).
+  for (const l of ledgers.filter((x) => x.nodeId !== lostNode)) for (const a of l.live.values()) liveWhere.set(a.requestId, [...(liveWhere.get(a.requestId) ?? []), a]);
 
   const activation = activationOutcomes(ops);
   const releasedOk = new Set(ops.filter((o) => o.kind === 'release' && o.outcome === 'acked').map((o) => o.placementRequestId));
@@ -235,6 +241,7 @@ export function auditReplies(ops: OpRecord[], ledgers: LedgerReplay[], endpoint:
   const unacked = [...liveWhere.keys()].filter((id) => !ops.some((o) => o.kind === 'place' && o.requestId === id && o.outcome === 'acked'));
   const agree: string[] = [];
   for (const l of ledgers) {
+    if (l.nodeId === lostNode) continue; // never listed: it does not answer
     const fromEndpoint = new Set((endpoint.get(l.nodeId) ?? []).map((a) => a.id));
     const fromLedger = new Set(l.live.keys());
     const onlyEndpoint = [...fromEndpoint].filter((id) => !fromLedger.has(id));
@@ -267,7 +274,7 @@ function activationOutcomes(ops: OpRecord[]): Map<string, OpRecord['outcome']> {
  *   for the allocation id it named, at or after its expiresAt (not released, not expired early, not missing);
  * - in every ledger, an activation happens at or before the reservation's expiresAt and an expiry at or after it.
  */
-export function auditReservations(ops: OpRecord[], ledgers: LedgerReplay[], overdue: string[]): Verdict {
+export function auditReservations(ops: OpRecord[], ledgers: LedgerReplay[], overdue: string[], lostNode?: string): Verdict {
   const problems = [...overdue];
   const byNode = new Map(ledgers.map((l) => [l.nodeId, l]));
   const activation = activationOutcomes(ops);
@@ -277,6 +284,7 @@ export function auditReservations(ops: OpRecord[], ledgers: LedgerReplay[], over
   for (const o of ops) {
     if (o.kind !== 'place' || o.outcome !== 'acked' || o.reservationTtlMs === undefined) continue;
     acked += 1;
+    if (o.nodeId === lostNode) continue; // its host died before it could expire: it ended with the host
     const outcome = activation.get(o.requestId);
     if (outcome === 'acked') {
       activated += 1;

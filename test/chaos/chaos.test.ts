@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configureReaper, engine, removeLabelled } from './docker.ts';
 import { ensureImages, type ChaosImages } from './images.ts';
+import { HostLoss } from './lifecycle.ts';
 import { runScenario, type FaultPlan } from './scenario.ts';
 import { ChaosSecurity } from './security.ts';
 import { COORDINATORS, HOSTS } from './topology.ts';
@@ -33,9 +34,9 @@ afterAll(async () => {
   await security?.remove();
 });
 
-async function scenario(name: string, seed: number, faults: FaultPlan): Promise<void> {
+async function scenario(name: string, seed: number, faults: FaultPlan, loss?: HostLoss): Promise<void> {
   if (security === undefined) throw new Error('chaos: no deployment (set-up failed)');
-  const result = await runScenario(images, security, name, seed, faults);
+  const result = await runScenario(images, security, name, seed, faults, {}, loss);
   console.log(result.table);
   const failed = result.verdicts.filter((v) => !v.ok);
   expect(failed.map((v) => `${v.name}: ${v.problems.slice(0, 3).join('; ')}`)).toEqual([]);
@@ -110,4 +111,21 @@ describe('chaos', () => {
       c.noteHeal(...c.agents());
     });
   }, SCENARIO_TIMEOUT_MS);
+
+  it('7. kill a host for good during the storm, then evacuate and decommission it', async () => {
+    const loss = new HostLoss('a3');
+    await scenario(
+      'host-lost',
+      7,
+      async (c, at) => {
+        await at(6_000);
+        await c.kill('a3'); // never restarted
+        // The storm ends at 20 s; a3 is long lost (5 s). Evacuating after the storm keeps the clients' releases, which
+        // name the placement's own request id, off the moved VMs (a moved VM lives on under its move's request id).
+        await at(22_000);
+        await loss.evacuateAndDecommission(c, 'host-lost');
+      },
+      loss,
+    );
+  }, SCENARIO_TIMEOUT_MS + 120_000);
 });

@@ -6,13 +6,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Allocation } from '@allot/core';
+import type { HostLoss } from './lifecycle.ts';
 import { auditReplies, auditReservations, auditTenantLimits, replayLedger, type LedgerReplay, type TenantLimits, type Verdict } from './auditor.ts';
 import { Workload, type WorkloadOptions } from './clients.ts';
 import { CHAOS_LABEL, docker } from './docker.ts';
 import type { ChaosImages } from './images.ts';
 import { auditSecured } from './secured.ts';
 import type { ChaosSecurity } from './security.ts';
-import { ChaosCluster, HOSTS } from './topology.ts';
+import { ChaosCluster, HOSTS, type HostSpec } from './topology.ts';
 
 /** The coordinators' view must equal the agents' truth within this long after the last fault healed and the last
  * client operation was answered (whichever is later). */
@@ -42,7 +43,13 @@ export type ScenarioResult = { name: string; verdicts: Verdict[]; table: string;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-export async function runScenario(images: ChaosImages, security: ChaosSecurity, name: string, seed: number, faults: FaultPlan, workload: Partial<WorkloadOptions> = {}): Promise<ScenarioResult> {
+/**
+ * `loss`: a host the fault plan kills for good, evacuates and decommissions; it is left out of what must answer again
+ * (usage, convergence, quota listing, graceful stop), its ledger is still replayed, and the lifecycle verdict replaces
+ * 'nothing acknowledged is lost' (a VM may live on under its move's request id, or be given up by the decommission).
+ */
+export async function runScenario(images: ChaosImages, security: ChaosSecurity, name: string, seed: number, faults: FaultPlan, workload: Partial<WorkloadOptions> = {}, loss?: HostLoss): Promise<ScenarioResult> {
+  const hosts = HOSTS.filter((h) => h.nodeId !== loss?.nodeId);
   const runId = `${name}-${Date.now().toString(36)}`;
   const started = Date.now();
   let cluster: ChaosCluster | undefined;
@@ -78,7 +85,7 @@ export async function runScenario(images: ChaosImages, security: ChaosSecurity, 
     const quietAt = Math.max(lastHeal, load.lastAnswerAt);
 
     // Every agent answers again (an agent that never does: its own last words say why).
-    for (const h of HOSTS) {
+    for (const h of hosts) {
       await retry(() => c.agent(h.nodeId, 'usage', {}), `usage of ${h.nodeId}`).catch(async (e: unknown) => {
         await printLastLogs(c, h.nodeId);
         throw e;
@@ -86,7 +93,7 @@ export async function runScenario(images: ChaosImages, security: ChaosSecurity, 
     }
     // Convergence: the coordinators' view against the agents' own usage, re-read every round (reservations expire
     // after the storm, so the truth still moves for a few seconds).
-    const converged = await measureConvergence(c, quietAt);
+    const converged = await measureConvergence(c, quietAt, hosts);
     const convergenceMs = converged.ms;
     const convergence: Verdict = {
       name: `coordinators' view converges (bound ${CONVERGENCE_BOUND_MS / 1000} s)`,
@@ -97,7 +104,7 @@ export async function runScenario(images: ChaosImages, security: ChaosSecurity, 
 
     // Quota truth: every tenant's usage record equals its live allocations on the agents, once reconciler, sweep and
     // the expiries have settled; the last listing is also what the ledgers are compared with.
-    const settle = await settleQuotas(c, quietAt);
+    const settle = await settleQuotas(c, quietAt, hosts);
     const endpoint = settle.listing;
     const quotaVerdict: Verdict = {
       name: `quota usage = live allocations (bound ${QUOTA_SETTLE_BOUND_MS / 1000} s)`,
@@ -137,7 +144,7 @@ export async function runScenario(images: ChaosImages, security: ChaosSecurity, 
       }
     }
     await Promise.all(
-      HOSTS.map(async (h) => {
+      hosts.map(async (h) => {
         const code = await c.stopGracefully(h.nodeId);
         if (code !== 0) {
           exitCodes.push(`${h.nodeId} exited ${code} on SIGTERM`);
@@ -152,9 +159,11 @@ export async function runScenario(images: ChaosImages, security: ChaosSecurity, 
       ledgers.push(await replayLedger(dir, h));
     }
     const crashes = [...(await c.crashes()), ...exitCodes];
+    loss?.endLostAllocations(ledgers);
+    const replies = auditReplies(load.ops, ledgers, endpoint, loss?.nodeId);
     const verdicts = [
-      ...auditReplies(load.ops, ledgers, endpoint),
-      auditReservations(load.ops, ledgers, settle.overdue),
+      ...(loss === undefined ? replies : [loss.audit(load.ops, ledgers), ...replies.filter((v) => v.name !== 'nothing acknowledged is lost')]),
+      auditReservations(load.ops, ledgers, settle.overdue, loss?.nodeId),
       quotaVerdict,
       auditTenantLimits(ledgers, TENANT_QUOTAS),
       convergence,
@@ -194,9 +203,9 @@ async function retry<T>(f: () => Promise<{ ok: true; value: T } | { ok: false; e
 }
 
 /** Each agent's own committed memory, CPU and allocation count; undefined when one does not answer. */
-async function readTruth(c: ChaosCluster): Promise<Truth | undefined> {
+async function readTruth(c: ChaosCluster, hosts: HostSpec[]): Promise<Truth | undefined> {
   const truth: Truth = new Map();
-  for (const h of HOSTS) {
+  for (const h of hosts) {
     const u = await c.agent(h.nodeId, 'usage', {}, 2_000);
     if (!u.ok) return undefined;
     truth.set(h.nodeId, { memory: u.value.memory.committed, cpu: u.value.cpu.committed, count: u.value.allocationCount });
@@ -208,7 +217,7 @@ async function readTruth(c: ChaosCluster): Promise<Truth | undefined> {
  * ms from `from` (or from the last change of the agents' truth seen after it) until the first of six consecutive rounds
  * in which `allot.sched.nodes` matches the truth read in that round; undefined if never.
  */
-async function measureConvergence(c: ChaosCluster, from: number): Promise<{ ms: number | undefined; truth: Truth }> {
+async function measureConvergence(c: ChaosCluster, from: number, hosts: HostSpec[]): Promise<{ ms: number | undefined; truth: Truth }> {
   let streakStart: number | undefined;
   let streak = 0;
   let lastChange = from;
@@ -217,7 +226,7 @@ async function measureConvergence(c: ChaosCluster, from: number): Promise<{ ms: 
   const started = Date.now();
   while (Date.now() < Math.min(started + 60_000, Math.max(started, lastChange) + CONVERGENCE_BOUND_MS * 3)) {
     const askedAt = Date.now();
-    const read = await readTruth(c);
+    const read = await readTruth(c, hosts);
     const r = await c.sched('nodes', {}, 2_000);
     if (read !== undefined) {
       const key = JSON.stringify([...read]);
@@ -255,6 +264,7 @@ const sameCounters = (a: Counters | undefined, b: Counters | undefined) => (a?.v
 async function settleQuotas(
   c: ChaosCluster,
   from: number,
+  hosts: HostSpec[],
 ): Promise<{ ms: number | undefined; listing: Map<string, Allocation[]>; usage: Map<string, Counters>; mismatches: string[]; overdue: string[] }> {
   const overdue = new Map<string, string>();
   let listing = new Map<string, Allocation[]>();
@@ -265,7 +275,7 @@ async function settleQuotas(
   while (Date.now() < deadline) {
     const listedAt = Date.now();
     const round = new Map<string, Allocation[]>();
-    for (const h of HOSTS) {
+    for (const h of hosts) {
       const listed = await c.listAllocations(h.nodeId);
       if (listed.ok) round.set(h.nodeId, listed.value);
     }
@@ -284,7 +294,7 @@ async function settleQuotas(
       if (got.ok) quotas.set(q.tenantId, got.value.usage);
     }
     mismatches = [];
-    if (round.size < HOSTS.length) mismatches.push(`listed ${round.size} of ${HOSTS.length} agents`);
+    if (round.size < hosts.length) mismatches.push(`listed ${round.size} of ${hosts.length} agents`);
     if (held > 0) mismatches.push(`${held} reservations still held`);
     for (const q of TENANT_QUOTAS) {
       const u = quotas.get(q.tenantId);
