@@ -14,6 +14,7 @@ import { startHttpServer, type DashboardServer } from './http/server.ts';
 import { natsLeaseReader, NodeLeases, publishTransition, startLivenessSweep } from './liveness.ts';
 import { jetstream, jetstreamManager, type NatsConnection } from './nats-deps.ts';
 import { NodeStates } from './node-states.ts';
+import { NodeTaints } from './node-taints.ts';
 import { PlaceFlow } from './place-flow.ts';
 import { followQuotaEvents } from './quota-events.ts';
 import { QuotaService } from './quotas.ts';
@@ -151,6 +152,8 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
   const nodeStates = new NodeStates({ bucket: store.bucket, clock, coordinatorId: config.coordinatorId, logger, onChange: (nodeId, record) => view.setDecommissioned(nodeId, record) });
   // Before the view is rebuilt: a replayed snapshot of a removed node must already be refused.
   await nodeStates.start();
+  const nodeTaints = new NodeTaints({ bucket: store.bucket, clock, coordinatorId: config.coordinatorId, logger, onChange: (nodeId, taints) => view.setTaints(nodeId, taints) });
+  await nodeTaints.start();
   const quotas = new QuotaService(store, logger);
   await quotas.start();
   const flow = new PlaceFlow({ coordinatorId: config.coordinatorId, view, store, quotas, agents, config: config.place, logger, clock, random: opts.random ?? Math.random });
@@ -219,6 +222,7 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
       sweep,
       publishEvent,
       tenantDefaults: config.tenantDefaults,
+      taints: nodeTaints,
       decommission: { nodeStates, view, store, agents, reconciler, logger, agentTimeoutMs: config.place.agentTimeoutMs, publishEvent },
       resize: { store, agents, knowsNode: (nodeId) => view.get(nodeId) !== undefined, agentTimeoutMs: config.place.agentTimeoutMs, logger },
       moves: { store, flow, agents, knowsNode: (nodeId) => view.get(nodeId) !== undefined, holdMs: config.place.moveHoldMs, agentTimeoutMs: config.place.agentTimeoutMs, logger, publishEvent },
@@ -286,6 +290,7 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
       await feed.stop();
       quotas.stop();
       nodeStates.stop();
+      nodeTaints.stop();
     },
   });
 }

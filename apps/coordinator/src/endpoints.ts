@@ -30,6 +30,7 @@ import { forEachAllocationPage } from './allocation-pages.ts';
 import type { ClusterManager } from './cluster-manager.ts';
 import { decommissionNode, recommissionNode, type DecommissionDeps } from './decommission.ts';
 import type { NatsConnection } from './nats-deps.ts';
+import type { NodeTaints } from './node-taints.ts';
 import type { QuotaService } from './quotas.ts';
 import { evacuateNode } from './moves/evacuate.ts';
 import { abortMove, confirmMove, moveAllocation, type MoveDeps } from './moves/move.ts';
@@ -51,6 +52,8 @@ export interface EndpointDeps {
   readonly tenantDefaults?: TenantDefaults;
   /** Serves node.decommission and node.recommission (decommission.ts); absent: they answer unavailable. */
   readonly decommission?: DecommissionDeps;
+  /** Serves node.taint and node.untaint (node-taints.ts); absent: they answer unavailable. */
+  readonly taints?: NodeTaints;
   /** Serves resize (resize.ts); absent: resize answers unavailable. */
   readonly resize?: ResizeDeps;
   /** Serves move, move.confirm, move.abort and evacuate (moves/*.ts); absent: they answer unavailable. */
@@ -167,6 +170,16 @@ export function schedulerEndpoints(d: EndpointDeps): EndpointSpec[] {
     sched('limits.update', (r) => d.manager.updateLimits(limitsPatchOf(r), { node: r.nodeId, force: r.force, requestId: r.requestId })),
     sched('node.decommission', (r) => (d.decommission === undefined ? Promise.resolve(err('unavailable', 'this coordinator cannot decommission nodes')) : decommissionNode(d.decommission, r))),
     sched('node.recommission', (r) => (d.decommission === undefined ? Promise.resolve(err('unavailable', 'this coordinator cannot recommission nodes')) : recommissionNode(d.decommission, r))),
+    sched('node.taint', async (r) => {
+      if (d.taints === undefined) return err('unavailable', 'this coordinator cannot taint nodes');
+      const taints = await d.taints.set(r.nodeId, r.taint, r.requestId);
+      return taints.ok ? ok({ nodeId: r.nodeId, taints: [...taints.value] }) : taints;
+    }),
+    sched('node.untaint', async (r) => {
+      if (d.taints === undefined) return err('unavailable', 'this coordinator cannot untaint nodes');
+      const taints = await d.taints.remove(r.nodeId, r.key, r.effect, r.requestId);
+      return taints.ok ? ok({ nodeId: r.nodeId, taints: [...taints.value] }) : taints;
+    }),
     sched('audit', async () => {
       if (d.sweep === undefined) return err('unavailable', 'this coordinator runs no sweep');
       const report = await d.sweep.audit();

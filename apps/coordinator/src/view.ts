@@ -1,4 +1,4 @@
-import { worstHealth, type ClusterUsage, type Health, type NodeLiveness, type NodeState as OperatorNodeState, type NodeView, type UsageSnapshot } from '@allot/core';
+import { worstHealth, type ClusterUsage, type Health, type NodeLiveness, type NodeState as OperatorNodeState, type NodeView, type Taint, type UsageSnapshot } from '@allot/core';
 import { ClusterIndex, type ClusterIndexOptions } from '@allot/placement';
 import { systemCoordinatorClock, type CoordinatorClock } from './store/clock.ts';
 
@@ -83,6 +83,8 @@ export class ClusterView {
   /** Snapshots of new node ids refused because the view was full of live nodes. */
   refusedNodes = 0;
   readonly #decommissioned = new Map<string, Decommissioned>();
+  /** The operators' taints per node (node-taints.ts), kept for nodes not yet reported too. */
+  readonly #taints = new Map<string, readonly Taint[]>();
   /** Removed decommissioned nodes that reported anyway: their agent's boot and when (monotonic) it was last heard. */
   readonly #refused = new Map<string, { bootId: string; at: number }>();
   /** Snapshots dropped because their node was decommissioned and removed. */
@@ -164,6 +166,14 @@ export class ClusterView {
       return;
     }
     this.index.upsert(this.#viewOf(nodeId, state));
+  }
+
+  /** The operators' taints on a node (node-taints.ts); empty: none. Placement reads them from the node's view. */
+  setTaints(nodeId: string, taints: readonly Taint[]): void {
+    if (taints.length === 0) this.#taints.delete(nodeId);
+    else void taints;
+    const state = this.#nodes.get(nodeId);
+    if (state !== undefined) this.index.upsert(this.#viewOf(nodeId, state));
   }
 
   /**
@@ -316,7 +326,8 @@ export class ClusterView {
     const cordoned = decommissioned !== undefined || (state.override?.cordoned ?? state.snapshot.cordoned);
     const snapshot = cordoned === state.snapshot.cordoned ? state.snapshot : { ...state.snapshot, cordoned };
     const operatorState: OperatorNodeState = decommissioned !== undefined ? 'decommissioned' : state.liveness !== 'ready' ? state.liveness : cordoned ? 'draining' : 'ready';
-    return { nodeId, liveness: state.liveness, state: operatorState, ...(decommissioned === undefined ? {} : { decommissionedAt: decommissioned.at }), lastSeen: state.lastSeen, snapshot };
+    const taints = this.#taints.get(nodeId);
+    return { nodeId, liveness: state.liveness, state: operatorState, ...(decommissioned === undefined ? {} : { decommissionedAt: decommissioned.at }), ...(taints === undefined ? {} : { taints: [...taints] }), lastSeen: state.lastSeen, snapshot };
   }
 
   #transition(nodeId: string, state: NodeState, from: NodeLiveness): LivenessTransition {

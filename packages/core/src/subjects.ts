@@ -4,7 +4,7 @@
  *
  *   allot.agent.<nodeId>.<verb>         request/reply to one agent (NATS service `allot-agent`); coordinators only
  *   allot.sched.<tenantId>.<verb>       a tenant's scheduler to any coordinator: place, release, activate, check, resize, move(.confirm|.abort)
- *   allot.op.<verb>                     operators to any coordinator: quotas, cordon, uncordon, drain, node.decommission/recommission, evacuate, audit, node limits, allocations
+ *   allot.op.<verb>                     operators to any coordinator: quotas, cordon, uncordon, drain, node.decommission/recommission, node.taint/untaint, evacuate, moves, audit, node limits, allocations
  *   allot.read.<verb>                   readers (CLI, dashboards) to any coordinator: usage, efficiency, nodes, node, quota.get, health
  *   allot.usage.<nodeId>                JetStream stream ALLOT_USAGE: usage snapshots, latest few per node
  *   allot.events.<nodeId>.<kind>        JetStream stream ALLOT_EVENTS: allocation lifecycle audit log
@@ -53,7 +53,7 @@ export const TENANT_VERBS = ['place', 'release', 'activate', 'check', 'resize', 
 export type TenantVerb = (typeof TENANT_VERBS)[number];
 
 /** Verbs that change the cluster's configuration or cost a sweep of every node, on allot.op.<verb>. */
-export const OPERATOR_VERBS = ['quota.set', 'quota.import', 'quota.recount', 'cordon', 'uncordon', 'drain', 'node.decommission', 'node.recommission', 'evacuate', 'audit', 'limits.get', 'limits.update', 'allocations'] as const;
+export const OPERATOR_VERBS = ['quota.set', 'quota.import', 'quota.recount', 'cordon', 'uncordon', 'drain', 'node.decommission', 'node.recommission', 'node.taint', 'node.untaint', 'evacuate', 'moves', 'audit', 'limits.get', 'limits.update', 'allocations'] as const;
 export type OperatorVerb = (typeof OPERATOR_VERBS)[number];
 
 /** Read-only verbs answered from the coordinator's view, on allot.read.<verb>. */

@@ -594,6 +594,14 @@ export const DecommissionReplySchema = z.object({
 });
 export type DecommissionReply = z.infer<typeof DecommissionReplySchema>;
 
+/** node.taint (operators): adds a taint to the node, replacing one of the same key and effect (see TaintSchema). */
+export const NodeTaintRequestSchema = z.object({ requestId: RequestIdSchema, nodeId: NodeIdSchema, taint: TaintSchema });
+/** node.untaint (operators): removes the node's taints of this key (of this effect only, when named). */
+export const NodeUntaintRequestSchema = z.object({ requestId: RequestIdSchema, nodeId: NodeIdSchema, key: z.string().min(1).max(64), effect: z.enum(['NoSchedule']).optional() });
+/** The node's taints after a node.taint or node.untaint. */
+export const NodeTaintsReplySchema = z.object({ nodeId: NodeIdSchema, taints: z.array(TaintSchema) });
+export type NodeTaintsReply = z.infer<typeof NodeTaintsReplySchema>;
+
 /** node.recommission (operators): undoes a decommission; the node comes back cordoned (`allot uncordon` to use it). */
 export const RecommissionReplySchema = z.object({ nodeId: NodeIdSchema, wasDecommissioned: z.boolean() });
 export type RecommissionReply = z.infer<typeof RecommissionReplySchema>;
@@ -760,6 +768,8 @@ export const SCHED_ENDPOINTS = {
   drain: { request: NodeCommandRequestSchema, reply: DrainReplySchema },
   'node.decommission': { request: NodeCommandRequestSchema, reply: DecommissionReplySchema },
   'node.recommission': { request: NodeCommandRequestSchema, reply: RecommissionReplySchema },
+  'node.taint': { request: NodeTaintRequestSchema, reply: NodeTaintsReplySchema },
+  'node.untaint': { request: NodeUntaintRequestSchema, reply: NodeTaintsReplySchema },
   audit: { request: EmptyRequestSchema, reply: AuditReplySchema },
   'limits.get': { request: NodeRequestSchema, reply: HostLimitsSchema },
   'limits.update': { request: ClusterLimitsUpdateRequestSchema, reply: HostLimitsSchema },

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { CPU_POLICIES, CPU_THREAD_POLICIES, formatIssues, MAX_RESERVATION_TTL_MS, PlaceRequestSchema, PLACEMENT_STRATEGIES, type LabelConstraint, type PlaceRequest } from '@allot/core';
+import { CPU_POLICIES, CPU_THREAD_POLICIES, formatIssues, MAX_RESERVATION_TTL_MS, PlaceRequestSchema, PLACEMENT_STRATEGIES, type LabelConstraint, type PlacementOptions, type PlaceRequest } from '@allot/core';
 import { parseInteger, parsedOk, usageProblem, type Parsed } from '../args.ts';
 import { parseConstraint } from './constraint.ts';
+import { parseAffinity, parseToleration } from './placement-terms.ts';
 import { parseMemoryMiB } from './memory.ts';
 
 /** The flags of `allot place` and `allot check`. */
@@ -20,6 +21,11 @@ export const PLACE_OPTIONS = {
   constraint: { type: 'string', multiple: true },
   group: { type: 'string' },
   'max-per-node': { type: 'string' },
+  toleration: { type: 'string', multiple: true },
+  'max-skew': { type: 'string' },
+  'spread-label': { type: 'string' },
+  affinity: { type: 'string', multiple: true },
+  'prefer-affinity': { type: 'string', multiple: true },
   preempt: { type: 'boolean' },
   reserve: { type: 'string' },
   'request-id': { type: 'string' },
@@ -41,6 +47,11 @@ export const PLACE_HELP = `  --tenant <t>            the tenant (required)
   --domain-label <key>    with --strategy spread-domain: the label to spread over (default zone)
   --constraint <c>        node label constraint, repeatable: zone=z1, zone=z1,z2, zone!=z3, gpu (exists), !gpu
   --group <name>          anti-affinity group; --max-per-node <n> of it on one node (default 1)
+  --toleration <t>        tolerate a node taint, repeatable: key=value (that value), key (any value); :NoSchedule optional
+  --max-skew <n>          hard spread: the group's (else the tenant's) VMs in a domain of --spread-label (default zone)
+                          at most n above the least loaded domain; nodes without the label are refused
+  --affinity <g[@label]>  only near group g's VMs: on the same node, or in the same label domain; repeatable
+  --prefer-affinity <g[@label][=w]>   rank nodes near group g first (weight 1..100, default 100); repeatable
   --preempt               allow evicting allocations at least 10 priority points lower when nothing else fits
   --reserve <seconds>     hold the capacity as a reservation that expires after this long unless activated
                           (allot activate <allocationId>)
@@ -61,6 +72,11 @@ export interface PlaceFlags {
   constraint?: string[] | undefined;
   group?: string | undefined;
   'max-per-node'?: string | undefined;
+  toleration?: string[] | undefined;
+  'max-skew'?: string | undefined;
+  'spread-label'?: string | undefined;
+  affinity?: string[] | undefined;
+  'prefer-affinity'?: string[] | undefined;
   preempt?: boolean | undefined;
   reserve?: string | undefined;
   'request-id'?: string | undefined;
@@ -116,6 +132,8 @@ export function buildPlaceRequest(f: PlaceFlags, newId: () => string = randomUUI
   } else if (f['max-per-node'] !== undefined) {
     return usageProblem('--max-per-node goes with --group <name>');
   }
+  const terms = placementTerms(f);
+  if (!terms.ok) return terms;
   let reservation: { ttlMs: number } | undefined;
   if (f.reserve !== undefined) {
     const seconds = parseInteger('reserve', f.reserve, 1, MAX_RESERVATION_TTL_MS / 1000);
@@ -139,12 +157,38 @@ export function buildPlaceRequest(f: PlaceFlags, newId: () => string = randomUUI
       domainLabel: f['domain-label'],
       constraints,
       group,
+      ...terms.value,
       allowPreemption: f.preempt === true,
     },
   };
   const parsed = PlaceRequestSchema.safeParse(raw);
   if (!parsed.success) return usageProblem(formatIssues(parsed.error).map(flagNameOf).join('; '));
   return parsedOk(parsed.data);
+}
+
+/** --toleration, --max-skew with --spread-label, --affinity and --prefer-affinity as placement options. */
+function placementTerms(f: PlaceFlags): Parsed<Pick<PlacementOptions, 'tolerations' | 'topologySpread' | 'affinity'>> {
+  const out: Pick<PlacementOptions, 'tolerations' | 'topologySpread' | 'affinity'> = {};
+  for (const text of f.toleration ?? []) {
+    const t = parseToleration(text);
+    if (!t.ok) return t;
+    (out.tolerations ??= []).push(t.value);
+  }
+  if (f['max-skew'] !== undefined) {
+    const skew = parseInteger('max-skew', f['max-skew'], 1, 10_000);
+    if (!skew.ok) return skew;
+    out.topologySpread = { topologyKey: f['spread-label'] ?? 'zone', maxSkew: skew.value };
+  } else if (f['spread-label'] !== undefined) {
+    return usageProblem('--spread-label goes with --max-skew <n>');
+  }
+  for (const [texts, mode] of [[f.affinity, 'required'], [f['prefer-affinity'], 'preferred']] as const) {
+    for (const text of texts ?? []) {
+      const a = parseAffinity(text, mode);
+      if (!a.ok) return a;
+      (out.affinity ??= []).push(a.value);
+    }
+  }
+  return parsedOk(out);
 }
 
 const FIELD_FLAGS: Record<string, string> = {
