@@ -337,7 +337,7 @@ export class HostManager implements ResourceManager {
   resizeParsed(request: AgentResizeRequest): Promise<Result<Allocation>> {
     const resize = { requestId: request.requestId, allocationId: request.allocationId, ...request.resources, fence: request.fence };
     return this.#mutate('resize', (core) => {
-      core.expireDue();
+      void core.expireDue();
       const change = core.state.resize(resize);
       if (!change.ok) return change;
       const { allocation, record } = change.value;

@@ -85,7 +85,7 @@ export class ManagerCore implements Behavior<Turn, unknown> {
     if (records.length === 0) return undefined;
     this.schedule();
     const durable = this.journal(records);
-    // Nobody awaits an expiry made on the way to another operation; its failure still crashes the actor through the turn's own record.
+    // Nobody awaits an expiry made on the way to another operation (callers `void` it); its failure still crashes the actor through the turn's own record.
     durable.catch(() => undefined);
     return durable;
   }
@@ -132,7 +132,7 @@ export class ManagerCore implements Behavior<Turn, unknown> {
    * recorded one, and answers once that is durable; so after a refusal at fence f no allocate at f or below commits.
    */
   allocate(request: AllocationRequest, reservation: boolean, fence?: number): HandlerResult<Result<Allocation>> {
-    this.expireDue();
+    void this.expireDue();
     const change = this.state.allocate(request, reservation, fence);
     if (change.ok && change.value.record !== undefined) {
       if (reservation) this.schedule();
@@ -149,7 +149,7 @@ export class ManagerCore implements Behavior<Turn, unknown> {
    * first, so after a refused preempt at f no allocate or preempt of the request id at f or below commits.
    */
   preempt(request: AllocationRequest, victims: readonly string[], fence?: number, graceMs?: number): HandlerResult<Result<Preemption>> {
-    this.expireDue();
+    void this.expireDue();
     const change = this.state.preempt(request, victims, fence, graceMs);
     if (change.ok && change.value.record !== undefined) {
       this.schedule();
@@ -163,14 +163,14 @@ export class ManagerCore implements Behavior<Turn, unknown> {
 
   /** Records `fence` for a request id (the highest is kept) and answers what is held for it, once durable. */
   fence(requestId: string, fence: number): HandlerResult<Result<FenceAnswer>> {
-    this.expireDue();
+    void this.expireDue();
     const raised = this.state.raiseFence(requestId, fence);
     const reply = ok(this.state.fenceOf(requestId));
     return raised === undefined ? this.whenDurable(reply) : this.#durably(raised, reply);
   }
 
   release(target: ReleaseRequest): HandlerResult<Result<Allocation>> {
-    this.expireDue();
+    void this.expireDue();
     const change = this.state.release(target);
     if (!change.ok) return change;
     const { allocation, record } = change.value;
@@ -180,7 +180,7 @@ export class ManagerCore implements Behavior<Turn, unknown> {
   }
 
   activate(allocationId: string, requestId: string): HandlerResult<Result<Allocation>> {
-    this.expireDue();
+    void this.expireDue();
     const change = this.state.activate(allocationId, requestId);
     if (!change.ok) return change;
     const { allocation, record } = change.value;
