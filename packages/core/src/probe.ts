@@ -42,6 +42,20 @@ export interface HostSample {
   readonly cpu: CpuSample;
 }
 
+/** One hugepage size on one NUMA node, as the kernel reports it (pages, not MiB). */
+export interface HugepagePool {
+  readonly sizeKiB: number;
+  readonly total: number;
+  readonly free: number;
+}
+
+/** One NUMA node's memory: its total (whole MiB) and its hugepage pools by size, smallest first. */
+export interface NodeMemory {
+  readonly node: number;
+  readonly totalMiB: number;
+  readonly hugepages: readonly HugepagePool[];
+}
+
 /** What is committed on the host, for a probe that derives its usage from it. */
 export interface CommittedFigures {
   readonly memoryMiB: number;
@@ -51,6 +65,11 @@ export interface CommittedFigures {
 export interface HostProbe {
   /** Topology, read once at start (hot-plug is out of scope). */
   topology(): Promise<HostTopology>;
+  /**
+   * Memory per NUMA node, read once like the topology (SystemProbe: /sys/devices/system/node/node<N>/meminfo and
+   * hugepages; SimulatedProbe: the total split evenly). Not accounted by any manager yet.
+   */
+  nodeMemory?(): Promise<readonly NodeMemory[]>;
   /** The latest sample, without waiting: undefined until the first sample completes. */
   latest(): HostSample | undefined;
   /** Take a sample now (the agent calls this on its sampling interval). */

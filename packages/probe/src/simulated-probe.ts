@@ -1,5 +1,6 @@
-import { err, ok, type CommittedFigures, type HostProbe, type HostSample, type HostTopology, type Result } from '@allot/core';
+import { err, ok, type CommittedFigures, type HostProbe, type HostSample, type HostTopology, type NodeMemory, type Result } from '@allot/core';
 import { layoutCores, validateLayout, type HostSize } from './host-size.ts';
+import { splitNodeMemory } from './sys-node-memory.ts';
 
 /**
  * How a simulated host's usage follows what is committed on it. Fixed figures, no randomness, so a local cluster run
@@ -55,6 +56,11 @@ export class SimulatedProbe implements HostProbe {
 
   topology(): Promise<HostTopology> {
     return Promise.resolve(this.#topology);
+  }
+
+  /** The configured memory split evenly over the configured NUMA nodes; no hugepages. */
+  nodeMemory(): Promise<readonly NodeMemory[]> {
+    return Promise.resolve(splitNodeMemory(this.size.memoryMiB, this.size.numaNodes));
   }
 
   latest(): HostSample | undefined {

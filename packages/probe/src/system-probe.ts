@@ -2,11 +2,12 @@ import { readFileSync } from 'node:fs';
 import { cpus as osCpus, freemem, totalmem } from 'node:os';
 import { join } from 'node:path';
 import si from 'systeminformation';
-import type { CpuSample, HostProbe, HostSample, HostTopology, LogicalCore, MemorySample } from '@allot/core';
+import type { CpuSample, HostProbe, HostSample, HostTopology, LogicalCore, MemorySample, NodeMemory } from '@allot/core';
 import { layoutCores, validateLayout, type CoreLayout } from './host-size.ts';
 import { WarnOnce, type ProbeLogger } from './logger.ts';
 import { memorySampleFromBytes, parseMeminfo } from './proc-meminfo.ts';
 import { busyPermille, parseProcStat, type CpuCounters, type ProcStat } from './proc-stat.ts';
+import { readNodeMemory, splitNodeMemory } from './sys-node-memory.ts';
 import { readSysTopology } from './sys-topology.ts';
 
 /** Figures to use where the host cannot be read (a container, another OS, a missing /sys file). */
@@ -49,6 +50,7 @@ export class SystemProbe implements HostProbe {
   readonly #linux: boolean;
   readonly #now: () => number;
   #topology: Promise<HostTopology> | undefined;
+  #nodeMemory: Promise<readonly NodeMemory[]> | undefined;
   #latest: HostSample | undefined;
   #previous: ProcStat | undefined;
 
@@ -64,6 +66,23 @@ export class SystemProbe implements HostProbe {
   topology(): Promise<HostTopology> {
     this.#topology ??= this.#readTopology();
     return this.#topology;
+  }
+
+  /**
+   * Memory and hugepages per NUMA node from /sys, read once. Where /sys has no per-node figures (no NUMA support, not
+   * Linux) the host's total is split evenly over the topology's nodes, without hugepages, and one warning says so.
+   */
+  nodeMemory(): Promise<readonly NodeMemory[]> {
+    this.#nodeMemory ??= this.#readNodeMemory();
+    return this.#nodeMemory;
+  }
+
+  async #readNodeMemory(): Promise<readonly NodeMemory[]> {
+    const reading = this.#linux ? await readNodeMemory(this.#sysRoot) : { nodes: undefined, unreadable: [`/sys (platform ${process.platform})`] };
+    if (reading.unreadable.length > 0) this.#warn.warn('node-memory', { unreadable: reading.unreadable }, 'probe: some per-NUMA-node memory figures cannot be read');
+    if (reading.nodes !== undefined) return reading.nodes;
+    const nodes = new Set((await this.topology()).cores.map((c) => c.numa)).size;
+    return splitNodeMemory(this.#sampleMemory().totalMiB, nodes);
   }
 
   latest(): HostSample | undefined {
