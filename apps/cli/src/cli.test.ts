@@ -134,6 +134,7 @@ describe('commands against scheduler endpoints on a real nats-server', () => {
       move: (r) => ok(sampleMove(r.requestId, r.allocationId, 'held')),
       'move.confirm': (r) => ok({ ...sampleMove(r.requestId, r.allocationId, 'confirmed'), sourceReleased: true }),
       'move.abort': (r) => err('conflict', `move ${r.requestId} was confirmed`, { state: 'confirmed' }),
+      moves: (r) => ok({ moves: r.nodeId === 'local' ? [sampleMove('mv-1', 'sim-large:3', 'held')] : [], count: r.nodeId === 'local' ? 1 : 0 }),
       evacuate: (r) =>
         ok({
           nodeId: r.nodeId,
@@ -208,6 +209,12 @@ describe('commands against scheduler endpoints on a real nats-server', () => {
     const aborted = recordingContext({ env: env() });
     expect(await runCli(['move', 'abort', 'sim-large:3', '--tenant', 'demo', '--request-id', 'mv-1'], aborted)).toBe(1);
     expect(aborted.stderr.join('\n')).toContain('was confirmed');
+
+    const listed = recordingContext({ env: env() });
+    expect(await runCli(['move', 'list', '--node', 'local'], listed)).toBe(0);
+    expect(fake.requests.at(-1)).toMatchObject({ verb: 'moves', request: { nodeId: 'local' } });
+    expect(listed.text()).toContain('1 move in flight');
+    expect(listed.text()).toContain('held      sim-large:3 on sim-large -> local');
 
     const evacuated = recordingContext({ env: env() });
     expect(await runCli(['evacuate', 'sim-large', '--request-id', 'ev-1'], evacuated)).toBe(1);

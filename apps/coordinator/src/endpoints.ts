@@ -32,7 +32,7 @@ import { decommissionNode, recommissionNode, type DecommissionDeps } from './dec
 import type { NatsConnection } from './nats-deps.ts';
 import type { NodeTaints } from './node-taints.ts';
 import type { QuotaService } from './quotas.ts';
-import { evacuateNode } from './moves/evacuate.ts';
+import { evacuateNode, movesInFlight } from './moves/evacuate.ts';
 import { abortMove, confirmMove, moveAllocation, type MoveDeps } from './moves/move.ts';
 import { resizeAllocation, type ResizeDeps } from './resize.ts';
 import type { Sweep } from './sweep.ts';
@@ -131,6 +131,7 @@ export function schedulerEndpoints(d: EndpointDeps): EndpointSpec[] {
     sched('move.confirm', (r, tenantId) => (d.moves === undefined ? cannotMove() : confirmMove(d.moves, r, tenantId))),
     sched('move.abort', (r, tenantId) => (d.moves === undefined ? cannotMove() : abortMove(d.moves, r, tenantId))),
     sched('evacuate', (r) => (d.moves === undefined ? cannotMove() : evacuateNode(d.moves, r))),
+    sched('moves', (r) => (d.moves === undefined ? cannotMove() : movesInFlight(d.moves, r))),
     sched('check', async (r, tenantId) => d.manager.check(withTenantRights(r, d.quotas.quotaOf(tenantId), defaults))),
     sched('usage', async () => ok(d.manager.clusterUsage())),
     sched('efficiency', async () => ok(d.manager.efficiency())),

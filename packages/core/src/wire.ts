@@ -723,6 +723,15 @@ export const MoveSchema = z.object({
 });
 export type Move = z.infer<typeof MoveSchema>;
 
+/** moves (operators; a scan of the placement intents): the moves holding a destination now, optionally of one node or tenant. */
+export const MovesRequestSchema = z.object({
+  /** Only moves from or to this node. */
+  nodeId: NodeIdSchema.optional(),
+  tenantId: TenantIdSchema.optional(),
+});
+export const MovesReplySchema = z.object({ moves: z.array(MoveSchema).max(MAX_EVACUATE_LISTED), count: z.int().min(0) });
+export type MovesReply = z.infer<typeof MovesReplySchema>;
+
 /** evacuate (operators): a move for every placement on the node, held elsewhere; see EvacuateReplySchema. */
 export const EvacuateRequestSchema = z.object({
   /** The evacuation's request id: the same id resumes it and answers the same plan. */
@@ -754,6 +763,7 @@ export const SCHED_ENDPOINTS = {
   'move.confirm': { request: MoveSettleRequestSchema, reply: MoveSchema },
   'move.abort': { request: MoveSettleRequestSchema, reply: MoveSchema },
   evacuate: { request: EvacuateRequestSchema, reply: EvacuateReplySchema },
+  moves: { request: MovesRequestSchema, reply: MovesReplySchema },
   check: { request: PlaceRequestSchema, reply: ClusterCheckReplySchema },
   usage: { request: EmptyRequestSchema, reply: ClusterUsageSchema },
   efficiency: { request: EmptyRequestSchema, reply: ClusterEfficiencyReplySchema },

@@ -12,16 +12,19 @@ import type { Command } from './command.ts';
 const MOVE_USAGE = `Usage: allot move <allocationId> --tenant <t> [--to <node>] [--hold-ms <ms>] [--request-id <id>]
        allot move confirm <allocationId> --tenant <t> --request-id <moveId>
        allot move abort <allocationId> --tenant <t> --request-id <moveId>
+       allot move list [--node <node>] [--tenant <t>]
 
 Moves a VM to another node in two phases. 'allot move' holds room for it on the destination (--to, or the node
 placement picks with the constraints and anti-affinity it was placed with, never its own node) as a reservation,
 while it still runs where it is; the tenant's quota counts it once. Then, once the hypervisor has moved it:
 'allot move confirm' activates the destination and releases the source; or 'allot move abort' releases the
 destination and leaves it where it was. An unconfirmed hold expires after --hold-ms (default: the coordinator's).
+'allot move list' shows the moves holding a destination now (an operator's request: a scan of the placements).
 Exit 0 done; 1 refused (nothing fits, with why); 3 no coordinator answered (retry with the same --request-id: safe).
 
   --tenant <t>          the tenant that owns the VM (the request goes to allot.sched.<t>.move)
   --to <node>           the destination node (default: placement picks one)
+  --node <node>         list: only moves from or to this node
   --hold-ms <ms>        how long the destination is held unconfirmed
   --request-id <id>     the move's id (default: a new UUID; confirm and abort name it)
 
@@ -61,13 +64,22 @@ export const moveCommand: Command = {
   summary: 'move a VM to another node: hold, then confirm or abort',
   help: MOVE_USAGE,
   async run(args, ctx) {
-    const options = { ...COMMON_OPTIONS, ...CONNECTION_OPTIONS, tenant: { type: 'string' }, to: { type: 'string' }, 'hold-ms': { type: 'string' }, 'request-id': { type: 'string' } } as const;
+    const options = { ...COMMON_OPTIONS, ...CONNECTION_OPTIONS, tenant: { type: 'string' }, node: { type: 'string' }, to: { type: 'string' }, 'hold-ms': { type: 'string' }, 'request-id': { type: 'string' } } as const;
     const parsed = tryParse(() => parseArgs({ args, options, strict: true, allowPositionals: true }));
     if (!parsed.ok) return usageError(ctx, 'move', parsed.message);
     const v = parsed.value.values;
     if (v.help) {
       ctx.out(MOVE_USAGE);
       return EXIT.ok;
+    }
+    if (parsed.value.positionals[0] === 'list') {
+      if (parsed.value.positionals.length > 1) return usageError(ctx, 'move', `list takes no argument: "${parsed.value.positionals[1] ?? ''}"`);
+      if (v.node !== undefined && !NodeIdSchema.safeParse(v.node).success) return usageError(ctx, 'move', `--node: "${v.node}" is not a node id`);
+      if (v.tenant !== undefined && !TenantIdSchema.safeParse(v.tenant).success) return usageError(ctx, 'move', `--tenant: "${v.tenant}" is not a tenant id`);
+      const request = { ...(v.node === undefined ? {} : { nodeId: v.node }), ...(v.tenant === undefined ? {} : { tenantId: v.tenant }) };
+      return withSession(ctx, 'move', v, (session) =>
+        requestAndPrint(ctx, 'move', session, 'moves', request, v.json === true, (r) => (r.count === 0 ? 'no move in flight' : [`${r.count} move${r.count === 1 ? '' : 's'} in flight`, ...r.moves.map(renderMove)].join('\n'))),
+      );
     }
     const phase = parsed.value.positionals[0] === 'confirm' || parsed.value.positionals[0] === 'abort' ? parsed.value.positionals[0] : undefined;
     const positionals = positionalsExactly(phase === undefined ? parsed.value.positionals : parsed.value.positionals.slice(1), ['allocationId']);

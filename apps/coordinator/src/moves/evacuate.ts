@@ -1,4 +1,4 @@
-import { errorOf, ok, MAX_EVACUATE_LISTED, type AllotError, type EvacuateReply, type EvacuateRequest, type Move, type Result } from '@allot/core';
+import { errorOf, ok, MAX_EVACUATE_LISTED, type AllotError, type EvacuateReply, type EvacuateRequest, type Move, type MovesReply, type Result } from '@allot/core';
 import { counts } from '../intents.ts';
 import type { StoredIntent } from '../intents/intent-store.ts';
 import { derivedRequestId, destinationRequestId, moveOf, startMove, type MoveDeps } from './move.ts';
@@ -54,4 +54,20 @@ export async function evacuateNode(d: MoveDeps, r: EvacuateRequest): Promise<Res
 /** An error as the reply lists it (details kept small: the kube-style message says it all). */
 function asListed(e: AllotError): AllotError {
   return errorOf(e.code, e.message.slice(0, 1024), e.details?.['rejected'] === undefined ? {} : { rejected: e.details['rejected'] });
+}
+
+/** The moves holding a destination now (pending or placed destinations), from or to `nodeId` and of `tenantId` when named. */
+export async function movesInFlight(d: Pick<MoveDeps, 'store'>, r: { nodeId?: string | undefined; tenantId?: string | undefined }): Promise<Result<MovesReply>> {
+  const scanned = await d.store.scan();
+  if (!scanned.ok) return scanned;
+  const moves: Move[] = [];
+  for (const { value: v } of scanned.value) {
+    const from = v.movesFrom;
+    if (from === undefined || !counts(v.state)) continue;
+    if (r.tenantId !== undefined && v.tenantId !== r.tenantId) continue;
+    if (r.nodeId !== undefined && v.nodeId !== r.nodeId && from.nodeId !== r.nodeId) continue;
+    moves.push(moveOf(v, { allocationId: from.allocationId, requestId: from.requestId, nodeId: from.nodeId }, from.moveRequestId));
+  }
+  moves.sort((a, b) => a.source.allocationId.localeCompare(b.source.allocationId));
+  return ok({ moves: moves.slice(0, MAX_EVACUATE_LISTED), count: moves.length });
 }

@@ -2,7 +2,7 @@ import { TenantQuotaSchema, type AllotEvent, type Result } from '@allot/core';
 import { describe, expect, it } from 'vitest';
 import { resizeAllocation } from '../resize.ts';
 import { inProcessCluster } from '../testing/fake-agents.ts';
-import { evacuateNode } from './evacuate.ts';
+import { evacuateNode, movesInFlight } from './evacuate.ts';
 import { abortMove, confirmMove, destinationRequestId, moveAllocation, type MoveDeps } from './move.ts';
 
 function unwrap<T>(r: Result<T>): T {
@@ -68,6 +68,10 @@ describe('move', () => {
     expect(unwrap(await moveAllocation(deps, { requestId: 'mv-1', allocationId: vm.allocation.id, to: 'c' }, 't'))).toEqual(held);
     expect(cluster.agents.allocateCalls).toBe(allocates);
 
+    // In flight: listed from the intents, by either node or the tenant, not for another node or tenant.
+    for (const filter of [{}, { nodeId: 'a' }, { nodeId: 'c' }, { tenantId: 't' }]) expect(unwrap(await movesInFlight(deps, filter))).toEqual({ moves: [held], count: 1 });
+    expect(unwrap(await movesInFlight(deps, { nodeId: 'b' })).count).toBe(0);
+    expect(unwrap(await movesInFlight(deps, { tenantId: 'u' })).count).toBe(0);
     const confirmed = unwrap(await confirmMove(deps, { requestId: 'mv-1', allocationId: vm.allocation.id }, 't'));
     expect(confirmed).toMatchObject({ state: 'confirmed', sourceReleased: true, destination: { nodeId: 'c', allocation: { status: 'active' } } });
     expect(live('a')).not.toContain('vm-1:active');
@@ -78,6 +82,7 @@ describe('move', () => {
     expect((await intent(destId))?.movesFrom).toBeUndefined();
     // Repeated, the confirm answers the same move; events name both halves.
     expect(unwrap(await confirmMove(deps, { requestId: 'mv-1', allocationId: vm.allocation.id }, 't'))).toMatchObject({ state: 'confirmed' });
+    expect(unwrap(await movesInFlight(deps, {})).count).toBe(0);
     expect(await usage()).toEqual({ vms: 3, memoryMiB: 3072, perNode: { a: 1, b: 1, c: 1 } });
     expect(events.map((e) => e.kind)).toEqual(['move_started', 'move_confirmed']);
     expect(events[0]?.reason).toContain(`${vm.allocation.id} on a held on c`);
