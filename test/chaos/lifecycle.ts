@@ -56,7 +56,14 @@ export class HostLoss {
   summary(): string {
     const e = this.evacuation;
     const d = this.decommission;
-    return `${this.nodeId}: ${e === undefined ? 'no evacuation' : `${e.movesCount} moves (${this.moved.size} confirmed), ${e.unplacedCount} unplaced`}; ${d === undefined ? 'no decommission' : `decommission: ${d.gone.length} gone, ${d.failed.length} failed, ${d.unsettled.length} unsettled, removed ${d.removed}`}`;
+    // Why placements got no destination, by code and reason (e.g. the other hosts being full after the storm).
+    const why = new Map<string, number>();
+    for (const u of e?.unplaced ?? []) {
+      const key = `${u.error.code}${typeof u.error.details?.reason === 'string' ? ` ${u.error.details.reason}` : ''}: ${u.error.message.slice(0, 80)}`;
+      why.set(key, (why.get(key) ?? 0) + 1);
+    }
+    const unplaced = [...why].map(([k, n]) => `${n}x ${k}`).join('; ');
+    return `${this.nodeId}: ${e === undefined ? 'no evacuation' : `${e.movesCount} moves (${this.moved.size} confirmed), ${e.unplacedCount} unplaced${unplaced === '' ? '' : ` (${unplaced})`}`}; ${d === undefined ? 'no decommission' : `decommission: ${d.gone.length} gone, ${d.failed.length} failed, ${d.unsettled.length} unsettled, removed ${d.removed}`}`;
   }
 
   /**
