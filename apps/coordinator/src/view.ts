@@ -171,7 +171,7 @@ export class ClusterView {
   /** The operators' taints on a node (node-taints.ts); empty: none. Placement reads them from the node's view. */
   setTaints(nodeId: string, taints: readonly Taint[]): void {
     if (taints.length === 0) this.#taints.delete(nodeId);
-    else void taints;
+    else this.#taints.set(nodeId, taints);
     const state = this.#nodes.get(nodeId);
     if (state !== undefined) this.index.upsert(this.#viewOf(nodeId, state));
   }
