@@ -1,0 +1,71 @@
+// An idle agent's footprint on a host, from the sources and from the release executable (scripts/release/artifacts.ts,
+// built first if dist/release/bin/allot-agent is missing): resident memory and CPU time while it serves nothing.
+// `pnpm bench footprint`. Prints figures beside the targets (80 MB RSS, 0.5% of one core = 300 ms of CPU a minute);
+// asserts nothing.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execFileSync } from 'node:child_process';
+import { AGENT_MAIN, cleanupAll, isLogMsg, simulatedHostEnv, spawnProcess, startNatsServer, tempDir } from '../harness/index.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const ARTIFACT = join(ROOT, 'dist', 'release', 'bin', 'allot-agent');
+const WARMUP_MS = Number(process.env['FOOTPRINT_WARMUP_MS'] ?? 10_000);
+const MEASURE_MS = Number(process.env['FOOTPRINT_MEASURE_MS'] ?? 30_000);
+const TARGET_RSS_MB = 80;
+const TARGET_CPU_MS_PER_MIN = 300;
+const CLOCK_TICKS_PER_S = 100;
+
+function cpuMs(pid: number): number {
+  // utime and stime are fields 14 and 15 of /proc/<pid>/stat, after the command in parentheses.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_S;
+}
+
+function rssMb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith(`${field}:`)) ?? '';
+  return Number(/(\d+)/.exec(line)?.[1] ?? 0) / 1024;
+}
+
+async function measure(label: string, script: string, executable: boolean, natsUrl: string): Promise<void> {
+  const agent = spawnProcess({
+    name: label,
+    script,
+    executable,
+    env: {
+      NODE_ENV: 'test',
+      ALLOT_LOG_FORMAT: 'json',
+      ALLOT_NODE_ID: `footprint-${executable ? 'artifact' : 'source'}`,
+      ALLOT_STATE_DIR: await tempDir('footprint'),
+      ALLOT_NATS_SERVERS: natsUrl,
+      ALLOT_SIMULATED_HOST: simulatedHostEnv({ cores: 16, memoryMiB: 65_536 }),
+    },
+  });
+  await agent.waitForLine(isLogMsg('agent ready'), 60_000);
+  await new Promise((resolve) => setTimeout(resolve, WARMUP_MS));
+  const before = cpuMs(agent.pid);
+  await new Promise((resolve) => setTimeout(resolve, MEASURE_MS));
+  const perMinute = ((cpuMs(agent.pid) - before) * 60_000) / MEASURE_MS;
+  const rss = rssMb(agent.pid, 'VmRSS');
+  const peak = rssMb(agent.pid, 'VmHWM');
+  console.log(
+    `${label.padEnd(28)} RSS ${rss.toFixed(0)} MB (peak ${peak.toFixed(0)}; target <= ${TARGET_RSS_MB})   CPU ${perMinute.toFixed(0)} ms/min = ${((perMinute / 60_000) * 100).toFixed(2)}% of a core (target <= ${TARGET_CPU_MS_PER_MIN} ms/min, 0.5%)`,
+  );
+  await agent.stop('SIGTERM', 15_000);
+}
+
+if (!existsSync(ARTIFACT)) {
+  console.log('building the release executables first (scripts/release/artifacts.ts)');
+  execFileSync(process.execPath, [join(ROOT, 'scripts/release/artifacts.ts')], { stdio: 'inherit' });
+}
+// The floor any Node-based executable starts from: this Node, idle, with nothing loaded.
+const bare = spawnProcess({ name: 'bare node', script: '-e', args: ['console.log("up"); setInterval(() => undefined, 1000)'] });
+await bare.waitForLine((line) => line === 'up', 10_000);
+await new Promise((resolve) => setTimeout(resolve, 2_000));
+console.log(`${'bound: bare node, idle'.padEnd(28)} RSS ${rssMb(bare.pid, 'VmRSS').toFixed(0)} MB (the runtime alone, before any allot code)`);
+await bare.stop('SIGTERM', 5_000);
+const server = await startNatsServer({ jetstream: true });
+console.log(`idle agent, heartbeat as configured by default, ${WARMUP_MS / 1000} s after ready, measured over ${MEASURE_MS / 1000} s`);
+await measure('from the sources (node main.ts)', AGENT_MAIN, false, server.url);
+await measure('from the release executable', ARTIFACT, true, server.url);
+await cleanupAll();
