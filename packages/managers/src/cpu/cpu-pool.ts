@@ -57,8 +57,9 @@ export class CpuPool {
   private readonly table: CoreTable;
   private readonly selector: CoreSelector;
   private readonly whole: WholeCoreSelector;
-  /** What the last successful plan() used: its core policy, and whether the whole-core selector holds the choice. */
-  private planned: { policy: CpuPolicy; whole: boolean } = { policy: 'first-fit', whole: false };
+  /** The core policy the last plan() used, and whether the whole-core selector holds its choice (fields, not an object: a take allocates nothing for them). */
+  private plannedPolicy: CpuPolicy = 'first-fit';
+  private plannedWhole = false;
   private readonly holdings = new Map<string, Holding>();
   private readonly topology: CpuPoolConfig['topology'];
   private ratio: number;
@@ -114,8 +115,8 @@ export class CpuPool {
     if (refusal !== undefined) return { ok: false, error: refusal };
     const grant = this.grantOf(request);
     this.commit(allocationId, grant, request.exclusive, opts?.reservation === true);
-    const lastTaken = this.planned.whole ? this.whole.lastTaken : this.selector.lastTaken;
-    if (this.planned.policy === 'round-robin' && lastTaken >= 0) this.cursor = (lastTaken + 1) % this.table.count;
+    const lastTaken = this.plannedWhole ? this.whole.lastTaken : this.selector.lastTaken;
+    if (this.plannedPolicy === 'round-robin' && lastTaken >= 0) this.cursor = (lastTaken + 1) % this.table.count;
     return ok(grant);
   }
 
@@ -461,7 +462,8 @@ export class CpuPool {
     const policy = request.policy ?? this.policy;
     const thread = request.exclusive ? request.threadPolicy : undefined;
     if (thread === 'isolate' || thread === 'require') return this.planWholeCores(request, thread, policy);
-    this.planned = { policy, whole: false };
+    this.plannedPolicy = policy;
+    this.plannedWhole = false;
     const count = this.selector.select(policy, n, request.exclusive, request.numa, this.softCap, this.cursor, thread === 'prefer');
     if (count < 0) {
       const largest = this.selector.largestNodeFree(request.exclusive);
@@ -482,7 +484,8 @@ export class CpuPool {
   private planWholeCores(request: CpuRequest, thread: 'isolate' | 'require', policy: CpuPolicy): AllotError | undefined {
     const n = request.vcpus;
     const t = this.table;
-    this.planned = { policy, whole: true };
+    this.plannedPolicy = policy;
+    this.plannedWhole = true;
     const count = this.whole.select(policy, thread, n, request.numa, this.cursor);
     if (count < 0) {
       const idle = this.whole.wholeIdle();
@@ -537,7 +540,7 @@ export class CpuPool {
   /** The grant for the selector's last choice (picked is ascending by index, so by core id). */
   private grantOf(request: CpuRequest): CpuGrant {
     const t = this.table;
-    const whole = this.planned.whole;
+    const whole = this.plannedWhole;
     const picked = whole ? this.whole.picked : this.selector.picked;
     const count = request.vcpus;
     const cpuset: number[] = [];
@@ -557,7 +560,7 @@ export class CpuPool {
       // Frozen like the cpuset; the one-node list (the common case) is shared, not built per grant.
       numaNodes: spans ? (Object.freeze(this.nodesOf(picked, count)) as number[]) : (this.oneNode[firstNode] as number[]),
       numaFallback: (whole ? this.whole.numaFallback : this.selector.numaFallback) && spans,
-      policy: this.planned.policy,
+      policy: this.plannedPolicy,
     };
     if (request.exclusive && request.threadPolicy !== undefined) grant.threadPolicy = request.threadPolicy;
     if (whole && this.whole.siblingCount > 0) {
