@@ -11,6 +11,7 @@ import { IntentStore } from './intents/intent-store.ts';
 import { migrateLegacyLayout } from './intents/legacy-migration.ts';
 import { openLegacyQuotasBucket } from './intents/legacy-quotas-bucket.ts';
 import { startHttpServer, type DashboardServer } from './http/server.ts';
+import { movesRoute } from './moves/moves-route.ts';
 import { natsLeaseReader, NodeLeases, publishTransition, startLivenessSweep } from './liveness.ts';
 import { jetstream, jetstreamManager, type NatsConnection } from './nats-deps.ts';
 import { NodeStates } from './node-states.ts';
@@ -266,6 +267,7 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
       return started;
     }
     http = started.value;
+    http.extraRoutes.set('/api/moves', movesRoute(store, now));
   }
   reconciler.start();
   sweep.start();

@@ -3,6 +3,7 @@ import { connectStream } from './api.ts';
 import { UtilizationChart } from './chart.ts';
 import { NodeDetail } from './detail.ts';
 import { renderEvents } from './events.ts';
+import { followMoves } from './moves.ts';
 import { Store, type Part } from './store.ts';
 import { renderHealth, renderSummary } from './summary.ts';
 import { NodeTable } from './table.ts';
@@ -124,6 +125,8 @@ connectStream({
     console.error(`allot dashboard: invalid ${event}: ${message}`);
   },
 });
+
+followMoves(byId('moves'), byId('moves-count'));
 
 // Ages ("3 s ago") move on without any message.
 setInterval(() => store.mark('lastSeen'), 1_000);

@@ -5,6 +5,7 @@ import {
   EpochMsSchema,
   HealthSchema,
   LabelsSchema,
+  MoveSchema,
   NodeIdSchema,
   NodeLivenessSchema,
   NodeStateSchema,
@@ -149,3 +150,7 @@ export const TenantsResponseSchema = z.object({ now: EpochMsSchema, tenants: z.a
 export const SeriesResponseSchema = SeriesSchema;
 /** Every error response: a code and a sentence. */
 export const ErrorResponseSchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
+
+/** GET /api/moves: the moves holding a destination now (allot.op.moves; a scan of the placement intents, cached briefly). */
+export const MovesResponseSchema = z.object({ now: EpochMsSchema, moves: z.array(MoveSchema), count: z.int().min(0) });
+export type MovesResponse = z.infer<typeof MovesResponseSchema>;

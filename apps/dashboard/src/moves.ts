@@ -1,0 +1,31 @@
+import { getJson, MovesResponseSchema, type MovesResponse } from './api.ts';
+import { el } from './format.ts';
+
+/** One move in flight: the source allocation on its node, the held destination, the tenant and the move's id. */
+function line(m: MovesResponse['moves'][number]): HTMLElement {
+  const li = el('li', 'event');
+  li.dataset['state'] = m.state;
+  const dest = m.destination.allocation === undefined ? m.destination.nodeId : `${m.destination.nodeId} (${m.destination.allocation.id} ${m.destination.allocation.status})`;
+  li.append(el('span', 'pill info', m.state), el('span', 'mono node', m.source.nodeId), el('span', 'what', `${m.source.allocationId} → ${dest} · ${m.tenantId}`));
+  li.title = `move ${m.moveRequestId}\ndestination request ${m.destination.requestId}`;
+  return li;
+}
+
+export function renderMoves(list: HTMLElement, count: HTMLElement, r: MovesResponse): void {
+  list.replaceChildren(...r.moves.map(line));
+  if (r.count === 0) list.append(el('li', 'muted', 'none: a move holds its destination here until it is confirmed or aborted'));
+  count.textContent = r.count > r.moves.length ? `${r.moves.length} of ${r.count}` : `${r.count}`;
+}
+
+/** Polls /api/moves (the coordinator scans the intents at most every 2 s) and redraws the list. */
+export function followMoves(list: HTMLElement, count: HTMLElement, everyMs = 3_000): void {
+  const poll = async () => {
+    try {
+      renderMoves(list, count, await getJson('/api/moves', MovesResponseSchema));
+    } catch {
+      count.textContent = 'unavailable';
+    }
+  };
+  void poll();
+  setInterval(() => void poll(), everyMs);
+}
