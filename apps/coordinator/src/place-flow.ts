@@ -251,7 +251,8 @@ export class PlaceFlow {
   #allocate(nodeId: string, req: PlaceRequest, fence: number, untouched: boolean): Promise<Result<Allocation>> {
     // The agent counts the anti-affinity group and refuses past its limit (the authority, since the view may be stale).
     const group = req.placement.group;
-    const request = group === undefined ? { ...req.request, fence } : { ...req.request, fence, group };
+    const affinity = agentAffinity(req);
+    const request = { ...req.request, fence, ...(group === undefined ? {} : { group }), ...(affinity.length === 0 ? {} : { affinity }) };
     const once = () => this.#d.agents.call(nodeId, 'allocate', request, { requestId: req.request.requestId });
     return (async () => {
       let mayHaveReached = !untouched;
@@ -486,4 +487,13 @@ function unwrapOr<T>(r: Result<T>): T | undefined {
 /** A request id of our own for a sub-request (an undo, a preemption), deterministic so its retries are idempotent. */
 function derivedId(kind: string, requestId: string, other: string): string {
   return `${kind}-${createHash('sha256').update(`${requestId}\u0000${other}`).digest('hex').slice(0, 40)}`;
+}
+
+/**
+ * The required per-node affinity the agent can check itself (the group's count on its host): every such term but one
+ * naming the request's own group, whose first member may land anywhere (a cluster-wide fact the agent cannot see).
+ */
+function agentAffinity(req: PlaceRequest): string[] {
+  const own = req.placement.group?.name;
+  return (req.placement.affinity ?? []).filter((t) => t.mode === 'required' && t.topologyKey === undefined && t.group !== own).map((t) => t.group);
 }

@@ -132,6 +132,8 @@ export const AllocationRequestSchema = z
     reservation: z.object({ ttlMs: z.int().min(1).max(MAX_RESERVATION_TTL_MS) }).optional(),
     /** Anti-affinity: the agent refuses this request when the group already has maxPerNode live allocations there. */
     group: AntiAffinityGroupSchema.optional(),
+    /** Required per-node affinity: the agent refuses this request unless each group has a live allocation there. */
+    affinity: z.array(z.string().min(1).max(64)).max(8).optional(),
     metadata: MetadataSchema.default({}),
   })
   .refine((r) => r.resources.memoryMiB > 0 || r.resources.vcpus > 0 || Object.values(r.resources.extra ?? {}).some((v) => v > 0), {

@@ -301,11 +301,22 @@ export class HostState {
    * per-node maximum is refused once that many live allocations of the group are on this host. Refused as
    * insufficient_capacity, so a scheduler tries another node.
    */
-  #groupRefusal(request: AllocationRequest): AllotError | undefined {
+  #groupRefusal(request: AllocationRequest, leaving: (group: string) => number = () => 0): AllotError | undefined {
+    return this.#affinityRefusal(request, leaving) ?? this.#antiAffinityRefusal(request, leaving);
+  }
+
+  /** Required per-node affinity (the request's `affinity`): each group needs a live allocation here that stays. */
+  #affinityRefusal(request: AllocationRequest, leaving: (group: string) => number): AllotError | undefined {
+    const missing = request.affinity?.find((name) => (this.groups.get(name) ?? 0) - leaving(name) <= 0);
+    if (missing === undefined) return undefined;
+    return errorOf('insufficient_capacity', `affinity group ${missing} has no allocation on node ${this.nodeId}`, { group: missing, nodeId: this.nodeId });
+  }
+
+  #antiAffinityRefusal(request: AllocationRequest, leaving: (group: string) => number): AllotError | undefined {
     if (request.group === undefined) return undefined;
     const { name, maxPerNode } = request.group;
     const count = this.groups.get(name) ?? 0;
-    if (count < maxPerNode) return undefined;
+    if (count - leaving(name) < maxPerNode) return undefined;
     return errorOf('insufficient_capacity', `anti-affinity group ${name} already has ${count} of at most ${maxPerNode} allocations on node ${this.nodeId}`, { group: name, count, maxPerNode, nodeId: this.nodeId });
   }
 
@@ -710,13 +721,10 @@ export class HostState {
     this.#retainSlot(slot);
   }
 
-  /** Anti-affinity as allocate checks it, with the victims' members of the group already gone. */
+  /** Anti-affinity and affinity as allocate checks them, with the victims' members of each group already gone. */
   #groupRefusalWithout(request: AllocationRequest, victims: readonly Allocation[]): AllotError | undefined {
-    const refusal = this.#groupRefusal(request);
-    if (refusal === undefined || request.group === undefined) return refusal;
-    const name = request.group.name;
-    const leaving = victims.filter((v) => (v.request.group?.name ?? v.request.metadata[LEGACY_GROUP_METADATA_KEY]) === name).length;
-    return (this.groups.get(name) ?? 0) - leaving < request.group.maxPerNode ? undefined : refusal;
+    const leaving = (name: string) => victims.filter((v) => (v.request.group?.name ?? v.request.metadata[LEGACY_GROUP_METADATA_KEY]) === name).length;
+    return this.#groupRefusal(request, leaving);
   }
 
   /** Takes the request's share of every involved slice, or none (the part taken is freed in this turn). */
