@@ -168,6 +168,22 @@ describe('the dashboard against a real local cluster', () => {
     await shot('03-heatmap');
   });
 
+  it('shows a move in flight with both halves (the source and its held destination) and its events, until it is aborted', async () => {
+    const placed = await cliPlace(['--tenant', 'acme', '--memory', '2G', '--vcpus', '1', '--strategy', 'manual', '--node', 'n2', '--request-id', 'dash-move-vm']);
+    const moved = await cluster.sched('move', { requestId: 'dash-mv-1', allocationId: placed.allocation.id, tenantId: 'acme', to: 'n1' });
+    expect(moved.ok).toBe(true);
+    await page.waitForSelector('#moves li[data-state="held"]', { timeout: 5_000 });
+    const text = await page.textContent('#moves li[data-state="held"]');
+    expect(text).toContain(`${placed.allocation.id} → n1`);
+    expect(text).toContain('reserved');
+    await page.waitForSelector('.event[data-kind="move_started"]', { timeout: 3_000 });
+    await shot('03b-move-in-flight');
+    const aborted = await cluster.sched('move.abort', { requestId: 'dash-mv-1', allocationId: placed.allocation.id, tenantId: 'acme' });
+    expect(aborted.ok).toBe(true);
+    await page.waitForFunction(() => document.querySelector('#moves li[data-state="held"]') === null, undefined, { timeout: 8_000 });
+    await page.waitForSelector('.event[data-kind="move_aborted"]', { timeout: 3_000 });
+  });
+
   it('turns a killed agent suspect on the page', async () => {
     await cluster.agents.get('n3')?.kill();
     const t0 = Date.now();

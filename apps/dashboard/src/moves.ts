@@ -6,7 +6,11 @@ function line(m: MovesResponse['moves'][number]): HTMLElement {
   const li = el('li', 'event');
   li.dataset['state'] = m.state;
   const dest = m.destination.allocation === undefined ? m.destination.nodeId : `${m.destination.nodeId} (${m.destination.allocation.id} ${m.destination.allocation.status})`;
-  li.append(el('span', 'pill info', m.state), el('span', 'mono node', m.source.nodeId), el('span', 'what', `${m.source.allocationId} → ${dest} · ${m.tenantId}`));
+  // The event line's layout: pill, node, a short `what`, then the long `why` on its own line (both halves there).
+  const halves = `${m.source.allocationId} → ${dest}`;
+  const why = el('span', 'why', halves);
+  why.title = halves;
+  li.append(el('span', 'pill info', m.state), el('span', 'mono node', m.source.nodeId), el('span', 'what', m.tenantId), why);
   li.title = `move ${m.moveRequestId}\ndestination request ${m.destination.requestId}`;
   return li;
 }
