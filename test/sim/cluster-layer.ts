@@ -245,7 +245,7 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
   const events = new SimEventStream({ sched, faults: current, consumers: () => coordinators });
   // In half the seeds one host crashes for good and the operator decommissions it once it is lost. From the first
   // decommission on, its disk is the operator's word: what it holds is given up, so it leaves the cross-disk checks.
-  const loss: HostLossState = { nodeId: options.agents >= 3 && sched.chance(0.5) ? `n${options.agents}` : undefined, decommissioned: false, givenUp: new Set(), settled: false };
+  const loss: HostLossState = { nodeId: options.agents >= 3 && sched.chance(0.5) ? `n${options.agents}` : undefined, decommissioned: false, givenUp: new Set(), givenUpUnreported: new Set(), settled: false };
   const counted = (agent: SimAgent): boolean => !(loss.decommissioned && agent.nodeId === loss.nodeId);
   for (const agent of agents.values()) {
     agent.onEvent = (event, msgId) => events.publish(event, msgId);
@@ -451,6 +451,12 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
   stopFeed = true;
   if (sched.failure !== undefined) return;
   if (loss.nodeId !== undefined && !loss.settled) sched.fail(`the decommission of ${loss.nodeId}, lost for good, never settled (removed, nothing unsettled)`);
+  if (loss.nodeId !== undefined) {
+    // A decommission reply lists only what that call gave up: when the reply of the round that did it was lost (the
+    // client timed out, its coordinator crashed), the record is the intent, released with cause 'decommission'.
+    const scanned = await sched.settle(((coordinators[0] as SimCoordinator).intents as IntentStore).scan(), 'scan for decommission');
+    if (scanned.ok) for (const { value: i } of scanned.value) if (i.nodeId === loss.nodeId && i.state === 'released' && i.releasedBy === 'decommission' && !loss.givenUp.has(i.requestId)) loss.givenUpUnreported.add(i.requestId);
+  }
   checkSettled(sched, agents, acked, loss);
   if (events.unacked > 0) sched.fail(`${events.unacked} ending events still unacknowledged by the quota-events consumer once settled`);
   const c = coordinators[0] as SimCoordinator;
@@ -526,6 +532,8 @@ interface HostLossState {
   decommissionedAt?: number;
   /** Request ids the decommission reported `gone` or `failed`. */
   readonly givenUp: Set<string>;
+  /** Released by a decommission (the intent says so) but in no reply the operator received. */
+  readonly givenUpUnreported: Set<string>;
   settled: boolean;
 }
 
@@ -541,8 +549,9 @@ function checkSettled(sched: Scheduler, agents: ReadonlyMap<string, SimAgent>, a
       const ended = status === 'released' || status === 'expired'; // before the host died (its event or the sweep counted it)
       // A release answered ok after the decommission proves nothing (the decommission released the intent first).
       const released = a.release === 'ok' && (a.releasedAt ?? 0) < (loss.decommissionedAt ?? Number.POSITIVE_INFINITY);
-      sched.trace(`lost host ${a.nodeId}: ${what}: ${released ? 'released' : ended ? `${status} before the crash` : loss.givenUp.has(a.requestId) ? 'given up' : 'NOT given up'}`);
-      if (!released && !ended && !loss.givenUp.has(a.requestId)) sched.fail(`${what} was on ${a.nodeId}, lost for good, and the decommission never reported it given up`);
+      const givenUp = loss.givenUp.has(a.requestId) || loss.givenUpUnreported.has(a.requestId);
+      sched.trace(`lost host ${a.nodeId}: ${what}: ${released ? 'released' : ended ? `${status} before the crash` : loss.givenUp.has(a.requestId) ? 'given up' : givenUp ? 'given up (its intent says so; no reply received named it)' : 'NOT given up'}`);
+      if (!released && !ended && !givenUp) sched.fail(`${what} was on ${a.nodeId}, lost for good, and the decommission never reported it given up`);
       continue;
     }
     if (a.release === 'unknown') continue;
