@@ -19,7 +19,7 @@ import { baseMessage, FUZZ_TENANT, payloadOf, type Shape } from './payloads.ts';
 import { Rng } from './random.ts';
 
 /** Verbs whose valid request would change state: only requests their schema refuses are sent (checked with the same decode the servers run). */
-const MUTATING = new Set(['allocate', 'reserve', 'release', 'activate', 'fence', 'resize', 'limits.update', 'cordon', 'uncordon', 'place', 'quota.set', 'quota.import', 'quota.recount', 'drain']);
+const MUTATING = new Set(['allocate', 'reserve', 'release', 'activate', 'fence', 'resize', 'limits.update', 'cordon', 'uncordon', 'place', 'quota.set', 'quota.import', 'quota.recount', 'drain', 'move', 'move.confirm', 'move.abort', 'evacuate']);
 const SHAPES: readonly Shape[] = ['mutated', 'mutated', 'mutated', 'mutated', 'random_value', 'ext_body', 'ext_body', 'random_bytes', 'oversized', 'deep', 'empty', 'cyclic'];
 const KNOWN_CODES: ReadonlySet<string> = new Set(ERROR_CODES);
 
