@@ -43,7 +43,9 @@ export function renderNodes(nodes: readonly NodeView[], now: number): string {
   );
   // Reasons are sentences: in the table they would stretch every row, so they follow it, one per line.
   const reasons = sorted.flatMap((n) => (n.snapshot.health.status === 'degraded' || n.snapshot.health.status === 'unhealthy' ? n.snapshot.health.reasons.map((r) => `  ${n.nodeId}: ${r}`) : []));
-  return reasons.length === 0 ? table : `${table}\n\nhealth:\n${reasons.join('\n')}`;
+  // Taints (allot node taint) follow too: a node refusing untolerating places should say so where nodes are listed.
+  const taints = sorted.flatMap((n) => (n.taints ?? []).map((t) => `  ${n.nodeId}: ${t.key}=${t.value}:${t.effect}${t.reason === undefined ? '' : `  (${t.reason})`}`));
+  return [table, ...(reasons.length === 0 ? [] : [`health:\n${reasons.join('\n')}`]), ...(taints.length === 0 ? [] : [`taints:\n${taints.join('\n')}`])].join('\n\n');
 }
 
 /** `allot node decommission`: what was settled, what remains, whether the node is gone from the view. */

@@ -42,6 +42,11 @@ describe('the nodes table', () => {
     ]);
   });
 
+  it('lists the taints below the table, with their reasons', () => {
+    const tainted = { ...sampleNode('gpu-1'), taints: [{ key: 'dedicated', value: 'ml', effect: 'NoSchedule' as const, reason: 'reserved for ml' }] };
+    expect(renderNodes([tainted, sampleNode('local')], NOW).split('\n').slice(-2)).toEqual(['taints:', '  gpu-1: dedicated=ml:NoSchedule  (reserved for ml)']);
+  });
+
   it('says so when no node has reported', () => {
     expect(renderNodes([], NOW)).toBe('No nodes have reported yet.');
   });
