@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configureReaper, engine, removeLabelled } from './docker.ts';
 import { ensureImages, type ChaosImages } from './images.ts';
+import type { WorkloadOptions } from './clients.ts';
 import { HostLoss } from './lifecycle.ts';
 import { runScenario, type FaultPlan } from './scenario.ts';
 import { ChaosSecurity } from './security.ts';
@@ -34,9 +35,9 @@ afterAll(async () => {
   await security?.remove();
 });
 
-async function scenario(name: string, seed: number, faults: FaultPlan, loss?: HostLoss): Promise<void> {
+async function scenario(name: string, seed: number, faults: FaultPlan, loss?: HostLoss, workload: Partial<WorkloadOptions> = {}): Promise<void> {
   if (security === undefined) throw new Error('chaos: no deployment (set-up failed)');
-  const result = await runScenario(images, security, name, seed, faults, {}, loss);
+  const result = await runScenario(images, security, name, seed, faults, workload, loss);
   console.log(result.table);
   const failed = result.verdicts.filter((v) => !v.ok);
   expect(failed.map((v) => `${v.name}: ${v.problems.slice(0, 3).join('; ')}`)).toEqual([]);
@@ -126,6 +127,9 @@ describe('chaos', () => {
         await loss.evacuateAndDecommission(c, 'host-lost');
       },
       loss,
+      // Releases often enough that the four other hosts have room for a3's VMs (at 0.3 the storm fills the cluster and
+      // nearly every move is refused insufficient_capacity: 10 of 11 in the runs of docs/chaos.md).
+      { releaseProbability: 0.6 },
     );
   }, SCENARIO_TIMEOUT_MS + 120_000);
 });
