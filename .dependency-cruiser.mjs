@@ -3,11 +3,10 @@
 // `test/` (the integration, chaos and simulation bed, and the NATS harness packages' tests start servers with) stands
 // above every floor: it drives the apps' own modules on purpose, so it is checked for cycles only.
 const WORKSPACE = '^(packages/[^/]+|apps/[^/]+)/';
-// What a package's package.json `exports` names: its entry, and managers' `./testing`.
-const ENTRY = '^(packages|apps)/[^/]+/src/(index|testing/index)\\.ts$';
-// The dashboard's one reach into the coordinator: the HTTP API's types (type-only, erased from the bundle).
+// What a package's package.json `exports` names: its entry, the `./testing` of managers and core, protocol's `./http`.
+const ENTRY = '^(packages|apps)/[^/]+/src/(index|testing/index)\\.ts$|^packages/protocol/src/http-api\\.ts$';
+// The dashboard: a Vite bundle for the browser.
 const DASHBOARD = '^apps/dashboard/';
-const DASHBOARD_API = '^apps/coordinator/src/http/api\\.ts$';
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 export default {
@@ -30,31 +29,48 @@ export default {
     },
     {
       name: 'core-imports-no-workspace-package',
-      comment: 'core is the contract at the bottom: types, schemas, subjects, codec; it stands on nothing of ours.',
+      comment: 'core is the domain at the bottom: its types and schemas, error codes, the ResourceManager contract; it stands on nothing of ours.',
       severity: 'error',
       from: { path: '^packages/core/' },
       to: { path: WORKSPACE, pathNot: '^packages/core/' },
     },
     {
+      name: 'protocol-stands-on-core-only',
+      comment: 'protocol is the wire: the domain of core put into messages, subjects and bytes; nothing else of ours.',
+      severity: 'error',
+      from: { path: '^packages/protocol/' },
+      to: { path: WORKSPACE, pathNot: '^packages/(protocol|core)/' },
+    },
+    {
+      name: 'domain-packages-speak-no-wire',
+      comment:
+        'managers, placement, quota, ledger and actor work on the domain (core); the processes (apps) and their transport ' +
+        '(nats, telemetry) put it on the wire.',
+      severity: 'error',
+      from: { path: '^packages/(managers|placement|quota|ledger|actor)/' },
+      // by name too: without protocol among its package's dependencies the import does not resolve to a path
+      to: { path: '^(packages/protocol/|@allot/protocol)' },
+    },
+    {
       name: 'other-packages-through-their-entry',
       comment: 'Another workspace package is imported by its name and through its entry (its exports), never its src/ files.',
       severity: 'error',
-      from: { path: WORKSPACE, pathNot: DASHBOARD },
+      from: { path: WORKSPACE },
       to: { path: WORKSPACE, pathNot: ['^$1', ENTRY] },
     },
     {
       name: 'other-packages-by-name',
       comment: 'A relative path into another workspace package skips its package.json (exports, dependencies): use its name.',
       severity: 'error',
-      from: { path: WORKSPACE, pathNot: DASHBOARD },
+      from: { path: WORKSPACE },
       to: { path: WORKSPACE, pathNot: '^$1', dependencyTypes: ['local'] },
     },
     {
-      name: 'dashboard-reaches-only-the-api-types',
-      comment: "The dashboard is built by Vite for the browser: besides core's entry it may only read the coordinator's API types.",
+      name: 'dashboard-reaches-only-core-and-protocol',
+      comment: 'The dashboard is built by Vite for the browser: of our packages it reads only the entries of core and protocol (the HTTP API).',
       severity: 'error',
       from: { path: DASHBOARD },
-      to: { path: WORKSPACE, pathNot: [DASHBOARD, ENTRY, DASHBOARD_API] },
+      to: { path: WORKSPACE, pathNot: [DASHBOARD, '^packages/(core|protocol)/src/(index|http-api)\\.ts$'] },
     },
   ],
   options: {

@@ -15,7 +15,7 @@ export default defineConfig({
     chunkSizeWarningLimit: 600,
   },
   server: {
-    // The page imports the API schemas from apps/coordinator/src/http/api.ts (one contract for both sides).
+    // The page imports the API schemas from @allot/protocol/http, outside this root (one contract for both sides).
     fs: { allow: [fileURLToPath(new URL('../..', import.meta.url))] },
     // `pnpm --filter @allot/dashboard dev` against a coordinator started with http.port 8080.
     proxy: { '/api': 'http://127.0.0.1:8080' },

@@ -4,7 +4,7 @@
  * hold): about half of them are activated through `allot.sched.activate`, the others are left to expire. Every reply is
  * recorded.
  */
-import type { PlaceRequestInput } from '@allot/core';
+import type { PlaceRequestInput } from '@allot/protocol';
 import type { ChaosCluster } from './topology.ts';
 // The placement package's seeded generator (mulberry32): a scenario's requests are the same on every run.
 import { seededRandom } from '../../packages/placement/src/random.ts';

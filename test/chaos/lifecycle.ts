@@ -2,7 +2,7 @@
  * A host lost for good: the operator's side (evacuate the lost host, confirm every move, decommission it) and the
  * auditor's verdict on it (every acknowledged VM on exactly one live host, or given up by the decommission and reported).
  */
-import type { DecommissionReply, EvacuateReply } from '@allot/core';
+import type { DecommissionReply, EvacuateReply } from '@allot/protocol';
 import type { LedgerReplay, Verdict } from './auditor.ts';
 import type { OpRecord } from './clients.ts';
 import type { ChaosCluster } from './topology.ts';

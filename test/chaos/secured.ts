@@ -4,7 +4,7 @@
  * a tenant's identity reaches neither an agent nor another tenant's subject. Every refusal has its control: the same
  * server accepts a real identity, the agent answers the auditor, the tenant's own verbs work all through the storm.
  */
-import { AGENT_ENDPOINTS, agentSubject, PlaceReplySchema, tenantSubject } from '@allot/core';
+import { AGENT_ENDPOINTS, agentSubject, PlaceReplySchema, tenantSubject } from '@allot/protocol';
 import { connectOptionsFrom, requestTyped } from '@allot/nats';
 import { connect, type ConnectionOptions } from '@nats-io/transport-node';
 import type { Verdict } from './auditor.ts';

@@ -11,19 +11,21 @@ import {
   AGENT_ENDPOINTS,
   agentSubject,
   COORDINATOR_SERVICE_NAME,
-  err,
   isTenantVerb,
-  ok,
   OPERATOR_VERBS,
   SCHED_ENDPOINTS,
   schedSubject,
   schedSubjectFor,
   tenantOfBody,
   type AgentVerb,
+  type SchedVerb,
+} from '@allot/protocol';
+import {
+  err,
+  ok,
   type Allocation,
   type NatsConnectionConfig,
   type Result,
-  type SchedVerb,
 } from '@allot/core';
 import { connectOptionsFrom, requestTyped, type Output } from '@allot/nats';
 import { jetstreamManager } from '@nats-io/jetstream';

@@ -3,14 +3,13 @@ import {
   agentSubject,
   AllotEventSchema,
   decode,
-  ERROR_CODES,
   EVENT_KINDS,
   eventSubject,
   SCHED_ENDPOINTS,
   schedSubject,
   usageSubject,
-  UsageSnapshotSchema,
-} from '@allot/core';
+} from '@allot/protocol';
+import { ERROR_CODES, UsageSnapshotSchema } from '@allot/core';
 import { syntheticSnapshot } from '@allot/coordinator';
 import { unpack } from 'msgpackr';
 import type { z } from 'zod';

@@ -1,4 +1,5 @@
-import { AGENT_ENDPOINTS, agentSubject, KV_PLACEMENTS, type Result } from '@allot/core';
+import { AGENT_ENDPOINTS, agentSubject, KV_PLACEMENTS } from '@allot/protocol';
+import type { Result } from '@allot/core';
 import { requestTyped } from '@allot/nats';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';

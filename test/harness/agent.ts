@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
-import { AGENT_ENDPOINTS, agentSubject, decode, EVENTS_STREAM, AllotEventSchema, type AgentVerb, type AllotEvent, type Result } from '@allot/core';
+import { AGENT_ENDPOINTS, agentSubject, decode, EVENTS_STREAM, AllotEventSchema, type AgentVerb, type AllotEvent } from '@allot/protocol';
+import type { Result } from '@allot/core';
 import { requestTyped, type Output } from '@allot/nats';
 import { jetstreamManager, type MsgRequest } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';

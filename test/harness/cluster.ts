@@ -1,7 +1,8 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SCHED_ENDPOINTS, schedSubject, schedSubjectFor, type Result, type SchedVerb } from '@allot/core';
+import { SCHED_ENDPOINTS, schedSubject, schedSubjectFor, type SchedVerb } from '@allot/protocol';
+import type { Result } from '@allot/core';
 import { requestTyped, type Output } from '@allot/nats';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { isLogMsg, startAgent, type AgentHandle, type AgentHostSize } from './agent.ts';

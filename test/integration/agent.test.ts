@@ -1,7 +1,8 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import { AGENT_QUEUE, AllocationSchema, decode, encode, KV_NODES, replySchema, USAGE_STREAM, UsageSnapshotSchema, usageSubject, agentSubject, type Allocation, type AllocationRequestInput, type AllotError, type Result } from '@allot/core';
+import { AGENT_QUEUE, decode, encode, KV_NODES, replySchema, USAGE_STREAM, usageSubject, agentSubject } from '@allot/protocol';
+import { AllocationSchema, UsageSnapshotSchema, type Allocation, type AllocationRequestInput, type AllotError, type Result } from '@allot/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentRequest, cleanupAll, isLogMsg, readEvents, startAgent, startNatsServer, tempDir, waitFor, type AgentHandle, type NatsServerHandle } from '../harness/index.ts';
 

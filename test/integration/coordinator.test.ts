@@ -1,4 +1,5 @@
-import { encode, KV_PLACEMENTS, PlaceRequestSchema, type Allocation, type AllotError, type PlaceReply, type PlaceRequestInput, type Result } from '@allot/core';
+import { encode, KV_PLACEMENTS, PlaceRequestSchema, type PlaceReply, type PlaceRequestInput } from '@allot/protocol';
+import type { Allocation, AllotError, Result } from '@allot/core';
 import { requestHash } from '@allot/coordinator';
 import { Kvm } from '@nats-io/kv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

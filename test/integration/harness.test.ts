@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { USAGE_STREAM } from '@allot/core';
+import { USAGE_STREAM } from '@allot/protocol';
 import { ensureStreams } from '@allot/nats';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cleanupAll, spawnProcess, startNatsCluster, startNatsServer, tempDir, waitFor } from '../harness/index.ts';

@@ -1,6 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { encode, SCHED_ENDPOINTS, schedSubjectFor, schedSubject, type Result } from '@allot/core';
+import { encode, SCHED_ENDPOINTS, schedSubjectFor, schedSubject } from '@allot/protocol';
+import type { Result } from '@allot/core';
 import { requestTyped, type Output } from '@allot/nats';
 import { Kvm } from '@nats-io/kv';
 import { jetstream } from '@nats-io/jetstream';

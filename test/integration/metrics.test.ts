@@ -1,4 +1,5 @@
-import type { PlaceRequestInput, Result } from '@allot/core';
+import type { PlaceRequestInput } from '@allot/protocol';
+import type { Result } from '@allot/core';
 import parsePrometheusTextFormat, { type PromFamily } from 'parse-prometheus-text-format';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentRequest, cleanupAll, freePort, startLocalCluster, waitFor, type LocalCluster } from '../harness/index.ts';

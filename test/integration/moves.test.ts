@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { Allocation, EvacuateReply } from '@allot/core';
+import type { Allocation } from '@allot/core';
+import type { EvacuateReply } from '@allot/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentRequest, cleanupAll, readEvents, startLocalCluster, type LocalCluster } from '../harness/index.ts';
 

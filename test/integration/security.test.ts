@@ -3,13 +3,11 @@ import { join } from 'node:path';
 import {
   agentSubject,
   AGENT_ENDPOINTS,
-  AllocationSchema,
   ClusterAllocationsReplySchema,
   coordinatorSubject,
   encode,
   EvacuateReplySchema,
   eventSubject,
-  HealthSchema,
   HostLimitsSchema,
   MoveSchema,
   NodesReplySchema,
@@ -17,8 +15,8 @@ import {
   tenantSubject,
   TenantQuotaViewSchema,
   usageSubject,
-  type NatsConnectionConfig,
-} from '@allot/core';
+} from '@allot/protocol';
+import { AllocationSchema, HealthSchema, type NatsConnectionConfig } from '@allot/core';
 import { connectNats, requestTyped, silentLogger } from '@allot/nats';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Packr } from 'msgpackr';

@@ -1,7 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SCHED_ENDPOINTS, schedSubject } from '@allot/core';
+import { SCHED_ENDPOINTS, schedSubject } from '@allot/protocol';
 import { requestTyped } from '@allot/nats';
 import type { SpanLine } from '@allot/telemetry';
 import { connect, type NatsConnection } from '@nats-io/transport-node';

@@ -1,4 +1,5 @@
-import { AGENT_ENDPOINTS, type Allocation } from '@allot/core';
+import { AGENT_ENDPOINTS } from '@allot/protocol';
+import type { Allocation } from '@allot/core';
 import { SimAgent } from './agent.ts';
 import { describeFaults, drawFaults, QUIET, type Faults } from './faults.ts';
 import { SimNetwork } from './network.ts';

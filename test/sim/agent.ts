@@ -1,4 +1,5 @@
-import { decode, decodeWith, encode, err, ok, type AgentVerb, type AllotEvent, type Allocation, type Result } from '@allot/core';
+import { decode, decodeWith, encode, type AgentVerb, type AllotEvent } from '@allot/protocol';
+import { err, ok, type Allocation, type Result } from '@allot/core';
 import type { EndpointSpec, RequestContext } from '@allot/nats';
 import { agentEndpoints } from '../../apps/agent/src/endpoints.ts';
 import { eventsOfRecord } from '../../apps/agent/src/events.ts';

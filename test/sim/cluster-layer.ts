@@ -1,4 +1,5 @@
-import { err, PlaceRequestSchema, type AgentVerb, type Allocation, type AllotEvent, type DecommissionReply, type PlaceReply, type Result, type TenantQuota } from '@allot/core';
+import { err, type Allocation, type Result, type TenantQuota } from '@allot/core';
+import { PlaceRequestSchema, type AgentVerb, type AllotEvent, type DecommissionReply, type PlaceReply } from '@allot/protocol';
 import { buildUsageSnapshot } from '../../apps/agent/src/usage-snapshot.ts';
 import type { AgentCaller } from '../../apps/coordinator/src/agents.ts';
 import { PlaceConfigSchema, ReconcileConfigSchema } from '../../apps/coordinator/src/config.ts';

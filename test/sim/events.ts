@@ -1,4 +1,5 @@
-import type { AllotEvent, Result } from '@allot/core';
+import type { AllotEvent } from '@allot/protocol';
+import type { Result } from '@allot/core';
 import { ENDING_KINDS } from '../../apps/coordinator/src/quota-events.ts';
 import type { Faults } from './faults.ts';
 import type { Scheduler } from './scheduler.ts';

@@ -1,4 +1,5 @@
-import { AGENT_ENDPOINTS, agentSubject, decode, encode, err, replySchema, type AgentVerb, type Result } from '@allot/core';
+import { AGENT_ENDPOINTS, agentSubject, decode, encode, replySchema, type AgentVerb } from '@allot/protocol';
+import { err, type Result } from '@allot/core';
 import type { z } from 'zod';
 import type { SimAgent } from './agent.ts';
 import type { Faults } from './faults.ts';

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { AGENT_QUEUE, AGENT_SERVICE_NAME, ALLOT_VERSION, KV_NODES, usageSubject, ok, err, type AllotError, type Health, type HostHealth, type HostProbe, type Result, type UsageSnapshot } from '@allot/core';
+import { AGENT_QUEUE, AGENT_SERVICE_NAME, KV_NODES, usageSubject, type HostHealth } from '@allot/protocol';
+import { ALLOT_VERSION, ok, err, type AllotError, type Health, type HostProbe, type Result, type UsageSnapshot } from '@allot/core';
 import type { HostManager } from '@allot/managers';
 import { AsyncJetStreamPublisher, Coalescer, connectNats, ensureKv, ensureStreams, publishDurable, retryWithBackoff, serveService, type ServedService } from '@allot/nats';
 import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';

@@ -1,4 +1,5 @@
-import { AGENT_ENDPOINTS, agentSubject, err, ok, type AgentVerb, type AllocationRequest, type AllotError, type HostHealth, type HostLimits, type Result } from '@allot/core';
+import { AGENT_ENDPOINTS, agentSubject, type AgentVerb, type HostHealth, type HostLimits } from '@allot/protocol';
+import { err, ok, type AllocationRequest, type AllotError, type Result } from '@allot/core';
 import type { z } from 'zod';
 import { parseAllocate, parseRelease, parseRequest, type HostManager } from '@allot/managers';
 import { endpoint, type EndpointSpec } from '@allot/nats';

@@ -1,4 +1,5 @@
-import { eventSubject, type AllotError, type AllotEvent, type AllocationRequest } from '@allot/core';
+import { eventSubject, type AllotEvent } from '@allot/protocol';
+import type { AllotError, AllocationRequest } from '@allot/core';
 import type { HostRecord } from '@allot/managers';
 import type { AsyncJetStreamPublisher } from '@allot/nats';
 import type { Logger } from 'pino';

@@ -1,4 +1,5 @@
-import { AGENT_ENDPOINTS, unwrap, UsageSnapshotSchema, type Allocation, type Result } from '@allot/core';
+import { AGENT_ENDPOINTS } from '@allot/protocol';
+import { unwrap, UsageSnapshotSchema, type Allocation, type Result } from '@allot/core';
 import { MemoryJournal, type HostManager } from '@allot/managers';
 import { FakeProbe } from '@allot/managers/testing';
 import { SimulatedProbe } from '@allot/probe';

@@ -3,7 +3,8 @@
 import { readFileSync, writeSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
-import { AGENT_SERVICE_NAME, ALLOT_VERSION } from '@allot/core';
+import { AGENT_SERVICE_NAME } from '@allot/protocol';
+import { ALLOT_VERSION } from '@allot/core';
 import { connectionCounters, NATS_AUTH_FAILED, NATS_CONFIG_UNREADABLE, NATS_TLS_FAILED } from '@allot/nats';
 import { observeNatsConnection, readBearerTokenFile, sendJson, serveHttp, startMetrics, startTracing, type HttpServer } from '@allot/telemetry';
 import { Agent } from './agent.ts';

@@ -1,7 +1,8 @@
-import { AgentAllocationsReplySchema, encode, MAX_ALLOCATIONS_PAGE, unwrap } from '@allot/core';
+import { AgentAllocationsReplySchema, encode, MAX_ALLOCATIONS_PAGE } from '@allot/protocol';
+import { unwrap } from '@allot/core';
 import { describe, expect, it } from 'vitest';
-import { ManagerFactory } from '../factory.ts';
-import { FakeClock } from '../testing/fake-clock.ts';
+import { ManagerFactory } from '@allot/managers';
+import { FakeClock } from '@allot/managers/testing';
 
 describe('paged allocations', () => {
   it('pages through 2,500 live allocations in id order, each page far below the NATS payload limit', async () => {

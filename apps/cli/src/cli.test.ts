@@ -1,4 +1,5 @@
-import { err, ok, type Move } from '@allot/core';
+import { err, ok } from '@allot/core';
+import type { Move } from '@allot/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupAll, startNatsServer, type NatsServerHandle } from '../../../test/harness/index.ts';
 import { runCli } from './cli.ts';

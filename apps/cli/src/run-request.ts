@@ -1,4 +1,4 @@
-import type { SchedVerb } from '@allot/core';
+import type { SchedVerb } from '@allot/protocol';
 import { usageError } from './args.ts';
 import { connectionConfig, type ConnectionFlags } from './connection.ts';
 import type { CliContext } from './context.ts';

@@ -1,4 +1,5 @@
-import { err, schedSubjectFor, SCHED_ENDPOINTS, type AllotError, type NatsConnectionConfig, type Result, type SchedVerb } from '@allot/core';
+import { err, type AllotError, type NatsConnectionConfig, type Result } from '@allot/core';
+import { schedSubjectFor, SCHED_ENDPOINTS, type SchedVerb } from '@allot/protocol';
 import { connectNats, requestTyped, silentLogger } from '@allot/nats';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { z } from 'zod';

@@ -4,7 +4,7 @@
  * busy coordinator sends: 100 intents + 100 usage records) and the `placed` compare-and-set (one key).
  * Shared by place.bench.ts (the bound of each run) and batch.bench.ts (one server against a 3-server cluster).
  */
-import { encode, KV_PLACEMENTS } from '@allot/core';
+import { encode, KV_PLACEMENTS } from '@allot/protocol';
 import { ensureKv } from '@allot/nats';
 import { inFlight, quantile } from '../../../test/harness/bench.ts';
 import { jetstream, type NatsConnection } from '../src/nats-deps.ts';

@@ -11,7 +11,7 @@
  * BENCH_COORDINATORS=2: two coordinators (in this process, or each its own with BENCH_COORDINATOR=process).
  */
 import { decide, type ClusterIndex } from '@allot/placement';
-import { PlaceRequestSchema } from '@allot/core';
+import { PlaceRequestSchema } from '@allot/protocol';
 import { writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -91,7 +91,7 @@ try {
     const stopCoordinator = async () => void (await Promise.all(stops.map((stop) => stop())));
     const nc = await connectTo(server.url, 'bench-hop');
     const { requestTyped } = await import('@allot/nats');
-    const { schedSubject, PlaceReplySchema, agentSubject } = await import('@allot/core');
+    const { schedSubject, PlaceReplySchema, agentSubject } = await import('@allot/protocol');
     const mk = (id: string, tenantId = 'bench') => ({ request: { requestId: id, tenantId, resources: { memoryMiB: 16, vcpus: 1 } }, placement: { strategy: 'spread' } });
 
     // Two-hop bare round trip: client -> "coordinator" -> "agent" with no logic, small payloads. A real agent answers

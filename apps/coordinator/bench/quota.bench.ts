@@ -1,7 +1,8 @@
 // Quota and rate-limit costs on the coordinator's hot path. Prints figures; asserts nothing about time.
-// Run: node packages/quota/bench/quota.bench.ts (or `pnpm bench quota`).
-import { decode, encode, TenantQuotaSchema, unwrap } from '@allot/core';
-import { admitPlacement, emptyUsageRecord, migrateLegacyQuotas, RateLimiter, releasePlacement, TenantUsageRecordSchema, TokenBucket, type TenantUsageRecord } from '../src/index.ts';
+// Run: node apps/coordinator/bench/quota.bench.ts (or `pnpm bench quota`).
+import { decode, encode } from '@allot/protocol';
+import { TenantQuotaSchema, unwrap } from '@allot/core';
+import { admitPlacement, emptyUsageRecord, migrateLegacyQuotas, RateLimiter, releasePlacement, TenantUsageRecordSchema, TokenBucket, type TenantUsageRecord } from '@allot/quota';
 
 function measure(label: string, ops: number, run: () => void): void {
   const start = process.hrtime.bigint();

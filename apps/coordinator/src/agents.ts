@@ -1,4 +1,5 @@
-import { AGENT_ENDPOINTS, agentSubject, HEADERS, type AgentVerb, type Result } from '@allot/core';
+import { AGENT_ENDPOINTS, agentSubject, HEADERS, type AgentVerb } from '@allot/protocol';
+import type { Result } from '@allot/core';
 import { requestTyped } from '@allot/nats';
 import type { z } from 'zod';
 import type { NatsConnection } from './nats-deps.ts';

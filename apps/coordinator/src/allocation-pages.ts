@@ -1,4 +1,5 @@
-import { err, MAX_ALLOCATIONS_PAGE, ok, type Allocation, type AllocationStatus, type Result } from '@allot/core';
+import { err, ok, type Allocation, type AllocationStatus, type Result } from '@allot/core';
+import { MAX_ALLOCATIONS_PAGE } from '@allot/protocol';
 import type { AgentCaller } from './agents.ts';
 
 /**

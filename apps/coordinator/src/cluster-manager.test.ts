@@ -1,4 +1,5 @@
-import { PlaceRequestSchema, unwrap, type PlaceRequestInput } from '@allot/core';
+import { PlaceRequestSchema, type PlaceRequestInput } from '@allot/protocol';
+import { unwrap } from '@allot/core';
 import { describe, expect, it } from 'vitest';
 import { ClusterManager } from './cluster-manager.ts';
 import { inProcessCluster } from './testing/fake-agents.ts';

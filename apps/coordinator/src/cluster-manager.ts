@@ -3,23 +3,15 @@ import {
   AllocationRequestSchema,
   err,
   ok,
-  PlaceRequestSchema,
   validate,
   type Allocation,
   type AllocationFilter,
   type AllocationRequestInput,
   type Availability,
-  type ClusterCheckReply,
-  type ClusterEfficiencyReply,
-  type ClusterReleaseRequest,
-  type ClusterUsage,
   type Health,
-  type HostLimits,
   type LimitsTarget,
   type LimitsUpdate,
   type ManagerMetrics,
-  type PlaceReply,
-  type PlaceRequest,
   type ReleaseTarget,
   type ResourceManager,
   type ResourceType,
@@ -27,6 +19,16 @@ import {
   type Result,
   type Telemetry,
 } from '@allot/core';
+import {
+  PlaceRequestSchema,
+  type ClusterCheckReply,
+  type ClusterEfficiencyReply,
+  type ClusterReleaseRequest,
+  type ClusterUsage,
+  type HostLimits,
+  type PlaceReply,
+  type PlaceRequest,
+} from '@allot/protocol';
 import type { AgentCaller } from './agents.ts';
 import { allAllocations } from './allocation-pages.ts';
 import { clusterEfficiency, DEFAULT_REFERENCE, ShapeCounter } from './efficiency.ts';

@@ -1,4 +1,5 @@
-import { ALLOT_VERSION, CLUSTER_EVENT_NODE, err, eventSubject, KV_PLACEMENTS, ok, type AllotEvent, type Result } from '@allot/core';
+import { ALLOT_VERSION, err, ok, type Result } from '@allot/core';
+import { CLUSTER_EVENT_NODE, eventSubject, KV_PLACEMENTS, type AllotEvent } from '@allot/protocol';
 import { ensureKv, ensureStreams, publishDurable, retryWithBackoff, versionAtLeast, type ServedService } from '@allot/nats';
 import type { Logger } from 'pino';
 import { AgentClient } from './agents.ts';

@@ -1,4 +1,5 @@
-import { MAX_DECOMMISSION_LISTED, MAX_DRAIN_LISTED, ok, type AllotEvent, type Allocation, type DecommissionReply, type Result } from '@allot/core';
+import { MAX_DECOMMISSION_LISTED, MAX_DRAIN_LISTED, type AllotEvent, type DecommissionReply } from '@allot/protocol';
+import { ok, type Allocation, type Result } from '@allot/core';
 import type { Logger } from 'pino';
 import type { AgentCaller } from './agents.ts';
 import { forEachAllocationPage } from './allocation-pages.ts';

@@ -1,4 +1,5 @@
-import { efficiencyRatios, MAX_VCPUS, MostCommon, type ClusterEfficiencyReply, type EfficiencyMetrics, type NodeView } from '@allot/core';
+import { efficiencyRatios, MAX_VCPUS, MostCommon, type EfficiencyMetrics, type NodeView } from '@allot/core';
+import type { ClusterEfficiencyReply } from '@allot/protocol';
 
 /** A VM shape: what fragmentation is measured against. */
 export interface VmShape {

@@ -11,4 +11,4 @@ export { CoordinatorConfigSchema, loadCoordinatorConfig, type CoordinatorConfig,
 export { livenessMsgId } from './liveness.ts';
 export { startHttpServer, DEFAULT_DASHBOARD_DIR, type DashboardServer, type HttpServerOptions, type HttpDeps, type RouteHandler } from './http/server.ts';
 export { syntheticSnapshot, type SyntheticNode } from './http/fixtures.ts';
-export * as dashboardApi from './http/api.ts';
+export * as dashboardApi from '@allot/protocol/http';

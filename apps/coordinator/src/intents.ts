@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { AllocationIdSchema, AllotErrorSchema, EpochMsSchema, NodeIdSchema, PlaceReplySchema, PlaceRequestSchema, RequestIdSchema, TenantIdSchema, type PlaceRequest } from '@allot/core';
+import { AllocationIdSchema, AllotErrorSchema, EpochMsSchema, NodeIdSchema, RequestIdSchema, TenantIdSchema } from '@allot/core';
+import { PlaceReplySchema, PlaceRequestSchema, type PlaceRequest } from '@allot/protocol';
 import { z } from 'zod';
 
 /** Who or what ended a placement. */

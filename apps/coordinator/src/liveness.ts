@@ -1,4 +1,4 @@
-import { CLUSTER_EVENT_NODE, eventSubject, KV_NODES, type AllotEvent } from '@allot/core';
+import { CLUSTER_EVENT_NODE, eventSubject, KV_NODES, type AllotEvent } from '@allot/protocol';
 import { publishDurable } from '@allot/nats';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { Logger } from 'pino';

@@ -1,4 +1,5 @@
-import type { ManagerMetrics, PlaceReply, Result } from '@allot/core';
+import type { ManagerMetrics, Result } from '@allot/core';
+import type { PlaceReply } from '@allot/protocol';
 import { metrics, type Counter, type Histogram } from '@opentelemetry/api';
 
 /** Latencies kept for percentiles: the most recent ones (a ring), so memory stays flat. */

@@ -1,6 +1,7 @@
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { encode, unwrap } from '@allot/core';
+import { encode } from '@allot/protocol';
+import { unwrap } from '@allot/core';
 import { NodeTaints } from './node-taints.ts';
 import { inProcessCluster } from './testing/fake-agents.ts';
 

@@ -1,4 +1,5 @@
-import { decode, encode, EpochMsSchema, err, NodeIdSchema, ok, RequestIdSchema, TaintSchema, type Result, type Taint } from '@allot/core';
+import { decode, encode } from '@allot/protocol';
+import { EpochMsSchema, err, NodeIdSchema, ok, RequestIdSchema, TaintSchema, type Result, type Taint } from '@allot/core';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { Bucket, BucketChange } from './store/bucket.ts';

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { err, errorOf, ok, type Allocation, type AllotError, type ClusterCheckReply, type ClusterReleaseRequest, type PlaceReply, type PlaceRequest, type Result } from '@allot/core';
+import { err, errorOf, ok, type Allocation, type AllotError, type Result } from '@allot/core';
+import type { ClusterCheckReply, ClusterReleaseRequest, PlaceReply, PlaceRequest } from '@allot/protocol';
 import { decide, planPreemptionAmong, preemptionCandidates, unavailableMessage, type PlacementContext, type PlacementDecision, type PreemptionPlan } from '@allot/placement';
 import { RateLimiter } from '@allot/quota';
 import type { Logger } from 'pino';

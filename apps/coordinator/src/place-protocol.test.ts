@@ -1,4 +1,5 @@
-import { err, PlaceRequestSchema, TenantQuotaSchema, type PlaceRequestInput, type Result } from '@allot/core';
+import { err, TenantQuotaSchema, type Result } from '@allot/core';
+import { PlaceRequestSchema, type PlaceRequestInput } from '@allot/protocol';
 import { describe, expect, it } from 'vitest';
 import { requestHash } from './intents.ts';
 import type { Bucket, BucketWrite } from './store/bucket.ts';

@@ -1,10 +1,10 @@
-import { AllotEventSchema, CLUSTER_EVENT_NODE, decode, encode, eventSubject, EVENTS_STREAM, HostHealthSchema, PlaceReplySchema, schedSubject, schedSubjectFor, type PlaceRequestInput } from '@allot/core';
+import { AllotEventSchema, CLUSTER_EVENT_NODE, decode, encode, eventSubject, EVENTS_STREAM, HostHealthSchema, PlaceReplySchema, schedSubject, schedSubjectFor, type PlaceRequestInput } from '@allot/protocol';
 import { requestTyped } from '@allot/nats';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { cleanupAll, startNatsServer, waitFor, type NatsServerHandle } from '../../../test/harness/index.ts';
 import { requestHash } from './intents.ts';
 import { jetstreamManager, type NatsConnection } from './nats-deps.ts';
-import { PlaceRequestSchema } from '@allot/core';
+import { PlaceRequestSchema } from '@allot/protocol';
 import { connectTo, ensureTestStreams, startFakeAgents, startTestCoordinator } from './testing/cluster.ts';
 import type { FakeAgents } from './testing/fake-agents.ts';
 import type { Coordinator } from './coordinator.ts';

@@ -1,4 +1,4 @@
-import { PlaceRequestSchema, type PlaceRequestInput } from '@allot/core';
+import { PlaceRequestSchema, type PlaceRequestInput } from '@allot/protocol';
 import { describe, expect, it } from 'vitest';
 import { inProcessCluster, type InProcessCoordinator } from './testing/fake-agents.ts';
 

@@ -1,4 +1,5 @@
-import { AllocationRequestSchema, encode, eventSubject, type PlaceReply } from '@allot/core';
+import { AllocationRequestSchema } from '@allot/core';
+import { encode, eventSubject, type PlaceReply } from '@allot/protocol';
 import { ensureKv, ensureStreams } from '@allot/nats';
 import { connect } from '@nats-io/transport-node';
 import pino from 'pino';

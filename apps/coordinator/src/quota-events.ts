@@ -1,4 +1,5 @@
-import { AllotEventSchema, decode, err, EVENTS_STREAM, EVENTS_SUBJECT_PREFIX, ok, type AllotEvent, type Result } from '@allot/core';
+import { AllotEventSchema, decode, EVENTS_STREAM, EVENTS_SUBJECT_PREFIX, type AllotEvent } from '@allot/protocol';
+import { err, ok, type Result } from '@allot/core';
 import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
 import { metrics, type Counter } from '@opentelemetry/api';

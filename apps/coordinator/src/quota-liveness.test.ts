@@ -1,4 +1,4 @@
-import { PlaceReplySchema, PlaceRequestSchema, schedSubject, TenantQuotaViewSchema, type PlaceRequestInput } from '@allot/core';
+import { PlaceReplySchema, PlaceRequestSchema, schedSubject, TenantQuotaViewSchema, type PlaceRequestInput } from '@allot/protocol';
 import { requestTyped } from '@allot/nats';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { cleanupAll, startNatsServer, waitFor, type NatsServerHandle } from '../../../test/harness/index.ts';

@@ -1,4 +1,5 @@
-import { errorOf, type PlaceReply } from '@allot/core';
+import { errorOf } from '@allot/core';
+import type { PlaceReply } from '@allot/protocol';
 import type { Logger } from 'pino';
 import type { AgentCaller } from './agents.ts';
 import type { ReconcileConfig } from './config.ts';

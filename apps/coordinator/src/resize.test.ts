@@ -1,4 +1,5 @@
-import { AllocationRequestSchema, err, errorOf, ok, TenantQuotaSchema, type Allocation, type PlaceReply, type Result } from '@allot/core';
+import { AllocationRequestSchema, err, errorOf, ok, TenantQuotaSchema, type Allocation, type Result } from '@allot/core';
+import type { PlaceReply } from '@allot/protocol';
 import { describe, expect, it } from 'vitest';
 import type { AgentCaller } from './agents.ts';
 import { IntentStore } from './intents/intent-store.ts';

@@ -1,4 +1,5 @@
-import { err, ok, type Allocation, type AllotError, type ClusterResizeRequest, type ResizeAmounts, type Result } from '@allot/core';
+import { err, ok, type Allocation, type AllotError, type Result } from '@allot/core';
+import type { ClusterResizeRequest, ResizeAmounts } from '@allot/protocol';
 import type { Logger } from 'pino';
 import type { AgentCaller } from './agents.ts';
 import type { IntentStore, StoredIntent } from './intents/intent-store.ts';

@@ -1,4 +1,4 @@
-import type { AllotEvent } from '@allot/core';
+import type { AllotEvent } from '@allot/protocol';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { Sweep, SweepConfigSchema } from './sweep.ts';

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { ok, type AllotEvent, type Allocation, type Discrepancy, type Result } from '@allot/core';
+import { ok, type Allocation, type Result } from '@allot/core';
+import type { AllotEvent, Discrepancy } from '@allot/protocol';
 import { metrics, type Counter } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import { z } from 'zod';

@@ -1,4 +1,4 @@
-import { encode, usageSubject } from '@allot/core';
+import { encode, usageSubject } from '@allot/protocol';
 import { connect } from '@nats-io/transport-node';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';

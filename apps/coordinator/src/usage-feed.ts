@@ -1,4 +1,5 @@
-import { decode, USAGE_STREAM, USAGE_SUBJECT_PREFIX, UsageSnapshotSchema } from '@allot/core';
+import { decode, USAGE_STREAM, USAGE_SUBJECT_PREFIX } from '@allot/protocol';
+import { UsageSnapshotSchema } from '@allot/core';
 import type { JsMsg } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import { DroppedInput, subjectNodeToken } from './dropped-input.ts';

@@ -1,4 +1,5 @@
-import { worstHealth, type ClusterUsage, type Health, type NodeLiveness, type NodeState as OperatorNodeState, type NodeView, type Taint, type UsageSnapshot } from '@allot/core';
+import { worstHealth, type Health, type NodeLiveness, type NodeView, type Taint, type UsageSnapshot } from '@allot/core';
+import type { ClusterUsage, NodeState as OperatorNodeState } from '@allot/protocol';
 import { ClusterIndex, type ClusterIndexOptions } from '@allot/placement';
 import { systemCoordinatorClock, type CoordinatorClock } from './store/clock.ts';
 

@@ -7,14 +7,14 @@ import {
   type DeltaMessage,
   type SnapshotMessage,
   type z,
-} from '../../coordinator/src/http/api.ts';
+} from '@allot/protocol/http';
 
 /*
- * The page's side of the coordinator's HTTP contract. The schemas live in apps/coordinator/src/http/api.ts (the
- * server builds its payloads against them); every response and every server-sent event is validated here before
+ * The page's side of the coordinator's HTTP contract. The schemas live in @allot/protocol/http (the coordinator
+ * builds its payloads against them); every response and every server-sent event is validated here before
  * the page uses it, so a mismatch shows up as a clear error instead of a half-drawn page.
  */
-export * from '../../coordinator/src/http/api.ts';
+export * from '@allot/protocol/http';
 
 export class ApiError extends Error {
   readonly status: number;

@@ -1,4 +1,4 @@
-import type { LimitsPatch } from './wire.ts';
+import type { LimitsPatch } from './host.ts';
 import type {
   Allocation,
   AllocationRequestInput,

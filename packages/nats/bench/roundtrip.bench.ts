@@ -1,7 +1,8 @@
 // Round trip over a local nats-server: a bare echo responder (raw bytes) against the same request through
 // serveService + requestTyped (msgpack, zod on both sides, envelope, trace hooks with no SDK), so the plumbing's
 // overhead is known. The agent's goal: sequential allocate p50 within 1.5x the bare round trip. Prints; never asserts.
-import { AgentActivateRequestSchema, ok } from '@allot/core';
+import { AgentActivateRequestSchema } from '@allot/protocol';
+import { ok } from '@allot/core';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { inFlight, quantile } from '../../../test/harness/bench.ts';
 import { cleanupAll, startNatsServer } from '../../../test/harness/index.ts';

@@ -1,4 +1,4 @@
-import { AllotEventSchema, decode, eventSubject, EVENTS_STREAM } from '@allot/core';
+import { AllotEventSchema, decode, eventSubject, EVENTS_STREAM } from '@allot/protocol';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

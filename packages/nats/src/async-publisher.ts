@@ -1,4 +1,5 @@
-import { encode, err, ok, type Result } from '@allot/core';
+import { encode } from '@allot/protocol';
+import { err, ok, type Result } from '@allot/core';
 import { createInbox, headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type { DurableAck } from './publish.ts';
 

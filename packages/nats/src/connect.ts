@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { err, errorOf, inboxPrefixOf, ok, type AllotError, type NatsConnectionConfig, type Result } from '@allot/core';
+import { err, errorOf, ok, type AllotError, type NatsConnectionConfig, type Result } from '@allot/core';
+import { inboxPrefixOf } from '@allot/protocol';
 import {
   AuthorizationError,
   connect,

@@ -1,4 +1,5 @@
-import { encode, err, ok, type Result } from '@allot/core';
+import { encode } from '@allot/protocol';
+import { err, ok, type Result } from '@allot/core';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { NoRespondersError, TimeoutError } from '@nats-io/transport-node';
 

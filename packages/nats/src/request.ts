@@ -1,4 +1,5 @@
-import { decode, encode, err, errorOf, replySchema, type Result } from '@allot/core';
+import { decode, encode, replySchema } from '@allot/protocol';
+import { err, errorOf, type Result } from '@allot/core';
 import { headers as natsHeaders, NoRespondersError, RequestError, TimeoutError, type NatsConnection } from '@nats-io/transport-node';
 import { context, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import type { Output, Schema } from './schema.ts';

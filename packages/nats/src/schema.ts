@@ -1,4 +1,4 @@
-import type { decode } from '@allot/core';
+import type { decode } from '@allot/protocol';
 
 // zod is not a dependency of this package (the schemas come from callers, validation from @allot/core), so the zod
 // types are named through core's decode() signature instead of imported.

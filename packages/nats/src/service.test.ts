@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { AgentActivateRequestSchema, COORDINATOR_QUEUE, EmptyRequestSchema, decode, encode, err, ok, replySchema, MAX_REQUEST_BYTES, type AgentActivateRequest } from '@allot/core';
+import { AgentActivateRequestSchema, COORDINATOR_QUEUE, EmptyRequestSchema, decode, encode, replySchema, MAX_REQUEST_BYTES, type AgentActivateRequest } from '@allot/protocol';
+import { err, ok } from '@allot/core';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { context, propagation, ROOT_CONTEXT, trace, TraceFlags, type Context, type ContextManager, type TextMapPropagator } from '@opentelemetry/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,4 +1,5 @@
-import { encode, decode, decodeWith, err, errorOf, ok, toAllotError, MAX_REQUEST_BYTES, type AllotError, type ErrorCode, type Result } from '@allot/core';
+import { encode, decode, decodeWith, MAX_REQUEST_BYTES } from '@allot/protocol';
+import { err, errorOf, ok, toAllotError, type AllotError, type ErrorCode, type Result } from '@allot/core';
 import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import { Svcm, type Service } from '@nats-io/services';
 import { context, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';

@@ -1,4 +1,4 @@
-import { EVENTS_STREAM, KV_NODES, KV_PLACEMENTS, STREAM_LIMITS, USAGE_STREAM, usageSubject, AgentActivateRequestSchema, decode } from '@allot/core';
+import { EVENTS_STREAM, KV_NODES, KV_PLACEMENTS, STREAM_LIMITS, USAGE_STREAM, usageSubject, AgentActivateRequestSchema, decode } from '@allot/protocol';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,4 +1,5 @@
-import { err, ok, EVENTS_STREAM, EVENTS_SUBJECTS, STREAM_LIMITS, USAGE_STREAM, USAGE_SUBJECTS, type Result } from '@allot/core';
+import { err, ok, type Result } from '@allot/core';
+import { EVENTS_STREAM, EVENTS_SUBJECTS, STREAM_LIMITS, USAGE_STREAM, USAGE_SUBJECTS } from '@allot/protocol';
 import { DiscardPolicy, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager, type StreamConfig, type StreamInfo } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { nanos } from '@nats-io/transport-node';

@@ -2,15 +2,20 @@ import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
-  AgentActivateRequestSchema,
   AgentAllocateRequestSchema,
+  AgentReleaseRequestSchema,
+  AllocationRequestSchema,
+  AllocationSchema,
+  NodeViewSchema,
+  TenantQuotaSchema,
+  UsageSnapshotSchema,
+} from '@allot/core';
+import {
+  AgentActivateRequestSchema,
   AgentAllocationsRequestSchema,
   AgentCordonRequestSchema,
   AgentLimitsUpdateRequestSchema,
-  AgentReleaseRequestSchema,
   AgentReserveRequestSchema,
-  AllocationRequestSchema,
-  AllocationSchema,
   AllotEventSchema,
   AvailabilitySchema,
   ClusterCheckReplySchema,
@@ -19,18 +24,13 @@ import {
   HostHealthSchema,
   HostLimitsSchema,
   NodeCommandRequestSchema,
-  NodeViewSchema,
   PlaceReplySchema,
   PlaceRequestSchema,
   QuotaGetRequestSchema,
   QuotaSetRequestSchema,
-  TenantQuotaSchema,
-  UsageSnapshotSchema,
-  decode,
-  decodeWith,
-  encode,
   replySchema,
-} from './index.ts';
+} from './wire.ts';
+import { decode, decodeWith, encode } from './codec.ts';
 
 const request = AllocationRequestSchema.parse({
   requestId: 'req-1',

@@ -1,6 +1,6 @@
+import { errorOf, type Result, validate } from '@allot/core';
 import { Packr } from 'msgpackr';
 import type { z } from 'zod';
-import { errorOf, type AllotError, type Result } from './errors.ts';
 import { MAX_REQUEST_BYTES } from './wire.ts';
 
 /**
@@ -77,23 +77,4 @@ function impurePath(value: unknown, path: string, depth: number): { path: string
     default:
       return { path, why: `a ${typeof value} is not plain data` };
   }
-}
-
-/** Validates an already-decoded value (a config file, a CLI argument) the same way. */
-export function validate<S extends z.ZodType>(schema: S, raw: unknown): Result<z.output<S>> {
-  const parsed = schema.safeParse(raw);
-  if (parsed.success) return { ok: true, value: parsed.data };
-  return { ok: false, error: zodToAllotError(parsed.error) };
-}
-
-/** `resources.memoryMiB: Too small: expected number to be >=0`, one line per issue, the first one leading. */
-export function formatIssues(error: z.ZodError): string[] {
-  return error.issues.map((issue) => `${issue.path.length ? issue.path.map(String).join('.') : '(root)'}: ${issue.message}`);
-}
-
-export function zodToAllotError(error: z.ZodError): AllotError {
-  const lines = formatIssues(error);
-  return errorOf('invalid_request', lines.join('; '), {
-    issues: error.issues.slice(0, 20).map((i) => ({ path: i.path.map(String).join('.'), message: i.message })),
-  });
 }

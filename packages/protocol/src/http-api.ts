@@ -1,11 +1,7 @@
 import {
-  AgentAllocationsReplySchema,
-  AllotEventSchema,
-  ClusterUsageSchema,
   EpochMsSchema,
   HealthSchema,
   LabelsSchema,
-  MoveSchema,
   NodeIdSchema,
   NodeLivenessSchema,
   NodeStateSchema,
@@ -15,15 +11,22 @@ import {
   TenantQuotaSchema,
   TenantUsageSchema,
 } from '@allot/core';
+import {
+  AgentAllocationsReplySchema,
+  AllotEventSchema,
+  ClusterUsageSchema,
+  MoveSchema,
+} from './wire.ts';
 import { z } from 'zod';
 
 /** The zod these schemas are built with, for the page (apps/dashboard has no zod dependency of its own). */
 export { z };
 
 /*
- * The dashboard's HTTP contract: every JSON response and every server-sent event payload, as zod schemas built from
- * @allot/core's. The coordinator produces them; the page (apps/dashboard) imports this same module and validates what
- * it receives. Browser-safe: zod and @allot/core only, no node: imports.
+ * The dashboard's HTTP contract (@allot/protocol/http): every JSON response and every server-sent event payload, as
+ * zod schemas built from @allot/core's and the wire's. The coordinator produces them; the page (apps/dashboard)
+ * imports this same module and validates what it receives. Browser-safe: zod, @allot/core and ./wire.ts only (no
+ * codec, no node: imports).
  */
 
 /** Memory or CPU figures of one node as the table shows them (the snapshot without its per-core list). */

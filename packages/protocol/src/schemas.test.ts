@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { AllocationRequestSchema, LimitsSchema, PlaceRequestSchema, decode, effectiveCapacity, encode, validate, worstHealth } from './index.ts';
+import { AllocationRequestSchema, LimitsSchema, effectiveCapacity, validate, worstHealth } from '@allot/core';
+import { PlaceRequestSchema } from './wire.ts';
+import { decode, encode } from './codec.ts';
 
 const valid = { requestId: 'req-1', tenantId: 'acme', resources: { memoryMiB: 1024, vcpus: 1 } };
 

@@ -1,30 +1,38 @@
-import { z } from 'zod';
-import { AllotErrorSchema } from './errors.ts';
-import type { AgentVerb, SchedVerb } from './subjects.ts';
 import {
-  AntiAffinityGroupSchema,
+  AgentAllocateRequestSchema,
+  AgentReleaseRequestSchema,
+  AgentResizeRequestSchema,
   AllocationIdSchema,
   AllocationRequestSchema,
   AllocationSchema,
   AllocationStatusSchema,
-  CpuUsageSchema,
+  AllotErrorSchema,
   EfficiencyMetricsSchema,
   EpochMsSchema,
+  FencedSchema,
   FenceSchema,
   HealthSchema,
   LabelsSchema,
+  LimitsPatchSchema,
   LimitsSchema,
-  MemoryMiBSchema,
+  MAX_PREEMPTION_VICTIMS,
+  MAX_RESERVATION_TTL_MS,
   NodeIdSchema,
-  OvercommitRatioSchema,
+  NodeLivenessSchema,
+  NodeStateSchema,
+  NodeViewSchema,
+  PlacementOptionsSchema,
   PrioritySchema,
   RequestIdSchema,
+  ResizeAmountsSchema,
   ResourceAmountsSchema,
-  ResourceUsageSchema,
+  TaintSchema,
   TenantIdSchema,
-  VcpuCountSchema,
-  MAX_RESERVATION_TTL_MS,
-} from './domain.ts';
+  TenantQuotaSchema,
+  UsageSnapshotSchema,
+} from '@allot/core';
+import { z } from 'zod';
+import type { AgentVerb, SchedVerb } from './subjects.ts';
 
 /*
  * Every message that crosses NATS, as a zod schema. Requests are validated at the edge on decode; replies are
@@ -40,32 +48,6 @@ export function replySchema<T extends z.ZodType>(value: T) {
 export const MAX_REQUEST_BYTES = 64 * 1024;
 
 // ---------- agent commands (one node) ----------
-
-/**
- * The fencing epoch a coordinator sends with a drive of a request id (see docs/architecture.md, "Fencing"). Not part
- * of the request the agent stores: a retry at a higher epoch is the same request.
- */
-const FencedSchema = z.object({ fence: FenceSchema.optional() });
-
-export const AgentAllocateRequestSchema = AllocationRequestSchema.and(FencedSchema);
-export type AgentAllocateRequest = z.infer<typeof AgentAllocateRequestSchema>;
-
-export const AgentReleaseRequestSchema = z
-  .object({
-    requestId: RequestIdSchema,
-    allocationId: AllocationIdSchema.optional(),
-    allocationRequestId: RequestIdSchema.optional(),
-    /** Why (released by the tenant, preempted by <requestId>, drained); goes to the events stream. */
-    reason: z.string().max(256).optional(),
-    /** Refused (`conflict`, reason `fenced`) when the allocation's request id was fenced higher since. */
-    fence: FenceSchema.optional(),
-  })
-  .refine((r) => r.allocationId !== undefined || r.allocationRequestId !== undefined, {
-    message: 'name the allocation by allocationId or allocationRequestId',
-    path: ['allocationId'],
-  });
-export type AgentReleaseRequest = z.infer<typeof AgentReleaseRequestSchema>;
-
 export const AgentReserveRequestSchema = AllocationRequestSchema.refine((r) => r.reservation !== undefined, {
   message: 'a reservation needs reservation.ttlMs',
   path: ['reservation'],
@@ -109,9 +91,6 @@ export type AgentFenceRequest = z.infer<typeof AgentFenceRequestSchema>;
 export const AgentFenceReplySchema = z.object({ allocation: AllocationSchema.nullable(), fence: FenceSchema });
 export type AgentFenceReply = z.infer<typeof AgentFenceReplySchema>;
 
-/** Most victims one preempt may name. */
-export const MAX_PREEMPTION_VICTIMS = 64;
-
 /**
  * preempt: release `victims` (live allocations of this node, each at least PREEMPTION_PRIORITY_GAP priority points
  * below the request) and allocate `request` in one turn and one ledger record, or change nothing. Idempotent by the
@@ -130,42 +109,7 @@ export type AgentPreemptRequest = z.infer<typeof AgentPreemptRequestSchema>;
  */
 export const AgentPreemptReplySchema = z.object({ allocation: AllocationSchema, victims: z.array(AllocationSchema) });
 export type AgentPreemptReply = z.infer<typeof AgentPreemptReplySchema>;
-
-/** A resize's new amounts: memory and vCPUs, each kept above 0 when the allocation holds some (and at 0 when it holds none). */
-export const ResizeAmountsSchema = z.object({ memoryMiB: MemoryMiBSchema, vcpus: VcpuCountSchema });
 export type ResizeAmounts = z.infer<typeof ResizeAmountsSchema>;
-
-/**
- * resize: grow or shrink a live, active allocation's memory and vCPUs in place, all or nothing, one ledger record.
- * `requestId` is the resize's own idempotency key (a retry answers the durable result; another resize under it is a
- * `conflict`). A growth that does not fit is `insufficient_capacity` with { resourceType, requested (the growth),
- * free, effectiveCapacity, from, to }; a reservation or a released allocation is `conflict` with reason `not_active`.
- * Exclusive cores: a grow adds cores chosen by the host's CPU policy, a shrink returns the highest core ids.
- */
-export const AgentResizeRequestSchema = z.object({
-  requestId: RequestIdSchema,
-  allocationId: AllocationIdSchema,
-  resources: ResizeAmountsSchema,
-  /** Refused (`conflict`, reason `fenced`) when the allocation's request id was fenced higher since. */
-  fence: FenceSchema.optional(),
-});
-export type AgentResizeRequest = z.infer<typeof AgentResizeRequestSchema>;
-
-const LimitFigureSchema = z.int().min(0).max(Number.MAX_SAFE_INTEGER);
-
-/**
- * A change to one resource's limits: only the fields named change, and nothing has a default (a default here would
- * reset the reserve or the ratio of every update that does not name them). `null` removes a soft or hard limit. The
- * agent validates the limits that result.
- */
-export const LimitsPatchSchema = z.object({
-  capacity: LimitFigureSchema.optional(),
-  systemReserve: LimitFigureSchema.optional(),
-  overcommitRatio: OvercommitRatioSchema.optional(),
-  softLimit: LimitFigureSchema.nullable().optional(),
-  hardLimit: LimitFigureSchema.nullable().optional(),
-});
-export type LimitsPatch = z.infer<typeof LimitsPatchSchema>;
 
 export const AgentLimitsUpdateRequestSchema = z.object({
   requestId: RequestIdSchema,
@@ -191,40 +135,6 @@ export const HostHealthSchema = z.object({
   startedAt: EpochMsSchema,
 });
 export type HostHealth = z.infer<typeof HostHealthSchema>;
-
-// ---------- usage stream ----------
-
-/** Per-tenant and per-group counts on a node: what quotas and anti-affinity need without listing allocations. */
-export const TenantUsageSchema = z.object({ vms: z.int().min(0), memoryMiB: z.int().min(0), vcpus: z.int().min(0) });
-export type TenantUsage = z.infer<typeof TenantUsageSchema>;
-
-/**
- * A node's usage snapshot, published to the usage stream on change (coalesced) and at every heartbeat. The coordinator's
- * cluster view is built from these alone; `seq` grows with every ledger change so a stale snapshot is recognisable.
- */
-export const UsageSnapshotSchema = z.object({
-  nodeId: NodeIdSchema,
-  /** The agent's incarnation: changes at every start. */
-  bootId: z.string().max(64),
-  /** Ledger sequence of the state this snapshot shows. */
-  seq: z.int().min(0),
-  at: EpochMsSchema,
-  labels: LabelsSchema,
-  cordoned: z.boolean(),
-  health: HealthSchema,
-  memory: ResourceUsageSchema,
-  cpu: CpuUsageSchema,
-  /** Counted resources besides memory and CPU (disk, custom:<name>, ...), when the host offers any. */
-  extra: z.array(ResourceUsageSchema).max(64).optional(),
-  overcommit: z.object({ memory: z.number().min(1), cpu: z.number().min(1) }),
-  tenants: z.record(TenantIdSchema, TenantUsageSchema),
-  /** Live allocations per anti-affinity group (the allocate request's `group`). */
-  groups: z.record(z.string(), z.int().min(0)),
-  allocationCount: z.int().min(0),
-  /** Milliseconds between heartbeats, so a reader can judge staleness without configuration. */
-  heartbeatMs: z.int().min(1),
-});
-export type UsageSnapshot = z.infer<typeof UsageSnapshotSchema>;
 
 // ---------- events stream ----------
 
@@ -285,89 +195,6 @@ export const AllotEventSchema = z.object({
 export type AllotEvent = z.infer<typeof AllotEventSchema>;
 
 // ---------- scheduler requests (cluster scope) ----------
-
-export const PLACEMENT_STRATEGIES = ['binpack', 'spread', 'round-robin', 'manual', 'spread-domain'] as const;
-export const PlacementStrategySchema = z.enum(PLACEMENT_STRATEGIES);
-export type PlacementStrategy = z.infer<typeof PlacementStrategySchema>;
-
-/** A label constraint, after Kubernetes' node selector requirements. */
-export const LabelConstraintSchema = z.object({
-  key: z.string().min(1).max(64),
-  op: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist']),
-  values: z.array(z.string().max(256)).max(64).default([]),
-});
-export type LabelConstraint = z.infer<typeof LabelConstraintSchema>;
-
-/**
- * A node taint set by an operator (`allot node taint`), after Kubernetes: NoSchedule keeps every request that does not
- * tolerate it off the node (what is there stays). `reason` is shown to operators, never matched.
- */
-export const TaintSchema = z.object({
-  key: z.string().min(1).max(64),
-  value: z.string().max(256).default(''),
-  effect: z.enum(['NoSchedule']).default('NoSchedule'),
-  reason: z.string().max(256).optional(),
-});
-export type Taint = z.infer<typeof TaintSchema>;
-
-/** Tolerates taints of this key: with Equal (default) only the same value, with Exists any value; any effect when absent. */
-export const TolerationSchema = z.object({
-  key: z.string().min(1).max(64),
-  operator: z.enum(['Equal', 'Exists']).default('Equal'),
-  value: z.string().max(256).default(''),
-  effect: z.enum(['NoSchedule']).optional(),
-});
-export type Toleration = z.infer<typeof TolerationSchema>;
-
-/**
- * A hard spread over a failure-domain label, after kube-scheduler's topology spread constraints (DoNotSchedule): placing
- * on a node must leave its domain at most maxSkew above the least loaded domain, counting the request's group (or, with
- * no group, the tenant's VMs). Nodes without the label are refused.
- */
-export const TopologySpreadSchema = z.object({ topologyKey: z.string().min(1).max(64).default('zone'), maxSkew: z.int().min(1).max(10_000) });
-export type TopologySpread = z.infer<typeof TopologySpreadSchema>;
-
-/**
- * Affinity to a group's allocations: on the same node (no topologyKey) or in the same failure domain. required is a
- * filter; preferred a score (weight 1..100) among the nodes sampled. A required term naming the request's own group
- * passes anywhere while the group has no allocation in the cluster yet (the first member must land somewhere).
- */
-export const GroupAffinitySchema = z.object({
-  group: z.string().min(1).max(64),
-  topologyKey: z.string().min(1).max(64).optional(),
-  mode: z.enum(['required', 'preferred']).default('required'),
-  weight: z.int().min(1).max(100).default(100),
-});
-export type GroupAffinity = z.infer<typeof GroupAffinitySchema>;
-
-export const PlacementOptionsSchema = z.object({
-  strategy: PlacementStrategySchema.optional(),
-  /** With strategy manual: the node to use. */
-  nodeId: NodeIdSchema.optional(),
-  /** With strategy spread-domain: the failure-domain label to spread over (default `zone`). */
-  domainLabel: z.string().min(1).max(64).optional(),
-  constraints: z.array(LabelConstraintSchema).max(32).default([]),
-  /** Anti-affinity: at most maxPerNode live allocations of this group on one node. */
-  group: AntiAffinityGroupSchema.optional(),
-  /** Taints of nodes this request may be placed on anyway (see TaintSchema). */
-  tolerations: z.array(TolerationSchema).max(32).optional(),
-  /** Hard failure-domain spread (see TopologySpreadSchema). */
-  topologySpread: TopologySpreadSchema.optional(),
-  /** Attraction to groups, per node or per domain (see GroupAffinitySchema). */
-  affinity: z.array(GroupAffinitySchema).max(8).optional(),
-  /** Weights of the CPU and memory dimensions in scoring, integers 0..100. */
-  weights: z.object({ cpu: z.int().min(0).max(100), memory: z.int().min(0).max(100) }).optional(),
-  /** Allow preempting allocations at least 10 priority points lower when nothing else fits. */
-  allowPreemption: z.boolean().default(false),
-  /**
-   * With preemption: the victims keep running this long (marked releasing, their room held for this request, which is
-   * answered `reserved` until then), then they are released and this request allocated in one step on their agent.
-   */
-  preemptionGraceMs: z.int().min(1).max(3_600_000).optional(),
-});
-export type PlacementOptions = z.infer<typeof PlacementOptionsSchema>;
-export type PlacementOptionsInput = z.input<typeof PlacementOptionsSchema>;
-
 export const PlaceRequestSchema = z.object({
   request: AllocationRequestSchema,
   placement: PlacementOptionsSchema.default({ constraints: [], allowPreemption: false }),
@@ -419,31 +246,7 @@ export const ClusterCheckReplySchema = z.object({
   message: z.string(),
 });
 export type ClusterCheckReply = z.infer<typeof ClusterCheckReplySchema>;
-
-export const NodeLivenessSchema = z.enum(['ready', 'suspect', 'lost']);
-export type NodeLiveness = z.infer<typeof NodeLivenessSchema>;
-
-/**
- * A node's state as operators read it: the operator's word over the heartbeat judgement. `decommissioned` (allot node
- * decommission; durable, shared by every coordinator) wins, then `lost` and `suspect` (liveness), then `draining` (cordoned,
- * by `allot cordon` or `allot drain`: takes nothing new while what remains is moved off), else `ready`.
- */
-export const NodeStateSchema = z.enum(['ready', 'suspect', 'lost', 'draining', 'decommissioned']);
 export type NodeState = z.infer<typeof NodeStateSchema>;
-
-export const NodeViewSchema = z.object({
-  nodeId: NodeIdSchema,
-  liveness: NodeLivenessSchema,
-  /** The operator state (see NodeStateSchema); absent from coordinators before it existed. */
-  state: NodeStateSchema.optional(),
-  /** When the node was decommissioned (wall time of the coordinator that wrote it), while it is. */
-  decommissionedAt: EpochMsSchema.optional(),
-  /** The operators' taints on the node (coordinator state, see TaintSchema); absent when it has none. */
-  taints: z.array(TaintSchema).max(32).optional(),
-  lastSeen: EpochMsSchema,
-  snapshot: UsageSnapshotSchema,
-});
-export type NodeView = z.infer<typeof NodeViewSchema>;
 
 export const ClusterUsageSchema = z.object({
   at: EpochMsSchema,
@@ -456,37 +259,10 @@ export const ClusterUsageSchema = z.object({
 export type ClusterUsage = z.infer<typeof ClusterUsageSchema>;
 
 // ---------- tenant quotas ----------
-
-/** Token-bucket rate: `count` operations per `per`. Hourly rates are kept as such, never divided down to zero. */
-export const RateSchema = z.object({ count: z.int().min(1).max(1_000_000_000), per: z.enum(['second', 'minute', 'hour']) });
-export type Rate = z.infer<typeof RateSchema>;
-
-export const TenantQuotaSchema = z.object({
-  tenantId: TenantIdSchema,
-  maxVms: z.int().min(0).optional(),
-  maxVcpus: z.int().min(0).optional(),
-  maxMemoryMiB: z.int().min(0).optional(),
-  maxVmsPerNode: z.int().min(0).optional(),
-  /**
-   * The priority of every place and check of the tenant, whatever the request names (the coordinator sets it).
-   * Absent: the coordinator's configured default (tenantDefaults.priority, 0).
-   */
-  priority: PrioritySchema.optional(),
-  /** Whether the tenant's places that ask for preemption may have it. Absent: the configured default (denied). */
-  allowPreemption: z.boolean().optional(),
-  /** Rate limits on place and release; several may apply at once (per second and per hour). */
-  placeRates: z.array(RateSchema).max(3).default([]),
-  releaseRates: z.array(RateSchema).max(3).default([]),
-});
-export type TenantQuota = z.infer<typeof TenantQuotaSchema>;
-
 export const QuotaSetRequestSchema = z.object({ requestId: RequestIdSchema, quota: TenantQuotaSchema });
 export const QuotaGetRequestSchema = z.object({ tenantId: TenantIdSchema });
 
 export const NodeCommandRequestSchema = z.object({ requestId: RequestIdSchema, nodeId: NodeIdSchema, reason: z.string().max(256).optional() });
-
-/** Preemption only evicts allocations at least this many priority points below the request. */
-export const PREEMPTION_PRIORITY_GAP = 10;
 
 // ---------- endpoint tables: request and reply value schema per verb ----------
 

@@ -7,7 +7,8 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AgentActivateRequestSchema, ok } from '@allot/core';
+import { AgentActivateRequestSchema } from '@allot/protocol';
+import { ok } from '@allot/core';
 import { endpoint, requestTyped, serveService, silentLogger } from '@allot/nats';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { context, propagation, SpanKind, trace } from '@opentelemetry/api';

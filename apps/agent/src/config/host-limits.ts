@@ -1,4 +1,5 @@
-import { err, HostLimitsSchema, validate, type HostLimits, type HostTopology, type MemorySample, type Result } from '@allot/core';
+import { err, validate, type HostTopology, type MemorySample, type Result } from '@allot/core';
+import { HostLimitsSchema, type HostLimits } from '@allot/protocol';
 import type { AgentConfig } from './schema.ts';
 
 /** What the probe said about the host at start-up. */

@@ -1,4 +1,5 @@
-import { AllocationStatusSchema, MAX_ALLOCATIONS_PAGE, RequestIdSchema, TenantIdSchema, type Allocation } from '@allot/core';
+import { AllocationStatusSchema, RequestIdSchema, TenantIdSchema, type Allocation } from '@allot/core';
+import { MAX_ALLOCATIONS_PAGE } from '@allot/protocol';
 import { COMMON_OPTIONS, parseArgs, parseInteger, tryParse, usageError } from '../args.ts';
 import { CONNECTION_HELP, CONNECTION_OPTIONS } from '../connection.ts';
 import type { CliContext } from '../context.ts';

@@ -1,4 +1,5 @@
-import { ok, type AuditReply } from '@allot/core';
+import { ok } from '@allot/core';
+import type { AuditReply } from '@allot/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupAll, startNatsServer, type NatsServerHandle } from '../../../../test/harness/index.ts';
 import { runCli } from '../cli.ts';

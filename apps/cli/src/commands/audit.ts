@@ -1,4 +1,4 @@
-import type { AuditReply, Discrepancy } from '@allot/core';
+import type { AuditReply, Discrepancy } from '@allot/protocol';
 import { COMMON_OPTIONS, parseArgs, tryParse, usageError } from '../args.ts';
 import { CONNECTION_HELP, CONNECTION_OPTIONS } from '../connection.ts';
 import { EXIT } from '../exit-codes.ts';

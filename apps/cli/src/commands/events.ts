@@ -1,4 +1,5 @@
-import { AllotEventSchema, decode, EVENT_KINDS, eventSubject, EVENTS_STREAM, NodeIdSchema } from '@allot/core';
+import { AllotEventSchema, decode, EVENT_KINDS, eventSubject, EVENTS_STREAM } from '@allot/protocol';
+import { NodeIdSchema } from '@allot/core';
 import { DeliverPolicy, jetstream, type Consumer, type JsMsg } from '@nats-io/jetstream';
 import { COMMON_OPTIONS, parseArgs, tryParse, usageError } from '../args.ts';
 import { CONNECTION_HELP, CONNECTION_OPTIONS } from '../connection.ts';

@@ -1,4 +1,5 @@
-import { effectiveCapacity, err, ok, type HostLimits } from '@allot/core';
+import { effectiveCapacity, err, ok } from '@allot/core';
+import type { HostLimits } from '@allot/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupAll, startNatsServer, type NatsServerHandle } from '../../../../test/harness/index.ts';
 import { runCli } from '../cli.ts';

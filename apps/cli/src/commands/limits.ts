@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { effectiveCapacity, NodeIdSchema, OvercommitRatioSchema, RequestIdSchema, type HostLimits, type Limits, type LimitsPatch } from '@allot/core';
+import { effectiveCapacity, NodeIdSchema, OvercommitRatioSchema, RequestIdSchema, type Limits, type LimitsPatch } from '@allot/core';
+import type { HostLimits } from '@allot/protocol';
 import { COMMON_OPTIONS, parseArgs, parseInteger, parsedOk, positionalsExactly, tryParse, usageError, usageProblem, type Parsed } from '../args.ts';
 import { CONNECTION_HELP, CONNECTION_OPTIONS } from '../connection.ts';
 import type { CliContext } from '../context.ts';

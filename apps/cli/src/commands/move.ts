@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { AllocationIdSchema, MAX_RESERVATION_TTL_MS, NodeIdSchema, RequestIdSchema, TenantIdSchema, type EvacuateReply, type Move } from '@allot/core';
+import { AllocationIdSchema, MAX_RESERVATION_TTL_MS, NodeIdSchema, RequestIdSchema, TenantIdSchema } from '@allot/core';
+import type { EvacuateReply, Move } from '@allot/protocol';
 import { COMMON_OPTIONS, parseArgs, parseInteger, positionalsExactly, tryParse, usageError } from '../args.ts';
 import { CONNECTION_HELP, CONNECTION_OPTIONS } from '../connection.ts';
 import { EXIT } from '../exit-codes.ts';

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { NodeIdSchema, RequestIdSchema, type HostHealth } from '@allot/core';
+import { NodeIdSchema, RequestIdSchema } from '@allot/core';
+import type { HostHealth } from '@allot/protocol';
 import { COMMON_OPTIONS, parseArgs, positionalsExactly, tryParse, usageError } from '../args.ts';
 import { CONNECTION_HELP, CONNECTION_OPTIONS } from '../connection.ts';
 import { EXIT } from '../exit-codes.ts';

@@ -1,4 +1,5 @@
-import { decode, USAGE_STREAM, USAGE_SUBJECTS, UsageSnapshotSchema, type UsageSnapshot } from '@allot/core';
+import { decode, USAGE_STREAM, USAGE_SUBJECTS } from '@allot/protocol';
+import { UsageSnapshotSchema, type UsageSnapshot } from '@allot/core';
 import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
 import { COMMON_OPTIONS, parseArgs, tryParse, usageError } from '../args.ts';
 import { CONNECTION_HELP, CONNECTION_OPTIONS } from '../connection.ts';

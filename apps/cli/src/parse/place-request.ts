@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { CPU_POLICIES, CPU_THREAD_POLICIES, formatIssues, MAX_RESERVATION_TTL_MS, PlaceRequestSchema, PLACEMENT_STRATEGIES, type LabelConstraint, type PlacementOptions, type PlaceRequest } from '@allot/core';
+import { CPU_POLICIES, CPU_THREAD_POLICIES, formatIssues, MAX_RESERVATION_TTL_MS, PLACEMENT_STRATEGIES, type LabelConstraint, type PlacementOptions } from '@allot/core';
+import { PlaceRequestSchema, type PlaceRequest } from '@allot/protocol';
 import { parseInteger, parsedOk, usageProblem, type Parsed } from '../args.ts';
 import { parseConstraint } from './constraint.ts';
 import { parseAffinity, parseToleration } from './placement-terms.ts';

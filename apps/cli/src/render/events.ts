@@ -1,4 +1,4 @@
-import type { AllotEvent } from '@allot/core';
+import type { AllotEvent } from '@allot/protocol';
 import { formatMiB } from '../format/units.ts';
 
 /** One event, one line: time, node, kind, then whatever the event carries. */

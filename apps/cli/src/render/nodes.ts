@@ -1,4 +1,5 @@
-import type { Allocation, DecommissionReply, Health, NodeState, NodeView } from '@allot/core';
+import type { Allocation, Health, NodeView } from '@allot/core';
+import type { DecommissionReply, NodeState } from '@allot/protocol';
 import { renderTable } from '../format/table.ts';
 import { formatAge, formatLabels, formatMemoryTriple } from '../format/units.ts';
 import { renderAllocation } from './placement.ts';

@@ -1,4 +1,5 @@
-import type { Allocation, ClusterCheckReply, PlaceReply } from '@allot/core';
+import type { Allocation } from '@allot/core';
+import type { ClusterCheckReply, PlaceReply } from '@allot/protocol';
 import { renderPairs } from '../format/table.ts';
 import { formatMiB } from '../format/units.ts';
 

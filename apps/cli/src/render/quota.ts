@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { QuotaRecountReplySchema, TenantQuotaViewSchema } from '@allot/core';
+import type { QuotaRecountReplySchema, TenantQuotaViewSchema } from '@allot/protocol';
 import { renderPairs, renderTable } from '../format/table.ts';
 import { formatMiB } from '../format/units.ts';
 import { formatRate } from '../parse/rate.ts';

@@ -1,4 +1,5 @@
-import type { ClusterEfficiencyReply, ClusterUsage, CoreState, NodeView, ResourceUsage } from '@allot/core';
+import type { ClusterEfficiencyReply, ClusterUsage } from '@allot/protocol';
+import type { CoreState, NodeView, ResourceUsage } from '@allot/core';
 import { renderPairs, renderTable } from '../format/table.ts';
 import { formatAge, formatLabels, formatMiB, formatPermille } from '../format/units.ts';
 import { formatHealth } from './nodes.ts';

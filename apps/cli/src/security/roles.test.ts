@@ -1,4 +1,4 @@
-import { coordinatorSubject, KV_NODES, KV_PLACEMENTS } from '@allot/core';
+import { coordinatorSubject, KV_NODES, KV_PLACEMENTS } from '@allot/protocol';
 import { describe, expect, it } from 'vitest';
 import { permissionsOf, type Role } from './roles.ts';
 

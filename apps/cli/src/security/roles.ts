@@ -6,15 +6,14 @@ import {
   inboxPrefixOf,
   KV_NODES,
   KV_PLACEMENTS,
-  NodeIdSchema,
   OPERATOR_SUBJECT_PREFIX,
   READ_SUBJECT_PREFIX,
   SCHED_SUBJECT_PREFIX,
   SUBJECT_ROOT,
-  TenantIdSchema,
   USAGE_STREAM,
   usageSubject,
-} from '@allot/core';
+} from '@allot/protocol';
+import { NodeIdSchema, TenantIdSchema } from '@allot/core';
 
 /**
  * The roles of a secured deployment and what each may publish and subscribe to on NATS (docs/security.md, "Roles").

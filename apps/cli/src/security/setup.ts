@@ -1,4 +1,5 @@
-import { err, KV_NODES, KV_PLACEMENTS, ok, type Result } from '@allot/core';
+import { err, ok, type Result } from '@allot/core';
+import { KV_NODES, KV_PLACEMENTS } from '@allot/protocol';
 import { ensureKv, ensureStreams } from '@allot/nats';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';

@@ -1,4 +1,5 @@
-import { COORDINATOR_QUEUE, COORDINATOR_SERVICE_NAME, isTenantVerb, SCHED_ENDPOINTS, schedSubject, SCHED_VERBS, tenantSubject, type Result, type SchedVerb } from '@allot/core';
+import { COORDINATOR_QUEUE, COORDINATOR_SERVICE_NAME, isTenantVerb, SCHED_ENDPOINTS, schedSubject, SCHED_VERBS, tenantSubject, type SchedVerb } from '@allot/protocol';
+import type { Result } from '@allot/core';
 import { connectNats, endpoint, serveService, silentLogger, type ServedService } from '@allot/nats';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { z } from 'zod';

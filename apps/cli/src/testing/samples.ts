@@ -1,4 +1,5 @@
-import type { Allocation, ClusterUsage, CoreState, NodeView, UsageSnapshot } from '@allot/core';
+import type { Allocation, CoreState, NodeView, UsageSnapshot } from '@allot/core';
+import type { ClusterUsage } from '@allot/protocol';
 
 /** Sample replies shaped exactly as the contract says, for rendering tests and the fake scheduler. */
 

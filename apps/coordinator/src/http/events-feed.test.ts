@@ -1,4 +1,4 @@
-import { encode, eventSubject, type AllotEvent } from '@allot/core';
+import { encode, eventSubject, type AllotEvent } from '@allot/protocol';
 import { ensureStreams } from '@allot/nats';
 import { connect } from '@nats-io/transport-node';
 import pino from 'pino';
@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { cleanupAll, startNatsServer, waitFor } from '../../../../test/harness/index.ts';
 import { DroppedInput } from '../dropped-input.ts';
 import { jetstream, jetstreamManager, type JetStreamClient, type NatsConnection } from '../nats-deps.ts';
-import type { FeedEvent } from './api.ts';
+import type { FeedEvent } from '@allot/protocol/http';
 import { followEvents } from './events-feed.ts';
 
 const log = pino({ level: 'silent' });

@@ -1,8 +1,8 @@
-import { AllotEventSchema, CLUSTER_EVENT_NODE, decode, EVENTS_STREAM, EVENTS_SUBJECT_PREFIX } from '@allot/core';
+import { AllotEventSchema, CLUSTER_EVENT_NODE, decode, EVENTS_STREAM, EVENTS_SUBJECT_PREFIX } from '@allot/protocol';
 import type { Logger } from 'pino';
 import { DroppedInput, eventSubjectMismatch } from '../dropped-input.ts';
 import { DeliverPolicy, type JetStreamClient } from '../nats-deps.ts';
-import type { FeedEvent } from './api.ts';
+import type { FeedEvent } from '@allot/protocol/http';
 
 /**
  * Follows ALLOT_EVENTS with an ordered consumer (ephemeral, no acks, recreated by the client after a gap) starting

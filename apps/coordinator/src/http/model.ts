@@ -1,6 +1,6 @@
 import type { NodeView, TenantQuota, UsageSnapshot } from '@allot/core';
 import type { ClusterView } from '../view.ts';
-import type { ClusterSummary, DeltaMessage, FeedEvent, NodeRow, SeriesPoint, SnapshotMessage, TenantRow } from './api.ts';
+import type { ClusterSummary, DeltaMessage, FeedEvent, NodeRow, SeriesPoint, SnapshotMessage, TenantRow } from '@allot/protocol/http';
 import { Ring, SeriesRing } from './ring.ts';
 
 /** What the model needs of the quota service: every tenant with a quota, as last seen by its watch. */

@@ -1,4 +1,4 @@
-import type { Series, SeriesPoint } from './api.ts';
+import type { Series, SeriesPoint } from '@allot/protocol/http';
 
 /** A fixed-capacity ring: pushing past capacity overwrites the oldest item. Memory is bounded by the capacity. */
 export class Ring<T> {

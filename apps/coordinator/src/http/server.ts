@@ -9,7 +9,7 @@ import type { JetStreamClient } from '../nats-deps.ts';
 import type { ClusterView } from '../view.ts';
 import { DroppedInput } from '../dropped-input.ts';
 import { access, defaultAllowedHosts, isLoopback, TOKEN_PATTERN, type AccessPolicy } from './auth.ts';
-import type { AllocationsResponse, NodeRow } from './api.ts';
+import type { AllocationsResponse, NodeRow } from '@allot/protocol/http';
 import { followEvents } from './events-feed.ts';
 import { DashboardModel, type QuotaSource } from './model.ts';
 import { SseHub } from './sse.ts';

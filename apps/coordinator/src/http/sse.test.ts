@@ -3,7 +3,7 @@ import { request } from 'node:http';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ClusterView } from '../view.ts';
-import { DeltaMessageSchema, SnapshotMessageSchema, type DeltaMessage } from './api.ts';
+import { DeltaMessageSchema, SnapshotMessageSchema, type DeltaMessage } from '@allot/protocol/http';
 import { syntheticSnapshot } from './fixtures.ts';
 import { DashboardModel } from './model.ts';
 import { startHttpServer, type DashboardServer } from './server.ts';

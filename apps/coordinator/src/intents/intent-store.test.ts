@@ -1,4 +1,5 @@
-import { AllocationRequestSchema, errorOf, TenantQuotaSchema, type PlaceReply } from '@allot/core';
+import { AllocationRequestSchema, errorOf, TenantQuotaSchema } from '@allot/core';
+import type { PlaceReply } from '@allot/protocol';
 import { describe, expect, it } from 'vitest';
 import { MemoryBucket } from '../store/memory-bucket.ts';
 import { IntentStore, type NewIntent } from './intent-store.ts';
@@ -131,7 +132,7 @@ describe('IntentStore', () => {
     // A record damaged by hand (or restored from an old backup).
     const held = await s.usage('acme');
     if (!held.ok || held.value === null) throw new Error('no record');
-    const { encode } = await import('@allot/core');
+    const { encode } = await import('@allot/protocol');
     await bucket.write([{ key: 'usage.acme', value: encode({ ...held.value.value, usage: { vms: 0, vcpus: 0, memoryMiB: 0, vmsPerNode: {} } }), expectedRevision: held.value.revision }]);
     const recount = await s.recount('acme');
     expect(recount.ok && recount.value.after.usage).toEqual({ vms: 3, vcpus: 6, memoryMiB: 768, vmsPerNode: { a: 3 } });

@@ -1,4 +1,5 @@
-import { decode, encode, err, ok, type AllotError, type Allocation, type PlaceReply, type Result, type TenantQuota } from '@allot/core';
+import { decode, encode, type PlaceReply } from '@allot/protocol';
+import { err, ok, type AllotError, type Allocation, type Result, type TenantQuota } from '@allot/core';
 import { admitPlacement, applyPlacement, emptyUsageRecord, movePlacement, releasePlacement, resizePlacement, TenantUsageRecordSchema, usageOf, withQuota, type Placement, type TenantUsageRecord } from '@allot/quota';
 import type { z } from 'zod';
 import type { Bucket, BucketChange, BucketWrite } from '../store/bucket.ts';

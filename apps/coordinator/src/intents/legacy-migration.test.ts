@@ -1,4 +1,5 @@
-import { encode, err, PlaceRequestSchema, type Allocation, type PlaceReply } from '@allot/core';
+import { encode, PlaceRequestSchema, type PlaceReply } from '@allot/protocol';
+import { err, type Allocation } from '@allot/core';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { requestHash } from '../intents.ts';

@@ -1,4 +1,5 @@
-import { decode, encode, err, NodeIdSchema, ok, TenantIdSchema, TenantQuotaSchema, type Result } from '@allot/core';
+import { decode, encode } from '@allot/protocol';
+import { err, NodeIdSchema, ok, TenantIdSchema, TenantQuotaSchema, type Result } from '@allot/core';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { PlacementIntentSchema, type PlacementIntent } from '../intents.ts';

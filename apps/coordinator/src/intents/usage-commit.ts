@@ -1,4 +1,5 @@
-import { encode, err, ok, type Result } from '@allot/core';
+import { encode } from '@allot/protocol';
+import { err, ok, type Result } from '@allot/core';
 import { emptyUsageRecord, type TenantUsageRecord } from '@allot/quota';
 import type { Bucket, BucketWrite } from '../store/bucket.ts';
 

@@ -1,4 +1,5 @@
-import { errorOf, ok, MAX_EVACUATE_LISTED, type AllotError, type EvacuateReply, type EvacuateRequest, type Move, type MovesReply, type Result } from '@allot/core';
+import { errorOf, ok, type AllotError, type Result } from '@allot/core';
+import { MAX_EVACUATE_LISTED, type EvacuateReply, type EvacuateRequest, type Move, type MovesReply } from '@allot/protocol';
 import { counts } from '../intents.ts';
 import type { StoredIntent } from '../intents/intent-store.ts';
 import { derivedRequestId, destinationRequestId, moveOf, startMove, type MoveDeps } from './move.ts';

@@ -1,4 +1,5 @@
-import { TenantQuotaSchema, type AllotEvent, type Result } from '@allot/core';
+import { TenantQuotaSchema, type Result } from '@allot/core';
+import type { AllotEvent } from '@allot/protocol';
 import { describe, expect, it } from 'vitest';
 import { resizeAllocation } from '../resize.ts';
 import { inProcessCluster } from '../testing/fake-agents.ts';

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { err, errorOf, ok, PlaceRequestSchema, type Allocation, type AllotError, type AllotEvent, type Move, type MoveRequest, type MoveSettleRequest, type PlaceReply, type PlaceRequest, type Result } from '@allot/core';
+import { err, errorOf, ok, type Allocation, type AllotError, type Result } from '@allot/core';
+import { PlaceRequestSchema, type AllotEvent, type Move, type MoveRequest, type MoveSettleRequest, type PlaceReply, type PlaceRequest } from '@allot/protocol';
 import { ALREADY_TRIED, unavailableMessage } from '@allot/placement';
 import type { Logger } from 'pino';
 import type { AgentCaller } from '../agents.ts';

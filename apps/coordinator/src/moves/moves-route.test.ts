@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MovesResponseSchema } from '../http/api.ts';
+import { MovesResponseSchema } from '@allot/protocol/http';
 import { inProcessCluster } from '../testing/fake-agents.ts';
 import { moveAllocation } from './move.ts';
 import { movesRoute } from './moves-route.ts';

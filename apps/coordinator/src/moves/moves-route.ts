@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { MovesResponse } from '../http/api.ts';
+import type { MovesResponse } from '@allot/protocol/http';
 import type { IntentStore } from '../intents/intent-store.ts';
 import { movesInFlight } from './evacuate.ts';
 

@@ -1,4 +1,4 @@
-import { AgentLimitsUpdateRequestSchema, unwrap, type AllocationRequestInput } from '@allot/core';
+import { unwrap, type AllocationRequestInput, LimitsPatchSchema } from '@allot/core';
 import { describe, expect, it } from 'vitest';
 import { topologyFixture } from '../cpu/index.ts';
 import { ManagerFactory } from '../factory.ts';
@@ -179,9 +179,9 @@ describe('HostManager', () => {
   it('changes only the limits a partial limits.update names: the reserve and the overcommit ratio stay', async () => {
     const clock = new FakeClock();
     const h = unwrap(new ManagerFactory({ topology, clock }).host('n1').memory({ capacity: 16384, systemReserve: 2048, overcommitRatio: 1.5 }).cpu({ overcommitRatio: 2 }).build());
-    // What the agent's limits.update endpoint receives for `allot limits set --memory-capacity 20000`.
-    const wire = AgentLimitsUpdateRequestSchema.parse({ requestId: 'lim-1', memory: { capacity: 20480 } });
-    const limits = unwrap(await h.updateLimits({ memory: wire.memory }, { force: wire.force }));
+    // The memory patch the agent's limits.update endpoint passes on for `allot limits set --memory-capacity 20480`.
+    const patch = LimitsPatchSchema.parse({ capacity: 20480 });
+    const limits = unwrap(await h.updateLimits({ memory: patch }));
     expect(limits.memory).toMatchObject({ capacity: 20480, systemReserve: 2048, overcommitRatio: 1.5 });
   });
 

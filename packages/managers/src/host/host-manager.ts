@@ -3,7 +3,6 @@ import {
   AgentResizeRequestSchema,
   MAX_PREEMPTION_VICTIMS,
   NodeIdSchema,
-  encode,
   err,
   ok,
   toAllotError,
@@ -93,6 +92,45 @@ const REQUEST_ID = /^[A-Za-z0-9_:=-]{1,128}$/;
 
 /** Encoded size at which a page of allocations is cut: half of NATS's default 1 MiB payload limit. */
 const PAGE_BUDGET_BYTES = 512 * 1024;
+
+/**
+ * The bytes a plain value takes as msgpack, as the wire's codec writes it (objects as maps with a 3-byte header, each
+ * integer in its smallest form, other numbers as float64), counted here because this domain package does not import
+ * the wire (@allot/protocol). apps/agent's paging test checks pages against the codec itself.
+ */
+function msgpackSize(value: unknown): number {
+  switch (typeof value) {
+    case 'boolean':
+      return 1;
+    case 'undefined':
+      return 3;
+    case 'string': {
+      const n = Buffer.byteLength(value);
+      return n + (n < 32 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5);
+    }
+    case 'number':
+      if (!Number.isInteger(value)) return 9;
+      if (value >= 0) return value < 128 ? 1 : value < 256 ? 2 : value < 65536 ? 3 : value < 2 ** 32 ? 5 : 9;
+      return value >= -32 ? 1 : value >= -128 ? 2 : value >= -32768 ? 3 : value >= -(2 ** 31) ? 5 : 9;
+    case 'object': {
+      if (value === null) return 1;
+      if (Array.isArray(value)) {
+        let n = value.length < 16 ? 1 : value.length < 65536 ? 3 : 5;
+        for (const v of value) n += msgpackSize(v);
+        return n;
+      }
+      let n = 0;
+      let keys = 0;
+      for (const [k, v] of Object.entries(value)) {
+        keys += 1;
+        n += msgpackSize(k) + msgpackSize(v);
+      }
+      return n + (keys < 65536 ? 3 : 5);
+    }
+    default:
+      return 9;
+  }
+}
 
 function checkFence(fence: unknown): Result<number | undefined> {
   if (fence === undefined || (typeof fence === 'number' && Number.isSafeInteger(fence) && fence >= 1)) return ok(fence);
@@ -429,7 +467,7 @@ export class HostManager implements ResourceManager {
         if (counterOf(a.id, prefix) <= after) continue;
         if (query.tenantId !== undefined && a.tenantId !== query.tenantId) continue;
         if (query.status !== undefined && query.status !== 'live' && a.status !== query.status) continue;
-        const size = encode(a).byteLength;
+        const size = msgpackSize(a);
         if (out.length === query.limit || (out.length > 0 && bytes + size > PAGE_BUDGET_BYTES)) {
           truncated = true;
           break;
