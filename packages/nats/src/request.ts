@@ -1,4 +1,4 @@
-import { decode, encode, replySchema } from '@allot/protocol';
+import { decode, encode, PROTOCOL_HEADER, PROTOCOL_VERSION, protocolVersionProblem, replySchema } from '@allot/protocol';
 import { err, errorOf, type Result } from '@allot/core';
 import { headers as natsHeaders, NoRespondersError, RequestError, TimeoutError, type NatsConnection } from '@nats-io/transport-node';
 import { context, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
@@ -41,11 +41,9 @@ export async function requestTyped<S extends Schema>(
   } catch (e) {
     return err('invalid_request', `payload: cannot be encoded: ${(e as Error).message}`, { field: 'payload' });
   }
-  const carrier: LazyHeaders = { headers: undefined };
-  if (opts.headers) {
-    carrier.headers = natsHeaders();
-    for (const [k, v] of Object.entries(opts.headers)) carrier.headers.set(k, v);
-  }
+  const carrier: LazyHeaders = { headers: natsHeaders() };
+  carrier.headers?.set(PROTOCOL_HEADER, String(PROTOCOL_VERSION));
+  for (const [k, v] of Object.entries(opts.headers ?? {})) carrier.headers?.set(k, v);
   // A client span only inside a recorded trace (a span is active): with no SDK there never is one, and nothing is made.
   const active = context.active();
   const parent = trace.getSpan(active);
@@ -61,6 +59,9 @@ export async function requestTyped<S extends Schema>(
   } catch (e) {
     return ended(span, { ok: false, error: requestFailure(e, subject, opts.timeoutMs, data.byteLength, nc) });
   }
+  const theirs = reply.headers?.get(PROTOCOL_HEADER);
+  const incompatible = protocolVersionProblem(theirs);
+  if (incompatible !== undefined) return ended(span, err('invalid_request', `${subject} answered in ${incompatible}`, { subject, reason: 'protocol_version', theirs: theirs ?? '', ours: PROTOCOL_VERSION }));
   const envelope = decode(envelopeOf(valueSchema), reply.data, Number.POSITIVE_INFINITY);
   if (!envelope.ok) {
     const serviceError = reply.headers?.get('Nats-Service-Error');

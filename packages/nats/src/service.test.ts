@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { AgentActivateRequestSchema, COORDINATOR_QUEUE, EmptyRequestSchema, decode, encode, replySchema, MAX_REQUEST_BYTES, type AgentActivateRequest } from '@allot/protocol';
 import { err, ok } from '@allot/core';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import { context, propagation, ROOT_CONTEXT, trace, TraceFlags, type Context, type ContextManager, type TextMapPropagator } from '@opentelemetry/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupAll, startNatsServer, type NatsServerHandle } from '../../../test/harness/index.ts';
@@ -282,5 +282,52 @@ describe('trace context', () => {
       propagation.disable();
       context.disable();
     }
+  });
+});
+
+describe('JSON and the protocol version on the wire', () => {
+  function withHeaders(entries: Record<string, string>) {
+    const h = natsHeaders();
+    for (const [k, v] of Object.entries(entries)) h.set(k, v);
+    return h;
+  }
+
+  it('answers a JSON request in JSON (nats req from a shell), with the same validation', async () => {
+    const reply = await nc.request('test.echo', new TextEncoder().encode(JSON.stringify(request)), { timeout: 5_000, headers: withHeaders({ 'Content-Type': 'application/json' }) });
+    expect(reply.headers?.get('Content-Type')).toBe('application/json');
+    expect(JSON.parse(new TextDecoder().decode(reply.data))).toEqual({ ok: true, value: request });
+    const bad = await nc.request('test.echo', new TextEncoder().encode('{"requestId": 7'), { timeout: 5_000, headers: withHeaders({ 'Content-Type': 'application/json' }) });
+    const refused = JSON.parse(new TextDecoder().decode(bad.data)) as { ok: boolean; error: { code: string; message: string } };
+    expect(refused).toMatchObject({ ok: false, error: { code: 'invalid_request' } });
+    expect(refused.error.message).toMatch(/not valid JSON/);
+    const deep = JSON.stringify(Array.from({ length: 100 }).reduce<unknown>((inner) => ({ inner }), {}));
+    const tooDeep = await nc.request('test.echo', new TextEncoder().encode(deep), { timeout: 5_000, headers: withHeaders({ 'Content-Type': 'application/json' }) });
+    expect(new TextDecoder().decode(tooDeep.data)).toMatch(/nested deeper than 64 levels/);
+  });
+
+  it('serves peers one protocol version apart and refuses further ones with a typed error naming both', async () => {
+    for (const version of ['1', '2']) {
+      const reply = await nc.request('test.echo', encode(request), { timeout: 5_000, headers: withHeaders({ 'Allot-Protocol': version }) });
+      expect(decode(Envelope, reply.data, Number.POSITIVE_INFINITY)).toEqual({ ok: true, value: { ok: true, value: request } });
+      expect(reply.headers?.get('Allot-Protocol')).toBe('1');
+    }
+    const far = await nc.request('test.echo', encode(request), { timeout: 5_000, headers: withHeaders({ 'Allot-Protocol': '3' }) });
+    const envelope = decode(Envelope, far.data, Number.POSITIVE_INFINITY);
+    expect(envelope.ok && envelope.value).toMatchObject({ ok: false, error: { code: 'invalid_request', details: { reason: 'protocol_version', theirs: '3', ours: 1 } } });
+  });
+
+  it('requestTyped sends its version, and refuses a reply from a peer too far apart instead of misreading it', async () => {
+    let seen: string | undefined;
+    const sub = nc.subscribe('test.far-peer');
+    void (async () => {
+      for await (const m of sub) {
+        seen = m.headers?.get('Allot-Protocol');
+        m.respond(encode({ ok: true, value: request }), { headers: withHeaders({ 'Allot-Protocol': '5' }) });
+      }
+    })();
+    const result = await requestTyped(nc, 'test.far-peer', request, AgentActivateRequestSchema, { timeoutMs: 5_000 });
+    sub.unsubscribe();
+    expect(seen).toBe('1');
+    expect(result).toMatchObject({ ok: false, error: { code: 'invalid_request', details: { reason: 'protocol_version', theirs: '5' } } });
   });
 });

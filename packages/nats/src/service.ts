@@ -1,5 +1,5 @@
-import { encode, decode, decodeWith, MAX_REQUEST_BYTES } from '@allot/protocol';
-import { err, errorOf, ok, toAllotError, type AllotError, type ErrorCode, type Result } from '@allot/core';
+import { CONTENT_TYPE_HEADER, decode, decodeJsonWith, decodeWith, encode, encodeJson, JSON_CONTENT_TYPE, MAX_REQUEST_BYTES, PROTOCOL_HEADER, PROTOCOL_VERSION, protocolVersionProblem } from '@allot/protocol';
+import { err, errorOf, ok, toAllotError, validate, type AllotError, type ErrorCode, type Result } from '@allot/core';
 import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import { Svcm, type Service } from '@nats-io/services';
 import { context, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
@@ -126,7 +126,7 @@ export async function serveService(nc: NatsConnection, spec: ServiceSpec): Promi
     try {
       service.addEndpoint(ep.name, {
         subject: ep.subject,
-        metadata: { request: 'msgpack', reply: 'msgpack envelope {ok,value}|{ok,error}' },
+        metadata: { request: 'msgpack, or JSON with Content-Type: application/json', reply: 'envelope {ok,value}|{ok,error}, in the request\'s encoding', protocol: String(PROTOCOL_VERSION) },
         handler: (subErr, msg) => {
           if (subErr) {
             spec.logger.error({ err: subErr, endpoint: ep.name }, 'endpoint subscription failed');
@@ -170,8 +170,12 @@ async function handleRequest(ep: EndpointSpec, msg: Msg, logger: NatsLogger, onE
     onError(result.error);
     if (span.isRecording()) span.setStatus({ code: SpanStatusCode.ERROR, message: result.error.code });
   }
-  reply(msg, result, logger, ep.name);
+  reply(msg, result, logger, ep.name, isJson(msg));
   span.end();
+}
+
+function isJson(msg: Msg): boolean {
+  return msg.headers?.get(CONTENT_TYPE_HEADER) === JSON_CONTENT_TYPE;
 }
 
 async function answer(ep: EndpointSpec, msg: Msg, ctx: RequestContext, logger: NatsLogger): Promise<Result<unknown>> {
@@ -180,7 +184,11 @@ async function answer(ep: EndpointSpec, msg: Msg, ctx: RequestContext, logger: N
   if (msg.data.byteLength > maxBytes) {
     return err('invalid_request', `payload: ${msg.data.byteLength} bytes, more than the ${maxBytes} allowed`, { field: 'payload', bytes: msg.data.byteLength, maxBytes });
   }
-  const request = ep.parse === undefined ? decode(ep.requestSchema, msg.data, maxBytes) : decodeWith(ep.parse, msg.data, maxBytes);
+  const theirs = msg.headers?.get(PROTOCOL_HEADER);
+  const incompatible = protocolVersionProblem(theirs);
+  if (incompatible !== undefined) return err('invalid_request', incompatible, { reason: 'protocol_version', theirs: theirs ?? '', ours: PROTOCOL_VERSION });
+  const parse = ep.parse ?? ((raw: unknown) => validate(ep.requestSchema, raw));
+  const request = isJson(msg) ? decodeJsonWith(parse, msg.data, maxBytes) : ep.parse === undefined ? decode(ep.requestSchema, msg.data, maxBytes) : decodeWith(ep.parse, msg.data, maxBytes);
   if (!request.ok) return request;
   try {
     return await ep.handler(request.value, ctx);
@@ -190,21 +198,24 @@ async function answer(ep: EndpointSpec, msg: Msg, ctx: RequestContext, logger: N
   }
 }
 
-function reply(msg: Msg, result: Result<unknown>, logger: NatsLogger, endpointName: string): void {
+function reply(msg: Msg, result: Result<unknown>, logger: NatsLogger, endpointName: string, json: boolean): void {
+  const encodeReply = json ? encodeJson : encode;
   let payload: Uint8Array;
   try {
-    payload = encode(result);
+    payload = encodeReply(result);
   } catch (e) {
     logger.error({ err: e, endpoint: endpointName }, 'reply could not be encoded');
     result = { ok: false, error: errorOf('internal', `reply of ${endpointName} could not be encoded`) };
-    payload = encode(result);
+    payload = encodeReply(result);
   }
   try {
+    const h = natsHeaders();
+    h.set(PROTOCOL_HEADER, String(PROTOCOL_VERSION));
+    if (json) h.set(CONTENT_TYPE_HEADER, JSON_CONTENT_TYPE);
     if (result.ok) {
-      msg.respond(payload);
+      msg.respond(payload, { headers: h });
       return;
     }
-    const h = natsHeaders();
     h.set('Nats-Service-Error', result.error.code);
     h.set('Nats-Service-Error-Code', String(SERVICE_ERROR_STATUS[result.error.code]));
     msg.respond(payload, { headers: h });

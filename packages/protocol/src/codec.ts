@@ -37,6 +37,50 @@ export function decodeWith<T>(parse: (raw: unknown) => Result<T>, bytes: Uint8Ar
   return parse(raw);
 }
 
+/**
+ * A request that says `Content-Type: application/json` is read as JSON text and answered in JSON, so that
+ * `nats req allot.read.nodes '{}' -H Content-Type:application/json` works from a shell; the same size, depth and
+ * plain-data rules apply (JSON holds nothing else anyway).
+ */
+export const CONTENT_TYPE_HEADER = 'Content-Type';
+export const JSON_CONTENT_TYPE = 'application/json';
+
+export function decodeJsonWith<T>(parse: (raw: unknown) => Result<T>, bytes: Uint8Array, maxBytes = MAX_REQUEST_BYTES): Result<T> {
+  if (bytes.byteLength > maxBytes) {
+    return { ok: false, error: errorOf('invalid_request', `payload is ${bytes.byteLength} bytes, more than the ${maxBytes} allowed`, { bytes: bytes.byteLength, maxBytes }) };
+  }
+  let raw: unknown;
+  try {
+    raw = bytes.byteLength === 0 ? {} : JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch (e) {
+    return { ok: false, error: errorOf('invalid_request', `payload is not valid JSON: ${(e as Error).message}`) };
+  }
+  const impure = impurePath(raw, '', 0);
+  if (impure !== undefined) return { ok: false, error: errorOf('invalid_request', `${impure.path || '(root)'}: ${impure.why}`, { field: impure.path }) };
+  return parse(raw);
+}
+
+export function encodeJson(value: unknown): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(value));
+}
+
+/**
+ * The version of this wire protocol, sent on every request and reply as `Allot-Protocol`. Peers one version apart
+ * work together (a rolling upgrade has both for a while); further apart is refused with a typed error naming both,
+ * never a decode failure. A message without the header (a shell, a client before the header) is taken as current.
+ */
+export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_HEADER = 'Allot-Protocol';
+
+/** Why a peer's protocol version cannot be served, or undefined when it can. */
+export function protocolVersionProblem(theirs: string | undefined, ours = PROTOCOL_VERSION): string | undefined {
+  if (theirs === undefined || theirs === '') return undefined;
+  const version = Number(theirs);
+  if (!Number.isSafeInteger(version) || version < 1) return `${PROTOCOL_HEADER} ${JSON.stringify(theirs.slice(0, 32))} is not a protocol version`;
+  if (Math.abs(version - ours) > 1) return `protocol version ${version} is too far from this process's ${ours} (one version apart at most): upgrade the older side`;
+  return undefined;
+}
+
 /** How deep a payload may nest: every allot message is a few levels; deeper is an attack on the decoder's stack. */
 const MAX_DEPTH = 64;
 
