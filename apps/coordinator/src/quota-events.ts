@@ -1,4 +1,4 @@
-import { AllotEventSchema, decode, EVENTS_STREAM, EVENTS_SUBJECT_PREFIX, type AllotEvent } from '@allot/protocol';
+import { AllotEventSchema, decode, EVENTS_STREAM, EVENTS_SUBJECT_PREFIX, PROTOCOL_HEADER, protocolVersionProblem, type AllotEvent } from '@allot/protocol';
 import { err, ok, type Result } from '@allot/core';
 import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
@@ -144,7 +144,7 @@ export async function followQuotaEvents(js: JetStreamClient, intents: IntentStor
     let outcome: QuotaEventOutcome | 'error';
     // Only agent X publishes under allot.events.X (NATS permissions), and coordinators never publish an ending kind:
     // an event whose body names another node than its subject is forged and must not end anyone's placement.
-    const mismatch = event.ok ? eventSubjectMismatch(m.subject, EVENTS_SUBJECT_PREFIX, event.value) : undefined;
+    const mismatch = protocolVersionProblem(m.headers?.get(PROTOCOL_HEADER)) !== undefined ? 'protocol_version' : event.ok ? eventSubjectMismatch(m.subject, EVENTS_SUBJECT_PREFIX, event.value) : undefined;
     if (!event.ok || mismatch !== undefined) {
       outcome = 'invalid';
       dropped.drop('quota_events', mismatch ?? 'invalid', { subject: m.subject, seq: m.seq, ...(event.ok ? {} : { error: event.error.message }) });

@@ -1,5 +1,5 @@
 import { encode, usageSubject } from '@allot/protocol';
-import { connect } from '@nats-io/transport-node';
+import { connect, headers as natsHeaders } from '@nats-io/transport-node';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { cleanupAll, startNatsServer, waitFor, type NatsServerHandle } from '../../../test/harness/index.ts';
@@ -45,6 +45,25 @@ describe('the usage feed on hostile snapshots', () => {
     expect(view.nodes().map((n) => n.nodeId)).toEqual(['real']);
     expect(dropped.count('usage', 'node_mismatch')).toBe(1);
     expect(feed.stats()).toMatchObject({ applied: 2, invalid: 1 });
+  });
+
+  it('drops a snapshot written more than one protocol version away, by name, and applies the current ones', async () => {
+    const view = new ClusterView({ lostAfterMs: 30_000 });
+    const dropped = new DroppedInput(log);
+    const feed = await followUsage(js, view, { logger: log, onTransition: () => undefined, dropped });
+    feeds.push(feed);
+    await feed.caughtUp;
+    const version = (v: string) => {
+      const h = natsHeaders();
+      h.set('Allot-Protocol', v);
+      return { headers: h };
+    };
+    await js.publish(usageSubject('far'), encode(syntheticSnapshot({ nodeId: 'far' })), version('3'));
+    await js.publish(usageSubject('near'), encode(syntheticSnapshot({ nodeId: 'near' })), version('2'));
+    await js.publish(usageSubject('near'), encode(syntheticSnapshot({ nodeId: 'near', seq: 2 })));
+    await waitFor(() => view.get('near')?.snapshot.seq === 2, { message: 'the near node seq 2' });
+    expect(view.get('far')).toBeUndefined();
+    expect(dropped.count('usage', 'protocol_version')).toBe(1);
   });
 
   it('stays up when applying a snapshot throws: the message is counted and the next one is applied', async () => {

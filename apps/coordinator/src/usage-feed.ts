@@ -1,4 +1,4 @@
-import { decode, USAGE_STREAM, USAGE_SUBJECT_PREFIX } from '@allot/protocol';
+import { decode, PROTOCOL_HEADER, protocolVersionProblem, USAGE_STREAM, USAGE_SUBJECT_PREFIX } from '@allot/protocol';
 import { UsageSnapshotSchema } from '@allot/core';
 import type { JsMsg } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
@@ -47,6 +47,13 @@ export async function followUsage(js: JetStreamClient, view: ClusterView, opts: 
   if (info !== undefined && info.num_pending === 0) markCaughtUp();
 
   const onMessage = (m: JsMsg) => {
+    // Written by an agent more than one protocol version away: its shape is not ours to guess.
+    const version = protocolVersionProblem(m.headers?.get(PROTOCOL_HEADER));
+    if (version !== undefined) {
+      invalid += 1;
+      dropped.drop('usage', 'protocol_version', { subject: m.subject, seq: m.seq, error: version });
+      return;
+    }
     const snapshot = decode(UsageSnapshotSchema, m.data, Number.POSITIVE_INFINITY);
     if (!snapshot.ok) {
       invalid += 1;

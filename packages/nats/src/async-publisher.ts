@@ -1,4 +1,4 @@
-import { encode } from '@allot/protocol';
+import { encode, PROTOCOL_HEADER, PROTOCOL_VERSION } from '@allot/protocol';
 import { err, ok, type Result } from '@allot/core';
 import { createInbox, headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type { DurableAck } from './publish.ts';
@@ -50,13 +50,10 @@ export class AsyncJetStreamPublisher {
       this.#pending.set(token, { resolve, subject, deadline: Date.now() + this.#timeoutMs });
       this.#ensureSweep();
       try {
-        if (msgId === undefined) {
-          this.#nc.publish(subject, data, { reply });
-        } else {
-          const h = natsHeaders();
-          h.set('Nats-Msg-Id', msgId);
-          this.#nc.publish(subject, data, { reply, headers: h });
-        }
+        const h = natsHeaders();
+        h.set(PROTOCOL_HEADER, String(PROTOCOL_VERSION));
+        if (msgId !== undefined) h.set('Nats-Msg-Id', msgId);
+        this.#nc.publish(subject, data, { reply, headers: h });
       } catch (e) {
         this.#pending.delete(token);
         resolve(err('unavailable', `publish to ${subject} failed: ${(e as Error).message}`, { subject }));

@@ -1,7 +1,7 @@
-import { encode } from '@allot/protocol';
+import { encode, PROTOCOL_HEADER, PROTOCOL_VERSION } from '@allot/protocol';
 import { err, ok, type Result } from '@allot/core';
 import type { JetStreamClient } from '@nats-io/jetstream';
-import { NoRespondersError, TimeoutError } from '@nats-io/transport-node';
+import { headers as natsHeaders, NoRespondersError, TimeoutError } from '@nats-io/transport-node';
 
 export type PublishDurableOptions = {
   /** JetStream dedupe id (Nats-Msg-Id): a retry with the same id within the stream's duplicate window is stored once. */
@@ -23,7 +23,10 @@ export async function publishDurable(js: JetStreamClient, subject: string, paylo
   }
   const timeoutMs = opts.timeoutMs ?? 5_000;
   try {
-    const ack = await js.publish(subject, data, opts.msgId === undefined ? { timeout: timeoutMs } : { timeout: timeoutMs, msgID: opts.msgId });
+    // Every stored message says which protocol wrote it, so a reader further than one version away drops it by name.
+    const headers = natsHeaders();
+    headers.set(PROTOCOL_HEADER, String(PROTOCOL_VERSION));
+    const ack = await js.publish(subject, data, opts.msgId === undefined ? { timeout: timeoutMs, headers } : { timeout: timeoutMs, msgID: opts.msgId, headers });
     return ok({ stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate });
   } catch (e) {
     const cause = e instanceof Error && e.cause instanceof Error ? e.cause : undefined;
