@@ -30,6 +30,7 @@ import {
   type PlaceRequest,
 } from '@allot/protocol';
 import type { AgentCaller } from './agents.ts';
+import { decodeCursor, listAllocationsPage, type ListingPage } from './allocation-listing.ts';
 import { allAllocations } from './allocation-pages.ts';
 import { clusterEfficiency, DEFAULT_REFERENCE, ShapeCounter } from './efficiency.ts';
 import { PlaceMetrics } from './metrics.ts';
@@ -151,6 +152,20 @@ export class ClusterManager implements ResourceManager {
     const all: Allocation[] = [];
     for (const l of lists) if (l.ok) all.push(...l.value.allocations);
     return ok(filter.limit === undefined ? all : all.slice(0, filter.limit));
+  }
+
+  /**
+   * One page of the cluster's allocations (allot.op.allocations, GET /api/allocations): only the named node's agent is
+   * asked (it must have reported), or the ready nodes carrying all of `labels`, or every ready node; see
+   * allocation-listing.ts for the cursor.
+   */
+  async listAllocations(q: AllocationFilter & { nodeId?: string; labels?: Record<string, string>; cursor?: string; limit: number; timeoutMs?: number }): Promise<Result<ListingPage>> {
+    const cursor = q.cursor === undefined ? undefined : decodeCursor(q.cursor);
+    if (cursor !== undefined && !cursor.ok) return cursor;
+    if (q.nodeId !== undefined && this.#view.get(q.nodeId) === undefined) return err('not_found', `node ${q.nodeId} has not reported`, { nodeId: q.nodeId });
+    const nodes = q.nodeId !== undefined ? [q.nodeId] : this.#view.nodes({ liveness: 'ready', ...(q.labels === undefined ? {} : { labels: q.labels }) }).map((n) => n.nodeId);
+    const filter: AllocationFilter = { status: q.status ?? 'live', ...(q.tenantId === undefined ? {} : { tenantId: q.tenantId }), ...(q.requestId === undefined ? {} : { requestId: q.requestId }) };
+    return listAllocationsPage(this.#agents, nodes, filter, { limit: q.limit, ...(cursor === undefined ? {} : { cursor: cursor.value }), ...(q.timeoutMs === undefined ? {} : { timeoutMs: q.timeoutMs }) });
   }
 
   async reserve(request: AllocationRequestInput): Promise<Result<Allocation>> {

@@ -167,8 +167,10 @@ export function schedulerEndpoints(d: EndpointDeps): EndpointSpec[] {
     }),
     sched('limits.get', (r) => d.manager.getLimits({ node: r.nodeId })),
     sched('allocations', async (r) => {
-      const listed = await d.manager.getAllocations(r);
-      return listed.ok ? ok({ allocations: listed.value }) : listed;
+      const listed = await d.manager.listAllocations(r);
+      if (!listed.ok) return listed;
+      const { allocations, next, nodesFailed } = listed.value;
+      return ok({ allocations, ...(next === undefined ? {} : { next }), ...(nodesFailed.length === 0 ? {} : { nodesFailed }) });
     }),
     sched('limits.update', (r) => d.manager.updateLimits(limitsPatchOf(r), { node: r.nodeId, force: r.force, requestId: r.requestId })),
     sched('node.decommission', (r) => (d.decommission === undefined ? Promise.resolve(err('unavailable', 'this coordinator cannot decommission nodes')) : decommissionNode(d.decommission, r))),

@@ -440,15 +440,28 @@ export type ClusterLimitsUpdateRequest = z.infer<typeof ClusterLimitsUpdateReque
 
 /**
  * allocations (operators): the allocations of the ready nodes, asked of their agents (a node that does not answer is
- * left out), filtered by status (default the live ones), tenant and request id; at most `limit`.
+ * left out and named in `nodesFailed`), filtered by status (default the live ones), tenant and request id; only the
+ * named node (`nodeId`, asked alone) or the ready nodes carrying every one of `labels`. One page of at most `limit`,
+ * walked in node-id order then allocation-id order; pass the reply's `next` as `cursor` for the next page.
  */
 export const ClusterAllocationsRequestSchema = z.object({
   status: z.union([AllocationStatusSchema, z.literal('live')]).default('live'),
   tenantId: TenantIdSchema.optional(),
   requestId: RequestIdSchema.optional(),
+  nodeId: NodeIdSchema.optional(),
+  labels: LabelsSchema.optional(),
+  /** Opaque: the `next` of the previous page. */
+  cursor: z.string().min(1).max(200).optional(),
   limit: z.int().min(1).max(MAX_ALLOCATIONS_PAGE).default(500),
 });
-export const ClusterAllocationsReplySchema = z.object({ allocations: z.array(AllocationSchema).max(MAX_ALLOCATIONS_PAGE) });
+export type ClusterAllocationsRequest = z.infer<typeof ClusterAllocationsRequestSchema>;
+/** `next` absent: the listing is complete. A next page may be empty (the nodes after the cursor hold none). */
+export const ClusterAllocationsReplySchema = z.object({
+  allocations: z.array(AllocationSchema).max(MAX_ALLOCATIONS_PAGE),
+  next: z.string().max(200).optional(),
+  nodesFailed: z.array(z.object({ nodeId: NodeIdSchema, error: z.string() })).optional(),
+});
+export type ClusterAllocationsReply = z.infer<typeof ClusterAllocationsReplySchema>;
 
 // ---------- moves and evacuation ----------
 

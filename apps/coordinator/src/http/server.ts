@@ -10,6 +10,7 @@ import type { ClusterView } from '../view.ts';
 import { DroppedInput } from '../dropped-input.ts';
 import { access, defaultAllowedHosts, isLoopback, TOKEN_PATTERN, type AccessPolicy } from './auth.ts';
 import type { AllocationsResponse, NodeRow } from '@allot/protocol/http';
+import { listAllocationsFromQuery } from './allocations-route.ts';
 import { followEvents } from './events-feed.ts';
 import { DashboardModel, type QuotaSource } from './model.ts';
 import { SseHub } from './sse.ts';
@@ -145,6 +146,16 @@ export async function startHttpServer(deps: HttpDeps, options: HttpServerOptions
     json(res, 200, body);
   };
 
+  const clusterAllocations = async (res: ServerResponse, query: URLSearchParams) => {
+    if (deps.agents === undefined) return problem(res, 503, 'unavailable', 'this server cannot reach the agents');
+    // Bound: a page is at most 1,000 allocations, and at most maxListings listings are in flight.
+    if (listings >= maxListings) return problem(res, 503, 'unavailable', 'too many allocation listings in flight; retry');
+    listings += 1;
+    const r = await listAllocationsFromQuery(deps.view, deps.agents, query, 3_000).finally(() => (listings -= 1));
+    if (!r.ok) return problem(res, r.error.code === 'invalid_request' ? 400 : r.error.code === 'not_found' ? 404 : 502, r.error.code, r.error.message);
+    json(res, 200, { now: now(), allocations: r.value.allocations, ...(r.value.next === undefined ? {} : { next: r.value.next }), ...(r.value.nodesFailed.length === 0 ? {} : { nodesFailed: r.value.nodesFailed }) });
+  };
+
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://dashboard');
     const path = url.pathname;
@@ -185,6 +196,9 @@ export async function startHttpServer(deps: HttpDeps, options: HttpServerOptions
         if (parts.length === 4 && parts[3] === 'allocations') return allocations(res, id.data);
         break;
       }
+      case 'allocations':
+        if (parts.length === 2) return clusterAllocations(res, url.searchParams);
+        break;
       case 'tenants':
         if (parts.length === 2) return json(res, 200, { now: t, tenants: model.tenants() });
         break;
