@@ -1,4 +1,4 @@
-import { AllocationStatusSchema, RequestIdSchema, TenantIdSchema, type Allocation } from '@allot/core';
+import { AllocationStatusSchema, NodeIdSchema, RequestIdSchema, TenantIdSchema, type Allocation } from '@allot/core';
 import { MAX_ALLOCATIONS_PAGE } from '@allot/protocol';
 import { COMMON_OPTIONS, parseArgs, parseInteger, tryParse, usageError } from '../args.ts';
 import { CONNECTION_HELP, CONNECTION_OPTIONS } from '../connection.ts';
@@ -7,11 +7,12 @@ import { EXIT } from '../exit-codes.ts';
 import { renderTable } from '../format/table.ts';
 import { formatMiB } from '../format/units.ts';
 import { requestAndPrint, withSession } from '../run-request.ts';
+import { pagedAllocations } from './allocation-pages.ts';
 import type { Command } from './command.ts';
 
 const STATUSES = ['live', ...AllocationStatusSchema.options] as const;
 
-const HELP = `Usage: allot allocations [--tenant <id>] [--status ${STATUSES.join('|')}] [--request <id>] [--limit n]
+const HELP = `Usage: allot allocations [--tenant <id>] [--status ${STATUSES.join('|')}] [--request <id>] [--node <id> | --label k=v...] [--limit n] [--cursor c | --all]
 
 Lists the allocations the ready nodes' agents hold (asked of every one of them; a node that does not answer is left
 out), in node order.
@@ -19,7 +20,11 @@ out), in node order.
   --tenant <id>     only this tenant's
   --status <s>      live (the default: active, reserved and releasing) or one status
   --request <id>    only the allocation made by this request id
-  --limit <n>       at most n (1 to ${MAX_ALLOCATIONS_PAGE}, default 500)
+  --limit <n>       at most n (1 to ${MAX_ALLOCATIONS_PAGE}, default 500) a page
+  --node <id>       only this node's (only its agent is asked)
+  --label <k=v>     only nodes with this label (repeatable: all of them)
+  --cursor <c>      the page after the one that printed "more: --cursor c" (nodes in id order, then allocations)
+  --all             every page, one after another
 
 ${CONNECTION_HELP}`;
 
@@ -30,6 +35,10 @@ const OPTIONS = {
   status: { type: 'string' },
   request: { type: 'string' },
   limit: { type: 'string' },
+  node: { type: 'string' },
+  label: { type: 'string', multiple: true },
+  cursor: { type: 'string' },
+  all: { type: 'boolean' },
 } as const;
 
 export function renderAllocations(allocations: readonly Allocation[]): string {
@@ -38,6 +47,18 @@ export function renderAllocations(allocations: readonly Allocation[]): string {
     [{ header: 'ALLOCATION' }, { header: 'TENANT' }, { header: 'REQUEST' }, { header: 'STATUS' }, { header: 'MEMORY', align: 'right' }, { header: 'VCPUS', align: 'right' }, { header: 'PRIORITY', align: 'right' }],
     allocations.map((a) => [a.id, a.tenantId, a.requestId, a.status, formatMiB(a.granted.memoryMiB), `${a.granted.vcpus}${a.cpu?.mode === 'exclusive' ? ' excl' : ''}`, String(a.priority)]),
   );
+}
+
+/** --label k=v, repeatable: a node must carry every one. */
+function parseLabels(given: readonly string[] | undefined): { ok: true; value: Record<string, string> | undefined } | { ok: false; message: string } {
+  if (given === undefined) return { ok: true, value: undefined };
+  const labels: Record<string, string> = {};
+  for (const l of given) {
+    const i = l.indexOf('=');
+    if (i <= 0) return { ok: false, message: `--label: "${l}" is not key=value` };
+    labels[l.slice(0, i)] = l.slice(i + 1);
+  }
+  return { ok: true, value: labels };
 }
 
 export const allocationsCommand: Command = {
@@ -58,12 +79,20 @@ export const allocationsCommand: Command = {
     if (!(STATUSES as readonly string[]).includes(status)) return usageError(ctx, 'allocations', `--status: "${status}" is not one of ${STATUSES.join(', ')}`);
     const limit = v.limit === undefined ? undefined : parseInteger('limit', v.limit, 1, MAX_ALLOCATIONS_PAGE);
     if (limit !== undefined && !limit.ok) return usageError(ctx, 'allocations', limit.message);
+    if (v.node !== undefined && !NodeIdSchema.safeParse(v.node).success) return usageError(ctx, 'allocations', `--node: "${v.node}" is not a node id (letters, digits, "_" and "-")`);
+    if (v.node !== undefined && v.label !== undefined) return usageError(ctx, 'allocations', '--node and --label exclude each other');
+    if (v.cursor !== undefined && v.all === true) return usageError(ctx, 'allocations', '--cursor and --all exclude each other');
+    const labels = parseLabels(v.label);
+    if (!labels.ok) return usageError(ctx, 'allocations', labels.message);
     const request = {
       status,
       ...(v.tenant === undefined ? {} : { tenantId: v.tenant }),
       ...(v.request === undefined ? {} : { requestId: v.request }),
       ...(limit === undefined ? {} : { limit: limit.value }),
+      ...(v.node === undefined ? {} : { nodeId: v.node }),
+      ...(labels.value === undefined ? {} : { labels: labels.value }),
+      ...(v.cursor === undefined ? {} : { cursor: v.cursor }),
     };
-    return withSession(ctx, 'allocations', v, (s) => requestAndPrint(ctx, 'allocations', s, 'allocations', request, v.json === true, (r) => renderAllocations(r.allocations)));
+    return withSession(ctx, 'allocations', v, (s) => requestAndPrint(ctx, 'allocations', pagedAllocations(s, { all: v.all === true, note: ctx.err }), 'allocations', request, v.json === true, (r) => renderAllocations(r.allocations)));
   },
 };
