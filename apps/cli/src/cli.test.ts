@@ -131,7 +131,7 @@ describe('commands against scheduler endpoints on a real nats-server', () => {
       'quota.set': (r) => ok({ quota: r.quota, usage: { vms: 1, vcpus: 2, memoryMiB: 2048 } }),
       'quota.recount': (r) => ok({ tenantId: r.tenantId, before: { vms: 0, vcpus: 0, memoryMiB: 0 }, after: { vms: 3, vcpus: 6, memoryMiB: 6144 } }),
       cordon: (r) => ok({ nodeId: r.nodeId, health: { status: 'healthy' }, cordoned: true, recoveryMs: 0, startedAt: NOW }),
-      drain: (r) => ok({ nodeId: r.nodeId, cordoned: true, remaining: [], remainingCount: 2 }),
+      drain: (r) => ok({ nodeId: r.nodeId, cordoned: true, remaining: [sampleAllocation('vm-1', r.nodeId)], remainingCount: 2 }),
       move: (r) => ok(sampleMove(r.requestId, r.allocationId, 'held')),
       'move.confirm': (r) => ok({ ...sampleMove(r.requestId, r.allocationId, 'confirmed'), sourceReleased: true }),
       'move.abort': (r) => err('conflict', `move ${r.requestId} was confirmed`, { state: 'confirmed' }),
@@ -215,17 +215,27 @@ describe('commands against scheduler endpoints on a real nats-server', () => {
     expect(await runCli(['move', 'list', '--node', 'local'], listed)).toBe(0);
     expect(fake.requests.at(-1)).toMatchObject({ verb: 'moves', request: { nodeId: 'local' } });
     expect(listed.text()).toContain('1 move in flight');
-    expect(listed.text()).toContain('held      sim-large:3 on sim-large -> local');
+    expect(listed.text().split('\n').slice(1, 3).map((l) => l.split(/\s+/).slice(0, 5).join(' '))).toEqual(['STATE ALLOCATION TENANT FROM TO', 'held sim-large:3 demo sim-large local']);
 
     const evacuated = recordingContext({ env: env() });
     expect(await runCli(['evacuate', 'sim-large', '--request-id', 'ev-1'], evacuated)).toBe(1);
     expect(evacuated.text()).toContain('evacuate sim-large (request ev-1): 1 move, 1 not placed');
-    expect(evacuated.text()).toContain("unplaced  sim-large:2  tenant demo: 0/2 nodes are available: 1 Insufficient memory, 1 is the allocation's own node.");
+    expect(evacuated.text()).toMatch(/^sim-large:2 +demo +0\/2 nodes are available: 1 Insufficient memory, 1 is the allocation's own node\.$/m);
     const drained = recordingContext({ env: env() });
     expect(await runCli(['drain', 'sim-large', '--evacuate', '--request-id', 'dr-1'], drained)).toBe(1);
     expect(fake.requests.slice(-2).map((q) => q.verb)).toEqual(['drain', 'evacuate']);
     expect(fake.requests.at(-1)).toMatchObject({ request: { requestId: 'dr-1', nodeId: 'sim-large' } });
     expect(drained.text()).toContain('sim-large cordoned; 2 allocation(s) on it; evacuating');
+    // Without --evacuate: what remains, one row per allocation, and how many the reply did not list.
+    const listing = recordingContext({ env: env(), now: NOW });
+    expect(await runCli(['drain', 'sim-large'], listing)).toBe(0);
+    expect(listing.text().split('\n')).toEqual([
+      'sim-large cordoned; 2 allocations still on it',
+      '',
+      'ID              TENANT  REQUEST  NODE       MEMORY  VCPUS  STATUS  AGE',
+      'sim-large:vm-1  demo    vm-1     sim-large   2 GiB      2  active   0s',
+      '... and 1 more allocations not shown (1 of 2 listed)',
+    ]);
   });
 
   it('usage --efficiency prints the reference VM and, per resource, use, what fits and what is stranded', async () => {

@@ -39,10 +39,21 @@ describe('allot allocations', () => {
     expect(await runCli(['allocations', '--tenant', 'demo', '--status', 'reserved', '--request', 'vm-1', '--limit', '10'], ctx)).toBe(0);
     expect(fake.requests.at(-1)).toEqual({ verb: 'allocations', request: { status: 'reserved', tenantId: 'demo', requestId: 'vm-1', limit: 10 } });
     const rows = ctx.text().split('\n');
-    expect(rows.map((l) => l.split(/\s+/)[0])).toEqual(['ALLOCATION', sampleAllocation('vm-1').id, sampleAllocation('vm-2', 'local').id]);
+    expect(rows.map((l) => l.split(/\s+/)[0])).toEqual(['ID', sampleAllocation('vm-1').id, sampleAllocation('vm-2', 'local').id]);
     const none = recordingContext({ env: env() });
     expect(await runCli(['allocations', '--tenant', 'nobody'], none)).toBe(0);
     expect(fake.requests.at(-1)).toEqual({ verb: 'allocations', request: { status: 'live', tenantId: 'nobody', limit: 500 } });
     expect(none.text()).toBe('no allocations');
+  });
+
+  it('says a full page may not be all, and -o wide adds columns', async () => {
+    const full = recordingContext({ env: env() });
+    expect(await runCli(['allocations', '--limit', '2'], full)).toBe(0);
+    expect(full.text().split('\n').at(-1)).toBe('... the first 2 are listed; there may be more not shown (--limit, up to 1000)');
+    const wide = recordingContext({ env: env() });
+    expect(await runCli(['allocations', '-o', 'wide'], wide)).toBe(0);
+    expect(wide.text().split('\n')[0]).toMatch(/^ID\s+TENANT\s+REQUEST\s+NODE\s+MEMORY\s+VCPUS\s+STATUS\s+AGE\s+PRIORITY\s+NUMA\s+EXPIRES$/);
+    const bad = recordingContext({ env: env() });
+    expect(await runCli(['allocations', '-o', 'yaml'], bad)).toBe(2);
   });
 });

@@ -1,7 +1,7 @@
-import type { AuditReply, Discrepancy } from '@allot/protocol';
 import { COMMON_OPTIONS, parseArgs, tryParse, usageError } from '../args.ts';
 import { CONNECTION_HELP, CONNECTION_OPTIONS } from '../connection.ts';
 import { EXIT } from '../exit-codes.ts';
+import { renderAudit } from '../render/allocations.ts';
 import { reportError } from '../report.ts';
 import { withSession } from '../run-request.ts';
 import type { Command } from './command.ts';
@@ -19,22 +19,6 @@ A discrepancy seen once may be a placement in flight; one that stays is what the
 Exit code 0 when nothing disagrees, 1 when anything does (or a node could not be listed), 3 when unreachable.
 
 ${CONNECTION_HELP}`;
-
-function describe(d: Discrepancy): string {
-  if (d.kind === 'orphan') {
-    const where = d.intentNodeId !== undefined && d.intentNodeId !== d.nodeId ? ` (intent on ${d.intentNodeId})` : '';
-    return `orphan             ${d.nodeId}  ${d.allocationId}  request ${d.requestId}  tenant ${d.tenantId}  ${d.reason.replaceAll('_', ' ')}${where}  fence ${d.fence}`;
-  }
-  return `placement_missing  ${d.nodeId}  ${d.allocationId ?? '-'}  request ${d.requestId}  tenant ${d.tenantId}`;
-}
-
-export function renderAudit(r: AuditReply): string {
-  const lines = [`${r.nodesSwept} node(s) listed; ${r.total} discrepanc${r.total === 1 ? 'y' : 'ies'}`];
-  for (const d of r.discrepancies) lines.push(`  ${describe(d)}`);
-  if (r.total > r.discrepancies.length) lines.push(`  ... and ${r.total - r.discrepancies.length} more (the first ${r.discrepancies.length} are listed)`);
-  for (const n of r.nodesFailed) lines.push(`  not listed: ${n.nodeId}: ${n.error}`);
-  return lines.join('\n');
-}
 
 export const auditCommand: Command = {
   name: 'audit',

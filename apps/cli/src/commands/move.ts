@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { AllocationIdSchema, MAX_RESERVATION_TTL_MS, NodeIdSchema, RequestIdSchema, TenantIdSchema } from '@allot/core';
-import type { EvacuateReply, Move } from '@allot/protocol';
+import type { Move } from '@allot/protocol';
 import { COMMON_OPTIONS, parseArgs, parseInteger, positionalsExactly, tryParse, usageError } from '../args.ts';
 import { CONNECTION_HELP, CONNECTION_OPTIONS } from '../connection.ts';
 import { EXIT } from '../exit-codes.ts';
 import type { CliContext } from '../context.ts';
+import { renderEvacuation, renderMoveTable } from '../render/allocations.ts';
 import { reportError } from '../report.ts';
 import { requestAndPrint, withSession } from '../run-request.ts';
 import type { Session } from '../session.ts';
@@ -52,14 +53,6 @@ export function renderMove(m: Move): string {
   return `${m.state.padEnd(9)} ${m.source.allocationId} on ${m.source.nodeId} -> ${dest}  tenant ${m.tenantId}  move ${m.moveRequestId}${released}`;
 }
 
-export function renderEvacuation(e: EvacuateReply): string {
-  const lines = [`evacuate ${e.nodeId} (request ${e.requestId}): ${e.movesCount} move${e.movesCount === 1 ? '' : 's'}, ${e.unplacedCount} not placed`];
-  for (const m of e.moves) lines.push(`  ${renderMove(m)}`);
-  for (const u of e.unplaced) lines.push(`  unplaced  ${u.allocationId ?? u.requestId}  tenant ${u.tenantId}: ${u.error.message}`);
-  if (e.moves.some((m) => m.state === 'held')) lines.push('', "Confirm each once the VM runs on its destination: allot move confirm <allocationId> --tenant <t> --request-id <move>");
-  return lines.join('\n');
-}
-
 export const moveCommand: Command = {
   name: 'move',
   summary: 'move a VM to another node: hold, then confirm or abort',
@@ -79,7 +72,7 @@ export const moveCommand: Command = {
       if (v.tenant !== undefined && !TenantIdSchema.safeParse(v.tenant).success) return usageError(ctx, 'move', `--tenant: "${v.tenant}" is not a tenant id`);
       const request = { ...(v.node === undefined ? {} : { nodeId: v.node }), ...(v.tenant === undefined ? {} : { tenantId: v.tenant }) };
       return withSession(ctx, 'move', v, (session) =>
-        requestAndPrint(ctx, 'move', session, 'moves', request, v.json === true, (r) => (r.count === 0 ? 'no move in flight' : [`${r.count} move${r.count === 1 ? '' : 's'} in flight`, ...r.moves.map(renderMove)].join('\n'))),
+        requestAndPrint(ctx, 'move', session, 'moves', request, v.json === true, (r) => (r.count === 0 ? 'no move in flight' : [`${r.count} move${r.count === 1 ? '' : 's'} in flight`, renderMoveTable(r.moves, r.count)].join('\n'))),
       );
     }
     const phase = parsed.value.positionals[0] === 'confirm' || parsed.value.positionals[0] === 'abort' ? parsed.value.positionals[0] : undefined;

@@ -5,8 +5,7 @@ import { COMMON_OPTIONS, parseArgs, positionalsExactly, tryParse, usageError } f
 import { CONNECTION_HELP, CONNECTION_OPTIONS } from '../connection.ts';
 import { EXIT } from '../exit-codes.ts';
 import { renderPairs } from '../format/table.ts';
-import { formatHealth } from '../render/nodes.ts';
-import { renderAllocation } from '../render/placement.ts';
+import { formatHealth, renderRemaining } from '../render/nodes.ts';
 import { reportError } from '../report.ts';
 import { requestAndPrint, withSession } from '../run-request.ts';
 import type { Session } from '../session.ts';
@@ -30,6 +29,10 @@ ${WHAT[verb]}
 ${verb === 'drain' ? '  --evacuate          then evacuate the node (exit 1 when some VM got no destination)\n' : ''}  --request-id <id>   idempotency key (default: a new UUID)
 
 ${CONNECTION_HELP}`;
+}
+
+function plural(n: number): string {
+  return `${n} allocation${n === 1 ? '' : 's'}`;
 }
 
 function renderHealth(h: HostHealth): string {
@@ -79,8 +82,8 @@ function nodeCommand(verb: Verb, summary: string): Command {
         return verb === 'drain'
           ? requestAndPrint(ctx, verb, session, 'drain', request, json, (d) =>
               [
-                `${d.nodeId} ${d.cordoned ? 'cordoned' : 'NOT cordoned'}; ${d.remaining.length} allocation${d.remaining.length === 1 ? '' : 's'} still on it`,
-                ...d.remaining.map((a) => renderAllocation(a)),
+                `${d.nodeId} ${d.cordoned ? 'cordoned' : 'NOT cordoned'}; ${plural(d.remainingCount ?? d.remaining.length)} still on it`,
+                ...renderRemaining(d.remaining, d.remainingCount, ctx.now()),
               ].join('\n\n'),
             )
           : requestAndPrint(ctx, verb, session, verb, request, json, renderHealth);

@@ -68,7 +68,7 @@ export const nodeCommand: Command = {
     const request = { requestId, nodeId, ...(v.reason === undefined ? {} : { reason: v.reason }) };
     return withSession(ctx, 'node', v, (session) =>
       verb === 'decommission'
-        ? requestAndPrint(ctx, 'node', session, 'node.decommission', request, json, (d) => [renderDecommission(d), ...renderRemaining(d.remaining)].join('\n\n'))
+        ? requestAndPrint(ctx, 'node', session, 'node.decommission', request, json, (d) => [renderDecommission(d), ...renderRemaining(d.remaining, d.remainingCount, ctx.now())].join('\n\n'))
         : requestAndPrint(ctx, 'node', session, 'node.recommission', request, json, (r) =>
             r.wasDecommissioned ? `${r.nodeId} recommissioned: the coordinators take its reports again; it stays cordoned until 'allot uncordon ${r.nodeId}'` : `${r.nodeId} was not decommissioned: nothing changed`,
           ),

@@ -2,7 +2,7 @@ import type { Allocation, Health, NodeView } from '@allot/core';
 import type { DecommissionReply, NodeState } from '@allot/protocol';
 import { renderTable } from '../format/table.ts';
 import { formatAge, formatLabels, formatMemoryTriple } from '../format/units.ts';
-import { renderAllocation } from './placement.ts';
+import { renderAllocationTable } from './allocations.ts';
 
 export function formatHealth(health: Health): string {
   return health.status === 'degraded' || health.status === 'unhealthy' ? `${health.status} (${health.reasons.join('; ')})` : health.status;
@@ -66,7 +66,7 @@ export function renderDecommission(d: DecommissionReply): string {
   return lines.join('\n');
 }
 
-/** The allocations a decommission or drain lists, one block each. */
-export function renderRemaining(remaining: readonly Allocation[]): string[] {
-  return remaining.map((a) => renderAllocation(a));
+/** The allocations a decommission or drain lists: one table row each, and how many the reply left out. */
+export function renderRemaining(remaining: readonly Allocation[], total: number | undefined, now: number): string[] {
+  return remaining.length === 0 ? [] : [renderAllocationTable(remaining, { now, ...(total === undefined ? {} : { total }) })];
 }
