@@ -8,7 +8,7 @@ import { err, ok, type Result } from '@allot/core';
 import { LEDGER_FORMAT, seedLedger } from '@allot/ledger';
 import { HostStateSnapshotSchema, type HostManager, type HostStateSnapshot } from '@allot/managers';
 import type { Logger } from 'pino';
-import { loadAgentConfig, formatConfigProblems, type AgentConfig } from './config/index.ts';
+import { loadAgentConfig, type AgentConfig } from './config/index.ts';
 import { createHostManager, createProbe } from './host.ts';
 import { LedgerJournal } from './ledger-journal.ts';
 import { secureStateDir } from './state-dir.ts';
@@ -204,4 +204,3 @@ async function importExport(config: AgentConfig, log: Logger, path: string): Pro
   return withLedger(config, log, (o) => Promise.resolve(ok(o.summary)));
 }
 
-export { formatConfigProblems };
