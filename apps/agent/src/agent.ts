@@ -44,6 +44,10 @@ export class Agent {
   readonly #metrics: AgentMetrics;
   #timers: Array<ReturnType<typeof setInterval>> = [];
   #recoveryMs = 0;
+  /** Published in every usage snapshot; a configuration reload replaces them (applyReload()). */
+  #labels: Record<string, string>;
+  /** Memory and CPU health thresholds, as reloaded; config.health until then. */
+  #health: AgentConfig['health'];
   #stopping = false;
   /** Set when the agent must exit non-zero (the ledger failed, or another agent holds this node's lease). */
   fatal: unknown;
@@ -52,6 +56,8 @@ export class Agent {
   constructor(config: AgentConfig, log: Logger) {
     this.config = config;
     this.log = log;
+    this.#labels = config.labels;
+    this.#health = config.health;
     // Before the ledger opens: expiries journaled during recovery become events as soon as NATS is reachable.
     this.#events = new EventPublisher(log.child({ component: 'events' }));
     // No-ops unless main.ts started the metrics SDK first; the gauges read the host at each scrape.
@@ -115,6 +121,8 @@ export class Agent {
     const host = await createHostManager(this.config, this.#probe, this.#journal);
     if (!host.ok) return host;
     this.#host = host.value;
+    // A reload while the agent was starting: its thresholds, not the file's at start-up.
+    this.applyReload({ labels: this.#labels, health: this.#health });
     this.#host.onFailure((error) => {
       this.fatal = error;
       this.log.fatal({ err: error }, 'host manager stopped: it crashed and could not be rebuilt from the ledger; exiting so that a restart recovers from disk');
@@ -181,10 +189,13 @@ export class Agent {
     this.#js = jetstream(nc);
     this.#events.attach(new AsyncJetStreamPublisher(nc));
     const js = this.#js;
+    const labels = (): Record<string, string> => this.#labels;
     const ctx: SnapshotContext = {
       nodeId: this.config.nodeId,
       bootId: this.bootId,
-      labels: this.config.labels,
+      get labels() {
+        return labels();
+      },
       heartbeatMs: this.config.heartbeatMs,
       overcommit: { memory: this.config.memory.overcommitRatio, cpu: this.config.cpu.overcommitRatio },
     };
@@ -303,6 +314,18 @@ export class Agent {
     this.log.info('reconnected to NATS; republishing state');
     this.#usage?.update(Date.now());
     void this.#events.drain();
+  }
+
+  /**
+   * A configuration reload (SIGHUP, see config/reload.ts): new labels and health thresholds for memory and CPU, in
+   * place. A usage snapshot follows at once so that placement sees the labels without waiting for the heartbeat.
+   */
+  applyReload(change: Pick<AgentConfig, 'labels' | 'health'>): void {
+    this.#labels = change.labels;
+    this.#health = change.health;
+    this.#host?.setHealthThresholds('memory', change.health);
+    this.#host?.setHealthThresholds('cpu', change.health);
+    this.#usage?.update(Date.now());
   }
 
   async usageSnapshot(ctx: SnapshotContext): Promise<Result<UsageSnapshot>> {

@@ -9,7 +9,7 @@ import { connectionCounters, NATS_AUTH_FAILED, NATS_CONFIG_UNREADABLE, NATS_TLS_
 import { observeNatsConnection, readBearerTokenFile, sendJson, serveHttp, startMetrics, startTracing, type HttpServer } from '@allot/telemetry';
 import { Agent } from './agent.ts';
 import { LEASE_HELD } from './node-lease.ts';
-import { AGENT_DEFAULT_CONFIG, loadAgentConfig } from './config/index.ts';
+import { AGENT_DEFAULT_CONFIG, describeReload, loadAgentConfig, planAgentReload } from './config/index.ts';
 import { createLogger } from './logger.ts';
 
 // `allot-agent ledger ...`: the offline ledger tool (ledger-tool.ts) instead of the agent; nothing below runs.
@@ -30,7 +30,9 @@ if (process.argv[2] === 'ledger') {
 // First thing: with ALLOT_TRACE_FILE set, spans of every request are written there; unset, nothing is registered.
 const tracing = startTracing({ service: AGENT_SERVICE_NAME });
 
-const loaded = loadAgentConfig({ argv: process.argv.slice(2), env: process.env, readFile: (path) => readFileSync(path, 'utf8'), hostname: hostname(), defaultConfigFile: AGENT_DEFAULT_CONFIG });
+/** The configuration from its one source (--config, ALLOT_AGENT_CONFIG or the default file, plus env): at start and on SIGHUP. */
+const loadConfig = () => loadAgentConfig({ argv: process.argv.slice(2), env: process.env, readFile: (path) => readFileSync(path, 'utf8'), hostname: hostname(), defaultConfigFile: AGENT_DEFAULT_CONFIG });
+const loaded = loadConfig();
 if (!loaded.ok) {
   // A bad value stops the agent with every problem named, never a stack trace.
   process.stderr.write(`${loaded.error.message}\n`);
@@ -122,6 +124,25 @@ agent.onFatal((error) => {
 });
 process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
 process.on('SIGINT', () => void shutdown('SIGINT', 0));
+// SIGHUP: re-read the configuration; apply what is safe in place (log level, labels, health thresholds), name the rest.
+let running = config;
+process.on('SIGUSR2', () => {
+  const reloaded = loadConfig();
+  if (!reloaded.ok) {
+    log.error({ problems: reloaded.error.details?.['problems'] }, `configuration reload refused, nothing changed: ${reloaded.error.message}`);
+    return;
+  }
+  const plan = planAgentReload(running, reloaded.value);
+  running = plan.config;
+  agent.applyReload(running);
+  // The line is written under the more verbose of the two levels, so a change either way is confirmed in the log.
+  const report = () => log.info({ applied: plan.applied, ignored: plan.ignored }, describeReload(plan));
+  const rank = (level: string) => log.levels.values[level] ?? Number.POSITIVE_INFINITY; // 'silent' has no value
+  const quieter = rank(running.logLevel) > rank(log.level);
+  if (quieter) report();
+  log.level = running.logLevel;
+  if (!quieter) report();
+});
 // A bug must not leave a half-working authority behind: log it and exit non-zero; the ledger keeps what was acknowledged.
 process.on('uncaughtException', (error) => {
   log.fatal({ err: error }, 'uncaught exception');

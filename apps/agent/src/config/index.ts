@@ -5,3 +5,4 @@ export { ENV_BINDINGS, AGENT_ENV_BINDINGS } from './env.ts';
 export type { EnvBinding } from '@allot/nats';
 export { nodeIdFromHostname } from './node-id.ts';
 export { resolveHostLimits, type ProbedHost } from './host-limits.ts';
+export { planAgentReload, describeReload, RELOADABLE_AGENT_KEYS, type ReloadPlan, type IgnoredChange } from './reload.ts';

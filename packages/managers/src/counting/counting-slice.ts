@@ -39,7 +39,7 @@ function usedFrom(type: ResourceType, sample: HostSample | undefined): number {
 export class CountingSlice implements ResourceSlice {
   readonly type: ResourceType;
   readonly probe: HostProbe | undefined;
-  readonly thresholds: HealthThresholds;
+  thresholds: HealthThresholds;
   readonly #base: SliceConfig;
   readonly #clock: Clock;
   #pool: CountingPool;

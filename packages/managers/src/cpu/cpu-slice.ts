@@ -44,7 +44,7 @@ const AS_ALLOCATION = Object.freeze({ reservation: false });
 export class CpuSlice implements ResourceSlice {
   readonly type = 'cpu' as const;
   readonly probe: HostProbe | undefined;
-  readonly thresholds: HealthThresholds;
+  thresholds: HealthThresholds;
   readonly topology: HostTopology;
   readonly #clock: Clock;
   readonly #base: SliceConfig;

@@ -51,4 +51,13 @@ describe('health reasons for people', () => {
   it('give per-mille figures as percentages, with a decimal only where one is needed', () => {
     expect([percentText(980), percentText(985), percentText(1000), percentText(7)]).toEqual(['98%', '98.5%', '100%', '0.7%']);
   });
+
+  it('follows thresholds set while running (a configuration reload), for the named resource only', async () => {
+    const { host: h } = host(Math.floor((TOTAL_MIB * 950) / 1000));
+    expect(unwrap(await h.healthCheck()).status).toBe('degraded');
+    const raised = { committedDegradedPermille: 950, usedDegradedPermille: 960, usedUnhealthyPermille: 990, probeStaleMs: 30_000 };
+    expect(h.setHealthThresholds('memory', raised)).toBe(true);
+    expect(unwrap(await h.healthCheck())).toEqual({ status: 'healthy' });
+    expect(h.setHealthThresholds('gpu', raised)).toBe(false);
+  });
 });

@@ -18,6 +18,7 @@ import {
   type Availability,
   type ConfigProblem,
   type Health,
+  type HealthThresholds,
   type LimitsByType,
   type LimitsUpdate,
   type ReleaseTarget,
@@ -567,6 +568,17 @@ export class HostManager implements ResourceManager {
   }
 
   // ---------- configuration ----------
+
+  /**
+   * New health thresholds for one resource type (a configuration reload): they only change what health() reports,
+   * never what is admitted, so no journal record. False when no slice of that type exists.
+   */
+  setHealthThresholds(type: ResourceType, thresholds: HealthThresholds): boolean {
+    const slice = this.#slices.find((s) => s.type === type);
+    if (slice === undefined) return false;
+    slice.thresholds = thresholds;
+    return true;
+  }
 
   getLimits(): Promise<Result<LimitsByType>> {
     return this.read((core) => {

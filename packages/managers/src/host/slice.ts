@@ -73,7 +73,8 @@ export interface ResourceSlice {
   health(): Health;
   /** Empties the pool and sets its configuration (the base one when omitted): the first step of a recovery. */
   reset(config?: SliceConfig): void;
-  readonly thresholds: HealthThresholds;
+  /** Settable: a configuration reload (SIGHUP) changes them in place; only health() reads them. */
+  thresholds: HealthThresholds;
   readonly probe: HostProbe | undefined;
 }
 
