@@ -116,11 +116,14 @@ function histogram(s: Scrape, name: string, match: Record<string, string> = {}, 
     .reduce((n, x) => n + x.value, 0);
 }
 
-/** Prometheus conventions on every family: allot_ prefix, counters in _total, base units only. */
+/**
+ * Prometheus conventions on every family: allot_ prefix (the process's own figures keep the client libraries' process_
+ * and nodejs_ names, which dashboards expect), counters in _total, base units only.
+ */
 function checkNames(families: Map<string, PromFamily>): void {
   for (const [name, f] of families) {
     if (name === 'target_info') continue;
-    expect(name).toMatch(/^allot_[a-z0-9_]+$/);
+    expect(name).toMatch(/^(allot|process|nodejs)_[a-z0-9_]+$/);
     if (f.type === 'COUNTER') expect(name).toMatch(/_total$/);
     else expect(name).not.toMatch(/_total$/);
     expect(name).not.toMatch(/_(milliseconds|ms|mebibytes|mib|kilobytes|minutes)(_|$)/);

@@ -37,6 +37,18 @@ describe('startMetrics', () => {
     expect((await fetch(`${server.url}/boom`)).status).toBe(500);
   });
 
+  it('exports the process\'s own figures under the names Prometheus client libraries use', async () => {
+    m = startMetrics({ service: 'allot-test' });
+    server = await serveHttp({ host: '127.0.0.1', port: 0, routes: { '/metrics': m.handler } });
+    await new Promise((resolve) => setTimeout(resolve, 60)); // a few event-loop samples
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    const value = (name: string): number => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1]);
+    expect(value('process_resident_memory_bytes')).toBeGreaterThan(10 * 2 ** 20);
+    expect(value('process_cpu_seconds_total')).toBeGreaterThan(0);
+    expect(value('nodejs_heap_used_bytes')).toBeGreaterThan(2 ** 20);
+    expect(text).toMatch(/^nodejs_eventloop_delay_seconds\{quantile="0.99"\} \S+$/m);
+  });
+
   it('exports allot_build_info with the release and the Node version', async () => {
     m = startMetrics({ service: 'allot-test', version: '9.8.7' });
     server = await serveHttp({ host: '127.0.0.1', port: 0, routes: { '/metrics': m.handler } });

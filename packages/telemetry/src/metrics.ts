@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { metrics } from '@opentelemetry/api';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { resourceFromAttributes } from '@opentelemetry/resources';
@@ -48,6 +49,7 @@ export function startMetrics(options: MetricsOptions): StartedMetrics {
     ],
   });
   metrics.setGlobalMeterProvider(meterProvider);
+  observeRuntime(meterProvider);
   if (options.version !== undefined) {
     const build = { version: options.version, node_version: process.version };
     meterProvider
@@ -68,4 +70,29 @@ export function startMetrics(options: MetricsOptions): StartedMetrics {
       metrics.disable();
     },
   };
+}
+
+/**
+ * The process's own figures, named as Prometheus' client libraries name them (process_*, nodejs_*), so existing
+ * dashboards and alerts read them: resident memory, CPU seconds, V8 heap, event-loop delay. Four instruments read
+ * from Node itself on each scrape: written here rather than adding a contrib package for them.
+ */
+function observeRuntime(provider: MeterProvider): void {
+  const meter = provider.getMeter('allot-runtime');
+  const loop = monitorEventLoopDelay({ resolution: 20 });
+  loop.enable();
+  meter.createObservableGauge('process_resident_memory_bytes', { description: 'Resident set size', unit: 'By' }).addCallback((r) => r.observe(process.memoryUsage.rss()));
+  meter.createObservableCounter('process_cpu_seconds_total', { description: 'User and system CPU time spent', unit: 's' }).addCallback((r) => {
+    const cpu = process.cpuUsage();
+    r.observe((cpu.user + cpu.system) / 1e6);
+  });
+  meter.createObservableGauge('nodejs_heap_used_bytes', { description: 'V8 heap in use', unit: 'By' }).addCallback((r) => r.observe(process.memoryUsage().heapUsed));
+  meter.createObservableGauge('nodejs_eventloop_delay_seconds', { description: 'Event-loop delay since the previous scrape, by quantile', unit: 's' }).addCallback((r) => {
+    if (loop.count > 0) {
+      r.observe(loop.percentile(50) / 1e9, { quantile: '0.5' });
+      r.observe(loop.percentile(99) / 1e9, { quantile: '0.99' });
+      r.observe(loop.max / 1e9, { quantile: '1' });
+    }
+    loop.reset();
+  });
 }

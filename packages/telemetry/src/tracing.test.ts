@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -123,5 +125,35 @@ describe('the span file', () => {
     chmodSync(old, 0o644);
     await new JsonLinesSpanExporter(old, 'test').shutdown();
     expect(modeOf(old)).toBe('600');
+  });
+});
+
+describe('startTracing with an OTLP collector (OTEL_EXPORTER_OTLP_ENDPOINT)', () => {
+  it('sends finished spans to the collector over OTLP/HTTP, with the service name', async () => {
+    const received: Array<{ path: string; type: string; bytes: number; body: Buffer }> = [];
+    const collector = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        received.push({ path: req.url ?? '', type: req.headers['content-type'] ?? '', bytes: body.length, body });
+        res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+      });
+    });
+    await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
+    const port = (collector.address() as AddressInfo).port;
+    try {
+      started = startTracing({ service: 'allot-otlp-test', env: { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}/` } });
+      expect(started).toMatchObject({ enabled: true, file: undefined, otlpEndpoint: `http://127.0.0.1:${port}/v1/traces` });
+      trace.getTracer('allot').startSpan('place', { kind: SpanKind.SERVER }).end();
+      await started.shutdown(); // flushes the batch
+      started = undefined;
+      expect(received.map((r) => [r.path, r.type])).toEqual([['/v1/traces', 'application/json']]);
+      // OTLP's JSON encoding: the span's name and the service name are in the body.
+      expect(received[0]?.body.includes('place')).toBe(true);
+      expect(received[0]?.body.includes('allot-otlp-test')).toBe(true);
+    } finally {
+      collector.close();
+    }
   });
 });

@@ -2,10 +2,17 @@ import { closeSync, fchmodSync, openSync, writeSync } from 'node:fs';
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { ExportResultCode, W3CTraceContextPropagator, type ExportResult } from '@opentelemetry/core';
-import { SimpleSpanProcessor, TracerProvider, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace';
+import { BatchSpanProcessor, SimpleSpanProcessor, TracerProvider, type ReadableSpan, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { resourceFromAttributes } from '@opentelemetry/resources';
 
-/** The environment variable naming the span file; unset, tracing registers nothing. */
+/** The environment variable naming the span file; unset (and no OTLP endpoint), tracing registers nothing. */
 export const TRACE_FILE_ENV = 'ALLOT_TRACE_FILE';
+/**
+ * The OpenTelemetry SDK's own variables for a collector: with either set, spans are also batched to it over OTLP/HTTP
+ * (JSON encoding, which every collector's OTLP/HTTP receiver takes; `OTEL_EXPORTER_OTLP_HEADERS` is read by the exporter).
+ */
+export const OTLP_ENDPOINT_ENVS = ['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_EXPORTER_OTLP_ENDPOINT'] as const;
 
 /** One finished span as written to the file, one JSON object per line. */
 export type SpanLine = {
@@ -111,9 +118,11 @@ export type TracingOptions = {
 };
 
 export type StartedTracing = {
-  /** False when no file was named: nothing was registered and every span is a no-op. */
+  /** False when neither a file nor a collector was named: nothing was registered and every span is a no-op. */
   readonly enabled: boolean;
   readonly file: string | undefined;
+  /** The collector's endpoint when spans go over OTLP. */
+  readonly otlpEndpoint: string | undefined;
   shutdown(): Promise<void>;
 };
 
@@ -123,9 +132,19 @@ export type StartedTracing = {
  * @opentelemetry/api calls in the request path stay no-ops (see bench/overhead.bench.ts for the figures).
  */
 export function startTracing(options: TracingOptions): StartedTracing {
-  const file = options.file ?? (options.env ?? process.env)[TRACE_FILE_ENV];
-  if (file === undefined || file === '') return { enabled: false, file: undefined, shutdown: () => Promise.resolve() };
-  const provider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter: new JsonLinesSpanExporter(file, options.service) })] });
+  const env = options.env ?? process.env;
+  const named = options.file ?? env[TRACE_FILE_ENV];
+  const file = named === undefined || named === '' ? undefined : named;
+  // As the SDK reads them: the traces endpoint is the whole URL, the general one a base that gets /v1/traces.
+  const tracesEndpoint = env['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'];
+  const baseEndpoint = env['OTEL_EXPORTER_OTLP_ENDPOINT'];
+  const otlpEndpoint = tracesEndpoint !== undefined && tracesEndpoint !== '' ? tracesEndpoint : baseEndpoint !== undefined && baseEndpoint !== '' ? `${baseEndpoint.replace(/\/+$/, '')}/v1/traces` : undefined;
+  if (file === undefined && otlpEndpoint === undefined) return { enabled: false, file: undefined, otlpEndpoint: undefined, shutdown: () => Promise.resolve() };
+  const spanProcessors: SpanProcessor[] = [];
+  if (file !== undefined) spanProcessors.push(new SimpleSpanProcessor({ exporter: new JsonLinesSpanExporter(file, options.service) }));
+  // Batched: a collector that is slow or down costs a bounded queue (the SDK drops past 2,048 spans), never a request.
+  if (otlpEndpoint !== undefined) spanProcessors.push(new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url: otlpEndpoint }) }));
+  const provider = new TracerProvider({ resource: resourceFromAttributes({ 'service.name': options.service }), spanProcessors });
   const contextManager = new AsyncLocalStorageContextManager().enable();
   context.setGlobalContextManager(contextManager);
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
@@ -133,6 +152,7 @@ export function startTracing(options: TracingOptions): StartedTracing {
   return {
     enabled: true,
     file,
+    otlpEndpoint,
     shutdown: async () => {
       await provider.shutdown();
       trace.disable();
