@@ -58,7 +58,7 @@ export class SimAgent {
     this.nodeId = nodeId;
     this.#faults = faults;
     this.#skewMs = sched.int(-2_000, 2_000);
-    this.model = new DurableModel(nodeId, { memoryMiB: AGENT_MEMORY_MIB, vcpus: TOPOLOGY.cores.length * AGENT_CPU_OVERCOMMIT }, (message) => sched.fail(message));
+    this.model = new DurableModel(nodeId, { memoryMiB: AGENT_MEMORY_MIB, vcpus: TOPOLOGY.cores.length * AGENT_CPU_OVERCOMMIT }, (message) => sched.fail(message), RETENTION_MS);
   }
 
   get up(): boolean {

@@ -26,16 +26,22 @@ export class DurableModel {
   readonly #liveByRequest = new Map<string, Set<string>>();
   /** Preemptors in a grace period (a 'preempting' record): not holding anything yet, their victims releasing. */
   readonly #waiting = new Map<string, { allocation: DurableAllocation; victims: string[] }>();
-  /** Resize request ids already committed (a resize is idempotent by its own request id: one `resized` record each). */
-  readonly #resizes = new Set<string>();
+  /**
+   * Resize request ids committed, with the agent's wall time of their record: a resize is idempotent by its own request
+   * id for the retention window (measured on the agent's wall clock, like released allocations), so one record each
+   * within that window.
+   */
+  readonly #resizes = new Map<string, number>();
+  readonly #retentionMs: number;
   /** The highest fence each request id was refused (or fenced) at, from `fenced` records. */
   readonly #refusedFence = new Map<string, number>();
   #memory = 0;
   #vcpus = 0;
   effective: { memoryMiB: number; vcpus: number };
 
-  constructor(nodeId: string, effective: { memoryMiB: number; vcpus: number }, fail: (message: string) => void) {
+  constructor(nodeId: string, effective: { memoryMiB: number; vcpus: number }, fail: (message: string) => void, retentionMs = Number.POSITIVE_INFINITY) {
     this.#nodeId = nodeId;
+    this.#retentionMs = retentionMs;
     this.effective = effective;
     this.#fail = fail;
   }
@@ -136,8 +142,9 @@ export class DurableModel {
       this.#fail(`${this.#nodeId}: a resized record for ${record.allocation.id}, which was never committed`);
       return;
     }
-    if (this.#resizes.has(record.requestId)) this.#fail(`${this.#nodeId}: resize ${record.requestId} committed twice`);
-    this.#resizes.add(record.requestId);
+    const earlier = this.#resizes.get(record.requestId);
+    if (earlier !== undefined && record.at - earlier < this.#retentionMs) this.#fail(`${this.#nodeId}: resize ${record.requestId} committed twice, ${record.at - earlier} ms apart on the agent's wall clock (retention ${this.#retentionMs} ms)`);
+    this.#resizes.set(record.requestId, record.at);
     if (a.status !== 'active') this.#fail(`${this.#nodeId}: resize ${record.requestId} of ${a.id}, which is ${a.status} on disk (only an active allocation resizes)`);
     if (record.previous.memoryMiB !== a.memoryMiB || record.previous.vcpus !== a.vcpus) this.#fail(`${this.#nodeId}: resize ${record.requestId} of ${a.id} says it was ${record.previous.memoryMiB} MiB/${record.previous.vcpus} vCPUs, the disk says ${a.memoryMiB}/${a.vcpus}`);
     this.#hold(a, -1);
