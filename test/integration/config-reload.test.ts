@@ -1,13 +1,19 @@
-import { writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { decode, USAGE_STREAM, usageSubject } from '@allot/protocol';
 import { UsageSnapshotSchema, type UsageSnapshot } from '@allot/core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { AGENT_MAIN, cleanupAll, isLogMsg, simulatedHostEnv, spawnProcess, startNatsServer, tempDir, waitFor } from '../harness/index.ts';
+import { AGENT_MAIN, cleanupAll, COORDINATOR_MAIN, isLogMsg, simulatedHostEnv, spawnProcess, startNatsServer, tempDir, waitFor } from '../harness/index.ts';
 
 let nc: NatsConnection | undefined;
+
+/** As an editor or config manager saves: a whole new file renamed into place, so a reload never reads half of it. */
+function writeWhole(file: string, value: unknown): void {
+  writeFileSync(`${file}.tmp`, JSON.stringify(value));
+  renameSync(`${file}.tmp`, file);
+}
 afterAll(async () => {
   await nc?.close();
   await cleanupAll();
@@ -24,7 +30,7 @@ describe('an agent sent SIGHUP', () => {
     const file = join(dir, 'agent.json');
     const nodeId = 'reload-1';
     const stateDir = join(dir, 'state');
-    const write = (patch: Record<string, unknown>) => writeFileSync(file, JSON.stringify({ nodeId, stateDir, logLevel: 'info', labels: { zone: 'a' }, ...patch }));
+    const write = (patch: Record<string, unknown>) => writeWhole(file, { nodeId, stateDir, logLevel: 'info', labels: { zone: 'a' }, ...patch });
     write({});
     // Everything in the file (no ALLOT_LOG_LEVEL / ALLOT_STATE_DIR / ALLOT_LABELS: the environment would win over it).
     const agent = spawnProcess({
@@ -74,5 +80,31 @@ describe('an agent sent SIGHUP', () => {
     expect(later.labels).toEqual({ zone: 'c' });
 
     expect(await agent.stop('SIGTERM', 15_000)).toBe(0);
+  });
+});
+
+describe('a coordinator sent SIGHUP', () => {
+  it('applies a new log level, names a changed liveness threshold as needing a restart, and refuses a broken file', async () => {
+    const server = await startNatsServer({ jetstream: true });
+    const dir = await tempDir('coordinator-reload');
+    const file = join(dir, 'c1.json');
+    const write = (patch: Record<string, unknown>) => writeWhole(file, { coordinatorId: 'c1', nats: { servers: [server.url] }, logLevel: 'info', ...patch });
+    write({});
+    const coordinator = spawnProcess({ name: 'coordinator c1', script: COORDINATOR_MAIN, args: ['--config', file], env: { ALLOT_LOG_FORMAT: 'json', NODE_ENV: 'test' } });
+    await coordinator.waitForLine(isLogMsg('coordinator ready'), 30_000);
+
+    write({ logLevel: 'warn', liveness: { lostAfterMs: 30_000 } });
+    process.kill(coordinator.pid, 'SIGHUP');
+    const line = await coordinator.waitForLine(isReloaded, 5_000);
+    expect(line).toMatchObject({ applied: ['logLevel'], ignored: [{ key: 'liveness.lostAfterMs', reason: 'needs a restart' }] });
+
+    // Now at warn: a second reload's info line is not written; a broken file's error line is.
+    process.kill(coordinator.pid, 'SIGHUP');
+    write({ logLevel: 'warn', place: { unknownKey: 1 } });
+    process.kill(coordinator.pid, 'SIGHUP');
+    const refused = await coordinator.waitForLine(isRefused, 5_000);
+    expect(String(refused['msg'])).toContain('place');
+    expect(coordinator.lines.filter(isReloaded)).toHaveLength(1);
+    expect(await coordinator.stop('SIGTERM', 10_000)).toBe(0);
   });
 });

@@ -5,11 +5,11 @@ import type { ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
 import { AGENT_SERVICE_NAME } from '@allot/protocol';
 import { ALLOT_VERSION } from '@allot/core';
-import { connectionCounters, NATS_AUTH_FAILED, NATS_CONFIG_UNREADABLE, NATS_TLS_FAILED } from '@allot/nats';
+import { applyReloadLogLevel, connectionCounters, NATS_AUTH_FAILED, NATS_CONFIG_UNREADABLE, NATS_TLS_FAILED } from '@allot/nats';
 import { observeNatsConnection, readBearerTokenFile, sendJson, serveHttp, startMetrics, startTracing, type HttpServer } from '@allot/telemetry';
 import { Agent } from './agent.ts';
 import { LEASE_HELD } from './node-lease.ts';
-import { AGENT_DEFAULT_CONFIG, describeReload, loadAgentConfig, planAgentReload } from './config/index.ts';
+import { AGENT_DEFAULT_CONFIG, loadAgentConfig, planAgentReload } from './config/index.ts';
 import { createLogger } from './logger.ts';
 
 // `allot-agent ledger ...`: the offline ledger tool (ledger-tool.ts) instead of the agent; nothing below runs.
@@ -126,7 +126,7 @@ process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
 process.on('SIGINT', () => void shutdown('SIGINT', 0));
 // SIGHUP: re-read the configuration; apply what is safe in place (log level, labels, health thresholds), name the rest.
 let running = config;
-process.on('SIGUSR2', () => {
+process.on('SIGHUP', () => {
   const reloaded = loadConfig();
   if (!reloaded.ok) {
     log.error({ problems: reloaded.error.details?.['problems'] }, `configuration reload refused, nothing changed: ${reloaded.error.message}`);
@@ -135,13 +135,7 @@ process.on('SIGUSR2', () => {
   const plan = planAgentReload(running, reloaded.value);
   running = plan.config;
   agent.applyReload(running);
-  // The line is written under the more verbose of the two levels, so a change either way is confirmed in the log.
-  const report = () => log.info({ applied: plan.applied, ignored: plan.ignored }, describeReload(plan));
-  const rank = (level: string) => log.levels.values[level] ?? Number.POSITIVE_INFINITY; // 'silent' has no value
-  const quieter = rank(running.logLevel) > rank(log.level);
-  if (quieter) report();
-  log.level = running.logLevel;
-  if (!quieter) report();
+  applyReloadLogLevel(log, running.logLevel, plan);
 });
 // A bug must not leave a half-working authority behind: log it and exit non-zero; the ledger keeps what was acknowledged.
 process.on('uncaughtException', (error) => {

@@ -1,7 +1,8 @@
 import { ALLOT_VERSION, type AllotError } from '@allot/core';
-import { connectionCounters, connectNats, NATS_AUTH_FAILED, retryWithBackoff } from '@allot/nats';
+import { applyReloadLogLevel, connectionCounters, connectNats, NATS_AUTH_FAILED, retryWithBackoff } from '@allot/nats';
 import { observeNatsConnection, readBearerTokenFile, sendJson, serveHttp, startMetrics, startTracing, type HttpServer } from '@allot/telemetry';
 import { COORDINATOR_DEFAULT_CONFIG, loadCoordinatorConfig } from './config.ts';
+import { planCoordinatorReload } from './config-reload.ts';
 import { startCoordinator } from './coordinator.ts';
 import { observeCluster } from './exported-metrics.ts';
 import { createLogger } from './logger.ts';
@@ -23,6 +24,18 @@ async function main(): Promise<number> {
   }
   const c = config.value;
   const logger = createLogger(c.logLevel, c.coordinatorId);
+  // SIGHUP: re-read the configuration from the same source; the log level changes in place, the rest is named as ignored.
+  let running = c;
+  process.on('SIGHUP', () => {
+    const reloaded = loadCoordinatorConfig(process.argv.slice(2), process.env, undefined, COORDINATOR_DEFAULT_CONFIG);
+    if (!reloaded.ok) {
+      logger.error({ problems: reloaded.error.details?.['problems'] }, `configuration reload refused, nothing changed: ${reloaded.error.message}`);
+      return;
+    }
+    const plan = planCoordinatorReload(running, reloaded.value);
+    running = plan.config;
+    applyReloadLogLevel(logger, running.logLevel, plan);
+  });
   if (c.nats.insecure === true && (c.production === true || process.env.NODE_ENV === 'production')) {
     logger.warn('production with nats.insecure: true: NATS credentials or TLS are missing');
   }

@@ -21,5 +21,12 @@ export {
   type EnvBinding,
   type LoadProcessConfigInput,
   type PrepareContext,
+  planConfigReload,
+  describeReload,
+  applyReloadLogLevel,
+  type LevelledLogger,
+  type IgnoredChange,
+  type ReloadPlan,
+  type ReloadRules,
 } from './config/index.ts';
 export { backoffDelays, retryWithBackoff, type BackoffOptions, type RetryOptions } from './retry.ts';
