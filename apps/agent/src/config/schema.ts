@@ -113,7 +113,7 @@ export const AgentConfigSchema = z
     /** Production rules: stateDir required, NATS credentials and TLS required (or nats.insecure). Also NODE_ENV=production. */
     production: z.boolean().optional(),
     nats: NatsConnectionConfigSchema.prefault({}),
-    /** zone, rack, anything placement constraints may name. */
+    /** zone, rack, anything placement constraints may name. Reloaded on SIGHUP, like logLevel and health (config/reload.ts). */
     labels: LabelsSchema.default({}),
     memory: AgentMemoryConfigSchema.prefault({}),
     cpu: AgentCpuConfigSchema.prefault({}),
