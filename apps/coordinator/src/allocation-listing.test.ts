@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { AgentCaller } from './agents.ts';
-import { decodeCursor, encodeCursor, listAllocationsPage, nodesFrom } from './allocation-listing.ts';
+import { decodeCursor, encodeCursor, listAllocationsPage, listingNodes, nodesFrom } from './allocation-listing.ts';
+import type { ClusterView } from './view.ts';
 import { inProcessCluster } from './testing/fake-agents.ts';
 
 describe('allocation listing cursor', () => {
@@ -67,5 +68,27 @@ describe('listAllocationsPage', () => {
     expect(r).toMatchObject({ ok: true, value: { nodesFailed: [{ nodeId: 'b', error: 'request to allot.agent.b.allocations timed out' }] } });
     expect(r.ok && r.value.allocations.map((a) => a.id)).toEqual(['a:1', 'a:2', 'c:1', 'c:2']);
     expect(r.ok && r.value.next).toBeUndefined();
+  });
+});
+
+describe('listingNodes', () => {
+  // A view of three nodes: n1 and n2 ready in zone z1 and z2, n3 in z1 but suspect.
+  const rows = [
+    { nodeId: 'n1', liveness: 'ready', labels: { zone: 'z1', rack: 'r1' } },
+    { nodeId: 'n2', liveness: 'ready', labels: { zone: 'z2' } },
+    { nodeId: 'n3', liveness: 'suspect', labels: { zone: 'z1' } },
+  ];
+  const view = {
+    get: (id: string) => rows.find((r) => r.nodeId === id),
+    nodes: (f: { liveness?: string; labels?: Record<string, string> }) =>
+      rows.filter((r) => (f.liveness === undefined || r.liveness === f.liveness) && Object.entries(f.labels ?? {}).every(([k, v]) => (r.labels as Record<string, string>)[k] === v)).map((r) => ({ nodeId: r.nodeId })),
+  } as unknown as Pick<ClusterView, 'get' | 'nodes'>;
+
+  it('asks the named node alone whatever its liveness, the ready nodes with the labels, or every ready node', () => {
+    expect(listingNodes(view, { nodeId: 'n3' })).toEqual({ ok: true, value: ['n3'] });
+    expect(listingNodes(view, { nodeId: 'n9' })).toMatchObject({ ok: false, error: { code: 'not_found' } });
+    expect(listingNodes(view, { labels: { zone: 'z1' } })).toEqual({ ok: true, value: ['n1'] });
+    expect(listingNodes(view, { labels: { zone: 'z1', rack: 'r2' } })).toEqual({ ok: true, value: [] });
+    expect(listingNodes(view, {})).toEqual({ ok: true, value: ['n1', 'n2'] });
   });
 });

@@ -1,6 +1,7 @@
 import { err, NodeIdSchema, ok, type Allocation, type Result } from '@allot/core';
 import type { AgentCaller } from './agents.ts';
 import type { AllocationFilter } from './allocation-pages.ts';
+import type { ClusterView } from './view.ts';
 
 /**
  * A listing of allocations across nodes, one page at a time: nodes are walked in node-id order, and within a node in
@@ -40,6 +41,15 @@ export function decodeCursor(text: string): Result<ListingCursor> {
 export function nodesFrom(sortedNodeIds: readonly string[], cursor: ListingCursor | undefined): string[] {
   if (cursor === undefined) return [...sortedNodeIds];
   return sortedNodeIds.filter((id) => id >= cursor.nodeId);
+}
+
+/**
+ * The nodes a listing asks: the named node alone (whatever its liveness; not_found if it never reported), else the
+ * ready nodes carrying every one of `labels` (the view knows them: the others are not asked), else every ready node.
+ */
+export function listingNodes(view: Pick<ClusterView, 'get' | 'nodes'>, q: { nodeId?: string | undefined; labels?: Record<string, string> | undefined }): Result<string[]> {
+  if (q.nodeId !== undefined) return view.get(q.nodeId) === undefined ? err('not_found', `node ${q.nodeId} has not reported`, { nodeId: q.nodeId }) : ok([q.nodeId]);
+  return ok(view.nodes({ liveness: 'ready', ...(q.labels === undefined ? {} : { labels: q.labels }) }).map((n) => n.nodeId));
 }
 
 export interface ListingPage {

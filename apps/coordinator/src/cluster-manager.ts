@@ -30,7 +30,7 @@ import {
   type PlaceRequest,
 } from '@allot/protocol';
 import type { AgentCaller } from './agents.ts';
-import { decodeCursor, listAllocationsPage, type ListingPage } from './allocation-listing.ts';
+import { decodeCursor, listAllocationsPage, listingNodes, type ListingPage } from './allocation-listing.ts';
 import { allAllocations } from './allocation-pages.ts';
 import { clusterEfficiency, DEFAULT_REFERENCE, ShapeCounter } from './efficiency.ts';
 import { PlaceMetrics } from './metrics.ts';
@@ -155,17 +155,16 @@ export class ClusterManager implements ResourceManager {
   }
 
   /**
-   * One page of the cluster's allocations (allot.op.allocations, GET /api/allocations): only the named node's agent is
-   * asked (it must have reported), or the ready nodes carrying all of `labels`, or every ready node; see
-   * allocation-listing.ts for the cursor.
+   * One page of the cluster's allocations (allot.op.allocations): the nodes listingNodes chooses, walked with the
+   * cursor of allocation-listing.ts.
    */
   async listAllocations(q: AllocationFilter & { nodeId?: string; labels?: Record<string, string>; cursor?: string; limit: number; timeoutMs?: number }): Promise<Result<ListingPage>> {
     const cursor = q.cursor === undefined ? undefined : decodeCursor(q.cursor);
     if (cursor !== undefined && !cursor.ok) return cursor;
-    if (q.nodeId !== undefined && this.#view.get(q.nodeId) === undefined) return err('not_found', `node ${q.nodeId} has not reported`, { nodeId: q.nodeId });
-    const nodes = q.nodeId !== undefined ? [q.nodeId] : this.#view.nodes({ liveness: 'ready', ...(q.labels === undefined ? {} : { labels: q.labels }) }).map((n) => n.nodeId);
+    const nodes = listingNodes(this.#view, q);
+    if (!nodes.ok) return nodes;
     const filter: AllocationFilter = { status: q.status ?? 'live', ...(q.tenantId === undefined ? {} : { tenantId: q.tenantId }), ...(q.requestId === undefined ? {} : { requestId: q.requestId }) };
-    return listAllocationsPage(this.#agents, nodes, filter, { limit: q.limit, ...(cursor === undefined ? {} : { cursor: cursor.value }), ...(q.timeoutMs === undefined ? {} : { timeoutMs: q.timeoutMs }) });
+    return listAllocationsPage(this.#agents, nodes.value, filter, { limit: q.limit, ...(cursor === undefined ? {} : { cursor: cursor.value }), ...(q.timeoutMs === undefined ? {} : { timeoutMs: q.timeoutMs }) });
   }
 
   async reserve(request: AllocationRequestInput): Promise<Result<Allocation>> {

@@ -1,7 +1,7 @@
 import { AllocationStatusSchema, err, NodeIdSchema, ok, RequestIdSchema, TenantIdSchema, type Result } from '@allot/core';
 import { MAX_ALLOCATIONS_PAGE } from '@allot/protocol';
 import type { AgentCaller } from '../agents.ts';
-import { decodeCursor, listAllocationsPage, type ListingPage } from '../allocation-listing.ts';
+import { decodeCursor, listAllocationsPage, listingNodes, type ListingPage } from '../allocation-listing.ts';
 import type { ClusterView } from '../view.ts';
 
 /**
@@ -30,9 +30,9 @@ export async function listAllocationsFromQuery(view: ClusterView, agents: AgentC
   const cursorText = query.get('cursor');
   const cursor = cursorText === null ? undefined : decodeCursor(cursorText);
   if (cursor !== undefined && !cursor.ok) return cursor;
-  if (node !== null && view.get(node) === undefined) return err('not_found', `node ${node} has not reported`, { nodeId: node });
-  const nodes = node !== null ? [node] : view.nodes({ liveness: 'ready', labels }).map((n) => n.nodeId);
+  const nodes = listingNodes(view, { nodeId: node ?? undefined, labels });
+  if (!nodes.ok) return nodes;
   const filter = { status: status as 'live', ...(tenant === null ? {} : { tenantId: tenant }), ...(request === null ? {} : { requestId: request }) };
-  const page = await listAllocationsPage(agents, nodes, filter, { limit, timeoutMs, ...(cursor === undefined ? {} : { cursor: cursor.value }) });
+  const page = await listAllocationsPage(agents, nodes.value, filter, { limit, timeoutMs, ...(cursor === undefined ? {} : { cursor: cursor.value }) });
   return page.ok ? ok(page.value) : page;
 }
