@@ -39,7 +39,8 @@ function imageExists(tag: string): boolean {
 export function ensureDebianImage(timeoutMs = 900_000): DebianImage {
   const started = Date.now();
   const hash = createHash('sha256').update(JSON.stringify(RECIPE)).digest('hex').slice(0, 16);
-  const tag = `allot-chaos-debian-${RECIPE.suite}:${hash}`;
+  // Not allot-chaos-*: the chaos suite removes those tags when they are not its current images (images.ts).
+  const tag = `allot-debian-${RECIPE.suite}:${hash}`;
   if (imageExists(tag)) return { tag, built: false, ms: Date.now() - started };
   const work = mkdtempSync(join(tmpdir(), 'allot-debootstrap-'));
   const rootfs = join(work, 'rootfs');

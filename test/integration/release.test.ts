@@ -11,7 +11,7 @@ import { cleanupAll, isLogMsg, simulatedHostEnv, spawnProcess, startNatsServer, 
  * Debian packages. The packages are checked as dpkg and systemd read them, then unpacked, and the agent and the
  * coordinator are started with their units' own ExecStart lines (paths moved under the unpacked root, the config
  * pointed at this test's NATS): the agent joins and the packaged CLI places a VM on it.
- * Not here: installing with dpkg -i in a Debian container and purging (named as missing in docs/operations.md).
+ * Installing with apt on a fresh Debian and purging: test/chaos/deb-install.test.ts.
  */
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const RELEASE = join(ROOT, 'dist', 'release');
