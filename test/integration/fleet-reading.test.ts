@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Allocation } from '@allot/core';
+import { ClusterAllocationsResponseSchema } from '@allot/protocol/http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupAll, freePort, startLocalCluster, type LocalCluster } from '../harness/index.ts';
 
@@ -96,7 +97,7 @@ describe('reading the fleet', () => {
     const z2 = await get('?label=zone=z2&tenant=acme');
     expect(z2.status).toBe(200);
     expect(ids(((await z2.json()) as { allocations: Allocation[] }).allocations)).toEqual(['a2-acme-1', 'a2-acme-2']);
-    const page = (await (await get('?limit=4')).json()) as { allocations: Allocation[]; next?: string };
+    const page = ClusterAllocationsResponseSchema.parse(await (await get('?limit=4')).json());
     expect(ids(page.allocations)).toEqual(['a1-acme-1', 'a1-beta-1', 'a1-acme-2', 'a2-acme-1']);
     const rest = (await (await get(`?limit=4&cursor=${page.next}`)).json()) as { allocations: Allocation[]; next?: string };
     expect(ids(rest.allocations)).toEqual(['a2-acme-2', 'a2-beta-late']);

@@ -13,6 +13,7 @@ import {
 } from '@allot/core';
 import {
   AgentAllocationsReplySchema,
+  ClusterAllocationsReplySchema,
   AllotEventSchema,
   ClusterUsageSchema,
   MoveSchema,
@@ -149,6 +150,9 @@ export const NodesResponseSchema = z.object({ now: EpochMsSchema, nodes: z.array
 export const NodeResponseSchema = z.object({ now: EpochMsSchema, node: NodeViewSchema });
 export const AllocationsResponseSchema = AgentAllocationsReplySchema.extend({ nodeId: NodeIdSchema, at: EpochMsSchema });
 export type AllocationsResponse = z.infer<typeof AllocationsResponseSchema>;
+/** GET /api/allocations: one page of the cluster's allocations, as allot.op.allocations answers it. */
+export const ClusterAllocationsResponseSchema = ClusterAllocationsReplySchema.extend({ now: EpochMsSchema });
+export type ClusterAllocationsResponse = z.infer<typeof ClusterAllocationsResponseSchema>;
 export const TenantsResponseSchema = z.object({ now: EpochMsSchema, tenants: z.array(TenantRowSchema) });
 export const SeriesResponseSchema = SeriesSchema;
 /** Every error response: a code and a sentence. */

@@ -9,7 +9,7 @@ import type { JetStreamClient } from '../nats-deps.ts';
 import type { ClusterView } from '../view.ts';
 import { DroppedInput } from '../dropped-input.ts';
 import { access, defaultAllowedHosts, isLoopback, TOKEN_PATTERN, type AccessPolicy } from './auth.ts';
-import type { AllocationsResponse, NodeRow } from '@allot/protocol/http';
+import type { AllocationsResponse, ClusterAllocationsResponse, NodeRow } from '@allot/protocol/http';
 import { listAllocationsFromQuery } from './allocations-route.ts';
 import { followEvents } from './events-feed.ts';
 import { DashboardModel, type QuotaSource } from './model.ts';
@@ -153,7 +153,8 @@ export async function startHttpServer(deps: HttpDeps, options: HttpServerOptions
     listings += 1;
     const r = await listAllocationsFromQuery(deps.view, deps.agents, query, 3_000).finally(() => (listings -= 1));
     if (!r.ok) return problem(res, r.error.code === 'invalid_request' ? 400 : r.error.code === 'not_found' ? 404 : 502, r.error.code, r.error.message);
-    json(res, 200, { now: now(), allocations: r.value.allocations, ...(r.value.next === undefined ? {} : { next: r.value.next }), ...(r.value.nodesFailed.length === 0 ? {} : { nodesFailed: r.value.nodesFailed }) });
+    const body: ClusterAllocationsResponse = { now: now(), allocations: r.value.allocations, ...(r.value.next === undefined ? {} : { next: r.value.next }), ...(r.value.nodesFailed.length === 0 ? {} : { nodesFailed: r.value.nodesFailed }) };
+    json(res, 200, body);
   };
 
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
