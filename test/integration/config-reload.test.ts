@@ -54,7 +54,7 @@ describe('an agent sent SIGHUP', () => {
     // 1. A quieter log level, a new label, and a stateDir that cannot move under a running agent.
     write({ logLevel: 'error', labels: { zone: 'b', rack: 'r7' }, stateDir: join(dir, 'elsewhere') });
     process.kill(agent.pid, 'SIGHUP');
-    const line = await agent.waitForLine(isReloaded, 5_000);
+    const line = (await agent.waitForLine(isReloaded, 5_000)) as Record<string, unknown>;
     expect(line).toMatchObject({ applied: ['labels.rack', 'labels.zone', 'logLevel'], ignored: [{ key: 'stateDir', reason: 'needs a restart' }] });
     expect(line['msg']).toBe('configuration reloaded: applied labels.rack, labels.zone, logLevel; ignored stateDir (needs a restart)');
     expect((await snapshotWithZone('b')).labels).toEqual({ zone: 'b', rack: 'r7' });
@@ -68,7 +68,7 @@ describe('an agent sent SIGHUP', () => {
     // 3. A broken file: every problem is logged and nothing changes.
     write({ logLevel: 'loud', labels: { zone: 'd' }, heartbeatMs: 5 });
     process.kill(agent.pid, 'SIGHUP');
-    const refused = await agent.waitForLine(isRefused, 5_000);
+    const refused = (await agent.waitForLine(isRefused, 5_000)) as Record<string, unknown>;
     expect(String(refused['msg'])).toContain('logLevel');
     expect(String(refused['msg'])).toContain('heartbeatMs');
     const before = await latestSnapshot();
@@ -102,7 +102,7 @@ describe('a coordinator sent SIGHUP', () => {
     process.kill(coordinator.pid, 'SIGHUP');
     write({ logLevel: 'warn', place: { unknownKey: 1 } });
     process.kill(coordinator.pid, 'SIGHUP');
-    const refused = await coordinator.waitForLine(isRefused, 5_000);
+    const refused = (await coordinator.waitForLine(isRefused, 5_000)) as Record<string, unknown>;
     expect(String(refused['msg'])).toContain('place');
     expect(coordinator.lines.filter(isReloaded)).toHaveLength(1);
     expect(await coordinator.stop('SIGTERM', 10_000)).toBe(0);
