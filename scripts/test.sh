@@ -29,6 +29,14 @@ main_rc=$?
 
 echo "=== vitest: chaos"
 ./scripts/docker.sh || echo "!!! no Docker engine: the chaos project will fail (see docs/chaos.md)"
+# The package test (test/chaos/deb-install.test.ts) assembles a Debian image with debootstrap, Debian's own package:
+# installed once, as docker.io is.
+if ! command -v debootstrap >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap) >/dev/null 2>&1 ||
+    echo "!!! debootstrap could not be installed: the package install test will fail"
+fi
+# The release test above built the packages of this tree; the package test installs those instead of building again.
+if ls dist/release/allot-agent_*.deb dist/release/allot-coordinator_*.deb >/dev/null 2>&1; then export ALLOT_RELEASE_BUILT=1; fi
 pnpm exec vitest run --project chaos --reporter=default --reporter=json --outputFile.json=.allot/vitest-chaos.json --passWithNoTests "$@"
 chaos_rc=$?
 
