@@ -29,7 +29,8 @@ export default {
     },
     {
       name: 'core-imports-no-workspace-package',
-      comment: 'core is the domain at the bottom: its types and schemas, error codes, the ResourceManager contract; it stands on nothing of ours.',
+      comment:
+        'core is the domain at the bottom: its types and schemas, error codes, the ResourceManager contract; it stands on nothing of ours.',
       severity: 'error',
       from: { path: '^packages/core/' },
       to: { path: WORKSPACE, pathNot: '^packages/core/' },
@@ -67,7 +68,8 @@ export default {
     },
     {
       name: 'dashboard-reaches-only-core-and-protocol',
-      comment: 'The dashboard is built by Vite for the browser: of our packages it reads only the entries of core and protocol (the HTTP API).',
+      comment:
+        'The dashboard is built by Vite for the browser: of our packages it reads only the entries of core and protocol (the HTTP API).',
       severity: 'error',
       from: { path: DASHBOARD },
       to: { path: WORKSPACE, pathNot: [DASHBOARD, '^packages/(core|protocol)/src/(index|http-api)\\.ts$'] },
@@ -78,7 +80,11 @@ export default {
     exclude: { path: '(^|/)(node_modules|dist|\\.turbo|\\.tools)/' },
     tsPreCompilationDeps: true,
     combinedDependencies: false,
-    enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['import', 'default'], extensions: ['.ts', '.js', '.tsx', '.mjs'] },
+    enhancedResolveOptions: {
+      exportsFields: ['exports'],
+      conditionNames: ['import', 'default'],
+      extensions: ['.ts', '.js', '.tsx', '.mjs'],
+    },
     reporterOptions: {
       archi: { collapsePattern: '^(packages|apps)/[^/]+|^test' },
     },

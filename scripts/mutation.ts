@@ -19,8 +19,18 @@ const root = path.resolve(import.meta.dirname, '..');
 
 /** What each package's run mutates: the code whose behaviour the package's unit tests are meant to pin. */
 const TARGETS: Record<string, string[]> = {
-  placement: ['packages/placement/src/**/*.ts', '!packages/placement/src/**/*.test.ts', '!packages/placement/src/fixtures.ts', '!packages/placement/src/index.ts'],
-  quota: ['packages/quota/src/**/*.ts', '!packages/quota/src/**/*.test.ts', '!packages/quota/src/legacy/fixtures/**', '!packages/quota/src/index.ts'],
+  placement: [
+    'packages/placement/src/**/*.ts',
+    '!packages/placement/src/**/*.test.ts',
+    '!packages/placement/src/fixtures.ts',
+    '!packages/placement/src/index.ts',
+  ],
+  quota: [
+    'packages/quota/src/**/*.ts',
+    '!packages/quota/src/**/*.test.ts',
+    '!packages/quota/src/legacy/fixtures/**',
+    '!packages/quota/src/index.ts',
+  ],
   managers: ['packages/managers/src/host/host-state.ts', 'packages/managers/src/cpu/cpu-pool.ts'],
   ledger: ['packages/ledger/src/recovery.ts', 'packages/ledger/src/framing.ts', 'packages/ledger/src/group-commit.ts'],
 };

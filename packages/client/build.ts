@@ -17,7 +17,9 @@ const pkg = JSON.parse(readFileSync(join(HERE, 'package.json'), 'utf8')) as { de
 const external = [...Object.keys(pkg.dependencies), ...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
 
 /** One endpoint's request and reply as JSON Schema (what a value on the wire must look like). */
-function schemasOf(endpoints: Record<string, { request: z.ZodType; reply: z.ZodType }>): Record<string, { request: unknown; reply: unknown }> {
+function schemasOf(
+  endpoints: Record<string, { request: z.ZodType; reply: z.ZodType }>,
+): Record<string, { request: unknown; reply: unknown }> {
   const out: Record<string, { request: unknown; reply: unknown }> = {};
   for (const [verb, spec] of Object.entries(endpoints)) {
     // Requests as a sender writes them (defaults optional), replies as they arrive; what JSON Schema cannot say
@@ -34,8 +36,14 @@ function writeSchemas(dir: string, endpoints: Record<string, { request: unknown;
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   for (const [verb, { request, reply }] of Object.entries(endpoints)) {
-    writeFileSync(join(dir, `${verb}.request.json`), `${JSON.stringify({ $id: `${prefix}.${verb}.request`, ...(request as object) }, null, 2)}\n`);
-    writeFileSync(join(dir, `${verb}.reply.json`), `${JSON.stringify({ $id: `${prefix}.${verb}.reply`, ...(reply as object) }, null, 2)}\n`);
+    writeFileSync(
+      join(dir, `${verb}.request.json`),
+      `${JSON.stringify({ $id: `${prefix}.${verb}.request`, ...(request as object) }, null, 2)}\n`,
+    );
+    writeFileSync(
+      join(dir, `${verb}.reply.json`),
+      `${JSON.stringify({ $id: `${prefix}.${verb}.reply`, ...(reply as object) }, null, 2)}\n`,
+    );
   }
 }
 
@@ -44,7 +52,9 @@ export async function buildClient(): Promise<void> {
   const bundle = await rolldown({ input: join(HERE, 'src', 'index.ts'), platform: 'node', external, logLevel: 'warn' });
   await bundle.write({ file: join(HERE, 'dist', 'index.js'), format: 'esm' });
   await bundle.close();
-  execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(HERE, 'tsconfig.build.json')], { stdio: 'inherit' });
+  execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(HERE, 'tsconfig.build.json')], {
+    stdio: 'inherit',
+  });
   const sched = schemasOf(SCHED_ENDPOINTS as unknown as Record<string, { request: z.ZodType; reply: z.ZodType }>);
   const agent = schemasOf(AGENT_ENDPOINTS as unknown as Record<string, { request: z.ZodType; reply: z.ZodType }>);
   writeSchemas(join(HERE, 'schemas'), sched, 'allot.sched');

@@ -60,7 +60,10 @@ export async function bundle(app: (typeof APPS)[number], outDir: string): Promis
   });
   let code = readFileSync(file, 'utf8');
   const shebang = code.startsWith('#!') ? code.slice(0, code.indexOf('\n') + 1) : '';
-  code = code.slice(shebang.length).replaceAll('import.meta.url', '__allotMeta.url').replaceAll('import.meta.dirname', '__allotMeta.dirname');
+  code = code
+    .slice(shebang.length)
+    .replaceAll('import.meta.url', '__allotMeta.url')
+    .replaceAll('import.meta.dirname', '__allotMeta.dirname');
   writeFileSync(file, `${shebang}${META_PRELUDE}${code}`);
   return file;
 }
@@ -72,7 +75,15 @@ export function singleExecutable(name: string, bundleFile: string, outDir: strin
   mkdirSync(work, { recursive: true });
   writeFileSync(join(work, 'loader.cjs'), SEA_LOADER);
   const blob = join(work, 'sea.blob');
-  const config = { main: join(work, 'loader.cjs'), output: blob, disableExperimentalSEAWarning: true, useCodeCache: false, useSnapshot: false, execArgv, assets: { 'app.mjs': bundleFile } };
+  const config = {
+    main: join(work, 'loader.cjs'),
+    output: blob,
+    disableExperimentalSEAWarning: true,
+    useCodeCache: false,
+    useSnapshot: false,
+    execArgv,
+    assets: { 'app.mjs': bundleFile },
+  };
   writeFileSync(join(work, 'sea-config.json'), JSON.stringify(config));
   execFileSync(process.execPath, ['--experimental-sea-config', join(work, 'sea-config.json')], { stdio: 'pipe' });
   const exe = join(outDir, name);
@@ -85,7 +96,9 @@ export function singleExecutable(name: string, bundleFile: string, outDir: strin
 }
 
 /** Every app bundled and made an executable under dist/release; returns their paths by name. */
-export async function buildArtifacts(log: (line: string) => void = () => undefined): Promise<Record<AppName, { bundle: string; executable: string }>> {
+export async function buildArtifacts(
+  log: (line: string) => void = () => undefined,
+): Promise<Record<AppName, { bundle: string; executable: string }>> {
   const jsDir = join(RELEASE_DIR, 'js');
   const binDir = join(RELEASE_DIR, 'bin');
   mkdirSync(jsDir, { recursive: true });

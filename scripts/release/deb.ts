@@ -20,16 +20,19 @@ export interface DebPackage {
 export const PACKAGES: readonly DebPackage[] = [
   {
     name: 'allot-agent',
-    description: 'allot agent: CPU and memory allocation authority of a hypervisor host\n The agent validates and durably commits every allocation of its host (ledger under /var/lib/allot/agent)\n and serves the coordinators over NATS.',
+    description:
+      'allot agent: CPU and memory allocation authority of a hypervisor host\n The agent validates and durably commits every allocation of its host (ledger under /var/lib/allot/agent)\n and serves the coordinators over NATS.',
     config: 'agent.json',
     state: {
-      note: '/var/lib/allot/agent holds the ledger, the host\'s acknowledged allocations.',
-      purge: 'if [ -d /var/lib/allot/agent ]; then echo "allot-agent: kept /var/lib/allot/agent (the ledger: this host\'s acknowledged allocations); remove it once nothing needs it" >&2; fi',
+      note: "/var/lib/allot/agent holds the ledger, the host's acknowledged allocations.",
+      purge:
+        'if [ -d /var/lib/allot/agent ]; then echo "allot-agent: kept /var/lib/allot/agent (the ledger: this host\'s acknowledged allocations); remove it once nothing needs it" >&2; fi',
     },
   },
   {
     name: 'allot-coordinator',
-    description: 'allot coordinator: cluster-wide view and scheduler endpoints\n Aggregates the agents over NATS and answers schedulers: place, release, quotas, cordon and drain,\n with the live dashboard and the operators\' command line, allot.',
+    description:
+      "allot coordinator: cluster-wide view and scheduler endpoints\n Aggregates the agents over NATS and answers schedulers: place, release, quotas, cordon and drain,\n with the live dashboard and the operators' command line, allot.",
     config: 'coordinator.json',
     state: { note: 'the coordinator keeps none (its view is rebuilt from NATS).', purge: ':' },
   },
@@ -40,7 +43,11 @@ function architecture(): string {
 }
 
 function fill(template: string, pkg: DebPackage): string {
-  return template.replaceAll('@PACKAGE@', pkg.name).replaceAll('@CONFIG@', pkg.config).replaceAll('@STATE@', pkg.state.note).replaceAll('@PURGE_STATE@', pkg.state.purge);
+  return template
+    .replaceAll('@PACKAGE@', pkg.name)
+    .replaceAll('@CONFIG@', pkg.config)
+    .replaceAll('@STATE@', pkg.state.note)
+    .replaceAll('@PURGE_STATE@', pkg.state.purge);
 }
 
 function place(root: string, path: string, from: string, mode: number): void {
@@ -97,7 +104,8 @@ export function buildDeb(pkg: DebPackage, version: string, executable: string, e
   write(root, 'DEBIAN/control', control, 0o644);
   // A conffile: an operator's edits survive upgrades (dpkg asks when the packaged default changed too).
   write(root, 'DEBIAN/conffiles', `/etc/allot/${pkg.config}\n`, 0o644);
-  for (const script of ['postinst', 'prerm', 'postrm']) write(root, `DEBIAN/${script}`, fill(readFileSync(join(TEMPLATES, script), 'utf8'), pkg), 0o755);
+  for (const script of ['postinst', 'prerm', 'postrm'])
+    write(root, `DEBIAN/${script}`, fill(readFileSync(join(TEMPLATES, script), 'utf8'), pkg), 0o755);
   const deb = join(RELEASE_DIR, `${pkg.name}_${version}_${arch}.deb`);
   // gzip, not xz: xz takes minutes over a 125 MB executable on two cores, for a third less on the wire.
   execFileSync('dpkg-deb', ['--root-owner-group', '-Zgzip', '--build', root, deb], { stdio: 'pipe' });
@@ -108,9 +116,12 @@ export function buildDeb(pkg: DebPackage, version: string, executable: string, e
 export async function buildDebs(log: (line: string) => void = () => undefined): Promise<string[]> {
   const artifacts = await buildArtifacts(log);
   const dashboard = join(ROOT, 'apps', 'dashboard', 'dist');
-  if (!existsSync(join(dashboard, 'index.html'))) execFileSync('pnpm', ['--filter', '@allot/dashboard', 'build'], { cwd: ROOT, stdio: 'pipe' });
+  if (!existsSync(join(dashboard, 'index.html')))
+    execFileSync('pnpm', ['--filter', '@allot/dashboard', 'build'], { cwd: ROOT, stdio: 'pipe' });
   const version = releaseVersion(artifacts.allot.executable);
-  const debs = PACKAGES.map((pkg) => buildDeb(pkg, version, artifacts[pkg.name].executable, { cli: artifacts.allot.executable, dashboardDir: dashboard }));
+  const debs = PACKAGES.map((pkg) =>
+    buildDeb(pkg, version, artifacts[pkg.name].executable, { cli: artifacts.allot.executable, dashboardDir: dashboard }),
+  );
   for (const deb of debs) log(`${deb} (${Math.round(statSync(deb).size / 1024 / 1024)} MiB)`);
   return debs;
 }

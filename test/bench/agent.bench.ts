@@ -94,7 +94,11 @@ async function main(): Promise<void> {
   for (let i = 0; i < WARMUP; i++) await nc.request('bench.echo', payload, { timeout: 5_000 });
   const bare = summary(await sequential(SEQUENTIAL, async () => void (await nc.request('bench.echo', payload, { timeout: 5_000 }))));
   rows.push(['bare NATS echo, sequential', fmt(bare.p50), fmt(bare.p99), '']);
-  const barePipe = await pipelined(PIPELINED_REQUESTS, 256, async () => void (await nc.request('bench.echo', payload, { timeout: 10_000 })));
+  const barePipe = await pipelined(
+    PIPELINED_REQUESTS,
+    256,
+    async () => void (await nc.request('bench.echo', payload, { timeout: 10_000 })),
+  );
   rows.push(['bare NATS echo, 256 in flight', '', '', `${Math.round((barePipe.done * 1000) / barePipe.ms)} req/s`]);
   await responder.close();
   const echoRate = (barePipe.done * 1000) / barePipe.ms;
@@ -103,9 +107,21 @@ async function main(): Promise<void> {
   // What the agent's audit trail costs the machine without the agent: event-sized messages with a dedupe id into a
   // file-backed stream (its own, so the event count below stays exact), 256 acks outstanding, as the agent publishes.
   const jsm = await jetstreamManager(nc);
-  await jsm.streams.add({ name: 'BENCH_JS', subjects: ['bench.js.>'], storage: StorageType.File, max_msgs: 100_000, duplicate_window: 120_000_000_000 });
+  await jsm.streams.add({
+    name: 'BENCH_JS',
+    subjects: ['bench.js.>'],
+    storage: StorageType.File,
+    max_msgs: 100_000,
+    duplicate_window: 120_000_000_000,
+  });
   const publisher = new AsyncJetStreamPublisher(nc, { timeoutMs: 10_000 });
-  const eventLike = { kind: 'allocated', nodeId: NODE, at: Date.now(), seq: 0, allocation: { id: `${NODE}:1`, request: request(0, 'js'), cpu: null } };
+  const eventLike = {
+    kind: 'allocated',
+    nodeId: NODE,
+    at: Date.now(),
+    seq: 0,
+    allocation: { id: `${NODE}:1`, request: request(0, 'js'), cpu: null },
+  };
   const jsRun = await pipelined(PIPELINED_REQUESTS, 256, async (i) => {
     check((await publisher.publish('bench.js.allocated', eventLike, `js-${i}`)).ok, 'JetStream publish');
   });
@@ -152,7 +168,10 @@ async function main(): Promise<void> {
 
   const releaseAll = async (prefix: string): Promise<void> => {
     await pipelined(SEQUENTIAL, 256, async (n) => {
-      check((await typed(release, { requestId: `${prefix}-rel-${n}`, allocationRequestId: `${prefix}-${n}` })).ok, `release ${prefix}-${n}`);
+      check(
+        (await typed(release, { requestId: `${prefix}-rel-${n}`, allocationRequestId: `${prefix}-${n}` })).ok,
+        `release ${prefix}-${n}`,
+      );
     });
   };
   // With requestTyped, as every allot client calls (reply envelope validated by zod).
@@ -161,7 +180,12 @@ async function main(): Promise<void> {
       check((await typed(allocate, request(i, 'seq'))).ok, 'sequential allocate');
     }),
   );
-  rows.push(['agent allocate, sequential (requestTyped)', fmt(seqTyped.p50), fmt(seqTyped.p99), `${fmt(seqTyped.p50 / bare.p50, 2)}x bare p50`]);
+  rows.push([
+    'agent allocate, sequential (requestTyped)',
+    fmt(seqTyped.p50),
+    fmt(seqTyped.p99),
+    `${fmt(seqTyped.p50 / bare.p50, 2)}x bare p50`,
+  ]);
   await releaseAll('seq');
   // The same without the client's reply validation: what the wire and the agent cost alone.
   const replies: Uint8Array[] = [];
@@ -185,7 +209,12 @@ async function main(): Promise<void> {
       check((await typed(release, { requestId: `${id}-rel`, allocationRequestId: id })).ok, 'pipelined release');
     });
     pairsDone += run.done;
-    rows.push([`agent allocate+release, ${inFlight} in flight`, '', '', `${Math.round((run.done * 1000) / run.ms)} pairs/s (${run.done} pairs)`]);
+    rows.push([
+      `agent allocate+release, ${inFlight} in flight`,
+      '',
+      '',
+      `${Math.round((run.done * 1000) / run.ms)} pairs/s (${run.done} pairs)`,
+    ]);
   }
 
   // ---------- (c) idle CPU ----------
@@ -201,20 +230,30 @@ async function main(): Promise<void> {
 
   console.log(`${'measure'.padEnd(44)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)}  throughput / ratio`);
   for (const [name, p50, p99, extra] of rows) console.log(`${name.padEnd(44)} ${p50.padStart(8)} ${p99.padStart(8)}  ${extra}`);
-  console.log(`\nratio agent allocate p50 / bare p50: ${fmt(seqTyped.p50 / bare.p50, 2)}x with requestTyped, ${fmt(seqRaw.p50 / bare.p50, 2)}x raw (goal <= 1.5x)`);
+  console.log(
+    `\nratio agent allocate p50 / bare p50: ${fmt(seqTyped.p50 / bare.p50, 2)}x with requestTyped, ${fmt(seqRaw.p50 / bare.p50, 2)}x raw (goal <= 1.5x)`,
+  );
   // A durable allocate is at least a round trip plus one fdatasync: the goal's 1.5x is below that floor when the
   // fdatasync alone takes more than half a round trip.
-  console.log(`floor for a durable allocate (bare p50 + durable write p50): ${fmt(bare.p50 + fsync.p50)} ms = ${fmt((bare.p50 + fsync.p50) / bare.p50, 2)}x bare p50`);
+  console.log(
+    `floor for a durable allocate (bare p50 + durable write p50): ${fmt(bare.p50 + fsync.p50)} ms = ${fmt((bare.p50 + fsync.p50) / bare.p50, 2)}x bare p50`,
+  );
   // Every pair is two request/replies and two audit events, all on these two cores: even an agent doing nothing else
   // cannot exceed this, measured in the same run.
   const pairBound = 1 / (2 / echoRate + 2 / jsRate);
-  console.log(`bound for pairs/s on this machine from the parts alone (2 echo round trips + 2 JetStream publishes per pair): ${Math.round(pairBound)} pairs/s (goal >= 10,000)`);
-  console.log(`agent idle CPU: ${fmt((idleMs * 60_000) / 10_000, 0)} ms per minute (${fmt(idleMs, 0)} ms over 10 s; per second: ${perSecond.map((x) => fmt(x, 0)).join(' ')})`);
+  console.log(
+    `bound for pairs/s on this machine from the parts alone (2 echo round trips + 2 JetStream publishes per pair): ${Math.round(pairBound)} pairs/s (goal >= 10,000)`,
+  );
+  console.log(
+    `agent idle CPU: ${fmt((idleMs * 60_000) / 10_000, 0)} ms per minute (${fmt(idleMs, 0)} ms over 10 s; per second: ${perSecond.map((x) => fmt(x, 0)).join(' ')})`,
+  );
   // Every ledger record (allocated, released) should become one audit event; the agent publishes them one at a time
   // from a bounded outbox, so a shortfall here means events were dropped under load.
   const expectedEvents = 2 * (WARMUP + 2 * SEQUENTIAL + pairsDone) + 1;
   const stored = (await (await jetstreamManager(nc)).streams.info(EVENTS_STREAM)).state.messages;
-  console.log(`ALLOT_EVENTS holds ${stored} events after the run, of ${expectedEvents} records and starts (${expectedEvents - stored} missing)`);
+  console.log(
+    `ALLOT_EVENTS holds ${stored} events after the run, of ${expectedEvents} records and starts (${expectedEvents - stored} missing)`,
+  );
   if (failures > 0) console.log(`WARNING: ${failures} unexpected replies`);
 
   await agent.stop('SIGTERM');

@@ -23,7 +23,10 @@ function cpuMs(pid: number): number {
 }
 
 function rssMb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith(`${field}:`)) ?? '';
+  const line =
+    readFileSync(`/proc/${pid}/status`, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith(`${field}:`)) ?? '';
   return Number(/(\d+)/.exec(line)?.[1] ?? 0) / 1024;
 }
 
@@ -62,7 +65,9 @@ if (!existsSync(ARTIFACT)) {
 const bare = spawnProcess({ name: 'bare node', script: '-e', args: ['console.log("up"); setInterval(() => undefined, 1000)'] });
 await bare.waitForLine((line) => line === 'up', 10_000);
 await new Promise((resolve) => setTimeout(resolve, 2_000));
-console.log(`${'bound: bare node, idle'.padEnd(28)} RSS ${rssMb(bare.pid, 'VmRSS').toFixed(0)} MB (the runtime alone, before any allot code)`);
+console.log(
+  `${'bound: bare node, idle'.padEnd(28)} RSS ${rssMb(bare.pid, 'VmRSS').toFixed(0)} MB (the runtime alone, before any allot code)`,
+);
 await bare.stop('SIGTERM', 5_000);
 const server = await startNatsServer({ jetstream: true });
 console.log(`idle agent, heartbeat as configured by default, ${WARMUP_MS / 1000} s after ready, measured over ${MEASURE_MS / 1000} s`);

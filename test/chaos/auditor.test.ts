@@ -14,7 +14,14 @@ function allocation(nodeId: string, counter: number, requestId: string, tenantId
     requestId,
     tenantId,
     nodeId,
-    request: { requestId, tenantId, resources: { memoryMiB: 256, vcpus: 1 }, priority: 0, cpu: { exclusive: false, numa: 'any' }, metadata: {} },
+    request: {
+      requestId,
+      tenantId,
+      resources: { memoryMiB: 256, vcpus: 1 },
+      priority: 0,
+      cpu: { exclusive: false, numa: 'any' },
+      metadata: {},
+    },
     granted: { memoryMiB: 256, vcpus: 1 },
     cpu: null,
     status: expiresAt === undefined ? 'active' : 'reserved',
@@ -37,7 +44,18 @@ function ledger(nodeId: string, records: Unnumbered[]): LedgerReplay {
 }
 
 function place(requestId: string, nodeId: string, allocationId: string, reservationTtlMs?: number): OpRecord {
-  return { kind: 'place', requestId, tenantId: 't2', startedAt: 0, endedAt: 0, replies: [], outcome: 'acked', nodeId, allocationId, ...(reservationTtlMs === undefined ? {} : { reservationTtlMs }) };
+  return {
+    kind: 'place',
+    requestId,
+    tenantId: 't2',
+    startedAt: 0,
+    endedAt: 0,
+    replies: [],
+    outcome: 'acked',
+    nodeId,
+    allocationId,
+    ...(reservationTtlMs === undefined ? {} : { reservationTtlMs }),
+  };
 }
 
 describe('chaos auditor: tenant limits over the merged ledgers', () => {
@@ -91,7 +109,11 @@ describe('chaos auditor: reservations end at their expiry', () => {
   });
 
   it('fails an unactivated reservation that was released instead of expiring', () => {
-    const v = auditReservations(ops, [ledger('a1', [reserved, { kind: 'released', at: 2_000, allocationId: 'a1:1', requestId: 'sweep:a1:1', reason: 'orphan' }])], []);
+    const v = auditReservations(
+      ops,
+      [ledger('a1', [reserved, { kind: 'released', at: 2_000, allocationId: 'a1:1', requestId: 'sweep:a1:1', reason: 'orphan' }])],
+      [],
+    );
     expect(v.problems).toEqual([expect.stringContaining('no expired record (released instead)')]);
   });
 
@@ -101,13 +123,29 @@ describe('chaos auditor: reservations end at their expiry', () => {
   });
 
   it('fails a reservation activated after its expiresAt', () => {
-    const activate: OpRecord = { kind: 'activate', requestId: 'r1-act', placementRequestId: 'r1', startedAt: 0, endedAt: 0, replies: [], outcome: 'acked' };
-    const v = auditReservations([...ops, activate], [ledger('a1', [reserved, { kind: 'activated', at: 3_500, allocationId: 'a1:1', requestId: 'r1-act' }])], []);
+    const activate: OpRecord = {
+      kind: 'activate',
+      requestId: 'r1-act',
+      placementRequestId: 'r1',
+      startedAt: 0,
+      endedAt: 0,
+      replies: [],
+      outcome: 'acked',
+    };
+    const v = auditReservations(
+      [...ops, activate],
+      [ledger('a1', [reserved, { kind: 'activated', at: 3_500, allocationId: 'a1:1', requestId: 'r1-act' }])],
+      [],
+    );
     expect(v.problems).toEqual([expect.stringContaining('400 ms after its expiresAt')]);
   });
 
   it('fails an acknowledged reservation its node never held, and one listed live past its expiry', () => {
-    const v = auditReservations([place('r9', 'a1', 'a1:9', 3_000)], [ledger('a1', [])], ['a1/a1:9 (r9) listed reserved 5000 ms after its expiresAt']);
+    const v = auditReservations(
+      [place('r9', 'a1', 'a1:9', 3_000)],
+      [ledger('a1', [])],
+      ['a1/a1:9 (r9) listed reserved 5000 ms after its expiresAt'],
+    );
     expect(v.ok).toBe(false);
     expect(v.problems).toHaveLength(2);
   });

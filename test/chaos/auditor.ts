@@ -121,7 +121,10 @@ export async function replayLedger(stateDir: string, host: HostSpec): Promise<Le
       }
       const sharedCap = scaled(host.cores - exclusiveOwner.size, host.cpuOvercommit);
       if (memory > memCap) out.capacityProblems.push(`${where}: memory committed ${memory} MiB > effective capacity ${memCap} MiB`);
-      if (shared > sharedCap) out.capacityProblems.push(`${where}: shared vCPUs ${shared} > shared capacity ${sharedCap} (${host.cores - exclusiveOwner.size} shared cores x ${host.cpuOvercommit})`);
+      if (shared > sharedCap)
+        out.capacityProblems.push(
+          `${where}: shared vCPUs ${shared} > shared capacity ${sharedCap} (${host.cores - exclusiveOwner.size} shared cores x ${host.cpuOvercommit})`,
+        );
       out.peak.memoryMiB = Math.max(out.peak.memoryMiB, memory);
       out.peak.sharedVcpus = Math.max(out.peak.sharedVcpus, shared);
       out.peak.exclusiveCores = Math.max(out.peak.exclusiveCores, exclusiveOwner.size);
@@ -198,7 +201,8 @@ export function auditReplies(ops: OpRecord[], ledgers: LedgerReplay[], endpoint:
   const verdicts: Verdict[] = [];
   const liveWhere = new Map<string, Allocation[]>();
   // A host lost for good holds what it held when it died: given up or moved, not live (HostLoss audits those).
-  for (const l of ledgers.filter((x) => x.nodeId !== lostNode)) for (const a of l.live.values()) liveWhere.set(a.requestId, [...(liveWhere.get(a.requestId) ?? []), a]);
+  for (const l of ledgers.filter((x) => x.nodeId !== lostNode))
+    for (const a of l.live.values()) liveWhere.set(a.requestId, [...(liveWhere.get(a.requestId) ?? []), a]);
 
   const activation = activationOutcomes(ops);
   const releasedOk = new Set(ops.filter((o) => o.kind === 'release' && o.outcome === 'acked').map((o) => o.placementRequestId));
@@ -207,14 +211,17 @@ export function auditReplies(ops: OpRecord[], ledgers: LedgerReplay[], endpoint:
   for (const o of ops) {
     if (o.kind !== 'place' || o.outcome !== 'acked') continue;
     const okReplies = o.replies.filter((r) => r.ok);
-    if (new Set(okReplies.map((r) => `${r.nodeId}/${r.allocationId}`)).size > 1) lost.push(`${o.requestId}: ok replies disagree: ${okReplies.map((r) => `${r.nodeId}/${r.allocationId}`).join(' vs ')}`);
+    if (new Set(okReplies.map((r) => `${r.nodeId}/${r.allocationId}`)).size > 1)
+      lost.push(`${o.requestId}: ok replies disagree: ${okReplies.map((r) => `${r.nodeId}/${r.allocationId}`).join(' vs ')}`);
     const found = liveWhere.get(o.requestId) ?? [];
     // A reservation is a placement once activated with an ok; otherwise it ends at its expiry (auditReservations).
     const activated = activation.get(o.requestId);
     if (o.reservationTtlMs !== undefined && activated !== 'acked') {
       if (found.length === 0) continue; // expired (or activated without an answer, then released: no worker does that)
       if (activated !== 'timed_out') {
-        lost.push(`${o.requestId}: a reservation never activated, still live at the end on ${found.map((a) => `${a.nodeId}/${a.id} (${a.status})`).join(', ')}`);
+        lost.push(
+          `${o.requestId}: a reservation never activated, still live at the end on ${found.map((a) => `${a.nodeId}/${a.id} (${a.status})`).join(', ')}`,
+        );
         continue;
       }
     }
@@ -224,19 +231,27 @@ export function auditReplies(ops: OpRecord[], ledgers: LedgerReplay[], endpoint:
     }
     if (releaseUnsure.has(o.requestId) && found.length === 0) continue; // a release without an answer may have happened
     if (found.length !== 1 || found[0]?.nodeId !== o.nodeId || found[0]?.id !== o.allocationId) {
-      lost.push(`${o.requestId}: acknowledged on ${o.nodeId} as ${o.allocationId}; agents hold ${found.map((a) => `${a.nodeId}/${a.id}`).join(', ') || 'nothing'}`);
+      lost.push(
+        `${o.requestId}: acknowledged on ${o.nodeId} as ${o.allocationId}; agents hold ${found.map((a) => `${a.nodeId}/${a.id}`).join(', ') || 'nothing'}`,
+      );
     }
   }
   verdicts.push({ name: 'nothing acknowledged is lost', ok: lost.length === 0, problems: lost });
 
   const dup: string[] = [];
-  for (const [id, as] of liveWhere) if (as.length > 1) dup.push(`${id}: live ${as.length} times: ${as.map((a) => `${a.nodeId}/${a.id}`).join(', ')}`);
+  for (const [id, as] of liveWhere)
+    if (as.length > 1) dup.push(`${id}: live ${as.length} times: ${as.map((a) => `${a.nodeId}/${a.id}`).join(', ')}`);
   for (const l of ledgers) dup.push(...l.duplicateProblems);
   // Historical: a request id allocated on two nodes at some point (the coordinators' undo releases the loser).
   const ever = new Map<string, string[]>();
   for (const l of ledgers) for (const id of l.everAllocated) ever.set(id, [...(ever.get(id) ?? []), l.nodeId]);
   const undone = [...ever].filter(([, ns]) => ns.length > 1);
-  verdicts.push({ name: 'no request id has two allocations', ok: dup.length === 0, problems: dup, note: `${undone.length} request ids were committed on two nodes and one undone` });
+  verdicts.push({
+    name: 'no request id has two allocations',
+    ok: dup.length === 0,
+    problems: dup,
+    note: `${undone.length} request ids were committed on two nodes and one undone`,
+  });
 
   const unacked = [...liveWhere.keys()].filter((id) => !ops.some((o) => o.kind === 'place' && o.requestId === id && o.outcome === 'acked'));
   const agree: string[] = [];
@@ -246,16 +261,27 @@ export function auditReplies(ops: OpRecord[], ledgers: LedgerReplay[], endpoint:
     const fromLedger = new Set(l.live.keys());
     const onlyEndpoint = [...fromEndpoint].filter((id) => !fromLedger.has(id));
     const onlyLedger = [...fromLedger].filter((id) => !fromEndpoint.has(id));
-    if (onlyEndpoint.length + onlyLedger.length > 0) agree.push(`${l.nodeId}: endpoint only ${onlyEndpoint.join(',') || '-'}; ledger only ${onlyLedger.join(',') || '-'}`);
+    if (onlyEndpoint.length + onlyLedger.length > 0)
+      agree.push(`${l.nodeId}: endpoint only ${onlyEndpoint.join(',') || '-'}; ledger only ${onlyLedger.join(',') || '-'}`);
   }
-  verdicts.push({ name: 'ledger files = allocations endpoint', ok: agree.length === 0, problems: agree, note: `${unacked.length} live allocations whose place never got an ok (client gave up or refused): allowed` });
+  verdicts.push({
+    name: 'ledger files = allocations endpoint',
+    ok: agree.length === 0,
+    problems: agree,
+    note: `${unacked.length} live allocations whose place never got an ok (client gave up or refused): allowed`,
+  });
 
   const cap = ledgers.flatMap((l) => l.capacityProblems);
   verdicts.push({
     name: 'never over-committed (every ledger prefix)',
     ok: cap.length === 0,
     problems: cap,
-    note: ledgers.map((l) => `${l.nodeId}: ${l.records} records, peak ${l.peak.memoryMiB} MiB / ${l.peak.sharedVcpus} shared vCPUs / ${l.peak.exclusiveCores} exclusive cores`).join('; '),
+    note: ledgers
+      .map(
+        (l) =>
+          `${l.nodeId}: ${l.records} records, peak ${l.peak.memoryMiB} MiB / ${l.peak.sharedVcpus} shared vCPUs / ${l.peak.exclusiveCores} exclusive cores`,
+      )
+      .join('; '),
   });
   return verdicts;
 }
@@ -300,7 +326,10 @@ export function auditReservations(ops: OpRecord[], ledgers: LedgerReplay[], over
     const expired = l.expiredAt.get(id);
     if (outcome === 'timed_out' && expired === undefined && l.activatedAt.has(id)) continue; // the activate did land
     expectedExpired += 1;
-    if (expired === undefined) problems.push(`${o.requestId}: reservation ${l.nodeId}/${id} not activated, yet no expired record (${l.releasedAt.has(id) ? 'released instead' : l.live.has(id) ? 'still live' : 'gone'})`);
+    if (expired === undefined)
+      problems.push(
+        `${o.requestId}: reservation ${l.nodeId}/${id} not activated, yet no expired record (${l.releasedAt.has(id) ? 'released instead' : l.live.has(id) ? 'still live' : 'gone'})`,
+      );
   }
   let expiries = 0;
   let latest = 0;
@@ -314,7 +343,8 @@ export function auditReservations(ops: OpRecord[], ledgers: LedgerReplay[], over
     }
     for (const [id, at] of l.activatedAt) {
       const expiresAt = l.byId.get(id)?.expiresAt;
-      if (expiresAt !== undefined && at > expiresAt) problems.push(`${l.nodeId}/${id}: activated at ${at}, ${at - expiresAt} ms after its expiresAt`);
+      if (expiresAt !== undefined && at > expiresAt)
+        problems.push(`${l.nodeId}/${id}: activated at ${at}, ${at - expiresAt} ms after its expiresAt`);
     }
   }
   return {
@@ -351,7 +381,11 @@ export function auditTenantLimits(ledgers: LedgerReplay[], limits: TenantLimits[
     const t = e.allocation.tenantId;
     const held = holding.get(t) ?? new Map<string, number>();
     holding.set(t, held);
-    if (e.kind === 'start') held.set(`${e.allocation.id} ${e.allocation.requestId}${e.allocation.expiresAt === undefined ? '' : ` (reserved until ${e.allocation.expiresAt})`}`, e.at);
+    if (e.kind === 'start')
+      held.set(
+        `${e.allocation.id} ${e.allocation.requestId}${e.allocation.expiresAt === undefined ? '' : ` (reserved until ${e.allocation.expiresAt})`}`,
+        e.at,
+      );
     else for (const k of held.keys()) if (k.startsWith(`${e.allocation.id} `)) held.delete(k);
     const now = live.get(t) ?? { vms: 0, vcpus: 0, memoryMiB: 0 };
     const sign = e.kind === 'start' ? 1 : -1;
@@ -363,12 +397,18 @@ export function auditTenantLimits(ledgers: LedgerReplay[], limits: TenantLimits[
     peak.set(t, { vms: Math.max(p.vms, now.vms), vcpus: Math.max(p.vcpus, now.vcpus), memoryMiB: Math.max(p.memoryMiB, now.memoryMiB) });
     const limit = limits.find((q) => q.tenantId === t);
     if (limit === undefined || e.kind === 'end') continue;
-    for (const [key, max] of [['vms', limit.maxVms], ['vcpus', limit.maxVcpus], ['memoryMiB', limit.maxMemoryMiB]] as const) {
+    for (const [key, max] of [
+      ['vms', limit.maxVms],
+      ['vcpus', limit.maxVcpus],
+      ['memoryMiB', limit.maxMemoryMiB],
+    ] as const) {
       if (max === undefined || now[key] <= max || reported.has(`${t}/${key}`)) continue;
       reported.add(`${t}/${key}`);
       // How each one ended tells an orphan (released by the sweep: "orphan: intent ...") from a placement that counted.
       const ending = (label: string) => endings.get(label.slice(0, label.indexOf(' '))) ?? 'still live at the end';
-      problems.push(`tenant ${t}: ${now[key]} ${key} live at ${e.at} (${e.allocation.nodeId}/${e.allocation.id} ${e.allocation.requestId} began), over its limit ${max}; live then: ${[...held].map(([k, at]) => `${k} since ${at}, ${ending(k)}`).join('; ')}`);
+      problems.push(
+        `tenant ${t}: ${now[key]} ${key} live at ${e.at} (${e.allocation.nodeId}/${e.allocation.id} ${e.allocation.requestId} began), over its limit ${max}; live then: ${[...held].map(([k, at]) => `${k} since ${at}, ${ending(k)}`).join('; ')}`,
+      );
     }
   }
   return {

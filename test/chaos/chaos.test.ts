@@ -21,13 +21,20 @@ beforeAll(async () => {
   await engine(); // fails the suite with the reason when no engine answers
   console.log(await configureReaper());
   const removed = await removeLabelled();
-  if (removed.containers + removed.networks > 0) console.log(`removed ${removed.containers} containers and ${removed.networks} networks left by an earlier run`);
+  if (removed.containers + removed.networks > 0)
+    console.log(`removed ${removed.containers} containers and ${removed.networks} networks left by an earlier run`);
   const generated = Date.now();
-  security = await ChaosSecurity.generate(HOSTS.map((h) => h.nodeId), COORDINATORS);
-  console.log(`credentials: ${security.deployment.identities.length} identities generated in ${((Date.now() - generated) / 1000).toFixed(1)} s`);
+  security = await ChaosSecurity.generate(
+    HOSTS.map((h) => h.nodeId),
+    COORDINATORS,
+  );
+  console.log(
+    `credentials: ${security.deployment.identities.length} identities generated in ${((Date.now() - generated) / 1000).toFixed(1)} s`,
+  );
   const built = await ensureImages();
   images = built.images;
-  for (const r of built.reports) console.log(`image ${r.image}: ${r.built ? `built in ${(r.ms / 1000).toFixed(1)} s` : 'cached'}, ${r.sizeMiB} MiB`);
+  for (const r of built.reports)
+    console.log(`image ${r.image}: ${r.built ? `built in ${(r.ms / 1000).toFixed(1)} s` : 'cached'}, ${r.sizeMiB} MiB`);
 });
 
 afterAll(async () => {
@@ -35,7 +42,13 @@ afterAll(async () => {
   await security?.remove();
 });
 
-async function scenario(name: string, seed: number, faults: FaultPlan, loss?: HostLoss, workload: Partial<WorkloadOptions> = {}): Promise<void> {
+async function scenario(
+  name: string,
+  seed: number,
+  faults: FaultPlan,
+  loss?: HostLoss,
+  workload: Partial<WorkloadOptions> = {},
+): Promise<void> {
   if (security === undefined) throw new Error('chaos: no deployment (set-up failed)');
   const result = await runScenario(images, security, name, seed, faults, workload, loss);
   console.log(result.table);
@@ -44,92 +57,120 @@ async function scenario(name: string, seed: number, faults: FaultPlan, loss?: Ho
 }
 
 describe('chaos', () => {
-  it('1. SIGKILL an agent during an allocation storm, restart it', async () => {
-    await scenario('agent-kill', 1, async (c, at) => {
-      await at(4_000);
-      await c.kill('a2');
-      await at(8_000);
-      await c.restart('a2');
-      c.noteHeal('a2');
-      // overlapping: a second agent killed and restarted at once while the first one is recovering
-      await at(9_000);
-      await c.kill('a4');
-      await c.restart('a4');
-      c.noteHeal('a4');
-    });
-  }, SCENARIO_TIMEOUT_MS);
+  it(
+    '1. SIGKILL an agent during an allocation storm, restart it',
+    async () => {
+      await scenario('agent-kill', 1, async (c, at) => {
+        await at(4_000);
+        await c.kill('a2');
+        await at(8_000);
+        await c.restart('a2');
+        c.noteHeal('a2');
+        // overlapping: a second agent killed and restarted at once while the first one is recovering
+        await at(9_000);
+        await c.kill('a4');
+        await c.restart('a4');
+        c.noteHeal('a4');
+      });
+    },
+    SCENARIO_TIMEOUT_MS,
+  );
 
-  it('2. pause an agent longer than the heartbeat TTL, resume it', async () => {
-    await scenario('agent-pause', 2, async (c, at) => {
-      await at(4_000);
-      await c.pause('a3');
-      await at(11_000); // 7 s frozen: past suspect (1.5 s) and lost (5 s)
-      await c.unpause('a3');
-      c.noteHeal('a3');
-    });
-  }, SCENARIO_TIMEOUT_MS);
+  it(
+    '2. pause an agent longer than the heartbeat TTL, resume it',
+    async () => {
+      await scenario('agent-pause', 2, async (c, at) => {
+        await at(4_000);
+        await c.pause('a3');
+        await at(11_000); // 7 s frozen: past suspect (1.5 s) and lost (5 s)
+        await c.unpause('a3');
+        c.noteHeal('a3');
+      });
+    },
+    SCENARIO_TIMEOUT_MS,
+  );
 
-  it('3. partition an agent from the network, reconnect it', async () => {
-    await scenario('agent-partition', 3, async (c, at) => {
-      await at(4_000);
-      await c.disconnect('a1');
-      await at(12_000);
-      await c.reconnect('a1');
-      c.noteHeal('a1');
-    });
-  }, SCENARIO_TIMEOUT_MS);
+  it(
+    '3. partition an agent from the network, reconnect it',
+    async () => {
+      await scenario('agent-partition', 3, async (c, at) => {
+        await at(4_000);
+        await c.disconnect('a1');
+        await at(12_000);
+        await c.reconnect('a1');
+        c.noteHeal('a1');
+      });
+    },
+    SCENARIO_TIMEOUT_MS,
+  );
 
-  it('4. kill one NATS server, bring it back (with an agent paused meanwhile)', async () => {
-    await scenario('nats-kill', 4, async (c, at) => {
-      await at(4_000);
-      await c.kill('n2');
-      await at(6_000);
-      await c.pause('a5');
-      await at(9_000);
-      await c.unpause('a5');
-      c.noteHeal('a5');
-      await at(12_000);
-      await c.restart('n2');
-    });
-  }, SCENARIO_TIMEOUT_MS);
-
-  it('5. kill a coordinator mid-placement; the other keeps serving', async () => {
-    await scenario('coordinator-kill', 5, async (c, at) => {
-      await at(4_000);
-      await c.kill('c1');
-      await at(12_000);
-      await c.restart('c1');
-    });
-  }, SCENARIO_TIMEOUT_MS);
-
-  it('6. restart everything at once', async () => {
-    await scenario('restart-all', 6, async (c, at) => {
-      await at(6_000);
-      const all = c.all();
-      await Promise.all(all.map((m) => c.kill(m)));
-      await at(8_000);
-      await Promise.all(all.map((m) => c.restart(m)));
-      c.noteHeal(...c.agents());
-    });
-  }, SCENARIO_TIMEOUT_MS);
-
-  it('7. kill a host for good during the storm, then evacuate and decommission it', async () => {
-    const loss = new HostLoss('a3');
-    await scenario(
-      'host-lost',
-      7,
-      async (c, at) => {
+  it(
+    '4. kill one NATS server, bring it back (with an agent paused meanwhile)',
+    async () => {
+      await scenario('nats-kill', 4, async (c, at) => {
+        await at(4_000);
+        await c.kill('n2');
         await at(6_000);
-        await c.kill('a3'); // never restarted
-        // The storm ends at 20 s; a3 is long lost (5 s). Evacuating after the storm keeps the clients' releases, which
-        // name the placement's own request id, off the moved VMs (a moved VM lives on under its move's request id).
-        await at(22_000);
-        await loss.evacuateAndDecommission(c, 'host-lost');
-      },
-      loss,
-      // Releases often enough that the four other hosts have room for a3's VMs (at 0.3 the storm fills the cluster and
-      // nearly every move is refused insufficient_capacity: 10 of 11 in the runs of docs/chaos.md).
-      { releaseProbability: 0.6 },
-    );
-  }, SCENARIO_TIMEOUT_MS + 120_000);
+        await c.pause('a5');
+        await at(9_000);
+        await c.unpause('a5');
+        c.noteHeal('a5');
+        await at(12_000);
+        await c.restart('n2');
+      });
+    },
+    SCENARIO_TIMEOUT_MS,
+  );
+
+  it(
+    '5. kill a coordinator mid-placement; the other keeps serving',
+    async () => {
+      await scenario('coordinator-kill', 5, async (c, at) => {
+        await at(4_000);
+        await c.kill('c1');
+        await at(12_000);
+        await c.restart('c1');
+      });
+    },
+    SCENARIO_TIMEOUT_MS,
+  );
+
+  it(
+    '6. restart everything at once',
+    async () => {
+      await scenario('restart-all', 6, async (c, at) => {
+        await at(6_000);
+        const all = c.all();
+        await Promise.all(all.map((m) => c.kill(m)));
+        await at(8_000);
+        await Promise.all(all.map((m) => c.restart(m)));
+        c.noteHeal(...c.agents());
+      });
+    },
+    SCENARIO_TIMEOUT_MS,
+  );
+
+  it(
+    '7. kill a host for good during the storm, then evacuate and decommission it',
+    async () => {
+      const loss = new HostLoss('a3');
+      await scenario(
+        'host-lost',
+        7,
+        async (c, at) => {
+          await at(6_000);
+          await c.kill('a3'); // never restarted
+          // The storm ends at 20 s; a3 is long lost (5 s). Evacuating after the storm keeps the clients' releases, which
+          // name the placement's own request id, off the moved VMs (a moved VM lives on under its move's request id).
+          await at(22_000);
+          await loss.evacuateAndDecommission(c, 'host-lost');
+        },
+        loss,
+        // Releases often enough that the four other hosts have room for a3's VMs (at 0.3 the storm fills the cluster and
+        // nearly every move is refused insufficient_capacity: 10 of 11 in the runs of docs/chaos.md).
+        { releaseProbability: 0.6 },
+      );
+    },
+    SCENARIO_TIMEOUT_MS + 120_000,
+  );
 });

@@ -80,7 +80,12 @@ export class Workload {
       let pause = 5 + Math.floor(random() * 20);
       if (held.length > 0 && random() < this.#o.releaseProbability) {
         const placement = held.splice(Math.floor(random() * held.length), 1)[0] as string;
-        await this.#op('release', `${placement}-rel`, { requestId: `${placement}-rel`, placementRequestId: placement, tenantId }, { placementRequestId: placement });
+        await this.#op(
+          'release',
+          `${placement}-rel`,
+          { requestId: `${placement}-rel`, placementRequestId: placement, tenantId },
+          { placementRequestId: placement },
+        );
       } else {
         const requestId = `${this.#o.prefix}-w${w}-${i}`;
         const exclusive = random() < 0.1;
@@ -90,7 +95,10 @@ export class Workload {
           request: {
             requestId,
             tenantId,
-            resources: { memoryMiB: [256, 512, 1024, 2048][Math.floor(random() * 4)] as number, vcpus: exclusive ? 1 + Math.floor(random() * 2) : 1 + Math.floor(random() * 3) },
+            resources: {
+              memoryMiB: [256, 512, 1024, 2048][Math.floor(random() * 4)] as number,
+              vcpus: exclusive ? 1 + Math.floor(random() * 2) : 1 + Math.floor(random() * 3),
+            },
             cpu: { exclusive, numa: 'any' },
             ...(ttlMs === undefined ? {} : { reservation: { ttlMs } }),
           },
@@ -101,7 +109,12 @@ export class Workload {
         else if (rec.outcome === 'acked' && rec.allocationId !== undefined && random() < this.#o.activateProbability) {
           // Activated some time into the hold, possibly too late under a fault: then it expires like the others.
           await sleep(Math.floor(random() * Math.min(1_500, ttlMs ?? 0)));
-          const act = await this.#op('activate', `${requestId}-act`, { requestId: `${requestId}-act`, allocationId: rec.allocationId, tenantId }, { placementRequestId: requestId });
+          const act = await this.#op(
+            'activate',
+            `${requestId}-act`,
+            { requestId: `${requestId}-act`, allocationId: rec.allocationId, tenantId },
+            { placementRequestId: requestId },
+          );
           if (act.outcome === 'acked') held.push(requestId);
         }
         // A tenant at its limit is told at once: back off instead of spinning on quota_exceeded.
@@ -151,8 +164,12 @@ export class Workload {
       s[`${kind} attempted`] = ops.length;
       const acked = ops.filter((o) => o.outcome === 'acked').length;
       s[`${kind} acknowledged`] = `${acked} (${ops.length === 0 ? '-' : `${((100 * acked) / ops.length).toFixed(1)}%`})`;
-      if (kind === 'place') s['place: reservations acknowledged'] = ops.filter((o) => o.outcome === 'acked' && o.reservationTtlMs !== undefined).length;
-      s[`${kind} refused`] = Object.entries(refused).map(([c, n]) => `${c}: ${n}`).join(', ') || '0';
+      if (kind === 'place')
+        s['place: reservations acknowledged'] = ops.filter((o) => o.outcome === 'acked' && o.reservationTtlMs !== undefined).length;
+      s[`${kind} refused`] =
+        Object.entries(refused)
+          .map(([c, n]) => `${c}: ${n}`)
+          .join(', ') || '0';
       s[`${kind} timed out`] = ops.filter((o) => o.outcome === 'timed_out').length;
       s[`${kind} retries`] = ops.reduce((n, o) => n + o.replies.length - 1, 0);
     }

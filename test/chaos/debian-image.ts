@@ -23,7 +23,12 @@ const RECIPE = {
 const SBIN_PATH = `/usr/local/sbin:/usr/sbin:/sbin:${process.env['PATH'] ?? '/usr/bin:/bin'}`;
 
 function docker(args: string[], timeoutMs: number, input?: string): string {
-  return execFileSync('docker', args, { encoding: 'utf8', timeout: timeoutMs, input, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+  return execFileSync('docker', args, {
+    encoding: 'utf8',
+    timeout: timeoutMs,
+    input,
+    stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+  });
 }
 
 function imageExists(tag: string): boolean {
@@ -45,11 +50,15 @@ export function ensureDebianImage(timeoutMs = 900_000): DebianImage {
   const work = mkdtempSync(join(tmpdir(), 'allot-debootstrap-'));
   const rootfs = join(work, 'rootfs');
   try {
-    execFileSync('debootstrap', [`--variant=${RECIPE.variant}`, `--include=${RECIPE.include.join(',')}`, RECIPE.suite, rootfs, RECIPE.mirror], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      timeout: timeoutMs,
-      env: { ...process.env, PATH: SBIN_PATH },
-    });
+    execFileSync(
+      'debootstrap',
+      [`--variant=${RECIPE.variant}`, `--include=${RECIPE.include.join(',')}`, RECIPE.suite, rootfs, RECIPE.mirror],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        timeout: timeoutMs,
+        env: { ...process.env, PATH: SBIN_PATH },
+      },
+    );
     // The downloaded .debs are not part of a fresh system.
     execFileSync('find', [join(rootfs, 'var/cache/apt/archives'), '-name', '*.deb', '-delete']);
     execFileSync('sh', ['-c', `tar -C "$1" -c . | docker import --change 'CMD ["/bin/bash"]' - "$2"`, 'sh', rootfs, tag], {

@@ -44,7 +44,8 @@ export async function docker(): Promise<Docker> {
  * setting wins. Our label-based cleanup does not depend on it either way.
  */
 export async function configureReaper(): Promise<string> {
-  if (process.env['TESTCONTAINERS_RYUK_DISABLED'] !== undefined) return `ryuk: TESTCONTAINERS_RYUK_DISABLED=${process.env['TESTCONTAINERS_RYUK_DISABLED']} (set by the user)`;
+  if (process.env['TESTCONTAINERS_RYUK_DISABLED'] !== undefined)
+    return `ryuk: TESTCONTAINERS_RYUK_DISABLED=${process.env['TESTCONTAINERS_RYUK_DISABLED']} (set by the user)`;
   const c = await engine();
   const image = getReaperImage();
   if (await c.image.exists(ImageName.fromString(image))) return `ryuk: ${image} present`;
@@ -65,9 +66,20 @@ export async function removeLabelled(): Promise<{ containers: number; networks: 
   const d = await docker();
   const filters = JSON.stringify({ label: [CHAOS_LABEL] });
   const containers = await d.listContainers({ all: true, filters });
-  await Promise.all(containers.map((c) => d.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined)));
+  await Promise.all(
+    containers.map((c) =>
+      d
+        .getContainer(c.Id)
+        .remove({ force: true, v: true })
+        .catch(() => undefined),
+    ),
+  );
   const networks = await d.listNetworks({ filters });
-  for (const n of networks) await d.getNetwork(n.Id).remove().catch(() => undefined);
+  for (const n of networks)
+    await d
+      .getNetwork(n.Id)
+      .remove()
+      .catch(() => undefined);
   return { containers: containers.length, networks: networks.length };
 }
 
@@ -82,5 +94,8 @@ export async function containerLogLines(d: Docker, id: string): Promise<string[]
     parts.push(raw.subarray(at + 8, at + 8 + size).toString('utf8'));
     at += 8 + size;
   }
-  return parts.join('').split('\n').filter((l) => l !== '');
+  return parts
+    .join('')
+    .split('\n')
+    .filter((l) => l !== '');
 }

@@ -18,7 +18,13 @@ import { listTree, stageApp } from '../../infra/docker/stage.ts';
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const IMAGES_DIR = join(REPO_ROOT, 'test/chaos/images');
 const BOOTSTRAPPED_NATS_SERVER = join(REPO_ROOT, '.tools/nats/nats-server');
-const NATS_SERVER = process.env['NATS_SERVER_BIN'] ?? (statExists(BOOTSTRAPPED_NATS_SERVER) ? BOOTSTRAPPED_NATS_SERVER : statExists('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : 'nats-server');
+const NATS_SERVER =
+  process.env['NATS_SERVER_BIN'] ??
+  (statExists(BOOTSTRAPPED_NATS_SERVER)
+    ? BOOTSTRAPPED_NATS_SERVER
+    : statExists('/usr/sbin/nats-server')
+      ? '/usr/sbin/nats-server'
+      : 'nats-server');
 
 export type ChaosImages = { base: string; nats: string; agent: string; coordinator: string };
 export type BuildReport = { image: string; built: boolean; ms: number; sizeMiB: number };
@@ -70,7 +76,6 @@ function hashTree(dir: string, extra: string[] = []): string {
   return h.digest('hex').slice(0, 16);
 }
 
-
 async function imageExists(tag: string): Promise<boolean> {
   const client = await getContainerRuntimeClient();
   return client.image.exists(ImageName.fromString(tag));
@@ -83,7 +88,12 @@ async function imageSizeMiB(tag: string): Promise<number> {
 }
 
 /** Builds `context` with `dockerfile` (copied into the context) as `tag` unless that tag exists. */
-async function buildIfMissing(tag: string, context: string, dockerfile: string, buildArgs: Record<string, string> = {}): Promise<BuildReport> {
+async function buildIfMissing(
+  tag: string,
+  context: string,
+  dockerfile: string,
+  buildArgs: Record<string, string> = {},
+): Promise<BuildReport> {
   const started = Date.now();
   if (await imageExists(tag)) return { image: tag, built: false, ms: Date.now() - started, sizeMiB: await imageSizeMiB(tag) };
   copyFileSync(dockerfile, join(context, 'Dockerfile.allot'));
@@ -167,11 +177,14 @@ async function removeStaleTags(current: string[]): Promise<void> {
   const stale = listed.flatMap((img) => (img.RepoTags ?? []).filter((t) => t.startsWith('allot-chaos-') && !current.includes(t)));
   // Children before parents: app images first, then bases.
   stale.sort((a, b) => Number(a.startsWith('allot-chaos-base')) - Number(b.startsWith('allot-chaos-base')));
-  for (const tag of stale) await docker.getImage(tag).remove().catch(() => undefined);
+  for (const tag of stale)
+    await docker
+      .getImage(tag)
+      .remove()
+      .catch(() => undefined);
 }
 
 function resolveBinary(name: string): string {
   if (name.startsWith('/')) return name;
   return execFileSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).trim();
 }
-

@@ -16,7 +16,14 @@ function allocation(nodeId: string, counter: number, requestId: string): Allocat
     requestId,
     tenantId: 't0',
     nodeId,
-    request: { requestId, tenantId: 't0', resources: { memoryMiB: 256, vcpus: 1 }, priority: 0, cpu: { exclusive: false, numa: 'any' }, metadata: {} },
+    request: {
+      requestId,
+      tenantId: 't0',
+      resources: { memoryMiB: 256, vcpus: 1 },
+      priority: 0,
+      cpu: { exclusive: false, numa: 'any' },
+      metadata: {},
+    },
     granted: { memoryMiB: 256, vcpus: 1 },
     cpu: null,
     status: 'active',
@@ -30,12 +37,38 @@ function allocation(nodeId: string, counter: number, requestId: string): Allocat
 /** A node's replay holding one live allocation per request id given. */
 function ledger(nodeId: string, requestIds: string[]): LedgerReplay {
   const out = emptyReplay(nodeId);
-  requestIds.forEach((requestId, i) => applyRecord(out, { kind: 'allocated', seq: i + 1, at: 1, allocation: allocation(nodeId, i + 1, requestId), idCounter: i + 1 } as HostRecord));
+  requestIds.forEach((requestId, i) =>
+    applyRecord(out, {
+      kind: 'allocated',
+      seq: i + 1,
+      at: 1,
+      allocation: allocation(nodeId, i + 1, requestId),
+      idCounter: i + 1,
+    } as HostRecord),
+  );
   return out;
 }
 
-const place = (requestId: string, nodeId: string): OpRecord => ({ kind: 'place', requestId, tenantId: 't0', startedAt: 0, endedAt: 0, replies: [], outcome: 'acked', nodeId, allocationId: `${nodeId}:1` });
-const release = (placementRequestId: string): OpRecord => ({ kind: 'release', requestId: `rel-${placementRequestId}`, placementRequestId, startedAt: 0, endedAt: 0, replies: [], outcome: 'acked' });
+const place = (requestId: string, nodeId: string): OpRecord => ({
+  kind: 'place',
+  requestId,
+  tenantId: 't0',
+  startedAt: 0,
+  endedAt: 0,
+  replies: [],
+  outcome: 'acked',
+  nodeId,
+  allocationId: `${nodeId}:1`,
+});
+const release = (placementRequestId: string): OpRecord => ({
+  kind: 'release',
+  requestId: `rel-${placementRequestId}`,
+  placementRequestId,
+  startedAt: 0,
+  endedAt: 0,
+  replies: [],
+  outcome: 'acked',
+});
 
 describe('chaos lifecycle: every acknowledged VM on exactly one live host or given up', () => {
   it('fails for a VM left on the lost host that the decommission did not report, passes once it is reported', () => {

@@ -31,16 +31,33 @@ export class HostLoss {
     if (!evacuated.ok) this.problems.push(`evacuate ${this.nodeId}: ${evacuated.error.code}: ${evacuated.error.message}`);
     else {
       this.evacuation = evacuated.value;
-      if (evacuated.value.movesCount > evacuated.value.moves.length) this.problems.push(`evacuate listed ${evacuated.value.moves.length} of ${evacuated.value.movesCount} moves`);
+      if (evacuated.value.movesCount > evacuated.value.moves.length)
+        this.problems.push(`evacuate listed ${evacuated.value.moves.length} of ${evacuated.value.movesCount} moves`);
       for (const m of evacuated.value.moves) {
-        const confirmed = await retried(() => c.sched('move.confirm', { requestId: m.moveRequestId, allocationId: m.source.allocationId, tenantId: m.tenantId }, 30_000));
-        if (!confirmed.ok) this.problems.push(`move.confirm ${m.moveRequestId} (${m.source.requestId}): ${confirmed.error.code}: ${confirmed.error.message}`);
-        else if (confirmed.value.state !== 'confirmed') this.problems.push(`move.confirm ${m.moveRequestId} (${m.source.requestId}) answered ${confirmed.value.state}`);
-        else this.moved.set(m.source.requestId, { requestId: confirmed.value.destination.requestId, nodeId: confirmed.value.destination.nodeId });
+        const confirmed = await retried(() =>
+          c.sched('move.confirm', { requestId: m.moveRequestId, allocationId: m.source.allocationId, tenantId: m.tenantId }, 30_000),
+        );
+        if (!confirmed.ok)
+          this.problems.push(
+            `move.confirm ${m.moveRequestId} (${m.source.requestId}): ${confirmed.error.code}: ${confirmed.error.message}`,
+          );
+        else if (confirmed.value.state !== 'confirmed')
+          this.problems.push(`move.confirm ${m.moveRequestId} (${m.source.requestId}) answered ${confirmed.value.state}`);
+        else
+          this.moved.set(m.source.requestId, {
+            requestId: confirmed.value.destination.requestId,
+            nodeId: confirmed.value.destination.nodeId,
+          });
       }
     }
     for (let round = 1; round <= 5; round++) {
-      const d = await retried(() => c.sched('node.decommission', { requestId: `${name}-decommission-${round}`, nodeId: this.nodeId, reason: 'chaos: host lost for good' }, 30_000));
+      const d = await retried(() =>
+        c.sched(
+          'node.decommission',
+          { requestId: `${name}-decommission-${round}`, nodeId: this.nodeId, reason: 'chaos: host lost for good' },
+          30_000,
+        ),
+      );
       if (!d.ok) {
         this.problems.push(`node.decommission ${this.nodeId}: ${d.error.code}: ${d.error.message}`);
         return;
@@ -50,7 +67,9 @@ export class HostLoss {
       if (d.value.unsettled.length === 0 && d.value.removed) return;
       await new Promise((resolve) => setTimeout(resolve, 2_000));
     }
-    this.problems.push(`decommission of ${this.nodeId} never settled: ${this.decommission?.unsettled.length ?? '?'} unsettled, removed ${this.decommission?.removed}`);
+    this.problems.push(
+      `decommission of ${this.nodeId} never settled: ${this.decommission?.unsettled.length ?? '?'} unsettled, removed ${this.decommission?.removed}`,
+    );
   }
 
   summary(): string {
@@ -93,11 +112,15 @@ export class HostLoss {
       if (o.reservationTtlMs !== undefined && !activatedOk.has(o.requestId)) {
         // Not activated with an ok: it expires (or died with the host); an activate without an answer may have landed.
         if (found.length > 1) problems.push(`${o.requestId}: a reservation live ${found.length} times: ${where}`);
-        if (found.length === 1 && !activateUnsure.has(o.requestId) && dest === undefined) problems.push(`${o.requestId}: a reservation never activated, still live on ${where}`);
+        if (found.length === 1 && !activateUnsure.has(o.requestId) && dest === undefined)
+          problems.push(`${o.requestId}: a reservation never activated, still live on ${where}`);
         continue;
       }
       if (releasedOk.has(o.requestId)) {
-        if (found.length > 0) problems.push(`${o.requestId}: released with an ok, still live on ${where}${dest === undefined ? '' : ` (moved off ${this.nodeId} as ${dest.requestId})`}`);
+        if (found.length > 0)
+          problems.push(
+            `${o.requestId}: released with an ok, still live on ${where}${dest === undefined ? '' : ` (moved off ${this.nodeId} as ${dest.requestId})`}`,
+          );
         continue;
       }
       if (found.length === 0 && releaseUnsure.has(o.requestId)) continue; // a release without an answer may have landed
@@ -110,7 +133,9 @@ export class HostLoss {
         givenUp += 1;
         continue;
       }
-      problems.push(`${o.requestId}: acknowledged on ${o.nodeId} as ${o.allocationId}${dest === undefined ? '' : `, moved to ${dest.nodeId} as ${dest.requestId}`}; live on ${where}${this.givenUp.has(o.requestId) ? ' (and given up by the decommission)' : ''}`);
+      problems.push(
+        `${o.requestId}: acknowledged on ${o.nodeId} as ${o.allocationId}${dest === undefined ? '' : `, moved to ${dest.nodeId} as ${dest.requestId}`}; live on ${where}${this.givenUp.has(o.requestId) ? ' (and given up by the decommission)' : ''}`,
+      );
     }
     return {
       name: `every acknowledged VM on exactly one live host or given up (${this.nodeId} lost)`,
@@ -129,7 +154,9 @@ export class HostLoss {
 }
 
 /** One operator request retried on timeout/unavailable (same request id: each of these verbs is idempotent) for 90 s. */
-async function retried<T>(f: () => Promise<{ ok: true; value: T } | { ok: false; error: { code: string; message: string } }>): Promise<{ ok: true; value: T } | { ok: false; error: { code: string; message: string } }> {
+async function retried<T>(
+  f: () => Promise<{ ok: true; value: T } | { ok: false; error: { code: string; message: string } }>,
+): Promise<{ ok: true; value: T } | { ok: false; error: { code: string; message: string } }> {
   const deadline = Date.now() + 90_000;
   for (;;) {
     const r = await f();

@@ -7,7 +7,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Allocation } from '@allot/core';
 import type { HostLoss } from './lifecycle.ts';
-import { auditReplies, auditReservations, auditTenantLimits, replayLedger, type LedgerReplay, type TenantLimits, type Verdict } from './auditor.ts';
+import {
+  auditReplies,
+  auditReservations,
+  auditTenantLimits,
+  replayLedger,
+  type LedgerReplay,
+  type TenantLimits,
+  type Verdict,
+} from './auditor.ts';
 import { Workload, type WorkloadOptions } from './clients.ts';
 import { CHAOS_LABEL, docker } from './docker.ts';
 import type { ChaosImages } from './images.ts';
@@ -39,7 +47,13 @@ type Truth = Map<string, { memory: number; cpu: number; count: number }>;
 
 export type FaultPlan = (cluster: ChaosCluster, at: (ms: number) => Promise<void>) => Promise<void>;
 
-export type ScenarioResult = { name: string; verdicts: Verdict[]; table: string; convergenceMs: number | undefined; quotaSettledMs: number | undefined };
+export type ScenarioResult = {
+  name: string;
+  verdicts: Verdict[];
+  table: string;
+  convergenceMs: number | undefined;
+  quotaSettledMs: number | undefined;
+};
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -48,7 +62,15 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * (usage, convergence, quota listing, graceful stop), its ledger is still replayed, and the lifecycle verdict replaces
  * 'nothing acknowledged is lost' (a VM may live on under its move's request id, or be given up by the decommission).
  */
-export async function runScenario(images: ChaosImages, security: ChaosSecurity, name: string, seed: number, faults: FaultPlan, workload: Partial<WorkloadOptions> = {}, loss?: HostLoss): Promise<ScenarioResult> {
+export async function runScenario(
+  images: ChaosImages,
+  security: ChaosSecurity,
+  name: string,
+  seed: number,
+  faults: FaultPlan,
+  workload: Partial<WorkloadOptions> = {},
+  loss?: HostLoss,
+): Promise<ScenarioResult> {
   const hosts = HOSTS.filter((h) => h.nodeId !== loss?.nodeId);
   const runId = `${name}-${Date.now().toString(36)}`;
   const started = Date.now();
@@ -57,7 +79,8 @@ export async function runScenario(images: ChaosImages, security: ChaosSecurity, 
   try {
     cluster = await ChaosCluster.start(images, runId, security, join(tmp, 'credentials'));
     const c = cluster;
-    for (const quota of TENANT_QUOTAS) await retry(() => c.sched('quota.set', { requestId: `${name}-quota-${quota.tenantId}`, quota }), `quota.set ${quota.tenantId}`);
+    for (const quota of TENANT_QUOTAS)
+      await retry(() => c.sched('quota.set', { requestId: `${name}-quota-${quota.tenantId}`, quota }), `quota.set ${quota.tenantId}`);
     const startupMs = Date.now() - started;
     const load = new Workload(c, {
       seed,
@@ -98,7 +121,12 @@ export async function runScenario(images: ChaosImages, security: ChaosSecurity, 
     const convergence: Verdict = {
       name: `coordinators' view converges (bound ${CONVERGENCE_BOUND_MS / 1000} s)`,
       ok: convergenceMs !== undefined && convergenceMs <= CONVERGENCE_BOUND_MS,
-      problems: convergenceMs === undefined ? [`no agreement within ${(CONVERGENCE_BOUND_MS * 3) / 1000} s of the last change`] : convergenceMs > CONVERGENCE_BOUND_MS ? [`took ${convergenceMs} ms`] : [],
+      problems:
+        convergenceMs === undefined
+          ? [`no agreement within ${(CONVERGENCE_BOUND_MS * 3) / 1000} s of the last change`]
+          : convergenceMs > CONVERGENCE_BOUND_MS
+            ? [`took ${convergenceMs} ms`]
+            : [],
       note: `${convergenceMs ?? '-'} ms after the last heal/answer/change of the agents' usage; truth: ${[...converged.truth].map(([n, t]) => `${n} ${t.count} allocs ${t.memory} MiB ${t.cpu} vCPU`).join(', ')}`,
     };
 
@@ -162,19 +190,29 @@ export async function runScenario(images: ChaosImages, security: ChaosSecurity, 
     loss?.endLostAllocations(ledgers);
     const replies = auditReplies(load.ops, ledgers, endpoint, loss?.nodeId);
     const verdicts = [
-      ...(loss === undefined ? replies : [loss.audit(load.ops, ledgers), ...replies.filter((v) => v.name !== 'nothing acknowledged is lost')]),
+      ...(loss === undefined
+        ? replies
+        : [loss.audit(load.ops, ledgers), ...replies.filter((v) => v.name !== 'nothing acknowledged is lost')]),
       auditReservations(load.ops, ledgers, settle.overdue, loss?.nodeId),
       quotaVerdict,
       auditTenantLimits(ledgers, TENANT_QUOTAS),
       convergence,
       coordinatorsServe,
       secured,
-      { name: 'no process crashed but those killed', ok: crashes.length === 0, problems: crashes, note: c.killed.size > 0 ? `killed on purpose: ${[...c.killed].join(', ')}` : undefined } as Verdict,
+      {
+        name: 'no process crashed but those killed',
+        ok: crashes.length === 0,
+        problems: crashes,
+        note: c.killed.size > 0 ? `killed on purpose: ${[...c.killed].join(', ')}` : undefined,
+      } as Verdict,
     ];
     const recovered = c.recoveries.map((r) => `${r.member} ${r.ms === undefined ? 'never' : `${r.ms} ms`}`).join(', ') || '-';
     const table = formatTable(
       name,
-      { 'cluster start': `${(startupMs / 1000).toFixed(1)} s`, ...load.summary(), 'ready in view after heal': recovered,
+      {
+        'cluster start': `${(startupMs / 1000).toFixed(1)} s`,
+        ...load.summary(),
+        'ready in view after heal': recovered,
         convergence: convergenceMs === undefined ? 'never' : `${convergenceMs} ms`,
         'quota settled': settle.ms === undefined ? 'never' : `${settle.ms} ms`,
         'scenario duration': `${((Date.now() - started) / 1000).toFixed(1)} s`,
@@ -188,11 +226,16 @@ export async function runScenario(images: ChaosImages, security: ChaosSecurity, 
     const closed = Date.now();
     await removeRun(runId);
     await rm(tmp, { recursive: true, force: true });
-    console.log(`${name}: teardown ${((Date.now() - tearDown) / 1000).toFixed(1)} s (connections closed in ${((closed - tearDown) / 1000).toFixed(1)} s)`);
+    console.log(
+      `${name}: teardown ${((Date.now() - tearDown) / 1000).toFixed(1)} s (connections closed in ${((closed - tearDown) / 1000).toFixed(1)} s)`,
+    );
   }
 }
 
-async function retry<T>(f: () => Promise<{ ok: true; value: T } | { ok: false; error: { code: string; message: string } }>, what: string): Promise<T> {
+async function retry<T>(
+  f: () => Promise<{ ok: true; value: T } | { ok: false; error: { code: string; message: string } }>,
+  what: string,
+): Promise<T> {
   const deadline = Date.now() + 30_000;
   for (;;) {
     const r = await f();
@@ -239,7 +282,13 @@ async function measureConvergence(c: ChaosCluster, from: number, hosts: HostSpec
       r.ok &&
       [...read].every(([id, t]) => {
         const n = r.value.nodes.find((x) => x.nodeId === id);
-        return n !== undefined && n.liveness === 'ready' && n.snapshot.memory.committed === t.memory && n.snapshot.cpu.committed === t.cpu && n.snapshot.allocationCount === t.count;
+        return (
+          n !== undefined &&
+          n.liveness === 'ready' &&
+          n.snapshot.memory.committed === t.memory &&
+          n.snapshot.cpu.committed === t.cpu &&
+          n.snapshot.allocationCount === t.count
+        );
       });
     if (match) {
       streakStart ??= askedAt;
@@ -254,7 +303,8 @@ async function measureConvergence(c: ChaosCluster, from: number, hosts: HostSpec
   return { ms: undefined, truth };
 }
 
-const sameCounters = (a: Counters | undefined, b: Counters | undefined) => (a?.vms ?? 0) === (b?.vms ?? 0) && (a?.vcpus ?? 0) === (b?.vcpus ?? 0) && (a?.memoryMiB ?? 0) === (b?.memoryMiB ?? 0);
+const sameCounters = (a: Counters | undefined, b: Counters | undefined) =>
+  (a?.vms ?? 0) === (b?.vms ?? 0) && (a?.vcpus ?? 0) === (b?.vcpus ?? 0) && (a?.memoryMiB ?? 0) === (b?.memoryMiB ?? 0);
 
 /**
  * Waits (QUOTA_SETTLE_BOUND_MS) until, in two consecutive rounds, every tenant's usage (`quota.get`) equals the sum of
@@ -265,7 +315,13 @@ async function settleQuotas(
   c: ChaosCluster,
   from: number,
   hosts: HostSpec[],
-): Promise<{ ms: number | undefined; listing: Map<string, Allocation[]>; usage: Map<string, Counters>; mismatches: string[]; overdue: string[] }> {
+): Promise<{
+  ms: number | undefined;
+  listing: Map<string, Allocation[]>;
+  usage: Map<string, Counters>;
+  mismatches: string[];
+  overdue: string[];
+}> {
   const overdue = new Map<string, string>();
   let listing = new Map<string, Allocation[]>();
   let usage = new Map<string, Counters>();
@@ -286,7 +342,8 @@ async function settleQuotas(
       live.set(a.tenantId, { vms: sum.vms + 1, vcpus: sum.vcpus + a.granted.vcpus, memoryMiB: sum.memoryMiB + a.granted.memoryMiB });
       if (a.status !== 'reserved') continue;
       held += 1;
-      if (a.expiresAt !== undefined && a.expiresAt < listedAt - EXPIRY_SLACK_MS) overdue.set(a.id, `${a.nodeId}/${a.id} (${a.requestId}) listed reserved ${listedAt - a.expiresAt} ms after its expiresAt`);
+      if (a.expiresAt !== undefined && a.expiresAt < listedAt - EXPIRY_SLACK_MS)
+        overdue.set(a.id, `${a.nodeId}/${a.id} (${a.requestId}) listed reserved ${listedAt - a.expiresAt} ms after its expiresAt`);
     }
     const quotas = new Map<string, Counters>();
     for (const q of TENANT_QUOTAS) {
@@ -300,12 +357,16 @@ async function settleQuotas(
       const u = quotas.get(q.tenantId);
       const l = live.get(q.tenantId);
       if (u === undefined) mismatches.push(`quota.get ${q.tenantId} failed`);
-      else if (!sameCounters(u, l)) mismatches.push(`${q.tenantId}: usage ${u.vms} VMs ${u.vcpus} vCPU ${u.memoryMiB} MiB, live ${l?.vms ?? 0} VMs ${l?.vcpus ?? 0} vCPU ${l?.memoryMiB ?? 0} MiB`);
+      else if (!sameCounters(u, l))
+        mismatches.push(
+          `${q.tenantId}: usage ${u.vms} VMs ${u.vcpus} vCPU ${u.memoryMiB} MiB, live ${l?.vms ?? 0} VMs ${l?.vcpus ?? 0} vCPU ${l?.memoryMiB ?? 0} MiB`,
+        );
     }
     listing = round;
     usage = quotas;
     if (mismatches.length === 0) {
-      if (streakStart !== undefined) return { ms: Math.max(0, streakStart - from), listing, usage, mismatches, overdue: [...overdue.values()] };
+      if (streakStart !== undefined)
+        return { ms: Math.max(0, streakStart - from), listing, usage, mismatches, overdue: [...overdue.values()] };
       streakStart = listedAt;
     } else streakStart = undefined;
     await sleep(500);
@@ -316,8 +377,16 @@ async function settleQuotas(
 async function removeRun(runId: string): Promise<void> {
   const d = await docker();
   const filters = JSON.stringify({ label: [`${CHAOS_LABEL}=${runId}`] });
-  for (const c of await d.listContainers({ all: true, filters })) await d.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined);
-  for (const n of await d.listNetworks({ filters })) await d.getNetwork(n.Id).remove().catch(() => undefined);
+  for (const c of await d.listContainers({ all: true, filters }))
+    await d
+      .getContainer(c.Id)
+      .remove({ force: true, v: true })
+      .catch(() => undefined);
+  for (const n of await d.listNetworks({ filters }))
+    await d
+      .getNetwork(n.Id)
+      .remove()
+      .catch(() => undefined);
 }
 
 function formatTable(name: string, figures: Record<string, string | number>, verdicts: Verdict[]): string {

@@ -46,7 +46,13 @@ export async function auditSecured(c: SecuredTarget, prefix: string): Promise<Ve
     const attempts: [string, ConnectionOptions][] = [
       ['plain, no credentials', { servers: [url.replace(/^tls:/, 'nats:')] }],
       ['TLS with the CA, no certificate, no nkey', { servers: [url], tls: { caFile: tenant.tls?.caFile ?? '' } }],
-      ["t0's client certificate, no nkey", { servers: [url], tls: { caFile: tenant.tls?.caFile ?? '', certFile: tenant.tls?.certFile ?? '', keyFile: tenant.tls?.keyFile ?? '' } }],
+      [
+        "t0's client certificate, no nkey",
+        {
+          servers: [url],
+          tls: { caFile: tenant.tls?.caFile ?? '', certFile: tenant.tls?.certFile ?? '', keyFile: tenant.tls?.keyFile ?? '' },
+        },
+      ],
     ];
     for (const [what, attempt] of attempts) {
       const why = await refused(attempt);
@@ -59,16 +65,34 @@ export async function auditSecured(c: SecuredTarget, prefix: string): Promise<Ve
   const directId = `${prefix}-secured-direct`;
   const health = await c.agent('a1', 'health', {}, 5_000);
   if (!health.ok) problems.push(`a1 does not answer the auditor (${health.error.code}): the direct call proves nothing`);
-  const direct = await requestTyped(c.tenant('t0'), agentSubject('a1', 'allocate'), { requestId: directId, tenantId: 't0', resources: { memoryMiB: 256, vcpus: 1 } }, AGENT_ENDPOINTS.allocate.reply, { timeoutMs: 2_000 });
+  const direct = await requestTyped(
+    c.tenant('t0'),
+    agentSubject('a1', 'allocate'),
+    { requestId: directId, tenantId: 't0', resources: { memoryMiB: 256, vcpus: 1 } },
+    AGENT_ENDPOINTS.allocate.reply,
+    { timeoutMs: 2_000 },
+  );
   if (direct.ok) problems.push(`t0 allocated on a1 directly: ${direct.value.id}`);
-  else if (!deniedByServer(direct.error.message)) problems.push(`t0 -> allot.agent.a1.allocate was not refused by the server's permissions: ${direct.error.code}: ${direct.error.message}`);
+  else if (!deniedByServer(direct.error.message))
+    problems.push(
+      `t0 -> allot.agent.a1.allocate was not refused by the server's permissions: ${direct.error.code}: ${direct.error.message}`,
+    );
   const held = await c.agent('a1', 'allocations', { status: 'all', requestId: directId }, 5_000);
   if (!held.ok) problems.push(`a1's allocations for ${directId}: ${held.error.code}`);
   else if (held.value.allocations.length > 0) problems.push(`a1 holds ${held.value.allocations.length} allocation(s) of ${directId}`);
   const asOther = `${prefix}-secured-as-t1`;
-  const crossed = await requestTyped(c.tenant('t0'), tenantSubject('t1', 'place'), { request: { requestId: asOther, tenantId: 't1', resources: { memoryMiB: 256, vcpus: 1 } } }, PlaceReplySchema, { timeoutMs: 2_000 });
+  const crossed = await requestTyped(
+    c.tenant('t0'),
+    tenantSubject('t1', 'place'),
+    { request: { requestId: asOther, tenantId: 't1', resources: { memoryMiB: 256, vcpus: 1 } } },
+    PlaceReplySchema,
+    { timeoutMs: 2_000 },
+  );
   if (crossed.ok) problems.push(`t0 placed for t1 on allot.sched.t1.place: ${crossed.value.nodeId}`);
-  else if (!deniedByServer(crossed.error.message)) problems.push(`t0 -> allot.sched.t1.place was not refused by the server's permissions: ${crossed.error.code}: ${crossed.error.message}`);
+  else if (!deniedByServer(crossed.error.message))
+    problems.push(
+      `t0 -> allot.sched.t1.place was not refused by the server's permissions: ${crossed.error.code}: ${crossed.error.message}`,
+    );
 
   // The other side: no agent or coordinator was itself denied anything (a right the generator forgot would show here).
   // Except a late reply: `allow_responses` lets a process answer a request only through the server that delivered it,

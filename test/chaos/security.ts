@@ -74,7 +74,12 @@ export class ChaosSecurity {
    * A container's credentials under `runDir`: ca.pem, nkey.seed, tls.pem, tls.key, 0600 in a 0700 directory owned by
    * the container user. Returns the host directory (mounted at CREDENTIALS_DIR) and the ALLOT_NATS_* variables.
    */
-  async mountIdentity(runDir: string, role: Role, name: string, servers: string[]): Promise<{ hostDir: string; env: Record<string, string> }> {
+  async mountIdentity(
+    runDir: string,
+    role: Role,
+    name: string,
+    servers: string[],
+  ): Promise<{ hostDir: string; env: Record<string, string> }> {
     const identity = this.#identity(role, name);
     const hostDir = join(runDir, `${role}-${name}`);
     await privateCopy(hostDir, APP_UID, [
@@ -104,10 +109,20 @@ export class ChaosSecurity {
     const work = join(runDir, 'nats-cert');
     await mkdir(work, { recursive: true, mode: 0o700 });
     const ca = { cert: this.caFile, key: join(this.deployment.dir, 'ca', 'ca.key') };
-    const server = await ensureLeaf({ ca, commonName: 'allot nats-server', usage: 'server', hosts: [...routeHosts, 'localhost', '127.0.0.1'], base: join(work, 'server') });
+    const server = await ensureLeaf({
+      ca,
+      commonName: 'allot nats-server',
+      usage: 'server',
+      hosts: [...routeHosts, 'localhost', '127.0.0.1'],
+      base: join(work, 'server'),
+    });
     if (!server.ok) throw new Error(`chaos: cannot issue the NATS server certificate: ${server.error.message}`);
     const hostDir = join(runDir, 'nats');
-    const tls = { certFile: `${NATS_CONFIG_DIR}/server.pem`, keyFile: `${NATS_CONFIG_DIR}/server.key`, caFile: `${NATS_CONFIG_DIR}/ca.pem` };
+    const tls = {
+      certFile: `${NATS_CONFIG_DIR}/server.pem`,
+      keyFile: `${NATS_CONFIG_DIR}/server.key`,
+      caFile: `${NATS_CONFIG_DIR}/ca.pem`,
+    };
     // Root in the NATS container reads them whoever owns them here.
     await privateCopy(hostDir, undefined, [
       [this.caFile, 'ca.pem'],

@@ -20,13 +20,7 @@ import {
   type AgentVerb,
   type SchedVerb,
 } from '@allot/protocol';
-import {
-  err,
-  ok,
-  type Allocation,
-  type NatsConnectionConfig,
-  type Result,
-} from '@allot/core';
+import { err, ok, type Allocation, type NatsConnectionConfig, type Result } from '@allot/core';
 import { connectOptionsFrom, requestTyped, type Output } from '@allot/nats';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -118,7 +112,10 @@ export class ChaosCluster {
     c.#docker = await docker();
     await c.#docker.createNetwork({ Name: c.network, Driver: 'bridge', Labels: { [CHAOS_LABEL]: runId } });
     c.#natsPorts = await Promise.all(NATS.map(() => freePort()));
-    const natsConfig = await security.mountNatsConfig(runDir, NATS.map((n) => c.#name(n)));
+    const natsConfig = await security.mountNatsConfig(
+      runDir,
+      NATS.map((n) => c.#name(n)),
+    );
     await Promise.all(NATS.map((n, i) => c.#startNats(n, c.#natsPorts[i] as number, natsConfig)));
     // Deploy time: the admin identity makes the streams and buckets (R3), which agents and coordinators may not.
     // JetStream needs its meta leader first.
@@ -367,7 +364,13 @@ export class ChaosCluster {
           // outnumber the exits the scenario caused.
           const seen = (this.#seenExits.get(short) ?? 0) + 1;
           this.#seenExits.set(short, seen);
-          this.exits.push({ member: short, at: Date.now(), status: info.Status, exitCode: exitCodeOf(info.Status), expected: seen <= (this.#intendedExits.get(short) ?? 0) });
+          this.exits.push({
+            member: short,
+            at: Date.now(),
+            status: info.Status,
+            exitCode: exitCodeOf(info.Status),
+            expected: seen <= (this.#intendedExits.get(short) ?? 0),
+          });
         }
       }
     } catch {
@@ -385,7 +388,12 @@ export class ChaosCluster {
       if (info.State.OOMKilled) found.push(`${m.short} was OOM-killed`);
       if (m.kind === 'nats') continue;
       for (const line of await containerLogLines(this.#docker, m.id)) {
-        if (/uncaught|unhandled/i.test(line) || /"level":60\b/.test(line) || /^\s*at .*\.ts:\d+/.test(line) || /^Node\.js v\d+/.test(line)) {
+        if (
+          /uncaught|unhandled/i.test(line) ||
+          /"level":60\b/.test(line) ||
+          /^\s*at .*\.ts:\d+/.test(line) ||
+          /^Node\.js v\d+/.test(line)
+        ) {
           found.push(`${m.short}: ${line.slice(0, 300)}`);
         }
       }
@@ -399,12 +407,20 @@ export class ChaosCluster {
 
   /** A coordinator request as the identity whose role it is: the body's tenant for tenant verbs, else operator or reader. */
   sched<V extends SchedVerb>(verb: V, payload: unknown, timeoutMs = 5_000): Promise<Result<SchedReply<V>>> {
-    const nc = isTenantVerb(verb) ? this.tenant(tenantOfBody(verb, payload) ?? 'unnamed') : (OPERATOR_VERBS as readonly string[]).includes(verb) ? this.#operator : this.#reader;
-    return requestTyped(nc, schedSubjectFor(verb, payload) ?? schedSubject(verb, 'unnamed'), payload, SCHED_ENDPOINTS[verb].reply, { timeoutMs }) as Promise<Result<SchedReply<V>>>;
+    const nc = isTenantVerb(verb)
+      ? this.tenant(tenantOfBody(verb, payload) ?? 'unnamed')
+      : (OPERATOR_VERBS as readonly string[]).includes(verb)
+        ? this.#operator
+        : this.#reader;
+    return requestTyped(nc, schedSubjectFor(verb, payload) ?? schedSubject(verb, 'unnamed'), payload, SCHED_ENDPOINTS[verb].reply, {
+      timeoutMs,
+    }) as Promise<Result<SchedReply<V>>>;
   }
 
   agent<V extends AgentVerb>(nodeId: string, verb: V, payload: unknown, timeoutMs = 5_000): Promise<Result<AgentReplyOf<V>>> {
-    return requestTyped(this.nc, agentSubject(nodeId, verb), payload, AGENT_ENDPOINTS[verb].reply, { timeoutMs }) as Promise<Result<AgentReplyOf<V>>>;
+    return requestTyped(this.nc, agentSubject(nodeId, verb), payload, AGENT_ENDPOINTS[verb].reply, { timeoutMs }) as Promise<
+      Result<AgentReplyOf<V>>
+    >;
   }
 
   /** Every allocation of a node with the given status, page by page (`after` = the reply's `next`). */
@@ -417,7 +433,8 @@ export class ChaosCluster {
       all.push(...page.value.allocations);
       if (!page.value.truncated) return ok(all);
       const next = page.value.next;
-      if (next === undefined || (after !== undefined && next <= after)) return err('internal', `${nodeId}: a truncated page without a cursor that moves (after ${after}, next ${next})`);
+      if (next === undefined || (after !== undefined && next <= after))
+        return err('internal', `${nodeId}: a truncated page without a cursor that moves (after ${after}, next ${next})`);
       after = next;
     }
   }
@@ -433,7 +450,10 @@ export class ChaosCluster {
   async servingCoordinators(waitMs = 1_000): Promise<string[]> {
     const ids = new Set<string>();
     try {
-      const replies = await this.nc.requestMany(`$SRV.PING.${COORDINATOR_SERVICE_NAME}`, new Uint8Array(0), { maxWait: waitMs, strategy: 'timer' });
+      const replies = await this.nc.requestMany(`$SRV.PING.${COORDINATOR_SERVICE_NAME}`, new Uint8Array(0), {
+        maxWait: waitMs,
+        strategy: 'timer',
+      });
       for await (const m of replies) {
         const id = (m.json() as { metadata?: Record<string, string> }).metadata?.['coordinatorId'];
         if (id !== undefined) ids.add(id);

@@ -3,7 +3,9 @@ import { parseArgs } from 'node:util';
 import { cleanupAll } from '../harness/index.ts';
 import { describeVerdict, fuzzCluster, startFuzzCluster } from './session.ts';
 
-const { values } = parseArgs({ options: { count: { type: 'string', default: '20000' }, seed: { type: 'string', default: '1' }, 'time-limit-s': { type: 'string' } } });
+const { values } = parseArgs({
+  options: { count: { type: 'string', default: '20000' }, seed: { type: 'string', default: '1' }, 'time-limit-s': { type: 'string' } },
+});
 const count = Number(values.count);
 const seed = Number(values.seed);
 // A long run is bounded too: about 1 ms a message on this machine, doubled.
@@ -18,7 +20,11 @@ async function run(): Promise<number> {
     const cluster = await startFuzzCluster();
     const verdict = await fuzzCluster(cluster, { count, seed, timeLimitMs });
     process.stdout.write(`${describeVerdict(verdict)}\n`);
-    const clean = Object.keys(verdict.report.findingCounts).length === 0 && verdict.stateUnchanged && verdict.exited.length === 0 && verdict.stillServing;
+    const clean =
+      Object.keys(verdict.report.findingCounts).length === 0 &&
+      verdict.stateUnchanged &&
+      verdict.exited.length === 0 &&
+      verdict.stillServing;
     return clean ? 0 : 1;
   } finally {
     await cleanupAll();

@@ -10,7 +10,13 @@ import type { Rng } from './random.ts';
 export const FUZZ_TENANT = 'fuzz-tenant';
 
 /** msgpackr with every extension on: records, structured-clone references (cycles), BigInt, Set, Map, RegExp, Error... */
-const extPackr = new Packr({ useRecords: true, structuredClone: true, moreTypes: true, largeBigIntToFloat: false, useBigIntExtension: true } as ConstructorParameters<typeof Packr>[0]);
+const extPackr = new Packr({
+  useRecords: true,
+  structuredClone: true,
+  moreTypes: true,
+  largeBigIntToFloat: false,
+  useBigIntExtension: true,
+} as ConstructorParameters<typeof Packr>[0]);
 const plainPackr = new Packr({ useRecords: false, mapsAsObjects: true });
 
 const request = (n: number) => ({ requestId: `fuzz-${n}`, tenantId: FUZZ_TENANT, resources: { memoryMiB: 1024, vcpus: 1 } });
@@ -63,34 +69,76 @@ class Custom {
 export function randomValue(rng: Rng, depth = 0): unknown {
   const leaf = (): unknown => {
     switch (rng.int(22)) {
-      case 0: return null;
-      case 1: return rng.chance(0.5);
-      case 2: return rng.int(2 ** 31) - 2 ** 30;
-      case 3: return rng.pick([0, -1, 2 ** 53, -(2 ** 53), 2 ** 64, 1e308, -0, 0.5, 1.0000001, Number.MAX_SAFE_INTEGER + 2]);
-      case 4: return rng.pick([Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]);
-      case 5: return 'x'.repeat(rng.int(300));
-      case 6: return rng.pick(['', ' ', 'a.b', '*', '>', 'fuzz-\u0000\u001b[31m', '__proto__', 'constructor', '\ud800', 'ü'.repeat(50), 'cluster', '../../etc']);
-      case 7: return BigInt(rng.int(1_000_000)) * 10n ** BigInt(rng.int(30));
-      case 8: return new Set([1, 'a', rng.int(10)]);
-      case 9: return new Map<unknown, unknown>([['k', 1], [2, 'v']]);
-      case 10: return /fu(zz)+/gi;
-      case 11: return new Error('fuzz error');
-      case 12: return new Date(rng.int(2 ** 40));
-      case 13: return new Uint8Array(rng.bytes(rng.int(64)));
-      case 14: return new Float64Array([1.5, Number.NaN]);
-      case 15: return new Int32Array([1, -2, 3]);
-      case 16: return new BigInt64Array([1n, -2n]);
-      case 17: return Buffer.from('buf');
-      case 18: return undefined;
-      case 19: return new Custom();
-      case 20: return new Date(Number.NaN);
-      default: return new Uint16Array(4).buffer;
+      case 0:
+        return null;
+      case 1:
+        return rng.chance(0.5);
+      case 2:
+        return rng.int(2 ** 31) - 2 ** 30;
+      case 3:
+        return rng.pick([0, -1, 2 ** 53, -(2 ** 53), 2 ** 64, 1e308, -0, 0.5, 1.0000001, Number.MAX_SAFE_INTEGER + 2]);
+      case 4:
+        return rng.pick([Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]);
+      case 5:
+        return 'x'.repeat(rng.int(300));
+      case 6:
+        return rng.pick([
+          '',
+          ' ',
+          'a.b',
+          '*',
+          '>',
+          'fuzz-\u0000\u001b[31m',
+          '__proto__',
+          'constructor',
+          '\ud800',
+          'ü'.repeat(50),
+          'cluster',
+          '../../etc',
+        ]);
+      case 7:
+        return BigInt(rng.int(1_000_000)) * 10n ** BigInt(rng.int(30));
+      case 8:
+        return new Set([1, 'a', rng.int(10)]);
+      case 9:
+        return new Map<unknown, unknown>([
+          ['k', 1],
+          [2, 'v'],
+        ]);
+      case 10:
+        return /fu(zz)+/gi;
+      case 11:
+        return new Error('fuzz error');
+      case 12:
+        return new Date(rng.int(2 ** 40));
+      case 13:
+        return new Uint8Array(rng.bytes(rng.int(64)));
+      case 14:
+        return new Float64Array([1.5, Number.NaN]);
+      case 15:
+        return new Int32Array([1, -2, 3]);
+      case 16:
+        return new BigInt64Array([1n, -2n]);
+      case 17:
+        return Buffer.from('buf');
+      case 18:
+        return undefined;
+      case 19:
+        return new Custom();
+      case 20:
+        return new Date(Number.NaN);
+      default:
+        return new Uint16Array(4).buffer;
     }
   };
   if (depth > 4 || rng.chance(0.6)) return leaf();
   if (rng.chance(0.5)) return Array.from({ length: rng.int(5) }, () => randomValue(rng, depth + 1));
   const o: Record<string, unknown> = {};
-  for (let i = rng.int(5); i > 0; i--) o[rng.pick(['a', 'requestId', 'tenantId', 'nodeId', 'resources', 'fence', '__proto__', 'status', 'limit'])] = randomValue(rng, depth + 1);
+  for (let i = rng.int(5); i > 0; i--)
+    o[rng.pick(['a', 'requestId', 'tenantId', 'nodeId', 'resources', 'fence', '__proto__', 'status', 'limit'])] = randomValue(
+      rng,
+      depth + 1,
+    );
   return o;
 }
 
@@ -134,12 +182,29 @@ export function mutate(rng: Rng, base: Record<string, unknown>): Record<string, 
     const key = path[path.length - 1] as string;
     const old = at[key];
     switch (rng.int(6)) {
-      case 0: delete at[key]; break;
-      case 1: at[key] = typeof old === 'number' ? rng.pick([-1, 0, old * 1_000_000, old + 0.5, 2 ** 53]) : randomValue(rng); break;
-      case 2: at[key] = typeof old === 'string' ? rng.pick(['', `${old}.x`, `${old} x`, old.repeat(100), '*']) : typeof old === 'object' ? '[object]' : String(old); break;
-      case 3: at[key] = [old]; break;
-      case 4: at[key] = { v: old }; break;
-      default: at[key] = randomValue(rng); break;
+      case 0:
+        delete at[key];
+        break;
+      case 1:
+        at[key] = typeof old === 'number' ? rng.pick([-1, 0, old * 1_000_000, old + 0.5, 2 ** 53]) : randomValue(rng);
+        break;
+      case 2:
+        at[key] =
+          typeof old === 'string'
+            ? rng.pick(['', `${old}.x`, `${old} x`, old.repeat(100), '*'])
+            : typeof old === 'object'
+              ? '[object]'
+              : String(old);
+        break;
+      case 3:
+        at[key] = [old];
+        break;
+      case 4:
+        at[key] = { v: old };
+        break;
+      default:
+        at[key] = randomValue(rng);
+        break;
     }
   }
   return base;
@@ -165,7 +230,16 @@ export function payloadOf(rng: Rng, shape: Shape, base: Record<string, unknown>)
     case 'ext_body': {
       // A valid body with one field holding an extension type (a BigInt in error details once crashed a coordinator).
       const keys = Object.keys(base);
-      base[keys.length > 0 && rng.chance(0.7) ? rng.pick(keys) : 'details'] = rng.pick<unknown>([10n ** 20n, new Set([1]), new Map([[1, 2]]), /x/, new Error('e'), new Date(0), new Uint8Array(3), new Custom()]);
+      base[keys.length > 0 && rng.chance(0.7) ? rng.pick(keys) : 'details'] = rng.pick<unknown>([
+        10n ** 20n,
+        new Set([1]),
+        new Map([[1, 2]]),
+        /x/,
+        new Error('e'),
+        new Date(0),
+        new Uint8Array(3),
+        new Custom(),
+      ]);
       return encodeAny(base);
     }
     case 'random_bytes':

@@ -18,8 +18,40 @@ import { baseMessage, FUZZ_TENANT, payloadOf, type Shape } from './payloads.ts';
 import { Rng } from './random.ts';
 
 /** Verbs whose valid request would change state: only requests their schema refuses are sent (checked with the same decode the servers run). */
-const MUTATING = new Set(['allocate', 'reserve', 'release', 'activate', 'fence', 'resize', 'limits.update', 'cordon', 'uncordon', 'place', 'quota.set', 'quota.import', 'quota.recount', 'drain', 'move', 'move.confirm', 'move.abort', 'evacuate']);
-const SHAPES: readonly Shape[] = ['mutated', 'mutated', 'mutated', 'mutated', 'random_value', 'ext_body', 'ext_body', 'random_bytes', 'oversized', 'deep', 'empty', 'cyclic'];
+const MUTATING = new Set([
+  'allocate',
+  'reserve',
+  'release',
+  'activate',
+  'fence',
+  'resize',
+  'limits.update',
+  'cordon',
+  'uncordon',
+  'place',
+  'quota.set',
+  'quota.import',
+  'quota.recount',
+  'drain',
+  'move',
+  'move.confirm',
+  'move.abort',
+  'evacuate',
+]);
+const SHAPES: readonly Shape[] = [
+  'mutated',
+  'mutated',
+  'mutated',
+  'mutated',
+  'random_value',
+  'ext_body',
+  'ext_body',
+  'random_bytes',
+  'oversized',
+  'deep',
+  'empty',
+  'cyclic',
+];
 const KNOWN_CODES: ReadonlySet<string> = new Set(ERROR_CODES);
 
 export interface FuzzOptions {
@@ -67,13 +99,15 @@ interface Target {
 export function targets(nodeIds: readonly string[]): Target[] {
   const out: Target[] = [];
   for (const nodeId of nodeIds) {
-    for (const [verb, spec] of Object.entries(AGENT_ENDPOINTS)) out.push({ kind: 'agent', verb, subject: agentSubject(nodeId, verb as never), nodeId, request: spec.request, reply: spec.reply });
+    for (const [verb, spec] of Object.entries(AGENT_ENDPOINTS))
+      out.push({ kind: 'agent', verb, subject: agentSubject(nodeId, verb as never), nodeId, request: spec.request, reply: spec.reply });
   }
   // Tenant verbs carry the tenant in the subject once subjects.ts has tenant subjects; the second argument is ignored otherwise.
   const subjectOf = schedSubject as unknown as (verb: string, tenantId?: string) => string | undefined;
   for (const [verb, spec] of Object.entries(SCHED_ENDPOINTS)) {
     const subject = subjectOf(verb, FUZZ_TENANT) ?? subjectOf(verb);
-    if (subject !== undefined) out.push({ kind: 'sched', verb, subject, nodeId: nodeIds[0] as string, request: spec.request, reply: spec.reply });
+    if (subject !== undefined)
+      out.push({ kind: 'sched', verb, subject, nodeId: nodeIds[0] as string, request: spec.request, reply: spec.reply });
   }
   return out;
 }
@@ -108,14 +142,20 @@ export async function fuzz(cluster: LocalCluster, options: FuzzOptions): Promise
     const e = envelope as { ok?: unknown; value?: unknown; error?: { code?: unknown; message?: unknown } };
     if (e?.ok === true) {
       replies.ok += 1;
-      if (mutating) return find({ kind: 'ok_for_invalid_request', subject: t.subject, shape, detail: JSON.stringify(e.value).slice(0, 300) });
+      if (mutating)
+        return find({ kind: 'ok_for_invalid_request', subject: t.subject, shape, detail: JSON.stringify(e.value).slice(0, 300) });
       const parsed = t.reply.safeParse(e.value);
       if (!parsed.success) find({ kind: 'bad_ok_reply', subject: t.subject, shape, detail: parsed.error.message.slice(0, 300) });
       return;
     }
     const code = e?.error?.code;
     if (e?.ok !== false || typeof code !== 'string' || !KNOWN_CODES.has(code) || typeof e.error?.message !== 'string') {
-      return find({ kind: 'untyped_reply', subject: t.subject, shape, detail: JSON.stringify(envelope, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)).slice(0, 300) });
+      return find({
+        kind: 'untyped_reply',
+        subject: t.subject,
+        shape,
+        detail: JSON.stringify(envelope, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)).slice(0, 300),
+      });
     }
     replies.errors[code] = (replies.errors[code] ?? 0) + 1;
   };
@@ -148,14 +188,23 @@ export async function fuzz(cluster: LocalCluster, options: FuzzOptions): Promise
     if (rng.chance(0.5)) {
       // The phantom-node attack among them: a valid snapshot naming another node on a real node's subject.
       subject = usageSubject(rng.chance(0.8) ? node : 'fuzz-node');
-      const body = syntheticSnapshot({ nodeId: rng.pick(['fuzz-phantom', node === nodeIds[0] ? (nodeIds[1] ?? 'x') : (nodeIds[0] as string)]), seq: 1_000_000 + n }) as unknown as Record<string, unknown>;
+      const body = syntheticSnapshot({
+        nodeId: rng.pick(['fuzz-phantom', node === nodeIds[0] ? (nodeIds[1] ?? 'x') : (nodeIds[0] as string)]),
+        seq: 1_000_000 + n,
+      }) as unknown as Record<string, unknown>;
       data = payloadOf(rng, shape, body);
       const s = decode(UsageSnapshotSchema, data, Number.POSITIVE_INFINITY);
       if (s.ok && subject === usageSubject(s.value.nodeId)) return void (skippedValid += 1);
     } else {
       const kind = rng.pick([...EVENT_KINDS, 'fuzz-kind']);
       subject = eventSubject(rng.pick([node, 'cluster', 'fuzz-node']), kind);
-      const body: Record<string, unknown> = { kind: rng.pick(['released', 'expired', 'preempted', 'refused']), nodeId: rng.pick([...nodeIds, 'fuzz-node']), at: Date.now(), requestId: `fuzz-${n}`, error: { code: 'internal', message: 'm', details: { n } } };
+      const body: Record<string, unknown> = {
+        kind: rng.pick(['released', 'expired', 'preempted', 'refused']),
+        nodeId: rng.pick([...nodeIds, 'fuzz-node']),
+        at: Date.now(),
+        requestId: `fuzz-${n}`,
+        error: { code: 'internal', message: 'm', details: { n } },
+      };
       data = payloadOf(rng, shape, body);
       const e = decode(AllotEventSchema, data, Number.POSITIVE_INFINITY);
       if (e.ok && subject.startsWith(`${eventSubject(e.value.nodeId, e.value.kind)}`)) return void (skippedValid += 1);
@@ -183,5 +232,15 @@ export async function fuzz(cluster: LocalCluster, options: FuzzOptions): Promise
   await Promise.all(Array.from({ length: concurrency }, worker));
   await cluster.nc.flush();
   const elapsedMs = performance.now() - started;
-  return { sent, requests, published, skippedValid, replies, findings, findingCounts, elapsedMs, messagesPerSecond: Math.round((sent / elapsedMs) * 1000) };
+  return {
+    sent,
+    requests,
+    published,
+    skippedValid,
+    replies,
+    findings,
+    findingCounts,
+    elapsedMs,
+    messagesPerSecond: Math.round((sent / elapsedMs) * 1000),
+  };
 }

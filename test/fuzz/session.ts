@@ -26,7 +26,10 @@ export async function startFuzzCluster(): Promise<LocalCluster> {
   const quota = await cluster.sched('quota.set', { requestId: 'real-quota', quota: { tenantId: 'real', limits: { vms: 10 } } });
   if (!quota.ok) throw new Error(`quota.set: ${quota.error.message}`);
   for (let i = 0; i < 3; i++) {
-    const placed = await cluster.sched('place', { request: { requestId: `real-${i}`, tenantId: 'real', resources: { memoryMiB: 2048, vcpus: 2 } }, placement: {} });
+    const placed = await cluster.sched('place', {
+      request: { requestId: `real-${i}`, tenantId: 'real', resources: { memoryMiB: 2048, vcpus: 2 } },
+      placement: {},
+    });
     if (!placed.ok) throw new Error(`place real-${i}: ${placed.error.message}`);
   }
   return cluster;

@@ -20,12 +20,21 @@ function value<T>(r: Result<T>, what: string): T {
 }
 
 async function agentState(nc: NatsConnection, nodeId: string): Promise<{ seq: number; allocations: string[] }> {
-  const usage = value(await requestTyped(nc, agentSubject(nodeId, 'usage'), {}, AGENT_ENDPOINTS.usage.reply, { timeoutMs: 10_000 }), `${nodeId} usage`);
+  const usage = value(
+    await requestTyped(nc, agentSubject(nodeId, 'usage'), {}, AGENT_ENDPOINTS.usage.reply, { timeoutMs: 10_000 }),
+    `${nodeId} usage`,
+  );
   const allocations: string[] = [];
   let after: number | undefined;
   for (;;) {
     const page = value(
-      await requestTyped(nc, agentSubject(nodeId, 'allocations'), { status: 'all', limit: 1_000, ...(after === undefined ? {} : { after }) }, AGENT_ENDPOINTS.allocations.reply, { timeoutMs: 10_000 }),
+      await requestTyped(
+        nc,
+        agentSubject(nodeId, 'allocations'),
+        { status: 'all', limit: 1_000, ...(after === undefined ? {} : { after }) },
+        AGENT_ENDPOINTS.allocations.reply,
+        { timeoutMs: 10_000 },
+      ),
       `${nodeId} allocations`,
     );
     for (const a of page.allocations) allocations.push(`${a.id} ${a.requestId} ${a.status} ${a.updatedAt} ${a.fence ?? '-'}`);
@@ -39,6 +48,8 @@ export async function captureState(cluster: LocalCluster): Promise<ClusterState>
   const agents: ClusterState['agents'] = {};
   for (const nodeId of [...cluster.agents.keys()].sort()) agents[nodeId] = await agentState(cluster.nc, nodeId);
   const info = await (await jetstreamManager(cluster.nc)).streams.info(`KV_${KV_PLACEMENTS}`);
-  const nodes = value(await cluster.sched('nodes', {}), 'nodes').nodes.map((n) => n.nodeId).sort();
+  const nodes = value(await cluster.sched('nodes', {}), 'nodes')
+    .nodes.map((n) => n.nodeId)
+    .sort();
   return { agents, placementsLastSeq: info.state.last_seq, placementsMessages: info.state.messages, nodes };
 }

@@ -68,8 +68,16 @@ export async function startAgent(options: StartAgentOptions): Promise<AgentHandl
 export type AgentReply<V extends AgentVerb> = Output<(typeof AGENT_ENDPOINTS)[V]['reply']>;
 
 /** One request to an agent verb over NATS, its reply validated against the verb's reply schema. Never throws. */
-export function agentRequest<V extends AgentVerb>(nc: NatsConnection, nodeId: string, verb: V, payload: unknown, timeoutMs = 10_000): Promise<Result<AgentReply<V>>> {
-  return requestTyped(nc, agentSubject(nodeId, verb), payload, AGENT_ENDPOINTS[verb].reply, { timeoutMs }) as Promise<Result<AgentReply<V>>>;
+export function agentRequest<V extends AgentVerb>(
+  nc: NatsConnection,
+  nodeId: string,
+  verb: V,
+  payload: unknown,
+  timeoutMs = 10_000,
+): Promise<Result<AgentReply<V>>> {
+  return requestTyped(nc, agentSubject(nodeId, verb), payload, AGENT_ENDPOINTS[verb].reply, { timeoutMs }) as Promise<
+    Result<AgentReply<V>>
+  >;
 }
 
 /**

@@ -13,7 +13,12 @@ export function quantile(sorted: readonly number[], q: number): number {
  * Runs `op(0..count-1)` with `window` calls in flight (each worker starts the next index when its call ends), stopping
  * early once `capMs` has passed. Returns how many completed and the elapsed ms.
  */
-export async function inFlight(count: number, window: number, op: (i: number) => Promise<unknown>, capMs = Number.POSITIVE_INFINITY): Promise<{ done: number; ms: number }> {
+export async function inFlight(
+  count: number,
+  window: number,
+  op: (i: number) => Promise<unknown>,
+  capMs = Number.POSITIVE_INFINITY,
+): Promise<{ done: number; ms: number }> {
   let next = 0;
   let done = 0;
   const t0 = performance.now();

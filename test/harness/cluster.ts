@@ -87,7 +87,13 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
       ALLOT_HEARTBEAT_MS: String(heartbeatMs),
       ALLOT_USAGE_PUBLISH_MIN_INTERVAL_MS: String(publishMin),
       ALLOT_LOG_LEVEL: 'info',
-      ...(spec.labels === undefined ? {} : { ALLOT_LABELS: Object.entries(spec.labels).map(([k, v]) => `${k}=${v}`).join(',') }),
+      ...(spec.labels === undefined
+        ? {}
+        : {
+            ALLOT_LABELS: Object.entries(spec.labels)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(','),
+          }),
       ...spec.env,
     };
     const handle = await startAgent({
@@ -119,7 +125,12 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
       liveness: { suspectAfterMs: 3 * heartbeatMs, lostAfterMs: 60_000, checkEveryMs: 100 },
     };
     await writeFile(file, JSON.stringify({ ...base, ...options.coordinatorConfig }));
-    const child = spawnProcess({ name: `coordinator ${id}`, script: COORDINATOR_MAIN, args: ['--config', file], env: { ALLOT_LOG_FORMAT: 'json', NODE_ENV: 'test' } });
+    const child = spawnProcess({
+      name: `coordinator ${id}`,
+      script: COORDINATOR_MAIN,
+      args: ['--config', file],
+      env: { ALLOT_LOG_FORMAT: 'json', NODE_ENV: 'test' },
+    });
     await child.waitForLine(isLogMsg('coordinator ready'), readyTimeoutMs);
     coordinators.push(child);
     return child;
@@ -128,9 +139,15 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
 
   const sched = <V extends SchedVerb>(verb: V, payload: unknown, timeoutMs = 10_000) =>
     // A tenant verb goes to the tenant its body names; a body naming none (a malformed-request test) to tenant `unnamed`.
-    requestTyped(nc, schedSubjectFor(verb, payload) ?? schedSubject(verb, 'unnamed'), payload, SCHED_ENDPOINTS[verb].reply, { timeoutMs }) as Promise<Result<SchedReply<V>>>;
+    requestTyped(nc, schedSubjectFor(verb, payload) ?? schedSubject(verb, 'unnamed'), payload, SCHED_ENDPOINTS[verb].reply, {
+      timeoutMs,
+    }) as Promise<Result<SchedReply<V>>>;
 
-  const waitForNodes = async (nodeIds = [...specs.keys()], liveness: 'ready' | 'suspect' | 'lost' = 'ready', timeoutMs = readyTimeoutMs) => {
+  const waitForNodes = async (
+    nodeIds = [...specs.keys()],
+    liveness: 'ready' | 'suspect' | 'lost' = 'ready',
+    timeoutMs = readyTimeoutMs,
+  ) => {
     // Requests are spread over the coordinators by the queue group: several agreeing answers in a row cover them all.
     let agreeing = 0;
     const needed = Math.max(1, coordinators.length * 3);

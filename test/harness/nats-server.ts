@@ -14,7 +14,8 @@ const BOOTSTRAPPED_NATS_SERVER = join(dirname(fileURLToPath(import.meta.url)), '
  * Where the nats-server binary is: NATS_SERVER_BIN, else the one scripts/bootstrap.sh installs into .tools/nats (2.12 or
  * later is needed: atomic batch publish, per-message TTL), else the OS package's.
  */
-export const NATS_SERVER_BIN = process.env['NATS_SERVER_BIN'] ?? (existsSync(BOOTSTRAPPED_NATS_SERVER) ? BOOTSTRAPPED_NATS_SERVER : '/usr/sbin/nats-server');
+export const NATS_SERVER_BIN =
+  process.env['NATS_SERVER_BIN'] ?? (existsSync(BOOTSTRAPPED_NATS_SERVER) ? BOOTSTRAPPED_NATS_SERVER : '/usr/sbin/nats-server');
 
 export type NatsServerOptions = {
   /** Enable JetStream (file store under storeDir). Default true: allot needs it. */
@@ -72,7 +73,13 @@ export function natsServerConfig(o: {
   const lines = [`server_name: ${JSON.stringify(o.serverName)}`, `listen: "127.0.0.1:${o.port}"`, `http: "127.0.0.1:${o.monitorPort}"`];
   if (o.maxPayload !== undefined) lines.push(`max_payload: ${o.maxPayload}`);
   if (o.jetstream) {
-    lines.push(`jetstream {`, `  store_dir: ${JSON.stringify(o.storeDir)}`, `  max_memory_store: 268435456`, `  max_file_store: 4294967296`, `}`);
+    lines.push(
+      `jetstream {`,
+      `  store_dir: ${JSON.stringify(o.storeDir)}`,
+      `  max_memory_store: 268435456`,
+      `  max_file_store: 4294967296`,
+      `}`,
+    );
   }
   if (o.cluster) {
     lines.push(
@@ -104,11 +111,25 @@ async function prepareNatsServer(options: NatsServerOptions) {
   const monitorPort = await freePort();
   const storeDir = options.storeDir ?? (await tempDir('nats'));
   const serverName = options.serverName ?? `n${port}`;
-  const cluster = options.cluster ? { name: options.cluster.name, port: options.cluster.port ?? (await freePort()), routes: options.cluster.routes } : undefined;
+  const cluster = options.cluster
+    ? { name: options.cluster.name, port: options.cluster.port ?? (await freePort()), routes: options.cluster.routes }
+    : undefined;
   await mkdir(storeDir, { recursive: true });
   const configFile = join(storeDir, `${serverName}.conf`);
   const logFile = join(storeDir, `${serverName}.log`);
-  await writeFile(configFile, natsServerConfig({ serverName, port, monitorPort, storeDir, jetstream, maxPayload: options.maxPayload, cluster, extraConfig: options.extraConfig }));
+  await writeFile(
+    configFile,
+    natsServerConfig({
+      serverName,
+      port,
+      monitorPort,
+      storeDir,
+      jetstream,
+      maxPayload: options.maxPayload,
+      cluster,
+      extraConfig: options.extraConfig,
+    }),
+  );
   const startTimeoutMs = options.startTimeoutMs ?? 20_000;
 
   let child: ChildProcess | undefined;
@@ -204,7 +225,10 @@ type JszMeta = { meta_cluster?: { leader?: string; cluster_size?: number; replic
  * Starts `size` servers routed to each other with JetStream, and waits until a meta leader is elected and sees every
  * peer (so an R`size` stream can be created at once).
  */
-export async function startNatsCluster(size = 3, options: Omit<NatsServerOptions, 'port' | 'cluster' | 'serverName' | 'storeDir'> & { name?: string } = {}): Promise<NatsClusterHandle> {
+export async function startNatsCluster(
+  size = 3,
+  options: Omit<NatsServerOptions, 'port' | 'cluster' | 'serverName' | 'storeDir'> & { name?: string } = {},
+): Promise<NatsClusterHandle> {
   const clusterName = options.name ?? 'allot-test';
   const routePorts = await Promise.all(Array.from({ length: size }, () => freePort()));
   const routes = routePorts.map((p) => `nats-route://127.0.0.1:${p}`);

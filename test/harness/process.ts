@@ -52,7 +52,8 @@ function parseLine(text: string): OutputLine {
 
 /** Spawns `node <script> ...args`, collecting its output; cleanupAll() kills it if the test does not. */
 export function spawnProcess(options: SpawnOptions): ProcessHandle {
-  const [command, args] = options.executable === true ? [options.script, options.args ?? []] : [process.execPath, [options.script, ...(options.args ?? [])]];
+  const [command, args] =
+    options.executable === true ? [options.script, options.args ?? []] : [process.execPath, [options.script, ...(options.args ?? [])]];
   const child = spawn(command, args, {
     cwd: options.cwd,
     env: { ...process.env, ...options.env },
@@ -78,7 +79,11 @@ export function spawnProcess(options: SpawnOptions): ProcessHandle {
     if (running()) child.kill('SIGKILL');
     return exited;
   };
-  const unregister = registerCleanup(`process ${options.name}`, async () => void (await kill()), () => child.kill('SIGKILL'));
+  const unregister = registerCleanup(
+    `process ${options.name}`,
+    async () => void (await kill()),
+    () => child.kill('SIGKILL'),
+  );
   void exited.then(unregister);
 
   const waitForLine = (predicate: (line: OutputLine) => boolean, timeoutMs = 10_000): Promise<OutputLine> => {
@@ -96,13 +101,21 @@ export function spawnProcess(options: SpawnOptions): ProcessHandle {
       };
       const timer = setTimeout(() => {
         done();
-        reject(new Error(`${options.name}: no matching line within ${timeoutMs} ms; last lines: ${JSON.stringify(lines.slice(-5))}; stderr: ${stderr.slice(-5).join(' | ')}`));
+        reject(
+          new Error(
+            `${options.name}: no matching line within ${timeoutMs} ms; last lines: ${JSON.stringify(lines.slice(-5))}; stderr: ${stderr.slice(-5).join(' | ')}`,
+          ),
+        );
       }, timeoutMs);
       watchers.add(watcher);
       void exited.then((exit) => {
         if (!watchers.has(watcher)) return;
         done();
-        reject(new Error(`${options.name} exited (code ${exit.code}, signal ${exit.signal}) before a matching line; stderr: ${stderr.slice(-5).join(' | ')}`));
+        reject(
+          new Error(
+            `${options.name} exited (code ${exit.code}, signal ${exit.signal}) before a matching line; stderr: ${stderr.slice(-5).join(' | ')}`,
+          ),
+        );
       });
     });
   };

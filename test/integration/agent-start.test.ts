@@ -6,7 +6,12 @@ afterAll(cleanupAll);
 describe('an agent started before NATS', () => {
   it('keeps its host, retries with growing jittered waits, and serves once NATS is up', async () => {
     const port = await freePort();
-    const agent = await startAgent({ natsUrl: `nats://127.0.0.1:${port}`, nodeId: 'early-1', stateDir: await tempDir('agent-start'), waitReady: false });
+    const agent = await startAgent({
+      natsUrl: `nats://127.0.0.1:${port}`,
+      nodeId: 'early-1',
+      stateDir: await tempDir('agent-start'),
+      waitReady: false,
+    });
     const retrying = isLogMsg('NATS not reachable yet; the host keeps its state and the agent retries');
     await agent.waitForLine(retrying, 15_000);
     // Three waits: each within [step/2, step) of a doubling step from 500 ms (never a fixed, fleet-wide lockstep).

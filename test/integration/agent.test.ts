@@ -2,9 +2,27 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { AGENT_QUEUE, decode, encode, KV_NODES, replySchema, USAGE_STREAM, usageSubject, agentSubject } from '@allot/protocol';
-import { AllocationSchema, UsageSnapshotSchema, type Allocation, type AllocationRequestInput, type AllotError, type Result } from '@allot/core';
+import {
+  AllocationSchema,
+  UsageSnapshotSchema,
+  type Allocation,
+  type AllocationRequestInput,
+  type AllotError,
+  type Result,
+} from '@allot/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentRequest, cleanupAll, isLogMsg, readEvents, startAgent, startNatsServer, tempDir, waitFor, type AgentHandle, type NatsServerHandle } from '../harness/index.ts';
+import {
+  agentRequest,
+  cleanupAll,
+  isLogMsg,
+  readEvents,
+  startAgent,
+  startNatsServer,
+  tempDir,
+  waitFor,
+  type AgentHandle,
+  type NatsServerHandle,
+} from '../harness/index.ts';
 
 /*
  * The real agent as a child process on a real nats-server, spoken to only over NATS. Every agent is a simulated host
@@ -40,7 +58,12 @@ function start(node: { nodeId: string; stateDir: string }, env: Record<string, s
   return startAgent({ natsUrl: server.url, ...node, host: HOST, memoryOvercommit: 1.5, cpuOvercommit: 2, env });
 }
 
-function allocation(requestId: string, memoryMiB: number, vcpus: number, extra: Partial<AllocationRequestInput> = {}): AllocationRequestInput {
+function allocation(
+  requestId: string,
+  memoryMiB: number,
+  vcpus: number,
+  extra: Partial<AllocationRequestInput> = {},
+): AllocationRequestInput {
   return { requestId, tenantId: 'tenant-a', resources: { memoryMiB, vcpus }, ...extra };
 }
 
@@ -61,8 +84,11 @@ async function usage(nodeId: string) {
 /** Every live allocation, page by page (at most 1,000 a page). */
 async function liveAllocations(nodeId: string): Promise<Allocation[]> {
   const all: Allocation[] = [];
-  for (let after: number | undefined; ; ) {
-    const page = okValue(await agentRequest(nc, nodeId, 'allocations', { status: 'live', limit: 1_000, ...(after === undefined ? {} : { after }) }), 'allocations');
+  for (let after: number | undefined; ;) {
+    const page = okValue(
+      await agentRequest(nc, nodeId, 'allocations', { status: 'live', limit: 1_000, ...(after === undefined ? {} : { after }) }),
+      'allocations',
+    );
     all.push(...page.allocations);
     if (!page.truncated) return all;
     expect(page.next).toBeDefined();
@@ -84,7 +110,13 @@ describe('the agent over NATS', () => {
     await start(node);
 
     const granted = okValue(await agentRequest(nc, node.nodeId, 'allocate', allocation('vm-1', 4_096, 4)), 'allocate');
-    expect(granted).toMatchObject({ requestId: 'vm-1', tenantId: 'tenant-a', nodeId: node.nodeId, status: 'active', granted: { memoryMiB: 4_096, vcpus: 4 } });
+    expect(granted).toMatchObject({
+      requestId: 'vm-1',
+      tenantId: 'tenant-a',
+      nodeId: node.nodeId,
+      status: 'active',
+      granted: { memoryMiB: 4_096, vcpus: 4 },
+    });
     expect(granted.cpu?.vcpus).toBe(4);
     expect(granted.cpu?.cpuset.length).toBeGreaterThan(0);
     for (const core of granted.cpu?.cpuset ?? []) expect(core).toBeLessThan(HOST.cores);
@@ -112,7 +144,10 @@ describe('the agent over NATS', () => {
     expect(refused.code).toBe('insufficient_capacity');
     expect(refused.details).toMatchObject({ requested: 10_000, free: MEMORY_EFFECTIVE - 90_000, effectiveCapacity: MEMORY_EFFECTIVE });
 
-    const cpuRefused = errorOf(await agentRequest(nc, node.nodeId, 'allocate', allocation('too-many-vcpus', 1, CPU_EFFECTIVE)), 'allocate too many vcpus');
+    const cpuRefused = errorOf(
+      await agentRequest(nc, node.nodeId, 'allocate', allocation('too-many-vcpus', 1, CPU_EFFECTIVE)),
+      'allocate too many vcpus',
+    );
     expect(cpuRefused.code).toBe('insufficient_capacity');
     expect(cpuRefused.details).toMatchObject({ requested: CPU_EFFECTIVE, free: CPU_EFFECTIVE - 2, effectiveCapacity: CPU_EFFECTIVE });
 
@@ -211,15 +246,28 @@ describe('the agent over NATS', () => {
   /** Reserves `ttlMs` holds, stops the agent with SIGTERM, waits past the expiry and starts it again. */
   async function reserveStopAndOutlive(node: { nodeId: string; stateDir: string }, ttlMs: number) {
     const agent = await start(node);
-    const held = okValue(await agentRequest(nc, node.nodeId, 'reserve', allocation('hold-short', 8_192, 4, { reservation: { ttlMs } })), 'reserve');
+    const held = okValue(
+      await agentRequest(nc, node.nodeId, 'reserve', allocation('hold-short', 8_192, 4, { reservation: { ttlMs } })),
+      'reserve',
+    );
     expect(held.status).toBe('reserved');
-    const kept = okValue(await agentRequest(nc, node.nodeId, 'reserve', allocation('hold-kept', 4_096, 2, { reservation: { ttlMs } })), 'reserve');
-    const activated = okValue(await agentRequest(nc, node.nodeId, 'activate', { requestId: 'activate-kept', allocationId: kept.id }), 'activate');
+    const kept = okValue(
+      await agentRequest(nc, node.nodeId, 'reserve', allocation('hold-kept', 4_096, 2, { reservation: { ttlMs } })),
+      'reserve',
+    );
+    const activated = okValue(
+      await agentRequest(nc, node.nodeId, 'activate', { requestId: 'activate-kept', allocationId: kept.id }),
+      'activate',
+    );
     expect(activated.status).toBe('active');
     expect(await agent.stop('SIGTERM')).toBe(0);
     // Wait past the expiry on the wall clock (bounded: the ttl is short).
     const expiresAt = held.expiresAt ?? Number.POSITIVE_INFINITY;
-    await waitFor(() => Date.now() > expiresAt + 200, { timeoutMs: ttlMs + 5_000, intervalMs: 50, message: 'the reservation to be overdue' });
+    await waitFor(() => Date.now() > expiresAt + 200, {
+      timeoutMs: ttlMs + 5_000,
+      intervalMs: 50,
+      message: 'the reservation to be overdue',
+    });
     const restarted = await start(node);
     return { held, kept, restarted };
   }
@@ -236,10 +284,18 @@ describe('the agent over NATS', () => {
     expect(after.memory).toMatchObject({ committed: 4_096, reserved: 0 });
     expect(after.cpu.committed).toBe(2);
     // The expired reservation cannot be activated any more, and its capacity is free again.
-    expect(errorOf(await agentRequest(nc, node.nodeId, 'activate', { requestId: 'activate-late', allocationId: held.id }), 'late activate').code).toBe('conflict');
+    expect(
+      errorOf(await agentRequest(nc, node.nodeId, 'activate', { requestId: 'activate-late', allocationId: held.id }), 'late activate').code,
+    ).toBe('conflict');
     // (One VM takes at most one vCPU per core of the 16, so the 30 free vCPUs take two allocations.)
-    okValue(await agentRequest(nc, node.nodeId, 'allocate', allocation('fills-memory', MEMORY_EFFECTIVE - 4_096, 16)), 'allocate the rest of the memory');
-    okValue(await agentRequest(nc, node.nodeId, 'allocate', allocation('fills-cpu', 0, CPU_EFFECTIVE - 2 - 16)), 'allocate the rest of the vCPUs');
+    okValue(
+      await agentRequest(nc, node.nodeId, 'allocate', allocation('fills-memory', MEMORY_EFFECTIVE - 4_096, 16)),
+      'allocate the rest of the memory',
+    );
+    okValue(
+      await agentRequest(nc, node.nodeId, 'allocate', allocation('fills-cpu', 0, CPU_EFFECTIVE - 2 - 16)),
+      'allocate the rest of the vCPUs',
+    );
     const full = await usage(node.nodeId);
     expect(full.memory.committed).toBe(MEMORY_EFFECTIVE);
     expect(full.cpu.committed).toBe(CPU_EFFECTIVE);
@@ -250,7 +306,12 @@ describe('the agent over NATS', () => {
     const { held, kept } = await reserveStopAndOutlive(node, 1_000);
     // The reserved and activated events made before the stop are there: the stream is read correctly.
     const before = await readEvents(nc, `allot.events.${node.nodeId}.>`);
-    expect(before.filter((e) => e.kind === 'reserved').map((e) => e.allocationId).sort()).toEqual([held.id, kept.id].sort());
+    expect(
+      before
+        .filter((e) => e.kind === 'reserved')
+        .map((e) => e.allocationId)
+        .sort(),
+    ).toEqual([held.id, kept.id].sort());
     expect(before.some((e) => e.kind === 'activated' && e.allocationId === kept.id)).toBe(true);
 
     const expired = await waitFor(
@@ -266,7 +327,10 @@ describe('the agent over NATS', () => {
   it('records an expired event in ALLOT_EVENTS when a reservation runs out while the agent runs', async () => {
     const node = await newNode();
     await start(node);
-    const held = okValue(await agentRequest(nc, node.nodeId, 'reserve', allocation('hold-live', 2_048, 1, { reservation: { ttlMs: 500 } })), 'reserve');
+    const held = okValue(
+      await agentRequest(nc, node.nodeId, 'reserve', allocation('hold-live', 2_048, 1, { reservation: { ttlMs: 500 } })),
+      'reserve',
+    );
     const expired = await waitFor(
       async () => {
         const found = (await readEvents(nc, `allot.events.${node.nodeId}.expired`)).filter((e) => e.allocationId === held.id);
@@ -299,7 +363,10 @@ describe('the agent over NATS', () => {
       const error = errorOf(await rawRequest(subject, encode(payload)), what);
       expect(error.code, what).toBe('invalid_request');
       expect(error.message, what).toContain(field);
-      expect((error.details?.['issues'] as Array<{ path: string }>).map((i) => i.path), what).toContain(field);
+      expect(
+        (error.details?.['issues'] as Array<{ path: string }>).map((i) => i.path),
+        what,
+      ).toContain(field);
     }
 
     const big = new Uint8Array(2 * 1024 * 1024).fill(0x61);
@@ -310,7 +377,10 @@ describe('the agent over NATS', () => {
 
     // Nothing changed, the process is up and still serves.
     expect((await usage(node.nodeId)).memory.committed).toBe(0);
-    const fine = okValue(await agentRequest(nc, node.nodeId, 'allocate', allocation('good-after-bad', 1_024, 1)), 'allocate after bad input');
+    const fine = okValue(
+      await agentRequest(nc, node.nodeId, 'allocate', allocation('good-after-bad', 1_024, 1)),
+      'allocate after bad input',
+    );
     expect(fine.status).toBe('active');
     const exited = await Promise.race([agent.exited.then(() => true), new Promise((resolve) => setTimeout(() => resolve(false), 100))]);
     expect(exited).toBe(false);
@@ -344,7 +414,12 @@ describe('the agent over NATS', () => {
       },
       { timeoutMs: 5_000, intervalMs: 100, message: 'allocated and released events in ALLOT_EVENTS' },
     );
-    expect(events.allocated).toMatchObject({ nodeId: node.nodeId, allocationId: granted.id, tenantId: 'tenant-a', resources: { memoryMiB: 3_072, vcpus: 3 } });
+    expect(events.allocated).toMatchObject({
+      nodeId: node.nodeId,
+      allocationId: granted.id,
+      tenantId: 'tenant-a',
+      resources: { memoryMiB: 3_072, vcpus: 3 },
+    });
     expect(events.released).toMatchObject({ nodeId: node.nodeId, allocationId: granted.id });
 
     const pings = new TextDecoder().decode((await nc.request('$SRV.PING.allot-agent', undefined, { timeout: 5_000 })).data);
@@ -355,7 +430,8 @@ describe('the agent over NATS', () => {
     const node = await newNode();
     const agent = await start(node);
     const made: Allocation[] = [];
-    for (let i = 0; i < 20; i++) made.push(okValue(await agentRequest(nc, node.nodeId, 'allocate', allocation(`keep-${i}`, 512, 1)), 'allocate'));
+    for (let i = 0; i < 20; i++)
+      made.push(okValue(await agentRequest(nc, node.nodeId, 'allocate', allocation(`keep-${i}`, 512, 1)), 'allocate'));
     okValue(await agentRequest(nc, node.nodeId, 'release', { requestId: 'drop-0', allocationId: made[0]?.id }), 'release');
     const before = await liveAllocations(node.nodeId);
     expect(before).toHaveLength(19);
@@ -366,7 +442,9 @@ describe('the agent over NATS', () => {
     expect(typeof recovered === 'object' && typeof recovered['recoveryMs'] === 'number').toBe(true);
 
     const after = await liveAllocations(node.nodeId);
-    expect(after.map((a) => [a.id, a.requestId, a.cpu?.cpuset]).sort()).toEqual(before.map((a) => [a.id, a.requestId, a.cpu?.cpuset]).sort());
+    expect(after.map((a) => [a.id, a.requestId, a.cpu?.cpuset]).sort()).toEqual(
+      before.map((a) => [a.id, a.requestId, a.cpu?.cpuset]).sort(),
+    );
     const figures = await usage(node.nodeId);
     expect(figures.memory.committed).toBe(19 * 512);
     expect(figures.cpu.committed).toBe(19);
@@ -378,7 +456,15 @@ describe('the agent over NATS', () => {
 
   it('stops with exit code 2 and names the key when a config value is bad', async () => {
     const node = await newNode();
-    const agent = await startAgent({ natsUrl: server.url, ...node, host: HOST, memoryOvercommit: 1.5, cpuOvercommit: 2, env: { ALLOT_MEMORY_OVERCOMMIT: '0.5' }, waitReady: false });
+    const agent = await startAgent({
+      natsUrl: server.url,
+      ...node,
+      host: HOST,
+      memoryOvercommit: 1.5,
+      cpuOvercommit: 2,
+      env: { ALLOT_MEMORY_OVERCOMMIT: '0.5' },
+      waitReady: false,
+    });
     const exit = await agent.exited;
     expect(exit.code).toBe(2);
     const stderr = agent.stderr.join('\n');
@@ -420,13 +506,21 @@ describe('one agent per node id', () => {
     const node = await newNode();
     const first = await start(node);
     okValue(await agentRequest(nc, node.nodeId, 'allocate', allocation('first-1', 1024, 1)), 'allocate');
-    const second = await startAgent({ natsUrl: server.url, nodeId: node.nodeId, stateDir: await tempDir('agent-state'), host: HOST, waitReady: false });
+    const second = await startAgent({
+      natsUrl: server.url,
+      nodeId: node.nodeId,
+      stateDir: await tempDir('agent-state'),
+      host: HOST,
+      waitReady: false,
+    });
     const exit = await Promise.race([second.exited, new Promise<'running'>((resolve) => setTimeout(() => resolve('running'), 20_000))]);
     expect(exit).not.toBe('running');
     if (exit === 'running') return;
     expect(exit.code).toBe(2);
     expect(second.lines.some(isLogMsg('agent ready'))).toBe(false);
-    const refusal = second.lines.find((l) => typeof l === 'object' && typeof l['msg'] === 'string' && l['msg'].includes('already served by'));
+    const refusal = second.lines.find(
+      (l) => typeof l === 'object' && typeof l['msg'] === 'string' && l['msg'].includes('already served by'),
+    );
     expect(refusal).toBeDefined();
     expect(String((refusal as Record<string, unknown>)['msg'])).toContain(`pid ${first.pid}`);
     // The first agent keeps its lease past a renewal (5 s) and serves as before.

@@ -49,7 +49,19 @@ describe('the allot CLI on a local cluster', () => {
   });
 
   it('places a VM and releases it, both exiting 0, and the events show the placement', async () => {
-    const placed = await allot('place', '--tenant', 'demo', '--memory', '2048', '--vcpus', '2', '--node', 'sim-large', '--request-id', 'cli-it-1');
+    const placed = await allot(
+      'place',
+      '--tenant',
+      'demo',
+      '--memory',
+      '2048',
+      '--vcpus',
+      '2',
+      '--node',
+      'sim-large',
+      '--request-id',
+      'cli-it-1',
+    );
     expect(placed.stderr).toBe('');
     expect(placed.code).toBe(0);
     expect(placed.stdout).toContain('placed on sim-large');
@@ -86,7 +98,9 @@ describe('the allot CLI on a local cluster', () => {
   it("limits set raises a node's system reserve through the coordinator and its agent, and placement respects it", async () => {
     const memoryOf = async () => {
       const r = await allot('nodes', '--json');
-      const node = (JSON.parse(r.stdout) as { nodes: { nodeId: string; snapshot: { memory: { systemReserve: number; effectiveCapacity: number } } }[] }).nodes.find((n) => n.nodeId === 'sim-small');
+      const node = (
+        JSON.parse(r.stdout) as { nodes: { nodeId: string; snapshot: { memory: { systemReserve: number; effectiveCapacity: number } } }[] }
+      ).nodes.find((n) => n.nodeId === 'sim-small');
       return node?.snapshot.memory;
     };
     const until = async (reserve: number) => {
@@ -95,7 +109,10 @@ describe('the allot CLI on a local cluster', () => {
     };
     const before = await allot('limits', 'get', 'sim-small', '--json');
     expect(before.code).toBe(0);
-    expect((JSON.parse(before.stdout) as { memory: { capacity: number; systemReserve: number } }).memory).toMatchObject({ capacity: 32_768, systemReserve: 2_048 });
+    expect((JSON.parse(before.stdout) as { memory: { capacity: number; systemReserve: number } }).memory).toMatchObject({
+      capacity: 32_768,
+      systemReserve: 2_048,
+    });
 
     // 32 GiB with 28 GiB reserved leaves 4 GiB: a 6 GiB VM that fitted no longer does.
     const raised = await allot('limits', 'set', 'sim-small', '--system-reserve-mib', '28672');
@@ -103,20 +120,49 @@ describe('the allot CLI on a local cluster', () => {
     expect(raised.code).toBe(0);
     expect(raised.stdout).toMatch(/^memory +MiB +32768 +28672 +1 +4096 /m);
     await until(28_672);
-    const refused = await allot('place', '--tenant', 'demo', '--memory', '6G', '--vcpus', '1', '--node', 'sim-small', '--request-id', 'cli-limits-1');
+    const refused = await allot(
+      'place',
+      '--tenant',
+      'demo',
+      '--memory',
+      '6G',
+      '--vcpus',
+      '1',
+      '--node',
+      'sim-small',
+      '--request-id',
+      'cli-limits-1',
+    );
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/^allot place: insufficient_capacity: /);
 
     // The reserve as it was: the same VM fits.
     expect((await allot('limits', 'set', 'sim-small', '--system-reserve-mib', '2048')).code).toBe(0);
     await until(2_048);
-    const placed = await allot('place', '--tenant', 'demo', '--memory', '6G', '--vcpus', '1', '--node', 'sim-small', '--request-id', 'cli-limits-2');
+    const placed = await allot(
+      'place',
+      '--tenant',
+      'demo',
+      '--memory',
+      '6G',
+      '--vcpus',
+      '1',
+      '--node',
+      'sim-small',
+      '--request-id',
+      'cli-limits-2',
+    );
     expect(placed.code).toBe(0);
     expect(placed.stdout).toContain('placed on sim-small');
     // allocations asks every agent: the VM is listed where it was placed.
     const listed = await allot('allocations', '--tenant', 'demo', '--json');
     expect(listed.code).toBe(0);
-    expect((JSON.parse(listed.stdout) as { allocations: { requestId: string; nodeId: string }[] }).allocations.map((a) => [a.requestId, a.nodeId])).toEqual([['cli-limits-2', 'sim-small']]);
+    expect(
+      (JSON.parse(listed.stdout) as { allocations: { requestId: string; nodeId: string }[] }).allocations.map((a) => [
+        a.requestId,
+        a.nodeId,
+      ]),
+    ).toEqual([['cli-limits-2', 'sim-small']]);
     expect((await allot('release', 'cli-limits-2', '--tenant', 'demo')).code).toBe(0);
   });
 });

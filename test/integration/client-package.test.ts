@@ -22,7 +22,11 @@ beforeAll(async () => {
   const tarball = join(packDir, readdirSync(packDir).find((f) => f.endsWith('.tgz')) ?? 'missing.tgz');
   project = await tempDir('client-consumer');
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'scheduler', version: '1.0.0', private: true, type: 'module' }));
-  execFileSync('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', tarball], { cwd: project, stdio: 'pipe', timeout: 240_000 });
+  execFileSync('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', tarball], {
+    cwd: project,
+    stdio: 'pipe',
+    timeout: 240_000,
+  });
   cluster = await startLocalCluster({ agents: [{ nodeId: 'client-n1' }] });
 }, 400_000);
 
@@ -35,10 +39,14 @@ describe('@allot/client, packed and installed outside the workspace', () => {
   it('ships its declarations and the wire contract as JSON Schema', () => {
     const installed = join(project, 'node_modules', '@allot', 'client');
     expect(readFileSync(join(installed, 'dist', 'index.d.ts'), 'utf8')).toContain('export declare class AllotClient');
-    const place = JSON.parse(readFileSync(join(installed, 'schemas', 'place.request.json'), 'utf8')) as { properties: Record<string, unknown> };
+    const place = JSON.parse(readFileSync(join(installed, 'schemas', 'place.request.json'), 'utf8')) as {
+      properties: Record<string, unknown>;
+    };
     expect(Object.keys(place.properties)).toEqual(expect.arrayContaining(['request', 'placement']));
     // The same schemas are in docs/, as the build wrote them.
-    expect(readFileSync(join(ROOT, 'docs', 'wire-schemas', 'sched', 'place.request.json'), 'utf8')).toBe(readFileSync(join(installed, 'schemas', 'place.request.json'), 'utf8'));
+    expect(readFileSync(join(ROOT, 'docs', 'wire-schemas', 'sched', 'place.request.json'), 'utf8')).toBe(
+      readFileSync(join(installed, 'schemas', 'place.request.json'), 'utf8'),
+    );
   });
 
   it('places, checks and releases a VM from a plain script, and a retry of the same request id is the same VM', () => {
@@ -57,8 +65,14 @@ await c.close();
 console.log(JSON.stringify({ placed, again, check, released }));
 `,
     );
-    const out = JSON.parse(execFileSync(process.execPath, [script], { cwd: project, encoding: 'utf8', timeout: 60_000 })) as Record<string, { ok: boolean; value: Record<string, unknown> }>;
-    expect(out['placed']).toMatchObject({ ok: true, value: { requestId: 'vm-1', nodeId: 'client-n1', allocation: { tenantId: 'acme', status: 'active' } } });
+    const out = JSON.parse(execFileSync(process.execPath, [script], { cwd: project, encoding: 'utf8', timeout: 60_000 })) as Record<
+      string,
+      { ok: boolean; value: Record<string, unknown> }
+    >;
+    expect(out['placed']).toMatchObject({
+      ok: true,
+      value: { requestId: 'vm-1', nodeId: 'client-n1', allocation: { tenantId: 'acme', status: 'active' } },
+    });
     expect((out['again']?.value['allocation'] as { id: string }).id).toBe((out['placed']?.value['allocation'] as { id: string }).id);
     expect(out['check']).toMatchObject({ ok: true, value: { fits: false } });
     expect(out['released']).toMatchObject({ ok: true, value: { status: 'released' } });

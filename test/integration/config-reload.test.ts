@@ -5,7 +5,17 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { decode, USAGE_STREAM, usageSubject } from '@allot/protocol';
 import { UsageSnapshotSchema, type UsageSnapshot } from '@allot/core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { AGENT_MAIN, cleanupAll, COORDINATOR_MAIN, isLogMsg, simulatedHostEnv, spawnProcess, startNatsServer, tempDir, waitFor } from '../harness/index.ts';
+import {
+  AGENT_MAIN,
+  cleanupAll,
+  COORDINATOR_MAIN,
+  isLogMsg,
+  simulatedHostEnv,
+  spawnProcess,
+  startNatsServer,
+  tempDir,
+  waitFor,
+} from '../harness/index.ts';
 
 let nc: NatsConnection | undefined;
 
@@ -19,8 +29,10 @@ afterAll(async () => {
   await cleanupAll();
 });
 
-const isReloaded = (line: unknown): line is Record<string, unknown> => typeof line === 'object' && line !== null && String((line as Record<string, unknown>)['msg']).startsWith('configuration reloaded');
-const isRefused = (line: unknown): line is Record<string, unknown> => typeof line === 'object' && line !== null && String((line as Record<string, unknown>)['msg']).startsWith('configuration reload refused');
+const isReloaded = (line: unknown): line is Record<string, unknown> =>
+  typeof line === 'object' && line !== null && String((line as Record<string, unknown>)['msg']).startsWith('configuration reloaded');
+const isRefused = (line: unknown): line is Record<string, unknown> =>
+  typeof line === 'object' && line !== null && String((line as Record<string, unknown>)['msg']).startsWith('configuration reload refused');
 
 describe('an agent sent SIGHUP', () => {
   it('applies a new log level and labels in place, names a changed stateDir as ignored, and keeps everything on a broken file', async () => {
@@ -30,14 +42,20 @@ describe('an agent sent SIGHUP', () => {
     const file = join(dir, 'agent.json');
     const nodeId = 'reload-1';
     const stateDir = join(dir, 'state');
-    const write = (patch: Record<string, unknown>) => writeWhole(file, { nodeId, stateDir, logLevel: 'info', labels: { zone: 'a' }, ...patch });
+    const write = (patch: Record<string, unknown>) =>
+      writeWhole(file, { nodeId, stateDir, logLevel: 'info', labels: { zone: 'a' }, ...patch });
     write({});
     // Everything in the file (no ALLOT_LOG_LEVEL / ALLOT_STATE_DIR / ALLOT_LABELS: the environment would win over it).
     const agent = spawnProcess({
       name: `agent ${nodeId}`,
       script: AGENT_MAIN,
       args: ['--config', file],
-      env: { ALLOT_LOG_FORMAT: 'json', NODE_ENV: 'test', ALLOT_NATS_SERVERS: server.url, ALLOT_SIMULATED_HOST: simulatedHostEnv({ cores: 8, memoryMiB: 16_384 }) },
+      env: {
+        ALLOT_LOG_FORMAT: 'json',
+        NODE_ENV: 'test',
+        ALLOT_NATS_SERVERS: server.url,
+        ALLOT_SIMULATED_HOST: simulatedHostEnv({ cores: 8, memoryMiB: 16_384 }),
+      },
     });
     await agent.waitForLine(isLogMsg('agent ready'), 30_000);
 
@@ -48,14 +66,22 @@ describe('an agent sent SIGHUP', () => {
       const decoded = decode(UsageSnapshotSchema, msg.data, Number.POSITIVE_INFINITY);
       return decoded.ok ? decoded.value : undefined;
     };
-    const snapshotWithZone = (zone: string) => waitFor(async () => ((await latestSnapshot())?.labels['zone'] === zone ? await latestSnapshot() : undefined), { timeoutMs: 5_000, intervalMs: 100, message: `a usage snapshot of ${nodeId} labelled zone=${zone}` });
+    const snapshotWithZone = (zone: string) =>
+      waitFor(async () => ((await latestSnapshot())?.labels['zone'] === zone ? await latestSnapshot() : undefined), {
+        timeoutMs: 5_000,
+        intervalMs: 100,
+        message: `a usage snapshot of ${nodeId} labelled zone=${zone}`,
+      });
     await snapshotWithZone('a');
 
     // 1. A quieter log level, a new label, and a stateDir that cannot move under a running agent.
     write({ logLevel: 'error', labels: { zone: 'b', rack: 'r7' }, stateDir: join(dir, 'elsewhere') });
     process.kill(agent.pid, 'SIGHUP');
     const line = (await agent.waitForLine(isReloaded, 5_000)) as Record<string, unknown>;
-    expect(line).toMatchObject({ applied: ['labels.rack', 'labels.zone', 'logLevel'], ignored: [{ key: 'stateDir', reason: 'needs a restart' }] });
+    expect(line).toMatchObject({
+      applied: ['labels.rack', 'labels.zone', 'logLevel'],
+      ignored: [{ key: 'stateDir', reason: 'needs a restart' }],
+    });
     expect(line['msg']).toBe('configuration reloaded: applied labels.rack, labels.zone, logLevel; ignored stateDir (needs a restart)');
     expect((await snapshotWithZone('b')).labels).toEqual({ zone: 'b', rack: 'r7' });
 
@@ -73,10 +99,13 @@ describe('an agent sent SIGHUP', () => {
     expect(String(refused['msg'])).toContain('heartbeatMs');
     const before = await latestSnapshot();
     // A later snapshot (the heartbeat) still carries the running labels.
-    const later = await waitFor(async () => {
-      const s = await latestSnapshot();
-      return s !== undefined && before !== undefined && s.at > before.at ? s : undefined;
-    }, { timeoutMs: 8_000, intervalMs: 200, message: 'a later usage snapshot' });
+    const later = await waitFor(
+      async () => {
+        const s = await latestSnapshot();
+        return s !== undefined && before !== undefined && s.at > before.at ? s : undefined;
+      },
+      { timeoutMs: 8_000, intervalMs: 200, message: 'a later usage snapshot' },
+    );
     expect(later.labels).toEqual({ zone: 'c' });
 
     expect(await agent.stop('SIGTERM', 15_000)).toBe(0);
@@ -88,9 +117,15 @@ describe('a coordinator sent SIGHUP', () => {
     const server = await startNatsServer({ jetstream: true });
     const dir = await tempDir('coordinator-reload');
     const file = join(dir, 'c1.json');
-    const write = (patch: Record<string, unknown>) => writeWhole(file, { coordinatorId: 'c1', nats: { servers: [server.url] }, logLevel: 'info', ...patch });
+    const write = (patch: Record<string, unknown>) =>
+      writeWhole(file, { coordinatorId: 'c1', nats: { servers: [server.url] }, logLevel: 'info', ...patch });
     write({});
-    const coordinator = spawnProcess({ name: 'coordinator c1', script: COORDINATOR_MAIN, args: ['--config', file], env: { ALLOT_LOG_FORMAT: 'json', NODE_ENV: 'test' } });
+    const coordinator = spawnProcess({
+      name: 'coordinator c1',
+      script: COORDINATOR_MAIN,
+      args: ['--config', file],
+      env: { ALLOT_LOG_FORMAT: 'json', NODE_ENV: 'test' },
+    });
     await coordinator.waitForLine(isLogMsg('coordinator ready'), 30_000);
 
     write({ logLevel: 'warn', liveness: { lostAfterMs: 30_000 } });

@@ -11,11 +11,19 @@ describe('a coordinator started before NATS', () => {
     const dir = await tempDir('coordinator-start');
     const file = join(dir, 'c1.json');
     await writeFile(file, JSON.stringify({ coordinatorId: 'c1', nats: { servers: [`nats://127.0.0.1:${port}`] }, logLevel: 'info' }));
-    const coordinator = spawnProcess({ name: 'coordinator c1', script: COORDINATOR_MAIN, args: ['--config', file], env: { ALLOT_LOG_FORMAT: 'json', NODE_ENV: 'test' } });
+    const coordinator = spawnProcess({
+      name: 'coordinator c1',
+      script: COORDINATOR_MAIN,
+      args: ['--config', file],
+      env: { ALLOT_LOG_FORMAT: 'json', NODE_ENV: 'test' },
+    });
 
     // Nothing listens yet: it must say it retries, and stay up.
     await coordinator.waitForLine(isLogMsg('NATS not reachable yet; retrying'), 15_000);
-    const early = await Promise.race([coordinator.exited.then(() => 'exited'), new Promise((resolve) => setTimeout(() => resolve('running'), 1_500))]);
+    const early = await Promise.race([
+      coordinator.exited.then(() => 'exited'),
+      new Promise((resolve) => setTimeout(() => resolve('running'), 1_500)),
+    ]);
     expect(early).toBe('running');
 
     await startNatsServer({ jetstream: true, port });
@@ -28,7 +36,12 @@ describe('a coordinator started before NATS', () => {
     const dir = await tempDir('coordinator-start');
     const file = join(dir, 'c2.json');
     await writeFile(file, JSON.stringify({ coordinatorId: 'c2', nats: { servers: [`nats://127.0.0.1:${port}`] }, logLevel: 'info' }));
-    const coordinator = spawnProcess({ name: 'coordinator c2', script: COORDINATOR_MAIN, args: ['--config', file], env: { ALLOT_LOG_FORMAT: 'json', NODE_ENV: 'test' } });
+    const coordinator = spawnProcess({
+      name: 'coordinator c2',
+      script: COORDINATOR_MAIN,
+      args: ['--config', file],
+      env: { ALLOT_LOG_FORMAT: 'json', NODE_ENV: 'test' },
+    });
     await coordinator.waitForLine(isLogMsg('NATS not reachable yet; retrying'), 15_000);
     // Within the grace period: past it, stop() kills the process and the exit code is not 0.
     expect(await coordinator.stop('SIGTERM', 5_000)).toBe(0);

@@ -26,7 +26,12 @@ beforeAll(async () => {
   cluster = await startLocalCluster({
     agents: [
       ...STORM.map((nodeId) => ({ nodeId, simulatedHost: { cores: 128, memoryMiB: 32_768 }, cpuOvercommit: 1, labels: { pool: 'storm' } })),
-      ...MAIN.map((nodeId) => ({ nodeId, simulatedHost: { cores: 128, memoryMiB: 131_072 }, cpuOvercommit: 2, labels: { pool: 'main', zone: ZONES[nodeId] as string } })),
+      ...MAIN.map((nodeId) => ({
+        nodeId,
+        simulatedHost: { cores: 128, memoryMiB: 131_072 },
+        cpuOvercommit: 2,
+        labels: { pool: 'main', zone: ZONES[nodeId] as string },
+      })),
     ],
     coordinators: 2,
     heartbeatMs: HEARTBEAT_MS,
@@ -43,7 +48,12 @@ afterAll(async () => {
 
 const inPool = (pool: string) => [{ key: 'pool', op: 'In' as const, values: [pool] }];
 
-function placeReq(requestId: string, tenantId: string, extra: Partial<PlaceRequestInput['placement']> = {}, resources = { memoryMiB: 256, vcpus: 1 }): PlaceRequestInput {
+function placeReq(
+  requestId: string,
+  tenantId: string,
+  extra: Partial<PlaceRequestInput['placement']> = {},
+  resources = { memoryMiB: 256, vcpus: 1 },
+): PlaceRequestInput {
   return { request: { requestId, tenantId, resources }, placement: { constraints: inPool('main'), ...extra } };
 }
 
@@ -73,9 +83,14 @@ async function placeUntilAnswered(req: PlaceRequestInput, timeoutMs = 3_000, dea
 /** Every live allocation on the node (of the tenant), page by page: the agent answers at most 1,000 a page. */
 async function liveOn(nodeId: string, tenantId?: string): Promise<Allocation[]> {
   const all: Allocation[] = [];
-  for (let after: number | undefined; ; ) {
+  for (let after: number | undefined; ;) {
     const page = okValue(
-      await agentRequest(cluster.nc, nodeId, 'allocations', { status: 'live', limit: 1_000, ...(tenantId === undefined ? {} : { tenantId }), ...(after === undefined ? {} : { after }) }),
+      await agentRequest(cluster.nc, nodeId, 'allocations', {
+        status: 'live',
+        limit: 1_000,
+        ...(tenantId === undefined ? {} : { tenantId }),
+        ...(after === undefined ? {} : { after }),
+      }),
       `allocations on ${nodeId}`,
     );
     all.push(...page.allocations);
@@ -128,7 +143,9 @@ async function expectExactlyOnce(nodes: string[], tenantId: string, acked: Map<s
 
 describe('coordinators over real agents', () => {
   it('never over-commits under 500 concurrent place requests across three agents', async () => {
-    const requests = Array.from({ length: 500 }, (_, i) => placeReq(`storm-${i}`, 'storm', { constraints: inPool('storm'), strategy: 'spread' }));
+    const requests = Array.from({ length: 500 }, (_, i) =>
+      placeReq(`storm-${i}`, 'storm', { constraints: inPool('storm'), strategy: 'spread' }),
+    );
     const results = await Promise.all(requests.map((r) => placeUntilAnswered(r, 20_000)));
     const acked = new Map<string, PlaceReply>();
     const codes: Record<string, number> = {};
@@ -184,15 +201,34 @@ describe('coordinators over real agents', () => {
 
   it('holds label constraints and anti-affinity', async () => {
     for (let i = 0; i < 3; i++) {
-      expect(okValue(await place(placeReq(`zone-b-${i}`, 'labels', { constraints: [...inPool('main'), { key: 'zone', op: 'In', values: ['b'] }] })), 'zone In b').nodeId).toBe('a2');
-      expect(okValue(await place(placeReq(`zone-not-ab-${i}`, 'labels', { constraints: [...inPool('main'), { key: 'zone', op: 'NotIn', values: ['a', 'b'] }] })), 'zone NotIn a,b').nodeId).toBe('a3');
+      expect(
+        okValue(
+          await place(placeReq(`zone-b-${i}`, 'labels', { constraints: [...inPool('main'), { key: 'zone', op: 'In', values: ['b'] }] })),
+          'zone In b',
+        ).nodeId,
+      ).toBe('a2');
+      expect(
+        okValue(
+          await place(
+            placeReq(`zone-not-ab-${i}`, 'labels', { constraints: [...inPool('main'), { key: 'zone', op: 'NotIn', values: ['a', 'b'] }] }),
+          ),
+          'zone NotIn a,b',
+        ).nodeId,
+      ).toBe('a3');
     }
-    const none = errorOf(await place(placeReq('zone-z', 'labels', { constraints: [...inPool('main'), { key: 'zone', op: 'In', values: ['z'] }] })), 'zone In z');
+    const none = errorOf(
+      await place(placeReq('zone-z', 'labels', { constraints: [...inPool('main'), { key: 'zone', op: 'In', values: ['z'] }] })),
+      'zone In z',
+    );
     expect(none.code).toBe('insufficient_capacity');
 
     // All at once, so the coordinators' views cannot have seen the others: the agents enforce maxPerNode themselves
     // (the group and its maximum travel in the request's metadata) and a refused place moves to the next node.
-    const groupNodes = (await Promise.all([0, 1, 2].map((i) => place(placeReq(`web-${i}`, 'labels', { strategy: 'binpack', group: { name: 'web', maxPerNode: 1 } }))))).map((r) => okValue(r, 'group').nodeId);
+    const groupNodes = (
+      await Promise.all(
+        [0, 1, 2].map((i) => place(placeReq(`web-${i}`, 'labels', { strategy: 'binpack', group: { name: 'web', maxPerNode: 1 } }))),
+      )
+    ).map((r) => okValue(r, 'group').nodeId);
     expect(new Set(groupNodes).size).toBe(3);
     const fourth = errorOf(await place(placeReq('web-3', 'labels', { group: { name: 'web', maxPerNode: 1 } })), 'fourth of the group');
     expect(fourth.code).toBe('insufficient_capacity');
@@ -204,21 +240,52 @@ describe('coordinators over real agents', () => {
     const req = PlaceRequestSchema.parse(placeReq('ghost-1', 'ghost-t'));
     const kv = await new Kvm(cluster.nc).open(KV_PLACEMENTS);
     // The intent key of the IntentStore (intents/intent-store.ts); no usage record needed for an uncounted tenant here.
-    await kv.create('intent.ghost-1', encode({ requestId: 'ghost-1', tenantId: 'ghost-t', hash: requestHash(req), state: 'pending', nodeId: 'gone', attempt: 1, refusedBy: [], coordinatorId: 'c-dead', updatedAt: Date.now(), memoryMiB: 256, vcpus: 1 }));
+    await kv.create(
+      'intent.ghost-1',
+      encode({
+        requestId: 'ghost-1',
+        tenantId: 'ghost-t',
+        hash: requestHash(req),
+        state: 'pending',
+        nodeId: 'gone',
+        attempt: 1,
+        refusedBy: [],
+        coordinatorId: 'c-dead',
+        updatedAt: Date.now(),
+        memoryMiB: 256,
+        vcpus: 1,
+      }),
+    );
     const r = errorOf(await place(placeReq('ghost-1', 'ghost-t')), 'place following the intent');
     expect(r.code).toBe('timeout');
     for (const n of MAIN) expect(await liveOn(n, 'ghost-t')).toEqual([]);
   });
 
   it('activates at cluster scope a reservation placed through place, and reports efficiency over the schedulable nodes', async () => {
-    const held = okValue(await place({ request: { requestId: 'resv-1', tenantId: 'resv', resources: { memoryMiB: 512, vcpus: 1 }, reservation: { ttlMs: 60_000 } }, placement: { constraints: inPool('main') } }), 'reserve through place');
+    const held = okValue(
+      await place({
+        request: { requestId: 'resv-1', tenantId: 'resv', resources: { memoryMiB: 512, vcpus: 1 }, reservation: { ttlMs: 60_000 } },
+        placement: { constraints: inPool('main') },
+      }),
+      'reserve through place',
+    );
     expect(held.allocation.status).toBe('reserved');
-    const active = okValue(await cluster.sched('activate', { requestId: 'act-resv-1', allocationId: held.allocation.id, tenantId: 'resv' }), 'activate');
+    const active = okValue(
+      await cluster.sched('activate', { requestId: 'act-resv-1', allocationId: held.allocation.id, tenantId: 'resv' }),
+      'activate',
+    );
     expect([active.id, active.status]).toEqual([held.allocation.id, 'active']);
     // A retry of the same activation answers the same, on whichever coordinator it lands.
-    expect(okValue(await cluster.sched('activate', { requestId: 'act-resv-1', allocationId: held.allocation.id, tenantId: 'resv' }), 'activate again').status).toBe('active');
+    expect(
+      okValue(
+        await cluster.sched('activate', { requestId: 'act-resv-1', allocationId: held.allocation.id, tenantId: 'resv' }),
+        'activate again',
+      ).status,
+    ).toBe('active');
     expect((await liveOn(held.nodeId, 'resv')).map((a) => a.status)).toEqual(['active']);
-    expect(errorOf(await cluster.sched('activate', { requestId: 'act-x', allocationId: 'nowhere:1', tenantId: 'resv' }), 'unknown node').code).toBe('not_found');
+    expect(
+      errorOf(await cluster.sched('activate', { requestId: 'act-x', allocationId: 'nowhere:1', tenantId: 'resv' }), 'unknown node').code,
+    ).toBe('not_found');
 
     const efficiency = okValue(await cluster.sched('efficiency', {}), 'efficiency');
     expect(efficiency.nodes).toBeGreaterThanOrEqual(MAIN.length);
@@ -233,7 +300,10 @@ describe('coordinators over real agents', () => {
 
   it('refuses over quota (quota_exceeded with the limit and figures) and over rate (rate_limited with retryAfterMs)', async () => {
     okValue(await cluster.sched('quota.set', { requestId: 'q-set-1', quota: { tenantId: 'quota-t', maxVms: 2 } }), 'quota.set');
-    okValue(await cluster.sched('quota.set', { requestId: 'q-set-2', quota: { tenantId: 'rate-t', placeRates: [{ count: 2, per: 'minute' }] } }), 'quota.set');
+    okValue(
+      await cluster.sched('quota.set', { requestId: 'q-set-2', quota: { tenantId: 'rate-t', placeRates: [{ count: 2, per: 'minute' }] } }),
+      'quota.set',
+    );
     // Every coordinator watches the quota bucket: give the other one time to see the records.
     await new Promise((resolve) => setTimeout(resolve, 300));
 
@@ -276,8 +346,12 @@ describe('coordinators over real agents', () => {
       },
       { timeoutMs: 10_000, intervalMs: 20, message: 'a3 cordoned in every view' },
     );
-    for (let i = 0; i < 8; i++) expect(okValue(await place(placeReq(`cordon-${i}`, 'cordon', { strategy: 'spread' })), 'spread').nodeId).not.toBe('a3');
-    const manual = errorOf(await place(placeReq('cordon-manual', 'cordon', { strategy: 'manual', nodeId: 'a3' })), 'manual to a cordoned node');
+    for (let i = 0; i < 8; i++)
+      expect(okValue(await place(placeReq(`cordon-${i}`, 'cordon', { strategy: 'spread' })), 'spread').nodeId).not.toBe('a3');
+    const manual = errorOf(
+      await place(placeReq('cordon-manual', 'cordon', { strategy: 'manual', nodeId: 'a3' })),
+      'manual to a cordoned node',
+    );
     expect(manual.code).toBe('insufficient_capacity');
     expect(await liveOn('a3', 'cordon')).toEqual([]);
 
@@ -288,7 +362,10 @@ describe('coordinators over real agents', () => {
     expect(drained.remaining.map((a) => a.id).sort()).toEqual(onA3.map((a) => a.id).sort());
 
     okValue(await cluster.sched('uncordon', { requestId: 'uncordon-a3', nodeId: 'a3' }), 'uncordon');
-    await waitFor(async () => !okValue(await cluster.sched('node', { nodeId: 'a3' }), 'node').snapshot.cordoned, { timeoutMs: 10_000, message: 'a3 uncordoned' });
+    await waitFor(async () => !okValue(await cluster.sched('node', { nodeId: 'a3' }), 'node').snapshot.cordoned, {
+      timeoutMs: 10_000,
+      message: 'a3 uncordoned',
+    });
   });
 
   it('turns a stopped agent suspect within the TTL, places nothing there, and takes it back when it resumes', async () => {
@@ -302,7 +379,8 @@ describe('coordinators over real agents', () => {
       expect(Date.now() - stoppedAt).toBeLessThan(SUSPECT_AFTER_MS + 3 * HEARTBEAT_MS + 1_000);
       const suspect = okValue(await cluster.sched('nodes', { liveness: 'suspect' }), 'nodes');
       expect(suspect.nodes.map((n) => n.nodeId)).toEqual(['a1']);
-      for (let i = 0; i < 6; i++) expect(okValue(await place(placeReq(`stopped-${i}`, 'stopped', { strategy: 'spread' })), 'spread').nodeId).not.toBe('a1');
+      for (let i = 0; i < 6; i++)
+        expect(okValue(await place(placeReq(`stopped-${i}`, 'stopped', { strategy: 'spread' })), 'spread').nodeId).not.toBe('a1');
     } finally {
       process.kill(agent.pid, 'SIGCONT');
     }
@@ -328,7 +406,11 @@ describe('coordinators over real agents', () => {
       Array.from({ length: WINDOW }, async () => {
         while (next < TOTAL) {
           const i = next++;
-          const r = await placeUntilAnswered(placeReq(`kill-${i}`, 'kill', { strategy: i % 2 === 0 ? 'spread' : 'binpack' }), 3_000, 90_000);
+          const r = await placeUntilAnswered(
+            placeReq(`kill-${i}`, 'kill', { strategy: i % 2 === 0 ? 'spread' : 'binpack' }),
+            3_000,
+            90_000,
+          );
           if (r.ok) acked.set(`kill-${i}`, r.value);
           else failures.push(r.error);
         }
@@ -341,7 +423,10 @@ describe('coordinators over real agents', () => {
     await expectExactlyOnce(MAIN, 'kill', acked);
     // A second round of the same ids through the survivor answers the same allocations and creates nothing.
     for (const [id, reply] of [...acked].slice(0, 50)) {
-      const again = okValue(await place(placeReq(id, 'kill', { strategy: Number(id.split('-')[1]) % 2 === 0 ? 'spread' : 'binpack' })), `retry ${id}`);
+      const again = okValue(
+        await place(placeReq(id, 'kill', { strategy: Number(id.split('-')[1]) % 2 === 0 ? 'spread' : 'binpack' })),
+        `retry ${id}`,
+      );
       expect(again.allocation.id).toBe(reply.allocation.id);
     }
     await expectExactlyOnce(MAIN, 'kill', acked);

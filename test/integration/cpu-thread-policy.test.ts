@@ -1,7 +1,16 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Allocation, AllocationRequestInput, Result } from '@allot/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentRequest, cleanupAll, isLogMsg, startAgent, startNatsServer, tempDir, type AgentHandle, type NatsServerHandle } from '../harness/index.ts';
+import {
+  agentRequest,
+  cleanupAll,
+  isLogMsg,
+  startAgent,
+  startNatsServer,
+  tempDir,
+  type AgentHandle,
+  type NatsServerHandle,
+} from '../harness/index.ts';
 
 /*
  * Thread policies through a real agent process: a simulated host of 16 logical cores, 2 threads per physical core
@@ -23,7 +32,13 @@ afterAll(async () => {
 });
 
 function start(node: { nodeId: string; stateDir: string }): Promise<AgentHandle> {
-  return startAgent({ natsUrl: server.url, ...node, host: HOST, cpuOvercommit: 1, env: { ALLOT_CPU_SYSTEM_RESERVE_CORES: '2', ALLOT_CPU_POLICY: 'first-fit' } });
+  return startAgent({
+    natsUrl: server.url,
+    ...node,
+    host: HOST,
+    cpuOvercommit: 1,
+    env: { ALLOT_CPU_SYSTEM_RESERVE_CORES: '2', ALLOT_CPU_POLICY: 'first-fit' },
+  });
 }
 
 function request(requestId: string, vcpus: number, cpu: AllocationRequestInput['cpu']): AllocationRequestInput {
@@ -45,16 +60,25 @@ describe('CPU thread policies on a real agent', () => {
     const node = { nodeId: 'smt-node', stateDir: await tempDir('agent-state') };
     const agent = await start(node);
 
-    const isolated = okValue(await agentRequest(nc, node.nodeId, 'allocate', request('iso', 2, { exclusive: true, threadPolicy: 'isolate' })), 'isolate');
+    const isolated = okValue(
+      await agentRequest(nc, node.nodeId, 'allocate', request('iso', 2, { exclusive: true, threadPolicy: 'isolate' })),
+      'isolate',
+    );
     expect(isolated.cpu).toMatchObject({ mode: 'exclusive', cpuset: [1, 2], idleSiblings: [9, 10], threadPolicy: 'isolate' });
 
-    const paired = okValue(await agentRequest(nc, node.nodeId, 'allocate', request('pair', 2, { exclusive: true, threadPolicy: 'require', policy: 'best-fit' })), 'require');
+    const paired = okValue(
+      await agentRequest(nc, node.nodeId, 'allocate', request('pair', 2, { exclusive: true, threadPolicy: 'require', policy: 'best-fit' })),
+      'require',
+    );
     expect(paired.cpu?.policy).toBe('best-fit');
     const [first, second] = paired.cpu?.cpuset ?? [];
     expect(second).toBe((first ?? -1) + 8);
 
     const odd = await agentRequest(nc, node.nodeId, 'allocate', request('odd', 3, { exclusive: true, threadPolicy: 'require' }));
-    expect(odd.ok ? 'granted' : odd.error).toMatchObject({ code: 'insufficient_capacity', details: { threadPolicy: 'require', threadsPerCore: 2, resourceType: 'cpu' } });
+    expect(odd.ok ? 'granted' : odd.error).toMatchObject({
+      code: 'insufficient_capacity',
+      details: { threadPolicy: 'require', threadsPerCore: 2, resourceType: 'cpu' },
+    });
 
     const usage = okValue(await agentRequest(nc, node.nodeId, 'usage', {}), 'usage');
     const heldByIso = usage.cpu.cores.filter((c) => c.allocationId === isolated.id).map((c) => c.id);

@@ -36,7 +36,10 @@ const DASHBOARD_TOKEN = 'dashboard-test-token-0123';
 
 /** `allot place ...` as an operator would type it; the reply's JSON. */
 async function cliPlace(args: string[]): Promise<{ nodeId: string; cpuset: number[]; allocation: { id: string } }> {
-  const { stdout } = await run(process.execPath, [CLI, 'place', '--server', cluster.server.url, '--json', ...args], { cwd: ROOT, timeout: 30_000 });
+  const { stdout } = await run(process.execPath, [CLI, 'place', '--server', cluster.server.url, '--json', ...args], {
+    cwd: ROOT,
+    timeout: 30_000,
+  });
   return JSON.parse(stdout) as { nodeId: string; cpuset: number[]; allocation: { id: string } };
 }
 
@@ -51,15 +54,28 @@ async function newPage(): Promise<Page> {
 beforeAll(async () => {
   if (!existsSync(join(DIST, 'index.html'))) {
     // scripts/test.sh builds first (turbo run build); a lone `vitest run` of this file builds here.
-    await run(process.execPath, [join(ROOT, 'apps/dashboard/node_modules/vite/bin/vite.js'), 'build'], { cwd: join(ROOT, 'apps/dashboard'), timeout: 120_000 });
+    await run(process.execPath, [join(ROOT, 'apps/dashboard/node_modules/vite/bin/vite.js'), 'build'], {
+      cwd: join(ROOT, 'apps/dashboard'),
+      timeout: 120_000,
+    });
   }
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/chromium.sh`);
   mkdirSync(SHOTS, { recursive: true });
   const port = await freePort();
   cluster = await startLocalCluster({
     agents: [
-      { nodeId: 'n1', simulatedHost: { cores: 16, memoryMiB: 65_536, numaNodes: 2, sockets: 2 }, cpuOvercommit: 4, labels: { zone: 'a', pool: 'main' } },
-      { nodeId: 'n2', simulatedHost: { cores: 16, memoryMiB: 65_536, numaNodes: 2, sockets: 2 }, cpuOvercommit: 4, labels: { zone: 'b', pool: 'main' } },
+      {
+        nodeId: 'n1',
+        simulatedHost: { cores: 16, memoryMiB: 65_536, numaNodes: 2, sockets: 2 },
+        cpuOvercommit: 4,
+        labels: { zone: 'a', pool: 'main' },
+      },
+      {
+        nodeId: 'n2',
+        simulatedHost: { cores: 16, memoryMiB: 65_536, numaNodes: 2, sockets: 2 },
+        cpuOvercommit: 4,
+        labels: { zone: 'b', pool: 'main' },
+      },
       { nodeId: 'n3', simulatedHost: { cores: 8, memoryMiB: 32_768 }, cpuOvercommit: 2, labels: { zone: 'c', pool: 'edge' } },
     ],
     heartbeatMs: HEARTBEAT_MS,
@@ -74,7 +90,15 @@ beforeAll(async () => {
   browser = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
     viewport: { width: 1440, height: 1100 },
   });
   registerCleanup('chromium', async () => {
@@ -101,7 +125,9 @@ describe('the dashboard against a real local cluster', () => {
       const e = performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming;
       return { domContentLoaded: Math.round(e.domContentLoadedEventEnd), load: Math.round(e.loadEventEnd) };
     });
-    console.log(`dashboard: cold browser: first full render ${loadMs} ms after goto (DOMContentLoaded ${nav.domContentLoaded} ms, load ${nav.load} ms)`);
+    console.log(
+      `dashboard: cold browser: first full render ${loadMs} ms after goto (DOMContentLoaded ${nav.domContentLoaded} ms, load ${nav.load} ms)`,
+    );
     // Warm (the browser running, the assets cached as a returning operator has them): navigation to drawn page.
     const warm: number[] = [];
     for (let i = 0; i < 3; i++) {
@@ -113,7 +139,9 @@ describe('the dashboard against a real local cluster', () => {
     expect(loadMs).toBeLessThan(5_000); // a cold headless Chromium on a loaded 2-core machine
     expect(Math.min(...warm)).toBeLessThan(1_000);
     await page.waitForSelector('.row[data-node-id="n3"]');
-    const rows = await page.$$eval('.spacer > .row', (els) => els.map((e) => [(e as HTMLElement).dataset['nodeId'], (e as HTMLElement).dataset['liveness']]));
+    const rows = await page.$$eval('.spacer > .row', (els) =>
+      els.map((e) => [(e as HTMLElement).dataset['nodeId'], (e as HTMLElement).dataset['liveness']]),
+    );
     expect(rows.sort()).toEqual([
       ['n1', 'ready'],
       ['n2', 'ready'],
@@ -131,34 +159,75 @@ describe('the dashboard against a real local cluster', () => {
   });
 
   it('shows a placement made with the CLI on its node within two seconds, and in the event feed', async () => {
-    const quota = await cluster.sched('quota.set', { requestId: 'dash-quota-acme', quota: { tenantId: 'acme', maxVms: 10, maxVcpus: 32, maxMemoryMiB: 65_536 } });
+    const quota = await cluster.sched('quota.set', {
+      requestId: 'dash-quota-acme',
+      quota: { tenantId: 'acme', maxVms: 10, maxVcpus: 32, maxMemoryMiB: 65_536 },
+    });
     expect(quota.ok).toBe(true);
     const before = await page.textContent('.row[data-node-id="n2"] .c-allocs');
     expect(before).toBe('0');
     const t0 = Date.now();
-    const placed = await cliPlace(['--tenant', 'acme', '--memory', '8G', '--vcpus', '6', '--strategy', 'manual', '--node', 'n2', '--request-id', 'dash-place-1']);
+    const placed = await cliPlace([
+      '--tenant',
+      'acme',
+      '--memory',
+      '8G',
+      '--vcpus',
+      '6',
+      '--strategy',
+      'manual',
+      '--node',
+      'n2',
+      '--request-id',
+      'dash-place-1',
+    ]);
     expect(placed.nodeId).toBe('n2');
     const t1 = Date.now();
-    await page.waitForFunction(() => document.querySelector('.row[data-node-id="n2"] .c-allocs')?.textContent === '1', undefined, { timeout: 2_000 });
+    await page.waitForFunction(() => document.querySelector('.row[data-node-id="n2"] .c-allocs')?.textContent === '1', undefined, {
+      timeout: 2_000,
+    });
     console.log(`dashboard: placement on n2 shown ${Date.now() - t1} ms after the CLI answered (the CLI itself took ${t1 - t0} ms)`);
     expect(await page.textContent('.row[data-node-id="n2"] .c-memory .num')).toMatch(/ \/ 8\.0 \/ /);
     await page.waitForSelector('.event[data-kind="allocated"]', { timeout: 2_000 });
     expect(await page.textContent('.event[data-kind="allocated"]')).toContain('n2');
     await page.waitForSelector('.tenant-table tr[data-tenant="acme"]', { timeout: 2_000 });
     // Quota use against each limit, as the quota service counts it.
-    await page.waitForFunction(() => document.querySelector('.tenant-table tr[data-tenant="acme"]')?.textContent?.includes('6 / 32'), undefined, { timeout: 2_000 });
+    await page.waitForFunction(
+      () => document.querySelector('.tenant-table tr[data-tenant="acme"]')?.textContent?.includes('6 / 32'),
+      undefined,
+      { timeout: 2_000 },
+    );
     expect(await page.textContent('.tenant-table tr[data-tenant="acme"]')).toContain('1 / 10');
     await shot('02-placed');
   });
 
   it('shows an exclusive allocation on the cores its cpuset names in the per-core heatmap', async () => {
-    const placed = await cliPlace(['--tenant', 'pinned', '--memory', '4G', '--vcpus', '4', '--exclusive', '--numa', 'require', '--strategy', 'manual', '--node', 'n1', '--request-id', 'dash-excl-1']);
+    const placed = await cliPlace([
+      '--tenant',
+      'pinned',
+      '--memory',
+      '4G',
+      '--vcpus',
+      '4',
+      '--exclusive',
+      '--numa',
+      'require',
+      '--strategy',
+      'manual',
+      '--node',
+      'n1',
+      '--request-id',
+      'dash-excl-1',
+    ]);
     expect(placed.nodeId).toBe('n1');
     expect(placed.cpuset).toHaveLength(4);
     await page.click('.row[data-node-id="n1"]');
     await page.waitForSelector('#detail[data-node="n1"] .heatmap');
     const id = placed.allocation.id;
-    await waitFor(async () => (await page.$$(`.core[data-alloc="${id}"]`)).length === 4, { timeoutMs: 3_000, message: 'the exclusive cores in the heatmap' });
+    await waitFor(async () => (await page.$$(`.core[data-alloc="${id}"]`)).length === 4, {
+      timeoutMs: 3_000,
+      message: 'the exclusive cores in the heatmap',
+    });
     const cores = await page.$$eval(`.core[data-alloc="${id}"]`, (els) => els.map((e) => Number((e as HTMLElement).dataset['core'])));
     expect(cores.sort((a, b) => a - b)).toEqual([...placed.cpuset].sort((a, b) => a - b));
     expect(await page.$$eval('.core[data-role="exclusive"]', (els) => els.length)).toBe(4);
@@ -169,7 +238,20 @@ describe('the dashboard against a real local cluster', () => {
   });
 
   it('shows a move in flight with both halves (the source and its held destination) and its events, until it is aborted', async () => {
-    const placed = await cliPlace(['--tenant', 'acme', '--memory', '2G', '--vcpus', '1', '--strategy', 'manual', '--node', 'n2', '--request-id', 'dash-move-vm']);
+    const placed = await cliPlace([
+      '--tenant',
+      'acme',
+      '--memory',
+      '2G',
+      '--vcpus',
+      '1',
+      '--strategy',
+      'manual',
+      '--node',
+      'n2',
+      '--request-id',
+      'dash-move-vm',
+    ]);
     const moved = await cluster.sched('move', { requestId: 'dash-mv-1', allocationId: placed.allocation.id, tenantId: 'acme', to: 'n1' });
     expect(moved.ok).toBe(true);
     await page.waitForSelector('#moves li[data-state="held"]', { timeout: 5_000 });
@@ -200,7 +282,10 @@ describe('the dashboard against a real local cluster', () => {
     expect(cordoned.ok).toBe(true);
     await page.waitForSelector('.row[data-node-id="n2"][data-state="draining"]', { timeout: 5_000 });
     expect(await page.textContent('.row[data-node-id="n2"] .c-status')).toContain('draining');
-    const placed = await cluster.sched('place', { request: { requestId: 'dash-on-n1', tenantId: 'dash', resources: { memoryMiB: 1024, vcpus: 1 } }, placement: { strategy: 'manual', nodeId: 'n1' } });
+    const placed = await cluster.sched('place', {
+      request: { requestId: 'dash-on-n1', tenantId: 'dash', resources: { memoryMiB: 1024, vcpus: 1 } },
+      placement: { strategy: 'manual', nodeId: 'n1' },
+    });
     expect(placed.ok).toBe(true);
     const d = await cluster.sched('node.decommission', { requestId: 'dash-decom-n1', nodeId: 'n1' }, 30_000);
     expect(d.ok && d.value.removed).toBe(false);
@@ -234,11 +319,15 @@ describe('the dashboard with 1,000 nodes', () => {
         reservedCores: [0, 1],
         labels: { zone: zones[i % 4] as string, rack: `r${i % 40}` },
         tenants: { [`tenant-${i % 25}`]: { vms: 1 + (i % 5), vcpus: 4, memoryMiB: 8192 } },
-        health: i % 97 === 0 ? { status: 'degraded', reasons: ['memory committed above 95% of effective capacity'] } : { status: 'healthy' },
+        health:
+          i % 97 === 0 ? { status: 'degraded', reasons: ['memory committed above 95% of effective capacity'] } : { status: 'healthy' },
         cordoned: i % 150 === 0,
       });
     for (let i = 0; i < 1_000; i++) view.apply(node(i, 1));
-    const started = await startHttpServer({ view }, { host: '127.0.0.1', port: 0, logger: silent, dashboardDir: DIST, seriesEveryMs: 1_000 });
+    const started = await startHttpServer(
+      { view },
+      { host: '127.0.0.1', port: 0, logger: silent, dashboardDir: DIST, seriesEveryMs: 1_000 },
+    );
     if (!started.ok) throw new Error(started.error.message);
     server = started.value;
     // Churn: 50 nodes change every 100 ms (500 snapshots a second).
@@ -282,8 +371,12 @@ describe('the dashboard with 1,000 nodes', () => {
           }, 3_000);
         }),
     );
-    const stats = await p1000.evaluate(() => (window as unknown as { __allot: { deltas: number; frames: number; lastRenderMs: number; invalid: number } }).__allot);
-    console.log(`dashboard: 1,000 nodes churning: worst timer lag ${worstGap} ms, ${stats.deltas} deltas, ${stats.frames} frames, last render ${stats.lastRenderMs.toFixed(1)} ms`);
+    const stats = await p1000.evaluate(
+      () => (window as unknown as { __allot: { deltas: number; frames: number; lastRenderMs: number; invalid: number } }).__allot,
+    );
+    console.log(
+      `dashboard: 1,000 nodes churning: worst timer lag ${worstGap} ms, ${stats.deltas} deltas, ${stats.frames} frames, last render ${stats.lastRenderMs.toFixed(1)} ms`,
+    );
     expect(stats.invalid).toBe(0);
     expect(worstGap).toBeLessThan(250);
 
@@ -295,10 +388,16 @@ describe('the dashboard with 1,000 nodes', () => {
     // Sort by memory (descending) and filter by tenant and health.
     await p1000.click('.row.head [data-col="memory"]');
     await p1000.selectOption('#f-tenant', 'tenant-3');
-    await waitFor(async () => (await p1000.textContent('#node-count')) === '40 of 1000', { timeoutMs: 2_000, message: 'the tenant filter' });
+    await waitFor(async () => (await p1000.textContent('#node-count')) === '40 of 1000', {
+      timeoutMs: 2_000,
+      message: 'the tenant filter',
+    });
     await p1000.selectOption('#f-tenant', '');
     await p1000.selectOption('#f-health', 'degraded');
-    await waitFor(async () => (await p1000.textContent('#node-count')) === '11 of 1000', { timeoutMs: 2_000, message: 'the health filter' });
+    await waitFor(async () => (await p1000.textContent('#node-count')) === '11 of 1000', {
+      timeoutMs: 2_000,
+      message: 'the health filter',
+    });
     await p1000.selectOption('#f-health', '');
     await p1000.click('.row[data-node-id]');
     await p1000.waitForSelector('#detail .heatmap .core');

@@ -1,7 +1,15 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentRequest, cleanupAll, readEvents, startLocalCluster, waitFor, type LocalCluster, type ProcessHandle } from '../harness/index.ts';
+import {
+  agentRequest,
+  cleanupAll,
+  readEvents,
+  startLocalCluster,
+  waitFor,
+  type LocalCluster,
+  type ProcessHandle,
+} from '../harness/index.ts';
 
 /*
  * Node states and decommission with real processes: a nats-server 2.12+, three agents on simulated hosts (durable
@@ -42,8 +50,13 @@ function allot(...args: string[]): Promise<{ code: number; stdout: string; stder
 }
 
 const placeOn = (requestId: string, nodeId: string, tenantId = 'acme') =>
-  cluster.sched('place', { request: { requestId, tenantId, resources: { memoryMiB: 1024, vcpus: 1 } }, placement: { strategy: 'manual', nodeId } }, 10_000);
-const placeAnywhere = (requestId: string, tenantId = 'acme') => cluster.sched('place', { request: { requestId, tenantId, resources: { memoryMiB: 1024, vcpus: 1 } } }, 10_000);
+  cluster.sched(
+    'place',
+    { request: { requestId, tenantId, resources: { memoryMiB: 1024, vcpus: 1 } }, placement: { strategy: 'manual', nodeId } },
+    10_000,
+  );
+const placeAnywhere = (requestId: string, tenantId = 'acme') =>
+  cluster.sched('place', { request: { requestId, tenantId, resources: { memoryMiB: 1024, vcpus: 1 } } }, 10_000);
 
 async function usageVms(tenantId: string): Promise<number> {
   const q = await cluster.sched('quota.get', { tenantId });
@@ -96,14 +109,25 @@ describe('node decommission against real agents and coordinators', () => {
 
     const d = await cluster.sched('node.decommission', { requestId: 'decom-n1', nodeId: 'n1', reason: 'motherboard' }, 30_000);
     if (!d.ok) throw new Error(d.error.message);
-    expect(d.value).toMatchObject({ nodeId: 'n1', answered: false, liveness: 'lost', failed: ['pending-1'], gone: ['before-1'], unsettled: [], remainingCount: 0, removed: true });
+    expect(d.value).toMatchObject({
+      nodeId: 'n1',
+      answered: false,
+      liveness: 'lost',
+      failed: ['pending-1'],
+      gone: ['before-1'],
+      unsettled: [],
+      remainingCount: 0,
+      removed: true,
+    });
     expect(await usageVms('acme')).toBe(0);
     // Out of the view and of every count, on both coordinators (the queue group picks one per request).
     for (let i = 0; i < 6; i++) {
       expect(await nodeIds()).toEqual(['n2', 'n3']);
       const usage = await cluster.sched('usage', {});
       expect(usage.ok && usage.value.nodes).toMatchObject({ total: 2, ready: 2, lost: 0, decommissioned: 0 });
-      const check = await cluster.sched('check', { request: { requestId: `check-${i}`, tenantId: 'acme', resources: { memoryMiB: 1_000_000, vcpus: 1 } } });
+      const check = await cluster.sched('check', {
+        request: { requestId: `check-${i}`, tenantId: 'acme', resources: { memoryMiB: 1_000_000, vcpus: 1 } },
+      });
       expect(check.ok && check.value.message).toMatch(/^0\/2 nodes/);
     }
     // A retry of the failed placement is placed elsewhere; a manual placement on n1 is refused.
@@ -124,9 +148,16 @@ describe('node decommission against real agents and coordinators', () => {
   it('refuses the decommissioned node when its agent comes back: dropped from the view, the agent told why, its stray released by the sweep', async () => {
     const agent = await cluster.restartAgent('n1');
     // Every coordinator refuses it, the one started after the decommission too.
-    await late?.waitForLine((l) => typeof l === 'object' && l['node'] === 'n1' && String(l['msg']).startsWith('decommissioned node reported again: refused'), 20_000);
+    await late?.waitForLine(
+      (l) => typeof l === 'object' && l['node'] === 'n1' && String(l['msg']).startsWith('decommissioned node reported again: refused'),
+      20_000,
+    );
     // The agent journals and logs the refusal it gets (a cordon naming the decommission).
-    await agent.waitForLine((l) => typeof l === 'object' && String(l['msg']).includes('cordoned') && String(l['reason']).startsWith('decommissioned: motherboard'), 20_000);
+    await agent.waitForLine(
+      (l) =>
+        typeof l === 'object' && String(l['msg']).includes('cordoned') && String(l['reason']).startsWith('decommissioned: motherboard'),
+      20_000,
+    );
     // The allocation it still held for before-1 (given up with the node) is released by the sweep.
     await waitFor(
       async () => {

@@ -46,7 +46,12 @@ function allot(...args: string[]): Promise<{ code: number; stdout: string; stder
 }
 
 const place = async (requestId: string, tenantId: string, nodeId: string): Promise<Allocation> =>
-  value(await cluster.sched('place', { request: { requestId, tenantId, resources: { memoryMiB: 512, vcpus: 1 } }, placement: { strategy: 'manual', nodeId } })).allocation;
+  value(
+    await cluster.sched('place', {
+      request: { requestId, tenantId, resources: { memoryMiB: 512, vcpus: 1 } },
+      placement: { strategy: 'manual', nodeId },
+    }),
+  ).allocation;
 
 const ids = (as: readonly { requestId: string }[]) => as.map((a) => a.requestId);
 
@@ -54,7 +59,14 @@ describe('reading the fleet', () => {
   let beforeLate = 0;
 
   it('places on both nodes', async () => {
-    for (const [r, t, n] of [['a1-acme-1', 'acme', 'a1'], ['a1-beta-1', 'beta', 'a1'], ['a1-acme-2', 'acme', 'a1'], ['a2-acme-1', 'acme', 'a2'], ['a2-acme-2', 'acme', 'a2']] as const) await place(r, t, n);
+    for (const [r, t, n] of [
+      ['a1-acme-1', 'acme', 'a1'],
+      ['a1-beta-1', 'beta', 'a1'],
+      ['a1-acme-2', 'acme', 'a1'],
+      ['a2-acme-1', 'acme', 'a2'],
+      ['a2-acme-2', 'acme', 'a2'],
+    ] as const)
+      await place(r, t, n);
     await new Promise((r) => setTimeout(r, 1_100));
     beforeLate = Date.now();
     await new Promise((r) => setTimeout(r, 1_100));
@@ -62,8 +74,16 @@ describe('reading the fleet', () => {
   });
 
   it('allot.op.allocations by node, by label, by tenant, and walked page by page', async () => {
-    expect(ids(value(await cluster.sched('allocations', { nodeId: 'a2' })).allocations)).toEqual(['a2-acme-1', 'a2-acme-2', 'a2-beta-late']);
-    expect(ids(value(await cluster.sched('allocations', { labels: { zone: 'z1' } })).allocations)).toEqual(['a1-acme-1', 'a1-beta-1', 'a1-acme-2']);
+    expect(ids(value(await cluster.sched('allocations', { nodeId: 'a2' })).allocations)).toEqual([
+      'a2-acme-1',
+      'a2-acme-2',
+      'a2-beta-late',
+    ]);
+    expect(ids(value(await cluster.sched('allocations', { labels: { zone: 'z1' } })).allocations)).toEqual([
+      'a1-acme-1',
+      'a1-beta-1',
+      'a1-acme-2',
+    ]);
     expect(await cluster.sched('allocations', { nodeId: 'nowhere' })).toMatchObject({ ok: false, error: { code: 'not_found' } });
     expect(await cluster.sched('allocations', { cursor: 'not-a-cursor' })).toMatchObject({ ok: false, error: { code: 'invalid_request' } });
     const pages: string[][] = [];
@@ -80,7 +100,12 @@ describe('reading the fleet', () => {
   it('allot allocations --all walks every page; one page says where the next starts', async () => {
     const all = await allot('allocations', '--tenant', 'acme', '--limit', '3', '--all', '--json');
     expect(all.code).toBe(0);
-    expect(ids((JSON.parse(all.stdout) as { allocations: Allocation[] }).allocations)).toEqual(['a1-acme-1', 'a1-acme-2', 'a2-acme-1', 'a2-acme-2']);
+    expect(ids((JSON.parse(all.stdout) as { allocations: Allocation[] }).allocations)).toEqual([
+      'a1-acme-1',
+      'a1-acme-2',
+      'a2-acme-1',
+      'a2-acme-2',
+    ]);
     const first = await allot('allocations', '--limit', '2', '--json');
     expect(ids((JSON.parse(first.stdout) as { allocations: Allocation[] }).allocations)).toEqual(['a1-acme-1', 'a1-beta-1']);
     const cursor = /^more: --cursor (\S+)/.exec(first.stderr)?.[1];
@@ -92,7 +117,8 @@ describe('reading the fleet', () => {
   });
 
   it('GET /api/allocations: the same listing, under the token', async () => {
-    const get = (q: string, auth = true) => fetch(`${api}/api/allocations${q}`, auth ? { headers: { authorization: `Bearer ${TOKEN}` } } : {});
+    const get = (q: string, auth = true) =>
+      fetch(`${api}/api/allocations${q}`, auth ? { headers: { authorization: `Bearer ${TOKEN}` } } : {});
     expect((await get('?node=a1', false)).status).toBe(401);
     const z2 = await get('?label=zone=z2&tenant=acme');
     expect(z2.status).toBe(200);
@@ -108,7 +134,11 @@ describe('reading the fleet', () => {
   });
 
   it('allot events by tenant, request id and time, page by page', async () => {
-    const lines = (out: string) => out.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { kind: string; requestId?: string; tenantId?: string });
+    const lines = (out: string) =>
+      out
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => JSON.parse(l) as { kind: string; requestId?: string; tenantId?: string });
     const beta = await allot('events', '--tenant', 'beta', '--kind', 'allocated', '--json');
     expect(beta.code).toBe(0);
     expect(lines(beta.stdout).map((e) => e.requestId)).toEqual(['a1-beta-1', 'a2-beta-late']);
@@ -124,7 +154,15 @@ describe('reading the fleet', () => {
     const seen: string[] = [];
     let after: string | undefined;
     for (let i = 0; i < 10; i++) {
-      const page = await allot('events', '--kind', 'allocated', '--limit', '2', '--json', ...(after === undefined ? [] : ['--after-seq', after]));
+      const page = await allot(
+        'events',
+        '--kind',
+        'allocated',
+        '--limit',
+        '2',
+        '--json',
+        ...(after === undefined ? [] : ['--after-seq', after]),
+      );
       expect(page.code).toBe(0);
       const got = lines(page.stdout);
       expect(got.length).toBeLessThanOrEqual(2);

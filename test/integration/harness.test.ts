@@ -34,10 +34,13 @@ describe('the nats-server harness', () => {
     expect(server.pid).toBeUndefined();
     await server.restart();
     expect(server.pid).not.toBe(firstPid);
-    await waitFor(async () => {
-      await nc.flush();
-      return true;
-    }, { timeoutMs: 15_000, message: 'the client to reconnect' });
+    await waitFor(
+      async () => {
+        await nc.flush();
+        return true;
+      },
+      { timeoutMs: 15_000, message: 'the client to reconnect' },
+    );
     await nc.close();
   });
 });
@@ -61,7 +64,10 @@ describe('the three-node cluster harness', () => {
     const victim = cluster.servers.find((s) => s.name === info.cluster?.leader) ?? cluster.servers[0];
     await victim?.kill();
 
-    await waitFor(() => js.publish('r3.a', 'after', { timeout: 2_000 }), { timeoutMs: 30_000, message: 'a publish to the R3 stream with one server down' });
+    await waitFor(() => js.publish('r3.a', 'after', { timeout: 2_000 }), {
+      timeoutMs: 30_000,
+      message: 'a publish to the R3 stream with one server down',
+    });
     const after = await waitFor(() => jsm.streams.info('R3'), { timeoutMs: 15_000, message: 'stream info' });
     expect(after.state.messages).toBe(2);
     expect(after.cluster?.leader).not.toBe(victim?.name);

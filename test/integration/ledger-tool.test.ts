@@ -4,7 +4,16 @@ import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Allocation, Result } from '@allot/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AGENT_MAIN, agentRequest, cleanupAll, simulatedHostEnv, startAgent, startNatsServer, tempDir, type NatsServerHandle } from '../harness/index.ts';
+import {
+  AGENT_MAIN,
+  agentRequest,
+  cleanupAll,
+  simulatedHostEnv,
+  startAgent,
+  startNatsServer,
+  tempDir,
+  type NatsServerHandle,
+} from '../harness/index.ts';
 
 /*
  * `allot-agent ledger verify | export | import | compact` against a ledger written by the real agent process: a backup
@@ -34,7 +43,14 @@ function value<T>(result: Result<T>, what: string): T {
 /** Runs the tool as an operator would, with the agent's configuration in the environment. */
 function ledgerTool(nodeId: string, stateDir: string, ...args: string[]): { code: number | null; stdout: string; stderr: string } {
   const run = spawnSync(process.execPath, [AGENT_MAIN, 'ledger', ...args], {
-    env: { ...process.env, NODE_ENV: 'test', ALLOT_NODE_ID: nodeId, ALLOT_STATE_DIR: stateDir, ALLOT_SIMULATED_HOST: simulatedHostEnv(HOST), ALLOT_NATS_SERVERS: server.url },
+    env: {
+      ...process.env,
+      NODE_ENV: 'test',
+      ALLOT_NODE_ID: nodeId,
+      ALLOT_STATE_DIR: stateDir,
+      ALLOT_SIMULATED_HOST: simulatedHostEnv(HOST),
+      ALLOT_NATS_SERVERS: server.url,
+    },
     encoding: 'utf8',
     timeout: 30_000,
   });
@@ -59,9 +75,26 @@ describe('allot-agent ledger', () => {
     const agent = await startAgent({ natsUrl: server.url, nodeId, stateDir, host: HOST });
     const made: Allocation[] = [];
     for (let i = 1; i <= 3; i++) {
-      made.push(value(await agentRequest(nc, nodeId, 'allocate', { requestId: `vm-${i}`, tenantId: 't1', resources: { memoryMiB: 1024 * i, vcpus: i } }), `allocate vm-${i}`));
+      made.push(
+        value(
+          await agentRequest(nc, nodeId, 'allocate', {
+            requestId: `vm-${i}`,
+            tenantId: 't1',
+            resources: { memoryMiB: 1024 * i, vcpus: i },
+          }),
+          `allocate vm-${i}`,
+        ),
+      );
     }
-    value(await agentRequest(nc, nodeId, 'reserve', { requestId: 'hold-1', tenantId: 't2', resources: { memoryMiB: 512, vcpus: 1 }, reservation: { ttlMs: 3_600_000 } }), 'reserve');
+    value(
+      await agentRequest(nc, nodeId, 'reserve', {
+        requestId: 'hold-1',
+        tenantId: 't2',
+        resources: { memoryMiB: 512, vcpus: 1 },
+        reservation: { ttlMs: 3_600_000 },
+      }),
+      'reserve',
+    );
     value(await agentRequest(nc, nodeId, 'release', { requestId: 'rel-vm-2', allocationId: made[1]?.id }), 'release vm-2');
     const before = await liveAllocations(nodeId);
     expect(before.map((a) => a.requestId).sort()).toEqual(['hold-1', 'vm-1', 'vm-3']);
@@ -89,10 +122,23 @@ describe('allot-agent ledger', () => {
     const restored = await startAgent({ natsUrl: server.url, nodeId, stateDir: newDisk, host: HOST });
     expect(await liveAllocations(nodeId)).toEqual(before);
     // A retry of an acknowledged allocate answers the same allocation; a released one is not allocated again.
-    expect(value(await agentRequest(nc, nodeId, 'allocate', { requestId: 'vm-1', tenantId: 't1', resources: { memoryMiB: 1024, vcpus: 1 } }), 'retry vm-1').id).toBe(made[0]?.id);
-    expect(value(await agentRequest(nc, nodeId, 'allocate', { requestId: 'vm-2', tenantId: 't1', resources: { memoryMiB: 2048, vcpus: 2 } }), 'retry vm-2')).toMatchObject({ id: made[1]?.id, status: 'released' });
+    expect(
+      value(
+        await agentRequest(nc, nodeId, 'allocate', { requestId: 'vm-1', tenantId: 't1', resources: { memoryMiB: 1024, vcpus: 1 } }),
+        'retry vm-1',
+      ).id,
+    ).toBe(made[0]?.id);
+    expect(
+      value(
+        await agentRequest(nc, nodeId, 'allocate', { requestId: 'vm-2', tenantId: 't1', resources: { memoryMiB: 2048, vcpus: 2 } }),
+        'retry vm-2',
+      ),
+    ).toMatchObject({ id: made[1]?.id, status: 'released' });
     // New allocations continue the id counter: no id of the old disk is reused.
-    const next = value(await agentRequest(nc, nodeId, 'allocate', { requestId: 'vm-4', tenantId: 't1', resources: { memoryMiB: 1024, vcpus: 1 } }), 'allocate vm-4');
+    const next = value(
+      await agentRequest(nc, nodeId, 'allocate', { requestId: 'vm-4', tenantId: 't1', resources: { memoryMiB: 1024, vcpus: 1 } }),
+      'allocate vm-4',
+    );
     expect(made.map((a) => a.id)).not.toContain(next.id);
     expect(await restored.stop('SIGTERM')).toBe(0);
 
@@ -107,7 +153,10 @@ describe('allot-agent ledger', () => {
     const stateDir = await tempDir('ledger-tool-c');
     const source = await tempDir('ledger-tool-d');
     const agent = await startAgent({ natsUrl: server.url, nodeId: 'ledger-tool-2', stateDir: source, host: HOST });
-    value(await agentRequest(nc, 'ledger-tool-2', 'allocate', { requestId: 'x', tenantId: 't1', resources: { memoryMiB: 256, vcpus: 1 } }), 'allocate');
+    value(
+      await agentRequest(nc, 'ledger-tool-2', 'allocate', { requestId: 'x', tenantId: 't1', resources: { memoryMiB: 256, vcpus: 1 } }),
+      'allocate',
+    );
     expect(await agent.stop('SIGTERM')).toBe(0);
     const file = join(stateDir, '..', 'other-node.json');
     expect(ledgerTool('ledger-tool-2', source, 'export', '--out', file).code).toBe(0);
@@ -121,11 +170,15 @@ describe('allot-agent ledger', () => {
     expect(existsSync(join(stateDir, 'ledger', 'snap-00000000000000000002.bin'))).toBe(false);
   });
 
-  it('compacts a stopped agent\'s ledger into one snapshot that restores the same host', async () => {
+  it("compacts a stopped agent's ledger into one snapshot that restores the same host", async () => {
     const nodeId = 'ledger-tool-4';
     const stateDir = await tempDir('ledger-tool-e');
     const agent = await startAgent({ natsUrl: server.url, nodeId, stateDir, host: HOST });
-    for (let i = 0; i < 5; i++) value(await agentRequest(nc, nodeId, 'allocate', { requestId: `c-${i}`, tenantId: 't1', resources: { memoryMiB: 256, vcpus: 1 } }), 'allocate');
+    for (let i = 0; i < 5; i++)
+      value(
+        await agentRequest(nc, nodeId, 'allocate', { requestId: `c-${i}`, tenantId: 't1', resources: { memoryMiB: 256, vcpus: 1 } }),
+        'allocate',
+      );
     expect(await agent.stop('SIGTERM')).toBe(0);
     const before = summaryOf(ledgerTool(nodeId, stateDir, 'verify'));
     expect(before.snapshotSeq).toBe(0);

@@ -22,19 +22,59 @@ describe('a coordinator started on a deployment of the layout before usage recor
     // What the earlier version wrote: acme limited to 2 VMs and counting one, old-1, whose intent sits under its bare id.
     const quotas = await kvm.create('allot_quotas', { history: 1 });
     const quota = { tenantId: 'acme', maxVms: 2, maxVcpus: 16, placeRates: [], releaseRates: [] };
-    await quotas.put('acme', encode({ version: 1, tenantId: 'acme', quota, usage: { vms: 1, vcpus: 2, memoryMiB: 1024, vmsPerNode: { a: 1 } }, live: [{ requestId: 'old-1', nodeId: 'a', memoryMiB: 1024, vcpus: 2 }], recentlyReleased: [] }));
+    await quotas.put(
+      'acme',
+      encode({
+        version: 1,
+        tenantId: 'acme',
+        quota,
+        usage: { vms: 1, vcpus: 2, memoryMiB: 1024, vmsPerNode: { a: 1 } },
+        live: [{ requestId: 'old-1', nodeId: 'a', memoryMiB: 1024, vcpus: 2 }],
+        recentlyReleased: [],
+      }),
+    );
     const placements = await kvm.create('allot_placements', { history: 1 });
-    await placements.put('old-1', encode({ requestId: 'old-1', tenantId: 'acme', hash: 'a'.repeat(64), state: 'placed', nodeId: 'a', attempt: 1, refusedBy: [], coordinatorId: 'old', updatedAt: 1, memoryMiB: 1024, vcpus: 2 }));
+    await placements.put(
+      'old-1',
+      encode({
+        requestId: 'old-1',
+        tenantId: 'acme',
+        hash: 'a'.repeat(64),
+        state: 'placed',
+        nodeId: 'a',
+        attempt: 1,
+        refusedBy: [],
+        coordinatorId: 'old',
+        updatedAt: 1,
+        memoryMiB: 1024,
+        vcpus: 2,
+      }),
+    );
 
     const dir = await tempDir('legacy-quotas');
     const file = join(dir, 'c1.json');
     await writeFile(file, JSON.stringify({ coordinatorId: 'c1', nats: { servers: [server.url] }, logLevel: 'info' }));
-    const start = () => spawnProcess({ name: 'coordinator c1', script: COORDINATOR_MAIN, args: ['--config', file], env: { ALLOT_LOG_FORMAT: 'json', NODE_ENV: 'test' } });
+    const start = () =>
+      spawnProcess({
+        name: 'coordinator c1',
+        script: COORDINATOR_MAIN,
+        args: ['--config', file],
+        env: { ALLOT_LOG_FORMAT: 'json', NODE_ENV: 'test' },
+      });
     const get = (tenantId: string) =>
-      requestTyped(nc, schedSubjectFor('quota.get', { tenantId }) ?? schedSubject('quota.get', 'unnamed'), { tenantId }, SCHED_ENDPOINTS['quota.get'].reply, { timeoutMs: 5_000 }) as Promise<Result<QuotaView>>;
+      requestTyped(
+        nc,
+        schedSubjectFor('quota.get', { tenantId }) ?? schedSubject('quota.get', 'unnamed'),
+        { tenantId },
+        SCHED_ENDPOINTS['quota.get'].reply,
+        { timeoutMs: 5_000 },
+      ) as Promise<Result<QuotaView>>;
 
     const first = start();
-    await first.waitForLine(isLogMsg('legacy layout migrated: quota limits and placement intents of an earlier version carried over'), 30_000);
+    await first.waitForLine(
+      isLogMsg('legacy layout migrated: quota limits and placement intents of an earlier version carried over'),
+      30_000,
+    );
     await first.waitForLine(isLogMsg('coordinator ready'), 30_000);
     const view = await get('acme');
     expect(view.ok && view.value).toMatchObject({ quota: { maxVms: 2, maxVcpus: 16 }, usage: { vms: 1, vcpus: 2, memoryMiB: 1024 } });
@@ -43,7 +83,9 @@ describe('a coordinator started on a deployment of the layout before usage recor
     // Started again: nothing to do (the marker), nothing counted twice.
     const second = start();
     await second.waitForLine(isLogMsg('coordinator ready'), 30_000);
-    expect(second.lines.some(isLogMsg('legacy layout migrated: quota limits and placement intents of an earlier version carried over'))).toBe(false);
+    expect(
+      second.lines.some(isLogMsg('legacy layout migrated: quota limits and placement intents of an earlier version carried over')),
+    ).toBe(false);
     const again = await get('acme');
     expect(again.ok && again.value.usage.vms).toBe(1);
     expect(await second.stop('SIGTERM', 10_000)).toBe(0);

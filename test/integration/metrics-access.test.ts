@@ -1,7 +1,19 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupAll, COORDINATOR_MAIN, freePort, isLogMsg, spawnProcess, startAgent, startNatsServer, tempDir, type NatsServerHandle, type OutputLine, type ProcessHandle } from '../harness/index.ts';
+import {
+  cleanupAll,
+  COORDINATOR_MAIN,
+  freePort,
+  isLogMsg,
+  spawnProcess,
+  startAgent,
+  startNatsServer,
+  tempDir,
+  type NatsServerHandle,
+  type OutputLine,
+  type ProcessHandle,
+} from '../harness/index.ts';
 
 /*
  * Who may read the metrics listeners of a real agent and a real coordinator: loopback by default, and with
@@ -46,7 +58,12 @@ function output(p: ProcessHandle): string {
 async function coordinator(name: string, config: Record<string, unknown>, env: Record<string, string> = {}): Promise<ProcessHandle> {
   const file = join(dir, `${name}.json`);
   await writeFile(file, JSON.stringify({ coordinatorId: name, nats: { servers: [server.url] }, ...config }));
-  return spawnProcess({ name: `coordinator ${name}`, script: COORDINATOR_MAIN, args: ['--config', file], env: { ALLOT_LOG_FORMAT: 'json', NODE_ENV: 'test', ...env } });
+  return spawnProcess({
+    name: `coordinator ${name}`,
+    script: COORDINATOR_MAIN,
+    args: ['--config', file],
+    env: { ALLOT_LOG_FORMAT: 'json', NODE_ENV: 'test', ...env },
+  });
 }
 
 /** /metrics refused without the token or with another, served with it; /healthz open. */
@@ -64,7 +81,12 @@ async function expectTokenGuards(url: string): Promise<void> {
 
 describe('the metrics listeners of the agent and the coordinator', () => {
   it('listen on loopback unless told otherwise', async () => {
-    const agent = await startAgent({ natsUrl: server.url, nodeId: 'ma0', stateDir: join(dir, 'ma0'), env: { ALLOT_HTTP_PORT: String(await freePort()) } });
+    const agent = await startAgent({
+      natsUrl: server.url,
+      nodeId: 'ma0',
+      stateDir: join(dir, 'ma0'),
+      env: { ALLOT_HTTP_PORT: String(await freePort()) },
+    });
     expect(await listenerUrl(agent)).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     const c = await coordinator('mc0', { metrics: { port: await freePort() } });
     expect(await listenerUrl(c)).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
@@ -73,7 +95,12 @@ describe('the metrics listeners of the agent and the coordinator', () => {
   });
 
   it('the agent serves /metrics only with the bearer token from http.tokenFile, and never logs it', async () => {
-    const agent = await startAgent({ natsUrl: server.url, nodeId: 'ma1', stateDir: join(dir, 'ma1'), env: { ALLOT_HTTP_PORT: String(await freePort()), ALLOT_HTTP_TOKEN_FILE: tokenFile } });
+    const agent = await startAgent({
+      natsUrl: server.url,
+      nodeId: 'ma1',
+      stateDir: join(dir, 'ma1'),
+      env: { ALLOT_HTTP_PORT: String(await freePort()), ALLOT_HTTP_TOKEN_FILE: tokenFile },
+    });
     await expectTokenGuards(await listenerUrl(agent));
     expect(output(agent)).not.toContain(TOKEN);
     expect(await agent.stop()).toBe(0);
@@ -89,7 +116,13 @@ describe('the metrics listeners of the agent and the coordinator', () => {
 
   it('a token file that cannot be read, or holds no usable token, stops the process with exit 2 naming the file', async () => {
     const missing = join(dir, 'absent.token');
-    const agent = await startAgent({ natsUrl: server.url, nodeId: 'ma2', stateDir: join(dir, 'ma2'), waitReady: false, env: { ALLOT_HTTP_PORT: String(await freePort()), ALLOT_HTTP_TOKEN_FILE: missing } });
+    const agent = await startAgent({
+      natsUrl: server.url,
+      nodeId: 'ma2',
+      stateDir: join(dir, 'ma2'),
+      waitReady: false,
+      env: { ALLOT_HTTP_PORT: String(await freePort()), ALLOT_HTTP_TOKEN_FILE: missing },
+    });
     expect(await exitCode(agent)).toBe(2);
     expect(agent.stderr.join('\n')).toContain(`http.tokenFile: cannot read ${missing}`);
     const short = join(dir, 'short.token');
@@ -101,14 +134,25 @@ describe('the metrics listeners of the agent and the coordinator', () => {
 
   it('in production, a listener on another address than loopback without a token is refused (exit 2)', async () => {
     const production = { NODE_ENV: 'production', ALLOT_NATS_INSECURE: 'true' };
-    const agent = await startAgent({ natsUrl: server.url, nodeId: 'ma3', stateDir: join(dir, 'ma3'), waitReady: false, env: { ...production, ALLOT_HTTP_HOST: '0.0.0.0', ALLOT_HTTP_PORT: String(await freePort()) } });
+    const agent = await startAgent({
+      natsUrl: server.url,
+      nodeId: 'ma3',
+      stateDir: join(dir, 'ma3'),
+      waitReady: false,
+      env: { ...production, ALLOT_HTTP_HOST: '0.0.0.0', ALLOT_HTTP_PORT: String(await freePort()) },
+    });
     expect(await exitCode(agent)).toBe(2);
     expect(agent.stderr.join('\n')).toMatch(/config error: http\.tokenFile: .*0\.0\.0\.0/);
     const c = await coordinator('mc3', { metrics: { host: '0.0.0.0', port: await freePort() } }, production);
     expect(await exitCode(c)).toBe(2);
     expect(c.stderr.join('\n')).toMatch(/config error: metrics\.tokenFile: .*0\.0\.0\.0/);
     // With the token it starts.
-    const guarded = await startAgent({ natsUrl: server.url, nodeId: 'ma4', stateDir: join(dir, 'ma4'), env: { ...production, ALLOT_HTTP_HOST: '0.0.0.0', ALLOT_HTTP_PORT: String(await freePort()), ALLOT_HTTP_TOKEN_FILE: tokenFile } });
+    const guarded = await startAgent({
+      natsUrl: server.url,
+      nodeId: 'ma4',
+      stateDir: join(dir, 'ma4'),
+      env: { ...production, ALLOT_HTTP_HOST: '0.0.0.0', ALLOT_HTTP_PORT: String(await freePort()), ALLOT_HTTP_TOKEN_FILE: tokenFile },
+    });
     const url = (await listenerUrl(guarded)).replace('0.0.0.0', '127.0.0.1');
     expect((await get(`${url}/metrics`)).status).toBe(401);
     expect((await get(`${url}/metrics`, TOKEN)).status).toBe(200);

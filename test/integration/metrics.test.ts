@@ -24,7 +24,11 @@ beforeAll(async () => {
   coordinatorPort = await freePort();
   dashboardPort = await freePort();
   cluster = await startLocalCluster({
-    agents: NODES.map((nodeId) => ({ nodeId, simulatedHost: { cores: 64, memoryMiB: 16_384 }, env: { ALLOT_HTTP_PORT: String(agentPorts.get(nodeId)) } })),
+    agents: NODES.map((nodeId) => ({
+      nodeId,
+      simulatedHost: { cores: 64, memoryMiB: 16_384 },
+      env: { ALLOT_HTTP_PORT: String(agentPorts.get(nodeId)) },
+    })),
     coordinatorConfig: { metrics: { port: coordinatorPort }, http: { port: dashboardPort } },
   });
 }, 120_000);
@@ -56,7 +60,8 @@ function samplesOf(text: string, name: string): Sample[] {
   return out;
 }
 
-const matches = (labels: Record<string, string> | undefined, match: Record<string, string>) => Object.entries(match).every(([k, v]) => labels?.[k] === v);
+const matches = (labels: Record<string, string> | undefined, match: Record<string, string>) =>
+  Object.entries(match).every(([k, v]) => labels?.[k] === v);
 
 type Scrape = { text: string; families: Map<string, PromFamily> };
 
@@ -132,7 +137,10 @@ function checkNames(families: Map<string, PromFamily>): void {
   }
 }
 
-const placeReq = (requestId: string, memoryMiB = VM_MIB): PlaceRequestInput => ({ request: { requestId, tenantId: 'metrics', resources: { memoryMiB, vcpus: 1 } }, placement: {} });
+const placeReq = (requestId: string, memoryMiB = VM_MIB): PlaceRequestInput => ({
+  request: { requestId, tenantId: 'metrics', resources: { memoryMiB, vcpus: 1 } },
+  placement: {},
+});
 
 describe('GET /metrics', () => {
   it('placements, a refusal and host usage show up on the coordinator and the agents', async () => {
@@ -141,7 +149,11 @@ describe('GET /metrics', () => {
     const refused = await cluster.sched('place', placeReq('metrics-too-big', 65_536));
     expect(refused.ok ? 'ok' : refused.error.code).toBe('insufficient_capacity');
     // And one refusal at an agent, asked directly.
-    const agentRefused = await agentRequest(cluster.nc, 'm1', 'allocate', { requestId: 'metrics-agent-too-big', tenantId: 'metrics', resources: { memoryMiB: 65_536, vcpus: 1 } });
+    const agentRefused = await agentRequest(cluster.nc, 'm1', 'allocate', {
+      requestId: 'metrics-agent-too-big',
+      tenantId: 'metrics',
+      resources: { memoryMiB: 65_536, vcpus: 1 },
+    });
     expect(agentRefused.ok ? 'ok' : agentRefused.error.code).toBe('insufficient_capacity');
 
     // --- coordinator: gauges follow the usage stream, so wait until the view has caught up.
@@ -161,7 +173,9 @@ describe('GET /metrics', () => {
     expect(histogram(c, 'allot_placement_duration_seconds', { outcome: 'ok' })).toBe(PLACED);
     expect(histogram(c, 'allot_placement_duration_seconds')).toBe(PLACED + 1);
     expect(histogram(c, 'allot_placement_duration_seconds', { outcome: 'ok' }, 'sum')).toBeGreaterThan(0);
-    const infBucket = samplesOf(c.text, 'allot_placement_duration_seconds_bucket').find((x) => x.labels.outcome === 'ok' && x.labels.le === '+Inf');
+    const infBucket = samplesOf(c.text, 'allot_placement_duration_seconds_bucket').find(
+      (x) => x.labels.outcome === 'ok' && x.labels.le === '+Inf',
+    );
     expect(infBucket?.value).toBe(PLACED);
     expect(total(family(c.families, 'allot_cluster_nodes', 'GAUGE'), { liveness: 'ready' })).toBe(NODES.length);
     expect(total(family(c.families, 'allot_cluster_nodes', 'GAUGE'), { liveness: 'lost' })).toBe(0);

@@ -18,7 +18,11 @@ beforeAll(async () => {
   cluster = await startLocalCluster({
     agents: NODES.map((nodeId) => ({ nodeId, simulatedHost: { cores: 8, memoryMiB: 16_384 }, memoryOvercommit: 1, cpuOvercommit: 1 })),
     // A short sweep (the stray of a lost source is its to release) and liveness (a killed agent is lost in seconds).
-    coordinatorConfig: { place: { agentTimeoutMs: 3_000 }, sweep: { everyMs: 500, graceMs: 500 }, liveness: { lostAfterMs: 3_000, leaseExpiry: false, checkEveryMs: 100 } },
+    coordinatorConfig: {
+      place: { agentTimeoutMs: 3_000 },
+      sweep: { everyMs: 500, graceMs: 500 },
+      liveness: { lostAfterMs: 3_000, leaseExpiry: false, checkEveryMs: 100 },
+    },
   });
 }, 120_000);
 
@@ -51,7 +55,12 @@ function allot(...args: string[]): Promise<{ code: number; stdout: string; stder
 }
 
 const place = async (requestId: string, nodeId: string): Promise<Allocation> =>
-  value(await cluster.sched('place', { request: { requestId, tenantId: 'acme', resources: { memoryMiB: 1024, vcpus: 1 } }, placement: { strategy: 'manual', nodeId } })).allocation;
+  value(
+    await cluster.sched('place', {
+      request: { requestId, tenantId: 'acme', resources: { memoryMiB: 1024, vcpus: 1 } },
+      placement: { strategy: 'manual', nodeId },
+    }),
+  ).allocation;
 
 describe('moves and evacuation through a coordinator, against real agents', () => {
   const vms: Allocation[] = [];
@@ -62,7 +71,11 @@ describe('moves and evacuation through a coordinator, against real agents', () =
     expect(await usage()).toEqual({ vms: 3, memoryMiB: 3072 });
 
     const held = value(await cluster.sched('move', { requestId: 'mv-1', allocationId: vms[2]?.id, tenantId: 'acme' }));
-    expect(held).toMatchObject({ state: 'held', source: { allocationId: vms[2]?.id, nodeId: 'm2' }, destination: { allocation: { status: 'reserved' } } });
+    expect(held).toMatchObject({
+      state: 'held',
+      source: { allocationId: vms[2]?.id, nodeId: 'm2' },
+      destination: { allocation: { status: 'reserved' } },
+    });
     const dest = held.destination.nodeId;
     expect(dest).not.toBe('m2');
     expect(await liveOn('m2')).toEqual(['vm-3:active']);
@@ -72,7 +85,11 @@ describe('moves and evacuation through a coordinator, against real agents', () =
     expect(value(await cluster.sched('move', { requestId: 'mv-1', allocationId: vms[2]?.id, tenantId: 'acme' }))).toEqual(held);
 
     const confirmed = value(await cluster.sched('move.confirm', { requestId: 'mv-1', allocationId: vms[2]?.id, tenantId: 'acme' }));
-    expect(confirmed).toMatchObject({ state: 'confirmed', sourceReleased: true, destination: { nodeId: dest, allocation: { status: 'active' } } });
+    expect(confirmed).toMatchObject({
+      state: 'confirmed',
+      sourceReleased: true,
+      destination: { nodeId: dest, allocation: { status: 'active' } },
+    });
     expect(await liveOn('m2')).toEqual([]);
     expect(await liveOn(dest)).toContain(`${held.destination.requestId}:active`);
     expect(await usage()).toEqual({ vms: 3, memoryMiB: 3072 });
@@ -118,7 +135,8 @@ describe('moves and evacuation through a coordinator, against real agents', () =
     expect(plan.moves.every((m) => m.destination.nodeId !== 'm1' && m.destination.allocation?.status === 'reserved')).toBe(true);
     expect(await usage()).toEqual({ vms: 3, memoryMiB: 3072 });
 
-    for (const m of plan.moves) value(await cluster.sched('move.confirm', { requestId: m.moveRequestId, allocationId: m.source.allocationId, tenantId: 'acme' }));
+    for (const m of plan.moves)
+      value(await cluster.sched('move.confirm', { requestId: m.moveRequestId, allocationId: m.source.allocationId, tenantId: 'acme' }));
     expect(await liveOn('m1')).toEqual([]);
     expect(await usage()).toEqual({ vms: 3, memoryMiB: 3072 });
     const live = (await Promise.all(NODES.map(liveOn))).flat();
@@ -126,7 +144,9 @@ describe('moves and evacuation through a coordinator, against real agents', () =
     expect(live.every((a) => a.endsWith(':active'))).toBe(true);
     // Resumed with the same id: the same plan, confirmed.
     const again = value(await cluster.sched('evacuate', { requestId: 'ev-1', nodeId: 'm1' }));
-    expect(again.moves.map((m) => [m.destination.requestId, m.state])).toEqual(plan.moves.map((m) => [m.destination.requestId, 'confirmed']));
+    expect(again.moves.map((m) => [m.destination.requestId, m.state])).toEqual(
+      plan.moves.map((m) => [m.destination.requestId, 'confirmed']),
+    );
   });
 
   it('evacuates a lost node: the plan comes from the intents, a confirm marks the source gone, the sweep releases the stray when the node returns', async () => {
@@ -143,7 +163,9 @@ describe('moves and evacuation through a coordinator, against real agents', () =
     expect(plan.moves.map((m) => m.source.requestId).sort()).toEqual(onM3.map((a) => a.split(':')[0]).sort());
     expect(await usage()).toEqual(before);
     for (const m of plan.moves) {
-      const confirmed = value(await cluster.sched('move.confirm', { requestId: m.moveRequestId, allocationId: m.source.allocationId, tenantId: 'acme' }));
+      const confirmed = value(
+        await cluster.sched('move.confirm', { requestId: m.moveRequestId, allocationId: m.source.allocationId, tenantId: 'acme' }),
+      );
       expect(confirmed).toMatchObject({ state: 'confirmed', sourceReleased: false });
     }
     expect(await usage()).toEqual(before);

@@ -35,14 +35,19 @@ function allot(...args: string[]): Promise<{ code: number; stdout: string; stder
 }
 
 /** Both coordinators answer nodes from their own view: ask until every answer (a few, over the queue group) agrees. */
-async function everyViewShows(check: (nodes: { nodeId: string; taints?: { key: string }[]; snapshot: { groups: Record<string, number> } }[]) => boolean): Promise<void> {
-  await waitFor(async () => {
-    for (let i = 0; i < 6; i += 1) {
-      const n = await cluster.sched('nodes', {});
-      if (!n.ok || !check(n.value.nodes)) return false;
-    }
-    return true;
-  }, { timeoutMs: 15_000 });
+async function everyViewShows(
+  check: (nodes: { nodeId: string; taints?: { key: string }[]; snapshot: { groups: Record<string, number> } }[]) => boolean,
+): Promise<void> {
+  await waitFor(
+    async () => {
+      for (let i = 0; i < 6; i += 1) {
+        const n = await cluster.sched('nodes', {});
+        if (!n.ok || !check(n.value.nodes)) return false;
+      }
+      return true;
+    },
+    { timeoutMs: 15_000 },
+  );
 }
 
 describe('placement constraints against real agents and coordinators', () => {
@@ -52,18 +57,49 @@ describe('placement constraints against real agents and coordinators', () => {
     expect(tainted.stdout).toContain('dedicated=ml:NoSchedule');
     await everyViewShows((nodes) => nodes.find((n) => n.nodeId === 'a1')?.taints?.[0]?.key === 'dedicated');
 
-    const refused = await allot('place', '--tenant', 'web', '--memory', '512', '--vcpus', '1', '--node', 'a1', '--request-id', 'untolerated-1');
+    const refused = await allot(
+      'place',
+      '--tenant',
+      'web',
+      '--memory',
+      '512',
+      '--vcpus',
+      '1',
+      '--node',
+      'a1',
+      '--request-id',
+      'untolerated-1',
+    );
     expect(refused.code).toBe(1);
     expect(refused.stdout + refused.stderr).toContain('node(s) had untolerated taint {dedicated: ml} (reserved for ml)');
 
     // Anywhere: never a1.
     for (const id of ['anywhere-1', 'anywhere-2', 'anywhere-3']) {
-      const placed = await cluster.sched('place', { request: { requestId: id, tenantId: 'web', resources: { memoryMiB: 256, vcpus: 1 } } }, 10_000);
+      const placed = await cluster.sched(
+        'place',
+        { request: { requestId: id, tenantId: 'web', resources: { memoryMiB: 256, vcpus: 1 } } },
+        10_000,
+      );
       expect(placed.ok && placed.value.nodeId).not.toBe('a1');
       expect(placed.ok).toBe(true);
     }
 
-    const tolerated = await allot('place', '--tenant', 'ml', '--memory', '512', '--vcpus', '1', '--node', 'a1', '--toleration', 'dedicated=ml', '--request-id', 'tolerated-1', '--json');
+    const tolerated = await allot(
+      'place',
+      '--tenant',
+      'ml',
+      '--memory',
+      '512',
+      '--vcpus',
+      '1',
+      '--node',
+      'a1',
+      '--toleration',
+      'dedicated=ml',
+      '--request-id',
+      'tolerated-1',
+      '--json',
+    );
     expect(tolerated.code, tolerated.stdout + tolerated.stderr).toBe(0);
     expect(JSON.parse(tolerated.stdout)).toMatchObject({ nodeId: 'a1' });
 
@@ -71,7 +107,19 @@ describe('placement constraints against real agents and coordinators', () => {
     expect(untainted.code, untainted.stderr).toBe(0);
     expect(untainted.stdout).toContain('a1: no taints');
     await everyViewShows((nodes) => (nodes.find((n) => n.nodeId === 'a1')?.taints ?? []).length === 0);
-    const after = await allot('place', '--tenant', 'web', '--memory', '512', '--vcpus', '1', '--node', 'a1', '--request-id', 'untolerated-2');
+    const after = await allot(
+      'place',
+      '--tenant',
+      'web',
+      '--memory',
+      '512',
+      '--vcpus',
+      '1',
+      '--node',
+      'a1',
+      '--request-id',
+      'untolerated-2',
+    );
     expect(after.code, after.stdout + after.stderr).toBe(0);
   }, 90_000);
 
@@ -79,7 +127,26 @@ describe('placement constraints against real agents and coordinators', () => {
     const zoneOf: Record<string, string> = { a1: 'z1', a2: 'z1', b1: 'z2' };
     const perZone: Record<string, number> = { z1: 0, z2: 0 };
     for (let k = 1; k <= 4; k += 1) {
-      const placed = await allot('place', '--tenant', 'spread', '--memory', '256', '--vcpus', '1', '--strategy', 'binpack', '--group', 'db', '--max-per-node', '10', '--max-skew', '1', '--request-id', `skew-${k}`, '--json');
+      const placed = await allot(
+        'place',
+        '--tenant',
+        'spread',
+        '--memory',
+        '256',
+        '--vcpus',
+        '1',
+        '--strategy',
+        'binpack',
+        '--group',
+        'db',
+        '--max-per-node',
+        '10',
+        '--max-skew',
+        '1',
+        '--request-id',
+        `skew-${k}`,
+        '--json',
+      );
       expect(placed.code, placed.stdout + placed.stderr).toBe(0);
       const nodeId = (JSON.parse(placed.stdout) as { nodeId: string }).nodeId;
       const zone = zoneOf[nodeId] as string;
@@ -91,7 +158,24 @@ describe('placement constraints against real agents and coordinators', () => {
     expect(perZone).toEqual({ z1: 2, z2: 2 });
 
     // A fifth with maxSkew 1 may go either way; with the skew at 0 a zone-less demand still holds: check explains.
-    const check = await allot('check', '--tenant', 'spread', '--memory', '256', '--vcpus', '1', '--group', 'db', '--max-per-node', '10', '--max-skew', '1', '--spread-label', 'rack', '--json');
+    const check = await allot(
+      'check',
+      '--tenant',
+      'spread',
+      '--memory',
+      '256',
+      '--vcpus',
+      '1',
+      '--group',
+      'db',
+      '--max-per-node',
+      '10',
+      '--max-skew',
+      '1',
+      '--spread-label',
+      'rack',
+      '--json',
+    );
     expect(check.code, check.stdout + check.stderr).toBe(0);
     expect(check.stdout).toContain('topology spread: node has no rack label');
   }, 90_000);

@@ -32,22 +32,34 @@ async function liveRequestIds(nodeId: string): Promise<string[]> {
 
 beforeAll(async () => {
   cluster = await startLocalCluster({ agents: [{ nodeId: 'n1', simulatedHost: { cores: 8, memoryMiB: 8192 } }] });
-  for (const [tenantId, priority, allowPreemption] of [['bronze', 0, false], ['gold', 50, true]] as const) {
-    const set = await cluster.sched('quota.set', { requestId: `q-${tenantId}`, quota: { tenantId, maxVms: 10, priority, allowPreemption } });
+  for (const [tenantId, priority, allowPreemption] of [
+    ['bronze', 0, false],
+    ['gold', 50, true],
+  ] as const) {
+    const set = await cluster.sched('quota.set', {
+      requestId: `q-${tenantId}`,
+      quota: { tenantId, maxVms: 10, priority, allowPreemption },
+    });
     if (!set.ok) throw new Error(set.error.message);
   }
   const usage = await agentRequest(cluster.nc, 'n1', 'usage', {});
   if (!usage.ok) throw new Error(usage.error.message);
   effective = usage.value.memory.effectiveCapacity;
   const half = Math.floor(effective / 2);
-  for (const [requestId, memoryMiB] of [['low-a', half], ['low-b', effective - half]] as const) {
+  for (const [requestId, memoryMiB] of [
+    ['low-a', half],
+    ['low-b', effective - half],
+  ] as const) {
     const placed = await cluster.sched('place', { request: { requestId, tenantId: 'bronze', resources: { memoryMiB, vcpus: 1 } } });
     if (!placed.ok) throw new Error(placed.error.message);
   }
-  await waitFor(async () => {
-    const n = await cluster.sched('node', { nodeId: 'n1' });
-    return n.ok && n.value.snapshot.memory.committed === effective;
-  }, { message: 'the view to see the host full' });
+  await waitFor(
+    async () => {
+      const n = await cluster.sched('node', { nodeId: 'n1' });
+      return n.ok && n.value.snapshot.memory.committed === effective;
+    },
+    { message: 'the view to see the host full' },
+  );
 });
 
 afterAll(async () => {
@@ -79,26 +91,41 @@ describe('atomic preemption against a real agent and coordinator', () => {
 
   it('a place that preempts: one ledger record, a preempted event naming the preemptor, both tenants counted right', async () => {
     const half = Math.floor(effective / 2);
-    const placed = await cluster.sched('place', { request: { requestId: 'gold-1', tenantId: 'gold', resources: { memoryMiB: half, vcpus: 1 } }, placement: { allowPreemption: true } });
+    const placed = await cluster.sched('place', {
+      request: { requestId: 'gold-1', tenantId: 'gold', resources: { memoryMiB: half, vcpus: 1 } },
+      placement: { allowPreemption: true },
+    });
     if (!placed.ok) throw new Error(placed.error.message);
     expect(placed.value.nodeId).toBe('n1');
     expect(placed.value.preempted).toEqual([expect.objectContaining({ requestId: 'low-a', priority: 0 })]);
     const victimId = placed.value.preempted[0]?.allocationId;
     expect(await liveRequestIds('n1')).toEqual(['gold-1', 'low-b']);
 
-    const events = await waitFor(async () => {
-      const e = await readEvents(cluster.nc, 'allot.events.n1.preempted');
-      return e.length > 0 ? e : null;
-    }, { message: 'the preempted event' });
+    const events = await waitFor(
+      async () => {
+        const e = await readEvents(cluster.nc, 'allot.events.n1.preempted');
+        return e.length > 0 ? e : null;
+      },
+      { message: 'the preempted event' },
+    );
     expect(events).toEqual([
-      expect.objectContaining({ kind: 'preempted', nodeId: 'n1', allocationId: victimId, requestId: 'low-a', preemptedBy: { allocationId: placed.value.allocation.id, requestId: 'gold-1' } }),
+      expect.objectContaining({
+        kind: 'preempted',
+        nodeId: 'n1',
+        allocationId: victimId,
+        requestId: 'low-a',
+        preemptedBy: { allocationId: placed.value.allocation.id, requestId: 'gold-1' },
+      }),
     ]);
     // The victim's tenant gave its quota back, the preemptor's took it: each counts what lives on the host.
     await waitFor(async () => (await usageOf('bronze')).vms === 1, { message: 'bronze usage down' });
     expect(await usageOf('bronze')).toEqual({ vms: 1, memoryMiB: effective - half });
     expect(await usageOf('gold')).toEqual({ vms: 1, memoryMiB: half });
     // A retry of the place answers the same placement, nothing more is preempted.
-    const again = await cluster.sched('place', { request: { requestId: 'gold-1', tenantId: 'gold', resources: { memoryMiB: half, vcpus: 1 } }, placement: { allowPreemption: true } });
+    const again = await cluster.sched('place', {
+      request: { requestId: 'gold-1', tenantId: 'gold', resources: { memoryMiB: half, vcpus: 1 } },
+      placement: { allowPreemption: true },
+    });
     expect(again.ok && again.value.allocation.id).toBe(placed.value.allocation.id);
     const audit = await cluster.sched('audit', {});
     expect(audit.ok && audit.value.total).toBe(0);
@@ -113,7 +140,10 @@ describe('atomic preemption against a real agent and coordinator', () => {
     await opened.ledger.close();
     const preempted = records.filter((r) => r.kind === 'preempted');
     expect(preempted).toEqual([
-      expect.objectContaining({ allocation: expect.objectContaining({ id: placed.value.allocation.id, requestId: 'gold-1' }), victims: [expect.objectContaining({ allocationId: victimId, allocationRequestId: 'low-a' })] }),
+      expect.objectContaining({
+        allocation: expect.objectContaining({ id: placed.value.allocation.id, requestId: 'gold-1' }),
+        victims: [expect.objectContaining({ allocationId: victimId, allocationRequestId: 'low-a' })],
+      }),
     ]);
     expect(records.filter((r) => (r.kind === 'released' || r.kind === 'expired') && r.allocationId === victimId)).toEqual([]);
     expect(records.filter((r) => (r.kind === 'allocated' || r.kind === 'reserved') && r.allocation.requestId === 'gold-1')).toEqual([]);
@@ -125,7 +155,10 @@ describe('atomic preemption against a real agent and coordinator', () => {
     await cluster.waitForNodes(['n1']);
     const memoryMiB = effective - Math.floor(effective / 2);
     const graceMs = 2_000;
-    const placed = await cluster.sched('place', { request: { requestId: 'gold-2', tenantId: 'gold', resources: { memoryMiB, vcpus: 1 } }, placement: { allowPreemption: true, preemptionGraceMs: graceMs } });
+    const placed = await cluster.sched('place', {
+      request: { requestId: 'gold-2', tenantId: 'gold', resources: { memoryMiB, vcpus: 1 } },
+      placement: { allowPreemption: true, preemptionGraceMs: graceMs },
+    });
     if (!placed.ok) throw new Error(placed.error.message);
     expect(placed.value.allocation).toMatchObject({ requestId: 'gold-2', status: 'reserved' });
     expect(placed.value.preempted).toEqual([expect.objectContaining({ requestId: 'low-b' })]);
@@ -137,14 +170,25 @@ describe('atomic preemption against a real agent and coordinator', () => {
     const early = await cluster.sched('release', { requestId: 'rel-low-b', placementRequestId: 'low-b', tenantId: 'bronze' });
     expect(!early.ok && early.error).toMatchObject({ code: 'conflict', details: { reason: 'preempting', preemptedBy: 'gold-2' } });
 
-    await waitFor(async () => (await liveRequestIds('n1')).join() === 'gold-1,gold-2', { timeoutMs: 15_000, message: 'the grace period to end' });
+    await waitFor(async () => (await liveRequestIds('n1')).join() === 'gold-1,gold-2', {
+      timeoutMs: 15_000,
+      message: 'the grace period to end',
+    });
     const held = await agentRequest(cluster.nc, 'n1', 'allocations', { status: 'live', requestId: 'gold-2' });
     expect(held.ok && held.value.allocations.map((a) => a.status)).toEqual(['active']);
-    const events = await waitFor(async () => {
-      const e = (await readEvents(cluster.nc, 'allot.events.n1.preempted')).filter((x) => x.requestId === 'low-b');
-      return e.length > 0 ? e : null;
-    }, { message: 'the preempted event of low-b' });
-    expect(events).toEqual([expect.objectContaining({ allocationId: placed.value.preempted[0]?.allocationId, preemptedBy: { allocationId: placed.value.allocation.id, requestId: 'gold-2' } })]);
+    const events = await waitFor(
+      async () => {
+        const e = (await readEvents(cluster.nc, 'allot.events.n1.preempted')).filter((x) => x.requestId === 'low-b');
+        return e.length > 0 ? e : null;
+      },
+      { message: 'the preempted event of low-b' },
+    );
+    expect(events).toEqual([
+      expect.objectContaining({
+        allocationId: placed.value.preempted[0]?.allocationId,
+        preemptedBy: { allocationId: placed.value.allocation.id, requestId: 'gold-2' },
+      }),
+    ]);
     await waitFor(async () => (await usageOf('bronze')).vms === 0, { timeoutMs: 15_000, message: 'bronze usage down after the deadline' });
     expect(await usageOf('bronze')).toEqual({ vms: 0, memoryMiB: 0 });
     expect(await usageOf('gold')).toEqual({ vms: 2, memoryMiB: effective });

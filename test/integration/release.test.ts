@@ -27,7 +27,8 @@ function run(command: string, args: string[]): string {
 beforeAll(async () => {
   run(process.execPath, [join(ROOT, 'scripts/release/deb.ts')]);
   const files = readdirSync(RELEASE).filter((f) => f.endsWith('.deb'));
-  const find = (name: string): string => join(RELEASE, files.find((f) => f.startsWith(`${name}_${ALLOT_VERSION}_`)) ?? `${name} missing among ${files.join(', ')}`);
+  const find = (name: string): string =>
+    join(RELEASE, files.find((f) => f.startsWith(`${name}_${ALLOT_VERSION}_`)) ?? `${name} missing among ${files.join(', ')}`);
   debs = { 'allot-agent': find('allot-agent'), 'allot-coordinator': find('allot-coordinator') };
   unpacked = await tempDir('release-root');
   for (const deb of Object.values(debs)) run('dpkg-deb', ['-x', deb, unpacked]);
@@ -58,7 +59,15 @@ describe('release packages', () => {
       const config = name === 'allot-agent' ? 'agent.json' : 'coordinator.json';
       expect(readFileSync(join(control, 'conffiles'), 'utf8')).toBe(`/etc/allot/${config}\n`);
       const unit = readFileSync(join(unpacked, 'lib/systemd/system', `${name}.service`), 'utf8');
-      for (const hardening of ['User=allot', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'Restart=on-failure', 'RestartPreventExitStatus=2', 'TimeoutStopSec=15s']) expect(unit).toContain(hardening);
+      for (const hardening of [
+        'User=allot',
+        'NoNewPrivileges=yes',
+        'ProtectSystem=strict',
+        'Restart=on-failure',
+        'RestartPreventExitStatus=2',
+        'TimeoutStopSec=15s',
+      ])
+        expect(unit).toContain(hardening);
     }
     expect(readFileSync(join(unpacked, 'lib/systemd/system/allot-agent.service'), 'utf8')).toContain('StateDirectory=allot/agent');
   });
@@ -67,7 +76,10 @@ describe('release packages', () => {
     // verify checks that ExecStart's binary exists on this machine: a copy of the unit names the unpacked one.
     const dir = await tempDir('release-units');
     for (const name of Object.keys(debs)) {
-      const unit = readFileSync(join(unpacked, 'lib/systemd/system', `${name}.service`), 'utf8').replace('ExecStart=/usr/bin/', `ExecStart=${unpacked}/usr/bin/`);
+      const unit = readFileSync(join(unpacked, 'lib/systemd/system', `${name}.service`), 'utf8').replace(
+        'ExecStart=/usr/bin/',
+        `ExecStart=${unpacked}/usr/bin/`,
+      );
       writeFileSync(join(dir, `${name}.service`), unit);
       const verified = spawnSync('systemd-analyze', ['verify', join(dir, `${name}.service`)], { encoding: 'utf8' });
       // An unknown or misspelt key is only a warning (exit 0): any line about the unit fails the test.
@@ -76,7 +88,7 @@ describe('release packages', () => {
     }
   });
 
-  it('run from their units\' ExecStart lines: the agent joins the coordinator and the packaged allot places a VM on it', async () => {
+  it("run from their units' ExecStart lines: the agent joins the coordinator and the packaged allot places a VM on it", async () => {
     const state = await tempDir('release-state');
     const agentConfig = join(state, 'agent.json');
     const coordinatorConfig = join(state, 'coordinator.json');
@@ -86,7 +98,13 @@ describe('release packages', () => {
       const [binary, ...args] = execStart(unit);
       // The unit's own words, with the binary under the unpacked root and --config naming this test's file.
       const argv = args.map((a) => (a.startsWith('/etc/allot/') ? config : a));
-      return spawnProcess({ name: unit, script: join(unpacked, binary ?? ''), args: argv, executable: true, env: { NODE_ENV: 'test', ALLOT_LOG_FORMAT: 'json', ...env } });
+      return spawnProcess({
+        name: unit,
+        script: join(unpacked, binary ?? ''),
+        args: argv,
+        executable: true,
+        env: { NODE_ENV: 'test', ALLOT_LOG_FORMAT: 'json', ...env },
+      });
     };
     const coordinator = start('allot-coordinator.service', coordinatorConfig, {});
     const agent = start('allot-agent.service', agentConfig, { ALLOT_SIMULATED_HOST: simulatedHostEnv({ cores: 8, memoryMiB: 16_384 }) });
@@ -97,7 +115,9 @@ describe('release packages', () => {
     expect(run(cli, ['--version'])).toBe(`allot ${ALLOT_VERSION} (node ${process.version})\n`);
     let placed = '';
     for (let attempt = 0; attempt < 30 && !placed.includes('packaged-1'); attempt++) {
-      const out = spawnSync(cli, ['place', '--tenant', 'demo', '--memory', '1024', '--vcpus', '1', '--json', '-s', server.url], { encoding: 'utf8' });
+      const out = spawnSync(cli, ['place', '--tenant', 'demo', '--memory', '1024', '--vcpus', '1', '--json', '-s', server.url], {
+        encoding: 'utf8',
+      });
       placed = out.stdout;
       if (!placed.includes('packaged-1')) await new Promise((resolve) => setTimeout(resolve, 1_000));
     }

@@ -55,7 +55,9 @@ describe('resize through a coordinator, against a real agent', () => {
 
   it('grows a VM in place: same allocation, its cores kept and more added, the quota usage follows', async () => {
     value(await cluster.sched('quota.set', { requestId: 'q-acme', quota: { tenantId: 'acme', maxMemoryMiB: 12_288, maxVcpus: 5 } }));
-    vm = value(await cluster.sched('place', { request: { requestId: 'vm-1', tenantId: 'acme', resources: { memoryMiB: 2048, vcpus: 2 } } })).allocation;
+    vm = value(
+      await cluster.sched('place', { request: { requestId: 'vm-1', tenantId: 'acme', resources: { memoryMiB: 2048, vcpus: 2 } } }),
+    ).allocation;
     const grown = value(await resize('grow-1', vm.id, 4096, 4));
     expect(grown.id).toBe(vm.id);
     expect(grown.granted).toMatchObject({ memoryMiB: 4096, vcpus: 4 });
@@ -70,7 +72,10 @@ describe('resize through a coordinator, against a real agent', () => {
 
   it('refuses a growth past the tenant quota with quota_exceeded, and nothing changes', async () => {
     const refused = await resize('grow-over-quota', vm.id, 4096, 6);
-    expect(!refused.ok && refused.error).toMatchObject({ code: 'quota_exceeded', details: { limit: 'maxVcpus', limitValue: 5, current: 4, requested: 2 } });
+    expect(!refused.ok && refused.error).toMatchObject({
+      code: 'quota_exceeded',
+      details: { limit: 'maxVcpus', limitValue: 5, current: 4, requested: 2 },
+    });
     expect(await usage('acme')).toEqual({ memoryMiB: 4096, vcpus: 4, vms: 1 });
     expect((await onAgent(vm.id))?.granted).toMatchObject({ memoryMiB: 4096, vcpus: 4 });
   });
@@ -92,7 +97,11 @@ describe('resize through a coordinator, against a real agent', () => {
   it("refuses another tenant's VM as not found, and a reservation with a typed error", async () => {
     const other = await resize('steal', vm.id, 1024, 1, 'other');
     expect(!other.ok && other.error.code).toBe('not_found');
-    const held = value(await cluster.sched('place', { request: { requestId: 'res-1', tenantId: 'acme', resources: { memoryMiB: 1024, vcpus: 1 }, reservation: { ttlMs: 60_000 } } })).allocation;
+    const held = value(
+      await cluster.sched('place', {
+        request: { requestId: 'res-1', tenantId: 'acme', resources: { memoryMiB: 1024, vcpus: 1 }, reservation: { ttlMs: 60_000 } },
+      }),
+    ).allocation;
     const reserved = await resize('grow-res', held.id, 2048, 1);
     expect(!reserved.ok && reserved.error).toMatchObject({ code: 'conflict', details: { reason: 'not_active' } });
     value(await cluster.sched('release', { requestId: 'res-1-rel', placementRequestId: 'res-1', tenantId: 'acme' }));
@@ -108,12 +117,18 @@ describe('resize through a coordinator, against a real agent', () => {
     expect(onNode?.granted).toMatchObject({ memoryMiB: 1024, vcpus: 1 });
     expect(onNode?.cpu?.cpuset).toEqual([Math.min(...(vm.cpu?.cpuset ?? [0]))]);
     const events = await readEvents(cluster.nc, 'allot.events.r1.resized');
-    expect(events.map((e) => e.reason)).toEqual([expect.stringContaining('resize grow-1: 2048 MiB, 2 vCPUs -> 4096 MiB, 4 vCPUs'), expect.stringContaining('resize shrink-1')]);
+    expect(events.map((e) => e.reason)).toEqual([
+      expect.stringContaining('resize grow-1: 2048 MiB, 2 vCPUs -> 4096 MiB, 4 vCPUs'),
+      expect.stringContaining('resize shrink-1'),
+    ]);
     expect(events[1]).toMatchObject({ requestId: 'vm-1', allocationId: vm.id, tenantId: 'acme', resources: { memoryMiB: 1024, vcpus: 1 } });
-    await waitFor(async () => {
-      const node = await cluster.sched('node', { nodeId: 'r1' });
-      return node.ok && node.value.snapshot.tenants.acme?.memoryMiB === 1024 && node.value.snapshot.tenants.acme.vcpus === 1;
-    }, { timeoutMs: 10_000 });
+    await waitFor(
+      async () => {
+        const node = await cluster.sched('node', { nodeId: 'r1' });
+        return node.ok && node.value.snapshot.tenants.acme?.memoryMiB === 1024 && node.value.snapshot.tenants.acme.vcpus === 1;
+      },
+      { timeoutMs: 10_000 },
+    );
     const refused = await allot('resize', vm.id, '--tenant', 'acme', '--memory-mib', '1024', '--vcpus', '40');
     expect(refused.code).toBe(1);
   });

@@ -8,7 +8,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../apps/cli/src/cli.ts';
 import { setupStorage } from '../../apps/cli/src/security/setup.ts';
 import { recordingContext } from '../../apps/cli/src/testing/recording-context.ts';
-import { cleanupAll, COORDINATOR_MAIN, isLogMsg, NATS_SERVER_BIN, spawnProcess, startAgent, startNatsServer, tempDir, type AgentHandle, type NatsServerHandle, type ProcessHandle } from '../harness/index.ts';
+import {
+  cleanupAll,
+  COORDINATOR_MAIN,
+  isLogMsg,
+  NATS_SERVER_BIN,
+  spawnProcess,
+  startAgent,
+  startNatsServer,
+  tempDir,
+  type AgentHandle,
+  type NatsServerHandle,
+  type ProcessHandle,
+} from '../harness/index.ts';
 
 /*
  * A credential revoked while its process is connected: the deployment made by `allot security`, a real nats-server
@@ -38,11 +50,22 @@ async function installOnHost(role: string, name: string): Promise<NatsConnection
   const host = join(dir, '..', 'hosts', `${role}-${name}`);
   await cp(join(dir, 'identities', role, name), host, { recursive: true });
   await cp(join(dir, 'ca', 'ca.pem'), join(host, 'ca.pem'));
-  return { servers: [server.url], requestTimeoutMs: 5_000, nkeySeedFile: join(host, 'nkey.seed'), tls: { caFile: join(host, 'ca.pem'), certFile: join(host, 'tls.pem'), keyFile: join(host, 'tls.key'), handshakeFirst: false } };
+  return {
+    servers: [server.url],
+    requestTimeoutMs: 5_000,
+    nkeySeedFile: join(host, 'nkey.seed'),
+    tls: { caFile: join(host, 'ca.pem'), certFile: join(host, 'tls.pem'), keyFile: join(host, 'tls.key'), handshakeFirst: false },
+  };
 }
 
 function envOf(c: NatsConnectionConfig): Record<string, string> {
-  return { ALLOT_NATS_SERVERS: c.servers.join(','), ALLOT_NATS_NKEY_SEED_FILE: c.nkeySeedFile ?? '', ALLOT_NATS_TLS_CA: c.tls?.caFile ?? '', ALLOT_NATS_TLS_CERT: c.tls?.certFile ?? '', ALLOT_NATS_TLS_KEY: c.tls?.keyFile ?? '' };
+  return {
+    ALLOT_NATS_SERVERS: c.servers.join(','),
+    ALLOT_NATS_NKEY_SEED_FILE: c.nkeySeedFile ?? '',
+    ALLOT_NATS_TLS_CA: c.tls?.caFile ?? '',
+    ALLOT_NATS_TLS_CERT: c.tls?.certFile ?? '',
+    ALLOT_NATS_TLS_KEY: c.tls?.keyFile ?? '',
+  };
 }
 
 /** Deletes an identity, rewrites the users with `allot security init` and reloads the server as an operator would. */
@@ -66,7 +89,10 @@ beforeAll(async () => {
   await security('init', '--node', 'a', '--node', 'b');
   // nats-server resolves an include against the directory of its config file (an absolute path is refused).
   const storeDir = await tempDir('revoke-nats');
-  server = await startNatsServer({ storeDir, extraConfig: `include ${JSON.stringify(relative(storeDir, join(dir, 'nats', 'allot-auth.conf')))}` });
+  server = await startNatsServer({
+    storeDir,
+    extraConfig: `include ${JSON.stringify(relative(storeDir, join(dir, 'nats', 'allot-auth.conf')))}`,
+  });
   const admin = await connectNats(await connectionOf('admin', 'admin'), { name: 'test-admin', logger: silentLogger });
   if (!admin.ok) throw new Error(admin.error.message);
   expect((await setupStorage(admin.value, 1)).ok).toBe(true);
@@ -74,10 +100,23 @@ beforeAll(async () => {
 
   const file = join(dir, 'coordinator.json');
   await writeFile(file, JSON.stringify({ coordinatorId: 'c1', nats: await installOnHost('coordinator', 'coordinator') }));
-  coordinator = spawnProcess({ name: 'coordinator c1', script: COORDINATOR_MAIN, args: ['--config', file], env: { ALLOT_LOG_FORMAT: 'json', NODE_ENV: 'test' } });
+  coordinator = spawnProcess({
+    name: 'coordinator c1',
+    script: COORDINATOR_MAIN,
+    args: ['--config', file],
+    env: { ALLOT_LOG_FORMAT: 'json', NODE_ENV: 'test' },
+  });
   await coordinator.waitForLine(isLogMsg('coordinator ready'), 30_000);
   for (const nodeId of ['a', 'b']) {
-    agents.set(nodeId, await startAgent({ natsUrl: server.url, nodeId, stateDir: join(dir, `state-${nodeId}`), env: envOf(await installOnHost('agent', nodeId)) }));
+    agents.set(
+      nodeId,
+      await startAgent({
+        natsUrl: server.url,
+        nodeId,
+        stateDir: join(dir, `state-${nodeId}`),
+        env: envOf(await installOnHost('agent', nodeId)),
+      }),
+    );
   }
 }, 90_000);
 

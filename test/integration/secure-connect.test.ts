@@ -1,7 +1,17 @@
 import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AGENT_MAIN, COORDINATOR_MAIN, cleanupAll, isLogMsg, spawnProcess, startNatsServer, tempDir, type NatsServerHandle, type ProcessHandle } from '../harness/index.ts';
+import {
+  AGENT_MAIN,
+  COORDINATOR_MAIN,
+  cleanupAll,
+  isLogMsg,
+  spawnProcess,
+  startNatsServer,
+  tempDir,
+  type NatsServerHandle,
+  type ProcessHandle,
+} from '../harness/index.ts';
 import { runCli } from '../../apps/cli/src/cli.ts';
 import { recordingContext } from '../../apps/cli/src/testing/recording-context.ts';
 import { generateTestPki, natsServerNkeyConfig, natsServerTlsConfig, TEST_NKEY, type TestPki } from '../harness/tls.ts';
@@ -37,14 +47,27 @@ function agent(nodeId: string, env: Record<string, string>): ProcessHandle {
   return spawnProcess({
     name: `agent ${nodeId}`,
     script: AGENT_MAIN,
-    env: { ALLOT_LOG_FORMAT: 'json', NODE_ENV: 'production', ALLOT_NODE_ID: nodeId, ALLOT_STATE_DIR: join(dir, nodeId), ALLOT_SIMULATED_HOST: 'cores=8,memoryMiB=16384', ALLOT_NATS_SERVERS: server.url, ...env },
+    env: {
+      ALLOT_LOG_FORMAT: 'json',
+      NODE_ENV: 'production',
+      ALLOT_NODE_ID: nodeId,
+      ALLOT_STATE_DIR: join(dir, nodeId),
+      ALLOT_SIMULATED_HOST: 'cores=8,memoryMiB=16384',
+      ALLOT_NATS_SERVERS: server.url,
+      ...env,
+    },
   });
 }
 
 async function coordinator(name: string, config: Record<string, unknown>, env: Record<string, string> = {}): Promise<ProcessHandle> {
   const file = join(dir, `${name}.json`);
   await writeFile(file, JSON.stringify({ coordinatorId: name, ...config }));
-  return spawnProcess({ name: `coordinator ${name}`, script: COORDINATOR_MAIN, args: [`--config=${file}`], env: { ALLOT_LOG_FORMAT: 'json', NODE_ENV: 'production', ...env } });
+  return spawnProcess({
+    name: `coordinator ${name}`,
+    script: COORDINATOR_MAIN,
+    args: [`--config=${file}`],
+    env: { ALLOT_LOG_FORMAT: 'json', NODE_ENV: 'production', ...env },
+  });
 }
 
 /** Everything a process wrote, to look for secrets and messages. */
@@ -58,9 +81,20 @@ describe('connecting securely', () => {
     await a.waitForLine(isLogMsg('agent ready'), 30_000);
     // Its state is its own: directories 0700, the ledger and the node identity 0600.
     const stateDir = join(dir, 'sec1');
-    const modes = [stateDir, join(stateDir, 'ledger'), join(stateDir, 'node-identity'), ...(await readdir(join(stateDir, 'ledger'))).map((n) => join(stateDir, 'ledger', n))];
+    const modes = [
+      stateDir,
+      join(stateDir, 'ledger'),
+      join(stateDir, 'node-identity'),
+      ...(await readdir(join(stateDir, 'ledger'))).map((n) => join(stateDir, 'ledger', n)),
+    ];
     for (const path of modes) expect(`${path} ${((await stat(path)).mode & 0o777).toString(8)}`).toMatch(/ (700|600)$/);
-    const c = await coordinator('sec-c1', { nats: { servers: [server.url], nkeySeedFile: seedFile, tls: { caFile: pki.caFile, certFile: pki.clientCert, keyFile: pki.clientKey } } });
+    const c = await coordinator('sec-c1', {
+      nats: {
+        servers: [server.url],
+        nkeySeedFile: seedFile,
+        tls: { caFile: pki.caFile, certFile: pki.clientCert, keyFile: pki.clientKey },
+      },
+    });
     await c.waitForLine(isLogMsg('coordinator ready'), 30_000);
     expect(output(a) + output(c)).not.toContain(TEST_NKEY.seed);
 
@@ -84,7 +118,9 @@ describe('connecting securely', () => {
   it('refuses to start in production without credentials and TLS: exit 2 naming what is missing', async () => {
     const a = agent('sec2', {});
     expect((await a.exited).code).toBe(2);
-    expect(a.stderr.join('\n')).toMatch(/config error: nats: in production, NATS needs credentials and TLS: no credentials .* and no TLS .*insecure: true/);
+    expect(a.stderr.join('\n')).toMatch(
+      /config error: nats: in production, NATS needs credentials and TLS: no credentials .* and no TLS .*insecure: true/,
+    );
     const c = await coordinator('sec-c2', { nats: { servers: [server.url], tls: { caFile: pki.caFile } } });
     expect((await c.exited).code).toBe(2);
     expect(c.stderr.join('\n')).toMatch(/config error: nats: .*no credentials/);
@@ -103,7 +139,14 @@ describe('connecting securely', () => {
   });
 
   it('never logs a password: a refused user/password stops with the user named and the password nowhere', async () => {
-    const c = await coordinator('sec-c4', { nats: { servers: [server.url], user: 'allot', password: 'pw-s3cret-never-logged', tls: { caFile: pki.caFile, certFile: pki.clientCert, keyFile: pki.clientKey } } });
+    const c = await coordinator('sec-c4', {
+      nats: {
+        servers: [server.url],
+        user: 'allot',
+        password: 'pw-s3cret-never-logged',
+        tls: { caFile: pki.caFile, certFile: pki.clientCert, keyFile: pki.clientKey },
+      },
+    });
     expect((await c.exited).code).toBe(2);
     expect(c.stderr.join('\n')).toContain('(user allot)');
     expect(output(c)).not.toContain('pw-s3cret-never-logged');

@@ -23,7 +23,18 @@ import { Packr } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDeployment, type Deployment } from '../../apps/cli/src/security/deployment.ts';
 import { setupStorage } from '../../apps/cli/src/security/setup.ts';
-import { cleanupAll, COORDINATOR_MAIN, isLogMsg, spawnProcess, startAgent, startNatsServer, tempDir, type AgentHandle, type NatsServerHandle, type ProcessHandle } from '../harness/index.ts';
+import {
+  cleanupAll,
+  COORDINATOR_MAIN,
+  isLogMsg,
+  spawnProcess,
+  startAgent,
+  startNatsServer,
+  tempDir,
+  type AgentHandle,
+  type NatsServerHandle,
+  type ProcessHandle,
+} from '../harness/index.ts';
 
 /*
  * The roles of docs/security.md, enforced by a real nats-server with the configuration `allot security` generates:
@@ -55,7 +66,13 @@ async function client(role: string, name: string): Promise<NatsConnection> {
 }
 
 function envOf(c: NatsConnectionConfig): Record<string, string> {
-  return { ALLOT_NATS_SERVERS: c.servers.join(','), ALLOT_NATS_NKEY_SEED_FILE: c.nkeySeedFile ?? '', ALLOT_NATS_TLS_CA: c.tls?.caFile ?? '', ALLOT_NATS_TLS_CERT: c.tls?.certFile ?? '', ALLOT_NATS_TLS_KEY: c.tls?.keyFile ?? '' };
+  return {
+    ALLOT_NATS_SERVERS: c.servers.join(','),
+    ALLOT_NATS_NKEY_SEED_FILE: c.nkeySeedFile ?? '',
+    ALLOT_NATS_TLS_CA: c.tls?.caFile ?? '',
+    ALLOT_NATS_TLS_CERT: c.tls?.certFile ?? '',
+    ALLOT_NATS_TLS_KEY: c.tls?.keyFile ?? '',
+  };
 }
 
 /** How many times `payload`, published by `from` on `subject`, reaches a subscriber (the admin identity). */
@@ -73,7 +90,9 @@ async function delivered(from: NatsConnection, subject: string, payload: unknown
   return seen;
 }
 
-const place = (tenant: string, requestId: string, bodyTenant = tenant) => ({ request: { requestId, tenantId: bodyTenant, resources: { memoryMiB: 256, vcpus: 1 } } });
+const place = (tenant: string, requestId: string, bodyTenant = tenant) => ({
+  request: { requestId, tenantId: bodyTenant, resources: { memoryMiB: 256, vcpus: 1 } },
+});
 
 beforeAll(async () => {
   const dir = await tempDir('security');
@@ -92,11 +111,31 @@ beforeAll(async () => {
   expect(storage.ok).toBe(true);
 
   const file = join(dir, 'coordinator.json');
-  await writeFile(file, JSON.stringify({ coordinatorId: 'c1', nats: connectionOf('coordinator', 'coordinator'), logLevel: 'info', liveness: { suspectAfterMs: 3_000, lostAfterMs: 60_000, checkEveryMs: 100 } }));
-  coordinator = spawnProcess({ name: 'coordinator c1', script: COORDINATOR_MAIN, args: ['--config', file], env: { ALLOT_LOG_FORMAT: 'json', NODE_ENV: 'test' } });
+  await writeFile(
+    file,
+    JSON.stringify({
+      coordinatorId: 'c1',
+      nats: connectionOf('coordinator', 'coordinator'),
+      logLevel: 'info',
+      liveness: { suspectAfterMs: 3_000, lostAfterMs: 60_000, checkEveryMs: 100 },
+    }),
+  );
+  coordinator = spawnProcess({
+    name: 'coordinator c1',
+    script: COORDINATOR_MAIN,
+    args: ['--config', file],
+    env: { ALLOT_LOG_FORMAT: 'json', NODE_ENV: 'test' },
+  });
   await coordinator.waitForLine(isLogMsg('coordinator ready'), 30_000);
   for (const nodeId of ['a', 'b']) {
-    agents.push(await startAgent({ natsUrl: server.url, nodeId, stateDir: join(dir, nodeId), env: { ...envOf(connectionOf('agent', nodeId)), ALLOT_HEARTBEAT_MS: '500' } }));
+    agents.push(
+      await startAgent({
+        natsUrl: server.url,
+        nodeId,
+        stateDir: join(dir, nodeId),
+        env: { ...envOf(connectionOf('agent', nodeId)), ALLOT_HEARTBEAT_MS: '500' },
+      }),
+    );
   }
   const reader = await client('reader', 'reader');
   for (let i = 0; ; i++) {
@@ -118,7 +157,10 @@ describe('a secured deployment (allot security, nats-server with the generated p
     const noKey = await connectNats(certOnly, { name: 'anonymous', logger: silentLogger });
     expect(noKey.ok).toBe(false);
     const { tls: _tls, ...keyOnly } = connectionOf('reader', 'reader');
-    const noCert = await connectNats({ ...keyOnly, tls: { caFile: connectionOf('reader', 'reader').tls?.caFile ?? '', handshakeFirst: false } }, { name: 'no-cert', logger: silentLogger });
+    const noCert = await connectNats(
+      { ...keyOnly, tls: { caFile: connectionOf('reader', 'reader').tls?.caFile ?? '', handshakeFirst: false } },
+      { name: 'no-cert', logger: silentLogger },
+    );
     expect(noCert.ok).toBe(false);
   });
 
@@ -126,7 +168,13 @@ describe('a secured deployment (allot security, nats-server with the generated p
     const t = await client('scheduler', 't');
     const placed = await requestTyped(t, tenantSubject('t', 'place'), place('t', 'sec-t-1'), PlaceReplySchema, { timeoutMs: 10_000 });
     expect(placed.ok).toBe(true);
-    const released = await requestTyped(t, tenantSubject('t', 'release'), { requestId: 'sec-t-1-rel', placementRequestId: 'sec-t-1' }, AllocationSchema, { timeoutMs: 10_000 });
+    const released = await requestTyped(
+      t,
+      tenantSubject('t', 'release'),
+      { requestId: 'sec-t-1-rel', placementRequestId: 'sec-t-1' },
+      AllocationSchema,
+      { timeoutMs: 10_000 },
+    );
     expect(released.ok).toBe(true);
   });
 
@@ -144,9 +192,21 @@ describe('a secured deployment (allot security, nats-server with the generated p
     // On its own subject, a body naming u is refused; a release of u's placement finds nothing of t's.
     const named = await requestTyped(t, tenantSubject('t', 'place'), place('t', 'sec-t-body-u', 'u'), PlaceReplySchema, SHORT);
     expect(named.ok ? 'placed' : named.error.code).toBe('invalid_request');
-    const stolen = await requestTyped(t, tenantSubject('t', 'release'), { requestId: 'sec-t-steal-2', placementRequestId: 'sec-u-1' }, AllocationSchema, SHORT);
+    const stolen = await requestTyped(
+      t,
+      tenantSubject('t', 'release'),
+      { requestId: 'sec-t-steal-2', placementRequestId: 'sec-u-1' },
+      AllocationSchema,
+      SHORT,
+    );
     expect(stolen.ok ? 'released' : stolen.error.code).toBe('not_found');
-    const stolenAsU = await requestTyped(t, tenantSubject('t', 'release'), { requestId: 'sec-t-steal-3', placementRequestId: 'sec-u-1', tenantId: 'u' }, AllocationSchema, SHORT);
+    const stolenAsU = await requestTyped(
+      t,
+      tenantSubject('t', 'release'),
+      { requestId: 'sec-t-steal-3', placementRequestId: 'sec-u-1', tenantId: 'u' },
+      AllocationSchema,
+      SHORT,
+    );
     expect(stolenAsU.ok ? 'released' : stolenAsU.error.code).toBe('invalid_request');
   });
 
@@ -156,7 +216,11 @@ describe('a secured deployment (allot security, nats-server with the generated p
     const placed = await requestTyped(t, tenantSubject('t', 'place'), place('t', 'sec-t-resize'), PlaceReplySchema, { timeoutMs: 10_000 });
     if (!placed.ok) throw new Error(placed.error.message);
     const { allocation } = placed.value;
-    const resize = (requestId: string) => ({ requestId, allocationId: allocation.id, resources: { memoryMiB: allocation.granted.memoryMiB, vcpus: allocation.granted.vcpus + 1 } });
+    const resize = (requestId: string) => ({
+      requestId,
+      allocationId: allocation.id,
+      resources: { memoryMiB: allocation.granted.memoryMiB, vcpus: allocation.granted.vcpus + 1 },
+    });
     const asU = await requestTyped(u, tenantSubject('t', 'resize'), resize('sec-u-resize'), AllocationSchema, SHORT);
     expect(asU.ok).toBe(false);
     const onU = await requestTyped(u, tenantSubject('u', 'resize'), resize('sec-u-resize-2'), AllocationSchema, SHORT);
@@ -188,18 +252,39 @@ describe('a secured deployment (allot security, nats-server with the generated p
   it('a reader reads but cannot mutate', async () => {
     const reader = await client('reader', 'reader');
     expect((await requestTyped(reader, coordinatorSubject('nodes'), {}, NodesReplySchema, SHORT)).ok).toBe(true);
-    const quota = await requestTyped(reader, coordinatorSubject('quota.set'), { requestId: 'q-r', quota: { tenantId: 't', maxVms: 100 } }, TenantQuotaViewSchema, SHORT);
+    const quota = await requestTyped(
+      reader,
+      coordinatorSubject('quota.set'),
+      { requestId: 'q-r', quota: { tenantId: 't', maxVms: 100 } },
+      TenantQuotaViewSchema,
+      SHORT,
+    );
     expect(quota.ok).toBe(false);
     expect((await requestTyped(reader, tenantSubject('t', 'place'), place('t', 'sec-r-1'), PlaceReplySchema, SHORT)).ok).toBe(false);
-    expect((await requestTyped(reader, coordinatorSubject('cordon'), { requestId: 'c-r', nodeId: 'a' }, AllocationSchema, SHORT)).ok).toBe(false);
+    expect((await requestTyped(reader, coordinatorSubject('cordon'), { requestId: 'c-r', nodeId: 'a' }, AllocationSchema, SHORT)).ok).toBe(
+      false,
+    );
     // The operator can.
     const operator = await client('operator', 'operator');
-    expect((await requestTyped(operator, coordinatorSubject('quota.set'), { requestId: 'q-o', quota: { tenantId: 't', maxVms: 100 } }, TenantQuotaViewSchema, { timeoutMs: 5_000 })).ok).toBe(true);
+    expect(
+      (
+        await requestTyped(
+          operator,
+          coordinatorSubject('quota.set'),
+          { requestId: 'q-o', quota: { tenantId: 't', maxVms: 100 } },
+          TenantQuotaViewSchema,
+          { timeoutMs: 5_000 },
+        )
+      ).ok,
+    ).toBe(true);
   });
 
   it("only an operator reads or changes a node's limits or lists every node's allocations: a tenant's scheduler and a reader are refused by the server", async () => {
     const asked = { requestId: 'lim-forged', nodeId: 'a', memory: { systemReserve: 1_234 } };
-    for (const [role, name] of [['scheduler', 't'], ['reader', 'reader']] as const) {
+    for (const [role, name] of [
+      ['scheduler', 't'],
+      ['reader', 'reader'],
+    ] as const) {
       const nc = await client(role, name);
       const update = await requestTyped(nc, coordinatorSubject('limits.update'), asked, HostLimitsSchema, SHORT);
       expect(update.ok, `${role} ${name} changing a's limits`).toBe(false);
@@ -213,30 +298,55 @@ describe('a secured deployment (allot security, nats-server with the generated p
     expect(held.ok).toBe(true);
     if (!held.ok) return;
     expect(held.value.memory.systemReserve, 'the refused change left nothing behind').not.toBe(1_234);
-    const changed = await requestTyped(operator, coordinatorSubject('limits.update'), { requestId: 'lim-op', nodeId: 'a', memory: { systemReserve: held.value.memory.systemReserve + 1 } }, HostLimitsSchema, { timeoutMs: 5_000 });
+    const changed = await requestTyped(
+      operator,
+      coordinatorSubject('limits.update'),
+      { requestId: 'lim-op', nodeId: 'a', memory: { systemReserve: held.value.memory.systemReserve + 1 } },
+      HostLimitsSchema,
+      { timeoutMs: 5_000 },
+    );
     expect(changed.ok && changed.value.memory.systemReserve).toBe(held.value.memory.systemReserve + 1);
-    expect((await requestTyped(operator, coordinatorSubject('allocations'), { tenantId: 'u' }, ClusterAllocationsReplySchema, { timeoutMs: 5_000 })).ok).toBe(true);
+    expect(
+      (
+        await requestTyped(operator, coordinatorSubject('allocations'), { tenantId: 'u' }, ClusterAllocationsReplySchema, {
+          timeoutMs: 5_000,
+        })
+      ).ok,
+    ).toBe(true);
   });
 
   it("a reader reads the cluster's health, a tenant's scheduler does not", async () => {
-    const health = await requestTyped(await client('reader', 'reader'), coordinatorSubject('health'), {}, HealthSchema, { timeoutMs: 5_000 });
+    const health = await requestTyped(await client('reader', 'reader'), coordinatorSubject('health'), {}, HealthSchema, {
+      timeoutMs: 5_000,
+    });
     expect(health.ok).toBe(true);
     expect((await requestTyped(await client('scheduler', 't'), coordinatorSubject('health'), {}, HealthSchema, SHORT)).ok).toBe(false);
   });
 
   it('nobody but a coordinator reaches an agent: a tenant allocating directly (attack 1), a reader, an operator, another agent', async () => {
     const direct = { requestId: 'sec-direct-1', tenantId: 't', resources: { memoryMiB: 256, vcpus: 1 } };
-    for (const [role, name] of [['scheduler', 't'], ['reader', 'reader'], ['operator', 'operator'], ['agent', 'b']] as const) {
+    for (const [role, name] of [
+      ['scheduler', 't'],
+      ['reader', 'reader'],
+      ['operator', 'operator'],
+      ['agent', 'b'],
+    ] as const) {
       const nc = await client(role, name);
       const r = await requestTyped(nc, agentSubject('a', 'allocate'), direct, AGENT_ENDPOINTS.allocate.reply, SHORT);
       expect(r.ok, `${role} ${name} allocating on a`).toBe(false);
     }
     const admin = await client('admin', 'admin');
-    const held = await requestTyped(admin, agentSubject('a', 'allocations'), { status: 'all', requestId: 'sec-direct-1' }, AGENT_ENDPOINTS.allocations.reply, { timeoutMs: 5_000 });
+    const held = await requestTyped(
+      admin,
+      agentSubject('a', 'allocations'),
+      { status: 'all', requestId: 'sec-direct-1' },
+      AGENT_ENDPOINTS.allocations.reply,
+      { timeoutMs: 5_000 },
+    );
     expect(held.ok && held.value.allocations).toEqual([]);
   });
 
-  it('agent a cannot receive b\'s requests nor publish usage or events as b', async () => {
+  it("agent a cannot receive b's requests nor publish usage or events as b", async () => {
     const a = await client('agent', 'a');
     let stolen = 0;
     // The server refuses the subscription: the callback hears only the permissions error, never a request.
@@ -277,7 +387,10 @@ describe('a secured deployment (allot security, nats-server with the generated p
     await new Promise((r) => setTimeout(r, 1_000));
     const nodes = await requestTyped(await client('reader', 'reader'), coordinatorSubject('nodes'), {}, NodesReplySchema, SHORT);
     expect(nodes.ok).toBe(true);
-    const exitedYet = await Promise.race([coordinator.exited.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 0))]);
+    const exitedYet = await Promise.race([
+      coordinator.exited.then(() => true),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 0)),
+    ]);
     expect(exitedYet).toBe(false);
   });
 

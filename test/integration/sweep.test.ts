@@ -22,12 +22,23 @@ afterAll(async () => {
 describe('anti-entropy sweep against real agents and coordinators', () => {
   it('releases an allocation a coordinator made but no intent accounts for, after the grace period, and records it', async () => {
     // What a coordinator that died between its allocate and its intent write (or a lost undo) leaves behind.
-    const orphan = await agentRequest(cluster.nc, 'n1', 'allocate', { requestId: 'lost-undo-1', tenantId: 'acme', resources: { memoryMiB: 1024, vcpus: 1 }, fence: 3 });
+    const orphan = await agentRequest(cluster.nc, 'n1', 'allocate', {
+      requestId: 'lost-undo-1',
+      tenantId: 'acme',
+      resources: { memoryMiB: 1024, vcpus: 1 },
+      fence: 3,
+    });
     if (!orphan.ok) throw new Error(orphan.error.message);
     const audit = await cluster.sched('audit', {});
-    expect(audit.ok && audit.value.discrepancies).toEqual([expect.objectContaining({ kind: 'orphan', nodeId: 'n1', requestId: 'lost-undo-1', reason: 'intent_missing', fence: 3 })]);
+    expect(audit.ok && audit.value.discrepancies).toEqual([
+      expect.objectContaining({ kind: 'orphan', nodeId: 'n1', requestId: 'lost-undo-1', reason: 'intent_missing', fence: 3 }),
+    ]);
     // An allocation made without a fence (straight to the agent, not through a coordinator) is never touched.
-    const direct = await agentRequest(cluster.nc, 'n2', 'allocate', { requestId: 'direct-1', tenantId: 'acme', resources: { memoryMiB: 512, vcpus: 1 } });
+    const direct = await agentRequest(cluster.nc, 'n2', 'allocate', {
+      requestId: 'direct-1',
+      tenantId: 'acme',
+      resources: { memoryMiB: 512, vcpus: 1 },
+    });
     expect(direct.ok).toBe(true);
 
     const released = await waitFor(
@@ -38,10 +49,13 @@ describe('anti-entropy sweep against real agents and coordinators', () => {
       { timeoutMs: 20_000, message: 'the sweep to release the orphan' },
     );
     expect(released).toBe(true);
-    const events = await waitFor(async () => {
-      const e = await readEvents(cluster.nc, 'allot.events.cluster.orphan_released');
-      return e.length > 0 ? e : null;
-    }, { message: 'the orphan_released event' });
+    const events = await waitFor(
+      async () => {
+        const e = await readEvents(cluster.nc, 'allot.events.cluster.orphan_released');
+        return e.length > 0 ? e : null;
+      },
+      { message: 'the orphan_released event' },
+    );
     expect(events[0]).toMatchObject({ kind: 'orphan_released', nodeId: 'n1', requestId: 'lost-undo-1', reason: 'orphan: intent missing' });
     const still = await agentRequest(cluster.nc, 'n2', 'allocations', { status: 'live', requestId: 'direct-1' });
     expect(still.ok && still.value.allocations.length).toBe(1);
@@ -52,7 +66,9 @@ describe('anti-entropy sweep against real agents and coordinators', () => {
   it("gives a tenant's quota back when a reservation placed through a coordinator expires on its agent", async () => {
     const quota = await cluster.sched('quota.set', { requestId: 'q-lease', quota: { tenantId: 'leasing', maxVms: 5 } });
     expect(quota.ok).toBe(true);
-    const placed = await cluster.sched('place', { request: { requestId: 'lease-1', tenantId: 'leasing', resources: { memoryMiB: 1024, vcpus: 1 }, reservation: { ttlMs: 1_500 } } });
+    const placed = await cluster.sched('place', {
+      request: { requestId: 'lease-1', tenantId: 'leasing', resources: { memoryMiB: 1024, vcpus: 1 }, reservation: { ttlMs: 1_500 } },
+    });
     if (!placed.ok) throw new Error(placed.error.message);
     const during = await cluster.sched('quota.get', { tenantId: 'leasing' });
     expect(during.ok && during.value.usage.vms).toBe(1);

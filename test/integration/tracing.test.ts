@@ -6,7 +6,17 @@ import { requestTyped } from '@allot/nats';
 import type { SpanLine } from '@allot/telemetry';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupAll, COORDINATOR_MAIN, isLogMsg, registerCleanup, spawnProcess, startAgent, startNatsServer, tempDir, waitFor } from '../harness/index.ts';
+import {
+  cleanupAll,
+  COORDINATOR_MAIN,
+  isLogMsg,
+  registerCleanup,
+  spawnProcess,
+  startAgent,
+  startNatsServer,
+  tempDir,
+  waitFor,
+} from '../harness/index.ts';
 
 /*
  * One `allot place` through the real CLI, with ALLOT_TRACE_FILE set for the CLI, the coordinator and the agent (each
@@ -24,10 +34,20 @@ beforeAll(async () => {
   dir = await tempDir('traces');
   const server = await startNatsServer();
   natsUrl = server.url;
-  await startAgent({ natsUrl, nodeId: 't1', stateDir: await tempDir('agent-t1'), env: { ALLOT_TRACE_FILE: file('agent'), ALLOT_HEARTBEAT_MS: '500' } });
+  await startAgent({
+    natsUrl,
+    nodeId: 't1',
+    stateDir: await tempDir('agent-t1'),
+    env: { ALLOT_TRACE_FILE: file('agent'), ALLOT_HEARTBEAT_MS: '500' },
+  });
   const config = join(dir, 'coordinator.json');
   await writeFile(config, JSON.stringify({ coordinatorId: 'c1', nats: { servers: [natsUrl] }, logLevel: 'info' }));
-  const coordinator = spawnProcess({ name: 'coordinator c1', script: COORDINATOR_MAIN, args: ['--config', config], env: { ALLOT_LOG_FORMAT: 'json', NODE_ENV: 'test', ALLOT_TRACE_FILE: file('coordinator') } });
+  const coordinator = spawnProcess({
+    name: 'coordinator c1',
+    script: COORDINATOR_MAIN,
+    args: ['--config', config],
+    env: { ALLOT_LOG_FORMAT: 'json', NODE_ENV: 'test', ALLOT_TRACE_FILE: file('coordinator') },
+  });
   await coordinator.waitForLine(isLogMsg('coordinator ready'), 30_000);
   // A client without tracing (no SDK registered in the test process): its requests carry no traceparent.
   nc = await connect({ servers: natsUrl });
@@ -87,7 +107,7 @@ describe('traces across processes', () => {
 
     // Walk up from the agent's server span: agent server <- coordinator client <- coordinator server <- CLI client <- root.
     const chain: SpanLine[] = [agentServer];
-    for (let s = agentServer; s.parentSpanId !== undefined; ) {
+    for (let s = agentServer; s.parentSpanId !== undefined;) {
       const parent = byId.get(s.parentSpanId);
       expect(parent, `parent ${s.parentSpanId} of ${s.service}/${s.name}`).toBeDefined();
       if (parent === undefined) break;
@@ -95,7 +115,13 @@ describe('traces across processes', () => {
       s = parent;
     }
     const steps = chain.map((s) => `${s.service}:${s.kind}`);
-    expect(steps).toEqual(['allot-agent:server', 'allot-coordinator:client', 'allot-coordinator:server', 'allot-cli:client', 'allot-cli:internal']);
+    expect(steps).toEqual([
+      'allot-agent:server',
+      'allot-coordinator:client',
+      'allot-coordinator:server',
+      'allot-cli:client',
+      'allot-cli:internal',
+    ]);
     expect(chain[1]?.attributes['messaging.destination.name']).toBe('allot.agent.t1.allocate');
     expect(chain[2]?.name).toBe('place');
     expect(chain.at(-1)?.spanId).toBe(root.spanId);
@@ -105,7 +131,9 @@ describe('traces across processes', () => {
     const before = new Set((await spans('coordinator')).map((s) => s.traceId));
     const r = await requestTyped(nc, schedSubject('usage'), {}, SCHED_ENDPOINTS.usage.reply, { timeoutMs: 5_000 });
     expect(r.ok).toBe(true);
-    const fresh = await waitFor(async () => (await spans('coordinator')).find((s) => s.name === 'usage' && !before.has(s.traceId)), { timeoutMs: 10_000 });
+    const fresh = await waitFor(async () => (await spans('coordinator')).find((s) => s.name === 'usage' && !before.has(s.traceId)), {
+      timeoutMs: 10_000,
+    });
     expect(fresh.parentSpanId).toBeUndefined();
     expect(fresh.kind).toBe('server');
   });

@@ -7,7 +7,12 @@ import type { Scheduler } from './scheduler.ts';
 
 /** Whether the agents' allocate takes a fencing token (the safety redesign's protocol) in this tree. */
 export const AGENTS_TAKE_FENCES = ((): boolean => {
-  const parsed = AGENT_ENDPOINTS.allocate.request.safeParse({ requestId: 'r', tenantId: 't', resources: { memoryMiB: 1, vcpus: 1 }, fence: 1 });
+  const parsed = AGENT_ENDPOINTS.allocate.request.safeParse({
+    requestId: 'r',
+    tenantId: 't',
+    resources: { memoryMiB: 1, vcpus: 1 },
+    fence: 1,
+  });
   return parsed.success && (parsed.data as { fence?: number }).fence === 1;
 })();
 
@@ -18,7 +23,8 @@ export interface RunOptions {
   readonly clients: number;
 }
 
-export const sleep = (sched: Scheduler, ms: number, label = 'sleep'): Promise<void> => new Promise((resolve) => sched.after(ms, label, resolve));
+export const sleep = (sched: Scheduler, ms: number, label = 'sleep'): Promise<void> =>
+  new Promise((resolve) => sched.after(ms, label, resolve));
 
 /**
  * Layer 1: the agents alone. Clients allocate (some as reservations with a TTL), retry timed-out allocates with the
@@ -51,13 +57,21 @@ export async function runAgentLayer(sched: Scheduler, options: RunOptions): Prom
         const here = granted.filter((a) => a.nodeId === nodeId);
         const victims = here.slice(0, sched.int(1, Math.min(2, here.length))).map((a) => a.id);
         const requestId = `c${c}-x${++requestCounter}`;
-        const request = { requestId, tenantId: 't9', priority: 50, resources: { memoryMiB: 512 * sched.int(1, 8), vcpus: sched.int(1, 4) } };
+        const request = {
+          requestId,
+          tenantId: 't9',
+          priority: 50,
+          resources: { memoryMiB: 512 * sched.int(1, 8), vcpus: sched.int(1, 4) },
+        };
         const graceMs = sched.chance(0.4) ? { graceMs: sched.int(100, 5_000) } : {};
         for (let attempt = 1; attempt <= 4; attempt++) {
-          const reply = await network.call(nodeId, 'preempt', { request: { ...request, fence: attempt }, victims, ...graceMs } as never, { from: `client${c}` });
+          const reply = await network.call(nodeId, 'preempt', { request: { ...request, fence: attempt }, victims, ...graceMs } as never, {
+            from: `client${c}`,
+          });
           if (reply.ok) {
             const done = reply.value as { allocation: Allocation };
-            if (done.allocation.requestId !== requestId) sched.fail(`${nodeId} answered preempt ${requestId} with ${done.allocation.id} of ${done.allocation.requestId}`);
+            if (done.allocation.requestId !== requestId)
+              sched.fail(`${nodeId} answered preempt ${requestId} with ${done.allocation.id} of ${done.allocation.requestId}`);
             const kept = granted.filter((a) => !victims.includes(a.id));
             granted.length = 0;
             granted.push(...kept, done.allocation);
@@ -69,9 +83,16 @@ export async function runAgentLayer(sched: Scheduler, options: RunOptions): Prom
         const nodeId = sched.pick(nodes);
         const requestId = `c${c}-r${++requestCounter}`;
         const reservation = sched.chance(0.3) ? { ttlMs: sched.int(200, 20_000) } : undefined;
-        const request = { requestId, tenantId: `t${sched.int(1, 3)}`, resources: { memoryMiB: 512 * sched.int(1, 8), vcpus: sched.int(1, 4) }, ...(reservation === undefined ? {} : { reservation }) };
+        const request = {
+          requestId,
+          tenantId: `t${sched.int(1, 3)}`,
+          resources: { memoryMiB: 512 * sched.int(1, 8), vcpus: sched.int(1, 4) },
+          ...(reservation === undefined ? {} : { reservation }),
+        };
         for (let attempt = 1; attempt <= 4; attempt++) {
-          const reply = await network.call(nodeId, 'allocate', (AGENTS_TAKE_FENCES ? { ...request, fence: attempt } : request) as never, { from: `client${c}` });
+          const reply = await network.call(nodeId, 'allocate', (AGENTS_TAKE_FENCES ? { ...request, fence: attempt } : request) as never, {
+            from: `client${c}`,
+          });
           if (reply.ok) {
             const a = reply.value as Allocation;
             if (a.requestId !== requestId) sched.fail(`${nodeId} answered allocate ${requestId} with ${a.id} of ${a.requestId}`);
@@ -85,17 +106,33 @@ export async function runAgentLayer(sched: Scheduler, options: RunOptions): Prom
         const active = granted.filter((a) => a.status === 'active');
         const a = active[sched.int(0, active.length - 1)] as Allocation;
         const fence = (a as Allocation & { fence?: number }).fence;
-        const request = { requestId: `c${c}-z${++requestCounter}`, allocationId: a.id, resources: { memoryMiB: 512 * sched.int(1, 8), vcpus: sched.int(1, 4) }, ...(fence === undefined ? {} : { fence }) };
+        const request = {
+          requestId: `c${c}-z${++requestCounter}`,
+          allocationId: a.id,
+          resources: { memoryMiB: 512 * sched.int(1, 8), vcpus: sched.int(1, 4) },
+          ...(fence === undefined ? {} : { fence }),
+        };
         for (let attempt = 1; attempt <= 4; attempt++) {
           const reply = await network.call(a.nodeId, 'resize', request, { from: `client${c}` });
           if (reply.ok) {
             const resized = reply.value as Allocation;
-            if (resized.id !== a.id || resized.granted.memoryMiB !== request.resources.memoryMiB || resized.granted.vcpus !== request.resources.vcpus) sched.fail(`${a.nodeId} answered resize ${request.requestId} of ${a.id} with ${resized.id} at ${resized.granted.memoryMiB} MiB/${resized.granted.vcpus} vCPUs`);
+            if (
+              resized.id !== a.id ||
+              resized.granted.memoryMiB !== request.resources.memoryMiB ||
+              resized.granted.vcpus !== request.resources.vcpus
+            )
+              sched.fail(
+                `${a.nodeId} answered resize ${request.requestId} of ${a.id} with ${resized.id} at ${resized.granted.memoryMiB} MiB/${resized.granted.vcpus} vCPUs`,
+              );
             const index = granted.findIndex((g) => g.id === a.id);
             if (index >= 0) granted[index] = resized;
             break;
           }
-          if (reply.error.code === 'not_found') granted.splice(granted.findIndex((g) => g.id === a.id), 1);
+          if (reply.error.code === 'not_found')
+            granted.splice(
+              granted.findIndex((g) => g.id === a.id),
+              1,
+            );
           if (reply.error.code !== 'timeout' && reply.error.code !== 'internal') break;
         }
       } else {
@@ -156,6 +193,9 @@ export async function checkMemoryMatchesDisk(sched: Scheduler, agent: SimAgent):
   // Resizes replayed: each live allocation holds in memory exactly the amounts its disk's records end on.
   for (const a of live.value) {
     const disk = agent.model.get(a.id);
-    if (disk !== undefined && (disk.memoryMiB !== a.granted.memoryMiB || disk.vcpus !== a.granted.vcpus)) sched.fail(`${agent.nodeId}: ${a.id} holds ${a.granted.memoryMiB} MiB/${a.granted.vcpus} vCPUs in memory, ${disk.memoryMiB}/${disk.vcpus} on disk`);
+    if (disk !== undefined && (disk.memoryMiB !== a.granted.memoryMiB || disk.vcpus !== a.granted.vcpus))
+      sched.fail(
+        `${agent.nodeId}: ${a.id} holds ${a.granted.memoryMiB} MiB/${a.granted.vcpus} vCPUs in memory, ${disk.memoryMiB}/${disk.vcpus} on disk`,
+      );
   }
 }

@@ -58,7 +58,12 @@ export class SimAgent {
     this.nodeId = nodeId;
     this.#faults = faults;
     this.#skewMs = sched.int(-2_000, 2_000);
-    this.model = new DurableModel(nodeId, { memoryMiB: AGENT_MEMORY_MIB, vcpus: TOPOLOGY.cores.length * AGENT_CPU_OVERCOMMIT }, (message) => sched.fail(message), RETENTION_MS);
+    this.model = new DurableModel(
+      nodeId,
+      { memoryMiB: AGENT_MEMORY_MIB, vcpus: TOPOLOGY.cores.length * AGENT_CPU_OVERCOMMIT },
+      (message) => sched.fail(message),
+      RETENTION_MS,
+    );
   }
 
   get up(): boolean {
@@ -145,7 +150,12 @@ export class SimAgent {
   async #checkRestoredMatchesDisk(host: HostManager, name: string, incarnation: number): Promise<void> {
     // What the disk held at the restart. The listing below describes the host as of this call and is answered only
     // once the tail is durable; allocations committed meanwhile are in the model by then but not in the listing.
-    const onDiskAtRestart = [...this.model.liveIds()].map((id) => ({ id, status: this.model.get(id)?.status, memoryMiB: this.model.get(id)?.memoryMiB, vcpus: this.model.get(id)?.vcpus }));
+    const onDiskAtRestart = [...this.model.liveIds()].map((id) => ({
+      id,
+      status: this.model.get(id)?.status,
+      memoryMiB: this.model.get(id)?.memoryMiB,
+      vcpus: this.model.get(id)?.vcpus,
+    }));
     const live = await host.getAllocations({ status: 'live' });
     if (!live.ok || this.incarnation !== incarnation) return;
     const inMemory = new Set(live.value.map((a) => a.id));
@@ -153,12 +163,16 @@ export class SimAgent {
       // A reservation that expired while the agent was down is journaled as expired during restore, and a grace period
       // whose deadline passed while it was down ends there (its victims released): not lost, their records are on the
       // way to the disk (a stalled disk holds them past this check; the settle check compares memory and disk again).
-      if (!inMemory.has(id) && status !== 'reserved' && status !== 'releasing') this.#sched.fail(`${name} restarted without ${id}, which is live (${status}) on its disk`);
+      if (!inMemory.has(id) && status !== 'reserved' && status !== 'releasing')
+        this.#sched.fail(`${name} restarted without ${id}, which is live (${status}) on its disk`);
     }
     // ... at the amounts its records end on (a resize replayed, or kept by a snapshot).
     for (const a of live.value) {
       const disk = onDiskAtRestart.find((d) => d.id === a.id);
-      if (disk !== undefined && (disk.memoryMiB !== a.granted.memoryMiB || disk.vcpus !== a.granted.vcpus)) this.#sched.fail(`${name} restarted with ${a.id} at ${a.granted.memoryMiB} MiB/${a.granted.vcpus} vCPUs, its disk says ${disk.memoryMiB}/${disk.vcpus}`);
+      if (disk !== undefined && (disk.memoryMiB !== a.granted.memoryMiB || disk.vcpus !== a.granted.vcpus))
+        this.#sched.fail(
+          `${name} restarted with ${a.id} at ${a.granted.memoryMiB} MiB/${a.granted.vcpus} vCPUs, its disk says ${disk.memoryMiB}/${disk.vcpus}`,
+        );
     }
   }
 
@@ -223,7 +237,10 @@ export class SimAgent {
     const ep = this.#endpoints.get(verb);
     const incarnation = this.incarnation;
     if (!this.#up || ep === undefined) return undefined;
-    const request = ep.parse === undefined ? decode(ep.requestSchema, payload, Number.POSITIVE_INFINITY) : decodeWith(ep.parse, payload, Number.POSITIVE_INFINITY);
+    const request =
+      ep.parse === undefined
+        ? decode(ep.requestSchema, payload, Number.POSITIVE_INFINITY)
+        : decodeWith(ep.parse, payload, Number.POSITIVE_INFINITY);
     let result: Result<unknown>;
     if (!request.ok) result = request;
     else {
@@ -240,19 +257,27 @@ export class SimAgent {
 
   /** Nothing acknowledged is lost: an ok reply naming an allocation is sent only once that allocation is on disk. */
   #checkAcknowledgedIsDurable(verb: AgentVerb, request: unknown, value: unknown): void {
-    if (verb !== 'allocate' && verb !== 'reserve' && verb !== 'release' && verb !== 'activate' && verb !== 'preempt' && verb !== 'resize') return;
+    if (verb !== 'allocate' && verb !== 'reserve' && verb !== 'release' && verb !== 'activate' && verb !== 'preempt' && verb !== 'resize')
+      return;
     const allocation = verb === 'preempt' ? (value as { allocation: Allocation }).allocation : (value as Allocation);
     const known = this.model.get(allocation.id);
     if (known === undefined) {
-      this.#sched.fail(`${this.nodeId} answered ${verb} ok with ${allocation.id} (${allocation.requestId}, ${allocation.status}) that is not on its disk`);
+      this.#sched.fail(
+        `${this.nodeId} answered ${verb} ok with ${allocation.id} (${allocation.requestId}, ${allocation.status}) that is not on its disk`,
+      );
       return;
     }
-    if (verb === 'release' && known.status !== 'released' && known.status !== 'expired') this.#sched.fail(`${this.nodeId} answered release ok for ${allocation.id} whose release is not on its disk (disk: ${known.status})`);
+    if (verb === 'release' && known.status !== 'released' && known.status !== 'expired')
+      this.#sched.fail(`${this.nodeId} answered release ok for ${allocation.id} whose release is not on its disk (disk: ${known.status})`);
     // Records of one group commit become durable together, so a release may already follow the activation on disk.
-    if (verb === 'activate' && known.status === 'reserved') this.#sched.fail(`${this.nodeId} answered activate ok for ${allocation.id} whose activation is not on its disk`);
+    if (verb === 'activate' && known.status === 'reserved')
+      this.#sched.fail(`${this.nodeId} answered activate ok for ${allocation.id} whose activation is not on its disk`);
     // A resize is on disk under its own request id (a later resize may already have changed the amounts again).
     const resizeId = (request as { requestId?: string }).requestId ?? '';
-    if (verb === 'resize' && !this.model.hasResize(resizeId)) this.#sched.fail(`${this.nodeId} answered resize ${resizeId} ok (${allocation.id} at ${allocation.granted.memoryMiB} MiB/${allocation.granted.vcpus} vCPUs) before its record is on disk`);
+    if (verb === 'resize' && !this.model.hasResize(resizeId))
+      this.#sched.fail(
+        `${this.nodeId} answered resize ${resizeId} ok (${allocation.id} at ${allocation.granted.memoryMiB} MiB/${allocation.granted.vcpus} vCPUs) before its record is on disk`,
+      );
   }
 }
 

@@ -77,7 +77,10 @@ export class SimBucket implements Bucket {
         if (!stopped && !this.#cut) onChange(copy);
       });
     });
-    const caughtUp = inner.caughtUp.then(() => new Promise<void>((resolve) => this.#sched.after(Math.max(0, lastAt - this.#sched.now), `${this.#name} watch caught up`, resolve)));
+    const caughtUp = inner.caughtUp.then(
+      () =>
+        new Promise<void>((resolve) => this.#sched.after(Math.max(0, lastAt - this.#sched.now), `${this.#name} watch caught up`, resolve)),
+    );
     return {
       caughtUp,
       stop: () => {

@@ -99,14 +99,39 @@ class SimCoordinator implements EventConsumer {
     this.intents = store;
     this.#quotas = quotas;
     this.view = view;
-    this.flow = new PlaceFlow({ coordinatorId: name, view, store, quotas, agents, config: PlaceConfigSchema.parse({}), logger: quietLogger, clock, random: this.#sched.random });
-    const nodeStates = new NodeStates({ bucket, clock, coordinatorId: name, logger: quietLogger, onChange: (nodeId, record) => view.setDecommissioned(nodeId, record) });
+    this.flow = new PlaceFlow({
+      coordinatorId: name,
+      view,
+      store,
+      quotas,
+      agents,
+      config: PlaceConfigSchema.parse({}),
+      logger: quietLogger,
+      clock,
+      random: this.#sched.random,
+    });
+    const nodeStates = new NodeStates({
+      bucket,
+      clock,
+      coordinatorId: name,
+      logger: quietLogger,
+      onChange: (nodeId, record) => view.setDecommissioned(nodeId, record),
+    });
     this.nodeStates = nodeStates;
     this.#agents = agents;
     // As the coordinator does: a decommissioned node that is also lost may have its pending intents failed unfenced.
-    const nodeGone = (nodeId: string): boolean => nodeStates.decommissioned(nodeId) !== undefined && (view.get(nodeId)?.liveness ?? 'lost') === 'lost';
+    const nodeGone = (nodeId: string): boolean =>
+      nodeStates.decommissioned(nodeId) !== undefined && (view.get(nodeId)?.liveness ?? 'lost') === 'lost';
     this.reconciler = new Reconciler({ store, agents, config: RECONCILE, logger: quietLogger, clock, nodeGone });
-    this.sweep = new Sweep({ store, agents, nodes: () => view.nodes({ liveness: 'ready' }).map((n) => n.nodeId), clock, config: SWEEP, logger: quietLogger, random: this.#sched.random });
+    this.sweep = new Sweep({
+      store,
+      agents,
+      nodes: () => view.nodes({ liveness: 'ready' }).map((n) => n.nodeId),
+      clock,
+      config: SWEEP,
+      logger: quietLogger,
+      random: this.#sched.random,
+    });
     this.manager = new ClusterManager({ view, flow: this.flow, agents, now: () => clock.wall() });
     await quotas.start();
     if (this.incarnation !== incarnation) return;
@@ -146,7 +171,9 @@ class SimCoordinator implements EventConsumer {
       if (this.incarnation !== incarnation) return;
       if (!round.ok) this.#sched.trace(`${this.id}#${incarnation} sweep failed: ${round.error.message}`);
       else if (round.value.discrepancies.length > 0 || round.value.released > 0 || round.value.ended > 0)
-        this.#sched.trace(`${this.id}#${incarnation} swept: released ${round.value.released}, ended ${round.value.ended}, ${round.value.discrepancies.map((d) => `${d.kind} ${d.requestId}${'reason' in d ? ` ${d.reason}` : ''}`).join('; ')}`);
+        this.#sched.trace(
+          `${this.id}#${incarnation} swept: released ${round.value.released}, ended ${round.value.ended}, ${round.value.discrepancies.map((d) => `${d.kind} ${d.requestId}${'reason' in d ? ` ${d.reason}` : ''}`).join('; ')}`,
+        );
     }
   }
 
@@ -165,7 +192,8 @@ class SimCoordinator implements EventConsumer {
       const reconciler = this.reconciler;
       if (this.incarnation !== incarnation || reconciler === undefined) return;
       const round = await reconciler.reconcileOnce();
-      if (Object.keys(round.outcomes).length > 0) this.#sched.trace(`${this.id}#${incarnation} reconciled ${JSON.stringify(round.outcomes)}`);
+      if (Object.keys(round.outcomes).length > 0)
+        this.#sched.trace(`${this.id}#${incarnation} reconciled ${JSON.stringify(round.outcomes)}`);
     }
   }
 
@@ -173,8 +201,12 @@ class SimCoordinator implements EventConsumer {
   decommission(nodeId: string, requestId: string): Promise<Result<DecommissionReply>> {
     const { nodeStates, view, intents, reconciler } = this;
     const agents = this.#agents;
-    if (nodeStates === undefined || view === undefined || intents === undefined || reconciler === undefined || agents === undefined) return Promise.resolve(err('unavailable', 'not started'));
-    return decommissionNode({ nodeStates, view, store: intents, agents, reconciler, logger: quietLogger, agentTimeoutMs: 1_000 }, { nodeId, requestId, reason: 'sim: crashed for good' });
+    if (nodeStates === undefined || view === undefined || intents === undefined || reconciler === undefined || agents === undefined)
+      return Promise.resolve(err('unavailable', 'not started'));
+    return decommissionNode(
+      { nodeStates, view, store: intents, agents, reconciler, logger: quietLogger, agentTimeoutMs: 1_000 },
+      { nodeId, requestId, reason: 'sim: crashed for good' },
+    );
   }
 
   crash(): void {
@@ -235,7 +267,11 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
   const network = new SimNetwork({ sched, agents, faults: current, timeoutMs: 1_000 });
   const kv = new MemoryBucket({ now: () => sched.now });
   // The operator's quota.set, before any coordinator starts (straight to the store: no KV fault applies to set-up).
-  const operator = new IntentStore(kv, { coordinatorId: 'operator', clock: { wall: () => sched.now, monotonic: () => sched.now }, finishedTtlMs: 0 });
+  const operator = new IntentStore(kv, {
+    coordinatorId: 'operator',
+    clock: { wall: () => sched.now, monotonic: () => sched.now },
+    finishedTtlMs: 0,
+  });
   for (const quota of QUOTAS) {
     const set = await sched.settle(operator.setQuota(quota), `quota of ${quota.tenantId}`);
     if (!set.ok) throw new Error(`cannot set the quota of ${quota.tenantId}: ${set.error.message}`);
@@ -246,7 +282,13 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
   const events = new SimEventStream({ sched, faults: current, consumers: () => coordinators });
   // In half the seeds one host crashes for good and the operator decommissions it once it is lost. From the first
   // decommission on, its disk is the operator's word: what it holds is given up, so it leaves the cross-disk checks.
-  const loss: HostLossState = { nodeId: options.agents >= 3 && sched.chance(0.5) ? `n${options.agents}` : undefined, decommissioned: false, givenUp: new Set(), givenUpUnreported: new Set(), settled: false };
+  const loss: HostLossState = {
+    nodeId: options.agents >= 3 && sched.chance(0.5) ? `n${options.agents}` : undefined,
+    decommissioned: false,
+    givenUp: new Set(),
+    givenUpUnreported: new Set(),
+    settled: false,
+  };
   const counted = (agent: SimAgent): boolean => !(loss.decommissioned && agent.nodeId === loss.nodeId);
   for (const agent of agents.values()) {
     agent.onEvent = (event, msgId) => events.publish(event, msgId);
@@ -256,11 +298,15 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
       // At every instant, at most one live allocation per request id across all disks: fencing moves an intent to another
       // node only after its node refused at a fence above every earlier drive, and takes a failed one over only after that.
       for (const other of agents.values())
-        if (other !== agent && counted(other) && other.model.liveOf(requestId).size > 0) sched.fail(`request ${requestId}: ${id} committed on ${agent.nodeId} while ${[...other.model.liveOf(requestId)].join(', ')} is live on ${other.nodeId}'s disk`);
+        if (other !== agent && counted(other) && other.model.liveOf(requestId).size > 0)
+          sched.fail(
+            `request ${requestId}: ${id} committed on ${agent.nodeId} while ${[...other.model.liveOf(requestId)].join(', ')} is live on ${other.nodeId}'s disk`,
+          );
       // At every instant, a tenant's live allocations on all disks stay within its limits: an intent counts from before
       // its first allocate until its allocation is proven gone (ended, or fenced with nothing held).
       const quota = QUOTAS.find((q) => q.tenantId === tenantId);
-      if (quota !== undefined) checkTenantLimits(sched, [...agents.values()].filter(counted), quota, `${id} (${requestId}) committed on ${agent.nodeId}`);
+      if (quota !== undefined)
+        checkTenantLimits(sched, [...agents.values()].filter(counted), quota, `${id} (${requestId}) committed on ${agent.nodeId}`);
     };
   }
   const end = sched.now + options.durationMs;
@@ -278,7 +324,18 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
       // A crash leaves the dead incarnation's reads unsettled: never wait for one past the next heartbeat.
       const view = await Promise.race([host.getHostView(), sleep(sched, 500, `${agent.nodeId} host view wait`).then(() => undefined)]);
       if (view === undefined || !view.ok || !agent.up) continue;
-      const snapshot = buildUsageSnapshot(view.value, { status: 'healthy' }, { nodeId: agent.nodeId, bootId: `b${agent.incarnation}`, labels: {}, heartbeatMs: 500, overcommit: { memory: 1, cpu: AGENT_CPU_OVERCOMMIT } }, clock.now());
+      const snapshot = buildUsageSnapshot(
+        view.value,
+        { status: 'healthy' },
+        {
+          nodeId: agent.nodeId,
+          bootId: `b${agent.incarnation}`,
+          labels: {},
+          heartbeatMs: 500,
+          overcommit: { memory: 1, cpu: AGENT_CPU_OVERCOMMIT },
+        },
+        clock.now(),
+      );
       for (const c of coordinators) {
         if (sched.chance(faults.dropP)) continue;
         sched.after(sched.int(0, faults.maxDelayMs), `${agent.nodeId} usage -> ${c.id}`, () => c.view?.apply(structuredClone(snapshot)));
@@ -318,31 +375,47 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
     const a = reply.allocation;
     const onDisk = agents.get(reply.nodeId)?.model.get(a.id);
     const known = acked.get(requestId);
-    const holds = (status: string): boolean => status === 'active' || status === 'reserved' || (a.expiresAt !== undefined && status === 'expired');
-    if (onDisk === undefined || onDisk.requestId !== requestId) sched.fail(`place ${requestId} acknowledged with ${a.id} on ${reply.nodeId}, not on that node's disk`);
-    else if (known !== undefined && known.allocationId !== a.id) sched.fail(`place ${requestId} acknowledged with ${a.id}, earlier with ${known.allocationId}`);
-    else if (!holds(onDisk.status) && known === undefined) sched.fail(`place ${requestId} acknowledged with ${a.id}, which is ${onDisk.status} on ${reply.nodeId}'s disk`);
+    const holds = (status: string): boolean =>
+      status === 'active' || status === 'reserved' || (a.expiresAt !== undefined && status === 'expired');
+    if (onDisk === undefined || onDisk.requestId !== requestId)
+      sched.fail(`place ${requestId} acknowledged with ${a.id} on ${reply.nodeId}, not on that node's disk`);
+    else if (known !== undefined && known.allocationId !== a.id)
+      sched.fail(`place ${requestId} acknowledged with ${a.id}, earlier with ${known.allocationId}`);
+    else if (!holds(onDisk.status) && known === undefined)
+      sched.fail(`place ${requestId} acknowledged with ${a.id}, which is ${onDisk.status} on ${reply.nodeId}'s disk`);
   };
 
   const place = async (client: number): Promise<void> => {
     const requestId = `c${client}-p${++counter}`;
     const tenantId = `t${sched.int(1, 3)}`;
     const reservation = sched.chance(0.3) ? { reservation: { ttlMs: sched.int(500, 15_000) } } : {};
-    const req = PlaceRequestSchema.parse({ request: { requestId, tenantId, resources: { memoryMiB: 512 * sched.int(1, 8), vcpus: sched.int(1, 4) }, ...reservation } });
+    const req = PlaceRequestSchema.parse({
+      request: { requestId, tenantId, resources: { memoryMiB: 512 * sched.int(1, 8), vcpus: sched.int(1, 4) }, ...reservation },
+    });
     for (let attempt = 1; attempt <= 5; attempt++) {
       const reply = await ask<PlaceReply>((c) => (c.flow as PlaceFlow).place(structuredClone(req)), `place ${requestId}`);
       if (reply === 'timeout') continue;
       if (reply.ok) {
         checkPlaced(requestId, reply.value);
         if (!acked.has(requestId))
-          acked.set(requestId, { requestId, tenantId, nodeId: reply.value.nodeId, allocationId: reply.value.allocation.id, reservation: 'reservation' in reservation, activated: 'no', release: 'no' });
+          acked.set(requestId, {
+            requestId,
+            tenantId,
+            nodeId: reply.value.nodeId,
+            allocationId: reply.value.allocation.id,
+            reservation: 'reservation' in reservation,
+            activated: 'no',
+            release: 'no',
+          });
         // A late copy of the same place (a client that retried anyway, a duplicate from its queue), racing whatever
         // comes next for this placement (its release, the sweep): it must answer the same allocation or conflict.
         if (sched.chance(0.2)) {
           sched.after(sched.int(0, 3_000), `place ${requestId} late retry`, () => {
-            void ask<PlaceReply>((c) => (c.flow as PlaceFlow).place(structuredClone(req)), `place ${requestId} (late retry)`).then((late) => {
-              if (late !== 'timeout' && late.ok) checkPlaced(requestId, late.value);
-            });
+            void ask<PlaceReply>((c) => (c.flow as PlaceFlow).place(structuredClone(req)), `place ${requestId} (late retry)`).then(
+              (late) => {
+                if (late !== 'timeout' && late.ok) checkPlaced(requestId, late.value);
+              },
+            );
           });
         }
         return;
@@ -352,7 +425,10 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
     // Never answered: the placement may exist. Its release (a client cleaning up) races the reconciler and the sweep.
     if (sched.chance(0.5)) await sleep(sched, sched.int(0, 2_000), `release ${requestId} after an unknown place`);
     if (sched.chance(0.5)) {
-      const reply = await ask((c) => (c.flow as PlaceFlow).release({ requestId: `rel-${requestId}-unknown`, placementRequestId: requestId, tenantId }), `release ${requestId} (place unknown)`);
+      const reply = await ask(
+        (c) => (c.flow as PlaceFlow).release({ requestId: `rel-${requestId}-unknown`, placementRequestId: requestId, tenantId }),
+        `release ${requestId} (place unknown)`,
+      );
       if (reply !== 'timeout' && reply.ok) sched.trace(`release of never-acknowledged ${requestId} ok`);
     }
   };
@@ -364,14 +440,18 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
     a.release = 'unknown';
     const releaseId = `rel-${a.requestId}-${client}`;
     for (let attempt = 1; attempt <= 5; attempt++) {
-      const reply = await ask((c) => (c.flow as PlaceFlow).release({ requestId: releaseId, placementRequestId: a.requestId, tenantId: a.tenantId }), `release ${a.requestId}`);
+      const reply = await ask(
+        (c) => (c.flow as PlaceFlow).release({ requestId: releaseId, placementRequestId: a.requestId, tenantId: a.tenantId }),
+        `release ${a.requestId}`,
+      );
       if (reply === 'timeout') continue;
       if (reply.ok) {
         a.release = 'ok';
         a.releasedAt = sched.now;
         const holder = agents.get(a.nodeId);
         const onDisk = holder !== undefined && counted(holder) ? holder.model.get(a.allocationId) : undefined;
-        if (onDisk !== undefined && (onDisk.status === 'active' || onDisk.status === 'reserved')) sched.fail(`release ${a.requestId} answered ok while ${a.allocationId} is ${onDisk.status} on ${a.nodeId}'s disk`);
+        if (onDisk !== undefined && (onDisk.status === 'active' || onDisk.status === 'reserved'))
+          sched.fail(`release ${a.requestId} answered ok while ${a.allocationId} is ${onDisk.status} on ${a.nodeId}'s disk`);
       }
       if (reply.ok || !retryable(reply.error.code)) return;
     }
@@ -384,7 +464,10 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
     const a = sched.pick(open);
     a.activated = 'unknown';
     for (let attempt = 1; attempt <= 3; attempt++) {
-      const reply = await ask<Allocation>((c) => (c.manager as ClusterManager).activateReservation(a.allocationId, `act-${a.requestId}-${client}`), `activate ${a.requestId} (${a.allocationId})`);
+      const reply = await ask<Allocation>(
+        (c) => (c.manager as ClusterManager).activateReservation(a.allocationId, `act-${a.requestId}-${client}`),
+        `activate ${a.requestId} (${a.allocationId})`,
+      );
       if (reply === 'timeout') continue;
       if (reply.ok) a.activated = 'ok';
       if (reply.ok || !retryable(reply.error.code)) return;
@@ -425,7 +508,9 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
       const reply = await ask((c) => c.decommission(nodeId, `decommission-${nodeId}-${round}`), `decommission ${nodeId} (round ${round})`);
       if (reply !== 'timeout' && reply.ok) {
         for (const id of [...reply.value.gone, ...reply.value.failed]) loss.givenUp.add(id);
-        sched.trace(`decommission ${nodeId}: liveness ${reply.value.liveness}, gone ${reply.value.gone.length}, failed ${reply.value.failed.length}, unsettled ${reply.value.unsettled.length}, remaining ${reply.value.remainingCount}, removed ${reply.value.removed}`);
+        sched.trace(
+          `decommission ${nodeId}: liveness ${reply.value.liveness}, gone ${reply.value.gone.length}, failed ${reply.value.failed.length}, unsettled ${reply.value.unsettled.length}, remaining ${reply.value.remainingCount}, removed ${reply.value.removed}`,
+        );
         if (reply.value.removed && reply.value.unsettled.length === 0) {
           loss.settled = true;
           return;
@@ -436,7 +521,11 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
   };
 
   for (const agent of agents.values()) void feed(agent);
-  const running = [chaos(), ...Array.from({ length: options.clients }, (_, i) => client(i + 1)), ...(loss.nodeId === undefined ? [] : [decommissioner(loss.nodeId)])];
+  const running = [
+    chaos(),
+    ...Array.from({ length: options.clients }, (_, i) => client(i + 1)),
+    ...(loss.nodeId === undefined ? [] : [decommissioner(loss.nodeId)]),
+  ];
   let done = false;
   void Promise.all(running).then(() => (done = true));
   while (!done && sched.failure === undefined && (await sched.step()));
@@ -451,12 +540,16 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
   await sched.runUntil(sched.now + 60_000);
   stopFeed = true;
   if (sched.failure !== undefined) return;
-  if (loss.nodeId !== undefined && !loss.settled) sched.fail(`the decommission of ${loss.nodeId}, lost for good, never settled (removed, nothing unsettled)`);
+  if (loss.nodeId !== undefined && !loss.settled)
+    sched.fail(`the decommission of ${loss.nodeId}, lost for good, never settled (removed, nothing unsettled)`);
   if (loss.nodeId !== undefined) {
     // A decommission reply lists only what that call gave up: when the reply of the round that did it was lost (the
     // client timed out, its coordinator crashed), the record is the intent, released with cause 'decommission'.
     const scanned = await sched.settle(((coordinators[0] as SimCoordinator).intents as IntentStore).scan(), 'scan for decommission');
-    if (scanned.ok) for (const { value: i } of scanned.value) if (i.nodeId === loss.nodeId && i.state === 'released' && i.releasedBy === 'decommission' && !loss.givenUp.has(i.requestId)) loss.givenUpUnreported.add(i.requestId);
+    if (scanned.ok)
+      for (const { value: i } of scanned.value)
+        if (i.nodeId === loss.nodeId && i.state === 'released' && i.releasedBy === 'decommission' && !loss.givenUp.has(i.requestId))
+          loss.givenUpUnreported.add(i.requestId);
   }
   checkSettled(sched, agents, acked, loss);
   if (events.unacked > 0) sched.fail(`${events.unacked} ending events still unacknowledged by the quota-events consumer once settled`);
@@ -478,7 +571,9 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
         }
     if (recorded.vms !== live.vms || recorded.memoryMiB !== live.memoryMiB || recorded.vcpus !== live.vcpus) {
       await traceDisagreement(sched, c.intents as IntentStore, agents, tenantId);
-      sched.fail(`tenant ${tenantId}: usage record ${JSON.stringify({ vms: recorded.vms, memoryMiB: recorded.memoryMiB, vcpus: recorded.vcpus })}, live placements on the agents' disks ${JSON.stringify(live)}`);
+      sched.fail(
+        `tenant ${tenantId}: usage record ${JSON.stringify({ vms: recorded.vms, memoryMiB: recorded.memoryMiB, vcpus: recorded.vcpus })}, live placements on the agents' disks ${JSON.stringify(live)}`,
+      );
     }
   }
 }
@@ -502,26 +597,38 @@ function checkTenantLimits(sched: Scheduler, agents: readonly SimAgent[], quota:
   ] as const;
   for (const [key, max] of limits)
     if (max !== undefined && used[key] > max) {
-      sched.fail(`tenant ${quota.tenantId}: ${used[key]} ${key} live on the agents' disks, over its limit ${max}, when ${when}; live: ${live.join('; ')}`);
+      sched.fail(
+        `tenant ${quota.tenantId}: ${used[key]} ${key} live on the agents' disks, over its limit ${max}, when ${when}; live: ${live.join('; ')}`,
+      );
       return;
     }
 }
 
 /** For a failing quota check: the tenant's counting intents without a live allocation, and live allocations without one. */
-async function traceDisagreement(sched: Scheduler, store: IntentStore, agents: ReadonlyMap<string, SimAgent>, tenantId: string): Promise<void> {
+async function traceDisagreement(
+  sched: Scheduler,
+  store: IntentStore,
+  agents: ReadonlyMap<string, SimAgent>,
+  tenantId: string,
+): Promise<void> {
   const scanned = await sched.settle(store.scan(), 'scan');
   if (!scanned.ok) return;
   const live = new Map<string, string>();
-  for (const agent of agents.values()) for (const a of agent.model.live()) if (a.tenantId === tenantId) live.set(a.requestId, `${a.id} ${a.status} ${a.memoryMiB} MiB ${a.vcpus} vCPUs`);
+  for (const agent of agents.values())
+    for (const a of agent.model.live())
+      if (a.tenantId === tenantId) live.set(a.requestId, `${a.id} ${a.status} ${a.memoryMiB} MiB ${a.vcpus} vCPUs`);
   const counting = new Set<string>();
   for (const { value: i, revision } of scanned.value) {
     if (i.tenantId !== tenantId) continue;
     if (i.state === 'pending' || i.state === 'placed') counting.add(i.requestId);
     const held = live.get(i.requestId);
     if ((i.state === 'pending' || i.state === 'placed') !== (held !== undefined))
-      sched.trace(`disagreement: intent ${i.requestId} ${i.state} on ${i.nodeId} attempt ${i.attempt} rev ${revision} (${i.memoryMiB} MiB ${i.vcpus} vCPUs); live: ${held ?? 'none'}`);
+      sched.trace(
+        `disagreement: intent ${i.requestId} ${i.state} on ${i.nodeId} attempt ${i.attempt} rev ${revision} (${i.memoryMiB} MiB ${i.vcpus} vCPUs); live: ${held ?? 'none'}`,
+      );
   }
-  for (const [requestId, what] of live) if (!counting.has(requestId)) sched.trace(`disagreement: ${requestId} live (${what}) with no counting intent`);
+  for (const [requestId, what] of live)
+    if (!counting.has(requestId)) sched.trace(`disagreement: ${requestId} live (${what}) with no counting intent`);
 }
 
 /** A host crashed for good and the operator's decommission of it: what it gave up, whether it settled. */
@@ -538,10 +645,18 @@ interface HostLossState {
   settled: boolean;
 }
 
-function checkSettled(sched: Scheduler, agents: ReadonlyMap<string, SimAgent>, acked: ReadonlyMap<string, Acked>, loss: HostLossState): void {
+function checkSettled(
+  sched: Scheduler,
+  agents: ReadonlyMap<string, SimAgent>,
+  acked: ReadonlyMap<string, Acked>,
+  loss: HostLossState,
+): void {
   const liveByRequest = new Map<string, string[]>();
-  for (const agent of agents.values()) if (agent.nodeId !== loss.nodeId) for (const a of agent.model.live()) liveByRequest.set(a.requestId, [...(liveByRequest.get(a.requestId) ?? []), a.id]);
-  for (const [requestId, ids] of liveByRequest) if (ids.length > 1) sched.fail(`request ${requestId} holds ${ids.length} live allocations once settled: ${ids.join(', ')}`);
+  for (const agent of agents.values())
+    if (agent.nodeId !== loss.nodeId)
+      for (const a of agent.model.live()) liveByRequest.set(a.requestId, [...(liveByRequest.get(a.requestId) ?? []), a.id]);
+  for (const [requestId, ids] of liveByRequest)
+    if (ids.length > 1) sched.fail(`request ${requestId} holds ${ids.length} live allocations once settled: ${ids.join(', ')}`);
   for (const a of acked.values()) {
     const status = agents.get(a.nodeId)?.model.get(a.allocationId)?.status ?? 'missing';
     const what = `acknowledged placement ${a.requestId} (${a.allocationId}${a.reservation ? `, a reservation, activate ${a.activated}` : ''})`;
@@ -551,13 +666,17 @@ function checkSettled(sched: Scheduler, agents: ReadonlyMap<string, SimAgent>, a
       // A release answered ok after the decommission proves nothing (the decommission released the intent first).
       const released = a.release === 'ok' && (a.releasedAt ?? 0) < (loss.decommissionedAt ?? Number.POSITIVE_INFINITY);
       const givenUp = loss.givenUp.has(a.requestId) || loss.givenUpUnreported.has(a.requestId);
-      sched.trace(`lost host ${a.nodeId}: ${what}: ${released ? 'released' : ended ? `${status} before the crash` : loss.givenUp.has(a.requestId) ? 'given up' : givenUp ? 'given up (its intent says so; no reply received named it)' : 'NOT given up'}`);
-      if (!released && !ended && !givenUp) sched.fail(`${what} was on ${a.nodeId}, lost for good, and the decommission never reported it given up`);
+      sched.trace(
+        `lost host ${a.nodeId}: ${what}: ${released ? 'released' : ended ? `${status} before the crash` : loss.givenUp.has(a.requestId) ? 'given up' : givenUp ? 'given up (its intent says so; no reply received named it)' : 'NOT given up'}`,
+      );
+      if (!released && !ended && !givenUp)
+        sched.fail(`${what} was on ${a.nodeId}, lost for good, and the decommission never reported it given up`);
       continue;
     }
     if (a.release === 'unknown') continue;
     if (a.release === 'ok') {
-      if (status === 'active' || status === 'reserved') sched.fail(`${what} was released (acknowledged) and is ${status} on ${a.nodeId}'s disk once settled`);
+      if (status === 'active' || status === 'reserved')
+        sched.fail(`${what} was released (acknowledged) and is ${status} on ${a.nodeId}'s disk once settled`);
       continue;
     }
     // Not released by its tenant: active; a reservation not known activated may also have expired.

@@ -9,7 +9,9 @@ export class SimDisk {
 
   durableState(): DurableState {
     // Copies: a restored manager must not share objects with what the disk holds.
-    return this.snapshot === undefined ? { records: structuredClone(this.records) } : { snapshot: structuredClone(this.snapshot), records: structuredClone(this.records) };
+    return this.snapshot === undefined
+      ? { records: structuredClone(this.records) }
+      : { snapshot: structuredClone(this.snapshot), records: structuredClone(this.records) };
   }
 
   /** The highest seq on disk (snapshot or record). */
@@ -56,7 +58,14 @@ export class SimJournal implements ReplayableJournal {
   #failed = false;
   #dead = false;
 
-  constructor(options: { disk: SimDisk; sched: Scheduler; faults: () => Faults; name: string; onFatal: (error: Error) => void; onDurable?: (record: HostRecord) => void }) {
+  constructor(options: {
+    disk: SimDisk;
+    sched: Scheduler;
+    faults: () => Faults;
+    name: string;
+    onFatal: (error: Error) => void;
+    onDurable?: (record: HostRecord) => void;
+  }) {
     this.#disk = options.disk;
     this.#sched = options.sched;
     this.#faults = options.faults;

@@ -39,7 +39,12 @@ export class DurableModel {
   #vcpus = 0;
   effective: { memoryMiB: number; vcpus: number };
 
-  constructor(nodeId: string, effective: { memoryMiB: number; vcpus: number }, fail: (message: string) => void, retentionMs = Number.POSITIVE_INFINITY) {
+  constructor(
+    nodeId: string,
+    effective: { memoryMiB: number; vcpus: number },
+    fail: (message: string) => void,
+    retentionMs = Number.POSITIVE_INFINITY,
+  ) {
     this.#nodeId = nodeId;
     this.#retentionMs = retentionMs;
     this.effective = effective;
@@ -118,7 +123,8 @@ export class DurableModel {
         this.#resize(record as Extract<HostRecord, { kind: 'resized' }>);
         break;
       case 'fenced':
-        if (r.requestId !== undefined && r.fence !== undefined) this.#refusedFence.set(r.requestId, Math.max(this.#refusedFence.get(r.requestId) ?? 0, r.fence));
+        if (r.requestId !== undefined && r.fence !== undefined)
+          this.#refusedFence.set(r.requestId, Math.max(this.#refusedFence.get(r.requestId) ?? 0, r.fence));
         break;
       default:
         break;
@@ -130,7 +136,10 @@ export class DurableModel {
     const fence = a.fence;
     if (this.#byId.has(a.id)) this.#fail(`${this.#nodeId}: allocation id ${a.id} committed twice (second for ${a.requestId})`);
     const refused = this.#refusedFence.get(a.requestId);
-    if (!decidedEarlier && fence !== undefined && refused !== undefined && fence <= refused) this.#fail(`${this.#nodeId}: ${a.requestId} committed at fence ${fence} after fence ${refused} was recorded (a stale allocate got through)`);
+    if (!decidedEarlier && fence !== undefined && refused !== undefined && fence <= refused)
+      this.#fail(
+        `${this.#nodeId}: ${a.requestId} committed at fence ${fence} after fence ${refused} was recorded (a stale allocate got through)`,
+      );
     this.#byId.set(a.id, a);
     if (a.status !== 'expired' && holdsCapacity(a.status)) this.#hold(a, +1);
   }
@@ -143,10 +152,19 @@ export class DurableModel {
       return;
     }
     const earlier = this.#resizes.get(record.requestId);
-    if (earlier !== undefined && record.at - earlier < this.#retentionMs) this.#fail(`${this.#nodeId}: resize ${record.requestId} committed twice, ${record.at - earlier} ms apart on the agent's wall clock (retention ${this.#retentionMs} ms)`);
+    if (earlier !== undefined && record.at - earlier < this.#retentionMs)
+      this.#fail(
+        `${this.#nodeId}: resize ${record.requestId} committed twice, ${record.at - earlier} ms apart on the agent's wall clock (retention ${this.#retentionMs} ms)`,
+      );
     this.#resizes.set(record.requestId, record.at);
-    if (a.status !== 'active') this.#fail(`${this.#nodeId}: resize ${record.requestId} of ${a.id}, which is ${a.status} on disk (only an active allocation resizes)`);
-    if (record.previous.memoryMiB !== a.memoryMiB || record.previous.vcpus !== a.vcpus) this.#fail(`${this.#nodeId}: resize ${record.requestId} of ${a.id} says it was ${record.previous.memoryMiB} MiB/${record.previous.vcpus} vCPUs, the disk says ${a.memoryMiB}/${a.vcpus}`);
+    if (a.status !== 'active')
+      this.#fail(
+        `${this.#nodeId}: resize ${record.requestId} of ${a.id}, which is ${a.status} on disk (only an active allocation resizes)`,
+      );
+    if (record.previous.memoryMiB !== a.memoryMiB || record.previous.vcpus !== a.vcpus)
+      this.#fail(
+        `${this.#nodeId}: resize ${record.requestId} of ${a.id} says it was ${record.previous.memoryMiB} MiB/${record.previous.vcpus} vCPUs, the disk says ${a.memoryMiB}/${a.vcpus}`,
+      );
     this.#hold(a, -1);
     a.memoryMiB = record.allocation.granted.memoryMiB;
     a.vcpus = record.allocation.granted.vcpus;
@@ -173,9 +191,12 @@ export class DurableModel {
     if (sign > 0) {
       if (ids === undefined) this.#liveByRequest.set(a.requestId, (ids = new Set()));
       ids.add(a.id);
-      if (ids.size > 1) this.#fail(`${this.#nodeId}: request ${a.requestId} holds ${ids.size} live allocations on disk (${[...ids].join(', ')})`);
-      if (this.#memory > this.effective.memoryMiB) this.#fail(`${this.#nodeId}: ${this.#memory} MiB committed on disk, effective capacity ${this.effective.memoryMiB} MiB`);
-      if (this.#vcpus > this.effective.vcpus) this.#fail(`${this.#nodeId}: ${this.#vcpus} vCPUs committed on disk, effective capacity ${this.effective.vcpus}`);
+      if (ids.size > 1)
+        this.#fail(`${this.#nodeId}: request ${a.requestId} holds ${ids.size} live allocations on disk (${[...ids].join(', ')})`);
+      if (this.#memory > this.effective.memoryMiB)
+        this.#fail(`${this.#nodeId}: ${this.#memory} MiB committed on disk, effective capacity ${this.effective.memoryMiB} MiB`);
+      if (this.#vcpus > this.effective.vcpus)
+        this.#fail(`${this.#nodeId}: ${this.#vcpus} vCPUs committed on disk, effective capacity ${this.effective.vcpus}`);
     } else if (ids !== undefined) {
       ids.delete(a.id);
       if (ids.size === 0) this.#liveByRequest.delete(a.requestId);

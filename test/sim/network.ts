@@ -44,7 +44,12 @@ export class SimNetwork {
     return this.#sched.int(0, this.#faults().maxDelayMs);
   }
 
-  call<V extends AgentVerb>(nodeId: string, verb: V, request: RequestOf<V>, opts: { timeoutMs?: number; requestId?: string; from?: string } = {}): Promise<Result<ReplyOf<V>>> {
+  call<V extends AgentVerb>(
+    nodeId: string,
+    verb: V,
+    request: RequestOf<V>,
+    opts: { timeoutMs?: number; requestId?: string; from?: string } = {},
+  ): Promise<Result<ReplyOf<V>>> {
     const subject = agentSubject(nodeId, verb);
     const timeoutMs = opts.timeoutMs ?? this.#timeoutMs;
     const id = ++this.#sent;
@@ -59,7 +64,9 @@ export class SimNetwork {
         this.#sched.trace(`${tag} ${why}`);
         resolve(result);
       };
-      const timer = this.#sched.after(timeoutMs, `${tag} timeout`, () => settle(err('timeout', `no reply from ${subject} within ${timeoutMs} ms`, { subject, timeoutMs }), 'timed out'));
+      const timer = this.#sched.after(timeoutMs, `${tag} timeout`, () =>
+        settle(err('timeout', `no reply from ${subject} within ${timeoutMs} ms`, { subject, timeoutMs }), 'timed out'),
+      );
       const faults = this.#faults();
       this.#sched.trace(`${tag} sent ${summary(request)}`);
       if (this.#sched.chance(faults.dropP)) {
@@ -74,7 +81,10 @@ export class SimNetwork {
         const agent = this.#agents.get(nodeId);
         if (agent === undefined || !agent.up) {
           // The server knows nobody serves the subject: the caller hears it at once (the first copy only).
-          if (copy === 1) this.#sched.after(this.#delay(), `${tag} no responders`, () => settle(err('unavailable', `no responders on ${subject}`, { subject }), 'no responders'));
+          if (copy === 1)
+            this.#sched.after(this.#delay(), `${tag} no responders`, () =>
+              settle(err('unavailable', `no responders on ${subject}`, { subject }), 'no responders'),
+            );
           return;
         }
         if (copy === 1) firstDelivered = true;
@@ -87,8 +97,13 @@ export class SimNetwork {
           }
           this.#sched.after(this.#delay(), `${tag} reply`, () => {
             const decoded = decode(envelopeOf(verb), reply, Number.POSITIVE_INFINITY);
-            const result = decoded.ok ? (decoded.value as Result<ReplyOf<V>>) : err<ReplyOf<V>>('internal', `malformed reply from ${subject}: ${decoded.error.message}`);
-            settle(result, `replied ${result.ok ? 'ok' : `${result.error.code} (${result.error.message.slice(0, 160)})`}${copy > 1 ? ' (to the duplicate)' : ''}`);
+            const result = decoded.ok
+              ? (decoded.value as Result<ReplyOf<V>>)
+              : err<ReplyOf<V>>('internal', `malformed reply from ${subject}: ${decoded.error.message}`);
+            settle(
+              result,
+              `replied ${result.ok ? 'ok' : `${result.error.code} (${result.error.message.slice(0, 160)})`}${copy > 1 ? ' (to the duplicate)' : ''}`,
+            );
           });
         });
       };
@@ -103,6 +118,7 @@ function summary(request: unknown): string {
   if (typeof request !== 'object' || request === null) return '';
   const r = request as Record<string, unknown>;
   const parts: string[] = [];
-  for (const key of ['requestId', 'allocationId', 'allocationRequestId', 'fence', 'tenantId']) if (r[key] !== undefined) parts.push(`${key}=${String(r[key])}`);
+  for (const key of ['requestId', 'allocationId', 'allocationRequestId', 'fence', 'tenantId'])
+    if (r[key] !== undefined) parts.push(`${key}=${String(r[key])}`);
   return parts.join(' ');
 }

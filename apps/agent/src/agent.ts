@@ -2,7 +2,17 @@ import { randomUUID } from 'node:crypto';
 import { AGENT_QUEUE, AGENT_SERVICE_NAME, KV_NODES, usageSubject, type HostHealth } from '@allot/protocol';
 import { ALLOT_VERSION, ok, err, type AllotError, type Health, type HostProbe, type Result, type UsageSnapshot } from '@allot/core';
 import type { HostManager } from '@allot/managers';
-import { AsyncJetStreamPublisher, Coalescer, connectNats, ensureKv, ensureStreams, publishDurable, retryWithBackoff, serveService, type ServedService } from '@allot/nats';
+import {
+  AsyncJetStreamPublisher,
+  Coalescer,
+  connectNats,
+  ensureKv,
+  ensureStreams,
+  publishDurable,
+  retryWithBackoff,
+  serveService,
+  type ServedService,
+} from '@allot/nats';
 import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { hostname } from 'node:os';
@@ -95,7 +105,9 @@ export class Agent {
     try {
       await secureStateDir(this.config.stateDir);
     } catch (e) {
-      return err('internal', `cannot create or tighten the state directory ${this.config.stateDir}: ${(e as Error).message}`, { stateDir: this.config.stateDir });
+      return err('internal', `cannot create or tighten the state directory ${this.config.stateDir}: ${(e as Error).message}`, {
+        stateDir: this.config.stateDir,
+      });
     }
     const journal = await LedgerJournal.open({
       dir: join(this.config.stateDir, 'ledger'),
@@ -125,7 +137,10 @@ export class Agent {
     this.applyReload({ labels: this.#labels, health: this.#health });
     this.#host.onFailure((error) => {
       this.fatal = error;
-      this.log.fatal({ err: error }, 'host manager stopped: it crashed and could not be rebuilt from the ledger; exiting so that a restart recovers from disk');
+      this.log.fatal(
+        { err: error },
+        'host manager stopped: it crashed and could not be rebuilt from the ledger; exiting so that a restart recovers from disk',
+      );
       this.#onFatal(error);
     });
     const durable = this.#journal.durableState();
@@ -133,14 +148,23 @@ export class Agent {
     if (!restored.ok) return err('internal', `ledger replay failed: ${restored.error.message}`, restored.error.details);
     this.#recoveryMs = Math.round(performance.now() - started);
     this.log.info(
-      { recoveryMs: this.#recoveryMs, ledgerOpenMs: Math.round(this.#journal.recovery.recoveryMs), recordsReplayed: durable.records.length, snapshotSeq: durable.snapshot?.seq ?? 0, bytesDiscarded: this.#journal.recovery.bytesDiscarded, expiredWhileDown: restored.value.expired, seq: restored.value.seq },
+      {
+        recoveryMs: this.#recoveryMs,
+        ledgerOpenMs: Math.round(this.#journal.recovery.recoveryMs),
+        recordsReplayed: durable.records.length,
+        snapshotSeq: durable.snapshot?.seq ?? 0,
+        bytesDiscarded: this.#journal.recovery.bytesDiscarded,
+        expiredWhileDown: restored.value.expired,
+        seq: restored.value.seq,
+      },
       'ledger recovered',
     );
 
     // Under the ledger's lock: the state directory's identity tells a previous boot of this agent from another agent.
     const identity = await loadStateIdentity(this.config.stateDir).then(
       (id) => ok(id),
-      (error: unknown) => err<string>('internal', `cannot read or create the node identity in ${this.config.stateDir}: ${(error as Error).message}`),
+      (error: unknown) =>
+        err<string>('internal', `cannot read or create the node identity in ${this.config.stateDir}: ${(error as Error).message}`),
     );
     if (!identity.ok) return identity;
 
@@ -172,15 +196,26 @@ export class Agent {
   async #connect(identity: string): Promise<Result<void>> {
     const log = this.log.child({ component: 'nats' });
     const connected = await retryWithBackoff(
-      () => connectNats(this.config.nats, { name: `allot-agent-${this.config.nodeId}`, logger: log, onReconnect: () => this.#republish(), onClosed: (error) => this.#connectionLost(error) }),
+      () =>
+        connectNats(this.config.nats, {
+          name: `allot-agent-${this.config.nodeId}`,
+          logger: log,
+          onReconnect: () => this.#republish(),
+          onClosed: (error) => this.#connectionLost(error),
+        }),
       {
         // A refused credential or a bad config file (invalid_request) cannot be helped by waiting.
         retryable: (r) => !r.ok && r.error.code !== 'invalid_request',
         stopped: () => this.#stopping,
-        onWait: (r, waitMs) => log.warn({ err: r.ok ? undefined : r.error, retryInMs: waitMs }, 'NATS not reachable yet; the host keeps its state and the agent retries'),
+        onWait: (r, waitMs) =>
+          log.warn(
+            { err: r.ok ? undefined : r.error, retryInMs: waitMs },
+            'NATS not reachable yet; the host keeps its state and the agent retries',
+          ),
       },
     );
-    if (!connected.ok) return connected.error.code === 'invalid_request' ? connected : err('unavailable', 'stopped before NATS was reachable');
+    if (!connected.ok)
+      return connected.error.code === 'invalid_request' ? connected : err('unavailable', 'stopped before NATS was reachable');
     const nc = connected.value;
     this.#nc = nc;
     // Serving does not wait for JetStream: while a NATS cluster re-forms it may have no leader for a while. The streams
@@ -227,15 +262,23 @@ export class Agent {
         host: this.host,
         usage: () => this.usageSnapshot(ctx),
         hostHealth: () => this.hostHealth(),
-        refused: (request, error) => this.#events.publish(refusalEvent(this.config.nodeId, request, error, Date.now()), `${this.config.nodeId}-refused-${request.requestId}-${Date.now()}`),
-        cordonChanged: (cordoned, reason) => this.log.warn({ reason }, cordoned ? 'cordoned: this host takes no new allocation' : 'uncordoned'),
+        refused: (request, error) =>
+          this.#events.publish(
+            refusalEvent(this.config.nodeId, request, error, Date.now()),
+            `${this.config.nodeId}-refused-${request.requestId}-${Date.now()}`,
+          ),
+        cordonChanged: (cordoned, reason) =>
+          this.log.warn({ reason }, cordoned ? 'cordoned: this host takes no new allocation' : 'uncordoned'),
       }),
       logger: log.child({ component: 'service' }),
     });
     if (!service.ok) return service;
     this.#service = service.value;
     this.#usage.update(0);
-    this.#events.publish({ kind: 'agent_started', nodeId: this.config.nodeId, at: Date.now(), reason: `boot ${this.bootId}, recovery ${this.#recoveryMs} ms` }, `${this.config.nodeId}-boot-${this.bootId}`);
+    this.#events.publish(
+      { kind: 'agent_started', nodeId: this.config.nodeId, at: Date.now(), reason: `boot ${this.bootId}, recovery ${this.#recoveryMs} ms` },
+      `${this.config.nodeId}-boot-${this.bootId}`,
+    );
     this.log.info({ subjectPrefix: `allot.agent.${this.config.nodeId}`, recoveryMs: this.#recoveryMs }, 'agent ready');
     return ok(undefined);
   }
@@ -249,14 +292,27 @@ export class Agent {
     const lease = await retryWithBackoff(
       async (): Promise<Result<NodeLease>> => {
         if (this.#stopping) return err('unavailable', 'stopped before the node lease was taken');
-        const kv = await ensureKv(jetstream(nc), KV_NODES, { history: 1, replicas: this.config.jetstreamReplicas, ttlMs: NODE_LEASE_TTL_MS });
-        return kv.ok ? NodeLease.acquire(kv.value as unknown as LeaseKv, this.config.nodeId, holder, { log: log.child({ component: 'lease' }), onLost: (error) => this.#leaseLost(error) }) : kv;
+        const kv = await ensureKv(jetstream(nc), KV_NODES, {
+          history: 1,
+          replicas: this.config.jetstreamReplicas,
+          ttlMs: NODE_LEASE_TTL_MS,
+        });
+        return kv.ok
+          ? NodeLease.acquire(kv.value as unknown as LeaseKv, this.config.nodeId, holder, {
+              log: log.child({ component: 'lease' }),
+              onLost: (error) => this.#leaseLost(error),
+            })
+          : kv;
       },
       {
         retryable: (r) => !r.ok && r.error.code === 'unavailable',
         stopped: () => this.#stopping,
         holdsProcess: false,
-        onWait: (r, waitMs) => log.warn({ err: r.ok ? undefined : r.error, retryInMs: waitMs }, 'cannot take the node lease yet (JetStream not answering); nothing is served until then'),
+        onWait: (r, waitMs) =>
+          log.warn(
+            { err: r.ok ? undefined : r.error, retryInMs: waitMs },
+            'cannot take the node lease yet (JetStream not answering); nothing is served until then',
+          ),
       },
     );
     return lease.ok || !this.#stopping ? lease : err('unavailable', 'stopped before the node lease was taken');
@@ -304,7 +360,11 @@ export class Agent {
         retryable: (failure) => failure !== undefined,
         stopped: () => this.#stopping,
         holdsProcess: false,
-        onWait: (failure, waitMs) => log.warn({ err: failure, retryInMs: waitMs }, 'could not create the usage and events streams yet (JetStream not ready); retrying'),
+        onWait: (failure, waitMs) =>
+          log.warn(
+            { err: failure, retryInMs: waitMs },
+            'could not create the usage and events streams yet (JetStream not ready); retrying',
+          ),
       },
     );
   }
@@ -345,7 +405,13 @@ export class Agent {
     if (!health.ok) return health;
     const view = await this.host.getHostView();
     if (!view.ok) return view;
-    return ok({ nodeId: this.config.nodeId, health: health.value, cordoned: view.value.cordoned, recoveryMs: this.#recoveryMs, startedAt: this.startedAt });
+    return ok({
+      nodeId: this.config.nodeId,
+      health: health.value,
+      cordoned: view.value.cordoned,
+      recoveryMs: this.#recoveryMs,
+      startedAt: this.startedAt,
+    });
   }
 
   /** Graceful stop: no new requests, finish those in flight, publish the last state, flush the ledger, drain NATS. */
@@ -358,7 +424,8 @@ export class Agent {
     this.#usage?.stop();
     // Give the events that wait a moment to reach the stream; the ledger keeps the truth either way.
     const deadline = performance.now() + Math.min(2_000, this.config.shutdownGraceMs);
-    while (this.#events.pending > 0 && performance.now() < deadline && this.#nc !== undefined) await new Promise((resolve) => setTimeout(resolve, 50));
+    while (this.#events.pending > 0 && performance.now() < deadline && this.#nc !== undefined)
+      await new Promise((resolve) => setTimeout(resolve, 50));
     this.#events.stop();
     await this.#host?.stop();
     await this.#journal?.close().catch((error: unknown) => this.log.error({ err: error }, 'ledger close failed'));

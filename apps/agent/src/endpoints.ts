@@ -42,7 +42,11 @@ export function agentEndpoints(ctx: EndpointContext): EndpointSpec[] {
   type RequestOf<V extends AgentVerb> = z.output<(typeof AGENT_ENDPOINTS)[V]['request']>;
   // `parse`: the managers' parser, proven equal to the verb's schema by a property test (fast-parse.test.ts), for the
   // hot verbs.
-  const on = <V extends AgentVerb>(verb: V, handler: (request: RequestOf<V>) => Promise<Result<unknown>>, parse?: (raw: unknown) => Result<RequestOf<V>>): EndpointSpec =>
+  const on = <V extends AgentVerb>(
+    verb: V,
+    handler: (request: RequestOf<V>) => Promise<Result<unknown>>,
+    parse?: (raw: unknown) => Result<RequestOf<V>>,
+  ): EndpointSpec =>
     endpoint({
       name: verb.replace('.', '-'),
       subject: agentSubject(nodeId, verb),
@@ -66,11 +70,7 @@ export function agentEndpoints(ctx: EndpointContext): EndpointSpec[] {
       if (!result.ok) ctx.refused(request, result.error);
       return result;
     }),
-    on(
-      'release',
-      (request) => host.releaseParsed(request),
-      parseRelease,
-    ),
+    on('release', (request) => host.releaseParsed(request), parseRelease),
     on('activate', (request) => host.activateReservation(request.allocationId, request.requestId)),
     on('check', (request) => host.checkParsed(request), parseRequest),
     on('usage', () => ctx.usage()),
@@ -93,8 +93,12 @@ export function agentEndpoints(ctx: EndpointContext): EndpointSpec[] {
     on('health', () => ctx.hostHealth()),
     on('limits.get', async () => limitsOf(await host.getLimits())),
     on('limits.update', async (request) => {
-      const update = { ...(request.memory === undefined ? {} : { memory: request.memory }), ...(request.cpu === undefined ? {} : { cpu: request.cpu }) };
-      if (Object.keys(update).length === 0) return err('invalid_request', 'memory: name the memory or cpu limits to update', { field: 'memory' });
+      const update = {
+        ...(request.memory === undefined ? {} : { memory: request.memory }),
+        ...(request.cpu === undefined ? {} : { cpu: request.cpu }),
+      };
+      if (Object.keys(update).length === 0)
+        return err('invalid_request', 'memory: name the memory or cpu limits to update', { field: 'memory' });
       return limitsOf(await host.updateLimits(update, { force: request.force }));
     }),
     on('cordon', async (request) => {

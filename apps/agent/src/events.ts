@@ -11,16 +11,36 @@ export function eventOfRecord(nodeId: string, record: HostRecord): AllotEvent {
     case 'allocated':
     case 'reserved': {
       const a = record.allocation;
-      return { ...base, kind: record.kind, requestId: a.requestId, allocationId: a.id, tenantId: a.tenantId, resources: a.granted, ...(a.cpu ? { cpuset: a.cpu.cpuset } : {}) };
+      return {
+        ...base,
+        kind: record.kind,
+        requestId: a.requestId,
+        allocationId: a.id,
+        tenantId: a.tenantId,
+        resources: a.granted,
+        ...(a.cpu ? { cpuset: a.cpu.cpuset } : {}),
+      };
     }
     case 'activated':
       return { ...base, kind: 'activated', allocationId: record.allocationId, requestId: record.requestId };
     case 'released':
       // The placement's request id (the quota-events consumer finds its intent by it); records from before it was
       // journaled name only the release's.
-      return { ...base, kind: 'released', allocationId: record.allocationId, requestId: record.allocationRequestId ?? record.requestId, ...(record.reason ? { reason: record.reason } : {}) };
+      return {
+        ...base,
+        kind: 'released',
+        allocationId: record.allocationId,
+        requestId: record.allocationRequestId ?? record.requestId,
+        ...(record.reason ? { reason: record.reason } : {}),
+      };
     case 'expired':
-      return { ...base, kind: 'expired', allocationId: record.allocationId, ...(record.requestId ? { requestId: record.requestId } : {}), reason: 'reservation expired' };
+      return {
+        ...base,
+        kind: 'expired',
+        allocationId: record.allocationId,
+        ...(record.requestId ? { requestId: record.requestId } : {}),
+        reason: 'reservation expired',
+      };
     case 'limits_updated':
       return { ...base, kind: 'limits_updated', reason: `${record.resourceType} limits changed${record.force ? ' (forced)' : ''}` };
     case 'cordoned':
@@ -33,15 +53,41 @@ export function eventOfRecord(nodeId: string, record: HostRecord): AllotEvent {
       const a = record.allocation;
       const { previous: p } = record;
       const reason = `resize ${record.requestId}: ${p.memoryMiB} MiB, ${p.vcpus} vCPUs -> ${a.granted.memoryMiB} MiB, ${a.granted.vcpus} vCPUs`;
-      return { ...base, kind: 'resized', requestId: a.requestId, allocationId: a.id, tenantId: a.tenantId, resources: a.granted, ...(a.cpu ? { cpuset: a.cpu.cpuset } : {}), reason };
+      return {
+        ...base,
+        kind: 'resized',
+        requestId: a.requestId,
+        allocationId: a.id,
+        tenantId: a.tenantId,
+        resources: a.granted,
+        ...(a.cpu ? { cpuset: a.cpu.cpuset } : {}),
+        reason,
+      };
     }
     case 'preempting': {
       const a = record.allocation;
-      return { ...base, kind: 'reserved', requestId: a.requestId, allocationId: a.id, tenantId: a.tenantId, resources: a.granted, reason: `preempting ${record.victims.map((v) => v.allocationId).join(', ')} at ${a.expiresAt ?? record.at}` };
+      return {
+        ...base,
+        kind: 'reserved',
+        requestId: a.requestId,
+        allocationId: a.id,
+        tenantId: a.tenantId,
+        resources: a.granted,
+        reason: `preempting ${record.victims.map((v) => v.allocationId).join(', ')} at ${a.expiresAt ?? record.at}`,
+      };
     }
     case 'preempted': {
       const a = record.allocation;
-      return { ...base, kind: 'allocated', requestId: a.requestId, allocationId: a.id, tenantId: a.tenantId, resources: a.granted, ...(a.cpu ? { cpuset: a.cpu.cpuset } : {}), reason: `preempted ${record.victims.map((v) => v.allocationId).join(', ')}` };
+      return {
+        ...base,
+        kind: 'allocated',
+        requestId: a.requestId,
+        allocationId: a.id,
+        tenantId: a.tenantId,
+        resources: a.granted,
+        ...(a.cpu ? { cpuset: a.cpu.cpuset } : {}),
+        reason: `preempted ${record.victims.map((v) => v.allocationId).join(', ')}`,
+      };
     }
   }
 }
@@ -57,7 +103,15 @@ export function eventsOfRecord(nodeId: string, record: HostRecord): { event: All
   const preemptedBy = { allocationId: record.allocation.id, requestId: record.allocation.requestId };
   record.victims.forEach((v, i) => {
     out.push({
-      event: { kind: 'preempted', nodeId, at: record.at, allocationId: v.allocationId, requestId: v.allocationRequestId, preemptedBy, reason: `preempted by ${preemptedBy.requestId} (allocation ${preemptedBy.allocationId})` },
+      event: {
+        kind: 'preempted',
+        nodeId,
+        at: record.at,
+        allocationId: v.allocationId,
+        requestId: v.allocationRequestId,
+        preemptedBy,
+        reason: `preempted by ${preemptedBy.requestId} (allocation ${preemptedBy.allocationId})`,
+      },
       msgId: `${nodeId}-${record.seq}-v${i}`,
     });
   });

@@ -14,7 +14,12 @@ const simulated = () => unwrap(SimulatedProbe.create({ cores: 8, sockets: 1, num
 
 async function snapshotOf(host: HostManager) {
   const view = unwrap(await host.getHostView());
-  const snapshot = buildUsageSnapshot(view, unwrap(await host.healthCheck()), { nodeId: 'n1', bootId: 'b', labels: {}, heartbeatMs: 2000, overcommit: { memory: 1, cpu: 1 } }, Date.now());
+  const snapshot = buildUsageSnapshot(
+    view,
+    unwrap(await host.healthCheck()),
+    { nodeId: 'n1', bootId: 'b', labels: {}, heartbeatMs: 2000, overcommit: { memory: 1, cpu: 1 } },
+    Date.now(),
+  );
   return UsageSnapshotSchema.parse(snapshot);
 }
 
@@ -22,12 +27,21 @@ describe("the agent's host", () => {
   it('counts a resource configured on the agent and shows it in the usage snapshot', async () => {
     const licenses = { resourceType: 'custom:licenses', limits: { capacity: 4 } } as const;
     const host = unwrap(await createHostManager(config({ resources: [licenses] }), simulated(), new MemoryJournal()));
-    const vm = (requestId: string, n: number) => ({ requestId, tenantId: 't', resources: { memoryMiB: 1024, vcpus: 1, extra: { 'custom:licenses': n } } });
+    const vm = (requestId: string, n: number) => ({
+      requestId,
+      tenantId: 't',
+      resources: { memoryMiB: 1024, vcpus: 1, extra: { 'custom:licenses': n } },
+    });
     unwrap(await host.allocate(vm('r1', 3)));
     const refused = await host.allocate(vm('r2', 2));
-    expect(!refused.ok && refused.error).toMatchObject({ code: 'insufficient_capacity', details: { resourceType: 'custom:licenses', requested: 2, free: 1 } });
+    expect(!refused.ok && refused.error).toMatchObject({
+      code: 'insufficient_capacity',
+      details: { resourceType: 'custom:licenses', requested: 2, free: 1 },
+    });
     const snapshot = await snapshotOf(host);
-    expect(snapshot.extra).toEqual([expect.objectContaining({ resourceType: 'custom:licenses', committed: 3, effectiveCapacity: 4, allocationCount: 1 })]);
+    expect(snapshot.extra).toEqual([
+      expect.objectContaining({ resourceType: 'custom:licenses', committed: 3, effectiveCapacity: 4, allocationCount: 1 }),
+    ]);
     expect(snapshot.memory.committed).toBe(1024);
   });
 
@@ -43,7 +57,12 @@ describe("the agent's host", () => {
     };
     expect(problems([{ resourceType: 'disk', limits: { capacity: -1 } }])).toContain('resources.0.limits.capacity');
     expect(problems([{ resourceType: 'memory', limits: { capacity: 1 } }])).toEqual(['resources.0.resourceType']);
-    expect(problems([{ resourceType: 'disk', limits: { capacity: 1 } }, { resourceType: 'disk', limits: { capacity: 2 } }])).toEqual(['resources']);
+    expect(
+      problems([
+        { resourceType: 'disk', limits: { capacity: 1 } },
+        { resourceType: 'disk', limits: { capacity: 2 } },
+      ]),
+    ).toEqual(['resources']);
   });
 
   it('tells a simulated probe what is committed before each sample, so its used memory follows the allocations', async () => {
@@ -68,7 +87,13 @@ describe("the agent's host", () => {
 describe("the agent's allocate endpoint", () => {
   it('commits a fenced request once, keeping the fence on the allocation and out of the request', async () => {
     const host = unwrap(await createHostManager(config(), simulated(), new MemoryJournal()));
-    const endpoints = agentEndpoints({ nodeId: 'n1', host, usage: () => Promise.resolve(unwrap({ ok: true, value: {} }) as never), hostHealth: () => Promise.reject(new Error('unused')), refused: () => undefined });
+    const endpoints = agentEndpoints({
+      nodeId: 'n1',
+      host,
+      usage: () => Promise.resolve(unwrap({ ok: true, value: {} }) as never),
+      hostHealth: () => Promise.reject(new Error('unused')),
+      refused: () => undefined,
+    });
     const allocate = endpoints.find((e) => e.name === 'allocate');
     if (allocate?.parse === undefined) throw new Error('allocate has no parser');
     const parsed = allocate.parse({ requestId: 'r1', tenantId: 't', resources: { memoryMiB: 1024, vcpus: 1 }, fence: 3 });

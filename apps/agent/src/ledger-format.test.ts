@@ -26,7 +26,12 @@ function stateDirWithFixture(): string {
 
 async function tool(stateDir: string, ...argv: string[]): Promise<{ code: number; message?: string; out: string }> {
   let out = '';
-  const env = { NODE_ENV: 'test', ALLOT_NODE_ID: 'fixture-hv1', ALLOT_STATE_DIR: stateDir, ALLOT_SIMULATED_HOST: 'cores=16,memoryMiB=65536' };
+  const env = {
+    NODE_ENV: 'test',
+    ALLOT_NODE_ID: 'fixture-hv1',
+    ALLOT_STATE_DIR: stateDir,
+    ALLOT_SIMULATED_HOST: 'cores=16,memoryMiB=65536',
+  };
   const result = await runLedgerTool({ argv, env, log: pino({ level: 'silent' }), stdout: (text) => (out += text) });
   return { ...result, out };
 }

@@ -1,4 +1,11 @@
-import { HostRecordSchema, HostStateSnapshotSchema, type DurableState, type HostRecord, type HostStateSnapshot, type ReplayableJournal } from '@allot/managers';
+import {
+  HostRecordSchema,
+  HostStateSnapshotSchema,
+  type DurableState,
+  type HostRecord,
+  type HostStateSnapshot,
+  type ReplayableJournal,
+} from '@allot/managers';
 import { openLedger, type Ledger, type RecoveryStats } from '@allot/ledger';
 import type { Logger } from 'pino';
 
@@ -28,7 +35,13 @@ export class LedgerJournal implements ReplayableJournal {
   #failed = false;
   #compacting = false;
 
-  private constructor(ledger: Ledger<HostRecord, HostStateSnapshot>, recovery: RecoveryStats, snapshot: HostStateSnapshot | undefined, records: HostRecord[], opts: LedgerJournalOptions) {
+  private constructor(
+    ledger: Ledger<HostRecord, HostStateSnapshot>,
+    recovery: RecoveryStats,
+    snapshot: HostStateSnapshot | undefined,
+    records: HostRecord[],
+    opts: LedgerJournalOptions,
+  ) {
     this.ledger = ledger;
     this.recovery = recovery;
     this.#snapshot = snapshot;
@@ -49,13 +62,15 @@ export class LedgerJournal implements ReplayableJournal {
     let snapshot: HostStateSnapshot | undefined;
     if (opened.snapshot !== undefined) {
       const parsed = HostStateSnapshotSchema.safeParse(opened.snapshot.state);
-      if (!parsed.success) throw new Error(`ledger snapshot ${opened.snapshot.seq} does not match the host state schema: ${parsed.error.issues[0]?.message}`);
+      if (!parsed.success)
+        throw new Error(`ledger snapshot ${opened.snapshot.seq} does not match the host state schema: ${parsed.error.issues[0]?.message}`);
       snapshot = parsed.data;
     }
     const records: HostRecord[] = [];
     for (const { seq, record } of opened.records) {
       const parsed = HostRecordSchema.safeParse(record);
-      if (!parsed.success) throw new Error(`ledger record ${seq} does not match the host record schema: ${parsed.error.issues[0]?.message}`);
+      if (!parsed.success)
+        throw new Error(`ledger record ${seq} does not match the host record schema: ${parsed.error.issues[0]?.message}`);
       records.push(parsed.data);
     }
     return new LedgerJournal(opened.ledger as Ledger<HostRecord, HostStateSnapshot>, opened.stats, snapshot, records, opts);
@@ -93,7 +108,9 @@ export class LedgerJournal implements ReplayableJournal {
    * Compaction keeps the ledger bounded under churn: a snapshot exported inside one host turn (so it matches its seq
    * exactly), then the ledger drops what the snapshot covers. Runs one at a time, in the background.
    */
-  async compactIfDue(exportState: () => Promise<{ ok: true; value: HostStateSnapshot } | { ok: false; error: { message: string } }>): Promise<void> {
+  async compactIfDue(
+    exportState: () => Promise<{ ok: true; value: HostStateSnapshot } | { ok: false; error: { message: string } }>,
+  ): Promise<void> {
     if (this.#compacting || this.#failed || !this.ledger.shouldCompact()) return;
     this.#compacting = true;
     try {
@@ -102,7 +119,10 @@ export class LedgerJournal implements ReplayableJournal {
       const result = await this.ledger.compact(state.value, state.value.seq);
       this.#snapshot = state.value;
       this.#records = this.#records.filter((r) => r.seq > state.value.seq);
-      this.#opts.log.info({ snapshotSeq: result.snapshotSeq, snapshotBytes: result.snapshotBytes, segmentsDeleted: result.segmentsDeleted }, 'ledger compacted');
+      this.#opts.log.info(
+        { snapshotSeq: result.snapshotSeq, snapshotBytes: result.snapshotBytes, segmentsDeleted: result.segmentsDeleted },
+        'ledger compacted',
+      );
     } catch (error) {
       this.#opts.log.warn({ err: error }, 'ledger compaction failed; will retry');
     } finally {

@@ -63,7 +63,13 @@ export async function runLedgerTool(io: LedgerToolIo): Promise<{ code: number; m
   const [command, ...rest] = io.argv;
   const flags = parseFlags(rest);
   if (!flags.ok) return { code: 2, message: `${flags.error}\n${LEDGER_TOOL_USAGE}` };
-  const loaded = loadAgentConfig({ argv: flags.value.configArgv, env: io.env, readFile: (path) => readFileSync(path, 'utf8'), hostname: hostname(), ...(io.defaultConfigFile === undefined ? {} : { defaultConfigFile: io.defaultConfigFile }) });
+  const loaded = loadAgentConfig({
+    argv: flags.value.configArgv,
+    env: io.env,
+    readFile: (path) => readFileSync(path, 'utf8'),
+    hostname: hostname(),
+    ...(io.defaultConfigFile === undefined ? {} : { defaultConfigFile: io.defaultConfigFile }),
+  });
   if (!loaded.ok) return { code: 2, message: loaded.error.message };
   const config = loaded.value;
   switch (command) {
@@ -109,7 +115,14 @@ function parseFlags(args: readonly string[]): { ok: true; value: Flags } | { ok:
     if (name === 'config') configArgv.push(`--config=${value}`);
     else values[name] = value;
   }
-  return { ok: true, value: { configArgv, ...(values.out === undefined ? {} : { out: values.out }), ...(values.from === undefined ? {} : { from: values.from }) } };
+  return {
+    ok: true,
+    value: {
+      configArgv,
+      ...(values.out === undefined ? {} : { out: values.out }),
+      ...(values.from === undefined ? {} : { from: values.from }),
+    },
+  };
 }
 
 function ledgerDirOf(config: AgentConfig): string {
@@ -148,7 +161,11 @@ async function withLedger<T>(config: AgentConfig, log: Logger, fn: (opened: Open
       recordsReplayed: journal.recovery.recordsReplayed,
       bytesDiscarded: journal.recovery.bytesDiscarded,
       expiredWhileDown: restored.value.expired,
-      allocations: { live: live.value.length, reserved: live.value.filter((a) => a.status === 'reserved').length, released: state.value.released.length },
+      allocations: {
+        live: live.value.length,
+        reserved: live.value.filter((a) => a.status === 'reserved').length,
+        released: state.value.released.length,
+      },
     };
     const result = await fn({ journal, host: host.value, summary });
     await host.value.stop();
@@ -161,7 +178,13 @@ async function withLedger<T>(config: AgentConfig, log: Logger, fn: (opened: Open
 async function exportOf(config: AgentConfig, opened: Opened): Promise<Result<LedgerExport>> {
   const state = await opened.host.exportState();
   if (!state.ok) return state;
-  return ok({ kind: 'allot-ledger-export', ledgerFormat: LEDGER_FORMAT, nodeId: config.nodeId, exportedAt: Date.now(), state: state.value });
+  return ok({
+    kind: 'allot-ledger-export',
+    ledgerFormat: LEDGER_FORMAT,
+    nodeId: config.nodeId,
+    exportedAt: Date.now(),
+    state: state.value,
+  });
 }
 
 async function compact(opened: Opened): Promise<Result<LedgerSummary>> {
@@ -186,13 +209,20 @@ async function importExport(config: AgentConfig, log: Logger, path: string): Pro
   const header = raw as Partial<LedgerExport> | null;
   if (header?.kind !== 'allot-ledger-export') return err('invalid_request', `${path} is not an allot ledger export`);
   if (typeof header.ledgerFormat !== 'number' || header.ledgerFormat > LEDGER_FORMAT) {
-    return err('invalid_request', `${path} has ledger format ${String(header.ledgerFormat)}; this allot-agent reads formats up to ${LEDGER_FORMAT}`);
+    return err(
+      'invalid_request',
+      `${path} has ledger format ${String(header.ledgerFormat)}; this allot-agent reads formats up to ${LEDGER_FORMAT}`,
+    );
   }
   const state = HostStateSnapshotSchema.safeParse(header.state);
-  if (!state.success) return err('invalid_request', `${path}: the state does not match the host state schema: ${state.error.issues[0]?.message ?? ''}`);
+  if (!state.success)
+    return err('invalid_request', `${path}: the state does not match the host state schema: ${state.error.issues[0]?.message ?? ''}`);
   // Allocation ids are <nodeId>:<n>; another node's state would answer for allocations this host never made.
   if (state.data.nodeId !== config.nodeId) {
-    return err('invalid_request', `${path} is an export of node ${state.data.nodeId}, and this agent is ${config.nodeId}; restore it on that node's agent`);
+    return err(
+      'invalid_request',
+      `${path} is an export of node ${state.data.nodeId}, and this agent is ${config.nodeId}; restore it on that node's agent`,
+    );
   }
   if (state.data.seq < 1) return err('invalid_request', `${path} holds an empty state (seq 0): nothing to restore`);
   try {
@@ -203,4 +233,3 @@ async function importExport(config: AgentConfig, log: Logger, path: string): Pro
   }
   return withLedger(config, log, (o) => Promise.resolve(ok(o.summary)));
 }
-

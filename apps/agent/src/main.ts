@@ -6,7 +6,15 @@ import { hostname } from 'node:os';
 import { AGENT_SERVICE_NAME } from '@allot/protocol';
 import { ALLOT_VERSION } from '@allot/core';
 import { applyReloadLogLevel, connectionCounters, NATS_AUTH_FAILED, NATS_CONFIG_UNREADABLE, NATS_TLS_FAILED } from '@allot/nats';
-import { observeNatsConnection, readBearerTokenFile, sendJson, serveHttp, startMetrics, startTracing, type HttpServer } from '@allot/telemetry';
+import {
+  observeNatsConnection,
+  readBearerTokenFile,
+  sendJson,
+  serveHttp,
+  startMetrics,
+  startTracing,
+  type HttpServer,
+} from '@allot/telemetry';
 import { Agent } from './agent.ts';
 import { LEASE_HELD } from './node-lease.ts';
 import { AGENT_DEFAULT_CONFIG, loadAgentConfig, planAgentReload } from './config/index.ts';
@@ -31,7 +39,14 @@ if (process.argv[2] === 'ledger') {
 const tracing = startTracing({ service: AGENT_SERVICE_NAME });
 
 /** The configuration from its one source (--config, ALLOT_AGENT_CONFIG or the default file, plus env): at start and on SIGHUP. */
-const loadConfig = () => loadAgentConfig({ argv: process.argv.slice(2), env: process.env, readFile: (path) => readFileSync(path, 'utf8'), hostname: hostname(), defaultConfigFile: AGENT_DEFAULT_CONFIG });
+const loadConfig = () =>
+  loadAgentConfig({
+    argv: process.argv.slice(2),
+    env: process.env,
+    readFile: (path) => readFileSync(path, 'utf8'),
+    hostname: hostname(),
+    defaultConfigFile: AGENT_DEFAULT_CONFIG,
+  });
 const loaded = loadConfig();
 if (!loaded.ok) {
   // A bad value stops the agent with every problem named, never a stack trace.
@@ -56,7 +71,8 @@ if (config.http?.tokenFile !== undefined) {
 /** Start failures that are the configuration's fault: exit 2, the message on stderr too. */
 const CONFIGURATION_REASONS = new Set<unknown>([NATS_AUTH_FAILED, NATS_TLS_FAILED, NATS_CONFIG_UNREADABLE]);
 // Metrics before the agent: instruments made before the SDK is registered stay no-ops.
-const telemetry = config.http === undefined ? undefined : startMetrics({ service: AGENT_SERVICE_NAME, nodeId: config.nodeId, version: ALLOT_VERSION });
+const telemetry =
+  config.http === undefined ? undefined : startMetrics({ service: AGENT_SERVICE_NAME, nodeId: config.nodeId, version: ALLOT_VERSION });
 if (telemetry !== undefined) observeNatsConnection(connectionCounters);
 const agent = new Agent(config, log);
 
@@ -90,7 +106,10 @@ if (config.http !== undefined && telemetry !== undefined) {
     });
     log.info({ url: http.url, port: http.port, token: metricsToken !== undefined }, 'metrics and health listening');
   } catch (error) {
-    log.fatal({ err: error, host: config.http.host, port: config.http.port }, `cannot listen on ${config.http.host}:${config.http.port}: ${(error as Error).message}`);
+    log.fatal(
+      { err: error, host: config.http.host, port: config.http.port },
+      `cannot listen on ${config.http.host}:${config.http.port}: ${(error as Error).message}`,
+    );
     process.exit(1);
   }
 }
@@ -129,7 +148,10 @@ let running = config;
 process.on('SIGHUP', () => {
   const reloaded = loadConfig();
   if (!reloaded.ok) {
-    log.error({ problems: reloaded.error.details?.['problems'] }, `configuration reload refused, nothing changed: ${reloaded.error.message}`);
+    log.error(
+      { problems: reloaded.error.details?.['problems'] },
+      `configuration reload refused, nothing changed: ${reloaded.error.message}`,
+    );
     return;
   }
   const plan = planAgentReload(running, reloaded.value);

@@ -21,7 +21,10 @@ export class AgentMetrics {
 
   constructor(host: HostSource) {
     const meter = metrics.getMeter('allot');
-    this.#fsync = meter.createHistogram('allot_ledger_fsync_duration_seconds', { description: 'Ledger group-commit fdatasync latency', unit: 's' });
+    this.#fsync = meter.createHistogram('allot_ledger_fsync_duration_seconds', {
+      description: 'Ledger group-commit fdatasync latency',
+      unit: 's',
+    });
     this.#fsyncRecords = meter.createHistogram('allot_ledger_fsync_records', {
       description: 'Records made durable by one ledger fdatasync (group commit batch size)',
       advice: { explicitBucketBoundaries: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024] },
@@ -29,7 +32,10 @@ export class AgentMetrics {
     const gauge = (name: string, description: string) => meter.createObservableGauge(name, { description });
     const memory = {
       committed: gauge('allot_host_memory_committed_bytes', 'Memory held by live allocations and reservations on this host'),
-      effective: gauge('allot_host_memory_effective_bytes', 'Memory this host commits against: (capacity - reserve) x overcommit, capped by the hard limit'),
+      effective: gauge(
+        'allot_host_memory_effective_bytes',
+        'Memory this host commits against: (capacity - reserve) x overcommit, capped by the hard limit',
+      ),
       used: gauge('allot_host_memory_used_bytes', 'Memory really in use on this host, from the probe'),
       capacity: gauge('allot_host_memory_capacity_bytes', 'Physical memory of this host'),
     };

@@ -44,7 +44,13 @@ class MemoryKv implements LeaseKv {
 }
 
 const log = pino({ level: 'silent' });
-const holder = (identity: string, bootId: string, host = 'hv01', pid = 100): LeaseHolder => ({ identity, bootId, host, pid, since: 1_700_000_000_000 });
+const holder = (identity: string, bootId: string, host = 'hv01', pid = 100): LeaseHolder => ({
+  identity,
+  bootId,
+  host,
+  pid,
+  since: 1_700_000_000_000,
+});
 const leases: NodeLease[] = [];
 
 afterEach(async () => {
@@ -52,7 +58,11 @@ afterEach(async () => {
 });
 
 async function acquire(kv: LeaseKv, h: LeaseHolder, opts: { renewEveryMs?: number; onLost?: (e: AllotError) => void } = {}) {
-  const r = await NodeLease.acquire(kv, 'n1', h, { log, onLost: opts.onLost ?? (() => {}), ...(opts.renewEveryMs === undefined ? {} : { renewEveryMs: opts.renewEveryMs }) });
+  const r = await NodeLease.acquire(kv, 'n1', h, {
+    log,
+    onLost: opts.onLost ?? (() => {}),
+    ...(opts.renewEveryMs === undefined ? {} : { renewEveryMs: opts.renewEveryMs }),
+  });
   if (r.ok) leases.push(r.value);
   return r;
 }

@@ -54,7 +54,8 @@ function encodeHolder(h: LeaseHolder): Uint8Array {
 function decodeHolder(value: Uint8Array): LeaseHolder | undefined {
   try {
     const h = JSON.parse(new TextDecoder().decode(value)) as Partial<LeaseHolder>;
-    if (typeof h.identity !== 'string' || typeof h.bootId !== 'string' || typeof h.host !== 'string' || typeof h.pid !== 'number') return undefined;
+    if (typeof h.identity !== 'string' || typeof h.bootId !== 'string' || typeof h.host !== 'string' || typeof h.pid !== 'number')
+      return undefined;
     return { identity: h.identity, bootId: h.bootId, host: h.host, pid: h.pid, since: typeof h.since === 'number' ? h.since : 0 };
   } catch {
     return undefined;
@@ -116,16 +117,21 @@ export class NodeLease {
         return err('unavailable', `cannot read the lease of node ${nodeId}: ${(e as Error).message}`);
       }
       if (current.kind === 'held' && current.holder.identity !== holder.identity) {
-        return err('conflict', `node ${nodeId} is already served by ${describeHolder(current.holder)}; two agents must not share a node id (the lease expires ${NODE_LEASE_TTL_MS / 1000} s after its holder stops)`, {
-          reason: LEASE_HELD,
-          nodeId,
-          holder: current.holder,
-        });
+        return err(
+          'conflict',
+          `node ${nodeId} is already served by ${describeHolder(current.holder)}; two agents must not share a node id (the lease expires ${NODE_LEASE_TTL_MS / 1000} s after its holder stops)`,
+          {
+            reason: LEASE_HELD,
+            nodeId,
+            holder: current.holder,
+          },
+        );
       }
       try {
         // Lost a race (another write since the read): read again and decide again.
         const revision = current.kind === 'absent' ? await kv.create(nodeId, value) : await kv.update(nodeId, value, current.revision);
-        if (current.kind === 'held') opts.log.info({ previous: current.holder }, 'took over the node lease from a previous boot of this state directory');
+        if (current.kind === 'held')
+          opts.log.info({ previous: current.holder }, 'took over the node lease from a previous boot of this state directory');
         return ok(new NodeLease(kv, nodeId, holder, revision, opts));
       } catch (e) {
         opts.log.debug({ err: e }, 'node lease write raced; reading again');
@@ -188,11 +194,15 @@ export class NodeLease {
     }
     this.#stopRenewing();
     this.#opts.onLost(
-      errorOf('conflict', `the lease of node ${this.#key} is now held by ${describeHolder(current.holder)}; this agent stops serving so that one agent answers for the node`, {
-        reason: 'node_lease_lost',
-        nodeId: this.#key,
-        holder: current.holder,
-      }),
+      errorOf(
+        'conflict',
+        `the lease of node ${this.#key} is now held by ${describeHolder(current.holder)}; this agent stops serving so that one agent answers for the node`,
+        {
+          reason: 'node_lease_lost',
+          nodeId: this.#key,
+          holder: current.holder,
+        },
+      ),
     );
   }
 }

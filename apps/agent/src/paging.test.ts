@@ -9,7 +9,15 @@ describe('paged allocations', () => {
     const clock = new FakeClock();
     const h = unwrap(new ManagerFactory({ clock }).host('node-with-a-long-name-0001').memory({ capacity: 1_000_000 }).build());
     const metadata = { 'vm.name': 'x'.repeat(100), owner: 'team-with-a-long-name' };
-    for (let i = 0; i < 2500; i += 1) unwrap(await h.allocate({ requestId: `place-request-${i}-${'p'.repeat(60)}`, tenantId: i % 2 === 0 ? 'even' : 'odd', resources: { memoryMiB: 64, vcpus: 0 }, metadata }));
+    for (let i = 0; i < 2500; i += 1)
+      unwrap(
+        await h.allocate({
+          requestId: `place-request-${i}-${'p'.repeat(60)}`,
+          tenantId: i % 2 === 0 ? 'even' : 'odd',
+          resources: { memoryMiB: 64, vcpus: 0 },
+          metadata,
+        }),
+      );
     unwrap(await h.release({ requestId: 'rel', allocationId: 'node-with-a-long-name-0001:7' }));
     const seen: string[] = [];
     let after: number | undefined;
@@ -37,7 +45,8 @@ describe('paged allocations', () => {
     const clock = new FakeClock();
     const h = unwrap(new ManagerFactory({ clock }).host('n1').memory({ capacity: 1_000_000 }).build());
     const metadata = Object.fromEntries(Array.from({ length: 32 }, (_, k) => [`key-${k}-${'k'.repeat(56)}`, 'v'.repeat(256)]));
-    for (let i = 0; i < 1000; i += 1) unwrap(await h.allocate({ requestId: `r-${i}`, tenantId: 't', resources: { memoryMiB: 64, vcpus: 0 }, metadata }));
+    for (let i = 0; i < 1000; i += 1)
+      unwrap(await h.allocate({ requestId: `r-${i}`, tenantId: 't', resources: { memoryMiB: 64, vcpus: 0 }, metadata }));
     let count = 0;
     let after: number | undefined;
     for (;;) {

@@ -42,7 +42,13 @@ export function usageError(ctx: CliContext, command: string, message: string): n
 
 /** The positional arguments, exactly `names.length` of them. */
 export function positionalsExactly(positionals: readonly string[], names: readonly string[]): Parsed<string[]> {
-  if (positionals.length < names.length) return usageProblem(`missing ${names.slice(positionals.length).map((n) => `<${n}>`).join(' ')}`);
+  if (positionals.length < names.length)
+    return usageProblem(
+      `missing ${names
+        .slice(positionals.length)
+        .map((n) => `<${n}>`)
+        .join(' ')}`,
+    );
   if (positionals.length > names.length) return usageProblem(`unexpected argument "${positionals[names.length] ?? ''}"`);
   return parsedOk([...positionals]);
 }

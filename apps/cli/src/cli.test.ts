@@ -8,8 +8,19 @@ import { recordingContext } from './testing/recording-context.ts';
 import { NOW, SAMPLE_CLUSTER_USAGE, sampleAllocation, sampleNode } from './testing/samples.ts';
 
 function sampleMove(moveRequestId: string, allocationId: string, state: 'held' | 'confirmed'): Move {
-  const allocation = { ...sampleAllocation('move-x'), id: 'local:7', nodeId: 'local', status: state === 'held' ? ('reserved' as const) : ('active' as const) };
-  return { moveRequestId, tenantId: 'demo', state, source: { allocationId, requestId: 'vm-1', nodeId: allocationId.slice(0, allocationId.lastIndexOf(':')) }, destination: { requestId: 'move-x', nodeId: 'local', allocation } };
+  const allocation = {
+    ...sampleAllocation('move-x'),
+    id: 'local:7',
+    nodeId: 'local',
+    status: state === 'held' ? ('reserved' as const) : ('active' as const),
+  };
+  return {
+    moveRequestId,
+    tenantId: 'demo',
+    state,
+    source: { allocationId, requestId: 'vm-1', nodeId: allocationId.slice(0, allocationId.lastIndexOf(':')) },
+    destination: { requestId: 'move-x', nodeId: 'local', allocation },
+  };
 }
 
 describe('commands a user types, before anything is sent', () => {
@@ -28,7 +39,22 @@ describe('commands a user types, before anything is sent', () => {
   });
 
   it('print help for every command', async () => {
-    for (const name of ['nodes', 'usage', 'place', 'release', 'activate', 'check', 'quotas', 'cordon', 'uncordon', 'drain', 'node', 'events', 'watch', 'cluster']) {
+    for (const name of [
+      'nodes',
+      'usage',
+      'place',
+      'release',
+      'activate',
+      'check',
+      'quotas',
+      'cordon',
+      'uncordon',
+      'drain',
+      'node',
+      'events',
+      'watch',
+      'cluster',
+    ]) {
       const ctx = recordingContext();
       expect(await runCli([name, '--help'], ctx)).toBe(0);
       expect(ctx.text()).toContain(`Usage: allot ${name}`);
@@ -40,7 +66,10 @@ describe('commands a user types, before anything is sent', () => {
       [['launch'], 'allot: unknown command "launch"'],
       [['nodes', '--everything'], "allot nodes: Unknown option '--everything'"],
       [['place', '--tenant'], "allot place: Option '--tenant <value>' argument missing"],
-      [['place', '--tenant', 'demo', '--memory', 'lots'], 'allot place: --memory: "lots" is not an amount of memory like 4096 (MiB), 4G or 4GiB'],
+      [
+        ['place', '--tenant', 'demo', '--memory', 'lots'],
+        'allot place: --memory: "lots" is not an amount of memory like 4096 (MiB), 4G or 4GiB',
+      ],
       [['release'], 'allot release: missing <placementRequestId>'],
       [['release', 'a', 'b'], 'allot release: unexpected argument "b"'],
       [['release', 'a'], 'allot release: --tenant: name the tenant that owns the placement'],
@@ -52,7 +81,10 @@ describe('commands a user types, before anything is sent', () => {
       [['activate', 'n1:7'], 'allot activate: --tenant: name the tenant that owns the reservation'],
       [['resize'], 'allot resize: missing <allocationId>'],
       [['resize', 'n1:7', '--tenant', 'demo', '--vcpus', '2'], 'allot resize: name the new size: --memory-mib <MiB> and --vcpus <n>'],
-      [['resize', 'n1:7', '--tenant', 'demo', '--memory-mib', '1G', '--vcpus', '2'], 'allot resize: --memory-mib: "1G" is not a whole number'],
+      [
+        ['resize', 'n1:7', '--tenant', 'demo', '--memory-mib', '1G', '--vcpus', '2'],
+        'allot resize: --memory-mib: "1G" is not a whole number',
+      ],
       [['usage', '--node', 'a.b'], 'allot usage: --node: "a.b": letters, digits, "_" and "-" only'],
       [['nodes', '--liveness', 'zombie'], 'allot nodes: --liveness: "zombie" is not ready, suspect or lost'],
       [['nodes', '--timeout', 'soon'], 'allot nodes: --timeout: "soon" is not a whole number of milliseconds'],
@@ -61,7 +93,10 @@ describe('commands a user types, before anything is sent', () => {
       [['quotas', 'get', 'demo', '--max-vms', '3'], "allot quotas: --max-vms goes with 'quotas set'"],
       [['quotas', 'set', 'demo', '--place-rate', '100/day'], 'allot quotas: --place-rate: "day" is not a unit (second, minute, hour)'],
       [['quotas', 'set', 'demo', '--max-memory', '1.5'], 'allot quotas: --max-memory: 1.5 is not a whole number of MiB'],
-      [['quotas', 'import-legacy', '/nonexistent/legacy.json'], "allot quotas: /nonexistent/legacy.json: ENOENT: no such file or directory, open '/nonexistent/legacy.json'"],
+      [
+        ['quotas', 'import-legacy', '/nonexistent/legacy.json'],
+        "allot quotas: /nonexistent/legacy.json: ENOENT: no such file or directory, open '/nonexistent/legacy.json'",
+      ],
       [['cordon'], 'allot cordon: missing <node>'],
       [['drain', 'a*b'], 'allot drain: "a*b": letters, digits, "_" and "-" only'],
       [['move', 'confirm', 'n1:7', '--tenant', 'demo'], 'allot move: --request-id: name the move to confirm'],
@@ -76,7 +111,10 @@ describe('commands a user types, before anything is sent', () => {
       [['watch', '--json'], "allot watch: --json: watch draws for people; scripts read 'allot usage --json' or the ALLOT_USAGE stream"],
       [['cluster', '--port', '70000'], 'allot cluster: --port: 70000 is outside 1..65535'],
       [['cluster', '--dashboard-port', '8080', '--no-dashboard'], 'allot cluster: --dashboard-port and --no-dashboard exclude each other'],
-      [['nodes', '--user', 'u', '--creds', '/u.creds'], 'allot nodes: connection: (root): choose one way to authenticate: user/password, token, nkey seed or creds file'],
+      [
+        ['nodes', '--user', 'u', '--creds', '/u.creds'],
+        'allot nodes: connection: (root): choose one way to authenticate: user/password, token, nkey seed or creds file',
+      ],
     ];
     for (const [argv, message] of cases) {
       const ctx = recordingContext();
@@ -111,38 +149,74 @@ describe('commands against scheduler endpoints on a real nats-server', () => {
       node: (r) => (r.nodeId === 'sim-large' ? ok(sampleNode('sim-large')) : err('not_found', `no node ${r.nodeId}`, { nodeId: r.nodeId })),
       place: (r) =>
         r.request.resources.memoryMiB > 100_000
-          ? err('insufficient_capacity', '0/3 nodes are available: 3 Insufficient memory', { requested: r.request.resources.memoryMiB, largestFree: 65_536 })
+          ? err('insufficient_capacity', '0/3 nodes are available: 3 Insufficient memory', {
+              requested: r.request.resources.memoryMiB,
+              largestFree: 65_536,
+            })
           : ok({ nodeId: 'sim-large', allocation: sampleAllocation(r.request.requestId), cpuset: [1, 4], preempted: [], attempts: 1 }),
       release: (r) => ok({ ...sampleAllocation(r.placementRequestId), status: 'released' }),
       resize: (r) =>
         r.resources.vcpus > 32
-          ? err('insufficient_capacity', 'cpu: 30 more vCPUs requested, 4 of 28 shared vCPUs free', { resourceType: 'cpu', requested: 30, free: 4 })
+          ? err('insufficient_capacity', 'cpu: 30 more vCPUs requested, 4 of 28 shared vCPUs free', {
+              resourceType: 'cpu',
+              requested: 30,
+              free: 4,
+            })
           : ok({ ...sampleAllocation('vm-9'), id: r.allocationId, granted: r.resources }),
-      activate: (r) => (r.allocationId === 'sim-large:1' ? ok({ ...sampleAllocation('vm-8'), status: 'active' }) : err('not_found', `no reservation ${r.allocationId}`, { allocationId: r.allocationId })),
+      activate: (r) =>
+        r.allocationId === 'sim-large:1'
+          ? ok({ ...sampleAllocation('vm-8'), status: 'active' })
+          : err('not_found', `no reservation ${r.allocationId}`, { allocationId: r.allocationId }),
       efficiency: () =>
         ok({
           metrics: [
-            { resourceType: 'memory', allocationEfficiency: 0.5, utilizationEfficiency: 0.25, fragmentation: 0.125, referenceRequest: 4096, referenceRequestsThatFit: 12 },
-            { resourceType: 'cpu', allocationEfficiency: 0.4, utilizationEfficiency: 0.2, fragmentation: 0, referenceRequest: 2, referenceRequestsThatFit: 12 },
+            {
+              resourceType: 'memory',
+              allocationEfficiency: 0.5,
+              utilizationEfficiency: 0.25,
+              fragmentation: 0.125,
+              referenceRequest: 4096,
+              referenceRequestsThatFit: 12,
+            },
+            {
+              resourceType: 'cpu',
+              allocationEfficiency: 0.4,
+              utilizationEfficiency: 0.2,
+              fragmentation: 0,
+              referenceRequest: 2,
+              referenceRequestsThatFit: 12,
+            },
           ],
           reference: { memoryMiB: 4096, vcpus: 2, source: 'seen' },
           nodes: 2,
         }),
       'quota.set': (r) => ok({ quota: r.quota, usage: { vms: 1, vcpus: 2, memoryMiB: 2048 } }),
-      'quota.recount': (r) => ok({ tenantId: r.tenantId, before: { vms: 0, vcpus: 0, memoryMiB: 0 }, after: { vms: 3, vcpus: 6, memoryMiB: 6144 } }),
+      'quota.recount': (r) =>
+        ok({ tenantId: r.tenantId, before: { vms: 0, vcpus: 0, memoryMiB: 0 }, after: { vms: 3, vcpus: 6, memoryMiB: 6144 } }),
       cordon: (r) => ok({ nodeId: r.nodeId, health: { status: 'healthy' }, cordoned: true, recoveryMs: 0, startedAt: NOW }),
       drain: (r) => ok({ nodeId: r.nodeId, cordoned: true, remaining: [sampleAllocation('vm-1', r.nodeId)], remainingCount: 2 }),
       move: (r) => ok(sampleMove(r.requestId, r.allocationId, 'held')),
       'move.confirm': (r) => ok({ ...sampleMove(r.requestId, r.allocationId, 'confirmed'), sourceReleased: true }),
       'move.abort': (r) => err('conflict', `move ${r.requestId} was confirmed`, { state: 'confirmed' }),
-      moves: (r) => ok({ moves: r.nodeId === 'local' ? [sampleMove('mv-1', 'sim-large:3', 'held')] : [], count: r.nodeId === 'local' ? 1 : 0 }),
+      moves: (r) =>
+        ok({ moves: r.nodeId === 'local' ? [sampleMove('mv-1', 'sim-large:3', 'held')] : [], count: r.nodeId === 'local' ? 1 : 0 }),
       evacuate: (r) =>
         ok({
           nodeId: r.nodeId,
           requestId: r.requestId,
           moves: [sampleMove('evac-1', `${r.nodeId}:1`, 'held')],
           movesCount: 1,
-          unplaced: [{ requestId: 'vm-2', tenantId: 'demo', allocationId: `${r.nodeId}:2`, error: { code: 'insufficient_capacity', message: "0/2 nodes are available: 1 Insufficient memory, 1 is the allocation's own node." } }],
+          unplaced: [
+            {
+              requestId: 'vm-2',
+              tenantId: 'demo',
+              allocationId: `${r.nodeId}:2`,
+              error: {
+                code: 'insufficient_capacity',
+                message: "0/2 nodes are available: 1 Insufficient memory, 1 is the allocation's own node.",
+              },
+            },
+          ],
           unplacedCount: 1,
         }),
     });
@@ -165,7 +239,10 @@ describe('commands against scheduler endpoints on a real nats-server', () => {
     const ctx = recordingContext({ env: env() });
     expect(await runCli(['place', '--tenant', 'demo', '--memory', '2048', '--vcpus', '2', '--request-id', 'vm-7'], ctx)).toBe(0);
     expect(ctx.text()).toContain('placed on sim-large after 1 attempt');
-    expect(fake.requests.at(-1)).toMatchObject({ verb: 'place', request: { request: { requestId: 'vm-7', tenantId: 'demo', resources: { memoryMiB: 2048, vcpus: 2 } } } });
+    expect(fake.requests.at(-1)).toMatchObject({
+      verb: 'place',
+      request: { request: { requestId: 'vm-7', tenantId: 'demo', resources: { memoryMiB: 2048, vcpus: 2 } } },
+    });
 
     const release = recordingContext({ env: env() });
     expect(await runCli(['release', 'vm-7', '--tenant', 'demo'], release)).toBe(0);
@@ -175,8 +252,13 @@ describe('commands against scheduler endpoints on a real nats-server', () => {
 
   it('activate names the allocation and prints it active; an unknown one exits 1', async () => {
     const held = recordingContext({ env: env() });
-    expect(await runCli(['place', '--tenant', 'demo', '--memory', '1G', '--vcpus', '1', '--reserve', '90', '--request-id', 'vm-8'], held)).toBe(0);
-    expect(fake.requests.at(-1)).toMatchObject({ verb: 'place', request: { request: { requestId: 'vm-8', reservation: { ttlMs: 90_000 } } } });
+    expect(
+      await runCli(['place', '--tenant', 'demo', '--memory', '1G', '--vcpus', '1', '--reserve', '90', '--request-id', 'vm-8'], held),
+    ).toBe(0);
+    expect(fake.requests.at(-1)).toMatchObject({
+      verb: 'place',
+      request: { request: { requestId: 'vm-8', reservation: { ttlMs: 90_000 } } },
+    });
     const ctx = recordingContext({ env: env() });
     expect(await runCli(['activate', 'sim-large:1', '--tenant', 'demo', '--request-id', 'act-1'], ctx)).toBe(0);
     expect(ctx.text()).toContain('activated');
@@ -189,9 +271,14 @@ describe('commands against scheduler endpoints on a real nats-server', () => {
 
   it('resize sends the new size to the tenant subject and prints the allocation; a refusal exits 1 with the figures', async () => {
     const ctx = recordingContext({ env: env() });
-    expect(await runCli(['resize', 'sim-large:3', '--tenant', 'demo', '--memory-mib', '4096', '--vcpus', '4', '--request-id', 'rs-1'], ctx)).toBe(0);
+    expect(
+      await runCli(['resize', 'sim-large:3', '--tenant', 'demo', '--memory-mib', '4096', '--vcpus', '4', '--request-id', 'rs-1'], ctx),
+    ).toBe(0);
     expect(ctx.text()).toContain('resized');
-    expect(fake.requests.at(-1)).toMatchObject({ verb: 'resize', request: { requestId: 'rs-1', allocationId: 'sim-large:3', tenantId: 'demo', resources: { memoryMiB: 4096, vcpus: 4 } } });
+    expect(fake.requests.at(-1)).toMatchObject({
+      verb: 'resize',
+      request: { requestId: 'rs-1', allocationId: 'sim-large:3', tenantId: 'demo', resources: { memoryMiB: 4096, vcpus: 4 } },
+    });
     const refused = recordingContext({ env: env() });
     expect(await runCli(['resize', 'sim-large:3', '--tenant', 'demo', '--memory-mib', '4096', '--vcpus', '34'], refused)).toBe(1);
     expect(refused.stderr.join('\n')).toContain('insufficient_capacity');
@@ -200,12 +287,18 @@ describe('commands against scheduler endpoints on a real nats-server', () => {
   it('move holds on the tenant subject and prints how to confirm; confirm names the move; evacuate and drain --evacuate print the plan and exit 1 with what was not placed', async () => {
     const ctx = recordingContext({ env: env() });
     expect(await runCli(['move', 'sim-large:3', '--tenant', 'demo', '--to', 'local', '--request-id', 'mv-1'], ctx)).toBe(0);
-    expect(fake.requests.at(-1)).toMatchObject({ verb: 'move', request: { requestId: 'mv-1', allocationId: 'sim-large:3', tenantId: 'demo', to: 'local' } });
+    expect(fake.requests.at(-1)).toMatchObject({
+      verb: 'move',
+      request: { requestId: 'mv-1', allocationId: 'sim-large:3', tenantId: 'demo', to: 'local' },
+    });
     expect(ctx.text()).toContain('held      sim-large:3 on sim-large -> local (local:7 reserved)');
     expect(ctx.text()).toContain('allot move confirm sim-large:3 --tenant demo --request-id mv-1');
     const confirmed = recordingContext({ env: env() });
     expect(await runCli(['move', 'confirm', 'sim-large:3', '--tenant', 'demo', '--request-id', 'mv-1'], confirmed)).toBe(0);
-    expect(fake.requests.at(-1)).toMatchObject({ verb: 'move.confirm', request: { requestId: 'mv-1', allocationId: 'sim-large:3', tenantId: 'demo' } });
+    expect(fake.requests.at(-1)).toMatchObject({
+      verb: 'move.confirm',
+      request: { requestId: 'mv-1', allocationId: 'sim-large:3', tenantId: 'demo' },
+    });
     expect(confirmed.text()).toContain('confirmed');
     const aborted = recordingContext({ env: env() });
     expect(await runCli(['move', 'abort', 'sim-large:3', '--tenant', 'demo', '--request-id', 'mv-1'], aborted)).toBe(1);
@@ -215,12 +308,20 @@ describe('commands against scheduler endpoints on a real nats-server', () => {
     expect(await runCli(['move', 'list', '--node', 'local'], listed)).toBe(0);
     expect(fake.requests.at(-1)).toMatchObject({ verb: 'moves', request: { nodeId: 'local' } });
     expect(listed.text()).toContain('1 move in flight');
-    expect(listed.text().split('\n').slice(1, 3).map((l) => l.split(/\s+/).slice(0, 5).join(' '))).toEqual(['STATE ALLOCATION TENANT FROM TO', 'held sim-large:3 demo sim-large local']);
+    expect(
+      listed
+        .text()
+        .split('\n')
+        .slice(1, 3)
+        .map((l) => l.split(/\s+/).slice(0, 5).join(' ')),
+    ).toEqual(['STATE ALLOCATION TENANT FROM TO', 'held sim-large:3 demo sim-large local']);
 
     const evacuated = recordingContext({ env: env() });
     expect(await runCli(['evacuate', 'sim-large', '--request-id', 'ev-1'], evacuated)).toBe(1);
     expect(evacuated.text()).toContain('evacuate sim-large (request ev-1): 1 move, 1 not placed');
-    expect(evacuated.text()).toMatch(/^sim-large:2 +demo +0\/2 nodes are available: 1 Insufficient memory, 1 is the allocation's own node\.$/m);
+    expect(evacuated.text()).toMatch(
+      /^sim-large:2 +demo +0\/2 nodes are available: 1 Insufficient memory, 1 is the allocation's own node\.$/m,
+    );
     const drained = recordingContext({ env: env() });
     expect(await runCli(['drain', 'sim-large', '--evacuate', '--request-id', 'dr-1'], drained)).toBe(1);
     expect(fake.requests.slice(-2).map((q) => q.verb)).toEqual(['drain', 'evacuate']);
@@ -242,7 +343,9 @@ describe('commands against scheduler endpoints on a real nats-server', () => {
     const ctx = recordingContext({ env: env() });
     expect(await runCli(['usage', '--efficiency'], ctx)).toBe(0);
     expect(ctx.text()).toContain('the shape placed most often');
-    expect(ctx.text()).toMatch(/memory:\s+used 50\.0% of committed, 25\.0% of effective; 12 more reference VMs fit; 12\.5% of free memory stranded/);
+    expect(ctx.text()).toMatch(
+      /memory:\s+used 50\.0% of committed, 25\.0% of effective; 12 more reference VMs fit; 12\.5% of free memory stranded/,
+    );
     const json = recordingContext({ env: env() });
     expect(await runCli(['usage', '--efficiency', '--json'], json)).toBe(0);
     expect(JSON.parse(json.text()).reference).toEqual({ memoryMiB: 4096, vcpus: 2, source: 'seen' });
@@ -251,7 +354,11 @@ describe('commands against scheduler endpoints on a real nats-server', () => {
   it('a refused place exits 1 and prints the code, the reason and the figures', async () => {
     const ctx = recordingContext({ env: env() });
     expect(await runCli(['place', '--tenant', 'demo', '--memory', '200G', '--vcpus', '2'], ctx)).toBe(1);
-    expect(ctx.stderr).toEqual(['allot place: insufficient_capacity: 0/3 nodes are available: 3 Insufficient memory', '  requested: 204800', '  largestFree: 65536']);
+    expect(ctx.stderr).toEqual([
+      'allot place: insufficient_capacity: 0/3 nodes are available: 3 Insufficient memory',
+      '  requested: 204800',
+      '  largestFree: 65536',
+    ]);
     const json = recordingContext({ env: env() });
     expect(await runCli(['place', '--json', '--tenant', 'demo', '--memory', '200G', '--vcpus', '2'], json)).toBe(1);
     expect(JSON.parse(json.text())).toMatchObject({ error: { code: 'insufficient_capacity' } });
@@ -271,10 +378,26 @@ describe('commands against scheduler endpoints on a real nats-server', () => {
 
   it('quotas set sends the limits and rates given, and shows them beside the use', async () => {
     const ctx = recordingContext({ env: env() });
-    expect(await runCli(['quotas', 'set', 'acme', '--max-vms', '10', '--max-memory', '64G', '--place-rate', '100/hour', '--place-rate', '5/s'], ctx)).toBe(0);
+    expect(
+      await runCli(
+        ['quotas', 'set', 'acme', '--max-vms', '10', '--max-memory', '64G', '--place-rate', '100/hour', '--place-rate', '5/s'],
+        ctx,
+      ),
+    ).toBe(0);
     expect(fake.requests.at(-1)).toMatchObject({
       verb: 'quota.set',
-      request: { quota: { tenantId: 'acme', maxVms: 10, maxMemoryMiB: 65_536, placeRates: [{ count: 100, per: 'hour' }, { count: 5, per: 'second' }], releaseRates: [] } },
+      request: {
+        quota: {
+          tenantId: 'acme',
+          maxVms: 10,
+          maxMemoryMiB: 65_536,
+          placeRates: [
+            { count: 100, per: 'hour' },
+            { count: 5, per: 'second' },
+          ],
+          releaseRates: [],
+        },
+      },
     });
     expect(ctx.text()).toContain('vms:          1 of 10');
     expect(ctx.text()).toContain('place rate:   100/hour, 5/second');

@@ -30,12 +30,25 @@ function value<T>(parsed: { ok: true; value: T } | { ok: false; message: string 
 describe('where the CLI connects', () => {
   it('reads NATS_URL when neither a flag nor ALLOT_NATS_SERVERS names a server', () => {
     expect(value(connectionConfig({}, { NATS_URL: 'tls://n1:4222,tls://n2:4222' })).servers).toEqual(['tls://n1:4222', 'tls://n2:4222']);
-    expect(value(connectionConfig({}, { NATS_URL: 'nats://a:4222', ALLOT_NATS_SERVERS: 'nats://b:4222' })).servers).toEqual(['nats://b:4222']);
+    expect(value(connectionConfig({}, { NATS_URL: 'nats://a:4222', ALLOT_NATS_SERVERS: 'nats://b:4222' })).servers).toEqual([
+      'nats://b:4222',
+    ]);
   });
 
   it("uses the nats CLI's selected context: url, creds, nkey, ca, cert, key", () => {
     const home = homeWithContexts(
-      { prod: { description: 'production', url: 'tls://nats.prod:4222', creds: '/etc/allot/operator.creds', ca: '/etc/allot/ca.pem', cert: '/etc/allot/op.pem', key: '/etc/allot/op-key.pem', tls_first: false, jetstream_domain: '' } },
+      {
+        prod: {
+          description: 'production',
+          url: 'tls://nats.prod:4222',
+          creds: '/etc/allot/operator.creds',
+          ca: '/etc/allot/ca.pem',
+          cert: '/etc/allot/op.pem',
+          key: '/etc/allot/op-key.pem',
+          tls_first: false,
+          jetstream_domain: '',
+        },
+      },
       'prod',
     );
     expect(value(connectionConfig({}, { HOME: home }))).toMatchObject({
@@ -46,8 +59,15 @@ describe('where the CLI connects', () => {
   });
 
   it('picks another context with --context or NATS_CONTEXT; flags and ALLOT_NATS_* win over it', () => {
-    const home = homeWithContexts({ a: { url: 'nats://a:4222', nkey: '/keys/a.nk' }, b: { url: 'nats://b:4222', user: 'reader', password: 'from-file' } }, 'a');
-    expect(value(connectionConfig({ context: 'b' }, { HOME: home }))).toMatchObject({ servers: ['nats://b:4222'], user: 'reader', password: 'from-file' });
+    const home = homeWithContexts(
+      { a: { url: 'nats://a:4222', nkey: '/keys/a.nk' }, b: { url: 'nats://b:4222', user: 'reader', password: 'from-file' } },
+      'a',
+    );
+    expect(value(connectionConfig({ context: 'b' }, { HOME: home }))).toMatchObject({
+      servers: ['nats://b:4222'],
+      user: 'reader',
+      password: 'from-file',
+    });
     expect(value(connectionConfig({}, { HOME: home, NATS_CONTEXT: 'b' })).servers).toEqual(['nats://b:4222']);
     const mixed = value(connectionConfig({ creds: '/flag.creds' }, { HOME: home, ALLOT_NATS_TLS_CA: '/env-ca.pem' }));
     expect(mixed).toMatchObject({ servers: ['nats://a:4222'], credsFile: '/flag.creds', tls: { caFile: '/env-ca.pem' } });

@@ -55,18 +55,31 @@ function list(text: string | undefined): string[] | undefined {
   return items.length > 0 ? items : undefined;
 }
 
-type Auth = { user?: string | undefined; password?: string | undefined; token?: string | undefined; credsFile?: string | undefined; nkeySeedFile?: string | undefined };
+type Auth = {
+  user?: string | undefined;
+  password?: string | undefined;
+  token?: string | undefined;
+  credsFile?: string | undefined;
+  nkeySeedFile?: string | undefined;
+};
 
 function anySet(auth: Auth): boolean {
   return Object.values(auth).some((v) => v !== undefined);
 }
 
 /** The validated connection config; a bad flag, variable or context is a usage error naming it. */
-export function connectionConfig(flags: ConnectionFlags, env: Readonly<Record<string, string | undefined>>, readFile?: (path: string) => string): Parsed<NatsConnectionConfig> {
+export function connectionConfig(
+  flags: ConnectionFlags,
+  env: Readonly<Record<string, string | undefined>>,
+  readFile?: (path: string) => string,
+): Parsed<NatsConnectionConfig> {
   const context = readNatsContext(nonEmpty(flags.context), env, readFile);
   if (!context.ok) return usageProblem(`connection: ${context.problem}`);
   const ctx = context.value;
-  const servers = flags.server !== undefined && flags.server.length > 0 ? flags.server.flatMap((s) => list(s) ?? []) : (list(env['ALLOT_NATS_SERVERS']) ?? list(env['NATS_URL']) ?? ctx?.servers);
+  const servers =
+    flags.server !== undefined && flags.server.length > 0
+      ? flags.server.flatMap((s) => list(s) ?? [])
+      : (list(env['ALLOT_NATS_SERVERS']) ?? list(env['NATS_URL']) ?? ctx?.servers);
   const timeoutText = flags.timeout ?? nonEmpty(env['ALLOT_NATS_REQUEST_TIMEOUT_MS']);
   let requestTimeoutMs: number | undefined;
   if (timeoutText !== undefined) {
@@ -78,7 +91,12 @@ export function connectionConfig(flags: ConnectionFlags, env: Readonly<Record<st
   const tlsKey = flags['tls-key'] ?? nonEmpty(env['ALLOT_NATS_TLS_KEY']) ?? ctx?.keyFile;
   // Credentials come whole from one place, flags, then the environment, then the context, so a --creds on the command
   // line does not collide with an ALLOT_NATS_USER left in the shell or a password in the context.
-  const fromFlags: Auth = { user: flags.user, password: flags.user === undefined ? undefined : nonEmpty(env['ALLOT_NATS_PASSWORD']), credsFile: flags.creds, nkeySeedFile: flags['nkey-seed-file'] };
+  const fromFlags: Auth = {
+    user: flags.user,
+    password: flags.user === undefined ? undefined : nonEmpty(env['ALLOT_NATS_PASSWORD']),
+    credsFile: flags.creds,
+    nkeySeedFile: flags['nkey-seed-file'],
+  };
   const fromEnv: Auth = {
     user: nonEmpty(env['ALLOT_NATS_USER']),
     password: nonEmpty(env['ALLOT_NATS_PASSWORD']),
@@ -86,16 +104,28 @@ export function connectionConfig(flags: ConnectionFlags, env: Readonly<Record<st
     credsFile: nonEmpty(env['ALLOT_NATS_CREDS']),
     nkeySeedFile: nonEmpty(env['ALLOT_NATS_NKEY_SEED_FILE']),
   };
-  const fromContext: Auth = { user: ctx?.user, password: ctx?.password, token: ctx?.token, credsFile: ctx?.credsFile, nkeySeedFile: ctx?.nkeySeedFile };
+  const fromContext: Auth = {
+    user: ctx?.user,
+    password: ctx?.password,
+    token: ctx?.token,
+    credsFile: ctx?.credsFile,
+    nkeySeedFile: ctx?.nkeySeedFile,
+  };
   const auth = anySet(fromFlags) ? fromFlags : anySet(fromEnv) ? fromEnv : fromContext;
   const raw = {
     servers,
     name: 'allot-cli',
     ...Object.fromEntries(Object.entries(auth).filter(([, v]) => v !== undefined)),
-    tls: (tlsCa ?? tlsCert ?? tlsKey ?? ctx?.handshakeFirst) !== undefined ? { caFile: tlsCa, certFile: tlsCert, keyFile: tlsKey, handshakeFirst: ctx?.handshakeFirst } : undefined,
+    tls:
+      (tlsCa ?? tlsCert ?? tlsKey ?? ctx?.handshakeFirst) !== undefined
+        ? { caFile: tlsCa, certFile: tlsCert, keyFile: tlsKey, handshakeFirst: ctx?.handshakeFirst }
+        : undefined,
     requestTimeoutMs,
   };
   const parsed = NatsConnectionConfigSchema.safeParse(raw);
-  if (!parsed.success) return usageProblem(`connection: ${formatIssues(parsed.error).join('; ')}${ctx === undefined ? '' : ` (context "${ctx.name}": ${ctx.file})`}`);
+  if (!parsed.success)
+    return usageProblem(
+      `connection: ${formatIssues(parsed.error).join('; ')}${ctx === undefined ? '' : ` (context "${ctx.name}": ${ctx.file})`}`,
+    );
   return parsedOk(parsed.data);
 }

@@ -22,9 +22,22 @@ describe('exit codes', () => {
 
   it('come with the error code, its message and every figure printed', () => {
     const ctx = recordingContext();
-    const code = reportError(ctx, 'place', { code: 'insufficient_capacity', message: 'no node has 4096 MiB free', details: { requested: 4096, nodes: { 'sim-small': { free: 1024 } } } }, false);
+    const code = reportError(
+      ctx,
+      'place',
+      {
+        code: 'insufficient_capacity',
+        message: 'no node has 4096 MiB free',
+        details: { requested: 4096, nodes: { 'sim-small': { free: 1024 } } },
+      },
+      false,
+    );
     expect(code).toBe(1);
-    expect(ctx.stderr).toEqual(['allot place: insufficient_capacity: no node has 4096 MiB free', '  requested: 4096', '  nodes.sim-small.free: 1024']);
+    expect(ctx.stderr).toEqual([
+      'allot place: insufficient_capacity: no node has 4096 MiB free',
+      '  requested: 4096',
+      '  nodes.sim-small.free: 1024',
+    ]);
     expect(figureLines({ retryAfterMs: 1500, limit: 'maxVms' })).toEqual(['retryAfterMs: 1500', 'limit: maxVms']);
   });
 });

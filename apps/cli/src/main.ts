@@ -29,7 +29,10 @@ const ctx: CliContext = {
 
 const argv = process.argv.slice(2);
 const command = argv.find((a) => COMMANDS.some((c) => c.name === a));
-const code = tracing.enabled && command !== undefined ? await withRootSpan(`allot ${command}`, { 'allot.command': command }, () => runCli(argv, ctx)) : await runCli(argv, ctx);
+const code =
+  tracing.enabled && command !== undefined
+    ? await withRootSpan(`allot ${command}`, { 'allot.command': command }, () => runCli(argv, ctx))
+    : await runCli(argv, ctx);
 await tracing.shutdown().catch(() => undefined);
 // Exit explicitly once stdout is flushed: a NATS socket still closing must not hold the process.
 process.stdout.write('', () => process.exit(code));

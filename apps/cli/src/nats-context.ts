@@ -39,7 +39,11 @@ function defined<T extends object>(o: T): T {
  * The context named by `--context`, else NATS_CONTEXT, else the one selected in context.txt (`nats context select`);
  * undefined when none is named. A named context that cannot be read or parsed is a problem in words.
  */
-export function readNatsContext(named: string | undefined, env: Env, readFile: (path: string) => string = (p) => readFileSync(p, 'utf8')): { ok: true; value: NatsContext | undefined } | { ok: false; problem: string } {
+export function readNatsContext(
+  named: string | undefined,
+  env: Env,
+  readFile: (path: string) => string = (p) => readFileSync(p, 'utf8'),
+): { ok: true; value: NatsContext | undefined } | { ok: false; problem: string } {
   const dir = natsConfigDir(env);
   if (dir === undefined) return { ok: true, value: undefined };
   let name = named ?? text(env['NATS_CONTEXT']);
@@ -59,7 +63,8 @@ export function readNatsContext(named: string | undefined, env: Env, readFile: (
   } catch (e) {
     return { ok: false, problem: `context "${name}": cannot read ${file}: ${(e as Error).message}` };
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return { ok: false, problem: `context "${name}": ${file} is not a JSON object` };
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    return { ok: false, problem: `context "${name}": ${file} is not a JSON object` };
   const c = raw as Record<string, unknown>;
   const url = text(c['url']);
   return {
@@ -67,7 +72,10 @@ export function readNatsContext(named: string | undefined, env: Env, readFile: (
     value: defined({
       name,
       file,
-      servers: url?.split(',').map((s) => s.trim()).filter((s) => s !== ''),
+      servers: url
+        ?.split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== ''),
       user: text(c['user']),
       password: text(c['password']),
       token: text(c['token']),

@@ -21,7 +21,8 @@ export function figureLines(details: Record<string, unknown>, prefix = ''): stri
   const lines: string[] = [];
   for (const [key, value] of Object.entries(details)) {
     const name = prefix === '' ? key : `${prefix}.${key}`;
-    if (value !== null && typeof value === 'object' && !Array.isArray(value)) lines.push(...figureLines(value as Record<string, unknown>, name));
+    if (value !== null && typeof value === 'object' && !Array.isArray(value))
+      lines.push(...figureLines(value as Record<string, unknown>, name));
     else lines.push(`${name}: ${typeof value === 'string' ? value : JSON.stringify(value)}`);
   }
   return lines;

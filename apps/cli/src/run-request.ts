@@ -10,7 +10,12 @@ import { openSession, type SchedReply, type Session } from './session.ts';
  * Connects with the command's connection flags, runs `work`, and closes. A bad flag is exit 2, NATS out of reach is
  * exit 3; `work` returns its own exit code.
  */
-export async function withSession(ctx: CliContext, command: string, flags: ConnectionFlags & { json?: boolean | undefined }, work: (session: Session) => Promise<number>): Promise<number> {
+export async function withSession(
+  ctx: CliContext,
+  command: string,
+  flags: ConnectionFlags & { json?: boolean | undefined },
+  work: (session: Session) => Promise<number>,
+): Promise<number> {
   const config = connectionConfig(flags, ctx.env);
   if (!config.ok) return usageError(ctx, command, config.message);
   const session = await openSession(config.value);

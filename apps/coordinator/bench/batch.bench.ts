@@ -14,14 +14,26 @@ const BATCH_WINDOW = Number(process.argv[3] ?? 16);
 try {
   const single = await startNatsServer();
   const nc1 = await connectTo(single.url, 'bench-batch-r1');
-  console.log(JSON.stringify({ replicas: 1, servers: 1, ...(await measureKvAlone(nc1, { tag: 'r1', replicas: 1, count: COUNT, batchWindow: BATCH_WINDOW, casWindow: 256 })) }));
+  console.log(
+    JSON.stringify({
+      replicas: 1,
+      servers: 1,
+      ...(await measureKvAlone(nc1, { tag: 'r1', replicas: 1, count: COUNT, batchWindow: BATCH_WINDOW, casWindow: 256 })),
+    }),
+  );
   await nc1.close();
   await single.stop();
 
   const cluster = await startNatsCluster(3);
   await cluster.metaLeader();
   const nc3 = await connectTo(cluster.urls[0] as string, 'bench-batch-r3');
-  console.log(JSON.stringify({ replicas: 3, servers: 3, ...(await measureKvAlone(nc3, { tag: 'r3', replicas: 3, count: COUNT, batchWindow: BATCH_WINDOW, casWindow: 256 })) }));
+  console.log(
+    JSON.stringify({
+      replicas: 3,
+      servers: 3,
+      ...(await measureKvAlone(nc3, { tag: 'r3', replicas: 3, count: COUNT, batchWindow: BATCH_WINDOW, casWindow: 256 })),
+    }),
+  );
   await nc3.close();
 } finally {
   await cleanupAll();

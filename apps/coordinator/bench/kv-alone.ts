@@ -29,12 +29,33 @@ export interface KvAlone {
 /** Tenants of the group batch measured alone: 100 intents + 100 usage records, what a busy coordinator sends. */
 export const GROUP_TENANTS = 100;
 
-const INTENT = encode({ requestId: 'x'.repeat(36), tenantId: 'bench', hash: 'h'.repeat(64), state: 'pending', nodeId: 'n-0', attempt: 1, refusedBy: [], coordinatorId: 'bench', updatedAt: Date.now(), memoryMiB: 16, vcpus: 1 });
+const INTENT = encode({
+  requestId: 'x'.repeat(36),
+  tenantId: 'bench',
+  hash: 'h'.repeat(64),
+  state: 'pending',
+  nodeId: 'n-0',
+  attempt: 1,
+  refusedBy: [],
+  coordinatorId: 'bench',
+  updatedAt: Date.now(),
+  memoryMiB: 16,
+  vcpus: 1,
+});
 const USAGE = encode({ version: 2, tenantId: 'bench', usage: { vms: 1, vcpus: 1, memoryMiB: 16, vmsPerNode: { 'n-0': 1 } } });
 
 /** Measures on the placements bucket (created with the coordinator's settings and `replicas` when absent). */
-export async function measureKvAlone(nc: NatsConnection, opts: { tag: string; replicas: number; count: number; batchWindow: number; casWindow: number }): Promise<KvAlone> {
-  const kv = await ensureKv(jetstream(nc), KV_PLACEMENTS, { history: 1, replicas: opts.replicas, allowAtomic: true, allowMsgTtl: true, expiryMarkerTtlMs: 60 * 60_000 });
+export async function measureKvAlone(
+  nc: NatsConnection,
+  opts: { tag: string; replicas: number; count: number; batchWindow: number; casWindow: number },
+): Promise<KvAlone> {
+  const kv = await ensureKv(jetstream(nc), KV_PLACEMENTS, {
+    history: 1,
+    replicas: opts.replicas,
+    allowAtomic: true,
+    allowMsgTtl: true,
+    expiryMarkerTtlMs: 60 * 60_000,
+  });
   if (!kv.ok) throw new Error(kv.error.message);
   const bucket = new NatsBucket(nc, kv.value, KV_PLACEMENTS);
   const batch = async (key: string) => {
@@ -65,7 +86,10 @@ export async function measureKvAlone(nc: NatsConnection, opts: { tag: string; re
       await one(i);
       ms.push(performance.now() - t0);
     }
-    return quantile(ms.sort((a, b) => a - b), 0.5);
+    return quantile(
+      ms.sort((a, b) => a - b),
+      0.5,
+    );
   };
   const SEQ = Math.min(300, opts.count);
   const batchP50Ms = await sequential(SEQ, (i) => batch(`${opts.tag}-s${i}`));

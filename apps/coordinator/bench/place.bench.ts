@@ -16,7 +16,16 @@ import { writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { inFlight, quantile } from '../../../test/harness/bench.ts';
-import { cleanupAll, COORDINATOR_MAIN, isLogMsg, spawnProcess, startAgent, startNatsCluster, startNatsServer, tempDir } from '../../../test/harness/index.ts';
+import {
+  cleanupAll,
+  COORDINATOR_MAIN,
+  isLogMsg,
+  spawnProcess,
+  startAgent,
+  startNatsCluster,
+  startNatsServer,
+  tempDir,
+} from '../../../test/harness/index.ts';
 import { ensureStreams } from '@allot/nats';
 import { jetstreamManager } from '../src/nats-deps.ts';
 import { connectTo, ensureTestStreams, startFakeAgents, startTestCoordinator } from '../src/testing/cluster.ts';
@@ -35,7 +44,10 @@ const COORDINATORS = Number(process.env['BENCH_COORDINATORS'] ?? 1);
 const REPLICAS = Number(process.env['BENCH_REPLICAS'] ?? 1);
 
 // Everyone connects to the first server; with 3 replicas the streams' leaders may be on any of them.
-const server = REPLICAS === 1 ? await startNatsServer() : await startNatsCluster(REPLICAS).then(async (c) => (await c.metaLeader(), { url: c.urls[0] as string }));
+const server =
+  REPLICAS === 1
+    ? await startNatsServer()
+    : await startNatsCluster(REPLICAS).then(async (c) => (await c.metaLeader(), { url: c.urls[0] as string }));
 try {
   for (const spec of counts) {
     const real = spec.startsWith('real');
@@ -53,7 +65,15 @@ try {
     if (real) {
       // 2048 cores so the simulated CPU use (40% of a core per vCPU) stays below the unhealthy mark for the whole run.
       const handles = await Promise.all(
-        Object.keys(nodes).map(async (nodeId) => startAgent({ natsUrl: server.url, nodeId, stateDir: await tempDir('bench-agent'), host: { cores: 2048, memoryMiB: 1 << 20 }, env: { ALLOT_HEARTBEAT_MS: '1000' } })),
+        Object.keys(nodes).map(async (nodeId) =>
+          startAgent({
+            natsUrl: server.url,
+            nodeId,
+            stateDir: await tempDir('bench-agent'),
+            host: { cores: 2048, memoryMiB: 1 << 20 },
+            env: { ALLOT_HEARTBEAT_MS: '1000' },
+          }),
+        ),
       );
       stopAgents = async () => void (await Promise.all(handles.map((h) => h.stop())));
     } else {
@@ -65,7 +85,11 @@ try {
         await agentNc.close();
       };
     }
-    const coordinatorConfig = { coordinatorId: `bench-${prefix}`, replicas: REPLICAS, liveness: { lostAfterMs: 600_000, suspectAfterMs: 600_000 } };
+    const coordinatorConfig = {
+      coordinatorId: `bench-${prefix}`,
+      replicas: REPLICAS,
+      liveness: { lostAfterMs: 600_000, suspectAfterMs: 600_000 },
+    };
     // BENCH_COORDINATOR=process runs the coordinator as its own process (src/main.ts), as deployed: it then does not
     // share an event loop with the client and the fake agents. Default: in this process. BENCH_COORDINATORS=N runs N
     // of them (one queue group: NATS spreads the requests, so they write the same tenants' usage records).
@@ -76,7 +100,12 @@ try {
       if (OWN_PROCESS) {
         const file = join(await tempDir('bench-coordinator'), 'c.json');
         await writeFile(file, JSON.stringify({ ...config, nats: { servers: [server.url] }, logLevel: 'info' }));
-        const child = spawnProcess({ name: `bench coordinator ${k}`, script: COORDINATOR_MAIN, args: ['--config', file], env: { ALLOT_LOG_FORMAT: 'json' } });
+        const child = spawnProcess({
+          name: `bench coordinator ${k}`,
+          script: COORDINATOR_MAIN,
+          args: ['--config', file],
+          env: { ALLOT_LOG_FORMAT: 'json' },
+        });
         await child.waitForLine(isLogMsg('coordinator ready'), 60_000);
         stops.push(async () => void (await child.stop()));
       } else {
@@ -92,11 +121,19 @@ try {
     const nc = await connectTo(server.url, 'bench-hop');
     const { requestTyped } = await import('@allot/nats');
     const { schedSubject, PlaceReplySchema, agentSubject } = await import('@allot/protocol');
-    const mk = (id: string, tenantId = 'bench') => ({ request: { requestId: id, tenantId, resources: { memoryMiB: 16, vcpus: 1 } }, placement: { strategy: 'spread' } });
+    const mk = (id: string, tenantId = 'bench') => ({
+      request: { requestId: id, tenantId, resources: { memoryMiB: 16, vcpus: 1 } },
+      placement: { strategy: 'spread' },
+    });
 
     // Two-hop bare round trip: client -> "coordinator" -> "agent" with no logic, small payloads. A real agent answers
     // `health` (its `usage` carries per-core figures: large for the 2048-core hosts used here); the fakes `usage`.
-    const hop1 = client.subscribe('bench.hop1', { callback: (_e, m) => void nc.request(agentSubject(`${prefix}-0`, real ? 'health' : 'usage'), new Uint8Array(0), { timeout: 5_000 }).then((r) => m.respond(r.data)) });
+    const hop1 = client.subscribe('bench.hop1', {
+      callback: (_e, m) =>
+        void nc
+          .request(agentSubject(`${prefix}-0`, real ? 'health' : 'usage'), new Uint8Array(0), { timeout: 5_000 })
+          .then((r) => m.respond(r.data)),
+    });
     await client.flush();
     const bare: number[] = [];
     for (let i = 0; i < SEQUENTIAL; i++) {
@@ -107,7 +144,8 @@ try {
     hop1.unsubscribe();
 
     // Warm-up: the first places compile the coordinator's hot path; steady-state latency is what is measured.
-    for (let i = 0; i < 200; i++) await requestTyped(client, schedSubject('place', 'bench'), mk(`w-${prefix}-${i}`), PlaceReplySchema, { timeoutMs: 10_000 });
+    for (let i = 0; i < 200; i++)
+      await requestTyped(client, schedSubject('place', 'bench'), mk(`w-${prefix}-${i}`), PlaceReplySchema, { timeoutMs: 10_000 });
     const seq: number[] = [];
     for (let i = 0; i < SEQUENTIAL; i++) {
       const t0 = performance.now();
@@ -120,7 +158,9 @@ try {
       let failed = 0;
       const { ms } = await inFlight(PIPELINED, WINDOW, async (i) => {
         const tenantId = tenantOf(i);
-        const r = await requestTyped(client, schedSubject('place', tenantId), mk(`${label}-${prefix}-${i}`, tenantId), PlaceReplySchema, { timeoutMs: 30_000 });
+        const r = await requestTyped(client, schedSubject('place', tenantId), mk(`${label}-${prefix}-${i}`, tenantId), PlaceReplySchema, {
+          timeoutMs: 30_000,
+        });
         if (!r.ok) failed += 1;
       });
       return { count: PIPELINED, window: WINDOW, perSecond: Math.round(PIPELINED / (ms / 1000)), failed };
@@ -131,10 +171,21 @@ try {
     // The bench's own parts alone, same run: the client and the fake agents (allocate straight to the agents, no
     // coordinator, same window), and the KV writes of a place (the counting batch; the `placed` compare-and-set).
     const { AllocationSchema } = await import('@allot/core');
-    const pipelinedRate = async (count: number, one: (i: number) => Promise<unknown>) => Math.round(count / ((await inFlight(count, WINDOW, one)).ms / 1000));
-    const agentsAlone = await pipelinedRate(PIPELINED, (i) => requestTyped(client, agentSubject(`${prefix}-${i % n}`, 'allocate'), mk(`a-${prefix}-${i}`).request, AllocationSchema, { timeoutMs: 30_000 }));
+    const pipelinedRate = async (count: number, one: (i: number) => Promise<unknown>) =>
+      Math.round(count / ((await inFlight(count, WINDOW, one)).ms / 1000));
+    const agentsAlone = await pipelinedRate(PIPELINED, (i) =>
+      requestTyped(client, agentSubject(`${prefix}-${i % n}`, 'allocate'), mk(`a-${prefix}-${i}`).request, AllocationSchema, {
+        timeoutMs: 30_000,
+      }),
+    );
     // 16 two-key batches in flight: what one batch per place would cost (the coordinator sends at most 4, grouped).
-    const kv = await measureKvAlone(client, { tag: prefix, replicas: REPLICAS, count: Math.min(PIPELINED, 2_000), batchWindow: 16, casWindow: WINDOW });
+    const kv = await measureKvAlone(client, {
+      tag: prefix,
+      replicas: REPLICAS,
+      count: Math.min(PIPELINED, 2_000),
+      batchWindow: 16,
+      casWindow: WINDOW,
+    });
 
     // Decision time alone: @allot/placement over the coordinator's own index.
     const decider = inProcess ?? (await startTestCoordinator(server.url, { ...coordinatorConfig, coordinatorId: 'bench-decider' }));

@@ -2,7 +2,16 @@
 // Run: node apps/coordinator/bench/quota.bench.ts (or `pnpm bench quota`).
 import { decode, encode } from '@allot/protocol';
 import { TenantQuotaSchema, unwrap } from '@allot/core';
-import { admitPlacement, emptyUsageRecord, migrateLegacyQuotas, RateLimiter, releasePlacement, TenantUsageRecordSchema, TokenBucket, type TenantUsageRecord } from '@allot/quota';
+import {
+  admitPlacement,
+  emptyUsageRecord,
+  migrateLegacyQuotas,
+  RateLimiter,
+  releasePlacement,
+  TenantUsageRecordSchema,
+  TokenBucket,
+  type TenantUsageRecord,
+} from '@allot/quota';
 
 function measure(label: string, ops: number, run: () => void): void {
   const start = process.hrtime.bigint();
@@ -25,7 +34,13 @@ function measure(label: string, ops: number, run: () => void): void {
   const tenants = 10_000;
   const limiter = new RateLimiter({ maxTenants: tenants });
   const quotas = Array.from({ length: tenants }, (_, i) =>
-    TenantQuotaSchema.parse({ tenantId: `t${i}`, placeRates: [{ count: 10, per: 'second' }, { count: 1000, per: 'hour' }] }),
+    TenantQuotaSchema.parse({
+      tenantId: `t${i}`,
+      placeRates: [
+        { count: 10, per: 'second' },
+        { count: 1000, per: 'hour' },
+      ],
+    }),
   );
   const n = 500_000;
   let admitted = 0;
@@ -41,7 +56,12 @@ function measure(label: string, ops: number, run: () => void): void {
   for (let i = 0; i < 500; i += 1) record = unwrap(admitPlacement(record, { nodeId: `node-${i}`, memoryMiB: 4096, vcpus: 4 }));
   const ops = 200_000;
   measure('admitPlacement+releasePlacement (500 nodes counted)', ops, () => {
-    for (let i = 0; i < ops; i += 1) releasePlacement(unwrap(admitPlacement(record, { nodeId: 'node-1', memoryMiB: 1024, vcpus: 1 })), { nodeId: 'node-1', memoryMiB: 1024, vcpus: 1 });
+    for (let i = 0; i < ops; i += 1)
+      releasePlacement(unwrap(admitPlacement(record, { nodeId: 'node-1', memoryMiB: 1024, vcpus: 1 })), {
+        nodeId: 'node-1',
+        memoryMiB: 1024,
+        vcpus: 1,
+      });
   });
   const bytes = encode(record);
   const decodes = 20_000;

@@ -17,10 +17,21 @@ export class AgentClient {
     this.#timeoutMs = timeoutMs;
   }
 
-  call<V extends AgentVerb>(nodeId: string, verb: V, request: RequestOf<V>, opts: { timeoutMs?: number; requestId?: string } = {}): Promise<Result<ReplyOf<V>>> {
+  call<V extends AgentVerb>(
+    nodeId: string,
+    verb: V,
+    request: RequestOf<V>,
+    opts: { timeoutMs?: number; requestId?: string } = {},
+  ): Promise<Result<ReplyOf<V>>> {
     const timeoutMs = opts.timeoutMs ?? this.#timeoutMs;
     const headers = opts.requestId === undefined ? undefined : { [HEADERS.requestId]: opts.requestId };
-    return requestTyped(this.#nc, agentSubject(nodeId, verb), request, AGENT_ENDPOINTS[verb].reply, headers === undefined ? { timeoutMs } : { timeoutMs, headers }) as Promise<Result<ReplyOf<V>>>;
+    return requestTyped(
+      this.#nc,
+      agentSubject(nodeId, verb),
+      request,
+      AGENT_ENDPOINTS[verb].reply,
+      headers === undefined ? { timeoutMs } : { timeoutMs, headers },
+    ) as Promise<Result<ReplyOf<V>>>;
   }
 }
 

@@ -6,8 +6,17 @@ import { inProcessCluster } from './testing/fake-agents.ts';
 
 describe('allocation listing cursor', () => {
   it('round-trips and refuses what it did not make', () => {
-    for (const c of [{ nodeId: 'n-1' }, { nodeId: 'n_2', after: 0 }, { nodeId: 'x', after: 9_007_199_254_740_991 }]) expect(decodeCursor(encodeCursor(c))).toEqual({ ok: true, value: c });
-    const hostile = ['', 'not base64!', Buffer.from('[]').toString('base64url'), Buffer.from('{"n":"a.b"}').toString('base64url'), Buffer.from('{"n":"a","a":-1}').toString('base64url'), Buffer.from('{"n":"a","a":1.5}').toString('base64url'), 'A'.repeat(201)];
+    for (const c of [{ nodeId: 'n-1' }, { nodeId: 'n_2', after: 0 }, { nodeId: 'x', after: 9_007_199_254_740_991 }])
+      expect(decodeCursor(encodeCursor(c))).toEqual({ ok: true, value: c });
+    const hostile = [
+      '',
+      'not base64!',
+      Buffer.from('[]').toString('base64url'),
+      Buffer.from('{"n":"a.b"}').toString('base64url'),
+      Buffer.from('{"n":"a","a":-1}').toString('base64url'),
+      Buffer.from('{"n":"a","a":1.5}').toString('base64url'),
+      'A'.repeat(201),
+    ];
     for (const h of hostile) expect(decodeCursor(h)).toMatchObject({ ok: false, error: { code: 'invalid_request' } });
   });
 
@@ -25,7 +34,12 @@ describe('listAllocationsPage', () => {
     const caller = cluster.agents.caller();
     for (const [nodeId, n] of Object.entries(counts))
       for (let i = 0; i < n; i++) {
-        const r = await caller.call(nodeId, 'allocate', { requestId: `${nodeId}-r${i}`, tenantId: i % 2 === 0 ? 'even' : 'odd', resources: { memoryMiB: 64, vcpus: 1 }, fence: 1 });
+        const r = await caller.call(nodeId, 'allocate', {
+          requestId: `${nodeId}-r${i}`,
+          tenantId: i % 2 === 0 ? 'even' : 'odd',
+          resources: { memoryMiB: 64, vcpus: 1 },
+          fence: 1,
+        });
         if (!r.ok) throw new Error(r.error.message);
       }
     return caller;
@@ -37,7 +51,11 @@ describe('listAllocationsPage', () => {
     do {
       const decoded = cursor === undefined ? undefined : decodeCursor(cursor);
       if (decoded !== undefined && !decoded.ok) throw new Error(decoded.error.message);
-      const r = await listAllocationsPage(agents, nodes, filter, { limit, concurrency, ...(decoded === undefined ? {} : { cursor: decoded.value }) });
+      const r = await listAllocationsPage(agents, nodes, filter, {
+        limit,
+        concurrency,
+        ...(decoded === undefined ? {} : { cursor: decoded.value }),
+      });
       if (!r.ok) throw new Error(r.error.message);
       pages.push(r.value.allocations.map((a) => a.id));
       cursor = r.value.next;
@@ -63,9 +81,17 @@ describe('listAllocationsPage', () => {
 
   it('goes past a node that does not answer and says which', async () => {
     const real = await setup({ a: 2, c: 2 });
-    const agents: AgentCaller = { call: ((nodeId: string, ...rest: unknown[]) => (nodeId === 'b' ? Promise.resolve({ ok: false, error: { code: 'timeout', message: 'request to allot.agent.b.allocations timed out' } }) : (real.call as (...a: unknown[]) => unknown)(nodeId, ...rest))) as AgentCaller['call'] };
+    const agents: AgentCaller = {
+      call: ((nodeId: string, ...rest: unknown[]) =>
+        nodeId === 'b'
+          ? Promise.resolve({ ok: false, error: { code: 'timeout', message: 'request to allot.agent.b.allocations timed out' } })
+          : (real.call as (...a: unknown[]) => unknown)(nodeId, ...rest)) as AgentCaller['call'],
+    };
     const r = await listAllocationsPage(agents, ['a', 'b', 'c'], {}, { limit: 10 });
-    expect(r).toMatchObject({ ok: true, value: { nodesFailed: [{ nodeId: 'b', error: 'request to allot.agent.b.allocations timed out' }] } });
+    expect(r).toMatchObject({
+      ok: true,
+      value: { nodesFailed: [{ nodeId: 'b', error: 'request to allot.agent.b.allocations timed out' }] },
+    });
     expect(r.ok && r.value.allocations.map((a) => a.id)).toEqual(['a:1', 'a:2', 'c:1', 'c:2']);
     expect(r.ok && r.value.next).toBeUndefined();
   });
@@ -81,7 +107,13 @@ describe('listingNodes', () => {
   const view = {
     get: (id: string) => rows.find((r) => r.nodeId === id),
     nodes: (f: { liveness?: string; labels?: Record<string, string> }) =>
-      rows.filter((r) => (f.liveness === undefined || r.liveness === f.liveness) && Object.entries(f.labels ?? {}).every(([k, v]) => (r.labels as Record<string, string>)[k] === v)).map((r) => ({ nodeId: r.nodeId })),
+      rows
+        .filter(
+          (r) =>
+            (f.liveness === undefined || r.liveness === f.liveness) &&
+            Object.entries(f.labels ?? {}).every(([k, v]) => (r.labels as Record<string, string>)[k] === v),
+        )
+        .map((r) => ({ nodeId: r.nodeId })),
   } as unknown as Pick<ClusterView, 'get' | 'nodes'>;
 
   it('asks the named node alone whatever its liveness, the ready nodes with the labels, or every ready node', () => {

@@ -22,7 +22,9 @@ export function encodeCursor(c: ListingCursor): string {
 
 /** Hostile input is a value: anything not made by encodeCursor is invalid_request. */
 export function decodeCursor(text: string): Result<ListingCursor> {
-  const bad = err('invalid_request', 'cursor: not a cursor this listing returned (pass the reply\'s "next" unchanged)', { field: 'cursor' });
+  const bad = err('invalid_request', 'cursor: not a cursor this listing returned (pass the reply\'s "next" unchanged)', {
+    field: 'cursor',
+  });
   if (text.length > 200 || !/^[A-Za-z0-9_-]+$/.test(text)) return bad;
   let raw: unknown;
   try {
@@ -47,8 +49,12 @@ export function nodesFrom(sortedNodeIds: readonly string[], cursor: ListingCurso
  * The nodes a listing asks: the named node alone (whatever its liveness; not_found if it never reported), else the
  * ready nodes carrying every one of `labels` (the view knows them: the others are not asked), else every ready node.
  */
-export function listingNodes(view: Pick<ClusterView, 'get' | 'nodes'>, q: { nodeId?: string | undefined; labels?: Record<string, string> | undefined }): Result<string[]> {
-  if (q.nodeId !== undefined) return view.get(q.nodeId) === undefined ? err('not_found', `node ${q.nodeId} has not reported`, { nodeId: q.nodeId }) : ok([q.nodeId]);
+export function listingNodes(
+  view: Pick<ClusterView, 'get' | 'nodes'>,
+  q: { nodeId?: string | undefined; labels?: Record<string, string> | undefined },
+): Result<string[]> {
+  if (q.nodeId !== undefined)
+    return view.get(q.nodeId) === undefined ? err('not_found', `node ${q.nodeId} has not reported`, { nodeId: q.nodeId }) : ok([q.nodeId]);
   return ok(view.nodes({ liveness: 'ready', ...(q.labels === undefined ? {} : { labels: q.labels }) }).map((n) => n.nodeId));
 }
 
@@ -76,7 +82,12 @@ function counterOf(allocationId: string): number {
  * One page of at most `limit` allocations from `nodeIds` (any order; walked sorted). Each window of nodes is asked at
  * once with the room left, then taken in order; a node's page that does not fit is cut and the cursor points inside it.
  */
-export async function listAllocationsPage(agents: AgentCaller, nodeIds: readonly string[], filter: AllocationFilter, opts: ListingOptions): Promise<Result<ListingPage>> {
+export async function listAllocationsPage(
+  agents: AgentCaller,
+  nodeIds: readonly string[],
+  filter: AllocationFilter,
+  opts: ListingOptions,
+): Promise<Result<ListingPage>> {
   const todo = nodesFrom([...nodeIds].sort(), opts.cursor);
   const window = Math.max(1, opts.concurrency ?? 8);
   const out: Allocation[] = [];
@@ -85,7 +96,13 @@ export async function listAllocationsPage(agents: AgentCaller, nodeIds: readonly
     agents.call(
       nodeId,
       'allocations',
-      { status: filter.status ?? 'live', limit, ...(filter.tenantId === undefined ? {} : { tenantId: filter.tenantId }), ...(filter.requestId === undefined ? {} : { requestId: filter.requestId }), ...(after === undefined ? {} : { after }) },
+      {
+        status: filter.status ?? 'live',
+        limit,
+        ...(filter.tenantId === undefined ? {} : { tenantId: filter.tenantId }),
+        ...(filter.requestId === undefined ? {} : { requestId: filter.requestId }),
+        ...(after === undefined ? {} : { after }),
+      },
       opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs },
     );
   const startAfter = (nodeId: string) => (opts.cursor !== undefined && opts.cursor.nodeId === nodeId ? opts.cursor.after : undefined);
@@ -107,7 +124,8 @@ export async function listAllocationsPage(agents: AgentCaller, nodeIds: readonly
         const taken = page.value.allocations.slice(0, need);
         out.push(...taken);
         const last = taken.at(-1);
-        if (taken.length < page.value.allocations.length && last !== undefined) return ok({ allocations: out, next: encodeCursor({ nodeId, after: counterOf(last.id) }), nodesFailed });
+        if (taken.length < page.value.allocations.length && last !== undefined)
+          return ok({ allocations: out, next: encodeCursor({ nodeId, after: counterOf(last.id) }), nodesFailed });
         if (!page.value.truncated) break;
         const next = page.value.next;
         // A cursor that does not move would loop forever: a broken or hostile agent.
@@ -121,7 +139,11 @@ export async function listAllocationsPage(agents: AgentCaller, nodeIds: readonly
       }
       if (out.length >= opts.limit) {
         const following = todo[i + j + 1];
-        return ok(following === undefined ? { allocations: out, nodesFailed } : { allocations: out, next: encodeCursor({ nodeId: following }), nodesFailed });
+        return ok(
+          following === undefined
+            ? { allocations: out, nodesFailed }
+            : { allocations: out, next: encodeCursor({ nodeId: following }), nodesFailed },
+        );
       }
     }
   }

@@ -24,7 +24,13 @@ export interface PageOptions {
 }
 
 /** Calls `onPage` with each page of the node's allocations; an error of any page ends the walk with that error. */
-export async function forEachAllocationPage(agents: AgentCaller, nodeId: string, filter: AllocationFilter, onPage: (page: readonly Allocation[]) => void | Promise<void>, opts: PageOptions = {}): Promise<Result<{ count: number; truncated: boolean }>> {
+export async function forEachAllocationPage(
+  agents: AgentCaller,
+  nodeId: string,
+  filter: AllocationFilter,
+  onPage: (page: readonly Allocation[]) => void | Promise<void>,
+  opts: PageOptions = {},
+): Promise<Result<{ count: number; truncated: boolean }>> {
   const limit = Math.min(Math.max(1, opts.pageSize ?? 500), MAX_ALLOCATIONS_PAGE);
   const max = opts.max ?? Number.POSITIVE_INFINITY;
   let after: number | undefined;
@@ -33,7 +39,13 @@ export async function forEachAllocationPage(agents: AgentCaller, nodeId: string,
     const page = await agents.call(
       nodeId,
       'allocations',
-      { status: filter.status ?? 'live', limit: Math.min(limit, Math.max(1, max - count)), ...(filter.tenantId === undefined ? {} : { tenantId: filter.tenantId }), ...(filter.requestId === undefined ? {} : { requestId: filter.requestId }), ...(after === undefined ? {} : { after }) },
+      {
+        status: filter.status ?? 'live',
+        limit: Math.min(limit, Math.max(1, max - count)),
+        ...(filter.tenantId === undefined ? {} : { tenantId: filter.tenantId }),
+        ...(filter.requestId === undefined ? {} : { requestId: filter.requestId }),
+        ...(after === undefined ? {} : { after }),
+      },
       opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs },
     );
     if (!page.ok) return page;
@@ -43,13 +55,23 @@ export async function forEachAllocationPage(agents: AgentCaller, nodeId: string,
     if (count >= max) return ok({ count, truncated: true });
     const next = page.value.next;
     // A cursor that does not move would loop forever: a broken or hostile agent.
-    if (next === undefined || (after !== undefined && next <= after)) return err('internal', `node ${nodeId}: allocations page without a usable next cursor`, { nodeId, after: after ?? null, next: next ?? null });
+    if (next === undefined || (after !== undefined && next <= after))
+      return err('internal', `node ${nodeId}: allocations page without a usable next cursor`, {
+        nodeId,
+        after: after ?? null,
+        next: next ?? null,
+      });
     after = next;
   }
 }
 
 /** Every allocation of the node matching the filter (up to opts.max), gathered page by page. */
-export async function allAllocations(agents: AgentCaller, nodeId: string, filter: AllocationFilter, opts: PageOptions = {}): Promise<Result<{ allocations: Allocation[]; truncated: boolean }>> {
+export async function allAllocations(
+  agents: AgentCaller,
+  nodeId: string,
+  filter: AllocationFilter,
+  opts: PageOptions = {},
+): Promise<Result<{ allocations: Allocation[]; truncated: boolean }>> {
   const all: Allocation[] = [];
   const walked = await forEachAllocationPage(agents, nodeId, filter, (page) => void all.push(...page), opts);
   if (!walked.ok) return walked;

@@ -6,7 +6,9 @@ import { inProcessCluster } from './testing/fake-agents.ts';
 
 /* ClusterManager is the door of the scheduler verbs: each place and release is counted once, in one metrics object. */
 
-const req = (requestId: string, memoryMiB: number): PlaceRequestInput => ({ request: { requestId, tenantId: 'acme', resources: { memoryMiB, vcpus: 1 } } });
+const req = (requestId: string, memoryMiB: number): PlaceRequestInput => ({
+  request: { requestId, tenantId: 'acme', resources: { memoryMiB, vcpus: 1 } },
+});
 
 describe('ClusterManager, the door of place, release and check', () => {
   it('counts each place, refusal and release once, as its metrics and its telemetry say', async () => {
@@ -21,7 +23,12 @@ describe('ClusterManager, the door of place, release and check', () => {
     expect(!refused.ok && refused.error.code).toBe('insufficient_capacity');
     unwrap(await manager.releasePlacement({ requestId: 'rel-p1', placementRequestId: 'p1', tenantId: 'acme' }));
     const m = unwrap(await manager.getMetrics());
-    expect({ allocations: m.allocations, releases: m.releases, refusals: m.refusals, count: m.allocateLatency.count }).toEqual({ allocations: 1, releases: 1, refusals: { insufficient_capacity: 1 }, count: 2 });
+    expect({ allocations: m.allocations, releases: m.releases, refusals: m.refusals, count: m.allocateLatency.count }).toEqual({
+      allocations: 1,
+      releases: 1,
+      refusals: { insufficient_capacity: 1 },
+      count: 2,
+    });
     const t = unwrap(await manager.exportTelemetry());
     expect([t['place.placed'], t['place.released'], t['place.refused.insufficient_capacity']]).toEqual([1, 1, 1]);
   });

@@ -99,7 +99,10 @@ export class ClusterManager implements ResourceManager {
   }
 
   async release(target: ReleaseTarget): Promise<Result<Allocation>> {
-    if (target.allocationRequestId === undefined) return err('invalid_request', 'allocationRequestId: at cluster scope a placement is released by the request id that placed it', { field: 'allocationRequestId' });
+    if (target.allocationRequestId === undefined)
+      return err('invalid_request', 'allocationRequestId: at cluster scope a placement is released by the request id that placed it', {
+        field: 'allocationRequestId',
+      });
     return this.releasePlacement({ requestId: target.requestId, placementRequestId: target.allocationRequestId });
   }
 
@@ -110,10 +113,22 @@ export class ClusterManager implements ResourceManager {
     if (!check.ok) return check;
     const u = this.#view.usage(this.#now());
     const figures = {
-      memory: { requested: req.value.request.resources.memoryMiB, free: u.memory.effectiveCapacity - u.memory.committed, effectiveCapacity: u.memory.effectiveCapacity },
-      cpu: { requested: req.value.request.resources.vcpus, free: u.cpu.effectiveCapacity - u.cpu.committed, effectiveCapacity: u.cpu.effectiveCapacity },
+      memory: {
+        requested: req.value.request.resources.memoryMiB,
+        free: u.memory.effectiveCapacity - u.memory.committed,
+        effectiveCapacity: u.memory.effectiveCapacity,
+      },
+      cpu: {
+        requested: req.value.request.resources.vcpus,
+        free: u.cpu.effectiveCapacity - u.cpu.committed,
+        effectiveCapacity: u.cpu.effectiveCapacity,
+      },
     };
-    return ok(check.value.fits ? { fits: true, figures } : { fits: false, figures, reason: { code: 'insufficient_capacity', message: check.value.message } });
+    return ok(
+      check.value.fits
+        ? { fits: true, figures }
+        : { fits: false, figures, reason: { code: 'insufficient_capacity', message: check.value.message } },
+    );
   }
 
   clusterUsage(): ClusterUsage {
@@ -123,7 +138,17 @@ export class ClusterManager implements ResourceManager {
   async getUsage(): Promise<Result<ResourceUsage[]>> {
     const out: ResourceUsage[] = [];
     for (const r of ['memory', 'cpu'] as const) {
-      const u: ResourceUsage = { resourceType: r, unit: r === 'memory' ? 'MiB' : 'vCPU', capacity: 0, systemReserve: 0, effectiveCapacity: 0, committed: 0, used: 0, reserved: 0, allocationCount: 0 };
+      const u: ResourceUsage = {
+        resourceType: r,
+        unit: r === 'memory' ? 'MiB' : 'vCPU',
+        capacity: 0,
+        systemReserve: 0,
+        effectiveCapacity: 0,
+        committed: 0,
+        used: 0,
+        reserved: 0,
+        allocationCount: 0,
+      };
       for (const v of this.#view.index.nodes()) {
         if (v.liveness === 'lost') continue;
         const s = v.snapshot[r];
@@ -147,7 +172,18 @@ export class ClusterManager implements ResourceManager {
   async getAllocations(filter: AllocationFilter = {}): Promise<Result<Allocation[]>> {
     const nodes = this.#view.nodes({ liveness: 'ready' });
     const lists = await Promise.all(
-      nodes.map((n) => allAllocations(this.#agents, n.nodeId, { status: filter.status ?? 'live', ...(filter.tenantId === undefined ? {} : { tenantId: filter.tenantId }), ...(filter.requestId === undefined ? {} : { requestId: filter.requestId }) }, { pageSize: 1_000, ...(filter.limit === undefined ? {} : { max: filter.limit }) })),
+      nodes.map((n) =>
+        allAllocations(
+          this.#agents,
+          n.nodeId,
+          {
+            status: filter.status ?? 'live',
+            ...(filter.tenantId === undefined ? {} : { tenantId: filter.tenantId }),
+            ...(filter.requestId === undefined ? {} : { requestId: filter.requestId }),
+          },
+          { pageSize: 1_000, ...(filter.limit === undefined ? {} : { max: filter.limit }) },
+        ),
+      ),
     );
     const all: Allocation[] = [];
     for (const l of lists) if (l.ok) all.push(...l.value.allocations);
@@ -158,19 +194,30 @@ export class ClusterManager implements ResourceManager {
    * One page of the cluster's allocations (allot.op.allocations): the nodes listingNodes chooses, walked with the
    * cursor of allocation-listing.ts.
    */
-  async listAllocations(q: AllocationFilter & { nodeId?: string; labels?: Record<string, string>; cursor?: string; limit: number; timeoutMs?: number }): Promise<Result<ListingPage>> {
+  async listAllocations(
+    q: AllocationFilter & { nodeId?: string; labels?: Record<string, string>; cursor?: string; limit: number; timeoutMs?: number },
+  ): Promise<Result<ListingPage>> {
     const cursor = q.cursor === undefined ? undefined : decodeCursor(q.cursor);
     if (cursor !== undefined && !cursor.ok) return cursor;
     const nodes = listingNodes(this.#view, q);
     if (!nodes.ok) return nodes;
-    const filter: AllocationFilter = { status: q.status ?? 'live', ...(q.tenantId === undefined ? {} : { tenantId: q.tenantId }), ...(q.requestId === undefined ? {} : { requestId: q.requestId }) };
-    return listAllocationsPage(this.#agents, nodes.value, filter, { limit: q.limit, ...(cursor === undefined ? {} : { cursor: cursor.value }), ...(q.timeoutMs === undefined ? {} : { timeoutMs: q.timeoutMs }) });
+    const filter: AllocationFilter = {
+      status: q.status ?? 'live',
+      ...(q.tenantId === undefined ? {} : { tenantId: q.tenantId }),
+      ...(q.requestId === undefined ? {} : { requestId: q.requestId }),
+    };
+    return listAllocationsPage(this.#agents, nodes.value, filter, {
+      limit: q.limit,
+      ...(cursor === undefined ? {} : { cursor: cursor.value }),
+      ...(q.timeoutMs === undefined ? {} : { timeoutMs: q.timeoutMs }),
+    });
   }
 
   async reserve(request: AllocationRequestInput): Promise<Result<Allocation>> {
     const parsed = validate(AllocationRequestSchema, request);
     if (!parsed.ok) return parsed;
-    if (parsed.value.reservation === undefined) return err('invalid_request', 'reservation: a reservation needs reservation.ttlMs', { field: 'reservation' });
+    if (parsed.value.reservation === undefined)
+      return err('invalid_request', 'reservation: a reservation needs reservation.ttlMs', { field: 'reservation' });
     // The agent holds and expires the reservation; placing it is an ordinary place.
     return this.allocate(parsed.value);
   }
@@ -182,7 +229,12 @@ export class ClusterManager implements ResourceManager {
   async activateReservation(allocationId: string, requestId: string): Promise<Result<Allocation>> {
     const at = allocationId.lastIndexOf(':');
     const nodeId = at > 0 ? allocationId.slice(0, at) : '';
-    if (nodeId === '' || this.#view.get(nodeId) === undefined) return err('not_found', `no node holds ${allocationId}: allocation ids are <nodeId>:<counter> and no node ${JSON.stringify(nodeId)} has reported`, { allocationId });
+    if (nodeId === '' || this.#view.get(nodeId) === undefined)
+      return err(
+        'not_found',
+        `no node holds ${allocationId}: allocation ids are <nodeId>:<counter> and no node ${JSON.stringify(nodeId)} has reported`,
+        { allocationId },
+      );
     return this.#agents.call(nodeId, 'activate', { requestId, allocationId }, { requestId });
   }
 
@@ -255,18 +307,24 @@ export class ClusterManager implements ResourceManager {
    * operator's request id when given, else a fresh one). The agent validates and journals it. Served to operators as
    * allot.op.limits.update (`allot limits set`).
    */
-  async updateLimits(update: LimitsUpdate, options: LimitsTarget & { force?: boolean; requestId?: string } = {}): Promise<Result<HostLimits>> {
+  async updateLimits(
+    update: LimitsUpdate,
+    options: LimitsTarget & { force?: boolean; requestId?: string } = {},
+  ): Promise<Result<HostLimits>> {
     const node = this.#limitsNode(options);
     if (!node.ok) return node;
     const other = Object.keys(update).find((type) => type !== 'memory' && type !== 'cpu');
-    if (other !== undefined) return err('invalid_request', `${other}: an agent's limits.update takes memory and cpu limits`, { field: other });
+    if (other !== undefined)
+      return err('invalid_request', `${other}: an agent's limits.update takes memory and cpu limits`, { field: other });
     const requestId = options.requestId ?? `limits-${randomUUID()}`;
     return this.#agents.call(node.value, 'limits.update', { requestId, ...update, force: options.force === true }, { requestId });
   }
 
   #limitsNode(options: LimitsTarget): Result<string> {
-    if (options.node === undefined) return err('invalid_request', 'node: limits are per node at cluster scope: name the node', { field: 'node' });
-    if (this.#view.get(options.node) === undefined) return err('not_found', `no node ${JSON.stringify(options.node)} has reported`, { node: options.node });
+    if (options.node === undefined)
+      return err('invalid_request', 'node: limits are per node at cluster scope: name the node', { field: 'node' });
+    if (this.#view.get(options.node) === undefined)
+      return err('not_found', `no node ${JSON.stringify(options.node)} has reported`, { node: options.node });
     return ok(options.node);
   }
 }

@@ -14,6 +14,8 @@ describe('planning a coordinator configuration reload', () => {
       { key: 'liveness.lostAfterMs', reason: 'needs a restart' },
     ]);
     expect(plan.config).toEqual({ ...current, logLevel: 'debug' });
-    expect(describeReload(plan)).toBe('configuration reloaded: applied logLevel; ignored coordinatorId (needs a restart), liveness.lostAfterMs (needs a restart)');
+    expect(describeReload(plan)).toBe(
+      'configuration reloaded: applied logLevel; ignored coordinatorId (needs a restart), liveness.lostAfterMs (needs a restart)',
+    );
   });
 });

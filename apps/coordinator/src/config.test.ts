@@ -26,10 +26,23 @@ const SECURE_NATS = { credsFile: '/etc/allot/coordinator.creds', tls: { caFile: 
 describe('loading the coordinator configuration', () => {
   it('refuses a misspelt key anywhere, naming every one at once with its source', () => {
     const problems = problemsOf(
-      load({ file: { nast: { credsFile: '/x.creds' }, nats: { credFile: '/x.creds', tls: { ca: '/ca.pem' } }, liveness: { lostAfter: 5 }, http: { port: 1, hots: 'x' } } }),
+      load({
+        file: {
+          nast: { credsFile: '/x.creds' },
+          nats: { credFile: '/x.creds', tls: { ca: '/ca.pem' } },
+          liveness: { lostAfter: 5 },
+          http: { port: 1, hots: 'x' },
+        },
+      }),
     );
     expect(problems.map((p) => `${p.path}: ${p.message} <- ${p.source}`).sort()).toEqual(
-      [`nast: unknown key <- ${FILE}`, `nats.credFile: unknown key <- ${FILE}`, `nats.tls.ca: unknown key <- ${FILE}`, `liveness.lostAfter: unknown key <- ${FILE}`, `http.hots: unknown key <- ${FILE}`].sort(),
+      [
+        `nast: unknown key <- ${FILE}`,
+        `nats.credFile: unknown key <- ${FILE}`,
+        `nats.tls.ca: unknown key <- ${FILE}`,
+        `liveness.lostAfter: unknown key <- ${FILE}`,
+        `http.hots: unknown key <- ${FILE}`,
+      ].sort(),
     );
   });
 
@@ -71,7 +84,9 @@ describe('loading the coordinator configuration', () => {
 
   it('in production, refuses to start without credentials and TLS unless insecure is explicit', () => {
     const problems = problemsOf(load({ env: { NODE_ENV: 'production' } }));
-    expect(problems).toEqual([expect.objectContaining({ path: 'nats', message: expect.stringMatching(/credentials.*TLS.*insecure: true/s) as string })]);
+    expect(problems).toEqual([
+      expect.objectContaining({ path: 'nats', message: expect.stringMatching(/credentials.*TLS.*insecure: true/s) as string }),
+    ]);
     expect(problemsOf(load({ file: { production: true, nats: { credsFile: '/c.creds' } } }))[0]?.message).toMatch(/no TLS/);
     expect(load({ env: { NODE_ENV: 'production' }, file: { nats: SECURE_NATS } }).ok).toBe(true);
     expect(load({ env: { NODE_ENV: 'production', ALLOT_NATS_INSECURE: 'true' } }).ok).toBe(true);

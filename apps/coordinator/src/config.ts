@@ -13,7 +13,11 @@ import { SweepConfigSchema } from './sweep.ts';
  */
 export const LivenessConfigSchema = z.strictObject({
   suspectAfterMs: z.int().min(10).max(3_600_000).optional(),
-  lostAfterMs: z.int().min(10).max(24 * 3_600_000).default(15_000),
+  lostAfterMs: z
+    .int()
+    .min(10)
+    .max(24 * 3_600_000)
+    .default(15_000),
   /** Lost also needs the node's lease to be gone (read from KV allot_nodes); false: silence alone decides. */
   leaseExpiry: z.boolean().default(true),
   /** How often the liveness sweep runs. */
@@ -35,19 +39,31 @@ export const PlaceConfigSchema = z.strictObject({
   /** Nodes whose allocation lists are fetched when planning a preemption (the ones placement's post-filter names). */
   preemptionNodes: z.int().min(1).max(256).default(16),
   /** How long a move's destination (move, evacuate) is held as a reservation unconfirmed, when the request names none. */
-  moveHoldMs: z.int().min(1_000).max(7 * 24 * 3_600_000).default(600_000),
+  moveHoldMs: z
+    .int()
+    .min(1_000)
+    .max(7 * 24 * 3_600_000)
+    .default(600_000),
 });
 export type PlaceConfig = z.infer<typeof PlaceConfigSchema>;
 
 /** The reconciler of placement intents left pending by a client that never retried (see README.md). */
 export const ReconcileConfigSchema = z.strictObject({
   /** How often the intents bucket is scanned. */
-  everyMs: z.int().min(100).max(24 * 3_600_000).default(30_000),
+  everyMs: z
+    .int()
+    .min(100)
+    .max(24 * 3_600_000)
+    .default(30_000),
   /**
    * Only intents pending at the same revision for at least this long (on this coordinator's monotonic clock, from when
    * it first saw that revision) are settled: younger ones may still be driven.
    */
-  pendingOlderThanMs: z.int().min(1_000).max(30 * 24 * 3_600_000).default(60_000),
+  pendingOlderThanMs: z
+    .int()
+    .min(1_000)
+    .max(30 * 24 * 3_600_000)
+    .default(60_000),
 });
 export type ReconcileConfig = z.infer<typeof ReconcileConfigSchema>;
 
@@ -74,7 +90,12 @@ export const CoordinatorConfigSchema = z.strictObject({
   /** Production rules: NATS credentials and TLS required (or nats.insecure). Also NODE_ENV=production. */
   production: z.boolean().optional(),
   /** Names this coordinator in logs, intents and NATS connection names. */
-  coordinatorId: z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-" only').default('coordinator'),
+  coordinatorId: z
+    .string()
+    .min(1)
+    .max(64)
+    .regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-" only')
+    .default('coordinator'),
   nats: NatsConnectionConfigSchema.default(NatsConnectionConfigSchema.parse({})),
   /** Replicas of the streams and KV buckets it creates: 1 on one server, 3 on a three-server cluster. */
   replicas: z.int().min(1).max(5).default(1),
@@ -87,13 +108,19 @@ export const CoordinatorConfigSchema = z.strictObject({
    * How long a failed or released placement intent is kept (a retry within that window is answered from it); 0 keeps
    * them forever. Pending and placed intents never expire: a live placement's intent, and its quota, stay.
    */
-  intentTtlMs: z.int().min(0).max(30 * 24 * 3_600_000).default(7 * 24 * 3_600_000),
+  intentTtlMs: z
+    .int()
+    .min(0)
+    .max(30 * 24 * 3_600_000)
+    .default(7 * 24 * 3_600_000),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   /**
    * Priority and preemption right of a tenant whose quota names none (a tenant without a quota included): never taken
    * from the request. Deny by default; an allowing default is refused in production.
    */
-  tenantDefaults: z.strictObject({ priority: PrioritySchema.default(0), allowPreemption: z.boolean().default(false) }).default({ priority: 0, allowPreemption: false }),
+  tenantDefaults: z
+    .strictObject({ priority: PrioritySchema.default(0), allowPreemption: z.boolean().default(false) })
+    .default({ priority: 0, allowPreemption: false }),
   /** The dashboard and its API over HTTP; off unless set. */
   http: HttpConfigSchema.optional(),
   /**
@@ -101,7 +128,13 @@ export const CoordinatorConfigSchema = z.strictObject({
    * `tokenFile` (a file holding the token, never the token itself) /metrics needs `Authorization: Bearer <token>`,
    * /healthz stays open. In production a host other than loopback needs tokenFile.
    */
-  metrics: z.strictObject({ host: z.string().min(1).max(255).default('127.0.0.1'), port: z.int().min(0).max(65_535), tokenFile: z.string().min(1).max(4096).optional() }).optional(),
+  metrics: z
+    .strictObject({
+      host: z.string().min(1).max(255).default('127.0.0.1'),
+      port: z.int().min(0).max(65_535),
+      tokenFile: z.string().min(1).max(4096).optional(),
+    })
+    .optional(),
   /** The built dashboard (default apps/dashboard/dist next to this app). */
   dashboardDir: z.string().min(1).optional(),
 });
@@ -151,11 +184,24 @@ export function loadCoordinatorConfig(
     prepare: ({ raw, provenance, problems, production }) => {
       const exposed = production ? exposedWithoutToken(raw['metrics']) : undefined;
       if (exposed !== undefined) {
-        problems.push({ path: 'metrics.tokenFile', message: `required in production when metrics.host (${exposed}) is not loopback: scrapers must send a bearer token`, source: provenance.sourcesOf(['metrics', 'host']).join(', ') });
+        problems.push({
+          path: 'metrics.tokenFile',
+          message: `required in production when metrics.host (${exposed}) is not loopback: scrapers must send a bearer token`,
+          source: provenance.sourcesOf(['metrics', 'host']).join(', '),
+        });
       }
       const defaults = raw['tenantDefaults'];
-      if (production && typeof defaults === 'object' && defaults !== null && (defaults as Record<string, unknown>)['allowPreemption'] === true) {
-        problems.push({ path: 'tenantDefaults.allowPreemption', message: 'in production a tenant may preempt only when its quota says so (allowPreemption)', source: provenance.sourcesOf(['tenantDefaults', 'allowPreemption']).join(', ') });
+      if (
+        production &&
+        typeof defaults === 'object' &&
+        defaults !== null &&
+        (defaults as Record<string, unknown>)['allowPreemption'] === true
+      ) {
+        problems.push({
+          path: 'tenantDefaults.allowPreemption',
+          message: 'in production a tenant may preempt only when its quota says so (allowPreemption)',
+          source: provenance.sourcesOf(['tenantDefaults', 'allowPreemption']).join(', '),
+        });
       }
     },
   });

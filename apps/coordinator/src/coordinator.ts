@@ -96,7 +96,11 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
   // Intent and usage record change in one atomic batch: a server without atomic batches would fail every place.
   const serverVersion = nc.info?.version ?? 'unknown';
   if (!versionAtLeast(serverVersion, MIN_NATS_SERVER)) {
-    return err('internal', `nats-server ${serverVersion} is too old: the coordinator needs ${MIN_NATS_SERVER} or later (atomic batch publish, per-message TTL)`, { serverVersion, minimum: MIN_NATS_SERVER });
+    return err(
+      'internal',
+      `nats-server ${serverVersion} is too old: the coordinator needs ${MIN_NATS_SERVER} or later (atomic batch publish, per-message TTL)`,
+      { serverVersion, minimum: MIN_NATS_SERVER },
+    );
   }
   // While a NATS cluster re-forms (everything restarted at once), JetStream has no leader for a while: wait for it
   // instead of exiting, as the agents do. Only unavailable/timeout are retried; a bad configuration fails at once.
@@ -112,13 +116,23 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
     // One bucket for intents and usage records: an atomic batch spans one stream, and each transition that changes
     // whether an intent counts writes both. No max_age: pending and placed intents never expire; failed and released
     // ones carry their own TTL (intentTtlMs), and expiry leaves a marker so watchers see the key go.
-    const kv = await ensureKv(js, KV_PLACEMENTS, { history: 1, replicas: config.replicas, allowAtomic: true, allowMsgTtl: true, expiryMarkerTtlMs: 60 * 60_000 });
+    const kv = await ensureKv(js, KV_PLACEMENTS, {
+      history: 1,
+      replicas: config.replicas,
+      allowAtomic: true,
+      allowMsgTtl: true,
+      expiryMarkerTtlMs: 60 * 60_000,
+    });
     if (!kv.ok) return kv;
     return ok(kv.value);
   });
   if (!storage.ok) return storage;
   const clock = opts.clock ?? systemCoordinatorClock;
-  const store = new IntentStore(new NatsBucket(nc, storage.value, KV_PLACEMENTS), { coordinatorId: config.coordinatorId, clock, finishedTtlMs: config.intentTtlMs });
+  const store = new IntentStore(new NatsBucket(nc, storage.value, KV_PLACEMENTS), {
+    coordinatorId: config.coordinatorId,
+    clock,
+    finishedTtlMs: config.intentTtlMs,
+  });
   // Upgrading from the layout before usage records lived here (allot_quotas): limits and intents carried over, once.
   const migrated = await untilJetStreamAnswers(logger, async () => {
     const legacy = await openLegacyQuotasBucket(nc);
@@ -143,29 +157,73 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
   const onRefused = (nodeId: string, bootId: string) => {
     const record = nodeStates.decommissioned(nodeId);
     const reason = decommissionCordonReason(nodeId, record?.reason);
-    logger.warn({ node: nodeId, bootId }, 'decommissioned node reported again: refused (its snapshots are dropped; the sweep releases its placements)');
+    logger.warn(
+      { node: nodeId, bootId },
+      'decommissioned node reported again: refused (its snapshots are dropped; the sweep releases its placements)',
+    );
     publishEvent({ kind: 'node_refused', nodeId, at: clock.wall(), reason }, `node_refused:${nodeId}:${bootId}`);
     void agents.call(nodeId, 'cordon', { requestId: `decommissioned:${nodeId}:${bootId}`.slice(0, 128), reason }).then((r) => {
       if (!r.ok) logger.info({ node: nodeId, err: r.error }, 'refused node not cordoned; told again at its next boot');
     });
   };
   const leases = config.liveness.leaseExpiry ? new NodeLeases(natsLeaseReader(js), clock) : undefined;
-  const view = new ClusterView({ lostAfterMs: config.liveness.lostAfterMs, clock, countingOn, onRefused, ...(leases === undefined ? {} : { leaseHeld: (nodeId: string) => leases.held(nodeId) }), ...(config.liveness.suspectAfterMs === undefined ? {} : { suspectAfterMs: config.liveness.suspectAfterMs }) });
-  const nodeStates = new NodeStates({ bucket: store.bucket, clock, coordinatorId: config.coordinatorId, logger, onChange: (nodeId, record) => view.setDecommissioned(nodeId, record) });
+  const view = new ClusterView({
+    lostAfterMs: config.liveness.lostAfterMs,
+    clock,
+    countingOn,
+    onRefused,
+    ...(leases === undefined ? {} : { leaseHeld: (nodeId: string) => leases.held(nodeId) }),
+    ...(config.liveness.suspectAfterMs === undefined ? {} : { suspectAfterMs: config.liveness.suspectAfterMs }),
+  });
+  const nodeStates = new NodeStates({
+    bucket: store.bucket,
+    clock,
+    coordinatorId: config.coordinatorId,
+    logger,
+    onChange: (nodeId, record) => view.setDecommissioned(nodeId, record),
+  });
   // Before the view is rebuilt: a replayed snapshot of a removed node must already be refused.
   await nodeStates.start();
-  const nodeTaints = new NodeTaints({ bucket: store.bucket, clock, coordinatorId: config.coordinatorId, logger, onChange: (nodeId, taints) => view.setTaints(nodeId, taints) });
+  const nodeTaints = new NodeTaints({
+    bucket: store.bucket,
+    clock,
+    coordinatorId: config.coordinatorId,
+    logger,
+    onChange: (nodeId, taints) => view.setTaints(nodeId, taints),
+  });
   await nodeTaints.start();
   const quotas = new QuotaService(store, logger);
   await quotas.start();
-  const flow = new PlaceFlow({ coordinatorId: config.coordinatorId, view, store, quotas, agents, config: config.place, logger, clock, random: opts.random ?? Math.random });
+  const flow = new PlaceFlow({
+    coordinatorId: config.coordinatorId,
+    view,
+    store,
+    quotas,
+    agents,
+    config: config.place,
+    logger,
+    clock,
+    random: opts.random ?? Math.random,
+  });
   const manager = new ClusterManager({ view, flow, agents, now });
   const nodeGone = (nodeId: string) => nodeStates.decommissioned(nodeId) !== undefined && (view.get(nodeId)?.liveness ?? 'lost') === 'lost';
   const reconciler = new Reconciler({ store, agents, config: config.reconcile, logger, clock, nodeGone });
 
   // Ready nodes, and removed decommissioned ones whose agents still report: what they hold is released as strays.
-  const sweepNodes = () => [...view.nodes({ liveness: 'ready' }).map((n) => n.nodeId), ...view.refusedNodesHeard(config.liveness.lostAfterMs)];
-  const sweep = new Sweep({ store, agents, nodes: sweepNodes, clock, config: config.sweep, logger, publishEvent, ...(opts.random === undefined ? {} : { random: opts.random }) });
+  const sweepNodes = () => [
+    ...view.nodes({ liveness: 'ready' }).map((n) => n.nodeId),
+    ...view.refusedNodesHeard(config.liveness.lostAfterMs),
+  ];
+  const sweep = new Sweep({
+    store,
+    agents,
+    nodes: sweepNodes,
+    clock,
+    config: config.sweep,
+    logger,
+    publishEvent,
+    ...(opts.random === undefined ? {} : { random: opts.random }),
+  });
 
   // Bad data reaching a callback (stream consumers, timers, the SSE broadcast) is counted here, never thrown.
   const dropped = new DroppedInput(logger);
@@ -184,14 +242,19 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
     return followed;
   }
   const feed = followed.value;
-  const quotaEvents = await untilJetStreamAnswers(logger, () => followQuotaEvents(js, store, { logger, dropped, refusedNode: (nodeId) => nodeStates.decommissioned(nodeId)?.removedAt !== undefined }));
+  const quotaEvents = await untilJetStreamAnswers(logger, () =>
+    followQuotaEvents(js, store, { logger, dropped, refusedNode: (nodeId) => nodeStates.decommissioned(nodeId)?.removedAt !== undefined }),
+  );
   if (!quotaEvents.ok) {
     await feed.stop();
     quotas.stop();
     return quotaEvents;
   }
   const rebuildTimeoutMs = opts.rebuildTimeoutMs ?? 10_000;
-  const rebuilt = await Promise.race([feed.caughtUp.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), rebuildTimeoutMs).unref())]);
+  const rebuilt = await Promise.race([
+    feed.caughtUp.then(() => true),
+    new Promise<boolean>((r) => setTimeout(() => r(false), rebuildTimeoutMs).unref()),
+  ]);
   await quotas.ready;
   logger.info({ nodes: view.size, rebuilt }, 'cluster view built');
   const removing = new Set<string>();
@@ -227,9 +290,19 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
       taints: nodeTaints,
       decommission: { nodeStates, view, store, agents, reconciler, logger, agentTimeoutMs: config.place.agentTimeoutMs, publishEvent },
       resize: { store, agents, knowsNode: (nodeId) => view.get(nodeId) !== undefined, agentTimeoutMs: config.place.agentTimeoutMs, logger },
-      moves: { store, flow, agents, knowsNode: (nodeId) => view.get(nodeId) !== undefined, holdMs: config.place.moveHoldMs, agentTimeoutMs: config.place.agentTimeoutMs, logger, publishEvent },
+      moves: {
+        store,
+        flow,
+        agents,
+        knowsNode: (nodeId) => view.get(nodeId) !== undefined,
+        holdMs: config.place.moveHoldMs,
+        agentTimeoutMs: config.place.agentTimeoutMs,
+        logger,
+        publishEvent,
+      },
     },
-    { coordinatorId: config.coordinatorId, version: COORDINATOR_VERSION, logger });
+    { coordinatorId: config.coordinatorId, version: COORDINATOR_VERSION, logger },
+  );
   if (!served.ok) {
     stopSweep();
     await quotaEvents.value.stop();

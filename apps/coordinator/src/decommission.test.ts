@@ -13,7 +13,13 @@ const logger = pino({ level: 'silent' });
 async function setUp() {
   const cluster = inProcessCluster({ a: { memoryMiB: 8192, cores: 8 }, b: { memoryMiB: 8192, cores: 8 } });
   const c = await cluster.coordinator('c1', { place: { timeoutRetries: 0 } });
-  const nodeStates = new NodeStates({ bucket: cluster.bucket, clock: cluster.clock, coordinatorId: 'c1', logger, onChange: (n, r) => c.view.setDecommissioned(n, r) });
+  const nodeStates = new NodeStates({
+    bucket: cluster.bucket,
+    clock: cluster.clock,
+    coordinatorId: 'c1',
+    logger,
+    onChange: (n, r) => c.view.setDecommissioned(n, r),
+  });
   await nodeStates.start();
   const agents = cluster.agents.caller();
   const reconciler = new Reconciler({
@@ -25,7 +31,11 @@ async function setUp() {
     nodeGone: (n) => nodeStates.decommissioned(n) !== undefined && (c.view.get(n)?.liveness ?? 'lost') === 'lost',
   });
   const deps = { nodeStates, view: c.view, store: c.store, agents, reconciler, logger, agentTimeoutMs: 100 };
-  const placeOnA = (requestId: string) => c.place({ request: { requestId, tenantId: 't', resources: { memoryMiB: 1024, vcpus: 1 } }, placement: { strategy: 'manual', nodeId: 'a' } });
+  const placeOnA = (requestId: string) =>
+    c.place({
+      request: { requestId, tenantId: 't', resources: { memoryMiB: 1024, vcpus: 1 } },
+      placement: { strategy: 'manual', nodeId: 'a' },
+    });
   return { cluster, c, nodeStates, reconciler, deps, placeOnA };
 }
 
@@ -42,7 +52,15 @@ describe('decommission', () => {
 
     const d = await decommissionNode(deps, { nodeId: 'a', requestId: 'd1' });
     if (!d.ok) throw new Error(d.error.message);
-    expect(d.value).toMatchObject({ answered: false, liveness: 'suspect', failed: [], gone: [], unsettled: ['pending-1'], remainingCount: 1, removed: false });
+    expect(d.value).toMatchObject({
+      answered: false,
+      liveness: 'suspect',
+      failed: [],
+      gone: [],
+      unsettled: ['pending-1'],
+      remainingCount: 1,
+      removed: false,
+    });
     expect(d.value.remaining.map((a) => a.requestId)).toEqual(['placed-1']);
     expect(c.view.get('a')?.state).toBe('decommissioned');
     expect(c.view.usage(0).nodes).toMatchObject({ total: 2, decommissioned: 1 });
@@ -69,7 +87,14 @@ describe('decommission', () => {
     expect((await placeOnA('committed-1')).ok).toBe(false); // committed on a, reply lost: timeout, pending
     const d = await decommissionNode(deps, { nodeId: 'a', requestId: 'd1' });
     if (!d.ok) throw new Error(d.error.message);
-    expect(d.value).toMatchObject({ answered: true, failed: [], placed: ['committed-1'], unsettled: [], remainingCount: 1, removed: false });
+    expect(d.value).toMatchObject({
+      answered: true,
+      failed: [],
+      placed: ['committed-1'],
+      unsettled: [],
+      remainingCount: 1,
+      removed: false,
+    });
     expect(cluster.agents.nodes.get('a')!.cordoned).toBe(true);
     const intent = await c.store.get('committed-1');
     expect(intent.ok && intent.value?.value.state).toBe('placed');
@@ -99,7 +124,9 @@ describe('decommission', () => {
       logger,
     });
     const first = await sweep.sweepOnce();
-    expect(first.ok && first.value.discrepancies).toEqual([expect.objectContaining({ kind: 'orphan', nodeId: 'a', requestId: 'late-1', reason: 'intent_failed' })]);
+    expect(first.ok && first.value.discrepancies).toEqual([
+      expect.objectContaining({ kind: 'orphan', nodeId: 'a', requestId: 'late-1', reason: 'intent_failed' }),
+    ]);
     cluster.clock.advance(2_000);
     const second = await sweep.sweepOnce();
     expect(second.ok && second.value.released).toBe(1);

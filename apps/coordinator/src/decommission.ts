@@ -50,20 +50,31 @@ export interface DecommissionDeps {
 /** The text the node's agent journals and logs with its cordon: what happened and how to undo it. */
 export function decommissionCordonReason(nodeId: string, reason: string | undefined): string {
   const why = reason === undefined || reason === '' ? '' : `: ${reason}`;
-  return `decommissioned${why}; the coordinators refuse this node's usage and events and release its placements; run "allot node recommission ${nodeId}" to take it back`.slice(0, 256);
+  return `decommissioned${why}; the coordinators refuse this node's usage and events and release its placements; run "allot node recommission ${nodeId}" to take it back`.slice(
+    0,
+    256,
+  );
 }
 
 function push(list: string[], requestId: string): void {
   if (list.length < MAX_DECOMMISSION_LISTED) list.push(requestId);
 }
 
-export async function decommissionNode(d: DecommissionDeps, request: { nodeId: string; requestId: string; reason?: string | undefined }): Promise<Result<DecommissionReply>> {
+export async function decommissionNode(
+  d: DecommissionDeps,
+  request: { nodeId: string; requestId: string; reason?: string | undefined },
+): Promise<Result<DecommissionReply>> {
   const { nodeId } = request;
   const record = await d.nodeStates.decommission(nodeId, request.requestId, request.reason);
   if (!record.ok) return record;
   d.view.setDecommissioned(nodeId, record.value);
 
-  const cordon = await d.agents.call(nodeId, 'cordon', { requestId: `decommission:${nodeId}:${record.value.at}`, reason: decommissionCordonReason(nodeId, record.value.reason) }, { timeoutMs: d.agentTimeoutMs });
+  const cordon = await d.agents.call(
+    nodeId,
+    'cordon',
+    { requestId: `decommission:${nodeId}:${record.value.at}`, reason: decommissionCordonReason(nodeId, record.value.reason) },
+    { timeoutMs: d.agentTimeoutMs },
+  );
   const answered = cordon.ok;
   const liveness = d.view.get(nodeId)?.liveness;
   // Never reported to this coordinator (or forgotten long ago) counts as lost: nothing of it is in reach.
@@ -93,7 +104,12 @@ export async function decommissionNode(d: DecommissionDeps, request: { nodeId: s
   let remaining: Allocation[] = [];
   let remainingCount = 0;
   if (answered) {
-    const walked = await forEachAllocationPage(d.agents, nodeId, { status: 'live' }, (page) => void remaining.push(...page.slice(0, MAX_DRAIN_LISTED - remaining.length)));
+    const walked = await forEachAllocationPage(
+      d.agents,
+      nodeId,
+      { status: 'live' },
+      (page) => void remaining.push(...page.slice(0, MAX_DRAIN_LISTED - remaining.length)),
+    );
     if (walked.ok) remainingCount = walked.value.count;
     else {
       remaining = leftPlaced.flatMap((i) => (i.value.reply === undefined ? [] : [i.value.reply.allocation])).slice(0, MAX_DRAIN_LISTED);
@@ -109,9 +125,27 @@ export async function decommissionNode(d: DecommissionDeps, request: { nodeId: s
     const marked = await d.nodeStates.markRemoved(nodeId);
     if (marked.ok && marked.value !== undefined) d.view.setDecommissioned(nodeId, marked.value);
   }
-  d.logger.warn({ node: nodeId, answered, liveness, failed: failed.length, placed: placed.length, gone: gone.length, unsettled: unsettled.length, remainingCount, removed }, 'node decommissioned');
+  d.logger.warn(
+    {
+      node: nodeId,
+      answered,
+      liveness,
+      failed: failed.length,
+      placed: placed.length,
+      gone: gone.length,
+      unsettled: unsettled.length,
+      remainingCount,
+      removed,
+    },
+    'node decommissioned',
+  );
   d.publishEvent?.(
-    { kind: 'node_decommissioned', nodeId, at: record.value.at, reason: `${record.value.reason ?? 'decommissioned'}; failed ${failed.length}, gone ${gone.length}, remaining ${remainingCount}` },
+    {
+      kind: 'node_decommissioned',
+      nodeId,
+      at: record.value.at,
+      reason: `${record.value.reason ?? 'decommissioned'}; failed ${failed.length}, gone ${gone.length}, remaining ${remainingCount}`,
+    },
     `node_decommissioned:${nodeId}:${record.value.at}:${request.requestId}`,
   );
   return ok({
@@ -140,7 +174,10 @@ async function settle(d: DecommissionDeps, found: StoredIntent, lost: boolean): 
       if (!lost) return 'kept';
       const written = await d.store.released(at, 'decommission');
       if (written.ok) {
-        d.logger.warn({ requestId: at.value.requestId, tenant: at.value.tenantId, node: at.value.nodeId }, 'placement given up with its decommissioned lost node; quota given back');
+        d.logger.warn(
+          { requestId: at.value.requestId, tenant: at.value.tenantId, node: at.value.nodeId },
+          'placement given up with its decommissioned lost node; quota given back',
+        );
         return 'gone';
       }
     } else {
@@ -158,13 +195,24 @@ async function settle(d: DecommissionDeps, found: StoredIntent, lost: boolean): 
 }
 
 /** `allot node recommission X`: the record goes (every coordinator takes X's snapshots again); X stays cordoned. */
-export async function recommissionNode(d: Pick<DecommissionDeps, 'nodeStates' | 'view' | 'logger' | 'publishEvent'>, request: { nodeId: string; requestId: string; reason?: string | undefined }): Promise<Result<{ nodeId: string; wasDecommissioned: boolean }>> {
+export async function recommissionNode(
+  d: Pick<DecommissionDeps, 'nodeStates' | 'view' | 'logger' | 'publishEvent'>,
+  request: { nodeId: string; requestId: string; reason?: string | undefined },
+): Promise<Result<{ nodeId: string; wasDecommissioned: boolean }>> {
   const was = await d.nodeStates.recommission(request.nodeId, request.requestId, request.reason);
   if (!was.ok) return was;
   d.view.setDecommissioned(request.nodeId, undefined);
   if (was.value) {
     d.logger.warn({ node: request.nodeId }, 'node recommissioned');
-    d.publishEvent?.({ kind: 'node_recommissioned', nodeId: request.nodeId, at: Date.now(), ...(request.reason === undefined ? {} : { reason: request.reason }) }, `node_recommissioned:${request.nodeId}:${request.requestId}`);
+    d.publishEvent?.(
+      {
+        kind: 'node_recommissioned',
+        nodeId: request.nodeId,
+        at: Date.now(),
+        ...(request.reason === undefined ? {} : { reason: request.reason }),
+      },
+      `node_recommissioned:${request.nodeId}:${request.requestId}`,
+    );
   }
   return ok({ nodeId: request.nodeId, wasDecommissioned: was.value });
 }

@@ -20,7 +20,9 @@ export class DroppedInput {
 
   constructor(logger: Logger, options: { logEveryMs?: number; now?: () => number } = {}) {
     this.#logger = logger;
-    this.#counter = metrics.getMeter('allot').createCounter('allot_dropped_input_total', { description: 'Messages and callbacks dropped on bad data instead of crashing, by source and reason' });
+    this.#counter = metrics.getMeter('allot').createCounter('allot_dropped_input_total', {
+      description: 'Messages and callbacks dropped on bad data instead of crashing, by source and reason',
+    });
     this.#logEveryMs = options.logEveryMs ?? 10_000;
     this.#now = options.now ?? (() => performance.now());
   }
@@ -72,7 +74,12 @@ export function subjectNodeToken(subject: string, prefix: string): string | unde
  * may publish under X (NATS permissions), so the body's nodeId must be X; the coordinators' own subject (`cluster`)
  * names other nodes in its events (node_lost ...) and is trusted when `clusterToken` is given.
  */
-export function eventSubjectMismatch(subject: string, prefix: string, event: { nodeId: string; kind: string }, clusterToken?: string): 'node_mismatch' | 'kind_mismatch' | undefined {
+export function eventSubjectMismatch(
+  subject: string,
+  prefix: string,
+  event: { nodeId: string; kind: string },
+  clusterToken?: string,
+): 'node_mismatch' | 'kind_mismatch' | undefined {
   const node = subjectNodeToken(subject, prefix);
   if (node === undefined) return 'node_mismatch';
   if (node !== event.nodeId && node !== clusterToken) return 'node_mismatch';

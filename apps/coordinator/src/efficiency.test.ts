@@ -3,7 +3,12 @@ import { describe, expect, it } from 'vitest';
 import { clusterEfficiency, DEFAULT_REFERENCE, ShapeCounter } from './efficiency.ts';
 import { syntheticSnapshot, type SyntheticNode } from './http/fixtures.ts';
 
-const node = (n: SyntheticNode, liveness: NodeView['liveness'] = 'ready'): NodeView => ({ nodeId: n.nodeId, liveness, lastSeen: 0, snapshot: syntheticSnapshot(n) });
+const node = (n: SyntheticNode, liveness: NodeView['liveness'] = 'ready'): NodeView => ({
+  nodeId: n.nodeId,
+  liveness,
+  lastSeen: 0,
+  snapshot: syntheticSnapshot(n),
+});
 
 describe('clusterEfficiency', () => {
   it('counts memory free on a node without vCPUs to go with it as stranded', () => {
@@ -23,7 +28,12 @@ describe('clusterEfficiency', () => {
   });
 
   it('leaves out nodes a place cannot use: cordoned, suspect, lost', () => {
-    const nodes = [node({ nodeId: 'c', cordoned: true }), node({ nodeId: 's' }, 'suspect'), node({ nodeId: 'l' }, 'lost'), node({ nodeId: 'r', vcpusCommitted: 8 })];
+    const nodes = [
+      node({ nodeId: 'c', cordoned: true }),
+      node({ nodeId: 's' }, 'suspect'),
+      node({ nodeId: 'l' }, 'lost'),
+      node({ nodeId: 'r', vcpusCommitted: 8 }),
+    ];
     const r = clusterEfficiency(nodes, DEFAULT_REFERENCE, 'default');
     expect(r.nodes).toBe(1);
     const cpu = r.metrics.find((m) => m.resourceType === 'cpu');
@@ -32,7 +42,8 @@ describe('clusterEfficiency', () => {
 
   it('answers zeros, not NaN, for an empty cluster', () => {
     const r = clusterEfficiency([], DEFAULT_REFERENCE, 'default');
-    for (const m of r.metrics) expect([m.allocationEfficiency, m.utilizationEfficiency, m.fragmentation, m.referenceRequestsThatFit]).toEqual([0, 0, 0, 0]);
+    for (const m of r.metrics)
+      expect([m.allocationEfficiency, m.utilizationEfficiency, m.fragmentation, m.referenceRequestsThatFit]).toEqual([0, 0, 0, 0]);
   });
 });
 

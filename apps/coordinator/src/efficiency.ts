@@ -50,7 +50,10 @@ export function clusterEfficiency(nodes: readonly NodeView[], reference: VmShape
     const memFree = Math.max(0, node.snapshot.memory.effectiveCapacity - node.snapshot.memory.committed);
     const cpuFree = Math.max(0, node.snapshot.cpu.effectiveCapacity - node.snapshot.cpu.committed);
     fits += Math.min(Math.floor(memFree / reference.memoryMiB), Math.floor(cpuFree / reference.vcpus));
-    for (const [type, free] of [['memory', memFree], ['cpu', cpuFree]] as const) {
+    for (const [type, free] of [
+      ['memory', memFree],
+      ['cpu', cpuFree],
+    ] as const) {
       const u = node.snapshot[type];
       const s = sums[type];
       s.used += u.used;
@@ -69,5 +72,9 @@ export function clusterEfficiency(nodes: readonly NodeView[], reference: VmShape
       referenceRequestsThatFit: fits,
     };
   };
-  return { metrics: [metric('memory', reference.memoryMiB), metric('cpu', reference.vcpus)], reference: { ...reference, source }, nodes: counted };
+  return {
+    metrics: [metric('memory', reference.memoryMiB), metric('cpu', reference.vcpus)],
+    reference: { ...reference, source },
+    nodes: counted,
+  };
 }

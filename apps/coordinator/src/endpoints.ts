@@ -15,15 +15,7 @@ import {
   type PlaceRequest,
   type SchedVerb,
 } from '@allot/protocol';
-import {
-  err,
-  ok,
-  TenantIdSchema,
-  type Allocation,
-  type LimitsUpdate,
-  type Result,
-  type TenantQuota,
-} from '@allot/core';
+import { err, ok, TenantIdSchema, type Allocation, type LimitsUpdate, type Result, type TenantQuota } from '@allot/core';
 import { endpoint, serveService, type EndpointSpec, type ServedService } from '@allot/nats';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
@@ -83,7 +75,10 @@ export function withTenantRights(r: PlaceRequest, quota: TenantQuota | undefined
 /** Refusals a scheduler reads in the event feed: nothing fit, a quota, a rate limit. */
 const AUDITED_REFUSALS = new Set(['insufficient_capacity', 'quota_exceeded', 'rate_limited']);
 
-type Handler<V extends SchedVerb> = (request: z.output<(typeof SCHED_ENDPOINTS)[V]['request']>, tenantId: string) => Promise<Result<z.output<(typeof SCHED_ENDPOINTS)[V]['reply']>>>;
+type Handler<V extends SchedVerb> = (
+  request: z.output<(typeof SCHED_ENDPOINTS)[V]['request']>,
+  tenantId: string,
+) => Promise<Result<z.output<(typeof SCHED_ENDPOINTS)[V]['reply']>>>;
 
 /**
  * One coordinator endpoint. Tenant verbs are served on allot.sched.*.<verb>: the tenant is the subject's token (NATS
@@ -98,10 +93,14 @@ function sched<V extends SchedVerb>(verb: V, handler: Handler<V>): EndpointSpec 
     handler: async (r, ctx) => {
       if (!tenantVerb) return handler(r as never, '');
       const tenantId = tenantOfSubject(ctx.subject);
-      if (tenantId === undefined || !TenantIdSchema.safeParse(tenantId).success) return err('invalid_request', `subject ${ctx.subject} names no valid tenant`, { field: 'subject' });
+      if (tenantId === undefined || !TenantIdSchema.safeParse(tenantId).success)
+        return err('invalid_request', `subject ${ctx.subject} names no valid tenant`, { field: 'subject' });
       const named = tenantOfBody(verb, r);
       if (named !== undefined && named !== tenantId) {
-        return err('invalid_request', `the request names tenant ${named} on tenant ${tenantId}'s subject`, { field: verb === 'place' || verb === 'check' ? 'request.tenantId' : 'tenantId', subjectTenant: tenantId });
+        return err('invalid_request', `the request names tenant ${named} on tenant ${tenantId}'s subject`, {
+          field: verb === 'place' || verb === 'check' ? 'request.tenantId' : 'tenantId',
+          subjectTenant: tenantId,
+        });
       }
       return handler(r as never, tenantId);
     },
@@ -118,7 +117,18 @@ export function schedulerEndpoints(d: EndpointDeps): EndpointSpec[] {
       if (!out.ok && AUDITED_REFUSALS.has(out.error.code) && d.publishEvent !== undefined) {
         const req = r.request;
         // One event per request id and reason: a scheduler retrying the same refused request is not counted again.
-        d.publishEvent({ kind: 'refused', nodeId: CLUSTER_EVENT_NODE, at: Date.now(), requestId: req.requestId, tenantId: req.tenantId, resources: req.resources, error: out.error }, `cluster-refused-${req.requestId}-${out.error.code}`);
+        d.publishEvent(
+          {
+            kind: 'refused',
+            nodeId: CLUSTER_EVENT_NODE,
+            at: Date.now(),
+            requestId: req.requestId,
+            tenantId: req.tenantId,
+            resources: req.resources,
+            error: out.error,
+          },
+          `cluster-refused-${req.requestId}-${out.error.code}`,
+        );
       }
       return out;
     }),
@@ -128,7 +138,11 @@ export function schedulerEndpoints(d: EndpointDeps): EndpointSpec[] {
       const owned = await ownedBy(d, r.allocationId, tenantId);
       return owned.ok ? d.manager.activateReservation(r.allocationId, r.requestId) : owned;
     }),
-    sched('resize', (r, tenantId) => (d.resize === undefined ? Promise.resolve(err('unavailable', 'this coordinator cannot resize')) : resizeAllocation(d.resize, r, tenantId))),
+    sched('resize', (r, tenantId) =>
+      d.resize === undefined
+        ? Promise.resolve(err('unavailable', 'this coordinator cannot resize'))
+        : resizeAllocation(d.resize, r, tenantId),
+    ),
     sched('move', (r, tenantId) => (d.moves === undefined ? cannotMove() : moveAllocation(d.moves, r, tenantId))),
     sched('move.confirm', (r, tenantId) => (d.moves === undefined ? cannotMove() : confirmMove(d.moves, r, tenantId))),
     sched('move.abort', (r, tenantId) => (d.moves === undefined ? cannotMove() : abortMove(d.moves, r, tenantId))),
@@ -138,12 +152,25 @@ export function schedulerEndpoints(d: EndpointDeps): EndpointSpec[] {
     sched('usage', async () => ok(d.manager.clusterUsage())),
     sched('efficiency', async () => ok(d.manager.efficiency())),
     sched('health', () => d.manager.healthCheck()),
-    sched('nodes', async (r) => ok({ nodes: d.view.nodes({ ...(r.liveness === undefined ? {} : { liveness: r.liveness }), ...(r.state === undefined ? {} : { state: r.state }), ...(r.labels === undefined ? {} : { labels: r.labels }) }) })),
+    sched('nodes', async (r) =>
+      ok({
+        nodes: d.view.nodes({
+          ...(r.liveness === undefined ? {} : { liveness: r.liveness }),
+          ...(r.state === undefined ? {} : { state: r.state }),
+          ...(r.labels === undefined ? {} : { labels: r.labels }),
+        }),
+      }),
+    ),
     sched('node', async (r) => {
       const v = d.view.get(r.nodeId);
       if (v !== undefined) return ok(v);
       const gone = d.decommission?.nodeStates.decommissioned(r.nodeId);
-      if (gone !== undefined) return err('not_found', `node ${r.nodeId} was decommissioned and nothing of it remains ("allot node recommission ${r.nodeId}" takes it back)`, { nodeId: r.nodeId, state: 'decommissioned', decommissionedAt: gone.at });
+      if (gone !== undefined)
+        return err(
+          'not_found',
+          `node ${r.nodeId} was decommissioned and nothing of it remains ("allot node recommission ${r.nodeId}" takes it back)`,
+          { nodeId: r.nodeId, state: 'decommissioned', decommissionedAt: gone.at },
+        );
       return err('not_found', `node ${r.nodeId} has not reported`, { nodeId: r.nodeId });
     }),
     sched('quota.get', (r) => d.quotas.get(r.tenantId)),
@@ -161,7 +188,12 @@ export function schedulerEndpoints(d: EndpointDeps): EndpointSpec[] {
       if (!c.ok) return c;
       // Page by page (finding 11): the reply lists the first MAX_DRAIN_LISTED and counts them all.
       const remaining: Allocation[] = [];
-      const walked = await forEachAllocationPage(d.agents, r.nodeId, { status: 'live' }, (page) => void remaining.push(...page.slice(0, MAX_DRAIN_LISTED - remaining.length)));
+      const walked = await forEachAllocationPage(
+        d.agents,
+        r.nodeId,
+        { status: 'live' },
+        (page) => void remaining.push(...page.slice(0, MAX_DRAIN_LISTED - remaining.length)),
+      );
       if (!walked.ok) return walked;
       return ok({ nodeId: r.nodeId, cordoned: c.value.cordoned, remaining, remainingCount: walked.value.count });
     }),
@@ -173,8 +205,16 @@ export function schedulerEndpoints(d: EndpointDeps): EndpointSpec[] {
       return ok({ allocations, ...(next === undefined ? {} : { next }), ...(nodesFailed.length === 0 ? {} : { nodesFailed }) });
     }),
     sched('limits.update', (r) => d.manager.updateLimits(limitsPatchOf(r), { node: r.nodeId, force: r.force, requestId: r.requestId })),
-    sched('node.decommission', (r) => (d.decommission === undefined ? Promise.resolve(err('unavailable', 'this coordinator cannot decommission nodes')) : decommissionNode(d.decommission, r))),
-    sched('node.recommission', (r) => (d.decommission === undefined ? Promise.resolve(err('unavailable', 'this coordinator cannot recommission nodes')) : recommissionNode(d.decommission, r))),
+    sched('node.decommission', (r) =>
+      d.decommission === undefined
+        ? Promise.resolve(err('unavailable', 'this coordinator cannot decommission nodes'))
+        : decommissionNode(d.decommission, r),
+    ),
+    sched('node.recommission', (r) =>
+      d.decommission === undefined
+        ? Promise.resolve(err('unavailable', 'this coordinator cannot recommission nodes'))
+        : recommissionNode(d.decommission, r),
+    ),
     sched('node.taint', async (r) => {
       if (d.taints === undefined) return err('unavailable', 'this coordinator cannot taint nodes');
       const taints = await d.taints.set(r.nodeId, r.taint, r.requestId);
@@ -190,7 +230,12 @@ export function schedulerEndpoints(d: EndpointDeps): EndpointSpec[] {
       const report = await d.sweep.audit();
       if (!report.ok) return report;
       const { discrepancies, nodesSwept, nodesFailed } = report.value;
-      return ok({ discrepancies: discrepancies.slice(0, MAX_AUDIT_LISTED), total: discrepancies.length, nodesSwept, nodesFailed: nodesFailed.map((n) => ({ nodeId: n.nodeId, error: n.error.slice(0, 1024) })) });
+      return ok({
+        discrepancies: discrepancies.slice(0, MAX_AUDIT_LISTED),
+        total: discrepancies.length,
+        nodesSwept,
+        nodesFailed: nodesFailed.map((n) => ({ nodeId: n.nodeId, error: n.error.slice(0, 1024) })),
+      });
     }),
   ];
 }
@@ -206,7 +251,12 @@ async function ownedBy(d: EndpointDeps, allocationId: string, tenantId: string):
   const counter = Number(allocationId.slice(at + 1));
   const notFound = err('not_found', `tenant ${tenantId} has no allocation ${allocationId}`, { allocationId, tenantId });
   if (nodeId === '' || !Number.isSafeInteger(counter) || counter < 1) return notFound;
-  if (d.view.get(nodeId) === undefined) return err('not_found', `no node holds ${allocationId}: allocation ids are <nodeId>:<counter> and no node ${JSON.stringify(nodeId)} has reported`, { allocationId });
+  if (d.view.get(nodeId) === undefined)
+    return err(
+      'not_found',
+      `no node holds ${allocationId}: allocation ids are <nodeId>:<counter> and no node ${JSON.stringify(nodeId)} has reported`,
+      { allocationId },
+    );
   const page = await d.agents.call(nodeId, 'allocations', { status: 'all', tenantId, after: counter - 1, limit: 1 }, {});
   if (!page.ok) return page;
   return page.value.allocations[0]?.id === allocationId ? ok(undefined) : notFound;
@@ -223,13 +273,19 @@ function limitsPatchOf(r: ClusterLimitsUpdateRequest): LimitsUpdate {
 
 /** Forwards a cordon to the node's agent (which journals it) and shows it in the local view at once. */
 async function cordon(d: EndpointDeps, nodeId: string, on: boolean, requestId: string, reason: string | undefined) {
-  const r = await d.agents.call(nodeId, on ? 'cordon' : 'uncordon', reason === undefined ? { requestId } : { requestId, reason }, { requestId });
+  const r = await d.agents.call(nodeId, on ? 'cordon' : 'uncordon', reason === undefined ? { requestId } : { requestId, reason }, {
+    requestId,
+  });
   if (r.ok) d.view.setCordoned(nodeId, r.value.cordoned);
   return r;
 }
 
 /** Serves the scheduler endpoints as the NATS service allot-coordinator in the queue group allot-coordinators. */
-export function serveScheduler(nc: NatsConnection, d: EndpointDeps, opts: { coordinatorId: string; version: string; logger: Logger }): Promise<Result<ServedService>> {
+export function serveScheduler(
+  nc: NatsConnection,
+  d: EndpointDeps,
+  opts: { coordinatorId: string; version: string; logger: Logger },
+): Promise<Result<ServedService>> {
   return serveService(nc, {
     name: COORDINATOR_SERVICE_NAME,
     version: opts.version,

@@ -43,15 +43,30 @@ export function observeCluster(view: ClusterView, now: () => number = Date.now):
       used: gauge('allot_node_vcpus_used', 'Per node: vCPUs busy, as last reported'),
     },
   };
-  const refusedReports = meter.createObservableCounter('allot_decommissioned_reports_dropped_total', { description: 'Usage reports of decommissioned, removed nodes dropped by this coordinator (an agent that came back)' });
-  const all = [nodes, byHealth, cordoned, allocations, refusedReports, ...Object.values(cluster.memory), ...Object.values(cluster.cpu), ...Object.values(perNode.memory), ...Object.values(perNode.cpu)];
+  const refusedReports = meter.createObservableCounter('allot_decommissioned_reports_dropped_total', {
+    description: 'Usage reports of decommissioned, removed nodes dropped by this coordinator (an agent that came back)',
+  });
+  const all = [
+    nodes,
+    byHealth,
+    cordoned,
+    allocations,
+    refusedReports,
+    ...Object.values(cluster.memory),
+    ...Object.values(cluster.cpu),
+    ...Object.values(perNode.memory),
+    ...Object.values(perNode.cpu),
+  ];
   meter.addBatchObservableCallback((r) => {
     const u = view.usage(now());
     for (const l of LIVENESS) r.observe(nodes, u.nodes[l], { liveness: l });
     r.observe(cordoned, u.nodes.cordoned);
     r.observe(refusedReports, view.decommissionedSnapshots);
     r.observe(allocations, u.allocationCount);
-    for (const [resource, set] of [['memory', cluster.memory], ['cpu', cluster.cpu]] as const) {
+    for (const [resource, set] of [
+      ['memory', cluster.memory],
+      ['cpu', cluster.cpu],
+    ] as const) {
       const unit = resource === 'memory' ? mibToBytes : (n: number) => n;
       r.observe(set.capacity, unit(u[resource].capacity));
       r.observe(set.effective, unit(u[resource].effectiveCapacity));
@@ -62,7 +77,10 @@ export function observeCluster(view: ClusterView, now: () => number = Date.now):
     for (const v of view.nodes()) {
       health[v.snapshot.health.status] = (health[v.snapshot.health.status] ?? 0) + 1;
       const node = { node: v.nodeId };
-      for (const [resource, set] of [['memory', perNode.memory], ['cpu', perNode.cpu]] as const) {
+      for (const [resource, set] of [
+        ['memory', perNode.memory],
+        ['cpu', perNode.cpu],
+      ] as const) {
         const unit = resource === 'memory' ? mibToBytes : (n: number) => n;
         const s = v.snapshot[resource];
         r.observe(set.effective, unit(s.effectiveCapacity), node);

@@ -9,6 +9,13 @@ export { PlacementIntentSchema, requestHash, type PlacementIntent } from './inte
 export { AgentClient, classifyFailure, type FailureKind } from './agents.ts';
 export { CoordinatorConfigSchema, loadCoordinatorConfig, type CoordinatorConfig, type CoordinatorConfigInput } from './config.ts';
 export { livenessMsgId } from './liveness.ts';
-export { startHttpServer, DEFAULT_DASHBOARD_DIR, type DashboardServer, type HttpServerOptions, type HttpDeps, type RouteHandler } from './http/server.ts';
+export {
+  startHttpServer,
+  DEFAULT_DASHBOARD_DIR,
+  type DashboardServer,
+  type HttpServerOptions,
+  type HttpDeps,
+  type RouteHandler,
+} from './http/server.ts';
 export { syntheticSnapshot, type SyntheticNode } from './http/fixtures.ts';
 export * as dashboardApi from '@allot/protocol/http';

@@ -60,9 +60,13 @@ export const PlacementIntentSchema = z.object({
    * does not count against the tenant's usage (the source does) until the move is confirmed, when one atomic batch
    * releases the source and drops this field.
    */
-  movesFrom: z.object({ requestId: RequestIdSchema, allocationId: AllocationIdSchema, nodeId: NodeIdSchema, moveRequestId: RequestIdSchema }).optional(),
+  movesFrom: z
+    .object({ requestId: RequestIdSchema, allocationId: AllocationIdSchema, nodeId: NodeIdSchema, moveRequestId: RequestIdSchema })
+    .optional(),
   /** A confirmed move's destination: where it moved from (informative only; counts as any placement). */
-  movedFrom: z.object({ requestId: RequestIdSchema, allocationId: AllocationIdSchema, nodeId: NodeIdSchema, moveRequestId: RequestIdSchema }).optional(),
+  movedFrom: z
+    .object({ requestId: RequestIdSchema, allocationId: AllocationIdSchema, nodeId: NodeIdSchema, moveRequestId: RequestIdSchema })
+    .optional(),
   /** On a placed source: the destination's request id of its move in flight (one at a time; cleared on abort). */
   movingTo: z.object({ requestId: RequestIdSchema, moveRequestId: RequestIdSchema }).optional(),
 });
@@ -94,5 +98,7 @@ function canonical(value: unknown): unknown {
 
 /** The request's fingerprint: the parsed request (defaults filled) with keys sorted, so key order does not matter. */
 export function requestHash(request: PlaceRequest): string {
-  return createHash('sha256').update(JSON.stringify(canonical(request))).digest('hex');
+  return createHash('sha256')
+    .update(JSON.stringify(canonical(request)))
+    .digest('hex');
 }

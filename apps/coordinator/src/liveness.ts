@@ -30,7 +30,15 @@ const REMOVABLE_EVERY_SWEEPS = 10;
  * every REMOVABLE_EVERY_SWEEPS sweeps, the decommissioned nodes of which nothing remains go to `onRemovable` (which
  * marks them removed in KV). Returns the stop function.
  */
-export function startLivenessSweep(view: ClusterView, opts: { everyMs: number; onTransition: (t: LivenessTransition) => void; onRemovable?: (nodeIds: string[]) => void; dropped?: DroppedInput }): () => void {
+export function startLivenessSweep(
+  view: ClusterView,
+  opts: {
+    everyMs: number;
+    onTransition: (t: LivenessTransition) => void;
+    onRemovable?: (nodeIds: string[]) => void;
+    dropped?: DroppedInput;
+  },
+): () => void {
   let sweeps = 0;
   const sweep = () => {
     for (const t of view.sweep()) opts.onTransition(t);

@@ -7,6 +7,10 @@ import pino, { type DestinationStream, type Logger } from 'pino';
  * line as a binding, never concatenated into messages.
  */
 export function createLogger(level: string, coordinatorId: string, destination?: DestinationStream): Logger {
-  const options = loggerOptions({ level, base: { coordinator: coordinatorId, pid: process.pid }, ...(destination === undefined ? {} : { format: 'json' as const }) });
+  const options = loggerOptions({
+    level,
+    base: { coordinator: coordinatorId, pid: process.pid },
+    ...(destination === undefined ? {} : { format: 'json' as const }),
+  });
   return destination === undefined ? pino(options) : pino(options, destination);
 }

@@ -1,6 +1,14 @@
 import { ALLOT_VERSION, type AllotError } from '@allot/core';
 import { applyReloadLogLevel, connectionCounters, connectNats, NATS_AUTH_FAILED, retryWithBackoff } from '@allot/nats';
-import { observeNatsConnection, readBearerTokenFile, sendJson, serveHttp, startMetrics, startTracing, type HttpServer } from '@allot/telemetry';
+import {
+  observeNatsConnection,
+  readBearerTokenFile,
+  sendJson,
+  serveHttp,
+  startMetrics,
+  startTracing,
+  type HttpServer,
+} from '@allot/telemetry';
 import { COORDINATOR_DEFAULT_CONFIG, loadCoordinatorConfig } from './config.ts';
 import { planCoordinatorReload } from './config-reload.ts';
 import { startCoordinator } from './coordinator.ts';
@@ -29,7 +37,10 @@ async function main(): Promise<number> {
   process.on('SIGHUP', () => {
     const reloaded = loadCoordinatorConfig(process.argv.slice(2), process.env, undefined, COORDINATOR_DEFAULT_CONFIG);
     if (!reloaded.ok) {
-      logger.error({ problems: reloaded.error.details?.['problems'] }, `configuration reload refused, nothing changed: ${reloaded.error.message}`);
+      logger.error(
+        { problems: reloaded.error.details?.['problems'] },
+        `configuration reload refused, nothing changed: ${reloaded.error.message}`,
+      );
       return;
     }
     const plan = planCoordinatorReload(running, reloaded.value);
@@ -61,7 +72,8 @@ async function main(): Promise<number> {
     }
     metricsToken = token;
   }
-  const telemetry = c.metrics === undefined ? undefined : startMetrics({ service: 'allot-coordinator', nodeId: c.coordinatorId, version: ALLOT_VERSION });
+  const telemetry =
+    c.metrics === undefined ? undefined : startMetrics({ service: 'allot-coordinator', nodeId: c.coordinatorId, version: ALLOT_VERSION });
   if (telemetry !== undefined) observeNatsConnection(connectionCounters);
   let state: 'starting' | 'ready' | 'stopping' = 'starting';
   let metricsServer: HttpServer | undefined;
@@ -71,7 +83,10 @@ async function main(): Promise<number> {
         host: c.metrics.host,
         port: c.metrics.port,
         // Ready when serving: 503 while waiting for NATS or rebuilding the view, and again while stopping.
-        routes: { '/metrics': telemetry.handler, '/healthz': (_req, res) => sendJson(res, state === 'ready' ? 200 : 503, { status: state, coordinatorId: c.coordinatorId }) },
+        routes: {
+          '/metrics': telemetry.handler,
+          '/healthz': (_req, res) => sendJson(res, state === 'ready' ? 200 : 503, { status: state, coordinatorId: c.coordinatorId }),
+        },
         ...(metricsToken === undefined ? {} : { bearerToken: metricsToken, openPaths: ['/healthz'] }),
         onError: (error, path) => logger.error({ err: error, path }, 'metrics handler failed'),
       });

@@ -33,9 +33,16 @@ export class PlaceMetrics {
 
   constructor() {
     const meter = metrics.getMeter('allot');
-    this.#placements = meter.createCounter('allot_placements_total', { description: 'Place requests answered by this coordinator, by outcome (ok, refused, error) and reason (the error code)' });
-    this.#duration = meter.createHistogram('allot_placement_duration_seconds', { description: 'Time from a place request to its reply, agent round trips included', unit: 's' });
-    this.#releases = meter.createCounter('allot_releases_total', { description: 'Release requests answered by this coordinator, by outcome and reason' });
+    this.#placements = meter.createCounter('allot_placements_total', {
+      description: 'Place requests answered by this coordinator, by outcome (ok, refused, error) and reason (the error code)',
+    });
+    this.#duration = meter.createHistogram('allot_placement_duration_seconds', {
+      description: 'Time from a place request to its reply, agent round trips included',
+      unit: 's',
+    });
+    this.#releases = meter.createCounter('allot_releases_total', {
+      description: 'Release requests answered by this coordinator, by outcome and reason',
+    });
   }
 
   /** One place answered, `ms` after it arrived. */

@@ -84,7 +84,14 @@ export class NodeStates {
     const written = await this.#update(nodeId, (held) =>
       held?.state === 'decommissioned'
         ? held
-        : { nodeId, state: 'decommissioned', at: this.#o.clock.wall(), requestId, ...(reason === undefined ? {} : { reason }), coordinatorId: this.#o.coordinatorId },
+        : {
+            nodeId,
+            state: 'decommissioned',
+            at: this.#o.clock.wall(),
+            requestId,
+            ...(reason === undefined ? {} : { reason }),
+            coordinatorId: this.#o.coordinatorId,
+          },
     );
     if (!written.ok) return written;
     return written.value === undefined ? err('internal', `node ${nodeId}: decommission record not written`) : ok(written.value);
@@ -92,7 +99,11 @@ export class NodeStates {
 
   /** Marks a decommissioned node removed (nothing of it remains). No-op when it is not decommissioned or already removed. */
   async markRemoved(nodeId: string): Promise<Result<NodeStateRecord | undefined>> {
-    return this.#update(nodeId, (held) => (held?.state !== 'decommissioned' || held.removedAt !== undefined ? held : { ...held, removedAt: this.#o.clock.wall(), coordinatorId: this.#o.coordinatorId }));
+    return this.#update(nodeId, (held) =>
+      held?.state !== 'decommissioned' || held.removedAt !== undefined
+        ? held
+        : { ...held, removedAt: this.#o.clock.wall(), coordinatorId: this.#o.coordinatorId },
+    );
   }
 
   /** Undoes a decommission; answers whether the node was decommissioned. */
@@ -100,13 +111,25 @@ export class NodeStates {
     let was = false;
     const written = await this.#update(nodeId, (held) => {
       was = held?.state === 'decommissioned';
-      return was ? { nodeId, state: 'recommissioned', at: this.#o.clock.wall(), requestId, ...(reason === undefined ? {} : { reason }), coordinatorId: this.#o.coordinatorId } : held;
+      return was
+        ? {
+            nodeId,
+            state: 'recommissioned',
+            at: this.#o.clock.wall(),
+            requestId,
+            ...(reason === undefined ? {} : { reason }),
+            coordinatorId: this.#o.coordinatorId,
+          }
+        : held;
     });
     return written.ok ? ok(was) : written;
   }
 
   /** Read, change, compare-and-set; a record another coordinator wrote meanwhile is re-read and the change applied to it. */
-  async #update(nodeId: string, change: (held: NodeStateRecord | undefined) => NodeStateRecord | undefined): Promise<Result<NodeStateRecord | undefined>> {
+  async #update(
+    nodeId: string,
+    change: (held: NodeStateRecord | undefined) => NodeStateRecord | undefined,
+  ): Promise<Result<NodeStateRecord | undefined>> {
     const key = nodeStateKey(nodeId);
     for (let round = 0; round < MAX_ROUNDS; round++) {
       const read = await this.#o.bucket.get(key);
@@ -139,7 +162,10 @@ export class NodeStates {
     }
     const decoded = decode(NodeStateRecordSchema, change.value, Number.POSITIVE_INFINITY);
     if (!decoded.ok || decoded.value.nodeId !== nodeId) {
-      this.#o.logger.warn({ key: change.key, error: decoded.ok ? 'names another node' : decoded.error.message }, 'invalid node record ignored');
+      this.#o.logger.warn(
+        { key: change.key, error: decoded.ok ? 'names another node' : decoded.error.message },
+        'invalid node record ignored',
+      );
       return;
     }
     this.#remember(nodeId, decoded.value, change.revision);

@@ -18,7 +18,13 @@ async function setUp() {
   const parts = await Promise.all(
     ['c1', 'c2'].map(async (id) => {
       const c = await cluster.coordinator(id, { place: { timeoutRetries: 0 } });
-      const taints = new NodeTaints({ bucket: cluster.bucket, clock: cluster.clock, coordinatorId: id, logger, onChange: (n, t) => c.view.setTaints(n, t) });
+      const taints = new NodeTaints({
+        bucket: cluster.bucket,
+        clock: cluster.clock,
+        coordinatorId: id,
+        logger,
+        onChange: (n, t) => c.view.setTaints(n, t),
+      });
       await taints.start();
       return { c, taints };
     }),
@@ -43,7 +49,9 @@ describe('node taints', () => {
     const other = { key: 'dedicated', value: 'db', effect: 'NoSchedule' as const };
     expect(unwrap(await two.taints.set('a', other, 't-2'))).toEqual([other]);
     expect(unwrap(await one.taints.set('a', { key: 'maintenance', value: '', effect: 'NoSchedule' }, 't-3'))).toHaveLength(2);
-    expect(unwrap(await two.taints.remove('a', 'dedicated', undefined, 'u-1'))).toEqual([{ key: 'maintenance', value: '', effect: 'NoSchedule' }]);
+    expect(unwrap(await two.taints.remove('a', 'dedicated', undefined, 'u-1'))).toEqual([
+      { key: 'maintenance', value: '', effect: 'NoSchedule' },
+    ]);
     expect(unwrap(await one.taints.remove('a', 'maintenance', undefined, 'u-2'))).toEqual([]);
     await expect.poll(() => one.c.view.get('a')?.taints).toBeUndefined();
     expect((await one.c.place(place('p-3'))).ok).toBe(true);

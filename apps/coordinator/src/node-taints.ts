@@ -102,7 +102,10 @@ export class NodeTaints {
     }
     const decoded = decode(NodeTaintsRecordSchema, change.value, Number.POSITIVE_INFINITY);
     if (!decoded.ok || decoded.value.nodeId !== nodeId) {
-      this.#o.logger.warn({ key: change.key, error: decoded.ok ? 'names another node' : decoded.error.message }, 'invalid taint record ignored');
+      this.#o.logger.warn(
+        { key: change.key, error: decoded.ok ? 'names another node' : decoded.error.message },
+        'invalid taint record ignored',
+      );
       return;
     }
     this.#remember(nodeId, decoded.value, change.revision);

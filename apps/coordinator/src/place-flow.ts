@@ -1,7 +1,15 @@
 import { createHash } from 'node:crypto';
 import { err, errorOf, ok, type Allocation, type AllotError, type Result } from '@allot/core';
 import type { ClusterCheckReply, ClusterReleaseRequest, PlaceReply, PlaceRequest } from '@allot/protocol';
-import { decide, planPreemptionAmong, preemptionCandidates, unavailableMessage, type PlacementContext, type PlacementDecision, type PreemptionPlan } from '@allot/placement';
+import {
+  decide,
+  planPreemptionAmong,
+  preemptionCandidates,
+  unavailableMessage,
+  type PlacementContext,
+  type PlacementDecision,
+  type PreemptionPlan,
+} from '@allot/placement';
 import { RateLimiter } from '@allot/quota';
 import type { Logger } from 'pino';
 import { classifyFailure, isNoResponders, type AgentCaller } from './agents.ts';
@@ -107,9 +115,14 @@ export class PlaceFlow {
       let outcome: Result<PlaceReply> | Raced;
       if (existing !== null) {
         const intent = existing.value;
-        if (intent.hash !== hash) return err('conflict', `request ${requestId} was used for a different place request`, { requestId, field: 'request.requestId' });
+        if (intent.hash !== hash)
+          return err('conflict', `request ${requestId} was used for a different place request`, { requestId, field: 'request.requestId' });
         if (intent.state === 'placed' && intent.reply !== undefined) return ok(intent.reply);
-        if (intent.state === 'released') return err('conflict', `placement ${requestId} was placed and then released; use a new request id`, { requestId, state: 'released' });
+        if (intent.state === 'released')
+          return err('conflict', `placement ${requestId} was placed and then released; use a new request id`, {
+            requestId,
+            state: 'released',
+          });
         // pending: an allocate may already have reached its node: drive that node again (a higher fence), never another.
         // failed: nothing was placed, and no earlier allocate can commit any more: start again, taking the intent over.
         outcome = intent.state === 'pending' ? await this.#follow(req, existing) : await this.#start(req, hash, existing, move);
@@ -127,13 +140,19 @@ export class PlaceFlow {
   }
 
   /** First decision, then the intent (created, or a failed one taken over) and the drive. */
-  async #start(req: PlaceRequest, hash: string, failed: StoredIntent | null, move: MoveDestination | undefined): Promise<Result<PlaceReply> | Raced> {
+  async #start(
+    req: PlaceRequest,
+    hash: string,
+    failed: StoredIntent | null,
+    move: MoveDestination | undefined,
+  ): Promise<Result<PlaceReply> | Raced> {
     const decision = this.#decide(req, avoided(move));
     if (!decision.ok) return decision;
     if (decision.value.candidates.length > 0) return this.#begin(req, hash, failed, decision.value, null, move);
     if (!req.placement.allowPreemption || move !== undefined) return this.#nothingFits(decision.value, {});
     const plan = await this.#planPreemption(req);
-    if (plan === null) return this.#nothingFits(decision.value, {}, 'no preemption of allocations at least 10 priority points lower makes room on any node');
+    if (plan === null)
+      return this.#nothingFits(decision.value, {}, 'no preemption of allocations at least 10 priority points lower makes room on any node');
     return this.#begin(req, hash, failed, { ...decision.value, candidates: [plan.nodeId] }, plan);
   }
 
@@ -141,7 +160,14 @@ export class PlaceFlow {
    * Writes the intent pending on the first candidate the tenant's quota admits (create, or take over a failed one):
    * the quota is checked against the usage record in the same batch. Then evicts (preemption) and drives.
    */
-  async #begin(req: PlaceRequest, hash: string, failed: StoredIntent | null, decision: PlacementDecision, plan: PreemptionPlan | null, move?: MoveDestination): Promise<Result<PlaceReply> | Raced> {
+  async #begin(
+    req: PlaceRequest,
+    hash: string,
+    failed: StoredIntent | null,
+    decision: PlacementDecision,
+    plan: PreemptionPlan | null,
+    move?: MoveDestination,
+  ): Promise<Result<PlaceReply> | Raced> {
     const { requestId, tenantId, resources } = req.request;
     // Every candidate over the tenant's per-node VM limit (checked exactly in the write): the quota's answer.
     let perNodeRefusal: Result<never> | undefined;
@@ -157,7 +183,9 @@ export class PlaceFlow {
               nodeId,
               memoryMiB: resources.memoryMiB,
               vcpus: resources.vcpus,
-              ...(move === undefined ? { asked: req } : { movesFrom: move.movesFrom, ...(move.asked === undefined ? {} : { asked: move.asked }) }),
+              ...(move === undefined
+                ? { asked: req }
+                : { movesFrom: move.movesFrom, ...(move.asked === undefined ? {} : { asked: move.asked }) }),
             })
           : await this.#d.store.takeOver(failed, nodeId);
       if (written.ok) {
@@ -190,7 +218,13 @@ export class PlaceFlow {
    * "no responders" proves the node never saw the request. Otherwise an earlier allocate may have been committed there
    * before the agent went down, and "no responders" is an unknown outcome too.
    */
-  async #drive(req: PlaceRequest, start: StoredIntent, queue: string[], preempted: Preempted, untouchedAtStart: boolean): Promise<Result<PlaceReply> | Raced> {
+  async #drive(
+    req: PlaceRequest,
+    start: StoredIntent,
+    queue: string[],
+    preempted: Preempted,
+    untouchedAtStart: boolean,
+  ): Promise<Result<PlaceReply> | Raced> {
     const { requestId } = req.request;
     let current = start;
     let untouched = untouchedAtStart;
@@ -200,14 +234,19 @@ export class PlaceFlow {
       const nodeId = intent.nodeId;
       const result = await this.#allocate(nodeId, req, intent.attempt, untouched);
       if (result.ok) {
-        if (result.value.status === 'active' || result.value.status === 'reserved') return this.#placed(req, current, result.value, preempted);
+        if (result.value.status === 'active' || result.value.status === 'reserved')
+          return this.#placed(req, current, result.value, preempted);
         return this.#releasedOnNode(current, result.value);
       }
       if (isFenced(result.error)) return 'raced';
       const kind = classifyFailure(result.error);
       if (kind === 'unknown') {
         // The agent may commit this request: the intent stays pending on this node; a retry asks it again.
-        return err('timeout', `node ${nodeId} did not answer place ${requestId}: ${result.error.message}; retry with the same request id`, { requestId, nodeId, cause: result.error.code });
+        return err('timeout', `node ${nodeId} did not answer place ${requestId}: ${result.error.message}; retry with the same request id`, {
+          requestId,
+          nodeId,
+          cause: result.error.code,
+        });
       }
       if (kind === 'final') return this.#fail(current, result.error);
       refusals[AGENT_REFUSED] = (refusals[AGENT_REFUSED] ?? 0) + 1;
@@ -261,7 +300,11 @@ export class PlaceFlow {
         let result = await once();
         if (!result.ok && mayHaveReached && classifyFailure(result.error) === 'refused' && !provesFence(result.error)) {
           const what = isNoResponders(result.error) ? 'is not answering now' : `answered ${result.error.code} (${result.error.message})`;
-          result = err('timeout', `node ${nodeId} ${what}, and an earlier allocate for ${req.request.requestId} may have reached it; the placement stays on it`, { nodeId, requestId: req.request.requestId });
+          result = err(
+            'timeout',
+            `node ${nodeId} ${what}, and an earlier allocate for ${req.request.requestId} may have reached it; the placement stays on it`,
+            { nodeId, requestId: req.request.requestId },
+          );
         }
         if (result.ok || classifyFailure(result.error) !== 'unknown' || retry >= this.#d.config.timeoutRetries) return result;
         mayHaveReached = true;
@@ -297,11 +340,25 @@ export class PlaceFlow {
         at = fresh.value as StoredIntent;
         continue;
       }
-      if (f.nodeId === nodeId && f.state === 'released') return err('conflict', `placement ${requestId} was placed and then released; use a new request id`, { requestId, state: 'released' });
-      this.#d.logger.error({ requestId, node: nodeId, intentNode: f.nodeId, state: f.state }, 'placement committed on a node the intent left (an agent that does not fence?); releasing it there');
-      const undone = await this.#d.agents.call(nodeId, 'release', { requestId: derivedId('undo', requestId, nodeId), allocationRequestId: requestId, reason: `placement ${requestId} moved to ${f.nodeId}` });
-      if (!undone.ok) this.#d.logger.warn({ requestId, node: nodeId, code: undone.error.code }, 'undo not confirmed; the sweep releases the orphan');
-      return f.state === 'placed' && f.reply !== undefined ? ok(f.reply) : err('timeout', `placement ${requestId} is being driven by another coordinator; retry`, { requestId });
+      if (f.nodeId === nodeId && f.state === 'released')
+        return err('conflict', `placement ${requestId} was placed and then released; use a new request id`, {
+          requestId,
+          state: 'released',
+        });
+      this.#d.logger.error(
+        { requestId, node: nodeId, intentNode: f.nodeId, state: f.state },
+        'placement committed on a node the intent left (an agent that does not fence?); releasing it there',
+      );
+      const undone = await this.#d.agents.call(nodeId, 'release', {
+        requestId: derivedId('undo', requestId, nodeId),
+        allocationRequestId: requestId,
+        reason: `placement ${requestId} moved to ${f.nodeId}`,
+      });
+      if (!undone.ok)
+        this.#d.logger.warn({ requestId, node: nodeId, code: undone.error.code }, 'undo not confirmed; the sweep releases the orphan');
+      return f.state === 'placed' && f.reply !== undefined
+        ? ok(f.reply)
+        : err('timeout', `placement ${requestId} is being driven by another coordinator; retry`, { requestId });
     }
     return err('unavailable', `placement intent ${requestId} keeps changing; retry`, { requestId });
   }
@@ -315,11 +372,15 @@ export class PlaceFlow {
     const cause = allocation.expiresAt !== undefined ? 'expiry' : 'agent';
     const written = await this.#d.store.released(at, cause);
     if (!written.ok) return written.error.code === 'conflict' ? 'raced' : written;
-    return err('conflict', `placement ${requestId} is ${allocation.status} on node ${at.value.nodeId}${cause === 'expiry' ? ' (its reservation expired)' : ''}; use a new request id`, {
-      requestId,
-      state: 'released',
-      allocationId: allocation.id,
-    });
+    return err(
+      'conflict',
+      `placement ${requestId} is ${allocation.status} on node ${at.value.nodeId}${cause === 'expiry' ? ' (its reservation expired)' : ''}; use a new request id`,
+      {
+        requestId,
+        state: 'released',
+        allocationId: allocation.id,
+      },
+    );
   }
 
   /** Marks the intent failed (nothing placed) and answers the error; the usage goes back in the same write. */
@@ -349,7 +410,13 @@ export class PlaceFlow {
     return { ok: false, error: this.#nothingFitsError(decision, extra, 0, [], note) };
   }
 
-  #nothingFitsError(decision: PlacementDecision | undefined, agentRefusals: Record<string, number>, attempts: number, refusedBy: string[], note?: string): AllotError {
+  #nothingFitsError(
+    decision: PlacementDecision | undefined,
+    agentRefusals: Record<string, number>,
+    attempts: number,
+    refusedBy: string[],
+    note?: string,
+  ): AllotError {
     const rejected: Record<string, number> = { ...(decision?.rejected ?? {}) };
     // Nodes that refused are counted under "already tried" by the decision; name why instead.
     if (refusedBy.length > 0) {
@@ -371,9 +438,17 @@ export class PlaceFlow {
    * list cannot be fetched is left out.
    */
   async #planPreemption(req: PlaceRequest): Promise<PreemptionPlan | null> {
-    const named = preemptionCandidates(this.#d.view.index, req.request, req.placement, this.#placementContext(req, new Set()), this.#d.config.preemptionNodes);
+    const named = preemptionCandidates(
+      this.#d.view.index,
+      req.request,
+      req.placement,
+      this.#placementContext(req, new Set()),
+      this.#d.config.preemptionNodes,
+    );
     if (!named.ok) return null;
-    const lists = await Promise.all(named.value.map((nodeId) => allAllocations(this.#d.agents, nodeId, { status: 'live' }, { pageSize: 1_000 })));
+    const lists = await Promise.all(
+      named.value.map((nodeId) => allAllocations(this.#d.agents, nodeId, { status: 'live' }, { pageSize: 1_000 })),
+    );
     const fetched = new Map<string, readonly Allocation[]>();
     named.value.forEach((nodeId, i) => {
       const list = lists[i];
@@ -406,16 +481,33 @@ export class PlaceFlow {
     for (let retry = 0; !result.ok && classifyFailure(result.error) === 'unknown' && retry < this.#d.config.timeoutRetries; retry++) {
       result = await this.#d.agents.call(nodeId, 'preempt', message, { requestId });
       if (!result.ok && classifyFailure(result.error) === 'refused' && !provesFence(result.error)) {
-        result = err('timeout', `node ${nodeId} answered ${result.error.code} (${result.error.message}), and an earlier preempt for ${requestId} may have reached it`, { nodeId, requestId });
+        result = err(
+          'timeout',
+          `node ${nodeId} answered ${result.error.code} (${result.error.message}), and an earlier preempt for ${requestId} may have reached it`,
+          { nodeId, requestId },
+        );
       }
     }
     if (!result.ok) {
       if (isFenced(result.error)) return 'raced';
       if (classifyFailure(result.error) === 'unknown') {
-        return err('timeout', `node ${nodeId} did not answer the preemption for ${requestId}: ${result.error.message}; retry with the same request id`, { requestId, nodeId, cause: result.error.code });
+        return err(
+          'timeout',
+          `node ${nodeId} did not answer the preemption for ${requestId}: ${result.error.message}; retry with the same request id`,
+          { requestId, nodeId, cause: result.error.code },
+        );
       }
-      this.#d.logger.info({ requestId, node: nodeId, code: result.error.code, victims }, 'preemption refused by the agent; its allocations are untouched');
-      return this.#fail(current, errorOf(result.error.code, `preemption on ${nodeId} refused, nothing was released: ${result.error.message}`, { ...result.error.details, nodeId }));
+      this.#d.logger.info(
+        { requestId, node: nodeId, code: result.error.code, victims },
+        'preemption refused by the agent; its allocations are untouched',
+      );
+      return this.#fail(
+        current,
+        errorOf(result.error.code, `preemption on ${nodeId} refused, nothing was released: ${result.error.message}`, {
+          ...result.error.details,
+          nodeId,
+        }),
+      );
     }
     const { allocation } = result.value;
     if (allocation.status !== 'active' && allocation.status !== 'reserved') return this.#releasedOnNode(current, allocation);
@@ -423,7 +515,11 @@ export class PlaceFlow {
     const stillRunning = result.value.victims.some((v) => v.status === 'releasing');
     for (const victim of stillRunning ? [] : preempted) {
       const marked = await this.#markReleased(victim.requestId, 'preemption');
-      if (!marked.ok) this.#d.logger.warn({ requestId: victim.requestId, error: marked.error.message }, 'preempted placement not marked released; the events consumer or a recount settles it');
+      if (!marked.ok)
+        this.#d.logger.warn(
+          { requestId: victim.requestId, error: marked.error.message },
+          'preempted placement not marked released; the events consumer or a recount settles it',
+        );
     }
     return this.#placed(req, current, allocation, preempted);
   }
@@ -452,11 +548,21 @@ export class PlaceFlow {
     if (!read.ok) return read;
     const intent = read.value?.value;
     if (intent === undefined || (req.tenantId !== undefined && req.tenantId !== intent.tenantId)) {
-      return err('not_found', `no placement ${req.placementRequestId}${req.tenantId === undefined ? '' : ` for tenant ${req.tenantId}`}`, { placementRequestId: req.placementRequestId });
+      return err('not_found', `no placement ${req.placementRequestId}${req.tenantId === undefined ? '' : ` for tenant ${req.tenantId}`}`, {
+        placementRequestId: req.placementRequestId,
+      });
     }
-    if (intent.state === 'failed') return err('not_found', `placement ${req.placementRequestId} placed nothing`, { placementRequestId: req.placementRequestId, state: 'failed' });
+    if (intent.state === 'failed')
+      return err('not_found', `placement ${req.placementRequestId} placed nothing`, {
+        placementRequestId: req.placementRequestId,
+        state: 'failed',
+      });
     if (intent.state === 'pending') {
-      return err('conflict', `placement ${req.placementRequestId} is still pending on ${intent.nodeId}; retry the place with its request id first`, { placementRequestId: req.placementRequestId, state: 'pending' });
+      return err(
+        'conflict',
+        `placement ${req.placementRequestId} is still pending on ${intent.nodeId}; retry the place with its request id first`,
+        { placementRequestId: req.placementRequestId, state: 'pending' },
+      );
     }
     const quota = this.#d.quotas.quotaOf(intent.tenantId);
     if (quota !== undefined) {
@@ -496,5 +602,7 @@ function derivedId(kind: string, requestId: string, other: string): string {
  */
 function agentAffinity(req: PlaceRequest): string[] {
   const own = req.placement.group?.name;
-  return (req.placement.affinity ?? []).filter((t) => t.mode === 'required' && t.topologyKey === undefined && t.group !== own).map((t) => t.group);
+  return (req.placement.affinity ?? [])
+    .filter((t) => t.mode === 'required' && t.topologyKey === undefined && t.group !== own)
+    .map((t) => t.group);
 }

@@ -25,7 +25,8 @@ function flaky(inner: Bucket): Bucket & { failing: boolean } {
   const b = {
     failing: false,
     get: (key: string) => inner.get(key),
-    write: (writes: readonly BucketWrite[]): Promise<Result<number[]>> => (b.failing ? Promise.resolve(err('unavailable', 'KV did not answer')) : inner.write(writes)),
+    write: (writes: readonly BucketWrite[]): Promise<Result<number[]>> =>
+      b.failing ? Promise.resolve(err('unavailable', 'KV did not answer')) : inner.write(writes),
     watch: inner.watch.bind(inner),
   };
   return b;
@@ -126,7 +127,9 @@ describe('place protocol: findings', () => {
     const agents = cluster.agents.caller();
     cluster.agents.caller = () => ({
       call: ((nodeId: string, verb: string, request: unknown, opts?: unknown) =>
-        nodeId === 'a' && verb === 'allocate' ? Promise.resolve(err('unavailable', 'host-manager is stopped')) : agents.call(nodeId as never, verb as never, request as never, opts as never)) as typeof agents.call,
+        nodeId === 'a' && verb === 'allocate'
+          ? Promise.resolve(err('unavailable', 'host-manager is stopped'))
+          : agents.call(nodeId as never, verb as never, request as never, opts as never)) as typeof agents.call,
     });
     const c1 = await cluster.coordinator('c1');
     const { request } = await abandoned(cluster, 'p10', 'a');
@@ -156,7 +159,12 @@ describe('place protocol: findings', () => {
   it('gives the quota back when a reservation placed through the coordinator expired on its node (findings 5a, 7)', async () => {
     const cluster = inProcessCluster(NODES);
     const c1 = await cluster.coordinator('c1');
-    const held = await c1.place(req('p6', { ...on('a'), request: { requestId: 'p6', tenantId: 'acme', resources: { memoryMiB: 512, vcpus: 1 }, reservation: { ttlMs: 1_000 } } }));
+    const held = await c1.place(
+      req('p6', {
+        ...on('a'),
+        request: { requestId: 'p6', tenantId: 'acme', resources: { memoryMiB: 512, vcpus: 1 }, reservation: { ttlMs: 1_000 } },
+      }),
+    );
     if (!held.ok) throw new Error(held.error.message);
     expect(held.value.allocation.status).toBe('reserved');
     cluster.agents.expire('a', 'p6');
@@ -281,6 +289,10 @@ describe('quota.recount', () => {
     const c1 = await cluster.coordinator('c1');
     for (const id of ['u1', 'u2']) expect((await c1.place(req(id))).ok).toBe(true);
     const r = await c1.quotas.recount('acme');
-    expect(r.ok && r.value).toEqual({ tenantId: 'acme', before: { vms: 2, vcpus: 2, memoryMiB: 1024 }, after: { vms: 2, vcpus: 2, memoryMiB: 1024 } });
+    expect(r.ok && r.value).toEqual({
+      tenantId: 'acme',
+      before: { vms: 2, vcpus: 2, memoryMiB: 1024 },
+      after: { vms: 2, vcpus: 2, memoryMiB: 1024 },
+    });
   });
 });

@@ -1,4 +1,16 @@
-import { AllotEventSchema, CLUSTER_EVENT_NODE, decode, encode, eventSubject, EVENTS_STREAM, HostHealthSchema, PlaceReplySchema, schedSubject, schedSubjectFor, type PlaceRequestInput } from '@allot/protocol';
+import {
+  AllotEventSchema,
+  CLUSTER_EVENT_NODE,
+  decode,
+  encode,
+  eventSubject,
+  EVENTS_STREAM,
+  HostHealthSchema,
+  PlaceReplySchema,
+  schedSubject,
+  schedSubjectFor,
+  type PlaceRequestInput,
+} from '@allot/protocol';
 import { requestTyped } from '@allot/nats';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { cleanupAll, startNatsServer, waitFor, type NatsServerHandle } from '../../../test/harness/index.ts';
@@ -34,7 +46,11 @@ function place(nc: NatsConnection, req: unknown) {
 beforeEach(async () => {
   server = await startNatsServer();
   client = await connectTo(server.url, 'test-client');
-  agents = await startFakeAgents(client, { a: { memoryMiB: 4096, cores: 8 }, b: { memoryMiB: 2048, cores: 8 }, c: { memoryMiB: 1024, cores: 8, labels: { zone: 'z2' } } }, { heartbeatMs: 200 });
+  agents = await startFakeAgents(
+    client,
+    { a: { memoryMiB: 4096, cores: 8 }, b: { memoryMiB: 2048, cores: 8 }, c: { memoryMiB: 1024, cores: 8, labels: { zone: 'z2' } } },
+    { heartbeatMs: 200 },
+  );
 });
 
 afterEach(async () => {
@@ -106,10 +122,20 @@ describe('place', () => {
     await place(client, placeReq('p-refused', 1_000_000));
     await place(client, placeReq('p-refused', 1_000_000));
     const jsm = await jetstreamManager(client);
-    await waitFor(async () => (await jsm.streams.getMessage(EVENTS_STREAM, { last_by_subj: eventSubject(CLUSTER_EVENT_NODE, 'refused') }).catch(() => null)) !== null, { timeoutMs: 5_000, message: 'no refused event' });
+    await waitFor(
+      async () =>
+        (await jsm.streams.getMessage(EVENTS_STREAM, { last_by_subj: eventSubject(CLUSTER_EVENT_NODE, 'refused') }).catch(() => null)) !==
+        null,
+      { timeoutMs: 5_000, message: 'no refused event' },
+    );
     const stored = await jsm.streams.getMessage(EVENTS_STREAM, { last_by_subj: eventSubject(CLUSTER_EVENT_NODE, 'refused') });
     const event = decode(AllotEventSchema, stored!.data);
-    expect(event.ok && event.value).toMatchObject({ kind: 'refused', requestId: 'p-refused', tenantId: 't1', error: { code: 'insufficient_capacity' } });
+    expect(event.ok && event.value).toMatchObject({
+      kind: 'refused',
+      requestId: 'p-refused',
+      tenantId: 't1',
+      error: { code: 'insufficient_capacity' },
+    });
     const info = await jsm.streams.info(EVENTS_STREAM, { subjects_filter: eventSubject(CLUSTER_EVENT_NODE, 'refused') });
     expect(info.state.subjects?.[eventSubject(CLUSTER_EVENT_NODE, 'refused')]).toBe(1);
   });
@@ -141,7 +167,9 @@ describe('place', () => {
   it('never places on a cordoned node', async () => {
     await startStreamsAndAgents();
     await coordinator('c1');
-    const cordon = await requestTyped(client, schedSubject('cordon'), { requestId: 'cord-1', nodeId: 'a' }, HostHealthSchema, { timeoutMs: 5_000 });
+    const cordon = await requestTyped(client, schedSubject('cordon'), { requestId: 'cord-1', nodeId: 'a' }, HostHealthSchema, {
+      timeoutMs: 5_000,
+    });
     expect(cordon.ok).toBe(true);
     for (let i = 0; i < 6; i++) {
       const r = await place(client, placeReq(`p-7-${i}`, 256));
@@ -157,7 +185,14 @@ describe('placement intents', () => {
     const { coordinator: c1 } = await coordinator('c1');
     const req = PlaceRequestSchema.parse(placeReq('p-8', 512));
     // What coordinator c1 did before dying: wrote the intent naming node b, sent allocate to b (which committed).
-    const created = await c1.store.create({ requestId: 'p-8', tenantId: 't1', hash: requestHash(req), nodeId: 'b', memoryMiB: 512, vcpus: 1 });
+    const created = await c1.store.create({
+      requestId: 'p-8',
+      tenantId: 't1',
+      hash: requestHash(req),
+      nodeId: 'b',
+      memoryMiB: 512,
+      vcpus: 1,
+    });
     expect(created.ok).toBe(true);
     const committed = await client.request('allot.agent.b.allocate', encode({ ...req.request, fence: 1 }), { timeout: 5_000 });
     expect(committed.data.byteLength).toBeGreaterThan(0);
@@ -177,7 +212,11 @@ describe('placement intents', () => {
     // once. Between the two sends a's agent goes away (the chaos suite's agent killed after committing, before
     // replying), so the retry meets no responders, while the first allocate still commits on a.
     agents.stop();
-    agents = await startFakeAgents(client, { a: { memoryMiB: 4096, cores: 8 }, b: { memoryMiB: 4096, cores: 8 } }, { heartbeatMs: 200, allocateDelayMs: 400 });
+    agents = await startFakeAgents(
+      client,
+      { a: { memoryMiB: 4096, cores: 8 }, b: { memoryMiB: 4096, cores: 8 } },
+      { heartbeatMs: 200, allocateDelayMs: 400 },
+    );
     await startStreamsAndAgents();
     const c = await startTestCoordinator(server.url, { coordinatorId: 'c1', place: { agentTimeoutMs: 200, timeoutRetries: 1 } });
     closers.push(async () => {

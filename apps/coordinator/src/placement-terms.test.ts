@@ -8,7 +8,12 @@ describe('placement terms sent to the agent', () => {
   it('required per-node affinity travels in the allocate request; per-domain, preferred and own-group terms do not', async () => {
     const cluster = inProcessCluster({ a: { memoryMiB: 8192, cores: 8, labels: { zone: 'z1' } } });
     const c = await cluster.coordinator('c1');
-    unwrap(await c.place({ request: { requestId: 'db-1', tenantId: 't', resources: { memoryMiB: 512, vcpus: 1 } }, placement: { group: { name: 'db', maxPerNode: 5 } } }));
+    unwrap(
+      await c.place({
+        request: { requestId: 'db-1', tenantId: 't', resources: { memoryMiB: 512, vcpus: 1 } },
+        placement: { group: { name: 'db', maxPerNode: 5 } },
+      }),
+    );
     const placed = await c.place({
       request: { requestId: 'app-1', tenantId: 't', resources: { memoryMiB: 512, vcpus: 1 } },
       placement: {

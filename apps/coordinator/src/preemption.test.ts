@@ -8,7 +8,13 @@ import { inProcessCluster, type InProcessCoordinator } from './testing/fake-agen
  * (the victims released and the preemptor allocated at once, or nothing).
  */
 
-function req(requestId: string, memoryMiB: number, priority: number, placement: PlaceRequestInput['placement'] = {}, tenantId = 'acme'): PlaceRequestInput {
+function req(
+  requestId: string,
+  memoryMiB: number,
+  priority: number,
+  placement: PlaceRequestInput['placement'] = {},
+  tenantId = 'acme',
+): PlaceRequestInput {
   return { request: { requestId, tenantId, resources: { memoryMiB, vcpus: 1 }, priority }, placement };
 }
 
@@ -28,7 +34,12 @@ describe('preemption', () => {
     if (!r.ok) throw new Error(r.error.message);
     expect(r.value.nodeId).toBe('a');
     expect(r.value.preempted).toEqual([{ allocationId: 'a:1', requestId: 'low-1', priority: 0 }]);
-    expect(cluster.agents.live('a').map((x) => x.requestId).sort()).toEqual(['high', 'mid']);
+    expect(
+      cluster.agents
+        .live('a')
+        .map((x) => x.requestId)
+        .sort(),
+    ).toEqual(['high', 'mid']);
     const victim = await c.store.get('low-1');
     expect(victim.ok && victim.value?.value.state).toBe('released');
     const usage = await c.store.usage('low');
@@ -47,7 +58,12 @@ describe('preemption', () => {
     const r = await c.place(req('high', 2048, 50, { allowPreemption: true }));
     expect(!r.ok && r.error.code).toBe('insufficient_capacity');
     expect(!r.ok && r.error.message).toContain('nothing was released');
-    expect(cluster.agents.live('a').map((x) => x.requestId).sort()).toEqual(['low-1', 'mid']);
+    expect(
+      cluster.agents
+        .live('a')
+        .map((x) => x.requestId)
+        .sort(),
+    ).toEqual(['low-1', 'mid']);
     const victim = await c.store.get('low-1');
     expect(victim.ok && victim.value?.value.state).toBe('placed');
     const low = await c.store.usage('low');
@@ -66,14 +82,20 @@ describe('preemption', () => {
     expect(r.ok).toBe(false);
     if (r.ok) return;
     expect(r.error.code).toBe('insufficient_capacity');
-    expect(r.error.message).toBe('0/1 nodes are available: 1 Insufficient memory. no preemption of allocations at least 10 priority points lower makes room on any node.');
+    expect(r.error.message).toBe(
+      '0/1 nodes are available: 1 Insufficient memory. no preemption of allocations at least 10 priority points lower makes room on any node.',
+    );
     expect(cluster.agents.live('a').map((x) => x.requestId)).toEqual(['close']);
   });
 
   it('finds the node whose eviction helps among all nodes, not only the first ones the view lists', async () => {
     // preemptionNodes 1: the flow fetches one node's allocations. The view lists a and b first, full of allocations
     // that may not be evicted; c holds the only eligible victim.
-    const cluster = inProcessCluster({ a: { memoryMiB: 4096, cores: 8 }, b: { memoryMiB: 4096, cores: 8 }, c: { memoryMiB: 4096, cores: 8 } });
+    const cluster = inProcessCluster({
+      a: { memoryMiB: 4096, cores: 8 },
+      b: { memoryMiB: 4096, cores: 8 },
+      c: { memoryMiB: 4096, cores: 8 },
+    });
     const c1 = await cluster.coordinator('c1', { place: { preemptionNodes: 1 } });
     await placeOn(c1, 'keep-a', 'a', 4096, 45);
     await placeOn(c1, 'keep-b', 'b', 4096, 45);
@@ -85,7 +107,10 @@ describe('preemption', () => {
   });
 
   it('keeps to the request filters: a node outside the label constraint is never preempted on', async () => {
-    const cluster = inProcessCluster({ a: { memoryMiB: 4096, cores: 8, labels: { zone: 'z1' } }, b: { memoryMiB: 4096, cores: 8, labels: { zone: 'z2' } } });
+    const cluster = inProcessCluster({
+      a: { memoryMiB: 4096, cores: 8, labels: { zone: 'z1' } },
+      b: { memoryMiB: 4096, cores: 8, labels: { zone: 'z2' } },
+    });
     const c = await cluster.coordinator('c1');
     await placeOn(c, 'low-a', 'a', 4096, 0);
     await placeOn(c, 'low-b', 'b', 4096, 5);

@@ -35,9 +35,28 @@ describe('quota events: identity from the subject', () => {
 
   it("ignores a release event published under node b (or the cluster subject) that names node a's placement", async () => {
     const request = AllocationRequestSchema.parse({ requestId: 'victim', tenantId: 'acme', resources: { memoryMiB: 1024, vcpus: 2 } });
-    const created = await store.create({ requestId: 'victim', tenantId: 'acme', hash: 'h'.repeat(64), nodeId: 'a', memoryMiB: 1024, vcpus: 2 });
+    const created = await store.create({
+      requestId: 'victim',
+      tenantId: 'acme',
+      hash: 'h'.repeat(64),
+      nodeId: 'a',
+      memoryMiB: 1024,
+      vcpus: 2,
+    });
     if (!created.ok) throw new Error(created.error.message);
-    const allocation = { id: 'a:1', requestId: 'victim', tenantId: 'acme', nodeId: 'a', request, granted: { memoryMiB: 1024, vcpus: 2 }, cpu: null, status: 'active' as const, priority: 0, createdAt: 1, updatedAt: 1 };
+    const allocation = {
+      id: 'a:1',
+      requestId: 'victim',
+      tenantId: 'acme',
+      nodeId: 'a',
+      request,
+      granted: { memoryMiB: 1024, vcpus: 2 },
+      cpu: null,
+      status: 'active' as const,
+      priority: 0,
+      createdAt: 1,
+      updatedAt: 1,
+    };
     const reply: PlaceReply = { nodeId: 'a', allocation, cpuset: [], preempted: [], attempts: 1 };
     const done = await store.placed(created.value, reply);
     if (!done.ok) throw new Error(done.error.message);

@@ -20,12 +20,21 @@ describe('quota follows an allocation released on its agent', () => {
     const clock = new FakeClock();
     const journal = new MemoryJournal();
     const topology = topologyFixture({ sockets: 1, numaPerSocket: 1, coresPerNuma: 4, threadsPerCore: 1 });
-    const host = unwrap(new ManagerFactory({ topology, clock }).host('n1').memory({ capacity: 8192 }).cpu({ overcommitRatio: 2 }).journal(journal).build());
+    const host = unwrap(
+      new ManagerFactory({ topology, clock }).host('n1').memory({ capacity: 8192 }).cpu({ overcommitRatio: 2 }).journal(journal).build(),
+    );
 
     const wall = { wall: () => 1_000_000, monotonic: () => 1_000_000 };
     const store = new IntentStore(new MemoryBucket({ now: wall.wall }), { coordinatorId: 'c1', clock: wall, finishedTtlMs: 0 });
-    const created = unwrap(await store.create({ requestId: 'vm-1', tenantId: 'acme', hash: 'h'.repeat(64), nodeId: 'n1', memoryMiB: 1024, vcpus: 2 }));
-    const allocation: Allocation = unwrap(await host.allocate({ requestId: 'vm-1', tenantId: 'acme', resources: { memoryMiB: 1024, vcpus: 2 } }, { fence: created.value.attempt }));
+    const created = unwrap(
+      await store.create({ requestId: 'vm-1', tenantId: 'acme', hash: 'h'.repeat(64), nodeId: 'n1', memoryMiB: 1024, vcpus: 2 }),
+    );
+    const allocation: Allocation = unwrap(
+      await host.allocate(
+        { requestId: 'vm-1', tenantId: 'acme', resources: { memoryMiB: 1024, vcpus: 2 } },
+        { fence: created.value.attempt },
+      ),
+    );
     unwrap(await store.placed(created, { nodeId: 'n1', allocation, cpuset: [], preempted: [], attempts: 1 }));
 
     // The tenant's release, as PlaceFlow.release sends it; its answer never reaches a coordinator.

@@ -18,7 +18,19 @@ const clock = { wall: () => 1_000_000, monotonic: () => 1_000_000 };
 
 function replyFor(requestId: string, nodeId: string, allocationId: string): PlaceReply {
   const request = AllocationRequestSchema.parse({ requestId, tenantId: 'acme', resources: { memoryMiB: 1024, vcpus: 2 } });
-  const allocation = { id: allocationId, requestId, tenantId: 'acme', nodeId, request, granted: { memoryMiB: 1024, vcpus: 2 }, cpu: null, status: 'active' as const, priority: 0, createdAt: 1, updatedAt: 1 };
+  const allocation = {
+    id: allocationId,
+    requestId,
+    tenantId: 'acme',
+    nodeId,
+    request,
+    granted: { memoryMiB: 1024, vcpus: 2 },
+    cpu: null,
+    status: 'active' as const,
+    priority: 0,
+    createdAt: 1,
+    updatedAt: 1,
+  };
   return { nodeId, allocation, cpuset: [], preempted: [], attempts: 1 };
 }
 
@@ -57,18 +69,35 @@ describe('handleEndingEvent', () => {
   it('leaves alone a placement whose intent names another node or another allocation (an orphan released elsewhere)', async () => {
     const store = new IntentStore(new MemoryBucket({ now: clock.wall }), { coordinatorId: 'c1', clock, finishedTtlMs: DAY });
     await placed(store, 'r2', 'b', 'b:7');
-    expect(await handleEndingEvent(store, event({ kind: 'released', nodeId: 'a', requestId: 'r2', allocationId: 'a:3', reason: 'undo' }))).toEqual({ ok: true, value: 'not_this_placement' });
-    expect(await handleEndingEvent(store, event({ kind: 'released', nodeId: 'b', requestId: 'r2', allocationId: 'b:6' }))).toEqual({ ok: true, value: 'not_this_placement' });
+    expect(
+      await handleEndingEvent(store, event({ kind: 'released', nodeId: 'a', requestId: 'r2', allocationId: 'a:3', reason: 'undo' })),
+    ).toEqual({ ok: true, value: 'not_this_placement' });
+    expect(await handleEndingEvent(store, event({ kind: 'released', nodeId: 'b', requestId: 'r2', allocationId: 'b:6' }))).toEqual({
+      ok: true,
+      value: 'not_this_placement',
+    });
     expect(await usedVms(store)).toBe(1);
-    expect(await handleEndingEvent(store, event({ kind: 'preempted', nodeId: 'b', requestId: 'r2', allocationId: 'b:7' }))).toEqual({ ok: true, value: 'released' });
+    expect(await handleEndingEvent(store, event({ kind: 'preempted', nodeId: 'b', requestId: 'r2', allocationId: 'b:7' }))).toEqual({
+      ok: true,
+      value: 'released',
+    });
     expect(await usedVms(store)).toBe(0);
   });
 
   it('counts events with no request id or no intent without touching anything', async () => {
     const store = new IntentStore(new MemoryBucket({ now: clock.wall }), { coordinatorId: 'c1', clock, finishedTtlMs: DAY });
-    expect(await handleEndingEvent(store, event({ kind: 'expired', nodeId: 'a', allocationId: 'a:9' }))).toEqual({ ok: true, value: 'no_request_id' });
-    expect(await handleEndingEvent(store, event({ kind: 'released', nodeId: 'a', requestId: 'direct' }))).toEqual({ ok: true, value: 'no_intent' });
-    expect(await handleEndingEvent(store, event({ kind: 'allocated', nodeId: 'a', requestId: 'x' }))).toEqual({ ok: true, value: 'invalid' });
+    expect(await handleEndingEvent(store, event({ kind: 'expired', nodeId: 'a', allocationId: 'a:9' }))).toEqual({
+      ok: true,
+      value: 'no_request_id',
+    });
+    expect(await handleEndingEvent(store, event({ kind: 'released', nodeId: 'a', requestId: 'direct' }))).toEqual({
+      ok: true,
+      value: 'no_intent',
+    });
+    expect(await handleEndingEvent(store, event({ kind: 'allocated', nodeId: 'a', requestId: 'x' }))).toEqual({
+      ok: true,
+      value: 'invalid',
+    });
   });
 });
 
@@ -101,8 +130,14 @@ describe('followQuotaEvents on a real nats-server', () => {
     expect(await usedVms(store)).toBe(2);
     await js.publish(eventSubject('a', 'expired'), new Uint8Array([0xc1, 0xff, 0x00]));
     await js.publish(eventSubject('a', 'released'), encode({ kind: 'released', nodeId: 'a', at: 1, requestId: 'no spaces allowed' }));
-    await js.publish(eventSubject('a', 'expired'), encode(event({ kind: 'expired', nodeId: 'a', requestId: 'lease-1', allocationId: 'a:1' })));
-    await js.publish(eventSubject('a', 'allocated'), encode(event({ kind: 'allocated', nodeId: 'a', requestId: 'lease-2', allocationId: 'a:2' })));
+    await js.publish(
+      eventSubject('a', 'expired'),
+      encode(event({ kind: 'expired', nodeId: 'a', requestId: 'lease-1', allocationId: 'a:1' })),
+    );
+    await js.publish(
+      eventSubject('a', 'allocated'),
+      encode(event({ kind: 'allocated', nodeId: 'a', requestId: 'lease-2', allocationId: 'a:2' })),
+    );
     await waitFor(async () => (await usedVms(store)) === 1, { message: 'the expired reservation to give its quota back' });
     const total = () => ({
       released: first.value.counts.released + second.value.counts.released,

@@ -1,4 +1,12 @@
-import { AllotEventSchema, decode, EVENTS_STREAM, EVENTS_SUBJECT_PREFIX, PROTOCOL_HEADER, protocolVersionProblem, type AllotEvent } from '@allot/protocol';
+import {
+  AllotEventSchema,
+  decode,
+  EVENTS_STREAM,
+  EVENTS_SUBJECT_PREFIX,
+  PROTOCOL_HEADER,
+  protocolVersionProblem,
+  type AllotEvent,
+} from '@allot/protocol';
 import { err, ok, type Result } from '@allot/core';
 import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
@@ -64,7 +72,8 @@ export async function handleEndingEvent(intents: IntentStore, event: AllotEvent)
     if (intent.state === 'released' || intent.state === 'failed') return ok('already_ended');
     if (intent.nodeId !== event.nodeId) return ok('not_this_placement');
     const allocationId = intent.reply?.allocation.id;
-    if (allocationId !== undefined && event.allocationId !== undefined && allocationId !== event.allocationId) return ok('not_this_placement');
+    if (allocationId !== undefined && event.allocationId !== undefined && allocationId !== event.allocationId)
+      return ok('not_this_placement');
     const released = await intents.released(at, causeOf(event));
     if (released.ok) return ok('released');
     if (released.error.code !== 'conflict') return released;
@@ -120,14 +129,29 @@ async function ensureDurable(js: JetStreamClient): Promise<void> {
 }
 
 /** Starts consuming the shared durable: each ending event is handled, acked when done, redelivered when it failed. */
-export async function followQuotaEvents(js: JetStreamClient, intents: IntentStore, opts: QuotaEventsOptions): Promise<Result<QuotaEventsFollower>> {
+export async function followQuotaEvents(
+  js: JetStreamClient,
+  intents: IntentStore,
+  opts: QuotaEventsOptions,
+): Promise<Result<QuotaEventsFollower>> {
   try {
     await ensureDurable(js);
   } catch (e) {
     return err('unavailable', `cannot create the ${QUOTA_EVENTS_DURABLE} consumer on ${EVENTS_STREAM}: ${(e as Error).message}`);
   }
-  const counter: Counter = metrics.getMeter('allot').createCounter('allot_quota_events_total', { description: 'Agent events that end an allocation (expired, released, preempted), by what handling them did' });
-  const counts: QuotaEventCounts = { released: 0, already_ended: 0, not_this_placement: 0, no_intent: 0, decommissioned_node: 0, no_request_id: 0, invalid: 0, error: 0 };
+  const counter: Counter = metrics.getMeter('allot').createCounter('allot_quota_events_total', {
+    description: 'Agent events that end an allocation (expired, released, preempted), by what handling them did',
+  });
+  const counts: QuotaEventCounts = {
+    released: 0,
+    already_ended: 0,
+    not_this_placement: 0,
+    no_intent: 0,
+    decommissioned_node: 0,
+    no_request_id: 0,
+    invalid: 0,
+    error: 0,
+  };
   const dropped = opts.dropped ?? new DroppedInput(opts.logger);
   const concurrency = opts.concurrency ?? 16;
   const retryDelayMs = opts.retryDelayMs ?? 1_000;
@@ -144,10 +168,19 @@ export async function followQuotaEvents(js: JetStreamClient, intents: IntentStor
     let outcome: QuotaEventOutcome | 'error';
     // Only agent X publishes under allot.events.X (NATS permissions), and coordinators never publish an ending kind:
     // an event whose body names another node than its subject is forged and must not end anyone's placement.
-    const mismatch = protocolVersionProblem(m.headers?.get(PROTOCOL_HEADER)) !== undefined ? 'protocol_version' : event.ok ? eventSubjectMismatch(m.subject, EVENTS_SUBJECT_PREFIX, event.value) : undefined;
+    const mismatch =
+      protocolVersionProblem(m.headers?.get(PROTOCOL_HEADER)) !== undefined
+        ? 'protocol_version'
+        : event.ok
+          ? eventSubjectMismatch(m.subject, EVENTS_SUBJECT_PREFIX, event.value)
+          : undefined;
     if (!event.ok || mismatch !== undefined) {
       outcome = 'invalid';
-      dropped.drop('quota_events', mismatch ?? 'invalid', { subject: m.subject, seq: m.seq, ...(event.ok ? {} : { error: event.error.message }) });
+      dropped.drop('quota_events', mismatch ?? 'invalid', {
+        subject: m.subject,
+        seq: m.seq,
+        ...(event.ok ? {} : { error: event.error.message }),
+      });
     } else if (opts.refusedNode?.(event.value.nodeId) === true) {
       outcome = 'decommissioned_node';
     } else {
@@ -160,13 +193,20 @@ export async function followQuotaEvents(js: JetStreamClient, intents: IntentStor
       if (handled.ok) outcome = handled.value;
       else {
         outcome = 'error';
-        opts.logger.warn({ subject: m.subject, requestId: event.value.requestId, err: handled.error }, 'quota events: event not handled; it will be delivered again');
+        opts.logger.warn(
+          { subject: m.subject, requestId: event.value.requestId, err: handled.error },
+          'quota events: event not handled; it will be delivered again',
+        );
         counts.error += 1;
         counter.add(1, { outcome });
         m.nak(retryDelayMs);
         return;
       }
-      if (outcome === 'released') opts.logger.info({ requestId: event.value.requestId, node: event.value.nodeId, kind: event.value.kind }, 'quota given back: the allocation ended on its agent');
+      if (outcome === 'released')
+        opts.logger.info(
+          { requestId: event.value.requestId, node: event.value.nodeId, kind: event.value.kind },
+          'quota given back: the allocation ended on its agent',
+        );
     }
     counts[outcome] += 1;
     counter.add(1, { outcome });

@@ -27,7 +27,13 @@ function req(requestId: string, tenantId: string, extra: Partial<PlaceRequestInp
 }
 
 async function setQuota(quota: Record<string, unknown>) {
-  const r = await requestTyped(client, schedSubject('quota.set'), { requestId: `q-${String(quota['tenantId'])}`, quota }, TenantQuotaViewSchema, { timeoutMs: 5_000 });
+  const r = await requestTyped(
+    client,
+    schedSubject('quota.set'),
+    { requestId: `q-${String(quota['tenantId'])}`, quota },
+    TenantQuotaViewSchema,
+    { timeoutMs: 5_000 },
+  );
   if (!r.ok) throw new Error(r.error.message);
 }
 
@@ -52,7 +58,9 @@ describe('tenant quotas', () => {
     const c2 = await coordinator({ coordinatorId: 'c2' });
     await setQuota({ tenantId: 'acme', maxVms: 5 });
     await waitFor(() => c1.quotas.quotaOf('acme') && c2.quotas.quotaOf('acme'), { message: 'both coordinators to see the quota' });
-    const results = await Promise.all(Array.from({ length: 24 }, (_, i) => (i % 2 === 0 ? c1 : c2).manager.place(req(`acme-${i}`, 'acme'))));
+    const results = await Promise.all(
+      Array.from({ length: 24 }, (_, i) => (i % 2 === 0 ? c1 : c2).manager.place(req(`acme-${i}`, 'acme'))),
+    );
     expect(results.filter((r) => r.ok)).toHaveLength(5);
     for (const r of results) if (!r.ok) expect(r.error.code).toBe('quota_exceeded');
     expect(agents.live('a').length + agents.live('b').length).toBe(5);
@@ -63,7 +71,14 @@ describe('tenant quotas', () => {
   it('refuses over a limit with the limit named and the figures', async () => {
     await coordinator({ coordinatorId: 'c1' });
     await setQuota({ tenantId: 'small', maxVcpus: 3 });
-    const place = (id: string, vcpus: number) => requestTyped(client, schedSubject('place', 'small'), { request: { requestId: id, tenantId: 'small', resources: { memoryMiB: 64, vcpus } } }, PlaceReplySchema, { timeoutMs: 5_000 });
+    const place = (id: string, vcpus: number) =>
+      requestTyped(
+        client,
+        schedSubject('place', 'small'),
+        { request: { requestId: id, tenantId: 'small', resources: { memoryMiB: 64, vcpus } } },
+        PlaceReplySchema,
+        { timeoutMs: 5_000 },
+      );
     await waitFor(async () => (await place('s-1', 2)).ok, { message: 'the quota to be in force' });
     const r = await place('s-2', 2);
     if (r.ok) throw new Error('expected quota_exceeded');
@@ -91,7 +106,12 @@ describe('tenant quotas', () => {
     const a = agents.nodes.get('a');
     if (!a) throw new Error('no node a');
     a.memoryCommitted = a.spec.memoryMiB;
-    const refused = await c1.manager.place(PlaceRequestSchema.parse({ request: { requestId: 'k-1', tenantId: 'back', resources: { memoryMiB: 128, vcpus: 1 } }, placement: { strategy: 'manual', nodeId: 'a' } }));
+    const refused = await c1.manager.place(
+      PlaceRequestSchema.parse({
+        request: { requestId: 'k-1', tenantId: 'back', resources: { memoryMiB: 128, vcpus: 1 } },
+        placement: { strategy: 'manual', nodeId: 'a' },
+      }),
+    );
     expect(refused.ok ? 'ok' : refused.error.code).toBe('insufficient_capacity');
     a.memoryCommitted = 0;
     const after = await c1.quotas.get('back');
@@ -135,7 +155,11 @@ describe('node liveness', () => {
     agents.setDown('b', false);
     await waitFor(() => c1.view.get('b')?.liveness === 'ready', { message: 'b ready again' });
     await waitFor(() => events.includes('allot.events.cluster.node_returned'), { message: 'the node_returned event' });
-    expect(events.slice(0, 3)).toEqual(['allot.events.cluster.node_suspect', 'allot.events.cluster.node_lost', 'allot.events.cluster.node_returned']);
+    expect(events.slice(0, 3)).toEqual([
+      'allot.events.cluster.node_suspect',
+      'allot.events.cluster.node_lost',
+      'allot.events.cluster.node_returned',
+    ]);
     sub.unsubscribe();
   });
 

@@ -95,11 +95,17 @@ export class QuotaService {
     await this.ready;
     const existing = this.list().map((v) => v.quota);
     const result = migrateLegacyQuotas(documents, { existing });
-    const changed = new Set(result.report.entries.filter((e) => e.outcome === 'migrated' || e.outcome === 'updated').map((e) => e.tenantId));
+    const changed = new Set(
+      result.report.entries.filter((e) => e.outcome === 'migrated' || e.outcome === 'updated').map((e) => e.tenantId),
+    );
     for (const quota of result.quotas) {
       if (!changed.has(quota.tenantId)) continue;
       const set = await this.set(quota);
-      if (!set.ok) return err(set.error.code, `import stopped at tenant ${quota.tenantId}: ${set.error.message}`, { tenantId: quota.tenantId, report: result.report });
+      if (!set.ok)
+        return err(set.error.code, `import stopped at tenant ${quota.tenantId}: ${set.error.message}`, {
+          tenantId: quota.tenantId,
+          report: result.report,
+        });
     }
     return ok(result.report);
   }

@@ -74,7 +74,9 @@ export class Reconciler {
   /** Follows every intent write (the latest value per key at first, then each change); resolves once caught up. */
   async #follow(): Promise<void> {
     this.#watch ??= this.#d.store.bucket.watch(this.#onChange);
-    await (await this.#watch).caughtUp;
+    await (
+      await this.#watch
+    ).caughtUp;
   }
 
   start(): void {
@@ -132,26 +134,46 @@ export class Reconciler {
     const { requestId, tenantId, nodeId } = intent;
     const fenced = await this.#d.agents.call(nodeId, 'fence', { requestId, fence: intent.attempt }, { requestId });
     if (!fenced.ok && (fenced.error.code === 'unavailable' || fenced.error.code === 'timeout') && this.#d.nodeGone?.(nodeId) === true) {
-      const error = errorOf('unavailable', `placement ${requestId} was pending on node ${nodeId}, which was decommissioned while lost; retry to place it elsewhere`, { requestId, nodeId, reason: 'node_decommissioned' });
+      const error = errorOf(
+        'unavailable',
+        `placement ${requestId} was pending on node ${nodeId}, which was decommissioned while lost; retry to place it elsewhere`,
+        { requestId, nodeId, reason: 'node_decommissioned' },
+      );
       const written = await this.#d.store.failed(at, error);
       if (!written.ok) return written.error.code === 'conflict' ? 'raced' : 'left';
       this.#pending.delete(requestId);
-      this.#d.logger.warn({ requestId, tenantId, node: nodeId, fence: intent.attempt }, 'pending placement on a decommissioned lost node failed; quota given back');
+      this.#d.logger.warn(
+        { requestId, tenantId, node: nodeId, fence: intent.attempt },
+        'pending placement on a decommissioned lost node failed; quota given back',
+      );
       return 'failed';
     }
     if (!fenced.ok) {
-      this.#d.logger.debug({ requestId, node: nodeId, code: fenced.error.code }, 'reconcile: node did not answer; pending intent left for the next round');
+      this.#d.logger.debug(
+        { requestId, node: nodeId, code: fenced.error.code },
+        'reconcile: node did not answer; pending intent left for the next round',
+      );
       return 'left';
     }
     const allocation = fenced.value.allocation;
     let written;
     let to: ReconcileOutcome;
     if (allocation === null) {
-      const error = errorOf('unavailable', `placement ${requestId} was abandoned pending on node ${nodeId}, which holds no allocation for it (fenced at attempt ${intent.attempt}); retry to place it again`, { requestId, nodeId });
+      const error = errorOf(
+        'unavailable',
+        `placement ${requestId} was abandoned pending on node ${nodeId}, which holds no allocation for it (fenced at attempt ${intent.attempt}); retry to place it again`,
+        { requestId, nodeId },
+      );
       written = await this.#d.store.failed(at, error);
       to = 'failed';
     } else if (allocation.status === 'active' || allocation.status === 'reserved') {
-      const reply: PlaceReply = { nodeId, allocation, cpuset: allocation.cpu?.cpuset ?? [], preempted: [], attempts: intent.refusedBy.length + 1 };
+      const reply: PlaceReply = {
+        nodeId,
+        allocation,
+        cpuset: allocation.cpu?.cpuset ?? [],
+        preempted: [],
+        attempts: intent.refusedBy.length + 1,
+      };
       written = await this.#d.store.placed(at, reply);
       to = 'placed';
     } else {

@@ -73,7 +73,11 @@ function unwrapOk<T>(r: Result<T>): T {
   return r.value;
 }
 
-const resize = (requestId: string, memoryMiB: number, vcpus: number) => ({ requestId, allocationId: 'a:1', resources: { memoryMiB, vcpus } });
+const resize = (requestId: string, memoryMiB: number, vcpus: number) => ({
+  requestId,
+  allocationId: 'a:1',
+  resources: { memoryMiB, vcpus },
+});
 
 describe('resize through a coordinator', () => {
   it('grows: the quota usage and the intent follow the agent in one write', async () => {
@@ -92,7 +96,10 @@ describe('resize through a coordinator', () => {
     const s = await setup({ maxMemoryMiB: 4096, maxVcpus: 8 });
     const a = agent((r) => ok(grown(r.resources.memoryMiB, r.resources.vcpus)));
     const out = await resizeAllocation({ store: s.store, agents: a.caller, knowsNode: () => true }, resize('z1', 6144, 2), 'acme');
-    expect(!out.ok && out.error).toMatchObject({ code: 'quota_exceeded', details: { limit: 'maxMemoryMiB', limitValue: 4096, current: 2048, requested: 4096 } });
+    expect(!out.ok && out.error).toMatchObject({
+      code: 'quota_exceeded',
+      details: { limit: 'maxMemoryMiB', limitValue: 4096, current: 2048, requested: 4096 },
+    });
     expect(a.calls).not.toContain('resize');
     expect(await s.usage()).toEqual({ memoryMiB: 2048, vcpus: 2 });
   });

@@ -29,7 +29,9 @@ const MAX_ROUNDS = 8;
 /** The agent's answers that mean it did not and will not resize under this id: a held growth is given back. */
 function definitive(error: AllotError): boolean {
   if (error.code === 'unavailable') return error.details?.cordoned === true;
-  return error.code === 'insufficient_capacity' || error.code === 'conflict' || error.code === 'not_found' || error.code === 'invalid_request';
+  return (
+    error.code === 'insufficient_capacity' || error.code === 'conflict' || error.code === 'not_found' || error.code === 'invalid_request'
+  );
 }
 
 function grows(from: ResizeAmounts, to: ResizeAmounts): boolean {
@@ -47,14 +49,24 @@ async function liveAllocation(d: ResizeDeps, allocationId: string, tenantId: str
   const counter = Number(allocationId.slice(at + 1));
   const notFound = err('not_found', `tenant ${tenantId} has no live allocation ${allocationId}`, { allocationId, tenantId });
   if (nodeId === '' || !Number.isSafeInteger(counter) || counter < 1 || !d.knowsNode(nodeId)) return notFound;
-  const page = await d.agents.call(nodeId, 'allocations', { status: 'live', tenantId, after: counter - 1, limit: 1 }, d.agentTimeoutMs === undefined ? {} : { timeoutMs: d.agentTimeoutMs });
+  const page = await d.agents.call(
+    nodeId,
+    'allocations',
+    { status: 'live', tenantId, after: counter - 1, limit: 1 },
+    d.agentTimeoutMs === undefined ? {} : { timeoutMs: d.agentTimeoutMs },
+  );
   if (!page.ok) return page;
   const found = page.value.allocations[0];
   return found?.id === allocationId ? ok(found) : notFound;
 }
 
 /** Writes the intent's new amounts, re-reading it when another writer moved it meanwhile. */
-async function settle(d: ResizeDeps, first: StoredIntent, to: (intent: StoredIntent) => { amounts: ResizeAmounts; resizing?: StoredIntent['value']['resizing'] } | undefined, allocation?: Allocation): Promise<Result<StoredIntent>> {
+async function settle(
+  d: ResizeDeps,
+  first: StoredIntent,
+  to: (intent: StoredIntent) => { amounts: ResizeAmounts; resizing?: StoredIntent['value']['resizing'] } | undefined,
+  allocation?: Allocation,
+): Promise<Result<StoredIntent>> {
   let at = first;
   for (let round = 0; round < MAX_ROUNDS; round += 1) {
     const next = to(at);
@@ -63,7 +75,8 @@ async function settle(d: ResizeDeps, first: StoredIntent, to: (intent: StoredInt
     if (written.ok || written.error.code !== 'conflict') return written;
     const read = await d.store.get(at.value.requestId);
     if (!read.ok) return read;
-    if (read.value === null) return err('conflict', `placement ${at.value.requestId} disappeared during a resize`, { requestId: at.value.requestId });
+    if (read.value === null)
+      return err('conflict', `placement ${at.value.requestId} disappeared during a resize`, { requestId: at.value.requestId });
     at = read.value;
   }
   return err('unavailable', `placement ${first.value.requestId} keeps changing; retry the resize`, { requestId: first.value.requestId });
@@ -76,7 +89,9 @@ async function moveInFlight(d: ResizeDeps, intent: StoredIntent): Promise<Result
   const dest = await d.store.get(moving.requestId);
   if (!dest.ok) return dest;
   const v = dest.value?.value;
-  return ok(v !== undefined && v.movesFrom !== undefined && (v.state === 'pending' || v.state === 'placed') ? moving.moveRequestId : undefined);
+  return ok(
+    v !== undefined && v.movesFrom !== undefined && (v.state === 'pending' || v.state === 'placed') ? moving.moveRequestId : undefined,
+  );
 }
 
 /** Grows or shrinks a tenant's allocation in place through its agent, the intent and the tenant's usage following. */
@@ -85,26 +100,45 @@ export async function resizeAllocation(d: ResizeDeps, r: ClusterResizeRequest, t
   if (!live.ok) return live;
   const allocation = live.value;
   if (allocation.status !== 'active') {
-    return err('conflict', `allocation ${allocation.id} is a reservation; activate it before resizing`, { allocationId: allocation.id, status: allocation.status, reason: 'not_active' });
+    return err('conflict', `allocation ${allocation.id} is a reservation; activate it before resizing`, {
+      allocationId: allocation.id,
+      status: allocation.status,
+      reason: 'not_active',
+    });
   }
   const read = await d.store.get(allocation.requestId);
   if (!read.ok) return read;
   const intent = read.value;
   if (intent === null || intent.value.tenantId !== tenantId) {
-    return err('not_found', `allocation ${allocation.id} was not placed through a coordinator (no placement ${allocation.requestId}); its quota cannot follow a resize`, { allocationId: allocation.id, requestId: allocation.requestId });
+    return err(
+      'not_found',
+      `allocation ${allocation.id} was not placed through a coordinator (no placement ${allocation.requestId}); its quota cannot follow a resize`,
+      { allocationId: allocation.id, requestId: allocation.requestId },
+    );
   }
   if (intent.value.state !== 'placed' || intent.value.nodeId !== allocation.nodeId) {
-    return err('conflict', `placement ${allocation.requestId} is ${intent.value.state} on ${intent.value.nodeId}; only a settled placement can be resized`, { requestId: allocation.requestId, state: intent.value.state });
+    return err(
+      'conflict',
+      `placement ${allocation.requestId} is ${intent.value.state} on ${intent.value.nodeId}; only a settled placement can be resized`,
+      { requestId: allocation.requestId, state: intent.value.state },
+    );
   }
   const moving = await moveInFlight(d, intent);
   if (!moving.ok) return moving;
   if (moving.value !== undefined) {
     // The held destination has the size the move started with: resize before the move, or after its confirm.
-    return err('conflict', `allocation ${allocation.id} is being moved (move ${moving.value}); confirm or abort the move first`, { allocationId: allocation.id, reason: 'moving', moveRequestId: moving.value });
+    return err('conflict', `allocation ${allocation.id} is being moved (move ${moving.value}); confirm or abort the move first`, {
+      allocationId: allocation.id,
+      reason: 'moving',
+      moveRequestId: moving.value,
+    });
   }
   const inFlight = intent.value.resizing;
   if (inFlight !== undefined && inFlight.requestId !== r.requestId) {
-    return err('conflict', `resize ${inFlight.requestId} of ${allocation.id} is still in flight; retry it first`, { allocationId: allocation.id, resizing: inFlight.requestId });
+    return err('conflict', `resize ${inFlight.requestId} of ${allocation.id} is still in flight; retry it first`, {
+      allocationId: allocation.id,
+      resizing: inFlight.requestId,
+    });
   }
   const target = r.resources;
   const before = inFlight === undefined ? amountsOf(intent.value) : { memoryMiB: inFlight.memoryMiB, vcpus: inFlight.vcpus };
@@ -112,7 +146,9 @@ export async function resizeAllocation(d: ResizeDeps, r: ClusterResizeRequest, t
   if (inFlight === undefined && grows(before, target)) {
     // Hold the growth first (the larger amount per dimension): refused here with quota_exceeded, before any agent.
     const peak = { memoryMiB: Math.max(before.memoryMiB, target.memoryMiB), vcpus: Math.max(before.vcpus, target.vcpus) };
-    const hold = await settle(d, intent, (at) => (at.value.resizing !== undefined ? undefined : { amounts: peak, resizing: { requestId: r.requestId, ...amountsOf(at.value) } }));
+    const hold = await settle(d, intent, (at) =>
+      at.value.resizing !== undefined ? undefined : { amounts: peak, resizing: { requestId: r.requestId, ...amountsOf(at.value) } },
+    );
     if (!hold.ok) return hold;
     if (hold.value.value.resizing?.requestId !== r.requestId) {
       return err('conflict', `another resize of ${allocation.id} started meanwhile; retry`, { allocationId: allocation.id });
@@ -130,19 +166,31 @@ export async function resizeAllocation(d: ResizeDeps, r: ClusterResizeRequest, t
     if (held.value.resizing === undefined || !definitive(resized.error)) return resized;
     // The agent will not grow it under this id: give the hold back.
     const back = await settle(d, held, (at) => (at.value.resizing?.requestId === r.requestId ? { amounts: before } : undefined));
-    if (!back.ok) d.logger?.warn({ allocationId: allocation.id, resize: r.requestId, err: back.error }, 'resize refused by the agent; the held growth is given back by a retry');
+    if (!back.ok)
+      d.logger?.warn(
+        { allocationId: allocation.id, resize: r.requestId, err: back.error },
+        'resize refused by the agent; the held growth is given back by a retry',
+      );
     return resized;
   }
   // A retry of an older resize id answers what that resize did; what is live now is the allocation read above.
   const now = resized.value.updatedAt >= allocation.updatedAt ? resized.value : allocation;
-  const settled = await settle(d, held, (at) => {
-    if (!ours(at)) return undefined;
-    const same = at.value.memoryMiB === now.granted.memoryMiB && at.value.vcpus === now.granted.vcpus && at.value.resizing === undefined;
-    return same ? undefined : { amounts: { memoryMiB: now.granted.memoryMiB, vcpus: now.granted.vcpus } };
-  }, now);
+  const settled = await settle(
+    d,
+    held,
+    (at) => {
+      if (!ours(at)) return undefined;
+      const same = at.value.memoryMiB === now.granted.memoryMiB && at.value.vcpus === now.granted.vcpus && at.value.resizing === undefined;
+      return same ? undefined : { amounts: { memoryMiB: now.granted.memoryMiB, vcpus: now.granted.vcpus } };
+    },
+    now,
+  );
   if (!settled.ok) {
     // Resized on the node; the intent still holds the larger of the two amounts until a retry of this id settles it.
-    d.logger?.warn({ allocationId: allocation.id, resize: r.requestId, err: settled.error }, 'resized on the node, intent not yet settled; a retry of the resize settles it');
+    d.logger?.warn(
+      { allocationId: allocation.id, resize: r.requestId, err: settled.error },
+      'resized on the node, intent not yet settled; a retry of the resize settles it',
+    );
     return settled;
   }
   return ok(resized.value);

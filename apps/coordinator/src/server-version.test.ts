@@ -24,7 +24,13 @@ describe.skipIf(!existsSync(OLD_SERVER))('a coordinator on a nats-server older t
     await waitFor(() => portAccepts(port), { message: 'the old nats-server to listen' });
     const nc = await connect({ servers: `127.0.0.1:${port}` });
     const started = await startCoordinator(nc, CoordinatorConfigSchema.parse({}), { logger: pino({ level: 'silent' }) });
-    expect(started).toMatchObject({ ok: false, error: { code: 'internal', message: expect.stringMatching(/^nats-server 2\.9\.10 is too old: the coordinator needs 2\.12\.0 or later/) } });
+    expect(started).toMatchObject({
+      ok: false,
+      error: {
+        code: 'internal',
+        message: expect.stringMatching(/^nats-server 2\.9\.10 is too old: the coordinator needs 2\.12\.0 or later/),
+      },
+    });
     await nc.close();
   });
 });

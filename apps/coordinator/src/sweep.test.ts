@@ -48,7 +48,9 @@ describe('anti-entropy sweep', () => {
     expect(live(other)).toEqual(['r1']);
 
     const first = await sweep.sweepOnce();
-    expect(first.ok && first.value.discrepancies).toEqual([expect.objectContaining({ kind: 'orphan', nodeId: other, requestId: 'r1', reason: 'intent_on_other_node' })]);
+    expect(first.ok && first.value.discrepancies).toEqual([
+      expect.objectContaining({ kind: 'orphan', nodeId: other, requestId: 'r1', reason: 'intent_on_other_node' }),
+    ]);
     cluster.clock.advance(GRACE - 1);
     expect((await sweep.sweepOnce()).ok).toBe(true);
     expect(live(other)).toEqual(['r1']);
@@ -59,13 +61,22 @@ describe('anti-entropy sweep', () => {
     // The placement itself is untouched, and so is the tenant's quota.
     expect(live(reply.nodeId)).toEqual(['r1']);
     expect(await vms()).toBe(1);
-    expect(events).toEqual([expect.objectContaining({ kind: 'orphan_released', nodeId: other, requestId: 'r1', reason: expect.stringMatching(/^orphan: intent on other node/) })]);
+    expect(events).toEqual([
+      expect.objectContaining({
+        kind: 'orphan_released',
+        nodeId: other,
+        requestId: 'r1',
+        reason: expect.stringMatching(/^orphan: intent on other node/),
+      }),
+    ]);
   });
 
   it('releases allocations whose intent failed or is missing, and never one made without a fence', async () => {
     const { cluster, sweep, allocateAt, live } = await setup();
     await allocateAt('a', 'no-intent', 1);
-    const direct = await cluster.agents.caller().call('b', 'allocate', { requestId: 'direct', tenantId: 'acme', resources: { memoryMiB: 512, vcpus: 1 } });
+    const direct = await cluster.agents
+      .caller()
+      .call('b', 'allocate', { requestId: 'direct', tenantId: 'acme', resources: { memoryMiB: 512, vcpus: 1 } });
     expect(direct.ok).toBe(true);
     await sweep.sweepOnce();
     cluster.clock.advance(GRACE);
@@ -125,7 +136,11 @@ describe('anti-entropy sweep', () => {
       const audit = await sweep.audit();
       if (!audit.ok) throw new Error(audit.error.message);
       expect(audit.value.nodesSwept).toBe(2);
-      expect(audit.value.discrepancies.map((d) => `${d.kind}:${d.requestId}`).sort()).toEqual(['orphan:orphan-1', 'orphan:orphan-2', 'placement_missing:lease']);
+      expect(audit.value.discrepancies.map((d) => `${d.kind}:${d.requestId}`).sort()).toEqual([
+        'orphan:orphan-1',
+        'orphan:orphan-2',
+        'placement_missing:lease',
+      ]);
     }
     expect([...live('a'), ...live('b')].sort()).toEqual(['keep-0', 'keep-1', 'keep-2', 'keep-3', 'keep-4', 'orphan-1', 'orphan-2']);
     expect(await vms()).toBe(6);

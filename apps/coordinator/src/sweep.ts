@@ -27,9 +27,17 @@ import type { CoordinatorClock } from './store/clock.ts';
 
 export const SweepConfigSchema = z.object({
   /** How often each coordinator sweeps; each round waits this plus up to 20% random jitter. */
-  everyMs: z.int().min(100).max(24 * 3_600_000).default(60_000),
+  everyMs: z
+    .int()
+    .min(100)
+    .max(24 * 3_600_000)
+    .default(60_000),
   /** An orphan is released only when seen orphaned again at least this long after it was first seen. */
-  graceMs: z.int().min(0).max(24 * 3_600_000).default(60_000),
+  graceMs: z
+    .int()
+    .min(0)
+    .max(24 * 3_600_000)
+    .default(60_000),
   /** Allocations per `allocations` page. */
   pageSize: z.int().min(1).max(1000).default(500),
   /** Nodes listed at once. */
@@ -91,7 +99,9 @@ export class Sweep {
 
   constructor(deps: SweepDeps) {
     this.#d = deps;
-    this.#counter = metrics.getMeter('allot').createCounter('allot_sweep_actions_total', { description: 'Anti-entropy sweep: discrepancies found and actions taken, by kind and outcome' });
+    this.#counter = metrics.getMeter('allot').createCounter('allot_sweep_actions_total', {
+      description: 'Anti-entropy sweep: discrepancies found and actions taken, by kind and outcome',
+    });
   }
 
   /** Sweeps every `everyMs` plus jitter until stop(). */
@@ -216,7 +226,13 @@ export class Sweep {
       const held = listed.get(v.nodeId);
       if (held === undefined || held.has(v.requestId)) continue;
       const allocationId = v.reply?.allocation.id;
-      discrepancies.push({ kind: 'placement_missing', nodeId: v.nodeId, requestId: v.requestId, tenantId: v.tenantId, ...(allocationId === undefined ? {} : { allocationId }) });
+      discrepancies.push({
+        kind: 'placement_missing',
+        nodeId: v.nodeId,
+        requestId: v.requestId,
+        tenantId: v.tenantId,
+        ...(allocationId === undefined ? {} : { allocationId }),
+      });
       if (act && (await this.#endPlacement(intent))) ended += 1;
     }
     return ok({ discrepancies, nodesSwept: listed.size, nodesFailed, released, ended });
@@ -224,18 +240,37 @@ export class Sweep {
 
   async #releaseOrphan(d: Extract<Discrepancy, { kind: 'orphan' }>): Promise<boolean> {
     const reason = `orphan: ${d.reason.replaceAll('_', ' ')}${d.intentNodeId !== undefined && d.intentNodeId !== d.nodeId ? ` (intent names ${d.intentNodeId})` : ''}`;
-    const out = await this.#d.agents.call(d.nodeId, 'release', { requestId: orphanReleaseId(d.allocationId), allocationId: d.allocationId, reason, fence: d.fence });
+    const out = await this.#d.agents.call(d.nodeId, 'release', {
+      requestId: orphanReleaseId(d.allocationId),
+      allocationId: d.allocationId,
+      reason,
+      fence: d.fence,
+    });
     if (!out.ok) {
       const fenced = out.error.code === 'conflict' && (out.error.details as { reason?: unknown } | undefined)?.reason === 'fenced';
       this.#count('orphan', fenced ? 'fenced' : 'error');
       // Fenced: a retry drove the request id since and may own this allocation now; the next rounds look again.
-      this.#d.logger.info({ node: d.nodeId, allocationId: d.allocationId, requestId: d.requestId, err: out.error }, fenced ? 'sweep: orphan claimed by a newer drive; left alone' : 'sweep: orphan not released; next round');
+      this.#d.logger.info(
+        { node: d.nodeId, allocationId: d.allocationId, requestId: d.requestId, err: out.error },
+        fenced ? 'sweep: orphan claimed by a newer drive; left alone' : 'sweep: orphan not released; next round',
+      );
       return false;
     }
     this.#count('orphan', 'released');
-    this.#d.logger.warn({ node: d.nodeId, allocationId: d.allocationId, requestId: d.requestId, tenant: d.tenantId, reason }, 'sweep: orphan released');
+    this.#d.logger.warn(
+      { node: d.nodeId, allocationId: d.allocationId, requestId: d.requestId, tenant: d.tenantId, reason },
+      'sweep: orphan released',
+    );
     this.#d.publishEvent?.(
-      { kind: 'orphan_released', nodeId: d.nodeId, at: this.#d.clock.wall(), requestId: d.requestId, allocationId: d.allocationId, tenantId: d.tenantId, reason },
+      {
+        kind: 'orphan_released',
+        nodeId: d.nodeId,
+        at: this.#d.clock.wall(),
+        requestId: d.requestId,
+        allocationId: d.allocationId,
+        tenantId: d.tenantId,
+        reason,
+      },
       `orphan_released:${d.allocationId}`,
     );
     return true;
@@ -259,9 +294,20 @@ export class Sweep {
     }
     this.#count('placement_missing', 'released');
     const reason = a === null ? 'the node holds no allocation for it' : `ended on its node (${a.status})`;
-    this.#d.logger.warn({ node: v.nodeId, requestId: v.requestId, tenant: v.tenantId, reason }, 'sweep: placement ended on its node; quota given back');
+    this.#d.logger.warn(
+      { node: v.nodeId, requestId: v.requestId, tenant: v.tenantId, reason },
+      'sweep: placement ended on its node; quota given back',
+    );
     this.#d.publishEvent?.(
-      { kind: 'placement_ended', nodeId: v.nodeId, at: this.#d.clock.wall(), requestId: v.requestId, tenantId: v.tenantId, ...(v.reply === undefined ? {} : { allocationId: v.reply.allocation.id }), reason },
+      {
+        kind: 'placement_ended',
+        nodeId: v.nodeId,
+        at: this.#d.clock.wall(),
+        requestId: v.requestId,
+        tenantId: v.tenantId,
+        ...(v.reply === undefined ? {} : { allocationId: v.reply.allocation.id }),
+        reason,
+      },
       `placement_ended:${v.requestId}:${v.attempt}`,
     );
     return true;

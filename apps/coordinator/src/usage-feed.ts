@@ -23,7 +23,11 @@ export interface UsageFeed {
  * newer one seen since) minus its own, both written by the server, never compared with this machine's clock. Only the
  * replay is aged this way: live messages may come from a new stream leader whose clock differs from the old one's.
  */
-export async function followUsage(js: JetStreamClient, view: ClusterView, opts: { logger: Logger; onTransition: (t: LivenessTransition) => void; dropped?: DroppedInput }): Promise<UsageFeed> {
+export async function followUsage(
+  js: JetStreamClient,
+  view: ClusterView,
+  opts: { logger: Logger; onTransition: (t: LivenessTransition) => void; dropped?: DroppedInput },
+): Promise<UsageFeed> {
   const dropped = opts.dropped ?? new DroppedInput(opts.logger);
   // No subject filter: the stream holds only allot.usage.* (and filter_subjects needs a 2.10 server; we run on 2.9.10).
   const consumer = await js.consumers.get(USAGE_STREAM, { deliver_policy: DeliverPolicy.LastPerSubject });

@@ -5,7 +5,12 @@ import { ClusterView } from './view.ts';
 describe('ClusterView: bounded by maxNodes', () => {
   it('refuses a new node id past maxNodes (counted), but makes room by forgetting the longest-lost node', () => {
     let mono = 0;
-    const view = new ClusterView({ lostAfterMs: 1_000, suspectAfterMs: 500, maxNodes: 3, clock: { wall: () => mono, monotonic: () => mono } });
+    const view = new ClusterView({
+      lostAfterMs: 1_000,
+      suspectAfterMs: 500,
+      maxNodes: 3,
+      clock: { wall: () => mono, monotonic: () => mono },
+    });
     for (const nodeId of ['a', 'b', 'c']) view.apply(syntheticSnapshot({ nodeId }));
     view.apply(syntheticSnapshot({ nodeId: 'd' }));
     expect(view.size).toBe(3);

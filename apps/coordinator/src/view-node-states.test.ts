@@ -21,7 +21,11 @@ describe('ClusterView: node states', () => {
     view.apply(syntheticSnapshot({ nodeId: 'a' }));
     view.apply(syntheticSnapshot({ nodeId: 'b' }));
     view.apply({ ...syntheticSnapshot({ nodeId: 'c' }), cordoned: true });
-    expect(view.nodes().map((n) => [n.nodeId, n.state])).toEqual([['a', 'ready'], ['b', 'ready'], ['c', 'draining']]);
+    expect(view.nodes().map((n) => [n.nodeId, n.state])).toEqual([
+      ['a', 'ready'],
+      ['b', 'ready'],
+      ['c', 'draining'],
+    ]);
     clock.mono = 2_000;
     view.apply(syntheticSnapshot({ nodeId: 'a', seq: 2 }));
     view.apply({ ...syntheticSnapshot({ nodeId: 'c', seq: 2 }), cordoned: true });
@@ -66,7 +70,10 @@ describe('ClusterView: node states', () => {
     expect(view.get('x')).toBeUndefined();
     expect(view.size).toBe(0);
     expect(view.decommissionedSnapshots).toBe(3);
-    expect(refused).toEqual([['x', 'boot-1'], ['x', 'boot-2']]);
+    expect(refused).toEqual([
+      ['x', 'boot-1'],
+      ['x', 'boot-2'],
+    ]);
     expect(view.refusedNodesHeard(15_000)).toEqual(['x']);
     clock.mono = 20_000;
     expect(view.refusedNodesHeard(15_000)).toEqual([]);
@@ -89,7 +96,12 @@ describe('ClusterView: node states', () => {
   it('keeps a node silent past lostAfterMs suspect while its lease is held (or not yet read), lost once it is gone', () => {
     let mono = 0;
     const lease: Record<string, boolean | undefined> = { a: undefined };
-    const view = new ClusterView({ lostAfterMs: 15_000, suspectAfterMs: 1_500, clock: { wall: () => mono, monotonic: () => mono }, leaseHeld: (nodeId) => lease[nodeId] });
+    const view = new ClusterView({
+      lostAfterMs: 15_000,
+      suspectAfterMs: 1_500,
+      clock: { wall: () => mono, monotonic: () => mono },
+      leaseHeld: (nodeId) => lease[nodeId],
+    });
     view.apply(syntheticSnapshot({ nodeId: 'a' }));
     mono = 20_000;
     view.sweep();

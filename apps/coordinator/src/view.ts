@@ -129,7 +129,8 @@ export class ClusterView {
     state.liveness = this.#livenessOf(state);
     this.#nodes.set(snapshot.nodeId, state);
     this.index.upsert(this.#viewOf(snapshot.nodeId, state));
-    if (old !== undefined && old.liveness !== 'ready' && state.liveness === 'ready') return this.#transition(snapshot.nodeId, state, old.liveness);
+    if (old !== undefined && old.liveness !== 'ready' && state.liveness === 'ready')
+      return this.#transition(snapshot.nodeId, state, old.liveness);
     return null;
   }
 
@@ -283,7 +284,8 @@ export class ClusterView {
       if (v.liveness === 'suspect') suspect += 1;
       else if (v.liveness === 'lost') lost += 1;
       const h = v.snapshot.health;
-      if (h.status === 'degraded' || h.status === 'unhealthy') healths.push({ status: h.status, reasons: h.reasons.map((r) => `${v.nodeId}: ${r}`) });
+      if (h.status === 'degraded' || h.status === 'unhealthy')
+        healths.push({ status: h.status, reasons: h.reasons.map((r) => `${v.nodeId}: ${r}`) });
       else if (h.status === 'stopped') healths.push({ status: 'degraded', reasons: [`${v.nodeId}: stopped`] });
     }
     if (suspect + lost > 0) healths.push({ status: 'degraded', reasons: [`${suspect} node(s) suspect, ${lost} lost`] });
@@ -326,15 +328,34 @@ export class ClusterView {
     // A decommissioned node is shown cordoned, so placement never offers it whatever its agent says.
     const cordoned = decommissioned !== undefined || (state.override?.cordoned ?? state.snapshot.cordoned);
     const snapshot = cordoned === state.snapshot.cordoned ? state.snapshot : { ...state.snapshot, cordoned };
-    const operatorState: OperatorNodeState = decommissioned !== undefined ? 'decommissioned' : state.liveness !== 'ready' ? state.liveness : cordoned ? 'draining' : 'ready';
+    const operatorState: OperatorNodeState =
+      decommissioned !== undefined ? 'decommissioned' : state.liveness !== 'ready' ? state.liveness : cordoned ? 'draining' : 'ready';
     const taints = this.#taints.get(nodeId);
-    return { nodeId, liveness: state.liveness, state: operatorState, ...(decommissioned === undefined ? {} : { decommissionedAt: decommissioned.at }), ...(taints === undefined ? {} : { taints: [...taints] }), lastSeen: state.lastSeen, snapshot };
+    return {
+      nodeId,
+      liveness: state.liveness,
+      state: operatorState,
+      ...(decommissioned === undefined ? {} : { decommissionedAt: decommissioned.at }),
+      ...(taints === undefined ? {} : { taints: [...taints] }),
+      lastSeen: state.lastSeen,
+      snapshot,
+    };
   }
 
   #transition(nodeId: string, state: NodeState, from: NodeLiveness): LivenessTransition {
     const to = state.liveness;
     const kind = to === 'ready' ? 'node_returned' : to === 'suspect' ? 'node_suspect' : 'node_lost';
     const silentMs = Math.max(0, Math.round(this.#clock.monotonic() - state.receivedAt));
-    return { kind, nodeId, from, to, bootId: state.snapshot.bootId, snapshotSeq: state.snapshot.seq, lastSeen: state.lastSeen, silentMs, at: this.#clock.wall() };
+    return {
+      kind,
+      nodeId,
+      from,
+      to,
+      bootId: state.snapshot.bootId,
+      snapshotSeq: state.snapshot.seq,
+      lastSeen: state.lastSeen,
+      silentMs,
+      at: this.#clock.wall(),
+    };
   }
 }

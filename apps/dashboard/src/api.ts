@@ -44,8 +44,10 @@ export async function getJson<S extends z.ZodType>(path: string, schema: S, sign
   return parsed.data;
 }
 
-export const fetchNode = (nodeId: string, signal?: AbortSignal) => getJson(`/api/nodes/${encodeURIComponent(nodeId)}`, NodeResponseSchema, signal);
-export const fetchAllocations = (nodeId: string, signal?: AbortSignal) => getJson(`/api/nodes/${encodeURIComponent(nodeId)}/allocations`, AllocationsResponseSchema, signal);
+export const fetchNode = (nodeId: string, signal?: AbortSignal) =>
+  getJson(`/api/nodes/${encodeURIComponent(nodeId)}`, NodeResponseSchema, signal);
+export const fetchAllocations = (nodeId: string, signal?: AbortSignal) =>
+  getJson(`/api/nodes/${encodeURIComponent(nodeId)}/allocations`, AllocationsResponseSchema, signal);
 
 export interface StreamHandlers {
   snapshot(m: SnapshotMessage): void;

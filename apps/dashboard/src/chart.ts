@@ -43,7 +43,14 @@ export class UtilizationChart {
         cursor: { drag: { x: false, y: false } },
         legend: { live: false },
         // Up to 100% when nothing is over it, zoomed in on a quiet cluster so small changes stay visible.
-        scales: { y: { range: (_u, _min, max) => [0, max > 100 ? Math.ceil(max / 10) * 10 : Math.max(10, Math.min(100, Math.ceil((max * 1.25) / 10) * 10))] } },
+        scales: {
+          y: {
+            range: (_u, _min, max) => [
+              0,
+              max > 100 ? Math.ceil(max / 10) * 10 : Math.max(10, Math.min(100, Math.ceil((max * 1.25) / 10) * 10)),
+            ],
+          },
+        },
         axes: [{ stroke: '#667' }, { stroke: '#667', values: pctAxis, size: 50 }],
         series: [
           { value: (_u, v) => (v === null ? '–' : new Date(v * 1000).toLocaleTimeString()) },

@@ -75,7 +75,10 @@ export class NodeDetail {
       this.draw();
     } catch (e) {
       if (abort.signal.aborted || this.#nodeId !== nodeId) return;
-      this.#root.replaceChildren(el('h2', undefined, nodeId), el('p', 'error', e instanceof ApiError && e.status === 404 ? 'this node is not in the cluster view' : (e as Error).message));
+      this.#root.replaceChildren(
+        el('h2', undefined, nodeId),
+        el('p', 'error', e instanceof ApiError && e.status === 404 ? 'this node is not in the cluster view' : (e as Error).message),
+      );
     }
   }
 
@@ -101,7 +104,10 @@ export class NodeDetail {
     const now = this.#now();
     const head = el('div', 'detail-head');
     const title = el('h2', undefined, v.nodeId);
-    const state = stateOf({ liveness: v.liveness, lastSeen: v.lastSeen, health: s.health, ...(v.state === undefined ? {} : { state: v.state }) }, now);
+    const state = stateOf(
+      { liveness: v.liveness, lastSeen: v.lastSeen, health: s.health, ...(v.state === undefined ? {} : { state: v.state }) },
+      now,
+    );
     head.append(title, el('span', `pill ${state.cls}`, state.label));
     if (s.cordoned) head.append(el('span', 'pill warn', 'cordoned'));
     const close = el('button', 'close', '×');
@@ -112,11 +118,32 @@ export class NodeDetail {
     const meta = el('div', 'meta');
     const reasons = s.health.status === 'degraded' || s.health.status === 'unhealthy' ? s.health.reasons : [];
     meta.append(
-      el('div', undefined, `memory ${mib(s.memory.used)} used · ${mib(s.memory.committed)} committed (${pct(s.memory.committed, s.memory.effectiveCapacity)}) of ${mib(s.memory.effectiveCapacity)}`),
-      el('div', undefined, `vCPU ${s.cpu.used} used · ${s.cpu.committed} committed of ${s.cpu.effectiveCapacity} · shared pool ${s.cpu.sharedVcpusCommitted}/${s.cpu.sharedVcpusCapacity} on ${s.cpu.sharedCores} cores · ${s.cpu.exclusiveCores} exclusive · ${s.cpu.reservedCores} reserved`),
-      el('div', 'muted', `seen ${ago(now - v.lastSeen)} · seq ${s.seq} · boot ${s.bootId.slice(0, 8)} · overcommit mem ${s.overcommit.memory}× cpu ${s.overcommit.cpu}×`),
+      el(
+        'div',
+        undefined,
+        `memory ${mib(s.memory.used)} used · ${mib(s.memory.committed)} committed (${pct(s.memory.committed, s.memory.effectiveCapacity)}) of ${mib(s.memory.effectiveCapacity)}`,
+      ),
+      el(
+        'div',
+        undefined,
+        `vCPU ${s.cpu.used} used · ${s.cpu.committed} committed of ${s.cpu.effectiveCapacity} · shared pool ${s.cpu.sharedVcpusCommitted}/${s.cpu.sharedVcpusCapacity} on ${s.cpu.sharedCores} cores · ${s.cpu.exclusiveCores} exclusive · ${s.cpu.reservedCores} reserved`,
+      ),
+      el(
+        'div',
+        'muted',
+        `seen ${ago(now - v.lastSeen)} · seq ${s.seq} · boot ${s.bootId.slice(0, 8)} · overcommit mem ${s.overcommit.memory}× cpu ${s.overcommit.cpu}×`,
+      ),
     );
-    if (Object.keys(s.labels).length > 0) meta.append(el('div', 'muted', Object.entries(s.labels).map(([k, val]) => `${k}=${val}`).join(' ')));
+    if (Object.keys(s.labels).length > 0)
+      meta.append(
+        el(
+          'div',
+          'muted',
+          Object.entries(s.labels)
+            .map(([k, val]) => `${k}=${val}`)
+            .join(' '),
+        ),
+      );
     for (const r of reasons) meta.append(el('div', 'reason-line', r));
 
     const allocById = new Map<string, Allocation>((this.#allocations?.allocations ?? []).map((a) => [a.id, a]));
@@ -155,11 +182,20 @@ export class NodeDetail {
       id.title = `${al.id}\nrequest ${al.requestId}`;
       if (al.cpu?.mode === 'exclusive') id.style.borderLeft = `4px solid hsl(${hueOf(al.id)} 65% 50%)`;
       const cores = al.cpu === null ? '–' : `${al.cpu.mode === 'exclusive' ? 'exclusive ' : 'shared '}${coreList(al.cpu.cpuset)}`;
-      tr.append(id, el('td', undefined, al.tenantId), el('td', 'num', mib(al.granted.memoryMiB)), el('td', 'num', String(al.granted.vcpus)), el('td', 'mono', cores), el('td', undefined, al.status), el('td', 'muted', clock(al.createdAt)));
+      tr.append(
+        id,
+        el('td', undefined, al.tenantId),
+        el('td', 'num', mib(al.granted.memoryMiB)),
+        el('td', 'num', String(al.granted.vcpus)),
+        el('td', 'mono', cores),
+        el('td', undefined, al.status),
+        el('td', 'muted', clock(al.createdAt)),
+      );
       table.append(tr);
     }
     box.append(table);
-    if (a.truncated || a.allocations.length > 500) box.append(el('p', 'muted', `showing 500 of ${a.allocations.length}${a.truncated ? '+' : ''}`));
+    if (a.truncated || a.allocations.length > 500)
+      box.append(el('p', 'muted', `showing 500 of ${a.allocations.length}${a.truncated ? '+' : ''}`));
     return box;
   }
 }
@@ -217,7 +253,12 @@ export function heatmap(cores: readonly CoreState[], allocations: Map<string, Al
     const sw = el('i', 'swatch');
     sw.style.background = `hsl(${hueOf(id)} 65% 50%)`;
     const a = allocations.get(id);
-    k.append(sw, document.createTextNode(`${id.length > 18 ? `${id.slice(0, 16)}…` : id}${a === undefined ? '' : ` · ${a.tenantId}`} · cores ${coreList(held)}`));
+    k.append(
+      sw,
+      document.createTextNode(
+        `${id.length > 18 ? `${id.slice(0, 16)}…` : id}${a === undefined ? '' : ` · ${a.tenantId}`} · cores ${coreList(held)}`,
+      ),
+    );
     k.title = id;
     k.dataset['alloc'] = id;
     legend.append(k);

@@ -26,7 +26,12 @@ const KIND_CLASS: Record<string, string> = {
 };
 
 /** Kinds too long for the pill, as people say them. */
-const KIND_TEXT: Record<string, string> = { allocated: 'placed', node_decommissioned: 'decommission', node_recommissioned: 'recommission', node_refused: 'node refused' };
+const KIND_TEXT: Record<string, string> = {
+  allocated: 'placed',
+  node_decommissioned: 'decommission',
+  node_recommissioned: 'recommission',
+  node_refused: 'node refused',
+};
 
 /** The kind as people say it. */
 function kindText(kind: string): string {
@@ -37,7 +42,11 @@ function line(e: FeedEvent): HTMLElement {
   const li = el('li', 'event');
   li.dataset['kind'] = e.kind;
   li.dataset['seq'] = String(e.seq);
-  li.append(el('span', 'time', clock(e.at)), el('span', `pill ${KIND_CLASS[e.kind] ?? 'plain'}`, kindText(e.kind)), el('span', 'mono node', e.nodeId));
+  li.append(
+    el('span', 'time', clock(e.at)),
+    el('span', `pill ${KIND_CLASS[e.kind] ?? 'plain'}`, kindText(e.kind)),
+    el('span', 'mono node', e.nodeId),
+  );
   const parts: string[] = [];
   if (e.tenantId !== undefined) parts.push(e.tenantId);
   if (e.resources !== undefined) parts.push(`${e.resources.vcpus} vCPU · ${mib(e.resources.memoryMiB)}`);

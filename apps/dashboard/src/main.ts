@@ -37,7 +37,13 @@ const selectFromHash = () => {
   detail.show(id);
   store.mark('table');
 };
-const table = new NodeTable(byId('thead'), byId('viewport'), byId('spacer'), (id) => (location.hash = `node=${id}`), () => store.mark('table'));
+const table = new NodeTable(
+  byId('thead'),
+  byId('viewport'),
+  byId('spacer'),
+  (id) => (location.hash = `node=${id}`),
+  () => store.mark('table'),
+);
 table.setData(store.nodes, now);
 table.onCount = (shown, total) => (byId('node-count').textContent = shown === total ? `${total}` : `${shown} of ${total}`);
 

@@ -5,7 +5,10 @@ import { el } from './format.ts';
 function line(m: MovesResponse['moves'][number]): HTMLElement {
   const li = el('li', 'event');
   li.dataset['state'] = m.state;
-  const dest = m.destination.allocation === undefined ? m.destination.nodeId : `${m.destination.nodeId} (${m.destination.allocation.id} ${m.destination.allocation.status})`;
+  const dest =
+    m.destination.allocation === undefined
+      ? m.destination.nodeId
+      : `${m.destination.nodeId} (${m.destination.allocation.id} ${m.destination.allocation.status})`;
   // The event line's layout: pill, node, a short `what`, then the long `why` on its own line (both halves there).
   const halves = `${m.source.allocationId} → ${dest}`;
   const why = el('span', 'why', halves);

@@ -25,7 +25,13 @@ function figure(label: string, value: string, note?: string): HTMLElement {
   return f;
 }
 
-function resourceCard(title: string, r: ClusterSummary['usage']['memory'], overcommit: number, fmt: (v: number) => string, key: string): HTMLElement {
+function resourceCard(
+  title: string,
+  r: ClusterSummary['usage']['memory'],
+  overcommit: number,
+  fmt: (v: number) => string,
+  key: string,
+): HTMLElement {
   const card = el('div', 'card');
   card.dataset['card'] = key;
   card.append(el('h3', undefined, title));
@@ -67,7 +73,11 @@ export function renderSummary(root: HTMLElement, c: ClusterSummary): void {
     count('decommissioned', u.nodes.decommissioned ?? 0, 'plain'),
   );
   nodes.append(counts, el('div', 'muted small', `${u.allocationCount} live allocations`));
-  root.replaceChildren(resourceCard('Memory', u.memory, c.overcommitInUse.memory, mib, 'memory'), resourceCard('CPU', u.cpu, c.overcommitInUse.cpu, vcpu, 'cpu'), nodes);
+  root.replaceChildren(
+    resourceCard('Memory', u.memory, c.overcommitInUse.memory, mib, 'memory'),
+    resourceCard('CPU', u.cpu, c.overcommitInUse.cpu, vcpu, 'cpu'),
+    nodes,
+  );
 }
 
 export function renderHealth(pill: HTMLElement, reasons: HTMLElement, c: ClusterSummary): void {

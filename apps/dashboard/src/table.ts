@@ -35,9 +35,18 @@ const OPERATOR_RANK: Record<string, number> = { draining: 0.5, decommissioned: 3
  * What a row shows as its state: decommissioned first (the operator's word), then liveness (a silent node's health is
  * stale), then its own health, then draining (cordoned) for a healthy node.
  */
-export function stateOf(n: Pick<NodeRow, 'liveness' | 'lastSeen' | 'health'> & { state?: NodeRow['state'] }, now: number): { label: string; cls: string; reason: string } {
-  if (n.state === 'decommissioned') return { label: 'decommissioned', cls: 'plain', reason: 'out for good; shown until nothing of it remains' };
-  if (n.liveness !== 'ready') return { label: n.liveness, cls: n.liveness === 'lost' ? 'bad' : 'warn', reason: `silent since ${ago(now - n.lastSeen).replace(' ago', '')}` };
+export function stateOf(
+  n: Pick<NodeRow, 'liveness' | 'lastSeen' | 'health'> & { state?: NodeRow['state'] },
+  now: number,
+): { label: string; cls: string; reason: string } {
+  if (n.state === 'decommissioned')
+    return { label: 'decommissioned', cls: 'plain', reason: 'out for good; shown until nothing of it remains' };
+  if (n.liveness !== 'ready')
+    return {
+      label: n.liveness,
+      cls: n.liveness === 'lost' ? 'bad' : 'warn',
+      reason: `silent since ${ago(now - n.lastSeen).replace(' ago', '')}`,
+    };
   const h = n.health;
   if (h.status === 'healthy' && n.state === 'draining') return { label: 'draining', cls: 'warn', reason: 'cordoned: takes nothing new' };
   if (h.status === 'healthy') return { label: 'healthy', cls: 'ok', reason: '' };
@@ -81,7 +90,9 @@ function sortValue(n: NodeRow, key: SortKey): number | string {
     case 'node':
       return n.nodeId;
     case 'status':
-      return n.state === 'decommissioned' ? (OPERATOR_RANK['decommissioned'] ?? 30) : (LIVENESS_RANK[n.liveness] ?? 0) + (HEALTH_RANK[n.health.status] ?? 0) + (n.cordoned ? 0.5 : 0);
+      return n.state === 'decommissioned'
+        ? (OPERATOR_RANK['decommissioned'] ?? 30)
+        : (LIVENESS_RANK[n.liveness] ?? 0) + (HEALTH_RANK[n.health.status] ?? 0) + (n.cordoned ? 0.5 : 0);
     case 'memory':
       return n.memory.effectiveCapacity > 0 ? n.memory.committed / n.memory.effectiveCapacity : 0;
     case 'cpu':
@@ -140,7 +151,10 @@ export class NodeTable {
         h.classList.add('sortable');
         h.tabIndex = 0;
         h.addEventListener('click', () => {
-          this.#sort = this.#sort.key === c.key ? { key: c.key as SortKey, dir: this.#sort.dir === 1 ? -1 : 1 } : { key: c.key as SortKey, dir: c.key === 'node' ? 1 : -1 };
+          this.#sort =
+            this.#sort.key === c.key
+              ? { key: c.key as SortKey, dir: this.#sort.dir === 1 ? -1 : 1 }
+              : { key: c.key as SortKey, dir: c.key === 'node' ? 1 : -1 };
           this.update();
           requestDraw();
         });

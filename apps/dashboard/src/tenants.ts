@@ -39,7 +39,19 @@ export function renderTenants(root: HTMLElement, tenants: readonly TenantRow[]):
       limitCell(u.vcpus, q?.maxVcpus, String),
       limitCell(u.memoryMiB, q?.maxMemoryMiB, mib),
       el('td', 'num', String(t.usage.nodes)),
-      el('td', 'muted', q === undefined ? 'none' : [q.maxVmsPerNode === undefined ? '' : `≤${q.maxVmsPerNode} VMs/node`, q.priority === undefined ? '' : `priority ${q.priority}`, ...q.placeRates.map((r) => `${r.count}/${r.per} places`)].filter((x) => x !== '').join(' · ') || 'limits only'),
+      el(
+        'td',
+        'muted',
+        q === undefined
+          ? 'none'
+          : [
+              q.maxVmsPerNode === undefined ? '' : `≤${q.maxVmsPerNode} VMs/node`,
+              q.priority === undefined ? '' : `priority ${q.priority}`,
+              ...q.placeRates.map((r) => `${r.count}/${r.per} places`),
+            ]
+              .filter((x) => x !== '')
+              .join(' · ') || 'limits only',
+      ),
     );
     table.append(tr);
   }

@@ -113,7 +113,15 @@ export class Actor<Msg, Reply> {
         envelope.timer = setTimeout(() => {
           if (envelope.settled) return;
           envelope.settled = true;
-          reject(new AllotFailure(errorOf('timeout', `${this.name}: no reply within ${timeoutMs} ms; the message may still be processed, retry with the same request id`, { timeoutMs })));
+          reject(
+            new AllotFailure(
+              errorOf(
+                'timeout',
+                `${this.name}: no reply within ${timeoutMs} ms; the message may still be processed, retry with the same request id`,
+                { timeoutMs },
+              ),
+            ),
+          );
         }, timeoutMs);
       }
       this.#enqueue(envelope);
@@ -176,7 +184,10 @@ export class Actor<Msg, Reply> {
           this.#fail(envelope, thrown);
           continue;
         }
-        this.#fail(envelope, new AllotFailure(errorOf('internal', `${this.name} crashed handling a message: ${toAllotError(thrown).message}`)));
+        this.#fail(
+          envelope,
+          new AllotFailure(errorOf('internal', `${this.name} crashed handling a message: ${toAllotError(thrown).message}`)),
+        );
         this.#crash(thrown);
         return;
       }
@@ -195,7 +206,10 @@ export class Actor<Msg, Reply> {
               this.#drain();
               return;
             }
-            this.#fail(envelope, new AllotFailure(errorOf('internal', `${this.name} crashed handling a message: ${toAllotError(thrown).message}`)));
+            this.#fail(
+              envelope,
+              new AllotFailure(errorOf('internal', `${this.name} crashed handling a message: ${toAllotError(thrown).message}`)),
+            );
             this.#crash(thrown);
           },
         );
@@ -274,7 +288,8 @@ export class Actor<Msg, Reply> {
         this.#behavior = behavior;
         this.#drain();
       },
-      (recoverFailure: unknown) => this.#failed(errorOf('unavailable', `${this.name} could not recover: ${toAllotError(recoverFailure).message}`)),
+      (recoverFailure: unknown) =>
+        this.#failed(errorOf('unavailable', `${this.name} could not recover: ${toAllotError(recoverFailure).message}`)),
     );
   }
 

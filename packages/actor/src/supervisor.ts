@@ -68,7 +68,14 @@ export class Supervisor<Msg, Reply> {
     if (recent.length === 0) return { status: 'healthy' };
     return {
       status: 'degraded',
-      reasons: recent.slice(-3).map((c) => `crashed at ${new Date(c.at).toISOString()} and was restarted from durable state (${recent.length} in window): ${c.reason}`.slice(0, 512)),
+      reasons: recent
+        .slice(-3)
+        .map((c) =>
+          `crashed at ${new Date(c.at).toISOString()} and was restarted from durable state (${recent.length} in window): ${c.reason}`.slice(
+            0,
+            512,
+          ),
+        ),
     };
   }
 }

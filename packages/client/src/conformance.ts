@@ -8,7 +8,9 @@ type Assert<T extends true> = T;
 type Extends<A, B> = [A] extends [B] ? true : false;
 
 // What a scheduler writes is what the wire accepts (the client adds requestId and tenantId).
-export type PlaceInputIsWireInput = Assert<Extends<Omit<PlaceInput, 'placement'> & { requestId: string; tenantId: string }, AllocationRequestInput>>;
+export type PlaceInputIsWireInput = Assert<
+  Extends<Omit<PlaceInput, 'placement'> & { requestId: string; tenantId: string }, AllocationRequestInput>
+>;
 // What the wire answers reads as the client's types.
 export type WireAllocationReads = Assert<Extends<WireAllocation, Allocation>>;
 export type WirePlacementReads = Assert<Extends<Omit<PlaceReply, 'preempted'>, Omit<Placement, 'requestId'>>>;

@@ -17,7 +17,16 @@ import type { z } from 'zod';
 /** Every answer: the value, or a typed error (`code` is one of the codes below; branch on it, never on the message). */
 export type Result<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: AllotError };
 
-export type ErrorCode = 'invalid_request' | 'quota_exceeded' | 'not_found' | 'conflict' | 'insufficient_capacity' | 'rate_limited' | 'internal' | 'unavailable' | 'timeout';
+export type ErrorCode =
+  | 'invalid_request'
+  | 'quota_exceeded'
+  | 'not_found'
+  | 'conflict'
+  | 'insufficient_capacity'
+  | 'rate_limited'
+  | 'internal'
+  | 'unavailable'
+  | 'timeout';
 
 export interface AllotError {
   readonly code: ErrorCode;
@@ -61,7 +70,11 @@ export interface PlaceInput {
   readonly resources: Resources;
   /** 0-100; higher may preempt lower when the tenant's quota allows preemption. */
   readonly priority?: number;
-  readonly cpu?: { readonly exclusive?: boolean; readonly numa?: 'any' | 'prefer' | 'require'; readonly threadPolicy?: 'isolate' | 'require' | 'prefer' };
+  readonly cpu?: {
+    readonly exclusive?: boolean;
+    readonly numa?: 'any' | 'prefer' | 'require';
+    readonly threadPolicy?: 'isolate' | 'require' | 'prefer';
+  };
   /** Anti-affinity: at most maxPerNode live VMs of the group on one node. */
   readonly group?: { readonly name: string; readonly maxPerNode: number };
   /** Hold the room for ttlMs as a reservation, to be activated; absent: allocated now. */
@@ -115,7 +128,9 @@ export class AllotClient {
   static async connect(options: ConnectOptions): Promise<Result<AllotClient>> {
     const { tenantId, name, ...nats } = options;
     const nc = await connectNats(
-      { ...nats, servers: [...nats.servers], requestTimeoutMs: 5_000, ...(name === undefined ? {} : { name }) } as Parameters<typeof connectNats>[0],
+      { ...nats, servers: [...nats.servers], requestTimeoutMs: 5_000, ...(name === undefined ? {} : { name }) } as Parameters<
+        typeof connectNats
+      >[0],
       { name: name ?? `allot-client-${tenantId}`, logger: silentLogger },
     );
     if (!nc.ok) return nc;
@@ -128,13 +143,18 @@ export class AllotClient {
     const { placement, ...request } = input;
     const body = { request: { ...request, requestId, tenantId: this.tenantId }, ...(placement === undefined ? {} : { placement }) };
     const reply = await this.#call('place', body, PlaceReplySchema, options);
-    return reply.ok ? { ok: true, value: { requestId, nodeId: reply.value.nodeId, allocation: reply.value.allocation, cpuset: reply.value.cpuset } } : reply;
+    return reply.ok
+      ? { ok: true, value: { requestId, nodeId: reply.value.nodeId, allocation: reply.value.allocation, cpuset: reply.value.cpuset } }
+      : reply;
   }
 
   /** Would this VM fit now, and where? Commits nothing. */
   check(input: PlaceInput, options: CallOptions = {}): Promise<Result<CheckAnswer>> {
     const { placement, ...request } = input;
-    const body = { request: { ...request, requestId: options.requestId ?? randomUUID(), tenantId: this.tenantId }, ...(placement === undefined ? {} : { placement }) };
+    const body = {
+      request: { ...request, requestId: options.requestId ?? randomUUID(), tenantId: this.tenantId },
+      ...(placement === undefined ? {} : { placement }),
+    };
     return this.#call('check', body, ClusterCheckReplySchema, options);
   }
 

@@ -45,7 +45,10 @@ export type Toleration = z.infer<typeof TolerationSchema>;
  * on a node must leave its domain at most maxSkew above the least loaded domain, counting the request's group (or, with
  * no group, the tenant's VMs). Nodes without the label are refused.
  */
-export const TopologySpreadSchema = z.object({ topologyKey: z.string().min(1).max(64).default('zone'), maxSkew: z.int().min(1).max(10_000) });
+export const TopologySpreadSchema = z.object({
+  topologyKey: z.string().min(1).max(64).default('zone'),
+  maxSkew: z.int().min(1).max(10_000),
+});
 export type TopologySpread = z.infer<typeof TopologySpreadSchema>;
 
 /**
@@ -112,7 +115,6 @@ export const NodeViewSchema = z.object({
   snapshot: UsageSnapshotSchema,
 });
 export type NodeView = z.infer<typeof NodeViewSchema>;
-
 
 /** Token-bucket rate: `count` operations per `per`. Hourly rates are kept as such, never divided down to zero. */
 export const RateSchema = z.object({ count: z.int().min(1).max(1_000_000_000), per: z.enum(['second', 'minute', 'hour']) });

@@ -89,8 +89,12 @@ export const NatsConnectionConfigSchema = z
   })
   .refine(
     (c) =>
-      [c.user !== undefined || c.password !== undefined, c.token !== undefined, c.nkeySeed !== undefined || c.nkeySeedFile !== undefined, c.credsFile !== undefined].filter(Boolean)
-        .length <= 1,
+      [
+        c.user !== undefined || c.password !== undefined,
+        c.token !== undefined,
+        c.nkeySeed !== undefined || c.nkeySeedFile !== undefined,
+        c.credsFile !== undefined,
+      ].filter(Boolean).length <= 1,
     { message: 'choose one way to authenticate: user/password, token, nkey seed or creds file' },
   );
 export type NatsConnectionConfig = z.infer<typeof NatsConnectionConfigSchema>;

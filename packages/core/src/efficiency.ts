@@ -4,7 +4,11 @@
  */
 
 /** used / committed and used / effective capacity, 0 when the denominator is 0. */
-export function efficiencyRatios(used: number, committed: number, effective: number): { allocationEfficiency: number; utilizationEfficiency: number } {
+export function efficiencyRatios(
+  used: number,
+  committed: number,
+  effective: number,
+): { allocationEfficiency: number; utilizationEfficiency: number } {
   return { allocationEfficiency: committed > 0 ? used / committed : 0, utilizationEfficiency: effective > 0 ? used / effective : 0 };
 }
 

@@ -84,7 +84,6 @@ export const LimitsPatchSchema = z.object({
 });
 export type LimitsPatch = z.infer<typeof LimitsPatchSchema>;
 
-
 /** Per-tenant and per-group counts on a node: what quotas and anti-affinity need without listing allocations. */
 export const TenantUsageSchema = z.object({ vms: z.int().min(0), memoryMiB: z.int().min(0), vcpus: z.int().min(0) });
 export type TenantUsage = z.infer<typeof TenantUsageSchema>;

@@ -1,13 +1,5 @@
 import type { LimitsPatch } from './host.ts';
-import type {
-  Allocation,
-  AllocationRequestInput,
-  AllocationStatus,
-  Health,
-  Limits,
-  ResourceType,
-  ResourceUsage,
-} from './domain.ts';
+import type { Allocation, AllocationRequestInput, AllocationStatus, Health, Limits, ResourceType, ResourceUsage } from './domain.ts';
 import type { Result } from './errors.ts';
 
 /** What checkAvailability answers: whether it fits, and the figures either way. */

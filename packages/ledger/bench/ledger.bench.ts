@@ -40,7 +40,9 @@ async function run(inFlight: number): Promise<void> {
   await ledger.close();
   t.remove();
   console.log(
-    `in flight ${String(inFlight).padStart(4)}: ${Math.round(done / seconds).toString().padStart(7)} durable records/s` +
+    `in flight ${String(inFlight).padStart(4)}: ${Math.round(done / seconds)
+      .toString()
+      .padStart(7)} durable records/s` +
       ` | ${s.fsyncs} fsyncs, ${s.recordsPerFsync.toFixed(1)} records/fsync | fsync p50 ${s.fsyncLatencyMs.p50.toFixed(2)} ms` +
       ` p99 ${s.fsyncLatencyMs.p99.toFixed(2)} ms max ${s.fsyncLatencyMs.max.toFixed(2)} ms | ${(s.bytesOnDisk / done).toFixed(0)} bytes/record`,
   );
@@ -49,11 +51,14 @@ async function run(inFlight: number): Promise<void> {
 async function recovery(records: number): Promise<void> {
   const t = tempDir('allot-ledger-bench-');
   const { ledger } = await openLedger(t.dir, { compactAfterRecords: Number.MAX_SAFE_INTEGER, compactAfterBytes: Number.MAX_SAFE_INTEGER });
-  for (let i = 0; i < records; i += 4096) await Promise.all(Array.from({ length: Math.min(4096, records - i) }, (_, j) => ledger.append(record(i + j))));
+  for (let i = 0; i < records; i += 4096)
+    await Promise.all(Array.from({ length: Math.min(4096, records - i) }, (_, j) => ledger.append(record(i + j))));
   const bytes = ledger.stats().bytesOnDisk;
   await ledger.close();
   const reopened = await openLedger(t.dir);
-  console.log(`recovery: ${reopened.stats.recordsReplayed} records (${(bytes / 2 ** 20).toFixed(1)} MiB) replayed in ${reopened.stats.recoveryMs.toFixed(0)} ms`);
+  console.log(
+    `recovery: ${reopened.stats.recordsReplayed} records (${(bytes / 2 ** 20).toFixed(1)} MiB) replayed in ${reopened.stats.recoveryMs.toFixed(0)} ms`,
+  );
   await reopened.ledger.close();
   t.remove();
 }

@@ -28,7 +28,9 @@ function runAndKill(dir: string, killAfter: number, inFlight: number): Promise<n
     });
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     // Reopen only once the child is reaped: a zombie still answers kill(pid, 0) and would hold the lock.
-    child.on('exit', (_code, signal) => (signal === 'SIGKILL' ? resolve(acked) : reject(new Error(`child exited without being killed: ${stderr}`))));
+    child.on('exit', (_code, signal) =>
+      signal === 'SIGKILL' ? resolve(acked) : reject(new Error(`child exited without being killed: ${stderr}`)),
+    );
   });
 }
 
@@ -38,27 +40,31 @@ afterEach(() => {
 });
 
 describe('crash safety', () => {
-  it.each([1, 7, 42])('keeps every acknowledged record across kill -9 at random moments (seed %i)', async (seed) => {
-    const random = seededRandom(seed); // every run kills at the same (acknowledgement-count) moments
-    const t = tempDir();
-    cleanups.push(t.remove);
-    let everAcked = 0;
-    for (let round = 0; round < 5; round += 1) {
-      const killAfter = Math.floor(random() * 1500);
-      const inFlight = 1 + Math.floor(random() * 64);
-      const acked = await runAndKill(t.dir, killAfter, inFlight);
-      const maxAcked = Math.max(everAcked, ...acked);
+  it.each([1, 7, 42])(
+    'keeps every acknowledged record across kill -9 at random moments (seed %i)',
+    async (seed) => {
+      const random = seededRandom(seed); // every run kills at the same (acknowledgement-count) moments
+      const t = tempDir();
+      cleanups.push(t.remove);
+      let everAcked = 0;
+      for (let round = 0; round < 5; round += 1) {
+        const killAfter = Math.floor(random() * 1500);
+        const inFlight = 1 + Math.floor(random() * 64);
+        const acked = await runAndKill(t.dir, killAfter, inFlight);
+        const maxAcked = Math.max(everAcked, ...acked);
 
-      const { ledger, snapshot, records } = await openLedger<{ n: number }, { upto: number }>(t.dir);
-      const base = snapshot?.seq ?? 0;
-      if (snapshot) expect(snapshot.state.upto).toBe(snapshot.seq);
-      // A gap-free run of records right after the snapshot, each with the seq it was given when appended.
-      expect(records.map((r) => r.seq)).toEqual(Array.from({ length: records.length }, (_, i) => base + 1 + i));
-      expect(records.every((r) => r.record.n === r.seq)).toBe(true);
-      // Every acknowledged seq is still there (in the snapshot or after it).
-      expect(ledger.lastSeq).toBeGreaterThanOrEqual(maxAcked);
-      everAcked = maxAcked;
-      await ledger.close();
-    }
-  }, 120_000);
+        const { ledger, snapshot, records } = await openLedger<{ n: number }, { upto: number }>(t.dir);
+        const base = snapshot?.seq ?? 0;
+        if (snapshot) expect(snapshot.state.upto).toBe(snapshot.seq);
+        // A gap-free run of records right after the snapshot, each with the seq it was given when appended.
+        expect(records.map((r) => r.seq)).toEqual(Array.from({ length: records.length }, (_, i) => base + 1 + i));
+        expect(records.every((r) => r.record.n === r.seq)).toBe(true);
+        // Every acknowledged seq is still there (in the snapshot or after it).
+        expect(ledger.lastSeq).toBeGreaterThanOrEqual(maxAcked);
+        everAcked = maxAcked;
+        await ledger.close();
+      }
+    },
+    120_000,
+  );
 });

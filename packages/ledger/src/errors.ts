@@ -9,7 +9,16 @@
  * - not_empty: a restore (`seedLedger`) was pointed at a directory that already holds records or a snapshot.
  * - unsupported_format: the directory was written by a newer version in a format this one cannot read (a downgrade).
  */
-export const LEDGER_ERROR_CODES = ['closed', 'failed', 'corrupt', 'locked', 'too_large', 'overloaded', 'not_empty', 'unsupported_format'] as const;
+export const LEDGER_ERROR_CODES = [
+  'closed',
+  'failed',
+  'corrupt',
+  'locked',
+  'too_large',
+  'overloaded',
+  'not_empty',
+  'unsupported_format',
+] as const;
 export type LedgerErrorCode = (typeof LEDGER_ERROR_CODES)[number];
 
 /** The codes as named values: `LedgerErrorCode.failed`. */

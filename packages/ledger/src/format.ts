@@ -27,7 +27,9 @@ export async function checkLedgerFormat(dir: string): Promise<number> {
   }
   const format = parseMarker(text);
   if (format === undefined) {
-    throw new LedgerError('corrupt', `${pathOf(dir, FORMAT_FILE)} does not name a ledger format (${JSON.stringify(text.slice(0, 80))})`, { dir });
+    throw new LedgerError('corrupt', `${pathOf(dir, FORMAT_FILE)} does not name a ledger format (${JSON.stringify(text.slice(0, 80))})`, {
+      dir,
+    });
   }
   if (format > LEDGER_FORMAT) {
     throw new LedgerError(

@@ -84,7 +84,12 @@ export function scanSegment(buf: Buffer, firstSeq: number, isLast: boolean, maxP
     if (frame.seq !== expected) {
       return {
         frames,
-        end: { kind: 'corrupt', offset, reason: `record at byte ${offset} has seq ${frame.seq}, expected ${expected}`, details: { offset, seq: frame.seq, expectedSeq: expected } },
+        end: {
+          kind: 'corrupt',
+          offset,
+          reason: `record at byte ${offset} has seq ${frame.seq}, expected ${expected}`,
+          details: { offset, seq: frame.seq, expectedSeq: expected },
+        },
       };
     }
     frames.push(frame);
@@ -94,9 +99,21 @@ export function scanSegment(buf: Buffer, firstSeq: number, isLast: boolean, maxP
   return { frames, end: { kind: 'clean' } };
 }
 
-function classifyBadTail(buf: Buffer, offset: number, expected: number, isLast: boolean, maxPayloadBytes: number, what: 'short' | 'bad'): ScanEnd {
+function classifyBadTail(
+  buf: Buffer,
+  offset: number,
+  expected: number,
+  isLast: boolean,
+  maxPayloadBytes: number,
+  what: 'short' | 'bad',
+): ScanEnd {
   if (!isLast) {
-    return { kind: 'corrupt', offset, reason: `record ${expected} at byte ${offset} is ${what} in a segment that was complete`, details: { offset, expectedSeq: expected } };
+    return {
+      kind: 'corrupt',
+      offset,
+      reason: `record ${expected} at byte ${offset} is ${what} in a segment that was complete`,
+      details: { offset, expectedSeq: expected },
+    };
   }
   const later = findLaterBatch(buf, offset + 1, expected, maxPayloadBytes);
   if (later === undefined) return { kind: 'torn', offset };

@@ -192,7 +192,12 @@ describe('group-commit writer', () => {
     const f1 = frame(1);
     await writer.enqueue(1, f1);
     await writer.rotate(2);
-    expect(created).toEqual([{ created: { name: 'log-00000000000000000002.bin', firstSeq: 2 }, closed: { name: 'log-00000000000000000001.bin', bytes: f1.length } }]);
+    expect(created).toEqual([
+      {
+        created: { name: 'log-00000000000000000002.bin', firstSeq: 2 },
+        closed: { name: 'log-00000000000000000001.bin', bytes: f1.length },
+      },
+    ]);
     expect(writer.current).toMatchObject({ name: 'log-00000000000000000002.bin', firstSeq: 2, position: 0 });
     expect(disk.files.map((f) => f.path)).toEqual([join(dir, 'log-00000000000000000001.bin'), join(dir, 'log-00000000000000000002.bin')]);
     expect(disk.files[0]?.closes).toBe(1);

@@ -136,7 +136,12 @@ describe('group commit', () => {
     const slow: SegmentIo = {
       async openSegment(path, create) {
         const file = await nodeSegmentIo.openSegment(path, create);
-        return { durableWrites: true, write: async (b, p) => (await new Promise((r) => setTimeout(r, 10)), file.write(b, p)), datasync: () => file.datasync(), close: () => file.close() };
+        return {
+          durableWrites: true,
+          write: async (b, p) => (await new Promise((r) => setTimeout(r, 10)), file.write(b, p)),
+          datasync: () => file.datasync(),
+          close: () => file.close(),
+        };
       },
     };
     const { ledger } = await openLedger(dir, { io: slow });
@@ -219,10 +224,15 @@ describe('torn and damaged tails', () => {
     const size = statSync(join(dir, seg(1))).size;
     truncateSync(join(dir, seg(1)), size - 3);
     const warnings: Array<{ fields: Record<string, unknown>; message: string }> = [];
-    const opened = await openLedger(dir, { logger: { info: () => undefined, warn: (fields, message) => warnings.push({ fields, message }) } });
+    const opened = await openLedger(dir, {
+      logger: { info: () => undefined, warn: (fields, message) => warnings.push({ fields, message }) },
+    });
     expect(opened.records).toEqual([]);
     expect(opened.stats.bytesDiscarded).toBe(size - 3);
-    expect(warnings).toContainEqual({ message: 'ledger: torn tail discarded', fields: expect.objectContaining({ segment: seg(1), bytesDiscarded: size - 3, lastSeq: 0 }) });
+    expect(warnings).toContainEqual({
+      message: 'ledger: torn tail discarded',
+      fields: expect.objectContaining({ segment: seg(1), bytesDiscarded: size - 3, lastSeq: 0 }),
+    });
     expect(await opened.ledger.append({ n: 1 })).toBe(1);
     await opened.ledger.close();
   });

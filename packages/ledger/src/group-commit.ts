@@ -67,7 +67,14 @@ export class GroupCommitWriter {
   syncs = 0;
   private readonly onFsync: ((durationMs: number, records: number) => void) | undefined;
 
-  constructor(options: { dir: string; io: SegmentIo; segment: OpenSegment; durableSeq: number; onFsync?: ((durationMs: number, records: number) => void) | undefined; onSegmentCreated: (created: { name: string; firstSeq: number }, closed: { name: string; bytes: number }) => void }) {
+  constructor(options: {
+    dir: string;
+    io: SegmentIo;
+    segment: OpenSegment;
+    durableSeq: number;
+    onFsync?: ((durationMs: number, records: number) => void) | undefined;
+    onSegmentCreated: (created: { name: string; firstSeq: number }, closed: { name: string; bytes: number }) => void;
+  }) {
     this.dir = options.dir;
     this.io = options.io;
     this.segment = options.segment;
@@ -187,7 +194,13 @@ export class GroupCommitWriter {
       sealFrame(record.frame, record.seq - first.seq);
       bytes += record.frame.length;
     }
-    const buffer = batch.length === 1 ? first.frame : Buffer.concat(batch.map((r) => r.frame), bytes);
+    const buffer =
+      batch.length === 1
+        ? first.frame
+        : Buffer.concat(
+            batch.map((r) => r.frame),
+            bytes,
+          );
     // Timed from the write: with O_DSYNC (durableWrites) the write is the sync, and either way this is how long the
     // batch took to become durable.
     const started = performance.now();
@@ -234,7 +247,12 @@ export class GroupCommitWriter {
   private fail(cause: unknown): void {
     if (this.failure) return;
     const message = cause instanceof Error ? cause.message : String(cause);
-    this.failure = new LedgerError('failed', `ledger write failed, reopen it from disk: ${message}`, { dir: this.dir, durableSeq: this.durable }, { cause });
+    this.failure = new LedgerError(
+      'failed',
+      `ledger write failed, reopen it from disk: ${message}`,
+      { dir: this.dir, durableSeq: this.durable },
+      { cause },
+    );
     for (const q of [...this.inFlight, ...this.queue]) q.reject(this.failure);
     this.inFlight = [];
     this.queue = [];

@@ -114,7 +114,10 @@ describe('ledger', () => {
   });
 
   it('waits, after a large snapshot, until the records since it are as large, so the state is not re-encoded every few records', async () => {
-    const { ledger } = await openLedger<{ blob: string }, { blob: string }>(freshDir(), { compactAfterRecords: 10, compactAfterBytes: 1 << 30 });
+    const { ledger } = await openLedger<{ blob: string }, { blob: string }>(freshDir(), {
+      compactAfterRecords: 10,
+      compactAfterBytes: 1 << 30,
+    });
     for (let i = 0; i < 10; i += 1) await ledger.append({ blob: 'r'.repeat(100) });
     expect(ledger.shouldCompact()).toBe(true);
     await ledger.compact({ blob: 's'.repeat(50_000) });

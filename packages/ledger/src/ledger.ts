@@ -225,11 +225,22 @@ export class Ledger<R, S> {
     if (refusal) return Promise.reject(refusal);
     const payload = encodeValue(record);
     if (payload.length > this.settings.maxRecordBytes) {
-      return Promise.reject(new LedgerError('too_large', `record is ${payload.length} bytes, more than the ${this.settings.maxRecordBytes} allowed`, { bytes: payload.length, maxRecordBytes: this.settings.maxRecordBytes }));
+      return Promise.reject(
+        new LedgerError('too_large', `record is ${payload.length} bytes, more than the ${this.settings.maxRecordBytes} allowed`, {
+          bytes: payload.length,
+          maxRecordBytes: this.settings.maxRecordBytes,
+        }),
+      );
     }
     const frameBytes = FRAME_HEADER_BYTES + payload.length;
     if (this.writer.queuedBytes + frameBytes > this.settings.maxQueueBytes) {
-      return Promise.reject(new LedgerError('overloaded', `${this.writer.queuedBytes} bytes are waiting for the disk, the limit is ${this.settings.maxQueueBytes}`, { queuedBytes: this.writer.queuedBytes, maxQueueBytes: this.settings.maxQueueBytes }));
+      return Promise.reject(
+        new LedgerError(
+          'overloaded',
+          `${this.writer.queuedBytes} bytes are waiting for the disk, the limit is ${this.settings.maxQueueBytes}`,
+          { queuedBytes: this.writer.queuedBytes, maxQueueBytes: this.settings.maxQueueBytes },
+        ),
+      );
     }
     this.assigned += 1;
     this.appendedBytes += frameBytes;
@@ -264,7 +275,8 @@ export class Ledger<R, S> {
     if (!Number.isSafeInteger(uptoSeq) || uptoSeq > this.assigned || uptoSeq < floor) {
       return Promise.reject(new RangeError(`compact: uptoSeq ${uptoSeq} must be an integer from ${floor} to lastSeq ${this.assigned}`));
     }
-    if (uptoSeq === floor) return this.compaction.then(() => ({ snapshotSeq: this.snapshotSeq, snapshotBytes: 0, segmentsDeleted: 0, snapshotsDeleted: 0 }));
+    if (uptoSeq === floor)
+      return this.compaction.then(() => ({ snapshotSeq: this.snapshotSeq, snapshotBytes: 0, segmentsDeleted: 0, snapshotsDeleted: 0 }));
     const payload = encodeValue(state);
     const rotated = this.writer.rotate(this.assigned + 1);
     rotated.catch(() => undefined); // observed below; this only keeps an early failure from being "unhandled"
@@ -282,7 +294,9 @@ export class Ledger<R, S> {
       });
     // Handled here too, so that a caller who fires and forgets (`void ledger.compact(...)`) gets a log line, not an
     // unhandledRejection that would take the agent down; the log is intact either way.
-    run.catch((e: unknown) => this.logger?.warn({ dir: this.dir, uptoSeq, error: e instanceof Error ? e.message : String(e) }, 'ledger: compaction failed'));
+    run.catch((e: unknown) =>
+      this.logger?.warn({ dir: this.dir, uptoSeq, error: e instanceof Error ? e.message : String(e) }, 'ledger: compaction failed'),
+    );
     this.compaction = run;
     return run;
   }
@@ -296,12 +310,15 @@ export class Ledger<R, S> {
     // Keep the previous snapshot and every segment holding a record after it: the fallback if this one is ever damaged.
     const keepFrom = previous?.seq ?? 0;
     const oldSnapshots = this.snapshots.filter((s) => s.seq < keepFrom);
-    const oldSegments = this.segments.filter((s, i) => i < this.segments.length - 1 && (this.segments[i + 1]?.seq ?? Infinity) <= keepFrom + 1);
+    const oldSegments = this.segments.filter(
+      (s, i) => i < this.segments.length - 1 && (this.segments[i + 1]?.seq ?? Infinity) <= keepFrom + 1,
+    );
     for (const file of [...oldSegments, ...oldSnapshots]) {
       try {
         await unlink(pathOf(this.dir, file.name));
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.logger?.warn({ dir: this.dir, file: file.name, error: (e as Error).message }, 'ledger: could not delete a compacted file');
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
+          this.logger?.warn({ dir: this.dir, file: file.name, error: (e as Error).message }, 'ledger: could not delete a compacted file');
       }
     }
     removeAll(this.segments, oldSegments);

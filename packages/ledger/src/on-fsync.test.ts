@@ -26,7 +26,11 @@ describe('onFsync', () => {
   it('a throwing hook does not fail the writer', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'allot-ledger-fsync-'));
     try {
-      const { ledger } = await openLedger(dir, { onFsync: () => { throw new Error('metrics down'); } });
+      const { ledger } = await openLedger(dir, {
+        onFsync: () => {
+          throw new Error('metrics down');
+        },
+      });
       await expect(ledger.append({ a: 1 })).resolves.toBe(1);
       await ledger.close();
     } finally {

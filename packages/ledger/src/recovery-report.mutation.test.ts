@@ -78,7 +78,12 @@ describe('recovery reports', () => {
     const { logger, warnings } = recordingLogger();
     const opened = await openLedger<{ n: number }>(dir, { logger });
     expect(opened.records.map((r) => r.record.n)).toEqual([1, 2, 3, 4, 5]);
-    expect(warnings).toEqual([{ message: 'ledger: damaged snapshots set aside', fields: { dir, snapshotsSkipped: [{ name: snap(5), reason: `${snap(5)} fails its CRC` }] } }]);
+    expect(warnings).toEqual([
+      {
+        message: 'ledger: damaged snapshots set aside',
+        fields: { dir, snapshotsSkipped: [{ name: snap(5), reason: `${snap(5)} fails its CRC` }] },
+      },
+    ]);
     await opened.ledger.close();
   });
 

@@ -50,7 +50,11 @@ async function threeSegments(): Promise<string> {
   await ledger.compact({ upto: 3 }, 3);
   await ledger.append({ n: 9 });
   await ledger.close();
-  expect(readdirSync(dir).filter((n) => n !== 'LOCK' && n !== 'FORMAT').sort()).toEqual([seg(1), seg(6), seg(9), snap(2), snap(3)].sort());
+  expect(
+    readdirSync(dir)
+      .filter((n) => n !== 'LOCK' && n !== 'FORMAT')
+      .sort(),
+  ).toEqual([seg(1), seg(6), seg(9), snap(2), snap(3)].sort());
   return dir;
 }
 
@@ -124,14 +128,21 @@ describe('ledger recovery', () => {
 
   it('with repair, sets aside the tail of the damaged segment and every later segment, and counts their bytes', async () => {
     const dir = await threeSegments();
-    const sizes = { first: statSync(join(dir, seg(1))).size, six: statSync(join(dir, seg(6))).size, nine: statSync(join(dir, seg(9))).size };
+    const sizes = {
+      first: statSync(join(dir, seg(1))).size,
+      six: statSync(join(dir, seg(6))).size,
+      nine: statSync(join(dir, seg(9))).size,
+    };
     // Record 4 of log-1 damaged: 4 and 5, then log-6 and log-9, are after the damage.
     const bytes = readFileSync(join(dir, seg(1)));
     const recordSize = sizes.first / 5;
     bytes[Math.floor(recordSize * 3.5)] = (bytes[Math.floor(recordSize * 3.5)] as number) ^ 0xff;
     writeFileSync(join(dir, seg(1)), bytes);
     const warnings: Array<{ fields: Record<string, unknown>; message: string }> = [];
-    const logger = { info: () => undefined, warn: (fields: Record<string, unknown>, message: string) => warnings.push({ fields, message }) };
+    const logger = {
+      info: () => undefined,
+      warn: (fields: Record<string, unknown>, message: string) => warnings.push({ fields, message }),
+    };
 
     await expect(openLedger(dir)).rejects.toMatchObject({ code: 'corrupt', details: { segment: seg(1), lastGoodSeq: 3 } });
     const repaired = await openLedger<{ n: number }>(dir, { repair: true, logger });
@@ -163,7 +174,10 @@ describe('ledger recovery', () => {
     // The same two records again: the third frame is whole and passes its CRC but says seq 1.
     writeFileSync(join(dir, seg(1)), Buffer.concat([bytes, bytes]));
     const refused = await openLedger(dir).catch((e: unknown) => e);
-    expect(refused).toMatchObject({ code: 'corrupt', details: { segment: seg(1), offset: bytes.length, seq: 1, expectedSeq: 3, lastGoodSeq: 2 } });
+    expect(refused).toMatchObject({
+      code: 'corrupt',
+      details: { segment: seg(1), offset: bytes.length, seq: 1, expectedSeq: 3, lastGoodSeq: 2 },
+    });
     expect((refused as Error).message).toContain(`record at byte ${bytes.length} has seq 1, expected 3`);
   });
 
@@ -181,7 +195,9 @@ describe('ledger recovery', () => {
     writeFileSync(join(dir, seg(1)), bytes);
     const refused = await openLedger(dir).catch((e: unknown) => e);
     expect(refused).toMatchObject({ code: 'corrupt', details: { offset: second, expectedSeq: 2, laterSeq: 3, laterOffset: third } });
-    expect((refused as Error).message).toContain(`record 2 at byte ${second} is bad but record 3 of a later batch follows at byte ${third}`);
+    expect((refused as Error).message).toContain(
+      `record 2 at byte ${second} is bad but record 3 of a later batch follows at byte ${third}`,
+    );
   });
 
   it('calls a cut inside a complete segment short, and an overlong length bad', async () => {

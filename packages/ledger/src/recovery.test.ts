@@ -152,6 +152,9 @@ describe('recovery', () => {
     expect(readdirSync(dir)).not.toContain(FIRST_SEGMENT); // compacted away: snapshot 5 covers it
     unlinkSync(join(dir, 'snap-00000000000000000005.bin'));
     writeFileSync(join(dir, 'snap-00000000000000000008.bin'), Buffer.alloc(40));
-    await expect(openLedger(dir)).rejects.toMatchObject({ code: 'corrupt', details: { snapshotSeq: 0, firstSegment: 'log-00000000000000000006.bin' } });
+    await expect(openLedger(dir)).rejects.toMatchObject({
+      code: 'corrupt',
+      details: { snapshotSeq: 0, firstSegment: 'log-00000000000000000006.bin' },
+    });
   });
 });

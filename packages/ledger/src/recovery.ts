@@ -38,7 +38,10 @@ export interface Recovered {
  * every record after it, in seq order. A torn final batch is truncated away; damage to an acknowledged record refuses
  * to open (`corrupt`) unless `repair`, which keeps the valid prefix and sets the rest aside in `*.discarded` files.
  */
-export async function recover(dir: string, options: { repair: boolean; maxRecordBytes: number; logger: LedgerLogger | undefined }): Promise<Recovered> {
+export async function recover(
+  dir: string,
+  options: { repair: boolean; maxRecordBytes: number; logger: LedgerLogger | undefined },
+): Promise<Recovered> {
   const files = await listLedgerFiles(dir);
   for (const tmp of files.temporaries) await unlink(pathOf(dir, tmp)).catch(() => undefined);
 
@@ -76,12 +79,16 @@ export async function recover(dir: string, options: { repair: boolean; maxRecord
   const needed = firstNeeded === -1 ? [] : segments.slice(firstNeeded);
   const first = needed[0];
   if (first !== undefined && first.seq > base + 1) {
-    throw new LedgerError('corrupt', `ledger ${dir}: records ${base + 1} to ${first.seq - 1} are missing (snapshot ${base}, first segment ${first.name})`, {
-      dir,
-      snapshotSeq: base,
-      firstSegment: first.name,
-      snapshotsSkipped,
-    });
+    throw new LedgerError(
+      'corrupt',
+      `ledger ${dir}: records ${base + 1} to ${first.seq - 1} are missing (snapshot ${base}, first segment ${first.name})`,
+      {
+        dir,
+        snapshotSeq: base,
+        firstSegment: first.name,
+        snapshotsSkipped,
+      },
+    );
   }
 
   const records: Array<{ seq: number; record: unknown }> = [];
@@ -92,7 +99,11 @@ export async function recover(dir: string, options: { repair: boolean; maxRecord
     const segment = needed[i] as SizedFile;
     const isLast = i === needed.length - 1;
     if (segment.seq !== expected) {
-      throw new LedgerError('corrupt', `ledger ${dir}: ${segment.name} starts at ${segment.seq} but the previous segment ends at ${expected - 1}`, { dir, segment: segment.name, expectedSeq: expected });
+      throw new LedgerError(
+        'corrupt',
+        `ledger ${dir}: ${segment.name} starts at ${segment.seq} but the previous segment ends at ${expected - 1}`,
+        { dir, segment: segment.name, expectedSeq: expected },
+      );
     }
     const buf = await readFile(pathOf(dir, segment.name));
     const scan = scanSegment(buf, segment.seq, isLast, options.maxRecordBytes);
@@ -102,7 +113,11 @@ export async function recover(dir: string, options: { repair: boolean; maxRecord
       try {
         record = decodeValue(frame.payload);
       } catch (e) {
-        throw new LedgerError('corrupt', `ledger ${dir}: record ${frame.seq} in ${segment.name} passes its CRC but does not decode: ${(e as Error).message}`, { dir, segment: segment.name, seq: frame.seq });
+        throw new LedgerError(
+          'corrupt',
+          `ledger ${dir}: record ${frame.seq} in ${segment.name} passes its CRC but does not decode: ${(e as Error).message}`,
+          { dir, segment: segment.name, seq: frame.seq },
+        );
       }
       records.push({ seq: frame.seq, record });
       bytesSinceSnapshot += frame.size;
@@ -120,7 +135,11 @@ export async function recover(dir: string, options: { repair: boolean; maxRecord
     }
     const details = { dir, segment: segment.name, lastGoodSeq: expected - 1, ...end.details };
     if (!options.repair) {
-      throw new LedgerError('corrupt', `ledger ${dir}: ${segment.name}: ${end.reason}; acknowledged records may be damaged, refusing to open (repair: true keeps records up to ${expected - 1})`, details);
+      throw new LedgerError(
+        'corrupt',
+        `ledger ${dir}: ${segment.name}: ${end.reason}; acknowledged records may be damaged, refusing to open (repair: true keeps records up to ${expected - 1})`,
+        details,
+      );
     }
     // Repair: keep the valid prefix, set every later byte aside rather than deleting it.
     await writeFile(pathOf(dir, `${segment.name}.${Date.now()}.discarded`), buf.subarray(end.offset), { mode: FILE_MODE });
@@ -141,9 +160,23 @@ export async function recover(dir: string, options: { repair: boolean; maxRecord
   const lastSegment = segments[segments.length - 1];
   // The log may end before the snapshot only if records the snapshot already covers were lost: harmless, but appends
   // must then start a fresh segment at base + 1 instead of leaving a gap inside the old one.
-  const tail = lastSegment !== undefined && logEnd >= base ? { name: lastSegment.name, firstSeq: lastSegment.seq, position: lastSegment.bytes } : undefined;
-  if (lastSegment !== undefined && logEnd < base) options.logger?.warn({ dir, logEnd, snapshotSeq: base }, 'ledger: log ends before the snapshot');
-  return { snapshot, records, lastSeq: Math.max(logEnd, base), segments, snapshots, tail, bytesDiscarded, bytesSinceSnapshot, snapshotsSkipped };
+  const tail =
+    lastSegment !== undefined && logEnd >= base
+      ? { name: lastSegment.name, firstSeq: lastSegment.seq, position: lastSegment.bytes }
+      : undefined;
+  if (lastSegment !== undefined && logEnd < base)
+    options.logger?.warn({ dir, logEnd, snapshotSeq: base }, 'ledger: log ends before the snapshot');
+  return {
+    snapshot,
+    records,
+    lastSeq: Math.max(logEnd, base),
+    segments,
+    snapshots,
+    tail,
+    bytesDiscarded,
+    bytesSinceSnapshot,
+    snapshotsSkipped,
+  };
 }
 
 async function truncateDurably(dir: string, name: string, length: number): Promise<void> {

@@ -22,7 +22,11 @@ export async function seedLedger(dir: string, seq: number, state: unknown): Prom
     const sizes = await Promise.all(files.segments.map(async (s) => ({ name: s.name, bytes: (await stat(pathOf(dir, s.name))).size })));
     const holding = [...files.snapshots.map((s) => s.name), ...sizes.filter((s) => s.bytes > 0).map((s) => s.name)];
     if (holding.length > 0) {
-      throw new LedgerError('not_empty', `the ledger in ${dir} already holds ${holding.join(', ')}; restore onto an empty state directory`, { dir, files: holding });
+      throw new LedgerError(
+        'not_empty',
+        `the ledger in ${dir} already holds ${holding.join(', ')}; restore onto an empty state directory`,
+        { dir, files: holding },
+      );
     }
     // Empty segments (an agent that started and wrote nothing) would claim seq 1 onwards; the snapshot replaces them.
     for (const empty of sizes) await unlink(pathOf(dir, empty.name));

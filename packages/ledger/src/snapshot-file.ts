@@ -31,7 +31,10 @@ export async function writeSnapshotFile(dir: string, seq: number, payload: Uint8
 }
 
 /** A snapshot's payload if the file is exactly one valid frame carrying the seq in its name; otherwise why not. */
-export async function readSnapshotFile(dir: string, file: SeqFile): Promise<{ ok: true; payload: Buffer; bytes: number } | { ok: false; reason: string }> {
+export async function readSnapshotFile(
+  dir: string,
+  file: SeqFile,
+): Promise<{ ok: true; payload: Buffer; bytes: number } | { ok: false; reason: string }> {
   let buf: Buffer;
   try {
     buf = await readFile(pathOf(dir, file.name));

@@ -65,5 +65,7 @@ for (const retained of [100_000, 10_000, 0]) {
     }
     rates.push(pairs / ((performance.now() - t0) / 1000));
   }
-  console.log(`bookkeeping skeleton, ${String(retained).padStart(7)} releases retained: ${rates.map((r) => Math.round(r).toLocaleString('en-US')).join(' / ')} pairs/s (3 rounds of ${pairs.toLocaleString('en-US')})`);
+  console.log(
+    `bookkeeping skeleton, ${String(retained).padStart(7)} releases retained: ${rates.map((r) => Math.round(r).toLocaleString('en-US')).join(' / ')} pairs/s (3 rounds of ${pairs.toLocaleString('en-US')})`,
+  );
 }

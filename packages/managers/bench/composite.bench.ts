@@ -7,13 +7,35 @@ import { ManagerFactory, MemoryJournal, topologyFixture, type HostManager, type 
 
 const topology = topologyFixture({ sockets: 2, numaPerSocket: 1, coresPerNuma: 16, threadsPerCore: 2 });
 const factory = new ManagerFactory({ topology });
-const memory = () => unwrap(factory.host('bench').memory({ capacity: 1 << 20 }).build());
+const memory = () =>
+  unwrap(
+    factory
+      .host('bench')
+      .memory({ capacity: 1 << 20 })
+      .build(),
+  );
 const cpu = () => unwrap(factory.host('bench').cpu({ overcommitRatio: 4 }).build());
-const host = () => unwrap(factory.host('bench').memory({ capacity: 1 << 20 }).cpu({ overcommitRatio: 4 }).journal(new MemoryJournal()).build());
+const host = () =>
+  unwrap(
+    factory
+      .host('bench')
+      .memory({ capacity: 1 << 20 })
+      .cpu({ overcommitRatio: 4 })
+      .journal(new MemoryJournal())
+      .build(),
+  );
 // "Without persistence", as the goal reads: records are made (the manager cannot tell) but kept nowhere. MemoryJournal
 // keeps every record in memory for actor restarts, which under this churn is a growing heap the collector walks.
 const discard: Journal = { append: () => Promise.resolve() };
-const hostNoJournal = () => unwrap(factory.host('bench').memory({ capacity: 1 << 20 }).cpu({ overcommitRatio: 4 }).journal(discard).build());
+const hostNoJournal = () =>
+  unwrap(
+    factory
+      .host('bench')
+      .memory({ capacity: 1 << 20 })
+      .cpu({ overcommitRatio: 4 })
+      .journal(discard)
+      .build(),
+  );
 
 let shape = { memoryMiB: 1024, vcpus: 2 };
 let cpuOptions: AllocationRequestInput['cpu'] = undefined;
@@ -60,5 +82,7 @@ for (const [name, make, resources, exclusive] of [
   // Exclusive grants pin whole cores: 24 VMs of 2 cores fit the 64-core host, 64 would not.
   const width = exclusive ? 24 : 64;
   const par = await pairsInFlight(make(), pairs, width);
-  console.log(`${name.padEnd(32)} sequential ${fmt(seq).padStart(9)} pairs/s   ${String(width).padStart(2)} in flight ${fmt(par).padStart(9)} pairs/s`);
+  console.log(
+    `${name.padEnd(32)} sequential ${fmt(seq).padStart(9)} pairs/s   ${String(width).padStart(2)} in flight ${fmt(par).padStart(9)} pairs/s`,
+  );
 }

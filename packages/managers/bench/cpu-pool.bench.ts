@@ -7,8 +7,16 @@ import { CpuPool, topologyFixture } from '../src/cpu/index.ts';
 import type { CpuRequest } from '../src/cpu/index.ts';
 
 const hosts: { name: string; topology: HostTopology; reserve: number }[] = [
-  { name: '32 cores (2 sockets x 8 cores x 2 threads)', topology: topologyFixture({ sockets: 2, numaPerSocket: 1, coresPerNuma: 8, threadsPerCore: 2 }), reserve: 2 },
-  { name: '256 cores (2 sockets x 2 NUMA x 32 cores x 2 threads)', topology: topologyFixture({ sockets: 2, numaPerSocket: 2, coresPerNuma: 32, threadsPerCore: 2 }), reserve: 4 },
+  {
+    name: '32 cores (2 sockets x 8 cores x 2 threads)',
+    topology: topologyFixture({ sockets: 2, numaPerSocket: 1, coresPerNuma: 8, threadsPerCore: 2 }),
+    reserve: 2,
+  },
+  {
+    name: '256 cores (2 sockets x 2 NUMA x 32 cores x 2 threads)',
+    topology: topologyFixture({ sockets: 2, numaPerSocket: 2, coresPerNuma: 32, threadsPerCore: 2 }),
+    reserve: 4,
+  },
 ];
 const MEASURE_MS = 400;
 
@@ -50,6 +58,8 @@ for (const host of hosts) {
     const sharedRate = pairsPerSecond(halfFilled(host.topology, host.reserve, policy), { vcpus: 4, exclusive: false, numa: 'any' });
     const exclusiveRate = pairsPerSecond(halfFilled(host.topology, host.reserve, policy), { vcpus: 4, exclusive: true, numa: 'any' });
     const requireRate = pairsPerSecond(halfFilled(host.topology, host.reserve, policy), { vcpus: 4, exclusive: false, numa: 'require' });
-    console.log(`${policy.padEnd(16)}${String(sharedRate).padStart(13)}${String(exclusiveRate).padStart(20)}${String(requireRate).padStart(24)}`);
+    console.log(
+      `${policy.padEnd(16)}${String(sharedRate).padStart(13)}${String(exclusiveRate).padStart(20)}${String(requireRate).padStart(24)}`,
+    );
   }
 }

@@ -1,7 +1,10 @@
 import { err, type ConfigProblem, type Result } from '@allot/core';
 
 /** Zod issues as config problems under a path prefix. */
-export function problemsOf(prefix: string, error: { issues: readonly { path: readonly PropertyKey[]; message: string }[] }): ConfigProblem[] {
+export function problemsOf(
+  prefix: string,
+  error: { issues: readonly { path: readonly PropertyKey[]; message: string }[] },
+): ConfigProblem[] {
   return error.issues.map((issue) => ({ path: [prefix, ...issue.path.map(String)].join('.'), message: issue.message }));
 }
 

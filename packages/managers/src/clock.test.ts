@@ -10,7 +10,9 @@ afterEach(() => {
 describe('the system clock', () => {
   it('does not expire a reservation early when the wall clock steps forward', async () => {
     const memory = unwrap(new ManagerFactory().host('n1').memory({ capacity: 4096 }).build());
-    const held = unwrap(await memory.reserve({ requestId: 'hold', tenantId: 't1', resources: { memoryMiB: 1024, vcpus: 0 }, reservation: { ttlMs: 60_000 } }));
+    const held = unwrap(
+      await memory.reserve({ requestId: 'hold', tenantId: 't1', resources: { memoryMiB: 1024, vcpus: 0 }, reservation: { ttlMs: 60_000 } }),
+    );
     // Only Date is faked: the step an NTP correction or `date -s` makes, while monotonic time goes on as before.
     vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 2 * 3_600_000 });
     unwrap(await memory.allocate({ requestId: 'other', tenantId: 't1', resources: { memoryMiB: 1024, vcpus: 0 } }));

@@ -47,12 +47,18 @@ const createMemory: ResourceCreator = (config, { host, probe, clock }) => {
   let capacity = limits.capacity;
   if (capacity === undefined) {
     const total = host.memoryMiB ?? probe?.latest()?.memory.totalMiB;
-    if (total === undefined) return err('unavailable', 'memory capacity not configured and the probe has no sample to detect it from', { field: 'limits.capacity' });
+    if (total === undefined)
+      return err('unavailable', 'memory capacity not configured and the probe has no sample to detect it from', {
+        field: 'limits.capacity',
+      });
     capacity = Math.floor(total);
   }
   const parsed = MemoryManagerConfigSchema.safeParse({ ...config, limits: { ...limits, capacity } });
   if (!parsed.success) return invalidConfig(problemsOf('memory', parsed.error));
-  return { ok: true, value: new CountingSlice({ type: 'memory', limits: parsed.data.limits, thresholds: parsed.data.health, clock, probe }) };
+  return {
+    ok: true,
+    value: new CountingSlice({ type: 'memory', limits: parsed.data.limits, thresholds: parsed.data.health, clock, probe }),
+  };
 };
 
 /** With a capacity below the host's core count, the lowest core ids are managed. */
@@ -64,25 +70,44 @@ function lowestCores(topology: HostTopology, cores: number): HostTopology {
 /** CPU (vCPUs): the host's topology; capacity (logical cores) defaults to its core count, the reserve to the reserved cores named. */
 const createCpu: ResourceCreator = (config, { host, probe, clock }) => {
   const topology = host.topology;
-  if (topology === undefined || topology.cores.length === 0) return invalidConfig([{ path: 'cpu.topology', message: 'a topology with at least one core is required' }]);
+  if (topology === undefined || topology.cores.length === 0)
+    return invalidConfig([{ path: 'cpu.topology', message: 'a topology with at least one core is required' }]);
   const limits = asRecord(config.limits) ?? {};
   const reservedCores = Array.isArray(config.reservedCores) ? config.reservedCores : [];
-  const parsed = CpuManagerConfigSchema.safeParse({ ...config, limits: { capacity: topology.cores.length, systemReserve: reservedCores.length, ...limits } });
+  const parsed = CpuManagerConfigSchema.safeParse({
+    ...config,
+    limits: { capacity: topology.cores.length, systemReserve: reservedCores.length, ...limits },
+  });
   if (!parsed.success) return invalidConfig(problemsOf('cpu', parsed.error));
   const c = parsed.data;
-  if (c.limits.capacity > topology.cores.length) return invalidConfig([{ path: 'cpu.limits.capacity', message: `the host has ${topology.cores.length} logical cores, not ${c.limits.capacity}` }]);
+  if (c.limits.capacity > topology.cores.length)
+    return invalidConfig([
+      { path: 'cpu.limits.capacity', message: `the host has ${topology.cores.length} logical cores, not ${c.limits.capacity}` },
+    ]);
   const managed = lowestCores(topology, c.limits.capacity);
-  const pool = { topology: managed, reservedCores: c.reservedCores, systemReserve: c.limits.systemReserve, overcommitRatio: c.limits.overcommitRatio, policy: c.policy };
+  const pool = {
+    topology: managed,
+    reservedCores: c.reservedCores,
+    systemReserve: c.limits.systemReserve,
+    overcommitRatio: c.limits.overcommitRatio,
+    policy: c.policy,
+  };
   const problems = validateCpuPoolConfig(c.limits.hardLimit === undefined ? pool : { ...pool, hardLimit: c.limits.hardLimit });
   if (problems.length > 0) return invalidConfig(problems.map((p) => ({ ...p, path: `cpu.${p.path}` })));
-  return { ok: true, value: new CpuSlice({ ...pool, hardLimit: c.limits.hardLimit, softLimit: c.limits.softLimit, thresholds: c.health, clock, probe }) };
+  return {
+    ok: true,
+    value: new CpuSlice({ ...pool, hardLimit: c.limits.hardLimit, softLimit: c.limits.softLimit, thresholds: c.health, clock, probe }),
+  };
 };
 
 /** Any other type (disk, gpu, custom:<name>): counted integer units against its limits, nothing to detect them from. */
 const createCounting: ResourceCreator = (config, { clock }) => {
   const parsed = GenericManagerConfigSchema.safeParse(config);
   if (!parsed.success) return invalidConfig(problemsOf(String(config.resourceType), parsed.error));
-  return { ok: true, value: new CountingSlice({ type: parsed.data.resourceType, limits: parsed.data.limits, thresholds: parsed.data.health, clock }) };
+  return {
+    ok: true,
+    value: new CountingSlice({ type: parsed.data.resourceType, limits: parsed.data.limits, thresholds: parsed.data.health, clock }),
+  };
 };
 
 /**
@@ -125,7 +150,8 @@ export class ManagerFactory {
     const type = record.resourceType;
     if (typeof type !== 'string') return err('invalid_request', 'resourceType: required', { field: 'resourceType' });
     const creator = this.#creators.get(type as ResourceType);
-    if (creator === undefined) return err('invalid_request', `no manager registered for resource type ${type}`, { field: 'resourceType', resourceType: type });
+    if (creator === undefined)
+      return err('invalid_request', `no manager registered for resource type ${type}`, { field: 'resourceType', resourceType: type });
     return creator(record, { host: this.facts, probe: this.probe, clock: this.clock });
   }
 
@@ -150,7 +176,10 @@ export class HostBuilder {
     return this.resource({ ...options, resourceType: 'memory', limits });
   }
 
-  cpu(limits: Partial<LimitsInput> = {}, options: { reservedCores?: readonly number[]; policy?: CpuPolicy; health?: Partial<HealthThresholds> } = {}): this {
+  cpu(
+    limits: Partial<LimitsInput> = {},
+    options: { reservedCores?: readonly number[]; policy?: CpuPolicy; health?: Partial<HealthThresholds> } = {},
+  ): this {
     return this.resource({ ...options, resourceType: 'cpu', limits });
   }
 
@@ -182,7 +211,12 @@ export class HostBuilder {
       const slice = this.#factory.slice(config);
       if (slice.ok) slices.push(slice.value);
       else if (slice.error.code !== 'invalid_request') return slice;
-      else problems.push(...((slice.error.details?.issues as ConfigProblem[] | undefined) ?? [{ path: String(slice.error.details?.field ?? 'config'), message: slice.error.message }]));
+      else
+        problems.push(
+          ...((slice.error.details?.issues as ConfigProblem[] | undefined) ?? [
+            { path: String(slice.error.details?.field ?? 'config'), message: slice.error.message },
+          ]),
+        );
     }
     if (problems.length > 0) return invalidConfig(problems);
     return HostManager.create({ ...this.#options, slices });

@@ -7,7 +7,18 @@ export type { FenceAnswer, Preemption } from './host/host-state.ts';
 export type { ResizeRequest } from './host/resize.ts';
 export { HostState, preemptionReleaseId } from './host/host-state.ts';
 export { MemoryJournal, HostRecordSchema, HostStateSnapshotSchema, SliceConfigSchema } from './host/records.ts';
-export type { DurableState, HostRecord, HostRecordKind, HostStateSnapshot, Journal, PreemptedVictim, RecordedFence, ReplayableJournal, RetainedRelease, RetainedResize } from './host/records.ts';
+export type {
+  DurableState,
+  HostRecord,
+  HostRecordKind,
+  HostStateSnapshot,
+  Journal,
+  PreemptedVictim,
+  RecordedFence,
+  ReplayableJournal,
+  RetainedRelease,
+  RetainedResize,
+} from './host/records.ts';
 export type { ResizeAmounts, ResourceSlice, SliceConfig, SliceChange } from './host/slice.ts';
 export { CountingPool, changeLimits } from './counting/counting-pool.ts';
 export type { CountingUsage, LimitsChange } from './counting/counting-pool.ts';

@@ -25,7 +25,9 @@ async function sequential(label: string, once: () => Promise<unknown>): Promise<
   }
   samples.sort((a, b) => a - b);
   const p50 = quantile(samples, 0.5);
-  console.log(`${label}: sequential p50 ${(p50 * 1000).toFixed(0)} µs, p99 ${(quantile(samples, 0.99) * 1000).toFixed(0)} µs (${SEQUENTIAL} requests)`);
+  console.log(
+    `${label}: sequential p50 ${(p50 * 1000).toFixed(0)} µs, p99 ${(quantile(samples, 0.99) * 1000).toFixed(0)} µs (${SEQUENTIAL} requests)`,
+  );
   return p50;
 }
 

@@ -28,7 +28,9 @@ describe('publishing with many acks outstanding', () => {
   it('stores every message in publish order and answers each with its stream sequence', async () => {
     const publisher = new AsyncJetStreamPublisher(nc);
     const before = (await jsm.streams.info(EVENTS_STREAM)).state.last_seq;
-    const acks = await Promise.all(Array.from({ length: 500 }, (_, i) => publisher.publish(eventSubject('n1', 'allocated'), event(i), `ordered-${i}`)));
+    const acks = await Promise.all(
+      Array.from({ length: 500 }, (_, i) => publisher.publish(eventSubject('n1', 'allocated'), event(i), `ordered-${i}`)),
+    );
     expect(acks.every((a) => a.ok)).toBe(true);
     const seqs = acks.map((a) => (a.ok ? a.value.seq : -1));
     expect(seqs).toEqual(Array.from({ length: 500 }, (_, i) => before + 1 + i));
@@ -57,11 +59,12 @@ describe('publishing with many acks outstanding', () => {
 });
 
 describe('on a connection with a private reply inbox (a secured identity)', () => {
-  it('takes its acks on the connection\'s inbox prefix, the only inbox the server lets it subscribe to', async () => {
+  it("takes its acks on the connection's inbox prefix, the only inbox the server lets it subscribe to", async () => {
     // As `allot security` grants: this identity may subscribe to its own `_INBOX_<key>.>` and nothing else.
     const server = await startNatsServer({
       jetstream: true,
-      extraConfig: 'authorization { users: [ { user: "agent", password: "secret", permissions: { publish: ">", subscribe: "_INBOX_AGENT.>" } } ] }',
+      extraConfig:
+        'authorization { users: [ { user: "agent", password: "secret", permissions: { publish: ">", subscribe: "_INBOX_AGENT.>" } } ] }',
     });
     const secured = await connect({ servers: server.url, user: 'agent', pass: 'secret', inboxPrefix: '_INBOX_AGENT' });
     try {

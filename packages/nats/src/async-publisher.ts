@@ -83,7 +83,12 @@ export class AsyncJetStreamPublisher {
       return;
     }
     if (ack.error !== undefined || ack.stream === undefined || ack.seq === undefined) {
-      waiting.resolve(err('unavailable', `JetStream refused ${waiting.subject}: ${ack.error?.description ?? 'no ack'}`, { subject: waiting.subject, code: ack.error?.code }));
+      waiting.resolve(
+        err('unavailable', `JetStream refused ${waiting.subject}: ${ack.error?.description ?? 'no ack'}`, {
+          subject: waiting.subject,
+          code: ack.error?.code,
+        }),
+      );
       return;
     }
     waiting.resolve(ok({ stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate === true }));
@@ -91,18 +96,26 @@ export class AsyncJetStreamPublisher {
 
   #ensureSweep(): void {
     if (this.#sweep !== undefined) return;
-    this.#sweep = setInterval(() => {
-      const now = Date.now();
-      for (const [token, p] of this.#pending) {
-        if (p.deadline > now) continue;
-        this.#pending.delete(token);
-        p.resolve(err('timeout', `no ack from JetStream for ${p.subject} within ${this.#timeoutMs} ms`, { subject: p.subject, timeoutMs: this.#timeoutMs }));
-      }
-      if (this.#pending.size === 0 && this.#sweep !== undefined) {
-        clearInterval(this.#sweep);
-        this.#sweep = undefined;
-      }
-    }, Math.min(1_000, this.#timeoutMs));
+    this.#sweep = setInterval(
+      () => {
+        const now = Date.now();
+        for (const [token, p] of this.#pending) {
+          if (p.deadline > now) continue;
+          this.#pending.delete(token);
+          p.resolve(
+            err('timeout', `no ack from JetStream for ${p.subject} within ${this.#timeoutMs} ms`, {
+              subject: p.subject,
+              timeoutMs: this.#timeoutMs,
+            }),
+          );
+        }
+        if (this.#pending.size === 0 && this.#sweep !== undefined) {
+          clearInterval(this.#sweep);
+          this.#sweep = undefined;
+        }
+      },
+      Math.min(1_000, this.#timeoutMs),
+    );
     this.#sweep.unref();
   }
 
@@ -110,7 +123,8 @@ export class AsyncJetStreamPublisher {
   close(): void {
     if (this.#sweep !== undefined) clearInterval(this.#sweep);
     this.#sweep = undefined;
-    for (const [, p] of this.#pending) p.resolve(err('unavailable', `publisher closed before ${p.subject} was acknowledged`, { subject: p.subject }));
+    for (const [, p] of this.#pending)
+      p.resolve(err('unavailable', `publisher closed before ${p.subject} was acknowledged`, { subject: p.subject }));
     this.#pending.clear();
     this.#sub.unsubscribe();
   }

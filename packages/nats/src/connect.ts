@@ -75,14 +75,18 @@ export async function connectOptionsFrom(config: NatsConnectionConfig, name: str
     return nkeyAuthenticator(encoded);
   };
   try {
-    if (config.user !== undefined || config.password !== undefined) authenticator = usernamePasswordAuthenticator(config.user ?? '', config.password ?? '');
+    if (config.user !== undefined || config.password !== undefined)
+      authenticator = usernamePasswordAuthenticator(config.user ?? '', config.password ?? '');
     else if (config.token !== undefined) authenticator = tokenAuthenticator(config.token);
     else if (config.nkeySeed !== undefined) authenticator = nkeyIdentity(config.nkeySeed);
     else if (config.nkeySeedFile !== undefined) authenticator = nkeyIdentity(await readFile(config.nkeySeedFile, 'utf8'));
     else if (config.credsFile !== undefined) authenticator = credsAuthenticator(await readFile(config.credsFile));
   } catch (e) {
     const field = config.nkeySeedFile !== undefined ? 'nkeySeedFile' : 'credsFile';
-    return err('invalid_request', `${field}: cannot read ${String(config[field])}: ${(e as Error).message}`, { field, reason: NATS_CONFIG_UNREADABLE });
+    return err('invalid_request', `${field}: cannot read ${String(config[field])}: ${(e as Error).message}`, {
+      field,
+      reason: NATS_CONFIG_UNREADABLE,
+    });
   }
   const options: NodeConnectionOptions = {
     servers: config.servers,
@@ -144,7 +148,13 @@ function lostConnection(config: NatsConnectionConfig, e: Error, publicKey: strin
     const credential = credentialOf(config);
     const identity = publicKey === undefined ? '' : `, identity ${publicKey}`;
     const message = `NATS at ${servers} no longer accepts the credentials (${credential}${identity}): ${e.message}; the user was removed or changed in the server's configuration since this process connected`;
-    return errorOf('invalid_request', message, { reason: NATS_AUTH_FAILED, serverMessage: e.message, credential, servers: config.servers, ...(publicKey === undefined ? {} : { publicKey }) });
+    return errorOf('invalid_request', message, {
+      reason: NATS_AUTH_FAILED,
+      serverMessage: e.message,
+      credential,
+      servers: config.servers,
+      ...(publicKey === undefined ? {} : { publicKey }),
+    });
   }
   return errorOf('unavailable', `the connection to NATS at ${servers} ended: ${e.message}`, { servers: config.servers });
 }
@@ -168,12 +178,22 @@ function connectFailure(config: NatsConnectionConfig, e: unknown): Result<never>
   const message = e instanceof Error ? e.message : String(e);
   if (e instanceof AuthorizationError || e instanceof UserAuthenticationExpiredError) {
     const credential = credentialOf(config);
-    return err('invalid_request', `NATS at ${servers} refused the credentials (${credential}): ${message}`, { reason: NATS_AUTH_FAILED, serverMessage: message, credential, servers: config.servers });
+    return err('invalid_request', `NATS at ${servers} refused the credentials (${credential}): ${message}`, {
+      reason: NATS_AUTH_FAILED,
+      serverMessage: message,
+      credential,
+      servers: config.servers,
+    });
   }
   const code = (e as { code?: unknown }).code;
   if (typeof code === 'string' && TLS_VERIFY_CODES.has(code)) {
     const caFile = config.tls?.caFile ?? '(system CAs)';
-    return err('invalid_request', `the TLS certificate of NATS at ${servers} does not verify against ${caFile}: ${message}`, { reason: NATS_TLS_FAILED, tlsCode: code, caFile, servers: config.servers });
+    return err('invalid_request', `the TLS certificate of NATS at ${servers} does not verify against ${caFile}: ${message}`, {
+      reason: NATS_TLS_FAILED,
+      tlsCode: code,
+      caFile,
+      servers: config.servers,
+    });
   }
   return err('unavailable', `cannot connect to NATS at ${servers}: ${message}`, { servers: config.servers });
 }

@@ -23,7 +23,11 @@ afterAll(async () => {
 describe('publishAtomicBatch', () => {
   it('stores three messages with consecutive sequences, in the order given', async () => {
     await jsm.streams.add({ name: 'ATOMIC', subjects: ['atomic.>'], allow_atomic: true } as never);
-    const seqs = await publishAtomicBatch(nc, ['a', 'b', 'c'].map((k) => ({ subject: `atomic.${k}`, payload, expectedLastSubjectSequence: 0 })), { timeoutMs: 5_000 });
+    const seqs = await publishAtomicBatch(
+      nc,
+      ['a', 'b', 'c'].map((k) => ({ subject: `atomic.${k}`, payload, expectedLastSubjectSequence: 0 })),
+      { timeoutMs: 5_000 },
+    );
     if (!seqs.ok) throw new Error(seqs.error.message);
     expect(seqs.value[1]).toBe((seqs.value[0] as number) + 1);
     expect(seqs.value[2]).toBe((seqs.value[0] as number) + 2);
@@ -33,7 +37,14 @@ describe('publishAtomicBatch', () => {
 
   it('is refused, storing nothing, on a stream without allow_atomic', async () => {
     await jsm.streams.add({ name: 'PLAIN', subjects: ['plain.>'] });
-    const result = await publishAtomicBatch(nc, [{ subject: 'plain.a', payload }, { subject: 'plain.b', payload }], { timeoutMs: 5_000 });
+    const result = await publishAtomicBatch(
+      nc,
+      [
+        { subject: 'plain.a', payload },
+        { subject: 'plain.b', payload },
+      ],
+      { timeoutMs: 5_000 },
+    );
     expect(result).toMatchObject({ ok: false, error: { code: 'internal' } });
     expect((await jsm.streams.info('PLAIN')).state.messages).toBe(0);
   });
@@ -50,7 +61,10 @@ describe('publishExpected', () => {
   });
 
   it('answers unavailable when no stream takes the subject', async () => {
-    expect(await publishExpected(nc, { subject: 'nowhere.x', payload }, { timeoutMs: 1_000 })).toMatchObject({ ok: false, error: { code: 'unavailable' } });
+    expect(await publishExpected(nc, { subject: 'nowhere.x', payload }, { timeoutMs: 1_000 })).toMatchObject({
+      ok: false,
+      error: { code: 'unavailable' },
+    });
   });
 });
 
@@ -58,7 +72,13 @@ describe('ensureKv with per-message TTLs and atomic batches', () => {
   it('turns both on for a bucket created without them, and drops max_age when no TTL is asked', async () => {
     const old = await ensureKv(jetstream(nc), 'legacy', { history: 1, replicas: 1, ttlMs: 3_600_000 });
     expect(old.ok).toBe(true);
-    const now = await ensureKv(jetstream(nc), 'legacy', { history: 1, replicas: 1, allowMsgTtl: true, allowAtomic: true, expiryMarkerTtlMs: 60_000 });
+    const now = await ensureKv(jetstream(nc), 'legacy', {
+      history: 1,
+      replicas: 1,
+      allowMsgTtl: true,
+      allowAtomic: true,
+      expiryMarkerTtlMs: 60_000,
+    });
     expect(now.ok).toBe(true);
     const config = (await jsm.streams.info('KV_legacy')).config as unknown as Record<string, unknown>;
     expect(config).toMatchObject({ max_age: 0, allow_msg_ttl: true, allow_atomic: true, subject_delete_marker_ttl: 60_000_000_000 });

@@ -67,7 +67,8 @@ function parseAck(data: Uint8Array, subject: string): Result<PubAckJson & { seq:
     if (TRANSIENT.has(details.errCode) || details.status === 503 || details.status === 429) return err('unavailable', message, details);
     return err('internal', message, details);
   }
-  if (typeof ack.seq !== 'number' || ack.seq <= 0) return err('internal', `publish to ${subject}: acknowledgement without a sequence`, { subject });
+  if (typeof ack.seq !== 'number' || ack.seq <= 0)
+    return err('internal', `publish to ${subject}: acknowledgement without a sequence`, { subject });
   return ok({ ...ack, seq: ack.seq });
 }
 
@@ -90,11 +91,23 @@ export async function publishExpected(nc: NatsConnection, message: ExpectedMessa
  * are sent at once, without waiting for the first acknowledgement, so a batch costs one round trip. Messages of one
  * connection reach the server in order, so the commit never overtakes its batch.
  */
-export async function publishAtomicBatch(nc: NatsConnection, messages: readonly ExpectedMessage[], opts: ExpectedPublishOptions): Promise<Result<number[]>> {
+export async function publishAtomicBatch(
+  nc: NatsConnection,
+  messages: readonly ExpectedMessage[],
+  opts: ExpectedPublishOptions,
+): Promise<Result<number[]>> {
   if (messages.length === 0) return ok([]);
-  if (messages.length > MAX_ATOMIC_BATCH) return err('invalid_request', `an atomic batch holds at most ${MAX_ATOMIC_BATCH} messages, not ${messages.length}`, { count: messages.length });
+  if (messages.length > MAX_ATOMIC_BATCH)
+    return err('invalid_request', `an atomic batch holds at most ${MAX_ATOMIC_BATCH} messages, not ${messages.length}`, {
+      count: messages.length,
+    });
   const subjects = new Set(messages.map((m) => m.subject));
-  if (subjects.size !== messages.length) return err('invalid_request', 'an atomic batch may write each subject once (the server checks expectations against the stream before the batch)', { count: messages.length });
+  if (subjects.size !== messages.length)
+    return err(
+      'invalid_request',
+      'an atomic batch may write each subject once (the server checks expectations against the stream before the batch)',
+      { count: messages.length },
+    );
   const id = randomUUID();
   const last = messages.length - 1;
   const first = messages[0] as ExpectedMessage;
@@ -133,7 +146,10 @@ export async function publishAtomicBatch(nc: NatsConnection, messages: readonly 
   // A refused start explains a refused commit better ("not enabled on stream" rather than "batch unknown").
   if (!start.ok && !commit.ok) return start;
   if (!commit.ok) return commit;
-  if (commit.value.count !== messages.length) return err('internal', `atomic batch ${id}: the server stored ${commit.value.count ?? 0} of ${messages.length} messages`, { count: messages.length });
+  if (commit.value.count !== messages.length)
+    return err('internal', `atomic batch ${id}: the server stored ${commit.value.count ?? 0} of ${messages.length} messages`, {
+      count: messages.length,
+    });
   const lastSeq = commit.value.seq;
   return ok(messages.map((_, i) => lastSeq - last + i));
 }

@@ -14,7 +14,12 @@ export type PublishDurableOptions = {
 export type DurableAck = { stream: string; seq: number; duplicate: boolean };
 
 /** Publishes msgpack to a JetStream stream and waits for the ack: stored (on a quorum of replicas) or an error. */
-export async function publishDurable(js: JetStreamClient, subject: string, payload: unknown, opts: PublishDurableOptions = {}): Promise<Result<DurableAck>> {
+export async function publishDurable(
+  js: JetStreamClient,
+  subject: string,
+  payload: unknown,
+  opts: PublishDurableOptions = {},
+): Promise<Result<DurableAck>> {
   let data: Uint8Array;
   try {
     data = encode(payload);
@@ -26,12 +31,18 @@ export async function publishDurable(js: JetStreamClient, subject: string, paylo
     // Every stored message says which protocol wrote it, so a reader further than one version away drops it by name.
     const headers = natsHeaders();
     headers.set(PROTOCOL_HEADER, String(PROTOCOL_VERSION));
-    const ack = await js.publish(subject, data, opts.msgId === undefined ? { timeout: timeoutMs, headers } : { timeout: timeoutMs, msgID: opts.msgId, headers });
+    const ack = await js.publish(
+      subject,
+      data,
+      opts.msgId === undefined ? { timeout: timeoutMs, headers } : { timeout: timeoutMs, msgID: opts.msgId, headers },
+    );
     return ok({ stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate });
   } catch (e) {
     const cause = e instanceof Error && e.cause instanceof Error ? e.cause : undefined;
-    if (e instanceof TimeoutError || cause instanceof TimeoutError) return err('timeout', `no ack from JetStream for ${subject} within ${timeoutMs} ms`, { subject, timeoutMs });
-    if (e instanceof NoRespondersError || cause instanceof NoRespondersError) return err('unavailable', `no stream takes ${subject}`, { subject });
+    if (e instanceof TimeoutError || cause instanceof TimeoutError)
+      return err('timeout', `no ack from JetStream for ${subject} within ${timeoutMs} ms`, { subject, timeoutMs });
+    if (e instanceof NoRespondersError || cause instanceof NoRespondersError)
+      return err('unavailable', `no stream takes ${subject}`, { subject });
     return err('unavailable', `publish to ${subject} failed: ${(e as Error).message}`, { subject });
   }
 }

@@ -49,19 +49,36 @@ export async function requestTyped<S extends Schema>(
   const parent = trace.getSpan(active);
   let span: Span | undefined;
   if (parent !== undefined && parent.isRecording()) {
-    span = tracer.startSpan(`request ${subject}`, { kind: SpanKind.CLIENT, attributes: { 'messaging.system': 'nats', 'messaging.destination.name': subject } }, active);
+    span = tracer.startSpan(
+      `request ${subject}`,
+      { kind: SpanKind.CLIENT, attributes: { 'messaging.system': 'nats', 'messaging.destination.name': subject } },
+      active,
+    );
     injectTraceContext(carrier, trace.setSpan(active, span));
   } else injectTraceContext(carrier, active);
 
   let reply;
   try {
-    reply = await nc.request(subject, data, carrier.headers ? { timeout: opts.timeoutMs, headers: carrier.headers } : { timeout: opts.timeoutMs });
+    reply = await nc.request(
+      subject,
+      data,
+      carrier.headers ? { timeout: opts.timeoutMs, headers: carrier.headers } : { timeout: opts.timeoutMs },
+    );
   } catch (e) {
     return ended(span, { ok: false, error: requestFailure(e, subject, opts.timeoutMs, data.byteLength, nc) });
   }
   const theirs = reply.headers?.get(PROTOCOL_HEADER);
   const incompatible = protocolVersionProblem(theirs);
-  if (incompatible !== undefined) return ended(span, err('invalid_request', `${subject} answered in ${incompatible}`, { subject, reason: 'protocol_version', theirs: theirs ?? '', ours: PROTOCOL_VERSION }));
+  if (incompatible !== undefined)
+    return ended(
+      span,
+      err('invalid_request', `${subject} answered in ${incompatible}`, {
+        subject,
+        reason: 'protocol_version',
+        theirs: theirs ?? '',
+        ours: PROTOCOL_VERSION,
+      }),
+    );
   const envelope = decode(envelopeOf(valueSchema), reply.data, Number.POSITIVE_INFINITY);
   if (!envelope.ok) {
     const serviceError = reply.headers?.get('Nats-Service-Error');
@@ -91,7 +108,11 @@ function requestFailure(e: unknown, subject: string, timeoutMs: number, bytes: n
   const message = e instanceof Error ? e.message : String(e);
   const maxPayload = nc.info?.max_payload;
   if (maxPayload !== undefined && bytes > maxPayload) {
-    return errorOf('invalid_request', `payload: ${bytes} bytes, more than the server's max_payload ${maxPayload}`, { field: 'payload', bytes, maxPayload });
+    return errorOf('invalid_request', `payload: ${bytes} bytes, more than the server's max_payload ${maxPayload}`, {
+      field: 'payload',
+      bytes,
+      maxPayload,
+    });
   }
   // Closed, draining or disconnected connections: try later or elsewhere.
   return errorOf('unavailable', `request to ${subject} failed: ${message}`, { subject });

@@ -8,12 +8,14 @@ function take(n: number, gen: Generator<number>): number[] {
 describe('backoffDelays', () => {
   it('doubles the step up to the cap, each wait between half the step and the step', () => {
     expect(take(7, backoffDelays({ initialMs: 500, maxMs: 10_000, random: () => 0 }))).toEqual([250, 500, 1000, 2000, 4000, 5000, 5000]);
-    expect(take(7, backoffDelays({ initialMs: 500, maxMs: 10_000, random: () => 0.999_999 }))).toEqual([499, 999, 1999, 3999, 7999, 9999, 9999]);
+    expect(take(7, backoffDelays({ initialMs: 500, maxMs: 10_000, random: () => 0.999_999 }))).toEqual([
+      499, 999, 1999, 3999, 7999, 9999, 9999,
+    ]);
   });
 
   it('spreads a fleet that starts together: 1,000 hosts reconnecting do not wait the same time', () => {
     let seed = 42;
-    const random = (): number => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+    const random = (): number => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
     const fourthWaits = Array.from({ length: 1000 }, () => take(4, backoffDelays({ random }))[3] as number);
     // 2,000 possible waits of 1 ms: 1,000 hosts drawing at random land on about 790 distinct ones, not on one.
     expect(new Set(fourthWaits).size).toBeGreaterThan(700);
@@ -65,7 +67,14 @@ describe('retryWithBackoff', () => {
     let tries = 0;
     let clock = 0;
     const sleep = (ms: number): Promise<void> => ((clock += ms), Promise.resolve());
-    const result = await retryWithBackoff(async () => (++tries, 'timeout'), { retryable: () => true, deadlineMs: 1_000, initialMs: 400, random: () => 0, sleep, now: () => clock });
+    const result = await retryWithBackoff(async () => (++tries, 'timeout'), {
+      retryable: () => true,
+      deadlineMs: 1_000,
+      initialMs: 400,
+      random: () => 0,
+      sleep,
+      now: () => clock,
+    });
     // Waits of 200 and 400 ms fit in 1,000 ms; the third, 800, would end past it.
     expect([result, tries]).toEqual(['timeout', 3]);
   });

@@ -1,8 +1,26 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { AgentActivateRequestSchema, COORDINATOR_QUEUE, EmptyRequestSchema, decode, encode, replySchema, MAX_REQUEST_BYTES, type AgentActivateRequest } from '@allot/protocol';
+import {
+  AgentActivateRequestSchema,
+  COORDINATOR_QUEUE,
+  EmptyRequestSchema,
+  decode,
+  encode,
+  replySchema,
+  MAX_REQUEST_BYTES,
+  type AgentActivateRequest,
+} from '@allot/protocol';
 import { err, ok } from '@allot/core';
 import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
-import { context, propagation, ROOT_CONTEXT, trace, TraceFlags, type Context, type ContextManager, type TextMapPropagator } from '@opentelemetry/api';
+import {
+  context,
+  propagation,
+  ROOT_CONTEXT,
+  trace,
+  TraceFlags,
+  type Context,
+  type ContextManager,
+  type TextMapPropagator,
+} from '@opentelemetry/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupAll, startNatsServer, type NatsServerHandle } from '../../../test/harness/index.ts';
 import { silentLogger } from './logger.ts';
@@ -44,7 +62,14 @@ beforeAll(async () => {
           throw new Error('kaboom');
         },
       }),
-      endpoint({ name: 'throws-sync', subject: 'test.throws-sync', requestSchema: EmptyRequestSchema, handler: (() => { throw new Error('sync kaboom'); }) as never }),
+      endpoint({
+        name: 'throws-sync',
+        subject: 'test.throws-sync',
+        requestSchema: EmptyRequestSchema,
+        handler: (() => {
+          throw new Error('sync kaboom');
+        }) as never,
+      }),
     ],
   });
   if (!served.ok) throw new Error(served.error.message);
@@ -59,7 +84,10 @@ afterAll(async () => {
 
 describe('a served endpoint', () => {
   it('answers a valid request with the envelope of the handler value', async () => {
-    expect(await requestTyped(nc, 'test.echo', request, AgentActivateRequestSchema, { timeoutMs: 5_000 })).toEqual({ ok: true, value: request });
+    expect(await requestTyped(nc, 'test.echo', request, AgentActivateRequestSchema, { timeoutMs: 5_000 })).toEqual({
+      ok: true,
+      value: request,
+    });
   });
 
   it('passes a handler refusal through with its code and figures', async () => {
@@ -70,7 +98,10 @@ describe('a served endpoint', () => {
   it('answers garbage bytes with invalid_request and keeps serving', async () => {
     const reply = await rawRequest('test.echo', new Uint8Array([0xc1, 0xff, 0x00]));
     expect(reply.ok && !reply.value.ok && reply.value.error.code).toBe('invalid_request');
-    expect(await requestTyped(nc, 'test.echo', request, AgentActivateRequestSchema, { timeoutMs: 5_000 })).toEqual({ ok: true, value: request });
+    expect(await requestTyped(nc, 'test.echo', request, AgentActivateRequestSchema, { timeoutMs: 5_000 })).toEqual({
+      ok: true,
+      value: request,
+    });
   });
 
   it('answers a field of the wrong type with invalid_request naming the field', async () => {
@@ -84,7 +115,10 @@ describe('a served endpoint', () => {
     const big = new Uint8Array(2 * 1024 * 1024).fill(0xc1); // not msgpack: a decode would say so instead
     const reply = await rawRequest('test.echo', big);
     if (!reply.ok || reply.value.ok) throw new Error('expected an error envelope');
-    expect(reply.value.error).toMatchObject({ code: 'invalid_request', details: { field: 'payload', bytes: big.byteLength, maxBytes: MAX_REQUEST_BYTES } });
+    expect(reply.value.error).toMatchObject({
+      code: 'invalid_request',
+      details: { field: 'payload', bytes: big.byteLength, maxBytes: MAX_REQUEST_BYTES },
+    });
   });
 
   it('answers internal when the handler rejects or throws, and stays up', async () => {
@@ -100,7 +134,9 @@ describe('a served endpoint', () => {
       name: 'allot-stats',
       version: '1.0.0',
       logger: silentLogger,
-      endpoints: [endpoint({ name: 'echo', subject: 'stats.echo', requestSchema: AgentActivateRequestSchema, handler: async (r) => ok(r) })],
+      endpoints: [
+        endpoint({ name: 'echo', subject: 'stats.echo', requestSchema: AgentActivateRequestSchema, handler: async (r) => ok(r) }),
+      ],
     });
     if (!served.ok) throw new Error(served.error.message);
     await requestTyped(nc, 'stats.echo', request, AgentActivateRequestSchema, { timeoutMs: 5_000 });
@@ -109,7 +145,9 @@ describe('a served endpoint', () => {
 
     const ping = (await nc.request('$SRV.PING.allot-stats', undefined, { timeout: 5_000 })).json<{ name: string; id: string }>();
     expect(ping).toMatchObject({ name: 'allot-stats', id: served.value.id });
-    const stats = (await nc.request('$SRV.STATS.allot-stats', undefined, { timeout: 5_000 })).json<{ endpoints: { name: string; num_requests: number; data: unknown }[] }>();
+    const stats = (await nc.request('$SRV.STATS.allot-stats', undefined, { timeout: 5_000 })).json<{
+      endpoints: { name: string; num_requests: number; data: unknown }[];
+    }>();
     expect(stats.endpoints).toEqual([
       expect.objectContaining({ name: 'echo', num_requests: 3, data: { errorsByCode: { invalid_request: 1 } } }),
     ]);
@@ -137,11 +175,19 @@ describe('a queue group', () => {
           version: '1.0.0',
           queue: COORDINATOR_QUEUE,
           logger: silentLogger,
-          endpoints: [endpoint({ name: 'place', subject: 'queued.place', requestSchema: AgentActivateRequestSchema, handler: async (r) => ((counts[i] = (counts[i] ?? 0) + 1), ok(r)) })],
+          endpoints: [
+            endpoint({
+              name: 'place',
+              subject: 'queued.place',
+              requestSchema: AgentActivateRequestSchema,
+              handler: async (r) => ((counts[i] = (counts[i] ?? 0) + 1), ok(r)),
+            }),
+          ],
         }),
       ),
     );
-    for (let i = 0; i < 20; i++) expect((await requestTyped(nc, 'queued.place', request, AgentActivateRequestSchema, { timeoutMs: 5_000 })).ok).toBe(true);
+    for (let i = 0; i < 20; i++)
+      expect((await requestTyped(nc, 'queued.place', request, AgentActivateRequestSchema, { timeoutMs: 5_000 })).ok).toBe(true);
     expect((counts[0] ?? 0) + (counts[1] ?? 0)).toBe(20);
     for (const s of services) if (s.ok) await s.value.stop();
   });
@@ -212,7 +258,9 @@ describe('requestTyped', () => {
   it('returns invalid_request naming the payload when the server would refuse its size', async () => {
     const small = await startNatsServer({ jetstream: false });
     const client = await connect({ servers: small.url });
-    const reply = await requestTyped(client, 'test.echo', { blob: 'x'.repeat(2 * 1024 * 1024) }, AgentActivateRequestSchema, { timeoutMs: 5_000 });
+    const reply = await requestTyped(client, 'test.echo', { blob: 'x'.repeat(2 * 1024 * 1024) }, AgentActivateRequestSchema, {
+      timeoutMs: 5_000,
+    });
     expect(reply.ok || reply.error).toMatchObject({ code: 'invalid_request', details: { field: 'payload' } });
     await client.close();
   });
@@ -240,7 +288,12 @@ describe('trace context', () => {
   class AlsContextManager implements ContextManager {
     readonly als = new AsyncLocalStorage<Context>();
     active = () => this.als.getStore() ?? ROOT_CONTEXT;
-    with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(ctx: Context, fn: F, thisArg?: ThisParameterType<F>, ...args: A): ReturnType<F> {
+    with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(
+      ctx: Context,
+      fn: F,
+      thisArg?: ThisParameterType<F>,
+      ...args: A
+    ): ReturnType<F> {
       return this.als.run(ctx, () => fn.call(thisArg, ...args));
     }
     bind<T>(_ctx: Context, target: T): T {
@@ -273,10 +326,19 @@ describe('trace context', () => {
         ],
       });
       if (!served.ok) throw new Error(served.error.message);
-      const caller = trace.setSpanContext(ROOT_CONTEXT, { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', traceFlags: TraceFlags.SAMPLED });
-      const reply = await context.with(caller, () => requestTyped(nc, 'trace.echo', request, AgentActivateRequestSchema, { timeoutMs: 5_000 }));
+      const caller = trace.setSpanContext(ROOT_CONTEXT, {
+        traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
+        spanId: '00f067aa0ba902b7',
+        traceFlags: TraceFlags.SAMPLED,
+      });
+      const reply = await context.with(caller, () =>
+        requestTyped(nc, 'trace.echo', request, AgentActivateRequestSchema, { timeoutMs: 5_000 }),
+      );
       expect(reply.ok).toBe(true);
-      expect(seen).toEqual({ traceId: '4bf92f3577b34da6a3ce929d0e0e4736', header: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' });
+      expect(seen).toEqual({
+        traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
+        header: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+      });
       await served.value.stop();
     } finally {
       propagation.disable();
@@ -293,15 +355,24 @@ describe('JSON and the protocol version on the wire', () => {
   }
 
   it('answers a JSON request in JSON (nats req from a shell), with the same validation', async () => {
-    const reply = await nc.request('test.echo', new TextEncoder().encode(JSON.stringify(request)), { timeout: 5_000, headers: withHeaders({ 'Content-Type': 'application/json' }) });
+    const reply = await nc.request('test.echo', new TextEncoder().encode(JSON.stringify(request)), {
+      timeout: 5_000,
+      headers: withHeaders({ 'Content-Type': 'application/json' }),
+    });
     expect(reply.headers?.get('Content-Type')).toBe('application/json');
     expect(JSON.parse(new TextDecoder().decode(reply.data))).toEqual({ ok: true, value: request });
-    const bad = await nc.request('test.echo', new TextEncoder().encode('{"requestId": 7'), { timeout: 5_000, headers: withHeaders({ 'Content-Type': 'application/json' }) });
+    const bad = await nc.request('test.echo', new TextEncoder().encode('{"requestId": 7'), {
+      timeout: 5_000,
+      headers: withHeaders({ 'Content-Type': 'application/json' }),
+    });
     const refused = JSON.parse(new TextDecoder().decode(bad.data)) as { ok: boolean; error: { code: string; message: string } };
     expect(refused).toMatchObject({ ok: false, error: { code: 'invalid_request' } });
     expect(refused.error.message).toMatch(/not valid JSON/);
     const deep = JSON.stringify(Array.from({ length: 100 }).reduce<unknown>((inner) => ({ inner }), {}));
-    const tooDeep = await nc.request('test.echo', new TextEncoder().encode(deep), { timeout: 5_000, headers: withHeaders({ 'Content-Type': 'application/json' }) });
+    const tooDeep = await nc.request('test.echo', new TextEncoder().encode(deep), {
+      timeout: 5_000,
+      headers: withHeaders({ 'Content-Type': 'application/json' }),
+    });
     expect(new TextDecoder().decode(tooDeep.data)).toMatch(/nested deeper than 64 levels/);
   });
 
@@ -313,7 +384,10 @@ describe('JSON and the protocol version on the wire', () => {
     }
     const far = await nc.request('test.echo', encode(request), { timeout: 5_000, headers: withHeaders({ 'Allot-Protocol': '3' }) });
     const envelope = decode(Envelope, far.data, Number.POSITIVE_INFINITY);
-    expect(envelope.ok && envelope.value).toMatchObject({ ok: false, error: { code: 'invalid_request', details: { reason: 'protocol_version', theirs: '3', ours: 1 } } });
+    expect(envelope.ok && envelope.value).toMatchObject({
+      ok: false,
+      error: { code: 'invalid_request', details: { reason: 'protocol_version', theirs: '3', ours: 1 } },
+    });
   });
 
   it('requestTyped sends its version, and refuses a reply from a peer too far apart instead of misreading it', async () => {

@@ -1,4 +1,16 @@
-import { CONTENT_TYPE_HEADER, decode, decodeJsonWith, decodeWith, encode, encodeJson, JSON_CONTENT_TYPE, MAX_REQUEST_BYTES, PROTOCOL_HEADER, PROTOCOL_VERSION, protocolVersionProblem } from '@allot/protocol';
+import {
+  CONTENT_TYPE_HEADER,
+  decode,
+  decodeJsonWith,
+  decodeWith,
+  encode,
+  encodeJson,
+  JSON_CONTENT_TYPE,
+  MAX_REQUEST_BYTES,
+  PROTOCOL_HEADER,
+  PROTOCOL_VERSION,
+  protocolVersionProblem,
+} from '@allot/protocol';
 import { err, errorOf, ok, toAllotError, validate, type AllotError, type ErrorCode, type Result } from '@allot/core';
 import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import { Svcm, type Service } from '@nats-io/services';
@@ -76,8 +88,12 @@ const SERVICE_ERROR_STATUS: Record<ErrorCode, number> = {
 function isSpecValid(spec: ServiceSpec): Result<void> {
   const names = new Set<string>();
   for (const [i, e] of spec.endpoints.entries()) {
-    if (!/^[-\w]+$/.test(e.name)) return err('invalid_request', `endpoints.${i}.name: "${e.name}" may only hold letters, digits, - and _`, { field: `endpoints.${i}.name` });
-    if (names.has(e.name)) return err('invalid_request', `endpoints.${i}.name: "${e.name}" is used twice`, { field: `endpoints.${i}.name` });
+    if (!/^[-\w]+$/.test(e.name))
+      return err('invalid_request', `endpoints.${i}.name: "${e.name}" may only hold letters, digits, - and _`, {
+        field: `endpoints.${i}.name`,
+      });
+    if (names.has(e.name))
+      return err('invalid_request', `endpoints.${i}.name: "${e.name}" is used twice`, { field: `endpoints.${i}.name` });
     names.add(e.name);
   }
   return ok(undefined);
@@ -126,7 +142,11 @@ export async function serveService(nc: NatsConnection, spec: ServiceSpec): Promi
     try {
       service.addEndpoint(ep.name, {
         subject: ep.subject,
-        metadata: { request: 'msgpack, or JSON with Content-Type: application/json', reply: 'envelope {ok,value}|{ok,error}, in the request\'s encoding', protocol: String(PROTOCOL_VERSION) },
+        metadata: {
+          request: 'msgpack, or JSON with Content-Type: application/json',
+          reply: "envelope {ok,value}|{ok,error}, in the request's encoding",
+          protocol: String(PROTOCOL_VERSION),
+        },
         handler: (subErr, msg) => {
           if (subErr) {
             spec.logger.error({ err: subErr, endpoint: ep.name }, 'endpoint subscription failed');
@@ -156,11 +176,17 @@ export async function serveService(nc: NatsConnection, spec: ServiceSpec): Promi
 
 async function handleRequest(ep: EndpointSpec, msg: Msg, logger: NatsLogger, onError: (error: AllotError) => void): Promise<void> {
   const traceContext = extractTraceContext(msg.headers);
-  const span = tracer.startSpan(ep.name, { kind: SpanKind.SERVER, attributes: { 'messaging.destination.name': msg.subject } }, traceContext);
+  const span = tracer.startSpan(
+    ep.name,
+    { kind: SpanKind.SERVER, attributes: { 'messaging.destination.name': msg.subject } },
+    traceContext,
+  );
   const spanContext = trace.setSpan(traceContext, span);
   let result: Result<unknown>;
   try {
-    result = await context.with(spanContext, () => answer(ep, msg, { subject: msg.subject, headers: msg.headers, span, traceContext: spanContext }, logger));
+    result = await context.with(spanContext, () =>
+      answer(ep, msg, { subject: msg.subject, headers: msg.headers, span, traceContext: spanContext }, logger),
+    );
   } catch (e) {
     // answer() catches the handler's throws; reaching here is a bug in this file, still answered.
     logger.error({ err: e, endpoint: ep.name }, 'request handling failed');
@@ -182,13 +208,22 @@ async function answer(ep: EndpointSpec, msg: Msg, ctx: RequestContext, logger: N
   const maxBytes = ep.maxRequestBytes ?? MAX_REQUEST_BYTES;
   // Size first: a huge payload is refused without spending time decoding it.
   if (msg.data.byteLength > maxBytes) {
-    return err('invalid_request', `payload: ${msg.data.byteLength} bytes, more than the ${maxBytes} allowed`, { field: 'payload', bytes: msg.data.byteLength, maxBytes });
+    return err('invalid_request', `payload: ${msg.data.byteLength} bytes, more than the ${maxBytes} allowed`, {
+      field: 'payload',
+      bytes: msg.data.byteLength,
+      maxBytes,
+    });
   }
   const theirs = msg.headers?.get(PROTOCOL_HEADER);
   const incompatible = protocolVersionProblem(theirs);
-  if (incompatible !== undefined) return err('invalid_request', incompatible, { reason: 'protocol_version', theirs: theirs ?? '', ours: PROTOCOL_VERSION });
+  if (incompatible !== undefined)
+    return err('invalid_request', incompatible, { reason: 'protocol_version', theirs: theirs ?? '', ours: PROTOCOL_VERSION });
   const parse = ep.parse ?? ((raw: unknown) => validate(ep.requestSchema, raw));
-  const request = isJson(msg) ? decodeJsonWith(parse, msg.data, maxBytes) : ep.parse === undefined ? decode(ep.requestSchema, msg.data, maxBytes) : decodeWith(ep.parse, msg.data, maxBytes);
+  const request = isJson(msg)
+    ? decodeJsonWith(parse, msg.data, maxBytes)
+    : ep.parse === undefined
+      ? decode(ep.requestSchema, msg.data, maxBytes)
+      : decodeWith(ep.parse, msg.data, maxBytes);
   if (!request.ok) return request;
   try {
     return await ep.handler(request.value, ctx);

@@ -1,4 +1,13 @@
-import { EVENTS_STREAM, KV_NODES, KV_PLACEMENTS, STREAM_LIMITS, USAGE_STREAM, usageSubject, AgentActivateRequestSchema, decode } from '@allot/protocol';
+import {
+  EVENTS_STREAM,
+  KV_NODES,
+  KV_PLACEMENTS,
+  STREAM_LIMITS,
+  USAGE_STREAM,
+  usageSubject,
+  AgentActivateRequestSchema,
+  decode,
+} from '@allot/protocol';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -65,7 +74,9 @@ describe('ensureStreams', () => {
 
 describe('ensureKv', () => {
   it('creates a bucket with the history and TTL asked, twice and concurrently', async () => {
-    const results = await Promise.all([1, 2, 3].map(() => ensureKv(jetstream(nc), KV_PLACEMENTS, { history: 1, ttlMs: 3_600_000, replicas: 1 })));
+    const results = await Promise.all(
+      [1, 2, 3].map(() => ensureKv(jetstream(nc), KV_PLACEMENTS, { history: 1, ttlMs: 3_600_000, replicas: 1 })),
+    );
     expect(results.map((r) => r.ok)).toEqual([true, true, true]);
     const again = await ensureKv(jetstream(nc), KV_PLACEMENTS, { history: 1, ttlMs: 3_600_000, replicas: 1 });
     if (!again.ok) throw new Error(again.error.message);

@@ -1,11 +1,22 @@
 import { err, ok, type Result } from '@allot/core';
 import { EVENTS_STREAM, EVENTS_SUBJECTS, STREAM_LIMITS, USAGE_STREAM, USAGE_SUBJECTS } from '@allot/protocol';
-import { DiscardPolicy, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager, type StreamConfig, type StreamInfo } from '@nats-io/jetstream';
+import {
+  DiscardPolicy,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamClient,
+  type JetStreamManager,
+  type StreamConfig,
+  type StreamInfo,
+} from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { nanos } from '@nats-io/transport-node';
 
 /** The fields of a stream config allot manages; anything else on an existing stream is left as it is. */
-export type ManagedStreamConfig = Pick<StreamConfig, 'name' | 'subjects' | 'max_msgs_per_subject' | 'max_msgs' | 'max_age' | 'max_bytes' | 'discard' | 'storage' | 'num_replicas' | 'retention'>;
+export type ManagedStreamConfig = Pick<
+  StreamConfig,
+  'name' | 'subjects' | 'max_msgs_per_subject' | 'max_msgs' | 'max_age' | 'max_bytes' | 'discard' | 'storage' | 'num_replicas' | 'retention'
+>;
 
 /** The usage and events streams, from the limits in core. Only 2.9.10-compatible fields. */
 export function allotStreamConfigs(replicas: number): ManagedStreamConfig[] {
@@ -143,7 +154,11 @@ export async function ensureKv(js: JetStreamClient, bucket: string, opts: Ensure
     if (differs.length > 0) {
       const updated = (await jsm.streams.update(streamName, { ...info.config, ...want })).config as unknown as Record<string, unknown>;
       const ignored = differs.filter((k) => (updated[k] ?? false) !== (want[k] ?? false));
-      if (ignored.length > 0) return err('internal', `KV ${bucket}: the server did not take ${ignored.join(', ')} (too old a nats-server?)`, { bucket, settings: ignored });
+      if (ignored.length > 0)
+        return err('internal', `KV ${bucket}: the server did not take ${ignored.join(', ')} (too old a nats-server?)`, {
+          bucket,
+          settings: ignored,
+        });
     }
   } catch (e) {
     return err('unavailable', `KV ${bucket}: ${(e as Error).message}`, { bucket });

@@ -39,7 +39,9 @@ const fmt = (n: number, digits = 2) => n.toFixed(digits).padStart(9);
 const options = (strategy: 'binpack' | 'spread'): PlacementOptions => ({ strategy, constraints: [], allowPreemption: false });
 
 console.log('placement decision time (µs per placement, mean of %d requests of 1-16 GiB, 1-8 vCPUs)', PLACEMENTS);
-console.log(`${'nodes'.padStart(8)} ${'binpack'.padStart(9)} ${'ratio'.padStart(6)} ${'spread'.padStart(9)} ${'ratio'.padStart(6)} ${'examined'.padStart(9)} ${'scan-all'.padStart(10)} ${'upsert'.padStart(9)} ${'ratio'.padStart(6)}`);
+console.log(
+  `${'nodes'.padStart(8)} ${'binpack'.padStart(9)} ${'ratio'.padStart(6)} ${'spread'.padStart(9)} ${'ratio'.padStart(6)} ${'examined'.padStart(9)} ${'scan-all'.padStart(10)} ${'upsert'.padStart(9)} ${'ratio'.padStart(6)}`,
+);
 
 // gc() between sections when run with --expose-gc (pnpm bench does), so one section's garbage is not billed to the next.
 const collect = (globalThis as { gc?: () => void }).gc ?? (() => {});

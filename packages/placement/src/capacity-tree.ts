@@ -186,7 +186,13 @@ class TreeWalk implements CandidateSource {
   readonly #before: LowerBound | undefined;
   #done = false;
 
-  constructor(root: TreapNode | null, need: CapacityNeed, direction: 'ascending' | 'descending', from: LowerBound, before: LowerBound | undefined) {
+  constructor(
+    root: TreapNode | null,
+    need: CapacityNeed,
+    direction: 'ascending' | 'descending',
+    from: LowerBound,
+    before: LowerBound | undefined,
+  ) {
     this.#need = need;
     this.#ascending = direction === 'ascending';
     this.#from = from;

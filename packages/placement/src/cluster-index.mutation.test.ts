@@ -28,9 +28,12 @@ describe('ClusterIndex updates', () => {
     expect(index.get('a')?.snapshot.memory.committed).toBe(1024);
   });
 
-  it('keeps a node\'s place among equals when its snapshot is replaced', () => {
+  it("keeps a node's place among equals when its snapshot is replaced", () => {
     const ids = Array.from({ length: 12 }, (_, i) => `n${String(i).padStart(2, '0')}`);
-    const index = ClusterIndex.of(ids.map((id) => nodeView({ id })), { random: seededRandom(11) });
+    const index = ClusterIndex.of(
+      ids.map((id) => nodeView({ id })),
+      { random: seededRandom(11) },
+    );
     const before = drain(index.byFreeMemory(need(1, 1), 'ascending'));
     // Equal nodes are visited in a salted order, not by name, so coordinators do not all pick the same node.
     expect(before).not.toEqual(ids);
@@ -54,7 +57,11 @@ describe('ClusterIndex updates', () => {
   });
 
   it('counts a node with exactly the memory asked as not short of it', () => {
-    const index = ClusterIndex.of([nodeView({ id: 'exact', memoryMiB: 4096 }), nodeView({ id: 'short', memoryMiB: 4095 }), nodeView({ id: 'more', memoryMiB: 8192 })]);
+    const index = ClusterIndex.of([
+      nodeView({ id: 'exact', memoryMiB: 4096 }),
+      nodeView({ id: 'short', memoryMiB: 4095 }),
+      nodeView({ id: 'more', memoryMiB: 8192 }),
+    ]);
     expect(index.countShortOfMemory(4096)).toBe(1);
   });
 });
@@ -83,8 +90,15 @@ describe('tracked domain labels', () => {
 });
 
 describe('CapacityTree', () => {
-  const entry = (nodeId: string, freeMemoryMiB: number): CapacityEntry => ({ nodeId, freeMemoryMiB, sharedVcpuFit: 4, idleCores: 4, salt: 0 });
-  const byMemory = (a: CapacityEntry, b: CapacityEntry) => a.freeMemoryMiB - b.freeMemoryMiB || (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0);
+  const entry = (nodeId: string, freeMemoryMiB: number): CapacityEntry => ({
+    nodeId,
+    freeMemoryMiB,
+    sharedVcpuFit: 4,
+    idleCores: 4,
+    salt: 0,
+  });
+  const byMemory = (a: CapacityEntry, b: CapacityEntry) =>
+    a.freeMemoryMiB - b.freeMemoryMiB || (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0);
 
   function tree(...entries: CapacityEntry[]): CapacityTree {
     const t = new CapacityTree(byMemory, seededRandom(5));
@@ -103,7 +117,11 @@ describe('CapacityTree', () => {
     for (const r of [0, 0.4, 0.99]) {
       const walked = drain(t.walkFromRandom(need(200, 1), fits, () => r));
       expect([...walked].sort()).toEqual(['b', 'c', 'd']);
-      const rotations = [['b', 'c', 'd'], ['c', 'd', 'b'], ['d', 'b', 'c']];
+      const rotations = [
+        ['b', 'c', 'd'],
+        ['c', 'd', 'b'],
+        ['d', 'b', 'c'],
+      ];
       expect(rotations).toContainEqual(walked);
     }
     expect(drain(t.walkFromRandom(need(200, 1), fits, () => 0.5))).toEqual(['c', 'd', 'b']);
@@ -111,8 +129,24 @@ describe('CapacityTree', () => {
 
   it('a random walk over nothing that fits yields nothing', () => {
     const t = tree(entry('a', 100));
-    expect(drain(t.walkFromRandom(need(500, 1), (e) => e.freeMemoryMiB >= 500, () => 0.5))).toEqual([]);
-    expect(drain(tree().walkFromRandom(need(1, 1), () => true, () => 0.5))).toEqual([]);
+    expect(
+      drain(
+        t.walkFromRandom(
+          need(500, 1),
+          (e) => e.freeMemoryMiB >= 500,
+          () => 0.5,
+        ),
+      ),
+    ).toEqual([]);
+    expect(
+      drain(
+        tree().walkFromRandom(
+          need(1, 1),
+          () => true,
+          () => 0.5,
+        ),
+      ),
+    ).toEqual([]);
   });
 
   it('a finished walk stays finished', () => {

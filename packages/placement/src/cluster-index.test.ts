@@ -79,7 +79,12 @@ describe('ClusterIndex', () => {
     const firsts = new Set<string>();
     for (let i = 0; i < 20; i += 1) {
       const seen = drain(index.byFreeMemory(need(10 * 1024, 1), 'random', random));
-      expect(seen.slice().sort()).toEqual(many.slice(9).map((v) => v.nodeId).sort());
+      expect(seen.slice().sort()).toEqual(
+        many
+          .slice(9)
+          .map((v) => v.nodeId)
+          .sort(),
+      );
       firsts.add(seen[0] as string);
     }
     expect(firsts.size).toBeGreaterThan(5);
@@ -105,7 +110,10 @@ describe('ClusterIndex', () => {
 
 describe('ClusterIndex: domain labels chosen by callers', () => {
   it('tracks at most MAX_DOMAIN_LABELS labels (the configured ones kept), however many distinct labels requests name', () => {
-    const index = ClusterIndex.of([nodeView({ id: 'a', memoryMiB: 8192, cores: 4, labels: { zone: 'z1', rack: 'r1' } })], { random: seededRandom(1), domainLabels: ['zone'] });
+    const index = ClusterIndex.of([nodeView({ id: 'a', memoryMiB: 8192, cores: 4, labels: { zone: 'z1', rack: 'r1' } })], {
+      random: seededRandom(1),
+      domainLabels: ['zone'],
+    });
     for (let i = 0; i < 1_000; i++) index.domains(`label-${i}`);
     expect(index.trackedDomainLabels).toBeLessThanOrEqual(MAX_DOMAIN_LABELS);
     // The configured label stays tracked, and a label evicted then asked again is rebuilt correctly.

@@ -1,7 +1,16 @@
 import { randomInt } from 'node:crypto';
 import type { NodeView } from '@allot/core';
 import { CapacityTree, type EntryOrder } from './capacity-tree.ts';
-import { freeMemoryMiB, idleSharedCores, nodeStateReason, sharedVcpuFit, type NodeStateReason, NODE_CORDONED, NODE_NOT_READY, NODE_UNHEALTHY } from './node-capacity.ts';
+import {
+  freeMemoryMiB,
+  idleSharedCores,
+  nodeStateReason,
+  sharedVcpuFit,
+  type NodeStateReason,
+  NODE_CORDONED,
+  NODE_NOT_READY,
+  NODE_UNHEALTHY,
+} from './node-capacity.ts';
 import { seededRandom, type RandomSource } from './random.ts';
 import { domainOf } from './scorers.ts';
 import type { CandidateSource, CapacityEntry, CapacityNeed, ClusterSnapshot, DomainTally, NodeId } from './snapshot.ts';
@@ -103,7 +112,15 @@ export class ClusterIndex implements ClusterSnapshot {
     if (old !== undefined) this.#unlink(old);
     const state = nodeStateReason(view);
     const entry: CapacityEntry | null =
-      state === null ? { nodeId: view.nodeId, freeMemoryMiB: freeMemoryMiB(view), sharedVcpuFit: sharedVcpuFit(view), idleCores: idleSharedCores(view), salt } : null;
+      state === null
+        ? {
+            nodeId: view.nodeId,
+            freeMemoryMiB: freeMemoryMiB(view),
+            sharedVcpuFit: sharedVcpuFit(view),
+            idleCores: idleSharedCores(view),
+            salt,
+          }
+        : null;
     const record: NodeRecord = { view, entry, state, salt };
     this.#nodes.set(view.nodeId, record);
     this.#link(record);

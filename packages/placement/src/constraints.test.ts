@@ -13,7 +13,10 @@ const place = (shapes: NodeShape[], o: PlacementOptionsInput, request = allocati
 const zoneLabel = (zone: string | undefined): Record<string, string> => (zone === undefined ? {} : { zone });
 
 describe('taints and tolerations', () => {
-  const tainted: NodeShape = { id: 'gpu-1', taints: [{ key: 'dedicated', value: 'gpu', effect: 'NoSchedule', reason: 'reserved for tenant ml' }] };
+  const tainted: NodeShape = {
+    id: 'gpu-1',
+    taints: [{ key: 'dedicated', value: 'gpu', effect: 'NoSchedule', reason: 'reserved for tenant ml' }],
+  };
 
   it('refuses a request that does not tolerate the taint, naming the taint and its reason', () => {
     const d = place([tainted], {});
@@ -33,7 +36,13 @@ describe('taints and tolerations', () => {
 
   it('untainted nodes still take an untolerating request; every taint of a node must be tolerated', () => {
     expect(place([tainted, { id: 'plain' }], {}).candidates).toEqual(['plain']);
-    const two: NodeShape = { id: 'two', taints: [{ key: 'a', value: '', effect: 'NoSchedule' }, { key: 'b', value: 'x', effect: 'NoSchedule' }] };
+    const two: NodeShape = {
+      id: 'two',
+      taints: [
+        { key: 'a', value: '', effect: 'NoSchedule' },
+        { key: 'b', value: 'x', effect: 'NoSchedule' },
+      ],
+    };
     const d = place([two], { tolerations: [{ key: 'a' }] });
     expect(d.rejected).toEqual({ 'node(s) had untolerated taint {b: x}': 1 });
   });
@@ -43,12 +52,26 @@ describe('taints and tolerations', () => {
     const index = ClusterIndex.of([nodeView(full)]);
     const request = allocationRequest(1024, 1, { priority: 100 });
     expect(unwrap(preemptionCandidates(index, request, options({ allowPreemption: true }), { random: seededRandom(1) }, 4))).toEqual([]);
-    expect(unwrap(preemptionCandidates(index, request, options({ allowPreemption: true, tolerations: [{ key: 'dedicated', value: 'gpu' }] }), { random: seededRandom(1) }, 4))).toEqual(['full']);
+    expect(
+      unwrap(
+        preemptionCandidates(
+          index,
+          request,
+          options({ allowPreemption: true, tolerations: [{ key: 'dedicated', value: 'gpu' }] }),
+          { random: seededRandom(1) },
+          4,
+        ),
+      ),
+    ).toEqual(['full']);
   });
 });
 
 describe('topology spread (hard maxSkew)', () => {
-  const zoned = (id: string, zone: string | undefined, web = 0): NodeShape => ({ id, labels: zoneLabel(zone), groups: web > 0 ? { web } : {} });
+  const zoned = (id: string, zone: string | undefined, web = 0): NodeShape => ({
+    id,
+    labels: zoneLabel(zone),
+    groups: web > 0 ? { web } : {},
+  });
   const group = { name: 'web', maxPerNode: 100 };
 
   it('refuses the domain that would exceed maxSkew over the least loaded one', () => {
@@ -63,16 +86,20 @@ describe('topology spread (hard maxSkew)', () => {
   });
 
   it('a node without the label is refused, and a domain with no schedulable node does not hold the minimum', () => {
-    const d = place(
-      [zoned('a', 'z1', 1), zoned('nolabel', undefined), { ...zoned('down', 'z3'), cordoned: true }],
-      { group, topologySpread: { topologyKey: 'zone', maxSkew: 1 } },
-    );
+    const d = place([zoned('a', 'z1', 1), zoned('nolabel', undefined), { ...zoned('down', 'z3'), cordoned: true }], {
+      group,
+      topologySpread: { topologyKey: 'zone', maxSkew: 1 },
+    });
     expect(d.candidates).toEqual(['a']);
     expect(d.rejected['topology spread: node has no zone label']).toBe(1);
   });
 
   it('counts the tenant VMs when the request has no group', () => {
-    const t = (id: string, zone: string, vms: number): NodeShape => ({ id, labels: { zone }, tenants: { t1: { vms, memoryMiB: 1, vcpus: 1 } } });
+    const t = (id: string, zone: string, vms: number): NodeShape => ({
+      id,
+      labels: { zone },
+      tenants: { t1: { vms, memoryMiB: 1, vcpus: 1 } },
+    });
     expect(place([t('a', 'z1', 3), t('b', 'z2', 2)], { topologySpread: { topologyKey: 'zone', maxSkew: 1 } }).candidates).toEqual(['b']);
   });
 });
@@ -86,7 +113,11 @@ describe('affinity', () => {
 
   it('required per domain: any node of a domain holding the group', () => {
     const d = place(
-      [{ id: 'a', labels: { rack: 'r1' }, groups: { db: 1 } }, { id: 'b', labels: { rack: 'r1' } }, { id: 'c', labels: { rack: 'r2' } }],
+      [
+        { id: 'a', labels: { rack: 'r1' }, groups: { db: 1 } },
+        { id: 'b', labels: { rack: 'r1' } },
+        { id: 'c', labels: { rack: 'r2' } },
+      ],
       { affinity: [{ group: 'db', topologyKey: 'rack' }] },
     );
     expect([...d.candidates].sort()).toEqual(['a', 'b']);
@@ -95,22 +126,49 @@ describe('affinity', () => {
 
   it('required to its own group: the first member lands anywhere, the next ones follow it', () => {
     const own = { group: { name: 'db', maxPerNode: 10 }, affinity: [{ group: 'db', topologyKey: 'rack' }] };
-    expect(place([{ id: 'a', labels: { rack: 'r1' } }, { id: 'c', labels: { rack: 'r2' } }], own).candidates).toHaveLength(2);
-    expect(place([{ id: 'a', labels: { rack: 'r1' } }, { id: 'c', labels: { rack: 'r2' }, groups: { db: 1 } }], own).candidates).toEqual(['c']);
+    expect(
+      place(
+        [
+          { id: 'a', labels: { rack: 'r1' } },
+          { id: 'c', labels: { rack: 'r2' } },
+        ],
+        own,
+      ).candidates,
+    ).toHaveLength(2);
+    expect(
+      place(
+        [
+          { id: 'a', labels: { rack: 'r1' } },
+          { id: 'c', labels: { rack: 'r2' }, groups: { db: 1 } },
+        ],
+        own,
+      ).candidates,
+    ).toEqual(['c']);
     // Another group's term gets no such exception.
     expect(place([{ id: 'a' }], { affinity: [{ group: 'db' }] }).candidates).toEqual([]);
   });
 
   it('preferred: a node with the group ranks first whatever the strategy prefers, others stay candidates', () => {
     // binpack prefers the fuller node b; the preference for db's node a outranks it.
-    const shapes: NodeShape[] = [{ id: 'a', groups: { db: 1 } }, { id: 'b', memoryCommitted: 60_000 }];
+    const shapes: NodeShape[] = [
+      { id: 'a', groups: { db: 1 } },
+      { id: 'b', memoryCommitted: 60_000 },
+    ];
     expect(place(shapes, {}).candidates[0]).toBe('b');
     expect(place(shapes, { affinity: [{ group: 'db', mode: 'preferred' }] }).candidates).toEqual(['a', 'b']);
   });
 
   it('preferred terms rank by their weights', () => {
-    const shapes: NodeShape[] = [{ id: 'a', groups: { db: 1 } }, { id: 'b', groups: { cache: 1 } }];
-    const d = place(shapes, { affinity: [{ group: 'db', mode: 'preferred', weight: 10 }, { group: 'cache', mode: 'preferred', weight: 90 }] });
+    const shapes: NodeShape[] = [
+      { id: 'a', groups: { db: 1 } },
+      { id: 'b', groups: { cache: 1 } },
+    ];
+    const d = place(shapes, {
+      affinity: [
+        { group: 'db', mode: 'preferred', weight: 10 },
+        { group: 'cache', mode: 'preferred', weight: 90 },
+      ],
+    });
     expect(d.candidates).toEqual(['b', 'a']);
   });
 });

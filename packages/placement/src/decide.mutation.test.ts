@@ -2,7 +2,17 @@ import { describe, expect, it } from 'vitest';
 import { unwrap, type PlacementOptions } from '@allot/core';
 import { allocation, allocationRequest, nodeView, type NodeShape } from './fixtures.ts';
 // The package's entry, not its files: the placement framework is being reshaped under these tests.
-import { ClusterIndex, decide, planPreemption, PREEMPTION_SEARCH_BUDGET, sampleLimit, seededRandom, sortedReasons, unavailableMessage, type PlacementContext } from './index.ts';
+import {
+  ClusterIndex,
+  decide,
+  planPreemption,
+  PREEMPTION_SEARCH_BUDGET,
+  sampleLimit,
+  seededRandom,
+  sortedReasons,
+  unavailableMessage,
+  type PlacementContext,
+} from './index.ts';
 
 /*
  * Placement at its boundaries: exact fits, the priority gap, ties, the round-robin cursor, the messages people read.
@@ -42,7 +52,11 @@ describe('decide at capacity boundaries', () => {
   });
 
   it('counts a node a filter refused after the index let it through, and reports the walk as exhaustive', () => {
-    const c = cluster([{ id: 'small', memoryMiB: 1024 }, { id: 'cpu', cores: 1 }, { id: 'numa', cores: 4, numaNodes: 4 }]);
+    const c = cluster([
+      { id: 'small', memoryMiB: 1024 },
+      { id: 'cpu', cores: 1 },
+      { id: 'numa', cores: 4, numaNodes: 4 },
+    ]);
     const d = unwrap(decide(c, allocationRequest(2048, 2, { cpu: { exclusive: false, numa: 'require' } }), opts(), ctx()));
     expect(d.rejected).toEqual({ 'Insufficient memory': 1, 'Insufficient cpu': 1, 'NUMA node too small': 1 });
     expect(d.message).toBe('0/3 nodes are available: 1 Insufficient cpu, 1 Insufficient memory, 1 NUMA node too small.');
@@ -74,7 +88,14 @@ describe('decide at capacity boundaries', () => {
 describe('round-robin cursor', () => {
   const c = cluster([{ id: 'a' }, { id: 'b' }, { id: 'c' }, { id: 'd' }]);
   const next = (cursor?: string, maxCandidates = 4) =>
-    unwrap(decide(c, allocationRequest(1024, 1), opts({ strategy: 'round-robin' }), ctx({ maxCandidates, ...(cursor === undefined ? {} : { roundRobinCursor: cursor }) }))).candidates;
+    unwrap(
+      decide(
+        c,
+        allocationRequest(1024, 1),
+        opts({ strategy: 'round-robin' }),
+        ctx({ maxCandidates, ...(cursor === undefined ? {} : { roundRobinCursor: cursor }) }),
+      ),
+    ).candidates;
 
   it('orders every candidate from the node after the cursor, wrapping after the last', () => {
     expect(next()).toEqual(['a', 'b', 'c', 'd']);
@@ -90,7 +111,9 @@ describe('round-robin cursor', () => {
   });
 
   it('looks at only maxCandidates nodes from the cursor', () => {
-    const d = unwrap(decide(c, allocationRequest(1024, 1), opts({ strategy: 'round-robin' }), ctx({ maxCandidates: 2, roundRobinCursor: 'b' })));
+    const d = unwrap(
+      decide(c, allocationRequest(1024, 1), opts({ strategy: 'round-robin' }), ctx({ maxCandidates: 2, roundRobinCursor: 'b' })),
+    );
     expect(d.candidates).toEqual(['c', 'd']);
     expect(d.examined).toBe(2);
   });
@@ -109,7 +132,14 @@ describe('spread-domain order', () => {
       { id: 'a-free', labels: { zone: 'a' } },
       { id: 'b-1', labels: { zone: 'b' }, groups: { web: 1 } },
     ]);
-    const d = unwrap(decide(c, allocationRequest(1024, 1), opts({ strategy: 'spread-domain', group: { name: 'web', maxPerNode: 5 } }), ctx({ maxCandidates: 3 })));
+    const d = unwrap(
+      decide(
+        c,
+        allocationRequest(1024, 1),
+        opts({ strategy: 'spread-domain', group: { name: 'web', maxPerNode: 5 } }),
+        ctx({ maxCandidates: 3 }),
+      ),
+    );
     expect(d.candidates).toEqual(['a-free', 'a-busy', 'b-1']);
   });
 });
@@ -137,15 +167,28 @@ describe('preemption boundaries', () => {
   });
 
   it('frees exactly what is missing with one victim, and reports it', () => {
-    const plan = planPreemption(full, [allocation('exact', 'n', 2048, 1, 0), allocation('big', 'n', 6144, 3, 0)], allocationRequest(2048, 1, { priority: 50 }));
-    expect(plan).toEqual({ nodeId: 'n', victims: [expect.objectContaining({ id: 'exact' })], freed: { memoryMiB: 2048, sharedVcpus: 1, exclusiveCores: 0 }, optimal: true });
+    const plan = planPreemption(
+      full,
+      [allocation('exact', 'n', 2048, 1, 0), allocation('big', 'n', 6144, 3, 0)],
+      allocationRequest(2048, 1, { priority: 50 }),
+    );
+    expect(plan).toEqual({
+      nodeId: 'n',
+      victims: [expect.objectContaining({ id: 'exact' })],
+      freed: { memoryMiB: 2048, sharedVcpus: 1, exclusiveCores: 0 },
+      optimal: true,
+    });
   });
 
   it('among sets of the same size and top priority, takes the lower priority sum, then the smaller, then by id', () => {
     const node = nodeView({ id: 'n', memoryMiB: 8192, memoryCommitted: 8192 });
     const req = allocationRequest(3072, 1, { priority: 100 });
     // Two victims are needed; {p10,p0} sums lower than {p10,p5}.
-    const bySum = planPreemption(node, [allocation('x', 'n', 2048, 1, 10), allocation('y', 'n', 1024, 1, 5), allocation('z', 'n', 1024, 1, 0)], req);
+    const bySum = planPreemption(
+      node,
+      [allocation('x', 'n', 2048, 1, 10), allocation('y', 'n', 1024, 1, 5), allocation('z', 'n', 1024, 1, 0)],
+      req,
+    );
     expect(bySum?.victims.map((a) => a.id)).toEqual(['z', 'x']);
     // Same priorities: the set freeing less.
     const bySize = planPreemption(node, [allocation('large', 'n', 4096, 1, 0), allocation('small', 'n', 3072, 1, 0)], req);

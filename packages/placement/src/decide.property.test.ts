@@ -2,7 +2,16 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { PLACEMENT_STRATEGIES, unwrap, type PlacementOptions } from '@allot/core';
 import { ClusterIndex } from './cluster-index.ts';
-import { ALREADY_TRIED, antiAffinity, fitsCpu, fitsMemory, fitsNuma, labelConstraint, nodeSchedulable, tenantQuotaPerNode } from './filters.ts';
+import {
+  ALREADY_TRIED,
+  antiAffinity,
+  fitsCpu,
+  fitsMemory,
+  fitsNuma,
+  labelConstraint,
+  nodeSchedulable,
+  tenantQuotaPerNode,
+} from './filters.ts';
 import { allocationRequest, nodeView, type NodeShape } from './fixtures.ts';
 import { decide, demandOf } from './decide.ts';
 import { seededRandom } from './random.ts';
@@ -61,10 +70,19 @@ const scenario = clusterArb.chain((shapes) =>
     numa: fc.constantFrom('any', 'prefer', 'require'),
     strategy: fc.constantFrom(...PLACEMENT_STRATEGIES),
     manualIndex: fc.nat({ max: shapes.length }),
-    constraint: fc.option(fc.record({ key: fc.constant('zone'), op: fc.constantFrom('In', 'NotIn', 'Exists', 'DoesNotExist'), values: fc.subarray(['z1', 'z2', 'z3']) })),
+    constraint: fc.option(
+      fc.record({
+        key: fc.constant('zone'),
+        op: fc.constantFrom('In', 'NotIn', 'Exists', 'DoesNotExist'),
+        values: fc.subarray(['z1', 'z2', 'z3']),
+      }),
+    ),
     group: fc.option(fc.record({ name: fc.constant('web'), maxPerNode: fc.integer({ min: 1, max: 3 }) })),
     maxVmsPerNode: fc.option(fc.integer({ min: 1, max: 4 }), { nil: undefined }),
-    exclude: fc.subarray(shapes.map((s) => s.id), { maxLength: Math.min(4, shapes.length) }),
+    exclude: fc.subarray(
+      shapes.map((s) => s.id),
+      { maxLength: Math.min(4, shapes.length) },
+    ),
     cursor: fc.option(fc.constantFrom(...shapes.map((s) => s.id)), { nil: undefined }),
     seed: fc.integer(),
   }),
@@ -101,7 +119,16 @@ function run(s: Scenario) {
   // Brute force: every node, every filter, in the precedence order (state, memory, cpu, already tried, NUMA, labels,
   // anti-affinity, tenant quota), written out here rather than taken from the plugin registry.
   const tried: Filter = (_ctx, node) => (exclude.has(node.nodeId) ? { reason: ALREADY_TRIED } : null);
-  const filters: Filter[] = [nodeSchedulable, fitsMemory, fitsCpu, tried, fitsNuma, ...options.constraints.map(labelConstraint), antiAffinity, tenantQuotaPerNode];
+  const filters: Filter[] = [
+    nodeSchedulable,
+    fitsMemory,
+    fitsCpu,
+    tried,
+    fitsNuma,
+    ...options.constraints.map(labelConstraint),
+    antiAffinity,
+    tenantQuotaPerNode,
+  ];
   const brute = new Map<string, string | null>();
   for (const view of index.nodes()) {
     let reason: string | null = null;

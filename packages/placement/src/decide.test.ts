@@ -48,7 +48,14 @@ describe('decide', () => {
     const chosen: string[] = [];
     let cursor: string | undefined;
     for (let i = 0; i < 4; i += 1) {
-      const d = unwrap(decide(c, allocationRequest(1024, 1), opts({ strategy: 'round-robin' }), ctx(cursor === undefined ? {} : { roundRobinCursor: cursor })));
+      const d = unwrap(
+        decide(
+          c,
+          allocationRequest(1024, 1),
+          opts({ strategy: 'round-robin' }),
+          ctx(cursor === undefined ? {} : { roundRobinCursor: cursor }),
+        ),
+      );
       cursor = d.candidates[0];
       chosen.push(cursor as string);
     }
@@ -99,13 +106,22 @@ describe('decide', () => {
     const zones: string[] = [];
     const groupCounts = new Map<string, number>();
     for (let i = 0; i < 4; i += 1) {
-      const d = unwrap(decide(index, allocationRequest(1024, 1), opts({ strategy: 'spread-domain', group: { name: 'web', maxPerNode: 10 } }), ctx()));
+      const d = unwrap(
+        decide(index, allocationRequest(1024, 1), opts({ strategy: 'spread-domain', group: { name: 'web', maxPerNode: 10 } }), ctx()),
+      );
       const chosen = d.candidates[0] as string;
       zones.push(chosen[0] as string);
       // The agent commits and publishes a new snapshot: the group now has one more allocation there.
       groupCounts.set(chosen, (groupCounts.get(chosen) ?? 0) + 1);
       const shape = shapes.find((s) => s.id === chosen) as NodeShape;
-      index.upsert(nodeView({ ...shape, groups: { web: groupCounts.get(chosen) as number }, memoryCommitted: 1024 * (groupCounts.get(chosen) as number), seq: i + 2 }));
+      index.upsert(
+        nodeView({
+          ...shape,
+          groups: { web: groupCounts.get(chosen) as number },
+          memoryCommitted: 1024 * (groupCounts.get(chosen) as number),
+          seq: i + 2,
+        }),
+      );
     }
     expect(zones[0]).not.toBe(zones[1]);
     expect(zones[2]).not.toBe(zones[3]);
@@ -129,7 +145,9 @@ describe('decide', () => {
       { id: 'b-empty', labels: { zone: 'b' }, groups: { web: 1 } },
       { id: 'c-empty', labels: { zone: 'c' }, groups: { web: 2 } },
     ]);
-    const d = unwrap(decide(index, allocationRequest(1024, 1), opts({ strategy: 'spread-domain', group: { name: 'web', maxPerNode: 10 } }), ctx()));
+    const d = unwrap(
+      decide(index, allocationRequest(1024, 1), opts({ strategy: 'spread-domain', group: { name: 'web', maxPerNode: 10 } }), ctx()),
+    );
     expect(d.candidates).toEqual(['a-half', 'a-full', 'b-empty', 'c-empty']);
   });
 
@@ -140,7 +158,12 @@ describe('decide', () => {
       { id: 'z2-free', labels: { zone: 'z2' } },
     ]);
     const d = unwrap(
-      decide(c, allocationRequest(1024, 1), opts({ constraints: [{ key: 'zone', op: 'In', values: ['z1'] }], group: { name: 'web', maxPerNode: 1 } }), ctx()),
+      decide(
+        c,
+        allocationRequest(1024, 1),
+        opts({ constraints: [{ key: 'zone', op: 'In', values: ['z1'] }], group: { name: 'web', maxPerNode: 1 } }),
+        ctx(),
+      ),
     );
     expect(d.candidates).toEqual(['z1-free']);
   });
@@ -168,7 +191,9 @@ describe('decide', () => {
       { id: 'lost', liveness: 'lost' },
       { id: 'sick', health: { status: 'unhealthy', reasons: ['disk'] } },
     ]);
-    const d = unwrap(decide(c, allocationRequest(1024, 4), opts({ constraints: [{ key: 'zone', op: 'In', values: ['z1'] }] }), ctx({ maxVmsPerNode: 1 })));
+    const d = unwrap(
+      decide(c, allocationRequest(1024, 4), opts({ constraints: [{ key: 'zone', op: 'In', values: ['z1'] }] }), ctx({ maxVmsPerNode: 1 })),
+    );
     expect(d.rejected).toEqual({
       'Insufficient cpu': 1,
       'label constraint zone In [z1]': 1,
@@ -206,13 +231,22 @@ describe('decide', () => {
 
   it('looks further than the sample when the first nodes fail a label constraint', () => {
     const shapes: NodeShape[] = Array.from({ length: 200 }, (_, i) => ({ id: `n${i}`, labels: { zone: i === 137 ? 'rare' : 'common' } }));
-    const d = unwrap(decide(cluster(shapes), allocationRequest(1024, 1), opts({ constraints: [{ key: 'zone', op: 'In', values: ['rare'] }] }), ctx()));
+    const d = unwrap(
+      decide(cluster(shapes), allocationRequest(1024, 1), opts({ constraints: [{ key: 'zone', op: 'In', values: ['rare'] }] }), ctx()),
+    );
     expect(d.candidates).toEqual(['n137']);
   });
 
   it('stops at maxVisits and says how many nodes it did not examine', () => {
     const shapes: NodeShape[] = Array.from({ length: 50 }, (_, i) => ({ id: `n${i}`, labels: { zone: 'common' } }));
-    const d = unwrap(decide(cluster(shapes), allocationRequest(1024, 1), opts({ constraints: [{ key: 'zone', op: 'In', values: ['rare'] }] }), ctx({ maxVisits: 10 })));
+    const d = unwrap(
+      decide(
+        cluster(shapes),
+        allocationRequest(1024, 1),
+        opts({ constraints: [{ key: 'zone', op: 'In', values: ['rare'] }] }),
+        ctx({ maxVisits: 10 }),
+      ),
+    );
     expect(d.candidates).toEqual([]);
     expect(d.exhaustive).toBe(false);
     expect(d.rejected).toEqual({ 'label constraint zone In [rare]': 10, 'not examined': 40 });

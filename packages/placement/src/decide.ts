@@ -1,6 +1,15 @@
 import { err, ok, type AllocationRequest, type NodeView, type PlacementOptions, type PlacementStrategy, type Result } from '@allot/core';
 import { hasPreferredAffinity, PREFERRED_AFFINITY, preferredAffinityWeight } from './affinity.ts';
-import { filtersFor, FILTER_PLUGINS, firstFailure, INSUFFICIENT_CPU, INSUFFICIENT_IDLE_CORES, INSUFFICIENT_MEMORY, NOT_EXAMINED, NOT_THE_NAMED_NODE } from './filters.ts';
+import {
+  filtersFor,
+  FILTER_PLUGINS,
+  firstFailure,
+  INSUFFICIENT_CPU,
+  INSUFFICIENT_IDLE_CORES,
+  INSUFFICIENT_MEMORY,
+  NOT_EXAMINED,
+  NOT_THE_NAMED_NODE,
+} from './filters.ts';
 import { RejectionTally, unavailableMessage } from './rejections.ts';
 import type { CapacityNeed, ClusterSnapshot, NodeId } from './snapshot.ts';
 import { STRATEGIES } from './strategies.ts';
@@ -11,7 +20,12 @@ export const DEFAULT_MAX_VISITS = 10_000;
 
 /** The request's needs of one node. */
 export function demandOf(request: AllocationRequest): Demand {
-  return { memoryMiB: request.resources.memoryMiB, vcpus: request.resources.vcpus, exclusive: request.cpu.exclusive, numa: request.cpu.numa };
+  return {
+    memoryMiB: request.resources.memoryMiB,
+    vcpus: request.resources.vcpus,
+    exclusive: request.cpu.exclusive,
+    numa: request.cpu.numa,
+  };
 }
 
 interface Visited {
@@ -24,7 +38,11 @@ interface Visited {
 }
 
 /** The strategy named by the options, else the context's default, else binpack; and the step context every plugin reads. */
-export function stepContext(request: AllocationRequest, options: PlacementOptions, ctx: PlacementContext): Result<{ strategy: Strategy; step: StepContext }> {
+export function stepContext(
+  request: AllocationRequest,
+  options: PlacementOptions,
+  ctx: PlacementContext,
+): Result<{ strategy: Strategy; step: StepContext }> {
   const name: PlacementStrategy = options.strategy ?? ctx.strategy ?? 'binpack';
   if (name === 'manual' && options.nodeId === undefined) {
     return err('invalid_request', 'placement.nodeId: strategy manual needs the node to use', { field: 'placement.nodeId' });
@@ -48,7 +66,11 @@ export function stepContext(request: AllocationRequest, options: PlacementOption
  * PreFilter: the filters that apply to this request under this strategy, in precedence order, and the step context
  * with the figures they prepare once (domain tallies for topology spread and affinity).
  */
-export function requestFilters(snapshot: ClusterSnapshot, strategy: Strategy, step: StepContext): { filters: FilterPlugin[]; step: StepContext } {
+export function requestFilters(
+  snapshot: ClusterSnapshot,
+  strategy: Strategy,
+  step: StepContext,
+): { filters: FilterPlugin[]; step: StepContext } {
   const filters = filtersFor(step, strategy.filters === undefined ? FILTER_PLUGINS : [...FILTER_PLUGINS, ...strategy.filters]);
   let prepared = step;
   for (const f of filters) if (f.prepare !== undefined) prepared = { ...prepared, ...f.prepare(snapshot, prepared) };
@@ -71,7 +93,12 @@ export function requestScorers(strategy: Strategy, step: StepContext): Strategy[
  * PreScore, Score, NormalizeScore, and the weighted sum ranks the sample.
  * Typical cost O(log n + k log n) for k ~ log2(n) nodes examined; see README.md for the worst cases.
  */
-export function decide(snapshot: ClusterSnapshot, request: AllocationRequest, options: PlacementOptions, ctx: PlacementContext): Result<PlacementDecision> {
+export function decide(
+  snapshot: ClusterSnapshot,
+  request: AllocationRequest,
+  options: PlacementOptions,
+  ctx: PlacementContext,
+): Result<PlacementDecision> {
   const prepared = stepContext(request, options, ctx);
   if (!prepared.ok) return prepared;
   const { strategy, step } = prepared.value;
@@ -134,7 +161,8 @@ class Run {
   search(): PlacementDecision {
     const strategy = this.#strategy;
     // PreScore: what the score plugins (and the source, e.g. spread-domain's domain order) need, computed once.
-    for (const { plugin } of this.#scorers) if (plugin.preScore !== undefined) this.#step = { ...this.#step, ...plugin.preScore(this.#snapshot, this.#step, this.#ctx) };
+    for (const { plugin } of this.#scorers)
+      if (plugin.preScore !== undefined) this.#step = { ...this.#step, ...plugin.preScore(this.#snapshot, this.#step, this.#ctx) };
     const limit = strategy.sampleSize(this.#snapshot.schedulableCount, this.#maxCandidates);
     const maxVisits = Math.max(limit, this.#ctx.maxVisits ?? DEFAULT_MAX_VISITS);
     const source = strategy.source(this.#snapshot, this.#step, this.#ctx);

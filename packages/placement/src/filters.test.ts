@@ -16,10 +16,20 @@ import {
 import { demandOf } from './decide.ts';
 import type { StepContext } from './types.ts';
 
-function step(memoryMiB: number, vcpus: number, more: { exclusive?: boolean; numa?: 'any' | 'prefer' | 'require'; options?: Partial<PlacementOptions>; maxVmsPerNode?: number } = {}): StepContext {
+function step(
+  memoryMiB: number,
+  vcpus: number,
+  more: { exclusive?: boolean; numa?: 'any' | 'prefer' | 'require'; options?: Partial<PlacementOptions>; maxVmsPerNode?: number } = {},
+): StepContext {
   const request = allocationRequest(memoryMiB, vcpus, { cpu: { exclusive: more.exclusive ?? false, numa: more.numa ?? 'any' } });
   const options: PlacementOptions = { constraints: [], allowPreemption: false, ...more.options };
-  return { request, options, demand: demandOf(request), weights: { cpu: 1, memory: 1 }, ...(more.maxVmsPerNode === undefined ? {} : { maxVmsPerNode: more.maxVmsPerNode }) };
+  return {
+    request,
+    options,
+    demand: demandOf(request),
+    weights: { cpu: 1, memory: 1 },
+    ...(more.maxVmsPerNode === undefined ? {} : { maxVmsPerNode: more.maxVmsPerNode }),
+  };
 }
 
 describe('filters, one at a time', () => {
@@ -48,7 +58,14 @@ describe('filters, one at a time', () => {
   it.each([
     { what: 'free shared vCPUs suffice', cores: 8, ratio: 2, committed: 12, ask: 4, reason: null },
     { what: 'free shared vCPUs short', cores: 8, ratio: 2, committed: 13, ask: 4, reason: 'Insufficient cpu' },
-    { what: 'more vCPUs than shared cores, though overcommit leaves room', cores: 4, ratio: 4, committed: 0, ask: 5, reason: 'Insufficient cpu' },
+    {
+      what: 'more vCPUs than shared cores, though overcommit leaves room',
+      cores: 4,
+      ratio: 4,
+      committed: 0,
+      ask: 5,
+      reason: 'Insufficient cpu',
+    },
   ])('shared cpu: $what', ({ cores, ratio, committed, ask, reason }) => {
     const node = nodeView({ id: 'n', cores, cpuOvercommit: ratio, sharedVcpusCommitted: committed });
     expect(fitsCpu(step(1, ask), node)?.reason ?? null).toBe(reason);
@@ -93,7 +110,9 @@ describe('filters, one at a time', () => {
   it('the tenant per-node quota refuses a node already holding maxVmsPerNode of its VMs', () => {
     const ctx = step(1, 1, { maxVmsPerNode: 2 });
     expect(tenantQuotaPerNode(ctx, nodeView({ id: 'n', tenants: { t1: { vms: 1, memoryMiB: 1, vcpus: 1 } } }))).toBeNull();
-    expect(tenantQuotaPerNode(ctx, nodeView({ id: 'n', tenants: { t1: { vms: 2, memoryMiB: 1, vcpus: 1 } } }))?.reason).toBe('tenant quota: max VMs per node');
+    expect(tenantQuotaPerNode(ctx, nodeView({ id: 'n', tenants: { t1: { vms: 2, memoryMiB: 1, vcpus: 1 } } }))?.reason).toBe(
+      'tenant quota: max VMs per node',
+    );
     expect(tenantQuotaPerNode(ctx, nodeView({ id: 'n', tenants: { other: { vms: 9, memoryMiB: 1, vcpus: 1 } } }))).toBeNull();
   });
 

@@ -41,7 +41,9 @@ export const fitsNuma: Filter = (ctx, node) =>
 
 /** The reason a constraint reports, e.g. `label constraint zone In [z1,z2]`. */
 export function constraintReason(c: LabelConstraint): string {
-  return c.op === 'In' || c.op === 'NotIn' ? `label constraint ${c.key} ${c.op} [${c.values.join(',')}]` : `label constraint ${c.key} ${c.op}`;
+  return c.op === 'In' || c.op === 'NotIn'
+    ? `label constraint ${c.key} ${c.op} [${c.values.join(',')}]`
+    : `label constraint ${c.key} ${c.op}`;
 }
 
 export function labelsSatisfy(labels: Readonly<Record<string, string>>, c: LabelConstraint): boolean {
@@ -114,10 +116,17 @@ export const FILTER_PLUGINS: readonly FilterPlugin[] = [
   {
     name: 'TopologySpread',
     appliesTo: (ctx) => ctx.options.topologySpread !== undefined,
-    prepare: (snapshot, ctx) => ({ spreadLoad: spreadLoad(snapshot, ctx, (ctx.options.topologySpread as { topologyKey: string }).topologyKey) }),
+    prepare: (snapshot, ctx) => ({
+      spreadLoad: spreadLoad(snapshot, ctx, (ctx.options.topologySpread as { topologyKey: string }).topologyKey),
+    }),
     filter: topologySpread,
   },
-  { name: 'RequiredAffinity', appliesTo: hasRequiredAffinity, prepare: (snapshot, ctx) => ({ affinityLoads: affinityLoads(snapshot, ctx) }), filter: requiredAffinity },
+  {
+    name: 'RequiredAffinity',
+    appliesTo: hasRequiredAffinity,
+    prepare: (snapshot, ctx) => ({ affinityLoads: affinityLoads(snapshot, ctx) }),
+    filter: requiredAffinity,
+  },
   { name: 'TenantQuotaPerNode', appliesTo: (ctx) => ctx.maxVmsPerNode !== undefined, filter: tenantQuotaPerNode },
 ];
 

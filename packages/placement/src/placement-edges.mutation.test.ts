@@ -30,7 +30,10 @@ function drain(source: CandidateSource): string[] {
 describe('preemption candidates', () => {
   it('refuses options decide would refuse', () => {
     const c = cluster([{ id: 'a' }]);
-    expect(preemptionCandidates(c, high(), opts({ strategy: 'manual' }), ctx(), 5)).toMatchObject({ ok: false, error: { code: 'invalid_request' } });
+    expect(preemptionCandidates(c, high(), opts({ strategy: 'manual' }), ctx(), 5)).toMatchObject({
+      ok: false,
+      error: { code: 'invalid_request' },
+    });
   });
 
   it('visits at most maxVisits nodes', () => {
@@ -106,7 +109,12 @@ describe('label operators', () => {
 
   it('a request with no tried nodes passes the not-tried filter', () => {
     const request = allocationRequest(1, 1);
-    const step = { request, options: opts(), demand: { memoryMiB: 1, vcpus: 1, exclusive: false, numa: 'any' as const }, weights: { cpu: 1, memory: 1 } };
+    const step = {
+      request,
+      options: opts(),
+      demand: { memoryMiB: 1, vcpus: 1, exclusive: false, numa: 'any' as const },
+      weights: { cpu: 1, memory: 1 },
+    };
     expect(notTried(step, nodeView({ id: 'a' }))).toBeNull();
     expect(notTried({ ...step, exclude: new Set(['a']) }, nodeView({ id: 'a' }))).toEqual({ reason: expect.any(String) });
   });
@@ -115,8 +123,14 @@ describe('label operators', () => {
 describe('decide', () => {
   it('refuses a manual placement without a node and weights that are all zero, saying which field', () => {
     const c = cluster([{ id: 'a' }]);
-    expect(decide(c, high(), opts({ strategy: 'manual' }), ctx())).toMatchObject({ ok: false, error: { message: 'placement.nodeId: strategy manual needs the node to use' } });
-    expect(decide(c, high(), opts({ weights: { cpu: 0, memory: 0 } }), ctx())).toMatchObject({ ok: false, error: { message: 'placement.weights: at least one weight must be above 0' } });
+    expect(decide(c, high(), opts({ strategy: 'manual' }), ctx())).toMatchObject({
+      ok: false,
+      error: { message: 'placement.nodeId: strategy manual needs the node to use' },
+    });
+    expect(decide(c, high(), opts({ weights: { cpu: 0, memory: 0 } }), ctx())).toMatchObject({
+      ok: false,
+      error: { message: 'placement.weights: at least one weight must be above 0' },
+    });
   });
 
   it('says a named node fits, having looked at every node', () => {
@@ -130,36 +144,78 @@ describe('decide', () => {
       { id: 'memory-busy', memoryMiB: 16384, memoryCommitted: 12288, cores: 16 },
       { id: 'cpu-busy', memoryMiB: 16384, memoryCommitted: 8192, cores: 16, sharedVcpusCommitted: 15 },
     ]);
-    expect(unwrap(decide(c, allocationRequest(1024, 1), opts({ strategy: 'binpack' }), ctx())).candidates).toEqual(['cpu-busy', 'memory-busy']);
+    expect(unwrap(decide(c, allocationRequest(1024, 1), opts({ strategy: 'binpack' }), ctx())).candidates).toEqual([
+      'cpu-busy',
+      'memory-busy',
+    ]);
   });
 
   it('keeps equal nodes in the order the walk visited them', () => {
     const c = cluster(['a', 'b', 'c', 'd'].map((id) => ({ id })));
     const visited = drain(c.byFreeMemory({ memoryMiB: 1024, vcpus: 1, exclusive: false }, 'ascending'));
-    expect(unwrap(decide(c, allocationRequest(1024, 1), opts({ strategy: 'binpack' }), ctx({ maxCandidates: 4 }))).candidates).toEqual(visited);
+    expect(unwrap(decide(c, allocationRequest(1024, 1), opts({ strategy: 'binpack' }), ctx({ maxCandidates: 4 }))).candidates).toEqual(
+      visited,
+    );
   });
 
   it('spread-domain walks the least loaded domain first, then domains by name, unlabelled nodes last', () => {
     // 12 identical nodes, 4 per domain: the sample (about log2 12 = 4 nodes) is the first domain walked.
     const shapes: NodeShape[] = [];
-    for (const [zone, load] of [['z', 0], ['m', 0], [undefined, 0], ['a', 1]] as const) {
-      for (let i = 0; i < 3; i += 1) shapes.push({ id: `${zone ?? 'none'}-${i}`, ...(zone === undefined ? {} : { labels: { zone } }), groups: { web: i === 0 ? load : 0 } });
+    for (const [zone, load] of [
+      ['z', 0],
+      ['m', 0],
+      [undefined, 0],
+      ['a', 1],
+    ] as const) {
+      for (let i = 0; i < 3; i += 1)
+        shapes.push({
+          id: `${zone ?? 'none'}-${i}`,
+          ...(zone === undefined ? {} : { labels: { zone } }),
+          groups: { web: i === 0 ? load : 0 },
+        });
     }
-    const first = unwrap(decide(cluster(shapes), allocationRequest(1024, 1), opts({ strategy: 'spread-domain', group: { name: 'web', maxPerNode: 10 } }), ctx({ maxCandidates: 1 })));
+    const first = unwrap(
+      decide(
+        cluster(shapes),
+        allocationRequest(1024, 1),
+        opts({ strategy: 'spread-domain', group: { name: 'web', maxPerNode: 10 } }),
+        ctx({ maxCandidates: 1 }),
+      ),
+    );
     expect(first.candidates[0]?.startsWith('m-')).toBe(true);
     const withoutM = shapes.filter((s) => !s.id.startsWith('m-'));
-    const second = unwrap(decide(cluster(withoutM), allocationRequest(1024, 1), opts({ strategy: 'spread-domain', group: { name: 'web', maxPerNode: 10 } }), ctx({ maxCandidates: 1 })));
+    const second = unwrap(
+      decide(
+        cluster(withoutM),
+        allocationRequest(1024, 1),
+        opts({ strategy: 'spread-domain', group: { name: 'web', maxPerNode: 10 } }),
+        ctx({ maxCandidates: 1 }),
+      ),
+    );
     expect(second.candidates[0]?.startsWith('z-')).toBe(true);
     const onlyNoneAndA = shapes.filter((s) => s.id.startsWith('none-') || s.id.startsWith('a-'));
-    const third = unwrap(decide(cluster(onlyNoneAndA), allocationRequest(1024, 1), opts({ strategy: 'spread-domain', group: { name: 'web', maxPerNode: 10 } }), ctx({ maxCandidates: 1 })));
+    const third = unwrap(
+      decide(
+        cluster(onlyNoneAndA),
+        allocationRequest(1024, 1),
+        opts({ strategy: 'spread-domain', group: { name: 'web', maxPerNode: 10 } }),
+        ctx({ maxCandidates: 1 }),
+      ),
+    );
     expect(third.candidates[0]?.startsWith('none-')).toBe(true);
   });
 });
 
 describe('reasons', () => {
   it('sorts reasons by count, then by name', () => {
-    expect(sortedReasons({ b: 2, a: 2, c: 5, z: 0 })).toEqual([['c', 5], ['a', 2], ['b', 2]]);
-    expect(unavailableMessage(9, { 'node cordoned': 2, 'Insufficient memory': 2 })).toBe('0/9 nodes are available: 2 Insufficient memory, 2 node cordoned.');
+    expect(sortedReasons({ b: 2, a: 2, c: 5, z: 0 })).toEqual([
+      ['c', 5],
+      ['a', 2],
+      ['b', 2],
+    ]);
+    expect(unavailableMessage(9, { 'node cordoned': 2, 'Insufficient memory': 2 })).toBe(
+      '0/9 nodes are available: 2 Insufficient memory, 2 node cordoned.',
+    );
   });
 });
 
@@ -176,8 +232,24 @@ describe('shared cores from the core list', () => {
 
   it('the largest NUMA node counts its shared cores only, whichever node comes last', () => {
     const base = nodeView({ id: 'n', cores: 8, numaNodes: 2 });
-    const core = (id: number, numa: number, role: 'shared' | 'exclusive') => ({ id, core: id, numa, socket: 0, role, utilizationPermille: 0 });
-    const cores = [core(0, 0, 'shared'), core(1, 0, 'shared'), core(2, 0, 'shared'), core(3, 0, 'exclusive'), core(4, 1, 'exclusive'), core(5, 1, 'exclusive'), core(6, 1, 'exclusive'), core(7, 1, 'shared')];
+    const core = (id: number, numa: number, role: 'shared' | 'exclusive') => ({
+      id,
+      core: id,
+      numa,
+      socket: 0,
+      role,
+      utilizationPermille: 0,
+    });
+    const cores = [
+      core(0, 0, 'shared'),
+      core(1, 0, 'shared'),
+      core(2, 0, 'shared'),
+      core(3, 0, 'exclusive'),
+      core(4, 1, 'exclusive'),
+      core(5, 1, 'exclusive'),
+      core(6, 1, 'exclusive'),
+      core(7, 1, 'shared'),
+    ];
     expect(largestNumaSharedCores(withCores(base, cores, 4))).toBe(3);
     const exclusiveLow = nodeView({ id: 'n', cores: 8, numaNodes: 2, exclusiveCores: 5 });
     expect(largestNumaSharedCores(exclusiveLow)).toBe(3);
@@ -193,7 +265,10 @@ describe('seeded chance', () => {
 
 describe('strategies in the decision', () => {
   it('each decision names its strategy, in its fields and its message', () => {
-    const c = cluster([{ id: 'a', labels: { zone: 'z1' } }, { id: 'b', labels: { zone: 'z2' } }]);
+    const c = cluster([
+      { id: 'a', labels: { zone: 'z1' } },
+      { id: 'b', labels: { zone: 'z2' } },
+    ]);
     for (const strategy of ['binpack', 'spread', 'spread-domain', 'round-robin'] as const) {
       const d = unwrap(decide(c, allocationRequest(1024, 1), opts({ strategy }), ctx()));
       expect(d.strategy).toBe(strategy);
@@ -208,7 +283,10 @@ describe('strategies in the decision', () => {
       { id: 'roomy-but-busy', memoryMiB: 16384, memoryCommitted: 0, cores: 16, sharedVcpusCommitted: 15 },
       { id: 'tighter-idle', memoryMiB: 16384, memoryCommitted: 4096, cores: 16 },
     ]);
-    expect(unwrap(decide(c, allocationRequest(1024, 1), opts({ strategy: 'spread' }), ctx())).candidates).toEqual(['tighter-idle', 'roomy-but-busy']);
+    expect(unwrap(decide(c, allocationRequest(1024, 1), opts({ strategy: 'spread' }), ctx())).candidates).toEqual([
+      'tighter-idle',
+      'roomy-but-busy',
+    ]);
   });
 });
 

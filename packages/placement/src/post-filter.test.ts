@@ -11,7 +11,12 @@ const ctx = { random: seededRandom(3) };
 const high = allocationRequest(4096, 1, { priority: 50 });
 
 describe('preemption post-filter', () => {
-  const full = (id: string, committed: number, more: Partial<NodeShape> = {}): NodeShape => ({ id, memoryMiB: 8192, memoryCommitted: committed, ...more });
+  const full = (id: string, committed: number, more: Partial<NodeShape> = {}): NodeShape => ({
+    id,
+    memoryMiB: 8192,
+    memoryCommitted: committed,
+    ...more,
+  });
 
   it('names nodes from the whole index, most free memory first, however many there are and in whatever order they came', () => {
     const shapes = Array.from({ length: 50 }, (_, i) => full(`n${String(i).padStart(2, '0')}`, 8192));

@@ -22,7 +22,13 @@ import type { PlacementContext } from './types.ts';
  * fits once the node is emptied. Visited from the index by free memory, most free first (the fewest victims to find),
  * over any schedulable node, at most ctx.maxVisits of them. O(k log n) for k nodes visited.
  */
-export function preemptionCandidates(snapshot: ClusterSnapshot, request: AllocationRequest, options: PlacementOptions, ctx: PlacementContext, maxNodes: number): Result<NodeId[]> {
+export function preemptionCandidates(
+  snapshot: ClusterSnapshot,
+  request: AllocationRequest,
+  options: PlacementOptions,
+  ctx: PlacementContext,
+  maxNodes: number,
+): Result<NodeId[]> {
   const prepared = stepContext(request, options, ctx);
   if (!prepared.ok) return prepared;
   const { strategy } = prepared.value;
@@ -60,7 +66,12 @@ export function planPreemptionAmong(
     if (node === undefined) continue;
     const plan = planPreemption(node, list, request, minGap);
     if (plan === null || plan.victims.length === 0) continue;
-    if (best === null || plan.victims.length < best.victims.length || (plan.victims.length === best.victims.length && maxPriority(plan) < maxPriority(best))) best = plan;
+    if (
+      best === null ||
+      plan.victims.length < best.victims.length ||
+      (plan.victims.length === best.victims.length && maxPriority(plan) < maxPriority(best))
+    )
+      best = plan;
   }
   return best;
 }

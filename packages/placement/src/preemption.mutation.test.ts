@@ -16,7 +16,12 @@ describe('choosing among sets of the same size', () => {
   const full = nodeView({ id: 'n', memoryMiB: 16384, memoryCommitted: 16384, cores: 16, sharedVcpusCommitted: 4 });
 
   it('takes the set whose highest priority is lowest, even with a higher sum', () => {
-    const allocs = [allocation('x', 'n', 2048, 1, 0), allocation('y', 'n', 6144, 1, 5), allocation('z', 'n', 4096, 1, 3), allocation('w', 'n', 4096, 1, 3)];
+    const allocs = [
+      allocation('x', 'n', 2048, 1, 0),
+      allocation('y', 'n', 6144, 1, 5),
+      allocation('z', 'n', 4096, 1, 3),
+      allocation('w', 'n', 4096, 1, 3),
+    ];
     // Pairs that free 8 GiB: {x,y} (max 5, sum 5), {z,w} (max 3, sum 6), {y,z} and {y,w} (max 5, sum 8).
     expect(ids(planPreemption(full, allocs, allocationRequest(8192, 1, { priority: 50 })))).toEqual(['w', 'z']);
   });
@@ -31,7 +36,13 @@ describe('choosing among sets of the same size', () => {
     // 4000 MiB needed, three victims at least. In the search's order {a,d,e} (priorities 0,3,3: sum 6) comes before
     // {b,c,e} (1,1,3: sum 5); both free exactly 4000 MiB.
     const node = nodeView({ id: 'n', memoryMiB: 6000, memoryCommitted: 6000, cores: 16 });
-    const allocs = [allocation('a', 'n', 40, 0, 0), allocation('b', 'n', 1000, 0, 1), allocation('c', 'n', 1000, 0, 1), allocation('d', 'n', 1960, 0, 3), allocation('e', 'n', 2000, 0, 3)];
+    const allocs = [
+      allocation('a', 'n', 40, 0, 0),
+      allocation('b', 'n', 1000, 0, 1),
+      allocation('c', 'n', 1000, 0, 1),
+      allocation('d', 'n', 1960, 0, 3),
+      allocation('e', 'n', 2000, 0, 3),
+    ];
     expect(ids(planPreemption(node, allocs, allocationRequest(4000, 0, { priority: 50 })))).toEqual(['b', 'c', 'e']);
   });
 
@@ -52,7 +63,12 @@ describe('choosing among sets of the same size', () => {
 describe('CPU after a release', () => {
   it('plans nothing, optimally, when the request already fits', () => {
     const node = nodeView({ id: 'n', memoryMiB: 16384, memoryCommitted: 0 });
-    expect(planPreemption(node, [], allocationRequest(1024, 1, { priority: 50 }))).toEqual({ nodeId: 'n', victims: [], freed: { memoryMiB: 0, sharedVcpus: 0, exclusiveCores: 0 }, optimal: true });
+    expect(planPreemption(node, [], allocationRequest(1024, 1, { priority: 50 }))).toEqual({
+      nodeId: 'n',
+      victims: [],
+      freed: { memoryMiB: 0, sharedVcpus: 0, exclusiveCores: 0 },
+      optimal: true,
+    });
   });
 
   it('an exclusive request needs idle cores, not free shared vCPUs', () => {
@@ -75,7 +91,7 @@ describe('CPU after a release', () => {
     expect(planPreemption(node, [allocation('v', 'n', 1024, 1, 0)], allocationRequest(1024, 6, { priority: 50 }))).toBeNull();
   });
 
-  it('an exclusive victim returns its cores to the shared pool at the node\'s ratio, no more', () => {
+  it("an exclusive victim returns its cores to the shared pool at the node's ratio, no more", () => {
     // 8 cores: 4 exclusive (the victim's), 4 shared at ratio 1, all 4 shared vCPUs committed.
     const node = nodeView({ id: 'n', memoryMiB: 16384, cores: 8, exclusiveCores: 4, sharedVcpusCommitted: 4 });
     const victim = allocation('ex', 'n', 1024, 4, 0, true);

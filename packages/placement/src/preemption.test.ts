@@ -63,7 +63,10 @@ describe('planPreemption', () => {
   });
 
   it('ignores allocations of other nodes and ones not holding capacity', () => {
-    const others = [{ ...allocation('elsewhere', 'm', 8192, 1, 0) }, { ...allocation('gone', 'n', 8192, 1, 0), status: 'released' as const }];
+    const others = [
+      { ...allocation('elsewhere', 'm', 8192, 1, 0) },
+      { ...allocation('gone', 'n', 8192, 1, 0), status: 'released' as const },
+    ];
     expect(planPreemption(node, others, request(4096, 50))).toBeNull();
   });
 });

@@ -22,7 +22,8 @@ interface Freed {
 }
 
 function freedBy(a: Allocation): Freed {
-  if (a.cpu?.mode === 'exclusive') return { memoryMiB: a.granted.memoryMiB, sharedVcpus: 0, exclusiveCores: a.cpu.cpuset.length || a.granted.vcpus };
+  if (a.cpu?.mode === 'exclusive')
+    return { memoryMiB: a.granted.memoryMiB, sharedVcpus: 0, exclusiveCores: a.cpu.cpuset.length || a.granted.vcpus };
   return { memoryMiB: a.granted.memoryMiB, sharedVcpus: a.granted.vcpus, exclusiveCores: 0 };
 }
 
@@ -47,7 +48,11 @@ function fitsAfter(node: NodeView, request: AllocationRequest, f: Freed): boolea
 /** Whether the request would fit on the node with every allocation there released: no eviction can do better. */
 export function fitsWhenEmptied(node: NodeView, request: AllocationRequest): boolean {
   const cpu = node.snapshot.cpu;
-  return fitsAfter(node, request, { memoryMiB: node.snapshot.memory.committed, sharedVcpus: cpu.sharedVcpusCommitted, exclusiveCores: cpu.exclusiveCores });
+  return fitsAfter(node, request, {
+    memoryMiB: node.snapshot.memory.committed,
+    sharedVcpus: cpu.sharedVcpusCommitted,
+    exclusiveCores: cpu.exclusiveCores,
+  });
 }
 
 function sum(victims: readonly Allocation[]): Freed {
@@ -108,7 +113,13 @@ export function planPreemption(
   if (fitsAfter(node, request, none)) return plan([], true);
 
   const eligible = allocations
-    .filter((a) => a.nodeId === node.nodeId && (a.status === 'active' || a.status === 'reserved') && holdsCapacity(a.status) && a.priority <= request.priority - minGap)
+    .filter(
+      (a) =>
+        a.nodeId === node.nodeId &&
+        (a.status === 'active' || a.status === 'reserved') &&
+        holdsCapacity(a.status) &&
+        a.priority <= request.priority - minGap,
+    )
     .sort((a, b) => a.priority - b.priority || (a.id < b.id ? -1 : 1));
   if (!fitsAfter(node, request, sum(eligible))) return null;
 

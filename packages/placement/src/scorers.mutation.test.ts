@@ -3,7 +3,18 @@ import { ClusterIndex } from './cluster-index.ts';
 import { demandOf } from './decide.ts';
 import { allocationRequest, nodeView } from './fixtures.ts';
 import { seededRandom } from './random.ts';
-import { allocatedShareAfter, binpackScore, cpuShareAfter, domainLoad, memoryShareAfter, normalizeByRank, ROUND_ROBIN, roundRobinScore, spreadDomainScore, SPREAD_DOMAIN } from './scorers.ts';
+import {
+  allocatedShareAfter,
+  binpackScore,
+  cpuShareAfter,
+  domainLoad,
+  memoryShareAfter,
+  normalizeByRank,
+  ROUND_ROBIN,
+  roundRobinScore,
+  spreadDomainScore,
+  SPREAD_DOMAIN,
+} from './scorers.ts';
 import type { StepContext } from './types.ts';
 
 /*
@@ -14,7 +25,13 @@ import type { StepContext } from './types.ts';
 
 function step(memoryMiB: number, vcpus: number, more: Partial<StepContext> = {}, exclusive = false): StepContext {
   const request = allocationRequest(memoryMiB, vcpus, { cpu: { exclusive, numa: 'any' } });
-  return { request, options: { constraints: [], allowPreemption: false }, demand: demandOf(request), weights: { cpu: 1, memory: 1 }, ...more };
+  return {
+    request,
+    options: { constraints: [], allowPreemption: false },
+    demand: demandOf(request),
+    weights: { cpu: 1, memory: 1 },
+    ...more,
+  };
 }
 
 describe('CPU share after placement', () => {
@@ -41,13 +58,25 @@ describe('CPU share after placement', () => {
 
 describe('spread-domain', () => {
   it('scores 100 everywhere when every domain holds as many, or there is no load', () => {
-    const counts = new Map<string | null, number>([['a', 2], ['b', 2]]);
-    expect(spreadDomainScore(step(1, 1, { domainLoad: { label: 'zone', counts, min: 2, max: 2 } }), nodeView({ id: 'n', labels: { zone: 'a' } }))).toBe(100);
+    const counts = new Map<string | null, number>([
+      ['a', 2],
+      ['b', 2],
+    ]);
+    expect(
+      spreadDomainScore(
+        step(1, 1, { domainLoad: { label: 'zone', counts, min: 2, max: 2 } }),
+        nodeView({ id: 'n', labels: { zone: 'a' } }),
+      ),
+    ).toBe(100);
     expect(spreadDomainScore(step(1, 1), nodeView({ id: 'n' }))).toBe(100);
   });
 
   it('is linear between the least and the most loaded domain when the least is not empty', () => {
-    const counts = new Map<string | null, number>([['a', 1], ['b', 2], ['c', 3]]);
+    const counts = new Map<string | null, number>([
+      ['a', 1],
+      ['b', 2],
+      ['c', 3],
+    ]);
     const ctx = step(1, 1, { domainLoad: { label: 'zone', counts, min: 1, max: 3 } });
     expect(['a', 'b', 'c'].map((zone) => spreadDomainScore(ctx, nodeView({ id: 'n', labels: { zone } })))).toEqual([100, 50, 0]);
   });
@@ -58,7 +87,10 @@ describe('spread-domain', () => {
       nodeView({ id: 'b1', labels: { zone: 'b' }, groups: { g: 0 }, tenants: { t1: { vms: 4, memoryMiB: 1, vcpus: 1 } } }),
       nodeView({ id: 'c1', labels: { zone: 'c' }, groups: { g: 2 }, tenants: { t1: { vms: 2, memoryMiB: 1, vcpus: 1 } } }),
     ]);
-    const byGroup = domainLoad(index, step(1, 1, { options: { constraints: [], allowPreemption: false, group: { name: 'g', maxPerNode: 10 } } }));
+    const byGroup = domainLoad(
+      index,
+      step(1, 1, { options: { constraints: [], allowPreemption: false, group: { name: 'g', maxPerNode: 10 } } }),
+    );
     expect(byGroup).toMatchObject({ label: 'zone', min: 0, max: 5 });
     expect(byGroup.counts.get('c')).toBe(2);
     const byTenant = domainLoad(index, step(1, 1));
@@ -83,7 +115,7 @@ describe('round-robin', () => {
     expect(order.map((id) => roundRobinScore(ctx, nodeView({ id })))).toEqual([100, 50, 0]);
   });
 
-  it('ranks from the cluster\'s stable order, after the cursor', () => {
+  it("ranks from the cluster's stable order, after the cursor", () => {
     const index = ClusterIndex.of(['a', 'b', 'c', 'd'].map((id) => nodeView({ id })));
     const ctx = step(1, 1);
     const fromB = ROUND_ROBIN.preScore?.(index, ctx, { random: seededRandom(1), roundRobinCursor: 'b' }) ?? {};

@@ -6,7 +6,13 @@ import type { StepContext } from './types.ts';
 
 function step(memoryMiB: number, vcpus: number, more: Partial<StepContext> = {}): StepContext {
   const request = allocationRequest(memoryMiB, vcpus);
-  return { request, options: { constraints: [], allowPreemption: false }, demand: demandOf(request), weights: { cpu: 1, memory: 1 }, ...more };
+  return {
+    request,
+    options: { constraints: [], allowPreemption: false },
+    demand: demandOf(request),
+    weights: { cpu: 1, memory: 1 },
+    ...more,
+  };
 }
 
 describe('scorers, one at a time', () => {
@@ -16,11 +22,14 @@ describe('scorers, one at a time', () => {
     { committedMiB: 8192, vcpus: 8, binpack: 75, spread: 25 },
     { committedMiB: 12288, vcpus: 12, binpack: 100, spread: 0 },
     { committedMiB: 12288, vcpus: 0, binpack: 62.5, spread: 37.5 },
-  ])('binpack and spread score the share allocated after placement: $committedMiB MiB, $vcpus vCPUs committed', ({ committedMiB, vcpus, binpack, spread }) => {
-    const node = nodeView({ id: 'n', memoryMiB: 16384, memoryCommitted: committedMiB, cores: 16, sharedVcpusCommitted: vcpus });
-    expect(binpackScore(step(4096, 4), node)).toBeCloseTo(binpack);
-    expect(spreadScore(step(4096, 4), node)).toBeCloseTo(spread);
-  });
+  ])(
+    'binpack and spread score the share allocated after placement: $committedMiB MiB, $vcpus vCPUs committed',
+    ({ committedMiB, vcpus, binpack, spread }) => {
+      const node = nodeView({ id: 'n', memoryMiB: 16384, memoryCommitted: committedMiB, cores: 16, sharedVcpusCommitted: vcpus });
+      expect(binpackScore(step(4096, 4), node)).toBeCloseTo(binpack);
+      expect(spreadScore(step(4096, 4), node)).toBeCloseTo(spread);
+    },
+  );
 
   it('weights choose how much each dimension counts', () => {
     const node = nodeView({ id: 'n', memoryMiB: 16384, memoryCommitted: 12288, cores: 16, sharedVcpusCommitted: 0 });
@@ -30,7 +39,12 @@ describe('scorers, one at a time', () => {
   });
 
   it('spread-domain scores 100 in the least loaded domain, 0 in the most, and nodes without the label in their own domain', () => {
-    const counts = new Map<string | null, number>([['a', 0], ['b', 4], ['c', 2], [null, 4]]);
+    const counts = new Map<string | null, number>([
+      ['a', 0],
+      ['b', 4],
+      ['c', 2],
+      [null, 4],
+    ]);
     const ctx = step(1, 1, { domainLoad: { label: 'zone', counts, min: 0, max: 4 } });
     expect(spreadDomainScore(ctx, nodeView({ id: 'n', labels: { zone: 'a' } }))).toBe(100);
     expect(spreadDomainScore(ctx, nodeView({ id: 'n', labels: { zone: 'b' } }))).toBe(0);

@@ -107,7 +107,8 @@ export function normalizeByRank(scores: number[]): void {
     return;
   }
   const rank = new Map(levels.map((v, i) => [v, i]));
-  for (let i = 0; i < scores.length; i += 1) scores[i] = (100 * (levels.length - 1 - (rank.get(scores[i] as number) as number))) / (levels.length - 1);
+  for (let i = 0; i < scores.length; i += 1)
+    scores[i] = (100 * (levels.length - 1 - (rank.get(scores[i] as number) as number))) / (levels.length - 1);
 }
 
 export const BINPACK: ScorePlugin = { name: 'Binpack', score: binpackScore };

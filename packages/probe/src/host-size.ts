@@ -36,7 +36,11 @@ export function validateLayout(layout: CoreLayout): Result<CoreLayout> {
   const physical = layout.cores / layout.threadsPerCore;
   for (const field of ['sockets', 'numaNodes'] as const) {
     if (layout[field] > physical) {
-      return err('invalid_request', `${field}: ${layout[field]} is more than the ${physical} physical cores`, { field, value: layout[field], physicalCores: physical });
+      return err('invalid_request', `${field}: ${layout[field]} is more than the ${physical} physical cores`, {
+        field,
+        value: layout[field],
+        physicalCores: physical,
+      });
     }
   }
   return ok(layout);

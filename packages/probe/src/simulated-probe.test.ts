@@ -25,7 +25,11 @@ describe('a simulated host', () => {
 
   it('uses only its base when nothing is committed', async () => {
     const sample = await probe().sample();
-    expect(sample.memory).toEqual({ totalMiB: 65_536, usedMiB: SIMULATED_USAGE.baseMemoryMiB, availableMiB: 65_536 - SIMULATED_USAGE.baseMemoryMiB });
+    expect(sample.memory).toEqual({
+      totalMiB: 65_536,
+      usedMiB: SIMULATED_USAGE.baseMemoryMiB,
+      availableMiB: 65_536 - SIMULATED_USAGE.baseMemoryMiB,
+    });
     expect(sample.cpu.totalPermille).toBe(SIMULATED_USAGE.baseCorePermille);
     expect(sample.at).toBe(clock());
   });

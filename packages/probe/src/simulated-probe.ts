@@ -1,4 +1,13 @@
-import { err, ok, type CommittedFigures, type HostProbe, type HostSample, type HostTopology, type NodeMemory, type Result } from '@allot/core';
+import {
+  err,
+  ok,
+  type CommittedFigures,
+  type HostProbe,
+  type HostSample,
+  type HostTopology,
+  type NodeMemory,
+  type Result,
+} from '@allot/core';
 import { layoutCores, validateLayout, type HostSize } from './host-size.ts';
 import { splitNodeMemory } from './sys-node-memory.ts';
 
@@ -39,7 +48,10 @@ export class SimulatedProbe implements HostProbe {
     const layout = validateLayout(size);
     if (!layout.ok) return layout;
     if (!Number.isInteger(size.memoryMiB) || size.memoryMiB < 1) {
-      return err('invalid_request', `memoryMiB: must be a positive integer, got ${String(size.memoryMiB)}`, { field: 'memoryMiB', value: size.memoryMiB });
+      return err('invalid_request', `memoryMiB: must be a positive integer, got ${String(size.memoryMiB)}`, {
+        field: 'memoryMiB',
+        value: size.memoryMiB,
+      });
     }
     return ok(new SimulatedProbe(size, options.now ?? Date.now));
   }
@@ -48,7 +60,8 @@ export class SimulatedProbe implements HostProbe {
   setCommitted(committed: CommittedFigures): Result<void> {
     for (const field of ['memoryMiB', 'vcpus'] as const) {
       const value = committed[field];
-      if (!Number.isInteger(value) || value < 0) return err('invalid_request', `${field}: must be a non-negative integer, got ${String(value)}`, { field, value });
+      if (!Number.isInteger(value) || value < 0)
+        return err('invalid_request', `${field}: must be a non-negative integer, got ${String(value)}`, { field, value });
     }
     this.#committed = { memoryMiB: committed.memoryMiB, vcpus: committed.vcpus };
     return ok(undefined);
@@ -76,7 +89,10 @@ export class SimulatedProbe implements HostProbe {
 /** The deterministic usage of SIMULATED_USAGE, in integers. */
 export function simulatedSample(size: HostSize, committed: CommittedFigures, at: number): HostSample {
   const u = SIMULATED_USAGE;
-  const usedMiB = Math.min(size.memoryMiB, Math.min(size.memoryMiB, u.baseMemoryMiB) + Math.floor((committed.memoryMiB * u.memoryTouchedPercent) / 100));
+  const usedMiB = Math.min(
+    size.memoryMiB,
+    Math.min(size.memoryMiB, u.baseMemoryMiB) + Math.floor((committed.memoryMiB * u.memoryTouchedPercent) / 100),
+  );
   const busyTotal = Math.min(size.cores * 1000, size.cores * u.baseCorePermille + committed.vcpus * u.vcpuBusyPermille);
   const perCore = Math.floor(busyTotal / size.cores);
   // The remainder goes one per mille to the lowest core ids, so the per-core figures add up to the total.

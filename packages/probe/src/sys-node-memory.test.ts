@@ -17,7 +17,11 @@ afterEach(async () => {
 });
 
 /** node<N>/meminfo and hugepages as Linux writes them (sizes in kB, counts in pages). */
-async function writeNode(node: number, memTotalKiB: number | string, hugepages: Record<string, { nr: string; free: string }> = {}): Promise<void> {
+async function writeNode(
+  node: number,
+  memTotalKiB: number | string,
+  hugepages: Record<string, { nr: string; free: string }> = {},
+): Promise<void> {
   const dir = join(root, 'devices/system/node', `node${node}`);
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'meminfo'), `Node ${node} MemTotal:       ${memTotalKiB} kB\nNode ${node} MemFree:        1024 kB\n`);
@@ -36,7 +40,14 @@ describe('memory per NUMA node from /sys', () => {
     const reading = await readNodeMemory(root);
     expect(reading.unreadable).toEqual([]);
     expect(reading.nodes).toEqual([
-      { node: 0, totalMiB: 16_384, hugepages: [{ sizeKiB: 2048, total: 512, free: 500 }, { sizeKiB: 1_048_576, total: 4, free: 4 }] },
+      {
+        node: 0,
+        totalMiB: 16_384,
+        hugepages: [
+          { sizeKiB: 2048, total: 512, free: 500 },
+          { sizeKiB: 1_048_576, total: 4, free: 4 },
+        ],
+      },
       { node: 1, totalMiB: 16_383, hugepages: [{ sizeKiB: 2048, total: 0, free: 0 }] },
     ]);
   });

@@ -88,7 +88,11 @@ export async function readNodeMemory(sysRoot: string): Promise<NodeMemoryReading
  * A simulated host's memory per node: the total split evenly over the nodes (the remainder MiB to the lowest ids,
  * so the parts add up), and the given hugepage pools on every node, all free.
  */
-export function splitNodeMemory(totalMiB: number, numaNodes: number, hugepages: readonly { sizeKiB: number; perNode: number }[] = []): NodeMemory[] {
+export function splitNodeMemory(
+  totalMiB: number,
+  numaNodes: number,
+  hugepages: readonly { sizeKiB: number; perNode: number }[] = [],
+): NodeMemory[] {
   const nodes = Math.max(1, Math.floor(numaNodes));
   const share = Math.floor(totalMiB / nodes);
   const remainder = totalMiB - share * nodes;

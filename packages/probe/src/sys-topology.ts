@@ -130,6 +130,7 @@ export async function readSysTopology(sysRoot: string): Promise<SysTopologyReadi
     if (cpuToNode !== undefined && numa === undefined) numaKnown = false;
     return { id: cpu.id, core: physicalId.get(groupOf(cpu)) ?? 0, socket: cpu.socket, numa: numa ?? 0 };
   });
-  if (cpuToNode !== undefined && !numaKnown) unreadable.push(join(sysRoot, 'devices', 'system', 'node', 'node<N>', 'cpulist (some CPUs in no node)'));
+  if (cpuToNode !== undefined && !numaKnown)
+    unreadable.push(join(sysRoot, 'devices', 'system', 'node', 'node<N>', 'cpulist (some CPUs in no node)'));
   return { cores, numaKnown, unreadable };
 }

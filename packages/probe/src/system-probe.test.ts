@@ -54,7 +54,13 @@ describe('a host whose /sys and /proc cannot be read', () => {
 
   it('uses the configured fallback topology, marked config, and says so once', async () => {
     const logger = recordingLogger();
-    const probe = new SystemProbe({ logger, platform: 'linux', sysRoot: empty, procRoot: empty, fallback: { cores: 8, threadsPerCore: 2, numaNodes: 2, sockets: 2 } });
+    const probe = new SystemProbe({
+      logger,
+      platform: 'linux',
+      sysRoot: empty,
+      procRoot: empty,
+      fallback: { cores: 8, threadsPerCore: 2, numaNodes: 2, sockets: 2 },
+    });
     const topology = await probe.topology();
     await probe.topology();
     expect(topology.source).toBe('config');
@@ -81,7 +87,12 @@ describe('a host whose /sys and /proc cannot be read', () => {
   it('keeps the cores read from /sys and uses the configured NUMA nodes when only NUMA is missing', async () => {
     // Two physical cores with two threads each, and no /sys/devices/system/node (a kernel without NUMA).
     const sysRoot = join(empty, 'no-numa');
-    for (const [cpu, coreId, siblings] of [[0, 0, '0,2'], [1, 1, '1,3'], [2, 0, '0,2'], [3, 1, '1,3']] as const) {
+    for (const [cpu, coreId, siblings] of [
+      [0, 0, '0,2'],
+      [1, 1, '1,3'],
+      [2, 0, '0,2'],
+      [3, 1, '1,3'],
+    ] as const) {
       const dir = join(sysRoot, 'devices/system/cpu', `cpu${cpu}`, 'topology');
       await mkdir(dir, { recursive: true });
       await writeFile(join(dir, 'core_id'), `${coreId}`);
@@ -100,6 +111,9 @@ describe('a host whose /sys and /proc cannot be read', () => {
       ],
     });
     expect(logger.warnings).toHaveLength(1);
-    expect(logger.warnings[0]?.obj).toMatchObject({ using: { numaNodes: 2 }, unreadable: [join(sysRoot, 'devices/system/cpu/online'), join(sysRoot, 'devices/system/node')] });
+    expect(logger.warnings[0]?.obj).toMatchObject({
+      using: { numaNodes: 2 },
+      unreadable: [join(sysRoot, 'devices/system/cpu/online'), join(sysRoot, 'devices/system/node')],
+    });
   });
 });

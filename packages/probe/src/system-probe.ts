@@ -78,8 +78,11 @@ export class SystemProbe implements HostProbe {
   }
 
   async #readNodeMemory(): Promise<readonly NodeMemory[]> {
-    const reading = this.#linux ? await readNodeMemory(this.#sysRoot) : { nodes: undefined, unreadable: [`/sys (platform ${process.platform})`] };
-    if (reading.unreadable.length > 0) this.#warn.warn('node-memory', { unreadable: reading.unreadable }, 'probe: some per-NUMA-node memory figures cannot be read');
+    const reading = this.#linux
+      ? await readNodeMemory(this.#sysRoot)
+      : { nodes: undefined, unreadable: [`/sys (platform ${process.platform})`] };
+    if (reading.unreadable.length > 0)
+      this.#warn.warn('node-memory', { unreadable: reading.unreadable }, 'probe: some per-NUMA-node memory figures cannot be read');
     if (reading.nodes !== undefined) return reading.nodes;
     const nodes = new Set((await this.topology()).cores.map((c) => c.numa)).size;
     return splitNodeMemory(this.#sampleMemory().totalMiB, nodes);
@@ -102,13 +105,21 @@ export class SystemProbe implements HostProbe {
       const text = readText(path);
       const parsed = text === undefined ? undefined : parseMeminfo(text);
       if (parsed !== undefined && parsed.totalMiB > 0) return parsed;
-      this.#warn.warn('meminfo', { unreadable: path, using: 'os.totalmem() and os.freemem()' }, 'probe: cannot read MemTotal/MemAvailable; memory used is approximated from free memory');
+      this.#warn.warn(
+        'meminfo',
+        { unreadable: path, using: 'os.totalmem() and os.freemem()' },
+        'probe: cannot read MemTotal/MemAvailable; memory used is approximated from free memory',
+      );
     }
     // Off Linux, Node's own figures (no child process; systeminformation would spawn vm_stat on macOS each sample).
     const total = totalmem();
     if (total > 0) return memorySampleFromBytes(total, freemem());
     const configured = this.#fallback.memoryMiB;
-    this.#warn.warn('memory-total', { unreadable: 'os.totalmem()', using: { memoryMiB: configured ?? 0 } }, 'probe: host memory cannot be read; using the configured fallback');
+    this.#warn.warn(
+      'memory-total',
+      { unreadable: 'os.totalmem()', using: { memoryMiB: configured ?? 0 } },
+      'probe: host memory cannot be read; using the configured fallback',
+    );
     return { totalMiB: configured ?? 0, usedMiB: 0, availableMiB: configured ?? 0 };
   }
 
@@ -126,23 +137,38 @@ export class SystemProbe implements HostProbe {
     const path = join(this.#procRoot, 'stat');
     const text = readText(path);
     const parsed = text === undefined ? undefined : parseProcStat(text);
-    if (parsed === undefined) this.#warn.warn('proc-stat', { unreadable: path, using: 'os.cpus() times' }, 'probe: cannot read CPU counters; using the figures Node reports');
+    if (parsed === undefined)
+      this.#warn.warn(
+        'proc-stat',
+        { unreadable: path, using: 'os.cpus() times' },
+        'probe: cannot read CPU counters; using the figures Node reports',
+      );
     return parsed;
   }
 
   async #readTopology(): Promise<HostTopology> {
-    const reading = this.#linux ? await readSysTopology(this.#sysRoot) : { cores: undefined, numaKnown: false, unreadable: [`/sys (platform ${process.platform})`] };
+    const reading = this.#linux
+      ? await readSysTopology(this.#sysRoot)
+      : { cores: undefined, numaKnown: false, unreadable: [`/sys (platform ${process.platform})`] };
     if (reading.cores !== undefined && reading.numaKnown) return { cores: reading.cores, source: 'probe' };
 
     if (reading.cores !== undefined) {
       const numaNodes = this.#fallback.numaNodes ?? 1;
       const cores = assignNuma(reading.cores, numaNodes);
-      this.#warn.warn('topology', { unreadable: reading.unreadable, using: { numaNodes } }, 'probe: NUMA nodes cannot be read from /sys; using the configured number of NUMA nodes');
+      this.#warn.warn(
+        'topology',
+        { unreadable: reading.unreadable, using: { numaNodes } },
+        'probe: NUMA nodes cannot be read from /sys; using the configured number of NUMA nodes',
+      );
       return { cores, source: 'config' };
     }
 
     const layout = await this.#fallbackLayout();
-    this.#warn.warn('topology', { unreadable: reading.unreadable, using: layout }, 'probe: CPU topology cannot be read from /sys; using configured figures or what systeminformation reports');
+    this.#warn.warn(
+      'topology',
+      { unreadable: reading.unreadable, using: layout },
+      'probe: CPU topology cannot be read from /sys; using configured figures or what systeminformation reports',
+    );
     return { cores: layoutCores(layout), source: 'config' };
   }
 

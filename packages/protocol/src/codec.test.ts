@@ -102,24 +102,70 @@ const samples: Array<[string, z.ZodType, unknown]> = [
   ['agent allocations', AgentAllocationsRequestSchema, { status: 'live', limit: 10 }],
   ['agent limits update', AgentLimitsUpdateRequestSchema, { requestId: 'lim-1', memory: { capacity: 1024 }, force: false }],
   ['agent cordon', AgentCordonRequestSchema, { requestId: 'c-1', reason: 'maintenance' }],
-  ['availability', AvailabilitySchema, { fits: false, figures: { memory: { requested: 1, free: 0, effectiveCapacity: 10 } }, reason: { code: 'insufficient_capacity', message: 'no' } }],
+  [
+    'availability',
+    AvailabilitySchema,
+    {
+      fits: false,
+      figures: { memory: { requested: 1, free: 0, effectiveCapacity: 10 } },
+      reason: { code: 'insufficient_capacity', message: 'no' },
+    },
+  ],
   ['host health', HostHealthSchema, { nodeId: 'node-a', health: { status: 'healthy' }, cordoned: false, recoveryMs: 3, startedAt: 1 }],
-  ['host limits', HostLimitsSchema, { memory: { capacity: 1024, systemReserve: 0, overcommitRatio: 1 }, cpu: { capacity: 8, systemReserve: 1, overcommitRatio: 4 } }],
+  [
+    'host limits',
+    HostLimitsSchema,
+    { memory: { capacity: 1024, systemReserve: 0, overcommitRatio: 1 }, cpu: { capacity: 8, systemReserve: 1, overcommitRatio: 4 } },
+  ],
   ['allocation', AllocationSchema, allocation],
   ['usage snapshot', UsageSnapshotSchema, snapshot],
-  ['event', AllotEventSchema, { kind: 'refused', nodeId: 'node-a', at: 5, requestId: 'r', error: { code: 'insufficient_capacity', message: 'full' } }],
-  ['place', PlaceRequestSchema, { request, placement: { strategy: 'spread', constraints: [{ key: 'zone', op: 'In', values: ['z1'] }], group: { name: 'web', maxPerNode: 1 }, allowPreemption: true } }],
+  [
+    'event',
+    AllotEventSchema,
+    { kind: 'refused', nodeId: 'node-a', at: 5, requestId: 'r', error: { code: 'insufficient_capacity', message: 'full' } },
+  ],
+  [
+    'place',
+    PlaceRequestSchema,
+    {
+      request,
+      placement: {
+        strategy: 'spread',
+        constraints: [{ key: 'zone', op: 'In', values: ['z1'] }],
+        group: { name: 'web', maxPerNode: 1 },
+        allowPreemption: true,
+      },
+    },
+  ],
   ['place reply', PlaceReplySchema, { nodeId: 'node-a', allocation, cpuset: [2, 3], preempted: [], attempts: 1 }],
   ['cluster release', ClusterReleaseRequestSchema, { requestId: 'rel-2', placementRequestId: 'req-1' }],
-  ['cluster check reply', ClusterCheckReplySchema, { fits: false, candidates: [], rejected: { 'Insufficient memory': 3 }, message: '0/3 nodes are available: 3 Insufficient memory' }],
-  ['cluster usage', ClusterUsageSchema, { at: 1, nodes: { total: 1, ready: 1, suspect: 0, lost: 0, cordoned: 0 }, memory: { capacity: 1, effectiveCapacity: 1, committed: 0, used: 0 }, cpu: { capacity: 1, effectiveCapacity: 1, committed: 0, used: 0 }, allocationCount: 0 }],
+  [
+    'cluster check reply',
+    ClusterCheckReplySchema,
+    { fits: false, candidates: [], rejected: { 'Insufficient memory': 3 }, message: '0/3 nodes are available: 3 Insufficient memory' },
+  ],
+  [
+    'cluster usage',
+    ClusterUsageSchema,
+    {
+      at: 1,
+      nodes: { total: 1, ready: 1, suspect: 0, lost: 0, cordoned: 0 },
+      memory: { capacity: 1, effectiveCapacity: 1, committed: 0, used: 0 },
+      cpu: { capacity: 1, effectiveCapacity: 1, committed: 0, used: 0 },
+      allocationCount: 0,
+    },
+  ],
   ['node view', NodeViewSchema, { nodeId: 'node-a', liveness: 'ready', lastSeen: 1, snapshot }],
   ['tenant quota', TenantQuotaSchema, { tenantId: 'acme', maxVms: 10, placeRates: [{ count: 100, per: 'hour' }] }],
   ['quota set', QuotaSetRequestSchema, { requestId: 'q-1', quota: { tenantId: 'acme', maxVcpus: 64 } }],
   ['quota get', QuotaGetRequestSchema, { tenantId: 'acme' }],
   ['node command', NodeCommandRequestSchema, { requestId: 'd-1', nodeId: 'node-a' }],
   ['ok reply', replySchema(AllocationSchema), { ok: true, value: allocation }],
-  ['error reply', replySchema(AllocationSchema), { ok: false, error: { code: 'conflict', message: 'request id reused', details: { requestId: 'req-1' } } }],
+  [
+    'error reply',
+    replySchema(AllocationSchema),
+    { ok: false, error: { code: 'conflict', message: 'request id reused', details: { requestId: 'req-1' } } },
+  ],
 ];
 
 describe('every wire message', () => {

@@ -24,7 +24,13 @@ export function decode<S extends z.ZodType>(schema: S, bytes: Uint8Array, maxByt
  */
 export function decodeWith<T>(parse: (raw: unknown) => Result<T>, bytes: Uint8Array, maxBytes = MAX_REQUEST_BYTES): Result<T> {
   if (bytes.byteLength > maxBytes) {
-    return { ok: false, error: errorOf('invalid_request', `payload is ${bytes.byteLength} bytes, more than the ${maxBytes} allowed`, { bytes: bytes.byteLength, maxBytes }) };
+    return {
+      ok: false,
+      error: errorOf('invalid_request', `payload is ${bytes.byteLength} bytes, more than the ${maxBytes} allowed`, {
+        bytes: bytes.byteLength,
+        maxBytes,
+      }),
+    };
   }
   let raw: unknown;
   try {
@@ -33,7 +39,8 @@ export function decodeWith<T>(parse: (raw: unknown) => Result<T>, bytes: Uint8Ar
     return { ok: false, error: errorOf('invalid_request', `payload is not valid msgpack: ${(e as Error).message}`) };
   }
   const impure = impurePath(raw, '', 0);
-  if (impure !== undefined) return { ok: false, error: errorOf('invalid_request', `${impure.path || '(root)'}: ${impure.why}`, { field: impure.path }) };
+  if (impure !== undefined)
+    return { ok: false, error: errorOf('invalid_request', `${impure.path || '(root)'}: ${impure.why}`, { field: impure.path }) };
   return parse(raw);
 }
 
@@ -47,7 +54,13 @@ export const JSON_CONTENT_TYPE = 'application/json';
 
 export function decodeJsonWith<T>(parse: (raw: unknown) => Result<T>, bytes: Uint8Array, maxBytes = MAX_REQUEST_BYTES): Result<T> {
   if (bytes.byteLength > maxBytes) {
-    return { ok: false, error: errorOf('invalid_request', `payload is ${bytes.byteLength} bytes, more than the ${maxBytes} allowed`, { bytes: bytes.byteLength, maxBytes }) };
+    return {
+      ok: false,
+      error: errorOf('invalid_request', `payload is ${bytes.byteLength} bytes, more than the ${maxBytes} allowed`, {
+        bytes: bytes.byteLength,
+        maxBytes,
+      }),
+    };
   }
   let raw: unknown;
   try {
@@ -56,7 +69,8 @@ export function decodeJsonWith<T>(parse: (raw: unknown) => Result<T>, bytes: Uin
     return { ok: false, error: errorOf('invalid_request', `payload is not valid JSON: ${(e as Error).message}`) };
   }
   const impure = impurePath(raw, '', 0);
-  if (impure !== undefined) return { ok: false, error: errorOf('invalid_request', `${impure.path || '(root)'}: ${impure.why}`, { field: impure.path }) };
+  if (impure !== undefined)
+    return { ok: false, error: errorOf('invalid_request', `${impure.path || '(root)'}: ${impure.why}`, { field: impure.path }) };
   return parse(raw);
 }
 
@@ -76,8 +90,10 @@ export const PROTOCOL_HEADER = 'Allot-Protocol';
 export function protocolVersionProblem(theirs: string | undefined, ours = PROTOCOL_VERSION): string | undefined {
   if (theirs === undefined || theirs === '') return undefined;
   const version = Number(theirs);
-  if (!Number.isSafeInteger(version) || version < 1) return `${PROTOCOL_HEADER} ${JSON.stringify(theirs.slice(0, 32))} is not a protocol version`;
-  if (Math.abs(version - ours) > 1) return `protocol version ${version} is too far from this process's ${ours} (one version apart at most): upgrade the older side`;
+  if (!Number.isSafeInteger(version) || version < 1)
+    return `${PROTOCOL_HEADER} ${JSON.stringify(theirs.slice(0, 32))} is not a protocol version`;
+  if (Math.abs(version - ours) > 1)
+    return `protocol version ${version} is too far from this process's ${ours} (one version apart at most): upgrade the older side`;
   return undefined;
 }
 
@@ -111,7 +127,8 @@ function impurePath(value: unknown, path: string, depth: number): { path: string
         return undefined;
       }
       const proto = Object.getPrototypeOf(value) as unknown;
-      if (proto !== Object.prototype && proto !== null) return { path, why: `a ${(value as object).constructor?.name ?? 'non-plain'} value is not plain data` };
+      if (proto !== Object.prototype && proto !== null)
+        return { path, why: `a ${(value as object).constructor?.name ?? 'non-plain'} value is not plain data` };
       for (const key in value) {
         const found = impurePath((value as Record<string, unknown>)[key], path === '' ? key : `${path}.${key}`, depth + 1);
         if (found !== undefined) return found;

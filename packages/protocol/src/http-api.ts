@@ -11,13 +11,7 @@ import {
   TenantQuotaSchema,
   TenantUsageSchema,
 } from '@allot/core';
-import {
-  AgentAllocationsReplySchema,
-  ClusterAllocationsReplySchema,
-  AllotEventSchema,
-  ClusterUsageSchema,
-  MoveSchema,
-} from './wire.ts';
+import { AgentAllocationsReplySchema, ClusterAllocationsReplySchema, AllotEventSchema, ClusterUsageSchema, MoveSchema } from './wire.ts';
 import { z } from 'zod';
 
 /** The zod these schemas are built with, for the page (apps/dashboard has no zod dependency of its own). */
@@ -31,7 +25,14 @@ export { z };
  */
 
 /** Memory or CPU figures of one node as the table shows them (the snapshot without its per-core list). */
-export const ResourceFiguresSchema = ResourceUsageSchema.pick({ capacity: true, systemReserve: true, effectiveCapacity: true, committed: true, used: true, reserved: true });
+export const ResourceFiguresSchema = ResourceUsageSchema.pick({
+  capacity: true,
+  systemReserve: true,
+  effectiveCapacity: true,
+  committed: true,
+  used: true,
+  reserved: true,
+});
 export type ResourceFigures = z.infer<typeof ResourceFiguresSchema>;
 
 /** One node row: what the table needs, light enough to send 1,000 of them on connect. */
@@ -47,7 +48,12 @@ export const NodeRowSchema = z.object({
   cordoned: z.boolean(),
   health: HealthSchema,
   memory: ResourceFiguresSchema,
-  cpu: ResourceFiguresSchema.extend({ sharedCores: z.int().min(0), exclusiveCores: z.int().min(0), reservedCores: z.int().min(0), cores: z.int().min(0) }),
+  cpu: ResourceFiguresSchema.extend({
+    sharedCores: z.int().min(0),
+    exclusiveCores: z.int().min(0),
+    reservedCores: z.int().min(0),
+    cores: z.int().min(0),
+  }),
   overcommit: z.object({ memory: z.number(), cpu: z.number() }),
   /** Tenant ids with live allocations here (the tenant filter). */
   tenants: z.array(TenantIdSchema),

@@ -47,7 +47,9 @@ describe('an allocation request is refused with the field and the reason when', 
 
 describe('custom resource types', () => {
   it('are accepted when written custom:<name>', () => {
-    expect(validate(AllocationRequestSchema, { ...valid, resources: { ...valid.resources, extra: { 'custom:fpga': 1, gpu: 2 } } }).ok).toBe(true);
+    expect(validate(AllocationRequestSchema, { ...valid, resources: { ...valid.resources, extra: { 'custom:fpga': 1, gpu: 2 } } }).ok).toBe(
+      true,
+    );
   });
 });
 

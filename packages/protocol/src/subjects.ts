@@ -53,7 +53,24 @@ export const TENANT_VERBS = ['place', 'release', 'activate', 'check', 'resize', 
 export type TenantVerb = (typeof TENANT_VERBS)[number];
 
 /** Verbs that change the cluster's configuration or cost a sweep of every node, on allot.op.<verb>. */
-export const OPERATOR_VERBS = ['quota.set', 'quota.import', 'quota.recount', 'cordon', 'uncordon', 'drain', 'node.decommission', 'node.recommission', 'node.taint', 'node.untaint', 'evacuate', 'moves', 'audit', 'limits.get', 'limits.update', 'allocations'] as const;
+export const OPERATOR_VERBS = [
+  'quota.set',
+  'quota.import',
+  'quota.recount',
+  'cordon',
+  'uncordon',
+  'drain',
+  'node.decommission',
+  'node.recommission',
+  'node.taint',
+  'node.untaint',
+  'evacuate',
+  'moves',
+  'audit',
+  'limits.get',
+  'limits.update',
+  'allocations',
+] as const;
 export type OperatorVerb = (typeof OPERATOR_VERBS)[number];
 
 /** Read-only verbs answered from the coordinator's view, on allot.read.<verb>. */

@@ -41,7 +41,10 @@ import type { AgentVerb, SchedVerb } from './subjects.ts';
 
 /** The reply envelope of every request/reply endpoint. */
 export function replySchema<T extends z.ZodType>(value: T) {
-  return z.discriminatedUnion('ok', [z.object({ ok: z.literal(true), value }), z.object({ ok: z.literal(false), error: AllotErrorSchema })]);
+  return z.discriminatedUnion('ok', [
+    z.object({ ok: z.literal(true), value }),
+    z.object({ ok: z.literal(false), error: AllotErrorSchema }),
+  ]);
 }
 
 /** Largest request payload any endpoint accepts; larger ones get invalid_request before decoding. */
@@ -251,7 +254,15 @@ export type NodeState = z.infer<typeof NodeStateSchema>;
 export const ClusterUsageSchema = z.object({
   at: EpochMsSchema,
   /** Decommissioned nodes count (in total and decommissioned) only until nothing of them remains. */
-  nodes: z.object({ total: z.int(), ready: z.int(), suspect: z.int(), lost: z.int(), cordoned: z.int(), draining: z.int().optional(), decommissioned: z.int().optional() }),
+  nodes: z.object({
+    total: z.int(),
+    ready: z.int(),
+    suspect: z.int(),
+    lost: z.int(),
+    cordoned: z.int(),
+    draining: z.int().optional(),
+    decommissioned: z.int().optional(),
+  }),
   memory: z.object({ capacity: z.int(), effectiveCapacity: z.int(), committed: z.int(), used: z.int() }),
   cpu: z.object({ capacity: z.int(), effectiveCapacity: z.int(), committed: z.int(), used: z.int() }),
   allocationCount: z.int(),
@@ -262,7 +273,11 @@ export type ClusterUsage = z.infer<typeof ClusterUsageSchema>;
 export const QuotaSetRequestSchema = z.object({ requestId: RequestIdSchema, quota: TenantQuotaSchema });
 export const QuotaGetRequestSchema = z.object({ tenantId: TenantIdSchema });
 
-export const NodeCommandRequestSchema = z.object({ requestId: RequestIdSchema, nodeId: NodeIdSchema, reason: z.string().max(256).optional() });
+export const NodeCommandRequestSchema = z.object({
+  requestId: RequestIdSchema,
+  nodeId: NodeIdSchema,
+  reason: z.string().max(256).optional(),
+});
 
 // ---------- endpoint tables: request and reply value schema per verb ----------
 
@@ -273,7 +288,11 @@ export interface EndpointSpec {
 }
 
 /** `truncated`: more match after this page; then `next` is the `after` of the next page. */
-export const AgentAllocationsReplySchema = z.object({ allocations: z.array(AllocationSchema), truncated: z.boolean(), next: z.int().min(0).optional() });
+export const AgentAllocationsReplySchema = z.object({
+  allocations: z.array(AllocationSchema),
+  truncated: z.boolean(),
+  next: z.int().min(0).optional(),
+});
 export type AgentAllocationsReply = z.infer<typeof AgentAllocationsReplySchema>;
 
 /** Every agent endpoint: the request it accepts and the value its ok reply carries. */
@@ -320,7 +339,11 @@ export const QuotaImportRequestSchema = z.object({
 export const QuotaRecountRequestSchema = z.object({ requestId: RequestIdSchema, tenantId: TenantIdSchema });
 const UsageCountersSchema = z.object({ vms: z.int().min(0), vcpus: z.int().min(0), memoryMiB: z.int().min(0) });
 /** The counters before (null: the tenant had no usage record) and after the rebuild. */
-export const QuotaRecountReplySchema = z.object({ tenantId: TenantIdSchema, before: UsageCountersSchema.nullable(), after: UsageCountersSchema });
+export const QuotaRecountReplySchema = z.object({
+  tenantId: TenantIdSchema,
+  before: UsageCountersSchema.nullable(),
+  after: UsageCountersSchema,
+});
 
 /** The migration report: per tenant migrated / updated / skipped with reason, warnings, completion percent. */
 export const QuotaImportReplySchema = z.record(z.string(), z.unknown());
@@ -373,7 +396,12 @@ export type DecommissionReply = z.infer<typeof DecommissionReplySchema>;
 /** node.taint (operators): adds a taint to the node, replacing one of the same key and effect (see TaintSchema). */
 export const NodeTaintRequestSchema = z.object({ requestId: RequestIdSchema, nodeId: NodeIdSchema, taint: TaintSchema });
 /** node.untaint (operators): removes the node's taints of this key (of this effect only, when named). */
-export const NodeUntaintRequestSchema = z.object({ requestId: RequestIdSchema, nodeId: NodeIdSchema, key: z.string().min(1).max(64), effect: z.enum(['NoSchedule']).optional() });
+export const NodeUntaintRequestSchema = z.object({
+  requestId: RequestIdSchema,
+  nodeId: NodeIdSchema,
+  key: z.string().min(1).max(64),
+  effect: z.enum(['NoSchedule']).optional(),
+});
 /** The node's taints after a node.taint or node.untaint. */
 export const NodeTaintsReplySchema = z.object({ nodeId: NodeIdSchema, taints: z.array(TaintSchema) });
 export type NodeTaintsReply = z.infer<typeof NodeTaintsReplySchema>;
@@ -394,7 +422,13 @@ export const DiscrepancySchema = z.discriminatedUnion('kind', [
     fence: z.int().min(1),
     intentNodeId: NodeIdSchema.optional(),
   }),
-  z.object({ kind: z.literal('placement_missing'), nodeId: NodeIdSchema, requestId: RequestIdSchema, tenantId: TenantIdSchema, allocationId: AllocationIdSchema.optional() }),
+  z.object({
+    kind: z.literal('placement_missing'),
+    nodeId: NodeIdSchema,
+    requestId: RequestIdSchema,
+    tenantId: TenantIdSchema,
+    allocationId: AllocationIdSchema.optional(),
+  }),
 ]);
 export type Discrepancy = z.infer<typeof DiscrepancySchema>;
 
@@ -537,7 +571,16 @@ export const EvacuateReplySchema = z.object({
   moves: z.array(MoveSchema).max(MAX_EVACUATE_LISTED),
   movesCount: z.int().min(0),
   /** Placements that got no destination, with why (the kube-style "0/N nodes are available: ..." of placement). */
-  unplaced: z.array(z.object({ requestId: RequestIdSchema, tenantId: TenantIdSchema, allocationId: AllocationIdSchema.optional(), error: AllotErrorSchema })).max(MAX_EVACUATE_LISTED),
+  unplaced: z
+    .array(
+      z.object({
+        requestId: RequestIdSchema,
+        tenantId: TenantIdSchema,
+        allocationId: AllocationIdSchema.optional(),
+        error: AllotErrorSchema,
+      }),
+    )
+    .max(MAX_EVACUATE_LISTED),
   unplacedCount: z.int().min(0),
 });
 export type EvacuateReply = z.infer<typeof EvacuateReplySchema>;

@@ -60,7 +60,13 @@ function quotaCrossings(quota: TenantQuota, usage: TenantUsage, request: QuotaRe
     limitValue !== undefined && current + requested > limitValue;
 
   if (crosses(quota.maxVms, usage.vms, 1)) {
-    crossings.push({ limit: 'maxVms', limitValue: quota.maxVms, current: usage.vms, requested: 1, message: `VMs ${usage.vms} + 1 would exceed the limit of ${quota.maxVms}` });
+    crossings.push({
+      limit: 'maxVms',
+      limitValue: quota.maxVms,
+      current: usage.vms,
+      requested: 1,
+      message: `VMs ${usage.vms} + 1 would exceed the limit of ${quota.maxVms}`,
+    });
   }
   if (request.nodeId !== undefined) {
     const onNode = usage.vmsPerNode[request.nodeId] ?? 0;

@@ -2,7 +2,16 @@ import { TenantQuotaSchema, type TenantQuota } from '@allot/core';
 import { describe, expect, it } from 'vitest';
 import { checkQuota, vmsPerNodeAllows } from './check.ts';
 import { RateLimiter } from './rate-limiter.ts';
-import { admitPlacement, emptyUsageRecord, movePlacement, releasePlacement, TenantUsageRecordSchema, usageOf, withQuota, type TenantUsageRecord } from './record.ts';
+import {
+  admitPlacement,
+  emptyUsageRecord,
+  movePlacement,
+  releasePlacement,
+  TenantUsageRecordSchema,
+  usageOf,
+  withQuota,
+  type TenantUsageRecord,
+} from './record.ts';
 import { TokenBucket } from './token-bucket.ts';
 import { applyPlacement, applyRelease, emptyUsage, PlacementSchema } from './usage.ts';
 
@@ -28,12 +37,22 @@ describe('rate changes in an existing quota', () => {
     const raised = quota({ placeRates: [{ count: 3, per: 'minute' }] });
     for (let i = 0; i < 3; i += 1) expect(limiter.admit(raised, 'place', T0 + 1).ok).toBe(true);
     const refused = limiter.admit(raised, 'place', T0 + 1);
-    expect(!refused.ok && refused.error.details).toEqual({ tenantId: 'acme', operation: 'place', rate: { count: 3, per: 'minute' }, retryAfterMs: 20_000 });
+    expect(!refused.ok && refused.error.details).toEqual({
+      tenantId: 'acme',
+      operation: 'place',
+      rate: { count: 3, per: 'minute' },
+      retryAfterMs: 20_000,
+    });
   });
 
   it('a changed period is a new rate, and a removed rate no longer limits', () => {
     const limiter = new RateLimiter();
-    const both = quota({ placeRates: [{ count: 1, per: 'second' }, { count: 2, per: 'hour' }] });
+    const both = quota({
+      placeRates: [
+        { count: 1, per: 'second' },
+        { count: 2, per: 'hour' },
+      ],
+    });
     expect(limiter.admit(both, 'place', T0).ok).toBe(true);
     expect(limiter.admit(both, 'place', T0 + 1_000).ok).toBe(true);
     const hourly = limiter.admit(both, 'place', T0 + 2_000);
@@ -51,10 +70,43 @@ describe('rate changes in an existing quota', () => {
 
   it('the same rates given again (a new quota object) keep the spent buckets', () => {
     const limiter = new RateLimiter();
-    expect(limiter.admit(quota({ placeRates: [{ count: 1, per: 'hour' }, { count: 5, per: 'second' }] }), 'place', T0).ok).toBe(true);
-    expect(limiter.admit(quota({ placeRates: [{ count: 1, per: 'hour' }, { count: 5, per: 'second' }] }), 'place', T0 + 10).ok).toBe(false);
+    expect(
+      limiter.admit(
+        quota({
+          placeRates: [
+            { count: 1, per: 'hour' },
+            { count: 5, per: 'second' },
+          ],
+        }),
+        'place',
+        T0,
+      ).ok,
+    ).toBe(true);
+    expect(
+      limiter.admit(
+        quota({
+          placeRates: [
+            { count: 1, per: 'hour' },
+            { count: 5, per: 'second' },
+          ],
+        }),
+        'place',
+        T0 + 10,
+      ).ok,
+    ).toBe(false);
     // The same rates in another order: both buckets are reused, none refilled.
-    expect(limiter.admit(quota({ placeRates: [{ count: 5, per: 'second' }, { count: 1, per: 'hour' }] }), 'place', T0 + 20).ok).toBe(false);
+    expect(
+      limiter.admit(
+        quota({
+          placeRates: [
+            { count: 5, per: 'second' },
+            { count: 1, per: 'hour' },
+          ],
+        }),
+        'place',
+        T0 + 20,
+      ).ok,
+    ).toBe(false);
   });
 
   it('a tenant without rates for the operation is not tracked', () => {
@@ -82,7 +134,8 @@ describe('rate changes in an existing quota', () => {
       const limiter = new RateLimiter({ maxTenants: 3, evictionScan });
       // a (oldest) is still refilling its hourly token at T0 + 1 s; b and c are full again.
       expect(limiter.admit(quota({ tenantId: 'a', placeRates: [{ count: 1, per: 'hour' }] }), 'place', T0).ok).toBe(true);
-      for (const t of ['b', 'c']) expect(limiter.admit(quota({ tenantId: t, placeRates: [{ count: 1, per: 'second' }] }), 'place', T0).ok).toBe(true);
+      for (const t of ['b', 'c'])
+        expect(limiter.admit(quota({ tenantId: t, placeRates: [{ count: 1, per: 'second' }] }), 'place', T0).ok).toBe(true);
       expect(limiter.admit(quota({ tenantId: 'd', placeRates: [{ count: 1, per: 'second' }] }), 'place', T0 + 1_000).ok).toBe(true);
       return limiter.size;
     };
@@ -178,7 +231,14 @@ describe('quota limits at their boundaries', () => {
 describe('usage records', () => {
   it('refuses a quota of another tenant, naming the field', () => {
     const r = withQuota(emptyUsageRecord('acme'), quota({ tenantId: 'other' }));
-    expect(r).toEqual({ ok: false, error: { code: 'invalid_request', message: "quota.tenantId: other is not the record's tenant acme", details: { field: 'quota.tenantId' } } });
+    expect(r).toEqual({
+      ok: false,
+      error: {
+        code: 'invalid_request',
+        message: "quota.tenantId: other is not the record's tenant acme",
+        details: { field: 'quota.tenantId' },
+      },
+    });
   });
 
   it('moves a VM to another node within maxVmsPerNode, refusing a full node with its figures', () => {
@@ -212,7 +272,9 @@ describe('usage records', () => {
     expect(released.usage).toEqual({ vms: 1, vcpus: 1, memoryMiB: 50, vmsPerNode: { a: 1 } });
     expect(twice.value.usage.vms).toBe(2);
     expect(applyRelease(released.usage, { nodeId: 'a', memoryMiB: 50, vcpus: 1 })).toEqual(emptyUsage());
-    expect(() => applyRelease(released.usage, { nodeId: 'a', memoryMiB: 1, vcpus: -1 })).toThrow(/invalid placement figures \(memoryMiB 1, vcpus -1\)/);
+    expect(() => applyRelease(released.usage, { nodeId: 'a', memoryMiB: 1, vcpus: -1 })).toThrow(
+      /invalid placement figures \(memoryMiB 1, vcpus -1\)/,
+    );
   });
 });
 
@@ -222,7 +284,8 @@ describe('more edges', () => {
       const limiter = new RateLimiter({ maxTenants: 2, evictionScan: 1 });
       expect(limiter.admit(quota({ tenantId: 'b', placeRates: [{ count: 1, per: 'second' }] }), 'place', T0).ok).toBe(true);
       expect(limiter.admit(quota({ tenantId: 'a', placeRates: [{ count: 1, per: 'hour' }] }), 'place', T0).ok).toBe(true);
-      if (reuseB) expect(limiter.admit(quota({ tenantId: 'b', placeRates: [{ count: 1, per: 'second' }] }), 'place', T0 + 1_000).ok).toBe(true);
+      if (reuseB)
+        expect(limiter.admit(quota({ tenantId: 'b', placeRates: [{ count: 1, per: 'second' }] }), 'place', T0 + 1_000).ok).toBe(true);
       // At T0 + 2 s b is full again, a (hourly) is not: only b can be dropped, and only if it is the oldest.
       expect(limiter.admit(quota({ tenantId: 'c', placeRates: [{ count: 1, per: 'second' }] }), 'place', T0 + 2_000).ok).toBe(true);
       return limiter.size;
@@ -233,13 +296,27 @@ describe('more edges', () => {
 
   it('drops nobody while under the tenant bound', () => {
     const limiter = new RateLimiter({ maxTenants: 10 });
-    for (const t of ['a', 'b', 'c']) expect(limiter.admit(quota({ tenantId: t, placeRates: [{ count: 1, per: 'second' }] }), 'place', T0 + (t === 'c' ? 5_000 : 0)).ok).toBe(true);
+    for (const t of ['a', 'b', 'c'])
+      expect(
+        limiter.admit(quota({ tenantId: t, placeRates: [{ count: 1, per: 'second' }] }), 'place', T0 + (t === 'c' ? 5_000 : 0)).ok,
+      ).toBe(true);
     expect(limiter.size).toBe(3);
   });
 
   it('sweeps a tenant only when every one of its buckets is full', () => {
     const limiter = new RateLimiter();
-    expect(limiter.admit(quota({ placeRates: [{ count: 1, per: 'second' }, { count: 5, per: 'hour' }] }), 'place', T0).ok).toBe(true);
+    expect(
+      limiter.admit(
+        quota({
+          placeRates: [
+            { count: 1, per: 'second' },
+            { count: 5, per: 'hour' },
+          ],
+        }),
+        'place',
+        T0,
+      ).ok,
+    ).toBe(true);
     expect(limiter.sweep(T0 + 1_000)).toBe(0);
     expect(limiter.sweep(T0 + 720_000)).toBe(1);
   });
@@ -276,7 +353,12 @@ describe('more edges', () => {
   });
 
   it('counts a VM without memory, and throws on fractional memory', () => {
-    expect(applyPlacement(emptyUsage(), { nodeId: 'a', memoryMiB: 0, vcpus: 1 })).toEqual({ vms: 1, vcpus: 1, memoryMiB: 0, vmsPerNode: { a: 1 } });
+    expect(applyPlacement(emptyUsage(), { nodeId: 'a', memoryMiB: 0, vcpus: 1 })).toEqual({
+      vms: 1,
+      vcpus: 1,
+      memoryMiB: 0,
+      vmsPerNode: { a: 1 },
+    });
     expect(() => applyPlacement(emptyUsage(), { nodeId: 'a', memoryMiB: 1.5, vcpus: 1 })).toThrow(RangeError);
     expect(() => applyPlacement(emptyUsage(), { nodeId: 'a', memoryMiB: -1, vcpus: 1 })).toThrow(RangeError);
   });

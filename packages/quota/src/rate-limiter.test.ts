@@ -23,7 +23,12 @@ describe('RateLimiter', () => {
 
   it('admits only when every bucket has a token, and then takes from all of them', () => {
     const limiter = new RateLimiter();
-    const q = quota({ placeRates: [{ count: 2, per: 'second' }, { count: 3, per: 'minute' }] });
+    const q = quota({
+      placeRates: [
+        { count: 2, per: 'second' },
+        { count: 3, per: 'minute' },
+      ],
+    });
     expect(limiter.admit(q, 'place', T0).ok).toBe(true);
     expect(limiter.admit(q, 'place', T0).ok).toBe(true);
     const perSecond = limiter.admit(q, 'place', T0);
@@ -37,7 +42,12 @@ describe('RateLimiter', () => {
 
   it('reports the longest wait when several buckets are empty', () => {
     const limiter = new RateLimiter();
-    const q = quota({ placeRates: [{ count: 1, per: 'second' }, { count: 1, per: 'minute' }] });
+    const q = quota({
+      placeRates: [
+        { count: 1, per: 'second' },
+        { count: 1, per: 'minute' },
+      ],
+    });
     expect(limiter.admit(q, 'place', T0).ok).toBe(true);
     const r = limiter.admit(q, 'place', T0);
     expect(!r.ok && r.error.details).toMatchObject({ rate: { count: 1, per: 'minute' }, retryAfterMs: 60_000 });

@@ -69,12 +69,16 @@ export class RateLimiter {
     }
     if (slowest !== undefined) {
       const { count, per } = slowest.rate;
-      return err('rate_limited', `tenant ${quota.tenantId}: more than ${count} ${operation} requests per ${per}; retry in ${retryAfterMs} ms`, {
-        tenantId: quota.tenantId,
-        operation,
-        rate: { count, per },
-        retryAfterMs,
-      });
+      return err(
+        'rate_limited',
+        `tenant ${quota.tenantId}: more than ${count} ${operation} requests per ${per}; retry in ${retryAfterMs} ms`,
+        {
+          tenantId: quota.tenantId,
+          operation,
+          rate: { count, per },
+          retryAfterMs,
+        },
+      );
     }
     for (const bucket of buckets) bucket.take(now);
     return ok(undefined);

@@ -1,7 +1,16 @@
 import { TenantQuotaSchema } from '@allot/core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { admitPlacement, emptyUsageRecord, movePlacement, releasePlacement, TenantUsageRecordSchema, usageOf, withQuota, type TenantUsageRecord } from './record.ts';
+import {
+  admitPlacement,
+  emptyUsageRecord,
+  movePlacement,
+  releasePlacement,
+  TenantUsageRecordSchema,
+  usageOf,
+  withQuota,
+  type TenantUsageRecord,
+} from './record.ts';
 import type { Placement } from './usage.ts';
 
 describe('tenant usage record', () => {
@@ -29,44 +38,55 @@ describe('tenant usage record', () => {
 
   it('never counts past a limit and always equals the sum of what it counts, under any admit / move / release sequence', () => {
     const step = fc.oneof(
-      fc.record({ kind: fc.constant('admit' as const), node: fc.integer({ min: 0, max: 3 }), vcpus: fc.integer({ min: 0, max: 8 }), memoryMiB: fc.integer({ min: 0, max: 8192 }) }),
+      fc.record({
+        kind: fc.constant('admit' as const),
+        node: fc.integer({ min: 0, max: 3 }),
+        vcpus: fc.integer({ min: 0, max: 8 }),
+        memoryMiB: fc.integer({ min: 0, max: 8192 }),
+      }),
       fc.record({ kind: fc.constant('move' as const), at: fc.nat(), node: fc.integer({ min: 0, max: 3 }) }),
       fc.record({ kind: fc.constant('release' as const), at: fc.nat() }),
     );
     fc.assert(
-      fc.property(fc.array(step, { maxLength: 120 }), fc.integer({ min: 0, max: 6 }), fc.integer({ min: 0, max: 24 }), fc.integer({ min: 0, max: 2 }), (steps, maxVms, maxVcpus, maxVmsPerNode) => {
-        const quota = TenantQuotaSchema.parse({ tenantId: 'acme', maxVms, maxVcpus, maxMemoryMiB: 20_000, maxVmsPerNode });
-        let record: TenantUsageRecord = { ...emptyUsageRecord('acme'), quota };
-        const counted: Placement[] = [];
-        for (const s of steps) {
-          if (s.kind === 'admit') {
-            const p = { nodeId: `n${s.node}`, memoryMiB: s.memoryMiB, vcpus: s.vcpus };
-            const r = admitPlacement(record, p);
-            if (r.ok) {
-              record = r.value;
-              counted.push(p);
-            } else expect(r.error.code).toBe('quota_exceeded');
-          } else if (counted.length > 0) {
-            const i = s.at % counted.length;
-            const p = counted[i] as Placement;
-            if (s.kind === 'release') {
-              record = releasePlacement(record, p);
-              counted.splice(i, 1);
-            } else {
-              const r = movePlacement(record, p, `n${s.node}`);
+      fc.property(
+        fc.array(step, { maxLength: 120 }),
+        fc.integer({ min: 0, max: 6 }),
+        fc.integer({ min: 0, max: 24 }),
+        fc.integer({ min: 0, max: 2 }),
+        (steps, maxVms, maxVcpus, maxVmsPerNode) => {
+          const quota = TenantQuotaSchema.parse({ tenantId: 'acme', maxVms, maxVcpus, maxMemoryMiB: 20_000, maxVmsPerNode });
+          let record: TenantUsageRecord = { ...emptyUsageRecord('acme'), quota };
+          const counted: Placement[] = [];
+          for (const s of steps) {
+            if (s.kind === 'admit') {
+              const p = { nodeId: `n${s.node}`, memoryMiB: s.memoryMiB, vcpus: s.vcpus };
+              const r = admitPlacement(record, p);
               if (r.ok) {
                 record = r.value;
-                counted[i] = { ...p, nodeId: `n${s.node}` };
+                counted.push(p);
+              } else expect(r.error.code).toBe('quota_exceeded');
+            } else if (counted.length > 0) {
+              const i = s.at % counted.length;
+              const p = counted[i] as Placement;
+              if (s.kind === 'release') {
+                record = releasePlacement(record, p);
+                counted.splice(i, 1);
+              } else {
+                const r = movePlacement(record, p, `n${s.node}`);
+                if (r.ok) {
+                  record = r.value;
+                  counted[i] = { ...p, nodeId: `n${s.node}` };
+                }
               }
             }
+            expect(record.usage.vms).toBeLessThanOrEqual(maxVms);
+            expect(record.usage.vcpus).toBeLessThanOrEqual(maxVcpus);
+            for (const n of Object.values(record.usage.vmsPerNode)) expect(n).toBeLessThanOrEqual(maxVmsPerNode);
+            expect(record.usage).toEqual(usageOf(counted));
           }
-          expect(record.usage.vms).toBeLessThanOrEqual(maxVms);
-          expect(record.usage.vcpus).toBeLessThanOrEqual(maxVcpus);
-          for (const n of Object.values(record.usage.vmsPerNode)) expect(n).toBeLessThanOrEqual(maxVmsPerNode);
-          expect(record.usage).toEqual(usageOf(counted));
-        }
-        expect(TenantUsageRecordSchema.safeParse(record).success).toBe(true);
-      }),
+          expect(TenantUsageRecordSchema.safeParse(record).success).toBe(true);
+        },
+      ),
       { numRuns: 300 },
     );
   });

@@ -25,7 +25,10 @@ export const TenantUsageRecordSchema = z
     quota: TenantQuotaSchema.optional(),
     usage: TenantUsageSchema,
   })
-  .refine((r) => r.quota === undefined || r.quota.tenantId === r.tenantId, { message: 'quota.tenantId must be the record tenantId', path: ['quota', 'tenantId'] });
+  .refine((r) => r.quota === undefined || r.quota.tenantId === r.tenantId, {
+    message: 'quota.tenantId must be the record tenantId',
+    path: ['quota', 'tenantId'],
+  });
 export type TenantUsageRecord = z.infer<typeof TenantUsageRecordSchema>;
 
 /** The record of a tenant that holds nothing and has no quota yet. */
@@ -39,7 +42,9 @@ export function emptyUsageRecord(tenantId: string): TenantUsageRecord {
  */
 export function withQuota(record: TenantUsageRecord, quota: TenantQuota): Result<TenantUsageRecord> {
   if (quota.tenantId !== record.tenantId) {
-    return err('invalid_request', `quota.tenantId: ${quota.tenantId} is not the record's tenant ${record.tenantId}`, { field: 'quota.tenantId' });
+    return err('invalid_request', `quota.tenantId: ${quota.tenantId} is not the record's tenant ${record.tenantId}`, {
+      field: 'quota.tenantId',
+    });
   }
   return ok({ ...record, quota });
 }
@@ -60,14 +65,18 @@ export function movePlacement(record: TenantUsageRecord, from: Placement, toNode
   const max = record.quota?.maxVmsPerNode;
   const onNode = without.vmsPerNode[toNodeId] ?? 0;
   if (max !== undefined && onNode + 1 > max) {
-    return err('quota_exceeded', `tenant ${record.tenantId}: VMs on node ${toNodeId} ${onNode} + 1 would exceed the per-node limit of ${max}`, {
-      tenantId: record.tenantId,
-      limit: 'maxVmsPerNode',
-      limitValue: max,
-      current: onNode,
-      requested: 1,
-      exceeded: ['maxVmsPerNode'],
-    });
+    return err(
+      'quota_exceeded',
+      `tenant ${record.tenantId}: VMs on node ${toNodeId} ${onNode} + 1 would exceed the per-node limit of ${max}`,
+      {
+        tenantId: record.tenantId,
+        limit: 'maxVmsPerNode',
+        limitValue: max,
+        current: onNode,
+        requested: 1,
+        exceeded: ['maxVmsPerNode'],
+      },
+    );
   }
   return ok({ ...record, usage: applyPlacement(without, to) });
 }
@@ -82,19 +91,39 @@ export function resizePlacement(record: TenantUsageRecord, from: Placement, to: 
   const crossed: { limit: 'maxVcpus' | 'maxMemoryMiB'; limitValue: number; current: number; requested: number; message: string }[] = [];
   const { usage } = record;
   if (quota?.maxVcpus !== undefined && growth.vcpus > 0 && usage.vcpus + growth.vcpus > quota.maxVcpus) {
-    crossed.push({ limit: 'maxVcpus', limitValue: quota.maxVcpus, current: usage.vcpus, requested: growth.vcpus, message: `vCPUs ${usage.vcpus} + ${growth.vcpus} would exceed the limit of ${quota.maxVcpus}` });
+    crossed.push({
+      limit: 'maxVcpus',
+      limitValue: quota.maxVcpus,
+      current: usage.vcpus,
+      requested: growth.vcpus,
+      message: `vCPUs ${usage.vcpus} + ${growth.vcpus} would exceed the limit of ${quota.maxVcpus}`,
+    });
   }
   if (quota?.maxMemoryMiB !== undefined && growth.memoryMiB > 0 && usage.memoryMiB + growth.memoryMiB > quota.maxMemoryMiB) {
-    crossed.push({ limit: 'maxMemoryMiB', limitValue: quota.maxMemoryMiB, current: usage.memoryMiB, requested: growth.memoryMiB, message: `memory ${usage.memoryMiB} MiB + ${growth.memoryMiB} MiB would exceed the limit of ${quota.maxMemoryMiB} MiB` });
+    crossed.push({
+      limit: 'maxMemoryMiB',
+      limitValue: quota.maxMemoryMiB,
+      current: usage.memoryMiB,
+      requested: growth.memoryMiB,
+      message: `memory ${usage.memoryMiB} MiB + ${growth.memoryMiB} MiB would exceed the limit of ${quota.maxMemoryMiB} MiB`,
+    });
   }
   const first = crossed[0];
   if (first !== undefined) {
     const { message, ...figures } = first;
-    return err('quota_exceeded', `tenant ${record.tenantId}: ${message}`, { tenantId: record.tenantId, ...figures, exceeded: crossed.map((c) => c.limit) });
+    return err('quota_exceeded', `tenant ${record.tenantId}: ${message}`, {
+      tenantId: record.tenantId,
+      ...figures,
+      exceeded: crossed.map((c) => c.limit),
+    });
   }
   return ok({
     ...record,
-    usage: { ...usage, vcpus: Math.max(0, usage.vcpus - from.vcpus + to.vcpus), memoryMiB: Math.max(0, usage.memoryMiB - from.memoryMiB + to.memoryMiB) },
+    usage: {
+      ...usage,
+      vcpus: Math.max(0, usage.vcpus - from.vcpus + to.vcpus),
+      memoryMiB: Math.max(0, usage.memoryMiB - from.memoryMiB + to.memoryMiB),
+    },
   });
 }
 

@@ -34,7 +34,7 @@ describe('TokenBucket', () => {
     expect(bucket.take(T0 + 36_000)).toEqual({ ok: false, retryAfterMs: 36_000 });
   });
 
-  it('refills at the rate\'s pace: one per-minute token every 2 s for 30 per minute, full after a minute', () => {
+  it("refills at the rate's pace: one per-minute token every 2 s for 30 per minute, full after a minute", () => {
     const bucket = new TokenBucket({ count: 30, per: 'minute' }, T0);
     drain(bucket, T0);
     expect(bucket.available(T0 + 1_999)).toBe(0);

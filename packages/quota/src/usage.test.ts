@@ -10,8 +10,17 @@ describe('tenant usage', () => {
   });
 
   it('takes a release away and forgets a node where the tenant holds nothing more', () => {
-    const two = applyPlacement(applyPlacement(emptyUsage(), { nodeId: 'n1', memoryMiB: 2048, vcpus: 4 }), { nodeId: 'n2', memoryMiB: 1024, vcpus: 1 });
-    expect(applyRelease(two, { nodeId: 'n1', memoryMiB: 2048, vcpus: 4 })).toEqual({ vms: 1, vcpus: 1, memoryMiB: 1024, vmsPerNode: { n2: 1 } });
+    const two = applyPlacement(applyPlacement(emptyUsage(), { nodeId: 'n1', memoryMiB: 2048, vcpus: 4 }), {
+      nodeId: 'n2',
+      memoryMiB: 1024,
+      vcpus: 1,
+    });
+    expect(applyRelease(two, { nodeId: 'n1', memoryMiB: 2048, vcpus: 4 })).toEqual({
+      vms: 1,
+      vcpus: 1,
+      memoryMiB: 1024,
+      vmsPerNode: { n2: 1 },
+    });
   });
 
   it('treats a release on a node without the tenant as unknown: the same usage comes back', () => {

@@ -71,7 +71,14 @@ export function applyRelease(usage: TenantUsage, placement: Placement): TenantUs
 }
 
 function assertPlacement(placement: Placement): void {
-  if (!Number.isSafeInteger(placement.memoryMiB) || placement.memoryMiB < 0 || !Number.isSafeInteger(placement.vcpus) || placement.vcpus < 0) {
-    throw new RangeError(`invalid placement figures (memoryMiB ${placement.memoryMiB}, vcpus ${placement.vcpus}): validate with PlacementSchema first`);
+  if (
+    !Number.isSafeInteger(placement.memoryMiB) ||
+    placement.memoryMiB < 0 ||
+    !Number.isSafeInteger(placement.vcpus) ||
+    placement.vcpus < 0
+  ) {
+    throw new RangeError(
+      `invalid placement figures (memoryMiB ${placement.memoryMiB}, vcpus ${placement.vcpus}): validate with PlacementSchema first`,
+    );
   }
 }

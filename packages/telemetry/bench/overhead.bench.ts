@@ -33,7 +33,9 @@ async function measure(label: string, once: () => Promise<unknown>): Promise<{ p
   const p50Us = quantile(samples, 0.5) * 1000;
   const { ms } = await inFlight(PIPELINED, WINDOW, once);
   const perRequestUs = (ms * 1000) / PIPELINED;
-  console.log(`${label}: sequential p50 ${p50Us.toFixed(0)} µs; pipelined ${perRequestUs.toFixed(1)} µs/request (${Math.round(1e6 / perRequestUs)} req/s, ${WINDOW} in flight)`);
+  console.log(
+    `${label}: sequential p50 ${p50Us.toFixed(0)} µs; pipelined ${perRequestUs.toFixed(1)} µs/request (${Math.round(1e6 / perRequestUs)} req/s, ${WINDOW} in flight)`,
+  );
   return { p50Us, perRequestUs };
 }
 
@@ -88,7 +90,9 @@ async function main(): Promise<void> {
   const tracing = startTracing({ service: 'bench', file });
   const tracer = trace.getTracer('bench');
   const root = await measure('tracing on, client outside a trace (1 server span/request)', typed);
-  const traced = await measure('tracing on, client inside a span (client + server span/request)', () => tracer.startActiveSpan('client op', (span) => typed().finally(() => span.end())));
+  const traced = await measure('tracing on, client inside a span (client + server span/request)', () =>
+    tracer.startActiveSpan('client op', (span) => typed().finally(() => span.end())),
+  );
   console.log(`span file: ${(statSync(file).size / 2 ** 20).toFixed(1)} MiB`);
   console.log(
     `tracing cost per request: +${(root.perRequestUs - off.perRequestUs).toFixed(1)} µs (server span), +${(traced.perRequestUs - off.perRequestUs).toFixed(1)} µs (full trace); p50 latency ${off.p50Us.toFixed(0)} -> ${root.p50Us.toFixed(0)} / ${traced.p50Us.toFixed(0)} µs`,

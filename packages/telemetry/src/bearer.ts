@@ -21,7 +21,8 @@ export async function readBearerTokenFile(path: string): Promise<string | Error>
     return new Error(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   const token = text.trim();
-  if (!BEARER_TOKEN_PATTERN.test(token)) return new Error(`${path} holds no usable token: 16 to 1024 of A-Z a-z 0-9 . _ ~ + / = - on one line`);
+  if (!BEARER_TOKEN_PATTERN.test(token))
+    return new Error(`${path} holds no usable token: 16 to 1024 of A-Z a-z 0-9 . _ ~ + / = - on one line`);
   return token;
 }
 

@@ -36,8 +36,15 @@ describe('the metrics listener', () => {
 describe('the metrics listener with a bearer token', () => {
   it('serves guarded paths only with the token (any case of the scheme), open paths without it', async () => {
     const token = 'tok-0123456789abcdef';
-    server = await serveHttp({ host: '127.0.0.1', port: 0, routes: { '/metrics': (_q, r) => void r.end('m'), '/healthz': (_q, r) => void r.end('h') }, bearerToken: token, openPaths: ['/healthz'] });
-    const status = async (path: string, authorization?: string) => (await fetch(`${server?.url ?? ''}${path}`, authorization === undefined ? {} : { headers: { authorization } })).status;
+    server = await serveHttp({
+      host: '127.0.0.1',
+      port: 0,
+      routes: { '/metrics': (_q, r) => void r.end('m'), '/healthz': (_q, r) => void r.end('h') },
+      bearerToken: token,
+      openPaths: ['/healthz'],
+    });
+    const status = async (path: string, authorization?: string) =>
+      (await fetch(`${server?.url ?? ''}${path}`, authorization === undefined ? {} : { headers: { authorization } })).status;
     expect(await status('/metrics')).toBe(401);
     expect(await status('/metrics', `Bearer ${token}x`)).toBe(401);
     expect(await status('/metrics', token)).toBe(401);

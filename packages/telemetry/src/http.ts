@@ -39,8 +39,14 @@ export function serveHttp(options: HttpOptions): Promise<HttpServer> {
       res.writeHead(405, { 'content-type': 'text/plain', allow: 'GET, HEAD' }).end('method not allowed\n');
       return;
     }
-    if (options.bearerToken !== undefined && options.openPaths?.includes(path) !== true && !bearerMatches(req.headers.authorization, options.bearerToken)) {
-      res.writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Bearer realm="allot"' }).end('this listener needs Authorization: Bearer <token>\n');
+    if (
+      options.bearerToken !== undefined &&
+      options.openPaths?.includes(path) !== true &&
+      !bearerMatches(req.headers.authorization, options.bearerToken)
+    ) {
+      res
+        .writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Bearer realm="allot"' })
+        .end('this listener needs Authorization: Bearer <token>\n');
       return;
     }
     const fail = (error: unknown) => {
@@ -87,5 +93,7 @@ function bearerMatches(header: string | undefined, token: string): boolean {
 /** A JSON answer with a status (healthz). */
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) }).end(text);
+  res
+    .writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) })
+    .end(text);
 }

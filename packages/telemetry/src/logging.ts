@@ -5,13 +5,27 @@
  */
 
 /** Keys whose values are secrets: NATS passwords, tokens, nkey seeds, JWTs, anything called a credential. */
-export const REDACTED_KEYS = ['password', 'pass', 'token', 'authToken', 'nkeySeed', 'seed', 'jwt', 'secret', 'credentials', 'authorization', 'privateKey'] as const;
+export const REDACTED_KEYS = [
+  'password',
+  'pass',
+  'token',
+  'authToken',
+  'nkeySeed',
+  'seed',
+  'jwt',
+  'secret',
+  'credentials',
+  'authorization',
+  'privateKey',
+] as const;
 
 /** How deep a secret is looked for: `nats.password` in a config, `err.details.nats.password` in an error. */
 const REDACT_DEPTH = 5;
 
 /** pino's redact paths for REDACTED_KEYS at the top level and under up to REDACT_DEPTH - 1 objects (any key). */
-export const REDACT_PATHS: readonly string[] = REDACTED_KEYS.flatMap((key) => Array.from({ length: REDACT_DEPTH }, (_, depth) => [...Array<string>(depth).fill('*'), key].join('.')));
+export const REDACT_PATHS: readonly string[] = REDACTED_KEYS.flatMap((key) =>
+  Array.from({ length: REDACT_DEPTH }, (_, depth) => [...Array<string>(depth).fill('*'), key].join('.')),
+);
 
 export type LogFormat = 'json' | 'pretty';
 
@@ -33,7 +47,10 @@ export interface PinoOptions {
 }
 
 /** The log format: ALLOT_LOG_FORMAT when it says json or pretty, else pretty on a terminal and JSON otherwise. */
-export function logFormat(env: Readonly<Record<string, string | undefined>> = process.env, isTTY: boolean = process.stdout.isTTY === true): LogFormat {
+export function logFormat(
+  env: Readonly<Record<string, string | undefined>> = process.env,
+  isTTY: boolean = process.stdout.isTTY === true,
+): LogFormat {
   const asked = env['ALLOT_LOG_FORMAT'];
   if (asked === 'json' || asked === 'pretty') return asked;
   return isTTY ? 'pretty' : 'json';

@@ -19,7 +19,16 @@ describe('startMetrics', () => {
     meter.createCounter('allot_things_total').add(3, { outcome: 'ok' });
     meter.createHistogram('allot_thing_duration_seconds', { unit: 's' }).record(0.002);
     meter.createObservableGauge('allot_thing_bytes').addCallback((r) => r.observe(1024, { node: 'n1' }));
-    server = await serveHttp({ host: '127.0.0.1', port: 0, routes: { '/metrics': m.handler, '/boom': () => { throw new Error('boom'); } } });
+    server = await serveHttp({
+      host: '127.0.0.1',
+      port: 0,
+      routes: {
+        '/metrics': m.handler,
+        '/boom': () => {
+          throw new Error('boom');
+        },
+      },
+    });
     const res = await fetch(`${server.url}/metrics`);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
@@ -37,7 +46,7 @@ describe('startMetrics', () => {
     expect((await fetch(`${server.url}/boom`)).status).toBe(500);
   });
 
-  it('exports the process\'s own figures under the names Prometheus client libraries use', async () => {
+  it("exports the process's own figures under the names Prometheus client libraries use", async () => {
     m = startMetrics({ service: 'allot-test' });
     server = await serveHttp({ host: '127.0.0.1', port: 0, routes: { '/metrics': m.handler } });
     await new Promise((resolve) => setTimeout(resolve, 60)); // a few event-loop samples

@@ -9,7 +9,9 @@ import { AggregationType, InstrumentType, MeterProvider } from '@opentelemetry/s
  * Bucket boundaries, in seconds, for every histogram whose unit is `s` (allocation, placement, fsync latencies): from
  * 50 µs to 10 s. The SDK's default boundaries (0, 5, 10, 25 ... 10000) suit milliseconds, not base units.
  */
-export const SECONDS_BUCKETS: readonly number[] = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+export const SECONDS_BUCKETS: readonly number[] = [
+  0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+];
 
 export type MetricsOptions = {
   /** service.name of the resource (target_info): allot-agent, allot-coordinator. */
@@ -38,7 +40,10 @@ export type StartedMetrics = {
 export function startMetrics(options: MetricsOptions): StartedMetrics {
   const exporter = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true });
   const meterProvider = new MeterProvider({
-    resource: resourceFromAttributes({ 'service.name': options.service, ...(options.nodeId === undefined ? {} : { 'service.instance.id': options.nodeId }) }),
+    resource: resourceFromAttributes({
+      'service.name': options.service,
+      ...(options.nodeId === undefined ? {} : { 'service.instance.id': options.nodeId }),
+    }),
     readers: [exporter],
     views: [
       {
@@ -62,7 +67,8 @@ export function startMetrics(options: MetricsOptions): StartedMetrics {
     handler: (req, res) => {
       // The exporter answers text/plain; Prometheus wants the version of its text format.
       const setHeader = res.setHeader.bind(res);
-      res.setHeader = (name, value) => setHeader(name, name.toLowerCase() === 'content-type' ? 'text/plain; version=0.0.4; charset=utf-8' : value);
+      res.setHeader = (name, value) =>
+        setHeader(name, name.toLowerCase() === 'content-type' ? 'text/plain; version=0.0.4; charset=utf-8' : value);
       exporter.getMetricsRequestHandler(req, res);
     },
     shutdown: async () => {
@@ -81,18 +87,29 @@ function observeRuntime(provider: MeterProvider): void {
   const meter = provider.getMeter('allot-runtime');
   const loop = monitorEventLoopDelay({ resolution: 20 });
   loop.enable();
-  meter.createObservableGauge('process_resident_memory_bytes', { description: 'Resident set size', unit: 'By' }).addCallback((r) => r.observe(process.memoryUsage.rss()));
-  meter.createObservableCounter('process_cpu_seconds_total', { description: 'User and system CPU time spent', unit: 's' }).addCallback((r) => {
-    const cpu = process.cpuUsage();
-    r.observe((cpu.user + cpu.system) / 1e6);
-  });
-  meter.createObservableGauge('nodejs_heap_used_bytes', { description: 'V8 heap in use', unit: 'By' }).addCallback((r) => r.observe(process.memoryUsage().heapUsed));
-  meter.createObservableGauge('nodejs_eventloop_delay_seconds', { description: 'Event-loop delay since the previous scrape, by quantile', unit: 's' }).addCallback((r) => {
-    if (loop.count > 0) {
-      r.observe(loop.percentile(50) / 1e9, { quantile: '0.5' });
-      r.observe(loop.percentile(99) / 1e9, { quantile: '0.99' });
-      r.observe(loop.max / 1e9, { quantile: '1' });
-    }
-    loop.reset();
-  });
+  meter
+    .createObservableGauge('process_resident_memory_bytes', { description: 'Resident set size', unit: 'By' })
+    .addCallback((r) => r.observe(process.memoryUsage.rss()));
+  meter
+    .createObservableCounter('process_cpu_seconds_total', { description: 'User and system CPU time spent', unit: 's' })
+    .addCallback((r) => {
+      const cpu = process.cpuUsage();
+      r.observe((cpu.user + cpu.system) / 1e6);
+    });
+  meter
+    .createObservableGauge('nodejs_heap_used_bytes', { description: 'V8 heap in use', unit: 'By' })
+    .addCallback((r) => r.observe(process.memoryUsage().heapUsed));
+  meter
+    .createObservableGauge('nodejs_eventloop_delay_seconds', {
+      description: 'Event-loop delay since the previous scrape, by quantile',
+      unit: 's',
+    })
+    .addCallback((r) => {
+      if (loop.count > 0) {
+        r.observe(loop.percentile(50) / 1e9, { quantile: '0.5' });
+        r.observe(loop.percentile(99) / 1e9, { quantile: '0.99' });
+        r.observe(loop.max / 1e9, { quantile: '1' });
+      }
+      loop.reset();
+    });
 }

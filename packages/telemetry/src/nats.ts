@@ -9,8 +9,12 @@ export type ConnectionCounters = { readonly reconnects: number; readonly disconn
  */
 export function observeNatsConnection(counters: ConnectionCounters): void {
   const meter = metrics.getMeter('allot');
-  const reconnects = meter.createObservableCounter('allot_nats_reconnects_total', { description: 'Reconnections to NATS since the process started' });
-  const disconnects = meter.createObservableCounter('allot_nats_disconnects_total', { description: 'Disconnections from NATS since the process started' });
+  const reconnects = meter.createObservableCounter('allot_nats_reconnects_total', {
+    description: 'Reconnections to NATS since the process started',
+  });
+  const disconnects = meter.createObservableCounter('allot_nats_disconnects_total', {
+    description: 'Disconnections from NATS since the process started',
+  });
   meter.addBatchObservableCallback(
     (r) => {
       r.observe(reconnects, counters.reconnects);

@@ -2,7 +2,14 @@ import { closeSync, fchmodSync, openSync, writeSync } from 'node:fs';
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { ExportResultCode, W3CTraceContextPropagator, type ExportResult } from '@opentelemetry/core';
-import { BatchSpanProcessor, SimpleSpanProcessor, TracerProvider, type ReadableSpan, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace';
+import {
+  BatchSpanProcessor,
+  SimpleSpanProcessor,
+  TracerProvider,
+  type ReadableSpan,
+  type SpanExporter,
+  type SpanProcessor,
+} from '@opentelemetry/sdk-trace';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 
@@ -58,7 +65,12 @@ export function spanLineOf(span: ReadableSpan, service: string): SpanLine {
   const parent = span.parentSpanContext?.spanId;
   if (parent !== undefined) line.parentSpanId = parent;
   if (span.status.message !== undefined && span.status.message !== '') line.statusMessage = span.status.message;
-  if (span.events.length > 0) line.events = span.events.map((e) => ({ name: e.name, atUs: hrToUs(e.time), ...(e.attributes === undefined ? {} : { attributes: e.attributes }) }));
+  if (span.events.length > 0)
+    line.events = span.events.map((e) => ({
+      name: e.name,
+      atUs: hrToUs(e.time),
+      ...(e.attributes === undefined ? {} : { attributes: e.attributes }),
+    }));
   return line;
 }
 
@@ -138,8 +150,14 @@ export function startTracing(options: TracingOptions): StartedTracing {
   // As the SDK reads them: the traces endpoint is the whole URL, the general one a base that gets /v1/traces.
   const tracesEndpoint = env['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'];
   const baseEndpoint = env['OTEL_EXPORTER_OTLP_ENDPOINT'];
-  const otlpEndpoint = tracesEndpoint !== undefined && tracesEndpoint !== '' ? tracesEndpoint : baseEndpoint !== undefined && baseEndpoint !== '' ? `${baseEndpoint.replace(/\/+$/, '')}/v1/traces` : undefined;
-  if (file === undefined && otlpEndpoint === undefined) return { enabled: false, file: undefined, otlpEndpoint: undefined, shutdown: () => Promise.resolve() };
+  const otlpEndpoint =
+    tracesEndpoint !== undefined && tracesEndpoint !== ''
+      ? tracesEndpoint
+      : baseEndpoint !== undefined && baseEndpoint !== ''
+        ? `${baseEndpoint.replace(/\/+$/, '')}/v1/traces`
+        : undefined;
+  if (file === undefined && otlpEndpoint === undefined)
+    return { enabled: false, file: undefined, otlpEndpoint: undefined, shutdown: () => Promise.resolve() };
   const spanProcessors: SpanProcessor[] = [];
   if (file !== undefined) spanProcessors.push(new SimpleSpanProcessor({ exporter: new JsonLinesSpanExporter(file, options.service) }));
   // Batched: a collector that is slow or down costs a bounded queue (the SDK drops past 2,048 spans), never a request.

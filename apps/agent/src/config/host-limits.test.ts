@@ -17,7 +17,13 @@ function config(env: Record<string, string>): AgentConfig {
 describe('the limits the managers start with', () => {
   it('take the host capacity from the probe and apply reserve, overcommit and hard limit', async () => {
     const result = resolveHostLimits(
-      config({ ALLOT_MEMORY_SYSTEM_RESERVE_MIB: '4096', ALLOT_MEMORY_OVERCOMMIT: '1.5', ALLOT_CPU_RESERVED_CORES: '0,4', ALLOT_CPU_OVERCOMMIT: '4', ALLOT_CPU_HARD_LIMIT_VCPUS: '20' }),
+      config({
+        ALLOT_MEMORY_SYSTEM_RESERVE_MIB: '4096',
+        ALLOT_MEMORY_OVERCOMMIT: '1.5',
+        ALLOT_CPU_RESERVED_CORES: '0,4',
+        ALLOT_CPU_OVERCOMMIT: '4',
+        ALLOT_CPU_HARD_LIMIT_VCPUS: '20',
+      }),
       await host(),
     );
     if (!result.ok) throw new Error(result.error.message);
@@ -28,11 +34,18 @@ describe('the limits the managers start with', () => {
   });
 
   it('refuses what the host does not have, naming every key', async () => {
-    const result = resolveHostLimits(config({ ALLOT_MEMORY_CAPACITY_MIB: '131072', ALLOT_CPU_CORES: '16', ALLOT_CPU_RESERVED_CORES: '0,12' }), await host());
+    const result = resolveHostLimits(
+      config({ ALLOT_MEMORY_CAPACITY_MIB: '131072', ALLOT_CPU_CORES: '16', ALLOT_CPU_RESERVED_CORES: '0,12' }),
+      await host(),
+    );
     expect(result.ok).toBe(false);
     if (!result.ok) {
       expect(result.error.code).toBe('invalid_request');
-      expect((result.error.details?.problems as Array<{ path: string }>).map((p) => p.path)).toEqual(['memory.capacityMiB', 'cpu.cores', 'cpu.reservedCores.1']);
+      expect((result.error.details?.problems as Array<{ path: string }>).map((p) => p.path)).toEqual([
+        'memory.capacityMiB',
+        'cpu.cores',
+        'cpu.reservedCores.1',
+      ]);
     }
   });
 });

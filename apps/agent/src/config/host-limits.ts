@@ -20,10 +20,16 @@ export function resolveHostLimits(config: Pick<AgentConfig, 'memory' | 'cpu'>, h
   const hostMiB = host.memory.totalMiB;
   const memoryCapacity = config.memory.capacityMiB ?? hostMiB;
   if (config.memory.capacityMiB !== undefined && config.memory.capacityMiB > hostMiB) {
-    problems.push({ path: 'memory.capacityMiB', message: `${config.memory.capacityMiB} MiB is more than the host's ${hostMiB} MiB; overcommit with memory.overcommitRatio instead` });
+    problems.push({
+      path: 'memory.capacityMiB',
+      message: `${config.memory.capacityMiB} MiB is more than the host's ${hostMiB} MiB; overcommit with memory.overcommitRatio instead`,
+    });
   }
   if (config.memory.systemReserveMiB >= memoryCapacity) {
-    problems.push({ path: 'memory.systemReserveMiB', message: `${config.memory.systemReserveMiB} MiB leaves nothing of the ${memoryCapacity} MiB capacity` });
+    problems.push({
+      path: 'memory.systemReserveMiB',
+      message: `${config.memory.systemReserveMiB} MiB leaves nothing of the ${memoryCapacity} MiB capacity`,
+    });
   }
 
   const hostCores = host.topology.cores.length;
@@ -36,11 +42,16 @@ export function resolveHostLimits(config: Pick<AgentConfig, 'memory' | 'cpu'>, h
     if (!ids.has(id)) problems.push({ path: `cpu.reservedCores.${index}`, message: `the host has no core ${id}` });
   });
   if (config.cpu.systemReserveCores >= cpuCapacity) {
-    problems.push({ path: 'cpu.systemReserveCores', message: `${config.cpu.systemReserveCores} reserved cores leave none of the ${cpuCapacity} cores for VMs` });
+    problems.push({
+      path: 'cpu.systemReserveCores',
+      message: `${config.cpu.systemReserveCores} reserved cores leave none of the ${cpuCapacity} cores for VMs`,
+    });
   }
 
   if (problems.length > 0) {
-    return err('invalid_request', problems.map((p) => `config error: ${p.path}: ${p.message} (from the host probe)`).join('\n'), { problems });
+    return err('invalid_request', problems.map((p) => `config error: ${p.path}: ${p.message} (from the host probe)`).join('\n'), {
+      problems,
+    });
   }
   return validate(HostLimitsSchema, {
     memory: {

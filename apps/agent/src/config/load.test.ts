@@ -60,8 +60,18 @@ describe('loading the agent configuration', () => {
   it('lets the environment override the file, key by key', () => {
     const config = value(
       load({
-        file: { nodeId: 'from-file', stateDir: '/var/lib/allot', cpu: { overcommitRatio: 2, policy: 'best-fit' }, nats: { servers: ['nats://a:4222'] } },
-        env: { ALLOT_NODE_ID: 'from-env', ALLOT_CPU_OVERCOMMIT: '4', ALLOT_NATS_SERVERS: 'nats://n1:4222, nats://n2:4222,', ALLOT_CPU_RESERVED_CORES: '0,1' },
+        file: {
+          nodeId: 'from-file',
+          stateDir: '/var/lib/allot',
+          cpu: { overcommitRatio: 2, policy: 'best-fit' },
+          nats: { servers: ['nats://a:4222'] },
+        },
+        env: {
+          ALLOT_NODE_ID: 'from-env',
+          ALLOT_CPU_OVERCOMMIT: '4',
+          ALLOT_NATS_SERVERS: 'nats://n1:4222, nats://n2:4222,',
+          ALLOT_CPU_RESERVED_CORES: '0,1',
+        },
       }),
     );
     expect(config.nodeId).toBe('from-env');
@@ -76,7 +86,15 @@ describe('loading the agent configuration', () => {
   });
 
   it('reads NATS credentials and a simulated host size from the environment', () => {
-    const config = value(load({ env: { ALLOT_NATS_CREDS: '/etc/allot/agent.creds', ALLOT_SIMULATED_HOST: 'cores=16,sockets=2,numaNodes=2,threadsPerCore=2,memoryMiB=65536', ALLOT_HTTP_PORT: '9464' } }));
+    const config = value(
+      load({
+        env: {
+          ALLOT_NATS_CREDS: '/etc/allot/agent.creds',
+          ALLOT_SIMULATED_HOST: 'cores=16,sockets=2,numaNodes=2,threadsPerCore=2,memoryMiB=65536',
+          ALLOT_HTTP_PORT: '9464',
+        },
+      }),
+    );
     expect(config.nats.credsFile).toBe('/etc/allot/agent.creds');
     expect(config.simulatedHost).toEqual({ cores: 16, sockets: 2, numaNodes: 2, threadsPerCore: 2, memoryMiB: 65_536 });
     expect(config.http).toEqual({ host: '127.0.0.1', port: 9464 });
@@ -90,12 +108,18 @@ describe('loading the agent configuration', () => {
 describe('refusing a bad configuration', () => {
   it('names the key, the reason and the variable it came from', () => {
     const result = load({ env: { ALLOT_MEMORY_OVERCOMMIT: '0.5' } });
-    expect(problemsOf(result)).toEqual([{ path: 'memory.overcommitRatio', message: 'Too small: expected number to be >=1', source: 'ALLOT_MEMORY_OVERCOMMIT' }]);
-    expect(!result.ok && result.error.message).toBe('config error: memory.overcommitRatio: Too small: expected number to be >=1 (from ALLOT_MEMORY_OVERCOMMIT)');
+    expect(problemsOf(result)).toEqual([
+      { path: 'memory.overcommitRatio', message: 'Too small: expected number to be >=1', source: 'ALLOT_MEMORY_OVERCOMMIT' },
+    ]);
+    expect(!result.ok && result.error.message).toBe(
+      'config error: memory.overcommitRatio: Too small: expected number to be >=1 (from ALLOT_MEMORY_OVERCOMMIT)',
+    );
   });
 
   it('names the file when the bad value came from it', () => {
-    expect(problemsOf(load({ file: { cpu: { policy: 'fastest' } } }))).toEqual([expect.objectContaining({ path: 'cpu.policy', source: FILE })]);
+    expect(problemsOf(load({ file: { cpu: { policy: 'fastest' } } }))).toEqual([
+      expect.objectContaining({ path: 'cpu.policy', source: FILE }),
+    ]);
   });
 
   it('reports every problem together, each with its own source', () => {
@@ -130,7 +154,14 @@ describe('refusing a bad configuration', () => {
       }),
     );
     expect(problems.map((p) => p.path).sort()).toEqual(
-      ['memory.systemReserveMiB', 'memory.softLimitMiB', 'cpu.reservedCores.1', 'cpu.reservedCores.2', 'cpu.systemReserveCores', 'samplingIntervalMs'].sort(),
+      [
+        'memory.systemReserveMiB',
+        'memory.softLimitMiB',
+        'cpu.reservedCores.1',
+        'cpu.reservedCores.2',
+        'cpu.systemReserveCores',
+        'samplingIntervalMs',
+      ].sort(),
     );
   });
 
@@ -141,18 +172,27 @@ describe('refusing a bad configuration', () => {
 
   it('refuses two ways to authenticate to NATS, naming both sources', () => {
     const problems = problemsOf(load({ file: { nats: { user: 'agent', password: 'pw' } }, env: { ALLOT_NATS_TOKEN: 'secret' } }));
-    expect(problems).toEqual([{ path: 'nats', message: expect.stringContaining('choose one way') as string, source: `${FILE}, ALLOT_NATS_TOKEN` }]);
+    expect(problems).toEqual([
+      { path: 'nats', message: expect.stringContaining('choose one way') as string, source: `${FILE}, ALLOT_NATS_TOKEN` },
+    ]);
   });
 
   it('says so when the config file is missing, is not JSON, or is not an object', () => {
-    expect(problemsOf(load({ argv: ['--config', '/nope.json'] }))).toEqual([{ path: '(file)', message: expect.stringContaining('ENOENT') as string, source: '/nope.json' }]);
-    expect(problemsOf(load({ file: '{ nodeId: ' }))[0]).toMatchObject({ path: '(file)', message: expect.stringContaining('not valid JSON') as string });
+    expect(problemsOf(load({ argv: ['--config', '/nope.json'] }))).toEqual([
+      { path: '(file)', message: expect.stringContaining('ENOENT') as string, source: '/nope.json' },
+    ]);
+    expect(problemsOf(load({ file: '{ nodeId: ' }))[0]).toMatchObject({
+      path: '(file)',
+      message: expect.stringContaining('not valid JSON') as string,
+    });
     expect(problemsOf(load({ file: '[1]' }))[0]).toMatchObject({ path: '(file)', message: 'must be a JSON object' });
     expect(problemsOf(load({ argv: ['--config'] }))[0]).toMatchObject({ path: '--config', message: 'needs a file path' });
   });
 
   it('refuses a misspelt key inside nats, tls and health, so a credential is never silently dropped', () => {
-    const problems = problemsOf(load({ file: { nats: { credFile: '/etc/allot/agent.creds', tls: { certfile: '/c.pem' } }, health: { probeStale: 1 } } }));
+    const problems = problemsOf(
+      load({ file: { nats: { credFile: '/etc/allot/agent.creds', tls: { certfile: '/c.pem' } }, health: { probeStale: 1 } } }),
+    );
     expect(problems).toEqual(
       expect.arrayContaining([
         { path: 'nats.credFile', message: 'unknown key', source: FILE },
@@ -166,15 +206,25 @@ describe('refusing a bad configuration', () => {
   it('in production, needs NATS credentials and TLS or an explicit insecure: true', () => {
     const production = { NODE_ENV: 'production', ALLOT_STATE_DIR: '/var/lib/allot' };
     const bare = problemsOf(load({ env: production }));
-    expect(bare).toEqual([{ path: 'nats', message: expect.stringMatching(/no credentials.*no TLS.*insecure: true/s) as string, source: 'NODE_ENV' }]);
-    expect(problemsOf(load({ file: { production: true, stateDir: '/s', nats: { tls: { caFile: '/ca.pem' } } } }))[0]?.message).toMatch(/no credentials/);
-    expect(value(load({ env: { ...production, ALLOT_NATS_CREDS: '/a.creds', ALLOT_NATS_TLS_CA: '/ca.pem' } })).nats.credsFile).toBe('/a.creds');
+    expect(bare).toEqual([
+      { path: 'nats', message: expect.stringMatching(/no credentials.*no TLS.*insecure: true/s) as string, source: 'NODE_ENV' },
+    ]);
+    expect(problemsOf(load({ file: { production: true, stateDir: '/s', nats: { tls: { caFile: '/ca.pem' } } } }))[0]?.message).toMatch(
+      /no credentials/,
+    );
+    expect(value(load({ env: { ...production, ALLOT_NATS_CREDS: '/a.creds', ALLOT_NATS_TLS_CA: '/ca.pem' } })).nats.credsFile).toBe(
+      '/a.creds',
+    );
     expect(value(load({ env: { ...production, ALLOT_NATS_INSECURE: 'true' } })).nats.insecure).toBe(true);
   });
 
   it('requires an explicit state directory in production', () => {
-    expect(problemsOf(load({ env: { NODE_ENV: 'production', ALLOT_NATS_INSECURE: 'true' } }))).toEqual([{ path: 'stateDir', message: expect.stringContaining('required in production') as string, source: 'NODE_ENV' }]);
-    expect(value(load({ env: { NODE_ENV: 'production', ALLOT_NATS_INSECURE: 'true', ALLOT_STATE_DIR: '/var/lib/allot' } })).stateDir).toBe('/var/lib/allot');
+    expect(problemsOf(load({ env: { NODE_ENV: 'production', ALLOT_NATS_INSECURE: 'true' } }))).toEqual([
+      { path: 'stateDir', message: expect.stringContaining('required in production') as string, source: 'NODE_ENV' },
+    ]);
+    expect(value(load({ env: { NODE_ENV: 'production', ALLOT_NATS_INSECURE: 'true', ALLOT_STATE_DIR: '/var/lib/allot' } })).stateDir).toBe(
+      '/var/lib/allot',
+    );
   });
 });
 
@@ -187,7 +237,11 @@ describe('the default config file (/etc/allot/agent.json, as the package install
   const base = { env: {}, hostname: 'hv01', defaultConfigFile: AGENT_DEFAULT_CONFIG };
 
   it('is read when no --config or ALLOT_AGENT_CONFIG names a file', () => {
-    const loaded = loadAgentConfig({ ...base, argv: [], readFile: read({ [AGENT_DEFAULT_CONFIG]: JSON.stringify({ nodeId: 'from-etc' }) }) });
+    const loaded = loadAgentConfig({
+      ...base,
+      argv: [],
+      readFile: read({ [AGENT_DEFAULT_CONFIG]: JSON.stringify({ nodeId: 'from-etc' }) }),
+    });
     expect(loaded.ok && loaded.value.nodeId).toBe('from-etc');
   });
 

@@ -46,14 +46,22 @@ export function loadAgentConfig(input: LoadAgentConfigInput): Result<AgentConfig
       }
       if (raw.stateDir === undefined) {
         if (production) {
-          problems.push({ path: 'stateDir', message: 'required in production: set stateDir in the config file or ALLOT_STATE_DIR', source: raw.production === true ? provenance.sourcesOf(['production']).join(', ') : 'NODE_ENV' });
+          problems.push({
+            path: 'stateDir',
+            message: 'required in production: set stateDir in the config file or ALLOT_STATE_DIR',
+            source: raw.production === true ? provenance.sourcesOf(['production']).join(', ') : 'NODE_ENV',
+          });
         } else if (typeof raw.nodeId === 'string') {
           raw.stateDir = `./.allot/agent-${raw.nodeId}`;
         }
       }
       const exposed = production ? exposedWithoutToken(raw.http) : undefined;
       if (exposed !== undefined) {
-        problems.push({ path: 'http.tokenFile', message: `required in production when http.host (${exposed}) is not loopback: scrapers must send a bearer token`, source: provenance.sourcesOf(['http', 'host']).join(', ') });
+        problems.push({
+          path: 'http.tokenFile',
+          message: `required in production when http.host (${exposed}) is not loopback: scrapers must send a bearer token`,
+          source: provenance.sourcesOf(['http', 'host']).join(', '),
+        });
       }
     },
   });

@@ -25,7 +25,14 @@ describe('planning a configuration reload', () => {
 
   it('keeps the running value of every key that needs a restart, and says why (limits: allot limits set)', () => {
     const current = config();
-    const next = config({ stateDir: '/srv/allot', nodeId: 'hv02', nats: { servers: ['nats://10.0.0.1:4222'] }, memory: { overcommitRatio: 1.5 }, http: { port: 9464 }, logLevel: 'warn' });
+    const next = config({
+      stateDir: '/srv/allot',
+      nodeId: 'hv02',
+      nats: { servers: ['nats://10.0.0.1:4222'] },
+      memory: { overcommitRatio: 1.5 },
+      http: { port: 9464 },
+      logLevel: 'warn',
+    });
     const plan = planAgentReload(current, next);
     expect(plan.applied).toEqual(['logLevel']);
     expect(plan.ignored).toEqual(

@@ -34,7 +34,11 @@ export const AgentMemoryConfigSchema = z
   })
   .superRefine((m, ctx) => {
     if (m.capacityMiB !== undefined && m.systemReserveMiB >= m.capacityMiB) {
-      ctx.addIssue({ code: 'custom', path: ['systemReserveMiB'], message: `${m.systemReserveMiB} MiB leaves nothing of capacityMiB ${m.capacityMiB} MiB` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['systemReserveMiB'],
+        message: `${m.systemReserveMiB} MiB leaves nothing of capacityMiB ${m.capacityMiB} MiB`,
+      });
     }
     if (m.softLimitMiB !== undefined && m.hardLimitMiB !== undefined && m.softLimitMiB > m.hardLimitMiB) {
       ctx.addIssue({ code: 'custom', path: ['softLimitMiB'], message: `${m.softLimitMiB} is above hardLimitMiB ${m.hardLimitMiB}` });
@@ -59,15 +63,24 @@ export const AgentCpuConfigSchema = z
     const seen = new Set<number>();
     c.reservedCores.forEach((id, index) => {
       if (seen.has(id)) ctx.addIssue({ code: 'custom', path: ['reservedCores', index], message: `core ${id} is named twice` });
-      if (c.cores !== undefined && id >= c.cores) ctx.addIssue({ code: 'custom', path: ['reservedCores', index], message: `core ${id} does not exist with ${c.cores} cores` });
+      if (c.cores !== undefined && id >= c.cores)
+        ctx.addIssue({ code: 'custom', path: ['reservedCores', index], message: `core ${id} does not exist with ${c.cores} cores` });
       seen.add(id);
     });
     if (c.systemReserveCores !== undefined && c.reservedCores.length > 0 && c.systemReserveCores !== c.reservedCores.length) {
-      ctx.addIssue({ code: 'custom', path: ['systemReserveCores'], message: `${c.systemReserveCores} differs from the ${c.reservedCores.length} reservedCores named` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['systemReserveCores'],
+        message: `${c.systemReserveCores} differs from the ${c.reservedCores.length} reservedCores named`,
+      });
     }
     const reserve = c.systemReserveCores ?? c.reservedCores.length;
     if (c.cores !== undefined && reserve >= c.cores) {
-      ctx.addIssue({ code: 'custom', path: ['systemReserveCores'], message: `${reserve} reserved cores leave none of the ${c.cores} cores for VMs` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['systemReserveCores'],
+        message: `${reserve} reserved cores leave none of the ${c.cores} cores for VMs`,
+      });
     }
   })
   .transform((c) => ({ ...c, systemReserveCores: c.systemReserveCores ?? c.reservedCores.length }));
@@ -76,10 +89,13 @@ export const AgentCpuConfigSchema = z
  * Another resource this host offers (disk, gpu, custom:<name>), counted in integer units against its limits;
  * requests ask for it in resources.extra and the usage snapshot carries it in `extra`.
  */
-export const AgentResourceConfigSchema = GenericManagerConfigSchema.strict().refine((r) => r.resourceType !== 'memory' && r.resourceType !== 'cpu', {
-  message: 'memory and cpu are configured under their own keys',
-  path: ['resourceType'],
-});
+export const AgentResourceConfigSchema = GenericManagerConfigSchema.strict().refine(
+  (r) => r.resourceType !== 'memory' && r.resourceType !== 'cpu',
+  {
+    message: 'memory and cpu are configured under their own keys',
+    path: ['resourceType'],
+  },
+);
 
 /** The size of a simulated host (the local cluster runs several agents on one machine); its usage is derived, not read. */
 export const SimulatedHostSchema = z
@@ -139,7 +155,13 @@ export const AgentConfigSchema = z
      * file holding the token, never the token itself) /metrics needs `Authorization: Bearer <token>`, /healthz stays
      * open. In production a host other than loopback needs tokenFile.
      */
-    http: z.strictObject({ host: z.string().min(1).max(255).default('127.0.0.1'), port: z.int().min(0).max(65_535), tokenFile: z.string().min(1).max(4096).optional() }).optional(),
+    http: z
+      .strictObject({
+        host: z.string().min(1).max(255).default('127.0.0.1'),
+        port: z.int().min(0).max(65_535),
+        tokenFile: z.string().min(1).max(4096).optional(),
+      })
+      .optional(),
     logLevel: z.enum(LOG_LEVELS).default('info'),
     /** Replicas of the streams the agent creates when they are missing (1 locally, 3 on a 3-node NATS cluster). */
     jetstreamReplicas: z.int().min(1).max(5).default(1),
@@ -148,10 +170,18 @@ export const AgentConfigSchema = z
   })
   .superRefine((c, ctx) => {
     if (c.samplingIntervalMs >= c.health.probeStaleMs) {
-      ctx.addIssue({ code: 'custom', path: ['samplingIntervalMs'], message: `${c.samplingIntervalMs} ms is not below health.probeStaleMs ${c.health.probeStaleMs} ms: every sample would look stale` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['samplingIntervalMs'],
+        message: `${c.samplingIntervalMs} ms is not below health.probeStaleMs ${c.health.probeStaleMs} ms: every sample would look stale`,
+      });
     }
     if (c.usagePublishMinIntervalMs > c.heartbeatMs) {
-      ctx.addIssue({ code: 'custom', path: ['usagePublishMinIntervalMs'], message: `${c.usagePublishMinIntervalMs} ms is above heartbeatMs ${c.heartbeatMs} ms` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['usagePublishMinIntervalMs'],
+        message: `${c.usagePublishMinIntervalMs} ms is above heartbeatMs ${c.heartbeatMs} ms`,
+      });
     }
   });
 

@@ -34,13 +34,22 @@ describe('the local cluster file', () => {
   });
 
   it('refuses entries that set what the cluster owns, duplicates and non-JSON, naming the file', () => {
-    expect(parseClusterFile('c.json', '{"agents":[{"nodeId":"a","stateDir":"/x"}]}')).toEqual({ ok: false, message: 'c.json: agents.0: nats and stateDir are set by the cluster; leave them out' });
-    expect(parseClusterFile('c.json', '{"agents":[{"nodeId":"a"},{"nodeId":"a"}]}')).toEqual({ ok: false, message: 'c.json: agents: node ids must be unique' });
+    expect(parseClusterFile('c.json', '{"agents":[{"nodeId":"a","stateDir":"/x"}]}')).toEqual({
+      ok: false,
+      message: 'c.json: agents.0: nats and stateDir are set by the cluster; leave them out',
+    });
+    expect(parseClusterFile('c.json', '{"agents":[{"nodeId":"a"},{"nodeId":"a"}]}')).toEqual({
+      ok: false,
+      message: 'c.json: agents: node ids must be unique',
+    });
     expect(parseClusterFile('c.json', 'nope').ok).toBe(false);
   });
 
   it("keeps the operator's ALLOT_* variables away from the children, except the log level", () => {
-    expect(childEnv({ PATH: '/bin', ALLOT_NATS_SERVERS: 'nats://elsewhere', ALLOT_NODE_ID: 'x', ALLOT_LOG_LEVEL: 'debug' })).toEqual({ PATH: '/bin', ALLOT_LOG_LEVEL: 'debug' });
+    expect(childEnv({ PATH: '/bin', ALLOT_NATS_SERVERS: 'nats://elsewhere', ALLOT_NODE_ID: 'x', ALLOT_LOG_LEVEL: 'debug' })).toEqual({
+      PATH: '/bin',
+      ALLOT_LOG_LEVEL: 'debug',
+    });
   });
 });
 
@@ -73,7 +82,9 @@ describe('allot cluster, with stand-in agent and coordinator processes', () => {
     const port = (taken.address() as { port: number }).port;
     const ctx = recordingContext({ cwd });
     expect(await runCluster(await options(cwd, { port }), ctx)).toBe(1);
-    expect(ctx.stderr[0]).toBe(`allot cluster: port ${port} on 127.0.0.1 is already in use (another nats-server or allot cluster?); choose another with --port`);
+    expect(ctx.stderr[0]).toBe(
+      `allot cluster: port ${port} on 127.0.0.1 is already in use (another nats-server or allot cluster?); choose another with --port`,
+    );
     taken.close();
   });
 
@@ -81,7 +92,9 @@ describe('allot cluster, with stand-in agent and coordinator processes', () => {
     const cwd = tempCwd();
     const ctx = recordingContext({ cwd });
     expect(await runCluster(await options(cwd, { agentMain: join(cwd, 'apps/agent/src/main.ts') }), ctx)).toBe(1);
-    expect(ctx.stderr[0]).toBe('allot cluster: apps/agent/src/main.ts does not exist: the agent is not built yet, so there is no cluster to start.');
+    expect(ctx.stderr[0]).toBe(
+      'allot cluster: apps/agent/src/main.ts does not exist: the agent is not built yet, so there is no cluster to start.',
+    );
   });
 
   it('comes up, prints the nodes and what to try, and stops on Ctrl-C in order: coordinator, agents, nats-server', async () => {
@@ -104,7 +117,9 @@ describe('allot cluster, with stand-in agent and coordinator processes', () => {
     const cwd = tempCwd();
     const ctx = recordingContext({ cwd, env: { PATH: process.env['PATH'] ?? '', FAKE_NODES: 'n1,n2', FAKE_DIE: 'n2' } });
     expect(await runCluster(await options(cwd), ctx)).toBe(1);
-    expect(ctx.stderr[0]).toBe('allot cluster: n2 exited with code 7 unexpectedly; stopping the cluster. Last lines of .allot/cluster/logs/n2.log:');
+    expect(ctx.stderr[0]).toBe(
+      'allot cluster: n2 exited with code 7 unexpectedly; stopping the cluster. Last lines of .allot/cluster/logs/n2.log:',
+    );
     expect(ctx.stderr.join('\n')).toContain('fake agent dying on purpose');
     expect(ctx.stdout).toContain('stopped nats-server');
   });

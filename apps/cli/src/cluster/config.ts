@@ -67,8 +67,15 @@ export function agentConfig(entry: ClusterFile['agents'][number], natsUrl: strin
   return { ...entry, nats: { servers: [natsUrl], name: `allot-agent-${entry.nodeId}` }, stateDir: layout.stateOf(entry.nodeId) };
 }
 
-export function coordinatorConfig(entry: ClusterFile['coordinator'], natsUrl: string, dashboard?: { port: number; dir?: string | undefined }): Record<string, unknown> {
-  const http = dashboard === undefined ? {} : { http: { host: '127.0.0.1', port: dashboard.port }, ...(dashboard.dir === undefined ? {} : { dashboardDir: dashboard.dir }) };
+export function coordinatorConfig(
+  entry: ClusterFile['coordinator'],
+  natsUrl: string,
+  dashboard?: { port: number; dir?: string | undefined },
+): Record<string, unknown> {
+  const http =
+    dashboard === undefined
+      ? {}
+      : { http: { host: '127.0.0.1', port: dashboard.port }, ...(dashboard.dir === undefined ? {} : { dashboardDir: dashboard.dir }) };
   return { ...entry, nats: { servers: [natsUrl], name: 'allot-coordinator-local' }, ...http };
 }
 

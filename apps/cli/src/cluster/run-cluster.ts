@@ -6,7 +6,16 @@ import { EXIT } from '../exit-codes.ts';
 import { renderNodes } from '../render/nodes.ts';
 import { openSession, type Session } from '../session.ts';
 import { describeExit, startChild, tailOf, type Child, type ChildExit } from './child.ts';
-import { agentConfig, childEnv, clusterLayout, coordinatorConfig, natsServerConfig, parseClusterFile, type ClusterFile, type ClusterLayout } from './config.ts';
+import {
+  agentConfig,
+  childEnv,
+  clusterLayout,
+  coordinatorConfig,
+  natsServerConfig,
+  parseClusterFile,
+  type ClusterFile,
+  type ClusterLayout,
+} from './config.ts';
 import { portIsFree } from './ports.ts';
 import { ensureDeployment, type Deployment } from '../security/deployment.ts';
 import { setupStorage } from '../security/setup.ts';
@@ -61,13 +70,17 @@ export async function runCluster(opts: ClusterOptions, ctx: CliContext): Promise
   }
   const port = await portIsFree(opts.port);
   if (!port.free) {
-    ctx.err(`allot cluster: port ${opts.port} on 127.0.0.1 is ${port.reason} (another nats-server or allot cluster?); choose another with --port`);
+    ctx.err(
+      `allot cluster: port ${opts.port} on 127.0.0.1 is ${port.reason} (another nats-server or allot cluster?); choose another with --port`,
+    );
     return EXIT.refused;
   }
   if (opts.dashboardPort !== undefined) {
     const dashboard = await portIsFree(opts.dashboardPort);
     if (!dashboard.free) {
-      ctx.err(`allot cluster: dashboard port ${opts.dashboardPort} on 127.0.0.1 is ${dashboard.reason}; choose another with --dashboard-port, or --no-dashboard`);
+      ctx.err(
+        `allot cluster: dashboard port ${opts.dashboardPort} on 127.0.0.1 is ${dashboard.reason}; choose another with --dashboard-port, or --no-dashboard`,
+      );
       return EXIT.refused;
     }
   }
@@ -76,7 +89,10 @@ export async function runCluster(opts: ClusterOptions, ctx: CliContext): Promise
   const natsUrl = `${opts.secure === true ? 'tls' : 'nats'}://127.0.0.1:${opts.port}`;
   let security: Deployment | undefined;
   if (opts.secure === true) {
-    const wanted = [...file.value.agents.map((a) => ({ role: 'agent' as const, name: a.nodeId })), { role: 'scheduler' as const, name: 'demo' }];
+    const wanted = [
+      ...file.value.agents.map((a) => ({ role: 'agent' as const, name: a.nodeId })),
+      { role: 'scheduler' as const, name: 'demo' },
+    ];
     const made = await ensureDeployment(join(opts.root, 'security'), wanted, { servers: [natsUrl], port: opts.port });
     if (!made.ok) {
       ctx.err(`allot cluster: ${made.error.message}`);
@@ -118,10 +134,21 @@ async function bringUpAndServe(
   show: (path: string) => string,
   security: Deployment | undefined,
 ): Promise<number> {
-  const nats = startChild({ name: 'nats-server', command: opts.natsServer, args: ['-c', layout.natsConfig], cwd: ctx.cwd, env, logFile: layout.logOf('nats-server'), stopSignal: 'SIGINT' });
+  const nats = startChild({
+    name: 'nats-server',
+    command: opts.natsServer,
+    args: ['-c', layout.natsConfig],
+    cwd: ctx.cwd,
+    env,
+    logFile: layout.logOf('nats-server'),
+    stopSignal: 'SIGINT',
+  });
   children.push(nats);
   // Secured, the supervisor is the admin: it makes the streams and buckets, which agents and coordinators may not.
-  const connection = security === undefined ? { servers: [natsUrl], requestTimeoutMs: 2000 } : { ...identityOf(security, 'admin', 'admin'), requestTimeoutMs: 2000 };
+  const connection =
+    security === undefined
+      ? { servers: [natsUrl], requestTimeoutMs: 2000 }
+      : { ...identityOf(security, 'admin', 'admin'), requestTimeoutMs: 2000 };
   const connected = await connectWhenUp(connection, nats, stopRequested);
   if (connected.kind !== 'ok') return failed(ctx, connected, show);
   const session = connected.session;
@@ -160,7 +187,9 @@ async function bringUpAndServe(
       }),
     );
   }
-  ctx.out(`started the coordinator and ${file.agents.length} agents (${file.agents.map((a) => a.nodeId).join(', ')}); logs in ${show(layout.logs)}`);
+  ctx.out(
+    `started the coordinator and ${file.agents.length} agents (${file.agents.map((a) => a.nodeId).join(', ')}); logs in ${show(layout.logs)}`,
+  );
 
   const wanted = file.agents.map((a) => a.nodeId);
   const ready = await waitUntilReady(session, wanted, children, opts.readyTimeoutMs, stopRequested);
@@ -175,7 +204,10 @@ async function bringUpAndServe(
   ctx.out(renderNodes(ready.nodes, ctx.now()));
   ctx.out('');
   ctx.out(nextSteps(opts.allotCommand, natsUrl, opts.port, opts.dashboardPort));
-  if (security !== undefined) ctx.out(`Secured: first 'set -a; . ${show(join(security.dir, 'identities/operator/operator/nats.env'))}; set +a' (the operator; readers and tenants have their own in ${show(join(security.dir, 'identities'))})`);
+  if (security !== undefined)
+    ctx.out(
+      `Secured: first 'set -a; . ${show(join(security.dir, 'identities/operator/operator/nats.env'))}; set +a' (the operator; readers and tenants have their own in ${show(join(security.dir, 'identities'))})`,
+    );
 
   const outcome = await Promise.race([stopRequested, anyExit(children)]);
   if (outcome.kind === 'died') return failed(ctx, outcome, show);
@@ -200,17 +232,37 @@ function identityOf(security: Deployment, role: string, name: string): NatsConne
   return found.connection;
 }
 
-function writeFiles(layout: ClusterLayout, file: ClusterFile, natsUrl: string, opts: ClusterOptions, security: Deployment | undefined): void {
+function writeFiles(
+  layout: ClusterLayout,
+  file: ClusterFile,
+  natsUrl: string,
+  opts: ClusterOptions,
+  security: Deployment | undefined,
+): void {
   const port = opts.port;
-  for (const dir of [layout.root, layout.natsStore, layout.logs, layout.configs, ...file.agents.map((a) => layout.stateOf(a.nodeId))]) mkdirSync(dir, { recursive: true });
+  for (const dir of [layout.root, layout.natsStore, layout.logs, layout.configs, ...file.agents.map((a) => layout.stateOf(a.nodeId))])
+    mkdirSync(dir, { recursive: true });
   // Secured: the generated TLS and nkey users are appended to the server's config, and each process gets its identity.
   const auth = security === undefined ? '' : `\n${readFileSync(security.authConfig, 'utf8')}`;
   writeFileSync(layout.natsConfig, natsServerConfig(port, layout.natsStore) + auth);
   const secured = (config: Record<string, unknown>, role: string, name: string) =>
-    security === undefined ? config : { ...config, nats: { ...identityOf(security, role, name), name: (config['nats'] as { name: string }).name } };
-  const coordinator = coordinatorConfig(file.coordinator, natsUrl, opts.dashboardPort === undefined ? undefined : { port: opts.dashboardPort, dir: opts.dashboardDir });
-  writeFileSync(join(layout.configs, 'coordinator.json'), `${JSON.stringify(secured(coordinator, 'coordinator', 'coordinator'), null, 2)}\n`);
-  for (const agent of file.agents) writeFileSync(join(layout.configs, `${agent.nodeId}.json`), `${JSON.stringify(secured(agentConfig(agent, natsUrl, layout), 'agent', agent.nodeId), null, 2)}\n`);
+    security === undefined
+      ? config
+      : { ...config, nats: { ...identityOf(security, role, name), name: (config['nats'] as { name: string }).name } };
+  const coordinator = coordinatorConfig(
+    file.coordinator,
+    natsUrl,
+    opts.dashboardPort === undefined ? undefined : { port: opts.dashboardPort, dir: opts.dashboardDir },
+  );
+  writeFileSync(
+    join(layout.configs, 'coordinator.json'),
+    `${JSON.stringify(secured(coordinator, 'coordinator', 'coordinator'), null, 2)}\n`,
+  );
+  for (const agent of file.agents)
+    writeFileSync(
+      join(layout.configs, `${agent.nodeId}.json`),
+      `${JSON.stringify(secured(agentConfig(agent, natsUrl, layout), 'agent', agent.nodeId), null, 2)}\n`,
+    );
 }
 
 function sleep(ms: number): Promise<void> {
@@ -240,7 +292,13 @@ async function connectWhenUp(connection: NatsConnectionConfig, nats: Child, stop
 type Ready = { kind: 'ready'; nodes: NodeView[] } | Outcome | { kind: 'timeout'; why: string };
 
 /** Ready when the coordinator reports every configured node as ready (allot.sched.nodes). */
-async function waitUntilReady(session: Session, wanted: readonly string[], children: readonly Child[], timeoutMs: number, stop: Promise<Outcome>): Promise<Ready> {
+async function waitUntilReady(
+  session: Session,
+  wanted: readonly string[],
+  children: readonly Child[],
+  timeoutMs: number,
+  stop: Promise<Outcome>,
+): Promise<Ready> {
   const deadline = Date.now() + timeoutMs;
   const died = anyExit(children);
   let why = 'the coordinator has not answered yet';
@@ -270,7 +328,9 @@ function failed(ctx: CliContext, outcome: Outcome | { kind: 'timeout'; why: stri
     ctx.err(`allot cluster: ${outcome.why}`);
     return EXIT.refused;
   }
-  ctx.err(`allot cluster: ${outcome.child.name} ${describeExit(outcome.exit)} unexpectedly; stopping the cluster. Last lines of ${show(outcome.child.logFile)}:`);
+  ctx.err(
+    `allot cluster: ${outcome.child.name} ${describeExit(outcome.exit)} unexpectedly; stopping the cluster. Last lines of ${show(outcome.child.logFile)}:`,
+  );
   for (const line of tailOf(outcome.child.logFile, 12)) ctx.err(`  ${line}`);
   return EXIT.refused;
 }

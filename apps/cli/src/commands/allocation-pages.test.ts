@@ -11,7 +11,11 @@ describe('allot allocations, paged', () => {
   let server: NatsServerHandle;
   let fake: Awaited<ReturnType<typeof serveFakeScheduler>>;
   const env = () => ({ ALLOT_NATS_SERVERS: server.url });
-  const PAGES: Record<string, { ids: string[]; next?: string }> = { start: { ids: ['vm-1', 'vm-2'], next: 'p2' }, p2: { ids: ['vm-3', 'vm-4'], next: 'p3' }, p3: { ids: ['vm-5'] } };
+  const PAGES: Record<string, { ids: string[]; next?: string }> = {
+    start: { ids: ['vm-1', 'vm-2'], next: 'p2' },
+    p2: { ids: ['vm-3', 'vm-4'], next: 'p3' },
+    p3: { ids: ['vm-5'] },
+  };
 
   beforeAll(async () => {
     server = await startNatsServer({ jetstream: false });
@@ -19,7 +23,11 @@ describe('allot allocations, paged', () => {
       allocations: (r) => {
         const page = PAGES[r.cursor ?? 'start'];
         if (page === undefined) return { ok: false, error: { code: 'invalid_request', message: 'cursor: not a cursor' } };
-        return ok({ allocations: page.ids.map((id) => sampleAllocation(id)), ...(page.next === undefined ? {} : { next: page.next }), ...(r.cursor === 'p2' ? { nodesFailed: [{ nodeId: 'n9', error: 'timed out' }] } : {}) });
+        return ok({
+          allocations: page.ids.map((id) => sampleAllocation(id)),
+          ...(page.next === undefined ? {} : { next: page.next }),
+          ...(r.cursor === 'p2' ? { nodesFailed: [{ nodeId: 'n9', error: 'timed out' }] } : {}),
+        });
       },
     });
   });
@@ -31,7 +39,10 @@ describe('allot allocations, paged', () => {
   it('sends the node, labels and cursor given, and says where the next page starts on stderr', async () => {
     const ctx = recordingContext({ env: env() });
     expect(await runCli(['allocations', '--label', 'zone=z2', '--label', 'rack=r3', '--limit', '2', '--json'], ctx)).toBe(0);
-    expect(fake.requests.at(-1)).toEqual({ verb: 'allocations', request: { status: 'live', limit: 2, labels: { zone: 'z2', rack: 'r3' } } });
+    expect(fake.requests.at(-1)).toEqual({
+      verb: 'allocations',
+      request: { status: 'live', limit: 2, labels: { zone: 'z2', rack: 'r3' } },
+    });
     expect(ctx.stderr).toEqual(['more: --cursor p2 (or --all)']);
     const node = recordingContext({ env: env() });
     expect(await runCli(['allocations', '--node', 'n1', '--cursor', 'p2', '--json'], node)).toBe(0);
@@ -42,7 +53,13 @@ describe('allot allocations, paged', () => {
   it('--all follows the cursors to the end: every page once, in order, and the nodes left out', async () => {
     const ctx = recordingContext({ env: env() });
     expect(await runCli(['allocations', '--all', '--json'], ctx)).toBe(0);
-    expect((JSON.parse(ctx.text()) as { allocations: { requestId: string }[] }).allocations.map((a) => a.requestId)).toEqual(['vm-1', 'vm-2', 'vm-3', 'vm-4', 'vm-5']);
+    expect((JSON.parse(ctx.text()) as { allocations: { requestId: string }[] }).allocations.map((a) => a.requestId)).toEqual([
+      'vm-1',
+      'vm-2',
+      'vm-3',
+      'vm-4',
+      'vm-5',
+    ]);
     expect(ctx.stderr).toEqual(['not listed: n9: timed out']);
   });
 

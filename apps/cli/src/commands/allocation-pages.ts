@@ -31,7 +31,8 @@ export function pagedAllocations(session: Session, opts: PagingOptions): Session
       failed.push(...(page.value.nodesFailed ?? []));
       if (page.value.next === undefined) break;
       // A cursor seen before would loop forever (a broken or hostile coordinator).
-      if (seen.has(page.value.next)) return err('internal', 'allocations: the coordinator answered a cursor it had answered before', { cursor: page.value.next });
+      if (seen.has(page.value.next))
+        return err('internal', 'allocations: the coordinator answered a cursor it had answered before', { cursor: page.value.next });
       seen.add(page.value.next);
       cursor = page.value.next;
     }

@@ -13,7 +13,9 @@ describe('allot allocations', () => {
 
   beforeAll(async () => {
     server = await startNatsServer({ jetstream: false });
-    fake = await serveFakeScheduler(server.url, { allocations: (r) => ok({ allocations: r.tenantId === 'nobody' ? [] : [sampleAllocation('vm-1'), sampleAllocation('vm-2', 'local')] }) });
+    fake = await serveFakeScheduler(server.url, {
+      allocations: (r) => ok({ allocations: r.tenantId === 'nobody' ? [] : [sampleAllocation('vm-1'), sampleAllocation('vm-2', 'local')] }),
+    });
   });
   afterAll(async () => {
     await fake.stop();
@@ -22,7 +24,10 @@ describe('allot allocations', () => {
 
   it('exits 2 on a status, tenant, request id or limit it cannot send', async () => {
     const cases: [string[], string][] = [
-      [['allocations', '--status', 'gone'], 'allot allocations: --status: "gone" is not one of live, active, reserved, releasing, released, failed'],
+      [
+        ['allocations', '--status', 'gone'],
+        'allot allocations: --status: "gone" is not one of live, active, reserved, releasing, released, failed',
+      ],
       [['allocations', '--tenant', 'a.b'], 'allot allocations: --tenant: "a.b" is not a tenant id (letters, digits, "_" and "-")'],
       [['allocations', '--limit', '0'], 'allot allocations: --limit: 0 is outside 1..1000'],
       [['allocations', 'extra'], "allot allocations: Unexpected argument 'extra'. This command does not take positional arguments"],
@@ -37,7 +42,10 @@ describe('allot allocations', () => {
   it('sends the filters given and prints one row per allocation; none says so', async () => {
     const ctx = recordingContext({ env: env() });
     expect(await runCli(['allocations', '--tenant', 'demo', '--status', 'reserved', '--request', 'vm-1', '--limit', '10'], ctx)).toBe(0);
-    expect(fake.requests.at(-1)).toEqual({ verb: 'allocations', request: { status: 'reserved', tenantId: 'demo', requestId: 'vm-1', limit: 10 } });
+    expect(fake.requests.at(-1)).toEqual({
+      verb: 'allocations',
+      request: { status: 'reserved', tenantId: 'demo', requestId: 'vm-1', limit: 10 },
+    });
     const rows = ctx.text().split('\n');
     expect(rows.map((l) => l.split(/\s+/)[0])).toEqual(['ID', sampleAllocation('vm-1').id, sampleAllocation('vm-2', 'local').id]);
     const none = recordingContext({ env: env() });
@@ -52,7 +60,9 @@ describe('allot allocations', () => {
     expect(full.text().split('\n').at(-1)).toBe('... the first 2 are listed; there may be more not shown (--limit, up to 1000)');
     const wide = recordingContext({ env: env() });
     expect(await runCli(['allocations', '-o', 'wide'], wide)).toBe(0);
-    expect(wide.text().split('\n')[0]).toMatch(/^ID\s+TENANT\s+REQUEST\s+NODE\s+MEMORY\s+VCPUS\s+STATUS\s+AGE\s+PRIORITY\s+NUMA\s+EXPIRES$/);
+    expect(wide.text().split('\n')[0]).toMatch(
+      /^ID\s+TENANT\s+REQUEST\s+NODE\s+MEMORY\s+VCPUS\s+STATUS\s+AGE\s+PRIORITY\s+NUMA\s+EXPIRES$/,
+    );
     const bad = recordingContext({ env: env() });
     expect(await runCli(['allocations', '-o', 'yaml'], bad)).toBe(2);
   });

@@ -45,7 +45,9 @@ const OPTIONS = {
 const DEFAULT_LIMIT = 500;
 
 /** --label k=v, repeatable: a node must carry every one. */
-function parseLabels(given: readonly string[] | undefined): { ok: true; value: Record<string, string> | undefined } | { ok: false; message: string } {
+function parseLabels(
+  given: readonly string[] | undefined,
+): { ok: true; value: Record<string, string> | undefined } | { ok: false; message: string } {
   if (given === undefined) return { ok: true, value: undefined };
   const labels: Record<string, string> = {};
   for (const l of given) {
@@ -68,14 +70,19 @@ export const allocationsCommand: Command = {
       ctx.out(HELP);
       return EXIT.ok;
     }
-    if (v.tenant !== undefined && !TenantIdSchema.safeParse(v.tenant).success) return usageError(ctx, 'allocations', `--tenant: "${v.tenant}" is not a tenant id (letters, digits, "_" and "-")`);
-    if (v.request !== undefined && !RequestIdSchema.safeParse(v.request).success) return usageError(ctx, 'allocations', `--request: "${v.request}" is not a request id`);
+    if (v.tenant !== undefined && !TenantIdSchema.safeParse(v.tenant).success)
+      return usageError(ctx, 'allocations', `--tenant: "${v.tenant}" is not a tenant id (letters, digits, "_" and "-")`);
+    if (v.request !== undefined && !RequestIdSchema.safeParse(v.request).success)
+      return usageError(ctx, 'allocations', `--request: "${v.request}" is not a request id`);
     const status = v.status ?? 'live';
-    if (!(STATUSES as readonly string[]).includes(status)) return usageError(ctx, 'allocations', `--status: "${status}" is not one of ${STATUSES.join(', ')}`);
+    if (!(STATUSES as readonly string[]).includes(status))
+      return usageError(ctx, 'allocations', `--status: "${status}" is not one of ${STATUSES.join(', ')}`);
     const limit = v.limit === undefined ? undefined : parseInteger('limit', v.limit, 1, MAX_ALLOCATIONS_PAGE);
     if (limit !== undefined && !limit.ok) return usageError(ctx, 'allocations', limit.message);
-    if (v.output !== undefined && v.output !== 'wide') return usageError(ctx, 'allocations', `-o: "${v.output}" is not wide (use --json for JSON)`);
-    if (v.node !== undefined && !NodeIdSchema.safeParse(v.node).success) return usageError(ctx, 'allocations', `--node: "${v.node}" is not a node id (letters, digits, "_" and "-")`);
+    if (v.output !== undefined && v.output !== 'wide')
+      return usageError(ctx, 'allocations', `-o: "${v.output}" is not wide (use --json for JSON)`);
+    if (v.node !== undefined && !NodeIdSchema.safeParse(v.node).success)
+      return usageError(ctx, 'allocations', `--node: "${v.node}" is not a node id (letters, digits, "_" and "-")`);
     if (v.node !== undefined && v.label !== undefined) return usageError(ctx, 'allocations', '--node and --label exclude each other');
     if (v.cursor !== undefined && v.all === true) return usageError(ctx, 'allocations', '--cursor and --all exclude each other');
     const labels = parseLabels(v.label);
@@ -89,12 +96,24 @@ export const allocationsCommand: Command = {
       ...(labels.value === undefined ? {} : { labels: labels.value }),
       ...(v.cursor === undefined ? {} : { cursor: v.cursor }),
     };
-    return withSession(ctx, 'allocations', v, (s) => requestAndPrint(ctx, 'allocations', pagedAllocations(s, { all: v.all === true, note: ctx.err }), 'allocations', request, v.json === true, (r) => {
-        if (r.allocations.length === 0) return 'no allocations';
-        const table = renderAllocationTable(r.allocations, { now: ctx.now(), wide: v.output === 'wide' });
-        // The reply carries no total: a full page says there may be more rather than pretending it is all.
-        const cap = limit?.value ?? DEFAULT_LIMIT;
-        return r.allocations.length >= cap ? `${table}\n... the first ${cap} are listed; there may be more not shown (--limit, up to ${MAX_ALLOCATIONS_PAGE})` : table;
-      }));
+    return withSession(ctx, 'allocations', v, (s) =>
+      requestAndPrint(
+        ctx,
+        'allocations',
+        pagedAllocations(s, { all: v.all === true, note: ctx.err }),
+        'allocations',
+        request,
+        v.json === true,
+        (r) => {
+          if (r.allocations.length === 0) return 'no allocations';
+          const table = renderAllocationTable(r.allocations, { now: ctx.now(), wide: v.output === 'wide' });
+          // The reply carries no total: a full page says there may be more rather than pretending it is all.
+          const cap = limit?.value ?? DEFAULT_LIMIT;
+          return r.allocations.length >= cap
+            ? `${table}\n... the first ${cap} are listed; there may be more not shown (--limit, up to ${MAX_ALLOCATIONS_PAGE})`
+            : table;
+        },
+      ),
+    );
   },
 };

@@ -6,7 +6,16 @@ import { runCli } from '../cli.ts';
 import { serveFakeScheduler } from '../testing/fake-scheduler.ts';
 import { recordingContext } from '../testing/recording-context.ts';
 
-const orphan: AuditReply['discrepancies'][number] = { kind: 'orphan', nodeId: 'b', allocationId: 'b:7', requestId: 'vm-1', tenantId: 'acme', reason: 'intent_on_other_node', fence: 2, intentNodeId: 'a' };
+const orphan: AuditReply['discrepancies'][number] = {
+  kind: 'orphan',
+  nodeId: 'b',
+  allocationId: 'b:7',
+  requestId: 'vm-1',
+  tenantId: 'acme',
+  reason: 'intent_on_other_node',
+  fence: 2,
+  intentNodeId: 'a',
+};
 
 describe('allot audit', () => {
   let server: NatsServerHandle;
@@ -30,7 +39,12 @@ describe('allot audit', () => {
   });
 
   it('prints each discrepancy and exits 1; --json prints the reply as it is', async () => {
-    reply = { discrepancies: [orphan, { kind: 'placement_missing', nodeId: 'a', requestId: 'vm-2', tenantId: 'acme' }], total: 2, nodesSwept: 3, nodesFailed: [] };
+    reply = {
+      discrepancies: [orphan, { kind: 'placement_missing', nodeId: 'a', requestId: 'vm-2', tenantId: 'acme' }],
+      total: 2,
+      nodesSwept: 3,
+      nodesFailed: [],
+    };
     const ctx = recordingContext({ env: env() });
     expect(await runCli(['audit'], ctx)).toBe(1);
     expect(ctx.text().split('\n').slice(2)).toEqual([
@@ -44,7 +58,12 @@ describe('allot audit', () => {
   });
 
   it('exits 1 when a node could not be listed, even with nothing found', async () => {
-    reply = { discrepancies: [], total: 0, nodesSwept: 2, nodesFailed: [{ nodeId: 'c', error: 'request to allot.agent.c.allocations timed out' }] };
+    reply = {
+      discrepancies: [],
+      total: 0,
+      nodesSwept: 2,
+      nodesFailed: [{ nodeId: 'c', error: 'request to allot.agent.c.allocations timed out' }],
+    };
     const ctx = recordingContext({ env: env() });
     expect(await runCli(['audit'], ctx)).toBe(1);
     expect(ctx.text()).toContain('not listed: c: request to allot.agent.c.allocations timed out');

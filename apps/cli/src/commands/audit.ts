@@ -25,7 +25,9 @@ export const auditCommand: Command = {
   summary: 'print where the agents and the placement intents disagree (read only)',
   help: HELP,
   async run(args, ctx) {
-    const parsed = tryParse(() => parseArgs({ args, options: { ...COMMON_OPTIONS, ...CONNECTION_OPTIONS }, strict: true, allowPositionals: false }));
+    const parsed = tryParse(() =>
+      parseArgs({ args, options: { ...COMMON_OPTIONS, ...CONNECTION_OPTIONS }, strict: true, allowPositionals: false }),
+    );
     if (!parsed.ok) return usageError(ctx, 'audit', parsed.message);
     const v = parsed.value.values;
     if (v.help) {

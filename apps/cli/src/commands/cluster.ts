@@ -66,12 +66,19 @@ export const clusterCommand: Command = {
       ctx.out(HELP);
       return EXIT.ok;
     }
-    if (v['dashboard-port'] !== undefined && v['no-dashboard']) return usageError(ctx, 'cluster', '--dashboard-port and --no-dashboard exclude each other');
-    const dashboardPort = v['dashboard-port'] === undefined ? { ok: true as const, value: 7080 } : parseInteger('dashboard-port', v['dashboard-port'], 1, 65_535);
+    if (v['dashboard-port'] !== undefined && v['no-dashboard'])
+      return usageError(ctx, 'cluster', '--dashboard-port and --no-dashboard exclude each other');
+    const dashboardPort =
+      v['dashboard-port'] === undefined
+        ? { ok: true as const, value: 7080 }
+        : parseInteger('dashboard-port', v['dashboard-port'], 1, 65_535);
     if (!dashboardPort.ok) return usageError(ctx, 'cluster', dashboardPort.message);
     const port = v.port === undefined ? { ok: true as const, value: 4222 } : parseInteger('port', v.port, 1, 65_535);
     if (!port.ok) return usageError(ctx, 'cluster', port.message);
-    const readyTimeout = v['ready-timeout'] === undefined ? { ok: true as const, value: 90_000 } : parseInteger('ready-timeout', v['ready-timeout'], 1000, 3_600_000);
+    const readyTimeout =
+      v['ready-timeout'] === undefined
+        ? { ok: true as const, value: 90_000 }
+        : parseInteger('ready-timeout', v['ready-timeout'], 1000, 3_600_000);
     if (!readyTimeout.ok) return usageError(ctx, 'cluster', readyTimeout.message);
     return runCluster(
       {

@@ -17,7 +17,10 @@ describe('allot events query', () => {
 
   it('starts the consumer after the cursor, else at the time, else at the beginning', () => {
     expect(startOf({ limit: 10, afterSeq: 41, since: NOW })).toEqual({ deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: 42 });
-    expect(startOf({ limit: 10, since: NOW })).toEqual({ deliver_policy: DeliverPolicy.StartTime, opt_start_time: '2026-11-30T12:00:00.000Z' });
+    expect(startOf({ limit: 10, since: NOW })).toEqual({
+      deliver_policy: DeliverPolicy.StartTime,
+      opt_start_time: '2026-11-30T12:00:00.000Z',
+    });
     expect(startOf({ limit: 10 })).toEqual({ deliver_policy: DeliverPolicy.All });
   });
 

@@ -47,7 +47,19 @@ export const eventsCommand: Command = {
     const parsed = tryParse(() =>
       parseArgs({
         args,
-        options: { ...COMMON_OPTIONS, ...CONNECTION_OPTIONS, follow: { type: 'boolean', short: 'f' }, node: { type: 'string' }, kind: { type: 'string' }, tenant: { type: 'string' }, request: { type: 'string' }, since: { type: 'string' }, until: { type: 'string' }, 'after-seq': { type: 'string' }, limit: { type: 'string' } },
+        options: {
+          ...COMMON_OPTIONS,
+          ...CONNECTION_OPTIONS,
+          follow: { type: 'boolean', short: 'f' },
+          node: { type: 'string' },
+          kind: { type: 'string' },
+          tenant: { type: 'string' },
+          request: { type: 'string' },
+          since: { type: 'string' },
+          until: { type: 'string' },
+          'after-seq': { type: 'string' },
+          limit: { type: 'string' },
+        },
         strict: true,
         allowPositionals: false,
       }),
@@ -58,19 +70,26 @@ export const eventsCommand: Command = {
       ctx.out(HELP);
       return EXIT.ok;
     }
-    if (v.node !== undefined && !NodeIdSchema.safeParse(v.node).success) return usageError(ctx, 'events', `--node: "${v.node}" is not a node id`);
-    if (v.kind !== undefined && !(EVENT_KINDS as readonly string[]).includes(v.kind)) return usageError(ctx, 'events', `--kind: "${v.kind}" is not one of ${EVENT_KINDS.join(', ')}`);
-    if (v.tenant !== undefined && !TenantIdSchema.safeParse(v.tenant).success) return usageError(ctx, 'events', `--tenant: "${v.tenant}" is not a tenant id`);
-    if (v.request !== undefined && !RequestIdSchema.safeParse(v.request).success) return usageError(ctx, 'events', `--request: "${v.request}" is not a request id`);
+    if (v.node !== undefined && !NodeIdSchema.safeParse(v.node).success)
+      return usageError(ctx, 'events', `--node: "${v.node}" is not a node id`);
+    if (v.kind !== undefined && !(EVENT_KINDS as readonly string[]).includes(v.kind))
+      return usageError(ctx, 'events', `--kind: "${v.kind}" is not one of ${EVENT_KINDS.join(', ')}`);
+    if (v.tenant !== undefined && !TenantIdSchema.safeParse(v.tenant).success)
+      return usageError(ctx, 'events', `--tenant: "${v.tenant}" is not a tenant id`);
+    if (v.request !== undefined && !RequestIdSchema.safeParse(v.request).success)
+      return usageError(ctx, 'events', `--request: "${v.request}" is not a request id`);
     const since = v.since === undefined ? undefined : parseInstant(v.since, ctx.now());
-    if (v.since !== undefined && since === undefined) return usageError(ctx, 'events', `--since: "${v.since}" is not an ISO instant or an age like 10m`);
+    if (v.since !== undefined && since === undefined)
+      return usageError(ctx, 'events', `--since: "${v.since}" is not an ISO instant or an age like 10m`);
     const until = v.until === undefined ? undefined : parseInstant(v.until, ctx.now());
-    if (v.until !== undefined && until === undefined) return usageError(ctx, 'events', `--until: "${v.until}" is not an ISO instant or an age like 10m`);
+    if (v.until !== undefined && until === undefined)
+      return usageError(ctx, 'events', `--until: "${v.until}" is not an ISO instant or an age like 10m`);
     const afterSeq = v['after-seq'] === undefined ? undefined : parseInteger('after-seq', v['after-seq'], 0, Number.MAX_SAFE_INTEGER);
     if (afterSeq !== undefined && !afterSeq.ok) return usageError(ctx, 'events', afterSeq.message);
     const limit = v.limit === undefined ? undefined : parseInteger('limit', v.limit, 1, MAX_LIMIT);
     if (limit !== undefined && !limit.ok) return usageError(ctx, 'events', limit.message);
-    if (v.follow && (until !== undefined || limit !== undefined)) return usageError(ctx, 'events', '--until and --limit end a listing; --follow does not end');
+    if (v.follow && (until !== undefined || limit !== undefined))
+      return usageError(ctx, 'events', '--until and --limit end a listing; --follow does not end');
     const query: EventsQuery = {
       limit: limit?.value ?? DEFAULT_LIMIT,
       ...(v.tenant === undefined ? {} : { tenantId: v.tenant }),
@@ -86,7 +105,15 @@ export const eventsCommand: Command = {
       try {
         consumer = await jetstream(session.nc).consumers.get(EVENTS_STREAM, { filter_subjects: filter, ...startOf(query) });
       } catch (e) {
-        return reportError(ctx, 'events', { code: 'unavailable', message: `cannot read the stream ${EVENTS_STREAM}: ${(e as Error).message} (has a coordinator or agent created it yet?)` }, json);
+        return reportError(
+          ctx,
+          'events',
+          {
+            code: 'unavailable',
+            message: `cannot read the stream ${EVENTS_STREAM}: ${(e as Error).message} (has a coordinator or agent created it yet?)`,
+          },
+          json,
+        );
       }
       const print = (m: JsMsg) => printEvent(ctx, m, json, query);
       return v.follow ? follow(consumer, print, ctx) : drain(consumer, print, query, ctx);

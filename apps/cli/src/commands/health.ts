@@ -23,7 +23,9 @@ export const healthCommand: Command = {
   summary: "the cluster's health: the worst node's, with every reason",
   help: HELP,
   async run(args, ctx: CliContext) {
-    const parsed = tryParse(() => parseArgs({ args, options: { ...COMMON_OPTIONS, ...CONNECTION_OPTIONS }, strict: true, allowPositionals: false }));
+    const parsed = tryParse(() =>
+      parseArgs({ args, options: { ...COMMON_OPTIONS, ...CONNECTION_OPTIONS }, strict: true, allowPositionals: false }),
+    );
     if (!parsed.ok) return usageError(ctx, 'health', parsed.message);
     const v = parsed.value.values;
     if (v.help) {

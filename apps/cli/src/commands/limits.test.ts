@@ -6,7 +6,10 @@ import { runCli } from '../cli.ts';
 import { serveFakeScheduler } from '../testing/fake-scheduler.ts';
 import { recordingContext } from '../testing/recording-context.ts';
 
-const HELD: HostLimits = { memory: { capacity: 16_384, systemReserve: 1_024, overcommitRatio: 1 }, cpu: { capacity: 8, systemReserve: 0, overcommitRatio: 4, softLimit: 24 } };
+const HELD: HostLimits = {
+  memory: { capacity: 16_384, systemReserve: 1_024, overcommitRatio: 1 },
+  cpu: { capacity: 8, systemReserve: 0, overcommitRatio: 4, softLimit: 24 },
+};
 
 describe('allot limits, before anything is sent', () => {
   it('exits 2 on a missing subcommand or node, a figure it cannot read, or a set flag given to get', async () => {
@@ -17,12 +20,24 @@ describe('allot limits, before anything is sent', () => {
       [['limits', 'get', 'a.b'], 'allot limits: "a.b": letters, digits, "_" and "-" only'],
       [['limits', 'get', 'a', '--force'], "allot limits: --force goes with 'limits set'"],
       [['limits', 'set', 'a'], 'allot limits: name at least one limit to change (see --help)'],
-      [['limits', 'set', 'a', '--system-reserve-mib', 'lots'], 'allot limits: --system-reserve-mib: "lots" is not an amount of memory like 4096 (MiB), 4G or 4GiB'],
+      [
+        ['limits', 'set', 'a', '--system-reserve-mib', 'lots'],
+        'allot limits: --system-reserve-mib: "lots" is not an amount of memory like 4096 (MiB), 4G or 4GiB',
+      ],
       [['limits', 'set', 'a', '--system-reserve-cores', '1.5'], 'allot limits: --system-reserve-cores: "1.5" is not a whole number'],
-      [['limits', 'set', 'a', '--system-reserve-cores', 'none'], 'allot limits: --system-reserve-cores: "none" removes a soft or hard limit only'],
+      [
+        ['limits', 'set', 'a', '--system-reserve-cores', 'none'],
+        'allot limits: --system-reserve-cores: "none" removes a soft or hard limit only',
+      ],
       [['limits', 'set', 'a', '--overcommit', 'disk=2'], 'allot limits: --overcommit: "disk=2" is not memory=<ratio> or cpu=<ratio>'],
-      [['limits', 'set', 'a', '--overcommit', 'cpu=0.5'], 'allot limits: --overcommit: cpu ratio "0.5" is not a number from 1 to 64 with at most two decimals'],
-      [['limits', 'set', 'a', '--overcommit', 'cpu=1.255'], 'allot limits: --overcommit: cpu ratio "1.255" is not a number from 1 to 64 with at most two decimals'],
+      [
+        ['limits', 'set', 'a', '--overcommit', 'cpu=0.5'],
+        'allot limits: --overcommit: cpu ratio "0.5" is not a number from 1 to 64 with at most two decimals',
+      ],
+      [
+        ['limits', 'set', 'a', '--overcommit', 'cpu=1.255'],
+        'allot limits: --overcommit: cpu ratio "1.255" is not a number from 1 to 64 with at most two decimals',
+      ],
     ];
     for (const [argv, message] of cases) {
       const ctx = recordingContext();
@@ -64,16 +79,42 @@ describe('allot limits against an operator endpoint on a real nats-server', () =
 
   it('set sends only the limits named, none as null, the overcommit per type, force and the request id', async () => {
     const ctx = recordingContext({ env: env() });
-    const argv = ['limits', 'set', 'a', '--system-reserve-mib', '2G', '--system-reserve-cores', '2', '--overcommit', 'cpu=4,memory=1.5', '--soft-limit-vcpus', 'none', '--hard-limit-mib', '12000', '--force', '--request-id', 'lim-1'];
+    const argv = [
+      'limits',
+      'set',
+      'a',
+      '--system-reserve-mib',
+      '2G',
+      '--system-reserve-cores',
+      '2',
+      '--overcommit',
+      'cpu=4,memory=1.5',
+      '--soft-limit-vcpus',
+      'none',
+      '--hard-limit-mib',
+      '12000',
+      '--force',
+      '--request-id',
+      'lim-1',
+    ];
     expect(await runCli(argv, ctx)).toBe(0);
     expect(fake.requests.at(-1)).toEqual({
       verb: 'limits.update',
-      request: { requestId: 'lim-1', nodeId: 'a', memory: { systemReserve: 2048, overcommitRatio: 1.5, hardLimit: 12_000 }, cpu: { systemReserve: 2, overcommitRatio: 4, softLimit: null }, force: true },
+      request: {
+        requestId: 'lim-1',
+        nodeId: 'a',
+        memory: { systemReserve: 2048, overcommitRatio: 1.5, hardLimit: 12_000 },
+        cpu: { systemReserve: 2, overcommitRatio: 4, softLimit: null },
+        force: true,
+      },
     });
     expect(ctx.text()).toMatch(/^memory +MiB +16384 +2048 +1\.5 /m);
     const plain = recordingContext({ env: env() });
     expect(await runCli(['limits', 'set', 'a', '--system-reserve-mib', '512', '--json'], plain)).toBe(0);
-    expect(fake.requests.at(-1)).toMatchObject({ verb: 'limits.update', request: { nodeId: 'a', memory: { systemReserve: 512 }, force: false } });
+    expect(fake.requests.at(-1)).toMatchObject({
+      verb: 'limits.update',
+      request: { nodeId: 'a', memory: { systemReserve: 512 }, force: false },
+    });
     expect((fake.requests.at(-1)?.request as { cpu?: unknown }).cpu).toBeUndefined();
     expect(JSON.parse(plain.text()).memory.systemReserve).toBe(512);
   });

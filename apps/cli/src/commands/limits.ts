@@ -1,7 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { effectiveCapacity, NodeIdSchema, OvercommitRatioSchema, RequestIdSchema, type Limits, type LimitsPatch } from '@allot/core';
 import type { HostLimits } from '@allot/protocol';
-import { COMMON_OPTIONS, parseArgs, parseInteger, parsedOk, positionalsExactly, tryParse, usageError, usageProblem, type Parsed } from '../args.ts';
+import {
+  COMMON_OPTIONS,
+  parseArgs,
+  parseInteger,
+  parsedOk,
+  positionalsExactly,
+  tryParse,
+  usageError,
+  usageProblem,
+  type Parsed,
+} from '../args.ts';
 import { CONNECTION_HELP, CONNECTION_OPTIONS } from '../connection.ts';
 import type { CliContext } from '../context.ts';
 import { EXIT } from '../exit-codes.ts';
@@ -43,10 +53,30 @@ const OPTIONS = {
   'request-id': { type: 'string' },
 } as const;
 
-const SET_ONLY = ['capacity-mib', 'system-reserve-mib', 'soft-limit-mib', 'hard-limit-mib', 'capacity-cores', 'system-reserve-cores', 'soft-limit-vcpus', 'hard-limit-vcpus', 'overcommit', 'force', 'request-id'] as const;
+const SET_ONLY = [
+  'capacity-mib',
+  'system-reserve-mib',
+  'soft-limit-mib',
+  'hard-limit-mib',
+  'capacity-cores',
+  'system-reserve-cores',
+  'soft-limit-vcpus',
+  'hard-limit-vcpus',
+  'overcommit',
+  'force',
+  'request-id',
+] as const;
 
 type Field = 'capacity' | 'systemReserve' | 'softLimit' | 'hardLimit';
-type FigureFlag = 'capacity-mib' | 'system-reserve-mib' | 'soft-limit-mib' | 'hard-limit-mib' | 'capacity-cores' | 'system-reserve-cores' | 'soft-limit-vcpus' | 'hard-limit-vcpus';
+type FigureFlag =
+  | 'capacity-mib'
+  | 'system-reserve-mib'
+  | 'soft-limit-mib'
+  | 'hard-limit-mib'
+  | 'capacity-cores'
+  | 'system-reserve-cores'
+  | 'soft-limit-vcpus'
+  | 'hard-limit-vcpus';
 /** Each figure flag: the resource type and field it patches, and whether `none` (remove the limit) is allowed. */
 const FIGURES: readonly { flag: FigureFlag; type: 'memory' | 'cpu'; field: Field }[] = [
   { flag: 'capacity-mib', type: 'memory', field: 'capacity' },
@@ -60,7 +90,9 @@ const FIGURES: readonly { flag: FigureFlag; type: 'memory' | 'cpu'; field: Field
 ];
 
 /** The patch the flags name, per resource type (see LimitsPatchSchema: null removes a soft or hard limit). */
-function patchOf(v: { readonly [flag in FigureFlag]?: string | undefined } & { readonly overcommit?: readonly string[] | undefined }): Parsed<{ memory?: LimitsPatch; cpu?: LimitsPatch }> {
+function patchOf(
+  v: { readonly [flag in FigureFlag]?: string | undefined } & { readonly overcommit?: readonly string[] | undefined },
+): Parsed<{ memory?: LimitsPatch; cpu?: LimitsPatch }> {
   const patch: { memory?: Record<string, number | null>; cpu?: Record<string, number | null> } = {};
   for (const { flag, type, field } of FIGURES) {
     const text = v[flag];
@@ -79,9 +111,11 @@ function patchOf(v: { readonly [flag in FigureFlag]?: string | undefined } & { r
   for (const text of v.overcommit ?? []) {
     for (const part of text.split(',')) {
       const [type, ratioText] = part.split('=', 2);
-      if ((type !== 'memory' && type !== 'cpu') || ratioText === undefined) return usageProblem(`--overcommit: "${part}" is not memory=<ratio> or cpu=<ratio>`);
+      if ((type !== 'memory' && type !== 'cpu') || ratioText === undefined)
+        return usageProblem(`--overcommit: "${part}" is not memory=<ratio> or cpu=<ratio>`);
       const ratio = OvercommitRatioSchema.safeParse(Number(ratioText));
-      if (ratioText.trim() === '' || !ratio.success) return usageProblem(`--overcommit: ${type} ratio "${ratioText}" is not a number from 1 to 64 with at most two decimals`);
+      if (ratioText.trim() === '' || !ratio.success)
+        return usageProblem(`--overcommit: ${type} ratio "${ratioText}" is not a number from 1 to 64 with at most two decimals`);
       (patch[type] ??= {})['overcommitRatio'] = ratio.data;
     }
   }
@@ -95,11 +129,29 @@ function figure(n: number | undefined): string {
 
 /** One row per resource type: the limits as held, and the effective capacity they give. */
 export function renderLimits(nodeId: string, limits: HostLimits): string {
-  const row = (type: string, unit: string, l: Limits) => [type, unit, figure(l.capacity), figure(l.systemReserve), String(l.overcommitRatio), String(effectiveCapacity(l)), figure(l.softLimit), figure(l.hardLimit)];
+  const row = (type: string, unit: string, l: Limits) => [
+    type,
+    unit,
+    figure(l.capacity),
+    figure(l.systemReserve),
+    String(l.overcommitRatio),
+    String(effectiveCapacity(l)),
+    figure(l.softLimit),
+    figure(l.hardLimit),
+  ];
   return [
     `node ${nodeId}`,
     renderTable(
-      [{ header: 'RESOURCE' }, { header: 'UNIT' }, { header: 'CAPACITY', align: 'right' }, { header: 'RESERVE', align: 'right' }, { header: 'OVERCOMMIT', align: 'right' }, { header: 'EFFECTIVE', align: 'right' }, { header: 'SOFT', align: 'right' }, { header: 'HARD', align: 'right' }],
+      [
+        { header: 'RESOURCE' },
+        { header: 'UNIT' },
+        { header: 'CAPACITY', align: 'right' },
+        { header: 'RESERVE', align: 'right' },
+        { header: 'OVERCOMMIT', align: 'right' },
+        { header: 'EFFECTIVE', align: 'right' },
+        { header: 'SOFT', align: 'right' },
+        { header: 'HARD', align: 'right' },
+      ],
       [row('memory', 'MiB', limits.memory), row('cpu', 'cores/vCPU', limits.cpu)],
     ),
   ].join('\n');
@@ -118,7 +170,8 @@ export const limitsCommand: Command = {
       return EXIT.ok;
     }
     const [sub, ...positionals] = parsed.value.positionals;
-    if (sub !== 'get' && sub !== 'set') return usageError(ctx, 'limits', sub === undefined ? 'missing a subcommand: get or set' : `unknown subcommand "${sub}": get or set`);
+    if (sub !== 'get' && sub !== 'set')
+      return usageError(ctx, 'limits', sub === undefined ? 'missing a subcommand: get or set' : `unknown subcommand "${sub}": get or set`);
     const p = positionalsExactly(positionals, ['node']);
     if (!p.ok) return usageError(ctx, 'limits', p.message);
     const nodeId = p.value[0] ?? '';

@@ -48,7 +48,10 @@ ${CONNECTION_HELP}`;
 
 /** One move on one line: the source, the destination and the state. */
 export function renderMove(m: Move): string {
-  const dest = m.destination.allocation === undefined ? m.destination.nodeId : `${m.destination.nodeId} (${m.destination.allocation.id} ${m.destination.allocation.status})`;
+  const dest =
+    m.destination.allocation === undefined
+      ? m.destination.nodeId
+      : `${m.destination.nodeId} (${m.destination.allocation.id} ${m.destination.allocation.status})`;
   const released = m.sourceReleased === false ? ', source node did not answer: the sweep releases it' : '';
   return `${m.state.padEnd(9)} ${m.source.allocationId} on ${m.source.nodeId} -> ${dest}  tenant ${m.tenantId}  move ${m.moveRequestId}${released}`;
 }
@@ -58,7 +61,15 @@ export const moveCommand: Command = {
   summary: 'move a VM to another node: hold, then confirm or abort',
   help: MOVE_USAGE,
   async run(args, ctx) {
-    const options = { ...COMMON_OPTIONS, ...CONNECTION_OPTIONS, tenant: { type: 'string' }, node: { type: 'string' }, to: { type: 'string' }, 'hold-ms': { type: 'string' }, 'request-id': { type: 'string' } } as const;
+    const options = {
+      ...COMMON_OPTIONS,
+      ...CONNECTION_OPTIONS,
+      tenant: { type: 'string' },
+      node: { type: 'string' },
+      to: { type: 'string' },
+      'hold-ms': { type: 'string' },
+      'request-id': { type: 'string' },
+    } as const;
     const parsed = tryParse(() => parseArgs({ args, options, strict: true, allowPositionals: true }));
     if (!parsed.ok) return usageError(ctx, 'move', parsed.message);
     const v = parsed.value.values;
@@ -67,19 +78,30 @@ export const moveCommand: Command = {
       return EXIT.ok;
     }
     if (parsed.value.positionals[0] === 'list') {
-      if (parsed.value.positionals.length > 1) return usageError(ctx, 'move', `list takes no argument: "${parsed.value.positionals[1] ?? ''}"`);
-      if (v.node !== undefined && !NodeIdSchema.safeParse(v.node).success) return usageError(ctx, 'move', `--node: "${v.node}" is not a node id`);
-      if (v.tenant !== undefined && !TenantIdSchema.safeParse(v.tenant).success) return usageError(ctx, 'move', `--tenant: "${v.tenant}" is not a tenant id`);
+      if (parsed.value.positionals.length > 1)
+        return usageError(ctx, 'move', `list takes no argument: "${parsed.value.positionals[1] ?? ''}"`);
+      if (v.node !== undefined && !NodeIdSchema.safeParse(v.node).success)
+        return usageError(ctx, 'move', `--node: "${v.node}" is not a node id`);
+      if (v.tenant !== undefined && !TenantIdSchema.safeParse(v.tenant).success)
+        return usageError(ctx, 'move', `--tenant: "${v.tenant}" is not a tenant id`);
       const request = { ...(v.node === undefined ? {} : { nodeId: v.node }), ...(v.tenant === undefined ? {} : { tenantId: v.tenant }) };
       return withSession(ctx, 'move', v, (session) =>
-        requestAndPrint(ctx, 'move', session, 'moves', request, v.json === true, (r) => (r.count === 0 ? 'no move in flight' : [`${r.count} move${r.count === 1 ? '' : 's'} in flight`, renderMoveTable(r.moves, r.count)].join('\n'))),
+        requestAndPrint(ctx, 'move', session, 'moves', request, v.json === true, (r) =>
+          r.count === 0
+            ? 'no move in flight'
+            : [`${r.count} move${r.count === 1 ? '' : 's'} in flight`, renderMoveTable(r.moves, r.count)].join('\n'),
+        ),
       );
     }
-    const phase = parsed.value.positionals[0] === 'confirm' || parsed.value.positionals[0] === 'abort' ? parsed.value.positionals[0] : undefined;
-    const positionals = positionalsExactly(phase === undefined ? parsed.value.positionals : parsed.value.positionals.slice(1), ['allocationId']);
+    const phase =
+      parsed.value.positionals[0] === 'confirm' || parsed.value.positionals[0] === 'abort' ? parsed.value.positionals[0] : undefined;
+    const positionals = positionalsExactly(phase === undefined ? parsed.value.positionals : parsed.value.positionals.slice(1), [
+      'allocationId',
+    ]);
     if (!positionals.ok) return usageError(ctx, 'move', positionals.message);
     const allocationId = positionals.value[0] ?? '';
-    if (!AllocationIdSchema.safeParse(allocationId).success) return usageError(ctx, 'move', `"${allocationId}" is not an allocation id (<nodeId>:<counter>)`);
+    if (!AllocationIdSchema.safeParse(allocationId).success)
+      return usageError(ctx, 'move', `"${allocationId}" is not an allocation id (<nodeId>:<counter>)`);
     if (v.tenant === undefined) return usageError(ctx, 'move', '--tenant: name the tenant that owns the VM');
     if (!TenantIdSchema.safeParse(v.tenant).success) return usageError(ctx, 'move', `--tenant: "${v.tenant}" is not a tenant id`);
     if (phase !== undefined && v['request-id'] === undefined) return usageError(ctx, 'move', `--request-id: name the move to ${phase}`);
@@ -88,13 +110,31 @@ export const moveCommand: Command = {
     const json = v.json === true;
     if (phase !== undefined) {
       const request = { requestId, allocationId, tenantId: v.tenant };
-      return withSession(ctx, 'move', v, (session) => requestAndPrint(ctx, 'move', session, phase === 'confirm' ? 'move.confirm' : 'move.abort', request, json, renderMove));
+      return withSession(ctx, 'move', v, (session) =>
+        requestAndPrint(ctx, 'move', session, phase === 'confirm' ? 'move.confirm' : 'move.abort', request, json, renderMove),
+      );
     }
     if (v.to !== undefined && !NodeIdSchema.safeParse(v.to).success) return usageError(ctx, 'move', `--to: "${v.to}" is not a node id`);
     const holdMs = v['hold-ms'] === undefined ? undefined : parseInteger('hold-ms', v['hold-ms'], 1, MAX_RESERVATION_TTL_MS);
     if (holdMs !== undefined && !holdMs.ok) return usageError(ctx, 'move', holdMs.message);
-    const request = { requestId, allocationId, tenantId: v.tenant, ...(v.to === undefined ? {} : { to: v.to }), ...(holdMs === undefined ? {} : { holdMs: holdMs.value }) };
-    return withSession(ctx, 'move', v, (session) => requestAndPrint(ctx, 'move', session, 'move', request, json, (m) => `${renderMove(m)}\n\nConfirm: allot move confirm ${allocationId} --tenant ${v.tenant} --request-id ${requestId}`));
+    const request = {
+      requestId,
+      allocationId,
+      tenantId: v.tenant,
+      ...(v.to === undefined ? {} : { to: v.to }),
+      ...(holdMs === undefined ? {} : { holdMs: holdMs.value }),
+    };
+    return withSession(ctx, 'move', v, (session) =>
+      requestAndPrint(
+        ctx,
+        'move',
+        session,
+        'move',
+        request,
+        json,
+        (m) => `${renderMove(m)}\n\nConfirm: allot move confirm ${allocationId} --tenant ${v.tenant} --request-id ${requestId}`,
+      ),
+    );
   },
 };
 
@@ -118,14 +158,20 @@ export const evacuateCommand: Command = {
     const holdMs = v['hold-ms'] === undefined ? undefined : parseInteger('hold-ms', v['hold-ms'], 1, MAX_RESERVATION_TTL_MS);
     if (holdMs !== undefined && !holdMs.ok) return usageError(ctx, 'evacuate', holdMs.message);
     const requestId = v['request-id'] ?? randomUUID();
-    if (!RequestIdSchema.safeParse(requestId).success) return usageError(ctx, 'evacuate', `--request-id: "${requestId}" is not a request id`);
+    if (!RequestIdSchema.safeParse(requestId).success)
+      return usageError(ctx, 'evacuate', `--request-id: "${requestId}" is not a request id`);
     const request = { requestId, nodeId, ...(holdMs === undefined ? {} : { holdMs: holdMs.value }) };
     return withSession(ctx, 'evacuate', v, (session) => evacuateAndPrint(ctx, session, request, v.json === true));
   },
 };
 
 /** Sends the evacuate and prints the plan; exit 1 when some VM got no destination. */
-export async function evacuateAndPrint(ctx: CliContext, session: Session, request: { requestId: string; nodeId: string; holdMs?: number }, json: boolean): Promise<number> {
+export async function evacuateAndPrint(
+  ctx: CliContext,
+  session: Session,
+  request: { requestId: string; nodeId: string; holdMs?: number },
+  json: boolean,
+): Promise<number> {
   const reply = await session.call('evacuate', request);
   if (!reply.ok) return reportError(ctx, 'evacuate', reply.error, json);
   ctx.out(json ? JSON.stringify(reply.value, null, 2) : renderEvacuation(reply.value));

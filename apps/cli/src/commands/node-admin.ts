@@ -17,7 +17,8 @@ type Verb = 'cordon' | 'uncordon' | 'drain';
 const WHAT: Record<Verb, string> = {
   cordon: 'Marks the node unschedulable: nothing new is placed on it; what runs there stays.',
   uncordon: 'Makes the node schedulable again.',
-  drain: 'Cordons the node and lists what is still on it, for the operator to move or release. With --evacuate, then\nholds a destination for each (allot evacuate, same request id) and prints the plan of moves to confirm.',
+  drain:
+    'Cordons the node and lists what is still on it, for the operator to move or release. With --evacuate, then\nholds a destination for each (allot evacuate, same request id) and prints the plan of moves to confirm.',
 };
 
 function help(verb: Verb): string {
@@ -51,7 +52,18 @@ function nodeCommand(verb: Verb, summary: string): Command {
     help: text,
     async run(args, ctx) {
       const parsed = tryParse(() =>
-        parseArgs({ args, options: { ...COMMON_OPTIONS, ...CONNECTION_OPTIONS, reason: { type: 'string' }, 'request-id': { type: 'string' }, ...(verb === 'drain' ? { evacuate: { type: 'boolean' } } : {}) }, strict: true, allowPositionals: true }),
+        parseArgs({
+          args,
+          options: {
+            ...COMMON_OPTIONS,
+            ...CONNECTION_OPTIONS,
+            reason: { type: 'string' },
+            'request-id': { type: 'string' },
+            ...(verb === 'drain' ? { evacuate: { type: 'boolean' } } : {}),
+          },
+          strict: true,
+          allowPositionals: true,
+        }),
       );
       if (!parsed.ok) return usageError(ctx, verb, parsed.message);
       const v = parsed.value.values;
@@ -75,7 +87,10 @@ function nodeCommand(verb: Verb, summary: string): Command {
         // Cordon (drain) first, so nothing new lands there, then the plan of moves.
         const drained = await session.call('drain', request);
         if (!drained.ok) return reportError(ctx, verb, drained.error, json);
-        if (!json) ctx.out(`${drained.value.nodeId} ${drained.value.cordoned ? 'cordoned' : 'NOT cordoned'}; ${drained.value.remainingCount ?? drained.value.remaining.length} allocation(s) on it; evacuating`);
+        if (!json)
+          ctx.out(
+            `${drained.value.nodeId} ${drained.value.cordoned ? 'cordoned' : 'NOT cordoned'}; ${drained.value.remainingCount ?? drained.value.remaining.length} allocation(s) on it; evacuating`,
+          );
         return evacuateAndPrint(ctx, session, { requestId, nodeId }, json);
       });
       function drainOr(session: Session): Promise<number> {

@@ -38,7 +38,14 @@ export const nodeCommand: Command = {
   summary: 'decommission a node for good, or recommission it; taint or untaint it',
   help: HELP,
   async run(args, ctx) {
-    const parsed = tryParse(() => parseArgs({ args, options: { ...COMMON_OPTIONS, ...CONNECTION_OPTIONS, reason: { type: 'string' }, 'request-id': { type: 'string' } }, strict: true, allowPositionals: true }));
+    const parsed = tryParse(() =>
+      parseArgs({
+        args,
+        options: { ...COMMON_OPTIONS, ...CONNECTION_OPTIONS, reason: { type: 'string' }, 'request-id': { type: 'string' } },
+        strict: true,
+        allowPositionals: true,
+      }),
+    );
     if (!parsed.ok) return usageError(ctx, 'node', parsed.message);
     const v = parsed.value.values;
     if (v.help) {
@@ -46,9 +53,15 @@ export const nodeCommand: Command = {
       return EXIT.ok;
     }
     const [verb, nodeId, ...rest] = parsed.value.positionals;
-    if (verb === undefined || !(VERBS as readonly string[]).includes(verb)) return usageError(ctx, 'node', `expected decommission, recommission, taint or untaint, got ${verb === undefined ? 'nothing' : `"${verb}"`}`);
+    if (verb === undefined || !(VERBS as readonly string[]).includes(verb))
+      return usageError(
+        ctx,
+        'node',
+        `expected decommission, recommission, taint or untaint, got ${verb === undefined ? 'nothing' : `"${verb}"`}`,
+      );
     const tainting = verb === 'taint' || verb === 'untaint';
-    if (nodeId === undefined || rest.length !== (tainting ? 1 : 0)) return usageError(ctx, 'node', tainting ? `${verb} takes a node and a taint` : `${verb} takes exactly one node`);
+    if (nodeId === undefined || rest.length !== (tainting ? 1 : 0))
+      return usageError(ctx, 'node', tainting ? `${verb} takes a node and a taint` : `${verb} takes exactly one node`);
     const node = NodeIdSchema.safeParse(nodeId);
     if (!node.success) return usageError(ctx, 'node', `"${nodeId}": ${node.error.issues[0]?.message ?? 'not a node id'}`);
     const requestId = v['request-id'] ?? randomUUID();
@@ -58,7 +71,10 @@ export const nodeCommand: Command = {
     if (tainting) {
       const taint = parseTaint(rest[0] as string, v.reason);
       if (!taint.ok) return usageError(ctx, 'node', taint.message);
-      const shown = (r: NodeTaintsReply) => (r.taints.length === 0 ? `${r.nodeId}: no taints` : `${r.nodeId} taints:\n${r.taints.map((t) => `  ${t.key}=${t.value}:${t.effect}${t.reason === undefined ? '' : `  (${t.reason})`}`).join('\n')}`);
+      const shown = (r: NodeTaintsReply) =>
+        r.taints.length === 0
+          ? `${r.nodeId}: no taints`
+          : `${r.nodeId} taints:\n${r.taints.map((t) => `  ${t.key}=${t.value}:${t.effect}${t.reason === undefined ? '' : `  (${t.reason})`}`).join('\n')}`;
       return withSession(ctx, 'node', v, (session) =>
         verb === 'taint'
           ? requestAndPrint(ctx, 'node', session, 'node.taint', { requestId, nodeId, taint: taint.value }, json, shown)
@@ -68,9 +84,13 @@ export const nodeCommand: Command = {
     const request = { requestId, nodeId, ...(v.reason === undefined ? {} : { reason: v.reason }) };
     return withSession(ctx, 'node', v, (session) =>
       verb === 'decommission'
-        ? requestAndPrint(ctx, 'node', session, 'node.decommission', request, json, (d) => [renderDecommission(d), ...renderRemaining(d.remaining, d.remainingCount, ctx.now())].join('\n\n'))
+        ? requestAndPrint(ctx, 'node', session, 'node.decommission', request, json, (d) =>
+            [renderDecommission(d), ...renderRemaining(d.remaining, d.remainingCount, ctx.now())].join('\n\n'),
+          )
         : requestAndPrint(ctx, 'node', session, 'node.recommission', request, json, (r) =>
-            r.wasDecommissioned ? `${r.nodeId} recommissioned: the coordinators take its reports again; it stays cordoned until 'allot uncordon ${r.nodeId}'` : `${r.nodeId} was not decommissioned: nothing changed`,
+            r.wasDecommissioned
+              ? `${r.nodeId} recommissioned: the coordinators take its reports again; it stays cordoned until 'allot uncordon ${r.nodeId}'`
+              : `${r.nodeId} was not decommissioned: nothing changed`,
           ),
     );
   },

@@ -26,7 +26,18 @@ export const nodesCommand: Command = {
   help: HELP,
   async run(args, ctx) {
     const parsed = tryParse(() =>
-      parseArgs({ args, options: { ...COMMON_OPTIONS, ...CONNECTION_OPTIONS, liveness: { type: 'string' }, state: { type: 'string' }, label: { type: 'string', multiple: true } }, strict: true, allowPositionals: false }),
+      parseArgs({
+        args,
+        options: {
+          ...COMMON_OPTIONS,
+          ...CONNECTION_OPTIONS,
+          liveness: { type: 'string' },
+          state: { type: 'string' },
+          label: { type: 'string', multiple: true },
+        },
+        strict: true,
+        allowPositionals: false,
+      }),
     );
     if (!parsed.ok) return usageError(ctx, 'nodes', parsed.message);
     const v = parsed.value.values;
@@ -36,11 +47,13 @@ export const nodesCommand: Command = {
     }
     const request: { liveness?: string; state?: string; labels?: Record<string, string> } = {};
     if (v.state !== undefined) {
-      if (!NodeStateSchema.safeParse(v.state).success) return usageError(ctx, 'nodes', `--state: "${v.state}" is not ready, suspect, lost, draining or decommissioned`);
+      if (!NodeStateSchema.safeParse(v.state).success)
+        return usageError(ctx, 'nodes', `--state: "${v.state}" is not ready, suspect, lost, draining or decommissioned`);
       request.state = v.state;
     }
     if (v.liveness !== undefined) {
-      if (!NodeLivenessSchema.safeParse(v.liveness).success) return usageError(ctx, 'nodes', `--liveness: "${v.liveness}" is not ready, suspect or lost`);
+      if (!NodeLivenessSchema.safeParse(v.liveness).success)
+        return usageError(ctx, 'nodes', `--liveness: "${v.liveness}" is not ready, suspect or lost`);
       request.liveness = v.liveness;
     }
     for (const label of v.label ?? []) {
@@ -48,6 +61,8 @@ export const nodesCommand: Command = {
       if (eq <= 0) return usageError(ctx, 'nodes', `--label: "${label}" is not key=value`);
       request.labels = { ...request.labels, [label.slice(0, eq)]: label.slice(eq + 1) };
     }
-    return withSession(ctx, 'nodes', v, (session) => requestAndPrint(ctx, 'nodes', session, 'nodes', request, v.json === true, (reply) => renderNodes(reply.nodes, ctx.now())));
+    return withSession(ctx, 'nodes', v, (session) =>
+      requestAndPrint(ctx, 'nodes', session, 'nodes', request, v.json === true, (reply) => renderNodes(reply.nodes, ctx.now())),
+    );
   },
 };

@@ -42,7 +42,9 @@ function placeLike(name: 'place' | 'check', help: string, summary: string): Comm
     summary,
     help,
     async run(args, ctx) {
-      const parsed = tryParse(() => parseArgs({ args, options: { ...COMMON_OPTIONS, ...CONNECTION_OPTIONS, ...PLACE_OPTIONS }, strict: true, allowPositionals: false }));
+      const parsed = tryParse(() =>
+        parseArgs({ args, options: { ...COMMON_OPTIONS, ...CONNECTION_OPTIONS, ...PLACE_OPTIONS }, strict: true, allowPositionals: false }),
+      );
       if (!parsed.ok) return usageError(ctx, name, parsed.message);
       const v = parsed.value.values;
       if (v.help) {
@@ -70,7 +72,12 @@ export const releaseCommand: Command = {
   help: RELEASE_USAGE,
   async run(args, ctx) {
     const parsed = tryParse(() =>
-      parseArgs({ args, options: { ...COMMON_OPTIONS, ...CONNECTION_OPTIONS, tenant: { type: 'string' }, 'request-id': { type: 'string' } }, strict: true, allowPositionals: true }),
+      parseArgs({
+        args,
+        options: { ...COMMON_OPTIONS, ...CONNECTION_OPTIONS, tenant: { type: 'string' }, 'request-id': { type: 'string' } },
+        strict: true,
+        allowPositionals: true,
+      }),
     );
     if (!parsed.ok) return usageError(ctx, 'release', parsed.message);
     const v = parsed.value.values;
@@ -81,13 +88,17 @@ export const releaseCommand: Command = {
     const positionals = positionalsExactly(parsed.value.positionals, ['placementRequestId']);
     if (!positionals.ok) return usageError(ctx, 'release', positionals.message);
     const placementRequestId = positionals.value[0] ?? '';
-    if (!RequestIdSchema.safeParse(placementRequestId).success) return usageError(ctx, 'release', `"${placementRequestId}" is not a request id (letters, digits, "_", ":", "=" and "-")`);
+    if (!RequestIdSchema.safeParse(placementRequestId).success)
+      return usageError(ctx, 'release', `"${placementRequestId}" is not a request id (letters, digits, "_", ":", "=" and "-")`);
     const requestId = v['request-id'] ?? randomUUID();
-    if (!RequestIdSchema.safeParse(requestId).success) return usageError(ctx, 'release', `--request-id: "${requestId}" is not a request id`);
+    if (!RequestIdSchema.safeParse(requestId).success)
+      return usageError(ctx, 'release', `--request-id: "${requestId}" is not a request id`);
     if (v.tenant === undefined) return usageError(ctx, 'release', '--tenant: name the tenant that owns the placement');
     if (!TenantIdSchema.safeParse(v.tenant).success) return usageError(ctx, 'release', `--tenant: "${v.tenant}" is not a tenant id`);
     const request = { requestId, placementRequestId, tenantId: v.tenant };
-    return withSession(ctx, 'release', v, (session) => requestAndPrint(ctx, 'release', session, 'release', request, v.json === true, (a) => `released\n${renderAllocation(a)}`));
+    return withSession(ctx, 'release', v, (session) =>
+      requestAndPrint(ctx, 'release', session, 'release', request, v.json === true, (a) => `released\n${renderAllocation(a)}`),
+    );
   },
 };
 
@@ -108,7 +119,12 @@ export const activateCommand: Command = {
   help: ACTIVATE_USAGE,
   async run(args, ctx) {
     const parsed = tryParse(() =>
-      parseArgs({ args, options: { ...COMMON_OPTIONS, ...CONNECTION_OPTIONS, tenant: { type: 'string' }, 'request-id': { type: 'string' } }, strict: true, allowPositionals: true }),
+      parseArgs({
+        args,
+        options: { ...COMMON_OPTIONS, ...CONNECTION_OPTIONS, tenant: { type: 'string' }, 'request-id': { type: 'string' } },
+        strict: true,
+        allowPositionals: true,
+      }),
     );
     if (!parsed.ok) return usageError(ctx, 'activate', parsed.message);
     const v = parsed.value.values;
@@ -119,12 +135,16 @@ export const activateCommand: Command = {
     const positionals = positionalsExactly(parsed.value.positionals, ['allocationId']);
     if (!positionals.ok) return usageError(ctx, 'activate', positionals.message);
     const allocationId = positionals.value[0] ?? '';
-    if (!AllocationIdSchema.safeParse(allocationId).success) return usageError(ctx, 'activate', `"${allocationId}" is not an allocation id (<nodeId>:<counter>)`);
+    if (!AllocationIdSchema.safeParse(allocationId).success)
+      return usageError(ctx, 'activate', `"${allocationId}" is not an allocation id (<nodeId>:<counter>)`);
     const requestId = v['request-id'] ?? randomUUID();
-    if (!RequestIdSchema.safeParse(requestId).success) return usageError(ctx, 'activate', `--request-id: "${requestId}" is not a request id`);
+    if (!RequestIdSchema.safeParse(requestId).success)
+      return usageError(ctx, 'activate', `--request-id: "${requestId}" is not a request id`);
     if (v.tenant === undefined) return usageError(ctx, 'activate', '--tenant: name the tenant that owns the reservation');
     if (!TenantIdSchema.safeParse(v.tenant).success) return usageError(ctx, 'activate', `--tenant: "${v.tenant}" is not a tenant id`);
     const request = { requestId, allocationId, tenantId: v.tenant };
-    return withSession(ctx, 'activate', v, (session) => requestAndPrint(ctx, 'activate', session, 'activate', request, v.json === true, (a) => `activated\n${renderAllocation(a)}`));
+    return withSession(ctx, 'activate', v, (session) =>
+      requestAndPrint(ctx, 'activate', session, 'activate', request, v.json === true, (a) => `activated\n${renderAllocation(a)}`),
+    );
   },
 };

@@ -65,9 +65,15 @@ function readLegacyDocuments(path: string): { ok: true; value: unknown[] } | { o
   } catch (e) {
     return { ok: false, message: `${path}: ${(e as Error).message}` };
   }
-  const docs = Array.isArray(raw) ? raw : raw !== null && typeof raw === 'object' ? ((raw as { documents?: unknown; quotas?: unknown }).documents ?? (raw as { quotas?: unknown }).quotas) : undefined;
-  if (!Array.isArray(docs)) return { ok: false, message: `${path}: expected a JSON array of quota documents, or an object with a "documents" array` };
-  if (docs.length > 10_000) return { ok: false, message: `${path}: ${docs.length} documents, more than the 10000 one import takes; split the file` };
+  const docs = Array.isArray(raw)
+    ? raw
+    : raw !== null && typeof raw === 'object'
+      ? ((raw as { documents?: unknown; quotas?: unknown }).documents ?? (raw as { quotas?: unknown }).quotas)
+      : undefined;
+  if (!Array.isArray(docs))
+    return { ok: false, message: `${path}: expected a JSON array of quota documents, or an object with a "documents" array` };
+  if (docs.length > 10_000)
+    return { ok: false, message: `${path}: ${docs.length} documents, more than the 10000 one import takes; split the file` };
   return { ok: true, value: docs };
 }
 
@@ -97,8 +103,12 @@ export const quotasCommand: Command = {
         const p = positionalsExactly(positionals, ['tenant']);
         if (!p.ok) return usageError(ctx, 'quotas', p.message);
         const tenantId = p.value[0] ?? '';
-        if (!TenantIdSchema.safeParse(tenantId).success) return usageError(ctx, 'quotas', `"${tenantId}" is not a tenant id (letters, digits, "_" and "-")`);
-        if (sub === 'recount') return withSession(ctx, 'quotas', v, (s) => requestAndPrint(ctx, 'quotas', s, 'quota.recount', { requestId, tenantId }, json, renderRecount));
+        if (!TenantIdSchema.safeParse(tenantId).success)
+          return usageError(ctx, 'quotas', `"${tenantId}" is not a tenant id (letters, digits, "_" and "-")`);
+        if (sub === 'recount')
+          return withSession(ctx, 'quotas', v, (s) =>
+            requestAndPrint(ctx, 'quotas', s, 'quota.recount', { requestId, tenantId }, json, renderRecount),
+          );
         return withSession(ctx, 'quotas', v, (s) => requestAndPrint(ctx, 'quotas', s, 'quota.get', { tenantId }, json, renderQuota));
       }
       case 'set': {
@@ -130,14 +140,18 @@ export const quotasCommand: Command = {
         quota['releaseRates'] = release.value;
         const valid = TenantQuotaSchema.safeParse(quota);
         if (!valid.success) return usageError(ctx, 'quotas', formatIssues(valid.error).join('; '));
-        return withSession(ctx, 'quotas', v, (s) => requestAndPrint(ctx, 'quotas', s, 'quota.set', { requestId, quota: valid.data }, json, renderQuota));
+        return withSession(ctx, 'quotas', v, (s) =>
+          requestAndPrint(ctx, 'quotas', s, 'quota.set', { requestId, quota: valid.data }, json, renderQuota),
+        );
       }
       case 'import-legacy': {
         const p = positionalsExactly(positionals, ['file.json']);
         if (!p.ok) return usageError(ctx, 'quotas', p.message);
         const docs = readLegacyDocuments(resolve(ctx.cwd, p.value[0] ?? ''));
         if (!docs.ok) return usageError(ctx, 'quotas', docs.message);
-        return withSession(ctx, 'quotas', v, (s) => requestAndPrint(ctx, 'quotas', s, 'quota.import', { requestId, documents: docs.value }, json, renderImportReport));
+        return withSession(ctx, 'quotas', v, (s) =>
+          requestAndPrint(ctx, 'quotas', s, 'quota.import', { requestId, documents: docs.value }, json, renderImportReport),
+        );
       }
       case undefined:
         return usageError(ctx, 'quotas', 'missing a subcommand: get, set, import-legacy or recount');

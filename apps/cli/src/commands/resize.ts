@@ -28,7 +28,14 @@ export const resizeCommand: Command = {
   summary: "grow or shrink a VM's memory and vCPUs in place, by its allocation id",
   help: RESIZE_USAGE,
   async run(args, ctx) {
-    const options = { ...COMMON_OPTIONS, ...CONNECTION_OPTIONS, tenant: { type: 'string' }, 'memory-mib': { type: 'string' }, vcpus: { type: 'string' }, 'request-id': { type: 'string' } } as const;
+    const options = {
+      ...COMMON_OPTIONS,
+      ...CONNECTION_OPTIONS,
+      tenant: { type: 'string' },
+      'memory-mib': { type: 'string' },
+      vcpus: { type: 'string' },
+      'request-id': { type: 'string' },
+    } as const;
     const parsed = tryParse(() => parseArgs({ args, options, strict: true, allowPositionals: true }));
     if (!parsed.ok) return usageError(ctx, 'resize', parsed.message);
     const v = parsed.value.values;
@@ -39,10 +46,12 @@ export const resizeCommand: Command = {
     const positionals = positionalsExactly(parsed.value.positionals, ['allocationId']);
     if (!positionals.ok) return usageError(ctx, 'resize', positionals.message);
     const allocationId = positionals.value[0] ?? '';
-    if (!AllocationIdSchema.safeParse(allocationId).success) return usageError(ctx, 'resize', `"${allocationId}" is not an allocation id (<nodeId>:<counter>)`);
+    if (!AllocationIdSchema.safeParse(allocationId).success)
+      return usageError(ctx, 'resize', `"${allocationId}" is not an allocation id (<nodeId>:<counter>)`);
     if (v.tenant === undefined) return usageError(ctx, 'resize', '--tenant: name the tenant that owns the VM');
     if (!TenantIdSchema.safeParse(v.tenant).success) return usageError(ctx, 'resize', `--tenant: "${v.tenant}" is not a tenant id`);
-    if (v['memory-mib'] === undefined || v.vcpus === undefined) return usageError(ctx, 'resize', 'name the new size: --memory-mib <MiB> and --vcpus <n>');
+    if (v['memory-mib'] === undefined || v.vcpus === undefined)
+      return usageError(ctx, 'resize', 'name the new size: --memory-mib <MiB> and --vcpus <n>');
     const memoryMiB = parseInteger('memory-mib', v['memory-mib'], 0, MAX_MEMORY_MIB);
     if (!memoryMiB.ok) return usageError(ctx, 'resize', memoryMiB.message);
     const vcpus = parseInteger('vcpus', v.vcpus, 0, MAX_VCPUS);
@@ -50,6 +59,8 @@ export const resizeCommand: Command = {
     const requestId = v['request-id'] ?? randomUUID();
     if (!RequestIdSchema.safeParse(requestId).success) return usageError(ctx, 'resize', `--request-id: "${requestId}" is not a request id`);
     const request = { requestId, allocationId, tenantId: v.tenant, resources: { memoryMiB: memoryMiB.value, vcpus: vcpus.value } };
-    return withSession(ctx, 'resize', v, (session) => requestAndPrint(ctx, 'resize', session, 'resize', request, v.json === true, (a) => `resized\n${renderAllocation(a)}`));
+    return withSession(ctx, 'resize', v, (session) =>
+      requestAndPrint(ctx, 'resize', session, 'resize', request, v.json === true, (a) => `resized\n${renderAllocation(a)}`),
+    );
   },
 };

@@ -59,7 +59,8 @@ const OPTIONS = {
 function render(d: Deployment): string {
   const made = d.identities.filter((i) => i.created);
   const lines = [`deployment ${d.dir}: ${d.identities.length} identities (${made.length} new)`];
-  for (const i of d.identities) lines.push(`  ${i.created ? 'new ' : 'kept'}  ${i.identity.role.padEnd(11)} ${i.identity.name.padEnd(24)} ${i.dir}`);
+  for (const i of d.identities)
+    lines.push(`  ${i.created ? 'new ' : 'kept'}  ${i.identity.role.padEnd(11)} ${i.identity.name.padEnd(24)} ${i.dir}`);
   lines.push(`nats-server config: ${d.serverConfig} (includes ${d.authConfig})`);
   return lines.join('\n');
 }
@@ -105,7 +106,12 @@ export const securityCommand: Command = {
       }
     } else {
       const role = ADD_ROLES[action];
-      if (role === undefined) return usageError(ctx, 'security', `unknown action "${action}" (init, add-node, add-tenant, add-operator, add-reader, add-coordinator, setup)`);
+      if (role === undefined)
+        return usageError(
+          ctx,
+          'security',
+          `unknown action "${action}" (init, add-node, add-tenant, add-operator, add-reader, add-coordinator, setup)`,
+        );
       if (names.length === 0) return usageError(ctx, 'security', `${action}: name at least one`);
       for (const n of names) wanted.push({ role, name: n });
     }
@@ -114,7 +120,15 @@ export const securityCommand: Command = {
     const d = deployment.value;
     ctx.out(
       json
-        ? JSON.stringify({ dir: d.dir, serverConfig: d.serverConfig, identities: d.identities.map((i) => ({ ...i.identity, dir: i.dir, created: i.created })) }, null, 2)
+        ? JSON.stringify(
+            {
+              dir: d.dir,
+              serverConfig: d.serverConfig,
+              identities: d.identities.map((i) => ({ ...i.identity, dir: i.dir, created: i.created })),
+            },
+            null,
+            2,
+          )
         : render(d),
     );
     return EXIT.ok;

@@ -20,11 +20,22 @@ ${CONNECTION_HELP}`;
 
 export const usageCommand: Command = {
   name: 'usage',
-  summary: 'cluster usage, or one node\'s (--node), or its cores (--cores)',
+  summary: "cluster usage, or one node's (--node), or its cores (--cores)",
   help: HELP,
   async run(args, ctx) {
     const parsed = tryParse(() =>
-      parseArgs({ args, options: { ...COMMON_OPTIONS, ...CONNECTION_OPTIONS, node: { type: 'string' }, cores: { type: 'boolean' }, efficiency: { type: 'boolean' } }, strict: true, allowPositionals: false }),
+      parseArgs({
+        args,
+        options: {
+          ...COMMON_OPTIONS,
+          ...CONNECTION_OPTIONS,
+          node: { type: 'string' },
+          cores: { type: 'boolean' },
+          efficiency: { type: 'boolean' },
+        },
+        strict: true,
+        allowPositionals: false,
+      }),
     );
     if (!parsed.ok) return usageError(ctx, 'usage', parsed.message);
     const v = parsed.value.values;
@@ -34,7 +45,8 @@ export const usageCommand: Command = {
     }
     const json = v.json === true;
     if (v.efficiency) {
-      if (v.node !== undefined || v.cores) return usageError(ctx, 'usage', '--efficiency is of the whole cluster: leave out --node and --cores');
+      if (v.node !== undefined || v.cores)
+        return usageError(ctx, 'usage', '--efficiency is of the whole cluster: leave out --node and --cores');
       return withSession(ctx, 'usage', v, (session) => requestAndPrint(ctx, 'usage', session, 'efficiency', {}, json, renderEfficiency));
     }
     if (v.node === undefined) {

@@ -26,21 +26,32 @@ export const watchCommand: Command = {
   summary: 'live cluster and per-node usage in the terminal',
   help: HELP,
   async run(args, ctx) {
-    const parsed = tryParse(() => parseArgs({ args, options: { ...COMMON_OPTIONS, ...CONNECTION_OPTIONS }, strict: true, allowPositionals: false }));
+    const parsed = tryParse(() =>
+      parseArgs({ args, options: { ...COMMON_OPTIONS, ...CONNECTION_OPTIONS }, strict: true, allowPositionals: false }),
+    );
     if (!parsed.ok) return usageError(ctx, 'watch', parsed.message);
     const v = parsed.value.values;
     if (v.help) {
       ctx.out(HELP);
       return EXIT.ok;
     }
-    if (v.json) return usageError(ctx, 'watch', "--json: watch draws for people; scripts read 'allot usage --json' or the ALLOT_USAGE stream");
+    if (v.json)
+      return usageError(ctx, 'watch', "--json: watch draws for people; scripts read 'allot usage --json' or the ALLOT_USAGE stream");
     return withSession(ctx, 'watch', v, async (session) => {
       let messages;
       try {
-        const consumer = await jetstream(session.nc).consumers.get(USAGE_STREAM, { filter_subjects: USAGE_SUBJECTS, deliver_policy: DeliverPolicy.LastPerSubject });
+        const consumer = await jetstream(session.nc).consumers.get(USAGE_STREAM, {
+          filter_subjects: USAGE_SUBJECTS,
+          deliver_policy: DeliverPolicy.LastPerSubject,
+        });
         messages = await consumer.consume({ expires: 5_000, idle_heartbeat: 2_000 }); // quick recovery when a server dies
       } catch (e) {
-        return reportError(ctx, 'watch', { code: 'unavailable', message: `cannot read the stream ${USAGE_STREAM}: ${(e as Error).message} (has an agent started yet?)` }, false);
+        return reportError(
+          ctx,
+          'watch',
+          { code: 'unavailable', message: `cannot read the stream ${USAGE_STREAM}: ${(e as Error).message} (has an agent started yet?)` },
+          false,
+        );
       }
       const latest = new Map<string, { snapshot: UsageSnapshot; receivedAt: number }>();
       let pending: ReturnType<typeof setTimeout> | undefined;
@@ -59,7 +70,10 @@ export const watchCommand: Command = {
         const known = latest.get(snapshot.value.nodeId);
         // An older incarnation's or an out-of-order snapshot must not overwrite a newer one.
         if (known && known.snapshot.bootId === snapshot.value.bootId && known.snapshot.seq > snapshot.value.seq) continue;
-        latest.set(snapshot.value.nodeId, { snapshot: snapshot.value, receivedAt: Math.min(ctx.now(), Math.max(snapshot.value.at, ctx.now() - 60_000)) });
+        latest.set(snapshot.value.nodeId, {
+          snapshot: snapshot.value,
+          receivedAt: Math.min(ctx.now(), Math.max(snapshot.value.at, ctx.now() - 60_000)),
+        });
         pending ??= setTimeout(draw, FRAME_COALESCE_MS);
       }
       if (pending !== undefined) clearTimeout(pending);

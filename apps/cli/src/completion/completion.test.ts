@@ -12,12 +12,16 @@ async function script(shell: string): Promise<string> {
 /** What bash offers for the words typed so far (the last one is being completed), with the generated script loaded. */
 function bashOffers(completion: string, typed: string[]): string[] {
   const words = typed.map((w) => `'${w}'`).join(' ');
-  const out = execFileSync('bash', ['-c', `${completion}\nCOMP_WORDS=(${words}); COMP_CWORD=${typed.length - 1}; _allot; printf '%s\\n' "\${COMPREPLY[@]}"`], { encoding: 'utf8' });
+  const out = execFileSync(
+    'bash',
+    ['-c', `${completion}\nCOMP_WORDS=(${words}); COMP_CWORD=${typed.length - 1}; _allot; printf '%s\\n' "\${COMPREPLY[@]}"`],
+    { encoding: 'utf8' },
+  );
   return out.split('\n').filter((w) => w !== '');
 }
 
 describe('allot completion', () => {
-  it('bash: completes commands, subcommands and each command\'s own flags', async () => {
+  it("bash: completes commands, subcommands and each command's own flags", async () => {
     const bash = await script('bash');
     expect(bashOffers(bash, ['allot', 'quo'])).toEqual(['quotas']);
     expect(bashOffers(bash, ['allot', 'quotas', ''])).toEqual(['get', 'import-legacy', 'recount', 'set']);

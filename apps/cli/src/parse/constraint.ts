@@ -13,7 +13,11 @@ export function parseConstraint(text: string): Parsed<LabelConstraint> {
   const key = /^[A-Za-z0-9_./-]{1,64}$/;
   const notIn = /^([^!=]+)!=(.*)$/.exec(t);
   const inSet = /^([^!=]+)=(.*)$/.exec(t);
-  const values = (v: string) => v.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const values = (v: string) =>
+    v
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '');
   if (notIn || inSet) {
     const m = (notIn ?? inSet) as RegExpExecArray;
     const k = (m[1] ?? '').trim();

@@ -1,7 +1,18 @@
 import { MAX_MEMORY_MIB } from '@allot/core';
 import { parsedOk, usageProblem, type Parsed } from '../args.ts';
 
-const FACTORS: Record<string, number> = { '': 1, m: 1, mi: 1, mib: 1, g: 1024, gi: 1024, gib: 1024, t: 1024 * 1024, ti: 1024 * 1024, tib: 1024 * 1024 };
+const FACTORS: Record<string, number> = {
+  '': 1,
+  m: 1,
+  mi: 1,
+  mib: 1,
+  g: 1024,
+  gi: 1024,
+  gib: 1024,
+  t: 1024 * 1024,
+  ti: 1024 * 1024,
+  tib: 1024 * 1024,
+};
 
 /**
  * A memory amount in MiB: `4096` (MiB), or with a unit `4096MiB`, `4G`, `4GiB`, `1T`. Binary units only (G means GiB),

@@ -58,7 +58,14 @@ describe('the place request built from flags', () => {
     expect(r).toEqual({
       ok: true,
       value: {
-        request: { requestId: 'req-1', tenantId: 'demo', resources: { memoryMiB: 4096, vcpus: 2 }, priority: 0, cpu: { exclusive: false, numa: 'any' }, metadata: {} },
+        request: {
+          requestId: 'req-1',
+          tenantId: 'demo',
+          resources: { memoryMiB: 4096, vcpus: 2 },
+          priority: 0,
+          cpu: { exclusive: false, numa: 'any' },
+          metadata: {},
+        },
         placement: { constraints: [], allowPreemption: false },
       },
     });
@@ -66,33 +73,91 @@ describe('the place request built from flags', () => {
 
   it('carries every placement option', () => {
     const r = buildPlaceRequest(
-      { tenant: 'demo', memory: '8G', vcpus: '4', exclusive: true, numa: 'require', priority: '500', node: 'sim-large', constraint: ['zone=z1'], group: 'web', 'max-per-node': '2', preempt: true, 'request-id': 'vm-42' },
+      {
+        tenant: 'demo',
+        memory: '8G',
+        vcpus: '4',
+        exclusive: true,
+        numa: 'require',
+        priority: '500',
+        node: 'sim-large',
+        constraint: ['zone=z1'],
+        group: 'web',
+        'max-per-node': '2',
+        preempt: true,
+        'request-id': 'vm-42',
+      },
       id,
     );
     expect(r.ok && r.value).toMatchObject({
-      request: { requestId: 'vm-42', resources: { memoryMiB: 8192, vcpus: 4 }, priority: 500, cpu: { exclusive: true, numa: 'require' }, metadata: { 'allot.group': 'web' } },
-      placement: { strategy: 'manual', nodeId: 'sim-large', constraints: [{ key: 'zone', op: 'In', values: ['z1'] }], group: { name: 'web', maxPerNode: 2 }, allowPreemption: true },
+      request: {
+        requestId: 'vm-42',
+        resources: { memoryMiB: 8192, vcpus: 4 },
+        priority: 500,
+        cpu: { exclusive: true, numa: 'require' },
+        metadata: { 'allot.group': 'web' },
+      },
+      placement: {
+        strategy: 'manual',
+        nodeId: 'sim-large',
+        constraints: [{ key: 'zone', op: 'In', values: ['z1'] }],
+        group: { name: 'web', maxPerNode: 2 },
+        allowPreemption: true,
+      },
     });
   });
 
   it('refuses bad combinations with a message naming the flag', () => {
     expect(buildPlaceRequest({ memory: '1' }, id)).toEqual({ ok: false, message: '--tenant is required' });
     expect(buildPlaceRequest({ tenant: 'demo' }, id)).toEqual({ ok: false, message: 'ask for something: --memory and/or --vcpus' });
-    expect(buildPlaceRequest({ tenant: 'demo', vcpus: '0' }, id)).toEqual({ ok: false, message: '--memory/--vcpus: a request must ask for some resource' });
+    expect(buildPlaceRequest({ tenant: 'demo', vcpus: '0' }, id)).toEqual({
+      ok: false,
+      message: '--memory/--vcpus: a request must ask for some resource',
+    });
     expect(buildPlaceRequest({ tenant: 'demo', vcpus: '1', strategy: 'spread', node: 'n1' }, id).ok).toBe(false);
-    expect(buildPlaceRequest({ tenant: 'demo', vcpus: '1', strategy: 'manual' }, id)).toEqual({ ok: false, message: '--strategy manual needs --node <id>' });
+    expect(buildPlaceRequest({ tenant: 'demo', vcpus: '1', strategy: 'manual' }, id)).toEqual({
+      ok: false,
+      message: '--strategy manual needs --node <id>',
+    });
     expect(buildPlaceRequest({ tenant: 'demo', vcpus: '1', strategy: 'fastest' }, id).ok).toBe(false);
-    expect(buildPlaceRequest({ tenant: 'demo', vcpus: '1', numa: 'maybe' }, id)).toEqual({ ok: false, message: '--numa: "maybe" is not any, prefer or require' });
-    expect(buildPlaceRequest({ tenant: 'demo', vcpus: '1', priority: '1001' }, id)).toEqual({ ok: false, message: '--priority: 1001 is outside 0..1000' });
-    expect(buildPlaceRequest({ tenant: 'demo', vcpus: '1', 'max-per-node': '1' }, id)).toEqual({ ok: false, message: '--max-per-node goes with --group <name>' });
-    expect(buildPlaceRequest({ tenant: 'demo', vcpus: '1', 'request-id': 'has space' }, id)).toMatchObject({ ok: false, message: expect.stringMatching(/^--request-id: /) });
+    expect(buildPlaceRequest({ tenant: 'demo', vcpus: '1', numa: 'maybe' }, id)).toEqual({
+      ok: false,
+      message: '--numa: "maybe" is not any, prefer or require',
+    });
+    expect(buildPlaceRequest({ tenant: 'demo', vcpus: '1', priority: '1001' }, id)).toEqual({
+      ok: false,
+      message: '--priority: 1001 is outside 0..1000',
+    });
+    expect(buildPlaceRequest({ tenant: 'demo', vcpus: '1', 'max-per-node': '1' }, id)).toEqual({
+      ok: false,
+      message: '--max-per-node goes with --group <name>',
+    });
+    expect(buildPlaceRequest({ tenant: 'demo', vcpus: '1', 'request-id': 'has space' }, id)).toMatchObject({
+      ok: false,
+      message: expect.stringMatching(/^--request-id: /),
+    });
   });
 
   it('carries a thread policy (with --exclusive only) and a per-request core policy', () => {
-    const built = buildPlaceRequest({ tenant: 'demo', vcpus: '4', exclusive: true, 'thread-policy': 'isolate', 'cpu-policy': 'best-fit' }, id);
-    expect(built).toMatchObject({ ok: true, value: { request: { cpu: { exclusive: true, threadPolicy: 'isolate', policy: 'best-fit' } } } });
-    expect(buildPlaceRequest({ tenant: 'demo', vcpus: '4', 'thread-policy': 'isolate' }, id)).toEqual({ ok: false, message: '--thread-policy goes with --exclusive: shared vCPUs have no siblings to keep' });
-    expect(buildPlaceRequest({ tenant: 'demo', vcpus: '4', exclusive: true, 'thread-policy': 'dedicated' }, id)).toEqual({ ok: false, message: '--thread-policy: "dedicated" is not isolate, require or prefer' });
-    expect(buildPlaceRequest({ tenant: 'demo', vcpus: '4', 'cpu-policy': 'fastest' }, id)).toMatchObject({ ok: false, message: expect.stringMatching(/^--cpu-policy: "fastest" is not one of first-fit/) });
+    const built = buildPlaceRequest(
+      { tenant: 'demo', vcpus: '4', exclusive: true, 'thread-policy': 'isolate', 'cpu-policy': 'best-fit' },
+      id,
+    );
+    expect(built).toMatchObject({
+      ok: true,
+      value: { request: { cpu: { exclusive: true, threadPolicy: 'isolate', policy: 'best-fit' } } },
+    });
+    expect(buildPlaceRequest({ tenant: 'demo', vcpus: '4', 'thread-policy': 'isolate' }, id)).toEqual({
+      ok: false,
+      message: '--thread-policy goes with --exclusive: shared vCPUs have no siblings to keep',
+    });
+    expect(buildPlaceRequest({ tenant: 'demo', vcpus: '4', exclusive: true, 'thread-policy': 'dedicated' }, id)).toEqual({
+      ok: false,
+      message: '--thread-policy: "dedicated" is not isolate, require or prefer',
+    });
+    expect(buildPlaceRequest({ tenant: 'demo', vcpus: '4', 'cpu-policy': 'fastest' }, id)).toMatchObject({
+      ok: false,
+      message: expect.stringMatching(/^--cpu-policy: "fastest" is not one of first-fit/),
+    });
   });
 });

@@ -1,5 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { CPU_POLICIES, CPU_THREAD_POLICIES, formatIssues, MAX_RESERVATION_TTL_MS, PLACEMENT_STRATEGIES, type LabelConstraint, type PlacementOptions } from '@allot/core';
+import {
+  CPU_POLICIES,
+  CPU_THREAD_POLICIES,
+  formatIssues,
+  MAX_RESERVATION_TTL_MS,
+  PLACEMENT_STRATEGIES,
+  type LabelConstraint,
+  type PlacementOptions,
+} from '@allot/core';
 import { PlaceRequestSchema, type PlaceRequest } from '@allot/protocol';
 import { parseInteger, parsedOk, usageProblem, type Parsed } from '../args.ts';
 import { parseConstraint } from './constraint.ts';
@@ -100,25 +108,30 @@ export function buildPlaceRequest(f: PlaceFlags, newId: () => string = randomUUI
     if (!p.ok) return p;
     priority = p.value;
   }
-  if (f.numa !== undefined && !['any', 'prefer', 'require'].includes(f.numa)) return usageProblem(`--numa: "${f.numa}" is not any, prefer or require`);
+  if (f.numa !== undefined && !['any', 'prefer', 'require'].includes(f.numa))
+    return usageProblem(`--numa: "${f.numa}" is not any, prefer or require`);
   const threadPolicy = f['thread-policy'];
   if (threadPolicy !== undefined) {
-    if (!(CPU_THREAD_POLICIES as readonly string[]).includes(threadPolicy)) return usageProblem(`--thread-policy: "${threadPolicy}" is not isolate, require or prefer`);
+    if (!(CPU_THREAD_POLICIES as readonly string[]).includes(threadPolicy))
+      return usageProblem(`--thread-policy: "${threadPolicy}" is not isolate, require or prefer`);
     if (f.exclusive !== true) return usageProblem('--thread-policy goes with --exclusive: shared vCPUs have no siblings to keep');
   }
   const cpuPolicy = f['cpu-policy'];
-  if (cpuPolicy !== undefined && !(CPU_POLICIES as readonly string[]).includes(cpuPolicy)) return usageProblem(`--cpu-policy: "${cpuPolicy}" is not one of ${CPU_POLICIES.join(', ')}`);
+  if (cpuPolicy !== undefined && !(CPU_POLICIES as readonly string[]).includes(cpuPolicy))
+    return usageProblem(`--cpu-policy: "${cpuPolicy}" is not one of ${CPU_POLICIES.join(', ')}`);
   let strategy = f.strategy;
   if (strategy !== undefined && !(PLACEMENT_STRATEGIES as readonly string[]).includes(strategy)) {
     return usageProblem(`--strategy: "${strategy}" is not one of ${PLACEMENT_STRATEGIES.join(', ')}`);
   }
   if (f.node !== undefined) {
-    if (strategy !== undefined && strategy !== 'manual') return usageProblem(`--node names the node itself: it goes with --strategy manual, not ${strategy}`);
+    if (strategy !== undefined && strategy !== 'manual')
+      return usageProblem(`--node names the node itself: it goes with --strategy manual, not ${strategy}`);
     strategy = 'manual';
   } else if (strategy === 'manual') {
     return usageProblem('--strategy manual needs --node <id>');
   }
-  if (f['domain-label'] !== undefined && strategy !== 'spread-domain') return usageProblem('--domain-label goes with --strategy spread-domain');
+  if (f['domain-label'] !== undefined && strategy !== 'spread-domain')
+    return usageProblem('--domain-label goes with --strategy spread-domain');
   const constraints: LabelConstraint[] = [];
   for (const text of f.constraint ?? []) {
     const c = parseConstraint(text);
@@ -182,7 +195,10 @@ function placementTerms(f: PlaceFlags): Parsed<Pick<PlacementOptions, 'toleratio
   } else if (f['spread-label'] !== undefined) {
     return usageProblem('--spread-label goes with --max-skew <n>');
   }
-  for (const [texts, mode] of [[f.affinity, 'required'], [f['prefer-affinity'], 'preferred']] as const) {
+  for (const [texts, mode] of [
+    [f.affinity, 'required'],
+    [f['prefer-affinity'], 'preferred'],
+  ] as const) {
     for (const text of texts ?? []) {
       const a = parseAffinity(text, mode);
       if (!a.ok) return a;

@@ -23,7 +23,12 @@ export function parseToleration(text: string): Parsed<Toleration> {
   const p = keyValueEffect('--toleration', text);
   if (!p.ok) return p;
   const { key, value, effect } = p.value;
-  return parsedOk({ key, operator: value === undefined ? 'Exists' : 'Equal', value: value ?? '', ...(effect === undefined ? {} : { effect }) });
+  return parsedOk({
+    key,
+    operator: value === undefined ? 'Exists' : 'Equal',
+    value: value ?? '',
+    ...(effect === undefined ? {} : { effect }),
+  });
 }
 
 /** `allot node taint <node> key[=value][:NoSchedule]`: NoSchedule is the only effect, and the default. */

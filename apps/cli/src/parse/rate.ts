@@ -2,9 +2,15 @@ import { RateSchema, type Rate } from '@allot/core';
 import { parsedOk, usageProblem, type Parsed } from '../args.ts';
 
 const UNITS: Record<string, Rate['per']> = {
-  s: 'second', sec: 'second', second: 'second',
-  m: 'minute', min: 'minute', minute: 'minute',
-  h: 'hour', hr: 'hour', hour: 'hour',
+  s: 'second',
+  sec: 'second',
+  second: 'second',
+  m: 'minute',
+  min: 'minute',
+  minute: 'minute',
+  h: 'hour',
+  hr: 'hour',
+  hour: 'hour',
 };
 
 /**

@@ -23,7 +23,9 @@ describe('lists of allocations, kubectl-style', () => {
       'local:vm-big    demo    vm-big   local      16 GiB      4  8-11  reserved   3h',
     ]);
     // Shared only: no CPUS column at all.
-    expect(renderAllocationTable([sampleAllocation('vm-1')], { now: NOW }).split('\n')[0]).toBe('ID              TENANT  REQUEST  NODE       MEMORY  VCPUS  STATUS  AGE');
+    expect(renderAllocationTable([sampleAllocation('vm-1')], { now: NOW }).split('\n')[0]).toBe(
+      'ID              TENANT  REQUEST  NODE       MEMORY  VCPUS  STATUS  AGE',
+    );
   });
 
   it('-o wide adds priority, NUMA nodes and the expiry', () => {
@@ -52,7 +54,14 @@ describe('lists of allocations, kubectl-style', () => {
 
 function move(id: string, state: Move['state'], sourceReleased?: boolean): Move {
   const allocation = { ...sampleAllocation(`${id}-dst`, 'local'), status: state === 'held' ? ('reserved' as const) : ('active' as const) };
-  return { moveRequestId: id, tenantId: 'demo', state, source: { allocationId: `sim-large:${id}`, requestId: id, nodeId: 'sim-large' }, destination: { requestId: `${id}-dst`, nodeId: 'local', allocation }, ...(sourceReleased === undefined ? {} : { sourceReleased }) };
+  return {
+    moveRequestId: id,
+    tenantId: 'demo',
+    state,
+    source: { allocationId: `sim-large:${id}`, requestId: id, nodeId: 'sim-large' },
+    destination: { requestId: `${id}-dst`, nodeId: 'local', allocation },
+    ...(sourceReleased === undefined ? {} : { sourceReleased }),
+  };
 }
 
 describe('plans of moves and the audit, as tables', () => {
@@ -62,7 +71,14 @@ describe('plans of moves and the audit, as tables', () => {
       requestId: 'ev-1',
       moves: [move('mv-1', 'held'), move('mv-22', 'confirmed')],
       movesCount: 3,
-      unplaced: [{ requestId: 'vm-9', tenantId: 'acme', allocationId: 'sim-large:9', error: { code: 'insufficient_capacity', message: '0/2 nodes are available: 2 Insufficient memory.' } }],
+      unplaced: [
+        {
+          requestId: 'vm-9',
+          tenantId: 'acme',
+          allocationId: 'sim-large:9',
+          error: { code: 'insufficient_capacity', message: '0/2 nodes are available: 2 Insufficient memory.' },
+        },
+      ],
       unplacedCount: 1,
     });
     expect(text.split('\n')).toEqual([
@@ -81,13 +97,26 @@ describe('plans of moves and the audit, as tables', () => {
   });
 
   it('says under the table when a confirmed move left its source to the sweep', () => {
-    expect(renderMoveTable([move('mv-1', 'confirmed', false)]).split('\n').at(-1)).toBe('sim-large:mv-1: the source node did not answer its release: the sweep releases it');
+    expect(
+      renderMoveTable([move('mv-1', 'confirmed', false)])
+        .split('\n')
+        .at(-1),
+    ).toBe('sim-large:mv-1: the source node did not answer its release: the sweep releases it');
   });
 
   it('prints one row per discrepancy', () => {
     const text = renderAudit({
       discrepancies: [
-        { kind: 'orphan', nodeId: 'b', allocationId: 'b:7', requestId: 'vm-1', tenantId: 'acme', reason: 'intent_on_other_node', fence: 2, intentNodeId: 'a' },
+        {
+          kind: 'orphan',
+          nodeId: 'b',
+          allocationId: 'b:7',
+          requestId: 'vm-1',
+          tenantId: 'acme',
+          reason: 'intent_on_other_node',
+          fence: 2,
+          intentNodeId: 'a',
+        },
         { kind: 'placement_missing', nodeId: 'a', requestId: 'vm-2', tenantId: 'acme' },
       ],
       total: 5,

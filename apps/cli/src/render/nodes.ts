@@ -43,10 +43,20 @@ export function renderNodes(nodes: readonly NodeView[], now: number): string {
     }),
   );
   // Reasons are sentences: in the table they would stretch every row, so they follow it, one per line.
-  const reasons = sorted.flatMap((n) => (n.snapshot.health.status === 'degraded' || n.snapshot.health.status === 'unhealthy' ? n.snapshot.health.reasons.map((r) => `  ${n.nodeId}: ${r}`) : []));
+  const reasons = sorted.flatMap((n) =>
+    n.snapshot.health.status === 'degraded' || n.snapshot.health.status === 'unhealthy'
+      ? n.snapshot.health.reasons.map((r) => `  ${n.nodeId}: ${r}`)
+      : [],
+  );
   // Taints (allot node taint) follow too: a node refusing untolerating places should say so where nodes are listed.
-  const taints = sorted.flatMap((n) => (n.taints ?? []).map((t) => `  ${n.nodeId}: ${t.key}=${t.value}:${t.effect}${t.reason === undefined ? '' : `  (${t.reason})`}`));
-  return [table, ...(reasons.length === 0 ? [] : [`health:\n${reasons.join('\n')}`]), ...(taints.length === 0 ? [] : [`taints:\n${taints.join('\n')}`])].join('\n\n');
+  const taints = sorted.flatMap((n) =>
+    (n.taints ?? []).map((t) => `  ${n.nodeId}: ${t.key}=${t.value}:${t.effect}${t.reason === undefined ? '' : `  (${t.reason})`}`),
+  );
+  return [
+    table,
+    ...(reasons.length === 0 ? [] : [`health:\n${reasons.join('\n')}`]),
+    ...(taints.length === 0 ? [] : [`taints:\n${taints.join('\n')}`]),
+  ].join('\n\n');
 }
 
 /** `allot node decommission`: what was settled, what remains, whether the node is gone from the view. */
@@ -62,7 +72,10 @@ export function renderDecommission(d: DecommissionReply): string {
   list('placements given up with the lost node, quota given back', d.gone);
   list('pending placements left unsettled (the node is neither answering nor lost yet: run it again later)', d.unsettled);
   if (d.removed) lines.push('nothing of it remains: it is out of the view and every count');
-  else lines.push(`${d.remainingCount} allocation${d.remainingCount === 1 ? '' : 's'} still on it: move or release them; it leaves the view once nothing remains`);
+  else
+    lines.push(
+      `${d.remainingCount} allocation${d.remainingCount === 1 ? '' : 's'} still on it: move or release them; it leaves the view once nothing remains`,
+    );
   return lines.join('\n');
 }
 

@@ -21,7 +21,8 @@ export function renderAllocation(a: Allocation): string {
     pairs.push(['cpuset', cpuset(a.cpu.cpuset)]);
     pairs.push(['numa nodes', `${a.cpu.numaNodes.join(',') || '-'}${a.cpu.numaFallback ? ' (spans NUMA nodes: one was preferred)' : ''}`]);
     pairs.push(['policy', `${a.cpu.policy}${a.cpu.threadPolicy ? `, threads ${a.cpu.threadPolicy}` : ''}`]);
-    if (a.cpu.idleSiblings && a.cpu.idleSiblings.length > 0) pairs.push(['held idle', `${cpuset(a.cpu.idleSiblings)} (SMT siblings kept for it, counted as used)`]);
+    if (a.cpu.idleSiblings && a.cpu.idleSiblings.length > 0)
+      pairs.push(['held idle', `${cpuset(a.cpu.idleSiblings)} (SMT siblings kept for it, counted as used)`]);
   }
   pairs.push(['priority', String(a.priority)]);
   if (a.expiresAt !== undefined) pairs.push(['expires at', new Date(a.expiresAt).toISOString()]);

@@ -36,7 +36,12 @@ export function renderRecount(view: RecountView): string {
     const before = show(view.before);
     return [name, before === after ? `${after} (unchanged)` : `${before} -> ${after}`];
   };
-  return renderPairs([['tenant', view.tenantId], row('vms', (c) => String(c.vms)), row('vcpus', (c) => String(c.vcpus)), row('memory', (c) => formatMiB(c.memoryMiB))]);
+  return renderPairs([
+    ['tenant', view.tenantId],
+    row('vms', (c) => String(c.vms)),
+    row('vcpus', (c) => String(c.vcpus)),
+    row('memory', (c) => formatMiB(c.memoryMiB)),
+  ]);
 }
 
 interface ReportEntry {
@@ -65,11 +70,18 @@ export function renderImportReport(report: Record<string, unknown>): string {
     return [String(e.index ?? ''), String(e.tenantId ?? '-'), String(e.outcome ?? '?'), detail];
   });
   const lines = [renderTable([{ header: '#', align: 'right' }, { header: 'TENANT' }, { header: 'OUTCOME' }, { header: 'DETAIL' }], rows)];
-  const warnings = entries.flatMap((e) => (e.warnings ?? []).map((w) => `  ${String(e.tenantId ?? `#${String(e.index)}`)}: ${String(w.field)}: ${String(w.message)}`));
+  const warnings = entries.flatMap((e) =>
+    (e.warnings ?? []).map((w) => `  ${String(e.tenantId ?? `#${String(e.index)}`)}: ${String(w.field)}: ${String(w.message)}`),
+  );
   if (warnings.length > 0) lines.push('', 'warnings:', ...warnings);
   const totals = report['totals'];
   if (totals !== null && typeof totals === 'object') {
-    lines.push('', `totals: ${Object.entries(totals).map(([k, n]) => `${String(n)} ${k}`).join(', ')}`);
+    lines.push(
+      '',
+      `totals: ${Object.entries(totals)
+        .map(([k, n]) => `${String(n)} ${k}`)
+        .join(', ')}`,
+    );
   }
   if (typeof report['completionPercent'] === 'number') lines.push(`complete: ${report['completionPercent']}%`);
   return lines.join('\n');

@@ -23,7 +23,11 @@ describe('the nodes table', () => {
   it('aligns one row per node with state, health, cordon, usage, labels and last seen', () => {
     const text = renderNodes(
       [
-        sampleNode('sim-small', { liveness: 'suspect' }, { cordoned: true, labels: { zone: 'z2' }, health: { status: 'degraded', reasons: ['memory committed 96%'] } }),
+        sampleNode(
+          'sim-small',
+          { liveness: 'suspect' },
+          { cordoned: true, labels: { zone: 'z2' }, health: { status: 'degraded', reasons: ['memory committed 96%'] } },
+        ),
         sampleNode('local'),
         sampleNode('old', { state: 'decommissioned' }, { cordoned: true }),
         sampleNode('maint', {}, { cordoned: true }),
@@ -43,8 +47,15 @@ describe('the nodes table', () => {
   });
 
   it('lists the taints below the table, with their reasons', () => {
-    const tainted = { ...sampleNode('gpu-1'), taints: [{ key: 'dedicated', value: 'ml', effect: 'NoSchedule' as const, reason: 'reserved for ml' }] };
-    expect(renderNodes([tainted, sampleNode('local')], NOW).split('\n').slice(-2)).toEqual(['taints:', '  gpu-1: dedicated=ml:NoSchedule  (reserved for ml)']);
+    const tainted = {
+      ...sampleNode('gpu-1'),
+      taints: [{ key: 'dedicated', value: 'ml', effect: 'NoSchedule' as const, reason: 'reserved for ml' }],
+    };
+    expect(
+      renderNodes([tainted, sampleNode('local')], NOW)
+        .split('\n')
+        .slice(-2),
+    ).toEqual(['taints:', '  gpu-1: dedicated=ml:NoSchedule  (reserved for ml)']);
   });
 
   it('says so when no node has reported', () => {
@@ -52,15 +63,41 @@ describe('the nodes table', () => {
   });
 
   it('says what a decommission settled and what remains', () => {
-    const gone = renderDecommission({ nodeId: 'n1', decommissionedAt: 1, answered: false, liveness: 'lost', failed: ['p1'], placed: [], gone: ['p0', 'p2'], unsettled: [], remaining: [], remainingCount: 0, removed: true });
+    const gone = renderDecommission({
+      nodeId: 'n1',
+      decommissionedAt: 1,
+      answered: false,
+      liveness: 'lost',
+      failed: ['p1'],
+      placed: [],
+      gone: ['p0', 'p2'],
+      unsettled: [],
+      remaining: [],
+      remainingCount: 0,
+      removed: true,
+    });
     expect(gone.split('\n')).toEqual([
       'n1 decommissioned (its agent did not answer; lost)',
       'pending placements failed, quota given back (1): p1',
       'placements given up with the lost node, quota given back (2): p0, p2',
       'nothing of it remains: it is out of the view and every count',
     ]);
-    const live = renderDecommission({ nodeId: 'n2', decommissionedAt: 1, answered: true, liveness: 'ready', failed: [], placed: [], gone: [], unsettled: [], remaining: [], remainingCount: 3, removed: false });
-    expect(live).toBe('n2 decommissioned (its agent answered and is cordoned)\n3 allocations still on it: move or release them; it leaves the view once nothing remains');
+    const live = renderDecommission({
+      nodeId: 'n2',
+      decommissionedAt: 1,
+      answered: true,
+      liveness: 'ready',
+      failed: [],
+      placed: [],
+      gone: [],
+      unsettled: [],
+      remaining: [],
+      remainingCount: 3,
+      removed: false,
+    });
+    expect(live).toBe(
+      'n2 decommissioned (its agent answered and is cordoned)\n3 allocations still on it: move or release them; it leaves the view once nothing remains',
+    );
   });
 });
 
@@ -103,9 +140,9 @@ describe('placement replies', () => {
   });
 
   it('explains a check that does not fit', () => {
-    expect(renderCheck({ fits: false, candidates: [], rejected: { 'Insufficient memory': 2, cordoned: 1 }, message: '0/3 nodes are available' })).toBe(
-      'fits: no\n0/3 nodes are available\nrejected: 2 Insufficient memory, 1 cordoned',
-    );
+    expect(
+      renderCheck({ fits: false, candidates: [], rejected: { 'Insufficient memory': 2, cordoned: 1 }, message: '0/3 nodes are available' }),
+    ).toBe('fits: no\n0/3 nodes are available\nrejected: 2 Insufficient memory, 1 cordoned');
   });
 });
 
@@ -115,8 +152,20 @@ describe('the legacy import report', () => {
     const text = renderImportReport({
       entries: [
         { index: 0, tenantId: 'tenant-1', outcome: 'migrated', warnings: [] },
-        { index: 1, tenantId: 'broken-1', outcome: 'skipped', reason: { code: 'invalid_document', field: 'max_vcpus', message: 'must be >= 0' }, warnings: [] },
-        { index: 2, tenantId: 'acme', outcome: 'updated', changedFields: ['maxVms'], warnings: [{ field: 'max_disk_gb', message: 'disk quotas are not enforced' }] },
+        {
+          index: 1,
+          tenantId: 'broken-1',
+          outcome: 'skipped',
+          reason: { code: 'invalid_document', field: 'max_vcpus', message: 'must be >= 0' },
+          warnings: [],
+        },
+        {
+          index: 2,
+          tenantId: 'acme',
+          outcome: 'updated',
+          changedFields: ['maxVms'],
+          warnings: [{ field: 'max_disk_gb', message: 'disk quotas are not enforced' }],
+        },
       ],
       totals: { documents: 3, migrated: 1, updated: 1, unchanged: 0, skipped: 1, warnings: 1 },
       completionPercent: 100,

@@ -20,7 +20,10 @@ function cpuLine(c: { committed: number; effectiveCapacity: number; used: number
 export function renderClusterUsage(u: ClusterUsage): string {
   const n = u.nodes;
   return renderPairs([
-    ['nodes', `${n.total} (${n.ready} ready, ${n.suspect} suspect, ${n.lost} lost, ${n.cordoned} cordoned${n.draining === undefined ? '' : `, ${n.draining} draining`}${(n.decommissioned ?? 0) > 0 ? `, ${n.decommissioned} decommissioned` : ''})`],
+    [
+      'nodes',
+      `${n.total} (${n.ready} ready, ${n.suspect} suspect, ${n.lost} lost, ${n.cordoned} cordoned${n.draining === undefined ? '' : `, ${n.draining} draining`}${(n.decommissioned ?? 0) > 0 ? `, ${n.decommissioned} decommissioned` : ''})`,
+    ],
     ['memory', memoryLine(u.memory)],
     ['cpu', cpuLine(u.cpu)],
     ['allocations', String(u.allocationCount)],
@@ -46,7 +49,10 @@ export function renderNodeUsage(view: NodeView, now: number): string {
     ['memory', memoryLine(s.memory) + reservedNote(s.memory, formatMiB)],
     ['memory reserve', `${formatMiB(s.memory.systemReserve)}, overcommit x${s.overcommit.memory}`],
     ['cpu', cpuLine(s.cpu) + reservedNote(s.cpu, (v) => `${v} vCPUs`)],
-    ['cores', `${s.cpu.sharedCores} shared (${s.cpu.sharedVcpusCommitted}/${s.cpu.sharedVcpusCapacity} vCPUs), ${s.cpu.exclusiveCores} exclusive, ${s.cpu.reservedCores} reserved; overcommit x${s.overcommit.cpu}`],
+    [
+      'cores',
+      `${s.cpu.sharedCores} shared (${s.cpu.sharedVcpusCommitted}/${s.cpu.sharedVcpusCapacity} vCPUs), ${s.cpu.exclusiveCores} exclusive, ${s.cpu.reservedCores} reserved; overcommit x${s.overcommit.cpu}`,
+    ],
     ['allocations', String(s.allocationCount)],
     ['tenants', tenants.length === 0 ? '-' : tenants.join('; ')],
   ]);
@@ -67,7 +73,15 @@ export function renderCores(cores: readonly CoreState[]): string {
     ],
     [...cores]
       .sort((a, b) => a.id - b.id)
-      .map((c) => [String(c.id), String(c.core), String(c.numa), String(c.socket), c.role, c.allocationId ?? '-', formatPermille(c.utilizationPermille)]),
+      .map((c) => [
+        String(c.id),
+        String(c.core),
+        String(c.numa),
+        String(c.socket),
+        c.role,
+        c.allocationId ?? '-',
+        formatPermille(c.utilizationPermille),
+      ]),
   );
 }
 

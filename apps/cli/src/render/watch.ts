@@ -20,8 +20,11 @@ export function renderWatchFrame(latest: ReadonlyMap<string, { snapshot: UsageSn
   const header = [
     `allot watch  ${new Date(now).toISOString()}  (Ctrl-C exits)`,
     `cluster: ${views.length} nodes (${ready} ready), ${sum((s) => s.allocationCount)} allocations`,
-    `memory c/e/u: ${formatMemoryTriple(sum((s) => s.memory.committed), sum((s) => s.memory.effectiveCapacity), sum((s) => s.memory.used))}   ` +
-      `vCPU c/e/u: ${sum((s) => s.cpu.committed)}/${sum((s) => s.cpu.effectiveCapacity)}/${sum((s) => s.cpu.used)}`,
+    `memory c/e/u: ${formatMemoryTriple(
+      sum((s) => s.memory.committed),
+      sum((s) => s.memory.effectiveCapacity),
+      sum((s) => s.memory.used),
+    )}   ` + `vCPU c/e/u: ${sum((s) => s.cpu.committed)}/${sum((s) => s.cpu.effectiveCapacity)}/${sum((s) => s.cpu.used)}`,
     '',
   ];
   return [...header, renderNodes(views, now)].join('\n');

@@ -30,7 +30,11 @@ export interface DeploymentSettings {
   readonly port: number;
 }
 
-export const DEFAULT_SETTINGS: DeploymentSettings = { servers: ['tls://127.0.0.1:4222'], serverHosts: ['localhost', '127.0.0.1'], port: 4222 };
+export const DEFAULT_SETTINGS: DeploymentSettings = {
+  servers: ['tls://127.0.0.1:4222'],
+  serverHosts: ['localhost', '127.0.0.1'],
+  port: 4222,
+};
 
 export interface IdentityFiles {
   readonly identity: Identity;
@@ -83,7 +87,13 @@ function envOf(c: NatsConnectionConfig): string {
 }
 
 /** Makes one identity's nkey and client certificate unless they exist; returns its files either way. */
-async function ensureIdentity(root: string, settings: DeploymentSettings, ca: { cert: string; key: string }, role: Role, name: string): Promise<Result<IdentityFiles>> {
+async function ensureIdentity(
+  root: string,
+  settings: DeploymentSettings,
+  ca: { cert: string; key: string },
+  role: Role,
+  name: string,
+): Promise<Result<IdentityFiles>> {
   const dir = join(root, 'identities', role, name);
   const seedFile = join(dir, 'nkey.seed');
   const pubFile = join(dir, 'nkey.pub');
@@ -122,7 +132,11 @@ async function issued(root: string): Promise<{ role: Role; name: string }[]> {
  * admin, one coordinator, operator and reader, made on the first run), then rewrites the server's auth config from all
  * of them. Existing keys and certificates are never touched.
  */
-export async function ensureDeployment(dirPath: string, wanted: readonly { role: Role; name: string }[], given: Partial<DeploymentSettings> = {}): Promise<Result<Deployment>> {
+export async function ensureDeployment(
+  dirPath: string,
+  wanted: readonly { role: Role; name: string }[],
+  given: Partial<DeploymentSettings> = {},
+): Promise<Result<Deployment>> {
   for (const w of wanted) {
     const problem = checkName(w.role, w.name);
     if (problem !== undefined) return err('invalid_request', `${w.role}: ${problem}`, { role: w.role, name: w.name });
@@ -135,7 +149,13 @@ export async function ensureDeployment(dirPath: string, wanted: readonly { role:
     const ca = await ensureCa(join(dir, 'ca'), basename(dir).replace(/[^\w.-]/g, '_'));
     if (!ca.ok) return ca;
     await privateDir(join(dir, 'server'));
-    const server = await ensureLeaf({ ca: ca.value, commonName: 'allot nats-server', usage: 'server', hosts: settings.serverHosts, base: join(dir, 'server', 'server') });
+    const server = await ensureLeaf({
+      ca: ca.value,
+      commonName: 'allot nats-server',
+      usage: 'server',
+      hosts: settings.serverHosts,
+      base: join(dir, 'server', 'server'),
+    });
     if (!server.ok) return server;
 
     const baseline: { role: Role; name: string }[] = [
@@ -155,9 +175,19 @@ export async function ensureDeployment(dirPath: string, wanted: readonly { role:
 
     await privateDir(join(dir, 'nats'));
     const authConfig = join(dir, 'nats', 'allot-auth.conf');
-    await writeFile(authConfig, renderAuthConfig(identities.map((i) => i.identity), { certFile: server.value.cert, keyFile: server.value.key, caFile: ca.value.cert }));
+    await writeFile(
+      authConfig,
+      renderAuthConfig(
+        identities.map((i) => i.identity),
+        { certFile: server.value.cert, keyFile: server.value.key, caFile: ca.value.cert },
+      ),
+    );
     const serverConfig = join(dir, 'nats', 'nats-server.conf');
-    if (!existsSync(serverConfig)) await writeFile(serverConfig, renderServerConfig({ port: settings.port, storeDir: join(dir, 'nats', 'jetstream'), authFile: 'allot-auth.conf' }));
+    if (!existsSync(serverConfig))
+      await writeFile(
+        serverConfig,
+        renderServerConfig({ port: settings.port, storeDir: join(dir, 'nats', 'jetstream'), authFile: 'allot-auth.conf' }),
+      );
     return ok({ dir, settings, identities, serverConfig, authConfig });
   } catch (e) {
     return err('internal', `cannot write the deployment in ${dir}: ${(e as Error).message}`, { dir });

@@ -43,7 +43,8 @@ export interface Permissions {
 /** Names an identity may have: node and tenant ids for agents and schedulers, the same characters for the others. */
 export function checkName(role: Role, name: string): string | undefined {
   const schema = role === 'scheduler' ? TenantIdSchema : NodeIdSchema;
-  if (!schema.safeParse(name).success) return `"${name}" is not a valid ${role === 'scheduler' ? 'tenant' : role === 'agent' ? 'node' : role} name (letters, digits, "_" and "-")`;
+  if (!schema.safeParse(name).success)
+    return `"${name}" is not a valid ${role === 'scheduler' ? 'tenant' : role === 'agent' ? 'node' : role} name (letters, digits, "_" and "-")`;
   // The coordinators publish the cluster's own events as node `cluster`: no agent may take that name.
   if (role === 'agent' && name === CLUSTER_EVENT_NODE) return `"${CLUSTER_EVENT_NODE}" is reserved for the coordinators' events`;
   return undefined;
@@ -53,7 +54,12 @@ const JS = '$JS.API';
 /** Micro-service discovery ($SRV.PING/INFO/STATS) for a service of this name. */
 const serviceDiscovery = (service: string) => ['$SRV.PING', '$SRV.INFO', '$SRV.STATS', `$SRV.*.${service}`, `$SRV.*.${service}.>`];
 /** Read access to a stream: its info, and consumers on it (ephemeral or durable), their messages and acks. */
-const streamReader = (stream: string) => [`${JS}.STREAM.INFO.${stream}`, `${JS}.CONSUMER.*.${stream}`, `${JS}.CONSUMER.*.${stream}.>`, `${JS}.CONSUMER.MSG.NEXT.${stream}.>`];
+const streamReader = (stream: string) => [
+  `${JS}.STREAM.INFO.${stream}`,
+  `${JS}.CONSUMER.*.${stream}`,
+  `${JS}.CONSUMER.*.${stream}.>`,
+  `${JS}.CONSUMER.MSG.NEXT.${stream}.>`,
+];
 
 /** The coordinators' shared durable consumer of the events stream (apps/coordinator/src/quota-events.ts). */
 const QUOTA_EVENTS_DURABLE = 'allot-quota-events';
@@ -89,10 +95,29 @@ export function permissionsOf(identity: Identity): Permissions {
       };
     case 'coordinator':
       return {
-        publish: [`${SUBJECT_ROOT}.agent.>`, `${EVENTS_SUBJECT_PREFIX}.${CLUSTER_EVENT_NODE}.>`, `$KV.${KV_PLACEMENTS}.>`, `${JS}.>`, '$JS.ACK.>', '$JS.FC.>'],
+        publish: [
+          `${SUBJECT_ROOT}.agent.>`,
+          `${EVENTS_SUBJECT_PREFIX}.${CLUSTER_EVENT_NODE}.>`,
+          `$KV.${KV_PLACEMENTS}.>`,
+          `${JS}.>`,
+          '$JS.ACK.>',
+          '$JS.FC.>',
+        ],
         // Streams and buckets are made at deploy time, with administrative credentials.
-        publishDeny: [`${JS}.STREAM.CREATE.>`, `${JS}.STREAM.UPDATE.>`, `${JS}.STREAM.DELETE.>`, `${JS}.STREAM.PURGE.>`, `${JS}.STREAM.MSG.DELETE.>`],
-        subscribe: [`${SCHED_SUBJECT_PREFIX}.*.>`, `${OPERATOR_SUBJECT_PREFIX}.>`, `${READ_SUBJECT_PREFIX}.>`, inbox, ...serviceDiscovery('allot-coordinator')],
+        publishDeny: [
+          `${JS}.STREAM.CREATE.>`,
+          `${JS}.STREAM.UPDATE.>`,
+          `${JS}.STREAM.DELETE.>`,
+          `${JS}.STREAM.PURGE.>`,
+          `${JS}.STREAM.MSG.DELETE.>`,
+        ],
+        subscribe: [
+          `${SCHED_SUBJECT_PREFIX}.*.>`,
+          `${OPERATOR_SUBJECT_PREFIX}.>`,
+          `${READ_SUBJECT_PREFIX}.>`,
+          inbox,
+          ...serviceDiscovery('allot-coordinator'),
+        ],
         allowResponses: true,
       };
     case 'scheduler':
@@ -100,7 +125,15 @@ export function permissionsOf(identity: Identity): Permissions {
     case 'operator':
       // Operators also place and release for any tenant (moving VMs off a drained node).
       return {
-        publish: [`${OPERATOR_SUBJECT_PREFIX}.>`, `${READ_SUBJECT_PREFIX}.>`, `${SCHED_SUBJECT_PREFIX}.*.>`, ...streamReader(EVENTS_STREAM), ...streamReader(USAGE_STREAM), `${JS}.INFO`, '$JS.FC.>'],
+        publish: [
+          `${OPERATOR_SUBJECT_PREFIX}.>`,
+          `${READ_SUBJECT_PREFIX}.>`,
+          `${SCHED_SUBJECT_PREFIX}.*.>`,
+          ...streamReader(EVENTS_STREAM),
+          ...streamReader(USAGE_STREAM),
+          `${JS}.INFO`,
+          '$JS.FC.>',
+        ],
         publishDeny: keepOffTheDurable,
         subscribe: [inbox],
         allowResponses: false,

@@ -23,7 +23,8 @@ export function renderAuthConfig(identities: readonly Identity[], tls: ServerTls
     .sort((a, b) => (a.role === b.role ? a.name.localeCompare(b.name) : a.role.localeCompare(b.role)))
     .map((identity) => {
       const p = permissionsOf(identity);
-      const publish = p.publishDeny === undefined ? `{ allow: ${list(p.publish)} }` : `{ allow: ${list(p.publish)}, deny: ${list(p.publishDeny)} }`;
+      const publish =
+        p.publishDeny === undefined ? `{ allow: ${list(p.publish)} }` : `{ allow: ${list(p.publish)}, deny: ${list(p.publishDeny)} }`;
       const responses = p.allowResponses ? ', allow_responses: true' : '';
       return `    # ${identity.role} ${identity.name}\n    { nkey: ${identity.publicKey}, permissions: { publish: ${publish}, subscribe: { allow: ${list(p.subscribe)} }${responses} } }`;
     });

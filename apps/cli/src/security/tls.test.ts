@@ -32,7 +32,13 @@ describe('deployment certificates', () => {
     const ca = await ensureCa(join(dir, 'ca'), 'test');
     expect(ca.ok).toBe(true);
     if (!ca.ok) return;
-    const server = await ensureLeaf({ ca: ca.value, commonName: 'allot nats-server', usage: 'server', hosts: ['n1', '127.0.0.1'], base: join(dir, 'server') });
+    const server = await ensureLeaf({
+      ca: ca.value,
+      commonName: 'allot nats-server',
+      usage: 'server',
+      hosts: ['n1', '127.0.0.1'],
+      base: join(dir, 'server'),
+    });
     expect(server.ok).toBe(true);
     if (!server.ok) return;
     // nats-server dials a route with its cluster certificate and verifies the peer's as a client certificate.

@@ -30,7 +30,23 @@ export async function ensureCa(dir: string, name: string): Promise<Result<{ cert
   const cert = join(dir, 'ca.pem');
   const key = join(dir, 'ca.key');
   if (existsSync(cert) && existsSync(key)) return ok({ cert, key });
-  const made = await openssl(['req', '-x509', ...CURVE, '-keyout', key, '-out', cert, '-days', '3650', '-subj', `/CN=allot CA ${name}`, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  const made = await openssl([
+    'req',
+    '-x509',
+    ...CURVE,
+    '-keyout',
+    key,
+    '-out',
+    cert,
+    '-days',
+    '3650',
+    '-subj',
+    `/CN=allot CA ${name}`,
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  ]);
   if (!made.ok) return made;
   await chmod(key, 0o600);
   return ok({ cert, key });
@@ -57,13 +73,35 @@ export async function ensureLeaf(req: LeafRequest): Promise<Result<{ cert: strin
     const ext = join(work, 'ext.cnf');
     const san = (req.hosts ?? []).map((h) => (/^[\d.]+$|:/.test(h) ? `IP:${h}` : `DNS:${h}`));
     // A server certificate is also a client one: nats-server dials its cluster routes with the same certificate.
-    const lines = ['basicConstraints=critical,CA:FALSE', 'keyUsage=critical,digitalSignature,keyEncipherment', `extendedKeyUsage=${req.usage === 'server' ? 'serverAuth,clientAuth' : 'clientAuth'}`];
+    const lines = [
+      'basicConstraints=critical,CA:FALSE',
+      'keyUsage=critical,digitalSignature,keyEncipherment',
+      `extendedKeyUsage=${req.usage === 'server' ? 'serverAuth,clientAuth' : 'clientAuth'}`,
+    ];
     if (san.length > 0) lines.push(`subjectAltName=${san.join(',')}`);
     await writeFile(ext, `${lines.join('\n')}\n`);
     const csrMade = await openssl(['req', ...CURVE, '-keyout', key, '-out', csr, '-subj', `/CN=${req.commonName}`]);
     if (!csrMade.ok) return csrMade;
     await chmod(key, 0o600);
-    const signed = await openssl(['x509', '-req', '-in', csr, '-CA', req.ca.cert, '-CAkey', req.ca.key, '-set_serial', `0x${randomBytes(16).toString('hex')}`, '-days', '825', '-sha256', '-extfile', ext, '-out', cert]);
+    const signed = await openssl([
+      'x509',
+      '-req',
+      '-in',
+      csr,
+      '-CA',
+      req.ca.cert,
+      '-CAkey',
+      req.ca.key,
+      '-set_serial',
+      `0x${randomBytes(16).toString('hex')}`,
+      '-days',
+      '825',
+      '-sha256',
+      '-extfile',
+      ext,
+      '-out',
+      cert,
+    ]);
     if (!signed.ok) return signed;
     return ok({ cert, key });
   } finally {

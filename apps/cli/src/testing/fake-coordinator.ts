@@ -8,7 +8,9 @@ import { sampleNode } from './samples.ts';
 const configPath = process.argv[process.argv.indexOf('--config') + 1] ?? '';
 const config = JSON.parse(readFileSync(configPath, 'utf8')) as { nats: { servers: string[] } };
 const nodes = (process.env['FAKE_NODES'] ?? '').split(',').filter((n) => n !== '');
-const fake = await serveFakeScheduler(config.nats.servers[0] ?? '', { nodes: () => ok({ nodes: nodes.map((n) => sampleNode(n, { lastSeen: Date.now() })) }) });
+const fake = await serveFakeScheduler(config.nats.servers[0] ?? '', {
+  nodes: () => ok({ nodes: nodes.map((n) => sampleNode(n, { lastSeen: Date.now() })) }),
+});
 console.log(JSON.stringify({ level: 30, msg: 'coordinator ready' }));
 process.on('SIGTERM', () => {
   appendFileSync(process.env['FAKE_STOP_ORDER_FILE'] ?? '/dev/null', 'coordinator\n');

@@ -10,7 +10,9 @@ export interface RecordingContext extends CliContext {
   interrupt(): void;
 }
 
-export function recordingContext(options: { env?: Record<string, string>; now?: number; isTTY?: boolean; cwd?: string } = {}): RecordingContext {
+export function recordingContext(
+  options: { env?: Record<string, string>; now?: number; isTTY?: boolean; cwd?: string } = {},
+): RecordingContext {
   const stdout: string[] = [];
   const stderr: string[] = [];
   let interrupt: (signal: string) => void = () => undefined;

@@ -8,7 +8,12 @@ import type { ClusterView } from '../view.ts';
  * GET /api/allocations?tenant=&node=&label=k=v&status=&request=&cursor=&limit=: one page of the cluster's allocations,
  * the same listing as allot.op.allocations (allocation-listing.ts). `label` is repeatable; a node must carry all.
  */
-export async function listAllocationsFromQuery(view: ClusterView, agents: AgentCaller, query: URLSearchParams, timeoutMs: number): Promise<Result<ListingPage>> {
+export async function listAllocationsFromQuery(
+  view: ClusterView,
+  agents: AgentCaller,
+  query: URLSearchParams,
+  timeoutMs: number,
+): Promise<Result<ListingPage>> {
   const bad = (field: string, message: string) => err('invalid_request', `${field}: ${message}`, { field });
   const tenant = query.get('tenant');
   if (tenant !== null && !TenantIdSchema.safeParse(tenant).success) return bad('tenant', 'letters, digits, "_" and "-" only');
@@ -17,7 +22,8 @@ export async function listAllocationsFromQuery(view: ClusterView, agents: AgentC
   const node = query.get('node');
   if (node !== null && !NodeIdSchema.safeParse(node).success) return bad('node', 'letters, digits, "_" and "-" only');
   const status = query.get('status') ?? 'live';
-  if (status !== 'live' && !AllocationStatusSchema.safeParse(status).success) return bad('status', `live or one of ${AllocationStatusSchema.options.join(', ')}`);
+  if (status !== 'live' && !AllocationStatusSchema.safeParse(status).success)
+    return bad('status', `live or one of ${AllocationStatusSchema.options.join(', ')}`);
   const limitText = query.get('limit') ?? '500';
   const limit = /^\d{1,4}$/.test(limitText) ? Number(limitText) : 0;
   if (limit < 1 || limit > MAX_ALLOCATIONS_PAGE) return bad('limit', `1 to ${MAX_ALLOCATIONS_PAGE}`);
@@ -32,7 +38,15 @@ export async function listAllocationsFromQuery(view: ClusterView, agents: AgentC
   if (cursor !== undefined && !cursor.ok) return cursor;
   const nodes = listingNodes(view, { nodeId: node ?? undefined, labels });
   if (!nodes.ok) return nodes;
-  const filter = { status: status as 'live', ...(tenant === null ? {} : { tenantId: tenant }), ...(request === null ? {} : { requestId: request }) };
-  const page = await listAllocationsPage(agents, nodes.value, filter, { limit, timeoutMs, ...(cursor === undefined ? {} : { cursor: cursor.value }) });
+  const filter = {
+    status: status as 'live',
+    ...(tenant === null ? {} : { tenantId: tenant }),
+    ...(request === null ? {} : { requestId: request }),
+  };
+  const page = await listAllocationsPage(agents, nodes.value, filter, {
+    limit,
+    timeoutMs,
+    ...(cursor === undefined ? {} : { cursor: cursor.value }),
+  });
   return page.ok ? ok(page.value) : page;
 }

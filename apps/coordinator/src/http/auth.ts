@@ -74,7 +74,8 @@ export interface AccessPolicy {
 /** Decides one request; `open` paths (healthz) skip the token but not the Host check. */
 export function access(req: IncomingMessage, url: URL, policy: AccessPolicy, open = false): Access {
   const host = hostName(req.headers.host);
-  if (host === undefined || !policy.allowedHosts.has(host)) return { kind: 'refused', status: 421, message: `Host ${JSON.stringify(req.headers.host ?? '')} is not a name of this server` };
+  if (host === undefined || !policy.allowedHosts.has(host))
+    return { kind: 'refused', status: 421, message: `Host ${JSON.stringify(req.headers.host ?? '')} is not a name of this server` };
   if (policy.token === undefined || open) return { kind: 'allowed' };
   const auth = req.headers.authorization;
   if (auth !== undefined && auth.startsWith('Bearer ') && tokenMatches(auth.slice(7), policy.token)) return { kind: 'allowed' };
@@ -86,5 +87,9 @@ export function access(req: IncomingMessage, url: URL, policy: AccessPolicy, ope
     const location = url.pathname + (url.searchParams.size > 0 ? `?${url.searchParams.toString()}` : '');
     return { kind: 'redirect', location, cookie: `${TOKEN_COOKIE}=${policy.token}; HttpOnly; SameSite=Strict; Path=/` };
   }
-  return { kind: 'refused', status: 401, message: 'this dashboard needs its token: open it once as /?token=<token>, or send Authorization: Bearer <token>' };
+  return {
+    kind: 'refused',
+    status: 401,
+    message: 'this dashboard needs its token: open it once as /?token=<token>, or send Authorization: Bearer <token>',
+  };
 }

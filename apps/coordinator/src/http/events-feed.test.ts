@@ -28,7 +28,12 @@ afterEach(async () => {
   await cleanupAll();
 });
 
-const event = (nodeId: string, requestId: string, kind: AllotEvent['kind'] = 'refused'): AllotEvent => ({ kind, nodeId, at: Date.now(), requestId });
+const event = (nodeId: string, requestId: string, kind: AllotEvent['kind'] = 'refused'): AllotEvent => ({
+  kind,
+  nodeId,
+  at: Date.now(),
+  requestId,
+});
 
 describe("the dashboard's event feed on hostile events", () => {
   it('drops an event whose body names another node or kind than its subject; the cluster subject may name any node', async () => {

@@ -27,7 +27,8 @@ export async function followEvents(
         const e = decode(AllotEventSchema, m.data, Number.POSITIVE_INFINITY);
         if (!e.ok) return dropped.drop('events_feed', 'invalid', { subject: m.subject, seq: m.seq, error: e.error.message });
         const mismatch = eventSubjectMismatch(m.subject, EVENTS_SUBJECT_PREFIX, e.value, CLUSTER_EVENT_NODE);
-        if (mismatch !== undefined) return dropped.drop('events_feed', mismatch, { subject: m.subject, seq: m.seq, nodeId: e.value.nodeId, kind: e.value.kind });
+        if (mismatch !== undefined)
+          return dropped.drop('events_feed', mismatch, { subject: m.subject, seq: m.seq, nodeId: e.value.nodeId, kind: e.value.kind });
         onEvent({ ...e.value, seq: m.seq });
       });
     }

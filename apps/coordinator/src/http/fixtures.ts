@@ -36,7 +36,14 @@ export function syntheticSnapshot(n: SyntheticNode): UsageSnapshot {
   for (let id = 0; id < coresN; id++) {
     const allocationId = exclusiveOf.get(id);
     const role = reserved.has(id) ? 'reserved' : allocationId !== undefined ? 'exclusive' : 'shared';
-    const core: CoreState = { id, core: id, numa: Math.floor((id * numa) / coresN), socket: Math.floor((id * numa) / coresN), role, utilizationPermille: (id * 137 + (n.seq ?? 0) * 71) % 1000 };
+    const core: CoreState = {
+      id,
+      core: id,
+      numa: Math.floor((id * numa) / coresN),
+      socket: Math.floor((id * numa) / coresN),
+      role,
+      utilizationPermille: (id * 137 + (n.seq ?? 0) * 71) % 1000,
+    };
     if (allocationId !== undefined) core.allocationId = allocationId;
     cores.push(core);
   }
@@ -53,7 +60,17 @@ export function syntheticSnapshot(n: SyntheticNode): UsageSnapshot {
     labels: n.labels ?? {},
     cordoned: n.cordoned ?? false,
     health: n.health ?? { status: 'healthy' },
-    memory: { resourceType: 'memory', unit: 'MiB', capacity: memoryMiB, systemReserve: 2048, effectiveCapacity: memoryMiB - 2048, committed: n.memoryCommitted ?? 0, used: n.memoryUsed ?? 0, reserved: 0, allocationCount: 0 },
+    memory: {
+      resourceType: 'memory',
+      unit: 'MiB',
+      capacity: memoryMiB,
+      systemReserve: 2048,
+      effectiveCapacity: memoryMiB - 2048,
+      committed: n.memoryCommitted ?? 0,
+      used: n.memoryUsed ?? 0,
+      reserved: 0,
+      allocationCount: 0,
+    },
     cpu: {
       resourceType: 'cpu',
       unit: 'vCPU',

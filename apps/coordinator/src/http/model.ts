@@ -34,7 +34,14 @@ interface Tracked {
 /** A node's table row: its snapshot without the per-core list and the per-tenant figures. */
 export function rowOf(v: NodeView): NodeRow {
   const s = v.snapshot;
-  const figures = (r: UsageSnapshot['memory']) => ({ capacity: r.capacity, systemReserve: r.systemReserve, effectiveCapacity: r.effectiveCapacity, committed: r.committed, used: r.used, reserved: r.reserved });
+  const figures = (r: UsageSnapshot['memory']) => ({
+    capacity: r.capacity,
+    systemReserve: r.systemReserve,
+    effectiveCapacity: r.effectiveCapacity,
+    committed: r.committed,
+    used: r.used,
+    reserved: r.reserved,
+  });
   return {
     nodeId: v.nodeId,
     liveness: v.liveness,
@@ -46,7 +53,13 @@ export function rowOf(v: NodeView): NodeRow {
     cordoned: s.cordoned,
     health: s.health,
     memory: figures(s.memory),
-    cpu: { ...figures(s.cpu), sharedCores: s.cpu.sharedCores, exclusiveCores: s.cpu.exclusiveCores, reservedCores: s.cpu.reservedCores, cores: s.cpu.cores.length },
+    cpu: {
+      ...figures(s.cpu),
+      sharedCores: s.cpu.sharedCores,
+      exclusiveCores: s.cpu.exclusiveCores,
+      reservedCores: s.cpu.reservedCores,
+      cores: s.cpu.cores.length,
+    },
     overcommit: s.overcommit,
     tenants: Object.keys(s.tenants).sort(),
     allocationCount: s.allocationCount,
@@ -147,7 +160,14 @@ export class DashboardModel {
 
   /** Everything, for a page that just connected (or fell behind). */
   snapshot(now: number): SnapshotMessage {
-    return { now, cluster: this.cluster(now), nodes: this.rows(), tenants: this.tenants(), series: this.series.toSeries(), events: this.#events.toArray() };
+    return {
+      now,
+      cluster: this.cluster(now),
+      nodes: this.rows(),
+      tenants: this.tenants(),
+      series: this.series.toSeries(),
+      events: this.#events.toArray(),
+    };
   }
 
   /** Adds a series point when one is due; returns it. */

@@ -1,7 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { Ring, SeriesRing } from './ring.ts';
 
-const point = (i: number) => ({ at: i, memEffective: 100, memCommitted: i, memUsed: i / 2, cpuEffective: 64, cpuCommitted: i % 64, cpuUsed: 1, nodesReady: 3 });
+const point = (i: number) => ({
+  at: i,
+  memEffective: 100,
+  memCommitted: i,
+  memUsed: i / 2,
+  cpuEffective: 64,
+  cpuCommitted: i % 64,
+  cpuUsed: 1,
+  nodesReady: 3,
+});
 
 describe('Ring', () => {
   it('keeps the newest items up to its capacity, oldest first', () => {

@@ -55,7 +55,10 @@ export class SeriesRing {
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`series capacity must be a positive integer, got ${capacity}`);
     this.capacity = capacity;
     this.everyMs = everyMs;
-    this.#columns = Object.fromEntries(COLUMNS.map((c) => [c, new Float64Array(capacity)])) as Record<(typeof COLUMNS)[number], Float64Array>;
+    this.#columns = Object.fromEntries(COLUMNS.map((c) => [c, new Float64Array(capacity)])) as Record<
+      (typeof COLUMNS)[number],
+      Float64Array
+    >;
   }
 
   get size(): number {

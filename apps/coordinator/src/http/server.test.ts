@@ -14,15 +14,25 @@ afterEach(async () => {
   for (const s of servers.splice(0)) await s.stop();
 });
 
-async function start(options: Partial<HttpServerOptions> = {}, view = new ClusterView({ lostAfterMs: 30_000 }), dropped?: DroppedInput): Promise<DashboardServer> {
-  const started = await startHttpServer({ view, ...(dropped === undefined ? {} : { dropped }) }, { host: '127.0.0.1', port: 0, logger: log, tickMs: 20, ...options });
+async function start(
+  options: Partial<HttpServerOptions> = {},
+  view = new ClusterView({ lostAfterMs: 30_000 }),
+  dropped?: DroppedInput,
+): Promise<DashboardServer> {
+  const started = await startHttpServer(
+    { view, ...(dropped === undefined ? {} : { dropped }) },
+    { host: '127.0.0.1', port: 0, logger: log, tickMs: 20, ...options },
+  );
   if (!started.ok) throw new Error(started.error.message);
   servers.push(started.value);
   return started.value;
 }
 
 /** A GET with chosen headers (fetch cannot set Host). */
-function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+function get(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request(url, { headers }, (res) => {
       let body = '';

@@ -83,7 +83,12 @@ export interface DashboardServer {
 
 function json(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'content-length': String(Buffer.byteLength(text)), 'x-content-type-options': 'nosniff' });
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'cache-control': 'no-store',
+    'content-length': String(Buffer.byteLength(text)),
+    'x-content-type-options': 'nosniff',
+  });
   res.end(text);
 }
 
@@ -94,10 +99,12 @@ function problem(res: ServerResponse, status: number, code: string, message: str
 /** ?liveness=&health=&tenant=&label=k=v (label repeatable; `k` alone means the label exists). */
 export function filterRows(rows: NodeRow[], query: URLSearchParams): Result<NodeRow[]> {
   const liveness = query.get('liveness');
-  if (liveness !== null && !NodeLivenessSchema.safeParse(liveness).success) return err('invalid_request', `liveness: ready, suspect or lost, not "${liveness}"`);
+  if (liveness !== null && !NodeLivenessSchema.safeParse(liveness).success)
+    return err('invalid_request', `liveness: ready, suspect or lost, not "${liveness}"`);
   const health = query.get('health');
   const healthStatuses = HealthSchema.options.map((o) => o.shape.status.value as string);
-  if (health !== null && !healthStatuses.includes(health)) return err('invalid_request', `health: one of ${healthStatuses.join(', ')}, not "${health}"`);
+  if (health !== null && !healthStatuses.includes(health))
+    return err('invalid_request', `health: one of ${healthStatuses.join(', ')}, not "${health}"`);
   const tenant = query.get('tenant');
   const labels = query.getAll('label').map((l) => {
     const i = l.indexOf('=');
@@ -118,9 +125,16 @@ export function filterRows(rows: NodeRow[], query: URLSearchParams): Result<Node
 export async function startHttpServer(deps: HttpDeps, options: HttpServerOptions): Promise<Result<DashboardServer>> {
   const now = options.now ?? Date.now;
   const logger = options.logger;
-  if (options.token === undefined && !isLoopback(options.host)) return err('invalid_request', `dashboard: listening on ${options.host} needs http.token (or listen on loopback only)`, { field: 'http.token' });
-  if (options.token !== undefined && !TOKEN_PATTERN.test(options.token)) return err('invalid_request', 'dashboard: http.token must be 16 to 256 letters, digits or ._~-', { field: 'http.token' });
-  const policy: AccessPolicy = { token: options.token, allowedHosts: new Set((options.allowedHosts ?? defaultAllowedHosts(options.host)).map((h) => h.toLowerCase())) };
+  if (options.token === undefined && !isLoopback(options.host))
+    return err('invalid_request', `dashboard: listening on ${options.host} needs http.token (or listen on loopback only)`, {
+      field: 'http.token',
+    });
+  if (options.token !== undefined && !TOKEN_PATTERN.test(options.token))
+    return err('invalid_request', 'dashboard: http.token must be 16 to 256 letters, digits or ._~-', { field: 'http.token' });
+  const policy: AccessPolicy = {
+    token: options.token,
+    allowedHosts: new Set((options.allowedHosts ?? defaultAllowedHosts(options.host)).map((h) => h.toLowerCase())),
+  };
   const dropped = deps.dropped ?? new DroppedInput(logger);
   const maxSseClients = options.maxSseClients ?? 64;
   const maxListings = options.maxListings ?? 4;
@@ -130,7 +144,11 @@ export async function startHttpServer(deps: HttpDeps, options: HttpServerOptions
     ...(options.seriesEveryMs === undefined ? {} : { seriesEveryMs: options.seriesEveryMs }),
     ...(options.seriesPoints === undefined ? {} : { seriesPoints: options.seriesPoints }),
   });
-  const hub = new SseHub({ snapshot: () => model.snapshot(now()), now, ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }) });
+  const hub = new SseHub({
+    snapshot: () => model.snapshot(now()),
+    now,
+    ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
+  });
   const extraRoutes = options.extraRoutes ?? new Map<string, RouteHandler>();
 
   const allocations = async (res: ServerResponse, nodeId: string) => {
@@ -140,7 +158,9 @@ export async function startHttpServer(deps: HttpDeps, options: HttpServerOptions
     if (listings >= maxListings) return problem(res, 503, 'unavailable', 'too many allocation listings in flight; retry');
     listings += 1;
     // Page by page (at most 1,000 a page): one reply of 10,000 exceeded the NATS payload limit (finding 11).
-    const r = await allAllocations(deps.agents, nodeId, { status: 'live' }, { max: 10_000, pageSize: 1_000, timeoutMs: 3_000 }).finally(() => (listings -= 1));
+    const r = await allAllocations(deps.agents, nodeId, { status: 'live' }, { max: 10_000, pageSize: 1_000, timeoutMs: 3_000 }).finally(
+      () => (listings -= 1),
+    );
     if (!r.ok) return problem(res, r.error.code === 'timeout' ? 504 : 502, r.error.code, `agent ${nodeId}: ${r.error.message}`);
     const body: AllocationsResponse = { nodeId, at: now(), allocations: r.value.allocations, truncated: r.value.truncated };
     json(res, 200, body);
@@ -152,8 +172,19 @@ export async function startHttpServer(deps: HttpDeps, options: HttpServerOptions
     if (listings >= maxListings) return problem(res, 503, 'unavailable', 'too many allocation listings in flight; retry');
     listings += 1;
     const r = await listAllocationsFromQuery(deps.view, deps.agents, query, 3_000).finally(() => (listings -= 1));
-    if (!r.ok) return problem(res, r.error.code === 'invalid_request' ? 400 : r.error.code === 'not_found' ? 404 : 502, r.error.code, r.error.message);
-    const body: ClusterAllocationsResponse = { now: now(), allocations: r.value.allocations, ...(r.value.next === undefined ? {} : { next: r.value.next }), ...(r.value.nodesFailed.length === 0 ? {} : { nodesFailed: r.value.nodesFailed }) };
+    if (!r.ok)
+      return problem(
+        res,
+        r.error.code === 'invalid_request' ? 400 : r.error.code === 'not_found' ? 404 : 502,
+        r.error.code,
+        r.error.message,
+      );
+    const body: ClusterAllocationsResponse = {
+      now: now(),
+      allocations: r.value.allocations,
+      ...(r.value.next === undefined ? {} : { next: r.value.next }),
+      ...(r.value.nodesFailed.length === 0 ? {} : { nodesFailed: r.value.nodesFailed }),
+    };
     json(res, 200, body);
   };
 
@@ -161,7 +192,8 @@ export async function startHttpServer(deps: HttpDeps, options: HttpServerOptions
     const url = new URL(req.url ?? '/', 'http://dashboard');
     const path = url.pathname;
     const allowed = access(req, url, policy, path === '/healthz');
-    if (allowed.kind === 'refused') return problem(res, allowed.status, allowed.status === 401 ? 'unauthorized' : 'misdirected', allowed.message);
+    if (allowed.kind === 'refused')
+      return problem(res, allowed.status, allowed.status === 401 ? 'unauthorized' : 'misdirected', allowed.message);
     if (allowed.kind === 'redirect') {
       res.writeHead(303, { location: allowed.location, 'set-cookie': allowed.cookie, 'cache-control': 'no-store' }).end();
       return;
@@ -213,7 +245,12 @@ export async function startHttpServer(deps: HttpDeps, options: HttpServerOptions
             res.setHeader('retry-after', '5');
             return problem(res, 503, 'unavailable', `at most ${maxSseClients} live feeds at once`);
           }
-          res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+          res.writeHead(200, {
+            'content-type': 'text/event-stream; charset=utf-8',
+            'cache-control': 'no-store',
+            connection: 'keep-alive',
+            'x-accel-buffering': 'no',
+          });
           res.flushHeaders();
           req.socket.setNoDelay(true);
           hub.add(res);
@@ -250,7 +287,12 @@ export async function startHttpServer(deps: HttpDeps, options: HttpServerOptions
   let stopEvents: (() => Promise<void>) | undefined;
   if (deps.js !== undefined) {
     try {
-      stopEvents = await followEvents(deps.js, (e) => model.addEvent(e), { logger, now, lookbackMs: options.eventsLookbackMs ?? 5 * 60_000, dropped });
+      stopEvents = await followEvents(deps.js, (e) => model.addEvent(e), {
+        logger,
+        now,
+        lookbackMs: options.eventsLookbackMs ?? 5 * 60_000,
+        dropped,
+      });
     } catch (e) {
       logger.warn({ error: (e as Error).message }, 'dashboard: cannot follow ALLOT_EVENTS; the event feed stays empty');
     }

@@ -185,7 +185,10 @@ describe('GET /api/events/stream', () => {
 
   it('sends a valid snapshot on connect, then at most ~4 deltas a second while a node changes 200 times a second', async () => {
     const view = viewWith(['n1', 'n2']);
-    const started = await startHttpServer({ view }, { host: '127.0.0.1', port: 0, logger: pino({ level: 'silent' }), tickMs: 250, dashboardDir: '/nonexistent' });
+    const started = await startHttpServer(
+      { view },
+      { host: '127.0.0.1', port: 0, logger: pino({ level: 'silent' }), tickMs: 250, dashboardDir: '/nonexistent' },
+    );
     if (!started.ok) throw new Error(started.error.message);
     server = started.value;
     const frames: { event: string; data: unknown }[] = [];
@@ -235,7 +238,10 @@ describe('GET /api/events/stream', () => {
     const view = viewWith(['n1', 'n2']);
     view.apply(syntheticSnapshot({ nodeId: 'n3', labels: { zone: 'b' }, tenants: { acme: { vms: 1, vcpus: 2, memoryMiB: 1024 } } }));
     const extra = new Map([['/metrics', (_req: unknown, res: { end: (s: string) => void }) => res.end('m 1\n')]]);
-    const started = await startHttpServer({ view }, { host: '127.0.0.1', port: 0, logger: pino({ level: 'silent' }), dashboardDir: '/nonexistent', extraRoutes: extra as never });
+    const started = await startHttpServer(
+      { view },
+      { host: '127.0.0.1', port: 0, logger: pino({ level: 'silent' }), dashboardDir: '/nonexistent', extraRoutes: extra as never },
+    );
     if (!started.ok) throw new Error(started.error.message);
     server = started.value;
     const get = async (p: string) => {
@@ -250,7 +256,9 @@ describe('GET /api/events/stream', () => {
     expect((await get('/api/nodes/zz')).status).toBe(404);
     expect((await get('/api/nodes/bad.id')).status).toBe(400);
     expect((await get('/api/nodes/n3/allocations')).status).toBe(503);
-    expect((await get('/api/tenants')).body['tenants']).toEqual([{ tenantId: 'acme', usage: { vms: 1, vcpus: 2, memoryMiB: 1024, nodes: 1 } }]);
+    expect((await get('/api/tenants')).body['tenants']).toEqual([
+      { tenantId: 'acme', usage: { vms: 1, vcpus: 2, memoryMiB: 1024, nodes: 1 } },
+    ]);
     expect((await get('/api/cluster')).body['cluster']).toMatchObject({ usage: { nodes: { total: 3 } } });
     expect((await get('/api/series')).body['at']).toHaveLength(1);
     expect((await get('/api/nope')).status).toBe(404);

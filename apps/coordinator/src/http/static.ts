@@ -81,7 +81,8 @@ export async function serveStatic(root: string, req: IncomingMessage, res: Serve
   };
   if (file.endsWith('.html')) {
     // The page loads only its own scripts; uPlot sets inline styles, hence 'unsafe-inline' for styles only.
-    headers['content-security-policy'] = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'";
+    headers['content-security-policy'] =
+      "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'";
     headers['referrer-policy'] = 'no-referrer';
   }
   if (req.headers['if-none-match'] === etag) {

@@ -133,7 +133,13 @@ describe('IntentStore', () => {
     const held = await s.usage('acme');
     if (!held.ok || held.value === null) throw new Error('no record');
     const { encode } = await import('@allot/protocol');
-    await bucket.write([{ key: 'usage.acme', value: encode({ ...held.value.value, usage: { vms: 0, vcpus: 0, memoryMiB: 0, vmsPerNode: {} } }), expectedRevision: held.value.revision }]);
+    await bucket.write([
+      {
+        key: 'usage.acme',
+        value: encode({ ...held.value.value, usage: { vms: 0, vcpus: 0, memoryMiB: 0, vmsPerNode: {} } }),
+        expectedRevision: held.value.revision,
+      },
+    ]);
     const recount = await s.recount('acme');
     expect(recount.ok && recount.value.after.usage).toEqual({ vms: 3, vcpus: 6, memoryMiB: 768, vmsPerNode: { a: 3 } });
     expect(recount.ok && recount.value.before?.usage.vms).toBe(0);

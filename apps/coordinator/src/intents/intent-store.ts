@@ -1,6 +1,18 @@
 import { decode, encode, type PlaceReply } from '@allot/protocol';
 import { err, ok, type AllotError, type Allocation, type Result, type TenantQuota } from '@allot/core';
-import { admitPlacement, applyPlacement, emptyUsageRecord, movePlacement, releasePlacement, resizePlacement, TenantUsageRecordSchema, usageOf, withQuota, type Placement, type TenantUsageRecord } from '@allot/quota';
+import {
+  admitPlacement,
+  applyPlacement,
+  emptyUsageRecord,
+  movePlacement,
+  releasePlacement,
+  resizePlacement,
+  TenantUsageRecordSchema,
+  usageOf,
+  withQuota,
+  type Placement,
+  type TenantUsageRecord,
+} from '@allot/quota';
 import type { z } from 'zod';
 import type { Bucket, BucketChange, BucketWrite } from '../store/bucket.ts';
 import type { CoordinatorClock } from '../store/clock.ts';
@@ -139,7 +151,14 @@ export class IntentStore {
 
   /** absent -> pending at attempt 1 on `intent.nodeId`, counted (admission against the tenant's quota). */
   async create(intent: NewIntent): Promise<Result<StoredIntent>> {
-    const next: PlacementIntent = { ...intent, state: 'pending', attempt: 1, refusedBy: [], coordinatorId: this.#o.coordinatorId, updatedAt: this.#o.clock.wall() };
+    const next: PlacementIntent = {
+      ...intent,
+      state: 'pending',
+      attempt: 1,
+      refusedBy: [],
+      coordinatorId: this.#o.coordinatorId,
+      updatedAt: this.#o.clock.wall(),
+    };
     return this.#transition(null, next);
   }
 
@@ -165,26 +184,52 @@ export class IntentStore {
   async takeOver(at: StoredIntent, nodeId: string): Promise<Result<StoredIntent>> {
     if (at.value.state !== 'failed') return this.#wrongState(at, 'take over');
     const { error: _error, ...rest } = at.value;
-    const next: PlacementIntent = { ...rest, state: 'pending', nodeId, attempt: at.value.attempt + 1, refusedBy: [], coordinatorId: this.#o.coordinatorId, updatedAt: this.#o.clock.wall() };
+    const next: PlacementIntent = {
+      ...rest,
+      state: 'pending',
+      nodeId,
+      attempt: at.value.attempt + 1,
+      refusedBy: [],
+      coordinatorId: this.#o.coordinatorId,
+      updatedAt: this.#o.clock.wall(),
+    };
     return this.#transition(at, next);
   }
 
   /** pending -> placed with the reply every retry gets (still counted: intent only). */
   async placed(at: StoredIntent, reply: PlaceReply): Promise<Result<StoredIntent>> {
     if (at.value.state !== 'pending') return this.#wrongState(at, 'mark placed');
-    return this.#transition(at, { ...at.value, state: 'placed', reply, coordinatorId: this.#o.coordinatorId, updatedAt: this.#o.clock.wall() });
+    return this.#transition(at, {
+      ...at.value,
+      state: 'placed',
+      reply,
+      coordinatorId: this.#o.coordinatorId,
+      updatedAt: this.#o.clock.wall(),
+    });
   }
 
   /** pending -> failed: nothing is placed (and, fenced, nothing can be); the usage is given back. */
   async failed(at: StoredIntent, error: AllotError): Promise<Result<StoredIntent>> {
     if (at.value.state !== 'pending') return this.#wrongState(at, 'mark failed');
-    return this.#transition(at, { ...at.value, state: 'failed', error, coordinatorId: this.#o.coordinatorId, updatedAt: this.#o.clock.wall() });
+    return this.#transition(at, {
+      ...at.value,
+      state: 'failed',
+      error,
+      coordinatorId: this.#o.coordinatorId,
+      updatedAt: this.#o.clock.wall(),
+    });
   }
 
   /** placed (or pending whose node answered a released allocation) -> released; the usage is given back. */
   async released(at: StoredIntent, cause: ReleaseCause): Promise<Result<StoredIntent>> {
     if (at.value.state !== 'placed' && at.value.state !== 'pending') return this.#wrongState(at, 'mark released');
-    return this.#transition(at, { ...at.value, state: 'released', releasedBy: cause, coordinatorId: this.#o.coordinatorId, updatedAt: this.#o.clock.wall() });
+    return this.#transition(at, {
+      ...at.value,
+      state: 'released',
+      releasedBy: cause,
+      coordinatorId: this.#o.coordinatorId,
+      updatedAt: this.#o.clock.wall(),
+    });
   }
 
   /**
@@ -192,18 +237,37 @@ export class IntentStore {
    * a growth past maxVcpus or maxMemoryMiB is quota_exceeded and nothing is written. `resizing` marks a growth held
    * before its agent answered (absent: none in flight); `allocation`, when known, becomes the reply retries get.
    */
-  async resized(at: StoredIntent, to: { readonly memoryMiB: number; readonly vcpus: number }, resizing: PlacementIntent['resizing'], allocation?: Allocation): Promise<Result<StoredIntent>> {
+  async resized(
+    at: StoredIntent,
+    to: { readonly memoryMiB: number; readonly vcpus: number },
+    resizing: PlacementIntent['resizing'],
+    allocation?: Allocation,
+  ): Promise<Result<StoredIntent>> {
     if (at.value.state !== 'placed') return this.#wrongState(at, 'resize');
     const { resizing: _was, ...rest } = at.value;
-    const reply = allocation !== undefined && rest.reply !== undefined ? { ...rest.reply, allocation, cpuset: allocation.cpu?.cpuset ?? [] } : rest.reply;
-    const next: PlacementIntent = { ...rest, memoryMiB: to.memoryMiB, vcpus: to.vcpus, ...(resizing === undefined ? {} : { resizing }), ...(reply === undefined ? {} : { reply }), coordinatorId: this.#o.coordinatorId, updatedAt: this.#o.clock.wall() };
+    const reply =
+      allocation !== undefined && rest.reply !== undefined
+        ? { ...rest.reply, allocation, cpuset: allocation.cpu?.cpuset ?? [] }
+        : rest.reply;
+    const next: PlacementIntent = {
+      ...rest,
+      memoryMiB: to.memoryMiB,
+      vcpus: to.vcpus,
+      ...(resizing === undefined ? {} : { resizing }),
+      ...(reply === undefined ? {} : { reply }),
+      coordinatorId: this.#o.coordinatorId,
+      updatedAt: this.#o.clock.wall(),
+    };
     const intentWrite: BucketWrite = { key: intentKey(next.requestId), value: encode(next), expectedRevision: at.revision };
     if (to.memoryMiB === at.value.memoryMiB && to.vcpus === at.value.vcpus) {
       const written = await this.#bucket.write([intentWrite]);
       if (!written.ok) return this.#explain(written.error, next.requestId, at.revision);
       return ok({ value: next, revision: written.value[0] as number });
     }
-    const written = await this.#counted.submit(next.tenantId, { intent: intentWrite, apply: (record) => resizePlacement(record, placementOf(at.value), placementOf(next)) });
+    const written = await this.#counted.submit(next.tenantId, {
+      intent: intentWrite,
+      apply: (record) => resizePlacement(record, placementOf(at.value), placementOf(next)),
+    });
     if (!written.ok) return this.#explain(written.error, next.requestId, at.revision);
     return ok({ value: next, revision: written.value });
   }
@@ -212,7 +276,12 @@ export class IntentStore {
   async markMoving(at: StoredIntent, movingTo: PlacementIntent['movingTo']): Promise<Result<StoredIntent>> {
     if (at.value.state !== 'placed') return this.#wrongState(at, 'move');
     const { movingTo: _was, ...rest } = at.value;
-    return this.#transition(at, { ...rest, ...(movingTo === undefined ? {} : { movingTo }), coordinatorId: this.#o.coordinatorId, updatedAt: this.#o.clock.wall() });
+    return this.#transition(at, {
+      ...rest,
+      ...(movingTo === undefined ? {} : { movingTo }),
+      coordinatorId: this.#o.coordinatorId,
+      updatedAt: this.#o.clock.wall(),
+    });
   }
 
   /**
@@ -221,7 +290,11 @@ export class IntentStore {
    * destination's, so the VM counts once before, during and after. A source that no longer counts (released meanwhile)
    * leaves the destination to be admitted alone against the quota. `conflict`: either intent moved (re-read, follow).
    */
-  async moveConfirmed(source: StoredIntent | null, dest: StoredIntent, reply: PlaceReply): Promise<Result<{ source: StoredIntent | null; dest: StoredIntent }>> {
+  async moveConfirmed(
+    source: StoredIntent | null,
+    dest: StoredIntent,
+    reply: PlaceReply,
+  ): Promise<Result<{ source: StoredIntent | null; dest: StoredIntent }>> {
     if (dest.value.movesFrom === undefined || dest.value.state !== 'placed') return this.#wrongState(dest, 'confirm the move to');
     const stamp = { coordinatorId: this.#o.coordinatorId, updatedAt: this.#o.clock.wall() };
     const { movesFrom, ...destRest } = dest.value;
@@ -243,13 +316,21 @@ export class IntentStore {
       const record = releasePlacement(usage?.value ?? emptyUsageRecord(tenantId), placementOf(source.value));
       const after: TenantUsageRecord = { ...record, usage: applyPlacement(record.usage, placementOf(nextDest)) };
       const written = await this.#bucket.write([
-        { key: intentKey(nextSource.requestId), value: encode(nextSource), expectedRevision: source.revision, ...(this.#o.finishedTtlMs <= 0 ? {} : { ttlMs: this.#o.finishedTtlMs }) },
+        {
+          key: intentKey(nextSource.requestId),
+          value: encode(nextSource),
+          expectedRevision: source.revision,
+          ...(this.#o.finishedTtlMs <= 0 ? {} : { ttlMs: this.#o.finishedTtlMs }),
+        },
         { key: intentKey(nextDest.requestId), value: encode(nextDest), expectedRevision: dest.revision },
         { key: usageKey(tenantId), value: encode(after), expectedRevision: usage?.revision ?? 0 },
       ]);
       if (written.ok) {
         this.#rememberWritten(tenantId, after, written.value[2] as number);
-        return ok({ source: { value: nextSource, revision: written.value[0] as number }, dest: { value: nextDest, revision: written.value[1] as number } });
+        return ok({
+          source: { value: nextSource, revision: written.value[0] as number },
+          dest: { value: nextDest, revision: written.value[1] as number },
+        });
       }
       if (written.error.code !== 'conflict') return written;
       // Another writer: the usage record (re-read it and go again) or one of the intents (the caller re-reads).
@@ -273,7 +354,9 @@ export class IntentStore {
       const held = read.value ?? { value: emptyUsageRecord(quota.tenantId), revision: 0 };
       const next = withQuota(held.value, quota);
       if (!next.ok) return next;
-      const written = await this.#bucket.write([{ key: usageKey(quota.tenantId), value: encode(next.value), expectedRevision: held.revision }]);
+      const written = await this.#bucket.write([
+        { key: usageKey(quota.tenantId), value: encode(next.value), expectedRevision: held.revision },
+      ]);
       if (written.ok) return ok(this.#rememberWritten(quota.tenantId, next.value, written.value[0] as number));
       if (written.error.code !== 'conflict') return written;
     }
@@ -290,10 +373,14 @@ export class IntentStore {
       if (!read.ok) return read;
       const scanned = await this.scan();
       if (!scanned.ok) return scanned;
-      const placements = scanned.value.filter((i) => i.value.tenantId === tenantId && countsAgainstQuota(i.value)).map((i) => placementOf(i.value));
+      const placements = scanned.value
+        .filter((i) => i.value.tenantId === tenantId && countsAgainstQuota(i.value))
+        .map((i) => placementOf(i.value));
       const before = read.value?.value ?? null;
       const after: TenantUsageRecord = { ...(before ?? emptyUsageRecord(tenantId)), usage: usageOf(placements) };
-      const written = await this.#bucket.write([{ key: usageKey(tenantId), value: encode(after), expectedRevision: read.value?.revision ?? 0 }]);
+      const written = await this.#bucket.write([
+        { key: usageKey(tenantId), value: encode(after), expectedRevision: read.value?.revision ?? 0 },
+      ]);
       if (written.ok) {
         this.#rememberWritten(tenantId, after, written.value[0] as number);
         return ok({ before, after });
@@ -310,9 +397,17 @@ export class IntentStore {
    */
   async adopt(intent: PlacementIntent): Promise<Result<StoredIntent>> {
     const key = intentKey(intent.requestId);
-    const intentWrite: BucketWrite = { key, value: encode(intent), expectedRevision: 0, ...(counts(intent.state) || this.#o.finishedTtlMs <= 0 ? {} : { ttlMs: this.#o.finishedTtlMs }) };
+    const intentWrite: BucketWrite = {
+      key,
+      value: encode(intent),
+      expectedRevision: 0,
+      ...(counts(intent.state) || this.#o.finishedTtlMs <= 0 ? {} : { ttlMs: this.#o.finishedTtlMs }),
+    };
     const written = countsAgainstQuota(intent)
-      ? await this.#counted.submit(intent.tenantId, { intent: intentWrite, apply: (record) => ok({ ...record, usage: applyPlacement(record.usage, placementOf(intent)) }) })
+      ? await this.#counted.submit(intent.tenantId, {
+          intent: intentWrite,
+          apply: (record) => ok({ ...record, usage: applyPlacement(record.usage, placementOf(intent)) }),
+        })
       : await this.#bucket.write([intentWrite]).then((w) => (w.ok ? ok(w.value[0] as number) : w));
     if (!written.ok) return this.#explain(written.error, intent.requestId, 0);
     return ok({ value: intent, revision: written.value });
@@ -352,7 +447,12 @@ export class IntentStore {
   async #transition(at: StoredIntent | null, next: PlacementIntent): Promise<Result<StoredIntent>> {
     const key = intentKey(next.requestId);
     const expected = at?.revision ?? 0;
-    const intentWrite: BucketWrite = { key, value: encode(next), expectedRevision: expected, ...(counts(next.state) || this.#o.finishedTtlMs <= 0 ? {} : { ttlMs: this.#o.finishedTtlMs }) };
+    const intentWrite: BucketWrite = {
+      key,
+      value: encode(next),
+      expectedRevision: expected,
+      ...(counts(next.state) || this.#o.finishedTtlMs <= 0 ? {} : { ttlMs: this.#o.finishedTtlMs }),
+    };
     const was = at !== null && countsAgainstQuota(at.value) ? placementOf(at.value) : null;
     const will = countsAgainstQuota(next) ? placementOf(next) : null;
     if (was?.nodeId === will?.nodeId) {
@@ -362,7 +462,12 @@ export class IntentStore {
     }
     const written = await this.#counted.submit(next.tenantId, {
       intent: intentWrite,
-      apply: (record) => (was === null ? admitPlacement(record, will as Placement) : will === null ? ok(releasePlacement(record, was)) : movePlacement(record, was, will.nodeId)),
+      apply: (record) =>
+        was === null
+          ? admitPlacement(record, will as Placement)
+          : will === null
+            ? ok(releasePlacement(record, was))
+            : movePlacement(record, was, will.nodeId),
     });
     if (!written.ok) return this.#explain(written.error, next.requestId, expected);
     return ok({ value: next, revision: written.value });
@@ -370,12 +475,16 @@ export class IntentStore {
 
   #explain(error: AllotError, requestId: string, expected: number): Result<never> {
     if (error.code !== 'conflict') return { ok: false, error };
-    const message = expected === 0 ? `placement intent ${requestId} exists` : `placement intent ${requestId} changed since revision ${expected}`;
+    const message =
+      expected === 0 ? `placement intent ${requestId} exists` : `placement intent ${requestId} changed since revision ${expected}`;
     return err('conflict', message, { requestId, revision: expected });
   }
 
   #wrongState(at: StoredIntent, what: string): Result<never> {
-    return err('conflict', `cannot ${what} placement ${at.value.requestId}: it is ${at.value.state}`, { requestId: at.value.requestId, state: at.value.state });
+    return err('conflict', `cannot ${what} placement ${at.value.requestId}: it is ${at.value.state}`, {
+      requestId: at.value.requestId,
+      state: at.value.state,
+    });
   }
 
   #rememberWritten(tenantId: string, record: TenantUsageRecord, revision: number): StoredUsage {

@@ -29,7 +29,20 @@ async function oldDeployment(cluster: InProcessCluster) {
   if (!allocated.ok) throw new Error(allocated.error.message);
   const allocation = allocated.value as Allocation;
   const reply: PlaceReply = { nodeId: 'a', allocation, cpuset: [], preempted: [], attempts: 1 };
-  const intent = { requestId: 'old-1', tenantId: 'acme', hash: requestHash(req), state: 'placed', nodeId: 'a', attempt: 1, refusedBy: [], reply, coordinatorId: 'old', updatedAt: 1, memoryMiB: 512, vcpus: 1 };
+  const intent = {
+    requestId: 'old-1',
+    tenantId: 'acme',
+    hash: requestHash(req),
+    state: 'placed',
+    nodeId: 'a',
+    attempt: 1,
+    refusedBy: [],
+    reply,
+    coordinatorId: 'old',
+    updatedAt: 1,
+    memoryMiB: 512,
+    vcpus: 1,
+  };
   const failedBeforeAnyNode = { ...intent, requestId: 'old-2', state: 'failed', attempt: 0, reply: undefined, nodeId: undefined };
   const quota = { tenantId: 'acme', maxVms: 2, placeRates: [], releaseRates: [] };
   const record = {
@@ -57,7 +70,13 @@ describe('legacy layout migration (allot_quotas and bare-key intents)', () => {
     const c = await cluster.coordinator('c1');
     const migrated = await migrateLegacyLayout(c.store, legacy, logger);
     if (!migrated.ok) throw new Error(migrated.error.message);
-    expect(migrated.value).toMatchObject({ intentsAdopted: 1, intentsSkipped: 1, quotasSet: 1, quotasKept: 0, invalid: ['allot_quotas/broken'] });
+    expect(migrated.value).toMatchObject({
+      intentsAdopted: 1,
+      intentsSkipped: 1,
+      quotasSet: 1,
+      quotasKept: 0,
+      invalid: ['allot_quotas/broken'],
+    });
 
     const second = await c.place({ request: { requestId: 'new-1', tenantId: 'acme', resources: { memoryMiB: 512, vcpus: 1 } } });
     expect(second.ok).toBe(true);
@@ -89,7 +108,10 @@ describe('legacy layout migration (allot_quotas and bare-key intents)', () => {
     // The first run's marker write does not land (the coordinator died just before it).
     const noMarker: Bucket = {
       get: (key) => cluster.bucket.get(key),
-      write: (writes) => (writes.some((w) => w.key === LEGACY_MIGRATION_KEY) ? Promise.resolve(err('unavailable', 'KV did not answer')) : cluster.bucket.write(writes)),
+      write: (writes) =>
+        writes.some((w) => w.key === LEGACY_MIGRATION_KEY)
+          ? Promise.resolve(err('unavailable', 'KV did not answer'))
+          : cluster.bucket.write(writes),
       watch: (onChange) => cluster.bucket.watch(onChange),
     };
     const dying = await cluster.coordinator('c0', { bucket: noMarker });

@@ -69,7 +69,11 @@ function legacyIntentKey(requestId: string): string {
  * is null when no `allot_quotas` bucket exists (a deployment that never ran an earlier version): nothing to do.
  * Interrupted, it is run again whole: what was done is found done.
  */
-export async function migrateLegacyLayout(store: IntentStore, legacyQuotas: Bucket | null, logger: Logger): Promise<Result<LegacyMigrationReport | null>> {
+export async function migrateLegacyLayout(
+  store: IntentStore,
+  legacyQuotas: Bucket | null,
+  logger: Logger,
+): Promise<Result<LegacyMigrationReport | null>> {
   if (legacyQuotas === null) return ok(null);
   const marker = await store.bucket.get(LEGACY_MIGRATION_KEY);
   if (!marker.ok) return marker;
@@ -124,9 +128,15 @@ export async function migrateLegacyLayout(store: IntentStore, legacyQuotas: Buck
   }
 
   const report: LegacyMigrationReport = { intentsAdopted, intentsPresent, intentsSkipped, quotasSet, quotasKept, invalid };
-  const done = await store.bucket.write([{ key: LEGACY_MIGRATION_KEY, value: encode({ migratedAt: Date.now(), ...report }), expectedRevision: 0 }]);
+  const done = await store.bucket.write([
+    { key: LEGACY_MIGRATION_KEY, value: encode({ migratedAt: Date.now(), ...report }), expectedRevision: 0 },
+  ]);
   if (!done.ok && done.error.code !== 'conflict') return done;
-  if (invalid.length > 0) logger.warn({ keys: invalid.slice(0, 20), count: invalid.length }, 'legacy migration: values that are neither a quota record nor an intent were left as they are');
+  if (invalid.length > 0)
+    logger.warn(
+      { keys: invalid.slice(0, 20), count: invalid.length },
+      'legacy migration: values that are neither a quota record nor an intent were left as they are',
+    );
   logger.info(report, 'legacy layout migrated: quota limits and placement intents of an earlier version carried over');
   return ok(report);
 }

@@ -93,7 +93,11 @@ describe('counting transitions of one tenant (group commit)', () => {
     const a = await store.create(intent('a'));
     const b = await store.create(intent('b'));
     if (!a.ok || !b.ok) throw new Error('create failed');
-    const [failed, c, d] = await Promise.all([store.failed(a.value, errorOf('insufficient_capacity', 'full')), store.create(intent('c')), store.create(intent('d'))]);
+    const [failed, c, d] = await Promise.all([
+      store.failed(a.value, errorOf('insufficient_capacity', 'full')),
+      store.create(intent('c')),
+      store.create(intent('d')),
+    ]);
     expect([failed.ok, c.ok, !d.ok && d.error.code]).toEqual([true, true, 'quota_exceeded']);
     expect((await settledUsage(store)).usage.vms).toBe(2);
   });
@@ -106,7 +110,10 @@ describe('counting transitions of one tenant (group commit)', () => {
     if (!first.ok) throw new Error(first.error.message);
     // Another coordinator drives it (a retry landed there): c1's copy is stale.
     expect((await c2.store.drive(first.value)).ok).toBe(true);
-    const [stale, ...creates] = await Promise.all([c1.store.failed(first.value, errorOf('insufficient_capacity', 'full')), ...Array.from({ length: 20 }, (_, i) => c1.store.create(intent(`x${i}`)))]);
+    const [stale, ...creates] = await Promise.all([
+      c1.store.failed(first.value, errorOf('insufficient_capacity', 'full')),
+      ...Array.from({ length: 20 }, (_, i) => c1.store.create(intent(`x${i}`))),
+    ]);
     expect(!stale.ok && stale.error.code).toBe('conflict');
     expect(creates.map((r) => r.ok)).toEqual(Array(20).fill(true));
     const { usage, counting } = await settledUsage(c1.store);
@@ -135,7 +142,8 @@ class ContendedBucket extends SlowBucket {
   override async write(writes: readonly BucketWrite[]): Promise<Result<number[]>> {
     if (writes.some((w) => w.key === this.#hotKey)) {
       const held = await this.#shared.get(this.#hotKey);
-      if (held.ok && held.value !== null) await this.#shared.write([{ key: this.#hotKey, value: held.value.value, expectedRevision: held.value.revision }]);
+      if (held.ok && held.value !== null)
+        await this.#shared.write([{ key: this.#hotKey, value: held.value.value, expectedRevision: held.value.revision }]);
     }
     return super.write(writes);
   }
@@ -146,10 +154,13 @@ describe('counting transitions of many tenants (one batch across tenants)', () =
     const { coordinator } = setup();
     const { store, bucket } = coordinator('c1');
     const TENANTS = 200;
-    for (let t = 0; t < TENANTS; t += 2) expect((await store.setQuota(TenantQuotaSchema.parse({ tenantId: `t${t}`, maxVms: 3 }))).ok).toBe(true);
+    for (let t = 0; t < TENANTS; t += 2)
+      expect((await store.setQuota(TenantQuotaSchema.parse({ tenantId: `t${t}`, maxVms: 3 }))).ok).toBe(true);
     bucket.batches = 0;
     // 5 places per tenant: tenants with a quota admit 3 of them, the others all 5.
-    const results = await Promise.all(Array.from({ length: TENANTS * 5 }, (_, i) => store.create(intent(`r${i}`, 'n1', `t${i % TENANTS}`))));
+    const results = await Promise.all(
+      Array.from({ length: TENANTS * 5 }, (_, i) => store.create(intent(`r${i}`, 'n1', `t${i % TENANTS}`))),
+    );
     expect(tally(results)).toEqual({ ok: (TENANTS / 2) * 3 + (TENANTS / 2) * 5, quota_exceeded: (TENANTS / 2) * 2 });
     for (let t = 0; t < TENANTS; t++) {
       const { usage, counting } = await settledUsage(store, `t${t}`);
@@ -175,8 +186,11 @@ describe('counting transitions of many tenants (one batch across tenants)', () =
     const c1 = coordinator('c1');
     const c2 = coordinator('c2');
     const TENANTS = 40;
-    for (let t = 0; t < TENANTS; t++) expect((await c1.store.setQuota(TenantQuotaSchema.parse({ tenantId: `t${t}`, maxVms: 7 }))).ok).toBe(true);
-    const results = await Promise.all(Array.from({ length: TENANTS * 15 }, (_, i) => (i % 2 === 0 ? c1 : c2).store.create(intent(`r${i}`, 'n1', `t${i % TENANTS}`))));
+    for (let t = 0; t < TENANTS; t++)
+      expect((await c1.store.setQuota(TenantQuotaSchema.parse({ tenantId: `t${t}`, maxVms: 7 }))).ok).toBe(true);
+    const results = await Promise.all(
+      Array.from({ length: TENANTS * 15 }, (_, i) => (i % 2 === 0 ? c1 : c2).store.create(intent(`r${i}`, 'n1', `t${i % TENANTS}`))),
+    );
     expect(tally(results)).toEqual({ ok: TENANTS * 7, quota_exceeded: TENANTS * 8 });
     for (let t = 0; t < TENANTS; t++) {
       const { usage, counting } = await settledUsage(c1.store, `t${t}`);
@@ -185,7 +199,9 @@ describe('counting transitions of many tenants (one batch across tenants)', () =
     // Then they give everything back, again interleaved: every counter returns to 0.
     const scanned = await c1.store.scan();
     if (!scanned.ok) throw new Error(scanned.error.message);
-    const released = await Promise.all(scanned.value.filter((i) => counts(i.value.state)).map((i, k) => (k % 2 === 0 ? c1 : c2).store.released(i, 'tenant')));
+    const released = await Promise.all(
+      scanned.value.filter((i) => counts(i.value.state)).map((i, k) => (k % 2 === 0 ? c1 : c2).store.released(i, 'tenant')),
+    );
     expect(tally(released)).toEqual({ ok: TENANTS * 7 });
     for (let t = 0; t < TENANTS; t++) expect((await settledUsage(c2.store, `t${t}`)).usage.vms).toBe(0);
   });
@@ -197,7 +213,9 @@ describe('counting transitions of many tenants (one batch across tenants)', () =
     const store = new IntentStore(bucket, { coordinatorId: 'c1', clock, finishedTtlMs: 0 });
     // The hot tenant has a record already (the other coordinator's), so every batch naming it expects a stale revision.
     expect((await store.setQuota(TenantQuotaSchema.parse({ tenantId: 'hot', maxVms: 100 }))).ok).toBe(true);
-    const results = await Promise.all(Array.from({ length: 300 }, (_, i) => store.create(intent(`r${i}`, 'n1', i % 30 === 0 ? 'hot' : `t${i % 30}`))));
+    const results = await Promise.all(
+      Array.from({ length: 300 }, (_, i) => store.create(intent(`r${i}`, 'n1', i % 30 === 0 ? 'hot' : `t${i % 30}`))),
+    );
     const hot = results.filter((_, i) => i % 30 === 0);
     const others = results.filter((_, i) => i % 30 !== 0);
     expect(tally(others)).toEqual({ ok: 290 });
@@ -214,7 +232,10 @@ describe('counting transitions of many tenants (one batch across tenants)', () =
     if (!first.ok) throw new Error(first.error.message);
     expect((await c2.store.drive(first.value)).ok).toBe(true);
     c1.bucket.batches = 0;
-    const [stale, ...creates] = await Promise.all([c1.store.failed(first.value, errorOf('insufficient_capacity', 'full')), ...Array.from({ length: 50 }, (_, i) => c1.store.create(intent(`x${i}`, 'n1', `t${i % 10}`)))]);
+    const [stale, ...creates] = await Promise.all([
+      c1.store.failed(first.value, errorOf('insufficient_capacity', 'full')),
+      ...Array.from({ length: 50 }, (_, i) => c1.store.create(intent(`x${i}`, 'n1', `t${i % 10}`))),
+    ]);
     expect(!stale.ok && stale.error.code).toBe('conflict');
     expect(tally(creates)).toEqual({ ok: 50 });
     for (let t = 0; t < 10; t++) expect((await settledUsage(c1.store, `t${t}`)).usage.vms).toBe(5);

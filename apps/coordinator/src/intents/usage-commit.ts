@@ -155,7 +155,11 @@ export class UsageCommitQueue {
         return this.#halves(parts, lost);
       }
       lost += 1;
-      if (lost >= MAX_ROUNDS) return settle(parts, err('unavailable', `usage records still contended after ${MAX_ROUNDS} rounds; retry`, { tenants: parts.map((p) => p.tenantId) }));
+      if (lost >= MAX_ROUNDS)
+        return settle(
+          parts,
+          err('unavailable', `usage records still contended after ${MAX_ROUNDS} rounds; retry`, { tenants: parts.map((p) => p.tenantId) }),
+        );
       const moved = await this.#rereadUsage(parts);
       if (!moved || lost > 1) await this.#leaveOutMovedIntents(parts);
       parts = parts.filter((p) => p.live.length > 0);
@@ -232,7 +236,13 @@ export class UsageCommitQueue {
           }
           const found = read.value?.revision ?? 0;
           if (found === q.intent.expectedRevision) return true;
-          q.resolve(err('conflict', `${q.intent.key}: expected revision ${q.intent.expectedRevision}, found ${found}`, { key: q.intent.key, expected: q.intent.expectedRevision, found }));
+          q.resolve(
+            err('conflict', `${q.intent.key}: expected revision ${q.intent.expectedRevision}, found ${found}`, {
+              key: q.intent.key,
+              expected: q.intent.expectedRevision,
+              found,
+            }),
+          );
           return false;
         });
       }),
@@ -275,7 +285,11 @@ function plan(p: TenantPart): { record: TenantUsageRecord; admitted: Queued[]; r
 /** Every intent write, then one usage write per part (at the revision its record was seen at; 0: create it). */
 function writesOf(parts: readonly TenantPart[], key: (tenantId: string) => string): BucketWrite[] {
   const intents = parts.flatMap((p) => p.live.map((q) => q.intent));
-  const usages = parts.map((p) => ({ key: key(p.tenantId), value: encode(p.next as TenantUsageRecord), expectedRevision: p.usage?.revision ?? 0 }));
+  const usages = parts.map((p) => ({
+    key: key(p.tenantId),
+    value: encode(p.next as TenantUsageRecord),
+    expectedRevision: p.usage?.revision ?? 0,
+  }));
   return [...intents, ...usages];
 }
 

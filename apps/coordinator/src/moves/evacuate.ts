@@ -22,7 +22,9 @@ type Unplaced = EvacuateReply['unplaced'][number];
 export async function evacuateNode(d: MoveDeps, r: EvacuateRequest): Promise<Result<EvacuateReply>> {
   const scanned = await d.store.scan();
   if (!scanned.ok) return scanned;
-  const onNode = scanned.value.filter((i) => i.value.nodeId === r.nodeId).sort((a, b) => a.value.requestId.localeCompare(b.value.requestId));
+  const onNode = scanned.value
+    .filter((i) => i.value.nodeId === r.nodeId)
+    .sort((a, b) => a.value.requestId.localeCompare(b.value.requestId));
   const moves: Move[] = [];
   const unplaced: Unplaced[] = [];
   const byRequestId = new Map(scanned.value.map((i) => [i.value.requestId, i]));
@@ -33,23 +35,52 @@ export async function evacuateNode(d: MoveDeps, r: EvacuateRequest): Promise<Res
     if (v.state === 'released' && v.releasedBy === 'move' && allocationId !== undefined) {
       // Moved already: by this evacuation (listed as confirmed), or by another move (not this plan's).
       const dest = byRequestId.get(destinationRequestId(allocationId, evacuationMoveId(r.requestId, v.requestId)));
-      if (dest !== undefined) moves.push(moveOf(dest.value, { allocationId, requestId: v.requestId, nodeId: v.nodeId }, evacuationMoveId(r.requestId, v.requestId)));
+      if (dest !== undefined)
+        moves.push(
+          moveOf(dest.value, { allocationId, requestId: v.requestId, nodeId: v.nodeId }, evacuationMoveId(r.requestId, v.requestId)),
+        );
       continue;
     }
     if (!counts(v.state)) continue;
     if (v.movesFrom !== undefined) {
-      unplaced.push({ ...listed, error: errorOf('conflict', `${v.requestId} is the destination of move ${v.movesFrom.moveRequestId} into ${r.nodeId}, not yet confirmed: abort it (or confirm it, then evacuate again)`, { reason: 'incoming_move' }) });
+      unplaced.push({
+        ...listed,
+        error: errorOf(
+          'conflict',
+          `${v.requestId} is the destination of move ${v.movesFrom.moveRequestId} into ${r.nodeId}, not yet confirmed: abort it (or confirm it, then evacuate again)`,
+          { reason: 'incoming_move' },
+        ),
+      });
       continue;
     }
     if (v.state === 'pending') {
-      unplaced.push({ ...listed, error: errorOf('conflict', `placement ${v.requestId} is still pending on ${r.nodeId}: retry its place, or decommission the node, then evacuate again`, { reason: 'pending' }) });
+      unplaced.push({
+        ...listed,
+        error: errorOf(
+          'conflict',
+          `placement ${v.requestId} is still pending on ${r.nodeId}: retry its place, or decommission the node, then evacuate again`,
+          { reason: 'pending' },
+        ),
+      });
       continue;
     }
-    const moved = await startMove(d, intent as StoredIntent, evacuationMoveId(r.requestId, v.requestId), r.holdMs === undefined ? {} : { holdMs: r.holdMs });
+    const moved = await startMove(
+      d,
+      intent as StoredIntent,
+      evacuationMoveId(r.requestId, v.requestId),
+      r.holdMs === undefined ? {} : { holdMs: r.holdMs },
+    );
     if (moved.ok) moves.push(moved.value);
     else unplaced.push({ ...listed, error: asListed(moved.error) });
   }
-  return ok({ nodeId: r.nodeId, requestId: r.requestId, moves: moves.slice(0, MAX_EVACUATE_LISTED), movesCount: moves.length, unplaced: unplaced.slice(0, MAX_EVACUATE_LISTED), unplacedCount: unplaced.length });
+  return ok({
+    nodeId: r.nodeId,
+    requestId: r.requestId,
+    moves: moves.slice(0, MAX_EVACUATE_LISTED),
+    movesCount: moves.length,
+    unplaced: unplaced.slice(0, MAX_EVACUATE_LISTED),
+    unplacedCount: unplaced.length,
+  });
 }
 
 /** An error as the reply lists it (details kept small: the kube-style message says it all). */
@@ -58,7 +89,10 @@ function asListed(e: AllotError): AllotError {
 }
 
 /** The moves holding a destination now (pending or placed destinations), from or to `nodeId` and of `tenantId` when named. */
-export async function movesInFlight(d: Pick<MoveDeps, 'store'>, r: { nodeId?: string | undefined; tenantId?: string | undefined }): Promise<Result<MovesReply>> {
+export async function movesInFlight(
+  d: Pick<MoveDeps, 'store'>,
+  r: { nodeId?: string | undefined; tenantId?: string | undefined },
+): Promise<Result<MovesReply>> {
   const scanned = await d.store.scan();
   if (!scanned.ok) return scanned;
   const moves: Move[] = [];

@@ -39,7 +39,12 @@ async function setUp(nodes: Record<string, { memoryMiB: number; cores: number; l
     publishEvent: (e, msgId) => void (seen.has(msgId) || (seen.add(msgId), events.push(e))),
   };
   const placeOn = async (requestId: string, nodeId: string, constraints: { key: string; op: 'In'; values: string[] }[] = []) =>
-    unwrap(await c.place({ request: { requestId, tenantId: 't', resources: { memoryMiB: 1024, vcpus: 1 } }, placement: { strategy: 'manual', nodeId, constraints } }));
+    unwrap(
+      await c.place({
+        request: { requestId, tenantId: 't', resources: { memoryMiB: 1024, vcpus: 1 } },
+        placement: { strategy: 'manual', nodeId, constraints },
+      }),
+    );
   const usage = async () => {
     const u = unwrap(await c.store.usage('t'));
     return { vms: u?.value.usage.vms, memoryMiB: u?.value.usage.memoryMiB, perNode: u?.value.usage.vmsPerNode };
@@ -57,7 +62,12 @@ describe('move', () => {
     await placeOn('vm-3', 'b'); // the tenant is at its limit of 3 VMs: a destination that counted would be refused
     const held = unwrap(await moveAllocation(deps, { requestId: 'mv-1', allocationId: vm.allocation.id, to: 'c' }, 't'));
     const destId = destinationRequestId(vm.allocation.id, 'mv-1');
-    expect(held).toMatchObject({ state: 'held', moveRequestId: 'mv-1', source: { allocationId: vm.allocation.id, nodeId: 'a', requestId: 'vm-1' }, destination: { nodeId: 'c', requestId: destId, allocation: { status: 'reserved' } } });
+    expect(held).toMatchObject({
+      state: 'held',
+      moveRequestId: 'mv-1',
+      source: { allocationId: vm.allocation.id, nodeId: 'a', requestId: 'vm-1' },
+      destination: { nodeId: 'c', requestId: destId, allocation: { status: 'reserved' } },
+    });
     expect(live('a')).toContain('vm-1:active');
     expect(live('c')).toEqual([`${destId}:reserved`]);
     expect(await usage()).toEqual({ vms: 3, memoryMiB: 3072, perNode: { a: 2, b: 1 } });
@@ -70,11 +80,16 @@ describe('move', () => {
     expect(cluster.agents.allocateCalls).toBe(allocates);
 
     // In flight: listed from the intents, by either node or the tenant, not for another node or tenant.
-    for (const filter of [{}, { nodeId: 'a' }, { nodeId: 'c' }, { tenantId: 't' }]) expect(unwrap(await movesInFlight(deps, filter))).toEqual({ moves: [held], count: 1 });
+    for (const filter of [{}, { nodeId: 'a' }, { nodeId: 'c' }, { tenantId: 't' }])
+      expect(unwrap(await movesInFlight(deps, filter))).toEqual({ moves: [held], count: 1 });
     expect(unwrap(await movesInFlight(deps, { nodeId: 'b' })).count).toBe(0);
     expect(unwrap(await movesInFlight(deps, { tenantId: 'u' })).count).toBe(0);
     const confirmed = unwrap(await confirmMove(deps, { requestId: 'mv-1', allocationId: vm.allocation.id }, 't'));
-    expect(confirmed).toMatchObject({ state: 'confirmed', sourceReleased: true, destination: { nodeId: 'c', allocation: { status: 'active' } } });
+    expect(confirmed).toMatchObject({
+      state: 'confirmed',
+      sourceReleased: true,
+      destination: { nodeId: 'c', allocation: { status: 'active' } },
+    });
     expect(live('a')).not.toContain('vm-1:active');
     expect(live('c')).toEqual([`${destId}:active`]);
     expect(await usage()).toEqual({ vms: 3, memoryMiB: 3072, perNode: { a: 1, b: 1, c: 1 } });
@@ -82,7 +97,9 @@ describe('move', () => {
     expect(await intent(destId)).toMatchObject({ state: 'placed', movedFrom: { requestId: 'vm-1' } });
     expect((await intent(destId))?.movesFrom).toBeUndefined();
     // Repeated, the confirm answers the same move; events name both halves.
-    expect(unwrap(await confirmMove(deps, { requestId: 'mv-1', allocationId: vm.allocation.id }, 't'))).toMatchObject({ state: 'confirmed' });
+    expect(unwrap(await confirmMove(deps, { requestId: 'mv-1', allocationId: vm.allocation.id }, 't'))).toMatchObject({
+      state: 'confirmed',
+    });
     expect(unwrap(await movesInFlight(deps, {})).count).toBe(0);
     expect(await usage()).toEqual({ vms: 3, memoryMiB: 3072, perNode: { a: 1, b: 1, c: 1 } });
     expect(events.map((e) => e.kind)).toEqual(['move_started', 'move_confirmed']);
@@ -99,7 +116,11 @@ describe('move', () => {
     expect(!second.ok && second.error).toMatchObject({ code: 'conflict', details: { reason: 'moving', moveRequestId: 'mv-1' } });
 
     // Nor is it resized meanwhile: the held destination has the size it had.
-    const resized = await resizeAllocation({ store: deps.store, agents: deps.agents, knowsNode: () => true }, { requestId: 'rs-1', allocationId: vm.allocation.id, resources: { memoryMiB: 2048, vcpus: 1 } }, 't');
+    const resized = await resizeAllocation(
+      { store: deps.store, agents: deps.agents, knowsNode: () => true },
+      { requestId: 'rs-1', allocationId: vm.allocation.id, resources: { memoryMiB: 2048, vcpus: 1 } },
+      't',
+    );
     expect(!resized.ok && resized.error).toMatchObject({ code: 'conflict', details: { reason: 'moving', moveRequestId: 'mv-1' } });
     const aborted = unwrap(await abortMove(deps, { requestId: 'mv-1', allocationId: vm.allocation.id }, 't'));
     expect(aborted.state).toBe('aborted');
@@ -166,14 +187,28 @@ describe('evacuate', () => {
   });
 
   it('reports what cannot be placed with the reason, and a later run of the same evacuation places it', async () => {
-    const { deps, placeOn, c } = await setUp({ a: { memoryMiB: 8192, cores: 8, labels: { zone: 'x' } }, b: { memoryMiB: 1024, cores: 1, labels: { zone: 'x' } }, c: { memoryMiB: 1024, cores: 1, labels: { zone: 'y' } } });
+    const { deps, placeOn, c } = await setUp({
+      a: { memoryMiB: 8192, cores: 8, labels: { zone: 'x' } },
+      b: { memoryMiB: 1024, cores: 1, labels: { zone: 'x' } },
+      c: { memoryMiB: 1024, cores: 1, labels: { zone: 'y' } },
+    });
     unwrap(await c.quotas.set(TenantQuotaSchema.parse({ tenantId: 't', maxVms: 10 })));
     await placeOn('vm-1', 'a');
     await placeOn('vm-2', 'a');
     await placeOn('vm-3', 'a');
     const plan = unwrap(await evacuateNode(deps, { requestId: 'ev-1', nodeId: 'a' }));
     expect(plan.movesCount).toBe(2);
-    expect(plan.unplaced).toEqual([{ requestId: 'vm-3', tenantId: 't', allocationId: 'a:3', error: expect.objectContaining({ code: 'insufficient_capacity', message: '0/3 nodes are available: 2 Insufficient memory, 1 is the allocation\'s own node.' }) }]);
+    expect(plan.unplaced).toEqual([
+      {
+        requestId: 'vm-3',
+        tenantId: 't',
+        allocationId: 'a:3',
+        error: expect.objectContaining({
+          code: 'insufficient_capacity',
+          message: "0/3 nodes are available: 2 Insufficient memory, 1 is the allocation's own node.",
+        }),
+      },
+    ]);
     // Room comes back (vm-1's move aborted): the same evacuation, run again, places vm-3 and keeps the rest.
     const first = plan.moves[0];
     if (first === undefined) throw new Error('no move');

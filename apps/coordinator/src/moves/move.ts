@@ -1,6 +1,14 @@
 import { createHash } from 'node:crypto';
 import { err, errorOf, ok, type Allocation, type AllotError, type Result } from '@allot/core';
-import { PlaceRequestSchema, type AllotEvent, type Move, type MoveRequest, type MoveSettleRequest, type PlaceReply, type PlaceRequest } from '@allot/protocol';
+import {
+  PlaceRequestSchema,
+  type AllotEvent,
+  type Move,
+  type MoveRequest,
+  type MoveSettleRequest,
+  type PlaceReply,
+  type PlaceRequest,
+} from '@allot/protocol';
 import { ALREADY_TRIED, unavailableMessage } from '@allot/placement';
 import type { Logger } from 'pino';
 import type { AgentCaller } from '../agents.ts';
@@ -61,7 +69,12 @@ function sourceOf(intent: StoredIntent): Move['source'] | undefined {
 
 /** The move as its destination intent tells it. */
 export function moveOf(dest: StoredIntent['value'], source: Move['source'], moveRequestId: string, sourceReleased?: boolean): Move {
-  const state: Move['state'] = dest.movesFrom === undefined && dest.state === 'placed' ? 'confirmed' : dest.state === 'released' || dest.state === 'failed' ? 'aborted' : 'held';
+  const state: Move['state'] =
+    dest.movesFrom === undefined && dest.state === 'placed'
+      ? 'confirmed'
+      : dest.state === 'released' || dest.state === 'failed'
+        ? 'aborted'
+        : 'held';
   const allocation = dest.reply?.allocation;
   return {
     moveRequestId,
@@ -84,20 +97,34 @@ async function sourceIntent(d: MoveDeps, allocationId: string, tenantId: string)
   const counter = Number(allocationId.slice(at + 1));
   const notFound = err('not_found', `tenant ${tenantId} has no live allocation ${allocationId}`, { allocationId, tenantId });
   if (nodeId === '' || !Number.isSafeInteger(counter) || counter < 1 || !d.knowsNode(nodeId)) return notFound;
-  const page = await d.agents.call(nodeId, 'allocations', { status: 'live', tenantId, after: counter - 1, limit: 1 }, d.agentTimeoutMs === undefined ? {} : { timeoutMs: d.agentTimeoutMs });
+  const page = await d.agents.call(
+    nodeId,
+    'allocations',
+    { status: 'live', tenantId, after: counter - 1, limit: 1 },
+    d.agentTimeoutMs === undefined ? {} : { timeoutMs: d.agentTimeoutMs },
+  );
   if (!page.ok) return page;
   const found = page.value.allocations[0];
   if (found?.id !== allocationId) return notFound;
   const read = await readIntent(d, found.requestId);
   if (!read.ok) return read;
   if (read.value === null || read.value.value.tenantId !== tenantId) {
-    return err('not_found', `allocation ${allocationId} was not placed through a coordinator (no placement ${found.requestId}); it cannot be moved`, { allocationId, requestId: found.requestId });
+    return err(
+      'not_found',
+      `allocation ${allocationId} was not placed through a coordinator (no placement ${found.requestId}); it cannot be moved`,
+      { allocationId, requestId: found.requestId },
+    );
   }
   return ok(read.value);
 }
 
 /** What the destination is asked: the source's place request (constraints, group, CPU options) as a held reservation. */
-export function destinationRequest(source: StoredIntent['value'], destRequestId: string, holdMs: number, to: string | undefined): PlaceRequest {
+export function destinationRequest(
+  source: StoredIntent['value'],
+  destRequestId: string,
+  holdMs: number,
+  to: string | undefined,
+): PlaceRequest {
   const asked = source.asked;
   const request = {
     ...(asked?.request ?? { tenantId: source.tenantId, resources: {} }),
@@ -109,7 +136,15 @@ export function destinationRequest(source: StoredIntent['value'], destRequestId:
   };
   const { nodeId: _manualNode, strategy, ...options } = asked?.placement ?? { constraints: [], allowPreemption: false };
   // A manual place named the source's node: the destination is placement's choice unless the move names one.
-  const placement = { ...options, allowPreemption: false, ...(to !== undefined ? { strategy: 'manual' as const, nodeId: to } : strategy === undefined || strategy === 'manual' ? {} : { strategy }) };
+  const placement = {
+    ...options,
+    allowPreemption: false,
+    ...(to !== undefined
+      ? { strategy: 'manual' as const, nodeId: to }
+      : strategy === undefined || strategy === 'manual'
+        ? {}
+        : { strategy }),
+  };
   return PlaceRequestSchema.parse({ request, placement });
 }
 
@@ -118,20 +153,34 @@ export function destinationRequest(source: StoredIntent['value'], destRequestId:
  * `to`: the destination node (default: placement's choice). Refusals: the source is not placed (`conflict`), another
  * move of it is in flight (`conflict`, reason `moving`), nothing fits (`insufficient_capacity` with the counted reasons).
  */
-export async function startMove(d: MoveDeps, first: StoredIntent, moveRequestId: string, opts: { to?: string; holdMs?: number } = {}): Promise<Result<Move>> {
+export async function startMove(
+  d: MoveDeps,
+  first: StoredIntent,
+  moveRequestId: string,
+  opts: { to?: string; holdMs?: number } = {},
+): Promise<Result<Move>> {
   const source = sourceOf(first);
   if (source === undefined || first.value.movesFrom !== undefined) {
-    return err('conflict', `placement ${first.value.requestId} is ${first.value.state}${first.value.movesFrom === undefined ? '' : ' (a move destination)'}; only a placed allocation can be moved`, { requestId: first.value.requestId, state: first.value.state });
+    return err(
+      'conflict',
+      `placement ${first.value.requestId} is ${first.value.state}${first.value.movesFrom === undefined ? '' : ' (a move destination)'}; only a placed allocation can be moved`,
+      { requestId: first.value.requestId, state: first.value.state },
+    );
   }
-  if (opts.to !== undefined && opts.to === source.nodeId) return err('invalid_request', `allocation ${source.allocationId} is on ${opts.to} already`, { field: 'to' });
+  if (opts.to !== undefined && opts.to === source.nodeId)
+    return err('invalid_request', `allocation ${source.allocationId} is on ${opts.to} already`, { field: 'to' });
   const destId = destinationRequestId(source.allocationId, moveRequestId);
   const existing = await readIntent(d, destId);
   if (!existing.ok) return existing;
   const settled = existing.value?.value;
   // A settled move answers what it did (its source intent was released by the confirm, or left by the abort).
-  if (settled !== undefined && (settled.state === 'released' || (settled.state === 'placed' && settled.movesFrom === undefined))) return ok(moveOf(settled, source, moveRequestId));
+  if (settled !== undefined && (settled.state === 'released' || (settled.state === 'placed' && settled.movesFrom === undefined)))
+    return ok(moveOf(settled, source, moveRequestId));
   if (first.value.state !== 'placed') {
-    return err('conflict', `placement ${first.value.requestId} is ${first.value.state}; only a placed allocation can be moved`, { requestId: first.value.requestId, state: first.value.state });
+    return err('conflict', `placement ${first.value.requestId} is ${first.value.state}; only a placed allocation can be moved`, {
+      requestId: first.value.requestId,
+      state: first.value.state,
+    });
   }
   const marked = await markSource(d, first, destId, moveRequestId);
   if (!marked.ok) return marked;
@@ -149,7 +198,15 @@ export async function startMove(d: MoveDeps, first: StoredIntent, moveRequestId:
   }
   const reply: PlaceReply = placed.value;
   d.publishEvent?.(
-    { kind: 'move_started', nodeId: reply.nodeId, at: Date.now(), requestId: destId, allocationId: source.allocationId, tenantId: first.value.tenantId, reason: `move ${moveRequestId}: ${source.allocationId} on ${source.nodeId} held on ${reply.nodeId} as ${reply.allocation.id}` },
+    {
+      kind: 'move_started',
+      nodeId: reply.nodeId,
+      at: Date.now(),
+      requestId: destId,
+      allocationId: source.allocationId,
+      tenantId: first.value.tenantId,
+      reason: `move ${moveRequestId}: ${source.allocationId} on ${source.nodeId} held on ${reply.nodeId} as ${reply.allocation.id}`,
+    },
     `move_started-${destId}`,
   );
   const dest = await readIntent(d, destId);
@@ -178,16 +235,26 @@ async function markSource(d: MoveDeps, first: StoredIntent, destId: string, move
     if (moving !== undefined) {
       const other = await readIntent(d, moving.requestId);
       if (!other.ok) return other;
-      const live = other.value !== null && (other.value.value.state === 'pending' || other.value.value.state === 'placed') && other.value.value.movesFrom !== undefined;
+      const live =
+        other.value !== null &&
+        (other.value.value.state === 'pending' || other.value.value.state === 'placed') &&
+        other.value.value.movesFrom !== undefined;
       if (live) {
-        return err('conflict', `allocation ${at.value.reply?.allocation.id ?? at.value.requestId} is being moved by move ${moving.moveRequestId}; confirm or abort it first`, { reason: 'moving', moveRequestId: moving.moveRequestId });
+        return err(
+          'conflict',
+          `allocation ${at.value.reply?.allocation.id ?? at.value.requestId} is being moved by move ${moving.moveRequestId}; confirm or abort it first`,
+          { reason: 'moving', moveRequestId: moving.moveRequestId },
+        );
       }
     }
     const written = await d.store.markMoving(at, { requestId: destId, moveRequestId });
     if (written.ok || written.error.code !== 'conflict') return written;
     const read = await readIntent(d, at.value.requestId);
     if (!read.ok) return read;
-    if (read.value === null || read.value.value.state !== 'placed') return err('conflict', `placement ${at.value.requestId} changed during the move; it is ${read.value?.value.state ?? 'gone'}`, { requestId: at.value.requestId });
+    if (read.value === null || read.value.value.state !== 'placed')
+      return err('conflict', `placement ${at.value.requestId} changed during the move; it is ${read.value?.value.state ?? 'gone'}`, {
+        requestId: at.value.requestId,
+      });
     at = read.value;
   }
   return err('unavailable', `placement ${first.value.requestId} keeps changing; retry the move`, { requestId: first.value.requestId });
@@ -208,15 +275,27 @@ export async function moveAllocation(d: MoveDeps, r: MoveRequest, tenantId: stri
   const source = await sourceIntent(d, r.allocationId, tenantId);
   if (!source.ok) return source;
   if (source.value.value.reply?.allocation.id !== r.allocationId) {
-    return err('conflict', `allocation ${r.allocationId} is not the placement ${source.value.value.requestId} the coordinators know`, { allocationId: r.allocationId });
+    return err('conflict', `allocation ${r.allocationId} is not the placement ${source.value.value.requestId} the coordinators know`, {
+      allocationId: r.allocationId,
+    });
   }
-  return startMove(d, source.value, r.requestId, { ...(r.to === undefined ? {} : { to: r.to }), ...(r.holdMs === undefined ? {} : { holdMs: r.holdMs }) });
+  return startMove(d, source.value, r.requestId, {
+    ...(r.to === undefined ? {} : { to: r.to }),
+    ...(r.holdMs === undefined ? {} : { holdMs: r.holdMs }),
+  });
 }
 
 /** The move's destination and source intents, the destination checked to be this tenant's move of this allocation. */
-async function intentsOf(d: MoveDeps, r: MoveSettleRequest, tenantId: string): Promise<Result<{ dest: StoredIntent; source: StoredIntent | null; from: Move['source'] }>> {
+async function intentsOf(
+  d: MoveDeps,
+  r: MoveSettleRequest,
+  tenantId: string,
+): Promise<Result<{ dest: StoredIntent; source: StoredIntent | null; from: Move['source'] }>> {
   const destId = destinationRequestId(r.allocationId, r.requestId);
-  const notFound = err('not_found', `tenant ${tenantId} has no move ${r.requestId} of ${r.allocationId}`, { requestId: r.requestId, allocationId: r.allocationId });
+  const notFound = err('not_found', `tenant ${tenantId} has no move ${r.requestId} of ${r.allocationId}`, {
+    requestId: r.requestId,
+    allocationId: r.allocationId,
+  });
   const dest = await readIntent(d, destId);
   if (!dest.ok) return dest;
   if (dest.value === null || dest.value.value.tenantId !== tenantId) return notFound;
@@ -224,7 +303,11 @@ async function intentsOf(d: MoveDeps, r: MoveSettleRequest, tenantId: string): P
   if (from === undefined || from.allocationId !== r.allocationId) return notFound;
   const source = await readIntent(d, from.requestId);
   if (!source.ok) return source;
-  return ok({ dest: dest.value, source: source.value, from: { allocationId: from.allocationId, requestId: from.requestId, nodeId: from.nodeId } });
+  return ok({
+    dest: dest.value,
+    source: source.value,
+    from: { allocationId: from.allocationId, requestId: from.requestId, nodeId: from.nodeId },
+  });
 }
 
 /**
@@ -243,17 +326,36 @@ export async function confirmMove(d: MoveDeps, r: MoveSettleRequest, tenantId: s
       const released = await releaseSource(d, from, v.nodeId, r.requestId);
       return ok(moveOf(v, from, r.requestId, released));
     }
-    if (v.state === 'pending') return err('conflict', `move ${r.requestId}: its destination on ${v.nodeId} is still pending; retry the move with its request id first`, { requestId: r.requestId, state: 'pending' });
+    if (v.state === 'pending')
+      return err(
+        'conflict',
+        `move ${r.requestId}: its destination on ${v.nodeId} is still pending; retry the move with its request id first`,
+        { requestId: r.requestId, state: 'pending' },
+      );
     if (v.state !== 'placed') {
-      return err('conflict', `move ${r.requestId} was aborted${v.releasedBy === 'expiry' ? ' (its hold expired)' : ''}; the allocation stays on ${from.nodeId}`, { requestId: r.requestId, state: v.state, reason: 'aborted' });
+      return err(
+        'conflict',
+        `move ${r.requestId} was aborted${v.releasedBy === 'expiry' ? ' (its hold expired)' : ''}; the allocation stays on ${from.nodeId}`,
+        { requestId: r.requestId, state: v.state, reason: 'aborted' },
+      );
     }
     const held = v.reply?.allocation;
     if (held === undefined) return err('internal', `move destination ${v.requestId} is placed without a reply`, { requestId: v.requestId });
     let active: Allocation = held;
     if (held.status !== 'active') {
-      const activated = await d.agents.call(v.nodeId, 'activate', { requestId: derivedRequestId('move-activate', v.requestId), allocationId: held.id }, agentOpts(d, v.requestId));
+      const activated = await d.agents.call(
+        v.nodeId,
+        'activate',
+        { requestId: derivedRequestId('move-activate', v.requestId), allocationId: held.id },
+        agentOpts(d, v.requestId),
+      );
       if (!activated.ok) return activated;
-      if (activated.value.status !== 'active') return err('conflict', `move ${r.requestId}: the destination ${held.id} is ${activated.value.status} (its hold expired?); the allocation stays on ${from.nodeId}`, { requestId: r.requestId, status: activated.value.status });
+      if (activated.value.status !== 'active')
+        return err(
+          'conflict',
+          `move ${r.requestId}: the destination ${held.id} is ${activated.value.status} (its hold expired?); the allocation stays on ${from.nodeId}`,
+          { requestId: r.requestId, status: activated.value.status },
+        );
       active = activated.value;
     }
     const reply: PlaceReply = { ...(v.reply as PlaceReply), allocation: active, cpuset: active.cpu?.cpuset ?? [] };
@@ -262,7 +364,15 @@ export async function confirmMove(d: MoveDeps, r: MoveSettleRequest, tenantId: s
     if (settled.ok) {
       dest = settled.value.dest;
       d.publishEvent?.(
-        { kind: 'move_confirmed', nodeId: dest.value.nodeId, at: Date.now(), requestId: dest.value.requestId, allocationId: from.allocationId, tenantId, reason: `move ${r.requestId}: ${from.allocationId} on ${from.nodeId} is ${active.id} on ${dest.value.nodeId} now` },
+        {
+          kind: 'move_confirmed',
+          nodeId: dest.value.nodeId,
+          at: Date.now(),
+          requestId: dest.value.requestId,
+          allocationId: from.allocationId,
+          tenantId,
+          reason: `move ${r.requestId}: ${from.allocationId} on ${from.nodeId} is ${active.id} on ${dest.value.nodeId} now`,
+        },
         `move_confirmed-${dest.value.requestId}`,
       );
       continue; // answers through the confirmed branch: releases the source on its node
@@ -285,7 +395,10 @@ async function releaseSource(d: MoveDeps, from: Move['source'], destNode: string
     agentOpts(d, releaseId),
   );
   if (released.ok || released.error.code === 'not_found') return true;
-  d.logger?.warn({ allocationId: from.allocationId, node: from.nodeId, move: moveRequestId, code: released.error.code }, 'moved: the source node did not release the source; the sweep releases it (its intent is released)');
+  d.logger?.warn(
+    { allocationId: from.allocationId, node: from.nodeId, move: moveRequestId, code: released.error.code },
+    'moved: the source node did not release the source; the sweep releases it (its intent is released)',
+  );
   return false;
 }
 
@@ -297,19 +410,41 @@ export async function abortMove(d: MoveDeps, r: MoveSettleRequest, tenantId: str
   const from = found.value.from;
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const v = dest.value;
-    if (v.state === 'placed' && v.movesFrom === undefined) return err('conflict', `move ${r.requestId} was confirmed; the allocation is on ${v.nodeId} now (move it back with a new move)`, { requestId: r.requestId, state: 'confirmed' });
+    if (v.state === 'placed' && v.movesFrom === undefined)
+      return err('conflict', `move ${r.requestId} was confirmed; the allocation is on ${v.nodeId} now (move it back with a new move)`, {
+        requestId: r.requestId,
+        state: 'confirmed',
+      });
     if (v.state === 'released' || v.state === 'failed') {
       await unmarkSource(d, from.requestId, v.requestId);
       return ok(moveOf(v, from, r.requestId));
     }
-    if (v.state === 'pending') return err('conflict', `move ${r.requestId}: its destination on ${v.nodeId} is still pending; retry the move with its request id, then abort`, { requestId: r.requestId, state: 'pending' });
+    if (v.state === 'pending')
+      return err(
+        'conflict',
+        `move ${r.requestId}: its destination on ${v.nodeId} is still pending; retry the move with its request id, then abort`,
+        { requestId: r.requestId, state: 'pending' },
+      );
     const releaseId = derivedRequestId('move-abort', v.requestId);
-    const released = await d.agents.call(v.nodeId, 'release', { requestId: releaseId, allocationRequestId: v.requestId, fence: v.attempt, reason: `move ${r.requestId} aborted` }, agentOpts(d, releaseId));
+    const released = await d.agents.call(
+      v.nodeId,
+      'release',
+      { requestId: releaseId, allocationRequestId: v.requestId, fence: v.attempt, reason: `move ${r.requestId} aborted` },
+      agentOpts(d, releaseId),
+    );
     if (!released.ok && released.error.code !== 'not_found') return released;
     const written = await d.store.released(dest, 'tenant');
     if (written.ok) {
       d.publishEvent?.(
-        { kind: 'move_aborted', nodeId: v.nodeId, at: Date.now(), requestId: v.requestId, allocationId: from.allocationId, tenantId, reason: `move ${r.requestId}: ${from.allocationId} stays on ${from.nodeId}` },
+        {
+          kind: 'move_aborted',
+          nodeId: v.nodeId,
+          at: Date.now(),
+          requestId: v.requestId,
+          allocationId: from.allocationId,
+          tenantId,
+          reason: `move ${r.requestId}: ${from.allocationId} stays on ${from.nodeId}`,
+        },
         `move_aborted-${v.requestId}`,
       );
       dest = written.value;

@@ -40,10 +40,16 @@ export class MemoryBucket implements Bucket {
   async write(writes: readonly BucketWrite[]): Promise<Result<number[]>> {
     this.expire();
     const keys = new Set(writes.map((w) => w.key));
-    if (keys.size !== writes.length) return err('invalid_request', 'a batch writes each key at most once', { keys: writes.map((w) => w.key) });
+    if (keys.size !== writes.length)
+      return err('invalid_request', 'a batch writes each key at most once', { keys: writes.map((w) => w.key) });
     for (const w of writes) {
       const held = this.#values.get(w.key)?.revision ?? 0;
-      if (held !== w.expectedRevision) return err('conflict', `${w.key}: expected revision ${w.expectedRevision}, found ${held}`, { key: w.key, expected: w.expectedRevision, found: held });
+      if (held !== w.expectedRevision)
+        return err('conflict', `${w.key}: expected revision ${w.expectedRevision}, found ${held}`, {
+          key: w.key,
+          expected: w.expectedRevision,
+          found: held,
+        });
     }
     const revisions: number[] = [];
     const now = this.#now();

@@ -15,7 +15,13 @@ const text = (b: Uint8Array) => new TextDecoder().decode(b);
 beforeAll(async () => {
   server = await startNatsServer();
   nc = await connect({ servers: server.url });
-  const kv = await ensureKv(jetstream(nc), 'test_bucket', { history: 1, replicas: 1, allowMsgTtl: true, allowAtomic: true, expiryMarkerTtlMs: 60_000 });
+  const kv = await ensureKv(jetstream(nc), 'test_bucket', {
+    history: 1,
+    replicas: 1,
+    allowMsgTtl: true,
+    allowAtomic: true,
+    expiryMarkerTtlMs: 60_000,
+  });
   if (!kv.ok) throw new Error(kv.error.message);
   bucket = new NatsBucket(nc, kv.value, 'test_bucket', { timeoutMs: 2_000 });
 });
@@ -69,11 +75,17 @@ describe('NatsBucket on a real nats-server', () => {
     const written = await bucket.write([{ key: 'short', value: bytes('soon gone'), expectedRevision: 0, ttlMs: 1_000 }]);
     expect(written.ok).toBe(true);
     expect((await bucket.get('short')).ok).toBe(true);
-    await waitFor(async () => {
-      const r = await bucket.get('short');
-      return r.ok && r.value === null;
-    }, { timeoutMs: 10_000, message: 'the TTL to expire the value' });
-    await waitFor(() => changes.some((c) => c.key === 'short' && 'deleted' in c), { timeoutMs: 5_000, message: 'the watch to see the expiry' });
+    await waitFor(
+      async () => {
+        const r = await bucket.get('short');
+        return r.ok && r.value === null;
+      },
+      { timeoutMs: 10_000, message: 'the TTL to expire the value' },
+    );
+    await waitFor(() => changes.some((c) => c.key === 'short' && 'deleted' in c), {
+      timeoutMs: 5_000,
+      message: 'the watch to see the expiry',
+    });
     // The delete marker left behind reads as absent, and a create over it succeeds.
     const recreated = await bucket.write([
       { key: 'short', value: bytes('back'), expectedRevision: 0 },
@@ -107,7 +119,10 @@ describe('NatsBucket on a real nats-server', () => {
   });
 
   it('refuses keys that are not KV keys, and the same key twice in one batch', async () => {
-    expect(await bucket.write([{ key: 'a b', value: bytes('x'), expectedRevision: 0 }])).toMatchObject({ ok: false, error: { code: 'invalid_request' } });
+    expect(await bucket.write([{ key: 'a b', value: bytes('x'), expectedRevision: 0 }])).toMatchObject({
+      ok: false,
+      error: { code: 'invalid_request' },
+    });
     const twice = await bucket.write([
       { key: 'dup', value: bytes('x'), expectedRevision: 0 },
       { key: 'dup', value: bytes('y'), expectedRevision: 0 },
@@ -123,7 +138,11 @@ describe('NatsBucket on a real nats-server', () => {
       { key: 'down2', value: bytes('x'), expectedRevision: 0 },
     ]);
     const read = await bucket.get('down');
-    expect([one.ok || one.error.code, two.ok || two.error.code, read.ok || read.error.code]).toEqual(['unavailable', 'unavailable', 'unavailable']);
+    expect([one.ok || one.error.code, two.ok || two.error.code, read.ok || read.error.code]).toEqual([
+      'unavailable',
+      'unavailable',
+      'unavailable',
+    ]);
     await server.restart();
   });
 });

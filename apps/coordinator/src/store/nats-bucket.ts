@@ -51,7 +51,8 @@ export class NatsBucket implements Bucket {
   }
 
   async write(writes: readonly BucketWrite[]): Promise<Result<number[]>> {
-    for (const w of writes) if (!isValidKey(w.key)) return err('invalid_request', `bucket key "${w.key}" is not a valid KV key`, { key: w.key });
+    for (const w of writes)
+      if (!isValidKey(w.key)) return err('invalid_request', `bucket key "${w.key}" is not a valid KV key`, { key: w.key });
     let expected = writes.map((w) => w.expectedRevision);
     // At most twice: the second round only when a create met a delete marker.
     for (let round = 0; ; round++) {
@@ -97,7 +98,8 @@ export class NatsBucket implements Bucket {
       ...(w.ttlMs === undefined ? {} : { ttlMs: w.ttlMs }),
     }));
     const opts = { timeoutMs: this.#timeoutMs };
-    if (messages.length === 1) return publishExpected(this.#nc, messages[0] as ExpectedMessage, opts).then((r) => (r.ok ? ok([r.value]) : r));
+    if (messages.length === 1)
+      return publishExpected(this.#nc, messages[0] as ExpectedMessage, opts).then((r) => (r.ok ? ok([r.value]) : r));
     return publishAtomicBatch(this.#nc, messages, opts);
   }
 

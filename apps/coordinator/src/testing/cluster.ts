@@ -22,16 +22,25 @@ export async function ensureTestStreams(nc: NatsConnection): Promise<void> {
   if (!ensured.ok) throw new Error(ensured.error.message);
 }
 
-export async function startFakeAgents(nc: NatsConnection, nodes: Record<string, { memoryMiB: number; cores: number; labels?: Record<string, string> }>, opts: FakeAgentsOptions): Promise<FakeAgents> {
+export async function startFakeAgents(
+  nc: NatsConnection,
+  nodes: Record<string, { memoryMiB: number; cores: number; labels?: Record<string, string> }>,
+  opts: FakeAgentsOptions,
+): Promise<FakeAgents> {
   const agents = new FakeAgents(nc, jetstream(nc), opts);
   for (const [id, spec] of Object.entries(nodes)) agents.add(id, spec);
   return agents;
 }
 
 /** A coordinator on its own connection (so killing it is closing that connection). */
-export async function startTestCoordinator(url: string, config: CoordinatorConfigInput = {}): Promise<{ coordinator: Coordinator; nc: NatsConnection }> {
+export async function startTestCoordinator(
+  url: string,
+  config: CoordinatorConfigInput = {},
+): Promise<{ coordinator: Coordinator; nc: NatsConnection }> {
   const nc = await connectTo(url, `coordinator-${config.coordinatorId ?? 'c'}`);
-  const started = await startCoordinator(nc, CoordinatorConfigSchema.parse({ ...config, nats: { servers: [url] } }), { logger: quietLogger });
+  const started = await startCoordinator(nc, CoordinatorConfigSchema.parse({ ...config, nats: { servers: [url] } }), {
+    logger: quietLogger,
+  });
   if (!started.ok) throw new Error(started.error.message);
   return { coordinator: started.value, nc };
 }

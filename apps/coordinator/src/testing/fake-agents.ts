@@ -54,8 +54,16 @@ import type { JetStreamClient, Msg, NatsConnection, Subscription } from '../nats
 // The agents' fencing fields, read here from the raw request so the fakes keep the contract whatever core's schemas say.
 const FenceSchema = z.int().min(1).optional();
 const FenceRequestSchema = z.object({ requestId: RequestIdSchema, fence: z.int().min(1) });
-const ReleaseRequestSchema = z.object({ requestId: RequestIdSchema, allocationId: z.string().optional(), allocationRequestId: RequestIdSchema.optional(), fence: FenceSchema });
-const PreemptRequestSchema = z.object({ request: AllocationRequestSchema.and(z.object({ fence: FenceSchema })), victims: z.array(z.string()).min(1).max(64) });
+const ReleaseRequestSchema = z.object({
+  requestId: RequestIdSchema,
+  allocationId: z.string().optional(),
+  allocationRequestId: RequestIdSchema.optional(),
+  fence: FenceSchema,
+});
+const PreemptRequestSchema = z.object({
+  request: AllocationRequestSchema.and(z.object({ fence: FenceSchema })),
+  victims: z.array(z.string()).min(1).max(64),
+});
 const AllocationsRequestSchema = z.object({
   status: z.union([AllocationStatusSchema, z.literal('live'), z.literal('all')]).default('live'),
   tenantId: z.string().optional(),
@@ -122,7 +130,22 @@ export class FakeAgents {
   }
 
   add(id: string, spec: FakeNodeSpec): void {
-    this.nodes.set(id, { id, spec, bootId: `boot-${id}-${Date.now()}`, seq: 1, cordoned: false, down: false, memoryCommitted: 0, vcpusCommitted: 0, byRequest: new Map(), fences: new Map(), counter: 0, loseReplies: 0, commits: 0, preemptsRefused: 0 });
+    this.nodes.set(id, {
+      id,
+      spec,
+      bootId: `boot-${id}-${Date.now()}`,
+      seq: 1,
+      cordoned: false,
+      down: false,
+      memoryCommitted: 0,
+      vcpusCommitted: 0,
+      byRequest: new Map(),
+      fences: new Map(),
+      counter: 0,
+      loseReplies: 0,
+      commits: 0,
+      preemptsRefused: 0,
+    });
   }
 
   /** Starts serving and publishes every node's first snapshot (awaited: the stream has them all on return). */
@@ -201,7 +224,17 @@ export class FakeAgents {
       labels: n.spec.labels ?? {},
       cordoned: n.cordoned,
       health: { status: 'healthy' },
-      memory: { resourceType: 'memory', unit: 'MiB', capacity: n.spec.memoryMiB, systemReserve: 0, effectiveCapacity: n.spec.memoryMiB, committed: n.memoryCommitted, used: 0, reserved: 0, allocationCount: count },
+      memory: {
+        resourceType: 'memory',
+        unit: 'MiB',
+        capacity: n.spec.memoryMiB,
+        systemReserve: 0,
+        effectiveCapacity: n.spec.memoryMiB,
+        committed: n.memoryCommitted,
+        used: 0,
+        reserved: 0,
+        allocationCount: count,
+      },
       cpu: {
         resourceType: 'cpu',
         unit: 'vCPU',
@@ -274,10 +307,14 @@ export class FakeAgents {
       case 'release': {
         const req = validate(ReleaseRequestSchema, raw);
         if (!req.ok) return req;
-        const a = req.value.allocationRequestId !== undefined ? n.byRequest.get(req.value.allocationRequestId) : [...n.byRequest.values()].find((x) => x.id === req.value.allocationId);
+        const a =
+          req.value.allocationRequestId !== undefined
+            ? n.byRequest.get(req.value.allocationRequestId)
+            : [...n.byRequest.values()].find((x) => x.id === req.value.allocationId);
         if (a === undefined) return { ok: false, error: errorOf('not_found', `no allocation on ${n.id}`) };
         const recorded = n.fences.get(a.requestId) ?? 0;
-        if (req.value.fence !== undefined && recorded > req.value.fence) return err('conflict', `request ${a.requestId} was driven at fence ${recorded} since`, { reason: 'fenced', fence: recorded });
+        if (req.value.fence !== undefined && recorded > req.value.fence)
+          return err('conflict', `request ${a.requestId} was driven at fence ${recorded} since`, { reason: 'fenced', fence: recorded });
         if (a.status === 'active' || a.status === 'reserved') {
           a.status = 'released';
           n.memoryCommitted -= a.granted.memoryMiB;
@@ -306,13 +343,19 @@ export class FakeAgents {
         const { status, tenantId, requestId, limit, after } = req.value;
         const counterOf = (a: Allocation) => Number(a.id.slice(a.id.lastIndexOf(':') + 1));
         const matching = [...n.byRequest.values()]
-          .filter((a) => (status === 'all' ? true : status === 'live' ? a.status === 'active' || a.status === 'reserved' : a.status === status))
+          .filter((a) =>
+            status === 'all' ? true : status === 'live' ? a.status === 'active' || a.status === 'reserved' : a.status === status,
+          )
           .filter((a) => (tenantId === undefined || a.tenantId === tenantId) && (requestId === undefined || a.requestId === requestId))
           .filter((a) => after === undefined || counterOf(a) > after)
           .sort((x, y) => counterOf(x) - counterOf(y));
         const page = matching.slice(0, limit);
         const last = page.at(-1);
-        return ok({ allocations: page, truncated: matching.length > limit, ...(matching.length > limit && last !== undefined ? { next: counterOf(last) } : {}) });
+        return ok({
+          allocations: page,
+          truncated: matching.length > limit,
+          ...(matching.length > limit && last !== undefined ? { next: counterOf(last) } : {}),
+        });
       }
       case 'cordon':
       case 'uncordon': {
@@ -338,18 +381,37 @@ export class FakeAgents {
 
   /** A fake node's limits: no system reserve, memory not overcommitted, cpu overcommitted by the spec's ratio. */
   #limits(n: FakeNode): HostLimits {
-    return { memory: { capacity: n.spec.memoryMiB, systemReserve: 0, overcommitRatio: 1 }, cpu: { capacity: n.spec.cores, systemReserve: 0, overcommitRatio: n.spec.cpuOvercommit ?? 1 } };
+    return {
+      memory: { capacity: n.spec.memoryMiB, systemReserve: 0, overcommitRatio: 1 },
+      cpu: { capacity: n.spec.cores, systemReserve: 0, overcommitRatio: n.spec.cpuOvercommit ?? 1 },
+    };
   }
 
   /** Capacities and the cpu ratio only (the fake has no reserve nor soft and hard limits); a shrink below committed needs force. */
   #updateLimits(n: FakeNode, r: AgentLimitsUpdateRequest): Result<HostLimits> {
     const named = [...Object.keys(r.memory ?? {}).map((k) => `memory.${k}`), ...Object.keys(r.cpu ?? {}).map((k) => `cpu.${k}`)];
     const unsupported = named.find((f) => f !== 'memory.capacity' && f !== 'cpu.capacity' && f !== 'cpu.overcommitRatio');
-    if (unsupported !== undefined) return err('invalid_request', `${unsupported}: the fake agent patches capacities and the cpu ratio only`, { field: unsupported });
-    const spec: FakeNodeSpec = { ...n.spec, memoryMiB: r.memory?.capacity ?? n.spec.memoryMiB, cores: r.cpu?.capacity ?? n.spec.cores, cpuOvercommit: r.cpu?.overcommitRatio ?? n.spec.cpuOvercommit ?? 1 };
+    if (unsupported !== undefined)
+      return err('invalid_request', `${unsupported}: the fake agent patches capacities and the cpu ratio only`, { field: unsupported });
+    const spec: FakeNodeSpec = {
+      ...n.spec,
+      memoryMiB: r.memory?.capacity ?? n.spec.memoryMiB,
+      cores: r.cpu?.capacity ?? n.spec.cores,
+      cpuOvercommit: r.cpu?.overcommitRatio ?? n.spec.cpuOvercommit ?? 1,
+    };
     const vcpuCapacity = Math.floor(spec.cores * (spec.cpuOvercommit ?? 1));
-    if (!r.force && spec.memoryMiB < n.memoryCommitted) return err('conflict', `memory: ${n.memoryCommitted} MiB committed exceeds the new effective capacity ${spec.memoryMiB}`, { resourceType: 'memory', committed: n.memoryCommitted, effectiveCapacity: spec.memoryMiB });
-    if (!r.force && vcpuCapacity < n.vcpusCommitted) return err('conflict', `cpu: ${n.vcpusCommitted} vCPUs committed exceeds the new effective capacity ${vcpuCapacity}`, { resourceType: 'cpu', committed: n.vcpusCommitted, effectiveCapacity: vcpuCapacity });
+    if (!r.force && spec.memoryMiB < n.memoryCommitted)
+      return err('conflict', `memory: ${n.memoryCommitted} MiB committed exceeds the new effective capacity ${spec.memoryMiB}`, {
+        resourceType: 'memory',
+        committed: n.memoryCommitted,
+        effectiveCapacity: spec.memoryMiB,
+      });
+    if (!r.force && vcpuCapacity < n.vcpusCommitted)
+      return err('conflict', `cpu: ${n.vcpusCommitted} vCPUs committed exceeds the new effective capacity ${vcpuCapacity}`, {
+        resourceType: 'cpu',
+        committed: n.vcpusCommitted,
+        effectiveCapacity: vcpuCapacity,
+      });
     n.spec = spec;
     this.#changed(n);
     return ok(this.#limits(n));
@@ -368,7 +430,11 @@ export class FakeAgents {
       return { ok: true, value: held };
     }
     const recorded = n.fences.get(r.requestId) ?? 0;
-    if (fence !== undefined && fence <= recorded) return err('conflict', `request ${r.requestId} was driven at fence ${recorded}: this allocate (fence ${fence}) is stale`, { reason: 'fenced', fence: recorded });
+    if (fence !== undefined && fence <= recorded)
+      return err('conflict', `request ${r.requestId} was driven at fence ${recorded}: this allocate (fence ${fence}) is stale`, {
+        reason: 'fenced',
+        fence: recorded,
+      });
     const refused = this.#refusal(n, r);
     if (refused !== null) {
       if (fence !== undefined) this.#recordFence(n, r.requestId, fence);
@@ -404,7 +470,12 @@ export class FakeAgents {
    * The agent's preempt: every victim live here and at least PREEMPTION_PRIORITY_GAP below the request, and the request
    * fitting once they are gone; then both at once, else nothing changes. Idempotent by request id; fenced like allocate.
    */
-  #preempt(n: FakeNode, r: AllocationRequest, victimIds: readonly string[], fence: number | undefined): Result<{ allocation: Allocation; victims: Allocation[] }> {
+  #preempt(
+    n: FakeNode,
+    r: AllocationRequest,
+    victimIds: readonly string[],
+    fence: number | undefined,
+  ): Result<{ allocation: Allocation; victims: Allocation[] }> {
     const live = [...n.byRequest.values()];
     const held = n.byRequest.get(r.requestId);
     if (held !== undefined) {
@@ -412,14 +483,21 @@ export class FakeAgents {
       return ok({ allocation: held, victims: live.filter((a) => victimIds.includes(a.id)) });
     }
     const recorded = n.fences.get(r.requestId) ?? 0;
-    if (fence !== undefined && fence <= recorded) return err('conflict', `request ${r.requestId} was driven at fence ${recorded}: this preempt (fence ${fence}) is stale`, { reason: 'fenced', fence: recorded });
+    if (fence !== undefined && fence <= recorded)
+      return err('conflict', `request ${r.requestId} was driven at fence ${recorded}: this preempt (fence ${fence}) is stale`, {
+        reason: 'fenced',
+        fence: recorded,
+      });
     const victims: Allocation[] = [];
     let refusal: AllotError | null = null;
     for (const id of victimIds) {
       const v = live.find((a) => a.id === id);
-      if (v === undefined) refusal ??= errorOf('not_found', `no allocation ${id} on ${n.id}`, { reason: 'victim_unknown', allocationId: id });
-      else if (v.status !== 'active' && v.status !== 'reserved') refusal ??= errorOf('conflict', `victim ${id} is ${v.status}`, { reason: 'victim_gone', allocationId: id });
-      else if (v.priority > r.priority - PREEMPTION_PRIORITY_GAP) refusal ??= errorOf('conflict', `victim ${id} has priority ${v.priority}`, { reason: 'victim_priority', allocationId: id });
+      if (v === undefined)
+        refusal ??= errorOf('not_found', `no allocation ${id} on ${n.id}`, { reason: 'victim_unknown', allocationId: id });
+      else if (v.status !== 'active' && v.status !== 'reserved')
+        refusal ??= errorOf('conflict', `victim ${id} is ${v.status}`, { reason: 'victim_gone', allocationId: id });
+      else if (v.priority > r.priority - PREEMPTION_PRIORITY_GAP)
+        refusal ??= errorOf('conflict', `victim ${id} has priority ${v.priority}`, { reason: 'victim_priority', allocationId: id });
       else victims.push(v);
     }
     if (refusal === null) {
@@ -460,10 +538,16 @@ export class FakeAgents {
     if (n.cordoned) return errorOf('unavailable', `node ${n.id} is cordoned`, { nodeId: n.id, cordoned: true });
     const vcpuCapacity = Math.floor(n.spec.cores * (n.spec.cpuOvercommit ?? 1));
     if (n.memoryCommitted + r.resources.memoryMiB > n.spec.memoryMiB) {
-      return errorOf('insufficient_capacity', `memory: ${r.resources.memoryMiB} MiB requested, ${n.spec.memoryMiB - n.memoryCommitted} free`, { resourceType: 'memory' });
+      return errorOf(
+        'insufficient_capacity',
+        `memory: ${r.resources.memoryMiB} MiB requested, ${n.spec.memoryMiB - n.memoryCommitted} free`,
+        { resourceType: 'memory' },
+      );
     }
     if (n.vcpusCommitted + r.resources.vcpus > vcpuCapacity) {
-      return errorOf('insufficient_capacity', `cpu: ${r.resources.vcpus} vCPUs requested, ${vcpuCapacity - n.vcpusCommitted} free`, { resourceType: 'cpu' });
+      return errorOf('insufficient_capacity', `cpu: ${r.resources.vcpus} vCPUs requested, ${vcpuCapacity - n.vcpusCommitted} free`, {
+        resourceType: 'cpu',
+      });
     }
     return null;
   }
@@ -486,7 +570,10 @@ export interface InProcessCluster {
   readonly agents: FakeAgents;
   /** The one clock every part reads: wall and monotonic move together unless a test steps `wallOffset`. */
   readonly clock: { wall(): number; monotonic(): number; advance(ms: number): void; wallOffset: number };
-  coordinator(id: string, overrides?: { bucket?: Bucket; place?: Partial<PlaceConfig>; reconcile?: Partial<ReconcileConfig> }): Promise<InProcessCoordinator>;
+  coordinator(
+    id: string,
+    overrides?: { bucket?: Bucket; place?: Partial<PlaceConfig>; reconcile?: Partial<ReconcileConfig> },
+  ): Promise<InProcessCoordinator>;
 }
 
 /** Fake nodes and a bucket shared by the coordinators made with `coordinator(id)`. */
@@ -523,7 +610,13 @@ export function inProcessCluster(nodes: Record<string, FakeNodeSpec>): InProcess
         clock,
         random: () => 0.5,
       });
-      const reconciler = new Reconciler({ store, agents: caller, config: ReconcileConfigSchema.parse({ pendingOlderThanMs: 60_000, ...overrides.reconcile }), logger, clock });
+      const reconciler = new Reconciler({
+        store,
+        agents: caller,
+        config: ReconcileConfigSchema.parse({ pendingOlderThanMs: 60_000, ...overrides.reconcile }),
+        logger,
+        clock,
+      });
       const refresh = () => {
         for (const n of agents.nodes.values()) if (!n.down) view.apply(agents.snapshot(n));
       };

@@ -14,7 +14,11 @@ export interface ContractSubject {
   settle(): void;
 }
 
-const vm = (requestId: string, memoryMiB: number, vcpus = 1): AllocationRequestInput => ({ requestId, tenantId: 'acme', resources: { memoryMiB, vcpus } });
+const vm = (requestId: string, memoryMiB: number, vcpus = 1): AllocationRequestInput => ({
+  requestId,
+  tenantId: 'acme',
+  resources: { memoryMiB, vcpus },
+});
 
 /**
  * The ResourceManager contract as a user of either scope sees it: the same cases run against the agent's HostManager
@@ -32,7 +36,11 @@ export function resourceManagerContract(scope: string, make: () => Promise<Contr
       const s = await make();
       const before = await committedMemory(s);
       const a = unwrap(await s.manager.allocate(vm('vm-1', 1024, 2)));
-      expect({ requestId: a.requestId, status: a.status, granted: a.granted.memoryMiB }).toEqual({ requestId: 'vm-1', status: 'active', granted: 1024 });
+      expect({ requestId: a.requestId, status: a.status, granted: a.granted.memoryMiB }).toEqual({
+        requestId: 'vm-1',
+        status: 'active',
+        granted: 1024,
+      });
       expect(await committedMemory(s)).toBe(before + 1024);
       expect(unwrap(await s.manager.getAllocations({ status: 'live' })).map((x) => x.id)).toContain(a.id);
       const released = unwrap(await s.manager.release({ requestId: 'rel-1', allocationRequestId: 'vm-1' }));

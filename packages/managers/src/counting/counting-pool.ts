@@ -1,4 +1,14 @@
-import { effectiveCapacity, err, LimitsSchema, ok, zodToAllotError, type Limits, type LimitsInput, type ResourceType, type Result } from '@allot/core';
+import {
+  effectiveCapacity,
+  err,
+  LimitsSchema,
+  ok,
+  zodToAllotError,
+  type Limits,
+  type LimitsInput,
+  type ResourceType,
+  type Result,
+} from '@allot/core';
 
 /** One holder's share of a counting pool. */
 interface Hold {
@@ -75,7 +85,10 @@ export class CountingPool {
   /** Would `amount` fit now? The refusal carries the figures. */
   check(amount: number): Result<void> {
     if (!Number.isSafeInteger(amount) || amount < 0) {
-      return err('invalid_request', `${this.resourceType}: amount must be a non-negative integer, got ${amount}`, { field: 'amount', amount });
+      return err('invalid_request', `${this.resourceType}: amount must be a non-negative integer, got ${amount}`, {
+        field: 'amount',
+        amount,
+      });
     }
     if (amount > this.available) {
       return err(
@@ -102,7 +115,8 @@ export class CountingPool {
    */
   restore(holderId: string, amount: number, opts?: { reservation?: boolean }): Result<void> {
     if (this.#holds.has(holderId)) return err('conflict', `${this.resourceType}: ${holderId} already holds capacity`, { holderId });
-    if (!Number.isSafeInteger(amount) || amount < 0) return err('invalid_request', `${this.resourceType}: amount must be a non-negative integer`, { amount });
+    if (!Number.isSafeInteger(amount) || amount < 0)
+      return err('invalid_request', `${this.resourceType}: amount must be a non-negative integer`, { amount });
     this.#add(holderId, amount, opts?.reservation === true);
     return ok(undefined);
   }
@@ -120,7 +134,11 @@ export class CountingPool {
   resize(holderId: string, amount: number): Result<number> {
     const hold = this.#holds.get(holderId);
     if (hold === undefined) return err('not_found', `${this.resourceType}: ${holderId} holds nothing`, { holderId });
-    if (!Number.isSafeInteger(amount) || amount < 0) return err('invalid_request', `${this.resourceType}: amount must be a non-negative integer, got ${amount}`, { field: 'amount', amount });
+    if (!Number.isSafeInteger(amount) || amount < 0)
+      return err('invalid_request', `${this.resourceType}: amount must be a non-negative integer, got ${amount}`, {
+        field: 'amount',
+        amount,
+      });
     const growth = amount - hold.amount;
     if (growth > 0) {
       const fits = this.check(growth);

@@ -14,7 +14,14 @@ import {
 } from '@allot/core';
 import type { Clock } from '../clock.ts';
 import { CountingPool } from './counting-pool.ts';
-import { sliceHealth, type ResizeAmounts, type ResourceSlice, type SliceChange, type SliceConfig, type SliceFigures } from '../host/slice.ts';
+import {
+  sliceHealth,
+  type ResizeAmounts,
+  type ResourceSlice,
+  type SliceChange,
+  type SliceConfig,
+  type SliceFigures,
+} from '../host/slice.ts';
 
 export interface CountingSliceOptions {
   readonly type: ResourceType;
@@ -86,7 +93,10 @@ export class CountingSlice implements ResourceSlice {
     const resized = this.#pool.resize(allocation.id, to.memoryMiB);
     if (resized.ok) return NO_GRANT;
     if (resized.error.code !== 'insufficient_capacity') return resized;
-    return { ok: false, error: { ...resized.error, details: { ...resized.error.details, from: allocation.granted.memoryMiB, to: to.memoryMiB } } };
+    return {
+      ok: false,
+      error: { ...resized.error, details: { ...resized.error.details, from: allocation.granted.memoryMiB, to: to.memoryMiB } },
+    };
   }
 
   /** The holder's amount set to what `allocation` holds (counted pools check no collisions, so free and restore do). */
@@ -128,7 +138,9 @@ export class CountingSlice implements ResourceSlice {
 
   reconfigure(change: SliceChange, force: boolean): Result<SliceConfig> {
     if (change.reservedCores !== undefined || change.policy !== undefined) {
-      return err('invalid_request', `${this.type}: reservedCores and policy apply to cpu only`, { field: change.policy !== undefined ? 'policy' : 'reservedCores' });
+      return err('invalid_request', `${this.type}: reservedCores and policy apply to cpu only`, {
+        field: change.policy !== undefined ? 'policy' : 'reservedCores',
+      });
     }
     const next = this.#pool.reconfigure(change, force);
     return next.ok ? ok({ limits: next.value }) : next;

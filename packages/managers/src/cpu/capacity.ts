@@ -35,7 +35,12 @@ export interface CapacityFigures {
   readonly exclusiveCost: number;
 }
 
-export function capacityFigures(nonReservedCores: number, sharedCores: number, percent: number, hardLimit: number | undefined): CapacityFigures {
+export function capacityFigures(
+  nonReservedCores: number,
+  sharedCores: number,
+  percent: number,
+  hardLimit: number | undefined,
+): CapacityFigures {
   const full = vcpusOn(nonReservedCores, percent);
   const sharedRaw = vcpusOn(sharedCores, percent);
   const exclusiveCost = full - sharedRaw;

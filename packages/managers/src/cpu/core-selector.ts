@@ -51,7 +51,15 @@ export class CoreSelector {
    * within NUMA node `node` (a dense index) or over the whole host when node is -1; returns how many were found
    * (fewer than n when the scope cannot give them). The held cores are never chosen again.
    */
-  selectMore(policy: CpuPolicy, n: number, exclusive: boolean, held: ArrayLike<number>, node: number, softCap: number, cursor: number): number {
+  selectMore(
+    policy: CpuPolicy,
+    n: number,
+    exclusive: boolean,
+    held: ArrayLike<number>,
+    node: number,
+    softCap: number,
+    cursor: number,
+  ): number {
     const t = this.table;
     this.lastTaken = -1;
     this.numaFallback = false;
@@ -69,7 +77,15 @@ export class CoreSelector {
    * Choose n cores into picked (ascending) and return how many: n, or -1 when a NUMA requirement cannot be met.
    * `softCap` is the per-core load first-fit packs up to (ceil of the ratio); `cursor` is the round-robin start index.
    */
-  select(policy: CpuPolicy, n: number, exclusive: boolean, numa: NumaPolicy, softCap: number, cursor: number, wholeCoresFirst = false): number {
+  select(
+    policy: CpuPolicy,
+    n: number,
+    exclusive: boolean,
+    numa: NumaPolicy,
+    softCap: number,
+    cursor: number,
+    wholeCoresFirst = false,
+  ): number {
     this.wholeCoresFirst = wholeCoresFirst && exclusive;
     try {
       return this.selectScoped(policy, n, exclusive, numa, softCap, cursor);
@@ -94,7 +110,10 @@ export class CoreSelector {
       if (numa === 'require') return -1;
       this.numaFallback = numa === 'prefer' || policy === 'affinity-aware';
     }
-    count = policy === 'affinity-aware' ? this.spanNodes(n, exclusive) : this.pick(policy, t.allCores, this.allPhys, 0, n, exclusive, softCap, cursor);
+    count =
+      policy === 'affinity-aware'
+        ? this.spanNodes(n, exclusive)
+        : this.pick(policy, t.allCores, this.allPhys, 0, n, exclusive, softCap, cursor);
     return this.sortPicked(count);
   }
 
@@ -166,13 +185,32 @@ export class CoreSelector {
     for (const node of nodes) {
       if (count >= n) break;
       const want = Math.min(n - count, avail[node] ?? 0);
-      if (want > 0) count = this.pick('affinity-aware', t.nodeCores[node] ?? t.allCores, t.nodePhys[node] ?? this.allPhys, count, want, exclusive, 0, 0);
+      if (want > 0)
+        count = this.pick(
+          'affinity-aware',
+          t.nodeCores[node] ?? t.allCores,
+          t.nodePhys[node] ?? this.allPhys,
+          count,
+          want,
+          exclusive,
+          0,
+          0,
+        );
     }
     return count;
   }
 
   /** Pick `want` cores from the scope into picked[offset..]; returns offset + how many were picked. */
-  private pick(policy: CpuPolicy, cores: Int32Array, phys: Int32Array, offset: number, want: number, exclusive: boolean, softCap: number, cursor: number): number {
+  private pick(
+    policy: CpuPolicy,
+    cores: Int32Array,
+    phys: Int32Array,
+    offset: number,
+    want: number,
+    exclusive: boolean,
+    softCap: number,
+    cursor: number,
+  ): number {
     if (this.wholeCoresFirst) return this.wholePhysicalCores(phys, offset, want);
     switch (policy) {
       case 'first-fit':

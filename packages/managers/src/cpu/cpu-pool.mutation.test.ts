@@ -22,7 +22,10 @@ describe('restore refusals', () => {
   it('names a reserved core in a restored grant, and commits nothing', () => {
     const pool = poolOf('first-fit');
     const r = pool.restore('vm', g('shared', [1, 16]));
-    expect(r).toEqual({ ok: false, error: { code: 'conflict', message: 'core 16 of vm is reserved', details: { allocationId: 'vm', core: 16 } } });
+    expect(r).toEqual({
+      ok: false,
+      error: { code: 'conflict', message: 'core 16 of vm is reserved', details: { allocationId: 'vm', core: 16 } },
+    });
     expect(pool.holds('vm')).toBe(false);
     expect(pool.usage()).toMatchObject({ sharedVcpusCommitted: 0, allocationCount: 0 });
     expect(pool.usage().cores.find((c) => c.id === 1)).toMatchObject({ role: 'shared' });
@@ -33,7 +36,10 @@ describe('restore refusals', () => {
     expect(pool.restore('pinned', g('exclusive', [3, 4])).ok).toBe(true);
     for (const mode of ['shared', 'exclusive'] as const) {
       const r = pool.restore('late', g(mode, [2, 4]));
-      expect(r).toEqual({ ok: false, error: { code: 'conflict', message: 'core 4 of late is held exclusively by pinned', details: { allocationId: 'late', core: 4 } } });
+      expect(r).toEqual({
+        ok: false,
+        error: { code: 'conflict', message: 'core 4 of late is held exclusively by pinned', details: { allocationId: 'late', core: 4 } },
+      });
     }
     expect(pool.usage()).toMatchObject({ exclusiveCores: 2, sharedVcpusCommitted: 0, allocationCount: 1 });
   });
@@ -43,7 +49,10 @@ describe('restore refusals', () => {
     expect(pool.restore('a', g('shared', [5])).ok).toBe(true);
     expect(pool.restore('b', g('shared', [5, 6])).ok).toBe(true);
     const r = pool.restore('x', g('exclusive', [7, 5]));
-    expect(r).toEqual({ ok: false, error: { code: 'conflict', message: 'exclusive core 5 of x carries shared load', details: { allocationId: 'x', core: 5, load: 2 } } });
+    expect(r).toEqual({
+      ok: false,
+      error: { code: 'conflict', message: 'exclusive core 5 of x carries shared load', details: { allocationId: 'x', core: 5, load: 2 } },
+    });
     expect(pool.usage().cores.find((c) => c.id === 7)).toMatchObject({ role: 'shared' });
     expect(pool.usage().sharedVcpusCommitted).toBe(3);
   });
@@ -51,7 +60,10 @@ describe('restore refusals', () => {
   it('refuses a grant naming the same core twice', () => {
     const pool = poolOf('first-fit');
     const r = pool.restore('vm', g('shared', [3, 3]));
-    expect(r).toEqual({ ok: false, error: { code: 'invalid_request', message: 'grant.cpuset names core 3 twice', details: { field: 'grant.cpuset', core: 3 } } });
+    expect(r).toEqual({
+      ok: false,
+      error: { code: 'invalid_request', message: 'grant.cpuset names core 3 twice', details: { field: 'grant.cpuset', core: 3 } },
+    });
     expect(pool.usage().sharedVcpusCommitted).toBe(0);
   });
 
@@ -61,16 +73,26 @@ describe('restore refusals', () => {
       const r = pool.restore('vm', grantLike as CpuGrant);
       return r.ok ? undefined : r.error;
     };
-    expect(bad({ ...g('shared', [3]), mode: 'pinned' })).toMatchObject({ code: 'invalid_request', message: 'grant.mode must be shared or exclusive', details: { field: 'grant.mode' } });
+    expect(bad({ ...g('shared', [3]), mode: 'pinned' })).toMatchObject({
+      code: 'invalid_request',
+      message: 'grant.mode must be shared or exclusive',
+      details: { field: 'grant.mode' },
+    });
     expect(bad(null)).toMatchObject({ details: { field: 'grant.mode' } });
-    expect(bad({ ...g('shared', [3, 4]), vcpus: 3 })).toMatchObject({ message: 'grant.cpuset must list one core per vCPU', details: { field: 'grant.cpuset', vcpus: 3 } });
+    expect(bad({ ...g('shared', [3, 4]), vcpus: 3 })).toMatchObject({
+      message: 'grant.cpuset must list one core per vCPU',
+      details: { field: 'grant.cpuset', vcpus: 3 },
+    });
     expect(bad({ ...g('shared', []), vcpus: 0 })).toMatchObject({ details: { field: 'grant.cpuset', vcpus: 0 } });
     expect(bad({ ...g('shared', [3]), vcpus: 1.5 })).toMatchObject({ details: { field: 'grant.cpuset' } });
     expect(bad({ ...g('shared', [3]), cpuset: 'x' })).toMatchObject({ details: { field: 'grant.cpuset' } });
     expect(bad({ ...g('shared', [3]), policy: 'best' })).toMatchObject({ details: { field: 'grant' } });
     expect(bad({ ...g('shared', [3]), numaFallback: 'no' })).toMatchObject({ details: { field: 'grant' } });
     expect(bad({ ...g('shared', [3]), numaNodes: 0 })).toMatchObject({ details: { field: 'grant' } });
-    expect(bad(g('shared', [1.5]))).toMatchObject({ message: 'grant.cpuset names core 1.5, which is not on this host', details: { field: 'grant.cpuset', core: 1.5 } });
+    expect(bad(g('shared', [1.5]))).toMatchObject({
+      message: 'grant.cpuset names core 1.5, which is not on this host',
+      details: { field: 'grant.cpuset', core: 1.5 },
+    });
     expect(bad(g('shared', [64]))).toMatchObject({ details: { core: 64 } });
     expect(pool.usage().allocationCount).toBe(0);
   });
@@ -82,7 +104,10 @@ describe('restore refusals', () => {
     expect(pool.restore('a', g('shared', [9, 3])).ok).toBe(true);
     expect(pool.usage().sharedVcpusCommitted).toBe(2);
     const other = pool.restore('a', g('shared', [3, 10]));
-    expect(other).toEqual({ ok: false, error: { code: 'conflict', message: 'allocation a already holds other cores', details: { allocationId: 'a', held: [3, 9] } } });
+    expect(other).toEqual({
+      ok: false,
+      error: { code: 'conflict', message: 'allocation a already holds other cores', details: { allocationId: 'a', held: [3, 9] } },
+    });
     expect(pool.restore('a', g('exclusive', [3, 9])).ok).toBe(false);
     expect(pool.restore('a', g('shared', [3]), {}).ok).toBe(false);
     expect(pool.restore('a', g('shared', [3, 9, 11])).ok).toBe(false);
@@ -127,7 +152,12 @@ describe('reservation figures', () => {
   });
 });
 
-function unwrapTake(pool: ReturnType<typeof poolOf>, id: string, request: Parameters<ReturnType<typeof poolOf>['take']>[1], reservation: boolean): boolean {
+function unwrapTake(
+  pool: ReturnType<typeof poolOf>,
+  id: string,
+  request: Parameters<ReturnType<typeof poolOf>['take']>[1],
+  reservation: boolean,
+): boolean {
   return pool.take(id, request, { reservation }).ok;
 }
 
@@ -169,11 +199,19 @@ describe('capacity boundaries', () => {
     const never = pool.take('x', exclusive(31));
     expect(never).toEqual({
       ok: false,
-      error: { code: 'invalid_request', message: 'an exclusive request for 31 cores can never fit: the host grants at most 30', details: { field: 'vcpus', requestedVcpus: 31, grantableCores: 30 } },
+      error: {
+        code: 'invalid_request',
+        message: 'an exclusive request for 31 cores can never fit: the host grants at most 30',
+        details: { field: 'vcpus', requestedVcpus: 31, grantableCores: 30 },
+      },
     });
     grant(pool, shared(1), 'one'); // loads core 1
     const busy = pool.take('y', exclusive(30));
-    expect(!busy.ok && busy.error).toMatchObject({ code: 'insufficient_capacity', message: '30 exclusive cores requested, 29 idle cores in the shared pool', details: { idleCores: 29, mode: 'exclusive' } });
+    expect(!busy.ok && busy.error).toMatchObject({
+      code: 'insufficient_capacity',
+      message: '30 exclusive cores requested, 29 idle cores in the shared pool',
+      details: { idleCores: 29, mode: 'exclusive' },
+    });
     pool.free('one');
     expect(pool.take('all', exclusive(30)).ok).toBe(true);
     expect(pool.usage()).toMatchObject({ sharedCores: 0, exclusiveCores: 30, sharedVcpusCapacity: 0 });
@@ -186,7 +224,10 @@ describe('capacity boundaries', () => {
     grant(pool, shared(20), 'a');
     grant(pool, shared(20), 'b');
     const tooMany = pool.take('x', exclusive(4));
-    expect(!tooMany.ok && tooMany.error).toMatchObject({ message: 'taking 4 exclusive cores would shrink the shared pool to 39 vCPUs, below the 40 committed', details: { sharedVcpusCapacityAfter: 39, idleCores: 10 } });
+    expect(!tooMany.ok && tooMany.error).toMatchObject({
+      message: 'taking 4 exclusive cores would shrink the shared pool to 39 vCPUs, below the 40 committed',
+      details: { sharedVcpusCapacityAfter: 39, idleCores: 10 },
+    });
     expect(pool.take('x', exclusive(3)).ok).toBe(true);
     expect(pool.usage()).toMatchObject({ sharedVcpusCapacity: 40, sharedVcpusCommitted: 40 });
   });
@@ -194,7 +235,10 @@ describe('capacity boundaries', () => {
   it('refuses a second take under the same id with the id, whatever the request', () => {
     const pool = poolOf('first-fit');
     grant(pool, shared(1), 'dup');
-    expect(pool.take('dup', exclusive(1))).toEqual({ ok: false, error: { code: 'conflict', message: 'allocation dup already holds cores', details: { allocationId: 'dup' } } });
+    expect(pool.take('dup', exclusive(1))).toEqual({
+      ok: false,
+      error: { code: 'conflict', message: 'allocation dup already holds cores', details: { allocationId: 'dup' } },
+    });
   });
 });
 
@@ -240,13 +284,28 @@ describe('reconfigure with partial changes', () => {
   it('explicit reserved cores set the reserve to their count; systemReserve alone replaces them; [] goes back', () => {
     const pool = poolOf('first-fit');
     expect(pool.reconfigure({ reservedCores: [5, 6, 7] }).ok && pool.limits().systemReserve).toBe(3);
-    expect(pool.usage().cores.filter((c) => c.role === 'reserved').map((c) => c.id)).toEqual([5, 6, 7]);
+    expect(
+      pool
+        .usage()
+        .cores.filter((c) => c.role === 'reserved')
+        .map((c) => c.id),
+    ).toEqual([5, 6, 7]);
     // The same count keeps the explicit list.
     expect(pool.reconfigure({ systemReserve: 3 }).ok).toBe(true);
-    expect(pool.usage().cores.filter((c) => c.role === 'reserved').map((c) => c.id)).toEqual([5, 6, 7]);
+    expect(
+      pool
+        .usage()
+        .cores.filter((c) => c.role === 'reserved')
+        .map((c) => c.id),
+    ).toEqual([5, 6, 7]);
     // Another count replaces it with the lowest cores.
     expect(pool.reconfigure({ systemReserve: 2 }).ok).toBe(true);
-    expect(pool.usage().cores.filter((c) => c.role === 'reserved').map((c) => c.id)).toEqual([0, 16]);
+    expect(
+      pool
+        .usage()
+        .cores.filter((c) => c.role === 'reserved')
+        .map((c) => c.id),
+    ).toEqual([0, 16]);
     expect(pool.reconfigure({ reservedCores: [9] }).ok).toBe(true);
     expect(pool.reconfigure({ reservedCores: [] }).ok).toBe(true);
     expect(pool.limits().systemReserve).toBe(0);
@@ -298,7 +357,9 @@ describe('figures a host reports', () => {
   it('spreads a whole-host utilisation figure over the cores when the probe has no per-core figures, and ignores NaN', () => {
     const pool = poolOf('first-fit');
     expect(pool.usage({ perCorePermille: new Map(), totalPermille: 500 }).used).toBe(16);
-    expect(pool.usage({ perCorePermille: new Map([[3, Number.NaN]]), totalPermille: 0 }).cores.find((c) => c.id === 3)?.utilizationPermille).toBe(0);
+    expect(
+      pool.usage({ perCorePermille: new Map([[3, Number.NaN]]), totalPermille: 0 }).cores.find((c) => c.id === 3)?.utilizationPermille,
+    ).toBe(0);
   });
 
   it('tells how many shared vCPUs are still free when refusing, and counts exclusive cores in committed', () => {
@@ -306,7 +367,10 @@ describe('figures a host reports', () => {
     grant(pool, exclusive(2), 'pinned'); // 28 pool cores: 56 shared vCPUs, exclusive cost 4
     for (let i = 0; i < 3; i += 1) grant(pool, shared(15));
     const r = pool.take('more', shared(12));
-    expect(!r.ok && r.error).toMatchObject({ message: '12 vCPUs requested, 11 of 56 shared vCPUs free', details: { freeVcpus: 11, committed: 49, sharedVcpusCommitted: 45 } });
+    expect(!r.ok && r.error).toMatchObject({
+      message: '12 vCPUs requested, 11 of 56 shared vCPUs free',
+      details: { freeVcpus: 11, committed: 49, sharedVcpusCommitted: 45 },
+    });
   });
 
   it('counts only reservations in reserved when an active exclusive allocation holds cores too', () => {
@@ -335,7 +399,12 @@ describe('more reconfigure edges', () => {
     const pool = poolOf('first-fit');
     expect(pool.reconfigure({ reservedCores: [5, 6, 7] }).ok).toBe(true);
     expect(pool.reconfigure({ overcommitRatio: 1 }).ok).toBe(true);
-    expect(pool.usage().cores.filter((c) => c.role === 'reserved').map((c) => c.id)).toEqual([5, 6, 7]);
+    expect(
+      pool
+        .usage()
+        .cores.filter((c) => c.role === 'reserved')
+        .map((c) => c.id),
+    ).toEqual([5, 6, 7]);
     expect(pool.limits()).toMatchObject({ systemReserve: 3, overcommitRatio: 1 });
   });
 

@@ -7,7 +7,15 @@ import type { CpuPoolChange } from './cpu-pool.ts';
 import { twoSocketHost } from './test-support.ts';
 
 type Command =
-  | { kind: 'take'; vcpus: number; exclusive: boolean; numa: 'any' | 'prefer' | 'require'; reservation: boolean; threadPolicy: CpuThreadPolicy | undefined; policy: CpuPolicy | undefined }
+  | {
+      kind: 'take';
+      vcpus: number;
+      exclusive: boolean;
+      numa: 'any' | 'prefer' | 'require';
+      reservation: boolean;
+      threadPolicy: CpuThreadPolicy | undefined;
+      policy: CpuPolicy | undefined;
+    }
   | { kind: 'free'; pick: number }
   | { kind: 'activate'; pick: number }
   | { kind: 'reconfigure'; change: CpuPoolChange; force: boolean };
@@ -101,62 +109,88 @@ function checkInvariants(pool: CpuPool, live: Map<string, Live>): CpuUsage {
 describe('CpuPool under random sequences', () => {
   it('never over-commits, keeps exclusive cores exclusive, never splits siblings under isolate/require, frees to zero and restores to the same usage', () => {
     fc.assert(
-      fc.property(policy, fc.constantFrom(1, 1.5, 2), fc.array(command, { minLength: 1, maxLength: 60 }), (initialPolicy, ratio, commands) => {
-        const pool = new CpuPool({ topology: twoSocketHost, reservedCores: [], systemReserve: 2, overcommitRatio: ratio, policy: initialPolicy });
-        const live = new Map<string, Live>();
-        let next = 0;
-        for (const c of commands) {
-          const before = pool.usage();
-          const ids = [...live.keys()];
-          if (c.kind === 'take') {
-            const id = `a${(next += 1)}`;
-            const request = { vcpus: c.vcpus, exclusive: c.exclusive, numa: c.numa, threadPolicy: c.exclusive ? c.threadPolicy : undefined, policy: c.policy };
-            const checked = pool.check(request);
-            const taken = pool.take(id, request, { reservation: c.reservation });
-            expect(taken.ok).toBe(checked.ok);
-            if (taken.ok) {
-              expect(isOver(before)).toBe(false); // nothing new while a forced change left it over
-              if (checked.ok) expect(taken.value.cpuset).toEqual(checked.value.cpuset);
-              const reserved = new Set(before.cores.filter((core) => core.role === 'reserved').map((core) => core.id));
-              expect(taken.value.cpuset.some((core) => reserved.has(core))).toBe(false);
-              if (c.numa === 'require') expect(taken.value.numaNodes).toHaveLength(1);
-              live.set(id, { grant: taken.value, reservation: c.reservation });
-              expect(isOver(pool.usage())).toBe(false);
-            } else {
-              expect(pool.usage()).toEqual(before);
+      fc.property(
+        policy,
+        fc.constantFrom(1, 1.5, 2),
+        fc.array(command, { minLength: 1, maxLength: 60 }),
+        (initialPolicy, ratio, commands) => {
+          const pool = new CpuPool({
+            topology: twoSocketHost,
+            reservedCores: [],
+            systemReserve: 2,
+            overcommitRatio: ratio,
+            policy: initialPolicy,
+          });
+          const live = new Map<string, Live>();
+          let next = 0;
+          for (const c of commands) {
+            const before = pool.usage();
+            const ids = [...live.keys()];
+            if (c.kind === 'take') {
+              const id = `a${(next += 1)}`;
+              const request = {
+                vcpus: c.vcpus,
+                exclusive: c.exclusive,
+                numa: c.numa,
+                threadPolicy: c.exclusive ? c.threadPolicy : undefined,
+                policy: c.policy,
+              };
+              const checked = pool.check(request);
+              const taken = pool.take(id, request, { reservation: c.reservation });
+              expect(taken.ok).toBe(checked.ok);
+              if (taken.ok) {
+                expect(isOver(before)).toBe(false); // nothing new while a forced change left it over
+                if (checked.ok) expect(taken.value.cpuset).toEqual(checked.value.cpuset);
+                const reserved = new Set(before.cores.filter((core) => core.role === 'reserved').map((core) => core.id));
+                expect(taken.value.cpuset.some((core) => reserved.has(core))).toBe(false);
+                if (c.numa === 'require') expect(taken.value.numaNodes).toHaveLength(1);
+                live.set(id, { grant: taken.value, reservation: c.reservation });
+                expect(isOver(pool.usage())).toBe(false);
+              } else {
+                expect(pool.usage()).toEqual(before);
+              }
+            } else if (c.kind === 'free' && ids.length > 0) {
+              const id = ids[c.pick % ids.length] ?? '';
+              expect(pool.free(id)).toBe(true);
+              expect(pool.free(id)).toBe(false);
+              live.delete(id);
+            } else if (c.kind === 'activate' && ids.length > 0) {
+              const id = ids[c.pick % ids.length] ?? '';
+              pool.markActive(id);
+              const l = live.get(id);
+              if (l) l.reservation = false;
+            } else if (c.kind === 'reconfigure') {
+              const r = pool.reconfigure(c.change, c.force);
+              if (r.ok && !c.force) expect(isOver(pool.usage())).toBe(false);
+              if (!r.ok) expect(pool.usage()).toEqual(before);
             }
-          } else if (c.kind === 'free' && ids.length > 0) {
-            const id = ids[c.pick % ids.length] ?? '';
-            expect(pool.free(id)).toBe(true);
-            expect(pool.free(id)).toBe(false);
-            live.delete(id);
-          } else if (c.kind === 'activate' && ids.length > 0) {
-            const id = ids[c.pick % ids.length] ?? '';
-            pool.markActive(id);
-            const l = live.get(id);
-            if (l) l.reservation = false;
-          } else if (c.kind === 'reconfigure') {
-            const r = pool.reconfigure(c.change, c.force);
-            if (r.ok && !c.force) expect(isOver(pool.usage())).toBe(false);
-            if (!r.ok) expect(pool.usage()).toEqual(before);
+            checkInvariants(pool, live);
           }
-          checkInvariants(pool, live);
-        }
 
-        // Restore every live grant into a fresh pool: reserve nothing while restoring (a forced reconfigure may have
-        // reserved cores still held), then apply the same configuration, forced.
-        const limits = pool.limits();
-        const reservedNow = pool.usage().cores.filter((core) => core.role === 'reserved').map((core) => core.id);
-        const fresh = new CpuPool({ topology: twoSocketHost, reservedCores: [], systemReserve: 0, overcommitRatio: limits.overcommitRatio, policy: pool.policyName });
-        for (const [id, l] of live) expect(fresh.restore(id, l.grant, { reservation: l.reservation }).ok).toBe(true);
-        expect(fresh.reconfigure({ reservedCores: reservedNow, hardLimit: limits.hardLimit ?? null }, true).ok).toBe(true);
-        expect(fresh.usage()).toEqual(pool.usage());
+          // Restore every live grant into a fresh pool: reserve nothing while restoring (a forced reconfigure may have
+          // reserved cores still held), then apply the same configuration, forced.
+          const limits = pool.limits();
+          const reservedNow = pool
+            .usage()
+            .cores.filter((core) => core.role === 'reserved')
+            .map((core) => core.id);
+          const fresh = new CpuPool({
+            topology: twoSocketHost,
+            reservedCores: [],
+            systemReserve: 0,
+            overcommitRatio: limits.overcommitRatio,
+            policy: pool.policyName,
+          });
+          for (const [id, l] of live) expect(fresh.restore(id, l.grant, { reservation: l.reservation }).ok).toBe(true);
+          expect(fresh.reconfigure({ reservedCores: reservedNow, hardLimit: limits.hardLimit ?? null }, true).ok).toBe(true);
+          expect(fresh.usage()).toEqual(pool.usage());
 
-        for (const id of live.keys()) pool.free(id);
-        const empty = pool.usage();
-        expect(empty).toMatchObject({ committed: 0, reserved: 0, sharedVcpusCommitted: 0, exclusiveCores: 0, allocationCount: 0 });
-        expect(empty.cores.every((core) => core.role !== 'exclusive' && core.allocationId === undefined)).toBe(true);
-      }),
+          for (const id of live.keys()) pool.free(id);
+          const empty = pool.usage();
+          expect(empty).toMatchObject({ committed: 0, reserved: 0, sharedVcpusCommitted: 0, exclusiveCores: 0, allocationCount: 0 });
+          expect(empty.cores.every((core) => core.role !== 'exclusive' && core.allocationId === undefined)).toBe(true);
+        },
+      ),
       { numRuns: 200 },
     );
   });

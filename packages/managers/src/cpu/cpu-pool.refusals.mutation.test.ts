@@ -26,7 +26,11 @@ describe('reconfigure refusals', () => {
     const r = pool.reconfigure({ reservedCores: held.cpuset });
     expect(r).toEqual({
       ok: false,
-      error: expect.objectContaining({ code: 'conflict', message: `cores ${held.cpuset.join(',')} are held by allocations; free them first or force`, details: { heldCores: held.cpuset } }),
+      error: expect.objectContaining({
+        code: 'conflict',
+        message: `cores ${held.cpuset.join(',')} are held by allocations; free them first or force`,
+        details: { heldCores: held.cpuset },
+      }),
     });
   });
 
@@ -35,7 +39,10 @@ describe('reconfigure refusals', () => {
     grant(pool, shared(20), 'a');
     grant(pool, shared(20), 'b');
     const r = pool.reconfigure({ overcommitRatio: 1 });
-    expect(r).toMatchObject({ ok: false, error: { code: 'conflict', message: 'the new shared capacity 30 vCPUs is below the 40 committed; free some first or force' } });
+    expect(r).toMatchObject({
+      ok: false,
+      error: { code: 'conflict', message: 'the new shared capacity 30 vCPUs is below the 40 committed; free some first or force' },
+    });
   });
 
   it('lists every problem of an invalid configuration and names the first field', () => {
@@ -69,13 +76,20 @@ describe('reserved cores across a reconfigure', () => {
 });
 
 describe('NUMA refusals', () => {
-  it('names the largest NUMA node\'s free cores, shared or idle', () => {
+  it("names the largest NUMA node's free cores, shared or idle", () => {
     const pool = poolOf('first-fit');
     expect(pool.take('big', shared(17, 'require'))).toMatchObject({
       ok: false,
-      error: { code: 'insufficient_capacity', message: 'no NUMA node can hold 17 shared cores: the largest has 16', details: { numa: 'require', largestNodeFree: 16 } },
+      error: {
+        code: 'insufficient_capacity',
+        message: 'no NUMA node can hold 17 shared cores: the largest has 16',
+        details: { numa: 'require', largestNodeFree: 16 },
+      },
     });
-    expect(pool.take('big', exclusive(17, 'require'))).toMatchObject({ ok: false, error: { message: 'no NUMA node can hold 17 idle cores: the largest has 16' } });
+    expect(pool.take('big', exclusive(17, 'require'))).toMatchObject({
+      ok: false,
+      error: { message: 'no NUMA node can hold 17 idle cores: the largest has 16' },
+    });
   });
 });
 
@@ -84,11 +98,19 @@ describe('malformed grants on restore', () => {
     const pool = poolOf('first-fit');
     expect(pool.restore('a', g('shared', [1, 2], { vcpus: 3 }))).toEqual({
       ok: false,
-      error: expect.objectContaining({ code: 'invalid_request', message: 'grant.cpuset must list one core per vCPU', details: { field: 'grant.cpuset', vcpus: 3 } }),
+      error: expect.objectContaining({
+        code: 'invalid_request',
+        message: 'grant.cpuset must list one core per vCPU',
+        details: { field: 'grant.cpuset', vcpus: 3 },
+      }),
     });
     expect(pool.restore('a', g('shared', [1], { numaFallback: 'no' as unknown as boolean }))).toEqual({
       ok: false,
-      error: expect.objectContaining({ code: 'invalid_request', message: 'grant.numaNodes, numaFallback and policy must be as take() wrote them', details: { field: 'grant' } }),
+      error: expect.objectContaining({
+        code: 'invalid_request',
+        message: 'grant.numaNodes, numaFallback and policy must be as take() wrote them',
+        details: { field: 'grant' },
+      }),
     });
     expect(pool.restore('a', g('shared', [1], { cpuset: 'x' as unknown as number[] })).ok).toBe(false);
     expect(pool.restore('a', g('bogus' as 'shared', [1])).ok).toBe(false);
@@ -99,7 +121,13 @@ describe('malformed grants on restore', () => {
 describe('probe figures', () => {
   it('reads a core utilisation that is not a number as idle', () => {
     const pool = poolOf('first-fit');
-    const usage = pool.usage({ perCorePermille: new Map([[1, Number.NaN], [2, 500]]), totalPermille: 0 });
+    const usage = pool.usage({
+      perCorePermille: new Map([
+        [1, Number.NaN],
+        [2, 500],
+      ]),
+      totalPermille: 0,
+    });
     expect(usage.cores.find((c) => c.id === 1)?.utilizationPermille).toBe(0);
     expect(usage.cores.find((c) => c.id === 2)?.utilizationPermille).toBe(500);
   });

@@ -31,7 +31,10 @@ describe('CpuPool.resize', () => {
     const grown = unwrap(pool.resize('a', 14, 'require'));
     expect(grown.numaNodes).toEqual([0]);
     const refused = pool.resize('a', 15, 'require');
-    expect(!refused.ok && refused.error).toMatchObject({ code: 'insufficient_capacity', details: { requestedVcpus: 1, mode: 'exclusive', currentVcpus: 14 } });
+    expect(!refused.ok && refused.error).toMatchObject({
+      code: 'insufficient_capacity',
+      details: { requestedVcpus: 1, mode: 'exclusive', currentVcpus: 14 },
+    });
     // Preferred locality falls back to the other node.
     const spread = unwrap(pool.resize('a', 15, 'prefer'));
     expect(spread.numaNodes).toEqual([0, 1]);
@@ -49,62 +52,76 @@ describe('CpuPool.resize', () => {
   });
 });
 
-type Step = { kind: 'take'; vcpus: number; exclusive: boolean; numa: 'any' | 'prefer' | 'require' } | { kind: 'resize'; pick: number; vcpus: number; numa: 'any' | 'prefer' | 'require' } | { kind: 'free'; pick: number };
+type Step =
+  | { kind: 'take'; vcpus: number; exclusive: boolean; numa: 'any' | 'prefer' | 'require' }
+  | { kind: 'resize'; pick: number; vcpus: number; numa: 'any' | 'prefer' | 'require' }
+  | { kind: 'free'; pick: number };
 
 const numa = fc.constantFrom('any' as const, 'prefer' as const, 'require' as const);
 const step: fc.Arbitrary<Step> = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ kind: fc.constant('take' as const), vcpus: fc.integer({ min: 1, max: 10 }), exclusive: fc.boolean(), numa }) },
-  { weight: 4, arbitrary: fc.record({ kind: fc.constant('resize' as const), pick: fc.nat(), vcpus: fc.integer({ min: 1, max: 16 }), numa }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({ kind: fc.constant('take' as const), vcpus: fc.integer({ min: 1, max: 10 }), exclusive: fc.boolean(), numa }),
+  },
+  {
+    weight: 4,
+    arbitrary: fc.record({ kind: fc.constant('resize' as const), pick: fc.nat(), vcpus: fc.integer({ min: 1, max: 16 }), numa }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('free' as const), pick: fc.nat() }) },
 );
 
 describe('CpuPool.resize, under any sequence of takes, resizes and frees', () => {
   it('keeps every grant valid and the figures equal to a pool rebuilt from the grants', () => {
     fc.assert(
-      fc.property(fc.constantFrom<CpuPolicy>(...CPU_POLICIES), fc.constantFrom(1, 1.5, 2), fc.array(step, { maxLength: 40 }), (policy, ratio, steps) => {
-        const pool = poolOf(policy, { overcommitRatio: ratio });
-        const live = new Map<string, CpuGrant>();
-        let n = 0;
-        for (const s of steps) {
-          const ids = [...live.keys()];
-          if (s.kind === 'take') {
-            const id = `vm-${(n += 1)}`;
-            const taken = pool.take(id, { vcpus: s.vcpus, exclusive: s.exclusive, numa: s.numa });
-            if (taken.ok) live.set(id, taken.value);
-          } else if (ids.length > 0) {
-            const id = ids[s.pick % ids.length] as string;
-            if (s.kind === 'free') {
-              pool.free(id);
-              live.delete(id);
-            } else {
-              const before = pool.usage();
-              const old = live.get(id) as CpuGrant;
-              const resized = pool.resize(id, s.vcpus, s.numa);
-              if (resized.ok) {
-                live.set(id, resized.value);
-                if (s.vcpus <= old.vcpus) expect(resized.value.cpuset).toEqual(old.cpuset.slice(0, s.vcpus));
-                else expect(resized.value.cpuset).toEqual(expect.arrayContaining(old.cpuset));
-                if (s.numa === 'require' && old.numaNodes.length === 1) expect(resized.value.numaNodes).toEqual(old.numaNodes);
+      fc.property(
+        fc.constantFrom<CpuPolicy>(...CPU_POLICIES),
+        fc.constantFrom(1, 1.5, 2),
+        fc.array(step, { maxLength: 40 }),
+        (policy, ratio, steps) => {
+          const pool = poolOf(policy, { overcommitRatio: ratio });
+          const live = new Map<string, CpuGrant>();
+          let n = 0;
+          for (const s of steps) {
+            const ids = [...live.keys()];
+            if (s.kind === 'take') {
+              const id = `vm-${(n += 1)}`;
+              const taken = pool.take(id, { vcpus: s.vcpus, exclusive: s.exclusive, numa: s.numa });
+              if (taken.ok) live.set(id, taken.value);
+            } else if (ids.length > 0) {
+              const id = ids[s.pick % ids.length] as string;
+              if (s.kind === 'free') {
+                pool.free(id);
+                live.delete(id);
               } else {
-                expect(pool.usage()).toEqual(before);
+                const before = pool.usage();
+                const old = live.get(id) as CpuGrant;
+                const resized = pool.resize(id, s.vcpus, s.numa);
+                if (resized.ok) {
+                  live.set(id, resized.value);
+                  if (s.vcpus <= old.vcpus) expect(resized.value.cpuset).toEqual(old.cpuset.slice(0, s.vcpus));
+                  else expect(resized.value.cpuset).toEqual(expect.arrayContaining(old.cpuset));
+                  if (s.numa === 'require' && old.numaNodes.length === 1) expect(resized.value.numaNodes).toEqual(old.numaNodes);
+                } else {
+                  expect(pool.usage()).toEqual(before);
+                }
               }
             }
+            const usage = pool.usage();
+            expect(usage.committed).toBeLessThanOrEqual(usage.effectiveCapacity);
+            const exclusiveCores = new Set<number>();
+            for (const g of live.values()) {
+              expect(new Set(g.cpuset).size).toBe(g.vcpus);
+              expect([...g.cpuset].sort((a, b) => a - b)).toEqual(g.cpuset);
+              if (g.mode === 'exclusive') for (const c of g.cpuset) exclusiveCores.add(c);
+            }
+            for (const g of live.values()) if (g.mode === 'shared') for (const c of g.cpuset) expect(exclusiveCores.has(c)).toBe(false);
+            // The same grants restored into a fresh pool give the same figures and per-core state.
+            const rebuilt = new CpuPool({ topology: twoSocketHost, reservedCores: [], systemReserve: 2, overcommitRatio: ratio, policy });
+            for (const [id, g] of live) unwrap(rebuilt.restore(id, g));
+            expect(rebuilt.usage()).toEqual(usage);
           }
-          const usage = pool.usage();
-          expect(usage.committed).toBeLessThanOrEqual(usage.effectiveCapacity);
-          const exclusiveCores = new Set<number>();
-          for (const g of live.values()) {
-            expect(new Set(g.cpuset).size).toBe(g.vcpus);
-            expect([...g.cpuset].sort((a, b) => a - b)).toEqual(g.cpuset);
-            if (g.mode === 'exclusive') for (const c of g.cpuset) exclusiveCores.add(c);
-          }
-          for (const g of live.values()) if (g.mode === 'shared') for (const c of g.cpuset) expect(exclusiveCores.has(c)).toBe(false);
-          // The same grants restored into a fresh pool give the same figures and per-core state.
-          const rebuilt = new CpuPool({ topology: twoSocketHost, reservedCores: [], systemReserve: 2, overcommitRatio: ratio, policy });
-          for (const [id, g] of live) unwrap(rebuilt.restore(id, g));
-          expect(rebuilt.usage()).toEqual(usage);
-        }
-      }),
+        },
+      ),
       { numRuns: 300 },
     );
   });

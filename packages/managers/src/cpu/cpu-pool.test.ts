@@ -53,7 +53,14 @@ describe('capacity and overcommit', () => {
     const pool = poolOf('first-fit');
     grant(pool, shared(5));
     grant(pool, exclusive(3));
-    expect(pool.usage()).toMatchObject({ sharedVcpusCommitted: 5, exclusiveCores: 3, sharedCores: 27, sharedVcpusCapacity: 54, committed: 11, allocationCount: 2 });
+    expect(pool.usage()).toMatchObject({
+      sharedVcpusCommitted: 5,
+      exclusiveCores: 3,
+      sharedCores: 27,
+      sharedVcpusCapacity: 54,
+      committed: 11,
+      allocationCount: 2,
+    });
   });
 });
 
@@ -268,7 +275,11 @@ describe('restore', () => {
     expect(fresh.restore('b', b, { reservation: true }).ok).toBe(true);
     pool.free('b');
     grant(pool, exclusive(3), 'b2');
-    expect(fresh.usage().cores).toEqual(poolOf('round-robin').usage().cores.map((c) => ({ ...c, ...(b.cpuset.includes(c.id) ? { role: 'exclusive', allocationId: 'b' } : {}) })));
+    expect(fresh.usage().cores).toEqual(
+      poolOf('round-robin')
+        .usage()
+        .cores.map((c) => ({ ...c, ...(b.cpuset.includes(c.id) ? { role: 'exclusive', allocationId: 'b' } : {}) })),
+    );
     expect(fresh.usage()).toMatchObject({ sharedVcpusCommitted: 5, exclusiveCores: 3, reserved: 6 });
   });
 
@@ -277,7 +288,14 @@ describe('restore', () => {
     const pinned = grant(pool, exclusive(2), 'pinned');
     const collide = pool.restore('other', { ...pinned });
     expect(!collide.ok && collide.error.code).toBe('conflict');
-    const onReserved = pool.restore('sys', { mode: 'shared', vcpus: 1, cpuset: [0], numaNodes: [0], numaFallback: false, policy: 'first-fit' });
+    const onReserved = pool.restore('sys', {
+      mode: 'shared',
+      vcpus: 1,
+      cpuset: [0],
+      numaNodes: [0],
+      numaFallback: false,
+      policy: 'first-fit',
+    });
     expect(!onReserved.ok && onReserved.error.code).toBe('conflict');
   });
 
@@ -289,7 +307,14 @@ describe('restore', () => {
   });
 
   it('refuses a malformed grant as invalid_request', () => {
-    const r = poolOf('first-fit').restore('x', { mode: 'shared', vcpus: 2, cpuset: [1, 99], numaNodes: [0], numaFallback: false, policy: 'first-fit' });
+    const r = poolOf('first-fit').restore('x', {
+      mode: 'shared',
+      vcpus: 2,
+      cpuset: [1, 99],
+      numaNodes: [0],
+      numaFallback: false,
+      policy: 'first-fit',
+    });
     expect(!r.ok && r.error.code).toBe('invalid_request');
   });
 
@@ -331,7 +356,12 @@ describe('reconfigure', () => {
     expect(!refused.ok && refused.error.details?.heldCores).toEqual([1]);
     expect(pool.reconfigure({ systemReserve: 4 }, true).ok).toBe(true);
     pool.free('pinned');
-    expect(pool.usage().cores.filter((c) => c.role === 'reserved').map((c) => c.id)).toEqual([0, 1, 16, 17]);
+    expect(
+      pool
+        .usage()
+        .cores.filter((c) => c.role === 'reserved')
+        .map((c) => c.id),
+    ).toEqual([0, 1, 16, 17]);
     expect(grant(pool, exclusive(1)).cpuset).toEqual([2]);
   });
 
@@ -352,7 +382,14 @@ describe('reconfigure', () => {
 describe('usage', () => {
   it('takes per-core utilisation from the probe sample and matches the wire schema', () => {
     const pool = poolOf('first-fit');
-    const usage = pool.usage({ perCorePermille: new Map([[3, 500], [4, 1000], [5, 1500]]), totalPermille: 78 });
+    const usage = pool.usage({
+      perCorePermille: new Map([
+        [3, 500],
+        [4, 1000],
+        [5, 1500],
+      ]),
+      totalPermille: 78,
+    });
     expect(usage.cores.find((c) => c.id === 3)?.utilizationPermille).toBe(500);
     expect(usage.cores.find((c) => c.id === 5)?.utilizationPermille).toBe(1000);
     expect(usage.cores.find((c) => c.id === 6)?.utilizationPermille).toBe(0);
@@ -391,5 +428,7 @@ describe('fragmentation', () => {
 });
 
 it('constructs only from a valid config', () => {
-  expect(() => new CpuPool({ topology: twoSocketHost, reservedCores: [99], systemReserve: 0, overcommitRatio: 2, policy: 'first-fit' })).toThrow(/reservedCores/);
+  expect(
+    () => new CpuPool({ topology: twoSocketHost, reservedCores: [99], systemReserve: 0, overcommitRatio: 2, policy: 'first-fit' }),
+  ).toThrow(/reservedCores/);
 });

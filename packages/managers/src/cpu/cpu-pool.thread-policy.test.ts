@@ -63,7 +63,13 @@ describe('thread policy isolate', () => {
     expect(r.ok).toBe(false);
     if (r.ok) return;
     expect(r.error.code).toBe('insufficient_capacity');
-    expect(r.error.details).toMatchObject({ threadPolicy: 'isolate', wholeIdleCores: 0, largestNodeWholeIdleCores: 0, requestedVcpus: 1, mode: 'exclusive' });
+    expect(r.error.details).toMatchObject({
+      threadPolicy: 'isolate',
+      wholeIdleCores: 0,
+      largestNodeWholeIdleCores: 0,
+      requestedVcpus: 1,
+      mode: 'exclusive',
+    });
   });
 
   it('with numa require stays on one node, and refuses when no node has enough whole cores', () => {
@@ -91,7 +97,16 @@ describe('thread policy isolate', () => {
     expect(unwrap(fresh.check(exclusive(1))).cpuset.some((c) => g.idleSiblings?.includes(c))).toBe(false);
 
     const taken = poolOf('first-fit');
-    unwrap(taken.restore('other', { mode: 'exclusive', vcpus: 1, cpuset: [g.idleSiblings?.[0] ?? -1], numaNodes: [0], numaFallback: false, policy: 'first-fit' }));
+    unwrap(
+      taken.restore('other', {
+        mode: 'exclusive',
+        vcpus: 1,
+        cpuset: [g.idleSiblings?.[0] ?? -1],
+        numaNodes: [0],
+        numaFallback: false,
+        policy: 'first-fit',
+      }),
+    );
     const r = taken.restore('vm', g);
     expect(r.ok ? 'restored' : r.error.code).toBe('conflict');
   });
@@ -124,7 +139,13 @@ describe('thread policy require', () => {
     const odd = poolOf('first-fit').take('vm', threads(3, 'require'));
     expect(odd.ok ? 'granted' : odd.error.details).toMatchObject({ threadPolicy: 'require', threadsPerCore: 2 });
     if (!odd.ok) expect(odd.error.message).toMatch(/whole number of 2-thread cores/);
-    const noSmt = new CpuPool({ topology: topologyFixture({ sockets: 1, numaPerSocket: 1, coresPerNuma: 8, threadsPerCore: 1 }), reservedCores: [], systemReserve: 1, overcommitRatio: 1, policy: 'first-fit' });
+    const noSmt = new CpuPool({
+      topology: topologyFixture({ sockets: 1, numaPerSocket: 1, coresPerNuma: 8, threadsPerCore: 1 }),
+      reservedCores: [],
+      systemReserve: 1,
+      overcommitRatio: 1,
+      policy: 'first-fit',
+    });
     const r = noSmt.take('vm', threads(2, 'require'));
     expect(r.ok ? 'granted' : r.error.message).toMatch(/needs SMT siblings/);
   });

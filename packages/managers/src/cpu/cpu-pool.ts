@@ -129,7 +129,9 @@ export class CpuPool {
   restore(allocationId: string, grant: CpuGrant, opts?: { reservation?: boolean }): Result<void> {
     const held = this.holdings.get(allocationId);
     if (held !== undefined) {
-      return sameGrant(held.grant, grant) ? ok(undefined) : err('conflict', `allocation ${allocationId} already holds other cores`, { allocationId, held: held.grant.cpuset });
+      return sameGrant(held.grant, grant)
+        ? ok(undefined)
+        : err('conflict', `allocation ${allocationId} already holds other cores`, { allocationId, held: held.grant.cpuset });
     }
     const shape = this.grantShape(grant);
     if (!shape.ok) return shape;
@@ -147,7 +149,11 @@ export class CpuPool {
         return err('conflict', `core ${id} of ${allocationId} is ${role}`, { allocationId, core: id });
       }
       if (exclusive && this.table.load[i] !== 0) {
-        return err('conflict', `exclusive core ${id} of ${allocationId} carries shared load`, { allocationId, core: id, load: this.table.load[i] });
+        return err('conflict', `exclusive core ${id} of ${allocationId} carries shared load`, {
+          allocationId,
+          core: id,
+          load: this.table.load[i],
+        });
       }
     }
     const copy: CpuGrant = { ...grant, cpuset: [...grant.cpuset].sort((a, b) => a - b), numaNodes: [...grant.numaNodes] };
@@ -171,7 +177,11 @@ export class CpuPool {
     if (vcpus === old.vcpus) return ok(old);
     if (old.threadPolicy === 'isolate' || old.threadPolicy === 'require') {
       // Growing or shrinking in place would split a physical core or strand its held sibling; not modelled yet.
-      return err('invalid_request', `allocation ${allocationId} holds whole physical cores (threadPolicy ${old.threadPolicy}); resizing them in place is not supported`, { allocationId, threadPolicy: old.threadPolicy });
+      return err(
+        'invalid_request',
+        `allocation ${allocationId} holds whole physical cores (threadPolicy ${old.threadPolicy}); resizing them in place is not supported`,
+        { allocationId, threadPolicy: old.threadPolicy },
+      );
     }
     const policy = requestPolicy ?? this.policy;
     const t = this.table;
@@ -183,31 +193,57 @@ export class CpuPool {
     const request: CpuRequest = { vcpus: more, exclusive: held.exclusive, numa };
     const f = this.figures;
     if (held.exclusive) {
-      if (more > t.idleCount) return this.refused(request, `${more} more exclusive cores requested, ${t.idleCount} idle cores in the shared pool`, { currentVcpus: old.vcpus });
+      if (more > t.idleCount)
+        return this.refused(request, `${more} more exclusive cores requested, ${t.idleCount} idle cores in the shared pool`, {
+          currentVcpus: old.vcpus,
+        });
       const after = capacityFigures(t.count - t.reservedCount, t.poolCount - more, this.percent, this.hardLimit);
       if (after.sharedCapUnclamped < this.sharedCommitted) {
-        return this.refused(request, `taking ${more} more exclusive cores would shrink the shared pool to ${Math.max(0, after.sharedCapUnclamped)} vCPUs, below the ${this.sharedCommitted} committed`, { currentVcpus: old.vcpus });
+        return this.refused(
+          request,
+          `taking ${more} more exclusive cores would shrink the shared pool to ${Math.max(0, after.sharedCapUnclamped)} vCPUs, below the ${this.sharedCommitted} committed`,
+          { currentVcpus: old.vcpus },
+        );
       }
     } else {
-      if (vcpus > t.poolCount) return this.refused(request, `${vcpus} vCPUs need ${vcpus} distinct shared cores, the shared pool has ${t.poolCount}`, { currentVcpus: old.vcpus });
+      if (vcpus > t.poolCount)
+        return this.refused(request, `${vcpus} vCPUs need ${vcpus} distinct shared cores, the shared pool has ${t.poolCount}`, {
+          currentVcpus: old.vcpus,
+        });
       if (this.sharedCommitted + more > f.sharedCapUnclamped) {
-        return this.refused(request, `${more} more vCPUs requested, ${Math.max(0, f.sharedCapUnclamped - this.sharedCommitted)} of ${f.sharedCap} shared vCPUs free`, { currentVcpus: old.vcpus });
+        return this.refused(
+          request,
+          `${more} more vCPUs requested, ${Math.max(0, f.sharedCapUnclamped - this.sharedCommitted)} of ${f.sharedCap} shared vCPUs free`,
+          { currentVcpus: old.vcpus },
+        );
       }
     }
     const heldIndexes = old.cpuset.map((id) => t.indexById[id] ?? 0);
     // Its own node first when the request wants locality and the grant sits on one node.
     const home = numa !== 'any' && old.numaNodes.length === 1 ? t.nodeIds.indexOf(old.numaNodes[0] ?? -1) : -1;
     let count = home >= 0 ? this.selector.selectMore(policy, more, held.exclusive, heldIndexes, home, this.softCap, this.cursor) : -1;
-    if (count < more && numa !== 'require') count = this.selector.selectMore(policy, more, held.exclusive, heldIndexes, -1, this.softCap, this.cursor);
+    if (count < more && numa !== 'require')
+      count = this.selector.selectMore(policy, more, held.exclusive, heldIndexes, -1, this.softCap, this.cursor);
     if (count < more) {
-      return this.refused(request, `node ${old.numaNodes.join(',')} has too few ${held.exclusive ? 'idle' : 'shared'} cores for ${more} more (NUMA ${numa})`, { currentVcpus: old.vcpus, numa });
+      return this.refused(
+        request,
+        `node ${old.numaNodes.join(',')} has too few ${held.exclusive ? 'idle' : 'shared'} cores for ${more} more (NUMA ${numa})`,
+        { currentVcpus: old.vcpus, numa },
+      );
     }
     const added: number[] = [];
     for (let k = 0; k < more; k += 1) added.push(t.ids[this.selector.picked[k] ?? 0] ?? 0);
     this.moveCores(allocationId, held, [], added);
     const lastTaken = this.selector.lastTaken;
     if (policy === 'round-robin' && lastTaken >= 0) this.cursor = (lastTaken + 1) % this.table.count;
-    return ok(this.replaceGrant(allocationId, held, old, [...old.cpuset, ...added].sort((a, b) => a - b)));
+    return ok(
+      this.replaceGrant(
+        allocationId,
+        held,
+        old,
+        [...old.cpuset, ...added].sort((a, b) => a - b),
+      ),
+    );
   }
 
   /**
@@ -221,18 +257,30 @@ export class CpuPool {
     if (held === undefined) return err('conflict', `allocation ${allocationId} holds no cores to resize`, { allocationId });
     const shape = this.grantShape(grant);
     if (!shape.ok) return shape;
-    if ((grant.mode === 'exclusive') !== held.exclusive) return err('conflict', `allocation ${allocationId} holds ${held.grant.mode} cores, not ${grant.mode}`, { allocationId });
-    if ((held.grant.idleSiblings?.length ?? 0) > 0 || (grant.idleSiblings?.length ?? 0) > 0) return err('conflict', `allocation ${allocationId} holds idle siblings; its cores are not resized in place`, { allocationId });
+    if ((grant.mode === 'exclusive') !== held.exclusive)
+      return err('conflict', `allocation ${allocationId} holds ${held.grant.mode} cores, not ${grant.mode}`, { allocationId });
+    if ((held.grant.idleSiblings?.length ?? 0) > 0 || (grant.idleSiblings?.length ?? 0) > 0)
+      return err('conflict', `allocation ${allocationId} holds idle siblings; its cores are not resized in place`, { allocationId });
     const t = this.table;
     const before = new Set(held.grant.cpuset);
     const after = new Set(grant.cpuset);
     const added = grant.cpuset.filter((id) => !before.has(id));
     for (const id of added) {
       const i = t.indexById[id] ?? 0;
-      if (t.state[i] !== POOL || (held.exclusive && t.load[i] !== 0)) return err('conflict', `core ${id} added to ${allocationId} is not free`, { allocationId, core: id });
+      if (t.state[i] !== POOL || (held.exclusive && t.load[i] !== 0))
+        return err('conflict', `core ${id} added to ${allocationId} is not free`, { allocationId, core: id });
     }
-    this.moveCores(allocationId, held, held.grant.cpuset.filter((id) => !after.has(id)), added);
-    const copy: CpuGrant = { ...grant, cpuset: Object.freeze([...grant.cpuset].sort((a, b) => a - b)) as number[], numaNodes: [...grant.numaNodes] };
+    this.moveCores(
+      allocationId,
+      held,
+      held.grant.cpuset.filter((id) => !after.has(id)),
+      added,
+    );
+    const copy: CpuGrant = {
+      ...grant,
+      cpuset: Object.freeze([...grant.cpuset].sort((a, b) => a - b)) as number[],
+      numaNodes: [...grant.numaNodes],
+    };
     this.holdings.set(allocationId, { grant: copy, exclusive: held.exclusive, reservation: held.reservation });
     return ok(undefined);
   }
@@ -262,7 +310,14 @@ export class CpuPool {
   private replaceGrant(allocationId: string, held: Holding, old: CpuGrant, cpuset: number[]): CpuGrant {
     const t = this.table;
     const nodes = [...new Set(cpuset.map((id) => t.nodeIds[t.nodeOf[t.indexById[id] ?? 0] ?? 0] ?? 0))].sort((a, b) => a - b);
-    const grant: CpuGrant = { mode: old.mode, vcpus: cpuset.length, cpuset: Object.freeze(cpuset) as number[], numaNodes: nodes, numaFallback: old.numaFallback || (old.numaNodes.length === 1 && nodes.length > 1), policy: old.policy };
+    const grant: CpuGrant = {
+      mode: old.mode,
+      vcpus: cpuset.length,
+      cpuset: Object.freeze(cpuset) as number[],
+      numaNodes: nodes,
+      numaFallback: old.numaFallback || (old.numaNodes.length === 1 && nodes.length > 1),
+      policy: old.policy,
+    };
     if (old.threadPolicy !== undefined) grant.threadPolicy = old.threadPolicy;
     this.holdings.set(allocationId, { grant, exclusive: held.exclusive, reservation: held.reservation });
     return grant;
@@ -359,7 +414,9 @@ export class CpuPool {
    * equals its length); reservedCores [] goes back to systemReserve.
    */
   reconfigure(change: CpuPoolChange, force = false): Result<Limits> {
-    const explicit = change.reservedCores ?? (change.systemReserve !== undefined && change.systemReserve !== this.explicitReserved.length ? [] : this.explicitReserved);
+    const explicit =
+      change.reservedCores ??
+      (change.systemReserve !== undefined && change.systemReserve !== this.explicitReserved.length ? [] : this.explicitReserved);
     const next: CpuPoolConfig = {
       topology: this.topology,
       reservedCores: explicit,
@@ -373,7 +430,10 @@ export class CpuPool {
     const problems = validateCpuPoolConfig(next);
     if (problems.length > 0) {
       const first = problems[0];
-      return err('invalid_request', `invalid CPU configuration: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`, { field: first?.path, problems });
+      return err('invalid_request', `invalid CPU configuration: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`, {
+        field: first?.path,
+        problems,
+      });
     }
 
     const t = this.table;
@@ -393,15 +453,21 @@ export class CpuPool {
     const figures = capacityFigures(nonReserved, shared, percent, hardLimit);
     if (!force) {
       if (heldNowReserved.length > 0) {
-        return err('conflict', `cores ${heldNowReserved.join(',')} are held by allocations; free them first or force`, { heldCores: heldNowReserved });
+        return err('conflict', `cores ${heldNowReserved.join(',')} are held by allocations; free them first or force`, {
+          heldCores: heldNowReserved,
+        });
       }
       if (figures.sharedCapUnclamped < this.sharedCommitted) {
-        return err('conflict', `the new shared capacity ${figures.sharedCap} vCPUs is below the ${this.sharedCommitted} committed; free some first or force`, {
-          sharedVcpusCommitted: this.sharedCommitted,
-          newSharedVcpusCapacity: figures.sharedCap,
-          newEffectiveCapacity: figures.effective,
-          committed: this.sharedCommitted + figures.exclusiveCost,
-        });
+        return err(
+          'conflict',
+          `the new shared capacity ${figures.sharedCap} vCPUs is below the ${this.sharedCommitted} committed; free some first or force`,
+          {
+            sharedVcpusCommitted: this.sharedCommitted,
+            newSharedVcpusCapacity: figures.sharedCap,
+            newEffectiveCapacity: figures.effective,
+            committed: this.sharedCommitted + figures.exclusiveCost,
+          },
+        );
       }
     }
 
@@ -414,7 +480,8 @@ export class CpuPool {
     this.systemReserve = next.systemReserve;
     t.setReserved(reserved);
     this.reservedExclusiveCores = 0;
-    for (const held of this.holdings.values()) if (held.exclusive && held.reservation) this.reservedExclusiveCores += this.stillExclusive(held);
+    for (const held of this.holdings.values())
+      if (held.exclusive && held.reservation) this.reservedExclusiveCores += this.stillExclusive(held);
     this.figures = this.computeFigures();
     return ok(this.limits());
   }
@@ -449,14 +516,23 @@ export class CpuPool {
       const after = capacityFigures(t.count - t.reservedCount, t.poolCount - n, this.percent, this.hardLimit);
       if (after.sharedCapUnclamped < this.sharedCommitted) {
         const left = Math.max(0, after.sharedCapUnclamped);
-        return this.refusal(request, `taking ${n} exclusive cores would shrink the shared pool to ${left} vCPUs, below the ${this.sharedCommitted} committed`, {
-          sharedVcpusCapacityAfter: left,
-        });
+        return this.refusal(
+          request,
+          `taking ${n} exclusive cores would shrink the shared pool to ${left} vCPUs, below the ${this.sharedCommitted} committed`,
+          {
+            sharedVcpusCapacityAfter: left,
+          },
+        );
       }
     } else {
-      if (n > t.poolCount) return this.refusal(request, `${n} vCPUs need ${n} distinct shared cores, the shared pool has ${t.poolCount}`, {});
+      if (n > t.poolCount)
+        return this.refusal(request, `${n} vCPUs need ${n} distinct shared cores, the shared pool has ${t.poolCount}`, {});
       if (this.sharedCommitted + n > f.sharedCapUnclamped) {
-        return this.refusal(request, `${n} vCPUs requested, ${Math.max(0, f.sharedCapUnclamped - this.sharedCommitted)} of ${f.sharedCap} shared vCPUs free`, {});
+        return this.refusal(
+          request,
+          `${n} vCPUs requested, ${Math.max(0, f.sharedCapUnclamped - this.sharedCommitted)} of ${f.sharedCap} shared vCPUs free`,
+          {},
+        );
       }
     }
     const policy = request.policy ?? this.policy;
@@ -468,11 +544,15 @@ export class CpuPool {
     if (count < 0) {
       const largest = this.selector.largestNodeFree(request.exclusive);
       const what = request.exclusive ? 'idle cores' : 'shared cores';
-      return this.refusal(request, `no NUMA node can hold ${n} ${what}: the largest has ${largest}`, { numa: 'require', largestNodeFree: largest });
+      return this.refusal(request, `no NUMA node can hold ${n} ${what}: the largest has ${largest}`, {
+        numa: 'require',
+        largestNodeFree: largest,
+      });
     }
     // The figures above promise n qualifying cores; a policy that found fewer is a bug, and granting the stale rest
     // of its buffer would break exclusivity, so refuse loudly instead.
-    if (count !== n) return errorOf('internal', `policy ${policy} chose ${count} of ${n} cores`, { policy, requestedVcpus: n, chosen: count });
+    if (count !== n)
+      return errorOf('internal', `policy ${policy} chose ${count} of ${n} cores`, { policy, requestedVcpus: n, chosen: count });
     return undefined;
   }
 
@@ -489,27 +569,48 @@ export class CpuPool {
     const count = this.whole.select(policy, thread, n, request.numa, this.cursor);
     if (count < 0) {
       const idle = this.whole.wholeIdle();
-      const figures = { threadPolicy: thread, wholeIdleCores: idle.host, largestNodeWholeIdleCores: idle.largestNode, threadsPerCore: this.whole.uniformThreads };
+      const figures = {
+        threadPolicy: thread,
+        wholeIdleCores: idle.host,
+        largestNodeWholeIdleCores: idle.largestNode,
+        threadsPerCore: this.whole.uniformThreads,
+      };
       switch (this.whole.shortage) {
         case 'no_smt':
           return this.refusal(request, 'threadPolicy require needs SMT siblings; this host has one thread per core', figures);
         case 'smt_alignment':
-          return this.refusal(request, `threadPolicy require takes whole physical cores: ${n} vCPUs are not a whole number of ${this.whole.uniformThreads || 'its'}-thread cores`, figures);
+          return this.refusal(
+            request,
+            `threadPolicy require takes whole physical cores: ${n} vCPUs are not a whole number of ${this.whole.uniformThreads || 'its'}-thread cores`,
+            figures,
+          );
         case 'numa':
-          return this.refusal(request, `threadPolicy ${thread}: no NUMA node has enough wholly idle physical cores for ${n} vCPUs (the largest has ${idle.largestNode})`, { ...figures, numa: 'require' });
+          return this.refusal(
+            request,
+            `threadPolicy ${thread}: no NUMA node has enough wholly idle physical cores for ${n} vCPUs (the largest has ${idle.largestNode})`,
+            { ...figures, numa: 'require' },
+          );
         default:
-          return this.refusal(request, `threadPolicy ${thread}: ${n} vCPUs need ${thread === 'isolate' ? n : `${n} threads of`} wholly idle physical cores, the host has ${idle.host}`, figures);
+          return this.refusal(
+            request,
+            `threadPolicy ${thread}: ${n} vCPUs need ${thread === 'isolate' ? n : `${n} threads of`} wholly idle physical cores, the host has ${idle.host}`,
+            figures,
+          );
       }
     }
     const taken = n + this.whole.siblingCount;
     const after = capacityFigures(t.count - t.reservedCount, t.poolCount - taken, this.percent, this.hardLimit);
     if (after.sharedCapUnclamped < this.sharedCommitted) {
       const left = Math.max(0, after.sharedCapUnclamped);
-      return this.refusal(request, `threadPolicy ${thread}: taking ${taken} cores (${this.whole.siblingCount} held idle) would shrink the shared pool to ${left} vCPUs, below the ${this.sharedCommitted} committed`, {
-        threadPolicy: thread,
-        coresTaken: taken,
-        sharedVcpusCapacityAfter: left,
-      });
+      return this.refusal(
+        request,
+        `threadPolicy ${thread}: taking ${taken} cores (${this.whole.siblingCount} held idle) would shrink the shared pool to ${left} vCPUs, below the ${this.sharedCommitted} committed`,
+        {
+          threadPolicy: thread,
+          coresTaken: taken,
+          sharedVcpusCapacityAfter: left,
+        },
+      );
     }
     return undefined;
   }
@@ -625,7 +726,12 @@ export class CpuPool {
   private reservedExclusiveCost(): number {
     if (this.reservedExclusiveCores === 0) return 0;
     const t = this.table;
-    const withoutReserved = capacityFigures(t.count - t.reservedCount, t.poolCount + this.reservedExclusiveCores, this.percent, this.hardLimit);
+    const withoutReserved = capacityFigures(
+      t.count - t.reservedCount,
+      t.poolCount + this.reservedExclusiveCores,
+      this.percent,
+      this.hardLimit,
+    );
     return this.figures.exclusiveCost - withoutReserved.exclusiveCost;
   }
 
@@ -642,11 +748,18 @@ export class CpuPool {
     if (!Array.isArray(grant.cpuset) || !Number.isInteger(grant.vcpus) || grant.vcpus < 1 || grant.cpuset.length !== grant.vcpus) {
       return err('invalid_request', 'grant.cpuset must list one core per vCPU', { field: 'grant.cpuset', vcpus: grant.vcpus });
     }
-    if (!Array.isArray(grant.numaNodes) || typeof grant.numaFallback !== 'boolean' || !(CPU_POLICIES as readonly unknown[]).includes(grant.policy)) {
+    if (
+      !Array.isArray(grant.numaNodes) ||
+      typeof grant.numaFallback !== 'boolean' ||
+      !(CPU_POLICIES as readonly unknown[]).includes(grant.policy)
+    ) {
       return err('invalid_request', 'grant.numaNodes, numaFallback and policy must be as take() wrote them', { field: 'grant' });
     }
     const siblings = grant.idleSiblings ?? [];
-    if (!Array.isArray(siblings) || (grant.threadPolicy !== undefined && !(CPU_THREAD_POLICIES as readonly unknown[]).includes(grant.threadPolicy))) {
+    if (
+      !Array.isArray(siblings) ||
+      (grant.threadPolicy !== undefined && !(CPU_THREAD_POLICIES as readonly unknown[]).includes(grant.threadPolicy))
+    ) {
       return err('invalid_request', 'grant.threadPolicy and idleSiblings must be as take() wrote them', { field: 'grant' });
     }
     // The cpuset's cores, then the idle siblings: all on this host and all distinct.
@@ -656,7 +769,11 @@ export class CpuPool {
     for (let k = 0; k < all.length; k += 1) {
       const id = all[k];
       const i = Number.isInteger(id) ? (this.table.indexById[id ?? -1] ?? -1) : -1;
-      if (i < 0) return err('invalid_request', `grant.cpuset names core ${String(id)}, which is not on this host`, { field: 'grant.cpuset', core: id });
+      if (i < 0)
+        return err('invalid_request', `grant.cpuset names core ${String(id)}, which is not on this host`, {
+          field: 'grant.cpuset',
+          core: id,
+        });
       if (seen.has(i)) return err('invalid_request', `grant.cpuset names core ${String(id)} twice`, { field: 'grant.cpuset', core: id });
       seen.add(i);
       indexes[k] = i;
@@ -670,7 +787,9 @@ function sameGrant(a: CpuGrant, b: CpuGrant): boolean {
   const sorted = [...b.cpuset].sort((x, y) => x - y);
   const siblingsA = a.idleSiblings ?? [];
   const siblingsB = [...(b.idleSiblings ?? [])].sort((x, y) => x - y);
-  return a.cpuset.every((id, k) => id === sorted[k]) && siblingsA.length === siblingsB.length && siblingsA.every((id, k) => id === siblingsB[k]);
+  return (
+    a.cpuset.every((id, k) => id === sorted[k]) && siblingsA.length === siblingsB.length && siblingsA.every((id, k) => id === siblingsB[k])
+  );
 }
 
 /** A probe figure as an integer 0..1000; anything else (missing, NaN) is 0. */
@@ -678,4 +797,3 @@ function permille(value: number | undefined): number {
   if (value === undefined || !Number.isFinite(value)) return 0;
   return Math.min(1000, Math.max(0, Math.round(value)));
 }
-

@@ -16,7 +16,14 @@ import {
 } from '@allot/core';
 import type { Clock } from '../clock.ts';
 import { CpuPool, type CpuPoolConfig, type CpuRequest } from './index.ts';
-import { sliceHealth, type ResizeAmounts, type ResourceSlice, type SliceChange, type SliceConfig, type SliceFigures } from '../host/slice.ts';
+import {
+  sliceHealth,
+  type ResizeAmounts,
+  type ResourceSlice,
+  type SliceChange,
+  type SliceConfig,
+  type SliceFigures,
+} from '../host/slice.ts';
 
 export interface CpuSliceOptions {
   readonly topology: HostTopology;
@@ -63,8 +70,20 @@ export class CpuSlice implements ResourceSlice {
     this.#base = this.config();
   }
 
-  #poolConfig(o: { reservedCores: readonly number[]; systemReserve: number; overcommitRatio: number; hardLimit?: number; policy: CpuPolicy }): CpuPoolConfig {
-    const config: CpuPoolConfig = { topology: this.topology, reservedCores: o.reservedCores, systemReserve: o.systemReserve, overcommitRatio: o.overcommitRatio, policy: o.policy };
+  #poolConfig(o: {
+    reservedCores: readonly number[];
+    systemReserve: number;
+    overcommitRatio: number;
+    hardLimit?: number;
+    policy: CpuPolicy;
+  }): CpuPoolConfig {
+    const config: CpuPoolConfig = {
+      topology: this.topology,
+      reservedCores: o.reservedCores,
+      systemReserve: o.systemReserve,
+      overcommitRatio: o.overcommitRatio,
+      policy: o.policy,
+    };
     if (o.hardLimit !== undefined) config.hardLimit = o.hardLimit;
     return config;
   }
@@ -79,7 +98,11 @@ export class CpuSlice implements ResourceSlice {
 
   figures(request: AllocationRequest): SliceFigures {
     const u = this.#pool.usage();
-    return { requested: request.resources.vcpus, free: Math.max(0, u.effectiveCapacity - u.committed), effectiveCapacity: u.effectiveCapacity };
+    return {
+      requested: request.resources.vcpus,
+      free: Math.max(0, u.effectiveCapacity - u.committed),
+      effectiveCapacity: u.effectiveCapacity,
+    };
   }
 
   check(request: AllocationRequest): Result<void> {
@@ -104,17 +127,26 @@ export class CpuSlice implements ResourceSlice {
     const grant = this.#pool.resize(allocation.id, to.vcpus, allocation.request.cpu.numa, allocation.request.cpu.policy);
     if (grant.ok || grant.error.code !== 'insufficient_capacity') return grant;
     const u = this.#pool.usage();
-    const figures = { resourceType: 'cpu', requested: to.vcpus - allocation.granted.vcpus, free: Math.max(0, u.effectiveCapacity - u.committed), effectiveCapacity: u.effectiveCapacity, from: allocation.granted.vcpus, to: to.vcpus };
+    const figures = {
+      resourceType: 'cpu',
+      requested: to.vcpus - allocation.granted.vcpus,
+      free: Math.max(0, u.effectiveCapacity - u.committed),
+      effectiveCapacity: u.effectiveCapacity,
+      from: allocation.granted.vcpus,
+      to: to.vcpus,
+    };
     return { ok: false, error: { ...grant.error, details: { ...grant.error.details, ...figures } } };
   }
 
   reshape(allocation: Allocation): Result<void> {
-    if (allocation.cpu === null) return err('internal', `allocation ${allocation.id} holds ${allocation.granted.vcpus} vCPUs but has no CPU grant`);
+    if (allocation.cpu === null)
+      return err('internal', `allocation ${allocation.id} holds ${allocation.granted.vcpus} vCPUs but has no CPU grant`);
     return this.#pool.reshape(allocation.id, allocation.cpu);
   }
 
   restore(allocation: Allocation, reservation: boolean): Result<void> {
-    if (allocation.cpu === null) return err('internal', `allocation ${allocation.id} holds ${allocation.granted.vcpus} vCPUs but has no CPU grant`);
+    if (allocation.cpu === null)
+      return err('internal', `allocation ${allocation.id} holds ${allocation.granted.vcpus} vCPUs but has no CPU grant`);
     return this.#pool.restore(allocation.id, allocation.cpu, { reservation });
   }
 
@@ -150,17 +182,27 @@ export class CpuSlice implements ResourceSlice {
 
   reconfigure(change: SliceChange, force: boolean): Result<SliceConfig> {
     if (change.capacity !== undefined && change.capacity !== this.topology.cores.length) {
-      return err('invalid_request', `capacity: the host has ${this.topology.cores.length} logical cores; CPU capacity follows the topology`, { field: 'capacity', capacity: change.capacity, cores: this.topology.cores.length });
+      return err(
+        'invalid_request',
+        `capacity: the host has ${this.topology.cores.length} logical cores; CPU capacity follows the topology`,
+        { field: 'capacity', capacity: change.capacity, cores: this.topology.cores.length },
+      );
     }
     const softLimit = change.softLimit === null ? undefined : (change.softLimit ?? this.#softLimit);
     const hard = change.hardLimit === null ? undefined : (change.hardLimit ?? this.#pool.limits().hardLimit);
-    if (softLimit !== undefined && (!Number.isSafeInteger(softLimit) || softLimit < 0)) return err('invalid_request', 'softLimit: a non-negative integer', { field: 'softLimit' });
-    if (softLimit !== undefined && hard !== undefined && softLimit > hard) return err('invalid_request', 'softLimit: must not exceed hardLimit', { field: 'softLimit' });
+    if (softLimit !== undefined && (!Number.isSafeInteger(softLimit) || softLimit < 0))
+      return err('invalid_request', 'softLimit: a non-negative integer', { field: 'softLimit' });
+    if (softLimit !== undefined && hard !== undefined && softLimit > hard)
+      return err('invalid_request', 'softLimit: must not exceed hardLimit', { field: 'softLimit' });
     const poolChange: Parameters<CpuPool['reconfigure']>[0] = {};
     if (change.overcommitRatio !== undefined) poolChange.overcommitRatio = change.overcommitRatio;
     // With reservedCores the pool would otherwise take the reserve from them (0 for none): a full configuration
     // replayed from the journal names both, and both must stay as they were.
-    if (change.systemReserve !== undefined && (change.systemReserve !== this.#pool.limits().systemReserve || change.reservedCores !== undefined)) poolChange.systemReserve = change.systemReserve;
+    if (
+      change.systemReserve !== undefined &&
+      (change.systemReserve !== this.#pool.limits().systemReserve || change.reservedCores !== undefined)
+    )
+      poolChange.systemReserve = change.systemReserve;
     if (change.reservedCores !== undefined) poolChange.reservedCores = change.reservedCores;
     if (change.hardLimit !== undefined) poolChange.hardLimit = change.hardLimit;
     if (change.policy !== undefined) poolChange.policy = change.policy;
@@ -181,7 +223,13 @@ export class CpuSlice implements ResourceSlice {
     const c = config ?? this.#base;
     this.#reservedCores = [...(c.reservedCores ?? [])];
     this.#softLimit = c.limits.softLimit;
-    const poolConfig = this.#poolConfig({ reservedCores: this.#reservedCores, systemReserve: c.limits.systemReserve, overcommitRatio: c.limits.overcommitRatio, hardLimit: c.limits.hardLimit, policy: c.policy ?? this.#pool.policyName });
+    const poolConfig = this.#poolConfig({
+      reservedCores: this.#reservedCores,
+      systemReserve: c.limits.systemReserve,
+      overcommitRatio: c.limits.overcommitRatio,
+      hardLimit: c.limits.hardLimit,
+      policy: c.policy ?? this.#pool.policyName,
+    });
     this.#pool = new CpuPool(poolConfig);
   }
 }

@@ -48,6 +48,7 @@ export function fragmentationOf(
   // Each request takes n cores out of the pool; the smaller pool must still hold the shared vCPUs committed.
   const nonReserved = table.count - table.reservedCount;
   let fits = local;
-  while (fits > 0 && capacityFigures(nonReserved, table.poolCount - fits * n, percent, hardLimit).sharedCapUnclamped < sharedCommitted) fits -= 1;
+  while (fits > 0 && capacityFigures(nonReserved, table.poolCount - fits * n, percent, hardLimit).sharedCapUnclamped < sharedCommitted)
+    fits -= 1;
   return { fragmentation, fits };
 }

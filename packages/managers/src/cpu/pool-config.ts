@@ -38,7 +38,11 @@ function isNonNegativeInt(value: unknown, max = Number.MAX_SAFE_INTEGER): value 
 /** True for a ratio LimitsSchema accepts: finite, 1..64, at most two decimals. */
 export function isValidRatio(ratio: unknown): ratio is number {
   return (
-    typeof ratio === 'number' && Number.isFinite(ratio) && ratio >= 1 && ratio <= MAX_RATIO && Math.abs(Math.round(ratio * 100) - ratio * 100) < 1e-9
+    typeof ratio === 'number' &&
+    Number.isFinite(ratio) &&
+    ratio >= 1 &&
+    ratio <= MAX_RATIO &&
+    Math.abs(Math.round(ratio * 100) - ratio * 100) < 1e-9
   );
 }
 
@@ -59,12 +63,14 @@ function topologyProblems(topology: HostTopology | undefined, problems: ConfigPr
     else if (seen.has(core.id)) problems.push({ path: `${at}.id`, message: `core id ${core.id} appears twice` });
     else seen.add(core.id);
     for (const field of ['core', 'numa', 'socket'] as const) {
-      if (!isNonNegativeInt(core[field], MAX_CORE_ID)) problems.push({ path: `${at}.${field}`, message: `must be an integer 0..${MAX_CORE_ID}` });
+      if (!isNonNegativeInt(core[field], MAX_CORE_ID))
+        problems.push({ path: `${at}.${field}`, message: `must be an integer 0..${MAX_CORE_ID}` });
     }
     const place = `${core.numa}/${core.socket}`;
     const known = placeOfPhysical.get(core.core);
     if (known === undefined) placeOfPhysical.set(core.core, place);
-    else if (known !== place) problems.push({ path: `${at}.core`, message: `SMT siblings of physical core ${core.core} sit on different NUMA nodes or sockets` });
+    else if (known !== place)
+      problems.push({ path: `${at}.core`, message: `SMT siblings of physical core ${core.core} sit on different NUMA nodes or sockets` });
   });
 }
 
@@ -82,19 +88,24 @@ export function validateCpuPoolConfig(config: CpuPoolConfig): ConfigProblem[] {
   } else {
     const seen = new Set<number>();
     reserved.forEach((id, i) => {
-      if (!isNonNegativeInt(id, MAX_CORE_ID)) problems.push({ path: `reservedCores[${i}]`, message: `must be an integer 0..${MAX_CORE_ID}` });
+      if (!isNonNegativeInt(id, MAX_CORE_ID))
+        problems.push({ path: `reservedCores[${i}]`, message: `must be an integer 0..${MAX_CORE_ID}` });
       else if (!ids.has(id)) problems.push({ path: `reservedCores[${i}]`, message: `core ${id} is not in the topology` });
       else if (seen.has(id)) problems.push({ path: `reservedCores[${i}]`, message: `core ${id} is listed twice` });
       else seen.add(id);
     });
-    if (coreCount > 0 && seen.size >= coreCount) problems.push({ path: 'reservedCores', message: 'reserves every core: nothing is left to grant' });
+    if (coreCount > 0 && seen.size >= coreCount)
+      problems.push({ path: 'reservedCores', message: 'reserves every core: nothing is left to grant' });
   }
 
   if (!isNonNegativeInt(config.systemReserve)) {
     problems.push({ path: 'systemReserve', message: 'must be a non-negative integer count of cores' });
   } else if (Array.isArray(reserved) && reserved.length > 0) {
     if (config.systemReserve !== 0 && config.systemReserve !== reserved.length) {
-      problems.push({ path: 'systemReserve', message: `says ${config.systemReserve} cores but reservedCores lists ${reserved.length}; give one or make them agree` });
+      problems.push({
+        path: 'systemReserve',
+        message: `says ${config.systemReserve} cores but reservedCores lists ${reserved.length}; give one or make them agree`,
+      });
     }
   } else if (coreCount > 0 && config.systemReserve >= coreCount) {
     problems.push({ path: 'systemReserve', message: `reserves ${config.systemReserve} of ${coreCount} cores: nothing is left to grant` });
@@ -133,7 +144,8 @@ export function validateCpuRequest(request: CpuRequest): Result<void> {
       return err('invalid_request', 'threadPolicy must be isolate, require or prefer', { field: 'threadPolicy', value: thread });
     }
     // As in Nova, a thread policy is about dedicated cores: shared vCPUs float and have no siblings to keep.
-    if (!request.exclusive) return err('invalid_request', 'threadPolicy applies to exclusive requests only', { field: 'threadPolicy', value: thread });
+    if (!request.exclusive)
+      return err('invalid_request', 'threadPolicy applies to exclusive requests only', { field: 'threadPolicy', value: thread });
   }
   if (request.policy !== undefined && !(CPU_POLICIES as readonly unknown[]).includes(request.policy)) {
     return err('invalid_request', `policy must be one of ${CPU_POLICIES.join(', ')}`, { field: 'policy', value: request.policy });

@@ -84,7 +84,8 @@ export class WholeCoreSelector {
     }
     this.siblingCount = 0;
     const count = this.take(this.allPhys, threadPolicy, n, policy === 'round-robin' ? cursor : -1);
-    if (count !== n) return this.fail(threadPolicy === 'require' && this.unitsIn(this.allPhys, threadPolicy) >= n ? 'smt_alignment' : 'cores');
+    if (count !== n)
+      return this.fail(threadPolicy === 'require' && this.unitsIn(this.allPhys, threadPolicy) >= n ? 'smt_alignment' : 'cores');
     return n;
   }
 

@@ -10,11 +10,30 @@ import { MemoryJournal } from './records.ts';
 const topology = topologyFixture({ sockets: 1, numaPerSocket: 2, coresPerNuma: 4, threadsPerCore: 1 });
 
 function host() {
-  return unwrap(new ManagerFactory({ topology, clock: new FakeClock() }).host('n1').memory({ capacity: 16384 }).cpu({ overcommitRatio: 2 }).journal(new MemoryJournal()).build());
+  return unwrap(
+    new ManagerFactory({ topology, clock: new FakeClock() })
+      .host('n1')
+      .memory({ capacity: 16384 })
+      .cpu({ overcommitRatio: 2 })
+      .journal(new MemoryJournal())
+      .build(),
+  );
 }
 
-const db = (requestId: string, priority = 0): AllocationRequestInput => ({ requestId, tenantId: 't1', resources: { memoryMiB: 1024, vcpus: 1 }, priority, group: { name: 'db', maxPerNode: 10 } });
-const nearDb = (requestId: string, more: Partial<AllocationRequestInput> = {}): AllocationRequestInput => ({ requestId, tenantId: 't1', resources: { memoryMiB: 1024, vcpus: 1 }, affinity: ['db'], ...more });
+const db = (requestId: string, priority = 0): AllocationRequestInput => ({
+  requestId,
+  tenantId: 't1',
+  resources: { memoryMiB: 1024, vcpus: 1 },
+  priority,
+  group: { name: 'db', maxPerNode: 10 },
+});
+const nearDb = (requestId: string, more: Partial<AllocationRequestInput> = {}): AllocationRequestInput => ({
+  requestId,
+  tenantId: 't1',
+  resources: { memoryMiB: 1024, vcpus: 1 },
+  affinity: ['db'],
+  ...more,
+});
 
 describe('required affinity on the agent', () => {
   it('refuses a request whose group has no allocation on the host, admits it once one is there, refuses again after its release', async () => {
@@ -28,16 +47,20 @@ describe('required affinity on the agent', () => {
     expect((await h.allocate(nearDb('a3'))).ok).toBe(false);
   });
 
-  it('a preemption that would evict the group\'s last member here is refused; with another member staying it goes ahead', async () => {
+  it("a preemption that would evict the group's last member here is refused; with another member staying it goes ahead", async () => {
     const h = host();
     unwrap(await h.allocate(db('d1')));
     unwrap(await h.allocate({ requestId: 'filler', tenantId: 't1', resources: { memoryMiB: 16384 - 2048, vcpus: 1 } }));
-    const evictingLast = await h.preempt(nearDb('a4', { resources: { memoryMiB: 2048, vcpus: 1 }, priority: 100 }), [unwrap(await h.getAllocations({ status: 'live' })).find((a) => a.requestId === 'd1')!.id]);
+    const evictingLast = await h.preempt(nearDb('a4', { resources: { memoryMiB: 2048, vcpus: 1 }, priority: 100 }), [
+      unwrap(await h.getAllocations({ status: 'live' })).find((a) => a.requestId === 'd1')!.id,
+    ]);
     expect(!evictingLast.ok && evictingLast.error.message).toBe('affinity group db has no allocation on node n1');
     unwrap(await h.release({ requestId: 'rel-filler', allocationRequestId: 'filler' }));
     unwrap(await h.allocate(db('d2')));
     unwrap(await h.allocate({ requestId: 'filler2', tenantId: 't1', resources: { memoryMiB: 16384 - 3072, vcpus: 1 } }));
     const d1 = unwrap(await h.getAllocations({ status: 'live' })).find((a) => a.requestId === 'd1')!.id;
-    expect(unwrap(await h.preempt(nearDb('a5', { resources: { memoryMiB: 2048, vcpus: 1 }, priority: 100 }), [d1])).allocation.status).toBe('active');
+    expect(unwrap(await h.preempt(nearDb('a5', { resources: { memoryMiB: 2048, vcpus: 1 }, priority: 100 }), [d1])).allocation.status).toBe(
+      'active',
+    );
   });
 });

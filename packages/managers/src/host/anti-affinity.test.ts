@@ -11,10 +11,22 @@ const topology = topologyFixture({ sockets: 1, numaPerSocket: 2, coresPerNuma: 4
 
 function host() {
   const clock = new FakeClock();
-  return unwrap(new ManagerFactory({ topology, clock }).host('n1').memory({ capacity: 16384 }).cpu({ overcommitRatio: 2 }).journal(new MemoryJournal()).build());
+  return unwrap(
+    new ManagerFactory({ topology, clock })
+      .host('n1')
+      .memory({ capacity: 16384 })
+      .cpu({ overcommitRatio: 2 })
+      .journal(new MemoryJournal())
+      .build(),
+  );
 }
 
-const web = (requestId: string): AllocationRequestInput => ({ requestId, tenantId: 't1', resources: { memoryMiB: 1024, vcpus: 1 }, group: { name: 'web', maxPerNode: 2 } });
+const web = (requestId: string): AllocationRequestInput => ({
+  requestId,
+  tenantId: 't1',
+  resources: { memoryMiB: 1024, vcpus: 1 },
+  group: { name: 'web', maxPerNode: 2 },
+});
 
 describe('anti-affinity group on the agent', () => {
   it('counts members by the typed group and refuses one past maxPerNode, then admits it after a release', async () => {

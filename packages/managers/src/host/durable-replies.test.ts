@@ -11,10 +11,17 @@ const topology = topologyFixture({ sockets: 1, numaPerSocket: 1, coresPerNuma: 4
 
 function host(journal: HeldJournal | MemoryJournal, memoryMiB = 4096): HostManager {
   const clock = new FakeClock();
-  return unwrap(new ManagerFactory({ topology, clock }).host('n1').memory({ capacity: memoryMiB }).cpu({ overcommitRatio: 2 }).journal(journal).build());
+  return unwrap(
+    new ManagerFactory({ topology, clock }).host('n1').memory({ capacity: memoryMiB }).cpu({ overcommitRatio: 2 }).journal(journal).build(),
+  );
 }
 
-const vm = (requestId: string, memoryMiB: number, extra: Partial<AllocationRequestInput> = {}): AllocationRequestInput => ({ requestId, tenantId: 't1', resources: { memoryMiB, vcpus: 1 }, ...extra });
+const vm = (requestId: string, memoryMiB: number, extra: Partial<AllocationRequestInput> = {}): AllocationRequestInput => ({
+  requestId,
+  tenantId: 't1',
+  resources: { memoryMiB, vcpus: 1 },
+  ...extra,
+});
 
 /** Lets every pending reaction run (replies that could be given now are given). */
 const settle = () => new Promise<void>((resolve) => setImmediate(resolve));

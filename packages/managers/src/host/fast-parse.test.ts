@@ -6,7 +6,8 @@ import { parseAllocate, parseRelease, parseRequest } from './fast-parse.ts';
 const id = fc.oneof(fc.stringMatching(/^[A-Za-z0-9_:=-]{1,12}$/), fc.string({ maxLength: 6 }), fc.constant(''), fc.constant('a.b'));
 const int = fc.oneof(fc.integer({ min: -3, max: 5000 }), fc.double(), fc.constant(2 ** 31));
 /** Objects zod does not treat as plain ones: an array (with or without the right keys), a Date, a Map, a class instance. */
-const oddObject = <T extends object>(like: T) => fc.constantFrom<unknown>([], Object.assign([], like), new Date(0), new Map(Object.entries(like)), Object.create(like) as unknown);
+const oddObject = <T extends object>(like: T) =>
+  fc.constantFrom<unknown>([], Object.assign([], like), new Date(0), new Map(Object.entries(like)), Object.create(like) as unknown);
 const request = fc.record(
   {
     requestId: id,
@@ -14,7 +15,10 @@ const request = fc.record(
     resources: fc.oneof(fc.record({ memoryMiB: int, vcpus: int }, { requiredKeys: [] }), oddObject({ memoryMiB: 1, vcpus: 1 })),
     priority: int,
     cpu: fc.oneof(
-      fc.record({ exclusive: fc.oneof(fc.boolean(), fc.constant('yes')), numa: fc.constantFrom('any', 'prefer', 'require', 'none') }, { requiredKeys: [] }),
+      fc.record(
+        { exclusive: fc.oneof(fc.boolean(), fc.constant('yes')), numa: fc.constantFrom('any', 'prefer', 'require', 'none') },
+        { requiredKeys: [] },
+      ),
       oddObject({ exclusive: true, numa: 'any' }),
     ),
     reservation: fc.oneof(fc.record({ ttlMs: int }), oddObject({ ttlMs: 5 })),
@@ -25,7 +29,14 @@ const request = fc.record(
 );
 const release = fc.oneof(
   fc.record(
-    { requestId: id, allocationId: id, allocationRequestId: id, reason: fc.oneof(fc.string({ maxLength: 4 }), fc.constant('x'.repeat(256)), fc.constant('x'.repeat(257)), fc.constant(3)), fence: int, other: fc.constant(1) },
+    {
+      requestId: id,
+      allocationId: id,
+      allocationRequestId: id,
+      reason: fc.oneof(fc.string({ maxLength: 4 }), fc.constant('x'.repeat(256)), fc.constant('x'.repeat(257)), fc.constant(3)),
+      fence: int,
+      other: fc.constant(1),
+    },
     { requiredKeys: [] },
   ),
   oddObject({ requestId: 'r', allocationId: 'n:1' }),

@@ -1,4 +1,16 @@
-import { AgentAllocateRequestSchema, AgentReleaseRequestSchema, AllocationRequestSchema, MAX_MEMORY_MIB, MAX_RESERVATION_TTL_MS, MAX_VCPUS, zodToAllotError, type AgentAllocateRequest, type AgentReleaseRequest, type AllocationRequest, type Result } from '@allot/core';
+import {
+  AgentAllocateRequestSchema,
+  AgentReleaseRequestSchema,
+  AllocationRequestSchema,
+  MAX_MEMORY_MIB,
+  MAX_RESERVATION_TTL_MS,
+  MAX_VCPUS,
+  zodToAllotError,
+  type AgentAllocateRequest,
+  type AgentReleaseRequest,
+  type AllocationRequest,
+  type Result,
+} from '@allot/core';
 
 /*
  * A hand-written fast path for the common request shapes, because zod's parse costs about 5 µs per allocate and
@@ -26,7 +38,16 @@ function isPlain(v: unknown): v is Record<string, unknown> {
 
 /** `fence` travels beside a request (the agent's allocate and reserve) but is never part of it: ignored here. */
 function isRequestKey(k: string): boolean {
-  return k === 'fence' || k === 'requestId' || k === 'tenantId' || k === 'resources' || k === 'priority' || k === 'cpu' || k === 'reservation' || k === 'metadata';
+  return (
+    k === 'fence' ||
+    k === 'requestId' ||
+    k === 'tenantId' ||
+    k === 'resources' ||
+    k === 'priority' ||
+    k === 'cpu' ||
+    k === 'reservation' ||
+    k === 'metadata'
+  );
 }
 
 /** The fast path; undefined means "ask zod". */
@@ -70,7 +91,14 @@ function fastRequest(input: unknown): AllocationRequest | undefined {
     if (!isInt(t, 1, MAX_RESERVATION_TTL_MS)) return undefined;
     ttlMs = t;
   }
-  const out: AllocationRequest = { requestId, tenantId, resources: { memoryMiB, vcpus }, priority: priority ?? 0, cpu: { exclusive, numa }, metadata: {} };
+  const out: AllocationRequest = {
+    requestId,
+    tenantId,
+    resources: { memoryMiB, vcpus },
+    priority: priority ?? 0,
+    cpu: { exclusive, numa },
+    metadata: {},
+  };
   if (ttlMs !== undefined) out.reservation = { ttlMs };
   return out;
 }
@@ -104,7 +132,8 @@ export function parseAllocate(input: unknown): Result<AgentAllocateRequest> {
 export function parseRelease(input: unknown): Result<AgentReleaseRequest> {
   if (isPlain(input)) {
     let plain = true;
-    for (const k in input) if (k !== 'requestId' && k !== 'allocationId' && k !== 'allocationRequestId' && k !== 'reason' && k !== 'fence') plain = false;
+    for (const k in input)
+      if (k !== 'requestId' && k !== 'allocationId' && k !== 'allocationRequestId' && k !== 'reason' && k !== 'fence') plain = false;
     const { requestId, allocationId, allocationRequestId, reason, fence } = input;
     const okId = typeof requestId === 'string' && REQUEST_ID.test(requestId);
     const okAlloc = allocationId === undefined || (typeof allocationId === 'string' && ALLOCATION_ID.test(allocationId));

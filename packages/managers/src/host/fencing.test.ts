@@ -11,10 +11,23 @@ const topology = topologyFixture({ sockets: 1, numaPerSocket: 1, coresPerNuma: 4
 
 function host(options: { journal?: MemoryJournal | HeldJournal; clock?: FakeClock; memoryMiB?: number } = {}): HostManager {
   const clock = options.clock ?? new FakeClock();
-  return unwrap(new ManagerFactory({ topology, clock }).host('n1').memory({ capacity: options.memoryMiB ?? 4096 }).cpu({ overcommitRatio: 2 }).journal(options.journal ?? new MemoryJournal()).releasedRetention(60_000).build());
+  return unwrap(
+    new ManagerFactory({ topology, clock })
+      .host('n1')
+      .memory({ capacity: options.memoryMiB ?? 4096 })
+      .cpu({ overcommitRatio: 2 })
+      .journal(options.journal ?? new MemoryJournal())
+      .releasedRetention(60_000)
+      .build(),
+  );
 }
 
-const vm = (requestId: string, memoryMiB: number, extra: Partial<AllocationRequestInput> = {}): AllocationRequestInput => ({ requestId, tenantId: 't1', resources: { memoryMiB, vcpus: 1 }, ...extra });
+const vm = (requestId: string, memoryMiB: number, extra: Partial<AllocationRequestInput> = {}): AllocationRequestInput => ({
+  requestId,
+  tenantId: 't1',
+  resources: { memoryMiB, vcpus: 1 },
+  ...extra,
+});
 const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 describe('fencing at the agent', () => {
@@ -106,7 +119,10 @@ describe('fencing at the agent', () => {
       { requestId: 'held', fence: 7, at: a.updatedAt },
       { requestId: 'lone', fence: 4, at: clock.now() },
     ]);
-    for (const [from, records] of [[snapshot, []], [undefined, journal.records]] as const) {
+    for (const [from, records] of [
+      [snapshot, []],
+      [undefined, journal.records],
+    ] as const) {
       const again = host({ clock });
       unwrap(await again.restore(from, records));
       expect(unwrap(await again.fence('lone', 1)).fence).toBe(4);
@@ -120,7 +136,16 @@ describe('fencing at the agent', () => {
   });
 
   it('reads a snapshot written before fencing (no fences field)', () => {
-    const old = { version: 1, nodeId: 'n1', seq: 0, idCounter: 0, cordon: { cordoned: false, reason: '' }, configs: [], live: [], released: [] };
+    const old = {
+      version: 1,
+      nodeId: 'n1',
+      seq: 0,
+      idCounter: 0,
+      cordon: { cordoned: false, reason: '' },
+      configs: [],
+      live: [],
+      released: [],
+    };
     expect(HostStateSnapshotSchema.parse(old).fences).toBeUndefined();
   });
 });

@@ -11,12 +11,31 @@ const topology = topologyFixture({ sockets: 1, numaPerSocket: 2, coresPerNuma: 3
 
 function build(clock: FakeClock, journal: MemoryJournal): HostManager {
   const factory = new ManagerFactory({ topology, clock });
-  return unwrap(factory.host('n1').memory({ capacity: 8192, systemReserve: 1024, overcommitRatio: 1.5 }).cpu({ overcommitRatio: 2 }, { reservedCores: [0] }).journal(journal).build());
+  return unwrap(
+    factory
+      .host('n1')
+      .memory({ capacity: 8192, systemReserve: 1024, overcommitRatio: 1.5 })
+      .cpu({ overcommitRatio: 2 }, { reservedCores: [0] })
+      .journal(journal)
+      .build(),
+  );
 }
 
 const op = fc.oneof(
-  fc.record({ kind: fc.constant('allocate' as const), mem: fc.integer({ min: 0, max: 5000 }), vcpus: fc.integer({ min: 0, max: 6 }), exclusive: fc.boolean(), id: fc.integer({ min: 0, max: 30 }) }),
-  fc.record({ kind: fc.constant('reserve' as const), mem: fc.integer({ min: 1, max: 3000 }), vcpus: fc.integer({ min: 0, max: 3 }), ttl: fc.integer({ min: 1, max: 5000 }), id: fc.integer({ min: 0, max: 30 }) }),
+  fc.record({
+    kind: fc.constant('allocate' as const),
+    mem: fc.integer({ min: 0, max: 5000 }),
+    vcpus: fc.integer({ min: 0, max: 6 }),
+    exclusive: fc.boolean(),
+    id: fc.integer({ min: 0, max: 30 }),
+  }),
+  fc.record({
+    kind: fc.constant('reserve' as const),
+    mem: fc.integer({ min: 1, max: 3000 }),
+    vcpus: fc.integer({ min: 0, max: 3 }),
+    ttl: fc.integer({ min: 1, max: 5000 }),
+    id: fc.integer({ min: 0, max: 30 }),
+  }),
   fc.record({ kind: fc.constant('release' as const), pick: fc.nat() }),
   fc.record({ kind: fc.constant('activate' as const), pick: fc.nat() }),
   fc.record({ kind: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 4000 }) }),
@@ -106,7 +125,8 @@ describe('HostManager under random operations', () => {
           }
           await check(h);
         }
-        for (const a of unwrap(await h.getAllocations())) unwrap(await h.release({ requestId: `final-${a.id.replace(':', '-')}`, allocationId: a.id }));
+        for (const a of unwrap(await h.getAllocations()))
+          unwrap(await h.release({ requestId: `final-${a.id.replace(':', '-')}`, allocationId: a.id }));
         const usage = unwrap(await h.getUsage());
         for (const u of usage) expect(u.committed).toBe(0);
       }),

@@ -14,15 +14,25 @@ function host(options: { memoryMiB?: number; journal?: MemoryJournal; clock?: Fa
   const probe = new FakeProbe({ topology, totalMemoryMiB: 32768, now: () => clock.now() });
   const journal = options.journal ?? new MemoryJournal();
   const memory = { capacity: options.memoryMiB ?? 16384, ...(options.softLimit === undefined ? {} : { softLimit: options.softLimit }) };
-  const h = unwrap(new ManagerFactory({ topology, probe, clock }).host('n1').memory(memory).cpu({ overcommitRatio: 2 }).journal(journal).build());
+  const h = unwrap(
+    new ManagerFactory({ topology, probe, clock }).host('n1').memory(memory).cpu({ overcommitRatio: 2 }).journal(journal).build(),
+  );
   return { host: h, journal, clock, probe };
 }
 
-const vm = (requestId: string, memoryMiB: number, vcpus: number, extra: Partial<AllocationRequestInput> = {}): AllocationRequestInput => ({ requestId, tenantId: 't1', resources: { memoryMiB, vcpus }, ...extra });
+const vm = (requestId: string, memoryMiB: number, vcpus: number, extra: Partial<AllocationRequestInput> = {}): AllocationRequestInput => ({
+  requestId,
+  tenantId: 't1',
+  resources: { memoryMiB, vcpus },
+  ...extra,
+});
 
 async function committed(h: HostManager): Promise<{ memory: number; cpu: number }> {
   const usage = unwrap(await h.getUsage());
-  return { memory: usage.find((u) => u.resourceType === 'memory')?.committed ?? -1, cpu: usage.find((u) => u.resourceType === 'cpu')?.committed ?? -1 };
+  return {
+    memory: usage.find((u) => u.resourceType === 'memory')?.committed ?? -1,
+    cpu: usage.find((u) => u.resourceType === 'cpu')?.committed ?? -1,
+  };
 }
 
 describe('HostManager', () => {
@@ -178,7 +188,13 @@ describe('HostManager', () => {
 
   it('changes only the limits a partial limits.update names: the reserve and the overcommit ratio stay', async () => {
     const clock = new FakeClock();
-    const h = unwrap(new ManagerFactory({ topology, clock }).host('n1').memory({ capacity: 16384, systemReserve: 2048, overcommitRatio: 1.5 }).cpu({ overcommitRatio: 2 }).build());
+    const h = unwrap(
+      new ManagerFactory({ topology, clock })
+        .host('n1')
+        .memory({ capacity: 16384, systemReserve: 2048, overcommitRatio: 1.5 })
+        .cpu({ overcommitRatio: 2 })
+        .build(),
+    );
     // The memory patch the agent's limits.update endpoint passes on for `allot limits set --memory-capacity 20480`.
     const patch = LimitsPatchSchema.parse({ capacity: 20480 });
     const limits = unwrap(await h.updateLimits({ memory: patch }));
@@ -250,7 +266,15 @@ describe('HostManager', () => {
   it('keeps the retained releases exact when the ring wraps, grows past a pruned head and holds many expiries', async () => {
     const clock = new FakeClock();
     const probe = new FakeProbe({ topology, totalMemoryMiB: 32768, now: () => clock.now() });
-    const h = unwrap(new ManagerFactory({ topology, probe, clock }).host('n1').memory({ capacity: 16384 }).cpu({ overcommitRatio: 2 }).journal(new MemoryJournal()).releasedRetention(10_000).build());
+    const h = unwrap(
+      new ManagerFactory({ topology, probe, clock })
+        .host('n1')
+        .memory({ capacity: 16384 })
+        .cpu({ overcommitRatio: 2 })
+        .journal(new MemoryJournal())
+        .releasedRetention(10_000)
+        .build(),
+    );
     // 600 released, then 600 more after the first ones' window passed: the head moves, the ring wraps.
     for (let i = 0; i < 1200; i += 1) {
       if (i === 600) clock.advance(10_001);

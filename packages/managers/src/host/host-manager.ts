@@ -34,7 +34,14 @@ import { parseRelease, parseRequest } from './fast-parse.ts';
 import { HostState, type FenceAnswer, type Preemption, type ReleaseRequest } from './host-state.ts';
 import { ManagerCore, type Turn } from './manager-core.ts';
 import { MetricsRecorder, type Operation } from './metrics.ts';
-import { MemoryJournal, type DurableState, type HostRecord, type HostStateSnapshot, type Journal, type ReplayableJournal } from './records.ts';
+import {
+  MemoryJournal,
+  type DurableState,
+  type HostRecord,
+  type HostStateSnapshot,
+  type Journal,
+  type ReplayableJournal,
+} from './records.ts';
 import type { ResourceSlice, SliceChange } from './slice.ts';
 
 export interface HostManagerOptions {
@@ -310,7 +317,14 @@ export class HostManager implements ResourceManager {
 
   /** reserve of a request already parsed and a fence already checked. */
   reserveParsed(request: AllocationRequest, fence: number | undefined): Promise<Result<Allocation>> {
-    if (request.reservation === undefined) return Promise.resolve(this.#refuse('reserve', { code: 'invalid_request', message: 'reservation: a reservation needs reservation.ttlMs', details: { field: 'reservation' } }));
+    if (request.reservation === undefined)
+      return Promise.resolve(
+        this.#refuse('reserve', {
+          code: 'invalid_request',
+          message: 'reservation: a reservation needs reservation.ttlMs',
+          details: { field: 'reservation' },
+        }),
+      );
     return this.#mutate('reserve', (core) => core.allocate(request, true, fence));
   }
 
@@ -319,7 +333,8 @@ export class HostManager implements ResourceManager {
    * status (null when none) and the recorded fence: after the reply no allocate of it at `fence` or below commits.
    */
   fence(requestId: string, fence: number): Promise<Result<FenceAnswer>> {
-    if (typeof requestId !== 'string' || !REQUEST_ID.test(requestId)) return Promise.resolve(err('invalid_request', 'requestId: 1 to 128 of A-Z a-z 0-9 _ : = -', { field: 'requestId' }));
+    if (typeof requestId !== 'string' || !REQUEST_ID.test(requestId))
+      return Promise.resolve(err('invalid_request', 'requestId: 1 to 128 of A-Z a-z 0-9 _ : = -', { field: 'requestId' }));
     const checked = checkFence(fence);
     if (!checked.ok) return Promise.resolve(checked);
     return this.#ask((core) => core.fence(requestId, fence));
@@ -329,16 +344,26 @@ export class HostManager implements ResourceManager {
    * Releases `victims` (allocation ids on this host) and allocates `input` in one turn and one ledger record, or
    * changes nothing (HostState.preempt says what is refused). `fence` as allocate's.
    */
-  preempt(input: AllocationRequestInput, victims: readonly string[], options: FenceOption & { readonly graceMs?: number } = {}): Promise<Result<Preemption>> {
+  preempt(
+    input: AllocationRequestInput,
+    victims: readonly string[],
+    options: FenceOption & { readonly graceMs?: number } = {},
+  ): Promise<Result<Preemption>> {
     const parsed = parseRequest(input);
     if (!parsed.ok) return Promise.resolve(parsed);
     const fence = checkFence(options.fence);
     if (!fence.ok) return Promise.resolve(fence);
-    if (!Array.isArray(victims) || victims.length === 0 || victims.length > MAX_PREEMPTION_VICTIMS || !victims.every((v) => typeof v === 'string' && v.length > 0 && v.length <= 160)) {
+    if (
+      !Array.isArray(victims) ||
+      victims.length === 0 ||
+      victims.length > MAX_PREEMPTION_VICTIMS ||
+      !victims.every((v) => typeof v === 'string' && v.length > 0 && v.length <= 160)
+    ) {
       return Promise.resolve(err('invalid_request', `victims: 1 to ${MAX_PREEMPTION_VICTIMS} allocation ids`, { field: 'victims' }));
     }
     const graceMs = options.graceMs;
-    if (graceMs !== undefined && !(Number.isSafeInteger(graceMs) && graceMs >= 0 && graceMs <= 86_400_000)) return Promise.resolve(err('invalid_request', 'graceMs: a whole number of ms from 0 to 86,400,000', { field: 'graceMs' }));
+    if (graceMs !== undefined && !(Number.isSafeInteger(graceMs) && graceMs >= 0 && graceMs <= 86_400_000))
+      return Promise.resolve(err('invalid_request', 'graceMs: a whole number of ms from 0 to 86,400,000', { field: 'graceMs' }));
     return this.preemptParsed(parsed.value, victims, fence.value, graceMs);
   }
 
@@ -347,7 +372,12 @@ export class HostManager implements ResourceManager {
    * `graceMs` > 0 the victims are marked releasing and the preemptor reserved until the deadline, then both happen
    * in one 'preempted' record (HostState.preempt).
    */
-  preemptParsed(request: AllocationRequest, victims: readonly string[], fence: number | undefined, graceMs?: number): Promise<Result<Preemption>> {
+  preemptParsed(
+    request: AllocationRequest,
+    victims: readonly string[],
+    fence: number | undefined,
+    graceMs?: number,
+  ): Promise<Result<Preemption>> {
     return this.#ask<Preemption>((core) => core.preempt(request, victims, fence, graceMs));
   }
 
@@ -385,8 +415,18 @@ export class HostManager implements ResourceManager {
   }
 
   async activateReservation(allocationId: string, requestId: string): Promise<Result<Allocation>> {
-    if (typeof allocationId !== 'string' || allocationId.length === 0 || allocationId.length > 160) return this.#refuse('activate', { code: 'invalid_request', message: 'allocationId: a non-empty string of at most 160 characters', details: { field: 'allocationId' } });
-    if (typeof requestId !== 'string' || requestId.length === 0 || requestId.length > 128) return this.#refuse('activate', { code: 'invalid_request', message: 'requestId: a non-empty string of at most 128 characters', details: { field: 'requestId' } });
+    if (typeof allocationId !== 'string' || allocationId.length === 0 || allocationId.length > 160)
+      return this.#refuse('activate', {
+        code: 'invalid_request',
+        message: 'allocationId: a non-empty string of at most 160 characters',
+        details: { field: 'allocationId' },
+      });
+    if (typeof requestId !== 'string' || requestId.length === 0 || requestId.length > 128)
+      return this.#refuse('activate', {
+        code: 'invalid_request',
+        message: 'requestId: a non-empty string of at most 128 characters',
+        details: { field: 'requestId' },
+      });
     return this.#mutate('activate', (core) => core.activate(allocationId, requestId));
   }
 
@@ -477,7 +517,9 @@ export class HostManager implements ResourceManager {
         out.push(a);
       }
       const last = out[out.length - 1];
-      return truncated && last !== undefined ? { allocations: out, truncated, next: counterOf(last.id, prefix) } : { allocations: out, truncated };
+      return truncated && last !== undefined
+        ? { allocations: out, truncated, next: counterOf(last.id, prefix) }
+        : { allocations: out, truncated };
     });
   }
 
@@ -518,7 +560,8 @@ export class HostManager implements ResourceManager {
    */
   restore(snapshot: HostStateSnapshot | undefined, records: readonly HostRecord[]): Promise<Result<{ seq: number; expired: number }>> {
     return this.#ask((core) => {
-      if (core.state.seq !== 0) return err('conflict', `${this.name} already has state (seq ${core.state.seq}); restore only into a new manager`);
+      if (core.state.seq !== 0)
+        return err('conflict', `${this.name} already has state (seq ${core.state.seq}); restore only into a new manager`);
       const restored = core.state.restore(snapshot, records);
       if (!restored.ok) {
         for (const slice of this.#slices) slice.reset();
@@ -589,11 +632,13 @@ export class HostManager implements ResourceManager {
   }
 
   async updateLimits(update: LimitsUpdate, options: { force?: boolean } = {}): Promise<Result<LimitsByType>> {
-    if (typeof update !== 'object' || update === null) return err('invalid_request', 'limits update must be an object keyed by resource type', { field: 'update' });
+    if (typeof update !== 'object' || update === null)
+      return err('invalid_request', 'limits update must be an object keyed by resource type', { field: 'update' });
     const force = options.force === true;
     const changes = Object.entries(update) as [ResourceType, SliceChange][];
     for (const [type, change] of changes) {
-      if (typeof change !== 'object' || change === null) return err('invalid_request', `${type}: limits must be an object`, { field: type });
+      if (typeof change !== 'object' || change === null)
+        return err('invalid_request', `${type}: limits must be an object`, { field: type });
     }
     return this.#ask((core) => {
       for (const [type] of changes) {
@@ -610,9 +655,14 @@ export class HostManager implements ResourceManager {
           // Undo the types already changed in this turn (their records were never journaled, so seq goes back too).
           for (const a of applied.reverse()) core.state.slices.get(a.type)?.reconfigure(a.before, true);
           core.state.seq -= records.length;
-          return r.error.code === 'invalid_request' ? err('invalid_request', `${type}.${r.error.message}`, { ...r.error.details, resourceType: type }) : r;
+          return r.error.code === 'invalid_request'
+            ? err('invalid_request', `${type}.${r.error.message}`, { ...r.error.details, resourceType: type })
+            : r;
         }
-        applied.push({ type, before: { ...before.limits, hardLimit: before.limits.hardLimit ?? null, softLimit: before.limits.softLimit ?? null } });
+        applied.push({
+          type,
+          before: { ...before.limits, hardLimit: before.limits.hardLimit ?? null, softLimit: before.limits.softLimit ?? null },
+        });
         records.push(r.value.record);
       }
       const limits: LimitsByType = {};

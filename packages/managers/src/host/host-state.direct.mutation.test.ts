@@ -1,4 +1,11 @@
-import { AllocationRequestSchema, HealthThresholdsSchema, unwrap, type Allocation, type AllocationRequestInput, type ResourceType } from '@allot/core';
+import {
+  AllocationRequestSchema,
+  HealthThresholdsSchema,
+  unwrap,
+  type Allocation,
+  type AllocationRequestInput,
+  type ResourceType,
+} from '@allot/core';
 import { describe, expect, it } from 'vitest';
 import { CountingSlice } from '../counting/counting-slice.ts';
 import { CpuSlice } from '../cpu/cpu-slice.ts';
@@ -21,11 +28,28 @@ const thresholds = HealthThresholdsSchema.parse({});
 type SliceKind = 'memory' | 'cpu' | 'gpu';
 
 function makeSlice(kind: SliceKind, clock: FakeClock, reservedCores: number[] = []): ResourceSlice {
-  if (kind === 'cpu') return new CpuSlice({ topology, reservedCores, systemReserve: reservedCores.length, overcommitRatio: 2, policy: 'first-fit', thresholds, clock });
-  return new CountingSlice({ type: kind, limits: { capacity: kind === 'memory' ? 16384 : 4, systemReserve: 0, overcommitRatio: 1 }, thresholds, clock });
+  if (kind === 'cpu')
+    return new CpuSlice({
+      topology,
+      reservedCores,
+      systemReserve: reservedCores.length,
+      overcommitRatio: 2,
+      policy: 'first-fit',
+      thresholds,
+      clock,
+    });
+  return new CountingSlice({
+    type: kind,
+    limits: { capacity: kind === 'memory' ? 16384 : 4, systemReserve: 0, overcommitRatio: 1 },
+    thresholds,
+    clock,
+  });
 }
 
-function state(kinds: SliceKind[] = ['memory', 'cpu'], options: { clock?: FakeClock; retentionMs?: number; maxRetained?: number; reservedCores?: number[]; nodeId?: string } = {}) {
+function state(
+  kinds: SliceKind[] = ['memory', 'cpu'],
+  options: { clock?: FakeClock; retentionMs?: number; maxRetained?: number; reservedCores?: number[]; nodeId?: string } = {},
+) {
   const clock = options.clock ?? new FakeClock();
   const s = new HostState({
     nodeId: options.nodeId ?? 'n1',
@@ -63,14 +87,19 @@ describe('check without a manager for a type', () => {
     const { s } = state(['memory', 'cpu']);
     const a = s.check(req('r', 1024, 1, { resources: { memoryMiB: 1024, vcpus: 1, extra: { gpu: 0 } } }));
     expect(a).toMatchObject({ fits: true });
-    expect(unwrap(s.allocate(req('r', 1024, 1, { resources: { memoryMiB: 1024, vcpus: 1, extra: { gpu: 0 } } }), false)).allocation.status).toBe('active');
+    expect(
+      unwrap(s.allocate(req('r', 1024, 1, { resources: { memoryMiB: 1024, vcpus: 1, extra: { gpu: 0 } } }), false)).allocation.status,
+    ).toBe('active');
   });
 
   it('gives a full anti-affinity group as the reason', () => {
     const { s } = state();
     unwrap(s.allocate(req('a', 512, 1, { group: { name: 'g', maxPerNode: 1 } }), false));
     const a = s.check(req('b', 512, 1, { group: { name: 'g', maxPerNode: 1 } }));
-    expect(a).toMatchObject({ fits: false, reason: { code: 'insufficient_capacity', message: 'anti-affinity group g already has 1 of at most 1 allocations on node n1' } });
+    expect(a).toMatchObject({
+      fits: false,
+      reason: { code: 'insufficient_capacity', message: 'anti-affinity group g already has 1 of at most 1 allocations on node n1' },
+    });
   });
 });
 
@@ -80,16 +109,30 @@ describe('allocate', () => {
     unwrap(s.allocate(req('a', 512, 1), false));
     expect(s.allocate(req('a', 1024, 1), false)).toEqual({
       ok: false,
-      error: expect.objectContaining({ code: 'conflict', message: 'request id a was already used for a different request (allocation n1:1)', details: { requestId: 'a', allocationId: 'n1:1' } }),
+      error: expect.objectContaining({
+        code: 'conflict',
+        message: 'request id a was already used for a different request (allocation n1:1)',
+        details: { requestId: 'a', allocationId: 'n1:1' },
+      }),
     });
     expect(s.raiseFence('b', 5)).toMatchObject({ kind: 'fenced', fence: 5 });
-    expect(s.allocate(req('b', 512, 1), false, 5)).toMatchObject({ ok: false, error: { code: 'conflict', message: 'request id b was fenced at 5; an allocate at fence 5 is stale' } });
+    expect(s.allocate(req('b', 512, 1), false, 5)).toMatchObject({
+      ok: false,
+      error: { code: 'conflict', message: 'request id b was fenced at 5; an allocate at fence 5 is stale' },
+    });
   });
 
   it('names every missing manager in the refusal', () => {
     const { s } = state(['cpu']);
     const r = s.allocate(req('a', 512, 1, { resources: { memoryMiB: 512, vcpus: 1, extra: { gpu: 1 } } }), false);
-    expect(r).toMatchObject({ ok: false, error: { code: 'insufficient_capacity', message: 'no memory, gpu manager on node n1', details: { resourceType: 'memory', nodeId: 'n1' } } });
+    expect(r).toMatchObject({
+      ok: false,
+      error: {
+        code: 'insufficient_capacity',
+        message: 'no memory, gpu manager on node n1',
+        details: { resourceType: 'memory', nodeId: 'n1' },
+      },
+    });
     expect(usageOf(s, 'cpu').committed).toBe(0);
   });
 
@@ -141,7 +184,11 @@ describe('release', () => {
     unwrap(s.allocate(req('a', 512, 1), false));
     expect(s.release({ requestId: 'rel' })).toEqual({
       ok: false,
-      error: expect.objectContaining({ code: 'invalid_request', message: 'name the allocation by allocationId or allocationRequestId', details: { field: 'allocationId' } }),
+      error: expect.objectContaining({
+        code: 'invalid_request',
+        message: 'name the allocation by allocationId or allocationRequestId',
+        details: { field: 'allocationId' },
+      }),
     });
     expect(s.live.size).toBe(1);
   });
@@ -151,7 +198,10 @@ describe('release', () => {
     const a = unwrap(s.allocate(req('a', 512, 1), false, 2)).allocation;
     const b = unwrap(s.allocate(req('b', 512, 1), false)).allocation;
     s.raiseFence('a', 4);
-    expect(s.release({ requestId: 'rel', allocationId: a.id, fence: 3 })).toMatchObject({ ok: false, error: { code: 'conflict', message: 'request id a was fenced at 4 since; a release at fence 3 is stale' } });
+    expect(s.release({ requestId: 'rel', allocationId: a.id, fence: 3 })).toMatchObject({
+      ok: false,
+      error: { code: 'conflict', message: 'request id a was fenced at 4 since; a release at fence 3 is stale' },
+    });
     expect(unwrap(s.release({ requestId: 'rel2', allocationId: b.id })).allocation.status).toBe('released');
   });
 });
@@ -291,7 +341,7 @@ describe('retained releases', () => {
 });
 
 describe('snapshots', () => {
-  it('carry a fence only where it is above the allocation\'s own', () => {
+  it("carry a fence only where it is above the allocation's own", () => {
     const { s } = state();
     unwrap(s.allocate(req('a', 512, 1), false));
     unwrap(s.allocate(req('b', 512, 1), false, 4));
@@ -304,7 +354,10 @@ describe('snapshots', () => {
     const { s } = state(['memory', 'cpu']);
     const snapshot = s.exportState();
     const { s: memOnly } = state(['memory']);
-    expect(memOnly.restore(snapshot, [])).toMatchObject({ ok: false, error: { code: 'internal', message: 'snapshot configures cpu, which has no manager' } });
+    expect(memOnly.restore(snapshot, [])).toMatchObject({
+      ok: false,
+      error: { code: 'internal', message: 'snapshot configures cpu, which has no manager' },
+    });
   });
 
   it('restores a holder of a core the host now reserves, on a host whose base configuration reserves it too', () => {
@@ -343,7 +396,10 @@ describe('snapshots', () => {
     const { s } = state(['memory', 'cpu', 'gpu']);
     const a = unwrap(s.allocate(req('a', 512, 1, { resources: { memoryMiB: 512, vcpus: 1, extra: { gpu: 1 } } }), false));
     const { s: noGpu } = state(['memory', 'cpu']);
-    expect(noGpu.apply(a.record as HostRecord)).toMatchObject({ ok: false, error: { code: 'internal', message: 'allocation n1:1 holds gpu, which has no manager' } });
+    expect(noGpu.apply(a.record as HostRecord)).toMatchObject({
+      ok: false,
+      error: { code: 'internal', message: 'allocation n1:1 holds gpu, which has no manager' },
+    });
   });
 
   it('a restored reservation is still counted as reserved', () => {
@@ -375,7 +431,10 @@ describe('snapshots', () => {
 
   it('updateConfig of a type with no manager is not_found', () => {
     const { s } = state(['memory']);
-    expect(s.updateConfig('cpu', { capacity: 4 }, false)).toEqual({ ok: false, error: expect.objectContaining({ code: 'not_found', message: 'no cpu manager on node n1', details: { resourceType: 'cpu' } }) });
+    expect(s.updateConfig('cpu', { capacity: 4 }, false)).toEqual({
+      ok: false,
+      error: expect.objectContaining({ code: 'not_found', message: 'no cpu manager on node n1', details: { resourceType: 'cpu' } }),
+    });
   });
 });
 

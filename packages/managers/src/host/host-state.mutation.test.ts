@@ -17,17 +17,33 @@ const topology = topologyFixture({ sockets: 1, numaPerSocket: 2, coresPerNuma: 4
 
 function host(nodeId = 'n1', clock = new FakeClock(), journal = new MemoryJournal()) {
   const probe = new FakeProbe({ topology, totalMemoryMiB: 32768, now: () => clock.now() });
-  const h = unwrap(new ManagerFactory({ topology, probe, clock }).host(nodeId).memory({ capacity: 16384 }).cpu({ overcommitRatio: 2 }).journal(journal).build());
+  const h = unwrap(
+    new ManagerFactory({ topology, probe, clock })
+      .host(nodeId)
+      .memory({ capacity: 16384 })
+      .cpu({ overcommitRatio: 2 })
+      .journal(journal)
+      .build(),
+  );
   return { host: h, journal, clock };
 }
 
-const vm = (requestId: string, memoryMiB: number, vcpus: number, extra: Partial<AllocationRequestInput> = {}): AllocationRequestInput => ({ requestId, tenantId: 't1', resources: { memoryMiB, vcpus }, ...extra });
+const vm = (requestId: string, memoryMiB: number, vcpus: number, extra: Partial<AllocationRequestInput> = {}): AllocationRequestInput => ({
+  requestId,
+  tenantId: 't1',
+  resources: { memoryMiB, vcpus },
+  ...extra,
+});
 
 /** What a user sees of a host: its view (allocations, tenants, cordon) and its limits. */
 async function seen(h: HostManager) {
   const view = unwrap(await h.getHostView());
   const allocations = unwrap(await h.getAllocations({}));
-  return { view, allocations: allocations.map((a) => ({ id: a.id, status: a.status, cpuset: a.cpu?.cpuset })), limits: unwrap(await h.getLimits()) };
+  return {
+    view,
+    allocations: allocations.map((a) => ({ id: a.id, status: a.status, cpuset: a.cpu?.cpuset })),
+    limits: unwrap(await h.getLimits()),
+  };
 }
 
 describe('replay', () => {
@@ -39,7 +55,14 @@ describe('replay', () => {
     unwrap(await h.activateReservation(r.id, 'act'));
     unwrap(await h.updateLimits({ memory: { capacity: 8192 }, cpu: { overcommitRatio: 1 } }));
     unwrap(await h.setCordon(true, 'maintenance'));
-    expect(journal.records.map((x) => x.kind)).toEqual(['reserved', 'allocated', 'activated', 'limits_updated', 'limits_updated', 'cordoned']);
+    expect(journal.records.map((x) => x.kind)).toEqual([
+      'reserved',
+      'allocated',
+      'activated',
+      'limits_updated',
+      'limits_updated',
+      'cordoned',
+    ]);
 
     const { host: rebuilt } = host('n1', clock);
     expect(unwrap(await rebuilt.restore(undefined, journal.records))).toEqual({ seq: 6, expired: 0 });
@@ -106,7 +129,11 @@ describe('replay refusals', () => {
     const gap = [journal.records[0], journal.records[2]] as HostRecord[];
     const { host: rebuilt } = host();
     const refused = await rebuilt.restore(undefined, gap);
-    expect(!refused.ok && refused.error).toMatchObject({ code: 'internal', message: 'journal gap: expected seq 2, found 3', details: { expected: 2, found: 3 } });
+    expect(!refused.ok && refused.error).toMatchObject({
+      code: 'internal',
+      message: 'journal gap: expected seq 2, found 3',
+      details: { expected: 2, found: 3 },
+    });
     expect(unwrap(await rebuilt.getUsage()).every((u) => u.committed === 0)).toBe(true);
   });
 
@@ -114,9 +141,22 @@ describe('replay refusals', () => {
     const at = 1;
     const cases: Array<[HostRecord, string]> = [
       [{ kind: 'activated', seq: 1, at, allocationId: 'n1:9', requestId: 'x' }, 'journal activates unknown allocation n1:9'],
-      [{ kind: 'released', seq: 1, at, allocationId: 'n1:9', requestId: 'x', allocationRequestId: 'y', reason: 'released' }, 'journal releases unknown allocation n1:9'],
+      [
+        { kind: 'released', seq: 1, at, allocationId: 'n1:9', requestId: 'x', allocationRequestId: 'y', reason: 'released' },
+        'journal releases unknown allocation n1:9',
+      ],
       [{ kind: 'expired', seq: 1, at, allocationId: 'n1:8', requestId: 'x' }, 'journal releases unknown allocation n1:8'],
-      [{ kind: 'limits_updated', seq: 1, at, resourceType: 'gpu', config: { limits: { capacity: 1, systemReserve: 0, overcommitRatio: 1 } }, force: false }, 'journal configures gpu, which has no manager'],
+      [
+        {
+          kind: 'limits_updated',
+          seq: 1,
+          at,
+          resourceType: 'gpu',
+          config: { limits: { capacity: 1, systemReserve: 0, overcommitRatio: 1 } },
+          force: false,
+        },
+        'journal configures gpu, which has no manager',
+      ],
     ];
     for (const [record, message] of cases) {
       const { host: h } = host();
@@ -143,14 +183,29 @@ describe('release, activate and check as a caller sees them', () => {
     const b = unwrap(await h.allocate(vm('b', 1024, 1)));
     const missing = await h.release({ requestId: 'r0' } as never);
     // The host's parser refuses it before HostState sees it (HostState's own refusal is defence in depth).
-    expect(!missing.ok && missing.error).toMatchObject({ code: 'invalid_request', message: 'allocationId: name the allocation by allocationId or allocationRequestId' });
+    expect(!missing.ok && missing.error).toMatchObject({
+      code: 'invalid_request',
+      message: 'allocationId: name the allocation by allocationId or allocationRequestId',
+    });
     const unknown = await h.release({ requestId: 'r1', allocationRequestId: 'nobody' });
-    expect(!unknown.ok && unknown.error).toMatchObject({ code: 'not_found', message: 'no allocation nobody on node n1', details: { allocationRequestId: 'nobody' } });
+    expect(!unknown.ok && unknown.error).toMatchObject({
+      code: 'not_found',
+      message: 'no allocation nobody on node n1',
+      details: { allocationRequestId: 'nobody' },
+    });
     const mismatch = await h.release({ requestId: 'r2', allocationId: a.id, allocationRequestId: 'b' });
-    expect(!mismatch.ok && mismatch.error).toMatchObject({ code: 'invalid_request', message: `allocation ${a.id} was not created by request b`, details: { field: 'allocationRequestId' } });
+    expect(!mismatch.ok && mismatch.error).toMatchObject({
+      code: 'invalid_request',
+      message: `allocation ${a.id} was not created by request b`,
+      details: { field: 'allocationRequestId' },
+    });
     expect(unwrap(await h.release({ requestId: 'r3', allocationRequestId: 'a' })).status).toBe('released');
     const reused = await h.release({ requestId: 'r3', allocationId: b.id });
-    expect(!reused.ok && reused.error).toMatchObject({ code: 'conflict', message: `release request id r3 was already used to release ${a.id}`, details: { requestId: 'r3', allocationId: a.id } });
+    expect(!reused.ok && reused.error).toMatchObject({
+      code: 'conflict',
+      message: `release request id r3 was already used to release ${a.id}`,
+      details: { requestId: 'r3', allocationId: a.id },
+    });
     // Releasing what is released again succeeds and journals nothing.
     expect(unwrap(await h.release({ requestId: 'r4', allocationId: a.id, allocationRequestId: 'a' })).status).toBe('released');
     expect(unwrap(await h.getAllocations({})).map((x) => x.id)).toEqual([b.id]);
@@ -165,11 +220,19 @@ describe('release, activate and check as a caller sees them', () => {
     clock.advance(1_000);
     await h.getUsage();
     const late = await h.activateReservation(expiring.id, 'act-1');
-    expect(!late.ok && late.error).toMatchObject({ code: 'conflict', message: `allocation ${expiring.id} is no longer held (its reservation expired at ${clock.now()})`, details: { allocationId: expiring.id, status: 'released' } });
+    expect(!late.ok && late.error).toMatchObject({
+      code: 'conflict',
+      message: `allocation ${expiring.id} is no longer held (its reservation expired at ${clock.now()})`,
+      details: { allocationId: expiring.id, status: 'released' },
+    });
     const gone = await h.activateReservation(released.id, 'act-2');
     expect(!gone.ok && gone.error.message).toBe(`allocation ${released.id} is no longer held (released at ${clock.now() - 1_000})`);
     const never = await h.activateReservation('n1:99', 'act-3');
-    expect(!never.ok && never.error).toMatchObject({ code: 'not_found', message: 'no reservation n1:99 on node n1', details: { allocationId: 'n1:99' } });
+    expect(!never.ok && never.error).toMatchObject({
+      code: 'not_found',
+      message: 'no reservation n1:99 on node n1',
+      details: { allocationId: 'n1:99' },
+    });
     // Activating an active allocation is a no-op that succeeds.
     const active = unwrap(await h.allocate(vm('x', 512, 1)));
     expect(unwrap(await h.activateReservation(active.id, 'act-4')).status).toBe('active');
@@ -188,7 +251,11 @@ describe('release, activate and check as a caller sees them', () => {
     const cordoned = unwrap(await h.checkAvailability(vm('d', 1024, 1)));
     expect(cordoned).toMatchObject({ fits: false, reason: { code: 'unavailable', message: 'node n1 is cordoned: disk swap' } });
     const refused = await h.allocate(vm('d', 1024, 1));
-    expect(!refused.ok && refused.error).toMatchObject({ code: 'unavailable', message: 'node n1 is cordoned: disk swap', details: { nodeId: 'n1', cordoned: true } });
+    expect(!refused.ok && refused.error).toMatchObject({
+      code: 'unavailable',
+      message: 'node n1 is cordoned: disk swap',
+      details: { nodeId: 'n1', cordoned: true },
+    });
     // Cordoning again with the same reason journals nothing new.
     unwrap(await h.setCordon(true, 'disk swap'));
   });
@@ -198,15 +265,27 @@ describe('more of what a host remembers', () => {
   it('refuses resources it has no manager for, naming them, and check reports their figures', async () => {
     const clock = new FakeClock();
     const probe = new FakeProbe({ topology, totalMemoryMiB: 32768, now: () => clock.now() });
-    const memoryOnly = unwrap(new ManagerFactory({ topology, probe, clock }).host('m1').memory({ capacity: 4096 }).journal(new MemoryJournal()).build());
+    const memoryOnly = unwrap(
+      new ManagerFactory({ topology, probe, clock }).host('m1').memory({ capacity: 4096 }).journal(new MemoryJournal()).build(),
+    );
     const refused = await memoryOnly.allocate(vm('a', 1024, 2));
-    expect(!refused.ok && refused.error).toMatchObject({ code: 'insufficient_capacity', message: 'no cpu manager on node m1', details: { resourceType: 'cpu', nodeId: 'm1' } });
+    expect(!refused.ok && refused.error).toMatchObject({
+      code: 'insufficient_capacity',
+      message: 'no cpu manager on node m1',
+      details: { resourceType: 'cpu', nodeId: 'm1' },
+    });
     const gpu = await memoryOnly.allocate({ requestId: 'g', tenantId: 't1', resources: { memoryMiB: 1024, vcpus: 0, extra: { gpu: 1 } } });
     expect(!gpu.ok && gpu.error.message).toBe('no gpu manager on node m1');
     expect(unwrap(await memoryOnly.allocate(vm('m', 1024, 0))).granted.memoryMiB).toBe(1024);
-    const checked = unwrap(await memoryOnly.checkAvailability({ requestId: 'c', tenantId: 't1', resources: { memoryMiB: 1024, vcpus: 3, extra: { gpu: 2 } } }));
+    const checked = unwrap(
+      await memoryOnly.checkAvailability({ requestId: 'c', tenantId: 't1', resources: { memoryMiB: 1024, vcpus: 3, extra: { gpu: 2 } } }),
+    );
     expect(checked).toMatchObject({ fits: false, reason: { code: 'insufficient_capacity', message: 'no cpu manager on node m1' } });
-    expect(checked.figures).toMatchObject({ cpu: { requested: 3, free: 0, effectiveCapacity: 0 }, gpu: { requested: 2, free: 0, effectiveCapacity: 0 }, memory: { requested: 1024 } });
+    expect(checked.figures).toMatchObject({
+      cpu: { requested: 3, free: 0, effectiveCapacity: 0 },
+      gpu: { requested: 2, free: 0, effectiveCapacity: 0 },
+      memory: { requested: 1024 },
+    });
   });
 
   it('expires reservations one by one at their own times, also after the earliest one is activated', async () => {
@@ -283,7 +362,9 @@ describe('more of what a host remembers', () => {
     expect(unwrap(await rebuilt.getLimits())['cpu']).toMatchObject({ hardLimit: 12 });
     // Freed, the reserved core stays reserved.
     unwrap(await rebuilt.release({ requestId: 'rel', allocationId: pinned.id }));
-    const cores = unwrap(await rebuilt.getUsage()).find((u) => u.resourceType === 'cpu') as unknown as { cores: Array<{ id: number; role: string }> };
+    const cores = unwrap(await rebuilt.getUsage()).find((u) => u.resourceType === 'cpu') as unknown as {
+      cores: Array<{ id: number; role: string }>;
+    };
     expect(cores.cores.find((c) => c.id === core)?.role).toBe('reserved');
   });
 });

@@ -217,7 +217,16 @@ export class HostState {
     const figures: Record<string, { requested: number; free: number; effectiveCapacity: number }> = {};
     let reason: { code: string; message: string } | undefined;
     for (const type of missingTypes(this.slices, request)) {
-      figures[type] = { requested: type === 'memory' ? request.resources.memoryMiB : type === 'cpu' ? request.resources.vcpus : (request.resources.extra?.[type] ?? 0), free: 0, effectiveCapacity: 0 };
+      figures[type] = {
+        requested:
+          type === 'memory'
+            ? request.resources.memoryMiB
+            : type === 'cpu'
+              ? request.resources.vcpus
+              : (request.resources.extra?.[type] ?? 0),
+        free: 0,
+        effectiveCapacity: 0,
+      };
       reason ??= { code: 'insufficient_capacity', message: `no ${type} manager on node ${this.nodeId}` };
     }
     for (const slice of involved(this.slices, request)) {
@@ -238,18 +247,33 @@ export class HostState {
     const seen = this.#byRequest.get(request.requestId)?.allocation;
     if (seen !== undefined) {
       if (sameValue(seen.request, request)) return ok({ allocation: seen });
-      return err('conflict', `request id ${request.requestId} was already used for a different request (allocation ${seen.id})`, { requestId: request.requestId, allocationId: seen.id });
+      return err('conflict', `request id ${request.requestId} was already used for a different request (allocation ${seen.id})`, {
+        requestId: request.requestId,
+        allocationId: seen.id,
+      });
     }
     if (fence !== undefined) {
       const recorded = this.#fences.get(request.requestId)?.fence ?? 0;
-      if (fence <= recorded) return err('conflict', `request id ${request.requestId} was fenced at ${recorded}; an allocate at fence ${fence} is stale`, { requestId: request.requestId, reason: 'fenced', fence: recorded });
+      if (fence <= recorded)
+        return err('conflict', `request id ${request.requestId} was fenced at ${recorded}; an allocate at fence ${fence} is stale`, {
+          requestId: request.requestId,
+          reason: 'fenced',
+          fence: recorded,
+        });
     }
-    if (this.cordon.cordoned) return err('unavailable', `node ${this.nodeId} is cordoned: ${this.cordon.reason}`, { nodeId: this.nodeId, cordoned: true });
+    if (this.cordon.cordoned)
+      return err('unavailable', `node ${this.nodeId} is cordoned: ${this.cordon.reason}`, { nodeId: this.nodeId, cordoned: true });
     const group = this.#groupRefusal(request);
     if (group !== undefined) return { ok: false, error: group };
     const missing = missingTypes(this.slices, request);
     if (missing.length > 0) {
-      return err('insufficient_capacity', `no ${missing.join(', ')} manager on node ${this.nodeId}`, { resourceType: missing[0], requested: 0, free: 0, effectiveCapacity: 0, nodeId: this.nodeId });
+      return err('insufficient_capacity', `no ${missing.join(', ')} manager on node ${this.nodeId}`, {
+        resourceType: missing[0],
+        requested: 0,
+        free: 0,
+        effectiveCapacity: 0,
+        nodeId: this.nodeId,
+      });
     }
     const id = `${this.nodeId}:${this.idCounter + 1}`;
     const slices = this.slices.list;
@@ -293,7 +317,10 @@ export class HostState {
     this.idCounter += 1;
     this.seq += 1;
     this.#addLive(allocation);
-    return ok({ allocation, record: { kind: reservation ? 'reserved' : 'allocated', seq: this.seq, at: now, allocation, idCounter: this.idCounter } });
+    return ok({
+      allocation,
+      record: { kind: reservation ? 'reserved' : 'allocated', seq: this.seq, at: now, allocation, idCounter: this.idCounter },
+    });
   }
 
   /**
@@ -309,7 +336,10 @@ export class HostState {
   #affinityRefusal(request: AllocationRequest, leaving: (group: string) => number): AllotError | undefined {
     const missing = request.affinity?.find((name) => (this.groups.get(name) ?? 0) - leaving(name) <= 0);
     if (missing === undefined) return undefined;
-    return errorOf('insufficient_capacity', `affinity group ${missing} has no allocation on node ${this.nodeId}`, { group: missing, nodeId: this.nodeId });
+    return errorOf('insufficient_capacity', `affinity group ${missing} has no allocation on node ${this.nodeId}`, {
+      group: missing,
+      nodeId: this.nodeId,
+    });
   }
 
   #antiAffinityRefusal(request: AllocationRequest, leaving: (group: string) => number): AllotError | undefined {
@@ -317,7 +347,11 @@ export class HostState {
     const { name, maxPerNode } = request.group;
     const count = this.groups.get(name) ?? 0;
     if (count - leaving(name) < maxPerNode) return undefined;
-    return errorOf('insufficient_capacity', `anti-affinity group ${name} already has ${count} of at most ${maxPerNode} allocations on node ${this.nodeId}`, { group: name, count, maxPerNode, nodeId: this.nodeId });
+    return errorOf(
+      'insufficient_capacity',
+      `anti-affinity group ${name} already has ${count} of at most ${maxPerNode} allocations on node ${this.nodeId}`,
+      { group: name, count, maxPerNode, nodeId: this.nodeId },
+    );
   }
 
   release(target: ReleaseRequest): Result<Change> {
@@ -327,18 +361,35 @@ export class HostState {
     else return err('invalid_request', 'name the allocation by allocationId or allocationRequestId', { field: 'allocationId' });
     if (allocation === undefined) {
       const name = target.allocationId ?? target.allocationRequestId;
-      return err('not_found', `no allocation ${name} on node ${this.nodeId}`, { allocationId: target.allocationId, allocationRequestId: target.allocationRequestId });
+      return err('not_found', `no allocation ${name} on node ${this.nodeId}`, {
+        allocationId: target.allocationId,
+        allocationRequestId: target.allocationRequestId,
+      });
     }
-    if (target.allocationId !== undefined && target.allocationRequestId !== undefined && allocation.requestId !== target.allocationRequestId) {
-      return err('invalid_request', `allocation ${allocation.id} was not created by request ${target.allocationRequestId}`, { field: 'allocationRequestId' });
+    if (
+      target.allocationId !== undefined &&
+      target.allocationRequestId !== undefined &&
+      allocation.requestId !== target.allocationRequestId
+    ) {
+      return err('invalid_request', `allocation ${allocation.id} was not created by request ${target.allocationRequestId}`, {
+        field: 'allocationRequestId',
+      });
     }
     if (target.fence !== undefined) {
       const recorded = this.recordedFence(allocation.requestId);
-      if (recorded > target.fence) return err('conflict', `request id ${allocation.requestId} was fenced at ${recorded} since; a release at fence ${target.fence} is stale`, { allocationId: allocation.id, reason: 'fenced', fence: recorded });
+      if (recorded > target.fence)
+        return err(
+          'conflict',
+          `request id ${allocation.requestId} was fenced at ${recorded} since; a release at fence ${target.fence} is stale`,
+          { allocationId: allocation.id, reason: 'fenced', fence: recorded },
+        );
     }
     const earlier = this.#releaseRequests.get(target.requestId)?.allocation.id;
     if (earlier !== undefined && earlier !== allocation.id) {
-      return err('conflict', `release request id ${target.requestId} was already used to release ${earlier}`, { requestId: target.requestId, allocationId: earlier });
+      return err('conflict', `release request id ${target.requestId} was already used to release ${earlier}`, {
+        requestId: target.requestId,
+        allocationId: earlier,
+      });
     }
     const waiting = this.#graceRefusal(allocation);
     if (waiting !== undefined) return { ok: false, error: waiting };
@@ -346,7 +397,15 @@ export class HostState {
     if (!this.live.has(allocation.id)) return ok({ allocation });
     const now = this.#now();
     this.seq += 1;
-    const record: HostRecord = { kind: 'released', seq: this.seq, at: now, allocationId: allocation.id, requestId: target.requestId, allocationRequestId: allocation.requestId, reason: target.reason ?? 'released' };
+    const record: HostRecord = {
+      kind: 'released',
+      seq: this.seq,
+      at: now,
+      allocationId: allocation.id,
+      requestId: target.requestId,
+      allocationRequestId: allocation.requestId,
+      reason: target.reason ?? 'released',
+    };
     return ok({ allocation: this.#removeLive(allocation, now, target.requestId), record });
   }
 
@@ -357,7 +416,11 @@ export class HostState {
     if (allocation === undefined) {
       const gone = this.#retainedById.get(allocationId);
       if (gone !== undefined) {
-        return err('conflict', `allocation ${allocationId} is no longer held (${gone.releaseRequestId === 'expired' ? 'its reservation expired' : 'released'} at ${gone.releasedAt})`, { allocationId, status: gone.allocation.status });
+        return err(
+          'conflict',
+          `allocation ${allocationId} is no longer held (${gone.releaseRequestId === 'expired' ? 'its reservation expired' : 'released'} at ${gone.releasedAt})`,
+          { allocationId, status: gone.allocation.status },
+        );
       }
       return err('not_found', `no reservation ${allocationId} on node ${this.nodeId}`, { allocationId });
     }
@@ -454,7 +517,10 @@ export class HostState {
     const next = slice.reconfigure(change, force);
     if (!next.ok) return next;
     this.seq += 1;
-    return ok({ config: next.value, record: { kind: 'limits_updated', seq: this.seq, at: this.#now(), resourceType: type, config: toRecordConfig(next.value), force } });
+    return ok({
+      config: next.value,
+      record: { kind: 'limits_updated', seq: this.seq, at: this.#now(), resourceType: type, config: toRecordConfig(next.value), force },
+    });
   }
 
   // ---------- preemption ----------
@@ -467,10 +533,19 @@ export class HostState {
    * fenced like allocate. The room check is a trial on the slices: the victims' shares are freed, the request taken,
    * and on a refusal the victims' exact grants are put back in the same turn.
    */
-  preempt(request: AllocationRequest, victimIds: readonly string[], fence?: number, graceMs = 0): Result<{ allocation: Allocation; victims: Allocation[]; record?: HostRecord }> {
+  preempt(
+    request: AllocationRequest,
+    victimIds: readonly string[],
+    fence?: number,
+    graceMs = 0,
+  ): Result<{ allocation: Allocation; victims: Allocation[]; record?: HostRecord }> {
     const seen = this.#byRequest.get(request.requestId)?.allocation;
     if (seen !== undefined) {
-      if (!sameValue(seen.request, request)) return err('conflict', `request id ${request.requestId} was already used for a different request (allocation ${seen.id})`, { requestId: request.requestId, allocationId: seen.id });
+      if (!sameValue(seen.request, request))
+        return err('conflict', `request id ${request.requestId} was already used for a different request (allocation ${seen.id})`, {
+          requestId: request.requestId,
+          allocationId: seen.id,
+        });
       const victims: Allocation[] = [];
       for (const id of victimIds) {
         const v = this.find(id);
@@ -480,13 +555,26 @@ export class HostState {
     }
     if (fence !== undefined) {
       const recorded = this.#fences.get(request.requestId)?.fence ?? 0;
-      if (fence <= recorded) return err('conflict', `request id ${request.requestId} was fenced at ${recorded}; a preempt at fence ${fence} is stale`, { requestId: request.requestId, reason: 'fenced', fence: recorded });
+      if (fence <= recorded)
+        return err('conflict', `request id ${request.requestId} was fenced at ${recorded}; a preempt at fence ${fence} is stale`, {
+          requestId: request.requestId,
+          reason: 'fenced',
+          fence: recorded,
+        });
     }
-    if (this.cordon.cordoned) return err('unavailable', `node ${this.nodeId} is cordoned: ${this.cordon.reason}`, { nodeId: this.nodeId, cordoned: true });
+    if (this.cordon.cordoned)
+      return err('unavailable', `node ${this.nodeId} is cordoned: ${this.cordon.reason}`, { nodeId: this.nodeId, cordoned: true });
     const victims = this.#preemptable(request, victimIds);
     if (!victims.ok) return victims;
     const missing = missingTypes(this.slices, request);
-    if (missing.length > 0) return err('insufficient_capacity', `no ${missing.join(', ')} manager on node ${this.nodeId}`, { resourceType: missing[0], requested: 0, free: 0, effectiveCapacity: 0, nodeId: this.nodeId });
+    if (missing.length > 0)
+      return err('insufficient_capacity', `no ${missing.join(', ')} manager on node ${this.nodeId}`, {
+        resourceType: missing[0],
+        requested: 0,
+        free: 0,
+        effectiveCapacity: 0,
+        nodeId: this.nodeId,
+      });
     const group = this.#groupRefusalWithout(request, victims.value);
     if (group !== undefined) return { ok: false, error: group };
     const id = `${this.nodeId}:${this.idCounter + 1}`;
@@ -500,7 +588,10 @@ export class HostState {
     if (!taken.ok) {
       this.#putBack(victims.value);
       const e = taken.error;
-      return err(e.code, `releasing ${victimIds.join(', ')} does not make room for ${request.requestId}: ${e.message}`, { ...e.details, victims: [...victimIds] });
+      return err(e.code, `releasing ${victimIds.join(', ')} does not make room for ${request.requestId}: ${e.message}`, {
+        ...e.details,
+        victims: [...victimIds],
+      });
     }
     const now = this.#now();
     const allocation: Allocation = {
@@ -522,10 +613,21 @@ export class HostState {
       for (const slice of involved(this.slices, request)) slice.free(id);
       this.#putBack(victims.value);
       const waiting: Allocation = { ...allocation, cpu: null, status: 'reserved', expiresAt: now + graceMs };
-      const named = victims.value.map((v) => ({ allocationId: v.id, allocationRequestId: v.requestId, releaseRequestId: preemptionReleaseId(v.id) }));
+      const named = victims.value.map((v) => ({
+        allocationId: v.id,
+        allocationRequestId: v.requestId,
+        releaseRequestId: preemptionReleaseId(v.id),
+      }));
       this.idCounter += 1;
       this.seq += 1;
-      const record: HostRecord = { kind: 'preempting', seq: this.seq, at: now, allocation: waiting, idCounter: this.idCounter, victims: named };
+      const record: HostRecord = {
+        kind: 'preempting',
+        seq: this.seq,
+        at: now,
+        allocation: waiting,
+        idCounter: this.idCounter,
+        victims: named,
+      };
       this.#startGrace(waiting, named, now);
       return ok({ allocation: waiting, victims: victims.value.map((v) => this.live.get(v.id) ?? v), record });
     }
@@ -539,30 +641,49 @@ export class HostState {
     this.idCounter += 1;
     this.seq += 1;
     this.#addLive(allocation);
-    return ok({ allocation, victims: released, record: { kind: 'preempted', seq: this.seq, at: now, allocation, idCounter: this.idCounter, victims: recorded } });
+    return ok({
+      allocation,
+      victims: released,
+      record: { kind: 'preempted', seq: this.seq, at: now, allocation, idCounter: this.idCounter, victims: recorded },
+    });
   }
 
   /** The named victims, live here and low enough to preempt for `request`; the first that is not, as a typed refusal. */
   #preemptable(request: AllocationRequest, victimIds: readonly string[]): Result<Allocation[]> {
-    if (new Set(victimIds).size !== victimIds.length) return err('invalid_request', 'victims: an allocation is named twice', { field: 'victims' });
+    if (new Set(victimIds).size !== victimIds.length)
+      return err('invalid_request', 'victims: an allocation is named twice', { field: 'victims' });
     const out: Allocation[] = [];
     for (const id of victimIds) {
       const v = this.live.get(id);
       if (v === undefined) {
         const gone = this.#retainedById.get(id);
-        if (gone !== undefined) return err('conflict', `victim ${id} is no longer held on node ${this.nodeId} (${gone.allocation.status})`, { reason: 'victim_gone', allocationId: id, status: gone.allocation.status });
+        if (gone !== undefined)
+          return err('conflict', `victim ${id} is no longer held on node ${this.nodeId} (${gone.allocation.status})`, {
+            reason: 'victim_gone',
+            allocationId: id,
+            status: gone.allocation.status,
+          });
         return err('not_found', `no allocation ${id} on node ${this.nodeId}`, { reason: 'victim_unknown', allocationId: id });
       }
       const by = this.#preempting.get(id);
-      if (by !== undefined) return err('conflict', `victim ${id} is already being preempted by ${by}`, { reason: 'victim_preempting', allocationId: id, preemptedBy: by });
-      if (v.priority > request.priority - PREEMPTION_PRIORITY_GAP) {
-        return err('conflict', `victim ${id} has priority ${v.priority}; preempting for priority ${request.priority} needs at most ${request.priority - PREEMPTION_PRIORITY_GAP}`, {
-          reason: 'victim_priority',
+      if (by !== undefined)
+        return err('conflict', `victim ${id} is already being preempted by ${by}`, {
+          reason: 'victim_preempting',
           allocationId: id,
-          priority: v.priority,
-          preemptorPriority: request.priority,
-          minGap: PREEMPTION_PRIORITY_GAP,
+          preemptedBy: by,
         });
+      if (v.priority > request.priority - PREEMPTION_PRIORITY_GAP) {
+        return err(
+          'conflict',
+          `victim ${id} has priority ${v.priority}; preempting for priority ${request.priority} needs at most ${request.priority - PREEMPTION_PRIORITY_GAP}`,
+          {
+            reason: 'victim_priority',
+            allocationId: id,
+            priority: v.priority,
+            preemptorPriority: request.priority,
+            minGap: PREEMPTION_PRIORITY_GAP,
+          },
+        );
       }
       out.push(v);
     }
@@ -595,7 +716,12 @@ export class HostState {
     for (const v of victims) this.#preempting.set(v.allocationId, preemptor.requestId);
     const fenced = this.#fences.get(preemptor.requestId);
     if (fenced !== undefined) this.#fences.delete(preemptor.requestId);
-    this.#byRequest.set(preemptor.requestId, { allocation: preemptor, releasedAt: -1, releaseRequestId: '', fence: Math.max(preemptor.fence ?? 0, fenced?.fence ?? 0) });
+    this.#byRequest.set(preemptor.requestId, {
+      allocation: preemptor,
+      releasedAt: -1,
+      releaseRequestId: '',
+      fence: Math.max(preemptor.fence ?? 0, fenced?.fence ?? 0),
+    });
     this.#recomputeDeadline();
   }
 
@@ -631,7 +757,9 @@ export class HostState {
   #heldForWaiting(): AllotError | undefined {
     // As the deadlines will play it: in deadline order, each wait's victims freed and its request taken, the later
     // waits' victims still holding; then everything undone.
-    const waits = [...this.#pending.values()].sort((a, b) => (a.allocation.expiresAt ?? 0) - (b.allocation.expiresAt ?? 0) || (a.allocation.id < b.allocation.id ? -1 : 1));
+    const waits = [...this.#pending.values()].sort(
+      (a, b) => (a.allocation.expiresAt ?? 0) - (b.allocation.expiresAt ?? 0) || (a.allocation.id < b.allocation.id ? -1 : 1),
+    );
     const victims: Allocation[] = [];
     const taken: Allocation[] = [];
     let refusal: AllotError | undefined;
@@ -648,7 +776,11 @@ export class HostState {
         continue;
       }
       const deadline = p.allocation.expiresAt ?? 0;
-      refusal = errorOf('insufficient_capacity', `node ${this.nodeId} holds room for preemptor ${p.allocation.requestId} until ${deadline}: ${take.error.message}`, { ...take.error.details, reason: 'held_for_preemption', preemptedBy: p.allocation.requestId, deadline, nodeId: this.nodeId });
+      refusal = errorOf(
+        'insufficient_capacity',
+        `node ${this.nodeId} holds room for preemptor ${p.allocation.requestId} until ${deadline}: ${take.error.message}`,
+        { ...take.error.details, reason: 'held_for_preemption', preemptedBy: p.allocation.requestId, deadline, nodeId: this.nodeId },
+      );
       break;
     }
     for (const a of taken) for (const slice of involved(this.slices, a.request)) slice.free(a.id);
@@ -670,7 +802,12 @@ export class HostState {
     if (pending === undefined || (by === undefined && pending.allocation.id !== allocation.id)) return undefined;
     const deadline = pending.allocation.expiresAt ?? 0;
     const what = by === undefined ? `preemptor ${allocation.id} becomes active` : `allocation ${allocation.id} is released for ${by}`;
-    return errorOf('conflict', `${what} at ${deadline}, when its preemption's grace period ends`, { reason: 'preempting', allocationId: allocation.id, preemptedBy: pending.allocation.requestId, deadline });
+    return errorOf('conflict', `${what} at ${deadline}, when its preemption's grace period ends`, {
+      reason: 'preempting',
+      allocationId: allocation.id,
+      preemptedBy: pending.allocation.requestId,
+      deadline,
+    });
   }
 
   /**
@@ -679,7 +816,9 @@ export class HostState {
    * ends as 'expired' and the victims become active again.
    */
   #finishDue(now: number, records: HostRecord[]): void {
-    const due = [...this.#pending.values()].filter((p) => (p.allocation.expiresAt ?? 0) <= now).sort((a, b) => (a.allocation.expiresAt ?? 0) - (b.allocation.expiresAt ?? 0) || (a.allocation.id < b.allocation.id ? -1 : 1));
+    const due = [...this.#pending.values()]
+      .filter((p) => (p.allocation.expiresAt ?? 0) <= now)
+      .sort((a, b) => (a.allocation.expiresAt ?? 0) - (b.allocation.expiresAt ?? 0) || (a.allocation.id < b.allocation.id ? -1 : 1));
     for (const p of due) {
       const victims = p.victims.map((v) => this.live.get(v.allocationId)).filter((v): v is Allocation => v !== undefined);
       for (const v of victims) for (const slice of involved(this.slices, v.request)) slice.free(v.id);
@@ -723,7 +862,8 @@ export class HostState {
 
   /** Anti-affinity and affinity as allocate checks them, with the victims' members of each group already gone. */
   #groupRefusalWithout(request: AllocationRequest, victims: readonly Allocation[]): AllotError | undefined {
-    const leaving = (name: string) => victims.filter((v) => (v.request.group?.name ?? v.request.metadata[LEGACY_GROUP_METADATA_KEY]) === name).length;
+    const leaving = (name: string) =>
+      victims.filter((v) => (v.request.group?.name ?? v.request.metadata[LEGACY_GROUP_METADATA_KEY]) === name).length;
     return this.#groupRefusal(request, leaving);
   }
 
@@ -762,7 +902,11 @@ export class HostState {
   /** Replays one durable record. Records at or below the current seq are skipped (already in a snapshot). */
   apply(record: HostRecord): Result<void> {
     if (record.seq <= this.seq) return ok(undefined);
-    if (record.seq !== this.seq + 1) return err('internal', `journal gap: expected seq ${this.seq + 1}, found ${record.seq}`, { expected: this.seq + 1, found: record.seq });
+    if (record.seq !== this.seq + 1)
+      return err('internal', `journal gap: expected seq ${this.seq + 1}, found ${record.seq}`, {
+        expected: this.seq + 1,
+        found: record.seq,
+      });
     switch (record.kind) {
       case 'allocated':
       case 'reserved': {
@@ -779,7 +923,11 @@ export class HostState {
       }
       case 'released':
       case 'expired': {
-        if (record.kind === 'expired' && record.requestId !== undefined && this.#pending.get(record.requestId)?.allocation.id === record.allocationId) {
+        if (
+          record.kind === 'expired' &&
+          record.requestId !== undefined &&
+          this.#pending.get(record.requestId)?.allocation.id === record.allocationId
+        ) {
           this.#abandonGrace(record.requestId, record.at);
           break;
         }
@@ -879,11 +1027,13 @@ export class HostState {
     const oldest = this.#now() - this.#retentionMs;
     for (let k = 0; k < this.#ringCount; k += 1) {
       const r = ring[(this.#ringHead + k) % ring.length];
-      if (r !== undefined && r.releasedAt > oldest && this.#byRequest.get(r.allocation.requestId) === r) released.push({ allocation: r.allocation, releasedAt: r.releasedAt, releaseRequestId: r.releaseRequestId });
+      if (r !== undefined && r.releasedAt > oldest && this.#byRequest.get(r.allocation.requestId) === r)
+        released.push({ allocation: r.allocation, releasedAt: r.releasedAt, releaseRequestId: r.releaseRequestId });
     }
     const fences: RecordedFence[] = [];
     const slotFence = (slot: Slot | undefined): void => {
-      if (slot !== undefined && slot.fence > (slot.allocation.fence ?? 0)) fences.push({ requestId: slot.allocation.requestId, fence: slot.fence, at: slot.allocation.updatedAt });
+      if (slot !== undefined && slot.fence > (slot.allocation.fence ?? 0))
+        fences.push({ requestId: slot.allocation.requestId, fence: slot.fence, at: slot.allocation.updatedAt });
     };
     for (const a of this.live.values()) slotFence(this.#byRequest.get(a.requestId));
     for (const r of released) slotFence(this.#byRequest.get(r.allocation.requestId));
@@ -900,7 +1050,9 @@ export class HostState {
       released,
       fences,
       resizes: this.resizes.export(this.#now()),
-      ...(this.#pending.size === 0 ? {} : { preempting: [...this.#pending.values()].map((p) => ({ allocation: p.allocation, victims: p.victims })) }),
+      ...(this.#pending.size === 0
+        ? {}
+        : { preempting: [...this.#pending.values()].map((p) => ({ allocation: p.allocation, victims: p.victims })) }),
     };
   }
 
@@ -928,7 +1080,12 @@ export class HostState {
     // A fence recorded before the allocation existed (an earlier refused attempt) moves into its slot.
     const fenced = this.#fences.get(allocation.requestId);
     if (fenced !== undefined) this.#fences.delete(allocation.requestId);
-    this.#byRequest.set(allocation.requestId, { allocation, releasedAt: -1, releaseRequestId: '', fence: Math.max(allocation.fence ?? 0, fenced?.fence ?? 0) });
+    this.#byRequest.set(allocation.requestId, {
+      allocation,
+      releasedAt: -1,
+      releaseRequestId: '',
+      fence: Math.max(allocation.fence ?? 0, fenced?.fence ?? 0),
+    });
     this.#count(allocation, 1);
     if (allocation.status === 'reserved') {
       this.#reservations.add(allocation.id);
@@ -991,7 +1148,12 @@ export class HostState {
 
   /** A retained release read back from a snapshot. */
   #retain(retained: RetainedRelease): void {
-    const slot: Slot = { allocation: retained.allocation, releasedAt: retained.releasedAt, releaseRequestId: retained.releaseRequestId, fence: retained.allocation.fence ?? 0 };
+    const slot: Slot = {
+      allocation: retained.allocation,
+      releasedAt: retained.releasedAt,
+      releaseRequestId: retained.releaseRequestId,
+      fence: retained.allocation.fence ?? 0,
+    };
     this.#byRequest.set(slot.allocation.requestId, slot);
     this.#retainSlot(slot);
   }
@@ -1055,7 +1217,19 @@ export function preemptionReleaseId(allocationId: string): string {
 
 /** A copy of an allocation in a new status, without expiresAt (only reservations carry it). */
 function withStatus(a: Allocation, status: Allocation['status'], at: number): Allocation {
-  const out: Allocation = { id: a.id, requestId: a.requestId, tenantId: a.tenantId, nodeId: a.nodeId, request: a.request, granted: a.granted, cpu: a.cpu, status, priority: a.priority, createdAt: a.createdAt, updatedAt: at };
+  const out: Allocation = {
+    id: a.id,
+    requestId: a.requestId,
+    tenantId: a.tenantId,
+    nodeId: a.nodeId,
+    request: a.request,
+    granted: a.granted,
+    cpu: a.cpu,
+    status,
+    priority: a.priority,
+    createdAt: a.createdAt,
+    updatedAt: at,
+  };
   if (a.fence !== undefined) out.fence = a.fence;
   return out;
 }
@@ -1070,7 +1244,11 @@ function toRecordConfig(config: SliceConfig): SliceConfig & { reservedCores?: nu
 
 /** A configuration with no resource set aside for the host: every holder of a snapshot fits on it. */
 function nothingReserved(config: SliceConfig): SliceConfig {
-  return { limits: { ...config.limits, systemReserve: 0 }, ...(config.reservedCores === undefined ? {} : { reservedCores: [] }), ...(config.policy === undefined ? {} : { policy: config.policy }) };
+  return {
+    limits: { ...config.limits, systemReserve: 0 },
+    ...(config.reservedCores === undefined ? {} : { reservedCores: [] }),
+    ...(config.policy === undefined ? {} : { policy: config.policy }),
+  };
 }
 
 /** A full configuration as a change that sets every field (absent limits removed). */

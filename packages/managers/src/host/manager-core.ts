@@ -108,16 +108,19 @@ export class ManagerCore implements Behavior<Turn, unknown> {
     this.#timer = undefined;
     this.#timerAt = at;
     if (at === undefined) return;
-    this.#timer = this.#clock.setTimeout(() => {
-      this.#timer = undefined;
-      this.#timerAt = undefined;
-      if (this.retired) return;
-      this.#post((core) => {
-        const durable = core.expireDue();
-        core.schedule();
-        return durable === undefined ? undefined : deferred(durable);
-      });
-    }, Math.max(0, at - this.#clock.now()));
+    this.#timer = this.#clock.setTimeout(
+      () => {
+        this.#timer = undefined;
+        this.#timerAt = undefined;
+        if (this.retired) return;
+        this.#post((core) => {
+          const durable = core.expireDue();
+          core.schedule();
+          return durable === undefined ? undefined : deferred(durable);
+        });
+      },
+      Math.max(0, at - this.#clock.now()),
+    );
   }
 
   /** Stops the timer (stop, or replaced after a crash). */

@@ -14,10 +14,23 @@ import { MemoryJournal } from './records.ts';
 const topology = topologyFixture({ sockets: 1, numaPerSocket: 1, coresPerNuma: 4, threadsPerCore: 1 });
 
 function host(journal = new MemoryJournal(), clock: FakeClock = new FakeClock()): HostManager {
-  return unwrap(new ManagerFactory({ topology, clock }).host('n1').memory({ capacity: 4096 }).cpu({ overcommitRatio: 1 }).journal(journal).releasedRetention(60_000).build());
+  return unwrap(
+    new ManagerFactory({ topology, clock })
+      .host('n1')
+      .memory({ capacity: 4096 })
+      .cpu({ overcommitRatio: 1 })
+      .journal(journal)
+      .releasedRetention(60_000)
+      .build(),
+  );
 }
 
-const vm = (requestId: string, memoryMiB: number, priority: number, extra: Partial<AllocationRequestInput> = {}): AllocationRequestInput => ({
+const vm = (
+  requestId: string,
+  memoryMiB: number,
+  priority: number,
+  extra: Partial<AllocationRequestInput> = {},
+): AllocationRequestInput => ({
   requestId,
   tenantId: priority >= 50 ? 'gold' : 'bronze',
   resources: { memoryMiB, vcpus: 1 },
@@ -75,7 +88,10 @@ describe('preempt', () => {
     const state = unwrap(await h.exportState());
     const before = journal.records.length;
     const close = await h.preempt(vm('high', 1024, 50), [ids['low-1'] as string, ids['mid'] as string]);
-    expect(!close.ok && close.error).toMatchObject({ code: 'conflict', details: { reason: 'victim_priority', allocationId: ids['mid'], priority: 45, preemptorPriority: 50, minGap: 10 } });
+    expect(!close.ok && close.error).toMatchObject({
+      code: 'conflict',
+      details: { reason: 'victim_priority', allocationId: ids['mid'], priority: 45, preemptorPriority: 50, minGap: 10 },
+    });
     const unknown = await h.preempt(vm('high', 1024, 50), ['n1:99']);
     expect(!unknown.ok && unknown.error).toMatchObject({ code: 'not_found', details: { reason: 'victim_unknown', allocationId: 'n1:99' } });
     const gone = await h.preempt(vm('high', 1024, 50), [ids['low-2'] as string]);
@@ -91,7 +107,11 @@ describe('preempt', () => {
     unwrap(await h.setCordon(true, 'maintenance'));
     const r = await h.preempt(vm('high', 1024, 50), [ids['low-1'] as string]);
     expect(!r.ok && r.error.code).toBe('unavailable');
-    expect(unwrap(await h.getAllocations()).map((a) => a.requestId).sort()).toEqual(['low-1', 'low-2', 'mid']);
+    expect(
+      unwrap(await h.getAllocations())
+        .map((a) => a.requestId)
+        .sort(),
+    ).toEqual(['low-1', 'low-2', 'mid']);
   });
 
   it('is idempotent by the request id: a retry answers the same allocation and journals nothing', async () => {
@@ -115,7 +135,11 @@ describe('preempt', () => {
     expect(journal.records.at(-1)).toMatchObject({ kind: 'fenced', requestId: 'high', fence: 2 });
     const stale = await h.preempt(vm('high', 3072, 50), [ids['low-1'] as string, ids['low-2'] as string], { fence: 2 });
     expect(!stale.ok && stale.error).toMatchObject({ code: 'conflict', details: { reason: 'fenced', fence: 2 } });
-    expect(unwrap(await h.getAllocations()).map((a) => a.requestId).sort()).toEqual(['low-1', 'low-2', 'mid']);
+    expect(
+      unwrap(await h.getAllocations())
+        .map((a) => a.requestId)
+        .sort(),
+    ).toEqual(['low-1', 'low-2', 'mid']);
     const next = unwrap(await h.preempt(vm('high', 3072, 50), [ids['low-1'] as string, ids['low-2'] as string], { fence: 3 }));
     expect(next.allocation.fence).toBe(3);
   });
@@ -164,14 +188,21 @@ describe('preempt with a grace period', () => {
     const waiting = unwrap(await h.preempt(vm('high', 2048, 50), [low.id], { fence: 1, graceMs: 30_000 }));
     expect(waiting.allocation).toMatchObject({ requestId: 'high', status: 'reserved', expiresAt: started + 30_000, cpu: null, fence: 1 });
     expect(waiting.victims.map((v) => v.status)).toEqual(['releasing']);
-    expect(journal.records.at(-1)).toMatchObject({ kind: 'preempting', allocation: { id: waiting.allocation.id }, victims: [{ allocationId: low.id }] });
+    expect(journal.records.at(-1)).toMatchObject({
+      kind: 'preempting',
+      allocation: { id: waiting.allocation.id },
+      victims: [{ allocationId: low.id }],
+    });
     // Still counted: nothing else can take the victim's room meanwhile.
     expect(unwrap(await h.getUsage()).find((u) => u.resourceType === 'memory')?.committed).toBe(3072);
     const other = await h.allocate(vm('other', 2048, 90));
     expect(!other.ok && other.error.code).toBe('insufficient_capacity');
     // The victim is released by the preemption only, the preemptor becomes active by itself, and a retry answers the wait.
     const release = await h.release({ requestId: 'rel-low', allocationId: low.id });
-    expect(!release.ok && release.error).toMatchObject({ code: 'conflict', details: { reason: 'preempting', preemptedBy: 'high', deadline: started + 30_000 } });
+    expect(!release.ok && release.error).toMatchObject({
+      code: 'conflict',
+      details: { reason: 'preempting', preemptedBy: 'high', deadline: started + 30_000 },
+    });
     const activate = await h.activateReservation(waiting.allocation.id, 'act-high');
     expect(!activate.ok && activate.error).toMatchObject({ code: 'conflict', details: { reason: 'preempting' } });
     const again = await h.preempt(vm('high', 2048, 50), [low.id], { fence: 1, graceMs: 30_000 });
@@ -183,7 +214,11 @@ describe('preempt with a grace period', () => {
     clock.advance(30_000);
     await settle();
     expect(journal.records.slice(before).map((r) => r.kind)).toEqual(['preempted']);
-    expect(journal.records.at(-1)).toMatchObject({ kind: 'preempted', allocation: { id: waiting.allocation.id, status: 'active' }, victims: [{ allocationId: low.id }] });
+    expect(journal.records.at(-1)).toMatchObject({
+      kind: 'preempted',
+      allocation: { id: waiting.allocation.id, status: 'active' },
+      victims: [{ allocationId: low.id }],
+    });
     const live = unwrap(await h.getAllocations());
     expect(live.map((a) => [a.requestId, a.status])).toEqual([['high', 'active']]);
     expect(live[0]?.cpu?.cpuset.length).toBe(1);
@@ -199,16 +234,30 @@ describe('preempt with a grace period', () => {
     unwrap(await h.preempt(vm('high', 3072, 50), [low.id], { graceMs: 10_000 }));
     unwrap(await h.allocate(vm('fits', 1024, 0)));
     const more = await h.allocate(vm('more', 1024, 0));
-    expect(!more.ok && more.error).toMatchObject({ code: 'insufficient_capacity', details: { reason: 'held_for_preemption', preemptedBy: 'high' } });
-    const second = await h.preempt(vm('high-2', 1024, 60), [unwrap(await h.getAllocations()).find((a) => a.requestId === 'fits')?.id as string], { graceMs: 1_000 });
+    expect(!more.ok && more.error).toMatchObject({
+      code: 'insufficient_capacity',
+      details: { reason: 'held_for_preemption', preemptedBy: 'high' },
+    });
+    const second = await h.preempt(
+      vm('high-2', 1024, 60),
+      [unwrap(await h.getAllocations()).find((a) => a.requestId === 'fits')?.id as string],
+      { graceMs: 1_000 },
+    );
     expect(second.ok).toBe(true);
     clock.advance(10_000);
     await settle();
-    expect(unwrap(await h.getAllocations()).map((a) => [a.requestId, a.status]).sort()).toEqual([
+    expect(
+      unwrap(await h.getAllocations())
+        .map((a) => [a.requestId, a.status])
+        .sort(),
+    ).toEqual([
       ['high', 'active'],
       ['high-2', 'active'],
     ]);
-    expect(journal.records.filter((r) => r.kind === 'preempted' || r.kind === 'expired').map((r) => r.kind)).toEqual(['preempted', 'preempted']);
+    expect(journal.records.filter((r) => r.kind === 'preempted' || r.kind === 'expired').map((r) => r.kind)).toEqual([
+      'preempted',
+      'preempted',
+    ]);
   });
 
   it('survives a restart: the wait replays and restores from a snapshot, and a deadline passed while down ends at start', async () => {

@@ -32,7 +32,11 @@ export const SliceConfigSchema = z.object({
 });
 
 /** A victim of a preemption: its allocation, the request that made it, and the release's own request id. */
-export const PreemptedVictimSchema = z.object({ allocationId: AllocationIdSchema, allocationRequestId: RequestIdSchema, releaseRequestId: RequestIdSchema });
+export const PreemptedVictimSchema = z.object({
+  allocationId: AllocationIdSchema,
+  allocationRequestId: RequestIdSchema,
+  releaseRequestId: RequestIdSchema,
+});
 export type PreemptedVictim = z.infer<typeof PreemptedVictimSchema>;
 
 /**
@@ -48,7 +52,14 @@ export const HostRecordSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('activated'), ...base, allocationId: AllocationIdSchema, requestId: RequestIdSchema }),
   // requestId: the release's own (its idempotency key). allocationRequestId: the released allocation's, from this version
   // on, so the coordinators can find the placement and give its quota back (its event names the placement).
-  z.object({ kind: z.literal('released'), ...base, allocationId: AllocationIdSchema, requestId: RequestIdSchema, allocationRequestId: RequestIdSchema.optional(), reason: reasonText }),
+  z.object({
+    kind: z.literal('released'),
+    ...base,
+    allocationId: AllocationIdSchema,
+    requestId: RequestIdSchema,
+    allocationRequestId: RequestIdSchema.optional(),
+    reason: reasonText,
+  }),
   // requestId: from this version on, so the coordinators can give the quota of an expired reservation back.
   z.object({ kind: z.literal('expired'), ...base, allocationId: AllocationIdSchema, requestId: RequestIdSchema.optional() }),
   z.object({ kind: z.literal('limits_updated'), ...base, resourceType: ResourceTypeSchema, config: SliceConfigSchema, force: z.boolean() }),
@@ -57,18 +68,40 @@ export const HostRecordSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('fenced'), ...base, requestId: RequestIdSchema, fence: FenceSchema }),
   // A resize, memory and CPU in one record: requestId is the resize's own (its idempotency key), allocation the whole
   // allocation after it (new granted amounts and CPU grant), previous the amounts before.
-  z.object({ kind: z.literal('resized'), ...base, requestId: RequestIdSchema, allocation: AllocationSchema, previous: z.object({ memoryMiB: int, vcpus: int }) }),
+  z.object({
+    kind: z.literal('resized'),
+    ...base,
+    requestId: RequestIdSchema,
+    allocation: AllocationSchema,
+    previous: z.object({ memoryMiB: int, vcpus: int }),
+  }),
   // A preemption with a grace period begins: the victims marked releasing, the preemptor (reserved, expiresAt = the
   // deadline, no CPU grant) waiting; at the deadline a 'preempted' record ends it (or 'expired' for the preemptor).
-  z.object({ kind: z.literal('preempting'), ...base, allocation: AllocationSchema, idCounter: int, victims: z.array(PreemptedVictimSchema).min(1).max(MAX_PREEMPTION_VICTIMS) }),
+  z.object({
+    kind: z.literal('preempting'),
+    ...base,
+    allocation: AllocationSchema,
+    idCounter: int,
+    victims: z.array(PreemptedVictimSchema).min(1).max(MAX_PREEMPTION_VICTIMS),
+  }),
   // A preemption, all in one record: the victims released and the preemptor allocated (see HostState.preempt).
-  z.object({ kind: z.literal('preempted'), ...base, allocation: AllocationSchema, idCounter: int, victims: z.array(PreemptedVictimSchema).min(1).max(MAX_PREEMPTION_VICTIMS) }),
+  z.object({
+    kind: z.literal('preempted'),
+    ...base,
+    allocation: AllocationSchema,
+    idCounter: int,
+    victims: z.array(PreemptedVictimSchema).min(1).max(MAX_PREEMPTION_VICTIMS),
+  }),
 ]);
 export type HostRecord = z.infer<typeof HostRecordSchema>;
 export type HostRecordKind = HostRecord['kind'];
 
 /** A released allocation kept for the retention window, so a late retry of its allocate returns it instead of allocating again. */
-export const RetainedReleaseSchema = z.object({ allocation: AllocationSchema, releasedAt: EpochMsSchema, releaseRequestId: RequestIdSchema });
+export const RetainedReleaseSchema = z.object({
+  allocation: AllocationSchema,
+  releasedAt: EpochMsSchema,
+  releaseRequestId: RequestIdSchema,
+});
 export type RetainedRelease = z.infer<typeof RetainedReleaseSchema>;
 
 /** A resize kept for the retention window, so a retry of its request id answers what it did: the allocation after it. */
@@ -151,6 +184,8 @@ export class MemoryJournal implements ReplayableJournal {
   }
 
   load(): Promise<DurableState> {
-    return Promise.resolve(this.#snapshot === undefined ? { records: [...this.#records] } : { snapshot: this.#snapshot, records: [...this.#records] });
+    return Promise.resolve(
+      this.#snapshot === undefined ? { records: [...this.#records] } : { snapshot: this.#snapshot, records: [...this.#records] },
+    );
   }
 }

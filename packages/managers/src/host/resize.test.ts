@@ -10,7 +10,9 @@ import { MemoryJournal } from './records.ts';
 // Two NUMA nodes of four cores: 0-3 on node 0, 4-7 on node 1.
 const topology = topologyFixture({ sockets: 1, numaPerSocket: 2, coresPerNuma: 4, threadsPerCore: 1 });
 
-function host(options: { journal?: MemoryJournal | HeldJournal; memoryMiB?: number; ratio?: number; policy?: CpuPolicy } = {}): HostManager {
+function host(
+  options: { journal?: MemoryJournal | HeldJournal; memoryMiB?: number; ratio?: number; policy?: CpuPolicy } = {},
+): HostManager {
   const clock = new FakeClock();
   const journal = options.journal ?? new MemoryJournal();
   return unwrap(
@@ -23,7 +25,13 @@ function host(options: { journal?: MemoryJournal | HeldJournal; memoryMiB?: numb
   );
 }
 
-const vm = (requestId: string, memoryMiB: number, vcpus: number, cpu?: { exclusive: boolean; numa?: NumaPolicy }, extra: Partial<AllocationRequestInput> = {}): AllocationRequestInput => ({
+const vm = (
+  requestId: string,
+  memoryMiB: number,
+  vcpus: number,
+  cpu?: { exclusive: boolean; numa?: NumaPolicy },
+  extra: Partial<AllocationRequestInput> = {},
+): AllocationRequestInput => ({
   requestId,
   tenantId: 't1',
   resources: { memoryMiB, vcpus },
@@ -31,7 +39,11 @@ const vm = (requestId: string, memoryMiB: number, vcpus: number, cpu?: { exclusi
   ...extra,
 });
 
-const resize = (requestId: string, allocationId: string, memoryMiB: number, vcpus: number) => ({ requestId, allocationId, resources: { memoryMiB, vcpus } });
+const resize = (requestId: string, allocationId: string, memoryMiB: number, vcpus: number) => ({
+  requestId,
+  allocationId,
+  resources: { memoryMiB, vcpus },
+});
 
 async function figures(h: HostManager) {
   const usage = unwrap(await h.getUsage());
@@ -93,9 +105,15 @@ describe('resize', () => {
     unwrap(await h.allocate(vm('r2', 1024, 5)));
     const before = await figures(h);
     const cpuShort = await h.resize(resize('z1', a.id, 4096, 4));
-    expect(!cpuShort.ok && cpuShort.error).toMatchObject({ code: 'insufficient_capacity', details: { resourceType: 'cpu', requested: 2, free: 1, from: 2, to: 4, allocationId: a.id, nodeId: 'n1' } });
+    expect(!cpuShort.ok && cpuShort.error).toMatchObject({
+      code: 'insufficient_capacity',
+      details: { resourceType: 'cpu', requested: 2, free: 1, from: 2, to: 4, allocationId: a.id, nodeId: 'n1' },
+    });
     const memoryShort = await h.resize(resize('z2', a.id, 8192, 2));
-    expect(!memoryShort.ok && memoryShort.error).toMatchObject({ code: 'insufficient_capacity', details: { resourceType: 'memory', requested: 6144, free: 5120, from: 2048, to: 8192 } });
+    expect(!memoryShort.ok && memoryShort.error).toMatchObject({
+      code: 'insufficient_capacity',
+      details: { resourceType: 'memory', requested: 6144, free: 5120, from: 2048, to: 8192 },
+    });
     expect(await figures(h)).toEqual(before);
     expect(unwrap(await h.getAllocations()).find((x) => x.id === a.id)?.granted).toMatchObject({ memoryMiB: 2048, vcpus: 2 });
     expect(journal.records.map((r) => r.kind)).toEqual(['allocated', 'allocated']);
@@ -206,7 +224,10 @@ describe('resize', () => {
     const mine = unwrap(await h.allocate(vm('mine', 1024, 1)));
     unwrap(await h.preempt(vm('high', 3072, 1, undefined, { priority: 50 }), [low.id], { graceMs: 30_000 }));
     const grow = await h.resize(resize('z1', mine.id, 2048, 1));
-    expect(!grow.ok && grow.error).toMatchObject({ code: 'insufficient_capacity', details: { reason: 'held_for_preemption', preemptedBy: 'high', allocationId: mine.id } });
+    expect(!grow.ok && grow.error).toMatchObject({
+      code: 'insufficient_capacity',
+      details: { reason: 'held_for_preemption', preemptedBy: 'high', allocationId: mine.id },
+    });
     expect(unwrap(await h.getAllocations()).find((a) => a.id === mine.id)?.granted.memoryMiB).toBe(1024);
     expect(unwrap(await h.resize(resize('z2', mine.id, 512, 1))).granted.memoryMiB).toBe(512);
   });

@@ -100,30 +100,62 @@ export function resizeLive(state: ResizeHost, request: ResizeRequest, now: numbe
   const seen = state.resizes.get(request.requestId);
   if (seen !== undefined) {
     if (sameResize(seen.allocation, request)) return ok({ allocation: seen.allocation });
-    return err('conflict', `resize request id ${request.requestId} was already used for another resize (allocation ${seen.allocation.id} to ${seen.allocation.granted.memoryMiB} MiB, ${seen.allocation.granted.vcpus} vCPUs)`, {
-      requestId: request.requestId,
-      allocationId: seen.allocation.id,
-    });
+    return err(
+      'conflict',
+      `resize request id ${request.requestId} was already used for another resize (allocation ${seen.allocation.id} to ${seen.allocation.granted.memoryMiB} MiB, ${seen.allocation.granted.vcpus} vCPUs)`,
+      {
+        requestId: request.requestId,
+        allocationId: seen.allocation.id,
+      },
+    );
   }
   const allocation = state.live.get(request.allocationId);
   if (allocation === undefined) {
     const gone = state.find(request.allocationId);
-    if (gone !== undefined) return err('conflict', `allocation ${request.allocationId} is no longer held (${gone.status}); only an active allocation can be resized`, { allocationId: request.allocationId, status: gone.status, reason: 'not_active' });
+    if (gone !== undefined)
+      return err(
+        'conflict',
+        `allocation ${request.allocationId} is no longer held (${gone.status}); only an active allocation can be resized`,
+        { allocationId: request.allocationId, status: gone.status, reason: 'not_active' },
+      );
     return err('not_found', `no allocation ${request.allocationId} on node ${state.nodeId}`, { allocationId: request.allocationId });
   }
   if (allocation.status !== 'active') {
-    return err('conflict', `allocation ${allocation.id} is a reservation; activate it before resizing`, { allocationId: allocation.id, status: allocation.status, reason: 'not_active' });
+    return err('conflict', `allocation ${allocation.id} is a reservation; activate it before resizing`, {
+      allocationId: allocation.id,
+      status: allocation.status,
+      reason: 'not_active',
+    });
   }
   if (request.fence !== undefined) {
     const recorded = state.recordedFence(allocation.requestId);
-    if (recorded > request.fence) return err('conflict', `request id ${allocation.requestId} was fenced at ${recorded} since; a resize at fence ${request.fence} is stale`, { allocationId: allocation.id, reason: 'fenced', fence: recorded });
+    if (recorded > request.fence)
+      return err(
+        'conflict',
+        `request id ${allocation.requestId} was fenced at ${recorded} since; a resize at fence ${request.fence} is stale`,
+        { allocationId: allocation.id, reason: 'fenced', fence: recorded },
+      );
   }
   const { granted } = allocation;
   // A resize changes amounts, never which resources an allocation holds (its slices are named by its request).
-  if (granted.memoryMiB > 0 !== request.memoryMiB > 0) return err('invalid_request', `memoryMiB: allocation ${allocation.id} holds ${granted.memoryMiB} MiB; a resize keeps memory ${granted.memoryMiB > 0 ? 'above 0' : 'at 0'}`, { field: 'memoryMiB' });
-  if (granted.vcpus > 0 !== request.vcpus > 0) return err('invalid_request', `vcpus: allocation ${allocation.id} holds ${granted.vcpus} vCPUs; a resize keeps vCPUs ${granted.vcpus > 0 ? 'above 0' : 'at 0'}`, { field: 'vcpus' });
+  if (granted.memoryMiB > 0 !== request.memoryMiB > 0)
+    return err(
+      'invalid_request',
+      `memoryMiB: allocation ${allocation.id} holds ${granted.memoryMiB} MiB; a resize keeps memory ${granted.memoryMiB > 0 ? 'above 0' : 'at 0'}`,
+      { field: 'memoryMiB' },
+    );
+  if (granted.vcpus > 0 !== request.vcpus > 0)
+    return err(
+      'invalid_request',
+      `vcpus: allocation ${allocation.id} holds ${granted.vcpus} vCPUs; a resize keeps vCPUs ${granted.vcpus > 0 ? 'above 0' : 'at 0'}`,
+      { field: 'vcpus' },
+    );
   const grows = request.memoryMiB > granted.memoryMiB || request.vcpus > granted.vcpus;
-  if (grows && state.cordon.cordoned) return err('unavailable', `node ${state.nodeId} is cordoned: ${state.cordon.reason}; a resize may only shrink`, { nodeId: state.nodeId, cordoned: true });
+  if (grows && state.cordon.cordoned)
+    return err('unavailable', `node ${state.nodeId} is cordoned: ${state.cordon.reason}; a resize may only shrink`, {
+      nodeId: state.nodeId,
+      cordoned: true,
+    });
 
   const to = { memoryMiB: request.memoryMiB, vcpus: request.vcpus };
   const done: ResourceSlice[] = [];
@@ -133,7 +165,10 @@ export function resizeLive(state: ResizeHost, request: ResizeRequest, now: numbe
     if (!resized.ok) {
       // All or nothing inside this turn: the slices already resized get their old share back, exactly.
       for (const d of done) d.reshape(allocation);
-      return { ok: false, error: { ...resized.error, details: { ...resized.error.details, allocationId: allocation.id, nodeId: state.nodeId } } };
+      return {
+        ok: false,
+        error: { ...resized.error, details: { ...resized.error.details, allocationId: allocation.id, nodeId: state.nodeId } },
+      };
     }
     done.push(slice);
     if (resized.value !== null) cpu = resized.value;
@@ -144,11 +179,23 @@ export function resizeLive(state: ResizeHost, request: ResizeRequest, now: numbe
     for (const d of done) d.reshape(allocation);
     return { ok: false, error: { ...room.error, details: { ...room.error.details, allocationId: allocation.id } } };
   }
-  const next: Allocation = { ...allocation, granted: { ...granted, memoryMiB: request.memoryMiB, vcpus: request.vcpus }, cpu, updatedAt: now };
+  const next: Allocation = {
+    ...allocation,
+    granted: { ...granted, memoryMiB: request.memoryMiB, vcpus: request.vcpus },
+    cpu,
+    updatedAt: now,
+  };
   state.seq += 1;
   state.replaceLive(next);
   state.resizes.remember({ requestId: request.requestId, allocation: next, at: now });
-  const record: HostRecord = { kind: 'resized', seq: state.seq, at: now, requestId: request.requestId, allocation: next, previous: { memoryMiB: granted.memoryMiB, vcpus: granted.vcpus } };
+  const record: HostRecord = {
+    kind: 'resized',
+    seq: state.seq,
+    at: now,
+    requestId: request.requestId,
+    allocation: next,
+    previous: { memoryMiB: granted.memoryMiB, vcpus: granted.vcpus },
+  };
   return ok({ allocation: next, record });
 }
 

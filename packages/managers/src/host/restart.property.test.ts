@@ -1,4 +1,12 @@
-import { CPU_POLICIES, CPU_THREAD_POLICIES, unwrap, type Allocation, type CpuPolicy, type CpuThreadPolicy, type LimitsUpdate } from '@allot/core';
+import {
+  CPU_POLICIES,
+  CPU_THREAD_POLICIES,
+  unwrap,
+  type Allocation,
+  type CpuPolicy,
+  type CpuThreadPolicy,
+  type LimitsUpdate,
+} from '@allot/core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { topologyFixture } from '../cpu/index.ts';
@@ -12,7 +20,15 @@ const topology = topologyFixture({ sockets: 1, numaPerSocket: 2, coresPerNuma: 3
 
 function build(clock: FakeClock, journal: MemoryJournal): HostManager {
   const factory = new ManagerFactory({ topology, clock });
-  return unwrap(factory.host('n1').memory({ capacity: 8192, systemReserve: 1024, overcommitRatio: 1.5 }).cpu({ overcommitRatio: 2 }).journal(journal).releasedRetention(20_000).build());
+  return unwrap(
+    factory
+      .host('n1')
+      .memory({ capacity: 8192, systemReserve: 1024, overcommitRatio: 1.5 })
+      .cpu({ overcommitRatio: 2 })
+      .journal(journal)
+      .releasedRetention(20_000)
+      .build(),
+  );
 }
 
 const fenceArb = fc.option(fc.integer({ min: 1, max: 6 }), { nil: undefined });
@@ -20,24 +36,76 @@ const threadPolicyArb = fc.constantFrom(undefined, ...CPU_THREAD_POLICIES);
 const corePolicyArb = fc.option(fc.constantFrom(...CPU_POLICIES), { nil: undefined });
 
 /** The request's cpu options; a thread policy only with exclusive (a shared one is refused before anything happens). */
-function cpuOf(exclusive: boolean, threadPolicy: CpuThreadPolicy | undefined, policy: CpuPolicy | undefined): { exclusive: boolean; numa: 'any'; threadPolicy?: CpuThreadPolicy; policy?: CpuPolicy } {
-  return { exclusive, numa: 'any', ...(exclusive && threadPolicy !== undefined ? { threadPolicy } : {}), ...(policy === undefined ? {} : { policy }) };
+function cpuOf(
+  exclusive: boolean,
+  threadPolicy: CpuThreadPolicy | undefined,
+  policy: CpuPolicy | undefined,
+): { exclusive: boolean; numa: 'any'; threadPolicy?: CpuThreadPolicy; policy?: CpuPolicy } {
+  return {
+    exclusive,
+    numa: 'any',
+    ...(exclusive && threadPolicy !== undefined ? { threadPolicy } : {}),
+    ...(policy === undefined ? {} : { policy }),
+  };
 }
 
 const op = fc.oneof(
-  fc.record({ kind: fc.constant('allocate' as const), mem: fc.integer({ min: 0, max: 5000 }), vcpus: fc.integer({ min: 0, max: 4 }), exclusive: fc.boolean(), threadPolicy: threadPolicyArb, policy: corePolicyArb, id: fc.integer({ min: 0, max: 20 }), fence: fenceArb, priority: fc.constantFrom(0, 20, 45) }),
+  fc.record({
+    kind: fc.constant('allocate' as const),
+    mem: fc.integer({ min: 0, max: 5000 }),
+    vcpus: fc.integer({ min: 0, max: 4 }),
+    exclusive: fc.boolean(),
+    threadPolicy: threadPolicyArb,
+    policy: corePolicyArb,
+    id: fc.integer({ min: 0, max: 20 }),
+    fence: fenceArb,
+    priority: fc.constantFrom(0, 20, 45),
+  }),
   // Victims picked among the allocations seen (live, released or expired: refusals are operations too).
-  fc.record({ kind: fc.constant('preempt' as const), mem: fc.integer({ min: 1, max: 5000 }), vcpus: fc.integer({ min: 0, max: 4 }), exclusive: fc.boolean(), threadPolicy: threadPolicyArb, id: fc.integer({ min: 0, max: 20 }), fence: fenceArb, picks: fc.array(fc.nat(), { minLength: 1, maxLength: 3 }), graceMs: fc.option(fc.constantFrom(1_000, 20_000), { nil: undefined }) }),
-  fc.record({ kind: fc.constant('reserve' as const), mem: fc.integer({ min: 1, max: 3000 }), vcpus: fc.integer({ min: 0, max: 3 }), ttl: fc.integer({ min: 1, max: 5000 }), id: fc.integer({ min: 0, max: 20 }), fence: fenceArb }),
+  fc.record({
+    kind: fc.constant('preempt' as const),
+    mem: fc.integer({ min: 1, max: 5000 }),
+    vcpus: fc.integer({ min: 0, max: 4 }),
+    exclusive: fc.boolean(),
+    threadPolicy: threadPolicyArb,
+    id: fc.integer({ min: 0, max: 20 }),
+    fence: fenceArb,
+    picks: fc.array(fc.nat(), { minLength: 1, maxLength: 3 }),
+    graceMs: fc.option(fc.constantFrom(1_000, 20_000), { nil: undefined }),
+  }),
+  fc.record({
+    kind: fc.constant('reserve' as const),
+    mem: fc.integer({ min: 1, max: 3000 }),
+    vcpus: fc.integer({ min: 0, max: 3 }),
+    ttl: fc.integer({ min: 1, max: 5000 }),
+    id: fc.integer({ min: 0, max: 20 }),
+    fence: fenceArb,
+  }),
   fc.record({ kind: fc.constant('release' as const), pick: fc.nat(), fence: fenceArb }),
   fc.record({ kind: fc.constant('fence' as const), id: fc.integer({ min: 0, max: 20 }), fence: fc.integer({ min: 1, max: 6 }) }),
   fc.record({ kind: fc.constant('activate' as const), pick: fc.nat() }),
   fc.record({ kind: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 30_000 }) }),
-  fc.record({ kind: fc.constant('memory-limits' as const), capacity: fc.integer({ min: 1024, max: 12000 }), systemReserve: fc.option(fc.integer({ min: 0, max: 1024 }), { nil: undefined }), force: fc.boolean() }),
+  fc.record({
+    kind: fc.constant('memory-limits' as const),
+    capacity: fc.integer({ min: 1024, max: 12000 }),
+    systemReserve: fc.option(fc.integer({ min: 0, max: 1024 }), { nil: undefined }),
+    force: fc.boolean(),
+  }),
   fc.record({ kind: fc.constant('cpu-reserve' as const), systemReserve: fc.integer({ min: 0, max: 3 }), force: fc.boolean() }),
-  fc.record({ kind: fc.constant('cpu-reserved-cores' as const), cores: fc.uniqueArray(fc.integer({ min: 0, max: 5 }), { maxLength: 3 }), force: fc.boolean() }),
+  fc.record({
+    kind: fc.constant('cpu-reserved-cores' as const),
+    cores: fc.uniqueArray(fc.integer({ min: 0, max: 5 }), { maxLength: 3 }),
+    force: fc.boolean(),
+  }),
   fc.record({ kind: fc.constant('cordon' as const), cordoned: fc.boolean() }),
-  fc.record({ kind: fc.constant('resize' as const), pick: fc.nat(), mem: fc.integer({ min: 0, max: 5000 }), vcpus: fc.integer({ min: 0, max: 5 }), id: fc.integer({ min: 0, max: 8 }), fence: fenceArb }),
+  fc.record({
+    kind: fc.constant('resize' as const),
+    pick: fc.nat(),
+    mem: fc.integer({ min: 0, max: 5000 }),
+    vcpus: fc.integer({ min: 0, max: 5 }),
+    id: fc.integer({ min: 0, max: 8 }),
+    fence: fenceArb,
+  }),
 );
 
 describe('a restart after any accepted operation', () => {
@@ -65,12 +133,22 @@ describe('a restart after any accepted operation', () => {
             if (r.ok) known.push(r.value);
             if (r.ok && (r.value.cpu?.idleSiblings?.length ?? 0) > 0) isolated += 1;
           } else if (o.kind === 'preempt' && known.length > 0) {
-            const request = { requestId: `r${o.id}`, tenantId: 't', resources: { memoryMiB: o.mem, vcpus: o.vcpus }, cpu: cpuOf(o.exclusive, o.threadPolicy, undefined), priority: 50 };
+            const request = {
+              requestId: `r${o.id}`,
+              tenantId: 't',
+              resources: { memoryMiB: o.mem, vcpus: o.vcpus },
+              cpu: cpuOf(o.exclusive, o.threadPolicy, undefined),
+              priority: 50,
+            };
             const victims = [...new Set(o.picks.map((p) => (known[p % known.length] as Allocation).id))];
             const r = await h.preempt(request, victims, { fence: o.fence, ...(o.graceMs === undefined ? {} : { graceMs: o.graceMs }) });
             if (r.ok) known.push(r.value.allocation);
           } else if (o.kind === 'release' && known.length > 0) {
-            await h.release({ requestId: `rel-${n}`, allocationId: (known[o.pick % known.length] as Allocation).id, ...(o.fence === undefined ? {} : { fence: o.fence }) });
+            await h.release({
+              requestId: `rel-${n}`,
+              allocationId: (known[o.pick % known.length] as Allocation).id,
+              ...(o.fence === undefined ? {} : { fence: o.fence }),
+            });
           } else if (o.kind === 'fence') {
             unwrap(await h.fence(`r${o.id}`, o.fence));
           } else if (o.kind === 'activate' && known.length > 0) {
@@ -78,7 +156,10 @@ describe('a restart after any accepted operation', () => {
           } else if (o.kind === 'advance') {
             clock.advance(o.ms);
           } else if (o.kind === 'memory-limits') {
-            await h.updateLimits({ memory: { capacity: o.capacity, ...(o.systemReserve === undefined ? {} : { systemReserve: o.systemReserve }) } }, { force: o.force });
+            await h.updateLimits(
+              { memory: { capacity: o.capacity, ...(o.systemReserve === undefined ? {} : { systemReserve: o.systemReserve }) } },
+              { force: o.force },
+            );
           } else if (o.kind === 'cpu-reserve') {
             await h.updateLimits({ cpu: { systemReserve: o.systemReserve } }, { force: o.force });
           } else if (o.kind === 'cpu-reserved-cores') {
@@ -87,7 +168,12 @@ describe('a restart after any accepted operation', () => {
             await h.setCordon(o.cordoned, 'maintenance');
           } else if (o.kind === 'resize' && known.length > 0) {
             const target = known[o.pick % known.length] as Allocation;
-            await h.resize({ requestId: `z${o.id}`, allocationId: target.id, resources: { memoryMiB: o.mem, vcpus: o.vcpus }, ...(o.fence === undefined ? {} : { fence: o.fence }) });
+            await h.resize({
+              requestId: `z${o.id}`,
+              allocationId: target.id,
+              resources: { memoryMiB: o.mem, vcpus: o.vcpus },
+              ...(o.fence === undefined ? {} : { fence: o.fence }),
+            });
           }
           const state = unwrap(await h.exportState());
           const usage = unwrap(await h.getUsage());

@@ -101,18 +101,31 @@ export function sliceHealth(
   if (probe !== undefined) {
     const sample = probe.latest();
     if (sample === undefined) degraded.push(`${type}: the probe has not reported yet; used is shown as 0`);
-    else if (now - sample.at > thresholds.probeStaleMs) degraded.push(`${type}: the last probe sample is ${now - sample.at} ms old (stale after ${thresholds.probeStaleMs} ms)`);
+    else if (now - sample.at > thresholds.probeStaleMs)
+      degraded.push(`${type}: the last probe sample is ${now - sample.at} ms old (stale after ${thresholds.probeStaleMs} ms)`);
   }
   const { committed, effectiveCapacity, used, capacity, softLimit } = figures;
-  if (committed > effectiveCapacity) degraded.push(`${type}: committed ${committed} is above the effective capacity ${effectiveCapacity} after a forced shrink; nothing new is admitted`);
+  if (committed > effectiveCapacity)
+    degraded.push(
+      `${type}: committed ${committed} is above the effective capacity ${effectiveCapacity} after a forced shrink; nothing new is admitted`,
+    );
   const committedPm = permille(committed, effectiveCapacity);
   if (effectiveCapacity > 0 && committedPm >= thresholds.committedDegradedPermille) {
-    degraded.push(`${type}: ${percentText(committedPm)} of the effective capacity is committed (degraded at ${percentText(thresholds.committedDegradedPermille)})`);
+    degraded.push(
+      `${type}: ${percentText(committedPm)} of the effective capacity is committed (degraded at ${percentText(thresholds.committedDegradedPermille)})`,
+    );
   }
-  if (softLimit !== undefined && committed > softLimit) degraded.push(`${type}: committed ${committed} is above the soft limit ${softLimit}`);
+  if (softLimit !== undefined && committed > softLimit)
+    degraded.push(`${type}: committed ${committed} is above the soft limit ${softLimit}`);
   const usedPm = permille(used, capacity);
-  if (usedPm >= thresholds.usedUnhealthyPermille) unhealthy.push(`${type}: ${percentText(usedPm)} of the capacity is really used (unhealthy at ${percentText(thresholds.usedUnhealthyPermille)})`);
-  else if (usedPm >= thresholds.usedDegradedPermille) degraded.push(`${type}: ${percentText(usedPm)} of the capacity is really used (degraded at ${percentText(thresholds.usedDegradedPermille)})`);
+  if (usedPm >= thresholds.usedUnhealthyPermille)
+    unhealthy.push(
+      `${type}: ${percentText(usedPm)} of the capacity is really used (unhealthy at ${percentText(thresholds.usedUnhealthyPermille)})`,
+    );
+  else if (usedPm >= thresholds.usedDegradedPermille)
+    degraded.push(
+      `${type}: ${percentText(usedPm)} of the capacity is really used (degraded at ${percentText(thresholds.usedDegradedPermille)})`,
+    );
   if (unhealthy.length > 0) return { status: 'unhealthy', reasons: [...unhealthy, ...degraded] };
   if (degraded.length > 0) return { status: 'degraded', reasons: degraded };
   return { status: 'healthy' };

@@ -12,7 +12,8 @@ export class FakeProbe implements HostProbe {
   constructor(options: { topology?: HostTopology; totalMemoryMiB?: number; now?: () => number } = {}) {
     this.#topology = options.topology ?? { cores: [0, 1, 2, 3].map((id) => ({ id, core: id, numa: 0, socket: 0 })), source: 'config' };
     this.#now = options.now ?? Date.now;
-    if (options.totalMemoryMiB !== undefined) this.setMemory({ totalMiB: options.totalMemoryMiB, usedMiB: 0, availableMiB: options.totalMemoryMiB });
+    if (options.totalMemoryMiB !== undefined)
+      this.setMemory({ totalMiB: options.totalMemoryMiB, usedMiB: 0, availableMiB: options.totalMemoryMiB });
   }
 
   topology(): Promise<HostTopology> {

@@ -4,4 +4,12 @@ export { NATS_ENV_BINDINGS, readEnv, type EnvBinding, type EnvKind, type EnvValu
 export { transportSecurityProblem, hasCredentials, usesTls } from './transport-security.ts';
 export { parseKeyValues } from './key-values.ts';
 export { Provenance } from './provenance.ts';
-export { planConfigReload, describeReload, applyReloadLogLevel, type LevelledLogger, type IgnoredChange, type ReloadPlan, type ReloadRules } from './reload.ts';
+export {
+  planConfigReload,
+  describeReload,
+  applyReloadLogLevel,
+  type LevelledLogger,
+  type IgnoredChange,
+  type ReloadPlan,
+  type ReloadRules,
+} from './reload.ts';

@@ -49,7 +49,9 @@ export interface LoadProcessConfigInput<S extends z.ZodType<{ nats: NatsConnecti
  * `nats.insecure: true`). On failure, invalid_request whose message lists every problem, one line each
  * (`config error: <key>: <reason> (from <source>)`), and details.problems. Pure apart from readFile.
  */
-export function loadProcessConfig<S extends z.ZodType<{ nats: NatsConnectionConfig }>>(input: LoadProcessConfigInput<S>): Result<z.output<S>> {
+export function loadProcessConfig<S extends z.ZodType<{ nats: NatsConnectionConfig }>>(
+  input: LoadProcessConfigInput<S>,
+): Result<z.output<S>> {
   const problems: ConfigProblem[] = [];
   const provenance = new Provenance();
   const raw: Record<string, unknown> = {};
@@ -89,7 +91,10 @@ export function loadProcessConfig<S extends z.ZodType<{ nats: NatsConnectionConf
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       // An unknown key is reported at the key itself, so the problem names it and only its own source.
-      const found = issue.code === 'unrecognized_keys' ? issue.keys.map((key) => ({ path: [...issue.path.map(String), key], message: 'unknown key' })) : [{ path: issue.path.map(String), message: issue.message }];
+      const found =
+        issue.code === 'unrecognized_keys'
+          ? issue.keys.map((key) => ({ path: [...issue.path.map(String), key], message: 'unknown key' }))
+          : [{ path: issue.path.map(String), message: issue.message }];
       for (const { path, message } of found) {
         const key = path.length ? path.join('.') : '(root)';
         // A key already reported before parsing (stateDir in production) is not reported twice.
@@ -99,7 +104,12 @@ export function loadProcessConfig<S extends z.ZodType<{ nats: NatsConnectionConf
     }
   } else {
     const insecure = transportSecurityProblem(parsed.data.nats, production);
-    if (insecure !== undefined) problems.push({ path: 'nats', message: insecure, source: raw.production === true ? provenance.sourcesOf(['production']).join(', ') : 'NODE_ENV' });
+    if (insecure !== undefined)
+      problems.push({
+        path: 'nats',
+        message: insecure,
+        source: raw.production === true ? provenance.sourcesOf(['production']).join(', ') : 'NODE_ENV',
+      });
   }
   if (problems.length > 0 || !parsed.success) return err('invalid_request', formatConfigProblems(problems), { problems });
   return ok(parsed.data);
@@ -111,7 +121,11 @@ export function formatConfigProblems(problems: readonly ConfigProblem[]): string
 }
 
 /** `--config <file>` or `--config=<file>` wins over the variable; neither means no file (env and defaults only). */
-function configFilePath(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, variable: string): { ok: true; path: string | undefined } | { ok: false; problem: string } {
+function configFilePath(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+  variable: string,
+): { ok: true; path: string | undefined } | { ok: false; problem: string } {
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] ?? '';
     if (arg.startsWith('--config=')) {
@@ -127,13 +141,20 @@ function configFilePath(argv: readonly string[], env: Readonly<Record<string, st
   return { ok: true, path: fromEnv === '' ? undefined : fromEnv };
 }
 
-function readConfigFile(readFile: (path: string) => string, path: string): { ok: true; value: Record<string, unknown> } | { ok: false; problem: string; missing?: boolean } {
+function readConfigFile(
+  readFile: (path: string) => string,
+  path: string,
+): { ok: true; value: Record<string, unknown> } | { ok: false; problem: string; missing?: boolean } {
   let text: string;
   try {
     text = readFile(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    return { ok: false, problem: `cannot read the config file${code ? ` (${code})` : ''}: ${(e as Error).message}`, missing: code === 'ENOENT' };
+    return {
+      ok: false,
+      problem: `cannot read the config file${code ? ` (${code})` : ''}: ${(e as Error).message}`,
+      missing: code === 'ENOENT',
+    };
   }
   let value: unknown;
   try {

@@ -14,7 +14,8 @@ export class Provenance {
   /** One override: the path and everything under it now come from `source`. */
   override(path: readonly string[], source: string): void {
     const key = path.join('.');
-    for (const existing of [...this.#sources.keys()]) if (existing === key || existing.startsWith(`${key}.`)) this.#sources.delete(existing);
+    for (const existing of [...this.#sources.keys()])
+      if (existing === key || existing.startsWith(`${key}.`)) this.#sources.delete(existing);
     this.#sources.set(key, source);
   }
 

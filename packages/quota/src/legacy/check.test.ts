@@ -7,7 +7,11 @@ import { migrateLegacyQuotas } from './migrate.ts';
 const { quotas } = migrateLegacyQuotas(LEGACY_QUOTA_DOCUMENTS);
 /** tenant-1 (20 VMs, 64 vCPUs, 131072 MiB) already runs 60 vCPUs and 126976 MiB over 2 VMs. */
 const usage: Record<string, TenantUsage> = {
-  'tenant-1': applyPlacement(applyPlacement(emptyUsage(), { nodeId: 'n1', memoryMiB: 65_536, vcpus: 30 }), { nodeId: 'n2', memoryMiB: 61_440, vcpus: 30 }),
+  'tenant-1': applyPlacement(applyPlacement(emptyUsage(), { nodeId: 'n1', memoryMiB: 65_536, vcpus: 30 }), {
+    nodeId: 'n2',
+    memoryMiB: 61_440,
+    vcpus: 30,
+  }),
 };
 
 describe('legacyQuotaCheck, answering as the old API did', () => {
@@ -34,12 +38,21 @@ describe('legacyQuotaCheck, answering as the old API did', () => {
 
   it('says no to an unknown tenant, with not_found in the detailed answer', () => {
     expect(legacyQuotaCheck(quotas, usage, 'nobody', 2048, 4)).toBe(false);
-    expect(legacyQuotaCheckDetailed(quotas, usage, 'nobody', 2048, 4)).toMatchObject({ ok: false, error: { code: 'not_found', details: { tenantId: 'nobody' } } });
+    expect(legacyQuotaCheckDetailed(quotas, usage, 'nobody', 2048, 4)).toMatchObject({
+      ok: false,
+      error: { code: 'not_found', details: { tenantId: 'nobody' } },
+    });
   });
 
   it('says no to bad input with invalid_request naming the field, instead of throwing', () => {
-    expect(legacyQuotaCheckDetailed(quotas, usage, 'tenant-1', -1, 4)).toMatchObject({ ok: false, error: { code: 'invalid_request', details: { field: 'memoryMiB' } } });
-    expect(legacyQuotaCheckDetailed(quotas, usage, 'a.b', 1, 1)).toMatchObject({ ok: false, error: { code: 'invalid_request', details: { field: 'tenantId' } } });
+    expect(legacyQuotaCheckDetailed(quotas, usage, 'tenant-1', -1, 4)).toMatchObject({
+      ok: false,
+      error: { code: 'invalid_request', details: { field: 'memoryMiB' } },
+    });
+    expect(legacyQuotaCheckDetailed(quotas, usage, 'a.b', 1, 1)).toMatchObject({
+      ok: false,
+      error: { code: 'invalid_request', details: { field: 'tenantId' } },
+    });
     expect(legacyQuotaCheck(quotas, usage, 'tenant-1', Number.NaN, 4)).toBe(false);
   });
 });

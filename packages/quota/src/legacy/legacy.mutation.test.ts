@@ -16,11 +16,19 @@ const converted = (document: unknown) => {
 
 describe('legacy document conversion', () => {
   it('writes each warning so an operator knows what happened to the field', () => {
-    const c = converted({ tenant_id: 't', max_memory_mb: 2048, max_disk_gb: 50, overcommit_ratio: 1.5, priority: 2000, colour: 'red', api_rate_limits: { requests_per_minute: 5, burst: 3 } });
+    const c = converted({
+      tenant_id: 't',
+      max_memory_mb: 2048,
+      max_disk_gb: 50,
+      overcommit_ratio: 1.5,
+      priority: 2000,
+      colour: 'red',
+      api_rate_limits: { requests_per_minute: 5, burst: 3 },
+    });
     expect(c.warnings).toEqual([
       { field: 'max_memory_mb', message: '2048 MB read as 2048 MiB: the legacy code used MB for MiB of guest memory' },
       { field: 'max_disk_gb', message: 'disk quota of 50 GB not migrated: allot has no disk quota yet' },
-      { field: 'overcommit_ratio', message: 'overcommit ratio 1.5 not migrated: in allot overcommit is a host\'s limit, not a tenant\'s' },
+      { field: 'overcommit_ratio', message: "overcommit ratio 1.5 not migrated: in allot overcommit is a host's limit, not a tenant's" },
       { field: 'priority', message: 'priority 2000 clamped to 1000 (allot priorities are 0..1000)' },
       { field: 'api_rate_limits', message: 'legacy API-wide rates apply to place and to release separately in allot' },
       { field: 'colour', message: 'unknown field colour not migrated' },
@@ -52,12 +60,19 @@ describe('legacy document conversion', () => {
     const c = converted({ tenant_id: 't', max_vms: 5, api_rate_limits: { requests_per_minute: 0, requests_per_hour: 10 } });
     expect(c.quota).toMatchObject({ maxVms: 0, placeRates: [], releaseRates: [{ count: 10, per: 'hour' }] });
     expect(c.warnings).toEqual([
-      { field: 'api_rate_limits.requests_per_minute', message: 'a rate of 0 per minute reads as blocked: placements blocked by maxVms 0; releases stay allowed' },
+      {
+        field: 'api_rate_limits.requests_per_minute',
+        message: 'a rate of 0 per minute reads as blocked: placements blocked by maxVms 0; releases stay allowed',
+      },
       { field: 'max_vms', message: 'max_vms 5 replaced by 0: the tenant is blocked by a zero rate' },
     ]);
     // Already 0, or absent: nothing replaced, nothing said about max_vms.
-    expect(converted({ tenant_id: 't', max_vms: 0, api_rate_limits: { requests_per_second: 0 } }).warnings.map((w) => w.field)).toEqual(['api_rate_limits.requests_per_second']);
-    expect(converted({ tenant_id: 't', api_rate_limits: { requests_per_second: 0 } }).warnings.map((w) => w.field)).toEqual(['api_rate_limits.requests_per_second']);
+    expect(converted({ tenant_id: 't', max_vms: 0, api_rate_limits: { requests_per_second: 0 } }).warnings.map((w) => w.field)).toEqual([
+      'api_rate_limits.requests_per_second',
+    ]);
+    expect(converted({ tenant_id: 't', api_rate_limits: { requests_per_second: 0 } }).warnings.map((w) => w.field)).toEqual([
+      'api_rate_limits.requests_per_second',
+    ]);
   });
 
   it('skips invalid documents naming the field and why', () => {
@@ -80,7 +95,10 @@ describe('legacy migration report', () => {
       { tenantId: 'old', maxVms: 1, placeRates: [], releaseRates: [] },
       { tenantId: 'old', maxVms: 2, placeRates: [], releaseRates: [] },
     ];
-    const { quotas, report } = migrateLegacyQuotas([{ tenant_id: 'bad', max_vms: -1 }, 42, { tenant_id: 'new', max_memory_mb: 1, colour: 1 }], { existing });
+    const { quotas, report } = migrateLegacyQuotas(
+      [{ tenant_id: 'bad', max_vms: -1 }, 42, { tenant_id: 'new', max_memory_mb: 1, colour: 1 }],
+      { existing },
+    );
     expect(report.entries[0]).toMatchObject({ index: 0, tenantId: 'bad', outcome: 'skipped' });
     expect(report.entries[1]).not.toHaveProperty('tenantId');
     expect(report.entries[1]?.outcome).toBe('skipped');
@@ -100,7 +118,10 @@ describe('legacy migration report', () => {
 
 describe('legacy quota check', () => {
   it('names the field of a bad tenant id and refuses an unknown tenant with its id', () => {
-    expect(legacyQuotaCheckDetailed([], {}, '', 1, 1)).toMatchObject({ ok: false, error: { code: 'invalid_request', details: { field: 'tenantId' } } });
+    expect(legacyQuotaCheckDetailed([], {}, '', 1, 1)).toMatchObject({
+      ok: false,
+      error: { code: 'invalid_request', details: { field: 'tenantId' } },
+    });
     const bad = legacyQuotaCheckDetailed([], {}, '', 1, 1);
     expect(!bad.ok && bad.error.message).toMatch(/^tenantId: ./);
     expect(legacyQuotaCheckDetailed([], {}, 'ghost', 1, 1)).toEqual({

@@ -24,8 +24,14 @@ describe('migrateLegacyQuotas', () => {
       maxMemoryMiB: 131_072,
       maxVmsPerNode: 4,
       priority: 500,
-      placeRates: [{ count: 10, per: 'second' }, { count: 300, per: 'minute' }],
-      releaseRates: [{ count: 10, per: 'second' }, { count: 300, per: 'minute' }],
+      placeRates: [
+        { count: 10, per: 'second' },
+        { count: 300, per: 'minute' },
+      ],
+      releaseRates: [
+        { count: 10, per: 'second' },
+        { count: 300, per: 'minute' },
+      ],
     });
     expect(entry(report, 0)?.warnings.map((w) => w.field)).toEqual(['max_memory_mb', 'api_rate_limits']);
   });
@@ -40,8 +46,16 @@ describe('migrateLegacyQuotas', () => {
   });
 
   it('skips invalid documents with the reason naming the field', () => {
-    expect(entry(report, 2)).toMatchObject({ tenantId: 'broken-1', outcome: 'skipped', reason: { code: 'invalid_document', field: 'max_vcpus' } });
-    expect(entry(report, 6)).toMatchObject({ tenantId: 'acme corp', outcome: 'skipped', reason: { code: 'invalid_document', field: 'tenant_id' } });
+    expect(entry(report, 2)).toMatchObject({
+      tenantId: 'broken-1',
+      outcome: 'skipped',
+      reason: { code: 'invalid_document', field: 'max_vcpus' },
+    });
+    expect(entry(report, 6)).toMatchObject({
+      tenantId: 'acme corp',
+      outcome: 'skipped',
+      reason: { code: 'invalid_document', field: 'tenant_id' },
+    });
     expect(entry(report, 7)).toMatchObject({ outcome: 'skipped', reason: { code: 'invalid_document', field: '(root)' } });
     expect(entry(report, 8)).toMatchObject({ outcome: 'skipped', reason: { code: 'invalid_document', field: 'max_memory_mb' } });
   });
@@ -62,7 +76,14 @@ describe('migrateLegacyQuotas', () => {
 
   it('reads a zero rate as blocked: no placements, releases still allowed at the other rates', () => {
     const noisy = quotas.find((q) => q.tenantId === 'noisy');
-    expect(noisy).toMatchObject({ maxVms: 0, placeRates: [], releaseRates: [{ count: 5, per: 'second' }, { count: 1000, per: 'hour' }] });
+    expect(noisy).toMatchObject({
+      maxVms: 0,
+      placeRates: [],
+      releaseRates: [
+        { count: 5, per: 'second' },
+        { count: 1000, per: 'hour' },
+      ],
+    });
     expect(entry(report, 5)?.warnings.map((w) => w.field)).toEqual(
       expect.arrayContaining(['api_rate_limits.requests_per_minute', 'max_vms', 'priority']),
     );
@@ -85,7 +106,15 @@ describe('migrateLegacyQuotas', () => {
   it('reports an existing quota that differs as updated with the changed fields, and keeps tenants without a document', () => {
     const existing = [
       TenantQuotaSchema.parse({ tenantId: 'operator-made', maxVms: 3 }),
-      TenantQuotaSchema.parse({ tenantId: 'acme', maxVms: 100, maxVcpus: 200, maxMemoryMiB: 819_200, priority: 100, placeRates: [{ per: 'hour', count: 100 }], releaseRates: [] }),
+      TenantQuotaSchema.parse({
+        tenantId: 'acme',
+        maxVms: 100,
+        maxVcpus: 200,
+        maxMemoryMiB: 819_200,
+        priority: 100,
+        placeRates: [{ per: 'hour', count: 100 }],
+        releaseRates: [],
+      }),
     ];
     const merged = migrateLegacyQuotas(LEGACY_QUOTA_DOCUMENTS, { existing });
     expect(entry(merged.report, 1)).toMatchObject({ outcome: 'updated', changedFields: ['maxVcpus', 'releaseRates'] });

@@ -110,7 +110,11 @@ export function migrateLegacyQuotas(documents: readonly unknown[], options: Migr
         index,
         tenantId: quota.tenantId,
         outcome: 'skipped',
-        reason: { code: 'duplicate_tenant', field: 'tenant_id', message: `tenant ${quota.tenantId} was already migrated from document ${first.index}; this one is skipped (${detail})` },
+        reason: {
+          code: 'duplicate_tenant',
+          field: 'tenant_id',
+          message: `tenant ${quota.tenantId} was already migrated from document ${first.index}; this one is skipped (${detail})`,
+        },
         warnings,
       });
       return;
@@ -162,7 +166,11 @@ export function convertDocument(document: unknown): Converted {
   if (!tenantId.success) {
     return {
       ok: false,
-      skip: { code: 'invalid_document', field: 'tenant_id', message: `tenant_id ${JSON.stringify(doc.tenant_id)} is not a valid allot tenant id: ${tenantId.error.issues[0]?.message ?? 'invalid'}` },
+      skip: {
+        code: 'invalid_document',
+        field: 'tenant_id',
+        message: `tenant_id ${JSON.stringify(doc.tenant_id)} is not a valid allot tenant id: ${tenantId.error.issues[0]?.message ?? 'invalid'}`,
+      },
     };
   }
 
@@ -172,18 +180,25 @@ export function convertDocument(document: unknown): Converted {
   if (doc.max_vcpus != null) quota.maxVcpus = doc.max_vcpus;
   if (doc.max_memory_mb != null) {
     quota.maxMemoryMiB = doc.max_memory_mb;
-    warnings.push({ field: 'max_memory_mb', message: `${doc.max_memory_mb} MB read as ${doc.max_memory_mb} MiB: the legacy code used MB for MiB of guest memory` });
+    warnings.push({
+      field: 'max_memory_mb',
+      message: `${doc.max_memory_mb} MB read as ${doc.max_memory_mb} MiB: the legacy code used MB for MiB of guest memory`,
+    });
   }
   if (doc.max_vms_per_node != null) quota.maxVmsPerNode = doc.max_vms_per_node;
   if (doc.max_disk_gb != null) {
     warnings.push({ field: 'max_disk_gb', message: `disk quota of ${doc.max_disk_gb} GB not migrated: allot has no disk quota yet` });
   }
   if (doc.overcommit_ratio != null) {
-    warnings.push({ field: 'overcommit_ratio', message: `overcommit ratio ${doc.overcommit_ratio} not migrated: in allot overcommit is a host's limit, not a tenant's` });
+    warnings.push({
+      field: 'overcommit_ratio',
+      message: `overcommit ratio ${doc.overcommit_ratio} not migrated: in allot overcommit is a host's limit, not a tenant's`,
+    });
   }
   if (doc.priority != null) {
     const clamped = Math.min(1000, Math.max(0, doc.priority));
-    if (clamped !== doc.priority) warnings.push({ field: 'priority', message: `priority ${doc.priority} clamped to ${clamped} (allot priorities are 0..1000)` });
+    if (clamped !== doc.priority)
+      warnings.push({ field: 'priority', message: `priority ${doc.priority} clamped to ${clamped} (allot priorities are 0..1000)` });
     quota.priority = PrioritySchema.parse(clamped);
   }
   convertRates(doc, quota, warnings);
@@ -193,7 +208,14 @@ export function convertDocument(document: unknown): Converted {
   const valid = TenantQuotaSchema.safeParse(quota);
   if (!valid.success) {
     const issue = valid.error.issues[0];
-    return { ok: false, skip: { code: 'invalid_document', field: '(root)', message: `converted quota is invalid: ${issue?.path.join('.')}: ${issue?.message}` } };
+    return {
+      ok: false,
+      skip: {
+        code: 'invalid_document',
+        field: '(root)',
+        message: `converted quota is invalid: ${issue?.path.join('.')}: ${issue?.message}`,
+      },
+    };
   }
   return { ok: true, quota: valid.data, warnings };
 }
@@ -227,7 +249,8 @@ function convertRates(doc: LegacyQuotaDocument, quota: TenantQuota, warnings: Mi
     quota.releaseRates.push({ ...rate });
   }
   if (blocked) {
-    if (quota.maxVms !== undefined && quota.maxVms !== 0) warnings.push({ field: 'max_vms', message: `max_vms ${quota.maxVms} replaced by 0: the tenant is blocked by a zero rate` });
+    if (quota.maxVms !== undefined && quota.maxVms !== 0)
+      warnings.push({ field: 'max_vms', message: `max_vms ${quota.maxVms} replaced by 0: the tenant is blocked by a zero rate` });
     quota.maxVms = 0;
     quota.placeRates = [];
   }
@@ -243,7 +266,8 @@ function warnUnknownKeys(doc: LegacyQuotaDocument, warnings: MigrationWarning[])
   const limits = doc.api_rate_limits;
   if (limits == null) return;
   for (const key of Object.keys(limits)) {
-    if (!LEGACY_RATE_KEYS.has(key)) warnings.push({ field: `api_rate_limits.${key}`, message: `unknown field api_rate_limits.${key} not migrated` });
+    if (!LEGACY_RATE_KEYS.has(key))
+      warnings.push({ field: `api_rate_limits.${key}`, message: `unknown field api_rate_limits.${key} not migrated` });
   }
 }
 
