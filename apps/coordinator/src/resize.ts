@@ -2,6 +2,7 @@ import { err, ok, type Allocation, type AllotError, type Result } from '@allot/c
 import type { ClusterResizeRequest, ResizeAmounts } from '@allot/protocol';
 import type { Logger } from 'pino';
 import type { AgentCaller } from './agents.ts';
+import { liveAllocation } from './live-allocation.ts';
 import type { IntentStore, StoredIntent } from './intents/intent-store.ts';
 
 /*
@@ -40,24 +41,6 @@ function grows(from: ResizeAmounts, to: ResizeAmounts): boolean {
 
 function amountsOf(intent: { memoryMiB: number; vcpus: number }): ResizeAmounts {
   return { memoryMiB: intent.memoryMiB, vcpus: intent.vcpus };
-}
-
-/** The live allocation `allocationId` of `tenantId` on its node, or not_found (another tenant's is not_found too). */
-async function liveAllocation(d: ResizeDeps, allocationId: string, tenantId: string): Promise<Result<Allocation>> {
-  const at = allocationId.lastIndexOf(':');
-  const nodeId = allocationId.slice(0, Math.max(at, 0));
-  const counter = Number(allocationId.slice(at + 1));
-  const notFound = err('not_found', `tenant ${tenantId} has no live allocation ${allocationId}`, { allocationId, tenantId });
-  if (nodeId === '' || !Number.isSafeInteger(counter) || counter < 1 || !d.knowsNode(nodeId)) return notFound;
-  const page = await d.agents.call(
-    nodeId,
-    'allocations',
-    { status: 'live', tenantId, after: counter - 1, limit: 1 },
-    d.agentTimeoutMs === undefined ? {} : { timeoutMs: d.agentTimeoutMs },
-  );
-  if (!page.ok) return page;
-  const found = page.value.allocations[0];
-  return found?.id === allocationId ? ok(found) : notFound;
 }
 
 /** Writes the intent's new amounts, re-reading it when another writer moved it meanwhile. */

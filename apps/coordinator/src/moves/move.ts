@@ -12,6 +12,7 @@ import {
 import { ALREADY_TRIED, unavailableMessage } from '@allot/placement';
 import type { Logger } from 'pino';
 import type { AgentCaller } from '../agents.ts';
+import { liveAllocation } from '../live-allocation.ts';
 import type { IntentStore, StoredIntent } from '../intents/intent-store.ts';
 import type { PlaceFlow } from '../place-flow.ts';
 
@@ -92,20 +93,9 @@ function readIntent(d: MoveDeps, requestId: string): Promise<Result<StoredIntent
 
 /** The placed intent of the tenant's live allocation `allocationId`, found through its node's agent. */
 async function sourceIntent(d: MoveDeps, allocationId: string, tenantId: string): Promise<Result<StoredIntent>> {
-  const at = allocationId.lastIndexOf(':');
-  const nodeId = allocationId.slice(0, Math.max(at, 0));
-  const counter = Number(allocationId.slice(at + 1));
-  const notFound = err('not_found', `tenant ${tenantId} has no live allocation ${allocationId}`, { allocationId, tenantId });
-  if (nodeId === '' || !Number.isSafeInteger(counter) || counter < 1 || !d.knowsNode(nodeId)) return notFound;
-  const page = await d.agents.call(
-    nodeId,
-    'allocations',
-    { status: 'live', tenantId, after: counter - 1, limit: 1 },
-    d.agentTimeoutMs === undefined ? {} : { timeoutMs: d.agentTimeoutMs },
-  );
-  if (!page.ok) return page;
-  const found = page.value.allocations[0];
-  if (found?.id !== allocationId) return notFound;
+  const live = await liveAllocation(d, allocationId, tenantId);
+  if (!live.ok) return live;
+  const found = live.value;
   const read = await readIntent(d, found.requestId);
   if (!read.ok) return read;
   if (read.value === null || read.value.value.tenantId !== tenantId) {
