@@ -115,6 +115,30 @@ export const CpuOptionsSchema = z.object({
 });
 export type CpuOptions = z.infer<typeof CpuOptionsSchema>;
 
+/** Hugepage sizes a request may ask for, in MiB: 2 MiB and 1 GiB pages (x86-64). */
+export const HUGEPAGE_SIZES_MIB = [2, 1024] as const;
+export const HugepageSizeMiBSchema = z.union([z.literal(2), z.literal(1024)]);
+export type HugepageSizeMiB = z.infer<typeof HugepageSizeMiBSchema>;
+
+/** Hugepages as their own resource: `count` pages of one size, taken from one NUMA node. */
+export const HugepagesRequestSchema = z.object({
+  pageSizeMiB: HugepageSizeMiBSchema,
+  count: z.int().min(1).max(16_777_216),
+});
+export type HugepagesRequest = z.infer<typeof HugepagesRequestSchema>;
+
+/**
+ * Where a request's memory comes from (the kubelet Memory Manager's static policy, Nova's hw:numa_mem and
+ * hw:mem_page_size). Absent: memoryMiB is accounted host-wide only and floats over the NUMA nodes.
+ */
+export const MemoryOptionsSchema = z.object({
+  /** Take memoryMiB (and the hugepages) from this NUMA node, or refuse naming it; absent: memory floats. */
+  numaNode: z.int().min(0).max(255).optional(),
+  /** Hugepages besides memoryMiB, from numaNode when named, else from the lowest node that has them. */
+  hugepages: HugepagesRequestSchema.optional(),
+});
+export type MemoryOptions = z.infer<typeof MemoryOptionsSchema>;
+
 export const MAX_RESERVATION_TTL_MS = 7 * 24 * 3600 * 1000;
 
 /**
@@ -128,6 +152,8 @@ export const AllocationRequestSchema = z
     resources: ResourceAmountsSchema,
     priority: PrioritySchema.default(0),
     cpu: CpuOptionsSchema.default({ exclusive: false, numa: 'any' }),
+    /** NUMA-local memory and hugepages; absent in requests from peers that predate it (memory then floats). */
+    memory: MemoryOptionsSchema.optional(),
     /** A temporary hold: the capacity is held until activated or until ttlMs passes, then released automatically. */
     reservation: z.object({ ttlMs: z.int().min(1).max(MAX_RESERVATION_TTL_MS) }).optional(),
     /** Anti-affinity: the agent refuses this request when the group already has maxPerNode live allocations there. */
@@ -136,10 +162,17 @@ export const AllocationRequestSchema = z
     affinity: z.array(z.string().min(1).max(64)).max(8).optional(),
     metadata: MetadataSchema.default({}),
   })
-  .refine((r) => r.resources.memoryMiB > 0 || r.resources.vcpus > 0 || Object.values(r.resources.extra ?? {}).some((v) => v > 0), {
-    message: 'a request must ask for some resource',
-    path: ['resources'],
-  });
+  .refine(
+    (r) =>
+      r.resources.memoryMiB > 0 ||
+      r.resources.vcpus > 0 ||
+      r.memory?.hugepages !== undefined ||
+      Object.values(r.resources.extra ?? {}).some((v) => v > 0),
+    {
+      message: 'a request must ask for some resource',
+      path: ['resources'],
+    },
+  );
 export type AllocationRequest = z.infer<typeof AllocationRequestSchema>;
 /** The request as a caller may write it: defaults filled in by parsing. */
 export type AllocationRequestInput = z.input<typeof AllocationRequestSchema>;
@@ -172,6 +205,16 @@ export const CpuGrantSchema = z.object({
 export type CpuGrant = z.infer<typeof CpuGrantSchema>;
 
 /**
+ * Where a host took an allocation's memory from, recorded so a restart restores exactly that: `numaNode` when
+ * memoryMiB was taken from one node (absent: it floats), `hugepages` with the node its pages came from.
+ */
+export const MemoryGrantSchema = z.object({
+  numaNode: z.int().min(0).max(255).optional(),
+  hugepages: HugepagesRequestSchema.extend({ numaNode: z.int().min(0).max(255) }).optional(),
+});
+export type MemoryGrant = z.infer<typeof MemoryGrantSchema>;
+
+/**
  * A fencing epoch: the attempt number a coordinator drives a request id at (see docs/architecture.md, "Fencing").
  * The agent keeps the highest one seen per request id and refuses lower ones.
  */
@@ -185,6 +228,8 @@ export const AllocationSchema = z.object({
   request: AllocationRequestSchema,
   granted: ResourceAmountsSchema,
   cpu: CpuGrantSchema.nullable(),
+  /** Present when the request named a NUMA node or hugepages; absent in ledgers written before it. */
+  memory: MemoryGrantSchema.optional(),
   status: AllocationStatusSchema,
   priority: PrioritySchema,
   createdAt: EpochMsSchema,
@@ -285,6 +330,35 @@ export const CpuUsageSchema = ResourceUsageSchema.extend({
   cores: z.array(CoreStateSchema),
 });
 export type CpuUsage = z.infer<typeof CpuUsageSchema>;
+
+/** One hugepage size on one NUMA node, in pages: `total` from the host, `used` by allocations. */
+export const HugepageUsageSchema = z.object({
+  pageSizeMiB: z.int().min(1),
+  total: z.int().min(0),
+  used: z.int().min(0),
+  free: z.int().min(0),
+});
+export type HugepageUsage = z.infer<typeof HugepageUsageSchema>;
+
+/**
+ * One NUMA node's memory as the host accounts it: `capacityMiB` (the node's memory less its hugepage pools),
+ * `pinnedMiB` (held by allocations that named the node), `freeMiB` (what a request naming it could take now: the
+ * node's room, and never more than the host's), and its hugepages.
+ */
+export const NumaMemoryUsageSchema = z.object({
+  node: z.int().min(0),
+  capacityMiB: z.int().min(0),
+  pinnedMiB: z.int().min(0),
+  freeMiB: z.int().min(0),
+  hugepages: z.array(HugepageUsageSchema).max(8),
+});
+export type NumaMemoryUsage = z.infer<typeof NumaMemoryUsageSchema>;
+
+/** Memory's usage, with the per-NUMA-node figures when the host knows its nodes (absent from older agents). */
+export const MemoryUsageSchema = ResourceUsageSchema.extend({
+  numa: z.array(NumaMemoryUsageSchema).max(256).optional(),
+});
+export type MemoryUsage = z.infer<typeof MemoryUsageSchema>;
 
 // ---------- health ----------
 

@@ -3,6 +3,7 @@ import {
   AllocationIdSchema,
   AllocationRequestSchema,
   CpuUsageSchema,
+  MemoryUsageSchema,
   EpochMsSchema,
   FenceSchema,
   HealthSchema,
@@ -102,7 +103,7 @@ export const UsageSnapshotSchema = z.object({
   labels: LabelsSchema,
   cordoned: z.boolean(),
   health: HealthSchema,
-  memory: ResourceUsageSchema,
+  memory: MemoryUsageSchema,
   cpu: CpuUsageSchema,
   /** Counted resources besides memory and CPU (disk, custom:<name>, ...), when the host offers any. */
   extra: z.array(ResourceUsageSchema).max(64).optional(),
