@@ -9,6 +9,7 @@ import {
   type HostProbe,
   type HostTopology,
   type LimitsInput,
+  type NodeMemory,
   type ResourceType,
   type Result,
 } from '@allot/core';
@@ -16,14 +17,17 @@ import { invalidConfig, problemsOf } from './builder-result.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { CountingSlice } from './counting/counting-slice.ts';
 import { CpuSlice } from './cpu/cpu-slice.ts';
+import { NumaMemorySlice } from './memory/numa-memory-slice.ts';
 import { validateCpuPoolConfig } from './cpu/index.ts';
 import { HostManager, type HostManagerOptions } from './host/host-manager.ts';
 import type { ResourceSlice } from './host/slice.ts';
 
-/** What defaults are detected from: the host's topology and total memory. */
+/** What defaults are detected from: the host's topology and total memory, and its memory per NUMA node. */
 export interface HostFacts {
   readonly topology?: HostTopology;
   readonly memoryMiB?: number;
+  /** The probe's nodeMemory: NUMA nodes a request may pin its memory to, and their hugepage pools. */
+  readonly nodeMemory?: readonly NodeMemory[];
 }
 
 /** What a creator gets besides the config. */
@@ -41,7 +45,10 @@ function asRecord(config: unknown): Record<string, unknown> | undefined {
   return typeof config === 'object' && config !== null && !Array.isArray(config) ? (config as Record<string, unknown>) : undefined;
 }
 
-/** Memory (MiB): capacity defaults to the host's total memory. */
+/**
+ * Memory (MiB): capacity defaults to the host's total memory. Accounted host-wide, and per NUMA node for requests that
+ * name one or ask for hugepages (memory/numa-memory-slice.ts); a host without node facts offers neither.
+ */
 const createMemory: ResourceCreator = (config, { host, probe, clock }) => {
   const limits = asRecord(config.limits) ?? {};
   let capacity = limits.capacity;
@@ -57,7 +64,7 @@ const createMemory: ResourceCreator = (config, { host, probe, clock }) => {
   if (!parsed.success) return invalidConfig(problemsOf('memory', parsed.error));
   return {
     ok: true,
-    value: new CountingSlice({ type: 'memory', limits: parsed.data.limits, thresholds: parsed.data.health, clock, probe }),
+    value: new NumaMemorySlice({ limits: parsed.data.limits, thresholds: parsed.data.health, clock, probe, nodes: host.nodeMemory ?? [] }),
   };
 };
 

@@ -13,6 +13,7 @@ import {
   type TenantUsage,
 } from '@allot/core';
 import type { HostRecord, HostStateSnapshot, PreemptedVictim, RecordedFence, RetainedRelease } from './records.ts';
+import { attachMemoryGrant } from '../memory/numa-memory-slice.ts';
 import { replayResize, ResizeBook, resizeLive, type ResizeRequest } from './resize.ts';
 import { RetainedById } from './retained-by-id.ts';
 import { sameValue } from './same-request.ts';
@@ -314,6 +315,7 @@ export class HostState {
     };
     if (reservation) allocation.expiresAt = now + (request.reservation?.ttlMs ?? 0);
     if (fence !== undefined) allocation.fence = fence;
+    attachMemoryGrant(this.slices, allocation);
     this.idCounter += 1;
     this.seq += 1;
     this.#addLive(allocation);
@@ -631,6 +633,7 @@ export class HostState {
       this.#startGrace(waiting, named, now);
       return ok({ allocation: waiting, victims: victims.value.map((v) => this.live.get(v.id) ?? v), record });
     }
+    attachMemoryGrant(this.slices, allocation);
     const released: Allocation[] = [];
     const recorded: PreemptedVictim[] = [];
     for (const v of victims.value) {
@@ -832,6 +835,7 @@ export class HostState {
       }
       const allocation = withStatus(p.allocation, 'active', now);
       allocation.cpu = taken.value;
+      attachMemoryGrant(this.slices, allocation);
       records.push({ kind: 'preempted', seq: this.seq, at: now, allocation, idCounter: this.idCounter, victims: p.victims });
       const fence = this.#endGrace(allocation.requestId);
       for (const v of victims) this.#removeLive(v, now, preemptionReleaseId(v.id));
@@ -1231,6 +1235,7 @@ function withStatus(a: Allocation, status: Allocation['status'], at: number): Al
     updatedAt: at,
   };
   if (a.fence !== undefined) out.fence = a.fence;
+  if (a.memory !== undefined) out.memory = a.memory;
   return out;
 }
 

@@ -7,6 +7,7 @@ import type {
   HealthThresholds,
   HostProbe,
   Limits,
+  MemoryGrant,
   ResourceType,
   ResourceUsage,
   Result,
@@ -64,6 +65,8 @@ export interface ResourceSlice {
   /** Re-installs a durable allocation's share without a capacity check (it was admitted when committed). */
   restore(allocation: Allocation, reservation: boolean): Result<void>;
   free(allocationId: string): boolean;
+  /** Memory only: which NUMA node and hugepages the allocation's take or restore used (recorded on the allocation). */
+  memoryGrantOf?(allocationId: string): MemoryGrant | undefined;
   markActive(allocationId: string): void;
   holds(allocationId: string): boolean;
   readonly committed: number;
