@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { err, errorOf, ok, type Allocation, type AllotError, type Result } from '@allot/core';
 import type { ClusterCheckReply, ClusterReleaseRequest, PlaceReply, PlaceRequest } from '@allot/protocol';
 import {
@@ -16,6 +15,7 @@ import { classifyFailure, isNoResponders, type AgentCaller } from './agents.ts';
 import { allAllocations } from './allocation-pages.ts';
 import type { PlaceConfig } from './config.ts';
 import type { IntentStore, StoredIntent } from './intents/intent-store.ts';
+import { settlePending } from './intents/pending-placement.ts';
 import { requestHash, type PlacementIntent, type ReleaseCause } from './intents.ts';
 import type { QuotaService } from './quotas.ts';
 import type { CoordinatorClock } from './store/clock.ts';
@@ -81,6 +81,8 @@ export class PlaceFlow {
   /** Rate limits per coordinator: with N coordinators a tenant is admitted up to N x its rate (see README.md). */
   readonly #limiter = new RateLimiter();
   #roundRobinCursor: string | undefined;
+  /** Deferred `placed` writes in flight on this coordinator, by request id (#placed). */
+  readonly #recording = new Map<string, Promise<void>>();
 
   constructor(deps: PlaceFlowDeps) {
     this.#d = deps;
@@ -313,54 +315,76 @@ export class PlaceFlow {
   }
 
   /**
-   * Records the success (CAS to placed) and answers. The CAS stays: an answer is given only once the intent is proved to
-   * still name this node. A lost CAS re-reads: the same node driven further (a concurrent retry) is placed from the
-   * fresh revision; an intent that names another node cannot happen with fencing agents (the intent leaves a node only
-   * after it refused at a fence above every earlier drive, and a node holding the allocation replays it instead of
-   * refusing), so the undo below is a defence against agents that do not fence; an undo that is lost is the sweep's.
+   * Answers the placement as soon as its node's durable commit is known, and records `placed` afterwards, off the
+   * critical path (README "The place protocol": why answering first never breaks). Until that write lands the intent
+   * reads pending, counted, naming this node: a retry drives the node again and gets the same allocation replayed, a
+   * reader that needs it placed asks the node (settlePending), and a coordinator that dies in between leaves it to the
+   * reconciler's fence, which finds it held and writes placed.
    */
-  async #placed(req: PlaceRequest, start: StoredIntent, allocation: Allocation, preempted: Preempted): Promise<Result<PlaceReply>> {
+  #placed(req: PlaceRequest, start: StoredIntent, allocation: Allocation, preempted: Preempted): Result<PlaceReply> {
     const { requestId } = req.request;
     const nodeId = start.value.nodeId;
+    const reply: PlaceReply = { nodeId, allocation, cpuset: allocation.cpu?.cpuset ?? [], preempted, attempts: nodesAsked(start.value) };
+    if (req.placement.strategy === 'round-robin' || this.#d.config.defaultStrategy === 'round-robin') this.#roundRobinCursor = nodeId;
+    const recording = this.#recordPlaced(start, reply).finally(() => {
+      if (this.#recording.get(requestId) === recording) this.#recording.delete(requestId);
+    });
+    this.#recording.set(requestId, recording);
+    return ok(reply);
+  }
+
+  /**
+   * The deferred `placed` compare-and-set. A lost one re-reads: the same node driven further (a concurrent retry) is
+   * placed from the fresh revision; placed or released there already, nothing is left to do. An intent that names
+   * another node cannot happen with fencing agents (it leaves a node only after that node refused at a fence above
+   * every earlier drive, and a node holding the allocation replays it instead of refusing): logged, and the sweep's.
+   * A KV error leaves the intent pending for a retry or the reconciler.
+   */
+  async #recordPlaced(start: StoredIntent, reply: PlaceReply): Promise<void> {
+    const { requestId, nodeId } = start.value;
     let at = start;
     for (let round = 0; round < 8; round++) {
-      const reply: PlaceReply = { nodeId, allocation, cpuset: allocation.cpu?.cpuset ?? [], preempted, attempts: nodesAsked(at.value) };
       const written = await this.#d.store.placed(at, reply);
-      if (written.ok) {
-        if (req.placement.strategy === 'round-robin' || this.#d.config.defaultStrategy === 'round-robin') this.#roundRobinCursor = nodeId;
-        return ok(reply);
+      if (written.ok) return;
+      if (written.error.code !== 'conflict') {
+        this.#d.logger.warn(
+          { requestId, node: nodeId, code: written.error.code },
+          'placed not recorded; the intent stays pending for a retry or the reconciler',
+        );
+        return;
       }
-      if (written.error.code !== 'conflict') return written; // unavailable: the intent stays pending; a retry replays
       const fresh = await this.#d.store.get(requestId);
-      if (!fresh.ok) return fresh;
-      const f = fresh.value?.value;
-      if (f === undefined) return err('internal', `placement intent ${requestId} disappeared`, { requestId });
-      if (f.nodeId === nodeId && f.state === 'placed' && f.reply !== undefined) return ok(f.reply);
+      if (!fresh.ok || fresh.value === null) return;
+      const f = fresh.value.value;
       if (f.nodeId === nodeId && f.state === 'pending') {
-        at = fresh.value as StoredIntent;
+        at = fresh.value;
         continue;
       }
-      if (f.nodeId === nodeId && f.state === 'released')
-        return err('conflict', `placement ${requestId} was placed and then released; use a new request id`, {
-          requestId,
-          state: 'released',
-        });
-      this.#d.logger.error(
-        { requestId, node: nodeId, intentNode: f.nodeId, state: f.state },
-        'placement committed on a node the intent left (an agent that does not fence?); releasing it there',
-      );
-      const undone = await this.#d.agents.call(nodeId, 'release', {
-        requestId: derivedId('undo', requestId, nodeId),
-        allocationRequestId: requestId,
-        reason: `placement ${requestId} moved to ${f.nodeId}`,
-      });
-      if (!undone.ok)
-        this.#d.logger.warn({ requestId, node: nodeId, code: undone.error.code }, 'undo not confirmed; the sweep releases the orphan');
-      return f.state === 'placed' && f.reply !== undefined
-        ? ok(f.reply)
-        : err('timeout', `placement ${requestId} is being driven by another coordinator; retry`, { requestId });
+      if (f.nodeId !== nodeId)
+        this.#d.logger.error(
+          { requestId, node: nodeId, intentNode: f.nodeId, state: f.state },
+          'placement committed and answered on a node the intent left (an agent that does not fence?); the sweep decides',
+        );
+      return;
     }
-    return err('unavailable', `placement intent ${requestId} keeps changing; retry`, { requestId });
+  }
+
+  /** Resolves once every deferred `placed` write started so far has landed or given up (a stopping coordinator waits). */
+  async settled(): Promise<void> {
+    await Promise.all([...this.#recording.values()]);
+  }
+
+  /**
+   * A pending intent as a reader that needs to know whether it is placed must see it: a placement this coordinator
+   * answered and is still recording is awaited and re-read; one still pending is asked of its node (settlePending).
+   */
+  async settledIntent(pending: StoredIntent): Promise<Result<StoredIntent | null>> {
+    const recording = this.#recording.get(pending.value.requestId);
+    if (recording === undefined) return settlePending(this.#d, pending);
+    await recording;
+    const read = await this.#d.store.get(pending.value.requestId);
+    if (!read.ok || read.value?.value.state !== 'pending') return read;
+    return settlePending(this.#d, read.value);
   }
 
   /**
@@ -544,7 +568,10 @@ export class PlaceFlow {
    * allocation.
    */
   async release(req: ClusterReleaseRequest): Promise<Result<Allocation>> {
-    const read = await this.#d.store.get(req.placementRequestId);
+    const first = await this.#d.store.get(req.placementRequestId);
+    if (!first.ok) return first;
+    // Answered placements may read pending until their deferred `placed` write lands: settle it before deciding.
+    const read = first.value?.value.state === 'pending' ? await this.settledIntent(first.value) : first;
     if (!read.ok) return read;
     const intent = read.value?.value;
     if (intent === undefined || (req.tenantId !== undefined && req.tenantId !== intent.tenantId)) {
@@ -589,11 +616,6 @@ function avoided(move: MoveDestination | undefined): ReadonlySet<string> {
 
 function unwrapOr<T>(r: Result<T>): T | undefined {
   return r.ok ? r.value : undefined;
-}
-
-/** A request id of our own for a sub-request (an undo, a preemption), deterministic so its retries are idempotent. */
-function derivedId(kind: string, requestId: string, other: string): string {
-  return `${kind}-${createHash('sha256').update(`${requestId}\u0000${other}`).digest('hex').slice(0, 40)}`;
 }
 
 /**

@@ -32,6 +32,29 @@ function flaky(inner: Bucket): Bucket & { failing: boolean } {
   return b;
 }
 
+/**
+ * A bucket that holds back every single-intent write (the deferred `placed` compare-and-set; counting transitions are
+ * batches with the usage record) until `open()`, or fails them (`unavailable`, nothing stored) while `failing` is set.
+ */
+function holdingPlaced(inner: Bucket): Bucket & { failing: boolean; open(): void } {
+  let held: (() => void)[] = [];
+  const b = {
+    failing: false,
+    get: (key: string) => inner.get(key),
+    write: (writes: readonly BucketWrite[]): Promise<Result<number[]>> => {
+      if (writes.length !== 1 || !(writes[0] as BucketWrite).key.startsWith('intent.')) return inner.write(writes);
+      if (b.failing) return Promise.resolve(err('unavailable', 'KV did not answer'));
+      return new Promise((resolve) => held.push(() => resolve(inner.write(writes))));
+    },
+    watch: inner.watch.bind(inner),
+    open() {
+      for (const release of held) release();
+      held = [];
+    },
+  };
+  return b;
+}
+
 async function usage(cluster: InProcessCluster, tenantId = 'acme') {
   const c = await cluster.coordinator('reader');
   const u = await c.store.usage(tenantId);
@@ -233,6 +256,65 @@ describe('place protocol: findings', () => {
     expect(results.filter((r) => r.ok)).toHaveLength(3);
     expect((await usage(cluster)).vms).toBe(3);
     expect([...cluster.agents.nodes.keys()].flatMap((n) => cluster.agents.live(n))).toHaveLength(3);
+  });
+});
+
+describe('place protocol: one round of KV writes per place (placed is written after the answer)', () => {
+  it('answers once the node committed, before the placed write lands; the intent reads pending and counted meanwhile, then placed', async () => {
+    const cluster = inProcessCluster(NODES);
+    const bucket = holdingPlaced(cluster.bucket);
+    const c1 = await cluster.coordinator('c1', { bucket });
+    const r = await c1.place(req('d1', on('a')));
+    if (!r.ok) throw new Error(r.error.message);
+    expect(liveCount(cluster, 'd1')).toBe(1);
+    const before = await c1.store.get('d1');
+    expect(before.ok && before.value?.value).toMatchObject({ state: 'pending', nodeId: 'a' });
+    expect((await usage(cluster)).vms).toBe(1);
+    bucket.open();
+    await c1.flow.settled();
+    const after = await c1.store.get('d1');
+    expect(after.ok && after.value?.value).toMatchObject({ state: 'placed', reply: { allocation: { id: r.value.allocation.id } } });
+    const retry = await c1.place(req('d1', on('a')));
+    expect(retry.ok && retry.value.allocation.id).toBe(r.value.allocation.id);
+  });
+
+  it('releases a placement answered a moment ago whose placed write has not landed, on another coordinator; the late write does not bring it back', async () => {
+    const cluster = inProcessCluster(NODES);
+    const bucket = holdingPlaced(cluster.bucket);
+    const c1 = await cluster.coordinator('c1', { bucket });
+    const c2 = await cluster.coordinator('c2');
+    const r = await c1.place(req('d2', on('b')));
+    if (!r.ok) throw new Error(r.error.message);
+    const released = await c2.flow.release({ requestId: 'rel-d2', placementRequestId: 'd2', tenantId: 'acme' });
+    expect(released.ok && released.value).toMatchObject({ id: r.value.allocation.id, status: 'released' });
+    expect(liveCount(cluster, 'd2')).toBe(0);
+    expect((await usage(cluster)).vms).toBe(0);
+    bucket.open();
+    await c1.flow.settled();
+    const stored = await c2.store.get('d2');
+    expect(stored.ok && stored.value?.value).toMatchObject({ state: 'released', releasedBy: 'tenant' });
+    expect((await usage(cluster)).vms).toBe(0);
+  });
+
+  it('keeps a placement whose placed write failed pending and counted; the reconciler finds it held and records it placed, and a retry gets it', async () => {
+    const cluster = inProcessCluster(NODES);
+    const bucket = holdingPlaced(cluster.bucket);
+    bucket.failing = true;
+    const c1 = await cluster.coordinator('c1', { bucket });
+    const r = await c1.place(req('d3', on('c')));
+    if (!r.ok) throw new Error(r.error.message);
+    await c1.flow.settled();
+    const pending = await c1.store.get('d3');
+    expect(pending.ok && pending.value?.value.state).toBe('pending');
+    expect((await usage(cluster)).vms).toBe(1);
+    const c2 = await cluster.coordinator('c2');
+    await c2.reconciler.reconcileOnce();
+    cluster.clock.advance(60_000);
+    expect((await c2.reconciler.reconcileOnce()).outcomes).toEqual({ d3: 'placed' });
+    const retry = await c2.place(req('d3', on('c')));
+    expect(retry.ok && retry.value.allocation.id).toBe(r.value.allocation.id);
+    expect(liveCount(cluster, 'd3')).toBe(1);
+    expect((await usage(cluster)).vms).toBe(1);
   });
 });
 
