@@ -18,10 +18,10 @@ describe('ClusterManager, the door of place, release and check', () => {
     unwrap(await manager.start());
     unwrap(await manager.place(PlaceRequestSchema.parse(req('p1', 1024))));
     c.refresh();
-    expect(unwrap(manager.check(PlaceRequestSchema.parse(req('p2', 8192)))).fits).toBe(false);
+    expect(unwrap(await manager.checkAvailability(req('p2', 8192).request)).fits).toBe(false);
     const refused = await manager.place(PlaceRequestSchema.parse(req('p2', 8192)));
     expect(!refused.ok && refused.error.code).toBe('insufficient_capacity');
-    unwrap(await manager.releasePlacement({ requestId: 'rel-p1', placementRequestId: 'p1', tenantId: 'acme' }));
+    unwrap(await manager.release({ requestId: 'rel-p1', allocationRequestId: 'p1', tenantId: 'acme' }));
     const m = unwrap(await manager.getMetrics());
     expect({ allocations: m.allocations, releases: m.releases, refusals: m.refusals, count: m.allocateLatency.count }).toEqual({
       allocations: 1,
@@ -53,5 +53,54 @@ describe('ClusterManager, the door of place, release and check', () => {
     const gpu = await manager.updateLimits({ gpu: { capacity: 2 } }, { node: 'a' });
     expect(!gpu.ok && gpu.error).toMatchObject({ code: 'invalid_request', details: { field: 'gpu' } });
     expect(unwrap(await manager.getLimits({ node: 'a' })).memory?.capacity).toBe(4096);
+  });
+  it("releases a tenant's own placement only: another tenant's release is not_found and the placement stays", async () => {
+    const cluster = inProcessCluster({ a: { memoryMiB: 4096, cores: 8 } });
+    const c = await cluster.coordinator('c1');
+    const manager = new ClusterManager({ view: c.view, flow: c.flow, agents: cluster.agents.caller(), now: () => cluster.clock.wall() });
+    unwrap(await manager.start());
+    unwrap(await manager.place(PlaceRequestSchema.parse(req('p1', 1024))));
+    const foreign = await manager.release({ requestId: 'rel-x', allocationRequestId: 'p1', tenantId: 'other' });
+    expect(!foreign.ok && foreign.error.code).toBe('not_found');
+    c.refresh();
+    expect(unwrap(await manager.getUsage()).find((u) => u.resourceType === 'memory')?.committed).toBe(1024);
+    expect(unwrap(await manager.release({ requestId: 'rel-p1', allocationRequestId: 'p1', tenantId: 'acme' })).status).toBe('released');
+  });
+
+  it('checks with the placement options and says where it would go, and that no single node has room the cluster has in sum', async () => {
+    const cluster = inProcessCluster({ a: { memoryMiB: 4096, cores: 8 }, b: { memoryMiB: 4096, cores: 8 } });
+    const c = await cluster.coordinator('c1');
+    const manager = new ClusterManager({ view: c.view, flow: c.flow, agents: cluster.agents.caller(), now: () => cluster.clock.wall() });
+    unwrap(await manager.start());
+    const manual = unwrap(await manager.checkAvailability(req('p1', 1024).request, { strategy: 'manual', nodeId: 'b' }));
+    expect({ fits: manual.fits, candidates: manual.candidates }).toEqual({ fits: true, candidates: ['b'] });
+    const big = unwrap(await manager.checkAvailability(req('p2', 6144).request));
+    expect({ fits: big.fits, code: big.reason?.code, memory: big.figures['memory'] }).toEqual({
+      fits: false,
+      code: 'insufficient_capacity',
+      memory: { requested: 6144, free: 8192, effectiveCapacity: 8192 },
+    });
+    expect(big.rejected).toEqual({ 'Insufficient memory': 2 });
+  });
+  it("counts usage as the usage verb does: a lost node's commitments still count, its capacity does not", async () => {
+    const cluster = inProcessCluster({ a: { memoryMiB: 4096, cores: 8 }, b: { memoryMiB: 4096, cores: 8 } });
+    const c = await cluster.coordinator('c1');
+    const manager = new ClusterManager({ view: c.view, flow: c.flow, agents: cluster.agents.caller(), now: () => cluster.clock.wall() });
+    unwrap(await manager.start());
+    unwrap(await manager.place(PlaceRequestSchema.parse({ ...req('p1', 1024), placement: { strategy: 'manual', nodeId: 'b' } })));
+    c.refresh();
+    cluster.agents.setDown('b', true);
+    cluster.clock.advance(60_001);
+    c.refresh();
+    c.view.sweep();
+    expect(c.view.get('b')?.liveness).toBe('lost');
+    const memory = unwrap(await manager.getUsage()).find((u) => u.resourceType === 'memory');
+    const verb = manager.clusterUsage();
+    expect({ capacity: memory?.capacity, committed: memory?.committed, allocations: memory?.allocationCount }).toEqual({
+      capacity: verb.memory.capacity,
+      committed: verb.memory.committed,
+      allocations: verb.allocationCount,
+    });
+    expect({ capacity: memory?.capacity, committed: memory?.committed }).toEqual({ capacity: 4096, committed: 1024 });
   });
 });

@@ -11,6 +11,7 @@ import {
   type Health,
   type LimitsTarget,
   type LimitsUpdate,
+  type PlacementOptionsInput,
   type ManagerMetrics,
   type ReleaseTarget,
   type ResourceManager,
@@ -23,7 +24,6 @@ import {
   PlaceRequestSchema,
   type ClusterCheckReply,
   type ClusterEfficiencyReply,
-  type ClusterReleaseRequest,
   type ClusterUsage,
   type HostLimits,
   type PlaceReply,
@@ -79,18 +79,6 @@ export class ClusterManager implements ResourceManager {
     return this.#flow.place(req);
   }
 
-  /** Releases a placement by the request id that placed it (the tenant's when named), counted once. */
-  async releasePlacement(req: ClusterReleaseRequest): Promise<Result<Allocation>> {
-    const r = await this.#flow.release(req);
-    this.metrics.recordRelease(r);
-    return r;
-  }
-
-  /** Dry run of a place: where it would go and why not elsewhere; changes nothing. */
-  check(req: PlaceRequest): Result<ClusterCheckReply> {
-    return this.#flow.check(req);
-  }
-
   async allocate(request: AllocationRequestInput): Promise<Result<Allocation>> {
     const req = validate(PlaceRequestSchema, { request });
     if (!req.ok) return req;
@@ -98,19 +86,38 @@ export class ClusterManager implements ResourceManager {
     return r.ok ? ok(r.value.allocation) : r;
   }
 
-  async release(target: ReleaseTarget): Promise<Result<Allocation>> {
+  /**
+   * The release verb: a placement is released by the request id that placed it (`allocationRequestId`), through its
+   * intent, counted once. `tenantId` (the scheduler subject's) makes another tenant's placement not_found.
+   */
+  async release(target: ReleaseTarget & { tenantId?: string }): Promise<Result<Allocation>> {
     if (target.allocationRequestId === undefined)
       return err('invalid_request', 'allocationRequestId: at cluster scope a placement is released by the request id that placed it', {
         field: 'allocationRequestId',
       });
-    return this.releasePlacement({ requestId: target.requestId, placementRequestId: target.allocationRequestId });
+    const r = await this.#flow.release({
+      requestId: target.requestId,
+      placementRequestId: target.allocationRequestId,
+      ...(target.tenantId === undefined ? {} : { tenantId: target.tenantId }),
+    });
+    this.metrics.recordRelease(r);
+    return r;
   }
 
-  async checkAvailability(request: AllocationRequestInput): Promise<Result<Availability>> {
-    const req = validate(PlaceRequestSchema, { request });
+  /**
+   * The check verb, a dry run of a place that changes nothing: with the placement options when given (the caller has
+   * applied the tenant's rights), and at cluster scope also where it would go and why not elsewhere. The figures are the
+   * cluster's totals: "fits: false" with free above requested means no single node has the room.
+   */
+  async checkAvailability(
+    request: AllocationRequestInput,
+    placement?: PlacementOptionsInput,
+  ): Promise<Result<Availability & Omit<ClusterCheckReply, 'fits'>>> {
+    const req = validate(PlaceRequestSchema, placement === undefined ? { request } : { request, placement });
     if (!req.ok) return req;
-    const check = this.check(req.value);
+    const check = this.#flow.check(req.value);
     if (!check.ok) return check;
+    const { fits, candidates, rejected, message } = check.value;
     const u = this.#view.usage(this.#now());
     const figures = {
       memory: {
@@ -124,11 +131,8 @@ export class ClusterManager implements ResourceManager {
         effectiveCapacity: u.cpu.effectiveCapacity,
       },
     };
-    return ok(
-      check.value.fits
-        ? { fits: true, figures }
-        : { fits: false, figures, reason: { code: 'insufficient_capacity', message: check.value.message } },
-    );
+    const where = { candidates, rejected, message };
+    return ok(fits ? { fits, figures, ...where } : { fits, figures, reason: { code: 'insufficient_capacity', message }, ...where });
   }
 
   clusterUsage(): ClusterUsage {
@@ -150,15 +154,17 @@ export class ClusterManager implements ResourceManager {
         allocationCount: 0,
       };
       for (const v of this.#view.index.nodes()) {
-        if (v.liveness === 'lost') continue;
         const s = v.snapshot[r];
+        // As the usage verb counts (ClusterView.usage): what is committed on a lost or decommissioned node still
+        // exists (its agent is the authority); only its capacity is out of reach.
+        u.committed += s.committed;
+        u.reserved += s.reserved;
+        u.allocationCount += s.allocationCount;
+        if (v.liveness === 'lost' || v.state === 'decommissioned') continue;
         u.capacity += s.capacity;
         u.systemReserve += s.systemReserve;
         u.effectiveCapacity += s.effectiveCapacity;
-        u.committed += s.committed;
         u.used += s.used;
-        u.reserved += s.reserved;
-        u.allocationCount += s.allocationCount;
       }
       out.push(u);
     }

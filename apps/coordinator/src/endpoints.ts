@@ -33,7 +33,7 @@ import type { Sweep } from './sweep.ts';
 import type { ClusterView } from './view.ts';
 
 export interface EndpointDeps {
-  /** Every scheduler verb of the place route (place, release, activate, check) goes through it. */
+  /** The door of the place route's verbs: place, and the contract's release, activateReservation and checkAvailability. */
   readonly manager: ClusterManager;
   readonly view: ClusterView;
   readonly quotas: QuotaService;
@@ -133,7 +133,7 @@ export function schedulerEndpoints(d: EndpointDeps): EndpointSpec[] {
       return out;
     }),
     // The owning tenant is the subject's: a placement of another tenant is not_found.
-    sched('release', (r, tenantId) => d.manager.releasePlacement({ ...r, tenantId })),
+    sched('release', (r, tenantId) => d.manager.release({ requestId: r.requestId, allocationRequestId: r.placementRequestId, tenantId })),
     sched('activate', async (r, tenantId) => {
       const owned = await ownedBy(d, r.allocationId, tenantId);
       return owned.ok ? d.manager.activateReservation(r.allocationId, r.requestId) : owned;
@@ -148,7 +148,11 @@ export function schedulerEndpoints(d: EndpointDeps): EndpointSpec[] {
     sched('move.abort', (r, tenantId) => (d.moves === undefined ? cannotMove() : abortMove(d.moves, r, tenantId))),
     sched('evacuate', (r) => (d.moves === undefined ? cannotMove() : evacuateNode(d.moves, r))),
     sched('moves', (r) => (d.moves === undefined ? cannotMove() : movesInFlight(d.moves, r))),
-    sched('check', async (r, tenantId) => d.manager.check(withTenantRights(r, d.quotas.quotaOf(tenantId), defaults))),
+    sched('check', async (asked, tenantId) => {
+      const r = withTenantRights(asked, d.quotas.quotaOf(tenantId), defaults);
+      const a = await d.manager.checkAvailability(r.request, r.placement);
+      return a.ok ? ok({ fits: a.value.fits, candidates: a.value.candidates, rejected: a.value.rejected, message: a.value.message }) : a;
+    }),
     sched('usage', async () => ok(d.manager.clusterUsage())),
     sched('efficiency', async () => ok(d.manager.efficiency())),
     sched('health', () => d.manager.healthCheck()),
