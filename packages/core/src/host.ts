@@ -16,6 +16,7 @@ import {
   TenantIdSchema,
   VcpuCountSchema,
 } from './domain.ts';
+import { PriorityUsageListSchema } from './priority-usage.ts';
 
 /*
  * A host's side of the domain: the commands its HostManager takes (a request with the fence of a coordinator's
@@ -112,6 +113,11 @@ export const UsageSnapshotSchema = z.object({
   /** Live allocations per anti-affinity group (the allocate request's `group`). */
   groups: z.record(z.string(), z.int().min(0)),
   allocationCount: z.int().min(0),
+  /**
+   * Per priority level, what the preemptible allocations hold (priority-usage.ts), ascending: the preemption
+   * post-filter's only input about victims. Absent from older agents: their nodes are never planned on for preemption.
+   */
+  priorities: PriorityUsageListSchema.optional(),
   /** Milliseconds between heartbeats, so a reader can judge staleness without configuration. */
   heartbeatMs: z.int().min(1),
 });

@@ -7,6 +7,7 @@ export * from './domain.ts';
 export * from './config.ts';
 export * from './resource-manager.ts';
 export * from './host.ts';
+export * from './priority-usage.ts';
 export * from './cluster.ts';
 export * from './validate.ts';
 export * from './probe.ts';

@@ -2,8 +2,10 @@ import { randomInt } from 'node:crypto';
 import type { NodeView } from '@allot/core';
 import { CapacityTree, type EntryOrder } from './capacity-tree.ts';
 import {
+  evictableUpTo,
   freeMemoryMiB,
   idleSharedCores,
+  roomAfter,
   nodeStateReason,
   sharedVcpuFit,
   type NodeStateReason,
@@ -23,6 +25,13 @@ import type { CandidateSource, CapacityEntry, CapacityNeed, ClusterSnapshot, Dom
  */
 export const MAX_DOMAIN_LABELS = 16;
 
+/**
+ * Bound on the eviction trees kept at once (one per priority level a preemption asked about, see byRoomEvicting). Each
+ * costs O(log n) on every upsert; past the bound the least recently used one is dropped and rebuilt in O(n log n) if
+ * asked for again. Clusters use a handful of priority levels, and one preemption asks about O(log levels) of them.
+ */
+export const MAX_EVICTION_TREES = 16;
+
 export interface ClusterIndexOptions {
   /** Tie-breaking salts and treap priorities. Default: seeded from the OS, so coordinators break ties differently. */
   readonly random?: RandomSource;
@@ -36,6 +45,8 @@ interface NodeRecord {
   entry: CapacityEntry | null;
   state: NodeStateReason | null;
   salt: number;
+  /** Per tracked eviction tree (by priority level), the entry inserted there: the room once that level is evicted. */
+  readonly evictionEntries: Map<number, CapacityEntry>;
 }
 
 const byFreeMemoryOrder: EntryOrder = (a, b) =>
@@ -60,6 +71,10 @@ export class ClusterIndex implements ClusterSnapshot {
   readonly #byFree: CapacityTree;
   readonly #byId: CapacityTree;
   readonly #domains = new Map<string, DomainIndex>();
+  /** Priority level -> schedulable nodes whose snapshot lists preemptible allocations at that level. */
+  readonly #levels = new Map<number, number>();
+  /** Priority level -> schedulable nodes by the room evicting every preemptible allocation at or below it frees. */
+  readonly #evictionTrees = new Map<number, CapacityTree>();
   readonly #states: Record<NodeStateReason, number> = { [NODE_NOT_READY]: 0, [NODE_CORDONED]: 0, [NODE_UNHEALTHY]: 0 };
   readonly #random: RandomSource;
   /** The configured labels: never evicted. */
@@ -121,7 +136,7 @@ export class ClusterIndex implements ClusterSnapshot {
             salt,
           }
         : null;
-    const record: NodeRecord = { view, entry, state, salt };
+    const record: NodeRecord = { view, entry, state, salt, evictionEntries: new Map() };
     this.#nodes.set(view.nodeId, record);
     this.#link(record);
     return true;
@@ -140,8 +155,18 @@ export class ClusterIndex implements ClusterSnapshot {
     if (r.entry !== null) {
       this.#byFree.insert(r.entry);
       this.#byId.insert(r.entry);
+      for (const p of r.view.snapshot.priorities ?? []) addTo(this.#levels, p.priority, 1);
+      for (const [level, tree] of this.#evictionTrees) this.#linkEviction(level, tree, r);
     }
     for (const [label, d] of this.#domains) this.#linkDomain(label, d, r, 1);
+  }
+
+  /** Puts a schedulable node into one eviction tree, keyed by its room once `level` and below are evicted. */
+  #linkEviction(level: number, tree: CapacityTree, r: NodeRecord): void {
+    const room = roomAfter(r.view, evictableUpTo(r.view, level));
+    const entry: CapacityEntry = { nodeId: r.view.nodeId, salt: r.salt, ...room };
+    r.evictionEntries.set(level, entry);
+    tree.insert(entry);
   }
 
   #unlink(r: NodeRecord): void {
@@ -149,6 +174,9 @@ export class ClusterIndex implements ClusterSnapshot {
     if (r.entry !== null) {
       this.#byFree.remove(r.entry);
       this.#byId.remove(r.entry);
+      for (const p of r.view.snapshot.priorities ?? []) addTo(this.#levels, p.priority, -1);
+      for (const [level, entry] of r.evictionEntries) this.#evictionTrees.get(level)?.remove(entry);
+      r.evictionEntries.clear();
     }
     for (const [label, d] of this.#domains) this.#linkDomain(label, d, r, -1);
   }
@@ -227,6 +255,35 @@ export class ClusterIndex implements ClusterSnapshot {
     return tree.walk(need, order, (e) => e.freeMemoryMiB >= need.memoryMiB);
   }
 
+  preemptionLevels(): number[] {
+    return [...this.#levels.keys()].sort((a, b) => a - b);
+  }
+
+  byRoomEvicting(level: number, need: CapacityNeed, order: 'ascending' | 'descending'): CandidateSource {
+    return this.#evictionTree(level).walk(need, order, (e) => e.freeMemoryMiB >= need.memoryMiB);
+  }
+
+  /** The eviction tree of a priority level, built on first use in O(n log n), then maintained by every upsert. */
+  #evictionTree(level: number): CapacityTree {
+    let tree = this.#evictionTrees.get(level);
+    if (tree !== undefined) {
+      this.#evictionTrees.delete(level); // most recently used last: the Map's order is the eviction order
+      this.#evictionTrees.set(level, tree);
+      return tree;
+    }
+    if (this.#evictionTrees.size >= MAX_EVICTION_TREES) {
+      const [oldest] = this.#evictionTrees.keys();
+      if (oldest !== undefined) {
+        this.#evictionTrees.delete(oldest);
+        for (const r of this.#nodes.values()) r.evictionEntries.delete(oldest);
+      }
+    }
+    tree = new CapacityTree(byFreeMemoryOrder, this.#random);
+    this.#evictionTrees.set(level, tree);
+    for (const r of this.#nodes.values()) if (r.entry !== null) this.#linkEviction(level, tree, r);
+    return tree;
+  }
+
   /** The domain index of a label, built on first use in O(n log n) and then maintained by every upsert. */
   #domain(label: string): DomainIndex {
     let d = this.#domains.get(label);
@@ -252,7 +309,7 @@ export class ClusterIndex implements ClusterSnapshot {
   }
 }
 
-function addTo(map: Map<string, number>, key: string, delta: number): void {
+function addTo<K>(map: Map<K, number>, key: K, delta: number): void {
   const n = (map.get(key) ?? 0) + delta;
   if (n === 0) map.delete(key);
   else map.set(key, n);

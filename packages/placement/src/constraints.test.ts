@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { PlacementOptionsSchema, unwrap, type PlacementOptionsInput } from '@allot/core';
 import { ClusterIndex } from './cluster-index.ts';
-import { allocationRequest, nodeView, type NodeShape } from './fixtures.ts';
+import { allocation, allocationRequest, nodeHolding, nodeView, type NodeShape } from './fixtures.ts';
 import { decide } from './decide.ts';
-import { preemptionCandidates } from './post-filter.ts';
+import { preemptionTargets } from './post-filter.ts';
 import { seededRandom } from './random.ts';
 
 const options = (o: PlacementOptionsInput) => PlacementOptionsSchema.parse(o);
@@ -48,20 +48,20 @@ describe('taints and tolerations', () => {
   });
 
   it('preemption never names a tainted node the request does not tolerate', () => {
-    const full = { id: 'full', memoryMiB: 2048, memoryCommitted: 2048, taints: tainted.taints };
-    const index = ClusterIndex.of([nodeView(full)]);
+    const full = { id: 'full', memoryMiB: 2048, taints: tainted.taints };
+    const index = ClusterIndex.of([nodeHolding(full, [allocation('full:1', 'full', 2048, 1, 0)])]);
     const request = allocationRequest(1024, 1, { priority: 100 });
-    expect(unwrap(preemptionCandidates(index, request, options({ allowPreemption: true }), { random: seededRandom(1) }, 4))).toEqual([]);
+    expect(unwrap(preemptionTargets(index, request, options({ allowPreemption: true }), { random: seededRandom(1) }, 4)).nodes).toEqual([]);
     expect(
       unwrap(
-        preemptionCandidates(
+        preemptionTargets(
           index,
           request,
           options({ allowPreemption: true, tolerations: [{ key: 'dedicated', value: 'gpu' }] }),
           { random: seededRandom(1) },
           4,
         ),
-      ),
+      ).nodes,
     ).toEqual(['full']);
   });
 });

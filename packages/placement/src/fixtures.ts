@@ -1,4 +1,14 @@
-import type { Allocation, AllocationRequest, Health, NodeLiveness, NodeView, Taint } from '@allot/core';
+import {
+  preemptibleShare,
+  priorityUsage,
+  type Allocation,
+  type AllocationRequest,
+  type Health,
+  type NodeLiveness,
+  type NodeView,
+  type PriorityUsage,
+  type Taint,
+} from '@allot/core';
 
 /*
  * Builders of realistic node views and requests for tests and benchmarks (not exported from the package).
@@ -23,6 +33,8 @@ export interface NodeShape {
   tenants?: Record<string, { vms: number; memoryMiB: number; vcpus: number }>;
   groups?: Record<string, number>;
   taints?: Taint[];
+  /** What the preemptible allocations hold per priority level (the snapshot's `priorities`). */
+  priorities?: PriorityUsage[];
   seq?: number;
 }
 
@@ -90,6 +102,7 @@ export function nodeView(shape: NodeShape): NodeView {
       tenants: shape.tenants ?? {},
       groups: shape.groups ?? {},
       allocationCount: 0,
+      ...(shape.priorities === undefined ? {} : { priorities: shape.priorities }),
       heartbeatMs: 1_000,
     },
   };
@@ -129,4 +142,27 @@ export function allocation(id: string, nodeId: string, memoryMiB: number, vcpus:
     createdAt: 1,
     updatedAt: 1,
   };
+}
+
+/**
+ * A node holding these allocations, as its agent would publish it: memory and shared vCPUs committed, exclusive cores
+ * taken out of the shared pool, and the per-priority figures (priorityUsage).
+ */
+export function nodeHolding(shape: NodeShape, allocations: readonly Allocation[]): NodeView {
+  let memory = 0;
+  let shared = 0;
+  let exclusive = 0;
+  for (const a of allocations) {
+    const s = preemptibleShare(a);
+    memory += s.memoryMiB;
+    shared += s.sharedVcpus;
+    exclusive += s.exclusiveCores;
+  }
+  return nodeView({
+    ...shape,
+    memoryCommitted: (shape.memoryCommitted ?? 0) + memory,
+    sharedVcpusCommitted: (shape.sharedVcpusCommitted ?? 0) + shared,
+    exclusiveCores: (shape.exclusiveCores ?? 0) + exclusive,
+    priorities: priorityUsage(allocations),
+  });
 }

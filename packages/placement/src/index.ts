@@ -2,7 +2,7 @@
 export * from './types.ts';
 export { seededRandom, type RandomSource } from './random.ts';
 export type { CandidateSource, CapacityEntry, CapacityNeed, ClusterSnapshot, DomainTally, NodeId } from './snapshot.ts';
-export { ClusterIndex, MAX_DOMAIN_LABELS, type ClusterIndexOptions } from './cluster-index.ts';
+export { ClusterIndex, MAX_DOMAIN_LABELS, MAX_EVICTION_TREES, type ClusterIndexOptions } from './cluster-index.ts';
 export * from './filters.ts';
 export { tolerates, taintReason, untoleratedTaint } from './taints.ts';
 export { maxSkewReason, missingLabelReason, spreadLoad } from './topology-spread.ts';
@@ -11,6 +11,15 @@ export * from './scorers.ts';
 export { STRATEGIES, SPREAD_DOMAIN_WEIGHT, sampleLimit } from './strategies.ts';
 export { decide, demandOf, DEFAULT_MAX_CANDIDATES, DEFAULT_MAX_VISITS } from './decide.ts';
 export { unavailableMessage, sortedReasons } from './rejections.ts';
-export { planPreemption, fitsWhenEmptied, PREEMPTION_SEARCH_BUDGET, type PreemptionPlan } from './preemption.ts';
-export { preemptionCandidates, planPreemptionAmong } from './post-filter.ts';
-export { freeMemoryMiB, sharedVcpuFit, idleSharedCores, largestNumaSharedCores, nodeStateReason } from './node-capacity.ts';
+export { planPreemption, fitsAfter, fitsWhenEmptied, PREEMPTION_SEARCH_BUDGET, type PreemptionPlan } from './preemption.ts';
+export { preemptionTargets, rankPreemptionPlans, planPreemptionAmong, PREEMPTION_SAMPLE, type PreemptionTargets } from './post-filter.ts';
+export {
+  freeMemoryMiB,
+  sharedVcpuFit,
+  idleSharedCores,
+  largestNumaSharedCores,
+  nodeStateReason,
+  roomAfter,
+  evictableUpTo,
+  type Freed,
+} from './node-capacity.ts';

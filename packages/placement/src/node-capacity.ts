@@ -1,4 +1,5 @@
 import type { NodeView } from '@allot/core';
+import type { CapacityEntry } from './snapshot.ts';
 
 /*
  * What a node can still take, read from its usage snapshot. These few functions are the single definition used by the
@@ -78,4 +79,47 @@ export function largestNumaSharedCores(view: NodeView): number {
     if (n > best) best = n;
   }
   return best;
+}
+
+/** Capacity that releasing some allocations gives back: memory, shared-mode vCPUs, exclusive cores. */
+export interface Freed {
+  readonly memoryMiB: number;
+  readonly sharedVcpus: number;
+  readonly exclusiveCores: number;
+}
+
+export const NOTHING_FREED: Freed = { memoryMiB: 0, sharedVcpus: 0, exclusiveCores: 0 };
+
+/**
+ * What the node could take once `freed` is released, by the same arithmetic as the figures above (with nothing freed
+ * they are freeMemoryMiB, sharedVcpuFit and idleSharedCores): exclusive cores released go back to the shared pool at the
+ * node's overcommit ratio.
+ */
+export function roomAfter(view: NodeView, freed: Freed): Omit<CapacityEntry, 'nodeId' | 'salt'> {
+  const cpu = view.snapshot.cpu;
+  const percent = cpuOvercommitPercent(view);
+  const committed = cpu.sharedVcpusCommitted - freed.sharedVcpus;
+  const capacity = cpu.sharedVcpusCapacity + Math.floor((freed.exclusiveCores * percent) / 100);
+  return {
+    freeMemoryMiB: freeMemoryMiB(view) + freed.memoryMiB,
+    sharedVcpuFit: Math.max(0, Math.min(capacity - committed, cpu.sharedCores + freed.exclusiveCores)),
+    idleCores: Math.max(0, sharedCoreCount(view) + freed.exclusiveCores - Math.ceil((committed * 100) / percent)),
+  };
+}
+
+/**
+ * What evicting every preemptible allocation of priority `level` or below would free, from the snapshot's per-priority
+ * figures (nothing for a snapshot without them: an older agent's node is never planned on).
+ */
+export function evictableUpTo(view: NodeView, level: number): Freed {
+  let memoryMiB = 0;
+  let sharedVcpus = 0;
+  let exclusiveCores = 0;
+  for (const p of view.snapshot.priorities ?? []) {
+    if (p.priority > level) break; // ascending
+    memoryMiB += p.memoryMiB;
+    sharedVcpus += p.sharedVcpus;
+    exclusiveCores += p.exclusiveCores;
+  }
+  return { memoryMiB, sharedVcpus, exclusiveCores };
 }

@@ -3,9 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { ClusterIndex } from './cluster-index.ts';
 import { decide } from './decide.ts';
 import { labelsSatisfy, notTried } from './filters.ts';
-import { allocation, allocationRequest, nodeView, type NodeShape } from './fixtures.ts';
+import { allocation, allocationRequest, nodeHolding, nodeView, type NodeShape } from './fixtures.ts';
 import { largestNumaSharedCores, sharedCoreCount } from './node-capacity.ts';
-import { planPreemptionAmong, preemptionCandidates } from './post-filter.ts';
+import { planPreemptionAmong, preemptionTargets } from './post-filter.ts';
 import { seededRandom } from './random.ts';
 import { sortedReasons, unavailableMessage } from './rejections.ts';
 import type { CapacityEntry, CandidateSource } from './snapshot.ts';
@@ -27,43 +27,57 @@ function drain(source: CandidateSource): string[] {
   return out;
 }
 
-describe('preemption candidates', () => {
+describe('preemption targets', () => {
+  const holding = (shape: NodeShape, ...held: [number, number][]) =>
+    nodeHolding(
+      shape,
+      held.map(([memoryMiB, priority], i) => allocation(`${shape.id}:${i + 1}`, shape.id, memoryMiB, 1, priority)),
+    );
+
   it('refuses options decide would refuse', () => {
     const c = cluster([{ id: 'a' }]);
-    expect(preemptionCandidates(c, high(), opts({ strategy: 'manual' }), ctx(), 5)).toMatchObject({
+    expect(preemptionTargets(c, high(), opts({ strategy: 'manual' }), ctx(), 5)).toMatchObject({
       ok: false,
       error: { code: 'invalid_request' },
     });
   });
 
   it('visits at most maxVisits nodes', () => {
-    // Most free memory first: two nodes too small even emptied, then one that would do.
-    const c = cluster([
-      { id: 'small-1', memoryMiB: 3000 },
-      { id: 'small-2', memoryMiB: 2900 },
-      { id: 'big', memoryMiB: 8192, memoryCommitted: 8192 },
-    ]);
-    expect(unwrap(preemptionCandidates(c, high(4096), opts(), ctx({ maxVisits: 10 }), 5))).toEqual(['big']);
-    const tight = cluster([
-      { id: 'a-roomy', memoryMiB: 65536, memoryCommitted: 0, labels: { zone: 'other' } },
-      { id: 'b-roomy', memoryMiB: 32768, memoryCommitted: 0, labels: { zone: 'other' } },
-      { id: 'c-full', memoryMiB: 8192, memoryCommitted: 8192, labels: { zone: 'z1' } },
-    ]);
+    const views = [
+      holding({ id: 'a-roomy', memoryMiB: 65536, labels: { zone: 'other' } }, [65536, 0]),
+      holding({ id: 'b-roomy', memoryMiB: 32768, labels: { zone: 'other' } }, [32768, 0]),
+      holding({ id: 'c-full', memoryMiB: 8192, labels: { zone: 'z1' } }, [8192, 0]),
+    ];
+    const tight = ClusterIndex.of(views, { random: seededRandom(1) });
     const inZ1 = opts({ constraints: [{ key: 'zone', op: 'In', values: ['z1'] }] });
-    expect(unwrap(preemptionCandidates(tight, high(4096), inZ1, ctx({ maxVisits: 2 }), 5))).toEqual([]);
-    expect(unwrap(preemptionCandidates(tight, high(4096), inZ1, ctx({ maxVisits: 3 }), 5))).toEqual(['c-full']);
+    expect(unwrap(preemptionTargets(tight, high(4096), inZ1, ctx({ maxVisits: 2 }), 5)).nodes).toEqual([]);
+    expect(unwrap(preemptionTargets(tight, high(4096), inZ1, ctx({ maxVisits: 3 }), 5)).nodes).toEqual(['c-full']);
   });
 
   it('names a node whose shared CPU is full: eviction frees vCPUs too', () => {
-    const c = cluster([{ id: 'cpu-full', memoryMiB: 16384, cores: 4, sharedVcpusCommitted: 4 }]);
-    expect(unwrap(preemptionCandidates(c, high(1024, 2), opts(), ctx(), 5))).toEqual(['cpu-full']);
+    const full = nodeHolding({ id: 'cpu-full', memoryMiB: 16384, cores: 4 }, [allocation('cpu-full:1', 'cpu-full', 1024, 4, 0)]);
+    const c = ClusterIndex.of([full], { random: seededRandom(1) });
+    expect(unwrap(preemptionTargets(c, high(1024, 2), opts(), ctx(), 5)).nodes).toEqual(['cpu-full']);
+  });
+
+  it('ranks the sample by the estimated sum of victim priorities, then their count', () => {
+    const c = ClusterIndex.of(
+      [
+        holding({ id: 'many', memoryMiB: 8192 }, [2048, 0], [2048, 0], [2048, 0], [2048, 0]),
+        holding({ id: 'one', memoryMiB: 8192 }, [8192, 0]),
+        holding({ id: 'costly', memoryMiB: 8192 }, [2048, 0], [6144, 5]),
+      ],
+      { random: seededRandom(1) },
+    );
+    expect(unwrap(preemptionTargets(c, high(4096), opts(), ctx(), 5))).toMatchObject({ level: 0, nodes: ['one', 'many'] });
+    expect(unwrap(preemptionTargets(c, high(4096), opts(), ctx(), 1)).nodes).toEqual(['one']);
   });
 });
 
 describe('the plan among the fetched nodes', () => {
   const node = (id: string): NodeShape => ({ id, memoryMiB: 8192, memoryCommitted: 8192 });
 
-  it('takes the fewest victims, then the lowest highest priority, the first named among equals, and skips unknown nodes', () => {
+  it('takes the lowest highest priority, then the lowest sum, then the fewest victims, the first named among equals, and skips unknown nodes', () => {
     const c = cluster([node('two'), node('one-high'), node('one-low'), node('one-low-too')]);
     const allocs = new Map([
       ['ghost', [allocation('g', 'ghost', 8192, 1, 0)]],
@@ -73,8 +87,14 @@ describe('the plan among the fetched nodes', () => {
       ['one-low-too', [allocation('l2', 'one-low-too', 8192, 1, 10)]],
     ]);
     const plan = planPreemptionAmong(c, high(6144), allocs);
-    expect(plan?.nodeId).toBe('one-low');
-    expect(plan?.victims.map((v) => v.id)).toEqual(['l']);
+    expect(plan?.nodeId).toBe('two');
+    expect(plan?.victims.map((v) => v.id)).toEqual(['t1', 't2']);
+    allocs.delete('two');
+    expect(planPreemptionAmong(c, high(6144), allocs)?.nodeId).toBe('one-low');
+    allocs.delete('one-low');
+    allocs.set('one-high', [allocation('h1', 'one-high', 4096, 1, 10), allocation('h2', 'one-high', 4096, 1, 5)]);
+    allocs.set('one-low-too', [allocation('l3', 'one-low-too', 4096, 1, 10), allocation('l4', 'one-low-too', 4096, 1, 0)]);
+    expect(planPreemptionAmong(c, high(6144), allocs)?.nodeId).toBe('one-low-too'); // the same highest, a lower sum
   });
 
   it('ranks plans of the same size by their highest priority, not their lowest', () => {
@@ -292,13 +312,23 @@ describe('strategies in the decision', () => {
 
 describe('preemption for a named node', () => {
   it('names only that node, found directly rather than by a walk, and nothing for a node not in the view', () => {
-    const c = cluster([
-      { id: 'roomy', memoryMiB: 65536, memoryCommitted: 65536 },
-      { id: 'named', memoryMiB: 8192, memoryCommitted: 8192 },
-    ]);
+    const c = ClusterIndex.of(
+      [
+        nodeHolding({ id: 'roomy', memoryMiB: 65536 }, [allocation('roomy:1', 'roomy', 65536, 1, 0)]),
+        nodeHolding({ id: 'named', memoryMiB: 8192 }, [
+          allocation('named:1', 'named', 4096, 1, 0),
+          allocation('named:2', 'named', 4096, 1, 20),
+        ]),
+      ],
+      { random: seededRandom(1) },
+    );
     const manual = (nodeId: string) => opts({ strategy: 'manual', nodeId });
     // The walk would visit roomy first and stop there.
-    expect(unwrap(preemptionCandidates(c, high(4096), manual('named'), ctx({ maxVisits: 1 }), 5))).toEqual(['named']);
-    expect(unwrap(preemptionCandidates(c, high(4096), manual('ghost'), ctx(), 5))).toEqual([]);
+    expect(unwrap(preemptionTargets(c, high(4096), manual('named'), ctx({ maxVisits: 1 }), 5))).toMatchObject({
+      level: 0,
+      nodes: ['named'],
+    });
+    expect(unwrap(preemptionTargets(c, high(8192), manual('named'), ctx(), 5))).toMatchObject({ level: 20, nodes: ['named'] });
+    expect(unwrap(preemptionTargets(c, high(4096), manual('ghost'), ctx(), 5)).nodes).toEqual([]);
   });
 });

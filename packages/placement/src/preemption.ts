@@ -1,5 +1,12 @@
-import { holdsCapacity, PREEMPTION_PRIORITY_GAP, type Allocation, type AllocationRequest, type NodeView } from '@allot/core';
-import { cpuOvercommitPercent, freeMemoryMiB, largestNumaSharedCores, nodeStateReason, sharedCoreCount } from './node-capacity.ts';
+import {
+  holdsCapacity,
+  preemptibleShare,
+  PREEMPTION_PRIORITY_GAP,
+  type Allocation,
+  type AllocationRequest,
+  type NodeView,
+} from '@allot/core';
+import { largestNumaSharedCores, nodeStateReason, NOTHING_FREED, roomAfter, type Freed } from './node-capacity.ts';
 
 /** Allocations to release on one node so that a request fits there. */
 export interface PreemptionPlan {
@@ -15,34 +22,14 @@ export interface PreemptionPlan {
 /** Subsets examined before falling back to greedy: keeps one call in the low milliseconds on a busy node. */
 export const PREEMPTION_SEARCH_BUDGET = 100_000;
 
-interface Freed {
-  memoryMiB: number;
-  sharedVcpus: number;
-  exclusiveCores: number;
-}
-
-function freedBy(a: Allocation): Freed {
-  if (a.cpu?.mode === 'exclusive')
-    return { memoryMiB: a.granted.memoryMiB, sharedVcpus: 0, exclusiveCores: a.cpu.cpuset.length || a.granted.vcpus };
-  return { memoryMiB: a.granted.memoryMiB, sharedVcpus: a.granted.vcpus, exclusiveCores: 0 };
-}
-
 /**
- * Whether the request fits on the node once `freed` is released, by the same snapshot arithmetic as the filters
- * (exclusive cores released go back to the shared pool at the node's overcommit ratio).
+ * Whether the request fits on the node once `f` is released, by the same snapshot arithmetic as the filters and the
+ * index (node-capacity.ts, roomAfter).
  */
-function fitsAfter(node: NodeView, request: AllocationRequest, f: Freed): boolean {
-  if (freeMemoryMiB(node) + f.memoryMiB < request.resources.memoryMiB) return false;
-  const cpu = node.snapshot.cpu;
-  const percent = cpuOvercommitPercent(node);
-  const vcpus = request.resources.vcpus;
-  const committed = cpu.sharedVcpusCommitted - f.sharedVcpus;
-  if (request.cpu.exclusive) {
-    const shared = sharedCoreCount(node) + f.exclusiveCores;
-    return shared - Math.ceil((committed * 100) / percent) >= vcpus;
-  }
-  const capacity = cpu.sharedVcpusCapacity + Math.floor((f.exclusiveCores * percent) / 100);
-  return Math.min(capacity - committed, cpu.sharedCores + f.exclusiveCores) >= vcpus;
+export function fitsAfter(node: NodeView, request: AllocationRequest, f: Freed): boolean {
+  const room = roomAfter(node, f);
+  if (room.freeMemoryMiB < request.resources.memoryMiB) return false;
+  return (request.cpu.exclusive ? room.idleCores : room.sharedVcpuFit) >= request.resources.vcpus;
 }
 
 /** Whether the request would fit on the node with every allocation there released: no eviction can do better. */
@@ -56,9 +43,9 @@ export function fitsWhenEmptied(node: NodeView, request: AllocationRequest): boo
 }
 
 function sum(victims: readonly Allocation[]): Freed {
-  const total: Freed = { memoryMiB: 0, sharedVcpus: 0, exclusiveCores: 0 };
+  const total = { memoryMiB: 0, sharedVcpus: 0, exclusiveCores: 0 };
   for (const v of victims) {
-    const f = freedBy(v);
+    const f = preemptibleShare(v);
     total.memoryMiB += f.memoryMiB;
     total.sharedVcpus += f.sharedVcpus;
     total.exclusiveCores += f.exclusiveCores;
@@ -87,7 +74,8 @@ function better(a: readonly Allocation[], b: readonly Allocation[]): boolean {
 
 /**
  * The fewest, then lowest-priority, live allocations of one node whose release makes the request fit there; only
- * allocations at least `minGap` priority points below the request are eligible. Pure; the post-filter
+ * allocations at least `minGap` priority points below the request, and at or below `maxVictimPriority` when given (the
+ * post-filter's bound: the lowest level at which the node makes room), are eligible. Pure; the post-filter
  * (post-filter.ts) calls it for each node it named. Returns null when no eligible set helps
  * (the node is not schedulable, NUMA cannot be satisfied, or even releasing every eligible allocation is not enough).
  *
@@ -100,8 +88,10 @@ export function planPreemption(
   allocations: readonly Allocation[],
   request: AllocationRequest,
   minGap: number = PREEMPTION_PRIORITY_GAP,
+  maxVictimPriority: number = request.priority - minGap,
 ): PreemptionPlan | null {
   if (nodeStateReason(node) !== null) return null;
+  const bound = Math.min(maxVictimPriority, request.priority - minGap);
   if (request.cpu.numa === 'require' && largestNumaSharedCores(node) < request.resources.vcpus) return null;
   const plan = (victims: Allocation[], optimal: boolean): PreemptionPlan => ({
     nodeId: node.nodeId,
@@ -109,16 +99,12 @@ export function planPreemption(
     freed: sum(victims),
     optimal,
   });
-  const none: Freed = { memoryMiB: 0, sharedVcpus: 0, exclusiveCores: 0 };
-  if (fitsAfter(node, request, none)) return plan([], true);
+  if (fitsAfter(node, request, NOTHING_FREED)) return plan([], true);
 
   const eligible = allocations
     .filter(
       (a) =>
-        a.nodeId === node.nodeId &&
-        (a.status === 'active' || a.status === 'reserved') &&
-        holdsCapacity(a.status) &&
-        a.priority <= request.priority - minGap,
+        a.nodeId === node.nodeId && (a.status === 'active' || a.status === 'reserved') && holdsCapacity(a.status) && a.priority <= bound,
     )
     .sort((a, b) => a.priority - b.priority || (a.id < b.id ? -1 : 1));
   if (!fitsAfter(node, request, sum(eligible))) return null;

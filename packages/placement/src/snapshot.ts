@@ -65,4 +65,12 @@ export interface ClusterSnapshot {
   schedulableDomains(label: string): IterableIterator<string | null>;
   /** Schedulable nodes of one domain that fit the need, by free memory. */
   byFreeMemoryInDomain(label: string, value: string | null, need: CapacityNeed, order: 'ascending' | 'descending'): CandidateSource;
+  /** The priority levels of preemptible allocations on schedulable nodes (their snapshots' `priorities`), ascending. */
+  preemptionLevels(): number[];
+  /**
+   * Schedulable nodes that fit the need once every preemptible allocation of priority `level` or below is evicted, by
+   * that room (memory first). A node whose room cannot fit is never visited. O(log n) per node yielded, plus O(n log n)
+   * once when the level was not indexed yet (see ClusterIndex, MAX_EVICTION_TREES).
+   */
+  byRoomEvicting(level: number, need: CapacityNeed, order: 'ascending' | 'descending'): CandidateSource;
 }
