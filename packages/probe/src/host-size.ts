@@ -11,9 +11,21 @@ export interface CoreLayout {
   readonly threadsPerCore: number;
 }
 
-/** A whole simulated host: its core layout and its memory. */
+/** A whole simulated host: its core layout and its memory, with hugepage pools on every NUMA node (none by default). */
 export interface HostSize extends CoreLayout {
   readonly memoryMiB: number;
+  /** 2 MiB hugepages on each NUMA node (out of the node's share of memoryMiB). */
+  readonly hugepages2MiPerNode?: number;
+  /** 1 GiB hugepages on each NUMA node (out of the node's share of memoryMiB). */
+  readonly hugepages1GiPerNode?: number;
+}
+
+/** The hugepage pools a simulated host has on each node, as /sys names them (size in KiB). */
+export function simulatedHugepages(size: HostSize): { sizeKiB: number; perNode: number }[] {
+  const pools: { sizeKiB: number; perNode: number }[] = [];
+  if ((size.hugepages2MiPerNode ?? 0) > 0) pools.push({ sizeKiB: 2048, perNode: size.hugepages2MiPerNode ?? 0 });
+  if ((size.hugepages1GiPerNode ?? 0) > 0) pools.push({ sizeKiB: 1_048_576, perNode: size.hugepages1GiPerNode ?? 0 });
+  return pools;
 }
 
 const MAX_CORES = 1 << 16;

@@ -89,3 +89,26 @@ describe('the fixed probe for tests', () => {
     expect(p.samples).toBe(1);
   });
 });
+
+describe('a simulated host with hugepages', () => {
+  it('has the configured pools on every NUMA node, all free, inside the node memory', async () => {
+    const p = SimulatedProbe.create({ ...SIZE, hugepages2MiPerNode: 512, hugepages1GiPerNode: 2 }, { now: clock });
+    if (!p.ok) throw new Error(p.error.message);
+    expect(await p.value.nodeMemory()).toEqual(
+      [0, 1].map((node) => ({
+        node,
+        totalMiB: 32_768,
+        hugepages: [
+          { sizeKiB: 2048, total: 512, free: 512 },
+          { sizeKiB: 1_048_576, total: 2, free: 2 },
+        ],
+      })),
+    );
+  });
+
+  it('refuses pools larger than a node, naming the figures', () => {
+    const p = SimulatedProbe.create({ ...SIZE, hugepages1GiPerNode: 33 });
+    expect(p.ok ? 'created' : p.error.message).toBe('hugepages: 33792 MiB of hugepages per NUMA node is more than its 32768 MiB of memory');
+    expect(SimulatedProbe.create({ ...SIZE, hugepages2MiPerNode: -1 }).ok).toBe(false);
+  });
+});

@@ -8,7 +8,7 @@ import {
   type NodeMemory,
   type Result,
 } from '@allot/core';
-import { layoutCores, validateLayout, type HostSize } from './host-size.ts';
+import { layoutCores, simulatedHugepages, validateLayout, type HostSize } from './host-size.ts';
 import { splitNodeMemory } from './sys-node-memory.ts';
 
 /**
@@ -53,6 +53,8 @@ export class SimulatedProbe implements HostProbe {
         value: size.memoryMiB,
       });
     }
+    const hugepages = validateHugepages(size);
+    if (!hugepages.ok) return hugepages;
     return ok(new SimulatedProbe(size, options.now ?? Date.now));
   }
 
@@ -71,9 +73,9 @@ export class SimulatedProbe implements HostProbe {
     return Promise.resolve(this.#topology);
   }
 
-  /** The configured memory split evenly over the configured NUMA nodes; no hugepages. */
+  /** The configured memory split evenly over the configured NUMA nodes, each with the configured hugepage pools, all free. */
   nodeMemory(): Promise<readonly NodeMemory[]> {
-    return Promise.resolve(splitNodeMemory(this.size.memoryMiB, this.size.numaNodes));
+    return Promise.resolve(splitNodeMemory(this.size.memoryMiB, this.size.numaNodes, simulatedHugepages(this.size)));
   }
 
   latest(): HostSample | undefined {
@@ -104,4 +106,22 @@ export function simulatedSample(size: HostSize, committed: CommittedFigures, at:
     memory: { totalMiB: size.memoryMiB, usedMiB, availableMiB: size.memoryMiB - usedMiB },
     cpu: { perCorePermille, totalPermille: Math.floor(busyTotal / size.cores) },
   };
+}
+
+/** Hugepage counts are non-negative integers, and every node's pools fit in its share of the memory. */
+function validateHugepages(size: HostSize): Result<void> {
+  for (const field of ['hugepages2MiPerNode', 'hugepages1GiPerNode'] as const) {
+    const value = size[field];
+    if (value !== undefined && (!Number.isInteger(value) || value < 0))
+      return err('invalid_request', `${field}: must be a non-negative integer, got ${String(value)}`, { field, value });
+  }
+  const perNodeMiB = Math.floor(size.memoryMiB / size.numaNodes);
+  const hugeMiB = simulatedHugepages(size).reduce((sum, p) => sum + (p.sizeKiB / 1024) * p.perNode, 0);
+  if (hugeMiB > perNodeMiB)
+    return err('invalid_request', `hugepages: ${hugeMiB} MiB of hugepages per NUMA node is more than its ${perNodeMiB} MiB of memory`, {
+      field: 'hugepages2MiPerNode',
+      hugepagesMiB: hugeMiB,
+      nodeMiB: perNodeMiB,
+    });
+  return ok(undefined);
 }

@@ -1,4 +1,4 @@
-import type { CpuSample, HostProbe, HostSample, HostTopology, MemorySample } from '@allot/core';
+import type { CpuSample, HostProbe, HostSample, HostTopology, MemorySample, NodeMemory } from '@allot/core';
 
 /**
  * A HostProbe tests control: set the topology and the samples it reports. It reports nothing until told to
@@ -9,12 +9,20 @@ export class FakeProbe implements HostProbe {
   #sample: HostSample | undefined;
   #now: () => number;
 
-  constructor(options: { topology?: HostTopology; totalMemoryMiB?: number; now?: () => number } = {}) {
+  /** `nodeMemory`: the NUMA nodes' memory and hugepage pools it reports (none: it has no nodeMemory to read). */
+  constructor(options: { topology?: HostTopology; totalMemoryMiB?: number; now?: () => number; nodeMemory?: readonly NodeMemory[] } = {}) {
+    if (options.nodeMemory !== undefined) {
+      const nodes = options.nodeMemory;
+      this.nodeMemory = () => Promise.resolve(nodes);
+    }
     this.#topology = options.topology ?? { cores: [0, 1, 2, 3].map((id) => ({ id, core: id, numa: 0, socket: 0 })), source: 'config' };
     this.#now = options.now ?? Date.now;
     if (options.totalMemoryMiB !== undefined)
       this.setMemory({ totalMiB: options.totalMemoryMiB, usedMiB: 0, availableMiB: options.totalMemoryMiB });
   }
+
+  /** Present only when built with `nodeMemory`, like a real probe that could read /sys. */
+  nodeMemory?: () => Promise<readonly NodeMemory[]>;
 
   topology(): Promise<HostTopology> {
     return Promise.resolve(this.#topology);
