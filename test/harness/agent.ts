@@ -9,7 +9,15 @@ import { spawnProcess, type OutputLine, type ProcessHandle } from './process.ts'
 /** The agent's entry point, run with this Node as the real process would be. */
 export const AGENT_MAIN = fileURLToPath(new URL('../../apps/agent/src/main.ts', import.meta.url));
 
-export type AgentHostSize = { cores: number; memoryMiB: number; sockets?: number; numaNodes?: number; threadsPerCore?: number };
+export type AgentHostSize = {
+  cores: number;
+  memoryMiB: number;
+  sockets?: number;
+  numaNodes?: number;
+  threadsPerCore?: number;
+  hugepages2MiPerNode?: number;
+  hugepages1GiPerNode?: number;
+};
 
 export type StartAgentOptions = {
   natsUrl: string;

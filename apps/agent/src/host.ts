@@ -1,4 +1,4 @@
-import { ok, err, type HostProbe, type Result } from '@allot/core';
+import { ok, err, type HostProbe, type NodeMemory, type Result } from '@allot/core';
 import { ManagerFactory, type HostManager, type ReplayableJournal } from '@allot/managers';
 import { SimulatedProbe, SystemProbe } from '@allot/probe';
 import type { Logger } from 'pino';
@@ -35,9 +35,12 @@ export async function sampleHost(probe: HostProbe, host: HostManager): Promise<v
 export async function createHostManager(config: AgentConfig, probe: HostProbe, journal: ReplayableJournal): Promise<Result<HostManager>> {
   const topology = await probe.topology();
   const sample = await probe.sample();
-  const limits = resolveHostLimits(config, { topology, memory: sample.memory });
+  const nodeMemory = (await probe.nodeMemory?.()) ?? [];
+  // Hugepage pools are not regular memory: the memory capacity (and its default) leaves them out.
+  const totalMiB = Math.max(0, sample.memory.totalMiB - hugepagesMiB(nodeMemory));
+  const limits = resolveHostLimits(config, { topology, memory: { ...sample.memory, totalMiB } });
   if (!limits.ok) return limits;
-  const factory = new ManagerFactory({ topology, memoryMiB: sample.memory.totalMiB, probe });
+  const factory = new ManagerFactory({ topology, memoryMiB: totalMiB, nodeMemory, probe });
   const builder = factory
     .host(config.nodeId)
     .memory(limits.value.memory, { health: config.health })
@@ -51,4 +54,11 @@ export async function createHostManager(config: AgentConfig, probe: HostProbe, j
   const host = builder.build();
   if (!host.ok) return err(host.error.code, `host manager: ${host.error.message}`, host.error.details);
   return host;
+}
+
+/** The memory the host's hugepage pools hold, in MiB (sizes that are not whole MiB are not offered, nor counted). */
+function hugepagesMiB(nodes: readonly NodeMemory[]): number {
+  let sum = 0;
+  for (const node of nodes) for (const pool of node.hugepages) if (pool.sizeKiB % 1024 === 0) sum += (pool.sizeKiB / 1024) * pool.total;
+  return sum;
 }

@@ -106,6 +106,18 @@ export const SimulatedHostSchema = z
     numaNodes: z.int().min(1).max(256).default(1),
     threadsPerCore: z.int().min(1).max(8).default(1),
     memoryMiB: z.int().min(1).max(MAX_MEMORY_MIB),
+    /** 2 MiB hugepages on every NUMA node, out of its share of memoryMiB (absent: none). */
+    hugepages2MiPerNode: z
+      .int()
+      .min(0)
+      .max(MAX_MEMORY_MIB / 2)
+      .optional(),
+    /** 1 GiB hugepages on every NUMA node, out of its share of memoryMiB (absent: none). */
+    hugepages1GiPerNode: z
+      .int()
+      .min(0)
+      .max(MAX_MEMORY_MIB / 1024)
+      .optional(),
   })
   .superRefine((size, ctx) => {
     const layout = validateLayout(size);
