@@ -1,0 +1,130 @@
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { Allocation, AllocationRequestInput, Result } from '@allot/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  agentRequest,
+  cleanupAll,
+  isLogMsg,
+  startAgent,
+  startNatsServer,
+  tempDir,
+  type AgentHandle,
+  type NatsServerHandle,
+} from '../harness/index.ts';
+
+/*
+ * NUMA-local memory and hugepages through a real agent process: a simulated host of 16 GiB over 2 NUMA nodes, each
+ * with 256 2-MiB pages (512 MiB) and one 1-GiB page, so each node has 8192 - 512 - 1024 = 6656 MiB of regular memory
+ * and the host 13312 MiB.
+ */
+const HOST = { cores: 8, memoryMiB: 16_384, numaNodes: 2, hugepages2MiPerNode: 256, hugepages1GiPerNode: 1 };
+
+let server: NatsServerHandle;
+let nc: NatsConnection;
+
+beforeAll(async () => {
+  server = await startNatsServer({ jetstream: true });
+  nc = await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 50 });
+});
+
+afterAll(async () => {
+  await nc?.close();
+  await cleanupAll();
+});
+
+function start(node: { nodeId: string; stateDir: string }): Promise<AgentHandle> {
+  return startAgent({ natsUrl: server.url, ...node, host: HOST, memoryOvercommit: 1, cpuOvercommit: 4 });
+}
+
+function request(requestId: string, memoryMiB: number, memory: AllocationRequestInput['memory']): AllocationRequestInput {
+  return { requestId, tenantId: 'tenant-a', resources: { memoryMiB, vcpus: 1 }, memory };
+}
+
+function okValue<T>(result: Result<T>, what: string): T {
+  if (!result.ok) throw new Error(`${what}: ${result.error.code}: ${result.error.message}`);
+  return result.value;
+}
+
+async function live(nodeId: string): Promise<Allocation[]> {
+  const page = okValue(await agentRequest(nc, nodeId, 'allocations', { status: 'live', limit: 1_000 }), 'allocations');
+  return page.allocations.sort((a, b) => a.id.localeCompare(b.id));
+}
+
+async function numa(nodeId: string) {
+  return okValue(await agentRequest(nc, nodeId, 'usage', {}), 'usage').memory.numa;
+}
+
+describe('NUMA-local memory and hugepages on a real agent', () => {
+  it('refuses a pinned request its node cannot hold though the host could, takes and gives back hugepages, and restores both after kill -9', async () => {
+    const node = { nodeId: 'numa-node', stateDir: await tempDir('agent-state') };
+    const agent = await start(node);
+
+    const usage = okValue(await agentRequest(nc, node.nodeId, 'usage', {}), 'usage');
+    expect(usage.memory.capacity).toBe(13_312);
+    expect(usage.memory.numa?.map((n) => [n.node, n.capacityMiB, n.hugepages.map((p) => [p.pageSizeMiB, p.total])])).toEqual([
+      [
+        0,
+        6656,
+        [
+          [2, 256],
+          [1024, 1],
+        ],
+      ],
+      [
+        1,
+        6656,
+        [
+          [2, 256],
+          [1024, 1],
+        ],
+      ],
+    ]);
+
+    const big = okValue(await agentRequest(nc, node.nodeId, 'allocate', request('big', 6000, { numaNode: 1 })), 'big');
+    expect(big.memory).toEqual({ numaNode: 1 });
+    // 7312 MiB are free on the host, only 656 on node 1.
+    const refused = await agentRequest(nc, node.nodeId, 'allocate', request('more', 1000, { numaNode: 1 }));
+    expect(refused.ok ? 'granted' : refused.error).toMatchObject({
+      code: 'insufficient_capacity',
+      message: expect.stringContaining('NUMA node 1 has 656 MiB free of 6656 MiB, requested 1000 MiB'),
+      details: { resourceType: 'memory', numaNode: 1, requested: 1000, free: 656, effectiveCapacity: 6656 },
+    });
+    okValue(await agentRequest(nc, node.nodeId, 'allocate', request('more-on-0', 1000, { numaNode: 0 })), 'node 0');
+
+    const huge = okValue(
+      await agentRequest(nc, node.nodeId, 'allocate', request('huge', 0, { numaNode: 1, hugepages: { pageSizeMiB: 1024, count: 1 } })),
+      'huge',
+    );
+    expect(huge.memory).toEqual({ numaNode: 1, hugepages: { pageSizeMiB: 1024, count: 1, numaNode: 1 } });
+    const floating = okValue(
+      await agentRequest(nc, node.nodeId, 'allocate', request('pages', 512, { hugepages: { pageSizeMiB: 2, count: 200 } })),
+      'pages',
+    );
+    expect(floating.memory).toEqual({ hugepages: { pageSizeMiB: 2, count: 200, numaNode: 0 } });
+    const before = await numa(node.nodeId);
+    expect(before?.map((n) => [n.pinnedMiB, n.hugepages.map((p) => p.used)])).toEqual([
+      [1000, [200, 0]],
+      [6000, [0, 1]],
+    ]);
+
+    const lives = await live(node.nodeId);
+    await agent.kill();
+    const restarted = await start(node);
+    await restarted.waitForLine(isLogMsg('ledger recovered'));
+    expect(await live(node.nodeId)).toEqual(lives);
+    expect(await numa(node.nodeId)).toEqual(before);
+
+    // The 1-GiB page of node 1 is taken: an unpinned request gets node 0's, then there is none left.
+    const gib = okValue(
+      await agentRequest(nc, node.nodeId, 'allocate', request('gib', 0, { hugepages: { pageSizeMiB: 1024, count: 1 } })),
+      'gib',
+    );
+    expect(gib.memory?.hugepages?.numaNode).toBe(0);
+    const none = await agentRequest(nc, node.nodeId, 'allocate', request('gib-2', 0, { hugepages: { pageSizeMiB: 1024, count: 1 } }));
+    expect(none.ok ? 'granted' : none.error.message).toBe('hugepages-1Gi: no NUMA node has 1 free pages (the most on one node: 0)');
+    okValue(await agentRequest(nc, node.nodeId, 'release', { requestId: 'rel-huge', allocationId: huge.id }), 'release');
+    expect((await numa(node.nodeId))?.[1]?.hugepages[1]).toEqual({ pageSizeMiB: 1024, total: 1, used: 0, free: 1 });
+    okValue(await agentRequest(nc, node.nodeId, 'allocate', request('gib-3', 0, { hugepages: { pageSizeMiB: 1024, count: 1 } })), 'gib-3');
+    await restarted.stop();
+  });
+});
