@@ -361,6 +361,7 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
       await http?.stop();
       await served.value.stop();
       await manager.stop();
+      await flow.settled(); // the deferred placed writes of the places just answered
       stopSweep();
       await quotaEvents.value.stop();
       await feed.stop();

@@ -2,6 +2,7 @@ import { err, TenantQuotaSchema, type Result } from '@allot/core';
 import { PlaceRequestSchema, type PlaceRequestInput } from '@allot/protocol';
 import { describe, expect, it } from 'vitest';
 import { requestHash } from './intents.ts';
+import { moveAllocation } from './moves/move.ts';
 import type { Bucket, BucketWrite } from './store/bucket.ts';
 import { inProcessCluster, type InProcessCluster } from './testing/fake-agents.ts';
 
@@ -294,6 +295,22 @@ describe('place protocol: one round of KV writes per place (placed is written af
     const stored = await c2.store.get('d2');
     expect(stored.ok && stored.value?.value).toMatchObject({ state: 'released', releasedBy: 'tenant' });
     expect((await usage(cluster)).vms).toBe(0);
+  });
+
+  it('moves a placement answered a moment ago whose placed write has not landed, on another coordinator', async () => {
+    const cluster = inProcessCluster(NODES);
+    const bucket = holdingPlaced(cluster.bucket);
+    const c1 = await cluster.coordinator('c1', { bucket });
+    const c2 = await cluster.coordinator('c2');
+    const r = await c1.place(req('d5', on('a')));
+    if (!r.ok) throw new Error(r.error.message);
+    c2.refresh();
+    const deps = { store: c2.store, flow: c2.flow, agents: cluster.agents.caller(), knowsNode: () => true, holdMs: 60_000 };
+    const moved = await moveAllocation(deps, { requestId: 'mv-d5', allocationId: r.value.allocation.id }, 'acme');
+    expect(moved.ok && moved.value).toMatchObject({ state: 'held', source: { allocationId: r.value.allocation.id, nodeId: 'a' } });
+    bucket.open();
+    await c1.flow.settled();
+    expect((await usage(cluster)).vms).toBe(1);
   });
 
   it('keeps a placement whose placed write failed pending and counted; the reconciler finds it held and records it placed, and a retry gets it', async () => {

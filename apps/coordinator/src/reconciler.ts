@@ -1,9 +1,9 @@
 import { errorOf } from '@allot/core';
-import type { PlaceReply } from '@allot/protocol';
 import type { Logger } from 'pino';
 import type { AgentCaller } from './agents.ts';
 import type { ReconcileConfig } from './config.ts';
 import { decodeIntent, requestIdOfKey, type IntentStore, type StoredIntent } from './intents/intent-store.ts';
+import { replyFromNode } from './intents/pending-placement.ts';
 import type { BucketChange } from './store/bucket.ts';
 import type { CoordinatorClock } from './store/clock.ts';
 
@@ -30,7 +30,8 @@ export interface ReconcileRound {
 }
 
 /**
- * Settles placement intents left `pending` by a client that never retried (its coordinator died, it gave up). For each
+ * Settles placement intents left `pending` by a client that never retried (its coordinator died, it gave up; or died
+ * after answering, before its deferred `placed` write: place-flow.ts). For each
  * intent pending at the same revision for `pendingOlderThanMs`, it fences the request on the intent's node at the
  * intent's attempt (the agent's `fence` verb: after its reply no allocate of that request at that fence or below can
  * commit there), then moves the intent by compare-and-set, through the IntentStore:
@@ -167,14 +168,7 @@ export class Reconciler {
       written = await this.#d.store.failed(at, error);
       to = 'failed';
     } else if (allocation.status === 'active' || allocation.status === 'reserved') {
-      const reply: PlaceReply = {
-        nodeId,
-        allocation,
-        cpuset: allocation.cpu?.cpuset ?? [],
-        preempted: [],
-        attempts: intent.refusedBy.length + 1,
-      };
-      written = await this.#d.store.placed(at, reply);
+      written = await this.#d.store.placed(at, replyFromNode(intent, allocation));
       to = 'placed';
     } else {
       written = await this.#d.store.released(at, allocation.expiresAt !== undefined ? 'expiry' : 'agent');

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { AgentCaller } from './agents.ts';
 import { liveAllocation } from './live-allocation.ts';
 import type { IntentStore, StoredIntent } from './intents/intent-store.ts';
+import { settlePending } from './intents/pending-placement.ts';
 
 /*
  * resize at cluster scope (allot.sched.<tenant>.resize): the host's agent decides whether the allocation can grow in
@@ -89,7 +90,9 @@ export async function resizeAllocation(d: ResizeDeps, r: ClusterResizeRequest, t
       reason: 'not_active',
     });
   }
-  const read = await d.store.get(allocation.requestId);
+  const first = await d.store.get(allocation.requestId);
+  // A placement answered a moment ago may not read placed yet: its node, which holds it, settles that.
+  const read = first.ok && first.value?.value.state === 'pending' ? await settlePending(d, first.value) : first;
   if (!read.ok) return read;
   const intent = read.value;
   if (intent === null || intent.value.tenantId !== tenantId) {

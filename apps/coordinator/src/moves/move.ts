@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import type { AgentCaller } from '../agents.ts';
 import { liveAllocation } from '../live-allocation.ts';
 import type { IntentStore, StoredIntent } from '../intents/intent-store.ts';
+import { settlePending } from '../intents/pending-placement.ts';
 import type { PlaceFlow } from '../place-flow.ts';
 
 /*
@@ -87,8 +88,10 @@ export function moveOf(dest: StoredIntent['value'], source: Move['source'], move
   };
 }
 
-function readIntent(d: MoveDeps, requestId: string): Promise<Result<StoredIntent | null>> {
-  return d.store.get(requestId);
+/** The intent; a pending one is settled from its node first (a placement answered a moment ago may not read placed yet). */
+async function readIntent(d: MoveDeps, requestId: string): Promise<Result<StoredIntent | null>> {
+  const read = await d.store.get(requestId);
+  return read.ok && read.value?.value.state === 'pending' ? settlePending(d, read.value) : read;
 }
 
 /** The placed intent of the tenant's live allocation `allocationId`, found through its node's agent. */
