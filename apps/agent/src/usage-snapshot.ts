@@ -38,6 +38,7 @@ export function buildUsageSnapshot(view: HostView, health: Health, ctx: Snapshot
     tenants: view.tenants,
     groups: view.groups,
     allocationCount: view.allocationCount,
+    priorities: view.priorities,
     heartbeatMs: ctx.heartbeatMs,
   };
 }

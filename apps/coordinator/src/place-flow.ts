@@ -2,8 +2,8 @@ import { err, errorOf, ok, type Allocation, type AllotError, type Result } from 
 import type { ClusterCheckReply, ClusterReleaseRequest, PlaceReply, PlaceRequest } from '@allot/protocol';
 import {
   decide,
-  planPreemptionAmong,
-  preemptionCandidates,
+  preemptionTargets,
+  rankPreemptionPlans,
   unavailableMessage,
   type PlacementContext,
   type PlacementDecision,
@@ -61,6 +61,17 @@ function isFenced(error: AllotError): boolean {
  */
 function provesFence(error: AllotError): boolean {
   return error.code === 'insufficient_capacity' || (error.code === 'unavailable' && error.details?.['cordoned'] === true);
+}
+
+/**
+ * A preempt refusal after which the preemption may move to another node: one the agent answered from its state, having
+ * journaled the fence first (no room, a victim gone, changed, already being preempted, or now too important;
+ * cordoned). After it no preempt or allocate of this request at that fence or below commits there.
+ */
+function preemptRefusalMovesOn(error: AllotError): boolean {
+  if (provesFence(error)) return true;
+  const reason = error.details?.['reason'];
+  return (error.code === 'conflict' || error.code === 'not_found') && typeof reason === 'string' && reason.startsWith('victim_');
 }
 
 function isPerNodeQuota(error: AllotError): boolean {
@@ -152,8 +163,8 @@ export class PlaceFlow {
     if (!decision.ok) return decision;
     if (decision.value.candidates.length > 0) return this.#begin(req, hash, failed, decision.value, null, move);
     if (!req.placement.allowPreemption || move !== undefined) return this.#nothingFits(decision.value, {});
-    const plan = await this.#planPreemption(req);
-    if (plan === null)
+    const [plan] = await this.#planPreemption(req, new Set());
+    if (plan === undefined)
       return this.#nothingFits(decision.value, {}, 'no preemption of allocations at least 10 priority points lower makes room on any node');
     return this.#begin(req, hash, failed, { ...decision.value, candidates: [plan.nodeId] }, plan);
   }
@@ -456,29 +467,29 @@ export class PlaceFlow {
   }
 
   /**
-   * Preemption, placement's post-filter: it names the nodes worth a look (at most config.preemptionNodes, from the
-   * index, over the request's filters); their live allocations are fetched here, every page (finding 11: a plan made
-   * from a partial list could miss the cheapest victims), since only the agents hold them; then it plans. A node whose
-   * list cannot be fetched is left out.
+   * Preemption, placement's post-filter (@allot/placement post-filter.ts): from the view alone it finds, over every node,
+   * the lowest priority level whose eviction makes room somewhere and ranks a sample of the nodes at that level; the
+   * live allocations of the best `config.preemptionNodes` of them are fetched here, every page (finding 11: a plan made
+   * from a partial list could miss the cheapest victims), since only the agents hold them; then the exact plans, best
+   * first. A node whose list cannot be fetched is left out. `exclude`: nodes that refused this preemption already.
    */
-  async #planPreemption(req: PlaceRequest): Promise<PreemptionPlan | null> {
-    const named = preemptionCandidates(
+  async #planPreemption(req: PlaceRequest, exclude: ReadonlySet<string>): Promise<PreemptionPlan[]> {
+    const targets = preemptionTargets(
       this.#d.view.index,
       req.request,
       req.placement,
-      this.#placementContext(req, new Set()),
+      this.#placementContext(req, exclude),
       this.#d.config.preemptionNodes,
     );
-    if (!named.ok) return null;
-    const lists = await Promise.all(
-      named.value.map((nodeId) => allAllocations(this.#d.agents, nodeId, { status: 'live' }, { pageSize: 1_000 })),
-    );
+    if (!targets.ok || targets.value.level === null) return [];
+    const named = targets.value.nodes;
+    const lists = await Promise.all(named.map((nodeId) => allAllocations(this.#d.agents, nodeId, { status: 'live' }, { pageSize: 1_000 })));
     const fetched = new Map<string, readonly Allocation[]>();
-    named.value.forEach((nodeId, i) => {
+    named.forEach((nodeId, i) => {
       const list = lists[i];
       if (list !== undefined && list.ok) fetched.set(nodeId, list.value.allocations);
     });
-    return planPreemptionAmong(this.#d.view.index, req.request, fetched);
+    return rankPreemptionPlans(this.#d.view.index, req.request, fetched, targets.value.level);
   }
 
   /**
@@ -487,32 +498,24 @@ export class PlaceFlow {
    * running). Placed: the victims' intents are released (their tenants' usage given back, each in its atomic batch;
    * the agent's preempted events do the same for any this misses). With a grace period the agent answers the
    * preemptor `reserved` until the deadline and the victims still run: their intents stay counted until the agent's
-   * preempted events at the deadline end them (quota-events.ts). A definitive refusal fails the intent with the
-   * agent's reason; an unknown outcome leaves it pending on the node (a retry drives allocate there at a higher
-   * fence, which replays the preemptor if the preempt committed, and the reconciler settles it otherwise).
+   * preempted events at the deadline end them (quota-events.ts).
+   * A refusal the agent journaled the fence for (no room, victims gone or changed, cordoned), or any refusal of a node
+   * nothing was sent to before, moves on as a placement does: the intent moves by compare-and-set (attempt+1) to the
+   * best plan of a fresh post-filter run without the nodes that refused, up to config.maxAttempts nodes; no victim on a
+   * refusing node was touched. With no plan left the intent fails with the agent's reason. An unknown outcome leaves it
+   * pending on the node (a retry drives allocate there at a higher fence, which replays the preemptor if the preempt
+   * committed, and the reconciler settles it otherwise).
    */
-  async #preempt(req: PlaceRequest, current: StoredIntent, plan: PreemptionPlan): Promise<Result<PlaceReply> | Raced> {
+  async #preempt(req: PlaceRequest, start: StoredIntent, first: PreemptionPlan): Promise<Result<PlaceReply> | Raced> {
     const { requestId } = req.request;
-    const nodeId = current.value.nodeId;
-    const group = req.placement.group;
-    const request = { ...req.request, fence: current.value.attempt, ...(group === undefined ? {} : { group }) };
-    const victims = plan.victims.map((v) => v.id);
-    const graceMs = req.placement.preemptionGraceMs;
-    const message = { request, victims, ...(graceMs === undefined ? {} : { graceMs }) };
-    let result = await this.#d.agents.call(nodeId, 'preempt', message, { requestId });
-    // Nothing was sent there for this request before: a refusal is definitive on the first send; after a send that may
-    // have arrived, only one that proves the fence (the agent journals it before refusing a preempt) is, as for allocate.
-    for (let retry = 0; !result.ok && classifyFailure(result.error) === 'unknown' && retry < this.#d.config.timeoutRetries; retry++) {
-      result = await this.#d.agents.call(nodeId, 'preempt', message, { requestId });
-      if (!result.ok && classifyFailure(result.error) === 'refused' && !provesFence(result.error)) {
-        result = err(
-          'timeout',
-          `node ${nodeId} answered ${result.error.code} (${result.error.message}), and an earlier preempt for ${requestId} may have reached it`,
-          { nodeId, requestId },
-        );
-      }
-    }
-    if (!result.ok) {
+    let current = start;
+    let plan = first;
+    let untouched = true; // this coordinator just wrote the intent naming the node: nothing was sent there yet
+    for (;;) {
+      const nodeId = current.value.nodeId;
+      const victims = plan.victims.map((v) => v.id);
+      const result = await this.#sendPreempt(req, current, victims, untouched);
+      if (result.ok) return this.#preempted(req, current, result.value);
       if (isFenced(result.error)) return 'raced';
       if (classifyFailure(result.error) === 'unknown') {
         return err(
@@ -525,18 +528,75 @@ export class PlaceFlow {
         { requestId, node: nodeId, code: result.error.code, victims },
         'preemption refused by the agent; its allocations are untouched',
       );
-      return this.#fail(
-        current,
-        errorOf(result.error.code, `preemption on ${nodeId} refused, nothing was released: ${result.error.message}`, {
-          ...result.error.details,
-          nodeId,
-        }),
+      const refusal = errorOf(result.error.code, `preemption on ${nodeId} refused, nothing was released: ${result.error.message}`, {
+        ...result.error.details,
+        nodeId,
+      });
+      // Left unconverted by #sendPreempt, a refusal of the `refused` kind is safe too: the node never saw this request.
+      if (!preemptRefusalMovesOn(result.error) && classifyFailure(result.error) !== 'refused') return this.#fail(current, refusal);
+      // Re-plan without every node that refused, and move the intent to the best plan's node (CAS, attempt+1).
+      const excluded = new Set([...current.value.refusedBy, nodeId]);
+      let moved: StoredIntent | undefined;
+      while (moved === undefined && nodesAsked(current.value) < this.#d.config.maxAttempts) {
+        const next = (await this.#planPreemption(req, excluded))[0];
+        if (next === undefined) break;
+        const driven = await this.#d.store.drive(current, { nodeId: next.nodeId });
+        if (driven.ok) {
+          moved = driven.value;
+          plan = next;
+        } else if (driven.error.code === 'conflict') return 'raced';
+        else if (isPerNodeQuota(driven.error)) excluded.add(next.nodeId);
+        else return driven; // unavailable: the intent stays pending on the node that refused; the reconciler settles it
+      }
+      if (moved === undefined) return this.#fail(current, refusal);
+      current = moved;
+      untouched = true;
+    }
+  }
+
+  /**
+   * Sends the preempt with the intent's fence, retrying unknown outcomes `timeoutRetries` times at the same fence. As
+   * for allocate: on the first send to a node nothing was sent to, any refusal is definitive; after a send that may
+   * have arrived, only one that proves the fence (the agent journals it before refusing a preempt) is.
+   */
+  async #sendPreempt(
+    req: PlaceRequest,
+    current: StoredIntent,
+    victims: string[],
+    untouched: boolean,
+  ): Promise<Result<{ allocation: Allocation; victims: Allocation[] }>> {
+    const { requestId } = req.request;
+    const nodeId = current.value.nodeId;
+    const group = req.placement.group;
+    const request = { ...req.request, fence: current.value.attempt, ...(group === undefined ? {} : { group }) };
+    const graceMs = req.placement.preemptionGraceMs;
+    const message = { request, victims, ...(graceMs === undefined ? {} : { graceMs }) };
+    let result = await this.#d.agents.call(nodeId, 'preempt', message, { requestId });
+    let mayHaveReached = !untouched;
+    for (let retry = 0; !result.ok && classifyFailure(result.error) === 'unknown' && retry < this.#d.config.timeoutRetries; retry++) {
+      mayHaveReached = true;
+      result = await this.#d.agents.call(nodeId, 'preempt', message, { requestId });
+    }
+    if (!result.ok && mayHaveReached && classifyFailure(result.error) === 'refused' && !preemptRefusalMovesOn(result.error)) {
+      return err(
+        'timeout',
+        `node ${nodeId} answered ${result.error.code} (${result.error.message}), and an earlier preempt for ${requestId} may have reached it`,
+        { nodeId, requestId },
       );
     }
-    const { allocation } = result.value;
+    return result;
+  }
+
+  /** The preempt committed: the victims' intents are released (unless a grace period keeps them running), then placed. */
+  async #preempted(
+    req: PlaceRequest,
+    current: StoredIntent,
+    done: { allocation: Allocation; victims: Allocation[] },
+  ): Promise<Result<PlaceReply> | Raced> {
+    const { allocation } = done;
     if (allocation.status !== 'active' && allocation.status !== 'reserved') return this.#releasedOnNode(current, allocation);
-    const preempted: Preempted = result.value.victims.map((v) => ({ allocationId: v.id, requestId: v.requestId, priority: v.priority }));
-    const stillRunning = result.value.victims.some((v) => v.status === 'releasing');
+    const preempted: Preempted = done.victims.map((v) => ({ allocationId: v.id, requestId: v.requestId, priority: v.priority }));
+    const stillRunning = done.victims.some((v) => v.status === 'releasing');
     for (const victim of stillRunning ? [] : preempted) {
       const marked = await this.#markReleased(victim.requestId, 'preemption');
       if (!marked.ok)

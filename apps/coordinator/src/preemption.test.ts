@@ -106,6 +106,70 @@ describe('preemption', () => {
     expect(r.value.preempted.map((p) => p.requestId)).toEqual(['low-c']);
   });
 
+  it('picks the node whose victims are cheapest anywhere in the cluster, not among the roomiest 16', async () => {
+    // 40 roomy nodes, each with one victim at priority 30; the fullest node holds two victims at priority 0. Kube-scheduler's
+    // order takes the lowest highest victim priority first, and the index finds that node wherever it sorts.
+    const spec: Record<string, { memoryMiB: number; cores: number }> = { 'z-cheap': { memoryMiB: 4096, cores: 8 } };
+    for (let i = 0; i < 40; i += 1) spec[`n${String(i).padStart(2, '0')}`] = { memoryMiB: 8192, cores: 8 };
+    const cluster = inProcessCluster(spec);
+    const c = await cluster.coordinator('c1');
+    for (let i = 0; i < 40; i += 1) await placeOn(c, `mid-${i}`, `n${String(i).padStart(2, '0')}`, 6144, 30);
+    await placeOn(c, 'cheap-1', 'z-cheap', 2048, 0);
+    await placeOn(c, 'cheap-2', 'z-cheap', 2048, 0);
+    const r = await c.place(req('high', 4096, 50, { allowPreemption: true }));
+    if (!r.ok) throw new Error(r.error.message);
+    expect(r.value.nodeId).toBe('z-cheap');
+    expect(r.value.preempted.map((p) => p.requestId).sort()).toEqual(['cheap-1', 'cheap-2']);
+    for (let i = 0; i < 40; i += 1) expect(cluster.agents.live(`n${String(i).padStart(2, '0')}`)).toHaveLength(1);
+  });
+
+  it('re-plans on the next node when the first refuses: nothing on the first is touched, and quotas count what runs', async () => {
+    const cluster = inProcessCluster({ a: { memoryMiB: 4096, cores: 8 }, b: { memoryMiB: 4096, cores: 8 } });
+    const c = await cluster.coordinator('c1');
+    await placeOn(c, 'low-a', 'a', 2048, 0); // the cheapest victim in the cluster
+    await placeOn(c, 'keep-a', 'a', 2048, 45);
+    await placeOn(c, 'low-b', 'b', 4096, 5);
+    // a's host shrank: its view still shows room once low-a goes (free memory reads 0, not below), but the agent refuses.
+    const a = cluster.agents.nodes.get('a');
+    if (a === undefined) throw new Error('no node a');
+    a.spec = { ...a.spec, memoryMiB: 3072 };
+    const r = await c.place(req('high', 2048, 50, { allowPreemption: true }));
+    if (!r.ok) throw new Error(r.error.message);
+    expect(r.value).toMatchObject({ nodeId: 'b', attempts: 2, preempted: [{ requestId: 'low-b', priority: 5 }] });
+    expect(a.preemptsRefused).toBe(1);
+    expect(
+      cluster.agents
+        .live('a')
+        .map((x) => x.requestId)
+        .sort(),
+    ).toEqual(['keep-a', 'low-a']);
+    expect(cluster.agents.live('b').map((x) => x.requestId)).toEqual(['high']);
+    const lowA = await c.store.get('low-a');
+    expect(lowA.ok && lowA.value?.value.state).toBe('placed');
+    const lowB = await c.store.get('low-b');
+    expect(lowB.ok && lowB.value?.value.state).toBe('released');
+    await c.flow.settled();
+    const high = await c.store.get('high');
+    expect(high.ok && high.value?.value).toMatchObject({ state: 'placed', nodeId: 'b', refusedBy: ['a'], attempt: 2 });
+    const low = await c.store.usage('low');
+    expect(low.ok && low.value?.value.usage).toMatchObject({ vms: 2, memoryMiB: 4096 });
+    const acme = await c.store.usage('acme');
+    expect(acme.ok && acme.value?.value.usage).toMatchObject({ vms: 1, memoryMiB: 2048 });
+  });
+
+  it('a re-plan that finds no other node fails with the refusal, and a node that refused is never asked again', async () => {
+    const cluster = inProcessCluster({ a: { memoryMiB: 4096, cores: 8 } });
+    const c = await cluster.coordinator('c1', { place: { maxAttempts: 3 } });
+    await placeOn(c, 'low-a', 'a', 2048, 0);
+    await placeOn(c, 'keep-a', 'a', 2048, 45);
+    const a = cluster.agents.nodes.get('a');
+    if (a === undefined) throw new Error('no node a');
+    a.spec = { ...a.spec, memoryMiB: 3072 };
+    const r = await c.place(req('high', 2048, 50, { allowPreemption: true }));
+    expect(!r.ok && r.error.code).toBe('insufficient_capacity');
+    expect(a.preemptsRefused).toBe(1);
+  });
+
   it('keeps to the request filters: a node outside the label constraint is never preempted on', async () => {
     const cluster = inProcessCluster({
       a: { memoryMiB: 4096, cores: 8, labels: { zone: 'z1' } },

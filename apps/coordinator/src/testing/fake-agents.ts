@@ -21,6 +21,7 @@ import {
   errorOf,
   ok,
   PREEMPTION_PRIORITY_GAP,
+  priorityUsage,
   RequestIdSchema,
   validate,
   type Allocation,
@@ -256,6 +257,7 @@ export class FakeAgents {
       tenants,
       groups,
       allocationCount: count,
+      priorities: priorityUsage(n.byRequest.values()),
       heartbeatMs: this.#opts.heartbeatMs,
     };
   }

@@ -5,6 +5,7 @@ import {
   NodeIdSchema,
   err,
   ok,
+  priorityUsage,
   toAllotError,
   worstHealth,
   zodToAllotError,
@@ -19,6 +20,7 @@ import {
   type ConfigProblem,
   type Health,
   type HealthThresholds,
+  type PriorityUsage,
   type LimitsByType,
   type LimitsUpdate,
   type ReleaseTarget,
@@ -70,6 +72,8 @@ export interface HostView {
   readonly groups: Record<string, number>;
   readonly allocationCount: number;
   readonly reservationCount: number;
+  /** What the preemptible allocations hold per priority level (the usage snapshot's `priorities`). */
+  readonly priorities: PriorityUsage[];
 }
 
 function isReplayable(journal: Journal): journal is ReplayableJournal {
@@ -485,6 +489,8 @@ export class HostManager implements ResourceManager {
         groups: Object.fromEntries(s.groups),
         allocationCount: s.live.size,
         reservationCount: s.reservationCount,
+        // O(live allocations) per snapshot: statuses change in several places, a recount cannot drift.
+        priorities: priorityUsage(s.live.values()),
       };
     });
   }
