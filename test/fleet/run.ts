@@ -1,0 +1,350 @@
+import { AllocationSchema } from '@allot/core';
+import { agentSubject, encode, PlaceReplySchema, schedSubject } from '@allot/protocol';
+import { requestTyped } from '@allot/nats';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { measureKvAlone } from '../../apps/coordinator/bench/kv-alone.ts';
+import { connectTo, ensureTestStreams } from '../../apps/coordinator/src/testing/cluster.ts';
+import { inFlight, quantile } from '../harness/bench.ts';
+import { cleanupAll, startNatsServer } from '../harness/index.ts';
+import { ProcessSampler, startCoordinatorProcess, type CoordinatorProcess, type Usage } from './coordinators.ts';
+import { measureDashboard, type DashboardFigures } from './dashboard.ts';
+import { Fleet } from './fleet.ts';
+import { StalenessTracker } from './staleness.ts';
+import { ViewWatch } from './view-watch.ts';
+
+export interface FleetRunOptions {
+  readonly hosts: number;
+  /** Fleet sizes placements are measured at (each <= hosts); the last is `hosts`. */
+  readonly sizes: readonly number[];
+  readonly coordinators: number;
+  readonly heartbeatMs: number;
+  /** Host changes per second over the fleet (allocations, releases, health changes) in the steady and storm windows. */
+  readonly churnPerSecond: number;
+  readonly workers: number;
+  readonly steadySeconds: number;
+  readonly sequentialPlaces: number;
+  readonly pipelinedPlaces: number;
+  readonly window: number;
+  readonly dashboardSeconds: number;
+  /** Skip headless Chromium (no /usr/bin/chromium). */
+  readonly dashboard: boolean;
+}
+
+const TENANTS = 100;
+const PHASE_CAP_MS = 30_000;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sortNum = (xs: number[]) => [...xs].sort((a, b) => a - b);
+const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
+
+/** One line of the printed table: what, the figure, its target, and the bound that explains it (or a note). */
+export type FigureRow = readonly [what: string, figure: string, target: string, note: string];
+
+interface SizeFigures {
+  readonly size: number;
+  readonly viewCompleteMs: number;
+  readonly seqP50: number;
+  readonly seqP99: number;
+  readonly perSecond: number;
+  readonly failed: number;
+  /** CPU ms per second over 5 s with no churn and no places: coordinators, nats-server, workers. */
+  readonly idleCpu: { readonly coordinators: number; readonly nats: number; readonly workers: number };
+  /** The larger coordinator RSS at the end of that window, MiB. */
+  readonly idleRss: number;
+}
+
+/** The fleet run of `pnpm fleet`: every figure of the fleet section of issue 16 in one run, as rows to print. */
+export async function runFleet(o: FleetRunOptions, log: (line: string) => void = console.log): Promise<FigureRow[]> {
+  const rows: FigureRow[] = [];
+  try {
+    const server = await startNatsServer();
+    const client = await connectTo(server.url, 'fleet-client');
+    await ensureTestStreams(client);
+    log(`machine: ${cpus().length} vCPUs, ${Math.round(totalmem() / 2 ** 30)} GiB (shared with other work); load ${loadNow()}`);
+
+    // ---- the parts alone, before any load of ours ----
+    const responder = await connectTo(server.url, 'fleet-echo');
+    responder.subscribe('fleet.echo', { callback: (_e, m) => void m.respond(m.data) });
+    await responder.flush();
+    const payload = encode({ request: { requestId: 'x'.repeat(36), tenantId: 't1', resources: { memoryMiB: 1024, vcpus: 1 } } });
+    const echoSeq: number[] = [];
+    for (let i = 0; i < 500; i++) {
+      const t0 = performance.now();
+      await client.request('fleet.echo', payload, { timeout: 5_000 });
+      echoSeq.push(performance.now() - t0);
+    }
+    const echoPipe = await inFlight(5_000, o.window, () => client.request('fleet.echo', payload, { timeout: 10_000 }), PHASE_CAP_MS);
+    const echoRate = (echoPipe.done * 1000) / echoPipe.ms;
+    const echoP50 = quantile(sortNum(echoSeq), 0.5);
+    await responder.close();
+    const kv = await measureKvAlone(client, { tag: 'fleet', replicas: 1, count: 1_000, batchWindow: 16, casWindow: o.window });
+    log(
+      `alone: NATS echo p50 ${fmt(echoP50, 3)} ms, ${fmt(echoRate)} req/s (${o.window} in flight); KV 2-key batch p50 ${fmt(kv.batchP50Ms, 2)} ms, ${fmt(kv.batchesPerSecond)} batches/s; group batch of ${kv.groupBatchMessages} p50 ${fmt(kv.groupBatchP50Ms, 1)} ms`,
+    );
+
+    // ---- coordinators, their views, the fleet ----
+    const coordinators: CoordinatorProcess[] = [];
+    for (let i = 0; i < o.coordinators; i++) coordinators.push(await startCoordinatorProcess(server.url, `c${i + 1}`));
+    await Promise.all(coordinators.map((c) => c.ready));
+    const tracker = new StalenessTracker(o.coordinators);
+    const watches = coordinators.map((c, i) => new ViewWatch(c.url, (row, at) => tracker.onRow(i, row.nodeId, row.seq, at)));
+    await Promise.all(watches.map((w) => w.open()));
+    const fleet = await Fleet.start({
+      natsUrl: server.url,
+      workers: o.workers,
+      heartbeatMs: o.heartbeatMs,
+      onChanges: (changes) => tracker.addChanges(changes),
+    });
+    const coordinatorPids = coordinators.map((c) => c.process.pid);
+    const natsPid = server.pid ?? 0;
+
+    const placeRequest = (id: string, tenantId: string) => ({
+      request: { requestId: id, tenantId, resources: { memoryMiB: 1_024, vcpus: 1 } },
+    });
+    const place = (id: string, tenantId: string, timeoutMs = 30_000) =>
+      requestTyped(client, schedSubject('place', tenantId), placeRequest(id, tenantId), PlaceReplySchema, { timeoutMs });
+
+    const sizes: SizeFigures[] = [];
+    let agentAlone: { p50: number; perSecond: number } | undefined;
+    let steady: { usage: Map<number, Usage>; staleness: number[]; changes: number; sseBytesPerSecond: number; seconds: number } | undefined;
+    let storm: { usage: Map<number, Usage>; staleness: number[]; changes: number } | undefined;
+    for (const size of o.sizes) {
+      const t0 = performance.now();
+      await fleet.grow(size);
+      await Promise.all(watches.map((w) => w.until(() => w.ready() >= size, 120_000, `${size} nodes ready`)));
+      const viewCompleteMs = Math.round(performance.now() - t0);
+      log(`${size} hosts: every coordinator's view complete ${viewCompleteMs} ms after grow() began; load ${loadNow()}`);
+      await sleep(2_000);
+      const idle = new ProcessSampler([...coordinatorPids, natsPid, ...fleet.pids()]);
+      await sleep(5_000);
+      const idleUsage = idle.stop();
+      const sum = (pids: number[]) => pids.reduce((s, pid) => s + (idleUsage.get(pid)?.cpuMsPerSecond ?? 0), 0);
+      const idleCpu = { coordinators: sum(coordinatorPids), nats: sum([natsPid]), workers: sum(fleet.pids()) };
+      const idleRss = Math.max(...coordinatorPids.map((pid) => idleUsage.get(pid)?.rssEndMiB ?? 0));
+
+      if (agentAlone === undefined) {
+        // One hop to the simulated agents, no coordinator: what the place's agent hop costs alone.
+        const seq: number[] = [];
+        for (let i = 0; i < 300; i++) {
+          const t = performance.now();
+          await requestTyped(
+            client,
+            agentSubject(fleet.nodeIds[i % size] as string, 'allocate'),
+            { requestId: `alone-s-${i}`, tenantId: 'alone', resources: { memoryMiB: 16, vcpus: 1 } },
+            AllocationSchema,
+            { timeoutMs: 10_000 },
+          );
+          seq.push(performance.now() - t);
+        }
+        const pipe = await inFlight(
+          3_000,
+          o.window,
+          (i) =>
+            requestTyped(
+              client,
+              agentSubject(fleet.nodeIds[i % size] as string, 'allocate'),
+              { requestId: `alone-p-${i}`, tenantId: 'alone', resources: { memoryMiB: 16, vcpus: 1 } },
+              AllocationSchema,
+              { timeoutMs: 10_000 },
+            ),
+          PHASE_CAP_MS,
+        );
+        agentAlone = { p50: quantile(sortNum(seq), 0.5), perSecond: (pipe.done * 1000) / pipe.ms };
+        log(
+          `alone: agent allocate (simulated hosts) p50 ${fmt(agentAlone.p50, 2)} ms, ${fmt(agentAlone.perSecond)}/s (${o.window} in flight)`,
+        );
+      }
+
+      const last = size === o.sizes.at(-1);
+      if (last) {
+        fleet.churn(o.churnPerSecond);
+        await sleep(3_000);
+        tracker.reset();
+        const bytes0 = watches.map((w) => w.bytes);
+        const sampler = new ProcessSampler(coordinatorPids);
+        const t = performance.now();
+        await sleep(o.steadySeconds * 1000);
+        const seconds = (performance.now() - t) / 1000;
+        const usage = sampler.stop();
+        const bytes = watches.reduce((s, w, i) => s + w.bytes - (bytes0[i] ?? 0), 0) / watches.length;
+        steady = { usage, staleness: [...tracker.samples], changes: tracker.changes, sseBytesPerSecond: bytes / seconds, seconds };
+        log(
+          `${size} hosts, steady (${o.churnPerSecond} changes/s): staleness p50 ${fmt(quantile(sortNum(steady.staleness), 0.5))} ms p99 ${fmt(quantile(sortNum(steady.staleness), 0.99))} ms over ${steady.staleness.length} of ${steady.changes} changes`,
+        );
+      }
+
+      // Warm-up, then one at a time, then pipelined over TENANTS tenants (the storm at the last size, churn on).
+      for (let i = 0; i < 50; i++) await place(`w-${size}-${i}`, `t${i % TENANTS}`);
+      const seq: number[] = [];
+      for (let i = 0; i < o.sequentialPlaces; i++) {
+        const t = performance.now();
+        const r = await place(`s-${size}-${i}`, `t${i % TENANTS}`);
+        if (!r.ok) throw new Error(`place at ${size} hosts: ${r.error.code} ${r.error.message}`);
+        seq.push(performance.now() - t);
+      }
+      if (last) tracker.reset();
+      const sampler = new ProcessSampler(coordinatorPids);
+      let failed = 0;
+      const pipe = await inFlight(
+        o.pipelinedPlaces,
+        o.window,
+        async (i) => {
+          const r = await place(`p-${size}-${i}`, `t${i % TENANTS}`);
+          if (!r.ok) failed += 1;
+        },
+        PHASE_CAP_MS,
+      );
+      const stormUsage = sampler.stop();
+      if (last) storm = { usage: stormUsage, staleness: [...tracker.samples], changes: tracker.changes };
+      const s = sortNum(seq);
+      const figures: SizeFigures = {
+        size,
+        viewCompleteMs,
+        seqP50: quantile(s, 0.5),
+        seqP99: quantile(s, 0.99),
+        perSecond: (pipe.done * 1000) / pipe.ms,
+        failed,
+        idleCpu,
+        idleRss,
+      };
+      sizes.push(figures);
+      log(
+        `${size} hosts: place p50 ${fmt(figures.seqP50, 2)} ms p99 ${fmt(figures.seqP99, 2)} ms; ${fmt(figures.perSecond)} places/s (${o.window} in flight, ${failed} failed); idle CPU ms/s: coordinators ${idleCpu.coordinators}, nats ${idleCpu.nats}, workers ${idleCpu.workers}; coordinator RSS ${idleRss} MiB`,
+      );
+    }
+
+    // ---- the dashboard at full size, churn still streaming ----
+    let dashboard: DashboardFigures | string;
+    if (!o.dashboard) dashboard = 'skipped (--no-dashboard)';
+    else {
+      try {
+        dashboard = await measureDashboard((coordinators[0] as CoordinatorProcess).url, o.dashboardSeconds);
+      } catch (e) {
+        dashboard = `failed: ${(e as Error).message.split('\n')[0]}`;
+      }
+    }
+    fleet.churn(0);
+
+    // ---- cold start: a new coordinator process against the full fleet ----
+    const cold = await startCoordinatorProcess(server.url, 'cold');
+    const readyAt = await cold.ready;
+    const coldWatch = new ViewWatch(cold.url);
+    await coldWatch.open();
+    await coldWatch.until(() => coldWatch.ready() >= o.hosts, 60_000, `${o.hosts} nodes ready`);
+    const completeAt = performance.now();
+    const coldRss = new ProcessSampler([cold.process.pid]).stop().get(cold.process.pid)?.rssEndMiB ?? 0;
+    coldWatch.close();
+    await cold.process.stop('SIGTERM', 5_000);
+    // Where the start-up went: the coordinator's own log lines, ms after the spawn (wall clock, one machine).
+    const spawnWall = Date.now() - (performance.now() - cold.spawnedAt);
+    const timeline = cold.process.lines
+      .filter((l): l is Record<string, unknown> => typeof l === 'object' && typeof l['time'] === 'number' && typeof l['msg'] === 'string')
+      .map((l) => `${String(l['msg'])} ${Math.round((l['time'] as number) - spawnWall)}`)
+      .slice(0, 8)
+      .join(', ');
+    const coldStart = { readyMs: readyAt - cold.spawnedAt, completeMs: completeAt - cold.spawnedAt, rss: coldRss, timeline };
+
+    for (const w of watches) w.close();
+    await fleet.stop();
+
+    // ---- the table ----
+    const first = sizes[0] as SizeFigures;
+    const full = sizes.at(-1) as SizeFigures;
+    const worst = (u: Map<number, Usage> | undefined, key: keyof Usage) => Math.max(0, ...[...(u?.values() ?? [])].map((x) => x[key]));
+    const p = (xs: number[] | undefined, q: number) => quantile(sortNum(xs ?? []), q);
+    const steadyP99 = p(steady?.staleness, 0.99);
+    rows.push([
+      `view staleness, steady, ${o.hosts} hosts, p50 / p99`,
+      `${fmt(p(steady?.staleness, 0.5))} / ${fmt(steadyP99)} ms`,
+      'p99 <= 1000 ms',
+      `${steady?.staleness.length ?? 0} changes seen by all ${o.coordinators} coordinators of ${steady?.changes ?? 0}; the feed ticks every 250 ms (part of the figure); heartbeat ${o.heartbeatMs} ms`,
+    ]);
+    rows.push([
+      `view staleness, placement storm, p50 / p99`,
+      `${fmt(p(storm?.staleness, 0.5))} / ${fmt(p(storm?.staleness, 0.99))} ms`,
+      'p99 <= 1000 ms',
+      `${storm?.staleness.length ?? 0} of ${storm?.changes ?? 0} changes`,
+    ]);
+    rows.push([
+      `coordinator RSS, steady / storm (largest of ${o.coordinators})`,
+      `${worst(steady?.usage, 'rssMaxMiB')} / ${worst(storm?.usage, 'rssMaxMiB')} MiB`,
+      '<= 300 MB',
+      '',
+    ]);
+    rows.push([
+      `coordinator CPU, steady / storm (busiest)`,
+      `${worst(steady?.usage, 'cpuMsPerSecond')} / ${worst(storm?.usage, 'cpuMsPerSecond')} ms/s`,
+      '',
+      '1000 ms/s = one core of the two',
+    ]);
+    rows.push([
+      `coordinator cold start, ${o.hosts} hosts: ready / complete view`,
+      `${fmt(coldStart.readyMs)} / ${fmt(coldStart.completeMs)} ms`,
+      'complete <= 5000 ms',
+      `RSS after ${coldStart.rss} MiB; ${coldStart.timeline}`,
+    ]);
+    // A place is two request hops, the counting batch (grouped) and the `placed` compare-and-set (one key per place).
+    const bound = Math.min(echoRate / 2, agentAlone?.perSecond ?? Number.POSITIVE_INFINITY, kv.casPerSecond);
+    for (const s of sizes) {
+      const spare = (x: SizeFigures) => 2 * 1000 - x.idleCpu.coordinators - x.idleCpu.nats - x.idleCpu.workers;
+      const cpuBound = (first.perSecond * spare(s)) / spare(first);
+      rows.push([
+        `place at ${s.size} hosts: p50 / p99, pipelined`,
+        `${fmt(s.seqP50, 2)} / ${fmt(s.seqP99, 2)} ms, ${fmt(s.perSecond)}/s`,
+        s === first ? '' : `>= ${fmt(0.9 * first.perSecond)}/s (90% of ${first.size})`,
+        `bound ${fmt(bound)}/s (min of echo/2, agent alone, KV create+CAS); the fleet's own idle load ${2000 - spare(s)} ms/s of 2000 leaves ${fmt(cpuBound)}/s${s.failed > 0 ? `; ${s.failed} failed` : ''}`,
+      ]);
+    }
+    rows.push([
+      'parts alone: NATS echo p50, pipelined; agent allocate p50, pipelined',
+      `${fmt(echoP50, 3)} ms, ${fmt(echoRate)}/s; ${fmt(agentAlone?.p50 ?? Number.NaN, 2)} ms, ${fmt(agentAlone?.perSecond ?? Number.NaN)}/s`,
+      '',
+      `KV 2-key batch p50 ${fmt(kv.batchP50Ms, 2)} ms, ${fmt(kv.batchesPerSecond)}/s with ${kv.batchWindow} in flight; group batch (${kv.groupBatchMessages} msgs) p50 ${fmt(kv.groupBatchP50Ms, 1)} ms; KV create+CAS pairs ${fmt(kv.casPerSecond)}/s (CAS p50 ${fmt(kv.casP50Ms, 2)} ms)`,
+    ]);
+    rows.push([
+      `placements/s at ${full.size} vs ${first.size} hosts`,
+      `${fmt((100 * full.perSecond) / first.perSecond)} %`,
+      '>= 90 %',
+      `view complete after growth: ${sizes.map((s) => `${s.size}: ${s.viewCompleteMs} ms`).join(', ')}`,
+    ]);
+    if (typeof dashboard === 'string') rows.push(['dashboard', dashboard, '', '']);
+    else {
+      rows.push([
+        `dashboard, ${o.hosts} hosts: first complete paint`,
+        `${dashboard.firstPaintMs} ms`,
+        '<= 2000 ms',
+        `reload to drawn rows ${dashboard.gotoToReadyMs} ms (warm browser)`,
+      ]);
+      rows.push([
+        'dashboard frame time while updates stream: p50 / p99 / max',
+        `${fmt(dashboard.frame.p50, 1)} / ${fmt(dashboard.frame.p99, 1)} / ${fmt(dashboard.frame.max, 1)} ms`,
+        'p99 <= 50 ms',
+        `${dashboard.frame.count} frames, ${dashboard.deltas} deltas; render handler p99 ${fmt(dashboard.render.p99, 1)} ms, max ${fmt(dashboard.render.max, 1)} ms`,
+      ]);
+    }
+    rows.push([
+      'SSE bytes per second per client (steady)',
+      `${fmt((steady?.sseBytesPerSecond ?? 0) / 1024, 1)} KiB/s`,
+      '',
+      `${o.churnPerSecond} changes/s and a ${o.heartbeatMs} ms heartbeat over ${o.hosts} hosts`,
+    ]);
+    await client.close();
+  } finally {
+    await cleanupAll();
+  }
+  return rows;
+}
+
+function loadNow(): string {
+  return loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' ');
+}
+
+/** The rows as an aligned table. */
+export function formatRows(rows: readonly FigureRow[]): string {
+  const header: FigureRow = ['figure', 'measured', 'target', 'bound / note'];
+  const all = [header, ...rows];
+  const widths = [0, 1, 2].map((i) => Math.max(...all.map((r) => r[i]?.length ?? 0)));
+  return all.map((r) => r.map((cell, i) => (i < 3 ? cell.padEnd(widths[i] ?? 0) : cell)).join(' | ')).join('\n');
+}
