@@ -1,7 +1,7 @@
 import { AGENT_ENDPOINTS } from '@allot/protocol';
 import type { Allocation } from '@allot/core';
 import { SimAgent } from './agent.ts';
-import { describeFaults, drawFaults, QUIET, type Faults } from './faults.ts';
+import { CLOCK_STEPS_MS, describeFaults, drawFaults, QUIET, type Faults } from './faults.ts';
 import { SimNetwork } from './network.ts';
 import type { Scheduler } from './scheduler.ts';
 
@@ -47,10 +47,23 @@ export async function runAgentLayer(sched: Scheduler, options: RunOptions): Prom
 
   const client = async (c: number): Promise<void> => {
     const granted: Allocation[] = [];
+    /** The allocate each grant answered (a late copy is sent again once it is released). */
+    const requests = new Map<string, object>();
+    /** Released grants: their allocate, sent again late (a copy a client or the network held back), must get them back. */
+    const ended: { nodeId: string; id: string; request: object }[] = [];
     while (sched.now < end && sched.failure === undefined) {
       await sleep(sched, sched.int(0, 300), `client ${c} think`);
       const roll = sched.random();
-      if (roll >= 0.9 && granted.length > 0) {
+      if (roll < 0.05 && ended.length > 0) {
+        // Within the retention window the agent answers the released allocation; a new one is the model's failure
+        // (principle 4, checked on true time whatever the agent's wall clock did). Past it, a new grant is released.
+        const late = ended[sched.int(0, ended.length - 1)] as (typeof ended)[number];
+        const reply = await network.call(late.nodeId, 'allocate', late.request as never, { from: `client${c}` });
+        if (reply.ok) {
+          const a = reply.value as Allocation;
+          if (a.id !== late.id && (a.status === 'active' || a.status === 'reserved')) granted.push(a);
+        }
+      } else if (roll >= 0.9 && granted.length > 0) {
         // Preempt some of this client's grants on one node (priority 0) for a priority-50 request, sometimes after a
         // grace period; retried at a higher fence after a timeout, as a coordinator drives it.
         const nodeId = (granted[sched.int(0, granted.length - 1)] as Allocation).nodeId;
@@ -97,6 +110,7 @@ export async function runAgentLayer(sched: Scheduler, options: RunOptions): Prom
             const a = reply.value as Allocation;
             if (a.requestId !== requestId) sched.fail(`${nodeId} answered allocate ${requestId} with ${a.id} of ${a.requestId}`);
             if (a.status === 'active' || a.status === 'reserved') granted.push(a);
+            requests.set(a.id, AGENTS_TAKE_FENCES ? { ...request, fence: attempt } : request);
             break;
           }
           if (reply.error.code !== 'timeout' && reply.error.code !== 'internal') break;
@@ -145,6 +159,8 @@ export async function runAgentLayer(sched: Scheduler, options: RunOptions): Prom
         } else {
           const reply = await network.call(a.nodeId, 'release', { requestId: `rel-${a.id}`, allocationId: a.id }, { from: `client${c}` });
           if (reply.ok || reply.error.code === 'not_found') granted.splice(index, 1);
+          const request = requests.get(a.id);
+          if (reply.ok && request !== undefined) ended.push({ nodeId: a.nodeId, id: a.id, request });
         }
       }
     }
@@ -155,7 +171,7 @@ export async function runAgentLayer(sched: Scheduler, options: RunOptions): Prom
       await sleep(sched, 100, 'chaos tick');
       for (const agent of agents.values()) {
         if (agent.up && sched.chance(faults.agentCrashP)) agent.crash('killed');
-        if (sched.chance(faults.clockStepP)) agent.stepClock(sched.pick([-60_000, -5_000, 5_000, 60_000]));
+        if (sched.chance(faults.clockStepP)) agent.stepClock(sched.pick(CLOCK_STEPS_MS));
       }
     }
   };

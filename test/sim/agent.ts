@@ -91,7 +91,7 @@ export class SimAgent {
       faults: this.#faults,
       name,
       onFatal: () => this.#sched.after(0, `${name} exits on ledger failure`, () => this.crash('ledger failed')),
-      onDurable: (record) => this.#durable(record),
+      onDurable: (record, committedAt) => this.#durable(record, committedAt),
     });
     const probe = new FakeProbe({ topology: TOPOLOGY, totalMemoryMiB: AGENT_MEMORY_MIB, now: () => clock.now() });
     const built = new ManagerFactory({ topology: TOPOLOGY, probe, clock })
@@ -176,8 +176,8 @@ export class SimAgent {
     }
   }
 
-  #durable(record: HostRecord): void {
-    this.model.apply(record);
+  #durable(record: HostRecord, committedAt: number): void {
+    this.model.apply(record, committedAt);
     this.onRecord?.(record);
     const onEvent = this.onEvent;
     if (onEvent !== undefined) {

@@ -20,7 +20,7 @@ import { sleep } from './agent-layer.ts';
 import { SimBucket } from './bucket.ts';
 import { ProcessClock } from './clocks.ts';
 import { SimEventStream, type EventConsumer } from './events.ts';
-import { describeFaults, drawFaults, QUIET, type Faults } from './faults.ts';
+import { CLOCK_STEPS_MS, describeFaults, drawFaults, QUIET, type Faults } from './faults.ts';
 import { SimNetwork } from './network.ts';
 import type { Scheduler } from './scheduler.ts';
 
@@ -383,6 +383,10 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
       sched.fail(`place ${requestId} acknowledged with ${a.id}, earlier with ${known.allocationId}`);
     else if (!holds(onDisk.status) && known === undefined)
       sched.fail(`place ${requestId} acknowledged with ${a.id}, which is ${onDisk.status} on ${reply.nodeId}'s disk`);
+    // Live on exactly one node's disk: no other node holds this request (the place flow answers before writing placed).
+    for (const other of agents.values())
+      if (other.nodeId !== reply.nodeId && counted(other) && other.model.liveOf(requestId).size > 0)
+        sched.fail(`place ${requestId} acknowledged on ${reply.nodeId} while ${other.nodeId}'s disk holds it live too`);
   };
 
   const place = async (client: number): Promise<void> => {
@@ -445,6 +449,9 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
         `release ${a.requestId}`,
       );
       if (reply === 'timeout') continue;
+      // An answered placement is released whether or not its deferred `placed` write has landed: never "still pending".
+      if (!reply.ok && reply.error.details?.['state'] === 'pending')
+        sched.fail(`release ${a.requestId}, an acknowledged placement, answered: ${reply.error.message}`);
       if (reply.ok) {
         a.release = 'ok';
         a.releasedAt = sched.now;
@@ -487,10 +494,13 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
   const chaos = async (): Promise<void> => {
     while (sched.now < end && sched.failure === undefined) {
       await sleep(sched, 100, 'chaos tick');
-      for (const agent of agents.values()) if (agent.up && !agent.dead && sched.chance(faults.agentCrashP)) agent.crash('killed');
+      for (const agent of agents.values()) {
+        if (agent.up && !agent.dead && sched.chance(faults.agentCrashP)) agent.crash('killed');
+        if (sched.chance(faults.clockStepP)) agent.stepClock(sched.pick(CLOCK_STEPS_MS));
+      }
       for (const c of coordinators) {
         if (c.up && sched.chance(faults.coordinatorCrashP)) c.crash();
-        if (sched.chance(faults.clockStepP)) c.stepClock(sched.pick([-60_000, -5_000, 5_000, 60_000]));
+        if (sched.chance(faults.clockStepP)) c.stepClock(sched.pick(CLOCK_STEPS_MS));
       }
     }
   };

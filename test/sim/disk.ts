@@ -31,6 +31,7 @@ function handled(promise: Promise<void>): Promise<void> {
 
 interface Queued {
   readonly record: HostRecord;
+  readonly committedAt: number;
   readonly resolve: () => void;
   readonly reject: (error: Error) => void;
 }
@@ -49,7 +50,7 @@ export class SimJournal implements ReplayableJournal {
   readonly #name: string;
   readonly #onFatal: (error: Error) => void;
   /** Called with each record once durable (the agent publishes the event then). */
-  readonly #onDurable: (record: HostRecord) => void;
+  readonly #onDurable: (record: HostRecord, committedAt: number) => void;
   /** While the agent restores from this disk, appends do not throw (that fault aims at the supervisor's rebuild). */
   restoring = false;
   #threw = false;
@@ -64,7 +65,8 @@ export class SimJournal implements ReplayableJournal {
     faults: () => Faults;
     name: string;
     onFatal: (error: Error) => void;
-    onDurable?: (record: HostRecord) => void;
+    /** With the true instant the record was appended (committed in the agent's memory). */
+    onDurable?: (record: HostRecord, committedAt: number) => void;
   }) {
     this.#disk = options.disk;
     this.#sched = options.sched;
@@ -96,7 +98,8 @@ export class SimJournal implements ReplayableJournal {
       throw new Error(`simulated EIO appending seq ${record.seq}`);
     }
     const copy = structuredClone(record);
-    const appended = new Promise<void>((resolve, reject) => this.#queue.push({ record: copy, resolve, reject }));
+    const committedAt = this.#sched.now;
+    const appended = new Promise<void>((resolve, reject) => this.#queue.push({ record: copy, committedAt, resolve, reject }));
     this.#scheduleFlush();
     return handled(appended);
   }
@@ -129,7 +132,7 @@ export class SimJournal implements ReplayableJournal {
     const written = this.#queue.splice(0, count);
     for (const q of written) {
       this.#disk.records.push(q.record);
-      this.#onDurable(q.record);
+      this.#onDurable(q.record, q.committedAt);
     }
     for (const q of written) q.resolve();
     if (this.#queue.length > 0) this.#scheduleFlush();

@@ -27,12 +27,16 @@ export class DurableModel {
   /** Preemptors in a grace period (a 'preempting' record): not holding anything yet, their victims releasing. */
   readonly #waiting = new Map<string, { allocation: DurableAllocation; victims: string[] }>();
   /**
-   * Resize request ids committed, with the agent's wall time of their record: a resize is idempotent by its own request
-   * id for the retention window (measured on the agent's wall clock, like released allocations), so one record each
-   * within that window.
+   * Resize request ids committed, with the true instant each was committed: a resize is idempotent by its own request
+   * id for the retention window, so one record each within that window of true time, whatever the agent's wall clock
+   * did (the agent measures the window on monotonic time, from the start for what it read back from its ledger).
    */
   readonly #resizes = new Map<string, number>();
+  /** The true instant the last allocation of each request id ended (released, expired): a new one only a window later. */
+  readonly #endedAt = new Map<string, number>();
   readonly #retentionMs: number;
+  /** The true instant the record being folded was committed (appended in the agent's memory). */
+  #at = 0;
   /** The highest fence each request id was refused (or fenced) at, from `fenced` records. */
   readonly #refusedFence = new Map<string, number>();
   #memory = 0;
@@ -81,7 +85,8 @@ export class DurableModel {
     return { memoryMiB: this.#memory, vcpus: this.#vcpus };
   }
 
-  apply(record: HostRecord): void {
+  apply(record: HostRecord, committedAt: number): void {
+    this.#at = committedAt;
     const r = record as HostRecord & { kind: string; requestId?: string; fence?: number };
     switch (r.kind) {
       case 'allocated':
@@ -100,6 +105,7 @@ export class DurableModel {
         if (wait === undefined) this.#setStatus(r.allocationId as string, 'expired');
         else {
           this.#waiting.delete(r.allocationId as string);
+          this.#endedAt.set(wait.allocation.requestId, this.#at);
           for (const id of wait.victims) this.#setStatus(id, 'active');
         }
         break;
@@ -107,6 +113,7 @@ export class DurableModel {
       case 'preempting': {
         const p = record as Extract<HostRecord, { kind: 'preempting' }>;
         for (const v of p.victims) this.#setStatus(v.allocationId, 'releasing');
+        this.#checkNotReused(p.allocation);
         this.#waiting.set(p.allocation.id, { allocation: durable(p.allocation), victims: p.victims.map((v) => v.allocationId) });
         break;
       }
@@ -140,8 +147,18 @@ export class DurableModel {
       this.#fail(
         `${this.#nodeId}: ${a.requestId} committed at fence ${fence} after fence ${refused} was recorded (a stale allocate got through)`,
       );
+    if (!decidedEarlier) this.#checkNotReused(allocation);
     this.#byId.set(a.id, a);
     if (a.status !== 'expired' && holdsCapacity(a.status)) this.#hold(a, +1);
+  }
+
+  /** Principle 4: a request id whose allocation ended is answered with it for the retention window, never allocated again. */
+  #checkNotReused(allocation: Allocation): void {
+    const ended = this.#endedAt.get(allocation.requestId);
+    if (ended !== undefined && this.#at - ended < this.#retentionMs)
+      this.#fail(
+        `${this.#nodeId}: request ${allocation.requestId} allocated again (${allocation.id}) ${this.#at - ended} ms after its previous allocation ended (retention ${this.#retentionMs} ms)`,
+      );
   }
 
   /** A resize changes a live allocation's committed amounts in place: the old amounts leave, the new ones are checked. */
@@ -152,11 +169,11 @@ export class DurableModel {
       return;
     }
     const earlier = this.#resizes.get(record.requestId);
-    if (earlier !== undefined && record.at - earlier < this.#retentionMs)
+    if (earlier !== undefined && this.#at - earlier < this.#retentionMs)
       this.#fail(
-        `${this.#nodeId}: resize ${record.requestId} committed twice, ${record.at - earlier} ms apart on the agent's wall clock (retention ${this.#retentionMs} ms)`,
+        `${this.#nodeId}: resize ${record.requestId} committed twice, ${this.#at - earlier} ms apart (retention ${this.#retentionMs} ms)`,
       );
-    this.#resizes.set(record.requestId, record.at);
+    this.#resizes.set(record.requestId, this.#at);
     if (a.status !== 'active')
       this.#fail(
         `${this.#nodeId}: resize ${record.requestId} of ${a.id}, which is ${a.status} on disk (only an active allocation resizes)`,
@@ -178,6 +195,7 @@ export class DurableModel {
       return;
     }
     const held = a.status !== 'expired' && holdsCapacity(a.status);
+    if (status === 'released' || status === 'expired') this.#endedAt.set(a.requestId, this.#at);
     a.status = status;
     const holds = status !== 'expired' && holdsCapacity(status);
     if (held && !holds) this.#hold(a, -1);

@@ -27,7 +27,7 @@ export interface Faults {
   kvUnknownP: number;
   /** A KV operation fails before reaching the store. */
   kvFailP: number;
-  /** Per driver step: step some process's wall clock. */
+  /** Per driver step: step some process's wall clock (by one of CLOCK_STEPS_MS). */
   clockStepP: number;
 }
 
@@ -71,3 +71,9 @@ export function describeFaults(f: Faults): string {
     .map(([k, v]) => `${k}=${Number.isInteger(v) ? v : (v as number).toFixed(3)}`)
     .join(' ');
 }
+
+/**
+ * Wall-clock steps (NTP, `date -s`): small ones, and ones past the agents' 120 s retention window, so a window measured
+ * on the wall clock would forget a released request id early and a retry would allocate it again (principle 4).
+ */
+export const CLOCK_STEPS_MS = [-150_000, -60_000, -5_000, 5_000, 60_000, 150_000];

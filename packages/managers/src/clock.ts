@@ -2,7 +2,13 @@
  * Time as the managers see it: injected so tests drive reservation expiry and probe staleness without sleeping.
  */
 export interface Clock {
+  /** Epoch ms: the instants written to the ledger (releasedAt, expiresAt). */
   now(): number;
+  /**
+   * Ms since an arbitrary origin in this process's life; never steps, restarts with the process. What durations that
+   * must not shrink when the wall clock steps are measured on (the retention of released request ids, fences, resizes).
+   */
+  monotonic(): number;
   setTimeout(fn: () => void, ms: number): unknown;
   clearTimeout(handle: unknown): void;
 }
@@ -23,6 +29,7 @@ export function anchoredClock(wall: () => number, monotonic: () => number): () =
 /** The real clock (see anchoredClock). Timers are unref'd: a pending reservation expiry must not keep a process alive on its own. */
 export const systemClock: Clock = {
   now: anchoredClock(Date.now, () => performance.now()),
+  monotonic: () => performance.now(),
   setTimeout: (fn, ms) => {
     const t = setTimeout(fn, ms);
     t.unref?.();

@@ -225,7 +225,12 @@ export class HostManager implements ResourceManager {
   }
 
   #newCore(): ManagerCore {
-    const state = new HostState({ nodeId: this.nodeId, now: () => this.#clock.now(), releasedRetentionMs: this.#retentionMs });
+    const state = new HostState({
+      nodeId: this.nodeId,
+      now: () => this.#clock.now(),
+      monotonic: () => this.#clock.monotonic(),
+      releasedRetentionMs: this.#retentionMs,
+    });
     for (const slice of this.#slices) state.slices.set(slice.type, slice);
     return new ManagerCore({
       state,

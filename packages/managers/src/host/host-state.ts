@@ -22,6 +22,12 @@ import type { ResourceSlice, SliceChange, SliceConfig } from './slice.ts';
 export interface HostStateOptions {
   readonly nodeId: string;
   readonly now: () => number;
+  /**
+   * Monotonic ms (never steps; restarts with the process): what the retention window is measured on, from when this
+   * process learned of each released allocation, fence and resize (for those read back from the ledger, the start), so
+   * neither a wall-clock step nor a restart after one forgets a request id early. Default: `now`.
+   */
+  readonly monotonic?: () => number;
   /** How long a released allocation's request id is remembered (a late allocate retry returns it). Default 1 hour. */
   readonly releasedRetentionMs?: number;
   /** Upper bound of remembered released allocations, whatever the window. Default 100,000. */
@@ -103,6 +109,8 @@ interface Slot {
   releaseRequestId: string;
   /** The highest fencing epoch recorded for the request id (0: none); kept as long as the slot. */
   fence: number;
+  /** Monotonic instant its retention window starts (set when released, or when restored released). */
+  keptSince: number;
 }
 
 const NONE_MISSING: readonly ResourceType[] = Object.freeze([]);
@@ -131,6 +139,7 @@ export class HostState {
   readonly nodeId: string;
   readonly slices = new SliceMap();
   readonly #now: () => number;
+  readonly #monotonic: () => number;
   readonly #retentionMs: number;
   readonly #maxRetained: number;
   seq = 0;
@@ -154,7 +163,7 @@ export class HostState {
    * Recorded fences of request ids with no slot (an allocate refused at its epoch, or a fence verb for an unknown
    * id), oldest record first; pruned like retained releases (window and count).
    */
-  readonly #fences = new Map<string, { fence: number; at: number }>();
+  readonly #fences = new Map<string, { fence: number; at: number; keptSince: number }>();
   readonly #reservations = new Set<string>();
   #nextExpiry: number | undefined;
   /** Preemptions in their grace period, by the preemptor's request id (see preempt). */
@@ -170,10 +179,11 @@ export class HostState {
   constructor(options: HostStateOptions) {
     this.nodeId = options.nodeId;
     this.#now = options.now;
+    this.#monotonic = options.monotonic ?? options.now;
     this.#retentionMs = options.releasedRetentionMs ?? 3_600_000;
     this.#maxRetained = options.maxRetained ?? 100_000;
     this.#retainedById = new RetainedById<Slot>(options.nodeId);
-    this.resizes = new ResizeBook(this.#retentionMs, this.#maxRetained);
+    this.resizes = new ResizeBook(this.#retentionMs, this.#maxRetained, this.#monotonic);
   }
 
   /** True when some reservation's expiry has passed (expireDue has work); false costs no clock read without reservations. */
@@ -502,13 +512,14 @@ export class HostState {
     if (known !== undefined && known.fence >= fence) return;
     // Re-inserted so the map stays in order of recording (the prune walks it from the oldest).
     this.#fences.delete(requestId);
-    this.#fences.set(requestId, { fence, at });
-    this.#pruneFences(at);
+    this.#fences.set(requestId, { fence, at, keptSince: this.#monotonic() });
+    this.#pruneFences();
   }
 
-  #pruneFences(now: number): void {
+  #pruneFences(): void {
+    const now = this.#monotonic();
     for (const [requestId, f] of this.#fences) {
-      if (now - f.at < this.#retentionMs && this.#fences.size <= this.#maxRetained) break;
+      if (now - f.keptSince < this.#retentionMs && this.#fences.size <= this.#maxRetained) break;
       this.#fences.delete(requestId);
     }
   }
@@ -724,6 +735,7 @@ export class HostState {
       releasedAt: -1,
       releaseRequestId: '',
       fence: Math.max(preemptor.fence ?? 0, fenced?.fence ?? 0),
+      keptSince: -1,
     });
     this.#recomputeDeadline();
   }
@@ -861,6 +873,7 @@ export class HostState {
     slot.allocation = withStatus(pending.allocation, 'released', at);
     slot.releasedAt = at;
     slot.releaseRequestId = 'expired';
+    slot.keptSince = this.#monotonic();
     this.#retainSlot(slot);
   }
 
@@ -1017,7 +1030,7 @@ export class HostState {
       const applied = this.apply(record);
       if (!applied.ok) return applied;
     }
-    this.#pruneRetained(this.#now());
+    this.#pruneRetained();
     return ok(this.expireDue());
   }
 
@@ -1027,11 +1040,11 @@ export class HostState {
     for (const [type, slice] of this.slices) configs.push({ resourceType: type, config: toRecordConfig(slice.config()) });
     const released: RetainedRelease[] = [];
     const ring = this.#ring;
-    // Past the window a retained release is only waiting for the next prune; a restore would drop it at once.
-    const oldest = this.#now() - this.#retentionMs;
+    // Past the window a retained release is only waiting for the next prune: left out.
+    const oldest = this.#monotonic() - this.#retentionMs;
     for (let k = 0; k < this.#ringCount; k += 1) {
       const r = ring[(this.#ringHead + k) % ring.length];
-      if (r !== undefined && r.releasedAt > oldest && this.#byRequest.get(r.allocation.requestId) === r)
+      if (r !== undefined && r.keptSince > oldest && this.#byRequest.get(r.allocation.requestId) === r)
         released.push({ allocation: r.allocation, releasedAt: r.releasedAt, releaseRequestId: r.releaseRequestId });
     }
     const fences: RecordedFence[] = [];
@@ -1042,7 +1055,7 @@ export class HostState {
     for (const a of this.live.values()) slotFence(this.#byRequest.get(a.requestId));
     for (const r of released) slotFence(this.#byRequest.get(r.allocation.requestId));
     for (const requestId of this.#pending.keys()) slotFence(this.#byRequest.get(requestId));
-    for (const [requestId, f] of this.#fences) if (f.at > oldest) fences.push({ requestId, fence: f.fence, at: f.at });
+    for (const [requestId, f] of this.#fences) if (f.keptSince > oldest) fences.push({ requestId, fence: f.fence, at: f.at });
     return {
       version: 1,
       nodeId: this.nodeId,
@@ -1053,7 +1066,7 @@ export class HostState {
       live: [...this.live.values()],
       released,
       fences,
-      resizes: this.resizes.export(this.#now()),
+      resizes: this.resizes.export(),
       ...(this.#pending.size === 0
         ? {}
         : { preempting: [...this.#pending.values()].map((p) => ({ allocation: p.allocation, victims: p.victims })) }),
@@ -1089,6 +1102,7 @@ export class HostState {
       releasedAt: -1,
       releaseRequestId: '',
       fence: Math.max(allocation.fence ?? 0, fenced?.fence ?? 0),
+      keptSince: -1,
     });
     this.#count(allocation, 1);
     if (allocation.status === 'reserved') {
@@ -1102,7 +1116,7 @@ export class HostState {
   #liveSlot(allocation: Allocation): Slot {
     const slot = this.#byRequest.get(allocation.requestId);
     if (slot !== undefined && slot.releasedAt < 0 && slot.allocation.id === allocation.id) return slot;
-    const fresh: Slot = { allocation, releasedAt: -1, releaseRequestId: '', fence: allocation.fence ?? 0 };
+    const fresh: Slot = { allocation, releasedAt: -1, releaseRequestId: '', fence: allocation.fence ?? 0, keptSince: -1 };
     this.#byRequest.set(allocation.requestId, fresh);
     return fresh;
   }
@@ -1135,8 +1149,9 @@ export class HostState {
     slot.allocation = released;
     slot.releasedAt = at;
     slot.releaseRequestId = releaseRequestId;
+    slot.keptSince = this.#monotonic();
     this.#retainSlot(slot);
-    this.#pruneRetained(at);
+    this.#pruneRetained();
     return released;
   }
 
@@ -1157,6 +1172,7 @@ export class HostState {
       releasedAt: retained.releasedAt,
       releaseRequestId: retained.releaseRequestId,
       fence: retained.allocation.fence ?? 0,
+      keptSince: this.#monotonic(),
     };
     this.#byRequest.set(slot.allocation.requestId, slot);
     this.#retainSlot(slot);
@@ -1177,13 +1193,14 @@ export class HostState {
     this.#ringCount += 1;
   }
 
-  #pruneRetained(now: number): void {
-    this.#pruneFences(now);
-    this.resizes.prune(now);
+  #pruneRetained(): void {
+    this.#pruneFences();
+    this.resizes.prune();
+    const now = this.#monotonic();
     const ring = this.#ring;
     while (this.#ringCount > 0) {
       const oldest = ring[this.#ringHead] as Slot;
-      if (now - oldest.releasedAt < this.#retentionMs && this.#ringCount <= this.#maxRetained) break;
+      if (now - oldest.keptSince < this.#retentionMs && this.#ringCount <= this.#maxRetained) break;
       ring[this.#ringHead] = undefined;
       this.#ringHead = this.#ringHead + 1 === ring.length ? 0 : this.#ringHead + 1;
       this.#ringCount -= 1;

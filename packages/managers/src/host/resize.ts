@@ -43,38 +43,46 @@ export interface ResizeRequest {
   readonly fence?: number | undefined;
 }
 
-/** Resize request ids -> what they did, oldest first; pruned by the retention window and a count bound. */
+/**
+ * Resize request ids -> what they did, oldest first; pruned by the retention window and a count bound. The window is
+ * measured on monotonic time from when this process learned of the resize (done here, or read back from the ledger at
+ * start), so a wall-clock step never shortens it.
+ */
 export class ResizeBook {
-  readonly #byRequest = new Map<string, RetainedResize>();
+  readonly #byRequest = new Map<string, { resize: RetainedResize; keptSince: number }>();
   readonly #retentionMs: number;
   readonly #max: number;
+  readonly #monotonic: () => number;
 
-  constructor(retentionMs: number, max: number) {
+  constructor(retentionMs: number, max: number, monotonic: () => number) {
     this.#retentionMs = retentionMs;
     this.#max = max;
+    this.#monotonic = monotonic;
   }
 
   get(requestId: string): RetainedResize | undefined {
-    return this.#byRequest.get(requestId);
+    return this.#byRequest.get(requestId)?.resize;
   }
 
   remember(resize: RetainedResize): void {
     this.#byRequest.delete(resize.requestId);
-    this.#byRequest.set(resize.requestId, resize);
-    this.prune(resize.at);
+    this.#byRequest.set(resize.requestId, { resize, keptSince: this.#monotonic() });
+    this.prune();
   }
 
-  prune(now: number): void {
+  prune(): void {
+    const now = this.#monotonic();
     for (const [requestId, r] of this.#byRequest) {
-      if (now - r.at < this.#retentionMs && this.#byRequest.size <= this.#max) break;
+      if (now - r.keptSince < this.#retentionMs && this.#byRequest.size <= this.#max) break;
       this.#byRequest.delete(requestId);
     }
   }
 
-  /** Those still inside the window at `now` (what a snapshot keeps). */
-  export(now: number): RetainedResize[] {
+  /** Those still inside the window (what a snapshot keeps). */
+  export(): RetainedResize[] {
+    const now = this.#monotonic();
     const out: RetainedResize[] = [];
-    for (const r of this.#byRequest.values()) if (now - r.at < this.#retentionMs) out.push(r);
+    for (const r of this.#byRequest.values()) if (now - r.keptSince < this.#retentionMs) out.push(r.resize);
     return out;
   }
 
