@@ -75,6 +75,14 @@ export interface PlaceInput {
     readonly numa?: 'any' | 'prefer' | 'require';
     readonly threadPolicy?: 'isolate' | 'require' | 'prefer';
   };
+  /**
+   * NUMA-local memory: memoryMiB from this NUMA node (refused when the node lacks it), and hugepages besides
+   * memoryMiB, from that node or, unpinned, from any node that has them.
+   */
+  readonly memory?: {
+    readonly numaNode?: number;
+    readonly hugepages?: { readonly pageSizeMiB: 2 | 1024; readonly count: number };
+  };
   /** Anti-affinity: at most maxPerNode live VMs of the group on one node. */
   readonly group?: { readonly name: string; readonly maxPerNode: number };
   /** Hold the room for ttlMs as a reservation, to be activated; absent: allocated now. */
@@ -93,6 +101,11 @@ export interface Allocation {
   readonly granted: { readonly memoryMiB: number; readonly vcpus: number; readonly extra?: Readonly<Record<string, number>> };
   readonly createdAt: number;
   readonly expiresAt?: number;
+  /** Where the host took the memory from, when the request named a NUMA node or hugepages. */
+  readonly memory?: {
+    readonly numaNode?: number;
+    readonly hugepages?: { readonly pageSizeMiB: number; readonly count: number; readonly numaNode: number };
+  };
 }
 
 export interface Placement {
