@@ -36,7 +36,7 @@ if (process.argv[2] === 'ledger') {
 }
 
 // First thing: with ALLOT_TRACE_FILE set, spans of every request are written there; unset, nothing is registered.
-const tracing = startTracing({ service: AGENT_SERVICE_NAME });
+const tracing = await startTracing({ service: AGENT_SERVICE_NAME });
 
 /** The configuration from its one source (--config, ALLOT_AGENT_CONFIG or the default file, plus env): at start and on SIGHUP. */
 const loadConfig = () =>
@@ -72,7 +72,9 @@ if (config.http?.tokenFile !== undefined) {
 const CONFIGURATION_REASONS = new Set<unknown>([NATS_AUTH_FAILED, NATS_TLS_FAILED, NATS_CONFIG_UNREADABLE]);
 // Metrics before the agent: instruments made before the SDK is registered stay no-ops.
 const telemetry =
-  config.http === undefined ? undefined : startMetrics({ service: AGENT_SERVICE_NAME, nodeId: config.nodeId, version: ALLOT_VERSION });
+  config.http === undefined
+    ? undefined
+    : await startMetrics({ service: AGENT_SERVICE_NAME, nodeId: config.nodeId, version: ALLOT_VERSION });
 if (telemetry !== undefined) observeNatsConnection(connectionCounters);
 const agent = new Agent(config, log);
 

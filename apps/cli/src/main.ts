@@ -5,7 +5,7 @@ import { COMMANDS, runCli } from './cli.ts';
 import type { CliContext } from './context.ts';
 
 // With ALLOT_TRACE_FILE set, the command runs inside a root span (`allot place`): the trace starts at the client.
-const tracing = startTracing({ service: 'allot-cli' });
+const tracing = await startTracing({ service: 'allot-cli' });
 
 let stop: Promise<string> | undefined;
 function stopRequested(): Promise<string> {

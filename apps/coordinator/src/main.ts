@@ -24,7 +24,7 @@ const STOP_DEADLINE_MS = 8_000;
 
 async function main(): Promise<number> {
   // First thing: with ALLOT_TRACE_FILE set, spans are written there; unset, nothing is registered.
-  const tracing = startTracing({ service: 'allot-coordinator' });
+  const tracing = await startTracing({ service: 'allot-coordinator' });
   const config = loadCoordinatorConfig(process.argv.slice(2), process.env, undefined, COORDINATOR_DEFAULT_CONFIG);
   if (!config.ok) {
     process.stderr.write(`${config.error.message}\n`);
@@ -73,7 +73,9 @@ async function main(): Promise<number> {
     metricsToken = token;
   }
   const telemetry =
-    c.metrics === undefined ? undefined : startMetrics({ service: 'allot-coordinator', nodeId: c.coordinatorId, version: ALLOT_VERSION });
+    c.metrics === undefined
+      ? undefined
+      : await startMetrics({ service: 'allot-coordinator', nodeId: c.coordinatorId, version: ALLOT_VERSION });
   if (telemetry !== undefined) observeNatsConnection(connectionCounters);
   let state: 'starting' | 'ready' | 'stopping' = 'starting';
   let metricsServer: HttpServer | undefined;

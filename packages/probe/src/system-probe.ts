@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { cpus as osCpus, freemem, totalmem } from 'node:os';
 import { join } from 'node:path';
-import si from 'systeminformation';
 import type { CpuSample, HostProbe, HostSample, HostTopology, LogicalCore, MemorySample, NodeMemory } from '@allot/core';
 import { layoutCores, validateLayout, type CoreLayout } from './host-size.ts';
 import { WarnOnce, type ProbeLogger } from './logger.ts';
@@ -174,7 +173,8 @@ export class SystemProbe implements HostProbe {
 
   /** Configured figures first, then systeminformation's, then one socket, one node, no SMT. */
   async #fallbackLayout(): Promise<CoreLayout> {
-    const info = await si.cpu().catch(() => undefined);
+    // Loaded here, only on hosts without /sys topology: the library is large and an agent on Linux never needs it.
+    const info = await import('systeminformation').then((m) => m.default.cpu()).catch(() => undefined);
     const logical = this.#fallback.cores ?? positive(info?.cores) ?? positive(osCpus().length) ?? 1;
     const physical = positive(info?.physicalCores);
     const smt = physical !== undefined && logical % physical === 0 ? logical / physical : undefined;

@@ -87,7 +87,7 @@ async function main(): Promise<void> {
 
   const dir = mkdtempSync(join(tmpdir(), 'allot-trace-bench-'));
   const file = join(dir, 'spans.jsonl');
-  const tracing = startTracing({ service: 'bench', file });
+  const tracing = await startTracing({ service: 'bench', file });
   const tracer = trace.getTracer('bench');
   const root = await measure('tracing on, client outside a trace (1 server span/request)', typed);
   const traced = await measure('tracing on, client inside a span (client + server span/request)', () =>

@@ -14,7 +14,7 @@ afterEach(async () => {
 
 describe('startMetrics', () => {
   it('serves what the global meter records, in Prometheus text, names as given and seconds buckets', async () => {
-    m = startMetrics({ service: 'allot-test', nodeId: 'n1' });
+    m = await startMetrics({ service: 'allot-test', nodeId: 'n1' });
     const meter = metrics.getMeter('allot');
     meter.createCounter('allot_things_total').add(3, { outcome: 'ok' });
     meter.createHistogram('allot_thing_duration_seconds', { unit: 's' }).record(0.002);
@@ -47,7 +47,7 @@ describe('startMetrics', () => {
   });
 
   it("exports the process's own figures under the names Prometheus client libraries use", async () => {
-    m = startMetrics({ service: 'allot-test' });
+    m = await startMetrics({ service: 'allot-test' });
     server = await serveHttp({ host: '127.0.0.1', port: 0, routes: { '/metrics': m.handler } });
     await new Promise((resolve) => setTimeout(resolve, 60)); // a few event-loop samples
     const text = await (await fetch(`${server.url}/metrics`)).text();
@@ -59,7 +59,7 @@ describe('startMetrics', () => {
   });
 
   it('exports allot_build_info with the release and the Node version', async () => {
-    m = startMetrics({ service: 'allot-test', version: '9.8.7' });
+    m = await startMetrics({ service: 'allot-test', version: '9.8.7' });
     server = await serveHttp({ host: '127.0.0.1', port: 0, routes: { '/metrics': m.handler } });
     const text = await (await fetch(`${server.url}/metrics`)).text();
     expect(text).toContain(`allot_build_info{version="9.8.7",node_version="${process.version}"} 1`);

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { context, propagation, ProxyTracerProvider, ROOT_CONTEXT, SpanKind, trace } from '@opentelemetry/api';
 import { afterEach, describe, expect, it } from 'vitest';
-import { JsonLinesSpanExporter, startTracing, withRootSpan, type SpanLine, type StartedTracing } from './tracing.ts';
+import { JsonLinesSpanExporter } from './tracing-sdk.ts';
+import { startTracing, withRootSpan, type SpanLine, type StartedTracing } from './tracing.ts';
 
 let started: StartedTracing | undefined;
 const dirs: string[] = [];
@@ -29,7 +30,7 @@ const readLines = (file: string): SpanLine[] =>
 
 describe('startTracing without a span file', () => {
   it('registers nothing: no provider, no propagator, spans do not record', async () => {
-    started = startTracing({ service: 'test', env: {} });
+    started = await startTracing({ service: 'test', env: {} });
     expect(started.enabled).toBe(false);
     const provider = trace.getTracerProvider();
     expect(provider).toBeInstanceOf(ProxyTracerProvider);
@@ -50,9 +51,9 @@ describe('startTracing without a span file', () => {
     expect(seen).toBe(ROOT_CONTEXT);
   });
 
-  it('reads ALLOT_TRACE_FILE from the environment it is given', () => {
+  it('reads ALLOT_TRACE_FILE from the environment it is given', async () => {
     const file = tempFile();
-    started = startTracing({ service: 'test', env: { ALLOT_TRACE_FILE: file } });
+    started = await startTracing({ service: 'test', env: { ALLOT_TRACE_FILE: file } });
     expect(started.enabled).toBe(true);
     expect(started.file).toBe(file);
   });
@@ -61,7 +62,7 @@ describe('startTracing without a span file', () => {
 describe('the JSON-lines span file', () => {
   it('writes one line per finished span with trace, parent, kind, status and the service', async () => {
     const file = tempFile();
-    started = startTracing({ service: 'allot-test', file });
+    started = await startTracing({ service: 'allot-test', file });
     const tracer = trace.getTracer('allot');
     let traceparent = '';
     await withRootSpan('allot place', { 'allot.cmd': 'place' }, async () => {
@@ -100,7 +101,7 @@ describe('the JSON-lines span file', () => {
 
   it('leaves nothing registered after shutdown', async () => {
     const file = tempFile();
-    started = startTracing({ service: 'x', file });
+    started = await startTracing({ service: 'x', file });
     await started.shutdown();
     started = undefined;
     expect(trace.getTracer('allot').startSpan('after').isRecording()).toBe(false);
@@ -143,7 +144,7 @@ describe('startTracing with an OTLP collector (OTEL_EXPORTER_OTLP_ENDPOINT)', ()
     await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
     const port = (collector.address() as AddressInfo).port;
     try {
-      started = startTracing({ service: 'allot-otlp-test', env: { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}/` } });
+      started = await startTracing({ service: 'allot-otlp-test', env: { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}/` } });
       expect(started).toMatchObject({ enabled: true, file: undefined, otlpEndpoint: `http://127.0.0.1:${port}/v1/traces` });
       trace.getTracer('allot').startSpan('place', { kind: SpanKind.SERVER }).end();
       await started.shutdown(); // flushes the batch
