@@ -19,8 +19,10 @@ import { z } from './zod.ts';
 const OvercommitRatioSchema = LimitsSchema.shape.overcommitRatio;
 
 /**
- * Memory of this host, in MiB. capacityMiB defaults to the probe's total; the effective capacity the agent commits
- * against is floor((capacity - systemReserve) x overcommitRatio), capped by hardLimitMiB.
+ * Memory of this host, in MiB. capacityMiB defaults to the probe's total less the hugepage pools (hugepages are their
+ * own resource, per NUMA node, and never regular memory), and may not exceed that; the effective capacity the agent
+ * commits against is floor((capacity - systemReserve) x overcommitRatio), capped by hardLimitMiB. Requests that name a
+ * NUMA node are also held to that node's memory (never overcommitted): see docs/architecture.md, "NUMA-local memory".
  */
 export const AgentMemoryConfigSchema = z
   .strictObject({
