@@ -2,15 +2,15 @@
 // and the Debian packages built from them (scripts/release/deb.ts). Development keeps running the TypeScript sources.
 //
 // The form: Node's single executable applications (SEA). rolldown bundles an app into one ES module; Node 24's SEA
-// runs only a CommonJS main script, so the executable's main is a 5-line CommonJS loader that imports the bundle,
-// carried as an SEA asset, from a data: URL. postject injects the blob into a copy of this Node binary. The result
+// runs only a CommonJS main script, so the executable's main is a short CommonJS loader that imports the bundle,
+// carried as an SEA asset, through a module hook. postject injects the blob into a copy of this Node binary. The result
 // needs nothing on the host but glibc: no Node, no node_modules, no TypeScript stripping at start.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'rolldown';
+import { build, type Plugin } from 'rolldown';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const RELEASE_DIR = join(ROOT, 'dist', 'release');
@@ -32,39 +32,72 @@ export type AppName = (typeof APPS)[number]['name'];
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 
 /**
- * The bundle reads `import.meta.url` and `import.meta.dirname` (createRequire for CommonJS dependencies, pino's and
- * msgpackr's optional helpers). Imported from a data: URL they would name the data, so they are read through one
- * object that the SEA loader fills with the executable's own path first.
+ * The single executable's main (CommonJS, as Node 24's SEA requires): the app is an ES module carried as an asset. A
+ * module hook answers for the executable's own file URL with the asset, so the bundle loads as the file it came from
+ * (`import.meta.url` and `import.meta.dirname` name the executable) and its text is held once. Imported from a
+ * data: URL instead, the base64 URL (2.8 MB) stayed alive as the module's key and the idle agent held 14 MB more.
  */
-const META_PRELUDE = 'const __allotMeta = globalThis.__allotSeaMeta ?? { url: import.meta.url, dirname: import.meta.dirname };\n';
-
-const SEA_LOADER = `// The single executable's main (CommonJS, as Node 24's SEA requires): the app is an ES module carried as an asset.
-const { getAsset } = require('node:sea');
+const SEA_LOADER = `const { getAsset } = require('node:sea');
+const { registerHooks } = require('node:module');
 const { pathToFileURL } = require('node:url');
-const { dirname } = require('node:path');
-globalThis.__allotSeaMeta = { url: pathToFileURL(process.execPath).href, dirname: dirname(process.execPath) };
-import('data:text/javascript;base64,' + Buffer.from(getAsset('app.mjs')).toString('base64')).catch((error) => {
+const APP = pathToFileURL(process.execPath).href;
+registerHooks({
+  resolve: (specifier, context, next) => (specifier === APP ? { url: APP, format: 'module', shortCircuit: true } : next(specifier, context)),
+  load: (url, context, next) => (url === APP ? { format: 'module', source: Buffer.from(getAsset('app.mjs')), shortCircuit: true } : next(url, context)),
+});
+import(APP).catch((error) => {
   console.error(error);
   process.exit(70);
 });
 `;
 
+/**
+ * A build of this tree that announces another release and protocol version: the chaos suite's rolling upgrade runs the
+ * release as is next to one announcing the next protocol version (test/chaos/images.ts). Never set for `pnpm release`.
+ */
+export type VersionOverride = { version: string; protocolVersion: number };
+
+/** Rewrites the two constants in their source files before bundling; fails when either is no longer where it was. */
+function versionOverridePlugin(override: VersionOverride): Plugin {
+  const rewrites = [
+    {
+      file: join(ROOT, 'packages/core/src/version.ts'),
+      from: /export const ALLOT_VERSION = '[^']*';/,
+      to: `export const ALLOT_VERSION = ${JSON.stringify(override.version)};`,
+    },
+    {
+      file: join(ROOT, 'packages/protocol/src/codec.ts'),
+      from: /export const PROTOCOL_VERSION = \d+;/,
+      to: `export const PROTOCOL_VERSION = ${override.protocolVersion};`,
+    },
+  ];
+  const done = new Set<string>();
+  return {
+    name: 'allot-version-override',
+    transform(code, id) {
+      const rewrite = rewrites.find((r) => r.file === id);
+      if (rewrite === undefined) return null;
+      if (!rewrite.from.test(code)) throw new Error(`version override: ${rewrite.from} not found in ${id}`);
+      done.add(id);
+      return code.replace(rewrite.from, rewrite.to);
+    },
+    buildEnd() {
+      const missed = rewrites.filter((r) => !done.has(r.file));
+      if (missed.length > 0) throw new Error(`version override: never saw ${missed.map((r) => r.file).join(', ')}`);
+    },
+  };
+}
+
 /** One app bundled into one ES module (all workspace packages and dependencies inlined). */
-export async function bundle(app: (typeof APPS)[number], outDir: string): Promise<string> {
+export async function bundle(app: (typeof APPS)[number], outDir: string, override?: VersionOverride): Promise<string> {
   const file = join(outDir, `${app.name}.mjs`);
   await build({
     input: join(ROOT, app.entry),
     platform: 'node',
     logLevel: 'warn',
     output: { file, format: 'esm', codeSplitting: false },
+    ...(override === undefined ? {} : { plugins: [versionOverridePlugin(override)] }),
   });
-  let code = readFileSync(file, 'utf8');
-  const shebang = code.startsWith('#!') ? code.slice(0, code.indexOf('\n') + 1) : '';
-  code = code
-    .slice(shebang.length)
-    .replaceAll('import.meta.url', '__allotMeta.url')
-    .replaceAll('import.meta.dirname', '__allotMeta.dirname');
-  writeFileSync(file, `${shebang}${META_PRELUDE}${code}`);
   return file;
 }
 

@@ -4,10 +4,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configureReaper, engine, removeLabelled } from './docker.ts';
-import { ensureImages, type ChaosImages } from './images.ts';
+import { ensureImages, nextAppImages, type BuildReport, type ChaosImages } from './images.ts';
 import type { WorkloadOptions } from './clients.ts';
 import { HostLoss } from './lifecycle.ts';
-import { runScenario, type FaultPlan } from './scenario.ts';
+import { RollingRun } from './rolling.ts';
+import { runScenario, type FaultPlan, type ScenarioExtra } from './scenario.ts';
 import { ChaosSecurity } from './security.ts';
 import { COORDINATORS, HOSTS } from './topology.ts';
 
@@ -31,11 +32,15 @@ beforeAll(async () => {
   console.log(
     `credentials: ${security.deployment.identities.length} identities generated in ${((Date.now() - generated) / 1000).toFixed(1)} s`,
   );
-  const built = await ensureImages();
+  const built = await ensureImages((line) => console.log(line));
   images = built.images;
-  for (const r of built.reports)
-    console.log(`image ${r.image}: ${r.built ? `built in ${(r.ms / 1000).toFixed(1)} s` : 'cached'}, ${r.sizeMiB} MiB`);
+  printBuilds(built.reports);
 });
+
+function printBuilds(reports: BuildReport[]): void {
+  for (const r of reports)
+    console.log(`image ${r.image}: ${r.built ? `built in ${(r.ms / 1000).toFixed(1)} s` : 'cached'}, ${r.sizeMiB} MiB`);
+}
 
 afterAll(async () => {
   await removeLabelled().catch(() => undefined);
@@ -48,9 +53,10 @@ async function scenario(
   faults: FaultPlan,
   loss?: HostLoss,
   workload: Partial<WorkloadOptions> = {},
+  extra: ScenarioExtra = {},
 ): Promise<void> {
   if (security === undefined) throw new Error('chaos: no deployment (set-up failed)');
-  const result = await runScenario(images, security, name, seed, faults, workload, loss);
+  const result = await runScenario(images, security, name, seed, faults, workload, loss, extra);
   console.log(result.table);
   const failed = result.verdicts.filter((v) => !v.ok);
   expect(failed.map((v) => `${v.name}: ${v.problems.slice(0, 3).join('; ')}`)).toEqual([]);
@@ -172,5 +178,26 @@ describe('chaos', () => {
       );
     },
     SCENARIO_TIMEOUT_MS + 120_000,
+  );
+
+  it(
+    '8. rolling restart, then rolling upgrade to the next release, of every agent and both coordinators under a placement storm',
+    async () => {
+      const reports: BuildReport[] = [];
+      const next = await nextAppImages(images, reports, (line) => console.log(line));
+      printBuilds(reports);
+      const rolling = new RollingRun([...HOSTS.map((h) => h.nodeId), ...COORDINATORS], next);
+      await scenario(
+        'rolling',
+        8,
+        rolling.plan(),
+        undefined,
+        // More releases than places once a worker holds something: the cluster stays far from full, so a placement
+        // refused for capacity is rare and a success rate per step says something about availability.
+        { releaseProbability: 0.55, durationMs: 300_000 },
+        { stormUntilFaultsDone: true, audit: (ops) => rolling.audit(ops) },
+      );
+    },
+    SCENARIO_TIMEOUT_MS + 240_000,
   );
 });

@@ -56,10 +56,16 @@ export class Workload {
   readonly #cluster: ChaosCluster;
   readonly #o: WorkloadOptions;
   #lastAnswerAt = 0;
+  #stopped = false;
 
   constructor(cluster: ChaosCluster, options: WorkloadOptions) {
     this.#cluster = cluster;
     this.#o = options;
+  }
+
+  /** Workers start no new operation from now on (before durationMs is up); those in flight still finish. */
+  stop(): void {
+    this.#stopped = true;
   }
 
   /** When the last operation got its final answer (or gave up). */
@@ -76,7 +82,7 @@ export class Workload {
     const random = seededRandom(this.#o.seed * 1000 + w);
     const tenantId = tenantOf(w);
     const held: string[] = [];
-    for (let i = 0; Date.now() < until; i++) {
+    for (let i = 0; Date.now() < until && !this.#stopped; i++) {
       let pause = 5 + Math.floor(random() * 20);
       if (held.length > 0 && random() < this.#o.releaseProbability) {
         const placement = held.splice(Math.floor(random() * held.length), 1)[0] as string;

@@ -16,7 +16,7 @@ import {
   type TenantLimits,
   type Verdict,
 } from './auditor.ts';
-import { Workload, type WorkloadOptions } from './clients.ts';
+import { Workload, type OpRecord, type WorkloadOptions } from './clients.ts';
 import { CHAOS_LABEL, docker } from './docker.ts';
 import type { ChaosImages } from './images.ts';
 import { auditSecured } from './secured.ts';
@@ -47,6 +47,15 @@ type Truth = Map<string, { memory: number; cpu: number; count: number }>;
 
 export type FaultPlan = (cluster: ChaosCluster, at: (ms: number) => Promise<void>) => Promise<void>;
 
+/**
+ * What a scenario may add: a storm that lasts as long as the fault plan (the workers stop when it is done, whatever
+ * durationMs says), and verdicts and a table of its own over the operations (scenario 8's steps).
+ */
+export type ScenarioExtra = {
+  stormUntilFaultsDone?: boolean;
+  audit?: (ops: OpRecord[]) => { verdicts: Verdict[]; table: string };
+};
+
 export type ScenarioResult = {
   name: string;
   verdicts: Verdict[];
@@ -70,6 +79,7 @@ export async function runScenario(
   faults: FaultPlan,
   workload: Partial<WorkloadOptions> = {},
   loss?: HostLoss,
+  extra: ScenarioExtra = {},
 ): Promise<ScenarioResult> {
   const hosts = HOSTS.filter((h) => h.nodeId !== loss?.nodeId);
   const runId = `${name}-${Date.now().toString(36)}`;
@@ -100,9 +110,14 @@ export async function runScenario(
     const at = async (ms: number) => {
       await sleep(Math.max(0, t0 + ms - Date.now()));
     };
-    const faultsDone = faults(c, at).then(() => {
-      lastHeal = Date.now();
-    });
+    const faultsDone = faults(c, at)
+      .finally(() => {
+        // Also when the plan failed: workers left running would storm a cluster being torn down.
+        if (extra.stormUntilFaultsDone === true) load.stop();
+      })
+      .then(() => {
+        lastHeal = Date.now();
+      });
     await Promise.all([load.run(), faultsDone]);
     await c.recoveriesDone();
     const quietAt = Math.max(lastHeal, load.lastAnswerAt);
@@ -206,6 +221,8 @@ export async function runScenario(
         note: c.killed.size > 0 ? `killed on purpose: ${[...c.killed].join(', ')}` : undefined,
       } as Verdict,
     ];
+    const own = extra.audit?.(load.ops);
+    if (own !== undefined) verdicts.push(...own.verdicts);
     const recovered = c.recoveries.map((r) => `${r.member} ${r.ms === undefined ? 'never' : `${r.ms} ms`}`).join(', ') || '-';
     const table = formatTable(
       name,
@@ -219,7 +236,7 @@ export async function runScenario(
       },
       verdicts,
     );
-    return { name, verdicts, table, convergenceMs, quotaSettledMs: settle.ms };
+    return { name, verdicts, table: own === undefined ? table : `${own.table}\n${table}`, convergenceMs, quotaSettledMs: settle.ms };
   } finally {
     const tearDown = Date.now();
     await cluster?.close();

@@ -5,10 +5,11 @@
  * The test process is the schedulers (one identity per tenant), the operator, the reader and the auditor: it connects
  * to the NATS cluster through the mapped client ports. Faults are applied through the engine's API.
  */
-import { spawn } from 'node:child_process';
-import { mkdir } from 'node:fs/promises';
+import { chown, cp, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import {
   AGENT_ENDPOINTS,
+  AGENT_SERVICE_NAME,
   agentSubject,
   COORDINATOR_SERVICE_NAME,
   isTenantVerb,
@@ -30,12 +31,14 @@ import type { Role } from '../../apps/cli/src/security/roles.ts';
 import { freePort } from '../harness/net.ts';
 import { waitFor } from '../harness/wait.ts';
 import { CHAOS_LABEL, containerLogLines, docker, type Docker } from './docker.ts';
-import type { ChaosImages } from './images.ts';
+import type { AppImages, ChaosImages } from './images.ts';
 import { CREDENTIALS_DIR, NATS_CONFIG_DIR, TENANTS, type ChaosSecurity } from './security.ts';
 
 export type HostSpec = { nodeId: string; cores: number; memoryMiB: number; cpuOvercommit: number; memoryOvercommit: number };
 export type MemberKind = 'nats' | 'agent' | 'coordinator';
-export type Member = { name: string; kind: MemberKind; short: string; id: string };
+export type Member = { name: string; kind: MemberKind; short: string; id: string; image: string };
+/** A process as it answers the NATS services ping: its id (node or coordinator) and the release it announces. */
+export type ServiceSeen = { member: string; version: string };
 export type ExitSeen = { member: string; at: number; status: string; exitCode: number; expected: boolean };
 
 export const HEARTBEAT_MS = 500;
@@ -97,6 +100,8 @@ export class ChaosCluster {
   #natsPorts: number[] = [];
   #monitor: NodeJS.Timeout | undefined;
   #lastStatus = new Map<string, string>();
+  /** The log lines of containers an upgrade replaced (read before removing them), for the crash check. */
+  readonly #retiredLogs: { member: string; lines: string[] }[] = [];
 
   private constructor(runId: string, images: ChaosImages, security: ChaosSecurity, runDir: string) {
     this.runId = runId;
@@ -191,7 +196,7 @@ export class ChaosCluster {
     return nc;
   }
 
-  async #run(short: string, kind: MemberKind, container: GenericContainer): Promise<void> {
+  async #run(short: string, kind: MemberKind, container: GenericContainer, image: string): Promise<void> {
     const name = this.#name(short);
     const started = await container
       .withName(name)
@@ -199,7 +204,7 @@ export class ChaosCluster {
       .withLabels({ [CHAOS_LABEL]: this.runId, 'allot.chaos.member': short })
       .withStartupTimeout(90_000)
       .start();
-    this.members.set(short, { name, kind, short, id: started.getId() });
+    this.members.set(short, { name, kind, short, id: started.getId(), image });
   }
 
   async #startNats(short: string, port: number, configDir: string): Promise<void> {
@@ -208,13 +213,27 @@ export class ChaosCluster {
       .withCommand(['-c', `${NATS_CONFIG_DIR}/nats.conf`, '--name', short])
       .withExposedPorts({ container: 4222, host: port })
       .withWaitStrategy(Wait.forLogMessage(/Server is ready/));
-    await this.#run(short, 'nats', c);
+    await this.#run(short, 'nats', c, this.#images.nats);
   }
 
-  async #startAgent(h: HostSpec): Promise<void> {
+  /**
+   * An agent's state directory on the host, bind-mounted at STATE_DIR: it outlives the container, as a host's disk
+   * outlives an upgrade (owned by the images' user, 1000, 0700, as the unit's StateDirectory would make it).
+   */
+  stateDir(nodeId: string): string {
+    return join(this.#runDir, 'agent-state', nodeId);
+  }
+
+  async #startAgent(h: HostSpec, image = this.#images.agent): Promise<void> {
     const credentials = await this.#security.mountIdentity(this.#runDir, 'agent', h.nodeId, this.natsUrls);
-    const c = new GenericContainer(this.#images.agent)
-      .withBindMounts([{ source: credentials.hostDir, target: CREDENTIALS_DIR, mode: 'ro' }])
+    const state = this.stateDir(h.nodeId);
+    await mkdir(state, { recursive: true, mode: 0o700 });
+    if (process.getuid?.() === 0) await chown(state, 1000, 1000);
+    const c = new GenericContainer(image)
+      .withBindMounts([
+        { source: credentials.hostDir, target: CREDENTIALS_DIR, mode: 'ro' },
+        { source: state, target: STATE_DIR, mode: 'rw' },
+      ])
       .withEnvironment({
         ...credentials.env,
         ALLOT_NODE_ID: h.nodeId,
@@ -227,12 +246,12 @@ export class ChaosCluster {
         ALLOT_LOG_LEVEL: 'info',
       })
       .withWaitStrategy(Wait.forLogMessage(/"msg":"agent ready"/));
-    await this.#run(h.nodeId, 'agent', c);
+    await this.#run(h.nodeId, 'agent', c, image);
   }
 
-  async #startCoordinator(id: string): Promise<void> {
+  async #startCoordinator(id: string, image = this.#images.coordinator): Promise<void> {
     const credentials = await this.#security.mountIdentity(this.#runDir, 'coordinator', id, this.natsUrls);
-    const c = new GenericContainer(this.#images.coordinator)
+    const c = new GenericContainer(image)
       .withBindMounts([{ source: credentials.hostDir, target: CREDENTIALS_DIR, mode: 'ro' }])
       .withEnvironment({
         ...credentials.env,
@@ -246,7 +265,7 @@ export class ChaosCluster {
       .withCopyContentToContainer([{ content: JSON.stringify(COORDINATOR_CONFIG), target: COORDINATOR_CONFIG_PATH, mode: 0o644 }])
       .withCommand(['--config', COORDINATOR_CONFIG_PATH])
       .withWaitStrategy(Wait.forLogMessage(/"msg":"coordinator ready"/));
-    await this.#run(id, 'coordinator', c);
+    await this.#run(id, 'coordinator', c, image);
   }
 
   member(short: string): Member {
@@ -349,6 +368,63 @@ export class ChaosCluster {
     return info.State.ExitCode;
   }
 
+  /**
+   * A rolling upgrade's step for one agent or coordinator: graceful stop (SIGTERM, as for a restart), then a new
+   * container from `to`'s image in its place, with the same identity and, for an agent, the same state directory.
+   * Resolves once the new process said it is ready (its log line); serving is waitServing's to check.
+   */
+  async upgrade(short: string, to: AppImages): Promise<number> {
+    const old = this.member(short);
+    if (old.kind === 'nats') throw new Error(`chaos: ${short} is a NATS server, not an allot process`);
+    const code = await this.stopGracefully(short);
+    this.#retiredLogs.push({ member: short, lines: await containerLogLines(this.#docker, old.id) });
+    await this.#docker.getContainer(old.id).remove({ v: true });
+    this.members.delete(short);
+    const host = HOSTS.find((h) => h.nodeId === short);
+    if (host !== undefined) await this.#startAgent(host, to.agent);
+    else await this.#startCoordinator(short, to.coordinator);
+    return code;
+  }
+
+  /**
+   * Waits until `short` serves again: a coordinator answers the services ping; an agent answers `health` to the
+   * auditor and the coordinators' view shows it ready, heard from since `since`, three answers in a row.
+   */
+  async waitServing(short: string, since: number, timeoutMs = 60_000): Promise<void> {
+    const m = this.member(short);
+    let streak = 0;
+    await waitFor(
+      async () => {
+        if (m.kind === 'coordinator') return (await this.servingCoordinators(500)).includes(short);
+        const health = await this.agent(short, 'health', {}, 1_000);
+        const view = await this.sched('nodes', {}, 2_000);
+        const ready =
+          health.ok && view.ok && view.value.nodes.some((n) => n.nodeId === short && n.liveness === 'ready' && n.lastSeen >= since);
+        streak = ready ? streak + 1 : 0;
+        return streak >= 3;
+      },
+      { timeoutMs, intervalMs: 100, message: `${short} serving again` },
+    );
+  }
+
+  /** Every agent and coordinator answering the services ping now, with the release each announces. */
+  async servicesSeen(waitMs = 1_000): Promise<ServiceSeen[]> {
+    const seen: ServiceSeen[] = [];
+    for (const service of [AGENT_SERVICE_NAME, COORDINATOR_SERVICE_NAME]) {
+      try {
+        const replies = await this.nc.requestMany(`$SRV.PING.${service}`, new Uint8Array(0), { maxWait: waitMs, strategy: 'timer' });
+        for await (const m of replies) {
+          const info = m.json() as { version?: string; metadata?: Record<string, string> };
+          const member = info.metadata?.['nodeId'] ?? info.metadata?.['coordinatorId'];
+          if (member !== undefined) seen.push({ member, version: info.version ?? '?' });
+        }
+      } catch {
+        // nobody answered this round
+      }
+    }
+    return seen.sort((a, b) => a.member.localeCompare(b.member));
+  }
+
   // ---------- observation ----------
 
   async #poll(): Promise<void> {
@@ -382,22 +458,26 @@ export class ChaosCluster {
   async crashes(): Promise<string[]> {
     await this.#poll();
     const found = this.exits.filter((e) => !e.expected).map((e) => `${e.member} exited (${e.status}) without a fault taking it down`);
+    const logs = [...this.#retiredLogs];
     for (const m of this.members.values()) {
       const info = await this.#docker.getContainer(m.id).inspect();
       if (info.RestartCount > 0) found.push(`${m.short} restarted ${info.RestartCount} times by the engine`);
       if (info.State.OOMKilled) found.push(`${m.short} was OOM-killed`);
-      if (m.kind === 'nats') continue;
-      for (const line of await containerLogLines(this.#docker, m.id)) {
+      if (m.kind !== 'nats') logs.push({ member: m.short, lines: await containerLogLines(this.#docker, m.id) });
+    }
+    for (const { member, lines } of logs)
+      for (const line of lines) {
+        // A stack frame of the sources (.ts) or of the release bundle (the executable's data: module), or Node's
+        // last words.
         if (
           /uncaught|unhandled/i.test(line) ||
           /"level":60\b/.test(line) ||
-          /^\s*at .*\.ts:\d+/.test(line) ||
+          /^\s*at .*(\.ts|data:text\/javascript[^)]*):\d+/.test(line) ||
           /^Node\.js v\d+/.test(line)
         ) {
-          found.push(`${m.short}: ${line.slice(0, 300)}`);
+          found.push(`${member}: ${line.slice(0, 300)}`);
         }
       }
-    }
     return found;
   }
 
@@ -478,18 +558,10 @@ export class ChaosCluster {
     );
   }
 
-  /** Copies an agent's state dir out of its (stopped) container into `dest` (docker cp: a tar stream, unpacked by tar). */
+  /** Copies an agent's state dir (its host directory, bind-mounted) into `dest`; the agent should be stopped. */
   async copyStateDir(nodeId: string, dest: string): Promise<void> {
     await mkdir(dest, { recursive: true });
-    const stream = await this.#docker.getContainer(this.member(nodeId).id).getArchive({ path: STATE_DIR });
-    await new Promise<void>((resolve, reject) => {
-      const tar = spawn('tar', ['-x', '-C', dest, '--strip-components=1'], { stdio: ['pipe', 'ignore', 'pipe'] });
-      let err = '';
-      tar.stderr.on('data', (d: Buffer) => (err += d.toString()));
-      tar.on('error', reject);
-      tar.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`tar: ${code}: ${err}`))));
-      stream.pipe(tar.stdin);
-    });
+    await cp(this.stateDir(nodeId), dest, { recursive: true });
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,188 @@
+/**
+ * Scenario 8: a rolling restart, then a rolling upgrade, of every agent and both coordinators under a placement storm.
+ * One process at a time, as kubelet or Nomad roll a fleet: graceful stop (SIGTERM), then the same container started
+ * again (restart) or a new one from the next release's image on the same state directory (upgrade), and the next
+ * step only once it serves again. Each step is a window of the storm; the placements started in it are counted
+ * (acknowledged, refused by code, given up) with every error reply by code, and judged against the bounds below.
+ */
+import type { OpRecord } from './clients.ts';
+import type { Verdict } from './auditor.ts';
+import type { AppImages } from './images.ts';
+import type { FaultPlan } from './scenario.ts';
+import type { ChaosCluster, ServiceSeen } from './topology.ts';
+
+/** Error codes that say the cluster could not serve (as opposed to a correct no: capacity, quota). */
+export const AVAILABILITY_CODES = new Set(['timeout', 'unavailable', 'internal']);
+
+/**
+ * The bound on each step's success rate: acknowledged placements over placements whose answer was not a correct
+ * refusal (insufficient_capacity, quota_exceeded are the scheduler working). A graceful stop drains: the stopping
+ * process finishes what it holds, the coordinators stop choosing an agent that said it is leaving, and a client's
+ * retry with the same request id reaches the other coordinator; so every placement of every step must succeed.
+ */
+export const STEP_SUCCESS_BOUND = 1;
+/** The storm without any restart, before the first step and after the last: the baseline and the all-upgraded state. */
+const QUIET_MS = 4_000;
+/** Each step's window runs on this long after the process serves again: placements right after a start count too. */
+const SETTLE_MS = 1_000;
+
+export type Step = {
+  label: string;
+  startedAt: number;
+  endedAt: number;
+  /** The graceful stop's exit code (restart and upgrade steps). */
+  exitCode?: number;
+  /** ms from SIGTERM until the process served again. */
+  downMs?: number;
+  /** What answered the services ping at the end of the step, with the release each announced. */
+  seen: ServiceSeen[];
+};
+
+export type StepFigures = {
+  places: number;
+  acked: number;
+  refused: Record<string, number>;
+  timedOut: number;
+  /** Every error reply by code, retries included (a retried timeout shows here even when the place was acked). */
+  errorReplies: Record<string, number>;
+  /** The same for the releases and activates started in the step (retried until acknowledged). */
+  otherErrorReplies: Record<string, number>;
+  /** Places answered ok on their first attempt. */
+  firstTry: number;
+  /** acked / (places - correct refusals); 1 when there were none. */
+  successRate: number;
+};
+
+export class RollingRun {
+  readonly steps: Step[] = [];
+  readonly #order: string[];
+  readonly #next: AppImages;
+
+  /** `order`: the members in the order they are rolled; `next`: the release they are upgraded to. */
+  constructor(order: string[], next: AppImages) {
+    this.#order = order;
+    this.#next = next;
+  }
+
+  /** The fault plan: quiet storm, restart each in turn, upgrade each in turn, quiet storm. */
+  plan(): FaultPlan {
+    return async (c, at) => {
+      await at(0);
+      await this.#quiet(c, 'storm, nothing restarted');
+      for (const m of this.#order) await this.#roll(c, `restart ${m}`, m, () => this.#restart(c, m));
+      for (const m of this.#order) await this.#roll(c, `upgrade ${m}`, m, () => c.upgrade(m, this.#next));
+      await this.#quiet(c, 'storm, all upgraded');
+    };
+  }
+
+  async #quiet(c: ChaosCluster, label: string): Promise<void> {
+    const startedAt = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, QUIET_MS));
+    this.steps.push({ label, startedAt, endedAt: Date.now(), seen: await c.servicesSeen(500) });
+  }
+
+  async #restart(c: ChaosCluster, m: string): Promise<number> {
+    const code = await c.stopGracefully(m);
+    await c.restart(m);
+    return code;
+  }
+
+  async #roll(c: ChaosCluster, label: string, m: string, replace: () => Promise<number>): Promise<void> {
+    const startedAt = Date.now();
+    const exitCode = await replace();
+    await c.waitServing(m, startedAt);
+    const downMs = Date.now() - startedAt;
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+    this.steps.push({ label, startedAt, endedAt: Date.now(), exitCode, downMs, seen: await c.servicesSeen(500) });
+  }
+
+  /** The figures of the places started in each step's window. */
+  figures(ops: OpRecord[]): StepFigures[] {
+    return this.steps.map((step) => {
+      const places = ops.filter((o) => o.kind === 'place' && o.startedAt >= step.startedAt && o.startedAt < step.endedAt);
+      const refused: Record<string, number> = {};
+      const errorReplies: Record<string, number> = {};
+      for (const o of places) {
+        if (o.outcome === 'refused') refused[o.code ?? '?'] = (refused[o.code ?? '?'] ?? 0) + 1;
+        for (const r of o.replies) if (!r.ok) errorReplies[r.code ?? '?'] = (errorReplies[r.code ?? '?'] ?? 0) + 1;
+      }
+      const otherErrorReplies: Record<string, number> = {};
+      for (const o of ops)
+        if (o.kind !== 'place' && o.startedAt >= step.startedAt && o.startedAt < step.endedAt)
+          for (const r of o.replies)
+            if (!r.ok) otherErrorReplies[`${o.kind} ${r.code ?? '?'}`] = (otherErrorReplies[`${o.kind} ${r.code ?? '?'}`] ?? 0) + 1;
+      const acked = places.filter((o) => o.outcome === 'acked').length;
+      const correctNo = (refused['insufficient_capacity'] ?? 0) + (refused['quota_exceeded'] ?? 0);
+      const judged = places.length - correctNo;
+      return {
+        places: places.length,
+        acked,
+        refused,
+        timedOut: places.filter((o) => o.outcome === 'timed_out').length,
+        errorReplies,
+        otherErrorReplies,
+        firstTry: places.filter((o) => o.replies[0]?.ok === true).length,
+        successRate: judged === 0 ? 1 : acked / judged,
+      };
+    });
+  }
+
+  /** The per-step table and the verdicts: every step above the bound, graceful stops exit 0, the upgrade really ran. */
+  audit(ops: OpRecord[]): { verdicts: Verdict[]; table: string } {
+    const figures = this.figures(ops);
+    const codes = (r: Record<string, number>) =>
+      Object.entries(r)
+        .map(([k, n]) => `${k} ${n}`)
+        .join(', ') || '-';
+    const releases = (seen: ServiceSeen[]) => {
+      const by = new Map<string, string[]>();
+      for (const s of seen) by.set(s.version, [...(by.get(s.version) ?? []), s.member]);
+      return [...by].map(([v, ms]) => `${v}: ${ms.join(' ')}`).join('; ');
+    };
+    const lines = ['\n=== rolling restart and upgrade, per step (places started in the step)'];
+    lines.push(
+      `  ${'step'.padEnd(26)} ${'window'.padStart(7)} ${'down'.padStart(7)} ${'places'.padStart(6)} ${'acked'.padStart(5)} ${'success'.padStart(7)} ${'1st try'.padStart(7)}  refused | error replies by code | release/activate error replies | releases answering`,
+    );
+    const problems: string[] = [];
+    this.steps.forEach((step, i) => {
+      const f = figures[i] as StepFigures;
+      lines.push(
+        `  ${step.label.padEnd(26)} ${`${((step.endedAt - step.startedAt) / 1000).toFixed(1)}s`.padStart(7)} ${(step.downMs === undefined ? '-' : `${(step.downMs / 1000).toFixed(1)}s`).padStart(7)} ${String(f.places).padStart(6)} ${String(f.acked).padStart(5)} ${`${(100 * f.successRate).toFixed(1)}%`.padStart(7)} ${`${f.places === 0 ? '-' : ((100 * f.firstTry) / f.places).toFixed(1)}%`.padStart(7)}  ${codes(f.refused)} | ${codes(f.errorReplies)} | ${codes(f.otherErrorReplies)} | ${releases(step.seen)}`,
+      );
+      if (f.places === 0) problems.push(`${step.label}: no placement started in the step`);
+      else if (f.successRate < STEP_SUCCESS_BOUND)
+        problems.push(
+          `${step.label}: success ${(100 * f.successRate).toFixed(1)}% < ${100 * STEP_SUCCESS_BOUND}% (refused ${codes(f.refused)}, ${f.timedOut} timed out)`,
+        );
+      if (step.exitCode !== undefined && step.exitCode !== 0) problems.push(`${step.label}: the graceful stop exited ${step.exitCode}`);
+    });
+    const last = this.steps.at(-1);
+    const upgraded = last?.seen.filter((s) => s.version === this.#next.version).length ?? 0;
+    const upgradeProblems =
+      upgraded === this.#order.length
+        ? []
+        : [
+            `after the upgrade ${upgraded} of ${this.#order.length} processes announce ${this.#next.version}: ${releases(last?.seen ?? [])}`,
+          ];
+    const mixed = this.steps.filter((s) => new Set(s.seen.map((x) => x.version)).size > 1).length;
+    const all = figures.reduce((n, f) => n + f.places, 0);
+    const worst = Math.min(...figures.map((f) => f.successRate));
+    return {
+      table: lines.join('\n'),
+      verdicts: [
+        {
+          name: `placements succeed in every step (bound ${100 * STEP_SUCCESS_BOUND}%)`,
+          ok: problems.length === 0,
+          problems,
+          note: `${this.steps.length} steps, ${all} places, worst step ${(100 * worst).toFixed(1)}%`,
+        },
+        {
+          name: 'every process upgraded, one version apart meanwhile',
+          ok: upgradeProblems.length === 0 && mixed > 0,
+          problems: [...upgradeProblems, ...(mixed > 0 ? [] : ['no step ran two releases side by side'])],
+          note: `to ${this.#next.version} (protocol ${this.#next.protocolVersion}); ${mixed} steps with two releases answering`,
+        },
+      ],
+    };
+  }
+}
