@@ -4,6 +4,7 @@ import type { AgentCaller } from './agents.ts';
 import type { ReconcileConfig } from './config.ts';
 import { decodeIntent, requestIdOfKey, type IntentStore, type StoredIntent } from './intents/intent-store.ts';
 import { replyFromNode } from './intents/pending-placement.ts';
+import { ResizeHolds, type HoldRoundOutcome } from './resize-holds.ts';
 import type { BucketChange } from './store/bucket.ts';
 import type { CoordinatorClock } from './store/clock.ts';
 
@@ -27,6 +28,8 @@ export interface ReconcileRound {
   /** Pending intents old enough to be looked at. */
   readonly stale: number;
   readonly outcomes: Readonly<Record<string, ReconcileOutcome>>;
+  /** Resize growths held without an answer past the bound, by request id: what settling each did. */
+  readonly holds?: Readonly<Record<string, HoldRoundOutcome>>;
 }
 
 /**
@@ -42,7 +45,8 @@ export interface ReconcileRound {
  * A CAS lost to a retry driving the intent (attempt+1) is `raced`: the driver owns it now.
  *
  * Ages are measured on this coordinator's monotonic clock from when it first saw that revision of the intent, never from
- * `updatedAt` (another coordinator's wall clock). Every coordinator runs one; none needs to be elected.
+ * `updatedAt` (another coordinator's wall clock). Every coordinator runs one; none needs to be elected. The same rounds
+ * settle resize growths held without an answer for as long (resize-holds.ts).
  */
 export class Reconciler {
   readonly #d: ReconcilerDeps;
@@ -52,18 +56,24 @@ export class Reconciler {
   readonly #pending = new Map<string, { revision: number; since: number }>();
   #watch: Promise<{ readonly caughtUp: Promise<void>; stop(): void }> | undefined;
 
+  /** Resize growths held without an answer, settled by the same rounds (resize-holds.ts). */
+  readonly #holds: ResizeHolds;
+
   constructor(deps: ReconcilerDeps) {
     this.#d = deps;
+    this.#holds = new ResizeHolds({ ...deps, olderThanMs: deps.config.pendingOlderThanMs });
   }
 
   #onChange = (change: BucketChange): void => {
     const requestId = requestIdOfKey(change.key);
     if (requestId === undefined) return;
     if ('deleted' in change) {
+      this.#holds.observe(requestId, null, 0);
       this.#pending.delete(requestId);
       return;
     }
     const intent = decodeIntent(change.value);
+    this.#holds.observe(requestId, intent.ok ? intent.value : null, change.revision);
     if (!intent.ok || intent.value.state !== 'pending') {
       this.#pending.delete(requestId);
       return;
@@ -122,7 +132,8 @@ export class Reconciler {
       stale++;
       outcomes[requestId] = await this.#settle(read.value, now - seen.since);
     }
-    return { stale, outcomes };
+    const holds = await this.#holds.settleDue();
+    return { stale, outcomes, holds };
   }
 
   /** Settles one pending intent now, whatever its age (decommission.ts): the same steps as a round's. */

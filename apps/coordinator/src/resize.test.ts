@@ -28,6 +28,7 @@ function agent(answer: (request: { requestId: string; resources: { memoryMiB: nu
     call: ((nodeId: string, verb: string, request: never) => {
       calls.push(verb);
       if (verb === 'allocations') return Promise.resolve(ok({ allocations: nodeId === 'a' ? [current] : [], truncated: false }));
+      if (verb === 'fence') return Promise.resolve(ok({ allocation: current, fence: (request as { fence: number }).fence }));
       if (verb === 'resize') {
         const r = request as { requestId: string; resources: { memoryMiB: number; vcpus: number } };
         const out = answer(r);
@@ -104,15 +105,16 @@ describe('resize through a coordinator', () => {
     expect(await s.usage()).toEqual({ memoryMiB: 2048, vcpus: 2 });
   });
 
-  it('gives the held growth back when the agent has no room, and passes its figures on', async () => {
+  it('gives the held growth back when the agent has no room, fenced, and passes its figures on', async () => {
     const s = await setup();
     const refusal = errorOf('insufficient_capacity', 'cpu: no room', { resourceType: 'cpu', requested: 2, free: 1 });
     const a = agent(() => ({ ok: false, error: refusal }));
     const out = await resizeAllocation({ store: s.store, agents: a.caller, knowsNode: () => true }, resize('z1', 2048, 4), 'acme');
     expect(!out.ok && out.error).toEqual(refusal);
+    expect(a.calls).toEqual(['allocations', 'resize', 'fence']);
     expect(await s.usage()).toEqual({ memoryMiB: 2048, vcpus: 2 });
     const intent = await s.intent();
-    expect(intent).toMatchObject({ memoryMiB: 2048, vcpus: 2 });
+    expect(intent).toMatchObject({ memoryMiB: 2048, vcpus: 2, attempt: 2 });
     expect(intent.resizing).toBeUndefined();
   });
 

@@ -11,8 +11,13 @@ import { settlePending } from './intents/pending-placement.ts';
  * place; the coordinator keeps the tenant's quota true around it, so quota never counts less than what is live:
  * - a growth is held first: the intent's amounts rise (per dimension, the larger of old and new) with the tenant's usage
  *   in one atomic batch, refused quota_exceeded before the agent is asked; the agent's yes settles the amounts to the
- *   new ones, its definitive no gives the hold back; no answer keeps the hold, and a retry of the same resize id
- *   finishes it (the agent answers a seen resize id with its durable result);
+ *   new ones; no answer keeps the hold, and a retry of the same resize id finishes it (the agent answers a seen resize
+ *   id with its durable result), or, when no retry comes, the reconciler settles it after a bound (resize-holds.ts);
+ * - a hold is only ever settled without the agent's yes at a fence (settleHold): the placement's request id is fenced
+ *   one above the intent's attempt on its node, whose answer says what the allocation holds now; the intent takes those
+ *   amounts and the new attempt in one compare-and-set. A copy of the resize still in flight carries the old fence and
+ *   is refused by the agent (`fenced`), so no growth commits there once the quota was given back. A definitive no is
+ *   settled the same way, since an earlier copy of the same resize may still arrive;
  * - a shrink is asked of the agent first, then the intent and usage follow.
  */
 
@@ -150,12 +155,12 @@ export async function resizeAllocation(d: ResizeDeps, r: ClusterResizeRequest, t
   const ours = (at: StoredIntent) => at.value.resizing === undefined || at.value.resizing.requestId === r.requestId;
   if (!resized.ok) {
     if (held.value.resizing === undefined || !definitive(resized.error)) return resized;
-    // The agent will not grow it under this id: give the hold back.
-    const back = await settle(d, held, (at) => (at.value.resizing?.requestId === r.requestId ? { amounts: before } : undefined));
+    // The agent will not grow it under this id: give the hold back, fenced.
+    const back = await settleHold(d, held);
     if (!back.ok)
       d.logger?.warn(
         { allocationId: allocation.id, resize: r.requestId, err: back.error },
-        'resize refused by the agent; the held growth is given back by a retry',
+        'resize refused by the agent; the held growth is given back by a retry or the reconciler',
       );
     return resized;
   }
@@ -180,4 +185,38 @@ export async function resizeAllocation(d: ResizeDeps, r: ClusterResizeRequest, t
     return settled;
   }
   return ok(resized.value);
+}
+
+/** What settling a held growth did: the agent holds it grown (kept), or not (given back); raced: the intent moved on. */
+export type HoldOutcome = 'kept' | 'given back' | 'raced';
+
+/**
+ * Settles the growth held by `at` (a placed intent with `resizing`) without the resize's answer: fences the placement's
+ * request id on its node at attempt+1 (the agent journals it before answering: from then on it refuses any resize,
+ * release or allocate of that request id at a lower fence), reads what the allocation holds in the answer, and writes
+ * those amounts, the new attempt and no `resizing` in one compare-and-set (the tenant's usage following in the same
+ * batch). An allocation no longer held there keeps the amounts before the resize (its release ends the intent).
+ * Refused when the node does not answer (the hold stays; try again later) or the intent changed meanwhile (raced).
+ */
+export async function settleHold(
+  d: Pick<ResizeDeps, 'store' | 'agents' | 'agentTimeoutMs'>,
+  at: StoredIntent,
+): Promise<Result<HoldOutcome>> {
+  const intent = at.value;
+  const resizing = intent.resizing;
+  if (intent.state !== 'placed' || resizing === undefined) return ok('raced');
+  const fence = intent.attempt + 1;
+  const fenced = await d.agents.call(
+    intent.nodeId,
+    'fence',
+    { requestId: intent.requestId, fence },
+    { requestId: intent.requestId, ...(d.agentTimeoutMs === undefined ? {} : { timeoutMs: d.agentTimeoutMs }) },
+  );
+  if (!fenced.ok) return fenced;
+  const allocation = fenced.value.allocation;
+  const live = allocation !== null && allocation.status === 'active';
+  const amounts = live ? { memoryMiB: allocation.granted.memoryMiB, vcpus: allocation.granted.vcpus } : amountsOf(resizing);
+  const written = await d.store.resized(at, amounts, undefined, live ? allocation : undefined, fence);
+  if (!written.ok) return written.error.code === 'conflict' ? ok('raced') : written;
+  return ok(amounts.memoryMiB > resizing.memoryMiB || amounts.vcpus > resizing.vcpus ? 'kept' : 'given back');
 }

@@ -236,12 +236,15 @@ export class IntentStore {
    * placed -> placed with other amounts (a resize): the tenant's usage moves by the difference in the same atomic batch;
    * a growth past maxVcpus or maxMemoryMiB is quota_exceeded and nothing is written. `resizing` marks a growth held
    * before its agent answered (absent: none in flight); `allocation`, when known, becomes the reply retries get.
+   * `fence`, when given, becomes the intent's attempt: the fence a held growth was settled at (resize.ts, settleHold),
+   * which every later drive of this placement (release, resize) sends.
    */
   async resized(
     at: StoredIntent,
     to: { readonly memoryMiB: number; readonly vcpus: number },
     resizing: PlacementIntent['resizing'],
     allocation?: Allocation,
+    fence?: number,
   ): Promise<Result<StoredIntent>> {
     if (at.value.state !== 'placed') return this.#wrongState(at, 'resize');
     const { resizing: _was, ...rest } = at.value;
@@ -253,6 +256,7 @@ export class IntentStore {
       ...rest,
       memoryMiB: to.memoryMiB,
       vcpus: to.vcpus,
+      ...(fence === undefined ? {} : { attempt: fence }),
       ...(resizing === undefined ? {} : { resizing }),
       ...(reply === undefined ? {} : { reply }),
       coordinatorId: this.#o.coordinatorId,

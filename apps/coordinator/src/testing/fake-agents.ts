@@ -15,6 +15,7 @@ import {
   type PlaceRequestInput,
 } from '@allot/protocol';
 import {
+  AgentResizeRequestSchema,
   AllocationRequestSchema,
   AllocationStatusSchema,
   err,
@@ -24,6 +25,7 @@ import {
   priorityUsage,
   RequestIdSchema,
   validate,
+  type AgentResizeRequest,
   type Allocation,
   type AllocationRequest,
   type AllotError,
@@ -103,6 +105,11 @@ interface FakeNode {
   commits: number;
   /** Preempts refused (nothing released). */
   preemptsRefused: number;
+  /** Verbs whose requests are held in flight, unhandled (the caller sees a timeout), until deliverStalled. */
+  readonly stall: Set<string>;
+  readonly stalled: { verb: string; request: unknown }[];
+  /** Resize request id -> the allocation it left (the agent answers a seen resize id with its durable result). */
+  readonly resizes: Map<string, Allocation>;
 }
 
 export interface FakeAgentsOptions {
@@ -146,6 +153,9 @@ export class FakeAgents {
       loseReplies: 0,
       commits: 0,
       preemptsRefused: 0,
+      stall: new Set(),
+      stalled: [],
+      resizes: new Map(),
     });
   }
 
@@ -183,6 +193,10 @@ export class FakeAgents {
     const call = async (nodeId: string, verb: AgentVerb, request: unknown) => {
       const n = this.nodes.get(nodeId);
       if (n === undefined || n.down) return err('unavailable', `no responders on allot.agent.${nodeId}.${verb}`);
+      if (n.stall.has(verb)) {
+        n.stalled.push({ verb, request: structuredClone(request) });
+        return err('timeout', `request to allot.agent.${nodeId}.${verb} timed out`);
+      }
       const reply = this.#handle(n, verb, structuredClone(request));
       if (n.loseReplies > 0 && verb === 'allocate') {
         n.loseReplies -= 1;
@@ -193,6 +207,14 @@ export class FakeAgents {
       return spec === undefined ? reply : validate(spec.reply, reply.value);
     };
     return { call } as unknown as AgentCaller;
+  }
+
+  /** Hands the requests held in flight on a node to it now (a late message arriving), and answers what it did with each. */
+  deliverStalled(id: string): Result<unknown>[] {
+    const n = this.nodes.get(id);
+    if (n === undefined) return [];
+    const held = n.stalled.splice(0);
+    return held.map(({ verb, request }) => this.#handle(n, verb, request));
   }
 
   async publish(id: string): Promise<void> {
@@ -299,6 +321,10 @@ export class FakeAgents {
         if (!req.ok) return req;
         const { fence, ...request } = req.value.request;
         return this.#preempt(n, request, req.value.victims, fence);
+      }
+      case 'resize': {
+        const req = validate(AgentResizeRequestSchema, raw);
+        return req.ok ? this.#resize(n, req.value) : req;
       }
       case 'fence': {
         const req = validate(FenceRequestSchema, raw);
@@ -466,6 +492,36 @@ export class FakeAgents {
     n.byRequest.set(r.requestId, a);
     this.#changed(n);
     return { ok: true, value: a };
+  }
+
+  /**
+   * The agent's resize of an active allocation, all or nothing, idempotent by the resize's request id, and fenced: refused
+   * (`conflict`, reason `fenced`) when the allocation's request id was fenced above the resize's fence since.
+   */
+  #resize(n: FakeNode, r: AgentResizeRequest): Result<Allocation> {
+    const seen = n.resizes.get(r.requestId);
+    if (seen !== undefined) return ok(seen);
+    const a = [...n.byRequest.values()].find((x) => x.id === r.allocationId);
+    if (a === undefined) return err('not_found', `no allocation ${r.allocationId} on ${n.id}`, { allocationId: r.allocationId });
+    if (a.status !== 'active') return err('conflict', `allocation ${a.id} is ${a.status}`, { reason: 'not_active', status: a.status });
+    const recorded = n.fences.get(a.requestId) ?? 0;
+    if (r.fence !== undefined && recorded > r.fence)
+      return err('conflict', `request id ${a.requestId} was fenced at ${recorded} since; a resize at fence ${r.fence} is stale`, {
+        allocationId: a.id,
+        reason: 'fenced',
+        fence: recorded,
+      });
+    const memory = r.resources.memoryMiB - a.granted.memoryMiB;
+    const vcpus = r.resources.vcpus - a.granted.vcpus;
+    if (n.memoryCommitted + memory > n.spec.memoryMiB || n.vcpusCommitted + vcpus > Math.floor(n.spec.cores * (n.spec.cpuOvercommit ?? 1)))
+      return err('insufficient_capacity', `no room on ${n.id} to resize ${a.id}`, { resourceType: memory > 0 ? 'memory' : 'cpu' });
+    n.memoryCommitted += memory;
+    n.vcpusCommitted += vcpus;
+    const resized: Allocation = { ...a, granted: { ...r.resources }, updatedAt: Date.now() };
+    n.byRequest.set(a.requestId, resized);
+    n.resizes.set(r.requestId, resized);
+    this.#changed(n);
+    return ok(resized);
   }
 
   /**
