@@ -104,6 +104,13 @@ export const CPU_THREAD_POLICIES = ['isolate', 'require', 'prefer'] as const;
 export const CpuThreadPolicySchema = z.enum(CPU_THREAD_POLICIES);
 export type CpuThreadPolicy = z.infer<typeof CpuThreadPolicySchema>;
 
+/** vCPUs (or MiB) committed per physical unit: a real number >= 1 with at most two decimals. */
+export const OvercommitRatioSchema = z
+  .number()
+  .min(1)
+  .max(64)
+  .refine((r) => Math.abs(Math.round(r * 100) - r * 100) < 1e-9, { message: 'at most two decimals' });
+
 export const CpuOptionsSchema = z.object({
   /** Whole dedicated cores taken out of the shared pool, pinned, never overcommitted. */
   exclusive: z.boolean().default(false),
@@ -112,11 +119,17 @@ export const CpuOptionsSchema = z.object({
   threadPolicy: CpuThreadPolicySchema.optional(),
   /** The core policy for this request (a flavor's), overriding the host's configured one. */
   policy: CpuPolicySchema.optional(),
+  /**
+   * The highest CPU overcommit ratio of a host this request's shared vCPUs accept (a flavor's bound, like an aggregate
+   * with its own cpu_allocation_ratio in Nova; 1: no oversubscribed cores, what kube's guaranteed QoS expects). A host
+   * whose ratio is above it is filtered out and its agent refuses the request. Exclusive cores are never overcommitted,
+   * so it binds only a shared request. Absent: any host. A tenant's quota may carry one too (the lower applies).
+   */
+  maxOvercommit: OvercommitRatioSchema.optional(),
 });
 export type CpuOptions = z.infer<typeof CpuOptionsSchema>;
 
 /** Hugepage sizes a request may ask for, in MiB: 2 MiB and 1 GiB pages (x86-64). */
-export const HUGEPAGE_SIZES_MIB = [2, 1024] as const;
 export const HugepageSizeMiBSchema = z.union([z.literal(2), z.literal(1024)]);
 export type HugepageSizeMiB = z.infer<typeof HugepageSizeMiBSchema>;
 
@@ -247,13 +260,6 @@ export function holdsCapacity(status: AllocationStatus): boolean {
 }
 
 // ---------- limits ----------
-
-/** vCPUs (or MiB) committed per physical unit: a real number >= 1 with at most two decimals. */
-export const OvercommitRatioSchema = z
-  .number()
-  .min(1)
-  .max(64)
-  .refine((r) => Math.abs(Math.round(r * 100) - r * 100) < 1e-9, { message: 'at most two decimals' });
 
 /**
  * Capacity limits of one resource on one host.

@@ -7,12 +7,12 @@ function hugepageName(pageSizeMiB: number): string {
 }
 
 /** `Insufficient memory on NUMA node 1`: the node named by the request lacks the memory (or the host has no such node). */
-export function numaMemoryReason(node: number): string {
+function numaMemoryReason(node: number): string {
   return `Insufficient memory on NUMA node ${node}`;
 }
 
 /** `Insufficient hugepages-2Mi`, as kube-scheduler counts an extended resource. */
-export function hugepagesReason(pageSizeMiB: number): string {
+function hugepagesReason(pageSizeMiB: number): string {
   return `Insufficient ${hugepageName(pageSizeMiB)}`;
 }
 
@@ -27,7 +27,7 @@ function freePages(node: NumaMemoryUsage, pageSizeMiB: number): number {
  * per-node figures (an agent older than them, or a host that could not read its nodes) cannot show it fits: refused.
  * The agent decides for real; this only keeps requests off hosts that would refuse.
  */
-export const fitsNumaMemory: Filter = (ctx, node: NodeView) => {
+const fitsNumaMemory: Filter = (ctx, node: NodeView) => {
   const options = ctx.request.memory;
   if (options === undefined) return null;
   const numa = node.snapshot.memory.numa ?? [];

@@ -1,7 +1,7 @@
 import { err, ok, type AllocationRequest, type MemoryGrant, type NodeMemory, type NumaMemoryUsage, type Result } from '@allot/core';
 
 /** kube's name of a hugepage resource: `hugepages-2Mi`, `hugepages-1Gi`. */
-export function hugepageName(pageSizeMiB: number): string {
+function hugepageName(pageSizeMiB: number): string {
   return pageSizeMiB % 1024 === 0 ? `hugepages-${pageSizeMiB / 1024}Gi` : `hugepages-${pageSizeMiB}Mi`;
 }
 
