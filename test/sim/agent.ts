@@ -93,8 +93,10 @@ export class SimAgent {
       onFatal: () => this.#sched.after(0, `${name} exits on ledger failure`, () => this.crash('ledger failed')),
       onDurable: (record, committedAt) => this.#durable(record, committedAt),
     });
-    const probe = new FakeProbe({ topology: TOPOLOGY, totalMemoryMiB: AGENT_MEMORY_MIB, now: () => clock.now() });
-    const built = new ManagerFactory({ topology: TOPOLOGY, probe, clock })
+    // The managers see the agent's clock as production builds it: wall time anchored at start (systemClock).
+    const managersClock = clock.anchored();
+    const probe = new FakeProbe({ topology: TOPOLOGY, totalMemoryMiB: AGENT_MEMORY_MIB, now: () => managersClock.now() });
+    const built = new ManagerFactory({ topology: TOPOLOGY, probe, clock: managersClock })
       .host(this.nodeId)
       .memory({ capacity: AGENT_MEMORY_MIB })
       .cpu({ overcommitRatio: AGENT_CPU_OVERCOMMIT })

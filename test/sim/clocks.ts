@@ -1,4 +1,4 @@
-import type { Clock } from '../../packages/managers/src/clock.ts';
+import { anchoredClock, type Clock } from '../../packages/managers/src/clock.ts';
 import type { CoordinatorClock } from '../../apps/coordinator/src/store/clock.ts';
 import type { Scheduled, Scheduler } from './scheduler.ts';
 
@@ -62,6 +62,22 @@ export class ProcessClock implements Clock, CoordinatorClock {
 
   monotonic(): number {
     return this.#sched.now - this.#bootedAt;
+  }
+
+  /**
+   * The managers' clock as an agent process has it (systemClock): `now` is the wall clock read at this process's start
+   * plus monotonic time since, so a step is seen only by the next incarnation.
+   */
+  anchored(): Clock {
+    return {
+      now: anchoredClock(
+        () => this.now(),
+        () => this.monotonic(),
+      ),
+      monotonic: () => this.monotonic(),
+      setTimeout: (fn, ms) => this.setTimeout(fn, ms),
+      clearTimeout: (handle) => this.clearTimeout(handle),
+    };
   }
 
   /** The process died: its timers never fire. */
