@@ -90,6 +90,8 @@ export class ClusterView {
   readonly #refused = new Map<string, { bootId: string; at: number }>();
   /** Snapshots dropped because their node was decommissioned and removed. */
   decommissionedSnapshots = 0;
+  /** Told the id of every node whose view may have changed (or left): readers that keep a copy redo only those. */
+  readonly #listeners = new Set<(nodeId: string) => void>();
 
   constructor(options: ClusterViewOptions) {
     this.#options = options;
@@ -100,6 +102,19 @@ export class ClusterView {
 
   get size(): number {
     return this.#nodes.size;
+  }
+
+  /**
+   * Calls `listener` with the id of each node whose view may have changed or that left the view, as it happens, so a
+   * reader that keeps a copy (the dashboard model) redoes those nodes only instead of scanning 10,000 every tick.
+   */
+  onNodeChanged(listener: (nodeId: string) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #changed(nodeId: string): void {
+    for (const listener of this.#listeners) listener(nodeId);
   }
 
   /**
@@ -129,6 +144,7 @@ export class ClusterView {
     state.liveness = this.#livenessOf(state);
     this.#nodes.set(snapshot.nodeId, state);
     this.index.upsert(this.#viewOf(snapshot.nodeId, state));
+    this.#changed(snapshot.nodeId);
     if (old !== undefined && old.liveness !== 'ready' && state.liveness === 'ready')
       return this.#transition(snapshot.nodeId, state, old.liveness);
     return null;
@@ -143,6 +159,7 @@ export class ClusterView {
       const from = state.liveness;
       state.liveness = next;
       this.index.upsert(this.#viewOf(nodeId, state));
+      this.#changed(nodeId);
       changes.push(this.#transition(nodeId, state, from));
     }
     return changes;
@@ -165,9 +182,11 @@ export class ClusterView {
     if (record?.removedAt !== undefined) {
       this.#nodes.delete(nodeId);
       this.index.remove(nodeId);
+      this.#changed(nodeId);
       return;
     }
     this.index.upsert(this.#viewOf(nodeId, state));
+    this.#changed(nodeId);
   }
 
   /** The operators' taints on a node (node-taints.ts); empty: none. Placement reads them from the node's view. */
@@ -175,7 +194,9 @@ export class ClusterView {
     if (taints.length === 0) this.#taints.delete(nodeId);
     else this.#taints.set(nodeId, taints);
     const state = this.#nodes.get(nodeId);
-    if (state !== undefined) this.index.upsert(this.#viewOf(nodeId, state));
+    if (state === undefined) return;
+    this.index.upsert(this.#viewOf(nodeId, state));
+    this.#changed(nodeId);
   }
 
   /**
@@ -216,6 +237,7 @@ export class ClusterView {
     if (state === undefined) return false;
     state.override = { cordoned, bootId: state.snapshot.bootId, seq: state.snapshot.seq };
     this.index.upsert(this.#viewOf(nodeId, state));
+    this.#changed(nodeId);
     return true;
   }
 
@@ -307,6 +329,7 @@ export class ClusterView {
     if (oldest === undefined) return false;
     this.#nodes.delete(oldest[0]);
     this.index.remove(oldest[0]);
+    this.#changed(oldest[0]);
     return true;
   }
 

@@ -17,6 +17,8 @@ export interface DashboardModelOptions {
   readonly eventsKept?: number;
   /** Events sent in one delta at most; the rest are counted as dropped (default 200). */
   readonly maxEventsPerDelta?: number;
+  /** The cluster summary and the tenants (O(nodes) each) are recomputed at most this often (default 1,000 ms). */
+  readonly summaryEveryMs?: number;
 }
 
 interface Tracked {
@@ -89,6 +91,12 @@ export class DashboardModel {
   #clusterKey = '';
   #tenantsKey = '';
   #lastSampleAt = Number.NEGATIVE_INFINITY;
+  /** Nodes whose view changed (or left) since the last tick: a tick looks at these only. */
+  #dirty = new Set<string>();
+  readonly #summaryEveryMs: number;
+  #lastSummaryAt = Number.NEGATIVE_INFINITY;
+  /** A node row changed or left since the summary was last computed. */
+  #summaryDue = true;
 
   constructor(view: ClusterView, quotas: QuotaSource | undefined, options: DashboardModelOptions = {}) {
     this.#view = view;
@@ -96,6 +104,9 @@ export class DashboardModel {
     this.series = new SeriesRing(options.seriesPoints ?? 720, options.seriesEveryMs ?? 5_000);
     this.#events = new Ring(options.eventsKept ?? 200);
     this.#maxEventsPerDelta = options.maxEventsPerDelta ?? 200;
+    this.#summaryEveryMs = options.summaryEveryMs ?? 1_000;
+    for (const v of view.index.nodes()) this.#dirty.add(v.nodeId);
+    view.onNodeChanged((nodeId) => this.#dirty.add(nodeId));
   }
 
   /** An event read from ALLOT_EVENTS: kept for new pages, sent with the next delta. */
@@ -114,7 +125,7 @@ export class DashboardModel {
     const usage = this.#view.usage(now);
     const physical = { memory: 0, cpu: 0 };
     const byHealth = { healthy: 0, degraded: 0, unhealthy: 0, stopped: 0 };
-    for (const v of this.#view.nodes()) {
+    for (const v of this.#view.index.nodes()) {
       byHealth[v.snapshot.health.status] += 1;
       if (v.liveness === 'lost') continue;
       physical.memory += v.snapshot.memory.capacity - v.snapshot.memory.systemReserve;
@@ -140,7 +151,7 @@ export class DashboardModel {
       }
       return r;
     };
-    for (const v of this.#view.nodes()) {
+    for (const v of this.#view.index.nodes()) {
       for (const [tenantId, u] of Object.entries(v.snapshot.tenants)) {
         if (u.vms === 0 && u.vcpus === 0 && u.memoryMiB === 0) continue;
         const r = rowFor(tenantId);
@@ -189,15 +200,25 @@ export class DashboardModel {
     return point;
   }
 
-  /** What changed since the previous tick, or null when nothing did. */
+  /**
+   * What changed since the previous tick, or null when nothing did. O(nodes changed) for the rows: the view names the
+   * nodes that changed (onNodeChanged); the cluster summary and the tenants, O(nodes) each, only when a row changed,
+   * at most once per summaryEveryMs (and the tenants then too, as their quotas change without any node).
+   */
   tick(now: number): DeltaMessage | null {
     const delta: DeltaMessage = { now };
     const changed: NodeRow[] = [];
     const seen: Record<string, number> = {};
     let anySeen = false;
-    const present = new Set<string>();
-    for (const v of this.#view.nodes()) {
-      present.add(v.nodeId);
+    const removed: string[] = [];
+    const dirty = this.#dirty;
+    this.#dirty = new Set();
+    for (const nodeId of dirty) {
+      const v = this.#view.get(nodeId);
+      if (v === undefined) {
+        if (this.#tracked.delete(nodeId)) removed.push(nodeId);
+        continue;
+      }
       const t = this.#tracked.get(v.nodeId);
       if (t !== undefined && t.snapshot === v.snapshot && t.liveness === v.liveness && t.state === v.state) {
         if (t.sentSeen !== v.lastSeen) {
@@ -225,26 +246,29 @@ export class DashboardModel {
       this.#tracked.set(v.nodeId, { snapshot: v.snapshot, liveness: v.liveness, state: v.state, row, key, sentSeen: v.lastSeen });
       changed.push(row);
     }
-    const removed: string[] = [];
-    for (const id of this.#tracked.keys()) {
-      if (!present.has(id)) removed.push(id);
-    }
-    for (const id of removed) this.#tracked.delete(id);
     if (changed.length > 0) delta.nodes = changed;
     if (removed.length > 0) delta.removed = removed;
     if (anySeen) delta.seen = seen;
+    if (changed.length > 0 || removed.length > 0) this.#summaryDue = true;
 
-    const cluster = this.cluster(now);
-    const clusterKey = JSON.stringify({ ...cluster, usage: { ...cluster.usage, at: 0 } });
-    if (clusterKey !== this.#clusterKey) {
-      this.#clusterKey = clusterKey;
-      delta.cluster = cluster;
+    const summaryTime = now - this.#lastSummaryAt >= this.#summaryEveryMs;
+    if (summaryTime && this.#summaryDue) {
+      this.#summaryDue = false;
+      const cluster = this.cluster(now);
+      const clusterKey = JSON.stringify({ ...cluster, usage: { ...cluster.usage, at: 0 } });
+      if (clusterKey !== this.#clusterKey) {
+        this.#clusterKey = clusterKey;
+        delta.cluster = cluster;
+      }
     }
-    const tenants = this.tenants();
-    const tenantsKey = JSON.stringify(tenants);
-    if (tenantsKey !== this.#tenantsKey) {
-      this.#tenantsKey = tenantsKey;
-      delta.tenants = tenants;
+    if (summaryTime) {
+      this.#lastSummaryAt = now;
+      const tenants = this.tenants();
+      const tenantsKey = JSON.stringify(tenants);
+      if (tenantsKey !== this.#tenantsKey) {
+        this.#tenantsKey = tenantsKey;
+        delta.tenants = tenants;
+      }
     }
     const point = this.sample(now);
     if (point !== undefined) delta.point = point;

@@ -34,8 +34,12 @@ describe('DashboardModel: deltas coalesce what changed between two ticks', () =>
     const delta = model.tick(T0 + 500) as DeltaMessage;
     expect(DeltaMessageSchema.parse(delta)).toBeTruthy();
     expect(delta.nodes?.map((r) => [r.nodeId, r.seq, r.memory.committed])).toEqual([['n2', 50, 5_000]]);
-    expect(delta.cluster?.usage.memory.committed).toBe(5_000);
-    expect(model.tick(T0 + 750)).toBeNull();
+    // The cluster summary (a pass over every node) follows at most once a second (summaryEveryMs).
+    expect(delta.cluster).toBeUndefined();
+    const summary = model.tick(T0 + 1_000) as DeltaMessage;
+    expect(summary.nodes).toBeUndefined();
+    expect(summary.cluster?.usage.memory.committed).toBe(5_000);
+    expect(model.tick(T0 + 1_250)).toBeNull();
   });
 
   it('sends a heartbeat that changed nothing but lastSeen as `seen` only', () => {
