@@ -1,7 +1,7 @@
 // `pnpm fleet --hosts 10000`: the fleet simulator against real coordinator processes and a real nats-server; prints
 // every figure beside its target (docs/simulation.md, "The fleet"; figures in docs/benchmarks.md).
 //   --hosts N (10000)  --coordinators 2  --heartbeat-ms 2000  --churn 100 (changes/s)  --workers ceil(N/2500)
-//   --steady-s 15  --sequential 200  --pipelined 2000  --window 64  --dashboard-s 10  --no-dashboard
+//   --steady-s 10  --sequential 100  --pipelined 2000  --window 64  --dashboard-s 10  --no-dashboard
 import { parseArgs } from 'node:util';
 import { formatRows, runFleet } from './run.ts';
 
@@ -12,8 +12,8 @@ const { values } = parseArgs({
     'heartbeat-ms': { type: 'string', default: '2000' },
     churn: { type: 'string', default: '100' },
     workers: { type: 'string' },
-    'steady-s': { type: 'string', default: '15' },
-    sequential: { type: 'string', default: '200' },
+    'steady-s': { type: 'string', default: '10' },
+    sequential: { type: 'string', default: '100' },
     pipelined: { type: 'string', default: '2000' },
     window: { type: 'string', default: '64' },
     'dashboard-s': { type: 'string', default: '10' },
