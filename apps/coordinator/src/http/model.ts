@@ -77,7 +77,9 @@ function keyOf(row: NodeRow): string {
  * What the dashboard shows, derived from the coordinator's ClusterView, its quota watch and the events feed, and the
  * deltas between two ticks. The server calls tick() on a fixed cadence (250 ms): everything that changed in between is
  * coalesced into one delta (a node that sent ten snapshots is one row, its latest), so a churning cluster costs a page
- * at most four messages a second whatever the rate of change. A tick is O(nodes).
+ * at most four messages a second whatever the rate of change. A tick is O(nodes that reported since the last), plus
+ * a pass over every node at most once a second for the cluster summary and the tenants: at 10,000 nodes three sorted
+ * passes every 250 ms had made the dashboard a coordinator's busiest work (docs/benchmarks.md, "Fleet").
  */
 export class DashboardModel {
   readonly series: SeriesRing;
