@@ -13,7 +13,7 @@ import {
   type TenantUsage,
 } from '@allot/core';
 import type { HostRecord, HostStateSnapshot, PreemptedVictim, RecordedFence, RetainedRelease } from './records.ts';
-import { attachMemoryGrant } from '../memory/numa-memory-slice.ts';
+import { attachMemoryGrant, bindMemoryToCores } from '../memory/numa-memory-slice.ts';
 import { replayResize, ResizeBook, resizeLive, type ResizeRequest } from './resize.ts';
 import { RetainedById } from './retained-by-id.ts';
 import { sameValue } from './same-request.ts';
@@ -303,6 +303,11 @@ export class HostState {
         return grant;
       }
       if (grant.value !== null) cpu = grant.value;
+    }
+    const bound = bindMemoryToCores(this.slices, id, request, cpu);
+    if (!bound.ok) {
+      for (const slice of involved(this.slices, request)) slice.free(id);
+      return bound;
     }
     const held = this.#pending.size === 0 ? undefined : this.#heldForWaiting();
     if (held !== undefined) {
@@ -896,6 +901,11 @@ export class HostState {
       }
       done.push(slice);
       if (grant.value !== null) cpu = grant.value;
+    }
+    const bound = bindMemoryToCores(this.slices, id, request, cpu);
+    if (!bound.ok) {
+      for (const d of done) d.free(id);
+      return bound;
     }
     return ok(cpu);
   }

@@ -80,8 +80,19 @@ export class NumaMemorySlice implements ResourceSlice {
     };
   }
 
+  /**
+   * A request whose cores must be on one NUMA node (`cpu.numa: require`) and that names no node for its memory takes
+   * its memory and hugepages from its cores' node (Nova's hw:numa_nodes=1, the kubelet's single-numa-node): that node
+   * is known only once the CPU slice chose, so the take counts host-wide and `bindToCores` places it on the node.
+   */
+  #boundToCores(request: AllocationRequest): boolean {
+    return (
+      request.cpu.numa === 'require' && request.memory?.numaNode === undefined && request.resources.vcpus > 0 && this.#table.nodeCount > 0
+    );
+  }
+
   check(request: AllocationRequest): Result<void> {
-    if (NumaTable.involves(request)) {
+    if (NumaTable.involves(request) && !this.#boundToCores(request)) {
       const placed = this.#table.place(request, this.#host.pool.available);
       if (!placed.ok) return placed;
     }
@@ -89,13 +100,36 @@ export class NumaMemorySlice implements ResourceSlice {
   }
 
   take(allocationId: string, request: AllocationRequest, reservation: boolean): Result<CpuGrant | null> {
-    if (!NumaTable.involves(request)) return this.#host.take(allocationId, request, reservation);
+    if (!NumaTable.involves(request) || this.#boundToCores(request)) return this.#host.take(allocationId, request, reservation);
     const placed = this.#table.place(request, this.#host.pool.available);
     if (!placed.ok) return placed;
     const taken = this.#host.take(allocationId, request, reservation);
     if (!taken.ok) return taken;
     this.#table.install(allocationId, request.resources.memoryMiB, placed.value);
     return NO_GRANT;
+  }
+
+  /**
+   * The second half of a take bound to its cores' NUMA node (see #boundToCores), once the CPU grant is known, in the
+   * same turn: the memory and hugepages placed on that node, or the refusal naming it (the caller frees the take).
+   */
+  bindToCores(allocationId: string, request: AllocationRequest, cpu: CpuGrant | null): Result<void> {
+    if (!this.#boundToCores(request)) return ok(undefined);
+    const node = cpu?.numaNodes.length === 1 ? cpu.numaNodes[0] : undefined;
+    if (node === undefined) return ok(undefined);
+    // The host-wide share is already taken: only the node's own room counts here.
+    const placed = this.#table.place({ ...request, memory: { ...request.memory, numaNode: node } }, Number.MAX_SAFE_INTEGER);
+    if (!placed.ok)
+      return {
+        ok: false,
+        error: {
+          ...placed.error,
+          message: `${placed.error.message} (the NUMA node of its cores)`,
+          details: { ...placed.error.details, boundToCores: true },
+        },
+      };
+    this.#table.install(allocationId, request.resources.memoryMiB, placed.value);
+    return ok(undefined);
   }
 
   /** Where the allocation's memory and hugepages were taken from (undefined: it floats and has no hugepages). */
@@ -196,4 +230,15 @@ export class NumaMemorySlice implements ResourceSlice {
 export function attachMemoryGrant(slices: ReadonlyMap<string, ResourceSlice>, allocation: Allocation): void {
   const grant = slices.get('memory')?.memoryGrantOf?.(allocation.id);
   if (grant !== undefined) allocation.memory = grant;
+}
+
+/** After every slice took: a take bound to its cores' NUMA node is placed there, or refused (the caller frees all). */
+export function bindMemoryToCores(
+  slices: ReadonlyMap<string, ResourceSlice>,
+  allocationId: string,
+  request: AllocationRequest,
+  cpu: CpuGrant | null,
+): Result<void> {
+  const memory = slices.get('memory');
+  return memory instanceof NumaMemorySlice ? memory.bindToCores(allocationId, request, cpu) : ok(undefined);
 }

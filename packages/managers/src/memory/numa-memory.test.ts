@@ -85,6 +85,36 @@ describe('memory pinned to a NUMA node', () => {
   });
 });
 
+describe('memory bound to the NUMA node of its cores', () => {
+  it('follows cores that must be on one node, and is refused with the node named when that node lacks it', async () => {
+    const h = build();
+    const first = unwrap(
+      await h.allocate({
+        ...request('a', 3000, { hugepages: { pageSizeMiB: 2, count: 4 } }),
+        resources: { memoryMiB: 3000, vcpus: 2 },
+        cpu: { exclusive: true, numa: 'require' },
+      }),
+    );
+    const node = first.cpu?.numaNodes[0];
+    expect(first.cpu?.numaNodes).toHaveLength(1);
+    expect(first.memory).toEqual({ numaNode: node, hugepages: { pageSizeMiB: 2, count: 4, numaNode: node } });
+    const cpuBefore = unwrap(await h.getUsage()).find((u) => u.resourceType === 'cpu')?.committed;
+    // The other node's cores are free, but it has 3008 MiB: refused, and nothing of the take is left behind.
+    const refused = await h.allocate({
+      ...request('b', 3500),
+      resources: { memoryMiB: 3500, vcpus: 2 },
+      cpu: { exclusive: true, numa: 'require' },
+    });
+    expect(refused.ok ? 'allocated' : refused.error.message).toBe(
+      `memory: NUMA node ${node === 0 ? 1 : 0} has 3008 MiB free of 3008 MiB, requested 3500 MiB (the NUMA node of its cores)`,
+    );
+    expect(unwrap(await h.getUsage()).find((u) => u.resourceType === 'cpu')?.committed).toBe(cpuBefore);
+    expect((await numaOf(h)).map((n) => n.pinnedMiB).sort()).toEqual([0, 3000]);
+    // Cores that may span nodes leave the memory floating.
+    expect(unwrap(await h.allocate({ ...request('c', 100), cpu: { exclusive: false, numa: 'prefer' } })).memory).toBeUndefined();
+  });
+});
+
 describe('hugepages', () => {
   it('are taken from the named node, given back on release, and refused per page size with the kube name', async () => {
     const h = build();
@@ -173,6 +203,7 @@ const opArb = fc.oneof(
       nil: undefined,
     }),
     reserve: fc.boolean(),
+    bind: fc.boolean(),
   }),
   fc.record({ kind: fc.constant('release' as const), pick: fc.nat() }),
   fc.record({ kind: fc.constant('resize' as const), pick: fc.nat(), mem: fc.integer({ min: 1, max: 3000 }), id: fc.nat(5) }),
@@ -204,7 +235,10 @@ describe('per-node books, whatever happens', () => {
               ...(o.node === undefined ? {} : { numaNode: o.node }),
               ...(o.huge === undefined ? {} : { hugepages: o.huge }),
             };
-            const r = request(`r${o.id}`, o.mem, Object.keys(memory).length === 0 ? undefined : memory);
+            const r = {
+              ...request(`r${o.id}`, o.mem, Object.keys(memory).length === 0 ? undefined : memory),
+              ...(o.bind ? { cpu: { exclusive: o.id % 2 === 0, numa: 'require' as const } } : {}),
+            };
             const a = o.reserve ? await h.reserve({ ...r, reservation: { ttlMs: 30_000 } }) : await h.allocate(r);
             if (a.ok) known.push(a.value);
           } else if (o.kind === 'release' && known.length > 0) {
