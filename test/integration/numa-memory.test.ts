@@ -6,6 +6,8 @@ import {
   cleanupAll,
   isLogMsg,
   startAgent,
+  startLocalCluster,
+  waitFor,
   startNatsServer,
   tempDir,
   type AgentHandle,
@@ -127,4 +129,49 @@ describe('NUMA-local memory and hugepages on a real agent', () => {
     okValue(await agentRequest(nc, node.nodeId, 'allocate', request('gib-3', 0, { hugepages: { pageSizeMiB: 1024, count: 1 } })), 'gib-3');
     await restarted.stop();
   });
+});
+
+describe('placement through a coordinator with NUMA memory and hugepages', () => {
+  it('sends hugepages and NUMA-pinned memory only where they are free, and counts the refusals kube-style', async () => {
+    const cluster = await startLocalCluster({
+      agents: [
+        { nodeId: 'plain', simulatedHost: { cores: 8, memoryMiB: 16_384, numaNodes: 2 } },
+        { nodeId: 'huge', simulatedHost: { cores: 8, memoryMiB: 16_384, numaNodes: 2, hugepages1GiPerNode: 1 } },
+      ],
+    });
+    const place = (requestId: string, memoryMiB: number, memory: AllocationRequestInput['memory']) =>
+      cluster.sched('place', { request: { requestId, tenantId: 'vm', resources: { memoryMiB, vcpus: 1 }, memory } });
+    const freePagesSeen = (free: number) =>
+      waitFor(
+        async () => {
+          const nodes = await cluster.sched('nodes', {});
+          const huge = nodes.ok ? nodes.value.nodes.find((n) => n.nodeId === 'huge') : undefined;
+          return huge?.snapshot.memory.numa?.reduce((sum, n) => sum + (n.hugepages[0]?.free ?? 0), 0) === free;
+        },
+        { timeoutMs: 15_000 },
+      );
+
+    await freePagesSeen(2);
+    for (const id of ['gib-1', 'gib-2']) {
+      const placed = okValue(await place(id, 256, { hugepages: { pageSizeMiB: 1024, count: 1 } }), id);
+      expect(placed.nodeId).toBe('huge');
+    }
+    await freePagesSeen(0);
+    const none = await place('gib-3', 256, { hugepages: { pageSizeMiB: 1024, count: 1 } });
+    expect(none.ok ? 'placed' : none.error.message).toContain('0/2 nodes are available: 2 Insufficient hugepages-1Gi');
+
+    // Node 1 has 8192 MiB on plain and 7168 on huge (its 1-GiB page is out): 8000 MiB fit once, on plain.
+    const pinned = okValue(await place('pinned-1', 8000, { numaNode: 1 }), 'pinned-1');
+    expect([pinned.nodeId, pinned.allocation.memory]).toEqual(['plain', { numaNode: 1 }]);
+    await waitFor(
+      async () => {
+        const nodes = await cluster.sched('nodes', {});
+        return nodes.ok && (nodes.value.nodes.find((n) => n.nodeId === 'plain')?.snapshot.memory.numa?.[1]?.freeMiB ?? -1) < 8000;
+      },
+      { timeoutMs: 15_000 },
+    );
+    const full = await place('pinned-2', 8000, { numaNode: 1 });
+    expect(full.ok ? 'placed' : full.error.message).toContain('0/2 nodes are available: 2 Insufficient memory on NUMA node 1');
+    await cluster.stop();
+  }, 120_000);
 });
