@@ -64,12 +64,18 @@ const DENY_BY_DEFAULT: TenantDefaults = { priority: 0, allowPreemption: false };
 
 /**
  * A place or check as the tenant's quota allows it: the priority is the quota's (or the default), whatever the request
- * names, and preemption is allowed only when asked for and the quota (or the default) grants it.
+ * names, preemption is allowed only when asked for and the quota (or the default) grants it, and the quota's bound on
+ * CPU overcommit joins the request's (the lower applies; placement filters on it and the agent refuses past it).
  */
 export function withTenantRights(r: PlaceRequest, quota: TenantQuota | undefined, defaults: TenantDefaults): PlaceRequest {
   const priority = quota?.priority ?? defaults.priority;
   const mayPreempt = quota?.allowPreemption ?? defaults.allowPreemption;
-  return { request: { ...r.request, priority }, placement: { ...r.placement, allowPreemption: r.placement.allowPreemption && mayPreempt } };
+  const bounds = [r.request.cpu.maxOvercommit, quota?.maxCpuOvercommit].filter((b) => b !== undefined);
+  const cpu = bounds.length === 0 ? r.request.cpu : { ...r.request.cpu, maxOvercommit: Math.min(...bounds) };
+  return {
+    request: { ...r.request, priority, cpu },
+    placement: { ...r.placement, allowPreemption: r.placement.allowPreemption && mayPreempt },
+  };
 }
 
 /** Refusals a scheduler reads in the event feed: nothing fit, a quota, a rate limit. */

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AntiAffinityGroupSchema, EpochMsSchema, NodeIdSchema, PrioritySchema, TenantIdSchema } from './domain.ts';
+import { AntiAffinityGroupSchema, EpochMsSchema, NodeIdSchema, OvercommitRatioSchema, PrioritySchema, TenantIdSchema } from './domain.ts';
 import { UsageSnapshotSchema } from './host.ts';
 
 /*
@@ -133,6 +133,11 @@ export const TenantQuotaSchema = z.object({
   priority: PrioritySchema.optional(),
   /** Whether the tenant's places that ask for preemption may have it. Absent: the configured default (denied). */
   allowPreemption: z.boolean().optional(),
+  /**
+   * The highest host CPU overcommit ratio the tenant's shared vCPUs accept (see CpuOptions.maxOvercommit): set on each
+   * of its places (the lower of the two when the request names one). Absent: the request's own bound, if any.
+   */
+  maxCpuOvercommit: OvercommitRatioSchema.optional(),
   /** Rate limits on place and release; several may apply at once (per second and per hour). */
   placeRates: z.array(RateSchema).max(3).default([]),
   releaseRates: z.array(RateSchema).max(3).default([]),

@@ -2,6 +2,7 @@ import type { LabelConstraint, NodeView } from '@allot/core';
 import { freeMemoryMiB, idleSharedCores, largestNumaSharedCores, nodeStateReason, sharedVcpuFit } from './node-capacity.ts';
 import { affinityLoads, hasRequiredAffinity, requiredAffinity } from './affinity.ts';
 import { NUMA_MEMORY_PLUGIN } from './numa-memory.ts';
+import { CPU_OVERCOMMIT_PLUGIN } from './overcommit.ts';
 import { taintToleration } from './taints.ts';
 import { spreadLoad, topologySpread } from './topology-spread.ts';
 import type { Filter, FilterPlugin, StepContext } from './types.ts';
@@ -113,6 +114,7 @@ export const FILTER_PLUGINS: readonly FilterPlugin[] = [
   { name: 'TaintToleration', filter: taintToleration },
   { name: 'FitsNuma', appliesTo: (ctx) => ctx.demand.numa === 'require', filter: fitsNuma },
   NUMA_MEMORY_PLUGIN,
+  CPU_OVERCOMMIT_PLUGIN,
   { name: 'LabelConstraints', appliesTo: (ctx) => ctx.options.constraints.length > 0, filter: labelConstraints },
   { name: 'AntiAffinity', appliesTo: (ctx) => ctx.options.group !== undefined, filter: antiAffinity },
   {

@@ -5,6 +5,7 @@ export type { CandidateSource, CapacityEntry, CapacityNeed, ClusterSnapshot, Dom
 export { ClusterIndex, MAX_DOMAIN_LABELS, MAX_EVICTION_TREES, type ClusterIndexOptions } from './cluster-index.ts';
 export * from './filters.ts';
 export { tolerates, taintReason, untoleratedTaint } from './taints.ts';
+export { maxCpuOvercommitPercent, overcommitReason } from './overcommit.ts';
 export { maxSkewReason, missingLabelReason, spreadLoad } from './topology-spread.ts';
 export { affinityReason, affinityLoads, PREFERRED_AFFINITY } from './affinity.ts';
 export * from './scorers.ts';

@@ -1,5 +1,6 @@
 import {
   err,
+  errorOf,
   ok,
   type AllotError,
   type Allocation,
@@ -106,13 +107,36 @@ export class CpuSlice implements ResourceSlice {
   }
 
   check(request: AllocationRequest): Result<void> {
+    const bound = this.#overcommitRefusal(request);
+    if (bound !== undefined) return bound;
     const grant = this.#pool.check(cpuRequestOf(request));
     return grant.ok ? ok(undefined) : this.#withFigures(grant.error, request);
   }
 
   take(allocationId: string, request: AllocationRequest, reservation: boolean): Result<CpuGrant | null> {
+    const bound = this.#overcommitRefusal(request);
+    if (bound !== undefined) return bound;
     const grant = this.#pool.take(allocationId, cpuRequestOf(request), reservation ? AS_RESERVATION : AS_ALLOCATION);
     return grant.ok ? grant : this.#withFigures(grant.error, request);
+  }
+
+  /**
+   * A shared request whose bound on the host's CPU overcommit (cpu.maxOvercommit) is below this host's ratio: refused,
+   * as placement filters such hosts out (the agent is the authority when the view was stale or the ratio changed).
+   */
+  #overcommitRefusal(request: AllocationRequest): Result<never> | undefined {
+    const bound = request.cpu.maxOvercommit;
+    if (bound === undefined || request.cpu.exclusive || request.resources.vcpus <= 0) return undefined;
+    const ratio = this.#limits().overcommitRatio;
+    if (Math.round(ratio * 100) <= Math.round(bound * 100)) return undefined;
+    return this.#withFigures(
+      errorOf('insufficient_capacity', `node overcommits CPU ${ratio}x; the request accepts at most ${bound}x on shared cores`, {
+        reason: 'overcommit',
+        overcommitRatio: ratio,
+        maxOvercommit: bound,
+      }),
+      request,
+    );
   }
 
   /** The pool's refusal, plus the figures every manager's refusal carries (resourceType, requested, free, effectiveCapacity). */
