@@ -389,7 +389,7 @@ export class PlaceFlow {
    * A pending intent as a reader that needs to know whether it is placed must see it: a placement this coordinator
    * answered and is still recording is awaited and re-read; one still pending is asked of its node (settlePending).
    */
-  async settledIntent(pending: StoredIntent): Promise<Result<StoredIntent | null>> {
+  async #settledIntent(pending: StoredIntent): Promise<Result<StoredIntent | null>> {
     const recording = this.#recording.get(pending.value.requestId);
     if (recording === undefined) return settlePending(this.#d, pending);
     await recording;
@@ -631,7 +631,7 @@ export class PlaceFlow {
     const first = await this.#d.store.get(req.placementRequestId);
     if (!first.ok) return first;
     // Answered placements may read pending until their deferred `placed` write lands: settle it before deciding.
-    const read = first.value?.value.state === 'pending' ? await this.settledIntent(first.value) : first;
+    const read = first.value?.value.state === 'pending' ? await this.#settledIntent(first.value) : first;
     if (!read.ok) return read;
     const intent = read.value?.value;
     if (intent === undefined || (req.tenantId !== undefined && req.tenantId !== intent.tenantId)) {
