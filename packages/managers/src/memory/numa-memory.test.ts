@@ -219,7 +219,7 @@ const opArb = fc.oneof(
 );
 
 describe('per-node books, whatever happens', () => {
-  it('never go negative or past a node, add up to the host, and replay to the same figures', async () => {
+  it('never go negative or past a node, add up to the host, and replay (records or snapshot) to the same figures', async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 30 }), async (ops) => {
         const clock = new FakeClock();
@@ -293,6 +293,10 @@ describe('per-node books, whatever happens', () => {
           unwrap(await replayed.restore(undefined, journal.records));
           expect(await numaOf(replayed)).toEqual(numa);
           await replayed.stop();
+          const fromSnapshot = build(new MemoryJournal(), clock);
+          unwrap(await fromSnapshot.restore(unwrap(await h.exportState()), []));
+          expect(await numaOf(fromSnapshot)).toEqual(numa);
+          await fromSnapshot.stop();
         }
         await h.stop();
       }),
