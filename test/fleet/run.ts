@@ -1,8 +1,10 @@
 import { AllocationSchema } from '@allot/core';
-import { agentSubject, encode, PlaceReplySchema, schedSubject } from '@allot/protocol';
-import { requestTyped } from '@allot/nats';
+import { agentSubject, encode, KV_PLACEMENTS, PlaceReplySchema, schedSubject } from '@allot/protocol';
+import { ensureKv, requestTyped } from '@allot/nats';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { measureKvAlone } from '../../apps/coordinator/bench/kv-alone.ts';
+import { jetstream, type NatsConnection } from '../../apps/coordinator/src/nats-deps.ts';
+import { NatsBucket } from '../../apps/coordinator/src/store/nats-bucket.ts';
 import { connectTo, ensureTestStreams } from '../../apps/coordinator/src/testing/cluster.ts';
 import { inFlight, quantile } from '../harness/bench.ts';
 import { cleanupAll, startNatsServer } from '../harness/index.ts';
@@ -38,6 +40,29 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const sortNum = (xs: number[]) => [...xs].sort((a, b) => a - b);
 const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
 
+/**
+ * The counting batch of a place (intent create + usage record, one atomic batch) alone, one at a time, while the fleet
+ * runs: the KV's share of a place at this size, p50 ms (the store is a file store on the same disk as the streams the
+ * fleet writes).
+ */
+async function kvBatchP50(nc: NatsConnection, tag: string, count: number): Promise<number> {
+  const kv = await ensureKv(jetstream(nc), KV_PLACEMENTS, { history: 1, replicas: 1, allowAtomic: true, allowMsgTtl: true });
+  if (!kv.ok) throw new Error(kv.error.message);
+  const bucket = new NatsBucket(nc, kv.value, KV_PLACEMENTS);
+  const value = encode({ probe: tag });
+  const ms: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const t0 = performance.now();
+    const r = await bucket.write([
+      { key: `intent.probe-${tag}-${i}`, value, expectedRevision: 0 },
+      { key: `usage.probe-${tag}-${i}`, value, expectedRevision: 0 },
+    ]);
+    if (!r.ok) throw new Error(r.error.message);
+    ms.push(performance.now() - t0);
+  }
+  return quantile(sortNum(ms), 0.5);
+}
+
 /** One line of the printed table: what, the figure, its target, and the bound that explains it (or a note). */
 export type FigureRow = readonly [what: string, figure: string, target: string, note: string];
 
@@ -55,6 +80,8 @@ interface SizeFigures {
   readonly idleCpu: { readonly coordinators: number; readonly nats: number; readonly workers: number };
   /** The larger coordinator RSS at the end of that window, MiB. */
   readonly idleRss: number;
+  /** The counting batch alone at this size, p50 ms. */
+  readonly kvP50: number;
 }
 
 /** The fleet run of `pnpm fleet`: every figure of the fleet section of issue 16 in one run, as rows to print. */
@@ -125,6 +152,7 @@ export async function runFleet(o: FleetRunOptions, log: (line: string) => void =
       const sum = (pids: number[]) => pids.reduce((s, pid) => s + (idleUsage.get(pid)?.cpuMsPerSecond ?? 0), 0);
       const idleCpu = { coordinators: sum(coordinatorPids), nats: sum([natsPid]), workers: sum(fleet.pids()) };
       const idleRss = Math.max(...coordinatorPids.map((pid) => idleUsage.get(pid)?.rssEndMiB ?? 0));
+      const kvP50 = await kvBatchP50(client, `s${size}`, 20);
 
       if (agentAlone === undefined) {
         // One hop to the simulated agents, no coordinator: what the place's agent hop costs alone.
@@ -213,10 +241,11 @@ export async function runFleet(o: FleetRunOptions, log: (line: string) => void =
         pipelined: pipe.done,
         idleCpu,
         idleRss,
+        kvP50,
       };
       sizes.push(figures);
       log(
-        `${size} hosts: place p50 ${fmt(figures.seqP50, 2)} ms p99 ${fmt(figures.seqP99, 2)} ms; ${fmt(figures.perSecond)} places/s (${o.window} in flight, ${failed} failed); idle CPU ms/s: coordinators ${idleCpu.coordinators}, nats ${idleCpu.nats}, workers ${idleCpu.workers}; coordinator RSS ${idleRss} MiB`,
+        `${size} hosts: place p50 ${fmt(figures.seqP50, 2)} ms p99 ${fmt(figures.seqP99, 2)} ms; ${fmt(figures.perSecond)} places/s (${o.window} in flight, ${failed} failed); idle CPU ms/s: coordinators ${idleCpu.coordinators}, nats ${idleCpu.nats}, workers ${idleCpu.workers}; coordinator RSS ${idleRss} MiB; counting batch alone p50 ${fmt(kvP50, 1)} ms`,
       );
     }
 
@@ -299,7 +328,7 @@ export async function runFleet(o: FleetRunOptions, log: (line: string) => void =
         `place at ${s.size} hosts: p50 / p99, pipelined`,
         `${fmt(s.seqP50, 2)} / ${fmt(s.seqP99, 2)} ms (${s.sequential}), ${fmt(s.perSecond)}/s (${s.pipelined})`,
         s === first ? '' : `>= ${fmt(0.9 * first.perSecond)}/s (90% of ${first.size})`,
-        `bound ${fmt(bound)}/s (min of echo/2, agent alone, KV create+CAS); the fleet's own idle load ${2000 - spare(s)} ms/s of 2000 leaves ${fmt(cpuBound)}/s${s.failed > 0 ? `; ${s.failed} failed` : ''}`,
+        `bound ${fmt(bound)}/s (min of echo/2, agent alone, KV create+CAS); the fleet's own idle load ${2000 - spare(s)} ms/s of 2000 leaves ${fmt(cpuBound)}/s; counting batch alone at this size p50 ${fmt(s.kvP50, 1)} ms${s.failed > 0 ? `; ${s.failed} failed` : ''}`,
       ]);
     }
     rows.push([
