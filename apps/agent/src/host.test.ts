@@ -104,3 +104,34 @@ describe("the agent's allocate endpoint", () => {
     expect(AGENT_ENDPOINTS.allocate.reply.safeParse(allocation).success).toBe(true);
   });
 });
+
+describe("the agent's host with NUMA nodes and hugepages", () => {
+  const topology = {
+    cores: [0, 1, 2, 3].map((id) => ({ id, core: id, numa: id < 2 ? 0 : 1, socket: 0 })),
+    source: 'probe' as const,
+  };
+  const probe = () =>
+    new FakeProbe({
+      topology,
+      totalMemoryMiB: 16_384,
+      nodeMemory: [
+        { node: 0, totalMiB: 8192, hugepages: [{ sizeKiB: 2048, total: 512, free: 512 }] },
+        { node: 1, totalMiB: 8192, hugepages: [] },
+      ],
+    });
+
+  it('leaves the hugepage pools out of the memory capacity and publishes per-node memory and hugepages', async () => {
+    const host = unwrap(await createHostManager(config(), probe(), new MemoryJournal()));
+    const snapshot = await snapshotOf(host);
+    expect(snapshot.memory.capacity).toBe(16_384 - 1024);
+    expect(snapshot.memory.numa).toEqual([
+      { node: 0, capacityMiB: 7168, pinnedMiB: 0, freeMiB: 7168, hugepages: [{ pageSizeMiB: 2, total: 512, used: 0, free: 512 }] },
+      { node: 1, capacityMiB: 8192, pinnedMiB: 0, freeMiB: 8192, hugepages: [] },
+    ]);
+  });
+
+  it('refuses a configured memory capacity that would count the hugepages as memory', async () => {
+    const refused = await createHostManager(config({ memory: { capacityMiB: 16_000 } }), probe(), new MemoryJournal());
+    expect(refused.ok ? 'built' : refused.error.message).toContain("16000 MiB is more than the host's 15360 MiB");
+  });
+});
