@@ -139,6 +139,7 @@ export class ClusterIndex implements ClusterSnapshot {
     const record: NodeRecord = { view, entry, state, salt, evictionEntries: new Map() };
     this.#nodes.set(view.nodeId, record);
     this.#link(record);
+    this.#relinkEviction(old, record);
     return true;
   }
 
@@ -146,6 +147,7 @@ export class ClusterIndex implements ClusterSnapshot {
     const old = this.#nodes.get(nodeId);
     if (old === undefined) return false;
     this.#unlink(old);
+    for (const [level, entry] of old.evictionEntries) this.#evictionTrees.get(level)?.remove(entry);
     this.#nodes.delete(nodeId);
     return true;
   }
@@ -156,17 +158,36 @@ export class ClusterIndex implements ClusterSnapshot {
       this.#byFree.insert(r.entry);
       this.#byId.insert(r.entry);
       for (const p of r.view.snapshot.priorities ?? []) addTo(this.#levels, p.priority, 1);
-      for (const [level, tree] of this.#evictionTrees) this.#linkEviction(level, tree, r);
     }
     for (const [label, d] of this.#domains) this.#linkDomain(label, d, r, 1);
   }
 
-  /** Puts a schedulable node into one eviction tree, keyed by its room once `level` and below are evicted. */
-  #linkEviction(level: number, tree: CapacityTree, r: NodeRecord): void {
-    const room = roomAfter(r.view, evictableUpTo(r.view, level));
-    const entry: CapacityEntry = { nodeId: r.view.nodeId, salt: r.salt, ...room };
-    r.evictionEntries.set(level, entry);
-    tree.insert(entry);
+  /**
+   * Moves a node's entries in the eviction trees from its old record to its new one. An entry whose room did not change
+   * (a heartbeat, or a change above every tracked level) stays where it is: no tree operation.
+   */
+  #relinkEviction(old: NodeRecord | undefined, r: NodeRecord): void {
+    for (const [level, tree] of this.#evictionTrees) {
+      const before = old?.evictionEntries.get(level);
+      if (r.entry === null) {
+        if (before !== undefined) tree.remove(before);
+        continue;
+      }
+      const room = roomAfter(r.view, evictableUpTo(r.view, level));
+      if (
+        before !== undefined &&
+        before.freeMemoryMiB === room.freeMemoryMiB &&
+        before.sharedVcpuFit === room.sharedVcpuFit &&
+        before.idleCores === room.idleCores
+      ) {
+        r.evictionEntries.set(level, before);
+        continue;
+      }
+      if (before !== undefined) tree.remove(before);
+      const entry: CapacityEntry = { nodeId: r.view.nodeId, salt: r.salt, ...room };
+      r.evictionEntries.set(level, entry);
+      tree.insert(entry);
+    }
   }
 
   #unlink(r: NodeRecord): void {
@@ -175,8 +196,6 @@ export class ClusterIndex implements ClusterSnapshot {
       this.#byFree.remove(r.entry);
       this.#byId.remove(r.entry);
       for (const p of r.view.snapshot.priorities ?? []) addTo(this.#levels, p.priority, -1);
-      for (const [level, entry] of r.evictionEntries) this.#evictionTrees.get(level)?.remove(entry);
-      r.evictionEntries.clear();
     }
     for (const [label, d] of this.#domains) this.#linkDomain(label, d, r, -1);
   }
@@ -280,7 +299,12 @@ export class ClusterIndex implements ClusterSnapshot {
     }
     tree = new CapacityTree(byFreeMemoryOrder, this.#random);
     this.#evictionTrees.set(level, tree);
-    for (const r of this.#nodes.values()) if (r.entry !== null) this.#linkEviction(level, tree, r);
+    for (const r of this.#nodes.values()) {
+      if (r.entry === null) continue;
+      const entry: CapacityEntry = { nodeId: r.view.nodeId, salt: r.salt, ...roomAfter(r.view, evictableUpTo(r.view, level)) };
+      r.evictionEntries.set(level, entry);
+      tree.insert(entry);
+    }
     return tree;
   }
 
