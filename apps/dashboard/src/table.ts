@@ -10,7 +10,7 @@ const OVERSCAN = 8;
 type SortKey = 'node' | 'status' | 'memory' | 'cpu' | 'allocs' | 'seen';
 
 interface Column {
-  readonly key: SortKey | 'labels' | 'cordon';
+  readonly key: SortKey | 'labels' | 'cordon' | 'taints';
   readonly title: string;
   readonly sortable: boolean;
 }
@@ -22,6 +22,7 @@ const COLUMNS: readonly Column[] = [
   { key: 'cpu', title: 'vCPU used / committed / effective', sortable: true },
   { key: 'allocs', title: 'VMs', sortable: true },
   { key: 'cordon', title: 'Cordon', sortable: false },
+  { key: 'taints', title: 'Taints', sortable: false },
   { key: 'labels', title: 'Labels', sortable: false },
   { key: 'seen', title: 'Last seen', sortable: true },
 ];
@@ -114,6 +115,7 @@ interface RowEls {
   cpuText: HTMLElement;
   allocs: HTMLElement;
   cordon: HTMLElement;
+  taints: HTMLElement;
   labels: HTMLElement;
   seen: HTMLElement;
   /** The row object drawn last, so an unchanged row costs nothing. */
@@ -254,9 +256,10 @@ export class NodeTable {
     cpu.append(cpuBar, cpuText);
     const allocs = cell('allocs');
     const cordon = cell('cordon');
+    const taints = cell('taints');
     const labels = cell('labels');
     const seen = cell('seen');
-    return { root, node, state, memBar, memText, cpuBar, cpuText, allocs, cordon, labels, seen, drawn: undefined };
+    return { root, node, state, memBar, memText, cpuBar, cpuText, allocs, cordon, taints, labels, seen, drawn: undefined };
   }
 
   #fill(r: RowEls, n: NodeRow): void {
@@ -281,10 +284,26 @@ export class NodeTable {
     r.allocs.textContent = String(n.allocationCount);
     r.cordon.textContent = n.cordoned ? 'cordoned' : '';
     r.cordon.className = `cell c-cordon${n.cordoned ? ' warn' : ''}`;
+    this.#fillTaints(r, n);
     const labels = Object.entries(n.labels).map(([k, v]) => `${k}=${v}`);
     r.labels.textContent = labels.join(' ');
     r.labels.title = labels.join('\n');
     this.#fillSeen(r, n);
+  }
+
+  /** Each taint as kube writes it (key=value:effect), the operator's reason on hover; the cell's title lists them all. */
+  #fillTaints(r: RowEls, n: NodeRow): void {
+    r.taints.textContent = '';
+    const lines: string[] = [];
+    for (const t of n.taints ?? []) {
+      const text = `${t.key}${t.value === '' ? '' : `=${t.value}`}:${t.effect}`;
+      const chip = el('span', 'taint', text);
+      chip.dataset['taint'] = t.key;
+      if (t.reason !== undefined && t.reason !== '') chip.title = t.reason;
+      r.taints.append(chip);
+      lines.push(t.reason === undefined || t.reason === '' ? text : `${text} (${t.reason})`);
+    }
+    r.taints.title = lines.join('\n');
   }
 
   #fillSeen(r: RowEls, n: NodeRow): void {

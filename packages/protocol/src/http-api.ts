@@ -7,6 +7,7 @@ import {
   NodeStateSchema,
   NodeViewSchema,
   ResourceUsageSchema,
+  TaintSchema,
   TenantIdSchema,
   TenantQuotaSchema,
   TenantUsageSchema,
@@ -59,6 +60,8 @@ export const NodeRowSchema = z.object({
   tenants: z.array(TenantIdSchema),
   allocationCount: z.int().min(0),
   heartbeatMs: z.int().min(1),
+  /** The operators' taints (`allot node taint`), with their reasons; absent when it has none (and from older coordinators). */
+  taints: z.array(TaintSchema).max(32).optional(),
 });
 export type NodeRow = z.infer<typeof NodeRowSchema>;
 

@@ -26,6 +26,8 @@ interface Tracked {
   snapshot: UsageSnapshot;
   liveness: NodeView['liveness'];
   state: NodeView['state'];
+  /** The view's taints array as last seen: the view makes a new one whenever a node's taints change. */
+  taints: NodeView['taints'];
   row: NodeRow;
   /** The row without lastSeen, serialised: a row is sent again only when this changes. */
   key: string;
@@ -66,6 +68,7 @@ export function rowOf(v: NodeView): NodeRow {
     tenants: Object.keys(s.tenants).sort(),
     allocationCount: s.allocationCount,
     heartbeatMs: s.heartbeatMs,
+    ...(v.taints === undefined || v.taints.length === 0 ? {} : { taints: v.taints }),
   };
 }
 
@@ -222,7 +225,7 @@ export class DashboardModel {
         continue;
       }
       const t = this.#tracked.get(v.nodeId);
-      if (t !== undefined && t.snapshot === v.snapshot && t.liveness === v.liveness && t.state === v.state) {
+      if (t !== undefined && t.snapshot === v.snapshot && t.liveness === v.liveness && t.state === v.state && t.taints === v.taints) {
         if (t.sentSeen !== v.lastSeen) {
           t.sentSeen = v.lastSeen;
           t.row.lastSeen = v.lastSeen;
@@ -237,6 +240,7 @@ export class DashboardModel {
         t.snapshot = v.snapshot;
         t.liveness = v.liveness;
         t.state = v.state;
+        t.taints = v.taints;
         t.row = row;
         if (t.sentSeen !== v.lastSeen) {
           t.sentSeen = v.lastSeen;
@@ -245,7 +249,15 @@ export class DashboardModel {
         }
         continue;
       }
-      this.#tracked.set(v.nodeId, { snapshot: v.snapshot, liveness: v.liveness, state: v.state, row, key, sentSeen: v.lastSeen });
+      this.#tracked.set(v.nodeId, {
+        snapshot: v.snapshot,
+        liveness: v.liveness,
+        state: v.state,
+        taints: v.taints,
+        row,
+        key,
+        sentSeen: v.lastSeen,
+      });
       changed.push(row);
     }
     if (changed.length > 0) delta.nodes = changed;
