@@ -11,22 +11,19 @@ import type { AppImages } from './images.ts';
 import type { FaultPlan } from './scenario.ts';
 import type { ChaosCluster, ServiceSeen } from './topology.ts';
 
-/** Error codes that say the cluster could not serve (as opposed to a correct no: capacity, quota). */
-export const AVAILABILITY_CODES = new Set(['timeout', 'unavailable', 'internal']);
-
 /**
  * The bound on each step's success rate: acknowledged placements over placements whose answer was not a correct
  * refusal (insufficient_capacity, quota_exceeded are the scheduler working). A graceful stop drains: the stopping
  * process finishes what it holds, the coordinators stop choosing an agent that said it is leaving, and a client's
  * retry with the same request id reaches the other coordinator; so every placement of every step must succeed.
  */
-export const STEP_SUCCESS_BOUND = 1;
+const STEP_SUCCESS_BOUND = 1;
 /** The storm without any restart, before the first step and after the last: the baseline and the all-upgraded state. */
 const QUIET_MS = 4_000;
 /** Each step's window runs on this long after the process serves again: placements right after a start count too. */
 const SETTLE_MS = 1_000;
 
-export type Step = {
+type Step = {
   label: string;
   startedAt: number;
   endedAt: number;
@@ -38,7 +35,7 @@ export type Step = {
   seen: ServiceSeen[];
 };
 
-export type StepFigures = {
+type StepFigures = {
   places: number;
   acked: number;
   refused: Record<string, number>;

@@ -467,12 +467,12 @@ export class ChaosCluster {
     }
     for (const { member, lines } of logs)
       for (const line of lines) {
-        // A stack frame of the sources (.ts) or of the release bundle (the executable's data: module), or Node's
-        // last words.
+        // A stack frame of the sources (.ts) or of the release bundle (the module the executable loads from itself,
+        // file:///usr/bin/allot-*, or from a data: URL in earlier builds), or Node's last words.
         if (
           /uncaught|unhandled/i.test(line) ||
           /"level":60\b/.test(line) ||
-          /^\s*at .*(\.ts|data:text\/javascript[^)]*):\d+/.test(line) ||
+          /^\s*at .*(\.ts|data:text\/javascript[^)]*|\/usr\/bin\/allot-\w+):\d+/.test(line) ||
           /^Node\.js v\d+/.test(line)
         ) {
           found.push(`${member}: ${line.slice(0, 300)}`);
