@@ -142,7 +142,10 @@ async function main(): Promise<number> {
       // Bounded: with every NATS server gone, draining waits for a reconnect that may never come. The coordinator's
       // state is soft (the agents and the KV buckets hold the truth), so giving up on the drain loses nothing.
       setTimeout(() => {
-        logger.error({ afterMs: STOP_DEADLINE_MS }, 'stop did not finish in time (NATS unreachable?); exiting');
+        // `holding`: what keeps the process alive; once "coordinator stopped" was logged, that names a leaked handle
+        // (chaos scenario 4 saw one after a NATS server's restart, docs/chaos.md).
+        const holding = process.getActiveResourcesInfo();
+        logger.error({ afterMs: STOP_DEADLINE_MS, holding }, 'stop did not finish in time (NATS unreachable?); exiting');
         process.exit(1);
       }, STOP_DEADLINE_MS).unref();
       void (async () => {
