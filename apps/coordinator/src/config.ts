@@ -36,8 +36,11 @@ export const PlaceConfigSchema = z.strictObject({
   /** Candidates asked of @allot/placement per decision. */
   maxCandidates: z.int().min(1).max(64).default(5),
   defaultStrategy: PlacementStrategySchema.default('binpack'),
-  /** Nodes whose allocation lists are fetched when planning a preemption (the ones placement's post-filter names). */
-  preemptionNodes: z.int().min(1).max(256).default(16),
+  /**
+   * Nodes whose allocation lists are fetched when planning a preemption: the best ones placement's post-filter names
+   * at the lowest victim level over the whole cluster (ranked by their snapshots' per-priority figures).
+   */
+  preemptionNodes: z.int().min(1).max(256).default(4),
   /** How long a move's destination (move, evacuate) is held as a reservation unconfirmed, when the request names none. */
   moveHoldMs: z
     .int()
