@@ -1,5 +1,5 @@
-import { AllocationSchema } from '@allot/core';
-import { agentSubject, encode, KV_PLACEMENTS, PlaceReplySchema, schedSubject } from '@allot/protocol';
+import { AllocationSchema, UsageSnapshotSchema } from '@allot/core';
+import { agentSubject, decode, encode, KV_PLACEMENTS, PlaceReplySchema, schedSubject } from '@allot/protocol';
 import { ensureKv, requestTyped } from '@allot/nats';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { measureKvAlone } from '../../apps/coordinator/bench/kv-alone.ts';
@@ -10,7 +10,8 @@ import { inFlight, quantile } from '../harness/bench.ts';
 import { cleanupAll, startNatsServer } from '../harness/index.ts';
 import { ProcessSampler, startCoordinatorProcess, type CoordinatorProcess, type Usage } from './coordinators.ts';
 import { measureDashboard, type DashboardFigures } from './dashboard.ts';
-import { Fleet } from './fleet.ts';
+import { Fleet, fleetHost } from './fleet.ts';
+import { SimHost, type SimHostShared } from './sim-host.ts';
 import { StalenessTracker } from './staleness.ts';
 import { ViewWatch } from './view-watch.ts';
 
@@ -63,6 +64,23 @@ async function kvBatchP50(nc: NatsConnection, tag: string, count: number): Promi
   return quantile(sortNum(ms), 0.5);
 }
 
+/**
+ * What one of these hosts' snapshots costs a coordinator to take in (msgpack decode + schema validation, as
+ * usage-feed.ts does), µs, and its size: the bound on how many snapshots a second one core can follow.
+ */
+async function snapshotIngestCost(): Promise<{ micros: number; bytes: number }> {
+  const unused = { publish: () => undefined } as unknown as SimHostShared['events'];
+  const host = new SimHost(fleetHost(0, 2_000, 250), { publisher: undefined as unknown as SimHostShared['publisher'], events: unused });
+  await host.build();
+  const snapshot = await host.snapshot();
+  if (!snapshot.ok) throw new Error(snapshot.error.message);
+  const bytes = encode(snapshot.value);
+  for (let i = 0; i < 200; i++) decode(UsageSnapshotSchema, bytes, Number.POSITIVE_INFINITY);
+  const t0 = performance.now();
+  for (let i = 0; i < 1_000; i++) decode(UsageSnapshotSchema, bytes, Number.POSITIVE_INFINITY);
+  return { micros: (performance.now() - t0) / 1_000 / 1e-3, bytes: bytes.length };
+}
+
 /** One line of the printed table: what, the figure, its target, and the bound that explains it (or a note). */
 export type FigureRow = readonly [what: string, figure: string, target: string, note: string];
 
@@ -109,6 +127,8 @@ export async function runFleet(o: FleetRunOptions, log: (line: string) => void =
     const echoP50 = quantile(sortNum(echoSeq), 0.5);
     await responder.close();
     const kv = await measureKvAlone(client, { tag: 'fleet', replicas: 1, count: 1_000, batchWindow: 16, casWindow: o.window });
+    const ingest = await snapshotIngestCost();
+    log(`alone: one snapshot (64 cores) ${ingest.bytes} bytes, decode + validate ${fmt(ingest.micros)} µs`);
     log(
       `alone: NATS echo p50 ${fmt(echoP50, 3)} ms, ${fmt(echoRate)} req/s (${o.window} in flight); KV 2-key batch p50 ${fmt(kv.batchP50Ms, 2)} ms, ${fmt(kv.batchesPerSecond)} batches/s; group batch of ${kv.groupBatchMessages} p50 ${fmt(kv.groupBatchP50Ms, 1)} ms`,
     );
@@ -293,7 +313,7 @@ export async function runFleet(o: FleetRunOptions, log: (line: string) => void =
       `view staleness, steady, ${o.hosts} hosts, p50 / p99`,
       `${fmt(p(steady?.staleness, 0.5))} / ${fmt(steadyP99)} ms`,
       'p99 <= 1000 ms',
-      `${steady?.staleness.length ?? 0} changes seen by all ${o.coordinators} coordinators of ${steady?.changes ?? 0}; the feed ticks every 250 ms (part of the figure); heartbeat ${o.heartbeatMs} ms`,
+      `${steady?.staleness.length ?? 0} changes seen by all ${o.coordinators} coordinators of ${steady?.changes ?? 0}; the feed ticks every 250 ms (part of the figure); heartbeat ${o.heartbeatMs} ms: ${fmt((o.hosts * 1000) / o.heartbeatMs)} snapshots/s x ${fmt(ingest.micros)} µs = ${fmt((o.hosts * ingest.micros) / o.heartbeatMs)} ms/s of a coordinator's core to take them in`,
     ]);
     rows.push([
       `view staleness, placement storm, p50 / p99`,

@@ -112,6 +112,18 @@ export class SimHost {
 
   /** Builds the host manager as the agent does, then starts publishing (the first snapshot at once). */
   async start(): Promise<void> {
+    await this.build();
+    this.#usage = new Coalescer<number>({
+      minIntervalMs: this.spec.usagePublishMinIntervalMs,
+      heartbeatMs: this.spec.heartbeatMs,
+      publish: () => this.#publish(),
+    });
+    this.host.onChange(() => this.#usage?.update(this.seq));
+    this.#usage.update(0);
+  }
+
+  /** Builds the host manager as the agent does, and its endpoints; publishes nothing. */
+  async build(): Promise<void> {
     const probe = await createProbe(this.#config, silentLogger);
     if (!probe.ok) throw new Error(probe.error.message);
     this.#probe = probe.value;
@@ -137,16 +149,7 @@ export class SimHost {
           ),
       }).map((ep) => [ep.subject.slice(`allot.agent.${nodeId}.`.length), ep]),
     );
-    this.#usage = new Coalescer<number>({
-      minIntervalMs: this.spec.usagePublishMinIntervalMs,
-      heartbeatMs: this.spec.heartbeatMs,
-      publish: () => this.#publish(),
-    });
-    this.#host.onChange((seq) => {
-      this.seq = seq;
-      this.#usage?.update(seq);
-    });
-    this.#usage.update(0);
+    this.#host.onChange((seq) => (this.seq = seq));
   }
 
   /** A snapshot now, as the agent builds it (the probe told what is committed first). */
