@@ -69,6 +69,18 @@ describe('DashboardModel: deltas coalesce what changed between two ticks', () =>
     expect(model.snapshot(T0 + 20_250).events.map((e) => e.seq)).toEqual([7]);
   });
 
+  it('sends a node that left the view (decommissioned, nothing left) as removed, and a cordon as a row', () => {
+    const view = viewWith(['n1', 'n2']);
+    const model = new DashboardModel(view, undefined);
+    model.tick(T0);
+    view.setDecommissioned('n1', { at: T0, removedAt: T0 });
+    view.setCordoned('n2', true);
+    const delta = model.tick(T0 + 250) as DeltaMessage;
+    expect(delta.removed).toEqual(['n1']);
+    expect(delta.nodes?.map((r) => [r.nodeId, r.cordoned])).toEqual([['n2', true]]);
+    expect(model.snapshot(T0 + 250).nodes.map((r) => r.nodeId)).toEqual(['n2']);
+  });
+
   it('counts events beyond the per-delta bound instead of sending them', () => {
     const model = new DashboardModel(viewWith(['n1']), undefined, { maxEventsPerDelta: 10 });
     model.tick(T0);
