@@ -6,8 +6,8 @@
 // carried as an SEA asset, through a module hook. postject injects the blob into a copy of this Node binary. The result
 // needs nothing on the host but glibc: no Node, no node_modules, no TypeScript stripping at start.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire, isBuiltin } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, type Plugin } from 'rolldown';
@@ -37,13 +37,13 @@ const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
  * (`import.meta.url` and `import.meta.dirname` name the executable) and its text is held once. Imported from a
  * data: URL instead, the base64 URL (2.8 MB) stayed alive as the module's key and the idle agent held 14 MB more.
  */
-const SEA_LOADER = `const { getAsset } = require('node:sea');
+const SEA_LOADER = `const { getRawAsset } = require('node:sea');
 const { registerHooks } = require('node:module');
 const { pathToFileURL } = require('node:url');
 const APP = pathToFileURL(process.execPath).href;
 registerHooks({
   resolve: (specifier, context, next) => (specifier === APP ? { url: APP, format: 'module', shortCircuit: true } : next(specifier, context)),
-  load: (url, context, next) => (url === APP ? { format: 'module', source: Buffer.from(getAsset('app.mjs')), shortCircuit: true } : next(url, context)),
+  load: (url, context, next) => (url === APP ? { format: 'module', source: Buffer.from(getRawAsset('app.mjs')), shortCircuit: true } : next(url, context)),
 });
 import(APP).catch((error) => {
   console.error(error);
@@ -88,16 +88,57 @@ function versionOverridePlugin(override: VersionOverride): Plugin {
   };
 }
 
+/**
+ * msgpackr's plain JavaScript build. Its Node entry looks for the native msgpackr-extract addon, which an executable
+ * can never load (no node_modules beside it); the lookup alone loaded detect-libc, child_process and dgram.
+ */
+const MSGPACKR_PURE_JS = join(dirname(createRequire(join(ROOT, 'packages/protocol/package.json')).resolve('msgpackr')), '..', 'index.js');
+
+/** `import { a, b as c } from "node:x"`, `import * as x from "x"`, `import x from "x"`: rolldown's hoisted imports. */
+const HOISTED_IMPORT = /^import (?:\* as (?<namespace>[\w$]+)|(?<default>[\w$]+)|\{(?<names>[^}]*)\}) from "(?<from>[^"]+)";$/gm;
+
+/**
+ * Node builtins read through process.getBuiltinModule instead of `import`: an ES import of a builtin builds its
+ * namespace, which reads every lazy getter of the module. For node:http those are WebSocket, CloseEvent and
+ * MessageEvent, which load undici and http2: 14 MB of RSS in a process that never uses them. A destructuring reads
+ * only the names the bundle uses. Builtins are constant objects, so a snapshot of the binding is the binding.
+ */
+export function builtinsWithoutNamespaces(code: string): string {
+  return code.replace(HOISTED_IMPORT, (line, ...args) => {
+    const groups = args.at(-1) as { namespace?: string; default?: string; names?: string; from: string };
+    if (!isBuiltin(groups.from)) return line;
+    const module = `process.getBuiltinModule(${JSON.stringify(groups.from)})`;
+    if (groups.names === undefined) return `const ${groups.namespace ?? groups.default} = ${module};`;
+    const names = groups.names
+      .split(',')
+      .map((n) => n.trim())
+      .filter((n) => n !== '')
+      .map((n) => n.replace(/^([\w$]+) as ([\w$]+)$/, '$1: $2'));
+    return `const { ${names.join(', ')} } = ${module};`;
+  });
+}
+
 /** One app bundled into one ES module (all workspace packages and dependencies inlined). */
 export async function bundle(app: (typeof APPS)[number], outDir: string, override?: VersionOverride): Promise<string> {
   const file = join(outDir, `${app.name}.mjs`);
   await build({
     input: join(ROOT, app.entry),
     platform: 'node',
+    resolve: { alias: { msgpackr: MSGPACKR_PURE_JS } },
     logLevel: 'warn',
-    output: { file, format: 'esm', codeSplitting: false },
+    // Held in memory for as long as the process runs (V8 compiles functions lazily from it): without comments, and
+    // in ASCII so V8 keeps it as a one-byte string; one character past Latin-1 made it two-byte, 4.3 MB instead of 2.
+    // Names and lines are kept (no mangling, no joined lines) so stack traces stay readable.
+    output: {
+      file,
+      format: 'esm',
+      codeSplitting: false,
+      comments: false,
+      minify: { compress: false, mangle: false, codegen: { removeWhitespace: false, asciiOnly: true } },
+    },
     ...(override === undefined ? {} : { plugins: [versionOverridePlugin(override)] }),
   });
+  writeFileSync(file, builtinsWithoutNamespaces(readFileSync(file, 'utf8')));
   return file;
 }
 
