@@ -157,6 +157,27 @@ describe('preemption', () => {
     expect(acme.ok && acme.value?.value.usage).toMatchObject({ vms: 1, memoryMiB: 2048 });
   });
 
+  it('an unknown outcome does not re-plan: the intent stays pending on its node, and a retry finds the preemptor there', async () => {
+    const cluster = inProcessCluster({ a: { memoryMiB: 4096, cores: 8 }, b: { memoryMiB: 4096, cores: 8 } });
+    const c = await cluster.coordinator('c1', { place: { timeoutRetries: 0 } });
+    await placeOn(c, 'low-a', 'a', 4096, 0);
+    await placeOn(c, 'low-b', 'b', 4096, 5);
+    const a = cluster.agents.nodes.get('a');
+    if (a === undefined) throw new Error('no node a');
+    a.stall.add('preempt'); // the preempt is in flight: the coordinator hears nothing
+    const r = await c.place(req('high', 2048, 50, { allowPreemption: true }));
+    expect(!r.ok && r.error.code).toBe('timeout');
+    const pending = await c.store.get('high');
+    expect(pending.ok && pending.value?.value).toMatchObject({ state: 'pending', nodeId: 'a', refusedBy: [] });
+    expect(cluster.agents.live('b').map((x) => x.requestId)).toEqual(['low-b']);
+    a.stall.delete('preempt');
+    expect(cluster.agents.deliverStalled('a')[0]?.ok).toBe(true); // it arrives and commits
+    const retried = await c.place(req('high', 2048, 50, { allowPreemption: true }));
+    if (!retried.ok) throw new Error(retried.error.message);
+    expect(retried.value.nodeId).toBe('a');
+    expect(cluster.agents.live('b').map((x) => x.requestId)).toEqual(['low-b']);
+  });
+
   it('a re-plan that finds no other node fails with the refusal, and a node that refused is never asked again', async () => {
     const cluster = inProcessCluster({ a: { memoryMiB: 4096, cores: 8 } });
     const c = await cluster.coordinator('c1', { place: { maxAttempts: 3 } });
