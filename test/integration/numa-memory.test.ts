@@ -131,6 +131,57 @@ describe('NUMA-local memory and hugepages on a real agent', () => {
   });
 });
 
+describe('single-NUMA-node fitting on a real agent', () => {
+  it('puts a request bound to one node on the node where its cores and memory both fit, check says so first, and kill -9 restores it', async () => {
+    const node = { nodeId: 'numa-cell', stateDir: await tempDir('agent-state') };
+    const agent = await start(node);
+    // Node 0 keeps 656 MiB of its 6656; its cores stay free (no vCPUs).
+    okValue(
+      await agentRequest(nc, node.nodeId, 'allocate', {
+        requestId: 'fill-0',
+        tenantId: 'tenant-a',
+        resources: { memoryMiB: 6000, vcpus: 0 },
+        memory: { numaNode: 0 },
+      }),
+      'fill-0',
+    );
+    const bound = (requestId: string, memoryMiB: number): AllocationRequestInput => ({
+      requestId,
+      tenantId: 'tenant-a',
+      resources: { memoryMiB, vcpus: 4 },
+      cpu: { exclusive: true, numa: 'require' },
+      memory: { hugepages: { pageSizeMiB: 2, count: 16 } },
+    });
+    // first-fit alone would take node 0's four idle cores, where the memory is not.
+    expect(okValue(await agentRequest(nc, node.nodeId, 'check', bound('vm-1', 2000)), 'check').fits).toBe(true);
+    const vm = okValue(await agentRequest(nc, node.nodeId, 'allocate', bound('vm-1', 2000)), 'vm-1');
+    expect([vm.cpu?.numaNodes, vm.memory]).toEqual([[1], { numaNode: 1, hugepages: { pageSizeMiB: 2, count: 16, numaNode: 1 } }]);
+
+    // Now node 1 has the memory but no idle core, node 0 the cores but not the memory: check and allocate agree.
+    const message = 'no NUMA node has room for all of it: its memory and hugepages fit on node 1, its 4 exclusive cores on node 0';
+    const check = okValue(await agentRequest(nc, node.nodeId, 'check', bound('vm-2', 2000)), 'check');
+    expect([check.fits, check.reason?.message]).toEqual([false, message]);
+    const refused = await agentRequest(nc, node.nodeId, 'allocate', bound('vm-2', 2000));
+    expect(refused.ok ? 'granted' : refused.error).toMatchObject({
+      code: 'insufficient_capacity',
+      message,
+      details: { reason: 'numa_cell' },
+    });
+
+    const before = await numa(node.nodeId);
+    const lives = await live(node.nodeId);
+    await agent.kill();
+    const restarted = await start(node);
+    await restarted.waitForLine(isLogMsg('ledger recovered'));
+    expect(await live(node.nodeId)).toEqual(lives);
+    expect(await numa(node.nodeId)).toEqual(before);
+    // What fits on node 0 alone goes there.
+    const small = okValue(await agentRequest(nc, node.nodeId, 'allocate', bound('vm-3', 500)), 'vm-3');
+    expect(small.memory?.numaNode).toBe(0);
+    await restarted.stop();
+  });
+});
+
 describe('placement through a coordinator with NUMA memory and hugepages', () => {
   it('sends hugepages and NUMA-pinned memory only where they are free, and counts the refusals kube-style', async () => {
     const cluster = await startLocalCluster({

@@ -35,6 +35,8 @@ export class CoreSelector {
   private readonly blocked: Uint8Array;
   /** Thread policy prefer, during one select: exclusive cores come whole physical cores first, whatever the policy. */
   private wholeCoresFirst = false;
+  /** Per dense NUMA node, 1 when a one-node choice may use it; null: every node (set by the pool around one select). */
+  allowedNodes: Uint8Array | null = null;
 
   constructor(table: CoreTable) {
     this.table = table;
@@ -145,15 +147,16 @@ export class CoreSelector {
     const t = this.table;
     const avail = exclusive ? t.nodeIdle : t.nodePool;
     const nodes = t.nodeCount;
+    const allowed = this.allowedNodes;
     if (policy === 'first-fit') {
-      for (let node = 0; node < nodes; node += 1) if ((avail[node] ?? 0) >= n) return node;
+      for (let node = 0; node < nodes; node += 1) if ((avail[node] ?? 0) >= n && (allowed === null || allowed[node] === 1)) return node;
       return -1;
     }
     if (policy === 'round-robin') {
       const start = t.nodeOf[cursor] ?? 0;
       for (let k = 0; k < nodes; k += 1) {
         const node = (start + k) % nodes;
-        if ((avail[node] ?? 0) >= n) return node;
+        if ((avail[node] ?? 0) >= n && (allowed === null || allowed[node] === 1)) return node;
       }
       return -1;
     }
@@ -162,7 +165,7 @@ export class CoreSelector {
     let best = -1;
     for (let node = 0; node < nodes; node += 1) {
       const a = avail[node] ?? 0;
-      if (a < n) continue;
+      if (a < n || (allowed !== null && allowed[node] !== 1)) continue;
       if (best < 0) best = node;
       else if (exclusive) {
         if (a < (avail[best] ?? 0)) best = node;

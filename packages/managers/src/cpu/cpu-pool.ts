@@ -77,6 +77,8 @@ export class CpuPool {
   private figures: CapacityFigures;
   /** Per dense NUMA node: the frozen one-node numaNodes list every grant inside that node shares. */
   private readonly oneNode: readonly (readonly number[])[];
+  /** Scratch for allowedNodes(): per dense NUMA node, 1 when the request may use it. */
+  private readonly nodeMask: Uint8Array;
 
   /** Throws on an impossible config: validate with validateCpuPoolConfig first. */
   constructor(config: CpuPoolConfig) {
@@ -87,6 +89,7 @@ export class CpuPool {
     this.selector = new CoreSelector(this.table);
     this.whole = new WholeCoreSelector(this.table);
     this.oneNode = this.table.nodeIds.map((id) => Object.freeze([id]));
+    this.nodeMask = new Uint8Array(this.table.nodeCount);
     this.ratio = config.overcommitRatio;
     this.percent = ratioPercent(config.overcommitRatio);
     this.softCap = Math.ceil(this.percent / 100);
@@ -535,6 +538,39 @@ export class CpuPool {
         );
       }
     }
+    const allowed = this.allowedNodes(request);
+    if (allowed !== null && t.nodeCount === 1 && allowed[0] !== 1)
+      return this.refusal(
+        request,
+        `its one NUMA node ${t.nodeIds[0] ?? 0} is not among the nodes it may use (${request.numaNodes?.join(', ')})`,
+        {
+          numa: 'require',
+          numaNodes: request.numaNodes,
+        },
+      );
+    this.selector.allowedNodes = allowed;
+    this.whole.allowedNodes = allowed;
+    try {
+      return this.choose(request);
+    } finally {
+      this.selector.allowedNodes = null;
+      this.whole.allowedNodes = null;
+    }
+  }
+
+  /** The request's numaNodes as a mask over dense nodes (in a buffer reused per plan), or null when it may use any. */
+  private allowedNodes(request: CpuRequest): Uint8Array | null {
+    const ids = request.numaNodes;
+    if (ids === undefined || request.numa !== 'require') return null;
+    const t = this.table;
+    const mask = this.nodeMask;
+    for (let node = 0; node < t.nodeCount; node += 1) mask[node] = ids.includes(t.nodeIds[node] ?? -1) ? 1 : 0;
+    return mask;
+  }
+
+  /** plan()'s choice once the whole-host figures passed: the policy's cores, or the refusal. */
+  private choose(request: CpuRequest): AllotError | undefined {
+    const n = request.vcpus;
     const policy = request.policy ?? this.policy;
     const thread = request.exclusive ? request.threadPolicy : undefined;
     if (thread === 'isolate' || thread === 'require') return this.planWholeCores(request, thread, policy);

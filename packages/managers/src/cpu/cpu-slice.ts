@@ -39,9 +39,9 @@ export interface CpuSliceOptions {
   readonly probe?: HostProbe;
 }
 
-function cpuRequestOf(request: AllocationRequest): CpuRequest {
+function cpuRequestOf(request: AllocationRequest, numaNodes: readonly number[] | undefined): CpuRequest {
   const { exclusive, numa, threadPolicy, policy } = request.cpu;
-  return { vcpus: request.resources.vcpus, exclusive, numa, threadPolicy, policy };
+  return { vcpus: request.resources.vcpus, exclusive, numa, threadPolicy, policy, numaNodes };
 }
 
 /** Shared take options: the pool reads them during the call and keeps nothing. */
@@ -106,17 +106,17 @@ export class CpuSlice implements ResourceSlice {
     };
   }
 
-  check(request: AllocationRequest): Result<void> {
+  check(request: AllocationRequest, numaNodes?: readonly number[]): Result<void> {
     const bound = this.#overcommitRefusal(request);
     if (bound !== undefined) return bound;
-    const grant = this.#pool.check(cpuRequestOf(request));
+    const grant = this.#pool.check(cpuRequestOf(request, numaNodes));
     return grant.ok ? ok(undefined) : this.#withFigures(grant.error, request);
   }
 
-  take(allocationId: string, request: AllocationRequest, reservation: boolean): Result<CpuGrant | null> {
+  take(allocationId: string, request: AllocationRequest, reservation: boolean, numaNodes?: readonly number[]): Result<CpuGrant | null> {
     const bound = this.#overcommitRefusal(request);
     if (bound !== undefined) return bound;
-    const grant = this.#pool.take(allocationId, cpuRequestOf(request), reservation ? AS_RESERVATION : AS_ALLOCATION);
+    const grant = this.#pool.take(allocationId, cpuRequestOf(request, numaNodes), reservation ? AS_RESERVATION : AS_ALLOCATION);
     return grant.ok ? grant : this.#withFigures(grant.error, request);
   }
 

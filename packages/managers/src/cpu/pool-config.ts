@@ -26,6 +26,11 @@ export interface CpuRequest {
   threadPolicy?: CpuThreadPolicy | undefined;
   /** This request's core policy; absent, the pool's. */
   policy?: CpuPolicy | undefined;
+  /**
+   * With numa require: the NUMA node ids a one-node grant may use (the agent's single-node fitting passes the nodes
+   * where the request's memory and hugepages fit, see host/numa-cell.ts); absent, any node.
+   */
+  numaNodes?: readonly number[] | undefined;
 }
 
 /** Upper bound of the overcommit ratio, the same as LimitsSchema's. */

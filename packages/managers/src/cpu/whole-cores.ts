@@ -34,6 +34,8 @@ export class WholeCoreSelector {
   private readonly hasSmt: boolean;
   /** The one thread count every physical core has, 0 when they differ. */
   readonly uniformThreads: number;
+  /** Per dense NUMA node, 1 when a one-node choice may use it; null: every node (set by the pool around one select). */
+  allowedNodes: Uint8Array | null = null;
 
   constructor(table: CoreTable) {
     this.table = table;
@@ -122,11 +124,12 @@ export class WholeCoreSelector {
   private chooseNode(policy: CpuPolicy, n: number, cursor: number): number {
     const t = this.table;
     const nodes = t.nodeCount;
+    const allowed = this.allowedNodes;
     if (policy === 'first-fit' || policy === 'round-robin') {
       const start = policy === 'round-robin' ? (t.nodeOf[cursor] ?? 0) : 0;
       for (let k = 0; k < nodes; k += 1) {
         const node = (start + k) % nodes;
-        if ((this.nodeUnits[node] ?? 0) >= n) return node;
+        if ((this.nodeUnits[node] ?? 0) >= n && (allowed === null || allowed[node] === 1)) return node;
       }
       return -1;
     }
@@ -134,7 +137,7 @@ export class WholeCoreSelector {
     let best = -1;
     for (let node = 0; node < nodes; node += 1) {
       const units = this.nodeUnits[node] ?? 0;
-      if (units >= n && (best < 0 || units < (this.nodeUnits[best] ?? 0))) best = node;
+      if (units >= n && (allowed === null || allowed[node] === 1) && (best < 0 || units < (this.nodeUnits[best] ?? 0))) best = node;
     }
     return best;
   }

@@ -14,6 +14,7 @@ import {
 } from '@allot/core';
 import type { HostRecord, HostStateSnapshot, PreemptedVictim, RecordedFence, RetainedRelease } from './records.ts';
 import { attachMemoryGrant, bindMemoryToCores } from '../memory/numa-memory-slice.ts';
+import { numaCells, refusalInCells } from './numa-cell.ts';
 import { replayResize, ResizeBook, resizeLive, type ResizeRequest } from './resize.ts';
 import { RetainedById } from './retained-by-id.ts';
 import { sameValue } from './same-request.ts';
@@ -240,10 +241,17 @@ export class HostState {
       };
       reason ??= { code: 'insufficient_capacity', message: `no ${type} manager on node ${this.nodeId}` };
     }
+    // The same single-NUMA-node fitting as a take (numa-cell.ts), so the answer predicts what allocate does.
+    const cells = numaCells(this.slices, request);
+    if (!cells.ok) reason ??= { code: cells.error.code, message: cells.error.message };
+    const within = cells.ok ? cells.value : undefined;
     for (const slice of involved(this.slices, request)) {
       figures[slice.type] = slice.figures(request);
-      const fits = slice.check(request);
-      if (!fits.ok) reason ??= { code: fits.error.code, message: fits.error.message };
+      const fits = slice.check(request, within);
+      if (!fits.ok) {
+        const refusal = within === undefined ? fits.error : refusalInCells(this.slices, request, within, fits.error);
+        reason ??= { code: refusal.code, message: refusal.message };
+      }
     }
     const group = this.#groupRefusal(request);
     if (group !== undefined) reason ??= { code: group.code, message: group.message };
@@ -286,13 +294,16 @@ export class HostState {
         nodeId: this.nodeId,
       });
     }
+    const cells = numaCells(this.slices, request);
+    if (!cells.ok) return cells;
+    const within = cells.value;
     const id = `${this.nodeId}:${this.idCounter + 1}`;
     const slices = this.slices.list;
     let cpu: Allocation['cpu'] = null;
     for (let k = 0; k < slices.length; k += 1) {
       const slice = slices[k] as ResourceSlice;
       if (slice.amountOf(request) <= 0) continue;
-      const grant = slice.take(id, request, reservation);
+      const grant = slice.take(id, request, reservation, within);
       if (!grant.ok) {
         // All or nothing, inside this synchronous turn: nobody can observe the part already taken (the involved
         // slices before this one, each of which took).
@@ -300,7 +311,7 @@ export class HostState {
           const t = slices[j] as ResourceSlice;
           if (t.amountOf(request) > 0) t.free(id);
         }
-        return grant;
+        return within === undefined ? grant : { ok: false, error: refusalInCells(this.slices, request, within, grant.error) };
       }
       if (grant.value !== null) cpu = grant.value;
     }
@@ -891,13 +902,16 @@ export class HostState {
 
   /** Takes the request's share of every involved slice, or none (the part taken is freed in this turn). */
   #takeAll(id: string, request: AllocationRequest, reservation: boolean): Result<Allocation['cpu']> {
+    const cells = numaCells(this.slices, request);
+    if (!cells.ok) return cells;
+    const within = cells.value;
     const done: ResourceSlice[] = [];
     let cpu: Allocation['cpu'] = null;
     for (const slice of involved(this.slices, request)) {
-      const grant = slice.take(id, request, reservation);
+      const grant = slice.take(id, request, reservation, within);
       if (!grant.ok) {
         for (const d of done) d.free(id);
-        return grant;
+        return within === undefined ? grant : { ok: false, error: refusalInCells(this.slices, request, within, grant.error) };
       }
       done.push(slice);
       if (grant.value !== null) cpu = grant.value;

@@ -48,9 +48,13 @@ export interface ResourceSlice {
   /** How much of this type the request asks for (0: the slice is not involved). */
   amountOf(request: AllocationRequest): number;
   figures(request: AllocationRequest): SliceFigures;
-  check(request: AllocationRequest): Result<void>;
-  /** Commits the request's share; returns the CPU grant for CPU, null otherwise. */
-  take(allocationId: string, request: AllocationRequest, reservation: boolean): Result<CpuGrant | null>;
+  /**
+   * `numaNodes`, CPU only (the others ignore it): for a request bound to one NUMA node, the nodes its cores may use,
+   * those where its memory and hugepages fit (host/numa-cell.ts).
+   */
+  check(request: AllocationRequest, numaNodes?: readonly number[]): Result<void>;
+  /** Commits the request's share; returns the CPU grant for CPU, null otherwise. `numaNodes` as for check. */
+  take(allocationId: string, request: AllocationRequest, reservation: boolean, numaNodes?: readonly number[]): Result<CpuGrant | null>;
   /**
    * Changes a live allocation's share in place to `to` (resize): a shrink always fits, a grow is checked like a take
    * of the growth and refused with the figures (requested = the growth). A refusal changes nothing. Returns the new

@@ -82,17 +82,29 @@ export class NumaMemorySlice implements ResourceSlice {
 
   /**
    * A request whose cores must be on one NUMA node (`cpu.numa: require`) and that names no node for its memory takes
-   * its memory and hugepages from its cores' node (Nova's hw:numa_nodes=1, the kubelet's single-numa-node): that node
-   * is known only once the CPU slice chose, so the take counts host-wide and `bindToCores` places it on the node.
+   * its cores, memory and hugepages from one node (Nova's hw:numa_nodes=1, the kubelet's single-numa-node): the CPU
+   * slice chooses among the nodes where the memory fits (`fittingNodes`, see host/numa-cell.ts), so the take counts
+   * host-wide and `bindToCores` places the memory on the node the cores got.
    */
-  #boundToCores(request: AllocationRequest): boolean {
+  boundToCores(request: AllocationRequest): boolean {
     return (
-      request.cpu.numa === 'require' && request.memory?.numaNode === undefined && request.resources.vcpus > 0 && this.#table.nodeCount > 0
+      request.cpu.numa === 'require' &&
+      request.memory?.numaNode === undefined &&
+      request.resources.vcpus > 0 &&
+      this.amountOf(request) > 0 &&
+      this.#table.nodeCount > 0
     );
   }
 
+  /** The NUMA nodes where a bound request's memory and hugepages fit now (ascending), or the refusal when none does. */
+  fittingNodes(request: AllocationRequest): Result<readonly number[]> {
+    const hostFree = this.#host.pool.available;
+    const nodes = this.#table.nodesFitting(request, hostFree);
+    return nodes.length > 0 ? ok(nodes) : { ok: false, error: this.#table.noNodeFits(request, hostFree) };
+  }
+
   check(request: AllocationRequest): Result<void> {
-    if (NumaTable.involves(request) && !this.#boundToCores(request)) {
+    if (NumaTable.involves(request) && !this.boundToCores(request)) {
       const placed = this.#table.place(request, this.#host.pool.available);
       if (!placed.ok) return placed;
     }
@@ -100,7 +112,7 @@ export class NumaMemorySlice implements ResourceSlice {
   }
 
   take(allocationId: string, request: AllocationRequest, reservation: boolean): Result<CpuGrant | null> {
-    if (!NumaTable.involves(request) || this.#boundToCores(request)) return this.#host.take(allocationId, request, reservation);
+    if (!NumaTable.involves(request) || this.boundToCores(request)) return this.#host.take(allocationId, request, reservation);
     const placed = this.#table.place(request, this.#host.pool.available);
     if (!placed.ok) return placed;
     const taken = this.#host.take(allocationId, request, reservation);
@@ -114,7 +126,7 @@ export class NumaMemorySlice implements ResourceSlice {
    * same turn: the memory and hugepages placed on that node, or the refusal naming it (the caller frees the take).
    */
   bindToCores(allocationId: string, request: AllocationRequest, cpu: CpuGrant | null): Result<void> {
-    if (!this.#boundToCores(request)) return ok(undefined);
+    if (!this.boundToCores(request)) return ok(undefined);
     const node = cpu?.numaNodes.length === 1 ? cpu.numaNodes[0] : undefined;
     if (node === undefined) return ok(undefined);
     // The host-wide share is already taken: only the node's own room counts here.

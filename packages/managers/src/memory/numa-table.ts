@@ -1,4 +1,14 @@
-import { err, ok, type AllocationRequest, type MemoryGrant, type NodeMemory, type NumaMemoryUsage, type Result } from '@allot/core';
+import {
+  err,
+  errorOf,
+  ok,
+  type AllotError,
+  type AllocationRequest,
+  type MemoryGrant,
+  type NodeMemory,
+  type NumaMemoryUsage,
+  type Result,
+} from '@allot/core';
 
 /** kube's name of a hugepage resource: `hugepages-2Mi`, `hugepages-1Gi`. */
 function hugepageName(pageSizeMiB: number): string {
@@ -22,6 +32,12 @@ interface NodeBook {
 interface Holding {
   memoryMiB: number;
   readonly grant: MemoryGrant;
+}
+
+/** Free pages of one size on a node (0 when the node has no such pool). */
+function freePagesOf(book: NodeBook, sizeMiB: number): number {
+  const pool = book.pages.get(sizeMiB);
+  return pool === undefined ? 0 : Math.max(0, pool.total - pool.used);
 }
 
 /**
@@ -156,6 +172,85 @@ export class NumaTable {
       effectiveCapacity: 0,
       reason: 'numa_node_unknown',
     });
+  }
+
+  /**
+   * The nodes (ascending ids) where the request's memoryMiB and hugepages would both fit if taken there now: the NUMA
+   * nodes a request bound to one node may take its cores from. `hostFree` as in place().
+   */
+  nodesFitting(request: AllocationRequest, hostFree: number): number[] {
+    const memoryMiB = request.resources.memoryMiB;
+    const huge = request.memory?.hugepages;
+    const out: number[] = [];
+    for (const book of this.#nodes.values()) {
+      if (memoryMiB > this.nodeFree(book.node, hostFree)) continue;
+      if (huge !== undefined && freePagesOf(book, huge.pageSizeMiB) < huge.count) continue;
+      out.push(book.node);
+    }
+    return out.sort((a, b) => a - b);
+  }
+
+  /**
+   * Why no single node fits a request bound to one node (nodesFitting found none): no node has the memory, or none has
+   * the pages, or the nodes with the memory are not those with the pages.
+   */
+  noNodeFits(request: AllocationRequest, hostFree: number): AllotError {
+    const memoryMiB = request.resources.memoryMiB;
+    const huge = request.memory?.hugepages;
+    const withMemory: number[] = [];
+    let most = 0;
+    let largest = 0;
+    for (const book of this.#nodes.values()) {
+      const free = this.nodeFree(book.node, hostFree);
+      most = Math.max(most, free);
+      largest = Math.max(largest, book.capacityMiB);
+      if (memoryMiB <= free) withMemory.push(book.node);
+    }
+    const bound = ' for a request bound to one NUMA node';
+    // (Without hugepages, a node with the memory would have fitted: only the first case is left.)
+    if (withMemory.length === 0 || huge === undefined)
+      return errorOf(
+        'insufficient_capacity',
+        `memory: no NUMA node has ${memoryMiB} MiB free${bound} (the most on one node: ${most} MiB)`,
+        {
+          resourceType: 'memory',
+          requested: memoryMiB,
+          free: most,
+          effectiveCapacity: largest,
+          reason: 'numa_memory',
+          boundToCores: true,
+        },
+      );
+    const name = hugepageName(huge.pageSizeMiB);
+    const withPages = [...this.#nodes.values()].filter((b) => freePagesOf(b, huge.pageSizeMiB) >= huge.count).map((b) => b.node);
+    if (withPages.length === 0)
+      return errorOf(
+        'insufficient_capacity',
+        `${name}: no NUMA node has ${huge.count} free pages${bound} (the most on one node: ${this.#mostFreePages(huge.pageSizeMiB)})`,
+        {
+          resourceType: 'memory',
+          hugepages: name,
+          requested: huge.count,
+          free: this.#mostFreePages(huge.pageSizeMiB),
+          effectiveCapacity: this.#totalPages(huge.pageSizeMiB),
+          reason: 'hugepages',
+          boundToCores: true,
+        },
+      );
+    const list = (nodes: number[]) => nodes.sort((a, b) => a - b).join(', ');
+    return errorOf(
+      'insufficient_capacity',
+      `no NUMA node has both ${memoryMiB} MiB and ${huge.count} ${name} free (the memory is free on node ${list(withMemory)}, the pages on node ${list(withPages)})`,
+      {
+        resourceType: 'memory',
+        requested: memoryMiB,
+        hugepages: name,
+        memoryNodes: withMemory,
+        hugepageNodes: withPages,
+        reason: 'numa_cell',
+        boundToCores: true,
+      },
+    );
   }
 
   /** The lowest node id with `count` free pages of the size (deterministic, so a replay or a peer predicts it). */
