@@ -337,9 +337,13 @@ export class PlaceFlow {
     const nodeId = start.value.nodeId;
     const reply: PlaceReply = { nodeId, allocation, cpuset: allocation.cpu?.cpuset ?? [], preempted, attempts: nodesAsked(start.value) };
     if (req.placement.strategy === 'round-robin' || this.#d.config.defaultStrategy === 'round-robin') this.#roundRobinCursor = nodeId;
-    const recording = this.#recordPlaced(start, reply).finally(() => {
-      if (this.#recording.get(requestId) === recording) this.#recording.delete(requestId);
-    });
+    // Two drives of one request answered here at once (concurrent retries): the second waits for the first's write too.
+    const earlier = this.#recording.get(requestId);
+    const recording = Promise.all([earlier, this.#recordPlaced(start, reply)])
+      .then(() => undefined)
+      .finally(() => {
+        if (this.#recording.get(requestId) === recording) this.#recording.delete(requestId);
+      });
     this.#recording.set(requestId, recording);
     return ok(reply);
   }
