@@ -62,3 +62,47 @@ describe('placement with NUMA-local memory and hugepages', () => {
     expect(place(cluster, {}).candidates.sort()).toEqual(['a', 'b', 'old']);
   });
 });
+
+describe('placement of a request bound to one NUMA node (cpu.numa require, no memory node)', () => {
+  /** Two NUMA nodes of 4 shared cores each (cores 0-3 on node 0, 4-7 on node 1). */
+  const shape = (id: string): NodeShape => ({ id, cores: 8, numaNodes: 2 });
+  const bound = (memoryMiB: number, vcpus: number, memory: ReturnType<typeof allocationRequest>['memory'] = undefined) =>
+    allocationRequest(memoryMiB, vcpus, { cpu: { exclusive: false, numa: 'require' }, ...(memory === undefined ? {} : { memory }) });
+  const decideFor = (nodes: ReturnType<typeof numaNode>[], request: ReturnType<typeof allocationRequest>) => {
+    const decided = decide(ClusterIndex.of(nodes, { random: seededRandom(1) }), request, opts, { random: seededRandom(7) });
+    if (!decided.ok) throw new Error(decided.error.message);
+    return decided.value;
+  };
+  /** `exclusiveOn`: the NUMA node whose cores are all held exclusively (no longer shared). */
+  function host(id: string, numa: NumaMemoryUsage[], exclusiveOn?: number) {
+    const view = numaNode(shape(id), numa);
+    const cores = view.snapshot.cpu.cores.map((c) =>
+      c.numa === exclusiveOn ? { ...c, role: 'exclusive' as const, allocationId: `${id}:1` } : c,
+    );
+    return { ...view, snapshot: { ...view.snapshot, cpu: { ...view.snapshot.cpu, cores } } };
+  }
+
+  it('accepts a host only where one node has both the cores and the memory', () => {
+    const cluster = [
+      // Node 0 has the cores but not the memory; node 1 the memory but not the cores.
+      host('split', [node(0, 512, 64), node(1, 8192, 64)], 1),
+      // Node 1 has both.
+      host('whole', [node(0, 512, 64), node(1, 8192, 64)]),
+    ];
+    const d = decideFor(cluster, bound(4096, 4));
+    expect(d.candidates).toEqual(['whole']);
+    expect(d.rejected).toEqual({ 'no NUMA node fits its cores and memory together': 1 });
+  });
+
+  it('counts the hugepages too, and passes a host whose agent publishes no per-node memory (its memory floats there)', () => {
+    const cluster = [
+      host('pages-elsewhere', [node(0, 8192, 0), node(1, 8192, 64)], 1),
+      host('both', [node(0, 8192, 64), node(1, 8192, 0)], 1),
+      numaNode(shape('old'), undefined),
+    ];
+    const d = decideFor(cluster, bound(1024, 2, { hugepages: { pageSizeMiB: 2, count: 8 } }));
+    expect(d.candidates).toEqual(['both']);
+    expect(d.rejected).toEqual({ 'no NUMA node fits its cores, memory and hugepages together': 1, 'Insufficient hugepages-2Mi': 1 });
+    expect(decideFor(cluster, bound(1024, 2)).candidates.sort()).toEqual(['both', 'old', 'pages-elsewhere']);
+  });
+});
