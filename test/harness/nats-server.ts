@@ -20,6 +20,8 @@ export const NATS_SERVER_BIN =
 export type NatsServerOptions = {
   /** Enable JetStream (file store under storeDir). Default true: allot needs it. */
   jetstream?: boolean;
+  /** The JetStream domain (a site behind a leaf node connection keeps its own); default none. */
+  jetstreamDomain?: string;
   /** Client port; default a free port. */
   port?: number;
   /** JetStream store and the config/log files; default a new temp dir removed by cleanupAll(). */
@@ -66,6 +68,7 @@ export function natsServerConfig(o: {
   monitorPort: number;
   storeDir: string;
   jetstream: boolean;
+  jetstreamDomain?: string | undefined;
   maxPayload?: number | undefined;
   cluster?: { name: string; port: number; routes: string[] } | undefined;
   extraConfig?: string | undefined;
@@ -78,6 +81,7 @@ export function natsServerConfig(o: {
       `  store_dir: ${JSON.stringify(o.storeDir)}`,
       `  max_memory_store: 268435456`,
       `  max_file_store: 4294967296`,
+      ...(o.jetstreamDomain === undefined ? [] : [`  domain: ${JSON.stringify(o.jetstreamDomain)}`]),
       `}`,
     );
   }
@@ -125,6 +129,7 @@ async function prepareNatsServer(options: NatsServerOptions) {
       monitorPort,
       storeDir,
       jetstream,
+      jetstreamDomain: options.jetstreamDomain,
       maxPayload: options.maxPayload,
       cluster,
       extraConfig: options.extraConfig,
