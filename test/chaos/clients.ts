@@ -9,7 +9,8 @@ import type { ChaosCluster } from './topology.ts';
 // The placement package's seeded generator (mulberry32): a scenario's requests are the same on every run.
 import { seededRandom } from '../../packages/placement/src/random.ts';
 
-export type ReplyRecord = { at: number; ok: boolean; code?: string; nodeId?: string; allocationId?: string };
+/** One answer to one attempt; an error's message is kept (shortened) to tell who gave up: the coordinator or the client. */
+export type ReplyRecord = { at: number; ok: boolean; code?: string; message?: string; nodeId?: string; allocationId?: string };
 export type OpRecord = {
   kind: 'place' | 'release' | 'activate';
   requestId: string;
@@ -144,7 +145,7 @@ export class Workload {
         Object.assign(rec, { outcome: 'acked', nodeId: v.nodeId, ...(allocationId === undefined ? {} : { allocationId }) });
         break;
       }
-      rec.replies.push({ at, ok: false, code: r.error.code });
+      rec.replies.push({ at, ok: false, code: r.error.code, message: r.error.message.slice(0, 200) });
       if (!RETRYABLE.has(r.error.code)) {
         Object.assign(rec, { outcome: 'refused', code: r.error.code });
         break;

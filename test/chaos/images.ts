@@ -203,16 +203,23 @@ function assembleRootfs(dir: string, binaries: { path: string; as?: string }[], 
 
 /**
  * The release executables of this tree: dist/release/bin as `pnpm release` (or the release test) left it when
- * ALLOT_RELEASE_BUILT=1, else built now (about a minute: bundle + single executable, three apps).
+ * ALLOT_RELEASE_BUILT=1, else built now (about a minute: bundle + single executable, three apps). Copied into `into`
+ * first: what is hashed is what is built, even if dist/release is rebuilt meanwhile.
  */
-async function releaseExecutables(log: (line: string) => void): Promise<{ agent: string; coordinator: string }> {
+async function releaseExecutables(into: string, log: (line: string) => void): Promise<{ agent: string; coordinator: string }> {
   const dir = process.env['ALLOT_RELEASE_DIR'] ?? RELEASE_DIR;
   if (process.env['ALLOT_RELEASE_BUILT'] !== '1' && process.env['ALLOT_RELEASE_DIR'] === undefined) {
     const started = Date.now();
     await buildArtifacts();
     log(`release executables built in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   }
-  return { agent: join(dir, 'bin', 'allot-agent'), coordinator: join(dir, 'bin', 'allot-coordinator') };
+  mkdirSync(into, { recursive: true });
+  const copy = (name: string) => {
+    copyFileSync(join(dir, 'bin', name), join(into, name));
+    chmodSync(join(into, name), 0o755);
+    return join(into, name);
+  };
+  return { agent: copy('allot-agent'), coordinator: copy('allot-coordinator') };
 }
 
 /** The tag of an app image: its repository, and a hash of the base's digest, the Dockerfile and `content`. */
@@ -251,7 +258,7 @@ export async function ensureImages(
   const work = join(tmpdir(), `allot-chaos-build-${process.pid}`);
   const reports: BuildReport[] = [];
   try {
-    const executables = await releaseExecutables(log);
+    const executables = await releaseExecutables(join(work, 'release'), log);
     const runtimeDir = join(work, 'runtime');
     assembleRootfs(runtimeDir, [{ path: executables.agent }, { path: executables.coordinator }], true);
     const runtime = `allot-chaos-runtime:${hashTree(runtimeDir, [readFileSync(join(IMAGES_DIR, 'runtime.Dockerfile'), 'utf8')])}`;

@@ -50,6 +50,8 @@ describe('scenario 8 verdicts', () => {
     const placements = verdict(run(), ops, /placements succeed/);
     expect(placements?.ok).toBe(true);
     expect(run().figures(ops)[0]).toMatchObject({ places: 2, acked: 1, successRate: 1, firstTry: 0, errorReplies: { timeout: 1 } });
+    // The retried timeout is named in the table, with when it came and what it said.
+    expect(run().audit(ops).table).toContain('restart a1: p-10-timeout-ok (acked), started +10 ms: +10 ms timeout:  | +11 ms ok');
   });
 
   it('fail when a place in a step timed out or was refused unavailable', () => {

@@ -20,6 +20,8 @@ import type { ChaosCluster, ServiceSeen } from './topology.ts';
 const STEP_SUCCESS_BOUND = 1;
 /** The storm without any restart, before the first step and after the last: the baseline and the all-upgraded state. */
 const QUIET_MS = 4_000;
+/** Codes that say the cluster could not serve the attempt (as opposed to a correct no: capacity, quota). */
+const AVAILABILITY = new Set(['timeout', 'unavailable', 'internal']);
 /** Each step's window runs on this long after the process serves again: placements right after a start count too. */
 const SETTLE_MS = 1_000;
 
@@ -75,7 +77,17 @@ export class RollingRun {
   async #quiet(c: ChaosCluster, label: string): Promise<void> {
     const startedAt = Date.now();
     await new Promise((resolve) => setTimeout(resolve, QUIET_MS));
-    this.steps.push({ label, startedAt, endedAt: Date.now(), seen: await c.servicesSeen(500) });
+    const seen = await this.#allSeen(c);
+    this.steps.push({ label, startedAt, endedAt: Date.now(), seen });
+  }
+
+  /** The services ping until every rolled process answers it (a reply can miss one round on a loaded machine), 10 s at most. */
+  async #allSeen(c: ChaosCluster): Promise<ServiceSeen[]> {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const seen = await c.servicesSeen();
+      if (this.#order.every((m) => seen.some((s) => s.member === m)) || Date.now() > deadline) return seen;
+    }
   }
 
   async #restart(c: ChaosCluster, m: string): Promise<number> {
@@ -90,7 +102,8 @@ export class RollingRun {
     await c.waitServing(m, startedAt);
     const downMs = Date.now() - startedAt;
     await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
-    this.steps.push({ label, startedAt, endedAt: Date.now(), exitCode, downMs, seen: await c.servicesSeen(500) });
+    const seen = await this.#allSeen(c);
+    this.steps.push({ label, startedAt, endedAt: Date.now(), exitCode, downMs, seen });
   }
 
   /** The figures of the places started in each step's window. */
@@ -161,6 +174,26 @@ export class RollingRun {
         : [
             `after the upgrade ${upgraded} of ${this.#order.length} processes announce ${this.#next.version}: ${releases(last?.seen ?? [])}`,
           ];
+    // Every place that met an availability error on some attempt (even if a retry got the ok): when, and who said so.
+    const traced = this.steps.flatMap((step) =>
+      ops
+        .filter((o) => o.kind === 'place' && o.startedAt >= step.startedAt && o.startedAt < step.endedAt)
+        .filter((o) => o.replies.some((r) => !r.ok && AVAILABILITY.has(r.code ?? '')))
+        .map(
+          (o) =>
+            `  ${step.label}: ${o.requestId} (${o.outcome}${o.nodeId === undefined ? '' : ` on ${o.nodeId}`}), started +${o.startedAt - step.startedAt} ms: ${o.replies
+              .map((r) => `+${r.at - step.startedAt} ms ${r.ok ? 'ok' : `${r.code}: ${r.message ?? ''}`}`)
+              .join(' | ')}`,
+        ),
+    );
+    if (traced.length > 0) lines.push('  places that met a timeout, unavailable or internal on some attempt:', ...traced.slice(0, 20));
+    // Activates and releases refused for good (an activate after its reservation expired is refused not_found).
+    const refusedOthers = this.steps.flatMap((step) =>
+      ops
+        .filter((o) => o.kind !== 'place' && o.outcome === 'refused' && o.startedAt >= step.startedAt && o.startedAt < step.endedAt)
+        .map((o) => `  ${step.label}: ${o.kind} ${o.requestId}: ${o.code ?? '?'}: ${o.replies.at(-1)?.message ?? ''}`),
+    );
+    if (refusedOthers.length > 0) lines.push('  activates and releases refused:', ...refusedOthers.slice(0, 20));
     const mixed = this.steps.filter((s) => new Set(s.seen.map((x) => x.version)).size > 1).length;
     const all = figures.reduce((n, f) => n + f.places, 0);
     const worst = Math.min(...figures.map((f) => f.successRate));

@@ -407,10 +407,10 @@ export class ChaosCluster {
     );
   }
 
-  /** Every agent and coordinator answering the services ping now, with the release each announces. */
+  /** Every agent and coordinator answering the services ping within `waitMs`, with the release each announces. */
   async servicesSeen(waitMs = 1_000): Promise<ServiceSeen[]> {
-    const seen: ServiceSeen[] = [];
-    for (const service of [AGENT_SERVICE_NAME, COORDINATOR_SERVICE_NAME]) {
+    const ping = async (service: string): Promise<ServiceSeen[]> => {
+      const seen: ServiceSeen[] = [];
       try {
         const replies = await this.nc.requestMany(`$SRV.PING.${service}`, new Uint8Array(0), { maxWait: waitMs, strategy: 'timer' });
         for await (const m of replies) {
@@ -421,7 +421,9 @@ export class ChaosCluster {
       } catch {
         // nobody answered this round
       }
-    }
+      return seen;
+    };
+    const seen = (await Promise.all([ping(AGENT_SERVICE_NAME), ping(COORDINATOR_SERVICE_NAME)])).flat();
     return seen.sort((a, b) => a.member.localeCompare(b.member));
   }
 
