@@ -353,14 +353,17 @@ export class PlaceFlow {
    * placed from the fresh revision; placed or released there already, nothing is left to do. An intent that names
    * another node cannot happen with fencing agents (it leaves a node only after that node refused at a fence above
    * every earlier drive, and a node holding the allocation replays it instead of refusing): logged, and the sweep's.
-   * A KV error leaves the intent pending for a retry or the reconciler.
+   * A KV error is tried again twice; then the intent stays pending for a retry or the reconciler.
    */
   async #recordPlaced(start: StoredIntent, reply: PlaceReply): Promise<void> {
     const { requestId, nodeId } = start.value;
     let at = start;
+    let failures = 0;
     for (let round = 0; round < 8; round++) {
       const written = await this.#d.store.placed(at, reply);
       if (written.ok) return;
+      // A KV error (the outcome may be unknown): ask again, a few times; a write that did land answers conflict next.
+      if (written.error.code !== 'conflict' && ++failures < 3) continue;
       if (written.error.code !== 'conflict') {
         this.#d.logger.warn(
           { requestId, node: nodeId, code: written.error.code },
