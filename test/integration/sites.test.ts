@@ -14,52 +14,54 @@ import {
   registerCleanup,
   spawnProcess,
   startLocalCluster,
+  startNatsServer,
   tempDir,
   waitFor,
   type LocalCluster,
 } from '../harness/index.ts';
 
 /*
- * Two sites on NATS itself (docs/architecture.md, "Sites and regions"): site A on the hub server (JetStream domain
- * `hub`), site B on a leaf node server (domain `siteb`) whose leaf connection to the hub goes through a TCP proxy the
- * test can cut. Each site is its own NATS account with its own agents, coordinators, streams and buckets; the link
- * carries only site B's usage snapshots, into the hub's VIEW account, where a read-only coordinator builds the combined
- * view. The config the servers get here is the sample in infra/sites/.
+ * Two sites on NATS itself (docs/architecture.md, "Sites and regions"; the production form of these configs is in
+ * infra/sites/). Each site is a whole allot deployment on its own nats-server with its own JetStream domain (sitea,
+ * siteb): its agents, its coordinators, its streams and buckets. Each site's server is a leaf node of a small hub whose
+ * link account for that site (LINKA, LINKB) lets only usage snapshots cross; the hub's VIEW account imports both feeds,
+ * and an ordinary coordinator there builds the combined, read-only view. Site B's link goes through a TCP proxy the
+ * test cuts and heals.
  */
 
 const HEARTBEAT_MS = 500;
 const LIVENESS = { suspectAfterMs: 3 * HEARTBEAT_MS, lostAfterMs: 60_000, checkEveryMs: 100 };
 
-/** The hub: site A's account, the link's account for site B, and the read-only VIEW account that imports both usage feeds. */
+/** A site's link user on the hub: usage snapshots, and nothing else, in either direction (interest must cross too). */
+const linkUser = (name: string) =>
+  `users: [{ user: ${name}, password: ${name}, permissions: { publish: ["allot.usage.>"], subscribe: ["allot.usage.>"] } }]`;
+
+/** The hub: one link account per site (so the sites never share a subject) and the VIEW account importing their usage. */
 const hubConfig = (leafPort: number) => `
 leafnodes { listen: "127.0.0.1:${leafPort}" }
 accounts {
-  SITEA: { jetstream: enabled, users: [{ user: sitea, password: sitea }], exports: [{ stream: "allot.usage.>" }] }
-  SITEB: {
-    users: [{ user: linkb, password: linkb, permissions: { publish: ["allot.usage.>"], subscribe: ["allot.usage.>"] } }]
-    exports: [{ stream: "allot.usage.>" }]
-  }
+  LINKA: { ${linkUser('linka')}, exports: [{ stream: "allot.usage.>" }] }
+  LINKB: { ${linkUser('linkb')}, exports: [{ stream: "allot.usage.>" }] }
   VIEW: {
     jetstream: enabled
-    users: [{ user: view, password: view }]
+    users: [
+      { user: view, password: view, permissions: { publish: { deny: ["allot.agent.>"] } } }
+      { user: reader, password: reader, permissions: { publish: ["allot.read.>"], subscribe: ["_INBOX.>"] } }
+    ]
     imports: [
-      { stream: { account: SITEA, subject: "allot.usage.>" } }
-      { stream: { account: SITEB, subject: "allot.usage.>" } }
+      { stream: { account: LINKA, subject: "allot.usage.>" } }
+      { stream: { account: LINKB, subject: "allot.usage.>" } }
     ]
   }
 }
-no_auth_user: sitea
 `;
 
 /**
- * The leaf: site B's account, bound to the hub's SITEB account through the link user. The hub advertises its own leaf
- * port; ignoring it keeps the link on the proxy, as a WAN address would be the only way between two sites.
+ * A site's server as a leaf of the hub, as its link user. The hub advertises its own leaf port; ignoring it keeps site
+ * B's link on the proxy, as a WAN address would be the only way between two sites.
  */
-const leafConfig = (linkPort: number) => `
-leafnodes { remotes: [{ url: "nats-leaf://linkb:linkb@127.0.0.1:${linkPort}", account: SITEB, ignore_discovered_servers: true }] }
-accounts { SITEB: { jetstream: enabled, users: [{ user: siteb, password: siteb }] } }
-no_auth_user: siteb
-`;
+const leafConfig = (port: number, user: string) =>
+  `leafnodes { remotes: [{ url: "nats-leaf://${user}:${user}@127.0.0.1:${port}", ignore_discovered_servers: true }] }`;
 
 /** A TCP proxy standing for the WAN between the sites: cut() drops every connection and refuses new ones, heal() listens again. */
 async function startLink(listenPort: number, targetPort: number) {
@@ -94,33 +96,22 @@ async function startLink(listenPort: number, targetPort: number) {
 let siteA: LocalCluster;
 let siteB: LocalCluster;
 let link: Awaited<ReturnType<typeof startLink>>;
-let viewClient: NatsConnection;
+let reader: NatsConnection;
 
 beforeAll(async () => {
   const leafPort = await freePort();
   const linkPort = await freePort();
-  const coordinatorConfig = { liveness: LIVENESS };
-  siteA = await startLocalCluster({
-    agents: [
-      { nodeId: 'a1', labels: { site: 'a' } },
-      { nodeId: 'a2', labels: { site: 'a' } },
-    ],
-    natsOptions: { serverName: 'hub', jetstreamDomain: 'hub', extraConfig: hubConfig(leafPort) },
-    heartbeatMs: HEARTBEAT_MS,
-    coordinatorConfig,
-    readyTimeoutMs: 30_000,
-  });
+  const hub = await startNatsServer({ serverName: 'hub', jetstreamDomain: 'hub', extraConfig: hubConfig(leafPort) });
   link = await startLink(linkPort, leafPort);
-  siteB = await startLocalCluster({
-    agents: [
-      { nodeId: 'b1', labels: { site: 'b' } },
-      { nodeId: 'b2', labels: { site: 'b' } },
-    ],
-    natsOptions: { serverName: 'leafb', jetstreamDomain: 'siteb', extraConfig: leafConfig(linkPort) },
-    heartbeatMs: HEARTBEAT_MS,
-    coordinatorConfig,
-    readyTimeoutMs: 30_000,
-  });
+  const site = (name: 'a' | 'b', port: number) =>
+    startLocalCluster({
+      agents: [1, 2].map((i) => ({ nodeId: `${name}${i}`, labels: { site: name } })),
+      natsOptions: { serverName: `site${name}`, jetstreamDomain: `site${name}`, extraConfig: leafConfig(port, `link${name}`) },
+      heartbeatMs: HEARTBEAT_MS,
+      coordinatorConfig: { liveness: LIVENESS },
+      readyTimeoutMs: 30_000,
+    });
+  [siteA, siteB] = await Promise.all([site('a', leafPort), site('b', linkPort)]);
 
   // The combined view: an ordinary coordinator in the VIEW account, which reaches no agent and so can only read.
   const dir = await tempDir('view-coordinator');
@@ -129,7 +120,7 @@ beforeAll(async () => {
     file,
     JSON.stringify({
       coordinatorId: 'view',
-      nats: { servers: [siteA.server.url], user: 'view', password: 'view' },
+      nats: { servers: [hub.url], user: 'view', password: 'view' },
       logLevel: 'info',
       liveness: LIVENESS,
     }),
@@ -141,9 +132,9 @@ beforeAll(async () => {
     env: { ALLOT_LOG_FORMAT: 'json', NODE_ENV: 'test' },
   });
   await view.waitForLine(isLogMsg('coordinator ready'), 30_000);
-  viewClient = await connect({ servers: siteA.server.url, user: 'view', pass: 'view', maxReconnectAttempts: -1, reconnectTimeWait: 50 });
-  registerCleanup('view client', async () => {
-    if (!viewClient.isClosed()) await viewClient.close();
+  reader = await connect({ servers: hub.url, user: 'reader', pass: 'reader', maxReconnectAttempts: -1, reconnectTimeWait: 50 });
+  registerCleanup('view reader', async () => {
+    if (!reader.isClosed()) await reader.close();
   });
 }, 60_000);
 
@@ -192,30 +183,43 @@ describe('two sites joined by a leaf node', () => {
     expect((await nodesOf(siteB.nc)).map((n) => n.nodeId)).toEqual(['b1', 'b2']);
   });
 
-  it('shows both sites in the combined view, with the sites own figures', async () => {
+  it('shows both sites in the combined view, which nobody can place through', async () => {
     await waitFor(
       async () => {
-        const rows = await nodesOf(viewClient);
+        const rows = await nodesOf(reader);
         return rows.length === 4 && rows.every((r) => r.liveness === 'ready') && rows.reduce((s, r) => s + r.committedMiB, 0) === 2048;
       },
       { timeoutMs: 10_000, intervalMs: 100, message: 'the combined view to list a1, a2, b1, b2 ready with 2 GiB committed' },
     );
-    const rows = await nodesOf(viewClient);
+    const rows = await nodesOf(reader);
     expect(rows.map((r) => [r.nodeId, r.site])).toEqual([
       ['a1', 'a'],
       ['a2', 'a'],
       ['b1', 'b'],
       ['b2', 'b'],
     ]);
+    // The hub refuses a reader's place (it may publish only allot.read.>), and no agent is reachable from VIEW anyway.
+    const place = await requestTyped(
+      reader,
+      schedSubject('place', 'acme'),
+      { request: { requestId: 'via-view', tenantId: 'acme', resources: { memoryMiB: 1024, vcpus: 1 } } },
+      SCHED_ENDPOINTS.place.reply,
+      { timeoutMs: 1_000 },
+    );
+    expect(place.ok).toBe(false);
+    expect([...(await heldBy(siteA)).keys(), ...(await heldBy(siteB)).keys()].sort()).toEqual(['a-0', 'b-0']);
   });
 
   it('keeps placing in each site while the link is cut, and converges with nothing lost once it heals', async () => {
     await link.cut();
     // The view stops hearing site B: its nodes turn suspect there, and only there.
-    await waitFor(async () => {
-      const l = liveness(await nodesOf(viewClient));
-      return l['b1'] === 'suspect' && l['b2'] === 'suspect' && l['a1'] === 'ready' && l['a2'] === 'ready';
-    }, { timeoutMs: 10_000, intervalMs: 100, message: 'site B suspect in the combined view while the link is cut' });
+    await waitFor(
+      async () => {
+        const l = liveness(await nodesOf(reader));
+        return l['b1'] === 'suspect' && l['b2'] === 'suspect' && l['a1'] === 'ready' && l['a2'] === 'ready';
+      },
+      { timeoutMs: 10_000, intervalMs: 100, message: 'site B suspect in the combined view while the link is cut' },
+    );
 
     for (let i = 1; i <= 3; i++) {
       acknowledged.a.set(`a-${i}`, await placeIn(siteA, `a-${i}`));
@@ -232,7 +236,7 @@ describe('two sites joined by a leaf node', () => {
     await waitFor(
       async () => {
         const own = [...(await nodesOf(siteA.nc)), ...(await nodesOf(siteB.nc))];
-        const combined = await nodesOf(viewClient);
+        const combined = await nodesOf(reader);
         expected = committed(own);
         return combined.every((r) => r.liveness === 'ready') && JSON.stringify(committed(combined)) === JSON.stringify(expected);
       },
