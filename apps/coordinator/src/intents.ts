@@ -1,5 +1,13 @@
 import { createHash } from 'node:crypto';
-import { AllocationIdSchema, AllotErrorSchema, EpochMsSchema, NodeIdSchema, RequestIdSchema, TenantIdSchema } from '@allot/core';
+import {
+  AllocationIdSchema,
+  AllotErrorSchema,
+  EpochMsSchema,
+  HugepagesRequestSchema,
+  NodeIdSchema,
+  RequestIdSchema,
+  TenantIdSchema,
+} from '@allot/core';
 import { PlaceReplySchema, PlaceRequestSchema, type PlaceRequest } from '@allot/protocol';
 import { z } from 'zod';
 
@@ -44,6 +52,8 @@ export const PlacementIntentSchema = z.object({
   /** memory and vCPUs: what the intent counts against the tenant's usage while pending or placed. */
   memoryMiB: z.int().min(0),
   vcpus: z.int().min(0),
+  /** The request's hugepages, counted against the tenant's maxHugepagesMiB like the amounts above (absent: none). */
+  hugepages: HugepagesRequestSchema.optional(),
   /**
    * A resize that grows, in flight (resize.ts): its request id and the amounts before it. The amounts above already
    * count the growth (held before the agent was asked); the agent's answer settles them, a retry of the same resize

@@ -196,6 +196,7 @@ export class PlaceFlow {
               nodeId,
               memoryMiB: resources.memoryMiB,
               vcpus: resources.vcpus,
+              ...(req.request.memory?.hugepages === undefined ? {} : { hugepages: req.request.memory.hugepages }),
               ...(move === undefined
                 ? { asked: req }
                 : { movesFrom: move.movesFrom, ...(move.asked === undefined ? {} : { asked: move.asked }) }),

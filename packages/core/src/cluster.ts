@@ -127,6 +127,12 @@ export const TenantQuotaSchema = z.object({
   maxMemoryMiB: z.int().min(0).optional(),
   maxVmsPerNode: z.int().min(0).optional(),
   /**
+   * Hugepages the tenant's VMs may hold, in MiB of pages per page size (Kubernetes' ResourceQuota
+   * `requests.hugepages-2Mi`), counted apart from maxMemoryMiB as hosts count them apart from memory. A size absent:
+   * unlimited; 0: none.
+   */
+  maxHugepagesMiB: z.object({ '2Mi': z.int().min(0).optional(), '1Gi': z.int().min(0).optional() }).optional(),
+  /**
    * The priority of every place and check of the tenant, whatever the request names (the coordinator sets it).
    * Absent: the coordinator's configured default (tenantDefaults.priority, 0).
    */

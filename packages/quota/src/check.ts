@@ -1,22 +1,34 @@
-import { err, ok, MemoryMiBSchema, NodeIdSchema, VcpuCountSchema, type Result, type TenantQuota } from '@allot/core';
+import {
+  err,
+  ok,
+  HugepagesRequestSchema,
+  MemoryMiBSchema,
+  NodeIdSchema,
+  VcpuCountSchema,
+  type Result,
+  type TenantQuota,
+} from '@allot/core';
 import { z } from 'zod';
-import type { TenantUsage } from './usage.ts';
+import { hugepagesOf, type TenantUsage } from './usage.ts';
 
 /** What a tenant asks for: one VM of this size, on this node when it is already chosen. */
 export const QuotaRequestSchema = z.object({
   memoryMiB: MemoryMiBSchema,
   vcpus: VcpuCountSchema,
+  hugepages: HugepagesRequestSchema.optional(),
   /** Without a node, maxVmsPerNode is not checked: the placement checks it per candidate (vmsPerNodeAllows). */
   nodeId: NodeIdSchema.optional(),
 });
 export type QuotaRequest = z.infer<typeof QuotaRequestSchema>;
 
 /** The limits of a TenantQuota, in the order checkQuota checks them. */
-export const QUOTA_LIMITS = ['maxVms', 'maxVmsPerNode', 'maxVcpus', 'maxMemoryMiB'] as const;
+export const QUOTA_LIMITS = ['maxVms', 'maxVmsPerNode', 'maxVcpus', 'maxMemoryMiB', 'maxHugepagesMiB'] as const;
 export type QuotaLimit = (typeof QUOTA_LIMITS)[number];
 
 interface Crossing {
   readonly limit: QuotaLimit;
+  /** maxHugepagesMiB: which page size. */
+  readonly hugepages?: string;
   readonly limitValue: number;
   readonly current: number;
   readonly requested: number;
@@ -42,6 +54,7 @@ export function checkQuota(quota: TenantQuota, usage: TenantUsage, request: Quot
   return err('quota_exceeded', `tenant ${quota.tenantId}: ${first.message}`, {
     tenantId: quota.tenantId,
     limit: first.limit,
+    ...(first.hugepages === undefined ? {} : { hugepages: first.hugepages }),
     limitValue: first.limitValue,
     current: first.current,
     requested: first.requested,
@@ -97,6 +110,21 @@ function quotaCrossings(quota: TenantQuota, usage: TenantUsage, request: QuotaRe
       requested: request.memoryMiB,
       message: `memory ${usage.memoryMiB} MiB + ${request.memoryMiB} MiB would exceed the limit of ${quota.maxMemoryMiB} MiB`,
     });
+  }
+  const huge = hugepagesOf({ nodeId: request.nodeId ?? '-', ...request });
+  if (huge !== undefined) {
+    const current = usage.hugepagesMiB?.[huge.size] ?? 0;
+    const limitValue = quota.maxHugepagesMiB?.[huge.size];
+    if (crosses(limitValue, current, huge.mib)) {
+      crossings.push({
+        limit: 'maxHugepagesMiB',
+        hugepages: huge.size,
+        limitValue,
+        current,
+        requested: huge.mib,
+        message: `hugepages-${huge.size} ${current} MiB + ${huge.mib} MiB would exceed the limit of ${limitValue} MiB`,
+      });
+    }
   }
   return crossings;
 }

@@ -1,7 +1,7 @@
 import { err, ok, TenantIdSchema, TenantQuotaSchema, type Result, type TenantQuota } from '@allot/core';
 import { z } from 'zod';
 import { checkQuota } from './check.ts';
-import { applyPlacement, applyRelease, emptyUsage, TenantUsageSchema, type Placement, type TenantUsage } from './usage.ts';
+import { applyPlacement, applyRelease, countHugepages, emptyUsage, TenantUsageSchema, type Placement, type TenantUsage } from './usage.ts';
 
 /*
  * A tenant's usage record: the counters the coordinators keep in KV, one key per tenant, and the tenant's quota limits
@@ -135,12 +135,13 @@ export function releasePlacement(record: TenantUsageRecord, placement: Placement
 /** The usage a set of placements adds up to (a recount from the counting intents). */
 export function usageOf(placements: Iterable<Placement>): TenantUsage {
   // Summed in place rather than by folding applyPlacement, which copies vmsPerNode at every step (quadratic).
-  const usage = emptyUsage();
+  let usage = emptyUsage();
   for (const p of placements) {
     usage.vms += 1;
     usage.vcpus += p.vcpus;
     usage.memoryMiB += p.memoryMiB;
     usage.vmsPerNode[p.nodeId] = (usage.vmsPerNode[p.nodeId] ?? 0) + 1;
+    if (p.hugepages !== undefined) usage = countHugepages(usage, p, 1);
   }
   return usage;
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { MemoryMiBSchema, NodeIdSchema, VcpuCountSchema } from '@allot/core';
+import { HugepagesRequestSchema, MemoryMiBSchema, NodeIdSchema, VcpuCountSchema, type HugepagesRequest } from '@allot/core';
 
 /*
  * A tenant's usage across the whole cluster, and the two pure steps that move it: a placement adds one VM, a release
@@ -17,16 +17,53 @@ export const TenantUsageSchema = z.object({
   vcpus: z.int().min(0),
   memoryMiB: z.int().min(0),
   vmsPerNode: z.record(NodeIdSchema, z.int().min(1)),
+  /**
+   * MiB of hugepages per page size held by the VMs that asked for them; a size at 0 is absent, and the whole field is
+   * absent when none are held (so records written before it, and a recount, read the same).
+   */
+  hugepagesMiB: z.object({ '2Mi': z.int().min(1).optional(), '1Gi': z.int().min(1).optional() }).optional(),
 });
 export type TenantUsage = z.infer<typeof TenantUsageSchema>;
+
+/** A page size's key in quotas and usage, kube's suffix: `2Mi`, `1Gi`. */
+export type HugepageSize = '2Mi' | '1Gi';
+
+export function hugepageSizeOf(pageSizeMiB: number): HugepageSize {
+  return pageSizeMiB === 1024 ? '1Gi' : '2Mi';
+}
+
+/** The MiB of hugepages a placement holds, and of which size (undefined: none). */
+export function hugepagesOf(placement: Placement): { size: HugepageSize; mib: number } | undefined {
+  const huge = placement.hugepages;
+  return huge === undefined ? undefined : { size: hugepageSizeOf(huge.pageSizeMiB), mib: huge.pageSizeMiB * huge.count };
+}
+
+/** The usage's hugepage figures with `delta` MiB more of `size` (never below 0; zeros and an empty set dropped). */
+function withHugepages(current: TenantUsage['hugepagesMiB'], size: HugepageSize, delta: number): TenantUsage['hugepagesMiB'] {
+  const next = { ...current, [size]: Math.max(0, (current?.[size] ?? 0) + delta) };
+  if (next[size] === 0) delete next[size];
+  return Object.keys(next).length === 0 ? undefined : next;
+}
+
+/** `usage` with its hugepages moved by `sign` times the placement's (a placement without hugepages: unchanged). */
+export function countHugepages(usage: TenantUsage, placement: Placement, sign: 1 | -1): TenantUsage {
+  const held = hugepagesOf(placement);
+  if (held === undefined) return usage;
+  const { hugepagesMiB: _old, ...rest } = usage;
+  const next = withHugepages(usage.hugepagesMiB, held.size, sign * held.mib);
+  return next === undefined ? rest : { ...rest, hugepagesMiB: next };
+}
 
 /** One VM's share of a tenant's usage: where it runs and what it holds. */
 export const PlacementSchema = z.object({
   nodeId: NodeIdSchema,
   memoryMiB: MemoryMiBSchema,
   vcpus: VcpuCountSchema,
+  /** The VM's hugepages (its request's memory.hugepages), counted apart from memoryMiB. */
+  hugepages: HugepagesRequestSchema.optional(),
 });
 export type Placement = z.infer<typeof PlacementSchema>;
+export type { HugepagesRequest };
 
 /** The usage of a tenant that holds nothing. */
 export function emptyUsage(): TenantUsage {
@@ -40,12 +77,14 @@ export function emptyUsage(): TenantUsage {
 export function applyPlacement(usage: TenantUsage, placement: Placement): TenantUsage {
   assertPlacement(placement);
   const onNode = usage.vmsPerNode[placement.nodeId] ?? 0;
-  return {
+  const next: TenantUsage = {
+    ...usage,
     vms: usage.vms + 1,
     vcpus: usage.vcpus + placement.vcpus,
     memoryMiB: usage.memoryMiB + placement.memoryMiB,
     vmsPerNode: { ...usage.vmsPerNode, [placement.nodeId]: onNode + 1 },
   };
+  return countHugepages(next, placement, 1);
 }
 
 /**
@@ -62,12 +101,14 @@ export function applyRelease(usage: TenantUsage, placement: Placement): TenantUs
   const vmsPerNode = { ...usage.vmsPerNode };
   if (onNode === 1) delete vmsPerNode[placement.nodeId];
   else vmsPerNode[placement.nodeId] = onNode - 1;
-  return {
+  const next: TenantUsage = {
+    ...usage,
     vms: Math.max(0, usage.vms - 1),
     vcpus: Math.max(0, usage.vcpus - placement.vcpus),
     memoryMiB: Math.max(0, usage.memoryMiB - placement.memoryMiB),
     vmsPerNode,
   };
+  return countHugepages(next, placement, -1);
 }
 
 function assertPlacement(placement: Placement): void {

@@ -125,6 +125,28 @@ describe('IntentStore', () => {
     expect(!over.ok && over.error.code).toBe('quota_exceeded');
   });
 
+  it("counts an intent's hugepages against the tenant's maxHugepagesMiB in the same batch, gives them back, and recounts them", async () => {
+    const { store } = setup();
+    const s = store('c1');
+    await s.setQuota(TenantQuotaSchema.parse({ tenantId: 'acme', maxHugepagesMiB: { '1Gi': 2048 } }));
+    const huge = (id: string): NewIntent => ({ ...intent(id), hugepages: { pageSizeMiB: 1024, count: 1 } });
+    const one = await s.create(huge('h1'));
+    expect((await s.create(huge('h2'))).ok).toBe(true);
+    const over = await s.create(huge('h3'));
+    expect(over.ok ? 'admitted' : [over.error.code, over.error.message]).toEqual([
+      'quota_exceeded',
+      'tenant acme: hugepages-1Gi 2048 MiB + 1024 MiB would exceed the limit of 2048 MiB',
+    ]);
+    expect((await s.create(intent('plain'))).ok).toBe(true); // memory without hugepages is not limited by it
+    if (!one.ok) throw new Error(one.error.message);
+    expect((await s.failed(one.value, errorOf('insufficient_capacity', 'full'))).ok).toBe(true);
+    const u = await s.usage('acme');
+    expect(u.ok && u.value?.value.usage.hugepagesMiB).toEqual({ '1Gi': 1024 });
+    const recount = await s.recount('acme');
+    expect(recount.ok && recount.value.after.usage.hugepagesMiB).toEqual({ '1Gi': 1024 });
+    expect((await s.create(huge('h3'))).ok).toBe(true);
+  });
+
   it('rebuilds a tenant usage record from its counting intents (quota.recount)', async () => {
     const { bucket, store } = setup();
     const s = store('c1');

@@ -36,6 +36,8 @@ export interface NewIntent {
   readonly nodeId: string;
   readonly memoryMiB: number;
   readonly vcpus: number;
+  /** The request's hugepages, counted against the tenant's maxHugepagesMiB. */
+  readonly hugepages?: PlacementIntent['hugepages'];
   /** The place request as asked (kept for a later move of it). */
   readonly asked?: PlacementIntent['asked'];
   /** A move's destination: written without counting (its source counts). */
@@ -80,7 +82,9 @@ export function decodeUsage(bytes: Uint8Array): Result<TenantUsageRecord> {
 }
 
 function placementOf(intent: PlacementIntent): Placement {
-  return { nodeId: intent.nodeId, memoryMiB: intent.memoryMiB, vcpus: intent.vcpus };
+  const placement: Placement = { nodeId: intent.nodeId, memoryMiB: intent.memoryMiB, vcpus: intent.vcpus };
+  if (intent.hugepages !== undefined) placement.hugepages = intent.hugepages;
+  return placement;
 }
 
 /**
