@@ -82,7 +82,7 @@ function keyOf(row: NodeRow): string {
  * coalesced into one delta (a node that sent ten snapshots is one row, its latest), so a churning cluster costs a page
  * at most four messages a second whatever the rate of change. A tick is O(nodes that reported since the last), plus
  * a pass over every node at most once a second for the cluster summary and the tenants: at 10,000 nodes three sorted
- * passes every 250 ms had made the dashboard a coordinator's busiest work (docs/benchmarks.md, "Fleet").
+ * passes every 250 ms took a fifth of a core, connected page or not (docs/benchmarks.md, "Fleet").
  */
 export class DashboardModel {
   readonly series: SeriesRing;
