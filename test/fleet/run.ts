@@ -1,5 +1,5 @@
 import { AllocationSchema, UsageSnapshotSchema } from '@allot/core';
-import { agentSubject, decode, encode, KV_PLACEMENTS, PlaceReplySchema, schedSubject } from '@allot/protocol';
+import { agentSubject, decode, encode, PlaceReplySchema, schedSubject } from '@allot/protocol';
 import { ensureKv, requestTyped } from '@allot/nats';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { measureKvAlone } from '../../apps/coordinator/bench/kv-alone.ts';
@@ -36,6 +36,8 @@ export interface FleetRunOptions {
 const TENANTS = 100;
 /** No measuring phase runs longer than this (the sequential places half of it), whatever the counts. */
 const PHASE_CAP_MS = 20_000;
+/** The bucket the per-size KV probe writes (as allot_placements is set up, but watched by no coordinator). */
+const PROBE_BUCKET = 'fleet_probe';
 /** How long a view may take to show every host ready after the fleet grew. */
 const VIEW_WAIT_MS = 90_000;
 
@@ -49,9 +51,11 @@ const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) :
  * fleet writes).
  */
 async function kvBatchP50(nc: NatsConnection, tag: string, count: number): Promise<number> {
-  const kv = await ensureKv(jetstream(nc), KV_PLACEMENTS, { history: 1, replicas: 1, allowAtomic: true, allowMsgTtl: true });
+  // A bucket of its own with the placements bucket's settings: the coordinators watch allot_placements, and probe
+  // records there would be read (and refused, and logged) by every one of them.
+  const kv = await ensureKv(jetstream(nc), PROBE_BUCKET, { history: 1, replicas: 1, allowAtomic: true, allowMsgTtl: true });
   if (!kv.ok) throw new Error(kv.error.message);
-  const bucket = new NatsBucket(nc, kv.value, KV_PLACEMENTS);
+  const bucket = new NatsBucket(nc, kv.value, PROBE_BUCKET);
   const value = encode({ probe: tag });
   const ms: number[] = [];
   for (let i = 0; i < count; i++) {
@@ -128,7 +132,13 @@ export async function runFleet(o: FleetRunOptions, log: (line: string) => void =
     const echoRate = (echoPipe.done * 1000) / echoPipe.ms;
     const echoP50 = quantile(sortNum(echoSeq), 0.5);
     await responder.close();
-    const kv = await measureKvAlone(client, { tag: 'fleet', replicas: 1, count: 1_000, batchWindow: 16, casWindow: o.window });
+    // The KV alone on a server of its own (same machine, same disk): measureKvAlone writes into allot_placements, whose
+    // records the coordinators would then load (fake intents and usage records of hundreds of tenants).
+    const aloneServer = await startNatsServer();
+    const aloneClient = await connectTo(aloneServer.url, 'fleet-kv-alone');
+    const kv = await measureKvAlone(aloneClient, { tag: 'fleet', replicas: 1, count: 1_000, batchWindow: 16, casWindow: o.window });
+    await aloneClient.close();
+    await aloneServer.stop();
     const ingest = await snapshotIngestCost();
     log(`alone: one snapshot (64 cores) ${ingest.bytes} bytes, decode + validate ${fmt(ingest.micros)} µs`);
     log(
