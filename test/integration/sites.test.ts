@@ -45,7 +45,7 @@ accounts {
   VIEW: {
     jetstream: enabled
     users: [
-      { user: view, password: view, permissions: { publish: { deny: ["allot.agent.>"] } } }
+      { user: view, password: view, permissions: { publish: { deny: ["allot.agent.>", "allot.sched.>", "allot.op.>"] } } }
       { user: reader, password: reader, permissions: { publish: ["allot.read.>"], subscribe: ["_INBOX.>"] } }
     ]
     imports: [
@@ -56,13 +56,23 @@ accounts {
 }
 `;
 
+/** What infra/sites/site-leaf.conf keeps from crossing whatever the hub allows. */
+const NOT_ACROSS = JSON.stringify(['allot.agent.>', 'allot.sched.>', 'allot.op.>', 'allot.read.>', 'allot.events.>', '$KV.>']);
+
 /**
  * A site's server as a leaf of the hub, as its link user. The hub advertises its own leaf port; ignoring it keeps site
  * B's link on the proxy, as a WAN address would be the only way between two sites.
  */
-const leafConfig = (port: number, user: string) =>
-  `leafnodes { remotes: [{ url: "nats-leaf://${user}:${user}@127.0.0.1:${port}", ignore_discovered_servers: true }] }`;
-
+const leafConfig = (port: number, user: string) => `
+leafnodes {
+  remotes: [{
+    url: "nats-leaf://${user}:${user}@127.0.0.1:${port}"
+    ignore_discovered_servers: true
+    deny_exports: ${NOT_ACROSS}
+    deny_imports: ${NOT_ACROSS}
+  }]
+}
+`;
 /** A TCP proxy standing for the WAN between the sites: cut() drops every connection and refuses new ones, heal() listens again. */
 async function startLink(listenPort: number, targetPort: number) {
   const sockets = new Set<Socket>();
