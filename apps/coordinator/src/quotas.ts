@@ -6,7 +6,7 @@ import { decodeUsage, tenantIdOfKey, type IntentStore } from './intents/intent-s
 /** What quota.get answers. */
 export interface TenantQuotaView {
   quota: TenantQuota;
-  usage: { vms: number; vcpus: number; memoryMiB: number };
+  usage: { vms: number; vcpus: number; memoryMiB: number; hugepagesMiB?: { '2Mi'?: number; '1Gi'?: number } };
 }
 
 /** What quota.recount answers: the counters before and after the rebuild. */
@@ -112,7 +112,8 @@ export class QuotaService {
 }
 
 function countersOf(record: TenantUsageRecord): TenantQuotaView['usage'] {
-  return { vms: record.usage.vms, vcpus: record.usage.vcpus, memoryMiB: record.usage.memoryMiB };
+  const { vms, vcpus, memoryMiB, hugepagesMiB } = record.usage;
+  return hugepagesMiB === undefined ? { vms, vcpus, memoryMiB } : { vms, vcpus, memoryMiB, hugepagesMiB };
 }
 
 function viewOf(record: TenantUsageRecord): TenantQuotaView {

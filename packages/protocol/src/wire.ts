@@ -324,10 +324,18 @@ export const NodesRequestSchema = z.object({
 export const NodeRequestSchema = z.object({ nodeId: NodeIdSchema });
 export const NodesReplySchema = z.object({ nodes: z.array(NodeViewSchema) });
 
+const UsageCountersSchema = z.object({
+  vms: z.int().min(0),
+  vcpus: z.int().min(0),
+  memoryMiB: z.int().min(0),
+  /** MiB of hugepages per page size held (absent: none, or a coordinator older than hugepage quotas). */
+  hugepagesMiB: z.object({ '2Mi': z.int().min(0).optional(), '1Gi': z.int().min(0).optional() }).optional(),
+});
+
 /** A tenant's quota with its current cluster-wide use, as the coordinator enforces it. */
 export const TenantQuotaViewSchema = z.object({
   quota: TenantQuotaSchema,
-  usage: z.object({ vms: z.int().min(0), vcpus: z.int().min(0), memoryMiB: z.int().min(0) }),
+  usage: UsageCountersSchema,
 });
 
 export const QuotaImportRequestSchema = z.object({
@@ -337,7 +345,6 @@ export const QuotaImportRequestSchema = z.object({
 });
 /** quota.recount (operators): rebuild a tenant's usage counters from its counting placement intents. */
 export const QuotaRecountRequestSchema = z.object({ requestId: RequestIdSchema, tenantId: TenantIdSchema });
-const UsageCountersSchema = z.object({ vms: z.int().min(0), vcpus: z.int().min(0), memoryMiB: z.int().min(0) });
 /** The counters before (null: the tenant had no usage record) and after the rebuild. */
 export const QuotaRecountReplySchema = z.object({
   tenantId: TenantIdSchema,

@@ -6,7 +6,7 @@ import { renderNodes } from '../render/nodes.ts';
 import { requestAndPrint, withSession } from '../run-request.ts';
 import type { Command } from './command.ts';
 
-const HELP = `Usage: allot nodes [--state ready|suspect|lost|draining|decommissioned] [--liveness ready|suspect|lost] [--label key=value ...]
+const HELP = `Usage: allot nodes [--state ready|suspect|lost|draining|decommissioned] [--liveness ready|suspect|lost] [--label key=value ...] [-o wide]
 
 Every node the coordinators know: state, health, cordon, memory and vCPUs as committed/effective/used
 (effective = (capacity - reserve) x overcommit), labels, and when it last reported. The state is the operator's
@@ -17,6 +17,8 @@ word over the heartbeats: decommissioned (allot node decommission; shown until n
   --state <s>         only nodes in this state
   --liveness <l>      only nodes of this liveness (heartbeats alone)
   --label key=value   only nodes with this label (repeatable: all must match)
+  -o wide             also the free memory and free hugepages of each NUMA node (0:656 MiB 1:6.5 GiB;
+                      2Mi 0:56 1:256), '-' for a node whose agent publishes no per-node figures
 
 ${CONNECTION_HELP}`;
 
@@ -34,6 +36,7 @@ export const nodesCommand: Command = {
           liveness: { type: 'string' },
           state: { type: 'string' },
           label: { type: 'string', multiple: true },
+          output: { type: 'string', short: 'o' },
         },
         strict: true,
         allowPositionals: false,
@@ -45,6 +48,8 @@ export const nodesCommand: Command = {
       ctx.out(HELP);
       return EXIT.ok;
     }
+    if (v.output !== undefined && v.output !== 'wide')
+      return usageError(ctx, 'nodes', `-o: "${v.output}" is not wide (use --json for JSON)`);
     const request: { liveness?: string; state?: string; labels?: Record<string, string> } = {};
     if (v.state !== undefined) {
       if (!NodeStateSchema.safeParse(v.state).success)
@@ -62,7 +67,9 @@ export const nodesCommand: Command = {
       request.labels = { ...request.labels, [label.slice(0, eq)]: label.slice(eq + 1) };
     }
     return withSession(ctx, 'nodes', v, (session) =>
-      requestAndPrint(ctx, 'nodes', session, 'nodes', request, v.json === true, (reply) => renderNodes(reply.nodes, ctx.now())),
+      requestAndPrint(ctx, 'nodes', session, 'nodes', request, v.json === true, (reply) =>
+        renderNodes(reply.nodes, ctx.now(), { wide: v.output === 'wide' }),
+      ),
     );
   },
 };

@@ -6,6 +6,7 @@ import { COMMON_OPTIONS, parseArgs, parseInteger, positionalsExactly, tryParse, 
 import { CONNECTION_HELP, CONNECTION_OPTIONS } from '../connection.ts';
 import type { CliContext } from '../context.ts';
 import { EXIT } from '../exit-codes.ts';
+import { parseHugepagesQuota } from '../parse/hugepages.ts';
 import { parseMemoryMiB } from '../parse/memory.ts';
 import { parseRate } from '../parse/rate.ts';
 import { renderImportReport, renderQuota, renderRecount } from '../render/quota.ts';
@@ -14,14 +15,17 @@ import type { Command } from './command.ts';
 
 const HELP = `Usage: allot quotas get <tenant>
        allot quotas set <tenant> [--max-vms n] [--max-vcpus n] [--max-memory MiB] [--max-vms-per-node n]
-                                 [--priority n] [--place-rate 100/hour ...] [--release-rate 10/second ...]
+                                 [--max-hugepages 2Mi:MiB ...] [--priority n] [--place-rate 100/hour ...]
+                                 [--release-rate 10/second ...]
        allot quotas import-legacy <file.json>
        allot quotas recount <tenant>
 
   get             the tenant's quota and its current cluster-wide use
   set             replaces the tenant's quota with exactly the limits given: a limit not named is no limit
                   (so 'allot quotas set t' with no flag lifts every limit). Rates: count/second|minute|hour,
-                  repeatable (up to 3 each), kept in their unit (100/hour is not rounded to 0/second)
+                  repeatable (up to 3 each), kept in their unit (100/hour is not rounded to 0/second).
+                  --max-hugepages 2Mi:1G (or 1Gi:8G): the MiB of that page size's hugepages the tenant's VMs may
+                  hold, counted apart from --max-memory (kube's requests.hugepages-2Mi); one per page size
   import-legacy   sends the legacy quota documents of the file (a JSON array, or {"documents": [...]}) to the
                   migration and prints its report: per tenant migrated / updated / unchanged / skipped, warnings
   recount         rebuilds the tenant's usage counters from its placements that count (pending and placed
@@ -38,13 +42,23 @@ const OPTIONS = {
   'max-vcpus': { type: 'string' },
   'max-memory': { type: 'string' },
   'max-vms-per-node': { type: 'string' },
+  'max-hugepages': { type: 'string', multiple: true },
   priority: { type: 'string' },
   'place-rate': { type: 'string', multiple: true },
   'release-rate': { type: 'string', multiple: true },
   'request-id': { type: 'string' },
 } as const;
 
-const SET_ONLY = ['max-vms', 'max-vcpus', 'max-memory', 'max-vms-per-node', 'priority', 'place-rate', 'release-rate'] as const;
+const SET_ONLY = [
+  'max-vms',
+  'max-vcpus',
+  'max-memory',
+  'max-vms-per-node',
+  'max-hugepages',
+  'priority',
+  'place-rate',
+  'release-rate',
+] as const;
 
 function rates(flag: string, texts: readonly string[] | undefined): { ok: true; value: Rate[] } | { ok: false; message: string } {
   const out: Rate[] = [];
@@ -132,6 +146,9 @@ export const quotasCommand: Command = {
           if (!m.ok) return usageError(ctx, 'quotas', m.message);
           quota['maxMemoryMiB'] = m.value;
         }
+        const hugepages = parseHugepagesQuota(v['max-hugepages']);
+        if (!hugepages.ok) return usageError(ctx, 'quotas', hugepages.message);
+        if (hugepages.value !== undefined) quota['maxHugepagesMiB'] = hugepages.value;
         const place = rates('place-rate', v['place-rate']);
         if (!place.ok) return usageError(ctx, 'quotas', place.message);
         const release = rates('release-rate', v['release-rate']);

@@ -6,6 +6,7 @@ import {
   MAX_RESERVATION_TTL_MS,
   PLACEMENT_STRATEGIES,
   type LabelConstraint,
+  type MemoryOptions,
   type PlacementOptions,
 } from '@allot/core';
 import { PlaceRequestSchema, type PlaceRequest } from '@allot/protocol';
@@ -21,6 +22,8 @@ export const PLACE_OPTIONS = {
   vcpus: { type: 'string' },
   exclusive: { type: 'boolean' },
   numa: { type: 'string' },
+  'numa-node': { type: 'string' },
+  hugepages: { type: 'string' },
   'thread-policy': { type: 'string' },
   'cpu-policy': { type: 'string' },
   priority: { type: 'string' },
@@ -44,7 +47,10 @@ export const PLACE_HELP = `  --tenant <t>            the tenant (required)
   --memory <MiB>          memory in MiB (4096), or with a binary unit (4G = 4GiB = 4096 MiB)
   --vcpus <n>             vCPUs
   --exclusive             whole dedicated cores, pinned, never overcommitted (default: the shared pool)
-  --numa any|prefer|require   NUMA locality of the cores (default any)
+  --numa any|prefer|require   NUMA locality of the cores (default any); with require and no --numa-node, the
+                          cores, memory and hugepages all come from one NUMA node where they all fit
+  --numa-node <n>         take the memory (and hugepages) from this NUMA node, or be refused naming it
+  --hugepages <size>:<n>  n hugepages of 2Mi or 1Gi besides --memory (kube's hugepages-2Mi), e.g. 2Mi:512
   --thread-policy isolate|require|prefer   with --exclusive, SMT siblings: isolate = one vCPU per physical core,
                           its siblings held idle (and counted as used); require = whole cores only; prefer = whole
                           cores first (default: the core policy decides and may split siblings)
@@ -72,6 +78,8 @@ export interface PlaceFlags {
   vcpus?: string | undefined;
   exclusive?: boolean | undefined;
   numa?: string | undefined;
+  'numa-node'?: string | undefined;
+  hugepages?: string | undefined;
   'thread-policy'?: string | undefined;
   'cpu-policy'?: string | undefined;
   priority?: string | undefined;
@@ -110,6 +118,8 @@ export function buildPlaceRequest(f: PlaceFlags, newId: () => string = randomUUI
   }
   if (f.numa !== undefined && !['any', 'prefer', 'require'].includes(f.numa))
     return usageProblem(`--numa: "${f.numa}" is not any, prefer or require`);
+  const memoryOptions = parseMemoryOptions(f);
+  if (!memoryOptions.ok) return memoryOptions;
   const threadPolicy = f['thread-policy'];
   if (threadPolicy !== undefined) {
     if (!(CPU_THREAD_POLICIES as readonly string[]).includes(threadPolicy))
@@ -161,6 +171,7 @@ export function buildPlaceRequest(f: PlaceFlags, newId: () => string = randomUUI
       resources: { memoryMiB: memory.value, vcpus: vcpus.value },
       priority,
       cpu: { exclusive: f.exclusive === true, numa: f.numa ?? 'any', threadPolicy, policy: cpuPolicy },
+      memory: memoryOptions.value,
       // The anti-affinity group travels with the allocation too, so the agent counts it per node (allot.group).
       metadata: group ? { 'allot.group': group.name } : {},
       reservation,
@@ -178,6 +189,24 @@ export function buildPlaceRequest(f: PlaceFlags, newId: () => string = randomUUI
   const parsed = PlaceRequestSchema.safeParse(raw);
   if (!parsed.success) return usageProblem(formatIssues(parsed.error).map(flagNameOf).join('; '));
   return parsedOk(parsed.data);
+}
+
+/** --numa-node and --hugepages as the request's memory options (undefined when neither is given). */
+function parseMemoryOptions(f: PlaceFlags): Parsed<MemoryOptions | undefined> {
+  const options: MemoryOptions = {};
+  if (f['numa-node'] !== undefined) {
+    const node = parseInteger('numa-node', f['numa-node'], 0, 255);
+    if (!node.ok) return node;
+    options.numaNode = node.value;
+  }
+  if (f.hugepages !== undefined) {
+    const m = /^\s*(2Mi|1Gi):(\d+)\s*$/.exec(f.hugepages);
+    if (m === null) return usageProblem(`--hugepages: "${f.hugepages}" is not <2Mi|1Gi>:<pages>`);
+    const count = parseInteger('hugepages', m[2] ?? '', 1, 16_777_216);
+    if (!count.ok) return count;
+    options.hugepages = { pageSizeMiB: m[1] === '1Gi' ? 1024 : 2, count: count.value };
+  }
+  return parsedOk(Object.keys(options).length === 0 ? undefined : options);
 }
 
 /** --toleration, --max-skew with --spread-label, --affinity and --prefer-affinity as placement options. */

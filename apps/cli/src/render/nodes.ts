@@ -1,7 +1,7 @@
-import type { Allocation, Health, NodeView } from '@allot/core';
+import type { Allocation, Health, NodeView, NumaMemoryUsage } from '@allot/core';
 import type { DecommissionReply, NodeState } from '@allot/protocol';
 import { renderTable } from '../format/table.ts';
-import { formatAge, formatLabels, formatMemoryTriple } from '../format/units.ts';
+import { formatAge, formatLabels, formatMemoryTriple, formatMiB } from '../format/units.ts';
 import { renderAllocationTable } from './allocations.ts';
 
 export function formatHealth(health: Health): string {
@@ -13,10 +13,36 @@ export function stateOf(n: NodeView): NodeState {
   return n.state ?? (n.liveness !== 'ready' ? n.liveness : n.snapshot.cordoned ? 'draining' : 'ready');
 }
 
-/** `allot nodes`: one row per node, memory and vCPUs as committed/effective/used; health reasons below the table. */
-export function renderNodes(nodes: readonly NodeView[], now: number): string {
+/** Free memory per NUMA node, `0:656 MiB 1:6.5 GiB` ('-' when the agent publishes no per-node figures). */
+export function formatNumaFreeMemory(numa: readonly NumaMemoryUsage[] | undefined): string {
+  return numa === undefined || numa.length === 0 ? '-' : numa.map((n) => `${n.node}:${formatMiB(n.freeMiB)}`).join(' ');
+}
+
+/** Free hugepages per size and NUMA node, `2Mi 0:56 1:256; 1Gi 0:0 1:0` ('-' when there are none). */
+export function formatNumaFreeHugepages(numa: readonly NumaMemoryUsage[] | undefined): string {
+  const sizes = [...new Set((numa ?? []).flatMap((n) => n.hugepages.map((p) => p.pageSizeMiB)))].sort((a, b) => a - b);
+  if (numa === undefined || sizes.length === 0) return '-';
+  return sizes
+    .map(
+      (size) =>
+        `${hugepageSize(size)} ${numa.map((n) => `${n.node}:${n.hugepages.find((p) => p.pageSizeMiB === size)?.free ?? 0}`).join(' ')}`,
+    )
+    .join('; ');
+}
+
+/** kube's suffix of a page size: 2 -> `2Mi`, 1024 -> `1Gi`. */
+export function hugepageSize(pageSizeMiB: number): string {
+  return pageSizeMiB % 1024 === 0 ? `${pageSizeMiB / 1024}Gi` : `${pageSizeMiB}Mi`;
+}
+
+/**
+ * `allot nodes`: one row per node, memory and vCPUs as committed/effective/used; health reasons below the table.
+ * `wide` adds the free memory and free hugepages of each NUMA node.
+ */
+export function renderNodes(nodes: readonly NodeView[], now: number, options: { wide?: boolean } = {}): string {
   if (nodes.length === 0) return 'No nodes have reported yet.';
   const sorted = [...nodes].sort((a, b) => a.nodeId.localeCompare(b.nodeId));
+  const wide = options.wide === true;
   const table = renderTable(
     [
       { header: 'NODE' },
@@ -27,6 +53,7 @@ export function renderNodes(nodes: readonly NodeView[], now: number): string {
       { header: 'VCPU c/e/u', align: 'right' },
       { header: 'LABELS' },
       { header: 'LAST SEEN' },
+      ...(wide ? [{ header: 'NUMA FREE MEMORY' }, { header: 'NUMA FREE HUGEPAGES' }] : []),
     ],
     sorted.map((n) => {
       const s = n.snapshot;
@@ -39,6 +66,7 @@ export function renderNodes(nodes: readonly NodeView[], now: number): string {
         `${s.cpu.committed}/${s.cpu.effectiveCapacity}/${s.cpu.used}`,
         formatLabels(s.labels),
         formatAge(now - n.lastSeen),
+        ...(wide ? [formatNumaFreeMemory(s.memory.numa), formatNumaFreeHugepages(s.memory.numa)] : []),
       ];
     }),
   );

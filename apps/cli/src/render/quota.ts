@@ -10,6 +10,20 @@ function limit(used: string, max: string | undefined): string {
   return max === undefined ? `${used} (no limit)` : `${used} of ${max}`;
 }
 
+type HugepageFigures = { '2Mi'?: number | undefined; '1Gi'?: number | undefined } | undefined;
+
+/** Per page size with a limit or a use: `2Mi 400 MiB of 512 MiB; 1Gi 2 GiB (no limit)`. */
+function hugepagesLine(max: HugepageFigures, used: HugepageFigures): string {
+  const sizes = (['2Mi', '1Gi'] as const).filter((size) => max?.[size] !== undefined || (used?.[size] ?? 0) > 0);
+  if (sizes.length === 0) return 'none (no limit)';
+  return sizes
+    .map((size) => {
+      const limitMiB = max?.[size];
+      return `${size} ${limit(formatMiB(used?.[size] ?? 0), limitMiB === undefined ? undefined : formatMiB(limitMiB))}`;
+    })
+    .join('; ');
+}
+
 /** `allot quotas get|set`: each limit beside what the tenant uses now. */
 export function renderQuota(view: QuotaView): string {
   const q = view.quota;
@@ -19,6 +33,7 @@ export function renderQuota(view: QuotaView): string {
     ['vms', limit(String(u.vms), q.maxVms?.toString())],
     ['vcpus', limit(String(u.vcpus), q.maxVcpus?.toString())],
     ['memory', limit(formatMiB(u.memoryMiB), q.maxMemoryMiB === undefined ? undefined : formatMiB(q.maxMemoryMiB))],
+    ['hugepages', hugepagesLine(q.maxHugepagesMiB, u.hugepagesMiB)],
     ['vms per node', q.maxVmsPerNode === undefined ? 'no limit' : String(q.maxVmsPerNode)],
     ['priority', q.priority === undefined ? 'default' : String(q.priority)],
     ['place rate', q.placeRates.length === 0 ? 'no limit' : q.placeRates.map(formatRate).join(', ')],

@@ -1,8 +1,8 @@
 import type { ClusterEfficiencyReply, ClusterUsage } from '@allot/protocol';
-import type { CoreState, NodeView, ResourceUsage } from '@allot/core';
+import type { CoreState, NodeView, NumaMemoryUsage, ResourceUsage } from '@allot/core';
 import { renderPairs, renderTable } from '../format/table.ts';
 import { formatAge, formatLabels, formatMiB, formatPermille } from '../format/units.ts';
-import { formatHealth } from './nodes.ts';
+import { formatHealth, hugepageSize } from './nodes.ts';
 
 function percentOf(part: number, whole: number): string {
   return whole === 0 ? '-' : formatPermille(Math.floor((part * 1000) / whole));
@@ -53,9 +53,21 @@ export function renderNodeUsage(view: NodeView, now: number): string {
       'cores',
       `${s.cpu.sharedCores} shared (${s.cpu.sharedVcpusCommitted}/${s.cpu.sharedVcpusCapacity} vCPUs), ${s.cpu.exclusiveCores} exclusive, ${s.cpu.reservedCores} reserved; overcommit x${s.overcommit.cpu}`,
     ],
+    ...numaLines(s.memory.numa),
     ['allocations', String(s.allocationCount)],
     ['tenants', tenants.length === 0 ? '-' : tenants.join('; ')],
   ]);
+}
+
+/** One line per NUMA node: what a request naming it could take, its pinned memory, and its hugepages used of total. */
+function numaLines(numa: readonly NumaMemoryUsage[] | undefined): [string, string][] {
+  return (numa ?? []).map((n) => {
+    const pages = n.hugepages.map((p) => `hugepages-${hugepageSize(p.pageSizeMiB)} ${p.used}/${p.total} used`).join(', ');
+    return [
+      `numa ${n.node}`,
+      `${n.freeMiB} MiB free of ${n.capacityMiB} MiB (${n.pinnedMiB} MiB pinned)${pages === '' ? '' : `; ${pages}`}`,
+    ];
+  });
 }
 
 /** `allot usage --node <id> --cores`: one row per logical core. */
