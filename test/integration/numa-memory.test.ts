@@ -226,3 +226,30 @@ describe('placement through a coordinator with NUMA memory and hugepages', () =>
     await cluster.stop();
   }, 120_000);
 });
+
+describe('one NUMA node for cores and memory, and hugepages in the quota, through a coordinator', () => {
+  it('places a request bound to one node where its cores and memory fit together, and counts hugepages against the tenant quota', async () => {
+    const cluster = await startLocalCluster({
+      agents: [{ nodeId: 'cells', simulatedHost: { cores: 8, memoryMiB: 16_384, numaNodes: 2, hugepages2MiPerNode: 64 } }],
+    });
+    const place = (requestId: string, body: Partial<AllocationRequestInput>) =>
+      cluster.sched('place', { request: { requestId, tenantId: 'vm', resources: { memoryMiB: 256, vcpus: 1 }, ...body } });
+    // Node 0 keeps 1064 of its 8064 MiB, its four cores free.
+    okValue(await place('fill', { resources: { memoryMiB: 7000, vcpus: 0 }, memory: { numaNode: 0 } }), 'fill');
+    const vm = okValue(await place('vm', { resources: { memoryMiB: 2000, vcpus: 4 }, cpu: { exclusive: true, numa: 'require' } }), 'vm');
+    expect([vm.allocation.cpu?.numaNodes, vm.allocation.memory]).toEqual([[1], { numaNode: 1 }]);
+
+    okValue(await cluster.sched('quota.set', { requestId: 'q-huge', quota: { tenantId: 'vm', maxHugepagesMiB: { '2Mi': 128 } } }), 'quota');
+    okValue(await place('h1', { memory: { hugepages: { pageSizeMiB: 2, count: 64 } } }), 'h1');
+    const over = await place('h2', { memory: { hugepages: { pageSizeMiB: 2, count: 1 } } });
+    expect(over.ok ? 'placed' : [over.error.code, over.error.message]).toEqual([
+      'quota_exceeded',
+      'tenant vm: hugepages-2Mi 128 MiB + 2 MiB would exceed the limit of 128 MiB',
+    ]);
+    const quota = okValue(await cluster.sched('quota.get', { tenantId: 'vm' }), 'quota.get');
+    expect(quota.usage.hugepagesMiB).toEqual({ '2Mi': 128 });
+    okValue(await cluster.sched('release', { requestId: 'rel-h1', placementRequestId: 'h1', tenantId: 'vm' }), 'release');
+    okValue(await place('h2', { memory: { hugepages: { pageSizeMiB: 2, count: 1 } } }), 'h2 after the release');
+    await cluster.stop();
+  }, 120_000);
+});
