@@ -258,6 +258,8 @@ export class CpuPool {
   reshape(allocationId: string, grant: CpuGrant): Result<void> {
     const held = this.holdings.get(allocationId);
     if (held === undefined) return err('conflict', `allocation ${allocationId} holds no cores to resize`, { allocationId });
+    // A resize of memory only (any grant, whole physical cores included) leaves the cores as they are: nothing to do.
+    if (sameGrant(held.grant, grant)) return ok(undefined);
     const shape = this.grantShape(grant);
     if (!shape.ok) return shape;
     if ((grant.mode === 'exclusive') !== held.exclusive)
