@@ -111,7 +111,7 @@ function quotaCrossings(quota: TenantQuota, usage: TenantUsage, request: QuotaRe
       message: `memory ${usage.memoryMiB} MiB + ${request.memoryMiB} MiB would exceed the limit of ${quota.maxMemoryMiB} MiB`,
     });
   }
-  const huge = hugepagesOf({ nodeId: request.nodeId ?? '-', ...request });
+  const huge = hugepagesOf(request);
   if (huge !== undefined) {
     const current = usage.hugepagesMiB?.[huge.size] ?? 0;
     const limitValue = quota.maxHugepagesMiB?.[huge.size];

@@ -26,15 +26,15 @@ export const TenantUsageSchema = z.object({
 export type TenantUsage = z.infer<typeof TenantUsageSchema>;
 
 /** A page size's key in quotas and usage, kube's suffix: `2Mi`, `1Gi`. */
-export type HugepageSize = '2Mi' | '1Gi';
+type HugepageSize = '2Mi' | '1Gi';
 
-export function hugepageSizeOf(pageSizeMiB: number): HugepageSize {
+function hugepageSizeOf(pageSizeMiB: number): HugepageSize {
   return pageSizeMiB === 1024 ? '1Gi' : '2Mi';
 }
 
-/** The MiB of hugepages a placement holds, and of which size (undefined: none). */
-export function hugepagesOf(placement: Placement): { size: HugepageSize; mib: number } | undefined {
-  const huge = placement.hugepages;
+/** The MiB of hugepages a placement (or a quota request) holds, and of which size (undefined: none). */
+export function hugepagesOf(held: { readonly hugepages?: HugepagesRequest | undefined }): { size: HugepageSize; mib: number } | undefined {
+  const huge = held.hugepages;
   return huge === undefined ? undefined : { size: hugepageSizeOf(huge.pageSizeMiB), mib: huge.pageSizeMiB * huge.count };
 }
 
@@ -63,7 +63,6 @@ export const PlacementSchema = z.object({
   hugepages: HugepagesRequestSchema.optional(),
 });
 export type Placement = z.infer<typeof PlacementSchema>;
-export type { HugepagesRequest };
 
 /** The usage of a tenant that holds nothing. */
 export function emptyUsage(): TenantUsage {

@@ -2,7 +2,7 @@ import { parsedOk, usageProblem, type Parsed } from '../args.ts';
 import { parseMemoryMiB } from './memory.ts';
 
 /** A quota's hugepage limits: MiB of pages per page size (TenantQuota.maxHugepagesMiB). */
-export type HugepagesQuota = { '2Mi'?: number; '1Gi'?: number };
+type HugepagesQuota = { '2Mi'?: number; '1Gi'?: number };
 
 /**
  * `--max-hugepages <2Mi|1Gi>:<amount>`, repeatable, one per page size: the MiB of that size's pages the tenant may

@@ -14,12 +14,12 @@ export function stateOf(n: NodeView): NodeState {
 }
 
 /** Free memory per NUMA node, `0:656 MiB 1:6.5 GiB` ('-' when the agent publishes no per-node figures). */
-export function formatNumaFreeMemory(numa: readonly NumaMemoryUsage[] | undefined): string {
+function formatNumaFreeMemory(numa: readonly NumaMemoryUsage[] | undefined): string {
   return numa === undefined || numa.length === 0 ? '-' : numa.map((n) => `${n.node}:${formatMiB(n.freeMiB)}`).join(' ');
 }
 
 /** Free hugepages per size and NUMA node, `2Mi 0:56 1:256; 1Gi 0:0 1:0` ('-' when there are none). */
-export function formatNumaFreeHugepages(numa: readonly NumaMemoryUsage[] | undefined): string {
+function formatNumaFreeHugepages(numa: readonly NumaMemoryUsage[] | undefined): string {
   const sizes = [...new Set((numa ?? []).flatMap((n) => n.hugepages.map((p) => p.pageSizeMiB)))].sort((a, b) => a - b);
   if (numa === undefined || sizes.length === 0) return '-';
   return sizes
