@@ -169,3 +169,47 @@ describe('the room of waits', () => {
     expect(unwrap(await h.getAllocations()).find((a) => a.requestId === 'fits')?.status).toBe('active');
   });
 });
+
+describe('deadlines and expiries side by side', () => {
+  it('expires a reservation at its own time while a later grace period runs, and ends two waits each at its deadline', async () => {
+    const clock = new FakeClock();
+    const journal = new MemoryJournal();
+    const h = host(journal, clock);
+    const a = unwrap(await h.allocate(vm('a', 1024, 0)));
+    const b = unwrap(await h.allocate(vm('b', 1024, 0)));
+    unwrap(await h.reserve(vm('r', 512, 0, { reservation: { ttlMs: 1_000 } })));
+    unwrap(await h.preempt(vm('late', 1024, 50), [a.id], { graceMs: 5_000 }));
+    unwrap(await h.preempt(vm('soon', 1024, 50), [b.id], { graceMs: 2_000 }));
+    const kinds = () =>
+      journal.records.flatMap((r) =>
+        r.kind === 'expired' ? [[r.kind, r.requestId]] : r.kind === 'preempted' ? [[r.kind, r.allocation.requestId]] : [],
+      );
+    clock.advance(1_000);
+    await settle();
+    expect(kinds()).toEqual([['expired', 'r']]);
+    clock.advance(1_000);
+    await settle();
+    expect(kinds()).toEqual([
+      ['expired', 'r'],
+      ['preempted', 'soon'],
+    ]);
+    expect(
+      unwrap(await h.getAllocations())
+        .map((x) => [x.requestId, x.status])
+        .sort(),
+    ).toEqual([
+      ['a', 'releasing'],
+      ['soon', 'active'],
+    ]);
+    clock.advance(3_000);
+    await settle();
+    expect(
+      unwrap(await h.getAllocations())
+        .map((x) => [x.requestId, x.status])
+        .sort(),
+    ).toEqual([
+      ['late', 'active'],
+      ['soon', 'active'],
+    ]);
+  });
+});
