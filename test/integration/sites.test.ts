@@ -18,6 +18,8 @@ import {
   tempDir,
   waitFor,
   type LocalCluster,
+  type NatsServerHandle,
+  type ProcessHandle,
 } from '../harness/index.ts';
 
 /*
@@ -47,6 +49,7 @@ accounts {
     users: [
       { user: view, password: view, permissions: { publish: { deny: ["allot.agent.>", "allot.sched.>", "allot.op.>"] } } }
       { user: reader, password: reader, permissions: { publish: ["allot.read.>"], subscribe: ["_INBOX.>"] } }
+      { user: unrestricted, password: unrestricted }
     ]
     imports: [
       { stream: { account: LINKA, subject: "allot.usage.>" } }
@@ -107,11 +110,13 @@ let siteA: LocalCluster;
 let siteB: LocalCluster;
 let link: Awaited<ReturnType<typeof startLink>>;
 let reader: NatsConnection;
+let hub: NatsServerHandle;
+let viewCoordinator: ProcessHandle;
 
 beforeAll(async () => {
   const leafPort = await freePort();
   const linkPort = await freePort();
-  const hub = await startNatsServer({ serverName: 'hub', jetstreamDomain: 'hub', extraConfig: hubConfig(leafPort) });
+  hub = await startNatsServer({ serverName: 'hub', jetstreamDomain: 'hub', extraConfig: hubConfig(leafPort) });
   link = await startLink(linkPort, leafPort);
   const site = (name: 'a' | 'b', port: number) =>
     startLocalCluster({
@@ -133,6 +138,9 @@ beforeAll(async () => {
       nats: { servers: [hub.url], user: 'view', password: 'view' },
       logLevel: 'info',
       liveness: LIVENESS,
+      readOnly: true,
+      // Were it to sweep (every second here), it would meet the agents it cannot reach.
+      sweep: { everyMs: 1_000, graceMs: 0 },
     }),
   );
   const view = spawnProcess({
@@ -141,6 +149,7 @@ beforeAll(async () => {
     args: ['--config', file],
     env: { ALLOT_LOG_FORMAT: 'json', NODE_ENV: 'test' },
   });
+  viewCoordinator = view;
   await view.waitForLine(isLogMsg('coordinator ready'), 30_000);
   reader = await connect({ servers: hub.url, user: 'reader', pass: 'reader', maxReconnectAttempts: -1, reconnectTimeWait: 50 });
   registerCleanup('view reader', async () => {
@@ -217,6 +226,17 @@ describe('two sites joined by a leaf node', () => {
       { timeoutMs: 1_000 },
     );
     expect(place.ok).toBe(false);
+    // Nor does the view's coordinator serve a place, whoever sends it: it is read-only.
+    const anyone = await connect({ servers: hub.url, user: 'unrestricted', pass: 'unrestricted' });
+    const served = await requestTyped(
+      anyone,
+      schedSubject('place', 'acme'),
+      { request: { requestId: 'via-view-2', tenantId: 'acme', resources: { memoryMiB: 1024, vcpus: 1 } } },
+      SCHED_ENDPOINTS.place.reply,
+      { timeoutMs: 1_000 },
+    );
+    await anyone.close();
+    expect(served.ok ? 'placed' : served.error.message).toMatch(/^no responders on allot\.sched\.acme\.place/);
     expect([...(await heldBy(siteA)).keys(), ...(await heldBy(siteB)).keys()].sort()).toEqual(['a-0', 'b-0']);
   });
 
@@ -260,5 +280,10 @@ describe('two sites joined by a leaf node', () => {
     for (const [requestId, node] of acknowledged.a) expect(heldA.get(requestId)).toBe(node);
     for (const [requestId, node] of acknowledged.b) expect(heldB.get(requestId)).toBe(node);
     expect(heldA.size + heldB.size).toBe(8);
+  });
+
+  it('runs the view without calling any agent: nothing in its log above a warning', () => {
+    const errors = viewCoordinator.lines.filter((l) => typeof l === 'object' && Number(l['level']) >= 50);
+    expect(errors.map((l) => (typeof l === 'object' ? l['msg'] : l))).toEqual([]);
   });
 });

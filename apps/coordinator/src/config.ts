@@ -108,6 +108,11 @@ export const CoordinatorConfigSchema = z.strictObject({
   /** The anti-entropy sweep (sweep.ts): everyMs 60 s with jitter, graceMs 60 s before an orphan is released. */
   sweep: SweepConfigSchema.strict().default(SweepConfigSchema.parse({})),
   /**
+   * A read-only view of several sites (docs/architecture.md, "Sites and regions"): it reaches no agent, so it serves
+   * the read verbs alone and runs no anti-entropy sweep.
+   */
+  readOnly: z.boolean().default(false),
+  /**
    * How long a failed or released placement intent is kept (a retry within that window is answered from it); 0 keeps
    * them forever. Pending and placed intents never expire: a live placement's intent, and its quota, stay.
    */

@@ -301,7 +301,7 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
         publishEvent,
       },
     },
-    { coordinatorId: config.coordinatorId, version: COORDINATOR_VERSION, logger },
+    { coordinatorId: config.coordinatorId, version: COORDINATOR_VERSION, logger, readOnly: config.readOnly },
   );
   if (!served.ok) {
     stopSweep();
@@ -344,7 +344,8 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
     http.extraRoutes.set('/api/moves', movesRoute(store, now));
   }
   reconciler.start();
-  sweep.start();
+  // A read-only view of several sites reaches no agent: a sweep would only fail against each node.
+  if (!config.readOnly) sweep.start();
   return ok({
     manager,
     view,

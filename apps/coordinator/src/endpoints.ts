@@ -5,6 +5,7 @@ import {
   isTenantVerb,
   MAX_AUDIT_LISTED,
   MAX_DRAIN_LISTED,
+  READ_SUBJECT_PREFIX,
   SCHED_ENDPOINTS,
   schedSubject,
   tenantOfBody,
@@ -290,19 +291,24 @@ async function cordon(d: EndpointDeps, nodeId: string, on: boolean, requestId: s
   return r;
 }
 
-/** Serves the scheduler endpoints as the NATS service allot-coordinator in the queue group allot-coordinators. */
+/**
+ * Serves the scheduler endpoints as the NATS service allot-coordinator in the queue group allot-coordinators; a
+ * read-only coordinator (a view of several sites) serves the read verbs alone.
+ */
 export function serveScheduler(
   nc: NatsConnection,
   d: EndpointDeps,
-  opts: { coordinatorId: string; version: string; logger: Logger },
+  opts: { coordinatorId: string; version: string; logger: Logger; readOnly?: boolean },
 ): Promise<Result<ServedService>> {
+  const all = schedulerEndpoints(d);
+  const endpoints = opts.readOnly === true ? all.filter((e) => e.subject.startsWith(`${READ_SUBJECT_PREFIX}.`)) : all;
   return serveService(nc, {
     name: COORDINATOR_SERVICE_NAME,
     version: opts.version,
     description: 'allot coordinator: placement, quotas and the cluster view',
     metadata: { coordinatorId: opts.coordinatorId },
     queue: COORDINATOR_QUEUE,
-    endpoints: schedulerEndpoints(d),
+    endpoints,
     logger: opts.logger,
   });
 }
