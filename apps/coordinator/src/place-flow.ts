@@ -16,6 +16,7 @@ import { allAllocations } from './allocation-pages.ts';
 import type { PlaceConfig } from './config.ts';
 import type { IntentStore, StoredIntent } from './intents/intent-store.ts';
 import { settlePending } from './intents/pending-placement.ts';
+import { derivedRequestId } from './moves/move.ts';
 import { requestHash, type PlacementIntent, type ReleaseCause } from './intents.ts';
 import type { QuotaService } from './quotas.ts';
 import type { CoordinatorClock } from './store/clock.ts';
@@ -659,6 +660,22 @@ export class PlaceFlow {
         { placementRequestId: req.placementRequestId, state: 'pending' },
       );
     }
+    // A move holding a destination for it: refused like a resize (the destination counts 0 against the quota while the
+    // source counts; releasing the source alone would leave the held destination uncounted on its node).
+    const moving = intent.state === 'placed' ? intent.movingTo : undefined;
+    if (moving !== undefined) {
+      const dest = await this.#d.store.get(moving.requestId);
+      if (!dest.ok) return dest;
+      const d = dest.value?.value;
+      if (d !== undefined && d.movesFrom !== undefined && (d.state === 'pending' || d.state === 'placed'))
+        return err(
+          'conflict',
+          `placement ${req.placementRequestId} is being moved by move ${moving.moveRequestId}; confirm or abort it first`,
+          { placementRequestId: req.placementRequestId, reason: 'moving', moveRequestId: moving.moveRequestId },
+        );
+    }
+    const leftover = await this.#releaseMoveSource(intent);
+    if (!leftover.ok) return leftover;
     const quota = this.#d.quotas.quotaOf(intent.tenantId);
     if (quota !== undefined) {
       const admitted = this.#limiter.admit(quota, 'release', this.#d.clock.monotonic());
@@ -674,6 +691,32 @@ export class PlaceFlow {
     const marked = await this.#markReleased(req.placementRequestId, 'tenant');
     if (!marked.ok) return marked; // released on the node, not yet in the intent: the same release again finishes it
     return released;
+  }
+
+  /**
+   * A moved VM's source, which the confirm released on its node only if that node answered (else it is left to the
+   * sweep): released again first (idempotent, the confirm's release id), so the destination's quota goes back only once
+   * no copy of the VM runs. A source node that is lost, decommissioned or gone from the view is the sweep's and the
+   * decommission's; one that is up and does not answer refuses the release (`unavailable`, retry).
+   */
+  async #releaseMoveSource(intent: PlacementIntent): Promise<Result<void>> {
+    const from = intent.movedFrom;
+    if (from === undefined || from.nodeId === intent.nodeId) return ok(undefined);
+    const node = this.#d.view.get(from.nodeId);
+    if (node === undefined || node.liveness === 'lost' || node.state === 'decommissioned') return ok(undefined);
+    const releaseId = derivedRequestId('move-release', from.allocationId, from.moveRequestId);
+    const released = await this.#d.agents.call(
+      from.nodeId,
+      'release',
+      { requestId: releaseId, allocationRequestId: from.requestId, reason: `moved to ${intent.nodeId} (move ${from.moveRequestId})` },
+      { requestId: releaseId },
+    );
+    if (released.ok || released.error.code === 'not_found') return ok(undefined);
+    return err(
+      'unavailable',
+      `placement ${intent.requestId} moved from ${from.nodeId}, whose copy is not yet released there (${released.error.message}); retry`,
+      { placementRequestId: intent.requestId, nodeId: from.nodeId, reason: 'move_source' },
+    );
   }
 }
 
