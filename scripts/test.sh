@@ -16,7 +16,7 @@ run_check() {
   if "$@"; then checks_passed=$((checks_passed + 1)); else checks_failed=$((checks_failed + 1)); echo "!!! $name failed"; fi
 }
 run_check lint pnpm exec turbo run lint --output-logs=errors-only
-run_check typecheck pnpm exec turbo run typecheck --output-logs=errors-only
+run_check typecheck pnpm typecheck
 run_check build pnpm exec turbo run build --output-logs=errors-only
 bash scripts/chromium.sh || echo "!!! chromium missing: the dashboard's browser tests will fail"
 

@@ -4,7 +4,7 @@ import { metrics } from '@opentelemetry/api';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { AggregationType, InstrumentType, MeterProvider } from '@opentelemetry/sdk-metrics';
-import { SECONDS_BUCKETS, type MetricsOptions, type StartedMetrics } from './metrics.ts';
+import { SECONDS_BUCKETS, type MetricsOptions, type StartedMetrics } from './metrics-options.ts';
 
 /** startMetrics (metrics.ts) once the SDK is loaded: the provider, its views, the runtime gauges and build info. */
 export function registerMetrics(options: MetricsOptions): StartedMetrics {

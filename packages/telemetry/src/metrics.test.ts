@@ -1,7 +1,8 @@
 import { metrics } from '@opentelemetry/api';
 import { afterEach, describe, expect, it } from 'vitest';
 import { serveHttp, type HttpServer } from './http.ts';
-import { startMetrics, type StartedMetrics } from './metrics.ts';
+import type { StartedMetrics } from './metrics-options.ts';
+import { startMetrics } from './metrics.ts';
 
 let m: StartedMetrics | undefined;
 let server: HttpServer | undefined;

@@ -13,7 +13,7 @@ import {
 } from '@opentelemetry/sdk-trace';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import type { SpanLine } from './tracing.ts';
+import type { SpanLine } from './span-line.ts';
 
 const KINDS: Record<SpanKind, SpanLine['kind']> = {
   [SpanKind.INTERNAL]: 'internal',

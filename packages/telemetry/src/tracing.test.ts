@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { context, propagation, ProxyTracerProvider, ROOT_CONTEXT, SpanKind, trace } from '@opentelemetry/api';
 import { afterEach, describe, expect, it } from 'vitest';
 import { JsonLinesSpanExporter } from './tracing-sdk.ts';
-import { startTracing, withRootSpan, type SpanLine, type StartedTracing } from './tracing.ts';
+import type { SpanLine } from './span-line.ts';
+import { startTracing, withRootSpan, type StartedTracing } from './tracing.ts';
 
 let started: StartedTracing | undefined;
 const dirs: string[] = [];

@@ -8,24 +8,6 @@ export const TRACE_FILE_ENV = 'ALLOT_TRACE_FILE';
  */
 export const OTLP_ENDPOINT_ENVS = ['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_EXPORTER_OTLP_ENDPOINT'] as const;
 
-/** One finished span as written to the file, one JSON object per line. */
-export type SpanLine = {
-  service: string;
-  traceId: string;
-  spanId: string;
-  /** Absent for a root span. */
-  parentSpanId?: string;
-  name: string;
-  kind: 'internal' | 'server' | 'client' | 'producer' | 'consumer';
-  /** Epoch, in microseconds. */
-  startUs: number;
-  durationUs: number;
-  status: 'unset' | 'ok' | 'error';
-  statusMessage?: string;
-  attributes: Attributes;
-  events?: { name: string; atUs: number; attributes?: Attributes }[];
-};
-
 export type TracingOptions = {
   /** service name written on every span line. */
   service: string;
