@@ -23,58 +23,64 @@ export type HttpOptions = {
 export type HttpServer = {
   readonly url: string;
   readonly port: number;
+  /** Stops listening and closes every connection, long-lived streams included. */
   close(): Promise<void>;
 };
 
-/** A tiny node:http server for /metrics and /healthz; anything else is 404, methods other than GET/HEAD 405. */
-export function serveHttp(options: HttpOptions): Promise<HttpServer> {
-  const server = createServer((req, res) => {
+/** Request headers at most (node:http answers 431 past it): every allot listener takes a few short GETs. */
+export const MAX_HEADER_BYTES = 8 * 1024;
+
+export type ListenOptions = {
+  host: string;
+  /** 0 picks a free port (see `port` of the result). */
+  port: number;
+  /** Answers one request; a throw or a rejection is told to onError and answered 500 (or the socket destroyed). */
+  handle: (req: IncomingMessage, res: ServerResponse, path: string) => void | Promise<void>;
+  onError?: (error: unknown, path: string) => void;
+  /** Open connections at most; node:http closes the ones past it at once. */
+  maxConnections: number;
+  /** Longest a request may take, in ms; 0 for a server holding long-lived streams (the dashboard's SSE). */
+  requestTimeoutMs?: number;
+};
+
+/**
+ * The one HTTP listener of allot (the dashboard and API, the agent's and the coordinator's metrics and health):
+ * listen, the limits, errors, shutdown. None of them reads a request body, so one is refused with 413 and the
+ * connection closed; headers are bounded; a handler's failure is a 500, never a crash.
+ */
+export function listenHttp(options: ListenOptions): Promise<HttpServer> {
+  const server = createServer({ maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
-    const route = Object.hasOwn(options.routes, path) ? options.routes[path] : undefined;
-    if (route === undefined) {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
-      return;
-    }
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { 'content-type': 'text/plain', allow: 'GET, HEAD' }).end('method not allowed\n');
-      return;
-    }
-    if (
-      options.bearerToken !== undefined &&
-      options.openPaths?.includes(path) !== true &&
-      !bearerMatches(req.headers.authorization, options.bearerToken)
-    ) {
-      res
-        .writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Bearer realm="allot"' })
-        .end('this listener needs Authorization: Bearer <token>\n');
+    if (hasBody(req)) {
+      res.writeHead(413, { 'content-type': 'text/plain', connection: 'close' }).end('this server takes no request body\n');
       return;
     }
     const fail = (error: unknown) => {
       options.onError?.(error, path);
-      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
-      res.end('internal error\n');
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' }).end('internal error\n');
+      else res.destroy();
     };
     try {
-      const out = route(req, res);
+      const out = options.handle(req, res, path);
       if (out instanceof Promise) out.catch(fail);
     } catch (error) {
       fail(error);
     }
   });
-  // Scrapes are short; idle keep-alive sockets must not hold a stop, nor slow senders a connection slot.
+  // Requests are short; idle keep-alive sockets must not hold a stop, nor slow senders a connection slot.
   server.keepAliveTimeout = 5_000;
   server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
-  server.maxConnections = options.maxConnections ?? 64;
+  server.requestTimeout = options.requestTimeoutMs ?? 30_000;
+  server.maxConnections = options.maxConnections;
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => {
       server.off('error', reject);
-      const port = (server.address() as AddressInfo).port;
-      const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+      const address = server.address() as AddressInfo;
+      const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
       resolve({
-        url: `http://${host}:${port}`,
-        port,
+        url: `http://${host}:${address.port}`,
+        port: address.port,
         close: () =>
           new Promise<void>((done) => {
             server.close(() => done());
@@ -82,6 +88,43 @@ export function serveHttp(options: HttpOptions): Promise<HttpServer> {
           }),
       });
     });
+  });
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
+}
+
+/** Exact paths to handlers, GET and HEAD only, with an optional bearer token: the metrics and health listeners. */
+export function serveHttp(options: HttpOptions): Promise<HttpServer> {
+  return listenHttp({
+    host: options.host,
+    port: options.port,
+    maxConnections: options.maxConnections ?? 64,
+    ...(options.onError === undefined ? {} : { onError: options.onError }),
+    handle: (req, res, path) => {
+      const route = Object.hasOwn(options.routes, path) ? options.routes[path] : undefined;
+      if (route === undefined) {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+        return;
+      }
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.writeHead(405, { 'content-type': 'text/plain', allow: 'GET, HEAD' }).end('method not allowed\n');
+        return;
+      }
+      if (
+        options.bearerToken !== undefined &&
+        options.openPaths?.includes(path) !== true &&
+        !bearerMatches(req.headers.authorization, options.bearerToken)
+      ) {
+        res
+          .writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Bearer realm="allot"' })
+          .end('this listener needs Authorization: Bearer <token>\n');
+        return;
+      }
+      return route(req, res);
+    },
   });
 }
 

@@ -1,7 +1,7 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { err, HealthSchema, NodeIdSchema, NodeLivenessSchema, ok, type Result } from '@allot/core';
+import { listenHttp, type HttpServer } from '@allot/telemetry';
 import type { Logger } from 'pino';
 import type { AgentClient } from '../agents.ts';
 import { allAllocations } from '../allocation-pages.ts';
@@ -17,8 +17,9 @@ import { SseHub } from './sse.ts';
 import { serveStatic } from './static.ts';
 
 /*
- * The coordinator's HTTP side: the dashboard's static files, a small read-only JSON API and one SSE stream.
- * Plain node:http rather than a framework: a dozen GET routes, one long-lived stream whose backpressure we handle
+ * The coordinator's HTTP side: the dashboard's static files, a small read-only JSON API and one SSE stream, served by
+ * the listener every allot process uses (@allot/telemetry's listenHttp: limits, errors, shutdown). Plain node:http
+ * rather than a framework: a dozen GET routes, one long-lived stream whose backpressure we handle
  * ourselves (sse.ts), no body parsing, and no dependency to audit or keep up to date on a process that holds the
  * cluster's scheduling path.
  */
@@ -261,27 +262,25 @@ export async function startHttpServer(deps: HttpDeps, options: HttpServerOptions
     problem(res, 404, 'not_found', `no route ${path}`);
   };
 
-  const server: Server = createServer((req, res) => {
-    route(req, res).catch((e: unknown) => {
-      logger.error({ err: e, url: req.url }, 'dashboard request failed');
-      if (!res.headersSent) problem(res, 500, 'internal', 'internal error');
-      else res.destroy();
+  let server: HttpServer;
+  try {
+    server = await listenHttp({
+      host: options.host,
+      port: options.port,
+      // Bound: open connections (feeds, keep-alive and half-sent requests alike); node:http closes the ones past it.
+      maxConnections: options.maxConnections ?? 256,
+      // Long-lived SSE responses must not be cut by a request timeout.
+      requestTimeoutMs: 0,
+      handle: (req, res) =>
+        route(req, res).catch((e: unknown) => {
+          logger.error({ err: e, url: req.url }, 'dashboard request failed');
+          if (!res.headersSent) problem(res, 500, 'internal', 'internal error');
+          else res.destroy();
+        }),
     });
-  });
-  // Long-lived SSE responses must not be cut by the default request timeout.
-  server.requestTimeout = 0;
-  server.headersTimeout = 10_000;
-  server.keepAliveTimeout = 5_000;
-  // Bound: open connections (feeds, keep-alive and half-sent requests alike); node:http closes the ones past it.
-  server.maxConnections = options.maxConnections ?? 256;
-
-  const listening = await new Promise<Result<AddressInfo>>((resolve) => {
-    server.once('error', (e) => resolve(err('unavailable', `dashboard: cannot listen on ${options.host}:${options.port}: ${e.message}`)));
-    server.listen(options.port, options.host, () => resolve(ok(server.address() as AddressInfo)));
-  });
-  if (!listening.ok) {
+  } catch (e) {
     hub.close();
-    return listening;
+    return err('unavailable', `dashboard: cannot listen on ${options.host}:${options.port}: ${(e as Error).message}`);
   }
 
   let stopEvents: (() => Promise<void>) | undefined;
@@ -309,9 +308,7 @@ export async function startHttpServer(deps: HttpDeps, options: HttpServerOptions
   const ticker = setInterval(tick, options.tickMs ?? 250);
   ticker.unref();
 
-  const a = listening.value;
-  const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
-  const url = `http://${host}:${a.port}`;
+  const url = server.url;
   logger.info({ url, dashboardDir: root }, 'dashboard listening');
   return ok({
     url,
@@ -323,10 +320,7 @@ export async function startHttpServer(deps: HttpDeps, options: HttpServerOptions
       clearInterval(ticker);
       hub.close();
       await stopEvents?.();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      await server.close();
     },
   });
 }
