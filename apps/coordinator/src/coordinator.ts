@@ -32,6 +32,26 @@ export const COORDINATOR_VERSION = ALLOT_VERSION;
 /** The oldest nats-server the coordinator runs on: atomic batch publish (2.12) and per-message TTLs (2.11). */
 export const MIN_NATS_SERVER = '2.12.0';
 
+/**
+ * Longest a stop waits, all steps together, on what needs NATS (the requests in flight, the deferred placed writes, a
+ * consumer's stop): the stop and the connection's drain stay inside main.ts's 8 s deadline even when NATS is gone.
+ */
+export const STOP_BUDGET_MS = 5_000;
+
+/** `done`'s outcome, or 'timeout' after ms (the timer never holds the process). */
+async function withinMs(done: Promise<unknown>, ms: number): Promise<'done' | 'timeout'> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), ms);
+    timer.unref();
+  });
+  try {
+    return await Promise.race([done.then(() => 'done' as const), expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** A running coordinator. */
 export interface Coordinator {
   readonly manager: ClusterManager;
@@ -357,18 +377,34 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
     nodeStates,
     http,
     stop: async () => {
-      await sweep.stop();
-      await reconciler.stop();
-      await http?.stop();
-      await served.value.stop();
-      await manager.stop();
-      await flow.settled(); // the deferred placed writes of the places just answered
-      stopSweep();
-      await quotaEvents.value.stop();
-      await feed.stop();
-      quotas.stop();
-      nodeStates.stop();
-      nodeTaints.stop();
+      // Every step runs, whatever an earlier one met: with NATS unreachable a step may throw (a request rejected as the
+      // connection dropped) or wait for a server that is not coming back, and a skipped step left the liveness sweep's
+      // interval and the streams' consumers holding the process after the stop (coordinator-stop.test.ts).
+      // Waits that need NATS are bounded: what they give up on is soft state (an in-flight request unanswered is
+      // retried by its client; a deferred placed write that cannot land leaves a pending intent the reconciler settles).
+      const budgetEnds = performance.now() + STOP_BUDGET_MS;
+      const step = async (name: string, run: () => unknown, bounded = true): Promise<void> => {
+        try {
+          const done = Promise.resolve(run());
+          if (!bounded) await done;
+          else if ((await withinMs(done, Math.max(0, budgetEnds - performance.now()))) === 'timeout')
+            logger.warn({ step: name }, 'stop gave up waiting for this step: its stop budget is spent (NATS unreachable?)');
+        } catch (e) {
+          logger.warn({ step: name, err: (e as Error).message }, 'stop step failed; stopping the rest');
+        }
+      };
+      await step('sweep', () => sweep.stop());
+      await step('reconciler', () => reconciler.stop());
+      await step('http', () => http?.stop());
+      await step('endpoints', () => served.value.stop());
+      await step('manager', () => manager.stop());
+      await step('deferred placed writes', () => flow.settled());
+      await step('liveness sweep', () => stopSweep(), false);
+      await step('quota events', () => quotaEvents.value.stop());
+      await step('usage feed', () => feed.stop());
+      await step('quotas', () => quotas.stop(), false);
+      await step('node states', () => nodeStates.stop(), false);
+      await step('node taints', () => nodeTaints.stop(), false);
     },
   });
 }
