@@ -18,7 +18,8 @@ import { createLogger } from './logger.ts';
 
 /*
  * allot coordinator process: `node apps/coordinator/src/main.ts --config <file>` (+ ALLOT_* variables).
- * Logs `coordinator ready` when serving. SIGTERM/SIGINT: stop taking requests, answer those in flight, drain NATS, exit 0.
+ * Logs `coordinator ready` when serving. SIGTERM/SIGINT: stop taking requests, answer those in flight, drain NATS, exit 0
+ * (bounded when NATS is unreachable: README.md).
  */
 /** Longest a SIGTERM stop may take; container engines SIGKILL after 10-15 s. */
 const STOP_DEADLINE_MS = 8_000;
