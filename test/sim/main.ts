@@ -7,6 +7,7 @@ import { replayCommand, runSeed, type Layer, type SeedOptions } from './run-seed
  *   pnpm sim --seeds 100000      runs seeds from --from (default 1) on, prints seeds/s, stops at the first failure
  *   --layer agents|cluster       agents alone, or coordinators over agents (default cluster)
  *   --duration MS                simulated ms of faults per seed before settling (default 30000)
+ *   --moves                      cluster layer: clients move VMs and the operator evacuates a node
  */
 const { values } = parseArgs({
   options: {
@@ -16,6 +17,7 @@ const { values } = parseArgs({
     layer: { type: 'string', default: 'cluster' },
     duration: { type: 'string' },
     trace: { type: 'boolean', default: false },
+    moves: { type: 'boolean', default: false },
   },
 });
 
@@ -24,7 +26,11 @@ if (layer !== 'agents' && layer !== 'cluster') {
   console.error('--layer: agents or cluster');
   process.exit(2);
 }
-const options: SeedOptions = values.duration === undefined ? { layer } : { layer, durationMs: Number(values.duration) };
+const options: SeedOptions = {
+  layer,
+  ...(values.duration === undefined ? {} : { durationMs: Number(values.duration) }),
+  ...(values.moves ? { moves: true } : {}),
+};
 
 if (values.seed !== undefined) {
   const outcome = await runSeed(Number(values.seed), { ...options, traceLimit: 10_000_000 });

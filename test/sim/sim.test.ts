@@ -40,4 +40,10 @@ describe('deterministic simulation', () => {
   it('coordinators over agents: 80 seeds keep the cluster invariants', { timeout: 150_000 }, async () => {
     await expectSeedsPass({ layer: 'cluster' }, 1, 80);
   });
+
+  // Moves stay off in the 80 seeds until a confirm keeps its source counted until that copy is released (seed 3 fails:
+  // docs/simulation.md, "Open finding"); seeds 1 and 2 keep the moves client and its checks running meanwhile.
+  it('coordinators over agents with moves and an evacuation: seeds 1-2 keep the move invariants', { timeout: 60_000 }, async () => {
+    await expectSeedsPass({ layer: 'cluster', moves: true }, 1, 2);
+  });
 });
