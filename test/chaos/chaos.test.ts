@@ -7,6 +7,8 @@ import { configureReaper, engine, removeLabelled } from './docker.ts';
 import { ensureImages, nextAppImages, type BuildReport, type ChaosImages } from './images.ts';
 import type { WorkloadOptions } from './clients.ts';
 import { HostLoss } from './lifecycle.ts';
+import { MigrationRun } from './migration.ts';
+import { seededRandom } from '../../packages/placement/src/random.ts';
 import { RollingRun } from './rolling.ts';
 import { runScenario, type FaultPlan, type ScenarioExtra } from './scenario.ts';
 import { ChaosSecurity } from './security.ts';
@@ -178,6 +180,60 @@ describe('chaos', () => {
       );
     },
     SCENARIO_TIMEOUT_MS + 120_000,
+  );
+
+  it(
+    '9. live migrations (move, confirm or abort) while their source and destination agents are SIGKILLed and restarted',
+    async () => {
+      const mig = new MigrationRun('migration');
+      // The agent a step kills: the move in flight's source (or destination), else the fallback.
+      const sourceNow = (fallback: string) => mig.inFlight?.from ?? fallback;
+      const destinationNow = (fallback: string) => mig.inFlight?.to ?? fallback;
+      let moving: Promise<void> = Promise.resolve();
+      await scenario(
+        'migration',
+        9,
+        async (c, at) => {
+          mig.step('place the mover VMs');
+          await mig.placeVms(c, 10);
+          mig.step('moves, nothing killed');
+          moving = mig.run(c, seededRandom(9));
+          await at(5_000);
+          const s1 = sourceNow('a2');
+          mig.step(`source ${s1} killed`);
+          await c.kill(s1);
+          await at(8_000);
+          await c.restart(s1);
+          c.noteHeal(s1);
+          mig.step(`${s1} restarted`);
+          await at(11_000);
+          const d = destinationNow('a4');
+          const s2 = sourceNow('a1');
+          const both = [...new Set([d, s2])];
+          mig.step(`${both.join(' and ')} killed (destination, source)`);
+          await Promise.all(both.map((m) => c.kill(m)));
+          await at(14_000);
+          await Promise.all(both.map((m) => c.restart(m)));
+          c.noteHeal(...both);
+          mig.step(`${both.join(' and ')} restarted`);
+          await at(17_000);
+          const d2 = destinationNow('a3');
+          mig.step(`destination ${d2} killed and restarted at once`);
+          await c.kill(d2);
+          await c.restart(d2);
+          c.noteHeal(d2);
+          await at(20_000);
+          mig.step('nothing killed');
+          await at(23_000);
+          mig.stop();
+          await moving;
+        },
+        undefined,
+        { releaseProbability: 0.5 },
+        { auditLedgers: (ledgers) => ({ verdicts: [mig.audit(ledgers)], table: mig.table() }) },
+      );
+    },
+    SCENARIO_TIMEOUT_MS,
   );
 
   it(

@@ -54,6 +54,8 @@ export type FaultPlan = (cluster: ChaosCluster, at: (ms: number) => Promise<void
 export type ScenarioExtra = {
   stormUntilFaultsDone?: boolean;
   audit?: (ops: OpRecord[]) => { verdicts: Verdict[]; table: string };
+  /** Verdicts and a table of its own over the agents' replayed ledgers (scenario 9's moves). */
+  auditLedgers?: (ledgers: LedgerReplay[]) => { verdicts: Verdict[]; table: string };
 };
 
 export type ScenarioResult = {
@@ -179,12 +181,17 @@ export async function runScenario(
 
     // Graceful stop (agents flush and close their ledgers), then the ledger files out of the stopped containers.
     const exitCodes: string[] = [];
+    const coordinatorStops: string[] = [];
     for (const id of ['c1', 'c2']) {
       const code = await c.stopGracefully(id);
       if (code !== 0) {
         exitCodes.push(`${id} exited ${code} on SIGTERM`);
         await printLastLogs(c, id);
       }
+      // A handle left behind by the stop (the coordinator exits anyway and names it; docs/chaos.md, scenario 4).
+      const stopped = (await c.logs(id)).filter((l) => l.includes('"msg":"coordinator stopped"')).at(-1);
+      const holding = stopped === undefined ? undefined : /"holding":(\[[^\]]*\])/.exec(stopped)?.[1];
+      coordinatorStops.push(`${id} exit ${code}${holding === undefined ? '' : `, left holding ${holding}`}`);
     }
     await Promise.all(
       hosts.map(async (h) => {
@@ -221,8 +228,10 @@ export async function runScenario(
         note: c.killed.size > 0 ? `killed on purpose: ${[...c.killed].join(', ')}` : undefined,
       } as Verdict,
     ];
-    const own = extra.audit?.(load.ops);
-    if (own !== undefined) verdicts.push(...own.verdicts);
+    const ownOps = extra.audit?.(load.ops);
+    const ownLedgers = extra.auditLedgers?.(ledgers);
+    const ownTables = [ownOps, ownLedgers].flatMap((o) => (o === undefined ? [] : [o.table]));
+    for (const o of [ownOps, ownLedgers]) if (o !== undefined) verdicts.push(...o.verdicts);
     const recovered = c.recoveries.map((r) => `${r.member} ${r.ms === undefined ? 'never' : `${r.ms} ms`}`).join(', ') || '-';
     const table = formatTable(
       name,
@@ -232,11 +241,12 @@ export async function runScenario(
         'ready in view after heal': recovered,
         convergence: convergenceMs === undefined ? 'never' : `${convergenceMs} ms`,
         'quota settled': settle.ms === undefined ? 'never' : `${settle.ms} ms`,
+        'coordinators stopped': coordinatorStops.join('; '),
         'scenario duration': `${((Date.now() - started) / 1000).toFixed(1)} s`,
       },
       verdicts,
     );
-    return { name, verdicts, table: own === undefined ? table : `${own.table}\n${table}`, convergenceMs, quotaSettledMs: settle.ms };
+    return { name, verdicts, table: [...ownTables, table].join('\n'), convergenceMs, quotaSettledMs: settle.ms };
   } finally {
     const tearDown = Date.now();
     await cluster?.close();

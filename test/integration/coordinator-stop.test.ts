@@ -72,9 +72,9 @@ async function sigterm(coordinator: ProcessHandle): Promise<{ code: number | nul
 async function expectNothingLost(cluster: LocalCluster, acked: Map<string, PlaceReply>): Promise<void> {
   const live = new Map<string, string>();
   for (const nodeId of ['s1', 's2']) {
-    let after: string | undefined;
+    let after: number | undefined;
     for (;;) {
-      const page = await agentRequest(cluster.nc, nodeId, 'allocations', { status: 'live', limit: 1_000, ...(after ? { after } : {}) });
+      const page = await agentRequest(cluster.nc, nodeId, 'allocations', { status: 'live', limit: 1_000, ...(after === undefined ? {} : { after }) });
       if (!page.ok) throw new Error(`${nodeId} allocations: ${page.error.message}`);
       for (const a of page.value.allocations) live.set(a.requestId, nodeId);
       if (page.value.next === undefined) break;
