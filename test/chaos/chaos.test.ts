@@ -201,6 +201,7 @@ describe('chaos', () => {
           await at(5_000);
           const s1 = sourceNow('a2');
           mig.step(`source ${s1} killed`);
+          mig.killed(s1);
           await c.kill(s1);
           await at(8_000);
           await c.restart(s1);
@@ -211,6 +212,7 @@ describe('chaos', () => {
           const s2 = sourceNow('a1');
           const both = [...new Set([d, s2])];
           mig.step(`${both.join(' and ')} killed (destination, source)`);
+          mig.killed(...both);
           await Promise.all(both.map((m) => c.kill(m)));
           await at(14_000);
           await Promise.all(both.map((m) => c.restart(m)));
@@ -219,6 +221,7 @@ describe('chaos', () => {
           await at(17_000);
           const d2 = destinationNow('a3');
           mig.step(`destination ${d2} killed and restarted at once`);
+          mig.killed(d2);
           await c.kill(d2);
           await c.restart(d2);
           c.noteHeal(d2);

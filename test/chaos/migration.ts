@@ -35,6 +35,7 @@ export type MoveRecord = {
   outcome: 'confirmed' | 'aborted' | 'refused' | 'unanswered';
   /** Requests sent again after a timeout/unavailable (move, confirm, abort). */
   retries: number;
+  endedAt?: number;
   code?: string;
 };
 
@@ -68,8 +69,15 @@ export class MigrationRun {
     this.#name = name;
   }
 
+  /** Agents SIGKILLed, and when: a move whose source or destination was killed while it ran was hit. */
+  readonly kills: { member: string; at: number }[] = [];
+
   step(label: string): void {
     this.steps.push({ label, at: Date.now() });
+  }
+
+  killed(...members: string[]): void {
+    for (const member of members) this.kills.push({ member, at: Date.now() });
   }
 
   /** Places `count` VMs of the mover's own (retried until answered). */
@@ -95,6 +103,8 @@ export class MigrationRun {
       const vm = this.vms[n % Math.max(1, this.vms.length)];
       if (vm === undefined) return;
       await this.#moveOnce(c, vm, `${this.#name}-mv${n}`, random);
+      const last = this.moves.at(-1);
+      if (last !== undefined) last.endedAt = Date.now();
     }
   }
 
@@ -167,7 +177,7 @@ export class MigrationRun {
       const found = [...vm.chain].flatMap((id) => (live.get(id) ?? []).map((f) => ({ ...f, requestId: id })));
       const where = found.map((f) => `${f.requestId}@${f.nodeId}`).join(', ') || 'no host';
       const allowed = [{ requestId: vm.requestId, nodeId: vm.nodeId }, ...vm.unsure];
-      if (found.length === 0) problems.push(`${vm.placedAs}: live ${found.length} times (${where}); expected ${vm.requestId}@${vm.nodeId}`);
+      if (found.length !== 1) problems.push(`${vm.placedAs}: live ${found.length} times (${where}); expected ${vm.requestId}@${vm.nodeId}`);
       else if (!allowed.some((a) => a.requestId === found[0]?.requestId && a.nodeId === found[0]?.nodeId))
         problems.push(`${vm.placedAs}: live as ${where}; expected ${allowed.map((a) => `${a.requestId}@${a.nodeId}`).join(' or ')}`);
       if (vm.requestId !== vm.placedAs) moved += 1;
@@ -185,7 +195,10 @@ export class MigrationRun {
     const codes = new Map<string, number>();
     for (const m of moves) if (m.outcome === 'refused' && m.code !== undefined) codes.set(m.code, (codes.get(m.code) ?? 0) + 1);
     const refused = [...codes].map(([k, n]) => `${n} ${k}`).join(', ');
-    return `${moves.length} moves: ${by('confirmed')} confirmed, ${by('aborted')} aborted, ${by('refused')} refused${refused === '' ? '' : ` (${refused})`}, ${by('unanswered')} unanswered, ${moves.reduce((s, m) => s + m.retries, 0)} retries`;
+    const hit = moves.filter((m) =>
+      this.kills.some((k) => (k.member === m.from || k.member === m.to) && k.at >= m.startedAt && k.at <= (m.endedAt ?? Infinity)),
+    ).length;
+    return `${moves.length} moves (${hit} with source or destination killed meanwhile): ${by('confirmed')} confirmed, ${by('aborted')} aborted, ${by('refused')} refused${refused === '' ? '' : ` (${refused})`}, ${by('unanswered')} unanswered, ${moves.reduce((s, m) => s + m.retries, 0)} retries`;
   }
 
   /** The moves started in each step of the fault plan. */
@@ -194,7 +207,7 @@ export class MigrationRun {
     this.steps.forEach((s, i) => {
       const end = this.steps[i + 1]?.at ?? Number.POSITIVE_INFINITY;
       const inStep = this.moves.filter((m) => m.startedAt >= s.at && m.startedAt < end);
-      lines.push(`  ${s.label.padEnd(28)} ${this.#counts(inStep)}`);
+      lines.push(`  ${s.label.padEnd(44)} ${this.#counts(inStep)}`);
     });
     return lines.join('\n');
   }
