@@ -175,6 +175,8 @@ async function main(): Promise<number> {
           await tracing.shutdown().catch(() => undefined);
           // Nothing of ours runs any more: exit rather than wait for the event loop to empty. A handle left behind (a
           // library's timer; chaos scenario 4 once saw a stopped coordinator held until its deadline) is named here.
+          // Asked a moment later: a socket just destroyed still shows until its handle is closed on the next turn.
+          await new Promise((resolve) => setTimeout(resolve, 100));
           const holding = process.getActiveResourcesInfo().filter((r) => r !== 'PipeWrap' && r !== 'TTYWrap');
           logger.info(holding.length === 0 ? {} : { holding }, 'coordinator stopped');
           resolve(code);
