@@ -4,6 +4,7 @@ import type { AgentCaller } from './agents.ts';
 import type { ReconcileConfig } from './config.ts';
 import { decodeIntent, requestIdOfKey, type IntentStore, type StoredIntent } from './intents/intent-store.ts';
 import { replyFromNode } from './intents/pending-placement.ts';
+import { confirmMove } from './moves/move.ts';
 import { ResizeHolds, type HoldRoundOutcome } from './resize-holds.ts';
 import type { BucketChange } from './store/bucket.ts';
 import type { CoordinatorClock } from './store/clock.ts';
@@ -30,7 +31,12 @@ export interface ReconcileRound {
   readonly outcomes: Readonly<Record<string, ReconcileOutcome>>;
   /** Resize growths held without an answer past the bound, by request id: what settling each did. */
   readonly holds?: Readonly<Record<string, HoldRoundOutcome>>;
+  /** Move destinations held past the bound, by request id: what asking their node did (finishHalfConfirmed). */
+  readonly moves?: Readonly<Record<string, MoveRoundOutcome>>;
 }
+
+/** `confirmed`: found active, the confirm finished; `held`: still a reservation, its scheduler's; `left`: try again. */
+export type MoveRoundOutcome = 'confirmed' | 'held' | 'left';
 
 /**
  * Settles placement intents left `pending` by a client that never retried (its coordinator died, it gave up; or died
@@ -55,6 +61,8 @@ export class Reconciler {
   /** Pending intents by request id: the revision seen and when (monotonic) this coordinator first saw it. */
   readonly #pending = new Map<string, { revision: number; since: number }>();
   #watch: Promise<{ readonly caughtUp: Promise<void>; stop(): void }> | undefined;
+  /** Move destinations (placed, `movesFrom`) by request id: the revision seen and since when (monotonic). */
+  readonly #moves = new Map<string, { revision: number; since: number }>();
 
   /** Resize growths held without an answer, settled by the same rounds (resize-holds.ts). */
   readonly #holds: ResizeHolds;
@@ -70,10 +78,15 @@ export class Reconciler {
     if ('deleted' in change) {
       this.#holds.observe(requestId, null, 0);
       this.#pending.delete(requestId);
+      this.#moves.delete(requestId);
       return;
     }
     const intent = decodeIntent(change.value);
     this.#holds.observe(requestId, intent.ok ? intent.value : null, change.revision);
+    if (intent.ok && intent.value.state === 'placed' && intent.value.movesFrom !== undefined) {
+      if (this.#moves.get(requestId)?.revision !== change.revision)
+        this.#moves.set(requestId, { revision: change.revision, since: this.#d.clock.monotonic() });
+    } else this.#moves.delete(requestId);
     if (!intent.ok || intent.value.state !== 'pending') {
       this.#pending.delete(requestId);
       return;
@@ -133,7 +146,58 @@ export class Reconciler {
       outcomes[requestId] = await this.#settle(read.value, now - seen.since);
     }
     const holds = await this.#holds.settleDue();
-    return { stale, outcomes, holds };
+    const moves = await this.#finishHalfConfirmed(now);
+    return { stale, outcomes, holds, moves };
+  }
+
+  /**
+   * A move destination held at the same revision past `pendingOlderThanMs` is asked of its node: found active, a confirm
+   * got past its activate and never wrote its batch (it timed out, its coordinator died, the source node did not
+   * answer), so the confirm is finished here (the source released on its node, then the count moved); a reservation is
+   * its scheduler's to confirm or abort (or it expires), asked again one bound later.
+   */
+  async #finishHalfConfirmed(now: number): Promise<Record<string, MoveRoundOutcome>> {
+    const outcomes: Record<string, MoveRoundOutcome> = {};
+    const due = [...this.#moves].filter(([, seen]) => now - seen.since >= this.#d.config.pendingOlderThanMs);
+    for (const [requestId, seen] of due) {
+      const read = await this.#d.store.get(requestId);
+      if (!read.ok || read.value === null) continue;
+      const intent = read.value.value;
+      const from = intent.movesFrom;
+      if (intent.state !== 'placed' || from === undefined || read.value.revision !== seen.revision) continue;
+      this.#moves.set(requestId, { revision: seen.revision, since: this.#d.clock.monotonic() });
+      const fenced = await this.#d.agents.call(intent.nodeId, 'fence', { requestId, fence: intent.attempt }, { requestId });
+      if (!fenced.ok) {
+        outcomes[requestId] = 'left';
+        continue;
+      }
+      if (fenced.value.allocation?.status !== 'active') {
+        outcomes[requestId] = 'held';
+        continue;
+      }
+      const confirmed = await confirmMove(
+        {
+          store: this.#d.store,
+          agents: this.#d.agents,
+          logger: this.#d.logger,
+          ...(this.#d.nodeGone ? { nodeGone: this.#d.nodeGone } : {}),
+        },
+        { requestId: from.moveRequestId, allocationId: from.allocationId },
+        intent.tenantId,
+      );
+      outcomes[requestId] = confirmed.ok ? 'confirmed' : 'left';
+      this.#d.logger.info(
+        {
+          requestId,
+          tenantId: intent.tenantId,
+          node: intent.nodeId,
+          source: from.allocationId,
+          code: confirmed.ok ? undefined : confirmed.error.code,
+        },
+        confirmed.ok ? 'reconciled a half-confirmed move: confirmed' : 'reconcile: half-confirmed move left for the next round',
+      );
+    }
+    return outcomes;
   }
 
   /** Settles one pending intent now, whatever its age (decommission.ts): the same steps as a round's. */

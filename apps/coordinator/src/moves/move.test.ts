@@ -151,12 +151,13 @@ describe('move', () => {
     expect(!other.ok && other.error.code).toBe('not_found');
   });
 
-  it('a confirm while the source node is down marks the source gone: released in the intents, counted once, the sweep releases it later', async () => {
+  it('a confirm while the source node is gone (decommissioned, lost) gives the source up: released in the intents, counted once, the sweep releases it later', async () => {
     const { deps, placeOn, usage, intent, cluster } = await setUp();
     const vm = await placeOn('vm-1', 'a');
     const held = unwrap(await moveAllocation(deps, { requestId: 'mv-1', allocationId: vm.allocation.id }, 't'));
     cluster.agents.setDown('a', true);
-    const confirmed = unwrap(await confirmMove(deps, { requestId: 'mv-1', allocationId: vm.allocation.id }, 't'));
+    const gone = { ...deps, nodeGone: (n: string) => n === 'a' };
+    const confirmed = unwrap(await confirmMove(gone, { requestId: 'mv-1', allocationId: vm.allocation.id }, 't'));
     expect(confirmed).toMatchObject({ state: 'confirmed', sourceReleased: false });
     expect(await usage()).toEqual({ vms: 1, memoryMiB: 1024, perNode: { [held.destination.nodeId]: 1 } });
     expect(await intent('vm-1')).toMatchObject({ state: 'released', releasedBy: 'move' });

@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import type { AgentCaller } from '../agents.ts';
 import { liveAllocation } from '../live-allocation.ts';
 import type { IntentStore, StoredIntent } from '../intents/intent-store.ts';
+import { countsAgainstQuota } from '../intents.ts';
 import { settlePending } from '../intents/pending-placement.ts';
 import type { PlaceFlow } from '../place-flow.ts';
 
@@ -23,9 +24,10 @@ import type { PlaceFlow } from '../place-flow.ts';
  *    protocol's own), under a request id derived from the source allocation id and the move's request id, so a retry
  *    of the move finds the same destination. Its intent carries `movesFrom` and does not count against the tenant's
  *    usage; the source intent is marked `movingTo` (one move at a time).
- * 2. confirm: the destination is activated on its node, then ONE atomic batch releases the source intent and makes the
- *    destination the placement (the usage moves the VM between nodes, counting it once), then the source's agent
- *    releases the source allocation (a source that does not answer, lost, is left to the sweep: its intent is released).
+ * 2. confirm: the destination is activated on its node, then the source's agent releases the source allocation, and
+ *    only then ONE atomic batch releases the source intent and makes the destination the placement (the usage moves the
+ *    VM between nodes, counting it once). A source node that does not answer leaves the move "releasing source" (the
+ *    destination active, uncounted; the source counted): a retry of the confirm, or the reconciler, finishes it.
  *    abort: the destination is released on its node and its intent released; the source is as it was.
  * Every step is idempotent and resumable from the intents: a confirm or abort repeated answers the same move.
  */
@@ -42,7 +44,12 @@ export interface MoveDeps {
   readonly logger?: Logger;
   /** Publishes a cluster event (move_started, move_confirmed, move_aborted); fire and forget. */
   readonly publishEvent?: (event: AllotEvent, msgId: string) => void;
+  /** The node is decommissioned and lost: a source there that does not answer is given up (decommission.ts). */
+  readonly nodeGone?: (nodeId: string) => boolean;
 }
+
+/** What a confirm needs (the reconciler finishes half-confirmed moves with it). */
+export type ConfirmDeps = Pick<MoveDeps, 'store' | 'agents' | 'agentTimeoutMs' | 'logger' | 'publishEvent' | 'nodeGone'>;
 
 /** The reason counted for the source's node when no destination fits. */
 const OWN_NODE = "is the allocation's own node";
@@ -60,7 +67,7 @@ export function destinationRequestId(allocationId: string, moveRequestId: string
   return derivedRequestId('move', allocationId, moveRequestId);
 }
 
-function agentOpts(d: MoveDeps, requestId: string): { requestId: string; timeoutMs?: number } {
+function agentOpts(d: ConfirmDeps, requestId: string): { requestId: string; timeoutMs?: number } {
   return d.agentTimeoutMs === undefined ? { requestId } : { requestId, timeoutMs: d.agentTimeoutMs };
 }
 
@@ -89,7 +96,7 @@ export function moveOf(dest: StoredIntent['value'], source: Move['source'], move
 }
 
 /** The intent; a pending one is settled from its node first (a placement answered a moment ago may not read placed yet). */
-async function readIntent(d: MoveDeps, requestId: string): Promise<Result<StoredIntent | null>> {
+async function readIntent(d: ConfirmDeps, requestId: string): Promise<Result<StoredIntent | null>> {
   const read = await d.store.get(requestId);
   return read.ok && read.value?.value.state === 'pending' ? settlePending(d, read.value) : read;
 }
@@ -175,6 +182,10 @@ export async function startMove(
       state: first.value.state,
     });
   }
+  if (first.value.movingTo?.requestId !== destId) {
+    const active = await activeOnNode(d, first.value, source);
+    if (!active.ok) return active;
+  }
   const marked = await markSource(d, first, destId, moveRequestId);
   if (!marked.ok) return marked;
   const holdMs = opts.holdMs ?? d.holdMs;
@@ -206,6 +217,22 @@ export async function startMove(
   if (!dest.ok) return dest;
   if (dest.value === null) return err('internal', `move destination ${destId} disappeared`, { requestId: destId });
   return ok(moveOf(dest.value.value, source, moveRequestId));
+}
+
+/**
+ * Only an active source is moved: a reservation can expire under its move (its quota given back) and leave the held
+ * destination counted by nothing. An intent placed as a reservation may have been activated since: its node says.
+ */
+async function activeOnNode(d: MoveDeps, intent: StoredIntent['value'], source: Move['source']): Promise<Result<void>> {
+  if (intent.reply?.allocation.status === 'active') return ok(undefined);
+  const live = await liveAllocation(d, source.allocationId, intent.tenantId);
+  if (!live.ok) return live;
+  if (live.value.status === 'active') return ok(undefined);
+  return err(
+    'conflict',
+    `allocation ${source.allocationId} is ${live.value.status}; only an active allocation can be moved (activate it first)`,
+    { allocationId: source.allocationId, status: live.value.status, reason: 'not_active' },
+  );
 }
 
 /** Placement counts the source's node, which a move excludes, as "already tried": say what it is. */
@@ -280,7 +307,7 @@ export async function moveAllocation(d: MoveDeps, r: MoveRequest, tenantId: stri
 
 /** The move's destination and source intents, the destination checked to be this tenant's move of this allocation. */
 async function intentsOf(
-  d: MoveDeps,
+  d: ConfirmDeps,
   r: MoveSettleRequest,
   tenantId: string,
 ): Promise<Result<{ dest: StoredIntent; source: StoredIntent | null; from: Move['source'] }>> {
@@ -304,11 +331,12 @@ async function intentsOf(
 }
 
 /**
- * move.confirm: the destination activated on its node, then one batch: source released, destination the placement
- * (counted once), then the source released on its node. Repeating it answers the confirmed move (and asks the source's
- * node again to release, in case it did not answer before).
+ * move.confirm: the destination activated on its node, the source released on its node, then one batch: source intent
+ * released, destination the placement (counted once). The source stays counted until its release is proven (its node
+ * answered, its intent ended, or its node is gone): otherwise `unavailable` (reason `move_source`), the move left
+ * "releasing source" for a retry or the reconciler. Repeating it answers the confirmed move.
  */
-export async function confirmMove(d: MoveDeps, r: MoveSettleRequest, tenantId: string): Promise<Result<Move>> {
+export async function confirmMove(d: ConfirmDeps, r: MoveSettleRequest, tenantId: string): Promise<Result<Move>> {
   const found = await intentsOf(d, r, tenantId);
   if (!found.ok) return found;
   let { dest, source } = found.value;
@@ -351,6 +379,9 @@ export async function confirmMove(d: MoveDeps, r: MoveSettleRequest, tenantId: s
         );
       active = activated.value;
     }
+    // Only a source no longer running (or given up) stops counting: until then the VM counts on its source.
+    const freed = await sourceFreed(d, source, from, v.nodeId, r.requestId);
+    if (!freed.ok) return freed;
     const reply: PlaceReply = { ...(v.reply as PlaceReply), allocation: active, cpuset: active.cpu?.cpuset ?? [] };
     // A source intent gone (its TTL) or released meanwhile: the destination is admitted alone against the quota.
     const settled = await d.store.moveConfirmed(source, dest, reply);
@@ -378,8 +409,29 @@ export async function confirmMove(d: MoveDeps, r: MoveSettleRequest, tenantId: s
   return err('unavailable', `move ${r.requestId} keeps changing; retry the confirm`, { requestId: r.requestId });
 }
 
-/** Releases the source allocation on its node (idempotent); false when the node did not answer (the sweep releases it later). */
-async function releaseSource(d: MoveDeps, from: Move['source'], destNode: string, moveRequestId: string): Promise<boolean> {
+/**
+ * Proves the source no longer runs, or is given up: its intent ended already (its agent's event, a decommission: its
+ * quota went back then), its node released it, or its node is decommissioned and lost. Else `unavailable`.
+ */
+async function sourceFreed(
+  d: ConfirmDeps,
+  source: StoredIntent | null,
+  from: Move['source'],
+  destNode: string,
+  moveRequestId: string,
+): Promise<Result<void>> {
+  if (source === null || !countsAgainstQuota(source.value)) return ok(undefined);
+  if (await releaseSource(d, from, destNode, moveRequestId)) return ok(undefined);
+  if (d.nodeGone?.(from.nodeId) === true) return ok(undefined);
+  return err(
+    'unavailable',
+    `move ${moveRequestId}: the source ${from.allocationId} on ${from.nodeId} did not answer its release; it stays counted there (retry the confirm)`,
+    { requestId: moveRequestId, reason: 'move_source', nodeId: from.nodeId },
+  );
+}
+
+/** Releases the source allocation on its node (idempotent); false when the node did not answer. */
+async function releaseSource(d: ConfirmDeps, from: Move['source'], destNode: string, moveRequestId: string): Promise<boolean> {
   const releaseId = derivedRequestId('move-release', from.allocationId, moveRequestId);
   const released = await d.agents.call(
     from.nodeId,
@@ -390,7 +442,7 @@ async function releaseSource(d: MoveDeps, from: Move['source'], destNode: string
   if (released.ok || released.error.code === 'not_found') return true;
   d.logger?.warn(
     { allocationId: from.allocationId, node: from.nodeId, move: moveRequestId, code: released.error.code },
-    'moved: the source node did not release the source; the sweep releases it (its intent is released)',
+    'move: the source node did not answer the release of the source',
   );
   return false;
 }

@@ -1,0 +1,122 @@
+import { TenantQuotaSchema, type Result } from '@allot/core';
+import { describe, expect, it } from 'vitest';
+import { inProcessCluster } from '../testing/fake-agents.ts';
+import { confirmMove, destinationRequestId, moveAllocation, type MoveDeps } from './move.ts';
+
+function unwrap<T>(r: Result<T>): T {
+  if (!r.ok) throw new Error(`${r.error.code}: ${r.error.message}`);
+  return r.value;
+}
+
+/** Tenant t at its limit of 3 VMs (two on a, one on b); vm-1 on a is held on c by move mv-1. */
+async function heldMove() {
+  const cluster = inProcessCluster({
+    a: { memoryMiB: 8192, cores: 8 },
+    b: { memoryMiB: 8192, cores: 8 },
+    c: { memoryMiB: 8192, cores: 8 },
+  });
+  const c = await cluster.coordinator('c1', { place: { timeoutRetries: 0 } });
+  unwrap(await c.quotas.set(TenantQuotaSchema.parse({ tenantId: 't', maxVms: 3 })));
+  const deps: MoveDeps = {
+    store: c.store,
+    flow: { place: (req, move) => (c.refresh(), c.flow.place(req, move)) },
+    agents: cluster.agents.caller(),
+    knowsNode: (n) => cluster.agents.nodes.has(n),
+    holdMs: 600_000,
+    agentTimeoutMs: 100,
+  };
+  const place = (requestId: string, nodeId: string) =>
+    c.place({
+      request: { requestId, tenantId: 't', resources: { memoryMiB: 1024, vcpus: 1 } },
+      placement: { strategy: 'manual', nodeId },
+    });
+  const vm = unwrap(await place('vm-1', 'a'));
+  unwrap(await place('vm-2', 'a'));
+  unwrap(await place('vm-3', 'b'));
+  unwrap(await moveAllocation(deps, { requestId: 'mv-1', allocationId: vm.allocation.id, to: 'c' }, 't'));
+  const destId = destinationRequestId(vm.allocation.id, 'mv-1');
+  const usage = async () => unwrap(await c.store.usage('t'))?.value.usage;
+  const live = (nodeId: string) => cluster.agents.live(nodeId).map((a) => `${a.requestId}:${a.status}`);
+  return { cluster, c, deps, vm, destId, usage, live };
+}
+
+describe('move confirm: the source stays counted until its node released it', () => {
+  // Simulator cluster seed 3 (--moves): the confirm gave the source's quota back while its node was down, so the copy
+  // still running there counted against nothing and the tenant ran more VMs than its limit on the hosts.
+  it('a confirm that cannot reach the source node leaves the source counted (releasing source); a retry finishes it', async () => {
+    const { cluster, deps, vm, destId, usage, live, c } = await heldMove();
+    cluster.agents.setDown('a', true);
+    const refused = await confirmMove(deps, { requestId: 'mv-1', allocationId: vm.allocation.id }, 't');
+    expect(refused).toMatchObject({ ok: false, error: { code: 'unavailable', details: { reason: 'move_source', nodeId: 'a' } } });
+    // Two copies run (a and c) and the VM counts once, on its source, until a releases it.
+    expect(live('c')).toEqual([`${destId}:active`]);
+    expect(await usage()).toMatchObject({ vms: 3, vmsPerNode: { a: 2, b: 1 } });
+    expect(unwrap(await c.store.get('vm-1'))?.value.state).toBe('placed');
+
+    cluster.agents.setDown('a', false);
+    expect(live('a')).toContain('vm-1:active');
+    const confirmed = unwrap(await confirmMove(deps, { requestId: 'mv-1', allocationId: vm.allocation.id }, 't'));
+    expect(confirmed).toMatchObject({ state: 'confirmed', sourceReleased: true });
+    expect(live('a')).toEqual(['vm-2:active']);
+    expect(await usage()).toMatchObject({ vms: 3, vmsPerNode: { a: 1, b: 1, c: 1 } });
+  });
+
+  it('a source whose intent ended meanwhile (decommissioned, released by its agent) no longer blocks the confirm', async () => {
+    const { cluster, deps, vm, c, usage } = await heldMove();
+    cluster.agents.setDown('a', true);
+    unwrap(await c.store.released(unwrap(await c.store.get('vm-1'))!, 'decommission'));
+    const confirmed = unwrap(await confirmMove(deps, { requestId: 'mv-1', allocationId: vm.allocation.id }, 't'));
+    expect(confirmed.state).toBe('confirmed');
+    expect(await usage()).toMatchObject({ vms: 3, vmsPerNode: { a: 1, b: 1, c: 1 } });
+  });
+});
+
+describe('reconciler: a move left half-confirmed is finished by the coordinators', () => {
+  // Simulator seed 12 (--moves): the confirm's activate met a stalled disk and timed out; the destination became active
+  // beside its counted source, uncounted, and nothing but a re-sent confirm would ever finish it.
+  it('a destination found active past pendingOlderThanMs is confirmed: source released on its node, the count moved', async () => {
+    const { cluster, deps, vm, destId, usage, live, c } = await heldMove();
+    cluster.agents.nodes.get('c')!.stall.add('activate');
+    const timedOut = await confirmMove(deps, { requestId: 'mv-1', allocationId: vm.allocation.id }, 't');
+    expect(timedOut).toMatchObject({ ok: false, error: { code: 'timeout' } });
+    cluster.agents.nodes.get('c')!.stall.delete('activate');
+    cluster.agents.deliverStalled('c'); // the activate lands late
+    expect(live('c')).toEqual([`${destId}:active`]);
+
+    await c.reconciler.reconcileOnce(); // sees the held destination
+    expect(live('a')).toContain('vm-1:active'); // not before it is old enough
+    cluster.clock.advance(60_001);
+    const round = await c.reconciler.reconcileOnce();
+    expect(round.moves).toEqual({ [destId]: 'confirmed' });
+    expect(live('a')).toEqual(['vm-2:active']);
+    expect(unwrap(await c.store.get(destId))?.value).toMatchObject({ state: 'placed', movedFrom: { requestId: 'vm-1' } });
+    expect(await usage()).toMatchObject({ vms: 3, vmsPerNode: { a: 1, b: 1, c: 1 } });
+  });
+
+  it('a destination still only held (reserved) is left for its scheduler', async () => {
+    const { cluster, destId, live, c } = await heldMove();
+    await c.reconciler.reconcileOnce();
+    cluster.clock.advance(60_001);
+    const round = await c.reconciler.reconcileOnce();
+    expect(round.moves).toEqual({ [destId]: 'held' });
+    expect(live('c')).toEqual([`${destId}:reserved`]);
+    expect(live('a')).toContain('vm-1:active');
+  });
+});
+
+describe('move of a reservation', () => {
+  // Simulator cluster seed 87 (--moves): a reserved source expired under its move, its quota went back, and the held
+  // destination (counted 0) stayed reserved: the tenant held one VM more than its limit on the hosts.
+  it('is refused: only an active allocation can be moved', async () => {
+    const { c, deps } = await heldMove();
+    unwrap(await c.quotas.set(TenantQuotaSchema.parse({ tenantId: 't', maxVms: 4 })));
+    const reserved = unwrap(
+      await c.place({
+        request: { requestId: 'res-1', tenantId: 't', resources: { memoryMiB: 1024, vcpus: 1 }, reservation: { ttlMs: 60_000 } },
+        placement: { strategy: 'manual', nodeId: 'b' },
+      }),
+    );
+    const refused = await moveAllocation(deps, { requestId: 'mv-2', allocationId: reserved.allocation.id, to: 'c' }, 't');
+    expect(refused).toMatchObject({ ok: false, error: { code: 'conflict', details: { reason: 'not_active', status: 'reserved' } } });
+  });
+});
