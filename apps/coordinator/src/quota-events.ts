@@ -15,6 +15,7 @@ import type { Logger } from 'pino';
 import { DroppedInput, eventSubjectMismatch } from './dropped-input.ts';
 import type { ReleaseCause } from './intents.ts';
 import type { IntentStore } from './intents/intent-store.ts';
+import { MOVED_REASON } from './moves/move.ts';
 
 /**
  * Quota follows the agents' durable events (finding 5a): a reservation placed through a coordinator that expires on its
@@ -45,6 +46,8 @@ export type QuotaEventOutcome =
   | 'no_intent'
   /** From a node decommissioned and removed (its agent came back): dropped, its placements were settled already. */
   | 'decommissioned_node'
+  /** The source of a move released by the move's confirm: the confirm's batch moves its count (moves/move.ts). */
+  | 'move_confirming'
   /** The event names no request id (an agent from before expiry events carried one). */
   | 'no_request_id'
   /** Not an allot event, or not a kind that ends an allocation. */
@@ -74,6 +77,9 @@ export async function handleEndingEvent(intents: IntentStore, event: AllotEvent)
     const allocationId = intent.reply?.allocation.id;
     if (allocationId !== undefined && event.allocationId !== undefined && allocationId !== event.allocationId)
       return ok('not_this_placement');
+    // Ending it here would give its quota back before the destination counts (the tenant could place into that gap).
+    if (intent.movingTo !== undefined && event.kind === 'released' && event.reason?.startsWith(MOVED_REASON) === true)
+      return ok('move_confirming');
     const released = await intents.released(at, causeOf(event));
     if (released.ok) return ok('released');
     if (released.error.code !== 'conflict') return released;
@@ -148,6 +154,7 @@ export async function followQuotaEvents(
     not_this_placement: 0,
     no_intent: 0,
     decommissioned_node: 0,
+    move_confirming: 0,
     no_request_id: 0,
     invalid: 0,
     error: 0,

@@ -1,7 +1,8 @@
 import { TenantQuotaSchema, type Result } from '@allot/core';
 import { describe, expect, it } from 'vitest';
 import { inProcessCluster } from '../testing/fake-agents.ts';
-import { confirmMove, destinationRequestId, moveAllocation, type MoveDeps } from './move.ts';
+import { handleEndingEvent } from '../quota-events.ts';
+import { abortMove, confirmMove, destinationRequestId, moveAllocation, type MoveDeps } from './move.ts';
 
 function unwrap<T>(r: Result<T>): T {
   if (!r.ok) throw new Error(`${r.error.code}: ${r.error.message}`);
@@ -67,6 +68,42 @@ describe('move confirm: the source stays counted until its node released it', ()
     unwrap(await c.store.released(unwrap(await c.store.get('vm-1'))!, 'decommission'));
     const confirmed = unwrap(await confirmMove(deps, { requestId: 'mv-1', allocationId: vm.allocation.id }, 't'));
     expect(confirmed.state).toBe('confirmed');
+    expect(await usage()).toMatchObject({ vms: 3, vmsPerNode: { a: 1, b: 1, c: 1 } });
+  });
+});
+
+describe('a confirm interrupted after it released the source', () => {
+  // Simulator cluster seed 16 (--moves): the confirm released the source, its batch failed (the KV), and the agent's
+  // `released` event gave the source's quota back while the active destination still counted 0: the tenant placed
+  // into that gap and ran one VM over its limit.
+  it("the source's own release event leaves it counted; an abort is refused; a retried confirm moves the count", async () => {
+    const { cluster, deps, vm, destId, usage, live, c } = await heldMove();
+    cluster.agents.nodes.get('c')!.stall.add('activate');
+    await confirmMove(deps, { requestId: 'mv-1', allocationId: vm.allocation.id }, 't');
+    cluster.agents.nodes.get('c')!.stall.delete('activate');
+    cluster.agents.deliverStalled('c');
+    const reason = 'moved to c (move mv-1)';
+    unwrap(
+      await cluster.agents
+        .caller()
+        .call('a', 'release', { requestId: 'r-src', allocationRequestId: 'vm-1', reason }, { requestId: 'r-src' }),
+    );
+    const event = {
+      kind: 'released' as const,
+      nodeId: 'a',
+      at: 0,
+      requestId: 'vm-1',
+      allocationId: vm.allocation.id,
+      tenantId: 't',
+      reason,
+    };
+    expect(unwrap(await handleEndingEvent(c.store, event))).toBe('move_confirming');
+    expect(await usage()).toMatchObject({ vms: 3, vmsPerNode: { a: 2, b: 1 } });
+
+    const aborted = await abortMove(deps, { requestId: 'mv-1', allocationId: vm.allocation.id }, 't');
+    expect(aborted).toMatchObject({ ok: false, error: { code: 'conflict', details: { reason: 'confirming' } } });
+    expect(live('c')).toEqual([`${destId}:active`]);
+    expect(unwrap(await confirmMove(deps, { requestId: 'mv-1', allocationId: vm.allocation.id }, 't')).state).toBe('confirmed');
     expect(await usage()).toMatchObject({ vms: 3, vmsPerNode: { a: 1, b: 1, c: 1 } });
   });
 });

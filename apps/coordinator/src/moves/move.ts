@@ -54,6 +54,9 @@ export type ConfirmDeps = Pick<MoveDeps, 'store' | 'agents' | 'agentTimeoutMs' |
 /** The reason counted for the source's node when no destination fits. */
 const OWN_NODE = "is the allocation's own node";
 
+/** How a confirm's release of the source begins its reason (the agent's event carries it: quota-events.ts). */
+export const MOVED_REASON = 'moved to ';
+
 /** Rounds of re-reading an intent another writer changed meanwhile. */
 const MAX_ROUNDS = 8;
 
@@ -436,7 +439,7 @@ async function releaseSource(d: ConfirmDeps, from: Move['source'], destNode: str
   const released = await d.agents.call(
     from.nodeId,
     'release',
-    { requestId: releaseId, allocationRequestId: from.requestId, reason: `moved to ${destNode} (move ${moveRequestId})` },
+    { requestId: releaseId, allocationRequestId: from.requestId, reason: `${MOVED_REASON}${destNode} (move ${moveRequestId})` },
     agentOpts(d, releaseId),
   );
   if (released.ok || released.error.code === 'not_found') return true;
@@ -445,6 +448,27 @@ async function releaseSource(d: ConfirmDeps, from: Move['source'], destNode: str
     'move: the source node did not answer the release of the source',
   );
   return false;
+}
+
+/**
+ * An abort undoes a move only while its source still runs: a confirm may have released the source already (its batch
+ * not written yet), and releasing the destination then would leave no copy while the source still counts.
+ */
+async function sourceStillRuns(
+  d: MoveDeps,
+  source: StoredIntent | null,
+  from: Move['source'],
+  moveRequestId: string,
+): Promise<Result<void>> {
+  if (source === null || !countsAgainstQuota(source.value)) return ok(undefined);
+  const live = await liveAllocation(d, from.allocationId, source.value.tenantId);
+  if (live.ok) return ok(undefined);
+  if (live.error.code !== 'not_found') return live;
+  return err(
+    'conflict',
+    `move ${moveRequestId}: its confirm released the source ${from.allocationId} on ${from.nodeId} already; confirm it again to finish`,
+    { requestId: moveRequestId, reason: 'confirming' },
+  );
 }
 
 /** move.abort: the destination released on its node and its intent released; the source stays (and may move again). */
@@ -470,6 +494,8 @@ export async function abortMove(d: MoveDeps, r: MoveSettleRequest, tenantId: str
         `move ${r.requestId}: its destination on ${v.nodeId} is still pending; retry the move with its request id, then abort`,
         { requestId: r.requestId, state: 'pending' },
       );
+    const running = await sourceStillRuns(d, found.value.source, from, r.requestId);
+    if (!running.ok) return running;
     const releaseId = derivedRequestId('move-abort', v.requestId);
     const released = await d.agents.call(
       v.nodeId,
