@@ -57,6 +57,12 @@ async function sigterm(coordinator: ProcessHandle): Promise<{ code: number | nul
   const started = performance.now();
   // Past the coordinator's own deadline, so a stop that hangs shows as its exit 1 rather than our SIGKILL.
   const code = await coordinator.stop('SIGTERM', STOP_DEADLINE_MS + 5_000);
+  const gaveUp = coordinator.lines
+    .filter((l) => typeof l === 'object' && typeof l['step'] === 'string')
+    .map((l) => `${String(l['step'])} (${String(l['msg'])})`);
+  console.log(
+    `coordinator stop: exit ${code} in ${Math.round(performance.now() - started)} ms; steps not finished: ${gaveUp.join(', ') || 'none'}`,
+  );
   // A stop that failed says why in its last lines (main.ts logs what still held the process at the deadline).
   if (code !== 0)
     console.log(
@@ -70,11 +76,18 @@ async function sigterm(coordinator: ProcessHandle): Promise<{ code: number | nul
 
 /** After a new coordinator runs: every acknowledged placement is live on the node its reply named, and usage = live. */
 async function expectNothingLost(cluster: LocalCluster, acked: Map<string, PlaceReply>): Promise<void> {
+  // The agents reconnect to the restarted server on their own schedule: listed once the coordinators see them again.
+  await cluster.waitForNodes();
   const live = new Map<string, string>();
   for (const nodeId of ['s1', 's2']) {
     let after: number | undefined;
     for (;;) {
-      const page = await agentRequest(cluster.nc, nodeId, 'allocations', { status: 'live', limit: 1_000, ...(after === undefined ? {} : { after }) });
+      const ask = () =>
+        agentRequest(cluster.nc, nodeId, 'allocations', { status: 'live', limit: 1_000, ...(after === undefined ? {} : { after }) });
+      let page = await ask();
+      // An agent answers again once its connection is back (its heartbeats may reach the view first).
+      for (const deadline = Date.now() + 20_000; !page.ok && Date.now() < deadline; page = await ask())
+        await new Promise((resolve) => setTimeout(resolve, 250));
       if (!page.ok) throw new Error(`${nodeId} allocations: ${page.error.message}`);
       for (const a of page.value.allocations) live.set(a.requestId, nodeId);
       if (page.value.next === undefined) break;

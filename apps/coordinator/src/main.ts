@@ -24,7 +24,7 @@ import { createLogger } from './logger.ts';
 /** Longest a SIGTERM stop may take; container engines SIGKILL after 10-15 s. */
 const STOP_DEADLINE_MS = 8_000;
 /** Longest the connection's drain may take after the coordinator's own (bounded) stop; then it is closed. */
-const DRAIN_WAIT_MS = 2_000;
+const DRAIN_WAIT_MS = 1_000;
 
 /** Drains the connection (replies flushed), or closes it when the drain does not finish in ms (no server reachable). */
 async function drainOrClose(nc: NatsConnection, ms: number): Promise<void> {

@@ -97,10 +97,16 @@ export class Reconciler {
 
   /** Follows every intent write (the latest value per key at first, then each change); resolves once caught up. */
   async #follow(): Promise<void> {
-    this.#watch ??= this.#d.store.bucket.watch(this.#onChange);
-    await (
-      await this.#watch
-    ).caughtUp;
+    const watch = (this.#watch ??= this.#d.store.bucket.watch(this.#onChange));
+    try {
+      await (
+        await watch
+      ).caughtUp;
+    } catch (e) {
+      // A watch that could not be created (NATS unreachable) is tried again next round, not kept failing forever.
+      if (this.#watch === watch) this.#watch = undefined;
+      throw e;
+    }
   }
 
   start(): void {
@@ -118,8 +124,10 @@ export class Reconciler {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
     await this.#running;
-    (await this.#watch)?.stop();
+    const watch = this.#watch;
     this.#watch = undefined;
+    // A watch whose creation failed has nothing to stop.
+    (await watch?.catch(() => undefined))?.stop();
   }
 
   /** One round over the pending intents old enough to be looked at (each re-read before it is settled). */
