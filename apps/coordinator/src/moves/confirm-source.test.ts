@@ -1,7 +1,12 @@
 import { TenantQuotaSchema, type Result } from '@allot/core';
 import { describe, expect, it } from 'vitest';
 import { inProcessCluster } from '../testing/fake-agents.ts';
+import pino from 'pino';
+import { ReconcileConfigSchema } from '../config.ts';
+import { decommissionNode } from '../decommission.ts';
+import { NodeStates } from '../node-states.ts';
 import { handleEndingEvent } from '../quota-events.ts';
+import { Reconciler } from '../reconciler.ts';
 import { abortMove, confirmMove, destinationRequestId, moveAllocation, type MoveDeps } from './move.ts';
 
 function unwrap<T>(r: Result<T>): T {
@@ -155,5 +160,43 @@ describe('move of a reservation', () => {
     );
     const refused = await moveAllocation(deps, { requestId: 'mv-2', allocationId: reserved.allocation.id, to: 'c' }, 't');
     expect(refused).toMatchObject({ ok: false, error: { code: 'conflict', details: { reason: 'not_active', status: 'reserved' } } });
+  });
+});
+
+describe('decommission of a source node while its move holds a destination', () => {
+  // Simulator cluster seed 27 (--moves): the source's node was lost for good and decommissioned; the source was given up
+  // (quota back) while its move's destination ran on, counted 0, and the tenant placed over its limit.
+  it('hands the count to the destination in the batch that gives the source up', async () => {
+    const { cluster, c, destId, usage, live } = await heldMove();
+    const logger = pino({ level: 'silent' });
+    const nodeStates = new NodeStates({
+      bucket: cluster.bucket,
+      clock: cluster.clock,
+      coordinatorId: 'c1',
+      logger,
+      onChange: (n, r) => c.view.setDecommissioned(n, r),
+    });
+    await nodeStates.start();
+    const agents = cluster.agents.caller();
+    const reconciler = new Reconciler({
+      store: c.store,
+      agents,
+      config: ReconcileConfigSchema.parse({ pendingOlderThanMs: 1_000 }),
+      logger,
+      clock: cluster.clock,
+    });
+    cluster.agents.setDown('a', true);
+    cluster.clock.advance(120_000);
+    c.view.sweep();
+    unwrap(
+      await decommissionNode(
+        { nodeStates, view: c.view, store: c.store, agents, reconciler, logger, agentTimeoutMs: 100 },
+        { nodeId: 'a', requestId: 'd1' },
+      ),
+    );
+    expect(live('c')).toEqual([`${destId}:reserved`]);
+    // vm-2 went with a; vm-1 is its destination on c now, counted there.
+    expect(await usage()).toMatchObject({ vms: 2, vmsPerNode: { b: 1, c: 1 } });
+    expect(unwrap(await c.store.get(destId))?.value).toMatchObject({ state: 'placed', movedFrom: { requestId: 'vm-1' } });
   });
 });

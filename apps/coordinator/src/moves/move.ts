@@ -471,6 +471,27 @@ async function sourceStillRuns(
   );
 }
 
+/**
+ * Gives up a source whose node is decommissioned while lost (decommission.ts). When a move holds a destination for it,
+ * the destination becomes the placement, counted, in the batch that releases the source: released alone, the source's
+ * quota would go back while its destination (counted 0) runs on. Otherwise the source is released alone.
+ */
+export async function giveUpSource(store: IntentStore, source: StoredIntent): Promise<Result<unknown>> {
+  const moving = source.value.movingTo;
+  const dest = moving === undefined ? undefined : await store.get(moving.requestId);
+  if (dest !== undefined && !dest.ok) return dest;
+  const held = dest?.value;
+  if (
+    held === undefined ||
+    held === null ||
+    held.value.state !== 'placed' ||
+    held.value.movesFrom?.requestId !== source.value.requestId ||
+    held.value.reply === undefined
+  )
+    return store.released(source, 'decommission');
+  return store.moveConfirmed(source, held, held.value.reply);
+}
+
 /** move.abort: the destination released on its node and its intent released; the source stays (and may move again). */
 export async function abortMove(d: MoveDeps, r: MoveSettleRequest, tenantId: string): Promise<Result<Move>> {
   const found = await intentsOf(d, r, tenantId);
