@@ -5,7 +5,7 @@ import type { AgentCaller } from './agents.ts';
 import { forEachAllocationPage } from './allocation-pages.ts';
 import { counts } from './intents.ts';
 import type { IntentStore, StoredIntent } from './intents/intent-store.ts';
-import { giveUpSource } from './moves/move.ts';
+import { endPlacement } from './moves/move.ts';
 import type { NodeStates } from './node-states.ts';
 import type { Reconciler } from './reconciler.ts';
 import type { ClusterView } from './view.ts';
@@ -173,7 +173,7 @@ async function settle(d: DecommissionDeps, found: StoredIntent, lost: boolean): 
     if (at.value.nodeId !== found.value.nodeId || !counts(at.value.state)) return 'ended';
     if (at.value.state === 'placed') {
       if (!lost) return 'kept';
-      const written = await giveUpSource(d.store, at); // a source whose move holds a destination hands it the count
+      const written = await endPlacement(d.store, at, 'decommission'); // a moving source hands its destination the count
       if (written.ok) {
         d.logger.warn(
           { requestId: at.value.requestId, tenant: at.value.tenantId, node: at.value.nodeId },

@@ -15,7 +15,7 @@ import type { Logger } from 'pino';
 import { DroppedInput, eventSubjectMismatch } from './dropped-input.ts';
 import type { ReleaseCause } from './intents.ts';
 import type { IntentStore } from './intents/intent-store.ts';
-import { MOVED_REASON } from './moves/move.ts';
+import { endPlacement, MOVED_REASON } from './moves/move.ts';
 
 /**
  * Quota follows the agents' durable events (finding 5a): a reservation placed through a coordinator that expires on its
@@ -80,7 +80,7 @@ export async function handleEndingEvent(intents: IntentStore, event: AllotEvent)
     // Ending it here would give its quota back before the destination counts (the tenant could place into that gap).
     if (intent.movingTo !== undefined && event.kind === 'released' && event.reason?.startsWith(MOVED_REASON) === true)
       return ok('move_confirming');
-    const released = await intents.released(at, causeOf(event));
+    const released = await endPlacement(intents, at, causeOf(event)); // a moving source hands over its count
     if (released.ok) return ok('released');
     if (released.error.code !== 'conflict') return released;
   }

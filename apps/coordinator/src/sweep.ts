@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { AgentCaller } from './agents.ts';
 import { forEachAllocationPage } from './allocation-pages.ts';
 import type { IntentStore, StoredIntent } from './intents/intent-store.ts';
+import { endPlacement } from './moves/move.ts';
 import type { CoordinatorClock } from './store/clock.ts';
 
 /**
@@ -286,7 +287,7 @@ export class Sweep {
     }
     const a = asked.value.allocation;
     if (a !== null && !ENDED.has(a.status)) return false;
-    const written = await this.#d.store.released(intent, a === null ? 'sweep' : 'agent');
+    const written = await endPlacement(this.#d.store, intent, a === null ? 'sweep' : 'agent'); // a moving source hands over its count
     if (!written.ok) {
       // conflict: someone moved the intent since the scan (a tenant release, the quota events): theirs stands.
       this.#count('placement_missing', written.error.code === 'conflict' ? 'moved' : 'error');

@@ -200,3 +200,28 @@ describe('decommission of a source node while its move holds a destination', () 
     expect(unwrap(await c.store.get(destId))?.value).toMatchObject({ state: 'placed', movedFrom: { requestId: 'vm-1' } });
   });
 });
+
+describe('a moving source ended on its node by anything but its confirm', () => {
+  // Simulator cluster seed 37 (--moves): the sweep found the source gone from its node and gave its quota back while
+  // its move's active destination stayed, counted 0: the tenant placed over its limit.
+  it('hands the count to the destination (its agent released it directly)', async () => {
+    const { cluster, vm, destId, usage, c } = await heldMove();
+    unwrap(
+      await cluster.agents
+        .caller()
+        .call('a', 'release', { requestId: 'r-op', allocationRequestId: 'vm-1', reason: 'operator' }, { requestId: 'r-op' }),
+    );
+    const event = {
+      kind: 'released' as const,
+      nodeId: 'a',
+      at: 0,
+      requestId: 'vm-1',
+      allocationId: vm.allocation.id,
+      tenantId: 't',
+      reason: 'operator',
+    };
+    expect(unwrap(await handleEndingEvent(c.store, event))).toBe('released');
+    expect(await usage()).toMatchObject({ vms: 3, vmsPerNode: { a: 1, b: 1, c: 1 } });
+    expect(unwrap(await c.store.get(destId))?.value).toMatchObject({ state: 'placed', movedFrom: { requestId: 'vm-1' } });
+  });
+});

@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import type { AgentCaller } from '../agents.ts';
 import { liveAllocation } from '../live-allocation.ts';
 import type { IntentStore, StoredIntent } from '../intents/intent-store.ts';
-import { countsAgainstQuota } from '../intents.ts';
+import { countsAgainstQuota, type ReleaseCause } from '../intents.ts';
 import { settlePending } from '../intents/pending-placement.ts';
 import type { PlaceFlow } from '../place-flow.ts';
 
@@ -472,11 +472,11 @@ async function sourceStillRuns(
 }
 
 /**
- * Gives up a source whose node is decommissioned while lost (decommission.ts). When a move holds a destination for it,
- * the destination becomes the placement, counted, in the batch that releases the source: released alone, the source's
- * quota would go back while its destination (counted 0) runs on. Otherwise the source is released alone.
+ * Ends a placement intent found ended or given up on its node (decommission.ts, sweep.ts, quota-events.ts). When a move
+ * holds a destination for it, the destination becomes the placement, counted, in the batch that releases the source:
+ * released alone, the source's quota would go back while its destination (counted 0) stays on its node.
  */
-export async function giveUpSource(store: IntentStore, source: StoredIntent): Promise<Result<unknown>> {
+export async function endPlacement(store: IntentStore, source: StoredIntent, cause: ReleaseCause): Promise<Result<unknown>> {
   const moving = source.value.movingTo;
   const dest = moving === undefined ? undefined : await store.get(moving.requestId);
   if (dest !== undefined && !dest.ok) return dest;
@@ -488,7 +488,7 @@ export async function giveUpSource(store: IntentStore, source: StoredIntent): Pr
     held.value.movesFrom?.requestId !== source.value.requestId ||
     held.value.reply === undefined
   )
-    return store.released(source, 'decommission');
+    return store.released(source, cause);
   return store.moveConfirmed(source, held, held.value.reply);
 }
 
