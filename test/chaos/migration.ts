@@ -36,6 +36,8 @@ export type MoveRecord = {
   /** Requests sent again after a timeout/unavailable (move, confirm, abort). */
   retries: number;
   endedAt?: number;
+  /** The refusal's message, for codes that are not the scheduler working (internal). */
+  message?: string;
   code?: string;
 };
 
@@ -122,6 +124,7 @@ export class MigrationRun {
     record.retries += held.retries;
     if (!held.reply.ok) {
       record.code = held.reply.error.code;
+      record.message = held.reply.error.message;
       // A move never answered may hold a destination: it expires unconfirmed, so the VM stays on the source.
       if (held.reply.error.code === 'timeout' || held.reply.error.code === 'unavailable') record.outcome = 'unanswered';
       await sleep(200);
@@ -137,6 +140,7 @@ export class MigrationRun {
     record.retries += settled.retries;
     if (!settled.reply.ok) {
       record.code = settled.reply.error.code;
+      record.message = settled.reply.error.message;
       record.outcome = 'unanswered';
       // Unanswered: either end is possible (a confirm may have landed); the verdict still wants exactly one.
       vm.unsure.push({ requestId: move.destination.requestId, nodeId: move.destination.nodeId });
@@ -186,7 +190,10 @@ export class MigrationRun {
       name: 'every moved VM live on exactly one host (confirmed: destination; else source)',
       ok: problems.length === 0 && this.vms.length > 0,
       problems: this.vms.length === 0 ? ['the mover placed no VM', ...problems] : problems,
-      note: `${this.vms.length} VMs, ${moved} away from where they were placed; ${this.#counts(this.moves)}`,
+      note: `${this.vms.length} VMs, ${moved} away from where they were placed; ${this.#counts(this.moves)}${this.moves
+        .filter((m) => m.code === 'internal')
+        .map((m) => `; internal: ${m.message?.slice(0, 160) ?? ''}`)
+        .join('')}`,
     };
   }
 
