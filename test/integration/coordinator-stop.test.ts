@@ -58,7 +58,7 @@ async function sigterm(coordinator: ProcessHandle): Promise<{ code: number | nul
   // Past the coordinator's own deadline, so a stop that hangs shows as its exit 1 rather than our SIGKILL.
   const code = await coordinator.stop('SIGTERM', STOP_DEADLINE_MS + 5_000);
   const gaveUp = coordinator.lines
-    .filter((l) => typeof l === 'object' && typeof l['step'] === 'string')
+    .filter((l): l is Record<string, unknown> => typeof l === 'object' && typeof l['step'] === 'string')
     .map((l) => `${String(l['step'])} (${String(l['msg'])})`);
   console.log(
     `coordinator stop: exit ${code} in ${Math.round(performance.now() - started)} ms; steps not finished: ${gaveUp.join(', ') || 'none'}`,
