@@ -16,7 +16,7 @@ import { allAllocations } from './allocation-pages.ts';
 import type { PlaceConfig } from './config.ts';
 import type { IntentStore, StoredIntent } from './intents/intent-store.ts';
 import { settlePending } from './intents/pending-placement.ts';
-import { derivedRequestId } from './moves/move.ts';
+import { derivedRequestId, releaseHeldDestination } from './moves/move.ts';
 import { requestHash, type PlacementIntent, type ReleaseCause } from './intents.ts';
 import type { QuotaService } from './quotas.ts';
 import type { CoordinatorClock } from './store/clock.ts';
@@ -624,6 +624,9 @@ export class PlaceFlow {
       if (!read.ok) return read;
       const at = read.value;
       if (at === null || at.value.state === 'released' || at.value.state === 'failed') return ok(undefined);
+      // A move marked it while its release was in flight (sim seed 150 with moves): its held destination goes first.
+      const dropped = await releaseHeldDestination(this.#d, at.value);
+      if (!dropped.ok) return dropped;
       const written = await this.#d.store.released(at, cause);
       if (written.ok) return ok(undefined);
       if (written.error.code !== 'conflict') return written;

@@ -225,3 +225,49 @@ describe('a moving source ended on its node by anything but its confirm', () => 
     expect(unwrap(await c.store.get(destId))?.value).toMatchObject({ state: 'placed', movedFrom: { requestId: 'vm-1' } });
   });
 });
+
+describe('a release in flight when a move marks its source', () => {
+  // Simulator cluster seed 150 (--moves): the tenant's release of a VM stalled on its agent's disk; a move marked the
+  // source and held a destination meanwhile; the release then ended the source intent (quota back) and the held
+  // destination (counted 0) stayed reserved: the tenant ran one VM over its limit.
+  it('releases the held destination before the source intent gives its quota back', async () => {
+    const cluster = inProcessCluster({ a: { memoryMiB: 8192, cores: 8 }, b: { memoryMiB: 8192, cores: 8 } });
+    const c = await cluster.coordinator('c1', { place: { timeoutRetries: 0, agentTimeoutMs: 100 } });
+    unwrap(await c.quotas.set(TenantQuotaSchema.parse({ tenantId: 't', maxVms: 1 })));
+    const deps: MoveDeps = {
+      store: c.store,
+      flow: { place: (req, move) => (c.refresh(), c.flow.place(req, move)) },
+      agents: cluster.agents.caller(),
+      knowsNode: (n) => cluster.agents.nodes.has(n),
+      holdMs: 600_000,
+      agentTimeoutMs: 100,
+    };
+    const vm = unwrap(
+      await c.place({
+        request: { requestId: 'vm-1', tenantId: 't', resources: { memoryMiB: 1024, vcpus: 1 } },
+        placement: { strategy: 'manual', nodeId: 'a' },
+      }),
+    );
+    cluster.agents.nodes.get('a')!.stall.add('release');
+    expect((await c.flow.release({ requestId: 'rel-1', placementRequestId: 'vm-1', tenantId: 't' })).ok).toBe(false);
+    cluster.agents.nodes.get('a')!.stall.delete('release');
+    // The release lands on a while the move places its destination (after its liveness check, before its reply).
+    const place = deps.flow.place;
+    const racing: MoveDeps = {
+      ...deps,
+      flow: {
+        place: async (req, move) => {
+          const r = await place(req, move);
+          cluster.agents.deliverStalled('a');
+          return r;
+        },
+      },
+    };
+    const refused = await moveAllocation(racing, { requestId: 'mv-1', allocationId: vm.allocation.id, to: 'b' }, 't');
+    expect(refused).toMatchObject({ ok: false, error: { code: 'conflict', details: { reason: 'source_ended' } } });
+    expect(cluster.agents.live('a')).toEqual([]);
+    expect(cluster.agents.live('b')).toEqual([]);
+    unwrap(await c.flow.release({ requestId: 'rel-1', placementRequestId: 'vm-1', tenantId: 't' }));
+    expect(unwrap(await c.store.usage('t'))?.value.usage.vms).toBe(0);
+  });
+});

@@ -203,6 +203,16 @@ export async function startMove(
     if (dest.ok && (dest.value === null || dest.value.value.state === 'failed')) await unmarkSource(d, source.requestId, destId);
     return { ok: false, error: sourceNodeNamed(placed.error) };
   }
+  // A release of the source in flight when the move began may have landed since: its copy must not outlive it.
+  const alive = await liveAllocation(d, source.allocationId, first.value.tenantId);
+  if (!alive.ok && alive.error.code === 'not_found') {
+    const dropped = await releaseHeldDestination(d, marked.value.value);
+    if (!dropped.ok) return dropped;
+    return err('conflict', `allocation ${source.allocationId} ended on ${source.nodeId} during its move; its destination was released`, {
+      allocationId: source.allocationId,
+      reason: 'source_ended',
+    });
+  }
   const reply: PlaceReply = placed.value;
   d.publishEvent?.(
     {
@@ -490,6 +500,38 @@ export async function endPlacement(store: IntentStore, source: StoredIntent, cau
   )
     return store.released(source, cause);
   return store.moveConfirmed(source, held, held.value.reply);
+}
+
+/**
+ * The destination a move holds for a source being released (a release in flight on the source's node when the move
+ * marked it; place-flow.ts): released on its node at its fence (the abort's release id) and its intent released,
+ * before the source's quota goes back, so no held copy outlives its counted source.
+ */
+export async function releaseHeldDestination(
+  d: Pick<ConfirmDeps, 'store' | 'agents'>,
+  source: StoredIntent['value'],
+): Promise<Result<void>> {
+  const moving = source.movingTo;
+  if (moving === undefined) return ok(undefined);
+  const read = await readIntent(d, moving.requestId);
+  if (!read.ok) return read;
+  const dest = read.value;
+  if (dest === null || dest.value.state !== 'placed' || dest.value.movesFrom?.requestId !== source.requestId) return ok(undefined);
+  const releaseId = derivedRequestId('move-abort', dest.value.requestId);
+  const released = await d.agents.call(
+    dest.value.nodeId,
+    'release',
+    {
+      requestId: releaseId,
+      allocationRequestId: dest.value.requestId,
+      fence: dest.value.attempt,
+      reason: `its source ${source.requestId} was released`,
+    },
+    { requestId: releaseId },
+  );
+  if (!released.ok && released.error.code !== 'not_found') return released;
+  const written = await d.store.released(dest, 'tenant');
+  return written.ok || written.error.code === 'conflict' ? ok(undefined) : written;
 }
 
 /** move.abort: the destination released on its node and its intent released; the source stays (and may move again). */
