@@ -77,8 +77,10 @@ async function runOne(name: string): Promise<number> {
     coverageAnalysis: 'perTest',
     mutate: TARGETS[name],
     // The sandbox holds the packages and the root configs only; node_modules (root and per package) are symlinked.
+    // apps/, test/ and scripts/ keep their tsconfig files: the packages' project references name them (tsc -b).
     ignorePatterns: [
-      ...['/apps', '/test', '/docs', '/infra', '/allot', '/test-results', '/scripts', '/patches', '/.tools', '/.old', '/tmp', '/coverage'],
+      ...['/docs', '/infra', '/allot', '/test-results', '/patches', '/.tools', '/.old', '/tmp', '/coverage'],
+      ...['/apps', '/test', '/scripts'].flatMap((dir) => [`${dir}/**/*`, `!${dir}/**/`, `!${dir}/**/tsconfig*.json`]),
       ...(values.baseline ? ['*.mutation.test.ts'] : []),
     ],
     tempDirName: 'tmp/stryker',
