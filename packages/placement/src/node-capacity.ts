@@ -1,5 +1,5 @@
 import type { NodeView } from '@allot/core';
-import type { CapacityEntry } from './snapshot.ts';
+import type { CapacityEntry, NodeStateReason } from './snapshot.ts';
 
 /*
  * What a node can still take, read from its usage snapshot. These few functions are the single definition used by the
@@ -11,7 +11,7 @@ import type { CapacityEntry } from './snapshot.ts';
 export const NODE_NOT_READY = 'node not ready';
 export const NODE_CORDONED = 'node cordoned';
 export const NODE_UNHEALTHY = 'node unhealthy';
-export type NodeStateReason = typeof NODE_NOT_READY | typeof NODE_CORDONED | typeof NODE_UNHEALTHY;
+export type { NodeStateReason };
 
 /** Why this node takes nothing now, or null when it is schedulable. Suspect and lost nodes are not ready. */
 export function nodeStateReason(view: NodeView): NodeStateReason | null {

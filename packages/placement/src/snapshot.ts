@@ -1,10 +1,12 @@
 // The read side of the cluster that placement decides over, as types only: the snapshot, the index's entries and
 // the walks over them. A leaf, so the decision's types, the index and the scorers can all name it.
 import type { NodeView } from '@allot/core';
-import type { NodeStateReason } from './node-capacity.ts';
 import type { RandomSource } from './random.ts';
 
 export type NodeId = string;
+
+/** Why a node takes nothing whatever the request (the constants are in node-capacity.ts, which decides it). */
+export type NodeStateReason = 'node not ready' | 'node cordoned' | 'node unhealthy';
 
 /** One schedulable node as the index keys it: its free capacity, read once from its snapshot. */
 export interface CapacityEntry {
