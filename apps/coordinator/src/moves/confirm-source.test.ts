@@ -205,7 +205,7 @@ describe('a moving source ended on its node by anything but its confirm', () => 
   // Simulator cluster seed 37 (--moves): the sweep found the source gone from its node and gave its quota back while
   // its move's active destination stayed, counted 0: the tenant placed over its limit.
   it('hands the count to the destination (its agent released it directly)', async () => {
-    const { cluster, vm, destId, usage, c } = await heldMove();
+    const { cluster, vm, destId, usage, c, deps, live } = await heldMove();
     unwrap(
       await cluster.agents
         .caller()
@@ -223,6 +223,12 @@ describe('a moving source ended on its node by anything but its confirm', () => 
     expect(unwrap(await handleEndingEvent(c.store, event))).toBe('released');
     expect(await usage()).toMatchObject({ vms: 3, vmsPerNode: { a: 1, b: 1, c: 1 } });
     expect(unwrap(await c.store.get(destId))?.value).toMatchObject({ state: 'placed', movedFrom: { requestId: 'vm-1' } });
+    // Simulator cluster seed 276 (--moves): the confirm then answered the move confirmed with its destination still a
+    // reservation (which expires): it activates it.
+    expect(live('c')).toEqual([`${destId}:reserved`]);
+    const confirmed = unwrap(await confirmMove(deps, { requestId: 'mv-1', allocationId: vm.allocation.id }, 't'));
+    expect(confirmed.state).toBe('confirmed');
+    expect(live('c')).toEqual([`${destId}:active`]);
   });
 });
 

@@ -357,6 +357,12 @@ export async function confirmMove(d: ConfirmDeps, r: MoveSettleRequest, tenantId
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const v = dest.value;
     if (v.state === 'placed' && v.movesFrom === undefined) {
+      // Handed the count while still held (its source ended: endPlacement): the confirm activates it now.
+      const held = v.reply?.allocation;
+      if (held !== undefined && held.status !== 'active') {
+        const activated = await activateDestination(d, v, held, r.requestId, from);
+        if (!activated.ok) return activated;
+      }
       const released = await releaseSource(d, from, v.nodeId, r.requestId);
       return ok(moveOf(v, from, r.requestId, released));
     }
@@ -375,23 +381,9 @@ export async function confirmMove(d: ConfirmDeps, r: MoveSettleRequest, tenantId
     }
     const held = v.reply?.allocation;
     if (held === undefined) return err('internal', `move destination ${v.requestId} is placed without a reply`, { requestId: v.requestId });
-    let active: Allocation = held;
-    if (held.status !== 'active') {
-      const activated = await d.agents.call(
-        v.nodeId,
-        'activate',
-        { requestId: derivedRequestId('move-activate', v.requestId), allocationId: held.id },
-        agentOpts(d, v.requestId),
-      );
-      if (!activated.ok) return activated;
-      if (activated.value.status !== 'active')
-        return err(
-          'conflict',
-          `move ${r.requestId}: the destination ${held.id} is ${activated.value.status} (its hold expired?); the allocation stays on ${from.nodeId}`,
-          { requestId: r.requestId, status: activated.value.status },
-        );
-      active = activated.value;
-    }
+    const activated = await activateDestination(d, v, held, r.requestId, from);
+    if (!activated.ok) return activated;
+    const active = activated.value;
     // Only a source no longer running (or given up) stops counting: until then the VM counts on its source.
     const freed = await sourceFreed(d, source, from, v.nodeId, r.requestId);
     if (!freed.ok) return freed;
@@ -420,6 +412,31 @@ export async function confirmMove(d: ConfirmDeps, r: MoveSettleRequest, tenantId
     ({ dest, source } = again.value);
   }
   return err('unavailable', `move ${r.requestId} keeps changing; retry the confirm`, { requestId: r.requestId });
+}
+
+/** The destination activated on its node (idempotent: a derived request id), or why not (its hold expired). */
+async function activateDestination(
+  d: ConfirmDeps,
+  v: StoredIntent['value'],
+  held: Allocation,
+  moveRequestId: string,
+  from: Move['source'],
+): Promise<Result<Allocation>> {
+  if (held.status === 'active') return ok(held);
+  const activated = await d.agents.call(
+    v.nodeId,
+    'activate',
+    { requestId: derivedRequestId('move-activate', v.requestId), allocationId: held.id },
+    agentOpts(d, v.requestId),
+  );
+  if (!activated.ok) return activated;
+  if (activated.value.status !== 'active')
+    return err(
+      'conflict',
+      `move ${moveRequestId}: the destination ${held.id} is ${activated.value.status} (its hold expired?); the allocation stays on ${from.nodeId}`,
+      { requestId: moveRequestId, status: activated.value.status },
+    );
+  return ok(activated.value);
 }
 
 /**
