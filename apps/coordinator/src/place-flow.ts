@@ -16,7 +16,7 @@ import { allAllocations } from './allocation-pages.ts';
 import type { PlaceConfig } from './config.ts';
 import type { IntentStore, StoredIntent } from './intents/intent-store.ts';
 import { settlePending } from './intents/pending-placement.ts';
-import { derivedRequestId, releaseHeldDestination } from './moves/move.ts';
+import { derivedRequestId, releaseHeldDestination, type MoveDestination } from './moves/move.ts';
 import { requestHash, type PlacementIntent, type ReleaseCause } from './intents.ts';
 import type { QuotaService } from './quotas.ts';
 import type { CoordinatorClock } from './store/clock.ts';
@@ -37,12 +37,6 @@ export interface PlaceFlowDeps {
 
 type Preempted = PlaceReply['preempted'];
 
-/** A place that is a move's destination (moves/move.ts): never on the source's node, and not counted while it moves. */
-export interface MoveDestination {
-  readonly movesFrom: NonNullable<PlacementIntent['movesFrom']>;
-  /** The source's place request as asked, kept on the destination for its own later moves. */
-  readonly asked?: PlacementIntent['asked'];
-}
 /** A lost compare-and-set or a higher fence: someone else drives this request; re-read the intent and follow it. */
 type Raced = 'raced';
 

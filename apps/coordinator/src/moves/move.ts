@@ -14,9 +14,8 @@ import type { Logger } from 'pino';
 import type { AgentCaller } from '../agents.ts';
 import { liveAllocation } from '../live-allocation.ts';
 import type { IntentStore, StoredIntent } from '../intents/intent-store.ts';
-import { countsAgainstQuota, type ReleaseCause } from '../intents.ts';
+import { countsAgainstQuota, type PlacementIntent, type ReleaseCause } from '../intents.ts';
 import { settlePending } from '../intents/pending-placement.ts';
-import type { PlaceFlow } from '../place-flow.ts';
 
 /*
  * A move of one placement to another node, in two phases over the place protocol (README.md, "Moves and evacuation"):
@@ -34,7 +33,7 @@ import type { PlaceFlow } from '../place-flow.ts';
 
 export interface MoveDeps {
   readonly store: IntentStore;
-  readonly flow: Pick<PlaceFlow, 'place'>;
+  readonly flow: DestinationPlacer;
   readonly agents: AgentCaller;
   /** Whether a node has reported (an allocation id names its node: `<nodeId>:<counter>`). */
   readonly knowsNode: (nodeId: string) => boolean;
@@ -53,6 +52,18 @@ export type ConfirmDeps = Pick<MoveDeps, 'store' | 'agents' | 'agentTimeoutMs' |
 
 /** The reason counted for the source's node when no destination fits. */
 const OWN_NODE = "is the allocation's own node";
+
+/** A place that is a move's destination (moves/move.ts): never on the source's node, and not counted while it moves. */
+export interface MoveDestination {
+  readonly movesFrom: NonNullable<PlacementIntent['movesFrom']>;
+  /** The source's place request as asked, kept on the destination for its own later moves. */
+  readonly asked?: PlacementIntent['asked'];
+}
+
+/** What a move needs of the place flow (place-flow.ts, which imports this module): placing its destination. */
+interface DestinationPlacer {
+  place(req: PlaceRequest, move?: MoveDestination): Promise<Result<PlaceReply>>;
+}
 
 /** How a confirm's release of the source begins its reason (the agent's event carries it: quota-events.ts). */
 export const MOVED_REASON = 'moved to ';
