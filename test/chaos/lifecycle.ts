@@ -1,5 +1,6 @@
 /**
- * A host lost for good: the operator's side (evacuate the lost host, confirm every move, decommission it) and the
+ * A host lost for good: the operator's side (evacuate the lost host, confirm every move, decommission it, confirm
+ * again the moves whose source could only be given up by the decommission) and the
  * auditor's verdict on it (every acknowledged VM on exactly one live host, or given up by the decommission and reported).
  */
 import type { DecommissionReply, EvacuateReply } from '@allot/protocol';
@@ -27,27 +28,19 @@ export class HostLoss {
   /** Evacuates the host (resumable by its request id), confirms every move, then decommissions it until settled. */
   async evacuateAndDecommission(c: ChaosCluster, name: string): Promise<void> {
     this.startedAt = Date.now();
+    const afterDecommission: EvacuateReply['moves'] = [];
     const evacuated = await retried(() => c.sched('evacuate', { requestId: `${name}-evacuate`, nodeId: this.nodeId }, 60_000));
     if (!evacuated.ok) this.problems.push(`evacuate ${this.nodeId}: ${evacuated.error.code}: ${evacuated.error.message}`);
     else {
       this.evacuation = evacuated.value;
       if (evacuated.value.movesCount > evacuated.value.moves.length)
         this.problems.push(`evacuate listed ${evacuated.value.moves.length} of ${evacuated.value.movesCount} moves`);
+      // A source on a lost host cannot prove its release: the confirm answers unavailable (reason move_source) and the
+      // source stays counted until the operator's decommission gives it up (Nova's evacuate needs the host forced
+      // down). Those moves are confirmed again once the decommission settled.
       for (const m of evacuated.value.moves) {
-        const confirmed = await retried(() =>
-          c.sched('move.confirm', { requestId: m.moveRequestId, allocationId: m.source.allocationId, tenantId: m.tenantId }, 30_000),
-        );
-        if (!confirmed.ok)
-          this.problems.push(
-            `move.confirm ${m.moveRequestId} (${m.source.requestId}): ${confirmed.error.code}: ${confirmed.error.message}`,
-          );
-        else if (confirmed.value.state !== 'confirmed')
-          this.problems.push(`move.confirm ${m.moveRequestId} (${m.source.requestId}) answered ${confirmed.value.state}`);
-        else
-          this.moved.set(m.source.requestId, {
-            requestId: confirmed.value.destination.requestId,
-            nodeId: confirmed.value.destination.nodeId,
-          });
+        const confirmed = await this.#confirm(c, m, (e) => e.details?.['reason'] === 'move_source');
+        if (!confirmed.ok && confirmed.error.details?.['reason'] === 'move_source') afterDecommission.push(m);
       }
     }
     for (let round = 1; round <= 5; round++) {
@@ -64,12 +57,35 @@ export class HostLoss {
       }
       this.decommission = d.value;
       for (const id of [...d.value.gone, ...d.value.failed]) this.givenUp.add(id);
-      if (d.value.unsettled.length === 0 && d.value.removed) return;
+      if (d.value.unsettled.length === 0 && d.value.removed) {
+        for (const m of afterDecommission) await this.#confirm(c, m);
+        return;
+      }
       await new Promise((resolve) => setTimeout(resolve, 2_000));
     }
     this.problems.push(
       `decommission of ${this.nodeId} never settled: ${this.decommission?.unsettled.length ?? '?'} unsettled, removed ${this.decommission?.removed}`,
     );
+  }
+
+  /** move.confirm, retried; a confirmed move is recorded, any other answer is a problem unless `waits` says it waits. */
+  async #confirm(
+    c: ChaosCluster,
+    m: EvacuateReply['moves'][number],
+    waits: (e: Failure) => boolean = () => false,
+  ): Promise<Answer<unknown>> {
+    const confirmed = await retried(
+      () => c.sched('move.confirm', { requestId: m.moveRequestId, allocationId: m.source.allocationId, tenantId: m.tenantId }, 30_000),
+      waits,
+    );
+    if (!confirmed.ok) {
+      if (!waits(confirmed.error))
+        this.problems.push(`move.confirm ${m.moveRequestId} (${m.source.requestId}): ${confirmed.error.code}: ${confirmed.error.message}`);
+    } else if (confirmed.value.state !== 'confirmed')
+      this.problems.push(`move.confirm ${m.moveRequestId} (${m.source.requestId}) answered ${confirmed.value.state}`);
+    else
+      this.moved.set(m.source.requestId, { requestId: confirmed.value.destination.requestId, nodeId: confirmed.value.destination.nodeId });
+    return confirmed;
   }
 
   summary(): string {
@@ -154,13 +170,14 @@ export class HostLoss {
 }
 
 /** One operator request retried on timeout/unavailable (same request id: each of these verbs is idempotent) for 90 s. */
-async function retried<T>(
-  f: () => Promise<{ ok: true; value: T } | { ok: false; error: { code: string; message: string } }>,
-): Promise<{ ok: true; value: T } | { ok: false; error: { code: string; message: string } }> {
+type Failure = { code: string; message: string; details?: Record<string, unknown> };
+type Answer<T> = { ok: true; value: T } | { ok: false; error: Failure };
+
+async function retried<T>(f: () => Promise<Answer<T>>, final: (e: Failure) => boolean = () => false): Promise<Answer<T>> {
   const deadline = Date.now() + 90_000;
   for (;;) {
     const r = await f();
-    if (r.ok || (r.error.code !== 'timeout' && r.error.code !== 'unavailable') || Date.now() > deadline) return r;
+    if (r.ok || (r.error.code !== 'timeout' && r.error.code !== 'unavailable') || final(r.error) || Date.now() > deadline) return r;
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
 }
