@@ -16,7 +16,7 @@ import { allAllocations } from './allocation-pages.ts';
 import type { PlaceConfig } from './config.ts';
 import type { IntentStore, StoredIntent } from './intents/intent-store.ts';
 import { settlePending } from './intents/pending-placement.ts';
-import { derivedRequestId, releaseHeldDestination, type MoveDestination } from './moves/move.ts';
+import { releaseHeldDestination, releaseSourceOnNode, type MoveDestination } from './moves/move.ts';
 import { requestHash, type PlacementIntent, type ReleaseCause } from './intents.ts';
 import type { QuotaService } from './quotas.ts';
 import type { CoordinatorClock } from './store/clock.ts';
@@ -701,14 +701,8 @@ export class PlaceFlow {
     if (from === undefined || from.nodeId === intent.nodeId) return ok(undefined);
     const node = this.#d.view.get(from.nodeId);
     if (node === undefined || node.liveness === 'lost' || node.state === 'decommissioned') return ok(undefined);
-    const releaseId = derivedRequestId('move-release', from.allocationId, from.moveRequestId);
-    const released = await this.#d.agents.call(
-      from.nodeId,
-      'release',
-      { requestId: releaseId, allocationRequestId: from.requestId, reason: `moved to ${intent.nodeId} (move ${from.moveRequestId})` },
-      { requestId: releaseId },
-    );
-    if (released.ok || released.error.code === 'not_found') return ok(undefined);
+    const released = await releaseSourceOnNode(this.#d.agents, from, intent.nodeId, from.moveRequestId);
+    if (released.ok) return released;
     return err(
       'unavailable',
       `placement ${intent.requestId} moved from ${from.nodeId}, whose copy is not yet released there (${released.error.message}); retry`,

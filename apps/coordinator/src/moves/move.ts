@@ -81,8 +81,8 @@ export function destinationRequestId(allocationId: string, moveRequestId: string
   return derivedRequestId('move', allocationId, moveRequestId);
 }
 
-function agentOpts(d: ConfirmDeps, requestId: string): { requestId: string; timeoutMs?: number } {
-  return d.agentTimeoutMs === undefined ? { requestId } : { requestId, timeoutMs: d.agentTimeoutMs };
+function agentOpts(timeoutMs: number | undefined, requestId: string): { requestId: string; timeoutMs?: number } {
+  return timeoutMs === undefined ? { requestId } : { requestId, timeoutMs };
 }
 
 function sourceOf(intent: StoredIntent): Move['source'] | undefined {
@@ -438,7 +438,7 @@ async function activateDestination(
     v.nodeId,
     'activate',
     { requestId: derivedRequestId('move-activate', v.requestId), allocationId: held.id },
-    agentOpts(d, v.requestId),
+    agentOpts(d.agentTimeoutMs, v.requestId),
   );
   if (!activated.ok) return activated;
   if (activated.value.status !== 'active')
@@ -471,16 +471,49 @@ async function sourceFreed(
   );
 }
 
-/** Releases the source allocation on its node (idempotent); false when the node did not answer. */
-async function releaseSource(d: ConfirmDeps, from: Move['source'], destNode: string, moveRequestId: string): Promise<boolean> {
+/**
+ * A moved VM's source released on its node under the confirm's release id, so every sender (the confirm, a later
+ * release of the moved VM: place-flow.ts) sends the same request; not_found counts as released. The reason starts with
+ * MOVED_REASON, which the quota events read as the confirm's own release.
+ */
+export async function releaseSourceOnNode(
+  agents: AgentCaller,
+  from: Pick<Move['source'], 'nodeId' | 'allocationId' | 'requestId'>,
+  destNode: string,
+  moveRequestId: string,
+  timeoutMs?: number,
+): Promise<Result<void>> {
   const releaseId = derivedRequestId('move-release', from.allocationId, moveRequestId);
-  const released = await d.agents.call(
+  const released = await agents.call(
     from.nodeId,
     'release',
     { requestId: releaseId, allocationRequestId: from.requestId, reason: `${MOVED_REASON}${destNode} (move ${moveRequestId})` },
-    agentOpts(d, releaseId),
+    agentOpts(timeoutMs, releaseId),
   );
-  if (released.ok || released.error.code === 'not_found') return true;
+  return released.ok || released.error.code === 'not_found' ? ok(undefined) : released;
+}
+
+/** A move's destination released on its node at its fence under the abort's release id; not_found counts as released. */
+async function releaseDestinationOnNode(
+  agents: AgentCaller,
+  dest: Pick<StoredIntent['value'], 'nodeId' | 'requestId' | 'attempt'>,
+  reason: string,
+  timeoutMs?: number,
+): Promise<Result<void>> {
+  const releaseId = derivedRequestId('move-abort', dest.requestId);
+  const released = await agents.call(
+    dest.nodeId,
+    'release',
+    { requestId: releaseId, allocationRequestId: dest.requestId, fence: dest.attempt, reason },
+    agentOpts(timeoutMs, releaseId),
+  );
+  return released.ok || released.error.code === 'not_found' ? ok(undefined) : released;
+}
+
+/** Releases the source allocation on its node (idempotent); false when the node did not answer. */
+async function releaseSource(d: ConfirmDeps, from: Move['source'], destNode: string, moveRequestId: string): Promise<boolean> {
+  const released = await releaseSourceOnNode(d.agents, from, destNode, moveRequestId, d.agentTimeoutMs);
+  if (released.ok) return true;
   d.logger?.warn(
     { allocationId: from.allocationId, node: from.nodeId, move: moveRequestId, code: released.error.code },
     'move: the source node did not answer the release of the source',
@@ -545,19 +578,8 @@ export async function releaseHeldDestination(
   if (!read.ok) return read;
   const dest = read.value;
   if (dest === null || dest.value.state !== 'placed' || dest.value.movesFrom?.requestId !== source.requestId) return ok(undefined);
-  const releaseId = derivedRequestId('move-abort', dest.value.requestId);
-  const released = await d.agents.call(
-    dest.value.nodeId,
-    'release',
-    {
-      requestId: releaseId,
-      allocationRequestId: dest.value.requestId,
-      fence: dest.value.attempt,
-      reason: `its source ${source.requestId} was released`,
-    },
-    { requestId: releaseId },
-  );
-  if (!released.ok && released.error.code !== 'not_found') return released;
+  const released = await releaseDestinationOnNode(d.agents, dest.value, `its source ${source.requestId} was released`);
+  if (!released.ok) return released;
   const written = await d.store.released(dest, 'tenant');
   return written.ok || written.error.code === 'conflict' ? ok(undefined) : written;
 }
@@ -587,14 +609,8 @@ export async function abortMove(d: MoveDeps, r: MoveSettleRequest, tenantId: str
       );
     const running = await sourceStillRuns(d, found.value.source, from, r.requestId);
     if (!running.ok) return running;
-    const releaseId = derivedRequestId('move-abort', v.requestId);
-    const released = await d.agents.call(
-      v.nodeId,
-      'release',
-      { requestId: releaseId, allocationRequestId: v.requestId, fence: v.attempt, reason: `move ${r.requestId} aborted` },
-      agentOpts(d, releaseId),
-    );
-    if (!released.ok && released.error.code !== 'not_found') return released;
+    const released = await releaseDestinationOnNode(d.agents, v, `move ${r.requestId} aborted`, d.agentTimeoutMs);
+    if (!released.ok) return released;
     const written = await d.store.released(dest, 'tenant');
     if (written.ok) {
       d.publishEvent?.(
