@@ -9,11 +9,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 set +e
 
 mkdir -p .allot
-checks_passed=0; checks_failed=0
+checks_passed=0; checks_failed=0; failed_checks=""
 run_check() {
   local name="$1"; shift
   echo "=== $name"
-  if "$@"; then checks_passed=$((checks_passed + 1)); else checks_failed=$((checks_failed + 1)); echo "!!! $name failed"; fi
+  if "$@"; then checks_passed=$((checks_passed + 1)); else checks_failed=$((checks_failed + 1)); failed_checks+=" $name"; echo "!!! $name failed"; fi
 }
 run_check lint pnpm exec turbo run lint --output-logs=errors-only
 run_check typecheck pnpm typecheck
@@ -40,4 +40,6 @@ if ls dist/release/allot-agent_*.deb dist/release/allot-coordinator_*.deb >/dev/
 pnpm exec vitest run --project chaos --reporter=default --reporter=json --outputFile.json=.allot/vitest-chaos.json --passWithNoTests "$@"
 chaos_rc=$?
 
+# CI keeps only the tail of the output, so what failed is named again beside the closing line.
+[ -n "$failed_checks" ] && echo "failed checks:$failed_checks"
 node scripts/test-summary.ts "$checks_passed" "$checks_failed" ".allot/vitest-main.json:$main_rc" ".allot/vitest-chaos.json:$chaos_rc"
