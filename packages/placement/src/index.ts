@@ -11,6 +11,7 @@ export { affinityReason, affinityLoads, PREFERRED_AFFINITY } from './affinity.ts
 export * from './scorers.ts';
 export { STRATEGIES, SPREAD_DOMAIN_WEIGHT, sampleLimit } from './strategies.ts';
 export { decide, demandOf, DEFAULT_MAX_CANDIDATES, DEFAULT_MAX_VISITS } from './decide.ts';
+export { decideBatch, type BatchDecision } from './batch.ts';
 export { unavailableMessage, sortedReasons } from './rejections.ts';
 export { planPreemption, fitsAfter, fitsWhenEmptied, PREEMPTION_SEARCH_BUDGET, type PreemptionPlan } from './preemption.ts';
 export { preemptionTargets, rankPreemptionPlans, planPreemptionAmong, PREEMPTION_SAMPLE, type PreemptionTargets } from './post-filter.ts';
