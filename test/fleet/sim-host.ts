@@ -6,7 +6,7 @@ import { AgentConfigSchema, type AgentConfig } from '../../apps/agent/src/config
 import { agentEndpoints } from '../../apps/agent/src/endpoints.ts';
 import { eventsOfRecord, refusalEvent, type EventPublisher } from '../../apps/agent/src/events.ts';
 import { createHostManager, createProbe, sampleHost } from '../../apps/agent/src/host.ts';
-import { buildUsageSnapshot, type SnapshotContext } from '../../apps/agent/src/usage-snapshot.ts';
+import { buildUsageSnapshot, CoreListElision, type SnapshotContext } from '../../apps/agent/src/usage-snapshot.ts';
 import type { DurableState, HostManager, HostRecord, ReplayableJournal } from '../../packages/managers/src/index.ts';
 
 /** What one simulated host is: its id, size and labels, and how often it reports. */
@@ -63,7 +63,7 @@ class ForgetfulJournal implements ReplayableJournal {
 /**
  * One simulated host as its agent runs it: the real HostManager built by the agent's own code (apps/agent/src/host.ts,
  * a SimulatedProbe), the agent's real endpoint handlers, real usage snapshots (buildUsageSnapshot) published coalesced
- * with a heartbeat (the agent's Coalescer) on `allot.usage.<node>`, and the agent's events for every record. What is
+ * with a heartbeat (the agent's Coalescer, without the per-core list while it is unchanged) on `allot.usage.<node>`, and the agent's events for every record. What is
  * not the agent's: no ledger on disk, no node lease, no NATS service of its own (a worker serves all its hosts on one
  * connection, worker.ts), the probe sampled at each snapshot rather than every second.
  */
@@ -74,6 +74,8 @@ export class SimHost {
   #probe: HostProbe | undefined;
   #endpoints = new Map<string, EndpointSpec>();
   #usage: Coalescer<number> | undefined;
+  /** Heartbeats of unchanged cores leave the per-core list out, as the agent's do. */
+  readonly #elision = new CoreListElision();
   #ctx: SnapshotContext;
   #config: AgentConfig;
   readonly #shared: SimHostShared;
@@ -166,8 +168,13 @@ export class SimHost {
   async #publish(): Promise<boolean> {
     const snapshot = await this.snapshot();
     if (!snapshot.ok) return false;
-    const sent = await this.#shared.publisher.publish(usageSubject(this.spec.nodeId), snapshot.value);
-    if (sent.ok) this.#shared.onPublished?.(this.spec.nodeId, snapshot.value.seq);
+    const now = performance.now();
+    const wire = this.#elision.forPublish(snapshot.value, now);
+    const sent = await this.#shared.publisher.publish(usageSubject(this.spec.nodeId), wire);
+    if (sent.ok) {
+      this.#elision.published(wire, now);
+      this.#shared.onPublished?.(this.spec.nodeId, snapshot.value.seq);
+    }
     return sent.ok;
   }
 

@@ -25,7 +25,7 @@ import { createHostManager, createProbe, sampleHost } from './host.ts';
 import { LedgerJournal } from './ledger-journal.ts';
 import { AgentMetrics } from './metrics.ts';
 import { loadStateIdentity, NodeLease, NODE_LEASE_TTL_MS, type LeaseKv } from './node-lease.ts';
-import { buildUsageSnapshot, type SnapshotContext } from './usage-snapshot.ts';
+import { buildUsageSnapshot, CoreListElision, type SnapshotContext } from './usage-snapshot.ts';
 import { secureStateDir } from './state-dir.ts';
 
 export const AGENT_VERSION = ALLOT_VERSION;
@@ -234,13 +234,17 @@ export class Agent {
       heartbeatMs: this.config.heartbeatMs,
       overcommit: { memory: this.config.memory.overcommitRatio, cpu: this.config.cpu.overcommitRatio },
     };
+    const elision = new CoreListElision();
     this.#usage = new Coalescer<number>({
       minIntervalMs: this.config.usagePublishMinIntervalMs,
       heartbeatMs: this.config.heartbeatMs,
       publish: async () => {
         const snapshot = await this.usageSnapshot(ctx);
         if (!snapshot.ok) return false;
-        const sent = await publishDurable(js, usageSubject(this.config.nodeId), snapshot.value, { timeoutMs: 2_000 });
+        const now = performance.now();
+        const wire = elision.forPublish(snapshot.value, now);
+        const sent = await publishDurable(js, usageSubject(this.config.nodeId), wire, { timeoutMs: 2_000 });
+        if (sent.ok) elision.published(wire, now);
         return sent.ok;
       },
       onError: (error) => log.debug({ err: error }, 'usage publish failed; retrying at the next tick'),

@@ -1,4 +1,5 @@
-import type { CpuUsage, Health, ResourceUsage, UsageSnapshot } from '@allot/core';
+import { createHash } from 'node:crypto';
+import type { CoreState, CpuUsage, Health, NumaCores, ResourceUsage, UsageSnapshot } from '@allot/core';
 import type { HostView } from '@allot/managers';
 
 /** What the agent knows about itself besides the managers' view. */
@@ -32,7 +33,7 @@ export function buildUsageSnapshot(view: HostView, health: Health, ctx: Snapshot
     cordoned: view.cordoned,
     health,
     memory,
-    cpu,
+    cpu: { ...cpu, coresDigest: coresDigest(cpu.cores), numa: cpu.numa ?? numaCores(cpu.cores) },
     ...(extra.length > 0 ? { extra } : {}),
     overcommit: { memory: ctx.overcommit.memory, cpu: ctx.overcommit.cpu },
     tenants: view.tenants,
@@ -41,4 +42,58 @@ export function buildUsageSnapshot(view: HostView, health: Health, ctx: Snapshot
     priorities: view.priorities,
     heartbeatMs: ctx.heartbeatMs,
   };
+}
+
+/** A digest of the per-core layout: each core's id, place, role and holder; utilization changes do not change it. */
+function coresDigest(cores: readonly CoreState[]): string {
+  const hash = createHash('sha256');
+  for (const c of cores) hash.update(`${c.id},${c.core},${c.numa},${c.socket},${c.role},${c.allocationId ?? ''};`);
+  return hash.digest('base64url').slice(0, 22);
+}
+
+/** Cores by role per NUMA node, ascending by node, when the CPU manager did not count them. */
+function numaCores(cores: readonly CoreState[]): NumaCores[] {
+  const byNode = new Map<number, NumaCores>();
+  for (const c of cores) {
+    const n = byNode.get(c.numa) ?? { node: c.numa, sharedCores: 0, exclusiveCores: 0, reservedCores: 0 };
+    if (c.role === 'shared') n.sharedCores += 1;
+    else if (c.role === 'exclusive') n.exclusiveCores += 1;
+    else n.reservedCores += 1;
+    byNode.set(c.numa, n);
+  }
+  return [...byNode.values()].sort((a, b) => a.node - b.node);
+}
+
+/** The per-core list goes out at least this often even when its layout did not change (see CoreListElision). */
+export const CORE_LIST_REFRESH_MS = 60_000;
+
+/**
+ * Leaves the per-core list (four fifths of a 64-core snapshot's bytes, and of a coordinator's cost to take it in) out of
+ * the heartbeats of a host whose cores did not change hands: the coordinators keep the list they last received under
+ * the same `coresDigest`. The list goes out whenever its digest differs from the last one the stream stored, and at
+ * least every `refreshMs`: its utilization figures refresh then, and a coordinator that started since (its replay
+ * holds each node's last message only) gets the list. Times are monotonic milliseconds.
+ */
+export class CoreListElision {
+  readonly #refreshMs: number;
+  #storedDigest: string | undefined;
+  #storedAt = Number.NEGATIVE_INFINITY;
+
+  constructor(refreshMs = CORE_LIST_REFRESH_MS) {
+    this.#refreshMs = refreshMs;
+  }
+
+  /** The snapshot to publish now: `snapshot` itself, or the same without its per-core list. */
+  forPublish(snapshot: UsageSnapshot, now: number): UsageSnapshot {
+    const digest = snapshot.cpu.coresDigest;
+    if (digest === undefined || digest !== this.#storedDigest || now - this.#storedAt >= this.#refreshMs) return snapshot;
+    return { ...snapshot, cpu: { ...snapshot.cpu, cores: [] } };
+  }
+
+  /** Tells that the stream stored `published` (what forPublish returned). */
+  published(published: UsageSnapshot, now: number): void {
+    if (published.cpu.cores.length === 0) return;
+    this.#storedDigest = published.cpu.coresDigest;
+    this.#storedAt = now;
+  }
 }

@@ -82,3 +82,41 @@ describe('the usage feed on hostile snapshots', () => {
     expect(dropped.count('usage', 'threw')).toBe(1);
   });
 });
+
+describe('the usage feed on heartbeats without the per-core list', () => {
+  const full = (seq: number, digest: string) => {
+    const s = syntheticSnapshot({ nodeId: 'n1', seq, exclusive: seq > 1 ? { vm1: [0, 1] } : {} });
+    const numa = [{ node: 0, sharedCores: 16 - s.cpu.exclusiveCores, exclusiveCores: s.cpu.exclusiveCores, reservedCores: 0 }];
+    return { ...s, cpu: { ...s.cpu, coresDigest: digest, numa } };
+  };
+  const beat = (seq: number, digest: string) => {
+    const s = full(seq, digest);
+    return { ...s, cpu: { ...s.cpu, cores: [] } };
+  };
+
+  it('keeps the list for a running coordinator; one started later shows the node ready and gets the list with the next full', async () => {
+    const running = new ClusterView({ lostAfterMs: 30_000 });
+    const feed = await followUsage(js, running, { logger: log, onTransition: () => undefined });
+    feeds.push(feed);
+    await js.publish(usageSubject('n1'), encode(full(1, 'd1')));
+    await js.publish(usageSubject('n1'), encode(beat(1, 'd1')));
+    await js.publish(usageSubject('n1'), encode(full(2, 'd2')));
+    await js.publish(usageSubject('n1'), encode(beat(2, 'd2')));
+    await waitFor(() => feed.stats().applied === 4, { message: 'four snapshots applied' });
+    expect(
+      running
+        .get('n1')
+        ?.snapshot.cpu.cores.filter((c) => c.role === 'exclusive')
+        .map((c) => c.id),
+    ).toEqual([0, 1]);
+
+    // A cold start replays the node's last message only: a heartbeat.
+    const later = new ClusterView({ lostAfterMs: 30_000 });
+    const second = await followUsage(js, later, { logger: log, onTransition: () => undefined });
+    feeds.push(second);
+    await second.caughtUp;
+    expect(later.get('n1')).toMatchObject({ liveness: 'ready', snapshot: { seq: 2, cpu: { cores: [], exclusiveCores: 2 } } });
+    await js.publish(usageSubject('n1'), encode(full(2, 'd2')));
+    await waitFor(() => later.get('n1')?.snapshot.cpu.cores.length === 16, { message: 'the list with the next full snapshot' });
+  });
+});

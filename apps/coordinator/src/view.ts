@@ -66,6 +66,17 @@ interface NodeState {
   override?: { cordoned: boolean; bootId: string; seq: number };
 }
 
+/**
+ * A heartbeat without the per-core list (its cores did not change since the agent sent them, usage-snapshot.ts) shows
+ * the list held under the same digest. Holding none (a cold start replays each node's last message only), it shows
+ * none until the agent's next list: placement counts cores by the snapshot's per-NUMA figures meanwhile.
+ */
+function withHeldCores(snapshot: UsageSnapshot, held: UsageSnapshot | undefined): UsageSnapshot {
+  const digest = snapshot.cpu.coresDigest;
+  if (snapshot.cpu.cores.length > 0 || digest === undefined || held?.cpu.coresDigest !== digest) return snapshot;
+  return { ...snapshot, cpu: { ...snapshot.cpu, cores: held.cpu.cores } };
+}
+
 /** Health reasons listed one by one before the rest are summarised as a count. */
 const MAX_HEALTH_REASONS = 10;
 
@@ -134,6 +145,7 @@ export class ClusterView {
       return null;
     }
     if (old !== undefined && old.snapshot.bootId === snapshot.bootId && snapshot.seq < old.snapshot.seq) return null;
+    snapshot = withHeldCores(snapshot, old?.snapshot);
     const age = Math.max(0, ageMs);
     let receivedAt = this.#clock.monotonic() - age;
     let lastSeen = this.#clock.wall() - age;

@@ -326,6 +326,20 @@ export const CoreStateSchema = z.object({
 });
 export type CoreState = z.infer<typeof CoreStateSchema>;
 
+/** One NUMA node's cores by role, as counted in a usage snapshot. */
+export const NumaCoresSchema = z.object({
+  node: z.int().min(0),
+  sharedCores: z.int().min(0),
+  exclusiveCores: z.int().min(0),
+  reservedCores: z.int().min(0),
+  /**
+   * Of sharedCores, those carrying no shared vCPU: what an exclusive request bound to this node can take (the agent
+   * takes only such cores). Absent from agents before it: placement then counts sharedCores (optimistic).
+   */
+  idleCores: z.int().min(0).optional(),
+});
+export type NumaCores = z.infer<typeof NumaCoresSchema>;
+
 export const CpuUsageSchema = ResourceUsageSchema.extend({
   sharedCores: z.int().min(0),
   exclusiveCores: z.int().min(0),
@@ -333,7 +347,15 @@ export const CpuUsageSchema = ResourceUsageSchema.extend({
   /** vCPUs committed on the shared pool and its effective vCPU capacity. */
   sharedVcpusCommitted: z.int().min(0),
   sharedVcpusCapacity: z.int().min(0),
+  /**
+   * The per-core list. Empty in a heartbeat whose list did not change since the agent last published it (`coresDigest`
+   * names that list): a reader keeps the list it holds under the same digest (docs/architecture.md, "Heartbeats").
+   */
   cores: z.array(CoreStateSchema),
+  /** A digest of the per-core layout (ids, places, roles, holders; not utilization). Absent from older agents. */
+  coresDigest: z.string().max(64).optional(),
+  /** Per NUMA node, its shared, exclusive and reserved cores: what placement reads when a heartbeat omits the list. */
+  numa: z.array(NumaCoresSchema).max(256).optional(),
 });
 export type CpuUsage = z.infer<typeof CpuUsageSchema>;
 

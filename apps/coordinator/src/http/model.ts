@@ -1,4 +1,4 @@
-import type { NodeView, TenantQuota, UsageSnapshot } from '@allot/core';
+import type { NodeView, ResourceUsage, TenantQuota, UsageSnapshot } from '@allot/core';
 import type { ClusterView } from '../view.ts';
 import type { ClusterSummary, DeltaMessage, FeedEvent, NodeRow, SeriesPoint, SnapshotMessage, TenantRow } from '@allot/protocol/http';
 import { Ring, SeriesRing } from './ring.ts';
@@ -38,7 +38,7 @@ interface Tracked {
 /** A node's table row: its snapshot without the per-core list and the per-tenant figures. */
 export function rowOf(v: NodeView): NodeRow {
   const s = v.snapshot;
-  const figures = (r: UsageSnapshot['memory']) => ({
+  const figures = (r: ResourceUsage) => ({
     capacity: r.capacity,
     systemReserve: r.systemReserve,
     effectiveCapacity: r.effectiveCapacity,
@@ -62,7 +62,8 @@ export function rowOf(v: NodeView): NodeRow {
       sharedCores: s.cpu.sharedCores,
       exclusiveCores: s.cpu.exclusiveCores,
       reservedCores: s.cpu.reservedCores,
-      cores: s.cpu.cores.length,
+      // The role counts, not the list's length: a view may hold no list yet (a heartbeat without it, view.ts).
+      cores: s.cpu.sharedCores + s.cpu.exclusiveCores + s.cpu.reservedCores,
     },
     overcommit: s.overcommit,
     tenants: Object.keys(s.tenants).sort(),

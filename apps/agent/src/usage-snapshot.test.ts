@@ -1,0 +1,76 @@
+import { unwrap, UsageSnapshotSchema } from '@allot/core';
+import { MemoryJournal, type HostManager } from '@allot/managers';
+import { SimulatedProbe } from '@allot/probe';
+import { encode } from '@allot/protocol';
+import { describe, expect, it } from 'vitest';
+import { AgentConfigSchema } from './config/index.ts';
+import { createHostManager } from './host.ts';
+import { buildUsageSnapshot, CoreListElision } from './usage-snapshot.ts';
+
+const config = AgentConfigSchema.parse({ nodeId: 'n1', stateDir: '/nonexistent' });
+const ctx = { nodeId: 'n1', bootId: 'b', labels: {}, heartbeatMs: 2000, overcommit: { memory: 1, cpu: 1 } };
+
+async function hostOf(numaNodes = 2) {
+  const probe = unwrap(SimulatedProbe.create({ cores: 16, sockets: numaNodes, numaNodes, threadsPerCore: 1, memoryMiB: 65_536 }));
+  return unwrap(await createHostManager(config, probe, new MemoryJournal()));
+}
+
+async function snapshotOf(host: HostManager) {
+  const view = unwrap(await host.getHostView());
+  return UsageSnapshotSchema.parse(buildUsageSnapshot(view, unwrap(await host.healthCheck()), ctx, Date.now()));
+}
+
+/** What a publish loop does: shape the snapshot, publish it, tell the elision it was stored. */
+function publish(elision: CoreListElision, snapshot: ReturnType<typeof buildUsageSnapshot>, now: number, stored = true) {
+  const wire = elision.forPublish(snapshot, now);
+  if (stored) elision.published(wire, now);
+  return wire;
+}
+
+describe('usage heartbeats without the per-core list', () => {
+  it('counts cores per NUMA node and digests the layout in every snapshot', async () => {
+    const host = await hostOf();
+    const s = await snapshotOf(host);
+    expect(s.cpu.cores).toHaveLength(16);
+    expect(s.cpu.numa).toMatchObject([
+      { node: 0, sharedCores: 8, exclusiveCores: 0, reservedCores: 0 },
+      { node: 1, sharedCores: 8, exclusiveCores: 0, reservedCores: 0 },
+    ]);
+    expect(s.cpu.coresDigest).toMatch(/^[\w-]{8,64}$/);
+    expect((await snapshotOf(host)).cpu.coresDigest).toBe(s.cpu.coresDigest);
+  });
+
+  it('sends the list once, then heartbeats of an unchanged host carry none (a fifth of the bytes)', async () => {
+    const host = await hostOf();
+    const elision = new CoreListElision(60_000);
+    const first = publish(elision, await snapshotOf(host), 0);
+    expect(first.cpu.cores).toHaveLength(16);
+    const beat = publish(elision, await snapshotOf(host), 2_000);
+    expect(beat.cpu.cores).toEqual([]);
+    expect(beat.cpu.coresDigest).toBe(first.cpu.coresDigest);
+    expect(beat.cpu.numa).toEqual(first.cpu.numa);
+    expect(encode(beat).length).toBeLessThan(encode(first).length / 2);
+  });
+
+  it('sends the list again at once when a core changed hands, and when the last one was not stored', async () => {
+    const host = await hostOf();
+    const elision = new CoreListElision(60_000);
+    publish(elision, await snapshotOf(host), 0);
+    unwrap(await host.allocate({ requestId: 'r1', tenantId: 't', resources: { memoryMiB: 1024, vcpus: 2 }, cpu: { exclusive: true } }));
+    const changed = publish(elision, await snapshotOf(host), 100, false);
+    expect(changed.cpu.cores.filter((c) => c.role === 'exclusive')).toHaveLength(2);
+    // The stream did not store it: the next one still carries the list.
+    const retried = publish(elision, await snapshotOf(host), 200);
+    expect(retried.cpu.cores).toHaveLength(16);
+    expect(publish(elision, await snapshotOf(host), 2_200).cpu.cores).toEqual([]);
+  });
+
+  it('sends the list at least every refresh period, so utilization refreshes and a coordinator started since gets it', async () => {
+    const host = await hostOf();
+    const elision = new CoreListElision(60_000);
+    publish(elision, await snapshotOf(host), 0);
+    expect(publish(elision, await snapshotOf(host), 59_999).cpu.cores).toEqual([]);
+    expect(publish(elision, await snapshotOf(host), 60_000).cpu.cores).toHaveLength(16);
+    expect(publish(elision, await snapshotOf(host), 62_000).cpu.cores).toEqual([]);
+  });
+});

@@ -1,0 +1,72 @@
+import type { UsageSnapshot } from '@allot/core';
+import { largestNumaSharedCores } from '@allot/placement';
+import { describe, expect, it } from 'vitest';
+import { syntheticSnapshot, type SyntheticNode } from './http/fixtures.ts';
+import { ClusterView } from './view.ts';
+
+/** A snapshot as a current agent publishes it in full: its per-core list, the list's digest and the NUMA counts. */
+function full(n: SyntheticNode, digest: string): UsageSnapshot {
+  const s = syntheticSnapshot(n);
+  const numa = [0, 1].map((node) => {
+    const cores = s.cpu.cores.filter((c) => c.numa === node);
+    const count = (role: string) => cores.filter((c) => c.role === role).length;
+    return { node, sharedCores: count('shared'), exclusiveCores: count('exclusive'), reservedCores: count('reserved') };
+  });
+  return { ...s, cpu: { ...s.cpu, coresDigest: digest, numa } };
+}
+
+/** The heartbeat of a host whose cores did not change since it sent `digest`'s list: no per-core list. */
+function heartbeat(n: SyntheticNode, digest: string): UsageSnapshot {
+  const s = full(n, digest);
+  return { ...s, cpu: { ...s.cpu, cores: [] } };
+}
+
+const newView = () => new ClusterView({ lostAfterMs: 30_000 });
+
+describe('ClusterView: heartbeats without the per-core list', () => {
+  it('keeps showing the list it holds under the same digest, with the heartbeat’s fresh figures', () => {
+    const view = newView();
+    view.apply(full({ nodeId: 'a', seq: 3, memoryUsed: 100 }, 'd1'));
+    view.apply(heartbeat({ nodeId: 'a', seq: 3, memoryUsed: 900 }, 'd1'));
+    const shown = view.get('a')?.snapshot;
+    expect(shown?.cpu.cores).toHaveLength(16);
+    expect(shown?.cpu.cores[0]).toMatchObject({ id: 0, role: 'shared' });
+    expect(shown?.memory.used).toBe(900);
+  });
+
+  it('shows a changed host’s new list, and no stale list when it holds none under the heartbeat’s digest', () => {
+    const view = newView();
+    view.apply(full({ nodeId: 'a', seq: 1 }, 'd1'));
+    view.apply(full({ nodeId: 'a', seq: 2, exclusive: { vm1: [0, 1] } }, 'd2'));
+    expect(
+      view
+        .get('a')
+        ?.snapshot.cpu.cores.filter((c) => c.role === 'exclusive')
+        .map((c) => c.id),
+    ).toEqual([0, 1]);
+    view.apply(heartbeat({ nodeId: 'a', seq: 2, exclusive: { vm1: [0, 1] } }, 'd2'));
+    expect(view.get('a')?.snapshot.cpu.cores.filter((c) => c.role === 'exclusive')).toHaveLength(2);
+    // A list this coordinator never received (its replay started after it): none shown rather than d2's as d3's.
+    view.apply(heartbeat({ nodeId: 'a', seq: 3, exclusive: { vm1: [0, 1], vm2: [8, 9, 10] } }, 'd3'));
+    expect(view.get('a')?.snapshot.cpu.cores).toEqual([]);
+  });
+
+  it('places `numa: require` by the NUMA counts when it holds no list (a cold start replays only the last heartbeat)', () => {
+    const view = newView();
+    view.apply(heartbeat({ nodeId: 'a', exclusive: { vm1: [0, 1, 2] } }, 'd1'));
+    const node = view.get('a');
+    expect(node?.snapshot.cpu.cores).toEqual([]);
+    expect(node === undefined ? -1 : largestNumaSharedCores(node)).toBe(8);
+  });
+
+  it('takes an older agent’s full snapshots (no digest, no NUMA counts) as before', () => {
+    const view = newView();
+    view.apply(full({ nodeId: 'a', seq: 1 }, 'd1'));
+    const old = syntheticSnapshot({ nodeId: 'a', seq: 2, exclusive: { vm1: [5] } });
+    expect(old.cpu.coresDigest).toBeUndefined();
+    view.apply(old);
+    const shown = view.get('a');
+    expect(shown?.snapshot.cpu.cores.find((c) => c.id === 5)?.role).toBe('exclusive');
+    expect(shown === undefined ? -1 : largestNumaSharedCores(shown)).toBe(8);
+  });
+});
