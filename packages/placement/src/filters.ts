@@ -1,5 +1,12 @@
 import type { LabelConstraint, NodeView } from '@allot/core';
-import { freeMemoryMiB, idleSharedCores, largestNumaSharedCores, nodeStateReason, sharedVcpuFit } from './node-capacity.ts';
+import {
+  freeMemoryMiB,
+  idleSharedCores,
+  largestNumaIdleCores,
+  largestNumaSharedCores,
+  nodeStateReason,
+  sharedVcpuFit,
+} from './node-capacity.ts';
 import { affinityLoads, hasRequiredAffinity, requiredAffinity } from './affinity.ts';
 import { NUMA_MEMORY_PLUGIN } from './numa-memory.ts';
 import { CPU_OVERCOMMIT_PLUGIN } from './overcommit.ts';
@@ -12,6 +19,7 @@ export const INSUFFICIENT_MEMORY = 'Insufficient memory';
 export const INSUFFICIENT_CPU = 'Insufficient cpu';
 export const INSUFFICIENT_IDLE_CORES = 'Insufficient idle cores';
 export const NUMA_TOO_SMALL = 'NUMA node too small';
+export const NUMA_IDLE_CORES = 'Insufficient idle cores on one NUMA node';
 export const TENANT_QUOTA_PER_NODE = 'tenant quota: max VMs per node';
 export const NOT_THE_NAMED_NODE = 'not the named node';
 export const ALREADY_TRIED = 'already tried';
@@ -37,9 +45,15 @@ export const fitsCpu: Filter = (ctx, node) => {
   return sharedVcpuFit(node) >= ctx.demand.vcpus ? pass : { reason: INSUFFICIENT_CPU };
 };
 
-/** numa: require needs one NUMA node with at least as many shared cores as vCPUs (prefer and any always pass). */
-export const fitsNuma: Filter = (ctx, node) =>
-  ctx.demand.numa !== 'require' || largestNumaSharedCores(node) >= ctx.demand.vcpus ? pass : { reason: NUMA_TOO_SMALL };
+/**
+ * numa: require needs one NUMA node with as many shared cores as vCPUs, or for an exclusive request as many idle cores
+ * (what the agent's pool takes; cores free in total but split over nodes do not do) (prefer and any always pass).
+ */
+export const fitsNuma: Filter = (ctx, node) => {
+  if (ctx.demand.numa !== 'require') return pass;
+  if (!ctx.demand.exclusive) return largestNumaSharedCores(node) >= ctx.demand.vcpus ? pass : { reason: NUMA_TOO_SMALL };
+  return largestNumaIdleCores(node) >= ctx.demand.vcpus ? pass : { reason: NUMA_IDLE_CORES };
+};
 
 /** The reason a constraint reports, e.g. `label constraint zone In [z1,z2]`. */
 export function constraintReason(c: LabelConstraint): string {
@@ -112,7 +126,7 @@ export const FILTER_PLUGINS: readonly FilterPlugin[] = [
   { name: 'FitsCpu', answeredByIndex: true, capacity: true, filter: fitsCpu },
   { name: 'NotTried', appliesTo: (ctx) => (ctx.exclude?.size ?? 0) > 0, filter: notTried },
   { name: 'TaintToleration', filter: taintToleration },
-  { name: 'FitsNuma', appliesTo: (ctx) => ctx.demand.numa === 'require', filter: fitsNuma },
+  { name: 'FitsNuma', appliesTo: (ctx) => ctx.demand.numa === 'require', capacity: true, filter: fitsNuma },
   NUMA_MEMORY_PLUGIN,
   CPU_OVERCOMMIT_PLUGIN,
   { name: 'LabelConstraints', appliesTo: (ctx) => ctx.options.constraints.length > 0, filter: labelConstraints },

@@ -63,22 +63,52 @@ export function idleSharedCores(view: NodeView): number {
   const committed = view.snapshot.cpu.sharedVcpusCommitted;
   const percent = cpuOvercommitPercent(view);
   const coresNeeded = Math.ceil((committed * 100) / percent);
-  return Math.max(0, shared - coresNeeded);
+  const byPool = Math.max(0, shared - coresNeeded);
+  const idle = publishedIdleCores(view);
+  // The agent takes only cores with no shared vCPU homed on them: never more than it says it has.
+  return idle === undefined ? byPool : Math.min(byPool, idle);
+}
+
+/**
+ * The pool cores with no shared vCPU, summed over the snapshot's per-NUMA counts (cpu.numa), when every node of it
+ * has the figure (agents before it did not publish it: undefined).
+ */
+function publishedIdleCores(view: NodeView): number | undefined {
+  const numa = view.snapshot.cpu.numa;
+  if (numa === undefined || numa.length === 0) return undefined;
+  let idle = 0;
+  for (const n of numa) {
+    if (n.idleCores === undefined) return undefined;
+    idle += n.idleCores;
+  }
+  return idle;
+}
+
+/**
+ * Per NUMA node, the cores a request bound to one node can have there: idle pool cores for an exclusive request (what
+ * the agent's pool takes, the kubelet's static policy alike), pool cores for a shared one. From the snapshot's
+ * per-node counts (cpu.numa) when present, else counted from its core list (an exclusive request then counts every
+ * pool core: optimistic, the agent refuses and the place flow moves on).
+ */
+export function coresPerNumaNode(view: NodeView, exclusive: boolean): Map<number, number> {
+  const perNode = new Map<number, number>();
+  const numa = view.snapshot.cpu.numa;
+  if (numa !== undefined && numa.length > 0) {
+    for (const n of numa) perNode.set(n.node, exclusive ? (n.idleCores ?? n.sharedCores) : n.sharedCores);
+    return perNode;
+  }
+  for (const core of view.snapshot.cpu.cores) if (core.role === 'shared') perNode.set(core.numa, (perNode.get(core.numa) ?? 0) + 1);
+  return perNode;
 }
 
 /** The most shared cores any single NUMA node has (what `numa: require` can hope for on this node). */
 export function largestNumaSharedCores(view: NodeView): number {
-  const cores = view.snapshot.cpu.cores;
-  if (cores.length === 0) return 0;
-  const perNuma = new Map<number, number>();
-  let best = 0;
-  for (const core of cores) {
-    if (core.role !== 'shared') continue;
-    const n = (perNuma.get(core.numa) ?? 0) + 1;
-    perNuma.set(core.numa, n);
-    if (n > best) best = n;
-  }
-  return best;
+  return Math.max(0, ...coresPerNumaNode(view, false).values());
+}
+
+/** The most idle cores any single NUMA node has (what an exclusive request with `numa: require` can have there). */
+export function largestNumaIdleCores(view: NodeView): number {
+  return Math.max(0, ...coresPerNumaNode(view, true).values());
 }
 
 /** Capacity that releasing some allocations gives back: memory, shared-mode vCPUs, exclusive cores. */
@@ -103,8 +133,17 @@ export function roomAfter(view: NodeView, freed: Freed): Omit<CapacityEntry, 'no
   return {
     freeMemoryMiB: freeMemoryMiB(view) + freed.memoryMiB,
     sharedVcpuFit: Math.max(0, Math.min(capacity - committed, cpu.sharedCores + freed.exclusiveCores)),
-    idleCores: Math.max(0, sharedCoreCount(view) + freed.exclusiveCores - Math.ceil((committed * 100) / percent)),
+    idleCores: idleAfter(view, freed, Math.max(0, sharedCoreCount(view) + freed.exclusiveCores - Math.ceil((committed * 100) / percent))),
   };
+}
+
+/**
+ * Idle cores once `freed` is released, bounded by the published idle count (when there is one) plus the exclusive cores
+ * released and at most one core per shared vCPU released (a core is idle once nothing is homed on it).
+ */
+function idleAfter(view: NodeView, freed: Freed, byPool: number): number {
+  const idle = publishedIdleCores(view);
+  return idle === undefined ? byPool : Math.min(byPool, idle + freed.exclusiveCores + freed.sharedVcpus);
 }
 
 /**

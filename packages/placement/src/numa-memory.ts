@@ -1,4 +1,5 @@
 import type { AllocationRequest, NodeView, NumaMemoryUsage } from '@allot/core';
+import { coresPerNumaNode } from './node-capacity.ts';
 import type { Filter, FilterPlugin } from './types.ts';
 
 /** kube's name of a hugepage resource: `hugepages-2Mi`, `hugepages-1Gi`. */
@@ -37,20 +38,12 @@ function boundToOneNode(request: AllocationRequest): boolean {
   );
 }
 
-/** Shared-pool cores per NUMA node, from the snapshot's core list (what FitsNuma counts for the largest node). */
-function sharedCoresPerNode(node: NodeView): Map<number, number> {
-  const perNode = new Map<number, number>();
-  for (const core of node.snapshot.cpu.cores) if (core.role === 'shared') perNode.set(core.numa, (perNode.get(core.numa) ?? 0) + 1);
-  return perNode;
-}
-
 /**
- * Some one node has the request's cores, memory and hugepages. The cores are the node's shared-pool cores, the same
- * approximation as FitsNuma's (the snapshot does not say which of them carry shared load, so an exclusive request may
- * still be refused by the agent, which then sends the placement on).
+ * Some one node has the request's cores, memory and hugepages. The cores are counted as FitsNuma counts them: pool
+ * cores for a shared request, idle ones for an exclusive request (coresPerNumaNode).
  */
 function someNodeFitsAll(request: AllocationRequest, node: NodeView, numa: readonly NumaMemoryUsage[]): boolean {
-  const cores = sharedCoresPerNode(node);
+  const cores = coresPerNumaNode(node, request.cpu.exclusive);
   const huge = request.memory?.hugepages;
   return numa.some(
     (n) =>
@@ -94,6 +87,7 @@ function asksNumaMemory(request: AllocationRequest): boolean {
 
 export const NUMA_MEMORY_PLUGIN: FilterPlugin = {
   name: 'FitsNumaMemory',
+  capacity: true,
   appliesTo: (ctx) => asksNumaMemory(ctx.request) || boundToOneNode(ctx.request),
   filter: fitsNumaMemory,
 };

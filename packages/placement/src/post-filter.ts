@@ -10,6 +10,7 @@ import {
 import { DEFAULT_MAX_VISITS, requestFilters, stepContext } from './decide.ts';
 import { firstFailure } from './filters.ts';
 import { evictableUpTo, NOTHING_FREED, type Freed } from './node-capacity.ts';
+import { cellsFreedAtMost, fitsNumaAfter, numaBound } from './numa-room.ts';
 import { fitsAfter, planPreemption, type PreemptionPlan } from './preemption.ts';
 import type { CapacityNeed, ClusterSnapshot, NodeId } from './snapshot.ts';
 import type { FilterPlugin, PlacementContext, StepContext } from './types.ts';
@@ -69,8 +70,9 @@ export function preemptionTargets(
   const { strategy } = prepared.value;
   const { filters: all, step } = requestFilters(snapshot, strategy, prepared.value.step);
   const filters = all.filter((f) => f.capacity !== true);
+  const capacity = all.filter((f) => f.capacity === true);
   const bound = request.priority - minGap;
-  const probe = new Probe(snapshot, request, step, filters, ctx.maxVisits ?? DEFAULT_MAX_VISITS);
+  const probe = new Probe(snapshot, request, step, filters, capacity, ctx.maxVisits ?? DEFAULT_MAX_VISITS);
   if (strategy.namesNode === true) {
     const node = options.nodeId === undefined ? undefined : snapshot.get(options.nodeId);
     const level = node === undefined ? null : probe.lowestLevelOn(node, bound);
@@ -101,6 +103,8 @@ class Probe {
   readonly #request: AllocationRequest;
   readonly #step: StepContext;
   readonly #filters: readonly FilterPlugin[];
+  /** The capacity filters (memory, CPU, NUMA): a node passing them all needs no eviction. */
+  readonly #capacity: readonly FilterPlugin[];
   readonly #maxVisits: number;
   readonly #need: CapacityNeed;
 
@@ -109,23 +113,29 @@ class Probe {
     request: AllocationRequest,
     step: StepContext,
     filters: readonly FilterPlugin[],
+    capacity: readonly FilterPlugin[],
     maxVisits: number,
   ) {
     this.#snapshot = snapshot;
     this.#request = request;
     this.#step = step;
     this.#filters = filters;
+    this.#capacity = capacity;
     this.#maxVisits = maxVisits;
     this.#need = { memoryMiB: request.resources.memoryMiB, vcpus: request.resources.vcpus, exclusive: request.cpu.exclusive };
   }
 
-  /** Passes every filter but capacity, needs an eviction, and fits once `level` and below are evicted. */
+  /**
+   * Passes every filter but capacity, needs an eviction (fails a capacity filter), and may fit once `level` and below
+   * are evicted: by the totals exactly, and for a request bound to one NUMA node by an upper bound of what the eviction
+   * gives back per node (numa-room.ts cellsFreedAtMost; the exact plan decides).
+   */
   eligible(node: NodeView, level: number): boolean {
-    return (
-      firstFailure(this.#filters, this.#step, node) === null &&
-      !fitsAfter(node, this.#request, NOTHING_FREED) &&
-      fitsAfter(node, this.#request, evictableUpTo(node, level))
-    );
+    if (firstFailure(this.#filters, this.#step, node) !== null) return false;
+    if (firstFailure(this.#capacity, this.#step, node) === null) return false;
+    const freed = evictableUpTo(node, level);
+    if (!fitsAfter(node, this.#request, freed)) return false;
+    return !numaBound(this.#request) || fitsNumaAfter(node, this.#request, cellsFreedAtMost(node, this.#request, freed), freed.memoryMiB);
   }
 
   /** Up to `count` eligible nodes at this level, most room first, visiting at most maxVisits nodes. */
@@ -211,6 +221,10 @@ export function rankPreemptionPlans(
     const plan = planPreemption(node, list, request, minGap, level);
     if (plan !== null && plan.victims.length > 0) plans.push(plan);
   }
+  // For a request bound to one NUMA node the level is a lower bound (step 1 counts per node at most what the level
+  // frees): when no plan stays at it, the fetched nodes are planned with every victim the request may take.
+  if (plans.length === 0 && level !== undefined && numaBound(request))
+    return rankPreemptionPlans(snapshot, request, allocations, undefined, minGap);
   return plans
     .map((plan, seq) => ({ plan, seq }))
     .sort((a, b) => cheaper(a.plan, b.plan) || a.seq - b.seq)

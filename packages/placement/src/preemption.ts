@@ -6,7 +6,8 @@ import {
   type AllocationRequest,
   type NodeView,
 } from '@allot/core';
-import { largestNumaSharedCores, nodeStateReason, NOTHING_FREED, roomAfter, type Freed } from './node-capacity.ts';
+import { nodeStateReason, roomAfter, type Freed } from './node-capacity.ts';
+import { cellsFreedBy, fitsNumaAfter, numaBound } from './numa-room.ts';
 
 /** Allocations to release on one node so that a request fits there. */
 export interface PreemptionPlan {
@@ -40,6 +41,16 @@ export function fitsWhenEmptied(node: NodeView, request: AllocationRequest): boo
     sharedVcpus: cpu.sharedVcpusCommitted,
     exclusiveCores: cpu.exclusiveCores,
   });
+}
+
+/**
+ * Whether the request fits once these allocations are released: by the totals (fitsAfter) and, for a request bound to
+ * one NUMA node, in one node by what each victim gives back there (numa-room.ts).
+ */
+function fitsReleasing(node: NodeView, request: AllocationRequest, victims: readonly Allocation[]): boolean {
+  const freed = sum(victims);
+  if (!fitsAfter(node, request, freed)) return false;
+  return !numaBound(request) || fitsNumaAfter(node, request, cellsFreedBy(node, victims), freed.memoryMiB);
 }
 
 function sum(victims: readonly Allocation[]): Freed {
@@ -92,14 +103,14 @@ export function planPreemption(
 ): PreemptionPlan | null {
   if (nodeStateReason(node) !== null) return null;
   const bound = Math.min(maxVictimPriority, request.priority - minGap);
-  if (request.cpu.numa === 'require' && largestNumaSharedCores(node) < request.resources.vcpus) return null;
+  const fits = (victims: readonly Allocation[]): boolean => fitsReleasing(node, request, victims);
   const plan = (victims: Allocation[], optimal: boolean): PreemptionPlan => ({
     nodeId: node.nodeId,
     victims: [...victims].sort((a, b) => a.priority - b.priority || (a.id < b.id ? -1 : 1)),
     freed: sum(victims),
     optimal,
   });
-  if (fitsAfter(node, request, NOTHING_FREED)) return plan([], true);
+  if (fits([])) return plan([], true);
 
   const eligible = allocations
     .filter(
@@ -107,7 +118,7 @@ export function planPreemption(
         a.nodeId === node.nodeId && (a.status === 'active' || a.status === 'reserved') && holdsCapacity(a.status) && a.priority <= bound,
     )
     .sort((a, b) => a.priority - b.priority || (a.id < b.id ? -1 : 1));
-  if (!fitsAfter(node, request, sum(eligible))) return null;
+  if (!fits(eligible)) return null;
 
   let budget = PREEMPTION_SEARCH_BUDGET;
   for (let size = 1; size <= eligible.length; size += 1) {
@@ -119,7 +130,7 @@ export function planPreemption(
         exceeded = true;
         return false;
       }
-      if (fitsAfter(node, request, sum(subset)) && (best === null || better(subset, best))) best = [...subset];
+      if (fits(subset) && (best === null || better(subset, best))) best = [...subset];
       return true;
     });
     if (best !== null) return plan(best, !exceeded);
@@ -133,11 +144,11 @@ function greedy(node: NodeView, request: AllocationRequest, eligible: readonly A
   const chosen: Allocation[] = [];
   for (const a of eligible) {
     chosen.push(a);
-    if (fitsAfter(node, request, sum(chosen))) break;
+    if (fitsReleasing(node, request, chosen)) break;
   }
   for (let i = chosen.length - 1; i >= 0; i -= 1) {
     const without = chosen.filter((_, j) => j !== i);
-    if (fitsAfter(node, request, sum(without))) chosen.splice(i, 1);
+    if (fitsReleasing(node, request, without)) chosen.splice(i, 1);
   }
   return chosen;
 }

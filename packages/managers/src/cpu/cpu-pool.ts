@@ -26,7 +26,7 @@
  * the part of committed held by reservations (shared vCPUs of reservations, plus what their exclusive cores removed).
  */
 import { CPU_POLICIES, CPU_THREAD_POLICIES, err, errorOf, ok } from '@allot/core';
-import type { AllotError, CpuGrant, CpuPolicy, CpuSample, CpuUsage, CoreState, Limits, Result } from '@allot/core';
+import type { AllotError, CpuGrant, CpuPolicy, CpuSample, CpuUsage, CoreState, Limits, NumaCores, Result } from '@allot/core';
 import { capacityFigures, ratioPercent } from './capacity.ts';
 import type { CapacityFigures } from './capacity.ts';
 import { CoreSelector } from './core-selector.ts';
@@ -386,6 +386,16 @@ export class CpuPool {
       cores.push(core);
     }
     if (sample !== undefined && sample.perCorePermille.size === 0) busyPermille = permille(sample.totalPermille) * t.count;
+    const numa: NumaCores[] = t.nodeIds.map((node) => ({ node, sharedCores: 0, exclusiveCores: 0, reservedCores: 0, idleCores: 0 }));
+    for (let i = 0; i < t.count; i += 1) {
+      const figures = numa[t.nodeOf[i] ?? 0] as NumaCores;
+      const state = t.state[i];
+      if (state === RESERVED) figures.reservedCores += 1;
+      else if (state === EXCLUSIVE) figures.exclusiveCores += 1;
+      else figures.sharedCores += 1;
+    }
+    // Idle: pool cores with no shared vCPU homed, the only ones an exclusive grant takes (placement reads them per node).
+    numa.forEach((figures, node) => (figures.idleCores = t.nodeIdle[node] ?? 0));
     return {
       resourceType: 'cpu',
       unit: 'vCPU',
@@ -402,6 +412,7 @@ export class CpuPool {
       sharedVcpusCommitted: this.sharedCommitted,
       sharedVcpusCapacity: f.sharedCap,
       cores,
+      numa,
     };
   }
 

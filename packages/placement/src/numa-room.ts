@@ -1,0 +1,109 @@
+import type { Allocation, AllocationRequest, NodeView } from '@allot/core';
+import { coresPerNumaNode, freeMemoryMiB, type Freed } from './node-capacity.ts';
+
+/*
+ * Room per NUMA node once some allocations are released: what the preemption post-filter checks for a request bound to
+ * one node (a named memory node, hugepages, `cpu.numa: require`), where totals are not enough, since the agent's
+ * atomic preempt fits the request to one node after the release (packages/managers host/numa-cell.ts). The figures are
+ * the filters' (FitsNuma, FitsNumaMemory) plus what the victims' grants give back on each node:
+ * - memory pinned to a node (its memory grant's numaNode) goes back to that node, floating memory to the host only;
+ * - hugepages go back to the node and size they came from;
+ * - exclusive cores (and isolate's idle siblings) go back to the node of each core (from the snapshot's core list, or
+ *   the grant's one NUMA node). Shared vCPUs released are not counted as idle cores of any node: the snapshot does not
+ *   say which cores they leave empty (conservative: a plan may be missed, never one the agent refuses for this).
+ */
+
+/** A request the post-filter must check per NUMA node (totals do not decide it). */
+export function numaBound(request: AllocationRequest): boolean {
+  return request.memory?.numaNode !== undefined || request.memory?.hugepages !== undefined || request.cpu.numa === 'require';
+}
+
+/** What releasing some allocations gives back on each NUMA node. */
+export interface CellsFreed {
+  readonly pinnedMiB: ReadonlyMap<number, number>;
+  /** Keyed `${node}:${pageSizeMiB}`. */
+  readonly pages: ReadonlyMap<string, number>;
+  readonly cores: ReadonlyMap<number, number>;
+}
+
+const add = <K>(map: Map<K, number>, key: K, n: number): void => {
+  map.set(key, (map.get(key) ?? 0) + n);
+};
+
+/** Per NUMA node, what these allocations' release gives back (see the comment above). */
+export function cellsFreedBy(node: NodeView, victims: readonly Allocation[]): CellsFreed {
+  const pinnedMiB = new Map<number, number>();
+  const pages = new Map<string, number>();
+  const cores = new Map<number, number>();
+  let cellOf: Map<number, number> | undefined;
+  for (const v of victims) {
+    if (v.memory?.numaNode !== undefined) add(pinnedMiB, v.memory.numaNode, v.granted.memoryMiB);
+    const huge = v.memory?.hugepages;
+    if (huge !== undefined) add(pages, `${huge.numaNode}:${huge.pageSizeMiB}`, huge.count);
+    if (v.cpu?.mode !== 'exclusive') continue;
+    const ids = [...v.cpu.cpuset, ...(v.cpu.idleSiblings ?? [])];
+    const only = v.cpu.numaNodes.length === 1 ? v.cpu.numaNodes[0] : undefined;
+    cellOf ??= new Map(node.snapshot.cpu.cores.map((c) => [c.id, c.numa]));
+    for (const id of ids) {
+      const cell = cellOf.get(id) ?? only;
+      if (cell !== undefined) add(cores, cell, 1);
+    }
+  }
+  return { pinnedMiB, pages, cores };
+}
+
+/**
+ * An upper bound of cellsFreedBy for whatever allocations release `freed` (the per-priority totals): every node may get
+ * all of the freed memory (up to what is pinned there), every hugepage in use, and all freed cores (exclusive cores,
+ * and for an exclusive request one core per freed shared vCPU). Monotone in `freed`, so the post-filter's binary search
+ * over priority levels stays exact for the nodes it rules out.
+ */
+export function cellsFreedAtMost(node: NodeView, request: AllocationRequest, freed: Freed): CellsFreed {
+  const pinnedMiB = new Map<number, number>();
+  const pages = new Map<string, number>();
+  const cores = new Map<number, number>();
+  const anything = freed.memoryMiB > 0 || freed.sharedVcpus > 0 || freed.exclusiveCores > 0;
+  for (const n of node.snapshot.memory.numa ?? []) {
+    pinnedMiB.set(n.node, Math.min(freed.memoryMiB, n.pinnedMiB));
+    if (anything) for (const p of n.hugepages) pages.set(`${n.node}:${p.pageSizeMiB}`, p.used);
+  }
+  const coresFreed = freed.exclusiveCores + (request.cpu.exclusive ? freed.sharedVcpus : 0);
+  for (const cell of coresPerNumaNode(node, request.cpu.exclusive).keys()) cores.set(cell, coresFreed);
+  return { pinnedMiB, pages, cores };
+}
+
+/**
+ * Whether the request fits one NUMA node's figures once `cells` are given back and `memoryFreedMiB` with them (the
+ * host-wide part), by the filters' rules: a named node needs the memory and hugepages there; unpinned hugepages need one
+ * node with the pages; a request with `cpu.numa: require` needs one node with its cores (idle ones when exclusive), and
+ * when it names no memory node and has memory or pages, that node must have them too (the agent's single-node fitting).
+ * A host that publishes no per-node memory figures cannot show a pinned or hugepage request fits.
+ */
+export function fitsNumaAfter(node: NodeView, request: AllocationRequest, cells: CellsFreed, memoryFreedMiB: number): boolean {
+  const memoryMiB = request.resources.memoryMiB;
+  const vcpus = request.resources.vcpus;
+  const huge = request.memory?.hugepages;
+  const pinned = request.memory?.numaNode;
+  const requireCores = request.cpu.numa === 'require' && vcpus > 0;
+  const hostFree = freeMemoryMiB(node) + memoryFreedMiB;
+  const memory = new Map((node.snapshot.memory.numa ?? []).map((n) => [n.node, n]));
+  const coreCounts = coresPerNumaNode(node, request.cpu.exclusive);
+  const memoryFits = (cell: number): boolean => {
+    const n = memory.get(cell);
+    if (n === undefined) return false;
+    return Math.min(n.capacityMiB - n.pinnedMiB + (cells.pinnedMiB.get(cell) ?? 0), hostFree) >= memoryMiB;
+  };
+  const pagesFit = (cell: number): boolean => {
+    if (huge === undefined) return true;
+    const pool = memory.get(cell)?.hugepages.find((p) => p.pageSizeMiB === huge.pageSizeMiB);
+    return (pool?.free ?? 0) + (cells.pages.get(`${cell}:${huge.pageSizeMiB}`) ?? 0) >= huge.count;
+  };
+  const coresFit = (cell: number): boolean => (coreCounts.get(cell) ?? 0) + (cells.cores.get(cell) ?? 0) >= vcpus;
+  const someCoreCell = (): boolean => !requireCores || [...coreCounts.keys()].some(coresFit);
+
+  if (pinned !== undefined) return memoryFits(pinned) && pagesFit(pinned) && someCoreCell();
+  const oneCell = requireCores && (memoryMiB > 0 || huge !== undefined) && memory.size > 0;
+  if (oneCell) return [...memory.keys()].some((cell) => memoryFits(cell) && pagesFit(cell) && coresFit(cell));
+  if (huge !== undefined && ![...memory.keys()].some(pagesFit)) return false;
+  return someCoreCell();
+}
