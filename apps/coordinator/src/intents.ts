@@ -15,7 +15,8 @@ import { z } from 'zod';
 /** `agent`: found released on its node (released there directly); `expiry`: a reservation that expired on its node. */
 /** `decommission`: its node was decommissioned while lost: gone with the node, on the operator's word. */
 /** `move`: a move of it was confirmed: its destination is the placement now (moves/*.ts). */
-export const ReleaseCauseSchema = z.enum(['tenant', 'expiry', 'preemption', 'sweep', 'agent', 'decommission', 'move']);
+/** `batch`: a member of a batch that failed as a whole, released on its node (place-batch.ts). */
+export const ReleaseCauseSchema = z.enum(['tenant', 'expiry', 'preemption', 'sweep', 'agent', 'decommission', 'move', 'batch']);
 export type ReleaseCause = z.infer<typeof ReleaseCauseSchema>;
 
 /**
@@ -79,6 +80,11 @@ export const PlacementIntentSchema = z.object({
     .optional(),
   /** On a placed source: the destination's request id of its move in flight (one at a time; cleared on abort). */
   movingTo: z.object({ requestId: RequestIdSchema, moveRequestId: RequestIdSchema }).optional(),
+  /**
+   * A member of a batch placed all or nothing (place-batch.ts): the batch's id, this member's position, the batch's
+   * size. Its members were created together in one atomic write; a retry of the batch finds them by it.
+   */
+  batch: z.object({ batchId: RequestIdSchema, index: z.int().min(0), size: z.int().min(1) }).optional(),
 });
 export type PlacementIntent = z.infer<typeof PlacementIntentSchema>;
 export type IntentState = PlacementIntent['state'];

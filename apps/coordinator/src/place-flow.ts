@@ -383,6 +383,34 @@ export class PlaceFlow {
     }
   }
 
+  // ---------- the parts a batch (place-batch.ts) drives its members with ----------
+
+  /** The tenant's place rate, one token per request (a batch is one request). */
+  admitPlace(tenantId: string): Result<void> {
+    const quota = this.#d.quotas.quotaOf(tenantId);
+    return quota === undefined ? ok(undefined) : this.#limiter.admit(quota, 'place', this.#d.clock.monotonic());
+  }
+
+  /** What decide() is told besides the request (strategy, cursor, the tenant's per-node limit). */
+  contextFor(req: PlaceRequest, exclude: ReadonlySet<string> = new Set()): PlacementContext {
+    return this.#placementContext(req, exclude);
+  }
+
+  /** One place decision on the view (a batch member taken over after its intent failed). */
+  decideOne(req: PlaceRequest, exclude: ReadonlySet<string>): Result<PlacementDecision> {
+    return this.#decide(req, exclude);
+  }
+
+  /** The allocate of a place (see #allocate): fenced, retried, an unknown outcome never mistaken for a refusal. */
+  allocateOn(nodeId: string, req: PlaceRequest, fence: number, untouched: boolean): Promise<Result<Allocation>> {
+    return this.#allocate(nodeId, req, fence, untouched);
+  }
+
+  /** A member committed on its node: its answer, and its `placed` written after it, as a place's (see #placed). */
+  answerPlaced(req: PlaceRequest, at: StoredIntent, allocation: Allocation): Result<PlaceReply> {
+    return this.#placed(req, at, allocation, []);
+  }
+
   /** Resolves once every deferred `placed` write started so far has landed or given up (a stopping coordinator waits). */
   async settled(): Promise<void> {
     await Promise.all([...this.#recording.values()]);

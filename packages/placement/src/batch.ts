@@ -42,7 +42,7 @@ export function decideBatch(
     if (!decided.ok) return decided;
     const [best, ...rest] = decided.value.candidates;
     if (best === undefined) return ok({ fits: false, index, decision: decided.value });
-    // overlay.reserve
+    overlay.reserve(best, request, options.group?.name);
     nodes.push(best);
     alternatives.push(rest);
     cursor = best;

@@ -3,7 +3,7 @@
  * schemas in domain.ts to contain no `.`, `*` or `>`, so it cannot escape its position in a subject.
  *
  *   allot.agent.<nodeId>.<verb>         request/reply to one agent (NATS service `allot-agent`); coordinators only
- *   allot.sched.<tenantId>.<verb>       a tenant's scheduler to any coordinator: place, release, activate, check, resize, move(.confirm|.abort)
+ *   allot.sched.<tenantId>.<verb>       a tenant's scheduler to any coordinator: place, place.batch, release, activate, check, resize, move(.confirm|.abort)
  *   allot.op.<verb>                     operators to any coordinator: quotas, cordon, uncordon, drain, node.decommission/recommission, node.taint/untaint, evacuate, moves, audit, node limits, allocations
  *   allot.read.<verb>                   readers (CLI, dashboards) to any coordinator: usage, efficiency, nodes, node, quota.get, health
  *   allot.usage.<nodeId>                JetStream stream ALLOT_USAGE: usage snapshots, latest few per node
@@ -49,7 +49,17 @@ export function agentSubject(nodeId: string, verb: AgentVerb): string {
 }
 
 /** Verbs a tenant's scheduler calls, on allot.sched.<tenantId>.<verb>: the tenant is the subject's. */
-export const TENANT_VERBS = ['place', 'release', 'activate', 'check', 'resize', 'move', 'move.confirm', 'move.abort'] as const;
+export const TENANT_VERBS = [
+  'place',
+  'place.batch',
+  'release',
+  'activate',
+  'check',
+  'resize',
+  'move',
+  'move.confirm',
+  'move.abort',
+] as const;
 export type TenantVerb = (typeof TENANT_VERBS)[number];
 
 /** Verbs that change the cluster's configuration or cost a sweep of every node, on allot.op.<verb>. */
@@ -115,8 +125,8 @@ export function schedSubject(verb: SchedVerb, tenantId?: string): string | undef
 }
 
 /**
- * The tenant a scheduler request names in its body: `request.tenantId` for place and check, `tenantId` for release,
- * activate, resize and the moves. Clients use it to choose the subject; coordinators refuse a body that names another tenant than the
+ * The tenant a scheduler request names in its body: `request.tenantId` for place and check, `tenantId` for place.batch,
+ * release, activate, resize and the moves. Clients use it to choose the subject; coordinators refuse a body that names another tenant than the
  * subject's.
  */
 export function tenantOfBody(verb: TenantVerb, body: unknown): string | undefined {

@@ -216,6 +216,48 @@ export const PlaceReplySchema = z.object({
 });
 export type PlaceReply = z.infer<typeof PlaceReplySchema>;
 
+/** Most members one batch places (one atomic KV write carries every member's intent and the tenant's usage record). */
+export const MAX_BATCH_MEMBERS = 256;
+
+/**
+ * place.batch (allot.sched.<tenantId>.place.batch): N VMs placed all or nothing, a tenant's cluster or a gang (Nomad's
+ * task group, kube's PodGroup, Nova's multi-create with min_count = N). Each member is a place request of its own, with
+ * its own request id: at most one allocation per request id holds for each, and a retry of the batch (same batch id,
+ * same members) answers the same placements. The placement options apply to every member; `maxPerNode` spreads the
+ * members (at most that many of them on one node) when the options name no anti-affinity group.
+ */
+export const PlaceBatchRequestSchema = z
+  .object({
+    batchId: RequestIdSchema,
+    tenantId: TenantIdSchema,
+    members: z.array(AllocationRequestSchema).min(1).max(MAX_BATCH_MEMBERS),
+    placement: PlacementOptionsSchema.default({ constraints: [], allowPreemption: false }),
+    maxPerNode: z.int().min(1).max(MAX_BATCH_MEMBERS).optional(),
+  })
+  .superRefine((r, ctx) => {
+    const seen = new Set<string>();
+    r.members.forEach((m, i) => {
+      if (m.tenantId !== r.tenantId)
+        ctx.addIssue({ code: 'custom', path: ['members', i, 'tenantId'], message: `a batch places for one tenant (${r.tenantId})` });
+      if (seen.has(m.requestId))
+        ctx.addIssue({ code: 'custom', path: ['members', i, 'requestId'], message: `request id ${m.requestId} named twice` });
+      seen.add(m.requestId);
+    });
+    if (r.maxPerNode !== undefined && r.placement.group !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['maxPerNode'], message: 'name maxPerNode or placement.group, not both' });
+    if (r.placement.allowPreemption)
+      ctx.addIssue({ code: 'custom', path: ['placement', 'allowPreemption'], message: 'a batch does not preempt' });
+  });
+export type PlaceBatchRequest = z.infer<typeof PlaceBatchRequestSchema>;
+export type PlaceBatchRequestInput = z.input<typeof PlaceBatchRequestSchema>;
+
+/** Every member placed, in the request's order. */
+export const PlaceBatchReplySchema = z.object({
+  batchId: RequestIdSchema,
+  placements: z.array(PlaceReplySchema).max(MAX_BATCH_MEMBERS),
+});
+export type PlaceBatchReply = z.infer<typeof PlaceBatchReplySchema>;
+
 export const ClusterReleaseRequestSchema = z.object({
   requestId: RequestIdSchema,
   /** The request id of the placement to release. */
@@ -595,6 +637,7 @@ export type EvacuateReply = z.infer<typeof EvacuateReplySchema>;
 /** Every scheduler endpoint served by the coordinators. */
 export const SCHED_ENDPOINTS = {
   place: { request: PlaceRequestSchema, reply: PlaceReplySchema },
+  'place.batch': { request: PlaceBatchRequestSchema, reply: PlaceBatchReplySchema },
   release: { request: ClusterReleaseRequestSchema, reply: AllocationSchema },
   activate: { request: ClusterActivateRequestSchema, reply: AllocationSchema },
   resize: { request: ClusterResizeRequestSchema, reply: AllocationSchema },

@@ -17,7 +17,7 @@ import type { z } from 'zod';
 import type { Bucket, BucketChange, BucketWrite } from '../store/bucket.ts';
 import type { CoordinatorClock } from '../store/clock.ts';
 import { counts, countsAgainstQuota, PlacementIntentSchema, type PlacementIntent, type ReleaseCause } from '../intents.ts';
-import { UsageCommitQueue } from './usage-commit.ts';
+import { MAX_BATCH_MESSAGES, UsageCommitQueue } from './usage-commit.ts';
 
 /** A value read with the revision a compare-and-set must name. */
 export interface Versioned<T> {
@@ -42,6 +42,8 @@ export interface NewIntent {
   readonly asked?: PlacementIntent['asked'];
   /** A move's destination: written without counting (its source counts). */
   readonly movesFrom?: PlacementIntent['movesFrom'];
+  /** A member of a batch (createBatch). */
+  readonly batch?: PlacementIntent['batch'];
 }
 
 export interface IntentStoreOptions {
@@ -79,6 +81,21 @@ export function decodeIntent(bytes: Uint8Array): Result<PlacementIntent> {
 
 export function decodeUsage(bytes: Uint8Array): Result<TenantUsageRecord> {
   return decode(TenantUsageRecordSchema, bytes, Number.POSITIVE_INFINITY);
+}
+
+/** The quota's refusal of a batch: the whole batch asked, and the member that crossed the limit. */
+function batchRefusal(error: AllotError, index: number, requestId: string, intents: readonly PlacementIntent[]): Result<never> {
+  const asked = { vms: intents.length, memoryMiB: 0, vcpus: 0 };
+  for (const i of intents) {
+    asked.memoryMiB += i.memoryMiB;
+    asked.vcpus += i.vcpus;
+  }
+  return err('quota_exceeded', `batch of ${intents.length} VMs refused at member ${index} (${requestId}): ${error.message}`, {
+    ...error.details,
+    memberIndex: index,
+    requestId,
+    batch: asked,
+  });
 }
 
 function placementOf(intent: PlacementIntent): Placement {
@@ -164,6 +181,67 @@ export class IntentStore {
       updatedAt: this.#o.clock.wall(),
     };
     return this.#transition(null, next);
+  }
+
+  /**
+   * absent -> pending at attempt 1 for every member of a batch, counted, in ONE atomic write with the tenant's usage
+   * record: all of them or none. The quota admits the whole batch or refuses it (`quota_exceeded` naming the member that
+   * crossed the limit, `memberIndex`); a member id that already has an intent is `conflict` naming it (nothing written).
+   * Written directly, not through the group commit: its admission is all or nothing, the queue's is per transition. So
+   * it may lose a usage compare-and-set to this coordinator's own queue: re-read and go again, as moveConfirmed does.
+   * At most MAX_BATCH_MESSAGES - 1 members (one write carries them all).
+   */
+  async createBatch(members: readonly NewIntent[]): Promise<Result<StoredIntent[]>> {
+    const first = members[0];
+    if (first === undefined) return ok([]);
+    const tenantId = first.tenantId;
+    if (members.some((m) => m.tenantId !== tenantId)) return err('invalid_request', 'a batch places for one tenant', { tenantId });
+    if (members.length >= MAX_BATCH_MESSAGES)
+      return err('invalid_request', `a batch has at most ${MAX_BATCH_MESSAGES - 1} members`, { members: members.length });
+    const stamp = { coordinatorId: this.#o.coordinatorId, updatedAt: this.#o.clock.wall() };
+    const intents: PlacementIntent[] = members.map((m) => ({ ...m, state: 'pending', attempt: 1, refusedBy: [], ...stamp }));
+    let usage: StoredUsage | null | undefined = this.#usage.get(tenantId);
+    let fresh = false;
+    for (let round = 0; round < MAX_USAGE_ROUNDS; round++) {
+      if (usage === undefined) {
+        const read = await this.usage(tenantId);
+        if (!read.ok) return read;
+        usage = read.value;
+        fresh = true;
+      }
+      let record = usage?.value ?? emptyUsageRecord(tenantId);
+      let refused: Result<never> | undefined;
+      for (const [i, intent] of intents.entries()) {
+        const next = admitPlacement(record, placementOf(intent));
+        if (!next.ok) {
+          refused = batchRefusal(next.error, i, intent.requestId, intents);
+          break;
+        }
+        record = next.value;
+      }
+      if (refused !== undefined) {
+        if (fresh) return refused;
+        usage = undefined; // decided only on a record read for this batch, never on a cached copy
+        continue;
+      }
+      const written = await this.#bucket.write([
+        ...intents.map((i) => ({ key: intentKey(i.requestId), value: encode(i), expectedRevision: 0 })),
+        { key: usageKey(tenantId), value: encode(record), expectedRevision: usage?.revision ?? 0 },
+      ]);
+      if (written.ok) {
+        this.#rememberWritten(tenantId, record, written.value[intents.length] as number);
+        return ok(intents.map((value, i) => ({ value, revision: written.value[i] as number })));
+      }
+      if (written.error.code !== 'conflict') return written;
+      // A member's intent exists (a concurrent retry of the batch, or the id was used before), or the usage moved.
+      const reads = await Promise.all(intents.map((i) => this.get(i.requestId)));
+      for (const [i, read] of reads.entries()) {
+        if (!read.ok) return read;
+        if (read.value !== null) return this.#explain(written.error, (intents[i] as PlacementIntent).requestId, 0);
+      }
+      usage = undefined;
+    }
+    return err('unavailable', `tenant ${tenantId}: usage record still contended; retry the batch`, { tenantId });
   }
 
   /**

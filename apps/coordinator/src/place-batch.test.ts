@@ -1,0 +1,184 @@
+import { TenantQuotaSchema, unwrap } from '@allot/core';
+import { PlaceBatchRequestSchema, PlaceRequestSchema, type PlaceBatchRequestInput } from '@allot/protocol';
+import { describe, expect, it } from 'vitest';
+import { requestHash } from './intents.ts';
+import { batchMembers, placeBatch } from './place-batch.ts';
+import { inProcessCluster, type InProcessCluster, type InProcessCoordinator } from './testing/fake-agents.ts';
+
+/* place.batch over in-process fake agents and a MemoryBucket: all or nothing, quota for the whole batch, retries. */
+
+const NODES = { a: { memoryMiB: 4096, cores: 8 }, b: { memoryMiB: 4096, cores: 8 }, c: { memoryMiB: 4096, cores: 8 } };
+
+function batch(batchId: string, n: number, more: Partial<PlaceBatchRequestInput> = {}): PlaceBatchRequestInput {
+  return {
+    batchId,
+    tenantId: 'acme',
+    members: Array.from({ length: n }, (_, i) => ({
+      requestId: `${batchId}-m${i}`,
+      tenantId: 'acme',
+      resources: { memoryMiB: 1024, vcpus: 1 },
+    })),
+    ...more,
+  };
+}
+
+function run(cluster: InProcessCluster, c: InProcessCoordinator, input: PlaceBatchRequestInput) {
+  c.refresh();
+  return placeBatch({ view: c.view, store: c.store, agents: cluster.agents.caller(), flow: c.flow }, PlaceBatchRequestSchema.parse(input));
+}
+
+function live(cluster: InProcessCluster): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const id of cluster.agents.nodes.keys()) out[id] = cluster.agents.live(id).map((a) => a.requestId);
+  return out;
+}
+
+async function vms(c: InProcessCoordinator): Promise<number> {
+  const u = unwrap(await c.store.usage('acme'));
+  return u?.value.usage.vms ?? 0;
+}
+
+describe('place.batch', () => {
+  it('places every member, at most maxPerNode of them per node, counted at once', async () => {
+    const cluster = inProcessCluster(NODES);
+    const c = await cluster.coordinator('c1');
+    const placed = unwrap(await run(cluster, c, batch('b1', 3, { maxPerNode: 1 })));
+    expect(placed.placements.map((p) => p.allocation.requestId)).toEqual(['b1-m0', 'b1-m1', 'b1-m2']);
+    expect(new Set(placed.placements.map((p) => p.nodeId)).size).toBe(3);
+    expect(await vms(c)).toBe(3);
+    await c.flow.settled();
+    for (const i of [0, 1, 2]) expect(unwrap(await c.store.get(`b1-m${i}`))?.value.state).toBe('placed');
+  });
+
+  it('a retried batch answers the same placements and commits nothing new', async () => {
+    const cluster = inProcessCluster(NODES);
+    const c = await cluster.coordinator('c1');
+    const first = unwrap(await run(cluster, c, batch('b2', 3)));
+    const commits = [...cluster.agents.nodes.values()].reduce((s, n) => s + n.commits, 0);
+    const again = unwrap(await run(cluster, c, batch('b2', 3)));
+    expect(again.placements.map((p) => p.allocation.id)).toEqual(first.placements.map((p) => p.allocation.id));
+    await c.flow.settled();
+    const fromStore = unwrap(await run(cluster, await cluster.coordinator('c2'), batch('b2', 3)));
+    expect(fromStore.placements.map((p) => p.allocation.id)).toEqual(first.placements.map((p) => p.allocation.id));
+    expect([...cluster.agents.nodes.values()].reduce((s, n) => s + n.commits, 0)).toBe(commits);
+    expect(await vms(c)).toBe(3);
+  });
+
+  it('refuses the whole batch when the last member does not fit, writing nothing', async () => {
+    const cluster = inProcessCluster(NODES);
+    const c = await cluster.coordinator('c1');
+    const refused = await run(cluster, c, batch('b3', 4, { maxPerNode: 1 }));
+    expect(!refused.ok && refused.error).toMatchObject({ code: 'insufficient_capacity', details: { memberIndex: 3, requestId: 'b3-m3' } });
+    expect(live(cluster)).toEqual({ a: [], b: [], c: [] });
+    expect(unwrap(await c.store.get('b3-m0'))).toBeNull();
+  });
+
+  it("checks the tenant's quota for the whole batch: over it, nothing is placed", async () => {
+    const cluster = inProcessCluster(NODES);
+    const c = await cluster.coordinator('c1');
+    unwrap(await c.quotas.set(TenantQuotaSchema.parse({ tenantId: 'acme', maxVms: 2 })));
+    const refused = await run(cluster, c, batch('b4', 3));
+    expect(!refused.ok && refused.error).toMatchObject({
+      code: 'quota_exceeded',
+      details: { limit: 'maxVms', memberIndex: 2, batchId: 'b4' },
+    });
+    expect(live(cluster)).toEqual({ a: [], b: [], c: [] });
+    expect(await vms(c)).toBe(0);
+    expect(unwrap(await run(cluster, c, batch('b5', 2))).placements).toHaveLength(2);
+  });
+
+  it('one agent refusing rolls the others back: released on their nodes, quota back, and a retry answers the same error', async () => {
+    const cluster = inProcessCluster(NODES);
+    const c = await cluster.coordinator('c1');
+    c.refresh();
+    // c's agent is cordoned after the view saw it: the view offers it, the agent refuses (fence journaled).
+    const nodeC = cluster.agents.nodes.get('c');
+    if (nodeC === undefined) throw new Error('no node c');
+    const view = c.view;
+    const refresh = c.refresh;
+    nodeC.cordoned = true;
+    const failed = await placeBatch(
+      { view, store: c.store, agents: cluster.agents.caller(), flow: c.flow },
+      PlaceBatchRequestSchema.parse(batch('b6', 3, { maxPerNode: 1 })),
+    );
+    expect(!failed.ok && failed.error).toMatchObject({ code: 'unavailable', details: { batchId: 'b6', nodeId: 'c', cordoned: true } });
+    expect(!failed.ok && failed.error.message).toContain('the batch placed nothing');
+    expect(live(cluster)).toEqual({ a: [], b: [], c: [] });
+    expect(await vms(c)).toBe(0);
+    const states = await Promise.all([0, 1, 2].map(async (i) => unwrap(await c.store.get(`b6-m${i}`))?.value));
+    expect(states.map((s) => [s?.nodeId, s?.state, s?.releasedBy])).toEqual(
+      expect.arrayContaining([
+        ['c', 'failed', undefined],
+        ['a', 'released', 'batch'],
+        ['b', 'released', 'batch'],
+      ]),
+    );
+    nodeC.cordoned = false;
+    refresh();
+    const retried = await placeBatch(
+      { view, store: c.store, agents: cluster.agents.caller(), flow: c.flow },
+      PlaceBatchRequestSchema.parse(batch('b6', 3, { maxPerNode: 1 })),
+    );
+    expect(!retried.ok && retried.error).toMatchObject({
+      code: 'unavailable',
+      details: { batchId: 'b6', memberIndex: failed.ok ? -1 : failed.error.details?.['memberIndex'] },
+    });
+    expect(live(cluster)).toEqual({ a: [], b: [], c: [] });
+  });
+
+  it('a coordinator that dies mid-batch: the reconciler settles each member (held: placed; nothing: failed) and a retry completes the batch', async () => {
+    const cluster = inProcessCluster(NODES);
+    const dead = await cluster.coordinator('dead');
+    dead.refresh();
+    const req = PlaceBatchRequestSchema.parse(batch('b7', 3, { maxPerNode: 1 }));
+    const members = batchMembers(req);
+    // What the dead coordinator got done: the batch's intents, and the allocate of two members of three.
+    const created = unwrap(
+      await dead.store.createBatch(
+        members.map((m, i) => ({
+          requestId: m.request.requestId,
+          tenantId: 'acme',
+          hash: requestHash(m),
+          nodeId: ['a', 'b', 'c'][i] as string,
+          memoryMiB: 1024,
+          vcpus: 1,
+          asked: m,
+          batch: { batchId: 'b7', index: i, size: 3 },
+        })),
+      ),
+    );
+    for (const i of [0, 1]) {
+      const at = created[i];
+      if (at === undefined) throw new Error('no intent');
+      unwrap(await dead.flow.allocateOn(at.value.nodeId, PlaceRequestSchema.parse(members[i]), 1, true));
+    }
+    expect(await vms(dead)).toBe(3);
+    const c = await cluster.coordinator('c1');
+    await c.reconciler.reconcileOnce();
+    cluster.clock.advance(61_000);
+    const round = await c.reconciler.reconcileOnce();
+    expect(round.outcomes).toEqual({ 'b7-m0': 'placed', 'b7-m1': 'placed', 'b7-m2': 'failed' });
+    expect(await vms(c)).toBe(2); // the quota equals what is live
+    const done = unwrap(await run(cluster, c, req));
+    expect(done.placements.map((p) => p.nodeId).sort()).toEqual(['a', 'b', 'c']);
+    expect(live(cluster)).toEqual({ a: ['b7-m0'], b: ['b7-m1'], c: ['b7-m2'] });
+    expect(await vms(c)).toBe(3);
+  });
+
+  it('refuses request ids another batch or place used, naming the member', async () => {
+    const cluster = inProcessCluster(NODES);
+    const c = await cluster.coordinator('c1');
+    unwrap(await c.place({ request: { requestId: 'b8-m1', tenantId: 'acme', resources: { memoryMiB: 512, vcpus: 1 } } }));
+    const refused = await run(cluster, c, batch('b8', 2));
+    expect(!refused.ok && refused.error).toMatchObject({ code: 'conflict', details: { memberIndex: 1, requestId: 'b8-m1' } });
+    expect(live(cluster).a?.concat(live(cluster).b ?? [], live(cluster).c ?? [])).toEqual(['b8-m1']);
+  });
+
+  it('rejects a batch naming one request id twice, or another tenant', () => {
+    const twice = batch('b9', 2);
+    const dup = { ...twice, members: [twice.members[0], twice.members[0]] };
+    expect(PlaceBatchRequestSchema.safeParse(dup).success).toBe(false);
+    const other = { ...twice, members: [{ ...twice.members[0], tenantId: 'other' }] };
+    expect(PlaceBatchRequestSchema.safeParse(other).success).toBe(false);
+  });
+});

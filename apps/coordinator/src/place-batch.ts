@@ -1,0 +1,351 @@
+import { createHash } from 'node:crypto';
+import { err, errorOf, ok, type Allocation, type AllotError, type Result } from '@allot/core';
+import { decideBatch } from '@allot/placement';
+import type { PlaceBatchReply, PlaceBatchRequest, PlaceReply, PlaceRequest } from '@allot/protocol';
+import type { Logger } from 'pino';
+import { classifyFailure, type AgentCaller } from './agents.ts';
+import type { IntentStore, StoredIntent } from './intents/intent-store.ts';
+import { requestHash } from './intents.ts';
+import type { PlaceFlow } from './place-flow.ts';
+import type { ClusterView } from './view.ts';
+
+/*
+ * place.batch: N VMs placed all or nothing (a tenant's cluster, a gang). README "Batch placement" has the argument.
+ *
+ * 1. One decision for the whole batch on one snapshot (decideBatch: each member reserves what it takes, so later ones
+ *    see it; anti-affinity among members through the shared group). Nothing fits for one member: refused, nothing written.
+ * 2. ONE atomic KV write: every member's intent, pending at attempt 1, and the tenant's usage record (the quota admits
+ *    the whole batch or refuses it). At most MAX_BATCH_MEMBERS (256) members, so one write always carries them
+ *    (the server takes 1,000 messages per atomic batch).
+ * 3. Every member's allocate at once, each fenced at its intent's attempt, as a place drives one.
+ * 4. All committed: the answer, in the members' order; each `placed` is written after it, as for a place.
+ *    A member refused definitively (the agent journaled its fence, or never saw it): the batch fails. That member's
+ *    intent is failed with the batch's error (the mark a retry finds), then every member that committed is released on
+ *    its node at its fence (idempotent release id) and its intent released (cause `batch`, quota back); a member whose
+ *    outcome is unknown is asked at its fence and released when held. The answer names the refused member.
+ *    A member whose outcome is unknown (and none refused): `timeout` naming it; a retry of the batch settles it.
+ * A retry (same batch id, same members) finds every member's intent and follows each: placed answers its reply,
+ * pending drives its node again at a higher fence, failed (the reconciler's) is decided again and taken over; a batch
+ * that failed answers its error again after finishing its rollback.
+ */
+
+export interface PlaceBatchDeps {
+  readonly view: ClusterView;
+  readonly store: IntentStore;
+  readonly agents: AgentCaller;
+  readonly flow: PlaceFlow;
+  readonly logger?: Logger;
+  readonly agentTimeoutMs?: number;
+}
+
+/** One member as it is placed: its place request (the batch's options) and fingerprint. */
+interface Member {
+  readonly index: number;
+  readonly place: PlaceRequest;
+  readonly hash: string;
+}
+
+/** What one member's drive came to. */
+type Outcome =
+  | { readonly kind: 'placed'; readonly reply: PlaceReply }
+  | { readonly kind: 'committed'; readonly at: StoredIntent; readonly allocation: Allocation }
+  | { readonly kind: 'refused'; readonly at: StoredIntent; readonly error: AllotError }
+  | { readonly kind: 'unknown'; readonly at: StoredIntent; readonly error: AllotError }
+  | { readonly kind: 'raced' };
+
+type Raced = 'raced';
+
+/** The anti-affinity group a batch's `maxPerNode` names: the batch id (hashed when longer than a group name may be). */
+export function batchGroupName(batchId: string): string {
+  const name = `batch-${batchId}`;
+  return name.length <= 64 ? name : `batch-${createHash('sha256').update(batchId).digest('hex').slice(0, 40)}`;
+}
+
+/** The members as place requests: the batch's placement options, with `maxPerNode` as the batch's own group. */
+export function batchMembers(req: PlaceBatchRequest): PlaceRequest[] {
+  const placement =
+    req.maxPerNode === undefined
+      ? req.placement
+      : { ...req.placement, group: { name: batchGroupName(req.batchId), maxPerNode: req.maxPerNode } };
+  return req.members.map((request) => ({ request, placement }));
+}
+
+/** The release id of a member rolled back: the same on every coordinator and every retry (the agent dedupes it). */
+function rollbackId(batchId: string, requestId: string): string {
+  return `batch-${createHash('sha256').update(`${batchId}\u0000${requestId}`).digest('hex').slice(0, 40)}`;
+}
+
+/** Whether this intent carries the mark of its batch's failure (the refused member's error, or a rolled-back member). */
+function marksFailure(intent: StoredIntent['value'], batchId: string): boolean {
+  if (intent.state === 'released') return intent.releasedBy === 'batch';
+  return intent.state === 'failed' && intent.error?.details?.['batchId'] === batchId;
+}
+
+export async function placeBatch(d: PlaceBatchDeps, req: PlaceBatchRequest): Promise<Result<PlaceBatchReply>> {
+  const members: Member[] = batchMembers(req).map((place, index) => ({ index, place, hash: requestHash(place) }));
+  for (let round = 0; round < 4; round++) {
+    const reads = await Promise.all(members.map((m) => d.store.get(m.place.request.requestId)));
+    const found: (StoredIntent | null)[] = [];
+    for (const r of reads) {
+      if (!r.ok) return r;
+      found.push(r.value);
+    }
+    const outcome = found.every((f) => f === null) ? await fresh(d, req, members) : await resume(d, req, members, found);
+    if (outcome !== 'raced') return outcome;
+  }
+  return err('unavailable', `batch ${req.batchId}: its members' intents keep changing under this coordinator; retry`, {
+    batchId: req.batchId,
+  });
+}
+
+/** A new batch: decide all, write all, drive all. */
+async function fresh(d: PlaceBatchDeps, req: PlaceBatchRequest, members: readonly Member[]): Promise<Result<PlaceBatchReply> | Raced> {
+  const first = members[0] as Member;
+  const admitted = d.flow.admitPlace(req.tenantId);
+  if (!admitted.ok) return admitted;
+  const decided = decideBatch(
+    d.view.index,
+    members.map((m) => m.place.request),
+    first.place.placement,
+    d.flow.contextFor(first.place),
+  );
+  if (!decided.ok) return decided;
+  const decision = decided.value;
+  if (!decision.fits) {
+    const m = members[decision.index] as Member;
+    const requestId = m.place.request.requestId;
+    return err(
+      'insufficient_capacity',
+      `batch ${req.batchId}: member ${decision.index} (${requestId}) does not fit beside the ${decision.index} before it: ${decision.decision.message} Nothing was placed.`,
+      {
+        batchId: req.batchId,
+        memberIndex: decision.index,
+        requestId,
+        rejected: decision.decision.rejected,
+        nodes: d.view.size,
+      },
+    );
+  }
+  const created = await d.store.createBatch(
+    members.map((m) => {
+      const r = m.place.request;
+      return {
+        requestId: r.requestId,
+        tenantId: r.tenantId,
+        hash: m.hash,
+        nodeId: decision.nodes[m.index] as string,
+        memoryMiB: r.resources.memoryMiB,
+        vcpus: r.resources.vcpus,
+        ...(r.memory?.hugepages === undefined ? {} : { hugepages: r.memory.hugepages }),
+        asked: m.place,
+        batch: { batchId: req.batchId, index: m.index, size: members.length },
+      };
+    }),
+  );
+  if (!created.ok) {
+    if (created.error.code === 'conflict') return 'raced'; // a member's intent exists now: re-read and follow it
+    return { ok: false, error: { ...created.error, details: { ...created.error.details, batchId: req.batchId } } };
+  }
+  const outcomes = await Promise.all(members.map((m) => drive(d, m, created.value[m.index] as StoredIntent, true)));
+  return settle(d, req, members, outcomes);
+}
+
+/** A retry: every member's intent must be this batch's; each is followed from where it stands. */
+async function resume(
+  d: PlaceBatchDeps,
+  req: PlaceBatchRequest,
+  members: readonly Member[],
+  found: readonly (StoredIntent | null)[],
+): Promise<Result<PlaceBatchReply> | Raced> {
+  const ours = (m: Member, at: StoredIntent): boolean => {
+    const b = at.value.batch;
+    return b?.batchId === req.batchId && b.index === m.index && b.size === members.length && at.value.hash === m.hash;
+  };
+  // A member id with another request's intent first (the id was used before), then a member without one.
+  const foreign = members.find((m) => {
+    const at = found[m.index];
+    return at !== null && at !== undefined && !ours(m, at);
+  });
+  const missing = members.find((m) => found[m.index] === null || found[m.index] === undefined);
+  const wrong = foreign ?? missing;
+  if (wrong !== undefined) {
+    const requestId = wrong.place.request.requestId;
+    return err(
+      'conflict',
+      wrong === foreign
+        ? `request ${requestId} (member ${wrong.index}) was used for another place request or batch; use new request ids`
+        : `batch ${req.batchId} was placed with other members (member ${wrong.index}, ${requestId}, has no intent); use a new batch id`,
+      { batchId: req.batchId, memberIndex: wrong.index, requestId },
+    );
+  }
+  const intents = found as StoredIntent[];
+  const failedAt = intents.findIndex((i) => marksFailure(i.value, req.batchId));
+  if (failedAt >= 0) {
+    const error = intents.find((i) => i.value.state === 'failed' && i.value.error !== undefined)?.value.error;
+    const cause =
+      error ?? errorOf('conflict', `batch ${req.batchId} failed and was rolled back; use new request ids`, { batchId: req.batchId });
+    return rollback(
+      d,
+      req,
+      intents.map((at) => ({ kind: 'unknown', at, error: cause }) as const),
+      cause,
+    );
+  }
+  const outcomes = await Promise.all(
+    members.map(async (m): Promise<Outcome> => {
+      const at = intents[m.index] as StoredIntent;
+      const intent = at.value;
+      if (intent.state === 'placed' && intent.reply !== undefined) return { kind: 'placed', reply: intent.reply };
+      if (intent.state === 'released')
+        return {
+          kind: 'refused',
+          at,
+          error: errorOf('conflict', `member ${m.index} (${intent.requestId}) was placed and then released`, {
+            requestId: intent.requestId,
+          }),
+        };
+      if (intent.state === 'pending') {
+        const driven = await d.store.drive(at);
+        if (!driven.ok) return driven.error.code === 'conflict' ? { kind: 'raced' } : { kind: 'unknown', at, error: driven.error };
+        return drive(d, m, driven.value, false);
+      }
+      // failed without the batch's mark (the reconciler found nothing on its node): decided again and taken over.
+      const again = d.flow.decideOne(m.place, new Set());
+      const nodeId = again.ok ? again.value.candidates[0] : undefined;
+      if (nodeId === undefined)
+        return {
+          kind: 'refused',
+          at,
+          error: again.ok ? errorOf('insufficient_capacity', again.value.message, { rejected: again.value.rejected }) : again.error,
+        };
+      const taken = await d.store.takeOver(at, nodeId);
+      if (!taken.ok) return taken.error.code === 'conflict' ? { kind: 'raced' } : { kind: 'refused', at, error: taken.error };
+      return drive(d, m, taken.value, true);
+    }),
+  );
+  return settle(d, req, members, outcomes);
+}
+
+/** One member's allocate at its intent's fence, classified as a place classifies it. */
+async function drive(d: PlaceBatchDeps, m: Member, at: StoredIntent, untouched: boolean): Promise<Outcome> {
+  const result = await d.flow.allocateOn(at.value.nodeId, m.place, at.value.attempt, untouched);
+  if (result.ok) {
+    const status = result.value.status;
+    if (status === 'active' || status === 'reserved') return { kind: 'committed', at, allocation: result.value };
+    return {
+      kind: 'refused',
+      at,
+      error: errorOf('conflict', `member ${m.index} (${at.value.requestId}) is ${status} on node ${at.value.nodeId}`, {
+        requestId: at.value.requestId,
+      }),
+    };
+  }
+  if (result.error.code === 'conflict' && result.error.details?.['reason'] === 'fenced') return { kind: 'raced' };
+  return classifyFailure(result.error) === 'unknown'
+    ? { kind: 'unknown', at, error: result.error }
+    : { kind: 'refused', at, error: result.error };
+}
+
+/** Every member's outcome known: the answer, a rollback, or `timeout` for a retry to finish. */
+async function settle(
+  d: PlaceBatchDeps,
+  req: PlaceBatchRequest,
+  members: readonly Member[],
+  outcomes: readonly Outcome[],
+): Promise<Result<PlaceBatchReply> | Raced> {
+  const refusedAt = outcomes.findIndex((o) => o.kind === 'refused');
+  if (refusedAt >= 0) {
+    const refused = outcomes[refusedAt] as Extract<Outcome, { kind: 'refused' }>;
+    const nodeId = refused.at.value.nodeId;
+    const cause = errorOf(
+      refused.error.code,
+      `batch ${req.batchId}: member ${refusedAt} (${refused.at.value.requestId}) was refused by node ${nodeId}: ${refused.error.message}; the batch placed nothing`,
+      { ...refused.error.details, batchId: req.batchId, memberIndex: refusedAt, requestId: refused.at.value.requestId, nodeId },
+    );
+    return rollback(d, req, outcomes, cause);
+  }
+  // Committed members are placements now, whatever the others came to: answered and recorded as a place's.
+  const replies: PlaceReply[] = [];
+  for (const [i, o] of outcomes.entries()) {
+    if (o.kind === 'placed') replies.push(o.reply);
+    else if (o.kind === 'committed') {
+      const answered = d.flow.answerPlaced((members[i] as Member).place, o.at, o.allocation);
+      if (answered.ok) replies.push(answered.value);
+    }
+  }
+  if (outcomes.some((o) => o.kind === 'raced')) return 'raced';
+  const unknown = outcomes.findIndex((o) => o.kind === 'unknown');
+  if (unknown >= 0) {
+    const o = outcomes[unknown] as Extract<Outcome, { kind: 'unknown' }>;
+    return err(
+      'timeout',
+      `batch ${req.batchId}: member ${unknown} (${o.at.value.requestId}) on node ${o.at.value.nodeId} has no answer yet (${o.error.message}); retry the batch with the same id`,
+      { batchId: req.batchId, memberIndex: unknown, requestId: o.at.value.requestId, nodeId: o.at.value.nodeId },
+    );
+  }
+  return ok({ batchId: req.batchId, placements: replies });
+}
+
+/**
+ * The batch failed: the refused member's intent is failed with the batch's error first (the mark a retry, on any
+ * coordinator, finds), then every other member still counting is undone at its fence: released on its node when it
+ * holds it (idempotent release id), its intent released (cause `batch`) or, when its node holds nothing, failed; quota
+ * back in the same writes. A node that does not answer leaves its member counted: the answer is then `unavailable`,
+ * and a retry of the batch finishes the rollback.
+ */
+async function rollback(
+  d: PlaceBatchDeps,
+  req: PlaceBatchRequest,
+  outcomes: readonly Outcome[],
+  cause: AllotError,
+): Promise<Result<never>> {
+  const marked = outcomes.find((o) => o.kind === 'refused');
+  if (marked !== undefined && marked.kind === 'refused' && marked.at.value.state === 'pending') {
+    const failed = await d.store.failed(marked.at, cause);
+    if (!failed.ok && failed.error.code !== 'conflict') return failed;
+  }
+  const left: string[] = [];
+  await Promise.all(
+    outcomes.map(async (o) => {
+      if (o.kind === 'placed' || o.kind === 'raced' || o === marked) return;
+      const undone = await undo(d, req.batchId, o.at, cause);
+      if (!undone.ok) left.push(o.at.value.requestId);
+    }),
+  );
+  d.logger?.info({ batchId: req.batchId, code: cause.code, left }, 'batch failed; its members were rolled back');
+  if (left.length > 0)
+    return err(
+      'unavailable',
+      `${cause.message}; members ${left.join(', ')} are not released yet (their nodes did not answer): retry the batch to finish`,
+      {
+        ...cause.details,
+        notReleased: left,
+      },
+    );
+  return { ok: false, error: cause };
+}
+
+/** Undoes one member: asked at its fence, released there when held, its intent ended. Re-reads it first (a retry may hold it). */
+async function undo(d: PlaceBatchDeps, batchId: string, seen: StoredIntent, cause: AllotError): Promise<Result<void>> {
+  const read = await d.store.get(seen.value.requestId);
+  if (!read.ok) return read;
+  const at = read.value;
+  if (at === null || (at.value.state !== 'pending' && at.value.state !== 'placed')) return ok(undefined);
+  const { requestId, nodeId, attempt } = at.value;
+  const opts = d.agentTimeoutMs === undefined ? { requestId } : { requestId, timeoutMs: d.agentTimeoutMs };
+  const fenced = await d.agents.call(nodeId, 'fence', { requestId, fence: attempt }, opts);
+  if (!fenced.ok) return fenced;
+  const held = fenced.value.allocation;
+  if (held !== null && (held.status === 'active' || held.status === 'reserved' || held.status === 'releasing')) {
+    const releaseId = rollbackId(batchId, requestId);
+    const released = await d.agents.call(
+      nodeId,
+      'release',
+      { requestId: releaseId, allocationRequestId: requestId, fence: fenced.value.fence, reason: `batch ${batchId} failed` },
+      { ...opts, requestId: releaseId },
+    );
+    if (!released.ok) return released;
+  }
+  const written = held === null && at.value.state === 'pending' ? await d.store.failed(at, cause) : await d.store.released(at, 'batch');
+  return written.ok || written.error.code === 'conflict' ? ok(undefined) : written;
+}
