@@ -1,4 +1,4 @@
-import { PlaceRequestSchema, type PlaceRequestInput } from '@allot/protocol';
+import type { PlaceRequestInput } from '@allot/protocol';
 import { unwrap } from '@allot/core';
 import { describe, expect, it } from 'vitest';
 import { ClusterManager } from './cluster-manager.ts';
@@ -10,16 +10,16 @@ const req = (requestId: string, memoryMiB: number): PlaceRequestInput => ({
   request: { requestId, tenantId: 'acme', resources: { memoryMiB, vcpus: 1 } },
 });
 
-describe('ClusterManager, the door of place, release and check', () => {
+describe('ClusterManager, the door of the scheduler verbs', () => {
   it('counts each place, refusal and release once, as its metrics and its telemetry say', async () => {
     const cluster = inProcessCluster({ a: { memoryMiB: 4096, cores: 8 } });
     const c = await cluster.coordinator('c1');
     const manager = new ClusterManager({ view: c.view, flow: c.flow, agents: cluster.agents.caller(), now: () => cluster.clock.wall() });
     unwrap(await manager.start());
-    unwrap(await manager.place(PlaceRequestSchema.parse(req('p1', 1024))));
+    unwrap(await manager.allocate(req('p1', 1024).request));
     c.refresh();
     expect(unwrap(await manager.checkAvailability(req('p2', 8192).request)).fits).toBe(false);
-    const refused = await manager.place(PlaceRequestSchema.parse(req('p2', 8192)));
+    const refused = await manager.allocate(req('p2', 8192).request);
     expect(!refused.ok && refused.error.code).toBe('insufficient_capacity');
     unwrap(await manager.release({ requestId: 'rel-p1', allocationRequestId: 'p1', tenantId: 'acme' }));
     const m = unwrap(await manager.getMetrics());
@@ -37,7 +37,7 @@ describe('ClusterManager, the door of place, release and check', () => {
     const cluster = inProcessCluster({ a: { memoryMiB: 4096, cores: 8 } });
     const c = await cluster.coordinator('c1');
     const manager = new ClusterManager({ view: c.view, flow: c.flow, agents: cluster.agents.caller(), now: () => cluster.clock.wall() });
-    const r = await manager.place(PlaceRequestSchema.parse(req('p1', 1024)));
+    const r = await manager.allocate(req('p1', 1024).request);
     expect(!r.ok && r.error.code).toBe('unavailable');
     expect(unwrap(await manager.getMetrics()).refusals).toEqual({ unavailable: 1 });
   });
@@ -59,11 +59,11 @@ describe('ClusterManager, the door of place, release and check', () => {
     const c = await cluster.coordinator('c1');
     const manager = new ClusterManager({ view: c.view, flow: c.flow, agents: cluster.agents.caller(), now: () => cluster.clock.wall() });
     unwrap(await manager.start());
-    unwrap(await manager.place(PlaceRequestSchema.parse(req('p1', 1024))));
+    unwrap(await manager.allocate(req('p1', 1024).request));
     const foreign = await manager.release({ requestId: 'rel-x', allocationRequestId: 'p1', tenantId: 'other' });
     expect(!foreign.ok && foreign.error.code).toBe('not_found');
     c.refresh();
-    expect(unwrap(await manager.getUsage()).find((u) => u.resourceType === 'memory')?.committed).toBe(1024);
+    expect(unwrap(await manager.getUsage()).memory.committed).toBe(1024);
     expect(unwrap(await manager.release({ requestId: 'rel-p1', allocationRequestId: 'p1', tenantId: 'acme' })).status).toBe('released');
   });
 
@@ -87,20 +87,18 @@ describe('ClusterManager, the door of place, release and check', () => {
     const c = await cluster.coordinator('c1');
     const manager = new ClusterManager({ view: c.view, flow: c.flow, agents: cluster.agents.caller(), now: () => cluster.clock.wall() });
     unwrap(await manager.start());
-    unwrap(await manager.place(PlaceRequestSchema.parse({ ...req('p1', 1024), placement: { strategy: 'manual', nodeId: 'b' } })));
+    unwrap(await manager.allocate(req('p1', 1024).request, { strategy: 'manual', nodeId: 'b' }));
     c.refresh();
     cluster.agents.setDown('b', true);
     cluster.clock.advance(60_001);
     c.refresh();
     c.view.sweep();
     expect(c.view.get('b')?.liveness).toBe('lost');
-    const memory = unwrap(await manager.getUsage()).find((u) => u.resourceType === 'memory');
-    const verb = manager.clusterUsage();
-    expect({ capacity: memory?.capacity, committed: memory?.committed, allocations: memory?.allocationCount }).toEqual({
-      capacity: verb.memory.capacity,
-      committed: verb.memory.committed,
-      allocations: verb.allocationCount,
+    const usage = unwrap(await manager.getUsage());
+    expect({ capacity: usage.memory.capacity, committed: usage.memory.committed, lost: usage.nodes.lost }).toEqual({
+      capacity: 4096,
+      committed: 1024,
+      lost: 1,
     });
-    expect({ capacity: memory?.capacity, committed: memory?.committed }).toEqual({ capacity: 4096, committed: 1024 });
   });
 });

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import {
-  AllocationRequestSchema,
   err,
   ok,
   validate,
@@ -16,12 +15,13 @@ import {
   type ReleaseTarget,
   type ResourceManager,
   type ResourceType,
-  type ResourceUsage,
   type Result,
+  type ScopeAnswers,
   type Telemetry,
 } from '@allot/core';
 import {
   PlaceRequestSchema,
+  type ClusterAllocationsReply,
   type ClusterCheckReply,
   type ClusterEfficiencyReply,
   type ClusterUsage,
@@ -30,20 +30,47 @@ import {
   type PlaceRequest,
 } from '@allot/protocol';
 import type { AgentCaller } from './agents.ts';
-import { decodeCursor, listAllocationsPage, listingNodes, type ListingPage } from './allocation-listing.ts';
-import { allAllocations } from './allocation-pages.ts';
+import { decodeCursor, listAllocationsPage, listingNodes } from './allocation-listing.ts';
 import { clusterEfficiency, DEFAULT_REFERENCE, ShapeCounter } from './efficiency.ts';
 import { PlaceMetrics } from './metrics.ts';
 import type { PlaceFlow } from './place-flow.ts';
 import type { ClusterView } from './view.ts';
 
 /**
- * The cluster composite: the ResourceManager contract at cluster scope. allocate means place (choose a node, have its
- * agent commit), release goes through the placement intent, checkAvailability is a dry-run place; usage and health are
- * aggregated from the view, allocations listed by the ready nodes' agents, limits read and patched on the named node
- * through its agent.
+ * The cluster's answers: allocate and reserve answer the placement (the place verb's reply), getUsage the usage verb's
+ * figures with node counts, getAllocations one page of the allocations verb, with its cursor.
  */
-export class ClusterManager implements ResourceManager {
+export interface ClusterAnswers extends ScopeAnswers {
+  readonly placed: PlaceReply;
+  readonly usage: ClusterUsage;
+  readonly listing: ClusterAllocationsReply;
+}
+
+/**
+ * What the cluster's getAllocations filters on besides the contract's: one node, nodes by labels, the page's cursor
+ * (the `next` of the previous page) and a bound on each agent's answer.
+ */
+export interface ClusterAllocationFilter extends AllocationFilter {
+  readonly nodeId?: string;
+  readonly labels?: Record<string, string>;
+  readonly cursor?: string;
+  readonly timeoutMs?: number;
+}
+
+function placeRequestOf(request: AllocationRequestInput, placement: PlacementOptionsInput | undefined): Result<PlaceRequest> {
+  return validate(PlaceRequestSchema, placement === undefined ? { request } : { request, placement });
+}
+
+/** A page of the allocations verb when the caller names no limit (its wire default). */
+const DEFAULT_PAGE = 500;
+
+/**
+ * The cluster composite: the ResourceManager contract at cluster scope, and the one door of the scheduler verbs it
+ * answers. allocate means place (choose a node, have its agent commit), release goes through the placement intent,
+ * checkAvailability is a dry-run place; usage and health are aggregated from the view, allocations listed page by page
+ * by the nodes' agents, limits read and patched on the named node through its agent.
+ */
+export class ClusterManager implements ResourceManager<ClusterAnswers> {
   readonly name = 'cluster';
   readonly resourceTypes: readonly ResourceType[] = ['memory', 'cpu'];
   /** The one record of places and releases (the composite's metrics and the exported ones). */
@@ -64,10 +91,25 @@ export class ClusterManager implements ResourceManager {
   }
 
   /**
-   * The door of the scheduler verbs (the endpoints and the contract methods below both come through here): place with
-   * placement options, timed and counted once; the protocol is PlaceFlow's, the decision @allot/placement's.
+   * The place verb: choose a node with the placement options (the caller has applied the tenant's rights) and have its
+   * agent commit, timed and counted once; the answer names the node, cpuset, victims and attempts besides the
+   * allocation. The protocol is PlaceFlow's, the decision @allot/placement's. A request with a reservation is held.
    */
-  async place(req: PlaceRequest): Promise<Result<PlaceReply>> {
+  async allocate(request: AllocationRequestInput, placement?: PlacementOptionsInput): Promise<Result<PlaceReply>> {
+    const req = placeRequestOf(request, placement);
+    return req.ok ? this.#place(req.value) : req;
+  }
+
+  /** The place verb for a request with a reservation: the agent holds and expires it; placing it is an ordinary place. */
+  async reserve(request: AllocationRequestInput, placement?: PlacementOptionsInput): Promise<Result<PlaceReply>> {
+    const req = placeRequestOf(request, placement);
+    if (!req.ok) return req;
+    if (req.value.request.reservation === undefined)
+      return err('invalid_request', 'reservation: a reservation needs reservation.ttlMs', { field: 'reservation' });
+    return this.#place(req.value);
+  }
+
+  async #place(req: PlaceRequest): Promise<Result<PlaceReply>> {
     const t0 = performance.now();
     const r = this.#running ? await this.#placeRunning(req) : err('unavailable', 'the coordinator is stopping');
     this.metrics.recordPlace(performance.now() - t0, r);
@@ -77,13 +119,6 @@ export class ClusterManager implements ResourceManager {
   #placeRunning(req: PlaceRequest): Promise<Result<PlaceReply>> {
     this.#shapes.record(req.request.resources.memoryMiB, req.request.resources.vcpus);
     return this.#flow.place(req);
-  }
-
-  async allocate(request: AllocationRequestInput): Promise<Result<Allocation>> {
-    const req = validate(PlaceRequestSchema, { request });
-    if (!req.ok) return req;
-    const r = await this.place(req.value);
-    return r.ok ? ok(r.value.allocation) : r;
   }
 
   /**
@@ -115,9 +150,9 @@ export class ClusterManager implements ResourceManager {
   ): Promise<Result<Availability & Omit<ClusterCheckReply, 'fits'>>> {
     const req = validate(PlaceRequestSchema, placement === undefined ? { request } : { request, placement });
     if (!req.ok) return req;
-    const check = this.#flow.check(req.value);
+    const check = await this.#flow.check(req.value);
     if (!check.ok) return check;
-    const { fits, candidates, rejected, message } = check.value;
+    const { fits, candidates, rejected, message, preemption } = check.value;
     const u = this.#view.usage(this.#now());
     const figures = {
       memory: {
@@ -131,101 +166,45 @@ export class ClusterManager implements ResourceManager {
         effectiveCapacity: u.cpu.effectiveCapacity,
       },
     };
-    const where = { candidates, rejected, message };
+    const where = { candidates, rejected, message, ...(preemption === undefined ? {} : { preemption }) };
     return ok(fits ? { fits, figures, ...where } : { fits, figures, reason: { code: 'insufficient_capacity', message }, ...where });
   }
 
-  clusterUsage(): ClusterUsage {
-    return this.#view.usage(this.#now());
-  }
-
-  async getUsage(): Promise<Result<ResourceUsage[]>> {
-    const out: ResourceUsage[] = [];
-    for (const r of ['memory', 'cpu'] as const) {
-      const u: ResourceUsage = {
-        resourceType: r,
-        unit: r === 'memory' ? 'MiB' : 'vCPU',
-        capacity: 0,
-        systemReserve: 0,
-        effectiveCapacity: 0,
-        committed: 0,
-        used: 0,
-        reserved: 0,
-        allocationCount: 0,
-      };
-      for (const v of this.#view.index.nodes()) {
-        const s = v.snapshot[r];
-        // As the usage verb counts (ClusterView.usage): what is committed on a lost or decommissioned node still
-        // exists (its agent is the authority); only its capacity is out of reach.
-        u.committed += s.committed;
-        u.reserved += s.reserved;
-        u.allocationCount += s.allocationCount;
-        if (v.liveness === 'lost' || v.state === 'decommissioned') continue;
-        u.capacity += s.capacity;
-        u.systemReserve += s.systemReserve;
-        u.effectiveCapacity += s.effectiveCapacity;
-        u.used += s.used;
-      }
-      out.push(u);
-    }
-    return ok(out);
+  /**
+   * The usage verb: the view's figures per resource type (what is committed on a lost or decommissioned node still
+   * counts, its agent being the authority; only its capacity is out of reach) and the nodes counted by liveness.
+   */
+  async getUsage(): Promise<Result<ClusterUsage>> {
+    return ok(this.#view.usage(this.#now()));
   }
 
   /**
-   * Fans out to the ready nodes' agents; a node that does not answer is left out (see the view for its figures). Served
-   * to operators as allot.op.allocations (`allot allocations`).
+   * The allocations verb: one page of at most `limit` (default 500) of the allocations of the nodes listingNodes
+   * chooses (the named node, else the ready nodes carrying the labels), walked with the cursor of
+   * allocation-listing.ts; `next` is the cursor of the next page, `nodesFailed` names the nodes that did not answer.
    */
-  async getAllocations(filter: AllocationFilter = {}): Promise<Result<Allocation[]>> {
-    const nodes = this.#view.nodes({ liveness: 'ready' });
-    const lists = await Promise.all(
-      nodes.map((n) =>
-        allAllocations(
-          this.#agents,
-          n.nodeId,
-          {
-            status: filter.status ?? 'live',
-            ...(filter.tenantId === undefined ? {} : { tenantId: filter.tenantId }),
-            ...(filter.requestId === undefined ? {} : { requestId: filter.requestId }),
-          },
-          { pageSize: 1_000, ...(filter.limit === undefined ? {} : { max: filter.limit }) },
-        ),
-      ),
-    );
-    const all: Allocation[] = [];
-    for (const l of lists) if (l.ok) all.push(...l.value.allocations);
-    return ok(filter.limit === undefined ? all : all.slice(0, filter.limit));
-  }
-
-  /**
-   * One page of the cluster's allocations (allot.op.allocations): the nodes listingNodes chooses, walked with the
-   * cursor of allocation-listing.ts.
-   */
-  async listAllocations(
-    q: AllocationFilter & { nodeId?: string; labels?: Record<string, string>; cursor?: string; limit: number; timeoutMs?: number },
-  ): Promise<Result<ListingPage>> {
-    const cursor = q.cursor === undefined ? undefined : decodeCursor(q.cursor);
+  async getAllocations(filter: ClusterAllocationFilter = {}): Promise<Result<ClusterAllocationsReply>> {
+    const cursor = filter.cursor === undefined ? undefined : decodeCursor(filter.cursor);
     if (cursor !== undefined && !cursor.ok) return cursor;
-    const nodes = listingNodes(this.#view, q);
+    const nodes = listingNodes(this.#view, filter);
     if (!nodes.ok) return nodes;
-    const filter: AllocationFilter = {
-      status: q.status ?? 'live',
-      ...(q.tenantId === undefined ? {} : { tenantId: q.tenantId }),
-      ...(q.requestId === undefined ? {} : { requestId: q.requestId }),
-    };
-    return listAllocationsPage(this.#agents, nodes.value, filter, {
-      limit: q.limit,
-      ...(cursor === undefined ? {} : { cursor: cursor.value }),
-      ...(q.timeoutMs === undefined ? {} : { timeoutMs: q.timeoutMs }),
-    });
-  }
-
-  async reserve(request: AllocationRequestInput): Promise<Result<Allocation>> {
-    const parsed = validate(AllocationRequestSchema, request);
-    if (!parsed.ok) return parsed;
-    if (parsed.value.reservation === undefined)
-      return err('invalid_request', 'reservation: a reservation needs reservation.ttlMs', { field: 'reservation' });
-    // The agent holds and expires the reservation; placing it is an ordinary place.
-    return this.allocate(parsed.value);
+    const page = await listAllocationsPage(
+      this.#agents,
+      nodes.value,
+      {
+        status: filter.status ?? 'live',
+        ...(filter.tenantId === undefined ? {} : { tenantId: filter.tenantId }),
+        ...(filter.requestId === undefined ? {} : { requestId: filter.requestId }),
+      },
+      {
+        limit: filter.limit ?? DEFAULT_PAGE,
+        ...(cursor === undefined ? {} : { cursor: cursor.value }),
+        ...(filter.timeoutMs === undefined ? {} : { timeoutMs: filter.timeoutMs }),
+      },
+    );
+    if (!page.ok) return page;
+    const { allocations, next, nodesFailed } = page.value;
+    return ok({ allocations, ...(next === undefined ? {} : { next }), ...(nodesFailed.length === 0 ? {} : { nodesFailed }) });
   }
 
   /**

@@ -29,12 +29,13 @@ import type { NodeTaints } from './node-taints.ts';
 import type { QuotaService } from './quotas.ts';
 import { evacuateNode, movesInFlight } from './moves/evacuate.ts';
 import { abortMove, confirmMove, moveAllocation, type MoveDeps } from './moves/move.ts';
+import { placeBatch, type PlaceBatchDeps } from './place-batch.ts';
 import { resizeAllocation, type ResizeDeps } from './resize.ts';
 import type { Sweep } from './sweep.ts';
 import type { ClusterView } from './view.ts';
 
 export interface EndpointDeps {
-  /** The door of the place route's verbs: place, and the contract's release, activateReservation and checkAvailability. */
+  /** The door of the verbs the ResourceManager contract answers (place, release, activate, check, usage, allocations...). */
   readonly manager: ClusterManager;
   readonly view: ClusterView;
   readonly quotas: QuotaService;
@@ -53,6 +54,8 @@ export interface EndpointDeps {
   readonly resize?: ResizeDeps;
   /** Serves move, move.confirm, move.abort and evacuate (moves/*.ts); absent: they answer unavailable. */
   readonly moves?: MoveDeps;
+  /** Serves place.batch (place-batch.ts); absent: it answers unavailable. */
+  readonly batch?: PlaceBatchDeps;
 }
 
 /** What a tenant without those fields in its quota gets (config `tenantDefaults`). */
@@ -120,7 +123,10 @@ export function schedulerEndpoints(d: EndpointDeps): EndpointSpec[] {
   return [
     sched('place', async (asked, tenantId) => {
       const r = withTenantRights(asked, d.quotas.quotaOf(tenantId), defaults);
-      const out = await d.manager.place(r);
+      // A request with a reservation is held (reserve), any other placed (allocate): one contract method each.
+      const out = await (r.request.reservation === undefined
+        ? d.manager.allocate(r.request, r.placement)
+        : d.manager.reserve(r.request, r.placement));
       if (!out.ok && AUDITED_REFUSALS.has(out.error.code) && d.publishEvent !== undefined) {
         const req = r.request;
         // One event per request id and reason: a scheduler retrying the same refused request is not counted again.
@@ -138,6 +144,13 @@ export function schedulerEndpoints(d: EndpointDeps): EndpointSpec[] {
         );
       }
       return out;
+    }),
+    // Each member as the tenant's quota allows it (priority, CPU overcommit bound), as a place is.
+    sched('place.batch', (r, tenantId) => {
+      if (d.batch === undefined) return Promise.resolve(err('unavailable', 'this coordinator cannot place batches'));
+      const quota = d.quotas.quotaOf(tenantId);
+      const members = r.members.map((request) => withTenantRights({ request, placement: r.placement }, quota, defaults).request);
+      return placeBatch(d.batch, { ...r, members });
     }),
     // The owning tenant is the subject's: a placement of another tenant is not_found.
     sched('release', (r, tenantId) => d.manager.release({ requestId: r.requestId, allocationRequestId: r.placementRequestId, tenantId })),
@@ -158,9 +171,11 @@ export function schedulerEndpoints(d: EndpointDeps): EndpointSpec[] {
     sched('check', async (asked, tenantId) => {
       const r = withTenantRights(asked, d.quotas.quotaOf(tenantId), defaults);
       const a = await d.manager.checkAvailability(r.request, r.placement);
-      return a.ok ? ok({ fits: a.value.fits, candidates: a.value.candidates, rejected: a.value.rejected, message: a.value.message }) : a;
+      if (!a.ok) return a;
+      const { fits, candidates, rejected, message, preemption } = a.value;
+      return ok({ fits, candidates, rejected, message, ...(preemption === undefined ? {} : { preemption }) });
     }),
-    sched('usage', async () => ok(d.manager.clusterUsage())),
+    sched('usage', () => d.manager.getUsage()),
     sched('efficiency', async () => ok(d.manager.efficiency())),
     sched('health', () => d.manager.healthCheck()),
     sched('nodes', async (r) =>
@@ -209,12 +224,7 @@ export function schedulerEndpoints(d: EndpointDeps): EndpointSpec[] {
       return ok({ nodeId: r.nodeId, cordoned: c.value.cordoned, remaining, remainingCount: walked.value.count });
     }),
     sched('limits.get', (r) => d.manager.getLimits({ node: r.nodeId })),
-    sched('allocations', async (r) => {
-      const listed = await d.manager.listAllocations(r);
-      if (!listed.ok) return listed;
-      const { allocations, next, nodesFailed } = listed.value;
-      return ok({ allocations, ...(next === undefined ? {} : { next }), ...(nodesFailed.length === 0 ? {} : { nodesFailed }) });
-    }),
+    sched('allocations', (r) => d.manager.getAllocations(r)),
     sched('limits.update', (r) => d.manager.updateLimits(limitsPatchOf(r), { node: r.nodeId, force: r.force, requestId: r.requestId })),
     sched('node.decommission', (r) =>
       d.decommission === undefined

@@ -1,4 +1,11 @@
-import { PlaceReplySchema, PlaceRequestSchema, schedSubject, TenantQuotaViewSchema, type PlaceRequestInput } from '@allot/protocol';
+import {
+  PlaceReplySchema,
+  PlaceRequestSchema,
+  schedSubject,
+  TenantQuotaViewSchema,
+  type PlaceRequest,
+  type PlaceRequestInput,
+} from '@allot/protocol';
 import { requestTyped } from '@allot/nats';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { cleanupAll, startNatsServer, waitFor, type NatsServerHandle } from '../../../test/harness/index.ts';
@@ -20,6 +27,11 @@ async function coordinator(config: CoordinatorConfigInput): Promise<Coordinator>
     await c.nc.close();
   });
   return c.coordinator;
+}
+
+/** A place as the place verb asks it of the coordinator's ClusterManager. */
+function placeOn(c: Coordinator, r: PlaceRequest) {
+  return c.manager.allocate(r.request, r.placement);
 }
 
 function req(requestId: string, tenantId: string, extra: Partial<PlaceRequestInput['request']> = {}) {
@@ -58,9 +70,7 @@ describe('tenant quotas', () => {
     const c2 = await coordinator({ coordinatorId: 'c2' });
     await setQuota({ tenantId: 'acme', maxVms: 5 });
     await waitFor(() => c1.quotas.quotaOf('acme') && c2.quotas.quotaOf('acme'), { message: 'both coordinators to see the quota' });
-    const results = await Promise.all(
-      Array.from({ length: 24 }, (_, i) => (i % 2 === 0 ? c1 : c2).manager.place(req(`acme-${i}`, 'acme'))),
-    );
+    const results = await Promise.all(Array.from({ length: 24 }, (_, i) => placeOn(i % 2 === 0 ? c1 : c2, req(`acme-${i}`, 'acme'))));
     expect(results.filter((r) => r.ok)).toHaveLength(5);
     for (const r of results) if (!r.ok) expect(r.error.code).toBe('quota_exceeded');
     expect(agents.live('a').length + agents.live('b').length).toBe(5);
@@ -90,9 +100,9 @@ describe('tenant quotas', () => {
     const c1 = await coordinator({ coordinatorId: 'c1' });
     await setQuota({ tenantId: 'once', maxVms: 1 });
     await waitFor(() => c1.quotas.quotaOf('once'));
-    expect((await c1.manager.place(req('o-1', 'once'))).ok).toBe(true);
-    expect((await c1.manager.place(req('o-1', 'once'))).ok).toBe(true);
-    const over = await c1.manager.place(req('o-2', 'once'));
+    expect((await placeOn(c1, req('o-1', 'once'))).ok).toBe(true);
+    expect((await placeOn(c1, req('o-1', 'once'))).ok).toBe(true);
+    const over = await placeOn(c1, req('o-2', 'once'));
     expect(over.ok ? 'ok' : over.error.code).toBe('quota_exceeded');
     const view = await c1.quotas.get('once');
     expect(view.ok && view.value.usage.vms).toBe(1);
@@ -106,7 +116,8 @@ describe('tenant quotas', () => {
     const a = agents.nodes.get('a');
     if (!a) throw new Error('no node a');
     a.memoryCommitted = a.spec.memoryMiB;
-    const refused = await c1.manager.place(
+    const refused = await placeOn(
+      c1,
       PlaceRequestSchema.parse({
         request: { requestId: 'k-1', tenantId: 'back', resources: { memoryMiB: 128, vcpus: 1 } },
         placement: { strategy: 'manual', nodeId: 'a' },
@@ -116,7 +127,7 @@ describe('tenant quotas', () => {
     a.memoryCommitted = 0;
     const after = await c1.quotas.get('back');
     expect(after.ok && after.value.usage.vms).toBe(0);
-    expect((await c1.manager.place(req('k-2', 'back'))).ok).toBe(true);
+    expect((await placeOn(c1, req('k-2', 'back'))).ok).toBe(true);
   });
 });
 
@@ -125,9 +136,9 @@ describe('rate limits', () => {
     const c1 = await coordinator({ coordinatorId: 'c1' });
     await setQuota({ tenantId: 'busy', placeRates: [{ count: 2, per: 'minute' }] });
     await waitFor(() => c1.quotas.quotaOf('busy'));
-    expect((await c1.manager.place(req('b-1', 'busy'))).ok).toBe(true);
-    expect((await c1.manager.place(req('b-2', 'busy'))).ok).toBe(true);
-    const r = await c1.manager.place(req('b-3', 'busy'));
+    expect((await placeOn(c1, req('b-1', 'busy'))).ok).toBe(true);
+    expect((await placeOn(c1, req('b-2', 'busy'))).ok).toBe(true);
+    const r = await placeOn(c1, req('b-3', 'busy'));
     if (r.ok) throw new Error('expected rate_limited');
     expect(r.error.code).toBe('rate_limited');
     expect(r.error.details).toMatchObject({ tenantId: 'busy', operation: 'place', rate: { count: 2, per: 'minute' } });
@@ -135,7 +146,7 @@ describe('rate limits', () => {
     expect(wait).toBeGreaterThan(0);
     expect(wait).toBeLessThanOrEqual(30_000);
     // A retry of an admitted request is not a new request: it is answered, not rate limited.
-    expect((await c1.manager.place(req('b-1', 'busy'))).ok).toBe(true);
+    expect((await placeOn(c1, req('b-1', 'busy'))).ok).toBe(true);
   });
 });
 
@@ -148,7 +159,7 @@ describe('node liveness', () => {
     agents.setDown('b', true);
     await waitFor(() => c1.view.get('b')?.liveness === 'suspect', { message: 'b suspect' });
     for (let i = 0; i < 4; i++) {
-      const r = await c1.manager.place(req(`l-${i}`, 't'));
+      const r = await placeOn(c1, req(`l-${i}`, 't'));
       expect(r.ok && r.value.nodeId).toBe('a');
     }
     await waitFor(() => c1.view.get('b')?.liveness === 'lost', { message: 'b lost' });
@@ -167,7 +178,7 @@ describe('node liveness', () => {
     const c1 = await coordinator({ coordinatorId: 'c1', liveness: { suspectAfterMs: 300, lostAfterMs: 60_000, checkEveryMs: 50 } });
     agents.setDown('b', true);
     await waitFor(() => c1.view.get('b')?.liveness === 'suspect');
-    const r = await c1.manager.place(req('big', 't', { resources: { memoryMiB: 70_000, vcpus: 1 } }));
+    const r = await placeOn(c1, req('big', 't', { resources: { memoryMiB: 70_000, vcpus: 1 } }));
     expect(r.ok ? 'ok' : r.error.message).toBe('0/2 nodes are available: 1 Insufficient memory, 1 node not ready.');
   });
 });

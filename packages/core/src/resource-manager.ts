@@ -33,13 +33,33 @@ export type LimitsByType = Partial<Record<ResourceType, Limits>>;
 export type LimitsUpdate = Partial<Record<ResourceType, LimitsPatch>>;
 
 /**
+ * What a scope's allocate/reserve, getUsage and getAllocations answer. A host answers the plain shapes (HostAnswers);
+ * the cluster's answers carry what only it knows (ClusterAnswers in apps/coordinator: a placement names the allocation
+ * with its node, cpuset, victims and attempts; usage counts nodes; a listing is one page with its cursor), so each verb
+ * is one contract method at either scope and its endpoint only translates the wire.
+ */
+export interface ScopeAnswers {
+  readonly placed: unknown;
+  readonly usage: unknown;
+  readonly listing: unknown;
+}
+
+/** The host's answers: the allocation, usage per resource type, the allocations matching the filter. */
+export interface HostAnswers extends ScopeAnswers {
+  readonly placed: Allocation;
+  readonly usage: ResourceUsage[];
+  readonly listing: Allocation[];
+}
+
+/**
  * The contract every resource manager keeps, at host scope (the agent's HostManager, one slice per resource type) and
  * at cluster scope (the coordinator, where allocate means place). Metrics go out through OpenTelemetry, not here.
  *
  * Every method is async and returns a Result: errors are values with codes, never exceptions to parse.
- * Mutations are idempotent by request id.
+ * Mutations are idempotent by request id. A scope's methods may take more than the contract names (the host's a fence,
+ * the cluster's placement options and listing cursor), as trailing or wider arguments.
  */
-export interface ResourceManager {
+export interface ResourceManager<A extends ScopeAnswers = HostAnswers> {
   /** A stable name for logs and metrics: `composite` (a host), `cluster`. */
   readonly name: string;
   /** The resource types this manager owns. */
@@ -47,17 +67,17 @@ export interface ResourceManager {
 
   // ----- core operations -----
   /** Commit the request (all of its resource types, all or nothing). Same requestId, same request: same allocation. */
-  allocate(request: AllocationRequestInput): Promise<Result<Allocation>>;
+  allocate(request: AllocationRequestInput): Promise<Result<A['placed']>>;
   /** Release an allocation or a reservation. Releasing what is already released succeeds and changes nothing. */
   release(target: ReleaseTarget): Promise<Result<Allocation>>;
   /** A dry run: would the request fit now? Changes nothing. */
   checkAvailability(request: AllocationRequestInput): Promise<Result<Availability>>;
-  getUsage(): Promise<Result<ResourceUsage[]>>;
-  getAllocations(filter?: AllocationFilter): Promise<Result<Allocation[]>>;
+  getUsage(): Promise<Result<A['usage']>>;
+  getAllocations(filter?: AllocationFilter): Promise<Result<A['listing']>>;
 
   // ----- reservations -----
   /** Hold capacity for request.reservation.ttlMs; released automatically when it expires, also across restarts. */
-  reserve(request: AllocationRequestInput): Promise<Result<Allocation>>;
+  reserve(request: AllocationRequestInput): Promise<Result<A['placed']>>;
   /** Turn a reservation Active. An expired or released reservation is not_found or conflict. */
   activateReservation(allocationId: string, requestId: string): Promise<Result<Allocation>>;
 

@@ -1,2 +1,2 @@
 /** @allot/core/testing: the ResourceManager contract suite every scope's tests run (vitest). */
-export { resourceManagerContract, type ContractSubject } from './resource-manager-contract.ts';
+export { hostReader, resourceManagerContract, type ContractSubject, type ScopeReader } from './resource-manager-contract.ts';

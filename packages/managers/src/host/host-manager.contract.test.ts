@@ -1,5 +1,5 @@
 import { unwrap } from '@allot/core';
-import { resourceManagerContract } from '@allot/core/testing';
+import { hostReader, resourceManagerContract } from '@allot/core/testing';
 import { ManagerFactory } from '../factory.ts';
 import { topologyFixture } from '../cpu/index.ts';
 import { MemoryJournal } from './records.ts';
@@ -18,5 +18,5 @@ resourceManagerContract('host scope: HostManager', async () => {
   );
   unwrap(await manager.start());
   const memory = unwrap(await manager.getUsage()).find((u) => u.resourceType === 'memory');
-  return { manager, node: 'n1', memoryMiB: memory?.effectiveCapacity ?? 0, settle: () => undefined };
+  return { manager, read: hostReader, node: 'n1', memoryMiB: memory?.effectiveCapacity ?? 0, settle: () => undefined };
 });
