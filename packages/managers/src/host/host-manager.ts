@@ -229,6 +229,7 @@ export class HostManager implements ResourceManager {
       nodeId: this.nodeId,
       now: () => this.#clock.now(),
       monotonic: () => this.#clock.monotonic(),
+      bootId: this.#clock.bootId,
       releasedRetentionMs: this.#retentionMs,
     });
     for (const slice of this.#slices) state.slices.set(slice.type, slice);

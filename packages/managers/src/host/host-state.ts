@@ -12,7 +12,7 @@ import {
   type Result,
   type TenantUsage,
 } from '@allot/core';
-import type { HostRecord, HostStateSnapshot, PreemptedVictim, RecordedFence, RetainedRelease } from './records.ts';
+import type { HostRecord, HostStateSnapshot, MonotonicDeadline, PreemptedVictim, RecordedFence, RetainedRelease } from './records.ts';
 import { attachMemoryGrant, bindMemoryToCores } from '../memory/numa-memory-slice.ts';
 import { numaCells, refusalInCells } from './numa-cell.ts';
 import { replayResize, ResizeBook, resizeLive, type ResizeRequest } from './resize.ts';
@@ -29,6 +29,13 @@ export interface HostStateOptions {
    * neither a wall-clock step nor a restart after one forgets a request id early. Default: `now`.
    */
   readonly monotonic?: () => number;
+  /**
+   * The host's boot id (Clock.bootId). When set, `monotonic` is the host's clock (ms since that boot, shared by its
+   * processes): each reservation's and grace period's deadline is journaled on it too, and a replay in the same boot
+   * ends it on it, whatever the wall clock did while the process was down. Default: none (deadlines replay from
+   * their wall-clock expiresAt).
+   */
+  readonly bootId?: string | undefined;
   /** How long a released allocation's request id is remembered (a late allocate retry returns it). Default 1 hour. */
   readonly releasedRetentionMs?: number;
   /** Upper bound of remembered released allocations, whatever the window. Default 100,000. */
@@ -141,6 +148,7 @@ export class HostState {
   readonly slices = new SliceMap();
   readonly #now: () => number;
   readonly #monotonic: () => number;
+  readonly #bootId: string | undefined;
   readonly #retentionMs: number;
   readonly #maxRetained: number;
   seq = 0;
@@ -166,11 +174,15 @@ export class HostState {
    */
   readonly #fences = new Map<string, { fence: number; at: number; keptSince: number }>();
   readonly #reservations = new Set<string>();
+  /** Allocation id -> when its reservation or grace period ends, on the monotonic clock (see #dueOf). */
+  readonly #due = new Map<string, number>();
+  /** The earliest reservation's due (monotonic). */
   #nextExpiry: number | undefined;
   /** Preemptions in their grace period, by the preemptor's request id (see preempt). */
   readonly #pending = new Map<string, PendingPreemption>();
   /** Victim allocation id -> the request id of the preemptor waiting for it. */
   readonly #preempting = new Map<string, string>();
+  /** The earliest grace period's due (monotonic). */
   #nextDeadline: number | undefined;
   readonly tenants = new Map<string, TenantUsage>();
   readonly groups = new Map<string, number>();
@@ -181,6 +193,7 @@ export class HostState {
     this.nodeId = options.nodeId;
     this.#now = options.now;
     this.#monotonic = options.monotonic ?? options.now;
+    this.#bootId = options.bootId;
     this.#retentionMs = options.releasedRetentionMs ?? 3_600_000;
     this.#maxRetained = options.maxRetained ?? 100_000;
     this.#retainedById = new RetainedById<Slot>(options.nodeId);
@@ -189,15 +202,37 @@ export class HostState {
 
   /** True when some reservation's expiry has passed (expireDue has work); false costs no clock read without reservations. */
   hasDue(): boolean {
-    const next = this.nextExpiry;
-    return next !== undefined && next <= this.#now();
+    const next = this.nextDue;
+    return next !== undefined && next <= this.#monotonic();
   }
 
-  /** When the earliest reservation expires or grace period ends, if any. */
-  get nextExpiry(): number | undefined {
+  /** When the earliest reservation expires or grace period ends, on the monotonic clock: what the expiry timer waits for. */
+  get nextDue(): number | undefined {
     const a = this.#nextExpiry;
     const b = this.#nextDeadline;
     return a === undefined ? b : b === undefined ? a : Math.min(a, b);
+  }
+
+  /** The same in epoch ms, as this process's wall clock reads it now. */
+  get nextExpiry(): number | undefined {
+    const due = this.nextDue;
+    return due === undefined ? undefined : this.#now() + (due - this.#monotonic());
+  }
+
+  /**
+   * When a deadline falls on this process's monotonic clock: the journaled monotonic deadline when it was taken in this
+   * boot; otherwise (after a reboot, or from a record written before monotonic deadlines) the wall-clock instant
+   * expiresAt, as far ahead as the wall clock says now: the only information left.
+   */
+  #dueOf(allocation: Allocation, deadline: MonotonicDeadline | undefined): number {
+    if (deadline !== undefined && deadline.bootId === this.#bootId) return deadline.monotonicMs;
+    return this.#monotonic() + ((allocation.expiresAt ?? 0) - this.#now());
+  }
+
+  /** A new deadline `ms` from now (monotonic, whole ms), and its journaled form when the boot is known. */
+  #deadlineIn(ms: number): { due: number; deadline?: MonotonicDeadline } {
+    const due = Math.ceil(this.#monotonic()) + ms;
+    return this.#bootId === undefined ? { due } : { due, deadline: { bootId: this.#bootId, monotonicMs: due } };
   }
 
   get reservationCount(): number {
@@ -339,16 +374,18 @@ export class HostState {
       createdAt: now,
       updatedAt: now,
     };
+    const ttl = reservation ? this.#deadlineIn(request.reservation?.ttlMs ?? 0) : undefined;
     if (reservation) allocation.expiresAt = now + (request.reservation?.ttlMs ?? 0);
     if (fence !== undefined) allocation.fence = fence;
     attachMemoryGrant(this.slices, allocation);
     this.idCounter += 1;
     this.seq += 1;
-    this.#addLive(allocation);
-    return ok({
-      allocation,
-      record: { kind: reservation ? 'reserved' : 'allocated', seq: this.seq, at: now, allocation, idCounter: this.idCounter },
-    });
+    this.#addLive(allocation, ttl?.due);
+    if (ttl === undefined)
+      return ok({ allocation, record: { kind: 'allocated', seq: this.seq, at: now, allocation, idCounter: this.idCounter } });
+    const record: HostRecord = { kind: 'reserved', seq: this.seq, at: now, allocation, idCounter: this.idCounter };
+    if (ttl.deadline !== undefined) record.deadline = ttl.deadline;
+    return ok({ allocation, record });
   }
 
   /**
@@ -459,15 +496,17 @@ export class HostState {
     return ok({ allocation: this.#activate(allocation, now), record });
   }
 
-  /** Expires every reservation whose expiresAt has passed; returns the records to journal. */
+  /** Expires every reservation whose deadline has passed (on the monotonic clock, see #dueOf); returns the records to journal. */
   expireDue(): HostRecord[] {
     const now = this.#now();
+    const mono = this.#monotonic();
     const records: HostRecord[] = [];
-    if (this.#nextDeadline !== undefined && this.#nextDeadline <= now) this.#finishDue(now, records);
-    if (this.#nextExpiry === undefined || this.#nextExpiry > now) return records;
+    if (this.#nextDeadline !== undefined && this.#nextDeadline <= mono) this.#finishDue(mono, now, records);
+    if (this.#nextExpiry === undefined || this.#nextExpiry > mono) return records;
     for (const id of [...this.#reservations]) {
       const allocation = this.live.get(id);
-      if (allocation?.expiresAt === undefined || allocation.expiresAt > now) continue;
+      const due = this.#due.get(id);
+      if (allocation === undefined || due === undefined || due > mono) continue;
       this.seq += 1;
       records.push({ kind: 'expired', seq: this.seq, at: now, allocationId: id, requestId: allocation.requestId });
       this.#removeLive(allocation, now, 'expired');
@@ -642,6 +681,7 @@ export class HostState {
       for (const slice of involved(this.slices, request)) slice.free(id);
       this.#putBack(victims.value);
       const waiting: Allocation = { ...allocation, cpu: null, status: 'reserved', expiresAt: now + graceMs };
+      const grace = this.#deadlineIn(graceMs);
       const named = victims.value.map((v) => ({
         allocationId: v.id,
         allocationRequestId: v.requestId,
@@ -657,7 +697,8 @@ export class HostState {
         idCounter: this.idCounter,
         victims: named,
       };
-      this.#startGrace(waiting, named, now);
+      if (grace.deadline !== undefined) record.deadline = grace.deadline;
+      this.#startGrace(waiting, named, now, grace.due);
       return ok({ allocation: waiting, victims: victims.value.map((v) => this.live.get(v.id) ?? v), record });
     }
     attachMemoryGrant(this.slices, allocation);
@@ -724,7 +765,7 @@ export class HostState {
    * A grace period begins: the victims are marked releasing (still counted, their reservations no longer expire) and
    * the preemptor waits, reserved until its deadline, outside the slices: its room is the victims'.
    */
-  #startGrace(preemptor: Allocation, victims: readonly PreemptedVictim[], at: number): Result<void> {
+  #startGrace(preemptor: Allocation, victims: readonly PreemptedVictim[], at: number, due: number): Result<void> {
     for (const v of victims) {
       const victim = this.live.get(v.allocationId);
       if (victim === undefined) return err('internal', `journal preempts unknown allocation ${v.allocationId}`);
@@ -736,13 +777,14 @@ export class HostState {
       this.live.set(marked.id, marked);
       this.#liveSlot(victim).allocation = marked;
     }
-    this.#registerGrace(preemptor, victims);
+    this.#registerGrace(preemptor, victims, due);
     return ok(undefined);
   }
 
   /** The maps of a preemption in its grace period (also what a snapshot restores, its victims already releasing). */
-  #registerGrace(preemptor: Allocation, victims: readonly PreemptedVictim[]): void {
+  #registerGrace(preemptor: Allocation, victims: readonly PreemptedVictim[], due: number): void {
     this.#pending.set(preemptor.requestId, { allocation: preemptor, victims: [...victims] });
+    this.#due.set(preemptor.id, due);
     for (const v of victims) this.#preempting.set(v.allocationId, preemptor.requestId);
     const fenced = this.#fences.get(preemptor.requestId);
     if (fenced !== undefined) this.#fences.delete(preemptor.requestId);
@@ -761,6 +803,7 @@ export class HostState {
     const pending = this.#pending.get(requestId);
     if (pending === undefined) return 0;
     this.#pending.delete(requestId);
+    this.#due.delete(pending.allocation.id);
     for (const v of pending.victims) this.#preempting.delete(v.allocationId);
     this.#recomputeDeadline();
     return this.#byRequest.get(requestId)?.fence ?? 0;
@@ -769,11 +812,15 @@ export class HostState {
   #recomputeDeadline(): void {
     let next: number | undefined;
     for (const p of this.#pending.values()) {
-      const at = p.allocation.expiresAt ?? 0;
+      const at = this.#due.get(p.allocation.id) ?? 0;
       if (next === undefined || at < next) next = at;
     }
     this.#nextDeadline = next;
   }
+
+  /** Grace periods in the order their deadlines play (then by allocation id). */
+  readonly #byDue = (a: PendingPreemption, b: PendingPreemption): number =>
+    (this.#due.get(a.allocation.id) ?? 0) - (this.#due.get(b.allocation.id) ?? 0) || (a.allocation.id < b.allocation.id ? -1 : 1);
 
   #pendingById(allocationId: string): Allocation | undefined {
     for (const p of this.#pending.values()) if (p.allocation.id === allocationId) return p.allocation;
@@ -788,9 +835,7 @@ export class HostState {
   #heldForWaiting(): AllotError | undefined {
     // As the deadlines will play it: in deadline order, each wait's victims freed and its request taken, the later
     // waits' victims still holding; then everything undone.
-    const waits = [...this.#pending.values()].sort(
-      (a, b) => (a.allocation.expiresAt ?? 0) - (b.allocation.expiresAt ?? 0) || (a.allocation.id < b.allocation.id ? -1 : 1),
-    );
+    const waits = [...this.#pending.values()].sort(this.#byDue);
     const victims: Allocation[] = [];
     const taken: Allocation[] = [];
     let refusal: AllotError | undefined;
@@ -846,10 +891,8 @@ export class HostState {
    * The room was held by the victims, so only a forced limits change can make it fail; then the preemptor's hold
    * ends as 'expired' and the victims become active again.
    */
-  #finishDue(now: number, records: HostRecord[]): void {
-    const due = [...this.#pending.values()]
-      .filter((p) => (p.allocation.expiresAt ?? 0) <= now)
-      .sort((a, b) => (a.allocation.expiresAt ?? 0) - (b.allocation.expiresAt ?? 0) || (a.allocation.id < b.allocation.id ? -1 : 1));
+  #finishDue(mono: number, now: number, records: HostRecord[]): void {
+    const due = [...this.#pending.values()].filter((p) => (this.#due.get(p.allocation.id) ?? 0) <= mono).sort(this.#byDue);
     for (const p of due) {
       const victims = p.victims.map((v) => this.live.get(v.allocationId)).filter((v): v is Allocation => v !== undefined);
       for (const v of victims) for (const slice of involved(this.slices, v.request)) slice.free(v.id);
@@ -951,7 +994,7 @@ export class HostState {
     switch (record.kind) {
       case 'allocated':
       case 'reserved': {
-        const restored = this.#restoreAllocation(record.allocation);
+        const restored = this.#restoreAllocation(record.allocation, record.kind === 'reserved' ? record.deadline : undefined);
         if (!restored.ok) return restored;
         this.idCounter = Math.max(this.idCounter, record.idCounter);
         break;
@@ -997,7 +1040,7 @@ export class HostState {
         break;
       }
       case 'preempting': {
-        const started = this.#startGrace(record.allocation, record.victims, record.at);
+        const started = this.#startGrace(record.allocation, record.victims, record.at, this.#dueOf(record.allocation, record.deadline));
         if (!started.ok) return started;
         this.idCounter = Math.max(this.idCounter, record.idCounter);
         break;
@@ -1034,8 +1077,9 @@ export class HostState {
         if (slice === undefined) return err('internal', `snapshot configures ${type}, which has no manager`);
         slice.reset(nothingReserved(config));
       }
+      const deadlines = new Map((snapshot.deadlines ?? []).map((d) => [d.allocationId, d]));
       for (const allocation of snapshot.live) {
-        const restored = this.#restoreAllocation(allocation);
+        const restored = this.#restoreAllocation(allocation, deadlines.get(allocation.id));
         if (!restored.ok) return restored;
       }
       for (const { resourceType: type, config } of snapshot.configs) {
@@ -1045,7 +1089,8 @@ export class HostState {
       for (const retained of snapshot.released) this.#retain(retained);
       for (const f of snapshot.fences ?? []) this.#setFence(f.requestId, f.fence, f.at);
       for (const r of snapshot.resizes ?? []) this.resizes.remember(r);
-      for (const p of snapshot.preempting ?? []) this.#registerGrace(p.allocation, p.victims);
+      for (const p of snapshot.preempting ?? [])
+        this.#registerGrace(p.allocation, p.victims, this.#dueOf(p.allocation, deadlines.get(p.allocation.id)));
       this.seq = snapshot.seq;
       this.idCounter = snapshot.idCounter;
       this.cordon = { ...snapshot.cordon };
@@ -1091,15 +1136,21 @@ export class HostState {
       released,
       fences,
       resizes: this.resizes.export(),
+      ...(this.#bootId === undefined || this.#due.size === 0 ? {} : { deadlines: this.#exportDeadlines(this.#bootId) }),
       ...(this.#pending.size === 0
         ? {}
         : { preempting: [...this.#pending.values()].map((p) => ({ allocation: p.allocation, victims: p.victims })) }),
     };
   }
 
+  /** The due of every reservation and grace period, as a snapshot keeps them (whole ms, never below the boot). */
+  #exportDeadlines(bootId: string): NonNullable<HostStateSnapshot['deadlines']> {
+    return [...this.#due].map(([allocationId, due]) => ({ allocationId, bootId, monotonicMs: Math.max(0, Math.ceil(due)) }));
+  }
+
   // ---------- bookkeeping ----------
 
-  #restoreAllocation(allocation: Allocation): Result<void> {
+  #restoreAllocation(allocation: Allocation, deadline?: MonotonicDeadline): Result<void> {
     const reservation = allocation.status === 'reserved';
     const done: ResourceSlice[] = [];
     const missing = missingTypes(this.slices, allocation.request);
@@ -1112,11 +1163,12 @@ export class HostState {
       }
       done.push(slice);
     }
-    this.#addLive(allocation);
+    this.#addLive(allocation, reservation ? this.#dueOf(allocation, deadline) : undefined);
     return ok(undefined);
   }
 
-  #addLive(allocation: Allocation): void {
+  /** `due`: a reservation's, on the monotonic clock (default: from its expiresAt, see #dueOf). */
+  #addLive(allocation: Allocation, due?: number): void {
     this.live.set(allocation.id, allocation);
     // A fence recorded before the allocation existed (an earlier refused attempt) moves into its slot.
     const fenced = this.#fences.get(allocation.requestId);
@@ -1131,7 +1183,8 @@ export class HostState {
     this.#count(allocation, 1);
     if (allocation.status === 'reserved') {
       this.#reservations.add(allocation.id);
-      const at = allocation.expiresAt ?? 0;
+      const at = due ?? this.#dueOf(allocation, undefined);
+      this.#due.set(allocation.id, at);
       if (this.#nextExpiry === undefined || at < this.#nextExpiry) this.#nextExpiry = at;
     }
   }
@@ -1181,9 +1234,10 @@ export class HostState {
 
   #dropReservation(id: string): void {
     this.#reservations.delete(id);
+    this.#due.delete(id);
     let next: number | undefined;
     for (const rid of this.#reservations) {
-      const at = this.live.get(rid)?.expiresAt;
+      const at = this.#due.get(rid);
       if (at !== undefined && (next === undefined || at < next)) next = at;
     }
     this.#nextExpiry = next;

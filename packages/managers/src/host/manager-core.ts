@@ -100,9 +100,9 @@ export class ManagerCore implements Behavior<Turn, unknown> {
     return deferredUntil(this.#append(record), reply, () => changed(seq));
   }
 
-  /** Keeps one timer, set for the earliest reservation expiry. */
+  /** Keeps one timer, set for the earliest reservation expiry (on the monotonic clock, as timers run). */
   schedule(): void {
-    const at = this.state.nextExpiry;
+    const at = this.state.nextDue;
     if (at === this.#timerAt) return;
     if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
@@ -119,7 +119,7 @@ export class ManagerCore implements Behavior<Turn, unknown> {
           return durable === undefined ? undefined : deferred(durable);
         });
       },
-      Math.max(0, at - this.#clock.now()),
+      Math.max(0, at - this.#clock.monotonic()),
     );
   }
 

@@ -31,6 +31,15 @@ export const SliceConfigSchema = z.object({
   policy: CpuPolicySchema.optional(),
 });
 
+/**
+ * A deadline on the host's monotonic clock (CLOCK_MONOTONIC: ms since its boot, shared by its processes, never steps)
+ * and the boot it counts in: journaled beside a reservation's or a grace period's expiresAt, so a restart in the same
+ * boot ends it after its duration whatever the wall clock did meanwhile. Absent in records written before it, and
+ * where the host's boot id cannot be read; a replay after a reboot falls back to expiresAt.
+ */
+export const MonotonicDeadlineSchema = z.object({ bootId: z.string().min(1).max(64), monotonicMs: int });
+export type MonotonicDeadline = z.infer<typeof MonotonicDeadlineSchema>;
+
 /** A victim of a preemption: its allocation, the request that made it, and the release's own request id. */
 export const PreemptedVictimSchema = z.object({
   allocationId: AllocationIdSchema,
@@ -48,7 +57,13 @@ export type PreemptedVictim = z.infer<typeof PreemptedVictimSchema>;
  */
 export const HostRecordSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('allocated'), ...base, allocation: AllocationSchema, idCounter: int }),
-  z.object({ kind: z.literal('reserved'), ...base, allocation: AllocationSchema, idCounter: int }),
+  z.object({
+    kind: z.literal('reserved'),
+    ...base,
+    allocation: AllocationSchema,
+    idCounter: int,
+    deadline: MonotonicDeadlineSchema.optional(),
+  }),
   z.object({ kind: z.literal('activated'), ...base, allocationId: AllocationIdSchema, requestId: RequestIdSchema }),
   // requestId: the release's own (its idempotency key). allocationRequestId: the released allocation's, from this version
   // on, so the coordinators can find the placement and give its quota back (its event names the placement).
@@ -77,12 +92,14 @@ export const HostRecordSchema = z.discriminatedUnion('kind', [
   }),
   // A preemption with a grace period begins: the victims marked releasing, the preemptor (reserved, expiresAt = the
   // deadline, no CPU grant) waiting; at the deadline a 'preempted' record ends it (or 'expired' for the preemptor).
+  // A reservation and a grace period carry their deadline on the monotonic clock too (MonotonicDeadlineSchema).
   z.object({
     kind: z.literal('preempting'),
     ...base,
     allocation: AllocationSchema,
     idCounter: int,
     victims: z.array(PreemptedVictimSchema).min(1).max(MAX_PREEMPTION_VICTIMS),
+    deadline: MonotonicDeadlineSchema.optional(),
   }),
   // A preemption, all in one record: the victims released and the preemptor allocated (see HostState.preempt).
   z.object({
@@ -132,6 +149,11 @@ export const HostStateSnapshotSchema = z.object({
   preempting: z.array(z.object({ allocation: AllocationSchema, victims: z.array(PreemptedVictimSchema) })).optional(),
   /** Resizes within the retention window (absent in snapshots written before resize). */
   resizes: z.array(RetainedResizeSchema).optional(),
+  /**
+   * The monotonic deadlines of the live reservations and the preemptions in their grace period, by allocation id
+   * (absent in snapshots written before them, or without a boot id).
+   */
+  deadlines: z.array(z.object({ allocationId: AllocationIdSchema, ...MonotonicDeadlineSchema.shape })).optional(),
 });
 export type HostStateSnapshot = z.infer<typeof HostStateSnapshotSchema>;
 

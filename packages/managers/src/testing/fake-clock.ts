@@ -7,18 +7,39 @@ interface Timer {
   readonly fn: () => void;
 }
 
+export interface FakeClockOptions {
+  /** The host's boot id (Clock.bootId). Default: none, a clock that cannot tell boots apart. */
+  readonly bootId?: string;
+  /** Where monotonic time starts (ms since the host's boot). Default 0. */
+  readonly monotonic?: number;
+}
+
 /**
  * A clock tests move by hand: `advance(ms)` moves wall and monotonic time together and runs every timer that falls
- * due, in order; `stepWall(ms)` moves the wall clock alone (an NTP correction, `date -s`).
+ * due, in order; `stepWall(ms)` moves the wall clock alone (an NTP correction, `date -s`); `nextProcess` is the clock
+ * of the host's next process in the same boot (a restart: monotonic time reads on, the wall clock may have stepped).
  */
 export class FakeClock implements Clock {
+  readonly bootId: string | undefined;
   #now: number;
-  #monotonic = 0;
+  #monotonic: number;
   #timers: Timer[] = [];
   #nextId = 1;
 
-  constructor(start = 1_700_000_000_000) {
+  constructor(start = 1_700_000_000_000, options: FakeClockOptions = {}) {
     this.#now = start;
+    this.#monotonic = options.monotonic ?? 0;
+    this.bootId = options.bootId;
+  }
+
+  /**
+   * The clock a process started `downMs` after this one sees, in the same boot: monotonic time has gone on by
+   * `downMs`, the wall clock by `downMs` plus `wallStepMs` (a step while the process was down). No timers carry over.
+   */
+  nextProcess(downMs: number, wallStepMs = 0): FakeClock {
+    const options =
+      this.bootId === undefined ? { monotonic: this.#monotonic + downMs } : { bootId: this.bootId, monotonic: this.#monotonic + downMs };
+    return new FakeClock(this.#now + downMs + wallStepMs, options);
   }
 
   now(): number {
