@@ -81,6 +81,13 @@ export const PlacementIntentSchema = z.object({
   /** On a placed source: the destination's request id of its move in flight (one at a time; cleared on abort). */
   movingTo: z.object({ requestId: RequestIdSchema, moveRequestId: RequestIdSchema }).optional(),
   /**
+   * On a move's destination: which way the move is being settled, claimed by compare-and-set before the first step that
+   * cannot be undone (moves/move.ts). `confirm`: its destination is active and its source may be released, so it only
+   * goes forward; `abort`: its destination is being released, so its source is never released for it. One claim per
+   * move, never changed: whoever finishes the move (a retry, another coordinator, the reconciler) follows it.
+   */
+  settling: z.enum(['confirm', 'abort']).optional(),
+  /**
    * A member of a batch placed all or nothing (place-batch.ts): the batch's id, this member's position, the batch's
    * size. Its members were created together in one atomic write; a retry of the batch finds them by it.
    */

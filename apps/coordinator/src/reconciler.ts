@@ -2,9 +2,10 @@ import { errorOf } from '@allot/core';
 import type { Logger } from 'pino';
 import type { AgentCaller } from './agents.ts';
 import type { ReconcileConfig } from './config.ts';
+import { counts, type PlacementIntent } from './intents.ts';
 import { decodeIntent, requestIdOfKey, type IntentStore, type StoredIntent } from './intents/intent-store.ts';
 import { replyFromNode } from './intents/pending-placement.ts';
-import { confirmMove } from './moves/move.ts';
+import { confirmMove, finishAbort, type ConfirmDeps } from './moves/move.ts';
 import { ResizeHolds, type HoldRoundOutcome } from './resize-holds.ts';
 import type { BucketChange } from './store/bucket.ts';
 import type { CoordinatorClock } from './store/clock.ts';
@@ -31,12 +32,20 @@ export interface ReconcileRound {
   readonly outcomes: Readonly<Record<string, ReconcileOutcome>>;
   /** Resize growths held without an answer past the bound, by request id: what settling each did. */
   readonly holds?: Readonly<Record<string, HoldRoundOutcome>>;
-  /** Move destinations held past the bound, by request id: what asking their node did (finishHalfConfirmed). */
+  /** Move destinations driven this round, by request id: what settling each did (settleMoves). */
   readonly moves?: Readonly<Record<string, MoveRoundOutcome>>;
 }
 
-/** `confirmed`: found active, the confirm finished; `held`: still a reservation, its scheduler's; `left`: try again. */
-export type MoveRoundOutcome = 'confirmed' | 'held' | 'left';
+/**
+ * `confirmed`: the confirm finished (claimed, or found active); `aborted`: the abort finished (claimed, or the hold found
+ * ended on its node); `held`: an unclaimed reservation, its scheduler's; `left`: try again next round.
+ */
+export type MoveRoundOutcome = 'confirmed' | 'aborted' | 'held' | 'left';
+
+/** A move's destination the reconciler follows: held (placed, `movesFrom`), or claimed for its confirm or abort. */
+function isMoveDestination(intent: PlacementIntent): boolean {
+  return counts(intent.state) && (intent.settling !== undefined || (intent.state === 'placed' && intent.movesFrom !== undefined));
+}
 
 /**
  * Settles placement intents left `pending` by a client that never retried (its coordinator died, it gave up; or died
@@ -61,7 +70,7 @@ export class Reconciler {
   /** Pending intents by request id: the revision seen and when (monotonic) this coordinator first saw it. */
   readonly #pending = new Map<string, { revision: number; since: number }>();
   #watch: Promise<{ readonly caughtUp: Promise<void>; stop(): void }> | undefined;
-  /** Move destinations (placed, `movesFrom`) by request id: the revision seen and since when (monotonic). */
+  /** Move destinations (isMoveDestination) by request id: the revision seen and since when (monotonic). */
   readonly #moves = new Map<string, { revision: number; since: number }>();
 
   /** Resize growths held without an answer, settled by the same rounds (resize-holds.ts). */
@@ -83,7 +92,7 @@ export class Reconciler {
     }
     const intent = decodeIntent(change.value);
     this.#holds.observe(requestId, intent.ok ? intent.value : null, change.revision);
-    if (intent.ok && intent.value.state === 'placed' && intent.value.movesFrom !== undefined) {
+    if (intent.ok && isMoveDestination(intent.value)) {
       if (this.#moves.get(requestId)?.revision !== change.revision)
         this.#moves.set(requestId, { revision: change.revision, since: this.#d.clock.monotonic() });
     } else this.#moves.delete(requestId);
@@ -154,58 +163,76 @@ export class Reconciler {
       outcomes[requestId] = await this.#settle(read.value, now - seen.since);
     }
     const holds = await this.#holds.settleDue();
-    const moves = await this.#finishHalfConfirmed(now);
+    const moves = await this.#settleMoves(now);
     return { stale, outcomes, holds, moves };
   }
 
   /**
-   * A move destination held at the same revision past `pendingOlderThanMs` is asked of its node: found active, a confirm
-   * got past its activate and never wrote its batch (it timed out, its coordinator died, the source node did not
-   * answer), so the confirm is finished here (the source released on its node, then the count moved); a reservation is
-   * its scheduler's to confirm or abort (or it expires), asked again one bound later.
+   * Drives moves left half-settled (their coordinator died, timed out, or met a node down) to their end:
+   * - claimed for its abort: the abort is finished at once, each round (the destination released on its node, a pending
+   *   one fenced first; its source ended meanwhile or its scheduler asked it gone: no need to wait);
+   * - claimed for its confirm, at the same revision past `pendingOlderThanMs`: the confirm is rolled forward (source
+   *   released on its node, then the batch);
+   * - unclaimed, at the same revision past the bound, asked of its node (`fence` at its attempt, which reads it): found
+   *   active, a confirm got past its activate and died before its claim, so it is rolled forward; found ended (its hold
+   *   expired, its node forgot it), the abort is finished; a reservation is its scheduler's (confirm, abort, or it
+   *   expires), asked again one bound later.
+   * Every step is the confirm's or the abort's own (moves/move.ts): claimed by compare-and-set, idempotent on the nodes,
+   * so several coordinators (and the move's scheduler) may drive the same move at once.
    */
-  async #finishHalfConfirmed(now: number): Promise<Record<string, MoveRoundOutcome>> {
+  async #settleMoves(now: number): Promise<Record<string, MoveRoundOutcome>> {
     const outcomes: Record<string, MoveRoundOutcome> = {};
-    const due = [...this.#moves].filter(([, seen]) => now - seen.since >= this.#d.config.pendingOlderThanMs);
-    for (const [requestId, seen] of due) {
+    const deps: ConfirmDeps = {
+      store: this.#d.store,
+      agents: this.#d.agents,
+      logger: this.#d.logger,
+      ...(this.#d.nodeGone ? { nodeGone: this.#d.nodeGone } : {}),
+    };
+    for (const [requestId, seen] of [...this.#moves]) {
       const read = await this.#d.store.get(requestId);
       if (!read.ok || read.value === null) continue;
       const intent = read.value.value;
-      const from = intent.movesFrom;
-      if (intent.state !== 'placed' || from === undefined || read.value.revision !== seen.revision) continue;
-      this.#moves.set(requestId, { revision: seen.revision, since: this.#d.clock.monotonic() });
-      const fenced = await this.#d.agents.call(intent.nodeId, 'fence', { requestId, fence: intent.attempt }, { requestId });
-      if (!fenced.ok) {
-        outcomes[requestId] = 'left';
-        continue;
-      }
-      if (fenced.value.allocation?.status !== 'active') {
-        outcomes[requestId] = 'held';
-        continue;
-      }
-      const confirmed = await confirmMove(
-        {
-          store: this.#d.store,
-          agents: this.#d.agents,
-          logger: this.#d.logger,
-          ...(this.#d.nodeGone ? { nodeGone: this.#d.nodeGone } : {}),
-        },
-        { requestId: from.moveRequestId, allocationId: from.allocationId },
-        intent.tenantId,
-      );
-      outcomes[requestId] = confirmed.ok ? 'confirmed' : 'left';
-      this.#d.logger.info(
-        {
-          requestId,
-          tenantId: intent.tenantId,
-          node: intent.nodeId,
-          source: from.allocationId,
-          code: confirmed.ok ? undefined : confirmed.error.code,
-        },
-        confirmed.ok ? 'reconciled a half-confirmed move: confirmed' : 'reconcile: half-confirmed move left for the next round',
-      );
+      if (!isMoveDestination(intent)) continue;
+      const aborting = intent.settling === 'abort';
+      if (!aborting && (read.value.revision !== seen.revision || now - seen.since < this.#d.config.pendingOlderThanMs)) continue;
+      this.#moves.set(requestId, { revision: read.value.revision, since: this.#d.clock.monotonic() });
+      const outcome = await this.#settleMove(deps, read.value);
+      outcomes[requestId] = outcome;
+      if (outcome !== 'held')
+        this.#d.logger.info(
+          { requestId, tenantId: intent.tenantId, node: intent.nodeId, settling: intent.settling, outcome },
+          outcome === 'left' ? 'reconcile: half-settled move left for the next round' : `reconciled a half-settled move: ${outcome}`,
+        );
     }
     return outcomes;
+  }
+
+  async #settleMove(deps: ConfirmDeps, at: StoredIntent): Promise<MoveRoundOutcome> {
+    const intent = at.value;
+    const from = intent.movesFrom ?? intent.movedFrom;
+    if (intent.settling === 'abort' || from === undefined) {
+      const aborted = await finishAbort(deps, at, 'its move was aborted (reconciled)');
+      return aborted.ok ? 'aborted' : 'left';
+    }
+    if (intent.settling !== 'confirm') {
+      const fenced = await this.#d.agents.call(
+        intent.nodeId,
+        'fence',
+        { requestId: intent.requestId, fence: intent.attempt },
+        {
+          requestId: intent.requestId,
+        },
+      );
+      if (!fenced.ok) return 'left';
+      const status = fenced.value.allocation?.status;
+      if (status === 'reserved' || status === 'releasing') return 'held';
+      if (status !== 'active') {
+        const aborted = await finishAbort(deps, at, 'its hold ended on its node (reconciled)');
+        return aborted.ok ? 'aborted' : 'left';
+      }
+    }
+    const confirmed = await confirmMove(deps, { requestId: from.moveRequestId, allocationId: from.allocationId }, intent.tenantId);
+    return confirmed.ok ? 'confirmed' : 'left';
   }
 
   /** Settles one pending intent now, whatever its age (decommission.ts): the same steps as a round's. */

@@ -370,6 +370,12 @@ export class IntentStore {
     });
   }
 
+  /** A move destination (pending or placed) -> the same, claimed for its confirm or its abort (moves/move.ts): no count changes. */
+  async claimSettling(at: StoredIntent, settling: NonNullable<PlacementIntent['settling']>): Promise<Result<StoredIntent>> {
+    if (!counts(at.value.state)) return this.#wrongState(at, `claim the ${settling} of`);
+    return this.#transition(at, { ...at.value, settling, coordinatorId: this.#o.coordinatorId, updatedAt: this.#o.clock.wall() });
+  }
+
   /**
    * A move confirmed: in ONE atomic batch the source becomes released (cause `move`) and the destination the placement
    * (movesFrom dropped, `reply` its answer from now on), the tenant's usage moving the VM from the source's node to the
@@ -382,15 +388,40 @@ export class IntentStore {
     reply: PlaceReply,
   ): Promise<Result<{ source: StoredIntent | null; dest: StoredIntent }>> {
     if (dest.value.movesFrom === undefined || dest.value.state !== 'placed') return this.#wrongState(dest, 'confirm the move to');
-    const stamp = { coordinatorId: this.#o.coordinatorId, updatedAt: this.#o.clock.wall() };
+    const { movesFrom, settling: _claim, ...destRest } = dest.value;
+    return this.#handOver(source, 'move', dest, { ...destRest, movedFrom: movesFrom, reply });
+  }
+
+  /**
+   * A moving source ended on its node while its destination is still pending or being aborted (moves.endPlacement): in
+   * ONE batch the source is released (`cause`) and the destination takes its count, claimed `abort` (movesFrom becomes
+   * movedFrom), so the VM counts until the destination is proven gone (released by the abort or the reconciler).
+   */
+  async sourceEnded(
+    source: StoredIntent,
+    dest: StoredIntent,
+    cause: ReleaseCause,
+  ): Promise<Result<{ source: StoredIntent | null; dest: StoredIntent }>> {
+    if (dest.value.movesFrom === undefined || !counts(dest.value.state)) return this.#wrongState(dest, 'hand the count to');
     const { movesFrom, ...destRest } = dest.value;
-    const nextDest: PlacementIntent = { ...destRest, movedFrom: movesFrom, reply, ...stamp };
+    return this.#handOver(source, cause, dest, { ...destRest, movedFrom: movesFrom, settling: 'abort' });
+  }
+
+  /** The source released (`cause`) and `nextDest` written, the usage moving the VM from one to the other: one batch. */
+  async #handOver(
+    source: StoredIntent | null,
+    cause: ReleaseCause,
+    dest: StoredIntent,
+    destNext: PlacementIntent,
+  ): Promise<Result<{ source: StoredIntent | null; dest: StoredIntent }>> {
+    const stamp = { coordinatorId: this.#o.coordinatorId, updatedAt: this.#o.clock.wall() };
+    const nextDest: PlacementIntent = { ...destNext, ...stamp };
     if (source === null || !countsAgainstQuota(source.value) || source.value.tenantId !== dest.value.tenantId) {
       const alone = await this.#transition(dest, nextDest);
       return alone.ok ? ok({ source, dest: alone.value }) : alone;
     }
     const { movingTo: _to, ...sourceRest } = source.value;
-    const nextSource: PlacementIntent = { ...sourceRest, state: 'released', releasedBy: 'move', ...stamp };
+    const nextSource: PlacementIntent = { ...sourceRest, state: 'released', releasedBy: cause, ...stamp };
     const tenantId = dest.value.tenantId;
     let usage: StoredUsage | null | undefined = this.#usage.get(tenantId);
     for (let round = 0; round < MAX_USAGE_ROUNDS; round++) {
@@ -427,7 +458,7 @@ export class IntentStore {
       if (d.value?.revision !== dest.revision) return this.#explain(written.error, dest.value.requestId, dest.revision);
       usage = undefined;
     }
-    return err('unavailable', `tenant ${tenantId}: usage record still contended; retry the confirm`, { tenantId });
+    return err('unavailable', `tenant ${tenantId}: usage record still contended; retry`, { tenantId });
   }
 
   // ---------- quota records ----------

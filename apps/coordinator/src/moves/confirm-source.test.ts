@@ -83,16 +83,14 @@ describe('a confirm interrupted after it released the source', () => {
   // into that gap and ran one VM over its limit.
   it("the source's own release event leaves it counted; an abort is refused; a retried confirm moves the count", async () => {
     const { cluster, deps, vm, destId, usage, live, c } = await heldMove();
-    cluster.agents.nodes.get('c')!.stall.add('activate');
-    await confirmMove(deps, { requestId: 'mv-1', allocationId: vm.allocation.id }, 't');
-    cluster.agents.nodes.get('c')!.stall.delete('activate');
-    cluster.agents.deliverStalled('c');
+    // The confirm claims the move and sends the source's release, which lands on a only after the confirm gave up.
+    cluster.agents.nodes.get('a')!.stall.add('release');
+    const unanswered = await confirmMove(deps, { requestId: 'mv-1', allocationId: vm.allocation.id }, 't');
+    expect(unanswered).toMatchObject({ ok: false, error: { code: 'unavailable', details: { reason: 'move_source' } } });
+    cluster.agents.nodes.get('a')!.stall.delete('release');
+    cluster.agents.deliverStalled('a');
+    expect(live('a')).toEqual(['vm-2:active']);
     const reason = 'moved to c (move mv-1)';
-    unwrap(
-      await cluster.agents
-        .caller()
-        .call('a', 'release', { requestId: 'r-src', allocationRequestId: 'vm-1', reason }, { requestId: 'r-src' }),
-    );
     const event = {
       kind: 'released' as const,
       nodeId: 'a',

@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import type { AgentCaller } from '../agents.ts';
 import { liveAllocation } from '../live-allocation.ts';
 import type { IntentStore, StoredIntent } from '../intents/intent-store.ts';
-import { countsAgainstQuota, type PlacementIntent, type ReleaseCause } from '../intents.ts';
+import { counts, countsAgainstQuota, type PlacementIntent, type ReleaseCause } from '../intents.ts';
 import { settlePending } from '../intents/pending-placement.ts';
 
 /*
@@ -23,12 +23,16 @@ import { settlePending } from '../intents/pending-placement.ts';
  *    protocol's own), under a request id derived from the source allocation id and the move's request id, so a retry
  *    of the move finds the same destination. Its intent carries `movesFrom` and does not count against the tenant's
  *    usage; the source intent is marked `movingTo` (one move at a time).
- * 2. confirm: the destination is activated on its node, then the source's agent releases the source allocation, and
- *    only then ONE atomic batch releases the source intent and makes the destination the placement (the usage moves the
- *    VM between nodes, counting it once). A source node that does not answer leaves the move "releasing source" (the
- *    destination active, uncounted; the source counted): a retry of the confirm, or the reconciler, finishes it.
- *    abort: the destination is released on its node and its intent released; the source is as it was.
- * Every step is idempotent and resumable from the intents: a confirm or abort repeated answers the same move.
+ * 2. confirm: the destination is activated on its node, the move is claimed for its confirm (`settling: confirm` on the
+ *    destination intent, by compare-and-set), then the source's agent releases the source allocation, and only then ONE
+ *    atomic batch releases the source intent and makes the destination the placement (the usage moves the VM between
+ *    nodes, counting it once). A source node that does not answer leaves the move "releasing source" (the destination
+ *    active, uncounted; the source counted): a retry of the confirm, or the reconciler, finishes it.
+ *    abort: the move is claimed for its abort (`settling: abort`), then the destination is released on its node and its
+ *    intent released; the source is as it was.
+ * The claim is the fence between the two: one compare-and-set on the destination intent wins, so a source is released
+ * only by a claimed confirm and a destination only by a claimed abort; whoever comes later (a retry, another
+ * coordinator, the reconciler) follows the claim. Every step is idempotent and resumable from the intents.
  */
 
 export interface MoveDeps {
@@ -92,11 +96,12 @@ function sourceOf(intent: StoredIntent): Move['source'] | undefined {
 
 /** The move as its destination intent tells it. */
 export function moveOf(dest: StoredIntent['value'], source: Move['source'], moveRequestId: string, sourceReleased?: boolean): Move {
+  // Claimed for its abort, the destination is on its way out: the move is aborted (its release may still be in flight).
   const state: Move['state'] =
-    dest.movesFrom === undefined && dest.state === 'placed'
-      ? 'confirmed'
-      : dest.state === 'released' || dest.state === 'failed'
-        ? 'aborted'
+    dest.state === 'released' || dest.state === 'failed' || dest.settling === 'abort'
+      ? 'aborted'
+      : dest.movesFrom === undefined && dest.state === 'placed'
+        ? 'confirmed'
         : 'held';
   const allocation = dest.reply?.allocation;
   return {
@@ -188,7 +193,10 @@ export async function startMove(
   if (!existing.ok) return existing;
   const settled = existing.value?.value;
   // A settled move answers what it did (its source intent was released by the confirm, or left by the abort).
-  if (settled !== undefined && (settled.state === 'released' || (settled.state === 'placed' && settled.movesFrom === undefined)))
+  if (
+    settled !== undefined &&
+    (settled.state === 'released' || settled.settling === 'abort' || (settled.state === 'placed' && settled.movesFrom === undefined))
+  )
     return ok(moveOf(settled, source, moveRequestId));
   if (first.value.state !== 'placed') {
     return err('conflict', `placement ${first.value.requestId} is ${first.value.state}; only a placed allocation can be moved`, {
@@ -305,7 +313,7 @@ async function markSource(d: MoveDeps, first: StoredIntent, destId: string, move
 }
 
 /** Clears the source's movingTo when it names `destId` (best effort: a stale mark is replaced by the next move). */
-async function unmarkSource(d: MoveDeps, sourceRequestId: string, destId: string): Promise<void> {
+async function unmarkSource(d: ConfirmDeps, sourceRequestId: string, destId: string): Promise<void> {
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const read = await readIntent(d, sourceRequestId);
     if (!read.ok || read.value === null || read.value.value.movingTo?.requestId !== destId || read.value.value.state !== 'placed') return;
@@ -355,18 +363,40 @@ async function intentsOf(
 }
 
 /**
- * move.confirm: the destination activated on its node, the source released on its node, then one batch: source intent
- * released, destination the placement (counted once). The source stays counted until its release is proven (its node
- * answered, its intent ended, or its node is gone): otherwise `unavailable` (reason `move_source`), the move left
- * "releasing source" for a retry or the reconciler. Repeating it answers the confirmed move.
+ * move.confirm: the destination activated on its node, the move claimed for its confirm, the source released on its
+ * node, then one batch: source intent released, destination the placement (counted once). The source stays counted
+ * until its release is proven (its node answered, its intent ended, or its node is gone): otherwise `unavailable`
+ * (reason `move_source`), the move left "releasing source" for a retry or the reconciler. A move claimed for its abort
+ * is finished that way and answers `conflict` (reason `aborted`). Repeating it answers the confirmed move.
  */
 export async function confirmMove(d: ConfirmDeps, r: MoveSettleRequest, tenantId: string): Promise<Result<Move>> {
   const found = await intentsOf(d, r, tenantId);
   if (!found.ok) return found;
   let { dest, source } = found.value;
   const from = found.value.from;
+  const reread = async (): Promise<Result<void>> => {
+    const again = await intentsOf(d, r, tenantId);
+    if (!again.ok) return again;
+    ({ dest, source } = again.value);
+    return ok(undefined);
+  };
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const v = dest.value;
+    if (v.settling === 'abort' || v.state === 'released' || v.state === 'failed') {
+      // Aborted, or being aborted: that is finished, never the confirm (its source may be all that is left).
+      const ended = v.settling === 'abort' && counts(v.state) ? await finishAbort(d, dest, `move ${r.requestId} aborted`) : ok(dest);
+      if (!ended.ok) {
+        if (ended.error.code !== 'conflict') return ended;
+        const again = await reread();
+        if (!again.ok) return again;
+        continue;
+      }
+      return err(
+        'conflict',
+        `move ${r.requestId} was aborted${ended.value.value.releasedBy === 'expiry' ? ' (its hold expired)' : ''}; its destination on ${v.nodeId} is released`,
+        { requestId: r.requestId, state: ended.value.value.state, reason: 'aborted' },
+      );
+    }
     if (v.state === 'placed' && v.movesFrom === undefined) {
       // Handed the count while still held (its source ended: endPlacement): the confirm activates it now.
       const held = v.reply?.allocation;
@@ -383,17 +413,21 @@ export async function confirmMove(d: ConfirmDeps, r: MoveSettleRequest, tenantId
         `move ${r.requestId}: its destination on ${v.nodeId} is still pending; retry the move with its request id first`,
         { requestId: r.requestId, state: 'pending' },
       );
-    if (v.state !== 'placed') {
-      return err(
-        'conflict',
-        `move ${r.requestId} was aborted${v.releasedBy === 'expiry' ? ' (its hold expired)' : ''}; the allocation stays on ${from.nodeId}`,
-        { requestId: r.requestId, state: v.state, reason: 'aborted' },
-      );
-    }
     const held = v.reply?.allocation;
     if (held === undefined) return err('internal', `move destination ${v.requestId} is placed without a reply`, { requestId: v.requestId });
     const activated = await activateDestination(d, v, held, r.requestId, from);
     if (!activated.ok) return activated;
+    if (v.settling !== 'confirm') {
+      // The point of no return: from this claim on no abort releases the destination, and only now may the source go.
+      const claimed = await d.store.claimSettling(dest, 'confirm');
+      if (claimed.ok) dest = claimed.value;
+      else if (claimed.error.code !== 'conflict') return claimed;
+      else {
+        const again = await reread();
+        if (!again.ok) return again;
+      }
+      continue;
+    }
     const active = activated.value;
     // Only a source no longer running (or given up) stops counting: until then the VM counts on its source.
     const freed = await sourceFreed(d, source, from, v.nodeId, r.requestId);
@@ -418,9 +452,8 @@ export async function confirmMove(d: ConfirmDeps, r: MoveSettleRequest, tenantId
       continue; // answers through the confirmed branch: releases the source on its node
     }
     if (settled.error.code !== 'conflict') return settled;
-    const again = await intentsOf(d, r, tenantId);
+    const again = await reread();
     if (!again.ok) return again;
-    ({ dest, source } = again.value);
   }
   return err('unavailable', `move ${r.requestId} keeps changing; retry the confirm`, { requestId: r.requestId });
 }
@@ -522,113 +555,155 @@ async function releaseSource(d: ConfirmDeps, from: Move['source'], destNode: str
 }
 
 /**
- * An abort undoes a move only while its source still runs: a confirm may have released the source already (its batch
- * not written yet), and releasing the destination then would leave no copy while the source still counts.
- */
-async function sourceStillRuns(
-  d: MoveDeps,
-  source: StoredIntent | null,
-  from: Move['source'],
-  moveRequestId: string,
-): Promise<Result<void>> {
-  if (source === null || !countsAgainstQuota(source.value)) return ok(undefined);
-  const live = await liveAllocation(d, from.allocationId, source.value.tenantId);
-  if (live.ok) return ok(undefined);
-  if (live.error.code !== 'not_found') return live;
-  return err(
-    'conflict',
-    `move ${moveRequestId}: its confirm released the source ${from.allocationId} on ${from.nodeId} already; confirm it again to finish`,
-    { requestId: moveRequestId, reason: 'confirming' },
-  );
-}
-
-/**
  * Ends a placement intent found ended or given up on its node (decommission.ts, sweep.ts, quota-events.ts). When a move
- * holds a destination for it, the destination becomes the placement, counted, in the batch that releases the source:
- * released alone, the source's quota would go back while its destination (counted 0) stays on its node.
+ * holds a destination for it, the destination takes its count in the batch that releases the source: released alone,
+ * the source's quota would go back while the destination, counted 0, stays on (or still lands on) its node. A
+ * destination held or half-confirmed becomes the placement (its confirm activates it); one still pending, or being
+ * aborted, is claimed for its abort and counted until it is proven gone (the abort or the next reconcile round).
  */
 export async function endPlacement(store: IntentStore, source: StoredIntent, cause: ReleaseCause): Promise<Result<unknown>> {
   const moving = source.value.movingTo;
   const dest = moving === undefined ? undefined : await store.get(moving.requestId);
   if (dest !== undefined && !dest.ok) return dest;
   const held = dest?.value;
-  if (
-    held === undefined ||
-    held === null ||
-    held.value.state !== 'placed' ||
-    held.value.movesFrom?.requestId !== source.value.requestId ||
-    held.value.reply === undefined
-  )
+  if (held === undefined || held === null || !counts(held.value.state) || held.value.movesFrom?.requestId !== source.value.requestId)
     return store.released(source, cause);
+  if (held.value.state === 'pending' || held.value.settling === 'abort') return store.sourceEnded(source, held, cause);
+  if (held.value.reply === undefined) return store.released(source, cause);
   return store.moveConfirmed(source, held, held.value.reply);
 }
 
 /**
  * The destination a move holds for a source being released (a release in flight on the source's node when the move
- * marked it; place-flow.ts): released on its node at its fence (the abort's release id) and its intent released,
- * before the source's quota goes back, so no held copy outlives its counted source.
+ * marked it; place-flow.ts): claimed for its abort, released on its node at its fence and its intent released, before
+ * the source's quota goes back, so no held copy outlives its counted source. A move claimed for its confirm is left to
+ * it (the VM goes on at its destination).
  */
 export async function releaseHeldDestination(
-  d: Pick<ConfirmDeps, 'store' | 'agents'>,
+  d: Pick<ConfirmDeps, 'store' | 'agents' | 'agentTimeoutMs'>,
   source: StoredIntent['value'],
 ): Promise<Result<void>> {
   const moving = source.movingTo;
   if (moving === undefined) return ok(undefined);
-  const read = await readIntent(d, moving.requestId);
-  if (!read.ok) return read;
-  const dest = read.value;
-  if (dest === null || dest.value.state !== 'placed' || dest.value.movesFrom?.requestId !== source.requestId) return ok(undefined);
-  const released = await releaseDestinationOnNode(d.agents, dest.value, `its source ${source.requestId} was released`);
-  if (!released.ok) return released;
-  const written = await d.store.released(dest, 'tenant');
-  return written.ok || written.error.code === 'conflict' ? ok(undefined) : written;
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    const read = await d.store.get(moving.requestId);
+    if (!read.ok) return read;
+    const dest = read.value;
+    if (dest === null || !counts(dest.value.state) || dest.value.settling === 'confirm') return ok(undefined);
+    if ((dest.value.movesFrom ?? dest.value.movedFrom)?.requestId !== source.requestId) return ok(undefined);
+    if (dest.value.movesFrom === undefined && dest.value.settling !== 'abort') return ok(undefined); // confirmed
+    const ended = await finishAbort(d, dest, `its source ${source.requestId} was released`);
+    if (ended.ok || ended.error.code !== 'conflict') return ended.ok ? ok(undefined) : ended;
+  }
+  return err('unavailable', `move destination ${moving.requestId} keeps changing; retry`, { requestId: moving.requestId });
 }
 
-/** move.abort: the destination released on its node and its intent released; the source stays (and may move again). */
-export async function abortMove(d: MoveDeps, r: MoveSettleRequest, tenantId: string): Promise<Result<Move>> {
+/**
+ * Drives a move's destination to its abort: claimed `abort` first (by compare-and-set, unless claimed already; a move
+ * claimed for its confirm is `conflict`, reason `confirming`), then released on its node at its fence under the abort's
+ * release id (a destination still pending is fenced at its attempt first: nothing lands for it after that), then its
+ * intent released (or failed: nothing landed), giving back the count it took if its source ended (endPlacement). The
+ * source's mark is cleared. `conflict`: the intent moved meanwhile (re-read and call again).
+ */
+export async function finishAbort(
+  d: Pick<ConfirmDeps, 'store' | 'agents' | 'agentTimeoutMs' | 'publishEvent'>,
+  at: StoredIntent,
+  reason: string,
+): Promise<Result<StoredIntent>> {
+  let dest = at;
+  const v0 = dest.value;
+  if (!counts(v0.state)) return ok(dest);
+  if (v0.settling === 'confirm')
+    return err('conflict', `move destination ${v0.requestId} is claimed by its confirm; confirm it again to finish`, {
+      requestId: v0.requestId,
+      reason: 'confirming',
+    });
+  if (v0.settling !== 'abort') {
+    const claimed = await d.store.claimSettling(dest, 'abort');
+    if (!claimed.ok) return claimed;
+    dest = claimed.value;
+  }
+  const v = dest.value;
+  const opts = agentOpts(d.agentTimeoutMs, v.requestId);
+  if (v.state === 'pending') {
+    const fenced = await d.agents.call(v.nodeId, 'fence', { requestId: v.requestId, fence: v.attempt }, opts);
+    if (!fenced.ok) return fenced;
+    if (fenced.value.allocation === null) {
+      const error = errorOf('conflict', `move destination ${v.requestId} was aborted before it landed on ${v.nodeId}`, {
+        requestId: v.requestId,
+        reason: 'aborted',
+      });
+      return settledAbort(d, dest, await d.store.failed(dest, error));
+    }
+  }
+  const released = await releaseDestinationOnNode(d.agents, v, reason, d.agentTimeoutMs);
+  if (!released.ok) return released;
+  return settledAbort(d, dest, await d.store.released(dest, 'tenant'));
+}
+
+/** After an abort's write: the source's mark cleared and the move_aborted event published. */
+async function settledAbort(
+  d: Pick<ConfirmDeps, 'store' | 'agents' | 'agentTimeoutMs' | 'publishEvent'>,
+  at: StoredIntent,
+  written: Result<StoredIntent>,
+): Promise<Result<StoredIntent>> {
+  if (!written.ok) return written;
+  const v = at.value;
+  const from = v.movesFrom ?? v.movedFrom;
+  if (from === undefined) return written;
+  await unmarkSource(d, from.requestId, v.requestId);
+  d.publishEvent?.(
+    {
+      kind: 'move_aborted',
+      nodeId: v.nodeId,
+      at: Date.now(),
+      requestId: v.requestId,
+      allocationId: from.allocationId,
+      tenantId: v.tenantId,
+      reason: `move ${from.moveRequestId}: ${from.allocationId} stays on ${from.nodeId}`,
+    },
+    `move_aborted-${v.requestId}`,
+  );
+  return written;
+}
+
+/** move.abort: claimed for its abort, the destination released on its node and its intent released; the source stays. */
+export async function abortMove(d: ConfirmDeps, r: MoveSettleRequest, tenantId: string): Promise<Result<Move>> {
   const found = await intentsOf(d, r, tenantId);
   if (!found.ok) return found;
   let dest = found.value.dest;
   const from = found.value.from;
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const v = dest.value;
-    if (v.state === 'placed' && v.movesFrom === undefined)
-      return err('conflict', `move ${r.requestId} was confirmed; the allocation is on ${v.nodeId} now (move it back with a new move)`, {
-        requestId: r.requestId,
-        state: 'confirmed',
-      });
     if (v.state === 'released' || v.state === 'failed') {
       await unmarkSource(d, from.requestId, v.requestId);
       return ok(moveOf(v, from, r.requestId));
     }
-    if (v.state === 'pending')
-      return err(
-        'conflict',
-        `move ${r.requestId}: its destination on ${v.nodeId} is still pending; retry the move with its request id, then abort`,
-        { requestId: r.requestId, state: 'pending' },
-      );
-    const running = await sourceStillRuns(d, found.value.source, from, r.requestId);
-    if (!running.ok) return running;
-    const released = await releaseDestinationOnNode(d.agents, v, `move ${r.requestId} aborted`, d.agentTimeoutMs);
-    if (!released.ok) return released;
-    const written = await d.store.released(dest, 'tenant');
-    if (written.ok) {
-      d.publishEvent?.(
-        {
-          kind: 'move_aborted',
-          nodeId: v.nodeId,
-          at: Date.now(),
-          requestId: v.requestId,
-          allocationId: from.allocationId,
-          tenantId,
-          reason: `move ${r.requestId}: ${from.allocationId} stays on ${from.nodeId}`,
-        },
-        `move_aborted-${v.requestId}`,
-      );
-      dest = written.value;
+    if (v.settling !== 'abort') {
+      if (v.state === 'placed' && v.movesFrom === undefined)
+        return err('conflict', `move ${r.requestId} was confirmed; the allocation is on ${v.nodeId} now (move it back with a new move)`, {
+          requestId: r.requestId,
+          state: 'confirmed',
+        });
+      if (v.settling === 'confirm')
+        return err(
+          'conflict',
+          `move ${r.requestId}: its confirm activated the destination and may have released the source ${from.allocationId} on ${from.nodeId}; confirm it again to finish`,
+          { requestId: r.requestId, reason: 'confirming' },
+        );
+      if (v.state === 'pending')
+        return err(
+          'conflict',
+          `move ${r.requestId}: its destination on ${v.nodeId} is still pending; retry the move with its request id, then abort`,
+          { requestId: r.requestId, state: 'pending' },
+        );
+    }
+    const ended = await finishAbort(d, dest, `move ${r.requestId} aborted`);
+    if (ended.ok) {
+      dest = ended.value;
       continue;
     }
-    if (written.error.code !== 'conflict') return written;
+    if (ended.error.code !== 'conflict') return ended;
     const read = await readIntent(d, v.requestId);
     if (!read.ok) return read;
     if (read.value === null) return err('not_found', `move ${r.requestId} is gone`, { requestId: r.requestId });
