@@ -310,6 +310,7 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
       taints: nodeTaints,
       decommission: { nodeStates, view, store, agents, reconciler, logger, agentTimeoutMs: config.place.agentTimeoutMs, publishEvent },
       resize: { store, agents, knowsNode: (nodeId) => view.get(nodeId) !== undefined, agentTimeoutMs: config.place.agentTimeoutMs, logger },
+      batch: { view, store, agents, flow, logger, agentTimeoutMs: config.place.agentTimeoutMs },
       moves: {
         store,
         flow,
