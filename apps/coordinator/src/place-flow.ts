@@ -94,12 +94,27 @@ export class PlaceFlow {
     this.#d = deps;
   }
 
-  /** Dry run: where it would go and why not elsewhere; changes nothing. */
-  check(req: PlaceRequest): Result<ClusterCheckReply> {
+  /**
+   * Dry run: where it would go and why not elsewhere; changes nothing. When nothing fits and the request allows
+   * preemption, the post-filter runs as a place would run it (the best few nodes' allocations fetched, read only) and
+   * the best plan is answered as `preemption` (kube-scheduler's nominated node), with nothing evicted.
+   */
+  async check(req: PlaceRequest): Promise<Result<ClusterCheckReply>> {
     const decision = this.#decide(req, new Set());
     if (!decision.ok) return decision;
     const d = decision.value;
-    return ok({ fits: d.candidates.length > 0, candidates: d.candidates, rejected: d.rejected, message: d.message });
+    const reply: ClusterCheckReply = { fits: d.candidates.length > 0, candidates: d.candidates, rejected: d.rejected, message: d.message };
+    if (reply.fits || !req.placement.allowPreemption) return ok(reply);
+    const [plan] = await this.#planPreemption(req, new Set());
+    if (plan === undefined) return ok(reply);
+    const victims = plan.victims.map((v) => ({ allocationId: v.id, requestId: v.requestId, priority: v.priority }));
+    const highest = Math.max(...victims.map((v) => v.priority));
+    const count = `${victims.length} allocation${victims.length === 1 ? '' : 's'}`;
+    return ok({
+      ...reply,
+      message: `${d.message} It would fit on ${plan.nodeId} by preempting ${count} of priority ${highest} or lower.`,
+      preemption: { nodeId: plan.nodeId, victims },
+    });
   }
 
   /** `move`: this place is a move's destination (see MoveDestination); its rate is not the tenant's place rate. */

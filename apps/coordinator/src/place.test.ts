@@ -90,7 +90,7 @@ describe('place', () => {
     expect(first.value.nodeId).toBe('a');
     // Once the view knows a is taken, 3000 MiB fits nowhere: the create-first path must not answer insufficient_capacity.
     await waitFor(() => c.view.get('a')?.snapshot.allocationCount === 1, { message: 'the view to see the placement' });
-    const now = c.flow.check(PlaceRequestSchema.parse(placeReq('other', 3_000)));
+    const now = await c.flow.check(PlaceRequestSchema.parse(placeReq('other', 3_000)));
     expect(now.ok && now.value.fits).toBe(false);
     expect(await place(client, placeReq('p-full', 3_000))).toEqual(first);
     expect(agents.nodes.get('a')?.commits).toBe(1);

@@ -205,12 +205,15 @@ export const PlaceRequestSchema = z.object({
 export type PlaceRequest = z.infer<typeof PlaceRequestSchema>;
 export type PlaceRequestInput = z.input<typeof PlaceRequestSchema>;
 
+/** An allocation a preemption releases (or, in a check, would release). */
+export const PreemptionVictimSchema = z.object({ allocationId: AllocationIdSchema, requestId: RequestIdSchema, priority: PrioritySchema });
+
 export const PlaceReplySchema = z.object({
   nodeId: NodeIdSchema,
   allocation: AllocationSchema,
   cpuset: z.array(z.int().min(0)),
   /** Allocations released to make room (preemption). */
-  preempted: z.array(z.object({ allocationId: AllocationIdSchema, requestId: RequestIdSchema, priority: PrioritySchema })).default([]),
+  preempted: z.array(PreemptionVictimSchema).default([]),
   /** Nodes tried before this one, with why they refused. */
   attempts: z.int().min(1),
 });
@@ -289,6 +292,13 @@ export const ClusterCheckReplySchema = z.object({
   /** Nodes rejected per reason, as in "0/5 nodes are available: 3 Insufficient memory, 2 cordoned". */
   rejected: z.record(z.string(), z.int().min(0)),
   message: z.string(),
+  /**
+   * When nothing fits as things are and the request allows preemption: the node a place would take by preempting and
+   * the victims it would preempt now (kube-scheduler's nominated node). A check evicts nothing; a place decides again
+   * and may choose otherwise when the cluster changed meanwhile. Absent when no preemption makes room (and from older
+   * coordinators).
+   */
+  preemption: z.object({ nodeId: NodeIdSchema, victims: z.array(PreemptionVictimSchema) }).optional(),
 });
 export type ClusterCheckReply = z.infer<typeof ClusterCheckReplySchema>;
 export type NodeState = z.infer<typeof NodeStateSchema>;

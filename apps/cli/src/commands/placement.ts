@@ -21,6 +21,7 @@ ${CONNECTION_HELP}`;
 const CHECK_USAGE = `Usage: allot check --tenant <t> --memory <MiB> --vcpus <n> [options]
 
 A dry run of place: would it fit, on which nodes, and why the others refuse. Commits nothing.
+With --preempt, when it fits only by preemption: the node and the allocations a place would preempt now (evicts nothing).
 Exit 0 whether or not it fits (read "fits"); 1 when the check itself was refused.
 
 ${PLACE_HELP}

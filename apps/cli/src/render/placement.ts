@@ -42,5 +42,10 @@ export function renderCheck(c: ClusterCheckReply): string {
   if (c.candidates.length > 0) lines.push(`candidates: ${c.candidates.join(', ')}`);
   const rejected = Object.entries(c.rejected).filter(([, n]) => n > 0);
   if (rejected.length > 0) lines.push(`rejected: ${rejected.map(([why, n]) => `${n} ${why}`).join(', ')}`);
+  const p = c.preemption;
+  if (p !== undefined) {
+    const victims = p.victims.map((v) => `${v.allocationId} (request ${v.requestId}, priority ${v.priority})`).join(', ');
+    lines.push(`with preemption: node ${p.nodeId}, preempting ${victims}`);
+  }
   return lines.join('\n');
 }

@@ -144,6 +144,15 @@ describe('placement replies', () => {
       renderCheck({ fits: false, candidates: [], rejected: { 'Insufficient memory': 2, cordoned: 1 }, message: '0/3 nodes are available' }),
     ).toBe('fits: no\n0/3 nodes are available\nrejected: 2 Insufficient memory, 1 cordoned');
   });
+
+  it('names the node and the victims of a check that fits only by preemption', () => {
+    const preemption = { nodeId: 'n2', victims: [{ allocationId: 'n2:7', requestId: 'batch-1', priority: 0 }] };
+    expect(
+      renderCheck({ fits: false, candidates: [], rejected: { 'Insufficient memory': 2 }, message: '0/2 nodes are available', preemption }),
+    ).toBe(
+      'fits: no\n0/2 nodes are available\nrejected: 2 Insufficient memory\nwith preemption: node n2, preempting n2:7 (request batch-1, priority 0)',
+    );
+  });
 });
 
 describe('the legacy import report', () => {

@@ -1,0 +1,58 @@
+import { PlaceRequestSchema, type PlaceRequestInput } from '@allot/protocol';
+import { describe, expect, it } from 'vitest';
+import { inProcessCluster, type InProcessCoordinator } from './testing/fake-agents.ts';
+
+/*
+ * check is a dry run of place: when a request fits only by preemption, it answers the node and the victims the place
+ * would preempt now (kube-scheduler's nominated node), and evicts nothing.
+ */
+
+function req(requestId: string, memoryMiB: number, priority: number, placement: PlaceRequestInput['placement'] = {}, tenantId = 'acme') {
+  return PlaceRequestSchema.parse({ request: { requestId, tenantId, resources: { memoryMiB, vcpus: 1 }, priority }, placement });
+}
+
+async function placeOn(c: InProcessCoordinator, requestId: string, nodeId: string, memoryMiB: number, priority: number): Promise<void> {
+  const r = await c.place(req(requestId, memoryMiB, priority, { strategy: 'manual', nodeId }, 'low'));
+  if (!r.ok) throw new Error(r.error.message);
+}
+
+describe('check with preemption allowed', () => {
+  it('answers the node and the victims a place would preempt, and evicts nothing', async () => {
+    const cluster = inProcessCluster({ a: { memoryMiB: 4096, cores: 8 }, b: { memoryMiB: 4096, cores: 8 } });
+    const c = await cluster.coordinator('c1');
+    await placeOn(c, 'low-1', 'a', 2048, 0);
+    await placeOn(c, 'mid', 'a', 2048, 20);
+    await placeOn(c, 'close', 'b', 4096, 45);
+    c.refresh();
+    const checked = await c.flow.check(req('high', 2048, 50, { allowPreemption: true }));
+    if (!checked.ok) throw new Error(checked.error.message);
+    expect(checked.value.fits).toBe(false);
+    expect(checked.value.candidates).toEqual([]);
+    expect(checked.value.preemption).toEqual({ nodeId: 'a', victims: [{ allocationId: 'a:1', requestId: 'low-1', priority: 0 }] });
+    expect(checked.value.message).toContain('would fit on a by preempting 1 allocation');
+    // Nothing evicted, no intent written for the preemptor.
+    expect(
+      cluster.agents
+        .live('a')
+        .map((x) => x.requestId)
+        .sort(),
+    ).toEqual(['low-1', 'mid']);
+    const intent = await c.store.get('high');
+    expect(intent.ok && intent.value).toBe(null);
+    // The place that follows preempts exactly what the check named.
+    const placed = await c.place(req('high', 2048, 50, { allowPreemption: true }));
+    expect(placed.ok && placed.value.preempted).toEqual(checked.value.preemption?.victims);
+  });
+
+  it('answers no plan without preemption allowed, or when no eviction makes room', async () => {
+    const cluster = inProcessCluster({ a: { memoryMiB: 4096, cores: 8 } });
+    const c = await cluster.coordinator('c1');
+    await placeOn(c, 'close', 'a', 4096, 45);
+    c.refresh();
+    const without = await c.flow.check(req('high', 2048, 50));
+    expect(without.ok && without.value.preemption).toBeUndefined();
+    const none = await c.flow.check(req('high', 2048, 50, { allowPreemption: true }));
+    expect(none.ok && none.value.fits).toBe(false);
+    expect(none.ok && none.value.preemption).toBeUndefined();
+  });
+});
