@@ -1,0 +1,104 @@
+import type { AllocationRequestInput } from '@allot/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { agentRequest, cleanupAll, startLocalCluster, type LocalCluster } from '../harness/index.ts';
+
+/*
+ * place.batch with real processes: a nats-server, three agents on simulated hosts (durable ledgers, one thread per
+ * core) and one coordinator. A batch lands all or nothing; an agent's refusal of one member rolls the others back on
+ * their agents; a retried batch answers the same placements.
+ */
+let cluster: LocalCluster;
+const NODES = ['g1', 'g2', 'g3'];
+
+beforeAll(async () => {
+  cluster = await startLocalCluster({
+    agents: NODES.map((nodeId) => ({ nodeId, simulatedHost: { cores: 8, memoryMiB: 16_384 }, memoryOvercommit: 1, cpuOvercommit: 1 })),
+    coordinatorConfig: { place: { agentTimeoutMs: 3_000 } },
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await cleanupAll();
+});
+
+function value<T>(r: { ok: true; value: T } | { ok: false; error: { code: string; message: string } }): T {
+  if (!r.ok) throw new Error(`${r.error.code}: ${r.error.message}`);
+  return r.value;
+}
+
+/** The live allocations of every node, as their agents hold them (request ids). */
+async function live(): Promise<Record<string, string[]>> {
+  const out: Record<string, string[]> = {};
+  for (const nodeId of NODES) {
+    const page = value(await agentRequest(cluster.nc, nodeId, 'allocations', { status: 'live' }));
+    out[nodeId] = page.allocations.map((a) => a.requestId).sort();
+  }
+  return out;
+}
+
+async function vms(): Promise<number> {
+  return value(await cluster.sched('quota.get', { tenantId: 'acme' })).usage.vms;
+}
+
+function member(requestId: string, more: Partial<AllocationRequestInput> = {}): AllocationRequestInput {
+  return { requestId, tenantId: 'acme', resources: { memoryMiB: 2048, vcpus: 2 }, ...more };
+}
+
+const gang = (batchId: string, members: AllocationRequestInput[]) => ({ batchId, tenantId: 'acme', members, maxPerNode: 1 });
+
+describe('place.batch through real agents', () => {
+  it('places a gang of three, one per node, and a retry answers the same placements', async () => {
+    const batch = gang('gang-1', [member('g1-a'), member('g1-b'), member('g1-c')]);
+    const placed = value(await cluster.sched('place.batch', batch));
+    expect(placed.placements.map((p) => p.allocation.requestId)).toEqual(['g1-a', 'g1-b', 'g1-c']);
+    expect(new Set(placed.placements.map((p) => p.nodeId)).size).toBe(3);
+    expect(Object.values(await live()).map((ids) => ids.length)).toEqual([1, 1, 1]);
+    expect(await vms()).toBe(3);
+    const again = value(await cluster.sched('place.batch', batch));
+    expect(again.placements.map((p) => p.allocation.id)).toEqual(placed.placements.map((p) => p.allocation.id));
+    expect(Object.values(await live()).map((ids) => ids.length)).toEqual([1, 1, 1]);
+    expect(await vms()).toBe(3);
+  });
+
+  it('refuses a gang the nodes cannot hold all of, placing none of it', async () => {
+    const refused = await cluster.sched(
+      'place.batch',
+      gang(
+        'gang-2',
+        ['a', 'b', 'c', 'd'].map((m) => member(`g2-${m}`)),
+      ),
+    );
+    expect(!refused.ok && refused.error).toMatchObject({ code: 'insufficient_capacity', details: { memberIndex: 3, requestId: 'g2-d' } });
+    expect(
+      Object.values(await live())
+        .flat()
+        .sort(),
+    ).toEqual(['g1-a', 'g1-b', 'g1-c']);
+    expect(await vms()).toBe(3);
+  });
+
+  it('rolls the others back when one agent refuses its member, and a retry answers the same refusal', async () => {
+    // Whole cores on a host without SMT: the view does not model thread policies, the agent refuses (its fence journaled).
+    const refusing = member('g3-c', { resources: { memoryMiB: 2048, vcpus: 2 }, cpu: { exclusive: true, threadPolicy: 'require' } });
+    const batch = gang('gang-3', [member('g3-a'), member('g3-b'), refusing]);
+    const failed = await cluster.sched('place.batch', batch);
+    expect(!failed.ok && failed.error).toMatchObject({
+      code: 'insufficient_capacity',
+      details: { batchId: 'gang-3', memberIndex: 2, requestId: 'g3-c' },
+    });
+    expect(!failed.ok && failed.error.message).toContain('the batch placed nothing');
+    expect(
+      Object.values(await live())
+        .flat()
+        .sort(),
+    ).toEqual(['g1-a', 'g1-b', 'g1-c']);
+    expect(await vms()).toBe(3);
+    const retried = await cluster.sched('place.batch', batch);
+    expect(!retried.ok && retried.error).toMatchObject({ code: 'insufficient_capacity', details: { memberIndex: 2, requestId: 'g3-c' } });
+    expect(
+      Object.values(await live())
+        .flat()
+        .sort(),
+    ).toEqual(['g1-a', 'g1-b', 'g1-c']);
+  });
+});
