@@ -91,6 +91,20 @@ describe('atomic preemption against a real agent and coordinator', () => {
 
   it('a place that preempts: one ledger record, a preempted event naming the preemptor, both tenants counted right', async () => {
     const half = Math.floor(effective / 2);
+    // check first: it names the node and the victim the place will preempt (the nominated node), and evicts nothing.
+    const seqBefore = await seqOf('n1');
+    const checked = await cluster.sched('check', {
+      request: { requestId: 'gold-1', tenantId: 'gold', resources: { memoryMiB: half, vcpus: 1 } },
+      placement: { allowPreemption: true },
+    });
+    if (!checked.ok) throw new Error(checked.error.message);
+    expect(checked.value).toMatchObject({
+      fits: false,
+      preemption: { nodeId: 'n1', victims: [expect.objectContaining({ requestId: 'low-a', priority: 0 })] },
+    });
+    expect(checked.value.message).toContain('It would fit on n1 by preempting 1 allocation of priority 0 or lower.');
+    expect(await liveRequestIds('n1')).toEqual(['low-a', 'low-b']);
+    expect(await seqOf('n1')).toBe(seqBefore);
     const placed = await cluster.sched('place', {
       request: { requestId: 'gold-1', tenantId: 'gold', resources: { memoryMiB: half, vcpus: 1 } },
       placement: { allowPreemption: true },
@@ -98,6 +112,7 @@ describe('atomic preemption against a real agent and coordinator', () => {
     if (!placed.ok) throw new Error(placed.error.message);
     expect(placed.value.nodeId).toBe('n1');
     expect(placed.value.preempted).toEqual([expect.objectContaining({ requestId: 'low-a', priority: 0 })]);
+    expect(placed.value.preempted).toEqual(checked.value.preemption?.victims);
     const victimId = placed.value.preempted[0]?.allocationId;
     expect(await liveRequestIds('n1')).toEqual(['gold-1', 'low-b']);
 
