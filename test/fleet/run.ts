@@ -1,4 +1,4 @@
-import { AllocationSchema, UsageSnapshotSchema } from '@allot/core';
+import { AllocationSchema, UsageSnapshotSchema, type UsageSnapshot } from '@allot/core';
 import { agentSubject, decode, encode, PlaceReplySchema, schedSubject } from '@allot/protocol';
 import { ensureKv, requestTyped } from '@allot/nats';
 import { cpus, loadavg, totalmem } from 'node:os';
@@ -6,6 +6,8 @@ import { measureKvAlone } from '../../apps/coordinator/bench/kv-alone.ts';
 import { jetstream, type NatsConnection } from '../../apps/coordinator/src/nats-deps.ts';
 import { NatsBucket } from '../../apps/coordinator/src/store/nats-bucket.ts';
 import { connectTo, ensureTestStreams } from '../../apps/coordinator/src/testing/cluster.ts';
+import { ClusterView } from '../../apps/coordinator/src/view.ts';
+import { CoreListElision } from '../../apps/agent/src/usage-snapshot.ts';
 import { inFlight, quantile } from '../harness/bench.ts';
 import { cleanupAll, startNatsServer } from '../harness/index.ts';
 import { ProcessSampler, startCoordinatorProcess, type CoordinatorProcess, type Usage } from './coordinators.ts';
@@ -71,20 +73,41 @@ async function kvBatchP50(nc: NatsConnection, tag: string, count: number): Promi
 }
 
 /**
- * What one of these hosts' snapshots costs a coordinator to take in (msgpack decode + schema validation, as
- * usage-feed.ts does), µs, and its size: the bound on how many snapshots a second one core can follow.
+ * What one of these hosts' reports costs a coordinator to take in, µs: msgpack decode + schema validation (as
+ * usage-feed.ts does) + ClusterView.apply into a view of 1,000 such nodes; and its size. For the full snapshot (with the
+ * per-core list) and for a heartbeat of an unchanged host (without it, usage-snapshot.ts): the bound on how many
+ * reports a second one core can follow.
  */
-async function snapshotIngestCost(): Promise<{ micros: number; bytes: number }> {
+async function snapshotIngestCost(): Promise<{ full: IngestCost; heartbeat: IngestCost }> {
   const unused = { publish: () => undefined } as unknown as SimHostShared['events'];
   const host = new SimHost(fleetHost(0, 2_000, 250), { publisher: undefined as unknown as SimHostShared['publisher'], events: unused });
   await host.build();
   const snapshot = await host.snapshot();
   if (!snapshot.ok) throw new Error(snapshot.error.message);
-  const bytes = encode(snapshot.value);
-  for (let i = 0; i < 200; i++) decode(UsageSnapshotSchema, bytes, Number.POSITIVE_INFINITY);
-  const t0 = performance.now();
-  for (let i = 0; i < 1_000; i++) decode(UsageSnapshotSchema, bytes, Number.POSITIVE_INFINITY);
-  return { micros: (performance.now() - t0) / 1_000 / 1e-3, bytes: bytes.length };
+  const elision = new CoreListElision();
+  const full = elision.forPublish(snapshot.value, 0);
+  elision.published(full, 0);
+  const heartbeat = elision.forPublish(snapshot.value, 1);
+  const view = new ClusterView({ lostAfterMs: 60_000 });
+  const ids = Array.from({ length: 1_000 }, (_, i) => `ingest-${i}`);
+  for (const nodeId of ids) view.apply({ ...full, nodeId });
+  const cost = (s: UsageSnapshot): IngestCost => {
+    const bytes = ids.map((nodeId) => encode({ ...s, nodeId }));
+    const once = (b: Uint8Array) => {
+      const d = decode(UsageSnapshotSchema, b, Number.POSITIVE_INFINITY);
+      if (d.ok) view.apply(d.value);
+    };
+    for (const b of bytes.slice(0, 200)) once(b);
+    const t0 = performance.now();
+    for (let round = 0; round < 2; round++) for (const b of bytes) once(b);
+    return { micros: (performance.now() - t0) / 2_000 / 1e-3, bytes: bytes[0]?.length ?? 0 };
+  };
+  return { full: cost(full), heartbeat: cost(heartbeat) };
+}
+
+interface IngestCost {
+  readonly micros: number;
+  readonly bytes: number;
 }
 
 /** One line of the printed table: what, the figure, its target, and the bound that explains it (or a note). */
@@ -139,8 +162,11 @@ export async function runFleet(o: FleetRunOptions, log: (line: string) => void =
     const kv = await measureKvAlone(aloneClient, { tag: 'fleet', replicas: 1, count: 1_000, batchWindow: 16, casWindow: o.window });
     await aloneClient.close();
     await aloneServer.stop();
-    const ingest = await snapshotIngestCost();
-    log(`alone: one snapshot (64 cores) ${ingest.bytes} bytes, decode + validate ${fmt(ingest.micros)} µs`);
+    const costs = await snapshotIngestCost();
+    const ingest = costs.heartbeat;
+    log(
+      `alone: one report of a 64-core host, decode + validate + view apply: full snapshot ${costs.full.bytes} bytes ${fmt(costs.full.micros)} µs; heartbeat without the per-core list ${ingest.bytes} bytes ${fmt(ingest.micros)} µs`,
+    );
     log(
       `alone: NATS echo p50 ${fmt(echoP50, 3)} ms, ${fmt(echoRate)} req/s (${o.window} in flight); KV 2-key batch p50 ${fmt(kv.batchP50Ms, 2)} ms, ${fmt(kv.batchesPerSecond)} batches/s; group batch of ${kv.groupBatchMessages} p50 ${fmt(kv.groupBatchP50Ms, 1)} ms`,
     );
@@ -342,7 +368,7 @@ export async function runFleet(o: FleetRunOptions, log: (line: string) => void =
       `view staleness, steady, ${o.hosts} hosts, p50 / p99`,
       `${fmt(p(steady?.staleness, 0.5))} / ${fmt(steadyP99)} ms`,
       'p99 <= 1000 ms',
-      `${steady?.staleness.length ?? 0} changes seen by all ${o.coordinators} coordinators of ${steady?.changes ?? 0}; the feed ticks every 250 ms (part of the figure); heartbeat ${o.heartbeatMs} ms: ${fmt((o.hosts * 1000) / o.heartbeatMs)} snapshots/s x ${fmt(ingest.micros)} µs = ${fmt((o.hosts * ingest.micros) / o.heartbeatMs)} ms/s of a coordinator's core to take them in`,
+      `${steady?.staleness.length ?? 0} changes seen by all ${o.coordinators} coordinators of ${steady?.changes ?? 0}; the feed ticks every 250 ms (part of the figure); heartbeat ${o.heartbeatMs} ms: ${fmt((o.hosts * 1000) / o.heartbeatMs)} heartbeats/s x ${fmt(ingest.micros)} µs = ${fmt((o.hosts * ingest.micros) / o.heartbeatMs)} ms/s of a coordinator's core to take them in`,
     ]);
     rows.push([
       `view staleness, placement storm, p50 / p99`,

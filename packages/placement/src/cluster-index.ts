@@ -40,6 +40,7 @@ export interface ClusterIndexOptions {
 }
 
 interface NodeRecord {
+  /** Replaced in place by a snapshot that moves nothing (#unmoved). */
   view: NodeView;
   /** Present when the node is schedulable. */
   entry: CapacityEntry | null;
@@ -123,6 +124,10 @@ export class ClusterIndex implements ClusterSnapshot {
   upsert(view: NodeView): boolean {
     const old = this.#nodes.get(view.nodeId);
     if (old !== undefined && old.view.snapshot.bootId === view.snapshot.bootId && view.snapshot.seq < old.view.snapshot.seq) return false;
+    if (old !== undefined && this.#unmoved(old, view)) {
+      old.view = view;
+      return true;
+    }
     const salt = old?.salt ?? this.#random();
     if (old !== undefined) this.#unlink(old);
     const state = nodeStateReason(view);
@@ -140,6 +145,26 @@ export class ClusterIndex implements ClusterSnapshot {
     this.#nodes.set(view.nodeId, record);
     this.#link(record);
     this.#relinkEviction(old, record);
+    return true;
+  }
+
+  /**
+   * Whether `view` leaves every tree, tally and count where `old` put it: the same ledger state (boot and seq: the same
+   * tenants, groups and priorities), schedulability, free figures and failure domains. The heartbeat of an unchanged
+   * host is that case, and then only its view is replaced: re-inserting it in every tree was most of what a
+   * coordinator spent on each heartbeat (docs/benchmarks.md, "Fleet").
+   */
+  #unmoved(old: NodeRecord, view: NodeView): boolean {
+    const was = old.view;
+    if (was.snapshot.bootId !== view.snapshot.bootId || was.snapshot.seq !== view.snapshot.seq) return false;
+    if (nodeStateReason(view) !== old.state) return false;
+    const e = old.entry;
+    if (
+      e !== null &&
+      (e.freeMemoryMiB !== freeMemoryMiB(view) || e.sharedVcpuFit !== sharedVcpuFit(view) || e.idleCores !== idleSharedCores(view))
+    )
+      return false;
+    for (const label of this.#domains.keys()) if (domainOf(was, label) !== domainOf(view, label)) return false;
     return true;
   }
 
