@@ -1,3 +1,5 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type { AllocationRequestInput } from '@allot/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentRequest, cleanupAll, startLocalCluster, type LocalCluster } from '../harness/index.ts';
@@ -9,6 +11,15 @@ import { agentRequest, cleanupAll, startLocalCluster, type LocalCluster } from '
  */
 let cluster: LocalCluster;
 const NODES = ['g1', 'g2', 'g3'];
+const CLI = fileURLToPath(new URL('../../apps/cli/src/main.ts', import.meta.url));
+
+function allot(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args, '-s', cluster.server.url], { timeout: 60_000 }, (error, stdout, stderr) => {
+      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout, stderr });
+    });
+  });
+}
 
 beforeAll(async () => {
   cluster = await startLocalCluster({
@@ -100,5 +111,37 @@ describe('place.batch through real agents', () => {
         .flat()
         .sort(),
     ).toEqual(['g1-a', 'g1-b', 'g1-c']);
+  });
+
+  it('allot place-batch places a gang from the command line, and the same --batch-id again answers it again', async () => {
+    const args = [
+      'place-batch',
+      '--tenant',
+      'acme',
+      '--count',
+      '3',
+      '--memory',
+      '1G',
+      '--vcpus',
+      '1',
+      '--max-per-node',
+      '1',
+      '--batch-id',
+      'cli',
+    ];
+    const first = await allot(...args);
+    expect({ code: first.code, stderr: first.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(first.stdout).toContain('batch cli: 3 placed on 3 nodes');
+    const again = await allot(...args);
+    expect(again.stdout).toBe(first.stdout);
+    expect(
+      Object.values(await live())
+        .flat()
+        .filter((id) => id.startsWith('cli-'))
+        .sort(),
+    ).toEqual(['cli-0', 'cli-1', 'cli-2']);
+    const tooMany = await allot('place-batch', '--tenant', 'acme', '--count', '4', '--memory', '1G', '--max-per-node', '1');
+    expect(tooMany.code).toBe(1);
+    expect(tooMany.stderr).toContain('member 3');
   });
 });

@@ -5,6 +5,7 @@ import type { Command } from './commands/command.ts';
 import { nodesCommand } from './commands/nodes.ts';
 import { clusterCommand } from './commands/cluster.ts';
 import { activateCommand, checkCommand, placeCommand, releaseCommand } from './commands/placement.ts';
+import { placeBatchCommand } from './commands/place-batch.ts';
 import { resizeCommand } from './commands/resize.ts';
 import { evacuateCommand, moveCommand } from './commands/move.ts';
 import { usageCommand } from './commands/usage.ts';
@@ -25,6 +26,7 @@ export const COMMANDS: readonly Command[] = [
   nodesCommand,
   usageCommand,
   placeCommand,
+  placeBatchCommand,
   releaseCommand,
   activateCommand,
   resizeCommand,
