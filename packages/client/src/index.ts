@@ -1,6 +1,6 @@
 /**
- * @allot/client: a scheduler's view of allot. Connect as a tenant's scheduler, then place, check, release and activate
- * VMs. Every mutating call carries a request id (given, or made here and returned) and is retried with that same id on
+ * @allot/client: a scheduler's view of allot. Connect as a tenant's scheduler, then place (one VM, or a batch all or
+ * nothing), check, release and activate VMs. Every mutating call carries a request id (given, or made here and returned) and is retried with that same id on
  * a timeout or when no coordinator answers: the coordinators make each request id at most one allocation, so a retry
  * can only find the first answer, never make a second VM.
  *
@@ -10,7 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import { AllocationSchema } from '@allot/core';
 import { connectNats, requestTyped, retryWithBackoff, silentLogger } from '@allot/nats';
-import { ClusterCheckReplySchema, PlaceReplySchema, schedSubject, type SchedVerb } from '@allot/protocol';
+import { ClusterCheckReplySchema, PlaceBatchReplySchema, PlaceReplySchema, schedSubject, type SchedVerb } from '@allot/protocol';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { z } from 'zod';
 
@@ -125,6 +125,14 @@ export interface CheckAnswer {
   readonly message: string;
 }
 
+/** How a batch is placed: its members share these placement options. */
+export interface BatchOptions {
+  /** At most this many of the batch's VMs on one node (anti-affinity among them); absent: no limit of its own. */
+  readonly maxPerNode?: number;
+  /** Placement options as the wire takes them, for every member (strategy, constraints, group...). */
+  readonly placement?: Readonly<Record<string, unknown>>;
+}
+
 /** Codes worth a retry with the same request id: nothing was decided, or the answer was lost. */
 const RETRYABLE: ReadonlySet<ErrorCode> = new Set(['timeout', 'unavailable']);
 
@@ -159,6 +167,38 @@ export class AllotClient {
     return reply.ok
       ? { ok: true, value: { requestId, nodeId: reply.value.nodeId, allocation: reply.value.allocation, cpuset: reply.value.cpuset } }
       : reply;
+  }
+
+  /**
+   * Places every VM of `members` or none of them (a cluster, a gang): one decision, one write, all or nothing. The batch
+   * id is `options.requestId` (a new UUID when absent); member i gets request id `<batchId>-<i>`, so a batch id is at
+   * most 124 characters and the same batch id with the same members answers the same placements. A refusal names the
+   * member that did not fit (`details.memberIndex`) and nothing was placed.
+   */
+  async placeBatch(
+    members: readonly Omit<PlaceInput, 'placement'>[],
+    batch: BatchOptions = {},
+    options: CallOptions = {},
+  ): Promise<Result<readonly Placement[]>> {
+    const batchId = options.requestId ?? randomUUID();
+    const body = {
+      batchId,
+      tenantId: this.tenantId,
+      members: members.map((m, i) => ({ ...m, requestId: `${batchId}-${i}`, tenantId: this.tenantId })),
+      ...(batch.placement === undefined ? {} : { placement: batch.placement }),
+      ...(batch.maxPerNode === undefined ? {} : { maxPerNode: batch.maxPerNode }),
+    };
+    const reply = await this.#call('place.batch', body, PlaceBatchReplySchema, options);
+    if (!reply.ok) return reply;
+    return {
+      ok: true,
+      value: reply.value.placements.map((p) => ({
+        requestId: p.allocation.requestId,
+        nodeId: p.nodeId,
+        allocation: p.allocation,
+        cpuset: p.cpuset,
+      })),
+    };
   }
 
   /** Would this VM fit now, and where? Commits nothing. */
