@@ -337,7 +337,7 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
   let http: DashboardServer | undefined;
   if (config.http !== undefined) {
     const started = await startHttpServer(
-      { view, quotas, agents, js, dropped },
+      { view, quotas, agents, manager, js, dropped },
       {
         host: config.http.host,
         port: config.http.port,

@@ -1,19 +1,16 @@
-import { AllocationStatusSchema, err, NodeIdSchema, ok, RequestIdSchema, TenantIdSchema, type Result } from '@allot/core';
-import { MAX_ALLOCATIONS_PAGE } from '@allot/protocol';
-import type { AgentCaller } from '../agents.ts';
-import { decodeCursor, listAllocationsPage, listingNodes, type ListingPage } from '../allocation-listing.ts';
-import type { ClusterView } from '../view.ts';
+import { AllocationStatusSchema, err, NodeIdSchema, RequestIdSchema, TenantIdSchema, type Result } from '@allot/core';
+import { MAX_ALLOCATIONS_PAGE, type ClusterAllocationsReply } from '@allot/protocol';
+import type { ClusterManager } from '../cluster-manager.ts';
 
 /**
  * GET /api/allocations?tenant=&node=&label=k=v&status=&request=&cursor=&limit=: one page of the cluster's allocations,
- * the same listing as allot.op.allocations (allocation-listing.ts). `label` is repeatable; a node must carry all.
+ * the same listing as allot.op.allocations (ClusterManager.getAllocations). `label` is repeatable; a node must carry all.
  */
 export async function listAllocationsFromQuery(
-  view: ClusterView,
-  agents: AgentCaller,
+  manager: Pick<ClusterManager, 'getAllocations'>,
   query: URLSearchParams,
   timeoutMs: number,
-): Promise<Result<ListingPage>> {
+): Promise<Result<ClusterAllocationsReply>> {
   const bad = (field: string, message: string) => err('invalid_request', `${field}: ${message}`, { field });
   const tenant = query.get('tenant');
   if (tenant !== null && !TenantIdSchema.safeParse(tenant).success) return bad('tenant', 'letters, digits, "_" and "-" only');
@@ -33,20 +30,15 @@ export async function listAllocationsFromQuery(
     if (i <= 0) return bad('label', `key=value, not "${l}"`);
     labels[l.slice(0, i)] = l.slice(i + 1);
   }
-  const cursorText = query.get('cursor');
-  const cursor = cursorText === null ? undefined : decodeCursor(cursorText);
-  if (cursor !== undefined && !cursor.ok) return cursor;
-  const nodes = listingNodes(view, { nodeId: node ?? undefined, labels });
-  if (!nodes.ok) return nodes;
-  const filter = {
+  const cursor = query.get('cursor');
+  return manager.getAllocations({
     status: status as 'live',
-    ...(tenant === null ? {} : { tenantId: tenant }),
-    ...(request === null ? {} : { requestId: request }),
-  };
-  const page = await listAllocationsPage(agents, nodes.value, filter, {
     limit,
     timeoutMs,
-    ...(cursor === undefined ? {} : { cursor: cursor.value }),
+    labels,
+    ...(tenant === null ? {} : { tenantId: tenant }),
+    ...(request === null ? {} : { requestId: request }),
+    ...(node === null ? {} : { nodeId: node }),
+    ...(cursor === null ? {} : { cursor }),
   });
-  return page.ok ? ok(page.value) : page;
 }

@@ -5,6 +5,7 @@ import { listenHttp, type HttpServer } from '@allot/telemetry';
 import type { Logger } from 'pino';
 import type { AgentClient } from '../agents.ts';
 import { allAllocations } from '../allocation-pages.ts';
+import type { ClusterManager } from '../cluster-manager.ts';
 import type { JetStreamClient } from '../nats-deps.ts';
 import type { ClusterView } from '../view.ts';
 import { DroppedInput } from '../dropped-input.ts';
@@ -64,6 +65,8 @@ export interface HttpDeps {
   readonly quotas?: QuotaSource;
   /** For GET /api/nodes/:id/allocations; without it that route answers 503. */
   readonly agents?: Pick<AgentClient, 'call'>;
+  /** For GET /api/allocations (the allocations verb's listing); without it that route answers 503. */
+  readonly manager?: Pick<ClusterManager, 'getAllocations'>;
   /** For the event feed; without it the feed stays empty. */
   readonly js?: JetStreamClient;
   /** Counts what the event feed and the ticker drop instead of crashing. */
@@ -168,11 +171,11 @@ export async function startHttpServer(deps: HttpDeps, options: HttpServerOptions
   };
 
   const clusterAllocations = async (res: ServerResponse, query: URLSearchParams) => {
-    if (deps.agents === undefined) return problem(res, 503, 'unavailable', 'this server cannot reach the agents');
+    if (deps.manager === undefined) return problem(res, 503, 'unavailable', 'this server cannot reach the agents');
     // Bound: a page is at most 1,000 allocations, and at most maxListings listings are in flight.
     if (listings >= maxListings) return problem(res, 503, 'unavailable', 'too many allocation listings in flight; retry');
     listings += 1;
-    const r = await listAllocationsFromQuery(deps.view, deps.agents, query, 3_000).finally(() => (listings -= 1));
+    const r = await listAllocationsFromQuery(deps.manager, query, 3_000).finally(() => (listings -= 1));
     if (!r.ok)
       return problem(
         res,
@@ -180,12 +183,7 @@ export async function startHttpServer(deps: HttpDeps, options: HttpServerOptions
         r.error.code,
         r.error.message,
       );
-    const body: ClusterAllocationsResponse = {
-      now: now(),
-      allocations: r.value.allocations,
-      ...(r.value.next === undefined ? {} : { next: r.value.next }),
-      ...(r.value.nodesFailed.length === 0 ? {} : { nodesFailed: r.value.nodesFailed }),
-    };
+    const body: ClusterAllocationsResponse = { now: now(), ...r.value };
     json(res, 200, body);
   };
 
