@@ -43,6 +43,7 @@ export function baseMessage(kind: 'agent' | 'sched', verb: string, n: number, no
   const sched: Record<string, Record<string, unknown>> = {
     place: { request: r, placement: { strategy: 'spread', domainLabel: `fuzz-label-${n % 50}` } },
     check: { request: r, placement: { domainLabel: `fuzz-label-${n % 50}`, strategy: 'spread-domain' } },
+    'place.batch': { batchId: `fuzz-b-${n}`, tenantId: FUZZ_TENANT, members: [r], maxPerNode: 1 },
     release: { requestId: `fuzz-rel-${n}`, placementRequestId: `fuzz-${n}`, tenantId: FUZZ_TENANT },
     activate: { requestId: `fuzz-act-${n}`, allocationId, tenantId: FUZZ_TENANT },
     usage: {},

@@ -29,6 +29,7 @@ const MUTATING = new Set([
   'cordon',
   'uncordon',
   'place',
+  'place.batch',
   'quota.set',
   'quota.import',
   'quota.recount',
