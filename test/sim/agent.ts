@@ -5,11 +5,11 @@ import { agentEndpoints } from '../../apps/agent/src/endpoints.ts';
 import { eventsOfRecord } from '../../apps/agent/src/events.ts';
 import { ManagerFactory, topologyFixture, type HostManager, type HostRecord } from '../../packages/managers/src/index.ts';
 import { FakeProbe } from '../../packages/managers/src/testing/index.ts';
-import { ProcessClock } from './clocks.ts';
+import { ProcessClock, type HostBoot } from './clocks.ts';
 import { SimDisk, SimJournal } from './disk.ts';
 import type { Faults } from './faults.ts';
 import { DurableModel } from './durable-model.ts';
-import type { Scheduler } from './scheduler.ts';
+import { SIM_EPOCH_MS, type Scheduler } from './scheduler.ts';
 
 const TOPOLOGY = topologyFixture({ sockets: 1, numaPerSocket: 2, coresPerNuma: 4, threadsPerCore: 1 });
 export const AGENT_MEMORY_MIB = 16_384;
@@ -39,6 +39,14 @@ export class SimAgent {
   #clock: ProcessClock | undefined;
   #endpoints = new Map<string, EndpointSpec>();
   #skewMs: number;
+  /** The host's current boot: its monotonic clock survives agent restarts, not reboots (every third restart). */
+  #boot: HostBoot;
+  #boots = 1;
+  /**
+   * The reservations of this host as they were made: when each is due in true time (its TTL after the turn that made
+   * it), the boot it was made in, and the wall-clock skew its expiresAt was written with.
+   */
+  readonly #holds = new Map<string, { dueAt: number; bootId: string; skewMs: number }>();
   #up = false;
   #starting = false;
   #compacting = false;
@@ -58,6 +66,7 @@ export class SimAgent {
     this.nodeId = nodeId;
     this.#faults = faults;
     this.#skewMs = sched.int(-2_000, 2_000);
+    this.#boot = { id: `${nodeId}-boot-1`, at: sched.now };
     this.model = new DurableModel(
       nodeId,
       { memoryMiB: AGENT_MEMORY_MIB, vcpus: TOPOLOGY.cores.length * AGENT_CPU_OVERCOMMIT },
@@ -84,14 +93,23 @@ export class SimAgent {
     this.#starting = true;
     const incarnation = ++this.incarnation;
     const name = `${this.nodeId}#${incarnation}`;
-    const clock = new ProcessClock(this.#sched, name, this.#skewMs);
+    const clock = new ProcessClock(this.#sched, name, this.#skewMs, this.#boot);
+    // The managers' wall clock is anchored at this start: a record's instants are true time plus this skew.
+    const anchorSkewMs = this.#skewMs;
+    const bootId = this.#boot.id;
     const journal = new SimJournal({
       disk: this.disk,
       sched: this.#sched,
       faults: this.#faults,
       name,
       onFatal: () => this.#sched.after(0, `${name} exits on ledger failure`, () => this.crash('ledger failed')),
-      onDurable: (record, committedAt) => this.#durable(record, committedAt),
+      onDurable: (record, committedAt) => {
+        if (record.kind === 'reserved' && record.allocation.expiresAt !== undefined) {
+          this.#holds.set(record.allocation.id, { dueAt: record.allocation.expiresAt - anchorSkewMs, bootId, skewMs: anchorSkewMs });
+          this.#watchHold(record.allocation.id, incarnation);
+        }
+        this.#durable(record, committedAt);
+      },
     });
     // The managers see the agent's clock as production builds it: wall time anchored at start (systemClock).
     const managersClock = clock.anchored();
@@ -107,6 +125,7 @@ export class SimAgent {
     if (!built.ok) throw new Error(`${name}: cannot build the host manager: ${built.error.message}`);
     const host = built.value;
     const durable = this.disk.durableState();
+    const restoringAt = this.#sched.now;
     journal.restoring = true;
     const restored = await host.restore(durable.snapshot, durable.records);
     journal.restoring = false;
@@ -145,11 +164,47 @@ export class SimAgent {
       }
     }
     this.#sched.trace(`${name} up (restored seq ${restored.value.seq}, ${restored.value.expired} expired while down)`);
-    await this.#checkRestoredMatchesDisk(host, name, incarnation);
+    await this.#checkRestoredMatchesDisk(host, name, incarnation, restoringAt);
+  }
+
+  /**
+   * Whether a reservation's expiry follows its wall-clock instant rather than its TTL: the host rebooted since it was
+   * made (its monotonic deadline is of another boot) and the wall clock has stepped since. Documented: after a reboot
+   * expiresAt is the only information left.
+   */
+  expiresOnWallClock(allocationId: string): boolean {
+    const hold = this.#holds.get(allocationId);
+    return hold !== undefined && hold.bootId !== this.#boot.id && hold.skewMs !== this.#skewMs;
+  }
+
+  /**
+   * Checks, 1 ms after a reservation's TTL has run out in true time, that this incarnation no longer holds it as
+   * reserved (its expiry timer fired): a hold kept longer by a wall-clock step, within a process or across a restart,
+   * fails the run there rather than at the settle check.
+   */
+  #watchHold(allocationId: string, incarnation: number): void {
+    const dueAt = this.holdDueAt(allocationId);
+    if (dueAt === undefined || this.expiresOnWallClock(allocationId)) return;
+    this.#sched.after(Math.max(0, dueAt - this.#sched.now) + 1, `${this.nodeId} checks reservation ${allocationId} expired`, () => {
+      const host = this.#host;
+      if (host === undefined || !this.#up || this.incarnation !== incarnation) return;
+      void host.getAllocations({ status: 'reserved' }).then((held) => {
+        if (!held.ok || this.incarnation !== incarnation || this.expiresOnWallClock(allocationId)) return;
+        if (held.value.some((a) => a.id === allocationId))
+          this.#sched.fail(
+            `${this.nodeId}#${incarnation} still holds reservation ${allocationId} past its TTL (due ${dueAt - SIM_EPOCH_MS})`,
+          );
+      });
+    });
+  }
+
+  /** True time a reservation of this host is due (its TTL after the turn that made it), if known. */
+  holdDueAt(allocationId: string): number | undefined {
+    return this.#holds.get(allocationId)?.dueAt;
   }
 
   /** Restore must rebuild exactly what the disk says is live (a restart that drops or invents one is a lost ack or a ghost). */
-  async #checkRestoredMatchesDisk(host: HostManager, name: string, incarnation: number): Promise<void> {
+  async #checkRestoredMatchesDisk(host: HostManager, name: string, incarnation: number, restoringAt: number): Promise<void> {
     // What the disk held at the restart. The listing below describes the host as of this call and is answered only
     // once the tail is durable; allocations committed meanwhile are in the model by then but not in the listing.
     const onDiskAtRestart = [...this.model.liveIds()].map((id) => ({
@@ -161,6 +216,18 @@ export class SimAgent {
     const live = await host.getAllocations({ status: 'live' });
     if (!live.ok || this.incarnation !== incarnation) return;
     const inMemory = new Set(live.value.map((a) => a.id));
+    // What expires expires, also across restarts: a reservation restored after its TTL ran out expires in the restore,
+    // one whose TTL has not run out is restored, whatever the wall clock did while the agent was down.
+    for (const { id, status } of onDiskAtRestart) {
+      const dueAt = this.holdDueAt(id);
+      if (status !== 'reserved' || dueAt === undefined || this.expiresOnWallClock(id)) continue;
+      const held = live.value.find((a) => a.id === id)?.status === 'reserved';
+      if (held && dueAt <= restoringAt)
+        this.#sched.fail(`${name} restored reservation ${id} ${restoringAt - dueAt} ms after its TTL ran out, still held`);
+      if (this.model.get(id)?.status === 'expired' && dueAt > this.#sched.now)
+        this.#sched.fail(`${name} expired reservation ${id} in its restore, ${dueAt - this.#sched.now} ms before its TTL runs out`);
+      if (held) this.#watchHold(id, incarnation);
+    }
     for (const { id, status } of onDiskAtRestart) {
       // A reservation that expired while the agent was down is journaled as expired during restore, and a grace period
       // whose deadline passed while it was down ends there (its victims released): not lost, their records are on the
@@ -220,6 +287,11 @@ export class SimAgent {
     this.#host = undefined;
     this.#journal = undefined;
     this.restarts++;
+    if (this.restarts % 3 === 0) {
+      // The host reboots: a new boot id, monotonic time from zero (it does not survive, the disk does).
+      this.#boot = { id: `${this.nodeId}-boot-${++this.#boots}`, at: this.#sched.now };
+      this.#sched.trace(`${this.nodeId} host reboots (${this.#boot.id})`);
+    }
     this.#sched.after(this.#sched.int(100, 5_000), `${this.nodeId} restart`, () => {
       if (!this.dead) void this.start();
     });

@@ -2,24 +2,33 @@ import { anchoredClock, type Clock } from '../../packages/managers/src/clock.ts'
 import type { CoordinatorClock } from '../../apps/coordinator/src/store/clock.ts';
 import type { Scheduled, Scheduler } from './scheduler.ts';
 
+/** A host's boot: the kernel's boot id and the true instant its monotonic clock (CLOCK_MONOTONIC) counts from. */
+export interface HostBoot {
+  readonly id: string;
+  readonly at: number;
+}
+
 /**
  * One process's view of simulated time: its wall clock is the true time plus a skew that can be stepped (NTP, an
- * operator), its monotonic clock counts from its boot and never steps. Timers are scheduler events; killing the
- * process (a crash) cancels every timer it set, so a dead incarnation never acts again.
+ * operator), its monotonic clock never steps and counts from its host's boot (an agent: every incarnation of the
+ * host reads on from the last, until the host reboots) or, without one, from the process's start. Timers are
+ * scheduler events; killing the process (a crash) cancels every timer it set, so a dead incarnation never acts again.
  */
 export class ProcessClock implements Clock, CoordinatorClock {
   readonly #sched: Scheduler;
   readonly #name: string;
   readonly #bootedAt: number;
+  readonly bootId: string | undefined;
   readonly #timers = new Set<Scheduled>();
   #skewMs: number;
   #dead = false;
 
-  constructor(sched: Scheduler, name: string, skewMs: number) {
+  constructor(sched: Scheduler, name: string, skewMs: number, boot?: HostBoot) {
     this.#sched = sched;
     this.#name = name;
     this.#skewMs = skewMs;
-    this.#bootedAt = sched.now;
+    this.#bootedAt = boot?.at ?? sched.now;
+    this.bootId = boot?.id;
   }
 
   get skewMs(): number {
@@ -66,10 +75,12 @@ export class ProcessClock implements Clock, CoordinatorClock {
 
   /**
    * The managers' clock as an agent process has it (systemClock): `now` is the wall clock read at this process's start
-   * plus monotonic time since, so a step is seen only by the next incarnation.
+   * plus monotonic time since, so a step is seen only by the next incarnation; monotonic time and the boot id are the
+   * host's.
    */
   anchored(): Clock {
     return {
+      bootId: this.bootId,
       now: anchoredClock(
         () => this.now(),
         () => this.monotonic(),

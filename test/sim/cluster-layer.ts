@@ -925,7 +925,12 @@ function checkSettled(
         sched.fail(`${what} was released (acknowledged) and is ${status} on ${a.nodeId}'s disk once settled`);
       continue;
     }
-    // Not released by its tenant: active; a reservation not known activated may also have expired.
+    // Not released by its tenant: active; a reservation not known activated may also have expired. One still held
+    // after a reboot and a wall-clock step expires at its wall-clock instant (the only information a reboot leaves).
+    if (status === 'reserved' && agents.get(a.nodeId)?.expiresOnWallClock(a.allocationId) === true) {
+      sched.trace(`${what} is still reserved: its host rebooted and its wall clock stepped since it was made`);
+      continue;
+    }
     const allowed = a.reservation && a.activated !== 'ok' ? ['active', 'expired'] : ['active'];
     if (!allowed.includes(status)) sched.fail(`${what} is ${status} on ${a.nodeId}'s disk once settled`);
   }
