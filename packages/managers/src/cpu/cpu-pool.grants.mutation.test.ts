@@ -210,3 +210,59 @@ describe('a shrink', () => {
     expect(unwrap(pool.take('x', exclusive(3))).cpuset).toEqual([1, 2, 3]);
   });
 });
+
+describe('the per-node figures of usage', () => {
+  it('count each node’s reserved, exclusive and shared cores, and as idle only shared cores with no vCPU on them', () => {
+    const pool = poolOf('first-fit');
+    expect(grant(pool, exclusive(2), 'x').cpuset).toEqual([1, 2]);
+    expect(grant(pool, shared(2), 's').cpuset).toEqual([3, 4]);
+    expect(unwrap(pool.take('r', { ...shared(1, 'require'), numaNodes: [1] })).cpuset).toEqual([8]);
+    expect(pool.usage().numa).toEqual([
+      { node: 0, reservedCores: 2, exclusiveCores: 2, sharedCores: 12, idleCores: 10 },
+      { node: 1, reservedCores: 0, exclusiveCores: 0, sharedCores: 16, idleCores: 15 },
+    ]);
+    pool.free('x');
+    expect(pool.usage().numa?.[0]).toEqual({ node: 0, reservedCores: 2, exclusiveCores: 0, sharedCores: 14, idleCores: 12 });
+  });
+});
+
+describe('an exclusive growth under a hard limit', () => {
+  it('may shrink what the limit leaves the shared pool to exactly what shared grants hold, not below', () => {
+    // 30 grantable cores at ratio 2 is 60 vCPUs, limited to 40: every exclusive core costs 2 of the 40.
+    const pool = poolOf('first-fit', { hardLimit: 40 });
+    grant(pool, shared(10), 's');
+    grant(pool, exclusive(2), 'x');
+    expect(unwrap(pool.resize('x', 15, 'any')).vcpus).toBe(15);
+    expect(pool.usage()).toMatchObject({ sharedVcpusCommitted: 10, sharedVcpusCapacity: 10 });
+    expect(pool.resize('x', 16, 'any')).toMatchObject({
+      ok: false,
+      error: {
+        code: 'insufficient_capacity',
+        message: 'taking 1 more exclusive cores would shrink the shared pool to 8 vCPUs, below the 10 committed',
+      },
+    });
+  });
+});
+
+describe('a reserved exclusive grant shrunk off a core the host reserved since', () => {
+  it('still counts as reserved what its remaining exclusive cores cost', () => {
+    const pool = poolOf('first-fit');
+    expect(unwrap(pool.take('r', exclusive(3), { reservation: true })).cpuset).toEqual([1, 2, 3]);
+    unwrap(pool.reconfigure({ reservedCores: [0, 16, 3] }, true));
+    expect(pool.usage()).toMatchObject({ exclusiveCores: 2, reserved: 4 });
+    expect(unwrap(pool.resize('r', 2, 'any')).cpuset).toEqual([1, 2]);
+    expect(pool.usage()).toMatchObject({ exclusiveCores: 2, reservedCores: 3, reserved: 4 });
+  });
+});
+
+describe('reserved cores and a reserve that disagree', () => {
+  it('are refused, naming the reserve', () => {
+    const pool = poolOf('first-fit');
+    const r = pool.reconfigure({ reservedCores: [0, 16], systemReserve: 3 });
+    expect(r).toMatchObject({
+      ok: false,
+      error: { code: 'invalid_request', details: { field: 'systemReserve' } },
+    });
+    expect(!r.ok && r.error.message).toContain('systemReserve: says 3 cores but reservedCores lists 2');
+  });
+});

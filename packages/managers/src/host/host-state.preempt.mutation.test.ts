@@ -32,13 +32,14 @@ function makeSlice(kind: SliceKind, clock: FakeClock): ResourceSlice {
   });
 }
 
-function state(kinds: SliceKind[] = ['memory', 'cpu'], options: { clock?: FakeClock; maxRetained?: number } = {}) {
+function state(kinds: SliceKind[] = ['memory', 'cpu'], options: { clock?: FakeClock; maxRetained?: number; retentionMs?: number } = {}) {
   const clock = options.clock ?? new FakeClock();
   const s = new HostState({
     nodeId: 'n1',
     now: () => clock.now(),
     monotonic: () => clock.monotonic(),
     ...(options.maxRetained === undefined ? {} : { maxRetained: options.maxRetained }),
+    ...(options.retentionMs === undefined ? {} : { releasedRetentionMs: options.retentionMs }),
   });
   for (const kind of kinds) s.slices.set(kind, makeSlice(kind, clock));
   return { s, clock };
@@ -218,6 +219,11 @@ describe('a grace period', () => {
     expect(rebuilt.liveOf('high')?.status).toBe('active');
   });
 
+  it('finds the waiting preemptor by its request id, reserved until the deadline', () => {
+    const { s, clock } = waiting();
+    expect(s.liveOf('high')).toMatchObject({ id: 'n1:2', status: 'reserved', expiresAt: clock.now() + 10_000 });
+  });
+
   it('answers not_found for activating an allocation the host does not know, not the wait', () => {
     const { s } = waiting();
     expect(s.activate('n1:9', 'act')).toEqual({
@@ -377,6 +383,28 @@ describe('restore', () => {
 });
 
 describe('bookkeeping a user sees', () => {
+  it('forgets a resize request id once its window has passed, at the next release', () => {
+    const { s, clock } = state(['memory', 'cpu'], { retentionMs: 60_000 });
+    unwrap(s.allocate(req('a', 512, 1), false));
+    unwrap(s.allocate(req('b', 512, 1), false));
+    unwrap(s.resize({ requestId: 'rz', allocationId: 'n1:1', memoryMiB: 1024, vcpus: 1 }));
+    expect(s.resizes.get('rz')?.allocation.granted.memoryMiB).toBe(1024);
+    clock.advance(60_000);
+    unwrap(s.release({ requestId: 'rel', allocationId: 'n1:2' }));
+    expect(s.resizes.get('rz')).toBeUndefined();
+  });
+
+  it('lists each retained release once in a snapshot, also with exactly as many as the first ring of them holds', () => {
+    const { s } = state();
+    for (let k = 1; k <= 1024; k += 1) {
+      unwrap(s.allocate(req(`r${k}`, 1, 1), false));
+      unwrap(s.release({ requestId: `rel${k}`, allocationId: `n1:${k}` }));
+    }
+    const released = s.exportState().released.map((r) => r.allocation.id);
+    expect(released).toHaveLength(1024);
+    expect(new Set(released).size).toBe(1024);
+  });
+
   it('a fence recorded before the allocation moves into it: the snapshot carries it once, as the allocation’s', () => {
     const { s } = state();
     expect(s.raiseFence('r', 3)).toMatchObject({ kind: 'fenced', fence: 3 });
