@@ -233,13 +233,9 @@ export class ClusterManager implements ResourceManager<ClusterAnswers> {
     return ok(undefined);
   }
 
-  isRunning(): boolean {
-    return this.#running;
-  }
-
   /** The view's: the worst node health with its reasons, and suspect or lost nodes (served as allot.read.health). */
   async healthCheck(): Promise<Result<Health>> {
-    if (!this.isRunning()) return ok({ status: 'stopped' });
+    if (!this.#running) return ok({ status: 'stopped' });
     return ok(this.#view.health());
   }
 

@@ -84,7 +84,7 @@ export interface ResourceManager<A extends ScopeAnswers = HostAnswers> {
   // ----- lifecycle -----
   start(): Promise<Result<void>>;
   stop(): Promise<Result<void>>;
-  isRunning(): boolean;
+  /** `stopped` once stopped: how a caller learns whether the manager still serves (the health verbs answer it). */
   healthCheck(): Promise<Result<Health>>;
 
   // ----- configuration -----

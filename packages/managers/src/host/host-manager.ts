@@ -613,12 +613,8 @@ export class HostManager implements ResourceManager {
     return ok(undefined);
   }
 
-  isRunning(): boolean {
-    return !this.#stopped && this.#actor.isRunning;
-  }
-
   async healthCheck(): Promise<Result<Health>> {
-    if (!this.isRunning()) return ok({ status: 'stopped' });
+    if (this.#stopped || !this.#actor.isRunning) return ok({ status: 'stopped' });
     return this.read(() => worstHealth([...this.#slices.map((s) => s.health()), this.#supervisor.health()]));
   }
 
