@@ -174,6 +174,18 @@ describe('place.batch', () => {
     expect(live(cluster).a?.concat(live(cluster).b ?? [], live(cluster).c ?? [])).toEqual(['b8-m1']);
   });
 
+  it('many batches of one tenant in flight on one coordinator all land, counted once each (they share the group commit)', async () => {
+    const cluster = inProcessCluster({ a: { memoryMiB: 1 << 20, cores: 4096 }, b: { memoryMiB: 1 << 20, cores: 4096 } });
+    const c = await cluster.coordinator('c1');
+    c.refresh();
+    const deps = { view: c.view, store: c.store, agents: cluster.agents.caller(), flow: c.flow };
+    const all = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => placeBatch(deps, PlaceBatchRequestSchema.parse(batch(`many-${i}`, 3)))),
+    );
+    expect(all.filter((r) => !r.ok).map((r) => !r.ok && r.error.message)).toEqual([]);
+    expect(await vms(c)).toBe(300);
+  });
+
   it('rejects a batch naming one request id twice, or another tenant', () => {
     const twice = batch('b9', 2);
     const dup = { ...twice, members: [twice.members[0], twice.members[0]] };

@@ -17,7 +17,7 @@ import type { z } from 'zod';
 import type { Bucket, BucketChange, BucketWrite } from '../store/bucket.ts';
 import type { CoordinatorClock } from '../store/clock.ts';
 import { counts, countsAgainstQuota, PlacementIntentSchema, type PlacementIntent, type ReleaseCause } from '../intents.ts';
-import { MAX_BATCH_MESSAGES, UsageCommitQueue } from './usage-commit.ts';
+import { UsageCommitQueue } from './usage-commit.ts';
 
 /** A value read with the revision a compare-and-set must name. */
 export interface Versioned<T> {
@@ -187,61 +187,36 @@ export class IntentStore {
    * absent -> pending at attempt 1 for every member of a batch, counted, in ONE atomic write with the tenant's usage
    * record: all of them or none. The quota admits the whole batch or refuses it (`quota_exceeded` naming the member that
    * crossed the limit, `memberIndex`); a member id that already has an intent is `conflict` naming it (nothing written).
-   * Written directly, not through the group commit: its admission is all or nothing, the queue's is per transition. So
-   * it may lose a usage compare-and-set to this coordinator's own queue: re-read and go again, as moveConfirmed does.
-   * At most MAX_BATCH_MESSAGES - 1 members (one write carries them all).
+   * One transition of the group commit (usage-commit.ts, submitGroup): it shares its atomic write with whatever else
+   * this coordinator queued meanwhile, and a tenant's batches never race each other for its usage record. At most
+   * MAX_BATCH_MESSAGES - 1 members (one write carries them all).
    */
   async createBatch(members: readonly NewIntent[]): Promise<Result<StoredIntent[]>> {
     const first = members[0];
     if (first === undefined) return ok([]);
     const tenantId = first.tenantId;
     if (members.some((m) => m.tenantId !== tenantId)) return err('invalid_request', 'a batch places for one tenant', { tenantId });
-    if (members.length >= MAX_BATCH_MESSAGES)
-      return err('invalid_request', `a batch has at most ${MAX_BATCH_MESSAGES - 1} members`, { members: members.length });
     const stamp = { coordinatorId: this.#o.coordinatorId, updatedAt: this.#o.clock.wall() };
     const intents: PlacementIntent[] = members.map((m) => ({ ...m, state: 'pending', attempt: 1, refusedBy: [], ...stamp }));
-    let usage: StoredUsage | null | undefined = this.#usage.get(tenantId);
-    let fresh = false;
-    for (let round = 0; round < MAX_USAGE_ROUNDS; round++) {
-      if (usage === undefined) {
-        const read = await this.usage(tenantId);
-        if (!read.ok) return read;
-        usage = read.value;
-        fresh = true;
-      }
-      let record = usage?.value ?? emptyUsageRecord(tenantId);
-      let refused: Result<never> | undefined;
-      for (const [i, intent] of intents.entries()) {
-        const next = admitPlacement(record, placementOf(intent));
-        if (!next.ok) {
-          refused = batchRefusal(next.error, i, intent.requestId, intents);
-          break;
+    const written = await this.#counted.submitGroup(
+      tenantId,
+      intents.map((i) => ({ key: intentKey(i.requestId), value: encode(i), expectedRevision: 0 })),
+      (record) => {
+        let next = record;
+        for (const [i, intent] of intents.entries()) {
+          const admitted = admitPlacement(next, placementOf(intent));
+          if (!admitted.ok) return batchRefusal(admitted.error, i, intent.requestId, intents);
+          next = admitted.value;
         }
-        record = next.value;
-      }
-      if (refused !== undefined) {
-        if (fresh) return refused;
-        usage = undefined; // decided only on a record read for this batch, never on a cached copy
-        continue;
-      }
-      const written = await this.#bucket.write([
-        ...intents.map((i) => ({ key: intentKey(i.requestId), value: encode(i), expectedRevision: 0 })),
-        { key: usageKey(tenantId), value: encode(record), expectedRevision: usage?.revision ?? 0 },
-      ]);
-      if (written.ok) {
-        this.#rememberWritten(tenantId, record, written.value[intents.length] as number);
-        return ok(intents.map((value, i) => ({ value, revision: written.value[i] as number })));
-      }
-      if (written.error.code !== 'conflict') return written;
-      // A member's intent exists (a concurrent retry of the batch, or the id was used before), or the usage moved.
-      const reads = await Promise.all(intents.map((i) => this.get(i.requestId)));
-      for (const [i, read] of reads.entries()) {
-        if (!read.ok) return read;
-        if (read.value !== null) return this.#explain(written.error, (intents[i] as PlacementIntent).requestId, 0);
-      }
-      usage = undefined;
+        return ok(next);
+      },
+    );
+    if (!written.ok) {
+      const key = written.error.details?.['key'];
+      const requestId = typeof key === 'string' ? requestIdOfKey(key) : undefined;
+      return requestId === undefined ? written : this.#explain(written.error, requestId, 0);
     }
-    return err('unavailable', `tenant ${tenantId}: usage record still contended; retry the batch`, { tenantId });
+    return ok(intents.map((value, i) => ({ value, revision: written.value[i] as number })));
   }
 
   /**

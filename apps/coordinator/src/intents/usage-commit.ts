@@ -39,9 +39,12 @@ export interface UsageRecords {
   written(tenantId: string, record: TenantUsageRecord, revision: number): void;
 }
 
-interface Queued extends CountedWrite {
+/** One queued transition: its intent writes (several for a batch's members, all or nothing) and its record change. */
+interface Queued {
   readonly tenantId: string;
-  readonly resolve: (written: Result<number>) => void;
+  readonly writes: readonly BucketWrite[];
+  readonly apply: CountedWrite['apply'];
+  readonly resolve: (written: Result<number[]>) => void;
 }
 
 /** One tenant's part of a batch: its transitions in queue order and the record they apply to. */
@@ -80,8 +83,21 @@ export class UsageCommitQueue {
   }
 
   submit(tenantId: string, write: CountedWrite): Promise<Result<number>> {
+    return this.submitGroup(tenantId, [write.intent], write.apply).then((r) => (r.ok ? ok(r.value[0] as number) : r));
+  }
+
+  /**
+   * Several intents of one tenant (a batch's members) as ONE transition: written in the same atomic batch or not at
+   * all, `apply` changing the record for all of them (its refusal refuses them all), answered with each write's
+   * revision in order. `conflict` when any of them is not at its expected revision. At most MAX_BATCH_MESSAGES - 1.
+   */
+  submitGroup(tenantId: string, writes: readonly BucketWrite[], apply: CountedWrite['apply']): Promise<Result<number[]>> {
+    if (writes.length === 0 || writes.length >= MAX_BATCH_MESSAGES)
+      return Promise.resolve(
+        err('invalid_request', `one transition writes 1 to ${MAX_BATCH_MESSAGES - 1} intents`, { writes: writes.length }),
+      );
     return new Promise((resolve) => {
-      this.#queue.push({ ...write, tenantId, resolve });
+      this.#queue.push({ writes, apply, tenantId, resolve });
       // After the current task: transitions submitted together (a burst of places) share the first batch.
       if (!this.#pumpScheduled) {
         this.#pumpScheduled = true;
@@ -121,12 +137,12 @@ export class UsageCommitQueue {
     const tenants = new Set<string>();
     let messages = 0;
     for (const q of this.#queue) {
-      const cost = tenants.has(q.tenantId) ? 1 : 2;
-      if (this.#busy.has(q.tenantId) || keys.has(q.intent.key) || messages + cost > MAX_BATCH_MESSAGES) {
+      const cost = q.writes.length + (tenants.has(q.tenantId) ? 0 : 1);
+      if (this.#busy.has(q.tenantId) || q.writes.some((w) => keys.has(w.key)) || messages + cost > MAX_BATCH_MESSAGES) {
         later.push(q);
         continue;
       }
-      keys.add(q.intent.key);
+      for (const w of q.writes) keys.add(w.key);
       tenants.add(q.tenantId);
       messages += cost;
       batch.push(q);
@@ -227,23 +243,26 @@ export class UsageCommitQueue {
   async #leaveOutMovedIntents(parts: TenantPart[]): Promise<void> {
     await Promise.all(
       parts.map(async (p) => {
-        const reads = await Promise.all(p.live.map((q) => this.#bucket.get(q.intent.key)));
+        const reads = await Promise.all(p.live.map((q) => Promise.all(q.writes.map((w) => this.#bucket.get(w.key)))));
         p.live = p.live.filter((q, i) => {
-          const read = reads[i] as Awaited<(typeof reads)[number]>;
-          if (!read.ok) {
-            q.resolve(read);
+          for (const [j, read] of (reads[i] as Awaited<(typeof reads)[number]>).entries()) {
+            const w = q.writes[j] as BucketWrite;
+            if (!read.ok) {
+              q.resolve(read);
+              return false;
+            }
+            const found = read.value?.revision ?? 0;
+            if (found === w.expectedRevision) continue;
+            q.resolve(
+              err('conflict', `${w.key}: expected revision ${w.expectedRevision}, found ${found}`, {
+                key: w.key,
+                expected: w.expectedRevision,
+                found,
+              }),
+            );
             return false;
           }
-          const found = read.value?.revision ?? 0;
-          if (found === q.intent.expectedRevision) return true;
-          q.resolve(
-            err('conflict', `${q.intent.key}: expected revision ${q.intent.expectedRevision}, found ${found}`, {
-              key: q.intent.key,
-              expected: q.intent.expectedRevision,
-              found,
-            }),
-          );
-          return false;
+          return true;
         });
       }),
     );
@@ -251,7 +270,11 @@ export class UsageCommitQueue {
 
   #written(parts: readonly TenantPart[], revisions: readonly number[]): void {
     let i = 0;
-    for (const p of parts) for (const q of p.live) q.resolve(ok(revisions[i++] as number));
+    for (const p of parts)
+      for (const q of p.live) {
+        q.resolve(ok(revisions.slice(i, i + q.writes.length)));
+        i += q.writes.length;
+      }
     for (const p of parts) this.#records.written(p.tenantId, p.next as TenantUsageRecord, revisions[i++] as number);
   }
 }
@@ -284,7 +307,7 @@ function plan(p: TenantPart): { record: TenantUsageRecord; admitted: Queued[]; r
 
 /** Every intent write, then one usage write per part (at the revision its record was seen at; 0: create it). */
 function writesOf(parts: readonly TenantPart[], key: (tenantId: string) => string): BucketWrite[] {
-  const intents = parts.flatMap((p) => p.live.map((q) => q.intent));
+  const intents = parts.flatMap((p) => p.live.flatMap((q) => q.writes));
   const usages = parts.map((p) => ({
     key: key(p.tenantId),
     value: encode(p.next as TenantUsageRecord),
