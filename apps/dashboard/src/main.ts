@@ -105,6 +105,8 @@ store.onRender((dirty: Set<Part>) => {
 const stats = { snapshots: 0, deltas: 0, frames: 0, lastRenderMs: 0, invalid: 0, firstRenderMs: 0 };
 (window as unknown as { __allot: typeof stats }).__allot = stats;
 
+const moves = followMoves(byId('moves'), byId('moves-count'));
+
 connectStream({
   snapshot(m) {
     stats.snapshots += 1;
@@ -116,6 +118,7 @@ connectStream({
     stats.deltas += 1;
     if (m.nodes !== undefined || m.removed !== undefined) dataVersion += 1;
     store.applyDelta(m);
+    if (m.events?.some((e) => e.kind.startsWith('move_')) === true) moves.refresh();
   },
   heartbeat() {
     conn.textContent = 'live';
@@ -131,8 +134,6 @@ connectStream({
     console.error(`allot dashboard: invalid ${event}: ${message}`);
   },
 });
-
-followMoves(byId('moves'), byId('moves-count'));
 
 // Ages ("3 s ago") move on without any message.
 setInterval(() => store.mark('lastSeen'), 1_000);

@@ -24,8 +24,15 @@ export function renderMoves(list: HTMLElement, count: HTMLElement, r: MovesRespo
   count.textContent = r.count > r.moves.length ? `${r.moves.length} of ${r.count}` : `${r.count}`;
 }
 
-/** Polls /api/moves (the coordinator scans the intents at most every 2 s) and redraws the list. */
-export function followMoves(list: HTMLElement, count: HTMLElement, everyMs = 3_000): void {
+/** How long the coordinator answers /api/moves from one scan of the intents (CACHE_MS in moves-route.ts). */
+const COORDINATOR_CACHE_MS = 2_000;
+
+/**
+ * Polls /api/moves every few seconds and redraws the list. `refresh()` (called when a move event arrives) polls at once
+ * and again once the coordinator's cached scan has surely been redone, so a started, confirmed or aborted move shows
+ * within about two seconds of its event rather than a whole polling period later.
+ */
+export function followMoves(list: HTMLElement, count: HTMLElement, everyMs = 3_000): { refresh(): void } {
   const poll = async () => {
     try {
       renderMoves(list, count, await getJson('/api/moves', MovesResponseSchema));
@@ -35,4 +42,13 @@ export function followMoves(list: HTMLElement, count: HTMLElement, everyMs = 3_0
   };
   void poll();
   setInterval(() => void poll(), everyMs);
+  let again: ReturnType<typeof setTimeout> | undefined;
+  return {
+    refresh() {
+      void poll();
+      // One follow-up per burst of move events: a burst restarts the wait instead of stacking polls.
+      clearTimeout(again);
+      again = setTimeout(() => void poll(), COORDINATOR_CACHE_MS + 200);
+    },
+  };
 }

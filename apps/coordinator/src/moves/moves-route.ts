@@ -3,7 +3,10 @@ import type { MovesResponse } from '@allot/protocol/http';
 import type { IntentStore } from '../intents/intent-store.ts';
 import { movesInFlight } from './evacuate.ts';
 
-/** How long one scan of the intents answers every dashboard (each polls every few seconds). */
+/**
+ * How long one scan of the intents answers every dashboard. Each polls every few seconds, and again this long after a
+ * move event (COORDINATOR_CACHE_MS in apps/dashboard/src/moves.ts).
+ */
 const CACHE_MS = 2_000;
 
 /** GET /api/moves for the dashboard: the moves in flight, from one scan of the placement intents per CACHE_MS. */
