@@ -50,7 +50,9 @@ describe('startMetrics', () => {
   it("exports the process's own figures under the names Prometheus client libraries use", async () => {
     m = await startMetrics({ service: 'allot-test' });
     server = await serveHttp({ host: '127.0.0.1', port: 0, routes: { '/metrics': m.handler } });
-    await new Promise((resolve) => setTimeout(resolve, 60)); // a few event-loop samples
+    // The delay histogram records from its second 20 ms tick on, and a loaded machine runs one tick per loop turn
+    // however late: one 60 ms wait could end after a single tick (no sample). Separate turns of 25 ms each tick once.
+    for (let turn = 0; turn < 4; turn += 1) await new Promise((resolve) => setTimeout(resolve, 25));
     const text = await (await fetch(`${server.url}/metrics`)).text();
     const value = (name: string): number => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1]);
     expect(value('process_resident_memory_bytes')).toBeGreaterThan(10 * 2 ** 20);
