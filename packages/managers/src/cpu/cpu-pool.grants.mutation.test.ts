@@ -139,10 +139,15 @@ describe('NUMA nodes a request may use', () => {
     expect(unwrap(pool.resize('a', 2, 'any')).cpuset).toEqual([1, 2]);
   });
 
-  it('lists only the nodes a grant spans, in order', () => {
+  it('lists only the nodes a grant spans, in order, whatever larger grant was chosen before', () => {
     const four = topologyFixture({ sockets: 2, numaPerSocket: 2, coresPerNuma: 2, threadsPerCore: 1 });
     const pool = new CpuPool({ topology: four, reservedCores: [], systemReserve: 0, overcommitRatio: 1, policy: 'first-fit' });
     expect(unwrap(pool.take('a', shared(3)))).toMatchObject({ cpuset: [0, 1, 2], numaNodes: [0, 1] });
+    pool.free('a');
+    expect(grant(pool, exclusive(1), 'x').cpuset).toEqual([0]);
+    expect(unwrap(pool.take('big', shared(7)))).toMatchObject({ cpuset: [1, 2, 3, 4, 5, 6, 7], numaNodes: [0, 1, 2, 3] });
+    pool.free('big');
+    expect(unwrap(pool.take('b', shared(3)))).toMatchObject({ cpuset: [1, 2, 3], numaNodes: [0, 1] });
   });
 });
 
@@ -264,5 +269,26 @@ describe('reserved cores and a reserve that disagree', () => {
       error: { code: 'invalid_request', details: { field: 'systemReserve' } },
     });
     expect(!r.ok && r.error.message).toContain('systemReserve: says 3 cores but reservedCores lists 2');
+  });
+});
+
+describe('a reserved exclusive grant some of whose cores the host reserved since', () => {
+  it('counts as reserved only what its cores still exclusive cost, with shared grants beside it', () => {
+    const pool = poolOf('first-fit');
+    grant(pool, shared(10), 's');
+    expect(unwrap(pool.take('r', exclusive(2), { reservation: true })).cpuset).toEqual([11, 12]);
+    unwrap(pool.reconfigure({ reservedCores: [0, 16, 12] }, true));
+    expect(pool.usage()).toMatchObject({ committed: 12, exclusiveCores: 1, reserved: 2 });
+  });
+
+  it('counts an isolated grant’s sibling the host reserved since as no longer its own', () => {
+    const pool = poolOf('first-fit');
+    grant(pool, shared(10), 's');
+    expect(unwrap(pool.take('iso', { ...exclusive(1), threadPolicy: 'isolate' }, { reservation: true }))).toMatchObject({
+      cpuset: [11],
+      idleSiblings: [27],
+    });
+    unwrap(pool.reconfigure({ reservedCores: [0, 16, 27] }, true));
+    expect(pool.usage()).toMatchObject({ committed: 12, exclusiveCores: 1, reserved: 2 });
   });
 });
