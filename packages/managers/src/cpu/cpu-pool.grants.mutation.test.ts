@@ -292,3 +292,15 @@ describe('a reserved exclusive grant some of whose cores the host reserved since
     expect(pool.usage()).toMatchObject({ committed: 12, exclusiveCores: 1, reserved: 2 });
   });
 });
+
+describe('the round-robin cursor after a growth', () => {
+  it('moves past the first core too, when the growth ends on it', () => {
+    const pool = new CpuPool({ topology: tiny, reservedCores: [], systemReserve: 0, overcommitRatio: 2, policy: 'round-robin' });
+    expect(grant(pool, shared(1), 'x').cpuset).toEqual([0]);
+    expect(grant(pool, shared(3), 'y').cpuset).toEqual([1, 2, 3]);
+    pool.free('x');
+    // The cursor wrapped to core 0: the growth takes it, and the next take starts after it.
+    expect(unwrap(pool.resize('y', 4, 'any')).cpuset).toEqual([0, 1, 2, 3]);
+    expect(grant(pool, shared(1), 'z').cpuset).toEqual([1]);
+  });
+});
