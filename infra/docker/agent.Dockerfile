@@ -16,7 +16,8 @@ ARG BASE_IMAGE
 FROM ${BASE_IMAGE}
 # No RUN (the base may have no shell), and the executable last: the classic builder copies the whole root file system
 # for each instruction on some storage drivers, so the metadata goes first while it is small.
-ENV NODE_ENV=production ALLOT_STATE_DIR=/var/lib/allot ALLOT_LOG_FORMAT=json
+# MALLOC_ARENA_MAX=1 as in the systemd unit: one malloc arena for the agent's few threads, about 3 MB less idle RSS.
+ENV NODE_ENV=production ALLOT_STATE_DIR=/var/lib/allot ALLOT_LOG_FORMAT=json MALLOC_ARENA_MAX=1
 USER 1000:1000
 VOLUME ["/var/lib/allot"]
 ENTRYPOINT ["/usr/bin/allot-agent"]

@@ -19,10 +19,13 @@ export const RELEASE_DIR = join(ROOT, 'dist', 'release');
  * The apps shipped as executables: the name on the host, the entry point in this repository, and the V8 flags baked
  * into the executable. The agent shares its host with VMs: a 1 MiB young generation (V8's default is 16 MiB per
  * semi-space, mostly empty in an idle agent) and one GC helper thread cut its idle RSS by about 25 MB for a
- * scavenge every few ms under load, which an agent's small allocations absorb (docs/benchmarks.md, footprint).
+ * scavenge every few ms under load, which an agent's small allocations absorb. No TurboFan (`--no-opt`; Maglev still
+ * optimises hot code): its first compilation, which an idle agent reaches within a minute (msgpackr's pack on the
+ * heartbeat), maps about 5 MB more of the executable's code for good, and under load the agent spent no more CPU per
+ * allocate+release pair without it (docs/benchmarks.md, footprint).
  */
 export const APPS = [
-  { name: 'allot-agent', entry: 'apps/agent/src/main.ts', execArgv: ['--max-semi-space-size=1', '--v8-pool-size=1'] },
+  { name: 'allot-agent', entry: 'apps/agent/src/main.ts', execArgv: ['--max-semi-space-size=1', '--v8-pool-size=1', '--no-opt'] },
   { name: 'allot-coordinator', entry: 'apps/coordinator/src/main.ts', execArgv: [] },
   { name: 'allot', entry: 'apps/cli/src/main.ts', execArgv: [] },
 ] as const;
