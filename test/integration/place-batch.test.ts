@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { AllocationRequestInput } from '@allot/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentRequest, cleanupAll, startLocalCluster, type LocalCluster } from '../harness/index.ts';
+import { agentRequest, cleanupAll, startLocalCluster, waitFor, type LocalCluster } from '../harness/index.ts';
 
 /*
  * place.batch with real processes: a nats-server, three agents on simulated hosts (durable ledgers, one thread per
@@ -24,7 +24,8 @@ function allot(...args: string[]): Promise<{ code: number; stdout: string; stder
 beforeAll(async () => {
   cluster = await startLocalCluster({
     agents: NODES.map((nodeId) => ({ nodeId, simulatedHost: { cores: 8, memoryMiB: 16_384 }, memoryOvercommit: 1, cpuOvercommit: 1 })),
-    coordinatorConfig: { place: { agentTimeoutMs: 3_000 } },
+    // A reconciler that settles an abandoned intent after 1 s (the coordinator killed mid-batch).
+    coordinatorConfig: { place: { agentTimeoutMs: 3_000 }, reconcile: { everyMs: 200, pendingOlderThanMs: 1_000 } },
   });
 }, 120_000);
 
@@ -38,9 +39,9 @@ function value<T>(r: { ok: true; value: T } | { ok: false; error: { code: string
 }
 
 /** The live allocations of every node, as their agents hold them (request ids). */
-async function live(): Promise<Record<string, string[]>> {
+async function live(nodes: readonly string[] = NODES): Promise<Record<string, string[]>> {
   const out: Record<string, string[]> = {};
-  for (const nodeId of NODES) {
+  for (const nodeId of nodes) {
     const page = value(await agentRequest(cluster.nc, nodeId, 'allocations', { status: 'live' }));
     out[nodeId] = page.allocations.map((a) => a.requestId).sort();
   }
@@ -143,5 +144,56 @@ describe('place.batch through real agents', () => {
     const tooMany = await allot('place-batch', '--tenant', 'acme', '--count', '4', '--memory', '1G', '--max-per-node', '1');
     expect(tooMany.code).toBe(1);
     expect(tooMany.stderr).toContain('member 3');
+  });
+
+  it('a coordinator killed mid-batch: the quota equals what is live under its successor, and a retry answers the whole batch once', async () => {
+    const frozen = cluster.agents.get('g3');
+    const victim = cluster.coordinators[0];
+    if (frozen === undefined || victim === undefined) throw new Error('no agent g3 or coordinator');
+    const batch = {
+      batchId: 'crash',
+      tenantId: 'crash',
+      members: ['a', 'b', 'c'].map((m) => ({ requestId: `crash-${m}`, tenantId: 'crash', resources: { memoryMiB: 1024, vcpus: 1 } })),
+      maxPerNode: 1,
+    };
+    const members = batch.members.map((m) => m.requestId);
+    const liveMembers = async (nodes: readonly string[] = NODES) =>
+      Object.values(await live(nodes))
+        .flat()
+        .filter((id) => members.includes(id));
+    // g3 frozen: its member's allocate waits in its socket while the other two commit; then the coordinator dies.
+    process.kill(frozen.pid, 'SIGSTOP');
+    let inFlight: Promise<unknown> | undefined;
+    try {
+      inFlight = cluster.sched('place.batch', batch, 20_000);
+      await waitFor(async () => (await liveMembers(['g1', 'g2'])).length === 2, {
+        timeoutMs: 10_000,
+        intervalMs: 20,
+        message: 'two members committed',
+      });
+      await victim.kill();
+    } finally {
+      process.kill(frozen.pid, 'SIGCONT');
+    }
+    await inFlight;
+    await cluster.addCoordinator();
+    await cluster.waitForNodes();
+    // Whatever each member came to (held: placed by the reconciler; nothing: failed, quota back), the quota counts exactly
+    // what is live. (Member by member, the reconciler's outcomes are checked in place-batch.test.ts over fake agents.)
+    let settled = 0;
+    await waitFor(
+      async () => {
+        const u = await cluster.sched('quota.get', { tenantId: 'crash' });
+        const same = u.ok && u.value.usage.vms === (await liveMembers()).length;
+        settled = same ? settled + 1 : 0;
+        return settled >= 15; // steady over 3 s: past the reconciler's 1 s threshold and its rounds
+      },
+      { timeoutMs: 30_000, intervalMs: 200, message: 'quota equal to the live members' },
+    );
+    const retried = value(await cluster.sched('place.batch', batch, 20_000));
+    expect(retried.placements.map((p) => p.allocation.requestId)).toEqual(members);
+    expect(new Set(retried.placements.map((p) => p.nodeId)).size).toBe(3);
+    expect((await liveMembers()).sort()).toEqual(members);
+    expect(value(await cluster.sched('quota.get', { tenantId: 'crash' })).usage.vms).toBe(3);
   });
 });
