@@ -31,7 +31,7 @@ import { SimBucket } from './bucket.ts';
 import { ProcessClock } from './clocks.ts';
 import { SimEventStream, type EventConsumer } from './events.ts';
 import { CLOCK_STEPS_MS, describeFaults, drawFaults, QUIET, type Faults } from './faults.ts';
-import { checkMovesSettled, MoveBook, type SimMove } from './moves.ts';
+import { checkMovesSettled, MoveBook, MoveFaults, type SimMove } from './moves.ts';
 import { SimNetwork } from './network.ts';
 import type { Scheduler } from './scheduler.ts';
 
@@ -42,6 +42,8 @@ export interface ClusterRunOptions {
   readonly clients: number;
   /** Clients also move VMs (two-phase) and the operator evacuates a node once in half the runs. */
   readonly moves?: boolean;
+  /** The run's seed: the moves' own faults draw from a stream derived from it (MoveFaults). */
+  readonly seed?: number;
 }
 
 /**
@@ -81,6 +83,8 @@ class SimCoordinator implements EventConsumer {
   nodeStates: NodeStates | undefined;
   /** What move, move.confirm, move.abort and evacuate are served with (moves/*.ts, as coordinator.ts wires them). */
   moves: MoveDeps | undefined;
+  /** A moves run's faults: this coordinator may die between a move's steps. */
+  moveFaults: MoveFaults | undefined;
   #agents: AgentCaller | undefined;
   #quotas: QuotaService | undefined;
 
@@ -100,9 +104,22 @@ class SimCoordinator implements EventConsumer {
     const agents: AgentCaller = {
       call: (nodeId, verb, request, opts = {}) =>
         new Promise((resolve) => {
+          // A move's step (MoveFaults): this coordinator may die before sending it, once it is sent, or on its answer.
+          const step = this.moveFaults === undefined ? undefined : MoveFaults.stepOf(verb, request);
+          const crash = step === undefined ? undefined : this.moveFaults?.crashAt();
+          const dies = (at: 'before' | 'sent' | 'answered'): boolean => {
+            if (crash !== at || !this.up) return false;
+            this.#sched.trace(
+              `${name} dies between move steps: ${at === 'before' ? 'before' : at === 'sent' ? 'having sent' : 'having heard'} ${step} on ${nodeId}`,
+            );
+            this.crash();
+            return true;
+          };
+          if (dies('before')) return;
           void this.#network.call(nodeId, verb as AgentVerb, request as never, { ...opts, from: name }).then((reply) => {
-            if (this.incarnation === incarnation) resolve(reply as never);
+            if (this.incarnation === incarnation && !dies('answered')) resolve(reply as never);
           });
+          dies('sent');
         }),
     };
     const store = new IntentStore(bucket, { coordinatorId: name, clock, finishedTtlMs: 0 });
@@ -307,6 +324,9 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
   }
   const coordinators: SimCoordinator[] = [];
   for (let i = 1; i <= options.coordinators; i++) coordinators.push(new SimCoordinator(sched, `c${i}`, kv, network, current));
+  const moveFaults = options.moves === true ? new MoveFaults(options.seed ?? 0) : undefined;
+  if (moveFaults !== undefined) sched.trace(moveFaults.describe());
+  for (const c of coordinators) c.moveFaults = moveFaults;
   for (const c of coordinators) await sched.settle(c.start(), `${c.id} start`);
   const events = new SimEventStream({ sched, faults: current, consumers: () => coordinators });
   // In half the seeds one host crashes for good and the operator decommissions it once it is lost. From the first
@@ -534,16 +554,27 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
   /** Settle verbs never answered: the scheduler sends them again once the faults stop (the verbs are resumable). */
   const unanswered: { m: SimMove; verb: 'confirm' | 'abort' }[] = [];
 
-  /** A move's settle verb (confirm or abort) through any coordinator, retried with the same ids while unanswered. */
-  const settleMove = async (m: SimMove, verb: 'confirm' | 'abort'): Promise<void> => {
-    if (verb === 'confirm') m.confirmSent = true;
+  /**
+   * A move's settle verb (confirm or abort) through any coordinator, retried with the same ids while unanswered. A
+   * scheduler whose confirm went unanswered may give up and abort instead (MoveFaults.giveUpP); an abort refused because
+   * the confirm got past its point of no return (reason `confirming`) is followed by the confirm again.
+   */
+  const settleMove = async (m: SimMove, first: 'confirm' | 'abort'): Promise<void> => {
+    let verb = first;
     const settle = { requestId: m.moveId, allocationId: m.sourceAllocationId };
     for (let attempt = 1; attempt <= 5; attempt++) {
+      if (verb === 'confirm') m.confirmSent = true;
       const reply = await ask<Move>((c) => {
         const deps = c.moves as MoveDeps;
         return verb === 'confirm' ? confirmMove(deps, settle, m.tenantId) : abortMove(deps, settle, m.tenantId);
       }, `move ${m.moveId} ${verb}`);
-      if (reply === 'timeout') continue;
+      if (reply === 'timeout') {
+        if (verb === 'confirm' && moveFaults !== undefined && moveFaults.random() < moveFaults.giveUpP) {
+          sched.trace(`move ${m.moveId}: its confirm went unanswered; the scheduler gives up and aborts it`);
+          verb = 'abort';
+        }
+        continue;
+      }
       if (reply.ok) {
         m.outcome = reply.value.state;
         if (reply.value.state === 'confirmed') movedTo(m, reply.value);
@@ -551,7 +582,16 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
       }
       // Refused for good: the move was settled the other way (an expired hold is aborted; a confirmed move is not).
       if (reply.error.details?.['reason'] === 'aborted') m.outcome = 'aborted';
-      if (reply.error.details?.['state'] === 'confirmed') m.outcome = 'confirmed';
+      if (reply.error.details?.['state'] === 'confirmed') {
+        // Confirmed by another hand (the reconciler, a confirm that was unanswered): the VM is its destination now.
+        m.outcome = 'confirmed';
+        const source = acked.get(m.sourceRequestId);
+        if (source !== undefined) source.moved = true;
+      }
+      if (reply.error.details?.['reason'] === 'confirming' && verb === 'abort') {
+        verb = 'confirm';
+        continue;
+      }
       if (!retryable(reply.error.code) && reply.error.details?.['state'] !== 'pending') break;
       await sleep(sched, 500, `move ${m.moveId} ${verb} retry`);
     }
@@ -764,10 +804,10 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
   for (const agent of agents.values()) if (!agent.up && !agent.dead) await sched.settle(agent.start(), `${agent.nodeId} start`);
   await sched.runUntil(sched.now + 6_000);
   for (const c of coordinators) if (!c.up) await sched.settle(c.start(), `${c.id} start`);
-  // A scheduler finishes what it started: each unanswered confirm or abort is sent again (seed 12 with moves: a confirm
-  // whose activate met a 10 s disk stall left the destination active and uncounted beside its source; nothing in the
-  // coordinators finishes a half-confirmed move on its own).
-  for (const { m, verb } of unanswered.splice(0)) await sched.settle(settleMove(m, verb), `move ${m.moveId} ${verb} again`);
+  // A scheduler finishes what it started: each unanswered confirm or abort is sent again, unless the schedulers walked
+  // away (MoveFaults.walkAway): then the coordinators' reconcilers alone drive every half-settled move to its end.
+  if (moveFaults?.walkAway === true) sched.trace(`settling: the schedulers walked away from ${unanswered.length} unanswered verbs`);
+  else for (const { m, verb } of unanswered.splice(0)) await sched.settle(settleMove(m, verb), `move ${m.moveId} ${verb} again`);
   await sched.runUntil(sched.now + 60_000);
   stopFeed = true;
   if (sched.failure !== undefined) return;
@@ -799,7 +839,12 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
     const live = { vms: 0, memoryMiB: 0, vcpus: 0 };
     for (const agent of [...agents.values()].filter(counted))
       for (const a of agent.model.live())
-        if (a.tenantId === tenantId) {
+        // A move's held destination counts 0 (its source counts); one its host keeps past the settle after a reboot and
+        // a wall-clock step (SimAgent.expiresOnWallClock) is still held, so it still counts 0.
+        if (
+          a.tenantId === tenantId &&
+          !(a.status === 'reserved' && book.get(a.requestId) !== undefined && agent.expiresOnWallClock(a.id))
+        ) {
           live.vms++;
           live.memoryMiB += a.memoryMiB;
           live.vcpus += a.vcpus;

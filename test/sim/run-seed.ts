@@ -36,6 +36,7 @@ export async function runSeed(seed: number, options: SeedOptions): Promise<SeedO
         coordinators: 2,
         clients: 4,
         moves: options.moves === true,
+        seed,
       });
   } catch (thrown) {
     sched.fail(`the run threw: ${(thrown as Error).stack ?? String(thrown)}`);
