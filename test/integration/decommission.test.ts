@@ -55,8 +55,6 @@ const placeOn = (requestId: string, nodeId: string, tenantId = 'acme') =>
     { request: { requestId, tenantId, resources: { memoryMiB: 1024, vcpus: 1 } }, placement: { strategy: 'manual', nodeId } },
     10_000,
   );
-const placeAnywhere = (requestId: string, tenantId = 'acme') =>
-  cluster.sched('place', { request: { requestId, tenantId, resources: { memoryMiB: 1024, vcpus: 1 } } }, 10_000);
 
 async function usageVms(tenantId: string): Promise<number> {
   const q = await cluster.sched('quota.get', { tenantId });
@@ -130,15 +128,23 @@ describe('node decommission against real agents and coordinators', () => {
       });
       expect(check.ok && check.value.message).toMatch(/^0\/2 nodes/);
     }
-    // A retry of the failed placement is placed elsewhere; a manual placement on n1 is refused.
-    const again = await placeAnywhere('pending-1');
-    expect(again.ok && again.value.nodeId).not.toBe('n1');
+    // A retry of the failed placement (manual, on n1) is refused now, as is a new manual placement on n1. (The same
+    // request id placed anywhere is another request: a conflict.)
+    const again = await placeOn('pending-1', 'n1');
+    expect(again.ok).toBe(false);
     expect((await placeOn('after-1', 'n1')).ok).toBe(false);
     const asked = await cluster.sched('node', { nodeId: 'n1' });
     expect(!asked.ok && asked.error).toMatchObject({ code: 'not_found', message: expect.stringContaining('n1 was decommissioned') });
-    // Decommissioning again changes nothing and says so.
+    // Decommissioning again changes nothing and answers what the first did (an operator whose reply was lost learns it).
     const twice = await cluster.sched('node.decommission', { requestId: 'decom-n1-again', nodeId: 'n1' }, 30_000);
-    expect(twice.ok && twice.value).toMatchObject({ decommissionedAt: d.value.decommissionedAt, failed: [], gone: [], removed: true });
+    expect(twice.ok && twice.value).toMatchObject({
+      decommissionedAt: d.value.decommissionedAt,
+      failed: ['pending-1'],
+      gone: ['before-1'],
+      remainingCount: 0,
+      removed: true,
+    });
+    expect(await usageVms('acme')).toBe(0);
     // A coordinator started after the decommission reads it from KV before it rebuilds its view.
     late = await cluster.addCoordinator();
     const events = await readEvents(cluster.nc, 'allot.events.cluster.node_decommissioned');

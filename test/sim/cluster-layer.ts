@@ -335,7 +335,6 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
     nodeId: options.agents >= 3 && sched.chance(0.5) ? `n${options.agents}` : undefined,
     decommissioned: false,
     givenUp: new Set(),
-    givenUpUnreported: new Set(),
     settled: false,
   };
   const counted = (agent: SimAgent): boolean => !(loss.decommissioned && agent.nodeId === loss.nodeId);
@@ -814,16 +813,18 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
   if (loss.nodeId !== undefined && !loss.settled)
     sched.fail(`the decommission of ${loss.nodeId}, lost for good, never settled (removed, nothing unsettled)`);
   if (loss.nodeId !== undefined) {
-    // A decommission reply lists only what that call gave up: when the reply of the round that did it was lost (the
-    // client timed out, its coordinator crashed), the record is the intent, released with cause 'decommission'.
+    // A decommission run again answers what every round did (read back from the intents): whatever was given up, by a
+    // round whose reply was lost (the client timed out, its coordinator crashed; seed 17) or by the reconciler on the
+    // decommission's word between two rounds (seed 5), is named by a reply the operator received.
     const scanned = await sched.settle(((coordinators[0] as SimCoordinator).intents as IntentStore).scan(), 'scan for decommission');
     if (scanned.ok)
-      for (const { value: i } of scanned.value)
+      for (const { value: i } of scanned.value) {
         if (i.nodeId !== loss.nodeId || loss.givenUp.has(i.requestId)) continue;
-        else if (i.state === 'released' && i.releasedBy === 'decommission') loss.givenUpUnreported.add(i.requestId);
-        // Answered, its placed write lost, still pending when its node was decommissioned lost: the reconciler (nodeGone)
-        // failed it, between two decommission rounds, so no reply named it (seed 5).
-        else if (i.state === 'failed' && i.error?.details?.['reason'] === 'node_decommissioned') loss.givenUpUnreported.add(i.requestId);
+        const givenUp =
+          (i.state === 'released' && i.releasedBy === 'decommission') ||
+          (i.state === 'failed' && i.error?.details?.['reason'] === 'node_decommissioned');
+        if (givenUp) sched.fail(`placement ${i.requestId} was given up by the decommission of ${loss.nodeId}, and no reply named it`);
+      }
   }
   checkSettled(sched, agents, acked, loss);
   checkMovesSettled(sched, agents, book, loss.nodeId);
@@ -929,8 +930,6 @@ interface HostLossState {
   decommissionedAt?: number;
   /** Request ids the decommission reported `gone` or `failed`. */
   readonly givenUp: Set<string>;
-  /** Given up by a decommission (the intent says so: released with that cause, or failed as pending on it) but in no reply the operator received. */
-  readonly givenUpUnreported: Set<string>;
   settled: boolean;
 }
 
@@ -956,9 +955,9 @@ function checkSettled(
       const ended = status === 'released' || status === 'expired'; // before the host died (its event or the sweep counted it)
       // A release answered ok after the decommission proves nothing (the decommission released the intent first).
       const released = a.release === 'ok' && (a.releasedAt ?? 0) < (loss.decommissionedAt ?? Number.POSITIVE_INFINITY);
-      const givenUp = loss.givenUp.has(a.requestId) || loss.givenUpUnreported.has(a.requestId);
+      const givenUp = loss.givenUp.has(a.requestId);
       sched.trace(
-        `lost host ${a.nodeId}: ${what}: ${released ? 'released' : ended ? `${status} before the crash` : loss.givenUp.has(a.requestId) ? 'given up' : givenUp ? 'given up (its intent says so; no reply received named it)' : 'NOT given up'}`,
+        `lost host ${a.nodeId}: ${what}: ${released ? 'released' : ended ? `${status} before the crash` : givenUp ? 'given up' : 'NOT given up'}`,
       );
       if (!released && !ended && !givenUp)
         sched.fail(`${what} was on ${a.nodeId}, lost for good, and the decommission never reported it given up`);

@@ -73,9 +73,10 @@ describe('decommission', () => {
     expect(round.outcomes).toEqual({ 'pending-1': 'failed' });
     const failed = await c.store.get('pending-1');
     expect(failed.ok && failed.value?.value).toMatchObject({ state: 'failed', error: { details: { reason: 'node_decommissioned' } } });
-    // The placement on it stays counted until decommission is run again on the lost node.
+    // The placement on it stays counted until decommission is run again on the lost node, whose reply also names the
+    // pending placement the reconciler failed on the decommission's word.
     const again = await decommissionNode(deps, { nodeId: 'a', requestId: 'd2' });
-    expect(again.ok && again.value).toMatchObject({ gone: ['placed-1'], unsettled: [], removed: true });
+    expect(again.ok && again.value).toMatchObject({ failed: ['pending-1'], gone: ['placed-1'], unsettled: [], removed: true });
     expect(c.view.get('a')).toBeUndefined();
     const usage = await c.store.usage('t');
     expect(usage.ok && usage.value?.value.usage).toMatchObject({ vms: 0, vcpus: 0, memoryMiB: 0 });
@@ -98,6 +99,46 @@ describe('decommission', () => {
     expect(cluster.agents.nodes.get('a')!.cordoned).toBe(true);
     const intent = await c.store.get('committed-1');
     expect(intent.ok && intent.value?.value.state).toBe('placed');
+  });
+
+  it('answers a retry with what the first call did: an operator whose reply was lost learns which placements were failed and given up', async () => {
+    const { cluster, c, deps, placeOnA } = await setUp();
+    expect((await placeOnA('placed-1')).ok).toBe(true);
+    cluster.agents.nodes.get('a')!.loseReplies = 1;
+    expect((await placeOnA('pending-1')).ok).toBe(false); // pending on a
+    cluster.agents.setDown('a', true);
+    cluster.clock.advance(120_000);
+    c.view.sweep();
+    const first = await decommissionNode(deps, { nodeId: 'a', requestId: 'd1', reason: 'psu' });
+    if (!first.ok) throw new Error(first.error.message);
+    expect(first.value).toMatchObject({ failed: ['pending-1'], gone: ['placed-1'], removed: true });
+
+    // The reply was lost: the operator runs it again, with the same request id or a new one.
+    for (const requestId of ['d1', 'd2']) {
+      const again = await decommissionNode(deps, { nodeId: 'a', requestId });
+      if (!again.ok) throw new Error(again.error.message);
+      // All of it but the liveness: a removed node is out of the view, so none is reported.
+      const { liveness: _, ...rest } = first.value;
+      expect(again.value).toEqual(rest);
+    }
+    // Nothing was given back twice.
+    const usage = await c.store.usage('t');
+    expect(usage.ok && usage.value?.value.usage).toMatchObject({ vms: 0, vcpus: 0, memoryMiB: 0 });
+  });
+
+  it('names what a concurrent round gave up: two decommissions of a lost node running at once both answer it', async () => {
+    const { cluster, c, deps, placeOnA } = await setUp();
+    expect((await placeOnA('placed-1')).ok).toBe(true);
+    expect((await placeOnA('placed-2')).ok).toBe(true);
+    cluster.agents.setDown('a', true);
+    cluster.clock.advance(120_000);
+    c.view.sweep();
+    // The operator's first run timed out on the client while its coordinator went on; the second started meanwhile.
+    const [first, second] = await Promise.all([
+      decommissionNode(deps, { nodeId: 'a', requestId: 'd1' }),
+      decommissionNode(deps, { nodeId: 'a', requestId: 'd2' }),
+    ]);
+    for (const d of [first, second]) expect(d.ok && d.value).toMatchObject({ gone: ['placed-1', 'placed-2'], removed: true });
   });
 
   it('fails on the operator word a placement a lost node had committed; when the node comes back, the sweep releases that stray', async () => {

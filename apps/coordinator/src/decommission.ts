@@ -3,7 +3,7 @@ import { ok, type Allocation, type Result } from '@allot/core';
 import type { Logger } from 'pino';
 import type { AgentCaller } from './agents.ts';
 import { forEachAllocationPage } from './allocation-pages.ts';
-import { counts } from './intents.ts';
+import { counts, type PlacementIntent } from './intents.ts';
 import type { IntentStore, StoredIntent } from './intents/intent-store.ts';
 import { endPlacement } from './moves/move.ts';
 import type { NodeStates } from './node-states.ts';
@@ -35,6 +35,12 @@ import type { ClusterView } from './view.ts';
  * a request may have an allocation on X and one elsewhere: only when the operator's statement was wrong.
  * A node that is silent but not yet lost (suspect) is not given up: its pending intents are reported `unsettled` and
  * its placements `remaining`; decommission can be run again once it is lost (the reconciler also fails them then).
+ *
+ * Run again (a retry whose reply was lost, on any coordinator, with any request id), it answers what every round did:
+ * `failed` and `gone` are read back from the intents themselves (failed on the decommission's word, released with
+ * cause `decommission`), kept for the coordinators' intentTtlMs, so the operator learns the outcome from the same
+ * command rather than from the events. Unlike Placement, whose second DELETE of a resource provider is a 404, the
+ * second decommission succeeds: its answer is the one the operator lost.
  */
 export interface DecommissionDeps {
   readonly nodeStates: NodeStates;
@@ -89,7 +95,12 @@ export async function decommissionNode(
   if (!scanned.ok) return scanned;
   const leftPlaced: StoredIntent[] = [];
   for (const found of scanned.value) {
-    if (found.value.nodeId !== nodeId || !counts(found.value.state)) continue;
+    if (found.value.nodeId !== nodeId) continue;
+    if (!counts(found.value.state)) {
+      const earlier = endedByDecommission(found.value);
+      if (earlier !== undefined) push(earlier === 'failed' ? failed : gone, found.value.requestId);
+      continue;
+    }
     const outcome = await settle(d, found, lost);
     if (outcome === 'failed') push(failed, found.value.requestId);
     else if (outcome === 'placed') push(placed, found.value.requestId);
@@ -154,10 +165,10 @@ export async function decommissionNode(
     decommissionedAt: record.value.at,
     answered,
     ...(liveness === undefined ? {} : { liveness }),
-    failed,
-    placed,
-    gone,
-    unsettled,
+    failed: failed.sort(),
+    placed: placed.sort(),
+    gone: gone.sort(),
+    unsettled: unsettled.sort(),
     remaining,
     remainingCount,
     removed,
@@ -166,11 +177,20 @@ export async function decommissionNode(
 
 type Outcome = 'failed' | 'placed' | 'gone' | 'kept' | 'unsettled' | 'ended';
 
+/** How an earlier decommission of the node ended this intent (the reconciler's failure on its word included), if it did. */
+function endedByDecommission(intent: PlacementIntent): 'failed' | 'gone' | undefined {
+  if (intent.state === 'released' && intent.releasedBy === 'decommission') return 'gone';
+  if (intent.state === 'failed' && intent.error?.details?.['reason'] === 'node_decommissioned') return 'failed';
+  return undefined;
+}
+
 /** One counting intent on the node, re-read and settled again when a retry moved it meanwhile (a few rounds). */
 async function settle(d: DecommissionDeps, found: StoredIntent, lost: boolean): Promise<Outcome> {
   let at = found;
   for (let round = 0; round < 4; round++) {
-    if (at.value.nodeId !== found.value.nodeId || !counts(at.value.state)) return 'ended';
+    if (at.value.nodeId !== found.value.nodeId) return 'ended';
+    // Ended meanwhile: perhaps by a concurrent round of this decommission (a retry whose first run is still going on).
+    if (!counts(at.value.state)) return endedByDecommission(at.value) ?? 'ended';
     if (at.value.state === 'placed') {
       if (!lost) return 'kept';
       const written = await endPlacement(d.store, at, 'decommission'); // a moving source hands its destination the count

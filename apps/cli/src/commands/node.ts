@@ -19,7 +19,8 @@ const HELP = `Usage: allot node decommission <node> [--reason <text>] [--request
                  placements are failed and its placements given up (quota back) on your word: make sure the host is
                  off first. Lists what remains; the node leaves the view and every count once nothing does. An agent
                  of a decommissioned node that comes back is refused and what it holds is released by the sweep.
-                 Safe to run again (a node that was only suspect: once it is lost).
+                 Safe to run again (a node that was only suspect: once it is lost); run again, it lists what every
+                 run failed and gave up, so a reply that was lost can be asked for again.
   recommission   undoes it: the coordinators take the node's reports again; it stays cordoned until
                  'allot uncordon <node>'.
   taint          keeps every place that does not tolerate it (--toleration key=value) off the node, on every
