@@ -56,7 +56,7 @@ type Outcome =
 type Raced = 'raced';
 
 /** The anti-affinity group a batch's `maxPerNode` names: the batch id (hashed when longer than a group name may be). */
-export function batchGroupName(batchId: string): string {
+function batchGroupName(batchId: string): string {
   const name = `batch-${batchId}`;
   return name.length <= 64 ? name : `batch-${createHash('sha256').update(batchId).digest('hex').slice(0, 40)}`;
 }

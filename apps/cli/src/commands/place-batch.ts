@@ -74,7 +74,7 @@ export function buildPlaceBatchRequest(
 }
 
 /** `allot place-batch`: one line per member, in order. */
-export function renderPlaceBatch(r: PlaceBatchReply): string {
+function renderPlaceBatch(r: PlaceBatchReply): string {
   const nodes = new Set(r.placements.map((p) => p.nodeId)).size;
   const lines = [`batch ${r.batchId}: ${r.placements.length} placed on ${nodes} node${nodes === 1 ? '' : 's'}`];
   for (const p of r.placements) {
