@@ -43,13 +43,13 @@ function viewOf(nodeId: string, cpu: CpuUsage, ratio: number): NodeView {
   };
 }
 
-function request(vcpus: number, numa: 'any' | 'require'): AllocationRequest {
+function request(vcpus: number, numa: 'any' | 'prefer' | 'require', threadPolicy?: 'isolate' | 'require'): AllocationRequest {
   return {
     requestId: 'r',
     tenantId: 't',
     resources: { memoryMiB: 0, vcpus },
     priority: 0,
-    cpu: { exclusive: true, numa },
+    cpu: { exclusive: true, numa, ...(threadPolicy === undefined ? {} : { threadPolicy }) },
     metadata: {},
   };
 }
@@ -68,8 +68,8 @@ function placementChooses(view: NodeView, req: AllocationRequest): boolean {
   return decided.value.candidates.length > 0;
 }
 
-function pool(ratio: number): CpuPool {
-  const topology = topologyFixture({ sockets: 1, numaPerSocket: 2, coresPerNuma: 4, threadsPerCore: 1 });
+function pool(ratio: number, threadsPerCore = 1): CpuPool {
+  const topology = topologyFixture({ sockets: 1, numaPerSocket: 2, coresPerNuma: 4, threadsPerCore });
   return new CpuPool({ topology, reservedCores: [], systemReserve: 0, overcommitRatio: ratio, policy: 'first-fit' });
 }
 
@@ -105,6 +105,29 @@ describe('exclusive cores on one NUMA node: placement agrees with the agent', ()
         const agent = p.check({ vcpus, exclusive: true, numa: 'require' }).ok;
         expect({ round, vcpus, placement: placementChooses(view, request(vcpus, 'require')) }).toEqual({ round, vcpus, placement: agent });
       }
+    }
+  });
+
+  it('agrees on whole physical cores (thread policies isolate and require) on an SMT host, per NUMA node and host-wide', () => {
+    const random = seededRandom(15);
+    for (let round = 0; round < 200; round += 1) {
+      const ratio = round % 2 === 0 ? 1 : 2;
+      // 2 NUMA nodes of 4 physical cores with 2 threads each: 16 logical cores.
+      const p = pool(ratio, 2);
+      for (let k = 0; k < 5; k += 1) {
+        const exclusive = random() < 0.5;
+        const threadPolicy = exclusive && random() < 0.5 ? (random() < 0.5 ? 'isolate' : 'require') : undefined;
+        const numaNodes = random() < 0.5 ? [Math.floor(random() * 2)] : undefined;
+        p.take(`a${k}`, { vcpus: 1 + Math.floor(random() * 4), exclusive, numa: 'require', numaNodes, threadPolicy });
+      }
+      const view = viewOf('n1', p.usage(), ratio);
+      for (const threadPolicy of ['isolate', 'require'] as const)
+        for (const numa of ['any', 'require'] as const)
+          for (let vcpus = 1; vcpus <= 6; vcpus += 1) {
+            const agent = p.check({ vcpus, exclusive: true, numa, threadPolicy }).ok;
+            const placement = placementChooses(view, request(vcpus, numa, threadPolicy));
+            expect({ round, threadPolicy, numa, vcpus, placement }).toEqual({ round, threadPolicy, numa, vcpus, placement: agent });
+          }
     }
   });
 });

@@ -13,7 +13,7 @@ import { planPreemption, seededRandom, type RandomSource } from '@allot/placemen
  */
 
 const topology = topologyFixture({ sockets: 1, numaPerSocket: 2, coresPerNuma: 4, threadsPerCore: 1 });
-const NODES: NodeMemory[] = [0, 1].map((node) => ({ node, totalMiB: 8192, hugepages: [{ sizeKiB: 1_048_576, total: 2 }] }));
+const NODES: NodeMemory[] = [0, 1].map((node) => ({ node, totalMiB: 8192, hugepages: [{ sizeKiB: 1_048_576, total: 2, free: 2 }] }));
 
 function host(ratio: number): HostManager {
   const factory = new ManagerFactory({ topology, nodeMemory: NODES, clock: new FakeClock() });

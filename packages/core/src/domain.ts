@@ -337,6 +337,13 @@ export const NumaCoresSchema = z.object({
    * takes only such cores). Absent from agents before it: placement then counts sharedCores (optimistic).
    */
   idleCores: z.int().min(0).optional(),
+  /**
+   * Physical cores whose every thread is an idle pool core: what the thread policies isolate and require take (one
+   * vCPU per such core, or all its threads). Absent from agents before it.
+   */
+  wholeIdleCores: z.int().min(0).optional(),
+  /** Threads per physical core on this node (SMT), 0 when they differ. Absent from agents before it. */
+  threadsPerCore: z.int().min(0).optional(),
 });
 export type NumaCores = z.infer<typeof NumaCoresSchema>;
 

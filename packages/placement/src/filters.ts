@@ -6,6 +6,7 @@ import {
   largestNumaSharedCores,
   nodeStateReason,
   sharedVcpuFit,
+  wholeCoresFit,
 } from './node-capacity.ts';
 import { affinityLoads, hasRequiredAffinity, requiredAffinity } from './affinity.ts';
 import { NUMA_MEMORY_PLUGIN } from './numa-memory.ts';
@@ -18,6 +19,7 @@ import type { Filter, FilterPlugin, StepContext } from './types.ts';
 export const INSUFFICIENT_MEMORY = 'Insufficient memory';
 export const INSUFFICIENT_CPU = 'Insufficient cpu';
 export const INSUFFICIENT_IDLE_CORES = 'Insufficient idle cores';
+export const INSUFFICIENT_WHOLE_CORES = 'Insufficient whole idle physical cores';
 export const NUMA_TOO_SMALL = 'NUMA node too small';
 export const NUMA_IDLE_CORES = 'Insufficient idle cores on one NUMA node';
 export const TENANT_QUOTA_PER_NODE = 'tenant quota: max VMs per node';
@@ -41,9 +43,19 @@ export const fitsMemory: Filter = (ctx, node) => (freeMemoryMiB(node) >= ctx.dem
  * idle shared cores (an approximation from the snapshot; the agent refuses when it was optimistic).
  */
 export const fitsCpu: Filter = (ctx, node) => {
-  if (ctx.demand.exclusive) return idleSharedCores(node) >= ctx.demand.vcpus ? pass : { reason: INSUFFICIENT_IDLE_CORES };
-  return sharedVcpuFit(node) >= ctx.demand.vcpus ? pass : { reason: INSUFFICIENT_CPU };
+  if (!ctx.demand.exclusive) return sharedVcpuFit(node) >= ctx.demand.vcpus ? pass : { reason: INSUFFICIENT_CPU };
+  if (idleSharedCores(node) < ctx.demand.vcpus) return { reason: INSUFFICIENT_IDLE_CORES };
+  const thread = wholeCoresPolicy(ctx);
+  return thread === undefined || wholeCoresFit(node, ctx.demand.vcpus, thread, false) !== false
+    ? pass
+    : { reason: INSUFFICIENT_WHOLE_CORES };
 };
+
+/** The thread policy of an exclusive request that takes only whole idle physical cores, if it has one. */
+function wholeCoresPolicy(ctx: StepContext): 'isolate' | 'require' | undefined {
+  const thread = ctx.request.cpu.threadPolicy;
+  return ctx.demand.exclusive && (thread === 'isolate' || thread === 'require') ? thread : undefined;
+}
 
 /**
  * numa: require needs one NUMA node with as many shared cores as vCPUs, or for an exclusive request as many idle cores
@@ -52,7 +64,9 @@ export const fitsCpu: Filter = (ctx, node) => {
 export const fitsNuma: Filter = (ctx, node) => {
   if (ctx.demand.numa !== 'require') return pass;
   if (!ctx.demand.exclusive) return largestNumaSharedCores(node) >= ctx.demand.vcpus ? pass : { reason: NUMA_TOO_SMALL };
-  return largestNumaIdleCores(node) >= ctx.demand.vcpus ? pass : { reason: NUMA_IDLE_CORES };
+  if (largestNumaIdleCores(node) < ctx.demand.vcpus) return { reason: NUMA_IDLE_CORES };
+  const thread = wholeCoresPolicy(ctx);
+  return thread === undefined || wholeCoresFit(node, ctx.demand.vcpus, thread, true) !== false ? pass : { reason: NUMA_IDLE_CORES };
 };
 
 /** The reason a constraint reports, e.g. `label constraint zone In [z1,z2]`. */

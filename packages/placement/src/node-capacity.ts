@@ -101,6 +101,36 @@ export function coresPerNumaNode(view: NodeView, exclusive: boolean): Map<number
   return perNode;
 }
 
+/**
+ * Whether an exclusive request with thread policy isolate or require fits the whole idle physical cores the snapshot
+ * publishes per NUMA node (cpu.numa's wholeIdleCores and threadsPerCore), as the agent's whole-core selector takes them:
+ * isolate one vCPU per whole idle core, its other threads held idle (and taken out of the shared pool too); require
+ * every thread of vCPUs / threads cores (a host without SMT, or vCPUs not a whole number of cores, never fits).
+ * `oneNode`: within one NUMA node (numa: require). Undefined when the figures are not published (older agents) or the
+ * nodes' cores differ in threads.
+ */
+export function wholeCoresFit(view: NodeView, vcpus: number, threadPolicy: 'isolate' | 'require', oneNode: boolean): boolean | undefined {
+  const numa = view.snapshot.cpu.numa;
+  if (numa === undefined || numa.length === 0) return undefined;
+  let threads = -1;
+  for (const n of numa) {
+    if (n.wholeIdleCores === undefined || n.threadsPerCore === undefined) return undefined;
+    threads = threads < 0 || threads === n.threadsPerCore ? n.threadsPerCore : 0;
+  }
+  if (threads <= 0) return undefined;
+  if (threadPolicy === 'require' && (threads === 1 || vcpus % threads !== 0)) return false;
+  let units = 0;
+  for (const n of numa) {
+    const here = (n.wholeIdleCores ?? 0) * (threadPolicy === 'isolate' ? 1 : threads);
+    units = oneNode ? Math.max(units, here) : units + here;
+  }
+  if (units < vcpus) return false;
+  // The shared pool must still hold what shared grants have, without every core taken (isolate's siblings too).
+  const taken = threadPolicy === 'isolate' ? vcpus * threads : vcpus;
+  const committed = view.snapshot.cpu.sharedVcpusCommitted;
+  return sharedCoreCount(view) - Math.ceil((committed * 100) / cpuOvercommitPercent(view)) >= taken;
+}
+
 /** The most shared cores any single NUMA node has (what `numa: require` can hope for on this node). */
 export function largestNumaSharedCores(view: NodeView): number {
   return Math.max(0, ...coresPerNumaNode(view, false).values());

@@ -223,11 +223,20 @@ describe('the per-node figures of usage', () => {
     expect(grant(pool, shared(2), 's').cpuset).toEqual([3, 4]);
     expect(unwrap(pool.take('r', { ...shared(1, 'require'), numaNodes: [1] })).cpuset).toEqual([8]);
     expect(pool.usage().numa).toEqual([
-      { node: 0, reservedCores: 2, exclusiveCores: 2, sharedCores: 12, idleCores: 10 },
-      { node: 1, reservedCores: 0, exclusiveCores: 0, sharedCores: 16, idleCores: 15 },
+      // Whole idle physical cores: node 0's 5, 6 and 7 (0 reserved, 1 and 2 exclusive, 3 and 4 loaded); node 1 but 8.
+      { node: 0, reservedCores: 2, exclusiveCores: 2, sharedCores: 12, idleCores: 10, wholeIdleCores: 3, threadsPerCore: 2 },
+      { node: 1, reservedCores: 0, exclusiveCores: 0, sharedCores: 16, idleCores: 15, wholeIdleCores: 7, threadsPerCore: 2 },
     ]);
     pool.free('x');
-    expect(pool.usage().numa?.[0]).toEqual({ node: 0, reservedCores: 2, exclusiveCores: 0, sharedCores: 14, idleCores: 12 });
+    expect(pool.usage().numa?.[0]).toEqual({
+      node: 0,
+      reservedCores: 2,
+      exclusiveCores: 0,
+      sharedCores: 14,
+      idleCores: 12,
+      wholeIdleCores: 5,
+      threadsPerCore: 2,
+    });
   });
 });
 

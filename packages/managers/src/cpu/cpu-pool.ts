@@ -394,8 +394,21 @@ export class CpuPool {
       else if (state === EXCLUSIVE) figures.exclusiveCores += 1;
       else figures.sharedCores += 1;
     }
-    // Idle: pool cores with no shared vCPU homed, the only ones an exclusive grant takes (placement reads them per node).
-    numa.forEach((figures, node) => (figures.idleCores = t.nodeIdle[node] ?? 0));
+    // Idle: pool cores with no shared vCPU homed, the only ones an exclusive grant takes (placement reads them per node);
+    // whole idle physical cores are what the thread policies isolate and require take.
+    numa.forEach((figures, node) => {
+      figures.idleCores = t.nodeIdle[node] ?? 0;
+      const phys = t.nodePhys[node] ?? [];
+      let threads = -1;
+      let whole = 0;
+      for (const p of phys) {
+        const n = t.physThreads[p]?.length ?? 0;
+        threads = threads < 0 || threads === n ? n : 0;
+        if (this.whole.isWholeIdle(p)) whole += 1;
+      }
+      figures.wholeIdleCores = whole;
+      figures.threadsPerCore = Math.max(0, threads);
+    });
     return {
       resourceType: 'cpu',
       unit: 'vCPU',
