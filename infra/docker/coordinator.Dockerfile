@@ -4,8 +4,8 @@
 #   docker build --build-arg BASE_IMAGE=debian:bookworm-slim@sha256:<digest> \
 #     -f infra/docker/coordinator.Dockerfile dist/release/bin
 #
-# BASE_IMAGE has no default: a tag is not a pin (see agent.Dockerfile for an engine without a registry). The dashboard's
-# files are not in the image: mount them and set dashboardDir in the config to serve it.
+# BASE_IMAGE has no default: a tag is not a pin (see agent.Dockerfile for an engine without a registry). The dashboard
+# comes with the executable (its built files are SEA assets): configure http (ALLOT_* or --config) to serve it.
 ARG BASE_IMAGE
 FROM ${BASE_IMAGE}
 # No RUN, and the executable last (see agent.Dockerfile).

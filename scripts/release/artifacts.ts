@@ -6,9 +6,9 @@
 // carried as an SEA asset, through a module hook. postject injects the blob into a copy of this Node binary. The result
 // needs nothing on the host but glibc: no Node, no node_modules, no TypeScript stripping at start.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire, isBuiltin } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, type Plugin } from 'rolldown';
 
@@ -25,9 +25,16 @@ export const RELEASE_DIR = join(ROOT, 'dist', 'release');
  * allocate+release pair without it (docs/benchmarks.md, footprint).
  */
 export const APPS = [
-  { name: 'allot-agent', entry: 'apps/agent/src/main.ts', execArgv: ['--max-semi-space-size=1', '--v8-pool-size=1', '--no-opt'] },
-  { name: 'allot-coordinator', entry: 'apps/coordinator/src/main.ts', execArgv: [] },
-  { name: 'allot', entry: 'apps/cli/src/main.ts', execArgv: [] },
+  {
+    name: 'allot-agent',
+    entry: 'apps/agent/src/main.ts',
+    execArgv: ['--max-semi-space-size=1', '--v8-pool-size=1', '--no-opt'],
+    dashboard: false,
+  },
+  // The coordinator serves the dashboard (config.http): the executable carries its built files, so the .deb and the
+  // image hold one file and every install serves the dashboard of its own release.
+  { name: 'allot-coordinator', entry: 'apps/coordinator/src/main.ts', execArgv: [], dashboard: true },
+  { name: 'allot', entry: 'apps/cli/src/main.ts', execArgv: [], dashboard: false },
 ] as const;
 export type AppName = (typeof APPS)[number]['name'];
 
@@ -145,8 +152,31 @@ export async function bundle(app: (typeof APPS)[number], outDir: string, overrid
   return file;
 }
 
+/** The built dashboard (apps/dashboard/dist, built first when missing), as SEA assets under `dashboard/`. */
+export function dashboardAssets(): Record<string, string> {
+  const dist = join(ROOT, 'apps', 'dashboard', 'dist');
+  if (!existsSync(join(dist, 'index.html'))) execFileSync('pnpm', ['--filter', '@allot/dashboard', 'build'], { cwd: ROOT, stdio: 'pipe' });
+  const assets: Record<string, string> = {};
+  for (const file of readdirSync(dist, { recursive: true, encoding: 'utf8' })) {
+    // The key is the URL path under the dashboard's root (apps/coordinator/src/http/static.ts, DASHBOARD_ASSET_PREFIX).
+    if (statSync(join(dist, file)).isFile()) assets[`dashboard/${file.split(sep).join('/')}`] = join(dist, file);
+  }
+  return assets;
+}
+
+/** What an app's executable carries beside its bundle. */
+export function appAssets(app: (typeof APPS)[number]): Record<string, string> {
+  return app.dashboard ? dashboardAssets() : {};
+}
+
 /** The bundle injected into a copy of this Node binary: one file to install. */
-export function singleExecutable(name: string, bundleFile: string, outDir: string, execArgv: readonly string[] = []): string {
+export function singleExecutable(
+  name: string,
+  bundleFile: string,
+  outDir: string,
+  execArgv: readonly string[] = [],
+  assets: Record<string, string> = {},
+): string {
   const work = join(outDir, '.sea', name);
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
@@ -159,7 +189,7 @@ export function singleExecutable(name: string, bundleFile: string, outDir: strin
     useCodeCache: false,
     useSnapshot: false,
     execArgv,
-    assets: { 'app.mjs': bundleFile },
+    assets: { ...assets, 'app.mjs': bundleFile },
   };
   writeFileSync(join(work, 'sea-config.json'), JSON.stringify(config));
   execFileSync(process.execPath, ['--experimental-sea-config', join(work, 'sea-config.json')], { stdio: 'pipe' });
@@ -184,7 +214,7 @@ export async function buildArtifacts(
   for (const app of APPS) {
     const started = performance.now();
     const bundled = await bundle(app, jsDir);
-    const executable = singleExecutable(app.name, bundled, binDir, app.execArgv);
+    const executable = singleExecutable(app.name, bundled, binDir, app.execArgv, appAssets(app));
     out[app.name] = { bundle: bundled, executable };
     log(`${app.name}: ${executable} (${Math.round(performance.now() - started)} ms)`);
   }

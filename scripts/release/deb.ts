@@ -2,7 +2,7 @@
 // with dpkg-deb: no debhelper, because the packages hold one static-enough executable, a unit, a conffile and three
 // maintainer scripts, and dpkg-deb is on every Debian host. `node scripts/release/deb.ts` builds both into dist/release.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildArtifacts, RELEASE_DIR, ROOT } from './artifacts.ts';
@@ -73,7 +73,7 @@ export function releaseVersion(cli: string): string {
   return version;
 }
 
-export function buildDeb(pkg: DebPackage, version: string, executable: string, extra: { cli: string; dashboardDir: string }): string {
+export function buildDeb(pkg: DebPackage, version: string, executable: string, extra: { cli: string }): string {
   const arch = architecture();
   const root = join(RELEASE_DIR, 'deb', pkg.name);
   rmSync(root, { recursive: true, force: true });
@@ -85,7 +85,6 @@ export function buildDeb(pkg: DebPackage, version: string, executable: string, e
   if (pkg.name === 'allot-coordinator') {
     // The operators' CLI goes with the coordinator: where the cluster is run from.
     place(root, 'usr/bin/allot', extra.cli, 0o755);
-    cpSync(extra.dashboardDir, join(root, 'usr/share/allot/dashboard'), { recursive: true });
   }
   const installedKiB = Math.ceil(Number(execFileSync('du', ['-sk', '--exclude=DEBIAN', root], { encoding: 'utf8' }).split('\t')[0]));
   const control = [
@@ -112,16 +111,11 @@ export function buildDeb(pkg: DebPackage, version: string, executable: string, e
   return deb;
 }
 
-/** The executables, the dashboard, and both packages; returns the .deb paths. */
+/** The executables (the coordinator's carries the dashboard) and both packages; returns the .deb paths. */
 export async function buildDebs(log: (line: string) => void = () => undefined): Promise<string[]> {
   const artifacts = await buildArtifacts(log);
-  const dashboard = join(ROOT, 'apps', 'dashboard', 'dist');
-  if (!existsSync(join(dashboard, 'index.html')))
-    execFileSync('pnpm', ['--filter', '@allot/dashboard', 'build'], { cwd: ROOT, stdio: 'pipe' });
   const version = releaseVersion(artifacts.allot.executable);
-  const debs = PACKAGES.map((pkg) =>
-    buildDeb(pkg, version, artifacts[pkg.name].executable, { cli: artifacts.allot.executable, dashboardDir: dashboard }),
-  );
+  const debs = PACKAGES.map((pkg) => buildDeb(pkg, version, artifacts[pkg.name].executable, { cli: artifacts.allot.executable }));
   for (const deb of debs) log(`${deb} (${Math.round(statSync(deb).size / 1024 / 1024)} MiB)`);
   return debs;
 }

@@ -177,7 +177,7 @@ describe('the .deb packages on a fresh Debian', () => {
 
   it('with allot-coordinator installed beside it, the packaged allot places a VM on the agent', async () => {
     aptInstall('allot-coordinator');
-    const config = { coordinatorId: 'deb-c1', nats: { servers: [NATS_URL], insecure: true }, dashboardDir: '/usr/share/allot/dashboard' };
+    const config = { coordinatorId: 'deb-c1', nats: { servers: [NATS_URL], insecure: true } };
     sh(`cat > /etc/allot/coordinator.json <<'EOF'\n${JSON.stringify(config)}\nEOF`);
     coordinator = startUnit('allot-coordinator');
     await coordinator.waitForLine(saysReady('coordinator ready'), 60_000);

@@ -36,7 +36,15 @@ import { fileURLToPath } from 'node:url';
 import { ALLOT_VERSION } from '@allot/core';
 import { PROTOCOL_VERSION } from '@allot/protocol';
 import { GenericContainer, getContainerRuntimeClient, ImageName } from 'testcontainers';
-import { APPS, buildArtifacts, bundle, RELEASE_DIR, singleExecutable, type VersionOverride } from '../../scripts/release/artifacts.ts';
+import {
+  APPS,
+  appAssets,
+  buildArtifacts,
+  bundle,
+  RELEASE_DIR,
+  singleExecutable,
+  type VersionOverride,
+} from '../../scripts/release/artifacts.ts';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const IMAGES_DIR = join(REPO_ROOT, 'test/chaos/images');
@@ -310,7 +318,7 @@ export async function nextAppImages(
         for (const app of ['agent', 'coordinator'] as const) {
           const spec = APPS.find((a) => a.name === `allot-${app}`);
           if (spec === undefined) throw new Error(`no release app allot-${app}`);
-          made[app] = singleExecutable(spec.name, await bundle(spec, work, NEXT_RELEASE), work, spec.execArgv);
+          made[app] = singleExecutable(spec.name, await bundle(spec, work, NEXT_RELEASE), work, spec.execArgv, appAssets(spec));
         }
         log(
           `next release executables (${NEXT_RELEASE.version}, protocol ${NEXT_RELEASE.protocolVersion}) built in ${((Date.now() - started) / 1000).toFixed(1)} s`,

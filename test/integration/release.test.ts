@@ -93,7 +93,10 @@ describe('release packages', () => {
     const agentConfig = join(state, 'agent.json');
     const coordinatorConfig = join(state, 'coordinator.json');
     writeFileSync(agentConfig, JSON.stringify({ nodeId: 'packaged-1', stateDir: join(state, 'agent'), nats: { servers: [server.url] } }));
-    writeFileSync(coordinatorConfig, JSON.stringify({ coordinatorId: 'packaged-c1', nats: { servers: [server.url] } }));
+    writeFileSync(
+      coordinatorConfig,
+      JSON.stringify({ coordinatorId: 'packaged-c1', nats: { servers: [server.url] }, http: { host: '127.0.0.1', port: 0 } }),
+    );
     const start = (unit: string, config: string, env: Record<string, string>) => {
       const [binary, ...args] = execStart(unit);
       // The unit's own words, with the binary under the unpacked root and --config naming this test's file.
@@ -110,6 +113,15 @@ describe('release packages', () => {
     const agent = start('allot-agent.service', agentConfig, { ALLOT_SIMULATED_HOST: simulatedHostEnv({ cores: 8, memoryMiB: 16_384 }) });
     await agent.waitForLine(isLogMsg('agent ready'), 60_000);
     await coordinator.waitForLine(isLogMsg('coordinator ready'), 60_000);
+    // The dashboard comes with the executable (no dashboardDir, nothing on disk beside it): its page and its script.
+    const listening = await coordinator.waitForLine(isLogMsg('dashboard listening'), 10_000);
+    const url = String((listening as { url?: string }).url);
+    const page = await fetch(`${url}/`);
+    expect(page.status).toBe(200);
+    const html = await page.text();
+    expect(html).toContain('<title>');
+    const script = /src="(\/assets\/[^"]+\.js)"/.exec(html)?.[1] ?? 'no script in the page';
+    expect((await fetch(`${url}${script}`)).status).toBe(200);
 
     const cli = join(unpacked, 'usr/bin/allot');
     expect(run(cli, ['--version'])).toBe(`allot ${ALLOT_VERSION} (node ${process.version})\n`);

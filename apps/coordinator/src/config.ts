@@ -143,7 +143,7 @@ export const CoordinatorConfigSchema = z.strictObject({
       tokenFile: z.string().min(1).max(4096).optional(),
     })
     .optional(),
-  /** The built dashboard (default apps/dashboard/dist next to this app). */
+  /** The built dashboard's directory (default: the one the release executable carries, else apps/dashboard/dist). */
   dashboardDir: z.string().min(1).optional(),
 });
 export type CoordinatorConfig = z.infer<typeof CoordinatorConfigSchema>;

@@ -4,6 +4,7 @@ import { err, HealthSchema, NodeIdSchema, NodeLivenessSchema, ok, type Result } 
 import { listenHttp, type HttpServer } from '@allot/telemetry';
 import type { Logger } from 'pino';
 import type { AgentClient } from '../agents.ts';
+import { withCoreList } from '../core-list.ts';
 import { allAllocations } from '../allocation-pages.ts';
 import type { ClusterManager } from '../cluster-manager.ts';
 import type { JetStreamClient } from '../nats-deps.ts';
@@ -15,7 +16,7 @@ import { listAllocationsFromQuery } from './allocations-route.ts';
 import { followEvents } from './events-feed.ts';
 import { DashboardModel, type QuotaSource } from './model.ts';
 import { SseHub } from './sse.ts';
-import { serveStatic } from './static.ts';
+import { directoryFiles, executableDashboard, serveStatic } from './static.ts';
 
 /*
  * The coordinator's HTTP side: the dashboard's static files, a small read-only JSON API and one SSE stream, served by
@@ -35,6 +36,7 @@ export interface HttpServerOptions {
   readonly host: string;
   /** 0 picks a free port (the handle's url says which). */
   readonly port: number;
+  /** The built dashboard's directory; default: the one the release executable carries, else DEFAULT_DASHBOARD_DIR. */
   readonly dashboardDir?: string;
   readonly logger: Logger;
   readonly now?: () => number;
@@ -143,7 +145,11 @@ export async function startHttpServer(deps: HttpDeps, options: HttpServerOptions
   const maxSseClients = options.maxSseClients ?? 64;
   const maxListings = options.maxListings ?? 4;
   let listings = 0;
-  const root = options.dashboardDir ?? DEFAULT_DASHBOARD_DIR;
+  // A configured directory first, else the dashboard the release executable carries, else the workspace's build.
+  const dashboard =
+    options.dashboardDir !== undefined
+      ? directoryFiles(options.dashboardDir)
+      : (executableDashboard() ?? directoryFiles(DEFAULT_DASHBOARD_DIR));
   const model = new DashboardModel(deps.view, deps.quotas, {
     ...(options.seriesEveryMs === undefined ? {} : { seriesEveryMs: options.seriesEveryMs }),
     ...(options.seriesPoints === undefined ? {} : { seriesPoints: options.seriesPoints }),
@@ -207,7 +213,7 @@ export async function startHttpServer(deps: HttpDeps, options: HttpServerOptions
       res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' }).end('method not allowed\n');
       return;
     }
-    if (!path.startsWith('/api/')) return serveStatic(root, req, res, path);
+    if (!path.startsWith('/api/')) return serveStatic(dashboard, req, res, path);
     const parts = path.split('/').filter((p) => p !== ''); // ['api', ...]
     const t = now();
     switch (parts[1]) {
@@ -222,7 +228,7 @@ export async function startHttpServer(deps: HttpDeps, options: HttpServerOptions
         const id = NodeIdSchema.safeParse(parts[2]);
         if (!id.success) return problem(res, 400, 'invalid_request', 'node id: letters, digits, "_" and "-" only');
         if (parts.length === 3) {
-          const node = deps.view.get(id.data);
+          const node = deps.agents === undefined ? deps.view.get(id.data) : await withCoreList(deps.view, deps.agents, id.data);
           return node === undefined ? problem(res, 404, 'not_found', `node ${id.data} has not reported`) : json(res, 200, { now: t, node });
         }
         if (parts.length === 4 && parts[3] === 'allocations') return allocations(res, id.data);
@@ -307,7 +313,7 @@ export async function startHttpServer(deps: HttpDeps, options: HttpServerOptions
   ticker.unref();
 
   const url = server.url;
-  logger.info({ url, dashboardDir: root }, 'dashboard listening');
+  logger.info({ url, dashboardDir: dashboard.source }, 'dashboard listening');
   return ok({
     url,
     model,

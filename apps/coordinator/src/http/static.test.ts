@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { contentTypeOf, resolveStatic, serveStatic } from './static.ts';
+import { contentTypeOf, embeddedFiles, resolveStatic, serveStatic, type StaticFiles } from './static.ts';
 
 let base: string;
 let root: string;
@@ -29,7 +29,7 @@ function get(
   });
 }
 
-async function serve(dir: string): Promise<{ server: Server; port: number }> {
+async function serve(dir: string | StaticFiles): Promise<{ server: Server; port: number }> {
   const s = createServer((req, res) => void serveStatic(dir, req, res, (req.url ?? '/').split('?')[0] ?? '/'));
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
   return { server: s, port: (s.address() as AddressInfo).port };
@@ -123,5 +123,39 @@ describe('serveStatic', () => {
     expect(contentTypeOf('a.svg')).toBe('image/svg+xml');
     expect(contentTypeOf('a.map')).toBe('application/json; charset=utf-8');
     expect(contentTypeOf('a.unknown')).toBe('application/octet-stream');
+  });
+});
+
+describe('the dashboard the release executable carries (SEA assets under dashboard/)', () => {
+  const text = (s: string): ArrayBuffer => new TextEncoder().encode(s).buffer;
+  const assets = new Map([
+    ['app.mjs', text('the bundle')],
+    ['dashboard/index.html', text('<!doctype html><title>embedded</title>')],
+    ['dashboard/assets/index-abc123.js', text('console.log(2)')],
+  ]);
+  const store = { keys: () => [...assets.keys()], get: (key: string) => assets.get(key) ?? new ArrayBuffer(0) };
+
+  it('serves its files by the same rules as a directory, nothing outside dashboard/', async () => {
+    const files = embeddedFiles(store, 1_700_000_000_000);
+    expect(files).not.toBeNull();
+    const embedded = await serve(files as StaticFiles);
+    try {
+      const page = await get('/', {}, embedded.port);
+      expect(page.status).toBe(200);
+      expect(page.headers['content-security-policy']).toContain("default-src 'self'");
+      expect(page.body).toContain('<title>embedded</title>');
+      const js = await get('/assets/index-abc123.js', {}, embedded.port);
+      expect(js.body).toBe('console.log(2)');
+      expect(js.headers['cache-control']).toBe('public, max-age=31536000, immutable');
+      expect((await get('/assets/index-abc123.js', { 'if-none-match': String(js.headers['etag']) }, embedded.port)).status).toBe(304);
+      expect((await get('/app.mjs', {}, embedded.port)).status).toBe(404);
+      expect((await get('/../app.mjs', {}, embedded.port)).status).toBe(400);
+    } finally {
+      await new Promise<void>((r) => embedded.server.close(() => r()));
+    }
+  });
+
+  it('is absent from an executable built without the dashboard', () => {
+    expect(embeddedFiles({ keys: () => ['app.mjs'], get: () => new ArrayBuffer(0) }, 0)).toBeNull();
   });
 });

@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, join, normalize, sep } from 'node:path';
@@ -53,18 +54,83 @@ Run <code>pnpm build</code> (or <code>pnpm exec turbo run build</code>) at the r
 The JSON API under <code>/api/</code> works without it.</p></body></html>`;
 
 /**
+ * The built dashboard's files, by path relative to its root ('index.html', 'assets/x.js'): a directory, or the assets
+ * the release executable carries.
+ */
+export interface StaticFiles {
+  /** What the `dashboard listening` line names as the source. */
+  readonly source: string;
+  /** The file's size and a stamp that changes with its content (the ETag's parts), or null when there is none. */
+  stat(relative: string): Promise<{ size: number; stamp: number } | null>;
+  read(relative: string): Promise<Uint8Array>;
+}
+
+export function directoryFiles(root: string): StaticFiles {
+  return {
+    source: root,
+    stat: async (relative) => {
+      const info = await stat(join(root, relative)).catch(() => null);
+      return info === null || !info.isFile() ? null : { size: info.size, stamp: Math.floor(info.mtimeMs) };
+    },
+    read: (relative) => readFile(join(root, relative)),
+  };
+}
+
+/** The SEA asset API (node:sea) as embeddedFiles uses it. */
+export interface AssetStore {
+  keys(): string[];
+  get(key: string): ArrayBuffer;
+}
+
+/** Where the release build puts the dashboard among the coordinator executable's assets (scripts/release/artifacts.ts). */
+export const DASHBOARD_ASSET_PREFIX = 'dashboard/';
+
+/**
+ * The dashboard the executable carries, read without a copy, or null when it carries none. `stamp` stands in for a
+ * modification time in the ETag (the executable's, so an upgrade revalidates index.html).
+ */
+export function embeddedFiles(assets: AssetStore, stamp: number): StaticFiles | null {
+  const keys = new Set(assets.keys().filter((key) => key.startsWith(DASHBOARD_ASSET_PREFIX)));
+  if (!keys.has(`${DASHBOARD_ASSET_PREFIX}index.html`)) return null;
+  const asset = (relative: string): ArrayBuffer | null => {
+    const key = DASHBOARD_ASSET_PREFIX + relative;
+    return keys.has(key) ? assets.get(key) : null;
+  };
+  return {
+    source: 'the executable',
+    stat: async (relative) => {
+      const body = asset(relative);
+      return body === null ? null : { size: body.byteLength, stamp };
+    },
+    read: async (relative) => new Uint8Array(asset(relative) ?? new ArrayBuffer(0)),
+  };
+}
+
+/** The dashboard of this process's executable when it is the release's single executable that carries one. */
+export function executableDashboard(): StaticFiles | null {
+  const sea = process.getBuiltinModule('node:sea');
+  if (!sea.isSea()) return null;
+  return embeddedFiles(
+    { keys: () => sea.getAssetKeys(), get: (key) => sea.getRawAsset(key) },
+    Math.floor(statSync(process.execPath).mtimeMs),
+  );
+}
+
+/**
  * Serves a file of the built dashboard: content type by extension, ETag (size and mtime) with 304s, Cache-Control by
  * path. A missing build answers 503 with a page that says how to build it.
  */
-export async function serveStatic(root: string, req: IncomingMessage, res: ServerResponse, urlPath: string): Promise<void> {
-  const file = resolveStatic(root, urlPath);
+export async function serveStatic(from: string | StaticFiles, req: IncomingMessage, res: ServerResponse, urlPath: string): Promise<void> {
+  const files = typeof from === 'string' ? directoryFiles(from) : from;
+  // Resolved against a root of its own: the same refusals for a directory and for the assets, then relative to either.
+  const file = resolveStatic(sep, urlPath)?.slice(sep.length) ?? null;
   if (file === null) {
     res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8' }).end('bad path\n');
     return;
   }
-  const info = await stat(file).catch(() => null);
-  if (info === null || !info.isFile()) {
-    const built = await stat(join(root, 'index.html')).catch(() => null);
+  const info = await files.stat(file);
+  if (info === null) {
+    const built = await files.stat('index.html');
     if (built === null) {
       res.writeHead(503, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(NOT_BUILT);
       return;
@@ -72,7 +138,7 @@ export async function serveStatic(root: string, req: IncomingMessage, res: Serve
     res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found\n');
     return;
   }
-  const etag = `"${info.size.toString(16)}-${Math.floor(info.mtimeMs).toString(16)}"`;
+  const etag = `"${info.size.toString(16)}-${info.stamp.toString(16)}"`;
   const headers: Record<string, string> = {
     'content-type': contentTypeOf(file),
     'cache-control': cacheControlOf(urlPath),
@@ -89,7 +155,7 @@ export async function serveStatic(root: string, req: IncomingMessage, res: Serve
     res.writeHead(304, headers).end();
     return;
   }
-  const body = await readFile(file);
+  const body = await files.read(file);
   headers['content-length'] = String(body.byteLength);
   res.writeHead(200, headers);
   res.end(req.method === 'HEAD' ? undefined : body);
