@@ -21,6 +21,7 @@ import { endpoint, serveService, type EndpointSpec, type ServedService } from '@
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import type { AgentClient } from './agents.ts';
+import { withCoreList } from './core-list.ts';
 import { forEachAllocationPage } from './allocation-pages.ts';
 import type { ClusterManager } from './cluster-manager.ts';
 import { decommissionNode, recommissionNode, type DecommissionDeps } from './decommission.ts';
@@ -188,7 +189,7 @@ export function schedulerEndpoints(d: EndpointDeps): EndpointSpec[] {
       }),
     ),
     sched('node', async (r) => {
-      const v = d.view.get(r.nodeId);
+      const v = await withCoreList(d.view, d.agents, r.nodeId);
       if (v !== undefined) return ok(v);
       const gone = d.decommission?.nodeStates.decommissioned(r.nodeId);
       if (gone !== undefined)

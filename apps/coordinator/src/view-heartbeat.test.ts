@@ -1,7 +1,9 @@
-import type { UsageSnapshot } from '@allot/core';
+import { err, ok, type UsageSnapshot } from '@allot/core';
 import { largestNumaSharedCores } from '@allot/placement';
 import { describe, expect, it } from 'vitest';
 import { syntheticSnapshot, type SyntheticNode } from './http/fixtures.ts';
+import type { AgentCaller } from './agents.ts';
+import { withCoreList } from './core-list.ts';
 import { ClusterView } from './view.ts';
 
 /** A snapshot as a current agent publishes it in full: its per-core list, the list's digest and the NUMA counts. */
@@ -68,5 +70,38 @@ describe('ClusterView: heartbeats without the per-core list', () => {
     const shown = view.get('a');
     expect(shown?.snapshot.cpu.cores.find((c) => c.id === 5)?.role).toBe('exclusive');
     expect(shown === undefined ? -1 : largestNumaSharedCores(shown)).toBe(8);
+  });
+});
+
+describe('a node whose per-core list this coordinator never received', () => {
+  const caller = (answer: UsageSnapshot | undefined) => {
+    const calls: string[] = [];
+    return {
+      calls,
+      call: (nodeId: string, verb: string) => {
+        calls.push(`${nodeId}.${verb}`);
+        return Promise.resolve(answer === undefined ? err('timeout', 'no answer') : ok(answer));
+      },
+    } as unknown as AgentCaller & { calls: string[] };
+  };
+
+  it('is read with the list its agent sends when asked, which the view keeps', async () => {
+    const view = newView();
+    view.apply(heartbeat({ nodeId: 'a', seq: 2, exclusive: { vm1: [0, 1] } }, 'd2'));
+    const agents = caller(full({ nodeId: 'a', seq: 2, exclusive: { vm1: [0, 1] } }, 'd2'));
+    const read = await withCoreList(view, agents, 'a');
+    expect(read?.snapshot.cpu.cores.filter((c) => c.allocationId === 'vm1').map((c) => c.id)).toEqual([0, 1]);
+    expect(view.get('a')?.snapshot.cpu.cores).toHaveLength(16);
+    await withCoreList(view, agents, 'a');
+    expect(agents.calls).toEqual(['a.usage']);
+  });
+
+  it('is read as it is when the agent does not answer, or answers with another layout', async () => {
+    const view = newView();
+    view.apply(heartbeat({ nodeId: 'a', seq: 2 }, 'd2'));
+    expect((await withCoreList(view, caller(undefined), 'a'))?.snapshot.cpu.cores).toEqual([]);
+    const changed = await withCoreList(view, caller(full({ nodeId: 'a', seq: 3, exclusive: { vm2: [4] } }, 'd3')), 'a');
+    expect(changed?.snapshot.cpu.cores).toEqual([]);
+    expect(await withCoreList(view, caller(undefined), 'nobody')).toBeUndefined();
   });
 });

@@ -162,6 +162,22 @@ export class ClusterView {
     return null;
   }
 
+  /**
+   * Gives a node held without its per-core list (a heartbeat this coordinator holds no list for) the list of `full`, a
+   * snapshot its agent answered, when that is the layout held (same boot and digest). Liveness is left alone: the
+   * usage feed alone measures silence. Returns whether the list was taken.
+   */
+  attachCores(nodeId: string, full: UsageSnapshot): boolean {
+    const state = this.#nodes.get(nodeId);
+    const held = state?.snapshot;
+    if (state === undefined || held === undefined || held.cpu.cores.length > 0 || full.cpu.cores.length === 0) return false;
+    if (full.nodeId !== nodeId || full.bootId !== held.bootId || full.cpu.coresDigest !== held.cpu.coresDigest) return false;
+    state.snapshot = { ...held, cpu: { ...held.cpu, cores: full.cpu.cores } };
+    this.index.upsert(this.#viewOf(nodeId, state));
+    this.#changed(nodeId);
+    return true;
+  }
+
   /** Re-evaluates every node's liveness now; returns the transitions (suspect, lost). O(n). */
   sweep(): LivenessTransition[] {
     const changes: LivenessTransition[] = [];
