@@ -165,6 +165,35 @@ describe('place.batch', () => {
     expect(await vms(c)).toBe(3);
   });
 
+  it('a member whose allocate reply is lost is asked at its fence and found held: the batch is placed', async () => {
+    const cluster = inProcessCluster(NODES);
+    const c = await cluster.coordinator('c1', { place: { timeoutRetries: 0 } });
+    const nodeB = cluster.agents.nodes.get('b');
+    if (nodeB === undefined) throw new Error('no node b');
+    nodeB.loseReplies = 1;
+    const placed = unwrap(await run(cluster, c, batch('lost', 3, { maxPerNode: 1 })));
+    expect(placed.placements.map((p) => p.nodeId).sort()).toEqual(['a', 'b', 'c']);
+    expect(await vms(c)).toBe(3);
+  });
+
+  it('a member whose allocate never reached its agent is fenced there, found absent, and the batch rolls back at once', async () => {
+    const cluster = inProcessCluster(NODES);
+    const c = await cluster.coordinator('c1', { place: { timeoutRetries: 0 } });
+    const nodeB = cluster.agents.nodes.get('b');
+    if (nodeB === undefined) throw new Error('no node b');
+    nodeB.stall.add('allocate');
+    const failed = await run(cluster, c, batch('stalled', 3, { maxPerNode: 1 }));
+    expect(!failed.ok && failed.error).toMatchObject({ code: 'timeout', details: { batchId: 'stalled', nodeId: 'b' } });
+    expect(!failed.ok && failed.error.message).toContain('the batch placed nothing');
+    expect(live(cluster)).toEqual({ a: [], b: [], c: [] });
+    expect(await vms(c)).toBe(0);
+    // The late allocate arrives after the fence: refused, nothing commits there.
+    nodeB.stall.delete('allocate');
+    const late = cluster.agents.deliverStalled('b');
+    expect(late.every((r) => !r.ok && r.error.details?.['reason'] === 'fenced')).toBe(true);
+    expect(live(cluster)).toEqual({ a: [], b: [], c: [] });
+  });
+
   it('refuses request ids another batch or place used, naming the member', async () => {
     const cluster = inProcessCluster(NODES);
     const c = await cluster.coordinator('c1');

@@ -18,12 +18,13 @@ import type { ClusterView } from './view.ts';
  *    the whole batch or refuses it). At most MAX_BATCH_MEMBERS (256) members, so one write always carries them
  *    (the server takes 1,000 messages per atomic batch).
  * 3. Every member's allocate at once, each fenced at its intent's attempt, as a place drives one.
- * 4. All committed: the answer, in the members' order; each `placed` is written after it, as for a place.
+ * 4. A member whose allocate has no answer is asked at its fence at once: held there is committed, nothing is refused.
+ *    All committed: the answer, in the members' order; each `placed` is written after it, as for a place.
  *    A member refused definitively (the agent journaled its fence, or never saw it): the batch fails. That member's
  *    intent is failed with the batch's error (the mark a retry finds), then every member that committed is released on
  *    its node at its fence (idempotent release id) and its intent released (cause `batch`, quota back); a member whose
  *    outcome is unknown is asked at its fence and released when held. The answer names the refused member.
- *    A member whose outcome is unknown (and none refused): `timeout` naming it; a retry of the batch settles it.
+ *    A member whose node answers neither (and none refused): `timeout` naming it; a retry of the batch settles it.
  * A retry (same batch id, same members) finds every member's intent and follows each: placed answers its reply,
  * pending drives its node again at a higher fence, failed (the reconciler's) is decided again and taken over; a batch
  * that failed answers its error again after finishing its rollback.
@@ -252,9 +253,31 @@ async function drive(d: PlaceBatchDeps, m: Member, at: StoredIntent, untouched: 
     };
   }
   if (result.error.code === 'conflict' && result.error.details?.['reason'] === 'fenced') return { kind: 'raced' };
-  return classifyFailure(result.error) === 'unknown'
-    ? { kind: 'unknown', at, error: result.error }
-    : { kind: 'refused', at, error: result.error };
+  if (classifyFailure(result.error) !== 'unknown') return { kind: 'refused', at, error: result.error };
+  return askAtFence(d, at, result.error);
+}
+
+/**
+ * A member whose allocate has no answer: its node is asked at the intent's fence (the reconciler's question, at once),
+ * after whose answer no allocate of it at that fence or below commits there. Held: committed. Nothing: it never will
+ * be, a definitive refusal (the batch rolls back now rather than stay partly placed). No answer again: unknown.
+ */
+async function askAtFence(d: PlaceBatchDeps, at: StoredIntent, error: AllotError): Promise<Outcome> {
+  const { requestId, nodeId, attempt } = at.value;
+  const opts = d.agentTimeoutMs === undefined ? { requestId } : { requestId, timeoutMs: d.agentTimeoutMs };
+  const fenced = await d.agents.call(nodeId, 'fence', { requestId, fence: attempt }, opts);
+  if (!fenced.ok) return { kind: 'unknown', at, error };
+  const held = fenced.value.allocation;
+  if (held !== null && (held.status === 'active' || held.status === 'reserved')) return { kind: 'committed', at, allocation: held };
+  if (held !== null && held.status === 'releasing') return { kind: 'unknown', at, error };
+  return {
+    kind: 'refused',
+    at,
+    error: errorOf(error.code, `${error.message}; asked at its fence, node ${nodeId} holds nothing of it`, {
+      ...error.details,
+      fence: attempt,
+    }),
+  };
 }
 
 /** Every member's outcome known: the answer, a rollback, or `timeout` for a retry to finish. */
