@@ -101,7 +101,10 @@ describe('place.batch', () => {
       { view, store: c.store, agents: cluster.agents.caller(), flow: c.flow },
       PlaceBatchRequestSchema.parse(batch('b6', 3, { maxPerNode: 1 })),
     );
-    expect(!failed.ok && failed.error).toMatchObject({ code: 'unavailable', details: { batchId: 'b6', nodeId: 'c', cordoned: true } });
+    expect(!failed.ok && failed.error).toMatchObject({
+      code: 'insufficient_capacity',
+      details: { batchId: 'b6', nodeId: 'c', cordoned: true, nodeCode: 'unavailable' },
+    });
     expect(!failed.ok && failed.error.message).toContain('the batch placed nothing');
     expect(live(cluster)).toEqual({ a: [], b: [], c: [] });
     expect(await vms(c)).toBe(0);
@@ -120,7 +123,7 @@ describe('place.batch', () => {
       PlaceBatchRequestSchema.parse(batch('b6', 3, { maxPerNode: 1 })),
     );
     expect(!retried.ok && retried.error).toMatchObject({
-      code: 'unavailable',
+      code: 'insufficient_capacity',
       details: { batchId: 'b6', memberIndex: failed.ok ? -1 : failed.error.details?.['memberIndex'] },
     });
     expect(live(cluster)).toEqual({ a: [], b: [], c: [] });
@@ -183,7 +186,10 @@ describe('place.batch', () => {
     if (nodeB === undefined) throw new Error('no node b');
     nodeB.stall.add('allocate');
     const failed = await run(cluster, c, batch('stalled', 3, { maxPerNode: 1 }));
-    expect(!failed.ok && failed.error).toMatchObject({ code: 'timeout', details: { batchId: 'stalled', nodeId: 'b' } });
+    expect(!failed.ok && failed.error).toMatchObject({
+      code: 'insufficient_capacity',
+      details: { batchId: 'stalled', nodeId: 'b', nodeCode: 'timeout' },
+    });
     expect(!failed.ok && failed.error.message).toContain('the batch placed nothing');
     expect(live(cluster)).toEqual({ a: [], b: [], c: [] });
     expect(await vms(c)).toBe(0);

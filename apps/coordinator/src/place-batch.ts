@@ -56,6 +56,9 @@ type Outcome =
 
 type Raced = 'raced';
 
+/** A node's refusals of a member that fail a batch as `insufficient_capacity` (see settle). */
+const NODE_REFUSALS: ReadonlySet<string> = new Set(['insufficient_capacity', 'unavailable', 'timeout']);
+
 /** The anti-affinity group a batch's `maxPerNode` names: the batch id (hashed when longer than a group name may be). */
 function batchGroupName(batchId: string): string {
   const name = `batch-${batchId}`;
@@ -291,10 +294,20 @@ async function settle(
   if (refusedAt >= 0) {
     const refused = outcomes[refusedAt] as Extract<Outcome, { kind: 'refused' }>;
     const nodeId = refused.at.value.nodeId;
+    // A node's "no" (no room, cordoned, no answer at its fence) is the batch's insufficient_capacity: the same batch
+    // again gets the same answer, so it must not read as worth retrying (timeout, unavailable). The agent's code stays.
+    const code = NODE_REFUSALS.has(refused.error.code) ? 'insufficient_capacity' : refused.error.code;
     const cause = errorOf(
-      refused.error.code,
+      code,
       `batch ${req.batchId}: member ${refusedAt} (${refused.at.value.requestId}) was refused by node ${nodeId}: ${refused.error.message}; the batch placed nothing`,
-      { ...refused.error.details, batchId: req.batchId, memberIndex: refusedAt, requestId: refused.at.value.requestId, nodeId },
+      {
+        ...refused.error.details,
+        batchId: req.batchId,
+        memberIndex: refusedAt,
+        requestId: refused.at.value.requestId,
+        nodeId,
+        nodeCode: refused.error.code,
+      },
     );
     return rollback(d, req, outcomes, cause);
   }
