@@ -1,4 +1,4 @@
-import type { NodeView } from '@allot/core';
+import type { AllocationRequest, NodeView } from '@allot/core';
 import type { CapacityEntry, NodeStateReason } from './snapshot.ts';
 
 /*
@@ -98,6 +98,24 @@ export function coresPerNumaNode(view: NodeView, exclusive: boolean): Map<number
     return perNode;
   }
   for (const core of view.snapshot.cpu.cores) if (core.role === 'shared') perNode.set(core.numa, (perNode.get(core.numa) ?? 0) + 1);
+  return perNode;
+}
+
+/**
+ * Per NUMA node, the vCPUs a request can have there: coresPerNumaNode's cores, or for an exclusive request with thread
+ * policy isolate or require its whole idle physical cores (one vCPU each, or every thread) when the snapshot publishes
+ * them.
+ */
+export function vcpusPerNumaNode(view: NodeView, request: AllocationRequest): Map<number, number> {
+  const thread = request.cpu.threadPolicy;
+  const numa = view.snapshot.cpu.numa;
+  if (!request.cpu.exclusive || (thread !== 'isolate' && thread !== 'require') || numa === undefined || numa.length === 0)
+    return coresPerNumaNode(view, request.cpu.exclusive);
+  const perNode = new Map<number, number>();
+  for (const n of numa) {
+    if (n.wholeIdleCores === undefined || n.threadsPerCore === undefined) return coresPerNumaNode(view, true);
+    perNode.set(n.node, n.wholeIdleCores * (thread === 'isolate' ? 1 : n.threadsPerCore));
+  }
   return perNode;
 }
 

@@ -39,3 +39,21 @@ describe('a request bound to one NUMA node with exclusive cores', () => {
     expect(decided.value.rejected).toEqual({ 'no NUMA node fits its cores and memory together': 1 });
   });
 });
+
+describe('a request bound to one NUMA node with a thread policy', () => {
+  it('needs whole idle physical cores and the memory on the same node', () => {
+    // SMT 2. Node 0: the memory, 4 idle threads but only 1 whole idle core; node 1: 2 whole idle cores, no memory.
+    const smt = (node: number, idleCores: number, wholeIdleCores: number): NumaCores => ({
+      ...cell(node, idleCores),
+      wholeIdleCores,
+      threadsPerCore: 2,
+    });
+    const split = host('split', [smt(0, 4, 1), smt(1, 4, 2)], [mem(0, 4096), mem(1, 512)]);
+    const together = host('together', [smt(0, 4, 2), smt(1, 4, 2)], [mem(0, 4096), mem(1, 512)]);
+    const request = allocationRequest(2048, 2, { cpu: { exclusive: true, numa: 'require', threadPolicy: 'isolate' } });
+    const decided = decide(ClusterIndex.of([split, together], { random: seededRandom(1) }), request, opts, { random: seededRandom(2) });
+    if (!decided.ok) throw new Error(decided.error.message);
+    expect(decided.value.candidates).toEqual(['together']);
+    expect(decided.value.rejected).toEqual({ 'no NUMA node fits its cores and memory together': 1 });
+  });
+});

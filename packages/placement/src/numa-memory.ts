@@ -1,5 +1,5 @@
 import type { AllocationRequest, NodeView, NumaMemoryUsage } from '@allot/core';
-import { coresPerNumaNode } from './node-capacity.ts';
+import { vcpusPerNumaNode } from './node-capacity.ts';
 import type { Filter, FilterPlugin } from './types.ts';
 
 /** kube's name of a hugepage resource: `hugepages-2Mi`, `hugepages-1Gi`. */
@@ -40,10 +40,11 @@ function boundToOneNode(request: AllocationRequest): boolean {
 
 /**
  * Some one node has the request's cores, memory and hugepages. The cores are counted as FitsNuma counts them: pool
- * cores for a shared request, idle ones for an exclusive request (coresPerNumaNode).
+ * cores for a shared request, idle ones for an exclusive request, whole idle physical cores for a thread policy
+ * isolate or require (vcpusPerNumaNode).
  */
 function someNodeFitsAll(request: AllocationRequest, node: NodeView, numa: readonly NumaMemoryUsage[]): boolean {
-  const cores = coresPerNumaNode(node, request.cpu.exclusive);
+  const cores = vcpusPerNumaNode(node, request);
   const huge = request.memory?.hugepages;
   return numa.some(
     (n) =>
