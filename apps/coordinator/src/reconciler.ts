@@ -71,7 +71,7 @@ export class Reconciler {
   readonly #pending = new Map<string, { revision: number; since: number }>();
   #watch: Promise<{ readonly caughtUp: Promise<void>; stop(): void }> | undefined;
   /** Move destinations (isMoveDestination) by request id: the revision seen and since when (monotonic). */
-  readonly #moves = new Map<string, { revision: number; since: number }>();
+  readonly #moves = new Map<string, { revision: number; since: number; aborting: boolean }>();
 
   /** Resize growths held without an answer, settled by the same rounds (resize-holds.ts). */
   readonly #holds: ResizeHolds;
@@ -94,7 +94,11 @@ export class Reconciler {
     this.#holds.observe(requestId, intent.ok ? intent.value : null, change.revision);
     if (intent.ok && isMoveDestination(intent.value)) {
       if (this.#moves.get(requestId)?.revision !== change.revision)
-        this.#moves.set(requestId, { revision: change.revision, since: this.#d.clock.monotonic() });
+        this.#moves.set(requestId, {
+          revision: change.revision,
+          since: this.#d.clock.monotonic(),
+          aborting: intent.value.settling === 'abort',
+        });
     } else this.#moves.delete(requestId);
     if (!intent.ok || intent.value.state !== 'pending') {
       this.#pending.delete(requestId);
@@ -188,14 +192,15 @@ export class Reconciler {
       logger: this.#d.logger,
       ...(this.#d.nodeGone ? { nodeGone: this.#d.nodeGone } : {}),
     };
-    for (const [requestId, seen] of [...this.#moves]) {
+    const due = [...this.#moves].filter(([, seen]) => seen.aborting || now - seen.since >= this.#d.config.pendingOlderThanMs);
+    for (const [requestId, seen] of due) {
       const read = await this.#d.store.get(requestId);
       if (!read.ok || read.value === null) continue;
       const intent = read.value.value;
       if (!isMoveDestination(intent)) continue;
       const aborting = intent.settling === 'abort';
-      if (!aborting && (read.value.revision !== seen.revision || now - seen.since < this.#d.config.pendingOlderThanMs)) continue;
-      this.#moves.set(requestId, { revision: read.value.revision, since: this.#d.clock.monotonic() });
+      if (!aborting && read.value.revision !== seen.revision) continue;
+      this.#moves.set(requestId, { revision: read.value.revision, since: this.#d.clock.monotonic(), aborting });
       const outcome = await this.#settleMove(deps, read.value);
       outcomes[requestId] = outcome;
       if (outcome !== 'held')

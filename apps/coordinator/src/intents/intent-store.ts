@@ -345,10 +345,23 @@ export class IntentStore {
     });
   }
 
-  /** A move destination (pending or placed) -> the same, claimed for its confirm or its abort (moves/move.ts): no count changes. */
-  async claimSettling(at: StoredIntent, settling: NonNullable<PlacementIntent['settling']>): Promise<Result<StoredIntent>> {
+  /**
+   * A move destination (pending or placed) -> the same, claimed for its confirm or its abort (moves/move.ts), with the
+   * reply its node answered since (a confirm's activation) when given: no count changes.
+   */
+  async claimSettling(
+    at: StoredIntent,
+    settling: NonNullable<PlacementIntent['settling']>,
+    reply?: PlaceReply,
+  ): Promise<Result<StoredIntent>> {
     if (!counts(at.value.state)) return this.#wrongState(at, `claim the ${settling} of`);
-    return this.#transition(at, { ...at.value, settling, coordinatorId: this.#o.coordinatorId, updatedAt: this.#o.clock.wall() });
+    return this.#transition(at, {
+      ...at.value,
+      settling,
+      ...(reply === undefined ? {} : { reply }),
+      coordinatorId: this.#o.coordinatorId,
+      updatedAt: this.#o.clock.wall(),
+    });
   }
 
   /**

@@ -415,11 +415,13 @@ export async function confirmMove(d: ConfirmDeps, r: MoveSettleRequest, tenantId
       );
     const held = v.reply?.allocation;
     if (held === undefined) return err('internal', `move destination ${v.requestId} is placed without a reply`, { requestId: v.requestId });
+    // Claimed, it is active already (the claim keeps the activation's answer): its node need not answer again.
     const activated = await activateDestination(d, v, held, r.requestId, from);
     if (!activated.ok) return activated;
+    const reply: PlaceReply = { ...(v.reply as PlaceReply), allocation: activated.value, cpuset: activated.value.cpu?.cpuset ?? [] };
     if (v.settling !== 'confirm') {
       // The point of no return: from this claim on no abort releases the destination, and only now may the source go.
-      const claimed = await d.store.claimSettling(dest, 'confirm');
+      const claimed = await d.store.claimSettling(dest, 'confirm', reply);
       if (claimed.ok) dest = claimed.value;
       else if (claimed.error.code !== 'conflict') return claimed;
       else {
@@ -432,7 +434,6 @@ export async function confirmMove(d: ConfirmDeps, r: MoveSettleRequest, tenantId
     // Only a source no longer running (or given up) stops counting: until then the VM counts on its source.
     const freed = await sourceFreed(d, source, from, v.nodeId, r.requestId);
     if (!freed.ok) return freed;
-    const reply: PlaceReply = { ...(v.reply as PlaceReply), allocation: active, cpuset: active.cpu?.cpuset ?? [] };
     // A source intent gone (its TTL) or released meanwhile: the destination is admitted alone against the quota.
     const settled = await d.store.moveConfirmed(source, dest, reply);
     if (settled.ok) {

@@ -90,6 +90,22 @@ describe('a confirm and an abort of the same move never both act', () => {
   });
 });
 
+describe('a confirm past its claim', () => {
+  // The claim keeps the activation's answer: finishing the confirm (the source's release, the batch) needs the source's
+  // node and the bucket, not the destination's node again.
+  it('finishes with the destination node down once the source node answers', async () => {
+    const { cluster, deps, node, settle, usage, live } = await moving();
+    node('a').stall.add('release');
+    expect(await confirmMove(deps, settle, 't')).toMatchObject({ ok: false, error: { details: { reason: 'move_source' } } });
+    node('a').stall.delete('release');
+    node('a').stalled.splice(0);
+    cluster.agents.setDown('c', true);
+    expect(unwrap(await confirmMove(deps, settle, 't'))).toMatchObject({ state: 'confirmed', sourceReleased: true });
+    expect(live('a')).toEqual(['vm-2:active']);
+    expect(await usage()).toMatchObject({ vms: 3, vmsPerNode: { a: 1, b: 1, c: 1 } });
+  });
+});
+
 describe('the reconciler drives a move left half-settled to its end', () => {
   // The abort's coordinator died before its release reached the destination's node: the hold stayed reserved on c,
   // counted by nothing, until its expiry (10 minutes by default), though the scheduler had asked it gone.
