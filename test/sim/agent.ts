@@ -43,10 +43,11 @@ export class SimAgent {
   #boot: HostBoot;
   #boots = 1;
   /**
-   * The reservations of this host as they were made: when each is due in true time (its TTL after the turn that made
-   * it), the boot it was made in, and the wall-clock skew its expiresAt was written with.
+   * The reservations and preemption grace periods of this host as they were made, by allocation id (a grace period's:
+   * its preemptor's): when each is due in true time (its TTL or grace after the turn that made it), the boot it was
+   * made in, the wall-clock skew its expiresAt was written with, and a grace period's victims.
    */
-  readonly #holds = new Map<string, { dueAt: number; bootId: string; skewMs: number }>();
+  readonly #holds = new Map<string, { dueAt: number; bootId: string; skewMs: number; victims?: string[] }>();
   #up = false;
   #starting = false;
   #compacting = false;
@@ -108,6 +109,19 @@ export class SimAgent {
           this.#holds.set(record.allocation.id, { dueAt: record.allocation.expiresAt - anchorSkewMs, bootId, skewMs: anchorSkewMs });
           this.#watchHold(record.allocation.id, incarnation);
         }
+        if (record.kind === 'preempting' && record.allocation.expiresAt !== undefined) {
+          const victims = record.victims.map((v) => v.allocationId);
+          this.#holds.set(record.allocation.id, {
+            dueAt: record.allocation.expiresAt - anchorSkewMs,
+            bootId,
+            skewMs: anchorSkewMs,
+            victims,
+          });
+          this.#watchGrace(record.allocation.id, incarnation);
+        }
+        // A grace period ended on the disk: nothing of it is left to watch after a restart.
+        const ended = record.kind === 'preempted' ? record.allocation.id : record.kind === 'expired' ? record.allocationId : undefined;
+        if (ended !== undefined && this.#holds.get(ended)?.victims !== undefined) this.#holds.delete(ended);
         this.#durable(record, committedAt);
       },
     });
@@ -198,6 +212,28 @@ export class SimAgent {
     });
   }
 
+  /**
+   * Checks, 1 ms after a grace period of true time has run out, that this incarnation has ended it: none of its victims
+   * is still `releasing` (they are released, or active again when the preemption could not finish).
+   */
+  #watchGrace(preemptorId: string, incarnation: number): void {
+    const grace = this.#holds.get(preemptorId);
+    if (grace?.victims === undefined || this.expiresOnWallClock(preemptorId)) return;
+    const { dueAt, victims } = grace;
+    this.#sched.after(Math.max(0, dueAt - this.#sched.now) + 1, `${this.nodeId} checks grace period of ${preemptorId} ended`, () => {
+      const host = this.#host;
+      if (host === undefined || !this.#up || this.incarnation !== incarnation) return;
+      void host.getAllocations({ status: 'releasing' }).then((releasing) => {
+        if (!releasing.ok || this.incarnation !== incarnation) return;
+        const waiting = releasing.value.filter((a) => victims.includes(a.id)).map((a) => a.id);
+        if (waiting.length > 0)
+          this.#sched.fail(
+            `${this.nodeId}#${incarnation} still holds ${waiting.join(', ')} releasing for ${preemptorId} past its grace period (due ${dueAt - SIM_EPOCH_MS})`,
+          );
+      });
+    });
+  }
+
   /** True time a reservation of this host is due (its TTL after the turn that made it), if known. */
   holdDueAt(allocationId: string): number | undefined {
     return this.#holds.get(allocationId)?.dueAt;
@@ -228,6 +264,9 @@ export class SimAgent {
         this.#sched.fail(`${name} expired reservation ${id} in its restore, ${dueAt - this.#sched.now} ms before its TTL runs out`);
       if (held) this.#watchHold(id, incarnation);
     }
+    // ... and a grace period still running on its disk ends when its grace of true time is up.
+    for (const [preemptorId, grace] of this.#holds)
+      if (grace.victims?.some((v) => this.model.get(v)?.status === 'releasing') === true) this.#watchGrace(preemptorId, incarnation);
     for (const { id, status } of onDiskAtRestart) {
       // A reservation that expired while the agent was down is journaled as expired during restore, and a grace period
       // whose deadline passed while it was down ends there (its victims released): not lost, their records are on the
