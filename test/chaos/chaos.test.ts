@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configureReaper, engine, removeLabelled } from './docker.ts';
-import { ensureImages, nextAppImages, type BuildReport, type ChaosImages } from './images.ts';
+import { ensureImages, nextAppImages, previousAppImages, type AppImages, type BuildReport, type ChaosImages } from './images.ts';
 import type { WorkloadOptions } from './clients.ts';
 import { HostLoss } from './lifecycle.ts';
 import { MigrationRun } from './migration.ts';
@@ -56,9 +56,20 @@ async function scenario(
   loss?: HostLoss,
   workload: Partial<WorkloadOptions> = {},
   extra: ScenarioExtra = {},
+  startOn: AppImages | undefined = undefined,
 ): Promise<void> {
   if (security === undefined) throw new Error('chaos: no deployment (set-up failed)');
-  const result = await runScenario(images, security, name, seed, faults, workload, loss, extra);
+  // startOn: the agent and coordinator images the cluster starts from (scenario 8: the previous release).
+  const result = await runScenario(
+    startOn === undefined ? images : { ...images, ...startOn },
+    security,
+    name,
+    seed,
+    faults,
+    workload,
+    loss,
+    extra,
+  );
   console.log(result.table);
   const failed = result.verdicts.filter((v) => !v.ok);
   expect(failed.map((v) => `${v.name}: ${v.problems.slice(0, 3).join('; ')}`)).toEqual([]);
@@ -240,12 +251,19 @@ describe('chaos', () => {
   );
 
   it(
-    '8. rolling restart, then rolling upgrade to the next release, of every agent and both coordinators under a placement storm',
+    '8. rolling restart, then rolling upgrades from the previous release to this one and to the next, of every agent and both coordinators under a placement storm',
     async () => {
       const reports: BuildReport[] = [];
+      const previous = await previousAppImages(images, reports, (line) => console.log(line));
       const next = await nextAppImages(images, reports, (line) => console.log(line));
       printBuilds(reports);
-      const rolling = new RollingRun([...HOSTS.map((h) => h.nodeId), ...COORDINATORS], next);
+      const current = {
+        agent: images.agent,
+        coordinator: images.coordinator,
+        version: images.version,
+        protocolVersion: images.protocolVersion,
+      };
+      const rolling = new RollingRun([...HOSTS.map((h) => h.nodeId), ...COORDINATORS], previous, [current, next]);
       await scenario(
         'rolling',
         8,
@@ -253,10 +271,11 @@ describe('chaos', () => {
         undefined,
         // More releases than places once a worker holds something: the cluster stays far from full, so a placement
         // refused for capacity is rare and a success rate per step says something about availability.
-        { releaseProbability: 0.55, durationMs: 300_000 },
+        { releaseProbability: 0.55, durationMs: 480_000 },
         { stormUntilFaultsDone: true, audit: (ops) => rolling.audit(ops) },
+        previous,
       );
     },
-    SCENARIO_TIMEOUT_MS + 240_000,
+    SCENARIO_TIMEOUT_MS + 480_000,
   );
 });

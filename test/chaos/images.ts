@@ -12,7 +12,8 @@
  * digest of the image's config, which names its layers' digests: the pin fixes the base's content as a repo digest
  * does. The runtime itself (FROM scratch) needs no pin and is built with BuildKit.
  *
- * The rolling upgrade (scenario 8) also needs the next release: `nextAppImages` builds this tree once more with the
+ * The rolling upgrade (scenario 8) also needs the previous release, an older commit built by its own release script
+ * (`previousAppImages`, previous-release.ts), and the next one: `nextAppImages` builds this tree once more with the
  * release and protocol version moved one ahead (artifacts.ts, VersionOverride).
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -45,6 +46,7 @@ import {
   singleExecutable,
   type VersionOverride,
 } from '../../scripts/release/artifacts.ts';
+import { ensurePreviousRelease, PREVIOUS_COMMIT } from './previous-release.ts';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const IMAGES_DIR = join(REPO_ROOT, 'test/chaos/images');
@@ -335,17 +337,36 @@ export async function nextAppImages(
 }
 
 /**
- * Removes earlier builds (allot-chaos-* tags other than the current ones) so a changing tree does not fill the disk;
- * the next release's images (`-next:` tags) and the others are cleaned apart.
+ * The previous release's agent and coordinator images (test/chaos/previous-release.ts: an older commit built by its
+ * own release script, once), on the same runtime; `-prev` tags keyed by the executables' content.
  */
-async function removeStaleTags(current: string[], only?: '-next:'): Promise<void> {
+export async function previousAppImages(
+  images: ChaosImages,
+  reports: BuildReport[],
+  log: (line: string) => void = () => undefined,
+): Promise<AppImages> {
+  const previous = ensurePreviousRelease(REPO_ROOT, PREVIOUS_COMMIT, log);
+  const base = (await imageInfo(images.runtime)).id;
+  const tags = {
+    agent: appTag('agent', base, await hashFile(previous.executables.agent), '-prev'),
+    coordinator: appTag('coordinator', base, await hashFile(previous.executables.coordinator), '-prev'),
+  };
+  await appImages(tags, base, () => Promise.resolve(previous.executables), reports);
+  await removeStaleTags([tags.agent, tags.coordinator], '-prev:');
+  return { ...tags, version: previous.version, protocolVersion: previous.protocolVersion };
+}
+
+/**
+ * Removes earlier builds (allot-chaos-* tags other than the current ones) so a changing tree does not fill the disk;
+ * the previous and the next release's images (`-prev:`, `-next:` tags) and the others are cleaned apart.
+ */
+async function removeStaleTags(current: string[], only?: '-next:' | '-prev:'): Promise<void> {
   const client = await getContainerRuntimeClient();
   const docker = client.container.dockerode;
   const listed = await docker.listImages();
+  const group = (tag: string) => (tag.includes('-next:') ? '-next:' : tag.includes('-prev:') ? '-prev:' : undefined);
   const stale = listed.flatMap((img) =>
-    (img.RepoTags ?? []).filter(
-      (t) => t.startsWith('allot-chaos-') && t.includes('-next:') === (only === '-next:') && !current.includes(t),
-    ),
+    (img.RepoTags ?? []).filter((t) => t.startsWith('allot-chaos-') && group(t) === only && !current.includes(t)),
   );
   // Children before parents: app images first, then bases.
   stale.sort((a, b) => Number(/^allot-chaos-(base|runtime)/.test(a)) - Number(/^allot-chaos-(base|runtime)/.test(b)));

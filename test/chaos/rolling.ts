@@ -1,8 +1,8 @@
 /**
  * Scenario 8: a rolling restart, then a rolling upgrade, of every agent and both coordinators under a placement storm.
  * One process at a time, as kubelet or Nomad roll a fleet: graceful stop (SIGTERM), then the same container started
- * again (restart) or a new one from the next release's image on the same state directory (upgrade), and the next
- * step only once it serves again. Each step is a window of the storm; the placements started in it are counted
+ * again (restart) or a new one from a later release's image on the same state directory (upgrade: from the previous
+ * release to this tree, then to the next), and the next step only once it serves again. Each step is a window of the storm; the placements started in it are counted
  * (acknowledged, refused by code, given up) with every error reply by code, and judged against the bounds below.
  */
 import type { OpRecord } from './clients.ts';
@@ -24,6 +24,12 @@ const QUIET_MS = 4_000;
 const AVAILABILITY = new Set(['timeout', 'unavailable', 'internal']);
 /** Each step's window runs on this long after the process serves again: placements right after a start count too. */
 const SETTLE_MS = 1_000;
+/** The step column's width in the table ('upgrade c2 to 0.2.0-prev.7bcd952'). */
+const STEP_WIDTH = 34;
+
+function upgradeLabel(member: string, to: AppImages): string {
+  return `upgrade ${member} to ${to.version}`;
+}
 
 type Step = {
   label: string;
@@ -55,21 +61,26 @@ type StepFigures = {
 export class RollingRun {
   readonly steps: Step[] = [];
   readonly #order: string[];
-  readonly #next: AppImages;
+  readonly #start: AppImages;
+  readonly #upgrades: AppImages[];
 
-  /** `order`: the members in the order they are rolled; `next`: the release they are upgraded to. */
-  constructor(order: string[], next: AppImages) {
+  /**
+   * `order`: the members in the order they are rolled; `start`: the release the cluster runs at first; `upgrades`: the
+   * releases it is upgraded to, one rolling upgrade each, in turn.
+   */
+  constructor(order: string[], start: AppImages, upgrades: AppImages[]) {
     this.#order = order;
-    this.#next = next;
+    this.#start = start;
+    this.#upgrades = upgrades;
   }
 
-  /** The fault plan: quiet storm, restart each in turn, upgrade each in turn, quiet storm. */
+  /** The fault plan: quiet storm, restart each in turn, upgrade each in turn (per release), quiet storm. */
   plan(): FaultPlan {
     return async (c, at) => {
       await at(0);
       await this.#quiet(c, 'storm, nothing restarted');
       for (const m of this.#order) await this.#roll(c, `restart ${m}`, m, () => this.#restart(c, m));
-      for (const m of this.#order) await this.#roll(c, `upgrade ${m}`, m, () => c.upgrade(m, this.#next));
+      for (const to of this.#upgrades) for (const m of this.#order) await this.#roll(c, upgradeLabel(m, to), m, () => c.upgrade(m, to));
       await this.#quiet(c, 'storm, all upgraded');
     };
   }
@@ -151,13 +162,13 @@ export class RollingRun {
     };
     const lines = ['\n=== rolling restart and upgrade, per step (places started in the step)'];
     lines.push(
-      `  ${'step'.padEnd(26)} ${'window'.padStart(7)} ${'down'.padStart(7)} ${'places'.padStart(6)} ${'acked'.padStart(5)} ${'success'.padStart(7)} ${'1st try'.padStart(7)}  refused | error replies by code | release/activate error replies | releases answering`,
+      `  ${'step'.padEnd(STEP_WIDTH)} ${'window'.padStart(7)} ${'down'.padStart(7)} ${'places'.padStart(6)} ${'acked'.padStart(5)} ${'success'.padStart(7)} ${'1st try'.padStart(7)}  refused | error replies by code | release/activate error replies | releases answering`,
     );
     const problems: string[] = [];
     this.steps.forEach((step, i) => {
       const f = figures[i] as StepFigures;
       lines.push(
-        `  ${step.label.padEnd(26)} ${`${((step.endedAt - step.startedAt) / 1000).toFixed(1)}s`.padStart(7)} ${(step.downMs === undefined ? '-' : `${(step.downMs / 1000).toFixed(1)}s`).padStart(7)} ${String(f.places).padStart(6)} ${String(f.acked).padStart(5)} ${`${(100 * f.successRate).toFixed(1)}%`.padStart(7)} ${`${f.places === 0 ? '-' : ((100 * f.firstTry) / f.places).toFixed(1)}%`.padStart(7)}  ${codes(f.refused)} | ${codes(f.errorReplies)} | ${codes(f.otherErrorReplies)} | ${releases(step.seen)}`,
+        `  ${step.label.padEnd(STEP_WIDTH)} ${`${((step.endedAt - step.startedAt) / 1000).toFixed(1)}s`.padStart(7)} ${(step.downMs === undefined ? '-' : `${(step.downMs / 1000).toFixed(1)}s`).padStart(7)} ${String(f.places).padStart(6)} ${String(f.acked).padStart(5)} ${`${(100 * f.successRate).toFixed(1)}%`.padStart(7)} ${`${f.places === 0 ? '-' : ((100 * f.firstTry) / f.places).toFixed(1)}%`.padStart(7)}  ${codes(f.refused)} | ${codes(f.errorReplies)} | ${codes(f.otherErrorReplies)} | ${releases(step.seen)}`,
       );
       if (f.places === 0) problems.push(`${step.label}: no placement started in the step`);
       else if (f.successRate < STEP_SUCCESS_BOUND)
@@ -166,14 +177,20 @@ export class RollingRun {
         );
       if (step.exitCode !== undefined && step.exitCode !== 0) problems.push(`${step.label}: the graceful stop exited ${step.exitCode}`);
     });
-    const last = this.steps.at(-1);
-    const upgraded = last?.seen.filter((s) => s.version === this.#next.version).length ?? 0;
-    const upgradeProblems =
-      upgraded === this.#order.length
+    // Each release in turn: announced by every process before the first restart, and after its rolling upgrade's last step.
+    const upgradeProblems = [
+      { after: 'the start', step: this.steps[0], version: this.#start.version },
+      ...this.#upgrades.map((to) => ({
+        after: `the upgrade to ${to.version}`,
+        step: this.steps.find((s) => s.label === upgradeLabel(this.#order.at(-1) ?? '', to)),
+        version: to.version,
+      })),
+    ].flatMap(({ after, step, version }) => {
+      const announcing = step?.seen.filter((s) => s.version === version).length ?? 0;
+      return announcing === this.#order.length
         ? []
-        : [
-            `after the upgrade ${upgraded} of ${this.#order.length} processes announce ${this.#next.version}: ${releases(last?.seen ?? [])}`,
-          ];
+        : [`after ${after} ${announcing} of ${this.#order.length} processes announce ${version}: ${releases(step?.seen ?? [])}`];
+    });
     // Every place that met an availability error on some attempt (even if a retry got the ok): when, and who said so.
     const traced = this.steps.flatMap((step) =>
       ops
@@ -207,10 +224,10 @@ export class RollingRun {
           note: `${this.steps.length} steps, ${all} places, worst step ${(100 * worst).toFixed(1)}%`,
         },
         {
-          name: 'every process upgraded, one version apart meanwhile',
+          name: 'every process upgraded to each release in turn, two releases side by side meanwhile',
           ok: upgradeProblems.length === 0 && mixed > 0,
           problems: [...upgradeProblems, ...(mixed > 0 ? [] : ['no step ran two releases side by side'])],
-          note: `to ${this.#next.version} (protocol ${this.#next.protocolVersion}); ${mixed} steps with two releases answering`,
+          note: `${[this.#start, ...this.#upgrades].map((r) => `${r.version} (protocol ${r.protocolVersion})`).join(' -> ')}; ${mixed} steps with two releases answering`,
         },
       ],
     };
