@@ -83,7 +83,7 @@ export interface AssetStore {
 }
 
 /** Where the release build puts the dashboard among the coordinator executable's assets (scripts/release/artifacts.ts). */
-export const DASHBOARD_ASSET_PREFIX = 'dashboard/';
+const DASHBOARD_ASSET_PREFIX = 'dashboard/';
 
 /**
  * The dashboard the executable carries, read without a copy, or null when it carries none. `stamp` stands in for a
