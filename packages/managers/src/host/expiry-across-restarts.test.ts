@@ -182,4 +182,22 @@ describe('after a reboot, or from a ledger written before monotonic deadlines', 
     later.advance(1);
     expect(await reservedIds(restarted)).toEqual([]);
   });
+
+  it('a snapshot without deadlines replays as before too', async () => {
+    const clock = new FakeClock(1_700_000_000_000, { bootId: BOOT, monotonic: 5_000_000 });
+    const h = host(clock);
+    unwrap(await h.reserve(vm('hold', 3072, { reservation: { ttlMs: TTL_MS } })));
+    clock.advance(10_000);
+    const { deadlines, ...older } = unwrap(await h.exportState());
+    expect(deadlines).toEqual([expect.objectContaining({ bootId: BOOT, monotonicMs: 5_000_000 + TTL_MS })]);
+    await h.stop();
+
+    const later = clock.nextProcess(5_000, -STEP_MS);
+    const restarted = host(later);
+    unwrap(await restarted.restore(older, []));
+    later.advance(15_000 + STEP_MS - 1);
+    expect(await reservedIds(restarted)).toEqual(['hold']);
+    later.advance(1);
+    expect(await reservedIds(restarted)).toEqual([]);
+  });
 });
