@@ -1,4 +1,4 @@
-import type { Allocation, AllocationRequest, NodeView } from '@allot/core';
+import { holdsCapacity, type Allocation, type AllocationRequest, type NodeView } from '@allot/core';
 import { coresPerNumaNode, freeMemoryMiB, type Freed } from './node-capacity.ts';
 
 /*
@@ -9,8 +9,9 @@ import { coresPerNumaNode, freeMemoryMiB, type Freed } from './node-capacity.ts'
  * - memory pinned to a node (its memory grant's numaNode) goes back to that node, floating memory to the host only;
  * - hugepages go back to the node and size they came from;
  * - exclusive cores (and isolate's idle siblings) go back to the node of each core (from the snapshot's core list, or
- *   the grant's one NUMA node). Shared vCPUs released are not counted as idle cores of any node: the snapshot does not
- *   say which cores they leave empty (conservative: a plan may be missed, never one the agent refuses for this).
+ *   the grant's one NUMA node);
+ * - a shared victim's home cores become idle on their node when nothing else is homed there, judged from the node's
+ *   whole allocation list (planPreemption has it; the snapshot does not say which cores carry shared load).
  */
 
 /** A request the post-filter must check per NUMA node (totals do not decide it). */
@@ -30,24 +31,50 @@ const add = <K>(map: Map<K, number>, key: K, n: number): void => {
   map.set(key, (map.get(key) ?? 0) + n);
 };
 
-/** Per NUMA node, what these allocations' release gives back (see the comment above). */
-export function cellsFreedBy(node: NodeView, victims: readonly Allocation[]): CellsFreed {
+/** Shared vCPUs homed on each core (core id -> count), over a node's whole list of live allocations. */
+export type HomedLoad = ReadonlyMap<number, number>;
+
+/** Which cores the shared allocations of this list are homed on, one vCPU per core of each cpuset (the agent's rule). */
+export function homedLoad(allocations: readonly Allocation[]): HomedLoad {
+  const load = new Map<number, number>();
+  for (const a of allocations) if (a.cpu?.mode === 'shared' && holdsCapacity(a.status)) for (const id of a.cpu.cpuset) add(load, id, 1);
+  return load;
+}
+
+/**
+ * Per NUMA node, what these allocations' release gives back (see the comment above). With `homed`, the shared load of
+ * the node's whole allocation list, a shared victim's core on which nothing else is homed becomes idle too.
+ */
+export function cellsFreedBy(node: NodeView, victims: readonly Allocation[], homed?: HomedLoad): CellsFreed {
   const pinnedMiB = new Map<number, number>();
   const pages = new Map<string, number>();
   const cores = new Map<number, number>();
   let cellOf: Map<number, number> | undefined;
+  const cell = (id: number, only: number | undefined): number | undefined => {
+    cellOf ??= new Map(node.snapshot.cpu.cores.map((c) => [c.id, c.numa]));
+    return cellOf.get(id) ?? only;
+  };
+  let unhomed: Map<number, number> | undefined;
   for (const v of victims) {
     if (v.memory?.numaNode !== undefined) add(pinnedMiB, v.memory.numaNode, v.granted.memoryMiB);
     const huge = v.memory?.hugepages;
     if (huge !== undefined) add(pages, `${huge.numaNode}:${huge.pageSizeMiB}`, huge.count);
-    if (v.cpu?.mode !== 'exclusive') continue;
-    const ids = [...v.cpu.cpuset, ...(v.cpu.idleSiblings ?? [])];
+    if (v.cpu === null) continue;
     const only = v.cpu.numaNodes.length === 1 ? v.cpu.numaNodes[0] : undefined;
-    cellOf ??= new Map(node.snapshot.cpu.cores.map((c) => [c.id, c.numa]));
-    for (const id of ids) {
-      const cell = cellOf.get(id) ?? only;
-      if (cell !== undefined) add(cores, cell, 1);
+    if (v.cpu.mode === 'shared') {
+      if (homed !== undefined) for (const id of v.cpu.cpuset) add((unhomed ??= new Map()), id, 1);
+      continue;
     }
+    for (const id of [...v.cpu.cpuset, ...(v.cpu.idleSiblings ?? [])]) {
+      const at = cell(id, only);
+      if (at !== undefined) add(cores, at, 1);
+    }
+  }
+  // A pool core becomes idle once every vCPU homed on it is a victim's (and it was not idle already).
+  const pool = unhomed === undefined ? undefined : new Set(node.snapshot.cpu.cores.filter((c) => c.role === 'shared').map((c) => c.id));
+  for (const [id, gone] of unhomed ?? []) {
+    const at = cell(id, undefined);
+    if (at !== undefined && pool?.has(id) === true && (homed?.get(id) ?? 0) === gone) add(cores, at, 1);
   }
   return { pinnedMiB, pages, cores };
 }

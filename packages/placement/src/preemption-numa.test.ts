@@ -14,14 +14,13 @@ import { seededRandom } from './random.ts';
 
 const opts: PlacementOptions = { constraints: [], allowPreemption: true };
 
-/** An allocation on `cores` (exclusive) or floating (shared), its memory from `memory` when given. */
-function victim(id: string, priority: number, memoryMiB: number, cores: number[], memory?: MemoryGrant): Allocation {
-  const base = allocation(id, 'n1', memoryMiB, Math.max(1, cores.length), priority, cores.length > 0);
+/** An allocation on `cores` (exclusive, or homed there when `shared`) or floating, its memory from `memory` when given. */
+function victim(id: string, priority: number, memoryMiB: number, cores: number[], memory?: MemoryGrant, shared = false): Allocation {
+  const base = allocation(id, 'n1', memoryMiB, Math.max(1, cores.length), priority, cores.length > 0 && !shared);
   const numaNodes = [...new Set(cores.map((c) => Math.floor(c / 4)))];
   return {
     ...base,
-    cpu:
-      base.cpu === null ? null : { ...base.cpu, cpuset: cores.length > 0 ? cores : [], numaNodes: numaNodes.length > 0 ? numaNodes : [0] },
+    cpu: base.cpu === null ? null : { ...base.cpu, cpuset: cores, numaNodes: numaNodes.length > 0 ? numaNodes : [0] },
     ...(memory === undefined ? {} : { memory }),
   };
 }
@@ -32,6 +31,18 @@ function host(victims: Allocation[], pages1Gi = 0): NodeView {
   // Exclusive cores as the victims hold them (the fixture numbers them from 0).
   const held = new Set(victims.flatMap((v) => (v.cpu?.mode === 'exclusive' ? v.cpu.cpuset : [])));
   const cores = view.snapshot.cpu.cores.map((c) => ({ ...c, role: held.has(c.id) ? ('exclusive' as const) : ('shared' as const) }));
+  // Per NUMA node as the agent publishes it: pool cores, and idle ones (no shared vCPU homed there).
+  const homed = new Set(victims.flatMap((v) => (v.cpu?.mode === 'shared' ? v.cpu.cpuset : [])));
+  const cpuNuma = [0, 1].map((node) => {
+    const pool = cores.filter((c) => c.numa === node && c.role === 'shared');
+    return {
+      node,
+      sharedCores: pool.length,
+      exclusiveCores: 4 - pool.length,
+      reservedCores: 0,
+      idleCores: pool.filter((c) => !homed.has(c.id)).length,
+    };
+  });
   const numa: NumaMemoryUsage[] = [0, 1].map((node) => {
     const pinned = victims.filter((v) => v.memory?.numaNode === node).reduce((s, v) => s + v.granted.memoryMiB, 0);
     const used = victims.filter((v) => v.memory?.hugepages?.numaNode === node).reduce((s, v) => s + (v.memory?.hugepages?.count ?? 0), 0);
@@ -48,7 +59,7 @@ function host(victims: Allocation[], pages1Gi = 0): NodeView {
     ...view,
     snapshot: {
       ...view.snapshot,
-      cpu: { ...view.snapshot.cpu, cores },
+      cpu: { ...view.snapshot.cpu, cores, numa: cpuNuma },
       memory: { ...view.snapshot.memory, numa },
     },
   };
@@ -95,6 +106,26 @@ describe('preemption for a request bound to one NUMA node', () => {
     const request = preemptor({ memory: { hugepages: { pageSizeMiB: 1024, count: 2 } } });
     expect(planPreemption(host(victims, 2), victims, request)?.victims.map((v) => v.id)).toEqual(['h0']);
     expect(postFilter(host(victims, 2), victims, request)).toEqual([['h0']]);
+  });
+
+  it('exclusive cores on one node: evicts shared VMs whose release leaves their cores idle', () => {
+    // Node 0 is held (priority 200); node 1's four pool cores carry two shared VMs (s1 on 4-5, s2 on 6-7): no idle core.
+    const victims = [
+      victim('a', 200, 1024, [0, 1, 2, 3]),
+      victim('s1', 0, 1024, [4, 5], undefined, true),
+      victim('s2', 0, 1024, [6, 7], undefined, true),
+    ];
+    const request = preemptor({ cpu: { exclusive: true, numa: 'require' } }, 0, 2);
+    expect(planPreemption(host(victims), victims, request)?.victims.map((v) => v.id)).toEqual(['s1']);
+    expect(postFilter(host(victims), victims, request)).toEqual([['s1']]);
+    // A core another VM still homes on does not become idle: both VMs homed on 4-5 go, not one.
+    const overlapping = [
+      victim('a', 200, 1024, [0, 1, 2, 3]),
+      victim('s1', 0, 1024, [4, 5], undefined, true),
+      victim('s2', 0, 1024, [4, 5], undefined, true),
+      victim('s3', 50, 1024, [6, 7], undefined, true),
+    ];
+    expect(planPreemption(host(overlapping), overlapping, request)?.victims.map((v) => v.id)).toEqual(['s1', 's2']);
   });
 
   it('finds no plan where no eviction frees enough in one node', () => {

@@ -7,7 +7,7 @@ import {
   type NodeView,
 } from '@allot/core';
 import { nodeStateReason, roomAfter, type Freed } from './node-capacity.ts';
-import { cellsFreedBy, fitsNumaAfter, numaBound } from './numa-room.ts';
+import { cellsFreedBy, fitsNumaAfter, homedLoad, numaBound, type HomedLoad } from './numa-room.ts';
 
 /** Allocations to release on one node so that a request fits there. */
 export interface PreemptionPlan {
@@ -47,10 +47,10 @@ export function fitsWhenEmptied(node: NodeView, request: AllocationRequest): boo
  * Whether the request fits once these allocations are released: by the totals (fitsAfter) and, for a request bound to
  * one NUMA node, in one node by what each victim gives back there (numa-room.ts).
  */
-function fitsReleasing(node: NodeView, request: AllocationRequest, victims: readonly Allocation[]): boolean {
+function fitsReleasing(node: NodeView, request: AllocationRequest, victims: readonly Allocation[], homed?: HomedLoad): boolean {
   const freed = sum(victims);
   if (!fitsAfter(node, request, freed)) return false;
-  return !numaBound(request) || fitsNumaAfter(node, request, cellsFreedBy(node, victims), freed.memoryMiB);
+  return !numaBound(request) || fitsNumaAfter(node, request, cellsFreedBy(node, victims, homed), freed.memoryMiB);
 }
 
 function sum(victims: readonly Allocation[]): Freed {
@@ -103,7 +103,10 @@ export function planPreemption(
 ): PreemptionPlan | null {
   if (nodeStateReason(node) !== null) return null;
   const bound = Math.min(maxVictimPriority, request.priority - minGap);
-  const fits = (victims: readonly Allocation[]): boolean => fitsReleasing(node, request, victims);
+  // For exclusive cores on one node: which cores shared allocations are homed on, so a shared victim whose release
+  // leaves its cores empty frees idle cores there (the node's whole allocation list is at hand).
+  const homed = numaBound(request) && request.cpu.exclusive ? homedLoad(allocations) : undefined;
+  const fits = (victims: readonly Allocation[]): boolean => fitsReleasing(node, request, victims, homed);
   const plan = (victims: Allocation[], optimal: boolean): PreemptionPlan => ({
     nodeId: node.nodeId,
     victims: [...victims].sort((a, b) => a.priority - b.priority || (a.id < b.id ? -1 : 1)),
@@ -134,21 +137,21 @@ export function planPreemption(
       return true;
     });
     if (best !== null) return plan(best, !exceeded);
-    if (exceeded) return plan(greedy(node, request, eligible), false);
+    if (exceeded) return plan(greedy(node, request, eligible, homed), false);
   }
   return null; // unreachable: releasing every eligible allocation fits, checked above
 }
 
 /** Lowest priority first until it fits, then drops, highest priority first, every victim the fit does not need. */
-function greedy(node: NodeView, request: AllocationRequest, eligible: readonly Allocation[]): Allocation[] {
+function greedy(node: NodeView, request: AllocationRequest, eligible: readonly Allocation[], homed?: HomedLoad): Allocation[] {
   const chosen: Allocation[] = [];
   for (const a of eligible) {
     chosen.push(a);
-    if (fitsReleasing(node, request, chosen)) break;
+    if (fitsReleasing(node, request, chosen, homed)) break;
   }
   for (let i = chosen.length - 1; i >= 0; i -= 1) {
     const without = chosen.filter((_, j) => j !== i);
-    if (fitsReleasing(node, request, without)) chosen.splice(i, 1);
+    if (fitsReleasing(node, request, without, homed)) chosen.splice(i, 1);
   }
   return chosen;
 }
