@@ -405,3 +405,30 @@ describe('JSON and the protocol version on the wire', () => {
     expect(result).toMatchObject({ ok: false, error: { code: 'invalid_request', details: { reason: 'protocol_version', theirs: '5' } } });
   });
 });
+
+describe('a service once served', () => {
+  it('answers a client on another connection at once: serveService returns after the server knows its subscriptions', async () => {
+    // A process logs "ready" when serveService returns; a scheduler on its own connection may ask right then.
+    const client = await connect({ servers: server.url });
+    try {
+      for (let i = 0; i < 20; i += 1) {
+        const provider = await connect({ servers: server.url });
+        const served = await serveService(provider, {
+          name: 'allot-ready',
+          version: '0.1.0',
+          logger: silentLogger,
+          endpoints: [
+            endpoint({ name: 'echo', subject: `test.ready.${i}`, requestSchema: AgentActivateRequestSchema, handler: async (r) => ok(r) }),
+          ],
+        });
+        if (!served.ok) throw new Error(served.error.message);
+        const reply = await requestTyped(client, `test.ready.${i}`, request, AgentActivateRequestSchema, { timeoutMs: 5_000 });
+        await served.value.stop();
+        await provider.close();
+        expect(reply, `round ${i}`).toEqual({ ok: true, value: request });
+      }
+    } finally {
+      await client.close();
+    }
+  });
+});

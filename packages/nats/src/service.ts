@@ -163,6 +163,14 @@ export async function serveService(nc: NatsConnection, spec: ServiceSpec): Promi
       return err('invalid_request', `endpoint ${ep.name}: ${(e as Error).message}`, { field: 'endpoints' });
     }
   }
+  // The endpoints' subscriptions are only buffered so far: a round trip makes the server hold them, so a process that
+  // says it is ready once this returns answers a client on another connection instead of leaving it "no responders".
+  try {
+    await nc.flush();
+  } catch (e) {
+    await service.stop();
+    return err('unavailable', `service ${spec.name}: subscriptions not confirmed by the server: ${(e as Error).message}`);
+  }
 
   return ok({
     id: service.info().id,
