@@ -16,7 +16,7 @@ import { listAllocationsFromQuery } from './allocations-route.ts';
 import { followEvents } from './events-feed.ts';
 import { DashboardModel, type QuotaSource } from './model.ts';
 import { SseHub } from './sse.ts';
-import { directoryFiles, executableDashboard, serveStatic } from './static.ts';
+import { chooseDashboard, executableDashboard, serveStatic } from './static.ts';
 
 /*
  * The coordinator's HTTP side: the dashboard's static files, a small read-only JSON API and one SSE stream, served by
@@ -145,11 +145,11 @@ export async function startHttpServer(deps: HttpDeps, options: HttpServerOptions
   const maxSseClients = options.maxSseClients ?? 64;
   const maxListings = options.maxListings ?? 4;
   let listings = 0;
-  // A configured directory first, else the dashboard the release executable carries, else the workspace's build.
-  const dashboard =
-    options.dashboardDir !== undefined
-      ? directoryFiles(options.dashboardDir)
-      : (executableDashboard() ?? directoryFiles(DEFAULT_DASHBOARD_DIR));
+  // A configured directory that holds a build, else the dashboard the release executable carries, else the workspace's.
+  const chosen = await chooseDashboard(options.dashboardDir, executableDashboard(), DEFAULT_DASHBOARD_DIR);
+  if (chosen.ignored !== undefined)
+    logger.warn({ dashboardDir: chosen.ignored }, "dashboard: no build in dashboardDir, serving the executable's own instead");
+  const dashboard = chosen.files;
   const model = new DashboardModel(deps.view, deps.quotas, {
     ...(options.seriesEveryMs === undefined ? {} : { seriesEveryMs: options.seriesEveryMs }),
     ...(options.seriesPoints === undefined ? {} : { seriesPoints: options.seriesPoints }),

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { contentTypeOf, embeddedFiles, resolveStatic, serveStatic, type StaticFiles } from './static.ts';
+import { chooseDashboard, contentTypeOf, directoryFiles, embeddedFiles, resolveStatic, serveStatic, type StaticFiles } from './static.ts';
 
 let base: string;
 let root: string;
@@ -157,5 +157,28 @@ describe('the dashboard the release executable carries (SEA assets under dashboa
 
   it('is absent from an executable built without the dashboard', () => {
     expect(embeddedFiles({ keys: () => ['app.mjs'], get: () => new ArrayBuffer(0) }, 0)).toBeNull();
+  });
+});
+
+describe('chooseDashboard', () => {
+  const embedded = embeddedFiles(
+    { keys: () => ['dashboard/index.html'], get: () => new TextEncoder().encode('<title>embedded</title>').buffer },
+    0,
+  ) as StaticFiles;
+
+  it('serves a configured directory that holds a build, else the executable', async () => {
+    expect((await chooseDashboard(root, embedded, '/default')).files.source).toBe(root);
+    expect((await chooseDashboard(undefined, embedded, '/default')).files).toBe(embedded);
+    expect((await chooseDashboard(undefined, null, '/default')).files.source).toBe('/default');
+  });
+
+  it("falls back to the executable's dashboard, and says so, when the configured directory holds none", async () => {
+    // An upgraded .deb whose kept conffile names /usr/share/allot/dashboard, which the new package no longer ships.
+    const chosen = await chooseDashboard(join(base, 'removed'), embedded, '/default');
+    expect(chosen.files).toBe(embedded);
+    expect(chosen.ignored).toBe(join(base, 'removed'));
+    // Without a dashboard in the executable, the configured directory stays (its 503 page says how to build one).
+    expect((await chooseDashboard(join(base, 'removed'), null, '/default')).files.source).toBe(join(base, 'removed'));
+    expect(directoryFiles(root).source).toBe(root);
   });
 });

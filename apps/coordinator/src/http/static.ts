@@ -117,6 +117,25 @@ export function executableDashboard(): StaticFiles | null {
 }
 
 /**
+ * The dashboard to serve: the configured directory when it holds a build; else the one the executable carries (also in
+ * place of a configured directory without a build, named in `ignored`: an upgraded .deb keeps an edited conffile whose
+ * dashboardDir names /usr/share/allot/dashboard, which the package no longer ships); else the configured directory or
+ * the workspace's build, whose 503 page says how to build one.
+ */
+export async function chooseDashboard(
+  configured: string | undefined,
+  embedded: StaticFiles | null,
+  workspace: string,
+): Promise<{ files: StaticFiles; ignored?: string }> {
+  if (configured !== undefined) {
+    const files = directoryFiles(configured);
+    if (embedded === null || (await files.stat('index.html')) !== null) return { files };
+    return { files: embedded, ignored: configured };
+  }
+  return { files: embedded ?? directoryFiles(workspace) };
+}
+
+/**
  * Serves a file of the built dashboard: content type by extension, ETag (size and mtime) with 304s, Cache-Control by
  * path. A missing build answers 503 with a page that says how to build it.
  */
