@@ -1,25 +1,43 @@
 import { parseArgs } from 'node:util';
 import { replayCommand, runSeed, type Layer, type SeedOptions } from './run-seed.ts';
 
-/*
- * The simulator's command line (docs/simulation.md):
- *   pnpm sim --seed N            replays one seed exactly; prints its trace when an invariant breaks
- *   pnpm sim --seeds 100000      runs seeds from --from (default 1) on, prints seeds/s, stops at the first failure
- *   --layer agents|cluster       agents alone, or coordinators over agents (default cluster)
- *   --duration MS                simulated ms of faults per seed before settling (default 30000)
- *   --moves                      cluster layer: clients move VMs and the operator evacuates a node
- */
-const { values } = parseArgs({
-  options: {
-    seed: { type: 'string' },
-    seeds: { type: 'string' },
-    from: { type: 'string', default: '1' },
-    layer: { type: 'string', default: 'cluster' },
-    duration: { type: 'string' },
-    trace: { type: 'boolean', default: false },
-    moves: { type: 'boolean', default: false },
-  },
-});
+const USAGE = `The simulator's command line (docs/simulation.md):
+  pnpm sim --seed N            replays one seed exactly; prints its trace when an invariant breaks (--trace: always)
+  pnpm sim --seeds 100000      runs seeds from --from (default 1) on, prints seeds/s, stops at the first failure
+  --layer agents|cluster       agents alone, or coordinators over agents (default cluster)
+  --duration MS                simulated ms of faults per seed before settling (default 30000)
+  --moves                      cluster layer: clients move VMs and the operator evacuates a node
+  --help                       this text`;
+
+function usage(problem?: string): never {
+  if (problem !== undefined) console.error(`${problem}\n`);
+  console.error(USAGE);
+  process.exit(problem === undefined ? 0 : 2);
+}
+
+let parsed;
+try {
+  parsed = parseArgs({
+    options: {
+      seed: { type: 'string' },
+      seeds: { type: 'string' },
+      from: { type: 'string', default: '1' },
+      layer: { type: 'string', default: 'cluster' },
+      duration: { type: 'string' },
+      trace: { type: 'boolean', default: false },
+      moves: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  });
+} catch (e) {
+  usage((e as Error).message);
+}
+const { values } = parsed;
+if (values.help) usage();
+for (const name of ['seed', 'seeds', 'from', 'duration'] as const) {
+  const v = values[name];
+  if (v !== undefined && !/^\d+$/.test(v)) usage(`--${name}: a whole number, not ${JSON.stringify(v)}`);
+}
 
 const layer = values.layer as Layer;
 if (layer !== 'agents' && layer !== 'cluster') {
