@@ -15,8 +15,11 @@ import { planPreemption, seededRandom, type RandomSource } from '@allot/placemen
 const topology = topologyFixture({ sockets: 1, numaPerSocket: 2, coresPerNuma: 4, threadsPerCore: 1 });
 const NODES: NodeMemory[] = [0, 1].map((node) => ({ node, totalMiB: 8192, hugepages: [{ sizeKiB: 1_048_576, total: 2, free: 2 }] }));
 
-function host(ratio: number): HostManager {
-  const factory = new ManagerFactory({ topology, nodeMemory: NODES, clock: new FakeClock() });
+/** The same host with 2 threads per physical core (16 logical cores). */
+const smtTopology = topologyFixture({ sockets: 1, numaPerSocket: 2, coresPerNuma: 4, threadsPerCore: 2 });
+
+function host(ratio: number, cores = topology): HostManager {
+  const factory = new ManagerFactory({ topology: cores, nodeMemory: NODES, clock: new FakeClock() });
   return unwrap(factory.host('n1').memory({ capacity: 12_288 }).cpu({ overcommitRatio: ratio }).journal(new MemoryJournal()).build());
 }
 
@@ -97,5 +100,46 @@ describe('NUMA-bound preemption plans agree with the agent', () => {
     }
     // Not vacuous: most rounds needed (and got) a plan.
     expect(plans).toBeGreaterThan(50);
+  });
+
+  it('plans for whole physical cores (thread policies isolate and require) on an SMT host are committed too', async () => {
+    const random = seededRandom(1515);
+    let plans = 0;
+    for (let round = 0; round < 150; round += 1) {
+      const h = host(round % 2 === 0 ? 1 : 2, smtTopology);
+      for (let i = 0; i < 10; i += 1) {
+        const input = victimRequest(random, i);
+        const threadPolicy = input.cpu?.exclusive === true && random() < 0.5 ? pick(random, ['isolate', 'require'] as const) : undefined;
+        const vcpus = threadPolicy === 'require' ? 2 : input.resources.vcpus;
+        await h.allocate({
+          ...input,
+          resources: { ...input.resources, vcpus },
+          cpu: { ...input.cpu, ...(threadPolicy === undefined ? {} : { threadPolicy }) },
+        });
+      }
+      const threadPolicy = pick(random, ['isolate', 'require'] as const);
+      const request: AllocationRequest = {
+        requestId: 'high',
+        tenantId: 'gold',
+        priority: 100,
+        metadata: {},
+        resources: { memoryMiB: 1024, vcpus: threadPolicy === 'require' ? pick(random, [2, 4, 6]) : 1 + Math.floor(random() * 4) },
+        cpu: { exclusive: true, numa: pick(random, ['any', 'require'] as const), threadPolicy },
+      };
+      const live = unwrap(await h.getAllocations());
+      const plan = planPreemption(await viewOf(h), live, request);
+      if (plan === null || plan.victims.length === 0) continue;
+      plans += 1;
+      const done = await h.preempt(
+        request,
+        plan.victims.map((v) => v.id),
+      );
+      expect({ round, victims: plan.victims.map((v) => v.id), refused: done.ok ? null : done.error.message }).toEqual({
+        round,
+        victims: plan.victims.map((v) => v.id),
+        refused: null,
+      });
+    }
+    expect(plans).toBeGreaterThan(30);
   });
 });

@@ -1,5 +1,5 @@
 import { holdsCapacity, type Allocation, type AllocationRequest, type NodeView } from '@allot/core';
-import { coresPerNumaNode, freeMemoryMiB, type Freed } from './node-capacity.ts';
+import { coresPerNumaNode, cpuOvercommitPercent, freeMemoryMiB, sharedCoreCount, type Freed } from './node-capacity.ts';
 
 /*
  * Room per NUMA node once some allocations are released: what the preemption post-filter checks for a request bound to
@@ -14,9 +14,72 @@ import { coresPerNumaNode, freeMemoryMiB, type Freed } from './node-capacity.ts'
  *   whole allocation list (planPreemption has it; the snapshot does not say which cores carry shared load).
  */
 
-/** A request the post-filter must check per NUMA node (totals do not decide it). */
+/**
+ * A request the post-filter must check per NUMA node or per physical core (totals do not decide it): a named memory
+ * node, hugepages, `cpu.numa: require`, or exclusive cores under thread policy isolate or require.
+ */
 export function numaBound(request: AllocationRequest): boolean {
-  return request.memory?.numaNode !== undefined || request.memory?.hugepages !== undefined || request.cpu.numa === 'require';
+  return (
+    request.memory?.numaNode !== undefined ||
+    request.memory?.hugepages !== undefined ||
+    request.cpu.numa === 'require' ||
+    wholeCoresPolicy(request) !== undefined
+  );
+}
+
+/** The thread policy of an exclusive request that takes only whole idle physical cores, if it has one. */
+function wholeCoresPolicy(request: AllocationRequest): 'isolate' | 'require' | undefined {
+  const thread = request.cpu.threadPolicy;
+  return request.cpu.exclusive && (thread === 'isolate' || thread === 'require') ? thread : undefined;
+}
+
+/**
+ * For a thread policy: the vCPUs each NUMA node's whole idle physical cores offer once the victims are released (isolate
+ * one per core, require every thread), and whether the rest holds host-wide (require: a whole number of cores on an SMT
+ * host; the shared pool still covering what shared grants keep without every core taken, isolate's siblings included).
+ * From the snapshot's core list (roles, holders, physical cores) and the homed shared load; undefined without them.
+ */
+export interface WholeUnits {
+  readonly perNode: ReadonlyMap<number, number>;
+  readonly hostFits: boolean;
+}
+
+export function wholeUnitsAfter(
+  node: NodeView,
+  request: AllocationRequest,
+  victims: readonly Allocation[],
+  homed: HomedLoad | undefined,
+  freed: Freed,
+): WholeUnits | undefined {
+  const thread = wholeCoresPolicy(request);
+  const cores = node.snapshot.cpu.cores;
+  if (thread === undefined || homed === undefined || cores.length === 0) return undefined;
+  const ids = new Set(victims.map((v) => v.id));
+  const unhomed = new Map<number, number>();
+  for (const v of victims) if (v.cpu?.mode === 'shared') for (const id of v.cpu.cpuset) add(unhomed, id, 1);
+  // Per physical core (the agent groups threads by core id): its node, its threads, and whether all are idle after.
+  const phys = new Map<number, { node: number; threads: number; idle: boolean }>();
+  for (const c of cores) {
+    const idle =
+      (c.role === 'shared' && (homed.get(c.id) ?? 0) - (unhomed.get(c.id) ?? 0) === 0) ||
+      (c.role === 'exclusive' && c.allocationId !== undefined && ids.has(c.allocationId));
+    const p = phys.get(c.core);
+    if (p === undefined) phys.set(c.core, { node: c.numa, threads: 1, idle });
+    else phys.set(c.core, { node: p.node, threads: p.threads + 1, idle: p.idle && idle });
+  }
+  let threads = -1;
+  for (const p of phys.values()) threads = threads < 0 || threads === p.threads ? p.threads : 0;
+  if (threads <= 0) return undefined;
+  const perNode = new Map<number, number>();
+  for (const p of phys.values()) if (p.idle) add(perNode, p.node, thread === 'isolate' ? 1 : threads);
+  const vcpus = request.resources.vcpus;
+  const aligned = thread === 'isolate' || (threads > 1 && vcpus % threads === 0);
+  const taken = thread === 'isolate' ? vcpus * threads : vcpus;
+  const poolLeft =
+    sharedCoreCount(node) +
+    freed.exclusiveCores -
+    Math.ceil(((node.snapshot.cpu.sharedVcpusCommitted - freed.sharedVcpus) * 100) / cpuOvercommitPercent(node));
+  return { perNode, hostFits: aligned && poolLeft >= taken };
 }
 
 /** What releasing some allocations gives back on each NUMA node. */
@@ -106,7 +169,13 @@ export function cellsFreedAtMost(node: NodeView, request: AllocationRequest, fre
  * when it names no memory node and has memory or pages, that node must have them too (the agent's single-node fitting).
  * A host that publishes no per-node memory figures cannot show a pinned or hugepage request fits.
  */
-export function fitsNumaAfter(node: NodeView, request: AllocationRequest, cells: CellsFreed, memoryFreedMiB: number): boolean {
+export function fitsNumaAfter(
+  node: NodeView,
+  request: AllocationRequest,
+  cells: CellsFreed,
+  memoryFreedMiB: number,
+  whole?: WholeUnits,
+): boolean {
   const memoryMiB = request.resources.memoryMiB;
   const vcpus = request.resources.vcpus;
   const huge = request.memory?.hugepages;
@@ -125,8 +194,16 @@ export function fitsNumaAfter(node: NodeView, request: AllocationRequest, cells:
     const pool = memory.get(cell)?.hugepages.find((p) => p.pageSizeMiB === huge.pageSizeMiB);
     return (pool?.free ?? 0) + (cells.pages.get(`${cell}:${huge.pageSizeMiB}`) ?? 0) >= huge.count;
   };
-  const coresFit = (cell: number): boolean => (coreCounts.get(cell) ?? 0) + (cells.cores.get(cell) ?? 0) >= vcpus;
+  // A thread policy counts whole idle physical cores (exact, from the core list), others idle or pool cores.
+  const coresFit = (cell: number): boolean =>
+    whole === undefined ? (coreCounts.get(cell) ?? 0) + (cells.cores.get(cell) ?? 0) >= vcpus : (whole.perNode.get(cell) ?? 0) >= vcpus;
   const someCoreCell = (): boolean => !requireCores || [...coreCounts.keys()].some(coresFit);
+  if (whole !== undefined) {
+    if (!whole.hostFits) return false;
+    let units = 0;
+    for (const n of whole.perNode.values()) units += n;
+    if (units < vcpus) return false;
+  }
 
   if (pinned !== undefined) return memoryFits(pinned) && pagesFit(pinned) && someCoreCell();
   const oneCell = requireCores && (memoryMiB > 0 || huge !== undefined) && memory.size > 0;

@@ -7,7 +7,7 @@ import {
   type NodeView,
 } from '@allot/core';
 import { nodeStateReason, roomAfter, type Freed } from './node-capacity.ts';
-import { cellsFreedBy, fitsNumaAfter, homedLoad, numaBound, type HomedLoad } from './numa-room.ts';
+import { cellsFreedBy, fitsNumaAfter, homedLoad, numaBound, wholeUnitsAfter, type HomedLoad } from './numa-room.ts';
 
 /** Allocations to release on one node so that a request fits there. */
 export interface PreemptionPlan {
@@ -45,12 +45,14 @@ export function fitsWhenEmptied(node: NodeView, request: AllocationRequest): boo
 
 /**
  * Whether the request fits once these allocations are released: by the totals (fitsAfter) and, for a request bound to
- * one NUMA node, in one node by what each victim gives back there (numa-room.ts).
+ * one NUMA node or to whole physical cores, in one node (or core) by what each victim gives back there (numa-room.ts).
  */
 function fitsReleasing(node: NodeView, request: AllocationRequest, victims: readonly Allocation[], homed?: HomedLoad): boolean {
   const freed = sum(victims);
   if (!fitsAfter(node, request, freed)) return false;
-  return !numaBound(request) || fitsNumaAfter(node, request, cellsFreedBy(node, victims, homed), freed.memoryMiB);
+  if (!numaBound(request)) return true;
+  const whole = wholeUnitsAfter(node, request, victims, homed, freed);
+  return fitsNumaAfter(node, request, cellsFreedBy(node, victims, homed), freed.memoryMiB, whole);
 }
 
 function sum(victims: readonly Allocation[]): Freed {
