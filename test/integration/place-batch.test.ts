@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { AllocationRequestInput } from '@allot/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentRequest, cleanupAll, startLocalCluster, waitFor, type LocalCluster } from '../harness/index.ts';
+import { agentRequest, cleanupAll, readEvents, startLocalCluster, waitFor, type LocalCluster } from '../harness/index.ts';
 
 /*
  * place.batch with real processes: a nats-server, three agents on simulated hosts (durable ledgers, one thread per
@@ -99,6 +99,17 @@ describe('place.batch through real agents', () => {
         .sort(),
     ).toEqual(['g1-a', 'g1-b', 'g1-c']);
     expect(await vms()).toBe(3);
+    // Schedulers read the refusal in the event feed, once per batch and reason, as a place's.
+    const refusals = await waitFor(
+      async () => {
+        const found = (await readEvents(cluster.nc, 'allot.events.cluster.refused')).filter((e) => e.requestId === 'gang-2');
+        return found.length > 0 ? found : undefined;
+      },
+      { timeoutMs: 5_000, message: "gang-2's refused event" },
+    );
+    expect(refusals.map((e) => [e.tenantId, e.resources, e.error?.code])).toEqual([
+      ['acme', { memoryMiB: 8192, vcpus: 8 }, 'insufficient_capacity'],
+    ]);
   });
 
   it('allot place-batch places a gang from the command line, and the same --batch-id again answers it again', async () => {

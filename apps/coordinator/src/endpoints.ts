@@ -147,11 +147,24 @@ export function schedulerEndpoints(d: EndpointDeps): EndpointSpec[] {
       return out;
     }),
     // Each member as the tenant's quota allows it (priority, CPU overcommit bound), as a place is.
-    sched('place.batch', (r, tenantId) => {
-      if (d.batch === undefined) return Promise.resolve(err('unavailable', 'this coordinator cannot place batches'));
+    sched('place.batch', async (r, tenantId) => {
+      if (d.batch === undefined) return err('unavailable', 'this coordinator cannot place batches');
       const quota = d.quotas.quotaOf(tenantId);
       const members = r.members.map((request) => withTenantRights({ request, placement: r.placement }, quota, defaults).request);
-      return placeBatch(d.batch, { ...r, members });
+      const out = await placeBatch(d.batch, { ...r, members });
+      if (!out.ok && AUDITED_REFUSALS.has(out.error.code) && d.publishEvent !== undefined) {
+        // One event per batch and reason, as a place's: the batch id and what the whole batch asked.
+        const resources = { memoryMiB: 0, vcpus: 0 };
+        for (const m of members) {
+          resources.memoryMiB += m.resources.memoryMiB;
+          resources.vcpus += m.resources.vcpus;
+        }
+        d.publishEvent(
+          { kind: 'refused', nodeId: CLUSTER_EVENT_NODE, at: Date.now(), requestId: r.batchId, tenantId, resources, error: out.error },
+          `cluster-refused-batch-${r.batchId}-${out.error.code}`,
+        );
+      }
+      return out;
     }),
     // The owning tenant is the subject's: a placement of another tenant is not_found.
     sched('release', (r, tenantId) => d.manager.release({ requestId: r.requestId, allocationRequestId: r.placementRequestId, tenantId })),
