@@ -100,7 +100,8 @@ describe('atomic preemption against a real agent and coordinator', () => {
     if (!checked.ok) throw new Error(checked.error.message);
     expect(checked.value).toMatchObject({
       fits: false,
-      preemption: { nodeId: 'n1', victims: [expect.objectContaining({ requestId: 'low-a', priority: 0 })] },
+      // bronze's VM is counted in the message, not named to gold.
+      preemption: { nodeId: 'n1', victims: [] },
     });
     expect(checked.value.message).toContain('It would fit on n1 by preempting 1 allocation of priority 0 or lower.');
     expect(await liveRequestIds('n1')).toEqual(['low-a', 'low-b']);
@@ -112,7 +113,6 @@ describe('atomic preemption against a real agent and coordinator', () => {
     if (!placed.ok) throw new Error(placed.error.message);
     expect(placed.value.nodeId).toBe('n1');
     expect(placed.value.preempted).toEqual([expect.objectContaining({ requestId: 'low-a', priority: 0 })]);
-    expect(placed.value.preempted).toEqual(checked.value.preemption?.victims);
     const victimId = placed.value.preempted[0]?.allocationId;
     expect(await liveRequestIds('n1')).toEqual(['gold-1', 'low-b']);
 

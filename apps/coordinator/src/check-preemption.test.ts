@@ -11,8 +11,15 @@ function req(requestId: string, memoryMiB: number, priority: number, placement: 
   return PlaceRequestSchema.parse({ request: { requestId, tenantId, resources: { memoryMiB, vcpus: 1 }, priority }, placement });
 }
 
-async function placeOn(c: InProcessCoordinator, requestId: string, nodeId: string, memoryMiB: number, priority: number): Promise<void> {
-  const r = await c.place(req(requestId, memoryMiB, priority, { strategy: 'manual', nodeId }, 'low'));
+async function placeOn(
+  c: InProcessCoordinator,
+  requestId: string,
+  nodeId: string,
+  memoryMiB: number,
+  priority: number,
+  tenantId = 'low',
+): Promise<void> {
+  const r = await c.place(req(requestId, memoryMiB, priority, { strategy: 'manual', nodeId }, tenantId));
   if (!r.ok) throw new Error(r.error.message);
 }
 
@@ -20,7 +27,7 @@ describe('check with preemption allowed', () => {
   it('answers the node and the victims a place would preempt, and evicts nothing', async () => {
     const cluster = inProcessCluster({ a: { memoryMiB: 4096, cores: 8 }, b: { memoryMiB: 4096, cores: 8 } });
     const c = await cluster.coordinator('c1');
-    await placeOn(c, 'low-1', 'a', 2048, 0);
+    await placeOn(c, 'low-1', 'a', 2048, 0, 'acme');
     await placeOn(c, 'mid', 'a', 2048, 20);
     await placeOn(c, 'close', 'b', 4096, 45);
     c.refresh();
@@ -42,6 +49,21 @@ describe('check with preemption allowed', () => {
     // The place that follows preempts exactly what the check named.
     const placed = await c.place(req('high', 2048, 50, { allowPreemption: true }));
     expect(placed.ok && placed.value.preempted).toEqual(checked.value.preemption?.victims);
+  });
+
+  it("names another tenant's victims to no one: counted in the message, not listed (kube shows the nominated node only)", async () => {
+    const cluster = inProcessCluster({ a: { memoryMiB: 4096, cores: 8 } });
+    const c = await cluster.coordinator('c1');
+    await placeOn(c, 'secret-vm', 'a', 2048, 0, 'other');
+    await placeOn(c, 'own-vm', 'a', 2048, 1, 'acme');
+    c.refresh();
+    const checked = await c.flow.check(req('high', 4096, 50, { allowPreemption: true }));
+    if (!checked.ok) throw new Error(checked.error.message);
+    // Both would be preempted: acme learns its own VM's identity, and only that there is one more.
+    expect(checked.value.preemption).toEqual({ nodeId: 'a', victims: [{ allocationId: 'a:2', requestId: 'own-vm', priority: 1 }] });
+    expect(checked.value.message).toContain('would fit on a by preempting 2 allocations');
+    expect(JSON.stringify(checked.value)).not.toContain('secret-vm');
+    expect(JSON.stringify(checked.value)).not.toContain('a:1');
   });
 
   it('answers no plan without preemption allowed, or when no eviction makes room', async () => {

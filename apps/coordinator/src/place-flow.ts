@@ -107,9 +107,12 @@ export class PlaceFlow {
     if (reply.fits || !req.placement.allowPreemption) return ok(reply);
     const [plan] = await this.#planPreemption(req, new Set());
     if (plan === undefined) return ok(reply);
-    const victims = plan.victims.map((v) => ({ allocationId: v.id, requestId: v.requestId, priority: v.priority }));
-    const highest = Math.max(...victims.map((v) => v.priority));
-    const count = `${victims.length} allocation${victims.length === 1 ? '' : 's'}`;
+    const highest = Math.max(...plan.victims.map((v) => v.priority));
+    const count = `${plan.victims.length} allocation${plan.victims.length === 1 ? '' : 's'}`;
+    // A check is free: another tenant's VMs are counted in the message, never named (kube shows the nominated node).
+    const victims = plan.victims
+      .filter((v) => v.tenantId === req.request.tenantId)
+      .map((v) => ({ allocationId: v.id, requestId: v.requestId, priority: v.priority }));
     return ok({
       ...reply,
       message: `${d.message} It would fit on ${plan.nodeId} by preempting ${count} of priority ${highest} or lower.`,

@@ -294,7 +294,8 @@ export const ClusterCheckReplySchema = z.object({
   message: z.string(),
   /**
    * When nothing fits as things are and the request allows preemption: the node a place would take by preempting and
-   * the victims it would preempt now (kube-scheduler's nominated node). A check evicts nothing; a place decides again
+   * the asking tenant's own victims among those it would preempt now (kube-scheduler's nominated node; other tenants'
+   * are counted in `message`, never named). A check evicts nothing; a place decides again
    * and may choose otherwise when the cluster changed meanwhile. Absent when no preemption makes room (and from older
    * coordinators).
    */

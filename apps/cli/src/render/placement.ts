@@ -45,7 +45,8 @@ export function renderCheck(c: ClusterCheckReply): string {
   const p = c.preemption;
   if (p !== undefined) {
     const victims = p.victims.map((v) => `${v.allocationId} (request ${v.requestId}, priority ${v.priority})`).join(', ');
-    lines.push(`with preemption: node ${p.nodeId}, preempting ${victims}`);
+    // Only the tenant's own victims are named; the message above counts them all.
+    lines.push(`with preemption: node ${p.nodeId}, preempting ${victims === '' ? "other tenants' allocations only" : victims}`);
   }
   return lines.join('\n');
 }

@@ -153,6 +153,13 @@ describe('placement replies', () => {
       'fits: no\n0/2 nodes are available\nrejected: 2 Insufficient memory\nwith preemption: node n2, preempting n2:7 (request batch-1, priority 0)',
     );
   });
+
+  it("says a preemption's victims are other tenants' when none of its own is named", () => {
+    const preemption = { nodeId: 'n2', victims: [] };
+    expect(
+      renderCheck({ fits: false, candidates: [], rejected: {}, message: 'It would fit on n2 by preempting 1 allocation', preemption }),
+    ).toContain("with preemption: node n2, preempting other tenants' allocations only");
+  });
 });
 
 describe('the legacy import report', () => {
