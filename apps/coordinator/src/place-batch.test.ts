@@ -200,6 +200,21 @@ describe('place.batch', () => {
     expect(live(cluster)).toEqual({ a: [], b: [], c: [] });
   });
 
+  it('a retry after the tenant released one member answers conflict and leaves the others placed', async () => {
+    const cluster = inProcessCluster(NODES);
+    const c = await cluster.coordinator('c1');
+    unwrap(await run(cluster, c, batch('kept', 3)));
+    await c.flow.settled();
+    unwrap(await c.flow.release({ requestId: 'rel-kept-m1', placementRequestId: 'kept-m1', tenantId: 'acme' }));
+    const retried = await run(cluster, c, batch('kept', 3));
+    expect(!retried.ok && retried.error).toMatchObject({
+      code: 'conflict',
+      details: { memberIndex: 1, requestId: 'kept-m1', state: 'released' },
+    });
+    expect(Object.values(live(cluster)).flat().sort()).toEqual(['kept-m0', 'kept-m2']);
+    expect(await vms(c)).toBe(2);
+  });
+
   it('refuses request ids another batch or place used, naming the member', async () => {
     const cluster = inProcessCluster(NODES);
     const c = await cluster.coordinator('c1');

@@ -206,19 +206,23 @@ async function resume(
       cause,
     );
   }
+  // A member the tenant (or its node) ended since the batch was placed: the batch is not whole any more, and the
+  // members still placed are the tenant's to keep. Answered as a place's retry of a released placement is; nothing changes.
+  const ended = intents.find((i) => i.value.state === 'released');
+  if (ended !== undefined) {
+    const { requestId, batch } = ended.value;
+    return err('conflict', `batch ${req.batchId}: member ${batch?.index} (${requestId}) was placed and then released; use a new batch id`, {
+      batchId: req.batchId,
+      memberIndex: batch?.index,
+      requestId,
+      state: 'released',
+    });
+  }
   const outcomes = await Promise.all(
     members.map(async (m): Promise<Outcome> => {
       const at = intents[m.index] as StoredIntent;
       const intent = at.value;
       if (intent.state === 'placed' && intent.reply !== undefined) return { kind: 'placed', reply: intent.reply };
-      if (intent.state === 'released')
-        return {
-          kind: 'refused',
-          at,
-          error: errorOf('conflict', `member ${m.index} (${intent.requestId}) was placed and then released`, {
-            requestId: intent.requestId,
-          }),
-        };
       if (intent.state === 'pending') {
         const driven = await d.store.drive(at);
         if (!driven.ok) return driven.error.code === 'conflict' ? { kind: 'raced' } : { kind: 'unknown', at, error: driven.error };
