@@ -14,6 +14,8 @@ import { join } from 'node:path';
 
 /** Session 6's last commit, the tree this session started from (what an operator would have installed). */
 export const PREVIOUS_COMMIT = '7bcd952';
+/** Its full id: what a fetch by commit needs when a shallow clone lacks it. */
+const PREVIOUS_COMMIT_FULL = '7bcd9528ef706313b8003f369f01616622e572f6';
 
 export type PreviousRelease = {
   commit: string;
@@ -24,6 +26,14 @@ export type PreviousRelease = {
   built: boolean;
   ms: number;
 };
+
+/** The previous release cannot be built here: its commit is not in this clone (a shallow one whose origin is gone). */
+export class PreviousReleaseMissing extends Error {
+  constructor(reason: string) {
+    super(`previous release: ${reason}`);
+    this.name = 'PreviousReleaseMissing';
+  }
+}
 
 function constant(file: string, pattern: RegExp, what: string): string {
   const found = pattern.exec(readFileSync(file, 'utf8'))?.[1];
@@ -43,11 +53,26 @@ export function ensurePreviousRelease(
   const executables = { agent: join(out, 'allot-agent'), coordinator: join(out, 'allot-coordinator') };
   const git = (args: string[]) => execFileSync('git', ['-C', repoRoot, ...args], { encoding: 'utf8', stdio: 'pipe' });
   if (!existsSync(join(tree, 'package.json'))) {
-    try {
-      git(['cat-file', '-e', `${commit}^{commit}`]);
-    } catch {
-      throw new Error(`previous release: commit ${commit} is not in this clone (a shallow clone? fetch its history)`);
+    const present = () => {
+      try {
+        git(['cat-file', '-e', `${commit}^{commit}`]);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    if (!present() && commit === PREVIOUS_COMMIT) {
+      // A shallow clone (CI checkouts often are): ask the clone's origin for that one commit.
+      try {
+        execFileSync('git', ['-C', repoRoot, 'fetch', '--quiet', '--depth=1', 'origin', PREVIOUS_COMMIT_FULL], {
+          stdio: 'pipe',
+          timeout: 120_000,
+        });
+      } catch {
+        // Answered below.
+      }
     }
+    if (!present()) throw new PreviousReleaseMissing(`commit ${commit} is not in this clone and its origin did not give it`);
     git(['worktree', 'prune']);
     mkdirSync(join(repoRoot, '.allot', 'prev-release'), { recursive: true });
     git(['worktree', 'add', '--detach', '--force', tree, commit]);
