@@ -65,7 +65,7 @@ function numaCores(cores: readonly CoreState[]): NumaCores[] {
 }
 
 /** The per-core list goes out at least this often even when its layout did not change (see CoreListElision). */
-export const CORE_LIST_REFRESH_MS = 60_000;
+const CORE_LIST_REFRESH_MS = 60_000;
 
 /**
  * Leaves the per-core list (four fifths of a 64-core snapshot's bytes, and of a coordinator's cost to take it in) out of
