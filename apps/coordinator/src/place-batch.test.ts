@@ -215,6 +215,42 @@ describe('place.batch', () => {
     expect(await vms(c)).toBe(2);
   });
 
+  it("a retry after one member's reservation expired on its node answers conflict, ends that one only, and keeps the others", async () => {
+    const cluster = inProcessCluster(NODES);
+    const dead = await cluster.coordinator('dead');
+    dead.refresh();
+    const held = batch('held', 3, { maxPerNode: 1 });
+    const input = { ...held, members: held.members.map((m) => ({ ...m, reservation: { ttlMs: 60_000 } })) };
+    const req = PlaceBatchRequestSchema.parse(input);
+    const members = batchMembers(req);
+    // A batch answered by a coordinator that died before its `placed` writes: pending intents, every member held.
+    const created = unwrap(
+      await dead.store.createBatch(
+        members.map((m, i) => ({
+          requestId: m.request.requestId,
+          tenantId: 'acme',
+          hash: requestHash(m),
+          nodeId: ['a', 'b', 'c'][i] as string,
+          memoryMiB: 1024,
+          vcpus: 1,
+          asked: m,
+          batch: { batchId: 'held', index: i, size: 3 },
+        })),
+      ),
+    );
+    for (const [i, at] of created.entries())
+      unwrap(await dead.flow.allocateOn(at.value.nodeId, PlaceRequestSchema.parse(members[i]), 1, true));
+    cluster.agents.expire('a', 'held-m0');
+    const c = await cluster.coordinator('c1');
+    const retried = await run(cluster, c, input);
+    expect(!retried.ok && retried.error).toMatchObject({
+      code: 'conflict',
+      details: { memberIndex: 0, requestId: 'held-m0', state: 'released' },
+    });
+    expect(Object.values(live(cluster)).flat().sort()).toEqual(['held-m1', 'held-m2']);
+    expect(await vms(c)).toBe(2);
+  });
+
   it('refuses request ids another batch or place used, naming the member', async () => {
     const cluster = inProcessCluster(NODES);
     const c = await cluster.coordinator('c1');

@@ -51,6 +51,8 @@ type Outcome =
   | { readonly kind: 'placed'; readonly reply: PlaceReply }
   | { readonly kind: 'committed'; readonly at: StoredIntent; readonly allocation: Allocation }
   | { readonly kind: 'refused'; readonly at: StoredIntent; readonly error: AllotError }
+  /** Its node answered an allocation that ended there (released, an expired reservation): it was placed once. */
+  | { readonly kind: 'ended'; readonly at: StoredIntent; readonly allocation: Allocation }
   | { readonly kind: 'unknown'; readonly at: StoredIntent; readonly error: AllotError }
   | { readonly kind: 'raced' };
 
@@ -59,10 +61,14 @@ type Raced = 'raced';
 /** A node's refusals of a member that fail a batch as `insufficient_capacity` (see settle). */
 const NODE_REFUSALS: ReadonlySet<string> = new Set(['insufficient_capacity', 'unavailable', 'timeout']);
 
-/** The anti-affinity group a batch's `maxPerNode` names: the batch id (hashed when longer than a group name may be). */
-function batchGroupName(batchId: string): string {
-  const name = `batch-${batchId}`;
-  return name.length <= 64 ? name : `batch-${createHash('sha256').update(batchId).digest('hex').slice(0, 40)}`;
+/**
+ * The anti-affinity group a batch's `maxPerNode` names: the tenant's and the batch's ids (hashed when longer than a group
+ * name may be). Groups are counted cluster-wide, and batch ids are each tenant's own: two tenants' batches "web" must
+ * not count each other's members. No tenant id holds `/`, so the name is 1:1.
+ */
+function batchGroupName(tenantId: string, batchId: string): string {
+  const name = `batch-${tenantId}/${batchId}`;
+  return name.length <= 64 ? name : `batch-${createHash('sha256').update(`${tenantId}/${batchId}`).digest('hex').slice(0, 40)}`;
 }
 
 /** The members as place requests: the batch's placement options, with `maxPerNode` as the batch's own group. */
@@ -70,7 +76,7 @@ export function batchMembers(req: PlaceBatchRequest): PlaceRequest[] {
   const placement =
     req.maxPerNode === undefined
       ? req.placement
-      : { ...req.placement, group: { name: batchGroupName(req.batchId), maxPerNode: req.maxPerNode } };
+      : { ...req.placement, group: { name: batchGroupName(req.tenantId, req.batchId), maxPerNode: req.maxPerNode } };
   return req.members.map((request) => ({ request, placement }));
 }
 
@@ -251,13 +257,7 @@ async function drive(d: PlaceBatchDeps, m: Member, at: StoredIntent, untouched: 
   if (result.ok) {
     const status = result.value.status;
     if (status === 'active' || status === 'reserved') return { kind: 'committed', at, allocation: result.value };
-    return {
-      kind: 'refused',
-      at,
-      error: errorOf('conflict', `member ${m.index} (${at.value.requestId}) is ${status} on node ${at.value.nodeId}`, {
-        requestId: at.value.requestId,
-      }),
-    };
+    return { kind: 'ended', at, allocation: result.value };
   }
   if (result.error.code === 'conflict' && result.error.details?.['reason'] === 'fenced') return { kind: 'raced' };
   if (classifyFailure(result.error) !== 'unknown') return { kind: 'refused', at, error: result.error };
@@ -294,6 +294,22 @@ async function settle(
   members: readonly Member[],
   outcomes: readonly Outcome[],
 ): Promise<Result<PlaceBatchReply> | Raced> {
+  // A member that was placed and has ended on its node since: the batch had been placed (only a retry meets this), so the
+  // members still placed stay; that one's intent is released (quota back) and the answer is a place's for it.
+  const endedAt = outcomes.findIndex((o) => o.kind === 'ended');
+  if (endedAt >= 0) {
+    const ended = outcomes[endedAt] as Extract<Outcome, { kind: 'ended' }>;
+    const released = await d.store.released(ended.at, ended.allocation.expiresAt !== undefined ? 'expiry' : 'agent');
+    if (!released.ok && released.error.code !== 'conflict') return released;
+    for (const [i, o] of outcomes.entries())
+      if (o.kind === 'committed') d.flow.answerPlaced((members[i] as Member).place, o.at, o.allocation);
+    const { requestId, nodeId } = ended.at.value;
+    return err(
+      'conflict',
+      `batch ${req.batchId}: member ${endedAt} (${requestId}) is ${ended.allocation.status} on node ${nodeId}; use a new batch id`,
+      { batchId: req.batchId, memberIndex: endedAt, requestId, state: 'released', allocationId: ended.allocation.id },
+    );
+  }
   const refusedAt = outcomes.findIndex((o) => o.kind === 'refused');
   if (refusedAt >= 0) {
     const refused = outcomes[refusedAt] as Extract<Outcome, { kind: 'refused' }>;
