@@ -1,4 +1,4 @@
-import { unwrap } from '@allot/core';
+import { TenantQuotaSchema, unwrap } from '@allot/core';
 import { PlaceBatchRequestSchema, type PlaceBatchRequestInput } from '@allot/protocol';
 import { describe, expect, it } from 'vitest';
 import { placeBatch } from './place-batch.ts';
@@ -34,5 +34,38 @@ describe('place.batch between tenants', () => {
     // Batch ids are the tenants' own names: another tenant's "web" on both nodes must not refuse this one.
     const other = await run(cluster, c, batch('other', 'web', 2, { maxPerNode: 1 }));
     expect(other.ok ? other.value.placements.map((p) => p.nodeId).sort() : other.error.message).toEqual(['a', 'b']);
+  });
+
+  it("a batch that exactly fits the quota lands; one VM more is refused whole; two coordinators' batches at once never exceed it", async () => {
+    const cluster = inProcessCluster(NODES);
+    const c1 = await cluster.coordinator('c1');
+    const c2 = await cluster.coordinator('c2');
+    unwrap(await c1.quotas.set(TenantQuotaSchema.parse({ tenantId: 'acme', maxVms: 4 })));
+    unwrap(await run(cluster, c1, batch('acme', 'fits', 4)));
+    const over = await run(cluster, c1, batch('acme', 'over', 1));
+    expect(!over.ok && over.error.code).toBe('quota_exceeded');
+    unwrap(await c1.quotas.set(TenantQuotaSchema.parse({ tenantId: 'acme', maxVms: 7 })));
+    // 3 left: two batches of 3 on two coordinators at once, one of them lands.
+    const both = await Promise.all([run(cluster, c1, batch('acme', 'x', 3)), run(cluster, c2, batch('acme', 'y', 3))]);
+    expect(both.filter((r) => r.ok)).toHaveLength(1);
+    expect(both.find((r) => !r.ok)?.error).toMatchObject({ code: 'quota_exceeded' });
+    expect(unwrap(await c1.store.usage('acme'))?.value.usage.vms).toBe(7);
+    const live = [...cluster.agents.nodes.keys()].flatMap((id) => cluster.agents.live(id)).filter((a) => a.tenantId === 'acme');
+    expect(live).toHaveLength(7);
+  });
+
+  it('a retry racing the first attempt on another coordinator answers the same placements, one allocation per member', async () => {
+    const cluster = inProcessCluster(NODES);
+    const c1 = await cluster.coordinator('c1');
+    const c2 = await cluster.coordinator('c2');
+    const [first, retry] = await Promise.all([run(cluster, c1, batch('acme', 'race', 3)), run(cluster, c2, batch('acme', 'race', 3))]);
+    const ids = (r: typeof first) => (r.ok ? r.value.placements.map((p) => p.allocation.id) : r.error.code);
+    expect(ids(retry)).toEqual(ids(first));
+    expect(first.ok).toBe(true);
+    const live = [...cluster.agents.nodes.keys()].flatMap((id) => cluster.agents.live(id)).map((a) => a.requestId);
+    expect(live.sort()).toEqual(['acme-race-m0', 'acme-race-m1', 'acme-race-m2']);
+    await c1.flow.settled();
+    await c2.flow.settled();
+    expect(unwrap(await c1.store.usage('acme'))?.value.usage.vms).toBe(3);
   });
 });
