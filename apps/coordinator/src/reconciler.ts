@@ -2,7 +2,7 @@ import { errorOf } from '@allot/core';
 import type { Logger } from 'pino';
 import type { AgentCaller } from './agents.ts';
 import type { ReconcileConfig } from './config.ts';
-import { counts, type PlacementIntent } from './intents.ts';
+import { counts, countsAgainstQuota, type PlacementIntent } from './intents.ts';
 import { decodeIntent, requestIdOfKey, type IntentStore, type StoredIntent } from './intents/intent-store.ts';
 import { replyFromNode } from './intents/pending-placement.ts';
 import { confirmMove, finishAbort, type ConfirmDeps } from './moves/move.ts';
@@ -177,6 +177,7 @@ export class Reconciler {
    *   one fenced first; its source ended meanwhile or its scheduler asked it gone: no need to wait);
    * - claimed for its confirm, at the same revision past `pendingOlderThanMs`: the confirm is rolled forward (source
    *   released on its node, then the batch);
+   * - unclaimed, at the same revision past the bound, with its source ended outside the move: the abort is finished;
    * - unclaimed, at the same revision past the bound, asked of its node (`fence` at its attempt, which reads it): found
    *   active, a confirm got past its activate and died before its claim, so it is rolled forward; found ended (its hold
    *   expired, its node forgot it), the abort is finished; a reservation is its scheduler's (confirm, abort, or it
@@ -220,6 +221,14 @@ export class Reconciler {
       return aborted.ok ? 'aborted' : 'left';
     }
     if (intent.settling !== 'confirm') {
+      // Its source ended outside the move (before this destination existed, so nothing handed it the count): the VM is
+      // gone, and its held copy goes too.
+      const source = await this.#d.store.get(from.requestId);
+      if (!source.ok) return 'left';
+      if (source.value === null || !countsAgainstQuota(source.value.value)) {
+        const aborted = await finishAbort(deps, at, `its source ${from.requestId} ended (reconciled)`);
+        return aborted.ok ? 'aborted' : 'left';
+      }
       const fenced = await this.#d.agents.call(
         intent.nodeId,
         'fence',

@@ -125,6 +125,27 @@ describe('the reconciler drives a move left half-settled to its end', () => {
   });
 });
 
+describe('a destination whose source ended before it existed', () => {
+  // The source's release event landed between the move's mark and its destination's intent (nothing to hand the count
+  // to), and the move's coordinator died before its own check: the destination, counted 0, stayed held until expiry.
+  it('is aborted by the reconciler once unchanged past the bound', async () => {
+    const { cluster, c, destId, usage, live } = await moving();
+    unwrap(
+      await cluster.agents
+        .caller()
+        .call('a', 'release', { requestId: 'r-op', allocationRequestId: 'vm-1', reason: 'operator' }, { requestId: 'r-op' }),
+    );
+    unwrap(await c.store.released(unwrap(await c.store.get('vm-1'))!, 'agent'));
+    expect(await usage()).toMatchObject({ vms: 2 });
+    await c.reconciler.reconcileOnce();
+    cluster.clock.advance(60_001);
+    const round = await c.reconciler.reconcileOnce();
+    expect(round.moves).toEqual({ [destId]: 'aborted' });
+    expect(live('c')).toEqual([]);
+    expect(await usage()).toMatchObject({ vms: 2, vmsPerNode: { a: 1, b: 1 } });
+  });
+});
+
 describe('a destination still pending when its source ends', () => {
   // The move's coordinator died while the destination's reserve was in flight; the source VM then ended on its node
   // (its agent's released event). Its quota went back at once, while the destination, counted 0, landed on c and stayed
