@@ -68,4 +68,25 @@ describe('place.batch between tenants', () => {
     await c2.flow.settled();
     expect(unwrap(await c1.store.usage('acme'))?.value.usage.vms).toBe(3);
   });
+
+  it("takes one token of the tenant's place rate per member (capped at a bucket's burst): a batch is not a way around the rate", async () => {
+    const cluster = inProcessCluster(NODES);
+    const c = await cluster.coordinator('c1');
+    unwrap(await c.quotas.set(TenantQuotaSchema.parse({ tenantId: 'acme', placeRates: [{ count: 10, per: 'minute' }] })));
+    unwrap(await run(cluster, c, batch('acme', 'r1', 6)));
+    // 4 tokens left of 10 a minute: 6 more VMs are 6 places, whatever the request that carries them.
+    const second = await run(cluster, c, batch('acme', 'r2', 6));
+    expect(!second.ok && second.error.code).toBe('rate_limited');
+    expect(unwrap(await c.store.get('acme-r2-m0'))).toBeNull();
+    unwrap(await run(cluster, c, batch('acme', 'r3', 4)));
+  });
+
+  it('a batch larger than the burst is admitted on a full bucket, taking all of it', async () => {
+    const cluster = inProcessCluster(NODES);
+    const c = await cluster.coordinator('c1');
+    unwrap(await c.quotas.set(TenantQuotaSchema.parse({ tenantId: 'acme', placeRates: [{ count: 3, per: 'minute' }] })));
+    unwrap(await run(cluster, c, batch('acme', 'big', 5)));
+    const next = await run(cluster, c, batch('acme', 'next', 1));
+    expect(!next.ok && next.error.code).toBe('rate_limited');
+  });
 });

@@ -122,7 +122,7 @@ export async function placeBatch(d: PlaceBatchDeps, req: PlaceBatchRequest): Pro
 /** A new batch: decide all, write all, drive all. */
 async function fresh(d: PlaceBatchDeps, req: PlaceBatchRequest, members: readonly Member[]): Promise<Result<PlaceBatchReply> | Raced> {
   const first = members[0] as Member;
-  const admitted = d.flow.admitPlace(req.tenantId);
+  const admitted = d.flow.admitPlace(req.tenantId, members.length);
   if (!admitted.ok) return admitted;
   const decided = decideBatch(
     d.view.index,

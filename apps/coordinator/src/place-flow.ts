@@ -403,10 +403,13 @@ export class PlaceFlow {
 
   // ---------- the parts a batch (place-batch.ts) drives its members with ----------
 
-  /** The tenant's place rate, one token per request (a batch is one request). */
-  admitPlace(tenantId: string): Result<void> {
+  /**
+   * The tenant's place rate for a batch: one token per member (capped at a bucket's burst), since each is a place an
+   * agent commits, and a refused batch's rollback releases its members without any release token.
+   */
+  admitPlace(tenantId: string, members: number): Result<void> {
     const quota = this.#d.quotas.quotaOf(tenantId);
-    return quota === undefined ? ok(undefined) : this.#limiter.admit(quota, 'place', this.#d.clock.monotonic());
+    return quota === undefined ? ok(undefined) : this.#limiter.admit(quota, 'place', this.#d.clock.monotonic(), members);
   }
 
   /** What decide() is told besides the request (strategy, cursor, the tenant's per-node limit). */

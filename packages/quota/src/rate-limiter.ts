@@ -51,17 +51,19 @@ export class RateLimiter {
   /**
    * Admit one `operation` request of the tenant at `now`, or refuse with rate_limited and the exact wait after which
    * every bucket has a token again (the longest of the buckets' waits, since buckets only fill up meanwhile).
-   * A tenant without rates for the operation is always admitted and costs no memory.
+   * A tenant without rates for the operation is always admitted and costs no memory. `cost`: requests this one counts
+   * as (a batch's members); each bucket takes at most its burst, so a batch above a burst waits for a full bucket.
    */
-  admit(quota: TenantRates, operation: RateOperation, now: number): Result<void> {
+  admit(quota: TenantRates, operation: RateOperation, now: number, cost = 1): Result<void> {
     const rates = operation === 'place' ? quota.placeRates : quota.releaseRates;
     if (rates.length === 0) return ok(undefined);
     const buckets = this.#bucketsFor(quota.tenantId, operation, rates, now);
 
     let slowest: TokenBucket | undefined;
     let retryAfterMs = 0;
+    const tokens = (bucket: TokenBucket): number => Math.min(cost, bucket.rate.count);
     for (const bucket of buckets) {
-      const wait = bucket.waitFor(now);
+      const wait = bucket.waitFor(now, tokens(bucket));
       if (wait > retryAfterMs) {
         retryAfterMs = wait;
         slowest = bucket;
@@ -80,7 +82,7 @@ export class RateLimiter {
         },
       );
     }
-    for (const bucket of buckets) bucket.take(now);
+    for (const bucket of buckets) bucket.take(now, tokens(bucket));
     return ok(undefined);
   }
 
