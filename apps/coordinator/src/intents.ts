@@ -89,9 +89,11 @@ export const PlacementIntentSchema = z.object({
   settling: z.enum(['confirm', 'abort']).optional(),
   /**
    * A member of a batch placed all or nothing (place-batch.ts): the batch's id, this member's position, the batch's
-   * size. Its members were created together in one atomic write; a retry of the batch finds them by it.
+   * size. Its members were created together in one atomic write; a retry of the batch finds them by it. `first`, member
+   * 0's request id, tells this batch from another of the tenant's with the same id (batch-settle.ts; absent in intents
+   * written before it).
    */
-  batch: z.object({ batchId: RequestIdSchema, index: z.int().min(0), size: z.int().min(1) }).optional(),
+  batch: z.object({ batchId: RequestIdSchema, index: z.int().min(0), size: z.int().min(1), first: RequestIdSchema.optional() }).optional(),
 });
 export type PlacementIntent = z.infer<typeof PlacementIntentSchema>;
 export type IntentState = PlacementIntent['state'];

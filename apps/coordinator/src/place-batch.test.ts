@@ -129,44 +129,7 @@ describe('place.batch', () => {
     expect(live(cluster)).toEqual({ a: [], b: [], c: [] });
   });
 
-  it('a coordinator that dies mid-batch: the reconciler settles each member (held: placed; nothing: failed) and a retry completes the batch', async () => {
-    const cluster = inProcessCluster(NODES);
-    const dead = await cluster.coordinator('dead');
-    dead.refresh();
-    const req = PlaceBatchRequestSchema.parse(batch('b7', 3, { maxPerNode: 1 }));
-    const members = batchMembers(req);
-    // What the dead coordinator got done: the batch's intents, and the allocate of two members of three.
-    const created = unwrap(
-      await dead.store.createBatch(
-        members.map((m, i) => ({
-          requestId: m.request.requestId,
-          tenantId: 'acme',
-          hash: requestHash(m),
-          nodeId: ['a', 'b', 'c'][i] as string,
-          memoryMiB: 1024,
-          vcpus: 1,
-          asked: m,
-          batch: { batchId: 'b7', index: i, size: 3 },
-        })),
-      ),
-    );
-    for (const i of [0, 1]) {
-      const at = created[i];
-      if (at === undefined) throw new Error('no intent');
-      unwrap(await dead.flow.allocateOn(at.value.nodeId, PlaceRequestSchema.parse(members[i]), 1, true));
-    }
-    expect(await vms(dead)).toBe(3);
-    const c = await cluster.coordinator('c1');
-    await c.reconciler.reconcileOnce();
-    cluster.clock.advance(61_000);
-    const round = await c.reconciler.reconcileOnce();
-    expect(round.outcomes).toEqual({ 'b7-m0': 'placed', 'b7-m1': 'placed', 'b7-m2': 'failed' });
-    expect(await vms(c)).toBe(2); // the quota equals what is live
-    const done = unwrap(await run(cluster, c, req));
-    expect(done.placements.map((p) => p.nodeId).sort()).toEqual(['a', 'b', 'c']);
-    expect(live(cluster)).toEqual({ a: ['b7-m0'], b: ['b7-m1'], c: ['b7-m2'] });
-    expect(await vms(c)).toBe(3);
-  });
+  // A coordinator that dies mid-batch with no retry: place-batch-settle.test.ts (the reconcilers settle it all or nothing).
 
   it('a member whose allocate reply is lost is asked at its fence and found held: the batch is placed', async () => {
     const cluster = inProcessCluster(NODES);

@@ -26,9 +26,19 @@ import type { ClusterView } from './view.ts';
  *    outcome is unknown is asked at its fence and released when held. The answer names the refused member.
  *    A member whose node answers neither (and none refused): `timeout` naming it; a retry of the batch settles it.
  * A retry (same batch id, same members) finds every member's intent and follows each: placed answers its reply,
- * pending drives its node again at a higher fence, failed (the reconciler's) is decided again and taken over; a batch
- * that failed answers its error again after finishing its rollback.
+ * pending drives its node again at a higher fence; a batch with a member failed (by its flow, or by a reconciler that
+ * found nothing at its fence) failed: it answers that error again after finishing its rollback. A coordinator that dies
+ * mid-batch with no retry to follow: the reconcilers settle each member and roll back the batch of a failed one
+ * (batch-settle.ts), through rollBackMembers below.
  */
+
+/** What rolling a batch's members back needs (the flow's deps, or a reconciler's). */
+export interface RollbackDeps {
+  readonly store: IntentStore;
+  readonly agents: AgentCaller;
+  readonly logger?: Logger;
+  readonly agentTimeoutMs?: number;
+}
 
 export interface PlaceBatchDeps {
   readonly view: ClusterView;
@@ -48,7 +58,7 @@ interface Member {
 
 /** What one member's drive came to. */
 type Outcome =
-  | { readonly kind: 'placed'; readonly reply: PlaceReply }
+  | { readonly kind: 'placed'; readonly at: StoredIntent; readonly reply: PlaceReply }
   | { readonly kind: 'committed'; readonly at: StoredIntent; readonly allocation: Allocation }
   | { readonly kind: 'refused'; readonly at: StoredIntent; readonly error: AllotError }
   /** Its node answered an allocation that ended there (released, an expired reservation): it was placed once. */
@@ -85,10 +95,20 @@ function rollbackId(batchId: string, requestId: string): string {
   return `batch-${createHash('sha256').update(`${batchId}\u0000${requestId}`).digest('hex').slice(0, 40)}`;
 }
 
-/** Whether this intent carries the mark of its batch's failure (the refused member's error, or a rolled-back member). */
-function marksFailure(intent: StoredIntent['value'], batchId: string): boolean {
+/**
+ * Whether this member's intent says its batch failed: failed (refused by its node, or found with nothing at its fence by
+ * a reconciler: a batch member is never failed otherwise), or rolled back (released, cause `batch`). A member released
+ * for any other cause (its tenant, expiry, preemption, ...) was placed: its batch had succeeded, and stands.
+ */
+export function marksBatchFailure(intent: StoredIntent['value']): boolean {
   if (intent.state === 'released') return intent.releasedBy === 'batch';
-  return intent.state === 'failed' && intent.error?.details?.['batchId'] === batchId;
+  return intent.state === 'failed';
+}
+
+/** The error a failed batch answers: its failed member's, else a plain one (only rolled-back members are left). */
+export function batchFailureCause(batchId: string, intents: readonly StoredIntent['value'][]): AllotError {
+  const error = intents.find((i) => i.state === 'failed' && i.error !== undefined)?.error;
+  return error ?? errorOf('conflict', `batch ${batchId} failed and was rolled back; use new request ids`, { batchId });
 }
 
 export async function placeBatch(d: PlaceBatchDeps, req: PlaceBatchRequest): Promise<Result<PlaceBatchReply>> {
@@ -159,7 +179,7 @@ async function fresh(d: PlaceBatchDeps, req: PlaceBatchRequest, members: readonl
         vcpus: r.resources.vcpus,
         ...(r.memory?.hugepages === undefined ? {} : { hugepages: r.memory.hugepages }),
         asked: m.place,
-        batch: { batchId: req.batchId, index: m.index, size: members.length },
+        batch: { batchId: req.batchId, index: m.index, size: members.length, first: first.place.request.requestId },
       };
     }),
   );
@@ -200,11 +220,11 @@ async function resume(
     );
   }
   const intents = found as StoredIntent[];
-  const failedAt = intents.findIndex((i) => marksFailure(i.value, req.batchId));
-  if (failedAt >= 0) {
-    const error = intents.find((i) => i.value.state === 'failed' && i.value.error !== undefined)?.value.error;
-    const cause =
-      error ?? errorOf('conflict', `batch ${req.batchId} failed and was rolled back; use new request ids`, { batchId: req.batchId });
+  if (intents.some((i) => marksBatchFailure(i.value))) {
+    const cause = batchFailureCause(
+      req.batchId,
+      intents.map((i) => i.value),
+    );
     return rollback(
       d,
       req,
@@ -228,24 +248,11 @@ async function resume(
     members.map(async (m): Promise<Outcome> => {
       const at = intents[m.index] as StoredIntent;
       const intent = at.value;
-      if (intent.state === 'placed' && intent.reply !== undefined) return { kind: 'placed', reply: intent.reply };
-      if (intent.state === 'pending') {
-        const driven = await d.store.drive(at);
-        if (!driven.ok) return driven.error.code === 'conflict' ? { kind: 'raced' } : { kind: 'unknown', at, error: driven.error };
-        return drive(d, m, driven.value, false);
-      }
-      // failed without the batch's mark (the reconciler found nothing on its node): decided again and taken over.
-      const again = d.flow.decideOne(m.place, new Set());
-      const nodeId = again.ok ? again.value.candidates[0] : undefined;
-      if (nodeId === undefined)
-        return {
-          kind: 'refused',
-          at,
-          error: again.ok ? errorOf('insufficient_capacity', again.value.message, { rejected: again.value.rejected }) : again.error,
-        };
-      const taken = await d.store.takeOver(at, nodeId);
-      if (!taken.ok) return taken.error.code === 'conflict' ? { kind: 'raced' } : { kind: 'refused', at, error: taken.error };
-      return drive(d, m, taken.value, true);
+      if (intent.state === 'placed' && intent.reply !== undefined) return { kind: 'placed', at, reply: intent.reply };
+      // pending (failed and released were answered above)
+      const driven = await d.store.drive(at);
+      if (!driven.ok) return driven.error.code === 'conflict' ? { kind: 'raced' } : { kind: 'unknown', at, error: driven.error };
+      return drive(d, m, driven.value, false);
     }),
   );
   return settle(d, req, members, outcomes);
@@ -371,14 +378,8 @@ async function rollback(
     const failed = await d.store.failed(marked.at, cause);
     if (!failed.ok && failed.error.code !== 'conflict') return failed;
   }
-  const left: string[] = [];
-  await Promise.all(
-    outcomes.map(async (o) => {
-      if (o.kind === 'placed' || o.kind === 'raced' || o === marked) return;
-      const undone = await undo(d, req.batchId, o.at, cause);
-      if (!undone.ok) left.push(o.at.value.requestId);
-    }),
-  );
+  const undoing = outcomes.flatMap((o) => (o.kind === 'raced' || o === marked ? [] : [o.at]));
+  const left = await rollBackMembers(d, req.batchId, undoing, cause);
   d.logger?.info({ batchId: req.batchId, code: cause.code, left }, 'batch failed; its members were rolled back');
   if (left.length > 0)
     return err(
@@ -392,13 +393,51 @@ async function rollback(
   return { ok: false, error: cause };
 }
 
-/** Undoes one member: asked at its fence, released there when held, its intent ended. Re-reads it first (a retry may hold it). */
-async function undo(d: PlaceBatchDeps, batchId: string, seen: StoredIntent, cause: AllotError): Promise<Result<void>> {
-  const read = await d.store.get(seen.value.requestId);
+/**
+ * Rolls back members of a failed batch (its flow's rollback, a retry's, a reconciler's: batch-settle.ts): each undone at
+ * its fence, all at once. Answers the request ids whose nodes did not answer (still counted; a later retry or reconcile
+ * round finishes them). Idempotent: several coordinators may roll back the same batch at once.
+ */
+export async function rollBackMembers(
+  d: RollbackDeps,
+  batchId: string,
+  members: readonly StoredIntent[],
+  cause: AllotError,
+): Promise<string[]> {
+  const left: string[] = [];
+  await Promise.all(
+    members.map(async (at) => {
+      const undone = await undo(d, batchId, at, cause);
+      if (!undone.ok) left.push(at.value.requestId);
+    }),
+  );
+  return left;
+}
+
+/** How often one member's undo follows an intent that changed under it (another coordinator settling it) before giving up. */
+const UNDO_ROUNDS = 4;
+
+/**
+ * Undoes one member: asked at its fence, released there when held, its intent ended. Re-reads it first, and again when
+ * its write loses to another writer (a reconciler marking it placed meanwhile must not leave it placed).
+ */
+async function undo(d: RollbackDeps, batchId: string, seen: StoredIntent, cause: AllotError): Promise<Result<void>> {
+  for (let round = 0; round < UNDO_ROUNDS; round++) {
+    const undone = await undoOnce(d, batchId, seen.value.requestId, cause);
+    if (undone !== 'raced') return undone;
+  }
+  return err('unavailable', `member ${seen.value.requestId} of batch ${batchId} keeps changing under its rollback`, {
+    batchId,
+    requestId: seen.value.requestId,
+  });
+}
+
+async function undoOnce(d: RollbackDeps, batchId: string, requestId: string, cause: AllotError): Promise<Result<void> | Raced> {
+  const read = await d.store.get(requestId);
   if (!read.ok) return read;
   const at = read.value;
   if (at === null || (at.value.state !== 'pending' && at.value.state !== 'placed')) return ok(undefined);
-  const { requestId, nodeId, attempt } = at.value;
+  const { nodeId, attempt } = at.value;
   const opts = d.agentTimeoutMs === undefined ? { requestId } : { requestId, timeoutMs: d.agentTimeoutMs };
   const fenced = await d.agents.call(nodeId, 'fence', { requestId, fence: attempt }, opts);
   if (!fenced.ok) return fenced;
@@ -414,5 +453,6 @@ async function undo(d: PlaceBatchDeps, batchId: string, seen: StoredIntent, caus
     if (!released.ok) return released;
   }
   const written = held === null && at.value.state === 'pending' ? await d.store.failed(at, cause) : await d.store.released(at, 'batch');
-  return written.ok || written.error.code === 'conflict' ? ok(undefined) : written;
+  if (written.ok) return ok(undefined);
+  return written.error.code === 'conflict' ? 'raced' : written;
 }

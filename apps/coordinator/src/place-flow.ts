@@ -417,11 +417,6 @@ export class PlaceFlow {
     return this.#placementContext(req, exclude);
   }
 
-  /** One place decision on the view (a batch member taken over after its intent failed). */
-  decideOne(req: PlaceRequest, exclude: ReadonlySet<string>): Result<PlacementDecision> {
-    return this.#decide(req, exclude);
-  }
-
   /** The allocate of a place (see #allocate): fenced, retried, an unknown outcome never mistaken for a refusal. */
   allocateOn(nodeId: string, req: PlaceRequest, fence: number, untouched: boolean): Promise<Result<Allocation>> {
     return this.#allocate(nodeId, req, fence, untouched);

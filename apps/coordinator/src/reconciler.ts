@@ -1,6 +1,7 @@
-import { errorOf } from '@allot/core';
+import { errorOf, type AllotError } from '@allot/core';
 import type { Logger } from 'pino';
 import type { AgentCaller } from './agents.ts';
+import { BatchSettler, type BatchSettleOutcome } from './batch-settle.ts';
 import type { ReconcileConfig } from './config.ts';
 import { counts, countsAgainstQuota, type PlacementIntent } from './intents.ts';
 import { decodeIntent, requestIdOfKey, type IntentStore, type StoredIntent } from './intents/intent-store.ts';
@@ -34,6 +35,8 @@ export interface ReconcileRound {
   readonly holds?: Readonly<Record<string, HoldRoundOutcome>>;
   /** Move destinations driven this round, by request id: what settling each did (settleMoves). */
   readonly moves?: Readonly<Record<string, MoveRoundOutcome>>;
+  /** Failed batches rolled back this round, by `<tenant>/<batchId>` (batch-settle.ts). */
+  readonly batches?: Readonly<Record<string, BatchSettleOutcome>>;
 }
 
 /**
@@ -75,10 +78,13 @@ export class Reconciler {
 
   /** Resize growths held without an answer, settled by the same rounds (resize-holds.ts). */
   readonly #holds: ResizeHolds;
+  /** Batches with a member failed are rolled back whole by the same rounds (batch-settle.ts). */
+  readonly #batches: BatchSettler;
 
   constructor(deps: ReconcilerDeps) {
     this.#d = deps;
     this.#holds = new ResizeHolds({ ...deps, olderThanMs: deps.config.pendingOlderThanMs });
+    this.#batches = new BatchSettler(deps);
   }
 
   #onChange = (change: BucketChange): void => {
@@ -86,12 +92,14 @@ export class Reconciler {
     if (requestId === undefined) return;
     if ('deleted' in change) {
       this.#holds.observe(requestId, null, 0);
+      this.#batches.observe(requestId, null);
       this.#pending.delete(requestId);
       this.#moves.delete(requestId);
       return;
     }
     const intent = decodeIntent(change.value);
     this.#holds.observe(requestId, intent.ok ? intent.value : null, change.revision);
+    if (intent.ok) this.#batches.observe(requestId, intent.value);
     if (intent.ok && isMoveDestination(intent.value)) {
       if (this.#moves.get(requestId)?.revision !== change.revision)
         this.#moves.set(requestId, {
@@ -168,7 +176,8 @@ export class Reconciler {
     }
     const holds = await this.#holds.settleDue();
     const moves = await this.#settleMoves(now);
-    return { stale, outcomes, holds, moves };
+    const batches = await this.#batches.settleDue();
+    return { stale, outcomes, holds, moves, batches };
   }
 
   /**
@@ -264,8 +273,9 @@ export class Reconciler {
         `placement ${requestId} was pending on node ${nodeId}, which was decommissioned while lost; retry to place it elsewhere`,
         { requestId, nodeId, reason: 'node_decommissioned' },
       );
-      const written = await this.#d.store.failed(at, error);
+      const written = await this.#d.store.failed(at, batchMember(intent, error));
       if (!written.ok) return written.error.code === 'conflict' ? 'raced' : 'left';
+      this.#batches.observe(requestId, written.value.value);
       this.#pending.delete(requestId);
       this.#d.logger.warn(
         { requestId, tenantId, node: nodeId, fence: intent.attempt },
@@ -289,7 +299,7 @@ export class Reconciler {
         `placement ${requestId} was abandoned pending on node ${nodeId}, which holds no allocation for it (fenced at attempt ${intent.attempt}); retry to place it again`,
         { requestId, nodeId },
       );
-      written = await this.#d.store.failed(at, error);
+      written = await this.#d.store.failed(at, batchMember(intent, error));
       to = 'failed';
     } else if (allocation.status === 'active' || allocation.status === 'reserved') {
       written = await this.#d.store.placed(at, replyFromNode(intent, allocation));
@@ -299,8 +309,23 @@ export class Reconciler {
       to = 'released';
     }
     if (!written.ok) return written.error.code === 'conflict' ? 'raced' : 'left';
+    this.#batches.observe(requestId, written.value.value);
     this.#pending.delete(requestId);
     this.#d.logger.info({ requestId, tenantId, node: nodeId, ageMs, to, fence: intent.attempt }, 'reconciled pending placement intent');
     return to;
   }
+}
+
+/**
+ * The error a failed intent keeps, as its batch answers it to a retry when it is a batch member: the batch failed with it
+ * (batch-settle.ts rolls back its siblings), so a retry with the same ids gets `conflict` naming the batch and member.
+ */
+function batchMember(intent: PlacementIntent, error: AllotError): AllotError {
+  const b = intent.batch;
+  if (b === undefined) return error;
+  return errorOf(
+    'conflict',
+    `batch ${b.batchId}: member ${b.index} (${intent.requestId}) was abandoned: ${error.message.replace(/; retry.*$/, '')}; the batch was rolled back, place it again with new request ids`,
+    { ...error.details, batchId: b.batchId, memberIndex: b.index, nodeCode: error.code },
+  );
 }
