@@ -100,8 +100,20 @@ describe('a node whose per-core list this coordinator never received', () => {
     const view = newView();
     view.apply(heartbeat({ nodeId: 'a', seq: 2 }, 'd2'));
     expect((await withCoreList(view, caller(undefined), 'a'))?.snapshot.cpu.cores).toEqual([]);
-    const changed = await withCoreList(view, caller(full({ nodeId: 'a', seq: 3, exclusive: { vm2: [4] } }, 'd3')), 'a');
+    const other = newView(); // this view would not ask again so soon (the next test)
+    other.apply(heartbeat({ nodeId: 'a', seq: 2 }, 'd2'));
+    const changed = await withCoreList(other, caller(full({ nodeId: 'a', seq: 3, exclusive: { vm2: [4] } }, 'd3')), 'a');
     expect(changed?.snapshot.cpu.cores).toEqual([]);
     expect(await withCoreList(view, caller(undefined), 'nobody')).toBeUndefined();
+  });
+
+  it('asks its agent once for many reads at once, and not again right after an ask that brought no list', async () => {
+    const view = newView();
+    view.apply(heartbeat({ nodeId: 'a', seq: 2 }, 'd2'));
+    const agents = caller(undefined);
+    // A reader (or a dashboard left open in many tabs) reading the node in a loop must not become a flood on its agent.
+    await Promise.all(Array.from({ length: 50 }, () => withCoreList(view, agents, 'a')));
+    await withCoreList(view, agents, 'a');
+    expect(agents.calls).toEqual(['a.usage']);
   });
 });
