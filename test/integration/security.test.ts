@@ -11,6 +11,7 @@ import {
   HostLimitsSchema,
   MoveSchema,
   NodesReplySchema,
+  PlaceBatchReplySchema,
   PlaceReplySchema,
   tenantSubject,
   TenantQuotaViewSchema,
@@ -208,6 +209,31 @@ describe('a secured deployment (allot security, nats-server with the generated p
       SHORT,
     );
     expect(stolenAsU.ok ? 'released' : stolenAsU.error.code).toBe('invalid_request');
+  });
+
+  it("a scheduler's batch is its own tenant's: another tenant's subject is dropped, a body or member naming another tenant is refused, another tenant's request id is conflict and stays theirs", async () => {
+    const t = await client('scheduler', 't');
+    const u = await client('scheduler', 'u');
+    const held = await requestTyped(u, tenantSubject('u', 'place'), place('u', 'sec-u-batch-victim'), PlaceReplySchema, {
+      timeoutMs: 10_000,
+    });
+    expect(held.ok).toBe(true);
+    const member = (tenantId: string, requestId: string) => ({ requestId, tenantId, resources: { memoryMiB: 256, vcpus: 1 } });
+    const batch = (batchId: string, tenantId: string, members: unknown[]) => ({ batchId, tenantId, members });
+    const ask = (subjectTenant: string, body: unknown) =>
+      requestTyped(t, tenantSubject(subjectTenant, 'place.batch'), body, PlaceBatchReplySchema, SHORT);
+
+    const onU = await ask('u', batch('sec-b1', 'u', [member('u', 'sec-b1-0')]));
+    expect(onU.ok ? 'placed' : onU.error.code).not.toBe('placed');
+    const bodyU = await ask('t', batch('sec-b2', 'u', [member('u', 'sec-b2-0')]));
+    expect(bodyU.ok ? 'placed' : bodyU.error.code).toBe('invalid_request');
+    const memberU = await ask('t', batch('sec-b3', 't', [member('t', 'sec-b3-0'), member('u', 'sec-b3-1')]));
+    expect(memberU.ok ? 'placed' : memberU.error.code).toBe('invalid_request');
+    const theirs = await ask('t', batch('sec-b4', 't', [member('t', 'sec-b4-0'), member('t', 'sec-u-batch-victim')]));
+    expect(theirs.ok ? 'placed' : theirs.error).toMatchObject({ code: 'conflict', details: { requestId: 'sec-u-batch-victim' } });
+    // u's placement is untouched and still u's.
+    const again = await requestTyped(u, tenantSubject('u', 'place'), place('u', 'sec-u-batch-victim'), PlaceReplySchema, SHORT);
+    expect(again.ok && again.value.allocation.id).toBe(held.ok && held.value.allocation.id);
   });
 
   it("a scheduler resizes its own tenant's VM on its subject; on another tenant's subject the server drops it", async () => {
