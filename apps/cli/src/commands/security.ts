@@ -7,6 +7,7 @@ import { ensureDeployment, type Deployment, type DeploymentSettings } from '../s
 import type { Role } from '../security/roles.ts';
 import { MIN_SECURE_NATS_SERVER } from '../security/server-config.ts';
 import { setupStorage } from '../security/setup.ts';
+import { ensureSites, type HubSettings, type Sites } from '../security/sites.ts';
 import type { Command } from './command.ts';
 
 const HELP = `Usage: allot security <action> [options]
@@ -23,6 +24,14 @@ what is missing and never changes an identity issued before.
   add-operator <name>...        quotas, cordon, drain, audit; place and release for any tenant
   add-reader <name>...          read verbs and the event and usage streams
   add-coordinator <name>...     one per coordinator process
+  add-site <site> [--node <id>]... [--tenant <id>]... [--leaf-url <url>]...
+                                one site of several joined by a hub (docs/security.md, "Sites"), in --dir (default
+                                .allot/sites): the site's whole deployment in sites/<site>/ (JetStream domain <site>)
+                                with its link to the hub (nats/site-link.conf: nkey, client certificate), and the hub's
+                                configuration in hub/ (its link account takes only the usage of the site's own nodes;
+                                the read-only view's coordinator and readers). Node ids are unique across sites.
+                                First run: --host and --server name the hub, --port its client port, --leaf-port
+                                its leaf listener; --leaf-url is the hub address this site dials (repeatable)
   setup [--replicas 1]          with the admin identity (connection options below): create the streams and KV
                                 buckets, which agents and coordinators of a secured deployment may not create
 
@@ -54,6 +63,8 @@ const OPTIONS = {
   host: { type: 'string', multiple: true },
   port: { type: 'string' },
   replicas: { type: 'string' },
+  'leaf-url': { type: 'string', multiple: true },
+  'leaf-port': { type: 'string' },
 } as const;
 
 function render(d: Deployment): string {
@@ -63,6 +74,63 @@ function render(d: Deployment): string {
     lines.push(`  ${i.created ? 'new ' : 'kept'}  ${i.identity.role.padEnd(11)} ${i.identity.name.padEnd(24)} ${i.dir}`);
   lines.push(`nats-server config: ${d.serverConfig} (includes ${d.authConfig})`);
   return lines.join('\n');
+}
+
+function renderSites(s: Sites, site: string): string {
+  const d = s.sites.get(site);
+  const lines = [`sites ${s.dir}: ${[...s.sites.keys()].join(', ')}`];
+  if (d !== undefined) {
+    lines.push(`site ${site}: ${d.identities.length} identities (${d.identities.filter((i) => i.created).length} new)`);
+    for (const i of d.identities)
+      lines.push(`  ${i.created ? 'new ' : 'kept'}  ${i.identity.role.padEnd(11)} ${i.identity.name.padEnd(24)} ${i.dir}`);
+    lines.push(`site ${site} nats-server config: ${d.serverConfig} (includes ${d.authConfig} and site-link.conf)`);
+  }
+  lines.push(`hub nats-server config: ${s.hubServerConfig} (includes ${s.hubAuthConfig}); reload the hub and site ${site}`);
+  return lines.join('\n');
+}
+
+type SecurityValues = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; strict: true; allowPositionals: true }>>['values'];
+
+async function addSite(ctx: Parameters<Command['run']>[1], names: string[], v: SecurityValues, json: boolean): Promise<number> {
+  if (names.length !== 1) return usageError(ctx, 'security', 'add-site: name one site');
+  const site = names[0] ?? '';
+  const hub: { -readonly [K in keyof HubSettings]?: HubSettings[K] } = {};
+  if (v.server !== undefined) hub.servers = v.server;
+  if (v.host !== undefined) hub.serverHosts = v.host;
+  for (const [flag, key] of [
+    ['port', 'port'],
+    ['leaf-port', 'leafPort'],
+  ] as const) {
+    const given = v[flag];
+    if (given === undefined) continue;
+    const port = parseInteger(`--${flag}`, given, 1, 65_535);
+    if (!port.ok) return usageError(ctx, 'security', port.message);
+    hub[key] = port.value;
+  }
+  if (hub.leafPort !== undefined) hub.leafUrls = [`nats-leaf://127.0.0.1:${hub.leafPort}`];
+  const made = await ensureSites(
+    v.dir ?? '.allot/sites',
+    [{ site, nodes: v.node ?? [], tenants: v.tenant ?? [], ...(v['leaf-url'] === undefined ? {} : { leafUrls: v['leaf-url'] }) }],
+    hub,
+  );
+  if (!made.ok) return reportError(ctx, 'security', made.error, json);
+  const s = made.value;
+  ctx.out(
+    json
+      ? JSON.stringify(
+          {
+            dir: s.dir,
+            sites: [...s.sites.keys()],
+            siteServerConfig: s.sites.get(site)?.serverConfig,
+            hubServerConfig: s.hubServerConfig,
+            identities: (s.sites.get(site)?.identities ?? []).map((i) => ({ ...i.identity, dir: i.dir, created: i.created })),
+          },
+          null,
+          2,
+        )
+      : renderSites(s, site),
+  );
+  return EXIT.ok;
 }
 
 export const securityCommand: Command = {
@@ -91,6 +159,8 @@ export const securityCommand: Command = {
       });
     }
 
+    if (action === 'add-site') return addSite(ctx, names, v, json);
+
     const wanted: { role: Role; name: string }[] = [];
     const settings: Partial<DeploymentSettings> = {};
     if (action === 'init') {
@@ -110,7 +180,7 @@ export const securityCommand: Command = {
         return usageError(
           ctx,
           'security',
-          `unknown action "${action}" (init, add-node, add-tenant, add-operator, add-reader, add-coordinator, setup)`,
+          `unknown action "${action}" (init, add-node, add-tenant, add-operator, add-reader, add-coordinator, add-site, setup)`,
         );
       if (names.length === 0) return usageError(ctx, 'security', `${action}: name at least one`);
       for (const n of names) wanted.push({ role, name: n });

@@ -30,6 +30,15 @@ export interface DeploymentSettings {
   readonly port: number;
 }
 
+/** A deployment that is one site of several (security/sites.ts): the shared CA, its JetStream domain, its link file. */
+export interface SiteOptions {
+  /** A CA shared with the other sites and the hub, instead of the deployment's own ca/. */
+  readonly caDir?: string;
+  readonly jetstreamDomain?: string;
+  /** Files of nats/ the generated nats-server.conf includes besides allot-auth.conf. */
+  readonly includes?: readonly string[];
+}
+
 export const DEFAULT_SETTINGS: DeploymentSettings = {
   servers: ['tls://127.0.0.1:4222'],
   serverHosts: ['localhost', '127.0.0.1'],
@@ -53,7 +62,7 @@ export interface Deployment {
   readonly authConfig: string;
 }
 
-async function privateDir(path: string): Promise<void> {
+export async function privateDir(path: string): Promise<void> {
   await mkdir(path, { recursive: true, mode: 0o700 });
   await chmod(path, 0o700);
 }
@@ -87,7 +96,7 @@ function envOf(c: NatsConnectionConfig): string {
 }
 
 /** Makes one identity's nkey and client certificate unless they exist; returns its files either way. */
-async function ensureIdentity(
+export async function ensureIdentity(
   root: string,
   settings: DeploymentSettings,
   ca: { cert: string; key: string },
@@ -136,6 +145,7 @@ export async function ensureDeployment(
   dirPath: string,
   wanted: readonly { role: Role; name: string }[],
   given: Partial<DeploymentSettings> = {},
+  site: SiteOptions = {},
 ): Promise<Result<Deployment>> {
   for (const w of wanted) {
     const problem = checkName(w.role, w.name);
@@ -145,8 +155,9 @@ export async function ensureDeployment(
   try {
     await privateDir(dir);
     const settings = await readSettings(dir, given);
-    await privateDir(join(dir, 'ca'));
-    const ca = await ensureCa(join(dir, 'ca'), basename(dir).replace(/[^\w.-]/g, '_'));
+    const caDir = site.caDir ?? join(dir, 'ca');
+    await privateDir(caDir);
+    const ca = await ensureCa(caDir, basename(resolve(caDir, '..')).replace(/[^\w.-]/g, '_'));
     if (!ca.ok) return ca;
     await privateDir(join(dir, 'server'));
     const server = await ensureLeaf({
@@ -186,7 +197,13 @@ export async function ensureDeployment(
     if (!existsSync(serverConfig))
       await writeFile(
         serverConfig,
-        renderServerConfig({ port: settings.port, storeDir: join(dir, 'nats', 'jetstream'), authFile: 'allot-auth.conf' }),
+        renderServerConfig({
+          port: settings.port,
+          storeDir: join(dir, 'nats', 'jetstream'),
+          authFile: 'allot-auth.conf',
+          jetstreamDomain: site.jetstreamDomain,
+          includes: site.includes,
+        }),
       );
     return ok({ dir, settings, identities, serverConfig, authConfig });
   } catch (e) {

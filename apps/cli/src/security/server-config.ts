@@ -49,14 +49,22 @@ export function renderAuthConfig(identities: readonly Identity[], tls: ServerTls
 }
 
 /** The deployment's main server file, written once (then the operator's): it includes the generated part. */
-export function renderServerConfig(opts: { port: number; storeDir: string; authFile: string }): string {
+export function renderServerConfig(opts: {
+  port: number;
+  storeDir: string;
+  authFile: string;
+  jetstreamDomain?: string | undefined;
+  includes?: readonly string[] | undefined;
+}): string {
+  const domain = opts.jetstreamDomain === undefined ? '' : `, domain: ${quote(opts.jetstreamDomain)}`;
   return [
     '# nats-server configuration of a secured allot deployment. Edit freely; `allot security` never rewrites this file.',
     `listen: "0.0.0.0:${opts.port}"`,
-    `jetstream { store_dir: ${quote(opts.storeDir)} }`,
+    `jetstream { store_dir: ${quote(opts.storeDir)}${domain} }`,
     '# No client may publish anything bigger: allot requests are at most 64 KiB, replies well under 1 MiB.',
     'max_payload: 1MB',
     `include ${quote(opts.authFile)}`,
+    ...(opts.includes ?? []).map((f) => `include ${quote(f)}`),
     '',
   ].join('\n');
 }
