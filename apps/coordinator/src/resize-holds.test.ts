@@ -112,4 +112,26 @@ describe('a resize growth held without an answer', () => {
     expect(cluster.agents.live('a').find((x) => x.requestId === 'vm-1')?.granted.memoryMiB).toBe(2048);
     expect(await usage()).toBe(2048);
   });
+  it('a shrink whose answer was lost is settled after the bound too: the quota follows what the agent holds', async () => {
+    const cluster = inProcessCluster({ a: { memoryMiB: 8192, cores: 8 } });
+    const c = await cluster.coordinator('c1', { reconcile: { pendingOlderThanMs: 30_000 } });
+    const placed = await c.place({ request: { requestId: 'vm-1', tenantId: 'acme', resources: { memoryMiB: 4096, vcpus: 4 } } });
+    if (!placed.ok) throw new Error(placed.error.message);
+    await c.flow.settled();
+    cluster.agents.nodes.get('a')?.stall.add('resize');
+    const d = { store: c.store, agents: cluster.agents.caller(), knowsNode: () => true };
+    const shrink = { requestId: 'shrink-1', allocationId: placed.value.allocation.id, resources: { memoryMiB: 1024, vcpus: 1 } };
+    const resized = await resizeAllocation(d, shrink, 'acme');
+    expect(!resized.ok && resized.error.code).toBe('timeout');
+    // The shrink reaches the agent after the coordinator stopped listening: the node holds 1024/1, nobody retries.
+    cluster.agents.nodes.get('a')?.stall.delete('resize');
+    const [late] = cluster.agents.deliverStalled('a');
+    expect(late?.ok).toBe(true);
+    expect((cluster.agents.live('a')[0] as Allocation).granted).toEqual({ memoryMiB: 1024, vcpus: 1 });
+    await c.reconciler.reconcileOnce();
+    cluster.clock.advance(30_000);
+    await c.reconciler.reconcileOnce();
+    const u = await c.store.usage('acme');
+    expect(u.ok && { memoryMiB: u.value?.value.usage.memoryMiB, vcpus: u.value?.value.usage.vcpus }).toEqual({ memoryMiB: 1024, vcpus: 1 });
+  });
 });

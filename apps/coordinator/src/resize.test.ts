@@ -38,7 +38,7 @@ function agent(answer: (request: { requestId: string; resources: { memoryMiB: nu
       return Promise.resolve(err('internal', `unexpected ${verb}`));
     }) as AgentCaller['call'],
   };
-  return { caller, calls };
+  return { caller, calls, setCurrent: (a: Allocation) => (current = a) };
 }
 
 const grown = (memoryMiB: number, vcpus: number, at = 2): Allocation => ({ ...live, granted: { memoryMiB, vcpus }, updatedAt: at });
@@ -136,13 +136,65 @@ describe('resize through a coordinator', () => {
     expect((await s.intent()).resizing).toBeUndefined();
   });
 
+  it("follows the agent's answer when the host's wall clock stepped back since the allocation last changed", async () => {
+    // The allocation read before the resize was last changed at 5_000 on the host's wall clock; the clock then stepped
+    // back, so the growth commits at 2. The intent and usage must still count the grown allocation (sim seed 3
+    // --lifecycle: the coordinator took the older updatedAt for an older resize's answer and gave the growth back).
+    const s = await setup({ maxMemoryMiB: 8192, maxVcpus: 8 });
+    const a = agent((r) => ok(grown(r.resources.memoryMiB, r.resources.vcpus, 2)));
+    const d = { store: s.store, agents: a.caller, knowsNode: () => true };
+    unwrapOk(await resizeAllocation(d, resize('z0', 2048, 1), 'acme'));
+    a.setCurrent({ ...live, granted: { memoryMiB: 2048, vcpus: 1 }, updatedAt: 5_000 });
+    const out = await resizeAllocation(d, resize('z1', 4096, 4), 'acme');
+    expect(out.ok && out.value.granted).toEqual({ memoryMiB: 4096, vcpus: 4 });
+    expect(await s.usage()).toEqual({ memoryMiB: 4096, vcpus: 4 });
+    expect(await s.intent()).toMatchObject({ memoryMiB: 4096, vcpus: 4 });
+  });
+
+  it('a retry of an older resize answers what it did, and the intent keeps what is live now', async () => {
+    // z1 grew to 4096/4 (its answer lost, its hold kept by the reconciler), z2 shrank it to 1024/1; z1 retried is
+    // answered from the agent's retained result (4096/4, at a later wall-clock instant than z2's after a step back).
+    const s = await setup();
+    const current: Allocation = { ...live, granted: { memoryMiB: 1024, vcpus: 1 }, updatedAt: 3 };
+    const caller: AgentCaller = {
+      call: ((_nodeId: string, verb: string) => {
+        if (verb === 'allocations') return Promise.resolve(ok({ allocations: [current], truncated: false }));
+        if (verb === 'resize') return Promise.resolve(ok(grown(4096, 4, 9)));
+        return Promise.resolve(err('internal', `unexpected ${verb}`));
+      }) as AgentCaller['call'],
+    };
+    const d = { store: s.store, agents: caller, knowsNode: () => true };
+    const out = await resizeAllocation(d, resize('z1', 4096, 4), 'acme');
+    expect(out.ok).toBe(true);
+    expect(await s.usage()).toEqual({ memoryMiB: 1024, vcpus: 1 });
+    expect((await s.intent()).resizing).toBeUndefined();
+  });
+
+  it('answers a resize done on the node even when its allocation was released before the coordinator read it again', async () => {
+    const s = await setup();
+    let released = false;
+    const caller: AgentCaller = {
+      call: ((_nodeId: string, verb: string) => {
+        if (verb === 'allocations') return Promise.resolve(ok({ allocations: released ? [] : [live], truncated: false }));
+        if (verb === 'resize') {
+          released = true; // the tenant's release lands right after the resize
+          return Promise.resolve(ok(grown(4096, 4)));
+        }
+        return Promise.resolve(err('internal', `unexpected ${verb}`));
+      }) as AgentCaller['call'],
+    };
+    const out = await resizeAllocation({ store: s.store, agents: caller, knowsNode: () => true }, resize('z1', 4096, 4), 'acme');
+    expect(out.ok && out.value.granted).toEqual({ memoryMiB: 4096, vcpus: 4 });
+  });
+
   it('shrinks: the agent first, then the usage goes down', async () => {
     const s = await setup();
     unwrapOk(await s.store.setQuota(TenantQuotaSchema.parse({ tenantId: 'acme', maxMemoryMiB: 1024 }))); // lowered below usage: a shrink is still taken
     const a = agent((r) => ok(grown(r.resources.memoryMiB, r.resources.vcpus)));
     const out = await resizeAllocation({ store: s.store, agents: a.caller, knowsNode: () => true }, resize('z1', 1024, 1), 'acme');
     expect(out.ok).toBe(true);
-    expect(a.calls).toEqual(['allocations', 'resize']);
+    // The allocation is read again after the agent's answer: what is live then is what the intent settles to.
+    expect(a.calls).toEqual(['allocations', 'resize', 'allocations']);
     expect(await s.usage()).toEqual({ memoryMiB: 1024, vcpus: 1 });
   });
 

@@ -18,7 +18,12 @@ import { settlePending } from './intents/pending-placement.ts';
  *   amounts and the new attempt in one compare-and-set. A copy of the resize still in flight carries the old fence and
  *   is refused by the agent (`fenced`), so no growth commits there once the quota was given back. A definitive no is
  *   settled the same way, since an earlier copy of the same resize may still arrive;
- * - a shrink is asked of the agent first, then the intent and usage follow.
+ * - a shrink is held the same way (its peak is the amounts it has, so the hold changes no figure; it only marks the
+ *   resize in flight): a shrink whose answer is lost, or whose intent could not be settled, is settled by a retry or by
+ *   the reconciler like a growth, so the quota never stays above what is live for good;
+ * - what the intent settles to is what the node holds after the answer: read again when the answer differs from the
+ *   allocation read before (a retry of an older resize id answers what it did then), never ordered by the agent's
+ *   updatedAt, which a step of the host's wall clock reorders (sim seed 3 --lifecycle).
  */
 
 export interface ResizeDeps {
@@ -39,10 +44,6 @@ function definitive(error: AllotError): boolean {
   return (
     error.code === 'insufficient_capacity' || error.code === 'conflict' || error.code === 'not_found' || error.code === 'invalid_request'
   );
-}
-
-function grows(from: ResizeAmounts, to: ResizeAmounts): boolean {
-  return to.memoryMiB > from.memoryMiB || to.vcpus > from.vcpus;
 }
 
 function amountsOf(intent: { memoryMiB: number; vcpus: number }): ResizeAmounts {
@@ -134,8 +135,9 @@ export async function resizeAllocation(d: ResizeDeps, r: ClusterResizeRequest, t
   const target = r.resources;
   const before = inFlight === undefined ? amountsOf(intent.value) : { memoryMiB: inFlight.memoryMiB, vcpus: inFlight.vcpus };
   let held = intent;
-  if (inFlight === undefined && grows(before, target)) {
-    // Hold the growth first (the larger amount per dimension): refused here with quota_exceeded, before any agent.
+  if (inFlight === undefined) {
+    // Hold the resize first (the larger amount per dimension): a growth is refused here with quota_exceeded, before any
+    // agent; a shrink's hold only marks it in flight.
     const peak = { memoryMiB: Math.max(before.memoryMiB, target.memoryMiB), vcpus: Math.max(before.vcpus, target.vcpus) };
     const hold = await settle(d, intent, (at) =>
       at.value.resizing !== undefined ? undefined : { amounts: peak, resizing: { requestId: r.requestId, ...amountsOf(at.value) } },
@@ -164,8 +166,17 @@ export async function resizeAllocation(d: ResizeDeps, r: ClusterResizeRequest, t
       );
     return resized;
   }
-  // A retry of an older resize id answers what that resize did; what is live now is the allocation read above.
-  const now = resized.value.updatedAt >= allocation.updatedAt ? resized.value : allocation;
+  // What is live now: a retry of an older resize id answers what that resize did then, possibly before later resizes.
+  // Read from the node whenever the answer differs from the allocation read above; never by comparing the agent's
+  // updatedAt instants, which a step of the host's wall clock reorders (sim seed 3 --lifecycle gave a growth back).
+  // Unread, the hold stays: a retry of this id or the reconciler settles it from what the node holds. No longer live
+  // (released or preempted since the agent resized it): the resize was done, and the allocation's end ends the intent.
+  let now = resized.value;
+  if (now.granted.memoryMiB !== allocation.granted.memoryMiB || now.granted.vcpus !== allocation.granted.vcpus) {
+    const reread = await liveAllocation(d, allocation.id, tenantId);
+    if (!reread.ok) return reread.error.code === 'not_found' ? ok(resized.value) : reread;
+    now = reread.value;
+  }
   const settled = await settle(
     d,
     held,
