@@ -195,6 +195,49 @@ describe('place.batch through real agents', () => {
     expect(value(await cluster.sched('quota.get', { tenantId: 'crash' })).usage.vms).toBe(3);
   });
 
+  it("a coordinator killed mid-batch while one member's allocate never reached its agent: the successor's reconciler rolls the batch back", async () => {
+    const lost = cluster.agents.get('g3');
+    const victim = cluster.coordinators.at(-1);
+    if (lost === undefined || victim === undefined) throw new Error('no agent g3 or coordinator');
+    const batch = {
+      batchId: 'lost',
+      tenantId: 'lost',
+      members: ['a', 'b', 'c'].map((m) => ({ requestId: `lost-${m}`, tenantId: 'lost', resources: { memoryMiB: 1024, vcpus: 1 } })),
+      maxPerNode: 1,
+    };
+    const members = batch.members.map((m) => m.requestId);
+    const liveMembers = async (nodes: readonly string[] = NODES) =>
+      Object.values(await live(nodes))
+        .flat()
+        .filter((id) => members.includes(id));
+    // g3 frozen, then killed: its member's allocate dies in its socket, after the other two committed and the coordinator died.
+    process.kill(lost.pid, 'SIGSTOP');
+    const inFlight = cluster.sched('place.batch', batch, 20_000);
+    try {
+      await waitFor(async () => (await liveMembers(['g1', 'g2'])).length === 2, {
+        timeoutMs: 10_000,
+        intervalMs: 20,
+        message: 'two members committed',
+      });
+      await victim.kill();
+    } finally {
+      await lost.kill();
+    }
+    await inFlight;
+    await cluster.restartAgent('g3');
+    await cluster.addCoordinator();
+    await cluster.waitForNodes();
+    await waitFor(async () => (await liveMembers()).length === 0, { timeoutMs: 30_000, intervalMs: 200, message: 'the batch rolled back' });
+    await waitFor(async () => value(await cluster.sched('quota.get', { tenantId: 'lost' })).usage.vms === 0, {
+      timeoutMs: 10_000,
+      intervalMs: 200,
+      message: 'quota back',
+    });
+    const retried = await cluster.sched('place.batch', batch, 20_000);
+    expect(!retried.ok && retried.error).toMatchObject({ code: 'conflict', details: { batchId: 'lost', nodeId: 'g3' } });
+    expect(await liveMembers()).toEqual([]);
+  });
+
   it('rolls the others back when one agent refuses its member, and a retry answers the same refusal', async () => {
     // g3 cordoned behind the views' back: a change right after its last publish reaches them only 8 s later, so the
     // decision offers g3 and its agent refuses (the fence journaled first).

@@ -144,6 +144,28 @@ describe('a batch left half placed, settled by the reconciler', () => {
     expect(!again.ok && again.error).toMatchObject({ details: { batchId: 'down', memberIndex: 2 } });
   });
 
+  it('a retry racing the reconcilers ends all or nothing, and answers what it ended as', async () => {
+    for (const order of ['retry first', 'reconcilers first'] as const) {
+      const cluster = inProcessCluster(NODES);
+      await diedMidBatch(cluster, 'race', [0, 1]);
+      const [c1, c2] = [await cluster.coordinator('c1'), await cluster.coordinator('c2')];
+      await Promise.all([c1.reconciler.reconcileOnce(), c2.reconciler.reconcileOnce()]);
+      cluster.clock.advance(61_000);
+      const rounds = () => Promise.all([c1.reconciler.reconcileOnce(), c2.reconciler.reconcileOnce()]);
+      const [retried] =
+        order === 'retry first'
+          ? await Promise.all([run(cluster, c1, 'race'), rounds()])
+          : await Promise.all([rounds().then(() => run(cluster, c1, 'race'))]);
+      await c1.flow.settled();
+      await rounds();
+      const now = live(cluster);
+      expect([[], ['race-m0', 'race-m1', 'race-m2']], order).toContainEqual(now);
+      expect(retried.ok, order).toBe(now.length === 3);
+      expect(await vms(c1), order).toBe(now.length);
+      if (order === 'reconcilers first') expect(now).toEqual([]); // the batch failed before the retry came
+    }
+  });
+
   it('a member released by its tenant after the batch was placed leaves the others placed', async () => {
     const cluster = inProcessCluster(NODES);
     const c = await cluster.coordinator('c1');
