@@ -1,6 +1,7 @@
 import { TenantQuotaSchema, unwrap } from '@allot/core';
 import { PlaceBatchRequestSchema, type PlaceBatchRequestInput } from '@allot/protocol';
 import { describe, expect, it } from 'vitest';
+import type { AgentCaller } from './agents.ts';
 import { placeBatch } from './place-batch.ts';
 import { inProcessCluster, type InProcessCluster, type InProcessCoordinator } from './testing/fake-agents.ts';
 
@@ -88,5 +89,43 @@ describe('place.batch between tenants', () => {
     unwrap(await run(cluster, c, batch('acme', 'big', 5)));
     const next = await run(cluster, c, batch('acme', 'next', 1));
     expect(!next.ok && next.error.code).toBe('rate_limited');
+  });
+
+  it('a retry that drove the batch on while the first attempt found a member refused keeps what it answered: the first attempt does not roll back under it', async () => {
+    const cluster = inProcessCluster(NODES);
+    const c1 = await cluster.coordinator('c1');
+    const c2 = await cluster.coordinator('c2');
+    const input = batch('acme', 'worst', 2, { maxPerNode: 1 });
+    c1.refresh();
+    const nodeB = cluster.agents.nodes.get('b');
+    if (nodeB === undefined) throw new Error('no node b');
+    // c1's allocate of the member on b gets no answer; c1 asks b at the member's fence and hears "nothing here". Right
+    // then the scheduler's retry (c2) drives both members at the next fence, and b, answering again, commits it.
+    let retried: Awaited<ReturnType<typeof run>> | undefined;
+    const plain = cluster.agents.caller();
+    const c1Agents = {
+      call: async (nodeId: string, verb: string, body: unknown, opts: unknown) => {
+        const answer = await (plain.call as (...a: unknown[]) => Promise<unknown>)(nodeId, verb, body, opts);
+        if (verb === 'fence' && nodeId === 'b' && retried === undefined) {
+          nodeB.stall.delete('allocate');
+          retried = await run(cluster, c2, input);
+        }
+        return answer;
+      },
+    } as unknown as AgentCaller;
+    nodeB.stall.add('allocate');
+    const first = await placeBatch(
+      { view: c1.view, store: c1.store, agents: c1Agents, flow: c1.flow },
+      PlaceBatchRequestSchema.parse(input),
+    );
+    if (retried === undefined) throw new Error('the retry never ran');
+    await c1.flow.settled();
+    await c2.flow.settled();
+    const live = [...cluster.agents.nodes.keys()].flatMap((id) => cluster.agents.live(id)).map((a) => a.requestId);
+    // Whatever either attempt answered holds: placed members are live, or nothing of the batch is.
+    for (const answer of [retried, first])
+      if (answer.ok) expect(live.sort()).toEqual(answer.value.placements.map((p) => p.allocation.requestId).sort());
+    if (!retried.ok && !first.ok) expect(live).toEqual([]);
+    expect(unwrap(await c1.store.usage('acme'))?.value.usage.vms ?? 0).toBe(live.length);
   });
 });

@@ -372,11 +372,18 @@ async function rollback(
   req: PlaceBatchRequest,
   outcomes: readonly Outcome[],
   cause: AllotError,
-): Promise<Result<never>> {
+): Promise<Result<never> | Raced> {
   const marked = outcomes.find((o) => o.kind === 'refused');
   if (marked !== undefined && marked.kind === 'refused' && marked.at.value.state === 'pending') {
     const failed = await d.store.failed(marked.at, cause);
     if (!failed.ok && failed.error.code !== 'conflict') return failed;
+    if (!failed.ok) {
+      // Another coordinator moved the refused member first. Failed: it marked the batch too, roll back with it. Anything
+      // else: a retry drove it on at a higher fence (and may have answered the batch placed): follow it, undo nothing.
+      const now = await d.store.get(marked.at.value.requestId);
+      if (!now.ok) return now;
+      if (now.value?.value.state !== 'failed') return 'raced';
+    }
   }
   const undoing = outcomes.flatMap((o) => (o.kind === 'raced' || o === marked ? [] : [o.at]));
   const left = await rollBackMembers(d, req.batchId, undoing, cause);
