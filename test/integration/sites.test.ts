@@ -169,9 +169,16 @@ beforeAll(async () => {
 
   // The combined view: VIEW's streams made by the hub's admin, then the read-only coordinator as the hub's `view`.
   expect((await setupStorage(await client('hub', 'admin', 'admin'), 1)).ok).toBe(true);
-  // Were it to sweep (every second here), it would meet the agents it cannot reach.
-  viewCoordinator = await startCoordinator(dir, 'view', connectionOf('hub', 'coordinator', 'view'), {
-    readOnly: true,
+  // Its generated config file says readOnly; the test points it at its hub. Were it to sweep (every second here), it
+  // would meet the agents it cannot reach.
+  const view = sites.hubIdentities.find((i) => i.identity.role === 'coordinator');
+  const generated = JSON.parse(await readFile(join(view?.dir ?? '', 'coordinator.json'), 'utf8')) as {
+    coordinatorId: string;
+    readOnly: boolean;
+  };
+  expect(generated.readOnly).toBe(true);
+  viewCoordinator = await startCoordinator(dir, generated.coordinatorId, connectionOf('hub', 'coordinator', 'view'), {
+    readOnly: generated.readOnly,
     sweep: { everyMs: 1_000, graceMs: 0 },
   });
   registerCleanup('test clients', async () => {

@@ -20,7 +20,8 @@ import { ensureCa, ensureLeaf } from './tls.ts';
  *   sites/<site>/link/                   the site's link identity on the hub: nkey.seed, tls.pem, tls.key (secret)
  *   sites/<site>/nats/site-link.conf     the leaf remote to the hub as that identity (holds its seed: 0600)
  *   hub/server/server.pem, server.key    the hub's certificate (client and leaf listeners)
- *   hub/identities/<role>/<name>/        the view's coordinator (`view`), readers, an admin for the VIEW account
+ *   hub/identities/<role>/<name>/        the view's coordinator (`view`, with its readOnly coordinator.json), a
+ *                                        reader, an admin (VIEW's streams: `allot security setup` against the hub)
  *   hub/nats/hub-auth.conf               TLS, the leaf listener and the accounts (rewritten on every run)
  *   hub/nats/nats-server.conf            the hub's main file, written once, which includes hub-auth.conf
  *
@@ -341,6 +342,12 @@ export async function ensureSites(
       const made = await ensureIdentity(hubDir, hubSettings, ca.value, role, name);
       if (!made.ok) return made;
       hubIdentities.push(made.value);
+      // The view's coordinator is read-only (it reaches no agent): its whole config file, not only its `nats` block.
+      if (role === 'coordinator')
+        await writeFile(
+          join(made.value.dir, 'coordinator.json'),
+          `${JSON.stringify({ coordinatorId: name, readOnly: true, nats: made.value.connection }, null, 2)}\n`,
+        );
     }
     await privateDir(join(hubDir, 'nats'));
     const hubAuthConfig = join(hubDir, 'nats', 'hub-auth.conf');
