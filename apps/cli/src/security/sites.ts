@@ -42,7 +42,7 @@ export interface HubSettings {
   readonly siteLeafUrls: Readonly<Record<string, readonly string[]>>;
 }
 
-export const DEFAULT_HUB: HubSettings = {
+const DEFAULT_HUB: HubSettings = {
   servers: ['tls://127.0.0.1:4222'],
   serverHosts: ['localhost', '127.0.0.1'],
   port: 4222,
@@ -51,7 +51,7 @@ export const DEFAULT_HUB: HubSettings = {
   siteLeafUrls: {},
 };
 
-export interface SiteRequest {
+interface SiteRequest {
   readonly site: string;
   readonly nodes?: readonly string[];
   readonly tenants?: readonly string[];
@@ -70,7 +70,7 @@ export interface Sites {
 }
 
 /** Subjects that never cross a link, whatever the hub allows (the site's own guard on its remote). */
-export const NEVER_ACROSS = [
+const NEVER_ACROSS = [
   `${SUBJECT_ROOT}.agent.>`,
   `${SUBJECT_ROOT}.sched.>`,
   `${SUBJECT_ROOT}.op.>`,
@@ -83,7 +83,7 @@ export const NEVER_ACROSS = [
 const quote = (s: string) => JSON.stringify(s);
 const list = (items: readonly string[]) => `[${items.map(quote).join(', ')}]`;
 /** Account names of the hub: LINK_<SITE>, upper case, "-" as "_". */
-export const linkAccount = (site: string) => `LINK_${site.toUpperCase().replace(/-/g, '_')}`;
+const linkAccount = (site: string) => `LINK_${site.toUpperCase().replace(/-/g, '_')}`;
 
 /** The view's coordinator on the hub: the read verbs and its own consumers; no agent, scheduling or KV write. */
 function viewCoordinatorPermissions(publicKey: string) {
@@ -124,7 +124,7 @@ function userLine(
 }
 
 /** The hub's generated part: client TLS, the leaf listener with mutual TLS, one link account per site, VIEW. */
-export function renderHubAuthConfig(opts: {
+function renderHubAuthConfig(opts: {
   leafPort: number;
   tls: { certFile: string; keyFile: string; caFile: string };
   links: readonly { site: string; publicKey: string; nodes: readonly string[] }[];
@@ -190,7 +190,7 @@ export function renderHubAuthConfig(opts: {
 }
 
 /** The site's leaf remote to the hub as its link identity (the seed is inline: the file is 0600). */
-export function renderSiteLinkConfig(opts: {
+function renderSiteLinkConfig(opts: {
   urls: readonly string[];
   seed: string;
   tls: { certFile: string; keyFile: string; caFile: string };
