@@ -2,7 +2,7 @@ import { TenantQuotaSchema, unwrap } from '@allot/core';
 import { PlaceBatchRequestSchema, type PlaceBatchRequestInput } from '@allot/protocol';
 import { describe, expect, it } from 'vitest';
 import type { AgentCaller } from './agents.ts';
-import { placeBatch } from './place-batch.ts';
+import { batchMembers, placeBatch } from './place-batch.ts';
 import { inProcessCluster, type InProcessCluster, type InProcessCoordinator } from './testing/fake-agents.ts';
 
 /* place.batch between tenants: one tenant's batch never shapes or reads another's. */
@@ -127,5 +127,41 @@ describe('place.batch between tenants', () => {
       if (answer.ok) expect(live.sort()).toEqual(answer.value.placements.map((p) => p.allocation.requestId).sort());
     if (!retried.ok && !first.ok) expect(live).toEqual([]);
     expect(unwrap(await c1.store.usage('acme'))?.value.usage.vms ?? 0).toBe(live.length);
+  });
+
+  it('a place naming a member of a batch in flight is refused: it would answer placed what the batch may roll back', async () => {
+    const cluster = inProcessCluster(NODES);
+    const c1 = await cluster.coordinator('c1');
+    const c2 = await cluster.coordinator('c2');
+    const input = batch('acme', 'mixed', 2, { maxPerNode: 1 });
+    c1.refresh();
+    c2.refresh();
+    const members = batchMembers(PlaceBatchRequestSchema.parse(input));
+    const nodeB = cluster.agents.nodes.get('b');
+    if (nodeB === undefined) throw new Error('no node b');
+    // As above, c1's allocate of the member on b (two nodes, one member each) gets no answer; while c1 asks b at its
+    // fence, the same tenant places the other member's request id alone (the same request, the same fingerprint) on c2.
+    let alone: Awaited<ReturnType<typeof c2.place>> | undefined;
+    const plain = cluster.agents.caller();
+    const c1Agents = {
+      call: async (nodeId: string, verb: string, body: { requestId: string }, opts: unknown) => {
+        const answer = await (plain.call as (...a: unknown[]) => Promise<unknown>)(nodeId, verb, body, opts);
+        const other = members.find((m) => m.request.requestId !== body.requestId);
+        if (verb === 'fence' && nodeId === 'b' && alone === undefined && other !== undefined) alone = await c2.place(other);
+        return answer;
+      },
+    } as unknown as AgentCaller;
+    nodeB.stall.add('allocate');
+    const first = await placeBatch(
+      { view: c1.view, store: c1.store, agents: c1Agents, flow: c1.flow },
+      PlaceBatchRequestSchema.parse(input),
+    );
+    if (alone === undefined) throw new Error('the place never ran');
+    await c1.flow.settled();
+    await c2.flow.settled();
+    const live = [...cluster.agents.nodes.keys()].flatMap((id) => cluster.agents.live(id)).map((a) => a.requestId);
+    // The place's answer holds (before: answered placed, then released by the batch's rollback).
+    expect(alone.ok ? live.length : alone.error.code).toBe(alone.ok ? 1 : 'conflict');
+    expect(first.ok).toBe(false);
   });
 });

@@ -144,6 +144,14 @@ export class PlaceFlow {
         if (intent.hash !== hash)
           return err('conflict', `request ${requestId} was used for a different place request`, { requestId, field: 'request.requestId' });
         if (intent.state === 'placed' && intent.reply !== undefined) return ok(intent.reply);
+        // A batch member not placed yet is its batch's to settle: a place driving it could answer placed what the
+        // batch then rolls back.
+        if (intent.batch !== undefined)
+          return err('conflict', `request ${requestId} is member ${intent.batch.index} of batch ${intent.batch.batchId}; retry the batch`, {
+            requestId,
+            batchId: intent.batch.batchId,
+            state: intent.state,
+          });
         if (intent.state === 'released')
           return err('conflict', `placement ${requestId} was placed and then released; use a new request id`, {
             requestId,
