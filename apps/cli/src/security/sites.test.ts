@@ -2,6 +2,8 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { runCli } from '../cli.ts';
+import { recordingContext } from '../testing/recording-context.ts';
 import { ensureSites } from './sites.ts';
 
 const dirs: string[] = [];
@@ -45,5 +47,22 @@ describe('allot security add-site (ensureSites)', () => {
     expect((await ensureSites(dir, [{ site: 'a', nodes: ['n1'] }])).ok).toBe(true);
     const clash = await ensureSites(dir, [{ site: 'b', nodes: ['n1'] }]);
     expect(clash.ok ? 'made' : clash.error.message).toBe('node n1 is in site a already: node ids are unique across sites');
+  });
+
+  it('allot security add-site: the leaf URL a site dials and the hub leaf port end up in the generated files', async () => {
+    const dir = await freshDir();
+    const ctx = recordingContext();
+    const code = await runCli(
+      ['security', 'add-site', 'east', '--dir', dir, '--node', 'e1', '--leaf-port', '17422', '--leaf-url', 'nats-leaf://hub.example:7422'],
+      ctx,
+    );
+    expect({ code, stderr: ctx.stderr }).toEqual({ code: 0, stderr: [] });
+    expect(ctx.text()).toContain('reload the hub and site east');
+    expect(await readFile(join(dir, 'sites', 'east', 'nats', 'site-link.conf'), 'utf8')).toContain(
+      'urls: ["nats-leaf://hub.example:7422"]',
+    );
+    expect(await readFile(join(dir, 'hub', 'nats', 'hub-auth.conf'), 'utf8')).toContain('listen: "0.0.0.0:17422"');
+    const usage = recordingContext();
+    expect(await runCli(['security', 'add-site', 'east', 'west', '--dir', dir], usage)).toBe(2);
   });
 });
