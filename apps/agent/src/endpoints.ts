@@ -1,7 +1,7 @@
 import { AGENT_ENDPOINTS, agentSubject, type AgentVerb, type HostHealth, type HostLimits } from '@allot/protocol';
 import { err, ok, type AllocationRequest, type AllotError, type Result } from '@allot/core';
 import type { z } from 'zod';
-import { parseAllocate, parseRelease, parseRequest, type HostManager } from '@allot/managers';
+import { parseAllocate, parseRelease, parseRequest, parsedAtTheEdge, type HostManager } from '@allot/managers';
 import { endpoint, type EndpointSpec } from '@allot/nats';
 
 /** What the endpoints need from the running agent besides the host manager. */
@@ -24,6 +24,11 @@ function limitsOf(byType: Awaited<ReturnType<HostManager['getLimits']>>): Result
   return ok({ memory, cpu });
 }
 
+/** The fence option of allocate and reserve (the coordinator's fencing epoch), when the message carries one. */
+function fenceOf(message: { fence?: number | undefined }): { fence?: number } {
+  return message.fence === undefined ? {} : { fence: message.fence };
+}
+
 /** allocate and reserve carry the coordinator's fence beside the request; the allocation keeps the request alone. */
 function withoutFence<T extends { fence?: number | undefined }>(message: T): Omit<T, 'fence'> {
   const { fence, ...request } = message;
@@ -34,8 +39,8 @@ function withoutFence<T extends { fence?: number | undefined }>(message: T): Omi
 /**
  * The agent's NATS endpoints, one per verb of AGENT_ENDPOINTS, on `allot.agent.<nodeId>.<verb>`. Each request is
  * parsed once, here at the edge: the framework validates it against the verb's schema (or the managers' faster
- * parser for the hot verbs), and the handler hands the parsed request to the host manager's *Parsed methods, which
- * check, commit durably, then answer.
+ * parser for the hot verbs), and the handler hands it, marked as parsed (parsedAtTheEdge), to the host manager's
+ * ResourceManager methods, which check, commit durably, then answer.
  */
 export function agentEndpoints(ctx: EndpointContext): EndpointSpec[] {
   const { host, nodeId } = ctx;
@@ -59,20 +64,20 @@ export function agentEndpoints(ctx: EndpointContext): EndpointSpec[] {
     on(
       'allocate',
       async (request) => {
-        const result = await host.allocateParsed(withoutFence(request), request.fence);
+        const result = await host.allocate(parsedAtTheEdge(withoutFence(request)), fenceOf(request));
         if (!result.ok) ctx.refused(request, result.error);
         return result;
       },
       parseAllocate,
     ),
     on('reserve', async (request) => {
-      const result = await host.reserveParsed(withoutFence(request), request.fence);
+      const result = await host.reserve(parsedAtTheEdge(withoutFence(request)), fenceOf(request));
       if (!result.ok) ctx.refused(request, result.error);
       return result;
     }),
-    on('release', (request) => host.releaseParsed(request), parseRelease),
+    on('release', (request) => host.release(parsedAtTheEdge(request)), parseRelease),
     on('activate', (request) => host.activateReservation(request.allocationId, request.requestId)),
-    on('check', (request) => host.checkParsed(request), parseRequest),
+    on('check', (request) => host.checkAvailability(parsedAtTheEdge(request)), parseRequest),
     on('usage', () => ctx.usage()),
     on('allocations', (request) =>
       host.pageAllocations({

@@ -25,4 +25,4 @@ export type { CountingUsage, LimitsChange } from './counting/counting-pool.ts';
 export { systemClock } from './clock.ts';
 export type { Clock } from './clock.ts';
 export * from './cpu/index.ts';
-export { parseAllocate, parseRequest, parseRelease } from './host/fast-parse.ts';
+export { parseAllocate, parseRequest, parseRelease, parsedAtTheEdge } from './host/fast-parse.ts';

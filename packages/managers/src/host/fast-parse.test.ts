@@ -1,7 +1,7 @@
 import { AgentAllocateRequestSchema, AgentReleaseRequestSchema, AllocationRequestSchema } from '@allot/core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseAllocate, parseRelease, parseRequest } from './fast-parse.ts';
+import { parseAllocate, parseRelease, parseRequest, parsedAtTheEdge } from './fast-parse.ts';
 
 const id = fc.oneof(fc.stringMatching(/^[A-Za-z0-9_:=-]{1,12}$/), fc.string({ maxLength: 6 }), fc.constant(''), fc.constant('a.b'));
 const int = fc.oneof(fc.integer({ min: -3, max: 5000 }), fc.double(), fc.constant(2 ** 31));
@@ -80,5 +80,26 @@ describe('the fast request parser', () => {
       }),
       { numRuns: 2000 },
     );
+  });
+});
+
+describe('a request parsed at the edge', () => {
+  it('is taken as it is by the manager methods, which parse only what nobody parsed before', () => {
+    const parsed = parseRequest({ requestId: 'r-1', tenantId: 't', resources: { memoryMiB: 1024, vcpus: 1 } });
+    if (!parsed.ok) throw new Error(parsed.error.message);
+    // Unmarked, the same request is parsed again: a new object comes back.
+    const again = parseRequest(parsed.value);
+    expect(again.ok && again.value).not.toBe(parsed.value);
+    // Marked by the edge, it is the very object: no second parse.
+    const marked = parsedAtTheEdge(parsed.value);
+    const taken = parseRequest(marked);
+    expect(taken.ok && taken.value).toBe(marked);
+    const release = parseRelease({ requestId: 'rel-1', allocationId: 'alloc-1' });
+    if (!release.ok) throw new Error(release.error.message);
+    const markedRelease = parsedAtTheEdge(release.value);
+    expect(parseRelease(markedRelease)).toEqual({ ok: true, value: markedRelease });
+    expect((parseRelease(markedRelease) as { value: unknown }).value).toBe(markedRelease);
+    // Raw input is still parsed and refused as before.
+    expect(parseRequest({ requestId: 'r-2', tenantId: 't', resources: { memoryMiB: -1, vcpus: 1 } }).ok).toBe(false);
   });
 });

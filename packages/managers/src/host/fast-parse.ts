@@ -103,8 +103,27 @@ function fastRequest(input: unknown): AllocationRequest | undefined {
   return out;
 }
 
+/**
+ * Requests an edge has already parsed with these functions (the agent's endpoints, through the service framework). The
+ * edge hands them to the ResourceManager methods, which parse their input, so each verb would be parsed twice;
+ * marked, they are taken as they are and every verb is parsed once, at the edge. A WeakSet: the mark lives as long as
+ * the request object and costs one lookup.
+ */
+const parsedAtEdge = new WeakSet<object>();
+
+/** Marks `request` as parsed by parseRequest/parseRelease (or the verb's schema) at the edge, and returns it. */
+export function parsedAtTheEdge<T extends object>(request: T): T {
+  parsedAtEdge.add(request);
+  return request;
+}
+
+function isParsedAtEdge(input: unknown): boolean {
+  return typeof input === 'object' && input !== null && parsedAtEdge.has(input);
+}
+
 /** Parses an allocation request: fast path when provably valid, zod otherwise. */
 export function parseRequest(input: unknown): Result<AllocationRequest> {
+  if (isParsedAtEdge(input)) return { ok: true, value: input as AllocationRequest };
   const fast = fastRequest(input);
   if (fast !== undefined) return { ok: true, value: fast };
   const parsed = AllocationRequestSchema.safeParse(input);
@@ -130,6 +149,7 @@ export function parseAllocate(input: unknown): Result<AgentAllocateRequest> {
 
 /** Parses a release request the same way. */
 export function parseRelease(input: unknown): Result<AgentReleaseRequest> {
+  if (isParsedAtEdge(input)) return { ok: true, value: input as AgentReleaseRequest };
   if (isPlain(input)) {
     let plain = true;
     for (const k in input)

@@ -296,8 +296,8 @@ export class HostManager implements ResourceManager {
 
   // ---------- core operations ----------
 
-  // Each verb parses its input exactly once: the in-process methods here (allocate, reserve, release,
-  // checkAvailability), or the agent's endpoints through the service framework, which then call the *Parsed methods.
+  // Each verb parses its input exactly once: here, or at the agent's endpoints, which mark what they parsed
+  // (parsedAtTheEdge) and call these same methods, whose parse then takes the request as it is.
   // allocate, release and reserve are plain (not async) functions returning the ask's promise with one reaction:
   // they are the hot path, and every async frame would add a Promise and a microtask per call.
 
@@ -307,11 +307,11 @@ export class HostManager implements ResourceManager {
     if (!parsed.ok) return Promise.resolve(this.#refuse('allocate', parsed.error));
     const fence = checkFence(options.fence);
     if (!fence.ok) return Promise.resolve(this.#refuse('allocate', fence.error));
-    return this.allocateParsed(parsed.value, fence.value);
+    return this.#allocateParsed(parsed.value, fence.value);
   }
 
   /** allocate of a request already parsed (parseRequest) and a fence already checked (a whole number >= 1). */
-  allocateParsed(request: AllocationRequest, fence: number | undefined): Promise<Result<Allocation>> {
+  #allocateParsed(request: AllocationRequest, fence: number | undefined): Promise<Result<Allocation>> {
     const reservation = request.reservation !== undefined;
     return this.#mutate(reservation ? 'reserve' : 'allocate', (core) => core.allocate(request, reservation, fence));
   }
@@ -319,14 +319,14 @@ export class HostManager implements ResourceManager {
   reserve(input: AllocationRequestInput, options: FenceOption = {}): Promise<Result<Allocation>> {
     const parsed = parseRequest(input);
     if (!parsed.ok) return Promise.resolve(this.#refuse('reserve', parsed.error));
-    if (parsed.value.reservation === undefined) return this.reserveParsed(parsed.value, undefined);
+    if (parsed.value.reservation === undefined) return this.#reserveParsed(parsed.value, undefined);
     const fence = checkFence(options.fence);
     if (!fence.ok) return Promise.resolve(this.#refuse('reserve', fence.error));
-    return this.reserveParsed(parsed.value, fence.value);
+    return this.#reserveParsed(parsed.value, fence.value);
   }
 
   /** reserve of a request already parsed and a fence already checked. */
-  reserveParsed(request: AllocationRequest, fence: number | undefined): Promise<Result<Allocation>> {
+  #reserveParsed(request: AllocationRequest, fence: number | undefined): Promise<Result<Allocation>> {
     if (request.reservation === undefined)
       return Promise.resolve(
         this.#refuse('reserve', {
@@ -394,11 +394,11 @@ export class HostManager implements ResourceManager {
   release(target: ReleaseTarget & { reason?: string; fence?: number }): Promise<Result<Allocation>> {
     const parsed = parseRelease(target);
     if (!parsed.ok) return Promise.resolve(this.#refuse('release', parsed.error));
-    return this.releaseParsed(parsed.value);
+    return this.#releaseParsed(parsed.value);
   }
 
   /** release of a target already parsed (parseRelease). */
-  releaseParsed(release: ReleaseRequest): Promise<Result<Allocation>> {
+  #releaseParsed(release: ReleaseRequest): Promise<Result<Allocation>> {
     return this.#mutate('release', (core) => core.release(release));
   }
 
@@ -469,11 +469,11 @@ export class HostManager implements ResourceManager {
 
   checkAvailability(input: AllocationRequestInput): Promise<Result<Availability>> {
     const parsed = parseRequest(input);
-    return parsed.ok ? this.checkParsed(parsed.value) : Promise.resolve(parsed);
+    return parsed.ok ? this.#checkParsed(parsed.value) : Promise.resolve(parsed);
   }
 
   /** checkAvailability of a request already parsed. */
-  checkParsed(request: AllocationRequest): Promise<Result<Availability>> {
+  #checkParsed(request: AllocationRequest): Promise<Result<Availability>> {
     return this.read((core) => core.state.check(request));
   }
 
