@@ -255,6 +255,9 @@ export class Agent {
     if (!lease.ok) return lease;
     this.#lease = lease.value;
 
+    // The contract's start: a manager already stopped (a stop that raced this start) refuses, and nothing is served.
+    const started = await this.host.start();
+    if (!started.ok) return started;
     const service = await serveService(nc, {
       name: AGENT_SERVICE_NAME,
       queue: AGENT_QUEUE,
