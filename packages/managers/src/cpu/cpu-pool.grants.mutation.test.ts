@@ -313,3 +313,15 @@ describe('the round-robin cursor after a growth', () => {
     expect(grant(pool, shared(1), 'z').cpuset).toEqual([1]);
   });
 });
+
+describe('a restored isolated grant', () => {
+  it('is the same grant again whatever order its idle siblings were ledgered in, and another with one sibling more', () => {
+    const pool = poolOf('first-fit');
+    const iso = g('exclusive', [1, 2], { threadPolicy: 'isolate', idleSiblings: [18, 17] });
+    unwrap(pool.restore('iso', iso));
+    expect(pool.restore('iso', iso)).toEqual({ ok: true, value: undefined });
+    const one = g('exclusive', [3], { threadPolicy: 'isolate', idleSiblings: [19] });
+    unwrap(pool.restore('one', one));
+    expect(pool.restore('one', { ...one, idleSiblings: [19, 20] })).toMatchObject({ ok: false, error: { code: 'conflict' } });
+  });
+});

@@ -197,6 +197,30 @@ describe('a grace period', () => {
     return { s, clock, records, push, preemptor: p.allocation };
   }
 
+  it('plays the waits in deadline order when checking a later allocation: the wait ending first must still fit', () => {
+    const { s } = state();
+    unwrap(s.allocate(req('x', 8000, 1), false));
+    unwrap(s.allocate(req('y', 1000, 1), false));
+    unwrap(s.preempt(req('a', 1000, 1, { priority: 10 }), ['n1:1'], undefined, 5_000));
+    unwrap(s.preempt(req('b', 5000, 1, { priority: 10 }), ['n1:2'], undefined, 2_000));
+    // 3,384 MiB left after z: b, ending first, would find 3,384 + y's 1,000 < 5,000 (a, had it ended first, would fit).
+    expect(s.allocate(req('z', 4000, 1), false)).toMatchObject({
+      ok: false,
+      error: { code: 'insufficient_capacity', details: { reason: 'held_for_preemption', preemptedBy: 'b' } },
+    });
+    expect(unwrap(s.allocate(req('z2', 3384, 1), false)).allocation.status).toBe('active');
+  });
+
+  it('plays two waits ending in the same millisecond in the order they began', () => {
+    const { s } = state();
+    unwrap(s.allocate(req('x', 8000, 1), false));
+    unwrap(s.allocate(req('y', 1000, 1), false));
+    unwrap(s.preempt(req('a', 1000, 1, { priority: 10 }), ['n1:1'], undefined, 2_000));
+    unwrap(s.preempt(req('b', 5000, 1, { priority: 10 }), ['n1:2'], undefined, 2_000));
+    // a first frees x's 8,000 before b needs its 5,000: z fits.
+    expect(unwrap(s.allocate(req('z', 4000, 1), false)).allocation.status).toBe('active');
+  });
+
   it('is the next expiry when it ends before every reservation', () => {
     const { s, clock } = state();
     unwrap(s.allocate(req('res', 512, 1, { reservation: { ttlMs: 60_000 } }), true));
@@ -383,6 +407,27 @@ describe('restore', () => {
 });
 
 describe('bookkeeping a user sees', () => {
+  it('has no next expiry with nothing reserved or waiting', () => {
+    const { s } = state();
+    unwrap(s.allocate(req('a', 512, 1), false));
+    expect(s.nextExpiry).toBeUndefined();
+  });
+
+  it('keeps in a snapshot the deadlines of what still waits or is reserved, and no others', () => {
+    const clock = new FakeClock();
+    const s = new HostState({ nodeId: 'n1', now: () => clock.now(), monotonic: () => clock.monotonic(), bootId: 'boot-1' });
+    for (const kind of ['memory', 'cpu'] as const) s.slices.set(kind, makeSlice(kind, clock));
+    expect(s.exportState()).not.toHaveProperty('deadlines');
+    const kept = unwrap(s.allocate(req('kept', 512, 1, { reservation: { ttlMs: 60_000 } }), true)).allocation;
+    const used = unwrap(s.allocate(req('used', 512, 1, { reservation: { ttlMs: 60_000 } }), true)).allocation;
+    unwrap(s.activate(used.id, 'act'));
+    unwrap(s.allocate(req('low', 8192, 1), false));
+    unwrap(s.preempt(req('high', 4096, 1, { priority: 10 }), ['n1:3'], undefined, 1_000));
+    clock.advance(1_000);
+    expect(s.expireDue().map((r) => r.kind)).toEqual(['preempted']);
+    expect(s.exportState().deadlines?.map((d) => d.allocationId)).toEqual([kept.id]);
+  });
+
   it('forgets a resize request id once its window has passed, at the next release', () => {
     const { s, clock } = state(['memory', 'cpu'], { retentionMs: 60_000 });
     unwrap(s.allocate(req('a', 512, 1), false));
