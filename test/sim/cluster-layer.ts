@@ -32,6 +32,7 @@ import { ProcessClock } from './clocks.ts';
 import { SimEventStream, type EventConsumer } from './events.ts';
 import { CLOCK_STEPS_MS, describeFaults, drawFaults, QUIET, type Faults } from './faults.ts';
 import { checkMovesSettled, MoveBook, MoveFaults, type SimMove } from './moves.ts';
+import { BatchClients } from './batches.ts';
 import { SimNetwork } from './network.ts';
 import type { Scheduler } from './scheduler.ts';
 
@@ -44,6 +45,8 @@ export interface ClusterRunOptions {
   readonly moves?: boolean;
   /** The run's seed: the moves' own faults draw from a stream derived from it (MoveFaults). */
   readonly seed?: number;
+  /** Clients also place gangs all or nothing through place.batch (batches.ts), on their own random stream. */
+  readonly batches?: boolean;
 }
 
 /**
@@ -376,6 +379,7 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
         checkTenantLimits(sched, [...agents.values()].filter(counted), quota, `${id} (${requestId}) committed on ${agent.nodeId}`, book);
     };
   }
+  let batches: BatchClients | undefined;
   const end = sched.now + options.durationMs;
   const acked = new Map<string, Acked>();
   let counter = 0;
@@ -738,6 +742,10 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
   const client = async (c: number): Promise<void> => {
     while (sched.now < end && sched.failure === undefined) {
       await sleep(sched, sched.int(0, 500), `client ${c} think`);
+      if (batches !== undefined && batches.random() < batches.share) {
+        await batches.turn(c);
+        continue;
+      }
       const roll = sched.random();
       if (roll < mix.place) await place(c);
       else if (roll < mix.activate) await activate(c);
@@ -785,6 +793,10 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
     }
   };
 
+  if (options.batches === true) {
+    batches = new BatchClients(options.seed ?? 0, { sched, agents, ask, retryable, nextId: () => ++counter, lostNode: loss.nodeId });
+    sched.trace(batches.describe());
+  }
   for (const agent of agents.values()) void feed(agent);
   const running = [
     chaos(),
@@ -828,6 +840,7 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
   }
   checkSettled(sched, agents, acked, loss);
   checkMovesSettled(sched, agents, book, loss.nodeId);
+  await batches?.checkSettled((coordinators[0] as SimCoordinator).intents as IntentStore);
   if (events.unacked > 0) sched.fail(`${events.unacked} ending events still unacknowledged by the quota-events consumer once settled`);
   const c = coordinators[0] as SimCoordinator;
   for (const tenantId of ['t1', 't2', 't3']) {

@@ -12,6 +12,8 @@ export interface SeedOptions {
    * default until a confirmed move keeps its source counted until that copy is proven released (an open finding).
    */
   readonly moves?: boolean;
+  /** Cluster layer: clients also place gangs all or nothing (docs/simulation.md, "Batches"). */
+  readonly batches?: boolean;
   /** Trace lines kept (the last ones); a replay keeps them all. */
   readonly traceLimit?: number;
 }
@@ -36,6 +38,7 @@ export async function runSeed(seed: number, options: SeedOptions): Promise<SeedO
         coordinators: 2,
         clients: 4,
         moves: options.moves === true,
+        batches: options.batches === true,
         seed,
       });
   } catch (thrown) {
@@ -45,5 +48,5 @@ export async function runSeed(seed: number, options: SeedOptions): Promise<SeedO
 }
 
 export function replayCommand(seed: number, options: SeedOptions): string {
-  return `pnpm sim --seed ${seed} --layer ${options.layer}${options.durationMs === undefined ? '' : ` --duration ${options.durationMs}`}${options.moves === true ? ' --moves' : ''}`;
+  return `pnpm sim --seed ${seed} --layer ${options.layer}${options.durationMs === undefined ? '' : ` --duration ${options.durationMs}`}${options.moves === true ? ' --moves' : ''}${options.batches === true ? ' --batches' : ''}`;
 }
