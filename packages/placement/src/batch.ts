@@ -1,4 +1,4 @@
-import { ok, type AllocationRequest, type NodeView, type PlacementOptions, type Result } from '@allot/core';
+import { ok, type AllocationRequest, type NodeView, type NumaMemoryUsage, type PlacementOptions, type Result } from '@allot/core';
 import { decide } from './decide.ts';
 import { cpuOvercommitPercent } from './node-capacity.ts';
 import type { CandidateSource, CapacityNeed, ClusterSnapshot, DomainTally, NodeId, NodeStateReason } from './snapshot.ts';
@@ -55,7 +55,8 @@ export function decideBatch(
  * reservations exactly; the index's walks are the underlying snapshot's (a reserved node is still visited at its old
  * free-memory position, then judged on what it has left), and so are the counts a refusal's message takes from the
  * index for nodes it never visited. Reserved: memory, shared vCPUs or idle cores, the group, the tenant's VMs, the
- * allocation count. Not reserved: per-NUMA-node memory and hugepages (the agent refuses what they no longer hold).
+ * allocation count, hugepages and memory pinned to a named NUMA node (withNumaReservation). Not reserved: the
+ * per-node memory of a request bound to one node by its cores alone (the agent refuses what a node no longer holds).
  */
 class ReservingSnapshot implements ClusterSnapshot {
   readonly #base: ClusterSnapshot;
@@ -154,7 +155,11 @@ function withReservation(view: NodeView, request: AllocationRequest, group: stri
     ...view,
     snapshot: {
       ...s,
-      memory: { ...s.memory, committed: s.memory.committed + memoryMiB },
+      memory: {
+        ...s.memory,
+        committed: s.memory.committed + memoryMiB,
+        ...(s.memory.numa === undefined ? {} : { numa: withNumaReservation(s.memory.numa, request) }),
+      },
       cpu,
       tenants: {
         ...s.tenants,
@@ -164,4 +169,33 @@ function withReservation(view: NodeView, request: AllocationRequest, group: stri
       allocationCount: s.allocationCount + 1,
     },
   };
+}
+
+/**
+ * The per-NUMA-node figures with the request's hugepages (and, naming a node, its memory) taken from the node the agent
+ * takes them from: the named one, else the first with the pages free (the agent may choose another; it refuses what
+ * no node holds). Memory that floats is counted in the host's figure only.
+ */
+function withNumaReservation(numa: readonly NumaMemoryUsage[], request: AllocationRequest): NumaMemoryUsage[] {
+  const named = request.memory?.numaNode;
+  const huge = request.memory?.hugepages;
+  const freePages = (n: NumaMemoryUsage) =>
+    huge === undefined ? 0 : (n.hugepages.find((p) => p.pageSizeMiB === huge.pageSizeMiB)?.free ?? 0);
+  const at = named ?? (huge === undefined ? undefined : numa.find((n) => freePages(n) >= huge.count)?.node);
+  const memoryMiB = named === undefined ? 0 : request.resources.memoryMiB;
+  return numa.map((n) =>
+    n.node !== at
+      ? n
+      : {
+          ...n,
+          pinnedMiB: n.pinnedMiB + memoryMiB,
+          freeMiB: Math.max(0, n.freeMiB - memoryMiB),
+          hugepages:
+            huge === undefined
+              ? n.hugepages
+              : n.hugepages.map((p) =>
+                  p.pageSizeMiB === huge.pageSizeMiB ? { ...p, used: p.used + huge.count, free: Math.max(0, p.free - huge.count) } : p,
+                ),
+        },
+  );
 }
