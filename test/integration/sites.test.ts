@@ -383,6 +383,47 @@ describe('two sites joined by a leaf node', () => {
     expect(heldA.size + heldB.size).toBe(9);
   });
 
+  it('a node added to a site later reaches the view once the regenerated hub config is reloaded, not before', async () => {
+    const authA = join(siteA.deployment.dir, 'nats', 'allot-auth.conf');
+    const [hubBefore, siteBefore] = await Promise.all([readFile(sites.hubAuthConfig, 'utf8'), readFile(authA, 'utf8')]);
+    const again = await ensureSites(sites.dir, [{ site: 'a', nodes: ['a3'] }]);
+    if (!again.ok) throw new Error(again.error.message);
+    sites = again.value;
+    siteA = { ...siteA, deployment: again.value.sites.get('a') ?? siteA.deployment };
+    /** Swaps the generated part of a running server's config for its new version and reloads it (SIGHUP). */
+    const reload = async (server: NatsServerHandle, before: string, file: string) => {
+      const config = await readFile(server.configFile, 'utf8');
+      expect(config).toContain(before);
+      await writeFile(server.configFile, config.replace(before, await readFile(file, 'utf8')));
+      process.kill(server.pid ?? 0, 'SIGHUP');
+    };
+    await reload(siteA.server, siteBefore, authA);
+    const dir = join(siteA.deployment.dir, '..', '..', '..');
+    await startAgent({
+      natsUrl: siteA.server.url,
+      nodeId: 'a3',
+      stateDir: join(dir, 'a3'),
+      env: { ...envOf(connectionOf(siteA, 'agent', 'a3')), ALLOT_HEARTBEAT_MS: String(HEARTBEAT_MS), ALLOT_LABELS: 'site=a' },
+    });
+    const ids = (rows: NodeRow[]) => rows.map((r) => r.nodeId);
+    await waitFor(async () => ids(await nodesOf(await client(siteA, 'reader', 'reader'))).includes('a3'), {
+      timeoutMs: 10_000,
+      intervalMs: 100,
+      message: 'site A to list a3',
+    });
+    // The hub still runs the link account that lists a1 and a2 only: a3's snapshots stop there.
+    await new Promise((r) => setTimeout(r, 3 * HEARTBEAT_MS));
+    expect(ids(await nodesOf(await client('hub', 'reader', 'reader')))).not.toContain('a3');
+    await reload(hub, hubBefore, sites.hubAuthConfig);
+    // A reload does not change the permissions of a leaf connection already up (nats-server 2.15.1: a3 stayed out for
+    // as long as we waited); the link must connect again, here by restarting the hub.
+    await hub.restart();
+    await waitFor(
+      async () => (await nodesOf(await client('hub', 'reader', 'reader'))).some((r) => r.nodeId === 'a3' && r.liveness === 'ready'),
+      { timeoutMs: 10_000, intervalMs: 100, message: 'the combined view to list a3 ready after the hub reloaded' },
+    );
+  });
+
   it('runs the view without calling any agent: nothing in its log above a warning', () => {
     const errors = viewCoordinator.lines.filter((l) => typeof l === 'object' && Number(l['level']) >= 50);
     expect(errors.map((l) => (typeof l === 'object' ? l['msg'] : l))).toEqual([]);

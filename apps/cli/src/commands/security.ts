@@ -85,7 +85,8 @@ function renderSites(s: Sites, site: string): string {
       lines.push(`  ${i.created ? 'new ' : 'kept'}  ${i.identity.role.padEnd(11)} ${i.identity.name.padEnd(24)} ${i.dir}`);
     lines.push(`site ${site} nats-server config: ${d.serverConfig} (includes ${d.authConfig} and site-link.conf)`);
   }
-  lines.push(`hub nats-server config: ${s.hubServerConfig} (includes ${s.hubAuthConfig}); reload the hub and site ${site}`);
+  lines.push(`hub nats-server config: ${s.hubServerConfig} (includes ${s.hubAuthConfig})`);
+  lines.push(`reload site ${site}'s servers, then restart the hub's one at a time (a reload keeps a link's old permissions)`);
   return lines.join('\n');
 }
 

@@ -57,7 +57,7 @@ describe('allot security add-site (ensureSites)', () => {
       ctx,
     );
     expect({ code, stderr: ctx.stderr }).toEqual({ code: 0, stderr: [] });
-    expect(ctx.text()).toContain('reload the hub and site east');
+    expect(ctx.text()).toContain("reload site east's servers, then restart the hub's one at a time");
     expect(await readFile(join(dir, 'sites', 'east', 'nats', 'site-link.conf'), 'utf8')).toContain(
       'urls: ["nats-leaf://hub.example:7422"]',
     );

@@ -25,8 +25,9 @@ import { ensureCa, ensureLeaf } from './tls.ts';
  *   hub/nats/hub-auth.conf               TLS, the leaf listener and the accounts (rewritten on every run)
  *   hub/nats/nats-server.conf            the hub's main file, written once, which includes hub-auth.conf
  *
- * Every run adds what is missing and never rewrites a key or certificate. After a run, reload the hub (a site's link
- * account lists the site's nodes) and the site it changed.
+ * Every run adds what is missing and never rewrites a key or certificate. After a run, reload the site it changed and
+ * restart the hub's servers (a site's link account lists the site's nodes, and a reload leaves a link that is up with
+ * the permissions it connected with).
  */
 export interface HubSettings {
   /** URLs the view's clients connect to (tls://host:port). */
