@@ -68,3 +68,31 @@ describe('a preemptor bound to one NUMA node', () => {
     expect(await nodeUsed(rebuilt)).toEqual(await nodeUsed(h));
   });
 });
+
+describe('a preempt bound to one NUMA node is refused', () => {
+  it('when its memory fits on no node, whatever the victims free', async () => {
+    const h = build(new MemoryJournal(), new FakeClock());
+    const low = unwrap(await h.allocate(bound('low', 1000, 0)));
+    const r = await h.preempt(bound('high', 5000, 50), [low.id]);
+    expect(r).toMatchObject({ ok: false, error: { code: 'insufficient_capacity' } });
+    expect(!r.ok && r.error.message).toMatch(/^releasing n1:1 does not make room for high: .*node/);
+    expect(!r.ok && r.error.message).not.toContain('the NUMA node of its cores');
+  });
+
+  it('when its memory fits on one node and its cores on another, naming both', async () => {
+    const h = build(new MemoryJournal(), new FakeClock());
+    unwrap(await h.allocate({ requestId: 'fill', tenantId: 't', resources: { memoryMiB: 4000, vcpus: 0 }, memory: { numaNode: 0 } }));
+    const held = unwrap(await h.allocate(bound('held', 100, 50)));
+    expect(held.cpu?.numaNodes).toEqual([1]);
+    const low = unwrap(
+      await h.allocate({ requestId: 'low', tenantId: 't', resources: { memoryMiB: 1000, vcpus: 0 }, memory: { numaNode: 1 } }),
+    );
+    const r = await h.preempt(bound('high', 2000, 50), [low.id]);
+    expect(!r.ok && r.error).toMatchObject({
+      code: 'insufficient_capacity',
+      message:
+        'releasing n1:3 does not make room for high: no NUMA node has room for all of it: its memory fits on node 1, its 2 exclusive cores on node 0',
+      details: { reason: 'numa_cell', memoryNodes: [1], coreNodes: [0] },
+    });
+  });
+});
