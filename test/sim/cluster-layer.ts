@@ -32,6 +32,7 @@ import { ProcessClock } from './clocks.ts';
 import { SimEventStream, type EventConsumer } from './events.ts';
 import { CLOCK_STEPS_MS, describeFaults, drawFaults, QUIET, type Faults } from './faults.ts';
 import { checkMovesSettled, MoveBook, MoveFaults, type SimMove } from './moves.ts';
+import { Lifecycle } from './preempt-resize.ts';
 import { BatchClients } from './batches.ts';
 import { SimNetwork } from './network.ts';
 import type { Scheduler } from './scheduler.ts';
@@ -45,6 +46,8 @@ export interface ClusterRunOptions {
   readonly moves?: boolean;
   /** The run's seed: the moves' own faults draw from a stream derived from it (MoveFaults). */
   readonly seed?: number;
+  /** Clients also place with preemption and resize VMs in place (preempt-resize.ts), on their own random stream. */
+  readonly lifecycle?: boolean;
   /** Clients also place gangs all or nothing through place.batch (batches.ts), on their own random stream. */
   readonly batches?: boolean;
 }
@@ -277,7 +280,7 @@ class SimCoordinator implements EventConsumer {
   }
 }
 
-interface Acked {
+export interface Acked {
   readonly requestId: string;
   readonly tenantId: string;
   readonly nodeId: string;
@@ -294,6 +297,8 @@ interface Acked {
   moving?: SimMove;
   /** Moved away by a confirmed move, or by one whose confirm went unanswered: the move checks judge it. */
   moved?: true;
+  /** Released on its node by a preemption's `preempted` record (the lifecycle checks judge it). */
+  preempted?: true;
 }
 
 /**
@@ -363,7 +368,9 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
   for (const agent of agents.values()) {
     agent.onEvent = (event, msgId) => events.publish(event, msgId);
     agent.onRecord = (record) => {
-      if (record.kind !== 'allocated' && record.kind !== 'reserved') return;
+      lifecycle?.onRecord(agent, record);
+      // A preemptor commits in its `preempted` record, a growth in its `resized` one: both count against the limits.
+      if (record.kind !== 'allocated' && record.kind !== 'reserved' && record.kind !== 'preempted' && record.kind !== 'resized') return;
       const { requestId, id, tenantId } = record.allocation;
       // At every instant, at most one live allocation per request id across all disks: fencing moves an intent to another
       // node only after its node refused at a fence above every earlier drive, and takes a failed one over only after that.
@@ -379,6 +386,7 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
         checkTenantLimits(sched, [...agents.values()].filter(counted), quota, `${id} (${requestId}) committed on ${agent.nodeId}`, book);
     };
   }
+  let lifecycle: Lifecycle | undefined;
   let batches: BatchClients | undefined;
   const end = sched.now + options.durationMs;
   const acked = new Map<string, Acked>();
@@ -446,8 +454,12 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
     const a = reply.allocation;
     const onDisk = agents.get(reply.nodeId)?.model.get(a.id);
     const known = acked.get(requestId);
+    // A victim preempted between its allocate's turn and the answer: the answer is the allocation as the turn found it.
     const holds = (status: string): boolean =>
-      status === 'active' || status === 'reserved' || (a.expiresAt !== undefined && status === 'expired');
+      status === 'active' ||
+      status === 'reserved' ||
+      (a.expiresAt !== undefined && status === 'expired') ||
+      (status === 'released' && lifecycle?.isVictim(reply.nodeId, a.id) === true);
     if (onDisk === undefined || onDisk.requestId !== requestId)
       sched.fail(`place ${requestId} acknowledged with ${a.id} on ${reply.nodeId}, not on that node's disk`);
     else if (known !== undefined && known.allocationId !== a.id)
@@ -742,6 +754,10 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
   const client = async (c: number): Promise<void> => {
     while (sched.now < end && sched.failure === undefined) {
       await sleep(sched, sched.int(0, 500), `client ${c} think`);
+      if (lifecycle !== undefined && lifecycle.random() < lifecycle.share) {
+        await lifecycle.turn(c);
+        continue;
+      }
       if (batches !== undefined && batches.random() < batches.share) {
         await batches.turn(c);
         continue;
@@ -797,6 +813,20 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
     batches = new BatchClients(options.seed ?? 0, { sched, agents, ask, retryable, nextId: () => ++counter, lostNode: loss.nodeId });
     sched.trace(batches.describe());
   }
+  if (options.lifecycle === true) {
+    lifecycle = new Lifecycle(options.seed ?? 0, {
+      sched,
+      agents,
+      acked,
+      book,
+      ask,
+      retryable,
+      checkPlaced,
+      nextId: () => ++counter,
+      lostNode: loss.nodeId,
+    });
+    sched.trace(lifecycle.describe());
+  }
   for (const agent of agents.values()) void feed(agent);
   const running = [
     chaos(),
@@ -838,8 +868,10 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
         if (givenUp) sched.fail(`placement ${i.requestId} was given up by the decommission of ${loss.nodeId}, and no reply named it`);
       }
   }
+  lifecycle?.markVictims();
   checkSettled(sched, agents, acked, loss);
   checkMovesSettled(sched, agents, book, loss.nodeId);
+  lifecycle?.checkSettled();
   await batches?.checkSettled((coordinators[0] as SimCoordinator).intents as IntentStore);
   if (events.unacked > 0) sched.fail(`${events.unacked} ending events still unacknowledged by the quota-events consumer once settled`);
   const c = coordinators[0] as SimCoordinator;
@@ -917,14 +949,24 @@ async function traceDisagreement(
   const scanned = await sched.settle(store.scan(), 'scan');
   if (!scanned.ok) return;
   const live = new Map<string, string>();
+  const amounts = new Map<string, string>();
   for (const agent of agents.values())
     for (const a of agent.model.live())
-      if (a.tenantId === tenantId) live.set(a.requestId, `${a.id} ${a.status} ${a.memoryMiB} MiB ${a.vcpus} vCPUs`);
+      if (a.tenantId === tenantId) {
+        live.set(a.requestId, `${a.id} ${a.status} ${a.memoryMiB} MiB ${a.vcpus} vCPUs`);
+        amounts.set(a.requestId, `${a.memoryMiB}/${a.vcpus}`);
+      }
   const counting = new Set<string>();
   for (const { value: i, revision } of scanned.value) {
     if (i.tenantId !== tenantId) continue;
     if (i.state === 'pending' || i.state === 'placed') counting.add(i.requestId);
     const held = live.get(i.requestId);
+    // A resize settled on its node and not in its intent (or the other way round): the amounts disagree.
+    const counts = i.state === 'pending' || i.state === 'placed';
+    if (counts && held !== undefined && amounts.get(i.requestId) !== `${i.memoryMiB}/${i.vcpus}`)
+      sched.trace(
+        `disagreement: intent ${i.requestId} ${i.state} on ${i.nodeId} attempt ${i.attempt} rev ${revision} counts ${i.memoryMiB} MiB ${i.vcpus} vCPUs${i.resizing === undefined ? '' : ` (resizing ${i.resizing.requestId} from ${i.resizing.memoryMiB}/${i.resizing.vcpus})`}; live: ${held}`,
+      );
     if ((i.state === 'pending' || i.state === 'placed') !== (held !== undefined))
       sched.trace(
         `disagreement: intent ${i.requestId} ${i.state} on ${i.nodeId} attempt ${i.attempt} rev ${revision} (${i.memoryMiB} MiB ${i.vcpus} vCPUs); live: ${held ?? 'none'}`,
@@ -959,8 +1001,9 @@ function checkSettled(
   for (const [requestId, ids] of liveByRequest)
     if (ids.length > 1) sched.fail(`request ${requestId} holds ${ids.length} live allocations once settled: ${ids.join(', ')}`);
   for (const a of acked.values()) {
-    // Moved away (confirmed, or a confirm unanswered): checkMovesSettled judges where it is.
-    if (a.moved === true) continue;
+    // Moved away (confirmed, or a confirm unanswered): checkMovesSettled judges where it is. Preempted: a `preempted`
+    // record named it a victim (Lifecycle.checkSettled judges it); any other end of it is still a failure below.
+    if (a.moved === true || a.preempted === true) continue;
     const status = agents.get(a.nodeId)?.model.get(a.allocationId)?.status ?? 'missing';
     const what = `acknowledged placement ${a.requestId} (${a.allocationId}${a.reservation ? `, a reservation, activate ${a.activated}` : ''})`;
     if (a.nodeId === loss.nodeId) {

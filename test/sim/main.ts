@@ -7,6 +7,7 @@ const USAGE = `The simulator's command line (docs/simulation.md):
   --layer agents|cluster       agents alone, or coordinators over agents (default cluster)
   --duration MS                simulated ms of faults per seed before settling (default 30000)
   --moves                      cluster layer: clients move VMs and the operator evacuates a node
+  --lifecycle                  cluster layer: clients also place with preemption and resize VMs in place
   --batches                    cluster layer: clients also place gangs all or nothing (place.batch)
   --help                       this text`;
 
@@ -27,6 +28,7 @@ try {
       duration: { type: 'string' },
       trace: { type: 'boolean', default: false },
       moves: { type: 'boolean', default: false },
+      lifecycle: { type: 'boolean', default: false },
       batches: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -50,6 +52,7 @@ const options: SeedOptions = {
   layer,
   ...(values.duration === undefined ? {} : { durationMs: Number(values.duration) }),
   ...(values.moves ? { moves: true } : {}),
+  ...(values.lifecycle ? { lifecycle: true } : {}),
   ...(values.batches ? { batches: true } : {}),
 };
 

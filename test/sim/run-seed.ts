@@ -12,6 +12,8 @@ export interface SeedOptions {
    * default until a confirmed move keeps its source counted until that copy is proven released (an open finding).
    */
   readonly moves?: boolean;
+  /** Cluster layer: clients also place with preemption and resize VMs in place (docs/simulation.md, "Preemption and resize"). */
+  readonly lifecycle?: boolean;
   /** Cluster layer: clients also place gangs all or nothing (docs/simulation.md, "Batches"). */
   readonly batches?: boolean;
   /** Trace lines kept (the last ones); a replay keeps them all. */
@@ -38,6 +40,7 @@ export async function runSeed(seed: number, options: SeedOptions): Promise<SeedO
         coordinators: 2,
         clients: 4,
         moves: options.moves === true,
+        lifecycle: options.lifecycle === true,
         batches: options.batches === true,
         seed,
       });
@@ -48,5 +51,5 @@ export async function runSeed(seed: number, options: SeedOptions): Promise<SeedO
 }
 
 export function replayCommand(seed: number, options: SeedOptions): string {
-  return `pnpm sim --seed ${seed} --layer ${options.layer}${options.durationMs === undefined ? '' : ` --duration ${options.durationMs}`}${options.moves === true ? ' --moves' : ''}${options.batches === true ? ' --batches' : ''}`;
+  return `pnpm sim --seed ${seed} --layer ${options.layer}${options.durationMs === undefined ? '' : ` --duration ${options.durationMs}`}${options.moves === true ? ' --moves' : ''}${options.lifecycle === true ? ' --lifecycle' : ''}${options.batches === true ? ' --batches' : ''}`;
 }
