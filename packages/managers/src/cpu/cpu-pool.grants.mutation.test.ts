@@ -325,3 +325,23 @@ describe('a restored isolated grant', () => {
     expect(pool.restore('one', { ...one, idleSiblings: [19, 20] })).toMatchObject({ ok: false, error: { code: 'conflict' } });
   });
 });
+
+describe('threadPolicy require on a host whose cores differ in threads', () => {
+  it('says the vCPUs are not a whole number of its cores when no set of whole cores adds up to them', () => {
+    // Physical core 0 has two threads (0, 1), core 1 three (2, 3, 4).
+    const mixed: HostTopology = {
+      cores: [0, 0, 1, 1, 1].map((core, id) => ({ id, core, numa: 0, socket: 0 })),
+      source: 'config',
+    };
+    const pool = new CpuPool({ topology: mixed, reservedCores: [], systemReserve: 0, overcommitRatio: 1, policy: 'first-fit' });
+    expect(pool.take('a', { ...exclusive(4), threadPolicy: 'require' })).toMatchObject({
+      ok: false,
+      error: {
+        code: 'insufficient_capacity',
+        message: 'threadPolicy require takes whole physical cores: 4 vCPUs are not a whole number of its-thread cores',
+        details: { threadPolicy: 'require', threadsPerCore: 0 },
+      },
+    });
+    expect(unwrap(pool.take('b', { ...exclusive(5), threadPolicy: 'require' })).cpuset).toEqual([0, 1, 2, 3, 4]);
+  });
+});
