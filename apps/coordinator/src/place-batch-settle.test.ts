@@ -1,8 +1,11 @@
 import { unwrap } from '@allot/core';
 import { PlaceBatchRequestSchema, PlaceRequestSchema, type PlaceBatchRequestInput } from '@allot/protocol';
+import pino from 'pino';
 import { describe, expect, it } from 'vitest';
+import { ReconcileConfigSchema } from './config.ts';
 import { requestHash } from './intents.ts';
 import { batchMembers, placeBatch } from './place-batch.ts';
+import { Reconciler } from './reconciler.ts';
 import { inProcessCluster, type InProcessCluster, type InProcessCoordinator } from './testing/fake-agents.ts';
 
 /*
@@ -164,6 +167,29 @@ describe('a batch left half placed, settled by the reconciler', () => {
       expect(await vms(c1), order).toBe(now.length);
       if (order === 'reconcilers first') expect(now).toEqual([]); // the batch failed before the retry came
     }
+  });
+
+  it("a member failed on a decommissioned lost node's word fails its batch too", async () => {
+    const cluster = inProcessCluster(NODES);
+    await diedMidBatch(cluster, 'gone', [0, 1]);
+    cluster.agents.setDown('c', true);
+    const c = await cluster.coordinator('c1');
+    const reconciler = new Reconciler({
+      store: c.store,
+      agents: cluster.agents.caller(),
+      config: ReconcileConfigSchema.parse({ pendingOlderThanMs: 60_000 }),
+      logger: pino({ level: 'silent' }),
+      clock: cluster.clock,
+      nodeGone: (n) => n === 'c',
+    });
+    await reconciler.reconcileOnce();
+    cluster.clock.advance(61_000);
+    const round = await reconciler.reconcileOnce();
+    expect(round.outcomes).toMatchObject({ 'gone-m2': 'failed' });
+    expect(round.batches).toEqual({ 'acme/gone': 'rolled-back' });
+    expect(unwrap(await c.store.get('gone-m2'))?.value.error?.details).toMatchObject({ reason: 'node_decommissioned', batchId: 'gone' });
+    expect(live(cluster)).toEqual([]);
+    expect(await vms(c)).toBe(0);
   });
 
   it('a member released by its tenant after the batch was placed leaves the others placed', async () => {
