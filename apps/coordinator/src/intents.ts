@@ -56,9 +56,10 @@ export const PlacementIntentSchema = z.object({
   /** The request's hugepages, counted against the tenant's maxHugepagesMiB like the amounts above (absent: none). */
   hugepages: HugepagesRequestSchema.optional(),
   /**
-   * A resize that grows, in flight (resize.ts): its request id and the amounts before it. The amounts above already
-   * count the growth (held before the agent was asked); the agent's answer settles them, a retry of the same resize
-   * finishes it, and another resize waits for it.
+   * A resize in flight (resize.ts): its request id and the amounts before it. The amounts above already count the
+   * larger of old and new per dimension (a growth held before the agent was asked; a shrink changes nothing until
+   * answered); the agent's answer settles them, a retry of the same resize or the reconciler finishes it, and another
+   * resize waits for it.
    */
   resizing: z.object({ requestId: RequestIdSchema, memoryMiB: z.int().min(0), vcpus: z.int().min(0) }).optional(),
   /**

@@ -291,8 +291,8 @@ export class IntentStore {
 
   /**
    * placed -> placed with other amounts (a resize): the tenant's usage moves by the difference in the same atomic batch;
-   * a growth past maxVcpus or maxMemoryMiB is quota_exceeded and nothing is written. `resizing` marks a growth held
-   * before its agent answered (absent: none in flight); `allocation`, when known, becomes the reply retries get.
+   * a growth past maxVcpus or maxMemoryMiB is quota_exceeded and nothing is written. `resizing` marks a resize held
+   * before its agent answered (a growth's peak, or a shrink's unchanged amounts; absent: none in flight); `allocation`, when known, becomes the reply retries get.
    * `fence`, when given, becomes the intent's attempt: the fence a held growth was settled at (resize.ts, settleHold),
    * which every later drive of this placement (release, resize) sends.
    */
