@@ -6,9 +6,9 @@ import { settleHold, type HoldOutcome } from './resize.ts';
 import type { CoordinatorClock } from './store/clock.ts';
 
 /*
- * Growths held for a resize whose agent never answered and that no retry finished (resize.ts): the reconciler's watch
- * reports every intent write here, and each round settles the holds that stayed at the same revision for the bound, as
- * it settles abandoned pending intents. Ages are measured on this coordinator's monotonic clock from when it first saw
+ * Resizes held (a growth, or a shrink's mark) whose agent never answered and that no retry finished (resize.ts): the
+ * reconciler's watch reports every intent write here, and each round settles the holds that stayed at the same
+ * revision for the bound, as it settles abandoned pending intents. Ages are measured on this coordinator's monotonic clock from when it first saw
  * that revision, never from another coordinator's wall clock. Every coordinator runs one; the settling is a fence and a
  * compare-and-set, so two coordinators settling the same hold agree (the second one's write is raced).
  */
