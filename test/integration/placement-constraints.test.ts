@@ -153,7 +153,7 @@ describe('placement constraints against real agents and coordinators', () => {
       perZone[zone] = (perZone[zone] ?? 0) + 1;
       expect(Math.abs((perZone.z1 as number) - (perZone.z2 as number))).toBeLessThanOrEqual(1);
       // The skew is judged on the coordinators' views: let both see this placement before the next one.
-      await everyViewShows((nodes) => nodes.reduce((n, v) => n + (v.snapshot.groups.db ?? 0), 0) === k);
+      await everyViewShows((nodes) => nodes.reduce((n, v) => n + (v.snapshot.groups['spread/db'] ?? 0), 0) === k);
     }
     expect(perZone).toEqual({ z1: 2, z2: 2 });
 
@@ -178,5 +178,38 @@ describe('placement constraints against real agents and coordinators', () => {
     );
     expect(check.code, check.stdout + check.stderr).toBe(0);
     expect(check.stdout).toContain('topology spread: node has no rack label');
+  }, 90_000);
+
+  it("groups are per tenant: another tenant's group of the same name on a node does not fill this tenant's maxPerNode there", async () => {
+    const place = (tenant: string, requestId: string) =>
+      allot(
+        'place',
+        '--tenant',
+        tenant,
+        '--memory',
+        '256',
+        '--vcpus',
+        '1',
+        '--group',
+        'cache',
+        '--max-per-node',
+        '1',
+        '--node',
+        'a2',
+        '--request-id',
+        requestId,
+        '--json',
+      );
+    const theirs = await place('other', 'theirs-1');
+    expect(theirs.code, theirs.stdout + theirs.stderr).toBe(0);
+    await everyViewShows((nodes) => nodes.find((n) => n.nodeId === 'a2')?.snapshot.groups['other/cache'] === 1);
+    // Both the coordinators' placement and a2's agent count only this tenant's members of "cache".
+    const mine = await place('mine', 'mine-1');
+    expect(mine.code, mine.stdout + mine.stderr).toBe(0);
+    expect(JSON.parse(mine.stdout)).toMatchObject({ nodeId: 'a2' });
+    await everyViewShows((nodes) => nodes.find((n) => n.nodeId === 'a2')?.snapshot.groups['mine/cache'] === 1);
+    const again = await place('mine', 'mine-2');
+    expect(again.code).not.toBe(0);
+    expect(again.stdout + again.stderr).toContain('anti-affinity group cache');
   }, 90_000);
 });

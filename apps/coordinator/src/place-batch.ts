@@ -72,13 +72,13 @@ type Raced = 'raced';
 const NODE_REFUSALS: ReadonlySet<string> = new Set(['insufficient_capacity', 'unavailable', 'timeout']);
 
 /**
- * The anti-affinity group a batch's `maxPerNode` names: the tenant's and the batch's ids (hashed when longer than a group
- * name may be). Groups are counted cluster-wide, and batch ids are each tenant's own: two tenants' batches "web" must
- * not count each other's members. No tenant id holds `/`, so the name is 1:1.
+ * The anti-affinity group a batch's `maxPerNode` names: the batch's id (hashed when longer than a group name may be;
+ * `#` is in no batch id, so the two forms never meet). Groups are per tenant (tenantGroupKey), so two tenants' batches
+ * of one id never count each other's members.
  */
-function batchGroupName(tenantId: string, batchId: string): string {
-  const name = `batch-${tenantId}/${batchId}`;
-  return name.length <= 64 ? name : `batch-${createHash('sha256').update(`${tenantId}/${batchId}`).digest('hex').slice(0, 40)}`;
+function batchGroupName(batchId: string): string {
+  const name = `batch/${batchId}`;
+  return name.length <= 64 ? name : `batch#${createHash('sha256').update(batchId).digest('hex').slice(0, 40)}`;
 }
 
 /** The members as place requests: the batch's placement options, with `maxPerNode` as the batch's own group. */
@@ -86,7 +86,7 @@ export function batchMembers(req: PlaceBatchRequest): PlaceRequest[] {
   const placement =
     req.maxPerNode === undefined
       ? req.placement
-      : { ...req.placement, group: { name: batchGroupName(req.tenantId, req.batchId), maxPerNode: req.maxPerNode } };
+      : { ...req.placement, group: { name: batchGroupName(req.batchId), maxPerNode: req.maxPerNode } };
   return req.members.map((request) => ({ request, placement }));
 }
 

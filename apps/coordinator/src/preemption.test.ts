@@ -216,6 +216,6 @@ describe('anti-affinity group on the wire', () => {
     const held = cluster.agents.live('a')[0];
     expect(held?.request.group).toEqual({ name: 'web', maxPerNode: 2 });
     expect(held?.request.metadata).toEqual({});
-    expect(cluster.agents.snapshot(cluster.agents.nodes.get('a') as never).groups).toEqual({ web: 1 });
+    expect(cluster.agents.snapshot(cluster.agents.nodes.get('a') as never).groups).toEqual({ 'acme/web': 1 });
   });
 });

@@ -44,6 +44,15 @@ export const AntiAffinityGroupSchema = z.object({ name: z.string().min(1).max(64
 export type AntiAffinityGroup = z.infer<typeof AntiAffinityGroupSchema>;
 
 /**
+ * Groups are per tenant (as kube's inter-pod affinity is per namespace): a group constraint counts only allocations of
+ * the same tenant with that name, so no tenant can steer or learn another's placements by naming its group. Hosts count
+ * live allocations under this key (the snapshot's `groups`); a tenant id holds no "/", so the key is unambiguous.
+ */
+export function tenantGroupKey(tenantId: string, group: string): string {
+  return `${tenantId}/${group}`;
+}
+
+/**
  * Before the typed `group` field, the group travelled in these metadata keys. Agents still count allocations journaled
  * with `allot.group` (a ledger written by an older agent replays with the same counts); nothing writes them any more.
  */

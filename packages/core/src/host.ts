@@ -110,7 +110,7 @@ export const UsageSnapshotSchema = z.object({
   extra: z.array(ResourceUsageSchema).max(64).optional(),
   overcommit: z.object({ memory: z.number().min(1), cpu: z.number().min(1) }),
   tenants: z.record(TenantIdSchema, TenantUsageSchema),
-  /** Live allocations per anti-affinity group (the allocate request's `group`). */
+  /** Live allocations per anti-affinity group, keyed by tenant and group (tenantGroupKey: groups are per tenant). */
   groups: z.record(z.string(), z.int().min(0)),
   allocationCount: z.int().min(0),
   /**

@@ -1,10 +1,11 @@
-import type { GroupAffinity, NodeView } from '@allot/core';
+import { tenantGroupKey, type GroupAffinity, type NodeView } from '@allot/core';
 import { domainOf } from './scorers.ts';
 import type { ClusterSnapshot } from './snapshot.ts';
 import type { AffinityLoad, Filter, ScorePlugin, Scorer, StepContext } from './types.ts';
 
 /*
- * Affinity to a group's allocations, per node or per failure domain: required terms filter, preferred ones score.
+ * Affinity to a group's allocations (the requesting tenant's: groups are per tenant, tenantGroupKey), per node or per
+ * failure domain: required terms filter, preferred ones score.
  * Per-node terms read the node's own group counts; per-domain terms the index's domain tallies, computed once.
  */
 
@@ -15,11 +16,12 @@ export function affinityReason(term: GroupAffinity): string {
 /** The term's figures: per-domain counts (domain terms) and the cluster total, from the index's tallies. */
 export function affinityLoads(snapshot: ClusterSnapshot, ctx: StepContext): AffinityLoad[] {
   return (ctx.options.affinity ?? []).map((term) => {
+    const key = tenantGroupKey(ctx.request.tenantId, term.group);
     const tallies = snapshot.domains(term.topologyKey ?? 'zone');
     const counts = new Map<string | null, number>();
     let total = 0;
     for (const [value, tally] of tallies) {
-      const n = tally.groups.get(term.group) ?? 0;
+      const n = tally.groups.get(key) ?? 0;
       counts.set(value, n);
       total += n;
     }
@@ -28,8 +30,8 @@ export function affinityLoads(snapshot: ClusterSnapshot, ctx: StepContext): Affi
 }
 
 /** The term's group allocations next to this node: on it, or in its domain (nodes without the label have none). */
-function groupNear(term: GroupAffinity, load: AffinityLoad | undefined, node: NodeView): number {
-  if (term.topologyKey === undefined) return node.snapshot.groups[term.group] ?? 0;
+function groupNear(ctx: StepContext, term: GroupAffinity, load: AffinityLoad | undefined, node: NodeView): number {
+  if (term.topologyKey === undefined) return node.snapshot.groups[tenantGroupKey(ctx.request.tenantId, term.group)] ?? 0;
   const domain = domainOf(node, term.topologyKey);
   return domain === null ? 0 : (load?.counts?.get(domain) ?? 0);
 }
@@ -41,7 +43,7 @@ export const requiredAffinity: Filter = (ctx, node) => {
     const term = terms[i] as GroupAffinity;
     if (term.mode !== 'required') continue;
     const load = ctx.affinityLoads?.[i];
-    if (groupNear(term, load, node) > 0) continue;
+    if (groupNear(ctx, term, load, node) > 0) continue;
     const firstOfOwnGroup = term.group === ctx.options.group?.name && (load?.total ?? 0) === 0;
     if (!firstOfOwnGroup) return { reason: affinityReason(term) };
   }
@@ -53,7 +55,7 @@ export const preferredAffinityScore: Scorer = (ctx, node) => {
   const terms = ctx.options.affinity ?? [];
   let met = 0;
   terms.forEach((term, i) => {
-    if (term.mode === 'preferred' && groupNear(term, ctx.affinityLoads?.[i], node) > 0) met += term.weight;
+    if (term.mode === 'preferred' && groupNear(ctx, term, ctx.affinityLoads?.[i], node) > 0) met += term.weight;
   });
   return met;
 };

@@ -1,4 +1,12 @@
-import { ok, type AllocationRequest, type NodeView, type NumaMemoryUsage, type PlacementOptions, type Result } from '@allot/core';
+import {
+  ok,
+  tenantGroupKey,
+  type AllocationRequest,
+  type NodeView,
+  type NumaMemoryUsage,
+  type PlacementOptions,
+  type Result,
+} from '@allot/core';
 import { decide } from './decide.ts';
 import { cpuOvercommitPercent } from './node-capacity.ts';
 import type { CandidateSource, CapacityNeed, ClusterSnapshot, DomainTally, NodeId, NodeStateReason } from './snapshot.ts';
@@ -42,7 +50,7 @@ export function decideBatch(
     if (!decided.ok) return decided;
     const [best, ...rest] = decided.value.candidates;
     if (best === undefined) return ok({ fits: false, index, decision: decided.value });
-    overlay.reserve(best, request, options.group?.name);
+    overlay.reserve(best, request, options.group === undefined ? undefined : tenantGroupKey(request.tenantId, options.group.name));
     nodes.push(best);
     alternatives.push(rest);
     cursor = best;

@@ -97,13 +97,13 @@ describe('ClusterIndex', () => {
       nodeView({ id: 'b1', labels: { zone: 'b' } }),
       nodeView({ id: 'none' }),
     ]);
-    expect(index.domains('zone').get('a')?.groups.get('web')).toBe(3);
+    expect(index.domains('zone').get('a')?.groups.get('t1/web')).toBe(3);
     expect(index.domains('zone').get('a')?.tenants.get('t1')).toBe(3);
     index.upsert(nodeView({ id: 'a1', labels: { zone: 'a' }, groups: {}, seq: 2 }));
-    expect(index.domains('zone').get('a')?.groups.get('web')).toBe(1);
+    expect(index.domains('zone').get('a')?.groups.get('t1/web')).toBe(1);
     expect(index.domains('zone').has(null)).toBe(true);
     // A label first asked about later is built from the nodes already known.
-    expect(index.domains('rack').get(null)?.groups.get('web')).toBe(1);
+    expect(index.domains('rack').get(null)?.groups.get('t1/web')).toBe(1);
     expect(drain(index.byFreeMemoryInDomain('zone', 'a', need(1, 1), 'descending')).sort()).toEqual(['a1', 'a2']);
   });
 });

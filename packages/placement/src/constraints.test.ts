@@ -172,3 +172,32 @@ describe('affinity', () => {
     expect(d.candidates).toEqual(['b', 'a']);
   });
 });
+
+describe('groups are per tenant', () => {
+  // The fixtures' nodes hold tenant t1's groups; t2 asks with the same names.
+  const t2 = allocationRequest(1024, 1, { tenantId: 't2' });
+
+  it("another tenant's members of the group neither fill a node's maxPerNode nor spread it; the tenant's own do", () => {
+    const shapes: NodeShape[] = [{ id: 'a', groups: { db: 1 } }, { id: 'b' }];
+    const group = { group: { name: 'db', maxPerNode: 1 } };
+    expect([...place(shapes, group, t2).candidates].sort()).toEqual(['a', 'b']);
+    expect(place(shapes, group).candidates).toEqual(['b']);
+    const zones: NodeShape[] = [
+      { id: 'a', labels: { zone: 'z1' }, groups: { db: 3 } },
+      { id: 'b', labels: { zone: 'z2' }, memoryCommitted: 60_000 },
+    ];
+    const spread = { group: { name: 'db', maxPerNode: 10 }, topologySpread: { topologyKey: 'zone', maxSkew: 1 } };
+    expect([...place(zones, spread, t2).candidates].sort()).toEqual(['a', 'b']);
+    expect(place(zones, spread).candidates).toEqual(['b']);
+  });
+
+  it("another tenant's members of the group do not attract an affinity, per node or per domain", () => {
+    const shapes: NodeShape[] = [
+      { id: 'a', labels: { rack: 'r1' }, groups: { db: 1 } },
+      { id: 'b', labels: { rack: 'r2' } },
+    ];
+    expect(place(shapes, { affinity: [{ group: 'db' }] }, t2).candidates).toEqual([]);
+    expect(place(shapes, { affinity: [{ group: 'db', topologyKey: 'rack' }] }, t2).candidates).toEqual([]);
+    expect(place(shapes, { affinity: [{ group: 'db', topologyKey: 'rack' }] }).candidates).toEqual(['a']);
+  });
+});

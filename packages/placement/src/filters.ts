@@ -1,4 +1,4 @@
-import type { LabelConstraint, NodeView } from '@allot/core';
+import { tenantGroupKey, type LabelConstraint, type NodeView } from '@allot/core';
 import {
   freeMemoryMiB,
   idleSharedCores,
@@ -101,11 +101,11 @@ export function antiAffinityReason(group: { name: string; maxPerNode: number }):
   return `anti-affinity group ${group.name} max ${group.maxPerNode} per node`;
 }
 
-/** At most group.maxPerNode live allocations of the request's group on one node. */
+/** At most group.maxPerNode live allocations of the request's group (the tenant's own, tenantGroupKey) on one node. */
 export const antiAffinity: Filter = (ctx, node) => {
   const group = ctx.options.group;
   if (group === undefined) return pass;
-  const here = node.snapshot.groups[group.name] ?? 0;
+  const here = node.snapshot.groups[tenantGroupKey(ctx.request.tenantId, group.name)] ?? 0;
   return here < group.maxPerNode ? pass : { reason: antiAffinityReason(group) };
 };
 

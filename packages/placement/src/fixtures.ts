@@ -1,6 +1,7 @@
 import {
   preemptibleShare,
   priorityUsage,
+  tenantGroupKey,
   type Allocation,
   type AllocationRequest,
   type Health,
@@ -31,6 +32,7 @@ export interface NodeShape {
   health?: Health;
   liveness?: NodeLiveness;
   tenants?: Record<string, { vms: number; memoryMiB: number; vcpus: number }>;
+  /** Live allocations per group of the fixtures' tenant t1 (keyed per tenant in the snapshot: tenantGroupKey). */
   groups?: Record<string, number>;
   taints?: Taint[];
   /** What the preemptible allocations hold per priority level (the snapshot's `priorities`). */
@@ -100,7 +102,7 @@ export function nodeView(shape: NodeShape): NodeView {
       },
       overcommit: { memory: 1, cpu: ratio },
       tenants: shape.tenants ?? {},
-      groups: shape.groups ?? {},
+      groups: Object.fromEntries(Object.entries(shape.groups ?? {}).map(([name, n]) => [tenantGroupKey('t1', name), n])),
       allocationCount: 0,
       ...(shape.priorities === undefined ? {} : { priorities: shape.priorities }),
       heartbeatMs: 1_000,

@@ -1,4 +1,4 @@
-import type { NodeView } from '@allot/core';
+import { tenantGroupKey, type NodeView } from '@allot/core';
 import { idleSharedCores, sharedCoreCount } from './node-capacity.ts';
 import type { ClusterSnapshot } from './snapshot.ts';
 import type { DomainLoad, PlacementContext, ScorePlugin, Scorer, StepContext } from './types.ts';
@@ -82,7 +82,8 @@ export const manualScore: Scorer = () => 100;
 /** The group's allocations per domain when the request has a group, else the tenant's VMs per domain. */
 export function domainLoad(snapshot: ClusterSnapshot, ctx: StepContext): DomainLoad {
   const label = ctx.options.domainLabel ?? DEFAULT_DOMAIN_LABEL;
-  const group = ctx.options.group?.name;
+  const name = ctx.options.group?.name;
+  const group = name === undefined ? undefined : tenantGroupKey(ctx.request.tenantId, name);
   const counts = new Map<string | null, number>();
   let min = Infinity;
   let max = -Infinity;

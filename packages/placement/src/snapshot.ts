@@ -34,7 +34,7 @@ export interface CandidateSource {
 
 /** Allocation counts in one failure domain, kept current on every upsert. */
 export interface DomainTally {
-  /** Live allocations per anti-affinity group. */
+  /** Live allocations per anti-affinity group, keyed per tenant (tenantGroupKey). */
   readonly groups: ReadonlyMap<string, number>;
   /** VMs per tenant. */
   readonly tenants: ReadonlyMap<string, number>;

@@ -1,4 +1,4 @@
-import type { TopologySpread } from '@allot/core';
+import { tenantGroupKey, type TopologySpread } from '@allot/core';
 import { domainOf } from './scorers.ts';
 import type { ClusterSnapshot } from './snapshot.ts';
 import type { DomainLoad, Filter, StepContext } from './types.ts';
@@ -22,7 +22,8 @@ export function maxSkewReason(spread: TopologySpread): string {
 
 /** The group's (or tenant's) allocations in each labelled domain that has a schedulable node; min over them. */
 export function spreadLoad(snapshot: ClusterSnapshot, ctx: StepContext, label: string): DomainLoad {
-  const group = ctx.options.group?.name;
+  const name = ctx.options.group?.name;
+  const group = name === undefined ? undefined : tenantGroupKey(ctx.request.tenantId, name);
   const tallies = snapshot.domains(label);
   const counts = new Map<string | null, number>();
   let min = Infinity;

@@ -24,6 +24,7 @@ import {
   PREEMPTION_PRIORITY_GAP,
   priorityUsage,
   RequestIdSchema,
+  tenantGroupKey,
   validate,
   type AgentResizeRequest,
   type Allocation,
@@ -236,7 +237,7 @@ export class FakeAgents {
       t.vms += 1;
       t.memoryMiB += a.granted.memoryMiB;
       t.vcpus += a.granted.vcpus;
-      const g = a.request.group?.name;
+      const g = a.request.group === undefined ? undefined : tenantGroupKey(a.tenantId, a.request.group.name);
       if (g !== undefined) groups[g] = (groups[g] ?? 0) + 1;
     }
     return {

@@ -33,7 +33,7 @@ describe('anti-affinity group on the agent', () => {
     const h = host();
     unwrap(await h.allocate(web('w1')));
     unwrap(await h.allocate(web('w2')));
-    expect(unwrap(await h.getHostView()).groups).toEqual({ web: 2 });
+    expect(unwrap(await h.getHostView()).groups).toEqual({ 't1/web': 2 });
     const third = await h.allocate(web('w3'));
     expect(!third.ok && third.error.code).toBe('insufficient_capacity');
     expect(!third.ok && third.error.details).toMatchObject({ group: 'web', count: 2, maxPerNode: 2 });
@@ -47,7 +47,7 @@ describe('anti-affinity group on the agent', () => {
     const legacy = { metadata: { 'allot.group': 'web', 'allot.group.maxPerNode': '2' } };
     unwrap(await source.allocate({ requestId: 'w1', tenantId: 't1', resources: { memoryMiB: 1024, vcpus: 1 }, ...legacy }));
     unwrap(await source.allocate({ requestId: 'w2', tenantId: 't1', resources: { memoryMiB: 1024, vcpus: 1 }, ...legacy }));
-    expect(unwrap(await source.getHostView()).groups).toEqual({ web: 2 });
+    expect(unwrap(await source.getHostView()).groups).toEqual({ 't1/web': 2 });
     // The records as the old agent wrote them: no typed group anywhere.
     const allocations = unwrap(await source.getAllocations({ status: 'live' }));
     const records: HostRecord[] = allocations.map((a, i) => {
@@ -58,8 +58,22 @@ describe('anti-affinity group on the agent', () => {
     });
     const restored = host();
     unwrap(await restored.restore(undefined, records));
-    expect(unwrap(await restored.getHostView()).groups).toEqual({ web: 2 });
+    expect(unwrap(await restored.getHostView()).groups).toEqual({ 't1/web': 2 });
     const third = await restored.allocate(web('w3'));
     expect(!third.ok && third.error.code).toBe('insufficient_capacity');
+  });
+
+  it("counts a group per tenant: another tenant's members of the same name neither fill the limit nor meet an affinity", async () => {
+    const h = host();
+    unwrap(await h.allocate({ ...web('b1'), tenantId: 'other' }));
+    unwrap(await h.allocate({ ...web('b2'), tenantId: 'other' }));
+    // t1's group web is empty here although the other tenant's web is at the limit.
+    expect(unwrap(await h.allocate(web('w1'))).status).toBe('active');
+    const near = await h.allocate({ requestId: 'near', tenantId: 'third', resources: { memoryMiB: 1024, vcpus: 1 }, affinity: ['web'] });
+    expect(!near.ok && near.error.code).toBe('insufficient_capacity');
+    unwrap(await h.allocate(web('w2')));
+    const third = await h.allocate(web('w3'));
+    expect(!third.ok && third.error.details).toMatchObject({ group: 'web', count: 2, maxPerNode: 2 });
+    expect(unwrap(await h.getHostView()).groups).toEqual({ 'other/web': 2, 't1/web': 2 });
   });
 });

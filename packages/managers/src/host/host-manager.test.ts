@@ -168,7 +168,7 @@ describe('HostManager', () => {
     unwrap(await h.allocate(vm('r2', 2048, 2, { metadata: { 'allot.group': 'web' } })));
     const view = unwrap(await h.getHostView());
     expect(view.tenants.t1).toEqual({ vms: 2, memoryMiB: 3072, vcpus: 3 });
-    expect(view.groups.web).toBe(2);
+    expect(view.groups['t1/web']).toBe(2);
     expect(view.seq).toBe(2);
   });
 

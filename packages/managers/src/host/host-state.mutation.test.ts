@@ -312,9 +312,12 @@ describe('more of what a host remembers', () => {
     const { host: h } = host();
     const a = unwrap(await h.allocate(vm('a', 1024, 1, { tenantId: 'acme', group: { name: 'web', maxPerNode: 3 } })));
     const b = unwrap(await h.allocate(vm('b', 1024, 1, { tenantId: 'acme', group: { name: 'web', maxPerNode: 3 } })));
-    expect(unwrap(await h.getHostView())).toMatchObject({ tenants: { acme: { vms: 2, memoryMiB: 2048, vcpus: 2 } }, groups: { web: 2 } });
+    expect(unwrap(await h.getHostView())).toMatchObject({
+      tenants: { acme: { vms: 2, memoryMiB: 2048, vcpus: 2 } },
+      groups: { 'acme/web': 2 },
+    });
     unwrap(await h.release({ requestId: 'r1', allocationId: a.id }));
-    expect(unwrap(await h.getHostView())).toMatchObject({ tenants: { acme: { vms: 1 } }, groups: { web: 1 } });
+    expect(unwrap(await h.getHostView())).toMatchObject({ tenants: { acme: { vms: 1 } }, groups: { 'acme/web': 1 } });
     unwrap(await h.release({ requestId: 'r2', allocationId: b.id }));
     const view = unwrap(await h.getHostView());
     expect(view.tenants).toEqual({});

@@ -4,6 +4,7 @@ import {
   LEGACY_GROUP_METADATA_KEY,
   ok,
   PREEMPTION_PRIORITY_GAP,
+  tenantGroupKey,
   type AllotError,
   type Allocation,
   type AllocationRequest,
@@ -185,6 +186,7 @@ export class HostState {
   /** The earliest grace period's due (monotonic). */
   #nextDeadline: number | undefined;
   readonly tenants = new Map<string, TenantUsage>();
+  /** Live allocations per group, keyed per tenant (tenantGroupKey): one tenant's group never counts against another's. */
   readonly groups = new Map<string, number>();
   /** Resize request ids and what they did (resize.ts), kept like released allocations. */
   readonly resizes: ResizeBook;
@@ -399,7 +401,9 @@ export class HostState {
 
   /** Required per-node affinity (the request's `affinity`): each group needs a live allocation here that stays. */
   #affinityRefusal(request: AllocationRequest, leaving: (group: string) => number): AllotError | undefined {
-    const missing = request.affinity?.find((name) => (this.groups.get(name) ?? 0) - leaving(name) <= 0);
+    const missing = request.affinity?.find(
+      (name) => (this.groups.get(tenantGroupKey(request.tenantId, name)) ?? 0) - leaving(tenantGroupKey(request.tenantId, name)) <= 0,
+    );
     if (missing === undefined) return undefined;
     return errorOf('insufficient_capacity', `affinity group ${missing} has no allocation on node ${this.nodeId}`, {
       group: missing,
@@ -410,8 +414,9 @@ export class HostState {
   #antiAffinityRefusal(request: AllocationRequest, leaving: (group: string) => number): AllotError | undefined {
     if (request.group === undefined) return undefined;
     const { name, maxPerNode } = request.group;
-    const count = this.groups.get(name) ?? 0;
-    if (count - leaving(name) < maxPerNode) return undefined;
+    const key = tenantGroupKey(request.tenantId, name);
+    const count = this.groups.get(key) ?? 0;
+    if (count - leaving(key) < maxPerNode) return undefined;
     return errorOf(
       'insufficient_capacity',
       `anti-affinity group ${name} already has ${count} of at most ${maxPerNode} allocations on node ${this.nodeId}`,
@@ -938,8 +943,7 @@ export class HostState {
 
   /** Anti-affinity and affinity as allocate checks them, with the victims' members of each group already gone. */
   #groupRefusalWithout(request: AllocationRequest, victims: readonly Allocation[]): AllotError | undefined {
-    const leaving = (name: string) =>
-      victims.filter((v) => (v.request.group?.name ?? v.request.metadata[LEGACY_GROUP_METADATA_KEY]) === name).length;
+    const leaving = (key: string) => victims.filter((v) => groupKeyOf(v) === key).length;
     return this.#groupRefusal(request, leaving);
   }
 
@@ -1299,14 +1303,19 @@ export class HostState {
     tenant.memoryMiB += sign * allocation.granted.memoryMiB;
     tenant.vcpus += sign * allocation.granted.vcpus;
     if (tenant.vms === 0) this.tenants.delete(allocation.tenantId);
-    // A ledger written before the typed field names the group in metadata: it replays with the same counts.
-    const group = allocation.request.group?.name ?? allocation.request.metadata[LEGACY_GROUP_METADATA_KEY];
+    const group = groupKeyOf(allocation);
     if (group !== undefined) {
       const n = (this.groups.get(group) ?? 0) + sign;
       if (n === 0) this.groups.delete(group);
       else this.groups.set(group, n);
     }
   }
+}
+
+/** The allocation's group, per tenant (tenantGroupKey). A ledger written before the typed field names it in metadata. */
+function groupKeyOf(allocation: Allocation): string | undefined {
+  const name = allocation.request.group?.name ?? allocation.request.metadata[LEGACY_GROUP_METADATA_KEY];
+  return name === undefined ? undefined : tenantGroupKey(allocation.tenantId, name);
 }
 
 /** The release request id of a preempted victim: derived from its allocation id, so unique on the host and stable on replay. */

@@ -147,12 +147,13 @@ describe('preempt', () => {
   it('counts anti-affinity without the victims: a victim of the same group makes its place free', async () => {
     const h = host();
     const group = { name: 'web', maxPerNode: 1 };
-    const low = unwrap(await h.allocate(vm('low', 1024, 0, { group })));
+    // Groups are per tenant: the victim is of the preemptor's tenant.
+    const low = unwrap(await h.allocate(vm('low', 1024, 0, { group, tenantId: 'gold' })));
     const refusedByGroup = await h.allocate(vm('high', 1024, 50, { group }));
     expect(!refusedByGroup.ok && refusedByGroup.error.code).toBe('insufficient_capacity');
     const done = unwrap(await h.preempt(vm('high', 1024, 50, { group }), [low.id]));
     expect(done.allocation.status).toBe('active');
-    expect(unwrap(await h.getHostView()).groups).toEqual({ web: 1 });
+    expect(unwrap(await h.getHostView()).groups).toEqual({ 'gold/web': 1 });
   });
 
   it('replays from the records and restores from a snapshot to the same state', async () => {
