@@ -646,8 +646,14 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
 
   /** A tenant moves one of its active placements (two-phase: held on a destination, then confirmed or aborted). */
   const move = async (client: number): Promise<void> => {
+    // A VM preempted (`--lifecycle`) is gone: its tenant no longer moves it.
     const open = [...acked.values()].filter(
-      (a) => a.release === 'no' && a.moving === undefined && a.moved === undefined && (!a.reservation || a.activated === 'ok'),
+      (a) =>
+        a.release === 'no' &&
+        a.moving === undefined &&
+        a.moved === undefined &&
+        a.preempted === undefined &&
+        (!a.reservation || a.activated === 'ok'),
     );
     if (open.length === 0) return;
     const a = sched.pick(open);
@@ -701,7 +707,7 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
     const holdMs = sched.int(3_000, 10_000);
     // Its sources are the client's: no release or move of them until the evacuation's moves are settled.
     const held = [...acked.values()].filter(
-      (a) => a.nodeId === nodeId && a.release === 'no' && a.moving === undefined && a.moved === undefined,
+      (a) => a.nodeId === nodeId && a.release === 'no' && a.moving === undefined && a.moved === undefined && a.preempted === undefined,
     );
     const claim = { moveId: 'evacuation' } as SimMove;
     for (const a of held) a.moving = claim;

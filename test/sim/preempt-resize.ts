@@ -133,9 +133,11 @@ export class Lifecycle {
       this.#waiting.delete(key);
       this.#victims.set(`${agent.nodeId}/${v.allocationId}`, preemptor.id);
       for (const a of this.#h.acked.values()) if (a.allocationId === v.allocationId && a.nodeId === agent.nodeId) a.preempted = true;
-      // A move of a preempted VM promises nothing more: its tenant's VM was taken.
+      // A move of a preempted VM promises nothing more: its tenant's VM was taken (a held destination preempted before
+      // any confirm leaves the source, which must still survive).
       const requestId = agent.model.get(v.allocationId)?.requestId;
-      for (const m of this.#h.book.values()) if (m.sourceRequestId === requestId || m.destRequestId === requestId) m.mustSurvive = false;
+      for (const m of this.#h.book.values())
+        if (m.sourceRequestId === requestId || (m.destRequestId === requestId && m.confirmSent)) m.mustSurvive = false;
     }
   }
 
@@ -150,6 +152,13 @@ export class Lifecycle {
    */
   markVictims(): void {
     for (const a of this.#h.acked.values()) if (this.isVictim(a.nodeId, a.allocationId)) a.preempted = true;
+    // A move of a victim started before its place was answered (or before the record was seen) promises nothing either.
+    for (const key of this.#victims.keys()) {
+      const [nodeId = '', id = ''] = key.split('/');
+      const requestId = this.#h.agents.get(nodeId)?.model.get(id)?.requestId;
+      for (const m of this.#h.book.values())
+        if (m.sourceRequestId === requestId || (m.destRequestId === requestId && m.confirmSent)) m.mustSurvive = false;
+    }
   }
 
   /** A place at priority 20 or 60 that allows preemption, of a larger VM, sometimes with a grace period. */
