@@ -1,5 +1,6 @@
 import { PlaceRequestSchema, type PlaceRequestInput } from '@allot/protocol';
 import { describe, expect, it } from 'vitest';
+import { PlaceMetrics } from './metrics.ts';
 import { inProcessCluster, type InProcessCoordinator } from './testing/fake-agents.ts';
 
 /*
@@ -64,6 +65,30 @@ describe('check with preemption allowed', () => {
     expect(checked.value.message).toContain('would fit on a by preempting 2 allocations');
     expect(JSON.stringify(checked.value)).not.toContain('secret-vm');
     expect(JSON.stringify(checked.value)).not.toContain('a:1');
+  });
+
+  it("a place names only the preemptor's own victims too, counts the others, and its metrics count every victim", async () => {
+    const cluster = inProcessCluster({ a: { memoryMiB: 4096, cores: 8 } });
+    const c = await cluster.coordinator('c1');
+    await placeOn(c, 'secret-vm', 'a', 2048, 0, 'other');
+    await placeOn(c, 'own-vm', 'a', 2048, 1, 'acme');
+    c.refresh();
+    const high = req('high', 4096, 50, { allowPreemption: true });
+    const placed = await c.place(high);
+    if (!placed.ok) throw new Error(placed.error.message);
+    expect(placed.value.preempted).toEqual([{ allocationId: 'a:2', requestId: 'own-vm', priority: 1 }]);
+    expect(placed.value.othersPreempted).toBe(1);
+    expect(JSON.stringify(placed.value)).not.toContain('secret-vm');
+    expect(JSON.stringify(placed.value)).not.toContain('a:1');
+    // Both are gone from the node; a retry answers the same, naming no more.
+    expect(
+      [...(cluster.agents.nodes.get('a')?.byRequest.values() ?? [])].filter((x) => x.status === 'active').map((x) => x.requestId),
+    ).toEqual(['high']);
+    const again = await c.place(high);
+    expect(again.ok && again.value).toEqual(placed.value);
+    const metrics = new PlaceMetrics();
+    metrics.recordPlace(1, placed);
+    expect(metrics.preemptions).toBe(2);
   });
 
   it('answers no plan without preemption allowed, or when no eviction makes room', async () => {

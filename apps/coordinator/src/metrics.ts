@@ -51,7 +51,8 @@ export class PlaceMetrics {
     this.#count += 1;
     if (result.ok) {
       this.placements += 1;
-      this.preemptions += result.value.preempted.length;
+      // Every victim: the reply names the preemptor's own and counts the other tenants'.
+      this.preemptions += result.value.preempted.length + (result.value.othersPreempted ?? 0);
       this.#placements.add(1, this.#ok);
       this.#duration.record(ms / 1000, this.#okDuration);
       return;

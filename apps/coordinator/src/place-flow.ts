@@ -354,10 +354,17 @@ export class PlaceFlow {
    * reader that needs it placed asks the node (settlePending), and a coordinator that dies in between leaves it to the
    * reconciler's fence, which finds it held and writes placed.
    */
-  #placed(req: PlaceRequest, start: StoredIntent, allocation: Allocation, preempted: Preempted): Result<PlaceReply> {
+  #placed(req: PlaceRequest, start: StoredIntent, allocation: Allocation, preempted: Preempted, othersPreempted = 0): Result<PlaceReply> {
     const { requestId } = req.request;
     const nodeId = start.value.nodeId;
-    const reply: PlaceReply = { nodeId, allocation, cpuset: allocation.cpu?.cpuset ?? [], preempted, attempts: nodesAsked(start.value) };
+    const reply: PlaceReply = {
+      nodeId,
+      allocation,
+      cpuset: allocation.cpu?.cpuset ?? [],
+      preempted,
+      ...(othersPreempted === 0 ? {} : { othersPreempted }),
+      attempts: nodesAsked(start.value),
+    };
     if (req.placement.strategy === 'round-robin' || this.#d.config.defaultStrategy === 'round-robin') this.#roundRobinCursor = nodeId;
     // Two drives of one request answered here at once (concurrent retries): the second waits for the first's write too.
     const earlier = this.#recording.get(requestId);
@@ -650,9 +657,9 @@ export class PlaceFlow {
   ): Promise<Result<PlaceReply> | Raced> {
     const { allocation } = done;
     if (allocation.status !== 'active' && allocation.status !== 'reserved') return this.#releasedOnNode(current, allocation);
-    const preempted: Preempted = done.victims.map((v) => ({ allocationId: v.id, requestId: v.requestId, priority: v.priority }));
+    const victims = done.victims.map((v) => ({ allocationId: v.id, requestId: v.requestId, priority: v.priority }));
     const stillRunning = done.victims.some((v) => v.status === 'releasing');
-    for (const victim of stillRunning ? [] : preempted) {
+    for (const victim of stillRunning ? [] : victims) {
       const marked = await this.#markReleased(victim.requestId, 'preemption');
       if (!marked.ok)
         this.#d.logger.warn(
@@ -660,7 +667,10 @@ export class PlaceFlow {
           'preempted placement not marked released; the events consumer or a recount settles it',
         );
     }
-    return this.#placed(req, current, allocation, preempted);
+    // The reply names only the preemptor's own victims; other tenants' are counted, never named (as a check's plan).
+    const preempted = victims.filter((_, i) => done.victims[i]?.tenantId === req.request.tenantId);
+    const others = victims.length - preempted.length;
+    return this.#placed(req, current, allocation, preempted, others);
   }
 
   /** The placement's intent (when the coordinators made it) becomes released: its usage is given back in the same write. */

@@ -212,8 +212,13 @@ export const PlaceReplySchema = z.object({
   nodeId: NodeIdSchema,
   allocation: AllocationSchema,
   cpuset: z.array(z.int().min(0)),
-  /** Allocations released to make room (preemption). */
+  /**
+   * The preemptor's own allocations released to make room (preemption). Other tenants' victims are never named to it
+   * (their own tenants get `preempted` events), only counted in `othersPreempted`, as a check's plan does.
+   */
   preempted: z.array(PreemptionVictimSchema).default([]),
+  /** Other tenants' allocations this preemption released: counted, never named. Absent when none (and from older coordinators). */
+  othersPreempted: z.int().min(1).optional(),
   /** Nodes tried before this one, with why they refused. */
   attempts: z.int().min(1),
 });

@@ -33,6 +33,7 @@ export function renderAllocation(a: Allocation): string {
 export function renderPlacement(p: PlaceReply): string {
   const lines = [`placed on ${p.nodeId} after ${p.attempts} attempt${p.attempts === 1 ? '' : 's'}`, renderAllocation(p.allocation)];
   for (const v of p.preempted) lines.push(`preempted ${v.allocationId} (request ${v.requestId}, priority ${v.priority})`);
+  if (p.othersPreempted !== undefined) lines.push(`preempted ${p.othersPreempted} of other tenants' allocations`);
   return lines.join('\n');
 }
 

@@ -139,6 +139,20 @@ describe('placement replies', () => {
     expect(text).toContain('cpuset:     1,4,5,6,7');
   });
 
+  it("names the preemptor's own victims and counts other tenants'", () => {
+    const own = [{ allocationId: 'sim-large:3', requestId: 'mine', priority: 0 }];
+    const text = renderPlacement({
+      nodeId: 'sim-large',
+      allocation: sampleAllocation('vm-1'),
+      cpuset: [],
+      preempted: own,
+      othersPreempted: 2,
+      attempts: 1,
+    });
+    expect(text).toContain('preempted sim-large:3 (request mine, priority 0)');
+    expect(text).toContain("preempted 2 of other tenants' allocations");
+  });
+
   it('explains a check that does not fit', () => {
     expect(
       renderCheck({ fits: false, candidates: [], rejected: { 'Insufficient memory': 2, cordoned: 1 }, message: '0/3 nodes are available' }),
