@@ -832,6 +832,8 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
       lostNode: loss.nodeId,
     });
     sched.trace(lifecycle.describe());
+    const late = lifecycle;
+    network.lateCopy = (verb) => late.lateCopy(verb);
   }
   for (const agent of agents.values()) void feed(agent);
   const running = [

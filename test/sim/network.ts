@@ -28,6 +28,11 @@ export class SimNetwork {
   readonly #faults: () => Faults;
   readonly #timeoutMs: number;
   #sent = 0;
+  /**
+   * A copy of a request held back (a retransmission stuck in a queue), delivered this many ms later when it returns a
+   * number; set by a run's own fault streams (`--lifecycle`: late copies of resizes), so other runs replay as before.
+   */
+  lateCopy: ((verb: AgentVerb, request: unknown) => number | undefined) | undefined;
 
   constructor(options: { sched: Scheduler; agents: ReadonlyMap<string, SimAgent>; faults: () => Faults; timeoutMs: number }) {
     this.#sched = options.sched;
@@ -109,6 +114,8 @@ export class SimNetwork {
       };
       this.#sched.after(this.#delay(), `${tag} deliver`, () => deliver(1));
       if (this.#sched.chance(faults.duplicateP)) this.#sched.after(this.#delay() + this.#delay(), `${tag} deliver again`, () => deliver(2));
+      const lateMs = this.lateCopy?.(verb, request);
+      if (lateMs !== undefined) this.#sched.after(lateMs, `${tag} deliver a late copy`, () => deliver(3));
     });
   }
 }

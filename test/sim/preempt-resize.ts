@@ -66,6 +66,8 @@ export class Lifecycle {
   readonly random: RandomSource;
   /** The share of a client's turns that are lifecycle verbs. */
   readonly share: number;
+  /** In half the runs, the share of resize requests to agents of which a copy arrives 6-12 s late. */
+  readonly lateResizeP: number;
   readonly #h: LifecycleHost;
   /** Resizes by allocation id, in the order sent. */
   readonly #resizes = new Map<string, SentResize[]>();
@@ -83,11 +85,22 @@ export class Lifecycle {
   constructor(seed: number, host: LifecycleHost) {
     this.random = seededRandom((seed * 2_246_822_519 + 0x6c696665) >>> 0);
     this.share = 0.15 + this.random() * 0.25;
+    this.lateResizeP = this.random() < 0.5 ? 0.3 : 0;
     this.#h = host;
   }
 
   describe(): string {
-    return `lifecycle: ${(this.share * 100).toFixed(0)}% of client turns preempt or resize`;
+    return `lifecycle: ${(this.share * 100).toFixed(0)}% of client turns preempt or resize, late resize copies ${this.lateResizeP}`;
+  }
+
+  /**
+   * A copy of a resize that reaches its agent 6-12 s late: after the coordinator gave up on it and, often, after the
+   * reconciler settled its hold (5 s unchanged) or a refusal gave it back; only the fence keeps it from growing the VM
+   * with its quota returned.
+   */
+  lateCopy(verb: string): number | undefined {
+    if (verb !== 'resize' || this.lateResizeP === 0 || this.random() >= this.lateResizeP) return undefined;
+    return 6_000 + Math.floor(this.random() * 6_000);
   }
 
   /** One client turn of a lifecycle verb. */

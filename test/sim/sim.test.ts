@@ -60,9 +60,9 @@ describe('deterministic simulation', () => {
   );
 
   // Preemption (any tenant's lower-priority VMs, some with a grace period) and resize through the coordinators
-  // (docs/simulation.md, "Preemption and resize"). Seed 3 once failed: a growth after a step back of its host's wall clock
-  // read as an older resize's answer and the quota kept the pre-growth amounts; seed 20 fails when a grace period's
-  // victims give their quota back before they stop. Cluster seeds 1-200 pass.
+  // (docs/simulation.md, "Preemption and resize"). With a432bb8 reverted seed 7 fails (a growth after a step back of its
+  // host's wall clock read as an older resize's answer: the quota kept the pre-growth amounts); with 257732c's fence
+  // reverted seed 1 fails (a late copy of a refused growth committed after its quota went back). Seeds 1-200 pass.
   it('coordinators over agents with preemption and resize: 20 seeds keep the lifecycle invariants', { timeout: 90_000 }, async () => {
     await expectSeedsPass({ layer: 'cluster', lifecycle: true }, 1, 20);
   });
