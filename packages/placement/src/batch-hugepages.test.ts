@@ -40,4 +40,30 @@ describe('decideBatch with hugepages', () => {
     );
     expect(d.fits && [...d.nodes].sort()).toEqual(['a', 'b']);
   });
+  it('exclusive cores bound to one NUMA node are taken from a node for the members after it (a host of 3 nodes of 4 holds 3 of 3 vCPUs)', () => {
+    const host = (id: string) => {
+      const view = nodeView({ id, cores: 12, numaNodes: 3, memoryMiB: 65536 });
+      const cpuNuma = [0, 1, 2].map((node) => ({ node, sharedCores: 4, exclusiveCores: 0, reservedCores: 0, idleCores: 4 }));
+      const memNuma = [0, 1, 2].map((node) => ({ node, capacityMiB: 16384, pinnedMiB: 0, freeMiB: 16384, hugepages: [] }));
+      return {
+        ...view,
+        snapshot: { ...view.snapshot, cpu: { ...view.snapshot.cpu, numa: cpuNuma }, memory: { ...view.snapshot.memory, numa: memNuma } },
+      };
+    };
+    const c = ClusterIndex.of([host('a'), host('b')], { random: seededRandom(1) });
+    const members = [0, 1, 2, 3].map((i) => allocationRequest(1024, 3, { requestId: `x-${i}`, cpu: { exclusive: true, numa: 'require' } }));
+    for (const cores of ['with the per-core list', 'without it'] as const) {
+      const idx =
+        cores === 'with the per-core list'
+          ? c
+          : ClusterIndex.of(
+              [host('a'), host('b')].map((v) => ({ ...v, snapshot: { ...v.snapshot, cpu: { ...v.snapshot.cpu, cores: [] } } })),
+              { random: seededRandom(1) },
+            );
+      const d = unwrap(
+        decideBatch(idx, members, { constraints: [], allowPreemption: false, strategy: 'binpack' }, { random: seededRandom(7) }),
+      );
+      expect(d.fits && [...d.nodes].sort(), cores).toEqual(['a', 'a', 'a', 'b']);
+    }
+  });
 });

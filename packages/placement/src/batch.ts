@@ -3,6 +3,7 @@ import {
   tenantGroupKey,
   type AllocationRequest,
   type NodeView,
+  type NumaCores,
   type NumaMemoryUsage,
   type PlacementOptions,
   type Result,
@@ -62,7 +63,8 @@ export function decideBatch(
  * A snapshot with some members reserved on top. Filters and scorers read nodes through `get`, so they see the
  * reservations exactly; the index's walks are the underlying snapshot's (a reserved node is still visited at its old
  * free-memory position, then judged on what it has left), and so are the counts a refusal's message takes from the
- * index for nodes it never visited. Reserved: memory, shared vCPUs or idle cores, the group, the tenant's VMs, the
+ * index for nodes it never visited. Reserved: memory, shared vCPUs or idle cores (from the NUMA node the agent's pool
+ * takes them from: exclusiveCoresTaken), the group (per tenant), the tenant's VMs, the
  * allocation count, hugepages and memory pinned to a named NUMA node (withNumaReservation). Not reserved: the
  * per-node memory of a request bound to one node by its cores alone (the agent refuses what a node no longer holds).
  */
@@ -148,11 +150,18 @@ function withReservation(view: NodeView, request: AllocationRequest, group: stri
   let cpu = { ...s.cpu, committed: s.cpu.committed + vcpus };
   if (request.cpu.exclusive) {
     // The cores leave the shared pool: the pool's capacity shrinks by what they held at the node's overcommit ratio.
-    let left = vcpus;
-    const cores = s.cpu.cores.map((c) => (c.role === 'shared' && left > 0 ? (left--, { ...c, role: 'exclusive' as const }) : c));
+    const taken = exclusiveCoresTaken(s.cpu, request);
+    const left = new Map(taken);
+    const cores = s.cpu.cores.map((c) => {
+      const n = left.get(c.numa) ?? 0;
+      if (c.role !== 'shared' || n === 0) return c;
+      left.set(c.numa, n - 1);
+      return { ...c, role: 'exclusive' as const };
+    });
     cpu = {
       ...cpu,
       cores,
+      ...(s.cpu.numa === undefined ? {} : { numa: s.cpu.numa.map((n) => withCoresTaken(n, taken.get(n.node) ?? 0, request)) }),
       sharedCores: Math.max(0, s.cpu.sharedCores - vcpus),
       exclusiveCores: s.cpu.exclusiveCores + vcpus,
       sharedVcpusCapacity: Math.max(0, s.cpu.sharedVcpusCapacity - Math.floor((vcpus * cpuOvercommitPercent(view)) / 100)),
@@ -176,6 +185,41 @@ function withReservation(view: NodeView, request: AllocationRequest, group: stri
       groups: group === undefined ? s.groups : { ...s.groups, [group]: (s.groups[group] ?? 0) + 1 },
       allocationCount: s.allocationCount + 1,
     },
+  };
+}
+
+/**
+ * Per NUMA node, the cores an exclusive request takes, as the agent's pool takes them: all from the first node whose
+ * idle cores hold them (the one node of `numa: require`, and what the pool prefers otherwise), else node by node.
+ * Counted from the per-node figures (cpu.numa), else from the core list's shared cores.
+ */
+function exclusiveCoresTaken(cpu: NodeView['snapshot']['cpu'], request: AllocationRequest): Map<number, number> {
+  const idle = new Map<number, number>();
+  if (cpu.numa !== undefined && cpu.numa.length > 0) for (const n of cpu.numa) idle.set(n.node, n.idleCores ?? n.sharedCores);
+  else for (const c of cpu.cores) if (c.role === 'shared') idle.set(c.numa, (idle.get(c.numa) ?? 0) + 1);
+  const vcpus = request.resources.vcpus;
+  const whole = [...idle].find(([, n]) => n >= vcpus);
+  if (whole !== undefined) return new Map([[whole[0], vcpus]]);
+  const taken = new Map<number, number>();
+  let left = vcpus;
+  for (const [node, n] of idle) {
+    const k = Math.min(n, left);
+    if (k > 0) taken.set(node, k);
+    left -= k;
+  }
+  return taken;
+}
+
+/** One NUMA node's core counts with `k` of its idle cores made exclusive (whole cores: as many, at most, are broken). */
+function withCoresTaken(n: NumaCores, k: number, request: AllocationRequest): NumaCores {
+  if (k === 0) return n;
+  const wholeTaken = request.cpu.threadPolicy === 'require' && (n.threadsPerCore ?? 0) > 1 ? Math.ceil(k / (n.threadsPerCore ?? 1)) : k;
+  return {
+    ...n,
+    sharedCores: Math.max(0, n.sharedCores - k),
+    exclusiveCores: n.exclusiveCores + k,
+    ...(n.idleCores === undefined ? {} : { idleCores: Math.max(0, n.idleCores - k) }),
+    ...(n.wholeIdleCores === undefined ? {} : { wholeIdleCores: Math.max(0, n.wholeIdleCores - wholeTaken) }),
   };
 }
 
