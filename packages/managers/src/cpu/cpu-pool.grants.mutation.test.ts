@@ -345,3 +345,23 @@ describe('threadPolicy require on a host whose cores differ in threads', () => {
     expect(unwrap(pool.take('b', { ...exclusive(5), threadPolicy: 'require' })).cpuset).toEqual([0, 1, 2, 3, 4]);
   });
 });
+
+describe('the threads per core of a node in usage', () => {
+  it('are the node’s thread count when all its cores agree, even with one core, and 0 when they differ', () => {
+    expect(
+      tinyPool()
+        .usage()
+        .numa?.map((n) => [n.node, n.threadsPerCore, n.wholeIdleCores]),
+    ).toEqual([
+      [0, 2, 1],
+      [1, 2, 1],
+    ]);
+    // Physical cores 0 and 2 have two threads, core 1 one.
+    const mixed: HostTopology = {
+      cores: [0, 0, 1, 2, 2].map((core, id) => ({ id, core, numa: 0, socket: 0 })),
+      source: 'config',
+    };
+    const pool = new CpuPool({ topology: mixed, reservedCores: [], systemReserve: 0, overcommitRatio: 1, policy: 'first-fit' });
+    expect(pool.usage().numa?.map((n) => n.threadsPerCore)).toEqual([0]);
+  });
+});
