@@ -211,6 +211,27 @@ describe('a grace period', () => {
     expect(unwrap(s.allocate(req('z2', 3384, 1), false)).allocation.status).toBe('active');
   });
 
+  it('ends each of two waits at its own deadline when the first to end began first', () => {
+    const { s, clock } = state();
+    unwrap(s.allocate(req('x', 4000, 1), false));
+    unwrap(s.allocate(req('y', 4000, 1), false));
+    unwrap(s.preempt(req('soon', 4000, 1, { priority: 10 }), ['n1:1'], undefined, 2_000));
+    unwrap(s.preempt(req('late', 4000, 1, { priority: 10 }), ['n1:2'], undefined, 5_000));
+    expect(s.nextExpiry).toBe(clock.now() + 2_000);
+    clock.advance(2_000);
+    expect(s.expireDue().map((r) => (r.kind === 'preempted' ? r.allocation.requestId : r.kind))).toEqual(['soon']);
+  });
+
+  it('ends waits that are all due at once in deadline order, in the journal too', () => {
+    const { s, clock } = state();
+    unwrap(s.allocate(req('x', 4000, 1), false));
+    unwrap(s.allocate(req('y', 4000, 1), false));
+    unwrap(s.preempt(req('late', 4000, 1, { priority: 10 }), ['n1:1'], undefined, 5_000));
+    unwrap(s.preempt(req('soon', 4000, 1, { priority: 10 }), ['n1:2'], undefined, 2_000));
+    clock.advance(5_000);
+    expect(s.expireDue().map((r) => (r.kind === 'preempted' ? r.allocation.requestId : r.kind))).toEqual(['soon', 'late']);
+  });
+
   it('plays two waits ending in the same millisecond in the order they began', () => {
     const { s } = state();
     unwrap(s.allocate(req('x', 8000, 1), false));
