@@ -1,6 +1,6 @@
 import { TenantQuotaSchema, type Result } from '@allot/core';
 import { describe, expect, it } from 'vitest';
-import { inProcessCluster } from '../testing/fake-agents.ts';
+import { inProcessCluster, inProcessMoveDeps } from '../testing/fake-agents.ts';
 import pino from 'pino';
 import { ReconcileConfigSchema } from '../config.ts';
 import { decommissionNode } from '../decommission.ts';
@@ -23,14 +23,7 @@ async function heldMove() {
   });
   const c = await cluster.coordinator('c1', { place: { timeoutRetries: 0 } });
   unwrap(await c.quotas.set(TenantQuotaSchema.parse({ tenantId: 't', maxVms: 3 })));
-  const deps: MoveDeps = {
-    store: c.store,
-    flow: { place: (req, move) => (c.refresh(), c.flow.place(req, move)) },
-    agents: cluster.agents.caller(),
-    knowsNode: (n) => cluster.agents.nodes.has(n),
-    holdMs: 600_000,
-    agentTimeoutMs: 100,
-  };
+  const deps = inProcessMoveDeps(cluster, c, { holdMs: 600_000 });
   const place = (requestId: string, nodeId: string) =>
     c.place({
       request: { requestId, tenantId: 't', resources: { memoryMiB: 1024, vcpus: 1 } },
@@ -238,14 +231,7 @@ describe('a release in flight when a move marks its source', () => {
     const cluster = inProcessCluster({ a: { memoryMiB: 8192, cores: 8 }, b: { memoryMiB: 8192, cores: 8 } });
     const c = await cluster.coordinator('c1', { place: { timeoutRetries: 0, agentTimeoutMs: 100 } });
     unwrap(await c.quotas.set(TenantQuotaSchema.parse({ tenantId: 't', maxVms: 1 })));
-    const deps: MoveDeps = {
-      store: c.store,
-      flow: { place: (req, move) => (c.refresh(), c.flow.place(req, move)) },
-      agents: cluster.agents.caller(),
-      knowsNode: (n) => cluster.agents.nodes.has(n),
-      holdMs: 600_000,
-      agentTimeoutMs: 100,
-    };
+    const deps = inProcessMoveDeps(cluster, c, { holdMs: 600_000 });
     const vm = unwrap(
       await c.place({
         request: { requestId: 'vm-1', tenantId: 't', resources: { memoryMiB: 1024, vcpus: 1 } },

@@ -2,9 +2,9 @@ import { TenantQuotaSchema, type Result } from '@allot/core';
 import type { AllotEvent } from '@allot/protocol';
 import { describe, expect, it } from 'vitest';
 import { resizeAllocation } from '../resize.ts';
-import { inProcessCluster } from '../testing/fake-agents.ts';
+import { inProcessCluster, inProcessMoveDeps } from '../testing/fake-agents.ts';
 import { evacuateNode, movesInFlight } from './evacuate.ts';
-import { abortMove, confirmMove, destinationRequestId, moveAllocation, type MoveDeps } from './move.ts';
+import { abortMove, confirmMove, destinationRequestId, moveAllocation } from './move.ts';
 
 function unwrap<T>(r: Result<T>): T {
   if (!r.ok) throw new Error(`${r.error.code}: ${r.error.message}`);
@@ -23,21 +23,11 @@ async function setUp(nodes: Record<string, { memoryMiB: number; cores: number; l
   unwrap(await c.quotas.set(TenantQuotaSchema.parse({ tenantId: 't', maxVms: 3 })));
   const events: AllotEvent[] = [];
   const seen = new Set<string>();
-  const deps: MoveDeps = {
-    store: c.store,
-    flow: {
-      place: (req, move) => {
-        c.refresh();
-        return c.flow.place(req, move);
-      },
-    },
-    agents: cluster.agents.caller(),
-    knowsNode: (n) => cluster.agents.nodes.has(n),
+  const deps = inProcessMoveDeps(cluster, c, {
     holdMs: 60_000,
-    agentTimeoutMs: 100,
     // The events stream drops a message id it has seen (JetStream's duplicate window): so does this list.
     publishEvent: (e, msgId) => void (seen.has(msgId) || (seen.add(msgId), events.push(e))),
-  };
+  });
   const placeOn = async (requestId: string, nodeId: string, constraints: { key: string; op: 'In'; values: string[] }[] = []) =>
     unwrap(
       await c.place({

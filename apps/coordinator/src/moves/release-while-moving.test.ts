@@ -1,7 +1,7 @@
 import { TenantQuotaSchema, type Result } from '@allot/core';
 import { describe, expect, it } from 'vitest';
-import { inProcessCluster } from '../testing/fake-agents.ts';
-import { abortMove, confirmMove, moveAllocation, type MoveDeps } from './move.ts';
+import { inProcessCluster, inProcessMoveDeps } from '../testing/fake-agents.ts';
+import { abortMove, confirmMove, moveAllocation } from './move.ts';
 
 function unwrap<T>(r: Result<T>): T {
   if (!r.ok) throw new Error(`${r.error.code}: ${r.error.message}`);
@@ -18,14 +18,7 @@ describe('releasing a placement whose move holds a destination, or a moved one w
     const cluster = inProcessCluster({ a: { memoryMiB: 8192, cores: 8 }, b: { memoryMiB: 8192, cores: 8 } });
     const c = await cluster.coordinator('c1', { place: { timeoutRetries: 0 } });
     unwrap(await c.quotas.set(TenantQuotaSchema.parse({ tenantId: 't', maxVms: 1 })));
-    const deps: MoveDeps = {
-      store: c.store,
-      flow: { place: (req, move) => (c.refresh(), c.flow.place(req, move)) },
-      agents: cluster.agents.caller(),
-      knowsNode: (n) => cluster.agents.nodes.has(n),
-      holdMs: 60_000,
-      agentTimeoutMs: 100,
-    };
+    const deps = inProcessMoveDeps(cluster, c, { holdMs: 60_000 });
     const vm = unwrap(
       await c.place({
         request: { requestId: 'vm-1', tenantId: 't', resources: { memoryMiB: 1024, vcpus: 1 } },
@@ -57,14 +50,7 @@ describe('releasing a placement whose move holds a destination, or a moved one w
     const cluster = inProcessCluster({ a: { memoryMiB: 8192, cores: 8 }, b: { memoryMiB: 8192, cores: 8 } });
     const c = await cluster.coordinator('c1', { place: { timeoutRetries: 0 } });
     unwrap(await c.quotas.set(TenantQuotaSchema.parse({ tenantId: 't', maxVms: 1 })));
-    const deps: MoveDeps = {
-      store: c.store,
-      flow: { place: (req, move) => (c.refresh(), c.flow.place(req, move)) },
-      agents: cluster.agents.caller(),
-      knowsNode: (n) => cluster.agents.nodes.has(n),
-      holdMs: 60_000,
-      agentTimeoutMs: 100,
-    };
+    const deps = inProcessMoveDeps(cluster, c, { holdMs: 60_000 });
     const vm = unwrap(
       await c.place({
         request: { requestId: 'vm-1', tenantId: 't', resources: { memoryMiB: 1024, vcpus: 1 } },

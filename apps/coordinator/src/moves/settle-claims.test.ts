@@ -1,8 +1,8 @@
 import { TenantQuotaSchema, type Result } from '@allot/core';
 import { describe, expect, it } from 'vitest';
 import { handleEndingEvent } from '../quota-events.ts';
-import { inProcessCluster } from '../testing/fake-agents.ts';
-import { abortMove, confirmMove, destinationRequestId, moveAllocation, type MoveDeps } from './move.ts';
+import { inProcessCluster, inProcessMoveDeps } from '../testing/fake-agents.ts';
+import { abortMove, confirmMove, destinationRequestId, moveAllocation } from './move.ts';
 
 function unwrap<T>(r: Result<T>): T {
   if (!r.ok) throw new Error(`${r.error.code}: ${r.error.message}`);
@@ -18,14 +18,7 @@ async function moving(opts: { pending?: boolean } = {}) {
   });
   const c = await cluster.coordinator('c1', { place: { timeoutRetries: 0 } });
   unwrap(await c.quotas.set(TenantQuotaSchema.parse({ tenantId: 't', maxVms: 3 })));
-  const deps: MoveDeps = {
-    store: c.store,
-    flow: { place: (req, move) => (c.refresh(), c.flow.place(req, move)) },
-    agents: cluster.agents.caller(),
-    knowsNode: (n) => cluster.agents.nodes.has(n),
-    holdMs: 600_000,
-    agentTimeoutMs: 100,
-  };
+  const deps = inProcessMoveDeps(cluster, c, { holdMs: 600_000 });
   const place = (requestId: string, nodeId: string) =>
     c.place({
       request: { requestId, tenantId: 't', resources: { memoryMiB: 1024, vcpus: 1 } },

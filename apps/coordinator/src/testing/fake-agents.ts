@@ -38,6 +38,7 @@ import pino from 'pino';
 import type { AgentCaller } from '../agents.ts';
 import { PlaceConfigSchema, ReconcileConfigSchema, type PlaceConfig, type ReconcileConfig } from '../config.ts';
 import { IntentStore } from '../intents/intent-store.ts';
+import type { MoveDeps } from '../moves/move.ts';
 import { PlaceFlow } from '../place-flow.ts';
 import { QuotaService } from '../quotas.ts';
 import { Reconciler } from '../reconciler.ts';
@@ -693,5 +694,24 @@ export function inProcessCluster(nodes: Record<string, FakeNodeSpec>): InProcess
         },
       };
     },
+  };
+}
+
+/**
+ * What moves need (moves/move.ts) from an in-process coordinator: its store, its place flow on a view brought up to
+ * date first (as a usage feed would have), and the fake agents. `holdMs` and any other deps as the test chooses.
+ */
+export function inProcessMoveDeps(
+  cluster: InProcessCluster,
+  c: InProcessCoordinator,
+  deps: Pick<MoveDeps, 'holdMs'> & Partial<MoveDeps>,
+): MoveDeps {
+  return {
+    store: c.store,
+    flow: { place: (req, move) => (c.refresh(), c.flow.place(req, move)) },
+    agents: cluster.agents.caller(),
+    knowsNode: (n) => cluster.agents.nodes.has(n),
+    agentTimeoutMs: 100,
+    ...deps,
   };
 }
