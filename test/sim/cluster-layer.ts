@@ -31,7 +31,7 @@ import { SimBucket } from './bucket.ts';
 import { ProcessClock } from './clocks.ts';
 import { SimEventStream, type EventConsumer } from './events.ts';
 import { CLOCK_STEPS_MS, describeFaults, drawFaults, QUIET, type Faults } from './faults.ts';
-import { checkMovesSettled, MoveBook, MoveFaults, type SimMove } from './moves.ts';
+import { checkMovesSettled, followConfirmedMoves, MoveBook, MoveFaults, type SimMove } from './moves.ts';
 import { Lifecycle } from './preempt-resize.ts';
 import { BatchClients } from './batches.ts';
 import { SimNetwork } from './network.ts';
@@ -624,6 +624,13 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
     // The VM lives on as the destination (its own acked entry): no move of the source promises anything more.
     for (const earlier of book.values()) if (earlier.sourceRequestId === m.sourceRequestId) earlier.mustSurvive = false;
     if (held === undefined || acked.has(move.destination.requestId)) return;
+    // Like an ok place: an ok confirm names its destination active on its node's disk (or preempted there since).
+    const onDisk = agents.get(move.destination.nodeId)?.model.get(held.id);
+    const victim = lifecycle?.isVictim(move.destination.nodeId, held.id) === true;
+    if (source?.release === 'no' && move.destination.nodeId !== loss.nodeId && onDisk?.status !== 'active' && !victim)
+      sched.fail(
+        `move ${m.moveId} confirmed with destination ${held.id} on ${move.destination.nodeId}, which is ${onDisk?.status ?? 'missing'} on that node's disk`,
+      );
     acked.set(move.destination.requestId, {
       requestId: move.destination.requestId,
       tenantId: m.tenantId,
@@ -877,8 +884,9 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
       }
   }
   lifecycle?.markVictims();
-  checkSettled(sched, agents, acked, loss);
-  checkMovesSettled(sched, agents, book, loss.nodeId);
+  const isVictim = (nodeId: string, id: string): boolean => lifecycle?.isVictim(nodeId, id) === true;
+  checkSettled(sched, agents, acked, loss, book, isVictim);
+  checkMovesSettled(sched, agents, book, loss.nodeId, isVictim);
   lifecycle?.checkSettled();
   await batches?.checkSettled((coordinators[0] as SimCoordinator).intents as IntentStore);
   if (events.unacked > 0) sched.fail(`${events.unacked} ending events still unacknowledged by the quota-events consumer once settled`);
@@ -1001,6 +1009,8 @@ function checkSettled(
   agents: ReadonlyMap<string, SimAgent>,
   acked: ReadonlyMap<string, Acked>,
   loss: HostLossState,
+  book: MoveBook,
+  isVictim: (nodeId: string, allocationId: string) => boolean,
 ): void {
   const liveByRequest = new Map<string, string[]>();
   for (const agent of agents.values())
@@ -1028,6 +1038,13 @@ function checkSettled(
       continue;
     }
     if (a.release === 'unknown') continue;
+    // Released by a move's confirm its client never heard answered: the VM is its destination now (followed there).
+    const followed = a.release === 'no' && status === 'released' ? followConfirmedMoves(agents, book, a, isVictim, loss.nodeId) : undefined;
+    if (followed !== undefined) {
+      sched.trace(`${what}: followed through its confirmed move: ${followed.trail}`);
+      if (!followed.ok) sched.fail(`${what} was moved by a confirm and lost: ${followed.trail}`);
+      continue;
+    }
     if (a.release === 'ok') {
       if (status === 'active' || status === 'reserved')
         sched.fail(`${what} was released (acknowledged) and is ${status} on ${a.nodeId}'s disk once settled`);

@@ -10,6 +10,8 @@ export interface DurableAllocation {
   vcpus: number;
   readonly fence: number | undefined;
   status: AllocationStatus | 'expired';
+  /** The request id of the `released` record that ended it (a move's confirm releases its source under its own). */
+  releasedUnder?: string;
 }
 
 /**
@@ -64,6 +66,11 @@ export class DurableModel {
     return this.#liveByRequest.get(requestId) ?? new Set();
   }
 
+  /** Every allocation of one request id ever committed on this disk, whatever its status now. */
+  allOf(requestId: string): DurableAllocation[] {
+    return [...this.#byId.values()].filter((a) => a.requestId === requestId);
+  }
+
   /** Whether a resize under this request id is on disk. */
   hasResize(requestId: string): boolean {
     return this.#resizes.has(requestId);
@@ -96,9 +103,12 @@ export class DurableModel {
       case 'activated':
         this.#setStatus(r.allocationId as string, 'active');
         break;
-      case 'released':
+      case 'released': {
         this.#setStatus(r.allocationId as string, 'released');
+        const a = this.#byId.get(r.allocationId as string);
+        if (a !== undefined && r.requestId !== undefined) a.releasedUnder = r.requestId;
         break;
+      }
       case 'expired': {
         // A grace period that could not end in the preemptor's allocation: its victims are active again.
         const wait = this.#waiting.get(r.allocationId as string);

@@ -1,3 +1,4 @@
+import { derivedRequestId } from '../../apps/coordinator/src/moves/move.ts';
 import { seededRandom, type RandomSource } from '../../packages/placement/src/random.ts';
 import type { SimAgent } from './agent.ts';
 import type { Scheduler } from './scheduler.ts';
@@ -109,7 +110,13 @@ export class MoveBook {
  * by it, still live on one side (nothing lost on abort, on an expired hold, or on a confirm whose answer was lost).
  * Moves touching the host lost for good are left to the decommission checks.
  */
-export function checkMovesSettled(sched: Scheduler, agents: ReadonlyMap<string, SimAgent>, book: MoveBook, lost: string | undefined): void {
+export function checkMovesSettled(
+  sched: Scheduler,
+  agents: ReadonlyMap<string, SimAgent>,
+  book: MoveBook,
+  lost: string | undefined,
+  isVictim: (nodeId: string, allocationId: string) => boolean,
+): void {
   // A hold its host still keeps after a reboot and a wall-clock step expires at its wall-clock instant, possibly after
   // the settle (expiresAt is all a reboot leaves: SimAgent.expiresOnWallClock); it is not a copy of the VM.
   const liveAnywhere = (requestId: string): string[] => {
@@ -140,7 +147,72 @@ export function checkMovesSettled(sched: Scheduler, agents: ReadonlyMap<string, 
     if (src.length > 0 && dest.length > 0) sched.fail(`${what}: both the source and its destination are live once settled`);
     else if (m.outcome === 'confirmed' && src.length > 0) sched.fail(`${what}: confirmed, and its source is still live once settled`);
     else if (m.outcome === 'aborted' && dest.length > 0) sched.fail(`${what}: aborted, and its destination is live once settled`);
-    else if (m.mustSurvive && src.length === 0 && (dest.length === 0 || !m.confirmSent) && !liveThroughAnother(m))
-      sched.fail(`${what}: the VM is live nowhere once settled (${m.confirmSent ? 'confirm sent' : 'never confirmed'}), lost by the move`);
+    else if (m.mustSurvive && src.length === 0 && (dest.length === 0 || !m.confirmSent) && !liveThroughAnother(m)) {
+      // Its source released by a confirm (this move's or another's, answered or not): the VM went where that leads.
+      const source = { requestId: m.sourceRequestId, nodeId: m.sourceNodeId, allocationId: m.sourceAllocationId };
+      const followed = followConfirmedMoves(agents, book, source, isVictim, lost);
+      if (followed?.ok === true) sched.trace(`settled: ${what}: its source moved by a confirm: ${followed.trail}`);
+      else
+        sched.fail(
+          `${what}: the VM is live nowhere once settled (${m.confirmSent ? 'confirm sent' : 'never confirmed'}), lost by the move${followed === undefined ? '' : `: ${followed.trail}`}`,
+        );
+    }
   }
+}
+
+/** Where an acknowledged placement a move's confirm released went: live (or legitimately ended) at its destination, or lost. */
+export type Followed = { readonly ok: true; readonly trail: string } | { readonly ok: false; readonly trail: string };
+
+/**
+ * An acknowledged placement released on its node by a move's confirm (the `released` record's own request id is the
+ * confirm's release id, derived from the source allocation and the move's id; only a confirm that claimed the move
+ * sends it) is that move's destination from then on, whether or not its client heard the confirm answered: the
+ * destination allocation is the placement's. Followed through later confirmed moves of the destination. Once settled
+ * the allocation it leads to must be active, or released by a `preempted` record naming it a victim (`isVictim`); any
+ * other end (no destination committed, one released or expired otherwise) is the VM lost by the move. undefined: the
+ * placement was not released by a move's confirm (the caller's own checks judge it); also when the trail reaches the
+ * host lost for good (the decommission checks judge it).
+ */
+export function followConfirmedMoves(
+  agents: ReadonlyMap<string, SimAgent>,
+  book: MoveBook,
+  placement: { readonly requestId: string; readonly nodeId: string; readonly allocationId: string },
+  isVictim: (nodeId: string, allocationId: string) => boolean,
+  lost: string | undefined,
+): Followed | undefined {
+  let at = placement;
+  const trail: string[] = [];
+  for (let hops = 0; hops < 64; hops++) {
+    const onDisk = agents.get(at.nodeId)?.model.get(at.allocationId);
+    const where = `${at.allocationId} on ${at.nodeId}`;
+    if (hops > 0 && at.nodeId === lost) return undefined;
+    if (onDisk === undefined || onDisk.status !== 'released') {
+      if (hops === 0) return undefined;
+      const status = onDisk?.status ?? 'missing';
+      return { ok: status === 'active', trail: `${trail.join(' -> ')} -> ${where} (${status})` };
+    }
+    if (hops > 0 && isVictim(at.nodeId, at.allocationId)) return { ok: true, trail: `${trail.join(' -> ')} -> ${where} (preempted there)` };
+    const from = at;
+    const move = [...book.values()].find(
+      (m) =>
+        m.sourceRequestId === from.requestId &&
+        m.sourceAllocationId === from.allocationId &&
+        onDisk.releasedUnder === derivedRequestId('move-release', from.allocationId, m.moveId),
+    );
+    if (move === undefined) {
+      if (hops === 0) return undefined;
+      return { ok: false, trail: `${trail.join(' -> ')} -> ${where} (released under ${onDisk.releasedUnder ?? 'no request id'})` };
+    }
+    trail.push(`${where} (released by move ${move.moveId}'s confirm)`);
+    // The destination's allocation: the live one if any (at most one), else the one that ended last in the trail's terms.
+    const copies = [...agents.values()].flatMap((agent) => agent.model.allOf(move.destRequestId).map((a) => ({ nodeId: agent.nodeId, a })));
+    const next =
+      copies.find((c) => c.a.status === 'active') ??
+      copies.find((c) => isVictim(c.nodeId, c.a.id)) ??
+      copies.find((c) => c.a.status === 'released' && c.a.releasedUnder?.startsWith('move-release-') === true) ??
+      copies[0];
+    if (next === undefined) return { ok: false, trail: `${trail.join(' -> ')} -> no destination ${move.destRequestId} on any disk` };
+    at = { requestId: move.destRequestId, nodeId: next.nodeId, allocationId: next.a.id };
+  }
+  return { ok: false, trail: `${trail.join(' -> ')} -> (more than 64 moves)` };
 }

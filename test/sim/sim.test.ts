@@ -67,6 +67,17 @@ describe('deterministic simulation', () => {
     await expectSeedsPass({ layer: 'cluster', lifecycle: true }, 1, 20);
   });
 
+  // All three together. 508: a confirm's claim released a VM's source, then a preempting place preempted it at its
+  // destination; the settled check judged the client's placement by its source allocation only (now it follows the
+  // placement through the confirm that released it).
+  it.each([508])(
+    'coordinators over agents with moves, preemption and batches: seed %i that once failed keeps every invariant',
+    { timeout: 30_000 },
+    async (seed) => {
+      await expectSeedsPass({ layer: 'cluster', moves: true, lifecycle: true, batches: true }, seed, 1);
+    },
+  );
+
   // Gangs placed all or nothing, clients walking away from unknown answers (docs/simulation.md, `--batches`): once
   // settled every batch is whole or gone. Seed 1 fails with the reconcilers' batch settle disabled; seeds 1-200 pass.
   it('coordinators over agents with batches: 20 seeds keep every batch whole or gone', { timeout: 90_000 }, async () => {
