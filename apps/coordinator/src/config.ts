@@ -6,10 +6,11 @@ import { z } from 'zod';
 import { SweepConfigSchema } from './sweep.ts';
 
 /**
- * Liveness thresholds, as Nomad and the kubelet judge nodes: suspect after 3 missed heartbeats (suspectAfterMs
- * defaults, per node, to 3 x the heartbeat its snapshots announce: 6 s at the agent's default 2 s), lost after
- * lostAfterMs of silence (default 15 s, the node lease's TTL) and, with leaseExpiry, only once the node's lease in KV
- * allot_nodes is gone too (expired or released): an agent that still renews its lease is alive.
+ * Liveness thresholds, as Nomad and the kubelet judge nodes: a node's agent proves it lives by its status reports and,
+ * with leaseExpiry, by renewing its node lease in KV allot_nodes (every 5 s), which every coordinator watches. Suspect
+ * once its reports are silent past suspectAfterMs (default, per node, 3 x the heartbeat its snapshots announce: 6 s at
+ * the agent's default 2 s) and its lease unrenewed for max(suspectAfterMs, 10 s), or at once when its lease is deleted
+ * (a clean stop); lost once its reports are silent past lostAfterMs (default 15 s, the lease's TTL) and its lease is gone.
  */
 export const LivenessConfigSchema = z.strictObject({
   suspectAfterMs: z.int().min(10).max(3_600_000).optional(),
@@ -18,7 +19,7 @@ export const LivenessConfigSchema = z.strictObject({
     .min(10)
     .max(24 * 3_600_000)
     .default(15_000),
-  /** Lost also needs the node's lease to be gone (read from KV allot_nodes); false: silence alone decides. */
+  /** Watch the node leases (KV allot_nodes) and count a renewal as liveness; false: the reports' silence alone decides. */
   leaseExpiry: z.boolean().default(true),
   /** How often the liveness sweep runs. */
   checkEveryMs: z.int().min(5).max(60_000).default(500),

@@ -13,7 +13,7 @@ import { migrateLegacyLayout } from './intents/legacy-migration.ts';
 import { openLegacyQuotasBucket } from './intents/legacy-quotas-bucket.ts';
 import { startHttpServer, type DashboardServer } from './http/server.ts';
 import { movesRoute } from './moves/moves-route.ts';
-import { natsLeaseReader, NodeLeases, publishTransition, startLivenessSweep } from './liveness.ts';
+import { NodeLeaseTable, publishTransition, startLivenessSweep, startNodeLeaseFeed } from './liveness.ts';
 import { jetstream, jetstreamManager, type NatsConnection } from './nats-deps.ts';
 import { NodeStates } from './node-states.ts';
 import { NodeTaints } from './node-taints.ts';
@@ -186,13 +186,16 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
       if (!r.ok) logger.info({ node: nodeId, err: r.error }, 'refused node not cordoned; told again at its next boot');
     });
   };
-  const leases = config.liveness.leaseExpiry ? new NodeLeases(natsLeaseReader(js), clock) : undefined;
+  // Bad data reaching a callback (stream consumers, timers, the SSE broadcast) is counted here, never thrown.
+  const dropped = new DroppedInput(logger);
+  // The node leases count as liveness (a renewal every 5 s), so agents may send their status seldom when idle.
+  const leases = config.liveness.leaseExpiry ? new NodeLeaseTable(clock, { dropped }) : undefined;
   const view = new ClusterView({
     lostAfterMs: config.liveness.lostAfterMs,
     clock,
     countingOn,
     onRefused,
-    ...(leases === undefined ? {} : { leaseHeld: (nodeId: string) => leases.held(nodeId) }),
+    ...(leases === undefined ? {} : { leases }),
     ...(config.liveness.suspectAfterMs === undefined ? {} : { suspectAfterMs: config.liveness.suspectAfterMs }),
   });
   const nodeStates = new NodeStates({
@@ -245,12 +248,15 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
     ...(opts.random === undefined ? {} : { random: opts.random }),
   });
 
-  // Bad data reaching a callback (stream consumers, timers, the SSE broadcast) is counted here, never thrown.
-  const dropped = new DroppedInput(logger);
   const onTransition = (t: LivenessTransition) => {
     logger.info({ node: t.nodeId, from: t.from, to: t.to }, t.kind);
     void publishTransition(js, t, logger);
   };
+  // Before the usage replay, so a replayed snapshot is judged with its node's lease (a node whose status is old but
+  // whose agent renews is not lost); a bucket not there yet (no agent so far) is followed once it is.
+  const leaseFeed = leases === undefined ? undefined : startNodeLeaseFeed(js, leases, { logger, dropped });
+  if (leaseFeed !== undefined)
+    await Promise.race([leaseFeed.started, new Promise<void>((r) => setTimeout(r, opts.rebuildTimeoutMs ?? 10_000).unref())]);
   const followed = await untilJetStreamAnswers(logger, () =>
     followUsage(js, view, { logger, onTransition, dropped }).then(
       (f) => ok(f),
@@ -258,6 +264,7 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
     ),
   );
   if (!followed.ok) {
+    await leaseFeed?.stop();
     quotas.stop();
     return followed;
   }
@@ -267,6 +274,7 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
   );
   if (!quotaEvents.ok) {
     await feed.stop();
+    await leaseFeed?.stop();
     quotas.stop();
     return quotaEvents;
   }
@@ -328,6 +336,7 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
     stopSweep();
     await quotaEvents.value.stop();
     await feed.stop();
+    await leaseFeed?.stop();
     quotas.stop();
     return served;
   }
@@ -358,6 +367,7 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
       stopSweep();
       await quotaEvents.value.stop();
       await feed.stop();
+      await leaseFeed?.stop();
       quotas.stop();
       return started;
     }
@@ -403,6 +413,7 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
       await step('liveness sweep', () => stopSweep(), false);
       await step('quota events', () => quotaEvents.value.stop());
       await step('usage feed', () => feed.stop());
+      if (leaseFeed !== undefined) await step('node lease feed', () => leaseFeed.stop());
       await step('quotas', () => quotas.stop(), false);
       await step('node states', () => nodeStates.stop(), false);
       await step('node taints', () => nodeTaints.stop(), false);

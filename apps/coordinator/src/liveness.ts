@@ -1,11 +1,11 @@
 import { CLUSTER_EVENT_NODE, eventSubject, KV_NODES, type AllotEvent } from '@allot/protocol';
 import { publishDurable } from '@allot/nats';
-import { Kvm, type KV } from '@nats-io/kv';
+import type { JsMsg } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
-import type { DroppedInput } from './dropped-input.ts';
-import type { JetStreamClient } from './nats-deps.ts';
+import { DroppedInput } from './dropped-input.ts';
+import { DeliverPolicy, type JetStreamClient } from './nats-deps.ts';
 import type { CoordinatorClock } from './store/clock.ts';
-import type { ClusterView, LivenessTransition } from './view.ts';
+import { MAX_VIEW_NODES, type ClusterView, type LeaseSeen, type LivenessTransition, type NodeLeaseSource } from './view.ts';
 
 /**
  * The dedupe id of a liveness event: the same node, kind and last snapshot give the same id on every coordinator, so
@@ -52,52 +52,219 @@ export function startLivenessSweep(
   return () => clearInterval(timer);
 }
 
-/**
- * The node leases (KV allot_nodes, apps/agent/src/node-lease.ts), read on demand for the nodes the view asks about:
- * those silent past lostAfterMs. A node is lost once its lease is gone too (expired 15 s after its agent's last
- * renewal, or released at a clean stop), as Nomad and the kubelet judge a node by its heartbeat lease. Each node is
- * read at most once per `refreshMs`; the answer is cached. Until the first one arrives, and while reads fail (no
- * bucket yet, JetStream away or slow), the answer is undefined: the view keeps the node suspect up to twice
- * lostAfterMs, then silence alone decides (a failed read once made a node lost 10 s before its lease expired).
- */
-export class NodeLeases {
-  readonly #read: (nodeId: string) => Promise<boolean | undefined>;
-  readonly #clock: CoordinatorClock;
-  readonly #refreshMs: number;
-  readonly #known = new Map<string, { held: boolean | undefined; at: number }>();
-  readonly #reading = new Set<string>();
+/** A node lease lives this long unrenewed (KV allot_nodes' max_age; NODE_LEASE_TTL_MS in apps/agent/src/node-lease.ts). */
+export const NODE_LEASE_TTL_MS = 15_000;
+/** Agents renew their lease this often (NODE_LEASE_RENEW_MS in apps/agent/src/node-lease.ts). */
+export const NODE_LEASE_RENEW_MS = 5_000;
 
-  constructor(read: (nodeId: string) => Promise<boolean | undefined>, clock: CoordinatorClock, refreshMs = 1_000) {
-    this.#read = read;
-    this.#clock = clock;
-    this.#refreshMs = refreshMs;
-  }
-
-  /** The last answer for the node (undefined: none yet); asks again when it is older than refreshMs. */
-  held(nodeId: string): boolean | undefined {
-    const known = this.#known.get(nodeId);
-    if ((known === undefined || this.#clock.monotonic() - known.at >= this.#refreshMs) && !this.#reading.has(nodeId)) {
-      this.#reading.add(nodeId);
-      void this.#read(nodeId)
-        .catch(() => undefined)
-        .then((held) => this.#known.set(nodeId, { held, at: this.#clock.monotonic() }))
-        .finally(() => this.#reading.delete(nodeId));
-    }
-    return known?.held;
+/** What a lease's value must hold to count: the holder's boot (the rest names it for operators). */
+function holderBoot(value: Uint8Array): string | undefined {
+  try {
+    const h = JSON.parse(new TextDecoder().decode(value)) as unknown;
+    if (typeof h !== 'object' || h === null) return undefined;
+    const { identity, bootId } = h as { identity?: unknown; bootId?: unknown };
+    if (typeof identity !== 'string' || typeof bootId !== 'string' || bootId === '' || bootId.length > 64) return undefined;
+    return bootId;
+  } catch {
+    return undefined;
   }
 }
 
-/** Reads a node's lease from KV allot_nodes: true while a lease is stored (any holder), false when none, undefined on error. */
-export function natsLeaseReader(js: JetStreamClient): (nodeId: string) => Promise<boolean | undefined> {
-  let kv: Promise<KV> | undefined;
-  return async (nodeId) => {
-    kv ??= new Kvm(js).open(KV_NODES);
-    try {
-      const entry = await (await kv).get(nodeId);
-      return entry !== null && entry.operation === 'PUT';
-    } catch {
-      kv = undefined; // opened again next time: the bucket may not have existed yet
-      return undefined;
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+interface Held extends LeaseSeen {
+  /** The value last stored, so a renewal (the same bytes again) is not decoded again. */
+  readonly value: Uint8Array | undefined;
+}
+
+/**
+ * The node leases (KV allot_nodes, apps/agent/src/node-lease.ts) as this coordinator receives them: each key's last
+ * renewal or deletion on its own monotonic clock. The view counts a renewal by the boot whose reports it holds as that
+ * node's liveness (the kubelet's Lease, Nomad's heartbeat TTL): a node's status may come seldom while its agent renews
+ * every 5 s. A value that is not a lease (bad JSON, wrong shape) is dropped and counted, never decoded into liveness:
+ * the key keeps what was seen before, which expires as any unrenewed lease does. Bounded at `maxKeys` ids.
+ */
+export class NodeLeaseTable implements NodeLeaseSource {
+  readonly ttlMs = NODE_LEASE_TTL_MS;
+  readonly renewEveryMs = NODE_LEASE_RENEW_MS;
+  readonly #leases = new Map<string, Held>();
+  readonly #clock: CoordinatorClock;
+  readonly #dropped: DroppedInput | undefined;
+  readonly #maxKeys: number;
+  #current = false;
+
+  constructor(clock: CoordinatorClock, opts: { dropped?: DroppedInput; maxKeys?: number } = {}) {
+    this.#clock = clock;
+    this.#dropped = opts.dropped;
+    this.#maxKeys = opts.maxKeys ?? 2 * MAX_VIEW_NODES;
+  }
+
+  seen(nodeId: string): LeaseSeen | undefined {
+    return this.#leases.get(nodeId);
+  }
+
+  current(): boolean {
+    return this.#current;
+  }
+
+  /** The leases stored at start have all been taken in: the view may judge by them. */
+  caughtUp(): void {
+    this.#current = true;
+  }
+
+  /** A lease written (created or renewed) `ageMs` ago (0: now; a replayed one on a cold start is older). */
+  renewed(nodeId: string, value: Uint8Array, ageMs = 0): void {
+    const at = this.#clock.monotonic() - Math.max(0, ageMs);
+    const held = this.#leases.get(nodeId);
+    if (held?.value !== undefined && !held.deleted && sameBytes(held.value, value)) {
+      this.#leases.set(nodeId, { ...held, at: Math.max(held.at, at) });
+      return;
     }
+    const bootId = holderBoot(value);
+    if (bootId === undefined) {
+      this.#dropped?.drop('node_lease', 'invalid', { nodeId, bytes: value.length });
+      return;
+    }
+    if (!this.#room(nodeId)) return;
+    this.#leases.set(nodeId, { bootId, at, deleted: false, value: value.slice() });
+  }
+
+  /** A lease deleted (its agent stopped cleanly) or purged `ageMs` ago: it ends the lease of whoever held it. */
+  deleted(nodeId: string, ageMs = 0): void {
+    if (!this.#room(nodeId)) return;
+    const at = this.#clock.monotonic() - Math.max(0, ageMs);
+    this.#leases.set(nodeId, { bootId: this.#leases.get(nodeId)?.bootId, at, deleted: true, value: undefined });
+  }
+
+  /** Room for one more id: leases past their TTL are forgotten when the table is full; else the new id is dropped. */
+  #room(nodeId: string): boolean {
+    if (this.#leases.size < this.#maxKeys || this.#leases.has(nodeId)) return true;
+    const expired = this.#clock.monotonic() - this.ttlMs;
+    for (const [id, held] of this.#leases) if (held.at < expired) this.#leases.delete(id);
+    if (this.#leases.size < this.#maxKeys) return true;
+    this.#dropped?.drop('node_lease', 'table_full', { nodeId });
+    return false;
+  }
+}
+
+/** A running lease feed. */
+export interface NodeLeaseFeed {
+  /** Resolves once the leases stored when the feed started have been taken in (the table is then current). */
+  readonly caughtUp: Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Follows KV allot_nodes into `table` with an ordered consumer on its stream, started at the last message per key and
+ * then live (what a KV watch does; set up as the usage feed's, whose short expiry and heartbeat let it move to another
+ * server quickly). A replayed lease is aged as the usage feed ages a replayed snapshot: the newest JetStream timestamp
+ * known minus its own, two server times. With 10,000 agents this is 2,000 small messages a second, each a map write
+ * (a renewal stores the same bytes again, which are compared, not decoded).
+ */
+export async function followNodeLeases(
+  js: JetStreamClient,
+  table: NodeLeaseTable,
+  opts: { logger: Logger; dropped?: DroppedInput },
+): Promise<NodeLeaseFeed> {
+  const dropped = opts.dropped ?? new DroppedInput(opts.logger);
+  const stream = `KV_${KV_NODES}`;
+  const prefix = `$KV.${KV_NODES}.`;
+  const consumer = await js.consumers.get(stream, { deliver_policy: DeliverPolicy.LastPerSubject });
+  const messages = await consumer.consume({ expires: 5_000, idle_heartbeat: 2_000, max_messages: 1_000 });
+  let replaying = true;
+  let resolveCaughtUp: () => void = () => {};
+  const caughtUp = new Promise<void>((resolve) => (resolveCaughtUp = resolve));
+  const markCaughtUp = () => {
+    if (!replaying) return;
+    replaying = false;
+    table.caughtUp();
+    resolveCaughtUp();
   };
+  let newestStoredAt = await lastStoredAt(js, stream);
+  const info = await consumer.info(true).catch(() => undefined);
+  if (info !== undefined && info.num_pending === 0) markCaughtUp();
+
+  const onMessage = (m: JsMsg) => {
+    const nodeId = m.subject.startsWith(prefix) ? m.subject.slice(prefix.length) : '';
+    if (nodeId === '' || nodeId.length > 128) {
+      dropped.drop('node_lease', 'bad_key', { subject: m.subject.slice(0, 200) });
+      return;
+    }
+    const storedAt = Math.floor(Number(m.info.timestampNanos) / 1e6);
+    newestStoredAt = Math.max(newestStoredAt, storedAt);
+    const ageMs = replaying ? newestStoredAt - storedAt : 0;
+    const op = m.headers?.get('KV-Operation');
+    if (op === 'DEL' || op === 'PURGE') table.deleted(nodeId, ageMs);
+    else table.renewed(nodeId, m.data, ageMs);
+  };
+  const loop = (async () => {
+    for await (const m of messages) {
+      dropped.guard('node_lease', () => onMessage(m));
+      if (m.info.pending === 0) markCaughtUp();
+    }
+  })();
+  return {
+    caughtUp,
+    stop: async () => {
+      await messages.close();
+      await loop.catch(() => undefined);
+    },
+  };
+}
+
+/**
+ * Follows the leases from now on, whenever the bucket can be followed: it is made by the first agent (or `allot security
+ * setup`), so a coordinator that starts first retries every `retryMs` instead of waiting; the table stays not current
+ * (no lease judged) until then. `started` resolves once the stored leases are taken in, or the first try failed.
+ */
+export function startNodeLeaseFeed(
+  js: JetStreamClient,
+  table: NodeLeaseTable,
+  opts: { logger: Logger; dropped?: DroppedInput; retryMs?: number },
+): { readonly started: Promise<void>; stop(): Promise<void> } {
+  let feed: NodeLeaseFeed | undefined;
+  let stopped = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let resolveStarted: () => void = () => {};
+  const started = new Promise<void>((resolve) => (resolveStarted = resolve));
+  const attempt = () => {
+    followNodeLeases(js, table, opts).then(
+      (f) => {
+        if (stopped) return void f.stop();
+        feed = f;
+        void f.caughtUp.then(resolveStarted);
+      },
+      (e: unknown) => {
+        resolveStarted();
+        if (stopped) return;
+        opts.logger.info({ err: (e as Error).message }, 'node leases not followed yet (no bucket, or JetStream away); retrying');
+        timer = setTimeout(attempt, opts.retryMs ?? 2_000);
+        timer.unref();
+      },
+    );
+  };
+  attempt();
+  return {
+    started,
+    stop: async () => {
+      stopped = true;
+      if (timer !== undefined) clearTimeout(timer);
+      await feed?.stop();
+    },
+  };
+}
+
+/** The JetStream timestamp (ms) of a stream's last message; 0 when unknown. */
+async function lastStoredAt(js: JetStreamClient, stream: string): Promise<number> {
+  try {
+    const info = await (await js.jetstreamManager()).streams.info(stream);
+    const at = Date.parse(info.state.last_ts);
+    return Number.isFinite(at) ? at : 0;
+  } catch {
+    return 0;
+  }
 }

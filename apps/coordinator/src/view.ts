@@ -1,4 +1,16 @@
-import { worstHealth, type Health, type NodeLiveness, type NodeView, type Taint, type UsageSnapshot } from '@allot/core';
+import {
+  coreListLength,
+  PackedCores,
+  packedCoresOf,
+  withPackedCores,
+  worstHealth,
+  type CoreState,
+  type Health,
+  type NodeLiveness,
+  type NodeView,
+  type Taint,
+  type UsageSnapshot,
+} from '@allot/core';
 import type { ClusterUsage, NodeState as OperatorNodeState } from '@allot/protocol';
 import { ClusterIndex, type ClusterIndexOptions } from '@allot/placement';
 import { systemCoordinatorClock, type CoordinatorClock } from './store/clock.ts';
@@ -18,18 +30,42 @@ export interface LivenessTransition {
   readonly at: number;
 }
 
+/** A node's lease (KV allot_nodes) as this coordinator last saw it: liveness.ts follows the bucket. */
+export interface LeaseSeen {
+  /** The boot of the agent whose lease it is (for a deletion: whose lease the deletion ended; undefined: unknown). */
+  readonly bootId: string | undefined;
+  /** When this coordinator received the renewal (or deletion), minus its age on a cold start, on its monotonic clock. */
+  readonly at: number;
+  /** Deleted (the agent stopped cleanly) rather than renewed. */
+  readonly deleted: boolean;
+}
+
+/** The node leases the view judges liveness by, besides the reports. */
+export interface NodeLeaseSource {
+  /** The lease last seen of the node; undefined: none (never held, or expired before this coordinator started). */
+  seen(nodeId: string): LeaseSeen | undefined;
+  /** False until the leases stored at start have been read: no lease is judged then. */
+  current(): boolean;
+  /** A lease not renewed for this long has expired (the bucket's max_age). */
+  readonly ttlMs: number;
+  /** Its agent renews it this often. */
+  readonly renewEveryMs: number;
+}
+
 export interface ClusterViewOptions {
-  /** Ready -> suspect after this silence; default per node 3 x the heartbeatMs its snapshot announces. */
+  /** Ready -> suspect after this silence of reports; default per node 3 x the heartbeatMs its snapshot announces. */
   readonly suspectAfterMs?: number;
-  /** Suspect -> lost after this silence (and, with leaseHeld, once the node's lease is gone too). */
+  /** Suspect -> lost after this silence of reports (and, with leases, once the node's lease is gone too). */
   readonly lostAfterMs: number;
   /**
-   * Whether the node's agent still holds its lease (KV allot_nodes): true keeps a node silent past lostAfterMs
-   * suspect (it renews its lease, so it is alive and serving; only its reports do not arrive); false lets it be lost;
-   * undefined (not read yet, or the read failed) keeps it suspect until twice lostAfterMs, then silence decides.
-   * Absent: silence alone decides.
+   * The node leases (liveness.ts). A renewal by the boot whose reports the view holds is liveness as much as a report:
+   * a node is ready while its reports are fresh (within suspectAfterMs) or its lease is (renewed within
+   * max(suspectAfterMs, 2 renewal periods), so one late renewal does not make it suspect); suspect otherwise, and at
+   * once when its lease is deleted (a clean stop); lost once its reports are silent past lostAfterMs and its lease is
+   * gone (deleted, expired, or held by another boot). While the leases are not read yet, a node silent past
+   * lostAfterMs stays suspect until twice lostAfterMs. Absent: the reports' silence alone decides.
    */
-  readonly leaseHeld?: (nodeId: string) => boolean | undefined;
+  readonly leases?: NodeLeaseSource;
   readonly index?: ClusterIndexOptions;
   /** Silence is measured on `monotonic`; `wall` only stamps lastSeen and events. Default: the system clocks. */
   readonly clock?: CoordinatorClock;
@@ -67,14 +103,25 @@ interface NodeState {
 }
 
 /**
- * A heartbeat without the per-core list (its cores did not change since the agent sent them, usage-snapshot.ts) shows
- * the list held under the same digest. Holding none (a cold start replays each node's last message only), it shows
- * none until the agent's next list: placement counts cores by the snapshot's per-NUMA figures meanwhile.
+ * The snapshot as the view holds it. Its per-core list is packed (@allot/core packed-cores.ts: about 1 KB a 64-core
+ * node instead of 13.5 KB of objects, docs/benchmarks.md "Fleet"); readers still see `cpu.cores` as the list. A
+ * heartbeat without the list (its cores did not change since the agent sent them, usage-snapshot.ts) shows the list
+ * held under the same digest. Holding none (a cold start replays each node's last message only), it shows none until
+ * the agent's next list: placement counts cores by the snapshot's per-NUMA figures meanwhile.
  */
-function withHeldCores(snapshot: UsageSnapshot, held: UsageSnapshot | undefined): UsageSnapshot {
-  const digest = snapshot.cpu.coresDigest;
-  if (snapshot.cpu.cores.length > 0 || digest === undefined || held?.cpu.coresDigest !== digest) return snapshot;
-  return { ...snapshot, cpu: { ...snapshot.cpu, cores: held.cpu.cores } };
+function heldForm(snapshot: UsageSnapshot, held: UsageSnapshot | undefined): UsageSnapshot {
+  const cpu = snapshot.cpu;
+  if (coreListLength(cpu) > 0) return packedCoresOf(cpu) === undefined ? withCores(snapshot, cpu.cores) : snapshot;
+  const digest = cpu.coresDigest;
+  if (digest === undefined || held?.cpu.coresDigest !== digest || coreListLength(held.cpu) === 0) return snapshot;
+  const packed = packedCoresOf(held.cpu);
+  return { ...snapshot, cpu: packed === undefined ? { ...cpu, cores: held.cpu.cores } : withPackedCores(cpu, packed) };
+}
+
+/** `snapshot` showing `cores`, held packed (kept as they are when they do not pack: not the schema's shape). */
+function withCores(snapshot: UsageSnapshot, cores: CoreState[]): UsageSnapshot {
+  const packed = PackedCores.of(cores);
+  return { ...snapshot, cpu: packed === undefined ? { ...snapshot.cpu, cores } : withPackedCores(snapshot.cpu, packed) };
 }
 
 /** Health reasons listed one by one before the rest are summarised as a count. */
@@ -145,7 +192,7 @@ export class ClusterView {
       return null;
     }
     if (old !== undefined && old.snapshot.bootId === snapshot.bootId && snapshot.seq < old.snapshot.seq) return null;
-    snapshot = withHeldCores(snapshot, old?.snapshot);
+    snapshot = heldForm(snapshot, old?.snapshot);
     const age = Math.max(0, ageMs);
     let receivedAt = this.#clock.monotonic() - age;
     let lastSeen = this.#clock.wall() - age;
@@ -170,9 +217,9 @@ export class ClusterView {
   attachCores(nodeId: string, full: UsageSnapshot): boolean {
     const state = this.#nodes.get(nodeId);
     const held = state?.snapshot;
-    if (state === undefined || held === undefined || held.cpu.cores.length > 0 || full.cpu.cores.length === 0) return false;
+    if (state === undefined || held === undefined || coreListLength(held.cpu) > 0 || coreListLength(full.cpu) === 0) return false;
     if (full.nodeId !== nodeId || full.bootId !== held.bootId || full.cpu.coresDigest !== held.cpu.coresDigest) return false;
-    state.snapshot = { ...held, cpu: { ...held.cpu, cores: full.cpu.cores } };
+    state.snapshot = withCores(held, full.cpu.cores);
     this.index.upsert(this.#viewOf(nodeId, state));
     this.#changed(nodeId);
     return true;
@@ -362,16 +409,44 @@ export class ClusterView {
   }
 
   #livenessOf(state: NodeState): NodeLiveness {
-    const silence = this.#clock.monotonic() - state.receivedAt;
-    if (silence >= this.#options.lostAfterMs) {
-      // Once lost, only a new snapshot brings it back: its lease is not read again.
-      const leaseHeld = this.#options.leaseHeld;
-      if (state.liveness === 'lost' || leaseHeld === undefined) return 'lost';
-      const held = leaseHeld(state.snapshot.nodeId);
-      return held === false || (held === undefined && silence >= 2 * this.#options.lostAfterMs) ? 'lost' : 'suspect';
-    }
+    // Once lost, only a new snapshot (a new state) brings it back: a renewal alone does not (its view may be out of date).
+    if (state.liveness === 'lost') return 'lost';
+    const now = this.#clock.monotonic();
+    const silence = now - state.receivedAt;
+    const lostAfter = this.#options.lostAfterMs;
     const suspectAfter = this.#options.suspectAfterMs ?? 3 * state.snapshot.heartbeatMs;
-    return silence >= suspectAfter ? 'suspect' : 'ready';
+    const lease = this.#leaseOf(state);
+    if (lease === 'none') return silence >= lostAfter ? 'lost' : silence >= suspectAfter ? 'suspect' : 'ready';
+    if (lease === 'unknown') return silence >= 2 * lostAfter ? 'lost' : silence >= suspectAfter ? 'suspect' : 'ready';
+    if (silence >= lostAfter && (lease === 'gone' || lease === 'deleted')) return 'lost';
+    if (lease === 'deleted') return 'suspect';
+    if (silence < suspectAfter) return 'ready';
+    if (lease === 'gone') return 'suspect';
+    const renewEvery = (this.#options.leases as NodeLeaseSource).renewEveryMs;
+    return now - lease.at < Math.max(suspectAfter, 2 * renewEvery) ? 'ready' : 'suspect';
+  }
+
+  /**
+   * The node's lease as liveness of the agent whose reports the view holds: held (its boot renewed it within the TTL),
+   * deleted (it stopped cleanly), gone (expired, never seen, or held by another boot: not this agent's liveness),
+   * unknown (the leases not read yet), none (leases not followed).
+   */
+  #leaseOf(state: NodeState): LeaseSeen | 'deleted' | 'gone' | 'unknown' | 'none' {
+    const leases = this.#options.leases;
+    if (leases === undefined) return 'none';
+    if (!leases.current()) return 'unknown';
+    const seen = leases.seen(state.snapshot.nodeId);
+    if (seen === undefined) return 'gone';
+    if (seen.deleted) return seen.bootId === undefined || seen.bootId === state.snapshot.bootId ? 'deleted' : 'gone';
+    if (seen.bootId !== state.snapshot.bootId) return 'gone';
+    return this.#clock.monotonic() - seen.at < leases.ttlMs ? seen : 'gone';
+  }
+
+  /** The node's last sign of life on the monotonic clock: its last report, or its agent's last lease renewal if newer. */
+  #aliveAt(state: NodeState): number {
+    const seen = this.#options.leases?.seen(state.snapshot.nodeId);
+    const renewed = seen !== undefined && !seen.deleted && seen.bootId === state.snapshot.bootId;
+    return renewed ? Math.max(state.receivedAt, seen.at) : state.receivedAt;
   }
 
   #viewOf(nodeId: string, state: NodeState): NodeView {
@@ -396,7 +471,7 @@ export class ClusterView {
   #transition(nodeId: string, state: NodeState, from: NodeLiveness): LivenessTransition {
     const to = state.liveness;
     const kind = to === 'ready' ? 'node_returned' : to === 'suspect' ? 'node_suspect' : 'node_lost';
-    const silentMs = Math.max(0, Math.round(this.#clock.monotonic() - state.receivedAt));
+    const silentMs = Math.max(0, Math.round(this.#clock.monotonic() - this.#aliveAt(state)));
     return {
       kind,
       nodeId,
