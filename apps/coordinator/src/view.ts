@@ -1,16 +1,4 @@
-import {
-  coreListLength,
-  PackedCores,
-  packedCoresOf,
-  withPackedCores,
-  worstHealth,
-  type CoreState,
-  type Health,
-  type NodeLiveness,
-  type NodeView,
-  type Taint,
-  type UsageSnapshot,
-} from '@allot/core';
+import { worstHealth, type Health, type NodeLiveness, type NodeView, type Taint, type UsageSnapshot } from '@allot/core';
 import type { ClusterUsage, NodeState as OperatorNodeState } from '@allot/protocol';
 import { ClusterIndex, type ClusterIndexOptions } from '@allot/placement';
 import { systemCoordinatorClock, type CoordinatorClock } from './store/clock.ts';
@@ -103,25 +91,14 @@ interface NodeState {
 }
 
 /**
- * The snapshot as the view holds it. Its per-core list is packed (@allot/core packed-cores.ts: about 1 KB a 64-core
- * node instead of 13.5 KB of objects, docs/benchmarks.md "Fleet"); readers still see `cpu.cores` as the list. A
- * heartbeat without the list (its cores did not change since the agent sent them, usage-snapshot.ts) shows the list
- * held under the same digest. Holding none (a cold start replays each node's last message only), it shows none until
- * the agent's next list: placement counts cores by the snapshot's per-NUMA figures meanwhile.
+ * A heartbeat without the per-core list (its cores did not change since the agent sent them, usage-snapshot.ts) shows
+ * the list held under the same digest. Holding none (a cold start replays each node's last message only), it shows
+ * none until the agent's next list: placement counts cores by the snapshot's per-NUMA figures meanwhile.
  */
-function heldForm(snapshot: UsageSnapshot, held: UsageSnapshot | undefined): UsageSnapshot {
-  const cpu = snapshot.cpu;
-  if (coreListLength(cpu) > 0) return packedCoresOf(cpu) === undefined ? withCores(snapshot, cpu.cores) : snapshot;
-  const digest = cpu.coresDigest;
-  if (digest === undefined || held?.cpu.coresDigest !== digest || coreListLength(held.cpu) === 0) return snapshot;
-  const packed = packedCoresOf(held.cpu);
-  return { ...snapshot, cpu: packed === undefined ? { ...cpu, cores: held.cpu.cores } : withPackedCores(cpu, packed) };
-}
-
-/** `snapshot` showing `cores`, held packed (kept as they are when they do not pack: not the schema's shape). */
-function withCores(snapshot: UsageSnapshot, cores: CoreState[]): UsageSnapshot {
-  const packed = PackedCores.of(cores);
-  return { ...snapshot, cpu: packed === undefined ? { ...snapshot.cpu, cores } : withPackedCores(snapshot.cpu, packed) };
+function withHeldCores(snapshot: UsageSnapshot, held: UsageSnapshot | undefined): UsageSnapshot {
+  const digest = snapshot.cpu.coresDigest;
+  if (snapshot.cpu.cores.length > 0 || digest === undefined || held?.cpu.coresDigest !== digest) return snapshot;
+  return { ...snapshot, cpu: { ...snapshot.cpu, cores: held.cpu.cores } };
 }
 
 /** Health reasons listed one by one before the rest are summarised as a count. */
@@ -192,7 +169,7 @@ export class ClusterView {
       return null;
     }
     if (old !== undefined && old.snapshot.bootId === snapshot.bootId && snapshot.seq < old.snapshot.seq) return null;
-    snapshot = heldForm(snapshot, old?.snapshot);
+    snapshot = withHeldCores(snapshot, old?.snapshot);
     const age = Math.max(0, ageMs);
     let receivedAt = this.#clock.monotonic() - age;
     let lastSeen = this.#clock.wall() - age;
@@ -217,9 +194,9 @@ export class ClusterView {
   attachCores(nodeId: string, full: UsageSnapshot): boolean {
     const state = this.#nodes.get(nodeId);
     const held = state?.snapshot;
-    if (state === undefined || held === undefined || coreListLength(held.cpu) > 0 || coreListLength(full.cpu) === 0) return false;
+    if (state === undefined || held === undefined || held.cpu.cores.length > 0 || full.cpu.cores.length === 0) return false;
     if (full.nodeId !== nodeId || full.bootId !== held.bootId || full.cpu.coresDigest !== held.cpu.coresDigest) return false;
-    state.snapshot = withCores(held, full.cpu.cores);
+    state.snapshot = { ...held, cpu: { ...held.cpu, cores: full.cpu.cores } };
     this.index.upsert(this.#viewOf(nodeId, state));
     this.#changed(nodeId);
     return true;
