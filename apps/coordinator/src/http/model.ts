@@ -29,7 +29,10 @@ interface Tracked {
   /** The view's taints array as last seen: the view makes a new one whenever a node's taints change. */
   taints: NodeView['taints'];
   row: NodeRow;
-  /** The row without lastSeen, serialised: a row is sent again only when this changes. */
+  /**
+   * The row without lastSeen, serialised: a row is sent again only when this changes, and a page's snapshot is these
+   * strings with lastSeen put in front (no row rebuilt or serialised again for a page that connects).
+   */
   key: string;
   /** lastSeen as last sent. */
   sentSeen: number;
@@ -74,7 +77,29 @@ export function rowOf(v: NodeView): NodeRow {
 }
 
 function keyOf(row: NodeRow): string {
-  return JSON.stringify({ ...row, lastSeen: 0 });
+  const { lastSeen: _, ...rest } = row;
+  return JSON.stringify(rest);
+}
+
+/** A tracked row as JSON: its key with lastSeen as last sent. */
+function rowJson(t: Tracked): string {
+  return `{"lastSeen":${t.sentSeen},${t.key.slice(1)}`;
+}
+
+/**
+ * What one slow page missed while its socket was full (SseHub's catch-up), folded as it happens: the ids of the rows
+ * that changed or left and of the nodes only heard from, whether the summary or the tenants changed, the series points
+ * and the events. Bounded: at most `maxRows` row ids (past it a snapshot is cheaper, and the page gets one), ids of
+ * nodes in the view for `seen`, the series' capacity in points and maxEventsPerDelta events (the rest counted).
+ */
+export interface Backlog {
+  readonly rows: Set<string>;
+  readonly seen: Set<string>;
+  cluster: boolean;
+  tenants: boolean;
+  readonly points: SeriesPoint[];
+  readonly events: FeedEvent[];
+  eventsDropped: number;
 }
 
 /**
@@ -96,6 +121,9 @@ export class DashboardModel {
   #eventsDropped = 0;
   #clusterKey = '';
   #tenantsKey = '';
+  /** The summary and the tenants as last sent (a slow page's catch-up sends these). */
+  #lastCluster: ClusterSummary | undefined;
+  #lastTenants: TenantRow[] | undefined;
   #lastSampleAt = Number.NEGATIVE_INFINITY;
   /** Nodes whose view changed (or left) since the last tick: a tick looks at these only. */
   #dirty = new Set<string>();
@@ -175,16 +203,90 @@ export class DashboardModel {
     return [...rows.values()].sort((a, b) => (a.tenantId < b.tenantId ? -1 : a.tenantId > b.tenantId ? 1 : 0));
   }
 
-  /** Everything, for a page that just connected (or fell behind). */
-  snapshot(now: number): SnapshotMessage {
-    return {
-      now,
+  /**
+   * Everything, for a page that just connected (or fell too far behind), as JSON: the rows as of the last tick (each
+   * row's JSON kept since it last changed, so a page connecting to 10,000 nodes costs one string join, not 10,000
+   * rows built and serialised), so the next delta is exactly what changed after it. Rows in no particular order.
+   */
+  snapshotJson(now: number): string {
+    const rows: string[] = [];
+    for (const t of this.#tracked.values()) rows.push(rowJson(t));
+    const rest = JSON.stringify({
       cluster: this.cluster(now),
-      nodes: this.rows(),
       tenants: this.tenants(),
       series: this.series.toSeries(),
       events: this.#events.toArray(),
-    };
+    });
+    return `{"now":${now},"nodes":[${rows.join(',')}],${rest.slice(1)}`;
+  }
+
+  /** snapshotJson() as an object (tests, and readers that want one). */
+  snapshot(now: number): SnapshotMessage {
+    return JSON.parse(this.snapshotJson(now)) as SnapshotMessage;
+  }
+
+  /** An empty backlog for a page whose socket just filled. */
+  newBacklog(): Backlog {
+    return { rows: new Set(), seen: new Set(), cluster: false, tenants: false, points: [], events: [], eventsDropped: 0 };
+  }
+
+  /**
+   * Folds a delta a page missed into its backlog; false when the backlog would pass its bound (half the rows: a
+   * snapshot is then about as large as the catch-up, and the page gets one instead).
+   */
+  addToBacklog(b: Backlog, d: DeltaMessage): boolean {
+    for (const r of d.nodes ?? []) b.rows.add(r.nodeId);
+    for (const id of d.removed ?? []) b.rows.add(id);
+    if (d.seen !== undefined) for (const id of Object.keys(d.seen)) b.seen.add(id);
+    if (d.cluster !== undefined) b.cluster = true;
+    if (d.tenants !== undefined) b.tenants = true;
+    if (d.point !== undefined) {
+      b.points.push(d.point);
+      if (b.points.length > this.series.capacity) b.points.shift();
+    }
+    for (const e of d.events ?? []) {
+      if (b.events.length < this.#maxEventsPerDelta) b.events.push(e);
+      else b.eventsDropped += 1;
+    }
+    b.eventsDropped += d.eventsDropped ?? 0;
+    return b.rows.size <= Math.max(100, this.#tracked.size / 2);
+  }
+
+  /**
+   * What brings a page that missed deltas up to date, as SSE frames: each missed series point but the last as a delta
+   * of its own, then one delta with the current row of every node that changed (removed if it left), lastSeen of the
+   * nodes only heard from, the summary and the tenants as last sent, and the missed events. As of the last tick, like
+   * every delta, so the page's next delta follows on from it.
+   */
+  catchUpDeltas(b: Backlog, now: number): DeltaMessage[] {
+    const out: DeltaMessage[] = b.points.slice(0, -1).map((point) => ({ now, point }));
+    const delta: DeltaMessage = { now };
+    const nodes: NodeRow[] = [];
+    const removed: string[] = [];
+    for (const id of b.rows) {
+      const t = this.#tracked.get(id);
+      if (t === undefined) removed.push(id);
+      else nodes.push(t.row);
+    }
+    const seen: Record<string, number> = {};
+    let anySeen = false;
+    for (const id of b.seen) {
+      const t = this.#tracked.get(id);
+      if (t === undefined || b.rows.has(id)) continue;
+      seen[id] = t.sentSeen;
+      anySeen = true;
+    }
+    if (nodes.length > 0) delta.nodes = nodes;
+    if (removed.length > 0) delta.removed = removed;
+    if (anySeen) delta.seen = seen;
+    if (b.cluster && this.#lastCluster !== undefined) delta.cluster = this.#lastCluster;
+    if (b.tenants && this.#lastTenants !== undefined) delta.tenants = this.#lastTenants;
+    const last = b.points.at(-1);
+    if (last !== undefined) delta.point = last;
+    if (b.events.length > 0) delta.events = b.events;
+    if (b.eventsDropped > 0) delta.eventsDropped = b.eventsDropped;
+    if (Object.keys(delta).length > 1) out.push(delta);
+    return out;
   }
 
   /** Adds a series point when one is due; returns it. */
@@ -273,6 +375,7 @@ export class DashboardModel {
       const clusterKey = JSON.stringify({ ...cluster, usage: { ...cluster.usage, at: 0 } });
       if (clusterKey !== this.#clusterKey) {
         this.#clusterKey = clusterKey;
+        this.#lastCluster = cluster;
         delta.cluster = cluster;
       }
     }
@@ -282,6 +385,7 @@ export class DashboardModel {
       const tenantsKey = JSON.stringify(tenants);
       if (tenantsKey !== this.#tenantsKey) {
         this.#tenantsKey = tenantsKey;
+        this.#lastTenants = tenants;
         delta.tenants = tenants;
       }
     }

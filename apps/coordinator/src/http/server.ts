@@ -11,11 +11,11 @@ import type { JetStreamClient } from '../nats-deps.ts';
 import type { ClusterView } from '../view.ts';
 import { DroppedInput } from '../dropped-input.ts';
 import { access, defaultAllowedHosts, isLoopback, TOKEN_PATTERN, type AccessPolicy } from './auth.ts';
-import type { AllocationsResponse, ClusterAllocationsResponse, NodeRow } from '@allot/protocol/http';
+import type { AllocationsResponse, ClusterAllocationsResponse, DeltaMessage, NodeRow } from '@allot/protocol/http';
 import { listAllocationsFromQuery } from './allocations-route.ts';
 import { followEvents } from './events-feed.ts';
-import { DashboardModel, type QuotaSource } from './model.ts';
-import { SseHub } from './sse.ts';
+import { DashboardModel, type Backlog, type QuotaSource } from './model.ts';
+import { frame, SseHub, type SseHubOptions } from './sse.ts';
 import { chooseDashboard, executableDashboard, serveStatic } from './static.ts';
 
 /*
@@ -79,7 +79,7 @@ export interface DashboardServer {
   /** http://host:port */
   readonly url: string;
   readonly model: DashboardModel;
-  readonly hub: SseHub;
+  readonly hub: SseHub<Backlog>;
   /** Routes matched by exact path before the built-in ones; add to it at any time (GET /metrics). */
   readonly extraRoutes: Map<string, RouteHandler>;
   /** Publishes the pending changes now instead of at the next tick (tests). */
@@ -127,6 +127,31 @@ export function filterRows(rows: NodeRow[], query: URLSearchParams): Result<Node
   );
 }
 
+/**
+ * The page feed: a snapshot of the model on connect, its deltas after, and a page that falls behind is sent what
+ * changed since what it was sent, at its own pace (model.ts, Backlog), not the deltas it missed nor a snapshot.
+ */
+export function dashboardHub(
+  model: DashboardModel,
+  now: () => number,
+  options: Omit<SseHubOptions<Backlog>, 'snapshotJson' | 'catchUp' | 'now'> = {},
+): SseHub<Backlog> {
+  return new SseHub<Backlog>({
+    ...options,
+    snapshotJson: () => model.snapshotJson(now()),
+    catchUpOff: {
+      start: () => model.newBacklog(),
+      add: (backlog, event, data) => event !== 'delta' || model.addToBacklog(backlog, data as DeltaMessage),
+      frames: (backlog) =>
+        model
+          .catchUpDeltas(backlog, now())
+          .map((d) => frame('delta', d))
+          .join(''),
+    },
+    now,
+  });
+}
+
 /** Starts the HTTP server, the event feed and the delta ticker. */
 export async function startHttpServer(deps: HttpDeps, options: HttpServerOptions): Promise<Result<DashboardServer>> {
   const now = options.now ?? Date.now;
@@ -154,11 +179,7 @@ export async function startHttpServer(deps: HttpDeps, options: HttpServerOptions
     ...(options.seriesEveryMs === undefined ? {} : { seriesEveryMs: options.seriesEveryMs }),
     ...(options.seriesPoints === undefined ? {} : { seriesPoints: options.seriesPoints }),
   });
-  const hub = new SseHub({
-    snapshot: () => model.snapshot(now()),
-    now,
-    ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
-  });
+  const hub = dashboardHub(model, now, options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs });
   const extraRoutes = options.extraRoutes ?? new Map<string, RouteHandler>();
 
   const allocations = async (res: ServerResponse, nodeId: string) => {

@@ -128,7 +128,7 @@ describe('SseHub: a slow client costs a bounded buffer', () => {
   const hubs: SseHub[] = [];
   afterEach(() => hubs.splice(0).forEach((h) => h.close()));
   const hubWith = (opts: Partial<ConstructorParameters<typeof SseHub>[0]> = {}) => {
-    const hub = new SseHub({ snapshot: () => ({ everything: true }), heartbeatMs: 60_000, ...opts });
+    const hub = new SseHub({ snapshotJson: () => JSON.stringify({ everything: true }), heartbeatMs: 60_000, ...opts });
     hubs.push(hub);
     return hub;
   };
@@ -153,7 +153,7 @@ describe('SseHub: a slow client costs a bounded buffer', () => {
     expect(hub.stats.unserialisable).toBe(1);
   });
 
-  it('writes nothing to a blocked client, then one snapshot instead of the deltas it missed', () => {
+  it('without a catch-up, writes nothing to a blocked client, then one snapshot instead of the deltas it missed', () => {
     const hub = hubWith();
     const slow = new FakeSink(10);
     const fast = new FakeSink(1 << 20);
@@ -184,7 +184,7 @@ describe('SseHub: a slow client costs a bounded buffer', () => {
     expect(stalled.destroyed).toBe(true);
     expect(hub.size).toBe(0);
 
-    const hub2 = hubWith({ maxBufferedBytes: 100, snapshot: () => ({ big: 'x'.repeat(1_000) }) });
+    const hub2 = hubWith({ maxBufferedBytes: 100, snapshotJson: () => JSON.stringify({ big: 'x'.repeat(1_000) }) });
     const huge = new FakeSink(1 << 20);
     hub2.add(huge);
     expect(huge.destroyed).toBe(true);
@@ -292,10 +292,10 @@ describe('SseHub on bad data', () => {
   it('counts a resync snapshot that cannot be built when a slow client drains, instead of throwing from the socket callback', () => {
     let calls = 0;
     const hub = new SseHub({
-      snapshot: () => {
+      snapshotJson: () => {
         calls += 1;
         if (calls > 1) throw new TypeError('Do not know how to serialize a BigInt');
-        return { ok: true };
+        return JSON.stringify({ ok: true });
       },
       heartbeatMs: 60_000,
     });
