@@ -25,7 +25,7 @@ import { createHostManager, createProbe, sampleHost } from './host.ts';
 import { LedgerJournal } from './ledger-journal.ts';
 import { AgentMetrics } from './metrics.ts';
 import { loadStateIdentity, NodeLease, NODE_LEASE_TTL_MS, type LeaseKv } from './node-lease.ts';
-import { buildUsageSnapshot, CoreListElision, type SnapshotContext } from './usage-snapshot.ts';
+import { buildUsageSnapshot, CoreListElision, IdleStatus, type SnapshotContext } from './usage-snapshot.ts';
 import { secureStateDir } from './state-dir.ts';
 
 export const AGENT_VERSION = ALLOT_VERSION;
@@ -50,6 +50,8 @@ export class Agent {
   #lease: NodeLease | undefined;
   #serviceStopped: Promise<void> | undefined;
   #usage: Coalescer<number> | undefined;
+  /** Changes announced to the usage publisher: its state, so a tick tells a change from an idle heartbeat. */
+  #changes = 0;
   readonly #events: EventPublisher;
   readonly #metrics: AgentMetrics;
   #timers: Array<ReturnType<typeof setInterval>> = [];
@@ -234,22 +236,28 @@ export class Agent {
       heartbeatMs: this.config.heartbeatMs,
       overcommit: { memory: this.config.memory.overcommitRatio, cpu: this.config.cpu.overcommitRatio },
     };
-    const elision = new CoreListElision();
+    const elision = new CoreListElision(undefined, this.config.heartbeatMs);
+    const idle = new IdleStatus(this.config.idleStatusMs ?? this.config.heartbeatMs, this.config.heartbeatMs);
     this.#usage = new Coalescer<number>({
       minIntervalMs: this.config.usagePublishMinIntervalMs,
       heartbeatMs: this.config.heartbeatMs,
-      publish: async () => {
+      // `change` is the number of changes announced (statusChanged): a heartbeat tick repeats the last one.
+      publish: async (change) => {
         const snapshot = await this.usageSnapshot(ctx);
         if (!snapshot.ok) return false;
         const now = performance.now();
+        if (!idle.due(snapshot.value, change, now)) return true; // idle: the node lease says it lives
         const wire = elision.forPublish(snapshot.value, now);
         const sent = await publishDurable(js, usageSubject(this.config.nodeId), wire, { timeoutMs: 2_000 });
-        if (sent.ok) elision.published(wire, now);
+        if (sent.ok) {
+          elision.published(wire, now);
+          idle.published(snapshot.value, change, now);
+        }
         return sent.ok;
       },
       onError: (error) => log.debug({ err: error }, 'usage publish failed; retrying at the next tick'),
     });
-    this.host.onChange((seq) => this.#usage?.update(seq));
+    this.host.onChange(() => this.#statusChanged());
 
     const lease = await this.#acquireLease(nc, identity, log);
     if (!lease.ok) return lease;
@@ -281,7 +289,7 @@ export class Agent {
     });
     if (!service.ok) return service;
     this.#service = service.value;
-    this.#usage.update(0);
+    this.#statusChanged();
     this.#events.publish(
       { kind: 'agent_started', nodeId: this.config.nodeId, at: Date.now(), reason: `boot ${this.bootId}, recovery ${this.#recoveryMs} ms` },
       `${this.config.nodeId}-boot-${this.bootId}`,
@@ -379,7 +387,7 @@ export class Agent {
   /** After a NATS outage: publish the current state again and send the events that waited. */
   #republish(): void {
     this.log.info('reconnected to NATS; republishing state');
-    this.#usage?.update(Date.now());
+    this.#statusChanged();
     void this.#events.drain();
   }
 
@@ -392,7 +400,12 @@ export class Agent {
     this.#health = change.health;
     this.#host?.setHealthThresholds('memory', change.health);
     this.#host?.setHealthThresholds('cpu', change.health);
-    this.#usage?.update(Date.now());
+    this.#statusChanged();
+  }
+
+  /** Something a coordinator reads changed (or must be sent again): the status goes out now, not at the idle period. */
+  #statusChanged(): void {
+    this.#usage?.update(++this.#changes);
   }
 
   async usageSnapshot(ctx: SnapshotContext): Promise<Result<UsageSnapshot>> {

@@ -5,7 +5,7 @@ import { encode } from '@allot/protocol';
 import { describe, expect, it } from 'vitest';
 import { AgentConfigSchema } from './config/index.ts';
 import { createHostManager } from './host.ts';
-import { buildUsageSnapshot, CoreListElision } from './usage-snapshot.ts';
+import { buildUsageSnapshot, CoreListElision, IdleStatus } from './usage-snapshot.ts';
 
 const config = AgentConfigSchema.parse({ nodeId: 'n1', stateDir: '/nonexistent' });
 const ctx = { nodeId: 'n1', bootId: 'b', labels: {}, heartbeatMs: 2000, overcommit: { memory: 1, cpu: 1 } };
@@ -72,5 +72,43 @@ describe('usage heartbeats without the per-core list', () => {
     expect(publish(elision, await snapshotOf(host), 59_999).cpu.cores).toEqual([]);
     expect(publish(elision, await snapshotOf(host), 60_000).cpu.cores).toHaveLength(16);
     expect(publish(elision, await snapshotOf(host), 62_000).cpu.cores).toEqual([]);
+  });
+
+  it('with idle status every 60 s on 2 s ticks, carries the list in each idle status, not every second one', async () => {
+    const host = await hostOf();
+    const elision = new CoreListElision(60_000, 2_000);
+    const idle = new IdleStatus(60_000, 2_000);
+    const sent: { at: number; cores: number }[] = [];
+    for (let at = 0; at <= 240_000; at += 2_000) {
+      const snapshot = await snapshotOf(host);
+      if (!idle.due(snapshot, 1, at)) continue;
+      const wire = publish(elision, snapshot, at);
+      idle.published(snapshot, 1, at);
+      sent.push({ at, cores: wire.cpu.cores.length });
+    }
+    expect(sent).toEqual([0, 58_000, 116_000, 174_000, 232_000].map((at) => ({ at, cores: 16 })));
+  });
+});
+
+describe('status on change, and when idle every idleStatusMs', () => {
+  it('sends each change at once and an unchanged status only once the idle period is due by the next tick', async () => {
+    const host = await hostOf();
+    const snapshot = await snapshotOf(host);
+    const idle = new IdleStatus(10_000, 1_000);
+    expect(idle.due(snapshot, 1, 0)).toBe(true);
+    idle.published(snapshot, 1, 0);
+    expect([1_000, 5_000, 8_999].map((at) => idle.due(snapshot, 1, at))).toEqual([false, false, false]);
+    expect(idle.due(snapshot, 2, 1_000)).toBe(true); // a change announced
+    expect(idle.due({ ...snapshot, health: { status: 'degraded', reasons: ['memory 91% used'] } }, 1, 1_000)).toBe(true);
+    expect(idle.due(snapshot, 1, 9_000)).toBe(true);
+  });
+
+  it('with the default (idle period = heartbeat), sends on every tick as before', async () => {
+    const host = await hostOf();
+    const snapshot = await snapshotOf(host);
+    const idle = new IdleStatus(2_000, 2_000);
+    idle.published(snapshot, 1, 0);
+    // A tick may fire a little before the heartbeat after the last publish was recorded.
+    expect([1_990, 2_000, 4_000].map((at) => idle.due(snapshot, 1, at))).toEqual([true, true, true]);
   });
 });

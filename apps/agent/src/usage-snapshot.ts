@@ -72,21 +72,26 @@ const CORE_LIST_REFRESH_MS = 60_000;
  * the heartbeats of a host whose cores did not change hands: the coordinators keep the list they last received under
  * the same `coresDigest`. The list goes out whenever its digest differs from the last one the stream stored, and at
  * least every `refreshMs`: its utilization figures refresh then, and a coordinator that started since (its replay
- * holds each node's last message only) gets the list. Times are monotonic milliseconds.
+ * holds each node's last message only) gets the list. Publishes come on the publish loop's ticks (`tickMs`, the
+ * heartbeat), so a refresh due before the next tick goes now: with idle status every 60 s (IdleStatus), each idle
+ * status carries the list, not every second one. Times are monotonic milliseconds.
  */
 export class CoreListElision {
   readonly #refreshMs: number;
+  readonly #tickMs: number;
   #storedDigest: string | undefined;
   #storedAt = Number.NEGATIVE_INFINITY;
 
-  constructor(refreshMs = CORE_LIST_REFRESH_MS) {
+  constructor(refreshMs = CORE_LIST_REFRESH_MS, tickMs = 0) {
     this.#refreshMs = refreshMs;
+    this.#tickMs = tickMs;
   }
 
   /** The snapshot to publish now: `snapshot` itself, or the same without its per-core list. */
   forPublish(snapshot: UsageSnapshot, now: number): UsageSnapshot {
     const digest = snapshot.cpu.coresDigest;
-    if (digest === undefined || digest !== this.#storedDigest || now - this.#storedAt >= this.#refreshMs) return snapshot;
+    const refreshDue = now - this.#storedAt + this.#tickMs >= this.#refreshMs;
+    if (digest === undefined || digest !== this.#storedDigest || refreshDue) return snapshot;
     return { ...snapshot, cpu: { ...snapshot.cpu, cores: [] } };
   }
 
@@ -95,5 +100,38 @@ export class CoreListElision {
     if (published.cpu.cores.length === 0) return;
     this.#storedDigest = published.cpu.coresDigest;
     this.#storedAt = now;
+  }
+}
+
+/**
+ * Status on change, and when idle only every `idleStatusMs` (the kubelet's NodeStatus beside its Lease): liveness is the
+ * node lease the agent renews every 5 s, which coordinators of this release watch, so an idle host need not send its
+ * status every heartbeat. The publish loop ticks every heartbeat; a tick sends the status when something changed since
+ * the last one stored (a change the agent announced: an allocation, a cordon, a reload, a reconnect; or the health),
+ * else once `idleStatusMs` has passed (a period due before the next tick goes now, so equal periods change nothing).
+ */
+export class IdleStatus {
+  readonly #idleStatusMs: number;
+  readonly #tickMs: number;
+  #change: number | undefined;
+  #health: string | undefined;
+  #at = Number.NEGATIVE_INFINITY;
+
+  constructor(idleStatusMs: number, tickMs: number) {
+    this.#idleStatusMs = idleStatusMs;
+    this.#tickMs = tickMs;
+  }
+
+  /** Whether to send `snapshot` now; `change` counts the changes announced so far. */
+  due(snapshot: UsageSnapshot, change: number, now: number): boolean {
+    if (change !== this.#change || JSON.stringify(snapshot.health) !== this.#health) return true;
+    return now - this.#at + this.#tickMs >= this.#idleStatusMs;
+  }
+
+  /** Tells that the stream stored the status of `snapshot`, built after `change` changes. */
+  published(snapshot: UsageSnapshot, change: number, now: number): void {
+    this.#change = change;
+    this.#health = JSON.stringify(snapshot.health);
+    this.#at = now;
   }
 }

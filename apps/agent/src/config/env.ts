@@ -20,6 +20,7 @@ export const AGENT_ENV_BINDINGS: readonly EnvBinding[] = [
   { name: 'ALLOT_CPU_HARD_LIMIT_VCPUS', path: ['cpu', 'hardLimitVcpus'], kind: 'number' },
   { name: 'ALLOT_SAMPLING_INTERVAL_MS', path: ['samplingIntervalMs'], kind: 'number' },
   { name: 'ALLOT_HEARTBEAT_MS', path: ['heartbeatMs'], kind: 'number' },
+  { name: 'ALLOT_IDLE_STATUS_MS', path: ['idleStatusMs'], kind: 'number' },
   { name: 'ALLOT_USAGE_PUBLISH_MIN_INTERVAL_MS', path: ['usagePublishMinIntervalMs'], kind: 'number' },
   { name: 'ALLOT_SHUTDOWN_GRACE_MS', path: ['shutdownGraceMs'], kind: 'number' },
   { name: 'ALLOT_SIMULATED_HOST', path: ['simulatedHost'], kind: 'hostSize' },

@@ -142,6 +142,15 @@ describe('refusing a bad configuration', () => {
     );
   });
 
+  it('takes idleStatusMs from the file or ALLOT_IDLE_STATUS_MS, and refuses one below heartbeatMs', () => {
+    expect(value(load({ file: { idleStatusMs: 60_000 } })).idleStatusMs).toBe(60_000);
+    expect(value(load({ env: { ALLOT_IDLE_STATUS_MS: '30000' } })).idleStatusMs).toBe(30_000);
+    expect(value(load()).idleStatusMs).toBeUndefined(); // the heartbeat: an older coordinator judges by reports only
+    expect(problemsOf(load({ file: { heartbeatMs: 5_000, idleStatusMs: 2_000 } }))).toEqual([
+      expect.objectContaining({ path: 'idleStatusMs', source: FILE }),
+    ]);
+  });
+
   it('checks values against each other', () => {
     const problems = problemsOf(
       load({

@@ -158,8 +158,19 @@ export const AgentConfigSchema = z
     stateDir: z.string().min(1).max(4096),
     /** How often the probe is sampled. */
     samplingIntervalMs: z.int().min(100).max(600_000).default(1000),
-    /** A usage snapshot is published at least this often, changed or not. */
+    /**
+     * The publish loop's tick: a change is sent at once (coalesced, usagePublishMinIntervalMs), an idle status at most
+     * this often; snapshots announce it, and a coordinator calls a node suspect after 3 of them without a report
+     * (unless, on coordinators that watch the node leases, its lease is renewed).
+     */
     heartbeatMs: z.int().min(100).max(600_000).default(2000),
+    /**
+     * An idle host (nothing changed) sends its status this often; default heartbeatMs. The agent's node lease, renewed
+     * every 5 s, is its liveness for coordinators of this release, which watch the leases. Raise it (e.g. 60000) once
+     * every coordinator runs this release: an older one judges liveness from reports only and would call a host that
+     * reports every 60 s suspect after 3 x heartbeatMs of silence (docs/operations.md, "Rolling restarts and upgrades").
+     */
+    idleStatusMs: z.int().min(100).max(3_600_000).optional(),
     /** Changes closer together than this are coalesced into one usage snapshot. */
     usagePublishMinIntervalMs: z.int().min(0).max(60_000).default(250),
     /** When set, the host is simulated with this size instead of probed (the local cluster). */
@@ -188,6 +199,13 @@ export const AgentConfigSchema = z
         code: 'custom',
         path: ['samplingIntervalMs'],
         message: `${c.samplingIntervalMs} ms is not below health.probeStaleMs ${c.health.probeStaleMs} ms: every sample would look stale`,
+      });
+    }
+    if (c.idleStatusMs !== undefined && c.idleStatusMs < c.heartbeatMs) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['idleStatusMs'],
+        message: `${c.idleStatusMs} ms is below heartbeatMs ${c.heartbeatMs} ms: an idle status is sent on a heartbeat tick`,
       });
     }
     if (c.usagePublishMinIntervalMs > c.heartbeatMs) {
