@@ -1,4 +1,4 @@
-import type { NodeView } from '@allot/core';
+import { coreListLength, type NodeView } from '@allot/core';
 import type { AgentCaller } from './agents.ts';
 import type { ClusterView } from './view.ts';
 
@@ -27,7 +27,7 @@ const asks = new WeakMap<ClusterView, Map<string, Ask>>();
  */
 export async function withCoreList(view: ClusterView, agents: AgentCaller, nodeId: string): Promise<NodeView | undefined> {
   const v = view.get(nodeId);
-  if (v === undefined || v.snapshot.cpu.cores.length > 0 || v.snapshot.cpu.coresDigest === undefined) return v;
+  if (v === undefined || coreListLength(v.snapshot.cpu) > 0 || v.snapshot.cpu.coresDigest === undefined) return v;
   const byNode = asks.get(view) ?? new Map<string, Ask>();
   asks.set(view, byNode);
   const now = performance.now();

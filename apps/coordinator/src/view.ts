@@ -1,4 +1,16 @@
-import { worstHealth, type Health, type NodeLiveness, type NodeView, type Taint, type UsageSnapshot } from '@allot/core';
+import {
+  coreListLength,
+  PackedCores,
+  packedCoresOf,
+  withPackedCores,
+  worstHealth,
+  type CoreState,
+  type Health,
+  type NodeLiveness,
+  type NodeView,
+  type Taint,
+  type UsageSnapshot,
+} from '@allot/core';
 import type { ClusterUsage, NodeState as OperatorNodeState } from '@allot/protocol';
 import { ClusterIndex, type ClusterIndexOptions } from '@allot/placement';
 import { systemCoordinatorClock, type CoordinatorClock } from './store/clock.ts';
@@ -91,14 +103,64 @@ interface NodeState {
 }
 
 /**
- * A heartbeat without the per-core list (its cores did not change since the agent sent them, usage-snapshot.ts) shows
- * the list held under the same digest. Holding none (a cold start replays each node's last message only), it shows
- * none until the agent's next list: placement counts cores by the snapshot's per-NUMA figures meanwhile.
+ * The snapshot as the view holds it (docs/benchmarks.md, "Fleet": 4.3 KB a 64-core node instead of 17 KB):
+ * - its per-core list packed (@allot/core packed-cores.ts); readers still see `cpu.cores` as the list. A heartbeat
+ *   without the list (its cores did not change since the agent sent them, usage-snapshot.ts) shows the list held under
+ *   the same digest. Holding none (a cold start replays each node's last message only), it shows none until the
+ *   agent's next list: placement counts cores by the snapshot's per-NUMA figures meanwhile;
+ * - its strings its own: msgpackr's native string extractor (the sources' decoder; the release's pure build has none)
+ *   returns strings as slices of the whole message's text, so one bootId kept the whole report alive. They are copied
+ *   when they change and taken from the held snapshot while they do not (a heartbeat: a few comparisons).
  */
-function withHeldCores(snapshot: UsageSnapshot, held: UsageSnapshot | undefined): UsageSnapshot {
-  const digest = snapshot.cpu.coresDigest;
-  if (snapshot.cpu.cores.length > 0 || digest === undefined || held?.cpu.coresDigest !== digest) return snapshot;
-  return { ...snapshot, cpu: { ...snapshot.cpu, cores: held.cpu.cores } };
+function heldForm(snapshot: UsageSnapshot, held: UsageSnapshot | undefined): UsageSnapshot {
+  const cpu = snapshot.cpu;
+  const sameDigest = cpu.coresDigest !== undefined && held?.cpu.coresDigest === cpu.coresDigest;
+  const source = coreListLength(cpu) > 0 ? cpu : sameDigest && coreListLength(held.cpu) > 0 ? held.cpu : undefined;
+  const packed = source === undefined ? undefined : (packedCoresOf(source) ?? PackedCores.of(source.cores));
+  let own = cpu;
+  if (cpu.coresDigest !== undefined)
+    own = { ...cpu, coresDigest: sameDigest ? (held?.cpu.coresDigest as string) : ownCopy(cpu.coresDigest) };
+  let heldCpu = own;
+  if (packed !== undefined) heldCpu = withPackedCores(own, packed);
+  else if (source !== undefined && source !== cpu) heldCpu = { ...own, cores: source.cores };
+  return {
+    ...snapshot,
+    nodeId: held?.nodeId ?? ownCopy(snapshot.nodeId),
+    bootId: held?.bootId === snapshot.bootId ? held.bootId : ownCopy(snapshot.bootId),
+    labels: held !== undefined && sameStrings(held.labels, snapshot.labels) ? held.labels : ownValues(snapshot.labels),
+    health: held !== undefined && sameHealth(held.health, snapshot.health) ? held.health : ownHealth(snapshot.health),
+    cpu: heldCpu,
+  };
+}
+
+/** A string that shares no memory with the message it was decoded from (see heldForm). */
+const ownCopy = (s: string): string => JSON.parse(JSON.stringify(s)) as string;
+
+function sameStrings(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
+  const keys = Object.keys(b);
+  if (Object.keys(a).length !== keys.length) return false;
+  for (const k of keys) if (a[k] !== b[k]) return false;
+  return true;
+}
+
+const ownValues = (r: Readonly<Record<string, string>>): Record<string, string> =>
+  Object.fromEntries(Object.entries(r).map(([k, v]) => [k, ownCopy(v)]));
+
+const reasonsOf = (h: Health): readonly string[] => (h.status === 'degraded' || h.status === 'unhealthy' ? h.reasons : []);
+
+function sameHealth(a: Health, b: Health): boolean {
+  const ra = reasonsOf(a);
+  const rb = reasonsOf(b);
+  return a.status === b.status && ra.length === rb.length && ra.every((r, i) => r === rb[i]);
+}
+
+const ownHealth = (h: Health): Health =>
+  h.status === 'degraded' || h.status === 'unhealthy' ? { ...h, reasons: h.reasons.map(ownCopy) } : h;
+
+/** `snapshot` showing `cores` (an agent's answer to a node read), held packed unless they are not the schema's shape. */
+function withCores(snapshot: UsageSnapshot, cores: CoreState[]): UsageSnapshot {
+  const packed = PackedCores.of(cores);
+  return { ...snapshot, cpu: packed === undefined ? { ...snapshot.cpu, cores } : withPackedCores(snapshot.cpu, packed) };
 }
 
 /** Health reasons listed one by one before the rest are summarised as a count. */
@@ -169,7 +231,7 @@ export class ClusterView {
       return null;
     }
     if (old !== undefined && old.snapshot.bootId === snapshot.bootId && snapshot.seq < old.snapshot.seq) return null;
-    snapshot = withHeldCores(snapshot, old?.snapshot);
+    snapshot = heldForm(snapshot, old?.snapshot);
     const age = Math.max(0, ageMs);
     let receivedAt = this.#clock.monotonic() - age;
     let lastSeen = this.#clock.wall() - age;
@@ -194,9 +256,9 @@ export class ClusterView {
   attachCores(nodeId: string, full: UsageSnapshot): boolean {
     const state = this.#nodes.get(nodeId);
     const held = state?.snapshot;
-    if (state === undefined || held === undefined || held.cpu.cores.length > 0 || full.cpu.cores.length === 0) return false;
+    if (state === undefined || held === undefined || coreListLength(held.cpu) > 0 || coreListLength(full.cpu) === 0) return false;
     if (full.nodeId !== nodeId || full.bootId !== held.bootId || full.cpu.coresDigest !== held.cpu.coresDigest) return false;
-    state.snapshot = { ...held, cpu: { ...held.cpu, cores: full.cpu.cores } };
+    state.snapshot = withCores(held, full.cpu.cores);
     this.index.upsert(this.#viewOf(nodeId, state));
     this.#changed(nodeId);
     return true;

@@ -9,6 +9,7 @@ export * from './resource-manager.ts';
 export * from './host.ts';
 export * from './priority-usage.ts';
 export * from './cluster.ts';
+export * from './packed-cores.ts';
 export * from './validate.ts';
 export * from './probe.ts';
 export type { Logger } from './logger.ts';

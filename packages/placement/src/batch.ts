@@ -1,5 +1,6 @@
 import {
   ok,
+  sharedCoresPerNumaListed,
   tenantGroupKey,
   type AllocationRequest,
   type NodeView,
@@ -196,7 +197,7 @@ function withReservation(view: NodeView, request: AllocationRequest, group: stri
 function exclusiveCoresTaken(cpu: NodeView['snapshot']['cpu'], request: AllocationRequest): Map<number, number> {
   const idle = new Map<number, number>();
   if (cpu.numa !== undefined && cpu.numa.length > 0) for (const n of cpu.numa) idle.set(n.node, n.idleCores ?? n.sharedCores);
-  else for (const c of cpu.cores) if (c.role === 'shared') idle.set(c.numa, (idle.get(c.numa) ?? 0) + 1);
+  else for (const [node, n] of sharedCoresPerNumaListed(cpu)) idle.set(node, n);
   const vcpus = request.resources.vcpus;
   const whole = [...idle].find(([, n]) => n >= vcpus);
   if (whole !== undefined) return new Map([[whole[0], vcpus]]);

@@ -1,4 +1,4 @@
-import type { AllocationRequest, NodeView } from '@allot/core';
+import { coreListLength, sharedCoresListed, sharedCoresPerNumaListed, type AllocationRequest, type NodeView } from '@allot/core';
 import type { CapacityEntry, NodeStateReason } from './snapshot.ts';
 
 /*
@@ -41,10 +41,8 @@ export function sharedVcpuFit(view: NodeView): number {
 /** Shared-pool cores in the snapshot's core list (falls back to the sharedCores figure when the list is empty). */
 export function sharedCoreCount(view: NodeView): number {
   const c = view.snapshot.cpu;
-  if (c.cores.length === 0) return c.sharedCores;
-  let n = 0;
-  for (const core of c.cores) if (core.role === 'shared') n += 1;
-  return n;
+  // Counted without unpacking a list the coordinator's view holds packed: the index asks on every heartbeat.
+  return coreListLength(c) === 0 ? c.sharedCores : sharedCoresListed(c);
 }
 
 /** The CPU overcommit ratio as an integer percentage (1.5 -> 150), the way the agent applies it. */
@@ -91,13 +89,10 @@ function publishedIdleCores(view: NodeView): number | undefined {
  * pool core: optimistic, the agent refuses and the place flow moves on).
  */
 export function coresPerNumaNode(view: NodeView, exclusive: boolean): Map<number, number> {
-  const perNode = new Map<number, number>();
   const numa = view.snapshot.cpu.numa;
-  if (numa !== undefined && numa.length > 0) {
-    for (const n of numa) perNode.set(n.node, exclusive ? (n.idleCores ?? n.sharedCores) : n.sharedCores);
-    return perNode;
-  }
-  for (const core of view.snapshot.cpu.cores) if (core.role === 'shared') perNode.set(core.numa, (perNode.get(core.numa) ?? 0) + 1);
+  if (numa === undefined || numa.length === 0) return sharedCoresPerNumaListed(view.snapshot.cpu);
+  const perNode = new Map<number, number>();
+  for (const n of numa) perNode.set(n.node, exclusive ? (n.idleCores ?? n.sharedCores) : n.sharedCores);
   return perNode;
 }
 
