@@ -596,7 +596,10 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
         return;
       }
       // Refused for good: the move was settled the other way (an expired hold is aborted; a confirmed move is not).
-      if (reply.error.details?.['reason'] === 'aborted') m.outcome = 'aborted';
+      const reason = reply.error.details?.['reason'];
+      checkSettleTruth(m, reason);
+      // Preempted while only held: the VM never left its source (which stays), as after an abort.
+      if (reason === 'aborted' || (reason === 'preempted' && reply.error.details?.['state'] === 'released')) m.outcome = 'aborted';
       if (reply.error.details?.['state'] === 'confirmed') {
         // Confirmed by another hand (the reconciler, a confirm that was unanswered): the VM is its destination now.
         m.outcome = 'confirmed';
@@ -614,6 +617,19 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
       m.outcome = 'unknown';
       unanswered.push({ m, verb });
     }
+  };
+
+  /**
+   * A settle answer tells the truth about the destination: `preempted` only when a `preempted` record released it, and
+   * never `aborted` when one did (a move whose destination was preempted was not aborted: seed 508).
+   */
+  const checkSettleTruth = (m: SimMove, reason: unknown): void => {
+    if (reason !== 'aborted' && reason !== 'preempted') return;
+    const copies = [...agents.values()].flatMap((agent) => agent.model.allOf(m.destRequestId).map((a) => ({ nodeId: agent.nodeId, a })));
+    const preempted = copies.some((c) => lifecycle?.isVictim(c.nodeId, c.a.id) === true);
+    if (reason === 'aborted' && preempted) sched.fail(`move ${m.moveId} answered aborted; its destination was preempted`);
+    if (reason === 'preempted' && !preempted && !copies.some((c) => c.nodeId === loss.nodeId))
+      sched.fail(`move ${m.moveId} answered preempted; no preempted record released its destination`);
   };
 
   /** A confirmed move: the tenant's placement is the destination from now on (its release, its checks). */

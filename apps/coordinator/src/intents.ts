@@ -46,6 +46,8 @@ export const PlacementIntentSchema = z.object({
   reply: PlaceReplySchema.optional(),
   error: AllotErrorSchema.optional(),
   releasedBy: ReleaseCauseSchema.optional(),
+  /** Released by a preemption: the preemptor's request id, when known (a later confirm of a move names it: moves/move.ts). */
+  preemptedBy: RequestIdSchema.optional(),
   /** The coordinator that last wrote it (for operators reading the bucket). */
   coordinatorId: z.string().max(64),
   /** Wall time of the last write, for operators only: no decision compares it with another clock. */

@@ -660,7 +660,7 @@ export class PlaceFlow {
     const victims = done.victims.map((v) => ({ allocationId: v.id, requestId: v.requestId, priority: v.priority }));
     const stillRunning = done.victims.some((v) => v.status === 'releasing');
     for (const victim of stillRunning ? [] : victims) {
-      const marked = await this.#markReleased(victim.requestId, 'preemption');
+      const marked = await this.#markReleased(victim.requestId, 'preemption', req.request.requestId);
       if (!marked.ok)
         this.#d.logger.warn(
           { requestId: victim.requestId, error: marked.error.message },
@@ -674,7 +674,7 @@ export class PlaceFlow {
   }
 
   /** The placement's intent (when the coordinators made it) becomes released: its usage is given back in the same write. */
-  async #markReleased(placementRequestId: string, cause: ReleaseCause): Promise<Result<void>> {
+  async #markReleased(placementRequestId: string, cause: ReleaseCause, preemptedBy?: string): Promise<Result<void>> {
     for (let round = 0; round < 8; round++) {
       const read = await this.#d.store.get(placementRequestId);
       if (!read.ok) return read;
@@ -683,7 +683,7 @@ export class PlaceFlow {
       // A move marked it while its release was in flight (sim seed 150 with moves): its held destination goes first.
       const dropped = await releaseHeldDestination(this.#d, at.value);
       if (!dropped.ok) return dropped;
-      const written = await this.#d.store.released(at, cause);
+      const written = await this.#d.store.released(at, cause, preemptedBy);
       if (written.ok) return ok(undefined);
       if (written.error.code !== 'conflict') return written;
     }

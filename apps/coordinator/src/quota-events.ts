@@ -80,7 +80,7 @@ export async function handleEndingEvent(intents: IntentStore, event: AllotEvent)
     // Ending it here would give its quota back before the destination counts (the tenant could place into that gap).
     if (intent.movingTo !== undefined && event.kind === 'released' && event.reason?.startsWith(MOVED_REASON) === true)
       return ok('move_confirming');
-    const released = await endPlacement(intents, at, causeOf(event)); // a moving source hands over its count
+    const released = await endPlacement(intents, at, causeOf(event), event.preemptedBy?.requestId); // a moving source hands over its count
     if (released.ok) return ok('released');
     if (released.error.code !== 'conflict') return released;
   }

@@ -597,7 +597,8 @@ export type MoveSettleRequest = z.infer<typeof MoveSettleRequestSchema>;
 
 /**
  * A move as stored in the placement intents. held: the destination is reserved, the source runs and counts;
- * confirmed: the destination is the placement (active, counted), the source released; aborted: the destination was
+ * confirmed: the destination is the placement (active, counted), the source released (the VM may have ended there
+ * since: a confirm or abort then answers `conflict`, reason `preempted` or `released`); aborted: the destination was
  * released (or its hold expired) and the source stays.
  */
 export const MoveSchema = z.object({

@@ -278,12 +278,13 @@ export class IntentStore {
   }
 
   /** placed (or pending whose node answered a released allocation) -> released; the usage is given back. */
-  async released(at: StoredIntent, cause: ReleaseCause): Promise<Result<StoredIntent>> {
+  async released(at: StoredIntent, cause: ReleaseCause, preemptedBy?: string): Promise<Result<StoredIntent>> {
     if (at.value.state !== 'placed' && at.value.state !== 'pending') return this.#wrongState(at, 'mark released');
     return this.#transition(at, {
       ...at.value,
       state: 'released',
       releasedBy: cause,
+      ...(preemptedBy === undefined ? {} : { preemptedBy }),
       coordinatorId: this.#o.coordinatorId,
       updatedAt: this.#o.clock.wall(),
     });

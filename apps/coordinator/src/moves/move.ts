@@ -97,12 +97,15 @@ function sourceOf(intent: StoredIntent): Move['source'] | undefined {
 /** The move as its destination intent tells it. */
 export function moveOf(dest: StoredIntent['value'], source: Move['source'], moveRequestId: string, sourceReleased?: boolean): Move {
   // Claimed for its abort, the destination is on its way out: the move is aborted (its release may still be in flight).
+  // Confirmed (its source handed it the count), it stays confirmed when the VM ends there later (released, preempted).
   const state: Move['state'] =
-    dest.state === 'released' || dest.state === 'failed' || dest.settling === 'abort'
+    dest.settling === 'abort'
       ? 'aborted'
-      : dest.movesFrom === undefined && dest.state === 'placed'
+      : dest.movesFrom === undefined && (dest.state === 'placed' || dest.state === 'released')
         ? 'confirmed'
-        : 'held';
+        : dest.state === 'released' || dest.state === 'failed'
+          ? 'aborted'
+          : 'held';
   const allocation = dest.reply?.allocation;
   return {
     moveRequestId,
@@ -382,6 +385,8 @@ export async function confirmMove(d: ConfirmDeps, r: MoveSettleRequest, tenantId
   };
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const v = dest.value;
+    const ended = await endedDestination(d, v, source, from, r.requestId);
+    if (ended !== undefined) return ended;
     if (v.settling === 'abort' || v.state === 'released' || v.state === 'failed') {
       // Aborted, or being aborted: that is finished, never the confirm (its source may be all that is left).
       const ended = v.settling === 'abort' && counts(v.state) ? await finishAbort(d, dest, `move ${r.requestId} aborted`) : ok(dest);
@@ -457,6 +462,63 @@ export async function confirmMove(d: ConfirmDeps, r: MoveSettleRequest, tenantId
     if (!again.ok) return again;
   }
   return err('unavailable', `move ${r.requestId} keeps changing; retry the confirm`, { requestId: r.requestId });
+}
+
+/**
+ * What a settle verb answers when the move's destination ended other than by the move's abort or an expired hold:
+ * after the move got past its point of no return (confirmed, or claimed for its confirm) and then was preempted or
+ * released there, or preempted while only held. Never "aborted": `conflict` with reason `preempted` (naming the
+ * preemptor when known) or `released`, and `state: 'confirmed'` when the VM had moved (its source is gone: a claimed
+ * confirm goes forward, releasing the source on its node and ending its intent first, `unavailable` while that node
+ * does not answer) or `state: 'released'` when it never left its source (which stays). undefined: not such a move.
+ */
+async function endedDestination(
+  d: ConfirmDeps,
+  v: StoredIntent['value'],
+  source: StoredIntent | null,
+  from: Move['source'],
+  moveRequestId: string,
+): Promise<Result<never> | undefined> {
+  if (v.state !== 'released' || v.settling === 'abort') return undefined;
+  const confirmed = v.movesFrom === undefined || v.settling === 'confirm';
+  const preempted = v.releasedBy === 'preemption';
+  if (!confirmed && !preempted) return undefined;
+  if (v.settling === 'confirm') {
+    const freed = await sourceFreed(d, source, from, v.nodeId, moveRequestId);
+    if (!freed.ok) return freed;
+    const gone = await endMovedSource(d, from.requestId, v);
+    if (!gone.ok) return gone;
+  }
+  const allocationId = v.reply?.allocation.id;
+  const what = preempted
+    ? `preempted${v.preemptedBy === undefined ? '' : ` by ${v.preemptedBy}`}`
+    : `released (${v.releasedBy ?? 'unknown'})`;
+  const message = confirmed
+    ? `move ${moveRequestId} was confirmed; its allocation ${allocationId ?? v.requestId} on ${v.nodeId} was since ${what}`
+    : `move ${moveRequestId}: its destination on ${v.nodeId} was ${what} before the move was confirmed; the allocation stays on ${from.nodeId}`;
+  return err('conflict', message, {
+    requestId: moveRequestId,
+    reason: preempted ? 'preempted' : 'released',
+    state: confirmed ? 'confirmed' : 'released',
+    nodeId: v.nodeId,
+    ...(allocationId === undefined ? {} : { allocationId }),
+    ...(v.releasedBy === undefined ? {} : { releasedBy: v.releasedBy }),
+    ...(v.preemptedBy === undefined ? {} : { preemptedBy: v.preemptedBy }),
+  });
+}
+
+/** The source intent of a claimed confirm whose destination ended: released, as the VM ended (its count goes back). */
+async function endMovedSource(d: ConfirmDeps, sourceRequestId: string, dest: StoredIntent['value']): Promise<Result<void>> {
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    const read = await d.store.get(sourceRequestId);
+    if (!read.ok) return read;
+    const at = read.value;
+    if (at === null || !countsAgainstQuota(at.value) || at.value.movingTo?.requestId !== dest.requestId) return ok(undefined);
+    const written = await d.store.released(at, dest.releasedBy ?? 'move', dest.preemptedBy);
+    if (written.ok) return ok(undefined);
+    if (written.error.code !== 'conflict') return written;
+  }
+  return err('unavailable', `placement ${sourceRequestId} keeps changing; retry the confirm`, { requestId: sourceRequestId });
 }
 
 /** The destination activated on its node (idempotent: a derived request id), or why not (its hold expired). */
@@ -562,13 +624,18 @@ async function releaseSource(d: ConfirmDeps, from: Move['source'], destNode: str
  * destination held or half-confirmed becomes the placement (its confirm activates it); one still pending, or being
  * aborted, is claimed for its abort and counted until it is proven gone (the abort or the next reconcile round).
  */
-export async function endPlacement(store: IntentStore, source: StoredIntent, cause: ReleaseCause): Promise<Result<unknown>> {
+export async function endPlacement(
+  store: IntentStore,
+  source: StoredIntent,
+  cause: ReleaseCause,
+  preemptedBy?: string,
+): Promise<Result<unknown>> {
   const moving = source.value.movingTo;
   const dest = moving === undefined ? undefined : await store.get(moving.requestId);
   if (dest !== undefined && !dest.ok) return dest;
   const held = dest?.value;
   if (held === undefined || held === null || !counts(held.value.state) || held.value.movesFrom?.requestId !== source.value.requestId)
-    return store.released(source, cause);
+    return store.released(source, cause, preemptedBy);
   if (held.value.state === 'pending' || held.value.settling === 'abort') return store.sourceEnded(source, held, cause);
   if (held.value.reply === undefined) return store.released(source, cause);
   return store.moveConfirmed(source, held, held.value.reply);
@@ -676,6 +743,11 @@ export async function abortMove(d: ConfirmDeps, r: MoveSettleRequest, tenantId: 
   const from = found.value.from;
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const v = dest.value;
+    // Past its point of no return and ended since (preempted, released): the move is not aborted, it was confirmed.
+    if (v.state === 'released' && (v.movesFrom === undefined || v.settling === 'confirm')) {
+      const ended = await endedDestination(d, v, found.value.source, from, r.requestId);
+      if (ended !== undefined) return ended;
+    }
     if (v.state === 'released' || v.state === 'failed') {
       await unmarkSource(d, from.requestId, v.requestId);
       return ok(moveOf(v, from, r.requestId));
