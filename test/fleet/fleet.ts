@@ -11,6 +11,8 @@ export interface FleetOptions {
   /** Worker processes the hosts are spread over (round robin). */
   readonly workers: number;
   readonly heartbeatMs: number;
+  /** An unchanged host reports this often (the agent's idleStatusMs); default heartbeatMs. */
+  readonly idleStatusMs?: number;
   /** Changes closer together than this are coalesced into one snapshot (the agent's usagePublishMinIntervalMs). */
   readonly usagePublishMinIntervalMs?: number;
   /** Every change the churn makes, as the workers report them (batched every 100 ms). */
@@ -18,8 +20,9 @@ export interface FleetOptions {
 }
 
 /** Host i of the fleet: `fleet-00042`, 64 cores, 256 GiB, in one of 3 zones and 100 racks. */
-export function fleetHost(i: number, heartbeatMs: number, usagePublishMinIntervalMs: number): SimHostSpec {
+export function fleetHost(i: number, heartbeatMs: number, usagePublishMinIntervalMs: number, idleStatusMs?: number): SimHostSpec {
   return {
+    ...(idleStatusMs === undefined ? {} : { idleStatusMs }),
     nodeId: `fleet-${String(i).padStart(5, '0')}`,
     cores: 64,
     memoryMiB: 262_144,
@@ -79,7 +82,9 @@ export class Fleet {
   async grow(n: number): Promise<void> {
     const byWorker = this.#workers.map(() => [] as SimHostSpec[]);
     for (let i = this.#size; i < n; i++)
-      byWorker[i % this.#workers.length]?.push(fleetHost(i, this.#options.heartbeatMs, this.#options.usagePublishMinIntervalMs ?? 250));
+      byWorker[i % this.#workers.length]?.push(
+        fleetHost(i, this.#options.heartbeatMs, this.#options.usagePublishMinIntervalMs ?? 250, this.#options.idleStatusMs),
+      );
     this.#size = Math.max(this.#size, n);
     await Promise.all(
       this.#workers.map((w, i) => {

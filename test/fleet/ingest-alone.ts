@@ -3,11 +3,16 @@
 // host's heartbeat spread over the period, `--churn` changes a second with a new seq) into a real nats-server, and two
 // real coordinator processes follow it; the hosts' own cost (N HostManagers) is left out, so this measures whether
 // JetStream stores the reports and the coordinators take them in. `--mode full`: every heartbeat carries the per-core
-// list (agents before the heartbeat change); `elided`: only the first (usage-snapshot.ts). Prints views complete, JetStream
-// acks/s, staleness, coordinator CPU and RSS, and a third coordinator's cold start (docs/benchmarks.md, "Fleet").
+// list (agents before the heartbeat change); `elided`: only the first (usage-snapshot.ts). Every host holds its node lease
+// in KV allot_nodes, taken and renewed every 5 s by the agent's own NodeLease (node-lease.ts), so the coordinators' watch
+// of the leases is in the figures. `--idle-status-ms` (default the heartbeat): an unchanged host reports this often, as
+// an agent with `idleStatusMs`; a change is reported at once. Prints views complete, JetStream acks/s, staleness,
+// coordinator CPU and RSS, and a third coordinator's cold start (docs/benchmarks.md, "Fleet").
 import type { UsageSnapshot } from '@allot/core';
-import { encode, usageSubject } from '@allot/protocol';
+import { ensureKv } from '@allot/nats';
+import { encode, KV_NODES, usageSubject } from '@allot/protocol';
 import { parseArgs } from 'node:util';
+import { NodeLease, NODE_LEASE_TTL_MS, type NodeLeaseOptions } from '../../apps/agent/src/node-lease.ts';
 import { CoreListElision } from '../../apps/agent/src/usage-snapshot.ts';
 import { jetstream } from '../../apps/coordinator/src/nats-deps.ts';
 import { connectTo, ensureTestStreams } from '../../apps/coordinator/src/testing/cluster.ts';
@@ -15,7 +20,7 @@ import { quantile } from '../harness/bench.ts';
 import { cleanupAll, startNatsServer } from '../harness/index.ts';
 import { ProcessSampler, startCoordinatorProcess } from './coordinators.ts';
 import { fleetHost } from './fleet.ts';
-import { SimHost, type SimHostShared } from './sim-host.ts';
+import { SimHost, silentLogger, type SimHostShared } from './sim-host.ts';
 import { StalenessTracker } from './staleness.ts';
 import { ViewWatch } from './view-watch.ts';
 
@@ -23,6 +28,7 @@ const { values } = parseArgs({
   options: {
     hosts: { type: 'string', default: '10000' },
     'heartbeat-ms': { type: 'string', default: '5000' },
+    'idle-status-ms': { type: 'string' },
     mode: { type: 'string', default: 'elided' },
     churn: { type: 'string', default: '100' },
     'steady-s': { type: 'string', default: '20' },
@@ -31,6 +37,7 @@ const { values } = parseArgs({
 });
 const hosts = Number(values.hosts);
 const heartbeatMs = Number(values['heartbeat-ms']);
+const idleStatusMs = Number(values['idle-status-ms'] ?? heartbeatMs);
 const churn = Number(values.churn);
 const elided = values.mode !== 'full';
 const log = (line: string) => console.log(line);
@@ -65,8 +72,33 @@ try {
   const firstBytes = ids.map((id) => as(full, id, 1));
   const beatBytes = ids.map((id) => as(elided ? beat : full, id, 1));
   log(
-    `ingest alone: ${hosts} hosts, heartbeat ${heartbeatMs} ms (${fmt((hosts * 1000) / heartbeatMs)}/s), ${churn} changes/s, mode ${elided ? 'elided' : 'full'}: heartbeat ${beatBytes[0]?.length} bytes, full ${firstBytes[0]?.length} bytes`,
+    `ingest alone: ${hosts} hosts, heartbeat ${heartbeatMs} ms, idle status ${idleStatusMs} ms (${fmt((hosts * 1000) / idleStatusMs)}/s), ${churn} changes/s, mode ${elided ? 'elided' : 'full'}: heartbeat ${beatBytes[0]?.length} bytes, full ${firstBytes[0]?.length} bytes`,
   );
+
+  // Every host's node lease, taken as an agent takes it (a few hundred at once), then renewed every 5 s by its own timer.
+  const kv = await ensureKv(js, KV_NODES, { history: 1, ttlMs: NODE_LEASE_TTL_MS, replicas: 1 });
+  if (!kv.ok) throw new Error(kv.error.message);
+  const leases: NodeLease[] = [];
+  let leasesLost = 0;
+  for (let i = 0; i < hosts; i += 250) {
+    const taken = await Promise.all(
+      ids
+        .slice(i, i + 250)
+        .map((nodeId) =>
+          NodeLease.acquire(
+            kv.value,
+            nodeId,
+            { identity: `${nodeId}-identity`, bootId: `${nodeId}-boot`, host: 'ingest-alone', pid: process.pid, since: Date.now() },
+            { log: silentLogger as NodeLeaseOptions['log'], onLost: () => void (leasesLost += 1) },
+          ),
+        ),
+    );
+    for (const t of taken) {
+      if (!t.ok) throw new Error(t.error.message);
+      leases.push(t.value);
+    }
+  }
+  log(`node leases: ${leases.length} taken; an unchanged host reports every ${idleStatusMs} ms`);
 
   const coordinators = [await startCoordinatorProcess(server.url, 'c1'), await startCoordinatorProcess(server.url, 'c2')];
   await Promise.all(coordinators.map((c) => c.ready));
@@ -108,7 +140,7 @@ try {
   const tick = setInterval(() => {
     // By the time passed, not the ticks: a late tick (a loaded machine) sends what fell due meanwhile.
     const now = performance.now();
-    carry += (hosts * (now - lastTick)) / heartbeatMs;
+    carry += (hosts * (now - lastTick)) / idleStatusMs;
     changeCarry += (churn * (now - lastTick)) / 1000;
     lastTick = now;
     for (; carry >= 1; carry -= 1) {
@@ -159,13 +191,16 @@ try {
   const usage = sampler.stop();
   const st = sortNum(tracker.samples);
   log(
-    `steady ${fmt(seconds)} s: sent ${fmt((sent - sent0) / seconds)}/s of ${fmt((hosts * 1000) / heartbeatMs + churn)}/s due (the publisher's own share of the CPU), JetStream acks ${fmt((acked - acked0) / seconds)}/s, ${behind - behind0} publishes held back (window full), ${failed} failed; staleness p50 ${fmt(quantile(st, 0.5))} ms p99 ${fmt(quantile(st, 0.99))} ms over ${st.length} of ${tracker.changes} changes`,
+    `steady ${fmt(seconds)} s: sent ${fmt((sent - sent0) / seconds)}/s of ${fmt((hosts * 1000) / idleStatusMs + churn)}/s due (the publisher's own share of the CPU), JetStream acks ${fmt((acked - acked0) / seconds)}/s, ${behind - behind0} publishes held back (window full), ${failed} failed; staleness p50 ${fmt(quantile(st, 0.5))} ms p99 ${fmt(quantile(st, 0.99))} ms over ${st.length} of ${tracker.changes} changes`,
   );
+  log(`ready at the end of the steady phase: ${watches.map((w, i) => `c${i + 1} ${w.ready()} of ${w.nodes.size}`).join(', ')}`);
   for (const [i, pid] of pids.entries()) {
     const u = usage.get(pid);
     log(`coordinator c${i + 1}: CPU ${u?.cpuMsPerSecond} ms/s, RSS max ${u?.rssMaxMiB} MiB`);
   }
-  log(`nats-server: CPU ${usage.get(server.pid ?? 0)?.cpuMsPerSecond} ms/s`);
+  log(
+    `nats-server: CPU ${usage.get(server.pid ?? 0)?.cpuMsPerSecond} ms/s; node leases renewed ${fmt((hosts * 1000) / 5_000)}/s, ${leasesLost} lost`,
+  );
 
   // Cold start beside the two: spawn -> ready -> every host ready in its feed.
   const cold = await startCoordinatorProcess(server.url, 'cold');
@@ -189,6 +224,7 @@ try {
     `cold start: ready ${fmt(readyAt - cold.spawnedAt)} ms, complete view ${coldDone === undefined ? `NOT within 60 s (${cw.ready()} ready)` : `${fmt(coldDone - cold.spawnedAt)} ms`}, RSS ${coldRss} MiB; ${timeline}`,
   );
   clearInterval(tick);
+  await Promise.all(leases.map((l) => l.release()));
   cw.close();
   for (const w of watches) w.close();
   await nc.close();

@@ -1,6 +1,7 @@
 // `pnpm fleet --hosts 10000`: the fleet simulator against real coordinator processes and a real nats-server; prints
 // every figure beside its target (docs/simulation.md, "The fleet"; figures in docs/benchmarks.md).
-//   --hosts N (10000)  --coordinators 2  --heartbeat-ms 2000  --churn 100 (changes/s)  --workers ceil(N/2500)
+//   --hosts N (10000)  --coordinators 2  --heartbeat-ms 2000  --idle-status-ms (the heartbeat)  --churn 100 (changes/s)
+//   --workers ceil(N/2500)
 //   --steady-s 10  --sequential 100  --pipelined 2000  --window 64  --dashboard-s 10  --no-dashboard
 import { parseArgs } from 'node:util';
 import { formatRows, runFleet } from './run.ts';
@@ -10,6 +11,7 @@ const { values } = parseArgs({
     hosts: { type: 'string', default: '10000' },
     coordinators: { type: 'string', default: '2' },
     'heartbeat-ms': { type: 'string', default: '2000' },
+    'idle-status-ms': { type: 'string' },
     churn: { type: 'string', default: '100' },
     workers: { type: 'string' },
     'steady-s': { type: 'string', default: '10' },
@@ -34,6 +36,7 @@ const rows = await runFleet({
   sizes: [...new Set([100, 1_000, hosts].filter((n) => n <= hosts))],
   coordinators: Math.max(1, int('coordinators', values.coordinators)),
   heartbeatMs: int('heartbeat-ms', values['heartbeat-ms']),
+  ...(values['idle-status-ms'] === undefined ? {} : { idleStatusMs: int('idle-status-ms', values['idle-status-ms']) }),
   churnPerSecond: int('churn', values.churn),
   workers: values.workers === undefined ? Math.max(1, Math.ceil(hosts / 2_500)) : int('workers', values.workers),
   steadySeconds: int('steady-s', values['steady-s']),

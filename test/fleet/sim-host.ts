@@ -6,7 +6,8 @@ import { AgentConfigSchema, type AgentConfig } from '../../apps/agent/src/config
 import { agentEndpoints } from '../../apps/agent/src/endpoints.ts';
 import { eventsOfRecord, refusalEvent, type EventPublisher } from '../../apps/agent/src/events.ts';
 import { createHostManager, createProbe, sampleHost } from '../../apps/agent/src/host.ts';
-import { buildUsageSnapshot, CoreListElision, type SnapshotContext } from '../../apps/agent/src/usage-snapshot.ts';
+import { NodeLease, type LeaseKv } from '../../apps/agent/src/node-lease.ts';
+import { buildUsageSnapshot, CoreListElision, IdleStatus, type SnapshotContext } from '../../apps/agent/src/usage-snapshot.ts';
 import type { DurableState, HostManager, HostRecord, ReplayableJournal } from '../../packages/managers/src/index.ts';
 
 /** What one simulated host is: its id, size and labels, and how often it reports. */
@@ -16,6 +17,8 @@ export interface SimHostSpec {
   readonly memoryMiB: number;
   readonly labels: Record<string, string>;
   readonly heartbeatMs: number;
+  /** An unchanged host reports this often (the agent's idleStatusMs); default heartbeatMs. */
+  readonly idleStatusMs?: number;
   readonly usagePublishMinIntervalMs: number;
 }
 
@@ -26,6 +29,8 @@ export interface SimHostShared {
   readonly events: EventPublisher;
   /** Called after each usage snapshot the stream acknowledged: (node, seq, at of the snapshot). */
   readonly onPublished?: (nodeId: string, seq: number) => void;
+  /** KV allot_nodes: each host takes and renews its node lease there, as the agent does. */
+  readonly leases?: LeaseKv;
 }
 
 type Logger = Parameters<typeof createProbe>[1];
@@ -63,9 +68,11 @@ class ForgetfulJournal implements ReplayableJournal {
 /**
  * One simulated host as its agent runs it: the real HostManager built by the agent's own code (apps/agent/src/host.ts,
  * a SimulatedProbe), the agent's real endpoint handlers, real usage snapshots (buildUsageSnapshot) published coalesced
- * with a heartbeat (the agent's Coalescer, without the per-core list while it is unchanged) on `allot.usage.<node>`, and the agent's events for every record. What is
- * not the agent's: no ledger on disk, no node lease, no NATS service of its own (a worker serves all its hosts on one
- * connection, worker.ts), the probe sampled at each snapshot rather than every second.
+ * with a heartbeat (the agent's Coalescer, without the per-core list while it is unchanged, and when idle only every
+ * idleStatusMs) on `allot.usage.<node>`, the agent's events for every record, and its node lease (the agent's NodeLease,
+ * renewed every 5 s) when the worker gives a bucket. What is not the agent's: no ledger on disk, no NATS service of its
+ * own (a worker serves all its hosts on one connection, worker.ts), the probe sampled at each snapshot rather than
+ * every second.
  */
 export class SimHost {
   readonly spec: SimHostSpec;
@@ -74,8 +81,11 @@ export class SimHost {
   #probe: HostProbe | undefined;
   #endpoints = new Map<string, EndpointSpec>();
   #usage: Coalescer<number> | undefined;
-  /** Heartbeats of unchanged cores leave the per-core list out, as the agent's do. */
-  readonly #elision = new CoreListElision();
+  /** Heartbeats of unchanged cores leave the per-core list out, as the agent's do; idle hosts report seldom. */
+  readonly #elision: CoreListElision;
+  readonly #idle: IdleStatus;
+  #changes = 0;
+  #lease: NodeLease | undefined;
   #ctx: SnapshotContext;
   #config: AgentConfig;
   readonly #shared: SimHostShared;
@@ -88,6 +98,8 @@ export class SimHost {
     this.spec = spec;
     this.#shared = shared;
     this.bootId = `${spec.nodeId}-${Date.now().toString(36)}`;
+    this.#elision = new CoreListElision(undefined, spec.heartbeatMs);
+    this.#idle = new IdleStatus(spec.idleStatusMs ?? spec.heartbeatMs, spec.heartbeatMs);
     this.#config = AgentConfigSchema.parse({
       nodeId: spec.nodeId,
       stateDir: '/nonexistent',
@@ -115,13 +127,24 @@ export class SimHost {
   /** Builds the host manager as the agent does, then starts publishing (the first snapshot at once). */
   async start(): Promise<void> {
     await this.build();
+    const kv = this.#shared.leases;
+    if (kv !== undefined) {
+      const holder = { identity: `${this.spec.nodeId}-identity`, bootId: this.bootId, host: 'fleet', pid: process.pid, since: Date.now() };
+      const lease = await NodeLease.acquire(kv, this.spec.nodeId, holder, { log: silentLogger, onLost: () => undefined });
+      if (!lease.ok) throw new Error(lease.error.message);
+      this.#lease = lease.value;
+    }
     this.#usage = new Coalescer<number>({
       minIntervalMs: this.spec.usagePublishMinIntervalMs,
       heartbeatMs: this.spec.heartbeatMs,
-      publish: () => this.#publish(),
+      publish: (change) => this.#publish(change),
     });
-    this.host.onChange(() => this.#usage?.update(this.seq));
-    this.#usage.update(0);
+    this.host.onChange(() => this.#statusChanged());
+    this.#statusChanged();
+  }
+
+  #statusChanged(): void {
+    this.#usage?.update(++this.#changes);
   }
 
   /** Builds the host manager as the agent does, and its endpoints; publishes nothing. */
@@ -165,14 +188,16 @@ export class SimHost {
     return { ok: true, value: buildUsageSnapshot(view.value, value, this.#ctx, Date.now()) };
   }
 
-  async #publish(): Promise<boolean> {
+  async #publish(change: number): Promise<boolean> {
     const snapshot = await this.snapshot();
     if (!snapshot.ok) return false;
     const now = performance.now();
+    if (!this.#idle.due(snapshot.value, change, now)) return true;
     const wire = this.#elision.forPublish(snapshot.value, now);
     const sent = await this.#shared.publisher.publish(usageSubject(this.spec.nodeId), wire);
     if (sent.ok) {
       this.#elision.published(wire, now);
+      this.#idle.published(snapshot.value, change, now);
       this.#shared.onPublished?.(this.spec.nodeId, snapshot.value.seq);
     }
     return sent.ok;
@@ -183,7 +208,7 @@ export class SimHost {
     this.degraded = degraded;
     const thresholds = degraded ? { ...this.#config.health, usedDegradedPermille: 1, committedDegradedPermille: 1 } : this.#config.health;
     this.host.setHealthThresholds('memory', thresholds);
-    this.#usage?.update(Date.now());
+    this.#statusChanged();
   }
 
   /** One request on `allot.agent.<node>.<verb>`, answered as the agent's service does (decode, handler, envelope). */
@@ -207,7 +232,8 @@ export class SimHost {
     msg.respond(encode(result), { headers: h });
   }
 
-  stop(): void {
+  async stop(): Promise<void> {
     this.#usage?.stop();
+    await this.#lease?.release();
   }
 }

@@ -1,7 +1,10 @@
 // One worker process of the fleet: many simulated hosts (sim-host.ts) on one NATS connection. Started by fleet.ts
 // with `fork`; told what to do over the IPC channel (WorkerCommand), reports back the same way (WorkerReport).
-import { AsyncJetStreamPublisher } from '@allot/nats';
+import { AsyncJetStreamPublisher, ensureKv } from '@allot/nats';
+import { KV_NODES } from '@allot/protocol';
+import { jetstream } from '../../apps/coordinator/src/nats-deps.ts';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { NODE_LEASE_TTL_MS } from '../../apps/agent/src/node-lease.ts';
 import { EventPublisher } from '../../apps/agent/src/events.ts';
 import { SimHost, silentLogger, type SimHostSpec } from './sim-host.ts';
 
@@ -47,7 +50,10 @@ async function main(): Promise<void> {
   let published = 0;
   let requests = 0;
   let pending: Change[] = [];
-  const shared = { publisher, events, onPublished: () => void (published += 1) };
+  // Each host holds its node lease, renewed every 5 s as the agent does: the coordinators watch them as liveness.
+  const leases = await ensureKv(jetstream(nc), KV_NODES, { history: 1, ttlMs: NODE_LEASE_TTL_MS, replicas: 1 });
+  if (!leases.ok) throw new Error(leases.error.message);
+  const shared = { publisher, events, leases: leases.value, onPublished: () => void (published += 1) };
 
   const add = async (specs: SimHostSpec[]): Promise<void> => {
     for (const spec of specs) {
@@ -130,12 +136,13 @@ async function main(): Promise<void> {
       churn(0);
       clearInterval(flusher);
       clearInterval(stats);
-      for (const h of hosts) h.stop();
       events.stop();
-      void nc.close().then(() => {
-        send({ kind: 'stopped' });
-        process.exit(0);
-      });
+      void Promise.all(hosts.map((h) => h.stop()))
+        .then(() => nc.close())
+        .then(() => {
+          send({ kind: 'stopped' });
+          process.exit(0);
+        });
     }
   });
   // The fleet died: nothing keeps a worker alive without it.
