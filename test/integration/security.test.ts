@@ -9,6 +9,7 @@ import {
   EvacuateReplySchema,
   eventSubject,
   HostLimitsSchema,
+  KV_NODES,
   MoveSchema,
   NodesReplySchema,
   PlaceBatchReplySchema,
@@ -20,7 +21,11 @@ import {
 import { AllocationSchema, HealthSchema, type NatsConnectionConfig } from '@allot/core';
 import { connectNats, requestTyped, silentLogger } from '@allot/nats';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { Kvm } from '@nats-io/kv';
 import { Packr } from 'msgpackr';
+import { followNodeLeases, NodeLeaseTable } from '../../apps/coordinator/src/liveness.ts';
+import { jetstream } from '../../apps/coordinator/src/nats-deps.ts';
+import { quietLogger } from '../../apps/coordinator/src/testing/cluster.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDeployment, type Deployment } from '../../apps/cli/src/security/deployment.ts';
 import { setupStorage } from '../../apps/cli/src/security/setup.ts';
@@ -388,6 +393,29 @@ describe('a secured deployment (allot security, nats-server with the generated p
     expect(await delivered(a, eventSubject('b', 'allocated'), { kind: 'allocated', nodeId: 'b', at: Date.now() })).toBe(0);
     // Its own subjects pass (the control).
     expect(await delivered(a, eventSubject('a', 'cordoned'), { kind: 'cordoned', nodeId: 'a', at: Date.now() })).toBe(1);
+  });
+
+  it("a coordinator watches every node's lease (its liveness); agent a cannot write or delete b's lease", async () => {
+    // The coordinator's own feed: an ordered consumer on KV_allot_nodes, created under $JS.API, delivered to its inbox.
+    const table = new NodeLeaseTable({ wall: Date.now, monotonic: () => performance.now() });
+    const feed = await followNodeLeases(jetstream(await client('coordinator', 'coordinator')), table, { logger: quietLogger });
+    await feed.caughtUp;
+    expect([table.seen('a')?.bootId, table.seen('b')?.bootId]).toEqual([
+      expect.any(String) as unknown as string,
+      expect.any(String) as unknown as string,
+    ]);
+    await feed.stop();
+    expect(coordinator.lines.some(isLogMsg('node leases not followed yet (no bucket, or JetStream away); retrying'))).toBe(false);
+
+    const admin = new Kvm(jetstream(await client('admin', 'admin')));
+    const before = await (await admin.open(KV_NODES)).get('b');
+    const aKv = await new Kvm(jetstream(await client('agent', 'a'))).open(KV_NODES);
+    const forged = new TextEncoder().encode(JSON.stringify({ identity: 'x', bootId: 'forged', host: 'a', pid: 1, since: 0 }));
+    await expect(aKv.put('b', forged)).rejects.toThrow();
+    await expect(aKv.delete('b')).rejects.toThrow();
+    const after = await (await admin.open(KV_NODES)).get('b');
+    expect(after?.operation).toBe('PUT');
+    expect(JSON.parse(new TextDecoder().decode(after?.value)).bootId).toBe(JSON.parse(new TextDecoder().decode(before?.value)).bootId);
   });
 
   it('a usage snapshot republished with another node id makes no phantom node (attack 2)', async () => {
