@@ -49,8 +49,11 @@ class Sink extends EventEmitter implements SseSink {
 class Page {
   readonly rows = new Map<string, NodeRow>();
   readonly frames: { event: string; bytes: number }[] = [];
+  readonly sink: Sink;
   #read = 0;
-  constructor(readonly sink: Sink) {}
+  constructor(sink: Sink) {
+    this.sink = sink;
+  }
   /** Applies the frames written since the last call. */
   sync(): this {
     const blocks = this.sink.text.slice(this.#read).split('\n\n');
@@ -85,7 +88,8 @@ function feed(nodes: number) {
   now = T0;
   const view = new ClusterView({ lostAfterMs: 60_000, suspectAfterMs: 15_000, clock });
   const id = (i: number) => `n${String(i).padStart(4, '0')}`;
-  for (let i = 0; i < nodes; i++) view.apply(syntheticSnapshot({ nodeId: id(i) }));
+  // A 30 s heartbeat: nodes that churn rarely stay ready through a test's few seconds, whatever the liveness rules.
+  for (let i = 0; i < nodes; i++) view.apply(syntheticSnapshot({ nodeId: id(i), heartbeatMs: 30_000 }));
   const model = new DashboardModel(view, undefined, { seriesEveryMs: 5_000 });
   const hub = dashboardHub(model, () => now, { heartbeatMs: 3_600_000 });
   const tick = () => {
@@ -95,13 +99,14 @@ function feed(nodes: number) {
   tick();
   let seq = 2;
   let k = 0;
+  let changed = 0;
   /** 250 ms of a fleet: `changes` nodes move (seq), `beats` only report again, every 20th change a node leaves. */
   const churn = (changes: number, beats: number) => {
     now += 250;
     for (let j = 0; j < changes; j++) {
       const n = id((k++ * 7) % nodes);
-      if (k % 20 === 0) view.setDecommissioned(n, { at: now, removedAt: now });
-      else view.apply(syntheticSnapshot({ nodeId: n, seq: seq++, memoryCommitted: seq, at: now }));
+      if (++changed % 20 === 0) view.setDecommissioned(n, { at: now, removedAt: now });
+      else view.apply(syntheticSnapshot({ nodeId: n, seq: seq++, memoryCommitted: seq, at: now, heartbeatMs: 30_000 }));
     }
     for (let j = 0; j < beats; j++) {
       const n = id((k++ * 13) % nodes);
@@ -138,7 +143,7 @@ describe('the dashboard feed: every page ends with the coordinator rows', () => 
     for (let t = 0; t < 20; t++) f.churn(10, 30);
     // Between two ticks: the view has moved on since the last one; the snapshot is as of that tick, the next delta the rest.
     now += 100;
-    f.view.apply(syntheticSnapshot({ nodeId: 'n0001', seq: 10_000, memoryCommitted: 1, at: now }));
+    f.view.apply(syntheticSnapshot({ nodeId: 'n0001', seq: 10_000, memoryCommitted: 1, at: now, heartbeatMs: 30_000 }));
     const late = connect(f);
     for (let t = 0; t < 5; t++) f.churn(10, 30);
     late.sync();

@@ -139,7 +139,7 @@ export function dashboardHub(
   return new SseHub<Backlog>({
     ...options,
     snapshotJson: () => model.snapshotJson(now()),
-    catchUpOff: {
+    catchUp: {
       start: () => model.newBacklog(),
       add: (backlog, event, data) => event !== 'delta' || model.addToBacklog(backlog, data as DeltaMessage),
       frames: (backlog) =>
