@@ -57,15 +57,17 @@ stateSelect.addEventListener('change', readFilter);
 tenantSelect.addEventListener('change', readFilter);
 window.addEventListener('hashchange', selectFromHash);
 
-/** Table rows need re-filtering and sorting (data or criteria changed), not just a redraw after a scroll. */
+/** Table rows need re-filtering and sorting (a snapshot, or the criteria changed), not just a redraw after a scroll. */
 let needsUpdate = true;
-let dataVersion = 0;
-let drawnVersion = -1;
+/** Nodes whose rows changed or left since the last render: put in place (O(changed)) unless the order moved. */
+const changedIds = new Set<string>();
 
+/** The tenant ids the filter offers, as last set. */
+let tenantOptions = '';
 function syncTenantOptions(): void {
   const ids = store.tenants.map((t) => t.tenantId);
-  const have = [...tenantSelect.options].slice(1).map((o) => o.value);
-  if (ids.join('\n') === have.join('\n')) return;
+  if (ids.join('\n') === tenantOptions) return;
+  tenantOptions = ids.join('\n');
   const current = tenantSelect.value;
   tenantSelect.replaceChildren(tenantSelect.options[0] as HTMLOptionElement, ...ids.map((id) => new Option(id, id)));
   tenantSelect.value = ids.includes(current) ? current : '';
@@ -79,11 +81,11 @@ store.onRender((dirty: Set<Part>) => {
     renderHealth(byId('cluster-health'), byId('cluster-reasons'), c);
   }
   if (dirty.has('table')) {
-    if (needsUpdate || drawnVersion !== dataVersion) {
+    if (needsUpdate || (changedIds.size > 0 && !table.replace(changedIds))) {
       table.update();
       needsUpdate = false;
-      drawnVersion = dataVersion;
     }
+    changedIds.clear();
     table.draw();
   } else if (dirty.has('lastSeen')) table.drawAges();
   if (dirty.has('detail') && detail.nodeId !== undefined && store.changedNodes.has(detail.nodeId)) detail.changed();
@@ -110,13 +112,14 @@ const moves = followMoves(byId('moves'), byId('moves-count'));
 connectStream({
   snapshot(m) {
     stats.snapshots += 1;
-    dataVersion += 1;
+    needsUpdate = true;
     store.applySnapshot(m);
     banner.hidden = true;
   },
   delta(m) {
     stats.deltas += 1;
-    if (m.nodes !== undefined || m.removed !== undefined) dataVersion += 1;
+    for (const n of m.nodes ?? []) changedIds.add(n.nodeId);
+    for (const id of m.removed ?? []) changedIds.add(id);
     store.applyDelta(m);
     if (m.events?.some((e) => e.kind.startsWith('move_')) === true) moves.refresh();
   },

@@ -120,6 +120,8 @@ interface RowEls {
   seen: HTMLElement;
   /** The row object drawn last, so an unchanged row costs nothing. */
   drawn: NodeRow | undefined;
+  /** Its translateY as last set. */
+  top: number;
 }
 
 /**
@@ -138,6 +140,14 @@ export class NodeTable {
   #filter: Filter = { label: '', state: '', tenant: '' };
   #selected: string | undefined;
   #all: Map<string, NodeRow> = new Map();
+  /** Where each shown row is in #rows (built by update()). */
+  #pos = new Map<string, number>();
+  /**
+   * The viewport's scroll offset (from its scroll events) and height (set by update()): draw() reads no layout, so a
+   * redraw after other parts of the page changed does not force the browser to lay the page out first.
+   */
+  #scrollTop = 0;
+  #height = 600;
   #now: () => number = Date.now;
   onCount: (shown: number, total: number) => void = () => {};
 
@@ -165,7 +175,14 @@ export class NodeTable {
       head.append(h);
     }
     this.#markSort();
-    viewport.addEventListener('scroll', requestDraw, { passive: true });
+    viewport.addEventListener(
+      'scroll',
+      () => {
+        this.#scrollTop = viewport.scrollTop;
+        requestDraw();
+      },
+      { passive: true },
+    );
     viewport.addEventListener('click', (e) => {
       const row = (e.target as HTMLElement).closest<HTMLElement>('.row[data-node-id]');
       if (row?.dataset['nodeId'] !== undefined) this.#onSelect(row.dataset['nodeId']);
@@ -198,17 +215,42 @@ export class NodeTable {
       return c !== 0 ? c * dir : a.nodeId < b.nodeId ? -1 : 1;
     });
     this.#rows = rows;
+    this.#pos = new Map(rows.map((n, i) => [n.nodeId, i]));
     this.#spacer.style.height = `${rows.length * ROW_HEIGHT}px`;
     // As tall as the rows up to 16 of them, then it scrolls.
-    this.#viewport.style.height = `${Math.max(3, Math.min(rows.length, 16)) * ROW_HEIGHT}px`;
+    this.#height = Math.max(3, Math.min(rows.length, 16)) * ROW_HEIGHT;
+    this.#viewport.style.height = `${this.#height}px`;
+    // The browser clamps the offset to the shorter list (and says so in a scroll event): draw the clamped window now.
+    this.#scrollTop = Math.min(this.#scrollTop, Math.max(0, rows.length * ROW_HEIGHT - this.#height));
     this.#markSort();
     this.onCount(rows.length, this.#all.size);
   }
 
+  /**
+   * Puts changed rows in place where neither their order nor the filter's verdict moved: O(changed), no pass over
+   * every row and no sort, which is what a delta usually is. False when update() is needed (a node came or left, or a
+   * row moved in the order or in or out of the filter); rows already put in place stay, update() redoes them anyway.
+   */
+  replace(nodeIds: Iterable<string>): boolean {
+    const key = this.#sort.key;
+    for (const id of nodeIds) {
+      const n = this.#all.get(id);
+      const i = this.#pos.get(id);
+      if (i === undefined) {
+        if (n === undefined || !matches(n, this.#filter)) continue;
+        return false;
+      }
+      const old = this.#rows[i];
+      if (n === undefined || old === undefined || !matches(n, this.#filter) || sortValue(old, key) !== sortValue(n, key)) return false;
+      this.#rows[i] = n;
+    }
+    return true;
+  }
+
   /** Draws the rows in view; `force` redraws rows even if their data object is unchanged (ages, selection). */
   draw(force = false): void {
-    const top = this.#viewport.scrollTop;
-    const height = this.#viewport.clientHeight || 600;
+    const top = this.#scrollTop;
+    const height = this.#height;
     const first = Math.max(0, Math.floor(top / ROW_HEIGHT) - OVERSCAN);
     const last = Math.min(this.#rows.length, Math.ceil((top + height) / ROW_HEIGHT) + OVERSCAN);
     const needed = last - first;
@@ -222,7 +264,11 @@ export class NodeTable {
         continue;
       }
       if (r.root.parentNode === null) this.#spacer.append(r.root);
-      r.root.style.transform = `translateY(${(first + i) * ROW_HEIGHT}px)`;
+      const y = (first + i) * ROW_HEIGHT;
+      if (r.top !== y) {
+        r.top = y;
+        r.root.style.transform = `translateY(${y}px)`;
+      }
       if (force || r.drawn !== n) this.#fill(r, n);
       r.root.classList.toggle('selected', n.nodeId === this.#selected);
     }
@@ -259,7 +305,7 @@ export class NodeTable {
     const taints = cell('taints');
     const labels = cell('labels');
     const seen = cell('seen');
-    return { root, node, state, memBar, memText, cpuBar, cpuText, allocs, cordon, taints, labels, seen, drawn: undefined };
+    return { root, node, state, memBar, memText, cpuBar, cpuText, allocs, cordon, taints, labels, seen, drawn: undefined, top: -1 };
   }
 
   #fill(r: RowEls, n: NodeRow): void {
@@ -307,7 +353,8 @@ export class NodeTable {
   }
 
   #fillSeen(r: RowEls, n: NodeRow): void {
-    r.seen.textContent = ago(this.#now() - n.lastSeen);
+    const text = ago(this.#now() - n.lastSeen);
+    if (r.seen.textContent !== text) r.seen.textContent = text;
   }
 
   /** Only the ages (every second, and after heartbeats that changed nothing else). */
