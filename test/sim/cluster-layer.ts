@@ -23,6 +23,7 @@ import { MemoryBucket } from '../../apps/coordinator/src/store/memory-bucket.ts'
 import { quietLogger } from '../../apps/coordinator/src/testing/cluster.ts';
 import { Sweep, SweepConfigSchema } from '../../apps/coordinator/src/sweep.ts';
 import { ClusterView } from '../../apps/coordinator/src/view.ts';
+import { knownUnheard } from '../../apps/coordinator/src/unheard-node.ts';
 import { evacuateNode } from '../../apps/coordinator/src/moves/evacuate.ts';
 import { abortMove, confirmMove, destinationRequestId, moveAllocation, type MoveDeps } from '../../apps/coordinator/src/moves/move.ts';
 import { AGENT_CPU_OVERCOMMIT, SimAgent } from './agent.ts';
@@ -176,6 +177,8 @@ class SimCoordinator implements EventConsumer {
       flow: this.flow,
       agents,
       knowsNode: (nodeId) => view.get(nodeId) !== undefined,
+      // As the coordinator does (no leases here): a node placements count on has not reported yet, retry.
+      knownUnheard: (nodeId) => knownUnheard({ countingOn: (n) => countingOn(store, n), clock }, nodeId),
       holdMs: 10_000,
       agentTimeoutMs: 1_000,
       logger: quietLogger,
@@ -1075,4 +1078,11 @@ function checkSettled(
     const allowed = a.reservation && a.activated !== 'ok' ? ['active', 'expired'] : ['active'];
     if (!allowed.includes(status)) sched.fail(`${what} is ${status} on ${a.nodeId}'s disk once settled`);
   }
+}
+
+/** Placements counted on a node by the tenants' usage records this store has seen (as coordinator.ts counts them). */
+function countingOn(store: IntentStore, nodeId: string): number {
+  let n = 0;
+  for (const { value } of store.cachedTenants()) n += value.usage.vmsPerNode[nodeId] ?? 0;
+  return n;
 }

@@ -335,8 +335,8 @@ export class Lifecycle {
         if (s.refusedClean === true && model.hasResize(s.resizeId))
           sched.fail(`resize ${s.resizeId} of ${allocationId} was refused, and it is on ${nodeId}'s disk once settled`);
       const last = sent.at(-1);
-      // A refusal after an unanswered attempt says nothing of that attempt (a coordinator just started answers not_found
-      // for a node its view has not heard from yet): its resize may be on the disk.
+      // A refusal after an unanswered attempt says nothing of that attempt (a refusal answers only the attempt it ends):
+      // its resize may be on the disk.
       if (last === undefined || sent.some((s) => s.outcome === 'unknown' || (s.outcome === 'refused' && s.refusedClean !== true))) continue;
       if (onDisk.status !== 'active') continue;
       const acked = sent

@@ -24,6 +24,7 @@ import { Reconciler } from './reconciler.ts';
 import { systemCoordinatorClock, type CoordinatorClock } from './store/clock.ts';
 import { NatsBucket } from './store/nats-bucket.ts';
 import { Sweep } from './sweep.ts';
+import { knownUnheard } from './unheard-node.ts';
 import { followUsage, type UsageFeed } from './usage-feed.ts';
 import { ClusterView, type LivenessTransition } from './view.ts';
 
@@ -305,6 +306,9 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
   const stopSweep = startLivenessSweep(view, { everyMs: config.liveness.checkEveryMs, onTransition, onRemovable, dropped });
 
   await manager.start();
+  // A node missing from the view that holds a lease or placements has not reported yet: retry, not not_found.
+  const knowsNode = (nodeId: string) => view.get(nodeId) !== undefined;
+  const unheard = (nodeId: string) => knownUnheard({ ...(leases === undefined ? {} : { leases }), countingOn, clock }, nodeId);
   const served: Result<ServedService> = await serveScheduler(
     nc,
     {
@@ -317,13 +321,14 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
       tenantDefaults: config.tenantDefaults,
       taints: nodeTaints,
       decommission: { nodeStates, view, store, agents, reconciler, logger, agentTimeoutMs: config.place.agentTimeoutMs, publishEvent },
-      resize: { store, agents, knowsNode: (nodeId) => view.get(nodeId) !== undefined, agentTimeoutMs: config.place.agentTimeoutMs, logger },
+      resize: { store, agents, knowsNode, knownUnheard: unheard, agentTimeoutMs: config.place.agentTimeoutMs, logger },
       batch: { view, store, agents, flow, logger, agentTimeoutMs: config.place.agentTimeoutMs },
       moves: {
         store,
         flow,
         agents,
-        knowsNode: (nodeId) => view.get(nodeId) !== undefined,
+        knowsNode,
+        knownUnheard: unheard,
         holdMs: config.place.moveHoldMs,
         agentTimeoutMs: config.place.agentTimeoutMs,
         logger,

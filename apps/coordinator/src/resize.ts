@@ -31,6 +31,8 @@ export interface ResizeDeps {
   readonly agents: AgentCaller;
   /** Whether a node has reported (an allocation id names its node: `<nodeId>:<counter>`). */
   readonly knowsNode: (nodeId: string) => boolean;
+  /** A node the view has not heard from that is known to exist (unheard-node.ts): `unavailable`, not `not_found`. */
+  readonly knownUnheard?: (nodeId: string) => boolean;
   readonly agentTimeoutMs?: number;
   readonly logger?: Logger;
 }

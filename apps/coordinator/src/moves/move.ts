@@ -41,6 +41,8 @@ export interface MoveDeps {
   readonly agents: AgentCaller;
   /** Whether a node has reported (an allocation id names its node: `<nodeId>:<counter>`). */
   readonly knowsNode: (nodeId: string) => boolean;
+  /** A node the view has not heard from that is known to exist (unheard-node.ts): `unavailable`, not `not_found`. */
+  readonly knownUnheard?: (nodeId: string) => boolean;
   /** How long a destination is held unconfirmed when the request names no holdMs. */
   readonly holdMs: number;
   readonly agentTimeoutMs?: number;
