@@ -65,10 +65,12 @@ try {
   const full = elision.forPublish(built.value, 0);
   elision.published(full, 0);
   const beat = elision.forPublish(built.value, 1);
+  // What the agent announces with idleStatusMs set: coordinators judge such a node by its lease renewals.
+  const announced = values['idle-status-ms'] === undefined ? {} : { idleStatusMs };
   const ids = Array.from({ length: hosts }, (_, i) => fleetHost(i, heartbeatMs, 250).nodeId);
   const seqs = new Map(ids.map((id) => [id, 1]));
   const as = (s: UsageSnapshot, nodeId: string, seq: number, committed = s.memory.committed) =>
-    encode({ ...s, nodeId, bootId: `${nodeId}-boot`, seq, heartbeatMs, memory: { ...s.memory, committed } });
+    encode({ ...s, nodeId, bootId: `${nodeId}-boot`, seq, heartbeatMs, ...announced, memory: { ...s.memory, committed } });
   const firstBytes = ids.map((id) => as(full, id, 1));
   const beatBytes = ids.map((id) => as(elided ? beat : full, id, 1));
   log(

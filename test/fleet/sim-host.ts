@@ -115,6 +115,7 @@ export class SimHost {
       bootId: this.bootId,
       labels: spec.labels,
       heartbeatMs: spec.heartbeatMs,
+      ...(spec.idleStatusMs === undefined ? {} : { idleStatusMs: spec.idleStatusMs }),
       overcommit: { memory: this.#config.memory.overcommitRatio, cpu: this.#config.cpu.overcommitRatio },
     };
   }

@@ -48,8 +48,9 @@ async function coordinator(): Promise<Coordinator> {
   return c.coordinator;
 }
 
+/** A report as an agent with `idleStatusMs` 60 s sends it: coordinators judge such a node by its lease renewals. */
 async function report(nodeId: string, seq = 1): Promise<void> {
-  await js.publish(usageSubject(nodeId), encode(syntheticSnapshot({ nodeId, seq })));
+  await js.publish(usageSubject(nodeId), encode({ ...syntheticSnapshot({ nodeId, seq }), idleStatusMs: 60_000 }));
 }
 
 /** The lease value an agent writes (node-lease.ts), for the boot syntheticSnapshot reports under. */

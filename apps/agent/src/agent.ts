@@ -234,6 +234,7 @@ export class Agent {
         return labels();
       },
       heartbeatMs: this.config.heartbeatMs,
+      ...(this.config.idleStatusMs === undefined ? {} : { idleStatusMs: this.config.idleStatusMs }),
       overcommit: { memory: this.config.memory.overcommitRatio, cpu: this.config.cpu.overcommitRatio },
     };
     const elision = new CoreListElision(undefined, this.config.heartbeatMs);

@@ -8,6 +8,8 @@ export interface SnapshotContext {
   readonly bootId: string;
   readonly labels: Record<string, string>;
   readonly heartbeatMs: number;
+  /** Announced when set (config idleStatusMs): coordinators that watch the node leases then judge the node by them. */
+  readonly idleStatusMs?: number;
   readonly overcommit: { readonly memory: number; readonly cpu: number };
 }
 
@@ -41,6 +43,7 @@ export function buildUsageSnapshot(view: HostView, health: Health, ctx: Snapshot
     allocationCount: view.allocationCount,
     priorities: view.priorities,
     heartbeatMs: ctx.heartbeatMs,
+    ...(ctx.idleStatusMs === undefined ? {} : { idleStatusMs: ctx.idleStatusMs }),
   };
 }
 

@@ -9,8 +9,9 @@ import { SweepConfigSchema } from './sweep.ts';
  * Liveness thresholds, as Nomad and the kubelet judge nodes: a node's agent proves it lives by its status reports and,
  * with leaseExpiry, by renewing its node lease in KV allot_nodes (every 5 s), which every coordinator watches. Suspect
  * once its reports are silent past suspectAfterMs (default, per node, 3 x the heartbeat its snapshots announce: 6 s at
- * the agent's default 2 s) and its lease unrenewed for max(suspectAfterMs, 10 s), or at once when its lease is deleted
- * (a clean stop); lost once its reports are silent past lostAfterMs (default 15 s, the lease's TTL) and its lease is gone.
+ * the agent's default 2 s) and, for a node announcing an idle status (idleStatusMs), its lease unrenewed for
+ * max(suspectAfterMs, 10 s); or at once when its lease is deleted (a clean stop). Lost once its reports are silent past
+ * lostAfterMs (default 15 s, the lease's TTL) and its lease is gone.
  */
 export const LivenessConfigSchema = z.strictObject({
   suspectAfterMs: z.int().min(10).max(3_600_000).optional(),

@@ -5,6 +5,9 @@ import { syntheticSnapshot } from './http/fixtures.ts';
 import { NodeLeaseTable } from './liveness.ts';
 import { ClusterView } from './view.ts';
 
+/** A report of a node that announces an idle status (it reports every 60 s when nothing changes). */
+const idleReport = (nodeId: string, seq = 1) => ({ ...syntheticSnapshot({ nodeId, seq }), idleStatusMs: 60_000 });
+
 const lease = (bootId: string, identity = 'id-1') =>
   new TextEncoder().encode(JSON.stringify({ identity, bootId, host: 'h', pid: 1, since: 0 }));
 
@@ -23,7 +26,7 @@ describe('ClusterView: node leases as liveness', () => {
   it('keeps a node ready for minutes on renewals alone, each up to 2 s late, with no report', () => {
     const { view, clock, table } = leasedView();
     table.renewed('a', lease('boot-a'));
-    view.apply(syntheticSnapshot({ nodeId: 'a' }));
+    view.apply(idleReport('a'));
     for (let t = 0; t < 300_000; t += 100) {
       clock.mono = t;
       // Renewed every 5 s, up to 2 s late (a loaded agent or JetStream), as the agent's timer restarts after each write.
@@ -35,7 +38,7 @@ describe('ClusterView: node leases as liveness', () => {
 
   it('turns a node whose renewals and reports stop suspect 10 s after its last renewal and lost at its 15 s TTL', () => {
     const { view, clock, table } = leasedView();
-    view.apply(syntheticSnapshot({ nodeId: 'a' }));
+    view.apply(idleReport('a'));
     clock.mono = 3_000;
     table.renewed('a', lease('boot-a'));
     clock.mono = 12_999;
@@ -49,13 +52,27 @@ describe('ClusterView: node leases as liveness', () => {
     // A renewal does not bring a lost node back: its next report does.
     table.renewed('a', lease('boot-a'));
     expect(view.sweep()).toEqual([]);
-    expect(view.apply(syntheticSnapshot({ nodeId: 'a', seq: 2 }))?.kind).toBe('node_returned');
+    expect(view.apply(idleReport('a', 2))?.kind).toBe('node_returned');
+  });
+
+  it('keeps judging a node that reports every heartbeat (no idle status) by its reports: suspect after 3 missed ones', () => {
+    const { view, clock, table } = leasedView();
+    table.renewed('a', lease('boot-a'));
+    view.apply(syntheticSnapshot({ nodeId: 'a' }));
+    clock.mono = 1_500;
+    table.renewed('a', lease('boot-a'));
+    expect(view.sweep().map((t) => t.kind)).toEqual(['node_suspect']);
+    // Its lease still keeps it from lost while renewed.
+    clock.mono = 16_000;
+    table.renewed('a', lease('boot-a'));
+    expect(view.sweep()).toEqual([]);
+    expect(view.get('a')?.liveness).toBe('suspect');
   });
 
   it('brings a suspect node back to ready on its next renewal', () => {
     const { view, clock, table } = leasedView();
     table.renewed('a', lease('boot-a'));
-    view.apply(syntheticSnapshot({ nodeId: 'a' }));
+    view.apply(idleReport('a'));
     clock.mono = 11_000;
     expect(view.sweep().map((t) => t.kind)).toEqual(['node_suspect']);
     table.renewed('a', lease('boot-a'));
@@ -65,7 +82,7 @@ describe('ClusterView: node leases as liveness', () => {
   it('sees a clean stop (lease deleted) at once: suspect, then lost after lostAfterMs of silence', () => {
     const { view, clock, table } = leasedView();
     table.renewed('a', lease('boot-a'));
-    view.apply(syntheticSnapshot({ nodeId: 'a' }));
+    view.apply(idleReport('a'));
     clock.mono = 100;
     table.deleted('a');
     expect(view.sweep().map((t) => t.kind)).toEqual(['node_suspect']);
@@ -75,7 +92,7 @@ describe('ClusterView: node leases as liveness', () => {
 
   it('does not count a lease held by another boot (another agent, or the next boot before its first report) as liveness', () => {
     const { view, clock, table } = leasedView();
-    view.apply(syntheticSnapshot({ nodeId: 'a' }));
+    view.apply(idleReport('a'));
     for (let t = 0; t <= 15_000; t += 2_500) {
       clock.mono = t;
       table.renewed('a', lease('boot-other', 'id-2'));
@@ -89,7 +106,7 @@ describe('ClusterView: node leases as liveness', () => {
     const coordinatorClock = { wall: () => clock.mono, monotonic: () => clock.mono };
     const table = new NodeLeaseTable(coordinatorClock);
     const view = new ClusterView({ lostAfterMs: 15_000, suspectAfterMs: 1_500, clock: coordinatorClock, leases: table });
-    view.apply(syntheticSnapshot({ nodeId: 'a' }));
+    view.apply(idleReport('a'));
     clock.mono = 29_999;
     expect(view.sweep().map((t) => t.kind)).toEqual(['node_suspect']);
     clock.mono = 30_000;
@@ -101,8 +118,8 @@ describe('ClusterView: node leases as liveness', () => {
     clock.mono = 100_000;
     table.renewed('a', lease('boot-a'), 2_000);
     table.renewed('b', lease('boot-b'), 20_000);
-    expect(view.apply(syntheticSnapshot({ nodeId: 'a' }), 60_000)).toBeNull();
-    view.apply(syntheticSnapshot({ nodeId: 'b' }), 60_000);
+    expect(view.apply(idleReport('a'), 60_000)).toBeNull();
+    view.apply(idleReport('b'), 60_000);
     expect(view.get('a')?.liveness).toBe('ready');
     expect(view.get('b')?.liveness).toBe('lost');
   });

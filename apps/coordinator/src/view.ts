@@ -59,10 +59,11 @@ export interface ClusterViewOptions {
   readonly lostAfterMs: number;
   /**
    * The node leases (liveness.ts). A renewal by the boot whose reports the view holds is liveness as much as a report:
-   * a node is ready while its reports are fresh (within suspectAfterMs) or its lease is (renewed within
-   * max(suspectAfterMs, 2 renewal periods), so one late renewal does not make it suspect); suspect otherwise, and at
-   * once when its lease is deleted (a clean stop); lost once its reports are silent past lostAfterMs and its lease is
-   * gone (deleted, expired, or held by another boot). While the leases are not read yet, a node silent past
+   * a node is ready while its reports are fresh (within suspectAfterMs) or, when it announces an idle status
+   * (`idleStatusMs` above its heartbeat: it reports seldom by design), its lease is (renewed within max(suspectAfterMs,
+   * 2 renewal periods), so one late renewal does not make it suspect); suspect otherwise, and at once when its lease is
+   * deleted (a clean stop); lost once its reports are silent past lostAfterMs and its lease is gone (deleted, expired,
+   * or held by another boot). While the leases are not read yet, a node silent past
    * lostAfterMs stays suspect until twice lostAfterMs. Absent: the reports' silence alone decides.
    */
   readonly leases?: NodeLeaseSource;
@@ -460,7 +461,10 @@ export class ClusterView {
     if (silence >= lostAfter && (lease === 'gone' || lease === 'deleted')) return 'lost';
     if (lease === 'deleted') return 'suspect';
     if (silence < suspectAfter) return 'ready';
-    if (lease === 'gone') return 'suspect';
+    // A node that reports every heartbeat is suspect after 3 missed ones (a frozen agent seen in 6 s, not 10); one that
+    // announces an idle status judges by its lease: two renewal periods, so one late renewal does not flap it.
+    const idle = state.snapshot.idleStatusMs;
+    if (lease === 'gone' || idle === undefined || idle <= state.snapshot.heartbeatMs) return 'suspect';
     const renewEvery = (this.#options.leases as NodeLeaseSource).renewEveryMs;
     return now - lease.at < Math.max(suspectAfter, 2 * renewEvery) ? 'ready' : 'suspect';
   }

@@ -120,5 +120,11 @@ export const UsageSnapshotSchema = z.object({
   priorities: PriorityUsageListSchema.optional(),
   /** Milliseconds between heartbeats, so a reader can judge staleness without configuration. */
   heartbeatMs: z.int().min(1),
+  /**
+   * An idle host sends its status only this often (the agent's idleStatusMs, when set): its node lease renewals are its
+   * liveness, and a coordinator that watches the leases judges it by them. Absent (older agents, or not set): every
+   * heartbeat. Older coordinators drop the key.
+   */
+  idleStatusMs: z.int().min(1).optional(),
 });
 export type UsageSnapshot = z.infer<typeof UsageSnapshotSchema>;
