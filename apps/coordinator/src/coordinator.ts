@@ -256,8 +256,10 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
   // Before the usage replay, so a replayed snapshot is judged with its node's lease (a node whose status is old but
   // whose agent renews is not lost); a bucket not there yet (no agent so far) is followed once it is.
   const leaseFeed = leases === undefined ? undefined : startNodeLeaseFeed(js, leases, { logger, dropped });
-  if (leaseFeed !== undefined)
+  if (leaseFeed !== undefined && leases !== undefined) {
     await Promise.race([leaseFeed.started, new Promise<void>((r) => setTimeout(r, opts.rebuildTimeoutMs ?? 10_000).unref())]);
+    logger.info({ leases: leases.size, current: leases.current() }, 'node leases read');
+  }
   const followed = await untilJetStreamAnswers(logger, () =>
     followUsage(js, view, { logger, onTransition, dropped }).then(
       (f) => ok(f),

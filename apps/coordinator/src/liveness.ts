@@ -103,6 +103,11 @@ export class NodeLeaseTable implements NodeLeaseSource {
     this.#maxKeys = opts.maxKeys ?? 2 * MAX_VIEW_NODES;
   }
 
+  /** Node ids whose lease (or its deletion) was seen. */
+  get size(): number {
+    return this.#leases.size;
+  }
+
   seen(nodeId: string): LeaseSeen | undefined {
     return this.#leases.get(nodeId);
   }
