@@ -118,6 +118,8 @@ export class BatchClients {
       if (agent.nodeId !== this.#h.lostNode) for (const a of agent.model.live()) live.add(a.requestId);
     let whole = 0;
     let gone = 0;
+    // Members that moved on to another candidate after their node refused them (place-batch.ts, driveMovingOn).
+    let movedOn = 0;
     for (const b of this.#sent) {
       const members = b.members.map((id) => intents.get(id));
       const failed = members.filter((i) => i !== undefined && marksBatchFailure(i));
@@ -132,9 +134,15 @@ export class BatchClients {
         const onDisk = b.members.filter((id) => live.has(id));
         if (onDisk.length > 0) sched.fail(`${what} failed and ${onDisk.join(', ')} still live on disk once settled`);
         if (b.answer === 'ok') sched.fail(`${what} was acknowledged and then rolled back`);
-      } else if (counted.length > 0) whole++;
+      } else if (counted.length > 0) {
+        whole++;
+        const moved = members.filter((i) => i !== undefined && i.refusedBy.length > 0);
+        movedOn += moved.length;
+        for (const i of moved)
+          sched.trace(`${what}: member ${i?.requestId} placed on ${i?.nodeId} after ${i?.refusedBy.join(', ')} refused it`);
+      }
       if (counted.some((i) => i?.state === 'pending')) sched.fail(`${what}: a member still pending once settled`);
     }
-    sched.trace(`batches: ${this.#sent.length} sent, ${whole} standing, ${gone} rolled back`);
+    sched.trace(`batches: ${this.#sent.length} sent, ${whole} standing (${movedOn} members moved on after a refusal), ${gone} rolled back`);
   }
 }

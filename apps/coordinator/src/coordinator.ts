@@ -324,7 +324,7 @@ export async function startCoordinator(nc: NatsConnection, config: CoordinatorCo
       taints: nodeTaints,
       decommission: { nodeStates, view, store, agents, reconciler, logger, agentTimeoutMs: config.place.agentTimeoutMs, publishEvent },
       resize: { store, agents, knowsNode, knownUnheard: unheard, agentTimeoutMs: config.place.agentTimeoutMs, logger },
-      batch: { view, store, agents, flow, logger, agentTimeoutMs: config.place.agentTimeoutMs },
+      batch: { view, store, agents, flow, logger, agentTimeoutMs: config.place.agentTimeoutMs, maxAttempts: config.place.maxAttempts },
       moves: {
         store,
         flow,

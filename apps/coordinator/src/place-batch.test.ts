@@ -1,5 +1,6 @@
 import { TenantQuotaSchema, unwrap } from '@allot/core';
-import { PlaceBatchRequestSchema, PlaceRequestSchema, type PlaceBatchRequestInput } from '@allot/protocol';
+import { decideBatch } from '@allot/placement';
+import { PlaceBatchRequestSchema, PlaceRequestSchema, type PlaceBatchRequestInput, type PlaceRequest } from '@allot/protocol';
 import { describe, expect, it } from 'vitest';
 import { requestHash } from './intents.ts';
 import { batchMembers, placeBatch } from './place-batch.ts';
@@ -85,6 +86,35 @@ describe('place.batch', () => {
     expect(live(cluster)).toEqual({ a: [], b: [], c: [] });
     expect(await vms(c)).toBe(0);
     expect(unwrap(await run(cluster, c, batch('b5', 2))).placements).toHaveLength(2);
+  });
+
+  it('a member refused by its agent moves to its next candidate (the view was stale): the batch is placed whole, one allocation per member', async () => {
+    const cluster = inProcessCluster({ ...NODES, d: { memoryMiB: 4096, cores: 8 } });
+    const c = await cluster.coordinator('c1');
+    c.refresh();
+    const req = PlaceBatchRequestSchema.parse(batch('b9', 3, { maxPerNode: 1 }));
+    const members = batchMembers(req);
+    const dry = unwrap(
+      decideBatch(
+        c.view.index,
+        members.map((m) => m.request),
+        (members[0] as PlaceRequest).placement,
+        c.flow.contextFor(members[0] as PlaceRequest),
+      ),
+    );
+    if (!dry.fits) throw new Error('the dry run should fit');
+    const first = dry.nodes[0] as string;
+    // The node decided for member 0 is cordoned on its agent after the view saw it: the agent refuses (fence journaled).
+    (cluster.agents.nodes.get(first) as { cordoned: boolean }).cordoned = true;
+    const placed = unwrap(await placeBatch({ view: c.view, store: c.store, agents: cluster.agents.caller(), flow: c.flow }, req));
+    const nodes = placed.placements.map((p) => p.nodeId);
+    expect(nodes).not.toContain(first);
+    expect(new Set(nodes).size).toBe(3);
+    expect(await vms(c)).toBe(3);
+    await c.flow.settled();
+    expect(unwrap(await c.store.get('b9-m0'))?.value).toMatchObject({ state: 'placed', refusedBy: [first], attempt: 2, nodeId: nodes[0] });
+    for (const [i, nodeId] of nodes.entries()) expect(cluster.agents.live(nodeId).map((a) => a.requestId)).toContain(`b9-m${i}`);
+    expect(Object.values(live(cluster)).flat().sort()).toEqual(['b9-m0', 'b9-m1', 'b9-m2']);
   });
 
   it('one agent refusing rolls the others back: released on their nodes, quota back, and a retry answers the same error', async () => {

@@ -47,7 +47,12 @@ export interface PlaceBatchDeps {
   readonly flow: PlaceFlow;
   readonly logger?: Logger;
   readonly agentTimeoutMs?: number;
+  /** Nodes one member is asked at most in one call: its own, then candidates after refusals (a place's maxAttempts). */
+  readonly maxAttempts?: number;
 }
+
+/** PlaceConfig's default maxAttempts. */
+const DEFAULT_MAX_ATTEMPTS = 3;
 
 /** One member as it is placed: its place request (the batch's options) and fingerprint. */
 interface Member {
@@ -187,8 +192,62 @@ async function fresh(d: PlaceBatchDeps, req: PlaceBatchRequest, members: readonl
     if (created.error.code === 'conflict') return 'raced'; // a member's intent exists now: re-read and follow it
     return { ok: false, error: { ...created.error, details: { ...created.error.details, batchId: req.batchId } } };
   }
-  const outcomes = await Promise.all(members.map((m) => drive(d, m, created.value[m.index] as StoredIntent, true)));
+  const outcomes = await Promise.all(
+    members.map((m) => driveMovingOn(d, m, created.value[m.index] as StoredIntent, candidatesOf(req, decision, m.index))),
+  );
   return settle(d, req, members, outcomes);
+}
+
+/**
+ * A member's candidates after its own node: its decision's other candidates (decided with the members before it
+ * reserved), without the nodes its siblings' decisions fill to the batch's maxPerNode (a move there would only be
+ * refused by their agent, or race a sibling for the slot).
+ */
+function candidatesOf(
+  req: PlaceBatchRequest,
+  decision: { nodes: readonly string[]; alternatives: readonly (readonly string[])[] },
+  index: number,
+): string[] {
+  const alternatives = decision.alternatives[index] ?? [];
+  const max = req.maxPerNode;
+  if (max === undefined) return [...alternatives];
+  const siblings = new Map<string, number>();
+  for (const [i, n] of decision.nodes.entries()) if (i !== index) siblings.set(n, (siblings.get(n) ?? 0) + 1);
+  return alternatives.filter((n) => (siblings.get(n) ?? 0) < max);
+}
+
+/**
+ * A new member's drive, moved on after its node's definitive refusal as a place's is: to the next of its candidates
+ * (decided with the members before it reserved), the intent moved there by compare-and-set at attempt+1 (the node that
+ * refused joins refusedBy), up to maxAttempts nodes; only then does the batch fail. Safe for the reason a place's move
+ * is: the node that refused journaled the fence first (or never saw the request, or was asked at its fence and holds
+ * nothing), so nothing of this member commits there afterwards; one allocation per member, and the rollback follows the
+ * intent to its last node. The agents stay the authority on room and on the batch's maxPerNode, so a sibling's later
+ * reservation on that candidate (not in its decision) is refused there rather than over-committed. A retry of the batch
+ * follows pending members where they are (the candidates are this call's).
+ */
+async function driveMovingOn(d: PlaceBatchDeps, m: Member, first: StoredIntent, candidates: readonly string[]): Promise<Outcome> {
+  const maxAttempts = d.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+  let outcome = await drive(d, m, first, true);
+  const queue = [...candidates];
+  while (outcome.kind === 'refused' && NODE_REFUSALS.has(outcome.error.code)) {
+    const refused = outcome;
+    const intent = refused.at.value;
+    if (intent.refusedBy.length + 1 >= maxAttempts) return refused;
+    let moved: StoredIntent | undefined;
+    while (moved === undefined) {
+      const next = queue.shift();
+      if (next === undefined) return refused;
+      if (next === intent.nodeId || intent.refusedBy.includes(next)) continue;
+      const driven = await d.store.drive(refused.at, { nodeId: next });
+      if (driven.ok) moved = driven.value;
+      else if (driven.error.code === 'conflict') return { kind: 'raced' };
+      else if (driven.error.code !== 'quota_exceeded') return refused; // per-node quota: the next candidate
+    }
+    d.logger?.debug({ requestId: intent.requestId, from: intent.nodeId, to: moved.value.nodeId }, 'batch member refused; moved on');
+    outcome = await drive(d, m, moved, true);
+  }
+  return outcome;
 }
 
 /** A retry: every member's intent must be this batch's; each is followed from where it stands. */
@@ -334,6 +393,7 @@ async function settle(
         requestId: refused.at.value.requestId,
         nodeId,
         nodeCode: refused.error.code,
+        ...(refused.at.value.refusedBy.length === 0 ? {} : { refusedBy: [...refused.at.value.refusedBy, nodeId] }),
       },
     );
     return rollback(d, req, outcomes, cause);
