@@ -208,12 +208,10 @@ export class NodeTable {
     const rows: NodeRow[] = [];
     for (const n of this.#all.values()) if (matches(n, f)) rows.push(n);
     const { key, dir } = this.#sort;
-    rows.sort((a, b) => {
-      const x = sortValue(a, key);
-      const y = sortValue(b, key);
-      const c = x < y ? -1 : x > y ? 1 : 0;
-      return c !== 0 ? c * dir : a.nodeId < b.nodeId ? -1 : 1;
-    });
+    // Each row's sort value once, not twice per comparison (10,000 rows: ~130,000 comparisons).
+    const keyed = rows.map((n) => ({ n, v: sortValue(n, key) }));
+    keyed.sort((a, b) => (a.v < b.v ? -dir : a.v > b.v ? dir : a.n.nodeId < b.n.nodeId ? -1 : 1));
+    for (let i = 0; i < keyed.length; i++) rows[i] = (keyed[i] as { n: NodeRow }).n;
     this.#rows = rows;
     this.#pos = new Map(rows.map((n, i) => [n.nodeId, i]));
     this.#spacer.style.height = `${rows.length * ROW_HEIGHT}px`;

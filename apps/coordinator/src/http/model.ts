@@ -76,6 +76,45 @@ export function rowOf(v: NodeView): NodeRow {
   };
 }
 
+const FIGURES = ['capacity', 'systemReserve', 'effectiveCapacity', 'committed', 'used', 'reserved'] as const;
+
+function sameKeys(a: Record<string, unknown>, b: Record<string, unknown>, values: boolean): boolean {
+  let n = 0;
+  for (const k in a) {
+    if (!(k in b) || (values && a[k] !== b[k])) return false;
+    n += 1;
+  }
+  for (const _ in b) n -= 1;
+  return n === 0;
+}
+
+/**
+ * Two snapshots give the same row (rowOf) but for lastSeen: compared field by field, without building and serialising
+ * the row, so a heartbeat that moved nothing a row shows costs ~1 µs instead of a row and its JSON. Stricter is safe
+ * (a row is then built and its key compared); model.test.ts holds it to rowOf.
+ */
+export function sameRowFields(a: UsageSnapshot, b: UsageSnapshot): boolean {
+  if (
+    a.bootId !== b.bootId ||
+    a.seq !== b.seq ||
+    a.cordoned !== b.cordoned ||
+    a.allocationCount !== b.allocationCount ||
+    a.heartbeatMs !== b.heartbeatMs ||
+    a.overcommit.memory !== b.overcommit.memory ||
+    a.overcommit.cpu !== b.overcommit.cpu ||
+    a.cpu.sharedCores !== b.cpu.sharedCores ||
+    a.cpu.exclusiveCores !== b.cpu.exclusiveCores ||
+    a.cpu.reservedCores !== b.cpu.reservedCores ||
+    a.health.status !== b.health.status
+  )
+    return false;
+  for (const f of FIGURES) if (a.memory[f] !== b.memory[f] || a.cpu[f] !== b.cpu[f]) return false;
+  const ra = 'reasons' in a.health ? a.health.reasons : [];
+  const rb = 'reasons' in b.health ? b.health.reasons : [];
+  if (ra.length !== rb.length || ra.some((r, i) => r !== rb[i])) return false;
+  return sameKeys(a.labels, b.labels, true) && sameKeys(a.tenants, b.tenants, false);
+}
+
 function keyOf(row: NodeRow): string {
   const { lastSeen: _, ...rest } = row;
   return JSON.stringify(rest);
@@ -328,7 +367,14 @@ export class DashboardModel {
         continue;
       }
       const t = this.#tracked.get(v.nodeId);
-      if (t !== undefined && t.snapshot === v.snapshot && t.liveness === v.liveness && t.state === v.state && t.taints === v.taints) {
+      if (
+        t !== undefined &&
+        t.liveness === v.liveness &&
+        t.state === v.state &&
+        t.taints === v.taints &&
+        (t.snapshot === v.snapshot || sameRowFields(t.snapshot, v.snapshot))
+      ) {
+        t.snapshot = v.snapshot;
         if (t.sentSeen !== v.lastSeen) {
           t.sentSeen = v.lastSeen;
           t.row.lastSeen = v.lastSeen;
