@@ -2,8 +2,13 @@
 // without the rest of the run. The dashboard with 10,000 hosts: one coordinator (lostAfterMs 120 s, no lease check:
 // liveness is not what is measured), heartbeat 30 s (the ingest this machine can follow), churn 100/s; first paint,
 // frames, the page's main-thread time, SSE bytes/s, and what a page that connects costs the coordinator (its first
-// snapshot). With --profile, where the page's CPU goes (a CDP profile of a reload and of the streaming window).
+// snapshot). With --profile, where the page's CPU goes (a CDP profile of a reload and of the streaming window). With
+// --compare DIR, another build of the page (DIR: its dist) is measured too, alternating with this one against the same
+// coordinator (a proxy serves DIR's files and passes /api on), so a before/after of the page shares one machine load.
+import { readFile } from 'node:fs/promises';
+import { createServer, request, type Server } from 'node:http';
 import { loadavg } from 'node:os';
+import { extname, join } from 'node:path';
 import { cleanupAll, startNatsServer } from '../harness/index.ts';
 import { cpuMs, ProcessSampler, startCoordinatorProcess } from './coordinators.ts';
 import { measureDashboard } from './dashboard.ts';
@@ -13,6 +18,32 @@ import { ViewWatch } from './view-watch.ts';
 const args = process.argv.slice(2);
 const hosts = Number(args.find((a) => /^\d+$/.test(a)) ?? 10000);
 const profile = args.includes('--profile');
+const compareIndex = args.indexOf('--compare');
+const compareDir = compareIndex === -1 ? undefined : args[compareIndex + 1];
+
+/** Serves `dir`'s files, and passes /api/* (the SSE stream included) on to `target`. */
+async function servePage(dir: string, target: string): Promise<{ url: string; server: Server }> {
+  const types: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.map': 'application/json' };
+  const server = createServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (path.startsWith('/api/')) {
+      const up = request(`${target}${req.url}`, { headers: req.headers }, (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      });
+      up.on('error', () => res.destroy());
+      req.on('close', () => up.destroy());
+      up.end();
+      return;
+    }
+    readFile(join(dir, path === '/' ? 'index.html' : path))
+      .then((body) => res.writeHead(200, { 'content-type': types[extname(path) || '.html'] ?? 'application/octet-stream' }).end(body))
+      .catch(() => res.writeHead(404).end());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  return { url: `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`, server };
+}
 const load = () =>
   loadavg()
     .map((x) => x.toFixed(1))
@@ -50,15 +81,23 @@ try {
   console.log(
     `SSE ${((w.bytes - b0) / 1024 / ((performance.now() - t1) / 1000)).toFixed(1)} KiB/s per client; coordinator ${u?.cpuMsPerSecond} ms/s CPU, RSS ${u?.rssMaxMiB} MiB; load ${load()}`,
   );
-  const d = await measureDashboard(c.url, 10, { profile });
-  const { profile: p, ...figures } = d;
-  console.log(`${JSON.stringify(figures)}; load ${load()}`);
-  if (p !== undefined)
-    for (const [phase, summary] of Object.entries(p)) {
-      console.log(`profile ${phase}: ${summary.totalMs} ms sampled`);
-      console.log(`  self:      ${summary.self.map(([k, v]) => `${v} ${k}`).join('\n             ')}`);
-      console.log(`  inclusive: ${summary.inclusive.map(([k, v]) => `${v} ${k}`).join('\n             ')}`);
+  const other = compareDir === undefined ? undefined : await servePage(compareDir, c.url);
+  for (let round = 0; round < (other === undefined ? 1 : 2); round++) {
+    if (other !== undefined) {
+      const o = await measureDashboard(other.url, 10);
+      console.log(`page of ${compareDir}: ${JSON.stringify(o)}; load ${load()}`);
     }
+    const d = await measureDashboard(c.url, 10, { profile: profile && round === 0 });
+    const { profile: p, ...figures } = d;
+    console.log(`${other === undefined ? '' : 'this page: '}${JSON.stringify(figures)}; load ${load()}`);
+    if (p !== undefined)
+      for (const [phase, summary] of Object.entries(p)) {
+        console.log(`profile ${phase}: ${summary.totalMs} ms sampled`);
+        console.log(`  self:      ${summary.self.map(([k, v]) => `${v} ${k}`).join('\n             ')}`);
+        console.log(`  inclusive: ${summary.inclusive.map(([k, v]) => `${v} ${k}`).join('\n             ')}`);
+      }
+  }
+  other?.server.close();
   fleet.churn(0);
   await fleet.stop();
 } finally {
