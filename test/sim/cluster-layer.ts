@@ -643,10 +643,17 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
     // The VM lives on as the destination (its own acked entry): no move of the source promises anything more.
     for (const earlier of book.values()) if (earlier.sourceRequestId === m.sourceRequestId) earlier.mustSurvive = false;
     if (held === undefined || acked.has(move.destination.requestId)) return;
-    // Like an ok place: an ok confirm names its destination active on its node's disk (or preempted there since).
+    // Like an ok place: an ok confirm names its destination active on its node's disk (or preempted there since, or a
+    // victim still running out a preemption's grace period: releasing; seed 358).
     const onDisk = agents.get(move.destination.nodeId)?.model.get(held.id);
     const victim = lifecycle?.isVictim(move.destination.nodeId, held.id) === true;
-    if (source?.release === 'no' && move.destination.nodeId !== loss.nodeId && onDisk?.status !== 'active' && !victim)
+    if (
+      source?.release === 'no' &&
+      move.destination.nodeId !== loss.nodeId &&
+      onDisk?.status !== 'active' &&
+      onDisk?.status !== 'releasing' &&
+      !victim
+    )
       sched.fail(
         `move ${m.moveId} confirmed with destination ${held.id} on ${move.destination.nodeId}, which is ${onDisk?.status ?? 'missing'} on that node's disk`,
       );

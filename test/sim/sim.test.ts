@@ -69,8 +69,10 @@ describe('deterministic simulation', () => {
 
   // All three together. 508: a confirm's claim released a VM's source, then a preempting place preempted it at its
   // destination; the settled check judged the client's placement by its source allocation only (now it follows the
-  // placement through the confirm that released it).
-  it.each([508])(
+  // placement through the confirm that released it). 373: a move began while a shrink of its VM was in flight, so its
+  // destination kept the old size, uncounted (the intent's compare-and-set now orders a move and a resize). 358: an ok
+  // confirm's destination may be a victim running out a preemption's grace period (the check allowed only active).
+  it.each([508, 373, 358])(
     'coordinators over agents with moves, preemption and batches: seed %i that once failed keeps every invariant',
     { timeout: 30_000 },
     async (seed) => {

@@ -141,10 +141,27 @@ export async function resizeAllocation(d: ResizeDeps, r: ClusterResizeRequest, t
     // Hold the resize first (the larger amount per dimension): a growth is refused here with quota_exceeded, before any
     // agent; a shrink's hold only marks it in flight.
     const peak = { memoryMiB: Math.max(before.memoryMiB, target.memoryMiB), vcpus: Math.max(before.vcpus, target.vcpus) };
+    // A move that marked the placement since it was read above wins (its destination has the size it read): the
+    // hold's compare-and-set orders the two (sim seed 373).
+    const marked = (at: StoredIntent) => at.value.movingTo?.requestId !== intent.value.movingTo?.requestId;
     const hold = await settle(d, intent, (at) =>
-      at.value.resizing !== undefined ? undefined : { amounts: peak, resizing: { requestId: r.requestId, ...amountsOf(at.value) } },
+      at.value.resizing !== undefined || marked(at)
+        ? undefined
+        : { amounts: peak, resizing: { requestId: r.requestId, ...amountsOf(at.value) } },
     );
     if (!hold.ok) return hold;
+    const movedMeanwhile = hold.value.value.movingTo;
+    if (hold.value.value.resizing?.requestId !== r.requestId && marked(hold.value) && movedMeanwhile !== undefined) {
+      return err(
+        'conflict',
+        `allocation ${allocation.id} is being moved (move ${movedMeanwhile.moveRequestId}); confirm or abort the move first`,
+        {
+          allocationId: allocation.id,
+          reason: 'moving',
+          moveRequestId: movedMeanwhile.moveRequestId,
+        },
+      );
+    }
     if (hold.value.value.resizing?.requestId !== r.requestId) {
       return err('conflict', `another resize of ${allocation.id} started meanwhile; retry`, { allocationId: allocation.id });
     }

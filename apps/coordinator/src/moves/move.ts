@@ -289,6 +289,15 @@ async function markSource(d: MoveDeps, first: StoredIntent, destId: string, move
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const moving = at.value.movingTo;
     if (moving?.requestId === destId) return ok(at);
+    // A resize in flight: the destination would be held at the size before it (sim seed 373: a shrink settled after
+    // the move began, its destination kept 4 vCPUs the quota no longer counted). The mark's compare-and-set orders the two.
+    const resizing = at.value.resizing;
+    if (resizing !== undefined)
+      return err(
+        'conflict',
+        `allocation ${at.value.reply?.allocation.id ?? at.value.requestId} is being resized (resize ${resizing.requestId}); retry the resize first, then move`,
+        { reason: 'resizing', resizing: resizing.requestId },
+      );
     if (moving !== undefined) {
       const other = await readIntent(d, moving.requestId);
       if (!other.ok) return other;
