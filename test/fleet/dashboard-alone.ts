@@ -21,6 +21,41 @@ const profile = args.includes('--profile');
 const compareIndex = args.indexOf('--compare');
 const compareDir = compareIndex === -1 ? undefined : args[compareIndex + 1];
 
+/** What a page is sent in `ms`, by part of the deltas (bytes of each field's JSON), and frames by event. */
+function bytesByPart(url: string, ms: number): Promise<Record<string, number>> {
+  return new Promise((resolve) => {
+    const parts: Record<string, number> = {};
+    let buffer = '';
+    let started = false;
+    const req = request(`${url}/api/events/stream`, (res) => {
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        buffer += chunk;
+        for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const event = /^event: (\w+)$/m.exec(block)?.[1] ?? 'comment';
+          if (event === 'snapshot' && !started) {
+            started = true;
+            setTimeout(() => {
+              req.destroy();
+              resolve(Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, Math.round(v / 1024 / (ms / 1000))])));
+            }, ms);
+            continue;
+          }
+          parts[`frames:${event}`] = (parts[`frames:${event}`] ?? 0) + block.length + 2;
+          const data = /^data: (.*)$/m.exec(block)?.[1];
+          if (event !== 'delta' || data === undefined) continue;
+          for (const [k, v] of Object.entries(JSON.parse(data) as Record<string, unknown>))
+            parts[k] = (parts[k] ?? 0) + JSON.stringify(v).length;
+        }
+      });
+    });
+    req.on('error', () => resolve(parts));
+    req.end();
+  });
+}
+
 /** Serves `dir`'s files, and passes /api/* (the SSE stream included) on to `target`. */
 async function servePage(dir: string, target: string): Promise<{ url: string; server: Server }> {
   const types: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.map': 'application/json' };
@@ -81,6 +116,7 @@ try {
   console.log(
     `SSE ${((w.bytes - b0) / 1024 / ((performance.now() - t1) / 1000)).toFixed(1)} KiB/s per client; coordinator ${u?.cpuMsPerSecond} ms/s CPU, RSS ${u?.rssMaxMiB} MiB; load ${load()}`,
   );
+  console.log(`SSE KiB/s by part (a delta's fields, frames by event): ${JSON.stringify(await bytesByPart(c.url, 10_000))}; load ${load()}`);
   const other = compareDir === undefined ? undefined : await servePage(compareDir, c.url);
   for (let round = 0; round < (other === undefined ? 1 : 2); round++) {
     if (other !== undefined) {
