@@ -34,7 +34,7 @@ export const APPS = [
   // The coordinator serves the dashboard (config.http): the executable carries its built files, so the .deb and the
   // image hold one file and every install serves the dashboard of its own release. An 8 MiB semi-space (V8's default
   // here is 16): at 10,000 hosts (2,100 reports/s) each coordinator's RSS max was 212-259 MiB against 343-376 with the
-  // default, for the same CPU per report (64-99 µs vs 79-92); 4 MiB gave 236-262, and 1-2 MiB more RSS and more CPU
+  // default, for the same CPU per report (64-99 µs vs 66-92); 4 MiB gave 236-262, and 1-2 MiB more RSS and more CPU
   // (112-150 µs: reports that live a little while are promoted, then the old generation grows and is marked more
   // often). docs/benchmarks.md, "Fleet".
   { name: 'allot-coordinator', entry: 'apps/coordinator/src/main.ts', execArgv: ['--max-semi-space-size=8'], dashboard: true },
