@@ -65,7 +65,7 @@ const per = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB (${Math.round(by
 const snapshotTo = process.env.VIEW_HEAP_SNAPSHOT;
 
 /** The view's figures with every node's full report, then with a heartbeat each (the view dropped on return). */
-function withLists(): { full: number; beats: number; coresSeen: number | undefined } {
+function withLists(): { full: number; beats: number; coresSeen: number | undefined; beatMicros: number; fullMicros: number } {
   const base = heldBytes();
   const view = viewOf(full);
   const withList = heldBytes() - base;
@@ -75,7 +75,20 @@ function withLists(): { full: number; beats: number; coresSeen: number | undefin
   }
   const beats = heldBytes() - base;
   if (snapshotTo !== undefined) writeHeapSnapshot(snapshotTo);
-  return { full: withList, beats, coresSeen: view.get(ids[0] as string)?.snapshot.cpu.cores.length };
+  // CPU time per report taken in (decode + validate + apply), as usage-feed.ts does, over 3 rounds of every node.
+  const costOf = (bytes: Uint8Array[]): number => {
+    const t0 = process.cpuUsage();
+    for (let round = 0; round < 3; round++)
+      for (const b of bytes) {
+        const d = decode(UsageSnapshotSchema, b, Number.POSITIVE_INFINITY);
+        if (d.ok) view.apply(d.value);
+      }
+    const used = process.cpuUsage(t0);
+    return (used.user + used.system) / (3 * bytes.length);
+  };
+  const beatMicros = costOf(ids.map((id) => as(beat, id)));
+  const fullMicros = costOf(ids.map((id) => as(full, id)));
+  return { full: withList, beats, coresSeen: view.get(ids[0] as string)?.snapshot.cpu.cores.length, beatMicros, fullMicros };
 }
 
 /** The same view from reports without the list (what the list costs, by difference). */
@@ -88,12 +101,12 @@ function withoutLists(): number {
   return view.size > 0 ? bytes : 0;
 }
 
-const { full: withList, beats: afterBeats, coresSeen } = withLists();
+const { full: withList, beats: afterBeats, coresSeen, beatMicros, fullMicros } = withLists();
 const withoutList = withoutLists();
 console.log(
   `view of ${nodes} nodes (64 cores, ${exclusive} exclusive): full snapshots ${per(withList)}; after a heartbeat each ${per(afterBeats)}; ` +
     `without the per-core list ${per(withoutList)}; the list ${per(withList - withoutList)}; a node read shows ${coresSeen} cores; ` +
-    `full report ${as(full, ids[0] as string).length} bytes, heartbeat ${as(beat, ids[0] as string).length} bytes; load average ${loadavg()
+    `full report ${as(full, ids[0] as string).length} bytes ${fullMicros.toFixed(0)} µs CPU to take in, heartbeat ${as(beat, ids[0] as string).length} bytes ${beatMicros.toFixed(0)} µs; load average ${loadavg()
       .map((l) => l.toFixed(1))
       .join(' ')}`,
 );
