@@ -51,7 +51,7 @@ export function frame(event: string, data: unknown): string {
 }
 
 /** An SSE frame whose data is JSON already. */
-export function frameJson(event: string, json: string): string {
+function frameJson(event: string, json: string): string {
   return `event: ${event}\ndata: ${json}\n\n`;
 }
 
