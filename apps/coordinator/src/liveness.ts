@@ -53,9 +53,9 @@ export function startLivenessSweep(
 }
 
 /** A node lease lives this long unrenewed (KV allot_nodes' max_age; NODE_LEASE_TTL_MS in apps/agent/src/node-lease.ts). */
-export const NODE_LEASE_TTL_MS = 15_000;
+const NODE_LEASE_TTL_MS = 15_000;
 /** Agents renew their lease this often (NODE_LEASE_RENEW_MS in apps/agent/src/node-lease.ts). */
-export const NODE_LEASE_RENEW_MS = 5_000;
+const NODE_LEASE_RENEW_MS = 5_000;
 
 /** What a lease's value must hold to count: the holder's boot (the rest names it for operators). */
 function holderBoot(value: Uint8Array): string | undefined {
