@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { ClusterView, startHttpServer, syntheticSnapshot, type DashboardServer } from '@allot/coordinator';
+import type { NodeRow } from '@allot/protocol/http';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupAll, freePort, registerCleanup, startLocalCluster, waitFor, type LocalCluster } from '../harness/index.ts';
@@ -327,6 +328,8 @@ describe('the dashboard against a real local cluster', () => {
 describe('the dashboard with 1,000 nodes', () => {
   let server: DashboardServer;
   let churn: ReturnType<typeof setInterval>;
+  /** Starts the churn again (it runs from the start; a test stops it with clearInterval(churn)). */
+  let startChurn: () => void;
   let p1000: Page;
 
   beforeAll(async () => {
@@ -359,10 +362,13 @@ describe('the dashboard with 1,000 nodes', () => {
     server = started.value;
     // Churn: 50 nodes change every 100 ms (500 snapshots a second).
     let seq = 1;
-    churn = setInterval(() => {
-      seq += 1;
-      for (let k = 0; k < 50; k++) view.apply(node((seq * 50 + k) % 1_000, seq));
-    }, 100);
+    startChurn = () => {
+      churn = setInterval(() => {
+        seq += 1;
+        for (let k = 0; k < 50; k++) view.apply(node((seq * 50 + k) % 1_000, seq));
+      }, 100);
+    };
+    startChurn();
     p1000 = await newPage();
   });
 
@@ -430,5 +436,52 @@ describe('the dashboard with 1,000 nodes', () => {
     await p1000.waitForSelector('#detail .heatmap .core');
     await p1000.waitForTimeout(1_500);
     await shot('05-thousand-nodes', p1000);
+  });
+
+  it('shows the coordinator rows in order after churn, whether a delta re-sorts the table or puts rows in place', async () => {
+    /** The drawn rows top to bottom: id and the vCPU cell (used / committed / effective). */
+    const drawn = () =>
+      p1000.$$eval('.spacer > .row', (els) =>
+        els
+          .map((e) => ({
+            y: Number(/translateY\((\d+)px\)/.exec((e as HTMLElement).style.transform)?.[1] ?? -1),
+            id: (e as HTMLElement).dataset['nodeId'] ?? '',
+            cpu: e.querySelector('.c-cpu .num')?.textContent ?? '',
+          }))
+          .sort((a, b) => a.y - b.y)
+          .map(({ id, cpu }) => ({ id, cpu })),
+      );
+    const expected = (order: (a: NodeRow, b: NodeRow) => number, n: number) =>
+      server.model
+        .rows()
+        .sort(order)
+        .slice(0, n)
+        .map((r) => ({ id: r.nodeId, cpu: `${r.cpu.used} / ${r.cpu.committed} / ${r.cpu.effectiveCapacity}` }));
+    /** Stops the churn and waits until the page shows the coordinator's rows (the last tick's delta, drawn). */
+    const settled = async (order: (a: NodeRow, b: NodeRow) => number) => {
+      clearInterval(churn);
+      const same = async () => {
+        const r = await drawn();
+        return r.length > 10 && JSON.stringify(r) === JSON.stringify(expected(order, r.length));
+      };
+      await waitFor(same, { timeoutMs: 5_000, message: 'the drawn rows to be the coordinator rows' }).catch(() => undefined);
+      const r = await drawn();
+      expect(r.length).toBeGreaterThan(10);
+      expect(r).toEqual(expected(order, r.length));
+    };
+    await p1000.$eval('#viewport', (e) => (e.scrollTop = 0));
+    await p1000.waitForTimeout(200);
+    // Sorted by memory (descending, from the test before): a delta moves rows, so the page sorts again.
+    const byMemory = (a: NodeRow, b: NodeRow) => {
+      const x = a.memory.committed / a.memory.effectiveCapacity;
+      const y = b.memory.committed / b.memory.effectiveCapacity;
+      return x !== y ? y - x : a.nodeId < b.nodeId ? -1 : 1;
+    };
+    await settled(byMemory);
+    // Sorted by node: the churn's rows keep their place, and are put in place (no sort) with their new figures.
+    await p1000.click('.row.head [data-col="node"]');
+    startChurn();
+    await p1000.waitForTimeout(2_000);
+    await settled((a, b) => (a.nodeId < b.nodeId ? -1 : 1));
   });
 });
