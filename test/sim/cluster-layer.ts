@@ -600,9 +600,10 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
       }
       // Refused for good: the move was settled the other way (an expired hold is aborted; a confirmed move is not).
       const reason = reply.error.details?.['reason'];
-      checkSettleTruth(m, reason);
-      // Preempted while only held: the VM never left its source (which stays), as after an abort.
-      if (reason === 'aborted' || (reason === 'preempted' && reply.error.details?.['state'] === 'released')) m.outcome = 'aborted';
+      await checkSettleTruth(m, reason);
+      // Preempted (or ended on its node) while only held: the VM never left its source (which stays), as after an abort.
+      const endedHeld = (reason === 'preempted' || reason === 'released') && reply.error.details?.['state'] === 'released';
+      if (reason === 'aborted' || endedHeld) m.outcome = 'aborted';
       if (reply.error.details?.['state'] === 'confirmed') {
         // Confirmed by another hand (the reconciler, a confirm that was unanswered): the VM is its destination now.
         m.outcome = 'confirmed';
@@ -624,13 +625,22 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
 
   /**
    * A settle answer tells the truth about the destination: `preempted` only when a `preempted` record released it, and
-   * never `aborted` when one did (a move whose destination was preempted was not aborted: seed 508).
+   * never `aborted` when one did, unless the move was claimed for its abort first (its intent says so; a move whose
+   * destination was preempted was not aborted: seed 508).
    */
-  const checkSettleTruth = (m: SimMove, reason: unknown): void => {
+  const checkSettleTruth = async (m: SimMove, reason: unknown): Promise<void> => {
     if (reason !== 'aborted' && reason !== 'preempted') return;
     const copies = [...agents.values()].flatMap((agent) => agent.model.allOf(m.destRequestId).map((a) => ({ nodeId: agent.nodeId, a })));
     const preempted = copies.some((c) => lifecycle?.isVictim(c.nodeId, c.a.id) === true);
-    if (reason === 'aborted' && preempted) sched.fail(`move ${m.moveId} answered aborted; its destination was preempted`);
+    if (reason === 'aborted' && preempted) {
+      const read = await (coordinators[0] as SimCoordinator).intents?.get(m.destRequestId);
+      const dest = read?.ok === true ? read.value?.value : undefined;
+      // Unreadable now (a fault): not judged. An expired hold answers aborted too (its `expired` record, not preempted).
+      if (dest !== undefined && dest.settling !== 'abort')
+        sched.fail(
+          `move ${m.moveId} answered aborted; its destination was preempted (${dest.state}, released by ${dest.releasedBy ?? '-'})`,
+        );
+    }
     if (reason === 'preempted' && !preempted && !copies.some((c) => c.nodeId === loss.nodeId))
       sched.fail(`move ${m.moveId} answered preempted; no preempted record released its destination`);
   };

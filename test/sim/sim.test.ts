@@ -72,7 +72,8 @@ describe('deterministic simulation', () => {
   // placement through the confirm that released it). 373: a move began while a shrink of its VM was in flight, so its
   // destination kept the old size, uncounted (the intent's compare-and-set now orders a move and a resize). 358: an ok
   // confirm's destination may be a victim running out a preemption's grace period (the check allowed only active).
-  it.each([508, 373, 358])(
+  // 464: a held destination preempted, its event handled after the sweep ended it, answered `aborted` to a confirm.
+  it.each([508, 373, 358, 464])(
     'coordinators over agents with moves, preemption and batches: seed %i that once failed keeps every invariant',
     { timeout: 30_000 },
     async (seed) => {

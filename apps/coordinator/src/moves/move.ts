@@ -478,7 +478,7 @@ export async function confirmMove(d: ConfirmDeps, r: MoveSettleRequest, tenantId
 /**
  * What a settle verb answers when the move's destination ended other than by the move's abort or an expired hold:
  * after the move got past its point of no return (confirmed, or claimed for its confirm) and then was preempted or
- * released there, or preempted while only held. Never "aborted": `conflict` with reason `preempted` (naming the
+ * released there, or preempted (or ended there otherwise) while only held. Never "aborted": `conflict` with reason `preempted` (naming the
  * preemptor when known) or `released`, and `state: 'confirmed'` when the VM had moved (its source is gone: a claimed
  * confirm goes forward, releasing the source on its node and ending its intent first, `unavailable` while that node
  * does not answer) or `state: 'released'` when it never left its source (which stays). undefined: not such a move.
@@ -493,7 +493,10 @@ async function endedDestination(
   if (v.state !== 'released' || v.settling === 'abort') return undefined;
   const confirmed = v.movesFrom === undefined || v.settling === 'confirm';
   const preempted = v.releasedBy === 'preemption';
-  if (!confirmed && !preempted) return undefined;
+  // Held, and ended on its node by something else than the move (its agent, the sweep finding it gone: sim seed 464,
+  // a preemption whose event came after the sweep; a decommission): an expired hold is the move's own abort.
+  const endedThere = preempted || v.releasedBy === 'agent' || v.releasedBy === 'sweep' || v.releasedBy === 'decommission';
+  if (!confirmed && !endedThere) return undefined;
   if (v.settling === 'confirm') {
     const freed = await sourceFreed(d, source, from, v.nodeId, moveRequestId);
     if (!freed.ok) return freed;

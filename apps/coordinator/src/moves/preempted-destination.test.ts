@@ -126,4 +126,25 @@ describe('a move whose destination was preempted', () => {
       error: { code: 'conflict', details: { reason: 'preempted', state: 'released', preemptedBy: 'big', allocationId: held } },
     });
   });
+
+  it('held, and ended on its node otherwise (its agent released it): a confirm answers that, not aborted', async () => {
+    const { c, deps, destId, settle, live } = await heldMove();
+    const held = unwrap(await c.store.get(destId))?.value.reply?.allocation.id ?? '';
+    const event = {
+      kind: 'released' as const,
+      nodeId: 'c',
+      at: Date.now(),
+      allocationId: held,
+      requestId: destId,
+      reason: 'released on the host',
+    };
+    expect(unwrap(await handleEndingEvent(c.store, event))).toBe('released');
+    const refused = await confirmMove(deps, settle, 't');
+    expect(refused).toMatchObject({
+      ok: false,
+      error: { code: 'conflict', details: { reason: 'released', state: 'released', releasedBy: 'agent' } },
+    });
+    if (!refused.ok) expect(refused.error.message).not.toMatch(/aborted/);
+    expect(live('a')).toEqual(['vm-1:active']);
+  });
 });
