@@ -190,6 +190,24 @@ describe('SseHub: a slow client costs a bounded buffer', () => {
     expect(huge.destroyed).toBe(true);
     expect(hub2.stats.dropped).toBe(1);
   });
+
+  it('holds at most maxTotalBufferedBytes for all clients together: past it, the one holding the most is dropped', () => {
+    // Pages that connect and never read: each holds its snapshot unsent (5.6 MiB at 10,000 nodes).
+    const hub = hubWith({ maxTotalBufferedBytes: 2_500, snapshotJson: () => JSON.stringify({ big: 'x'.repeat(1_000) }) });
+    const stuck = [new FakeSink(10), new FakeSink(10)];
+    for (const s of stuck) hub.add(s);
+    expect(stuck.map((s) => s.destroyed)).toEqual([false, false]);
+    const reading = new FakeSink(1 << 20);
+    hub.add(reading);
+    hub.broadcast('delta', { padding: 'y'.repeat(400) }); // the stuck ones miss it; it costs them nothing
+    reading.drain(); // this one reads: its socket takes what it was sent
+    const third = new FakeSink(10);
+    hub.add(third); // 3 x ~1,030 bytes unsent > 2,500: the largest (the first, by a hair or by order) goes
+    expect([...stuck, third].filter((s) => s.destroyed)).toHaveLength(1);
+    expect(reading.destroyed).toBe(false);
+    expect(hub.size).toBe(3);
+    expect(hub.stats.dropped).toBe(1);
+  });
 });
 
 describe('GET /api/events/stream', () => {

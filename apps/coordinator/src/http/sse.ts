@@ -31,6 +31,11 @@ export interface SseHubOptions<B = unknown> {
   readonly stalledMs?: number;
   /** A client holding more than this many unsent bytes is dropped at once (default 16 MiB). */
   readonly maxBufferedBytes?: number;
+  /**
+   * Unsent bytes held for all clients together at most (default 64 MiB): past it the client holding the most is
+   * dropped, so pages that stop reading cannot hold 64 x 16 MiB (at 10,000 nodes a snapshot alone is 5.6 MiB).
+   */
+  readonly maxTotalBufferedBytes?: number;
   readonly now?: () => number;
 }
 
@@ -70,6 +75,7 @@ export class SseHub<B = unknown> {
   readonly #timer: ReturnType<typeof setInterval>;
   readonly #stalledMs: number;
   readonly #maxBuffered: number;
+  readonly #maxTotalBuffered: number;
   readonly #now: () => number;
   /** unserialisable: broadcasts dropped because their data was not JSON (a bug or hostile data; never a crash). */
   readonly stats = { connected: 0, resyncs: 0, catchUps: 0, dropped: 0, frames: 0, unserialisable: 0, errors: 0 };
@@ -78,6 +84,7 @@ export class SseHub<B = unknown> {
     this.#options = options;
     this.#stalledMs = options.stalledMs ?? 30_000;
     this.#maxBuffered = options.maxBufferedBytes ?? 16 * 1024 * 1024;
+    this.#maxTotalBuffered = options.maxTotalBufferedBytes ?? 64 * 1024 * 1024;
     this.#now = options.now ?? Date.now;
     this.#timer = setInterval(() => this.#safely(() => this.heartbeat()), options.heartbeatMs ?? 10_000);
     this.#timer.unref();
@@ -153,6 +160,8 @@ export class SseHub<B = unknown> {
       return;
     }
     if (flushed) return;
+    this.#boundTotal();
+    if (!this.#clients.has(client)) return;
     client.blocked = true;
     client.blockedSince = this.#now();
     client.sink.once('drain', () =>
@@ -182,6 +191,20 @@ export class SseHub<B = unknown> {
       body();
     } catch {
       this.stats.errors += 1;
+    }
+  }
+
+  /** Drops the clients holding the most unsent bytes until all of them together hold at most maxTotalBufferedBytes. */
+  #boundTotal(): void {
+    for (;;) {
+      let total = 0;
+      let largest: Client | undefined;
+      for (const c of this.#clients) {
+        total += c.sink.writableLength;
+        if (largest === undefined || c.sink.writableLength > largest.sink.writableLength) largest = c;
+      }
+      if (total <= this.#maxTotalBuffered || largest === undefined) return;
+      this.#drop(largest);
     }
   }
 
