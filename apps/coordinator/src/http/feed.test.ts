@@ -189,6 +189,16 @@ describe('the dashboard feed: every page ends with the coordinator rows', () => 
     f.hub.close();
   });
 
+  it('builds one snapshot a tick, whatever the pages that connect meanwhile', () => {
+    const f = feed(100);
+    const first = f.model.snapshotJson(now);
+    expect(f.model.snapshotJson(now + 100)).toBe(first);
+    f.churn(5, 0);
+    const next = f.model.snapshotJson(now);
+    expect(next).not.toBe(first);
+    expect(f.model.snapshotJson(now)).toBe(next);
+  });
+
   it('sends no row for a heartbeat that changes nothing a row shows, only its lastSeen', () => {
     const f = feed(100);
     const page = connect(f);

@@ -163,6 +163,9 @@ export class DashboardModel {
   /** The summary and the tenants as last sent (a slow page's catch-up sends these). */
   #lastCluster: ClusterSummary | undefined;
   #lastTenants: TenantRow[] | undefined;
+  /** Ticks so far, and the snapshot JSON built since the last one. */
+  #ticks = 0;
+  #snapshotCache: { ticks: number; json: string } | undefined;
   #lastSampleAt = Number.NEGATIVE_INFINITY;
   /** Nodes whose view changed (or left) since the last tick: a tick looks at these only. */
   #dirty = new Set<string>();
@@ -248,6 +251,14 @@ export class DashboardModel {
    * rows built and serialised), so the next delta is exactly what changed after it. Rows in no particular order.
    */
   snapshotJson(now: number): string {
+    // One per tick at most, whatever the pages that connect meanwhile (a reconnect loop costs no more than 4 a second).
+    if (this.#snapshotCache?.ticks === this.#ticks) return this.#snapshotCache.json;
+    const json = this.#buildSnapshotJson(now);
+    this.#snapshotCache = { ticks: this.#ticks, json };
+    return json;
+  }
+
+  #buildSnapshotJson(now: number): string {
     const rows: string[] = [];
     for (const t of this.#tracked.values()) rows.push(rowJson(t));
     const rest = JSON.stringify({
@@ -353,6 +364,7 @@ export class DashboardModel {
    * at most once per summaryEveryMs (and the tenants then too, as their quotas change without any node).
    */
   tick(now: number): DeltaMessage | null {
+    this.#ticks += 1;
     const delta: DeltaMessage = { now };
     const changed: NodeRow[] = [];
     const seen: Record<string, number> = {};
