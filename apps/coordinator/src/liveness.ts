@@ -96,6 +96,8 @@ export class NodeLeaseTable implements NodeLeaseSource {
   readonly #dropped: DroppedInput | undefined;
   readonly #maxKeys: number;
   #current = false;
+  /** When the feed went blind (heartbeats missed), until its next message. */
+  #blindSince: number | undefined;
 
   constructor(clock: CoordinatorClock, opts: { dropped?: DroppedInput; maxKeys?: number } = {}) {
     this.#clock = clock;
@@ -119,6 +121,26 @@ export class NodeLeaseTable implements NodeLeaseSource {
   /** The leases stored at start have all been taken in: the view may judge by them. */
   caughtUp(): void {
     this.#current = true;
+  }
+
+  /**
+   * Renewals are known up to now, or up to when the feed went blind: for at most one TTL, so a coordinator cut off from
+   * the leases for longer judges by its reports again rather than keep every node alive on what it last saw.
+   */
+  asOf(): number {
+    const now = this.#clock.monotonic();
+    const since = this.#blindSince;
+    return since === undefined || now - since >= this.ttlMs ? now : since;
+  }
+
+  /** The feed missed its heartbeats (a server went away): what it last delivered is all that is known. */
+  blind(): void {
+    this.#blindSince ??= this.#clock.monotonic();
+  }
+
+  /** The feed delivers again. */
+  sighted(): void {
+    this.#blindSince = undefined;
   }
 
   /** A lease written (created or renewed) `ageMs` ago (0: now; a replayed one on a cold start is older). */
@@ -206,8 +228,14 @@ export async function followNodeLeases(
     if (op === 'DEL' || op === 'PURGE') table.deleted(nodeId, ageMs);
     else table.renewed(nodeId, m.data, ageMs);
   };
+  // Missed heartbeats: the renewals are not arriving, which is not the agents' doing (the ordered consumer recreates
+  // itself elsewhere meanwhile); the view holds each lease as it was until the feed delivers again.
+  void (async () => {
+    for await (const s of messages.status()) if (s.type === 'heartbeats_missed') table.blind();
+  })().catch(() => undefined);
   const loop = (async () => {
     for await (const m of messages) {
+      table.sighted();
       dropped.guard('node_lease', () => onMessage(m));
       if (m.info.pending === 0) markCaughtUp();
     }

@@ -49,10 +49,9 @@ describe('ClusterView: node leases as liveness', () => {
     expect(view.sweep()).toEqual([]);
     clock.mono = 18_000;
     expect(view.sweep().map((t) => [t.kind, t.silentMs])).toEqual([['node_lost', 15_000]]);
-    // A renewal does not bring a lost node back: its next report does.
+    // Its agent renews again (it had lapsed during a JetStream outage and was taken again): back, as with a report.
     table.renewed('a', lease('boot-a'));
-    expect(view.sweep()).toEqual([]);
-    expect(view.apply(idleReport('a', 2))?.kind).toBe('node_returned');
+    expect(view.sweep().map((t) => [t.kind, t.from])).toEqual([['node_returned', 'lost']]);
   });
 
   it('keeps judging a node that reports every heartbeat (no idle status) by its reports: suspect after 3 missed ones', () => {
@@ -67,6 +66,29 @@ describe('ClusterView: node leases as liveness', () => {
     table.renewed('a', lease('boot-a'));
     expect(view.sweep()).toEqual([]);
     expect(view.get('a')?.liveness).toBe('suspect');
+    // Lost once the renewals stop too; only its next report brings it back (its status comes every heartbeat).
+    clock.mono = 31_000;
+    expect(view.sweep().map((t) => t.kind)).toEqual(['node_lost']);
+    table.renewed('a', lease('boot-a'));
+    expect(view.sweep()).toEqual([]);
+    expect(view.apply(syntheticSnapshot({ nodeId: 'a', seq: 2 }))?.kind).toBe('node_returned');
+  });
+
+  it('holds each lease as last seen while the feed is blind (a server went away), for at most one TTL', () => {
+    const { view, clock, table } = leasedView();
+    table.renewed('a', lease('boot-a'));
+    view.apply(idleReport('a'));
+    clock.mono = 4_000;
+    table.blind(); // no renewal arrives from here on, for nobody: the coordinator's own feed, not the agents
+    clock.mono = 18_000;
+    expect(view.sweep()).toEqual([]);
+    expect(view.get('a')?.liveness).toBe('ready');
+    // Blind for a whole TTL: judged as of now again (suspect, and lost since its lease is unrenewed past its TTL).
+    clock.mono = 19_000;
+    expect(view.sweep().map((t) => t.kind)).toEqual(['node_lost']);
+    table.sighted();
+    table.renewed('a', lease('boot-a'));
+    expect(view.sweep().map((t) => t.kind)).toEqual(['node_returned']);
   });
 
   it('brings a suspect node back to ready on its next renewal', () => {

@@ -46,6 +46,11 @@ export interface NodeLeaseSource {
   seen(nodeId: string): LeaseSeen | undefined;
   /** False until the leases stored at start have been read: no lease is judged then. */
   current(): boolean;
+  /**
+   * The monotonic instant up to which renewals are known: now, or, while the feed is blind (its heartbeats missed: a
+   * server went away), when it went blind, so a coordinator that cannot see the renewals does not take them as stopped.
+   */
+  asOf(): number;
   /** A lease not renewed for this long has expired (the bucket's max_age). */
   readonly ttlMs: number;
   /** Its agent renews it this often. */
@@ -449,8 +454,11 @@ export class ClusterView {
   }
 
   #livenessOf(state: NodeState): NodeLiveness {
-    // Once lost, only a new snapshot (a new state) brings it back: a renewal alone does not (its view may be out of date).
-    if (state.liveness === 'lost') return 'lost';
+    const idle = state.snapshot.idleStatusMs;
+    const announcesIdle = idle !== undefined && idle > state.snapshot.heartbeatMs;
+    // Once lost, a node comes back with its next report; one that reports seldom by design also with a renewal by its
+    // boot (its status is the last it sent: the agent sends every change, again after a failed publish).
+    if (state.liveness === 'lost' && !announcesIdle) return 'lost';
     const now = this.#clock.monotonic();
     const silence = now - state.receivedAt;
     const lostAfter = this.#options.lostAfterMs;
@@ -463,10 +471,9 @@ export class ClusterView {
     if (silence < suspectAfter) return 'ready';
     // A node that reports every heartbeat is suspect after 3 missed ones (a frozen agent seen in 6 s, not 10); one that
     // announces an idle status judges by its lease: two renewal periods, so one late renewal does not flap it.
-    const idle = state.snapshot.idleStatusMs;
-    if (lease === 'gone' || idle === undefined || idle <= state.snapshot.heartbeatMs) return 'suspect';
-    const renewEvery = (this.#options.leases as NodeLeaseSource).renewEveryMs;
-    return now - lease.at < Math.max(suspectAfter, 2 * renewEvery) ? 'ready' : 'suspect';
+    if (lease === 'gone' || !announcesIdle) return 'suspect';
+    const leases = this.#options.leases as NodeLeaseSource;
+    return leases.asOf() - lease.at < Math.max(suspectAfter, 2 * leases.renewEveryMs) ? 'ready' : 'suspect';
   }
 
   /**
@@ -482,7 +489,7 @@ export class ClusterView {
     if (seen === undefined) return 'gone';
     if (seen.deleted) return seen.bootId === undefined || seen.bootId === state.snapshot.bootId ? 'deleted' : 'gone';
     if (seen.bootId !== state.snapshot.bootId) return 'gone';
-    return this.#clock.monotonic() - seen.at < leases.ttlMs ? seen : 'gone';
+    return leases.asOf() - seen.at < leases.ttlMs ? seen : 'gone';
   }
 
   /** The node's last sign of life on the monotonic clock: its last report, or its agent's last lease renewal if newer. */
