@@ -654,15 +654,21 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
     for (const earlier of book.values()) if (earlier.sourceRequestId === m.sourceRequestId) earlier.mustSurvive = false;
     if (held === undefined || acked.has(move.destination.requestId)) return;
     // Like an ok place: an ok confirm names its destination active on its node's disk (or preempted there since, or a
-    // victim still running out a preemption's grace period: releasing; seed 358).
+    // victim still running out a preemption's grace period: releasing; seed 358; or moved on by a later move's confirm:
+    // seed 162).
     const onDisk = agents.get(move.destination.nodeId)?.model.get(held.id);
     const victim = lifecycle?.isVictim(move.destination.nodeId, held.id) === true;
+    // A repeated confirm after the VM moved on (an evacuation's confirm released this destination): followed there.
+    const isVictim = (nodeId: string, id: string): boolean => lifecycle?.isVictim(nodeId, id) === true;
+    const placement = { requestId: move.destination.requestId, nodeId: move.destination.nodeId, allocationId: held.id };
+    const movedOn = onDisk?.status === 'released' && followConfirmedMoves(agents, book, placement, isVictim, loss.nodeId)?.ok === true;
     if (
       source?.release === 'no' &&
       move.destination.nodeId !== loss.nodeId &&
       onDisk?.status !== 'active' &&
       onDisk?.status !== 'releasing' &&
-      !victim
+      !victim &&
+      !movedOn
     )
       sched.fail(
         `move ${m.moveId} confirmed with destination ${held.id} on ${move.destination.nodeId}, which is ${onDisk?.status ?? 'missing'} on that node's disk`,
