@@ -662,11 +662,14 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
     const isVictim = (nodeId: string, id: string): boolean => lifecycle?.isVictim(nodeId, id) === true;
     const placement = { requestId: move.destination.requestId, nodeId: move.destination.nodeId, allocationId: held.id };
     const movedOn = onDisk?.status === 'released' && followConfirmedMoves(agents, book, placement, isVictim, loss.nodeId)?.ok === true;
+    // A held destination handed the count because its source ended (moves.endPlacement) reads confirmed while still a
+    // reservation (a confirm activates it): judged as a reservation answered ok, which may expire (seed 669).
+    const stillHeld = held.status === 'reserved';
+    const holds = ['active', 'releasing', ...(stillHeld ? ['reserved', 'expired'] : [])];
     if (
       source?.release === 'no' &&
       move.destination.nodeId !== loss.nodeId &&
-      onDisk?.status !== 'active' &&
-      onDisk?.status !== 'releasing' &&
+      !holds.includes(onDisk?.status ?? 'missing') &&
       !victim &&
       !movedOn
     )
@@ -678,8 +681,8 @@ export async function runClusterLayer(sched: Scheduler, options: ClusterRunOptio
       tenantId: m.tenantId,
       nodeId: move.destination.nodeId,
       allocationId: held.id,
-      reservation: false,
-      activated: 'ok',
+      reservation: stillHeld,
+      activated: stillHeld ? 'unknown' : 'ok',
       release: source?.release === 'no' ? 'no' : 'unknown',
     });
   };

@@ -99,11 +99,12 @@ function sourceOf(intent: StoredIntent): Move['source'] | undefined {
 /** The move as its destination intent tells it. */
 export function moveOf(dest: StoredIntent['value'], source: Move['source'], moveRequestId: string, sourceReleased?: boolean): Move {
   // Claimed for its abort, the destination is on its way out: the move is aborted (its release may still be in flight).
-  // Confirmed (its source handed it the count), it stays confirmed when the VM ends there later (released, preempted).
+  // Confirmed (its source handed it the count), it stays confirmed when the VM ends there later (released, preempted)
+  // if it ran there: a hold handed the count because its source ended, and expired unconfirmed, was no move (seed 669).
   const state: Move['state'] =
     dest.settling === 'abort'
       ? 'aborted'
-      : dest.movesFrom === undefined && (dest.state === 'placed' || dest.state === 'released')
+      : dest.movesFrom === undefined && (dest.state === 'placed' || (dest.state === 'released' && ranThere(dest)))
         ? 'confirmed'
         : dest.state === 'released' || dest.state === 'failed'
           ? 'aborted'
@@ -117,6 +118,11 @@ export function moveOf(dest: StoredIntent['value'], source: Move['source'], move
     destination: { requestId: dest.requestId, nodeId: dest.nodeId, ...(allocation === undefined ? {} : { allocation }) },
     ...(sourceReleased === undefined ? {} : { sourceReleased }),
   };
+}
+
+/** A confirmed destination that ran on its node: the confirm's claim kept the activated allocation as its reply. */
+function ranThere(dest: StoredIntent['value']): boolean {
+  return dest.reply?.allocation.status === 'active';
 }
 
 /** The intent; a pending one is settled from its node first (a placement answered a moment ago may not read placed yet). */
@@ -491,7 +497,7 @@ async function endedDestination(
   moveRequestId: string,
 ): Promise<Result<never> | undefined> {
   if (v.state !== 'released' || v.settling === 'abort') return undefined;
-  const confirmed = v.movesFrom === undefined || v.settling === 'confirm';
+  const confirmed = (v.movesFrom === undefined && ranThere(v)) || v.settling === 'confirm';
   const preempted = v.releasedBy === 'preemption';
   // Held, and ended on its node by something else than the move (its agent, the sweep finding it gone: sim seed 464,
   // a preemption whose event came after the sweep; a decommission): an expired hold is the move's own abort.
@@ -758,7 +764,7 @@ export async function abortMove(d: ConfirmDeps, r: MoveSettleRequest, tenantId: 
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const v = dest.value;
     // Past its point of no return and ended since (preempted, released): the move is not aborted, it was confirmed.
-    if (v.state === 'released' && (v.movesFrom === undefined || v.settling === 'confirm')) {
+    if (v.state === 'released' && ((v.movesFrom === undefined && ranThere(v)) || v.settling === 'confirm')) {
       const ended = await endedDestination(d, v, found.value.source, from, r.requestId);
       if (ended !== undefined) return ended;
     }
