@@ -6,6 +6,7 @@ import { COORDINATOR_MAIN, isLogMsg } from '../harness/index.ts';
 import { freePort } from '../harness/net.ts';
 import { spawnProcess, type ProcessHandle } from '../harness/process.ts';
 import { tempDir } from '../harness/temp.ts';
+import { APPS } from '../../scripts/release/apps.ts';
 
 /** A real coordinator process (apps/coordinator/src/main.ts) with its dashboard server on a loopback port. */
 export interface CoordinatorProcess {
@@ -36,15 +37,19 @@ export async function startCoordinatorProcess(
     name: `coordinator ${id}`,
     script: COORDINATOR_MAIN,
     args: ['--config', file],
-    env: { ALLOT_LOG_FORMAT: 'json', NODE_ENV: 'test', ALLOT_LOG_LEVEL: 'info', ...coordinatorEnv() },
+    env: { ALLOT_LOG_FORMAT: 'json', NODE_ENV: 'test', ALLOT_LOG_LEVEL: 'info', NODE_OPTIONS: RELEASE_FLAGS, ...coordinatorEnv() },
   });
   const ready = child.waitForLine(isLogMsg('coordinator ready'), 120_000).then(() => performance.now());
   return { id, process: child, url: `http://127.0.0.1:${port}`, spawnedAt, ready };
 }
 
+/** The V8 flags the coordinator's release executable bakes in: the fleet measures what a deployment runs. */
+const RELEASE_FLAGS = (APPS.find((a) => a.name === 'allot-coordinator')?.execArgv ?? []).join(' ');
+
 /**
  * Environment for the coordinators only, from this process's `FLEET_COORDINATOR_<NAME>` variables (prefix taken off):
- * `FLEET_COORDINATOR_NODE_OPTIONS=--max-semi-space-size=4` measures a V8 flag on them and not on the publisher.
+ * `FLEET_COORDINATOR_NODE_OPTIONS=--max-semi-space-size=4` measures a V8 flag on them (in place of the release's) and
+ * not on the publisher.
  */
 function coordinatorEnv(): Record<string, string> {
   const prefix = 'FLEET_COORDINATOR_';
