@@ -7,7 +7,13 @@ import { agentEndpoints } from '../../apps/agent/src/endpoints.ts';
 import { eventsOfRecord, refusalEvent, type EventPublisher } from '../../apps/agent/src/events.ts';
 import { createHostManager, createProbe, sampleHost } from '../../apps/agent/src/host.ts';
 import { NodeLease, type LeaseKv } from '../../apps/agent/src/node-lease.ts';
-import { buildUsageSnapshot, CoreListElision, IdleStatus, type SnapshotContext } from '../../apps/agent/src/usage-snapshot.ts';
+import {
+  buildUsageSnapshot,
+  CoreListElision,
+  coreListRefreshMs,
+  IdleStatus,
+  type SnapshotContext,
+} from '../../apps/agent/src/usage-snapshot.ts';
 import type { DurableState, HostManager, HostRecord, ReplayableJournal } from '../../packages/managers/src/index.ts';
 
 /** What one simulated host is: its id, size and labels, and how often it reports. */
@@ -98,7 +104,7 @@ export class SimHost {
     this.spec = spec;
     this.#shared = shared;
     this.bootId = `${spec.nodeId}-${Date.now().toString(36)}`;
-    this.#elision = new CoreListElision(undefined, spec.heartbeatMs);
+    this.#elision = new CoreListElision(coreListRefreshMs(spec.idleStatusMs ?? spec.heartbeatMs), spec.heartbeatMs);
     this.#idle = new IdleStatus(spec.idleStatusMs ?? spec.heartbeatMs, spec.heartbeatMs);
     this.#config = AgentConfigSchema.parse({
       nodeId: spec.nodeId,

@@ -25,7 +25,7 @@ import { createHostManager, createProbe, sampleHost } from './host.ts';
 import { LedgerJournal } from './ledger-journal.ts';
 import { AgentMetrics } from './metrics.ts';
 import { loadStateIdentity, NodeLease, NODE_LEASE_TTL_MS, type LeaseKv } from './node-lease.ts';
-import { buildUsageSnapshot, CoreListElision, IdleStatus, type SnapshotContext } from './usage-snapshot.ts';
+import { buildUsageSnapshot, CoreListElision, coreListRefreshMs, IdleStatus, type SnapshotContext } from './usage-snapshot.ts';
 import { secureStateDir } from './state-dir.ts';
 
 export const AGENT_VERSION = ALLOT_VERSION;
@@ -237,8 +237,9 @@ export class Agent {
       ...(this.config.idleStatusMs === undefined ? {} : { idleStatusMs: this.config.idleStatusMs }),
       overcommit: { memory: this.config.memory.overcommitRatio, cpu: this.config.cpu.overcommitRatio },
     };
-    const elision = new CoreListElision(undefined, this.config.heartbeatMs);
-    const idle = new IdleStatus(this.config.idleStatusMs ?? this.config.heartbeatMs, this.config.heartbeatMs);
+    const idleStatusMs = this.config.idleStatusMs ?? this.config.heartbeatMs;
+    const elision = new CoreListElision(coreListRefreshMs(idleStatusMs), this.config.heartbeatMs);
+    const idle = new IdleStatus(idleStatusMs, this.config.heartbeatMs);
     this.#usage = new Coalescer<number>({
       minIntervalMs: this.config.usagePublishMinIntervalMs,
       heartbeatMs: this.config.heartbeatMs,

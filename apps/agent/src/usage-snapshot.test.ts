@@ -5,7 +5,7 @@ import { encode } from '@allot/protocol';
 import { describe, expect, it } from 'vitest';
 import { AgentConfigSchema } from './config/index.ts';
 import { createHostManager } from './host.ts';
-import { buildUsageSnapshot, CoreListElision, IdleStatus } from './usage-snapshot.ts';
+import { buildUsageSnapshot, CoreListElision, coreListRefreshMs, IdleStatus } from './usage-snapshot.ts';
 
 const config = AgentConfigSchema.parse({ nodeId: 'n1', stateDir: '/nonexistent' });
 const ctx = { nodeId: 'n1', bootId: 'b', labels: {}, heartbeatMs: 2000, overcommit: { memory: 1, cpu: 1 } };
@@ -74,19 +74,24 @@ describe('usage heartbeats without the per-core list', () => {
     expect(publish(elision, await snapshotOf(host), 62_000).cpu.cores).toEqual([]);
   });
 
-  it('with idle status every 60 s on 2 s ticks, carries the list in each idle status, not every second one', async () => {
+  it('with idle status every 60 s on 2 s ticks, carries the list once every 5 min, so a cold start replays heartbeats', async () => {
     const host = await hostOf();
-    const elision = new CoreListElision(60_000, 2_000);
+    expect(coreListRefreshMs(2_000)).toBe(60_000); // the default heartbeat: as before
+    const elision = new CoreListElision(coreListRefreshMs(60_000), 2_000);
     const idle = new IdleStatus(60_000, 2_000);
     const sent: { at: number; cores: number }[] = [];
-    for (let at = 0; at <= 240_000; at += 2_000) {
+    for (let at = 0; at <= 700_000; at += 2_000) {
       const snapshot = await snapshotOf(host);
       if (!idle.due(snapshot, 1, at)) continue;
       const wire = publish(elision, snapshot, at);
       idle.published(snapshot, 1, at);
       sent.push({ at, cores: wire.cpu.cores.length });
     }
-    expect(sent).toEqual([0, 58_000, 116_000, 174_000, 232_000].map((at) => ({ at, cores: 16 })));
+    const withList = sent.filter((s) => s.cores > 0).map((s) => s.at);
+    expect(sent.map((s) => s.at)).toEqual([
+      0, 58_000, 116_000, 174_000, 232_000, 290_000, 348_000, 406_000, 464_000, 522_000, 580_000, 638_000, 696_000,
+    ]);
+    expect(withList).toEqual([0, 348_000, 696_000]);
   });
 });
 
