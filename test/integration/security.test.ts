@@ -20,7 +20,7 @@ import {
 } from '@allot/protocol';
 import { AllocationSchema, HealthSchema, type NatsConnectionConfig } from '@allot/core';
 import { connectNats, requestTyped, silentLogger } from '@allot/nats';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { Packr } from 'msgpackr';
 import { followNodeLeases, NodeLeaseTable } from '../../apps/coordinator/src/liveness.ts';
@@ -416,6 +416,21 @@ describe('a secured deployment (allot security, nats-server with the generated p
     const after = await (await admin.open(KV_NODES)).get('b');
     expect(after?.operation).toBe('PUT');
     expect(JSON.parse(new TextDecoder().decode(after?.value)).bootId).toBe(JSON.parse(new TextDecoder().decode(before?.value)).bootId);
+  });
+
+  it("agent a's own lease written with a rollup header (Nats-Rollup: all) purges no other node's lease", async () => {
+    // The agent may publish to its own key, and a header rides along: a rollup of the whole stream would erase every
+    // node's lease (their liveness on the coordinators, and the guard against two agents on one node id).
+    const admin = await new Kvm(jetstream(await client('admin', 'admin'))).open(KV_NODES);
+    const before = await admin.get('b');
+    expect(before?.operation).toBe('PUT');
+    const a = await client('agent', 'a');
+    const h = headers();
+    h.set('Nats-Rollup', 'all');
+    // a's own lease again (its agent reads it back as its own write and keeps serving for the later tests).
+    const own = (await admin.get('a'))?.value as Uint8Array;
+    await a.request(`$KV.${KV_NODES}.a`, own, { headers: h, timeout: 2_000 }).catch(() => undefined);
+    expect((await admin.get('b'))?.operation).toBe('PUT');
   });
 
   it('a usage snapshot republished with another node id makes no phantom node (attack 2)', async () => {

@@ -111,6 +111,11 @@ export type EnsureKvOptions = {
    * key go (needs allowMsgTtl). Absent: expired values vanish without a trace.
    */
   expiryMarkerTtlMs?: number;
+  /**
+   * Refuse `Nats-Rollup` headers: whoever may write one key could otherwise erase every key of the bucket with
+   * `Nats-Rollup: all` (an agent, all the node leases). Absent: the bucket's setting is left as it is.
+   */
+  denyRollup?: boolean;
 };
 
 /** The stream settings ensureKv manages for a bucket, in the units of the stream config. */
@@ -122,6 +127,7 @@ function kvStreamSettings(opts: EnsureKvOptions): Partial<StreamConfig> {
     allow_msg_ttl: opts.allowMsgTtl === true,
     allow_atomic: opts.allowAtomic === true,
     ...(opts.expiryMarkerTtlMs === undefined ? {} : { subject_delete_marker_ttl: nanos(opts.expiryMarkerTtlMs) }),
+    ...(opts.denyRollup === true ? { allow_rollup_hdrs: false } : {}),
   } as Partial<StreamConfig>;
 }
 

@@ -9,7 +9,8 @@ import type { NatsConnection } from '@nats-io/transport-node';
  * processes, which may not create or change streams when secured, find nothing to change.
  * allot_nodes: apps/agent/src/agent.ts (NODE_LEASE_TTL_MS 15 s); allot_placements: apps/coordinator/src/coordinator.ts.
  */
-const NODES_BUCKET = { history: 1, ttlMs: 15_000 } as const;
+// denyRollup: an agent may write its own lease, and a `Nats-Rollup: all` header on it would erase every node's.
+const NODES_BUCKET = { history: 1, ttlMs: 15_000, denyRollup: true } as const;
 const PLACEMENTS_BUCKET = { history: 1, allowAtomic: true, allowMsgTtl: true, expiryMarkerTtlMs: 60 * 60_000 } as const;
 
 /**
