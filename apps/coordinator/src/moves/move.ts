@@ -510,9 +510,8 @@ async function endedDestination(
     if (!gone.ok) return gone;
   }
   const allocationId = v.reply?.allocation.id;
-  const what = preempted
-    ? `preempted${v.preemptedBy === undefined ? '' : ` by ${v.preemptedBy}`}`
-    : `released (${v.releasedBy ?? 'unknown'})`;
+  const preemptedBy = preempted ? await ownPreemptor(d, v) : undefined;
+  const what = preempted ? `preempted${preemptedBy === undefined ? '' : ` by ${preemptedBy}`}` : `released (${v.releasedBy ?? 'unknown'})`;
   const message = confirmed
     ? `move ${moveRequestId} was confirmed; its allocation ${allocationId ?? v.requestId} on ${v.nodeId} was since ${what}`
     : `move ${moveRequestId}: its destination on ${v.nodeId} was ${what} before the move was confirmed; the allocation stays on ${from.nodeId}`;
@@ -523,8 +522,18 @@ async function endedDestination(
     nodeId: v.nodeId,
     ...(allocationId === undefined ? {} : { allocationId }),
     ...(v.releasedBy === undefined ? {} : { releasedBy: v.releasedBy }),
-    ...(v.preemptedBy === undefined ? {} : { preemptedBy: v.preemptedBy }),
+    ...(preemptedBy === undefined ? {} : { preemptedBy }),
   });
+}
+
+/**
+ * The preemptor's request id when it is the victim's own tenant's; another tenant's is not named (as a place names only
+ * the caller's own victims): its intent is read, and one not found (finished long ago) is not named either.
+ */
+async function ownPreemptor(d: ConfirmDeps, v: StoredIntent['value']): Promise<string | undefined> {
+  if (v.preemptedBy === undefined) return undefined;
+  const read = await d.store.get(v.preemptedBy);
+  return read.ok && read.value?.value.tenantId === v.tenantId ? v.preemptedBy : undefined;
 }
 
 /** The source intent of a claimed confirm whose destination ended: released, as the VM ended (its count goes back). */
