@@ -117,6 +117,40 @@ describe('place.batch', () => {
     expect(Object.values(live(cluster)).flat().sort()).toEqual(['b9-m0', 'b9-m1', 'b9-m2']);
   });
 
+  it('a member committed on its node and ended there before its fence was asked (preempted) is not placed again elsewhere: one allocation per request id', async () => {
+    const cluster = inProcessCluster({ ...NODES, d: { memoryMiB: 4096, cores: 8 } });
+    const c = await cluster.coordinator('c1', { place: { timeoutRetries: 0 } });
+    c.refresh();
+    const req = PlaceBatchRequestSchema.parse(batch('b10', 2, { maxPerNode: 1 }));
+    const members = batchMembers(req);
+    const dry = unwrap(
+      decideBatch(
+        c.view.index,
+        members.map((m) => m.request),
+        (members[0] as PlaceRequest).placement,
+        c.flow.contextFor(members[0] as PlaceRequest),
+      ),
+    );
+    if (!dry.fits) throw new Error('the dry run should fit');
+    const first = dry.nodes[0] as string;
+    // Member 0's allocate commits but its reply is lost; before the batch asks at its fence, the allocation is released
+    // there (a preemption by a higher priority place): the node answers the ended allocation, holding nothing live.
+    (cluster.agents.nodes.get(first) as { loseReplies: number }).loseReplies = 1;
+    const inner = cluster.agents.caller();
+    const call = async (nodeId: string, verb: string, body: { requestId?: string }, opts?: unknown) => {
+      if (verb === 'fence' && nodeId === first && body.requestId === 'b10-m0')
+        unwrap(await inner.call(nodeId, 'release', { requestId: 'preempt-b10-m0', allocationRequestId: 'b10-m0' } as never));
+      return inner.call(nodeId, verb as never, body as never, opts as never);
+    };
+    const placed = await placeBatch({ view: c.view, store: c.store, agents: { call } as never, flow: c.flow }, req);
+    expect(placed.ok).toBe(false); // all or nothing: member 0 is not placed, so neither is the batch
+    await c.flow.settled();
+    const everywhere = [...cluster.agents.nodes.keys()].flatMap((n) =>
+      [...(cluster.agents.nodes.get(n)?.byRequest.values() ?? [])].filter((a) => a.requestId === 'b10-m0'),
+    );
+    expect(everywhere.map((a) => a.id.split(':')[0])).toEqual([first]);
+  });
+
   it('one agent refusing rolls the others back: released on their nodes, quota back, and a retry answers the same error', async () => {
     const cluster = inProcessCluster(NODES);
     const c = await cluster.coordinator('c1');

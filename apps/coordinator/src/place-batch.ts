@@ -65,7 +65,8 @@ interface Member {
 type Outcome =
   | { readonly kind: 'placed'; readonly at: StoredIntent; readonly reply: PlaceReply }
   | { readonly kind: 'committed'; readonly at: StoredIntent; readonly allocation: Allocation }
-  | { readonly kind: 'refused'; readonly at: StoredIntent; readonly error: AllotError }
+  /** placedOnce: its node held an allocation of it that ended there (asked at its fence): never moved on elsewhere. */
+  | { readonly kind: 'refused'; readonly at: StoredIntent; readonly error: AllotError; readonly placedOnce?: true }
   /** Its node answered an allocation that ended there (released, an expired reservation): it was placed once. */
   | { readonly kind: 'ended'; readonly at: StoredIntent; readonly allocation: Allocation }
   | { readonly kind: 'unknown'; readonly at: StoredIntent; readonly error: AllotError }
@@ -230,7 +231,7 @@ async function driveMovingOn(d: PlaceBatchDeps, m: Member, first: StoredIntent, 
   const maxAttempts = d.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
   let outcome = await drive(d, m, first, true);
   const queue = [...candidates];
-  while (outcome.kind === 'refused' && NODE_REFUSALS.has(outcome.error.code)) {
+  while (outcome.kind === 'refused' && NODE_REFUSALS.has(outcome.error.code) && outcome.placedOnce !== true) {
     const refused = outcome;
     const intent = refused.at.value;
     if (intent.refusedBy.length + 1 >= maxAttempts) return refused;
@@ -346,6 +347,8 @@ async function askAtFence(d: PlaceBatchDeps, at: StoredIntent, error: AllotError
   return {
     kind: 'refused',
     at,
+    // Committed there and ended since (a preemption before this question): placed once, so not again on another node.
+    ...(held === null ? {} : { placedOnce: true as const }),
     error: errorOf(error.code, `${error.message}; asked at its fence, node ${nodeId} holds nothing of it`, {
       ...error.details,
       fence: attempt,
