@@ -151,6 +151,39 @@ describe('place.batch', () => {
     expect(everywhere.map((a) => a.id.split(':')[0])).toEqual([first]);
   });
 
+  it('a member moves on only within its failure domain when the batch spreads over domains: the spread holds', async () => {
+    const zoned = (zone: string) => ({ memoryMiB: 4096, cores: 8, labels: { zone } });
+    const cluster = inProcessCluster({ a: zoned('z1'), b: zoned('z1'), c: zoned('z2'), d: zoned('z2'), e: zoned('z3'), f: zoned('z3') });
+    const c = await cluster.coordinator('c1');
+    c.refresh();
+    const req = PlaceBatchRequestSchema.parse(batch('b11', 3, { placement: { topologySpread: { topologyKey: 'zone', maxSkew: 1 } } }));
+    const members = batchMembers(req);
+    const dry = unwrap(
+      decideBatch(
+        c.view.index,
+        members.map((m) => m.request),
+        (members[0] as PlaceRequest).placement,
+        c.flow.contextFor(members[0] as PlaceRequest),
+      ),
+    );
+    if (!dry.fits) throw new Error('the dry run should fit');
+    const zoneOf = (n: string) => ({ a: 'z1', b: 'z1', c: 'z2', d: 'z2', e: 'z3', f: 'z3' })[n] as string;
+    expect(new Set(dry.nodes.map(zoneOf)).size).toBe(3);
+    // Member 0's whole zone is cordoned on its agents after the view saw it: leaving the zone would put two members in
+    // another one and none in its own (skew 2 > 1).
+    const zone = zoneOf(dry.nodes[0] as string);
+    for (const n of ['a', 'b', 'c', 'd', 'e', 'f'])
+      if (zoneOf(n) === zone) (cluster.agents.nodes.get(n) as { cordoned: boolean }).cordoned = true;
+    const placed = await placeBatch({ view: c.view, store: c.store, agents: cluster.agents.caller(), flow: c.flow }, req);
+    await c.flow.settled();
+    const perZone = new Map<string, number>();
+    for (const n of Object.keys(live(cluster)))
+      for (const _ of cluster.agents.live(n)) perZone.set(zoneOf(n), (perZone.get(zoneOf(n)) ?? 0) + 1);
+    const counts = ['z1', 'z2', 'z3'].map((z) => perZone.get(z) ?? 0);
+    expect(Math.max(...counts) - Math.min(...counts)).toBeLessThanOrEqual(1);
+    expect(placed.ok).toBe(false);
+  });
+
   it('one agent refusing rolls the others back: released on their nodes, quota back, and a retry answers the same error', async () => {
     const cluster = inProcessCluster(NODES);
     const c = await cluster.coordinator('c1');

@@ -194,7 +194,9 @@ async function fresh(d: PlaceBatchDeps, req: PlaceBatchRequest, members: readonl
     return { ok: false, error: { ...created.error, details: { ...created.error.details, batchId: req.batchId } } };
   }
   const outcomes = await Promise.all(
-    members.map((m) => driveMovingOn(d, m, created.value[m.index] as StoredIntent, candidatesOf(req, decision, m.index))),
+    members.map((m) =>
+      driveMovingOn(d, m, created.value[m.index] as StoredIntent, candidatesOf(d.view, req, first.place, decision, m.index)),
+    ),
   );
   return settle(d, req, members, outcomes);
 }
@@ -202,19 +204,34 @@ async function fresh(d: PlaceBatchDeps, req: PlaceBatchRequest, members: readonl
 /**
  * A member's candidates after its own node: its decision's other candidates (decided with the members before it
  * reserved), without the nodes its siblings' decisions fill to the batch's maxPerNode (a move there would only be
- * refused by their agent, or race a sibling for the slot).
+ * refused by their agent, or race a sibling for the slot). With a hard rule over failure domains (topologySpread, a
+ * required domain affinity), only nodes of its own node's domains: its alternatives were decided without the members
+ * after it, so leaving its domain could break the spread they were decided against, which no agent checks.
  */
 function candidatesOf(
+  view: ClusterView,
   req: PlaceBatchRequest,
+  place: PlaceRequest,
   decision: { nodes: readonly string[]; alternatives: readonly (readonly string[])[] },
   index: number,
 ): string[] {
-  const alternatives = decision.alternatives[index] ?? [];
+  const keys = domainKeys(place);
+  const labelsOf = (n: string) => view.get(n)?.snapshot.labels ?? {};
+  const own = labelsOf(decision.nodes[index] as string);
+  const alternatives = (decision.alternatives[index] ?? []).filter((n) => keys.every((k) => labelsOf(n)[k] === own[k]));
   const max = req.maxPerNode;
-  if (max === undefined) return [...alternatives];
+  if (max === undefined) return alternatives;
   const siblings = new Map<string, number>();
   for (const [i, n] of decision.nodes.entries()) if (i !== index) siblings.set(n, (siblings.get(n) ?? 0) + 1);
   return alternatives.filter((n) => (siblings.get(n) ?? 0) < max);
+}
+
+/** The failure-domain labels a batch's placement holds hard rules over (a member keeps its domain on each). */
+function domainKeys(place: PlaceRequest): string[] {
+  const p = place.placement;
+  const keys = (p.affinity ?? []).flatMap((t) => (t.mode === 'required' && t.topologyKey !== undefined ? [t.topologyKey] : []));
+  if (p.topologySpread !== undefined) keys.push(p.topologySpread.topologyKey);
+  return keys;
 }
 
 /**
