@@ -184,6 +184,30 @@ describe('place.batch', () => {
     expect(placed.ok).toBe(false);
   });
 
+  it('a member of a batch held on one node (required affinity to its own group) does not move on alone', async () => {
+    const cluster = inProcessCluster({
+      a: { memoryMiB: 8192, cores: 8 },
+      b: { memoryMiB: 4096, cores: 8 },
+      c: { memoryMiB: 4096, cores: 8 },
+    });
+    const c = await cluster.coordinator('c1');
+    c.refresh();
+    const placement = { strategy: 'spread' as const, group: { name: 'g', maxPerNode: 8 }, affinity: [{ group: 'g' }] };
+    const input = batch('b12', 2, { placement });
+    (input.members[0] as { resources: { memoryMiB: number } }).resources.memoryMiB = 2048;
+    // Both go to a (the most free, then beside member 0); a's room shrinks after the view saw it: member 0 (2 GiB) is
+    // refused there, member 1 (1 GiB) is not.
+    (cluster.agents.nodes.get('a') as { spec: { memoryMiB: number; cores: number } }).spec = { memoryMiB: 1536, cores: 8 };
+    const placed = await placeBatch(
+      { view: c.view, store: c.store, agents: cluster.agents.caller(), flow: c.flow },
+      PlaceBatchRequestSchema.parse(input),
+    );
+    await c.flow.settled();
+    const nodes = Object.entries(live(cluster)).flatMap(([n, ids]) => (ids.length > 0 ? [n] : []));
+    expect(nodes.length).toBeLessThanOrEqual(1);
+    expect(placed.ok).toBe(false);
+  });
+
   it('one agent refusing rolls the others back: released on their nodes, quota back, and a retry answers the same error', async () => {
     const cluster = inProcessCluster(NODES);
     const c = await cluster.coordinator('c1');

@@ -204,9 +204,10 @@ async function fresh(d: PlaceBatchDeps, req: PlaceBatchRequest, members: readonl
 /**
  * A member's candidates after its own node: its decision's other candidates (decided with the members before it
  * reserved), without the nodes its siblings' decisions fill to the batch's maxPerNode (a move there would only be
- * refused by their agent, or race a sibling for the slot). With a hard rule over failure domains (topologySpread, a
- * required domain affinity), only nodes of its own node's domains: its alternatives were decided without the members
- * after it, so leaving its domain could break the spread they were decided against, which no agent checks.
+ * refused by their agent, or race a sibling for the slot); none when the members are held on one node. With a hard
+ * rule over failure domains (topologySpread, a required domain affinity), only nodes of its own node's domains: its
+ * alternatives were decided without the members after it, so leaving its domain could break the spread they were
+ * decided against, which no agent checks.
  */
 function candidatesOf(
   view: ClusterView,
@@ -215,6 +216,7 @@ function candidatesOf(
   decision: { nodes: readonly string[]; alternatives: readonly (readonly string[])[] },
   index: number,
 ): string[] {
+  if (heldTogether(place)) return [];
   const keys = domainKeys(place);
   const labelsOf = (n: string) => view.get(n)?.snapshot.labels ?? {};
   const own = labelsOf(decision.nodes[index] as string);
@@ -224,6 +226,15 @@ function candidatesOf(
   const siblings = new Map<string, number>();
   for (const [i, n] of decision.nodes.entries()) if (i !== index) siblings.set(n, (siblings.get(n) ?? 0) + 1);
   return alternatives.filter((n) => (siblings.get(n) ?? 0) < max);
+}
+
+/**
+ * A required same-node affinity to the members' own group: the members after the first were decided beside it, and the
+ * agent does not check that term (the group's first member may land anywhere), so none moves on alone.
+ */
+function heldTogether(place: PlaceRequest): boolean {
+  const own = place.placement.group?.name;
+  return (place.placement.affinity ?? []).some((t) => t.mode === 'required' && t.topologyKey === undefined && t.group === own);
 }
 
 /** The failure-domain labels a batch's placement holds hard rules over (a member keeps its domain on each). */
