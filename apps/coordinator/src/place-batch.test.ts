@@ -115,6 +115,13 @@ describe('place.batch', () => {
     expect(unwrap(await c.store.get('b9-m0'))?.value).toMatchObject({ state: 'placed', refusedBy: [first], attempt: 2, nodeId: nodes[0] });
     for (const [i, nodeId] of nodes.entries()) expect(cluster.agents.live(nodeId).map((a) => a.requestId)).toContain(`b9-m${i}`);
     expect(Object.values(live(cluster)).flat().sort()).toEqual(['b9-m0', 'b9-m1', 'b9-m2']);
+    // A retry of the batch answers the same placements (member 0 where it moved), allocating nothing more.
+    const again = unwrap(await placeBatch({ view: c.view, store: c.store, agents: cluster.agents.caller(), flow: c.flow }, req));
+    expect(again.placements.map((p) => p.allocation.id)).toEqual(placed.placements.map((p) => p.allocation.id));
+    expect(await vms(c)).toBe(3);
+    // The per-node count followed member 0 off the node that refused it.
+    const perNode = unwrap(await c.store.usage('acme'))?.value.usage.vmsPerNode;
+    expect(perNode).toEqual(Object.fromEntries(nodes.map((n) => [n, 1])));
   });
 
   it('a member committed on its node and ended there before its fence was asked (preempted) is not placed again elsewhere: one allocation per request id', async () => {
