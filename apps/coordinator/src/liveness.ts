@@ -57,6 +57,12 @@ const NODE_LEASE_TTL_MS = 15_000;
 /** Agents renew their lease this often (NODE_LEASE_RENEW_MS in apps/agent/src/node-lease.ts). */
 const NODE_LEASE_RENEW_MS = 5_000;
 
+/**
+ * A lease names its holder in a few hundred bytes (identity, boot, host name, pid, since). An agent may write anything
+ * up to NATS's payload limit to its own key, and every coordinator would parse and hold it: larger values are dropped.
+ */
+const MAX_LEASE_BYTES = 1_024;
+
 /** What a lease's value must hold to count: the holder's boot (the rest names it for operators). */
 function holderBoot(value: Uint8Array): string | undefined {
   try {
@@ -149,6 +155,10 @@ export class NodeLeaseTable implements NodeLeaseSource {
     const held = this.#leases.get(nodeId);
     if (held?.value !== undefined && !held.deleted && sameBytes(held.value, value)) {
       this.#leases.set(nodeId, { ...held, at: Math.max(held.at, at) });
+      return;
+    }
+    if (value.length > MAX_LEASE_BYTES) {
+      this.#dropped?.drop('node_lease', 'too_large', { nodeId, bytes: value.length });
       return;
     }
     const bootId = holderBoot(value);

@@ -165,6 +165,16 @@ describe('NodeLeaseTable', () => {
     expect(table.seen('a')).toEqual(expect.objectContaining({ bootId: 'boot-a', at: 0, deleted: false }));
   });
 
+  it('drops a lease value larger than a lease can be before decoding or holding it', () => {
+    const { table, clock, dropped } = leasedView();
+    table.renewed('a', lease('boot-a'));
+    clock.mono = 1_000;
+    // Well formed, but 2 KiB: an agent may write anything to its own key, and each coordinator would hold it.
+    table.renewed('a', new TextEncoder().encode(JSON.stringify({ identity: 'x', bootId: 'boot-b', host: 'h'.repeat(2_048) })));
+    expect(dropped.count('node_lease', 'too_large')).toBe(1);
+    expect(table.seen('a')).toEqual(expect.objectContaining({ bootId: 'boot-a', at: 0 }));
+  });
+
   it('holds at most maxKeys ids, making room by forgetting expired leases', () => {
     const clock = { mono: 0 };
     const dropped = new DroppedInput(pino({ level: 'silent' }));
