@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { DroppedInput } from './dropped-input.ts';
 import { DeliverPolicy, type JetStreamClient } from './nats-deps.ts';
 import type { CoordinatorClock } from './store/clock.ts';
+import { lastStoredAt } from './usage-feed.ts';
 import { MAX_VIEW_NODES, type ClusterView, type LeaseSeen, type LivenessTransition, type NodeLeaseSource } from './view.ts';
 
 /**
@@ -299,15 +300,4 @@ export function startNodeLeaseFeed(
       await feed?.stop();
     },
   };
-}
-
-/** The JetStream timestamp (ms) of a stream's last message; 0 when unknown. */
-async function lastStoredAt(js: JetStreamClient, stream: string): Promise<number> {
-  try {
-    const info = await (await js.jetstreamManager()).streams.info(stream);
-    const at = Date.parse(info.state.last_ts);
-    return Number.isFinite(at) ? at : 0;
-  } catch {
-    return 0;
-  }
 }

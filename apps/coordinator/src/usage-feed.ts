@@ -47,7 +47,7 @@ export async function followUsage(
     resolveCaughtUp();
   };
   // The server's time of the newest stored snapshot: replayed ones are aged against it.
-  let newestStoredAt = await lastStoredAt(js);
+  let newestStoredAt = await lastStoredAt(js, USAGE_STREAM);
   // An empty stream: nothing to rebuild. Otherwise the first message with nothing pending behind it marks the end.
   const info = await consumer.info(true).catch(() => undefined);
   if (info !== undefined && info.num_pending === 0) markCaughtUp();
@@ -99,10 +99,10 @@ export async function followUsage(
   };
 }
 
-/** The JetStream timestamp (ms) of the stream's last message; 0 when unknown (the replay is then aged by what it shows). */
-async function lastStoredAt(js: JetStreamClient): Promise<number> {
+/** The JetStream timestamp (ms) of a stream's last message; 0 when unknown (a replay is then aged by what it shows). */
+export async function lastStoredAt(js: JetStreamClient, stream: string): Promise<number> {
   try {
-    const info = await (await js.jetstreamManager()).streams.info(USAGE_STREAM);
+    const info = await (await js.jetstreamManager()).streams.info(stream);
     const at = Date.parse(info.state.last_ts);
     return Number.isFinite(at) ? at : 0;
   } catch {
