@@ -1,4 +1,4 @@
-import type { Result } from '@allot/core';
+import { unwrap } from '@allot/core';
 import { describe, expect, it } from 'vitest';
 import type { IntentStore } from './intents/intent-store.ts';
 import { moveAllocation } from './moves/move.ts';
@@ -10,11 +10,6 @@ import { inProcessCluster, inProcessMoveDeps } from './testing/fake-agents.ts';
  * writes the placement's intent first wins, the other is refused. A move started while a shrink was in flight held its
  * destination at the old size, so the tenant ran more vCPUs than its limit on the hosts once the source shrank.
  */
-
-function unwrap<T>(r: Result<T>): T {
-  if (!r.ok) throw new Error(`${r.error.code}: ${r.error.message}`);
-  return r.value;
-}
 
 async function placed() {
   const cluster = inProcessCluster({ a: { memoryMiB: 8192, cores: 8 }, b: { memoryMiB: 8192, cores: 8 } });

@@ -1,5 +1,5 @@
 import { TextEncoder } from 'node:util';
-import type { Result } from '@allot/core';
+import { unwrap } from '@allot/core';
 import { describe, expect, it } from 'vitest';
 import { NodeLeaseTable } from './liveness.ts';
 import { moveAllocation } from './moves/move.ts';
@@ -12,11 +12,6 @@ import { knownUnheard } from './unheard-node.ts';
  * node lease, or that placements count on, may simply not have reported to it yet, so a resize or move of an allocation
  * there is `unavailable` with a retry hint; only a node nobody knows is `not_found`.
  */
-
-function unwrap<T>(r: Result<T>): T {
-  if (!r.ok) throw new Error(`${r.error.code}: ${r.error.message}`);
-  return r.value;
-}
 
 /** vm-1 placed on a through c1; c2 started while a was silent, so c2's view has not heard from a (b it has). */
 async function startedWhileSilent() {

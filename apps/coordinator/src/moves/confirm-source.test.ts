@@ -1,4 +1,4 @@
-import { TenantQuotaSchema, type Result } from '@allot/core';
+import { TenantQuotaSchema, unwrap } from '@allot/core';
 import { describe, expect, it } from 'vitest';
 import { inProcessCluster, inProcessMoveDeps } from '../testing/fake-agents.ts';
 import pino from 'pino';
@@ -8,11 +8,6 @@ import { NodeStates } from '../node-states.ts';
 import { handleEndingEvent } from '../quota-events.ts';
 import { Reconciler } from '../reconciler.ts';
 import { abortMove, confirmMove, destinationRequestId, moveAllocation, type MoveDeps } from './move.ts';
-
-function unwrap<T>(r: Result<T>): T {
-  if (!r.ok) throw new Error(`${r.error.code}: ${r.error.message}`);
-  return r.value;
-}
 
 /** Tenant t at its limit of 3 VMs (two on a, one on b); vm-1 on a is held on c by move mv-1. */
 async function heldMove() {

@@ -1,15 +1,10 @@
-import { TenantQuotaSchema, type Result } from '@allot/core';
+import { TenantQuotaSchema, unwrap } from '@allot/core';
 import type { AllotEvent } from '@allot/protocol';
 import { describe, expect, it } from 'vitest';
 import { resizeAllocation } from '../resize.ts';
 import { inProcessCluster, inProcessMoveDeps } from '../testing/fake-agents.ts';
 import { evacuateNode, movesInFlight } from './evacuate.ts';
 import { abortMove, confirmMove, destinationRequestId, moveAllocation } from './move.ts';
-
-function unwrap<T>(r: Result<T>): T {
-  if (!r.ok) throw new Error(`${r.error.code}: ${r.error.message}`);
-  return r.value;
-}
 
 /** Nodes a, b (zone x) and c (zone y); tenant t may run 3 VMs at most, so a VM counted twice would show. */
 async function setUp(nodes: Record<string, { memoryMiB: number; cores: number; labels?: Record<string, string> }> = {}) {

@@ -1,4 +1,4 @@
-import { TenantQuotaSchema, type Result } from '@allot/core';
+import { TenantQuotaSchema, unwrap } from '@allot/core';
 import { describe, expect, it } from 'vitest';
 import { inProcessCluster, inProcessMoveDeps } from '../testing/fake-agents.ts';
 import { handleEndingEvent } from '../quota-events.ts';
@@ -9,11 +9,6 @@ import { abortMove, confirmMove, destinationRequestId, moveAllocation } from './
  * move answers what happened, the preemption and its preemptor, never "aborted" (the move was not aborted, and after a
  * confirm's claim its source is gone).
  */
-
-function unwrap<T>(r: Result<T>): T {
-  if (!r.ok) throw new Error(`${r.error.code}: ${r.error.message}`);
-  return r.value;
-}
 
 /** vm-1 (tenant t, priority 0) on a, held on c by move mv-1; vm-2 on b. */
 async function heldMove() {

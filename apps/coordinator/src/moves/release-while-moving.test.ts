@@ -1,12 +1,7 @@
-import { TenantQuotaSchema, type Result } from '@allot/core';
+import { TenantQuotaSchema, unwrap } from '@allot/core';
 import { describe, expect, it } from 'vitest';
 import { inProcessCluster, inProcessMoveDeps } from '../testing/fake-agents.ts';
 import { abortMove, confirmMove, moveAllocation } from './move.ts';
-
-function unwrap<T>(r: Result<T>): T {
-  if (!r.ok) throw new Error(`${r.error.code}: ${r.error.message}`);
-  return r.value;
-}
 
 /*
  * Found by the simulator (cluster seed 16 with moves): a tenant released a VM whose move held a destination; the

@@ -1,13 +1,8 @@
-import { TenantQuotaSchema, type Result } from '@allot/core';
+import { TenantQuotaSchema, unwrap } from '@allot/core';
 import { describe, expect, it } from 'vitest';
 import { handleEndingEvent } from '../quota-events.ts';
 import { inProcessCluster, inProcessMoveDeps } from '../testing/fake-agents.ts';
 import { abortMove, confirmMove, destinationRequestId, moveAllocation } from './move.ts';
-
-function unwrap<T>(r: Result<T>): T {
-  if (!r.ok) throw new Error(`${r.error.code}: ${r.error.message}`);
-  return r.value;
-}
 
 /** Tenant t at its limit of 3 VMs (two on a, one on b); vm-1 on a is moved to c by mv-1 (held unless `pending`). */
 async function moving(opts: { pending?: boolean } = {}) {
