@@ -125,6 +125,11 @@ function ranThere(dest: StoredIntent['value']): boolean {
   return dest.reply?.allocation.status === 'active';
 }
 
+/** Past the move's point of no return: confirmed and ran there, or claimed for its confirm (which goes forward). */
+function pastNoReturn(dest: StoredIntent['value']): boolean {
+  return (dest.movesFrom === undefined && ranThere(dest)) || dest.settling === 'confirm';
+}
+
 /** The intent; a pending one is settled from its node first (a placement answered a moment ago may not read placed yet). */
 async function readIntent(d: ConfirmDeps, requestId: string): Promise<Result<StoredIntent | null>> {
   const read = await d.store.get(requestId);
@@ -497,7 +502,7 @@ async function endedDestination(
   moveRequestId: string,
 ): Promise<Result<never> | undefined> {
   if (v.state !== 'released' || v.settling === 'abort') return undefined;
-  const confirmed = (v.movesFrom === undefined && ranThere(v)) || v.settling === 'confirm';
+  const confirmed = pastNoReturn(v);
   const preempted = v.releasedBy === 'preemption';
   // Held, and ended on its node by something else than the move (its agent, the sweep finding it gone: sim seed 464,
   // a preemption whose event came after the sweep; a decommission): an expired hold is the move's own abort.
@@ -773,7 +778,7 @@ export async function abortMove(d: ConfirmDeps, r: MoveSettleRequest, tenantId: 
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const v = dest.value;
     // Past its point of no return and ended since (preempted, released): the move is not aborted, it was confirmed.
-    if (v.state === 'released' && ((v.movesFrom === undefined && ranThere(v)) || v.settling === 'confirm')) {
+    if (v.state === 'released' && pastNoReturn(v)) {
       const ended = await endedDestination(d, v, found.value.source, from, r.requestId);
       if (ended !== undefined) return ended;
     }
