@@ -1,5 +1,6 @@
 import {
   coreListLength,
+  ownCopy,
   PackedCores,
   packedCoresOf,
   withPackedCores,
@@ -138,9 +139,6 @@ function heldForm(snapshot: UsageSnapshot, held: UsageSnapshot | undefined): Usa
     cpu: heldCpu,
   };
 }
-
-/** A string that shares no memory with the message it was decoded from (see heldForm). */
-const ownCopy = (s: string): string => JSON.parse(JSON.stringify(s)) as string;
 
 function sameStrings(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
   const keys = Object.keys(b);

@@ -37,7 +37,7 @@ function columnsFor(size: number, max: number): Columns {
  * native string extractor slices the whole message's text): a holder's id kept for the list's lifetime would keep the
  * whole message it came in (5 KB for a 64-core report) alive with it.
  */
-const ownCopy = (s: string): string => JSON.parse(JSON.stringify(s)) as string;
+export const ownCopy = (s: string): string => JSON.parse(JSON.stringify(s)) as string;
 
 const isCount = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
 
