@@ -1,6 +1,6 @@
 import { TenantQuotaSchema, unwrap } from '@allot/core';
 import { describe, expect, it } from 'vitest';
-import { inProcessCluster, inProcessMoveDeps } from '../testing/fake-agents.ts';
+import { inProcessCluster, inProcessMoveDeps, threeNodeMoves } from '../testing/fake-agents.ts';
 import pino from 'pino';
 import { ReconcileConfigSchema } from '../config.ts';
 import { decommissionNode } from '../decommission.ts';
@@ -11,26 +11,12 @@ import { abortMove, confirmMove, destinationRequestId, moveAllocation, type Move
 
 /** Tenant t at its limit of 3 VMs (two on a, one on b); vm-1 on a is held on c by move mv-1. */
 async function heldMove() {
-  const cluster = inProcessCluster({
-    a: { memoryMiB: 8192, cores: 8 },
-    b: { memoryMiB: 8192, cores: 8 },
-    c: { memoryMiB: 8192, cores: 8 },
-  });
-  const c = await cluster.coordinator('c1', { place: { timeoutRetries: 0 } });
-  unwrap(await c.quotas.set(TenantQuotaSchema.parse({ tenantId: 't', maxVms: 3 })));
-  const deps = inProcessMoveDeps(cluster, c, { holdMs: 600_000 });
-  const place = (requestId: string, nodeId: string) =>
-    c.place({
-      request: { requestId, tenantId: 't', resources: { memoryMiB: 1024, vcpus: 1 } },
-      placement: { strategy: 'manual', nodeId },
-    });
+  const { cluster, c, deps, place, usage, live } = await threeNodeMoves();
   const vm = unwrap(await place('vm-1', 'a'));
   unwrap(await place('vm-2', 'a'));
   unwrap(await place('vm-3', 'b'));
   unwrap(await moveAllocation(deps, { requestId: 'mv-1', allocationId: vm.allocation.id, to: 'c' }, 't'));
   const destId = destinationRequestId(vm.allocation.id, 'mv-1');
-  const usage = async () => unwrap(await c.store.usage('t'))?.value.usage;
-  const live = (nodeId: string) => cluster.agents.live(nodeId).map((a) => `${a.requestId}:${a.status}`);
   return { cluster, c, deps, vm, destId, usage, live };
 }
 

@@ -1,6 +1,6 @@
 import { TenantQuotaSchema, unwrap } from '@allot/core';
 import { describe, expect, it } from 'vitest';
-import { inProcessCluster, inProcessMoveDeps } from '../testing/fake-agents.ts';
+import { threeNodeMoves } from '../testing/fake-agents.ts';
 import { handleEndingEvent } from '../quota-events.ts';
 import { abortMove, confirmMove, destinationRequestId, moveAllocation } from './move.ts';
 
@@ -12,26 +12,9 @@ import { abortMove, confirmMove, destinationRequestId, moveAllocation } from './
 
 /** vm-1 (tenant t, priority 0) on a, held on c by move mv-1; vm-2 on b. */
 async function heldMove() {
-  const cluster = inProcessCluster({
-    a: { memoryMiB: 8192, cores: 8 },
-    b: { memoryMiB: 8192, cores: 8 },
-    c: { memoryMiB: 8192, cores: 8 },
-  });
-  const c = await cluster.coordinator('c1', { place: { timeoutRetries: 0 } });
-  unwrap(await c.quotas.set(TenantQuotaSchema.parse({ tenantId: 't', maxVms: 3 })));
-  const deps = inProcessMoveDeps(cluster, c, { holdMs: 600_000 });
-  const vm = unwrap(
-    await c.place({
-      request: { requestId: 'vm-1', tenantId: 't', resources: { memoryMiB: 1024, vcpus: 1 } },
-      placement: { strategy: 'manual', nodeId: 'a' },
-    }),
-  );
-  unwrap(
-    await c.place({
-      request: { requestId: 'vm-2', tenantId: 't', resources: { memoryMiB: 1024, vcpus: 1 } },
-      placement: { strategy: 'manual', nodeId: 'b' },
-    }),
-  );
+  const { cluster, c, deps, place, usage, live } = await threeNodeMoves();
+  const vm = unwrap(await place('vm-1', 'a'));
+  unwrap(await place('vm-2', 'b'));
   unwrap(await moveAllocation(deps, { requestId: 'mv-1', allocationId: vm.allocation.id, to: 'c' }, 't'));
   const destId = destinationRequestId(vm.allocation.id, 'mv-1');
   const settle = { requestId: 'mv-1', allocationId: vm.allocation.id };
@@ -43,8 +26,6 @@ async function heldMove() {
         placement: { strategy: 'manual', nodeId: 'c', allowPreemption: true },
       }),
     );
-  const usage = async () => unwrap(await c.store.usage('t'))?.value.usage;
-  const live = (nodeId: string) => cluster.agents.live(nodeId).map((a) => `${a.requestId}:${a.status}`);
   return { cluster, c, deps, destId, settle, preemptC, usage, live };
 }
 

@@ -1,24 +1,12 @@
-import { TenantQuotaSchema, unwrap } from '@allot/core';
+import { unwrap } from '@allot/core';
 import { describe, expect, it } from 'vitest';
 import { handleEndingEvent } from '../quota-events.ts';
-import { inProcessCluster, inProcessMoveDeps } from '../testing/fake-agents.ts';
+import { threeNodeMoves } from '../testing/fake-agents.ts';
 import { abortMove, confirmMove, destinationRequestId, moveAllocation } from './move.ts';
 
 /** Tenant t at its limit of 3 VMs (two on a, one on b); vm-1 on a is moved to c by mv-1 (held unless `pending`). */
 async function moving(opts: { pending?: boolean } = {}) {
-  const cluster = inProcessCluster({
-    a: { memoryMiB: 8192, cores: 8 },
-    b: { memoryMiB: 8192, cores: 8 },
-    c: { memoryMiB: 8192, cores: 8 },
-  });
-  const c = await cluster.coordinator('c1', { place: { timeoutRetries: 0 } });
-  unwrap(await c.quotas.set(TenantQuotaSchema.parse({ tenantId: 't', maxVms: 3 })));
-  const deps = inProcessMoveDeps(cluster, c, { holdMs: 600_000 });
-  const place = (requestId: string, nodeId: string) =>
-    c.place({
-      request: { requestId, tenantId: 't', resources: { memoryMiB: 1024, vcpus: 1 } },
-      placement: { strategy: 'manual', nodeId },
-    });
+  const { cluster, c, deps, place, usage, live } = await threeNodeMoves();
   const vm = unwrap(await place('vm-1', 'a'));
   unwrap(await place('vm-2', 'a'));
   unwrap(await place('vm-3', 'b'));
@@ -31,8 +19,6 @@ async function moving(opts: { pending?: boolean } = {}) {
   for (const verb of ['allocate', 'fence']) node('c').stall.delete(verb);
   const destId = destinationRequestId(vm.allocation.id, 'mv-1');
   const settle = { requestId: 'mv-1', allocationId: vm.allocation.id };
-  const usage = async () => unwrap(await c.store.usage('t'))?.value.usage;
-  const live = (nodeId: string) => cluster.agents.live(nodeId).map((a) => `${a.requestId}:${a.status}`);
   /** Where the VM runs: its source on a, its destination on c. */
   const copies = () => [...live('a').filter((l) => l.startsWith('vm-1:')), ...live('c').filter((l) => l.startsWith(`${destId}:`))];
   return { cluster, c, deps, vm, node, destId, settle, usage, live, copies };

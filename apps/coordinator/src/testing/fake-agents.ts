@@ -15,23 +15,25 @@ import {
   type PlaceRequestInput,
 } from '@allot/protocol';
 import {
+  type AgentResizeRequest,
   AgentResizeRequestSchema,
+  type Allocation,
+  type AllocationRequest,
   AllocationRequestSchema,
   AllocationStatusSchema,
+  type AllotError,
   err,
   errorOf,
   ok,
   PREEMPTION_PRIORITY_GAP,
   priorityUsage,
   RequestIdSchema,
-  tenantGroupKey,
-  validate,
-  type AgentResizeRequest,
-  type Allocation,
-  type AllocationRequest,
-  type AllotError,
   type Result,
+  tenantGroupKey,
+  TenantQuotaSchema,
+  unwrap,
   type UsageSnapshot,
+  validate,
 } from '@allot/core';
 import { z } from 'zod';
 import pino from 'pino';
@@ -714,4 +716,28 @@ export function inProcessMoveDeps(
     agentTimeoutMs: 100,
     ...deps,
   };
+}
+
+/**
+ * The move tests' setting: nodes a, b and c (8 GiB, 8 cores each) under coordinator c1, tenant t limited to 3 VMs (so
+ * a VM counted twice shows), moves held 10 minutes. `place` puts one of t's 1 GiB, 1-vCPU VMs on the named node; `live`
+ * lists a node's allocations as `requestId:status`; `usage` is t's counted usage.
+ */
+export async function threeNodeMoves() {
+  const cluster = inProcessCluster({
+    a: { memoryMiB: 8192, cores: 8 },
+    b: { memoryMiB: 8192, cores: 8 },
+    c: { memoryMiB: 8192, cores: 8 },
+  });
+  const c = await cluster.coordinator('c1', { place: { timeoutRetries: 0 } });
+  unwrap(await c.quotas.set(TenantQuotaSchema.parse({ tenantId: 't', maxVms: 3 })));
+  const deps = inProcessMoveDeps(cluster, c, { holdMs: 600_000 });
+  const place = (requestId: string, nodeId: string) =>
+    c.place({
+      request: { requestId, tenantId: 't', resources: { memoryMiB: 1024, vcpus: 1 } },
+      placement: { strategy: 'manual', nodeId },
+    });
+  const usage = async () => unwrap(await c.store.usage('t'))?.value.usage;
+  const live = (nodeId: string) => cluster.agents.live(nodeId).map((a) => `${a.requestId}:${a.status}`);
+  return { cluster, c, deps, place, usage, live };
 }
