@@ -1,27 +1,10 @@
 import { err, ok, type UsageSnapshot } from '@allot/core';
 import { largestNumaSharedCores } from '@allot/placement';
 import { describe, expect, it } from 'vitest';
-import { syntheticSnapshot, type SyntheticNode } from './http/fixtures.ts';
+import { fullSnapshot as full, heartbeatSnapshot as heartbeat, syntheticSnapshot } from './http/fixtures.ts';
 import type { AgentCaller } from './agents.ts';
 import { withCoreList } from './core-list.ts';
 import { ClusterView } from './view.ts';
-
-/** A snapshot as a current agent publishes it in full: its per-core list, the list's digest and the NUMA counts. */
-function full(n: SyntheticNode, digest: string): UsageSnapshot {
-  const s = syntheticSnapshot(n);
-  const numa = [0, 1].map((node) => {
-    const cores = s.cpu.cores.filter((c) => c.numa === node);
-    const count = (role: string) => cores.filter((c) => c.role === role).length;
-    return { node, sharedCores: count('shared'), exclusiveCores: count('exclusive'), reservedCores: count('reserved') };
-  });
-  return { ...s, cpu: { ...s.cpu, coresDigest: digest, numa } };
-}
-
-/** The heartbeat of a host whose cores did not change since it sent `digest`'s list: no per-core list. */
-function heartbeat(n: SyntheticNode, digest: string): UsageSnapshot {
-  const s = full(n, digest);
-  return { ...s, cpu: { ...s.cpu, cores: [] } };
-}
 
 const newView = () => new ClusterView({ lostAfterMs: 30_000 });
 

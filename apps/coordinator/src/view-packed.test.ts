@@ -2,7 +2,7 @@ import { PackedCores, UsageSnapshotSchema, unwrap, type AllocationRequest, type 
 import { decode, encode } from '@allot/protocol';
 import { decide, seededRandom } from '@allot/placement';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { syntheticSnapshot, type SyntheticNode } from './http/fixtures.ts';
+import { fullSnapshot as full, heartbeatSnapshot as heartbeat, type SyntheticNode } from './http/fixtures.ts';
 import { rowOf } from './http/model.ts';
 import { ClusterView } from './view.ts';
 
@@ -11,21 +11,6 @@ import { ClusterView } from './view.ts';
  * list the agent sent, whatever way they read it, and nothing done per heartbeat, per dashboard row or per placement
  * decision unpacks it.
  */
-
-function full(n: SyntheticNode, digest: string): UsageSnapshot {
-  const s = syntheticSnapshot(n);
-  const numa = [0, 1].map((node) => {
-    const cores = s.cpu.cores.filter((c) => c.numa === node);
-    const count = (role: string) => cores.filter((c) => c.role === role).length;
-    return { node, sharedCores: count('shared'), exclusiveCores: count('exclusive'), reservedCores: count('reserved') };
-  });
-  return { ...s, cpu: { ...s.cpu, coresDigest: digest, numa } };
-}
-
-const heartbeat = (n: SyntheticNode, digest: string): UsageSnapshot => {
-  const s = full(n, digest);
-  return { ...s, cpu: { ...s.cpu, cores: [] } };
-};
 
 const node: SyntheticNode = { nodeId: 'a', seq: 2, cores: 64, exclusive: { vm1: [4, 5, 6, 7], vm2: [40, 41] }, reservedCores: [0] };
 

@@ -95,3 +95,20 @@ export function syntheticSnapshot(n: SyntheticNode): UsageSnapshot {
     heartbeatMs: n.heartbeatMs ?? 5_000,
   };
 }
+
+/** A snapshot as a current agent publishes it in full: its per-core list, the list's digest and the NUMA counts. */
+export function fullSnapshot(n: SyntheticNode, digest: string): UsageSnapshot {
+  const s = syntheticSnapshot(n);
+  const numa = [0, 1].map((node) => {
+    const cores = s.cpu.cores.filter((c) => c.numa === node);
+    const count = (role: string) => cores.filter((c) => c.role === role).length;
+    return { node, sharedCores: count('shared'), exclusiveCores: count('exclusive'), reservedCores: count('reserved') };
+  });
+  return { ...s, cpu: { ...s.cpu, coresDigest: digest, numa } };
+}
+
+/** The heartbeat of a host whose cores did not change since it sent `digest`'s list: no per-core list. */
+export function heartbeatSnapshot(n: SyntheticNode, digest: string): UsageSnapshot {
+  const s = fullSnapshot(n, digest);
+  return { ...s, cpu: { ...s.cpu, cores: [] } };
+}
