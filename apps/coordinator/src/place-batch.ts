@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { classifyFailure, type AgentCaller } from './agents.ts';
 import type { IntentStore, StoredIntent } from './intents/intent-store.ts';
 import { requestHash } from './intents.ts';
-import type { PlaceFlow } from './place-flow.ts';
+import { nodesAsked, type PlaceFlow } from './place-flow.ts';
 import type { ClusterView } from './view.ts';
 
 /*
@@ -262,7 +262,7 @@ async function driveMovingOn(d: PlaceBatchDeps, m: Member, first: StoredIntent, 
   while (outcome.kind === 'refused' && NODE_REFUSALS.has(outcome.error.code) && outcome.placedOnce !== true) {
     const refused = outcome;
     const intent = refused.at.value;
-    if (intent.refusedBy.length + 1 >= maxAttempts) return refused;
+    if (nodesAsked(intent) >= maxAttempts) return refused;
     let moved: StoredIntent | undefined;
     while (moved === undefined) {
       const next = queue.shift();

@@ -74,7 +74,7 @@ function isPerNodeQuota(error: AllotError): boolean {
 }
 
 /** Nodes asked for this intent so far, the current one included (PlaceReply.attempts). */
-function nodesAsked(intent: PlacementIntent): number {
+export function nodesAsked(intent: PlacementIntent): number {
   return intent.refusedBy.length + 1;
 }
 
