@@ -1,11 +1,10 @@
-import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { DeltaMessageSchema, SnapshotMessageSchema, type NodeRow } from '@allot/protocol/http';
 import { ClusterView } from '../view.ts';
 import { syntheticSnapshot } from './fixtures.ts';
 import { DashboardModel } from './model.ts';
 import { dashboardHub } from './server.ts';
-import type { SseSink } from './sse.ts';
+import { FakeSseSink } from '../testing/sse-sink.ts';
 
 /*
  * The page feed end to end in one process: a real ClusterView, the DashboardModel and the hub as the server wires
@@ -17,41 +16,13 @@ const T0 = 1_700_000_000_000;
 let now = T0;
 const clock = { wall: () => now, monotonic: () => now };
 
-/** A socket that takes `capacity` bytes, then reports full until drain(). */
-class Sink extends EventEmitter implements SseSink {
-  text = '';
-  writableLength = 0;
-  destroyed = false;
-  capacity: number;
-  constructor(capacity: number) {
-    super();
-    this.capacity = capacity;
-  }
-  write(chunk: string): boolean {
-    this.text += chunk;
-    this.writableLength += chunk.length;
-    return this.writableLength < this.capacity;
-  }
-  drain(): void {
-    this.writableLength = 0;
-    this.emit('drain');
-  }
-  end(): void {
-    this.emit('close');
-  }
-  destroy(): void {
-    this.destroyed = true;
-    this.emit('close');
-  }
-}
-
 /** The page's side: parses the frames it was sent and applies them as apps/dashboard/src/store.ts does. */
 class Page {
   readonly rows = new Map<string, NodeRow>();
   readonly frames: { event: string; bytes: number }[] = [];
-  readonly sink: Sink;
+  readonly sink: FakeSseSink;
   #read = 0;
-  constructor(sink: Sink) {
+  constructor(sink: FakeSseSink) {
     this.sink = sink;
   }
   /** Applies the frames written since the last call. */
@@ -118,11 +89,11 @@ function feed(nodes: number) {
   };
   /** The coordinator's rows now, as the API lists them (after the last tick: the feed is as of a tick). */
   const truth = () => model.rows();
-  return { view, model, hub, churn, truth, add: (capacity: number) => hub.add(new Sink(capacity)) };
+  return { view, model, hub, churn, truth, add: (capacity: number) => hub.add(new FakeSseSink(capacity)) };
 }
 
 function connect(f: ReturnType<typeof feed>, capacity = 1 << 30): Page {
-  const sink = new Sink(capacity);
+  const sink = new FakeSseSink(capacity);
   f.hub.add(sink);
   return new Page(sink).sync();
 }
@@ -181,7 +152,7 @@ describe('the dashboard feed: every page ends with the coordinator rows', () => 
     expect(f.hub.stats).toMatchObject({ catchUps: 0, resyncs: 1 });
     expect(slow.sorted()).toEqual(f.truth());
 
-    const stuck = new Sink(1);
+    const stuck = new FakeSseSink(1);
     f.hub.add(stuck);
     now += 31_000;
     f.hub.heartbeat();

@@ -1,4 +1,3 @@
-import { EventEmitter } from 'node:events';
 import { request } from 'node:http';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -7,7 +6,8 @@ import { DeltaMessageSchema, SnapshotMessageSchema, type DeltaMessage } from '@a
 import { syntheticSnapshot } from './fixtures.ts';
 import { DashboardModel } from './model.ts';
 import { startHttpServer, type DashboardServer } from './server.ts';
-import { frame, SseHub, type SseSink } from './sse.ts';
+import { FakeSseSink } from '../testing/sse-sink.ts';
+import { frame, SseHub } from './sse.ts';
 
 const T0 = 1_700_000_000_000;
 /** The views' clock (wall and monotonic alike): a test moves it by assigning `now`. */
@@ -91,39 +91,6 @@ describe('DashboardModel: deltas coalesce what changed between two ticks', () =>
   });
 });
 
-/** A response whose socket buffer fills after `capacity` bytes until drain() is called. */
-class FakeSink extends EventEmitter implements SseSink {
-  chunks: string[] = [];
-  writableLength = 0;
-  destroyed = false;
-  ended = false;
-  readonly capacity: number;
-  constructor(capacity: number) {
-    super();
-    this.capacity = capacity;
-  }
-  write(chunk: string): boolean {
-    this.chunks.push(chunk);
-    this.writableLength += chunk.length;
-    return this.writableLength < this.capacity;
-  }
-  drain(): void {
-    this.writableLength = 0;
-    this.emit('drain');
-  }
-  end(): void {
-    this.ended = true;
-    this.emit('close');
-  }
-  destroy(): void {
-    this.destroyed = true;
-    this.emit('close');
-  }
-  events(): string[] {
-    return this.chunks.flatMap((c) => [...c.matchAll(/^event: (\w+)$/gm)].map((m) => m[1] as string));
-  }
-}
-
 describe('SseHub: a slow client costs a bounded buffer', () => {
   const hubs: SseHub[] = [];
   afterEach(() => hubs.splice(0).forEach((h) => h.close()));
@@ -135,7 +102,7 @@ describe('SseHub: a slow client costs a bounded buffer', () => {
 
   it('sends a snapshot on connect, then every broadcast', () => {
     const hub = hubWith();
-    const sink = new FakeSink(1 << 20);
+    const sink = new FakeSseSink(1 << 20);
     hub.add(sink);
     hub.broadcast('delta', { a: 1 });
     hub.broadcast('delta', { a: 2 });
@@ -145,7 +112,7 @@ describe('SseHub: a slow client costs a bounded buffer', () => {
 
   it('drops and counts a frame that cannot be serialised instead of throwing out of the broadcast', () => {
     const hub = hubWith();
-    const sink = new FakeSink(1 << 20);
+    const sink = new FakeSseSink(1 << 20);
     hub.add(sink);
     expect(() => hub.broadcast('delta', { details: { n: 2n ** 70n } })).not.toThrow();
     hub.broadcast('delta', { a: 1 });
@@ -155,8 +122,8 @@ describe('SseHub: a slow client costs a bounded buffer', () => {
 
   it('without a catch-up, writes nothing to a blocked client, then one snapshot instead of the deltas it missed', () => {
     const hub = hubWith();
-    const slow = new FakeSink(10);
-    const fast = new FakeSink(1 << 20);
+    const slow = new FakeSseSink(10);
+    const fast = new FakeSseSink(1 << 20);
     hub.add(slow);
     hub.add(fast);
     expect(slow.events()).toEqual(['snapshot']);
@@ -174,7 +141,7 @@ describe('SseHub: a slow client costs a bounded buffer', () => {
   it('drops a client stalled past stalledMs, and one holding more than maxBufferedBytes at once', () => {
     let now = T0;
     const hub = hubWith({ stalledMs: 1_000, now: () => now });
-    const stalled = new FakeSink(10);
+    const stalled = new FakeSseSink(10);
     hub.add(stalled);
     now += 500;
     hub.heartbeat();
@@ -185,7 +152,7 @@ describe('SseHub: a slow client costs a bounded buffer', () => {
     expect(hub.size).toBe(0);
 
     const hub2 = hubWith({ maxBufferedBytes: 100, snapshotJson: () => JSON.stringify({ big: 'x'.repeat(1_000) }) });
-    const huge = new FakeSink(1 << 20);
+    const huge = new FakeSseSink(1 << 20);
     hub2.add(huge);
     expect(huge.destroyed).toBe(true);
     expect(hub2.stats.dropped).toBe(1);
@@ -194,14 +161,14 @@ describe('SseHub: a slow client costs a bounded buffer', () => {
   it('holds at most maxTotalBufferedBytes for all clients together: past it, the one holding the most is dropped', () => {
     // Pages that connect and never read: each holds its snapshot unsent (5.6 MiB at 10,000 nodes).
     const hub = hubWith({ maxTotalBufferedBytes: 2_500, snapshotJson: () => JSON.stringify({ big: 'x'.repeat(1_000) }) });
-    const stuck = [new FakeSink(10), new FakeSink(10)];
+    const stuck = [new FakeSseSink(10), new FakeSseSink(10)];
     for (const s of stuck) hub.add(s);
     expect(stuck.map((s) => s.destroyed)).toEqual([false, false]);
-    const reading = new FakeSink(1 << 20);
+    const reading = new FakeSseSink(1 << 20);
     hub.add(reading);
     hub.broadcast('delta', { padding: 'y'.repeat(400) }); // the stuck ones miss it; it costs them nothing
     reading.drain(); // this one reads: its socket takes what it was sent
-    const third = new FakeSink(10);
+    const third = new FakeSseSink(10);
     hub.add(third); // 3 x ~1,030 bytes unsent > 2,500: the largest (the first, by a hair or by order) goes
     expect([...stuck, third].filter((s) => s.destroyed)).toHaveLength(1);
     expect(reading.destroyed).toBe(false);
@@ -317,7 +284,7 @@ describe('SseHub on bad data', () => {
       },
       heartbeatMs: 60_000,
     });
-    const sink = new FakeSink(10);
+    const sink = new FakeSseSink(10);
     hub.add(sink);
     hub.broadcast('delta', { n: 1 });
     expect(() => sink.drain()).not.toThrow();
