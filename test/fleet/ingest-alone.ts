@@ -10,9 +10,9 @@
 // coordinator CPU and RSS, and a third coordinator's cold start (docs/benchmarks.md, "Fleet").
 import type { UsageSnapshot } from '@allot/core';
 import { ensureKv } from '@allot/nats';
-import { encode, KV_NODES, usageSubject } from '@allot/protocol';
+import { encode, KV_NODES, NODE_LEASE_TTL_MS, usageSubject } from '@allot/protocol';
 import { parseArgs } from 'node:util';
-import { NodeLease, NODE_LEASE_TTL_MS, type NodeLeaseOptions } from '../../apps/agent/src/node-lease.ts';
+import { NodeLease, type NodeLeaseOptions } from '../../apps/agent/src/node-lease.ts';
 import { CoreListElision } from '../../apps/agent/src/usage-snapshot.ts';
 import { jetstream } from '../../apps/coordinator/src/nats-deps.ts';
 import { connectTo, ensureTestStreams } from '../../apps/coordinator/src/testing/cluster.ts';

@@ -1,10 +1,9 @@
 // One worker process of the fleet: many simulated hosts (sim-host.ts) on one NATS connection. Started by fleet.ts
 // with `fork`; told what to do over the IPC channel (WorkerCommand), reports back the same way (WorkerReport).
 import { AsyncJetStreamPublisher, ensureKv } from '@allot/nats';
-import { KV_NODES } from '@allot/protocol';
+import { KV_NODES, NODE_LEASE_TTL_MS } from '@allot/protocol';
 import { jetstream } from '../../apps/coordinator/src/nats-deps.ts';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { NODE_LEASE_TTL_MS } from '../../apps/agent/src/node-lease.ts';
 import { EventPublisher } from '../../apps/agent/src/events.ts';
 import { SimHost, silentLogger, type SimHostSpec } from './sim-host.ts';
 

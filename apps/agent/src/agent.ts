@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { AGENT_QUEUE, AGENT_SERVICE_NAME, KV_NODES, usageSubject, type HostHealth } from '@allot/protocol';
+import { AGENT_QUEUE, AGENT_SERVICE_NAME, type HostHealth, KV_NODES, NODE_LEASE_TTL_MS, usageSubject } from '@allot/protocol';
 import { ALLOT_VERSION, ok, err, type AllotError, type Health, type HostProbe, type Result, type UsageSnapshot } from '@allot/core';
 import type { HostManager } from '@allot/managers';
 import {
@@ -24,7 +24,7 @@ import { EventPublisher, eventsOfRecord, refusalEvent } from './events.ts';
 import { createHostManager, createProbe, sampleHost } from './host.ts';
 import { LedgerJournal } from './ledger-journal.ts';
 import { AgentMetrics } from './metrics.ts';
-import { loadStateIdentity, NodeLease, NODE_LEASE_TTL_MS, type LeaseKv } from './node-lease.ts';
+import { loadStateIdentity, NodeLease, type LeaseKv } from './node-lease.ts';
 import { buildUsageSnapshot, CoreListElision, coreListRefreshMs, IdleStatus, type SnapshotContext } from './usage-snapshot.ts';
 import { secureStateDir } from './state-dir.ts';
 

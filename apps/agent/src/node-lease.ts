@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { err, errorOf, ok, type AllotError, type Result } from '@allot/core';
+import { NODE_LEASE_RENEW_MS, NODE_LEASE_TTL_MS } from '@allot/protocol';
 import type { Logger } from 'pino';
 import { STATE_FILE_MODE } from './state-dir.ts';
 
@@ -13,11 +14,6 @@ import { STATE_FILE_MODE } from './state-dir.ts';
  * agent. The ledger's lock file already stops two agents sharing a state directory, so the state directory's identity
  * tells "a previous boot of this agent" (taken over at once) from "another agent" (refused).
  */
-
-/** The lease lives this long without a renewal (the bucket's max_age): a crashed holder blocks its node this long. */
-export const NODE_LEASE_TTL_MS = 15_000;
-/** Renewed this often: two renewals may fail before the lease lapses. */
-export const NODE_LEASE_RENEW_MS = 5_000;
 
 /** Who holds a node's lease; stored as JSON so that `nats kv get allot_nodes <node>` names the holder. */
 export interface LeaseHolder {

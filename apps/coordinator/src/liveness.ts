@@ -1,4 +1,4 @@
-import { CLUSTER_EVENT_NODE, eventSubject, KV_NODES, type AllotEvent } from '@allot/protocol';
+import { type AllotEvent, CLUSTER_EVENT_NODE, eventSubject, KV_NODES, NODE_LEASE_RENEW_MS, NODE_LEASE_TTL_MS } from '@allot/protocol';
 import { publishDurable } from '@allot/nats';
 import type { JsMsg } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
@@ -52,11 +52,6 @@ export function startLivenessSweep(
   timer.unref();
   return () => clearInterval(timer);
 }
-
-/** A node lease lives this long unrenewed (KV allot_nodes' max_age; NODE_LEASE_TTL_MS in apps/agent/src/node-lease.ts). */
-const NODE_LEASE_TTL_MS = 15_000;
-/** Agents renew their lease this often (NODE_LEASE_RENEW_MS in apps/agent/src/node-lease.ts). */
-const NODE_LEASE_RENEW_MS = 5_000;
 
 /**
  * A lease names its holder in a few hundred bytes (identity, boot, host name, pid, since). An agent may write anything

@@ -175,6 +175,10 @@ export const CLUSTER_EVENT_NODE = 'cluster';
 
 /** Node leases (apps/agent/src/node-lease.ts): one key per node id, so two agents never serve one node. */
 export const KV_NODES = 'allot_nodes';
+/** A node lease lives this long without a renewal (the bucket's max_age): a crashed holder blocks its node this long. */
+export const NODE_LEASE_TTL_MS = 15_000;
+/** Agents renew their lease this often: two renewals may fail before it lapses; coordinators count a renewal as liveness. */
+export const NODE_LEASE_RENEW_MS = 5_000;
 /** Placement intents (`intent.<requestId>`) and tenant usage records (`usage.<tenantId>`), in one bucket for atomic batches. */
 export const KV_PLACEMENTS = 'allot_placements';
 

@@ -1,5 +1,5 @@
 import { err, ok, type Result } from '@allot/core';
-import { KV_NODES, KV_PLACEMENTS } from '@allot/protocol';
+import { KV_NODES, KV_PLACEMENTS, NODE_LEASE_TTL_MS } from '@allot/protocol';
 import { ensureKv, ensureStreams } from '@allot/nats';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -10,7 +10,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
  * allot_nodes: apps/agent/src/agent.ts (NODE_LEASE_TTL_MS 15 s); allot_placements: apps/coordinator/src/coordinator.ts.
  */
 // denyRollup: an agent may write its own lease, and a `Nats-Rollup: all` header on it would erase every node's.
-const NODES_BUCKET = { history: 1, ttlMs: 15_000, denyRollup: true } as const;
+const NODES_BUCKET = { history: 1, ttlMs: NODE_LEASE_TTL_MS, denyRollup: true } as const;
 const PLACEMENTS_BUCKET = { history: 1, allowAtomic: true, allowMsgTtl: true, expiryMarkerTtlMs: 60 * 60_000 } as const;
 
 /**
