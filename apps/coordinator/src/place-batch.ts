@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { classifyFailure, type AgentCaller } from './agents.ts';
 import type { IntentStore, StoredIntent } from './intents/intent-store.ts';
 import { requestHash } from './intents.ts';
-import { nodesAsked, type PlaceFlow } from './place-flow.ts';
+import { isPerNodeQuota, nodesAsked, type PlaceFlow } from './place-flow.ts';
 import type { ClusterView } from './view.ts';
 
 /*
@@ -271,7 +271,7 @@ async function driveMovingOn(d: PlaceBatchDeps, m: Member, first: StoredIntent, 
       const driven = await d.store.drive(refused.at, { nodeId: next });
       if (driven.ok) moved = driven.value;
       else if (driven.error.code === 'conflict') return { kind: 'raced' };
-      else if (driven.error.code !== 'quota_exceeded') return refused; // per-node quota: the next candidate
+      else if (!isPerNodeQuota(driven.error)) return refused; // per-node quota: the next candidate
     }
     d.logger?.debug({ requestId: intent.requestId, from: intent.nodeId, to: moved.value.nodeId }, 'batch member refused; moved on');
     outcome = await drive(d, m, moved, true);

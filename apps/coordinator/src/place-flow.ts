@@ -69,7 +69,8 @@ function preemptRefusalMovesOn(error: AllotError): boolean {
   return (error.code === 'conflict' || error.code === 'not_found') && typeof reason === 'string' && reason.startsWith('victim_');
 }
 
-function isPerNodeQuota(error: AllotError): boolean {
+/** A move refused by the tenant's maxVmsPerNode on that node: the next candidate may still take it. */
+export function isPerNodeQuota(error: AllotError): boolean {
   return error.code === 'quota_exceeded' && error.details?.['limit'] === 'maxVmsPerNode';
 }
 
