@@ -4,6 +4,7 @@ import { decideBatch } from '@allot/placement';
 import type { PlaceBatchReply, PlaceBatchRequest, PlaceReply, PlaceRequest } from '@allot/protocol';
 import type { Logger } from 'pino';
 import { classifyFailure, type AgentCaller } from './agents.ts';
+import { PlaceConfigSchema } from './config.ts';
 import type { IntentStore, StoredIntent } from './intents/intent-store.ts';
 import { requestHash } from './intents.ts';
 import { isPerNodeQuota, nodesAsked, type PlaceFlow } from './place-flow.ts';
@@ -51,8 +52,8 @@ export interface PlaceBatchDeps {
   readonly maxAttempts?: number;
 }
 
-/** PlaceConfig's default maxAttempts. */
-const DEFAULT_MAX_ATTEMPTS = 3;
+/** PlaceConfig's default maxAttempts, for callers that pass none (tests, the simulator). */
+const DEFAULT_MAX_ATTEMPTS = PlaceConfigSchema.parse({}).maxAttempts;
 
 /** One member as it is placed: its place request (the batch's options) and fingerprint. */
 interface Member {
