@@ -57,6 +57,14 @@ describe('a heartbeat that moves nothing a row shows', () => {
     expect(sameRowFields(base, next)).toBe(row(base) === row(next));
   });
 
+  it("a tenant id named like an Object property is not found in another node's tenants", () => {
+    // 'constructor' is `in` every object: found by a prototype, the tenants {constructor} and {acme} compared equal.
+    const named = structuredClone(base);
+    named.tenants = { constructor: { vms: 1, vcpus: 2, memoryMiB: 1024 } };
+    expect(row(named) === row(base)).toBe(false);
+    expect(sameRowFields(named, base)).toBe(false);
+  });
+
   it('an unchanged copy (a new decoded object) is the same row', () => {
     expect(sameRowFields(base, structuredClone(base))).toBe(true);
   });

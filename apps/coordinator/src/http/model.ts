@@ -81,7 +81,7 @@ const FIGURES = ['capacity', 'systemReserve', 'effectiveCapacity', 'committed', 
 function sameKeys(a: Record<string, unknown>, b: Record<string, unknown>, values: boolean): boolean {
   let n = 0;
   for (const k in a) {
-    if (!(k in b) || (values && a[k] !== b[k])) return false;
+    if (!Object.hasOwn(b, k) || (values && a[k] !== b[k])) return false;
     n += 1;
   }
   for (const _ in b) n -= 1;
