@@ -1,6 +1,12 @@
 import { TenantQuotaSchema, unwrap } from '@allot/core';
 import { decideBatch } from '@allot/placement';
-import { PlaceBatchRequestSchema, PlaceRequestSchema, type PlaceBatchRequestInput, type PlaceRequest } from '@allot/protocol';
+import {
+  PlaceBatchRequestSchema,
+  PlaceRequestSchema,
+  type PlaceBatchRequest,
+  type PlaceBatchRequestInput,
+  type PlaceRequest,
+} from '@allot/protocol';
 import { describe, expect, it } from 'vitest';
 import { requestHash } from './intents.ts';
 import { batchMembers, placeBatch } from './place-batch.ts';
@@ -32,6 +38,21 @@ function live(cluster: InProcessCluster): Record<string, string[]> {
   const out: Record<string, string[]> = {};
   for (const id of cluster.agents.nodes.keys()) out[id] = cluster.agents.live(id).map((a) => a.requestId);
   return out;
+}
+
+/** The nodes placeBatch would decide for `req` on `c`'s view now (decideBatch over its members, as placeBatch calls it). */
+function dryRun(c: InProcessCoordinator, req: PlaceBatchRequest): { nodes: readonly string[] } {
+  const members = batchMembers(req);
+  const dry = unwrap(
+    decideBatch(
+      c.view.index,
+      members.map((m) => m.request),
+      (members[0] as PlaceRequest).placement,
+      c.flow.contextFor(members[0] as PlaceRequest),
+    ),
+  );
+  if (!dry.fits) throw new Error('the dry run should fit');
+  return dry;
 }
 
 async function vms(c: InProcessCoordinator): Promise<number> {
@@ -93,16 +114,7 @@ describe('place.batch', () => {
     const c = await cluster.coordinator('c1');
     c.refresh();
     const req = PlaceBatchRequestSchema.parse(batch('b9', 3, { maxPerNode: 1 }));
-    const members = batchMembers(req);
-    const dry = unwrap(
-      decideBatch(
-        c.view.index,
-        members.map((m) => m.request),
-        (members[0] as PlaceRequest).placement,
-        c.flow.contextFor(members[0] as PlaceRequest),
-      ),
-    );
-    if (!dry.fits) throw new Error('the dry run should fit');
+    const dry = dryRun(c, req);
     const first = dry.nodes[0] as string;
     // The node decided for member 0 is cordoned on its agent after the view saw it: the agent refuses (fence journaled).
     (cluster.agents.nodes.get(first) as { cordoned: boolean }).cordoned = true;
@@ -129,16 +141,7 @@ describe('place.batch', () => {
     const c = await cluster.coordinator('c1', { place: { timeoutRetries: 0 } });
     c.refresh();
     const req = PlaceBatchRequestSchema.parse(batch('b10', 2, { maxPerNode: 1 }));
-    const members = batchMembers(req);
-    const dry = unwrap(
-      decideBatch(
-        c.view.index,
-        members.map((m) => m.request),
-        (members[0] as PlaceRequest).placement,
-        c.flow.contextFor(members[0] as PlaceRequest),
-      ),
-    );
-    if (!dry.fits) throw new Error('the dry run should fit');
+    const dry = dryRun(c, req);
     const first = dry.nodes[0] as string;
     // Member 0's allocate commits but its reply is lost; before the batch asks at its fence, the allocation is released
     // there (a preemption by a higher priority place): the node answers the ended allocation, holding nothing live.
@@ -164,16 +167,7 @@ describe('place.batch', () => {
     const c = await cluster.coordinator('c1');
     c.refresh();
     const req = PlaceBatchRequestSchema.parse(batch('b11', 3, { placement: { topologySpread: { topologyKey: 'zone', maxSkew: 1 } } }));
-    const members = batchMembers(req);
-    const dry = unwrap(
-      decideBatch(
-        c.view.index,
-        members.map((m) => m.request),
-        (members[0] as PlaceRequest).placement,
-        c.flow.contextFor(members[0] as PlaceRequest),
-      ),
-    );
-    if (!dry.fits) throw new Error('the dry run should fit');
+    const dry = dryRun(c, req);
     const zoneOf = (n: string) => ({ a: 'z1', b: 'z1', c: 'z2', d: 'z2', e: 'z3', f: 'z3' })[n] as string;
     expect(new Set(dry.nodes.map(zoneOf)).size).toBe(3);
     // Member 0's whole zone is cordoned on its agents after the view saw it: leaving the zone would put two members in
