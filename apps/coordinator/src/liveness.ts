@@ -3,9 +3,9 @@ import { publishDurable } from '@allot/nats';
 import type { JsMsg } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import { DroppedInput } from './dropped-input.ts';
-import { DeliverPolicy, type JetStreamClient } from './nats-deps.ts';
+import { followLatest, type LatestFeed } from './latest-feed.ts';
+import type { JetStreamClient } from './nats-deps.ts';
 import type { CoordinatorClock } from './store/clock.ts';
-import { lastStoredAt } from './usage-feed.ts';
 import { MAX_VIEW_NODES, type ClusterView, type LeaseSeen, type LivenessTransition, type NodeLeaseSource } from './view.ts';
 
 /**
@@ -184,75 +184,38 @@ export class NodeLeaseTable implements NodeLeaseSource {
   }
 }
 
-/** A running lease feed. */
-export interface NodeLeaseFeed {
-  /** Resolves once the leases stored when the feed started have been taken in (the table is then current). */
-  readonly caughtUp: Promise<void>;
-  stop(): Promise<void>;
-}
-
 /**
- * Follows KV allot_nodes into `table` with an ordered consumer on its stream, started at the last message per key and
- * then live (what a KV watch does; set up as the usage feed's, whose short expiry and heartbeat let it move to another
- * server quickly). A replayed lease is aged as the usage feed ages a replayed snapshot: the newest JetStream timestamp
- * known minus its own, two server times. With 10,000 agents this is 2,000 small messages a second, each a map write
- * (a renewal stores the same bytes again, which are compared, not decoded).
+ * Follows KV allot_nodes into `table` from the last message per key, then live (`followLatest`, as the usage feed; what
+ * a KV watch does), a replayed lease aged by server times as a replayed snapshot is. With 10,000 agents this is 2,000
+ * small messages a second, each a map write (a renewal stores the same bytes again, which are compared, not decoded).
  */
 export async function followNodeLeases(
   js: JetStreamClient,
   table: NodeLeaseTable,
   opts: { logger: Logger; dropped?: DroppedInput },
-): Promise<NodeLeaseFeed> {
+): Promise<LatestFeed> {
   const dropped = opts.dropped ?? new DroppedInput(opts.logger);
-  const stream = `KV_${KV_NODES}`;
   const prefix = `$KV.${KV_NODES}.`;
-  const consumer = await js.consumers.get(stream, { deliver_policy: DeliverPolicy.LastPerSubject });
-  const messages = await consumer.consume({ expires: 5_000, idle_heartbeat: 2_000, max_messages: 1_000 });
-  let replaying = true;
-  let resolveCaughtUp: () => void = () => {};
-  const caughtUp = new Promise<void>((resolve) => (resolveCaughtUp = resolve));
-  const markCaughtUp = () => {
-    if (!replaying) return;
-    replaying = false;
-    table.caughtUp();
-    resolveCaughtUp();
-  };
-  let newestStoredAt = await lastStoredAt(js, stream);
-  const info = await consumer.info(true).catch(() => undefined);
-  if (info !== undefined && info.num_pending === 0) markCaughtUp();
-
-  const onMessage = (m: JsMsg) => {
+  const onMessage = (m: JsMsg, age: () => number) => {
     const nodeId = m.subject.startsWith(prefix) ? m.subject.slice(prefix.length) : '';
     if (nodeId === '' || nodeId.length > 128) {
       dropped.drop('node_lease', 'bad_key', { subject: m.subject.slice(0, 200) });
       return;
     }
-    const storedAt = Math.floor(Number(m.info.timestampNanos) / 1e6);
-    newestStoredAt = Math.max(newestStoredAt, storedAt);
-    const ageMs = replaying ? newestStoredAt - storedAt : 0;
+    const ageMs = age();
     const op = m.headers?.get('KV-Operation');
     if (op === 'DEL' || op === 'PURGE') table.deleted(nodeId, ageMs);
     else table.renewed(nodeId, m.data, ageMs);
   };
-  // Missed heartbeats: the renewals are not arriving, which is not the agents' doing (the ordered consumer recreates
-  // itself elsewhere meanwhile); the view holds each lease as it was until the feed delivers again.
-  void (async () => {
-    for await (const s of messages.status()) if (s.type === 'heartbeats_missed') table.blind();
-  })().catch(() => undefined);
-  const loop = (async () => {
-    for await (const m of messages) {
-      table.sighted();
-      dropped.guard('node_lease', () => onMessage(m));
-      if (m.info.pending === 0) markCaughtUp();
-    }
-  })();
-  return {
-    caughtUp,
-    stop: async () => {
-      await messages.close();
-      await loop.catch(() => undefined);
-    },
-  };
+  return followLatest(js, `KV_${KV_NODES}`, {
+    onMessage,
+    onCaughtUp: () => table.caughtUp(),
+    onDelivered: () => table.sighted(),
+    // Missed heartbeats: the renewals are not arriving, which is not the agents' doing (the ordered consumer recreates
+    // itself elsewhere meanwhile); the view holds each lease as it was until the feed delivers again.
+    onHeartbeatsMissed: () => table.blind(),
+    guard: (handle) => dropped.guard('node_lease', handle),
+  });
 }
 
 /**
@@ -265,7 +228,7 @@ export function startNodeLeaseFeed(
   table: NodeLeaseTable,
   opts: { logger: Logger; dropped?: DroppedInput; retryMs?: number },
 ): { readonly started: Promise<void>; stop(): Promise<void> } {
-  let feed: NodeLeaseFeed | undefined;
+  let feed: LatestFeed | undefined;
   let stopped = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let resolveStarted: () => void = () => {};
